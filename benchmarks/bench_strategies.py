@@ -1,0 +1,106 @@
+"""Top-1 accuracy and calls spent of every strategy x swap mode.
+
+Two judges:
+
+- ``simulated``: a SimulatedJudge with Bradley-Terry noise and a position bias of 0.7 log-odds
+  (about GPT-4's on the Vicuna record); candidate qualities are standard normal draws; accuracy
+  is against the true best (largest latent quality).
+- ``replay``: GPT-4's real verdicts on the Vicuna benchmark (every ordered pair of 8 systems on
+  80 questions); for N < 8 each question gets a seeded random subset of systems; accuracy is
+  against the pick of the full both-orders round-robin on the same candidates (Bradley-Terry with
+  the position term over all N(N-1) verdicts). N > 8 does not exist in the record.
+
+Usage::
+
+    python benchmarks/bench_strategies.py                 # the table in benchmarks/README.md
+    python benchmarks/bench_strategies.py --prompts 100   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genrm_rank.api import PromptInput, arank_many
+from genrm_rank.judges.replay import ReplayJudge
+from genrm_rank.judges.simulated import SimulatedJudge
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+STRATEGIES = ["knockout", "swiss", "circular", "round_robin"]
+SWAPS = ["both", "random", "none"]
+
+
+async def _run(prompts: list[PromptInput], judge: object, strategy: str, swap: str, seed: int) -> tuple[list[int | None], list[int]]:
+    best: dict[object, int | None] = {}
+    calls: dict[object, int] = {}
+    async for prompt, ranking in arank_many(
+        prompts, judge=judge, strategy=strategy, swap=swap, seed=seed, max_in_flight=512  # type: ignore[arg-type]
+    ):
+        best[prompt.key] = ranking.best
+        calls[prompt.key] = ranking.calls
+    keys = [p.key for p in prompts]
+    return [best[k] for k in keys], [calls[k] for k in keys]
+
+
+def simulated(n: int, n_prompts: int, seed: int) -> list[tuple[str, str, float, float]]:
+    rng = np.random.default_rng(seed)
+    qualities: dict[str, float] = {}
+    prompts, truth = [], []
+    for p in range(n_prompts):
+        texts = [f"prompt {p} candidate {i}" for i in range(n)]
+        values = rng.standard_normal(n)
+        qualities.update(zip(texts, values.tolist()))
+        prompts.append(PromptInput(f"prompt {p}", texts, key=p))
+        truth.append(int(np.argmax(values)))
+    rows = []
+    for strategy in STRATEGIES:
+        for swap in SWAPS:
+            judge = SimulatedJudge(qualities=qualities, position_bias=0.7, seed=seed)
+            best, calls = asyncio.run(_run(prompts, judge, strategy, swap, seed))
+            accuracy = float(np.mean([b == t for b, t in zip(best, truth)]))
+            rows.append((strategy, swap, accuracy, float(np.mean(calls))))
+    return rows
+
+
+def replay(n: int, seed: int) -> list[tuple[str, str, float, float]]:
+    judge = ReplayJudge.from_jsonl(DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl")
+    rng = np.random.default_rng(seed)
+    prompts = []
+    for qid in judge.prompt_ids():
+        systems = judge.candidates(qid)
+        chosen = sorted(rng.choice(systems, size=n, replace=False).tolist()) if n < len(systems) else systems
+        prompts.append(PromptInput(f"question {qid}", chosen, prompt_id=qid, candidate_ids=chosen, key=qid))
+    reference, _ = asyncio.run(_run(prompts, judge, "round_robin", "both", seed))
+    rows = []
+    for strategy in STRATEGIES:
+        for swap in SWAPS:
+            best, calls = asyncio.run(_run(prompts, judge, strategy, swap, seed))
+            accuracy = float(np.mean([b == r for b, r in zip(best, reference)]))
+            rows.append((strategy, swap, accuracy, float(np.mean(calls))))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=400, help="simulated prompts per N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32])
+    args = parser.parse_args()
+    start = time.perf_counter()
+    print("| judge | N | strategy | swap | top-1 accuracy | mean calls |")
+    print("|---|---|---|---|---|---|")
+    for n in args.sizes:
+        for strategy, swap, accuracy, calls in simulated(n, args.prompts, args.seed):
+            print(f"| simulated | {n} | {strategy} | {swap} | {accuracy:.3f} | {calls:.1f} |")
+    for n in [n for n in args.sizes if n <= 8]:
+        for strategy, swap, accuracy, calls in replay(n, args.seed):
+            print(f"| replay (Vicuna, GPT-4) | {n} | {strategy} | {swap} | {accuracy:.3f} | {calls:.1f} |")
+    print(f"\n{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

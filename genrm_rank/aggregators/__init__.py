@@ -1,0 +1,53 @@
+"""Pure aggregators: from integer-indexed pairwise comparisons to scores, fits and rankings.
+
+Every function here takes a :class:`Comparisons` value (or, for :func:`fit_leaderboard`,
+labelled games) and does no I/O. Modules:
+
+- ``comparisons``: the :class:`Comparisons` container.
+- ``bradley_terry``: Bradley-Terry MLE with soft outcomes, position bias, Laplace covariance,
+  bootstrap, and Elo scaling.
+- ``scores``: win rate, Copeland, mean individual score, NeMo-Gym's ``simple_tiebreaker``.
+- ``graph``: connectivity and intransitive-cycle diagnostics (networkx).
+- ``leaderboard``: Elo leaderboards over string labels.
+"""
+
+from __future__ import annotations
+
+from .bradley_terry import (
+    BradleyTerryBootstrap,
+    BradleyTerryFit,
+    bootstrap_bradley_terry,
+    bradley_terry,
+    elo_scale,
+)
+from .comparisons import Comparisons
+from .graph import (
+    comparison_graph,
+    connected_components,
+    intransitive_cycles,
+    is_connected,
+    majority_digraph,
+)
+from .leaderboard import LeaderboardRow, LeaderboardTable, fit_leaderboard
+from .scores import copeland, mean_score, simple_tiebreaker, win_rate
+
+__all__ = [
+    "BradleyTerryBootstrap",
+    "BradleyTerryFit",
+    "Comparisons",
+    "LeaderboardRow",
+    "LeaderboardTable",
+    "bootstrap_bradley_terry",
+    "bradley_terry",
+    "comparison_graph",
+    "connected_components",
+    "copeland",
+    "elo_scale",
+    "fit_leaderboard",
+    "intransitive_cycles",
+    "is_connected",
+    "majority_digraph",
+    "mean_score",
+    "simple_tiebreaker",
+    "win_rate",
+]

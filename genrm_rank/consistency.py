@@ -1,0 +1,340 @@
+"""Position-swap consistency: does the judge pick the same candidate when the slots are swapped?
+
+:func:`consistency_report` is a pure function over finished judgements. It pairs every call
+``(a, b)`` with the call ``(b, a)`` of the same sample index and counts how often both orders
+name the same winner, how often each slot wins, and how strongly the judge leans to a slot.
+
+The same machinery reproduces LLMBar's published per-run statistics: :func:`llmbar_judgements`
+turns each LLMBar item (gold label, winner in the original order, winner in the swapped order)
+into two judgements and a gold winner, and :func:`llmbar_statistics` reads LLMBar's four counts
+off the report.
+
+References
+----------
+Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685),
+for position bias and swap consistency. Zeng et al., "Evaluating Large Language Models at
+Evaluating Instruction Following", ICLR 2024 (arXiv:2310.07641), for LLMBar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from genrm_rank.strategies.base import Judgement
+from genrm_rank.verdict import FailureKind, PreferenceMapping, Verdict, linear_preference
+
+__all__ = [
+    "LLMBAR_STATISTICS",
+    "ConsistencyReport",
+    "consistency_report",
+    "llmbar_judgements",
+    "llmbar_statistics",
+]
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """Swap consistency and position bias of a set of judgements.
+
+    A *unit* is one unordered pair and one sample index: the call ``(a, b)`` of sample ``s`` is
+    paired with the call ``(b, a)`` of sample ``s``. The *winner* of a usable verdict is the
+    candidate in slot 1 if ``ranking < 3.5``, in slot 2 if ``ranking > 3.5``, and nobody (a tie)
+    at exactly 3.5.
+
+    Attributes
+    ----------
+    judgements : int
+        Judgements read.
+    failed : int
+        Judgements whose verdict failed (``ok == False``).
+    pairs_both_orders : int
+        Units with a usable verdict in both orders.
+    agree : int
+        Of those, units where both orders name the same winner (two ties agree).
+    agreement_rate : float or None
+        ``agree / pairs_both_orders``; ``None`` when there are no such units.
+    pairs_one_failed : int
+        Units judged in both orders where exactly one verdict failed.
+    pairs_both_failed : int
+        Units judged in both orders where both verdicts failed.
+    unpaired : int
+        Judgements with no judgement of the opposite order and same sample.
+    first_slot_wins, second_slot_wins, ties : int
+        Over every usable verdict (paired or not): wins of slot 1, of slot 2, and ties.
+    first_slot_win_share : float or None
+        ``first_slot_wins / (first_slot_wins + second_slot_wins)``; 0.5 means no lean.
+    first_slot_log_odds : float or None
+        ``log(first_slot_wins / second_slot_wins)``; ``None`` unless both are positive.
+    position_bias : float or None
+        Mean over the units of ``pairs_both_orders`` of ``(p_ab + p_ba - 1) / 2``, where ``p_xy``
+        is the preference (slot 1 over slot 2) of the call ``(x, y)``: the part of a preference
+        owed to the slot, in preference units, from -0.5 (slot 2 always wins fully) through 0 (no
+        bias) to 0.5 (slot 1 always wins fully). It is exactly what ``swap="both"`` removes.
+    gold_pairs : int
+        Units judged in both orders (usable or not) whose pair has a gold winner.
+    correct_first_order, correct_swapped_order, correct_both : int or None
+        Of the ``gold_pairs``: the verdict with the lower-indexed candidate in slot 1 (the
+        *first order*) names the gold winner; the verdict of the swapped order does; both do. A
+        failed verdict or a tie is not correct. ``None`` when no ``gold`` was given.
+    """
+
+    judgements: int
+    failed: int
+    pairs_both_orders: int
+    agree: int
+    agreement_rate: float | None
+    pairs_one_failed: int
+    pairs_both_failed: int
+    unpaired: int
+    first_slot_wins: int
+    second_slot_wins: int
+    ties: int
+    first_slot_win_share: float | None
+    first_slot_log_odds: float | None
+    position_bias: float | None
+    gold_pairs: int = 0
+    correct_first_order: int | None = None
+    correct_swapped_order: int | None = None
+    correct_both: int | None = None
+
+
+def _winner(judgement: Judgement) -> int | None:
+    """The candidate a usable verdict favours, ``None`` for a tie."""
+    slot = judgement.verdict.winner_slot
+    if slot is None:
+        return None
+    return judgement.first if slot == 1 else judgement.second
+
+
+def _check_gold(gold: Mapping[tuple[int, int], int]) -> dict[frozenset[int], int]:
+    if not isinstance(gold, Mapping):
+        raise TypeError(
+            f"Argument 'gold' must be a mapping of pairs to winners, not {type(gold).__name__}."
+        )
+    checked: dict[frozenset[int], int] = {}
+    for pair, winner in gold.items():
+        key = frozenset(pair)
+        if len(key) != 2 or winner not in key:
+            raise ValueError(
+                f"Argument 'gold' must map a pair of two candidates to one of them, "
+                f"not {pair!r} -> {winner!r}."
+            )
+        checked[key] = winner
+    return checked
+
+
+def consistency_report(
+    judgements: Sequence[Judgement],
+    *,
+    gold: Mapping[tuple[int, int], int] | None = None,
+    preference_mapping: PreferenceMapping = linear_preference,
+) -> ConsistencyReport:
+    """Position-swap consistency of ``judgements`` (see :class:`ConsistencyReport`).
+
+    Parameters
+    ----------
+    judgements : sequence of Judgement
+        Finished calls, e.g. ``scheduler.judgements()``. Each ``(first, second, sample)`` may
+        occur once.
+    gold : mapping of (int, int) to int, optional
+        The truly better candidate of a pair (key in either order), for the accuracy counts.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference (0..1), for ``position_bias``.
+
+    Examples
+    --------
+    >>> from genrm_rank.verdict import Verdict
+    >>> r = consistency_report([Judgement(0, 1, Verdict(ranking=1)),
+    ...                         Judgement(1, 0, Verdict(ranking=1))])
+    >>> r.pairs_both_orders, r.agree, r.first_slot_wins, r.position_bias
+    (1, 0, 2, 0.5)
+    """
+    gold_of = None if gold is None else _check_gold(gold)
+    by_call: dict[tuple[int, int, int], Judgement] = {}
+    for j in judgements:
+        if not isinstance(j, Judgement):
+            raise TypeError(
+                f"Argument 'judgements' must hold Judgement values, not {type(j).__name__}."
+            )
+        key = (j.first, j.second, j.sample)
+        if key in by_call:
+            raise ValueError(
+                f"Argument 'judgements' holds the call {j.first} vs {j.second}, sample "
+                f"{j.sample}, more than once; give each sample its own index."
+            )
+        by_call[key] = j
+
+    usable = [j for j in by_call.values() if j.verdict.ok]
+    first_wins = sum(j.verdict.winner_slot == 1 for j in usable)
+    second_wins = sum(j.verdict.winner_slot == 2 for j in usable)
+    ties = len(usable) - first_wins - second_wins
+
+    both = agree = one_failed = both_failed = unpaired = 0
+    gold_pairs = correct_first = correct_swapped = correct_both = 0
+    biases: list[float] = []
+    for (first, second, sample), j in by_call.items():
+        opposite = by_call.get((second, first, sample))
+        if opposite is None:
+            unpaired += 1
+            continue
+        if first > second:
+            continue  # each unit once, from its first order (lower index in slot 1)
+        ok = j.verdict.ok + opposite.verdict.ok
+        if ok == 2:
+            both += 1
+            agree += _winner(j) == _winner(opposite)
+            biases.append(
+                0.5
+                * (
+                    j.verdict.preference_with(preference_mapping)
+                    + opposite.verdict.preference_with(preference_mapping)
+                    - 1.0
+                )
+            )
+        elif ok == 1:
+            one_failed += 1
+        else:
+            both_failed += 1
+        if gold_of is not None and frozenset((first, second)) in gold_of:
+            target = gold_of[frozenset((first, second))]
+            gold_pairs += 1
+            right_first = j.verdict.ok and _winner(j) == target
+            right_swapped = opposite.verdict.ok and _winner(opposite) == target
+            correct_first += right_first
+            correct_swapped += right_swapped
+            correct_both += right_first and right_swapped
+
+    decided = first_wins + second_wins
+    return ConsistencyReport(
+        judgements=len(by_call),
+        failed=len(by_call) - len(usable),
+        pairs_both_orders=both,
+        agree=agree,
+        agreement_rate=agree / both if both else None,
+        pairs_one_failed=one_failed,
+        pairs_both_failed=both_failed,
+        unpaired=unpaired,
+        first_slot_wins=first_wins,
+        second_slot_wins=second_wins,
+        ties=ties,
+        first_slot_win_share=first_wins / decided if decided else None,
+        first_slot_log_odds=(
+            math.log(first_wins / second_wins) if first_wins and second_wins else None
+        ),
+        position_bias=math.fsum(biases) / len(biases) if biases else None,
+        gold_pairs=gold_pairs,
+        correct_first_order=None if gold_of is None else correct_first,
+        correct_swapped_order=None if gold_of is None else correct_swapped,
+        correct_both=None if gold_of is None else correct_both,
+    )
+
+
+# -- LLMBar -----------------------------------------------------------------------------------
+
+LLMBAR_STATISTICS: tuple[str, ...] = ("correct_False", "correct_True", "correct_both", "equal")
+"""The counts LLMBar publishes per run, as named in its ``statistics.json``."""
+
+_LLMBAR_OUTPUTS = {"1": 0, "2": 1}
+_LLMBAR_UNREADABLE = "None"
+
+
+def _llmbar_label(value: object, index: int) -> int:
+    """Output index (0 or 1) of a gold label ``"1"``/``"2"``."""
+    text = str(value)
+    if text in _LLMBAR_OUTPUTS:
+        return _LLMBAR_OUTPUTS[text]
+    raise ValueError(
+        f'Argument \'items\' must give the gold label as "1" or "2", not {value!r} (item {index}).'
+    )
+
+
+def _llmbar_winner(value: object, what: str, index: int) -> int | None:
+    """Output index (0 or 1) of a winner; ``None`` for LLMBar's unreadable ``"None"``."""
+    text = str(value)
+    if text in _LLMBAR_OUTPUTS:
+        return _LLMBAR_OUTPUTS[text]
+    if value is None or text == _LLMBAR_UNREADABLE:
+        return None
+    raise ValueError(
+        f'Argument \'items\' must give the {what} as "1", "2" or "None", '
+        f"not {value!r} (item {index})."
+    )
+
+
+def llmbar_judgements(
+    items: Sequence[Sequence[object]],
+) -> tuple[list[Judgement], dict[tuple[int, int], int]]:
+    """LLMBar items as judgements plus gold winners, for :func:`consistency_report`.
+
+    Each item ``[label, winner_original, winner_swapped]`` (``"1"`` or ``"2"``, the winner of
+    the swapped order already mapped back to the original index) becomes candidates
+    ``2k`` (output_1) and ``2k + 1`` (output_2) of item ``k``, and two judgements: the original
+    order, ``2k`` in slot 1, and the swapped order, ``2k + 1`` in slot 1. A winner becomes a
+    hard verdict (ranking 1 for slot 1, 6 for slot 2, as a three-class replay); LLMBar's
+    ``"None"`` (its judge's answer could not be read) becomes a failed, unreadable verdict. The
+    original order is then the report's *first order*. Any other value raises ``ValueError``.
+
+    >>> js, gold = llmbar_judgements([["2", "1", "2"]])
+    >>> [(j.first, j.second, j.verdict.ranking) for j in js], gold
+    ([(0, 1, 1.0), (1, 0, 1.0)], {(0, 1): 1})
+    """
+    judgements: list[Judgement] = []
+    gold: dict[tuple[int, int], int] = {}
+    for k, item in enumerate(items):
+        if isinstance(item, (str, bytes)) or len(item) != 3:
+            raise ValueError(
+                f"Argument 'items' must hold [label, winner, winner_swapped] triples, "
+                f"not {item!r} (item {k})."
+            )
+        label = _llmbar_label(item[0], k)
+        original = _llmbar_winner(item[1], "winner in the original order", k)
+        swapped = _llmbar_winner(item[2], "winner in the swapped order", k)
+        out1, out2 = 2 * k, 2 * k + 1
+        gold[(out1, out2)] = out1 + label
+        # Original order: output_1 in slot 1. Swapped order: output_2 in slot 1.
+        for first, second, winner, raw in (
+            (out1, out2, original, item[1]),
+            (out2, out1, swapped, item[2]),
+        ):
+            if winner is None:
+                verdict = Verdict.failed(
+                    FailureKind.UNREADABLE, raw=str(raw), error="LLMBar recorded no winner"
+                )
+            else:
+                winner_slot = 1 if first == out1 + winner else 2
+                verdict = Verdict(ranking=1.0 if winner_slot == 1 else 6.0, raw=str(raw))
+            judgements.append(Judgement(first, second, verdict, match_id=k))
+    return judgements, gold
+
+
+def llmbar_statistics(items: Sequence[Sequence[object]]) -> dict[str, tuple[int, int]]:
+    """LLMBar's published counts for one run, as ``{name: (numerator, denominator)}``.
+
+    Computed through :func:`consistency_report` on :func:`llmbar_judgements`. LLMBar's rule
+    (``correct_False``: original order right; ``correct_True``: swapped order right;
+    ``correct_both``; ``equal``: the two winners are the same) divides by every item, and its
+    ``equal`` compares the recorded strings, so an item whose two answers were both unreadable
+    (``"None" == "None"``) counts as agreeing. The report keeps that case apart
+    (``pairs_both_failed``, not ``agree``); it is added back here only to match the publication.
+
+    >>> llmbar_statistics([["1", "1", "2"], ["2", "2", "2"], ["1", "None", "None"]])["equal"]
+    (2, 3)
+    """
+    judgements, gold = llmbar_judgements(items)
+    report = consistency_report(judgements, gold=gold)
+    n = report.gold_pairs
+    first, swapped, both = (
+        report.correct_first_order,
+        report.correct_swapped_order,
+        report.correct_both,
+    )
+    if first is None or swapped is None or both is None:  # pragma: no cover - gold was given
+        raise RuntimeError("consistency_report returned no accuracy counts despite a gold map.")
+    return {
+        "correct_False": (first, n),
+        "correct_True": (swapped, n),
+        "correct_both": (both, n),
+        "equal": (report.agree + report.pairs_both_failed, n),
+    }

@@ -1,0 +1,60 @@
+"""The exceptions genrm_rank raises.
+
+Every exception the library raises on purpose derives from :class:`GenRMRankError`::
+
+    GenRMRankError
+     ├── VerdictError              a value was asked of a failed verdict
+     ├── JudgeError                a judge could not answer at all
+     │    ├── EndpointsUnavailableError   every endpoint is down (names them and their answers)
+     │    └── ReplayMissError             a replayed record has no verdict for that pair
+     ├── BudgetExhaustedError      a hard call/token cap was reached
+     └── ComparisonGraphError      the comparisons cannot support the requested answer
+
+Bad arguments are reported with the built-in :class:`ValueError` / :class:`TypeError`, whose
+messages name the argument and the value received. Failed *verdicts* (unreadable, truncated,
+rejected answers) are not exceptions: they are :class:`~genrm_rank.verdict.Verdict` values with
+``ok == False``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BudgetExhaustedError",
+    "ComparisonGraphError",
+    "EndpointsUnavailableError",
+    "GenRMRankError",
+    "JudgeError",
+    "ReplayMissError",
+    "VerdictError",
+]
+
+
+class GenRMRankError(Exception):
+    """Root of every exception genrm_rank raises on purpose."""
+
+
+class VerdictError(GenRMRankError, ValueError):
+    """A numeric value was asked of a verdict that failed (see ``Verdict.failure``)."""
+
+
+class JudgeError(GenRMRankError):
+    """A judge could not produce any verdict (as opposed to producing a failed one)."""
+
+
+class EndpointsUnavailableError(JudgeError):
+    """Every endpoint of an HTTP judge is down; the message names each and its last answer."""
+
+
+class ReplayMissError(JudgeError, KeyError):
+    """A :class:`~genrm_rank.judges.replay.ReplayJudge` was asked for a pair it has no record of."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class BudgetExhaustedError(GenRMRankError):
+    """A hard cap on judge calls or tokens was reached."""
+
+
+class ComparisonGraphError(GenRMRankError, ValueError):
+    """The comparisons cannot support the requested answer (e.g. too few items)."""

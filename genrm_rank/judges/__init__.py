@@ -1,0 +1,21 @@
+"""Judges: the only parts of genrm_rank that wait on anything.
+
+- :mod:`~genrm_rank.judges.base`: the :class:`Judge` protocol and :class:`PairRequest`.
+- :mod:`~genrm_rank.judges.simulated`: a seeded simulated GenRM writing real answer text.
+- :mod:`~genrm_rank.judges.replay`: answers from a record of real verdicts.
+"""
+
+from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
+from genrm_rank.judges.replay import ReplayJudge, ReplayRecord
+from genrm_rank.judges.simulated import SimulatedJudge, render_answer
+
+__all__ = [
+    "BatchJudge",
+    "Judge",
+    "PairRequest",
+    "ReplayJudge",
+    "ReplayRecord",
+    "SimulatedJudge",
+    "judge_many",
+    "render_answer",
+]

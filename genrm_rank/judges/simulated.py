@@ -1,0 +1,421 @@
+"""A seeded, in-process simulated GenRM that writes real answer text.
+
+:class:`SimulatedJudge` gives every candidate a latent quality (given, or derived from its text),
+draws the pair's ranking from a Bradley-Terry (logistic noise) or Thurstone (Gaussian noise)
+model with a position-bias term for slot 1, writes the answer as *text* in one of the GenRM
+formats, with its reasoning in the chosen style, and reads it back through
+:func:`~genrm_rank.parsing.parse_verdict`. Unreadable and truncated answers are produced at given
+rates, so every code path a real deployment meets is exercised. The same machinery writes the
+answers of ``genrm-rank serve-sim``.
+
+References
+----------
+Bradley & Terry, "Rank analysis of incomplete block designs", Biometrika 39 (1952).
+Thurstone, "A law of comparative judgment", Psychological Review 34 (1927).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from genrm_rank.judges.base import PairRequest
+from genrm_rank.parsing import parse_verdict
+from genrm_rank.verdict import Usage, Verdict
+
+__all__ = [
+    "AnswerFormat",
+    "NoiseModel",
+    "ReasoningStyle",
+    "RenderedAnswer",
+    "SimulatedAnswer",
+    "SimulatedJudge",
+    "estimate_tokens",
+    "render_answer",
+    "text_quality",
+]
+
+AnswerFormat = Literal["json", "rubric", "boxed"]
+ReasoningStyle = Literal["reasoning", "reasoning_content", "think", "bare", "none"]
+NoiseModel = Literal["bradley_terry", "thurstone"]
+
+_FORMATS = ("json", "rubric", "boxed")
+_STYLES = ("reasoning", "reasoning_content", "think", "bare", "none")
+_NOISES = ("bradley_terry", "thurstone")
+
+
+def _clip(value: int, low: int, high: int) -> int:
+    return min(max(int(value), low), high)
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token), for simulated usage figures."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+def text_quality(text: str, *, seed: int = 0) -> float:
+    """A deterministic latent quality for a text: a standard normal draw keyed by its hash."""
+    digest = hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=8).digest()
+    rng = np.random.default_rng(int.from_bytes(digest, "little"))
+    return float(rng.standard_normal())
+
+
+@dataclass(frozen=True)
+class RenderedAnswer:
+    """Answer text as a server would send it."""
+
+    content: str | None
+    reasoning: str | None
+    """What goes in the ``reasoning``/``reasoning_content`` field (``None`` for inline styles)."""
+
+
+def render_answer(
+    score_1: int,
+    score_2: int,
+    ranking: int,
+    *,
+    answer_format: AnswerFormat = "json",
+    reasoning_style: ReasoningStyle = "reasoning",
+    reasoning: str = "",
+    rubric_triplets: Sequence[tuple[int, int, int]] = (),
+) -> RenderedAnswer:
+    """Write a verdict as GenRM answer text.
+
+    Parameters
+    ----------
+    score_1, score_2, ranking : int
+        The verdict (1..5, 1..5, 1..6).
+    answer_format : {"json", "rubric", "boxed"}
+        Qwen3-Nemotron-235B JSON in a fence, Nemotron-3-Ultra rubric JSON with ``overall``, or
+        the boxed format of Llama-3.3-Nemotron-Super-49B.
+    reasoning_style : {"reasoning", "reasoning_content", "think", "bare", "none"}
+        Where the reasoning goes: a separate field (returned in ``reasoning``), inline as
+        ``<think>...</think>``, before a bare ``</think>``, or nowhere.
+    reasoning : str
+        The reasoning text.
+    rubric_triplets : sequence of (score_1, score_2, ranking)
+        Per-rubric values for the rubric format.
+    """
+    if answer_format == "json":
+        body = json.dumps(
+            {
+                "response_1_analysis": "Response 1 addresses the request.",
+                "response_2_analysis": "Response 2 addresses the request.",
+                "score_1": score_1,
+                "score_2": score_2,
+                "ranking": ranking,
+            },
+            indent=2,
+        )
+        answer = f"```json\n{body}\n```"
+    elif answer_format == "rubric":
+        rubrics = [
+            {
+                "rubric_id": i + 1,
+                "response_1_analysis": f"Against rubric {i + 1}, response 1 is adequate.",
+                "response_2_analysis": f"Against rubric {i + 1}, response 2 is adequate.",
+                "score_1": s1,
+                "score_2": s2,
+                "ranking": r,
+            }
+            for i, (s1, s2, r) in enumerate(rubric_triplets)
+        ]
+        body = json.dumps(
+            {
+                "rubric_evaluations": rubrics,
+                "overall": {"score_1": score_1, "score_2": score_2, "ranking": ranking},
+            },
+            indent=2,
+        )
+        answer = f"```json\n{body}\n```"
+    elif answer_format == "boxed":
+        answer = (
+            "[The Begin of Analysis on Response 1]\nAdequate.\n"
+            "[The End of Analysis on Response 1]\n"
+            "[The Begin of Analysis on Response 2]\nAdequate.\n"
+            "[The End of Analysis on Response 2]\n"
+            "[The Begin of Individual Scores]\n"
+            f"\\boxed{{{score_1}, {score_2}}}\n"
+            "[The End of Individual Scores]\n"
+            "[The Begin of Ranking Score]\n"
+            f"\\boxed{{{ranking}}}\n"
+            "[The End of Ranking Score]"
+        )
+    else:
+        raise ValueError(
+            f"Argument 'answer_format' must be one of {_FORMATS}, not {answer_format!r}."
+        )
+    return _place_reasoning(answer, reasoning, reasoning_style)
+
+
+def _place_reasoning(answer: str, reasoning: str, style: ReasoningStyle) -> RenderedAnswer:
+    if style in ("reasoning", "reasoning_content"):
+        return RenderedAnswer(answer, reasoning)
+    if style == "think":
+        return RenderedAnswer(f"<think>\n{reasoning}\n</think>\n\n{answer}", None)
+    if style == "bare":
+        return RenderedAnswer(f"{reasoning}\n</think>\n\n{answer}", None)
+    if style == "none":
+        return RenderedAnswer(answer, None)
+    raise ValueError(f"Argument 'reasoning_style' must be one of {_STYLES}, not {style!r}.")
+
+
+@dataclass(frozen=True)
+class SimulatedAnswer:
+    """One simulated server answer, before parsing."""
+
+    content: str | None
+    reasoning: str | None
+    finish_reason: str
+    usage: Usage
+    true_score_1: int
+    true_score_2: int
+    true_ranking: int
+
+
+QualitySource = Mapping[str, float] | Callable[[str], float] | None
+
+
+class SimulatedJudge:
+    """A seeded simulated GenRM.
+
+    Parameters
+    ----------
+    qualities : mapping of text to float, callable, or None
+        Latent quality of each candidate text. ``None`` derives one from the text's hash
+        (:func:`text_quality`); a mapping must hold every text the judge is asked about.
+    noise : {"bradley_terry", "thurstone"}
+        Logistic noise (then P(slot 1 wins) = sigmoid((q1 - q2 + bias) / noise_scale), the
+        Bradley-Terry model) or standard normal noise (Thurstone case V).
+    noise_scale : float
+        Scale of the noise; larger is a noisier judge.
+    position_bias : float
+        Log-odds added in favour of slot 1 (a judge that prefers the first answer has > 0).
+    unreadable_rate, truncated_rate : float
+        Probability that an answer has no readable verdict / stops at ``max_tokens``.
+    answer_format : {"json", "rubric", "boxed"}
+    reasoning_style : {"reasoning", "reasoning_content", "think", "bare", "none"}
+    thresholds : (float, float)
+        Cut points on the latent margin separating "slightly", "better" and "much better".
+    n_rubrics : int
+        Per-rubric triplets written in the rubric format.
+    seed : int
+        Every draw is keyed by ``(seed, request, sample, repeat count)``, so results do not
+        depend on the order in which concurrent requests arrive.
+    """
+
+    def __init__(
+        self,
+        *,
+        qualities: QualitySource = None,
+        noise: NoiseModel = "bradley_terry",
+        noise_scale: float = 1.0,
+        position_bias: float = 0.0,
+        unreadable_rate: float = 0.0,
+        truncated_rate: float = 0.0,
+        answer_format: AnswerFormat = "json",
+        reasoning_style: ReasoningStyle = "reasoning",
+        thresholds: tuple[float, float] = (1.0, 2.5),
+        n_rubrics: int = 2,
+        seed: int = 0,
+    ) -> None:
+        if noise not in _NOISES:
+            raise ValueError(f"Argument 'noise' must be one of {_NOISES}, not {noise!r}.")
+        if answer_format not in _FORMATS:
+            raise ValueError(
+                f"Argument 'answer_format' must be one of {_FORMATS}, not {answer_format!r}."
+            )
+        if reasoning_style not in _STYLES:
+            raise ValueError(
+                f"Argument 'reasoning_style' must be one of {_STYLES}, not {reasoning_style!r}."
+            )
+        if not noise_scale > 0:
+            raise ValueError(f"Argument 'noise_scale' must be > 0, not {noise_scale}.")
+        for name, rate in (
+            ("unreadable_rate", unreadable_rate),
+            ("truncated_rate", truncated_rate),
+        ):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"Argument '{name}' must be in [0, 1], not {rate}.")
+        if unreadable_rate + truncated_rate > 1.0:
+            raise ValueError(
+                "Arguments 'unreadable_rate' + 'truncated_rate' must be <= 1, "
+                f"not {unreadable_rate} + {truncated_rate}."
+            )
+        low, high = thresholds
+        if not 0 < low < high:
+            raise ValueError(
+                f"Argument 'thresholds' must satisfy 0 < low < high, not {thresholds}."
+            )
+        if not math.isfinite(position_bias):
+            raise ValueError(f"Argument 'position_bias' must be finite, not {position_bias}.")
+        if isinstance(n_rubrics, bool) or not isinstance(n_rubrics, int):
+            raise TypeError(f"Argument 'n_rubrics' must be an int, not {type(n_rubrics).__name__}.")
+        if n_rubrics < 0:
+            raise ValueError(f"Argument 'n_rubrics' must be >= 0, not {n_rubrics}.")
+        self.qualities = qualities
+        self.noise = noise
+        self.noise_scale = float(noise_scale)
+        self.position_bias = float(position_bias)
+        self.unreadable_rate = float(unreadable_rate)
+        self.truncated_rate = float(truncated_rate)
+        self.answer_format: AnswerFormat = answer_format
+        self.reasoning_style: ReasoningStyle = reasoning_style
+        self.thresholds = (float(low), float(high))
+        self.n_rubrics = int(n_rubrics)
+        self.seed = int(seed)
+        self.calls = 0
+        self._repeats: dict[bytes, int] = {}
+
+    def quality(self, text: str) -> float:
+        """The latent quality of a candidate text."""
+        if self.qualities is None:
+            return text_quality(text, seed=self.seed)
+        if callable(self.qualities):
+            return float(self.qualities(text))
+        try:
+            return float(self.qualities[text])
+        except KeyError:
+            raise KeyError(
+                f"SimulatedJudge has no quality for the candidate text {text[:60]!r}"
+                f"{'...' if len(text) > 60 else ''}."
+            ) from None
+
+    def win_probability(self, text_1: str, text_2: str) -> float:
+        """P(slot 1 is ranked above slot 2) under this judge, position bias included."""
+        margin = (
+            self.quality(text_1) - self.quality(text_2) + self.position_bias
+        ) / self.noise_scale
+        if self.noise == "bradley_terry":
+            return 1.0 / (1.0 + math.exp(-margin))
+        return 0.5 * (1.0 + math.erf(margin / math.sqrt(2.0)))
+
+    def _rng(self, messages: list[dict[str, str]], sample: int) -> np.random.Generator:
+        blob = json.dumps(messages, ensure_ascii=False).encode()
+        key = hashlib.blake2b(blob + f"\x00{sample}".encode(), digest_size=16).digest()
+        repeat = self._repeats.get(key, 0)
+        self._repeats[key] = repeat + 1
+        digest = hashlib.blake2b(
+            key + f"\x00{self.seed}\x00{repeat}".encode(), digest_size=16
+        ).digest()
+        return np.random.default_rng(int.from_bytes(digest, "little"))
+
+    def respond_messages(
+        self, messages: list[dict[str, str]], *, sample: int = 0
+    ) -> SimulatedAnswer:
+        """Answer a GenRM chat request given as messages (used by ``serve-sim``).
+
+        Qualities are looked up by the candidate texts as shown to the judge.
+        """
+        by_role = {m["role"]: m["content"] for m in messages}
+        return self._respond(messages, sample, by_role["response_1"], by_role["response_2"])
+
+    def _respond(
+        self, messages: list[dict[str, str]], sample: int, key_1: str, key_2: str
+    ) -> SimulatedAnswer:
+        by_role = {m["role"]: m["content"] for m in messages}
+        text_1, text_2 = by_role["response_1"], by_role["response_2"]
+        rng = self._rng(messages, sample)
+        q1, q2 = self.quality(key_1), self.quality(key_2)
+        if self.noise == "bradley_terry":
+            u = float(rng.uniform(1e-12, 1.0 - 1e-12))
+            eps = math.log(u / (1.0 - u))
+        else:
+            eps = float(rng.standard_normal())
+        margin = (q1 - q2 + self.position_bias) / self.noise_scale + eps
+        low, high = self.thresholds
+        magnitude = 3 if abs(margin) >= high else 2 if abs(margin) >= low else 1
+        ranking = 4 - magnitude if margin > 0 else 3 + magnitude
+        score_1, score_2 = (
+            _clip(round(3.0 + q + 0.5 * float(rng.standard_normal())), 1, 5) for q in (q1, q2)
+        )
+        if (ranking <= 3 and score_1 < score_2) or (ranking >= 4 and score_1 > score_2):
+            score_1, score_2 = score_2, score_1
+        rubric_triplets = [
+            (
+                _clip(score_1 + int(rng.integers(-1, 2)), 1, 5),
+                _clip(score_2 + int(rng.integers(-1, 2)), 1, 5),
+                _clip(ranking + int(rng.integers(-1, 2)), 1, 6),
+            )
+            for _ in range(self.n_rubrics)
+        ]
+        reasoning = (
+            "Let me compare the two responses.\n"
+            f"Response 1 begins: {text_1[:80]!r}.\nResponse 2 begins: {text_2[:80]!r}.\n"
+            f"On balance, response {1 if ranking <= 3 else 2} is "
+            f"{['slightly better', 'better', 'much better'][magnitude - 1]}."
+        )
+        prompt_tokens = sum(estimate_tokens(m["content"]) + 4 for m in messages)
+        draw = float(rng.uniform())
+        if draw < self.truncated_rate:
+            partial = reasoning[: len(reasoning) // 2]
+            if self.reasoning_style in ("reasoning", "reasoning_content"):
+                content, field = None, partial
+            elif self.reasoning_style == "think":
+                content, field = f"<think>\n{partial}", None
+            else:
+                content, field = partial, None
+            return SimulatedAnswer(
+                content,
+                field,
+                "length",
+                Usage(prompt_tokens, estimate_tokens(partial)),
+                score_1,
+                score_2,
+                ranking,
+            )
+        rendered = render_answer(
+            score_1,
+            score_2,
+            ranking,
+            answer_format=self.answer_format,
+            reasoning_style=self.reasoning_style,
+            reasoning=reasoning,
+            rubric_triplets=rubric_triplets,
+        )
+        content = rendered.content
+        if draw < self.truncated_rate + self.unreadable_rate:
+            content = _place_reasoning(
+                "Both responses have merit; I cannot decide on a score.",
+                reasoning,
+                self.reasoning_style,
+            ).content
+        completion = estimate_tokens((content or "") + (rendered.reasoning or ""))
+        return SimulatedAnswer(
+            content,
+            rendered.reasoning,
+            "stop",
+            Usage(prompt_tokens, completion),
+            score_1,
+            score_2,
+            ranking,
+        )
+
+    def respond(self, request: PairRequest) -> SimulatedAnswer:
+        """Answer one request as a server would, before parsing.
+
+        Qualities are looked up by the request's own candidate texts (as given, before the
+        reasoning is stripped or an empty text is shown as ``None``), the keys a caller's
+        ``qualities`` mapping and :meth:`win_probability` use.
+        """
+        return self._respond(
+            request.messages(), request.sample, request.response_1, request.response_2
+        )
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        """Judge one ordered pair (answer text written, then parsed)."""
+        answer = self.respond(request)
+        self.calls += 1
+        return parse_verdict(
+            answer.content, answer.reasoning, answer.finish_reason, usage=answer.usage
+        )
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        """Judge many requests in one go."""
+        return [await self.judge(r) for r in requests]

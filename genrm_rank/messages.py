@@ -1,0 +1,152 @@
+"""Messages in: the chat request a GenRM expects for one comparison.
+
+NVIDIA's GenRMs take the conversation so far (``user``/``assistant`` turns ending with a user
+turn), then the optional rubric in the role ``principle``, then the two candidates in the roles
+``response_1`` and ``response_2`` (the order of NVIDIA's own client, NeMo-Gym
+``genrm_model/app.py``). The judge sees final answers only: reasoning (text up to ``</think>``)
+is stripped from assistant turns and from both candidates, and an empty candidate is sent as the
+literal text ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "CONVERSATION_ROLES",
+    "Conversation",
+    "Message",
+    "build_messages",
+    "normalize_conversation",
+    "strip_reasoning",
+]
+
+Message = dict[str, str]
+Conversation = str | Sequence[Mapping[str, Any]]
+"""A single user turn as a string, or a list of ``{"role", "content"}`` messages."""
+
+CONVERSATION_ROLES = frozenset({"system", "user", "assistant"})
+"""Roles accepted in the conversation history (``system`` is passed through as given)."""
+
+THINK_END = "</think>"
+EMPTY_CANDIDATE = "None"
+
+
+def strip_reasoning(text: str) -> str:
+    """Drop reasoning: keep the text after the last ``</think>``, leading whitespace removed.
+
+    Text without ``</think>`` is returned unchanged.
+
+    >>> strip_reasoning("<think>hmm</think>\\n\\nParis.")
+    'Paris.'
+    >>> strip_reasoning("Paris.")
+    'Paris.'
+    """
+    _, sep, tail = text.rpartition(THINK_END)
+    if not sep:
+        return text
+    return tail.lstrip()
+
+
+def normalize_conversation(
+    conversation: Conversation, *, name: str = "conversation"
+) -> list[Message]:
+    """Validate a conversation and return it as a list of ``{"role", "content"}`` dicts.
+
+    Reasoning is stripped from assistant turns. Raises ``TypeError``/``ValueError`` naming the
+    argument (``name``) and what it received.
+    """
+    if isinstance(conversation, str):
+        if not conversation.strip():
+            raise ValueError(f"Argument '{name}' must be a non-empty string, not {conversation!r}.")
+        return [{"role": "user", "content": conversation}]
+    if isinstance(conversation, (Mapping, bytes, bytearray)) or not isinstance(
+        conversation, Sequence
+    ):
+        raise TypeError(
+            f"Argument '{name}' must be a string or a list of {{'role', 'content'}} messages, "
+            f"not {type(conversation).__name__}."
+        )
+    if len(conversation) == 0:
+        raise ValueError(f"Argument '{name}' must hold at least one user turn, not an empty list.")
+    messages: list[Message] = []
+    for i, message in enumerate(conversation):
+        where = f"{name}[{i}]"
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"Argument '{where}' must be a {{'role', 'content'}} mapping, "
+                f"not {type(message).__name__}."
+            )
+        role = message.get("role")
+        content = message.get("content")
+        if not isinstance(role, str) or role not in CONVERSATION_ROLES:
+            raise ValueError(
+                f"Argument '{where}' has role {role!r}; expected one of "
+                f"{sorted(CONVERSATION_ROLES)}."
+            )
+        if not isinstance(content, str):
+            raise TypeError(
+                f"Argument '{where}['content']' must be a string, not {type(content).__name__}."
+            )
+        if role == "assistant":
+            content = strip_reasoning(content)
+        messages.append({"role": role, "content": content})
+    if not any(m["role"] == "user" for m in messages):
+        raise ValueError(f"Argument '{name}' must hold at least one user turn, not none.")
+    if messages[-1]["role"] != "user":
+        raise ValueError(
+            f"Argument '{name}' must end with a user turn, not {messages[-1]['role']!r}."
+        )
+    return messages
+
+
+def _candidate(text: object, name: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"Argument '{name}' must be a string, not {type(text).__name__}.")
+    stripped = strip_reasoning(text)
+    return stripped if stripped.strip() else EMPTY_CANDIDATE
+
+
+def build_messages(
+    conversation: Conversation,
+    response_1: str,
+    response_2: str,
+    principle: str | None = None,
+) -> list[Message]:
+    """The chat messages for one GenRM comparison.
+
+    Parameters
+    ----------
+    conversation : str or list of dict
+        One user turn as a string, or ``{"role", "content"}`` messages ending with a user turn.
+    response_1, response_2 : str
+        The candidates for slot 1 and slot 2. Reasoning up to ``</think>`` is stripped; an empty
+        candidate becomes the literal ``"None"``.
+    principle : str, optional
+        A rubric for the judge (role ``principle``). Without it the GenRM applies its general
+        helpfulness principle.
+
+    Returns
+    -------
+    list of dict
+        History, then principle, then ``response_1``, then ``response_2``.
+
+    Examples
+    --------
+    >>> [m["role"] for m in build_messages("Hi?", "Hello.", "", principle="Be brief.")]
+    ['user', 'principle', 'response_1', 'response_2']
+    >>> build_messages("Hi?", "Hello.", "")[-1]["content"]
+    'None'
+    """
+    messages = normalize_conversation(conversation)
+    if principle is not None:
+        if not isinstance(principle, str):
+            raise TypeError(
+                f"Argument 'principle' must be a string or None, not {type(principle).__name__}."
+            )
+        if principle.strip():
+            messages.append({"role": "principle", "content": principle})
+    messages.append({"role": "response_1", "content": _candidate(response_1, "response_1")})
+    messages.append({"role": "response_2", "content": _candidate(response_2, "response_2")})
+    return messages

@@ -1,0 +1,437 @@
+"""The orchestrator: many prompts' schedulers through one judge, in one window of requests.
+
+A knockout on one prompt is sequential (round 2 waits on round 1), so running prompts one by one,
+or one ``asyncio.gather`` per round, leaves replicas idle. :class:`Orchestrator` keeps one global
+window of ``max_in_flight`` requests filled from every active prompt: whenever a verdict comes
+back, the prompt's scheduler may release its next calls, and when no active prompt has calls
+ready, the next prompt is admitted. Prompts are pulled from an iterator lazily, so an input of any
+length runs in bounded memory.
+
+It also:
+
+- re-asks a failed verdict (unreadable, truncated, ...) up to ``verdict_retries`` times before
+  handing it to the scheduler as failed (never as a made-up value);
+- enforces per-prompt call budgets (the scheduler is stopped, the result says it bound) and
+  run-wide caps on calls and tokens (no new calls; unfinished prompts are left out of the output,
+  to be resumed);
+- keeps judge-level statistics across every prompt of the run (:class:`JudgeStatistics`), the
+  seam through which strategies can share what is learnt about the judge (e.g. its position
+  bias) across prompts;
+- sends batches to a :class:`~genrm_rank.judges.base.BatchJudge` when ``batch_size > 1``;
+- on cancellation (Ctrl-C), cancels and awaits every in-flight request: no orphan tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from genrm_rank.errors import JudgeError
+from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
+from genrm_rank.messages import Conversation
+from genrm_rank.strategies.base import Judgement, PairCall, Scheduler, StrategyOutcome
+from genrm_rank.verdict import FailureKind, Usage, Verdict
+
+__all__ = [
+    "RETRYABLE_FAILURES",
+    "JudgeStatistics",
+    "Orchestrator",
+    "PromptJob",
+    "PromptRun",
+    "run_one",
+]
+
+RETRYABLE_FAILURES = frozenset(
+    {
+        FailureKind.UNREADABLE,
+        FailureKind.AMBIGUOUS,
+        FailureKind.TRUNCATED,
+        FailureKind.OUT_OF_RANGE,
+        FailureKind.EMPTY,
+    }
+)
+"""Failures worth asking again (a new sample); ``rejected`` and ``unavailable`` are not."""
+
+
+@dataclass
+class PromptJob:
+    """One prompt's tournament: what to compare and the scheduler that decides how.
+
+    Attributes
+    ----------
+    conversation : str or list of dict
+    candidates : sequence of str
+    scheduler : Scheduler
+        Built for ``len(candidates)`` items.
+    principle : str, optional
+    prompt_id : str
+        Passed on every request (judges route and cache by it).
+    candidate_ids : sequence of str, optional
+        Stable ids of the candidates (e.g. the system that wrote each).
+    budget : int, optional
+        Most judge calls this prompt may spend.
+    key : object
+        The caller's handle for this job (e.g. its input line), returned on the run.
+    """
+
+    conversation: Conversation
+    candidates: Sequence[str]
+    scheduler: Scheduler
+    principle: str | None = None
+    prompt_id: str = ""
+    candidate_ids: Sequence[str] | None = None
+    budget: int | None = None
+    key: Any = None
+
+    def __post_init__(self) -> None:
+        if self.scheduler.n_items != len(self.candidates):
+            raise ValueError(
+                f"Argument 'scheduler' is built for {self.scheduler.n_items} items, "
+                f"not the {len(self.candidates)} candidates given."
+            )
+        if self.candidate_ids is not None and len(self.candidate_ids) != len(self.candidates):
+            raise ValueError(
+                f"Argument 'candidate_ids' must have one id per candidate "
+                f"({len(self.candidates)}), not {len(self.candidate_ids)}."
+            )
+        if self.budget is not None and self.budget < 0:
+            raise ValueError(f"Argument 'budget' must be >= 0 or None, not {self.budget}.")
+
+    def request(self, call: PairCall, attempt: int = 0) -> PairRequest:
+        """The judge request for one call of this job."""
+        ids = self.candidate_ids
+        return PairRequest(
+            conversation=self.conversation,
+            response_1=self.candidates[call.first],
+            response_2=self.candidates[call.second],
+            principle=self.principle,
+            prompt_id=self.prompt_id,
+            index_1=call.first,
+            index_2=call.second,
+            id_1=None if ids is None else ids[call.first],
+            id_2=None if ids is None else ids[call.second],
+            sample=call.sample,
+            attempt=attempt,
+        )
+
+
+@dataclass
+class PromptRun:
+    """What running one :class:`PromptJob` produced."""
+
+    job: PromptJob
+    judgements: list[Judgement] = field(default_factory=list)
+    outcome: StrategyOutcome = field(default_factory=StrategyOutcome)
+    calls: int = 0
+    """Judge calls (generations) paid, re-asks and resamples included."""
+    failed_calls: int = 0
+    """Verdicts that stayed failed after every re-ask (handed to the scheduler as failed)."""
+    reasked: int = 0
+    """Failed verdicts that were asked again."""
+    usage: Usage = field(default_factory=Usage)
+    budget_bound: bool = False
+    """Whether the prompt's budget stopped the strategy before it was done."""
+    error: BaseException | None = None
+    """A judge error that ended this prompt (e.g. a replay record without that pair)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the prompt ran to a usable end (no error)."""
+        return self.error is None
+
+
+@dataclass
+class JudgeStatistics:
+    """Judge-level statistics pooled over every prompt of a run.
+
+    Position bias belongs to the judge, not to a prompt, so it is counted across the run:
+    ``first_slot_wins`` / ``second_slot_wins`` / ``ties`` over all usable verdicts.
+    """
+
+    calls: int = 0
+    verdicts_ok: int = 0
+    verdicts_failed: int = 0
+    first_slot_wins: int = 0
+    second_slot_wins: int = 0
+    ties: int = 0
+    preference_sum: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def add(self, verdict: Verdict) -> None:
+        """Count one verdict as it comes back."""
+        self.calls += verdict.attempts
+        if verdict.usage is not None:
+            self.usage = self.usage + verdict.usage
+        if verdict.ranking is None:
+            self.verdicts_failed += 1
+            kind = str(verdict.failure)
+            self.failures[kind] = self.failures.get(kind, 0) + 1
+            return
+        self.verdicts_ok += 1
+        self.preference_sum += verdict.preference
+        if verdict.ranking < 3.5:
+            self.first_slot_wins += 1
+        elif verdict.ranking > 3.5:
+            self.second_slot_wins += 1
+        else:
+            self.ties += 1
+
+    @property
+    def first_slot_win_share(self) -> float | None:
+        """First-slot wins among decided verdicts (``None`` before any)."""
+        decided = self.first_slot_wins + self.second_slot_wins
+        return None if decided == 0 else self.first_slot_wins / decided
+
+
+@dataclass
+class _ActiveJob:
+    job: PromptJob
+    run: PromptRun
+    in_flight: int = 0
+    issued: int = 0
+    queued: int = 0
+    finished: bool = False
+
+
+@dataclass
+class _Pending:
+    state: _ActiveJob
+    call: PairCall
+    attempt: int = 0
+
+
+ProgressCallback = Callable[[JudgeStatistics, int], None]
+
+
+class Orchestrator:
+    """Runs many prompts' schedulers through one judge with one window of in-flight requests.
+
+    Parameters
+    ----------
+    judge : Judge
+    max_in_flight : int
+        Requests outstanding at once, across all prompts.
+    verdict_retries : int
+        Times a failed verdict of a retryable kind is asked again before it counts as failed.
+    batch_size : int
+        Requests sent per ``judge_batch`` call when the judge is a
+        :class:`~genrm_rank.judges.base.BatchJudge` (1: one ``judge`` call per request).
+    max_calls, max_tokens : int, optional
+        Run-wide caps. Once reached, no new request is made; prompts still unfinished are not
+        returned (they can be resumed) and :attr:`cap_reached` says which cap bound.
+    on_progress : callable, optional
+        Called as ``on_progress(stats, in_flight)`` after every verdict.
+    """
+
+    def __init__(
+        self,
+        judge: Judge,
+        *,
+        max_in_flight: int = 256,
+        verdict_retries: int = 1,
+        batch_size: int = 1,
+        max_calls: int | None = None,
+        max_tokens: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"Argument 'max_in_flight' must be >= 1, not {max_in_flight}.")
+        if verdict_retries < 0:
+            raise ValueError(f"Argument 'verdict_retries' must be >= 0, not {verdict_retries}.")
+        if batch_size < 1:
+            raise ValueError(f"Argument 'batch_size' must be >= 1, not {batch_size}.")
+        for name, cap in (("max_calls", max_calls), ("max_tokens", max_tokens)):
+            if cap is not None and cap < 0:
+                raise ValueError(f"Argument '{name}' must be >= 0 or None, not {cap}.")
+        self.judge = judge
+        self.max_in_flight = max_in_flight
+        self.verdict_retries = verdict_retries
+        self.batch_size = batch_size if isinstance(judge, BatchJudge) else 1
+        self.max_calls = max_calls
+        self.max_tokens = max_tokens
+        self.on_progress = on_progress
+        self.stats = JudgeStatistics()
+        self.cap_reached: str | None = None
+        self.in_flight = 0
+
+    def _cap_check(self) -> None:
+        if self.cap_reached is not None:
+            return
+        if self.max_calls is not None and self.stats.calls >= self.max_calls:
+            self.cap_reached = "max_calls"
+        elif self.max_tokens is not None and self.stats.usage.total_tokens >= self.max_tokens:
+            self.cap_reached = "max_tokens"
+
+    def _release(self, state: _ActiveJob, ready: deque[_Pending]) -> None:
+        """Move a job's newly available calls into the ready queue, within its budget."""
+        budget = state.job.budget
+        left = None if budget is None else budget - state.issued
+        calls = state.job.scheduler.next_pairs(left)
+        state.issued += len(calls)
+        state.queued += len(calls)
+        ready.extend(_Pending(state, call) for call in calls)
+
+    def _settle(self, state: _ActiveJob) -> bool:
+        """Whether the job is finished; stops a strategy its budget holds back."""
+        if state.finished or state.in_flight or state.queued:
+            return False
+        scheduler = state.job.scheduler
+        budget = state.job.budget
+        if not scheduler.done and budget is not None and state.issued >= budget:
+            scheduler.stop()  # it still wants calls the budget does not allow
+            state.run.budget_bound = True
+        if scheduler.done:
+            state.finished = True
+            return True
+        return False
+
+    def _finish(self, state: _ActiveJob) -> PromptRun:
+        run = state.run
+        run.judgements = state.job.scheduler.judgements()
+        if run.error is None:
+            run.outcome = state.job.scheduler.result()
+        return run
+
+    async def _judge_items(self, items: list[_Pending]) -> list[Verdict]:
+        requests = [p.state.job.request(p.call, p.attempt) for p in items]
+        if len(requests) > 1 and isinstance(self.judge, BatchJudge):
+            return list(await self.judge.judge_batch(requests))
+        return [await self.judge.judge(requests[0])]
+
+    async def run(
+        self, jobs: Iterable[PromptJob] | AsyncIterable[PromptJob]
+    ) -> AsyncIterator[PromptRun]:
+        """Run every job; yield each :class:`PromptRun` as soon as its prompt is done.
+
+        Runs come back in completion order; ``run.job.key`` says which job each is.
+        """
+        source = _aiter(jobs)
+        exhausted = False
+        ready: deque[_Pending] = deque()
+        tasks: dict[asyncio.Task[list[Verdict]], list[_Pending]] = {}
+        finished: deque[PromptRun] = deque()
+        try:
+            while True:
+                self._cap_check()
+                # Admit prompts while the window has room and nothing is ready to send.
+                while (
+                    not exhausted
+                    and self.cap_reached is None
+                    and len(ready) < self.max_in_flight - self.in_flight
+                ):
+                    try:
+                        job = await source.__anext__()
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    state = _ActiveJob(job, PromptRun(job))
+                    self._release(state, ready)
+                    if self._settle(state):
+                        finished.append(self._finish(state))
+                # Fill the window.
+                while ready and self.in_flight < self.max_in_flight and self.cap_reached is None:
+                    items = [ready.popleft()]
+                    while ready and len(items) < self.batch_size and (
+                        self.in_flight + len(items) < self.max_in_flight
+                    ):
+                        items.append(ready.popleft())
+                    for item in items:
+                        item.state.queued -= 1
+                        item.state.in_flight += 1
+                    self.in_flight += len(items)
+                    tasks[asyncio.ensure_future(self._judge_items(items))] = items
+                while finished:
+                    yield finished.popleft()
+                if not tasks:
+                    break
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    items = tasks.pop(task)
+                    self.in_flight -= len(items)
+                    for item in items:
+                        item.state.in_flight -= 1
+                    error = task.exception()
+                    if error is not None and not _is_job_error(error):
+                        raise error
+                    verdicts = task.result() if error is None else []
+                    for index, item in enumerate(items):
+                        state = item.state
+                        if error is not None:
+                            if state.run.error is None:
+                                state.run.error = error
+                                state.job.scheduler.stop()
+                            # Close the call so the scheduler's bookkeeping stays consistent.
+                            state.job.scheduler.record(
+                                item.call, Verdict.failed(FailureKind.UNAVAILABLE, error=str(error))
+                            )
+                        else:
+                            self._take(item, verdicts[index], ready)
+                    for item in items:
+                        if self._settle(item.state):
+                            finished.append(self._finish(item.state))
+                    if self.on_progress is not None:
+                        self.on_progress(self.stats, self.in_flight)
+                if self.cap_reached is not None:
+                    ready.clear()
+        finally:
+            if tasks:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _take(self, item: _Pending, verdict: Verdict, ready: deque[_Pending]) -> None:
+        """Account for one verdict; re-ask it, or hand it to the scheduler."""
+        state = item.state
+        run = state.run
+        self.stats.add(verdict)
+        run.calls += verdict.attempts
+        if verdict.usage is not None:
+            run.usage = run.usage + verdict.usage
+        self._cap_check()
+        if (
+            verdict.failure in RETRYABLE_FAILURES
+            and item.attempt < self.verdict_retries
+            and self.cap_reached is None
+            and (state.job.budget is None or run.calls < state.job.budget)
+        ):
+            run.reasked += 1
+            state.queued += 1
+            ready.append(_Pending(state, item.call, item.attempt + 1))
+            return
+        if not verdict.ok:
+            run.failed_calls += 1
+        state.job.scheduler.record(item.call, verdict)
+        if self.cap_reached is None:
+            self._release(state, ready)
+
+
+def _is_job_error(error: BaseException) -> bool:
+    """Errors that end one prompt but not the run (judge errors other than 'all endpoints down')."""
+    from genrm_rank.errors import EndpointsUnavailableError
+
+    return isinstance(error, JudgeError) and not isinstance(error, EndpointsUnavailableError)
+
+
+async def _aiter(jobs: Iterable[PromptJob] | AsyncIterable[PromptJob]) -> AsyncIterator[PromptJob]:
+    if isinstance(jobs, AsyncIterable):
+        async for job in jobs:
+            yield job
+    else:
+        for job in jobs:
+            yield job
+
+
+async def run_one(judge: Judge, job: PromptJob, **options: Any) -> PromptRun:
+    """Run a single job to the end (the orchestrator with one prompt)."""
+    orchestrator = Orchestrator(judge, **options)
+    runs = [run async for run in orchestrator.run(itertools.repeat(job, 1))]
+    if not runs:
+        raise RuntimeError(
+            f"The run ended before the prompt finished ({orchestrator.cap_reached} reached)."
+        )
+    return runs[0]

@@ -1,0 +1,330 @@
+"""Verdicts out: read a GenRM answer into a :class:`~genrm_rank.verdict.Verdict`.
+
+Three answer formats are read (see ``genrm-protocol.md``):
+
+1. JSON with ``score_1``, ``score_2``, ``ranking`` (Qwen3-Nemotron-235B GenRM), fenced in
+   ```` ```json ```` or bare;
+2. rubric JSON with ``rubric_evaluations`` and ``overall`` (Nemotron-3-Ultra GenRM): ``overall``
+   is the verdict and the per-rubric triplets are kept;
+3. the boxed format of the older Llama-3.3-Nemotron-Super-49B GenRM
+   (``\\boxed{x, y}`` individual scores, ``\\boxed{z}`` ranking).
+
+Reasoning may arrive in the API's ``reasoning``/``reasoning_content`` field, inside the content
+as ``<think>...</think>``, or before a bare ``</think>``. Only the answer after the reasoning is
+parsed: a verdict quoted inside the reasoning never becomes the verdict. The reasoning ends at
+the last ``</think>`` that is not inside a JSON object; content that opens ``<think>`` and never
+closes it, or (with no reasoning field) stops at ``max_tokens`` before any ``</think>``, holds no
+answer. Every verdict object in the answer is read: several must agree, and a readable one next
+to an unreadable one is ``ambiguous``. Nothing is ever filled
+in: an answer that cannot be read gives a failed verdict carrying the raw text (unlike NVIDIA's
+NeMo-Gym parser, which substitutes 3.0 / 3.5 for missing values).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from genrm_rank.verdict import (
+    RANKING_MAX,
+    RANKING_MIN,
+    SCORE_MAX,
+    SCORE_MIN,
+    FailureKind,
+    RubricScore,
+    Usage,
+    Verdict,
+)
+
+__all__ = ["parse_verdict", "split_reasoning"]
+
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_VERDICT_KEYS = ("score_1", "score_2", "ranking")
+
+
+class _ParseFailure(Exception):
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class _Triplet:
+    score_1: float
+    score_2: float
+    ranking: float
+    rubrics: tuple[RubricScore, ...] = ()
+
+
+def _json_spans(text: str) -> Iterator[tuple[Any, int, int]]:
+    """Every top-level JSON object in ``text`` with its span ``(obj, start, end)``.
+
+    Fences are not needed to find an object: a fenced block's object is found at its ``{``.
+    Scanning the raw text (rather than cutting fences out first) keeps answers readable when an
+    analysis string itself quotes a code fence.
+    """
+    decoder = json.JSONDecoder()
+    pos = text.find("{")
+    while pos != -1:
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            pos = text.find("{", pos + 1)
+            continue
+        yield obj, pos, end
+        pos = text.find("{", end)
+
+
+def _strip_think_open(reasoning: str) -> str:
+    stripped = reasoning.strip()
+    if stripped.startswith(_THINK_OPEN):
+        stripped = stripped[len(_THINK_OPEN) :]
+    return stripped.strip()
+
+
+def split_reasoning(content: str) -> list[tuple[str | None, str]]:
+    """Split a content string into ``(reasoning, answer)``.
+
+    The reasoning ends at the last ``</think>`` that is not inside a JSON object (an answer's
+    analysis string may quote the tag; a candidate quoted in the reasoning may hold one too, and
+    it comes before the real tag). Content that opens ``<think>`` and never closes it is all
+    reasoning, with an empty answer. Content without the tag is all answer. The list holds one
+    split (it is a list for compatibility).
+
+    >>> split_reasoning("<think>a</think>B")
+    [('a', 'B')]
+    >>> split_reasoning("B")
+    [(None, 'B')]
+    >>> split_reasoning('r</think>{"note": "</think>"}')
+    [('r', '{"note": "</think>"}')]
+    """
+    positions = [m.start() for m in re.finditer(re.escape(_THINK_CLOSE), content)]
+    if positions:
+        spans = [(start, end) for _, start, end in _json_spans(content)]
+        free = [p for p in positions if not any(start < p < end for start, end in spans)]
+        pos = free[-1] if free else positions[-1]
+        return [(_strip_think_open(content[:pos]), content[pos + len(_THINK_CLOSE) :])]
+    if content.lstrip().startswith(_THINK_OPEN):
+        return [(_strip_think_open(content), "")]
+    return [(None, content)]
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise _ParseFailure(FailureKind.UNREADABLE, f"{name} is a boolean ({value!r})")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str) and _NUMBER.match(value.strip()):
+        number = float(value.strip())
+    else:
+        raise _ParseFailure(FailureKind.UNREADABLE, f"{name} is not a number ({value!r})")
+    if not math.isfinite(number):
+        raise _ParseFailure(FailureKind.UNREADABLE, f"{name} is not finite ({value!r})")
+    return number
+
+
+def _checked(
+    score_1: float, score_2: float, ranking: float, rubrics: tuple[RubricScore, ...] = ()
+) -> _Triplet:
+    for name, score in (("score_1", score_1), ("score_2", score_2)):
+        if not SCORE_MIN <= score <= SCORE_MAX:
+            raise _ParseFailure(FailureKind.OUT_OF_RANGE, f"{name} = {score:g} is outside 1..5")
+    if not RANKING_MIN <= ranking <= RANKING_MAX:
+        raise _ParseFailure(FailureKind.OUT_OF_RANGE, f"ranking = {ranking:g} is outside 1..6")
+    return _Triplet(score_1, score_2, ranking, rubrics)
+
+
+def _optional_number(value: Any, low: float, high: float) -> float | None:
+    try:
+        number = _number(value, "value")
+    except _ParseFailure:
+        return None
+    return number if low <= number <= high else None
+
+
+def _rubrics(obj: Mapping[str, Any]) -> tuple[RubricScore, ...]:
+    entries = obj.get("rubric_evaluations")
+    if not isinstance(entries, list):
+        return ()
+    rubrics = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        rubric_id = entry.get("rubric_id")
+        if isinstance(rubric_id, bool) or not isinstance(rubric_id, (int, str)):
+            rubric_id = None
+        rubrics.append(
+            RubricScore(
+                rubric_id,
+                _optional_number(entry.get("score_1"), SCORE_MIN, SCORE_MAX),
+                _optional_number(entry.get("score_2"), SCORE_MIN, SCORE_MAX),
+                _optional_number(entry.get("ranking"), RANKING_MIN, RANKING_MAX),
+            )
+        )
+    return tuple(rubrics)
+
+
+def _triplet_from_object(obj: Any) -> _Triplet | None:
+    """The verdict in a parsed JSON value: ``None`` if it holds none, raises if a bad one."""
+    if not isinstance(obj, Mapping):
+        return None
+    source: Mapping[str, Any] = obj
+    overall = obj.get("overall")
+    if isinstance(overall, Mapping):
+        source = overall
+    elif "rubric_evaluations" in obj:
+        raise _ParseFailure(FailureKind.UNREADABLE, "rubric answer lacks an 'overall' object")
+    elif "rubric_id" in obj or not any(key in obj for key in _VERDICT_KEYS):
+        # A lone per-rubric entry (found when its enclosing answer is malformed) is no verdict.
+        return None
+    missing = [key for key in _VERDICT_KEYS if key not in source]
+    if missing:
+        raise _ParseFailure(FailureKind.UNREADABLE, f"verdict JSON lacks {', '.join(missing)}")
+    return _checked(
+        _number(source["score_1"], "score_1"),
+        _number(source["score_2"], "score_2"),
+        _number(source["ranking"], "ranking"),
+        _rubrics(obj),
+    )
+
+
+def _boxed_triplet(text: str) -> _Triplet | None:
+    boxes = _BOXED.findall(text)
+    if not boxes:
+        return None
+    pairs = [b for b in boxes if "," in b]
+    singles = [b for b in boxes if "," not in b]
+    if len(pairs) != 1 or len(singles) != 1:
+        raise _ParseFailure(
+            FailureKind.AMBIGUOUS if len(pairs) > 1 or len(singles) > 1 else FailureKind.UNREADABLE,
+            f"boxed answer needs one \\boxed{{x, y}} and one \\boxed{{z}}, found {boxes!r}",
+        )
+    parts = [p.strip() for p in pairs[0].split(",")]
+    if len(parts) != 2:
+        raise _ParseFailure(FailureKind.UNREADABLE, f"individual scores box holds {pairs[0]!r}")
+    return _checked(
+        _number(parts[0], "score_1"), _number(parts[1], "score_2"), _number(singles[0], "ranking")
+    )
+
+
+def _read_answer(answer: str) -> _Triplet:
+    if not answer.strip():
+        raise _ParseFailure(FailureKind.EMPTY, "no answer after the reasoning")
+    triplets: list[_Triplet] = []
+    failures: list[_ParseFailure] = []
+    for obj, _, _ in _json_spans(answer):
+        try:
+            triplet = _triplet_from_object(obj)
+        except _ParseFailure as failure:
+            failures.append(failure)
+            continue
+        if triplet is not None:
+            triplets.append(triplet)
+    if not triplets:
+        if failures:
+            raise failures[0]
+        boxed = _boxed_triplet(answer)
+        if boxed is not None:
+            return boxed
+        raise _ParseFailure(FailureKind.UNREADABLE, "no verdict (JSON or boxed) in the answer")
+    if failures:
+        raise _ParseFailure(
+            FailureKind.AMBIGUOUS,
+            f"{len(triplets)} readable verdict(s) next to {len(failures)} unreadable one(s) "
+            f"({failures[0]})",
+        )
+    distinct = {(t.score_1, t.score_2, t.ranking) for t in triplets}
+    if len(distinct) > 1:
+        raise _ParseFailure(
+            FailureKind.AMBIGUOUS,
+            f"{len(triplets)} verdicts that disagree: {sorted(distinct)}",
+        )
+    return triplets[0]
+
+
+def parse_verdict(
+    content: str | None,
+    reasoning: str | None = None,
+    finish_reason: str | None = None,
+    *,
+    usage: Usage | None = None,
+) -> Verdict:
+    """Read one GenRM answer.
+
+    Parameters
+    ----------
+    content : str or None
+        ``message.content`` of the chat completion. ``None`` (vLLM's answer when generation
+        stopped inside the reasoning) is a truncated verdict.
+    reasoning : str, optional
+        ``message.reasoning`` or ``message.reasoning_content`` when the server split it out.
+    finish_reason : str, optional
+        The choice's ``finish_reason``; ``"length"`` with no readable verdict is truncation.
+    usage : Usage, optional
+        Token usage, kept on the verdict.
+
+    Returns
+    -------
+    Verdict
+        ``ok`` with the scores and ranking, or failed with a :class:`FailureKind`, the raw text
+        and a message. Never a made-up value.
+
+    Examples
+    --------
+    >>> v = parse_verdict('```json\\n{"score_1": 4, "score_2": 2, "ranking": 2}\\n```')
+    >>> v.score_1, v.score_2, v.ranking, v.ok
+    (4.0, 2.0, 2.0, True)
+    >>> parse_verdict(None, reasoning="still thinking", finish_reason="length").failure
+    <FailureKind.TRUNCATED: 'truncated'>
+    """
+    common: dict[str, Any] = {"raw": content, "finish_reason": finish_reason, "usage": usage}
+    if content is None:
+        return Verdict.failed(
+            FailureKind.TRUNCATED,
+            reasoning=reasoning,
+            error="content is null: generation ended inside the reasoning"
+            + (" (finish_reason 'length')" if finish_reason == "length" else ""),
+            **common,
+        )
+    if not isinstance(content, str):
+        raise TypeError(
+            f"Argument 'content' must be a string or None, not {type(content).__name__}."
+        )
+    if not content.strip():
+        kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.EMPTY
+        return Verdict.failed(kind, reasoning=reasoning, error="the answer is empty", **common)
+
+    if finish_reason == "length" and reasoning is None and _THINK_CLOSE not in content:
+        # Thinking is always on: with no reasoning field and no </think>, a generation cut at
+        # max_tokens is all reasoning, and any JSON in it is a draft, not the verdict.
+        return Verdict.failed(
+            FailureKind.TRUNCATED,
+            error="generation hit max_tokens before the reasoning ended (no </think>)",
+            **common,
+        )
+    ((inline_reasoning, answer),) = split_reasoning(content)
+    found_reasoning = reasoning if reasoning is not None else inline_reasoning
+    try:
+        triplet = _read_answer(answer)
+    except _ParseFailure as failure:
+        kind, message = failure.kind, str(failure)
+        if finish_reason == "length":
+            kind, message = FailureKind.TRUNCATED, f"generation hit max_tokens; {message}"
+        elif kind is FailureKind.EMPTY and _THINK_CLOSE not in content:
+            kind, message = FailureKind.UNREADABLE, "the reasoning was never closed (no </think>)"
+        return Verdict.failed(kind, reasoning=found_reasoning, error=message, **common)
+    return Verdict(
+        score_1=triplet.score_1,
+        score_2=triplet.score_2,
+        ranking=triplet.ranking,
+        rubrics=triplet.rubrics,
+        reasoning=found_reasoning,
+        **common,
+    )

@@ -1,0 +1,399 @@
+"""Results: from one prompt's judgements to a :class:`Ranking` with confidence.
+
+The judgements a strategy made become integer-indexed
+:class:`~genrm_rank.aggregators.Comparisons` (usable verdicts only: a failed verdict is counted
+and reported, never turned into a number), which the aggregators turn into scores:
+
+- a Bradley-Terry fit (Bradley & Terry 1952) with a jointly fitted position-bias term and a weak
+  L2 prior (``alpha``), giving strengths, normal-approximation or bootstrap intervals, and the
+  probability that each candidate is the best (Laplace posterior);
+- win rate and mean individual score;
+- graph diagnostics: a disconnected comparison graph and intransitive cycles are reported.
+
+The order is the strategy's own when it has one (a knockout's bracket), else the Bradley-Terry
+order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from genrm_rank.aggregators import (
+    Comparisons,
+    bootstrap_bradley_terry,
+    bradley_terry,
+    connected_components,
+    intransitive_cycles,
+    mean_score,
+    win_rate,
+)
+from genrm_rank.consistency import ConsistencyReport, consistency_report
+from genrm_rank.orchestrator import PromptRun
+from genrm_rank.strategies.base import Judgement
+from genrm_rank.verdict import PreferenceMapping, Usage, linear_preference
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "CandidateScore",
+    "Ranking",
+    "Selection",
+    "build_ranking",
+    "judgements_to_comparisons",
+]
+
+DEFAULT_ALPHA = 0.05
+"""L2 prior strength of the per-prompt Bradley-Terry fit: a N(0, 1/(2*alpha)) prior on each
+strength (standard deviation about 3.2 in log-odds). Weak enough to let a few verdicts speak,
+strong enough that a candidate that won every match gets a finite strength and an interval."""
+
+
+def judgements_to_comparisons(
+    n_items: int,
+    judgements: Sequence[Judgement],
+    *,
+    preference_mapping: PreferenceMapping = linear_preference,
+) -> Comparisons:
+    """The usable judgements as comparisons (outcome = preference of slot 1); failed ones dropped."""
+    usable = [j for j in judgements if j.verdict.ranking is not None]
+    nan = float("nan")
+    return Comparisons.from_arrays(
+        n_items,
+        first=np.array([j.first for j in usable], dtype=np.int64),
+        second=np.array([j.second for j in usable], dtype=np.int64),
+        outcome=np.array([j.verdict.preference_with(preference_mapping) for j in usable], dtype=float),
+        score_first=np.array(
+            [nan if j.verdict.score_1 is None else j.verdict.score_1 for j in usable], dtype=float
+        ),
+        score_second=np.array(
+            [nan if j.verdict.score_2 is None else j.verdict.score_2 for j in usable], dtype=float
+        ),
+        ranking=np.array([j.verdict.ranking for j in usable], dtype=float),
+    )
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's scores.
+
+    Attributes
+    ----------
+    index : int
+        Position in the input list.
+    id : str or None
+        The candidate's id, when given.
+    strength : float
+        Bradley-Terry log-strength (centred over the prompt's candidates).
+    stderr : float
+        Its standard error (Laplace approximation).
+    lower, upper : float
+        Interval of ``strength`` at the result's confidence level.
+    p_best : float
+        Probability this candidate is the best, under the Laplace posterior.
+    win_rate : float
+        Soft wins over usable comparisons (NaN with none).
+    mean_score : float
+        Mean individual 1-5 score the judge gave it (NaN with none).
+    comparisons : int
+        Usable comparisons it took part in.
+    """
+
+    index: int
+    id: str | None
+    strength: float
+    stderr: float
+    lower: float
+    upper: float
+    p_best: float
+    win_rate: float
+    mean_score: float
+    comparisons: int
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A full ranking of one prompt's candidates, with confidence and cost.
+
+    Attributes
+    ----------
+    candidates : tuple of str
+        The candidate texts, in input order.
+    order : tuple of int
+        Candidate indices, best first. Empty when no verdict was usable.
+    best : int or None
+        The chosen candidate (``None`` when no verdict was usable: nothing is guessed).
+    scores : tuple of CandidateScore
+        Per-candidate scores, in input order.
+    calls : int
+        Judge calls (generations) spent, re-asks and resamples included.
+    failed_calls : int
+        Verdicts that stayed failed after re-asking.
+    usage : Usage
+        Tokens the server reported.
+    budget : int or None
+        The call budget given.
+    budget_bound : bool
+        Whether the budget stopped the strategy early.
+    strategy, swap : str
+        How the candidates were compared.
+    position_bias : float or None
+        Fitted slot-1 advantage (log-odds) of the judge on this prompt.
+    consistency : ConsistencyReport
+        Agreement between the two orders of pairs judged both ways, first-slot win share.
+    connected : bool
+        Whether the usable comparisons connect every candidate.
+    components : tuple of tuple of int
+        Connected components of the comparison graph.
+    cycles : tuple of tuple of int
+        Intransitive cycles among majority preferences (a diagnostic).
+    notes : tuple of str
+        Decisions made without a usable verdict, and warnings.
+    judgements : tuple of Judgement
+        Every call made, with its verdict.
+    confidence : float
+        Level of the ``lower``/``upper`` intervals.
+    """
+
+    candidates: tuple[str, ...]
+    order: tuple[int, ...]
+    best: int | None
+    scores: tuple[CandidateScore, ...]
+    calls: int
+    failed_calls: int
+    usage: Usage
+    budget: int | None
+    budget_bound: bool
+    strategy: str
+    swap: str
+    position_bias: float | None
+    consistency: ConsistencyReport
+    connected: bool
+    components: tuple[tuple[int, ...], ...]
+    cycles: tuple[tuple[int, ...], ...]
+    notes: tuple[str, ...]
+    judgements: tuple[Judgement, ...] = field(repr=False)
+    confidence: float = 0.95
+    candidate_ids: tuple[str, ...] | None = None
+
+    @property
+    def best_text(self) -> str | None:
+        """Text of the best candidate."""
+        return None if self.best is None else self.candidates[self.best]
+
+    @property
+    def best_id(self) -> str | None:
+        """Id of the best candidate, when ids were given."""
+        if self.best is None or self.candidate_ids is None:
+            return None
+        return self.candidate_ids[self.best]
+
+    @property
+    def p_best(self) -> float | None:
+        """P(best) of the chosen candidate."""
+        return None if self.best is None else self.scores[self.best].p_best
+
+    @property
+    def tokens(self) -> int:
+        """Total tokens spent."""
+        return self.usage.total_tokens
+
+    @property
+    def ok(self) -> bool:
+        """Whether a best candidate was determined from usable verdicts."""
+        return self.best is not None
+
+    def to_dict(self, *, include_judgements: bool = False) -> dict[str, Any]:
+        """A JSON-ready summary (texts left out; indices refer to the input order)."""
+        out: dict[str, Any] = {
+            "best": self.best,
+            "best_id": self.best_id,
+            "order": list(self.order),
+            "p_best": self.p_best,
+            "scores": [_clean(asdict(s)) for s in self.scores],
+            "calls": self.calls,
+            "failed_calls": self.failed_calls,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "budget": self.budget,
+            "budget_bound": self.budget_bound,
+            "strategy": self.strategy,
+            "swap": self.swap,
+            "position_bias": _finite(self.position_bias),
+            "consistency": _clean(asdict(self.consistency)),
+            "connected": self.connected,
+            "cycles": [list(c) for c in self.cycles],
+            "notes": list(self.notes),
+            "confidence": self.confidence,
+        }
+        if include_judgements:
+            out["judgements"] = [
+                {
+                    "first": j.first,
+                    "second": j.second,
+                    "sample": j.sample,
+                    "score_1": j.verdict.score_1,
+                    "score_2": j.verdict.score_2,
+                    "ranking": j.verdict.ranking,
+                    "failure": None if j.verdict.failure is None else str(j.verdict.failure),
+                    "error": j.verdict.error,
+                }
+                for j in self.judgements
+            ]
+        return out
+
+
+@dataclass(frozen=True)
+class Selection(Ranking):
+    """A best-of-N choice: a :class:`Ranking` whose point is :attr:`best` (and its P(best))."""
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return float(value)
+
+
+def _clean(obj: Any) -> Any:
+    """Replace NaN/inf by None (JSON has no NaN) and numpy scalars by Python ones."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return _finite(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def build_ranking(
+    run: PromptRun,
+    *,
+    strategy: str,
+    swap: str,
+    alpha: float = DEFAULT_ALPHA,
+    position_bias: bool = True,
+    confidence: float = 0.95,
+    n_bootstrap: int = 0,
+    p_best_samples: int = 4000,
+    seed: int | None = None,
+    preference_mapping: PreferenceMapping = linear_preference,
+    result_type: type[Ranking] = Ranking,
+) -> Ranking:
+    """Aggregate one prompt's run into a :class:`Ranking`.
+
+    Parameters
+    ----------
+    run : PromptRun
+        What the orchestrator produced for the prompt.
+    strategy, swap : str
+        Recorded on the result.
+    alpha : float
+        L2 prior of the Bradley-Terry fit (see :data:`DEFAULT_ALPHA`).
+    position_bias : bool
+        Fit the judge's slot-1 advantage jointly (debiasing one-order calls by estimation).
+    confidence : float
+        Interval level, in (0, 1).
+    n_bootstrap : int
+        Bootstrap resamples for percentile intervals; 0 uses the normal approximation.
+    p_best_samples : int
+        Posterior draws for P(best).
+    seed : int, optional
+        Seed of the posterior draws and the bootstrap.
+    preference_mapping : callable
+        Ranking to preference (see :mod:`genrm_rank.verdict`).
+    result_type : type
+        :class:`Ranking` or :class:`Selection`.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"Argument 'confidence' must be in (0, 1), not {confidence}.")
+    job = run.job
+    n = len(job.candidates)
+    # Verdicts arrive in completion order; a fixed order makes results reproducible run to run.
+    judgements = sorted(run.judgements, key=lambda j: (j.match_id, j.sample, j.first, j.second))
+    comparisons = judgements_to_comparisons(n, judgements, preference_mapping=preference_mapping)
+    notes = list(run.outcome.notes)
+    if run.error is not None:
+        notes.append(f"stopped by a judge error: {run.error}")
+    if run.budget_bound:
+        notes.append(f"the budget of {job.budget} calls bound before the strategy finished")
+    counts = np.bincount(
+        np.concatenate([comparisons.first, comparisons.second]), minlength=n
+    ).astype(int)
+    usable = len(comparisons) > 0
+    fit = bradley_terry(comparisons, alpha=alpha, position_bias=position_bias and usable)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    lower = fit.params - z * fit.standard_errors
+    upper = fit.params + z * fit.standard_errors
+    if n_bootstrap > 0 and usable:
+        boot = bootstrap_bradley_terry(
+            comparisons,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            alpha=alpha,
+            position_bias=position_bias,
+            confidence=confidence,
+        )
+        lower, upper = boot.lower, boot.upper
+    p_best = fit.p_best(n_samples=p_best_samples, seed=seed) if usable else np.full(n, np.nan)
+    wins = win_rate(comparisons)
+    has_scores = comparisons.score_first is not None and bool(
+        np.isfinite(comparisons.score_first).any()
+    )
+    means = mean_score(comparisons) if has_scores else np.full(n, np.nan)
+    components = [tuple(sorted(c)) for c in connected_components(comparisons)]
+    connected = len(components) == 1
+    if not connected:
+        notes.append(
+            f"the usable comparisons split the candidates into {len(components)} groups "
+            f"{components}; their relative order rests on the prior alone"
+        )
+    cycles = [tuple(c) for c in intransitive_cycles(comparisons)] if usable else []
+    if usable:
+        order = run.outcome.order if run.outcome.order is not None else tuple(int(i) for i in fit.ranking())
+        best = run.outcome.best if run.outcome.best is not None else order[0]
+    else:
+        order, best = (), None
+        notes.append("no usable verdict: no candidate is chosen")
+    ids = tuple(job.candidate_ids) if job.candidate_ids is not None else None
+    scores = tuple(
+        CandidateScore(
+            index=i,
+            id=None if ids is None else ids[i],
+            strength=float(fit.params[i]),
+            stderr=float(fit.standard_errors[i]),
+            lower=float(lower[i]),
+            upper=float(upper[i]),
+            p_best=float(p_best[i]),
+            win_rate=float(wins[i]),
+            mean_score=float(means[i]),
+            comparisons=int(counts[i]),
+        )
+        for i in range(n)
+    )
+    return result_type(
+        candidates=tuple(job.candidates),
+        order=tuple(order),
+        best=best,
+        scores=scores,
+        calls=run.calls,
+        failed_calls=run.failed_calls,
+        usage=run.usage,
+        budget=job.budget,
+        budget_bound=run.budget_bound,
+        strategy=strategy,
+        swap=swap,
+        position_bias=fit.position_bias,
+        consistency=consistency_report(judgements),
+        connected=connected,
+        components=tuple(components),
+        cycles=tuple(cycles),
+        notes=tuple(notes),
+        judgements=tuple(judgements),
+        confidence=confidence,
+        candidate_ids=ids,
+    )

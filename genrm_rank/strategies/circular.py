@@ -1,0 +1,71 @@
+"""Circular pairs: NVIDIA's RLHF scheme, ``(i, (i + 1) % N)`` with ``i`` in slot 1.
+
+N matches, so N calls with ``swap="none"`` (the default, as in NVIDIA's recipe): every candidate
+is judged once in each slot, which balances a judge's position bias over the group without an
+explicit swap. For ``N = 2`` the two matches are the one pair in both orders, ``(0, 1)`` and
+``(1, 0)``. ``swap="both"`` judges each of the N pairs in both orders (2N calls); ``"random"``
+once each in a seeded random order. Each of these is multiplied by ``samples``.
+
+The pairs form one cycle through all candidates, the sparsest connected comparison graph; the
+strategy has no order of its own and leaves ranking to an aggregator (NVIDIA's recipe uses the
+mean individual score per candidate).
+
+References
+----------
+NVIDIA-NeMo/Gym, ``resources_servers/genrm_compare``: circular comparison of GRPO rollouts with
+Qwen3-Nemotron-235B-A22B-GenRM. Wang et al., "HelpSteer3-Preference", 2025 (arXiv:2505.11475).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, SwapMode
+from genrm_rank.verdict import PreferenceMapping, linear_preference
+
+__all__ = ["Circular"]
+
+
+class Circular(MatchScheduler):
+    """Matches ``(i, (i + 1) % N)`` for every ``i``; no order of its own.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of candidates (>= 2).
+    swap : {"none", "both", "random"}
+        ``"none"`` (default): N calls per sample, candidate ``i`` in slot 1 of match ``i``.
+    samples : int
+        Judgements per match and order.
+    seed : int or numpy.random.Generator, optional
+        Source of the ``"random"`` swap orders.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference (0..1).
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        swap: SwapMode = "none",
+        samples: int = 1,
+        seed: int | np.random.Generator | None = None,
+        preference_mapping: PreferenceMapping = linear_preference,
+    ) -> None:
+        super().__init__(
+            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
+        )
+        for i in range(self.n_items):
+            self._add_match(i, (i + 1) % self.n_items)
+
+    def _on_match_done(self, match: Match) -> None:
+        """Nothing to react to: every match was scheduled up front."""
+
+    def result(self) -> StrategyOutcome:
+        """No order of its own; notes name the matches left without a usable verdict."""
+        notes = tuple(
+            f"match {m.match_id} ({m.a} vs {m.b}): no readable verdict"
+            for m in self.matches
+            if m.complete and m.preference is None
+        )
+        return StrategyOutcome(notes=notes)

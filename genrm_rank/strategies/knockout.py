@@ -1,0 +1,268 @@
+"""Knockout: single elimination, exactly N-1 matches.
+
+Candidates are placed in a standard seeded bracket of ``P = 2**ceil(log2 N)`` slots (seed 1 meets
+seed ``P`` in the first round, and seeds 1 and 2 can only meet in the final). When ``N`` is not a
+power of two, the ``P - N`` top seeds get a bye into the second round. Each round is scheduled
+only once the previous round's results are in, and all matches of a round are scheduled at once,
+so a bracket costs ``ceil(log2 N)`` rounds of latency and ``N - 1`` matches, i.e.
+``(N - 1) * samples`` calls (twice that with ``swap="both"``).
+
+A knockout finds the best candidate with few calls when the judge is accurate and transitive,
+but one wrong verdict eliminates a candidate for good; ``swap="both"`` and ``samples > 1`` make
+each match more reliable at a proportional cost.
+
+References
+----------
+Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685),
+for position swapping. Liu et al., "Aligning with Human Judgement: The Role of Pairwise
+Preference in Large Language Model Evaluators", 2024 (arXiv:2403.16950), and Qin et al., "Large
+Language Models are Effective Text Rankers with Pairwise Ranking Prompting", 2023
+(arXiv:2306.17563), for tournament-style selection with pairwise LLM judges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from genrm_rank.strategies.base import (
+    Judgement,
+    Match,
+    MatchScheduler,
+    StrategyOutcome,
+    SwapMode,
+    resolve_seeding,
+)
+from genrm_rank.verdict import PreferenceMapping, linear_preference
+
+__all__ = ["Knockout", "bracket_order", "mean_scores"]
+
+TIE_TOLERANCE = 1e-12
+"""A match preference within this distance of 0.5 is a tie (float rounding only)."""
+
+
+def bracket_order(size: int) -> list[int]:
+    """Seed numbers (0-based) in bracket order for a bracket of ``size`` slots (a power of two).
+
+    Adjacent slots meet in the first round; seed 0 meets seed ``size - 1``, and seeds 0 and 1
+    sit in opposite halves.
+
+    >>> bracket_order(8)
+    [0, 7, 3, 4, 1, 6, 2, 5]
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise TypeError(f"Argument 'size' must be an int, not {type(size).__name__}.")
+    if size < 1 or size & (size - 1):
+        raise ValueError(f"Argument 'size' must be a power of two, not {size}.")
+    order = [0]
+    while len(order) < size:
+        width = 2 * len(order)
+        order = [s for seed in order for s in (seed, width - 1 - seed)]
+    return order
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One pairing of the bracket in a round: a match, or a single entrant with a bye."""
+
+    entrants: tuple[int, ...]
+    match: Match | None
+
+
+class Knockout(MatchScheduler):
+    """Single-elimination bracket: exactly ``N - 1`` matches; the champion is the best.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of candidates (>= 2).
+    swap : {"both", "random", "none"}
+        How each match is judged (see :mod:`genrm_rank.strategies.base`). With ``"none"`` the
+        candidate from the upper bracket slot (the better seed in the first round) sits in slot 1.
+    samples : int
+        Judgements per match and order.
+    seed : int or numpy.random.Generator, optional
+        Source of the random seeding (when ``seeding`` is None), the ``"random"`` swap orders and
+        the tie-breaking coins.
+    seeding : sequence of int, optional
+        Candidate indices in seed order, seed 1 first; a permutation of ``range(n_items)``.
+        ``None`` draws a random seeding from ``seed``.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference (0..1).
+
+    Notes
+    -----
+    **Who wins a match** (tie-break chain):
+
+    1. the combined, position-debiased preference: ``a`` advances if ``match.preference > 0.5``,
+       ``b`` if it is below 0.5;
+    2. if the preference is 0.5 (within 1e-12) or no verdict of the match is usable: the mean
+       individual score (``score_1``/``score_2``) of each side over the match's usable verdicts
+       that carry both scores, each score credited to the candidate that sat in its slot;
+    3. if that is equal or unavailable: a coin from ``seed``.
+
+    Every match decided by (2) or (3) is listed in :attr:`StrategyOutcome.notes`, as is every
+    match that lost some of its verdicts to failures. Failed verdicts never become numbers.
+    Coins are drawn when a round is complete, in match order, so results do not depend on the
+    order in which verdicts arrive.
+
+    **Order** (:meth:`result`): the champion first, then the other candidates by the round in
+    which they were eliminated (later round first); within a round, by the margin of the lost
+    match (smaller loss first: a higher preference of the loser over its winner; a match without
+    usable verdict counts as a loss by 0) and then by seed (better seed first).
+
+    **Stopped early** (:meth:`stop`, e.g. a budget): the strategy draws no conclusion from an
+    unfinished bracket: ``best`` and ``order`` are ``None`` (the aggregator ranks from the
+    judgements made) and a note says where the bracket stopped. If the final finishes after
+    :meth:`stop` (its calls were already out), the outcome is complete.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        swap: SwapMode = "both",
+        samples: int = 1,
+        seed: int | np.random.Generator | None = None,
+        seeding: Iterable[int] | None = None,
+        preference_mapping: PreferenceMapping = linear_preference,
+    ) -> None:
+        super().__init__(
+            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
+        )
+        self.seeding: tuple[int, ...] = resolve_seeding(seeding, self.n_items, self.rng)
+        self._seed_rank = {c: rank for rank, c in enumerate(self.seeding)}
+        size = 1 << (self.n_items - 1).bit_length()
+        self.n_rounds: int = size.bit_length() - 1
+        """Rounds of the bracket, ``ceil(log2 n_items)``."""
+        self.round: int = 0
+        """The round in progress (1-based); 0 before the first."""
+        self._entrants: list[int | None] = [
+            self.seeding[s] if s < self.n_items else None for s in bracket_order(size)
+        ]
+        self._slots: list[_Slot] = []
+        self._eliminated_in: dict[int, int] = {}
+        self._loss_preference: dict[int, float] = {}
+        self._notes: list[str] = []
+        self.champion: int | None = None
+        """The winner of the final, once decided."""
+        self._start_round()
+
+    # -- bracket ----------------------------------------------------------------------------
+    def _start_round(self) -> None:
+        self.round += 1
+        self._slots = []
+        for i in range(0, len(self._entrants), 2):
+            pair = tuple(c for c in self._entrants[i : i + 2] if c is not None)
+            if len(pair) == 2:
+                match = self._add_match(pair[0], pair[1], round=self.round)
+                self._slots.append(_Slot(pair, match))
+            else:
+                self._slots.append(_Slot(pair, None))
+        if all(slot.match is None for slot in self._slots):
+            self._finish_round()
+
+    def _on_match_done(self, match: Match) -> None:
+        """Once every match of the round is in, decide them and schedule the next round."""
+        if match.round == self.round and all(
+            slot.match is None or slot.match.complete for slot in self._slots
+        ):
+            self._finish_round()
+
+    def _finish_round(self) -> None:
+        winners: list[int | None] = []
+        for slot in self._slots:
+            if slot.match is None:
+                winners.append(slot.entrants[0] if slot.entrants else None)
+                continue
+            winner, loser, loser_preference = self._decide(slot.match)
+            winners.append(winner)
+            self._eliminated_in[loser] = self.round
+            self._loss_preference[loser] = loser_preference
+        self._entrants = winners
+        if len(winners) == 1:
+            self.champion = winners[0]
+        elif not self.stopped:
+            self._start_round()
+
+    def _decide(self, match: Match) -> tuple[int, int, float]:
+        """Winner, loser and the loser's preference over the winner (0.5 when undecided)."""
+        a, b, p = match.a, match.b, match.preference
+        label = f"match {match.match_id} (round {match.round}: {a} vs {b})"
+        failed = [j.verdict for j in match.judgements if not j.verdict.ok]
+        if p is not None and abs(p - 0.5) > TIE_TOLERANCE:
+            if failed:
+                kinds = ", ".join(sorted({str(v.failure) for v in failed}))
+                self._notes.append(
+                    f"{label}: {len(failed)} of {len(match.judgements)} verdicts failed "
+                    f"({kinds}); decided on the rest"
+                )
+            winner, loser = (a, b) if p > 0.5 else (b, a)
+            return winner, loser, min(p, 1.0 - p)
+        if p is None:
+            kinds = ", ".join(sorted({str(v.failure) for v in failed}))
+            reason = f"no readable verdict ({len(failed)} failed: {kinds})"
+        else:
+            reason = "preference exactly 0.5"
+        score_a, score_b = mean_scores(a, b, match.judgements)
+        if score_a is not None and score_b is not None and score_a != score_b:
+            winner, loser = (a, b) if score_a > score_b else (b, a)
+            high, low = max(score_a, score_b), min(score_a, score_b)
+            how = f"by mean individual score {high:.3g} vs {low:.3g}"
+        else:
+            winner, loser = (a, b) if self.rng.random() < 0.5 else (b, a)
+            scores = "no individual scores" if score_a is None else "equal mean scores"
+            how = f"by coin ({scores})"
+        self._notes.append(f"{label}: {reason}; advanced {winner} {how}")
+        return winner, loser, 0.5
+
+    # -- outcome ----------------------------------------------------------------------------
+    def result(self) -> StrategyOutcome:
+        """Champion and full order, or ``None`` for both if the bracket did not finish.
+
+        See the class notes for the order and the tie-break chain.
+        """
+        notes = list(self._notes)
+        if self.champion is None:
+            alive = sorted(c for c in self._entrants if c is not None)
+            state = "stopped" if self.stopped else "not finished"
+            notes.append(
+                f"knockout {state} in round {self.round} of {self.n_rounds}: no champion; "
+                f"still in contention: {alive}"
+            )
+            return StrategyOutcome(notes=tuple(notes))
+        others = sorted(
+            self._eliminated_in,
+            key=lambda c: (-self._eliminated_in[c], -self._loss_preference[c], self._seed_rank[c]),
+        )
+        return StrategyOutcome(
+            best=self.champion, order=(self.champion, *others), notes=tuple(notes)
+        )
+
+
+def mean_scores(
+    a: int, b: int, judgements: Sequence[Judgement]
+) -> tuple[float | None, float | None]:
+    """Mean individual score of ``a`` and of ``b`` over the usable verdicts carrying both scores.
+
+    A verdict's ``score_1`` belongs to the candidate in slot 1 (``judgement.first``). ``(None,
+    None)`` when no verdict has both scores.
+    """
+    mine: list[float] = []
+    theirs: list[float] = []
+    for j in judgements:
+        v = j.verdict
+        if not v.ok or v.score_1 is None or v.score_2 is None:
+            continue
+        if j.first == a and j.second == b:
+            mine.append(v.score_1)
+            theirs.append(v.score_2)
+        elif j.first == b and j.second == a:
+            mine.append(v.score_2)
+            theirs.append(v.score_1)
+    if not mine:
+        return None, None
+    return math.fsum(mine) / len(mine), math.fsum(theirs) / len(theirs)

@@ -1,0 +1,48 @@
+"""Round-robin: every pair of candidates meets.
+
+With ``swap="both"`` every unordered pair is judged in both orders (N(N-1) calls); with
+``"random"`` each pair once in a seeded random order and with ``"none"`` once as ``(i, j)``,
+``i < j`` (N(N-1)/2 calls). The full comparison set supports every aggregator; it is the
+reference the cheaper strategies are measured against.
+
+References
+----------
+Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, SwapMode
+from genrm_rank.verdict import PreferenceMapping, linear_preference
+
+__all__ = ["RoundRobin"]
+
+
+class RoundRobin(MatchScheduler):
+    """Every unordered pair meets once (``samples`` times per order); no order of its own."""
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        swap: SwapMode = "both",
+        samples: int = 1,
+        seed: int | np.random.Generator | None = None,
+        preference_mapping: PreferenceMapping = linear_preference,
+    ) -> None:
+        super().__init__(
+            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
+        )
+        for a, b in itertools.combinations(range(self.n_items), 2):
+            self._add_match(a, b)
+
+    def _on_match_done(self, match: Match) -> None:
+        """Nothing to react to: every match was scheduled up front."""
+
+    def result(self) -> StrategyOutcome:
+        """No order of its own: the aggregator ranks from the full comparison set."""
+        return StrategyOutcome()

@@ -1,0 +1,253 @@
+"""Swiss system: a few rounds, each pairing candidates with similar records.
+
+About ``ceil(log2 N) + 1`` rounds of ``floor(N / 2)`` matches: far fewer than a round-robin,
+yet unlike a knockout no candidate is out after one bad verdict, and every candidate gets the
+same number of matches, so the final standings order the whole field.
+
+Round ``r + 1`` is paired only when every match of round ``r`` is in. Candidates are listed by
+their standings (points, then seed) and paired top-down, each with the nearest candidate below
+it that it has not met yet, backtracking when that leaves someone without a new opponent; a
+rematch happens only when no pairing without one exists (and is noted).
+
+References
+----------
+FIDE Handbook, C.04 "Swiss Rules" (the system, byes, and the Buchholz tie-break).
+Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+
+from genrm_rank.strategies.base import (
+    Match,
+    MatchScheduler,
+    StrategyOutcome,
+    SwapMode,
+    resolve_seeding,
+)
+from genrm_rank.verdict import PreferenceMapping, linear_preference
+
+__all__ = ["SCORINGS", "Swiss", "default_rounds"]
+
+Scoring = Literal["preference", "wins"]
+SCORINGS: tuple[str, ...] = ("preference", "wins")
+BYE_POINTS = 1.0
+"""Points for a bye: a full win, as in chess."""
+TIE_TOLERANCE = 1e-12
+PAIRING_STEP_LIMIT = 100_000
+"""Backtracking steps allowed per round before settling for a pairing with rematches."""
+
+
+def default_rounds(n_items: int) -> int:
+    """``ceil(log2 N) + 1``, capped at the rounds of a full round-robin (N-1, or N for odd N).
+
+    >>> [default_rounds(n) for n in (2, 3, 4, 8, 9, 16)]
+    [1, 3, 3, 4, 5, 5]
+    """
+    full = n_items - 1 if n_items % 2 == 0 else n_items
+    return min((n_items - 1).bit_length() + 1, full)
+
+
+class Swiss(MatchScheduler):
+    """Swiss-system rounds; orders candidates by points, then Buchholz, then seed.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of candidates (>= 2).
+    rounds : int, optional
+        Number of rounds; default :func:`default_rounds` (``ceil(log2 N) + 1``, capped so that
+        rematches are not forced). More rounds than that are allowed and bring rematches.
+    swap : {"both", "random", "none"}
+        How each match is judged. With ``"none"`` the higher-standing candidate sits in slot 1.
+    samples : int
+        Judgements per match and order.
+    seed : int or numpy.random.Generator, optional
+        Source of the random seeding (when ``seeding`` is None) and of ``"random"`` swap orders.
+    seeding : sequence of int, optional
+        Candidate indices in seed order, seed 1 first; breaks ties in standings and pairs the
+        first round (seed 1 vs 2, 3 vs 4, ...). ``None`` draws one from ``seed``.
+    scoring : {"preference", "wins"}
+        Points per match: ``"preference"`` (default) gives each side its combined preference
+        (``p`` and ``1 - p``); ``"wins"`` gives 1 to the winner (``p > 0.5``), 0.5 each for a
+        preference of exactly 0.5.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference (0..1).
+
+    Notes
+    -----
+    - **Byes.** With odd N, each round one candidate sits out: the lowest in the standings among
+      those with the fewest byes so far (so nobody gets a second bye before everyone had one).
+      A bye scores :data:`BYE_POINTS` (1.0, a full win) and is not an opponent for Buchholz.
+    - **Failed matches.** A match with no usable verdict scores no points for either side (a
+      failure is never turned into a number); it still counts as played for pairing and
+      Buchholz, and is listed in the notes.
+    - **Order** (:meth:`result`): points (descending), then Buchholz, the sum of the points of
+      every opponent met (descending), then seed.
+    - **Stopped early**: if :meth:`stop` prevents a round from finishing, ``best`` and ``order``
+      are ``None`` (the aggregator ranks from the judgements made), and a note gives the round.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        rounds: int | None = None,
+        swap: SwapMode = "both",
+        samples: int = 1,
+        seed: int | np.random.Generator | None = None,
+        seeding: Iterable[int] | None = None,
+        scoring: Scoring = "preference",
+        preference_mapping: PreferenceMapping = linear_preference,
+    ) -> None:
+        super().__init__(
+            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
+        )
+        if rounds is not None:
+            if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)):
+                raise TypeError(f"Argument 'rounds' must be an int, not {type(rounds).__name__}.")
+            if rounds < 1:
+                raise ValueError(f"Argument 'rounds' must be at least 1, not {rounds}.")
+        if scoring not in SCORINGS:
+            raise ValueError(f"Argument 'scoring' must be one of {SCORINGS}, not {scoring!r}.")
+        self.scoring: Scoring = scoring
+        self.seeding: tuple[int, ...] = resolve_seeding(seeding, self.n_items, self.rng)
+        self._seed_rank = {c: rank for rank, c in enumerate(self.seeding)}
+        self.n_rounds: int = default_rounds(self.n_items) if rounds is None else int(rounds)
+        """Rounds to play."""
+        self.round: int = 0
+        """The round in progress (1-based); 0 before the first."""
+        self.rounds_completed: int = 0
+        self._points = [0.0] * self.n_items
+        self._opponents: list[list[int]] = [[] for _ in range(self.n_items)]
+        self._byes: Counter[int] = Counter()
+        self._met: Counter[frozenset[int]] = Counter()
+        self._round_matches: list[Match] = []
+        self._notes: list[str] = []
+        self._start_round()
+
+    # -- standings --------------------------------------------------------------------------
+    @property
+    def points(self) -> tuple[float, ...]:
+        """Points of each candidate so far (index = candidate)."""
+        return tuple(self._points)
+
+    def buchholz(self) -> tuple[float, ...]:
+        """Sum of the current points of every opponent each candidate has met."""
+        return tuple(math.fsum(self._points[o] for o in opps) for opps in self._opponents)
+
+    def _standings(self) -> list[int]:
+        return sorted(range(self.n_items), key=lambda c: (-self._points[c], self._seed_rank[c]))
+
+    # -- rounds -----------------------------------------------------------------------------
+    def _start_round(self) -> None:
+        self.round += 1
+        order = self._standings()
+        if len(order) % 2:
+            fewest = min(self._byes[c] for c in order)
+            bye = next(c for c in reversed(order) if self._byes[c] == fewest)
+            order.remove(bye)
+            self._byes[bye] += 1
+            self._points[bye] += BYE_POINTS
+        pairs = _pair_avoiding_rematches(order, self._met, PAIRING_STEP_LIMIT)
+        if pairs is None:
+            pairs = _pair_greedily(order, self._met)
+        self._round_matches = []
+        for a, b in pairs:
+            key = frozenset((a, b))
+            if self._met[key]:
+                self._notes.append(f"round {self.round}: rematch {a} vs {b} (no pairing avoids it)")
+            self._met[key] += 1
+            self._opponents[a].append(b)
+            self._opponents[b].append(a)
+            self._round_matches.append(self._add_match(a, b, round=self.round))
+
+    def _on_match_done(self, match: Match) -> None:
+        """Score the match; once the round is in, pair the next one."""
+        p = match.preference
+        if p is None:
+            self._notes.append(
+                f"match {match.match_id} (round {match.round}: {match.a} vs {match.b}): "
+                "no readable verdict; no points"
+            )
+        elif self.scoring == "preference":
+            self._points[match.a] += p
+            self._points[match.b] += 1.0 - p
+        elif abs(p - 0.5) <= TIE_TOLERANCE:
+            self._points[match.a] += 0.5
+            self._points[match.b] += 0.5
+        else:
+            self._points[match.a if p > 0.5 else match.b] += 1.0
+        if match.round == self.round and all(m.complete for m in self._round_matches):
+            self.rounds_completed = self.round
+            if self.round < self.n_rounds and not self.stopped:
+                self._start_round()
+
+    # -- outcome ----------------------------------------------------------------------------
+    def result(self) -> StrategyOutcome:
+        """Final standings, or ``None`` for both if the rounds did not all finish."""
+        notes = list(self._notes)
+        if self.rounds_completed < self.n_rounds:
+            state = "stopped" if self.stopped else "not finished"
+            notes.append(
+                f"swiss {state} after {self.rounds_completed} of {self.n_rounds} rounds: "
+                "no order of its own"
+            )
+            return StrategyOutcome(notes=tuple(notes))
+        buchholz = self.buchholz()
+        order = sorted(
+            range(self.n_items),
+            key=lambda c: (-self._points[c], -buchholz[c], self._seed_rank[c]),
+        )
+        return StrategyOutcome(best=order[0], order=tuple(order), notes=tuple(notes))
+
+
+def _pair_avoiding_rematches(
+    order: Sequence[int], met: Counter[frozenset[int]], step_limit: int
+) -> list[tuple[int, int]] | None:
+    """Pair ``order`` (even length) top-down, each with the nearest not yet met; backtrack.
+
+    ``None`` if no pairing without a rematch exists or none was found within ``step_limit``.
+    """
+    m = len(order)
+    used = [False] * m
+    stack: list[tuple[int, int]] = []
+    resume: tuple[int, int] | None = None
+    for _ in range(step_limit):
+        if resume is None:
+            i = next((k for k in range(m) if not used[k]), -1)
+            if i < 0:
+                return [(order[x], order[y]) for x, y in stack]
+            start = i + 1
+        else:
+            (i, start), resume = resume, None
+        for j in range(start, m):
+            if not used[j] and not met[frozenset((order[i], order[j]))]:
+                used[i] = used[j] = True
+                stack.append((i, j))
+                break
+        else:
+            if not stack:
+                return None
+            x, y = stack.pop()
+            used[x] = used[y] = False
+            resume = (x, y + 1)
+    return None
+
+
+def _pair_greedily(order: Sequence[int], met: Counter[frozenset[int]]) -> list[tuple[int, int]]:
+    """Top-down pairing with the nearest candidate met least often (rematches allowed)."""
+    rest = list(order)
+    pairs: list[tuple[int, int]] = []
+    while rest:
+        first = rest.pop(0)
+        other = min(rest, key=lambda c: met[frozenset((first, c))])
+        rest.remove(other)
+        pairs.append((first, other))
+    return pairs

@@ -1,0 +1,304 @@
+"""The :class:`Verdict` value: what one GenRM comparison said, or why it said nothing usable.
+
+A GenRM judges two responses shown in slots 1 and 2 and answers with an individual helpfulness
+score for each (1-5, higher is better) and a ranking of the pair (1-6):
+
+====  ==================================
+ 1    response 1 is much better
+ 2    response 1 is better
+ 3    response 1 is slightly better
+ 4    response 2 is slightly better
+ 5    response 2 is better
+ 6    response 2 is much better
+====  ==================================
+
+Swapping the slots mirrors the ranking (``r -> 7 - r``) and trades the scores; that arithmetic
+lives in :meth:`Verdict.swapped` and nowhere else. A verdict that could not be read is still a
+``Verdict``, with ``ok == False``, a :class:`FailureKind` and the raw text; asking it for a
+number raises :class:`~genrm_rank.errors.VerdictError` instead of inventing one.
+
+References
+----------
+Wang et al., "HelpSteer3-Preference: Open Human-Annotated Preference Data across Diverse Tasks
+and Languages", 2025 (arXiv:2505.11475), for the 1-5 / 1-6 scales of NVIDIA's GenRMs.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from genrm_rank.errors import VerdictError
+
+__all__ = [
+    "LINEAR_PREFERENCE",
+    "RANKING_MAX",
+    "RANKING_MIN",
+    "SCORE_MAX",
+    "SCORE_MIN",
+    "FailureKind",
+    "PreferenceMapping",
+    "RubricScore",
+    "Usage",
+    "Verdict",
+    "linear_preference",
+    "table_preference",
+]
+
+SCORE_MIN, SCORE_MAX = 1.0, 5.0
+RANKING_MIN, RANKING_MAX = 1.0, 6.0
+
+
+class FailureKind(str, enum.Enum):
+    """Why a verdict carries no usable value.
+
+    ``str``-valued, so ``verdict.failure == "truncated"`` works.
+    """
+
+    UNREADABLE = "unreadable"
+    """The answer holds no verdict that can be read (no JSON/boxed values, missing keys)."""
+    AMBIGUOUS = "ambiguous"
+    """The answer holds several verdicts that disagree; none is chosen."""
+    TRUNCATED = "truncated"
+    """Generation stopped at ``max_tokens`` (``finish_reason == "length"``) or content was null."""
+    OUT_OF_RANGE = "out_of_range"
+    """A score outside 1..5 or a ranking outside 1..6."""
+    EMPTY = "empty"
+    """The server returned an empty answer."""
+    REJECTED = "rejected"
+    """The server refused the request with a non-retryable error (e.g. 400: prompt too long)."""
+    UNAVAILABLE = "unavailable"
+    """No server answered within the retry limit (connection errors, timeouts, 5xx, 429)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage the server reported for one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class RubricScore:
+    """One per-rubric triplet of a rubric-style answer (Nemotron-3-Ultra GenRM).
+
+    Values the model left out or wrote unreadably are ``None``, never filled in.
+    """
+
+    rubric_id: int | str | None
+    score_1: float | None
+    score_2: float | None
+    ranking: float | None
+
+    def swapped(self) -> RubricScore:
+        """The same triplet seen with the two responses' slots exchanged."""
+        return RubricScore(
+            self.rubric_id,
+            self.score_2,
+            self.score_1,
+            None if self.ranking is None else 7.0 - self.ranking,
+        )
+
+
+PreferenceMapping = Callable[[float], float]
+"""Maps a ranking in [1, 6] to the strength in [0, 1] with which slot 1 beats slot 2."""
+
+
+def linear_preference(ranking: float) -> float:
+    """Default mapping: ``(6 - ranking) / 5`` (1 -> 1.0, 3 -> 0.6, 4 -> 0.4, 6 -> 0.0).
+
+    >>> linear_preference(1), linear_preference(3.5), linear_preference(6)
+    (1.0, 0.5, 0.0)
+    """
+    return (RANKING_MAX - ranking) / (RANKING_MAX - RANKING_MIN)
+
+
+LINEAR_PREFERENCE: PreferenceMapping = linear_preference
+
+
+def table_preference(table: dict[int, float]) -> PreferenceMapping:
+    """A mapping from a table of the six integer rankings, interpolated linearly between them.
+
+    The table must give all of 1..6, values in [0, 1], and be antisymmetric
+    (``table[r] + table[7 - r] == 1``) so that swapping the slots mirrors the preference.
+
+    >>> hard = table_preference({1: 1, 2: 1, 3: 1, 4: 0, 5: 0, 6: 0})
+    >>> hard(2), hard(5)
+    (1.0, 0.0)
+    """
+    keys = sorted(table)
+    if keys != [1, 2, 3, 4, 5, 6]:
+        raise ValueError(f"Argument 'table' must have the keys 1..6, not {keys}.")
+    for r in keys:
+        value = float(table[r])
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"Argument 'table' must map into [0, 1], not {r} -> {value}.")
+        if not math.isclose(value + float(table[7 - r]), 1.0):
+            raise ValueError(
+                f"Argument 'table' must satisfy table[r] + table[7 - r] == 1, "
+                f"not table[{r}] = {value}, table[{7 - r}] = {table[7 - r]}."
+            )
+    values = [float(table[r]) for r in keys]
+
+    def mapping(ranking: float) -> float:
+        if not RANKING_MIN <= ranking <= RANKING_MAX:
+            raise ValueError(f"Argument 'ranking' must be in [1, 6], not {ranking}.")
+        low = min(math.floor(ranking), 5)
+        frac = ranking - low
+        return values[low - 1] * (1.0 - frac) + values[low] * frac
+
+    return mapping
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one pairwise judgement said, or why it said nothing usable.
+
+    Attributes
+    ----------
+    score_1, score_2 : float or None
+        Individual helpfulness scores (1..5) of the responses in slot 1 and slot 2. ``None``
+        when the judge gave none (a three-class replay record) or the verdict failed.
+    ranking : float or None
+        The pair ranking, 1 (slot 1 much better) .. 6 (slot 2 much better). ``None`` iff failed.
+    rubrics : tuple of RubricScore
+        Per-rubric triplets of a rubric-style answer, in the order given.
+    raw : str or None
+        The answer text as received (content), kept for audit and for failed verdicts.
+    reasoning : str or None
+        The judge's reasoning, when the server or the text provided it.
+    failure : FailureKind or None
+        ``None`` for a usable verdict.
+    error : str or None
+        Human-readable detail of the failure (parser message, server error body).
+    finish_reason : str or None
+        The server's ``finish_reason``.
+    usage : Usage or None
+        Tokens the server reported, summed over every attempt that produced this verdict.
+    attempts : int
+        Judge calls (generations) this verdict cost, resamples included.
+    """
+
+    score_1: float | None = None
+    score_2: float | None = None
+    ranking: float | None = None
+    rubrics: tuple[RubricScore, ...] = ()
+    raw: str | None = None
+    reasoning: str | None = None
+    failure: FailureKind | None = None
+    error: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    attempts: int = 1
+
+    def __post_init__(self) -> None:
+        if self.failure is None:
+            if self.ranking is None:
+                raise ValueError("A verdict with no failure must have a ranking, not None.")
+            if not RANKING_MIN <= self.ranking <= RANKING_MAX:
+                raise ValueError(f"Argument 'ranking' must be in [1, 6], not {self.ranking}.")
+            for name, score in (("score_1", self.score_1), ("score_2", self.score_2)):
+                if score is not None and not SCORE_MIN <= score <= SCORE_MAX:
+                    raise ValueError(f"Argument '{name}' must be in [1, 5], not {score}.")
+        else:
+            if not isinstance(self.failure, FailureKind):
+                object.__setattr__(self, "failure", FailureKind(self.failure))
+            if self.ranking is not None or self.score_1 is not None or self.score_2 is not None:
+                raise ValueError(
+                    f"A failed verdict ({self.failure}) must carry no ranking or scores, not "
+                    f"ranking={self.ranking}, score_1={self.score_1}, score_2={self.score_2}."
+                )
+
+    @classmethod
+    def failed(
+        cls,
+        failure: FailureKind | str,
+        *,
+        raw: str | None = None,
+        reasoning: str | None = None,
+        error: str | None = None,
+        finish_reason: str | None = None,
+        usage: Usage | None = None,
+        attempts: int = 1,
+    ) -> Verdict:
+        """A failed verdict of the given kind, keeping the raw text."""
+        return cls(
+            raw=raw,
+            reasoning=reasoning,
+            failure=FailureKind(failure),
+            error=error,
+            finish_reason=finish_reason,
+            usage=usage,
+            attempts=attempts,
+        )
+
+    @property
+    def ok(self) -> bool:
+        """Whether the verdict holds a usable ranking."""
+        return self.failure is None
+
+    def _require_ranking(self) -> float:
+        if self.ranking is None:
+            raise VerdictError(
+                f"This verdict failed ({self.failure}: {self.error or 'no detail'}); "
+                "it has no ranking or preference."
+            )
+        return self.ranking
+
+    @property
+    def preference(self) -> float:
+        """Strength in [0, 1] with which slot 1 beats slot 2, by :func:`linear_preference`.
+
+        Raises :class:`~genrm_rank.errors.VerdictError` on a failed verdict.
+        """
+        return linear_preference(self._require_ranking())
+
+    def preference_with(self, mapping: PreferenceMapping) -> float:
+        """Like :attr:`preference`, with another mapping of the ranking."""
+        return float(mapping(self._require_ranking()))
+
+    @property
+    def winner_slot(self) -> int | None:
+        """1 or 2 for the slot the ranking favours, ``None`` for an exact 3.5 (a replayed tie)."""
+        ranking = self._require_ranking()
+        if ranking < 3.5:
+            return 1
+        if ranking > 3.5:
+            return 2
+        return None
+
+    def swapped(self) -> Verdict:
+        """The same verdict as seen with the two slots exchanged.
+
+        ``ranking -> 7 - ranking``; the scores and each rubric triplet trade places.
+        ``v.swapped().swapped() == v``.
+        """
+        return replace(
+            self,
+            score_1=self.score_2,
+            score_2=self.score_1,
+            ranking=None if self.ranking is None else 7.0 - self.ranking,
+            rubrics=tuple(r.swapped() for r in self.rubrics),
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        """Total tokens spent on this verdict (0 when the server reported none)."""
+        return 0 if self.usage is None else self.usage.total_tokens

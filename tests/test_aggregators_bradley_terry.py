@@ -1,0 +1,435 @@
+"""Tests for genrm_rank.aggregators.bradley_terry, against choix, closed forms and real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import choix
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+from scipy.optimize import approx_fprime, check_grad
+
+from genrm_rank.aggregators import (
+    BradleyTerryFit,
+    Comparisons,
+    bootstrap_bradley_terry,
+    bradley_terry,
+    elo_scale,
+)
+from genrm_rank.aggregators.bradley_terry import _gradient, _hessian, _objective
+from genrm_rank.errors import ComparisonGraphError
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+EXPECTED = json.loads((DATA / "expected_values.json").read_text())
+QLORA = EXPECTED["qlora_vicuna_gpt4_pairwise"]
+
+
+def _random_pairs(seed: int, n_items: int, m: int) -> list[tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    strength = rng.normal(size=n_items)
+    pairs = []
+    for _ in range(m):
+        i, j = (int(v) for v in rng.choice(n_items, size=2, replace=False))
+        win = rng.random() < 1.0 / (1.0 + np.exp(strength[j] - strength[i]))
+        pairs.append((i, j) if win else (j, i))
+    return pairs
+
+
+def _strongly_connected_pairs(seed: int, n_items: int, m: int) -> list[tuple[int, int]]:
+    cycle = [(i, (i + 1) % n_items) for i in range(n_items)]
+    return cycle + _random_pairs(seed, n_items, m)
+
+
+def _centred(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(x - x.mean())
+
+
+def _qlora() -> tuple[Comparisons, list[str]]:
+    path = DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["winner"] != "error"]
+    names = sorted({r["model_a"] for r in rows} | {r["model_b"] for r in rows})
+    index = {name: i for i, name in enumerate(names)}
+    outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}
+    comparisons = Comparisons.from_arrays(
+        len(names),
+        [index[r["model_a"]] for r in rows],
+        [index[r["model_b"]] for r in rows],
+        [outcome[r["winner"]] for r in rows],
+    )
+    return comparisons, names
+
+
+@pytest.fixture(scope="module")
+def qlora() -> tuple[Comparisons, list[str]]:
+    return _qlora()
+
+
+# ---------------------------------------------------------------------------- references
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("alpha", [1e-3, 0.1, 1.0])
+def test_matches_choix_opt_pairwise(seed: int, alpha: float) -> None:
+    n_items = 6 + seed
+    pairs = _random_pairs(seed, n_items, 60)
+    fit = bradley_terry(Comparisons.from_pairs(n_items, pairs), alpha=alpha)
+    reference = choix.opt_pairwise(n_items, pairs, alpha=alpha, tol=1e-12)
+    np.testing.assert_allclose(fit.params, _centred(reference), atol=1e-5)
+    assert fit.converged
+    assert abs(fit.params.sum()) < 1e-12
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_matches_choix_ilsr_pairwise_at_alpha_zero(seed: int) -> None:
+    n_items = 8
+    pairs = _strongly_connected_pairs(seed, n_items, 80)
+    fit = bradley_terry(Comparisons.from_pairs(n_items, pairs), alpha=0.0)
+    reference = choix.ilsr_pairwise(n_items, pairs, alpha=0.0, tol=1e-12, max_iter=1000)
+    np.testing.assert_allclose(fit.params, _centred(reference), atol=1e-5)
+    assert fit.converged
+
+
+@pytest.mark.parametrize(("wins", "losses"), [(3, 1), (1, 3), (5, 5), (7, 2), (1, 9)])
+def test_two_items_closed_form(wins: int, losses: int) -> None:
+    pairs = [(0, 1)] * wins + [(1, 0)] * losses
+    fit = bradley_terry(Comparisons.from_pairs(2, pairs), alpha=0.0)
+    diff = np.log(wins / losses)
+    np.testing.assert_allclose(fit.params, [diff / 2, -diff / 2], atol=1e-10)
+    # Fisher information of the difference is m p (1 - p); theta_0 = diff / 2.
+    p = wins / (wins + losses)
+    variance_of_diff = 1.0 / ((wins + losses) * p * (1 - p))
+    np.testing.assert_allclose(fit.covariance[0, 0], variance_of_diff / 4, rtol=1e-8)
+    np.testing.assert_allclose(fit.covariance[0, 1], -variance_of_diff / 4, rtol=1e-8)
+    expected_ll = wins * np.log(p) + losses * np.log(1 - p)
+    np.testing.assert_allclose(fit.log_likelihood, expected_ll, rtol=1e-10)
+
+
+@pytest.mark.parametrize("outcomes", [[0.7], [0.7, 0.9, 0.2], [0.5, 0.5]])
+def test_two_items_soft_outcomes_closed_form(outcomes: list[float]) -> None:
+    m = len(outcomes)
+    c = Comparisons.from_arrays(2, [0] * m, [1] * m, outcomes)
+    fit = bradley_terry(c, alpha=0.0)
+    soft_wins = sum(outcomes)
+    np.testing.assert_allclose(
+        fit.params[0] - fit.params[1], np.log(soft_wins / (m - soft_wins)), atol=1e-10
+    )
+
+
+def test_position_bias_closed_form_with_both_orders() -> None:
+    # Slot-1 item 0 beats 1 with strength a, slot-1 item 1 beats 0 with strength b:
+    # d + h = logit(a) and h - d = logit(b), where d = theta_0 - theta_1.
+    a, b = 0.8, 0.4
+    c = Comparisons.from_arrays(2, [0, 1], [1, 0], [a, b])
+    fit = bradley_terry(c, alpha=0.0, position_bias=True)
+
+    def logit(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    assert fit.position_bias is not None
+    np.testing.assert_allclose(fit.position_bias, (logit(a) + logit(b)) / 2, atol=1e-9)
+    np.testing.assert_allclose(fit.params[0] - fit.params[1], (logit(a) - logit(b)) / 2, atol=1e-9)
+
+
+@pytest.mark.parametrize("position_bias", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_gradient_and_hessian_match_finite_differences(position_bias: bool, alpha: float) -> None:
+    rng = np.random.default_rng(7)
+    n, m = 5, 40
+    first = rng.integers(0, n, m)
+    second = (first + rng.integers(1, n, m)) % n
+    c = Comparisons.from_arrays(n, first, second, rng.random(m), weight=rng.random(m) * 2)
+    total_weight, total_wins = c.pair_totals()
+    x = rng.normal(size=n + int(position_bias))
+    args = (total_weight, total_wins, alpha)
+    assert check_grad(_objective, _gradient, x, *args) < 1e-5
+    numeric = np.array(
+        [approx_fprime(x, lambda y, k=k: _gradient(y, *args)[k], 1e-7) for k in range(x.size)]
+    )
+    np.testing.assert_allclose(_hessian(x, *args), numeric, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------- real data
+
+
+def test_qlora_order_and_elo_match_expected_values(qlora: tuple[Comparisons, list[str]]) -> None:
+    comparisons, names = qlora
+    assert len(comparisons) == QLORA["games_valid"]
+    fit = bradley_terry(comparisons, alpha=0.0)
+    elo = dict(zip(names, fit.elo().tolist(), strict=True))
+    expected = QLORA["bt_order_derived"]["elo_scaled"]
+    for name, value in expected.items():
+        assert elo[name] == pytest.approx(value, abs=0.1)
+    order = QLORA["bt_order_derived"]["order"]
+    ours = sorted(names, key=lambda name: -elo[name])
+    for a, b in zip(order, ours, strict=True):
+        assert a == b or abs(elo[a] - elo[b]) < 10.0
+
+
+def test_qlora_position_bias_is_clearly_positive(qlora: tuple[Comparisons, list[str]]) -> None:
+    comparisons, _ = qlora
+    decided = comparisons.outcome != 0.5
+    first_share = comparisons.outcome[decided].mean()
+    assert first_share == pytest.approx(
+        QLORA["first_position_wins"]
+        / (QLORA["first_position_wins"] + QLORA["second_position_wins"])
+    )
+    fit = bradley_terry(comparisons, alpha=0.0, position_bias=True)
+    assert fit.position_bias is not None and fit.position_bias_stderr is not None
+    assert fit.position_bias > 0.5
+    assert fit.position_bias - 5 * fit.position_bias_stderr > 0
+    # Every ordered pair is played in both orders, so leaving the strengths out can only
+    # attenuate the slot effect (non-collapsibility of the logit): h >= marginal slot-1 logit.
+    share = comparisons.outcome.mean()
+    assert fit.position_bias >= np.log(share / (1 - share))
+    plain = bradley_terry(comparisons, alpha=0.0)
+    assert fit.log_likelihood > plain.log_likelihood + 50
+
+
+# ---------------------------------------------------------------------------- edge cases
+
+
+def test_disconnected_graph_is_finite_with_alpha_and_refused_without() -> None:
+    pairs = [(0, 1), (1, 0), (0, 1), (2, 3), (3, 2), (3, 2)]
+    c = Comparisons.from_pairs(4, pairs)
+    fit = bradley_terry(c, alpha=0.01)
+    assert np.all(np.isfinite(fit.params)) and fit.converged
+    assert fit.params[0] > fit.params[1] and fit.params[3] > fit.params[2]
+    # Between components only the prior speaks: large but finite uncertainty.
+    assert np.all(np.isfinite(fit.covariance))
+    assert fit.standard_errors.max() > 3
+    with pytest.raises(ComparisonGraphError, match="not strongly connected"):
+        bradley_terry(c, alpha=0.0)
+
+
+@pytest.mark.parametrize("alpha", [1e-6, 1e-3, 1.0])
+def test_perfect_separation_is_finite_and_ordered(alpha: float) -> None:
+    pairs = [(0, 1), (1, 2), (0, 2), (0, 1)]
+    fit = bradley_terry(Comparisons.from_pairs(3, pairs), alpha=alpha)
+    assert fit.converged
+    assert np.all(np.isfinite(fit.params))
+    assert fit.params[0] > fit.params[1] > fit.params[2]
+    with pytest.raises(ComparisonGraphError):
+        bradley_terry(Comparisons.from_pairs(3, pairs), alpha=0.0)
+
+
+def test_alpha_zero_position_bias_needs_both_slot_outcomes() -> None:
+    c = Comparisons.from_arrays(2, [0, 1], [1, 0], [1.0, 1.0])
+    with pytest.raises(ComparisonGraphError, match="slot-1 item must both win and lose"):
+        bradley_terry(c, alpha=0.0, position_bias=True)
+    fit = bradley_terry(c, alpha=0.1, position_bias=True)
+    assert fit.position_bias is not None and fit.position_bias > 0
+
+
+def test_initial_params_do_not_change_the_answer() -> None:
+    c = Comparisons.from_pairs(5, _strongly_connected_pairs(5, 5, 30))
+    a = bradley_terry(c, alpha=0.0)
+    b = bradley_terry(c, alpha=0.0, initial_params=[3.0, -1.0, 2.0, 0.0, 5.0])
+    np.testing.assert_allclose(a.params, b.params, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"alpha": -1.0}, ValueError, r"'alpha' must be finite and >= 0, not -1.0"),
+        ({"alpha": float("nan")}, ValueError, r"'alpha' must be finite"),
+        ({"alpha": "1"}, TypeError, r"'alpha' must be a real number, not str"),
+        ({"max_iter": 0}, ValueError, r"'max_iter' must be at least 1, not 0"),
+        ({"tol": 0.0}, ValueError, r"'tol' must be finite and > 0, not 0.0"),
+        ({"initial_params": [0.0]}, ValueError, r"'initial_params' must be 3 finite numbers"),
+    ],
+)
+def test_bad_arguments_are_named(
+    kwargs: dict[str, Any], error: type[Exception], pattern: str
+) -> None:
+    c = Comparisons.from_pairs(3, [(0, 1), (1, 2), (2, 0)])
+    with pytest.raises(error, match=pattern):
+        bradley_terry(c, **kwargs)
+
+
+def test_rejects_non_comparisons() -> None:
+    with pytest.raises(TypeError, match=r"'comparisons' must be a Comparisons, not list"):
+        bradley_terry([(0, 1)])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- fit object
+
+
+def _fit3() -> BradleyTerryFit:
+    c = Comparisons.from_arrays(3, [0, 1, 2, 0, 1], [1, 2, 0, 2, 0], [1.0, 1.0, 0.0, 0.5, 1.0])
+    return bradley_terry(c, alpha=0.05, position_bias=True)
+
+
+def test_win_probability_and_matrix() -> None:
+    fit = _fit3()
+    h = fit.position_bias
+    assert h is not None
+    d = fit.params[0] - fit.params[1]
+    assert fit.win_probability(0, 1) == pytest.approx(1 / (1 + np.exp(-d)))
+    assert fit.win_probability(0, 1, position="first") == pytest.approx(1 / (1 + np.exp(-d - h)))
+    assert fit.win_probability(0, 1, position="second") == pytest.approx(1 / (1 + np.exp(-d + h)))
+    matrix = fit.win_matrix()
+    np.testing.assert_allclose(matrix + matrix.T, 1.0)
+    with pytest.raises(ValueError, match=r"'position' must be .* not 'middle'"):
+        fit.win_probability(0, 1, position="middle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"'j' must be in \[0, 3\), not 3"):
+        fit.win_probability(0, 3)
+
+
+def test_covariance_is_centred_and_symmetric() -> None:
+    fit = _fit3()
+    np.testing.assert_allclose(fit.covariance.sum(axis=1), 0.0, atol=1e-10)
+    np.testing.assert_allclose(fit.covariance, fit.covariance.T)
+    np.testing.assert_allclose(fit.standard_errors**2, np.diag(fit.covariance))
+    assert np.all(np.linalg.eigvalsh(fit.covariance) > -1e-10)
+
+
+def test_p_best_is_reproducible_and_concentrates_on_a_clear_winner() -> None:
+    pairs = [(0, 1)] * 30 + [(0, 2)] * 30 + [(1, 2)] * 5 + [(2, 1)] * 5
+    pairs += [(1, 0), (2, 0)]
+    fit = bradley_terry(Comparisons.from_pairs(3, pairs), alpha=0.0)
+    p = fit.p_best(n_samples=2000, seed=3)
+    np.testing.assert_array_equal(p, fit.p_best(n_samples=2000, seed=np.random.default_rng(3)))
+    assert p.sum() == pytest.approx(1.0)
+    assert p[0] > 0.99
+    with pytest.raises(ValueError, match=r"'n_samples' must be at least 1, not 0"):
+        fit.p_best(n_samples=0)
+
+
+def test_ranking_orders_by_params() -> None:
+    fit = _fit3()
+    assert fit.params[fit.ranking()].tolist() == sorted(fit.params.tolist(), reverse=True)
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_is_reproducible_and_brackets_the_fit() -> None:
+    c = Comparisons.from_pairs(4, _strongly_connected_pairs(11, 4, 60))
+    a = bootstrap_bradley_terry(c, n_bootstrap=60, seed=5, alpha=0.01, position_bias=True)
+    b = bootstrap_bradley_terry(c, n_bootstrap=60, seed=5, alpha=0.01, position_bias=True)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert a.samples.shape == (60, 4)
+    np.testing.assert_allclose(a.samples.sum(axis=1), 0.0, atol=1e-10)
+    assert np.all(a.lower <= a.fit.params + 1e-9) and np.all(a.fit.params <= a.upper + 1e-9)
+    assert a.position_bias_interval is not None
+    assert a.position_bias_interval[0] <= a.position_bias_interval[1]
+    assert a.n_not_converged == 0
+
+
+def test_bootstrap_spread_agrees_with_laplace_standard_errors(
+    qlora: tuple[Comparisons, list[str]],
+) -> None:
+    comparisons, _ = qlora
+    boot = bootstrap_bradley_terry(comparisons, n_bootstrap=100, seed=0, alpha=0.0)
+    ratio = boot.samples.std(axis=0) / boot.fit.standard_errors
+    assert np.all((ratio > 0.6) & (ratio < 1.5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"n_bootstrap": 0}, ValueError, r"'n_bootstrap' must be at least 1, not 0"),
+        ({"n_bootstrap": 2.5}, TypeError, r"'n_bootstrap' must be an int, not float"),
+        ({"confidence": 1.0}, ValueError, r"'confidence' must be in \(0, 1\), not 1.0"),
+    ],
+)
+def test_bootstrap_bad_arguments(
+    kwargs: dict[str, Any], error: type[Exception], pattern: str
+) -> None:
+    c = Comparisons.from_pairs(2, [(0, 1), (1, 0)])
+    arguments: dict[str, Any] = {"n_bootstrap": 5, "seed": 0}
+    arguments.update(kwargs)
+    with pytest.raises(error, match=pattern):
+        bootstrap_bradley_terry(c, **arguments)
+
+
+# ---------------------------------------------------------------------------- elo
+
+
+@pytest.mark.parametrize(
+    ("params", "kwargs", "expected"),
+    [
+        ([np.log(10.0), 0.0], {}, [1200.0, 800.0]),
+        ([1.0, 1.0, 1.0], {}, [1000.0, 1000.0, 1000.0]),
+        ([0.0, np.log(10.0)], {"scale": 200.0, "base": 1500.0}, [1400.0, 1600.0]),
+        ([[np.log(10.0), 0.0], [0.0, 0.0]], {}, [[1200.0, 800.0], [1000.0, 1000.0]]),
+    ],
+)
+def test_elo_scale(params: Any, kwargs: dict[str, float], expected: list[float]) -> None:
+    np.testing.assert_allclose(elo_scale(params, **kwargs), expected)
+
+
+def test_elo_scale_rejects_empty() -> None:
+    with pytest.raises(ValueError, match=r"'params' must have at least one item"):
+        elo_scale([])
+
+
+# ---------------------------------------------------------------------------- properties
+
+
+@st.composite
+def comparison_sets(draw: st.DrawFn, soft: bool = True) -> Comparisons:
+    n = draw(st.integers(2, 6))
+    m = draw(st.integers(1, 25))
+    first = draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    shift = draw(st.lists(st.integers(1, n - 1), min_size=m, max_size=m))
+    values = st.floats(0, 1) if soft else st.sampled_from([0.0, 1.0])
+    outcome = draw(st.lists(values, min_size=m, max_size=m))
+    second = [(f + s) % n for f, s in zip(first, shift, strict=True)]
+    return Comparisons.from_arrays(n, first, second, outcome)
+
+
+@settings(max_examples=40, deadline=None)
+@given(comparison_sets(), st.data())
+def test_relabelling_permutes_params_and_p_best(c: Comparisons, data: st.DataObject) -> None:
+    perm = np.array(data.draw(st.permutations(range(c.n_items))))
+    fit = bradley_terry(c, alpha=0.1, position_bias=True)
+    moved = bradley_terry(c.relabel(perm), alpha=0.1, position_bias=True)
+    np.testing.assert_allclose(moved.params[perm], fit.params, atol=1e-7)
+    np.testing.assert_allclose(moved.covariance[np.ix_(perm, perm)], fit.covariance, atol=1e-7)
+    assert moved.position_bias == pytest.approx(fit.position_bias, abs=1e-7)
+    p, q = fit.p_best(n_samples=4000, seed=1), moved.p_best(n_samples=4000, seed=2)
+    np.testing.assert_allclose(q[perm], p, atol=0.06)
+
+
+@settings(max_examples=40, deadline=None)
+@given(comparison_sets())
+def test_swapping_slots_flips_position_bias_only(c: Comparisons) -> None:
+    fit = bradley_terry(c, alpha=0.1, position_bias=True)
+    mirrored = bradley_terry(c.swapped(), alpha=0.1, position_bias=True)
+    np.testing.assert_allclose(mirrored.params, fit.params, atol=1e-7)
+    assert fit.position_bias is not None and mirrored.position_bias is not None
+    assert mirrored.position_bias == pytest.approx(-fit.position_bias, abs=1e-7)
+    assert mirrored.log_likelihood == pytest.approx(fit.log_likelihood, abs=1e-7)
+
+
+@settings(max_examples=30, deadline=None)
+@given(comparison_sets(), st.integers(0, 2**32 - 1))
+def test_p_best_sums_to_one(c: Comparisons, seed: int) -> None:
+    p = bradley_terry(c, alpha=0.5).p_best(n_samples=500, seed=seed)
+    assert p.sum() == pytest.approx(1.0)
+    assert np.all(p >= 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 7).flatmap(lambda n: st.tuples(st.permutations(range(n)), st.data())))
+def test_transitive_judge_is_recovered(case: tuple[list[int], st.DataObject]) -> None:
+    order, data = case
+    n = len(order)
+    rank = {item: r for r, item in enumerate(order)}
+    first, second, outcome = [], [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = (i, j) if data.draw(st.booleans()) else (j, i)
+            first.append(a)
+            second.append(b)
+            outcome.append(1.0 if rank[a] < rank[b] else 0.0)
+    c = Comparisons.from_arrays(n, first, second, outcome)
+    fit = bradley_terry(c, alpha=1e-3)
+    assert fit.ranking().tolist() == order

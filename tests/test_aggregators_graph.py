@@ -1,0 +1,132 @@
+"""Tests for genrm_rank.aggregators.graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genrm_rank.aggregators import (
+    Comparisons,
+    bradley_terry,
+    comparison_graph,
+    connected_components,
+    intransitive_cycles,
+    is_connected,
+    majority_digraph,
+)
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_comparison_graph_counts_both_orders() -> None:
+    c = Comparisons.from_arrays(
+        4, [0, 1, 0, 2], [1, 0, 1, 3], [1.0, 0.0, 0.5, 1.0], weight=[1, 2, 3, 4]
+    )
+    g = comparison_graph(c)
+    assert sorted(g.nodes) == [0, 1, 2, 3]
+    assert g.edges[0, 1]["count"] == 3
+    assert g.edges[0, 1]["total_weight"] == 6.0
+    assert g.edges[2, 3]["count"] == 1
+    assert g.number_of_edges() == 2
+
+
+@pytest.mark.parametrize(
+    ("n_items", "pairs", "components"),
+    [
+        (4, [(0, 1), (3, 2)], [[0, 1], [2, 3]]),
+        (4, [(0, 1), (1, 2), (2, 3)], [[0, 1, 2, 3]]),
+        (5, [(4, 1), (3, 2)], [[0], [1, 4], [2, 3]]),
+        (1, [], [[0]]),
+    ],
+)
+def test_connected_components(
+    n_items: int, pairs: list[tuple[int, int]], components: list[list[int]]
+) -> None:
+    c = Comparisons.from_pairs(n_items, pairs)
+    assert connected_components(c) == components
+    assert is_connected(c) == (len(components) == 1)
+
+
+def test_disconnected_graph_reported_and_fitted() -> None:
+    c = Comparisons.from_pairs(5, [(0, 1), (1, 2), (2, 0), (3, 4), (4, 3)])
+    assert connected_components(c) == [[0, 1, 2], [3, 4]]
+    assert not is_connected(c)
+    fit = bradley_terry(c, alpha=0.01)
+    assert np.all(np.isfinite(fit.params))
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "outcome", "cycles"),
+    [
+        ([0, 1, 2], [1, 2, 0], [1.0, 1.0, 1.0], [[0, 1, 2]]),
+        ([0, 1, 2], [1, 2, 0], [0.0, 0.0, 0.0], [[0, 2, 1]]),
+        ([0, 1, 0], [1, 2, 2], [1.0, 1.0, 1.0], []),
+        # a tie breaks the cycle
+        ([0, 1, 2], [1, 2, 0], [1.0, 1.0, 0.5], []),
+        # two 3-cycles sharing an edge among four items
+        ([0, 1, 2, 1, 3], [1, 2, 0, 3, 0], [1.0] * 5, [[0, 1, 2], [0, 1, 3]]),
+    ],
+)
+def test_intransitive_cycles_cases(
+    first: list[int], second: list[int], outcome: list[float], cycles: list[list[int]]
+) -> None:
+    c = Comparisons.from_arrays(4, first, second, outcome)
+    assert intransitive_cycles(c) == cycles
+
+
+def test_longer_cycles_need_a_larger_bound() -> None:
+    c = Comparisons.from_pairs(4, [(0, 1), (1, 2), (2, 3), (3, 0)])
+    assert intransitive_cycles(c) == []
+    assert intransitive_cycles(c, max_length=4) == [[0, 1, 2, 3]]
+    with pytest.raises(ValueError, match=r"'max_length' must be at least 3, not 2"):
+        intransitive_cycles(c, max_length=2)
+
+
+def test_majority_digraph_aggregates_both_orders() -> None:
+    c = Comparisons.from_arrays(2, [0, 1], [1, 0], [0.9, 0.5])
+    g = majority_digraph(c)
+    assert list(g.edges) == [(0, 1)]
+    assert g.edges[0, 1]["preference"] == pytest.approx(0.7)
+
+
+def test_qlora_judge_has_valid_majority_cycles() -> None:
+    path = DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["winner"] != "error" and r["qid"] == "1"]
+    names = sorted({r["model_a"] for r in rows} | {r["model_b"] for r in rows})
+    index = {name: i for i, name in enumerate(names)}
+    outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}
+    c = Comparisons.from_arrays(
+        len(names),
+        [index[r["model_a"]] for r in rows],
+        [index[r["model_b"]] for r in rows],
+        [outcome[r["winner"]] for r in rows],
+    )
+    g = majority_digraph(c)
+    for cycle in intransitive_cycles(c):
+        assert cycle[0] == min(cycle)
+        for a, b in zip(cycle, cycle[1:] + cycle[:1], strict=True):
+            assert g.has_edge(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(3, 7).flatmap(lambda n: st.tuples(st.permutations(range(n)), st.data())))
+def test_transitive_judge_has_no_cycles(case: tuple[list[int], st.DataObject]) -> None:
+    order, data = case
+    rank = {item: r for r, item in enumerate(order)}
+    n = len(order)
+    first, second, outcome = [], [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = (i, j) if data.draw(st.booleans()) else (j, i)
+            first.append(a)
+            second.append(b)
+            outcome.append(1.0 if rank[a] < rank[b] else 0.0)
+    assert (
+        intransitive_cycles(Comparisons.from_arrays(n, first, second, outcome), max_length=n) == []
+    )

@@ -1,0 +1,766 @@
+"""Tests for genrm_rank.cache: verdict JSON, cache keys, the SQLite store and CachedJudge."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import genrm_rank.cache as cache_module
+from genrm_rank.cache import (
+    PROTOCOL_VERSION,
+    SCHEMA_VERSION,
+    CachedBatchJudge,
+    CachedJudge,
+    VerdictCache,
+    cache_key,
+    verdict_from_dict,
+    verdict_to_dict,
+)
+from genrm_rank.errors import JudgeError
+from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
+from genrm_rank.judges.simulated import SimulatedJudge
+from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun
+from genrm_rank.strategies.round_robin import RoundRobin
+from genrm_rank.verdict import FailureKind, RubricScore, Usage, Verdict
+
+REPO = Path(__file__).resolve().parents[1]
+NAMESPACE = {"model": "nvidia/Qwen3-Nemotron-235B-A22B-GenRM", "temperature": 0.6, "top_p": 0.95}
+REQUEST = PairRequest("What is the capital of France?", "Paris.", "Lyon.", prompt_id="p0")
+OK = Verdict(score_1=4, score_2=2, ranking=2, raw="{...}", usage=Usage(100, 900), attempts=1)
+
+
+# ------------------------------------------------------------------------------------------
+# Public surface
+
+
+def test_all_is_complete_and_sorted() -> None:
+    public = {
+        name
+        for name, value in vars(cache_module).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
+        and (getattr(value, "__module__", None) == cache_module.__name__ or name.isupper())
+    }
+    assert public == set(cache_module.__all__)
+    assert cache_module.__all__ == sorted(cache_module.__all__, key=lambda n: (not n.isupper(), n))
+
+
+# ------------------------------------------------------------------------------------------
+# Verdict <-> dict
+
+any_text = st.none() | st.text(st.characters(blacklist_categories=()), max_size=30)
+any_float = st.floats(allow_nan=False)
+rubrics = st.lists(
+    st.builds(
+        RubricScore,
+        st.none() | st.integers() | st.text(max_size=5),
+        st.none() | any_float,
+        st.none() | any_float,
+        st.none() | any_float,
+    ),
+    max_size=3,
+).map(tuple)
+usages = st.none() | st.builds(Usage, st.integers(0, 10**9), st.integers(0, 10**9))
+common = {
+    "rubrics": rubrics,
+    "raw": any_text,
+    "reasoning": any_text,
+    "error": any_text,
+    "finish_reason": any_text,
+    "usage": usages,
+    "attempts": st.integers(0, 50),
+}
+ok_verdicts = st.builds(
+    Verdict,
+    score_1=st.none() | st.floats(1, 5) | st.integers(1, 5),
+    score_2=st.none() | st.floats(1, 5) | st.integers(1, 5),
+    ranking=st.floats(1, 6) | st.integers(1, 6),
+    **common,
+)
+failed_verdicts = st.builds(Verdict, failure=st.sampled_from(FailureKind), **common)
+verdicts = ok_verdicts | failed_verdicts
+
+
+@given(verdicts)
+def test_verdict_dict_round_trip_through_json(verdict: Verdict) -> None:
+    data = verdict_to_dict(verdict)
+    back = verdict_from_dict(json.loads(json.dumps(data)))
+    assert back == verdict
+    for field in dataclasses.fields(Verdict):  # ints stay ints, floats stay floats
+        assert type(getattr(back, field.name)) is type(getattr(verdict, field.name))
+
+
+@settings(max_examples=50)
+@given(verdicts)
+def test_verdict_round_trip_through_sqlite(verdict: Verdict) -> None:
+    with VerdictCache(":memory:") as cache:
+        cache.put("k", verdict)
+        assert cache.get("k") == verdict
+
+
+def test_verdict_to_dict_is_plain_json() -> None:
+    data = verdict_to_dict(Verdict.failed("truncated", raw="abc", usage=Usage(1, 2), attempts=2))
+    assert data["failure"] == "truncated"
+    assert data["usage"] == {"prompt_tokens": 1, "completion_tokens": 2}
+    assert json.loads(json.dumps(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"ranking": 2, "colour": "red"}, ValueError),
+        ({"failure": "exploded"}, ValueError),
+        ({"ranking": 9}, ValueError),
+        ({"ranking": 2, "rubrics": [{"rubric_id": 1, "extra": 0}]}, ValueError),
+        ({"ranking": 2, "usage": {"prompt_tokens": 1, "cached": 3}}, ValueError),
+        ({"ranking": 2, "usage": [1, 2]}, TypeError),
+        ({"ranking": 2, "attempts": "1"}, TypeError),
+        ([("ranking", 2)], TypeError),
+    ],
+)
+def test_verdict_from_dict_rejects_bad_data(data: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        verdict_from_dict(data)
+
+
+def test_verdict_to_dict_rejects_non_verdict() -> None:
+    with pytest.raises(TypeError, match="'verdict'"):
+        verdict_to_dict({"ranking": 2})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------
+# Keys
+
+
+def test_cache_key_is_sha256_hex_and_stable() -> None:
+    key = cache_key(NAMESPACE, REQUEST)
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert key == cache_key(dict(reversed(list(NAMESPACE.items()))), REQUEST)
+    assert key == cache_key(NAMESPACE, dataclasses.replace(REQUEST))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sample": 1},
+        {"attempt": 1},
+        {"principle": "Prefer brevity."},
+        {"response_1": "Paris, France."},
+        {"conversation": "What is the capital of Italy?"},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_cache_key_changes_with_what_is_judged(change: dict[str, Any]) -> None:
+    assert cache_key(NAMESPACE, dataclasses.replace(REQUEST, **change)) != cache_key(
+        NAMESPACE, REQUEST
+    )
+
+
+def test_cache_key_depends_on_slot_order() -> None:
+    assert cache_key(NAMESPACE, REQUEST.swapped()) != cache_key(NAMESPACE, REQUEST)
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        {**NAMESPACE, "model": "nvidia/Llama-3.3-Nemotron-70B-GenRM"},
+        {**NAMESPACE, "temperature": 0.0},
+        {**NAMESPACE, "extra_body": {"chat_template_kwargs": {"enable_thinking": False}}},
+        {"model": NAMESPACE["model"]},
+    ],
+)
+def test_cache_key_changes_with_namespace(namespace: dict[str, Any]) -> None:
+    assert cache_key(namespace, REQUEST) != cache_key(NAMESPACE, REQUEST)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt_id": "another prompt"},
+        {"index_1": 5, "index_2": 7},
+        {"id_1": "system-a", "id_2": "system-b"},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_cache_key_ignores_identities(change: dict[str, Any]) -> None:
+    assert cache_key(NAMESPACE, dataclasses.replace(REQUEST, **change)) == cache_key(
+        NAMESPACE, REQUEST
+    )
+
+
+def test_cache_key_changes_with_protocol_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = cache_key(NAMESPACE, REQUEST)
+    monkeypatch.setattr(cache_module, "PROTOCOL_VERSION", PROTOCOL_VERSION + 1)
+    assert cache_key(NAMESPACE, REQUEST) != before
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        {"model": "m", "api_key": "sk-123"},
+        {"model": "m", "OPENAI_API_KEY": "sk-123"},
+        {"model": "m", "token": "abc"},
+        {"model": "m", "extra_headers": {"Authorization": "Bearer abc"}},
+        {"model": "m", "endpoints": [{"url": "http://a", "api-key": "x"}]},
+    ],
+)
+def test_cache_key_refuses_credentials(namespace: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="credentials"):
+        cache_key(namespace, REQUEST)
+
+
+def test_cache_key_allows_token_limits() -> None:
+    cache_key({"model": "m", "max_tokens": 4096, "skip_special_tokens": True}, REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "error"),
+    [
+        ({"model": object()}, TypeError),
+        ({"temperature": float("nan")}, ValueError),
+        ({1: "model"}, TypeError),
+        ([("model", "m")], TypeError),
+    ],
+)
+def test_cache_key_rejects_bad_namespace(namespace: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="'namespace'"):
+        cache_key(namespace, REQUEST)
+
+
+# ------------------------------------------------------------------------------------------
+# VerdictCache
+
+
+def test_get_put_counts_hits_and_misses(tmp_path: Path) -> None:
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        assert cache.get("a") is None
+        cache.put("a", OK)
+        assert cache.get("a") == OK
+        assert (cache.hits, cache.misses) == (1, 1)
+        assert len(cache) == 1 and "a" in cache and "b" not in cache
+        assert (cache.hits, cache.misses) == (1, 1)  # `in` is not counted
+
+
+def test_put_replaces(tmp_path: Path) -> None:
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        cache.put("a", OK)
+        failed = Verdict.failed("unreadable", raw="??")
+        cache.put("a", failed)
+        assert cache.get("a") == failed and len(cache) == 1
+
+
+def test_put_many_and_reopen(tmp_path: Path) -> None:
+    items = [(f"k{i}", dataclasses.replace(OK, attempts=i + 1)) for i in range(10)]
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        assert cache.put_many(items) == 10
+        assert cache.put_many([]) == 0
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        assert len(cache) == 10
+        assert [cache.get(k) for k, _ in items] == [v for _, v in items]
+
+
+def test_file_layout(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with VerdictCache(path) as cache:
+        assert cache.journal_mode == "wal"
+        cache.put("a", OK)
+        conn = cache._connection()
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    assert meta == {"schema_version": str(SCHEMA_VERSION)}
+    key, blob, created = conn.execute("SELECT key, verdict, created FROM verdicts").fetchone()
+    assert key == "a" and verdict_from_dict(json.loads(blob)) == OK and created > 1.6e9
+    conn.close()
+
+
+def test_schema_version_mismatch_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    VerdictCache(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ValueError, match="schema version 999"):
+        VerdictCache(path)
+
+
+def test_non_database_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database " * 100)
+    with pytest.raises(ValueError, match="'path'"):
+        VerdictCache(path)
+
+
+def test_closed_cache_raises_and_close_is_idempotent(tmp_path: Path) -> None:
+    cache = VerdictCache(tmp_path / "c.sqlite")
+    cache.close()
+    cache.close()
+    assert cache.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        cache.get("a")
+    with pytest.raises(RuntimeError, match="closed"):
+        cache.put("a", OK)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"path": 3}, TypeError), ({"path": ":memory:", "timeout": -1.0}, ValueError)],
+)
+def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        VerdictCache(**kwargs)
+
+
+def test_bad_key_type() -> None:
+    with VerdictCache(":memory:") as cache, pytest.raises(TypeError, match="'key'"):
+        cache.put(3, OK)  # type: ignore[arg-type]
+
+
+def test_two_caches_on_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with VerdictCache(path) as one, VerdictCache(path) as two:
+        one.put("a", OK)
+        assert two.get("a") == OK
+        two.put_many([("b", OK), ("c", OK)])
+        one.put("d", OK)
+        assert len(one) == len(two) == 4
+        assert one.get("c") == OK
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+WRITER = """
+import sys
+from genrm_rank.cache import VerdictCache
+from genrm_rank.verdict import Usage, Verdict
+
+path, prefix, mode, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+def verdict(i):
+    return Verdict(score_1=4, score_2=2, ranking=1 + i % 6, raw="x" * 3000,
+                   reasoning="y" * 5000, usage=Usage(i, 2 * i), attempts=1 + i % 3)
+
+cache = VerdictCache(path)
+i = 0
+while limit < 0 or i < limit:
+    if mode == "put":
+        cache.put(f"{prefix}{i}", verdict(i))
+        print(i, flush=True)
+        i += 1
+    else:
+        cache.put_many([(f"{prefix}{j}", verdict(j)) for j in range(i, i + 7)])
+        print(*range(i, i + 7), sep="\\n", flush=True)
+        i += 7
+cache.close()
+"""
+
+
+def _writer_verdict(i: int) -> Verdict:
+    return Verdict(
+        score_1=4,
+        score_2=2,
+        ranking=1 + i % 6,
+        raw="x" * 3000,
+        reasoning="y" * 5000,
+        usage=Usage(i, 2 * i),
+        attempts=1 + i % 3,
+    )
+
+
+def _spawn_writer(path: Path, prefix: str, mode: str, limit: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), prefix, mode, str(limit)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("mode", ["put", "put_many"])
+def test_sigkill_mid_stream_loses_no_committed_verdict(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "c.sqlite"
+    writer = _spawn_writer(path, "k", mode, -1)
+    assert writer.stdout is not None
+    reported = []
+    for line in writer.stdout:
+        reported.append(int(line))
+        if len(reported) >= 400:
+            break
+    writer.send_signal(signal.SIGKILL)
+    rest, _ = writer.communicate(timeout=10)
+    reported += [int(line) for line in rest.split()]  # printed before the kill: committed too
+    assert writer.returncode == -signal.SIGKILL
+
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with VerdictCache(path) as cache:
+        assert len(cache) >= len(reported)
+        for i in reported:
+            assert cache.get(f"k{i}") == _writer_verdict(i), i
+        cache.put("after", OK)  # still writable
+        assert cache.get("after") == OK
+
+
+def test_two_writer_processes_share_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    VerdictCache(path).close()
+    writers = [_spawn_writer(path, prefix, "put", 300) for prefix in ("a", "b")]
+    for writer in writers:
+        writer.communicate(timeout=60)
+        assert writer.returncode == 0
+    with VerdictCache(path) as cache:
+        assert len(cache) == 600
+        assert cache.get("a299") == cache.get("b299") == _writer_verdict(299)
+
+
+# ------------------------------------------------------------------------------------------
+# CachedJudge
+
+
+class CountingJudge:
+    """Passes requests to an inner judge and counts them."""
+
+    def __init__(self, inner: Judge) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        self.calls += 1
+        return await self.inner.judge(request)
+
+
+class CountingBatchJudge(CountingJudge):
+    def __init__(self, inner: BatchJudge) -> None:
+        super().__init__(inner)
+        self.batch_inner = inner
+        self.batches: list[int] = []
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        self.batches.append(len(requests))
+        self.calls += len(requests)
+        return await self.batch_inner.judge_batch(requests)
+
+
+class ScriptedJudge:
+    """Answers with the given verdicts in turn (raising exceptions given), gated by an event."""
+
+    def __init__(self, *answers: Verdict | BaseException) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+        self.gate: asyncio.Event | None = None
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        self.calls += 1
+        answer = self.answers.pop(0)
+        if self.gate is not None:
+            await self.gate.wait()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _cached(judge: Judge, cache: VerdictCache | None = None) -> CachedJudge:
+    return CachedJudge(judge, cache or VerdictCache(":memory:"), namespace=NAMESPACE)
+
+
+async def test_hit_returns_the_stored_verdict_and_counts_savings() -> None:
+    inner = ScriptedJudge(OK)
+    cached = _cached(inner)
+    first = await cached.judge(REQUEST)
+    second = await cached.judge(dataclasses.replace(REQUEST, prompt_id="elsewhere"))
+    assert first == second == OK
+    assert inner.calls == 1
+    assert (cached.hits, cached.misses) == (1, 1)
+    assert (cached.calls_saved, cached.tokens_saved) == (OK.attempts, OK.total_tokens)
+
+
+async def test_different_sample_is_a_miss() -> None:
+    inner = ScriptedJudge(OK, OK)
+    cached = _cached(inner)
+    await cached.judge(REQUEST)
+    await cached.judge(dataclasses.replace(REQUEST, sample=1))
+    assert inner.calls == 2 and cached.misses == 2
+
+
+async def test_different_namespace_is_a_miss() -> None:
+    inner = ScriptedJudge(OK, OK)
+    cache = VerdictCache(":memory:")
+    await CachedJudge(inner, cache, namespace=NAMESPACE).judge(REQUEST)
+    await CachedJudge(inner, cache, namespace={**NAMESPACE, "temperature": 1.0}).judge(REQUEST)
+    assert inner.calls == 2 and len(cache) == 2
+
+
+async def test_unavailable_is_not_cached_but_other_failures_are() -> None:
+    unavailable = Verdict.failed(FailureKind.UNAVAILABLE, error="connection refused", attempts=4)
+    unreadable = Verdict.failed(FailureKind.UNREADABLE, raw="hmm", usage=Usage(10, 20))
+    inner = ScriptedJudge(unavailable, OK, unreadable)
+    cached = _cached(inner)
+    assert await cached.judge(REQUEST) == unavailable
+    assert len(cached.cache) == 0
+    assert await cached.judge(REQUEST) == OK
+    assert await cached.judge(REQUEST) == OK
+    other = dataclasses.replace(REQUEST, attempt=1)
+    assert await cached.judge(other) == unreadable
+    assert await cached.judge(other) == unreadable
+    assert inner.calls == 3 and len(cached.cache) == 2
+
+
+async def test_concurrent_identical_requests_are_paid_once() -> None:
+    inner = ScriptedJudge(OK)
+    inner.gate = asyncio.Event()
+    cached = _cached(inner)
+    tasks = [asyncio.ensure_future(cached.judge(REQUEST)) for _ in range(3)]
+    await asyncio.sleep(0)
+    inner.gate.set()
+    assert await asyncio.gather(*tasks) == [OK, OK, OK]
+    assert inner.calls == 1
+    assert (cached.hits, cached.misses) == (2, 1)
+
+
+async def test_waiters_ask_again_when_the_shared_call_raises() -> None:
+    inner = ScriptedJudge(JudgeError("replay miss"), OK)
+    inner.gate = asyncio.Event()
+    cached = _cached(inner)
+    owner = asyncio.ensure_future(cached.judge(REQUEST))
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(cached.judge(REQUEST))
+    await asyncio.sleep(0)
+    inner.gate.set()
+    with pytest.raises(JudgeError):
+        await owner
+    assert await waiter == OK
+    assert inner.calls == 2 and cached.misses == 2
+
+
+async def test_cancelled_waiter_does_not_cancel_the_shared_call() -> None:
+    inner = ScriptedJudge(OK)
+    inner.gate = asyncio.Event()
+    cached = _cached(inner)
+    owner = asyncio.ensure_future(cached.judge(REQUEST))
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(cached.judge(REQUEST))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    inner.gate.set()
+    assert await owner == OK
+    assert waiter.cancelled()
+    assert cached.cache.get(cached.key(REQUEST)) == OK
+
+
+async def test_cancelled_owner_stores_nothing() -> None:
+    inner = ScriptedJudge(OK, OK)
+    inner.gate = asyncio.Event()
+    cached = _cached(inner)
+    owner = asyncio.ensure_future(cached.judge(REQUEST))
+    await asyncio.sleep(0)
+    owner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owner
+    assert len(cached.cache) == 0 and not cached._in_flight
+    inner.gate.set()
+    assert await cached.judge(REQUEST) == OK
+
+
+def test_batch_capability_follows_the_inner_judge() -> None:
+    plain = _cached(CountingJudge(SimulatedJudge()))
+    batch = _cached(CountingBatchJudge(SimulatedJudge()))
+    assert isinstance(plain, Judge) and not isinstance(plain, BatchJudge)
+    assert type(plain) is CachedJudge
+    assert type(batch) is CachedBatchJudge
+    assert isinstance(batch, BatchJudge)
+
+
+async def test_judge_batch_sends_only_distinct_misses() -> None:
+    simulated = SimulatedJudge(seed=3)
+    inner = CountingBatchJudge(simulated)
+    cached = _cached(inner)
+    a, b, c = (dataclasses.replace(REQUEST, response_2=text) for text in ("A.", "B.", "C."))
+    verdict_b = await cached.judge(b)
+    verdicts = await cached.judge_batch([a, b, a, c])  # type: ignore[attr-defined]
+    assert inner.batches == [2]  # a and c
+    assert verdicts[1] == verdict_b and verdicts[0] == verdicts[2]
+    assert (cached.hits, cached.misses) == (2, 3)
+    again = await cached.judge_batch([c, a, b])  # type: ignore[attr-defined]
+    assert again == [verdicts[3], verdicts[0], verdict_b]
+    assert inner.batches == [2] and cached.misses == 3
+
+
+async def test_judge_batch_with_everything_cached_makes_no_call() -> None:
+    inner = CountingBatchJudge(SimulatedJudge())
+    cached = _cached(inner)
+    first = await judge_many(cached, [REQUEST, REQUEST.swapped()])
+    assert await judge_many(cached, [REQUEST.swapped(), REQUEST]) == first[::-1]
+    assert inner.batches == [2]
+
+
+async def test_async_with_enters_and_exits_the_inner_judge() -> None:
+    events: list[str] = []
+
+    class ManagedJudge(ScriptedJudge):
+        async def __aenter__(self) -> ManagedJudge:
+            events.append("enter")
+            return self
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            events.append("exit")
+
+    cache = VerdictCache(":memory:")
+    async with CachedJudge(ManagedJudge(OK), cache, namespace=NAMESPACE) as cached:
+        assert await cached.judge(REQUEST) == OK
+        assert events == ["enter"]
+    assert events == ["enter", "exit"]
+    assert not cache.closed  # the caller owns the cache
+
+    async with _cached(ScriptedJudge(OK)) as plain:  # a judge with no lifecycle: fine
+        assert await plain.judge(REQUEST) == OK
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"judge": object()}, TypeError),
+        ({"cache": ":memory:"}, TypeError),
+        ({"namespace": {"api_key": "sk"}}, ValueError),
+    ],
+)
+def test_cached_judge_bad_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    arguments: dict[str, Any] = {
+        "judge": ScriptedJudge(),
+        "cache": VerdictCache(":memory:"),
+        "namespace": NAMESPACE,
+        **kwargs,
+    }
+    with pytest.raises(error):
+        CachedJudge(arguments.pop("judge"), arguments.pop("cache"), **arguments)
+
+
+def test_namespace_is_copied() -> None:
+    namespace: dict[str, Any] = {"model": "m", "extra_body": {"top_k": 20}}
+    cached = CachedJudge(ScriptedJudge(), VerdictCache(":memory:"), namespace=namespace)
+    key = cached.key(REQUEST)
+    namespace["extra_body"]["top_k"] = 1
+    assert (
+        cached.key(REQUEST)
+        == key
+        == cache_key({"model": "m", "extra_body": {"top_k": 20}}, REQUEST)
+    )
+    assert cached.namespace == {"model": "m", "extra_body": {"top_k": 20}}
+
+
+# ------------------------------------------------------------------------------------------
+# Through the orchestrator
+
+
+def _jobs() -> list[PromptJob]:
+    return [
+        PromptJob(
+            f"Prompt {p}: explain item {p}.",
+            [f"Answer {c} to prompt {p}." for c in range(4)],
+            RoundRobin(4, swap="both", seed=p),
+            prompt_id=f"p{p}",
+            key=p,
+        )
+        for p in range(3)
+    ]
+
+
+def _rows(runs: list[PromptRun]) -> list[tuple[Any, ...]]:
+    """What a result row is made of; judgements come back in completion order, so sorted."""
+    return [
+        (
+            run.job.key,
+            sorted(run.judgements, key=lambda j: (j.first, j.second, j.sample)),
+            run.calls,
+            run.usage,
+            run.reasked,
+            run.failed_calls,
+        )
+        for run in sorted(runs, key=lambda run: run.job.key)
+    ]
+
+
+async def _run(judge: Judge, batch_size: int) -> list[PromptRun]:
+    orchestrator = Orchestrator(judge, max_in_flight=8, batch_size=batch_size, verdict_retries=1)
+    return [run async for run in orchestrator.run(_jobs())]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+async def test_rerun_through_the_orchestrator_makes_no_inner_call(
+    tmp_path: Path, batch_size: int
+) -> None:
+    path = tmp_path / "c.sqlite"
+    inner = CountingBatchJudge(SimulatedJudge(unreadable_rate=0.25, truncated_rate=0.1, seed=7))
+    with VerdictCache(path) as cache:
+        first_judge = CachedJudge(inner, cache, namespace=NAMESPACE)
+        first = await _run(first_judge, batch_size)
+    paid = inner.calls
+    assert paid == first_judge.misses > 36  # 3 prompts x 12 ordered calls, plus re-asks
+    assert sum(run.reasked for run in first) > 0
+
+    inner.calls = 0
+    with VerdictCache(path) as cache:
+        second_judge = CachedJudge(inner, cache, namespace=NAMESPACE)
+        second = await _run(second_judge, batch_size)
+    assert inner.calls == 0
+    assert second_judge.hits == paid and second_judge.misses == 0
+    assert second_judge.calls_saved == sum(run.calls for run in first)
+    assert second_judge.tokens_saved == sum(run.usage.total_tokens for run in first)
+    assert _rows(second) == _rows(first)
+
+
+class ScriptedBatchJudge(ScriptedJudge):
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        return [await self.judge(r) for r in requests]
+
+
+async def test_judge_batch_does_not_cache_unavailable() -> None:
+    unavailable = Verdict.failed(FailureKind.UNAVAILABLE, error="503")
+    inner = ScriptedBatchJudge(unavailable, OK, OK)
+    cached = _cached(inner)
+    other = REQUEST.swapped()
+    assert await cached.judge_batch([REQUEST, other]) == [unavailable, OK]  # type: ignore[attr-defined]
+    assert await cached.judge_batch([REQUEST, other]) == [OK, OK]  # type: ignore[attr-defined]
+    assert inner.calls == 3 and len(cached.cache) == 2
+
+
+async def test_judge_batch_waits_for_a_call_in_flight() -> None:
+    inner = ScriptedBatchJudge(OK)
+    inner.gate = asyncio.Event()
+    cached = _cached(inner)
+    single = asyncio.ensure_future(cached.judge(REQUEST))
+    await asyncio.sleep(0)
+    batch = asyncio.ensure_future(cached.judge_batch([REQUEST]))  # type: ignore[attr-defined]
+    await asyncio.sleep(0)
+    inner.gate.set()
+    assert await single == OK and await batch == [OK]
+    assert inner.calls == 1 and cached.hits == 1
+
+
+async def test_judge_batch_checks_the_inner_count() -> None:
+    class ShortJudge(ScriptedBatchJudge):
+        async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+            return []
+
+    cached = _cached(ShortJudge())
+    with pytest.raises(RuntimeError, match="returned 0 verdicts for 1"):
+        await cached.judge_batch([REQUEST])  # type: ignore[attr-defined]
+    assert not cached._in_flight and len(cached.cache) == 0

@@ -1,0 +1,208 @@
+"""The orchestrator: one window of requests across many prompts, re-asks, budgets, caps, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from genrm_rank.errors import EndpointsUnavailableError, ReplayMissError
+from genrm_rank.judges.base import PairRequest
+from genrm_rank.judges.simulated import SimulatedJudge
+from genrm_rank.orchestrator import Orchestrator, PromptJob, run_one
+from genrm_rank.strategies.round_robin import RoundRobin
+from genrm_rank.verdict import FailureKind, Usage, Verdict
+
+
+class CountingJudge:
+    """Answers slot 1 wins after yielding to the loop; records peak concurrency."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.peak = 0
+        self.requests: list[PairRequest] = []
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.requests.append(request)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        better = request.index_1 < request.index_2
+        return Verdict(score_1=4, score_2=2, ranking=2 if better else 5, usage=Usage(10, 5))
+
+
+class SequentialScheduler(RoundRobin):
+    """Round-robin that releases one match at a time (like a knockout's dependent rounds)."""
+
+    def __init__(self, n_items: int) -> None:
+        super().__init__(n_items, swap="none")
+        self._held = self._queue
+        self._queue = []
+
+    def next_pairs(self, limit=None):  # type: ignore[no-untyped-def]
+        if self._outstanding == 0 and self._held and not self.stopped:
+            self._queue = [self._held.pop(0)]
+        return super().next_pairs(limit)
+
+    @property
+    def done(self) -> bool:
+        return self._outstanding == 0 and (self.stopped or not self._held)
+
+
+def _job(n: int = 4, key: object = None, **kw: object) -> PromptJob:
+    return PromptJob(
+        f"prompt {key}", [f"c{i}" for i in range(n)], RoundRobin(n, swap="both"), key=key, **kw  # type: ignore[arg-type]
+    )
+
+
+async def _collect(orchestrator: Orchestrator, jobs: Sequence[PromptJob]) -> list:  # type: ignore[type-arg]
+    return [run async for run in orchestrator.run(jobs)]
+
+
+async def test_every_prompt_comes_back_once_with_all_its_calls() -> None:
+    judge = CountingJudge()
+    jobs = [_job(4, key=i) for i in range(50)]
+    runs = await _collect(Orchestrator(judge, max_in_flight=16), jobs)
+    assert sorted(r.job.key for r in runs) == list(range(50))
+    assert all(len(r.judgements) == 12 and r.calls == 12 for r in runs)
+    assert len(judge.requests) == 50 * 12
+
+
+async def test_sequential_prompts_still_fill_the_global_window() -> None:
+    """Each prompt has one call at a time; many prompts together must keep the window full."""
+    judge = CountingJudge(delay=0.001)
+    jobs = [PromptJob(f"p{i}", ["a", "b", "c"], SequentialScheduler(3), key=i) for i in range(40)]
+    runs = await _collect(Orchestrator(judge, max_in_flight=20), jobs)
+    assert len(runs) == 40
+    assert judge.peak == 20
+
+
+async def test_window_is_never_exceeded() -> None:
+    judge = CountingJudge(delay=0.0005)
+    await _collect(Orchestrator(judge, max_in_flight=7), [_job(5, key=i) for i in range(10)])
+    assert judge.peak <= 7
+
+
+class FlakyJudge:
+    """Unreadable on the first ask of every request, fine on the re-ask."""
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        if request.attempt == 0:
+            return Verdict.failed(FailureKind.UNREADABLE, raw="I cannot decide.")
+        return Verdict(score_1=3, score_2=3, ranking=3)
+
+
+class BrokenJudge:
+    async def judge(self, request: PairRequest) -> Verdict:
+        return Verdict.failed(FailureKind.TRUNCATED, raw=None, error="max_tokens")
+
+
+async def test_failed_verdicts_are_reasked_then_used() -> None:
+    run = await run_one(FlakyJudge(), _job(3), verdict_retries=1)
+    assert run.calls == 12 and run.reasked == 6 and run.failed_calls == 0
+    assert all(j.verdict.ok for j in run.judgements)
+
+
+async def test_failed_verdicts_stay_failed_after_the_retry_limit() -> None:
+    run = await run_one(BrokenJudge(), _job(3), verdict_retries=2)
+    assert run.calls == 18 and run.failed_calls == 6
+    assert all(j.verdict.failure == "truncated" for j in run.judgements)
+
+
+async def test_budget_stops_the_strategy_and_says_so() -> None:
+    run = await run_one(CountingJudge(), _job(4, budget=5))
+    assert run.calls == 5 and run.budget_bound
+    unlimited = await run_one(CountingJudge(), _job(4, budget=12))
+    assert unlimited.calls == 12 and not unlimited.budget_bound
+
+
+async def test_run_wide_call_cap_drops_unfinished_prompts() -> None:
+    orchestrator = Orchestrator(CountingJudge(), max_in_flight=4, max_calls=30)
+    runs = await _collect(orchestrator, [_job(4, key=i) for i in range(10)])
+    assert orchestrator.cap_reached == "max_calls"
+    assert all(len(r.judgements) == 12 for r in runs)  # only finished prompts come back
+    assert orchestrator.stats.calls < 30 + 4
+
+
+async def test_token_cap() -> None:
+    orchestrator = Orchestrator(CountingJudge(), max_in_flight=1, max_tokens=15 * 12)
+    runs = await _collect(orchestrator, [_job(4, key=i) for i in range(3)])
+    assert orchestrator.cap_reached == "max_tokens" and len(runs) == 1
+
+
+class MissingJudge:
+    async def judge(self, request: PairRequest) -> Verdict:
+        if request.prompt_id == "bad":
+            raise ReplayMissError("no record")
+        return Verdict(ranking=1)
+
+
+async def test_a_judge_error_ends_only_its_prompt() -> None:
+    jobs = [_job(3, key="good", prompt_id="good"), _job(3, key="bad", prompt_id="bad")]
+    runs = {r.job.key: r for r in await _collect(Orchestrator(MissingJudge()), jobs)}
+    assert runs["good"].ok and runs["good"].calls == 6
+    assert isinstance(runs["bad"].error, ReplayMissError)
+
+
+class DeadJudge:
+    async def judge(self, request: PairRequest) -> Verdict:
+        await asyncio.sleep(0)
+        raise EndpointsUnavailableError("http://a: connection refused")
+
+
+async def test_all_endpoints_down_stops_the_run() -> None:
+    with pytest.raises(EndpointsUnavailableError, match="connection refused"):
+        await _collect(Orchestrator(DeadJudge()), [_job(3)])
+
+
+async def test_cancellation_leaves_no_orphan_tasks() -> None:
+    judge = CountingJudge(delay=10.0)
+    orchestrator = Orchestrator(judge, max_in_flight=8)
+    consumer = asyncio.ensure_future(_collect(orchestrator, [_job(4, key=i) for i in range(5)]))
+    while judge.in_flight < 8:
+        await asyncio.sleep(0.001)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    await asyncio.sleep(0)
+    assert judge.in_flight == 0
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == []
+
+
+class BatchCountingJudge(CountingJudge):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        self.batches.append(len(requests))
+        return [await self.judge(r) for r in requests]
+
+
+async def test_batch_judges_get_batches() -> None:
+    judge = BatchCountingJudge()
+    runs = await _collect(Orchestrator(judge, max_in_flight=64, batch_size=16), [_job(5, key=i) for i in range(4)])
+    assert sum(judge.batches) == 80 and max(judge.batches) == 16
+    assert all(r.calls == 20 for r in runs)
+
+
+async def test_judge_statistics_pool_position_bias_across_prompts() -> None:
+    judge = SimulatedJudge(position_bias=3.0, seed=1, noise_scale=0.5, qualities=lambda t: 0.0)
+    orchestrator = Orchestrator(judge, max_in_flight=32)
+    await _collect(orchestrator, [_job(4, key=i) for i in range(20)])
+    share = orchestrator.stats.first_slot_win_share
+    assert share is not None and share > 0.9
+    assert orchestrator.stats.calls == 20 * 12
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        Orchestrator(CountingJudge(), max_in_flight=0)
+    with pytest.raises(ValueError, match="scheduler"):
+        PromptJob("q", ["a", "b", "c"], RoundRobin(2))
