@@ -34,11 +34,18 @@ STRATEGIES = ["knockout", "swiss", "circular", "round_robin"]
 SWAPS = ["both", "random", "none"]
 
 
-async def _run(prompts: list[PromptInput], judge: object, strategy: str, swap: str, seed: int) -> tuple[list[int | None], list[int]]:
+async def _run(
+    prompts: list[PromptInput], judge: object, strategy: str, swap: str, seed: int
+) -> tuple[list[int | None], list[int]]:
     best: dict[object, int | None] = {}
     calls: dict[object, int] = {}
     async for prompt, ranking in arank_many(
-        prompts, judge=judge, strategy=strategy, swap=swap, seed=seed, max_in_flight=512  # type: ignore[arg-type]
+        prompts,
+        judge=judge,
+        strategy=strategy,
+        swap=swap,
+        seed=seed,
+        max_in_flight=512,  # type: ignore[arg-type]
     ):
         best[prompt.key] = ranking.best
         calls[prompt.key] = ranking.calls
@@ -53,7 +60,7 @@ def simulated(n: int, n_prompts: int, seed: int) -> list[tuple[str, str, float, 
     for p in range(n_prompts):
         texts = [f"prompt {p} candidate {i}" for i in range(n)]
         values = rng.standard_normal(n)
-        qualities.update(zip(texts, values.tolist()))
+        qualities.update(zip(texts, values.tolist(), strict=True))
         prompts.append(PromptInput(f"prompt {p}", texts, key=p))
         truth.append(int(np.argmax(values)))
     rows = []
@@ -61,7 +68,7 @@ def simulated(n: int, n_prompts: int, seed: int) -> list[tuple[str, str, float, 
         for swap in SWAPS:
             judge = SimulatedJudge(qualities=qualities, position_bias=0.7, seed=seed)
             best, calls = asyncio.run(_run(prompts, judge, strategy, swap, seed))
-            accuracy = float(np.mean([b == t for b, t in zip(best, truth)]))
+            accuracy = float(np.mean([b == t for b, t in zip(best, truth, strict=True)]))
             rows.append((strategy, swap, accuracy, float(np.mean(calls))))
     return rows
 
@@ -72,14 +79,20 @@ def replay(n: int, seed: int) -> list[tuple[str, str, float, float]]:
     prompts = []
     for qid in judge.prompt_ids():
         systems = judge.candidates(qid)
-        chosen = sorted(rng.choice(systems, size=n, replace=False).tolist()) if n < len(systems) else systems
-        prompts.append(PromptInput(f"question {qid}", chosen, prompt_id=qid, candidate_ids=chosen, key=qid))
+        chosen = (
+            sorted(rng.choice(systems, size=n, replace=False).tolist())
+            if n < len(systems)
+            else systems
+        )
+        prompts.append(
+            PromptInput(f"question {qid}", chosen, prompt_id=qid, candidate_ids=chosen, key=qid)
+        )
     reference, _ = asyncio.run(_run(prompts, judge, "round_robin", "both", seed))
     rows = []
     for strategy in STRATEGIES:
         for swap in SWAPS:
             best, calls = asyncio.run(_run(prompts, judge, strategy, swap, seed))
-            accuracy = float(np.mean([b == r for b, r in zip(best, reference)]))
+            accuracy = float(np.mean([b == r for b, r in zip(best, reference, strict=True)]))
             rows.append((strategy, swap, accuracy, float(np.mean(calls))))
     return rows
 
@@ -98,7 +111,8 @@ def main() -> None:
             print(f"| simulated | {n} | {strategy} | {swap} | {accuracy:.3f} | {calls:.1f} |")
     for n in [n for n in args.sizes if n <= 8]:
         for strategy, swap, accuracy, calls in replay(n, args.seed):
-            print(f"| replay (Vicuna, GPT-4) | {n} | {strategy} | {swap} | {accuracy:.3f} | {calls:.1f} |")
+            label = "replay (Vicuna, GPT-4)"
+            print(f"| {label} | {n} | {strategy} | {swap} | {accuracy:.3f} | {calls:.1f} |")
     print(f"\n{time.perf_counter() - start:.0f} s")
 
 

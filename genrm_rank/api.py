@@ -72,9 +72,13 @@ def _check_candidates(candidates: Sequence[str]) -> list[str]:
         )
     for i, text in enumerate(candidates):
         if not isinstance(text, str):
-            raise TypeError(f"Argument 'candidates[{i}]' must be a string, not {type(text).__name__}.")
+            raise TypeError(
+                f"Argument 'candidates[{i}]' must be a string, not {type(text).__name__}."
+            )
     if len(candidates) < 2:
-        raise ValueError(f"Argument 'candidates' must hold at least 2 candidates, not {len(candidates)}.")
+        raise ValueError(
+            f"Argument 'candidates' must hold at least 2 candidates, not {len(candidates)}."
+        )
     return list(candidates)
 
 
@@ -118,7 +122,9 @@ def _job(
         scheduler=scheduler,
         principle=prompt.principle,
         prompt_id=prompt.prompt_id,
-        candidate_ids=None if prompt.candidate_ids is None else [str(c) for c in prompt.candidate_ids],
+        candidate_ids=None
+        if prompt.candidate_ids is None
+        else [str(c) for c in prompt.candidate_ids],
         budget=budget,
         key=prompt.key,
     )
@@ -366,14 +372,18 @@ async def agroup_rewards(
     elif reward == "win_rate":
         rewards = win_rate(comparisons)
     else:
-        fit = bradley_terry(comparisons, alpha=options.get("alpha", DEFAULT_ALPHA), position_bias=True)
+        fit = bradley_terry(
+            comparisons, alpha=options.get("alpha", DEFAULT_ALPHA), position_bias=True
+        )
         rewards = np.array(fit.params, dtype=float)
         counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
         rewards[counts == 0] = np.nan
     return GroupRewards(np.asarray(rewards, dtype=float), reward, ranking)
 
 
-def group_rewards(candidates: Sequence[str], conversation: Conversation, **options: Any) -> GroupRewards:
+def group_rewards(
+    candidates: Sequence[str], conversation: Conversation, **options: Any
+) -> GroupRewards:
     """Sync twin of :func:`agroup_rewards`."""
     return _run_sync(agroup_rewards(candidates, conversation, **options), "group_rewards")
 
@@ -476,10 +486,10 @@ def leaderboard(
                 second.append(item.candidate_ids[j.second])
                 outcome.append(j.verdict.preference)
         else:
-            a, b, o = item
-            first.append(str(a))
-            second.append(str(b))
-            outcome.append(float(o))
+            game: tuple[str, str, float] = item  # type: ignore[assignment]
+            first.append(str(game[0]))
+            second.append(str(game[1]))
+            outcome.append(float(game[2]))
     if not first:
         raise ValueError("Argument 'results' holds no usable game.")
     return fit_leaderboard(

@@ -336,8 +336,10 @@ class Orchestrator:
                 # Fill the window.
                 while ready and self.in_flight < self.max_in_flight and self.cap_reached is None:
                     items = [ready.popleft()]
-                    while ready and len(items) < self.batch_size and (
-                        self.in_flight + len(items) < self.max_in_flight
+                    while (
+                        ready
+                        and len(items) < self.batch_size
+                        and (self.in_flight + len(items) < self.max_in_flight)
                     ):
                         items.append(ready.popleft())
                     for item in items:

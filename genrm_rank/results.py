@@ -58,14 +58,16 @@ def judgements_to_comparisons(
     *,
     preference_mapping: PreferenceMapping = linear_preference,
 ) -> Comparisons:
-    """The usable judgements as comparisons (outcome = preference of slot 1); failed ones dropped."""
+    """Usable judgements as comparisons (outcome: preference of slot 1); failed ones dropped."""
     usable = [j for j in judgements if j.verdict.ranking is not None]
     nan = float("nan")
     return Comparisons.from_arrays(
         n_items,
         first=np.array([j.first for j in usable], dtype=np.int64),
         second=np.array([j.second for j in usable], dtype=np.int64),
-        outcome=np.array([j.verdict.preference_with(preference_mapping) for j in usable], dtype=float),
+        outcome=np.array(
+            [j.verdict.preference_with(preference_mapping) for j in usable], dtype=float
+        ),
         score_first=np.array(
             [nan if j.verdict.score_1 is None else j.verdict.score_1 for j in usable], dtype=float
         ),
@@ -354,7 +356,11 @@ def build_ranking(
         )
     cycles = [tuple(c) for c in intransitive_cycles(comparisons)] if usable else []
     if usable:
-        order = run.outcome.order if run.outcome.order is not None else tuple(int(i) for i in fit.ranking())
+        order = (
+            run.outcome.order
+            if run.outcome.order is not None
+            else tuple(int(i) for i in fit.ranking())
+        )
         best = run.outcome.best if run.outcome.best is not None else order[0]
     else:
         order, best = (), None

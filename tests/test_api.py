@@ -40,7 +40,9 @@ class TransitiveJudge:
     async def judge(self, request: PairRequest) -> Verdict:
         self.calls += 1
         a, b = int(request.response_1), int(request.response_2)
-        return Verdict(score_1=5 if a > b else 1, score_2=1 if a > b else 5, ranking=1 if a > b else 6)
+        return Verdict(
+            score_1=5 if a > b else 1, score_2=1 if a > b else 5, ranking=1 if a > b else 6
+        )
 
 
 class SlotOneJudge:
@@ -56,7 +58,10 @@ class DeadVerdictJudge:
 
 
 @settings(max_examples=25, deadline=None)
-@given(values=st.lists(st.integers(0, 1000), min_size=2, max_size=12, unique=True), seed=st.integers(0, 99))
+@given(
+    values=st.lists(st.integers(0, 1000), min_size=2, max_size=12, unique=True),
+    seed=st.integers(0, 99),
+)
 def test_knockout_finds_the_best_of_a_transitive_judge(values: list[int], seed: int) -> None:
     judge = TransitiveJudge()
     choice = select_best([str(v) for v in values], "Largest?", judge=judge, seed=seed)
@@ -146,7 +151,14 @@ def test_replayed_vicuna_round_robin_puts_gpt4_first() -> None:
     for qid in ["1", "2", "3", "4", "5"]:
         systems = judge.candidates(qid)
         rankings.append(
-            rank(systems, f"question {qid}", judge=judge, candidate_ids=systems, prompt_id=qid, seed=0)
+            rank(
+                systems,
+                f"question {qid}",
+                judge=judge,
+                candidate_ids=systems,
+                prompt_id=qid,
+                seed=0,
+            )
         )
     assert all(r.calls == 56 for r in rankings)
     table = leaderboard(rankings, n_bootstrap=20, seed=0)
@@ -174,7 +186,10 @@ async def test_async_twins_and_many_prompts_share_one_judge() -> None:
     best = await aselect_best(["a", "b", "c"], "Q", judge=judge, seed=0)
     assert single.calls == 6 and best.calls == 4
     prompts = [PromptInput(f"Q{i}", [f"x{i}", f"y{i}", f"z{i}"], key=i) for i in range(30)]
-    seen = [(p.key, r.calls) async for p, r in arank_many(prompts, judge=judge, strategy="knockout", seed=0)]
+    seen = [
+        (p.key, r.calls)
+        async for p, r in arank_many(prompts, judge=judge, strategy="knockout", seed=0)
+    ]
     assert sorted(k for k, _ in seen) == list(range(30))
     assert all(calls == 4 for _, calls in seen)
 
@@ -197,14 +212,20 @@ async def test_sync_wrapper_refuses_a_running_loop() -> None:
     ],
 )
 def test_bad_arguments_are_named(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"candidates": ["a", "b"], "conversation": "Q", "judge": SimulatedJudge()}
+    args: dict[str, object] = {
+        "candidates": ["a", "b"],
+        "conversation": "Q",
+        "judge": SimulatedJudge(),
+    }
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=message):
         rank(**args)  # type: ignore[arg-type]
 
 
 def test_result_serialises_to_json() -> None:
-    result = rank(["a", "b", "c"], "Q", judge=SimulatedJudge(seed=1), seed=0, candidate_ids=["s1", "s2", "s3"])
+    result = rank(
+        ["a", "b", "c"], "Q", judge=SimulatedJudge(seed=1), seed=0, candidate_ids=["s1", "s2", "s3"]
+    )
     blob = json.dumps(result.to_dict(include_judgements=True))
     data = json.loads(blob)
     assert data["calls"] == 6 and len(data["scores"]) == 3 and data["best_id"] in {"s1", "s2", "s3"}

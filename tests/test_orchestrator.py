@@ -56,7 +56,11 @@ class SequentialScheduler(RoundRobin):
 
 def _job(n: int = 4, key: object = None, **kw: object) -> PromptJob:
     return PromptJob(
-        f"prompt {key}", [f"c{i}" for i in range(n)], RoundRobin(n, swap="both"), key=key, **kw  # type: ignore[arg-type]
+        f"prompt {key}",
+        [f"c{i}" for i in range(n)],
+        RoundRobin(n, swap="both"),
+        key=key,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -187,7 +191,9 @@ class BatchCountingJudge(CountingJudge):
 
 async def test_batch_judges_get_batches() -> None:
     judge = BatchCountingJudge()
-    runs = await _collect(Orchestrator(judge, max_in_flight=64, batch_size=16), [_job(5, key=i) for i in range(4)])
+    runs = await _collect(
+        Orchestrator(judge, max_in_flight=64, batch_size=16), [_job(5, key=i) for i in range(4)]
+    )
     assert sum(judge.batches) == 80 and max(judge.batches) == 16
     assert all(r.calls == 20 for r in runs)
 
