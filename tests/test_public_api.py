@@ -21,6 +21,13 @@ MODULES = [
     "genrm_rank.judges.base",
     "genrm_rank.judges.simulated",
     "genrm_rank.judges.replay",
+    "genrm_rank.api",
+    "genrm_rank.results",
+    "genrm_rank.orchestrator",
+    "genrm_rank.consistency",
+    "genrm_rank.cache",
+    "genrm_rank.strategies",
+    "genrm_rank.aggregators",
 ]
 
 
