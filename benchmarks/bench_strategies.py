@@ -2,9 +2,10 @@
 
 Two judges:
 
-- ``simulated``: a SimulatedJudge with Bradley-Terry noise and a position bias of 0.7 log-odds
-  (about GPT-4's on the Vicuna record); candidate qualities are standard normal draws; accuracy
-  is against the true best (largest latent quality).
+- ``simulated``: a SimulatedJudge with Bradley-Terry noise calibrated so that it orders a random
+  pair of candidates correctly 87% of the time (Qwen3-Nemotron-235B GenRM scores 87.3 on
+  RM-Bench), and a first-slot advantage of 0.68 log-odds (GPT-4's on the Vicuna record);
+  candidate qualities are standard normal draws; accuracy is against the true best.
 - ``replay``: GPT-4's real verdicts on the Vicuna benchmark (every ordered pair of 8 systems on
   80 questions); for N < 8 each question gets a seeded random subset of systems; accuracy is
   against the pick of the full both-orders round-robin on the same candidates (Bradley-Terry with
@@ -32,6 +33,8 @@ from genrm_rank.judges.simulated import SimulatedJudge
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 STRATEGIES = ["knockout", "swiss", "circular", "round_robin"]
 SWAPS = ["both", "random", "none"]
+NOISE_SCALE = 0.35  # E[sigmoid(|q1 - q2| / 0.35)] = 0.87 for q ~ N(0, 1)
+POSITION_LOG_ODDS = 0.68
 
 
 async def _run(
@@ -66,7 +69,12 @@ def simulated(n: int, n_prompts: int, seed: int) -> list[tuple[str, str, float, 
     rows = []
     for strategy in STRATEGIES:
         for swap in SWAPS:
-            judge = SimulatedJudge(qualities=qualities, position_bias=0.7, seed=seed)
+            judge = SimulatedJudge(
+                qualities=qualities,
+                noise_scale=NOISE_SCALE,
+                position_bias=POSITION_LOG_ODDS * NOISE_SCALE,
+                seed=seed,
+            )
             best, calls = asyncio.run(_run(prompts, judge, strategy, swap, seed))
             accuracy = float(np.mean([b == t for b, t in zip(best, truth, strict=True)]))
             rows.append((strategy, swap, accuracy, float(np.mean(calls))))

@@ -30,6 +30,7 @@ from genrm_rank.errors import (
     VerdictError,
 )
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
+from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.messages import build_messages
@@ -55,6 +56,7 @@ __all__ = [
     "Judge",
     "JudgeError",
     "JudgeStatistics",
+    "OpenAIJudge",
     "Orchestrator",
     "PairRequest",
     "PromptInput",

@@ -54,15 +54,27 @@ T = TypeVar("T")
 REWARDS = ("simple_tiebreaker", "mean_score", "bradley_terry", "win_rate")
 
 
-def _run_sync(coro: Coroutine[Any, Any, T], name: str) -> T:
+def _run_sync(coro: Coroutine[Any, Any, T], name: str, judge: object = None) -> T:
+    """Run ``coro`` in a fresh event loop; let the judge drop loop-bound connections after."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
-    raise RuntimeError(
-        f"{name}() cannot run inside a running event loop; use 'await a{name}(...)' instead."
-    )
+        pass
+    else:
+        coro.close()
+        raise RuntimeError(
+            f"{name}() cannot run inside a running event loop; use 'await a{name}(...)' instead."
+        )
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            release = getattr(judge, "aclose_connections", None)
+            if release is not None:
+                await release()
+
+    return asyncio.run(main())
 
 
 def _check_candidates(candidates: Sequence[str]) -> list[str]:
@@ -304,7 +316,7 @@ async def aselect_best(
 
 def rank(candidates: Sequence[str], conversation: Conversation, **options: Any) -> Ranking:
     """Sync twin of :func:`arank` (``asyncio.run``); same arguments."""
-    return _run_sync(arank(candidates, conversation, **options), "rank")
+    return _run_sync(arank(candidates, conversation, **options), "rank", options.get("judge"))
 
 
 def select_best(candidates: Sequence[str], conversation: Conversation, **options: Any) -> Selection:
@@ -318,7 +330,9 @@ def select_best(candidates: Sequence[str], conversation: Conversation, **options
     >>> choice.best_text, choice.calls
     ('4', 4)
     """
-    return _run_sync(aselect_best(candidates, conversation, **options), "select_best")
+    return _run_sync(
+        aselect_best(candidates, conversation, **options), "select_best", options.get("judge")
+    )
 
 
 @dataclass(frozen=True)
@@ -385,7 +399,9 @@ def group_rewards(
     candidates: Sequence[str], conversation: Conversation, **options: Any
 ) -> GroupRewards:
     """Sync twin of :func:`agroup_rewards`."""
-    return _run_sync(agroup_rewards(candidates, conversation, **options), "group_rewards")
+    return _run_sync(
+        agroup_rewards(candidates, conversation, **options), "group_rewards", options.get("judge")
+    )
 
 
 async def arank_many(

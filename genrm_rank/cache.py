@@ -603,6 +603,12 @@ class CachedJudge:
             self._entered = False
             await self.inner.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
 
+    async def aclose_connections(self) -> None:
+        """Forward to the inner judge's ``aclose_connections`` when it has one."""
+        release = getattr(self.inner, "aclose_connections", None)
+        if release is not None:
+            await release()
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.inner!r}, hits={self.hits}, misses={self.misses}, "

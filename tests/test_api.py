@@ -229,3 +229,16 @@ def test_result_serialises_to_json() -> None:
     blob = json.dumps(result.to_dict(include_judgements=True))
     data = json.loads(blob)
     assert data["calls"] == 6 and len(data["scores"]) == 3 and data["best_id"] in {"s1", "s2", "s3"}
+
+
+def test_one_http_judge_serves_many_sync_calls() -> None:
+    """Each sync call runs its own event loop; the judge reopens its pool on each."""
+    from genrm_rank.judges.openai_http import OpenAIJudge
+    from genrm_rank.server import SimServerConfig, ThreadedSimServers
+
+    config = SimServerConfig()
+    with ThreadedSimServers([config, config]) as servers:
+        judge = OpenAIJudge(servers.urls, model=config.model)
+        results = [select_best(["a", "b", "c"], "Q", judge=judge, seed=0) for _ in range(3)]
+    assert [r.calls for r in results] == [4, 4, 4]
+    assert not judge.is_closed

@@ -28,6 +28,9 @@ MODULES = [
     "genrm_rank.cache",
     "genrm_rank.strategies",
     "genrm_rank.aggregators",
+    "genrm_rank.judges.openai_http",
+    "genrm_rank.judges.routing",
+    "genrm_rank.server",
 ]
 
 

@@ -3,15 +3,19 @@
 - :mod:`~genrm_rank.judges.base`: the :class:`Judge` protocol and :class:`PairRequest`.
 - :mod:`~genrm_rank.judges.simulated`: a seeded simulated GenRM writing real answer text.
 - :mod:`~genrm_rank.judges.replay`: answers from a record of real verdicts.
+- :mod:`~genrm_rank.judges.openai_http`: any OpenAI-compatible server (vLLM), many replicas.
+- :mod:`~genrm_rank.judges.routing`: least-loaded routing with prefix affinity.
 """
 
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
+from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.judges.replay import ReplayJudge, ReplayRecord
 from genrm_rank.judges.simulated import SimulatedJudge, render_answer
 
 __all__ = [
     "BatchJudge",
     "Judge",
+    "OpenAIJudge",
     "PairRequest",
     "ReplayJudge",
     "ReplayRecord",

@@ -1,0 +1,702 @@
+"""A judge that calls GenRMs served by vLLM (or any OpenAI-compatible server) over HTTP.
+
+:class:`OpenAIJudge` sends each comparison as an OpenAI chat request
+(``POST {base}/chat/completions``, custom roles ``principle``/``response_1``/``response_2`` sent
+as they are) to one of several endpoints, and reads the answer into a
+:class:`~genrm_rank.verdict.Verdict` with :func:`~genrm_rank.parsing.parse_verdict`.
+
+The transport is raw :mod:`aiohttp` with one pooled connector, not the ``openai`` client: at
+hundreds of requests in flight the ``openai`` client costs several milliseconds of CPU per
+request, aiohttp a fraction of one (``benchmarks/bench_transport.py``).
+
+What can go wrong, and what the judge does::
+
+    answer unreadable / ambiguous / out of range / empty / truncated
+        -> resampled (a new generation) up to ``max_resamples`` times; usage summed,
+           ``Verdict.attempts`` = generations paid
+    connection error, timeout, 408, 429, 5xx
+        -> retried up to ``max_retries`` times with exponential backoff and full jitter
+           (``Retry-After`` honoured), preferably on another endpoint;
+           then ``Verdict.failed("unavailable")``
+    other 4xx (e.g. vLLM's 400 for a prompt over max-model-len)
+        -> ``Verdict.failed("rejected", error=<server message>)``, not retried
+    an endpoint failing ``failure_threshold`` times in a row
+        -> out of rotation, probed on ``GET /health`` every ``health_check_interval`` until 200
+    every endpoint out of rotation for longer than ``down_timeout``
+        -> ``judge()`` raises :class:`~genrm_rank.errors.EndpointsUnavailableError`, naming each
+           endpoint and its last answer (the only exception for a per-request problem)
+
+Routing is :class:`~genrm_rank.judges.routing.EndpointPool`: prefix affinity (all comparisons
+of one prompt to one replica, for vLLM's prefix cache) with spill-over to the least loaded
+replica, a per-endpoint in-flight limit and an optional requests-per-second limit.
+
+The judge creates no asyncio object before it is used; it binds to the running loop when
+opened (``async with judge`` or the first ``judge()``), and is closed with ``aclose()``. Sleeping
+and the clock are injectable so that backoff and health probing run on a fake clock in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from genrm_rank.errors import EndpointsUnavailableError
+from genrm_rank.judges.base import PairRequest
+from genrm_rank.judges.routing import (
+    EndpointPool,
+    EndpointStats,
+    NoHealthyEndpointError,
+    RoutingPolicy,
+)
+from genrm_rank.parsing import parse_verdict
+from genrm_rank.verdict import FailureKind, Usage, Verdict
+
+__all__ = ["RESAMPLED_FAILURES", "OpenAIJudge"]
+
+logger = logging.getLogger(__name__)
+
+RESAMPLED_FAILURES: frozenset[FailureKind] = frozenset(
+    {
+        FailureKind.UNREADABLE,
+        FailureKind.AMBIGUOUS,
+        FailureKind.OUT_OF_RANGE,
+        FailureKind.EMPTY,
+        FailureKind.TRUNCATED,
+    }
+)
+"""Failed verdicts worth a new generation (the model said something unusable)."""
+
+_NON_RETRYABLE_4XX_EXCEPT = frozenset({408, 429})
+_ERROR_TEXT_LIMIT = 500
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class _Secret:
+    """Holds the API key; prints as ``***`` wherever it ends up."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class _Answer:
+    content: str | None
+    reasoning: str | None
+    finish_reason: str | None
+    usage: Usage | None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    detail: str
+    retryable: bool
+    counts_toward_health: bool = True
+    retry_after: float | None = None
+
+
+def _resolve_api_key(
+    api_key: str | None, api_key_env: str | None, api_key_file: str | os.PathLike[str] | None
+) -> str | None:
+    if api_key is not None:
+        if not isinstance(api_key, str) or not api_key:
+            raise ValueError(
+                "Argument 'api_key' must be a non-empty string or None (value not shown)."
+            )
+        return api_key
+    if api_key_file is not None:
+        path = Path(api_key_file)
+        try:
+            key = path.read_text().strip()
+        except OSError as exc:
+            raise ValueError(
+                f"Argument 'api_key_file' could not be read: {path} ({exc.strerror})."
+            ) from None
+        if not key:
+            raise ValueError(f"Argument 'api_key_file' names an empty file: {path}.")
+        return key
+    if api_key_env:
+        return os.environ.get(api_key_env) or None
+    return None
+
+
+def _health_url(base: str) -> str:
+    root = base[: -len("/v1")] if base.endswith("/v1") else base
+    return root + "/health"
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare from inference servers; fall back to backoff
+    return seconds if seconds >= 0 else None
+
+
+def _error_message(status: int, raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            text = err["message"]
+        elif isinstance(err, str):
+            text = err
+        elif isinstance(body.get("message"), str):  # older vLLM: flat {"object": "error", ...}
+            text = body["message"]
+    text = text.strip()
+    if len(text) > _ERROR_TEXT_LIMIT:
+        text = text[:_ERROR_TEXT_LIMIT] + "..."
+    return f"HTTP {status}: {text}" if text else f"HTTP {status}"
+
+
+def _read_answer(raw: bytes) -> _Answer:
+    body = json.loads(raw)
+    choice = body["choices"][0]
+    message = choice.get("message") or {}
+    content = message.get("content")
+    reasoning = message.get("reasoning")
+    if reasoning is None:
+        reasoning = message.get("reasoning_content")
+    usage_body = body.get("usage")
+    usage = None
+    if isinstance(usage_body, dict):
+        usage = Usage(
+            int(usage_body.get("prompt_tokens") or 0), int(usage_body.get("completion_tokens") or 0)
+        )
+    if content is not None and not isinstance(content, str):
+        raise TypeError(f"message.content is {type(content).__name__}, not a string")
+    if reasoning is not None and not isinstance(reasoning, str):
+        reasoning = None
+    return _Answer(content, reasoning, choice.get("finish_reason"), usage)
+
+
+def _add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
+    if more is None:
+        return total
+    return more if total is None else total + more
+
+
+class OpenAIJudge:
+    """Judge pairs with a GenRM behind one or more OpenAI-compatible (vLLM) endpoints.
+
+    Parameters
+    ----------
+    endpoints : str or sequence of str
+        Base URLs, e.g. ``"http://127.0.0.1:8000/v1"``. Each is a replica of the same model.
+    model : str
+        The served model name sent in every request.
+    api_key : str, optional
+        Bearer token. Default: read from ``api_key_file``, else from the environment variable
+        ``api_key_env``; no key sends no ``Authorization`` header. Never logged or shown in
+        ``repr``.
+    api_key_env : str, optional
+        Environment variable holding the key (``"GENRM_API_KEY"``).
+    api_key_file : path, optional
+        File holding the key (surrounding whitespace removed).
+    temperature, top_p, max_tokens : float, float, int
+        Sampling parameters (the model card's ``1.0, 0.95, 24576`` by default).
+    extra_body : mapping, optional
+        Merged at the top level of every request body (``top_k``, ``chat_template_kwargs``,
+        ``structured_outputs``, ...); its keys override the sampling parameters above.
+    timeout : float
+        Seconds allowed for one HTTP request (connection to last byte).
+    max_in_flight_per_endpoint : int
+        Requests outstanding per endpoint at most (match vLLM's ``--max-num-seqs`` or a
+        multiple of it); further requests wait.
+    requests_per_second : float, optional
+        Cap on the request rate over all endpoints (:class:`aiolimiter.AsyncLimiter`).
+    max_retries : int
+        Retries of one call after a connection error, timeout, 408, 429 or 5xx.
+    max_resamples : int
+        New generations asked for after an unusable answer (see :data:`RESAMPLED_FAILURES`).
+    backoff_base, backoff_max : float
+        Retry ``k`` (0-based) waits ``uniform(0, min(backoff_max, backoff_base * 2**k))`` seconds
+        (full jitter), and at least the server's ``Retry-After``.
+    health_check_interval : float
+        Seconds between ``GET /health`` probes of an endpoint out of rotation.
+    seed : int, optional
+        Seeds the backoff jitter (and the ``"random"`` routing policy).
+    routing : {"affinity", "least_loaded", "random"}
+        Routing policy (:class:`~genrm_rank.judges.routing.EndpointPool`).
+    spill_factor, spill_offset : float
+        Prefix affinity gives way when ``load[preferred] > spill_factor * least + spill_offset``.
+    failure_threshold : int
+        Consecutive failures that take an endpoint out of rotation.
+    down_timeout : float, optional
+        How long every endpoint may be out of rotation before ``judge()`` raises
+        :class:`~genrm_rank.errors.EndpointsUnavailableError`. Default: the retry budget,
+        ``sum(min(backoff_max, backoff_base * 2**k) for k < max_retries)``, and at least two
+        health-check intervals.
+    sleep, clock : callable, optional
+        ``await sleep(seconds)`` and ``clock() -> seconds`` used for backoff, probing and the
+        down deadline (``asyncio.sleep`` and ``time.monotonic`` by default); tests pass a fake
+        clock.
+
+    Examples
+    --------
+    ::
+
+        async with OpenAIJudge("http://127.0.0.1:8000/v1", model="genrm") as judge:
+            verdict = await judge.judge(PairRequest("2+2?", "4", "5"))
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        model: str,
+        api_key: str | None = None,
+        api_key_env: str | None = "GENRM_API_KEY",
+        api_key_file: str | os.PathLike[str] | None = None,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        max_tokens: int = 24576,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: float = 600.0,
+        max_in_flight_per_endpoint: int = 64,
+        requests_per_second: float | None = None,
+        max_retries: int = 5,
+        max_resamples: int = 2,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        health_check_interval: float = 5.0,
+        seed: int | None = None,
+        routing: RoutingPolicy = "affinity",
+        spill_factor: float = 2.0,
+        spill_offset: float = 10.0,
+        failure_threshold: int = 3,
+        down_timeout: float | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not urls:
+            raise ValueError("Argument 'endpoints' must name at least one URL, not an empty list.")
+        for i, url in enumerate(urls):
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ValueError(f"Argument 'endpoints[{i}]' must be an http(s) URL, not {url!r}.")
+        urls = [u.rstrip("/") for u in urls]
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"Argument 'model' must be a non-empty string, not {model!r}.")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"Argument 'max_tokens' must be an int >= 1, not {max_tokens!r}.")
+        if not timeout > 0:
+            raise ValueError(f"Argument 'timeout' must be > 0, not {timeout!r}.")
+        for name, value in (("max_retries", max_retries), ("max_resamples", max_resamples)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
+        for name, fvalue in (
+            ("backoff_base", backoff_base),
+            ("backoff_max", backoff_max),
+        ):
+            if not fvalue >= 0:
+                raise ValueError(f"Argument '{name}' must be >= 0, not {fvalue!r}.")
+        if not health_check_interval > 0:
+            raise ValueError(
+                f"Argument 'health_check_interval' must be > 0, not {health_check_interval!r}."
+            )
+        if down_timeout is not None and not down_timeout >= 0:
+            raise ValueError(f"Argument 'down_timeout' must be >= 0 or None, not {down_timeout!r}.")
+        if extra_body is not None and not isinstance(extra_body, Mapping):
+            raise TypeError(
+                f"Argument 'extra_body' must be a mapping or None, not {type(extra_body).__name__}."
+            )
+        self.endpoints: tuple[str, ...] = tuple(urls)
+        self.model = model
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.max_tokens = max_tokens
+        self.extra_body: dict[str, Any] = dict(extra_body or {})
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.max_resamples = max_resamples
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.health_check_interval = float(health_check_interval)
+        if down_timeout is None:
+            budget = sum(
+                min(self.backoff_max, self.backoff_base * 2**k) for k in range(max_retries)
+            )
+            down_timeout = max(budget, 2 * self.health_check_interval)
+        self.down_timeout = float(down_timeout)
+        self._pool = EndpointPool(
+            self.endpoints,
+            max_in_flight_per_endpoint=max_in_flight_per_endpoint,
+            requests_per_second=requests_per_second,
+            policy=routing,
+            spill_factor=spill_factor,
+            spill_offset=spill_offset,
+            failure_threshold=failure_threshold,
+            seed=seed,
+        )
+        key = _resolve_api_key(api_key, api_key_env, api_key_file)
+        self._api_key = _Secret(key) if key is not None else None
+        self._chat_urls = [u + "/chat/completions" for u in self.endpoints]
+        self._health_urls = [_health_url(u) for u in self.endpoints]
+        self._rng = random.Random(seed)
+        self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
+        self._clock: Clock = clock if clock is not None else time.monotonic
+        self._state = _State.UNOPENED
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._probes: dict[int, asyncio.Task[None]] = {}
+        self._probe_detail: dict[int, str] = {}
+        self._all_down_since: float | None = None
+        self._recovery: asyncio.Task[bool] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAIJudge(endpoints={list(self.endpoints)!r}, model={self.model!r}, "
+            f"api_key={'set' if self._api_key is not None else 'none'}, state={self._state.value})"
+        )
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._state is _State.CLOSED
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
+        return headers
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("This OpenAIJudge is closed; create a new one.")
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._session_loop is not loop:
+            # Opened on another event loop (e.g. an earlier asyncio.run): that pool cannot serve
+            # this loop, so start a fresh one. Sync callers avoid this via aclose_connections().
+            self._session = None
+            self._probes.clear()
+            self._recovery = None
+        if self._session is None:
+            per_endpoint = self._pool.max_in_flight_per_endpoint
+            connector = aiohttp.TCPConnector(
+                limit=len(self.endpoints) * (per_endpoint + 1),
+                limit_per_host=per_endpoint + 1,  # +1: a health probe never waits behind requests
+                keepalive_timeout=75.0,
+                enable_cleanup_closed=False,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers=self._headers(),
+                auto_decompress=True,
+                trust_env=False,
+            )
+            self._session_loop = loop
+            self._state = _State.OPEN
+        return self._session
+
+    async def __aenter__(self) -> OpenAIJudge:
+        self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop health probes and close the connection pool. Idempotent."""
+        self._state = _State.CLOSED
+        await self._close_connections()
+
+    async def aclose_connections(self) -> None:
+        """Close the connection pool and probes but stay usable: the next call reopens them.
+
+        The sync wrappers (:func:`~genrm_rank.select_best` and friends) call this before their
+        event loop ends, so one judge can serve many sync calls.
+        """
+        await self._close_connections()
+        if self._state is _State.OPEN:
+            self._state = _State.UNOPENED
+
+    async def _close_connections(self) -> None:
+        probes: list[asyncio.Task[Any]] = list(self._probes.values())
+        self._probes.clear()
+        if self._recovery is not None:
+            probes.append(self._recovery)
+            self._recovery = None
+        for task in probes:
+            task.cancel()
+        if probes:
+            await asyncio.gather(*probes, return_exceptions=True)
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # -- observation ---------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, EndpointStats]:
+        """Per-endpoint counters by URL: requests, in_flight, failures, retries, healthy,
+        affinity_hits, spills, last_error."""
+        return self._pool.stats()
+
+    # -- judging -------------------------------------------------------------------------------
+
+    def _payload(self, request: PairRequest) -> bytes:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages(),
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
+        if self.extra_body:
+            body.update(self.extra_body)
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        """Judge ``request`` (slot 1 vs slot 2).
+
+        Returns a :class:`~genrm_rank.verdict.Verdict`, failed (``rejected``, ``unavailable``,
+        or the parse failure of the last resample) rather than raising for a per-request
+        problem. Raises :class:`~genrm_rank.errors.EndpointsUnavailableError` only when every
+        endpoint has been out of rotation for longer than ``down_timeout``.
+        """
+        if not isinstance(request, PairRequest):
+            raise TypeError(
+                f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
+            )
+        session = self._open()
+        key = request.prefix_key()
+        payload = self._payload(request)
+        usage: Usage | None = None
+        verdict: Verdict | None = None
+        generations = 0
+        while True:
+            result = await self._call(session, key, payload)
+            if isinstance(result, Verdict):  # rejected / unavailable: no generation obtained
+                if verdict is not None:
+                    note = f"resample {generations} failed: {result.failure}: {result.error}"
+                    return replace(
+                        verdict,
+                        error=f"{verdict.error}; {note}" if verdict.error else note,
+                        usage=usage,
+                        attempts=generations,
+                    )
+                return replace(result, usage=usage, attempts=max(generations, 1))
+            generations += 1
+            usage = _add_usage(usage, result.usage)
+            verdict = parse_verdict(
+                result.content, result.reasoning, result.finish_reason, usage=result.usage
+            )
+            if (
+                verdict.ok
+                or verdict.failure not in RESAMPLED_FAILURES
+                or generations > self.max_resamples
+            ):
+                return replace(verdict, usage=usage, attempts=generations)
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        """Judge many requests concurrently (routing and limits shared); results in order.
+
+        If :class:`~genrm_rank.errors.EndpointsUnavailableError` is raised, the requests still
+        running are cancelled.
+        """
+        tasks = [asyncio.ensure_future(self.judge(r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    # -- one call, with retries ----------------------------------------------------------------
+
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * (2.0**retry))
+        delay = self._rng.uniform(0.0, ceiling) if ceiling > 0 else 0.0
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    async def _call(
+        self, session: aiohttp.ClientSession, key: str, payload: bytes
+    ) -> _Answer | Verdict:
+        exclude: frozenset[int] = frozenset()
+        detail = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            index = await self._acquire(key, exclude, retry=attempt > 0)
+            try:
+                outcome = await self._post(session, index, payload)
+            finally:
+                self._pool.release(index)
+            if isinstance(outcome, _Answer):
+                self._pool.record_success(index)
+                return outcome
+            detail = f"{self.endpoints[index]}: {outcome.detail}"
+            if not outcome.retryable:
+                self._pool.record_success(index)  # the server is up; it refused this request
+                return Verdict.failed(FailureKind.REJECTED, error=detail)
+            if self._pool.record_failure(
+                index, outcome.detail, counts_toward_health=outcome.counts_toward_health
+            ):
+                logger.warning(
+                    "endpoint %s out of rotation after: %s", self.endpoints[index], outcome.detail
+                )
+                self._start_probe(index)
+            exclude = frozenset({index})
+            if attempt < self.max_retries:
+                await self._sleep(self._backoff(attempt, outcome.retry_after))
+        return Verdict.failed(
+            FailureKind.UNAVAILABLE,
+            error=f"no answer after {self.max_retries + 1} tries; last: {detail}",
+        )
+
+    async def _post(
+        self, session: aiohttp.ClientSession, index: int, payload: bytes
+    ) -> _Answer | _Failure:
+        try:
+            async with session.post(self._chat_urls[index], data=payload) as response:
+                status = response.status
+                raw = await response.read()
+                if status == 200:
+                    try:
+                        return _read_answer(raw)
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                        return _Failure(
+                            f"malformed response ({type(exc).__name__}: {exc})", retryable=True
+                        )
+                message = _error_message(status, raw)
+                if status == 429:
+                    return _Failure(message, True, False, _retry_after(response.headers))
+                if status >= 500 or status == 408:
+                    return _Failure(message, True, True, _retry_after(response.headers))
+                return _Failure(message, retryable=False)
+        except asyncio.TimeoutError:
+            return _Failure(f"timed out after {self.timeout:g} s", retryable=True)
+        except (aiohttp.ClientError, OSError) as exc:
+            return _Failure(
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, retryable=True
+            )
+
+    # -- endpoint health -----------------------------------------------------------------------
+
+    async def _acquire(self, key: str, exclude: frozenset[int], *, retry: bool) -> int:
+        while True:
+            try:
+                index = await self._pool.acquire(key, exclude=exclude, retry=retry)
+            except NoHealthyEndpointError:
+                await self._wait_for_recovery()
+                continue
+            self._all_down_since = None
+            return index
+
+    async def _wait_for_recovery(self) -> None:
+        # Every waiting request shares one recovery task, which probes the endpoints every
+        # health_check_interval until one answers or down_timeout has passed.
+        task = self._recovery
+        if task is None or task.done():
+            task = self._recovery = asyncio.get_running_loop().create_task(self._recovery_loop())
+        if not await asyncio.shield(task):
+            since = self._all_down_since if self._all_down_since is not None else self._clock()
+            raise EndpointsUnavailableError(self._down_message(self._clock() - since))
+
+    async def _recovery_loop(self) -> bool:
+        if self._all_down_since is None:
+            self._all_down_since = self._clock()
+        deadline = self._all_down_since + self.down_timeout
+        while not any(self._pool.healthy):
+            now = self._clock()
+            if now >= deadline or self._state is not _State.OPEN:
+                return False
+            await self._sleep(min(self.health_check_interval, deadline - now))
+            down = [i for i, healthy in enumerate(self._pool.healthy) if not healthy]
+            await asyncio.gather(*(self._probe_once(i) for i in down))
+        self._all_down_since = None
+        return True
+
+    def _down_message(self, elapsed: float) -> str:
+        lines = [
+            f"All {len(self.endpoints)} endpoint(s) of model {self.model!r} have been out of "
+            f"rotation for {elapsed:.1f} s (down_timeout={self.down_timeout:g} s):"
+        ]
+        for index, url in enumerate(self.endpoints):
+            last = self._pool.last_error(index) or "no error recorded"
+            probe = self._probe_detail.get(index)
+            lines.append(
+                f"  {url}: last answer: {last}" + (f"; last health probe: {probe}" if probe else "")
+            )
+        return "\n".join(lines)
+
+    def _start_probe(self, index: int) -> None:
+        if self._state is not _State.OPEN:
+            return
+        task = self._probes.get(index)
+        if task is not None and not task.done():
+            return
+        self._probes[index] = asyncio.get_running_loop().create_task(self._probe_loop(index))
+
+    async def _probe_loop(self, index: int) -> None:
+        while self._state is _State.OPEN and not self._pool.healthy[index]:
+            await self._sleep(self.health_check_interval)
+            if not self._pool.healthy[index]:
+                await self._probe_once(index)
+
+    async def _probe_once(self, index: int) -> bool:
+        """``GET /health`` on one endpoint; put it back in rotation on a 200."""
+        session = self._session
+        if session is None or self._state is not _State.OPEN:
+            return False
+        probe_timeout = aiohttp.ClientTimeout(
+            total=min(self.timeout, max(1.0, self.health_check_interval))
+        )
+        try:
+            async with session.get(self._health_urls[index], timeout=probe_timeout) as response:
+                await response.read()
+                status = response.status
+        except asyncio.TimeoutError:
+            self._probe_detail[index] = "GET /health timed out"
+            return False
+        except (aiohttp.ClientError, OSError) as exc:
+            self._probe_detail[index] = f"GET /health: {type(exc).__name__}: {exc}"
+            return False
+        if status != 200:
+            self._probe_detail[index] = f"GET /health answered {status}"
+            return False
+        self._probe_detail.pop(index, None)
+        if not self._pool.healthy[index]:
+            logger.info("endpoint %s back in rotation", self.endpoints[index])
+            self._pool.mark_healthy(index)
+        return True

@@ -1,0 +1,488 @@
+"""Endpoint routing for HTTP judges: least outstanding requests with prefix affinity.
+
+Every comparison of one prompt shares the conversation as a prompt prefix, which a vLLM replica
+can serve from its prefix cache if it saw that prefix recently. The router therefore sends all
+comparisons of one prompt (same :meth:`~genrm_rank.judges.base.PairRequest.prefix_key`) to the
+same replica, chosen by rendezvous (highest-random-weight) hashing over the healthy endpoints,
+so that a replica leaving or joining only moves the prompts that hashed to it. When the
+preferred replica is much busier than the least loaded one, the request spills over, by the
+rule of NVIDIA's load balancer for vLLM pools (NeMo-RL ``tools/external_gym_vllm/vllm_pool_lb.py``):
+spill when ``load[preferred] > spill_factor * least + spill_offset`` (2 and 10 there).
+
+The module has two layers:
+
+- :func:`choose_endpoint` and :func:`rendezvous_rank`: pure functions of the loads, the health
+  flags and the key. No I/O, no clock; unit-tested directly.
+- :class:`EndpointPool`: the in-process state around them (in-flight counters with a
+  per-endpoint limit, health flags, counters for ``stats``, an optional requests-per-second
+  limiter). It creates no asyncio object in ``__init__``: waiters' futures and the
+  :class:`aiolimiter.AsyncLimiter` are bound to the running loop on first use.
+
+References
+----------
+Thaler & Ravishankar, "Using name-based mappings to increase hit rates", IEEE/ACM Transactions
+on Networking 6(1), 1998 (rendezvous hashing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from aiolimiter import AsyncLimiter
+
+__all__ = [
+    "ROUTING_POLICIES",
+    "EndpointPool",
+    "EndpointStats",
+    "NoHealthyEndpointError",
+    "RouteChoice",
+    "RoutingPolicy",
+    "choose_endpoint",
+    "rendezvous_rank",
+]
+
+RoutingPolicy = Literal["affinity", "least_loaded", "random"]
+ROUTING_POLICIES: tuple[str, ...] = ("affinity", "least_loaded", "random")
+
+
+class NoHealthyEndpointError(Exception):
+    """Internal signal of :meth:`EndpointPool.acquire`: no healthy endpoint is left to try.
+
+    Never escapes :class:`~genrm_rank.judges.openai_http.OpenAIJudge`, which turns it into
+    waiting for a recovery, then :class:`~genrm_rank.errors.EndpointsUnavailableError`.
+    """
+
+
+def _weight(key: str, name: str) -> int:
+    digest = hashlib.blake2b(f"{key}\x00{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def rendezvous_rank(key: str, names: Sequence[str]) -> list[int]:
+    """Indices of ``names`` from most to least preferred for ``key`` (rendezvous hashing).
+
+    The order depends only on the key and each name, so removing an endpoint moves only the
+    keys that preferred it.
+
+    >>> rendezvous_rank("prompt-1", ["a", "b"]) in ([0, 1], [1, 0])
+    True
+    """
+    weights = [_weight(key, name) for name in names]
+    return sorted(range(len(names)), key=lambda i: weights[i], reverse=True)
+
+
+@dataclass(frozen=True)
+class RouteChoice:
+    """Where one request goes and why.
+
+    Attributes
+    ----------
+    index : int
+        The chosen endpoint.
+    preferred : int or None
+        The key's preferred endpoint among the healthy ones (``None`` without a key or affinity).
+    spilled : bool
+        The preferred endpoint was skipped because it was too busy or full.
+    """
+
+    index: int
+    preferred: int | None
+    spilled: bool
+
+    @property
+    def affine(self) -> bool:
+        """Whether the request went to its preferred endpoint."""
+        return self.preferred is not None and self.index == self.preferred
+
+
+def choose_endpoint(
+    loads: Sequence[int],
+    healthy: Sequence[bool],
+    *,
+    names: Sequence[str] | None = None,
+    key: str | None = None,
+    limits: Sequence[int] | None = None,
+    exclude: frozenset[int] | set[int] = frozenset(),
+    spill_factor: float = 2.0,
+    spill_offset: float = 10.0,
+    tie_breaker: int = 0,
+) -> RouteChoice | None:
+    """Choose an endpoint: prefix affinity with spill-over, else least outstanding requests.
+
+    Parameters
+    ----------
+    loads : sequence of int
+        Requests in flight on each endpoint.
+    healthy : sequence of bool
+        Whether each endpoint is in rotation.
+    names : sequence of str, optional
+        Stable endpoint names (URLs) for rendezvous hashing; required with ``key``.
+    key : str, optional
+        The affinity key (a prompt's prefix key). ``None`` routes by load only.
+    limits : sequence of int, optional
+        Per-endpoint in-flight limits; a full endpoint is never chosen.
+    exclude : set of int
+        Endpoints not to use for this request (e.g. the one that just failed it). Ignored when
+        they are the only healthy ones.
+    spill_factor, spill_offset : float
+        Leave the preferred endpoint when ``load[preferred] > spill_factor * least +
+        spill_offset``, ``least`` being the lowest load among the usable endpoints.
+    tie_breaker : int
+        Rotates the choice among equally loaded endpoints (pass a counter).
+
+    Returns
+    -------
+    RouteChoice or None
+        ``None`` when every healthy endpoint is full (wait for one to free up). Raises
+        :class:`NoHealthyEndpointError` when no endpoint is healthy.
+
+    Examples
+    --------
+    >>> choose_endpoint([3, 1, 2], [True, True, True]).index
+    1
+    >>> choose_endpoint([3, 1, 2], [True, False, True]).index
+    2
+    """
+    n = len(loads)
+    if len(healthy) != n:
+        raise ValueError(
+            "Arguments 'loads' and 'healthy' must have the same length, "
+            f"not {n} and {len(healthy)}."
+        )
+    if limits is not None and len(limits) != n:
+        raise ValueError(f"Argument 'limits' must have {n} entries, not {len(limits)}.")
+    candidates = [i for i in range(n) if healthy[i]]
+    if not candidates:
+        raise NoHealthyEndpointError("no healthy endpoint")
+    preferred_pool = [i for i in candidates if i not in exclude] or candidates
+    usable = [i for i in preferred_pool if limits is None or loads[i] < limits[i]]
+    preferred: int | None = None
+    if key is not None:
+        if names is None or len(names) != n:
+            raise ValueError("Argument 'names' must name every endpoint when 'key' is given.")
+        # Rank over all healthy endpoints (not just the usable ones), so that a momentarily
+        # full replica does not move the prompt's home.
+        order = rendezvous_rank(key, [names[i] for i in candidates])
+        ranked = [candidates[j] for j in order if candidates[j] in preferred_pool]
+        preferred = ranked[0]
+    if not usable:
+        return None
+    least = min(loads[i] for i in usable)
+    if preferred is not None and preferred in usable:
+        if loads[preferred] <= spill_factor * least + spill_offset:
+            return RouteChoice(preferred, preferred, False)
+    ties = [i for i in usable if loads[i] == least]
+    return RouteChoice(ties[tie_breaker % len(ties)], preferred, preferred is not None)
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """A snapshot of one endpoint's counters (``OpenAIJudge.stats``).
+
+    Attributes
+    ----------
+    url : str
+        The endpoint's base URL.
+    requests : int
+        HTTP requests sent to it (retries and resamples included).
+    in_flight : int
+        Requests outstanding now.
+    failures : int
+        Requests that failed there (connection error, timeout, 5xx, 429).
+    retries : int
+        Requests sent to it as a retry of an earlier failure.
+    healthy : bool
+        Whether it is in rotation.
+    affinity_hits : int
+        Requests routed to it because it is their prompt's preferred replica.
+    spills : int
+        Requests routed to it although their preferred replica was another (too busy).
+    last_error : str or None
+        Its most recent failure (status and message, or exception).
+    """
+
+    url: str
+    requests: int
+    in_flight: int
+    failures: int
+    retries: int
+    healthy: bool
+    affinity_hits: int
+    spills: int
+    last_error: str | None
+
+
+class _Endpoint:
+    __slots__ = (
+        "affinity_hits",
+        "consecutive_failures",
+        "failures",
+        "healthy",
+        "in_flight",
+        "last_error",
+        "requests",
+        "retries",
+        "spills",
+        "url",
+    )
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.requests = 0
+        self.in_flight = 0
+        self.failures = 0
+        self.retries = 0
+        self.healthy = True
+        self.affinity_hits = 0
+        self.spills = 0
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+
+
+class EndpointPool:
+    """Routing state for a set of endpoints: loads, limits, health, counters.
+
+    Parameters
+    ----------
+    urls : sequence of str
+        The endpoints' base URLs (their names for rendezvous hashing).
+    max_in_flight_per_endpoint : int
+        Requests outstanding on one endpoint at most; more wait in FIFO order.
+    requests_per_second : float, optional
+        Cap on the rate of requests sent, over all endpoints (an :class:`aiolimiter.AsyncLimiter`
+        allowing a burst of one second's worth).
+    policy : {"affinity", "least_loaded", "random"}
+        ``"affinity"``: prefix affinity with spill-over (default); ``"least_loaded"``: fewest
+        requests in flight; ``"random"``: uniformly among usable endpoints (a baseline).
+    spill_factor, spill_offset : float
+        See :func:`choose_endpoint`.
+    failure_threshold : int
+        Consecutive failures after which an endpoint leaves rotation until a probe succeeds.
+    seed : int, optional
+        Seeds the ``"random"`` policy.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        max_in_flight_per_endpoint: int = 64,
+        requests_per_second: float | None = None,
+        policy: RoutingPolicy = "affinity",
+        spill_factor: float = 2.0,
+        spill_offset: float = 10.0,
+        failure_threshold: int = 3,
+        seed: int | None = None,
+    ) -> None:
+        if len(urls) == 0:
+            raise ValueError("Argument 'urls' must name at least one endpoint, not an empty list.")
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"Argument 'urls' must not repeat an endpoint, not {list(urls)}.")
+        limit = max_in_flight_per_endpoint
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(
+                f"Argument 'max_in_flight_per_endpoint' must be an int >= 1, not {limit!r}."
+            )
+        if requests_per_second is not None and not requests_per_second > 0:
+            raise ValueError(
+                f"Argument 'requests_per_second' must be > 0 or None, not {requests_per_second!r}."
+            )
+        if policy not in ROUTING_POLICIES:
+            raise ValueError(
+                f"Argument 'policy' must be one of {ROUTING_POLICIES}, not {policy!r}."
+            )
+        if not spill_factor >= 1.0:
+            raise ValueError(f"Argument 'spill_factor' must be >= 1, not {spill_factor!r}.")
+        if not spill_offset >= 0.0:
+            raise ValueError(f"Argument 'spill_offset' must be >= 0, not {spill_offset!r}.")
+        if failure_threshold < 1:
+            raise ValueError(
+                f"Argument 'failure_threshold' must be >= 1, not {failure_threshold!r}."
+            )
+        self.urls = tuple(urls)
+        self.max_in_flight_per_endpoint = max_in_flight_per_endpoint
+        self.requests_per_second = requests_per_second
+        self.policy: RoutingPolicy = policy
+        self.spill_factor = float(spill_factor)
+        self.spill_offset = float(spill_offset)
+        self.failure_threshold = int(failure_threshold)
+        self._endpoints = [_Endpoint(u) for u in self.urls]
+        self._limits = [max_in_flight_per_endpoint] * len(self.urls)
+        self._rng = random.Random(seed)
+        self._tie = 0
+        self._waiters: collections.deque[asyncio.Future[int]] = collections.deque()
+        self._limiter: AsyncLimiter | None = None
+
+    # -- state --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._endpoints)
+
+    @property
+    def healthy(self) -> list[bool]:
+        """Health flag of each endpoint."""
+        return [e.healthy for e in self._endpoints]
+
+    @property
+    def loads(self) -> list[int]:
+        """Requests in flight on each endpoint."""
+        return [e.in_flight for e in self._endpoints]
+
+    def last_error(self, index: int) -> str | None:
+        """The last failure seen on an endpoint."""
+        return self._endpoints[index].last_error
+
+    def stats(self) -> dict[str, EndpointStats]:
+        """A snapshot of every endpoint's counters, by URL."""
+        return {
+            e.url: EndpointStats(
+                e.url,
+                e.requests,
+                e.in_flight,
+                e.failures,
+                e.retries,
+                e.healthy,
+                e.affinity_hits,
+                e.spills,
+                e.last_error,
+            )
+            for e in self._endpoints
+        }
+
+    # -- choosing ------------------------------------------------------------------------------
+
+    def choose(
+        self, key: str | None, exclude: frozenset[int] | set[int] = frozenset()
+    ) -> RouteChoice | None:
+        """The endpoint for a request now (pure given the current state); ``None`` if all full."""
+        loads = self.loads
+        healthy = self.healthy
+        self._tie += 1
+        if self.policy == "random":
+            candidates = [i for i in range(len(loads)) if healthy[i]]
+            if not candidates:
+                raise NoHealthyEndpointError("no healthy endpoint")
+            pool = [i for i in candidates if i not in exclude] or candidates
+            usable = [i for i in pool if loads[i] < self._limits[i]]
+            return RouteChoice(self._rng.choice(usable), None, False) if usable else None
+        return choose_endpoint(
+            loads,
+            healthy,
+            names=self.urls,
+            key=key if self.policy == "affinity" else None,
+            limits=self._limits,
+            exclude=exclude,
+            spill_factor=self.spill_factor,
+            spill_offset=self.spill_offset,
+            tie_breaker=self._tie,
+        )
+
+    async def acquire(
+        self,
+        key: str | None,
+        *,
+        exclude: frozenset[int] | set[int] = frozenset(),
+        retry: bool = False,
+    ) -> int:
+        """Wait for the rate limiter and a free slot; return the endpoint index, counted in flight.
+
+        Raises :class:`NoHealthyEndpointError` when no endpoint is healthy (also while waiting).
+        Pair every successful call with :meth:`release`.
+        """
+        if self.requests_per_second is not None:
+            if self._limiter is None:
+                self._limiter = AsyncLimiter(self.requests_per_second, 1.0)
+            await self._limiter.acquire()
+        while self._waiters and self._waiters[0].done():
+            self._waiters.popleft()
+        choice = None if self._waiters else self.choose(key, exclude)
+        while choice is None:
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._waiters.append(future)
+            try:
+                hops = await future
+            except BaseException:
+                if future.done() and not future.cancelled():
+                    self._wake_one(future.result())  # pass on a wake-up we can no longer use
+                else:
+                    future.cancel()
+                raise
+            choice = self.choose(key, exclude)
+            if choice is None and hops > 0:
+                # The freed slot is not usable by this request (its endpoint is excluded for
+                # it): pass the wake-up on, at most once around the queue.
+                self._wake_one(hops - 1)
+        endpoint = self._endpoints[choice.index]
+        endpoint.in_flight += 1
+        endpoint.requests += 1
+        if retry:
+            endpoint.retries += 1
+        if choice.affine:
+            endpoint.affinity_hits += 1
+        elif choice.spilled:
+            endpoint.spills += 1
+        return choice.index
+
+    def release(self, index: int) -> None:
+        """Mark a request on endpoint ``index`` finished and wake the next waiter."""
+        self._endpoints[index].in_flight -= 1
+        if self._waiters:
+            self._wake_one(len(self._waiters))
+
+    def _wake_one(self, hops: int) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(hops)
+                return
+
+    def _wake_all(self) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(0)
+
+    # -- health --------------------------------------------------------------------------------
+
+    def record_success(self, index: int) -> None:
+        """An answer came back from endpoint ``index``: it is working."""
+        self._endpoints[index].consecutive_failures = 0
+
+    def record_failure(self, index: int, detail: str, *, counts_toward_health: bool = True) -> bool:
+        """A request failed on endpoint ``index``; return whether it just left rotation.
+
+        ``counts_toward_health=False`` (a 429: overloaded, not broken) counts the failure
+        without moving the endpoint toward being taken out of rotation.
+        """
+        endpoint = self._endpoints[index]
+        endpoint.failures += 1
+        endpoint.last_error = detail
+        if not counts_toward_health:
+            return False
+        endpoint.consecutive_failures += 1
+        if endpoint.healthy and endpoint.consecutive_failures >= self.failure_threshold:
+            endpoint.healthy = False
+            self._wake_all()  # waiters must re-route (or learn that nothing is left)
+            return True
+        return False
+
+    def mark_healthy(self, index: int) -> None:
+        """Put endpoint ``index`` back into rotation (a health probe succeeded)."""
+        endpoint = self._endpoints[index]
+        endpoint.healthy = True
+        endpoint.consecutive_failures = 0
+        self._wake_all()
+
+    def mark_unhealthy(self, index: int, detail: str) -> None:
+        """Take endpoint ``index`` out of rotation (a probe failed)."""
+        endpoint = self._endpoints[index]
+        endpoint.last_error = detail
+        if endpoint.healthy:
+            endpoint.healthy = False
+            self._wake_all()

@@ -1,0 +1,890 @@
+"""A simulated vLLM server with a GenRM loaded: real HTTP, OpenAI chat API, faults on demand.
+
+:class:`SimServer` answers like ``vllm serve <GenRM> --reasoning-parser ...``:
+
+- ``POST /v1/chat/completions``: validated as vLLM does (JSON body, served model name, roles,
+  ``max_tokens``, prompt length against ``max_model_len``), answered by a
+  :class:`~genrm_rank.judges.simulated.SimulatedJudge` writing real GenRM answer text, in an
+  OpenAI-shaped response. Errors use vLLM's shape,
+  ``{"error": {"message", "type", "param", "code"}}`` with ``code`` the HTTP status
+  (vLLM ``ErrorResponse``/``ErrorInfo``).
+- ``GET /v1/models``, ``GET /health`` (200, or 503 while :attr:`SimServer.dead`),
+  ``GET /metrics`` (Prometheus text, vLLM metric names where vLLM has one).
+
+It models what a client's throughput depends on: ``capacity`` sequences run at once and the
+rest queue in FIFO order (vLLM's scheduler with an unbounded queue); each request takes a
+latency drawn from a seeded distribution, shortened by a factor when its conversation prefix is
+in the server's prefix cache (an LRU of recently seen prefixes). Faults are injected at given
+rates, or in a fixed order for tests (:attr:`SimServerConfig.fault_sequence`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import itertools
+import json
+import math
+import random
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from genrm_rank.judges.simulated import (
+    AnswerFormat,
+    NoiseModel,
+    ReasoningStyle,
+    SimulatedJudge,
+    estimate_tokens,
+)
+
+__all__ = [
+    "FAULT_KINDS",
+    "FaultKind",
+    "LatencyDistribution",
+    "SimServer",
+    "SimServerConfig",
+    "SimServerStats",
+    "ThreadedSimServers",
+]
+
+LatencyDistribution = Literal["lognormal", "constant", "exponential"]
+FaultKind = Literal["ok", "500", "503", "429", "hang", "drop", "unreadable", "truncated"]
+FAULT_KINDS: tuple[str, ...] = (
+    "ok",
+    "500",
+    "503",
+    "429",
+    "hang",
+    "drop",
+    "unreadable",
+    "truncated",
+)
+_LATENCIES = ("lognormal", "constant", "exponential")
+_MESSAGE_ROLES = frozenset({"system", "user", "assistant", "principle", "response_1", "response_2"})
+_HISTORY_ROLES = frozenset({"system", "user", "assistant"})
+
+
+@dataclass(frozen=True)
+class SimServerConfig:
+    """How a :class:`SimServer` behaves.
+
+    Attributes
+    ----------
+    model : str
+        The served model name; requests for another name get vLLM's 404.
+    max_model_len : int
+        Context length: a prompt estimated longer (4 characters a token), or ``max_tokens``
+        above it, gets a 400.
+    capacity : int
+        Sequences served at once; further requests wait in FIFO order.
+    latency : {"lognormal", "constant", "exponential"}
+        Distribution of a request's service time.
+    latency_mean : float
+        Mean service time in seconds of a request without a prefix-cache hit. ``0`` is the
+        zero-latency mode (no sleeping at all) for throughput tests.
+    latency_sigma : float
+        Shape (log-space standard deviation) of the lognormal distribution.
+    prefix_cache_size : int
+        Conversation prefixes remembered (LRU); ``0`` disables the prefix-cache model.
+    prefix_hit_latency_factor : float
+        Service time of a request whose prefix is cached, as a fraction of a miss's.
+    answer_format, reasoning_style, noise, noise_scale, position_bias, unreadable_rate,
+    truncated_rate, n_rubrics
+        Passed to :class:`~genrm_rank.judges.simulated.SimulatedJudge`.
+    judge_seed : int
+        Seed of the simulated judge (candidate qualities and verdict draws).
+    fault_rate_500, fault_rate_503, fault_rate_429, fault_rate_hang, fault_rate_drop : float
+        Probability of each injected fault per chat request (their sum at most 1): a 500, a 503,
+        a 429 with ``Retry-After``, a hang (no answer for ``hang_seconds``), a dropped
+        connection (closed without a reply).
+    retry_after : float
+        Seconds sent in the ``Retry-After`` header of an injected 429/503.
+    hang_seconds : float
+        How long a hung request sleeps before the server gives up on it.
+    fault_sequence : tuple of str
+        Faults for the first chat requests, in arrival order, before the rates apply; each one
+        of ``FAULT_KINDS`` (``"ok"`` for a normal answer; ``"unreadable"``/``"truncated"``
+        for such an answer).
+    api_key : str, optional
+        When set, requests must carry ``Authorization: Bearer <api_key>`` (vLLM ``--api-key``).
+    seed : int
+        Seed of the latency and fault draws.
+    """
+
+    model: str = "sim-genrm"
+    max_model_len: int = 65536
+    capacity: int = 64
+    latency: LatencyDistribution = "lognormal"
+    latency_mean: float = 0.3
+    latency_sigma: float = 0.5
+    prefix_cache_size: int = 1024
+    prefix_hit_latency_factor: float = 0.5
+    answer_format: AnswerFormat = "json"
+    reasoning_style: ReasoningStyle = "reasoning"
+    noise: NoiseModel = "bradley_terry"
+    noise_scale: float = 1.0
+    position_bias: float = 0.0
+    unreadable_rate: float = 0.0
+    truncated_rate: float = 0.0
+    n_rubrics: int = 2
+    judge_seed: int = 0
+    fault_rate_500: float = 0.0
+    fault_rate_503: float = 0.0
+    fault_rate_429: float = 0.0
+    fault_rate_hang: float = 0.0
+    fault_rate_drop: float = 0.0
+    retry_after: float = 1.0
+    hang_seconds: float = 3600.0
+    fault_sequence: tuple[str, ...] = ()
+    api_key: str | None = field(default=None, repr=False)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"Argument 'model' must be a non-empty string, not {self.model!r}.")
+        for name in ("max_model_len", "capacity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Argument '{name}' must be an int >= 1, not {value!r}.")
+        if self.latency not in _LATENCIES:
+            raise ValueError(
+                f"Argument 'latency' must be one of {_LATENCIES}, not {self.latency!r}."
+            )
+        if not (self.latency_mean >= 0 and math.isfinite(self.latency_mean)):
+            raise ValueError(f"Argument 'latency_mean' must be >= 0, not {self.latency_mean!r}.")
+        if not self.latency_sigma >= 0:
+            raise ValueError(f"Argument 'latency_sigma' must be >= 0, not {self.latency_sigma!r}.")
+        if self.prefix_cache_size < 0:
+            raise ValueError(
+                f"Argument 'prefix_cache_size' must be >= 0, not {self.prefix_cache_size!r}."
+            )
+        if not 0 < self.prefix_hit_latency_factor <= 1:
+            raise ValueError(
+                "Argument 'prefix_hit_latency_factor' must be in (0, 1], "
+                f"not {self.prefix_hit_latency_factor!r}."
+            )
+        rates = self.fault_rates()
+        for kind, rate in rates.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"Argument 'fault_rate_{kind}' must be in [0, 1], not {rate!r}.")
+        if sum(rates.values()) > 1.0 + 1e-12:
+            raise ValueError(
+                f"Arguments 'fault_rate_*' must sum to at most 1, not {sum(rates.values())}."
+            )
+        for name in ("retry_after", "hang_seconds"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"Argument '{name}' must be >= 0, not {getattr(self, name)!r}.")
+        for i, kind in enumerate(self.fault_sequence):
+            if kind not in FAULT_KINDS:
+                raise ValueError(
+                    f"Argument 'fault_sequence[{i}]' must be one of {FAULT_KINDS}, not {kind!r}."
+                )
+        # Let SimulatedJudge validate its own settings now rather than at the first request.
+        self.make_judge()
+
+    def fault_rates(self) -> dict[str, float]:
+        """The injected-fault probabilities, by kind."""
+        return {
+            "500": self.fault_rate_500,
+            "503": self.fault_rate_503,
+            "429": self.fault_rate_429,
+            "hang": self.fault_rate_hang,
+            "drop": self.fault_rate_drop,
+        }
+
+    def make_judge(self) -> SimulatedJudge:
+        """The simulated judge writing this server's answers."""
+        return SimulatedJudge(
+            noise=self.noise,
+            noise_scale=self.noise_scale,
+            position_bias=self.position_bias,
+            unreadable_rate=self.unreadable_rate,
+            truncated_rate=self.truncated_rate,
+            answer_format=self.answer_format,
+            reasoning_style=self.reasoning_style,
+            n_rubrics=self.n_rubrics,
+            seed=self.judge_seed,
+        )
+
+
+@dataclass(frozen=True)
+class SimServerStats:
+    """Counters of one :class:`SimServer` (also in ``/metrics``).
+
+    Attributes
+    ----------
+    requests : int
+        Chat requests received (valid or not).
+    completed : int
+        Chat requests answered with a completion.
+    running, waiting : int
+        Requests being served now / queued behind ``capacity``.
+    max_running : int
+        Highest ``running`` seen.
+    rejected : int
+        Requests refused by validation (4xx).
+    faults : dict of str to int
+        Injected faults, by kind.
+    prefix_cache_queries, prefix_cache_hits : int
+        Requests looked up in the prefix cache, and those whose prefix was there.
+    service_seconds : float
+        Simulated service time summed over completed requests (utilisation =
+        ``service_seconds / (capacity * elapsed)``).
+    prefix_cache_hit_rate : float
+        ``hits / queries`` (0 without queries).
+    """
+
+    requests: int
+    completed: int
+    running: int
+    waiting: int
+    max_running: int
+    rejected: int
+    faults: dict[str, int]
+    prefix_cache_queries: int
+    prefix_cache_hits: int
+    service_seconds: float = 0.0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        """Share of prefix-cache lookups that hit."""
+        return (
+            self.prefix_cache_hits / self.prefix_cache_queries if self.prefix_cache_queries else 0.0
+        )
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, err_type: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.err_type = err_type
+        self.message = message
+        self.param = param
+
+
+def error_body(
+    status: int, err_type: str, message: str, param: str | None = None
+) -> dict[str, Any]:
+    """vLLM's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": err_type, "param": param, "code": status}}
+
+
+def _error_response(
+    status: int,
+    err_type: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return web.json_response(
+        error_body(status, err_type, message, param), status=status, headers=headers
+    )
+
+
+class SimServer:
+    """One simulated vLLM GenRM server, in this process, on a local port.
+
+    Parameters
+    ----------
+    config : SimServerConfig, optional
+        Behaviour; the defaults give a 64-sequence server with 0.3 s mean latency.
+    host : str
+        Interface to listen on (``127.0.0.1`` by default).
+    port : int
+        Port; ``0`` picks a free one (read it back from :attr:`port` after :meth:`start`).
+
+    Examples
+    --------
+    ::
+
+        async with SimServer(SimServerConfig(latency_mean=0.0)) as server:
+            judge = OpenAIJudge(server.url, model=server.config.model)
+    """
+
+    def __init__(
+        self, config: SimServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        if config is not None and not isinstance(config, SimServerConfig):
+            raise TypeError(
+                f"Argument 'config' must be a SimServerConfig, not {type(config).__name__}."
+            )
+        self.config = config if config is not None else SimServerConfig()
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self.dead = False
+        """While true, ``/health`` answers 503 (vLLM's answer once the engine is dead)."""
+        self._judge = self.config.make_judge()
+        self._rng = random.Random(self.config.seed)
+        self._faults_left = list(self.config.fault_sequence)
+        self._prefix_cache: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._running = 0
+        self._max_running = 0
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._ids = itertools.count()
+        self._requests = 0
+        self._completed = 0
+        self._rejected = 0
+        self._faults: dict[str, int] = {k: 0 for k in FAULT_KINDS if k != "ok"}
+        self._prefix_queries = 0
+        self._prefix_hits = 0
+        self._prefix_token_queries = 0
+        self._prefix_token_hits = 0
+        self._service_seconds = 0.0
+        self._created = int(time.time())
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("SimServer is not started; call 'await server.start()' first.")
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        """``http://HOST:PORT`` (where ``/health`` and ``/metrics`` live)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI base URL, ``http://HOST:PORT/v1``."""
+        return self.root_url + "/v1"
+
+    @property
+    def started(self) -> bool:
+        """Whether the server is listening."""
+        return self._runner is not None
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application (routes only; :meth:`start` runs it)."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def start(self) -> SimServer:
+        """Bind and start listening; returns ``self``."""
+        if self._runner is not None:
+            raise RuntimeError(f"SimServer is already running at {self.url}.")
+        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=0.05)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self._requested_port))
+            sock.listen(1024)
+            sock.setblocking(False)
+            site = web.SockSite(runner, sock, backlog=1024)
+            await site.start()
+        except BaseException:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self._port = int(sock.getsockname()[1])
+        self._runner = runner
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and drop every open connection (like killing the process)."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        for task in list(self._handlers):
+            task.cancel()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> SimServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not started"
+        return f"SimServer({where}, model={self.config.model!r}, capacity={self.config.capacity})"
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    def stats(self) -> SimServerStats:
+        """A snapshot of the server's counters."""
+        return SimServerStats(
+            requests=self._requests,
+            completed=self._completed,
+            running=self._running,
+            waiting=sum(1 for f in self._queue if not f.done()),
+            max_running=self._max_running,
+            rejected=self._rejected,
+            faults=dict(self._faults),
+            prefix_cache_queries=self._prefix_queries,
+            prefix_cache_hits=self._prefix_hits,
+            service_seconds=self._service_seconds,
+        )
+
+    def _draw_fault(self) -> str:
+        if self._faults_left:
+            return self._faults_left.pop(0)
+        rates = self.config.fault_rates()
+        if not any(rates.values()):
+            return "ok"
+        u = self._rng.random()
+        acc = 0.0
+        for kind, rate in rates.items():
+            acc += rate
+            if u < acc:
+                return kind
+        return "ok"
+
+    def _latency(self, hit: bool) -> float:
+        cfg = self.config
+        mean = cfg.latency_mean
+        if mean <= 0:
+            return 0.0
+        if cfg.latency == "constant":
+            value = mean
+        elif cfg.latency == "exponential":
+            value = self._rng.expovariate(1.0 / mean)
+        else:
+            sigma = cfg.latency_sigma
+            value = self._rng.lognormvariate(math.log(mean) - 0.5 * sigma * sigma, sigma)
+        return value * (cfg.prefix_hit_latency_factor if hit else 1.0)
+
+    def _prefix_lookup(self, messages: list[dict[str, str]]) -> tuple[bool, int]:
+        history = [m for m in messages if m["role"] in _HISTORY_ROLES]
+        tokens = sum(estimate_tokens(m["content"]) + 4 for m in history)
+        if self.config.prefix_cache_size == 0:
+            return False, tokens
+        blob = json.dumps(history, ensure_ascii=False, sort_keys=True).encode()
+        key = hashlib.blake2b(blob, digest_size=8).hexdigest()
+        self._prefix_queries += 1
+        self._prefix_token_queries += tokens
+        cache = self._prefix_cache
+        if key in cache:
+            cache.move_to_end(key)
+            self._prefix_hits += 1
+            self._prefix_token_hits += tokens
+            return True, tokens
+        cache[key] = None
+        if len(cache) > self.config.prefix_cache_size:
+            cache.popitem(last=False)
+        return False, tokens
+
+    async def _acquire_slot(self) -> None:
+        if self._running < self.config.capacity and not self._queue:
+            self._running += 1
+        else:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._queue.append(future)
+            try:
+                await future  # the releasing request hands its slot over (running unchanged)
+            except BaseException:
+                if future.done() and not future.cancelled():
+                    self._release_slot()
+                else:
+                    future.cancel()
+                raise
+        self._max_running = max(self._max_running, self._running)
+
+    def _release_slot(self) -> None:
+        while self._queue:
+            future = self._queue.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+        self._running -= 1
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def _validate(self, body: Any) -> tuple[list[dict[str, str]], int]:
+        cfg = self.config
+        if not isinstance(body, dict):
+            raise _HttpError(400, "BadRequestError", "The request body must be a JSON object.")
+        model = body.get("model")
+        if model != cfg.model:
+            raise _HttpError(404, "NotFoundError", f"The model `{model}` does not exist.", "model")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _HttpError(
+                400,
+                "BadRequestError",
+                "Field 'messages' must be a non-empty list of messages.",
+                "messages",
+            )
+        checked: list[dict[str, str]] = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict):
+                raise _HttpError(
+                    400, "BadRequestError", f"messages[{i}] must be an object.", "messages"
+                )
+            role, content = m.get("role"), m.get("content")
+            if role not in _MESSAGE_ROLES:
+                raise _HttpError(
+                    400,
+                    "BadRequestError",
+                    f"messages[{i}] has role {role!r}; this model's chat template accepts "
+                    f"{sorted(_MESSAGE_ROLES)}.",
+                    "messages",
+                )
+            if not isinstance(content, str):
+                raise _HttpError(
+                    400, "BadRequestError", f"messages[{i}].content must be a string.", "messages"
+                )
+            checked.append({"role": role, "content": content})
+        roles = [m["role"] for m in checked]
+        for needed in ("response_1", "response_2"):
+            if roles.count(needed) != 1:
+                raise _HttpError(
+                    400,
+                    "BadRequestError",
+                    f"A GenRM request needs exactly one '{needed}' message, "
+                    f"not {roles.count(needed)}.",
+                    "messages",
+                )
+        history = [r for r in roles if r in _HISTORY_ROLES]
+        if not history or history[-1] != "user":
+            raise _HttpError(
+                400,
+                "BadRequestError",
+                "The conversation history must end with a 'user' turn, "
+                f"not {history[-1] if history else 'nothing'!r}.",
+                "messages",
+            )
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        prompt_tokens = sum(estimate_tokens(m["content"]) + 4 for m in checked)
+        if max_tokens is not None:
+            if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+                raise _HttpError(
+                    400,
+                    "BadRequestError",
+                    f"max_tokens must be at least 1, got {max_tokens!r}.",
+                    "max_tokens",
+                )
+            if max_tokens > cfg.max_model_len:
+                raise _HttpError(
+                    400,
+                    "BadRequestError",
+                    f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This "
+                    f"model's maximum context length is {cfg.max_model_len} tokens.",
+                    "max_tokens",
+                )
+        if prompt_tokens > cfg.max_model_len:
+            raise _HttpError(
+                400,
+                "BadRequestError",
+                f"This model's maximum context length is {cfg.max_model_len} tokens. However, your "
+                f"request has {prompt_tokens} input tokens. Please reduce the length of the input "
+                "messages.",
+                "messages",
+            )
+        return checked, (
+            max_tokens if isinstance(max_tokens, int) else cfg.max_model_len - prompt_tokens
+        )
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _authorized(self, request: web.Request) -> bool:
+        key = self.config.api_key
+        return key is None or request.headers.get("Authorization") == f"Bearer {key}"
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(status=503 if self.dead else 200)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": "Unauthorized"}, status=401)
+        card = {
+            "id": self.config.model,
+            "object": "model",
+            "created": self._created,
+            "owned_by": "vllm",
+            "root": self.config.model,
+            "parent": None,
+            "max_model_len": self.config.max_model_len,
+        }
+        return web.json_response({"object": "list", "data": [card]})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        s = self.stats()
+        name = self.config.model
+        label = f'model_name="{name}"'
+        lines = [
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            "# TYPE vllm:num_requests_running gauge",
+            f'vllm:num_requests_running{{model_name="{name}"}} {s.running}',
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+            "# TYPE vllm:num_requests_waiting gauge",
+            f'vllm:num_requests_waiting{{model_name="{name}"}} {s.waiting}',
+            "# HELP vllm:request_success_total Count of successfully processed requests.",
+            "# TYPE vllm:request_success_total counter",
+            f'vllm:request_success_total{{model_name="{name}"}} {s.completed}',
+            "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in prompt tokens.",
+            "# TYPE vllm:prefix_cache_queries_total counter",
+            f'vllm:prefix_cache_queries_total{{model_name="{name}"}} {self._prefix_token_queries}',
+            "# HELP vllm:prefix_cache_hits_total Prefix cache hits, in prompt tokens.",
+            "# TYPE vllm:prefix_cache_hits_total counter",
+            f'vllm:prefix_cache_hits_total{{model_name="{name}"}} {self._prefix_token_hits}',
+            "# HELP genrm_sim:requests_total Chat requests received.",
+            "# TYPE genrm_sim:requests_total counter",
+            f'genrm_sim:requests_total{{model_name="{name}"}} {s.requests}',
+            "# HELP genrm_sim:requests_rejected_total Chat requests refused by validation.",
+            "# TYPE genrm_sim:requests_rejected_total counter",
+            f'genrm_sim:requests_rejected_total{{model_name="{name}"}} {s.rejected}',
+            "# HELP genrm_sim:prefix_cache_request_queries_total Requests looked up in the cache.",
+            "# TYPE genrm_sim:prefix_cache_request_queries_total counter",
+            f"genrm_sim:prefix_cache_request_queries_total{{{label}}} {s.prefix_cache_queries}",
+            "# HELP genrm_sim:prefix_cache_request_hits_total Requests whose prefix was cached.",
+            "# TYPE genrm_sim:prefix_cache_request_hits_total counter",
+            f"genrm_sim:prefix_cache_request_hits_total{{{label}}} {s.prefix_cache_hits}",
+            "# HELP genrm_sim:service_seconds_total Simulated service time of served requests.",
+            "# TYPE genrm_sim:service_seconds_total counter",
+            f"genrm_sim:service_seconds_total{{{label}}} {s.service_seconds:.6f}",
+            "# HELP genrm_sim:faults_injected_total Faults injected, by kind.",
+            "# TYPE genrm_sim:faults_injected_total counter",
+        ]
+        lines += [
+            f'genrm_sim:faults_injected_total{{model_name="{name}",kind="{k}"}} {v}'
+            for k, v in s.faults.items()
+        ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            return await self._chat_inner(request)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _chat_inner(self, request: web.Request) -> web.StreamResponse:
+        self._requests += 1
+        if not self._authorized(request):
+            self._rejected += 1
+            return web.json_response({"error": "Unauthorized"}, status=401)
+        try:
+            raw = await request.read()
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise _HttpError(400, "BadRequestError", f"Invalid JSON body: {exc}") from None
+            messages, max_tokens = self._validate(body)
+        except _HttpError as err:
+            self._rejected += 1
+            return _error_response(err.status, err.err_type, err.message, err.param)
+        fault = self._draw_fault()
+        if fault in self._faults:
+            self._faults[fault] += 1
+        if fault == "500":
+            return _error_response(500, "InternalServerError", "Simulated internal server error.")
+        if fault == "503":
+            return _error_response(
+                503,
+                "ServiceUnavailableError",
+                "Simulated overload: the request queue is full.",
+                headers={"Retry-After": _retry_after(self.config.retry_after)},
+            )
+        if fault == "429":
+            return _error_response(
+                429,
+                "RateLimitError",
+                "Simulated rate limit.",
+                headers={"Retry-After": _retry_after(self.config.retry_after)},
+            )
+        if fault == "hang":
+            await asyncio.sleep(self.config.hang_seconds)
+            return _error_response(504, "GatewayTimeout", "Simulated hang ended.")
+        if fault == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing is written on the closed connection
+        await self._acquire_slot()
+        try:
+            hit, _ = self._prefix_lookup(messages)
+            delay = self._latency(hit)
+            self._service_seconds += delay
+            if delay > 0:
+                await asyncio.sleep(delay)
+            answer = self._judge.respond_messages(messages)
+        finally:
+            self._release_slot()
+        content, reasoning, finish = answer.content, answer.reasoning, answer.finish_reason
+        completion_tokens = answer.usage.completion_tokens
+        if fault == "unreadable":
+            content = "Both responses have merit; I cannot decide on a score."
+            if self.config.reasoning_style not in ("reasoning", "reasoning_content"):
+                content = f"<think>\n{answer.reasoning or ''}\n</think>\n\n{content}"
+            finish = "stop"
+        if fault == "truncated" or completion_tokens > max_tokens:
+            content, reasoning, finish = self._truncated(answer.reasoning or answer.content or "")
+            completion_tokens = min(completion_tokens, max_tokens)
+        self._completed += 1
+        message: dict[str, Any] = {"role": "assistant", "content": content, "tool_calls": []}
+        style = self.config.reasoning_style
+        if style in ("reasoning", "reasoning_content"):
+            message[style] = reasoning
+        prompt_tokens = answer.usage.prompt_tokens
+        payload = {
+            "id": f"chatcmpl-{self.port:x}{next(self._ids):012x}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.config.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": finish,
+                    "stop_reason": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "completion_tokens": completion_tokens,
+                "prompt_tokens_details": None,
+            },
+        }
+        return web.Response(body=json.dumps(payload).encode(), content_type="application/json")
+
+    def _truncated(self, text: str) -> tuple[str | None, str | None, str]:
+        partial = text[: max(1, len(text) // 2)]
+        style = self.config.reasoning_style
+        if style in ("reasoning", "reasoning_content"):
+            return None, partial, "length"
+        if style == "think":
+            return f"<think>\n{partial}", None, "length"
+        return partial, None, "length"
+
+
+def _retry_after(seconds: float) -> str:
+    # HTTP's Retry-After is whole seconds; sub-second values (for fast tests) are sent as a
+    # decimal, which lenient clients (and ours) read.
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class ThreadedSimServers:
+    """Several :class:`SimServer` running on a background thread's event loop.
+
+    For synchronous callers (tests, scripts, the CLI): ``with ThreadedSimServers([cfg, cfg])
+    as servers: servers.urls``.
+
+    Parameters
+    ----------
+    configs : sequence of SimServerConfig
+        One server per config, each on its own free port.
+    host : str
+        Interface to listen on.
+    ports : sequence of int, optional
+        Ports to bind (``0`` for a free one); by default all free.
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[SimServerConfig],
+        *,
+        host: str = "127.0.0.1",
+        ports: Sequence[int] | None = None,
+    ) -> None:
+        if len(configs) == 0:
+            raise ValueError("Argument 'configs' must hold at least one SimServerConfig, not none.")
+        if ports is not None and len(ports) != len(configs):
+            raise ValueError(
+                f"Argument 'ports' must have one port per config ({len(configs)}), "
+                f"not {len(ports)}."
+            )
+        self.configs = tuple(configs)
+        self.host = host
+        self._ports = tuple(ports) if ports is not None else (0,) * len(configs)
+        self.servers: list[SimServer] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ThreadedSimServers:
+        """Start the loop thread and every server; returns ``self``."""
+        if self._thread is not None:
+            raise RuntimeError("ThreadedSimServers is already running.")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+            loop.close()
+
+        thread = threading.Thread(target=run, name="genrm-sim-servers", daemon=True)
+        thread.start()
+        ready.wait()
+        self._loop, self._thread = loop, thread
+        self.servers = [
+            SimServer(c, host=self.host, port=p)
+            for c, p in zip(self.configs, self._ports, strict=True)
+        ]
+        try:
+            for server in self.servers:
+                asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def urls(self) -> list[str]:
+        """The servers' OpenAI base URLs."""
+        return [s.url for s in self.servers]
+
+    def stop_server(self, index: int) -> None:
+        """Stop one server (its port then refuses connections)."""
+        if self._loop is None:
+            raise RuntimeError("ThreadedSimServers is not running.")
+        asyncio.run_coroutine_threadsafe(self.servers[index].stop(), self._loop).result(timeout=30)
+
+    def stats(self, index: int) -> SimServerStats:
+        """One server's counters."""
+        if self._loop is None:
+            raise RuntimeError("ThreadedSimServers is not running.")
+        server = self.servers[index]
+
+        async def snapshot() -> SimServerStats:
+            return server.stats()
+
+        return asyncio.run_coroutine_threadsafe(snapshot(), self._loop).result(timeout=30)
+
+    def stop(self) -> None:
+        """Stop every server and the loop thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        for server in self.servers:
+            if server.started:
+                asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> ThreadedSimServers:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def config_dict(config: SimServerConfig) -> dict[str, Any]:
+    """A config as a plain dict (the API key masked), for logs."""
+    out = asdict(config)
+    if out.get("api_key") is not None:
+        out["api_key"] = "***"
+    return out

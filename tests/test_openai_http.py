@@ -1,0 +1,493 @@
+"""Tests of genrm_rank.judges.openai_http.OpenAIJudge against real HTTP servers on loopback.
+
+Backoff and health probing run on a fake clock (an injected ``sleep``/``clock``); the servers are
+:class:`~genrm_rank.server.SimServer` instances, or a small capturing aiohttp app where the
+test needs to see the request or send a hand-written answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import genrm_rank.judges.openai_http as openai_http
+from genrm_rank.errors import EndpointsUnavailableError
+from genrm_rank.judges.base import BatchJudge, PairRequest
+from genrm_rank.judges.openai_http import OpenAIJudge
+from genrm_rank.server import SimServer, SimServerConfig
+from genrm_rank.verdict import FailureKind
+
+MODEL = "sim-genrm"
+FAST = SimServerConfig(latency_mean=0.0)
+
+
+def req(prompt: str = "What is 2+2?", a: str = "4", b: str = "5", **kw: Any) -> PairRequest:
+    return PairRequest(prompt, a, b, **kw)
+
+
+class FakeClock:
+    """An injectable clock: ``sleep`` records the delay and advances time instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def fast_judge(urls: str | list[str], clock: FakeClock | None = None, **kw: Any) -> OpenAIJudge:
+    opts: dict[str, Any] = {"model": MODEL, "api_key_env": None, "seed": 0}
+    if clock is not None:
+        opts.update(sleep=clock.sleep, clock=clock)
+    else:
+        opts.update(backoff_base=0.001, health_check_interval=0.02)
+    opts.update(kw)
+    return OpenAIJudge(urls, **opts)
+
+
+@dataclass
+class Capture:
+    """A hand-written server: records requests, answers with ``reply``."""
+
+    reply: Callable[[dict[str, Any]], web.Response]
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+
+def completion(content: str | None, *, finish: str = "stop", **message: Any) -> web.Response:
+    return web.json_response(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, **message},
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+    )
+
+
+GOOD = '```json\n{"score_1": 4, "score_2": 2, "ranking": 2}\n```'
+
+
+@pytest.fixture
+async def capture() -> AsyncIterator[
+    Callable[[Callable[[dict[str, Any]], web.Response]], Awaitable[Capture]]
+]:
+    runners: list[web.AppRunner] = []
+
+    async def make(reply: Callable[[dict[str, Any]], web.Response]) -> Capture:
+        cap = Capture(reply)
+
+        async def chat(request: web.Request) -> web.Response:
+            payload = await request.json()
+            cap.bodies.append(payload)
+            cap.headers.append(dict(request.headers))
+            return cap.reply(payload)
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        cap.url = f"http://127.0.0.1:{port}/v1"
+        return cap
+
+    yield make
+    for runner in runners:
+        await runner.cleanup()
+
+
+def test_all_is_complete_and_sorted() -> None:
+    assert openai_http.__all__ == ["RESAMPLED_FAILURES", "OpenAIJudge"]
+
+
+def test_is_a_batch_judge_and_builds_without_a_loop() -> None:
+    judge = OpenAIJudge(
+        "http://127.0.0.1:1/v1", model=MODEL, api_key_env=None, requests_per_second=3
+    )
+    assert isinstance(judge, BatchJudge)
+    assert "state=unopened" in repr(judge)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"endpoints": []}, "'endpoints'"),
+        ({"endpoints": "127.0.0.1:8000"}, r"'endpoints\[0\]'"),
+        ({"model": ""}, "'model'"),
+        ({"max_tokens": 0}, "'max_tokens'"),
+        ({"timeout": 0}, "'timeout'"),
+        ({"max_retries": -1}, "'max_retries'"),
+        ({"max_resamples": 1.5}, "'max_resamples'"),
+        ({"health_check_interval": 0}, "'health_check_interval'"),
+        ({"max_in_flight_per_endpoint": 0}, "'max_in_flight_per_endpoint'"),
+        ({"routing": "magic"}, "'policy'"),
+    ],
+)
+def test_validation_names_the_argument(kwargs: dict[str, Any], fragment: str) -> None:
+    args: dict[str, Any] = {
+        "endpoints": "http://127.0.0.1:1/v1",
+        "model": MODEL,
+        "api_key_env": None,
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=fragment):
+        OpenAIJudge(args.pop("endpoints"), **args)
+
+
+@pytest.mark.parametrize("answer_format", ["json", "rubric", "boxed"])
+@pytest.mark.parametrize(
+    "reasoning_style", ["reasoning", "reasoning_content", "think", "bare", "none"]
+)
+async def test_verdicts_parsed_across_formats_and_styles(
+    answer_format: str, reasoning_style: str
+) -> None:
+    config = SimServerConfig(
+        latency_mean=0.0, answer_format=answer_format, reasoning_style=reasoning_style
+    )  # type: ignore[arg-type]
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.ok and verdict.attempts == 1
+    assert verdict.usage is not None and verdict.usage.prompt_tokens > 0
+    if reasoning_style != "none":
+        assert verdict.reasoning and "compare the two responses" in verdict.reasoning
+    if answer_format == "rubric":
+        assert len(verdict.rubrics) == 2
+
+
+async def test_request_body_sampling_extra_body_roles_and_bearer(capture: Any) -> None:
+    cap = await capture(lambda body: completion(GOOD, reasoning="thought"))
+    judge = fast_judge(
+        cap.url,
+        api_key="s3cret-key",
+        temperature=0.6,
+        top_p=0.9,
+        max_tokens=123,
+        extra_body={"top_k": 20, "chat_template_kwargs": {"enable_thinking": True}},
+    )
+    async with judge:
+        verdict = await judge.judge(req(principle="Be correct."))
+    assert verdict.ok and verdict.reasoning == "thought"
+    body = cap.bodies[0]
+    assert body["model"] == MODEL and body["max_tokens"] == 123
+    assert (body["temperature"], body["top_p"], body["top_k"]) == (0.6, 0.9, 20)
+    assert body["chat_template_kwargs"] == {"enable_thinking": True}
+    assert [m["role"] for m in body["messages"]] == [
+        "user",
+        "principle",
+        "response_1",
+        "response_2",
+    ]
+    assert cap.headers[0]["Authorization"] == "Bearer s3cret-key"
+
+
+async def test_api_key_never_shown(
+    capture: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cap = await capture(
+        lambda body: web.json_response(
+            {"error": {"message": "nope", "type": "x", "param": None, "code": 503}}, status=503
+        )
+    )
+    key_file = tmp_path / "key"
+    key_file.write_text("file-key-123\n")
+    judge = fast_judge(
+        cap.url, api_key_file=key_file, max_retries=3, failure_threshold=2, down_timeout=0.05
+    )
+    async with judge:
+        with pytest.raises(EndpointsUnavailableError) as info:
+            await judge.judge(req())
+    assert cap.headers[0]["Authorization"] == "Bearer file-key-123"
+    for text in (repr(judge), str(info.value), caplog.text, repr(vars(judge)), repr(judge.stats)):
+        assert "file-key-123" not in text
+    monkeypatch.setenv("MY_GENRM_KEY", "env-key-456")
+    env_judge = OpenAIJudge(cap.url, model=MODEL, api_key_env="MY_GENRM_KEY")
+    assert "env-key-456" not in repr(env_judge) and "api_key=set" in repr(env_judge)
+    assert "api_key=none" in repr(fast_judge(cap.url))
+
+
+async def test_reasoning_content_and_null_content_answers(capture: Any) -> None:
+    answers = iter(
+        [
+            completion(None, finish="length", reasoning_content="half a thought"),
+            completion(GOOD, reasoning_content="full"),
+        ]
+    )
+    cap = await capture(lambda body: next(answers))
+    async with fast_judge(cap.url) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.ok and verdict.reasoning == "full" and verdict.attempts == 2
+    assert verdict.usage is not None and verdict.usage.total_tokens == 30
+
+
+async def test_truncated_and_unreadable_are_resampled_with_attempts_counted() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("unreadable", "truncated"))
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
+        verdict = await judge.judge(req())
+        assert server.stats().completed == 3
+    assert verdict.ok and verdict.attempts == 3
+    assert verdict.usage is not None and verdict.usage.prompt_tokens == 3 * (
+        verdict.usage.prompt_tokens // 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [("unreadable", FailureKind.UNREADABLE), ("truncated", FailureKind.TRUNCATED)],
+)
+async def test_resamples_exhausted_report_the_failure(fault: str, kind: FailureKind) -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=(fault,) * 10)
+    async with SimServer(config) as server, fast_judge(server.url, max_resamples=2) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.failure is kind and verdict.attempts == 3
+    assert verdict.usage is not None and verdict.usage.prompt_tokens > 0
+
+
+async def test_429_retry_after_is_honoured_on_a_fake_clock() -> None:
+    clock = FakeClock()
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("429", "429"), retry_after=7)
+    async with SimServer(config) as server, fast_judge(server.url, clock) as judge:
+        verdict = await judge.judge(req())
+        stats = judge.stats[server.url]
+    assert verdict.ok
+    assert len(clock.sleeps) == 2 and all(s >= 7 for s in clock.sleeps)
+    assert stats.failures == 2 and stats.retries == 2 and stats.healthy  # 429 is not ill health
+
+
+async def test_backoff_is_exponential_with_full_jitter() -> None:
+    clock = FakeClock()
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("500",) * 4)
+    async with (
+        SimServer(config) as server,
+        fast_judge(
+            server.url, clock, backoff_base=1.0, backoff_max=4.0, failure_threshold=10
+        ) as judge,
+    ):
+        assert (await judge.judge(req())).ok
+    ceilings = [1.0, 2.0, 4.0, 4.0]
+    assert len(clock.sleeps) == 4
+    assert all(0 <= s <= c for s, c in zip(clock.sleeps, ceilings, strict=True))
+
+
+async def test_5xx_fails_over_to_another_endpoint() -> None:
+    clock = FakeClock()
+    broken = SimServerConfig(latency_mean=0.0, fault_rate_500=0.5, fault_rate_503=0.5)
+    async with SimServer(broken) as bad, SimServer(FAST) as good:
+        async with fast_judge([bad.url, good.url], clock, failure_threshold=1000) as judge:
+            verdicts = await judge.judge_batch([req(f"prompt {i}") for i in range(20)])
+            stats = judge.stats
+    assert all(v.ok for v in verdicts)
+    assert stats[bad.url].failures == bad.stats().requests > 0
+    assert stats[good.url].retries == stats[bad.url].failures  # every failure retried on the other
+
+
+async def test_400_is_rejected_and_not_retried() -> None:
+    async with SimServer(SimServerConfig(latency_mean=0.0, max_model_len=100)) as server:
+        async with fast_judge(server.url, max_tokens=50) as judge:
+            verdict = await judge.judge(req("x" * 2000))
+        assert server.stats().requests == 1
+    assert verdict.failure is FailureKind.REJECTED
+    assert (
+        verdict.error is not None
+        and "maximum context length is 100" in verdict.error
+        and "400" in verdict.error
+    )
+
+
+async def test_wrong_model_is_rejected_with_vllm_message() -> None:
+    async with SimServer(FAST) as server, fast_judge(server.url, model="nope") as judge:
+        verdict = await judge.judge(req())
+    assert verdict.failure is FailureKind.REJECTED and "The model `nope` does not exist." in (
+        verdict.error or ""
+    )
+
+
+async def test_retries_exhausted_is_unavailable() -> None:
+    clock = FakeClock()
+    config = SimServerConfig(latency_mean=0.0, fault_rate_503=1.0)
+    async with (
+        SimServer(config) as server,
+        fast_judge(server.url, clock, max_retries=2, failure_threshold=100) as judge,
+    ):
+        verdict = await judge.judge(req())
+    assert verdict.failure is FailureKind.UNAVAILABLE and "503" in (verdict.error or "")
+    assert server.stats().requests == 3
+
+
+async def test_dropped_connection_is_retried() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("drop", "drop"))
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
+        verdict = await judge.judge(req())
+        assert judge.stats[server.url].retries == 2
+    assert verdict.ok and verdict.attempts == 1
+
+
+async def test_hang_times_out_and_is_retried() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("hang",))
+    async with SimServer(config) as server, fast_judge(server.url, timeout=0.2) as judge:
+        start = time.perf_counter()
+        verdict = await judge.judge(req())
+        assert "timed out" in (judge.stats[server.url].last_error or "")
+    assert verdict.ok and time.perf_counter() - start < 5
+
+
+async def test_endpoint_killed_mid_run_completes_on_the_others() -> None:
+    config = SimServerConfig(latency="constant", latency_mean=0.01)
+    servers = [await SimServer(config).start() for _ in range(3)]
+    try:
+        async with fast_judge([s.url for s in servers], failure_threshold=2) as judge:
+            batch = asyncio.ensure_future(
+                judge.judge_batch([req(f"p{i}", f"a{i}", f"b{i}") for i in range(300)])
+            )
+            while servers[0].stats().completed < 10:
+                await asyncio.sleep(0.005)
+            await servers[0].stop()
+            verdicts = await batch
+            stats = judge.stats
+        assert all(v.ok for v in verdicts)
+        assert not stats[servers[0].url].healthy
+        assert sum(s.stats().completed for s in servers) >= 300
+    finally:
+        for s in servers:
+            await s.stop()
+
+
+async def test_endpoint_recovers_after_health_probe() -> None:
+    clock = FakeClock()
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("503", "503"))
+    async with (
+        SimServer(config) as server,
+        fast_judge(server.url, clock, failure_threshold=2) as judge,
+    ):
+        verdict = await judge.judge(req())
+        assert judge.stats[server.url].healthy
+    assert verdict.ok
+    assert 5.0 in clock.sleeps  # waited one health_check_interval for the probe
+
+
+async def test_all_endpoints_down_raises_naming_each() -> None:
+    clock = FakeClock()
+    servers = [await SimServer(FAST).start() for _ in range(2)]
+    urls = [s.url for s in servers]
+    for s in servers:
+        await s.stop()
+    async with fast_judge(urls, clock, failure_threshold=1) as judge:
+        with pytest.raises(EndpointsUnavailableError) as info:
+            await judge.judge(req())
+        assert not any(s.healthy for s in judge.stats.values())
+    message = str(info.value)
+    for url in urls:
+        assert url in message
+    assert "ClientConnectorError" in message or "Connect" in message
+    assert clock.now >= judge.down_timeout
+
+
+async def test_all_down_with_503_names_the_status() -> None:
+    clock = FakeClock()
+    config = SimServerConfig(latency_mean=0.0, fault_rate_503=1.0)
+    async with SimServer(config) as server:
+        server.dead = True  # /health answers 503 too
+        async with fast_judge(server.url, clock, failure_threshold=2) as judge:
+            with pytest.raises(
+                EndpointsUnavailableError, match=r"HTTP 503.*GET /health answered 503"
+            ):
+                await judge.judge(req())
+
+
+async def test_prefix_affinity_keeps_a_prompt_on_one_replica() -> None:
+    servers = [await SimServer(FAST).start() for _ in range(4)]
+    try:
+        async with fast_judge([s.url for s in servers]) as judge:
+            for p in range(12):
+                for i in range(6):
+                    assert (await judge.judge(req(f"prompt {p}", f"a{i}", f"b{i}"))).ok
+            stats = judge.stats
+        # Each prompt's six comparisons hit one replica: 1 miss + 5 hits per prompt.
+        hits = sum(s.stats().prefix_cache_hits for s in servers)
+        assert hits == 12 * 5
+        assert sum(s.affinity_hits for s in stats.values()) == 72
+        assert sum(1 for s in servers if s.stats().completed) >= 2
+    finally:
+        for s in servers:
+            await s.stop()
+
+
+async def test_prefix_affinity_spills_under_load() -> None:
+    config = SimServerConfig(latency="constant", latency_mean=0.05)
+    servers = [await SimServer(config).start() for _ in range(2)]
+    try:
+        async with fast_judge(
+            [s.url for s in servers], spill_factor=1.0, spill_offset=2.0
+        ) as judge:
+            verdicts = await judge.judge_batch(
+                [req("one prompt", f"a{i}", f"b{i}") for i in range(20)]
+            )
+            stats = judge.stats
+        assert all(v.ok for v in verdicts)
+        assert sum(s.spills for s in stats.values()) > 0
+        assert all(s.stats().completed > 0 for s in servers)
+    finally:
+        for s in servers:
+            await s.stop()
+
+
+async def test_in_flight_limit_per_endpoint() -> None:
+    config = SimServerConfig(latency="constant", latency_mean=0.02, capacity=100)
+    async with (
+        SimServer(config) as server,
+        fast_judge(server.url, max_in_flight_per_endpoint=3) as judge,
+    ):
+        await judge.judge_batch([req(f"p{i}") for i in range(15)])
+        assert server.stats().max_running == 3
+
+
+async def test_rate_limit_is_respected() -> None:
+    async with SimServer(FAST) as server, fast_judge(server.url, requests_per_second=20) as judge:
+        start = time.perf_counter()
+        await judge.judge_batch([req(f"p{i}") for i in range(30)])
+        elapsed = time.perf_counter() - start
+    assert elapsed >= 0.4  # 20 at once (one second's burst), then 10 more at 20/s
+
+
+async def test_closed_judge_refuses_work() -> None:
+    async with SimServer(FAST) as server:
+        judge = fast_judge(server.url)
+        assert (await judge.judge(req())).ok  # opens lazily
+        await judge.aclose()
+        await judge.aclose()
+        assert judge.is_closed
+        with pytest.raises(RuntimeError, match="closed"):
+            await judge.judge(req())
+
+
+async def test_judge_rejects_a_non_request() -> None:
+    judge = fast_judge("http://127.0.0.1:1/v1")
+    with pytest.raises(TypeError, match="'request'"):
+        await judge.judge("hello")  # type: ignore[arg-type]
+    await judge.aclose()
