@@ -24,6 +24,7 @@ It also:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
@@ -192,6 +193,7 @@ class JudgeStatistics:
 class _ActiveJob:
     job: PromptJob
     run: PromptRun
+    seq: int = 0
     in_flight: int = 0
     issued: int = 0
     queued: int = 0
@@ -203,6 +205,34 @@ class _Pending:
     state: _ActiveJob
     call: PairCall
     attempt: int = 0
+
+
+class _ReadyQueue:
+    """Calls ready to send, oldest prompt first.
+
+    Serving the earliest-admitted prompts first lets a knockout's later rounds overtake the
+    first rounds of newer prompts, so prompts finish sooner, fewer are active at once, and the
+    run does not end on a tail of half-finished tournaments.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, _Pending]] = []
+        self._counter = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, item: _Pending) -> None:
+        item.state.queued += 1
+        heapq.heappush(self._heap, (item.state.seq, next(self._counter), item))
+
+    def pop(self) -> _Pending:
+        item = heapq.heappop(self._heap)[2]
+        item.state.queued -= 1
+        return item
+
+    def clear(self) -> None:
+        self._heap.clear()
 
 
 ProgressCallback = Callable[[JudgeStatistics, int], None]
@@ -267,14 +297,14 @@ class Orchestrator:
         elif self.max_tokens is not None and self.stats.usage.total_tokens >= self.max_tokens:
             self.cap_reached = "max_tokens"
 
-    def _release(self, state: _ActiveJob, ready: deque[_Pending]) -> None:
+    def _release(self, state: _ActiveJob, ready: _ReadyQueue) -> None:
         """Move a job's newly available calls into the ready queue, within its budget."""
         budget = state.job.budget
         left = None if budget is None else budget - state.issued
         calls = state.job.scheduler.next_pairs(left)
         state.issued += len(calls)
-        state.queued += len(calls)
-        ready.extend(_Pending(state, call) for call in calls)
+        for call in calls:
+            ready.push(_Pending(state, call))
 
     def _settle(self, state: _ActiveJob) -> bool:
         """Whether the job is finished; stops a strategy its budget holds back."""
@@ -312,7 +342,8 @@ class Orchestrator:
         """
         source = _aiter(jobs)
         exhausted = False
-        ready: deque[_Pending] = deque()
+        ready = _ReadyQueue()
+        admitted = itertools.count()
         tasks: dict[asyncio.Task[list[Verdict]], list[_Pending]] = {}
         finished: deque[PromptRun] = deque()
         try:
@@ -329,21 +360,20 @@ class Orchestrator:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    state = _ActiveJob(job, PromptRun(job))
+                    state = _ActiveJob(job, PromptRun(job), seq=next(admitted))
                     self._release(state, ready)
                     if self._settle(state):
                         finished.append(self._finish(state))
                 # Fill the window.
                 while ready and self.in_flight < self.max_in_flight and self.cap_reached is None:
-                    items = [ready.popleft()]
+                    items = [ready.pop()]
                     while (
                         ready
                         and len(items) < self.batch_size
-                        and (self.in_flight + len(items) < self.max_in_flight)
+                        and self.in_flight + len(items) < self.max_in_flight
                     ):
-                        items.append(ready.popleft())
+                        items.append(ready.pop())
                     for item in items:
-                        item.state.queued -= 1
                         item.state.in_flight += 1
                     self.in_flight += len(items)
                     tasks[asyncio.ensure_future(self._judge_items(items))] = items
@@ -386,7 +416,7 @@ class Orchestrator:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _take(self, item: _Pending, verdict: Verdict, ready: deque[_Pending]) -> None:
+    def _take(self, item: _Pending, verdict: Verdict, ready: _ReadyQueue) -> None:
         """Account for one verdict; re-ask it, or hand it to the scheduler."""
         state = item.state
         run = state.run
@@ -402,8 +432,7 @@ class Orchestrator:
             and (state.job.budget is None or run.calls < state.job.budget)
         ):
             run.reasked += 1
-            state.queued += 1
-            ready.append(_Pending(state, item.call, item.attempt + 1))
+            ready.push(_Pending(state, item.call, item.attempt + 1))
             return
         if not verdict.ok:
             run.failed_calls += 1
