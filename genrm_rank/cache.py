@@ -48,6 +48,7 @@ readers run beside the writer, and writers wait for one another up to ``timeout`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import math
@@ -546,7 +547,7 @@ class CachedJudge:
         self.hits += 1
         self.calls_saved += verdict.attempts
         self.tokens_saved += verdict.total_tokens
-        return verdict
+        return dataclasses.replace(verdict, cached=True)
 
     def _claim(self, key: str) -> asyncio.Future[Verdict | None]:
         self.misses += 1

@@ -151,9 +151,14 @@ class JudgeStatistics:
 
     Position bias belongs to the judge, not to a prompt, so it is counted across the run:
     ``first_slot_wins`` / ``second_slot_wins`` / ``ties`` over all usable verdicts.
+
+    ``calls`` and ``usage`` count what was paid in this run; verdicts served from a cache are
+    counted in ``cached_calls`` and ``cached_usage`` instead (run-wide caps apply to the former).
     """
 
     calls: int = 0
+    cached_calls: int = 0
+    cached_usage: Usage = field(default_factory=Usage)
     verdicts_ok: int = 0
     verdicts_failed: int = 0
     first_slot_wins: int = 0
@@ -165,9 +170,14 @@ class JudgeStatistics:
 
     def add(self, verdict: Verdict) -> None:
         """Count one verdict as it comes back."""
-        self.calls += verdict.attempts
-        if verdict.usage is not None:
-            self.usage = self.usage + verdict.usage
+        if verdict.cached:
+            self.cached_calls += verdict.attempts
+            if verdict.usage is not None:
+                self.cached_usage = self.cached_usage + verdict.usage
+        else:
+            self.calls += verdict.attempts
+            if verdict.usage is not None:
+                self.usage = self.usage + verdict.usage
         if verdict.ranking is None:
             self.verdicts_failed += 1
             kind = str(verdict.failure)

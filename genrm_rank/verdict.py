@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from genrm_rank.errors import VerdictError
 
@@ -194,6 +194,9 @@ class Verdict:
         Tokens the server reported, summed over every attempt that produced this verdict.
     attempts : int
         Judge calls (generations) this verdict cost, resamples included.
+    cached : bool
+        Served from a verdict cache: ``attempts`` and ``usage`` are what it cost when it was
+        first paid, not now. Not part of equality.
     """
 
     score_1: float | None = None
@@ -207,6 +210,7 @@ class Verdict:
     finish_reason: str | None = None
     usage: Usage | None = None
     attempts: int = 1
+    cached: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.failure is None:

@@ -212,3 +212,18 @@ def test_bad_arguments_are_named() -> None:
         Orchestrator(CountingJudge(), max_in_flight=0)
     with pytest.raises(ValueError, match="scheduler"):
         PromptJob("q", ["a", "b", "c"], RoundRobin(2))
+
+
+class CachedAnswerJudge:
+    """Every verdict comes from a cache: it cost calls once, not in this run."""
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        return Verdict(ranking=2, attempts=1, usage=Usage(10, 5), cached=True)
+
+
+async def test_cached_verdicts_do_not_count_against_run_caps() -> None:
+    orchestrator = Orchestrator(CachedAnswerJudge(), max_calls=1, max_tokens=1)
+    runs = await _collect(orchestrator, [_job(4, key=i) for i in range(3)])
+    assert len(runs) == 3 and orchestrator.cap_reached is None
+    assert orchestrator.stats.calls == 0 and orchestrator.stats.cached_calls == 36
+    assert all(r.calls == 12 for r in runs)  # a result reports what its verdicts cost

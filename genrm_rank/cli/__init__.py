@@ -1,0 +1,89 @@
+"""The ``genrm-rank`` command line.
+
+Subcommands::
+
+    genrm-rank rank IN.jsonl -o OUT.jsonl          full ranking of every row
+    genrm-rank select IN.jsonl -o OUT.jsonl        best of N per row (thresholds optional)
+    genrm-rank pairs IN.jsonl -o PAIRS.jsonl       chosen/rejected pairs for DPO
+    genrm-rank compare --prompt P --a A --b B      one pair: the verdict and the reasoning
+    genrm-rank leaderboard IN.jsonl                model-level table (candidates with ids)
+    genrm-rank serve-sim --port 8000               a simulated vLLM GenRM server
+    genrm-rank demo                                everything above on bundled data, offline
+
+The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-compatible base URL
+ending in ``/v1``) or ``--judge simulated`` (an in-process simulated GenRM, for tests and
+dry runs). Exit status: 0 every row ranked, 1 some rows failed (bad input or ranking failure;
+see the errors file), 2 usage error, 3 a ``--max-calls``/``--max-tokens`` cap stopped the run
+(``--resume`` continues it), 4 every endpoint was unavailable (``--resume`` continues), 130
+interrupted (SIGINT; 143 for SIGTERM), after writing every row that was complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from genrm_rank.cli.commands import (
+    bundled_example,
+    cmd_compare,
+    cmd_demo,
+    cmd_leaderboard,
+    cmd_pairs,
+    cmd_rank,
+    cmd_select,
+    cmd_serve_sim,
+)
+from genrm_rank.cli.options import (
+    EXIT_CAP,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
+    EXIT_TERMINATED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    build_parser,
+)
+from genrm_rank.cli.report import format_summary
+
+__all__ = [
+    "EXIT_CAP",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_ROWS_FAILED",
+    "EXIT_TERMINATED",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "build_parser",
+    "bundled_example",
+    "format_summary",
+    "main",
+]
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "rank": cmd_rank,
+    "select": cmd_select,
+    "pairs": cmd_pairs,
+    "compare": cmd_compare,
+    "leaderboard": cmd_leaderboard,
+    "serve-sim": cmd_serve_sim,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``genrm-rank``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:  # a library check that names the argument
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

@@ -1,0 +1,293 @@
+"""The subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from genrm_rank.cli.judge import make_judge
+from genrm_rank.cli.layouts import pairs_formatter, rank_formatter, select_formatter
+from genrm_rank.cli.options import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+)
+from genrm_rank.cli.run import default_sidecar, run_file_command
+from genrm_rank.judges.base import PairRequest
+from genrm_rank.results import Ranking
+from genrm_rank.sdg import (
+    Block,
+    Row,
+)
+
+# --------------------------------------------------------------------------------------------
+# Subcommands
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    return run_file_command(args, lambda _: rank_formatter(args))
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    return run_file_command(args, lambda has_rejected: select_formatter(args, has_rejected))
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    return run_file_command(
+        args, lambda _: pairs_formatter(args), grouped=True, rejected_default=True
+    )
+
+
+def _text_arg(value: str, name: str) -> str:
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"argument {name}: cannot read {value[1:]}: {exc.strerror}") from None
+    return value
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    prompt_text = _text_arg(args.prompt, "--prompt")
+    conversation: Any = prompt_text
+    if prompt_text.lstrip().startswith("["):
+        with contextlib.suppress(json.JSONDecodeError):
+            conversation = json.loads(prompt_text)
+    a = _text_arg(args.response_a, "--a")
+    b = _text_arg(args.response_b, "--b")
+    setup = make_judge(args)
+    request = PairRequest(
+        conversation, a, b, principle=args.principle, prompt_id="compare", id_1="A", id_2="B"
+    )
+    requests = [request] if args.swap == "none" else [request, request.swapped()]
+    if args.swap == "random":
+        import random
+
+        requests = [requests[random.Random(args.seed).randrange(2)]]
+
+    async def go() -> list[Any]:
+        async with contextlib.AsyncExitStack() as stack:
+            if hasattr(setup.judge, "__aenter__"):
+                await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
+            return [await setup.judge.judge(r) for r in requests]
+
+    try:
+        verdicts = asyncio.run(go())
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    results = []
+    for req, v in zip(requests, verdicts, strict=True):
+        first = req.id_1 or "?"
+        entry: dict[str, Any] = {
+            "slot_1": first,
+            "slot_2": req.id_2,
+            "ok": v.ok,
+            "ranking": v.ranking,
+            "score_1": v.score_1,
+            "score_2": v.score_2,
+            "failure": None if v.failure is None else str(v.failure),
+            "error": v.error,
+            "reasoning": v.reasoning,
+            "answer": v.raw,
+        }
+        if v.ok:
+            pref_first = v.preference
+            entry["preference_A"] = pref_first if first == "A" else 1.0 - pref_first
+        results.append(entry)
+    usable = [r["preference_A"] for r in results if "preference_A" in r]
+    combined = sum(usable) / len(usable) if usable else None
+    if args.json:
+        print(
+            json.dumps(
+                {"verdicts": results, "preference_A": combined}, indent=2, ensure_ascii=False
+            )
+        )
+    else:
+        for r in results:
+            print(f"== {r['slot_1']} in slot 1, {r['slot_2']} in slot 2")
+            if r["ok"]:
+                print(
+                    f"ranking {r['ranking']:g} (1 = slot 1 much better .. 6 = slot 2 much "
+                    f"better); scores {r['slot_1']} {r['score_1']}, {r['slot_2']} {r['score_2']}"
+                )
+            else:
+                print(f"failed verdict: {r['failure']} ({r['error']})")
+            if r["reasoning"]:
+                print("reasoning:\n" + r["reasoning"].strip())
+            print()
+        if combined is None:
+            print("verdict: none usable")
+        else:
+            winner = "A" if combined > 0.5 else "B" if combined < 0.5 else "tie"
+            print(f"verdict: {winner} (P(A better) = {combined:.3f}, over {len(usable)} order(s))")
+    return EXIT_OK if usable else EXIT_ROWS_FAILED
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from genrm_rank.api import leaderboard
+
+    games: list[tuple[str, str, float]] = []
+    missing_ids: list[int] = []
+
+    def fmt(row: Row, ranking: Ranking) -> Block:
+        if ranking.candidate_ids is None:
+            missing_ids.append(row.line)
+            return Block("rejected", ({"id": row.id, "reason": "candidates carry no ids"},))
+        ids = ranking.candidate_ids
+        for j in ranking.judgements:
+            if j.verdict.ranking is not None:
+                games.append((ids[j.first], ids[j.second], j.verdict.preference))
+        return Block("out", ())
+
+    table_path: Path | None = args.output
+    workdir = Path(tempfile.mkdtemp(prefix="genrm-leaderboard-"))
+    args.output = workdir / "rows.jsonl"
+    if args.errors is None:
+        args.errors = default_sidecar(table_path or args.output, "errors")
+    args.resume, args.overwrite = False, True  # a one-shot table; use --cache to rerun for free
+    status = run_file_command(args, lambda _: fmt, rejected_default=False)
+    if status not in (EXIT_OK, EXIT_ROWS_FAILED):
+        return status
+    if missing_ids:
+        print(
+            f"{PROG} leaderboard: {len(missing_ids)} rows have candidates without ids (first on "
+            f'line {missing_ids[0]}); use {{"id", "text"}} candidates',
+            file=sys.stderr,
+        )
+    if not games:
+        print(f"{PROG} leaderboard: no usable game", file=sys.stderr)
+        return EXIT_ROWS_FAILED
+    table = leaderboard(games, n_bootstrap=args.rounds, seed=args.seed)
+    print(table.to_markdown())
+    if table_path is not None:
+        data = {
+            "rows": [dataclasses.asdict(r) for r in table.rows],
+            "position_bias": table.position_bias,
+            "position_bias_interval": table.position_bias_interval,
+            "confidence": table.confidence,
+            "games": len(games),
+        }
+        table_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"table written to {table_path}")
+    if args.plot is not None:
+        _plot(table, args.plot)
+    return status
+
+
+def _plot(table: Any, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(
+            f"{PROG} leaderboard: --plot needs matplotlib (pip install 'genrm-rank[plot]'); no "
+            "plot written",
+            file=sys.stderr,
+        )
+        return
+    rows = list(table.rows)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    ys = range(len(rows))
+    ratings = [r.rating for r in rows]
+    lows = [r.rating - r.lower if r.lower is not None else 0 for r in rows]
+    highs = [r.upper - r.rating if r.upper is not None else 0 for r in rows]
+    ax.errorbar(ratings, list(ys), xerr=[lows, highs], fmt="o", capsize=3)
+    ax.set_yticks(list(ys), [r.label for r in rows])
+    ax.set_xlabel(f"rating (Elo scale, {round(table.confidence * 100)}% interval)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"plot written to {path}")
+
+
+def cmd_serve_sim(args: argparse.Namespace) -> int:
+    from genrm_rank.server.cli import serve_sim_main
+
+    return serve_sim_main(args=args)
+
+
+def bundled_example() -> Path:
+    """Path of the bundled example file (80 Vicuna questions, 8 real answers each)."""
+    ref = resources.files("genrm_rank") / "data" / "vicuna80.jsonl"
+    return Path(str(ref))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from genrm_rank.server.app import SimServerConfig, ThreadedSimServers
+
+    data = bundled_example()
+    if not data.is_file():
+        print(f"{PROG} demo: the bundled example file is missing: {data}", file=sys.stderr)
+        return EXIT_USAGE
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="genrm-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "vicuna80.best.jsonl"
+    for stale in (out, default_sidecar(out, "errors")):
+        stale.unlink(missing_ok=True)
+    config = SimServerConfig(latency="exponential", latency_mean=args.latency, capacity=256)
+    print(f"{PROG} demo: starting serve-sim on a free loopback port ...")
+    with ThreadedSimServers([config]) as servers:
+        url = servers.urls[0]
+        print(f"{PROG} demo: serve-sim ready at {url} (simulated GenRM, model {config.model})")
+        print(
+            f"{PROG} demo: choosing the best of 8 answers for each of 80 Vicuna questions "
+            f"({args.strategy}, both orders)"
+        )
+        argv = [
+            "select",
+            str(data),
+            "-o",
+            str(out),
+            "--endpoint",
+            url,
+            "--model",
+            config.model,
+            "--strategy",
+            args.strategy,
+            "--concurrency",
+            str(args.concurrency),
+            "--seed",
+            "0",
+        ]
+        if args.quiet:
+            argv.append("--quiet")
+        from genrm_rank.cli import main
+
+        status = main(argv)
+        requests = servers.stats(0).requests
+    winners: dict[str, int] = {}
+    print("\nfirst winners:")
+    with open(out, encoding="utf-8") as handle:
+        for i, line in enumerate(handle):
+            row = json.loads(line)
+            who = row.get("selected_id") or "?"
+            winners[who] = winners.get(who, 0) + 1
+            if i < 8:
+                question = row["prompt"] if isinstance(row["prompt"], str) else str(row["prompt"])
+                p = row.get("winner_p_best")
+                print(
+                    f"  q{row['id']:<3} {who:<14} P(best)={p if p is None else f'{p:.2f}'}  "
+                    f"{question[:60]}"
+                )
+    print(
+        "\nwins by system (a simulated judge: qualities are pseudo-random per text, not GPT-4's "
+        "view):"
+    )
+    for who, n in sorted(winners.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {who:<14} {n:>3} {'#' * n}")
+    print(f"\nserver requests: {requests}; output: {out}")
+    return status

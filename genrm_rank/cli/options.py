@@ -1,0 +1,627 @@
+"""The ``genrm-rank`` options: argument types, the parser, exit statuses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from genrm_rank.sdg import (
+    DEFAULT_PROMPT_FIELDS,
+    parse_shard,
+)
+from genrm_rank.strategies import SWAP_MODES, strategy_name
+
+EXIT_OK = 0
+EXIT_ROWS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CAP = 3
+EXIT_UNAVAILABLE = 4
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+PROG = "genrm-rank"
+
+
+class UsageError(Exception):
+    """A bad option value found after parsing (reported like argparse's, exit 2)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing
+
+
+def _strategy(value: str) -> str:
+    try:
+        return strategy_name(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid strategy {value!r} (choose from knockout, round-robin, circular, swiss)"
+        ) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {number}")
+    return number
+
+
+def _nonneg_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {number}")
+    return number
+
+
+def _float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be finite, not {value!r}")
+    return number
+
+
+def _probability(value: str) -> float:
+    number = _float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], not {value}")
+    return number
+
+
+def _shard(value: str) -> tuple[int, int]:
+    try:
+        return parse_shard(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must look like i/n with 0 <= i < n (e.g. 0/4), not {value!r}"
+        ) from None
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"is not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _judge_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("judge")
+    g.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="OpenAI-compatible base URL of a GenRM server, e.g. http://host:8000/v1; repeat for "
+        "several replicas (requests are routed with prefix affinity)",
+    )
+    g.add_argument(
+        "--judge",
+        choices=("http", "simulated"),
+        default=None,
+        help="http (default when --endpoint is given) or simulated: an in-process simulated GenRM "
+        "(no server; the same answers as serve-sim with its defaults) for tests and dry runs",
+    )
+    g.add_argument(
+        "--model",
+        metavar="NAME",
+        default=None,
+        help="served model name (default: the first one the endpoint lists)",
+    )
+    g.add_argument(
+        "--api-key-env",
+        default="GENRM_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the API key (default: %(default)s)",
+    )
+    g.add_argument(
+        "--temperature",
+        metavar="T",
+        type=_float,
+        default=1.0,
+        help="sampling temperature (default: %(default)s, the model card's)",
+    )
+    g.add_argument(
+        "--top-p",
+        metavar="P",
+        type=_float,
+        default=0.95,
+        help="nucleus sampling (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        default=24576,
+        metavar="N",
+        help="generation limit of one verdict (default: %(default)s)",
+    )
+    g.add_argument(
+        "--extra-body",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help="extra request fields, e.g. '{\"top_k\": 20}'",
+    )
+    g.add_argument(
+        "--timeout",
+        type=_float,
+        default=600.0,
+        metavar="S",
+        help="seconds per request (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-retries",
+        type=_nonneg_int,
+        default=5,
+        metavar="N",
+        help="retries of a request after a connection error, timeout, 429 or 5xx "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--down-timeout",
+        type=_float,
+        default=None,
+        metavar="S",
+        help="stop (exit 4, resumable) once every endpoint has been down for S seconds "
+        "(default: the retry budget)",
+    )
+    g.add_argument(
+        "--sim-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of --judge simulated (default: %(default)s)",
+    )
+
+
+def _strategy_options(parser: argparse.ArgumentParser, strategy: str, swap: str) -> None:
+    g = parser.add_argument_group("ranking")
+    g.add_argument(
+        "--strategy",
+        metavar="NAME",
+        type=_strategy,
+        default=strategy,
+        help="knockout, round-robin, circular or swiss (underscores accepted; default: "
+        "%(default)s)",
+    )
+    g.add_argument(
+        "--swap",
+        choices=SWAP_MODES,
+        default=swap,
+        help="both orders, one random order, or as scheduled (default: %(default)s)",
+    )
+    g.add_argument(
+        "--samples",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="judgements per match and order (default: %(default)s)",
+    )
+    g.add_argument(
+        "--principle",
+        metavar="TEXT",
+        default=None,
+        help="rubric for the judge (a row's own 'principle' field wins)",
+    )
+    g.add_argument(
+        "--principle-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="read --principle from a file",
+    )
+    g.add_argument(
+        "--budget",
+        type=_nonneg_int,
+        default=None,
+        metavar="N",
+        help="most judge calls per row (the row says when it bound)",
+    )
+    g.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        default=0,
+        help="seed of every random choice; equal seeds give equal outputs (default: %(default)s)",
+    )
+    g.add_argument(
+        "--verdict-retries",
+        type=_nonneg_int,
+        default=1,
+        metavar="N",
+        help="re-asks of an unreadable verdict (default: %(default)s)",
+    )
+    g.add_argument(
+        "--bootstrap",
+        type=_nonneg_int,
+        default=0,
+        metavar="N",
+        help="bootstrap resamples for the intervals (default: 0, normal approximation)",
+    )
+
+
+def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) -> None:
+    g = parser.add_argument_group("run")
+    g.add_argument("input", type=Path, metavar="IN.jsonl", help="input rows (JSON Lines)")
+    g.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=needs_output,
+        metavar="OUT.jsonl" if needs_output else "TABLE.json",
+        help="output rows, in input order"
+        if needs_output
+        else "write the table as JSON (rows: label, rating, lower, upper, games, win_rate)",
+    )
+    g.add_argument(
+        "--errors",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="rows that could not be ranked (default: OUT.errors.jsonl)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: skip rows already in the output files",
+    )
+    g.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files instead of refusing"
+    )
+    g.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="SQLite verdict cache: a verdict is never paid for twice",
+    )
+    g.add_argument(
+        "--shard",
+        type=_shard,
+        default=(0, 1),
+        metavar="i/n",
+        help="rank only lines with 0-based index i modulo n",
+    )
+    g.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="judge requests in flight (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-pending",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="rows admitted but not yet written (bounds memory; default: max(1024, 8 x "
+        "concurrency))",
+    )
+    g.add_argument(
+        "--max-calls",
+        type=_nonneg_int,
+        default=None,
+        metavar="N",
+        help="stop (exit 3, resumable) after N judge calls",
+    )
+    g.add_argument(
+        "--max-tokens",
+        type=_nonneg_int,
+        default=None,
+        metavar="N",
+        help="stop (exit 3, resumable) after N tokens",
+    )
+    g.add_argument(
+        "--fsync-interval",
+        type=_float,
+        default=5.0,
+        metavar="S",
+        help="fsync output files at most every S seconds, and at exit (default: %(default)s)",
+    )
+    g.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar and no summary table"
+    )
+    g.add_argument(
+        "--summary-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the run summary as JSON",
+    )
+    f = parser.add_argument_group("input layout")
+    f.add_argument(
+        "--id-field", metavar="NAME", default="id", help="row id field (default: %(default)s)"
+    )
+    f.add_argument(
+        "--prompt-field",
+        metavar="NAME",
+        default=None,
+        help=f"prompt field (default: the first of {', '.join(DEFAULT_PROMPT_FIELDS)})",
+    )
+    f.add_argument(
+        "--candidates-field",
+        metavar="NAME",
+        default="candidates",
+        help="candidates field (default: %(default)s)",
+    )
+    f.add_argument(
+        "--candidate-id-key",
+        metavar="KEY",
+        default="id",
+        help="id key of a candidate object (default: %(default)s)",
+    )
+    f.add_argument(
+        "--candidate-text-key",
+        metavar="KEY",
+        default="text",
+        help="text key of a candidate object (default: %(default)s)",
+    )
+    f.add_argument(
+        "--principle-field",
+        metavar="NAME",
+        default="principle",
+        help="per-row rubric field (default: %(default)s)",
+    )
+    f.add_argument(
+        "--max-chars",
+        type=_nonneg_int,
+        default=200_000,
+        metavar="N",
+        help="longest prompt or candidate accepted; 0 = no limit (default: %(default)s)",
+    )
+    f.add_argument(
+        "--result-field",
+        metavar="NAME",
+        default="genrm",
+        help="output field holding the ranking (default: %(default)s)",
+    )
+
+
+DESCRIPTION = """\
+Rank candidate responses with pairwise generative reward models (NVIDIA Nemotron GenRMs served
+by vLLM, or any OpenAI-compatible server).
+
+Input rows (JSON Lines):
+  {"id": ..., "prompt" | "conversation" | "messages": ..., "candidates": [str | {"id", "text"}],
+   "principle"?: str}
+
+Exit status: 0 all rows ranked; 1 some rows failed (see the errors file); 2 usage error;
+3 a --max-calls/--max-tokens cap stopped the run (resumable); 4 every endpoint was unavailable
+(resumable); 130 interrupted (resumable).
+"""
+
+EPILOG = """\
+examples:
+  genrm-rank demo
+  genrm-rank serve-sim --port 8000 &
+  genrm-rank select sdg.jsonl -o best.jsonl --endpoint http://127.0.0.1:8000/v1 --cache verdicts.db
+  genrm-rank select sdg.jsonl -o best.jsonl --endpoint http://127.0.0.1:8000/v1 \\
+      --cache verdicts.db --resume
+  genrm-rank pairs sdg.jsonl -o dpo.jsonl --endpoint http://127.0.0.1:8000/v1 \\
+      --all-pairs --min-margin 1
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``genrm-rank`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "rank",
+        help="full ranking of every row",
+        description="Rank every row's candidates; one output row per input row, in input "
+        "order, with the ranking under --result-field.",
+    )
+    _run_options(p)
+    _strategy_options(p, "round_robin", "both")
+    _judge_options(p)
+    p.add_argument(
+        "--judgements", action="store_true", help="also write every judge call's verdict"
+    )
+
+    p = sub.add_parser(
+        "select",
+        help="best of N per row",
+        description="Choose the best candidate of every row ('selected'). With --min-score / "
+        "--min-margin / --min-p-best, a row whose winner misses a threshold gets "
+        "\"selected\": null and a 'select_reason' (or goes to --rejected FILE).",
+    )
+    _run_options(p)
+    _strategy_options(p, "knockout", "both")
+    _judge_options(p)
+    t = p.add_argument_group("thresholds")
+    t.add_argument(
+        "--min-score",
+        type=_float,
+        default=None,
+        metavar="S",
+        help="winner's mean individual score (1-5) must be >= S",
+    )
+    t.add_argument(
+        "--min-margin",
+        type=_float,
+        default=None,
+        metavar="M",
+        help="winner's strength minus the runner-up's (log-odds) must be >= M",
+    )
+    t.add_argument(
+        "--min-p-best",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="winner's P(best) must be >= P",
+    )
+    t.add_argument(
+        "--rejected",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='write rows that miss a threshold here instead of with "selected": null',
+    )
+
+    p = sub.add_parser(
+        "pairs",
+        help="chosen/rejected pairs for DPO",
+        description="Chosen/rejected pairs for preference training: best vs worst per row "
+        "(default) or every pair ordered by margin (--all-pairs). Each pair line keeps the row's "
+        "fields (the candidates excepted) and adds chosen, rejected, their ids and the margin. "
+        "Rows with no pair passing --min-margin go to --rejected (default OUT.rejected.jsonl).",
+    )
+    _run_options(p)
+    _strategy_options(p, "round_robin", "both")
+    _judge_options(p)
+    t = p.add_argument_group("pairs")
+    t.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="every pair (i above j in the ranking), largest margin first",
+    )
+    t.add_argument(
+        "--min-margin",
+        type=_float,
+        default=None,
+        metavar="M",
+        help="keep pairs whose strength gap (log-odds) is >= M",
+    )
+    t.add_argument(
+        "--max-pairs", type=_positive_int, default=None, metavar="N", help="at most N pairs per row"
+    )
+    t.add_argument(
+        "--rejected",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="rows with no pair (default: OUT.rejected.jsonl)",
+    )
+
+    p = sub.add_parser(
+        "compare",
+        help="judge one pair and print the verdict and reasoning",
+        description="Judge one pair of responses. Texts starting with @ are read from that file.",
+    )
+    p.add_argument(
+        "--prompt",
+        required=True,
+        help="the user prompt (or @FILE; a JSON list of messages is accepted)",
+    )
+    p.add_argument(
+        "--a",
+        "-a",
+        required=True,
+        dest="response_a",
+        metavar="TEXT",
+        help="first response (or @FILE)",
+    )
+    p.add_argument(
+        "--b",
+        "-b",
+        required=True,
+        dest="response_b",
+        metavar="TEXT",
+        help="second response (or @FILE)",
+    )
+    p.add_argument("--principle", metavar="TEXT", default=None, help="rubric for the judge")
+    p.add_argument(
+        "--swap",
+        choices=SWAP_MODES,
+        default="both",
+        help="both: judge both orders (default); none: A in slot 1 only",
+    )
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--seed", metavar="N", type=int, default=0)
+    _judge_options(p)
+
+    p = sub.add_parser(
+        "leaderboard",
+        help="model-level table with intervals",
+        description="Rank every row (candidates must carry ids: the system that wrote each), "
+        "pool every verdict, and fit a Bradley-Terry leaderboard with a position term and "
+        "bootstrap intervals (Arena-Hard style).",
+    )
+    _run_options(p, needs_output=False)
+    _strategy_options(p, "round_robin", "both")
+    _judge_options(p)
+    t = p.add_argument_group("leaderboard")
+    t.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write a PNG of the ratings with intervals (needs matplotlib)",
+    )
+    t.add_argument(
+        "--rounds",
+        type=_nonneg_int,
+        default=200,
+        metavar="N",
+        help="bootstrap rounds of the table (default: %(default)s)",
+    )
+
+    p = sub.add_parser(
+        "serve-sim",
+        help="run a simulated vLLM GenRM server",
+        description="Simulated vLLM servers with a GenRM loaded (OpenAI chat API, latency and "
+        "fault injection).",
+    )
+    from genrm_rank.server.cli import add_serve_sim_arguments
+
+    add_serve_sim_arguments(p)
+
+    p = sub.add_parser(
+        "demo",
+        help="rank the bundled Vicuna-80 file against a local simulated server",
+        description="Start serve-sim on a free loopback port, select the best of 8 real "
+        "answers for each of the 80 Vicuna questions, print the winners and a "
+        "summary. No GPU, no network.",
+    )
+    p.add_argument("--strategy", metavar="NAME", type=_strategy, default="knockout")
+    p.add_argument("--concurrency", type=_positive_int, default=64)
+    p.add_argument(
+        "--latency",
+        type=_float,
+        default=0.002,
+        metavar="S",
+        help="simulated mean seconds per verdict (default: %(default)s)",
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the outputs here instead of a temporary folder",
+    )
+    p.add_argument("--quiet", "-q", action="store_true")
+    return parser
+
+
+def read_principle(args: argparse.Namespace) -> str | None:
+    if getattr(args, "principle_file", None) is not None:
+        if args.principle is not None:
+            raise UsageError("argument --principle-file: not allowed with --principle")
+        try:
+            return str(args.principle_file.read_text(encoding="utf-8")).strip() or None
+        except OSError as exc:
+            raise UsageError(
+                f"argument --principle-file: cannot read {args.principle_file}: {exc.strerror}"
+            ) from None
+    principle: str | None = args.principle
+    return principle

@@ -1,0 +1,313 @@
+"""Running ``rank``/``select``/``pairs`` on a file: sinks, resume, signals, summary, exit status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Container
+from pathlib import Path
+from typing import Any, TextIO
+
+from genrm_rank.cli.judge import JudgeSetup, make_judge
+from genrm_rank.cli.options import (
+    EXIT_CAP,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
+    EXIT_TERMINATED,
+    EXIT_UNAVAILABLE,
+    PROG,
+    UsageError,
+    read_principle,
+)
+from genrm_rank.cli.report import Progress, format_summary, summarize
+from genrm_rank.orchestrator import Orchestrator
+from genrm_rank.sdg import (
+    DEFAULT_PROMPT_FIELDS,
+    IdIndex,
+    JsonlSink,
+    Recovered,
+    RowSpec,
+    RunOptions,
+    RunOutcome,
+    count_lines,
+    process_file,
+    recover,
+)
+
+# --------------------------------------------------------------------------------------------
+# Running a file
+
+
+def default_sidecar(output: Path, suffix: str) -> Path:
+    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(f"{name}.{suffix}.jsonl")
+
+
+def _spec(args: argparse.Namespace) -> RowSpec:
+    return RowSpec(
+        id_field=args.id_field,
+        prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
+        candidates_field=args.candidates_field,
+        candidate_id_key=args.candidate_id_key,
+        candidate_text_key=args.candidate_text_key,
+        principle_field=args.principle_field,
+        max_chars=args.max_chars or None,
+    )
+
+
+class _NullSink(JsonlSink):
+    def __init__(self) -> None:
+        super().__init__(os.devnull)
+
+    def write(self, data: bytes, rows: int = 1) -> None:
+        self.rows += rows
+
+
+def _prepare_sinks(
+    args: argparse.Namespace, paths: dict[str, Path | None], grouped: bool
+) -> tuple[dict[str, JsonlSink], dict[str, Recovered]]:
+    existing = [p for p in paths.values() if p is not None and p.exists() and p.stat().st_size > 0]
+    real = [p for p in paths.values() if p is not None]
+    if len({p.resolve() for p in real}) != len(real):
+        raise UsageError("argument --output: the output, errors and rejected files must differ")
+    if args.input.resolve() in {p.resolve() for p in real}:
+        raise UsageError("argument --output: must not be the input file")
+    recovered: dict[str, Recovered] = {}
+    if existing and not args.resume:
+        if not args.overwrite:
+            names = ", ".join(str(p) for p in existing)
+            raise UsageError(
+                f"argument --output: {names} already exists; pass --resume to continue it or "
+                "--overwrite to replace it"
+            )
+        for stale in existing:
+            stale.unlink()
+    if args.resume:
+        done_ids = IdIndex()  # rows in the output and rejected files share one index
+        for name, p in paths.items():
+            if p is None:
+                continue
+            try:
+                recovered[name] = recover(
+                    p,
+                    key_field="line" if name == "errors" else args.id_field,
+                    grouped=grouped and name == "out",
+                    keys=None if name == "errors" else done_ids,
+                )
+            except ValueError as exc:
+                raise UsageError(f"argument --resume: {exc}") from None
+    sinks: dict[str, JsonlSink] = {
+        name: (JsonlSink(p, fsync_interval=args.fsync_interval) if p is not None else _NullSink())
+        for name, p in paths.items()
+    }
+    return sinks, recovered
+
+
+SETTINGS_KEYS = (
+    "command", "strategy", "swap", "samples", "seed", "budget", "verdict_retries", "bootstrap",
+    "id_field", "prompt_field", "candidates_field", "candidate_id_key", "candidate_text_key",
+    "principle_field", "max_chars", "result_field", "judgements", "min_score", "min_margin",
+    "min_p_best", "all_pairs", "max_pairs", "shard",
+)  # fmt: skip
+"""Options that change what a row's output is: a resumed run must use the same."""
+
+
+def run_settings(args: argparse.Namespace, setup: JudgeSetup) -> dict[str, Any]:
+    """What a run's output depends on, for the ``OUT.run.json`` sidecar."""
+    settings: dict[str, Any] = {k: getattr(args, k, None) for k in SETTINGS_KEYS}
+    settings["shard"] = list(args.shard)
+    principle = read_principle(args)
+    settings["principle_sha256"] = (
+        None if principle is None else hashlib.sha256(principle.encode()).hexdigest()
+    )
+    settings["judge"] = setup.namespace
+    return settings
+
+
+def settings_path(output: Path) -> Path:
+    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(f"{name}.run.json")
+
+
+def check_settings(output: Path, settings: dict[str, Any], *, resume: bool) -> None:
+    """Refuse to resume onto an output written with other settings; record them otherwise."""
+    path = settings_path(output)
+    if resume and path.exists():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = None
+        now = json.loads(json.dumps(settings))
+        if isinstance(before, dict) and before != now:
+            changed = [
+                f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
+                for k in sorted(set(before) | set(now))
+                if before.get(k) != now.get(k)
+            ]
+            raise UsageError(
+                f"argument --resume: {output} was written with other settings ("
+                + "; ".join(changed)
+                + f"); resume with the same options, or use --overwrite (settings: {path})"
+            )
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def _drive(coro: Any) -> Any:
+    """Run ``coro`` as a task that SIGINT/SIGTERM cancel (the pipeline then stops cleanly)."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+    try:
+        result = await task
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    return result, received
+
+
+async def _run_pipeline(
+    args: argparse.Namespace,
+    setup: JudgeSetup,
+    formatter: Any,
+    sinks: dict[str, JsonlSink],
+    recovered: dict[str, Recovered],
+    options: RunOptions,
+    progress: Progress,
+) -> RunOutcome:
+    skip_keys: Container[str] = recovered["out"].keys if "out" in recovered else ()
+    skip_lines: Container[str] = recovered["errors"].keys if "errors" in recovered else ()
+    orchestrator = Orchestrator(
+        setup.judge,
+        max_in_flight=options.max_in_flight,
+        verdict_retries=options.verdict_retries,
+        max_calls=options.max_calls,
+        max_tokens=options.max_tokens,
+        on_progress=progress.on_judge,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        if hasattr(setup.judge, "__aenter__"):
+            await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
+        outcome = await process_file(
+            args.input,
+            judge=setup.judge,
+            formatter=formatter,
+            sinks=sinks,
+            options=options,
+            spec=_spec(args),
+            skip_keys=skip_keys,
+            skip_lines=skip_lines,
+            shard=args.shard,
+            orchestrator=orchestrator,
+            on_row=progress.on_row,
+        )
+    outcome.recovered = recovered
+    return outcome
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
+        strategy=args.strategy,
+        swap=args.swap,
+        seed=args.seed,
+        budget=args.budget,
+        samples=args.samples,
+        max_in_flight=args.concurrency,
+        verdict_retries=args.verdict_retries,
+        max_calls=args.max_calls,
+        max_tokens=args.max_tokens,
+        max_pending=args.max_pending,
+        principle=read_principle(args),
+        n_bootstrap=args.bootstrap,
+    )
+
+
+def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
+    if outcome.status == "interrupted" or received:
+        return EXIT_TERMINATED if signal.SIGTERM in received else EXIT_INTERRUPTED
+    if outcome.status == "cap":
+        return EXIT_CAP
+    if outcome.status == "unavailable":
+        return EXIT_UNAVAILABLE
+    return EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK
+
+
+def run_file_command(
+    args: argparse.Namespace,
+    formatter_for: Callable[[bool], Any],
+    *,
+    grouped: bool = False,
+    rejected_default: bool = False,
+    out_stream: TextIO = sys.stderr,
+) -> int:
+    """Shared body of rank/select/pairs: files, judge, progress, summary, exit status."""
+    if not args.input.is_file():
+        raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
+    output: Path = args.output
+    rejected: Path | None = getattr(args, "rejected", None)
+    if rejected is None and rejected_default:
+        rejected = default_sidecar(output, "rejected")
+    paths: dict[str, Path | None] = {
+        "out": output,
+        "errors": args.errors or default_sidecar(output, "errors"),
+        "rejected": rejected,
+    }
+    options = _options(args)
+    setup = make_judge(args, cache_path=args.cache)
+    sinks, recovered = _prepare_sinks(args, paths, grouped)
+    check_settings(output, run_settings(args, setup), resume=args.resume)
+    formatter = formatter_for(rejected is not None)
+    total = count_lines(args.input)
+    shard_total = len(range(args.shard[0], total, args.shard[1]))
+    show = not args.quiet and sys.stderr.isatty()
+    progress = Progress(shard_total, enabled=show)
+    progress.cached = setup.cached
+    started = time.monotonic()
+    try:
+        outcome, received = asyncio.run(
+            _drive(_run_pipeline(args, setup, formatter, sinks, recovered, options, progress))
+        )
+    finally:
+        progress.close()
+        if setup.cache is not None:
+            setup.cache.close()
+    wall = time.monotonic() - started
+    summary = summarize(outcome, setup, wall, shard_total)
+    summary["output"] = {k: None if v is None else str(v) for k, v in paths.items()}
+    if args.summary_json is not None:
+        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    status = _exit_status(outcome, received)
+    if not args.quiet:
+        print(f"{PROG} {args.command}: {args.input} -> {output}", file=out_stream)
+        print(format_summary(summary), file=out_stream)
+        if outcome.counters.failed:
+            print(
+                f"  {outcome.counters.failed} rows failed: see {paths['errors']}", file=out_stream
+            )
+        if status in (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED):
+            print(
+                "  stopped early; rerun the same command with --resume to continue (exit "
+                f"{status})",
+                file=out_stream,
+            )
+    return status

@@ -1,0 +1,623 @@
+"""End-to-end tests of the ``genrm-rank`` command line, run as a subprocess against serve-sim.
+
+The servers run in this process (``ThreadedSimServers``, loopback only); the CLI is a separate
+``python -m genrm_rank.cli`` process talking HTTP to them, as a user's would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genrm_rank.cli import main
+from genrm_rank.server.app import SimServerConfig, ThreadedSimServers
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "genrm_rank.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
+
+
+def run_main(*args: object) -> int:
+    """The CLI in this process (for quick cases; the end-to-end ones use a subprocess)."""
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exc:  # argparse
+        return int(exc.code or 0)
+
+
+def start_cli(*args: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "genrm_rank.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write_rows(path: Path, n: int, k: int = 4, *, bad_every: int = 0, ids: bool = False) -> None:
+    with open(path, "w") as f:
+        for i in range(n):
+            if bad_every and i % bad_every == bad_every - 1:
+                f.write(f'{{"id": "broken {i}", "prompt": \n')
+                continue
+            cands = [f"Answer {j} to question {i}: " + "detail " * (j + i % 5) for j in range(k)]
+            f.write(
+                json.dumps(
+                    {
+                        "id": f"row-{i}",
+                        "prompt": f"Question {i}?",
+                        "meta": {"n": i},
+                        "candidates": [{"id": f"sys-{j}", "text": c} for j, c in enumerate(cands)]
+                        if ids
+                        else cands,
+                    }
+                )
+                + "\n"
+            )
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadedSimServers]:
+    with ThreadedSimServers([SimServerConfig(latency_mean=0.0, capacity=256)]) as servers:
+        yield servers
+
+
+@pytest.fixture
+def url(server: ThreadedSimServers) -> str:
+    return server.urls[0]
+
+
+# -- subcommands ---------------------------------------------------------------------------
+
+
+def test_rank_writes_one_row_per_input_row_in_order(tmp_path: Path, url: str) -> None:
+    write_rows(tmp_path / "in.jsonl", 12, k=5)
+    r = cli(
+        "rank",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "out.jsonl",
+        "--endpoint",
+        url,
+        "--strategy",
+        "round-robin",
+        "--summary-json",
+        tmp_path / "s.json",
+    )
+    assert r.returncode == 0, r.stderr
+    out = rows(tmp_path / "out.jsonl")
+    assert [o["id"] for o in out] == [f"row-{i}" for i in range(12)]
+    first = out[0]
+    assert first["meta"] == {"n": 0} and len(first["candidates"]) == 5  # the row's own fields kept
+    g = first["genrm"]
+    assert g["strategy"] == "round_robin" and g["calls"] == 20  # 10 pairs x 2 orders
+    assert sorted(g["order"]) == list(range(5)) and g["best"] == g["order"][0]
+    assert {"lower", "upper", "p_best", "mean_score"} <= set(g["scores"][0])
+    assert g["prompt_tokens"] > 0 and "consistency" in g
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["rows_ok"] == 12 and summary["judge_calls"] == 240
+    assert "rows ok" in r.stderr  # the summary table
+
+
+@pytest.mark.parametrize("strategy", ["knockout", "circular", "swiss", "round_robin"])
+def test_every_strategy_runs(tmp_path: Path, url: str, strategy: str) -> None:
+    write_rows(tmp_path / "in.jsonl", 3, k=4)
+    r = cli(
+        "select",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "o.jsonl",
+        "--endpoint",
+        url,
+        "--strategy",
+        strategy,
+        "--swap",
+        "random",
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    assert all(o["selected"] is not None for o in rows(tmp_path / "o.jsonl"))
+
+
+def test_select_thresholds_null_or_rejected_file(tmp_path: Path, url: str) -> None:
+    write_rows(tmp_path / "in.jsonl", 10)
+    cache = ["--cache", tmp_path / "v.db"]  # the second run sees the same verdicts
+    r = cli(
+        "select",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "a.jsonl",
+        "--endpoint",
+        url,
+        "--min-score",
+        "4.5",
+        "--quiet",
+        *cache,
+    )
+    assert r.returncode == 0, r.stderr
+    out = rows(tmp_path / "a.jsonl")
+    assert len(out) == 10
+    held = [o for o in out if o["selected"] is None]
+    assert held and all("--min-score 4.5" in o["select_reason"] for o in held)
+    kept = [o for o in out if o["selected"] is not None]
+    assert all(o["winner_score"] >= 4.5 for o in kept)
+    for o in kept:
+        assert o["selected"] == o["candidates"][o["selected_index"]]
+    r = cli(
+        "select",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "b.jsonl",
+        "--endpoint",
+        url,
+        "--min-score",
+        "4.5",
+        "--rejected",
+        tmp_path / "rej.jsonl",
+        "--quiet",
+        *cache,
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(rows(tmp_path / "b.jsonl")) == len(kept)
+    assert [o["id"] for o in rows(tmp_path / "rej.jsonl")] == [o["id"] for o in held]
+
+
+def test_pairs_best_worst_and_all_pairs_by_margin(tmp_path: Path, url: str) -> None:
+    write_rows(tmp_path / "in.jsonl", 6, k=4, ids=True)
+    r = cli(
+        "pairs", tmp_path / "in.jsonl", "-o", tmp_path / "p.jsonl", "--endpoint", url, "--quiet"
+    )
+    assert r.returncode == 0, r.stderr
+    out = rows(tmp_path / "p.jsonl")
+    assert len(out) == 6 and all(o["n_pairs"] == 1 for o in out)
+    assert all(o["chosen"] != o["rejected"] and "candidates" not in o for o in out)
+    assert out[0]["prompt"] == "Question 0?" and out[0]["chosen_id"].startswith("sys-")
+    r = cli(
+        "pairs",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "all.jsonl",
+        "--endpoint",
+        url,
+        "--all-pairs",
+        "--min-margin",
+        "0.5",
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    out = rows(tmp_path / "all.jsonl")
+    assert all(o["margin"] >= 0.5 for o in out)
+    by_row: dict[str, list[float]] = {}
+    for o in out:
+        by_row.setdefault(o["id"], []).append(o["margin"])
+    assert all(m == sorted(m, reverse=True) for m in by_row.values())
+    rejected = tmp_path / "all.rejected.jsonl"
+    n_rejected = len(rows(rejected)) if rejected.exists() else 0
+    assert len(by_row) + n_rejected == 6
+
+
+def test_compare_prints_verdict_and_reasoning(url: str) -> None:
+    r = cli("compare", "--endpoint", url, "--prompt", "What is 2+2?", "--a", "4", "--b", "5")
+    assert r.returncode == 0, r.stderr
+    assert "A in slot 1" in r.stdout and "B in slot 1" in r.stdout
+    assert "reasoning:" in r.stdout and "verdict:" in r.stdout
+    r = cli(
+        "compare",
+        "--endpoint",
+        url,
+        "--prompt",
+        "2+2?",
+        "--a",
+        "4",
+        "--b",
+        "5",
+        "--json",
+        "--swap",
+        "none",
+    )
+    data = json.loads(r.stdout)
+    assert len(data["verdicts"]) == 1 and 0.0 <= data["preference_A"] <= 1.0
+
+
+def test_leaderboard_table_and_plot(tmp_path: Path, url: str) -> None:
+    write_rows(tmp_path / "in.jsonl", 8, k=4, ids=True)
+    plot = tmp_path / "lb.png"
+    r = cli(
+        "leaderboard",
+        tmp_path / "in.jsonl",
+        "--endpoint",
+        url,
+        "--rounds",
+        "20",
+        "--plot",
+        plot,
+        "-o",
+        tmp_path / "lb.json",
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "| rank | model |" in r.stdout and "sys-3" in r.stdout
+    table = json.loads((tmp_path / "lb.json").read_text())
+    assert sorted(row["label"] for row in table["rows"]) == [f"sys-{j}" for j in range(4)]
+    assert all(row["lower"] <= row["rating"] <= row["upper"] for row in table["rows"])
+    assert table["games"] == 8 * 12  # 6 pairs x 2 orders per row
+    pytest.importorskip("matplotlib")
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_serve_sim_subcommand_serves_and_stops_on_sigint(tmp_path: Path) -> None:
+    proc = start_cli("serve-sim", "--port", "0", "--latency-mean", "0")
+    try:
+        line = ""
+        for _ in range(200):  # bounded wait for the ready line
+            line = proc.stdout.readline() if proc.stdout else ""
+            if "ready" in line or proc.poll() is not None:
+                break
+        assert "serve-sim: ready" in line, line
+        endpoint = line.split()[2]
+        r = cli(
+            "compare", "--endpoint", endpoint, "--prompt", "hi", "--a", "x", "--b", "y", "--json"
+        )
+        assert r.returncode == 0, r.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
+    started = time.monotonic()
+    r = cli("demo", "--keep", tmp_path, "--quiet", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert time.monotonic() - started < 60
+    assert "wins by system" in r.stdout and "gpt-4" in r.stdout
+    assert len(rows(tmp_path / "vicuna80.best.jsonl")) == 80
+
+
+# -- bad input, usage errors ---------------------------------------------------------------
+
+
+def test_bad_rows_go_to_the_errors_file_and_the_run_goes_on(tmp_path: Path, url: str) -> None:
+    expected = json.loads((FIXTURES / "bad_rows.expected.json").read_text())
+    out = tmp_path / "o.jsonl"
+    r = cli(
+        "rank",
+        FIXTURES / "bad_rows.jsonl",
+        "-o",
+        out,
+        "--endpoint",
+        url,
+        "--max-chars",
+        expected["max_chars"],
+        "--summary-json",
+        tmp_path / "s.json",
+    )
+    assert r.returncode == 1, r.stderr
+    errors = rows(tmp_path / "o.errors.jsonl")
+    assert [(e["line"], e["kind"]) for e in errors] == [
+        (e["line"], e["kind"]) for e in expected["errors"]
+    ]
+    for got, want in zip(errors, expected["errors"], strict=True):
+        assert want["reason"] in got["reason"]
+    assert len(rows(out)) == len(expected["ok_lines"])
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["rows_failed"] == len(expected["errors"])
+    assert summary["rows_ok"] == len(expected["ok_lines"])
+
+
+def test_rows_without_a_usable_verdict_are_errors_not_guesses(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 3)
+    config = SimServerConfig(latency_mean=0.0, unreadable_rate=1.0)
+    with ThreadedSimServers([config]) as servers:
+        r = cli(
+            "select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--quiet",
+            "--endpoint", servers.urls[0], "--summary-json", tmp_path / "s.json",
+        )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+    errors = rows(tmp_path / "o.errors.jsonl")
+    assert [e["kind"] for e in errors] == ["no_usable_verdict"] * 3
+    assert "unreadable" in errors[0]["reason"]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["failures_by_kind"]["unreadable"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--strategy", "bogus"], "--strategy"),
+        (["--swap", "sometimes"], "--swap"),
+        (["--shard", "4/4"], "--shard"),
+        (["--concurrency", "0"], "--concurrency"),
+        (["--extra-body", "[1]"], "--extra-body"),
+        (["--min-p-best", "2"], "--min-p-best"),
+        (["--endpoint", "ftp://x"], "--endpoint"),
+        ([], "--endpoint"),  # no judge at all
+        (
+            ["--judge", "simulated", "--principle", "x", "--principle-file", "p.txt"],
+            "--principle-file",
+        ),
+    ],
+)
+def test_usage_errors_exit_2_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], option: str
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 2)
+    assert run_main("select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", *args) == 2
+    assert option in capsys.readouterr().err
+
+
+def test_usage_error_through_the_console_script(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 2)
+    r = cli(
+        "rank",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "o.jsonl",
+        "--judge",
+        "simulated",
+        "--strategy",
+        "best-of",
+    )
+    assert r.returncode == 2
+    assert "--strategy" in r.stderr and "knockout, round-robin, circular, swiss" in r.stderr
+
+
+def test_existing_output_needs_resume_or_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 2)
+    (tmp_path / "o.jsonl").write_text('{"id": "x"}\n')
+    assert (
+        run_main("rank", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--judge", "simulated")
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--overwrite" in err
+
+
+# -- cache ---------------------------------------------------------------------------------
+
+
+def test_cache_second_run_makes_zero_calls_and_identical_rows(
+    tmp_path: Path, url: str, server: ThreadedSimServers
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 15, k=4)
+    cache = tmp_path / "v.db"
+    common = ["--endpoint", url, "--cache", cache, "--quiet"]
+    r = cli(
+        "select",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "a.jsonl",
+        *common,
+        "--summary-json",
+        tmp_path / "a.json",
+    )
+    assert r.returncode == 0, r.stderr
+    before = server.stats(0).requests
+    r = cli(
+        "select",
+        tmp_path / "in.jsonl",
+        "-o",
+        tmp_path / "b.jsonl",
+        *common,
+        "--summary-json",
+        tmp_path / "b.json",
+    )
+    assert r.returncode == 0, r.stderr
+    assert server.stats(0).requests == before  # the server saw nothing
+    first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert first["judge_calls"] == 90 and second["judge_calls"] == 0
+    assert second["cache_hits"] == 90
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+# -- kill and resume -----------------------------------------------------------------------
+
+
+def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen[str], deadline: float) -> None:
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.read_bytes().count(b"\n") >= n:
+            return
+        time.sleep(0.01)
+
+
+def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 250, k=4, bad_every=37)
+    common = ["--judge", "simulated", "--strategy", "knockout", "--concurrency", "16", "--quiet"]
+    r = cli("select", tmp_path / "in.jsonl", "-o", tmp_path / "ref.jsonl", *common)
+    assert r.returncode == 1, r.stderr  # the broken lines
+    rng = random.Random(7)
+    out = tmp_path / "out.jsonl"
+    kills = 0
+    for threshold in sorted(rng.sample(range(10, 230), 4)):
+        proc = start_cli("select", tmp_path / "in.jsonl", "-o", out, "--resume", *common)
+        _wait_for_lines(out, threshold, proc, time.monotonic() + 60)
+        time.sleep(rng.uniform(0, 0.05))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=30)
+    assert kills >= 3
+    r = cli(
+        "select",
+        tmp_path / "in.jsonl",
+        "-o",
+        out,
+        "--resume",
+        *common,
+        "--summary-json",
+        tmp_path / "s.json",
+    )
+    assert r.returncode == 1, r.stderr
+    assert out.read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+    assert (tmp_path / "out.errors.jsonl").read_bytes() == (
+        tmp_path / "ref.errors.jsonl"
+    ).read_bytes()
+    assert json.loads((tmp_path / "s.json").read_text())["rows_skipped"] > 0
+
+
+def test_torn_last_line_is_truncated_on_resume(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 20)
+    common = ["--judge", "simulated", "--quiet"]
+    assert run_main("rank", tmp_path / "in.jsonl", "-o", tmp_path / "ref.jsonl", *common) == 0
+    ref = (tmp_path / "ref.jsonl").read_bytes()
+    lines = ref.split(b"\n")
+    (tmp_path / "o.jsonl").write_bytes(b"\n".join(lines[:7]) + b"\n" + lines[7][:40])
+    assert (
+        run_main(
+            "rank",
+            tmp_path / "in.jsonl",
+            "-o",
+            tmp_path / "o.jsonl",
+            "--resume",
+            *common,
+            "--summary-json",
+            tmp_path / "s.json",
+        )
+        == 0
+    )
+    assert (tmp_path / "o.jsonl").read_bytes() == ref
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["rows_skipped"] == 7 and summary["recovered"]["out"]["truncated_bytes"] == 40
+
+
+def test_sigint_stops_cleanly_with_130_and_resume_over_http_completes(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 120, k=4)
+    config = SimServerConfig(latency="constant", latency_mean=0.01, capacity=8)
+    common = ["--strategy", "knockout", "--concurrency", "8", "--quiet", "--model", config.model]
+    with ThreadedSimServers([config]) as servers:
+        r = cli(
+            "select",
+            tmp_path / "in.jsonl",
+            "-o",
+            tmp_path / "ref.jsonl",
+            "--endpoint",
+            servers.urls[0],
+            *common,
+        )
+        assert r.returncode == 0, r.stderr
+    out = tmp_path / "o.jsonl"
+    # Fresh servers for each segment: a simulated server draws by request count, so a request
+    # repeated on the same server would get another sample (a real GenRM is random anyway).
+    with ThreadedSimServers([config]) as servers:
+        proc = start_cli(
+            "select", tmp_path / "in.jsonl", "-o", out, "--endpoint", servers.urls[0], *common
+        )
+        _wait_for_lines(out, 20, proc, time.monotonic() + 60)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 130
+    partial = out.read_bytes()
+    assert partial.endswith(b"\n") and 20 <= partial.count(b"\n") < 120
+    with ThreadedSimServers([config]) as servers:
+        r = cli(
+            "select",
+            tmp_path / "in.jsonl",
+            "-o",
+            out,
+            "--endpoint",
+            servers.urls[0],
+            "--resume",
+            *common,
+        )
+        assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+
+
+def test_max_calls_cap_exits_3_and_resume_finishes(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 30)
+    common = ["--judge", "simulated", "--quiet", "--strategy", "knockout"]
+    assert run_main("select", tmp_path / "in.jsonl", "-o", tmp_path / "ref.jsonl", *common) == 0
+    assert (
+        run_main(
+            "select",
+            tmp_path / "in.jsonl",
+            "-o",
+            tmp_path / "o.jsonl",
+            *common,
+            "--max-calls",
+            "60",
+            "--concurrency",
+            "4",
+        )
+        == 3
+    )
+    assert 0 < len(rows(tmp_path / "o.jsonl")) < 30
+    assert (
+        run_main("select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", *common, "--resume")
+        == 0
+    )
+    assert (tmp_path / "o.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+
+
+def test_resume_with_other_settings_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 4)
+    common = ["--judge", "simulated", "--quiet", "--max-calls", "6", "--concurrency", "2"]
+    assert run_main("select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", *common) == 3
+    capsys.readouterr()
+    status = run_main(
+        "select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", *common, "--resume",
+        "--strategy", "swiss",
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "strategy: 'knockout' -> 'swiss'" in err
+
+
+def test_every_endpoint_down_exits_4_resumable(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 3)
+    status = run_main(
+        "select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--quiet",
+        "--endpoint", "http://127.0.0.1:9/v1", "--model", "m",
+        "--max-retries", "0", "--down-timeout", "0.2",
+    )  # fmt: skip
+    assert status == 4
+    assert not (tmp_path / "o.jsonl").exists()  # nothing was written as failed
+
+
+def test_shards_cover_the_file(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 10)
+    ids = []
+    for i in range(2):
+        assert (
+            run_main(
+                "rank",
+                tmp_path / "in.jsonl",
+                "-o",
+                tmp_path / f"s{i}.jsonl",
+                "--judge",
+                "simulated",
+                "--shard",
+                f"{i}/2",
+                "--quiet",
+            )
+            == 0
+        )
+        ids += [o["id"] for o in rows(tmp_path / f"s{i}.jsonl")]
+    assert sorted(ids) == sorted(f"row-{i}" for i in range(10))

@@ -1,0 +1,291 @@
+"""Tests of genrm_rank.sdg: row validation, durable sinks, recovery, reordering, the file run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from genrm_rank.judges.simulated import SimulatedJudge
+from genrm_rank.sdg import (
+    Block,
+    IdIndex,
+    JsonlSink,
+    ReorderBuffer,
+    Row,
+    RowError,
+    RowReader,
+    RowSpec,
+    RunOptions,
+    count_lines,
+    parse_shard,
+    process_file,
+    recover,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _line(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+# -- RowReader ---------------------------------------------------------------------------------
+
+
+def test_bad_rows_corpus_matches_expected_reasons() -> None:
+    expected = json.loads((FIXTURES / "bad_rows.expected.json").read_text())
+    reader = RowReader(RowSpec(max_chars=expected["max_chars"]))
+    raw_lines = (FIXTURES / "bad_rows.jsonl").read_bytes().split(b"\n")[:-1]
+    errors = {}
+    ok = []
+    blank = []
+    for number, raw in enumerate(raw_lines, start=1):
+        parsed = reader.parse(number, raw)
+        if parsed is None:
+            blank.append(number)
+        elif isinstance(parsed, RowError):
+            errors[number] = parsed
+        else:
+            ok.append(number)
+    assert ok == expected["ok_lines"]
+    assert blank == expected["blank_lines"]
+    assert sorted(errors) == [e["line"] for e in expected["errors"]]
+    for e in expected["errors"]:
+        got = errors[e["line"]]
+        assert got.kind == e["kind"], (e, got)
+        assert e["reason"] in got.reason, (e, got)
+
+
+def test_candidate_objects_give_ids_and_principle() -> None:
+    row = RowReader().parse(
+        3,
+        _line(
+            {
+                "id": "a",
+                "prompt": "p",
+                "principle": "be brief",
+                "candidates": [{"id": "m1", "text": "x"}, {"id": 2, "text": "y"}],
+            }
+        ),
+    )
+    assert isinstance(row, Row)
+    assert row.candidates == ("x", "y")
+    assert row.candidate_ids == ("m1", "2")
+    assert row.principle == "be brief"
+    assert row.line == 3 and row.key == '"a"'
+
+
+def test_integer_and_string_ids_are_different_keys() -> None:
+    reader = RowReader()
+    first = reader.parse(1, _line({"id": 1, "prompt": "p", "candidates": ["a", "b"]}))
+    second = reader.parse(2, _line({"id": "1", "prompt": "p", "candidates": ["a", "b"]}))
+    assert isinstance(first, Row) and isinstance(second, Row)
+
+
+@pytest.mark.parametrize(
+    ("spec", "row"),
+    [
+        (RowSpec(id_field="uid"), {"uid": "x", "prompt": "p", "candidates": ["a", "b"]}),
+        (
+            RowSpec(prompt_fields=("question",)),
+            {"id": "x", "question": "p", "candidates": ["a", "b"]},
+        ),
+        (
+            RowSpec(
+                candidates_field="responses",
+                candidate_text_key="response",
+                candidate_id_key="model",
+            ),
+            {
+                "id": "x",
+                "prompt": "p",
+                "responses": [{"model": "m", "response": "a"}, {"model": "n", "response": "b"}],
+            },
+        ),
+    ],
+)
+def test_field_names_are_configurable(spec: RowSpec, row: dict[str, object]) -> None:
+    assert isinstance(RowReader(spec).parse(1, _line(row)), Row)
+
+
+def test_max_chars_none_accepts_long_texts() -> None:
+    row = {"id": "x", "prompt": "p", "candidates": ["a" * 10, "b" * 300_000]}
+    assert isinstance(RowReader(RowSpec(max_chars=None)).parse(1, _line(row)), Row)
+    assert isinstance(RowReader(RowSpec()).parse(1, _line(row)), RowError)
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("data", "n"), [(b"", 0), (b"a\n", 1), (b"a\nb", 2), (b"a\n\nb\n", 3)])
+def test_count_lines(tmp_path: Path, data: bytes, n: int) -> None:
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    assert count_lines(path, chunk=2) == n
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0/1", (0, 1)), ("3/4", (3, 4))])
+def test_parse_shard(text: str, expected: tuple[int, int]) -> None:
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["4/4", "-1/2", "1", "a/b", "0/0"])
+def test_parse_shard_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="--shard"):
+        parse_shard(text)
+
+
+def test_sink_appends_and_fsyncs_on_interval(tmp_path: Path) -> None:
+    now = [0.0]
+    sink = JsonlSink(tmp_path / "o.jsonl", fsync_interval=10.0, clock=lambda: now[0])
+    sink.write(b'{"id": 1}\n')
+    assert sink._dirty  # not synced yet
+    now[0] = 11.0
+    sink.write(b'{"id": 2}\n')
+    assert not sink._dirty  # synced once the interval passed
+    sink.close()
+    assert (tmp_path / "o.jsonl").read_bytes() == b'{"id": 1}\n{"id": 2}\n'
+
+
+def test_recover_truncates_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "c", "tr')
+    found = recover(path, key_field="id")
+    assert len(found.keys) == 2 and '"a"' in found.keys and '"b"' in found.keys
+    assert found.truncated_bytes == len(b'{"id": "c", "tr')
+    assert path.read_bytes() == b'{"id": "a"}\n{"id": "b"}\n'
+
+
+def test_recover_drops_an_incomplete_pair_group(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    lines = [
+        {"id": 1, "pair_index": 0, "n_pairs": 2},
+        {"id": 1, "pair_index": 1, "n_pairs": 2},
+        {"id": 2, "pair_index": 0, "n_pairs": 3},
+        {"id": 2, "pair_index": 1, "n_pairs": 3},
+    ]
+    good = b"".join(_line(x) + b"\n" for x in lines[:2])
+    path.write_bytes(good + b"".join(_line(x) + b"\n" for x in lines[2:]))
+    found = recover(path, key_field="id", grouped=True)
+    assert len(found.keys) == 1 and "1" in found.keys and "2" not in found.keys
+    assert path.read_bytes() == good
+
+
+def test_recover_refuses_a_foreign_file(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(b"not json\n")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        recover(path, key_field="id")
+
+
+def test_id_index_grows_and_keeps_every_key() -> None:
+    index = IdIndex(capacity=2)
+    for i in range(5000):
+        assert index.setdefault(f"k{i}", i) is None
+    assert len(index) == 5000
+    assert all(index.get(f"k{i}") == i for i in range(0, 5000, 7))
+    assert index.setdefault("k42", 0) == 42
+    assert "k5000" not in index and 5 not in index
+
+
+def test_reorder_buffer_emits_in_sequence() -> None:
+    emitted: list[int] = []
+    buffer = ReorderBuffer(lambda b: emitted.append(b.lines[0]["n"]))
+    seqs = [buffer.reserve() for _ in range(4)]
+    for s in (2, 0, 3):
+        buffer.put(s, Block("out", ({"n": s},)))
+    assert emitted == [0]
+    assert buffer.outstanding == 3 and buffer.buffered == 2
+    buffer.put(seqs[1], Block("out", ({"n": 1},)))
+    assert emitted == [0, 1, 2, 3]
+    assert buffer.outstanding == 0
+    with pytest.raises(ValueError, match="seq"):
+        buffer.put(1, Block("out", ()))
+
+
+# -- process_file ----------------------------------------------------------------------------
+
+
+def _write_rows(path: Path, n: int, k: int = 4) -> None:
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(
+                json.dumps(
+                    {
+                        "id": i,
+                        "prompt": f"q{i}",
+                        "candidates": [f"answer {j} of {i}" for j in range(k)],
+                    }
+                )
+                + "\n"
+            )
+
+
+def _fmt(row: Row, ranking: object) -> Block:
+    return Block("out", ({"id": row.id, "best": ranking.best},))  # type: ignore[attr-defined]
+
+
+async def _run(tmp_path: Path, name: str, **kwargs: object) -> tuple[Path, object]:
+    out = tmp_path / f"{name}.jsonl"
+    sinks = {"out": JsonlSink(out), "errors": JsonlSink(tmp_path / f"{name}.err.jsonl")}
+    options = kwargs.pop("options", RunOptions(max_in_flight=8))
+    outcome = await process_file(
+        tmp_path / "in.jsonl",
+        judge=SimulatedJudge(seed=1),
+        formatter=_fmt,
+        sinks=sinks,
+        options=options,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return out, outcome
+
+
+async def test_output_is_in_input_order_with_a_small_pending_limit(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 60)
+    out, outcome = await _run(tmp_path, "a", options=RunOptions(max_in_flight=16, max_pending=3))
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert ids == list(range(60))
+    assert outcome.status == "complete"  # type: ignore[attr-defined]
+
+
+async def test_same_seed_same_output_whatever_the_window(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 30, k=6)
+    a, _ = await _run(tmp_path, "a", options=RunOptions(max_in_flight=1, strategy="swiss"))
+    b, _ = await _run(tmp_path, "b", options=RunOptions(max_in_flight=64, strategy="swiss"))
+    assert a.read_bytes() == b.read_bytes()
+
+
+async def test_shards_partition_the_rows(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 10)
+    got = []
+    for i in range(3):
+        out, _ = await _run(tmp_path, f"s{i}", shard=(i, 3))
+        got += [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert sorted(got) == list(range(10))
+
+
+async def test_cap_stops_the_run_and_keeps_a_prefix(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 20)
+    out, outcome = await _run(tmp_path, "c", options=RunOptions(max_in_flight=4, max_calls=30))
+    assert outcome.status == "cap" and outcome.cap == "max_calls"  # type: ignore[attr-defined]
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert ids == list(range(len(ids))) and 0 < len(ids) < 20
+
+
+async def test_cancellation_keeps_written_rows_whole(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 200)
+    task = asyncio.ensure_future(_run(tmp_path, "x", options=RunOptions(max_in_flight=4)))
+    for _ in range(2000):  # bounded: until a few rows are out
+        await asyncio.sleep(0.001)
+        path = tmp_path / "x.jsonl"
+        if path.exists() and path.stat().st_size > 200:
+            break
+    task.cancel()
+    out, outcome = await task
+    assert outcome.status == "interrupted"  # type: ignore[attr-defined]
+    lines = out.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    assert [json.loads(x)["id"] for x in lines[:-1]] == list(range(len(lines) - 1))
