@@ -151,6 +151,7 @@ async def measure(
     window: int,
     routing: str,
     per_endpoint: int,
+    spill: tuple[float, float] = (2.0, 10.0),
 ) -> Result:
     before = [servers.metric(m) for m in _METRICS]
     server_cpu = servers.cpu_seconds()
@@ -160,6 +161,8 @@ async def measure(
         api_key_env=None,
         routing=routing,  # type: ignore[arg-type]
         max_in_flight_per_endpoint=per_endpoint,
+        spill_factor=spill[0],
+        spill_offset=spill[1],
         seed=0,
     ) as judge:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -202,6 +205,21 @@ def main() -> None:
         "--window", type=int, default=512, help="requests in flight across all prompts"
     )
     parser.add_argument("--driver", choices=("auto", "orchestrator", "builtin"), default="auto")
+    parser.add_argument(
+        "--prefix-hit-factor",
+        type=float,
+        default=1.0,
+        help="latency multiplier of a prefix-cache hit on the servers (1.0: hits are not faster, "
+        "so the capacity bound is exact; 0.5 models vLLM skipping the shared prefill)",
+    )
+    parser.add_argument(
+        "--spill",
+        type=float,
+        nargs=2,
+        default=(2.0, 10.0),
+        metavar=("FACTOR", "OFFSET"),
+        help="affinity spill rule: leave the preferred replica when its load > FACTOR*least+OFFSET",
+    )
     args = parser.parse_args()
     driver = args.driver
     if driver == "auto":
@@ -221,7 +239,7 @@ def main() -> None:
         "--latency-mean",
         str(args.latency_mean),
         "--prefix-hit-latency-factor",
-        "1.0",
+        str(args.prefix_hit_factor),
     ]
     slots = args.replicas * args.capacity
     bound = slots / args.latency_mean
@@ -238,6 +256,7 @@ def main() -> None:
                     args.window,
                     "affinity",
                     per_endpoint,
+                    tuple(args.spill),
                 )
             ),
             asyncio.run(
@@ -260,6 +279,7 @@ def main() -> None:
                     args.window,
                     "affinity",
                     per_endpoint,
+                    tuple(args.spill),
                 )
             ),
         ]
