@@ -7,7 +7,7 @@ Every exception the library raises on purpose derives from :class:`GenRMRankErro
      ├── JudgeError                a judge could not answer at all
      │    ├── EndpointsUnavailableError   every endpoint is down (names them and their answers)
      │    └── ReplayMissError             a replayed record has no verdict for that pair
-     ├── BudgetExhaustedError      a hard call/token cap was reached
+     ├── BudgetExhaustedError      a run-wide call/token cap ended a run before its prompt finished
      └── ComparisonGraphError      the comparisons cannot support the requested answer
 
 Bad arguments are reported with the built-in :class:`ValueError` / :class:`TypeError`, whose

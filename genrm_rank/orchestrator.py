@@ -31,7 +31,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Se
 from dataclasses import dataclass, field
 from typing import Any
 
-from genrm_rank.errors import JudgeError
+from genrm_rank.errors import BudgetExhaustedError, JudgeError
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
 from genrm_rank.messages import Conversation
 from genrm_rank.strategies.base import Judgement, PairCall, Scheduler, StrategyOutcome
@@ -472,7 +472,7 @@ async def run_one(judge: Judge, job: PromptJob, **options: Any) -> PromptRun:
     orchestrator = Orchestrator(judge, **options)
     runs = [run async for run in orchestrator.run(itertools.repeat(job, 1))]
     if not runs:
-        raise RuntimeError(
-            f"The run ended before the prompt finished ({orchestrator.cap_reached} reached)."
+        raise BudgetExhaustedError(
+            f"The run ended before the prompt finished: {orchestrator.cap_reached} reached."
         )
     return runs[0]

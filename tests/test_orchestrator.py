@@ -227,3 +227,10 @@ async def test_cached_verdicts_do_not_count_against_run_caps() -> None:
     assert len(runs) == 3 and orchestrator.cap_reached is None
     assert orchestrator.stats.calls == 0 and orchestrator.stats.cached_calls == 36
     assert all(r.calls == 12 for r in runs)  # a result reports what its verdicts cost
+
+
+async def test_run_one_raises_when_a_cap_ends_the_run_first() -> None:
+    from genrm_rank.errors import BudgetExhaustedError
+
+    with pytest.raises(BudgetExhaustedError, match="max_calls"):
+        await run_one(CountingJudge(), _job(4), max_calls=3, max_in_flight=1)
