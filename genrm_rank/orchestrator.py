@@ -16,7 +16,8 @@ It also:
   to be resumed);
 - keeps judge-level statistics across every prompt of the run (:class:`JudgeStatistics`), the
   seam through which strategies can share what is learnt about the judge (e.g. its position
-  bias) across prompts;
+  bias) across prompts: a scheduler with a ``bind_judge_statistics(stats)`` method is handed the
+  run's live statistics when its prompt is admitted;
 - sends batches to a :class:`~genrm_rank.judges.base.BatchJudge` when ``batch_size > 1``;
 - on cancellation (Ctrl-C), cancels and awaits every in-flight request: no orphan tasks.
 """
@@ -371,6 +372,9 @@ class Orchestrator:
                         exhausted = True
                         break
                     state = _ActiveJob(job, PromptRun(job), seq=next(admitted))
+                    bind = getattr(job.scheduler, "bind_judge_statistics", None)
+                    if bind is not None:
+                        bind(self.stats)
                     self._release(state, ready)
                     if self._settle(state):
                         finished.append(self._finish(state))

@@ -234,3 +234,26 @@ async def test_run_one_raises_when_a_cap_ends_the_run_first() -> None:
 
     with pytest.raises(BudgetExhaustedError, match="max_calls"):
         await run_one(CountingJudge(), _job(4), max_calls=3, max_in_flight=1)
+
+
+class StatisticsAwareScheduler(RoundRobin):
+    """Records the run-wide judge statistics it is handed (the adaptive strategies' seam)."""
+
+    seen: list[int]
+
+    def bind_judge_statistics(self, stats: object) -> None:
+        self.stats = stats
+        self.seen = []
+
+    def _on_match_done(self, match):  # type: ignore[no-untyped-def]
+        self.seen.append(self.stats.calls)  # type: ignore[attr-defined]
+
+
+async def test_schedulers_can_read_judge_statistics_pooled_across_prompts() -> None:
+    schedulers = [StatisticsAwareScheduler(3, swap="both") for _ in range(4)]
+    jobs = [PromptJob(f"p{i}", ["a", "b", "c"], s, key=i) for i, s in enumerate(schedulers)]
+    orchestrator = Orchestrator(CountingJudge(), max_in_flight=64)
+    await _collect(orchestrator, jobs)
+    assert all(s.stats is orchestrator.stats for s in schedulers)
+    # The last prompt to finish saw the calls of the other prompts too.
+    assert max(max(s.seen) for s in schedulers) == 24
