@@ -25,7 +25,7 @@ from genrm_rank.aggregators import (
 )
 from genrm_rank.judges.base import Judge
 from genrm_rank.messages import Conversation, normalize_conversation
-from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun
+from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun, aiterate
 from genrm_rank.results import (
     DEFAULT_ALPHA,
     Ranking,
@@ -443,7 +443,7 @@ async def arank_many(
     inputs: dict[int, PromptInput] = {}
 
     async def jobs() -> AsyncIterator[PromptJob]:
-        async for prompt in _aiter(prompts):
+        async for prompt in aiterate(prompts):
             job = _job(
                 prompt, strategy=name, swap=swap, samples=samples, seed=seed, budget=budget,
                 preference_mapping=preference_mapping, strategy_options=strategy_options,
@@ -458,15 +458,6 @@ async def arank_many(
             confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
             preference_mapping=preference_mapping,
         )  # fmt: skip
-
-
-async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
 
 
 def leaderboard(

@@ -30,7 +30,7 @@ import itertools
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from genrm_rank.errors import BudgetExhaustedError, JudgeError
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
@@ -44,8 +44,11 @@ __all__ = [
     "Orchestrator",
     "PromptJob",
     "PromptRun",
+    "aiterate",
     "run_one",
 ]
+
+T = TypeVar("T")
 
 RETRYABLE_FAILURES = frozenset(
     {
@@ -351,7 +354,7 @@ class Orchestrator:
 
         Runs come back in completion order; ``run.job.key`` says which job each is.
         """
-        source = _aiter(jobs)
+        source = aiterate(jobs)
         exhausted = False
         ready = _ReadyQueue()
         admitted = itertools.count()
@@ -462,13 +465,14 @@ def _is_job_error(error: BaseException) -> bool:
     return isinstance(error, JudgeError) and not isinstance(error, EndpointsUnavailableError)
 
 
-async def _aiter(jobs: Iterable[PromptJob] | AsyncIterable[PromptJob]) -> AsyncIterator[PromptJob]:
-    if isinstance(jobs, AsyncIterable):
-        async for job in jobs:
-            yield job
+async def aiterate(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    """Iterate a sync or an async iterable asynchronously (lazily: nothing is read ahead)."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
     else:
-        for job in jobs:
-            yield job
+        for item in items:
+            yield item
 
 
 async def run_one(judge: Judge, job: PromptJob, **options: Any) -> PromptRun:

@@ -327,10 +327,6 @@ def build_ranking(
         np.concatenate([comparisons.first, comparisons.second]), minlength=n
     ).astype(int)
     usable = len(comparisons) > 0
-    fit = bradley_terry(comparisons, alpha=alpha, position_bias=position_bias and usable)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    lower = fit.params - z * fit.standard_errors
-    upper = fit.params + z * fit.standard_errors
     if n_bootstrap > 0 and usable:
         boot = bootstrap_bradley_terry(
             comparisons,
@@ -340,7 +336,12 @@ def build_ranking(
             position_bias=position_bias,
             confidence=confidence,
         )
-        lower, upper = boot.lower, boot.upper
+        fit, lower, upper = boot.fit, boot.lower, boot.upper
+    else:
+        fit = bradley_terry(comparisons, alpha=alpha, position_bias=position_bias and usable)
+        z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+        lower = fit.params - z * fit.standard_errors
+        upper = fit.params + z * fit.standard_errors
     p_best = fit.p_best(n_samples=p_best_samples, seed=seed) if usable else np.full(n, np.nan)
     wins = win_rate(comparisons)
     has_scores = comparisons.score_first is not None and bool(
