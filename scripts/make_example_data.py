@@ -22,6 +22,13 @@ can be joined with that record. Run from the repository root::
 It also writes ``examples/data/vicuna5_custom_layout.jsonl``: the first five questions in another
 layout (``uid``, a ``messages`` conversation, ``responses: [{"model", "response"}]``), to show
 the ``--id-field``/``--prompt-field``/``--candidates-field`` options.
+
+And ``genrm_rank/data/vicuna80_gpt4_strengths.json``: for each question, GPT-4's view of the 8
+answers as Bradley-Terry strengths (log-odds, centred), fitted on its 56 verdicts on that
+question in ``vicuna_gpt4_pairwise.jsonl`` (A = 1, B = 0, tie = 0.5, errors left out) with a
+jointly fitted position term and the per-prompt prior of ``genrm_rank.results.DEFAULT_ALPHA``.
+``genrm-rank demo`` gives these to its simulated GenRM as the answers' latent qualities, so the
+demo's winners follow a real judge's view of real answers.
 """
 
 from __future__ import annotations
@@ -79,6 +86,32 @@ def build(source: Path) -> list[dict]:
     return rows
 
 
+def gpt4_strengths(source: Path) -> dict[str, dict[str, float]]:
+    """Per-question Bradley-Terry strengths of the 8 systems from GPT-4's pairwise verdicts."""
+    from genrm_rank.aggregators import Comparisons, bradley_terry
+    from genrm_rank.results import DEFAULT_ALPHA
+
+    systems = [s for s, _, _ in SYSTEMS]
+    index = {s: i for i, s in enumerate(systems)}
+    games: dict[str, list[tuple[int, int, float]]] = {}
+    outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}
+    for row in read_jsonl(source / "vicuna_gpt4_pairwise.jsonl"):
+        if row["winner"] in outcome:
+            games.setdefault(str(row["qid"]), []).append(
+                (index[row["model_a"]], index[row["model_b"]], outcome[row["winner"]])
+            )
+    strengths = {}
+    for qid, rows in sorted(games.items(), key=lambda item: int(item[0])):
+        first, second, result = zip(*rows, strict=True)
+        fit = bradley_terry(
+            Comparisons.from_arrays(len(systems), first, second, result),
+            alpha=DEFAULT_ALPHA,
+            position_bias=True,
+        )
+        strengths[qid] = {s: round(float(fit.params[index[s]]), 4) for s in systems}
+    return strengths
+
+
 def main() -> None:
     root = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,6 +142,10 @@ def main() -> None:
                 + "\n"
             )
     print(f"wrote 5 rows to {custom}")
+    strengths_path = args.out.parent / "vicuna80_gpt4_strengths.json"
+    strengths = gpt4_strengths(args.source)
+    strengths_path.write_text(json.dumps(strengths, indent=1, sort_keys=True) + "\n")
+    print(f"wrote GPT-4 per-question strengths ({len(strengths)} questions) to {strengths_path}")
 
 
 if __name__ == "__main__":

@@ -374,3 +374,21 @@ def test_python_dash_m_serves_and_stops() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_given_qualities_drive_the_simulated_verdicts() -> None:
+    """Texts in ``qualities`` get those latent qualities; others fall back to the text hash."""
+    from genrm_rank.judges.simulated import text_quality
+    from genrm_rank.server.app import SimServerConfig, config_dict
+
+    config = SimServerConfig(qualities={"strong": 5.0, "weak": -5.0}, noise_scale=0.1)
+    judge = config.make_judge()
+    assert judge.quality("strong") == 5.0 and judge.quality("weak") == -5.0
+    assert judge.quality("other") == text_quality("other", seed=config.judge_seed)
+    messages = [
+        {"role": "user", "content": "Q?"},
+        {"role": "response_1", "content": "weak"},
+        {"role": "response_2", "content": "strong"},
+    ]
+    assert judge.respond_messages(messages).true_ranking == 6
+    assert config_dict(config)["qualities"] == "<2 texts>"

@@ -226,6 +226,31 @@ def bundled_example() -> Path:
     return Path(str(ref))
 
 
+# GPT-4's slot-1 advantage on the Vicuna record (log-odds; see benchmarks/README.md).
+DEMO_POSITION_BIAS = 0.68
+
+
+def gpt4_view(data: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """GPT-4's per-question strengths of the bundled answers, as qualities keyed by text.
+
+    Returns the text -> strength table for the simulated GenRM and, per question id, the system
+    GPT-4's own verdicts rank first (``vicuna80_gpt4_strengths.json``, written by
+    ``scripts/make_example_data.py`` from the QLoRA record).
+    """
+    ref = resources.files("genrm_rank") / "data" / "vicuna80_gpt4_strengths.json"
+    strengths: dict[str, dict[str, float]] = json.loads(ref.read_text(encoding="utf-8"))
+    qualities: dict[str, float] = {}
+    favourites: dict[str, str] = {}
+    with open(data, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            table = strengths[str(row["id"])]
+            favourites[str(row["id"])] = max(table, key=lambda system: table[system])
+            for candidate in row["candidates"]:
+                qualities[candidate["text"]] = table[candidate["id"]]
+    return qualities, favourites
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from genrm_rank.server.app import SimServerConfig, ThreadedSimServers
 
@@ -238,11 +263,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = workdir / "vicuna80.best.jsonl"
     for stale in (out, default_sidecar(out, "errors")):
         stale.unlink(missing_ok=True)
-    config = SimServerConfig(latency="exponential", latency_mean=args.latency, capacity=256)
+    qualities, favourites = gpt4_view(data)
+    config = SimServerConfig(
+        latency="exponential",
+        latency_mean=args.latency,
+        capacity=256,
+        qualities=qualities,
+        position_bias=DEMO_POSITION_BIAS,
+    )
     print(f"{PROG} demo: starting serve-sim on a free loopback port ...")
     with ThreadedSimServers([config]) as servers:
         url = servers.urls[0]
         print(f"{PROG} demo: serve-sim ready at {url} (simulated GenRM, model {config.model})")
+        print(
+            f"{PROG} demo: its answers' latent qualities are GPT-4's per-question Bradley-Terry "
+            "strengths from the QLoRA record, with noise and a first-slot bias of "
+            f"{DEMO_POSITION_BIAS} log-odds"
+        )
         print(
             f"{PROG} demo: choosing the best of 8 answers for each of 80 Vicuna questions "
             f"({args.strategy}, both orders)"
@@ -270,12 +307,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         status = main(argv)
         requests = servers.stats(0).requests
     winners: dict[str, int] = {}
+    agree = 0
     print("\nfirst winners:")
     with open(out, encoding="utf-8") as handle:
         for i, line in enumerate(handle):
             row = json.loads(line)
             who = row.get("selected_id") or "?"
             winners[who] = winners.get(who, 0) + 1
+            agree += who == favourites.get(str(row["id"]))
             if i < 8:
                 question = row["prompt"] if isinstance(row["prompt"], str) else str(row["prompt"])
                 p = row.get("winner_p_best")
@@ -283,11 +322,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     f"  q{row['id']:<3} {who:<14} P(best)={p if p is None else f'{p:.2f}'}  "
                     f"{question[:60]}"
                 )
-    print(
-        "\nwins by system (a simulated judge: qualities are pseudo-random per text, not GPT-4's "
-        "view):"
-    )
+    print("\nwins by system:")
     for who, n in sorted(winners.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {who:<14} {n:>3} {'#' * n}")
+    print(
+        f"\nthe winner is the answer GPT-4's own verdicts rank first on {agree} of "
+        f"{len(favourites)} questions"
+    )
     print(f"\nserver requests: {requests}; output: {out}")
     return status

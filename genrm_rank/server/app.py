@@ -30,7 +30,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from genrm_rank.judges.simulated import (
     ReasoningStyle,
     SimulatedJudge,
     estimate_tokens,
+    text_quality,
 )
 
 __all__ = [
@@ -100,6 +101,9 @@ class SimServerConfig:
         Passed to :class:`~genrm_rank.judges.simulated.SimulatedJudge`.
     judge_seed : int
         Seed of the simulated judge (candidate qualities and verdict draws).
+    qualities : mapping of str to float, optional
+        Latent quality of given candidate texts (as the judge is shown them); texts not in it get
+        a quality derived from their hash. ``None``: every quality from the hash.
     fault_rate_500, fault_rate_503, fault_rate_429, fault_rate_hang, fault_rate_drop : float
         Probability of each injected fault per chat request (their sum at most 1): a 500, a 503,
         a 429 with ``Retry-After``, a hang (no answer for ``hang_seconds``), a dropped
@@ -145,6 +149,7 @@ class SimServerConfig:
     fault_sequence: tuple[str, ...] = ()
     api_key: str | None = field(default=None, repr=False)
     seed: int = 0
+    qualities: Mapping[str, float] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -201,7 +206,16 @@ class SimServerConfig:
 
     def make_judge(self) -> SimulatedJudge:
         """The simulated judge writing this server's answers."""
+        table = self.qualities
+        seed = self.judge_seed
+
+        def quality(text: str) -> float:
+            if table is not None and text in table:
+                return float(table[text])
+            return text_quality(text, seed=seed)
+
         return SimulatedJudge(
+            qualities=quality,
             noise=self.noise,
             noise_scale=self.noise_scale,
             position_bias=self.position_bias,
@@ -887,4 +901,6 @@ def config_dict(config: SimServerConfig) -> dict[str, Any]:
     out = asdict(config)
     if out.get("api_key") is not None:
         out["api_key"] = "***"
+    if out.get("qualities") is not None:
+        out["qualities"] = f"<{len(out['qualities'])} texts>"
     return out
