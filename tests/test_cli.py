@@ -7,9 +7,9 @@ The servers run in this process (``ThreadedSimServers``, loopback only); the CLI
 from __future__ import annotations
 
 import json
-import re
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
