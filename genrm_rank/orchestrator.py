@@ -358,7 +358,8 @@ class Orchestrator:
         exhausted = False
         ready = _ReadyQueue()
         admitted = itertools.count()
-        tasks: dict[asyncio.Task[list[Verdict]], list[_Pending]] = {}
+        tasks: dict[asyncio.Future[list[Verdict]], list[_Pending]] = {}
+        completed: asyncio.Queue[asyncio.Future[list[Verdict]]] = asyncio.Queue()
         finished: deque[PromptRun] = deque()
         try:
             while True:
@@ -393,21 +394,27 @@ class Orchestrator:
                     for item in items:
                         item.state.in_flight += 1
                     self.in_flight += len(items)
-                    tasks[asyncio.ensure_future(self._judge_items(items))] = items
+                    future = asyncio.ensure_future(self._judge_items(items))
+                    future.add_done_callback(completed.put_nowait)
+                    tasks[future] = items
                 while finished:
                     yield finished.popleft()
                 if not tasks:
                     break
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    items = tasks.pop(task)
+                # A queue fed by done-callbacks costs O(1) a completion; asyncio.wait would add and
+                # remove a callback on every pending task each time (O(window) a completion).
+                done = [await completed.get()]
+                while not completed.empty():
+                    done.append(completed.get_nowait())
+                for finished_call in done:
+                    items = tasks.pop(finished_call)
                     self.in_flight -= len(items)
                     for item in items:
                         item.state.in_flight -= 1
-                    error = task.exception()
+                    error = finished_call.exception()
                     if error is not None and not _is_job_error(error):
                         raise error
-                    verdicts = task.result() if error is None else []
+                    verdicts = finished_call.result() if error is None else []
                     for index, item in enumerate(items):
                         state = item.state
                         if error is not None:
@@ -429,8 +436,8 @@ class Orchestrator:
                     ready.clear()
         finally:
             if tasks:
-                for task in tasks:
-                    task.cancel()
+                for pending in tasks:
+                    pending.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     def _take(self, item: _Pending, verdict: Verdict, ready: _ReadyQueue) -> None:
