@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,7 +100,10 @@ async def run_builtin(
 
 
 async def run_orchestrator(
-    judge: OpenAIJudge, prompts: list[tuple[str, str, list[str]]], window: int
+    judge: OpenAIJudge,
+    prompts: list[tuple[str, str, list[str]]],
+    window: int,
+    admission: str = "streaming",
 ) -> None:
     from genrm_rank.orchestrator import Orchestrator, PromptJob
     from genrm_rank.strategies.knockout import Knockout
@@ -108,7 +112,9 @@ async def run_orchestrator(
         PromptJob(conv, cands, Knockout(len(cands), swap="both", seed=i), prompt_id=pid)
         for i, (pid, conv, cands) in enumerate(prompts)
     )
-    orchestrator = Orchestrator(judge, max_in_flight=window, verdict_retries=0)
+    orchestrator = Orchestrator(
+        judge, max_in_flight=window, verdict_retries=0, admission=admission
+    )
     done = 0
     async for _ in orchestrator.run(jobs):
         done += 1
@@ -206,6 +212,12 @@ def main() -> None:
     )
     parser.add_argument("--driver", choices=("auto", "orchestrator", "builtin"), default="auto")
     parser.add_argument(
+        "--admission",
+        choices=("streaming", "eager"),
+        default="streaming",
+        help="the orchestrator's admission policy (see genrm_rank.orchestrator.Orchestrator)",
+    )
+    parser.add_argument(
         "--prefix-hit-factor",
         type=float,
         default=1.0,
@@ -230,7 +242,13 @@ def main() -> None:
             driver = "orchestrator"
         except ImportError:
             driver = "builtin"
-    runner = run_orchestrator if driver == "orchestrator" else run_builtin
+    runner: Callable[..., Awaitable[None]] = (
+        functools.partial(run_orchestrator, admission=args.admission)
+        if driver == "orchestrator"
+        else run_builtin
+    )
+    if driver == "orchestrator":
+        driver = f"orchestrator ({args.admission})"
     server_args = [
         "--replicas",
         str(args.replicas),

@@ -222,23 +222,27 @@ class _Pending:
 
 
 class _ReadyQueue:
-    """Calls ready to send, oldest prompt first.
+    """Calls ready to send: oldest prompt first (streaming), or in release order (eager).
 
-    Serving the earliest-admitted prompts first lets a knockout's later rounds overtake the
-    first rounds of newer prompts, so prompts finish sooner, fewer are active at once, and the
-    run does not end on a tail of half-finished tournaments.
+    Streaming: serving the earliest-admitted prompts first lets a knockout's later rounds
+    overtake the first rounds of newer prompts, so prompts finish sooner and few are active at
+    once. Eager: every prompt is admitted up front and calls go out in the order they became
+    ready, so all tournaments advance round by round together and the run ends on one wide last
+    round instead of a tail of a few prompts' sequential rounds.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, by_prompt_age: bool = True) -> None:
         self._heap: list[tuple[int, int, _Pending]] = []
         self._counter = itertools.count()
+        self._by_prompt_age = by_prompt_age
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def push(self, item: _Pending) -> None:
         item.state.queued += 1
-        heapq.heappush(self._heap, (item.state.seq, next(self._counter), item))
+        age = item.state.seq if self._by_prompt_age else 0
+        heapq.heappush(self._heap, (age, next(self._counter), item))
 
     def pop(self) -> _Pending:
         item = heapq.heappop(self._heap)[2]
@@ -270,6 +274,14 @@ class Orchestrator:
         returned (they can be resumed) and :attr:`cap_reached` says which cap bound.
     on_progress : callable, optional
         Called as ``on_progress(stats, in_flight)`` after every verdict.
+    admission : {"streaming", "eager"}
+        ``"streaming"`` (default) admits a prompt only when the window would otherwise run dry
+        and serves the oldest prompt's calls first: memory stays bounded whatever the input's
+        length, and results come back early. ``"eager"`` admits every prompt up front and sends
+        calls in the order they become ready, so all tournaments move round by round together:
+        for a bounded batch it avoids the tail of a few prompts' last sequential rounds (about
+        1 s of partly idle replicas; see ``benchmarks/README.md``), at the cost of holding every
+        prompt in memory.
     """
 
     def __init__(
@@ -282,6 +294,7 @@ class Orchestrator:
         max_calls: int | None = None,
         max_tokens: int | None = None,
         on_progress: ProgressCallback | None = None,
+        admission: str = "streaming",
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"Argument 'max_in_flight' must be >= 1, not {max_in_flight}.")
@@ -289,6 +302,10 @@ class Orchestrator:
             raise ValueError(f"Argument 'verdict_retries' must be >= 0, not {verdict_retries}.")
         if batch_size < 1:
             raise ValueError(f"Argument 'batch_size' must be >= 1, not {batch_size}.")
+        if admission not in ("streaming", "eager"):
+            raise ValueError(
+                f"Argument 'admission' must be 'streaming' or 'eager', not {admission!r}."
+            )
         for name, cap in (("max_calls", max_calls), ("max_tokens", max_tokens)):
             if cap is not None and cap < 0:
                 raise ValueError(f"Argument '{name}' must be >= 0 or None, not {cap}.")
@@ -299,6 +316,7 @@ class Orchestrator:
         self.max_calls = max_calls
         self.max_tokens = max_tokens
         self.on_progress = on_progress
+        self.admission = admission
         self.stats = JudgeStatistics()
         self.cap_reached: str | None = None
         self.in_flight = 0
@@ -356,7 +374,8 @@ class Orchestrator:
         """
         source = aiterate(jobs)
         exhausted = False
-        ready = _ReadyQueue()
+        eager = self.admission == "eager"
+        ready = _ReadyQueue(by_prompt_age=not eager)
         admitted = itertools.count()
         tasks: dict[asyncio.Future[list[Verdict]], list[_Pending]] = {}
         completed: asyncio.Queue[asyncio.Future[list[Verdict]]] = asyncio.Queue()
@@ -368,7 +387,7 @@ class Orchestrator:
                 while (
                     not exhausted
                     and self.cap_reached is None
-                    and len(ready) < self.max_in_flight - self.in_flight
+                    and (eager or len(ready) < self.max_in_flight - self.in_flight)
                 ):
                     try:
                         job = await source.__anext__()

@@ -257,3 +257,33 @@ async def test_schedulers_can_read_judge_statistics_pooled_across_prompts() -> N
     assert all(s.stats is orchestrator.stats for s in schedulers)
     # The last prompt to finish saw the calls of the other prompts too.
     assert max(max(s.seen) for s in schedulers) == 24
+
+
+async def test_eager_admission_moves_all_tournaments_round_by_round() -> None:
+    """Eager: every prompt admitted up front and calls sent in the order they became ready, so
+    all first rounds go out before any final; streaming finishes the oldest prompts first."""
+    from genrm_rank.strategies.knockout import Knockout
+
+    first_60: dict[str, set[str]] = {}
+    for admission in ("eager", "streaming"):
+        judge = CountingJudge(delay=0.0005)
+        jobs = [
+            PromptJob(
+                f"p{i}",
+                [f"c{k}" for k in range(4)],
+                Knockout(4, swap="none", seed=0),
+                key=i,
+                prompt_id=str(i),
+            )
+            for i in range(30)
+        ]
+        runs = await _collect(Orchestrator(judge, max_in_flight=8, admission=admission), jobs)
+        assert sorted(r.job.key for r in runs) == list(range(30))
+        first_60[admission] = {r.prompt_id for r in judge.requests[:60]}
+    assert first_60["eager"] == {str(i) for i in range(30)}  # 2 first-round calls a prompt
+    assert len(first_60["streaming"]) < 30  # some prompts' finals came before others' start
+
+
+def test_admission_is_validated() -> None:
+    with pytest.raises(ValueError, match="admission"):
+        Orchestrator(CountingJudge(), admission="lazy")
