@@ -180,7 +180,8 @@ async def _arank(
     orchestrator = Orchestrator(judge, max_in_flight=max_in_flight, verdict_retries=verdict_retries)
     runs: list[PromptRun] = [run async for run in orchestrator.run([job])]
     run = runs[0]
-    if run.error is not None and not run.judgements:
+    # An errored call is closed with a failed verdict, so judgements are never empty here.
+    if run.error is not None and not any(j.verdict.ok for j in run.judgements):
         raise run.error
     return build_ranking(
         run,

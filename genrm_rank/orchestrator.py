@@ -332,11 +332,18 @@ class Orchestrator:
     def _release(self, state: _ActiveJob, ready: _ReadyQueue) -> None:
         """Move a job's newly available calls into the ready queue, within its budget."""
         budget = state.job.budget
-        left = None if budget is None else budget - state.issued
+        # Re-asks and judge-side resamples are paid calls too: count what is paid and what is
+        # still out, not only the first asks, so that the budget is never overshot.
+        left = None if budget is None else budget - max(state.issued, self._committed(state))
         calls = state.job.scheduler.next_pairs(left)
         state.issued += len(calls)
         for call in calls:
             ready.push(_Pending(state, call))
+
+    @staticmethod
+    def _committed(state: _ActiveJob) -> int:
+        """Calls a job has paid for, plus its requests still queued or in flight."""
+        return state.run.calls + state.in_flight + state.queued
 
     def _settle(self, state: _ActiveJob) -> bool:
         """Whether the job is finished; stops a strategy its budget holds back."""
@@ -344,7 +351,11 @@ class Orchestrator:
             return False
         scheduler = state.job.scheduler
         budget = state.job.budget
-        if not scheduler.done and budget is not None and state.issued >= budget:
+        if (
+            not scheduler.done
+            and budget is not None
+            and max(state.issued, self._committed(state)) >= budget
+        ):
             scheduler.stop()  # it still wants calls the budget does not allow
             state.run.budget_bound = True
         if scheduler.done:
@@ -428,14 +439,15 @@ class Orchestrator:
                 for finished_call in done:
                     items = tasks.pop(finished_call)
                     self.in_flight -= len(items)
-                    for item in items:
-                        item.state.in_flight -= 1
                     error = finished_call.exception()
                     if error is not None and not _is_job_error(error):
                         raise error
                     verdicts = finished_call.result() if error is None else []
                     for index, item in enumerate(items):
                         state = item.state
+                        # One at a time, so that a budget check of one item of a batch still
+                        # counts the items behind it as outstanding.
+                        state.in_flight -= 1
                         if error is not None:
                             if state.run.error is None:
                                 state.run.error = error
@@ -458,6 +470,12 @@ class Orchestrator:
                 for pending in tasks:
                     pending.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                # Those requests are gone: give their slots back, or a later run() on this
+                # orchestrator would start with a window that is (partly or wholly) full.
+                for items in tasks.values():
+                    self.in_flight -= len(items)
+                    for item in items:
+                        item.state.in_flight -= 1
 
     def _take(self, item: _Pending, verdict: Verdict, ready: _ReadyQueue) -> None:
         """Account for one verdict; re-ask it, or hand it to the scheduler."""
@@ -472,7 +490,7 @@ class Orchestrator:
             verdict.failure in RETRYABLE_FAILURES
             and item.attempt < self.verdict_retries
             and self.cap_reached is None
-            and (state.job.budget is None or run.calls < state.job.budget)
+            and (state.job.budget is None or self._committed(state) < state.job.budget)
         ):
             run.reasked += 1
             ready.push(_Pending(state, item.call, item.attempt + 1))

@@ -872,7 +872,9 @@ async def process_file(
                     continue
                 buffer.put(buffer.reserve(), error_block(parsed))
                 continue
-            if parsed.key in skip_keys:
+            if parsed.key in skip_keys or str(number) in skip_lines:
+                # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
+                # was written to the errors file; running it again would write it twice.
                 counters.skipped += 1
                 if on_row is not None:
                     on_row(counters)
@@ -895,7 +897,9 @@ async def process_file(
 
     def settle(run: PromptRun) -> None:
         seq, row = run.job.key
-        if run.error is not None and not run.judgements:
+        # The orchestrator closes an errored call with a failed verdict, so judgements are
+        # never empty here: what matters is whether any verdict is usable.
+        if run.error is not None and not any(j.verdict.ok for j in run.judgements):
             error = RowError(row.line, row.id, "judge_error", f"judge error: {run.error}")
             buffer.put(seq, error_block(error))
             return

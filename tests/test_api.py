@@ -242,3 +242,17 @@ def test_one_http_judge_serves_many_sync_calls() -> None:
         results = [select_best(["a", "b", "c"], "Q", judge=judge, seed=0) for _ in range(3)]
     assert [r.calls for r in results] == [4, 4, 4]
     assert not judge.is_closed
+
+
+class _MissingJudge:
+    async def judge(self, request: PairRequest) -> Verdict:
+        from genrm_rank.errors import ReplayMissError
+
+        raise ReplayMissError("no record for that pair")
+
+
+def test_a_judge_error_before_any_usable_verdict_is_raised() -> None:
+    from genrm_rank.errors import ReplayMissError
+
+    with pytest.raises(ReplayMissError, match="no record"):
+        rank(["a", "b", "c"], "Q", judge=_MissingJudge(), strategy="knockout", seed=0)

@@ -626,3 +626,12 @@ def test_shards_cover_the_file(tmp_path: Path) -> None:
         )
         ids += [o["id"] for o in rows(tmp_path / f"s{i}.jsonl")]
     assert sorted(ids) == sorted(f"row-{i}" for i in range(10))
+
+
+@pytest.mark.parametrize("prompt", ["[1, 2]", '[{"role": "user", "content": 3}]', ""])
+def test_compare_with_a_bad_prompt_is_a_usage_error(
+    prompt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_main("compare", "--judge", "simulated", "--prompt", prompt, "--a", "x", "--b", "y")
+    assert code == 2
+    assert "--prompt" in capsys.readouterr().err

@@ -287,3 +287,47 @@ async def test_eager_admission_moves_all_tournaments_round_by_round() -> None:
 def test_admission_is_validated() -> None:
     with pytest.raises(ValueError, match="admission"):
         Orchestrator(CountingJudge(), admission="lazy")
+
+
+async def test_reasks_count_against_the_budget() -> None:
+    """Budget 2 on a 3-candidate knockout: a re-ask of round 1 leaves no call for the final."""
+    from genrm_rank.strategies.knockout import Knockout
+
+    job = PromptJob("q", ["a", "b", "c"], Knockout(3, swap="none", seed=0), budget=2)
+    run = await run_one(FlakyJudge(), job, verdict_retries=1)
+    assert run.calls == 2 and run.budget_bound
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+async def test_reasks_in_flight_never_overshoot_the_budget(batch_size: int) -> None:
+    judge = BatchCountingFlakyJudge()
+    run = await run_one(judge, _job(4, budget=5), verdict_retries=3, batch_size=batch_size)
+    assert run.calls <= 5 and judge.calls == run.calls and run.budget_bound
+
+
+class BatchCountingFlakyJudge:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        self.calls += 1
+        await asyncio.sleep(0)
+        return await FlakyJudge().judge(request)
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        return [await self.judge(r) for r in requests]
+
+
+async def test_a_cancelled_run_gives_its_window_back() -> None:
+    judge = CountingJudge(delay=10.0)
+    orchestrator = Orchestrator(judge, max_in_flight=4)
+    consumer = asyncio.ensure_future(_collect(orchestrator, [_job(4, key=0)]))
+    while judge.in_flight < 4:
+        await asyncio.sleep(0.001)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert orchestrator.in_flight == 0
+    judge.delay = 0.0
+    runs = await _collect(orchestrator, [_job(3, key=1)])
+    assert [r.job.key for r in runs] == [1]

@@ -289,3 +289,52 @@ async def test_cancellation_keeps_written_rows_whole(tmp_path: Path) -> None:
     lines = out.read_bytes().split(b"\n")
     assert lines[-1] == b""
     assert [json.loads(x)["id"] for x in lines[:-1]] == list(range(len(lines) - 1))
+
+
+class _PromptJudge:
+    """Fails for prompt id "1" (unreadable, or a judge error); fine for every other prompt."""
+
+    def __init__(self, raise_error: bool = False) -> None:
+        self.raise_error = raise_error
+
+    async def judge(self, request: object) -> object:
+        from genrm_rank.errors import ReplayMissError
+        from genrm_rank.verdict import FailureKind, Verdict
+
+        if request.prompt_id == "1":  # type: ignore[attr-defined]
+            if self.raise_error:
+                raise ReplayMissError("no record for prompt 1")
+            return Verdict.failed(FailureKind.UNREADABLE, raw="?")
+        return Verdict(score_1=4, score_2=2, ranking=2)
+
+
+async def _run_resumable(tmp_path: Path, judge: object) -> tuple[str, str]:
+    out, err = tmp_path / "o.jsonl", tmp_path / "e.jsonl"
+    keys = IdIndex()
+    recover(out, key_field="id", keys=keys)
+    lines = recover(err, key_field="line").keys
+    await process_file(
+        tmp_path / "in.jsonl",
+        judge=judge,  # type: ignore[arg-type]
+        formatter=_fmt,
+        sinks={"out": JsonlSink(out), "errors": JsonlSink(err)},
+        options=RunOptions(),
+        skip_keys=keys,
+        skip_lines=lines,
+    )
+    return out.read_text(), err.read_text()
+
+
+async def test_resume_skips_rows_whose_ranking_failed(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 3, k=2)
+    first = await _run_resumable(tmp_path, _PromptJudge())
+    assert len(first[1].splitlines()) == 1
+    assert await _run_resumable(tmp_path, _PromptJudge()) == first
+
+
+async def test_a_judge_error_row_says_judge_error(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 3, k=2)
+    out, err = await _run_resumable(tmp_path, _PromptJudge(raise_error=True))
+    [error] = [json.loads(x) for x in err.splitlines()]
+    assert error["kind"] == "judge_error" and "no record for prompt 1" in error["reason"]
+    assert [json.loads(x)["id"] for x in out.splitlines()] == [0, 2]

@@ -25,6 +25,7 @@ from genrm_rank.cli.options import (
 )
 from genrm_rank.cli.run import default_sidecar, run_file_command
 from genrm_rank.judges.base import PairRequest
+from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
     Block,
@@ -64,6 +65,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if prompt_text.lstrip().startswith("["):
         with contextlib.suppress(json.JSONDecodeError):
             conversation = json.loads(prompt_text)
+    try:  # a bad prompt is a usage error, not a traceback from inside the judge
+        normalize_conversation(conversation, name="--prompt")
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"argument --prompt: {exc}") from None
     a = _text_arg(args.response_a, "--a")
     b = _text_arg(args.response_b, "--b")
     setup = make_judge(args)
