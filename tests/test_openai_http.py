@@ -491,3 +491,9 @@ async def test_judge_rejects_a_non_request() -> None:
     with pytest.raises(TypeError, match="'request'"):
         await judge.judge("hello")  # type: ignore[arg-type]
     await judge.aclose()
+
+
+def test_credentials_in_an_endpoint_url_are_refused_without_echoing_them() -> None:
+    with pytest.raises(ValueError, match=r"endpoints\[1\]' holds credentials") as info:
+        OpenAIJudge(["http://127.0.0.1:1/v1", "https://user:s3cret@host/v1"], model="m")
+    assert "s3cret" not in str(info.value)

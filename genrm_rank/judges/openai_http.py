@@ -310,6 +310,12 @@ class OpenAIJudge:
         for i, url in enumerate(urls):
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise ValueError(f"Argument 'endpoints[{i}]' must be an http(s) URL, not {url!r}.")
+            if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+                # Not echoed: endpoint URLs appear in errors, logs and cached verdicts.
+                raise ValueError(
+                    f"Argument 'endpoints[{i}]' holds credentials (user:password@host); pass the "
+                    "key with api_key_env or api_key_file instead."
+                )
         urls = [u.rstrip("/") for u in urls]
         if not isinstance(model, str) or not model:
             raise ValueError(f"Argument 'model' must be a non-empty string, not {model!r}.")
