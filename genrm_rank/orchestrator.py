@@ -370,11 +370,28 @@ class Orchestrator:
             run.outcome = state.job.scheduler.result()
         return run
 
-    async def _judge_items(self, items: list[_Pending]) -> list[Verdict]:
+    async def _judge_items(self, items: list[_Pending]) -> list[Verdict | BaseException]:
+        """Judge a batch; a judge error is returned in place of the verdict it stands for.
+
+        A job error raised by ``judge_batch`` is not charged to every prompt of the batch: the
+        batch is asked again one request at a time, so the error lands on its own prompt only.
+        """
         requests = [p.state.job.request(p.call, p.attempt) for p in items]
         if len(requests) > 1 and isinstance(self.judge, BatchJudge):
-            return list(await self.judge.judge_batch(requests))
-        return [await self.judge.judge(requests[0])]
+            try:
+                return list(await self.judge.judge_batch(requests))
+            except Exception as error:
+                if not _is_job_error(error):
+                    raise
+        results: list[Verdict | BaseException] = []
+        for request in requests:
+            try:
+                results.append(await self.judge.judge(request))
+            except Exception as error:
+                if not _is_job_error(error):
+                    raise
+                results.append(error)
+        return results
 
     async def run(
         self, jobs: Iterable[PromptJob] | AsyncIterable[PromptJob]
@@ -388,8 +405,8 @@ class Orchestrator:
         eager = self.admission == "eager"
         ready = _ReadyQueue(by_prompt_age=not eager)
         admitted = itertools.count()
-        tasks: dict[asyncio.Future[list[Verdict]], list[_Pending]] = {}
-        completed: asyncio.Queue[asyncio.Future[list[Verdict]]] = asyncio.Queue()
+        tasks: dict[asyncio.Future[list[Verdict | BaseException]], list[_Pending]] = {}
+        completed: asyncio.Queue[asyncio.Future[list[Verdict | BaseException]]] = asyncio.Queue()
         finished: deque[PromptRun] = deque()
         try:
             while True:
@@ -414,13 +431,22 @@ class Orchestrator:
                         finished.append(self._finish(state))
                 # Fill the window.
                 while ready and self.in_flight < self.max_in_flight and self.cap_reached is None:
-                    items = [ready.pop()]
+                    items: list[_Pending] = []
                     while (
                         ready
                         and len(items) < self.batch_size
                         and self.in_flight + len(items) < self.max_in_flight
                     ):
-                        items.append(ready.pop())
+                        item = ready.pop()
+                        if item.state.run.error is not None:
+                            # Its prompt already failed: close the call without paying for it.
+                            self._close_failed(item, item.state.run.error)
+                            if self._settle(item.state):
+                                finished.append(self._finish(item.state))
+                            continue
+                        items.append(item)
+                    if not items:
+                        continue
                     for item in items:
                         item.state.in_flight += 1
                     self.in_flight += len(items)
@@ -440,24 +466,17 @@ class Orchestrator:
                     items = tasks.pop(finished_call)
                     self.in_flight -= len(items)
                     error = finished_call.exception()
-                    if error is not None and not _is_job_error(error):
+                    if error is not None:
                         raise error
-                    verdicts = finished_call.result() if error is None else []
-                    for index, item in enumerate(items):
-                        state = item.state
+                    outcomes = finished_call.result()
+                    for item, outcome in zip(items, outcomes, strict=True):
                         # One at a time, so that a budget check of one item of a batch still
                         # counts the items behind it as outstanding.
-                        state.in_flight -= 1
-                        if error is not None:
-                            if state.run.error is None:
-                                state.run.error = error
-                                state.job.scheduler.stop()
-                            # Close the call so the scheduler's bookkeeping stays consistent.
-                            state.job.scheduler.record(
-                                item.call, Verdict.failed(FailureKind.UNAVAILABLE, error=str(error))
-                            )
+                        item.state.in_flight -= 1
+                        if isinstance(outcome, BaseException):
+                            self._close_failed(item, outcome)
                         else:
-                            self._take(item, verdicts[index], ready)
+                            self._take(item, outcome, ready)
                     for item in items:
                         if self._settle(item.state):
                             finished.append(self._finish(item.state))
@@ -476,6 +495,18 @@ class Orchestrator:
                     self.in_flight -= len(items)
                     for item in items:
                         item.state.in_flight -= 1
+
+    @staticmethod
+    def _close_failed(item: _Pending, error: BaseException) -> None:
+        """End a call whose prompt hit a judge error: the prompt stops, the call is closed."""
+        state = item.state
+        if state.run.error is None:
+            state.run.error = error
+            state.job.scheduler.stop()
+        # Close the call so the scheduler's bookkeeping stays consistent.
+        state.job.scheduler.record(
+            item.call, Verdict.failed(FailureKind.UNAVAILABLE, error=f"judge error: {error}")
+        )
 
     def _take(self, item: _Pending, verdict: Verdict, ready: _ReadyQueue) -> None:
         """Account for one verdict; re-ask it, or hand it to the scheduler."""

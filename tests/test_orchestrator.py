@@ -331,3 +331,43 @@ async def test_a_cancelled_run_gives_its_window_back() -> None:
     judge.delay = 0.0
     runs = await _collect(orchestrator, [_job(3, key=1)])
     assert [r.job.key for r in runs] == [1]
+
+
+class BatchMissingJudge(BatchCountingJudge):
+    """A batch judge whose record lacks every pair of prompt 'bad'."""
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        if request.prompt_id == "bad":
+            raise ReplayMissError("no record")
+        return await super().judge(request)
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        self.batches.append(len(requests))
+        return [await self.judge(r) for r in requests]
+
+
+async def test_a_judge_error_in_a_batch_lands_on_its_own_prompt_only() -> None:
+    judge = BatchMissingJudge()
+    jobs = [_job(3, key=k, prompt_id=k) for k in ("a", "bad", "b")]
+    runs = {r.job.key: r for r in await _collect(Orchestrator(judge, batch_size=32), jobs)}
+    assert isinstance(runs["bad"].error, ReplayMissError)
+    assert runs["a"].ok and runs["b"].ok
+    assert runs["a"].calls == runs["b"].calls == 6
+
+
+async def test_calls_of_a_failed_prompt_are_not_sent() -> None:
+    judge = MissingJudge()
+    sent: list[str] = []
+    original = judge.judge
+
+    async def spy(request: PairRequest) -> Verdict:
+        sent.append(request.prompt_id)
+        return await original(request)
+
+    judge.judge = spy  # type: ignore[method-assign]
+    # One request at a time: after the first 'bad' error, its 5 other calls are dropped unsent.
+    runs = await _collect(
+        Orchestrator(judge, max_in_flight=1), [_job(3, key="bad", prompt_id="bad")]
+    )
+    assert sent == ["bad"]
+    assert isinstance(runs[0].error, ReplayMissError) and runs[0].calls == 0
