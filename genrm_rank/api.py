@@ -58,9 +58,10 @@ def _run_sync(coro: Coroutine[Any, Any, T], name: str, judge: object = None) -> 
     """Run ``coro`` in a fresh event loop; let the judge drop loop-bound connections after."""
     try:
         asyncio.get_running_loop()
+        in_a_loop = True
     except RuntimeError:
-        pass
-    else:
+        in_a_loop = False
+    if in_a_loop:
         coro.close()
         raise RuntimeError(
             f"{name}() cannot run inside a running event loop; use 'await a{name}(...)' instead."

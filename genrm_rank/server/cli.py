@@ -199,7 +199,7 @@ def serve_sim_main(
     try:
         asyncio.run(_serve(config, args.host, args.port, args.replicas))
     except KeyboardInterrupt:
-        pass
+        return 0  # Ctrl-C is how a foreground serve-sim is stopped
     except OSError as exc:
         print(f"serve-sim: error: {exc}", file=sys.stderr)
         return 1
