@@ -42,24 +42,22 @@ def _strategy(value: str) -> str:
         ) from None
 
 
-def _positive_int(value: str) -> int:
+def _int_at_least(value: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {number}")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, not {number}")
     return number
+
+
+def _positive_int(value: str) -> int:
+    return _int_at_least(value, 1)
 
 
 def _nonneg_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {number}")
-    return number
+    return _int_at_least(value, 0)
 
 
 def _float(value: str) -> float:
