@@ -635,3 +635,28 @@ def test_compare_with_a_bad_prompt_is_a_usage_error(
     code = run_main("compare", "--judge", "simulated", "--prompt", prompt, "--a", "x", "--b", "y")
     assert code == 2
     assert "--prompt" in capsys.readouterr().err
+
+
+def test_a_defect_during_the_run_is_not_reported_as_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 2 means the user's options were wrong; a ValueError from inside the run is a bug."""
+    import genrm_rank.cli.run as run_module
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(run_module, "process_file", broken)
+    write_rows(tmp_path / "in.jsonl", 2)
+    with pytest.raises(RuntimeError, match="internal error during the run"):
+        main(
+            [
+                "rank",
+                str(tmp_path / "in.jsonl"),
+                "-o",
+                str(tmp_path / "o.jsonl"),
+                "--judge",
+                "simulated",
+                "--quiet",
+            ]
+        )

@@ -287,6 +287,10 @@ def run_file_command(
         outcome, received = asyncio.run(
             _drive(_run_pipeline(args, setup, formatter, sinks, recovered, options, progress))
         )
+    except ValueError as exc:
+        # Options were all checked above: a ValueError from inside the run is a defect, not a
+        # usage error (exit 2), so let it surface with its traceback.
+        raise RuntimeError(f"internal error during the run: {exc}") from exc
     finally:
         progress.close()
         if setup.cache is not None:
