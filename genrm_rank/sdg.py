@@ -169,6 +169,16 @@ def id_key(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def _first_duplicate(values: Sequence[str]) -> tuple[int, int] | None:
+    """Indices ``(j, i)``, ``j < i``, of the first value seen twice; ``None`` if all differ."""
+    seen: dict[str, int] = {}
+    for i, value in enumerate(values):
+        j = seen.setdefault(value, i)
+        if j != i:
+            return j, i
+    return None
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -375,16 +385,14 @@ class RowReader:
             return RowError(
                 line, row_id, "too_few_candidates", f"fewer than two candidates ({len(texts)})"
             )
-        seen_text: dict[str, int] = {}
-        for i, text in enumerate(texts):
-            j = seen_text.setdefault(text, i)
-            if j != i:
-                return RowError(
-                    line,
-                    row_id,
-                    "duplicate_candidate",
-                    f"candidates {j} and {i} have the same text",
-                )
+        twins = _first_duplicate(texts)
+        if twins is not None:
+            return RowError(
+                line,
+                row_id,
+                "duplicate_candidate",
+                f"candidates {twins[0]} and {twins[1]} have the same text",
+            )
         has_ids = any(ids)
         if has_ids:
             if not all(ids):
@@ -396,16 +404,15 @@ class RowReader:
                     f"{spec.candidates_field}[{missing}] has no {spec.candidate_id_key!r} while "
                     "others do",
                 )
-            seen_id: dict[str, int] = {}
-            for i, cid in enumerate(ids):
-                j = seen_id.setdefault(cid, i)
-                if j != i:
-                    return RowError(
-                        line,
-                        row_id,
-                        "duplicate_candidate",
-                        f"candidates {j} and {i} have the same id {cid!r}",
-                    )
+            twins = _first_duplicate(ids)
+            if twins is not None:
+                j, i = twins
+                return RowError(
+                    line,
+                    row_id,
+                    "duplicate_candidate",
+                    f"candidates {j} and {i} have the same id {ids[i]!r}",
+                )
         principle = data.get(spec.principle_field)
         if principle is not None and not isinstance(principle, str):
             return RowError(

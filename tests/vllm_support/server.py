@@ -243,10 +243,8 @@ class VLLMServer:
             return
         if self.proc.poll() is None:
             self.kill(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
         # The engine core may outlive the API server: always sweep the group.
         self.kill(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -152,6 +152,14 @@ def _digest(out: Path) -> str:
     return h.hexdigest()
 
 
+def _stamp_spec(stamp: Path) -> object:
+    """The spec a previous build recorded, or None for an unreadable stamp (rebuild then)."""
+    try:
+        return json.loads(stamp.read_text())["spec"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def build_tiny_model(out_dir: str | Path, *, force: bool = False) -> Path:
     """Build the tiny model into ``out_dir`` (no-op when already built).
 
@@ -159,12 +167,8 @@ def build_tiny_model(out_dir: str | Path, *, force: bool = False) -> Path:
     """
     out = Path(out_dir)
     stamp = out / STAMP
-    if not force and stamp.is_file():
-        try:
-            if json.loads(stamp.read_text())["spec"] == SPEC:
-                return out
-        except (ValueError, KeyError):
-            pass
+    if not force and stamp.is_file() and _stamp_spec(stamp) == SPEC:
+        return out
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _build_tokenizer(out)
     _build_model(out, tokenizer)
