@@ -34,6 +34,7 @@ from pathlib import Path
 
 from genrm_rank.errors import ReplayMissError
 from genrm_rank.judges.base import PairRequest
+from genrm_rank.textfiles import open_text
 from genrm_rank.verdict import FailureKind, Verdict
 
 __all__ = ["WINNER_RANKINGS", "ReplayJudge", "ReplayRecord"]
@@ -92,9 +93,9 @@ class ReplayJudge:
         second_field: str = "model_b",
         winner_field: str = "winner",
     ) -> ReplayJudge:
-        """Load a JSONL record (defaults fit the QLoRA Vicuna GPT-4 record)."""
+        """Load a JSONL record, plain or ``.gz`` (defaults fit the QLoRA Vicuna GPT-4 record)."""
         records = []
-        with open(path, encoding="utf-8") as handle:
+        with open_text(path) as handle:
             for line_number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
