@@ -30,7 +30,13 @@ from genrm_rank.api import PromptInput, arank_many
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+VICUNA_RECORD = (
+    Path(__file__).resolve().parents[1]
+    / "tests"
+    / "data"
+    / "qlora"
+    / "vicuna_gpt4_pairwise.jsonl.gz"
+)
 STRATEGIES = ["knockout", "swiss", "circular", "round_robin"]
 SWAPS = ["both", "random", "none"]
 NOISE_SCALE = 0.35  # E[sigmoid(|q1 - q2| / 0.35)] = 0.87 for q ~ N(0, 1)
@@ -82,7 +88,7 @@ def simulated(n: int, n_prompts: int, seed: int) -> list[tuple[str, str, float, 
 
 
 def replay(n: int, seed: int) -> list[tuple[str, str, float, float]]:
-    judge = ReplayJudge.from_jsonl(DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl")
+    judge = ReplayJudge.from_jsonl(VICUNA_RECORD)
     rng = np.random.default_rng(seed)
     prompts = []
     for qid in judge.prompt_ids():

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-"""The reference data sets shared by the project (``/work/shared/data`` in this checkout)."""
-
-ANSWERS = Path(__file__).resolve().parent / "fixtures" / "answers"
-"""Realistic GenRM answer texts used by the parser tests."""
+from reference_data import VICUNA_GPT4_PAIRWISE, expected_values, reference_path
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """Path to the shared reference data directory."""
-    return SHARED_DATA
+def expected() -> dict[str, Any]:
+    """The reference figures of ``tests/data/expected_values.json``."""
+    return expected_values()
+
+
+@pytest.fixture(scope="session")
+def vicuna_record() -> Path:
+    """GPT-4's verdicts on every ordered pair of 8 systems x 80 Vicuna questions (QLoRA)."""
+    return reference_path(VICUNA_GPT4_PAIRWISE)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import choix
@@ -12,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from reference_data import VICUNA_GPT4_PAIRWISE, read_jsonl
 from scipy.optimize import approx_fprime, check_grad
 
 from genrm_rank.aggregators import (
@@ -23,10 +22,6 @@ from genrm_rank.aggregators import (
 )
 from genrm_rank.aggregators.bradley_terry import _gradient, _hessian, _objective
 from genrm_rank.errors import ComparisonGraphError
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-EXPECTED = json.loads((DATA / "expected_values.json").read_text())
-QLORA = EXPECTED["qlora_vicuna_gpt4_pairwise"]
 
 
 def _random_pairs(seed: int, n_items: int, m: int) -> list[tuple[int, int]]:
@@ -50,9 +45,7 @@ def _centred(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _qlora() -> tuple[Comparisons, list[str]]:
-    path = DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["winner"] != "error"]
+    rows = [r for r in read_jsonl(VICUNA_GPT4_PAIRWISE) if r["winner"] != "error"]
     names = sorted({r["model_a"] for r in rows} | {r["model_b"] for r in rows})
     index = {name: i for i, name in enumerate(names)}
     outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}
@@ -68,6 +61,12 @@ def _qlora() -> tuple[Comparisons, list[str]]:
 @pytest.fixture(scope="module")
 def qlora() -> tuple[Comparisons, list[str]]:
     return _qlora()
+
+
+@pytest.fixture(scope="module")
+def qlora_figures(expected: dict[str, Any]) -> dict[str, Any]:
+    figures: dict[str, Any] = expected["qlora_vicuna_gpt4_pairwise"]
+    return figures
 
 
 # ---------------------------------------------------------------------------- references
@@ -157,27 +156,31 @@ def test_gradient_and_hessian_match_finite_differences(position_bias: bool, alph
 # ---------------------------------------------------------------------------- real data
 
 
-def test_qlora_order_and_elo_match_expected_values(qlora: tuple[Comparisons, list[str]]) -> None:
+def test_qlora_order_and_elo_match_expected_values(
+    qlora: tuple[Comparisons, list[str]], qlora_figures: dict[str, Any]
+) -> None:
     comparisons, names = qlora
-    assert len(comparisons) == QLORA["games_valid"]
+    assert len(comparisons) == qlora_figures["games_valid"]
     fit = bradley_terry(comparisons, alpha=0.0)
     elo = dict(zip(names, fit.elo().tolist(), strict=True))
-    expected = QLORA["bt_order_derived"]["elo_scaled"]
+    expected = qlora_figures["bt_order_derived"]["elo_scaled"]
     for name, value in expected.items():
         assert elo[name] == pytest.approx(value, abs=0.1)
-    order = QLORA["bt_order_derived"]["order"]
+    order = qlora_figures["bt_order_derived"]["order"]
     ours = sorted(names, key=lambda name: -elo[name])
     for a, b in zip(order, ours, strict=True):
         assert a == b or abs(elo[a] - elo[b]) < 10.0
 
 
-def test_qlora_position_bias_is_clearly_positive(qlora: tuple[Comparisons, list[str]]) -> None:
+def test_qlora_position_bias_is_clearly_positive(
+    qlora: tuple[Comparisons, list[str]], qlora_figures: dict[str, Any]
+) -> None:
     comparisons, _ = qlora
     decided = comparisons.outcome != 0.5
     first_share = comparisons.outcome[decided].mean()
     assert first_share == pytest.approx(
-        QLORA["first_position_wins"]
-        / (QLORA["first_position_wins"] + QLORA["second_position_wins"])
+        qlora_figures["first_position_wins"]
+        / (qlora_figures["first_position_wins"] + qlora_figures["second_position_wins"])
     )
     fit = bradley_terry(comparisons, alpha=0.0, position_bias=True)
     assert fit.position_bias is not None and fit.position_bias_stderr is not None

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_data import VICUNA_GPT4_PAIRWISE, read_jsonl
 
 from genrm_rank.aggregators import (
     Comparisons,
@@ -19,8 +17,6 @@ from genrm_rank.aggregators import (
     is_connected,
     majority_digraph,
 )
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def test_comparison_graph_counts_both_orders() -> None:
@@ -95,9 +91,9 @@ def test_majority_digraph_aggregates_both_orders() -> None:
 
 
 def test_qlora_judge_has_valid_majority_cycles() -> None:
-    path = DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["winner"] != "error" and r["qid"] == "1"]
+    rows = [
+        r for r in read_jsonl(VICUNA_GPT4_PAIRWISE) if r["winner"] != "error" and r["qid"] == "1"
+    ]
     names = sorted({r["model_a"] for r in rows} | {r["model_b"] for r in rows})
     index = {name: i for i, name in enumerate(names)}
     outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}

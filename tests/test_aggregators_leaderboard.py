@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from reference_data import VICUNA_GPT4_PAIRWISE, read_jsonl
 
 from genrm_rank.aggregators import LeaderboardTable, fit_leaderboard
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-QLORA = json.loads((DATA / "expected_values.json").read_text())["qlora_vicuna_gpt4_pairwise"]
 
 
 @pytest.fixture(scope="module")
 def games() -> tuple[list[str], list[str], list[float]]:
-    path = DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["winner"] != "error"]
+    rows = [r for r in read_jsonl(VICUNA_GPT4_PAIRWISE) if r["winner"] != "error"]
     outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}
     return (
         [r["model_a"] for r in rows],
@@ -32,19 +26,22 @@ def plain(games: tuple[list[str], list[str], list[float]]) -> LeaderboardTable:
     return fit_leaderboard(*games, position_bias=False, n_bootstrap=30, seed=0, alpha=0.0)
 
 
-def test_leaderboard_reproduces_expected_elo(plain: LeaderboardTable) -> None:
-    expected = QLORA["bt_order_derived"]
+def test_leaderboard_reproduces_expected_elo(
+    plain: LeaderboardTable, expected: dict[str, Any]
+) -> None:
+    derived = expected["qlora_vicuna_gpt4_pairwise"]["bt_order_derived"]
     assert [row.rank for row in plain.rows] == list(range(1, 9))
     for row in plain.rows:
-        assert row.rating == pytest.approx(expected["elo_scaled"][row.label], abs=0.1)
+        assert row.rating == pytest.approx(derived["elo_scaled"][row.label], abs=0.1)
     ratings = {row.label: row.rating for row in plain.rows}
-    for a, b in zip(expected["order"], [row.label for row in plain.rows], strict=True):
+    for a, b in zip(derived["order"], [row.label for row in plain.rows], strict=True):
         assert a == b or abs(ratings[a] - ratings[b]) < 10.0
     assert plain.position_bias is None and plain.position_bias_interval is None
 
 
-def test_leaderboard_columns(plain: LeaderboardTable) -> None:
-    assert sum(row.games for row in plain.rows) == 2 * QLORA["games_valid"]
+def test_leaderboard_columns(plain: LeaderboardTable, expected: dict[str, Any]) -> None:
+    games_valid = expected["qlora_vicuna_gpt4_pairwise"]["games_valid"]
+    assert sum(row.games for row in plain.rows) == 2 * games_valid
     for row in plain.rows:
         assert row.lower is not None and row.upper is not None
         assert row.lower <= row.rating <= row.upper

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,11 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from reference_data import PRD_RATINGS, read_jsonl
 
 from genrm_rank.aggregators import Comparisons, copeland, mean_score, simple_tiebreaker, win_rate
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-PRD = json.loads((DATA / "expected_values.json").read_text())["prd_vicuna80_winrates"]
 
 # PRD file names -> the names used in the published tables
 PRD_MODELS = {
@@ -34,8 +30,7 @@ LLM_REVIEWERS = ["bard", "claude", "gpt35", "gpt4", "vicuna-13b"]
 
 @pytest.fixture(scope="module")
 def prd_rows() -> list[dict[str, Any]]:
-    path = DATA / "prd" / "vicuna80_ratings_compact.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(PRD_RATINGS)
     # Only the five systems of the published table; this also drops gpt35's two extra
     # "answer-gpt35-vs-answer-gpt4" files (hyphenated names), which the notebook did not read.
     return [r for r in rows if r["model_a"] in PRD_MODELS and r["model_b"] in PRD_MODELS]
@@ -74,14 +69,19 @@ def _human_majority(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ],
 )
 def test_prd_published_win_rates(
-    prd_rows: list[dict[str, Any]], table: str, reviewers: list[str] | None
+    prd_rows: list[dict[str, Any]],
+    table: str,
+    reviewers: list[str] | None,
+    expected: dict[str, Any],
 ) -> None:
     if reviewers is None:
         rows = _human_majority(prd_rows)
     else:
         rows = [r for r in prd_rows if r["reviewer_dir"] in reviewers]
     rates = win_rate(_prd_comparisons(rows))
-    published = {k: v for k, v in PRD[table].items() if not k.startswith("_")}
+    published = {
+        k: v for k, v in expected["prd_vicuna80_winrates"][table].items() if not k.startswith("_")
+    }
     assert set(published) == set(PRD_NAMES)
     for i, name in enumerate(PRD_NAMES):
         assert rates[i] == pytest.approx(published[name], abs=1e-9), name

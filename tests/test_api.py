@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_data import VICUNA_GPT4_PAIRWISE, read_jsonl
 
 from genrm_rank.api import (
     PromptInput,
@@ -26,9 +28,6 @@ from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.results import Ranking, Selection
 from genrm_rank.verdict import FailureKind, Verdict
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-VICUNA = DATA / "qlora" / "vicuna_gpt4_pairwise.jsonl"
 
 
 class TransitiveJudge:
@@ -145,8 +144,8 @@ def test_group_rewards_nan_for_candidates_without_verdicts() -> None:
     assert np.isnan(rewards.rewards).all()
 
 
-def test_replayed_vicuna_round_robin_puts_gpt4_first() -> None:
-    judge = ReplayJudge.from_jsonl(VICUNA)
+def test_replayed_vicuna_round_robin_puts_gpt4_first(vicuna_record: Path) -> None:
+    judge = ReplayJudge.from_jsonl(vicuna_record)
     rankings: list[Ranking] = []
     for qid in ["1", "2", "3", "4", "5"]:
         systems = judge.candidates(qid)
@@ -165,15 +164,14 @@ def test_replayed_vicuna_round_robin_puts_gpt4_first() -> None:
     assert table.rows[0].label == "gpt-4"
 
 
-def test_leaderboard_over_the_whole_vicuna_record_matches_the_published_order() -> None:
+def test_leaderboard_over_the_whole_vicuna_record_matches_the_published_order(
+    expected: dict[str, Any],
+) -> None:
     games = []
-    with VICUNA.open() as handle:
-        for line in handle:
-            row = json.loads(line)
-            outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}.get(row["winner"])
-            if outcome is not None:
-                games.append((row["model_a"], row["model_b"], outcome))
-    expected = json.loads((DATA / "expected_values.json").read_text())
+    for row in read_jsonl(VICUNA_GPT4_PAIRWISE):
+        outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}.get(row["winner"])
+        if outcome is not None:
+            games.append((row["model_a"], row["model_b"], outcome))
     order = expected["qlora_vicuna_gpt4_pairwise"]["bt_order_derived"]["order"]
     table = leaderboard(games, n_bootstrap=0)
     assert table.rows[0].label == order[0] and table.rows[-1].label == order[-1]

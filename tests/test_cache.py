@@ -224,7 +224,12 @@ def test_cache_key_refuses_credentials(namespace: dict[str, Any]) -> None:
 
 
 def test_cache_key_allows_token_limits() -> None:
-    cache_key({"model": "m", "max_tokens": 4096, "skip_special_tokens": True}, REQUEST)
+    """Names holding "token" that are limits, not credentials, are part of the key."""
+    short = cache_key({"model": "m", "max_tokens": 4096, "skip_special_tokens": True}, REQUEST)
+    long = cache_key({"model": "m", "max_tokens": 8192, "skip_special_tokens": True}, REQUEST)
+    plain = cache_key({"model": "m", "max_tokens": 4096, "skip_special_tokens": False}, REQUEST)
+    assert len({short, long, plain}) == 3
+    assert all(len(key) == 64 and int(key, 16) >= 0 for key in (short, long, plain))
 
 
 @pytest.mark.parametrize(

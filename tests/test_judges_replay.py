@@ -8,9 +8,9 @@ artidoro/qlora@7f4e95a6) and genrm-protocol.md ("GPT-4 agrees with itself on onl
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,14 +21,13 @@ from genrm_rank.verdict import Verdict
 
 
 @pytest.fixture(scope="module")
-def record_path(shared_data: Path) -> Path:
-    return shared_data / "qlora" / "vicuna_gpt4_pairwise.jsonl"
+def record_path(vicuna_record: Path) -> Path:
+    return vicuna_record
 
 
 @pytest.fixture(scope="module")
-def expected(shared_data: Path) -> dict[str, int]:
-    values = json.loads((shared_data / "expected_values.json").read_text())
-    return values["qlora_vicuna_gpt4_pairwise"]  # type: ignore[no-any-return]
+def qlora_figures(expected: dict[str, Any]) -> dict[str, int]:
+    return expected["qlora_vicuna_gpt4_pairwise"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +63,18 @@ def test_record_covers_a_full_round_robin(record_path: Path) -> None:
 
 
 def test_outcome_counts_match_the_published_figures(
-    judged: dict[tuple[str, str, str], Verdict], expected: dict[str, int]
+    judged: dict[tuple[str, str, str], Verdict], qlora_figures: dict[str, int]
 ) -> None:
     assert len(judged) == 80 * 8 * 7
     outcomes = Counter(
         "error" if not v.ok else {1: "first", 2: "second", None: "tie"}[v.winner_slot]
         for v in judged.values()
     )
-    assert outcomes["first"] == expected["first_position_wins"] == 2512
-    assert outcomes["second"] == expected["second_position_wins"] == 1355
-    assert outcomes["tie"] == expected["ties"] == 600
-    assert outcomes["error"] == expected["errors"] == 13
-    assert outcomes["first"] + outcomes["second"] + outcomes["tie"] == expected["games_valid"]
+    assert outcomes["first"] == qlora_figures["first_position_wins"] == 2512
+    assert outcomes["second"] == qlora_figures["second_position_wins"] == 1355
+    assert outcomes["tie"] == qlora_figures["ties"] == 600
+    assert outcomes["error"] == qlora_figures["errors"] == 13
+    assert outcomes["first"] + outcomes["second"] + outcomes["tie"] == qlora_figures["games_valid"]
 
 
 def test_errors_are_unreadable_verdicts_with_raw_text(
@@ -90,7 +89,7 @@ def test_errors_are_unreadable_verdicts_with_raw_text(
 
 
 def test_swap_consistency_matches_the_published_figures(
-    judged: dict[tuple[str, str, str], Verdict], expected: dict[str, int]
+    judged: dict[tuple[str, str, str], Verdict], qlora_figures: dict[str, int]
 ) -> None:
     """Rule: over unordered pairs {a, b} of a question whose two orders both gave a verdict (no
     error), the judge is consistent when both orders name the same winning system, or both are
@@ -110,8 +109,8 @@ def test_swap_consistency_matches_the_published_figures(
         else:
             inconsistent += 1
     assert consistent + inconsistent == 2227
-    assert consistent == expected["swap_pairs_consistent"] == 1367
-    assert inconsistent == expected["swap_pairs_inconsistent"] == 860
+    assert consistent == qlora_figures["swap_pairs_consistent"] == 1367
+    assert inconsistent == qlora_figures["swap_pairs_inconsistent"] == 860
 
 
 def test_three_class_mapping() -> None:

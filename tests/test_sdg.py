@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from genrm_rank.judges.simulated import SimulatedJudge
+from genrm_rank.messages import normalize_conversation
 from genrm_rank.sdg import (
     Block,
     IdIndex,
@@ -83,15 +84,21 @@ def test_integer_and_string_ids_are_different_keys() -> None:
     first = reader.parse(1, _line({"id": 1, "prompt": "p", "candidates": ["a", "b"]}))
     second = reader.parse(2, _line({"id": "1", "prompt": "p", "candidates": ["a", "b"]}))
     assert isinstance(first, Row) and isinstance(second, Row)
+    assert (first.id, second.id) == (1, "1")
+    assert first.key != second.key
+    # Both are accepted by one reader: neither is a duplicate of the other.
+    third = reader.parse(3, _line({"id": 1, "prompt": "p", "candidates": ["a", "b"]}))
+    assert isinstance(third, RowError) and third.kind == "duplicate_id"
 
 
 @pytest.mark.parametrize(
-    ("spec", "row"),
+    ("spec", "row", "candidate_ids"),
     [
-        (RowSpec(id_field="uid"), {"uid": "x", "prompt": "p", "candidates": ["a", "b"]}),
+        (RowSpec(id_field="uid"), {"uid": "x", "prompt": "p", "candidates": ["a", "b"]}, None),
         (
             RowSpec(prompt_fields=("question",)),
             {"id": "x", "question": "p", "candidates": ["a", "b"]},
+            None,
         ),
         (
             RowSpec(
@@ -104,11 +111,22 @@ def test_integer_and_string_ids_are_different_keys() -> None:
                 "prompt": "p",
                 "responses": [{"model": "m", "response": "a"}, {"model": "n", "response": "b"}],
             },
+            ("m", "n"),
         ),
     ],
 )
-def test_field_names_are_configurable(spec: RowSpec, row: dict[str, object]) -> None:
-    assert isinstance(RowReader(spec).parse(1, _line(row)), Row)
+def test_field_names_are_configurable(
+    spec: RowSpec, row: dict[str, object], candidate_ids: tuple[str, ...] | None
+) -> None:
+    parsed = RowReader(spec).parse(1, _line(row))
+    assert isinstance(parsed, Row)
+    assert parsed.id == "x" and parsed.line == 1
+    assert parsed.candidates == ("a", "b")
+    assert parsed.candidate_ids == candidate_ids
+    assert parsed.prompt_field in spec.prompt_fields
+    assert normalize_conversation(parsed.conversation) == [{"role": "user", "content": "p"}]
+    # Read from the configured names: the same row under the default names is refused.
+    assert isinstance(RowReader().parse(1, _line(row)), RowError)
 
 
 def test_max_chars_none_accepts_long_texts() -> None:
