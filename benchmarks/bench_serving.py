@@ -112,7 +112,7 @@ async def run_orchestrator(
         PromptJob(conv, cands, Knockout(len(cands), swap="both", seed=i), prompt_id=pid)
         for i, (pid, conv, cands) in enumerate(prompts)
     )
-    orchestrator = Orchestrator(judge, max_in_flight=window, verdict_retries=0, admission=admission)
+    orchestrator = Orchestrator(judge, max_in_flight=window, retries=0, admission=admission)
     done = 0
     async for _ in orchestrator.run(jobs):
         done += 1

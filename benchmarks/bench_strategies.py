@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrm_rank.api import PromptInput, arank_many
+from genrm_rank import PromptInput, arank_many
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
 
@@ -48,16 +48,13 @@ async def _run(
 ) -> tuple[list[int | None], list[int]]:
     best: dict[object, int | None] = {}
     calls: dict[object, int] = {}
-    async for prompt, ranking in arank_many(
-        prompts,
-        judge=judge,
-        strategy=strategy,
-        swap=swap,
-        seed=seed,
-        max_in_flight=512,  # type: ignore[arg-type]
+    async for result in arank_many(
+        prompts, judge=judge, strategy=strategy, swap=swap, seed=seed, concurrency=512
     ):
-        best[prompt.key] = ranking.best
-        calls[prompt.key] = ranking.calls
+        if result.ranking is None:
+            raise RuntimeError(f"prompt {result.prompt.key}: {result.error}")
+        best[result.prompt.key] = result.ranking.best
+        calls[result.prompt.key] = result.ranking.calls
     keys = [p.key for p in prompts]
     return [best[k] for k in keys], [calls[k] for k in keys]
 

@@ -1,10 +1,11 @@
 """Chosen/rejected pairs for DPO from many prompts, with the streaming library API.
 
 Every prompt is ranked (round-robin, both orders) through one shared window of requests
-(``arank_many``); the best and the worst candidate become a pair when the judge separates them
-by at least ``--min-margin`` (Bradley-Terry log-odds). Output rows follow TRL's preference
-format: ``{"prompt", "chosen", "rejected"}``. For large files use the CLI instead, which adds
-resume, the verdict cache and the errors file:
+(``arank_many``); :func:`genrm_rank.sdg.preference_pairs` turns each ranking into its best and
+worst candidate, kept when the judge separates them by at least ``--min-margin`` (Bradley-Terry
+log-odds): the same policy ``genrm-rank pairs`` applies. Output rows follow TRL's preference
+format: ``{"prompt", "chosen", "rejected"}``. For large files use ``sdg_best_of_n.py``'s
+pipeline or the CLI, which add resume, the verdict cache and the errors file:
 ``genrm-rank pairs IN.jsonl -o pairs.jsonl --endpoint URL``.
 
     python examples/dpo_pairs.py -o /tmp/dpo.jsonl
@@ -19,9 +20,9 @@ from pathlib import Path
 
 from _sim import endpoint, parser
 
-from genrm_rank.api import PromptInput, arank_many
+from genrm_rank import OpenAIJudge, PromptInput, arank_many
 from genrm_rank.cli import bundled_example
-from genrm_rank.judges.openai_http import OpenAIJudge
+from genrm_rank.sdg import preference_pairs
 
 
 def prompts(path: Path, limit: int) -> Iterator[PromptInput]:
@@ -40,23 +41,18 @@ async def main(
     kept = 0
     async with OpenAIJudge(url, model=model) as judge:
         with open(out, "w", encoding="utf-8") as f:
-            async for prompt, ranking in arank_many(
-                prompts(source, limit), judge=judge, strategy="round_robin", seed=0
-            ):
-                if ranking.best is None:
+            async for result in arank_many(prompts(source, limit), judge=judge, seed=0):
+                if not result.ok or result.ranking is None:
+                    print(f"prompt {result.prompt.prompt_id}: no ranking ({result.error})")
                     continue
-                best, worst = ranking.order[0], ranking.order[-1]
-                margin = ranking.scores[best].strength - ranking.scores[worst].strength
-                if margin < min_margin:
-                    continue
-                pair = {
-                    "prompt": prompt.conversation,
-                    "chosen": prompt.candidates[best],
-                    "rejected": prompt.candidates[worst],
-                    "margin": round(margin, 3),
-                }
-                f.write(json.dumps(pair, ensure_ascii=False) + "\n")
-                kept += 1
+                for pair in preference_pairs(result.ranking, min_margin=min_margin):
+                    row = {
+                        "prompt": result.prompt.conversation,
+                        "chosen": result.prompt.candidates[pair.chosen],
+                        "rejected": result.prompt.candidates[pair.rejected],
+                    }
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    kept += 1
     print(f"{kept} pairs of {limit} prompts written to {out}")
 
 

@@ -1,10 +1,10 @@
-"""Filter a synthetic-data file: keep the best of N responses per prompt, drop prompts where
-nothing is good, and write SFT rows.
+"""Filter a synthetic-data file in Python: keep the best of N responses per prompt, drop
+prompts where nothing is good, and write SFT rows.
 
-It runs ``genrm-rank select`` (streaming, in input order, resumable, with a verdict cache and an
-errors file) and turns its output into ``{"id", "messages": [..., {"role": "assistant", ...}]}``
-rows. Rerunning it after a crash continues where it stopped and pays for no verdict twice.
-The same as two shell commands::
+It uses the library's SDG door (:mod:`genrm_rank.sdg`), the same code ``genrm-rank select``
+runs: rows streamed through the one runner, written in input order to files that survive a
+kill, a verdict cache so no verdict is paid twice, and an errors file for bad rows. Rerunning it
+after a crash continues where it stopped. The same as two shell commands::
 
     genrm-rank select IN.jsonl -o best.jsonl --endpoint URL --min-score 3.5 \\
         --rejected dropped.jsonl --cache verdicts.db --resume
@@ -15,45 +15,54 @@ The same as two shell commands::
         --input sdg.jsonl --workdir out/
 """
 
+import asyncio
 import json
 from pathlib import Path
 
 from _sim import endpoint, parser
 
-from genrm_rank.cli import bundled_example, main
+from genrm_rank import CachedJudge, OpenAIJudge, RankSpec, VerdictCache
+from genrm_rank.cli import bundled_example
+from genrm_rank.sdg import SelectThresholds, prepare_output, process_file, select_rows
 
 
-def run(url: str, model: str, source: Path, workdir: Path, min_score: float) -> int:
-    workdir.mkdir(parents=True, exist_ok=True)
-    best = workdir / "best.jsonl"
-    status = main(
-        [
-            "select",
-            str(source),
-            "-o",
-            str(best),
-            "--endpoint",
-            url,
-            "--model",
-            model,
-            "--strategy",
-            "knockout",
-            "--min-score",
-            str(min_score),
-            "--rejected",
-            str(workdir / "dropped.jsonl"),
-            "--cache",
-            str(workdir / "verdicts.db"),
-            "--resume",
-            "--seed",
-            "0",
-        ]
+async def select(url: str, model: str, source: Path, workdir: Path, min_score: float) -> int:
+    files = prepare_output(
+        {
+            "out": workdir / "best.jsonl",
+            "errors": workdir / "best.errors.jsonl",
+            "rejected": workdir / "dropped.jsonl",
+        },
+        resume=True,  # a first run finds nothing to resume; a rerun skips what is written
     )
-    if status not in (0, 1):  # 1: some rows were bad input (see best.errors.jsonl)
-        return status
-    sft = workdir / "sft.jsonl"
+    with VerdictCache(workdir / "verdicts.db") as cache:
+        http = OpenAIJudge(url, model=model)
+        judge = CachedJudge(http, cache, namespace={"model": model, "judge": "openai_http"})
+        async with judge:
+            outcome = await process_file(
+                source,
+                judge=judge,
+                spec=RankSpec(strategy="knockout", seed=0),
+                formatter=select_rows(SelectThresholds(min_score=min_score), rejected_sink=True),
+                sinks=files.sinks,
+                skip_keys=files.skip_keys,
+                skip_lines=files.skip_lines,
+            )
+    counts = outcome.counters
+    print(
+        f"{counts.ok} kept, {counts.rejected} dropped, {counts.failed} failed, "
+        f"{counts.skipped} rows skipped (resume); {outcome.stats.calls} judge calls paid, "
+        f"{outcome.stats.cached_calls} verdicts from the cache"
+    )
+    return 0 if outcome.status == "complete" else 3
+
+
+def write_sft(workdir: Path) -> int:
     n = 0
-    with open(best, encoding="utf-8") as src, open(sft, "w", encoding="utf-8") as dst:
+    with (
+        open(workdir / "best.jsonl", encoding="utf-8") as src,
+        open(workdir / "sft.jsonl", "w", encoding="utf-8") as dst,
+    ):
         for line in src:
             row = json.loads(line)
             prompt = (
@@ -66,8 +75,7 @@ def run(url: str, model: str, source: Path, workdir: Path, min_score: float) -> 
                 json.dumps({"id": row["id"], "messages": messages}, ensure_ascii=False) + "\n"
             )
             n += 1
-    print(f"{n} SFT rows in {sft}; dropped prompts in {workdir / 'dropped.jsonl'}")
-    return status
+    return n
 
 
 if __name__ == "__main__":
@@ -76,5 +84,9 @@ if __name__ == "__main__":
     p.add_argument("--workdir", type=Path, default=Path("sdg_out"))
     p.add_argument("--min-score", type=float, default=3.5)
     args = p.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
     with endpoint(args.endpoint) as url:
-        raise SystemExit(run(url, args.model, args.input, args.workdir, args.min_score))
+        status = asyncio.run(select(url, args.model, args.input, args.workdir, args.min_score))
+    n = write_sft(args.workdir)
+    print(f"{n} SFT rows in {args.workdir / 'sft.jsonl'}; dropped prompts in dropped.jsonl")
+    raise SystemExit(status)

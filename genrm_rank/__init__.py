@@ -2,13 +2,23 @@
 
 Pairwise GenRM verdicts (NVIDIA Nemotron GenRMs served by vLLM) become a best-of-N choice
 (:func:`select_best`), a full ranking with confidence (:func:`rank`), group rewards for RL
-(:func:`group_rewards`), a model leaderboard (:func:`leaderboard`), or a filtered dataset (the
-``genrm-rank`` CLI). Judge calls are the currency: every result says how many it spent.
+(:func:`group_rewards`), a model leaderboard (:func:`leaderboard`), or a filtered dataset
+(:mod:`genrm_rank.sdg` in Python, the ``genrm-rank`` CLI). Every door takes a :class:`RankSpec`
+and goes through one :class:`Runner`. Judge calls are the currency: every result says how many
+it paid.
+
+The top level holds the entry points and the values users touch; the plumbing (the
+orchestrator, strategies, statistics) lives in submodules.
 """
 
+from genrm_rank.aggregators import (
+    BradleyTerryFit,
+    Comparisons,
+    LeaderboardTable,
+    bradley_terry,
+)
 from genrm_rank.api import (
     GroupRewards,
-    PromptInput,
     agroup_rewards,
     arank,
     arank_many,
@@ -18,8 +28,8 @@ from genrm_rank.api import (
     rank,
     select_best,
 )
-from genrm_rank.cache import CachedJudge, VerdictCache
-from genrm_rank.consistency import ConsistencyReport, consistency_report
+from genrm_rank.cache import VerdictCache
+from genrm_rank.consistency import ConsistencyReport
 from genrm_rank.errors import (
     BudgetExhaustedError,
     ComparisonGraphError,
@@ -29,25 +39,28 @@ from genrm_rank.errors import (
     ReplayMissError,
     VerdictError,
 )
-from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
+from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
+from genrm_rank.judges.cached import CachedJudge
 from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.messages import build_messages
-from genrm_rank.orchestrator import JudgeStatistics, Orchestrator, PromptJob, PromptRun
 from genrm_rank.parsing import parse_verdict
-from genrm_rank.results import CandidateScore, Ranking, Selection
-from genrm_rank.strategies import make_strategy
+from genrm_rank.results import CandidateScore, Ranking
+from genrm_rank.runner import PromptInput, PromptResult, Runner
+from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import FailureKind, RubricScore, Usage, Verdict
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BatchJudge",
+    "BradleyTerryFit",
     "BudgetExhaustedError",
     "CachedJudge",
     "CandidateScore",
     "ComparisonGraphError",
+    "Comparisons",
     "ConsistencyReport",
     "EndpointsUnavailableError",
     "FailureKind",
@@ -55,18 +68,17 @@ __all__ = [
     "GroupRewards",
     "Judge",
     "JudgeError",
-    "JudgeStatistics",
+    "LeaderboardTable",
     "OpenAIJudge",
-    "Orchestrator",
     "PairRequest",
     "PromptInput",
-    "PromptJob",
-    "PromptRun",
+    "PromptResult",
+    "RankSpec",
     "Ranking",
     "ReplayJudge",
     "ReplayMissError",
     "RubricScore",
-    "Selection",
+    "Runner",
     "SimulatedJudge",
     "Usage",
     "Verdict",
@@ -76,12 +88,10 @@ __all__ = [
     "arank",
     "arank_many",
     "aselect_best",
+    "bradley_terry",
     "build_messages",
-    "consistency_report",
     "group_rewards",
-    "judge_many",
     "leaderboard",
-    "make_strategy",
     "parse_verdict",
     "rank",
     "select_best",

@@ -1,19 +1,35 @@
 """The public entry points: :func:`select_best`, :func:`rank`, :func:`group_rewards`,
-:func:`leaderboard`, and :func:`arank_many` for many prompts at once.
+:func:`arank_many` for many prompts at once, and :func:`leaderboard`.
+
+Each is a call of the one runner (:class:`~genrm_rank.runner.Runner`) with a
+:class:`~genrm_rank.spec.RankSpec`: pass a ``spec``, or its fields as keyword arguments
+(``strategy=``, ``swap=``, ``budget=``, ``seed=``, ... the names of
+:class:`~genrm_rank.spec.SpecFields`), never both. The defaults are those of the matching CLI
+command (:data:`~genrm_rank.spec.SELECT_DEFAULTS`, :data:`~genrm_rank.spec.RANK_DEFAULTS`,
+:data:`~genrm_rank.spec.REWARD_DEFAULTS`).
 
 Each has one async implementation (``aselect_best``, ``arank``, ``agroup_rewards``); the sync
-names are thin :func:`asyncio.run` wrappers, like ``httpx.get``.
+names are thin :func:`asyncio.run` wrappers with the same signature, like ``httpx.get``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Mapping, Sequence
+import functools
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import Unpack
 
 from genrm_rank.aggregators import (
     LeaderboardTable,
@@ -23,23 +39,25 @@ from genrm_rank.aggregators import (
     simple_tiebreaker,
     win_rate,
 )
+from genrm_rank.errors import BudgetExhaustedError
 from genrm_rank.judges.base import Judge
-from genrm_rank.messages import Conversation, normalize_conversation
-from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun, aiterate
-from genrm_rank.results import (
-    DEFAULT_ALPHA,
-    Ranking,
-    Selection,
-    build_ranking,
-    judgements_to_comparisons,
+from genrm_rank.messages import Conversation
+from genrm_rank.results import Ranking, judgements_to_comparisons
+from genrm_rank.runner import PromptInput, PromptResult, Runner
+from genrm_rank.spec import (
+    RANK_DEFAULTS,
+    REWARD_DEFAULTS,
+    SELECT_DEFAULTS,
+    Preference,
+    RankSpec,
+    SpecFields,
+    preference_mapping,
+    resolve_spec,
 )
-from genrm_rank.strategies import check_swap, make_strategy, strategy_name
-from genrm_rank.verdict import PreferenceMapping, linear_preference
 
 __all__ = [
     "REWARDS",
     "GroupRewards",
-    "PromptInput",
     "agroup_rewards",
     "arank",
     "arank_many",
@@ -51,176 +69,78 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 REWARDS = ("simple_tiebreaker", "mean_score", "bradley_terry", "win_rate")
 
 
-def _run_sync(coro: Coroutine[Any, Any, T], name: str, judge: object = None) -> T:
-    """Run ``coro`` in a fresh event loop; let the judge drop loop-bound connections after."""
-    try:
-        asyncio.get_running_loop()
-        in_a_loop = True
-    except RuntimeError:
-        in_a_loop = False
-    if in_a_loop:
-        coro.close()
-        raise RuntimeError(
-            f"{name}() cannot run inside a running event loop; use 'await a{name}(...)' instead."
-        )
+def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The sync twin of an async entry point: same signature, run in a fresh event loop.
 
-    async def main() -> T:
+    After the call, the judge (``judge=`` argument) drops its loop-bound connections.
+    """
+    name = afunc.__name__.removeprefix("a")
+
+    @functools.wraps(afunc)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return await coro
-        finally:
-            release = getattr(judge, "aclose_connections", None)
-            if release is not None:
-                await release()
-
-    return asyncio.run(main())
-
-
-def _check_candidates(candidates: Sequence[str]) -> list[str]:
-    if isinstance(candidates, str) or not isinstance(candidates, Sequence):
-        raise TypeError(
-            f"Argument 'candidates' must be a sequence of strings, not {type(candidates).__name__}."
-        )
-    for i, text in enumerate(candidates):
-        if not isinstance(text, str):
-            raise TypeError(
-                f"Argument 'candidates[{i}]' must be a string, not {type(text).__name__}."
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                f"{name}() cannot run inside a running event loop; use "
+                f"'await {afunc.__name__}(...)' instead."
             )
-    if len(candidates) < 2:
-        raise ValueError(
-            f"Argument 'candidates' must hold at least 2 candidates, not {len(candidates)}."
-        )
-    return list(candidates)
+        judge = kwargs.get("judge")
 
+        async def main() -> T:
+            try:
+                return await afunc(*args, **kwargs)
+            finally:
+                release = getattr(judge, "aclose_connections", None)
+                if release is not None:
+                    await release()
 
-@dataclass(frozen=True)
-class PromptInput:
-    """One prompt of a many-prompt run (:func:`arank_many`)."""
+        return asyncio.run(main())
 
-    conversation: Conversation
-    candidates: Sequence[str]
-    principle: str | None = None
-    prompt_id: str = ""
-    candidate_ids: Sequence[str] | None = None
-    key: Any = None
-
-
-def _job(
-    prompt: PromptInput,
-    *,
-    strategy: str,
-    swap: str,
-    samples: int,
-    seed: int | None,
-    budget: int | None,
-    preference_mapping: PreferenceMapping,
-    strategy_options: Mapping[str, Any] | None,
-) -> PromptJob:
-    candidates = _check_candidates(prompt.candidates)
-    normalize_conversation(prompt.conversation)  # fail early, naming the argument
-    scheduler = make_strategy(
-        strategy,
-        len(candidates),
-        swap=swap,
-        samples=samples,
-        seed=seed,
-        preference_mapping=preference_mapping,
-        **dict(strategy_options or {}),
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = (
+        f"Sync twin of :func:`{afunc.__name__}` (``asyncio.run``); same arguments.\n\n"
+        + (afunc.__doc__ or "")
     )
-    return PromptJob(
-        conversation=prompt.conversation,
-        candidates=candidates,
-        scheduler=scheduler,
-        principle=prompt.principle,
-        prompt_id=prompt.prompt_id,
-        candidate_ids=None
-        if prompt.candidate_ids is None
-        else [str(c) for c in prompt.candidate_ids],
-        budget=budget,
-        key=prompt.key,
-    )
+    return run
 
 
-async def _arank(
+async def _rank_one(prompt: PromptInput, judge: Judge, spec: RankSpec, concurrency: int) -> Ranking:
+    """One prompt through the runner; a judge error with no usable verdict is raised."""
+    runner = Runner(judge, spec, concurrency=concurrency)
+    results = [result async for result in runner.run([prompt])]
+    if not results:  # pragma: no cover - no run-wide cap is set for one prompt
+        raise BudgetExhaustedError("The run ended before the prompt finished.")
+    result = results[0]
+    if result.ranking is None:
+        raise result.error or RuntimeError("the runner gave neither a ranking nor an error")
+    return result.ranking
+
+
+async def aselect_best(
     candidates: Sequence[str],
     conversation: Conversation,
     *,
     judge: Judge,
-    strategy: str,
-    swap: str,
-    principle: str | None,
-    seed: int | None,
-    budget: int | None,
-    samples: int,
-    candidate_ids: Sequence[str] | None,
-    prompt_id: str,
-    max_in_flight: int,
-    verdict_retries: int,
-    position_bias: bool,
-    alpha: float,
-    confidence: float,
-    n_bootstrap: int,
-    preference_mapping: PreferenceMapping,
-    strategy_options: Mapping[str, Any] | None,
-    result_type: type[Ranking],
-) -> Ranking:
-    name = strategy_name(strategy)
-    swap = check_swap(swap)
-    job = _job(
-        PromptInput(conversation, candidates, principle, prompt_id, candidate_ids),
-        strategy=name,
-        swap=swap,
-        samples=samples,
-        seed=seed,
-        budget=budget,
-        preference_mapping=preference_mapping,
-        strategy_options=strategy_options,
-    )
-    orchestrator = Orchestrator(judge, max_in_flight=max_in_flight, verdict_retries=verdict_retries)
-    runs: list[PromptRun] = [run async for run in orchestrator.run([job])]
-    run = runs[0]
-    # An errored call is closed with a failed verdict, so judgements are never empty here.
-    if run.error is not None and not any(j.verdict.ok for j in run.judgements):
-        raise run.error
-    return build_ranking(
-        run,
-        strategy=name,
-        swap=swap,
-        alpha=alpha,
-        position_bias=position_bias,
-        confidence=confidence,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        preference_mapping=preference_mapping,
-        result_type=result_type,
-    )
-
-
-async def arank(
-    candidates: Sequence[str],
-    conversation: Conversation,
-    *,
-    judge: Judge,
-    strategy: str = "round_robin",
-    swap: str = "both",
+    spec: RankSpec | None = None,
     principle: str | None = None,
-    seed: int | None = None,
-    budget: int | None = None,
-    samples: int = 1,
-    candidate_ids: Sequence[str] | None = None,
     prompt_id: str = "",
-    max_in_flight: int = 64,
-    verdict_retries: int = 1,
-    position_bias: bool = True,
-    alpha: float = DEFAULT_ALPHA,
-    confidence: float = 0.95,
-    n_bootstrap: int = 0,
-    preference_mapping: PreferenceMapping = linear_preference,
-    strategy_options: Mapping[str, Any] | None = None,
+    candidate_ids: Sequence[str] | None = None,
+    concurrency: int = 64,
+    **fields: Unpack[SpecFields],
 ) -> Ranking:
-    """Rank candidate responses to a conversation with a pairwise judge.
+    """Choose the best of N candidates with a pairwise judge.
+
+    By default a knockout in both orders (:data:`~genrm_rank.spec.SELECT_DEFAULTS`): 2(N-1)
+    calls. The result's ``best``, ``best_text`` and ``p_best`` give the choice, ``calls`` what
+    it paid and ``status`` whether the strategy decided it (``"complete"``) or a budget cut it
+    short (``"budget_bound"``).
 
     Parameters
     ----------
@@ -229,112 +149,60 @@ async def arank(
     conversation : str or list of dict
         The prompt, or the chat history ending with a user turn.
     judge : Judge
-        Any judge (:class:`~genrm_rank.judges.simulated.SimulatedJudge`,
-        :class:`~genrm_rank.judges.replay.ReplayJudge`, the HTTP judge, ...).
-    strategy : str
-        ``"round_robin"`` (default here), ``"knockout"``, ``"circular"`` or ``"swiss"``.
-    swap : {"both", "random", "none"}
-        Position debiasing: both orders combined softly, one seeded random order, or none.
+        Any judge (:class:`~genrm_rank.judges.openai_http.OpenAIJudge`,
+        :class:`~genrm_rank.judges.simulated.SimulatedJudge`, a cached or replay judge, ...).
+    spec : RankSpec, optional
+        How to rank; or give its fields as keyword arguments (``strategy``, ``swap``,
+        ``samples``, ``seed``, ``budget``, ``retries``, ``preference``, ``position_bias``,
+        ``alpha``, ``confidence``, ``p_best_draws``, ``bootstrap_rounds``,
+        ``strategy_options``), not both.
     principle : str, optional
         A rubric for the judge.
-    seed : int, optional
-        Seed of every random choice (orders, brackets, posterior draws).
-    budget : int, optional
-        Most judge calls to spend; the result says when it bound.
-    samples : int
-        Judgements per match and order.
+    prompt_id : str
+        Identifies the prompt to the judge and keys its randomness (see
+        :meth:`~genrm_rank.runner.PromptInput.seed_key`).
     candidate_ids : sequence of str, optional
-        Stable ids of the candidates (reported; used by replay judges and leaderboards).
-    max_in_flight : int
-        Concurrent judge requests.
-    verdict_retries : int
-        Re-asks of a failed verdict before it counts as failed.
-    position_bias : bool
-        Fit the judge's slot-1 advantage jointly in the Bradley-Terry aggregation.
-    alpha : float
-        L2 prior of the Bradley-Terry fit.
-    confidence : float
-        Level of the strength intervals.
-    n_bootstrap : int
-        Bootstrap resamples for the intervals (0: normal approximation).
-    preference_mapping : callable
-        Ranking (1..6) to preference (0..1).
-    strategy_options : mapping, optional
-        Extra options for the strategy (e.g. ``{"seeding": [...]}`` for a knockout).
+        Stable ids of the candidates.
+    concurrency : int
+        Judge requests in flight at once.
 
     Returns
     -------
     Ranking
-    """
-    return await _arank(
-        candidates, conversation, judge=judge, strategy=strategy, swap=swap, principle=principle,
-        seed=seed, budget=budget, samples=samples, candidate_ids=candidate_ids,
-        prompt_id=prompt_id, max_in_flight=max_in_flight, verdict_retries=verdict_retries,
-        position_bias=position_bias, alpha=alpha, confidence=confidence, n_bootstrap=n_bootstrap,
-        preference_mapping=preference_mapping, strategy_options=strategy_options,
-        result_type=Ranking,
-    )  # fmt: skip
-
-
-async def aselect_best(
-    candidates: Sequence[str],
-    conversation: Conversation,
-    *,
-    judge: Judge,
-    strategy: str = "knockout",
-    swap: str = "both",
-    principle: str | None = None,
-    seed: int | None = None,
-    budget: int | None = None,
-    samples: int = 1,
-    candidate_ids: Sequence[str] | None = None,
-    prompt_id: str = "",
-    max_in_flight: int = 64,
-    verdict_retries: int = 1,
-    position_bias: bool = True,
-    alpha: float = DEFAULT_ALPHA,
-    confidence: float = 0.95,
-    n_bootstrap: int = 0,
-    preference_mapping: PreferenceMapping = linear_preference,
-    strategy_options: Mapping[str, Any] | None = None,
-) -> Selection:
-    """Choose the best of N candidates (a knockout with both orders by default: 2(N-1) calls).
-
-    Takes the same arguments as :func:`arank`; returns a :class:`~genrm_rank.results.Selection`
-    whose ``best``, ``best_text`` and ``p_best`` give the choice, and ``calls`` its cost.
-    """
-    result = await _arank(
-        candidates, conversation, judge=judge, strategy=strategy, swap=swap, principle=principle,
-        seed=seed, budget=budget, samples=samples, candidate_ids=candidate_ids,
-        prompt_id=prompt_id, max_in_flight=max_in_flight, verdict_retries=verdict_retries,
-        position_bias=position_bias, alpha=alpha, confidence=confidence, n_bootstrap=n_bootstrap,
-        preference_mapping=preference_mapping, strategy_options=strategy_options,
-        result_type=Selection,
-    )  # fmt: skip
-    if not isinstance(result, Selection):  # pragma: no cover - result_type guarantees it
-        raise TypeError("internal error: expected a Selection")
-    return result
-
-
-def rank(candidates: Sequence[str], conversation: Conversation, **options: Any) -> Ranking:
-    """Sync twin of :func:`arank` (``asyncio.run``); same arguments."""
-    return _run_sync(arank(candidates, conversation, **options), "rank", options.get("judge"))
-
-
-def select_best(candidates: Sequence[str], conversation: Conversation, **options: Any) -> Selection:
-    """Sync twin of :func:`aselect_best` (``asyncio.run``); same arguments.
 
     Examples
     --------
     >>> from genrm_rank import SimulatedJudge, select_best
     >>> judge = SimulatedJudge(qualities={"4": 2.0, "5": -1.0, "four": 1.0}, seed=0)
-    >>> choice = select_best(["5", "4", "four"], "What is 2 + 2?", judge=judge, seed=0)
-    >>> choice.best_text, choice.calls
-    ('4', 4)
+    >>> choice = select_best(["5", "4", "four"], "What is 2 + 2?", judge=judge)
+    >>> choice.best_text, choice.calls, choice.status
+    ('4', 4, 'complete')
     """
-    return _run_sync(
-        aselect_best(candidates, conversation, **options), "select_best", options.get("judge")
-    )
+    prompt = PromptInput(conversation, candidates, principle, prompt_id, candidate_ids)
+    resolved = resolve_spec(spec, fields, SELECT_DEFAULTS)
+    return await _rank_one(prompt, judge, resolved, concurrency)
+
+
+async def arank(
+    candidates: Sequence[str],
+    conversation: Conversation,
+    *,
+    judge: Judge,
+    spec: RankSpec | None = None,
+    principle: str | None = None,
+    prompt_id: str = "",
+    candidate_ids: Sequence[str] | None = None,
+    concurrency: int = 64,
+    **fields: Unpack[SpecFields],
+) -> Ranking:
+    """Rank candidate responses with a pairwise judge: strengths, intervals, P(best).
+
+    By default a round-robin in both orders (:data:`~genrm_rank.spec.RANK_DEFAULTS`): N(N-1)
+    calls. Takes the same arguments as :func:`aselect_best`.
+    """
+    prompt = PromptInput(conversation, candidates, principle, prompt_id, candidate_ids)
+    resolved = resolve_spec(spec, fields, RANK_DEFAULTS)
+    return await _rank_one(prompt, judge, resolved, concurrency)
 
 
 @dataclass(frozen=True)
@@ -352,26 +220,31 @@ async def agroup_rewards(
     conversation: Conversation,
     *,
     judge: Judge,
-    strategy: str = "circular",
-    swap: str = "none",
     reward: str = "simple_tiebreaker",
-    **options: Any,
+    spec: RankSpec | None = None,
+    principle: str | None = None,
+    prompt_id: str = "",
+    concurrency: int = 64,
+    **fields: Unpack[SpecFields],
 ) -> GroupRewards:
     """Rewards for a GRPO-style group of rollouts.
 
     The default reproduces NVIDIA's RLHF recipe (NeMo-Gym ``genrm_compare``): circular pairs
-    ``(i, (i+1) % N)`` with no swap (N calls) and the ``simple_tiebreaker`` reward (mean
-    individual score, ties broken by the ranking). ``reward`` may also be ``"mean_score"``,
-    ``"bradley_terry"`` (strength with the position term) or ``"win_rate"``. A candidate with no
-    usable comparison gets NaN, never an invented middle value.
+    ``(i, (i+1) % N)`` with no swap (N calls; :data:`~genrm_rank.spec.REWARD_DEFAULTS`) and the
+    ``simple_tiebreaker`` reward (mean individual score, ties broken by the ranking). ``reward``
+    may also be ``"mean_score"``, ``"bradley_terry"`` (strength, with the position term when the
+    spec's ``position_bias`` is on) or ``"win_rate"``. A candidate with no usable comparison
+    gets NaN, never an invented middle value. Other arguments as in :func:`aselect_best`.
     """
     if reward not in REWARDS:
         raise ValueError(f"Argument 'reward' must be one of {REWARDS}, not {reward!r}.")
-    ranking = await arank(
-        candidates, conversation, judge=judge, strategy=strategy, swap=swap, **options
-    )
+    resolved = resolve_spec(spec, fields, REWARD_DEFAULTS)
+    prompt = PromptInput(conversation, candidates, principle, prompt_id)
+    ranking = await _rank_one(prompt, judge, resolved, concurrency)
     n = len(ranking.candidates)
-    comparisons = judgements_to_comparisons(n, ranking.judgements)
+    comparisons = judgements_to_comparisons(
+        n, ranking.judgements, preference_mapping=resolved.preference_mapping
+    )
     rewards: NDArray[np.float64]
     if reward == "simple_tiebreaker":
         has_scores = comparisons.score_first is not None and bool(
@@ -389,7 +262,9 @@ async def agroup_rewards(
         rewards = win_rate(comparisons)
     else:
         fit = bradley_terry(
-            comparisons, alpha=options.get("alpha", DEFAULT_ALPHA), position_bias=True
+            comparisons,
+            alpha=resolved.alpha,
+            position_bias=resolved.position_bias and len(comparisons) > 0,
         )
         rewards = np.array(fit.params, dtype=float)
         counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
@@ -397,87 +272,60 @@ async def agroup_rewards(
     return GroupRewards(np.asarray(rewards, dtype=float), reward, ranking)
 
 
-def group_rewards(
-    candidates: Sequence[str], conversation: Conversation, **options: Any
-) -> GroupRewards:
-    """Sync twin of :func:`agroup_rewards`."""
-    return _run_sync(
-        agroup_rewards(candidates, conversation, **options), "group_rewards", options.get("judge")
-    )
-
-
 async def arank_many(
     prompts: Iterable[PromptInput] | AsyncIterable[PromptInput],
     *,
     judge: Judge,
-    strategy: str = "knockout",
-    swap: str = "both",
-    seed: int | None = None,
-    budget: int | None = None,
-    samples: int = 1,
-    max_in_flight: int = 256,
-    verdict_retries: int = 1,
+    spec: RankSpec | None = None,
+    concurrency: int = 64,
     max_calls: int | None = None,
     max_tokens: int | None = None,
-    position_bias: bool = True,
-    alpha: float = DEFAULT_ALPHA,
-    confidence: float = 0.95,
-    n_bootstrap: int = 0,
-    preference_mapping: PreferenceMapping = linear_preference,
-    strategy_options: Mapping[str, Any] | None = None,
-    orchestrator: Orchestrator | None = None,
-) -> AsyncIterator[tuple[PromptInput, Ranking]]:
-    """Rank many prompts through one judge with one global window of requests.
+    **fields: Unpack[SpecFields],
+) -> AsyncIterator[PromptResult]:
+    """Rank many prompts through one judge with one window of requests.
 
-    Yields ``(prompt, ranking)`` in completion order. Prompts are read lazily. Pass your own
-    ``orchestrator`` to watch its statistics (calls, tokens, failures, pooled position bias).
+    Yields a :class:`~genrm_rank.runner.PromptResult` per prompt, in completion order (its
+    ``prompt`` says which; ``ranking``, or ``error`` when there is none). Prompts are read
+    lazily. ``max_calls`` and ``max_tokens`` are run-wide ceilings on paid generations: prompts
+    a cap leaves unfinished are not yielded. Defaults as :func:`arank`
+    (:data:`~genrm_rank.spec.RANK_DEFAULTS`). To watch the run's statistics, use
+    :class:`~genrm_rank.runner.Runner` itself.
     """
-    name = strategy_name(strategy)
-    swap = check_swap(swap)
-    if orchestrator is None:
-        orchestrator = Orchestrator(
-            judge,
-            max_in_flight=max_in_flight,
-            verdict_retries=verdict_retries,
-            max_calls=max_calls,
-            max_tokens=max_tokens,
-        )
-    inputs: dict[int, PromptInput] = {}
+    runner = Runner(
+        judge,
+        resolve_spec(spec, fields, RANK_DEFAULTS),
+        concurrency=concurrency,
+        max_calls=max_calls,
+        max_tokens=max_tokens,
+    )
+    async for result in runner.run(prompts):
+        yield result
 
-    async def jobs() -> AsyncIterator[PromptJob]:
-        async for prompt in aiterate(prompts):
-            job = _job(
-                prompt, strategy=name, swap=swap, samples=samples, seed=seed, budget=budget,
-                preference_mapping=preference_mapping, strategy_options=strategy_options,
-            )  # fmt: skip
-            inputs[id(job)] = prompt
-            yield job
 
-    async for run in orchestrator.run(jobs()):
-        prompt = inputs.pop(id(run.job))
-        yield prompt, build_ranking(
-            run, strategy=name, swap=swap, alpha=alpha, position_bias=position_bias,
-            confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
-            preference_mapping=preference_mapping,
-        )  # fmt: skip
+select_best = _sync_twin(aselect_best)
+rank = _sync_twin(arank)
+group_rewards = _sync_twin(agroup_rewards)
 
 
 def leaderboard(
     results: Iterable[Ranking] | Iterable[tuple[str, str, float]],
     *,
     position_bias: bool = True,
-    n_bootstrap: int = 200,
+    bootstrap_rounds: int = 200,
     seed: int | None = None,
     confidence: float = 0.95,
+    preference: Preference = "linear",
 ) -> LeaderboardTable:
     """A model-level leaderboard from verdicts across many prompts (Arena-Hard style).
 
     ``results`` holds :class:`~genrm_rank.results.Ranking` objects whose candidates carry ids
     (the system that wrote each candidate), or ``(first_label, second_label, outcome)`` games
-    with ``outcome`` the strength with which the slot-1 system won. Fits Bradley-Terry with a
-    position term, with bootstrap intervals, on the Elo scale (Chiang et al. 2024, Chatbot
-    Arena, arXiv:2403.04132; Li et al. 2024, Arena-Hard, arXiv:2406.11939).
+    with ``outcome`` the strength with which the slot-1 system won. A ranking's verdicts become
+    outcomes through ``preference`` (as :class:`~genrm_rank.spec.RankSpec` takes it). Fits
+    Bradley-Terry with a position term, with bootstrap intervals, on the Elo scale (Chiang et
+    al. 2024, Chatbot Arena, arXiv:2403.04132; Li et al. 2024, Arena-Hard, arXiv:2406.11939).
     """
+    mapping = preference_mapping(preference)
     first: list[str] = []
     second: list[str] = []
     outcome: list[float] = []
@@ -493,7 +341,7 @@ def leaderboard(
                     continue
                 first.append(item.candidate_ids[j.first])
                 second.append(item.candidate_ids[j.second])
-                outcome.append(j.verdict.preference)
+                outcome.append(j.verdict.preference_with(mapping))
         else:
             game: tuple[str, str, float] = item  # type: ignore[assignment]
             first.append(str(game[0]))
@@ -502,6 +350,6 @@ def leaderboard(
     if not first:
         raise ValueError("Argument 'results' holds no usable game.")
     return fit_leaderboard(
-        first, second, np.array(outcome), position_bias=position_bias, n_bootstrap=n_bootstrap,
-        seed=seed, confidence=confidence,
+        first, second, np.array(outcome), position_bias=position_bias,
+        n_bootstrap=bootstrap_rounds, seed=seed, confidence=confidence,
     )  # fmt: skip

@@ -9,11 +9,17 @@ length runs in bounded memory.
 
 It also:
 
-- re-asks a failed verdict (unreadable, truncated, ...) up to ``verdict_retries`` times before
-  handing it to the scheduler as failed (never as a made-up value);
-- enforces per-prompt call budgets (the scheduler is stopped, the result says it bound) and
-  run-wide caps on calls and tokens (no new calls; unfinished prompts are left out of the output,
-  to be resumed);
+- is the one retry layer: it re-asks a failed verdict (unreadable, truncated, no answer, ...)
+  up to ``retries`` times before handing it to the scheduler as failed (never as a made-up
+  value). Judges make at most one generation per call; what a call paid is
+  ``Verdict.attempts`` (0 for a request no server started, 1 for a generation, or for a
+  failure that may have generated, such as a timeout);
+- enforces per-prompt call budgets and run-wide caps on calls and tokens as *ceilings* on paid
+  generations: a call is sent only if, counting every call already paid and every call still
+  queued or in flight as paid, the budget and the caps still hold. Verdicts served from a cache
+  are free: they are counted apart (``cached``) and give their reservation back. When a budget
+  stops a strategy before it is done, the run says so (``budget_bound``); when a cap is reached,
+  no new call is made and unfinished prompts are left out of the output, to be resumed;
 - keeps judge-level statistics across every prompt of the run (:class:`JudgeStatistics`), the
   seam through which strategies can share what is learnt about the judge (e.g. its position
   bias) across prompts: a scheduler with a ``bind_judge_statistics(stats)`` method is handed the
@@ -57,9 +63,11 @@ RETRYABLE_FAILURES = frozenset(
         FailureKind.TRUNCATED,
         FailureKind.OUT_OF_RANGE,
         FailureKind.EMPTY,
+        FailureKind.UNAVAILABLE,
     }
 )
-"""Failures worth asking again (a new sample); ``rejected`` and ``unavailable`` are not."""
+"""Failures worth asking again: the model said something unusable, or no answer came back
+(a timeout, a 5xx, a dropped connection). ``rejected`` (the server refused the request) is not."""
 
 
 @dataclass
@@ -132,7 +140,9 @@ class PromptRun:
     judgements: list[Judgement] = field(default_factory=list)
     outcome: StrategyOutcome = field(default_factory=StrategyOutcome)
     calls: int = 0
-    """Judge calls (generations) paid, re-asks and resamples included."""
+    """Judge calls (generations) paid, re-asks included; cached verdicts are not."""
+    cached: int = 0
+    """Verdicts served from a cache (free; not counted in :attr:`calls` or any budget)."""
     failed_calls: int = 0
     """Verdicts that stayed failed after every re-ask (handed to the scheduler as failed)."""
     reasked: int = 0
@@ -219,6 +229,7 @@ class _Pending:
     state: _ActiveJob
     call: PairCall
     attempt: int = 0
+    reserved_tokens: int = 0
 
 
 class _ReadyQueue:
@@ -249,6 +260,9 @@ class _ReadyQueue:
         item.state.queued -= 1
         return item
 
+    def peek(self) -> _Pending:
+        return self._heap[0][2]
+
     def clear(self) -> None:
         self._heap.clear()
 
@@ -264,14 +278,20 @@ class Orchestrator:
     judge : Judge
     max_in_flight : int
         Requests outstanding at once, across all prompts.
-    verdict_retries : int
-        Times a failed verdict of a retryable kind is asked again before it counts as failed.
+    retries : int
+        Times a failed verdict of a retryable kind (:data:`RETRYABLE_FAILURES`) is asked again
+        before it counts as failed. Every re-ask is a paid call, within the budget and caps.
     batch_size : int
         Requests sent per ``judge_batch`` call when the judge is a
         :class:`~genrm_rank.judges.base.BatchJudge` (1: one ``judge`` call per request).
     max_calls, max_tokens : int, optional
-        Run-wide caps. Once reached, no new request is made; prompts still unfinished are not
-        returned (they can be resumed) and :attr:`cap_reached` says which cap bound.
+        Run-wide ceilings on paid generations and on the tokens they use. A call is sent only if
+        the cap still holds with every call in flight counted as paid: for ``max_calls`` one
+        generation each; for ``max_tokens`` the judge's own bound for the call
+        (``judge.call_token_bound(request)``, when the judge has it), else the largest call seen
+        so far in the run (and one call at a time until a first one has come back). Once nothing
+        more fits, no new request is made; prompts still unfinished are not returned (they can
+        be resumed) and :attr:`cap_reached` says which cap bound.
     on_progress : callable, optional
         Called as ``on_progress(stats, in_flight)`` after every verdict.
     admission : {"streaming", "eager"}
@@ -288,8 +308,8 @@ class Orchestrator:
         self,
         judge: Judge,
         *,
-        max_in_flight: int = 256,
-        verdict_retries: int = 1,
+        max_in_flight: int = 64,
+        retries: int = 2,
         batch_size: int = 1,
         max_calls: int | None = None,
         max_tokens: int | None = None,
@@ -298,8 +318,8 @@ class Orchestrator:
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"Argument 'max_in_flight' must be >= 1, not {max_in_flight}.")
-        if verdict_retries < 0:
-            raise ValueError(f"Argument 'verdict_retries' must be >= 0, not {verdict_retries}.")
+        if retries < 0:
+            raise ValueError(f"Argument 'retries' must be >= 0, not {retries}.")
         if batch_size < 1:
             raise ValueError(f"Argument 'batch_size' must be >= 1, not {batch_size}.")
         if admission not in ("streaming", "eager"):
@@ -311,7 +331,7 @@ class Orchestrator:
                 raise ValueError(f"Argument '{name}' must be >= 0 or None, not {cap}.")
         self.judge = judge
         self.max_in_flight = max_in_flight
-        self.verdict_retries = verdict_retries
+        self.retries = retries
         self.batch_size = batch_size if isinstance(judge, BatchJudge) else 1
         self.max_calls = max_calls
         self.max_tokens = max_tokens
@@ -320,6 +340,8 @@ class Orchestrator:
         self.stats = JudgeStatistics()
         self.cap_reached: str | None = None
         self.in_flight = 0
+        self._reserved_tokens = 0
+        self._largest_call_tokens = 0
 
     def _cap_check(self) -> None:
         if self.cap_reached is not None:
@@ -329,12 +351,37 @@ class Orchestrator:
         elif self.max_tokens is not None and self.stats.usage.total_tokens >= self.max_tokens:
             self.cap_reached = "max_tokens"
 
+    def _token_bound(self, item: _Pending) -> int | None:
+        """Most tokens one call may use: the judge's bound, else the largest call seen."""
+        bound = getattr(self.judge, "call_token_bound", None)
+        if bound is not None:
+            value = bound(item.state.job.request(item.call, item.attempt))
+            if value is not None:
+                return int(value)
+        return self._largest_call_tokens or None
+
+    def _fits(self, item: _Pending, batch_size: int) -> str | None:
+        """The cap that sending ``item`` (after ``batch_size`` others) would break, if any."""
+        in_flight = self.in_flight + batch_size
+        if self.max_calls is not None and self.stats.calls + in_flight >= self.max_calls:
+            return "max_calls"
+        if self.max_tokens is not None:
+            bound = self._token_bound(item)
+            if bound is None:
+                # Nothing known of a call's size yet: one call at a time until one comes back.
+                return "max_tokens" if in_flight else None
+            spent = self.stats.usage.total_tokens + self._reserved_tokens
+            if spent + bound > self.max_tokens:
+                return "max_tokens"
+            item.reserved_tokens = bound
+        return None
+
     def _release(self, state: _ActiveJob, ready: _ReadyQueue) -> None:
         """Move a job's newly available calls into the ready queue, within its budget."""
         budget = state.job.budget
-        # Re-asks and judge-side resamples are paid calls too: count what is paid and what is
-        # still out, not only the first asks, so that the budget is never overshot.
-        left = None if budget is None else budget - max(state.issued, self._committed(state))
+        # Re-asks are paid calls too: count what is paid and what is still out, so that the
+        # budget is never overshot.
+        left = None if budget is None else budget - self._committed(state)
         calls = state.job.scheduler.next_pairs(left)
         state.issued += len(calls)
         for call in calls:
@@ -342,7 +389,7 @@ class Orchestrator:
 
     @staticmethod
     def _committed(state: _ActiveJob) -> int:
-        """Calls a job has paid for, plus its requests still queued or in flight."""
+        """Calls a job has paid for, plus its requests still queued or in flight (as if paid)."""
         return state.run.calls + state.in_flight + state.queued
 
     def _settle(self, state: _ActiveJob) -> bool:
@@ -351,11 +398,7 @@ class Orchestrator:
             return False
         scheduler = state.job.scheduler
         budget = state.job.budget
-        if (
-            not scheduler.done
-            and budget is not None
-            and max(state.issued, self._committed(state)) >= budget
-        ):
+        if not scheduler.done and budget is not None and self._committed(state) >= budget:
             scheduler.stop()  # it still wants calls the budget does not allow
             state.run.budget_bound = True
         if scheduler.done:
@@ -429,21 +472,33 @@ class Orchestrator:
                     self._release(state, ready)
                     if self._settle(state):
                         finished.append(self._finish(state))
-                # Fill the window.
-                while ready and self.in_flight < self.max_in_flight and self.cap_reached is None:
+                # Fill the window, as far as the caps allow with every call in flight paid.
+                blocked: str | None = None
+                while (
+                    ready
+                    and self.in_flight < self.max_in_flight
+                    and self.cap_reached is None
+                    and blocked is None
+                ):
                     items: list[_Pending] = []
                     while (
                         ready
                         and len(items) < self.batch_size
                         and self.in_flight + len(items) < self.max_in_flight
                     ):
-                        item = ready.pop()
+                        item = ready.peek()
                         if item.state.run.error is not None:
                             # Its prompt already failed: close the call without paying for it.
+                            ready.pop()
                             self._close_failed(item, item.state.run.error)
                             if self._settle(item.state):
                                 finished.append(self._finish(item.state))
                             continue
+                        blocked = self._fits(item, len(items))
+                        if blocked is not None:
+                            break
+                        ready.pop()
+                        self._reserved_tokens += item.reserved_tokens
                         items.append(item)
                     if not items:
                         continue
@@ -453,6 +508,10 @@ class Orchestrator:
                     future = asyncio.ensure_future(self._judge_items(items))
                     future.add_done_callback(completed.put_nowait)
                     tasks[future] = items
+                if blocked is not None and not tasks:
+                    # Nothing in flight and the next call does not fit: the cap is reached.
+                    self.cap_reached = blocked
+                    ready.clear()
                 while finished:
                     yield finished.popleft()
                 if not tasks:
@@ -495,10 +554,12 @@ class Orchestrator:
                     self.in_flight -= len(items)
                     for item in items:
                         item.state.in_flight -= 1
+                        self._reserved_tokens -= item.reserved_tokens
 
-    @staticmethod
-    def _close_failed(item: _Pending, error: BaseException) -> None:
+    def _close_failed(self, item: _Pending, error: BaseException) -> None:
         """End a call whose prompt hit a judge error: the prompt stops, the call is closed."""
+        self._reserved_tokens -= item.reserved_tokens
+        item.reserved_tokens = 0
         state = item.state
         if state.run.error is None:
             state.run.error = error
@@ -512,14 +573,22 @@ class Orchestrator:
         """Account for one verdict; re-ask it, or hand it to the scheduler."""
         state = item.state
         run = state.run
+        self._reserved_tokens -= item.reserved_tokens
+        item.reserved_tokens = 0
         self.stats.add(verdict)
-        run.calls += verdict.attempts
-        if verdict.usage is not None:
-            run.usage = run.usage + verdict.usage
+        if verdict.cached:
+            run.cached += 1  # free: its reservation is given back, no budget is used
+        else:
+            run.calls += verdict.attempts
+            if verdict.usage is not None:
+                run.usage = run.usage + verdict.usage
+                self._largest_call_tokens = max(
+                    self._largest_call_tokens, verdict.usage.total_tokens
+                )
         self._cap_check()
         if (
             verdict.failure in RETRYABLE_FAILURES
-            and item.attempt < self.verdict_retries
+            and item.attempt < self.retries
             and self.cap_reached is None
             and (state.job.budget is None or self._committed(state) < state.job.budget)
         ):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from genrm_rank.aggregators import (
 )
 from genrm_rank.consistency import ConsistencyReport, consistency_report
 from genrm_rank.orchestrator import PromptRun
+from genrm_rank.spec import DEFAULT_ALPHA, RankSpec
 from genrm_rank.strategies.base import Judgement
 from genrm_rank.verdict import PreferenceMapping, Usage, linear_preference
 
@@ -41,15 +42,16 @@ __all__ = [
     "DEFAULT_ALPHA",
     "CandidateScore",
     "Ranking",
-    "Selection",
+    "RankingStatus",
     "build_ranking",
     "judgements_to_comparisons",
 ]
 
-DEFAULT_ALPHA = 0.05
-"""L2 prior strength of the per-prompt Bradley-Terry fit: a N(0, 1/(2*alpha)) prior on each
-strength (standard deviation about 3.2 in log-odds). Weak enough to let a few verdicts speak,
-strong enough that a candidate that won every match gets a finite strength and an interval."""
+RankingStatus = Literal["complete", "budget_bound", "judge_error", "no_verdict"]
+"""How a prompt's ranking ended: the strategy ran to its end (``complete``); its budget stopped
+it before it could decide (``budget_bound``: the best is a provisional pick from the evidence
+so far); a judge error stopped it (``judge_error``); or no verdict was usable (``no_verdict``:
+no candidate is chosen)."""
 
 
 def judgements_to_comparisons(
@@ -131,7 +133,9 @@ class Ranking:
     scores : tuple of CandidateScore
         Per-candidate scores, in input order.
     calls : int
-        Judge calls (generations) spent, re-asks and resamples included.
+        Judge calls (generations) paid, re-asks included. Cached verdicts are not counted.
+    cached : int
+        Verdicts served from a verdict cache (free).
     failed_calls : int
         Verdicts that stayed failed after re-asking.
     usage : Usage
@@ -139,7 +143,10 @@ class Ranking:
     budget : int or None
         The call budget given.
     budget_bound : bool
-        Whether the budget stopped the strategy early.
+        Whether the budget stopped the strategy before it was done.
+    status : str
+        ``"complete"``, ``"budget_bound"``, ``"judge_error"`` or ``"no_verdict"``
+        (:data:`RankingStatus`). Only a ``complete`` ranking's best is the strategy's decision.
     strategy, swap : str
         How the candidates were compared.
     position_bias : float or None
@@ -169,6 +176,7 @@ class Ranking:
     usage: Usage
     budget: int | None
     budget_bound: bool
+    status: RankingStatus
     strategy: str
     swap: str
     position_bias: float | None
@@ -180,6 +188,7 @@ class Ranking:
     judgements: tuple[Judgement, ...] = field(repr=False)
     confidence: float = 0.95
     candidate_ids: tuple[str, ...] | None = None
+    cached: int = 0
 
     @property
     def best_text(self) -> str | None:
@@ -208,6 +217,11 @@ class Ranking:
         """Whether a best candidate was determined from usable verdicts."""
         return self.best is not None
 
+    @property
+    def decided(self) -> bool:
+        """Whether the strategy ran to its end: the best is its decision, not a provisional pick."""
+        return self.status == "complete"
+
     def to_dict(self, *, include_judgements: bool = False) -> dict[str, Any]:
         """A JSON-ready summary (texts left out; indices refer to the input order)."""
         out: dict[str, Any] = {
@@ -216,7 +230,9 @@ class Ranking:
             "order": list(self.order),
             "p_best": self.p_best,
             "scores": [_clean(asdict(s)) for s in self.scores],
+            "status": self.status,
             "calls": self.calls,
+            "cached": self.cached,
             "failed_calls": self.failed_calls,
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
@@ -248,11 +264,6 @@ class Ranking:
         return out
 
 
-@dataclass(frozen=True)
-class Selection(Ranking):
-    """A best-of-N choice: a :class:`Ranking` whose point is :attr:`best` (and its P(best))."""
-
-
 def _finite(value: float | None) -> float | None:
     if value is None or not np.isfinite(value):
         return None
@@ -272,47 +283,23 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def build_ranking(
-    run: PromptRun,
-    *,
-    strategy: str,
-    swap: str,
-    alpha: float = DEFAULT_ALPHA,
-    position_bias: bool = True,
-    confidence: float = 0.95,
-    n_bootstrap: int = 0,
-    p_best_samples: int = 4000,
-    seed: int | None = None,
-    preference_mapping: PreferenceMapping = linear_preference,
-    result_type: type[Ranking] = Ranking,
-) -> Ranking:
-    """Aggregate one prompt's run into a :class:`Ranking`.
+def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) -> Ranking:
+    """Aggregate one prompt's run into a :class:`Ranking`, as ``spec`` says.
 
     Parameters
     ----------
     run : PromptRun
         What the orchestrator produced for the prompt.
-    strategy, swap : str
-        Recorded on the result.
-    alpha : float
-        L2 prior of the Bradley-Terry fit (see :data:`DEFAULT_ALPHA`).
-    position_bias : bool
-        Fit the judge's slot-1 advantage jointly (debiasing one-order calls by estimation).
-    confidence : float
-        Interval level, in (0, 1).
-    n_bootstrap : int
-        Bootstrap resamples for percentile intervals; 0 uses the normal approximation.
-    p_best_samples : int
-        Posterior draws for P(best).
+    spec : RankSpec
+        The strategy and swap mode (recorded on the result) and the aggregation settings:
+        preference mapping, position term, prior, interval level, P(best) draws, bootstrap.
     seed : int, optional
-        Seed of the posterior draws and the bootstrap.
-    preference_mapping : callable
-        Ranking to preference (see :mod:`genrm_rank.verdict`).
-    result_type : type
-        :class:`Ranking` or :class:`Selection`.
+        Seed of the posterior draws and the bootstrap (the prompt's own, from
+        :meth:`RankSpec.prompt_seeds`).
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"Argument 'confidence' must be in (0, 1), not {confidence}.")
+    alpha, confidence, position_bias = spec.alpha, spec.confidence, spec.position_bias
+    n_bootstrap, p_best_samples = spec.bootstrap_rounds, spec.p_best_draws
+    preference_mapping = spec.preference_mapping
     job = run.job
     n = len(job.candidates)
     # Verdicts arrive in completion order; a fixed order makes results reproducible run to run.
@@ -382,7 +369,19 @@ def build_ranking(
         )
         for i in range(n)
     )
-    return result_type(
+    if not usable:
+        status: RankingStatus = "no_verdict"
+    elif run.error is not None:
+        status = "judge_error"
+    elif run.budget_bound:
+        status = "budget_bound"
+        notes.append(
+            "the best is a provisional pick from the verdicts the budget allowed, not the "
+            "strategy's decision"
+        )
+    else:
+        status = "complete"
+    return Ranking(
         candidates=tuple(job.candidates),
         order=tuple(order),
         best=best,
@@ -392,8 +391,9 @@ def build_ranking(
         usage=run.usage,
         budget=job.budget,
         budget_bound=run.budget_bound,
-        strategy=strategy,
-        swap=swap,
+        status=status,
+        strategy=spec.strategy,
+        swap=spec.swap,
         position_bias=fit.position_bias,
         consistency=consistency_report(judgements),
         connected=connected,
@@ -403,4 +403,5 @@ def build_ranking(
         judgements=tuple(judgements),
         confidence=confidence,
         candidate_ids=ids,
+        cached=run.cached,
     )

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from genrm_rank.errors import VerdictError
 
@@ -45,6 +46,8 @@ __all__ = [
     "Verdict",
     "linear_preference",
     "table_preference",
+    "verdict_from_dict",
+    "verdict_to_dict",
 ]
 
 SCORE_MIN, SCORE_MAX = 1.0, 5.0
@@ -193,7 +196,10 @@ class Verdict:
     usage : Usage or None
         Tokens the server reported, summed over every attempt that produced this verdict.
     attempts : int
-        Judge calls (generations) this verdict cost, resamples included.
+        Generations this verdict paid for: 1 for an answer (or for a failure after which the
+        server may have generated, such as a timeout), 0 for a request no server started on
+        (refused, or rejected before generating). A judge makes at most one generation a call;
+        re-asks are separate calls, counted by the orchestrator.
     cached : bool
         Served from a verdict cache: ``attempts`` and ``usage`` are what it cost when it was
         first paid, not now. Not part of equality.
@@ -306,3 +312,120 @@ class Verdict:
     def total_tokens(self) -> int:
         """Total tokens spent on this verdict (0 when the server reported none)."""
         return 0 if self.usage is None else self.usage.total_tokens
+
+
+_VERDICT_KEYS = frozenset(
+    {
+        "score_1",
+        "score_2",
+        "ranking",
+        "rubrics",
+        "raw",
+        "reasoning",
+        "failure",
+        "error",
+        "finish_reason",
+        "usage",
+        "attempts",
+    }
+)
+_RUBRIC_KEYS = frozenset({"rubric_id", "score_1", "score_2", "ranking"})
+_USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens"})
+
+
+# --------------------------------------------------------------------------------------------
+# Verdict <-> JSON
+
+
+def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
+    """Every field of a verdict as a JSON-ready dict; :func:`verdict_from_dict` inverts it.
+
+    >>> verdict_to_dict(Verdict(score_1=4, score_2=2, ranking=2))["ranking"]
+    2
+    """
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"Argument 'verdict' must be a Verdict, not {type(verdict).__name__}.")
+    usage = verdict.usage
+    return {
+        "score_1": verdict.score_1,
+        "score_2": verdict.score_2,
+        "ranking": verdict.ranking,
+        "rubrics": [
+            {
+                "rubric_id": r.rubric_id,
+                "score_1": r.score_1,
+                "score_2": r.score_2,
+                "ranking": r.ranking,
+            }
+            for r in verdict.rubrics
+        ],
+        "raw": verdict.raw,
+        "reasoning": verdict.reasoning,
+        "failure": None if verdict.failure is None else verdict.failure.value,
+        "error": verdict.error,
+        "finish_reason": verdict.finish_reason,
+        "usage": None
+        if usage is None
+        else {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+        "attempts": verdict.attempts,
+    }
+
+
+def _check_keys(data: Mapping[str, Any], allowed: frozenset[str], name: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"Argument '{name}' has unknown keys {unknown}.")
+
+
+def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
+    """The verdict a :func:`verdict_to_dict` dict describes.
+
+    Missing keys take the :class:`~genrm_rank.verdict.Verdict` defaults; unknown keys raise
+    ``ValueError``, as do values the verdict itself rejects.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"Argument 'data' must be a mapping, not {type(data).__name__}.")
+    _check_keys(data, _VERDICT_KEYS, "data")
+    rubrics = []
+    for i, item in enumerate(data.get("rubrics") or ()):
+        if not isinstance(item, Mapping):
+            raise TypeError(
+                f"Argument 'data['rubrics'][{i}]' must be a mapping, not {type(item).__name__}."
+            )
+        _check_keys(item, _RUBRIC_KEYS, f"data['rubrics'][{i}]")
+        rubrics.append(
+            RubricScore(
+                item.get("rubric_id"), item.get("score_1"), item.get("score_2"), item.get("ranking")
+            )
+        )
+    usage_data = data.get("usage")
+    usage = None
+    if usage_data is not None:
+        if not isinstance(usage_data, Mapping):
+            raise TypeError(
+                f"Argument 'data['usage']' must be a mapping or None, "
+                f"not {type(usage_data).__name__}."
+            )
+        _check_keys(usage_data, _USAGE_KEYS, "data['usage']")
+        usage = Usage(
+            int(usage_data.get("prompt_tokens", 0)), int(usage_data.get("completion_tokens", 0))
+        )
+    attempts = data.get("attempts", 1)
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
+        raise TypeError(
+            f"Argument 'data['attempts']' must be an int, not {type(attempts).__name__}."
+        )
+    failure = data.get("failure")
+    return Verdict(
+        score_1=data.get("score_1"),
+        score_2=data.get("score_2"),
+        ranking=data.get("ranking"),
+        rubrics=tuple(rubrics),
+        raw=data.get("raw"),
+        reasoning=data.get("reasoning"),
+        failure=None if failure is None else FailureKind(failure),
+        error=data.get("error"),
+        finish_reason=data.get("finish_reason"),
+        usage=usage,
+        attempts=attempts,
+    )

@@ -89,7 +89,7 @@ def build(source: Path) -> list[dict]:
 def gpt4_strengths(source: Path) -> dict[str, dict[str, float]]:
     """Per-question Bradley-Terry strengths of the 8 systems from GPT-4's pairwise verdicts."""
     from genrm_rank.aggregators import Comparisons, bradley_terry
-    from genrm_rank.results import DEFAULT_ALPHA
+    from genrm_rank.spec import DEFAULT_ALPHA
 
     systems = [s for s, _, _ in SYSTEMS]
     index = {s: i for i, s in enumerate(systems)}

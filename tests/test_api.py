@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from reference_data import VICUNA_GPT4_PAIRWISE, read_jsonl
 
 from genrm_rank.api import (
-    PromptInput,
     arank,
     arank_many,
     aselect_best,
@@ -26,7 +25,9 @@ from genrm_rank.api import (
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
-from genrm_rank.results import Ranking, Selection
+from genrm_rank.results import Ranking
+from genrm_rank.runner import PromptInput
+from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import FailureKind, Verdict
 
 
@@ -64,7 +65,7 @@ class DeadVerdictJudge:
 def test_knockout_finds_the_best_of_a_transitive_judge(values: list[int], seed: int) -> None:
     judge = TransitiveJudge()
     choice = select_best([str(v) for v in values], "Largest?", judge=judge, seed=seed)
-    assert isinstance(choice, Selection)
+    assert isinstance(choice, Ranking) and choice.status == "complete"
     assert choice.best_text == str(max(values))
     assert choice.calls == judge.calls == 2 * (len(values) - 1)
 
@@ -111,7 +112,7 @@ def test_one_random_order_is_debiased_by_the_fitted_position_term() -> None:
 
 
 def test_failed_verdicts_are_reported_not_scored() -> None:
-    result = rank(["a", "b", "c"], "Q", judge=DeadVerdictJudge(), seed=0, verdict_retries=1)
+    result = rank(["a", "b", "c"], "Q", judge=DeadVerdictJudge(), seed=0, retries=1)
     assert result.best is None and result.order == ()
     assert result.failed_calls == 6 and result.calls == 12
     assert any("no usable verdict" in note for note in result.notes)
@@ -127,7 +128,64 @@ def test_knockout_with_failed_verdicts_says_how_it_decided() -> None:
 def test_budget_binds_and_is_reported() -> None:
     result = rank([str(i) for i in range(6)], "Q", judge=TransitiveJudge(), budget=10, seed=0)
     assert result.calls == 10 and result.budget_bound
+    assert result.status == "budget_bound" and not result.decided
     assert any("budget" in note for note in result.notes)
+    assert any("provisional" in note for note in result.notes)
+
+
+def test_spec_or_fields_never_both() -> None:
+    judge = TransitiveJudge()
+    with pytest.raises(TypeError, match="either 'spec' or its fields"):
+        select_best(["1", "2"], "Q", judge=judge, spec=RankSpec(), seed=3)
+    with pytest.raises(TypeError, match="not RankSpec fields"):
+        select_best(["1", "2"], "Q", judge=judge, n_bootstrap=3)  # type: ignore[call-arg]
+
+
+def test_a_spec_gives_the_same_result_as_its_fields() -> None:
+    texts = [f"answer {i}" for i in range(6)]
+    by_fields = select_best(texts, "Q", judge=SimulatedJudge(seed=1), seed=5, budget=8)
+    spec = RankSpec(strategy="knockout", seed=5, budget=8)
+    by_spec = select_best(texts, "Q", judge=SimulatedJudge(seed=1), spec=spec)
+    assert by_fields.to_dict(include_judgements=True) == by_spec.to_dict(include_judgements=True)
+
+
+def test_seed_accepts_a_generator() -> None:
+    texts = [f"answer {i}" for i in range(6)]
+    one = rank(texts, "Q", judge=SimulatedJudge(seed=1), seed=np.random.default_rng(9))
+    two = rank(texts, "Q", judge=SimulatedJudge(seed=1), seed=np.random.default_rng(9))
+    assert one.to_dict(include_judgements=True) == two.to_dict(include_judgements=True)
+
+
+async def test_every_prompt_gets_its_own_randomness_independent_of_arrival_order() -> None:
+    texts = [f"answer {i}" for i in range(8)]
+    prompts = [PromptInput("Q", texts, prompt_id=f"p{i}", key=i) for i in range(6)]
+
+    async def brackets(order: list[PromptInput]) -> dict[int, list[tuple[int, int]]]:
+        out = {}
+        async for result in arank_many(
+            order, judge=SimulatedJudge(seed=0), strategy="knockout", swap="none", seed=11
+        ):
+            assert result.ranking is not None
+            first_round = sorted(result.ranking.judgements, key=lambda j: j.match_id)[:4]
+            out[result.prompt.key] = [(j.first, j.second) for j in first_round]
+        return out
+
+    forward = await brackets(prompts)
+    backward = await brackets(prompts[::-1])
+    assert forward == backward  # the same prompt, the same bracket, whatever the order
+    assert len({tuple(b) for b in forward.values()}) == len(prompts)  # each its own bracket
+
+
+def test_group_rewards_honour_the_position_term_setting() -> None:
+    qualities = {f"c{i}": float(i) for i in range(4)}
+    judge = SimulatedJudge(qualities=qualities, position_bias=1.0, seed=0)
+    texts = list(qualities)
+    with_term = group_rewards(texts, "Q", judge=judge, reward="bradley_terry")
+    judge = SimulatedJudge(qualities=qualities, position_bias=1.0, seed=0)
+    without = group_rewards(texts, "Q", judge=judge, reward="bradley_terry", position_bias=False)
+    assert with_term.ranking.position_bias is not None
+    assert without.ranking.position_bias is None
+    assert not np.allclose(with_term.rewards, without.rewards)
 
 
 def test_group_rewards_follow_nvidia_circular_scheme() -> None:
@@ -160,7 +218,7 @@ def test_replayed_vicuna_round_robin_puts_gpt4_first(vicuna_record: Path) -> Non
             )
         )
     assert all(r.calls == 56 for r in rankings)
-    table = leaderboard(rankings, n_bootstrap=20, seed=0)
+    table = leaderboard(rankings, bootstrap_rounds=20, seed=0)
     assert table.rows[0].label == "gpt-4"
 
 
@@ -173,7 +231,7 @@ def test_leaderboard_over_the_whole_vicuna_record_matches_the_published_order(
         if outcome is not None:
             games.append((row["model_a"], row["model_b"], outcome))
     order = expected["qlora_vicuna_gpt4_pairwise"]["bt_order_derived"]["order"]
-    table = leaderboard(games, n_bootstrap=0)
+    table = leaderboard(games, bootstrap_rounds=0)
     assert table.rows[0].label == order[0] and table.rows[-1].label == order[-1]
     assert table.position_bias is not None and table.position_bias > 0.3
 
@@ -185,8 +243,8 @@ async def test_async_twins_and_many_prompts_share_one_judge() -> None:
     assert single.calls == 6 and best.calls == 4
     prompts = [PromptInput(f"Q{i}", [f"x{i}", f"y{i}", f"z{i}"], key=i) for i in range(30)]
     seen = [
-        (p.key, r.calls)
-        async for p, r in arank_many(prompts, judge=judge, strategy="knockout", seed=0)
+        (result.prompt.key, result.ranking.calls if result.ranking else None)
+        async for result in arank_many(prompts, judge=judge, strategy="knockout", seed=0)
     ]
     assert sorted(k for k, _ in seen) == list(range(30))
     assert all(calls == 4 for _, calls in seen)

@@ -23,19 +23,23 @@ import genrm_rank.cache as cache_module
 from genrm_rank.cache import (
     PROTOCOL_VERSION,
     SCHEMA_VERSION,
-    CachedBatchJudge,
-    CachedJudge,
     VerdictCache,
     cache_key,
-    verdict_from_dict,
-    verdict_to_dict,
 )
 from genrm_rank.errors import JudgeError
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
+from genrm_rank.judges.cached import CachedBatchJudge, CachedJudge
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun
 from genrm_rank.strategies.round_robin import RoundRobin
-from genrm_rank.verdict import FailureKind, RubricScore, Usage, Verdict
+from genrm_rank.verdict import (
+    FailureKind,
+    RubricScore,
+    Usage,
+    Verdict,
+    verdict_from_dict,
+    verdict_to_dict,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = {"model": "nvidia/Qwen3-Nemotron-235B-A22B-GenRM", "temperature": 0.6, "top_p": 0.95}
@@ -694,8 +698,7 @@ def _rows(runs: list[PromptRun]) -> list[tuple[Any, ...]]:
         (
             run.job.key,
             sorted(run.judgements, key=lambda j: (j.first, j.second, j.sample)),
-            run.calls,
-            run.usage,
+            run.calls + run.cached,
             run.reasked,
             run.failed_calls,
         )
@@ -704,7 +707,7 @@ def _rows(runs: list[PromptRun]) -> list[tuple[Any, ...]]:
 
 
 async def _run(judge: Judge, batch_size: int) -> list[PromptRun]:
-    orchestrator = Orchestrator(judge, max_in_flight=8, batch_size=batch_size, verdict_retries=1)
+    orchestrator = Orchestrator(judge, max_in_flight=8, batch_size=batch_size, retries=1)
     return [run async for run in orchestrator.run(_jobs())]
 
 
@@ -729,6 +732,10 @@ async def test_rerun_through_the_orchestrator_makes_no_inner_call(
     assert second_judge.hits == paid and second_judge.misses == 0
     assert second_judge.calls_saved == sum(run.calls for run in first)
     assert second_judge.tokens_saved == sum(run.usage.total_tokens for run in first)
+    # Cached verdicts are free: the rerun pays nothing and counts every verdict as cached.
+    assert all(run.calls == 0 and run.usage.total_tokens == 0 for run in second)
+    assert sum(run.cached for run in second) == paid
+    assert all(run.cached == 0 for run in first)
     assert _rows(second) == _rows(first)
 
 

@@ -6,6 +6,7 @@ The servers run in this process (``ThreadedSimServers``, loopback only); the CLI
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -162,7 +163,7 @@ def test_select_thresholds_null_or_rejected_file(tmp_path: Path, url: str) -> No
     out = rows(tmp_path / "a.jsonl")
     assert len(out) == 10
     held = [o for o in out if o["selected"] is None]
-    assert held and all("--min-score 4.5" in o["select_reason"] for o in held)
+    assert held and all("min_score 4.5" in o["select_reason"] for o in held)
     kept = [o for o in out if o["selected"] is not None]
     assert all(o["winner_score"] >= 4.5 for o in kept)
     for o in kept:
@@ -251,7 +252,7 @@ def test_leaderboard_table_and_plot(tmp_path: Path, url: str) -> None:
         tmp_path / "in.jsonl",
         "--endpoint",
         url,
-        "--rounds",
+        "--table-bootstrap-rounds",
         "20",
         "--plot",
         plot,
@@ -296,10 +297,10 @@ def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
     assert "wins by system" in r.stdout and "gpt-4" in r.stdout
     assert len(rows(tmp_path / "vicuna80.best.jsonl")) == 80
     # The simulated GenRM's qualities are GPT-4's per-question strengths: the knockout's
-    # winners agree with GPT-4's own pick on 66 of 80 questions with the demo's fixed seeds,
+    # winners agree with GPT-4's own pick on 63 of 80 questions with the demo's fixed seeds,
     # the figure the README promises.
     agreed = re.search(r"GPT-4's own verdicts rank first on (\d+) of 80", r.stdout)
-    assert agreed is not None and int(agreed.group(1)) == 66
+    assert agreed is not None and int(agreed.group(1)) == 63
 
 
 # -- bad input, usage errors ---------------------------------------------------------------
@@ -438,7 +439,16 @@ def test_cache_second_run_makes_zero_calls_and_identical_rows(
     first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
     assert first["judge_calls"] == 90 and second["judge_calls"] == 0
     assert second["cache_hits"] == 90
-    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    # The same rows, but what they cost is reported as it was: paid, then cached (free).
+    paid, cached = rows(tmp_path / "a.jsonl"), rows(tmp_path / "b.jsonl")
+    cost = ("calls", "cached", "prompt_tokens", "completion_tokens")
+    for a, b in zip(paid, cached, strict=True):
+        assert b["genrm"]["calls"] == 0 and b["genrm"]["cached"] == a["genrm"]["calls"] == 6
+        assert a["genrm"]["cached"] == 0 and b["genrm"]["completion_tokens"] == 0
+        for row in (a, b):
+            for key in cost:
+                del row["genrm"][key]
+        assert a == b
 
 
 # -- kill and resume -----------------------------------------------------------------------
@@ -593,7 +603,7 @@ def test_resume_with_other_settings_is_refused(
     )  # fmt: skip
     assert status == 2
     err = capsys.readouterr().err
-    assert "--resume" in err and "strategy: 'knockout' -> 'swiss'" in err
+    assert "--resume" in err and "spec.strategy: 'knockout' -> 'swiss'" in err
 
 
 def test_every_endpoint_down_exits_4_resumable(tmp_path: Path) -> None:
@@ -601,7 +611,7 @@ def test_every_endpoint_down_exits_4_resumable(tmp_path: Path) -> None:
     status = run_main(
         "select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--quiet",
         "--endpoint", "http://127.0.0.1:9/v1", "--model", "m",
-        "--max-retries", "0", "--down-timeout", "0.2",
+        "--max-resends", "0", "--down-timeout", "0.2",
     )  # fmt: skip
     assert status == 4
     assert not (tmp_path / "o.jsonl").exists()  # nothing was written as failed
@@ -661,3 +671,40 @@ def test_a_defect_during_the_run_is_not_reported_as_a_usage_error(
                 "--quiet",
             ]
         )
+
+
+# -- one front door ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "function"),
+    [
+        ("select", ["--seed", "3", "--budget", "9"], "select_best"),
+        ("rank", ["--seed", "5", "--strategy", "swiss", "--swap", "random"], "rank"),
+        ("select", ["--seed", "3", "--strategy", "knockout", "--samples", "2"], "select_best"),
+    ],
+)
+def test_cli_and_python_give_the_same_result(
+    tmp_path: Path, command: str, options: list[str], function: str
+) -> None:
+    """One code path: the CLI and the Python API, same input, spec and seed, same rankings."""
+    import genrm_rank
+    from genrm_rank.cli.options import SPEC_OPTIONS, build_parser, spec_from_args
+
+    write_rows(tmp_path / "in.jsonl", 6, k=5, ids=True)
+    out = tmp_path / "out.jsonl"
+    argv = [command, tmp_path / "in.jsonl", "-o", out, "--judge", "simulated", "--quiet"]
+    assert run_main(*argv, *options) == 0
+    spec = spec_from_args(build_parser().parse_args([str(a) for a in argv + options]))
+    assert set(SPEC_OPTIONS) == {f.name for f in dataclasses.fields(spec)}
+    call = getattr(genrm_rank, function)
+    for row in rows(out):
+        ranking = call(
+            [c["text"] for c in row["candidates"]],
+            row["prompt"],
+            judge=genrm_rank.SimulatedJudge(seed=0),
+            spec=spec,
+            prompt_id=str(row["id"]),
+            candidate_ids=[c["id"] for c in row["candidates"]],
+        )
+        assert ranking.to_dict() == row["genrm"]

@@ -46,4 +46,4 @@ def test_sdg_best_of_n_writes_sft_rows_and_resumes(tmp_path: Path) -> None:
     assert all(x["messages"][-1]["role"] == "assistant" for x in sft)
     r = run("sdg_best_of_n.py", "--workdir", tmp_path)  # a rerun resumes: nothing to do
     assert r.returncode == 0, r.stderr
-    assert "rows skipped (resume)       80" in r.stderr
+    assert "0 kept, 0 dropped, 0 failed, 80 rows skipped (resume); 0 judge calls paid" in r.stdout

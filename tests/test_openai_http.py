@@ -22,7 +22,9 @@ import genrm_rank.judges.openai_http as openai_http
 from genrm_rank.errors import EndpointsUnavailableError
 from genrm_rank.judges.base import BatchJudge, PairRequest
 from genrm_rank.judges.openai_http import OpenAIJudge
+from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun, run_one
 from genrm_rank.server import SimServer, SimServerConfig
+from genrm_rank.strategies import RoundRobin
 from genrm_rank.verdict import FailureKind
 
 MODEL = "sim-genrm"
@@ -31,6 +33,10 @@ FAST = SimServerConfig(latency_mean=0.0)
 
 def req(prompt: str = "What is 2+2?", a: str = "4", b: str = "5", **kw: Any) -> PairRequest:
     return PairRequest(prompt, a, b, **kw)
+
+
+async def _collect(runs: AsyncIterator[PromptRun]) -> list[PromptRun]:
+    return [run async for run in runs]
 
 
 class FakeClock:
@@ -123,7 +129,7 @@ async def capture() -> AsyncIterator[
 
 
 def test_all_is_complete_and_sorted() -> None:
-    assert openai_http.__all__ == ["RESAMPLED_FAILURES", "OpenAIJudge"]
+    assert openai_http.__all__ == ["OpenAIJudge"]
 
 
 def test_is_a_batch_judge_and_builds_without_a_loop() -> None:
@@ -142,8 +148,8 @@ def test_is_a_batch_judge_and_builds_without_a_loop() -> None:
         ({"model": ""}, "'model'"),
         ({"max_tokens": 0}, "'max_tokens'"),
         ({"timeout": 0}, "'timeout'"),
-        ({"max_retries": -1}, "'max_retries'"),
-        ({"max_resamples": 1.5}, "'max_resamples'"),
+        ({"max_resends": -1}, "'max_resends'"),
+        ({"template_token_allowance": 1.5}, "'template_token_allowance'"),
         ({"health_check_interval": 0}, "'health_check_interval'"),
         ({"max_in_flight_per_endpoint": 0}, "'max_in_flight_per_endpoint'"),
         ({"routing": "magic"}, "'policy'"),
@@ -218,7 +224,7 @@ async def test_api_key_never_shown(
     key_file = tmp_path / "key"
     key_file.write_text("file-key-123\n")
     judge = fast_judge(
-        cap.url, api_key_file=key_file, max_retries=3, failure_threshold=2, down_timeout=0.05
+        cap.url, api_key_file=key_file, max_resends=3, failure_threshold=2, down_timeout=0.05
     )
     async with judge:
         with pytest.raises(EndpointsUnavailableError) as info:
@@ -241,32 +247,40 @@ async def test_reasoning_content_and_null_content_answers(capture: Any) -> None:
     )
     cap = await capture(lambda body: next(answers))
     async with fast_judge(cap.url) as judge:
-        verdict = await judge.judge(req())
-    assert verdict.ok and verdict.reasoning == "full" and verdict.attempts == 2
-    assert verdict.usage is not None and verdict.usage.total_tokens == 30
+        first = await judge.judge(req())
+        second = await judge.judge(req())
+    # One generation a call: the truncated answer comes back as it is, paid, for the
+    # orchestrator to re-ask; the judge does not resample behind the caller's back.
+    assert first.failure is FailureKind.TRUNCATED and first.attempts == 1
+    assert first.reasoning == "half a thought"
+    assert second.ok and second.reasoning == "full" and second.attempts == 1
+    assert second.usage is not None and second.usage.total_tokens == 15
+    assert len(cap.bodies) == 2
 
 
-async def test_truncated_and_unreadable_are_resampled_with_attempts_counted() -> None:
+async def test_unusable_answers_are_reasked_by_the_orchestrator_within_the_budget() -> None:
     config = SimServerConfig(latency_mean=0.0, fault_sequence=("unreadable", "truncated"))
     async with SimServer(config) as server, fast_judge(server.url) as judge:
-        verdict = await judge.judge(req())
+        job = PromptJob("Q", ["a", "b"], RoundRobin(2, swap="none"), budget=5)
+        run = await run_one(judge, job, retries=2)
         assert server.stats().completed == 3
-    assert verdict.ok and verdict.attempts == 3
-    assert verdict.usage is not None and verdict.usage.prompt_tokens == 3 * (
-        verdict.usage.prompt_tokens // 3
-    )
+    assert run.calls == 3 and run.reasked == 2 and run.failed_calls == 0
+    assert run.judgements[0].verdict.ok and run.judgements[0].verdict.attempts == 1
 
 
 @pytest.mark.parametrize(
     ("fault", "kind"),
     [("unreadable", FailureKind.UNREADABLE), ("truncated", FailureKind.TRUNCATED)],
 )
-async def test_resamples_exhausted_report_the_failure(fault: str, kind: FailureKind) -> None:
+async def test_reasks_exhausted_report_the_failure(fault: str, kind: FailureKind) -> None:
     config = SimServerConfig(latency_mean=0.0, fault_sequence=(fault,) * 10)
-    async with SimServer(config) as server, fast_judge(server.url, max_resamples=2) as judge:
-        verdict = await judge.judge(req())
-    assert verdict.failure is kind and verdict.attempts == 3
-    assert verdict.usage is not None and verdict.usage.prompt_tokens > 0
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
+        job = PromptJob("Q", ["a", "b"], RoundRobin(2, swap="none"))
+        run = await run_one(judge, job, retries=2)
+        assert server.stats().completed == 3
+    verdict = run.judgements[0].verdict
+    assert verdict.failure is kind and run.calls == 3 and run.failed_calls == 1
+    assert run.usage.prompt_tokens > 0
 
 
 async def test_429_retry_after_is_honoured_on_a_fake_clock() -> None:
@@ -282,7 +296,7 @@ async def test_429_retry_after_is_honoured_on_a_fake_clock() -> None:
 
 async def test_backoff_is_exponential_with_full_jitter() -> None:
     clock = FakeClock()
-    config = SimServerConfig(latency_mean=0.0, fault_sequence=("500",) * 4)
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("503",) * 4)
     async with (
         SimServer(config) as server,
         fast_judge(
@@ -295,16 +309,31 @@ async def test_backoff_is_exponential_with_full_jitter() -> None:
     assert all(0 <= s <= c for s, c in zip(clock.sleeps, ceilings, strict=True))
 
 
-async def test_5xx_fails_over_to_another_endpoint() -> None:
+async def test_503_fails_over_to_another_endpoint_for_free() -> None:
     clock = FakeClock()
-    broken = SimServerConfig(latency_mean=0.0, fault_rate_500=0.5, fault_rate_503=0.5)
+    broken = SimServerConfig(latency_mean=0.0, fault_rate_503=1.0)
     async with SimServer(broken) as bad, SimServer(FAST) as good:
         async with fast_judge([bad.url, good.url], clock, failure_threshold=1000) as judge:
             verdicts = await judge.judge_batch([req(f"prompt {i}") for i in range(20)])
             stats = judge.stats
-    assert all(v.ok for v in verdicts)
+    assert all(v.ok and v.attempts == 1 for v in verdicts)  # resends of a 503 are free
     assert stats[bad.url].failures == bad.stats().requests > 0
-    assert stats[good.url].retries == stats[bad.url].failures  # every failure retried on the other
+    assert stats[good.url].retries == stats[bad.url].failures  # every failure resent
+
+
+async def test_500_is_a_paid_failure_not_resent() -> None:
+    """A 500 may come after a generation: resending is a paid re-ask, the orchestrator's."""
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("500",))
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
+        verdict = await judge.judge(req())
+        assert server.stats().requests == 1
+        job = PromptJob("Q", ["a", "b"], RoundRobin(2, swap="none"))
+        server_before = server.stats().requests
+        run = await run_one(judge, job, retries=1)
+        assert server.stats().requests == server_before + 1
+    assert verdict.failure is FailureKind.UNAVAILABLE and verdict.attempts == 1
+    assert "500" in (verdict.error or "")
+    assert run.judgements[0].verdict.ok and run.calls == 1
 
 
 async def test_400_is_rejected_and_not_retried() -> None:
@@ -333,28 +362,33 @@ async def test_retries_exhausted_is_unavailable() -> None:
     config = SimServerConfig(latency_mean=0.0, fault_rate_503=1.0)
     async with (
         SimServer(config) as server,
-        fast_judge(server.url, clock, max_retries=2, failure_threshold=100) as judge,
+        fast_judge(server.url, clock, max_resends=2, failure_threshold=100) as judge,
     ):
         verdict = await judge.judge(req())
     assert verdict.failure is FailureKind.UNAVAILABLE and "503" in (verdict.error or "")
+    assert verdict.attempts == 0  # no server started a generation: nothing was paid
     assert server.stats().requests == 3
 
 
-async def test_dropped_connection_is_retried() -> None:
+async def test_dropped_connection_is_a_paid_failure_reasked_by_the_orchestrator() -> None:
     config = SimServerConfig(latency_mean=0.0, fault_sequence=("drop", "drop"))
     async with SimServer(config) as server, fast_judge(server.url) as judge:
         verdict = await judge.judge(req())
-        assert judge.stats[server.url].retries == 2
-    assert verdict.ok and verdict.attempts == 1
+        job = PromptJob("Q", ["a", "b"], RoundRobin(2, swap="none"))
+        run = await run_one(judge, job, retries=2)
+    assert verdict.failure is FailureKind.UNAVAILABLE and verdict.attempts == 1
+    assert run.judgements[0].verdict.ok and run.calls == 2 and run.reasked == 1
 
 
-async def test_hang_times_out_and_is_retried() -> None:
+async def test_hang_times_out_and_is_reasked_as_a_paid_call() -> None:
     config = SimServerConfig(latency_mean=0.0, fault_sequence=("hang",))
     async with SimServer(config) as server, fast_judge(server.url, timeout=0.2) as judge:
         start = time.perf_counter()
-        verdict = await judge.judge(req())
+        job = PromptJob("Q", ["a", "b"], RoundRobin(2, swap="none"))
+        run = await run_one(judge, job, retries=1)
         assert "timed out" in (judge.stats[server.url].last_error or "")
-    assert verdict.ok and time.perf_counter() - start < 5
+    assert run.judgements[0].verdict.ok and time.perf_counter() - start < 5
+    assert run.calls == 2  # the timed-out call may have generated: it counts
 
 
 async def test_endpoint_killed_mid_run_completes_on_the_others() -> None:
@@ -362,15 +396,21 @@ async def test_endpoint_killed_mid_run_completes_on_the_others() -> None:
     servers = [await SimServer(config).start() for _ in range(3)]
     try:
         async with fast_judge([s.url for s in servers], failure_threshold=2) as judge:
-            batch = asyncio.ensure_future(
-                judge.judge_batch([req(f"p{i}", f"a{i}", f"b{i}") for i in range(300)])
-            )
+            jobs = [
+                PromptJob(f"p{i}", [f"a{i}", f"b{i}"], RoundRobin(2, swap="none"), key=i)
+                for i in range(300)
+            ]
+            orchestrator = Orchestrator(judge, max_in_flight=64, retries=3)
+            batch = asyncio.ensure_future(_collect(orchestrator.run(jobs)))
             while servers[0].stats().completed < 10:
                 await asyncio.sleep(0.005)
             await servers[0].stop()
-            verdicts = await batch
+            runs = await batch
             stats = judge.stats
-        assert all(v.ok for v in verdicts)
+        verdicts = [run.judgements[0].verdict for run in runs]
+        assert len(runs) == 300 and all(v.ok for v in verdicts)
+        # The requests the killed replica dropped were paid for once and asked again.
+        assert sum(run.calls for run in runs) == 300 + sum(run.reasked for run in runs)
         assert not stats[servers[0].url].healthy
         assert sum(s.stats().completed for s in servers) >= 300
     finally:

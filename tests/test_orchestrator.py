@@ -107,13 +107,13 @@ class BrokenJudge:
 
 
 async def test_failed_verdicts_are_reasked_then_used() -> None:
-    run = await run_one(FlakyJudge(), _job(3), verdict_retries=1)
+    run = await run_one(FlakyJudge(), _job(3), retries=1)
     assert run.calls == 12 and run.reasked == 6 and run.failed_calls == 0
     assert all(j.verdict.ok for j in run.judgements)
 
 
 async def test_failed_verdicts_stay_failed_after_the_retry_limit() -> None:
-    run = await run_one(BrokenJudge(), _job(3), verdict_retries=2)
+    run = await run_one(BrokenJudge(), _job(3), retries=2)
     assert run.calls == 18 and run.failed_calls == 6
     assert all(j.verdict.failure == "truncated" for j in run.judgements)
 
@@ -226,7 +226,8 @@ async def test_cached_verdicts_do_not_count_against_run_caps() -> None:
     runs = await _collect(orchestrator, [_job(4, key=i) for i in range(3)])
     assert len(runs) == 3 and orchestrator.cap_reached is None
     assert orchestrator.stats.calls == 0 and orchestrator.stats.cached_calls == 36
-    assert all(r.calls == 12 for r in runs)  # a result reports what its verdicts cost
+    # Cached verdicts are free: reported apart, never counted as paid calls.
+    assert all(r.calls == 0 and r.cached == 12 for r in runs)
 
 
 async def test_run_one_raises_when_a_cap_ends_the_run_first() -> None:
@@ -294,14 +295,14 @@ async def test_reasks_count_against_the_budget() -> None:
     from genrm_rank.strategies.knockout import Knockout
 
     job = PromptJob("q", ["a", "b", "c"], Knockout(3, swap="none", seed=0), budget=2)
-    run = await run_one(FlakyJudge(), job, verdict_retries=1)
+    run = await run_one(FlakyJudge(), job, retries=1)
     assert run.calls == 2 and run.budget_bound
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 async def test_reasks_in_flight_never_overshoot_the_budget(batch_size: int) -> None:
     judge = BatchCountingFlakyJudge()
-    run = await run_one(judge, _job(4, budget=5), verdict_retries=3, batch_size=batch_size)
+    run = await run_one(judge, _job(4, budget=5), retries=3, batch_size=batch_size)
     assert run.calls <= 5 and judge.calls == run.calls and run.budget_bound
 
 

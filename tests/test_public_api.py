@@ -26,11 +26,19 @@ MODULES = [
     "genrm_rank.orchestrator",
     "genrm_rank.consistency",
     "genrm_rank.cache",
+    "genrm_rank.judges.cached",
+    "genrm_rank.spec",
+    "genrm_rank.runner",
     "genrm_rank.strategies",
     "genrm_rank.aggregators",
     "genrm_rank.judges.openai_http",
     "genrm_rank.judges.routing",
     "genrm_rank.server",
+    "genrm_rank.sdg",
+    "genrm_rank.sdg.rows",
+    "genrm_rank.sdg.output",
+    "genrm_rank.sdg.filters",
+    "genrm_rank.sdg.pipeline",
 ]
 
 
@@ -96,10 +104,29 @@ def test_top_level_exports_the_foundation() -> None:
         "Verdict",
         "VerdictError",
         "build_messages",
-        "judge_many",
         "parse_verdict",
+        # the entry points and the values they take and give
+        "RankSpec",
+        "Runner",
+        "PromptInput",
+        "PromptResult",
+        "Ranking",
+        "Comparisons",
+        "bradley_terry",
+        "LeaderboardTable",
+        "select_best",
+        "rank",
+        "group_rewards",
+        "leaderboard",
+        "CachedJudge",
     ]:
         assert item in genrm_rank.__all__
+
+
+def test_plumbing_stays_in_submodules() -> None:
+    """A smaller surface: the orchestrator's internals are reached through their modules."""
+    for item in ["Orchestrator", "PromptJob", "PromptRun", "JudgeStatistics", "Selection"]:
+        assert item not in genrm_rank.__all__
     for item in [
         "BatchJudge",
         "Judge",

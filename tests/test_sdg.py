@@ -19,12 +19,12 @@ from genrm_rank.sdg import (
     RowError,
     RowReader,
     RowSpec,
-    RunOptions,
     count_lines,
     parse_shard,
     process_file,
     recover,
 )
+from genrm_rank.spec import SELECT_DEFAULTS, RankSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -152,7 +152,7 @@ def test_parse_shard(text: str, expected: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("text", ["4/4", "-1/2", "1", "a/b", "0/0"])
 def test_parse_shard_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="--shard"):
+    with pytest.raises(ValueError, match="'shard'"):
         parse_shard(text)
 
 
@@ -249,21 +249,21 @@ def _fmt(row: Row, ranking: object) -> Block:
 async def _run(tmp_path: Path, name: str, **kwargs: object) -> tuple[Path, object]:
     out = tmp_path / f"{name}.jsonl"
     sinks = {"out": JsonlSink(out), "errors": JsonlSink(tmp_path / f"{name}.err.jsonl")}
-    options = kwargs.pop("options", RunOptions(max_in_flight=8))
+    spec = kwargs.pop("spec", SELECT_DEFAULTS)
     outcome = await process_file(
         tmp_path / "in.jsonl",
         judge=SimulatedJudge(seed=1),
+        spec=spec,  # type: ignore[arg-type]
         formatter=_fmt,
         sinks=sinks,
-        options=options,
-        **kwargs,  # type: ignore[arg-type]
+        **{"concurrency": 8, **kwargs},  # type: ignore[arg-type]
     )
     return out, outcome
 
 
 async def test_output_is_in_input_order_with_a_small_pending_limit(tmp_path: Path) -> None:
     _write_rows(tmp_path / "in.jsonl", 60)
-    out, outcome = await _run(tmp_path, "a", options=RunOptions(max_in_flight=16, max_pending=3))
+    out, outcome = await _run(tmp_path, "a", concurrency=16, max_pending=3)
     ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
     assert ids == list(range(60))
     assert outcome.status == "complete"  # type: ignore[attr-defined]
@@ -271,8 +271,9 @@ async def test_output_is_in_input_order_with_a_small_pending_limit(tmp_path: Pat
 
 async def test_same_seed_same_output_whatever_the_window(tmp_path: Path) -> None:
     _write_rows(tmp_path / "in.jsonl", 30, k=6)
-    a, _ = await _run(tmp_path, "a", options=RunOptions(max_in_flight=1, strategy="swiss"))
-    b, _ = await _run(tmp_path, "b", options=RunOptions(max_in_flight=64, strategy="swiss"))
+    swiss = RankSpec(strategy="swiss")
+    a, _ = await _run(tmp_path, "a", concurrency=1, spec=swiss)
+    b, _ = await _run(tmp_path, "b", concurrency=64, spec=swiss)
     assert a.read_bytes() == b.read_bytes()
 
 
@@ -287,7 +288,7 @@ async def test_shards_partition_the_rows(tmp_path: Path) -> None:
 
 async def test_cap_stops_the_run_and_keeps_a_prefix(tmp_path: Path) -> None:
     _write_rows(tmp_path / "in.jsonl", 20)
-    out, outcome = await _run(tmp_path, "c", options=RunOptions(max_in_flight=4, max_calls=30))
+    out, outcome = await _run(tmp_path, "c", concurrency=4, max_calls=30)
     assert outcome.status == "cap" and outcome.cap == "max_calls"  # type: ignore[attr-defined]
     ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
     assert ids == list(range(len(ids))) and 0 < len(ids) < 20
@@ -295,7 +296,7 @@ async def test_cap_stops_the_run_and_keeps_a_prefix(tmp_path: Path) -> None:
 
 async def test_cancellation_keeps_written_rows_whole(tmp_path: Path) -> None:
     _write_rows(tmp_path / "in.jsonl", 200)
-    task = asyncio.ensure_future(_run(tmp_path, "x", options=RunOptions(max_in_flight=4)))
+    task = asyncio.ensure_future(_run(tmp_path, "x", concurrency=4))
     for _ in range(2000):  # bounded: until a few rows are out
         await asyncio.sleep(0.001)
         path = tmp_path / "x.jsonl"
@@ -335,8 +336,8 @@ async def _run_resumable(tmp_path: Path, judge: object) -> tuple[str, str]:
         tmp_path / "in.jsonl",
         judge=judge,  # type: ignore[arg-type]
         formatter=_fmt,
+        spec=SELECT_DEFAULTS,
         sinks={"out": JsonlSink(out), "errors": JsonlSink(err)},
-        options=RunOptions(),
         skip_keys=keys,
         skip_lines=lines,
     )

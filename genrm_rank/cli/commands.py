@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from genrm_rank.api import arank
 from genrm_rank.cli.judge import make_judge
-from genrm_rank.cli.layouts import pairs_formatter, rank_formatter, select_formatter
 from genrm_rank.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -24,30 +24,48 @@ from genrm_rank.cli.options import (
     UsageError,
 )
 from genrm_rank.cli.run import default_sidecar, run_file_command
-from genrm_rank.judges.base import PairRequest
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
     Block,
     Row,
+    SelectThresholds,
+    pair_rows,
+    rank_rows,
+    select_rows,
 )
+from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
-# Subcommands
+# Subcommands: each builds the library's formatter from its options
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    return run_file_command(args, lambda _: rank_formatter(args))
+    fmt = rank_rows(result_field=args.result_field, include_judgements=args.judgements)
+    return run_file_command(args, lambda _: fmt)
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    return run_file_command(args, lambda has_rejected: select_formatter(args, has_rejected))
+    try:
+        thresholds = SelectThresholds(args.min_score, args.min_margin, args.min_p_best)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("Argument 'min_", "argument --min-")) from None
+    return run_file_command(
+        args,
+        lambda has_rejected: select_rows(
+            thresholds, result_field=args.result_field, rejected_sink=has_rejected
+        ),
+    )
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    return run_file_command(
-        args, lambda _: pairs_formatter(args), grouped=True, rejected_default=True
+    fmt = pair_rows(
+        policy="all_pairs" if args.all_pairs else "best_vs_worst",
+        min_margin=args.min_margin,
+        max_pairs=args.max_pairs,
+        candidates_field=args.candidates_field,
     )
+    return run_file_command(args, lambda _: fmt, grouped=True, rejected_default=True)
 
 
 def _text_arg(value: str, name: str) -> str:
@@ -72,31 +90,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a = _text_arg(args.response_a, "--a")
     b = _text_arg(args.response_b, "--b")
     setup = make_judge(args)
-    request = PairRequest(
-        conversation, a, b, principle=args.principle, prompt_id="compare", id_1="A", id_2="B"
-    )
-    requests = [request] if args.swap == "none" else [request, request.swapped()]
-    if args.swap == "random":
-        import random
+    # One pair is a round-robin of two candidates: the library's swap modes, the library's seed.
+    spec = RankSpec(strategy="round_robin", swap=args.swap, seed=args.seed)
 
-        requests = [requests[random.Random(args.seed).randrange(2)]]
-
-    async def go() -> list[Any]:
+    async def go() -> Ranking:
         async with contextlib.AsyncExitStack() as stack:
             if hasattr(setup.judge, "__aenter__"):
                 await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
-            return [await setup.judge.judge(r) for r in requests]
+            return await arank(
+                [a, b],
+                conversation,
+                judge=setup.judge,
+                spec=spec,
+                principle=args.principle,
+                prompt_id="compare",
+                candidate_ids=["A", "B"],
+            )
 
     try:
-        verdicts = asyncio.run(go())
+        ranking = asyncio.run(go())
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     results = []
-    for req, v in zip(requests, verdicts, strict=True):
-        first = req.id_1 or "?"
+    for judgement in sorted(ranking.judgements, key=lambda j: (j.first, j.sample)):
+        v = judgement.verdict
+        first, second = "AB"[judgement.first], "AB"[judgement.second]
         entry: dict[str, Any] = {
             "slot_1": first,
-            "slot_2": req.id_2,
+            "slot_2": second,
             "ok": v.ok,
             "ranking": v.ranking,
             "score_1": v.score_1,
@@ -105,6 +126,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "error": v.error,
             "reasoning": v.reasoning,
             "answer": v.raw,
+            "attempts": v.attempts,
         }
         if v.ok:
             pref_first = v.preference
@@ -156,12 +178,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return Block("out", ())
 
     table_path: Path | None = args.output
-    workdir = Path(tempfile.mkdtemp(prefix="genrm-leaderboard-"))
-    args.output = workdir / "rows.jsonl"
-    if args.errors is None:
-        args.errors = default_sidecar(table_path or args.output, "errors")
-    args.resume, args.overwrite = False, True  # a one-shot table; use --cache to rerun for free
-    status = run_file_command(args, lambda _: fmt, rejected_default=False)
+    # The rows themselves are not the product: a one-shot run into a folder removed afterwards
+    # (use --cache to rerun for free).
+    with tempfile.TemporaryDirectory(prefix="genrm-leaderboard-") as workdir:
+        status = run_file_command(args, lambda _: fmt, output=Path(workdir) / "rows.jsonl")
     if status not in (EXIT_OK, EXIT_ROWS_FAILED):
         return status
     if missing_ids:
@@ -173,7 +193,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not games:
         print(f"{PROG} leaderboard: no usable game", file=sys.stderr)
         return EXIT_ROWS_FAILED
-    table = leaderboard(games, n_bootstrap=args.rounds, seed=args.seed)
+    table = leaderboard(games, bootstrap_rounds=args.table_bootstrap_rounds, seed=args.seed)
     print(table.to_markdown())
     if table_path is not None:
         data = {

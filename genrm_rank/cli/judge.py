@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genrm_rank.cache import VerdictCache
 from genrm_rank.cli.options import UsageError
 from genrm_rank.judges.base import Judge
+from genrm_rank.judges.cached import CachedJudge
 
 # --------------------------------------------------------------------------------------------
 # Judges
@@ -60,10 +62,11 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
             raise UsageError(f"argument --endpoint: must be an http(s) URL, not {url!r}")
     judge: Any
     if kind == "simulated":
-        from genrm_rank.server.app import SimServerConfig
+        from genrm_rank.judges.simulated import SimulatedJudge
 
+        # The same answers as serve-sim with its defaults: qualities from each text's hash.
         model = args.model or "sim-genrm"
-        judge = SimServerConfig(model=model, judge_seed=args.sim_seed).make_judge()
+        judge = SimulatedJudge(seed=args.sim_seed)
         namespace: dict[str, Any] = {
             "judge": "simulated",
             "model": model,
@@ -83,7 +86,7 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
                 max_tokens=args.max_new_tokens,
                 extra_body=args.extra_body,
                 timeout=args.timeout,
-                max_retries=args.max_retries,
+                max_resends=args.max_resends,
                 down_timeout=args.down_timeout,
                 max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64)),
             )
@@ -99,12 +102,6 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
         }
     setup = JudgeSetup(judge, kind, namespace, inner=judge)
     if cache_path is not None:
-        try:
-            from genrm_rank.cache import CachedJudge, VerdictCache
-        except ImportError:  # pragma: no cover - the cache module ships with the package
-            raise UsageError(
-                "argument --cache: the verdict cache is not available in this build"
-            ) from None
         try:
             cache = VerdictCache(cache_path)
         except Exception as exc:

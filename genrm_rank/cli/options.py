@@ -12,6 +12,7 @@ from genrm_rank.sdg import (
     DEFAULT_PROMPT_FIELDS,
     parse_shard,
 )
+from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import SWAP_MODES, strategy_name
 
 EXIT_OK = 0
@@ -161,12 +162,13 @@ def _judge_options(parser: argparse.ArgumentParser) -> None:
         help="seconds per request (default: %(default)s)",
     )
     g.add_argument(
-        "--max-retries",
+        "--max-resends",
         type=_nonneg_int,
         default=5,
         metavar="N",
-        help="retries of a request after a connection error, timeout, 429 or 5xx "
-        "(default: %(default)s)",
+        help="free resends of a request no server started (connection refused, 408, 429, 502, "
+        "503), with backoff (default: %(default)s); a timeout or 500 is re-asked as a paid "
+        "call (--retries)",
     )
     g.add_argument(
         "--down-timeout",
@@ -185,27 +187,47 @@ def _judge_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _strategy_options(parser: argparse.ArgumentParser, strategy: str, swap: str) -> None:
-    g = parser.add_argument_group("ranking")
+def _preference(value: str) -> str | dict[int, float]:
+    if value == "linear":
+        return value
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"must be 'linear' or a JSON table of the six rankings, not {value!r}"
+        ) from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, not {type(data).__name__}")
+    try:
+        return {int(k): float(v) for k, v in data.items()}
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            'must map rankings to numbers, e.g. {"1": 1, "2": 0.8, ..., "6": 0}'
+        ) from None
+
+
+def _strategy_options(parser: argparse.ArgumentParser, defaults: RankSpec) -> None:
+    """The RankSpec's fields as options; their defaults are ``defaults``'s (the Python API's)."""
+    g = parser.add_argument_group("ranking (the run spec)")
     g.add_argument(
         "--strategy",
         metavar="NAME",
         type=_strategy,
-        default=strategy,
+        default=defaults.strategy,
         help="knockout, round-robin, circular or swiss (underscores accepted; default: "
         "%(default)s)",
     )
     g.add_argument(
         "--swap",
         choices=SWAP_MODES,
-        default=swap,
+        default=defaults.swap,
         help="both orders, one random order, or as scheduled (default: %(default)s)",
     )
     g.add_argument(
         "--samples",
         metavar="N",
         type=_positive_int,
-        default=1,
+        default=defaults.samples,
         help="judgements per match and order (default: %(default)s)",
     )
     g.add_argument(
@@ -224,31 +246,98 @@ def _strategy_options(parser: argparse.ArgumentParser, strategy: str, swap: str)
     g.add_argument(
         "--budget",
         type=_nonneg_int,
-        default=None,
+        default=defaults.budget,
         metavar="N",
-        help="most judge calls per row (the row says when it bound)",
+        help="most paid judge calls per row, re-asks included (a ceiling; the row says when it "
+        "bound)",
     )
     g.add_argument(
         "--seed",
         metavar="N",
-        type=int,
-        default=0,
-        help="seed of every random choice; equal seeds give equal outputs (default: %(default)s)",
+        type=_nonneg_int,
+        default=defaults.seed,
+        help="run seed; each row's randomness comes from it and the row's id (default: "
+        "%(default)s)",
     )
     g.add_argument(
-        "--verdict-retries",
+        "--retries",
         type=_nonneg_int,
-        default=1,
+        default=defaults.retries,
         metavar="N",
-        help="re-asks of an unreadable verdict (default: %(default)s)",
+        help="paid re-asks of a failed verdict (unreadable, truncated, no answer) "
+        "(default: %(default)s)",
     )
     g.add_argument(
-        "--bootstrap",
-        type=_nonneg_int,
-        default=0,
-        metavar="N",
-        help="bootstrap resamples for the intervals (default: 0, normal approximation)",
+        "--preference",
+        type=_preference,
+        default=defaults.preference,
+        metavar="MAP",
+        help="ranking to preference: linear, or a JSON table of the six rankings "
+        "(default: %(default)s)",
     )
+    g.add_argument(
+        "--no-position-term",
+        dest="position_bias",
+        action="store_false",
+        default=defaults.position_bias,
+        help="do not fit the judge's slot-1 advantage in the Bradley-Terry aggregation",
+    )
+    g.add_argument(
+        "--alpha",
+        type=_float,
+        default=defaults.alpha,
+        metavar="A",
+        help="L2 prior of the Bradley-Terry fit (default: %(default)s)",
+    )
+    g.add_argument(
+        "--confidence",
+        type=_probability,
+        default=defaults.confidence,
+        metavar="C",
+        help="level of the strength intervals (default: %(default)s)",
+    )
+    g.add_argument(
+        "--p-best-draws",
+        type=_positive_int,
+        default=defaults.p_best_draws,
+        metavar="N",
+        help="posterior draws for P(best) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--bootstrap-rounds",
+        type=_nonneg_int,
+        default=defaults.bootstrap_rounds,
+        metavar="N",
+        help="bootstrap resamples for the intervals (default: %(default)s: normal approximation)",
+    )
+    g.add_argument(
+        "--strategy-options",
+        type=_json_object,
+        default=dict(defaults.strategy_options),
+        metavar="JSON",
+        help="extra options of the strategy, e.g. '{\"seeding\": [3, 0, 1, 2]}'",
+    )
+
+
+SPEC_OPTIONS = {
+    "strategy": "--strategy", "swap": "--swap", "samples": "--samples", "seed": "--seed",
+    "budget": "--budget", "retries": "--retries", "preference": "--preference",
+    "position_bias": "--no-position-term", "alpha": "--alpha", "confidence": "--confidence",
+    "p_best_draws": "--p-best-draws", "bootstrap_rounds": "--bootstrap-rounds",
+    "strategy_options": "--strategy-options",
+}  # fmt: skip
+"""Each RankSpec field and the option that sets it."""
+
+
+def spec_from_args(args: argparse.Namespace) -> RankSpec:
+    """The run spec the options describe (validated once, by :class:`RankSpec`)."""
+    try:
+        return RankSpec(**{name: getattr(args, name) for name in SPEC_OPTIONS})
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        for name, flag in SPEC_OPTIONS.items():
+            message = message.replace(f"Argument '{name}'", f"argument {flag}")
+        raise UsageError(message) from None
 
 
 def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) -> None:
@@ -430,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         "order, with the ranking under --result-field.",
     )
     _run_options(p)
-    _strategy_options(p, "round_robin", "both")
+    _strategy_options(p, RANK_DEFAULTS)
     _judge_options(p)
     p.add_argument(
         "--judgements", action="store_true", help="also write every judge call's verdict"
@@ -444,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
         "\"selected\": null and a 'select_reason' (or goes to --rejected FILE).",
     )
     _run_options(p)
-    _strategy_options(p, "knockout", "both")
+    _strategy_options(p, SELECT_DEFAULTS)
     _judge_options(p)
     t = p.add_argument_group("thresholds")
     t.add_argument(
@@ -485,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Rows with no pair passing --min-margin go to --rejected (default OUT.rejected.jsonl).",
     )
     _run_options(p)
-    _strategy_options(p, "round_robin", "both")
+    _strategy_options(p, RANK_DEFAULTS)
     _judge_options(p)
     t = p.add_argument_group("pairs")
     t.add_argument(
@@ -556,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bootstrap intervals (Arena-Hard style).",
     )
     _run_options(p, needs_output=False)
-    _strategy_options(p, "round_robin", "both")
+    _strategy_options(p, RANK_DEFAULTS)
     _judge_options(p)
     t = p.add_argument_group("leaderboard")
     t.add_argument(
@@ -567,11 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a PNG of the ratings with intervals (needs matplotlib)",
     )
     t.add_argument(
-        "--rounds",
+        "--table-bootstrap-rounds",
         type=_nonneg_int,
         default=200,
         metavar="N",
-        help="bootstrap rounds of the table (default: %(default)s)",
+        help="bootstrap rounds of the table's intervals (default: %(default)s)",
     )
 
     p = sub.add_parser(

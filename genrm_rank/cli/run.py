@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,21 +26,20 @@ from genrm_rank.cli.options import (
     PROG,
     UsageError,
     read_principle,
+    spec_from_args,
 )
 from genrm_rank.cli.report import Progress, format_summary, summarize
-from genrm_rank.orchestrator import Orchestrator
 from genrm_rank.sdg import (
     DEFAULT_PROMPT_FIELDS,
-    IdIndex,
-    JsonlSink,
-    Recovered,
+    Formatter,
+    OutputFiles,
     RowSpec,
-    RunOptions,
     RunOutcome,
     count_lines,
+    prepare_output,
     process_file,
-    recover,
 )
+from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
 # Running a file
@@ -51,7 +50,8 @@ def default_sidecar(output: Path, suffix: str) -> Path:
     return output.with_name(f"{name}.{suffix}.jsonl")
 
 
-def _spec(args: argparse.Namespace) -> RowSpec:
+def row_spec(args: argparse.Namespace) -> RowSpec:
+    """Where rows keep their parts (the input layout options)."""
     return RowSpec(
         id_field=args.id_field,
         prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
@@ -63,73 +63,58 @@ def _spec(args: argparse.Namespace) -> RowSpec:
     )
 
 
-class _NullSink(JsonlSink):
-    def __init__(self) -> None:
-        super().__init__(os.devnull)
-
-    def write(self, data: bytes, rows: int = 1) -> None:
-        self.rows += rows
-
-
-def _prepare_sinks(
-    args: argparse.Namespace, paths: dict[str, Path | None], grouped: bool
-) -> tuple[dict[str, JsonlSink], dict[str, Recovered]]:
-    existing = [p for p in paths.values() if p is not None and p.exists() and p.stat().st_size > 0]
+def _open_output(
+    args: argparse.Namespace, paths: dict[str, Path | None], grouped: bool, *, fresh: bool
+) -> OutputFiles:
     real = [p for p in paths.values() if p is not None]
-    if len({p.resolve() for p in real}) != len(real):
-        raise UsageError("argument --output: the output, errors and rejected files must differ")
     if args.input.resolve() in {p.resolve() for p in real}:
         raise UsageError("argument --output: must not be the input file")
-    recovered: dict[str, Recovered] = {}
-    if existing and not args.resume:
-        if not args.overwrite:
-            names = ", ".join(str(p) for p in existing)
-            raise UsageError(
-                f"argument --output: {names} already exists; pass --resume to continue it or "
-                "--overwrite to replace it"
-            )
-        for stale in existing:
-            stale.unlink()
-    if args.resume:
-        done_ids = IdIndex()  # rows in the output and rejected files share one index
-        for name, p in paths.items():
-            if p is None:
-                continue
-            try:
-                recovered[name] = recover(
-                    p,
-                    key_field="line" if name == "errors" else args.id_field,
-                    grouped=grouped and name == "out",
-                    keys=None if name == "errors" else done_ids,
-                )
-            except ValueError as exc:
-                raise UsageError(f"argument --resume: {exc}") from None
-    sinks: dict[str, JsonlSink] = {
-        name: (JsonlSink(p, fsync_interval=args.fsync_interval) if p is not None else _NullSink())
-        for name, p in paths.items()
-    }
-    return sinks, recovered
+    try:
+        return prepare_output(
+            paths,
+            resume=False if fresh else args.resume,
+            overwrite=True if fresh else args.overwrite,
+            grouped=grouped,
+            id_field=args.id_field,
+            fsync_interval=args.fsync_interval,
+        )
+    except ValueError as exc:
+        flag = "--resume" if args.resume else "--output"
+        message = str(exc).replace(
+            "resume it or overwrite it", "pass --resume to continue it or --overwrite to replace it"
+        )
+        raise UsageError(f"argument {flag}: {message}") from None
 
 
-SETTINGS_KEYS = (
-    "command", "strategy", "swap", "samples", "seed", "budget", "verdict_retries", "bootstrap",
-    "id_field", "prompt_field", "candidates_field", "candidate_id_key", "candidate_text_key",
-    "principle_field", "max_chars", "result_field", "judgements", "min_score", "min_margin",
-    "min_p_best", "all_pairs", "max_pairs", "shard",
+OUTPUT_KEYS = (
+    "command", "id_field", "prompt_field", "candidates_field", "candidate_id_key",
+    "candidate_text_key", "principle_field", "max_chars", "result_field", "judgements",
+    "min_score", "min_margin", "min_p_best", "all_pairs", "max_pairs", "shard",
 )  # fmt: skip
-"""Options that change what a row's output is: a resumed run must use the same."""
+"""Options besides the spec that change what a row's output is: a resumed run must use the
+same."""
 
 
-def run_settings(args: argparse.Namespace, setup: JudgeSetup) -> dict[str, Any]:
-    """What a run's output depends on, for the ``OUT.run.json`` sidecar."""
-    settings: dict[str, Any] = {k: getattr(args, k, None) for k in SETTINGS_KEYS}
+def run_settings(args: argparse.Namespace, spec: RankSpec, setup: JudgeSetup) -> dict[str, Any]:
+    """What a run's output depends on, for the ``OUT.run.json`` sidecar: the spec and more."""
+    settings: dict[str, Any] = {k: getattr(args, k, None) for k in OUTPUT_KEYS}
     settings["shard"] = list(args.shard)
+    settings["spec"] = spec.to_dict()
     principle = read_principle(args)
     settings["principle_sha256"] = (
         None if principle is None else hashlib.sha256(principle.encode()).hexdigest()
     )
     settings["judge"] = setup.namespace
     return settings
+
+
+def _flat(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings with the spec's fields as ``spec.<field>`` keys, to name what changed."""
+    flat = {k: v for k, v in settings.items() if k != "spec"}
+    spec = settings.get("spec")
+    if isinstance(spec, dict):
+        flat.update({f"spec.{k}": v for k, v in spec.items()})
+    return flat
 
 
 def settings_path(output: Path) -> Path:
@@ -145,8 +130,9 @@ def check_settings(output: Path, settings: dict[str, Any], *, resume: bool) -> N
             before = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             before = None
-        now = json.loads(json.dumps(settings))
-        if isinstance(before, dict) and before != now:
+        now = _flat(json.loads(json.dumps(settings)))
+        if isinstance(before, dict) and _flat(before) != now:
+            before = _flat(before)
             changed = [
                 f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
                 for k in sorted(set(before) | set(now))
@@ -189,57 +175,34 @@ async def _drive(coro: Any) -> Any:
 async def _run_pipeline(
     args: argparse.Namespace,
     setup: JudgeSetup,
-    formatter: Any,
-    sinks: dict[str, JsonlSink],
-    recovered: dict[str, Recovered],
-    options: RunOptions,
+    spec: RankSpec,
+    formatter: Formatter,
+    files: OutputFiles,
     progress: Progress,
 ) -> RunOutcome:
-    skip_keys: Container[str] = recovered["out"].keys if "out" in recovered else ()
-    skip_lines: Container[str] = recovered["errors"].keys if "errors" in recovered else ()
-    orchestrator = Orchestrator(
-        setup.judge,
-        max_in_flight=options.max_in_flight,
-        verdict_retries=options.verdict_retries,
-        max_calls=options.max_calls,
-        max_tokens=options.max_tokens,
-        on_progress=progress.on_judge,
-    )
     async with contextlib.AsyncExitStack() as stack:
         if hasattr(setup.judge, "__aenter__"):
             await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
         outcome = await process_file(
             args.input,
             judge=setup.judge,
+            spec=spec,
             formatter=formatter,
-            sinks=sinks,
-            options=options,
-            spec=_spec(args),
-            skip_keys=skip_keys,
-            skip_lines=skip_lines,
+            sinks=files.sinks,
+            rows=row_spec(args),
+            principle=read_principle(args),
+            concurrency=args.concurrency,
+            max_calls=args.max_calls,
+            max_tokens=args.max_tokens,
+            max_pending=args.max_pending,
+            skip_keys=files.skip_keys,
+            skip_lines=files.skip_lines,
             shard=args.shard,
-            orchestrator=orchestrator,
             on_row=progress.on_row,
+            on_progress=progress.on_judge,
         )
-    outcome.recovered = recovered
+    outcome.recovered = files.recovered
     return outcome
-
-
-def _options(args: argparse.Namespace) -> RunOptions:
-    return RunOptions(
-        strategy=args.strategy,
-        swap=args.swap,
-        seed=args.seed,
-        budget=args.budget,
-        samples=args.samples,
-        max_in_flight=args.concurrency,
-        verdict_retries=args.verdict_retries,
-        max_calls=args.max_calls,
-        max_tokens=args.max_tokens,
-        max_pending=args.max_pending,
-        principle=read_principle(args),
-        n_bootstrap=args.bootstrap,
-    )
 
 
 def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
@@ -254,28 +217,35 @@ def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
 
 def run_file_command(
     args: argparse.Namespace,
-    formatter_for: Callable[[bool], Any],
+    formatter_for: Callable[[bool], Formatter],
     *,
     grouped: bool = False,
     rejected_default: bool = False,
+    output: Path | None = None,
     out_stream: TextIO = sys.stderr,
 ) -> int:
-    """Shared body of rank/select/pairs: files, judge, progress, summary, exit status."""
+    """Shared body of rank/select/pairs/leaderboard: files, judge, progress, summary, status.
+
+    ``output`` overrides ``--output`` (a one-shot run whose rows are not the product, such as
+    the leaderboard's): it is written afresh, never resumed.
+    """
     if not args.input.is_file():
         raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
-    output: Path = args.output
+    fresh = output is not None
+    out_path: Path = output if output is not None else args.output
     rejected: Path | None = getattr(args, "rejected", None)
     if rejected is None and rejected_default:
-        rejected = default_sidecar(output, "rejected")
+        rejected = default_sidecar(out_path, "rejected")
     paths: dict[str, Path | None] = {
-        "out": output,
-        "errors": args.errors or default_sidecar(output, "errors"),
+        "out": out_path,
+        "errors": args.errors or default_sidecar(args.output or out_path, "errors"),
         "rejected": rejected,
     }
-    options = _options(args)
+    spec = spec_from_args(args)
     setup = make_judge(args, cache_path=args.cache)
-    sinks, recovered = _prepare_sinks(args, paths, grouped)
-    check_settings(output, run_settings(args, setup), resume=args.resume)
+    files = _open_output(args, paths, grouped, fresh=fresh)
+    if not fresh:
+        check_settings(out_path, run_settings(args, spec, setup), resume=args.resume)
     formatter = formatter_for(rejected is not None)
     total = count_lines(args.input)
     shard_total = len(range(args.shard[0], total, args.shard[1]))
@@ -285,7 +255,7 @@ def run_file_command(
     started = time.monotonic()
     try:
         outcome, received = asyncio.run(
-            _drive(_run_pipeline(args, setup, formatter, sinks, recovered, options, progress))
+            _drive(_run_pipeline(args, setup, spec, formatter, files, progress))
         )
     except ValueError as exc:
         # Options were all checked above: a ValueError from inside the run is a defect, not a
@@ -302,7 +272,7 @@ def run_file_command(
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     status = _exit_status(outcome, received)
     if not args.quiet:
-        print(f"{PROG} {args.command}: {args.input} -> {output}", file=out_stream)
+        print(f"{PROG} {args.command}: {args.input} -> {output or out_path}", file=out_stream)
         print(format_summary(summary), file=out_stream)
         if outcome.counters.failed:
             print(

@@ -5,15 +5,19 @@
 - :mod:`~genrm_rank.judges.replay`: answers from a record of real verdicts.
 - :mod:`~genrm_rank.judges.openai_http`: any OpenAI-compatible server (vLLM), many replicas.
 - :mod:`~genrm_rank.judges.routing`: least-loaded routing with prefix affinity.
+- :mod:`~genrm_rank.judges.cached`: any judge behind a SQLite verdict cache.
 """
 
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
+from genrm_rank.judges.cached import CachedBatchJudge, CachedJudge
 from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.judges.replay import ReplayJudge, ReplayRecord
 from genrm_rank.judges.simulated import SimulatedJudge, render_answer
 
 __all__ = [
     "BatchJudge",
+    "CachedBatchJudge",
+    "CachedJudge",
     "Judge",
     "OpenAIJudge",
     "PairRequest",

@@ -9,17 +9,22 @@ The transport is raw :mod:`aiohttp` with one pooled connector, not the ``openai`
 hundreds of requests in flight the ``openai`` client costs several milliseconds of CPU per
 request, aiohttp a fraction of one (``benchmarks/bench_transport.py``).
 
-What can go wrong, and what the judge does::
+A call makes at most one generation: ``Verdict.attempts`` says what it paid (1 for an answer,
+or for a failure after which the server may have generated; 0 when no server started on it).
+Asking again after a paid failure is the orchestrator's job, the one retry layer, which counts
+every re-ask against the budget and the caps. What can go wrong, and what the judge does::
 
     answer unreadable / ambiguous / out of range / empty / truncated
-        -> resampled (a new generation) up to ``max_resamples`` times; usage summed,
-           ``Verdict.attempts`` = generations paid
-    connection error, timeout, 408, 429, 5xx
-        -> retried up to ``max_retries`` times with exponential backoff and full jitter
-           (``Retry-After`` honoured), preferably on another endpoint;
-           then ``Verdict.failed("unavailable")``
+        -> the failed verdict, with its raw text (attempts = 1); the orchestrator may re-ask
+    timeout, HTTP 500 or 504, a connection dropped after the request was sent, a malformed 200
+        -> ``Verdict.failed("unavailable")`` at once (attempts = 1: the server may have
+           generated, so resending is a paid re-ask, not a free retry)
+    connection refused, 408, 429, 502, 503 (the server started no generation)
+        -> resent up to ``max_resends`` times with exponential backoff and full jitter
+           (``Retry-After`` honoured), preferably on another endpoint; these resends are free;
+           then ``Verdict.failed("unavailable")`` (attempts = 0)
     other 4xx (e.g. vLLM's 400 for a prompt over max-model-len)
-        -> ``Verdict.failed("rejected", error=<server message>)``, not retried
+        -> ``Verdict.failed("rejected", error=<server message>)`` (attempts = 0), not resent
     an endpoint failing ``failure_threshold`` times in a row
         -> out of rotation, probed on ``GET /health`` every ``health_check_interval`` until 200
     every endpoint out of rotation for longer than ``down_timeout``
@@ -45,7 +50,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +67,14 @@ from genrm_rank.judges.routing import (
 from genrm_rank.parsing import parse_verdict
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
-__all__ = ["RESAMPLED_FAILURES", "OpenAIJudge"]
+__all__ = ["OpenAIJudge"]
 
 logger = logging.getLogger(__name__)
 
-RESAMPLED_FAILURES: frozenset[FailureKind] = frozenset(
-    {
-        FailureKind.UNREADABLE,
-        FailureKind.AMBIGUOUS,
-        FailureKind.OUT_OF_RANGE,
-        FailureKind.EMPTY,
-        FailureKind.TRUNCATED,
-    }
-)
-"""Failed verdicts worth a new generation (the model said something unusable)."""
-
-_NON_RETRYABLE_4XX_EXCEPT = frozenset({408, 429})
+_UNPAID_STATUSES = frozenset({408, 429, 502, 503})
+"""Statuses that say no generation was started: resent for free."""
+_PAID_STATUSES = frozenset({500, 504})
+"""Server errors after which a generation may have run: a paid failure, not resent here."""
 _ERROR_TEXT_LIMIT = 500
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -121,6 +118,8 @@ class _Failure:
     retryable: bool
     counts_toward_health: bool = True
     retry_after: float | None = None
+    paid: bool = False
+    """The server may have generated before failing: resending would be a paid re-ask."""
 
 
 def _resolve_api_key(
@@ -205,12 +204,6 @@ def _read_answer(raw: bytes) -> _Answer:
     return _Answer(content, reasoning, choice.get("finish_reason"), usage)
 
 
-def _add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
-    if more is None:
-        return total
-    return more if total is None else total + more
-
-
 class OpenAIJudge:
     """Judge pairs with a GenRM behind one or more OpenAI-compatible (vLLM) endpoints.
 
@@ -240,12 +233,14 @@ class OpenAIJudge:
         multiple of it); further requests wait.
     requests_per_second : float, optional
         Cap on the request rate over all endpoints (:class:`aiolimiter.AsyncLimiter`).
-    max_retries : int
-        Retries of one call after a connection error, timeout, 408, 429 or 5xx.
-    max_resamples : int
-        New generations asked for after an unusable answer (see :data:`RESAMPLED_FAILURES`).
+    max_resends : int
+        Free resends of one call that no server started (connection refused, 408, 429, 502,
+        503). A failure after which the server may have generated is not resent here: it comes
+        back as ``unavailable`` with ``attempts == 1``, for the orchestrator to re-ask (paid).
+    template_token_allowance : int
+        Tokens allowed for the chat template's own text in :meth:`call_token_bound`.
     backoff_base, backoff_max : float
-        Retry ``k`` (0-based) waits ``uniform(0, min(backoff_max, backoff_base * 2**k))`` seconds
+        Resend ``k`` (0-based) waits ``uniform(0, min(backoff_max, backoff_base * 2**k))`` seconds
         (full jitter), and at least the server's ``Retry-After``.
     health_check_interval : float
         Seconds between ``GET /health`` probes of an endpoint out of rotation.
@@ -260,7 +255,7 @@ class OpenAIJudge:
     down_timeout : float, optional
         How long every endpoint may be out of rotation before ``judge()`` raises
         :class:`~genrm_rank.errors.EndpointsUnavailableError`. Default: the retry budget,
-        ``sum(min(backoff_max, backoff_base * 2**k) for k < max_retries)``, and at least two
+        ``sum(min(backoff_max, backoff_base * 2**k) for k < max_resends)``, and at least two
         health-check intervals.
     sleep, clock : callable, optional
         ``await sleep(seconds)`` and ``clock() -> seconds`` used for backoff, probing and the
@@ -290,8 +285,8 @@ class OpenAIJudge:
         timeout: float = 600.0,
         max_in_flight_per_endpoint: int = 64,
         requests_per_second: float | None = None,
-        max_retries: int = 5,
-        max_resamples: int = 2,
+        max_resends: int = 5,
+        template_token_allowance: int = 4096,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         health_check_interval: float = 5.0,
@@ -323,7 +318,10 @@ class OpenAIJudge:
             raise ValueError(f"Argument 'max_tokens' must be an int >= 1, not {max_tokens!r}.")
         if not timeout > 0:
             raise ValueError(f"Argument 'timeout' must be > 0, not {timeout!r}.")
-        for name, value in (("max_retries", max_retries), ("max_resamples", max_resamples)):
+        for name, value in (
+            ("max_resends", max_resends),
+            ("template_token_allowance", template_token_allowance),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
         for name, fvalue in (
@@ -349,14 +347,14 @@ class OpenAIJudge:
         self.max_tokens = max_tokens
         self.extra_body: dict[str, Any] = dict(extra_body or {})
         self.timeout = float(timeout)
-        self.max_retries = max_retries
-        self.max_resamples = max_resamples
+        self.max_resends = max_resends
+        self.template_token_allowance = template_token_allowance
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self.health_check_interval = float(health_check_interval)
         if down_timeout is None:
             budget = sum(
-                min(self.backoff_max, self.backoff_base * 2**k) for k in range(max_retries)
+                min(self.backoff_max, self.backoff_base * 2**k) for k in range(max_resends)
             )
             down_timeout = max(budget, 2 * self.health_check_interval)
         self.down_timeout = float(down_timeout)
@@ -504,34 +502,22 @@ class OpenAIJudge:
                 f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
             )
         session = self._open()
-        key = request.prefix_key()
-        payload = self._payload(request)
-        usage: Usage | None = None
-        verdict: Verdict | None = None
-        generations = 0
-        while True:
-            result = await self._call(session, key, payload)
-            if isinstance(result, Verdict):  # rejected / unavailable: no generation obtained
-                if verdict is not None:
-                    note = f"resample {generations} failed: {result.failure}: {result.error}"
-                    return replace(
-                        verdict,
-                        error=f"{verdict.error}; {note}" if verdict.error else note,
-                        usage=usage,
-                        attempts=generations,
-                    )
-                return replace(result, usage=usage, attempts=max(generations, 1))
-            generations += 1
-            usage = _add_usage(usage, result.usage)
-            verdict = parse_verdict(
-                result.content, result.reasoning, result.finish_reason, usage=result.usage
-            )
-            if (
-                verdict.ok
-                or verdict.failure not in RESAMPLED_FAILURES
-                or generations > self.max_resamples
-            ):
-                return replace(verdict, usage=usage, attempts=generations)
+        result = await self._call(session, request.prefix_key(), self._payload(request))
+        if isinstance(result, Verdict):  # rejected / unavailable: no answer obtained
+            return result
+        return parse_verdict(
+            result.content, result.reasoning, result.finish_reason, usage=result.usage
+        )
+
+    def call_token_bound(self, request: PairRequest) -> int:
+        """Most tokens one call of ``request`` can use: prompt plus generation limit.
+
+        The prompt is bounded by the UTF-8 bytes of its messages (a byte-level BPE token is at
+        least one byte) plus :attr:`template_token_allowance` for the chat template's own text.
+        The orchestrator reserves this much for a call in flight under a run-wide token cap.
+        """
+        content = sum(len(m["content"].encode()) + 8 for m in request.messages())
+        return content + self.template_token_allowance + self.max_tokens
 
     async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
         """Judge many requests concurrently (routing and limits shared); results in order.
@@ -562,7 +548,7 @@ class OpenAIJudge:
     ) -> _Answer | Verdict:
         exclude: frozenset[int] = frozenset()
         detail = "no attempt made"
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.max_resends + 1):
             index = await self._acquire(key, exclude, retry=attempt > 0)
             try:
                 outcome = await self._post(session, index, payload)
@@ -574,7 +560,7 @@ class OpenAIJudge:
             detail = f"{self.endpoints[index]}: {outcome.detail}"
             if not outcome.retryable:
                 self._pool.record_success(index)  # the server is up; it refused this request
-                return Verdict.failed(FailureKind.REJECTED, error=detail)
+                return Verdict.failed(FailureKind.REJECTED, error=detail, attempts=0)
             if self._pool.record_failure(
                 index, outcome.detail, counts_toward_health=outcome.counts_toward_health
             ):
@@ -582,12 +568,15 @@ class OpenAIJudge:
                     "endpoint %s out of rotation after: %s", self.endpoints[index], outcome.detail
                 )
                 self._start_probe(index)
+            if outcome.paid:
+                return Verdict.failed(FailureKind.UNAVAILABLE, error=detail, attempts=1)
             exclude = frozenset({index})
-            if attempt < self.max_retries:
+            if attempt < self.max_resends:
                 await self._sleep(self._backoff(attempt, outcome.retry_after))
         return Verdict.failed(
             FailureKind.UNAVAILABLE,
-            error=f"no answer after {self.max_retries + 1} tries; last: {detail}",
+            error=f"no answer after {self.max_resends + 1} tries; last: {detail}",
+            attempts=0,
         )
 
     async def _post(
@@ -602,19 +591,28 @@ class OpenAIJudge:
                         return _read_answer(raw)
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                         return _Failure(
-                            f"malformed response ({type(exc).__name__}: {exc})", retryable=True
+                            f"malformed response ({type(exc).__name__}: {exc})",
+                            retryable=True,
+                            paid=True,
                         )
                 message = _error_message(status, raw)
+                retry_after = _retry_after(response.headers)
                 if status == 429:
-                    return _Failure(message, True, False, _retry_after(response.headers))
-                if status >= 500 or status == 408:
-                    return _Failure(message, True, True, _retry_after(response.headers))
+                    return _Failure(message, True, False, retry_after)
+                if status in _UNPAID_STATUSES:
+                    return _Failure(message, True, True, retry_after)
+                if status in _PAID_STATUSES or status >= 500:
+                    return _Failure(message, True, True, retry_after, paid=True)
                 return _Failure(message, retryable=False)
         except asyncio.TimeoutError:
-            return _Failure(f"timed out after {self.timeout:g} s", retryable=True)
-        except (aiohttp.ClientError, OSError) as exc:
+            return _Failure(f"timed out after {self.timeout:g} s", retryable=True, paid=True)
+        except aiohttp.ClientConnectorError as exc:  # never reached the server: free to resend
+            return _Failure(f"{type(exc).__name__}: {exc}", retryable=True)
+        except (aiohttp.ClientError, OSError) as exc:  # dropped after the request was sent
             return _Failure(
-                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, retryable=True
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                retryable=True,
+                paid=True,
             )
 
     # -- endpoint health -----------------------------------------------------------------------

@@ -1,0 +1,249 @@
+"""A judge that answers from a :class:`~genrm_rank.cache.VerdictCache` and pays only on a miss.
+
+See :mod:`genrm_rank.cache` for what a key covers and how verdicts are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from genrm_rank.cache import VerdictCache, _canonical_namespace, _key_from_canonical
+from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
+from genrm_rank.verdict import FailureKind, Verdict
+
+__all__ = ["CachedBatchJudge", "CachedJudge"]
+
+_NOT_STORED = frozenset({FailureKind.REJECTED, FailureKind.UNAVAILABLE})
+
+
+def _storable(verdict: Verdict) -> bool:
+    """Whether a verdict is the model's answer (kept) rather than a server's refusal or silence."""
+    return verdict.failure not in _NOT_STORED
+
+
+class CachedJudge:
+    """A judge that answers from a :class:`VerdictCache` and pays the inner judge only on a miss.
+
+    A hit returns the stored verdict unchanged (same ``attempts`` and ``usage`` as originally
+    paid). A fresh verdict is stored when it is what the model said: a usable verdict, or a
+    failure of the model's own output (unreadable, ambiguous, truncated, out of range, empty),
+    whose re-ask by the orchestrator has its own key (``attempt + 1``). What the server or the
+    network did (``rejected``: a 4xx such as a bad key or model name; ``unavailable``) is never
+    stored: fixing the configuration or waiting for the server must not be undone by a cache.
+    Requests with the same key that are in flight at the same time are sent once and share the
+    verdict.
+
+    Constructing a ``CachedJudge`` around a :class:`~genrm_rank.judges.base.BatchJudge` gives a
+    :class:`CachedBatchJudge`, which has ``judge_batch`` too; around a plain judge it has only
+    ``judge``, so the orchestrator treats it as the inner judge would be treated.
+
+    Parameters
+    ----------
+    judge : Judge
+        The inner judge, available as :attr:`inner`.
+    cache : VerdictCache
+        Where verdicts are kept. The caller owns it: it is never closed here.
+    namespace : mapping
+        What besides the messages changes the answer (see :func:`cache_key`): the model name and
+        sampling parameters at least; never a credential. Copied at construction.
+
+    Attributes
+    ----------
+    hits : int
+        Requests answered without paying: from the cache, or shared with an identical request
+        in flight.
+    misses : int
+        Requests sent to the inner judge.
+    calls_saved, tokens_saved : int
+        Sums of ``attempts`` and of ``total_tokens`` over the hits.
+
+    Notes
+    -----
+    ``async with CachedJudge(judge, ...)`` enters and exits the inner judge when it is an async
+    context manager (so ``async with CachedJudge(OpenAIJudge(...), ...)`` opens and closes its
+    HTTP session), and does nothing to it otherwise. A judge entered elsewhere can be wrapped
+    without ``async with``; the wrapper then leaves its lifecycle alone.
+    """
+
+    def __new__(
+        cls, judge: Judge, cache: VerdictCache, *, namespace: Mapping[str, Any]
+    ) -> CachedJudge:
+        if cls is CachedJudge and isinstance(judge, BatchJudge):
+            cls = CachedBatchJudge
+        return super().__new__(cls)
+
+    def __init__(self, judge: Judge, cache: VerdictCache, *, namespace: Mapping[str, Any]) -> None:
+        if not isinstance(judge, Judge):
+            raise TypeError(
+                f"Argument 'judge' must be a Judge (with async judge()), "
+                f"not {type(judge).__name__}."
+            )
+        if not isinstance(cache, VerdictCache):
+            raise TypeError(f"Argument 'cache' must be a VerdictCache, not {type(cache).__name__}.")
+        self._namespace_json = _canonical_namespace(namespace)
+        self.inner = judge
+        self.cache = cache
+        self.hits = 0
+        self.misses = 0
+        self.calls_saved = 0
+        self.tokens_saved = 0
+        # key -> the in-flight call's outcome (None: it raised, a waiter must ask itself).
+        self._in_flight: dict[str, asyncio.Future[Verdict | None]] = {}
+        self._entered = False
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """A copy of the namespace folded into every key."""
+        result: dict[str, Any] = json.loads(self._namespace_json)
+        return result
+
+    def key(self, request: PairRequest) -> str:
+        """The cache key of ``request`` under this judge's namespace."""
+        return _key_from_canonical(self._namespace_json, request)
+
+    def _hit(self, verdict: Verdict) -> Verdict:
+        self.hits += 1
+        self.calls_saved += verdict.attempts
+        self.tokens_saved += verdict.total_tokens
+        return dataclasses.replace(verdict, cached=True)
+
+    def _claim(self, key: str) -> asyncio.Future[Verdict | None]:
+        self.misses += 1
+        future: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        return future
+
+    def _settle(self, key: str, verdict: Verdict | None) -> None:
+        future = self._in_flight.pop(key)
+        if not future.done():
+            future.set_result(verdict)
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        """The stored verdict for ``request``, or the inner judge's (then stored)."""
+        key = self.key(request)
+        while True:
+            pending = self._in_flight.get(key)
+            if pending is None:
+                break
+            # shield: a waiter being cancelled must not cancel the call it shares.
+            shared = await asyncio.shield(pending)
+            if shared is not None:
+                return self._hit(shared)
+        stored = self.cache.get(key)
+        if stored is not None:
+            return self._hit(stored)
+        self._claim(key)
+        verdict: Verdict | None = None
+        try:
+            verdict = await self.inner.judge(request)
+            if _storable(verdict):
+                self.cache.put(key, verdict)
+        except BaseException:
+            verdict = None
+            raise
+        finally:
+            self._settle(key, verdict)
+        return verdict
+
+    async def __aenter__(self) -> CachedJudge:
+        enter = getattr(self.inner, "__aenter__", None)
+        if enter is not None and hasattr(self.inner, "__aexit__"):
+            await enter()
+            self._entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._entered:
+            self._entered = False
+            await self.inner.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+
+    async def aclose_connections(self) -> None:
+        """Forward to the inner judge's ``aclose_connections`` when it has one."""
+        release = getattr(self.inner, "aclose_connections", None)
+        if release is not None:
+            await release()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.inner!r}, hits={self.hits}, misses={self.misses}, "
+            f"calls_saved={self.calls_saved})"
+        )
+
+
+class CachedBatchJudge(CachedJudge):
+    """A :class:`CachedJudge` around a :class:`~genrm_rank.judges.base.BatchJudge`.
+
+    ``CachedJudge(batch_judge, ...)`` returns one of these; :meth:`judge_batch` looks every
+    request up, sends only the misses (each distinct key once) to the inner ``judge_batch``, and
+    stores what comes back.
+    """
+
+    inner: BatchJudge
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        """Judge every request; the i-th verdict answers the i-th request."""
+        keys = [self.key(r) for r in requests]
+        results: list[Verdict | None] = [None] * len(requests)
+        owned: dict[str, list[int]] = {}
+        waiting: list[tuple[int, asyncio.Future[Verdict | None]]] = []
+        for i, key in enumerate(keys):
+            if key in owned:  # the same request twice in this batch: send it once
+                owned[key].append(i)
+                continue
+            pending = self._in_flight.get(key)
+            if pending is not None:
+                waiting.append((i, pending))
+                continue
+            stored = self.cache.get(key)
+            if stored is not None:
+                results[i] = self._hit(stored)
+                continue
+            owned[key] = [i]
+            self._claim(key)
+        if owned:
+            fresh: list[Verdict] | None = None
+            try:
+                fresh = list(
+                    await self.inner.judge_batch(
+                        [requests[indices[0]] for indices in owned.values()]
+                    )
+                )
+                if len(fresh) != len(owned):
+                    raise RuntimeError(
+                        f"{type(self.inner).__name__}.judge_batch returned {len(fresh)} "
+                        f"verdicts for {len(owned)} requests."
+                    )
+                self.cache.put_many(
+                    (key, verdict)
+                    for key, verdict in zip(owned, fresh, strict=True)
+                    if _storable(verdict)
+                )
+            except BaseException:
+                fresh = None
+                raise
+            finally:
+                for n, key in enumerate(owned):
+                    self._settle(key, None if fresh is None else fresh[n])
+            for (first, *copies), verdict in zip(owned.values(), fresh, strict=True):
+                results[first] = verdict
+                for i in copies:
+                    results[i] = self._hit(verdict)
+        for i, pending in waiting:
+            shared = await asyncio.shield(pending)
+            results[i] = self._hit(shared) if shared is not None else await self.judge(requests[i])
+        done: list[Verdict] = []
+        for result in results:
+            if result is None:  # pragma: no cover - every index is filled above
+                raise RuntimeError("CachedJudge.judge_batch left a request without a verdict.")
+            done.append(result)
+        return done

@@ -1,0 +1,247 @@
+"""The one runner: prompts in, rankings out, through one judge and one window of requests.
+
+Every door into genrm_rank goes through :class:`Runner`: :func:`~genrm_rank.select_best`,
+:func:`~genrm_rank.rank` and :func:`~genrm_rank.group_rewards` are one-prompt calls of it,
+:func:`~genrm_rank.arank_many` streams many prompts through it, the SDG pipeline
+(:func:`genrm_rank.sdg.process_file`) feeds it rows, and the ``genrm-rank`` CLI builds a
+:class:`~genrm_rank.spec.RankSpec` from its options and calls the SDG pipeline. So the same spec,
+input and seed give the same result whichever door is used.
+
+The runner turns each :class:`PromptInput` into a scheduler with the prompt's own randomness
+(:meth:`RankSpec.prompt_seeds`, from the run seed and the prompt's key), runs every prompt's
+scheduler through one :class:`~genrm_rank.orchestrator.Orchestrator` (budgets and run-wide caps
+as ceilings on paid generations; one retry layer), and aggregates each finished prompt with
+:func:`~genrm_rank.results.build_ranking`. It yields a :class:`PromptResult` per prompt in
+completion order: a ranking, or the reason there is none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from genrm_rank.judges.base import Judge
+from genrm_rank.messages import Conversation, normalize_conversation
+from genrm_rank.orchestrator import (
+    JudgeStatistics,
+    Orchestrator,
+    ProgressCallback,
+    PromptJob,
+    PromptRun,
+    aiterate,
+)
+from genrm_rank.results import Ranking, build_ranking
+from genrm_rank.spec import RankSpec
+from genrm_rank.strategies import make_strategy
+
+__all__ = ["PromptInput", "PromptResult", "Runner", "check_candidates"]
+
+
+def check_candidates(candidates: Sequence[str], name: str = "candidates") -> list[str]:
+    """The candidates as a list of at least two strings; errors name the argument."""
+    if isinstance(candidates, str) or not isinstance(candidates, Sequence):
+        raise TypeError(
+            f"Argument '{name}' must be a sequence of strings, not {type(candidates).__name__}."
+        )
+    for i, text in enumerate(candidates):
+        if not isinstance(text, str):
+            raise TypeError(f"Argument '{name}[{i}]' must be a string, not {type(text).__name__}.")
+    if len(candidates) < 2:
+        raise ValueError(
+            f"Argument '{name}' must hold at least 2 candidates, not {len(candidates)}."
+        )
+    return list(candidates)
+
+
+@dataclass(frozen=True)
+class PromptInput:
+    """One prompt to rank.
+
+    Attributes
+    ----------
+    conversation : str or list of dict
+        The prompt, or the chat history ending with a user turn.
+    candidates : sequence of str
+        At least two candidate responses.
+    principle : str, optional
+        A rubric for the judge.
+    prompt_id : str
+        Identifies the prompt to judges (routing, replay records) and keys its randomness.
+    candidate_ids : sequence of str, optional
+        Stable ids of the candidates (the system that wrote each, say).
+    key : object
+        The caller's handle, returned on the result untouched.
+    """
+
+    conversation: Conversation
+    candidates: Sequence[str]
+    principle: str | None = None
+    prompt_id: str = ""
+    candidate_ids: Sequence[str] | None = None
+    key: Any = None
+
+    def seed_key(self) -> str:
+        """What keys this prompt's randomness: its id, or a digest of its content without one."""
+        if self.prompt_id:
+            return f"id:{self.prompt_id}"
+        blob = json.dumps(
+            [normalize_conversation(self.conversation), list(self.candidates), self.principle],
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        return "content:" + hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+ErrorKind = Literal["judge_error", "ranking_error"]
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    """What the runner made of one prompt.
+
+    Attributes
+    ----------
+    prompt : PromptInput
+    ranking : Ranking or None
+        ``None`` when a judge error ended the prompt before any usable verdict, or when the
+        verdicts could not be aggregated.
+    error : BaseException or None
+        Why there is no ranking.
+    error_kind : {"judge_error", "ranking_error"} or None
+    """
+
+    prompt: PromptInput
+    ranking: Ranking | None
+    error: BaseException | None = None
+    error_kind: ErrorKind | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether there is a ranking with a best candidate."""
+        return self.ranking is not None and self.ranking.best is not None
+
+
+class Runner:
+    """Ranks prompts through one judge, as a :class:`~genrm_rank.spec.RankSpec` says.
+
+    Parameters
+    ----------
+    judge : Judge
+    spec : RankSpec
+    concurrency : int
+        Judge requests in flight at once, across all prompts.
+    max_calls, max_tokens : int, optional
+        Run-wide ceilings on paid generations and their tokens (see
+        :class:`~genrm_rank.orchestrator.Orchestrator`); prompts a cap leaves unfinished are not
+        yielded (:attr:`cap_reached` says which cap).
+    batch_size : int
+        Requests per ``judge_batch`` call for a batch judge.
+    admission : {"streaming", "eager"}
+        How prompts are admitted (see :class:`~genrm_rank.orchestrator.Orchestrator`).
+    on_progress : callable, optional
+        ``on_progress(stats, in_flight)`` after every verdict.
+    """
+
+    def __init__(
+        self,
+        judge: Judge,
+        spec: RankSpec,
+        *,
+        concurrency: int = 64,
+        max_calls: int | None = None,
+        max_tokens: int | None = None,
+        batch_size: int = 1,
+        admission: str = "streaming",
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        if not isinstance(judge, Judge):
+            raise TypeError(
+                "Argument 'judge' must be a Judge (with async judge()), "
+                f"not {type(judge).__name__}."
+            )
+        if not isinstance(spec, RankSpec):
+            raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+        self.judge = judge
+        self.spec = spec
+        self.orchestrator = Orchestrator(
+            judge,
+            max_in_flight=concurrency,
+            retries=spec.retries,
+            batch_size=batch_size,
+            max_calls=max_calls,
+            max_tokens=max_tokens,
+            on_progress=on_progress,
+            admission=admission,
+        )
+
+    @property
+    def stats(self) -> JudgeStatistics:
+        """Judge statistics pooled over every prompt run so far (calls, tokens, bias)."""
+        return self.orchestrator.stats
+
+    @property
+    def cap_reached(self) -> str | None:
+        """The run-wide cap that stopped the run, if one did."""
+        return self.orchestrator.cap_reached
+
+    def job(self, prompt: PromptInput) -> tuple[PromptJob, int]:
+        """The orchestrator job for one prompt, and the seed of its aggregation."""
+        candidates = check_candidates(prompt.candidates)
+        normalize_conversation(prompt.conversation)  # fail early, naming the argument
+        seeds = self.spec.prompt_seeds(prompt.seed_key())
+        scheduler = make_strategy(
+            self.spec.strategy,
+            len(candidates),
+            swap=self.spec.swap,
+            samples=self.spec.samples,
+            seed=seeds.strategy,
+            preference_mapping=self.spec.preference_mapping,
+            **dict(self.spec.strategy_options),
+        )
+        job = PromptJob(
+            conversation=prompt.conversation,
+            candidates=candidates,
+            scheduler=scheduler,
+            principle=prompt.principle,
+            prompt_id=prompt.prompt_id,
+            candidate_ids=None
+            if prompt.candidate_ids is None
+            else [str(c) for c in prompt.candidate_ids],
+            budget=self.spec.budget,
+            key=prompt,
+        )
+        return job, seeds.aggregation
+
+    def result(self, run: PromptRun, seed: int) -> PromptResult:
+        """Aggregate one finished prompt."""
+        prompt: PromptInput = run.job.key
+        if run.error is not None and not any(j.verdict.ok for j in run.judgements):
+            return PromptResult(prompt, None, run.error, "judge_error")
+        try:
+            ranking = build_ranking(run, self.spec, seed=seed)
+        except Exception as error:  # one prompt's failure must not end a run of many
+            return PromptResult(prompt, None, error, "ranking_error")
+        return PromptResult(prompt, ranking)
+
+    async def run(
+        self, prompts: Iterable[PromptInput] | AsyncIterable[PromptInput]
+    ) -> AsyncIterator[PromptResult]:
+        """Rank every prompt; yield each result as soon as its prompt is done.
+
+        Prompts are read lazily, as the window has room. A prompt that is not valid (fewer
+        than two candidates, a bad conversation) raises ``TypeError``/``ValueError`` naming the
+        argument, before any of its calls is made.
+        """
+        seeds: dict[int, int] = {}
+
+        async def jobs() -> AsyncIterator[PromptJob]:
+            async for prompt in aiterate(prompts):
+                job, seed = self.job(prompt)
+                seeds[id(job)] = seed
+                yield job
+
+        async for run in self.orchestrator.run(jobs()):
+            yield self.result(run, seeds.pop(id(run.job)))

@@ -1,0 +1,310 @@
+"""What an SDG pipeline keeps: selection thresholds, preference-pair policies, output rows.
+
+These are library functions, so a Python SDG script and the ``genrm-rank`` CLI filter the same
+way:
+
+- :func:`decide_selection` applies :class:`SelectThresholds` (the winner's mean 1-5 score, its
+  margin over the runner-up, its P(best)) to a ranking;
+- :func:`preference_pairs` turns a ranking into chosen/rejected pairs for DPO-style training,
+  best against worst or every pair by margin;
+- :func:`rank_rows`, :func:`select_rows` and :func:`pair_rows` are the formatters
+  :func:`~genrm_rank.sdg.pipeline.process_file` takes: each turns an input row and its ranking
+  into the lines to write (a :class:`~genrm_rank.sdg.output.Block`).
+
+Margins are Bradley-Terry strength gaps in log-odds (the ranking's ``scores[i].strength``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from genrm_rank.results import Ranking
+from genrm_rank.sdg.output import Block
+from genrm_rank.sdg.rows import Row
+
+__all__ = [
+    "PAIR_POLICIES",
+    "Formatter",
+    "PairPolicy",
+    "PreferencePair",
+    "SelectDecision",
+    "SelectThresholds",
+    "decide_selection",
+    "finite_or_none",
+    "margin_of",
+    "pair_rows",
+    "preference_pairs",
+    "rank_rows",
+    "runner_up_margin",
+    "select_rows",
+]
+
+Formatter = Callable[[Row, Ranking], Block]
+"""Turns an input row and its ranking into the lines to write."""
+
+PairPolicy = Literal["best_vs_worst", "all_pairs"]
+PAIR_POLICIES: tuple[str, ...] = ("best_vs_worst", "all_pairs")
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` as a float, or ``None`` when it is missing or not finite (JSON has no NaN)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def margin_of(ranking: Ranking, winner: int, loser: int) -> float:
+    """Bradley-Terry strength gap (log-odds) between two candidates of a ranking."""
+    return float(ranking.scores[winner].strength - ranking.scores[loser].strength)
+
+
+def runner_up_margin(ranking: Ranking) -> float | None:
+    """Strength gap between the best and the strongest other candidate (``None`` if no best)."""
+    if ranking.best is None:
+        return None
+    others = [s.strength for s in ranking.scores if s.index != ranking.best]
+    return float(ranking.scores[ranking.best].strength - max(others)) if others else None
+
+
+def _optional_number(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Argument '{name}' must be a number or None, not {type(value).__name__}.")
+    if not math.isfinite(value):
+        raise ValueError(f"Argument '{name}' must be finite, not {value}.")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SelectThresholds:
+    """What a best-of-N winner must reach to be kept.
+
+    Attributes
+    ----------
+    min_score : float, optional
+        The winner's mean individual score (1-5) must be at least this.
+    min_margin : float, optional
+        The winner's strength minus the runner-up's (log-odds) must be at least this.
+    min_p_best : float, optional
+        The winner's P(best) must be at least this, in [0, 1].
+    """
+
+    min_score: float | None = None
+    min_margin: float | None = None
+    min_p_best: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_score", "min_margin", "min_p_best"):
+            object.__setattr__(self, name, _optional_number(name, getattr(self, name)))
+        if self.min_p_best is not None and not 0.0 <= self.min_p_best <= 1.0:
+            raise ValueError(f"Argument 'min_p_best' must be in [0, 1], not {self.min_p_best}.")
+
+
+@dataclass(frozen=True)
+class SelectDecision:
+    """Whether a ranking's winner is kept, and why not."""
+
+    chosen: bool
+    reasons: tuple[str, ...]
+    score: float | None
+    margin: float | None
+    p_best: float | None
+
+
+def decide_selection(ranking: Ranking, thresholds: SelectThresholds) -> SelectDecision:
+    """Apply ``thresholds`` to a ranking's winner (a ranking with no winner is never chosen).
+
+    >>> from genrm_rank import SimulatedJudge, select_best
+    >>> judge = SimulatedJudge(qualities={"a": 2.0, "b": -2.0}, seed=0)
+    >>> ranking = select_best(["a", "b"], "Q", judge=judge)
+    >>> decide_selection(ranking, SelectThresholds(min_score=5.5)).reasons
+    ("winner's mean score 5.000 < min_score 5.5",)
+    """
+    best = ranking.best
+    if best is None:
+        return SelectDecision(False, ("no usable verdict: no winner",), None, None, None)
+    score = finite_or_none(ranking.scores[best].mean_score)
+    margin = finite_or_none(runner_up_margin(ranking))
+    p_best = finite_or_none(ranking.p_best)
+    reasons: list[str] = []
+    if thresholds.min_score is not None:
+        if score is None:
+            reasons.append("the judge gave no individual scores (min_score)")
+        elif score < thresholds.min_score:
+            reasons.append(f"winner's mean score {score:.3f} < min_score {thresholds.min_score:g}")
+    if thresholds.min_margin is not None and (margin is None or margin < thresholds.min_margin):
+        shown = None if margin is None else round(margin, 3)
+        reasons.append(f"winner's margin {shown} < min_margin {thresholds.min_margin:g}")
+    if thresholds.min_p_best is not None and (p_best is None or p_best < thresholds.min_p_best):
+        shown = None if p_best is None else round(p_best, 3)
+        reasons.append(f"winner's P(best) {shown} < min_p_best {thresholds.min_p_best:g}")
+    return SelectDecision(not reasons, tuple(reasons), score, margin, p_best)
+
+
+def _check_pair_options(
+    policy: str, min_margin: float | None, max_pairs: int | None
+) -> float | None:
+    if policy not in PAIR_POLICIES:
+        raise ValueError(f"Argument 'policy' must be one of {PAIR_POLICIES}, not {policy!r}.")
+    if max_pairs is not None and (
+        isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1
+    ):
+        raise ValueError(f"Argument 'max_pairs' must be an int >= 1 or None, not {max_pairs!r}.")
+    return _optional_number("min_margin", min_margin)
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One chosen/rejected pair of a ranking's candidates (input indices) and its margin."""
+
+    chosen: int
+    rejected: int
+    margin: float
+
+
+def preference_pairs(
+    ranking: Ranking,
+    *,
+    policy: PairPolicy = "best_vs_worst",
+    min_margin: float | None = None,
+    max_pairs: int | None = None,
+) -> list[PreferencePair]:
+    """Chosen/rejected pairs from a ranking, for preference training (DPO and kin).
+
+    Parameters
+    ----------
+    ranking : Ranking
+    policy : {"best_vs_worst", "all_pairs"}
+        The first and last of the order; or every pair (i above j in the order), largest
+        margin first.
+    min_margin : float, optional
+        Keep pairs whose strength gap (log-odds) is at least this.
+    max_pairs : int, optional
+        At most this many pairs.
+
+    >>> from genrm_rank import SimulatedJudge, rank
+    >>> judge = SimulatedJudge(qualities={"a": 2.0, "b": 0.0, "c": -2.0}, seed=0)
+    >>> ranking = rank(["b", "a", "c"], "Q", judge=judge)
+    >>> [(p.chosen, p.rejected) for p in preference_pairs(ranking)]
+    [(1, 2)]
+    """
+    min_margin = _check_pair_options(policy, min_margin, max_pairs)
+    order = list(ranking.order)
+    if policy == "all_pairs":
+        ordered = [
+            (order[i], order[j]) for i in range(len(order)) for j in range(i + 1, len(order))
+        ]
+        pairs = [PreferencePair(c, r, margin_of(ranking, c, r)) for c, r in ordered]
+        pairs.sort(key=lambda p: -p.margin)
+    else:
+        pairs = (
+            [PreferencePair(order[0], order[-1], margin_of(ranking, order[0], order[-1]))]
+            if len(order) >= 2
+            else []
+        )
+    if min_margin is not None:
+        pairs = [p for p in pairs if p.margin >= min_margin]
+    return pairs if max_pairs is None else pairs[:max_pairs]
+
+
+# --------------------------------------------------------------------------------------------
+# Formatters for process_file
+
+
+def rank_rows(*, result_field: str = "genrm", include_judgements: bool = False) -> Formatter:
+    """Each input row with its ranking under ``result_field``."""
+
+    def fmt(row: Row, ranking: Ranking) -> Block:
+        result = ranking.to_dict(include_judgements=include_judgements)
+        return Block("out", ({**row.data, result_field: result},))
+
+    return fmt
+
+
+def select_rows(
+    thresholds: SelectThresholds | None = None,
+    *,
+    result_field: str = "genrm",
+    rejected_sink: bool = False,
+) -> Formatter:
+    """Each input row with its winner (``selected``), or ``None`` and why (``select_reason``).
+
+    A row whose winner misses a threshold goes to the ``rejected`` sink when ``rejected_sink``,
+    else to the output with ``"selected": null``. ``status`` says whether the strategy decided
+    the winner (``complete``) or a budget cut it short (``budget_bound``: a provisional pick).
+    """
+    thresholds = thresholds if thresholds is not None else SelectThresholds()
+
+    def fmt(row: Row, ranking: Ranking) -> Block:
+        decision = decide_selection(ranking, thresholds)
+        best, chosen = ranking.best, decision.chosen
+        line: dict[str, Any] = {
+            **row.data,
+            "selected": ranking.best_text if chosen else None,
+            "selected_index": best if chosen else None,
+            "selected_id": ranking.best_id if chosen else None,
+            "select_reason": "; ".join(decision.reasons) or None,
+            "status": ranking.status,
+            "winner_score": decision.score,
+            "winner_margin": decision.margin,
+            "winner_p_best": decision.p_best,
+            result_field: ranking.to_dict(),
+        }
+        return Block("rejected" if not chosen and rejected_sink else "out", (line,))
+
+    return fmt
+
+
+def pair_rows(
+    *,
+    policy: PairPolicy = "best_vs_worst",
+    min_margin: float | None = None,
+    max_pairs: int | None = None,
+    candidates_field: str = "candidates",
+) -> Formatter:
+    """One line per chosen/rejected pair (:func:`preference_pairs`), keeping the row's fields.
+
+    A row with no pair goes to the ``rejected`` sink with the reason.
+    """
+    _check_pair_options(policy, min_margin, max_pairs)
+
+    def fmt(row: Row, ranking: Ranking) -> Block:
+        pairs = preference_pairs(ranking, policy=policy, min_margin=min_margin, max_pairs=max_pairs)
+        base = {k: v for k, v in row.data.items() if k != candidates_field}
+        order = ranking.order
+        if not pairs:
+            reason = (
+                "no pair of candidates"
+                if min_margin is None
+                else f"no pair with margin >= min_margin {min_margin:g}"
+            )
+            best_margin = margin_of(ranking, order[0], order[-1]) if len(order) >= 2 else None
+            return Block(
+                "rejected",
+                ({**base, "reason": reason, "best_margin": finite_or_none(best_margin)},),
+            )
+        ids = ranking.candidate_ids
+        lines = [
+            {
+                **base,
+                "chosen": ranking.candidates[p.chosen],
+                "rejected": ranking.candidates[p.rejected],
+                "chosen_index": p.chosen,
+                "rejected_index": p.rejected,
+                "chosen_id": None if ids is None else ids[p.chosen],
+                "rejected_id": None if ids is None else ids[p.rejected],
+                "margin": finite_or_none(p.margin),
+                "chosen_score": finite_or_none(ranking.scores[p.chosen].mean_score),
+                "rejected_score": finite_or_none(ranking.scores[p.rejected].mean_score),
+                "pair_index": k,
+                "n_pairs": len(pairs),
+            }
+            for k, p in enumerate(pairs)
+        ]
+        return Block("out", tuple(lines))
+
+    return fmt

@@ -1,0 +1,215 @@
+"""Durable, ordered JSONL output: results written in input order, a torn end recovered.
+
+- **Input order.** Rankings finish in any order; a :class:`ReorderBuffer` writes the result of
+  row ``k`` only after rows ``0..k-1``, so the output of a run does not depend on timing, and the
+  rows written at any moment are those of a *prefix* of the input.
+- **Durability.** A :class:`JsonlSink` writes each row's lines with one ``write`` system call on
+  a file opened for appending, and ``fsync``\\s at most every ``fsync_interval`` seconds and at
+  close. A ``kill -9`` can only leave a torn last line (or a torn group of pair lines), which
+  :func:`recover` detects and truncates before a resumed run appends.
+- **Resume.** :func:`recover` collects the ids already written to an output file (or the line
+  numbers already written to an errors file); a resumed run skips exactly those, so that an
+  interrupted-then-resumed run ends with byte-identical files to an uninterrupted one.
+
+A Python SDG script can use these directly: open a :class:`JsonlSink`, :func:`recover` it before
+appending, and write each row's :class:`Block` through a :class:`ReorderBuffer`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from genrm_rank.sdg.rows import IdIndex, RowError, id_key
+
+__all__ = ["Block", "JsonlSink", "Recovered", "ReorderBuffer", "Sink", "recover"]
+
+Sink = Literal["out", "rejected", "errors"]
+
+
+class JsonlSink:
+    """An append-only JSONL file written durably.
+
+    Each :meth:`write` is one ``os.write`` of whole lines (looped only if the kernel writes
+    part), so a killed process leaves at most one torn block at the end. ``fsync`` runs at most
+    every ``fsync_interval`` seconds and at :meth:`close`. The file is created on first write.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.fsync_interval = fsync_interval
+        self._clock = clock
+        self._fd: int | None = None
+        self._last_sync = clock()
+        self._dirty = False
+        self.rows = 0
+
+    def write(self, data: bytes, rows: int = 1) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.rows += rows
+        self._dirty = True
+        if self._clock() - self._last_sync >= self.fsync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._fd is not None and self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+        self._last_sync = self._clock()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            self.sync()
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class Recovered:
+    """What :func:`recover` found in an existing output file."""
+
+    keys: IdIndex = field(default_factory=IdIndex)
+    """Id keys (``out``/``rejected``) or line numbers as strings (``errors``) already written."""
+    rows: int = 0
+    truncated_bytes: int = 0
+
+
+def recover(
+    path: str | os.PathLike[str],
+    *,
+    key_field: str,
+    grouped: bool = False,
+    keys: IdIndex | None = None,
+) -> Recovered:
+    """Read an output file written by :class:`JsonlSink`, truncating a torn end.
+
+    A last line without a newline (a write cut by ``kill -9``) is cut off. With ``grouped``
+    (pair files: each source row writes ``n_pairs`` lines carrying ``pair_index``), an
+    incomplete last group is cut off too. Returns the keys of the rows that remain (added to
+    ``keys`` when given, so that several files can share one index).
+
+    Raises
+    ------
+    ValueError
+        A complete line that is not a JSON object (the file was not written by this tool).
+    """
+    found = Recovered(keys if keys is not None else IdIndex())
+    p = Path(path)
+    if not p.exists():
+        return found
+    keep = 0  # bytes known good
+    offset = 0
+    group_key: str | None = None
+    group_seen = group_need = 0
+    with open(p, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            offset += len(raw)
+            if not raw.endswith(b"\n"):
+                break  # torn last line
+            try:
+                data = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    f"{p}:{number} is not valid JSON; cannot resume onto this file."
+                ) from None
+            if not isinstance(data, dict) or key_field not in data:
+                raise ValueError(
+                    f"{p}:{number} has no {key_field!r} field; cannot resume onto this file."
+                )
+            key = str(data[key_field]) if key_field == "line" else id_key(data[key_field])
+            if grouped and "n_pairs" in data:
+                if group_key != key or group_seen >= group_need:
+                    group_key, group_seen = key, 0
+                    group_need = int(data["n_pairs"])
+                group_seen += 1
+                if group_seen == group_need:
+                    found.keys.add(key)
+                    found.rows += group_need
+                    keep = offset
+                continue
+            found.keys.add(key)
+            found.rows += 1
+            keep = offset
+        size = handle.seek(0, os.SEEK_END)
+    if keep < size:
+        with open(p, "r+b") as handle:
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        found.truncated_bytes = size - keep
+    return found
+
+
+@dataclass(frozen=True)
+class Block:
+    """What one input row produced: lines for one sink."""
+
+    sink: Sink
+    lines: tuple[dict[str, Any], ...]
+    error: RowError | None = None
+
+    def encode(self) -> bytes:
+        return b"".join(
+            json.dumps(line, ensure_ascii=False, allow_nan=False).encode() + b"\n"
+            for line in self.lines
+        )
+
+
+class ReorderBuffer:
+    """Releases blocks in sequence order, whatever order they are put in.
+
+    Parameters
+    ----------
+    emit : callable
+        Called with each block, in sequence order.
+    """
+
+    def __init__(self, emit: Callable[[Block], None]) -> None:
+        self._emit = emit
+        self._pending: dict[int, Block] = {}
+        self._issued = 0
+        self._next = 0
+
+    def reserve(self) -> int:
+        """The sequence number of the next row."""
+        seq = self._issued
+        self._issued += 1
+        return seq
+
+    def put(self, seq: int, block: Block) -> None:
+        if seq in self._pending or not self._next <= seq < self._issued:
+            raise ValueError(f"Argument 'seq' is not an open sequence number: {seq}.")
+        self._pending[seq] = block
+        while self._next in self._pending:
+            self._emit(self._pending.pop(self._next))
+            self._next += 1
+
+    @property
+    def outstanding(self) -> int:
+        """Rows reserved and not yet emitted (in flight, or waiting behind an earlier row)."""
+        return self._issued - self._next
+
+    @property
+    def buffered(self) -> int:
+        """Rows finished but held back behind an unfinished earlier row."""
+        return len(self._pending)
+
+
+# --------------------------------------------------------------------------------------------
+# The run

@@ -1,0 +1,367 @@
+"""The SDG pipeline: a JSONL file of rows through the one runner, results durably in order.
+
+:func:`process_file` reads rows (:mod:`~genrm_rank.sdg.rows`), feeds the valid ones to the
+:class:`~genrm_rank.runner.Runner` as prompts, and writes what each row produced, in input
+order, through a :class:`~genrm_rank.sdg.output.ReorderBuffer` into
+:class:`~genrm_rank.sdg.output.JsonlSink`\\ s. It handles only rows, sinks, ordering and resume;
+how rows are ranked is the :class:`~genrm_rank.spec.RankSpec`'s, exactly as for
+:func:`~genrm_rank.select_best`. :func:`prepare_output` opens the output files for a new or a
+resumed run.
+
+- **Streaming.** The input is read line by line and never held whole. A row becomes a prompt
+  only when the runner's window has room, and at most ``max_pending`` rows are admitted but not
+  yet written, so memory does not grow with the file.
+- **Sharding.** ``shard=(i, n)`` keeps the lines whose 0-based line index is ``i`` modulo ``n``
+  (every shard writes its own files; concatenate them in any order). Duplicate ids are caught
+  within a shard only.
+- **Determinism.** Each row's randomness comes from the run seed and its id
+  (:meth:`~genrm_rank.spec.RankSpec.prompt_seeds`), so its result does not depend on the other
+  rows or on timing, given a deterministic judge (a real GenRM is not, which is what the verdict
+  cache is for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Container, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+
+from genrm_rank.errors import EndpointsUnavailableError
+from genrm_rank.judges.base import Judge
+from genrm_rank.orchestrator import JudgeStatistics, ProgressCallback
+from genrm_rank.runner import PromptInput, PromptResult, Runner
+from genrm_rank.sdg.filters import Formatter
+from genrm_rank.sdg.output import Block, JsonlSink, Recovered, ReorderBuffer, recover
+from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec, iter_lines
+from genrm_rank.spec import RankSpec
+
+__all__ = ["OutputFiles", "RunCounters", "RunOutcome", "prepare_output", "process_file"]
+
+
+@dataclass
+class RunCounters:
+    """Live counts of a run (what the progress bar and the summary show)."""
+
+    lines: int = 0
+    """Input lines of this shard read so far (blank lines included)."""
+    ok: int = 0
+    failed: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    """Rows already written by an earlier run (``resume``)."""
+    blank: int = 0
+    pair_lines: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        """Rows settled by this run (written to a sink)."""
+        return self.ok + self.failed + self.rejected
+
+
+@dataclass
+class RunOutcome:
+    """How :func:`process_file` ended."""
+
+    counters: RunCounters
+    stats: JudgeStatistics
+    status: Literal["complete", "cap", "interrupted", "unavailable"] = "complete"
+    cap: str | None = None
+    message: str | None = None
+    recovered: dict[str, Recovered] = field(default_factory=dict)
+
+
+@dataclass
+class OutputFiles:
+    """The sinks of a run, and what a resumed run must skip (:func:`prepare_output`)."""
+
+    sinks: dict[str, JsonlSink]
+    recovered: dict[str, Recovered] = field(default_factory=dict)
+
+    @property
+    def skip_keys(self) -> Container[str]:
+        """Row ids already written to the output or rejected file."""
+        return self.recovered["out"].keys if "out" in self.recovered else ()
+
+    @property
+    def skip_lines(self) -> Container[str]:
+        """Input line numbers already written to the errors file."""
+        return self.recovered["errors"].keys if "errors" in self.recovered else ()
+
+
+class _NullSink(JsonlSink):
+    """Counts rows and writes nothing (no rejected file asked for)."""
+
+    def __init__(self) -> None:
+        super().__init__(os.devnull)
+
+    def write(self, data: bytes, rows: int = 1) -> None:
+        self.rows += rows
+
+
+def prepare_output(
+    paths: Mapping[str, str | os.PathLike[str] | None],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    grouped: bool = False,
+    id_field: str = "id",
+    fsync_interval: float = 5.0,
+) -> OutputFiles:
+    """Open the output files of a run, new or resumed.
+
+    Parameters
+    ----------
+    paths : mapping
+        ``"out"`` and ``"errors"`` paths, and ``"rejected"`` (``None``: rows for it are counted
+        and dropped).
+    resume : bool
+        Continue files an interrupted run wrote: a torn end is cut (:func:`recover`) and the
+        rows already written are skipped.
+    overwrite : bool
+        Replace existing files. Without ``resume`` or ``overwrite``, existing non-empty files
+        are refused.
+    grouped : bool
+        The output holds groups of pair lines (``n_pairs``), recovered whole.
+    id_field : str
+        The row id field written to the output (as read).
+    fsync_interval : float
+        Seconds between ``fsync`` calls of each file.
+
+    Raises
+    ------
+    ValueError
+        Files that coincide, or that exist when neither ``resume`` nor ``overwrite`` is given,
+        or an existing file that this library did not write.
+    """
+    if resume and overwrite:
+        raise ValueError("Arguments 'resume' and 'overwrite' exclude each other; pass one.")
+    real = {name: Path(p) for name, p in paths.items() if p is not None}
+    if len({p.resolve() for p in real.values()}) != len(real):
+        raise ValueError("Argument 'paths' names one file twice; each output must differ.")
+    for name, p in real.items():
+        if not p.parent.is_dir():
+            raise ValueError(f"Argument 'paths[{name!r}]': no such folder: {p.parent}.")
+    existing = [p for p in real.values() if p.exists() and p.stat().st_size > 0]
+    recovered: dict[str, Recovered] = {}
+    if existing and not resume:
+        if not overwrite:
+            names = ", ".join(str(p) for p in existing)
+            raise ValueError(
+                f"Argument 'paths': {names} already exists; resume it or overwrite it."
+            )
+        for stale in existing:
+            stale.unlink()
+    if resume:
+        done_ids = IdIndex()  # rows in the output and rejected files share one index
+        for name, p in real.items():
+            recovered[name] = recover(
+                p,
+                key_field="line" if name == "errors" else id_field,
+                grouped=grouped and name == "out",
+                keys=None if name == "errors" else done_ids,
+            )
+    sinks: dict[str, JsonlSink] = {
+        name: JsonlSink(real[name], fsync_interval=fsync_interval) if name in real else _NullSink()
+        for name in paths
+    }
+    return OutputFiles(sinks, recovered)
+
+
+def _failure_reason(result: PromptResult) -> str:
+    ranking = result.ranking
+    judgements = ranking.judgements if ranking is not None else ()
+    kinds: dict[str, int] = {}
+    for j in judgements:
+        if j.verdict.failure is not None:
+            kinds[str(j.verdict.failure)] = kinds.get(str(j.verdict.failure), 0) + 1
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none"
+    return f"no usable verdict in {len(judgements)} judged calls (failures: {detail})"
+
+
+async def process_file(
+    input_path: str | os.PathLike[str],
+    *,
+    judge: Judge,
+    spec: RankSpec,
+    formatter: Formatter,
+    sinks: Mapping[str, JsonlSink],
+    rows: RowSpec | None = None,
+    principle: str | None = None,
+    concurrency: int = 64,
+    max_calls: int | None = None,
+    max_tokens: int | None = None,
+    max_pending: int | None = None,
+    skip_keys: Container[str] = (),
+    skip_lines: Container[str] = (),
+    shard: tuple[int, int] = (0, 1),
+    counters: RunCounters | None = None,
+    on_row: Callable[[RunCounters], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunOutcome:
+    """Rank every row of a JSONL file, writing results in input order.
+
+    Parameters
+    ----------
+    input_path : path
+    judge : Judge
+    spec : RankSpec
+        How each row is ranked (the same spec :func:`~genrm_rank.select_best` takes).
+    formatter : callable
+        ``formatter(row, ranking) -> Block``: :func:`~genrm_rank.sdg.filters.select_rows`,
+        :func:`~genrm_rank.sdg.filters.pair_rows`, :func:`~genrm_rank.sdg.filters.rank_rows`,
+        or your own.
+    sinks : mapping
+        ``"out"``, ``"errors"`` and optionally ``"rejected"`` sinks (:func:`prepare_output`).
+    rows : RowSpec, optional
+        Where rows keep their id, prompt and candidates.
+    principle : str, optional
+        A rubric for every row (a row's own principle field wins).
+    concurrency : int
+        Judge requests in flight.
+    max_calls, max_tokens : int, optional
+        Run-wide ceilings on paid generations and their tokens: the run stops cleanly before
+        it would exceed one (``status == "cap"``), and can be resumed.
+    max_pending : int, optional
+        Rows admitted but not yet written (bounds memory); default ``max(1024, 8 *
+        concurrency)``.
+    skip_keys, skip_lines : container of str
+        Row id keys / line numbers already written (from :func:`prepare_output`): not run again.
+    shard : (int, int)
+        Keep lines whose 0-based index is ``shard[0]`` modulo ``shard[1]``.
+    counters : RunCounters, optional
+        Updated live (pass one to watch a run).
+    on_row : callable, optional
+        Called after each row is settled.
+    on_progress : callable, optional
+        ``on_progress(stats, in_flight)`` after every verdict.
+
+    The coroutine can be cancelled (Ctrl-C): rows already written stay written, every in-flight
+    request is cancelled, and the counters say how far it got.
+    """
+    reader = RowReader(rows)
+    counters = counters if counters is not None else RunCounters()
+    runner = Runner(
+        judge,
+        spec,
+        concurrency=concurrency,
+        max_calls=max_calls,
+        max_tokens=max_tokens,
+        on_progress=on_progress,
+    )
+    outcome = RunOutcome(counters, runner.stats)
+    limit = max_pending if max_pending is not None else max(1024, 8 * concurrency)
+    if limit < 1:
+        raise ValueError(f"Argument 'max_pending' must be >= 1 or None, not {max_pending}.")
+    rank_all = shard == (0, 1)
+
+    def emit(block: Block) -> None:
+        if block.lines:
+            sinks[block.sink].write(block.encode(), len(block.lines))
+        if block.sink == "out":
+            counters.ok += 1
+            counters.pair_lines += len(block.lines)
+        elif block.sink == "rejected":
+            counters.rejected += 1
+        else:
+            counters.failed += 1
+            kind = block.error.kind if block.error is not None else "error"
+            counters.errors_by_kind[kind] = counters.errors_by_kind.get(kind, 0) + 1
+        if on_row is not None:
+            on_row(counters)
+
+    buffer = ReorderBuffer(emit)
+    lines = iter_lines(input_path)
+    state = {"exhausted": False}
+
+    def error_block(error: RowError) -> Block:
+        return Block("errors", (error.to_dict(),), error)
+
+    def skip() -> None:
+        counters.skipped += 1
+        if on_row is not None:
+            on_row(counters)
+
+    async def prompts() -> AsyncIterator[PromptInput]:
+        while buffer.outstanding < limit:
+            try:
+                number, raw = next(lines)
+            except StopIteration:
+                state["exhausted"] = True
+                return
+            if not rank_all and (number - 1) % shard[1] != shard[0]:
+                continue
+            counters.lines += 1
+            parsed = reader.parse(number, raw)
+            if parsed is None:
+                counters.blank += 1
+                if on_row is not None:
+                    on_row(counters)
+                continue
+            if isinstance(parsed, RowError):
+                if str(number) in skip_lines:
+                    skip()
+                    continue
+                buffer.put(buffer.reserve(), error_block(parsed))
+                continue
+            if parsed.key in skip_keys or str(number) in skip_lines:
+                # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
+                # was written to the errors file; running it again would write it twice.
+                skip()
+                continue
+            yield PromptInput(
+                conversation=parsed.conversation,
+                candidates=list(parsed.candidates),
+                principle=parsed.principle if parsed.principle is not None else principle,
+                prompt_id=str(parsed.id),
+                candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
+                key=(buffer.reserve(), parsed),
+            )
+
+    def settle(result: PromptResult) -> None:
+        seq, row = cast(tuple[int, Row], result.prompt.key)
+        if result.ranking is None:
+            kind = result.error_kind or "ranking_error"
+            reason = (
+                f"judge error: {result.error}"
+                if kind == "judge_error"
+                else f"ranking failed: {type(result.error).__name__}: {result.error}"
+            )
+            buffer.put(seq, error_block(RowError(row.line, row.id, kind, reason)))
+            return
+        if result.ranking.best is None:
+            error = RowError(row.line, row.id, "no_usable_verdict", _failure_reason(result))
+            buffer.put(seq, error_block(error))
+            return
+        try:
+            block = formatter(row, result.ranking)
+        except Exception as exc:  # one row's failure must not end a run of hours
+            reason = f"ranking failed: {type(exc).__name__}: {exc}"
+            buffer.put(seq, error_block(RowError(row.line, row.id, "ranking_error", reason)))
+            return
+        buffer.put(seq, block)
+
+    try:
+        while True:
+            async for result in runner.run(prompts()):
+                settle(result)
+            if runner.cap_reached is not None:
+                outcome.status, outcome.cap = "cap", runner.cap_reached
+                break
+            if state["exhausted"]:
+                break
+            # Paused: too many rows held behind a slow one; the window drained, carry on.
+    except EndpointsUnavailableError as exc:
+        outcome.status, outcome.message = "unavailable", str(exc)
+    except asyncio.CancelledError:
+        outcome.status = "interrupted"
+    finally:
+        lines.close()
+        for sink in sinks.values():
+            sink.close()
+    return outcome

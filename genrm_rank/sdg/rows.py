@@ -1,0 +1,444 @@
+"""Input rows: validation into :class:`Row` or :class:`RowError`, ids, and reading JSONL lines.
+
+A bad row never stops a run: :class:`RowReader` turns each line into a :class:`Row` or a
+:class:`RowError` naming the line, the id and the reason (malformed JSON, a missing field, fewer
+than two candidates, duplicate candidates or ids, an over-long text). The ids seen (to catch
+duplicates and to resume) are kept in an :class:`IdIndex` of 64-bit digests, about 32 bytes a
+row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from array import array
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from genrm_rank.messages import Conversation, normalize_conversation
+
+__all__ = [
+    "DEFAULT_PROMPT_FIELDS",
+    "IdIndex",
+    "Row",
+    "RowError",
+    "RowReader",
+    "RowSpec",
+    "count_lines",
+    "id_key",
+    "iter_lines",
+    "parse_shard",
+]
+
+DEFAULT_PROMPT_FIELDS = ("conversation", "prompt", "messages")
+
+# --------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """Where a row keeps its parts, and the longest text accepted.
+
+    Attributes
+    ----------
+    id_field : str
+        The row's unique id (string or integer).
+    prompt_fields : tuple of str
+        Fields tried in order for the prompt: a string, or a list of ``{"role", "content"}``
+        messages ending with a user turn.
+    candidates_field : str
+        The list of candidates: strings, or objects with ``candidate_id_key`` and
+        ``candidate_text_key``.
+    candidate_id_key, candidate_text_key : str
+        Keys of a candidate object.
+    principle_field : str
+        Optional per-row rubric (overrides the run-wide one).
+    max_chars : int or None
+        Longest prompt or candidate text accepted, in characters (``None``: no limit).
+    """
+
+    id_field: str = "id"
+    prompt_fields: tuple[str, ...] = DEFAULT_PROMPT_FIELDS
+    candidates_field: str = "candidates"
+    candidate_id_key: str = "id"
+    candidate_text_key: str = "text"
+    principle_field: str = "principle"
+    max_chars: int | None = 200_000
+
+
+@dataclass(frozen=True)
+class Row:
+    """A valid input row."""
+
+    line: int
+    """1-based line number in the input file."""
+    id: str | int
+    data: dict[str, Any]
+    """The row as read (all its own fields)."""
+    conversation: Conversation
+    candidates: tuple[str, ...]
+    candidate_ids: tuple[str, ...] | None
+    principle: str | None
+    prompt_field: str
+
+    @property
+    def key(self) -> str:
+        """The id as canonical JSON (``1`` and ``"1"`` differ)."""
+        return id_key(self.id)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one input line (or its ranking) could not be used."""
+
+    line: int
+    id: str | int | None
+    kind: str
+    """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
+    ``too_few_candidates``, ``duplicate_candidate``, ``duplicate_id``, ``too_long``,
+    ``bad_encoding``, ``judge_error``, ``no_usable_verdict``, ``ranking_error``."""
+    reason: str
+    raw: str | None = None
+    """The start of the line, for lines that could not be read as a JSON object."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "line": self.line,
+            "id": self.id,
+            "kind": self.kind,
+            "reason": self.reason,
+        }
+        if self.raw is not None:
+            out["raw"] = self.raw
+        return out
+
+
+def id_key(value: Any) -> str:
+    """The canonical JSON of an id, the key resume and duplicate detection use."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _first_duplicate(values: Sequence[str]) -> tuple[int, int] | None:
+    """Indices ``(j, i)``, ``j < i``, of the first value seen twice; ``None`` if all differ."""
+    seen: dict[str, int] = {}
+    for i, value in enumerate(values):
+        j = seen.setdefault(value, i)
+        if j != i:
+            return j, i
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class IdIndex:
+    """A compact set of string keys with an integer each (the first line an id was seen on).
+
+    Keys are kept as 64-bit BLAKE2b digests in an open-addressing table of two ``array('Q')``
+    (about 32 bytes a key at the maximum load of one half), a third of what a ``dict`` of
+    digests costs and a tenth of a ``set`` of the strings: the only part of a run whose memory
+    grows with the file. Two distinct keys share a digest with probability about
+    ``n**2 / 2**65`` (1e-8 for 1e6 rows).
+
+    >>> index = IdIndex()
+    >>> index.setdefault('"a"', 3), index.setdefault('"a"', 9), '"a"' in index, '"b"' in index
+    (None, 3, True, False)
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1
+        while size < max(8, 2 * capacity):
+            size *= 2
+        self._keys = array("Q", bytes(8 * size))
+        self._values = array("Q", bytes(8 * size))
+        self._mask = size - 1
+        self._count = 0
+
+    @staticmethod
+    def _digest(key: str) -> int:
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+        return digest or 1  # 0 marks an empty slot
+
+    def _slot(self, digest: int) -> int:
+        keys, mask = self._keys, self._mask
+        slot = digest & mask
+        while keys[slot] != 0 and keys[slot] != digest:
+            slot = (slot + 1) & mask
+        return slot
+
+    def get(self, key: str) -> int | None:
+        """The value stored with ``key``, or ``None``."""
+        digest = self._digest(key)
+        slot = self._slot(digest)
+        return None if self._keys[slot] == 0 else int(self._values[slot])
+
+    def setdefault(self, key: str, value: int = 0) -> int | None:
+        """Store ``key`` with ``value`` unless present; return the earlier value, or ``None``."""
+        digest = self._digest(key)
+        slot = self._slot(digest)
+        if self._keys[slot] != 0:
+            return int(self._values[slot])
+        self._keys[slot] = digest
+        self._values[slot] = value
+        self._count += 1
+        if 2 * self._count > self._mask + 1:
+            self._grow()
+        return None
+
+    def add(self, key: str) -> None:
+        self.setdefault(key)
+
+    def _grow(self) -> None:
+        keys, values = self._keys, self._values
+        size = 2 * (self._mask + 1)
+        self._keys = array("Q", bytes(8 * size))
+        self._values = array("Q", bytes(8 * size))
+        self._mask = size - 1
+        for digest, value in zip(keys, values, strict=True):
+            if digest:
+                slot = self._slot(digest)
+                self._keys[slot] = digest
+                self._values[slot] = value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._keys[self._slot(self._digest(key))] != 0
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class RowReader:
+    """Validates lines into :class:`Row` or :class:`RowError`; remembers ids to catch duplicates.
+
+    Parameters
+    ----------
+    spec : RowSpec
+    """
+
+    def __init__(self, spec: RowSpec | None = None) -> None:
+        self.spec = spec or RowSpec()
+        self._seen = IdIndex()  # id key -> first line
+
+    def parse(self, line: int, raw: bytes) -> Row | RowError | None:
+        """Read one line; ``None`` for a blank line (not a row)."""
+        spec = self.spec
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return RowError(
+                line,
+                None,
+                "bad_encoding",
+                f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})",
+            )
+        if not text.strip():
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return RowError(
+                line,
+                None,
+                "malformed_json",
+                f"malformed JSON: {exc.msg} (column {exc.colno})",
+                text[:200],
+            )
+        if not isinstance(data, dict):
+            return RowError(
+                line,
+                None,
+                "malformed_json",
+                f"the line is a JSON {type(data).__name__}, not an object",
+                text[:200],
+            )
+        if spec.id_field not in data:
+            return RowError(line, None, "missing_field", f"missing field {spec.id_field!r}")
+        row_id = data[spec.id_field]
+        if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
+            return RowError(
+                line,
+                None,
+                "bad_field",
+                f"field {spec.id_field!r} must be a non-empty string or an integer, not "
+                f"{_short(row_id)}",
+            )
+        first = self._seen.setdefault(id_key(row_id), line)
+        if first is not None:
+            return RowError(
+                line, row_id, "duplicate_id", f"duplicate id {row_id!r} (first on line {first})"
+            )
+        return self._check(line, row_id, data)
+
+    def _check(self, line: int, row_id: str | int, data: dict[str, Any]) -> Row | RowError:
+        spec = self.spec
+        prompt_field = next((f for f in spec.prompt_fields if f in data), None)
+        if prompt_field is None:
+            names = " or ".join(repr(f) for f in spec.prompt_fields)
+            return RowError(line, row_id, "missing_field", f"missing field {names}")
+        conversation = data[prompt_field]
+        try:
+            normalized = normalize_conversation(conversation, name=prompt_field)
+        except (TypeError, ValueError) as exc:
+            return RowError(line, row_id, "bad_field", _strip_argument(str(exc)))
+        if spec.candidates_field not in data:
+            return RowError(
+                line, row_id, "missing_field", f"missing field {spec.candidates_field!r}"
+            )
+        raw_candidates = data[spec.candidates_field]
+        if not isinstance(raw_candidates, list):
+            return RowError(
+                line,
+                row_id,
+                "bad_field",
+                f"field {spec.candidates_field!r} must be a list, not "
+                f"{type(raw_candidates).__name__}",
+            )
+        texts: list[str] = []
+        ids: list[str] = []
+        for i, cand in enumerate(raw_candidates):
+            where = f"{spec.candidates_field}[{i}]"
+            if isinstance(cand, str):
+                texts.append(cand)
+                ids.append("")
+            elif isinstance(cand, dict):
+                text = cand.get(spec.candidate_text_key)
+                if not isinstance(text, str):
+                    return RowError(
+                        line,
+                        row_id,
+                        "bad_field",
+                        f"{where} has no string {spec.candidate_text_key!r}",
+                    )
+                cid = cand.get(spec.candidate_id_key)
+                if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (str, int))):
+                    return RowError(
+                        line,
+                        row_id,
+                        "bad_field",
+                        f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
+                        f"{_short(cid)}",
+                    )
+                texts.append(text)
+                ids.append("" if cid is None else str(cid))
+            else:
+                return RowError(
+                    line,
+                    row_id,
+                    "bad_field",
+                    f"{where} must be a string or an object with {spec.candidate_text_key!r}, "
+                    f"not {type(cand).__name__}",
+                )
+        if len(texts) < 2:
+            return RowError(
+                line, row_id, "too_few_candidates", f"fewer than two candidates ({len(texts)})"
+            )
+        twins = _first_duplicate(texts)
+        if twins is not None:
+            return RowError(
+                line,
+                row_id,
+                "duplicate_candidate",
+                f"candidates {twins[0]} and {twins[1]} have the same text",
+            )
+        has_ids = any(ids)
+        if has_ids:
+            if not all(ids):
+                missing = ids.index("")
+                return RowError(
+                    line,
+                    row_id,
+                    "bad_field",
+                    f"{spec.candidates_field}[{missing}] has no {spec.candidate_id_key!r} while "
+                    "others do",
+                )
+            twins = _first_duplicate(ids)
+            if twins is not None:
+                j, i = twins
+                return RowError(
+                    line,
+                    row_id,
+                    "duplicate_candidate",
+                    f"candidates {j} and {i} have the same id {ids[i]!r}",
+                )
+        principle = data.get(spec.principle_field)
+        if principle is not None and not isinstance(principle, str):
+            return RowError(
+                line,
+                row_id,
+                "bad_field",
+                f"field {spec.principle_field!r} must be a string or null, not "
+                f"{type(principle).__name__}",
+            )
+        if spec.max_chars is not None:
+            prompt_chars = sum(len(str(m.get("content", ""))) for m in normalized)
+            if prompt_chars > spec.max_chars:
+                return RowError(
+                    line,
+                    row_id,
+                    "too_long",
+                    f"the prompt has {prompt_chars} characters, over max_chars={spec.max_chars}",
+                )
+            for i, text in enumerate(texts):
+                if len(text) > spec.max_chars:
+                    return RowError(
+                        line,
+                        row_id,
+                        "too_long",
+                        f"candidate {i} has {len(text)} characters, over "
+                        f"max_chars={spec.max_chars}",
+                    )
+        return Row(
+            line=line,
+            id=row_id,
+            data=data,
+            conversation=conversation,
+            candidates=tuple(texts),
+            candidate_ids=tuple(ids) if has_ids else None,
+            principle=principle or None,
+            prompt_field=prompt_field,
+        )
+
+
+def _strip_argument(message: str) -> str:
+    """Library messages say "Argument 'x' must ..."; in a row, say "field 'x' must ..."."""
+    return message.replace("Argument '", "field '", 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def iter_lines(path: str | os.PathLike[str]) -> Generator[tuple[int, bytes], None, None]:
+    """Yield ``(line_number, bytes)`` for each line of a file (1-based), streaming, newline "
+    "dropped."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, raw.rstrip(b"\r\n")
+
+
+def count_lines(path: str | os.PathLike[str], chunk: int = 1 << 20) -> int:
+    """Lines in a file, counted by newlines in 1 MiB chunks (a last line without one counts)."""
+    count = 0
+    last = b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n`` (raises ``ValueError`` naming ``shard``)."""
+    try:
+        left, right = text.split("/")
+        index, count = int(left), int(right)
+    except ValueError:
+        raise ValueError(f"Argument 'shard' must look like i/n (e.g. 0/4), not {text!r}.") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"Argument 'shard' must satisfy 0 <= i < n, not {text!r}.")
+    return index, count

@@ -1,0 +1,294 @@
+"""The run spec: one frozen, validated value holding what defines a ranking run.
+
+Every door into genrm_rank (``select_best``/``rank``/``group_rewards``, the SDG pipeline in
+Python, and the ``genrm-rank`` CLI) builds a :class:`RankSpec` and hands it to the one runner
+(:mod:`genrm_rank.runner`). It is checked once, when built, and nowhere again; the CLI stores it
+in its resume file (:meth:`RankSpec.to_dict`), so a resumed run uses the same.
+
+What it holds: how candidates are compared (strategy, swap mode, samples, seed, the per-prompt
+budget, re-asks of a failed verdict) and how verdicts are aggregated (preference mapping,
+position term, prior, interval level, P(best) draws, bootstrap rounds). What it does not hold:
+the inputs (conversations, candidates, a rubric) and the run's resources (the judge, requests in
+flight, run-wide caps), which belong to a call, not to a spec.
+
+Each prompt gets its own randomness, derived from the run seed and the prompt's key with
+:class:`numpy.random.SeedSequence` (:meth:`RankSpec.prompt_seeds`): reproducible, independent of
+the order in which prompts arrive, and different from one prompt to the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypedDict, cast
+
+import numpy as np
+
+from genrm_rank.strategies import check_swap, strategy_name
+from genrm_rank.verdict import PreferenceMapping, linear_preference, table_preference
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "RANK_DEFAULTS",
+    "REWARD_DEFAULTS",
+    "SELECT_DEFAULTS",
+    "PromptSeeds",
+    "RankSpec",
+    "SpecFields",
+    "preference_mapping",
+    "resolve_spec",
+]
+
+DEFAULT_ALPHA = 0.05
+"""L2 prior strength of the per-prompt Bradley-Terry fit: a N(0, 1/(2*alpha)) prior on each
+strength (standard deviation about 3.2 in log-odds). Weak enough to let a few verdicts speak,
+strong enough that a candidate that won every match gets a finite strength and an interval."""
+
+Preference = str | Mapping[int, float] | PreferenceMapping
+"""``"linear"``, a table of the six rankings to preferences, or a callable."""
+
+
+def _int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Argument '{name}' must be an int, not {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"Argument '{name}' must be >= {minimum}, not {value}.")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PromptSeeds:
+    """One prompt's randomness: a generator for its strategy and a seed for its aggregation."""
+
+    strategy: np.random.Generator
+    aggregation: int
+
+
+@dataclass(frozen=True)
+class RankSpec:
+    """What defines a ranking run; validated once, when built.
+
+    Parameters
+    ----------
+    strategy : str
+        ``"round_robin"``, ``"knockout"``, ``"circular"`` or ``"swiss"`` (``-`` or ``_``).
+    swap : {"both", "random", "none"}
+        Position debiasing: both orders combined softly, one seeded random order, or as
+        scheduled.
+    samples : int
+        Judgements per match and order.
+    seed : int or numpy.random.Generator
+        The run seed. Each prompt's randomness comes from it and the prompt's key
+        (:meth:`prompt_seeds`). A ``Generator`` is drawn from once, here, for an int seed, so
+        the spec stays a plain value that can be stored.
+    budget : int or None
+        Most paid judge calls (generations) per prompt, re-asks included; cached verdicts are
+        free. ``None``: no limit. A ceiling, never a target.
+    retries : int
+        Re-asks of a failed verdict (unreadable, truncated, no answer) before it counts as
+        failed; each is a paid call within the budget. The only retry layer that pays.
+    preference : str, mapping or callable
+        Ranking (1..6) to preference (0..1): ``"linear"`` (default), a table ``{1: ..., 6: ...}``
+        (see :func:`~genrm_rank.verdict.table_preference`) or a callable.
+    position_bias : bool
+        Fit the judge's slot-1 advantage jointly in the Bradley-Terry aggregation.
+    alpha : float
+        L2 prior of the Bradley-Terry fit (:data:`DEFAULT_ALPHA`).
+    confidence : float
+        Level of the strength intervals, in (0, 1).
+    p_best_draws : int
+        Posterior draws for P(best).
+    bootstrap_rounds : int
+        Bootstrap resamples for the intervals (0: the normal approximation).
+    strategy_options : mapping
+        Extra options for the strategy (e.g. ``{"seeding": [...]}`` for a knockout).
+
+    Examples
+    --------
+    >>> spec = RankSpec(strategy="knockout", budget=10)
+    >>> spec.strategy, spec.swap, spec.budget
+    ('knockout', 'both', 10)
+    >>> RankSpec.from_dict(spec.to_dict()) == spec
+    True
+    """
+
+    strategy: str = "round_robin"
+    swap: str = "both"
+    samples: int = 1
+    seed: int | np.random.Generator = 0
+    budget: int | None = None
+    retries: int = 2
+    preference: Preference = "linear"
+    position_bias: bool = True
+    alpha: float = DEFAULT_ALPHA
+    confidence: float = 0.95
+    p_best_draws: int = 4000
+    bootstrap_rounds: int = 0
+    strategy_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "strategy", strategy_name(self.strategy))
+        set_(self, "swap", check_swap(self.swap))
+        set_(self, "samples", _int("samples", self.samples, 1))
+        if isinstance(self.seed, np.random.Generator):
+            set_(self, "seed", int(self.seed.integers(0, 2**63 - 1)))
+        else:
+            set_(self, "seed", _int("seed", self.seed, 0))
+        if self.budget is not None:
+            set_(self, "budget", _int("budget", self.budget, 0))
+        set_(self, "retries", _int("retries", self.retries, 0))
+        preference_mapping(self.preference)  # checked now, built on use
+        if not isinstance(self.position_bias, bool):
+            raise TypeError(
+                f"Argument 'position_bias' must be a bool, not {type(self.position_bias).__name__}."
+            )
+        for name in ("alpha", "confidence"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"Argument '{name}' must be a number, not {type(value).__name__}.")
+            if not math.isfinite(value):
+                raise ValueError(f"Argument '{name}' must be finite, not {value}.")
+            set_(self, name, float(value))
+        if self.alpha < 0:
+            raise ValueError(f"Argument 'alpha' must be >= 0, not {self.alpha}.")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"Argument 'confidence' must be in (0, 1), not {self.confidence}.")
+        set_(self, "p_best_draws", _int("p_best_draws", self.p_best_draws, 1))
+        set_(self, "bootstrap_rounds", _int("bootstrap_rounds", self.bootstrap_rounds, 0))
+        if not isinstance(self.strategy_options, Mapping):
+            raise TypeError(
+                "Argument 'strategy_options' must be a mapping, "
+                f"not {type(self.strategy_options).__name__}."
+            )
+        set_(self, "strategy_options", MappingProxyType(dict(self.strategy_options)))
+
+    # -- derived ------------------------------------------------------------------------------
+
+    @property
+    def preference_mapping(self) -> PreferenceMapping:
+        """The ranking-to-preference callable this spec names."""
+        return preference_mapping(self.preference)
+
+    def prompt_seeds(self, key: str) -> PromptSeeds:
+        """The randomness of the prompt with this key, derived from the run seed.
+
+        The same key and seed always give the same draws, whatever order prompts arrive in;
+        different keys give independent streams (:class:`numpy.random.SeedSequence`).
+
+        >>> spec = RankSpec(seed=7)
+        >>> spec.prompt_seeds("a").aggregation == spec.prompt_seeds("a").aggregation
+        True
+        >>> spec.prompt_seeds("a").aggregation == spec.prompt_seeds("b").aggregation
+        False
+        """
+        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
+        words = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
+        root = np.random.SeedSequence(entropy=cast(int, self.seed), spawn_key=words)
+        for_strategy, for_aggregation = root.spawn(2)
+        return PromptSeeds(
+            strategy=np.random.default_rng(for_strategy),
+            aggregation=int(for_aggregation.generate_state(2, np.uint64)[0] >> np.uint64(1)),
+        )
+
+    def replace(self, **changes: Any) -> RankSpec:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- storage ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready values (what a resume file stores).
+
+        Raises ``ValueError`` for a callable ``preference``, which has no stored form.
+        """
+        if callable(self.preference):
+            raise ValueError(
+                "Argument 'preference' is a callable, which cannot be stored; give 'linear' or "
+                "a table {1: ..., 6: ...} to store the spec."
+            )
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if isinstance(self.preference, Mapping):
+            out["preference"] = {str(k): float(v) for k, v in sorted(self.preference.items())}
+        out["strategy_options"] = dict(self.strategy_options)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RankSpec:
+        """The spec :meth:`to_dict` stored (unknown keys are refused, naming them)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"Argument 'data' has keys that are not RankSpec fields: {unknown}.")
+        values = dict(data)
+        if isinstance(values.get("preference"), Mapping):
+            values["preference"] = {int(k): float(v) for k, v in values["preference"].items()}
+        return cls(**values)
+
+
+def preference_mapping(preference: Preference) -> PreferenceMapping:
+    """The ranking-to-preference callable that a ``preference`` setting names (checked)."""
+    if callable(preference):
+        return preference
+    if isinstance(preference, Mapping):
+        return table_preference({int(k): float(v) for k, v in preference.items()})
+    if preference == "linear":
+        return linear_preference
+    raise ValueError(
+        "Argument 'preference' must be 'linear', a table {1: ..., 6: ...} or a callable, "
+        f"not {preference!r}."
+    )
+
+
+RANK_DEFAULTS = RankSpec()
+"""Defaults of :func:`~genrm_rank.rank`, ``genrm-rank rank`` and ``genrm-rank pairs``: a
+round-robin in both orders, N(N-1) calls."""
+
+SELECT_DEFAULTS = RankSpec(strategy="knockout")
+"""Defaults of :func:`~genrm_rank.select_best` and ``genrm-rank select``: a knockout in both
+orders, 2(N-1) calls."""
+
+REWARD_DEFAULTS = RankSpec(strategy="circular", swap="none")
+"""Defaults of :func:`~genrm_rank.group_rewards`: NVIDIA's circular pairs, N calls."""
+
+
+class SpecFields(TypedDict, total=False):
+    """The fields of :class:`RankSpec`, as keyword arguments of the public functions."""
+
+    strategy: str
+    swap: str
+    samples: int
+    seed: int | np.random.Generator
+    budget: int | None
+    retries: int
+    preference: Preference
+    position_bias: bool
+    alpha: float
+    confidence: float
+    p_best_draws: int
+    bootstrap_rounds: int
+    strategy_options: Mapping[str, Any]
+
+
+def resolve_spec(spec: RankSpec | None, fields: Mapping[str, Any], defaults: RankSpec) -> RankSpec:
+    """The spec of a call: ``spec`` as given, or ``defaults`` with ``fields`` changed.
+
+    Passing both a spec and fields is refused, since the two could disagree.
+    """
+    unknown = sorted(set(fields) - set(SpecFields.__annotations__))
+    if unknown:
+        raise TypeError(f"Unexpected keyword arguments {unknown}: not RankSpec fields.")
+    if spec is not None:
+        if not isinstance(spec, RankSpec):
+            raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+        if fields:
+            raise TypeError(
+                f"Pass either 'spec' or its fields ({', '.join(sorted(fields))}), not both: "
+                "use spec.replace(...) to change a spec."
+            )
+        return spec
+    return defaults.replace(**fields) if fields else defaults
