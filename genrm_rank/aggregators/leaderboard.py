@@ -221,14 +221,16 @@ def fit_leaderboard(
     )
     cluster_index = None
     if clusters is not None:
-        given: list[Hashable] = list(clusters)
-        if len(given) != len(firsts):
+        cluster_labels: list[Hashable] = list(clusters)
+        if len(cluster_labels) != len(firsts):
             raise ValueError(
                 f"Argument 'clusters' must have the same length as 'first_labels' "
-                f"({len(firsts)}), not {len(given)}."
+                f"({len(firsts)}), not {len(cluster_labels)}."
             )
         ids: dict[Hashable, int] = {}
-        cluster_index = np.array([ids.setdefault(c, len(ids)) for c in given], dtype=np.int64)
+        cluster_index = np.array(
+            [ids.setdefault(c, len(ids)) for c in cluster_labels], dtype=np.int64
+        )
     lower: list[float | None] = [None] * len(labels)
     upper: list[float | None] = [None] * len(labels)
     h_interval: tuple[float, float] | None = None
