@@ -308,7 +308,7 @@ group_rewards = _sync_twin(agroup_rewards)
 
 
 def leaderboard(
-    results: Iterable[Ranking] | Iterable[tuple[str, str, float]],
+    results: Iterable[Ranking] | Iterable[tuple[str, str, float] | tuple[str, str, float, Any]],
     *,
     position_bias: bool = True,
     bootstrap_rounds: int = 200,
@@ -319,16 +319,22 @@ def leaderboard(
     """A model-level leaderboard from verdicts across many prompts (Arena-Hard style).
 
     ``results`` holds :class:`~genrm_rank.results.Ranking` objects whose candidates carry ids
-    (the system that wrote each candidate), or ``(first_label, second_label, outcome)`` games
-    with ``outcome`` the strength with which the slot-1 system won. A ranking's verdicts become
-    outcomes through ``preference`` (as :class:`~genrm_rank.spec.RankSpec` takes it). Fits
-    Bradley-Terry with a position term, with bootstrap intervals, on the Elo scale (Chiang et
-    al. 2024, Chatbot Arena, arXiv:2403.04132; Li et al. 2024, Arena-Hard, arXiv:2406.11939).
+    (the system that wrote each candidate), or games ``(first_label, second_label, outcome)``
+    with ``outcome`` the strength with which the slot-1 system won, optionally with a fourth
+    item naming the prompt the game came from. A ranking's verdicts become outcomes through
+    ``preference`` (as :class:`~genrm_rank.spec.RankSpec` takes it).
+
+    Fits Bradley-Terry with a position term on the Elo scale, with bootstrap intervals that
+    resample whole prompts (every game of one prompt together, as Arena-Hard does), since games
+    from one prompt are not independent; games given without a prompt are resampled one by one.
+    The table says which (Chiang et al. 2024, Chatbot Arena, arXiv:2403.04132; Li et al. 2024,
+    Arena-Hard, arXiv:2406.11939).
     """
     mapping = preference_mapping(preference)
     first: list[str] = []
     second: list[str] = []
     outcome: list[float] = []
+    clusters: list[Any] = []
     for i, item in enumerate(results):
         if isinstance(item, Ranking):
             if item.candidate_ids is None:
@@ -342,14 +348,20 @@ def leaderboard(
                 first.append(item.candidate_ids[j.first])
                 second.append(item.candidate_ids[j.second])
                 outcome.append(j.verdict.preference_with(mapping))
+                clusters.append(("ranking", i))
         else:
-            game: tuple[str, str, float] = item  # type: ignore[assignment]
-            first.append(str(game[0]))
-            second.append(str(game[1]))
-            outcome.append(float(game[2]))
+            if len(item) not in (3, 4):
+                raise ValueError(
+                    f"Argument 'results[{i}]' must be (first, second, outcome[, prompt]), "
+                    f"not {len(item)} items."
+                )
+            first.append(str(item[0]))
+            second.append(str(item[1]))
+            outcome.append(float(item[2]))
+            clusters.append(("prompt", item[3]) if len(item) == 4 else ("game", i))
     if not first:
         raise ValueError("Argument 'results' holds no usable game.")
     return fit_leaderboard(
         first, second, np.array(outcome), position_bias=position_bias,
-        n_bootstrap=bootstrap_rounds, seed=seed, confidence=confidence,
+        n_bootstrap=bootstrap_rounds, seed=seed, confidence=confidence, clusters=clusters,
     )  # fmt: skip

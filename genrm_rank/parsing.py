@@ -15,7 +15,14 @@ parsed: a verdict quoted inside the reasoning never becomes the verdict. The rea
 the last ``</think>`` that is not inside a JSON object; content that opens ``<think>`` and never
 closes it, or (with no reasoning field) stops at ``max_tokens`` before any ``</think>``, holds no
 answer. Every verdict object in the answer is read: several must agree, and a readable one next
-to an unreadable one is ``ambiguous``. Nothing is ever filled
+to an unreadable one is ``ambiguous``.
+
+The parser is as strict as the protocol. A ranking is one of the integers 1..6 (the scale has no
+tie value): ``3.5`` or ``1.2`` is ``out_of_range``, and the failure names the value as written. A
+score is a number in 1..5. In a rubric answer, ``overall`` must be an object holding the three
+values; any other ``overall`` (a bare number, a list, ``null``) is ``unreadable``, never skipped in
+favour of the keys around it. Per-rubric values the protocol does not allow are kept as ``None``.
+Nothing is ever filled
 in: an answer that cannot be read gives a failed verdict carrying the raw text (unlike NVIDIA's
 NeMo-Gym parser, which substitutes 3.0 / 3.5 for missing values).
 """
@@ -131,20 +138,33 @@ def _number(value: Any, name: str) -> float:
 
 
 def _checked(
-    score_1: float, score_2: float, ranking: float, rubrics: tuple[RubricScore, ...] = ()
+    score_1: float,
+    score_2: float,
+    ranking_value: Any,
+    rubrics: tuple[RubricScore, ...] = (),
 ) -> _Triplet:
+    ranking = _number(ranking_value, "ranking")
+    ranking_text = ranking_value.strip() if isinstance(ranking_value, str) else ranking_value
     for name, score in (("score_1", score_1), ("score_2", score_2)):
         if not SCORE_MIN <= score <= SCORE_MAX:
             raise _ParseFailure(FailureKind.OUT_OF_RANGE, f"{name} = {score:g} is outside 1..5")
     if not RANKING_MIN <= ranking <= RANKING_MAX:
-        raise _ParseFailure(FailureKind.OUT_OF_RANGE, f"ranking = {ranking:g} is outside 1..6")
+        raise _ParseFailure(FailureKind.OUT_OF_RANGE, f"ranking = {ranking_text!r} is outside 1..6")
+    if not ranking.is_integer():
+        # The protocol's ranking is one of the six integers; it has no tie or half step.
+        raise _ParseFailure(
+            FailureKind.OUT_OF_RANGE,
+            f"ranking = {ranking_text!r} is not one of the integers 1..6",
+        )
     return _Triplet(score_1, score_2, ranking, rubrics)
 
 
-def _optional_number(value: Any, low: float, high: float) -> float | None:
+def _optional_number(value: Any, low: float, high: float, *, integer: bool = False) -> float | None:
     try:
         number = _number(value, "value")
     except _ParseFailure:
+        return None
+    if integer and not number.is_integer():
         return None
     return number if low <= number <= high else None
 
@@ -165,7 +185,7 @@ def _rubrics(obj: Mapping[str, Any]) -> tuple[RubricScore, ...]:
                 rubric_id,
                 _optional_number(entry.get("score_1"), SCORE_MIN, SCORE_MAX),
                 _optional_number(entry.get("score_2"), SCORE_MIN, SCORE_MAX),
-                _optional_number(entry.get("ranking"), RANKING_MIN, RANKING_MAX),
+                _optional_number(entry.get("ranking"), RANKING_MIN, RANKING_MAX, integer=True),
             )
         )
     return tuple(rubrics)
@@ -176,8 +196,14 @@ def _triplet_from_object(obj: Any) -> _Triplet | None:
     if not isinstance(obj, Mapping):
         return None
     source: Mapping[str, Any] = obj
-    overall = obj.get("overall")
-    if isinstance(overall, Mapping):
+    if "overall" in obj:
+        overall = obj["overall"]
+        if not isinstance(overall, Mapping):
+            # The Ultra card's only form is an object; a bare number or list is not guessed at.
+            raise _ParseFailure(
+                FailureKind.UNREADABLE,
+                f"'overall' must be an object with score_1, score_2 and ranking, not {overall!r}",
+            )
         source = overall
     elif "rubric_evaluations" in obj:
         raise _ParseFailure(FailureKind.UNREADABLE, "rubric answer lacks an 'overall' object")
@@ -190,7 +216,7 @@ def _triplet_from_object(obj: Any) -> _Triplet | None:
     return _checked(
         _number(source["score_1"], "score_1"),
         _number(source["score_2"], "score_2"),
-        _number(source["ranking"], "ranking"),
+        source["ranking"],
         _rubrics(obj),
     )
 
@@ -209,9 +235,7 @@ def _boxed_triplet(text: str) -> _Triplet | None:
     parts = [p.strip() for p in pairs[0].split(",")]
     if len(parts) != 2:
         raise _ParseFailure(FailureKind.UNREADABLE, f"individual scores box holds {pairs[0]!r}")
-    return _checked(
-        _number(parts[0], "score_1"), _number(parts[1], "score_2"), _number(singles[0], "ranking")
-    )
+    return _checked(_number(parts[0], "score_1"), _number(parts[1], "score_2"), singles[0].strip())
 
 
 def _read_answer(answer: str) -> _Triplet:

@@ -10,8 +10,15 @@ and reported, never turned into a number), which the aggregators turn into score
 - win rate and mean individual score;
 - graph diagnostics: a disconnected comparison graph and intransitive cycles are reported.
 
-The order is the strategy's own when it has one (a knockout's bracket), else the Bradley-Terry
-order.
+The pick and its P(best) tell one story. ``best`` is the candidate with the highest P(best) under
+the fit over every verdict the strategy collected; a bracket's own winner is kept beside it as
+``champion``, and wins ties. The champion's P(best) is not conditioned on the path the bracket
+took, so it can be low while the pick is sound; taking the likeliest best instead makes
+``p_best`` (and so ``--min-p-best``, which reads it) a statement about the candidate actually
+chosen. The order is the strategy's own when it has one (a knockout's bracket), with ``best``
+moved to the front when it differs from the champion, else the Bradley-Terry order. When the
+judged pairs cannot separate the judge's slot-1 bias from the strengths (each pair in one slot
+order along a tree), the fit drops the position term and says so in ``notes``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from genrm_rank.aggregators import (
     bootstrap_bradley_terry,
     bradley_terry,
     connected_components,
+    identify,
     intransitive_cycles,
     mean_score,
     win_rate,
@@ -165,6 +173,12 @@ class Ranking:
         Every call made, with its verdict.
     confidence : float
         Level of the ``lower``/``upper`` intervals.
+    candidate_ids : tuple of str or None
+        The candidates' ids, when given.
+    champion : int or None
+        The strategy's own winner (a knockout's champion, swiss standings' leader) when it has
+        one; ``best`` is the likeliest best and equals it unless another candidate has a
+        higher P(best).
     """
 
     candidates: tuple[str, ...]
@@ -189,6 +203,7 @@ class Ranking:
     confidence: float = 0.95
     candidate_ids: tuple[str, ...] | None = None
     cached: int = 0
+    champion: int | None = None
 
     @property
     def best_text(self) -> str | None:
@@ -204,7 +219,7 @@ class Ranking:
 
     @property
     def p_best(self) -> float | None:
-        """P(best) of the chosen candidate."""
+        """P(best) of the chosen candidate: the highest P(best) of any candidate (see module)."""
         return None if self.best is None else self.scores[self.best].p_best
 
     @property
@@ -227,8 +242,9 @@ class Ranking:
         out: dict[str, Any] = {
             "best": self.best,
             "best_id": self.best_id,
+            "champion": self.champion,
             "order": list(self.order),
-            "p_best": self.p_best,
+            "p_best": _finite(self.p_best),
             "scores": [_clean(asdict(s)) for s in self.scores],
             "status": self.status,
             "calls": self.calls,
@@ -314,18 +330,28 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         np.concatenate([comparisons.first, comparisons.second]), minlength=n
     ).astype(int)
     usable = len(comparisons) > 0
+    use_h = position_bias and usable
+    if (
+        use_h
+        and not identify(*comparisons.pair_totals(), position_bias=True).position_bias_identified
+    ):
+        use_h = False
+        notes.append(
+            "the judged pairs cannot separate the judge's slot-1 bias from the strengths "
+            "(each pair in one slot order along a tree); fitted without the position term"
+        )
     if n_bootstrap > 0 and usable:
         boot = bootstrap_bradley_terry(
             comparisons,
             n_bootstrap=n_bootstrap,
             seed=seed,
             alpha=alpha,
-            position_bias=position_bias,
+            position_bias=use_h,
             confidence=confidence,
         )
         fit, lower, upper = boot.fit, boot.lower, boot.upper
     else:
-        fit = bradley_terry(comparisons, alpha=alpha, position_bias=position_bias and usable)
+        fit = bradley_terry(comparisons, alpha=alpha, position_bias=use_h)
         z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
         lower = fit.params - z * fit.standard_errors
         upper = fit.params + z * fit.standard_errors
@@ -349,8 +375,18 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
             if run.outcome.order is not None
             else tuple(int(i) for i in fit.ranking())
         )
-        best = run.outcome.best if run.outcome.best is not None else order[0]
+        champion = run.outcome.best if run.outcome.best is not None else order[0]
+        best = _likeliest_best(p_best, champion)
+        if best != champion:
+            order = (best, *(i for i in order if i != best))
+            if run.outcome.best is not None:
+                notes.append(
+                    f"the strategy's winner was candidate {champion} (P(best) "
+                    f"{p_best[champion]:.3f}); over all verdicts candidate {best} is likelier "
+                    f"best (P(best) {p_best[best]:.3f}) and is chosen"
+                )
     else:
+        champion = None
         order, best = (), None
         notes.append("no usable verdict: no candidate is chosen")
     ids = tuple(job.candidate_ids) if job.candidate_ids is not None else None
@@ -404,4 +440,13 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         confidence=confidence,
         candidate_ids=ids,
         cached=run.cached,
+        champion=champion if run.outcome.best is not None else None,
     )
+
+
+def _likeliest_best(p_best: np.ndarray[Any, np.dtype[np.float64]], champion: int) -> int:
+    """The candidate with the highest P(best); the champion on a tie or when P(best) is NaN."""
+    if not np.all(np.isfinite(p_best)):
+        return champion
+    top = int(np.argmax(p_best))
+    return top if p_best[top] > p_best[champion] else champion

@@ -97,7 +97,7 @@ def test_matches_choix_ilsr_pairwise_at_alpha_zero(seed: int) -> None:
 @pytest.mark.parametrize(("wins", "losses"), [(3, 1), (1, 3), (5, 5), (7, 2), (1, 9)])
 def test_two_items_closed_form(wins: int, losses: int) -> None:
     pairs = [(0, 1)] * wins + [(1, 0)] * losses
-    fit = bradley_terry(Comparisons.from_pairs(2, pairs), alpha=0.0)
+    fit = bradley_terry(Comparisons.from_pairs(2, pairs), alpha=0.0, covariance="model")
     diff = np.log(wins / losses)
     np.testing.assert_allclose(fit.params, [diff / 2, -diff / 2], atol=1e-10)
     # Fisher information of the difference is m p (1 - p); theta_0 = diff / 2.
@@ -203,10 +203,12 @@ def test_disconnected_graph_is_finite_with_alpha_and_refused_without() -> None:
     fit = bradley_terry(c, alpha=0.01)
     assert np.all(np.isfinite(fit.params)) and fit.converged
     assert fit.params[0] > fit.params[1] and fit.params[3] > fit.params[2]
-    # Between components only the prior speaks: large but finite uncertainty.
-    assert np.all(np.isfinite(fit.covariance))
-    assert fit.standard_errors.max() > 3
-    with pytest.raises(ComparisonGraphError, match="not strongly connected"):
+    # Between components only the prior speaks: the data bound no centred strength.
+    assert not fit.identified
+    assert "2 unconnected groups" in fit.identification.reason
+    assert np.all(np.isinf(fit.standard_errors))
+    assert np.all(np.isnan(fit.p_best(n_samples=100, seed=0)))
+    with pytest.raises(ComparisonGraphError, match="unconnected groups"):
         bradley_terry(c, alpha=0.0)
 
 
@@ -223,10 +225,88 @@ def test_perfect_separation_is_finite_and_ordered(alpha: float) -> None:
 
 def test_alpha_zero_position_bias_needs_both_slot_outcomes() -> None:
     c = Comparisons.from_arrays(2, [0, 1], [1, 0], [1.0, 1.0])
-    with pytest.raises(ComparisonGraphError, match="slot-1 item must both win and lose"):
+    with pytest.raises(ComparisonGraphError, match=r"h -> \+inf"):
         bradley_terry(c, alpha=0.0, position_bias=True)
     fit = bradley_terry(c, alpha=0.1, position_bias=True)
     assert fit.position_bias is not None and fit.position_bias > 0
+    assert not fit.identification.mle_exists and fit.identification.position_bias_identified
+
+
+# The cases review found: a slot-ordered cycle won by slot 1 (no MLE: h -> +inf explains it),
+# and one slot order only (h and the strengths cannot be told apart).
+SLOT_CYCLE = Comparisons.from_arrays(3, [0, 1, 2], [1, 2, 0], [1.0, 1.0, 1.0])
+ONE_ORDER = Comparisons.from_arrays(2, [0, 0, 0, 0], [1, 1, 1, 1], [1.0, 0.0, 1.0, 1.0])
+
+
+def test_slot_ordered_cycle_has_no_mle_with_the_position_term() -> None:
+    with pytest.raises(ComparisonGraphError, match=r"h -> \+inf"):
+        bradley_terry(SLOT_CYCLE, alpha=0.0, position_bias=True)
+    # Without h the cycle is a perfect tie: the MLE exists, all strengths zero.
+    plain = bradley_terry(SLOT_CYCLE, alpha=0.0)
+    assert plain.identified
+    np.testing.assert_allclose(plain.params, 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("alpha", [1e-6, 1e-3, 0.1])
+def test_slot_ordered_cycle_is_flagged_at_any_alpha(alpha: float) -> None:
+    fit = bradley_terry(SLOT_CYCLE, alpha=alpha, position_bias=True)
+    assert not fit.identification.mle_exists
+    assert not fit.identified
+    assert "h -> +inf" in fit.identification.reason
+    assert fit.position_bias is not None and fit.position_bias > 0
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-6, 0.05])
+def test_one_slot_order_leaves_h_unidentified(alpha: float) -> None:
+    if alpha == 0:
+        with pytest.raises(ComparisonGraphError, match="not identified"):
+            bradley_terry(ONE_ORDER, alpha=alpha, position_bias=True)
+        return
+    fit = bradley_terry(ONE_ORDER, alpha=alpha, position_bias=True)
+    assert fit.identification.mle_exists
+    assert fit.identification.position_bias_identified is False
+    assert "not identified" in fit.identification.reason
+    assert fit.position_bias_stderr == np.inf
+    assert np.all(np.isinf(fit.standard_errors))  # never a finite SE for the split
+    # Without the position term the same data identify the difference: log(3 / 1).
+    plain = bradley_terry(ONE_ORDER, alpha=0.0)
+    assert plain.identified
+    np.testing.assert_allclose(plain.params[0] - plain.params[1], np.log(3.0), atol=1e-9)
+
+
+def test_a_tree_in_one_order_but_a_cycle_identifies_h() -> None:
+    # Three pairs in slot order 0 < 1 < 2: d01 + d12 - d02 = h, so h is identified.
+    c = Comparisons.from_arrays(3, [0, 1, 0, 0, 1, 0], [1, 2, 2, 1, 2, 2], [1, 1, 1, 0, 0, 0.5])
+    fit = bradley_terry(c, alpha=0.0, position_bias=True)
+    assert fit.identified
+    assert fit.position_bias_stderr is not None and np.isfinite(fit.position_bias_stderr)
+    assert np.all(np.isfinite(fit.standard_errors)) and np.all(fit.standard_errors > 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_identification_agrees_with_the_alpha_zero_fit(data: st.DataObject) -> None:
+    # Where the MLE is reported to exist and be unique, the unpenalised fit converges to a
+    # point with a finite Hessian inverse; where it is not, the fit diverges as alpha -> 0.
+    c = data.draw(comparison_sets(soft=False))
+    position_bias = data.draw(st.booleans())
+    small = bradley_terry(c, alpha=1e-9, position_bias=position_bias, max_iter=200)
+    larger = bradley_terry(c, alpha=1e-5, position_bias=position_bias, max_iter=200)
+    x_small = np.append(small.params, small.position_bias or 0.0)
+    x_larger = np.append(larger.params, larger.position_bias or 0.0)
+    moved = float(np.max(np.abs(x_small - x_larger)))
+    if small.identified:
+        assert moved < 1e-2
+        assert np.all(np.isfinite(small.standard_errors))
+    else:
+        # Divergence (no MLE) or a flat direction the prior alone pins (not identified).
+        flat = not bool(small.identification.identified.all()) or (
+            small.identification.position_bias_identified is False
+        )
+        assert moved > 1.0 or flat
+        assert not np.all(np.isfinite(small.standard_errors)) or not (
+            small.identification.mle_exists
+        )
 
 
 def test_initial_params_do_not_change_the_answer() -> None:
@@ -414,10 +494,14 @@ def test_swapping_slots_flips_position_bias_only(c: Comparisons) -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(comparison_sets(), st.integers(0, 2**32 - 1))
-def test_p_best_sums_to_one(c: Comparisons, seed: int) -> None:
-    p = bradley_terry(c, alpha=0.5).p_best(n_samples=500, seed=seed)
-    assert p.sum() == pytest.approx(1.0)
-    assert np.all(p >= 0)
+def test_p_best_sums_to_one_or_is_nan_when_unidentified(c: Comparisons, seed: int) -> None:
+    fit = bradley_terry(c, alpha=0.5)
+    p = fit.p_best(n_samples=500, seed=seed)
+    if bool(fit.identification.identified.all()):
+        assert p.sum() == pytest.approx(1.0)
+        assert np.all(p >= 0)
+    else:
+        assert np.all(np.isnan(p))
 
 
 @settings(max_examples=30, deadline=None)
@@ -436,3 +520,125 @@ def test_transitive_judge_is_recovered(case: tuple[list[int], st.DataObject]) ->
     c = Comparisons.from_arrays(n, first, second, outcome)
     fit = bradley_terry(c, alpha=1e-3)
     assert fit.ranking().tolist() == order
+
+
+# ---------------------------------------------------------------------------- graded outcomes
+
+
+OUTCOMES = [0.8, 0.6, 0.6, 1.0, 0.4, 0.8, 0.2]
+
+
+def test_quasi_covariance_closed_form_for_two_items() -> None:
+    # One pair, no position term: p = mean(o), phi = Pearson X^2 / (m - 1), and the variance
+    # of theta_0 - theta_1 is phi / (m p (1 - p)) (McCullagh & Nelder, sec. 9.2).
+    o = np.array(OUTCOMES)
+    m, p = o.size, o.mean()
+    c = Comparisons.from_arrays(2, [0] * m, [1] * m, o)
+    fit = bradley_terry(c, alpha=0.0)
+    phi = float(np.sum((o - p) ** 2) / (p * (1 - p)) / (m - 1))
+    assert fit.dispersion == pytest.approx(phi, rel=1e-9)
+    assert phi < 0.5  # graded outcomes vary far less than Bernoulli ones
+    np.testing.assert_allclose(fit.covariance[0, 0], phi / (m * p * (1 - p)) / 4, rtol=1e-8)
+
+
+def test_sandwich_covariance_closed_form_for_two_items() -> None:
+    o = np.array(OUTCOMES)
+    m, p = o.size, o.mean()
+    c = Comparisons.from_arrays(2, [0] * m, [1] * m, o)
+    fit = bradley_terry(c, alpha=0.0, covariance="sandwich")
+    # H^-1 J H^-1 for the difference, with the HC1 factor m / (m - 1).
+    variance = np.sum((o - p) ** 2) / (m * p * (1 - p)) ** 2 * m / (m - 1)
+    np.testing.assert_allclose(fit.covariance[0, 0], variance / 4, rtol=1e-8)
+
+
+def test_quasi_dispersion_is_about_one_for_hard_outcomes() -> None:
+    rng = np.random.default_rng(4)
+    pairs = _strongly_connected_pairs(4, 6, 3000)
+    c = Comparisons.from_pairs(6, pairs).relabel(rng.permutation(6))
+    fit = bradley_terry(c, alpha=0.0)
+    assert 0.9 < fit.dispersion < 1.1
+
+
+def test_covariance_choice_is_checked() -> None:
+    with pytest.raises(ValueError, match="'covariance' must be one of"):
+        bradley_terry(Comparisons.from_pairs(2, [(0, 1), (1, 0)]), covariance="laplace")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- fast bootstrap
+
+
+def _row_bootstrap(c: Comparisons, n_bootstrap: int, seed: int, **kw: Any) -> NDArray[np.float64]:
+    """The plain bootstrap: draw m rows with replacement and refit from scratch."""
+    rng = np.random.default_rng(seed)
+    m = len(c)
+    out = np.empty((n_bootstrap, c.n_items))
+    for b in range(n_bootstrap):
+        out[b] = bradley_terry(c.subset(rng.integers(0, m, m)), **kw).params
+    return out
+
+
+def test_fast_bootstrap_agrees_with_the_plain_row_bootstrap() -> None:
+    rng = np.random.default_rng(8)
+    n, m = 5, 600
+    first = rng.integers(0, n, m)
+    second = (first + rng.integers(1, n, m)) % n
+    quality = np.linspace(-1, 1, n)
+    outcome = np.clip(
+        np.round((quality[first] - quality[second]) * 2 + rng.normal(0, 1.5, m)), -2, 2
+    )
+    c = Comparisons.from_arrays(n, first, second, (outcome + 2) / 4)  # five graded levels
+    fast = bootstrap_bradley_terry(c, n_bootstrap=400, seed=1, alpha=1e-6, position_bias=False)
+    plain = _row_bootstrap(c, 400, 2, alpha=1e-6)
+    # Two independent 400-draw bootstraps of one distribution: SDs within 15%, means close.
+    np.testing.assert_allclose(fast.samples.std(axis=0), plain.std(axis=0), rtol=0.15)
+    np.testing.assert_allclose(fast.samples.mean(axis=0), plain.mean(axis=0), atol=0.02)
+    assert fast.resampled == "rows" and fast.n_not_converged == 0
+
+
+def test_each_resample_is_solved_to_tolerance() -> None:
+    from genrm_rank.aggregators.bradley_terry import _cells, _Resampler
+
+    c = Comparisons.from_pairs(4, _strongly_connected_pairs(3, 4, 80))
+    fit = bradley_terry(c, alpha=1e-3, position_bias=True)
+    x_hat = np.append(fit.params, fit.position_bias)
+    cells = _cells(c, None)
+    resampler = _Resampler(cells, 4, x_hat, 1e-3, 1e-10)
+    counts = np.random.default_rng(0).multinomial(len(c), cells.unit_size / len(c))
+    weight, wins = resampler.totals(counts.astype(float))
+    x, converged = resampler.refit(weight, wins, 100)
+    # The same resample as rows (one per ordered pair, weight = count), fitted from scratch.
+    direct = bradley_terry(
+        Comparisons.from_arrays(
+            4, cells.first, cells.second, np.divide(wins, weight, where=weight > 0,
+            out=np.zeros_like(weight)), weight=weight,
+        ),
+        alpha=1e-3,
+        position_bias=True,
+    )  # fmt: skip
+    assert converged
+    np.testing.assert_allclose(x[:4] - x[:4].mean(), direct.params, atol=1e-8)
+    assert x[4] == pytest.approx(direct.position_bias, abs=1e-8)
+
+
+def test_cluster_bootstrap_resamples_whole_clusters_and_is_wider() -> None:
+    # Each prompt shares one draw of "prompt difficulty" for every game on it, so games
+    # within a prompt are correlated and resampling single games understates the spread.
+    rng = np.random.default_rng(5)
+    n, prompts, per = 4, 150, 12
+    first = rng.integers(0, n, prompts * per)
+    second = (first + rng.integers(1, n, prompts * per)) % n
+    prompt = np.repeat(np.arange(prompts), per)
+    shift = rng.normal(0, 2.0, (prompts, n))[prompt, :]
+    margin = shift[np.arange(first.size), first] - shift[np.arange(first.size), second]
+    outcome = (rng.random(first.size) < 1 / (1 + np.exp(-margin))).astype(float)
+    c = Comparisons.from_arrays(n, first, second, outcome)
+    rows = bootstrap_bradley_terry(c, n_bootstrap=300, seed=0)
+    clustered = bootstrap_bradley_terry(c, n_bootstrap=300, seed=0, clusters=prompt)
+    assert clustered.resampled == "clusters"
+    assert np.all(clustered.samples.std(axis=0) > 1.2 * rows.samples.std(axis=0))
+
+
+def test_clusters_must_label_every_comparison() -> None:
+    c = Comparisons.from_pairs(2, [(0, 1), (1, 0)])
+    with pytest.raises(ValueError, match="'clusters' must have one label per comparison"):
+        bootstrap_bradley_terry(c, n_bootstrap=2, clusters=[0])

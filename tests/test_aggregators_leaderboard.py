@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from reference_data import VICUNA_GPT4_PAIRWISE, read_jsonl
 
@@ -93,3 +94,29 @@ def test_leaderboard_bad_arguments(
 ) -> None:
     with pytest.raises(error, match=pattern):
         fit_leaderboard(*args, **kwargs)
+
+
+def test_prompt_clusters_widen_the_intervals_and_the_table_says_so() -> None:
+    rng = np.random.default_rng(0)
+    systems = ["a", "b", "c"]
+    first, second, outcome, prompt = [], [], [], []
+    for p in range(120):
+        skill = rng.normal(0, 1.5, 3)  # a prompt favours some systems for all its games
+        for _ in range(10):
+            i, j = rng.choice(3, 2, replace=False)
+            first.append(systems[i])
+            second.append(systems[j])
+            outcome.append(float(rng.random() < 1 / (1 + np.exp(skill[j] - skill[i]))))
+            prompt.append(f"prompt {p}")
+    games = fit_leaderboard(first, second, outcome, n_bootstrap=200, seed=1)
+    prompts = fit_leaderboard(first, second, outcome, n_bootstrap=200, seed=1, clusters=prompt)
+    assert games.resampled == "games" and prompts.resampled == "clusters"
+    assert "over whole prompts" in prompts.to_markdown()
+    assert "over single games" in games.to_markdown()
+
+    def width(table: LeaderboardTable) -> float:
+        return float(np.mean([r.upper - r.lower for r in table.rows]))  # type: ignore[operator]
+
+    assert width(prompts) > 1.3 * width(games)
+    with pytest.raises(ValueError, match="'clusters' must have the same length"):
+        fit_leaderboard(first, second, outcome, n_bootstrap=2, clusters=prompt[:-1])

@@ -209,7 +209,7 @@ def test_split_reasoning(content: str, expected: list[tuple[str | None, str]]) -
     ("s1", "s2", "r", "expected"),
     [
         ("4", "2", "2", (4.0, 2.0, 2.0)),
-        ("4.5", "2.0", "3.5", (4.5, 2.0, 3.5)),
+        ("4.5", "2.0", "3.0", (4.5, 2.0, 3.0)),
         ('"4"', '"2"', '"2"', (4.0, 2.0, 2.0)),
         ('" 4.5 "', '"1"', '"6"', (4.5, 1.0, 6.0)),
         ("5", "1", "6", (5.0, 1.0, 6.0)),
@@ -236,6 +236,21 @@ def test_scores_as_ints_floats_and_numeric_strings(
         ('{"score_1": 3, "score_2": 3, "ranking": 0}', "out_of_range"),
         ('{"score_1": 3, "score_2": 3, "ranking": -1}', "out_of_range"),
         ('{"score_1": "6", "score_2": 3, "ranking": 2}', "out_of_range"),
+        # The ranking scale has no tie or half step.
+        ('{"score_1": 3, "score_2": 3, "ranking": 3.5}', "out_of_range"),
+        ('{"score_1": 3, "score_2": 3, "ranking": 1.2}', "out_of_range"),
+        ('{"score_1": 3, "score_2": 3, "ranking": "3.5"}', "out_of_range"),
+        ("\\boxed{4, 2}\n\\boxed{3.5}", "out_of_range"),
+        (
+            '{"rubric_evaluations": [], "overall": {"score_1": 4, "score_2": 2, "ranking": 2.5}}',
+            "out_of_range",
+        ),
+        # "overall" is an object or a failure; it is never skipped for the keys beside it.
+        ('{"score_1": 4, "score_2": 2, "ranking": 2, "overall": 3}', "unreadable"),
+        ('{"rubric_evaluations": [], "overall": 3}', "unreadable"),
+        ('{"rubric_evaluations": [], "overall": null}', "unreadable"),
+        ('{"rubric_evaluations": [], "overall": [4, 2, 2]}', "unreadable"),
+        ('{"overall": "response 1"}', "unreadable"),
         ('{"score_1": true, "score_2": 3, "ranking": 2}', "unreadable"),
         ('{"score_1": 3, "score_2": 3, "ranking": false}', "unreadable"),
         ('{"score_1": NaN, "score_2": 3, "ranking": 2}', "unreadable"),
@@ -282,6 +297,35 @@ def test_bad_values_fail_without_inventing(body: str, kind: str) -> None:
     assert (v.score_1, v.score_2, v.ranking) == (None, None, None)
     assert v.raw == body
     assert v.error
+
+
+@pytest.mark.parametrize(
+    ("ranking", "shown"),
+    [("3.5", "3.5"), ("1.2", "1.2"), ('"3.5"', "'3.5'"), ("6.5", "6.5"), ("0", "0")],
+)
+def test_out_of_range_ranking_names_the_value_as_written(ranking: str, shown: str) -> None:
+    body = f'{{"score_1": 3, "score_2": 3, "ranking": {ranking}}}'
+    v = parse_verdict(body)
+    assert v.failure == "out_of_range"
+    assert v.raw == body
+    assert v.error is not None and shown in v.error
+
+
+@pytest.mark.parametrize("ranking", [1, 2, 3, 4, 5, 6, 1.0, 6.0, "4"])
+def test_every_integer_ranking_is_read(ranking: object) -> None:
+    v = parse_verdict(json.dumps({"score_1": 3, "score_2": 3, "ranking": ranking}))
+    assert v.ok, v.error
+    assert v.ranking == float(ranking)  # type: ignore[arg-type]
+
+
+def test_fractional_rubric_ranking_is_none() -> None:
+    body = json.dumps(
+        {
+            "rubric_evaluations": [{"rubric_id": 1, "score_1": 4, "score_2": 2, "ranking": 2.5}],
+            "overall": {"score_1": 4, "score_2": 2, "ranking": 2},
+        }
+    )
+    assert parse_verdict(body).rubrics == (RubricScore(1, 4.0, 2.0, None),)
 
 
 def test_rubric_values_out_of_range_or_missing_are_none() -> None:

@@ -257,8 +257,7 @@ def make_judge(endpoints: list[str], **overrides: Any) -> Any:
         "extra_body": STRUCTURED,
         "timeout": 60.0,
         "max_in_flight_per_endpoint": 8,
-        "max_retries": 3,
-        "max_resamples": 1,
+        "max_resends": 3,
         "seed": 0,
     }
     options.update(overrides)
@@ -420,21 +419,20 @@ async def test_judge_rejects_over_long_prompt_and_answers_the_rest(cluster: Clus
 
 
 async def test_judge_finish_reason_length_is_truncated(cluster: Cluster) -> None:
-    # No schema and 5 tokens: the answer is cut (and resampled once, cut again).
+    # No schema and 5 tokens: the answer is cut. One generation a call: asking again is the
+    # orchestrator's (paid, counted) re-ask, not the judge's.
     async with make_judge([cluster.a.base_url], max_tokens=5, extra_body=None) as judge:
         v = await judge.judge(pair(7))
     assert not v.ok and v.failure == "truncated", (v.failure, v.error, v.raw)
     assert v.finish_reason == "length"
     assert isinstance(v.raw, str)
-    assert v.attempts == 2  # max_resamples=1
-    assert v.usage is not None and v.usage.completion_tokens == 10
+    assert v.attempts == 1
+    assert v.usage is not None and v.usage.completion_tokens == 5
 
 
 async def test_judge_null_content_in_reasoning_is_truncated(cluster: Cluster) -> None:
     extra = {**STRUCTURED, "logit_bias": {str(cluster.eos_id): -100}}  # no stop inside reasoning
-    async with make_judge(
-        [cluster.c.base_url], max_tokens=12, max_resamples=0, extra_body=extra
-    ) as judge:
+    async with make_judge([cluster.c.base_url], max_tokens=12, extra_body=extra) as judge:
         v = await judge.judge(pair(8))
     assert not v.ok and v.failure == "truncated", (v.failure, v.error, v.raw)
     assert v.raw is None and v.finish_reason == "length"
@@ -476,7 +474,14 @@ async def test_select_best_end_to_end(cluster: Cluster) -> None:
 
 
 async def test_judge_fails_over_when_an_endpoint_is_killed(cluster: Cluster) -> None:
-    """Two replicas; one is SIGKILLed while requests are in flight on it; all still answered."""
+    """Two replicas; one is SIGKILLed while requests are in flight on it; all still answered.
+
+    The calls the kill cut off may have generated: the judge hands them back as paid
+    ``unavailable`` verdicts and the orchestrator (the one retry layer) asks them again, on the
+    survivor, counting every re-ask."""
+    from genrm_rank.orchestrator import Orchestrator, PromptJob
+    from genrm_rank.strategies import RoundRobin
+
     a, b = cluster.a.base_url, cluster.b.base_url
     # Warm both up first (a server's first schema-constrained request compiles the grammar,
     # ~1 s), or a warm a answers nearly everything before b answers anything.
@@ -484,11 +489,20 @@ async def test_judge_fails_over_when_an_endpoint_is_killed(cluster: Cluster) -> 
         status, body = await post(url, chat_body(genrm_messages(9), 64, **STRUCTURED))
         assert status == 200, body
     requests = [pair(i) for i in range(48)]
+    jobs = [
+        PromptJob(r.conversation, [r.response_1, r.response_2], RoundRobin(2, swap="none"), key=i)
+        for i, r in enumerate(requests)
+    ]
     async with make_judge([a, b], max_in_flight_per_endpoint=4) as judge:
-        tasks = [asyncio.ensure_future(judge.judge(r)) for r in requests]
+        orchestrator = Orchestrator(judge, max_in_flight=8, retries=3)
+
+        async def run_all() -> list[Any]:
+            return [run async for run in orchestrator.run(jobs)]
+
+        task = asyncio.ensure_future(run_all())
         # Kill b once it has answered a few requests and has more in flight.
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not all(t.done() for t in tasks):
+        while time.monotonic() < deadline and not task.done():
             s = judge.stats[b]
             if s.requests - s.in_flight >= 3 and s.in_flight >= 1:
                 break
@@ -496,8 +510,9 @@ async def test_judge_fails_over_when_an_endpoint_is_killed(cluster: Cluster) -> 
         in_flight_on_b = judge.stats[b].in_flight
         served_by_b = judge.stats[b].requests
         cluster.b.kill()  # SIGKILL to the whole process group (API server and engine core)
-        verdicts = await asyncio.gather(*tasks)
+        runs = await task
         stats = judge.stats
+    verdicts = [run.judgements[0].verdict for run in runs]
     cluster.notes["failover"] = {
         "at_kill": {"b_requests": served_by_b, "b_in_flight": in_flight_on_b},
         "after": {name: {"requests": stats[url].requests, "failures": stats[url].failures,
@@ -508,7 +523,10 @@ async def test_judge_fails_over_when_an_endpoint_is_killed(cluster: Cluster) -> 
     assert cluster.b.proc is not None and cluster.b.proc.wait(10) is not None
     assert served_by_b - in_flight_on_b >= 3 and in_flight_on_b >= 1, (served_by_b, in_flight_on_b)
     failed = [(i, v.failure, v.error) for i, v in enumerate(verdicts) if not v.ok]
-    assert not failed
+    assert len(runs) == 48 and not failed
     assert stats[b].failures >= 1  # the kill was felt ...
-    assert stats[a].retries >= 1  # ... and the failed calls were retried on the survivor
+    reasked = sum(run.reasked for run in runs)
+    assert reasked >= 1  # ... the cut-off calls were asked again ...
+    # ... each paid for when it may have generated (a cut-off call), free when it did not.
+    assert 48 + 1 <= sum(run.calls for run in runs) <= 48 + reasked
     assert stats[a].failures == 0

@@ -7,6 +7,7 @@ labelled games) and does no I/O. Modules:
 - ``bradley_terry``: Bradley-Terry MLE with soft outcomes, position bias, Laplace covariance,
   bootstrap, and Elo scaling.
 - ``scores``: win rate, Copeland, mean individual score, NeMo-Gym's ``simple_tiebreaker``.
+- ``identification``: existence and identifiability of the Bradley-Terry MLE.
 - ``graph``: connectivity and intransitive-cycle diagnostics (networkx).
 - ``leaderboard``: Elo leaderboards over string labels.
 """
@@ -28,6 +29,7 @@ from .graph import (
     is_connected,
     majority_digraph,
 )
+from .identification import Identification, identify
 from .leaderboard import LeaderboardRow, LeaderboardTable, fit_leaderboard
 from .scores import copeland, mean_score, simple_tiebreaker, win_rate
 
@@ -35,6 +37,7 @@ __all__ = [
     "BradleyTerryBootstrap",
     "BradleyTerryFit",
     "Comparisons",
+    "Identification",
     "LeaderboardRow",
     "LeaderboardTable",
     "bootstrap_bradley_terry",
@@ -44,6 +47,7 @@ __all__ = [
     "copeland",
     "elo_scale",
     "fit_leaderboard",
+    "identify",
     "intransitive_cycles",
     "is_connected",
     "majority_digraph",

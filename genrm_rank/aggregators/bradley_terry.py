@@ -26,16 +26,18 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.sparse.csgraph import connected_components as _sparse_components
+from scipy.linalg import LinAlgError, lu_factor, lu_solve
 from scipy.special import expit
 
 from genrm_rank.errors import ComparisonGraphError
 
 from .comparisons import Comparisons, weighted_bincount
+from .identification import Identification, identify
 
 __all__ = [
     "BradleyTerryBootstrap",
     "BradleyTerryFit",
+    "CovarianceMethod",
     "bootstrap_bradley_terry",
     "bradley_terry",
     "elo_scale",
@@ -95,6 +97,25 @@ def _gradient(
     return grad
 
 
+def _gram(v: NDArray[np.float64], size: int, alpha: float) -> NDArray[np.float64]:
+    """``sum_ij v[i, j] a_ij a_ij^T + 2 alpha I`` for the design rows ``a_ij = e_i - e_j (+ e_h)``.
+
+    The Hessian of the objective has this form with ``v = w p (1 - p)``; the meat of the
+    sandwich covariance has it with ``v`` the summed squared scores of each ordered pair.
+    """
+    n = v.shape[0]
+    rows, cols = v.sum(axis=1), v.sum(axis=0)
+    out = np.zeros((size, size))
+    out[:n, :n] = -(v + v.T)
+    out[np.arange(n), np.arange(n)] += rows + cols
+    if size > n:
+        out[:n, n] = rows - cols
+        out[n, :n] = rows - cols
+        out[n, n] = v.sum()
+    out[np.arange(size), np.arange(size)] += 2.0 * alpha
+    return out
+
+
 def _hessian(
     x: NDArray[np.float64],
     total_weight: NDArray[np.float64],
@@ -105,18 +126,7 @@ def _hessian(
     del total_wins
     n = total_weight.shape[0]
     p: NDArray[np.float64] = expit(_margins(x, n))
-    v: NDArray[np.float64] = total_weight * p * (1.0 - p)
-    rows, cols = v.sum(axis=1), v.sum(axis=0)
-    size = x.shape[0]
-    hess = np.zeros((size, size))
-    hess[:n, :n] = -(v + v.T)
-    hess[np.arange(n), np.arange(n)] += rows + cols
-    if size > n:
-        hess[:n, n] = rows - cols
-        hess[n, :n] = rows - cols
-        hess[n, n] = v.sum()
-    hess[np.arange(size), np.arange(size)] += 2.0 * alpha
-    return hess
+    return _gram(total_weight * p * (1.0 - p), x.shape[0], alpha)
 
 
 def _solve(matrix: NDArray[np.float64], rhs: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -180,15 +190,6 @@ def _newton(
     return _Solution(x=x, hessian=hess, n_iter=n_iter, converged=converged)
 
 
-def _strongly_connected(total_weight: NDArray[np.float64], total_wins: NDArray[np.float64]) -> bool:
-    n = total_weight.shape[0]
-    if n == 1:
-        return True
-    beats = total_wins + (total_weight - total_wins).T  # i beat j in either slot
-    n_components, _ = _sparse_components(beats > 0.0, directed=True, connection="strong")
-    return int(n_components) == 1
-
-
 def _check_options(alpha: float, max_iter: int, tol: float) -> None:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
         raise TypeError(f"Argument 'alpha' must be a real number, not {type(alpha).__name__}.")
@@ -210,28 +211,6 @@ def _check_comparisons(comparisons: object) -> Comparisons:
     return comparisons
 
 
-def _check_existence(
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    position_bias: bool,
-) -> None:
-    if not _strongly_connected(total_weight, total_wins):
-        raise ComparisonGraphError(
-            "With alpha=0 the Bradley-Terry MLE exists only if every item both beats and is "
-            "beaten along some chain of comparisons (Zermelo, 1929; Ford, 1957), but the graph "
-            "of (soft) wins is not strongly connected. Pass alpha > 0."
-        )
-    if position_bias:
-        slot1_wins = float(total_wins.sum())
-        slot1_losses = float((total_weight - total_wins).sum())
-        if slot1_wins <= 0.0 or slot1_losses <= 0.0:
-            raise ComparisonGraphError(
-                "With alpha=0 and position_bias=True the slot-1 item must both win and lose "
-                f"somewhere, but it has {slot1_wins} soft wins and {slot1_losses} soft losses. "
-                "Pass alpha > 0."
-            )
-
-
 def _initial_vector(
     initial_params: ArrayLike | None, n_items: int, position_bias: bool
 ) -> NDArray[np.float64]:
@@ -247,18 +226,100 @@ def _initial_vector(
     return x0
 
 
-def _centred_covariance(hess: NDArray[np.float64], n_items: int) -> NDArray[np.float64]:
-    size = hess.shape[0]
+def _centred_inverse(matrix: NDArray[np.float64], n_items: int) -> NDArray[np.float64]:
+    """``P (matrix + u u^T)^-1 P``: the inverse on the sum-zero subspace of the ``theta`` block."""
+    size = matrix.shape[0]
     centring = np.eye(size)
     centring[:n_items, :n_items] -= 1.0 / n_items
-    regular = _with_centring(hess, n_items)
-    try:  # LU is much cheaper than the eigendecomposition behind pinv for small matrices
+    regular = _with_centring(matrix, n_items)
+    try:  # LU is much cheaper than the eigendecomposition behind pinv
         half = np.linalg.solve(regular, centring)
     except np.linalg.LinAlgError:
         half = np.linalg.pinv(regular, hermitian=True) @ centring
     cov: NDArray[np.float64] = centring @ half
     symmetric: NDArray[np.float64] = 0.5 * (cov + cov.T)
     return symmetric
+
+
+CovarianceMethod = Literal["quasi", "sandwich", "model"]
+_COVARIANCES = ("quasi", "sandwich", "model")
+
+
+@dataclass(frozen=True)
+class _PairStats:
+    """Per ordered pair: the sums of w, w o, w o^2, w^2, w^2 o and w^2 o^2 over its rows."""
+
+    weight: NDArray[np.float64]
+    wins: NDArray[np.float64]
+    wins_sq: NDArray[np.float64]
+    weight2: NDArray[np.float64]
+    wins2: NDArray[np.float64]
+    wins2_sq: NDArray[np.float64]
+
+
+def _pair_stats(comparisons: Comparisons) -> _PairStats:
+    n = comparisons.n_items
+    flat = comparisons.first * n + comparisons.second
+    w, o = comparisons.weight, comparisons.outcome
+
+    def total(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        return weighted_bincount(flat, values, n * n).reshape(n, n)
+
+    return _PairStats(
+        total(w), total(w * o), total(w * o * o), total(w * w), total(w * w * o),
+        total(w * w * o * o),
+    )  # fmt: skip
+
+
+def _covariance(
+    x: NDArray[np.float64],
+    stats: _PairStats,
+    alpha: float,
+    method: CovarianceMethod,
+    n_free: int,
+) -> tuple[NDArray[np.float64], float]:
+    """The centred covariance of ``x`` and the dispersion estimate (1.0 unless ``quasi``)."""
+    n = stats.weight.shape[0]
+    size = x.shape[0]
+    p: NDArray[np.float64] = expit(_margins(x, n))
+    variance = p * (1.0 - p)
+    information = _gram(stats.weight * variance, size, 0.0)
+    if method == "model":
+        return _centred_inverse(information + 2.0 * alpha * np.eye(size), n), 1.0
+    total = float(stats.weight.sum())
+    df = total - n_free
+    if method == "quasi":
+        # Pearson's statistic over every row: sum w (o - p)^2 / (p (1 - p)).
+        squared = p * p * stats.weight - 2.0 * p * stats.wins + stats.wins_sq
+        seen = stats.weight > 0
+        pearson = float(np.sum(squared[seen] / np.maximum(variance[seen], 1e-300)))
+        dispersion = pearson / df if df > 0 else 1.0
+        dispersion = max(dispersion, 1e-12)
+        scaled = information / dispersion + 2.0 * alpha * np.eye(size)
+        return _centred_inverse(scaled, n), dispersion
+    meat_v = p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq
+    meat = _gram(np.maximum(meat_v, 0.0), size, 0.0)
+    if df > 0:
+        meat *= total / df  # HC1 small-sample factor (MacKinnon & White, 1985)
+    bread = _centred_inverse(information + 2.0 * alpha * np.eye(size), n)
+    cov: NDArray[np.float64] = bread @ meat @ bread
+    return 0.5 * (cov + cov.T), 1.0
+
+
+def _hide_unidentified(
+    cov: NDArray[np.float64], ident: Identification, position_bias: bool
+) -> NDArray[np.float64]:
+    """NaN rows and columns with an infinite variance for what the data do not identify."""
+    out = cov.copy()
+    hidden = ~ident.identified
+    if position_bias:
+        hidden = np.append(hidden, not ident.position_bias_identified)
+    if hidden.any():
+        out[hidden, :] = np.nan
+        out[:, hidden] = np.nan
+        out[hidden, hidden] = np.inf
+    result: NDArray[np.float64] = out
+    return result
 
 
 # ---------------------------------------------------------------------------- results
@@ -277,17 +338,14 @@ class BradleyTerryFit:
         The fitted slot-1 advantage ``h`` in log-odds (positive: the judge favours the answer
         shown first), or ``None`` when it was not fitted.
     covariance : numpy.ndarray, shape (n_items, n_items)
-        Laplace approximation to the covariance of the centred ``params``: the inverse of the
-        penalised Fisher information ``H`` (the Hessian of the penalised negative
-        log-likelihood, which for the logistic model equals the expected information plus
-        ``2 * alpha * I``), taken on the sum-zero subspace, i.e. ``P (H + u u^T)^+ P`` with
-        ``u = 1/sqrt(n)`` on the ``theta`` block and ``P`` the centring projection. Between
-        disconnected components it is of order ``1 / alpha``: those differences are not
-        identified by the data.
+        Covariance of the centred ``params`` (see ``covariance_method``), on the sum-zero
+        subspace. Rows and columns of a parameter the data do not identify are NaN, with
+        ``+inf`` on the diagonal: its uncertainty is unbounded, whatever the prior says.
     standard_errors : numpy.ndarray, shape (n_items,)
-        ``sqrt(diag(covariance))``.
+        ``sqrt(diag(covariance))``; ``inf`` for an unidentified parameter.
     position_bias_stderr : float or None
-        Standard error of ``position_bias`` from the same Laplace approximation.
+        Standard error of ``position_bias`` from the same covariance (``inf`` when ``h`` is
+        not identified).
     log_likelihood : float
         The unpenalised (soft-label, weighted) log-likelihood at the fit.
     alpha : float
@@ -296,6 +354,13 @@ class BradleyTerryFit:
         Whether Newton's method met ``tol`` within ``max_iter`` iterations.
     n_iter : int
         Newton iterations performed.
+    identification : Identification
+        Whether the unpenalised MLE exists and which parameters the data identify, with the
+        reason when something fails (see :mod:`genrm_rank.aggregators.identification`).
+    covariance_method : {"quasi", "sandwich", "model"}
+        How ``covariance`` was estimated.
+    dispersion : float
+        The quasi-likelihood dispersion ``phi`` (1.0 for the other methods).
     """
 
     params: NDArray[np.float64]
@@ -307,11 +372,19 @@ class BradleyTerryFit:
     alpha: float
     converged: bool
     n_iter: int
+    identification: Identification
+    covariance_method: str = "quasi"
+    dispersion: float = 1.0
 
     @property
     def n_items(self) -> int:
         """Number of items."""
         return int(self.params.shape[0])
+
+    @property
+    def identified(self) -> bool:
+        """Whether the MLE exists and the data identify every parameter."""
+        return self.identification.ok
 
     def _index(self, name: str, value: int) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -365,9 +438,9 @@ class BradleyTerryFit:
     def p_best(self, n_samples: int = 10_000, seed: SeedLike = None) -> NDArray[np.float64]:
         """Probability that each item has the largest ``theta``.
 
-        Draws ``n_samples`` vectors from the Laplace (Gaussian) posterior
-        ``N(params, covariance)`` and counts how often each item is the arg-max, as in
-        Thompson-sampling style best-arm identification.
+        Draws ``n_samples`` vectors from the normal approximation ``N(params, covariance)``
+        (the Laplace or quasi-likelihood posterior) and counts how often each item is the
+        arg-max, as in Thompson-sampling style best-arm identification.
 
         Parameters
         ----------
@@ -379,17 +452,33 @@ class BradleyTerryFit:
         Returns
         -------
         numpy.ndarray, shape (n_items,)
-            Non-negative and summing to 1.
+            Non-negative and summing to 1; all NaN when some strength is not identified by
+            the data (then any item might be the best, and no number would be honest).
         """
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
             raise TypeError(f"Argument 'n_samples' must be an int, not {type(n_samples).__name__}.")
         if n_samples < 1:
             raise ValueError(f"Argument 'n_samples' must be at least 1, not {n_samples}.")
+        n = self.n_items
+        if not bool(self.identification.identified.all()):
+            return np.full(n, np.nan)
         rng = np.random.default_rng(seed)
-        values, vectors = np.linalg.eigh(self.covariance)
-        root = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T  # symmetric sqrt
-        draws = self.params + rng.standard_normal((int(n_samples), self.n_items)) @ root
-        counts = np.bincount(np.argmax(draws, axis=1), minlength=self.n_items)
+        # Adding 1/n on every entry makes the centred covariance positive definite without
+        # changing any arg-max (it only shifts all items of a draw together).
+        shifted = self.covariance + 1.0 / n
+        try:
+            root = np.linalg.cholesky(shifted)
+        except np.linalg.LinAlgError:
+            values, vectors = np.linalg.eigh(shifted)
+            root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        counts = np.zeros(n, dtype=np.int64)
+        remaining = int(n_samples)
+        chunk = max(1, 2_000_000 // max(n, 1))
+        while remaining > 0:
+            size = min(chunk, remaining)
+            draws = self.params + rng.standard_normal((size, n)) @ root.T
+            counts += np.bincount(np.argmax(draws, axis=1), minlength=n)
+            remaining -= size
         result: NDArray[np.float64] = counts / float(n_samples)
         return result
 
@@ -418,6 +507,8 @@ class BradleyTerryBootstrap:
         The interval level.
     n_not_converged : int
         Resamples whose Newton iterations did not meet ``tol`` (they are still included).
+    resampled : {"rows", "clusters"}
+        What was resampled: single comparisons, or whole clusters (e.g. prompts).
     """
 
     fit: BradleyTerryFit
@@ -428,9 +519,17 @@ class BradleyTerryBootstrap:
     position_bias_interval: tuple[float, float] | None
     confidence: float
     n_not_converged: int
+    resampled: str = "rows"
 
 
 # ---------------------------------------------------------------------------- functions
+
+
+def _refuse(ident: Identification) -> None:
+    raise ComparisonGraphError(
+        "With alpha=0 the Bradley-Terry fit needs a finite, unique MLE, but " + ident.reason
+        + ". Pass alpha > 0 (a prior), or collect the missing comparisons."
+    )  # fmt: skip
 
 
 def _fit_totals(
@@ -442,10 +541,20 @@ def _fit_totals(
     x0: NDArray[np.float64],
     max_iter: int,
     tol: float,
-) -> _Solution:
-    if alpha == 0:
-        _check_existence(total_weight, total_wins, position_bias)
-    return _newton(total_weight, total_wins, float(alpha), x0, max_iter, tol)
+) -> tuple[_Solution, Identification]:
+    ident = identify(total_weight, total_wins, position_bias)
+    if alpha == 0 and not ident.ok:
+        _refuse(ident)
+    return _newton(total_weight, total_wins, float(alpha), x0, max_iter, tol), ident
+
+
+def _check_covariance(covariance: object) -> CovarianceMethod:
+    if covariance not in _COVARIANCES:
+        raise ValueError(
+            f"Argument 'covariance' must be one of {_COVARIANCES}, not {covariance!r}."
+        )
+    method: CovarianceMethod = covariance  # type: ignore[assignment]
+    return method
 
 
 def bradley_terry(
@@ -456,6 +565,7 @@ def bradley_terry(
     initial_params: ArrayLike | None = None,
     max_iter: int = 100,
     tol: float = 1e-9,
+    covariance: CovarianceMethod = "quasi",
 ) -> BradleyTerryFit:
     """Fit the Bradley-Terry model by penalised maximum likelihood.
 
@@ -466,12 +576,21 @@ def bradley_terry(
     backtracking line search; each iteration costs ``O(n_items^2 + n_items^3)`` after an
     ``O(m)`` reduction to per-ordered-pair totals.
 
-    ``theta`` is identified by centring: the returned ``params`` sum to zero. With
-    ``alpha > 0`` the maximiser is unique and finite for any data, including perfect
-    separation and disconnected comparison graphs (items in different components are then
-    pulled towards each other's mean by the prior only). With ``alpha == 0`` the MLE exists
-    only if the graph of soft wins is strongly connected; otherwise
-    :class:`~genrm_rank.errors.ComparisonGraphError` is raised.
+    ``theta`` is identified by centring: the returned ``params`` sum to zero. Whether the
+    unpenalised MLE exists and which parameters the data identify is decided exactly for any
+    ``alpha`` (:func:`~genrm_rank.aggregators.identification.identify`) and reported on the fit
+    (``fit.identification``, with a reason). With ``alpha > 0`` the estimate is finite for any
+    data, but a parameter the data do not identify gets an infinite standard error. With
+    ``alpha == 0`` a fit without a finite, unique MLE raises
+    :class:`~genrm_rank.errors.ComparisonGraphError`.
+
+    Graded outcomes in ``[0, 1]`` vary less than the Bernoulli outcomes the likelihood
+    assumes, so the default covariance is the quasi-likelihood one (Wedderburn, 1974; McCullagh
+    & Nelder, *Generalized Linear Models*, 2nd ed., sec. 9.2): the information is divided by
+    Pearson's dispersion estimate ``phi = X^2 / (sum(weight) - n_free)`` (``phi = 1`` when there
+    are no residual degrees of freedom), and the prior is added to it unchanged.
+    ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967; White, 1982) with the HC1
+    factor, ``"model"`` the plain Laplace inverse Hessian.
 
     Parameters
     ----------
@@ -488,16 +607,18 @@ def bradley_terry(
         Maximum Newton iterations.
     tol : float, optional
         Convergence when the largest coordinate of a full Newton step is below ``tol``.
+    covariance : {"quasi", "sandwich", "model"}, optional
+        How the covariance is estimated (see above).
 
     Returns
     -------
     BradleyTerryFit
-        Centred parameters, position bias, Laplace covariance and diagnostics.
+        Centred parameters, position bias, covariance, identification and diagnostics.
 
     Raises
     ------
     ComparisonGraphError
-        If ``alpha == 0`` and the MLE does not exist.
+        If ``alpha == 0`` and the MLE does not exist or is not unique.
 
     Examples
     --------
@@ -508,30 +629,34 @@ def bradley_terry(
     """
     comparisons = _check_comparisons(comparisons)
     _check_options(alpha, max_iter, tol)
+    method = _check_covariance(covariance)
     n = comparisons.n_items
     x0 = _initial_vector(initial_params, n, position_bias)
-    total_weight, total_wins = comparisons.pair_totals()
-    solution = _fit_totals(
-        total_weight,
-        total_wins,
+    stats = _pair_stats(comparisons)
+    solution, ident = _fit_totals(
+        stats.weight,
+        stats.wins,
         alpha=alpha,
         position_bias=position_bias,
         x0=x0,
         max_iter=max_iter,
         tol=tol,
     )
-    return _make_fit(solution, total_weight, total_wins, n, position_bias, alpha)
+    return _make_fit(solution, stats, ident, n, position_bias, alpha, method)
 
 
 def _make_fit(
     solution: _Solution,
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
+    stats: _PairStats,
+    ident: Identification,
     n: int,
     position_bias: bool,
     alpha: float,
+    method: CovarianceMethod,
 ) -> BradleyTerryFit:
-    cov_full = _centred_covariance(solution.hessian, n)
+    n_free = n - 1 + (1 if position_bias else 0)
+    cov_full, dispersion = _covariance(solution.x, stats, float(alpha), method, n_free)
+    cov_full = _hide_unidentified(cov_full, ident, position_bias)
     cov = cov_full[:n, :n].copy()
     params = solution.x[:n].copy()
     params -= params.mean()
@@ -547,11 +672,165 @@ def _make_fit(
         covariance=cov,
         standard_errors=se,
         position_bias_stderr=h_se,
-        log_likelihood=_log_likelihood(solution.x, total_weight, total_wins),
+        log_likelihood=_log_likelihood(solution.x, stats.weight, stats.wins),
         alpha=float(alpha),
         converged=solution.converged,
         n_iter=solution.n_iter,
+        identification=ident,
+        covariance_method=method,
+        dispersion=dispersion,
     )
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Rows reduced to resampling units: each cell is one ordered pair's share of one unit.
+
+    ``unit[c]`` is the unit cell ``c`` belongs to; resampling draws a count per unit, and cell
+    ``c`` then adds ``count[unit[c]] * weight[c]`` (and ``* wins[c]``) to its ordered pair
+    ``pair[c]``, an index into the distinct observed pairs ``first``/``second``.
+    """
+
+    pair: NDArray[np.int64]
+    unit: NDArray[np.int64]
+    weight: NDArray[np.float64]
+    wins: NDArray[np.float64]
+    first: NDArray[np.int64]
+    second: NDArray[np.int64]
+    unit_size: NDArray[np.float64]
+    """Rows per unit, for the multinomial (ones for clusters, each drawn with equal chance)."""
+
+
+def _cells(comparisons: Comparisons, clusters: NDArray[np.int64] | None) -> _Cells:
+    n = comparisons.n_items
+    flat = comparisons.first * n + comparisons.second
+    pairs, pair_of_row = np.unique(flat, return_inverse=True)
+    pair_of_row = pair_of_row.astype(np.int64)
+    first, second = (pairs // n).astype(np.int64), (pairs % n).astype(np.int64)
+    w, o = comparisons.weight, comparisons.outcome
+    if clusters is not None:
+        # A cluster is resampled whole, so its rows on one pair add up to one cell.
+        n_clusters = int(clusters.max()) + 1 if clusters.size else 0
+        key = clusters * pairs.shape[0] + pair_of_row
+        cells, cell_of_row = np.unique(key, return_inverse=True)
+        return _Cells(
+            pair=(cells % pairs.shape[0]).astype(np.int64),
+            unit=(cells // pairs.shape[0]).astype(np.int64),
+            weight=weighted_bincount(cell_of_row, w, cells.shape[0]),
+            wins=weighted_bincount(cell_of_row, w * o, cells.shape[0]),
+            first=first,
+            second=second,
+            unit_size=np.ones(n_clusters),
+        )
+    # Rows that share a pair, an outcome and a weight are exchangeable: one cell, counted.
+    levels, level_of_row = np.unique(np.stack([o, w]), axis=1, return_inverse=True)
+    key = pair_of_row * levels.shape[1] + level_of_row.reshape(-1)
+    cells, cell_of_row, counts = np.unique(key, return_inverse=True, return_counts=True)
+    level = cells % levels.shape[1]
+    return _Cells(
+        pair=(cells // levels.shape[1]).astype(np.int64),
+        unit=np.arange(cells.shape[0], dtype=np.int64),
+        weight=levels[1, level].astype(np.float64),
+        wins=(levels[1, level] * levels[0, level]).astype(np.float64),
+        first=first,
+        second=second,
+        unit_size=counts.astype(np.float64),
+    )
+
+
+class _Resampler:
+    """Refits resampled pair totals from the full fit by chord-Newton steps.
+
+    Every step solves with the full fit's (centred, penalised) Hessian, factorised once, so a
+    step costs one gradient over the observed pairs and one triangular solve. The first step
+    needs no ``expit`` at all (the fitted probabilities are known). If the steps stop shrinking
+    (a resample far from the full fit), the resample is finished by the damped Newton method.
+    """
+
+    def __init__(
+        self, cells: _Cells, n: int, x_hat: NDArray[np.float64], alpha: float, tol: float
+    ) -> None:
+        self.cells, self.n, self.x_hat, self.alpha, self.tol = cells, n, x_hat, alpha, tol
+        self.n_pairs = cells.first.shape[0]
+        self.size = x_hat.shape[0]
+        self.p_hat = expit(self._margins(x_hat))
+        full = cells.weight * cells.unit_size[cells.unit]
+        weight = weighted_bincount(cells.pair, full, self.n_pairs)
+        v = np.zeros((n, n))
+        v[cells.first, cells.second] = weight * self.p_hat * (1.0 - self.p_hat)
+        hess = _with_centring(_gram(v, self.size, alpha), n)
+        try:
+            self.factor = lu_factor(hess)
+        except (LinAlgError, ValueError):
+            self.factor = lu_factor(hess + 1e-12 * np.eye(self.size))
+
+    def _margins(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        d: NDArray[np.float64] = x[self.cells.first] - x[self.cells.second]
+        if self.size > self.n:
+            d = d + x[self.n]
+        return d
+
+    def _gradient(
+        self, x: NDArray[np.float64], weight: NDArray[np.float64], wins: NDArray[np.float64],
+        p: NDArray[np.float64],
+    ) -> NDArray[np.float64]:  # fmt: skip
+        g = weight * p - wins
+        grad = 2.0 * self.alpha * x
+        grad[: self.n] += weighted_bincount(self.cells.first, g, self.n)
+        grad[: self.n] -= weighted_bincount(self.cells.second, g, self.n)
+        if self.size > self.n:
+            grad[self.n] += g.sum()
+        return grad
+
+    def totals(self, counts: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+        """Per-pair weight and wins of a resample with ``counts`` draws of each unit."""
+        mult = counts[self.cells.unit]
+        weight = weighted_bincount(self.cells.pair, mult * self.cells.weight, self.n_pairs)
+        wins = weighted_bincount(self.cells.pair, mult * self.cells.wins, self.n_pairs)
+        return weight, wins
+
+    def dense(
+        self, weight: NDArray[np.float64], wins: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        total_weight, total_wins = np.zeros((self.n, self.n)), np.zeros((self.n, self.n))
+        total_weight[self.cells.first, self.cells.second] = weight
+        total_wins[self.cells.first, self.cells.second] = wins
+        return total_weight, total_wins
+
+    def refit(
+        self, weight: NDArray[np.float64], wins: NDArray[np.float64], max_iter: int
+    ) -> tuple[NDArray[np.float64], bool]:
+        x = self.x_hat.copy()
+        p = self.p_hat
+        previous = np.inf
+        for _ in range(max_iter):
+            step = -lu_solve(self.factor, self._gradient(x, weight, wins, p))
+            step[: self.n] -= step[: self.n].mean()
+            size = float(np.max(np.abs(step), initial=0.0))
+            if not size < 0.5 * previous:
+                break
+            x = x + step
+            if size < self.tol:
+                return x, True
+            previous = size
+            p = expit(self._margins(x))
+        total_weight, total_wins = self.dense(weight, wins)
+        solution = _newton(total_weight, total_wins, self.alpha, x, max_iter, self.tol)
+        return solution.x, solution.converged
+
+
+def _check_clusters(clusters: ArrayLike | None, m: int) -> NDArray[np.int64] | None:
+    if clusters is None:
+        return None
+    array = np.asarray(clusters)
+    if array.shape != (m,):
+        raise ValueError(
+            f"Argument 'clusters' must have one label per comparison ({m}), "
+            f"not shape {array.shape}."
+        )
+    _, labels = np.unique(array, return_inverse=True)
+    result: NDArray[np.int64] = labels.reshape(-1).astype(np.int64)
+    return result
 
 
 def bootstrap_bradley_terry(
@@ -564,13 +843,26 @@ def bootstrap_bradley_terry(
     confidence: float = 0.95,
     max_iter: int = 100,
     tol: float = 1e-9,
+    clusters: ArrayLike | None = None,
+    resample_tol: float = 1e-6,
+    covariance: CovarianceMethod = "quasi",
 ) -> BradleyTerryBootstrap:
-    """Percentile bootstrap for :func:`bradley_terry`.
+    """Percentile bootstrap for :func:`bradley_terry`, at leaderboard scale.
 
-    Resamples the ``m`` comparisons with replacement ``n_bootstrap`` times (Efron &
-    Tibshirani, *An Introduction to the Bootstrap*, 1993), refits each resample (warm-started
-    at the full-data fit) and reports percentile intervals, as the Chatbot Arena leaderboard
-    does (Chiang et al., 2024).
+    Resamples the comparisons with replacement ``n_bootstrap`` times (Efron & Tibshirani,
+    *An Introduction to the Bootstrap*, 1993), refits each resample and reports percentile
+    intervals, as the Chatbot Arena leaderboard does (Chiang et al., 2024). With ``clusters``
+    (e.g. the prompt of each comparison) whole clusters are resampled instead of single rows
+    (the cluster bootstrap; Davison & Hinkley, *Bootstrap Methods*, 1997, sec. 3.8), as
+    Arena-Hard does with prompts, because verdicts on one prompt are not independent.
+
+    The rows are first reduced to cells: for a row bootstrap, the rows that share an ordered
+    pair, an outcome and a weight (a GenRM's outcomes take six values, so at most six cells a
+    pair); for a cluster bootstrap, each cluster's total on each pair. A resample is then one
+    multinomial draw over the cells (the exact distribution of the plain row bootstrap, at a
+    cost that does not grow with the number of rows once they are reduced) or over the
+    clusters. Each resample is warm-started at the full fit and solved by chord-Newton steps
+    with the full fit's Hessian, factorised once, to ``resample_tol``.
 
     Parameters
     ----------
@@ -580,10 +872,15 @@ def bootstrap_bradley_terry(
         Number of resamples (at least 1).
     seed : int or numpy.random.Generator or None, optional
         Source of randomness; ``None`` draws fresh OS entropy.
-    alpha, position_bias, max_iter, tol
-        As for :func:`bradley_terry`.
+    alpha, position_bias, max_iter, tol, covariance
+        As for :func:`bradley_terry` (``tol`` applies to the full fit).
     confidence : float, optional
         Interval level in ``(0, 1)``.
+    clusters : array_like, optional
+        One label per comparison (any hashable numpy values, e.g. prompt ids); when given,
+        clusters are resampled whole.
+    resample_tol : float, optional
+        Convergence of each resample's fit (largest step); far below any bootstrap spread.
 
     Returns
     -------
@@ -603,37 +900,43 @@ def bootstrap_bradley_terry(
         raise ValueError(f"Argument 'n_bootstrap' must be at least 1, not {n_bootstrap}.")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"Argument 'confidence' must be in (0, 1), not {confidence!r}.")
+    if not (np.isfinite(resample_tol) and resample_tol > 0):
+        raise ValueError(f"Argument 'resample_tol' must be finite and > 0, not {resample_tol!r}.")
+    labels = _check_clusters(clusters, len(comparisons))
     rng = np.random.default_rng(seed)
     fit = bradley_terry(
-        comparisons, alpha=alpha, position_bias=position_bias, max_iter=max_iter, tol=tol
-    )
-    n, m = comparisons.n_items, len(comparisons)
-    x_start = np.zeros(n + (1 if position_bias else 0))
-    x_start[:n] = fit.params
+        comparisons, alpha=alpha, position_bias=position_bias, max_iter=max_iter, tol=tol,
+        covariance=covariance,
+    )  # fmt: skip
+    n = comparisons.n_items
+    x_hat = np.zeros(n + (1 if position_bias else 0))
+    x_hat[:n] = fit.params
     if fit.position_bias is not None:
-        x_start[n] = fit.position_bias
-    flat = comparisons.first * n + comparisons.second
+        x_hat[n] = fit.position_bias
     samples = np.empty((int(n_bootstrap), n))
     h_samples = np.empty(int(n_bootstrap)) if position_bias else None
     not_converged = 0
-    for b in range(int(n_bootstrap)):
-        counts = rng.multinomial(m, np.full(m, 1.0 / m)) if m else np.zeros(0)
-        weight: NDArray[np.float64] = comparisons.weight * counts
-        total_weight = weighted_bincount(flat, weight, n * n).reshape(n, n)
-        total_wins = weighted_bincount(flat, weight * comparisons.outcome, n * n).reshape(n, n)
-        solution = _fit_totals(
-            total_weight,
-            total_wins,
-            alpha=alpha,
-            position_bias=position_bias,
-            x0=x_start,
-            max_iter=max_iter,
-            tol=tol,
-        )
-        not_converged += not solution.converged
-        samples[b] = solution.x[:n] - solution.x[:n].mean()
+    if len(comparisons) == 0:
+        samples[:] = fit.params
         if h_samples is not None:
-            h_samples[b] = solution.x[n]
+            h_samples[:] = x_hat[n:].sum()
+    else:
+        cells = _cells(comparisons, labels)
+        resampler = _Resampler(cells, n, x_hat, float(alpha), float(resample_tol))
+        total_units = int(cells.unit_size.sum())
+        shares = cells.unit_size / cells.unit_size.sum()
+        for b in range(int(n_bootstrap)):
+            counts = rng.multinomial(total_units, shares).astype(np.float64)
+            weight, wins = resampler.totals(counts)
+            if alpha == 0:
+                ident = identify(*resampler.dense(weight, wins), position_bias)
+                if not ident.ok:
+                    _refuse(ident)
+            x, converged = resampler.refit(weight, wins, max_iter)
+            not_converged += not converged
+            samples[b] = x[:n] - x[:n].mean()
+            if h_samples is not None:
+                h_samples[b] = x[n]
     tail = (1.0 - confidence) / 2.0
     lower, upper = np.quantile(samples, [tail, 1.0 - tail], axis=0)
     h_interval = (
@@ -650,6 +953,7 @@ def bootstrap_bradley_terry(
         position_bias_interval=h_interval,
         confidence=float(confidence),
         n_not_converged=not_converged,
+        resampled="clusters" if labels is not None else "rows",
     )
 
 

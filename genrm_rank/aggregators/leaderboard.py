@@ -2,12 +2,15 @@
 
 Labels are mapped to integer indices at this edge; everything else is
 :func:`~genrm_rank.aggregators.bradley_terry.bootstrap_bradley_terry` on Elo scale, as in the
-Chatbot Arena leaderboard (Chiang et al., 2024) and Arena-Hard (Li et al., 2024).
+Chatbot Arena leaderboard (Chiang et al., 2024) and Arena-Hard (Li et al., 2024). Given the
+prompt of each game, the bootstrap resamples whole prompts (clusters), as Arena-Hard does:
+games on one prompt are not independent, and resampling single games makes the intervals too
+narrow. The table says which was resampled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +76,8 @@ class LeaderboardTable:
         The underlying fit, indexed by ``labels``.
     labels : tuple of str
         The label of each item index of ``fit`` (sorted).
+    resampled : {"clusters", "games", "none"}
+        What the bootstrap resampled: whole clusters (prompts), single games, or nothing.
     """
 
     rows: tuple[LeaderboardRow, ...]
@@ -81,6 +86,7 @@ class LeaderboardTable:
     confidence: float
     fit: BradleyTerryFit
     labels: tuple[str, ...]
+    resampled: str = "none"
 
     def to_markdown(self, *, decimals: int = 1) -> str:
         """Render the table as GitHub-flavoured Markdown.
@@ -116,6 +122,13 @@ class LeaderboardTable:
                 low, high = self.position_bias_interval
                 text += f" ({level}: {low:+.3f} to {high:+.3f})"
             lines.append(text)
+        if self.resampled == "clusters":
+            lines.append("\nIntervals: percentile bootstrap over whole prompts (clusters).")
+        elif self.resampled == "games":
+            lines.append(
+                "\nIntervals: percentile bootstrap over single games; games from one prompt "
+                "are not independent, so these are too narrow when prompts repeat (pass clusters)."
+            )
         return "\n".join(lines)
 
     def format(self) -> str:
@@ -136,6 +149,7 @@ def fit_leaderboard(
     confidence: float = 0.95,
     scale: float = 400.0,
     base: float = 1000.0,
+    clusters: Sequence[Hashable] | None = None,
 ) -> LeaderboardTable:
     """Fit an Elo-scaled Bradley-Terry leaderboard with bootstrap intervals.
 
@@ -160,6 +174,10 @@ def fit_leaderboard(
         Interval level.
     scale, base : float, optional
         Elo scale (points per factor 10 in odds) and the rating of the geometric-mean system.
+    clusters : sequence, optional
+        The prompt (or other cluster) of each game. Given, the bootstrap resamples whole
+        prompts, as Arena-Hard does, because verdicts on one prompt are not independent;
+        otherwise it resamples single games and the table says so.
 
     Returns
     -------
@@ -201,6 +219,18 @@ def fit_leaderboard(
         outcome,
         weight=weight,
     )
+    cluster_index = None
+    if clusters is not None:
+        cluster_labels: list[Hashable] = list(clusters)
+        if len(cluster_labels) != len(firsts):
+            raise ValueError(
+                f"Argument 'clusters' must have the same length as 'first_labels' "
+                f"({len(firsts)}), not {len(cluster_labels)}."
+            )
+        ids: dict[Hashable, int] = {}
+        cluster_index = np.array(
+            [ids.setdefault(c, len(ids)) for c in cluster_labels], dtype=np.int64
+        )
     lower: list[float | None] = [None] * len(labels)
     upper: list[float | None] = [None] * len(labels)
     h_interval: tuple[float, float] | None = None
@@ -212,6 +242,7 @@ def fit_leaderboard(
             alpha=alpha,
             position_bias=position_bias,
             confidence=confidence,
+            clusters=cluster_index,
         )
         fit = boot.fit
         tail = (1.0 - confidence) / 2.0
@@ -247,4 +278,5 @@ def fit_leaderboard(
         confidence=float(confidence),
         fit=fit,
         labels=labels,
+        resampled="none" if n_bootstrap == 0 else "games" if clusters is None else "clusters",
     )
