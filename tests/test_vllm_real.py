@@ -494,7 +494,7 @@ async def test_judge_fails_over_when_an_endpoint_is_killed(cluster: Cluster) -> 
         for i, r in enumerate(requests)
     ]
     async with make_judge([a, b], max_in_flight_per_endpoint=4) as judge:
-        orchestrator = Orchestrator(judge, max_in_flight=8, retries=3)
+        orchestrator = Orchestrator(judge, max_in_flight=48, retries=3)
 
         async def run_all() -> list[Any]:
             return [run async for run in orchestrator.run(jobs)]
