@@ -25,7 +25,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,6 +58,7 @@ from genrm_rank.spec import (
 __all__ = [
     "REWARDS",
     "GroupRewards",
+    "OnePromptCall",
     "agroup_rewards",
     "arank",
     "arank_many",
@@ -123,18 +124,50 @@ async def _rank_one(prompt: PromptInput, judge: Judge, spec: RankSpec, concurren
     return result.ranking
 
 
-async def aselect_best(
-    candidates: Sequence[str],
-    conversation: Conversation,
-    *,
-    judge: Judge,
-    spec: RankSpec | None = None,
-    principle: str | None = None,
-    prompt_id: str = "",
-    candidate_ids: Sequence[str] | None = None,
-    concurrency: int = 64,
-    **fields: Unpack[SpecFields],
-) -> Ranking:
+class OnePromptCall(Protocol):
+    """The signature of :func:`aselect_best` and :func:`arank` (written once, here)."""
+
+    def __call__(
+        self,
+        candidates: Sequence[str],
+        conversation: Conversation,
+        *,
+        judge: Judge,
+        spec: RankSpec | None = None,
+        principle: str | None = None,
+        prompt_id: str = "",
+        candidate_ids: Sequence[str] | None = None,
+        concurrency: int = 64,
+        **fields: Unpack[SpecFields],
+    ) -> Coroutine[Any, Any, Ranking]: ...
+
+
+def _one_prompt_entry(defaults: RankSpec, name: str, doc: str) -> OnePromptCall:
+    """An async entry point ranking one prompt, with ``defaults`` for the spec's fields."""
+
+    async def entry(
+        candidates: Sequence[str],
+        conversation: Conversation,
+        *,
+        judge: Judge,
+        spec: RankSpec | None = None,
+        **options: Any,
+    ) -> Ranking:
+        where = {k: options.pop(k) for k in _PROMPT_OPTIONS if k in options}
+        concurrency = where.pop("concurrency", 64)
+        prompt = PromptInput(conversation, candidates, **where)
+        return await _rank_one(prompt, judge, resolve_spec(spec, options, defaults), concurrency)
+
+    entry.__name__ = entry.__qualname__ = name
+    entry.__doc__ = doc
+    return entry
+
+
+_PROMPT_OPTIONS = ("principle", "prompt_id", "candidate_ids", "concurrency")
+
+aselect_best = _one_prompt_entry(
+    SELECT_DEFAULTS,
+    "aselect_best",
     """Choose the best of N candidates with a pairwise judge.
 
     By default a knockout in both orders (:data:`~genrm_rank.spec.SELECT_DEFAULTS`): 2(N-1)
@@ -177,32 +210,18 @@ async def aselect_best(
     >>> choice = select_best(["5", "4", "four"], "What is 2 + 2?", judge=judge)
     >>> choice.best_text, choice.calls, choice.status
     ('4', 4, 'complete')
-    """
-    prompt = PromptInput(conversation, candidates, principle, prompt_id, candidate_ids)
-    resolved = resolve_spec(spec, fields, SELECT_DEFAULTS)
-    return await _rank_one(prompt, judge, resolved, concurrency)
+    """,
+)
 
-
-async def arank(
-    candidates: Sequence[str],
-    conversation: Conversation,
-    *,
-    judge: Judge,
-    spec: RankSpec | None = None,
-    principle: str | None = None,
-    prompt_id: str = "",
-    candidate_ids: Sequence[str] | None = None,
-    concurrency: int = 64,
-    **fields: Unpack[SpecFields],
-) -> Ranking:
+arank = _one_prompt_entry(
+    RANK_DEFAULTS,
+    "arank",
     """Rank candidate responses with a pairwise judge: strengths, intervals, P(best).
 
     By default a round-robin in both orders (:data:`~genrm_rank.spec.RANK_DEFAULTS`): N(N-1)
     calls. Takes the same arguments as :func:`aselect_best`.
-    """
-    prompt = PromptInput(conversation, candidates, principle, prompt_id, candidate_ids)
-    resolved = resolve_spec(spec, fields, RANK_DEFAULTS)
-    return await _rank_one(prompt, judge, resolved, concurrency)
+    """,
+)
 
 
 @dataclass(frozen=True)
