@@ -211,10 +211,10 @@ def test_pairs_best_worst_and_all_pairs_by_margin(tmp_path: Path, url: str) -> N
     )
     assert r.returncode == 0, r.stderr
     out = rows(tmp_path / "all.jsonl")
-    assert all(o["margin"] >= 0.5 for o in out)
+    assert all(o["genrm_strength_gap"] >= 0.5 for o in out)
     by_row: dict[str, list[float]] = {}
     for o in out:
-        by_row.setdefault(o["id"], []).append(o["margin"])
+        by_row.setdefault(o["id"], []).append(o["genrm_strength_gap"])
     assert all(m == sorted(m, reverse=True) for m in by_row.values())
     rejected = tmp_path / "all.rejected.jsonl"
     n_rejected = len(rows(rejected)) if rejected.exists() else 0

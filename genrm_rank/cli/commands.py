@@ -41,7 +41,12 @@ from genrm_rank.spec import RankSpec
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    fmt = rank_rows(result_field=args.result_field, include_judgements=args.judgements)
+    fmt = rank_rows(
+        result_field=args.result_field,
+        include_judgements=args.judgements,
+        format=args.format,
+        id_field=args.id_field,
+    )
     return run_file_command(args, lambda _: fmt)
 
 
@@ -53,7 +58,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     return run_file_command(
         args,
         lambda has_rejected: select_rows(
-            thresholds, result_field=args.result_field, rejected_sink=has_rejected
+            thresholds,
+            result_field=args.result_field,
+            rejected_sink=has_rejected,
+            format=args.format,
+            id_field=args.id_field,
         ),
     )
 
@@ -64,6 +73,9 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         min_margin=args.min_margin,
         max_pairs=args.max_pairs,
         candidates_field=args.candidates_field,
+        format=args.format,
+        margin_field=args.margin_field,
+        id_field=args.id_field,
     )
     return run_file_command(args, lambda _: fmt, grouped=True, rejected_default=True)
 

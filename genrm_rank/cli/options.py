@@ -10,6 +10,9 @@ from typing import Any
 
 from genrm_rank.sdg import (
     DEFAULT_PROMPT_FIELDS,
+    PAIR_FORMATS,
+    RANK_FORMATS,
+    SELECT_FORMATS,
     parse_shard,
 )
 from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
@@ -349,7 +352,7 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         type=Path,
         required=needs_output,
         metavar="OUT.jsonl" if needs_output else "TABLE.json",
-        help="output rows, in input order"
+        help="output rows, in input order (- for standard output; errors then go to stderr)"
         if needs_output
         else "write the table as JSON (rows: label, rating, lower, upper, games, win_rate)",
     )
@@ -502,6 +505,15 @@ examples:
 """
 
 
+def _format_option(parser: argparse.ArgumentParser, formats: tuple[str, ...], help: str) -> None:
+    parser.add_argument(
+        "--format",
+        choices=formats,
+        default="full",
+        help=f"output rows: {help} (default: %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``genrm-rank`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -523,6 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     _judge_options(p)
     p.add_argument(
         "--judgements", action="store_true", help="also write every judge call's verdict"
+    )
+    _format_option(
+        p,
+        RANK_FORMATS,
+        "full: the rows with the ranking added; nemo-rl: NeMo RL's "
+        "{context, completions: [{rank, completion}]}",
     )
 
     p = sub.add_parser(
@@ -564,6 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='write rows that miss a threshold here instead of with "selected": null',
     )
+    _format_option(
+        p,
+        SELECT_FORMATS,
+        "full: the rows with the winner added; sft: "
+        "{messages: [..., the winner as the assistant turn]}, rows not kept dropped",
+    )
 
     p = sub.add_parser(
         "pairs",
@@ -598,6 +622,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="rows with no pair (default: OUT.rejected.jsonl)",
+    )
+    _format_option(
+        p,
+        PAIR_FORMATS,
+        "full: the rows' fields, an explicit prompt, chosen and "
+        "rejected; trl: TRL standard preference; trl-chat and openrlhf: conversational "
+        "prompt/chosen/rejected; nemo-rl: {context, completions}",
+    )
+    t.add_argument(
+        "--margin-field",
+        metavar="NAME",
+        default=None,
+        help="also write the strength gap (log-odds) under this column; off by default "
+        "(OpenRLHF reads a 'margin' column as its margin-loss term)",
     )
 
     p = sub.add_parser(

@@ -31,6 +31,7 @@ from genrm_rank.cli.options import (
 from genrm_rank.cli.report import Progress, format_summary, summarize
 from genrm_rank.sdg import (
     DEFAULT_PROMPT_FIELDS,
+    STDOUT,
     Formatter,
     OutputFiles,
     RowSpec,
@@ -89,7 +90,8 @@ def _open_output(
 OUTPUT_KEYS = (
     "command", "id_field", "prompt_field", "candidates_field", "candidate_id_key",
     "candidate_text_key", "principle_field", "max_chars", "result_field", "judgements",
-    "min_score", "min_margin", "min_p_best", "all_pairs", "max_pairs", "shard",
+    "min_score", "min_margin", "min_p_best", "all_pairs", "max_pairs", "shard", "format",
+    "margin_field",
 )  # fmt: skip
 """Options besides the spec that change what a row's output is: a resumed run must use the
 same."""
@@ -233,18 +235,20 @@ def run_file_command(
         raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
     fresh = output is not None
     out_path: Path = output if output is not None else args.output
+    to_stdout = str(out_path) == STDOUT  # -o -: rows to standard output, errors to stderr
+    if to_stdout and args.resume:
+        raise UsageError("argument --resume: not allowed with -o - (standard output)")
     rejected: Path | None = getattr(args, "rejected", None)
-    if rejected is None and rejected_default:
+    if rejected is None and rejected_default and not to_stdout:
         rejected = default_sidecar(out_path, "rejected")
-    paths: dict[str, Path | None] = {
-        "out": out_path,
-        "errors": args.errors or default_sidecar(args.output or out_path, "errors"),
-        "rejected": rejected,
-    }
+    errors = args.errors or (
+        Path("/dev/stderr") if to_stdout else default_sidecar(args.output or out_path, "errors")
+    )
+    paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
     spec = spec_from_args(args)
     setup = make_judge(args, cache_path=args.cache)
-    files = _open_output(args, paths, grouped, fresh=fresh)
-    if not fresh:
+    files = _open_output(args, paths, grouped, fresh=fresh or to_stdout)
+    if not fresh and not to_stdout:
         check_settings(out_path, run_settings(args, spec, setup), resume=args.resume)
     formatter = formatter_for(rejected is not None)
     total = count_lines(args.input)

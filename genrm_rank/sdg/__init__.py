@@ -27,11 +27,17 @@ Example (the CLI's ``genrm-rank select IN -o OUT --min-score 3.5``, in Python)::
 """
 
 from genrm_rank.sdg.filters import (
+    PAIR_FORMATS,
     PAIR_POLICIES,
+    RANK_FORMATS,
+    SELECT_FORMATS,
     Formatter,
+    PairFormat,
     PairPolicy,
     PreferencePair,
+    RankFormat,
     SelectDecision,
+    SelectFormat,
     SelectThresholds,
     decide_selection,
     finite_or_none,
@@ -42,7 +48,16 @@ from genrm_rank.sdg.filters import (
     runner_up_margin,
     select_rows,
 )
-from genrm_rank.sdg.output import Block, JsonlSink, Recovered, ReorderBuffer, Sink, recover
+from genrm_rank.sdg.output import (
+    STDOUT,
+    Block,
+    JsonlSink,
+    Recovered,
+    ReorderBuffer,
+    Sink,
+    StreamSink,
+    recover,
+)
 from genrm_rank.sdg.pipeline import (
     OutputFiles,
     RunCounters,
@@ -65,14 +80,20 @@ from genrm_rank.sdg.rows import (
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
+    "PAIR_FORMATS",
     "PAIR_POLICIES",
+    "RANK_FORMATS",
+    "SELECT_FORMATS",
+    "STDOUT",
     "Block",
     "Formatter",
     "IdIndex",
     "JsonlSink",
     "OutputFiles",
+    "PairFormat",
     "PairPolicy",
     "PreferencePair",
+    "RankFormat",
     "Recovered",
     "ReorderBuffer",
     "Row",
@@ -82,8 +103,10 @@ __all__ = [
     "RunCounters",
     "RunOutcome",
     "SelectDecision",
+    "SelectFormat",
     "SelectThresholds",
     "Sink",
+    "StreamSink",
     "count_lines",
     "decide_selection",
     "finite_or_none",

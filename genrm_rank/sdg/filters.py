@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg.output import Block
 from genrm_rank.sdg.rows import Row
@@ -47,6 +48,13 @@ Formatter = Callable[[Row, Ranking], Block]
 
 PairPolicy = Literal["best_vs_worst", "all_pairs"]
 PAIR_POLICIES: tuple[str, ...] = ("best_vs_worst", "all_pairs")
+
+PairFormat = Literal["full", "trl", "trl-chat", "openrlhf", "nemo-rl"]
+PAIR_FORMATS: tuple[str, ...] = ("full", "trl", "trl-chat", "openrlhf", "nemo-rl")
+SelectFormat = Literal["full", "sft"]
+SELECT_FORMATS: tuple[str, ...] = ("full", "sft")
+RankFormat = Literal["full", "nemo-rl"]
+RANK_FORMATS: tuple[str, ...] = ("full", "nemo-rl")
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -215,10 +223,30 @@ def preference_pairs(
 # Formatters for process_file
 
 
-def rank_rows(*, result_field: str = "genrm", include_judgements: bool = False) -> Formatter:
-    """Each input row with its ranking under ``result_field``."""
+def rank_rows(
+    *,
+    result_field: str = "genrm",
+    include_judgements: bool = False,
+    format: RankFormat = "full",
+    id_field: str = "id",
+) -> Formatter:
+    """Each input row with its ranking.
+
+    ``"full"``: the row's own fields and the ranking under ``result_field``. ``"nemo-rl"``:
+    NeMo RL's preference format, every candidate a completion ranked by the order (0 best),
+    ``{"context": [messages], "completions": [{"rank", "completion": [assistant]}, ...]}``.
+    """
+    if format not in RANK_FORMATS:
+        raise ValueError(f"Argument 'format' must be one of {RANK_FORMATS}, not {format!r}.")
 
     def fmt(row: Row, ranking: Ranking) -> Block:
+        if format == "nemo-rl":
+            completions = [
+                {"rank": position, "completion": _assistant(ranking.candidates[index])}
+                for position, index in enumerate(ranking.order)
+            ]
+            line = {id_field: row.id, "context": _messages(row), "completions": completions}
+            return Block("out", (line,))
         result = ranking.to_dict(include_judgements=include_judgements)
         return Block("out", ({**row.data, result_field: result},))
 
@@ -230,18 +258,34 @@ def select_rows(
     *,
     result_field: str = "genrm",
     rejected_sink: bool = False,
+    format: SelectFormat = "full",
+    id_field: str = "id",
 ) -> Formatter:
     """Each input row with its winner (``selected``), or ``None`` and why (``select_reason``).
 
-    A row whose winner misses a threshold goes to the ``rejected`` sink when ``rejected_sink``,
-    else to the output with ``"selected": null``. ``status`` says whether the strategy decided
-    the winner (``complete``) or a budget cut it short (``budget_bound``: a provisional pick).
+    ``"full"``: the row's own fields, the winner, the reasons it was not kept, and the ranking
+    under ``result_field``. A row whose winner misses a threshold goes to the ``rejected`` sink
+    when ``rejected_sink``, else to the output with ``"selected": null``. ``status`` says
+    whether the strategy decided the winner (``complete``) or a budget cut it short
+    (``budget_bound``: a provisional pick).
+
+    ``"sft"``: ``{"messages": [conversation..., {"role": "assistant", "content": winner}]}``
+    (and the row's id), ready for supervised fine-tuning; a row not kept always goes to the
+    ``rejected`` sink (counted, and dropped when there is no rejected file).
     """
     thresholds = thresholds if thresholds is not None else SelectThresholds()
+    if format not in SELECT_FORMATS:
+        raise ValueError(f"Argument 'format' must be one of {SELECT_FORMATS}, not {format!r}.")
 
     def fmt(row: Row, ranking: Ranking) -> Block:
         decision = decide_selection(ranking, thresholds)
         best, chosen = ranking.best, decision.chosen
+        if format == "sft":
+            if not chosen or ranking.best_text is None:
+                reason = "; ".join(decision.reasons)
+                return Block("rejected", ({id_field: row.id, "select_reason": reason},))
+            messages = [*_messages(row), *_assistant(ranking.best_text)]
+            return Block("out", ({id_field: row.id, "messages": messages},))
         line: dict[str, Any] = {
             **row.data,
             "selected": ranking.best_text if chosen else None,
@@ -259,18 +303,63 @@ def select_rows(
     return fmt
 
 
+def _messages(row: Row) -> list[dict[str, Any]]:
+    """The row's conversation as ``{"role", "content"}`` messages (reasoning stripped)."""
+    return [dict(m) for m in normalize_conversation(row.conversation)]
+
+
+def _text_prompt(row: Row, fmt: str) -> str:
+    messages = _messages(row)
+    if len(messages) != 1 or messages[0]["role"] != "user":
+        raise ValueError(
+            f"Argument 'format' is {fmt!r}, which holds a one-turn text prompt, but this row's "
+            f"conversation has {len(messages)} messages; use the conversational format instead."
+        )
+    return str(messages[0]["content"])
+
+
+def _assistant(text: str) -> list[dict[str, Any]]:
+    return [{"role": "assistant", "content": text}]
+
+
 def pair_rows(
     *,
     policy: PairPolicy = "best_vs_worst",
     min_margin: float | None = None,
     max_pairs: int | None = None,
     candidates_field: str = "candidates",
+    format: PairFormat = "full",
+    margin_field: str | None = None,
+    id_field: str = "id",
 ) -> Formatter:
-    """One line per chosen/rejected pair (:func:`preference_pairs`), keeping the row's fields.
+    """One line per chosen/rejected pair (:func:`preference_pairs`), in a trainer's format.
+
+    Formats (each line also keeps the row's id and ``pair_index``/``n_pairs``, which trainers
+    ignore and a resumed run needs):
+
+    - ``"full"``: the row's own fields (the candidates excepted), an explicit ``prompt`` (the
+      conversation as messages), ``chosen``/``rejected`` texts, their indices, ids and mean
+      scores, and the Bradley-Terry strength gap as ``genrm_strength_gap`` (log-odds);
+    - ``"trl"``: TRL's standard preference format with an explicit prompt,
+      ``{"prompt": str, "chosen": str, "rejected": str}`` (one-turn prompts only);
+    - ``"trl-chat"``: TRL's conversational preference format,
+      ``{"prompt": [messages], "chosen": [assistant], "rejected": [assistant]}``
+      (https://huggingface.co/docs/trl/dataset_formats: an explicit prompt, so that no trainer
+      falls back to the common prefix of chosen and rejected);
+    - ``"openrlhf"``: the same columns, read by OpenRLHF's RewardDataset with
+      ``--prompt_key prompt --chosen_key chosen --rejected_key rejected --apply_chat_template``;
+    - ``"nemo-rl"``: NeMo RL's preference format, ``{"context": [messages], "completions":
+      [{"rank": 0, "completion": [assistant]}, {"rank": 1, ...}]}`` (lower rank preferred;
+      ``nemo_rl.data.datasets.preference_datasets.PreferenceDataset``).
+
+    The strength gap is written under ``margin_field`` only when it is given: OpenRLHF reads a
+    ``margin`` column as its margin-loss term, so it is never added unasked.
 
     A row with no pair goes to the ``rejected`` sink with the reason.
     """
     _check_pair_options(policy, min_margin, max_pairs)
+    if format not in PAIR_FORMATS:
+        raise ValueError(f"Argument 'format' must be one of {PAIR_FORMATS}, not {format!r}.")
 
     def fmt(row: Row, ranking: Ranking) -> Block:
         pairs = preference_pairs(ranking, policy=policy, min_margin=min_margin, max_pairs=max_pairs)
@@ -287,24 +376,64 @@ def pair_rows(
                 "rejected",
                 ({**base, "reason": reason, "best_margin": finite_or_none(best_margin)},),
             )
-        ids = ranking.candidate_ids
         lines = [
-            {
-                **base,
-                "chosen": ranking.candidates[p.chosen],
-                "rejected": ranking.candidates[p.rejected],
-                "chosen_index": p.chosen,
-                "rejected_index": p.rejected,
-                "chosen_id": None if ids is None else ids[p.chosen],
-                "rejected_id": None if ids is None else ids[p.rejected],
-                "margin": finite_or_none(p.margin),
-                "chosen_score": finite_or_none(ranking.scores[p.chosen].mean_score),
-                "rejected_score": finite_or_none(ranking.scores[p.rejected].mean_score),
-                "pair_index": k,
-                "n_pairs": len(pairs),
-            }
+            _pair_line(row, ranking, base, p, (k, len(pairs)), format, margin_field, id_field)
             for k, p in enumerate(pairs)
         ]
         return Block("out", tuple(lines))
 
     return fmt
+
+
+def _pair_line(
+    row: Row,
+    ranking: Ranking,
+    base: dict[str, Any],
+    pair: PreferencePair,
+    position: tuple[int, int],
+    format: str,
+    margin_field: str | None,
+    id_field: str,
+) -> dict[str, Any]:
+    chosen, rejected = ranking.candidates[pair.chosen], ranking.candidates[pair.rejected]
+    index, n_pairs = position
+    keep = {id_field: row.id, "pair_index": index, "n_pairs": n_pairs}
+    line: dict[str, Any]
+    if format == "full":
+        ids = ranking.candidate_ids
+        line = {
+            **base,
+            "prompt": base.get("prompt", _messages(row)),
+            "chosen": chosen,
+            "rejected": rejected,
+            "chosen_index": pair.chosen,
+            "rejected_index": pair.rejected,
+            "chosen_id": None if ids is None else ids[pair.chosen],
+            "rejected_id": None if ids is None else ids[pair.rejected],
+            "genrm_strength_gap": finite_or_none(pair.margin),
+            "chosen_score": finite_or_none(ranking.scores[pair.chosen].mean_score),
+            "rejected_score": finite_or_none(ranking.scores[pair.rejected].mean_score),
+            "pair_index": index,
+            "n_pairs": n_pairs,
+        }
+    elif format == "trl":
+        line = {"prompt": _text_prompt(row, format), "chosen": chosen, "rejected": rejected, **keep}
+    elif format in ("trl-chat", "openrlhf"):
+        line = {
+            "prompt": _messages(row),
+            "chosen": _assistant(chosen),
+            "rejected": _assistant(rejected),
+            **keep,
+        }
+    else:  # nemo-rl
+        line = {
+            "context": _messages(row),
+            "completions": [
+                {"rank": 0, "completion": _assistant(chosen)},
+                {"rank": 1, "completion": _assistant(rejected)},
+            ],
+            **keep,
+        }
+    if margin_field is not None:
+        line[margin_field] = finite_or_none(pair.margin)
+    return line

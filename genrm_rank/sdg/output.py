@@ -17,6 +17,7 @@ appending, and write each row's :class:`Block` through a :class:`ReorderBuffer`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -27,7 +28,16 @@ from typing import Any, Literal
 
 from genrm_rank.sdg.rows import IdIndex, RowError, id_key
 
-__all__ = ["Block", "JsonlSink", "Recovered", "ReorderBuffer", "Sink", "recover"]
+__all__ = [
+    "STDOUT",
+    "Block",
+    "JsonlSink",
+    "Recovered",
+    "ReorderBuffer",
+    "Sink",
+    "StreamSink",
+    "recover",
+]
 
 Sink = Literal["out", "rejected", "errors"]
 
@@ -69,7 +79,11 @@ class JsonlSink:
 
     def sync(self) -> None:
         if self._fd is not None and self._dirty:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:  # a pipe or a terminal (/dev/stderr): nothing to sync
+                if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):
+                    raise
             self._dirty = False
         self._last_sync = self._clock()
 
@@ -78,6 +92,34 @@ class JsonlSink:
             self.sync()
             os.close(self._fd)
             self._fd = None
+
+
+STDOUT = "-"
+"""The path that names standard output (``-o -``)."""
+
+
+class StreamSink(JsonlSink):
+    """Whole lines to an open file descriptor (standard output by default), never fsynced.
+
+    For pipelines (``-o - | next-step``): nothing to recover or resume, since a pipe keeps no
+    file to read back.
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        super().__init__(STDOUT)
+        self._stream_fd = fd
+
+    def write(self, data: bytes, rows: int = 1) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._stream_fd, view) :]
+        self.rows += rows
+
+    def sync(self) -> None:
+        """Nothing to sync: a stream is not a file to fsync."""
+
+    def close(self) -> None:
+        """The stream belongs to the process: left open."""
 
 
 @dataclass

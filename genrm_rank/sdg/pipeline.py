@@ -35,7 +35,15 @@ from genrm_rank.judges.base import Judge
 from genrm_rank.orchestrator import JudgeStatistics, ProgressCallback
 from genrm_rank.runner import PromptInput, PromptResult, Runner
 from genrm_rank.sdg.filters import Formatter
-from genrm_rank.sdg.output import Block, JsonlSink, Recovered, ReorderBuffer, recover
+from genrm_rank.sdg.output import (
+    STDOUT,
+    Block,
+    JsonlSink,
+    Recovered,
+    ReorderBuffer,
+    StreamSink,
+    recover,
+)
 from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec, iter_lines
 from genrm_rank.spec import RankSpec
 
@@ -119,7 +127,7 @@ def prepare_output(
     ----------
     paths : mapping
         ``"out"`` and ``"errors"`` paths, and ``"rejected"`` (``None``: rows for it are counted
-        and dropped).
+        and dropped). One of them may be ``"-"``: standard output (never resumed).
     resume : bool
         Continue files an interrupted run wrote: a torn end is cut (:func:`recover`) and the
         rows already written are skipped.
@@ -141,7 +149,13 @@ def prepare_output(
     """
     if resume and overwrite:
         raise ValueError("Arguments 'resume' and 'overwrite' exclude each other; pass one.")
-    real = {name: Path(p) for name, p in paths.items() if p is not None}
+    streams = [name for name, p in paths.items() if p is not None and os.fspath(p) == STDOUT]
+    if len(streams) > 1 or (streams and resume):
+        raise ValueError(
+            f"Argument 'paths': standard output ('-') can take one output and cannot be "
+            f"resumed, not {streams}{' with resume' if resume else ''}."
+        )
+    real = {name: Path(p) for name, p in paths.items() if p is not None and name not in streams}
     if len({p.resolve() for p in real.values()}) != len(real):
         raise ValueError("Argument 'paths' names one file twice; each output must differ.")
     for name, p in real.items():
@@ -167,7 +181,11 @@ def prepare_output(
                 keys=None if name == "errors" else done_ids,
             )
     sinks: dict[str, JsonlSink] = {
-        name: JsonlSink(real[name], fsync_interval=fsync_interval) if name in real else _NullSink()
+        name: JsonlSink(real[name], fsync_interval=fsync_interval)
+        if name in real
+        else StreamSink()
+        if name in streams
+        else _NullSink()
         for name in paths
     }
     return OutputFiles(sinks, recovered)

@@ -1,0 +1,179 @@
+"""Output formats that trainers read as meant, checked against each trainer's documented schema.
+
+Sources of the schemas:
+
+- TRL, "Dataset formats and types" (https://huggingface.co/docs/trl/dataset_formats): a
+  preference row is standard ``{"prompt": str, "chosen": str, "rejected": str}`` or
+  conversational ``{"prompt": [messages], "chosen": [messages], "rejected": [messages]}``;
+  without an explicit ``prompt`` column TRL extracts an *implicit* prompt, the common prefix of
+  chosen and rejected, which is the silent failure these formats avoid.
+- OpenRLHF's ``RewardDataset`` reads ``--prompt_key``/``--chosen_key``/``--rejected_key``
+  columns, and a ``margin`` column, when present, as its margin-loss term.
+- NeMo RL's ``PreferenceDataset``
+  (https://docs.nvidia.com/nemo/rl/latest/apidocs/nemo_rl/nemo_rl.data.datasets.preference_datasets.preference_dataset.html):
+  ``{"context": list[dict], "completions": [{"rank": int, "completion": list[dict]}, ...]}``,
+  lower rank preferred.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genrm_rank.cli import main
+
+ROLES = {"system", "user", "assistant"}
+
+
+def _write(path: Path, n: int, *, multi_turn: bool = False) -> None:
+    with open(path, "w") as f:
+        for i in range(n):
+            messages: list[dict[str, str]] = [{"role": "user", "content": f"Question {i}?"}]
+            if multi_turn:
+                messages = [
+                    {"role": "user", "content": f"Hi {i}"},
+                    {"role": "assistant", "content": "<think>hm</think>Hello!"},
+                    *messages,
+                ]
+            candidates = [f"Answer {j} to question {i}: " + "detail " * j for j in range(4)]
+            f.write(json.dumps({"id": f"r{i}", "messages": messages, "candidates": candidates}))
+            f.write("\n")
+
+
+def _run(tmp_path: Path, command: str, *options: str, multi_turn: bool = False) -> Path:
+    _write(tmp_path / "in.jsonl", 5, multi_turn=multi_turn)
+    out = tmp_path / "out.jsonl"
+    argv = [command, str(tmp_path / "in.jsonl"), "-o", str(out), "--judge", "simulated", "-q"]
+    assert main([*argv, *options]) in (0, 1)
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _is_messages(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(
+            isinstance(m, dict) and set(m) == {"role", "content"} and m["role"] in ROLES
+            for m in value
+        )
+    )
+
+
+def _trl_preference(row: dict[str, Any], conversational: bool) -> None:
+    """TRL's preference type, with an explicit prompt (no implicit-prompt extraction)."""
+    assert "prompt" in row and "chosen" in row and "rejected" in row
+    if conversational:
+        assert _is_messages(row["prompt"]) and row["prompt"][-1]["role"] == "user"
+        for key in ("chosen", "rejected"):
+            assert _is_messages(row[key]) and [m["role"] for m in row[key]] == ["assistant"]
+    else:
+        assert all(isinstance(row[k], str) and row[k] for k in ("prompt", "chosen", "rejected"))
+    assert row["chosen"] != row["rejected"]
+
+
+@pytest.mark.parametrize("all_pairs", [False, True])
+def test_trl_chat_rows_are_conversational_preference_with_an_explicit_prompt(
+    tmp_path: Path, all_pairs: bool
+) -> None:
+    options = ["--format", "trl-chat", *(["--all-pairs"] if all_pairs else [])]
+    rows = _rows(_run(tmp_path, "pairs", *options, multi_turn=True))
+    assert rows and len(rows) == (30 if all_pairs else 5)
+    for row in rows:
+        _trl_preference(row, conversational=True)
+        # The multi-turn history is the prompt, with the assistant's reasoning stripped.
+        assert row["prompt"][1] == {"role": "assistant", "content": "Hello!"}
+        assert "margin" not in row and "messages" not in row
+
+
+def test_trl_rows_are_standard_preference(tmp_path: Path) -> None:
+    rows = _rows(_run(tmp_path, "pairs", "--format", "trl"))
+    assert len(rows) == 5
+    for i, row in enumerate(rows):
+        _trl_preference(row, conversational=False)
+        assert row["prompt"] == f"Question {i}?"
+
+
+def test_trl_refuses_a_multi_turn_prompt_row_by_row(tmp_path: Path) -> None:
+    out = _run(tmp_path, "pairs", "--format", "trl", multi_turn=True)
+    assert not out.exists() or out.read_text() == ""
+    errors = _rows(tmp_path / "out.errors.jsonl")
+    assert len(errors) == 5
+    assert all("trl-chat" in e["reason"] or "conversational" in e["reason"] for e in errors)
+
+
+def test_openrlhf_margin_is_opt_in(tmp_path: Path) -> None:
+    plain = _rows(_run(tmp_path, "pairs", "--format", "openrlhf"))
+    assert all("margin" not in row for row in plain)
+    for row in plain:
+        _trl_preference(row, conversational=True)
+    (tmp_path / "out.jsonl").unlink()
+    with_margin = _rows(
+        _run(tmp_path, "pairs", "--format", "openrlhf", "--margin-field", "margin", "--overwrite")
+    )
+    assert all(isinstance(row["margin"], float) and row["margin"] >= 0 for row in with_margin)
+
+
+def test_nemo_rl_pairs_and_rankings(tmp_path: Path) -> None:
+    for row in _rows(_run(tmp_path, "pairs", "--format", "nemo-rl")):
+        assert _is_messages(row["context"])
+        ranks = [c["rank"] for c in row["completions"]]
+        assert ranks == [0, 1] and all(_is_messages(c["completion"]) for c in row["completions"])
+    (tmp_path / "rank").mkdir()
+    ranked = _rows(_run(tmp_path / "rank", "rank", "--format", "nemo-rl"))
+    for row in ranked:
+        texts = [c["completion"][0]["content"] for c in row["completions"]]
+        assert [c["rank"] for c in row["completions"]] == [0, 1, 2, 3]
+        assert len(set(texts)) == 4 and row["id"].startswith("r")
+
+
+def test_full_pairs_rows_carry_an_explicit_prompt_and_a_named_gap(tmp_path: Path) -> None:
+    for row in _rows(_run(tmp_path, "pairs")):
+        assert _is_messages(row["prompt"]) and "messages" in row  # the input's own field kept
+        assert "margin" not in row and isinstance(row["genrm_strength_gap"], float)
+
+
+def test_sft_rows_end_with_the_winner(tmp_path: Path) -> None:
+    out = _run(tmp_path, "select", "--format", "sft", "--rejected", str(tmp_path / "drop.jsonl"))
+    rows = _rows(out)
+    assert len(rows) == 5
+    for row in rows:
+        assert set(row) == {"id", "messages"} and _is_messages(row["messages"])
+        assert row["messages"][-1]["role"] == "assistant"
+        assert row["messages"][-1]["content"].startswith("Answer ")
+
+
+def test_sft_rows_not_kept_go_to_the_rejected_file(tmp_path: Path) -> None:
+    out = _run(
+        tmp_path, "select", "--format", "sft", "--min-score", "6", "--rejected",
+        str(tmp_path / "drop.jsonl"),
+    )  # fmt: skip
+    assert not out.exists() or out.read_text() == ""
+    dropped = _rows(tmp_path / "drop.jsonl")
+    assert len(dropped) == 5 and all("min_score 6" in d["select_reason"] for d in dropped)
+
+
+def test_dash_writes_rows_to_stdout_and_errors_to_stderr(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _write(tmp_path / "in.jsonl", 3)
+    with open(tmp_path / "in.jsonl", "a") as f:
+        f.write('{"id": "bad", "messages": [{"role": "user", "content": "Q"}], "candidates": []}\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "genrm_rank.cli", "pairs", str(tmp_path / "in.jsonl"), "-o", "-",
+         "--judge", "simulated", "--format", "trl", "-q"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 1  # one bad row
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 3 and all(_trl_preference(row, False) is None for row in rows)
+    errors = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    assert [e["id"] for e in errors] == ["bad"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no file named '-'
