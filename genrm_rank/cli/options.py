@@ -431,6 +431,50 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         metavar="FILE",
         help="write the run summary as JSON",
     )
+    c = parser.add_argument_group("cost plan")
+    c.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the run would cost (rows, judge calls, tokens, GPU-hours, money) and "
+        "exit without calling a judge",
+    )
+    c.add_argument(
+        "--expect-completion-tokens",
+        type=_positive_int,
+        default=4096,
+        metavar="N",
+        help="tokens a call is expected to generate, for the plan and the progress bar's "
+        "projection (default: %(default)s, an assumption: the model card gives only the "
+        "24,576 limit)",
+    )
+    c.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        default=None,
+        help="count prompt tokens with this local Hugging Face tokenizer (needs transformers); "
+        "default: estimate at 4 characters a token",
+    )
+    c.add_argument(
+        "--throughput",
+        type=_float,
+        default=None,
+        metavar="TOK/S",
+        help="generated tokens a second one replica sustains, for GPU-hours",
+    )
+    c.add_argument(
+        "--gpus-per-replica",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="GPUs one replica holds, for GPU-hours (default: %(default)s)",
+    )
+    c.add_argument(
+        "--price-per-gpu-hour",
+        type=_float,
+        default=None,
+        metavar="P",
+        help="money a GPU-hour costs, for the cost",
+    )
     f = parser.add_argument_group("input layout")
     f.add_argument(
         "--id-field", metavar="NAME", default="id", help="row id field (default: %(default)s)"

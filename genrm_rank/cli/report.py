@@ -77,20 +77,20 @@ class Progress:
         calls = stats.calls  # paid in this run; cache hits are counted apart
         done = counters.done
         postfix: dict[str, Any] = {
-            "calls": calls,
-            "inflight": self.in_flight,
-            "fail": stats.verdicts_failed,
+            "paid calls": calls,
+            "in flight": self.in_flight,
+            "failed verdicts": stats.verdicts_failed,
         }
         if self.cached is not None:
-            postfix["hits"] = self.cached.hits
+            postfix["cache hits"] = self.cached.hits
         remaining_rows = (
             None if self.total is None else max(0, self.total - counters.skipped - counters.blank)
         )
         if done and remaining_rows:
             # Projected for every row of this run (cache hits cost nothing, so are left out).
             tokens = stats.usage.total_tokens
-            postfix["calls~"] = _human(calls * remaining_rows / done)
-            postfix["tok~"] = _human(tokens * remaining_rows / done)
+            postfix["projected calls"] = _human(calls * remaining_rows / done)
+            postfix["projected tokens"] = _human(tokens * remaining_rows / done)
         self.bar.set_postfix(postfix, refresh=False)
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ from genrm_rank.sdg import (
     prepare_output,
     process_file,
 )
+from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +218,52 @@ def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
     return EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK
 
 
+def print_plan(args: argparse.Namespace, out_stream: TextIO) -> int:
+    """``--dry-run``: the cost plan of the file under the options' spec; no judge is called."""
+    spec = spec_from_args(args)
+    try:
+        assumptions = CostAssumptions(
+            completion_tokens_per_call=args.expect_completion_tokens,
+            tokens_per_second_per_replica=args.throughput,
+            gpus_per_replica=args.gpus_per_replica,
+            price_per_gpu_hour=args.price_per_gpu_hour,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    plan = plan_file(
+        args.input,
+        spec,
+        rows=row_spec(args),
+        principle=read_principle(args),
+        assumptions=assumptions,
+        count_tokens=_tokenizer(args.tokenizer),
+        shard=args.shard,
+    )
+    if args.summary_json is not None:
+        args.summary_json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
+    print(f"{PROG} {args.command} --dry-run: {args.input} ({spec.strategy}, swap {spec.swap})")
+    print(plan.format())
+    return EXIT_OK
+
+
+def _tokenizer(name: str | None) -> Callable[[str], int] | None:
+    if name is None:
+        return None
+    try:
+        from transformers import AutoTokenizer  # type: ignore[import-not-found]
+    except ImportError:
+        raise UsageError("argument --tokenizer: needs the transformers package") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except Exception as exc:
+        raise UsageError(f"argument --tokenizer: cannot load {name!r} locally ({exc})") from None
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    return count
+
+
 def run_file_command(
     args: argparse.Namespace,
     formatter_for: Callable[[bool], Formatter],
@@ -233,6 +280,8 @@ def run_file_command(
     """
     if not args.input.is_file():
         raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
+    if args.dry_run:
+        return print_plan(args, out_stream)
     fresh = output is not None
     out_path: Path = output if output is not None else args.output
     to_stdout = str(out_path) == STDOUT  # -o -: rows to standard output, errors to stderr

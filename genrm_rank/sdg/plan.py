@@ -1,0 +1,272 @@
+"""A cost plan before the first call: rows, comparisons, tokens, GPU-hours and money.
+
+A GenRM call costs thousands of reasoning tokens on a multi-GPU replica, so a run over a large
+SDG file is worth pricing before it starts. :func:`plan_file` reads the file (rows validated as
+the run would, nothing sent to a judge) and counts, for a :class:`~genrm_rank.spec.RankSpec`:
+
+- **comparisons**: exact for the fixed strategies (knockout, round-robin, circular, swiss with
+  ``swap`` both/random/none: the strategy is driven with a stand-in verdict, so the count is the
+  strategy's own), capped by the per-row budget; for outcome-dependent ones (adaptive, swap
+  ``auto``) the most the budget or the strategy's own cap allows, marked as a bound. Re-asks of
+  failed verdicts are not included (they are paid, within the budget, when they happen);
+- **prompt tokens**: each comparison's messages (conversation, principle, both candidates)
+  counted with a tokenizer when one is given, else estimated at 4 characters a token; a
+  knockout's pairings depend on the verdicts, so its per-call candidate length is the row's
+  mean;
+- **completion tokens**: calls times the completion length per call the user expects
+  (:attr:`CostAssumptions.completion_tokens_per_call`);
+- **GPU-hours and money**, from a throughput and a price the user gives.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from genrm_rank.messages import build_messages
+from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec, iter_lines
+from genrm_rank.spec import RankSpec
+from genrm_rank.strategies import make_strategy
+from genrm_rank.verdict import Verdict
+
+__all__ = ["FIXED_STRATEGIES", "CostAssumptions", "CostPlan", "calls_for", "plan_file"]
+
+FIXED_STRATEGIES = frozenset({"knockout", "round_robin", "circular", "swiss"})
+"""Strategies whose number of calls does not depend on the verdicts (with a fixed swap mode)."""
+_FIXED_SWAPS = frozenset({"both", "random", "none"})
+_STAND_IN = Verdict(score_1=4, score_2=3, ranking=2)
+_MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators of one chat message
+
+
+@dataclass(frozen=True)
+class CostAssumptions:
+    """What a plan assumes beyond the file and the spec.
+
+    Attributes
+    ----------
+    completion_tokens_per_call : int
+        Reasoning plus verdict tokens a call is expected to generate. The model card gives the
+        limit (24,576 tokens), not a typical length; 4,096 is an assumption, to be set from a
+        pilot run (every run's summary reports the completion tokens it measured per call).
+    chars_per_token : float
+        Characters a token, when no tokenizer is given.
+    tokens_per_second_per_replica : float, optional
+        Generated tokens a second one replica sustains at full batch; GPU-hours are left out
+        without it.
+    gpus_per_replica : int
+        GPUs one replica holds (8 H200s for Nemotron-3-Ultra GenRM).
+    price_per_gpu_hour : float, optional
+        Money a GPU-hour costs; the cost is left out without it.
+    """
+
+    completion_tokens_per_call: int = 4096
+    chars_per_token: float = 4.0
+    tokens_per_second_per_replica: float | None = None
+    gpus_per_replica: int = 8
+    price_per_gpu_hour: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.completion_tokens_per_call < 0:
+            raise ValueError(
+                "Argument 'completion_tokens_per_call' must be >= 0, "
+                f"not {self.completion_tokens_per_call}."
+            )
+        for name in ("chars_per_token", "tokens_per_second_per_replica", "price_per_gpu_hour"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"Argument '{name}' must be a positive number, not {value}.")
+        if self.gpus_per_replica < 1:
+            raise ValueError(
+                f"Argument 'gpus_per_replica' must be >= 1, not {self.gpus_per_replica}."
+            )
+
+
+@dataclass
+class CostPlan:
+    """What a run would cost (see the module docstring for how each figure is counted)."""
+
+    rows: int = 0
+    """Valid rows that would be ranked."""
+    bad_rows: int = 0
+    """Rows that would go to the errors file (no call made for them)."""
+    comparisons: int = 0
+    comparisons_exact: bool = True
+    """False when a strategy's count depends on the verdicts: ``comparisons`` is then a bound."""
+    prompt_tokens: int = 0
+    prompt_tokens_counted: bool = False
+    """True when a tokenizer counted them, False for the 4-characters-a-token estimate."""
+    completion_tokens: int = 0
+    assumptions: CostAssumptions = field(default_factory=CostAssumptions)
+    by_candidates: dict[int, int] = field(default_factory=dict)
+    """Rows by number of candidates."""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def gpu_hours(self) -> float | None:
+        """GPU-hours the generation takes at the assumed throughput, or ``None``."""
+        rate = self.assumptions.tokens_per_second_per_replica
+        if rate is None:
+            return None
+        replica_hours = self.completion_tokens / rate / 3600.0
+        return replica_hours * self.assumptions.gpus_per_replica
+
+    @property
+    def cost(self) -> float | None:
+        """Money at the assumed price per GPU-hour, or ``None``."""
+        hours, price = self.gpu_hours, self.assumptions.price_per_gpu_hour
+        return None if hours is None or price is None else hours * price
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(total_tokens=self.total_tokens, gpu_hours=self.gpu_hours, cost=self.cost)
+        out["by_candidates"] = {str(k): v for k, v in sorted(self.by_candidates.items())}
+        return out
+
+    def format(self) -> str:
+        """The plan as a short table for a terminal."""
+        bound = "" if self.comparisons_exact else "at most "
+        counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
+        a = self.assumptions
+        lines = [
+            f"rows to rank              {self.rows:,} "
+            f"({self.bad_rows:,} bad rows to the errors file)",
+            f"judge calls               {bound}{self.comparisons:,} (re-asks of failed verdicts "
+            "not included)",
+            f"prompt tokens             {self.prompt_tokens:,} ({counted})",
+            f"completion tokens         {self.completion_tokens:,} "
+            f"({a.completion_tokens_per_call:,} a call, assumed)",
+            f"total tokens              {self.total_tokens:,}",
+        ]
+        if self.gpu_hours is not None:
+            lines.append(
+                f"GPU-hours                 {self.gpu_hours:,.1f} (at "
+                f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
+                f"{a.gpus_per_replica} GPUs)"
+            )
+        if self.cost is not None:
+            lines.append(
+                f"cost                      {self.cost:,.2f} "
+                f"(at {a.price_per_gpu_hour:g} a GPU-hour)"
+            )
+        return "\n".join(lines)
+
+
+def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
+    """Judge calls one row of ``n_candidates`` costs under ``spec``, and whether exactly.
+
+    Fixed strategies are driven to the end with a stand-in verdict (their count does not
+    depend on the verdicts), within the budget. Others get the most the budget, or their own
+    cap of ``2 N (N - 1)`` calls a sample, allows.
+
+    >>> calls_for(RankSpec(strategy="knockout"), 8)
+    (14, True)
+    >>> calls_for(RankSpec(strategy="round_robin", swap="none", budget=10), 8)
+    (10, True)
+    """
+    budget = spec.budget
+    if spec.strategy not in FIXED_STRATEGIES or spec.swap not in _FIXED_SWAPS:
+        cap = 2 * n_candidates * (n_candidates - 1) * spec.samples
+        return (cap if budget is None else min(cap, budget)), False
+    scheduler = make_strategy(
+        spec.strategy,
+        n_candidates,
+        swap=spec.swap,
+        samples=spec.samples,
+        seed=spec.prompt_seeds("plan").strategy,
+        **dict(spec.strategy_options),
+    )
+    calls = 0
+    while not scheduler.done:
+        left = None if budget is None else budget - calls
+        batch = scheduler.next_pairs(left)
+        if not batch:
+            scheduler.stop()  # held back by the budget
+            break
+        calls += len(batch)
+        for call in batch:
+            scheduler.record(call, _STAND_IN)
+    return calls, True
+
+
+def plan_file(
+    input_path: str | os.PathLike[str],
+    spec: RankSpec,
+    *,
+    rows: RowSpec | None = None,
+    principle: str | None = None,
+    assumptions: CostAssumptions | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> CostPlan:
+    """The cost plan of ranking every row of a JSONL file with ``spec``; no judge is called."""
+    return plan_rows(
+        _read(input_path, rows, shard),
+        spec,
+        principle=principle,
+        assumptions=assumptions,
+        count_tokens=count_tokens,
+    )
+
+
+def _read(
+    input_path: str | os.PathLike[str], rows: RowSpec | None, shard: tuple[int, int]
+) -> Iterable[Row | RowError]:
+    reader = RowReader(rows)
+    for number, raw in iter_lines(input_path):
+        if shard != (0, 1) and (number - 1) % shard[1] != shard[0]:
+            continue
+        parsed = reader.parse(number, raw)
+        if parsed is not None:
+            yield parsed
+
+
+def plan_rows(
+    rows: Iterable[Row | RowError],
+    spec: RankSpec,
+    *,
+    principle: str | None = None,
+    assumptions: CostAssumptions | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> CostPlan:
+    """The cost plan of rows already read (see :func:`plan_file`)."""
+    plan = CostPlan(assumptions=assumptions or CostAssumptions())
+    plan.prompt_tokens_counted = count_tokens is not None
+    chars_per_token = plan.assumptions.chars_per_token
+
+    def tokens(text: str) -> int:
+        if count_tokens is not None:
+            return int(count_tokens(text))
+        return math.ceil(len(text) / chars_per_token)
+
+    calls_cache: dict[int, tuple[int, bool]] = {}
+    for row in rows:
+        if isinstance(row, RowError):
+            plan.bad_rows += 1
+            continue
+        n = len(row.candidates)
+        plan.rows += 1
+        plan.by_candidates[n] = plan.by_candidates.get(n, 0) + 1
+        if n not in calls_cache:
+            calls_cache[n] = calls_for(spec, n)
+        calls, exact = calls_cache[n]
+        plan.comparisons += calls
+        plan.comparisons_exact &= exact
+        rubric = row.principle if row.principle is not None else principle
+        # Every message of one comparison but the two candidates' texts, then their mean.
+        messages = build_messages(row.conversation, "-", "-", rubric)
+        shared_tokens = sum(
+            _MESSAGE_OVERHEAD_TOKENS
+            + (0 if m["role"] in ("response_1", "response_2") else tokens(m["content"]))
+            for m in messages
+        )
+        candidate_tokens = sum(tokens(text) for text in row.candidates) / n
+        per_call = shared_tokens + 2 * candidate_tokens
+        plan.prompt_tokens += round(calls * per_call)
+        plan.completion_tokens += calls * plan.assumptions.completion_tokens_per_call
+    return plan

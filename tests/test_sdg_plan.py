@@ -1,0 +1,87 @@
+"""The cost plan: its call counts are what a run pays; its arithmetic is the stated one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genrm_rank import SimulatedJudge, rank
+from genrm_rank.cli import main
+from genrm_rank.sdg.plan import CostAssumptions, calls_for, plan_file
+from genrm_rank.spec import RankSpec
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    strategy=st.sampled_from(["knockout", "round_robin", "circular", "swiss"]),
+    swap=st.sampled_from(["both", "random", "none"]),
+    n=st.integers(2, 9),
+    samples=st.integers(1, 2),
+    budget=st.none() | st.integers(0, 40),
+    seed=st.integers(0, 50),
+)
+def test_planned_calls_are_what_a_run_pays(
+    strategy: str, swap: str, n: int, samples: int, budget: int | None, seed: int
+) -> None:
+    spec = RankSpec(strategy=strategy, swap=swap, samples=samples, budget=budget, seed=seed)
+    planned, exact = calls_for(spec, n)
+    texts = [f"candidate {i}" for i in range(n)]
+    ranking = rank(texts, "Q", judge=SimulatedJudge(seed=seed), spec=spec)
+    assert exact and ranking.calls == planned
+
+
+def test_an_outcome_dependent_count_is_a_bound() -> None:
+    planned, exact = calls_for(RankSpec(strategy="knockout", swap="none", budget=3), 8)
+    assert (planned, exact) == (3, True)
+    spec = RankSpec(strategy="knockout", strategy_options={})
+    assert calls_for(spec, 8) == (14, True)
+
+
+def _write(path: Path) -> None:
+    rows = [
+        {"id": 1, "prompt": "abcd" * 10, "candidates": ["x" * 40, "y" * 80]},
+        {"id": 2, "prompt": "Q", "candidates": ["a", "b", "c", "d"]},
+        {"id": 3, "prompt": "Q", "candidates": ["only one"]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+
+
+def test_plan_counts_rows_calls_and_tokens(tmp_path: Path) -> None:
+    _write(tmp_path / "in.jsonl")
+    assumptions = CostAssumptions(
+        completion_tokens_per_call=1000, tokens_per_second_per_replica=500.0,
+        gpus_per_replica=8, price_per_gpu_hour=2.0,
+    )  # fmt: skip
+    plan = plan_file(tmp_path / "in.jsonl", RankSpec(), assumptions=assumptions)
+    assert (plan.rows, plan.bad_rows) == (2, 2)
+    assert plan.comparisons == 2 + 12 and plan.comparisons_exact  # round-robin, both orders
+    assert plan.completion_tokens == 14 * 1000
+    assert plan.gpu_hours == pytest.approx(14_000 / 500 / 3600 * 8)
+    assert plan.cost == pytest.approx(plan.gpu_hours * 2.0)
+    # A tokenizer that counts characters: two calls of row 1 hold its prompt and both texts.
+    counted = plan_file(tmp_path / "in.jsonl", RankSpec(), count_tokens=len)
+    assert counted.prompt_tokens_counted and counted.prompt_tokens > plan.prompt_tokens
+    row_1 = 2 * (40 + 40 + 80 + 3 * 8)  # conversation + both candidates + message overheads
+    row_2 = 12 * (1 + 2 * 1 + 3 * 8)
+    assert counted.prompt_tokens == row_1 + row_2
+
+
+def test_dry_run_calls_no_judge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "in.jsonl")
+    summary = tmp_path / "plan.json"
+    status = main(
+        ["select", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "--dry-run",
+         "--summary-json", str(summary), "--throughput", "1000"]
+    )  # fmt: skip
+    assert status == 0 and not (tmp_path / "out.jsonl").exists()
+    out = capsys.readouterr().out
+    assert (
+        "judge calls               2 + 6".replace(" + ", "") not in out
+    )  # formatted as one number
+    plan = json.loads(summary.read_text())
+    assert plan["comparisons"] == 2 + 6 and plan["rows"] == 2 and plan["gpu_hours"] > 0
+    assert "GPU-hours" in out and "knockout" in out
