@@ -34,6 +34,7 @@ from genrm_rank.cli.commands import (
     cmd_select,
     cmd_serve_sim,
 )
+from genrm_rank.cli.config import add_config_option, apply_config, fill_repeatable
 from genrm_rank.cli.options import (
     EXIT_CAP,
     EXIT_INTERRUPTED,
@@ -76,7 +77,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``genrm-rank``; returns the exit status."""
     parser = build_parser()
+    add_config_option(parser)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        repeatable = apply_config(parser, argv)
+    except UsageError as exc:
+        parser.error(str(exc))
     args = parser.parse_args(argv)
+    fill_repeatable(args, repeatable)
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:
