@@ -419,6 +419,13 @@ async def process_file(
             return
         try:
             block = formatter(row, result.ranking)
+            if result.duplicates and block.sink == "out":
+                dups = [list(g) for g in result.duplicates]
+                block = Block(
+                    block.sink,
+                    tuple({**line, "duplicate_candidates": dups} for line in block.lines),
+                    block.error,
+                )
         except Exception as exc:  # one row's failure must not end a run of hours
             reason = f"ranking failed: {type(exc).__name__}: {exc}"
             buffer.put(seq, error_block(RowError(row.line, row.id, "ranking_error", reason)))

@@ -356,13 +356,13 @@ class RowReader:
             return RowError(
                 line, row_id, "too_few_candidates", f"fewer than two candidates ({len(texts)})"
             )
-        twins = _first_duplicate(texts)
-        if twins is not None:
+        # Identical texts are kept: the runner judges them once and they share one result.
+        if len(set(texts)) < 2:
             return RowError(
                 line,
                 row_id,
-                "duplicate_candidate",
-                f"candidates {twins[0]} and {twins[1]} have the same text",
+                "too_few_candidates",
+                f"fewer than two distinct candidates ({len(texts)} with the same text)",
             )
         has_ids = any(ids)
         if has_ids:
