@@ -39,6 +39,7 @@ from genrm_rank.aggregators import (
     simple_tiebreaker,
     win_rate,
 )
+from genrm_rank.duplicates import distinct
 from genrm_rank.errors import BudgetExhaustedError
 from genrm_rank.judges.base import Judge
 from genrm_rank.messages import Conversation
@@ -288,7 +289,10 @@ async def agroup_rewards(
         rewards = np.array(fit.params, dtype=float)
         counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
         rewards[counts == 0] = np.nan
-    return GroupRewards(np.asarray(rewards, dtype=float), reward, ranking)
+    # Judgements name the first copy of a duplicated text; every copy gets that copy's reward.
+    groups = distinct(ranking.candidates)
+    copy_of = [groups.members[u][0] for u in groups.of]
+    return GroupRewards(np.asarray(rewards, dtype=float)[copy_of], reward, ranking)
 
 
 async def arank_many(

@@ -6,6 +6,8 @@ Every exception the library raises on purpose derives from :class:`GenRMRankErro
      ├── VerdictError              a value was asked of a failed verdict
      ├── JudgeError                a judge could not answer at all
      │    ├── EndpointsUnavailableError   every endpoint is down (names them and their answers)
+     │    ├── JudgeConfigurationError     every endpoint refuses the run (401/403/404): bad key,
+     │    │                               wrong model or wrong path, quoted with a likely fix
      │    └── ReplayMissError             a replayed record has no verdict for that pair
      ├── BudgetExhaustedError      a run-wide call/token cap ended a run before its prompt finished
      └── ComparisonGraphError      the comparisons cannot support the requested answer
@@ -23,6 +25,7 @@ __all__ = [
     "ComparisonGraphError",
     "EndpointsUnavailableError",
     "GenRMRankError",
+    "JudgeConfigurationError",
     "JudgeError",
     "ReplayMissError",
     "VerdictError",
@@ -43,6 +46,13 @@ class JudgeError(GenRMRankError):
 
 class EndpointsUnavailableError(JudgeError):
     """Every endpoint of an HTTP judge is down; the message names each and its last answer."""
+
+
+class JudgeConfigurationError(JudgeError):
+    """Every endpoint refused the run's requests (401, 403, 404): a bad key, a wrong model or a
+    wrong path. The message quotes each server and suggests the fix. Like
+    :class:`EndpointsUnavailableError` it ends the run, not one prompt: every request would fail
+    the same way."""
 
 
 class ReplayMissError(JudgeError, KeyError):

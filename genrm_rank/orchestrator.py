@@ -603,10 +603,13 @@ class Orchestrator:
 
 
 def _is_job_error(error: BaseException) -> bool:
-    """Errors that end one prompt but not the run (judge errors other than 'all endpoints down')."""
-    from genrm_rank.errors import EndpointsUnavailableError
+    """Errors that end one prompt but not the run (judge errors other than 'all endpoints down'
+    and 'every endpoint refuses the run')."""
+    from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 
-    return isinstance(error, JudgeError) and not isinstance(error, EndpointsUnavailableError)
+    return isinstance(error, JudgeError) and not isinstance(
+        error, (EndpointsUnavailableError, JudgeConfigurationError)
+    )
 
 
 async def aiterate(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:

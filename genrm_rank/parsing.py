@@ -12,9 +12,19 @@ Three answer formats are read (see ``genrm-protocol.md``):
 Reasoning may arrive in the API's ``reasoning``/``reasoning_content`` field, inside the content
 as ``<think>...</think>``, or before a bare ``</think>``. Only the answer after the reasoning is
 parsed: a verdict quoted inside the reasoning never becomes the verdict. The reasoning ends at
-the last ``</think>`` that is not inside a JSON object; content that opens ``<think>`` and never
-closes it, or (with no reasoning field) stops at ``max_tokens`` before any ``</think>``, holds no
-answer. Every verdict object in the answer is read: several must agree, and a readable one next
+the last ``</think>`` that is not inside a JSON object. Three rules keep text outside the answer
+from becoming the verdict:
+
+- a GenRM always thinks (``thinking=True``, the default): content with no reasoning field and no
+  ``</think>`` is reasoning that never ended, not an answer (a judge that does not think is read
+  with ``thinking=False``);
+- a generation cut at ``max_tokens`` (``finish_reason == "length"``) whose reasoning is inline
+  is truncated whatever it holds: once the text is cut, a ``</think>`` in it may be one quoted
+  inside the reasoning, so no split point can be trusted;
+- null content whose reasoning field holds a readable verdict is a reasoning-parser
+  misconfiguration, reported as such (``unreadable``, with a hint), never read as the verdict.
+
+Every verdict object in the answer is read: several must agree, and a readable one next
 to an unreadable one is ``ambiguous``.
 
 The parser is as strict as the protocol. A ranking is one of the integers 1..6 (the scale has no
@@ -34,7 +44,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from genrm_rank.verdict import (
     RANKING_MAX,
@@ -273,12 +283,21 @@ def _read_answer(answer: str) -> _Triplet:
     return triplets[0]
 
 
+def _holds_verdict(text: str) -> bool:
+    try:
+        _read_answer(text)
+    except _ParseFailure:
+        return False
+    return True
+
+
 def parse_verdict(
     content: str | None,
     reasoning: str | None = None,
     finish_reason: str | None = None,
     *,
     usage: Usage | None = None,
+    thinking: bool = True,
 ) -> Verdict:
     """Read one GenRM answer.
 
@@ -293,6 +312,11 @@ def parse_verdict(
         The choice's ``finish_reason``; ``"length"`` with no readable verdict is truncation.
     usage : Usage, optional
         Token usage, kept on the verdict.
+    thinking : bool
+        Whether the judge thinks before it answers (every GenRM does). With ``True``, content
+        without a reasoning field and without ``</think>`` holds no answer, and an inline-reasoning
+        generation cut at ``max_tokens`` is truncated. ``False`` reads the whole content as the
+        answer (a judge run with thinking off, or a non-reasoning model).
 
     Returns
     -------
@@ -302,14 +326,24 @@ def parse_verdict(
 
     Examples
     --------
-    >>> v = parse_verdict('```json\\n{"score_1": 4, "score_2": 2, "ranking": 2}\\n```')
+    >>> v = parse_verdict('```json\\n{"score_1": 4, "score_2": 2, "ranking": 2}\\n```', "why")
     >>> v.score_1, v.score_2, v.ranking, v.ok
     (4.0, 2.0, 2.0, True)
     >>> parse_verdict(None, reasoning="still thinking", finish_reason="length").failure
     <FailureKind.TRUNCATED: 'truncated'>
     """
     common: dict[str, Any] = {"raw": content, "finish_reason": finish_reason, "usage": usage}
+    has_field = reasoning is not None
     if content is None:
+        if finish_reason != "length" and has_field and _holds_verdict(cast(str, reasoning)):
+            return Verdict.failed(
+                FailureKind.UNREADABLE,
+                reasoning=reasoning,
+                error="content is null and the verdict is in the reasoning field: the server's "
+                "reasoning parser took the answer for reasoning (check vLLM's --reasoning-parser "
+                "for this model: deepseek_r1 for the Qwen3 GenRMs, nemotron_v3 for Ultra)",
+                **common,
+            )
         return Verdict.failed(
             FailureKind.TRUNCATED,
             reasoning=reasoning,
@@ -325,12 +359,26 @@ def parse_verdict(
         kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.EMPTY
         return Verdict.failed(kind, reasoning=reasoning, error="the answer is empty", **common)
 
-    if finish_reason == "length" and reasoning is None and _THINK_CLOSE not in content:
-        # Thinking is always on: with no reasoning field and no </think>, a generation cut at
-        # max_tokens is all reasoning, and any JSON in it is a draft, not the verdict.
+    inline = thinking and not has_field
+    if inline and finish_reason == "length":
+        # Thinking is always on and the reasoning is inline: a generation cut at max_tokens may
+        # have been cut inside the reasoning, where a quoted </think> looks like the real one.
+        # No split point in such text can be trusted, so any JSON in it is not the verdict.
         return Verdict.failed(
             FailureKind.TRUNCATED,
-            error="generation hit max_tokens before the reasoning ended (no </think>)",
+            error="generation hit max_tokens with the reasoning inline; no answer can be told "
+            "apart from the reasoning",
+            **common,
+        )
+    if inline and _THINK_CLOSE not in content:
+        opened = content.lstrip().startswith(_THINK_OPEN)
+        return Verdict.failed(
+            FailureKind.UNREADABLE,
+            error="the reasoning was never closed (no </think>)"
+            if opened
+            else "no reasoning field and no </think>: a GenRM always thinks, so this text is "
+            "reasoning that never ended (a judge that does not think is read with "
+            "thinking=False)",
             **common,
         )
     ((inline_reasoning, answer),) = split_reasoning(content)

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank.duplicates import DuplicateGroups, distinct, expand_ranking
 from genrm_rank.judges.base import Judge
 from genrm_rank.messages import Conversation, normalize_conversation
 from genrm_rank.orchestrator import (
@@ -111,12 +112,15 @@ class PromptResult:
     error : BaseException or None
         Why there is no ranking.
     error_kind : {"judge_error", "ranking_error"} or None
+    duplicates : tuple of tuple of int
+        Groups of input candidates with the same text (judged once, sharing one result).
     """
 
     prompt: PromptInput
     ranking: Ranking | None
     error: BaseException | None = None
     error_kind: ErrorKind | None = None
+    duplicates: tuple[tuple[int, ...], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -188,8 +192,23 @@ class Runner:
         return self.orchestrator.cap_reached
 
     def job(self, prompt: PromptInput) -> tuple[PromptJob, int]:
-        """The orchestrator job for one prompt, and the seed of its aggregation."""
-        candidates = check_candidates(prompt.candidates)
+        """The orchestrator job for one prompt, and the seed of its aggregation.
+
+        Identical candidate texts are judged once (:mod:`genrm_rank.duplicates`): the job holds
+        the distinct texts, and :meth:`result` spreads their ranking back over every input.
+        """
+        groups = distinct(check_candidates(prompt.candidates))
+        if len(groups.members) < 2:
+            raise ValueError(
+                "Argument 'candidates' must hold at least 2 distinct texts, not "
+                f"{len(groups.members)} ({len(prompt.candidates)} candidates, all the same)."
+            )
+        candidates = [prompt.candidates[i] for i in groups.first]
+        candidate_ids = (
+            None
+            if prompt.candidate_ids is None
+            else [str(prompt.candidate_ids[i]) for i in groups.first]
+        )
         normalize_conversation(prompt.conversation)  # fail early, naming the argument
         seeds = self.spec.prompt_seeds(prompt.seed_key())
         scheduler = make_strategy(
@@ -207,24 +226,26 @@ class Runner:
             scheduler=scheduler,
             principle=prompt.principle,
             prompt_id=prompt.prompt_id,
-            candidate_ids=None
-            if prompt.candidate_ids is None
-            else [str(c) for c in prompt.candidate_ids],
+            candidate_ids=candidate_ids,
             budget=self.spec.budget,
-            key=prompt,
+            key=(prompt, groups),
         )
         return job, seeds.aggregation
 
     def result(self, run: PromptRun, seed: int) -> PromptResult:
         """Aggregate one finished prompt."""
-        prompt: PromptInput = run.job.key
+        prompt: PromptInput
+        groups: DuplicateGroups
+        prompt, groups = run.job.key
+        dups = groups.groups
         if run.error is not None and not any(j.verdict.ok for j in run.judgements):
-            return PromptResult(prompt, None, run.error, "judge_error")
+            return PromptResult(prompt, None, run.error, "judge_error", dups)
         try:
             ranking = build_ranking(run, self.spec, seed=seed)
+            ranking = expand_ranking(ranking, prompt.candidates, prompt.candidate_ids, groups)
         except Exception as error:  # one prompt's failure must not end a run of many
-            return PromptResult(prompt, None, error, "ranking_error")
-        return PromptResult(prompt, ranking)
+            return PromptResult(prompt, None, error, "ranking_error", dups)
+        return PromptResult(prompt, ranking, duplicates=dups)
 
     async def run(
         self, prompts: Iterable[PromptInput] | AsyncIterable[PromptInput]

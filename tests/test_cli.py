@@ -708,3 +708,123 @@ def test_cli_and_python_give_the_same_result(
             candidate_ids=[c["id"] for c in row["candidates"]],
         )
         assert ranking.to_dict() == row["genrm"]
+
+
+# -- fail fast, in the server's words ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[ThreadedSimServers]:
+    config = SimServerConfig(latency_mean=0.0, api_key="the-right-key")
+    with ThreadedSimServers([config]) as servers:
+        yield servers
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--model", "nope"], ["HTTP 404: The model `nope` does not exist.", "--model", "serves"]),
+        (["--model", "sim-genrm", "--v1-missing"], ["HTTP 404", "did you mean", "/v1?"]),
+        (["--model", "sim-genrm", "--keyed"], ["HTTP 401: Unauthorized", "no API key was sent"]),
+    ],
+    ids=["wrong-model", "no-v1", "no-key"],
+)
+def test_misconfigured_run_stops_at_once_in_the_servers_words(
+    tmp_path: Path,
+    server: ThreadedSimServers,
+    keyed: ThreadedSimServers,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    words: list[str],
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 40, k=4)
+    target = keyed if "--keyed" in options else server
+    endpoint = target.servers[0].root_url if "--v1-missing" in options else target.urls[0]
+    options = [o for o in options if o not in ("--keyed", "--v1-missing")]
+    before = target.stats(0).requests
+    status = run_main(
+        "rank", tmp_path / "in.jsonl", "--endpoint", endpoint, *options,
+        "--api-key-env", "GENRM_TEST_UNSET_KEY", "-o", tmp_path / "out.jsonl", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2, err
+    for word in words:
+        assert word in err
+    # Stopped at once: a handful of requests (one window), not 40 rows x 12 calls.
+    assert target.stats(0).requests - before <= 64
+    errors = tmp_path / "out.errors.jsonl"
+    assert not errors.exists() or rows(errors) == []
+
+
+def test_down_server_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_rows(tmp_path / "in.jsonl", 3)
+    status = run_main(
+        "rank", tmp_path / "in.jsonl", "--endpoint", "http://127.0.0.1:1/v1",
+        "-o", tmp_path / "out.jsonl", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 4 and "could not be reached" in err
+
+
+def test_output_paths_checked_before_any_call(
+    tmp_path: Path, server: ThreadedSimServers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 3)
+    before = server.stats(0).requests
+    status = run_main(
+        "rank", tmp_path / "in.jsonl", "--endpoint", server.urls[0],
+        "-o", tmp_path / "nodir" / "out.jsonl", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and "argument --output: directory" in err and "does not exist" in err
+    assert "Traceback" not in err
+    assert server.stats(0).requests == before
+
+
+def test_wrong_field_names_stop_the_run_naming_the_keys(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open(tmp_path / "in.jsonl", "w") as f:
+        for i in range(30):
+            f.write(json.dumps({"id": i, "prompt": "q?", "responses": ["a", "b"]}) + "\n")
+    status = run_main(
+        "rank", tmp_path / "in.jsonl", "--endpoint", url, "-o", tmp_path / "out.jsonl", "--quiet"
+    )
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "--candidates-field" in err and "['id', 'prompt', 'responses']" in err
+    errors = tmp_path / "out.errors.jsonl"
+    # Nothing written: a rerun with --candidates-field responses must not skip these rows.
+    assert not errors.exists() or rows(errors) == []
+
+
+def test_a_few_rows_missing_a_field_go_to_the_errors_file_with_their_keys(
+    tmp_path: Path, url: str
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 6)
+    with open(tmp_path / "in.jsonl", "a") as f:
+        f.write(json.dumps({"id": "odd", "prompt": "q?", "answers": ["a", "b"]}) + "\n")
+    status = run_main(
+        "rank", tmp_path / "in.jsonl", "--endpoint", url, "-o", tmp_path / "out.jsonl", "--quiet"
+    )
+    assert status == 1
+    (error,) = rows(tmp_path / "out.errors.jsonl")
+    assert error["kind"] == "missing_field" and error["keys"] == ["id", "prompt", "answers"]
+
+
+def test_errors_file_carries_each_failed_request_in_its_own_words(tmp_path: Path) -> None:
+    config = SimServerConfig(latency_mean=0.0, unreadable_rate=1.0)
+    write_rows(tmp_path / "in.jsonl", 2, k=2)
+    with ThreadedSimServers([config]) as servers:
+        status = run_main(
+            "rank", tmp_path / "in.jsonl", "--endpoint", servers.urls[0],
+            "-o", tmp_path / "out.jsonl", "--quiet", "--retries", "0",
+        )  # fmt: skip
+    assert status == 1
+    errors = rows(tmp_path / "out.errors.jsonl")
+    assert [e["kind"] for e in errors] == ["no_usable_verdict"] * 2
+    for error in errors:
+        assert len(error["failed_requests"]) == 2
+        for failed in error["failed_requests"]:
+            assert failed["failure"] == "unreadable" and failed["error"]
+            assert "cannot decide" in failed["raw"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import pytest
 from aiohttp import web
 
 import genrm_rank.judges.openai_http as openai_http
-from genrm_rank.errors import EndpointsUnavailableError
+from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import BatchJudge, PairRequest
 from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun, run_one
@@ -176,7 +178,9 @@ async def test_verdicts_parsed_across_formats_and_styles(
     config = SimServerConfig(
         latency_mean=0.0, answer_format=answer_format, reasoning_style=reasoning_style
     )  # type: ignore[arg-type]
-    async with SimServer(config) as server, fast_judge(server.url) as judge:
+    # "none": a server whose model answers without thinking (told so with thinking=False).
+    thinking = reasoning_style != "none"
+    async with SimServer(config) as server, fast_judge(server.url, thinking=thinking) as judge:
         verdict = await judge.judge(req())
     assert verdict.ok and verdict.attempts == 1
     assert verdict.usage is not None and verdict.usage.prompt_tokens > 0
@@ -349,12 +353,141 @@ async def test_400_is_rejected_and_not_retried() -> None:
     )
 
 
-async def test_wrong_model_is_rejected_with_vllm_message() -> None:
+# -- fail fast, in the server's words -----------------------------------------------------------
+
+
+async def test_wrong_model_stops_the_run_naming_the_served_models() -> None:
     async with SimServer(FAST) as server, fast_judge(server.url, model="nope") as judge:
+        with pytest.raises(JudgeConfigurationError) as info:
+            await judge.judge(req())
+        assert server.stats().requests == 1  # one refusal, no resending to the same endpoint
+    message = str(info.value)
+    assert "HTTP 404: The model `nope` does not exist." in message
+    assert "the server serves ['sim-genrm']" in message and "argument 'model'" in message
+
+
+async def test_endpoint_without_v1_suggests_it() -> None:
+    async with SimServer(FAST) as server, fast_judge(server.root_url) as judge:
+        with pytest.raises(JudgeConfigurationError, match=r"HTTP 404") as info:
+            await judge.judge(req())
+    assert f"did you mean {server.root_url}/v1?" in str(info.value)
+
+
+@pytest.mark.parametrize(("key", "hint"), [(None, "no API key was sent"), ("wrong", "refused")])
+async def test_bad_or_missing_key_stops_the_run(key: str | None, hint: str) -> None:
+    config = SimServerConfig(latency_mean=0.0, api_key="right-key")
+    async with SimServer(config) as server, fast_judge(server.url, api_key=key) as judge:
+        with pytest.raises(JudgeConfigurationError, match=r"HTTP 401: Unauthorized") as info:
+            await judge.judge(req())
+    assert hint in str(info.value) and "right-key" not in str(info.value)
+    assert key is None or key not in str(info.value)
+
+
+async def test_one_refusing_endpoint_is_routed_around_for_free() -> None:
+    async with (
+        SimServer(FAST) as good,
+        SimServer(SimServerConfig(latency_mean=0.0, model="other")) as wrong,
+        fast_judge([wrong.url, good.url], routing="least_loaded") as judge,
+    ):
+        verdicts = [await judge.judge(req(prompt=f"q{i}")) for i in range(4)]
+        assert all(v.ok and v.attempts == 1 for v in verdicts)
+        assert good.stats().completed == 4
+
+
+# -- HTTP edge cases, against serve-sim --------------------------------------------------------
+
+
+async def test_empty_choices_is_a_per_request_failure_not_ill_health() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("empty_choices",) * 8)
+    async with SimServer(config) as server, fast_judge(server.url, failure_threshold=2) as judge:
+        verdicts = [await judge.judge(req()) for _ in range(8)]
+        assert all(v.failure is FailureKind.UNAVAILABLE and v.attempts == 1 for v in verdicts)
+        assert "'choices' is empty" in (verdicts[0].error or "")
+        assert judge.stats[server.url].healthy  # 8 such answers, threshold 2: still in rotation
+        assert (await judge.judge(req())).ok
+
+
+async def test_verdict_only_in_reasoning_content_is_a_parser_misconfiguration() -> None:
+    config = SimServerConfig(
+        latency_mean=0.0, reasoning_style="reasoning_content", fault_sequence=("misparsed",)
+    )
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
         verdict = await judge.judge(req())
-    assert verdict.failure is FailureKind.REJECTED and "The model `nope` does not exist." in (
+    assert verdict.failure is FailureKind.UNREADABLE
+    assert "reasoning parser" in (verdict.error or "") and "--reasoning-parser" in (
         verdict.error or ""
     )
+
+
+async def test_empty_reasoning_field_does_not_hide_reasoning_content() -> None:
+    config = SimServerConfig(
+        latency_mean=0.0, reasoning_style="reasoning_content", empty_reasoning_field=True
+    )
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.ok and verdict.reasoning and "compare the two responses" in verdict.reasoning
+
+
+async def test_timeouts_under_queueing_keep_a_healthy_replica_in_rotation() -> None:
+    # One slot, 0.3 s a request: queued requests time out at 0.1 s, again and again.
+    config = SimServerConfig(latency="constant", latency_mean=0.3, capacity=1)
+    async with (
+        SimServer(config) as server,
+        fast_judge(server.url, timeout=0.1, failure_threshold=1, max_resends=0) as judge,
+    ):
+        verdicts = await judge.judge_batch([req(prompt=f"q{i}") for i in range(4)])
+        assert all(v.failure is FailureKind.UNAVAILABLE for v in verdicts)
+        assert all("timed out" in (v.error or "") for v in verdicts)
+        assert judge.stats[server.url].healthy
+
+
+async def test_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with SimServer(FAST) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.root_url)
+        # Nothing listens on port 1: the answer can only come through the proxy.
+        async with fast_judge("http://127.0.0.1:1/v1", max_resends=0) as judge:
+            verdict = await judge.judge(req())
+        assert verdict.ok and proxy.stats().completed == 1
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("setting", ["default", "ca_bundle", "verify_off"])
+async def test_tls_verified_by_default_ca_bundle_from_the_environment(
+    setting: str, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    if setting == "ca_bundle":
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    async with (
+        SimServer(FAST, ssl_context=context) as server,
+        fast_judge(server.url, verify_tls=setting != "verify_off") as judge,
+    ):
+        assert server.url.startswith("https://")
+        if setting == "default":
+            with pytest.raises(JudgeConfigurationError, match=r"SSL_CERT_FILE.*verify_tls=False"):
+                await judge.judge(req())
+        else:
+            assert (await judge.judge(req())).ok
 
 
 async def test_retries_exhausted_is_unavailable() -> None:

@@ -249,6 +249,8 @@ async def test_faults_in_sequence(http: aiohttp.ClientSession) -> None:
             "drop": 1,
             "unreadable": 1,
             "truncated": 1,
+            "empty_choices": 0,
+            "misparsed": 0,
         }
 
 

@@ -35,6 +35,7 @@ from genrm_rank.cli.commands import (
     cmd_serve_sim,
 )
 from genrm_rank.cli.config import add_config_option, apply_config, fill_repeatable
+from genrm_rank.cli.judge import ServerDownError, cli_words
 from genrm_rank.cli.options import (
     EXIT_CAP,
     EXIT_INTERRUPTED,
@@ -48,6 +49,7 @@ from genrm_rank.cli.options import (
     build_parser,
 )
 from genrm_rank.cli.report import format_summary
+from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 
 __all__ = [
     "EXIT_CAP",
@@ -89,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ServerDownError, EndpointsUnavailableError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except JudgeConfigurationError as exc:  # every endpoint refused the run: a usage error
+        print(f"{PROG} {args.command}: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:  # a library check that names the argument
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)

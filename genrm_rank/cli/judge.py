@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +21,70 @@ from genrm_rank.judges.cached import CachedJudge
 # Judges
 
 
-def _discover_model(endpoint: str, api_key_env: str | None, timeout: float = 10.0) -> str:
+class ServerDownError(Exception):
+    """The server could not be reached at all before the run (the CLI exits 4)."""
+
+
+# Library messages name arguments; the CLI names its flags instead.
+_FLAGS = (
+    ("argument 'rows.id_field'", "--id-field"),
+    ("argument 'rows.prompt_fields'", "--prompt-field"),
+    ("argument 'rows.candidates_field'", "--candidates-field"),
+    ("argument 'model'", "--model"),
+    ("argument 'endpoints'", "--endpoint"),
+    ("api_key_env (an environment variable) or api_key_file", "--api-key-env or --api-key-file"),
+    ("api_key_env/api_key_file", "--api-key-env/--api-key-file"),
+    ("pass verify_tls=False", "pass --no-verify-tls"),
+)
+
+
+def cli_words(message: str) -> str:
+    """A library message with its argument names replaced by the CLI's flags."""
+    for words, flag in _FLAGS:
+        message = message.replace(words, flag)
+    return message
+
+
+def _discover_model(
+    endpoint: str,
+    api_key_env: str | None,
+    api_key_file: Path | None,
+    *,
+    verify_tls: bool = True,
+    timeout: float = 10.0,
+) -> str:
     url = endpoint.rstrip("/") + "/models"
     request = urllib.request.Request(url)
-    key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_file is not None:
+        try:
+            key: str | None = api_key_file.read_text().strip() or None
+        except OSError as exc:
+            raise UsageError(
+                f"argument --api-key-file: cannot read {api_key_file}: {exc.strerror}"
+            ) from None
+    else:
+        key = os.environ.get(api_key_env) if api_key_env else None
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        context = None if verify_tls else ssl._create_unverified_context()
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             body = json.load(response)
         return str(body["data"][0]["id"])
-    except Exception as exc:  # any failure: the user must say which model
+    except urllib.error.HTTPError as exc:  # the server answered: in its own words
+        words = exc.read().decode("utf-8", "replace").strip()[:500]
+        hint = ""
+        if exc.code in (401, 403):
+            hint = "; no API key was sent" if not key else "; the API key sent was refused"
+        elif exc.code == 404 and not endpoint.rstrip("/").endswith("/v1"):
+            hint = f"; did you mean {endpoint.rstrip('/')}/v1?"
+        raise UsageError(
+            f"argument --model: not given, and {url} answered HTTP {exc.code}: {words}{hint}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:  # nobody answered: the server is down
+        reason = getattr(exc, "reason", exc)
+        raise ServerDownError(f"{url} could not be reached: {reason}") from None
+    except Exception as exc:  # an answer without a model list: the user must say which model
         raise UsageError(
             f"argument --model: not given, and {url} did not list a model ({exc})"
         ) from None
@@ -75,12 +130,19 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
     else:
         from genrm_rank.judges.openai_http import OpenAIJudge
 
-        model = args.model or _discover_model(args.endpoint[0], args.api_key_env)
+        model = args.model or _discover_model(
+            args.endpoint[0],
+            args.api_key_env,
+            getattr(args, "api_key_file", None),
+            verify_tls=getattr(args, "verify_tls", True),
+        )
         try:
             judge = OpenAIJudge(
                 args.endpoint,
                 model=model,
                 api_key_env=args.api_key_env,
+                api_key_file=getattr(args, "api_key_file", None),
+                verify_tls=getattr(args, "verify_tls", True),
                 temperature=args.temperature,
                 top_p=args.top_p,
                 max_tokens=args.max_new_tokens,

@@ -130,6 +130,21 @@ def _judge_options(parser: argparse.ArgumentParser) -> None:
         help="environment variable holding the API key (default: %(default)s)",
     )
     g.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="file holding the API key (wins over --api-key-env); keys are never taken on the "
+        "command line",
+    )
+    g.add_argument(
+        "--no-verify-tls",
+        dest="verify_tls",
+        action="store_false",
+        help="do not verify the server's TLS certificate (on by default; a custom CA bundle is "
+        "read from SSL_CERT_FILE, proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY)",
+    )
+    g.add_argument(
         "--temperature",
         metavar="T",
         type=_float,

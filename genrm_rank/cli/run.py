@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from genrm_rank.cli.judge import JudgeSetup, make_judge
+from genrm_rank.cli.judge import JudgeSetup, cli_words, make_judge
 from genrm_rank.cli.options import (
     EXIT_CAP,
     EXIT_INTERRUPTED,
@@ -23,6 +23,7 @@ from genrm_rank.cli.options import (
     EXIT_ROWS_FAILED,
     EXIT_TERMINATED,
     EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     PROG,
     UsageError,
     read_principle,
@@ -208,6 +209,21 @@ async def _run_pipeline(
     return outcome
 
 
+def _check_output_paths(paths: dict[str, Path | None], args: argparse.Namespace) -> None:
+    """Refuse output paths that cannot be written, before any judge call is made."""
+    flags = {"out": "--output", "errors": "--errors", "rejected": "--rejected"}
+    for name, path in paths.items():
+        if path is None or str(path) in (STDOUT, "/dev/stderr"):
+            continue
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UsageError(f"argument {flags[name]}: {path} is a directory, not a file")
+        if not parent.is_dir():
+            raise UsageError(f"argument {flags[name]}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"argument {flags[name]}: directory {parent} is not writable")
+
+
 def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
     if outcome.status == "interrupted" or received:
         return EXIT_TERMINATED if signal.SIGTERM in received else EXIT_INTERRUPTED
@@ -215,6 +231,8 @@ def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
         return EXIT_CAP
     if outcome.status == "unavailable":
         return EXIT_UNAVAILABLE
+    if outcome.status == "misconfigured":
+        return EXIT_USAGE
     return EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK
 
 
@@ -294,6 +312,7 @@ def run_file_command(
         Path("/dev/stderr") if to_stdout else default_sidecar(args.output or out_path, "errors")
     )
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
+    _check_output_paths(paths, args)
     spec = spec_from_args(args)
     setup = make_judge(args, cache_path=args.cache)
     files = _open_output(args, paths, grouped, fresh=fresh or to_stdout)
@@ -324,6 +343,9 @@ def run_file_command(
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     status = _exit_status(outcome, received)
+    if outcome.status == "misconfigured" and outcome.message:
+        # Stopped in seconds, in the server's (or the rows') own words: always shown.
+        print(f"{PROG} {args.command}: error: {cli_words(outcome.message)}", file=sys.stderr)
     if not args.quiet:
         print(f"{PROG} {args.command}: {args.input} -> {output or out_path}", file=out_stream)
         print(format_summary(summary), file=out_stream)

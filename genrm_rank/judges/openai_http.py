@@ -17,12 +17,19 @@ every re-ask against the budget and the caps. What can go wrong, and what the ju
     answer unreadable / ambiguous / out of range / empty / truncated
         -> the failed verdict, with its raw text (attempts = 1); the orchestrator may re-ask
     timeout, HTTP 500 or 504, a connection dropped after the request was sent, a malformed 200
+    (an empty ``choices`` included)
         -> ``Verdict.failed("unavailable")`` at once (attempts = 1: the server may have
-           generated, so resending is a paid re-ask, not a free retry)
+           generated, so resending is a paid re-ask, not a free retry). A timeout or a
+           malformed 200 does not count toward the endpoint's health: under vLLM's unbounded
+           queue a slow replica is busy, not broken
     connection refused, 408, 429, 502, 503 (the server started no generation)
         -> resent up to ``max_resends`` times with exponential backoff and full jitter
            (``Retry-After`` honoured), preferably on another endpoint; these resends are free;
            then ``Verdict.failed("unavailable")`` (attempts = 0)
+    401, 403, 404 (bad key, wrong model, wrong path: a misconfiguration, not a bad request)
+        -> resent for free to another endpoint; once every endpoint has answered so,
+           ``judge()`` raises :class:`~genrm_rank.errors.JudgeConfigurationError`, quoting the
+           server and suggesting the fix (the models the server serves, a missing ``/v1``)
     other 4xx (e.g. vLLM's 400 for a prompt over max-model-len)
         -> ``Verdict.failed("rejected", error=<server message>)`` (attempts = 0), not resent
     an endpoint failing ``failure_threshold`` times in a row
@@ -30,6 +37,11 @@ every re-ask against the budget and the caps. What can go wrong, and what the ju
     every endpoint out of rotation for longer than ``down_timeout``
         -> ``judge()`` raises :class:`~genrm_rank.errors.EndpointsUnavailableError`, naming each
            endpoint and its last answer (the only exception for a per-request problem)
+
+Health comes from ``GET /health`` probes and connection errors (and 5xx answers), never from
+how long a generation took. Proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and CA bundles
+(``SSL_CERT_FILE``, ``SSL_CERT_DIR``) are read from the environment when the judge is opened;
+TLS certificates are verified unless ``verify_tls=False`` is passed.
 
 Routing is :class:`~genrm_rank.judges.routing.EndpointPool`: prefix affinity (all comparisons
 of one prompt to one replica, for vLLM's prefix cache) with spill-over to the least loaded
@@ -48,6 +60,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +69,7 @@ from typing import Any
 
 import aiohttp
 
-from genrm_rank.errors import EndpointsUnavailableError
+from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.routing import (
     EndpointPool,
@@ -75,6 +88,8 @@ _UNPAID_STATUSES = frozenset({408, 429, 502, 503})
 """Statuses that say no generation was started: resent for free."""
 _PAID_STATUSES = frozenset({500, 504})
 """Server errors after which a generation may have run: a paid failure, not resent here."""
+_CONFIG_STATUSES = frozenset({401, 403, 404})
+"""Statuses that say the run is misconfigured (key, model, path): every request would get them."""
 _ERROR_TEXT_LIMIT = 500
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -120,6 +135,9 @@ class _Failure:
     retry_after: float | None = None
     paid: bool = False
     """The server may have generated before failing: resending would be a paid re-ask."""
+    refused: bool = False
+    """A refusal of the run itself (401/403/404, an unverified TLS certificate)."""
+    hint: str | None = None
 
 
 def _resolve_api_key(
@@ -183,14 +201,30 @@ def _error_message(status: int, raw: bytes) -> str:
     return f"HTTP {status}: {text}" if text else f"HTTP {status}"
 
 
+class _EmptyChoicesError(ValueError):
+    """A 200 whose ``choices`` is empty: the server answered, with nothing in it."""
+
+
+def _reasoning_field(message: Mapping[str, Any]) -> str | None:
+    """``reasoning`` or ``reasoning_content``: the first that holds text, so an empty one never
+    hides the other; ``""`` when a field is there but empty, ``None`` when neither is a string."""
+    fields = [message.get(name) for name in ("reasoning", "reasoning_content")]
+    texts = [f for f in fields if isinstance(f, str)]
+    for text in texts:
+        if text.strip():
+            return text
+    return texts[0] if texts else None
+
+
 def _read_answer(raw: bytes) -> _Answer:
     body = json.loads(raw)
-    choice = body["choices"][0]
+    choices = body["choices"]
+    if not choices:
+        raise _EmptyChoicesError("'choices' is empty")
+    choice = choices[0]
     message = choice.get("message") or {}
     content = message.get("content")
-    reasoning = message.get("reasoning")
-    if reasoning is None:
-        reasoning = message.get("reasoning_content")
+    reasoning = _reasoning_field(message)
     usage_body = body.get("usage")
     usage = None
     if isinstance(usage_body, dict):
@@ -199,8 +233,6 @@ def _read_answer(raw: bytes) -> _Answer:
         )
     if content is not None and not isinstance(content, str):
         raise TypeError(f"message.content is {type(content).__name__}, not a string")
-    if reasoning is not None and not isinstance(reasoning, str):
-        reasoning = None
     return _Answer(content, reasoning, choice.get("finish_reason"), usage)
 
 
@@ -257,6 +289,13 @@ class OpenAIJudge:
         :class:`~genrm_rank.errors.EndpointsUnavailableError`. Default: the retry budget,
         ``sum(min(backoff_max, backoff_base * 2**k) for k < max_resends)``, and at least two
         health-check intervals.
+    thinking : bool, optional
+        Whether the model thinks before it answers (every GenRM does): see
+        :func:`~genrm_rank.parsing.parse_verdict`. Default: ``True``, unless ``extra_body``
+        turns thinking off (``{"chat_template_kwargs": {"enable_thinking": False}}``).
+    verify_tls : bool
+        Verify the server's TLS certificate against the CA bundle (the system's, or
+        ``SSL_CERT_FILE``/``SSL_CERT_DIR``). Turning it off must be asked for.
     sleep, clock : callable, optional
         ``await sleep(seconds)`` and ``clock() -> seconds`` used for backoff, probing and the
         down deadline (``asyncio.sleep`` and ``time.monotonic`` by default); tests pass a fake
@@ -296,6 +335,8 @@ class OpenAIJudge:
         spill_offset: float = 10.0,
         failure_threshold: int = 3,
         down_timeout: float | None = None,
+        thinking: bool | None = None,
+        verify_tls: bool = True,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -340,12 +381,21 @@ class OpenAIJudge:
             raise TypeError(
                 f"Argument 'extra_body' must be a mapping or None, not {type(extra_body).__name__}."
             )
+        for name, flag in (("thinking", thinking), ("verify_tls", verify_tls)):
+            if flag is not None and not isinstance(flag, bool):
+                raise TypeError(f"Argument '{name}' must be a bool, not {type(flag).__name__}.")
         self.endpoints: tuple[str, ...] = tuple(urls)
         self.model = model
         self.temperature = float(temperature)
         self.top_p = float(top_p)
         self.max_tokens = max_tokens
         self.extra_body: dict[str, Any] = dict(extra_body or {})
+        kwargs = self.extra_body.get("chat_template_kwargs")
+        thinking_off = isinstance(kwargs, Mapping) and (
+            kwargs.get("enable_thinking") is False or kwargs.get("thinking") is False
+        )
+        self.thinking: bool = (not thinking_off) if thinking is None else thinking
+        self.verify_tls = verify_tls
         self.timeout = float(timeout)
         self.max_resends = max_resends
         self.template_token_allowance = template_token_allowance
@@ -382,6 +432,8 @@ class OpenAIJudge:
         self._probe_detail: dict[int, str] = {}
         self._all_down_since: float | None = None
         self._recovery: asyncio.Task[bool] | None = None
+        self._refusals: dict[int, _Failure] = {}
+        self._diagnosis: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -414,7 +466,10 @@ class OpenAIJudge:
             self._recovery = None
         if self._session is None:
             per_endpoint = self._pool.max_in_flight_per_endpoint
+            # A fresh context reads SSL_CERT_FILE / SSL_CERT_DIR now, not at import time.
+            tls: ssl.SSLContext | bool = ssl.create_default_context() if self.verify_tls else False
             connector = aiohttp.TCPConnector(
+                ssl=tls,
                 limit=len(self.endpoints) * (per_endpoint + 1),
                 limit_per_host=per_endpoint + 1,  # +1: a health probe never waits behind requests
                 keepalive_timeout=75.0,
@@ -425,7 +480,7 @@ class OpenAIJudge:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 headers=self._headers(),
                 auto_decompress=True,
-                trust_env=False,
+                trust_env=True,  # HTTP(S)_PROXY, NO_PROXY, ~/.netrc
             )
             self._session_loop = loop
             self._state = _State.OPEN
@@ -506,7 +561,11 @@ class OpenAIJudge:
         if isinstance(result, Verdict):  # rejected / unavailable: no answer obtained
             return result
         return parse_verdict(
-            result.content, result.reasoning, result.finish_reason, usage=result.usage
+            result.content,
+            result.reasoning,
+            result.finish_reason,
+            usage=result.usage,
+            thinking=self.thinking,
         )
 
     def call_token_bound(self, request: PairRequest) -> int:
@@ -548,7 +607,8 @@ class OpenAIJudge:
     ) -> _Answer | Verdict:
         exclude: frozenset[int] = frozenset()
         detail = "no attempt made"
-        for attempt in range(self.max_resends + 1):
+        attempt = 0
+        while attempt <= self.max_resends:
             index = await self._acquire(key, exclude, retry=attempt > 0)
             try:
                 outcome = await self._post(session, index, payload)
@@ -558,6 +618,13 @@ class OpenAIJudge:
                 self._pool.record_success(index)
                 return outcome
             detail = f"{self.endpoints[index]}: {outcome.detail}"
+            if outcome.refused:
+                self._pool.record_success(index)  # the server is up; it refuses this run
+                self._refusals.setdefault(index, outcome)
+                if len(self._refusals) == len(self.endpoints):
+                    raise JudgeConfigurationError(await self._configuration_message(session))
+                exclude = frozenset(self._refusals)  # try an endpoint that has not refused
+                continue  # free: no generation ran, and at most one refusal per endpoint
             if not outcome.retryable:
                 self._pool.record_success(index)  # the server is up; it refused this request
                 return Verdict.failed(FailureKind.REJECTED, error=detail, attempts=0)
@@ -570,9 +637,10 @@ class OpenAIJudge:
                 self._start_probe(index)
             if outcome.paid:
                 return Verdict.failed(FailureKind.UNAVAILABLE, error=detail, attempts=1)
-            exclude = frozenset({index})
+            exclude = frozenset({index}) | frozenset(self._refusals)
             if attempt < self.max_resends:
                 await self._sleep(self._backoff(attempt, outcome.retry_after))
+            attempt += 1
         return Verdict.failed(
             FailureKind.UNAVAILABLE,
             error=f"no answer after {self.max_resends + 1} tries; last: {detail}",
@@ -590,13 +658,17 @@ class OpenAIJudge:
                     try:
                         return _read_answer(raw)
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                        # The server is up and answered: a per-request failure, not ill health.
                         return _Failure(
                             f"malformed response ({type(exc).__name__}: {exc})",
                             retryable=True,
+                            counts_toward_health=False,
                             paid=True,
                         )
                 message = _error_message(status, raw)
                 retry_after = _retry_after(response.headers)
+                if status in _CONFIG_STATUSES:
+                    return _Failure(message, retryable=False, refused=True)
                 if status == 429:
                     return _Failure(message, True, False, retry_after)
                 if status in _UNPAID_STATUSES:
@@ -605,7 +677,23 @@ class OpenAIJudge:
                     return _Failure(message, True, True, retry_after, paid=True)
                 return _Failure(message, retryable=False)
         except asyncio.TimeoutError:
-            return _Failure(f"timed out after {self.timeout:g} s", retryable=True, paid=True)
+            # Under vLLM's unbounded queue a slow answer means a busy replica, not a broken one:
+            # health is left to /health probes and connection errors.
+            return _Failure(
+                f"timed out after {self.timeout:g} s",
+                retryable=True,
+                counts_toward_health=False,
+                paid=True,
+            )
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            return _Failure(
+                f"TLS: {exc}",
+                retryable=False,
+                refused=True,
+                hint="the server's certificate could not be verified: give its CA bundle in "
+                "the environment variable SSL_CERT_FILE, or pass verify_tls=False to turn "
+                "verification off",
+            )
         except aiohttp.ClientConnectorError as exc:  # never reached the server: free to resend
             return _Failure(f"{type(exc).__name__}: {exc}", retryable=True)
         except (aiohttp.ClientError, OSError) as exc:  # dropped after the request was sent
@@ -614,6 +702,62 @@ class OpenAIJudge:
                 retryable=True,
                 paid=True,
             )
+
+    # -- misconfiguration -----------------------------------------------------------------------
+
+    async def _get_json(self, session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
+        """``GET url`` -> (status, parsed JSON or None); status 0 when no answer came."""
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=10.0)) as response:
+                raw = await response.read()
+                status = response.status
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
+            return 0, None
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, None
+
+    async def _served_models(self, session: aiohttp.ClientSession, base: str) -> list[str] | None:
+        status, body = await self._get_json(session, base + "/models")
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            return None
+        return [str(m["id"]) for m in body["data"] if isinstance(m, dict) and "id" in m]
+
+    async def _hint(self, session: aiohttp.ClientSession, index: int, failure: _Failure) -> str:
+        base = self.endpoints[index]
+        if failure.hint is not None:
+            return failure.hint
+        if failure.detail.startswith(("HTTP 401", "HTTP 403")):
+            if self._api_key is None:
+                return (
+                    "no API key was sent: give it with api_key_env (an environment variable) or "
+                    "api_key_file"
+                )
+            return "the API key sent was refused: check the key given by api_key_env/api_key_file"
+        served = await self._served_models(session, base)
+        if served is not None:
+            if self.model not in served:
+                return f"argument 'model' is {self.model!r}; the server serves {served}"
+            return (
+                f"the server serves model {self.model!r} but {base}/chat/completions is not found"
+            )
+        if not base.endswith("/v1"):
+            if await self._served_models(session, base + "/v1") is not None:
+                return f"did you mean {base}/v1? (argument 'endpoints')"
+        return f"check argument 'endpoints' ({base}) and argument 'model' ({self.model!r})"
+
+    async def _configuration_message(self, session: aiohttp.ClientSession) -> str:
+        if self._diagnosis is None:
+            lines = [
+                f"Every endpoint refused the requests for model {self.model!r}; the run is "
+                "misconfigured, so no request can succeed:"
+            ]
+            for index, failure in sorted(self._refusals.items()):
+                hint = await self._hint(session, index, failure)
+                lines.append(f"  {self.endpoints[index]}: {failure.detail}\n    hint: {hint}")
+            self._diagnosis = "\n".join(lines)
+        return self._diagnosis
 
     # -- endpoint health -----------------------------------------------------------------------
 

@@ -413,7 +413,11 @@ class SimulatedJudge:
         answer = self.respond(request)
         self.calls += 1
         return parse_verdict(
-            answer.content, answer.reasoning, answer.finish_reason, usage=answer.usage
+            answer.content,
+            answer.reasoning,
+            answer.finish_reason,
+            usage=answer.usage,
+            thinking=self.reasoning_style != "none",
         )
 
     async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
-from genrm_rank.errors import EndpointsUnavailableError
+from genrm_rank.errors import EndpointsUnavailableError, GenRMRankError, JudgeConfigurationError
 from genrm_rank.judges.base import Judge
 from genrm_rank.orchestrator import JudgeStatistics, ProgressCallback
 from genrm_rank.runner import PromptInput, PromptResult, Runner
@@ -47,7 +47,24 @@ from genrm_rank.sdg.output import (
 from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec, iter_lines
 from genrm_rank.spec import RankSpec
 
-__all__ = ["OutputFiles", "RunCounters", "RunOutcome", "prepare_output", "process_file"]
+__all__ = [
+    "FIELD_CHECK_ROWS",
+    "OutputFiles",
+    "RunCounters",
+    "RunOutcome",
+    "prepare_output",
+    "process_file",
+]
+
+FIELD_CHECK_ROWS = 8
+"""When this many first rows all lack the same field, the run stops (``"misconfigured"``)
+instead of sending every row to the errors file: the layout, not the rows, is wrong."""
+
+_ERROR_WORDS_LIMIT = 1000
+
+
+class _MissingFieldStop(GenRMRankError):
+    """The first rows all lack the same field (see :data:`FIELD_CHECK_ROWS`)."""
 
 
 @dataclass
@@ -78,7 +95,9 @@ class RunOutcome:
 
     counters: RunCounters
     stats: JudgeStatistics
-    status: Literal["complete", "cap", "interrupted", "unavailable"] = "complete"
+    status: Literal["complete", "cap", "interrupted", "unavailable", "misconfigured"] = "complete"
+    """``"misconfigured"``: every endpoint refused the run (bad key, model or path), or the first
+    rows all lack the same field; :attr:`message` says which, in the server's words."""
     cap: str | None = None
     message: str | None = None
     recovered: dict[str, Recovered] = field(default_factory=dict)
@@ -191,6 +210,35 @@ def prepare_output(
     return OutputFiles(sinks, recovered)
 
 
+def _failed_requests(result: PromptResult) -> tuple[dict[str, object], ...]:
+    """Each failed call of a row: its failure kind and the server's or the parser's words."""
+    ranking = result.ranking
+    out = []
+    for j in ranking.judgements if ranking is not None else ():
+        verdict = j.verdict
+        if verdict.failure is None:
+            continue
+        entry: dict[str, object] = {"failure": str(verdict.failure), "error": verdict.error}
+        if verdict.finish_reason is not None:
+            entry["finish_reason"] = verdict.finish_reason
+        if verdict.raw is not None:
+            raw = verdict.raw
+            entry["raw"] = (
+                raw if len(raw) <= _ERROR_WORDS_LIMIT else raw[:_ERROR_WORDS_LIMIT] + "..."
+            )
+        out.append(entry)
+    return tuple(out)
+
+
+def _missing_field_message(errors: list[RowError]) -> str:
+    first = errors[0]
+    keys = sorted({k for e in errors for k in e.keys})
+    return (
+        f"the first {len(errors)} rows all lack the field the run looks for: {first.reason} "
+        f"(argument 'rows.{first.field}'); the rows have the keys {keys}"
+    )
+
+
 def _failure_reason(result: PromptResult) -> str:
     ranking = result.ranking
     judgements = ranking.judgements if ranking is not None else ()
@@ -300,6 +348,28 @@ async def process_file(
     def error_block(error: RowError) -> Block:
         return Block("errors", (error.to_dict(),), error)
 
+    # Leading rows that lack a field are held back: if the first FIELD_CHECK_ROWS all lack the
+    # same one, the run stops without writing them (a rerun with the right field name must not
+    # skip them as done); otherwise they go to the errors file in their place.
+    held: list[RowError] = []
+    checking = {"on": True}
+
+    def flush_held() -> None:
+        checking["on"] = False
+        for error in held:
+            buffer.put(buffer.reserve(), error_block(error))
+        held.clear()
+
+    def row_error(error: RowError) -> None:
+        if checking["on"]:
+            if error.kind == "missing_field" and (not held or held[0].field == error.field):
+                held.append(error)
+                if len(held) >= FIELD_CHECK_ROWS:
+                    raise _MissingFieldStop(_missing_field_message(held))
+                return
+            flush_held()
+        buffer.put(buffer.reserve(), error_block(error))
+
     def skip() -> None:
         counters.skipped += 1
         if on_row is not None:
@@ -311,6 +381,7 @@ async def process_file(
                 number, raw = next(lines)
             except StopIteration:
                 state["exhausted"] = True
+                flush_held()
                 return
             if not rank_all and (number - 1) % shard[1] != shard[0]:
                 continue
@@ -325,8 +396,10 @@ async def process_file(
                 if str(number) in skip_lines:
                     skip()
                     continue
-                buffer.put(buffer.reserve(), error_block(parsed))
+                row_error(parsed)
                 continue
+            if checking["on"]:
+                flush_held()
             if parsed.key in skip_keys or str(number) in skip_lines:
                 # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
                 # was written to the errors file; running it again would write it twice.
@@ -353,11 +426,24 @@ async def process_file(
             buffer.put(seq, error_block(RowError(row.line, row.id, kind, reason)))
             return
         if result.ranking.best is None:
-            error = RowError(row.line, row.id, "no_usable_verdict", _failure_reason(result))
+            error = RowError(
+                row.line,
+                row.id,
+                "no_usable_verdict",
+                _failure_reason(result),
+                failed_requests=_failed_requests(result),
+            )
             buffer.put(seq, error_block(error))
             return
         try:
             block = formatter(row, result.ranking)
+            if result.duplicates and block.sink == "out":
+                dups = [list(g) for g in result.duplicates]
+                block = Block(
+                    block.sink,
+                    tuple({**line, "duplicate_candidates": dups} for line in block.lines),
+                    block.error,
+                )
         except Exception as exc:  # one row's failure must not end a run of hours
             reason = f"ranking failed: {type(exc).__name__}: {exc}"
             buffer.put(seq, error_block(RowError(row.line, row.id, "ranking_error", reason)))
@@ -376,6 +462,8 @@ async def process_file(
             # Paused: too many rows held behind a slow one; the window drained, carry on.
     except EndpointsUnavailableError as exc:
         outcome.status, outcome.message = "unavailable", str(exc)
+    except (JudgeConfigurationError, _MissingFieldStop) as exc:
+        outcome.status, outcome.message = "misconfigured", str(exc)
     except asyncio.CancelledError:
         outcome.status = "interrupted"
     finally:

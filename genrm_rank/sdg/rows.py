@@ -103,6 +103,14 @@ class RowError:
     reason: str
     raw: str | None = None
     """The start of the line, for lines that could not be read as a JSON object."""
+    field: str | None = None
+    """For ``missing_field``: the :class:`RowSpec` attribute naming the field looked for
+    (``"id_field"``, ``"prompt_fields"``, ``"candidates_field"``)."""
+    keys: tuple[str, ...] = ()
+    """For ``missing_field``: the keys the row does have."""
+    failed_requests: tuple[dict[str, Any], ...] = ()
+    """For a row whose judge calls failed: each failed call's failure kind and the server's or
+    the parser's own words (``error``), as bespoke curator's ``failed_requests`` does."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -113,7 +121,20 @@ class RowError:
         }
         if self.raw is not None:
             out["raw"] = self.raw
+        if self.kind == "missing_field":
+            out["keys"] = list(self.keys)
+        if self.failed_requests:
+            out["failed_requests"] = [dict(r) for r in self.failed_requests]
         return out
+
+
+def _missing(
+    line: int, row_id: str | int | None, names: str, field: str, data: dict[str, Any]
+) -> RowError:
+    """A ``missing_field`` error naming the field looked for and the keys the row has."""
+    return RowError(
+        line, row_id, "missing_field", f"missing field {names}", field=field, keys=tuple(data)
+    )
 
 
 def id_key(value: Any) -> str:
@@ -257,7 +278,7 @@ class RowReader:
                 text[:200],
             )
         if spec.id_field not in data:
-            return RowError(line, None, "missing_field", f"missing field {spec.id_field!r}")
+            return _missing(line, None, repr(spec.id_field), "id_field", data)
         row_id = data[spec.id_field]
         if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
             return RowError(
@@ -279,16 +300,14 @@ class RowReader:
         prompt_field = next((f for f in spec.prompt_fields if f in data), None)
         if prompt_field is None:
             names = " or ".join(repr(f) for f in spec.prompt_fields)
-            return RowError(line, row_id, "missing_field", f"missing field {names}")
+            return _missing(line, row_id, names, "prompt_fields", data)
         conversation = data[prompt_field]
         try:
             normalized = normalize_conversation(conversation, name=prompt_field)
         except (TypeError, ValueError) as exc:
             return RowError(line, row_id, "bad_field", _strip_argument(str(exc)))
         if spec.candidates_field not in data:
-            return RowError(
-                line, row_id, "missing_field", f"missing field {spec.candidates_field!r}"
-            )
+            return _missing(line, row_id, repr(spec.candidates_field), "candidates_field", data)
         raw_candidates = data[spec.candidates_field]
         if not isinstance(raw_candidates, list):
             return RowError(
@@ -337,13 +356,13 @@ class RowReader:
             return RowError(
                 line, row_id, "too_few_candidates", f"fewer than two candidates ({len(texts)})"
             )
-        twins = _first_duplicate(texts)
-        if twins is not None:
+        # Identical texts are kept: the runner judges them once and they share one result.
+        if len(set(texts)) < 2:
             return RowError(
                 line,
                 row_id,
-                "duplicate_candidate",
-                f"candidates {twins[0]} and {twins[1]} have the same text",
+                "too_few_candidates",
+                f"fewer than two distinct candidates ({len(texts)} with the same text)",
             )
         has_ids = any(ids)
         if has_ids:

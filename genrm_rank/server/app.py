@@ -28,11 +28,12 @@ import json
 import math
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aiohttp import web
 
@@ -56,8 +57,7 @@ __all__ = [
 ]
 
 LatencyDistribution = Literal["lognormal", "constant", "exponential"]
-FaultKind = Literal["ok", "500", "503", "429", "hang", "drop", "unreadable", "truncated"]
-FAULT_KINDS: tuple[str, ...] = (
+FaultKind = Literal[
     "ok",
     "500",
     "503",
@@ -66,7 +66,10 @@ FAULT_KINDS: tuple[str, ...] = (
     "drop",
     "unreadable",
     "truncated",
-)
+    "empty_choices",
+    "misparsed",
+]
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _LATENCIES = ("lognormal", "constant", "exponential")
 _MESSAGE_ROLES = frozenset({"system", "user", "assistant", "principle", "response_1", "response_2"})
 _HISTORY_ROLES = frozenset({"system", "user", "assistant"})
@@ -115,7 +118,12 @@ class SimServerConfig:
     fault_sequence : tuple of str
         Faults for the first chat requests, in arrival order, before the rates apply; each one
         of ``FAULT_KINDS`` (``"ok"`` for a normal answer; ``"unreadable"``/``"truncated"``
-        for such an answer).
+        for such an answer; ``"empty_choices"`` for a 200 with ``choices: []``;
+        ``"misparsed"`` for what a wrong reasoning parser gives: ``content`` null, the whole
+        answer in the reasoning field, ``finish_reason`` ``"stop"``).
+    empty_reasoning_field : bool
+        With ``reasoning_style="reasoning_content"``, also send ``"reasoning": ""`` (an empty
+        field next to the one that holds the reasoning).
     api_key : str, optional
         When set, requests must carry ``Authorization: Bearer <api_key>`` (vLLM ``--api-key``).
     seed : int
@@ -147,6 +155,7 @@ class SimServerConfig:
     retry_after: float = 1.0
     hang_seconds: float = 3600.0
     fault_sequence: tuple[str, ...] = ()
+    empty_reasoning_field: bool = False
     api_key: str | None = field(default=None, repr=False)
     seed: int = 0
     qualities: Mapping[str, float] | None = field(default=None, repr=False, compare=False)
@@ -313,6 +322,8 @@ class SimServer:
         Interface to listen on (``127.0.0.1`` by default).
     port : int
         Port; ``0`` picks a free one (read it back from :attr:`port` after :meth:`start`).
+    ssl_context : ssl.SSLContext, optional
+        Serve HTTPS with this context (its certificate and key loaded).
 
     Examples
     --------
@@ -323,7 +334,12 @@ class SimServer:
     """
 
     def __init__(
-        self, config: SimServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: SimServerConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if config is not None and not isinstance(config, SimServerConfig):
             raise TypeError(
@@ -331,6 +347,7 @@ class SimServer:
             )
         self.config = config if config is not None else SimServerConfig()
         self.host = host
+        self._ssl_context = ssl_context
         self._requested_port = port
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -368,7 +385,8 @@ class SimServer:
     @property
     def root_url(self) -> str:
         """``http://HOST:PORT`` (where ``/health`` and ``/metrics`` live)."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -401,7 +419,7 @@ class SimServer:
             sock.bind((self.host, self._requested_port))
             sock.listen(1024)
             sock.setblocking(False)
-            site = web.SockSite(runner, sock, backlog=1024)
+            site = web.SockSite(runner, sock, backlog=1024, ssl_context=self._ssl_context)
             await site.start()
         except BaseException:
             sock.close()
@@ -741,21 +759,31 @@ class SimServer:
             if self.config.reasoning_style not in ("reasoning", "reasoning_content"):
                 content = f"<think>\n{answer.reasoning or ''}\n</think>\n\n{content}"
             finish = "stop"
+        if fault == "misparsed":
+            # A reasoning parser that never finds the end of the reasoning puts everything there.
+            whole = (answer.reasoning or "") + "\n</think>\n" + (answer.content or "")
+            content, reasoning, finish = None, whole, "stop"
         if fault == "truncated" or completion_tokens > max_tokens:
             content, reasoning, finish = self._truncated(answer.reasoning or answer.content or "")
             completion_tokens = min(completion_tokens, max_tokens)
         self._completed += 1
         message: dict[str, Any] = {"role": "assistant", "content": content, "tool_calls": []}
         style = self.config.reasoning_style
-        if style in ("reasoning", "reasoning_content"):
-            message[style] = reasoning
+        if style in ("reasoning", "reasoning_content") or fault == "misparsed":
+            message[style if style in ("reasoning", "reasoning_content") else "reasoning"] = (
+                reasoning
+            )
+            if style == "reasoning_content" and self.config.empty_reasoning_field:
+                message["reasoning"] = ""
         prompt_tokens = answer.usage.prompt_tokens
         payload = {
             "id": f"chatcmpl-{self.port:x}{next(self._ids):012x}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.config.model,
-            "choices": [
+            "choices": []
+            if fault == "empty_choices"
+            else [
                 {
                     "index": 0,
                     "message": message,
