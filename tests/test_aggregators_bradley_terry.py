@@ -20,7 +20,7 @@ from genrm_rank.aggregators import (
     bradley_terry,
     elo_scale,
 )
-from genrm_rank.aggregators.bradley_terry import _gradient, _hessian, _objective
+from genrm_rank.aggregators.bradley_terry import _gradient, _hessian, _objective, _unit_counts
 from genrm_rank.errors import ComparisonGraphError
 
 
@@ -642,3 +642,23 @@ def test_clusters_must_label_every_comparison() -> None:
     c = Comparisons.from_pairs(2, [(0, 1), (1, 0)])
     with pytest.raises(ValueError, match="'clusters' must have one label per comparison"):
         bootstrap_bradley_terry(c, n_bootstrap=2, clusters=[0])
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [1.0, 2.0, 1.0, 3.0, 1.0, 1.0],  # few rows a unit: the rows' positions are drawn
+        [40.0, 25.0, 35.0],  # many rows a unit: numpy's multinomial
+    ],
+)
+def test_unit_counts_are_multinomial_draws_of_the_rows(sizes: list[float]) -> None:
+    unit_size = np.array(sizes)
+    total = unit_size.sum()
+    draw = _unit_counts(unit_size, np.random.default_rng(3))
+    counts = np.array([draw() for _ in range(4000)])
+    assert np.all(counts.sum(axis=1) == total)
+    share = unit_size / total
+    # Multinomial moments: mean total * share, variance total * share * (1 - share).
+    se_mean = np.sqrt(total * share * (1 - share) / 4000)
+    assert np.all(np.abs(counts.mean(axis=0) - total * share) < 4 * se_mean)
+    assert np.allclose(counts.var(axis=0), total * share * (1 - share), rtol=0.1)

@@ -21,12 +21,14 @@ with variance ``1 / (2 alpha)``), so the two agree exactly on hard outcomes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import LinAlgError, lu_factor, lu_solve
+from scipy.sparse import csr_matrix
 from scipy.special import expit
 
 from genrm_rank.errors import ComparisonGraphError
@@ -704,28 +706,59 @@ class _Cells:
 def _cells(comparisons: Comparisons, clusters: NDArray[np.int64] | None) -> _Cells:
     n = comparisons.n_items
     flat = comparisons.first * n + comparisons.second
-    pairs, pair_of_row = np.unique(flat, return_inverse=True)
-    pair_of_row = pair_of_row.astype(np.int64)
-    first, second = (pairs // n).astype(np.int64), (pairs % n).astype(np.int64)
     w, o = comparisons.weight, comparisons.outcome
-    if clusters is not None:
-        # A cluster is resampled whole, so its rows on one pair add up to one cell.
-        n_clusters = int(clusters.max()) + 1 if clusters.size else 0
-        key = clusters * pairs.shape[0] + pair_of_row
-        cells, cell_of_row = np.unique(key, return_inverse=True)
-        return _Cells(
-            pair=(cells % pairs.shape[0]).astype(np.int64),
-            unit=(cells // pairs.shape[0]).astype(np.int64),
-            weight=weighted_bincount(cell_of_row, w, cells.shape[0]),
-            wins=weighted_bincount(cell_of_row, w * o, cells.shape[0]),
-            first=first,
-            second=second,
-            unit_size=np.ones(n_clusters),
-        )
-    # Rows that share a pair, an outcome and a weight are exchangeable: one cell, counted.
+    if clusters is None:
+        # Rows that share a pair, an outcome and a weight are exchangeable: one cell, counted.
+        # One sort of an integer key (pair, outcome level, weight level) finds the cells.
+        o_levels, o_index = np.unique(o, return_inverse=True)
+        w_levels, w_index = np.unique(w, return_inverse=True)
+        n_w = int(w_levels.size)
+        n_levels = max(int(o_levels.size) * n_w, 1)
+        if n * n * n_levels < 2**62:
+            level_of_row = o_index.reshape(-1) * n_w + w_index.reshape(-1)
+            cells, counts = np.unique(flat * n_levels + level_of_row, return_counts=True)
+            pair_flat, level = np.divmod(cells, n_levels)
+            pairs, pair_of_cell = np.unique(pair_flat, return_inverse=True)
+            return _Cells(
+                pair=pair_of_cell.reshape(-1).astype(np.int64),
+                unit=np.arange(cells.shape[0], dtype=np.int64),
+                weight=w_levels[level % n_w].astype(np.float64),
+                wins=(w_levels[level % n_w] * o_levels[level // n_w]).astype(np.float64),
+                first=(pairs // n).astype(np.int64),
+                second=(pairs % n).astype(np.int64),
+                unit_size=counts.astype(np.float64),
+            )
+    pairs, pair_of_row = np.unique(flat, return_inverse=True)
+    pair_of_row = pair_of_row.reshape(-1).astype(np.int64)
+    first, second = (pairs // n).astype(np.int64), (pairs % n).astype(np.int64)
+    if clusters is None:  # a combined key would overflow: sort the rows' (outcome, weight)
+        return _cells_by_rows(pair_of_row, first, second, o, w)
+    # A cluster is resampled whole, so its rows on one pair add up to one cell.
+    n_clusters = int(clusters.max()) + 1 if clusters.size else 0
+    key = clusters * pairs.shape[0] + pair_of_row
+    cells, cell_of_row = np.unique(key, return_inverse=True)
+    return _Cells(
+        pair=(cells % pairs.shape[0]).astype(np.int64),
+        unit=(cells // pairs.shape[0]).astype(np.int64),
+        weight=weighted_bincount(cell_of_row, w, cells.shape[0]),
+        wins=weighted_bincount(cell_of_row, w * o, cells.shape[0]),
+        first=first,
+        second=second,
+        unit_size=np.ones(n_clusters),
+    )
+
+
+def _cells_by_rows(
+    pair_of_row: NDArray[np.int64],
+    first: NDArray[np.int64],
+    second: NDArray[np.int64],
+    o: NDArray[np.float64],
+    w: NDArray[np.float64],
+) -> _Cells:
+    """:func:`_cells` for a row bootstrap when a combined integer key would overflow."""
     levels, level_of_row = np.unique(np.stack([o, w]), axis=1, return_inverse=True)
     key = pair_of_row * levels.shape[1] + level_of_row.reshape(-1)
-    cells, cell_of_row, counts = np.unique(key, return_inverse=True, return_counts=True)
+    cells, counts = np.unique(key, return_counts=True)
     level = cells % levels.shape[1]
     return _Cells(
         pair=(cells // levels.shape[1]).astype(np.int64),
@@ -742,7 +775,8 @@ class _Resampler:
     """Refits resampled pair totals from the full fit by chord-Newton steps.
 
     Every step solves with the full fit's (centred, penalised) Hessian, factorised once, so a
-    step costs one gradient over the observed pairs and one triangular solve. The first step
+    step costs one gradient over the observed pairs (two sparse products with the design
+    matrix, built once) and one triangular solve. The first step
     needs no ``expit`` at all (the fitted probabilities are known). If the steps stop shrinking
     (a resample far from the full fit), the resample is finished by the damped Newton method.
     """
@@ -753,6 +787,32 @@ class _Resampler:
         self.cells, self.n, self.x_hat, self.alpha, self.tol = cells, n, x_hat, alpha, tol
         self.n_pairs = cells.first.shape[0]
         self.size = x_hat.shape[0]
+        # Sparse operators, built once: the design (one row a pair: +1 first, -1 second, +1 h)
+        # gives the margins and, transposed, the gradient; ``pool`` sums the units' weights
+        # and wins into the pairs. Each is one sparse product a step, several times cheaper
+        # than gathers and weighted bincounts over the same arrays.
+        rows = np.arange(self.n_pairs)
+        entries = [(rows, cells.first, 1.0), (rows, cells.second, -1.0)]
+        if self.size > n:
+            entries.append((rows, np.full(self.n_pairs, n), 1.0))
+        self.design = csr_matrix(
+            (
+                np.concatenate([np.full(self.n_pairs, v) for _, _, v in entries]),
+                (
+                    np.concatenate([r for r, _, _ in entries]),
+                    np.concatenate([c for _, c, _ in entries]),
+                ),
+            ),
+            shape=(self.n_pairs, self.size),
+        )
+        self.design_t = self.design.T.tocsr()
+        self.pool = csr_matrix(
+            (
+                np.concatenate([cells.weight, cells.wins]),
+                (np.concatenate([cells.pair, cells.pair + self.n_pairs]), np.tile(cells.unit, 2)),
+            ),
+            shape=(2 * self.n_pairs, cells.unit_size.shape[0]),
+        )
         self.p_hat = expit(self._margins(x_hat))
         full = cells.weight * cells.unit_size[cells.unit]
         weight = weighted_bincount(cells.pair, full, self.n_pairs)
@@ -765,29 +825,20 @@ class _Resampler:
             self.factor = lu_factor(hess + 1e-12 * np.eye(self.size))
 
     def _margins(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        d: NDArray[np.float64] = x[self.cells.first] - x[self.cells.second]
-        if self.size > self.n:
-            d = d + x[self.n]
+        d: NDArray[np.float64] = self.design @ x
         return d
 
     def _gradient(
         self, x: NDArray[np.float64], weight: NDArray[np.float64], wins: NDArray[np.float64],
         p: NDArray[np.float64],
     ) -> NDArray[np.float64]:  # fmt: skip
-        g = weight * p - wins
-        grad = 2.0 * self.alpha * x
-        grad[: self.n] += weighted_bincount(self.cells.first, g, self.n)
-        grad[: self.n] -= weighted_bincount(self.cells.second, g, self.n)
-        if self.size > self.n:
-            grad[self.n] += g.sum()
+        grad: NDArray[np.float64] = self.design_t @ (weight * p - wins) + 2.0 * self.alpha * x
         return grad
 
     def totals(self, counts: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
         """Per-pair weight and wins of a resample with ``counts`` draws of each unit."""
-        mult = counts[self.cells.unit]
-        weight = weighted_bincount(self.cells.pair, mult * self.cells.weight, self.n_pairs)
-        wins = weighted_bincount(self.cells.pair, mult * self.cells.wins, self.n_pairs)
-        return weight, wins
+        both: NDArray[np.float64] = self.pool @ counts
+        return both[: self.n_pairs], both[self.n_pairs :]
 
     def dense(
         self, weight: NDArray[np.float64], wins: NDArray[np.float64]
@@ -817,6 +868,34 @@ class _Resampler:
         total_weight, total_wins = self.dense(weight, wins)
         solution = _newton(total_weight, total_wins, self.alpha, x, max_iter, self.tol)
         return solution.x, solution.converged
+
+
+def _unit_counts(
+    unit_size: NDArray[np.float64], rng: np.random.Generator
+) -> Callable[[], NDArray[np.float64]]:
+    """A sampler of one resample's count of each unit: multinomial(total, unit_size / total).
+
+    Two exact samplers of the same distribution, whichever is cheaper: numpy's multinomial walks
+    the units with one binomial draw each (about 100 ns a unit); drawing the ``total`` rows'
+    positions uniformly and counting them per unit costs a few ns a row. So the rows are drawn
+    when there are few rows a unit (a leaderboard's cells, a cluster bootstrap's clusters), and
+    the multinomial is used when many rows share few units, where the cost must not grow with
+    the rows.
+    """
+    sizes = unit_size.astype(np.int64)
+    total = int(sizes.sum())
+    n_units = sizes.shape[0]
+    if total > 16 * n_units:
+        shares = unit_size / float(total)
+        return lambda: rng.multinomial(total, shares).astype(np.float64)
+    slot_unit = np.repeat(np.arange(n_units, dtype=np.int32), sizes)
+
+    def by_rows() -> NDArray[np.float64]:
+        drawn = slot_unit[rng.integers(0, total, total)]
+        counts: NDArray[np.float64] = np.bincount(drawn, minlength=n_units).astype(np.float64)
+        return counts
+
+    return by_rows
 
 
 def _check_clusters(clusters: ArrayLike | None, m: int) -> NDArray[np.int64] | None:
@@ -923,10 +1002,9 @@ def bootstrap_bradley_terry(
     else:
         cells = _cells(comparisons, labels)
         resampler = _Resampler(cells, n, x_hat, float(alpha), float(resample_tol))
-        total_units = int(cells.unit_size.sum())
-        shares = cells.unit_size / cells.unit_size.sum()
+        draw = _unit_counts(cells.unit_size, rng)
         for b in range(int(n_bootstrap)):
-            counts = rng.multinomial(total_units, shares).astype(np.float64)
+            counts = draw()
             weight, wins = resampler.totals(counts)
             if alpha == 0:
                 ident = identify(*resampler.dense(weight, wins), position_bias)
