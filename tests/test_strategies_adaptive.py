@@ -94,6 +94,12 @@ def test_the_first_limit_is_the_prompt_budget() -> None:
     scheduler = Adaptive(6, seed=0, batch=10)
     assert len(scheduler.next_pairs(3)) == 3
     assert scheduler.budget == 3
+    larger = Adaptive(6, seed=0)
+    larger.next_pairs(50)
+    assert larger.budget == 50  # the orchestrator's budget replaces the 4N default
+    own = Adaptive(6, seed=0, budget=10)
+    own.next_pairs(50)
+    assert own.budget == 10
 
 
 def test_unknown_bias_swaps_every_pair_known_bias_only_close_ones() -> None:

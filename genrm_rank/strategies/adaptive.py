@@ -124,9 +124,9 @@ class Adaptive:
     seed : int or numpy.random.Generator, optional
         Source of every random choice (posterior draws, order coins, the tie coin).
     budget : int, optional
-        Most calls this prompt may make; default :func:`default_budget` (``4 N``). An
-        orchestrator budget (the ``limit`` of the first :meth:`next_pairs`) lowers it. Never
-        above :func:`max_calls`.
+        Most calls this prompt may make. Without it, an orchestrator budget (the ``limit`` of
+        the first :meth:`next_pairs`) is the budget, else :func:`default_budget` (``4 N``);
+        with it, an orchestrator budget can only lower it. Never above :func:`max_calls`.
     delta : float
         Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1).
     batch : int, optional
@@ -166,6 +166,7 @@ class Adaptive:
             default_budget(self.n_items) if budget is None else _positive_int("budget", budget, 0)
         )
         self.budget = min(self.budget, cap)
+        self._default_budget = budget is None
         if isinstance(delta, bool) or not isinstance(delta, (int, float)):
             raise TypeError(f"Argument 'delta' must be a number, not {type(delta).__name__}.")
         if not 0.0 < delta < 1.0:
@@ -333,11 +334,13 @@ class Adaptive:
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
         """Calls to issue now: pending reverse orders first, then Thompson duels.
 
-        The first ``limit`` given (the orchestrator's per-prompt budget, before any call) lowers
-        :attr:`budget`.
+        The first ``limit`` given (the orchestrator's per-prompt budget, before any call) sets
+        :attr:`budget` (see the class parameters).
         """
         if limit is not None and not self._limit_seen and self._issued == 0:
-            self.budget = min(self.budget, max(int(limit), 0))
+            given = max(int(limit), 0)
+            own = max_calls(self.n_items) if self._default_budget else self.budget
+            self.budget = min(own, given)
         if limit is not None:
             self._limit_seen = True
         if self._stopped or self.done:
