@@ -10,6 +10,10 @@ and reported, never turned into a number), which the aggregators turn into score
 - win rate and mean individual score;
 - graph diagnostics: a disconnected comparison graph and intransitive cycles are reported.
 
+An exactly tied top (equal strengths and equal standard errors, so that P(best) differs only by
+Monte Carlo noise) is never settled silently or by input order: when the strategy has no winner
+of its own, the prompt's seeded coin picks among the tied candidates and ``notes`` says so.
+
 The pick and its P(best) tell one story. ``best`` is the candidate with the highest P(best) under
 the fit over every verdict the strategy collected; a bracket's own winner is kept beside it as
 ``champion``, and wins ties. The champion's P(best) is not conditioned on the path the bracket
@@ -310,8 +314,8 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         The strategy and swap mode (recorded on the result) and the aggregation settings:
         preference mapping, position term, prior, interval level, P(best) draws, bootstrap.
     seed : int, optional
-        Seed of the posterior draws and the bootstrap (the prompt's own, from
-        :meth:`RankSpec.prompt_seeds`).
+        Seed of the posterior draws, the bootstrap and the coin for an exactly tied top (the
+        prompt's own, from :meth:`RankSpec.prompt_seeds`).
     """
     alpha, confidence, position_bias = spec.alpha, spec.confidence, spec.position_bias
     n_bootstrap, p_best_samples = spec.bootstrap_rounds, spec.p_best_draws
@@ -377,6 +381,18 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         )
         champion = run.outcome.best if run.outcome.best is not None else order[0]
         best = _likeliest_best(p_best, champion)
+        if run.outcome.best is None:
+            tied = _exactly_tied(fit.params, fit.standard_errors, best)
+            if len(tied) > 1:
+                # Equal strengths and equal errors: their P(best) differ by Monte Carlo noise
+                # only, which would settle the tie silently. A seeded coin settles it openly.
+                best = int(np.random.default_rng(seed).choice(tied))
+                champion = best
+                order = (best, *(i for i in order if i != best))
+                notes.append(
+                    f"candidates {list(tied)} are exactly tied at the top (equal strength and "
+                    f"error); candidate {best} was picked by the prompt's seeded coin"
+                )
         if best != champion:
             order = (best, *(i for i in order if i != best))
             if run.outcome.best is not None:
@@ -441,6 +457,30 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         candidate_ids=ids,
         cached=run.cached,
         champion=champion if run.outcome.best is not None else None,
+    )
+
+
+TIE_TOLERANCE = 1e-9
+"""Strengths (and standard errors) within this distance are an exact tie."""
+
+
+def _exactly_tied(
+    params: np.ndarray[Any, np.dtype[np.float64]],
+    errors: np.ndarray[Any, np.dtype[np.float64]],
+    best: int,
+) -> tuple[int, ...]:
+    """Candidates whose strength and standard error equal ``best``'s, if it has the top strength.
+
+    >>> _exactly_tied(np.array([1.0, 1.0, 0.0]), np.array([0.5, 0.5, 0.5]), 1)
+    (0, 1)
+    """
+    if not np.all(np.isfinite(params)) or params[best] < params.max() - TIE_TOLERANCE:
+        return (best,)
+    return tuple(
+        i
+        for i in range(len(params))
+        if abs(params[i] - params[best]) <= TIE_TOLERANCE
+        and (errors[i] == errors[best] or abs(errors[i] - errors[best]) <= TIE_TOLERANCE)
     )
 
 

@@ -75,10 +75,13 @@ class RankSpec:
     Parameters
     ----------
     strategy : str
-        ``"round_robin"``, ``"knockout"``, ``"circular"`` or ``"swiss"`` (``-`` or ``_``).
-    swap : {"both", "random", "none"}
-        Position debiasing: both orders combined softly, one seeded random order, or as
-        scheduled.
+        ``"round_robin"``, ``"knockout"``, ``"circular"``, ``"swiss"`` or ``"adaptive"``
+        (``-`` or ``_``).
+    swap : {"both", "random", "none", "auto"}
+        Position debiasing: both orders combined softly, one seeded random order, as
+        scheduled, or the reverse order only where it pays (close or deciding verdicts; the
+        adaptive strategy's own rule). Use ``"auto"`` with ``strategy="adaptive"``: ``"both"``
+        makes it judge every pair it visits in both orders.
     samples : int
         Judgements per match and order.
     seed : int or numpy.random.Generator

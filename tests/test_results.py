@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genrm_rank import select_best
+from genrm_rank import rank, select_best
+from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.results import Ranking
+from genrm_rank.verdict import Verdict
 
 
 def _noisy_knockout(seed: int, swap: str = "both") -> Ranking:
@@ -43,3 +45,29 @@ def test_one_slot_order_drops_the_unidentified_position_term() -> None:
     assert result.position_bias is None
     assert any("without the position term" in n for n in result.notes)
     assert all(np.isfinite(s.stderr) and s.stderr > 0 for s in result.scores)
+
+
+def test_an_exactly_tied_top_is_settled_by_the_seeded_coin_and_noted() -> None:
+    # Slot 1 always wins and every pair is judged in both orders: all strengths are exactly
+    # equal. The pick must not be the lowest index by default, and must say how it was made.
+    picks = set()
+    for seed in range(10):
+        result = rank(["w", "x", "y", "z"], "Q", judge=_SlotOne(), seed=seed)
+        assert any("seeded coin" in note for note in result.notes)
+        assert result.best is not None and result.order[0] == result.best
+        picks.add(result.best)
+    assert len(picks) > 1
+    again = rank(["w", "x", "y", "z"], "Q", judge=_SlotOne(), seed=3)
+    assert again.best == rank(["w", "x", "y", "z"], "Q", judge=_SlotOne(), seed=3).best
+
+
+def test_a_clear_top_takes_no_coin() -> None:
+    result = _noisy_knockout(0)
+    assert not any("seeded coin" in note for note in result.notes)
+
+
+class _SlotOne:
+    """Pure position bias: slot 1 always wins."""
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        return Verdict(ranking=2)

@@ -90,3 +90,66 @@ def test_registry_names() -> None:
     assert set(STRATEGIES) >= {"circular", "knockout", "round_robin", "swiss"}
     with pytest.raises(ValueError, match="'strategy'"):
         make_strategy("ladder", 4)
+
+
+# -- swap="auto": the reverse order only where it pays ------------------------------------------
+
+
+def _drive_with(scheduler: Scheduler, ranking_of: dict[tuple[int, int], float]) -> int:
+    calls = 0
+    while not scheduler.done:
+        batch = scheduler.next_pairs()
+        assert batch, "not done, yet nothing to ask"
+        for call in batch:
+            scheduler.record(call, Verdict(ranking=ranking_of[(call.first, call.second)]))
+        calls += len(batch)
+    return calls
+
+
+def _rankings(n: int, decisive: float, close: float) -> dict[tuple[int, int], float]:
+    """Lower index better: ``decisive`` for pairs two or more apart, ``close`` for neighbours."""
+    out = {}
+    for a in range(n):
+        for b in range(n):
+            if a != b:
+                r = decisive if abs(a - b) > 1 else close
+                out[(a, b)] = r if a < b else 7 - r
+    return out
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_auto_swap_round_robin_swaps_only_close_pairs(n: int) -> None:
+    scheduler = make_strategy("round_robin", n, swap="auto", seed=0)
+    calls = _drive_with(scheduler, _rankings(n, decisive=1, close=3))
+    pairs = n * (n - 1) // 2
+    assert calls == pairs + (n - 1)  # the n - 1 neighbouring pairs are close: both orders
+    assert _drive_with(make_strategy("round_robin", n, swap="auto"), _rankings(n, 1, 2)) == pairs
+
+
+@pytest.mark.parametrize("n", [2, 4, 7, 8])
+def test_auto_swap_knockout_judges_the_final_in_both_orders(n: int) -> None:
+    scheduler = make_strategy("knockout", n, swap="auto", seed=1)
+    calls = _drive_with(scheduler, _rankings(n, decisive=1, close=2))
+    final = [m for m in scheduler.matches if m.round == scheduler.n_rounds]
+    assert calls == n - 1 + 1
+    assert len(final) == 1 and len(final[0].calls) == 2 and final[0].reversed
+    assert scheduler.result().best == 0
+
+
+def test_auto_swap_asks_the_other_order_after_a_failed_verdict() -> None:
+    scheduler = make_strategy("round_robin", 2, swap="auto", seed=0)
+    (call,) = scheduler.next_pairs()
+    scheduler.record(call, Verdict.failed("unreadable", raw="?"))
+    (reverse,) = scheduler.next_pairs()
+    assert (reverse.first, reverse.second) == (call.second, call.first)
+    scheduler.record(reverse, Verdict(ranking=2))
+    expected = 0.8 if reverse.first == scheduler.matches[0].a else 0.2
+    assert scheduler.done and scheduler.matches[0].preference == pytest.approx(expected)
+
+
+def test_auto_is_a_swap_mode_of_the_spec() -> None:
+    from genrm_rank.spec import RankSpec
+
+    assert RankSpec(strategy="swiss", swap="auto").swap == "auto"
+    with pytest.raises(ValueError, match="'swap'"):
+        RankSpec(swap="sometimes")

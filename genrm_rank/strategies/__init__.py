@@ -6,6 +6,8 @@ Each module holds one tournament format; :func:`make_strategy` builds one by nam
 - :mod:`~genrm_rank.strategies.knockout`: single elimination, N-1 matches.
 - :mod:`~genrm_rank.strategies.circular`: NVIDIA's RLHF pairs ``(i, (i+1) % N)``.
 - :mod:`~genrm_rank.strategies.swiss`: about log2(N)+1 rounds of similar records.
+- :mod:`~genrm_rank.strategies.adaptive`: top-two Thompson sampling for the best, stopping at a
+  confidence target.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from genrm_rank.strategies.adaptive import Adaptive
 from genrm_rank.strategies.base import (
     SWAP_MODES,
     Judgement,
@@ -32,6 +35,7 @@ from genrm_rank.strategies.swiss import Swiss
 __all__ = [
     "STRATEGIES",
     "SWAP_MODES",
+    "Adaptive",
     "Circular",
     "Judgement",
     "Knockout",
@@ -49,6 +53,7 @@ __all__ = [
 ]
 
 STRATEGIES: dict[str, Callable[..., Scheduler]] = {
+    "adaptive": Adaptive,
     "circular": Circular,
     "knockout": Knockout,
     "round_robin": RoundRobin,

@@ -13,7 +13,11 @@ preference:
 - ``swap="both"``: each sample is judged in both orders and combined softly,
   ``0.5 * (p_ab + 1 - p_ba)`` (Zheng et al. 2023; NVIDIA's evaluation averages both orders);
 - ``swap="random"``: one call per sample, in a seeded random order;
-- ``swap="none"``: one call per sample, in the order the strategy proposes.
+- ``swap="none"``: one call per sample, in the order the strategy proposes;
+- ``swap="auto"``: one call per sample in a seeded random order, and the reverse order only
+  where it pays: when the first verdicts are close (mean ranking 3 to 4, where a slot-1 bias
+  can decide the call), when none of them is usable, or when the match decides the strategy's
+  result (:meth:`MatchScheduler._decides_result`, e.g. a knockout's final).
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ __all__ = [
     "check_swap",
 ]
 
-SwapMode = Literal["both", "random", "none"]
-SWAP_MODES: tuple[str, ...] = ("both", "random", "none")
+SwapMode = Literal["both", "random", "none", "auto"]
+SWAP_MODES: tuple[str, ...] = ("both", "random", "none", "auto")
+CLOSE_PREFERENCE = 0.1 + 1e-9
+"""``swap="auto"``: a first-order preference within this of 0.5 is close (rankings 3 to 4)."""
 
 
 def check_swap(swap: str) -> SwapMode:
@@ -87,6 +93,8 @@ class Match:
     judgements: list[Judgement] = field(default_factory=list)
     preference: float | None = None
     """Combined strength in [0, 1] with which ``a`` beats ``b``; ``None`` if none is usable."""
+    reversed: bool = False
+    """``swap="auto"``: whether the reverse order was asked for after the first verdicts."""
 
     @property
     def complete(self) -> bool:
@@ -218,7 +226,7 @@ class MatchScheduler(abc.ABC):
     ----------
     n_items : int
         Number of candidates (>= 2).
-    swap : {"both", "random", "none"}
+    swap : {"both", "random", "none", "auto"}
     samples : int
         Judgements per match and order (``k``).
     seed : int or numpy.random.Generator, optional
@@ -270,7 +278,7 @@ class MatchScheduler(abc.ABC):
         for _ in range(self.samples):
             if self.swap == "both":
                 orders += [(a, b), (b, a)]
-            elif self.swap == "random":
+            elif self.swap in ("random", "auto"):
                 orders.append((a, b) if self.rng.random() < 0.5 else (b, a))
             else:
                 orders.append((a, b))
@@ -281,6 +289,30 @@ class MatchScheduler(abc.ABC):
         self.matches.append(match)
         self._queue.extend(match.calls)
         return match
+
+    def _decides_result(self, match: Match) -> bool:
+        """``swap="auto"``: whether this match decides the result (then both orders are judged).
+
+        No match does by default; a knockout's final does.
+        """
+        return False
+
+    def _ask_reverse(self, match: Match) -> bool:
+        """``swap="auto"``: schedule the reverse order of a match's first calls if that pays."""
+        if self.swap != "auto" or match.reversed or self._stopped:
+            return False
+        p = match.preference
+        if p is not None and abs(p - 0.5) > CLOSE_PREFERENCE and not self._decides_result(match):
+            return False
+        match.reversed = True
+        for call in list(match.calls):
+            first, second = call.second, call.first
+            sample = self._samples_of.get((first, second), 0)
+            self._samples_of[(first, second)] = sample + 1
+            reverse = PairCall(first, second, match.match_id, sample)
+            match.calls.append(reverse)
+            self._queue.append(reverse)
+        return True
 
     @abc.abstractmethod
     def _on_match_done(self, match: Match) -> None:
@@ -318,6 +350,8 @@ class MatchScheduler(abc.ABC):
             match.preference = combine_preferences(
                 match.a, match.judgements, self.preference_mapping
             )
+            if self._ask_reverse(match):
+                return
             self._on_match_done(match)
 
     @property

@@ -79,9 +79,10 @@ class Knockout(MatchScheduler):
     ----------
     n_items : int
         Number of candidates (>= 2).
-    swap : {"both", "random", "none"}
+    swap : {"both", "random", "none", "auto"}
         How each match is judged (see :mod:`genrm_rank.strategies.base`). With ``"none"`` the
         candidate from the upper bracket slot (the better seed in the first round) sits in slot 1.
+        With ``"auto"`` the final, which decides the champion, is always judged in both orders.
     samples : int
         Judgements per match and order.
     seed : int or numpy.random.Generator, optional
@@ -164,6 +165,10 @@ class Knockout(MatchScheduler):
                 self._slots.append(_Slot(pair, None))
         if all(slot.match is None for slot in self._slots):
             self._finish_round()
+
+    def _decides_result(self, match: Match) -> bool:
+        """The final decides the champion: ``swap="auto"`` judges it in both orders."""
+        return match.round == self.n_rounds
 
     def _on_match_done(self, match: Match) -> None:
         """Once every match of the round is in, decide them and schedule the next round."""

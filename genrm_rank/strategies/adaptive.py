@@ -1,0 +1,468 @@
+"""Adaptive best-of-N: top-two Thompson sampling on a Bradley-Terry posterior.
+
+A fixed tournament spends the same calls on every prompt, whether its best candidate is plain
+after a few verdicts or hard to tell from the runner-up. This strategy spends them where they
+decide the pick, and stops as soon as the pick is certain:
+
+1. **Posterior.** Strengths ``theta`` and the judge's slot-1 advantage ``gamma`` (log-odds) get
+   a Gaussian prior; every usable verdict is a soft Bradley-Terry outcome
+   ``P(slot 1 wins) = sigmoid(theta_first - theta_second + gamma)``; the posterior is its
+   Laplace approximation (Newton's method to the mode, the inverse Hessian as covariance).
+2. **Next pair: top-two Thompson sampling** (Russo 2016). Draw ``theta`` from the posterior;
+   its arg-max is the *leader*. Draw again until another candidate tops the draw; that one is
+   the *challenger*. The leader meets the challenger. Pairs between likely-best candidates are
+   asked for most, pairs no draw cares about are never paid for.
+3. **Stop** when the posterior mean's leader has ``P(best) >= 1 - delta`` (``delta``), when the
+   budget is spent, or at ``2 N (N - 1)`` calls (each ordered pair twice), whichever is first.
+4. **Position bias is the judge's, not the prompt's.** The prior on ``gamma`` is centred on the
+   slot-1 win share pooled over every other prompt of the run (the orchestrator's
+   :class:`~genrm_rank.orchestrator.JudgeStatistics`, handed over by
+   :meth:`Adaptive.bind_judge_statistics`), with the precision of that many verdicts; so from a
+   prompt's first verdict a slot-1 win counts for what it is worth.
+5. **Swap only where it pays** (``swap="auto"``). A pair is first judged in one order (the
+   order it was judged in less often; a seeded coin when equal). The reverse order is asked for
+   at once only while the bias is not known to within ``bias_tolerance`` log-odds, or when the
+   verdict is close (ranking 3, 3.5 or 4: slot-1 bias could have decided it). A pair that
+   decides the result is one Thompson sampling keeps drawing, and its next visit takes the order
+   judged less often, i.e. the reverse; asking for the reverse of decisive pairs at once as well
+   lost accuracy at equal calls on the Vicuna record (``benchmarks/README.md``).
+6. **Batches.** Up to ``batch`` calls of a prompt are in flight at once, all drawn from the same
+   posterior (distinct pairs where possible), so that a serving window stays full; a larger batch
+   spends a few calls more for the same accuracy (``benchmarks/README.md`` measures it).
+7. **Ties and failures** never take a coin while evidence can decide: a tie verdict (3.5) is an
+   outcome of 0.5, a failed verdict adds nothing and the pair stays eligible, and an exactly tied
+   top keeps ``P(best)`` below the target, so more pairs are asked for. Only when the budget ends
+   with the top exactly tied does a seeded coin pick among them, and :meth:`Adaptive.result` says
+   so in its notes.
+
+References
+----------
+Russo, "Simple Bayesian Algorithms for Best Arm Identification", COLT 2016 (arXiv:1602.08448):
+top-two Thompson sampling. Wu & Liu, "Double Thompson Sampling for Dueling Bandits", NeurIPS
+2016 (arXiv:1604.07101): the leader/challenger duel. Bradley & Terry, "Rank analysis of
+incomplete block designs", Biometrika 39 (1952). Zheng et al., "Judging LLM-as-a-Judge with
+MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685), for position bias and swapping.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from genrm_rank.strategies.base import Judgement, PairCall, StrategyOutcome, check_swap
+from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
+
+__all__ = [
+    "DEFAULT_DELTA",
+    "Adaptive",
+    "default_budget",
+    "max_calls",
+]
+
+DEFAULT_DELTA = 0.05
+"""Default confidence target: stop once the pick's P(best) reaches 0.95."""
+PRIOR_SD = 2.0
+"""Prior standard deviation of each strength (log-odds): weak next to a few verdicts."""
+GAMMA_PRIOR_SD = 1.0
+"""Prior standard deviation of the slot-1 advantage when nothing is pooled yet."""
+CLOSE_MARGIN = 0.1 + 1e-9
+"""A verdict whose preference is within this of 0.5 is close (rankings 3, 3.5 and 4)."""
+TIE_TOLERANCE = 1e-9
+"""Posterior means within this distance are an exact tie."""
+_MAX_RESAMPLES = 64
+
+
+class _PooledStatistics(Protocol):
+    """What is read from the orchestrator's pooled judge statistics."""
+
+    first_slot_wins: int
+    second_slot_wins: int
+
+
+def max_calls(n_items: int) -> int:
+    """The hard cap, ``2 N (N - 1)``: each ordered pair judged twice.
+
+    >>> max_calls(8)
+    112
+    """
+    return 2 * n_items * (n_items - 1)
+
+
+def default_budget(n_items: int) -> int:
+    """Calls allowed when no budget is given: ``4 N``, at most :func:`max_calls`.
+
+    >>> [default_budget(n) for n in (2, 3, 8, 64)]
+    [4, 12, 32, 256]
+    """
+    return min(4 * n_items, max_calls(n_items))
+
+
+def _positive_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Argument '{name}' must be an int, not {type(value).__name__}.")
+    if value < low:
+        raise ValueError(f"Argument '{name}' must be at least {low}, not {value}.")
+    return int(value)
+
+
+class Adaptive:
+    """Top-two Thompson sampling for the best candidate, with a learnt position bias.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of candidates (>= 2).
+    swap : {"auto", "both", "random", "none"}
+        ``"auto"`` (default): the reverse order only where it pays (see the module). ``"both"``:
+        every pair's first visit is judged in both orders. ``"random"``: one order per visit,
+        judged less often first. ``"none"``: the leader always in slot 1, no reverse order.
+    samples : int
+        Must be 1: the strategy chooses its own repeats.
+    seed : int or numpy.random.Generator, optional
+        Source of every random choice (posterior draws, order coins, the tie coin).
+    budget : int, optional
+        Most calls this prompt may make. Without it, an orchestrator budget (the ``limit`` of
+        the first :meth:`next_pairs`) is the budget, else :func:`default_budget` (``4 N``);
+        with it, an orchestrator budget can only lower it. Never above :func:`max_calls`.
+    delta : float
+        Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1).
+    batch : int, optional
+        Calls in flight at once for this prompt; default ``max(1, N // 4)``.
+    bias_tolerance : float
+        Standard error (log-odds) under which the pooled position bias counts as known.
+    p_best_draws : int
+        Posterior draws for P(best) at each stopping check.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference (0..1).
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        swap: str = "auto",
+        samples: int = 1,
+        seed: int | np.random.Generator | None = None,
+        budget: int | None = None,
+        delta: float = DEFAULT_DELTA,
+        batch: int | None = None,
+        bias_tolerance: float = 0.2,
+        p_best_draws: int = 1000,
+        preference_mapping: PreferenceMapping = linear_preference,
+    ) -> None:
+        self.n_items = _positive_int("n_items", n_items, 2)
+        self.swap = check_swap(swap)
+        if _positive_int("samples", samples, 1) != 1:
+            raise ValueError(
+                f"Argument 'samples' must be 1 for the adaptive strategy (it chooses its own "
+                f"repeats), not {samples}."
+            )
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        cap = max_calls(self.n_items)
+        self.budget = (
+            default_budget(self.n_items) if budget is None else _positive_int("budget", budget, 0)
+        )
+        self.budget = min(self.budget, cap)
+        self._default_budget = budget is None
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
+            raise TypeError(f"Argument 'delta' must be a number, not {type(delta).__name__}.")
+        if not 0.0 < delta < 1.0:
+            raise ValueError(f"Argument 'delta' must be in (0, 1), not {delta}.")
+        self.delta = float(delta)
+        if isinstance(bias_tolerance, bool) or not isinstance(bias_tolerance, (int, float)):
+            raise TypeError(
+                f"Argument 'bias_tolerance' must be a number, not {type(bias_tolerance).__name__}."
+            )
+        if not bias_tolerance > 0:
+            raise ValueError(f"Argument 'bias_tolerance' must be > 0, not {bias_tolerance}.")
+        self.bias_tolerance = float(bias_tolerance)
+        self.batch = (
+            max(1, self.n_items // 4) if batch is None else _positive_int("batch", batch, 1)
+        )
+        self.p_best_draws = _positive_int("p_best_draws", p_best_draws, 1)
+        if not callable(preference_mapping):
+            raise TypeError(
+                "Argument 'preference_mapping' must be callable, "
+                f"not {type(preference_mapping).__name__}."
+            )
+        self.preference_mapping = preference_mapping
+        self._stats: _PooledStatistics | None = None
+        self._own_first = 0
+        self._own_second = 0
+        self._first: list[int] = []
+        self._second: list[int] = []
+        self._outcome: list[float] = []
+        self._judgements: list[Judgement] = []
+        self._pending: set[PairCall] = set()
+        self._followups: list[tuple[int, int]] = []
+        self._order_count: dict[tuple[int, int], int] = {}
+        self._issued = 0
+        self._stopped = False
+        self._limit_seen = False
+        self._notes: list[str] = []
+        self._mode: NDArray[np.float64] = np.zeros(self.n_items + 1)
+        self._cov: NDArray[np.float64] | None = None
+        self._fitted_at: tuple[int, float, float] | None = None
+        self._p_best: NDArray[np.float64] | None = None
+
+    # -- the judge's pooled statistics --------------------------------------------------------
+    def bind_judge_statistics(self, stats: _PooledStatistics) -> None:
+        """Use the run's pooled verdict counts (slot-1 and slot-2 wins) for the bias prior."""
+        for name in ("first_slot_wins", "second_slot_wins"):
+            if not isinstance(getattr(stats, name, None), int):
+                raise TypeError(
+                    f"Argument 'stats' must have an int attribute {name!r} "
+                    f"(a JudgeStatistics), not {type(stats).__name__}."
+                )
+        self._stats = stats
+
+    def _bias_prior(self) -> tuple[float, float]:
+        """Mean and standard deviation of the prior on ``gamma`` from the other prompts."""
+        if self._stats is None:
+            return 0.0, GAMMA_PRIOR_SD
+        first = max(self._stats.first_slot_wins - self._own_first, 0)
+        second = max(self._stats.second_slot_wins - self._own_second, 0)
+        share = (first + 1.0) / (first + second + 2.0)
+        mean = math.log(share / (1.0 - share))
+        sd = 1.0 / math.sqrt((first + second + 2.0) * share * (1.0 - share))
+        return mean, min(sd, GAMMA_PRIOR_SD)
+
+    @property
+    def bias_known(self) -> bool:
+        """Whether the pooled slot-1 advantage is known to within ``bias_tolerance``."""
+        return self._bias_prior()[1] <= self.bias_tolerance
+
+    # -- posterior ---------------------------------------------------------------------------
+    def _fit(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Laplace posterior mode and covariance over ``(theta, gamma)``."""
+        n = self.n_items
+        m = len(self._outcome)
+        g_mean, g_sd = self._bias_prior()
+        key = (m, g_mean, g_sd)
+        if self._cov is not None and self._fitted_at == key:
+            return self._mode, self._cov
+        precision = np.full(n + 1, 1.0 / PRIOR_SD**2)
+        precision[n] = 1.0 / g_sd**2
+        prior_mean = np.zeros(n + 1)
+        prior_mean[n] = g_mean
+        x = self._mode.copy()
+        rows = np.arange(m)
+        design = np.zeros((m, n + 1))
+        if m:
+            design[rows, self._first] = 1.0
+            design[rows, self._second] = -1.0
+            design[:, n] = 1.0
+        y = np.asarray(self._outcome, dtype=float)
+        hess = np.diag(precision)
+        for _ in range(50):
+            p = 1.0 / (1.0 + np.exp(-(design @ x)))
+            grad = design.T @ (y - p) - precision * (x - prior_mean)
+            hess = (design.T * (p * (1.0 - p))) @ design + np.diag(precision)
+            step = np.linalg.solve(hess, grad)
+            x = x + step
+            if float(np.max(np.abs(step))) < 1e-9:
+                break
+        p = 1.0 / (1.0 + np.exp(-(design @ x)))
+        hess = (design.T * (p * (1.0 - p))) @ design + np.diag(precision)
+        cov = np.linalg.inv(hess)
+        self._mode, self._cov, self._fitted_at = x, cov, key
+        self._p_best = None
+        return x, cov
+
+    def _draws(self, size: int) -> NDArray[np.float64]:
+        """Posterior draws of the strengths, one row per draw."""
+        mode, cov = self._fit()
+        n = self.n_items
+        theta_cov = cov[:n, :n]
+        try:
+            root = np.linalg.cholesky(theta_cov)
+        except np.linalg.LinAlgError:
+            values, vectors = np.linalg.eigh(theta_cov)
+            root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        draws: NDArray[np.float64] = mode[:n] + self.rng.standard_normal((size, n)) @ root.T
+        return draws
+
+    def p_best(self) -> NDArray[np.float64]:
+        """P(best) of each candidate under the current posterior (Monte Carlo)."""
+        self._fit()
+        if self._p_best is None:
+            winners = np.argmax(self._draws(self.p_best_draws), axis=1)
+            counts = np.bincount(winners, minlength=self.n_items)
+            self._p_best = counts / float(self.p_best_draws)
+        return self._p_best
+
+    def _leaders(self) -> list[int]:
+        """Candidates whose posterior mean is the highest (more than one on an exact tie)."""
+        mode = self._fit()[0][: self.n_items]
+        top = float(np.max(mode))
+        return [i for i in range(self.n_items) if top - float(mode[i]) <= TIE_TOLERANCE]
+
+    def _confident(self) -> bool:
+        leaders = self._leaders()
+        return len(leaders) == 1 and float(self.p_best()[leaders[0]]) >= 1.0 - self.delta
+
+    # -- proposing ---------------------------------------------------------------------------
+    def _duel(self) -> tuple[int, int]:
+        """One leader-challenger pair by top-two Thompson sampling."""
+        draw = self._draws(1)[0]
+        leader = int(np.argmax(draw))
+        # Russo's challenger: the leader of the first fresh draw that another candidate tops.
+        tops = np.argmax(self._draws(_MAX_RESAMPLES), axis=1)
+        others = tops[tops != leader]
+        if others.size:
+            return leader, int(others[0])
+        # The posterior is sure of the leader: its nearest rival by posterior mean.
+        mode = self._fit()[0][: self.n_items].copy()
+        mode[leader] = -np.inf
+        return leader, int(np.argmax(mode))
+
+    def _ordered(self, a: int, b: int) -> tuple[int, int]:
+        """The order judged less often so far; a coin when equal (``"none"``: as given)."""
+        if self.swap == "none":
+            return a, b
+        ab, ba = self._order_count.get((a, b), 0), self._order_count.get((b, a), 0)
+        if ab != ba:
+            return (a, b) if ab < ba else (b, a)
+        return (a, b) if self.rng.random() < 0.5 else (b, a)
+
+    def _room(self) -> int:
+        return min(self.budget - self._issued, self.batch - len(self._pending))
+
+    def next_pairs(self, limit: int | None = None) -> list[PairCall]:
+        """Calls to issue now: pending reverse orders first, then Thompson duels.
+
+        The first ``limit`` given (the orchestrator's per-prompt budget, before any call) sets
+        :attr:`budget` (see the class parameters).
+        """
+        if limit is not None and not self._limit_seen and self._issued == 0:
+            given = max(int(limit), 0)
+            own = max_calls(self.n_items) if self._default_budget else self.budget
+            self.budget = min(own, given)
+        if limit is not None:
+            self._limit_seen = True
+        if self._stopped or self.done:
+            return []
+        room = self._room()
+        if limit is not None:
+            room = min(room, max(int(limit), 0))
+        calls: list[PairCall] = []
+        while self._followups and len(calls) < room:
+            first, second = self._followups.pop(0)
+            calls.append(self._issue(first, second))
+        if not self._pending and not calls and self._confident():
+            return []
+        chosen: set[frozenset[int]] = {frozenset((c.first, c.second)) for c in self._pending}
+        chosen.update(frozenset((c.first, c.second)) for c in calls)
+        while len(calls) < room:
+            pair = self._duel()
+            for _ in range(_MAX_RESAMPLES):
+                if frozenset(pair) not in chosen:
+                    break
+                pair = self._duel()
+            chosen.add(frozenset(pair))
+            first, second = self._ordered(*pair)
+            calls.append(self._issue(first, second))
+        return calls
+
+    def _issue(self, first: int, second: int) -> PairCall:
+        sample = self._order_count.get((first, second), 0)
+        self._order_count[(first, second)] = sample + 1
+        call = PairCall(first, second, -1, sample)
+        self._pending.add(call)
+        self._issued += 1
+        return call
+
+    # -- taking verdicts ---------------------------------------------------------------------
+    def record(self, call: PairCall, verdict: Verdict) -> None:
+        """Take back a verdict; a usable one updates the posterior, a failed one adds nothing."""
+        if call not in self._pending:
+            raise ValueError(f"Argument 'call' is not an outstanding call: {call!r}.")
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"Argument 'verdict' must be a Verdict, not {type(verdict).__name__}.")
+        self._pending.remove(call)
+        self._judgements.append(Judgement(call.first, call.second, verdict, -1, call.sample))
+        if verdict.ranking is None:
+            return
+        p = float(verdict.preference_with(self.preference_mapping))
+        self._first.append(call.first)
+        self._second.append(call.second)
+        self._outcome.append(p)
+        if verdict.ranking < 3.5:
+            self._own_first += 1
+        elif verdict.ranking > 3.5:
+            self._own_second += 1
+        if not self._stopped and self._wants_reverse(call, p):
+            self._followups.append((call.second, call.first))
+
+    def _wants_reverse(self, call: PairCall, preference: float) -> bool:
+        """Whether to ask for the reverse order of a pair just judged for the first time."""
+        if self.swap in ("random", "none"):
+            return False
+        if self._order_count.get((call.second, call.first), 0) > 0:
+            return False  # the reverse order was judged already
+        if self.swap == "both" or not self.bias_known:
+            return True
+        return abs(preference - 0.5) <= CLOSE_MARGIN
+
+    # -- Scheduler protocol ------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """Nothing in flight, and stopped, out of budget, or confident of the best."""
+        if self._pending:
+            return False
+        if self._stopped or self._issued >= self.budget:
+            return True
+        return not self._followups and self._confident()
+
+    def stop(self) -> None:
+        """Ask for no more calls; :meth:`result` uses what was judged."""
+        self._stopped = True
+        self._followups = []
+
+    @property
+    def calls_issued(self) -> int:
+        """Calls handed out so far."""
+        return self._issued
+
+    def judgements(self) -> list[Judgement]:
+        """Every finished call, in arrival order."""
+        return list(self._judgements)
+
+    def result(self) -> StrategyOutcome:
+        """The posterior's leader and order; a seeded coin only for an exact tie at the end."""
+        notes = list(self._notes)
+        if not self._outcome:
+            notes.append("adaptive: no usable verdict; no candidate is chosen")
+            return StrategyOutcome(notes=tuple(notes))
+        mode = self._fit()[0][: self.n_items]
+        leaders = self._leaders()
+        best = leaders[0]
+        if len(leaders) > 1:
+            best = int(self.rng.choice(leaders))
+            notes.append(
+                f"adaptive: candidates {leaders} are exactly tied at the top after "
+                f"{self._issued} calls (no budget left to separate them); {best} picked by "
+                "a seeded coin"
+            )
+        p_best = self.p_best()
+        if float(p_best[best]) < 1.0 - self.delta:
+            notes.append(
+                f"adaptive: stopped at P(best) {float(p_best[best]):.3f} < {1.0 - self.delta:.3f} "
+                f"after {self._issued} calls"
+            )
+        rest = sorted((i for i in range(self.n_items) if i != best), key=lambda i: -mode[i])
+        return StrategyOutcome(best=best, order=(best, *rest), notes=tuple(notes))
+
+    def posterior(self) -> dict[str, Any]:
+        """The current posterior: strengths, slot-1 advantage and P(best) (for diagnostics)."""
+        mode, cov = self._fit()
+        n = self.n_items
+        return {
+            "strength": mode[:n].copy(),
+            "stderr": np.sqrt(np.diag(cov)[:n]),
+            "position_bias": float(mode[n]),
+            "p_best": self.p_best().copy(),
+        }

@@ -1,0 +1,210 @@
+"""Tests for the adaptive strategy: top-two Thompson sampling with a learnt position bias."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategy_driver import drive, noisy, position_biased, transitive
+
+from genrm_rank import PromptInput, arank_many
+from genrm_rank.judges.simulated import SimulatedJudge
+from genrm_rank.orchestrator import JudgeStatistics
+from genrm_rank.strategies import Adaptive, make_strategy
+from genrm_rank.strategies.adaptive import default_budget, max_calls
+from genrm_rank.verdict import Verdict
+
+SWAPS = st.sampled_from(["auto", "both", "random", "none"])
+
+
+def _known_bias(first: int = 650, second: int = 350) -> JudgeStatistics:
+    stats = JudgeStatistics()
+    stats.first_slot_wins, stats.second_slot_wins = first, second
+    return stats
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(2, 9),
+    budget=st.one_of(st.none(), st.integers(0, 300)),
+    swap=SWAPS,
+    seed=st.integers(0, 2**16),
+)
+def test_never_exceeds_the_budget_or_the_cap(
+    n: int, budget: int | None, swap: str, seed: int
+) -> None:
+    scheduler = Adaptive(n, swap=swap, seed=seed, budget=budget, delta=0.001)
+    calls = drive(scheduler, noisy(seed, fail_rate=0.2))
+    assert calls <= max_calls(n)
+    assert calls <= (default_budget(n) if budget is None else budget)
+    assert len(scheduler.judgements()) == calls
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.integers(-1000, 1000), min_size=2, max_size=10, unique=True),
+    seed=st.integers(0, 2**16),
+    swap=SWAPS,
+)
+def test_finds_the_best_of_a_transitive_noiseless_judge(
+    values: list[int], seed: int, swap: str
+) -> None:
+    n = len(values)
+    scheduler = Adaptive(n, swap=swap, seed=seed, budget=max_calls(n), delta=0.01)
+    drive(scheduler, transitive(values))
+    outcome = scheduler.result()
+    assert outcome.best == int(np.argmax(values))
+    assert outcome.order is not None and sorted(outcome.order) == list(range(n))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 8), seed=st.integers(0, 2**16), batch=st.integers(1, 6))
+def test_never_proposes_a_pair_after_done_and_keeps_batches(n: int, seed: int, batch: int) -> None:
+    scheduler = Adaptive(n, seed=seed, batch=batch)
+    judge = noisy(seed, fail_rate=0.1)
+    while not scheduler.done:
+        calls = scheduler.next_pairs()
+        assert 1 <= len(calls) <= batch
+        for call in calls:
+            scheduler.record(call, judge(call))
+    assert scheduler.next_pairs() == []
+    assert scheduler.next_pairs(10) == []
+
+
+def test_a_batch_holds_distinct_pairs_where_it_can() -> None:
+    scheduler = Adaptive(8, seed=0, batch=4)
+    calls = scheduler.next_pairs()
+    assert len({frozenset((c.first, c.second)) for c in calls}) == 4
+
+
+def test_stops_early_once_the_best_is_certain() -> None:
+    quality = [0.0, 1.0, 2.0, 30.0]
+    scheduler = Adaptive(4, seed=1, delta=0.05, budget=max_calls(4))
+    scheduler.bind_judge_statistics(_known_bias(500, 500))
+    calls = drive(scheduler, transitive(quality))
+    assert calls < max_calls(4)
+    assert scheduler.result().best == 3
+    assert scheduler.p_best()[3] >= 0.95
+
+
+def test_the_first_limit_is_the_prompt_budget() -> None:
+    scheduler = Adaptive(6, seed=0, batch=10)
+    assert len(scheduler.next_pairs(3)) == 3
+    assert scheduler.budget == 3
+    larger = Adaptive(6, seed=0)
+    larger.next_pairs(50)
+    assert larger.budget == 50  # the orchestrator's budget replaces the 4N default
+    own = Adaptive(6, seed=0, budget=10)
+    own.next_pairs(50)
+    assert own.budget == 10
+
+
+def test_unknown_bias_swaps_every_pair_known_bias_only_close_ones() -> None:
+    unknown = Adaptive(6, seed=0, batch=1)
+    call = unknown.next_pairs()[0]
+    unknown.record(call, Verdict(ranking=1))
+    (reverse,) = unknown.next_pairs()
+    assert (reverse.first, reverse.second) == (call.second, call.first)
+
+    known = Adaptive(6, seed=0, batch=1)
+    known.bind_judge_statistics(_known_bias())
+    assert known.bias_known
+    call = known.next_pairs()[0]
+    known.record(call, Verdict(ranking=1))  # decisive: no reverse asked at once
+    assert known._followups == []
+    call = known.next_pairs()[0]
+    known.record(call, Verdict(ranking=3))  # close: the reverse is asked for
+    assert known._followups == [(call.second, call.first)]
+
+
+def test_the_pooled_bias_is_used_from_the_first_verdict() -> None:
+    scheduler = Adaptive(4, seed=0, swap="random")
+    scheduler.bind_judge_statistics(_known_bias(6500, 3500))
+    assert scheduler.posterior()["position_bias"] == pytest.approx(np.log(65 / 35), abs=0.01)
+    call = scheduler.next_pairs()[0]
+    scheduler.record(call, Verdict(ranking=1))  # a slot-1 win: weak evidence under the bias
+    strength = scheduler.posterior()["strength"]
+    slot_one = strength[call.first] - strength[call.second]
+    plain = Adaptive(4, seed=0, swap="random")
+    plain.bind_judge_statistics(_known_bias(5000, 5000))
+    plain._issue(call.first, call.second)
+    plain.record(call, Verdict(ranking=1))
+    unbiased = plain.posterior()["strength"]
+    assert 0 < slot_one < unbiased[call.first] - unbiased[call.second]
+
+
+def test_pure_position_bias_never_settles_by_input_order() -> None:
+    # Every verdict says slot 1, each order as often: the two are exactly tied, so no early
+    # stop; the budget runs out and a seeded coin picks, with a note.
+    picks = set()
+    for seed in range(8):
+        scheduler = Adaptive(2, seed=seed, swap="both", budget=4)
+        assert drive(scheduler, position_biased(1.0)) == 4
+        outcome = scheduler.result()
+        assert any("seeded coin" in note for note in outcome.notes)
+        picks.add(outcome.best)
+    assert len(picks) > 1
+
+
+def test_failed_verdicts_add_nothing_and_leave_no_pick() -> None:
+    scheduler = Adaptive(4, seed=0, budget=6)
+    drive(scheduler, lambda call: Verdict.failed("unreadable", raw="?"))
+    outcome = scheduler.result()
+    assert outcome.best is None
+    assert any("no usable verdict" in note for note in outcome.notes)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "name"),
+    [
+        ({"samples": 2}, ValueError, "samples"),
+        ({"delta": 0.0}, ValueError, "delta"),
+        ({"delta": "0.1"}, TypeError, "delta"),
+        ({"budget": -1}, ValueError, "budget"),
+        ({"batch": 0}, ValueError, "batch"),
+        ({"swap": "sideways"}, ValueError, "swap"),
+        ({"bias_tolerance": 0.0}, ValueError, "bias_tolerance"),
+        ({"p_best_draws": 0}, ValueError, "p_best_draws"),
+    ],
+)
+def test_bad_options_name_the_argument(
+    options: dict[str, object], error: type[Exception], name: str
+) -> None:
+    with pytest.raises(error, match=f"'{name}'"):
+        Adaptive(4, **options)  # type: ignore[arg-type]
+
+
+def test_bad_statistics_and_unknown_calls_are_refused() -> None:
+    scheduler = Adaptive(3, seed=0)
+    with pytest.raises(TypeError, match="'stats'"):
+        scheduler.bind_judge_statistics(object())  # type: ignore[arg-type]
+    call = scheduler.next_pairs()[0]
+    scheduler.record(call, Verdict(ranking=2))
+    with pytest.raises(ValueError, match="'call'"):
+        scheduler.record(call, Verdict(ranking=2))
+
+
+def test_registered_and_run_through_the_orchestrator_within_budget() -> None:
+    assert isinstance(make_strategy("adaptive", 3, seed=0), Adaptive)
+    rng = np.random.default_rng(0)
+    prompts, qualities = [], {}
+    for p in range(12):
+        texts = [f"p{p} c{i}" for i in range(6)]
+        qualities.update(zip(texts, rng.standard_normal(6).tolist(), strict=True))
+        prompts.append(PromptInput(f"prompt {p}", texts, prompt_id=str(p), key=p))
+    judge = SimulatedJudge(qualities=qualities, noise_scale=0.35, position_bias=0.24, seed=0)
+
+    async def collect() -> list[int]:
+        out = []
+        async for result in arank_many(
+            prompts, judge=judge, strategy="adaptive", swap="auto", budget=15, seed=0
+        ):
+            assert result.ranking is not None and result.ranking.best is not None
+            out.append(result.ranking.calls)
+        return out
+
+    calls = asyncio.run(collect())
+    assert len(calls) == 12 and max(calls) <= 15
