@@ -358,16 +358,24 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         type=Path,
         default=None,
         metavar="FILE",
-        help="rows that could not be ranked (default: OUT.errors.jsonl)",
+        help="rows that could not be ranked (default: OUT.errors.jsonl)"
+        if needs_output
+        else "rows that could not be ranked (default: TABLE.leaderboard-errors.jsonl, or "
+        "IN.leaderboard-errors.jsonl without -o; written only if a row fails)",
     )
-    g.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run: skip rows already in the output files",
-    )
-    g.add_argument(
-        "--overwrite", action="store_true", help="replace existing output files instead of refusing"
-    )
+    if needs_output:  # a leaderboard keeps no rows to resume (a --cache reruns it for free)
+        g.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue an interrupted run: skip rows already in the output files",
+        )
+        g.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace existing output files instead of refusing",
+        )
+    else:
+        parser.set_defaults(resume=False, overwrite=False)
     g.add_argument(
         "--cache",
         type=Path,
@@ -654,6 +662,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="write a PNG of the ratings with intervals (needs matplotlib)",
+    )
+    t.add_argument(
+        "--baseline",
+        metavar="MODEL_ID",
+        default=None,
+        help="Arena-Hard style: each candidate against this candidate id's answer to the same "
+        "prompt (strategy 'baseline': N-1 matches per row, 2(N-1) calls in both orders, N-1 "
+        "with --swap random); every row must hold it",
     )
     t.add_argument(
         "--table-bootstrap-rounds",

@@ -6,6 +6,7 @@ Each module holds one tournament format; :func:`make_strategy` builds one by nam
 - :mod:`~genrm_rank.strategies.knockout`: single elimination, N-1 matches.
 - :mod:`~genrm_rank.strategies.circular`: NVIDIA's RLHF pairs ``(i, (i+1) % N)``.
 - :mod:`~genrm_rank.strategies.swiss`: about log2(N)+1 rounds of similar records.
+- :mod:`~genrm_rank.strategies.baseline`: every candidate against one baseline (Arena-Hard).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from genrm_rank.strategies.base import (
     SwapMode,
     check_swap,
 )
+from genrm_rank.strategies.baseline import Baseline
 from genrm_rank.strategies.circular import Circular
 from genrm_rank.strategies.knockout import Knockout
 from genrm_rank.strategies.round_robin import RoundRobin
@@ -32,6 +34,7 @@ from genrm_rank.strategies.swiss import Swiss
 __all__ = [
     "STRATEGIES",
     "SWAP_MODES",
+    "Baseline",
     "Circular",
     "Judgement",
     "Knockout",
@@ -49,6 +52,7 @@ __all__ = [
 ]
 
 STRATEGIES: dict[str, Callable[..., Scheduler]] = {
+    "baseline": Baseline,
     "circular": Circular,
     "knockout": Knockout,
     "round_robin": RoundRobin,
