@@ -290,6 +290,28 @@ def _plot(table: Any, path: Path) -> None:
     print(f"plot written to {path}")
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from genrm_rank.report_html import write_report
+
+    try:
+        path = write_report(
+            args.input,
+            args.output,
+            result_field=args.result_field,
+            sample=args.sample,
+            seed=args.seed,
+            errors=args.errors,
+        )
+    except ValueError as exc:
+        message = str(exc).replace("Argument 'path'", "argument OUT.jsonl")
+        for name, flag in (("output", "--output"), ("result_field", "--result-field"),
+                           ("errors", "--errors")):  # fmt: skip
+            message = message.replace(f"Argument '{name}'", f"argument {flag}")
+        raise UsageError(message) from None
+    print(f"report written to {path}")
+    return EXIT_OK
+
+
 def cmd_serve_sim(args: argparse.Namespace) -> int:
     from genrm_rank.server.cli import serve_sim_main
 

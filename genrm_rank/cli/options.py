@@ -680,6 +680,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "report",
+        help="a self-contained HTML report of an output file",
+        description="Write one HTML file (no network needed to view it) about the rows a rank or "
+        "select run wrote: the summary, the calls and tokens spent, position-bias and "
+        "consistency plots, and for a sample of rows the pair graph with each verdict's "
+        "reasoning (rows written with 'rank --judgements').",
+    )
+    p.add_argument("input", type=Path, metavar="OUT.jsonl", help="rows a rank or select run wrote")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="REPORT.html",
+        help="the HTML file (default: OUT.report.html)",
+    )
+    p.add_argument(
+        "--sample",
+        type=_nonneg_int,
+        default=8,
+        metavar="N",
+        help="rows shown in detail (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=_nonneg_int, default=0, metavar="N", help="seed of the sample (default: 0)"
+    )
+    p.add_argument(
+        "--result-field",
+        metavar="NAME",
+        default="genrm",
+        help="field holding each row's ranking (default: %(default)s)",
+    )
+    p.add_argument(
+        "--errors",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the run's errors file (default: OUT.errors.jsonl, when it exists)",
+    )
+
+    p = sub.add_parser(
         "serve-sim",
         help="run a simulated vLLM GenRM server",
         description="Simulated vLLM servers with a GenRM loaded (OpenAI chat API, latency and "
