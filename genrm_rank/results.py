@@ -242,7 +242,11 @@ class Ranking:
         return self.status == "complete"
 
     def to_dict(self, *, include_judgements: bool = False) -> dict[str, Any]:
-        """A JSON-ready summary (texts left out; indices refer to the input order)."""
+        """A JSON-ready summary (texts left out; indices refer to the input order).
+
+        With ``include_judgements``, every call's verdict too, with the judge's reasoning cut to
+        :data:`REASONING_CHARS` characters.
+        """
         out: dict[str, Any] = {
             "best": self.best,
             "best_id": self.best_id,
@@ -278,10 +282,26 @@ class Ranking:
                     "ranking": j.verdict.ranking,
                     "failure": None if j.verdict.failure is None else str(j.verdict.failure),
                     "error": j.verdict.error,
+                    "reasoning": _shorten(j.verdict.reasoning, REASONING_CHARS),
                 }
                 for j in self.judgements
             ]
         return out
+
+
+REASONING_CHARS = 2000
+"""Longest judge reasoning kept per verdict by ``Ranking.to_dict(include_judgements=True)``."""
+
+
+def _shorten(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters, saying how much was cut.
+
+    >>> _shorten("abcdef", 3)
+    'abc... [3 more characters]'
+    """
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 def _finite(value: float | None) -> float | None:

@@ -36,7 +36,7 @@ from genrm_rank.orchestrator import (
 )
 from genrm_rank.results import Ranking, build_ranking
 from genrm_rank.spec import RankSpec
-from genrm_rank.strategies import make_strategy
+from genrm_rank.strategies import STRATEGIES, make_strategy
 
 __all__ = ["PromptInput", "PromptResult", "Runner", "check_candidates"]
 
@@ -211,6 +211,12 @@ class Runner:
         )
         normalize_conversation(prompt.conversation)  # fail early, naming the argument
         seeds = self.spec.prompt_seeds(prompt.seed_key())
+        options = dict(self.spec.strategy_options)
+        if getattr(STRATEGIES[self.spec.strategy], "takes_candidate_ids", False):
+            # A strategy that names candidates by id (a baseline) finds them in each prompt.
+            options["candidate_ids"] = (
+                None if prompt.candidate_ids is None else [str(c) for c in prompt.candidate_ids]
+            )
         scheduler = make_strategy(
             self.spec.strategy,
             len(candidates),
@@ -218,7 +224,7 @@ class Runner:
             samples=self.spec.samples,
             seed=seeds.strategy,
             preference_mapping=self.spec.preference_mapping,
-            **dict(self.spec.strategy_options),
+            **options,
         )
         job = PromptJob(
             conversation=prompt.conversation,

@@ -7,6 +7,7 @@ Subcommands::
     genrm-rank pairs IN.jsonl -o PAIRS.jsonl       chosen/rejected pairs for DPO
     genrm-rank compare --prompt P --a A --b B      one pair: the verdict and the reasoning
     genrm-rank leaderboard IN.jsonl                model-level table (candidates with ids)
+    genrm-rank report OUT.jsonl                    a self-contained HTML report of a run
     genrm-rank serve-sim --port 8000               a simulated vLLM GenRM server
     genrm-rank demo                                everything above on bundled data, offline
 
@@ -31,6 +32,7 @@ from genrm_rank.cli.commands import (
     cmd_leaderboard,
     cmd_pairs,
     cmd_rank,
+    cmd_report,
     cmd_select,
     cmd_serve_sim,
 )
@@ -71,6 +73,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pairs": cmd_pairs,
     "compare": cmd_compare,
     "leaderboard": cmd_leaderboard,
+    "report": cmd_report,
     "serve-sim": cmd_serve_sim,
     "demo": cmd_demo,
 }

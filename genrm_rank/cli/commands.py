@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 from importlib import resources
@@ -22,19 +23,22 @@ from genrm_rank.cli.options import (
     EXIT_USAGE,
     PROG,
     UsageError,
+    spec_from_args,
 )
-from genrm_rank.cli.run import default_sidecar, run_file_command
+from genrm_rank.cli.run import default_sidecar, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
     Block,
     Row,
+    RowReader,
     SelectThresholds,
+    iter_lines,
     pair_rows,
     rank_rows,
     select_rows,
 )
-from genrm_rank.spec import RankSpec
+from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 
 # --------------------------------------------------------------------------------------------
 # Subcommands: each builds the library's formatter from its options
@@ -173,50 +177,97 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK if usable else EXIT_ROWS_FAILED
 
 
+def check_leaderboard_rows(args: argparse.Namespace) -> None:
+    """Refuse, before any call, rows whose candidates carry no ids or lack the baseline.
+
+    Reads the rows of this shard as the run will (rows that are not valid are left to the run,
+    which reports them without a call).
+    """
+    reader = RowReader(row_spec(args))
+    step, offset = args.shard[1], args.shard[0]
+    no_ids: list[int] = []
+    no_baseline: list[int] = []
+    for number, raw in iter_lines(args.input):
+        if (number - 1) % step != offset:
+            continue
+        row = reader.parse(number, raw)
+        if not isinstance(row, Row):
+            continue
+        if row.candidate_ids is None:
+            no_ids.append(row.line)
+        elif args.baseline is not None and args.baseline not in row.candidate_ids:
+            no_baseline.append(row.line)
+    if no_ids:
+        raise UsageError(
+            f"argument IN.jsonl: {len(no_ids)} rows have candidates without ids (first on line "
+            f'{no_ids[0]}); a leaderboard needs {{"id", "text"}} candidates, the id naming the '
+            "system that wrote each (--candidate-id-key names the key)"
+        )
+    if no_baseline:
+        raise UsageError(
+            f"argument --baseline: {len(no_baseline)} rows have no candidate with id "
+            f"{args.baseline!r} (first on line {no_baseline[0]})"
+        )
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from genrm_rank.api import leaderboard
 
-    games: list[tuple[str, str, float]] = []
-    missing_ids: list[int] = []
+    if args.baseline is not None:
+        if args.strategy != RANK_DEFAULTS.strategy:
+            raise UsageError("argument --baseline: not allowed with --strategy")
+        if "baseline" in args.strategy_options:
+            raise UsageError("argument --baseline: not allowed with a 'baseline' strategy option")
+    check_leaderboard_rows(args)
+    # What the run reads: the spec's strategy (a baseline) and where failed rows go. The rows
+    # themselves are not the product, so nothing is written for them (no temporary folder).
+    run = argparse.Namespace(**vars(args))
+    if args.baseline is not None:
+        run.strategy = "baseline"
+        run.strategy_options = {**args.strategy_options, "baseline": args.baseline}
+    if args.errors is None:  # beside the table (or the input); created only if a row fails
+        base: Path = args.output or args.input
+        stem = base.name.removesuffix(".jsonl").removesuffix(".json")
+        run.errors = base.with_name(f"{stem}.leaderboard-errors.jsonl")
+    mapping = spec_from_args(run).preference_mapping
+    games: list[tuple[str, str, float, str]] = []
 
     def fmt(row: Row, ranking: Ranking) -> Block:
-        if ranking.candidate_ids is None:
-            missing_ids.append(row.line)
-            return Block("rejected", ({"id": row.id, "reason": "candidates carry no ids"},))
         ids = ranking.candidate_ids
+        if ids is None:  # check_leaderboard_rows refused these rows
+            raise RuntimeError(f"row on line {row.line} has candidates without ids")
         for j in ranking.judgements:
             if j.verdict.ranking is not None:
-                games.append((ids[j.first], ids[j.second], j.verdict.preference))
+                games.append(
+                    (ids[j.first], ids[j.second], j.verdict.preference_with(mapping), row.key)
+                )
         return Block("out", ())
 
-    table_path: Path | None = args.output
-    # The rows themselves are not the product: a one-shot run into a folder removed afterwards
-    # (use --cache to rerun for free).
-    with tempfile.TemporaryDirectory(prefix="genrm-leaderboard-") as workdir:
-        status = run_file_command(args, lambda _: fmt, output=Path(workdir) / "rows.jsonl")
+    status = run_file_command(run, lambda _: fmt, output=Path(os.devnull))
     if status not in (EXIT_OK, EXIT_ROWS_FAILED):
         return status
-    if missing_ids:
-        print(
-            f"{PROG} leaderboard: {len(missing_ids)} rows have candidates without ids (first on "
-            f'line {missing_ids[0]}); use {{"id", "text"}} candidates',
-            file=sys.stderr,
-        )
     if not games:
         print(f"{PROG} leaderboard: no usable game", file=sys.stderr)
         return EXIT_ROWS_FAILED
-    table = leaderboard(games, bootstrap_rounds=args.table_bootstrap_rounds, seed=args.seed)
+    table = leaderboard(
+        games,
+        position_bias=args.position_bias,
+        bootstrap_rounds=args.table_bootstrap_rounds,
+        seed=args.seed,
+        confidence=args.confidence,
+    )
     print(table.to_markdown())
-    if table_path is not None:
+    if args.output is not None:
         data = {
             "rows": [dataclasses.asdict(r) for r in table.rows],
             "position_bias": table.position_bias,
             "position_bias_interval": table.position_bias_interval,
             "confidence": table.confidence,
             "games": len(games),
+            "baseline": args.baseline,
         }
-        table_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        print(f"table written to {table_path}")
+        args.output.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"table written to {args.output}")
     if args.plot is not None:
         _plot(table, args.plot)
     return status
@@ -249,6 +300,28 @@ def _plot(table: Any, path: Path) -> None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"plot written to {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from genrm_rank.report_html import write_report
+
+    try:
+        path = write_report(
+            args.input,
+            args.output,
+            result_field=args.result_field,
+            sample=args.sample,
+            seed=args.seed,
+            errors=args.errors,
+        )
+    except ValueError as exc:
+        message = str(exc).replace("Argument 'path'", "argument OUT.jsonl")
+        for name, flag in (("output", "--output"), ("result_field", "--result-field"),
+                           ("errors", "--errors")):  # fmt: skip
+            message = message.replace(f"Argument '{name}'", f"argument {flag}")
+        raise UsageError(message) from None
+    print(f"report written to {path}")
+    return EXIT_OK
 
 
 def cmd_serve_sim(args: argparse.Namespace) -> int:

@@ -376,16 +376,24 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         type=Path,
         default=None,
         metavar="FILE",
-        help="rows that could not be ranked (default: OUT.errors.jsonl)",
+        help="rows that could not be ranked (default: OUT.errors.jsonl)"
+        if needs_output
+        else "rows that could not be ranked (default: TABLE.leaderboard-errors.jsonl, or "
+        "IN.leaderboard-errors.jsonl without -o; written only if a row fails)",
     )
-    g.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run: skip rows already in the output files",
-    )
-    g.add_argument(
-        "--overwrite", action="store_true", help="replace existing output files instead of refusing"
-    )
+    if needs_output:  # a leaderboard keeps no rows to resume (a --cache reruns it for free)
+        g.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue an interrupted run: skip rows already in the output files",
+        )
+        g.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace existing output files instead of refusing",
+        )
+    else:
+        parser.set_defaults(resume=False, overwrite=False)
     g.add_argument(
         "--cache",
         type=Path,
@@ -753,11 +761,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a PNG of the ratings with intervals (needs matplotlib)",
     )
     t.add_argument(
+        "--baseline",
+        metavar="MODEL_ID",
+        default=None,
+        help="Arena-Hard style: each candidate against this candidate id's answer to the same "
+        "prompt (strategy 'baseline': N-1 matches per row, 2(N-1) calls in both orders, N-1 "
+        "with --swap random); every row must hold it",
+    )
+    t.add_argument(
         "--table-bootstrap-rounds",
         type=_nonneg_int,
         default=200,
         metavar="N",
         help="bootstrap rounds of the table's intervals (default: %(default)s)",
+    )
+
+    p = sub.add_parser(
+        "report",
+        help="a self-contained HTML report of an output file",
+        description="Write one HTML file (no network needed to view it) about the rows a rank or "
+        "select run wrote: the summary, the calls and tokens spent, position-bias and "
+        "consistency plots, and for a sample of rows the pair graph with each verdict's "
+        "reasoning (rows written with 'rank --judgements').",
+    )
+    p.add_argument("input", type=Path, metavar="OUT.jsonl", help="rows a rank or select run wrote")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="REPORT.html",
+        help="the HTML file (default: OUT.report.html)",
+    )
+    p.add_argument(
+        "--sample",
+        type=_nonneg_int,
+        default=8,
+        metavar="N",
+        help="rows shown in detail (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=_nonneg_int, default=0, metavar="N", help="seed of the sample (default: 0)"
+    )
+    p.add_argument(
+        "--result-field",
+        metavar="NAME",
+        default="genrm",
+        help="field holding each row's ranking (default: %(default)s)",
+    )
+    p.add_argument(
+        "--errors",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the run's errors file (default: OUT.errors.jsonl, when it exists)",
     )
 
     p = sub.add_parser(

@@ -8,6 +8,7 @@ Each module holds one tournament format; :func:`make_strategy` builds one by nam
 - :mod:`~genrm_rank.strategies.swiss`: about log2(N)+1 rounds of similar records.
 - :mod:`~genrm_rank.strategies.adaptive`: top-two Thompson sampling for the best, stopping at a
   confidence target.
+- :mod:`~genrm_rank.strategies.baseline`: every candidate against one baseline (Arena-Hard).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from genrm_rank.strategies.base import (
     SwapMode,
     check_swap,
 )
+from genrm_rank.strategies.baseline import Baseline
 from genrm_rank.strategies.circular import Circular
 from genrm_rank.strategies.knockout import Knockout
 from genrm_rank.strategies.round_robin import RoundRobin
@@ -36,6 +38,7 @@ __all__ = [
     "STRATEGIES",
     "SWAP_MODES",
     "Adaptive",
+    "Baseline",
     "Circular",
     "Judgement",
     "Knockout",
@@ -54,6 +57,7 @@ __all__ = [
 
 STRATEGIES: dict[str, Callable[..., Scheduler]] = {
     "adaptive": Adaptive,
+    "baseline": Baseline,
     "circular": Circular,
     "knockout": Knockout,
     "round_robin": RoundRobin,

@@ -1,0 +1,756 @@
+"""A self-contained HTML report of a ranked output file (``genrm-rank report OUT.jsonl``).
+
+People look at a run before they trust its data: how many rows came out, what the judge cost,
+whether it leans towards the first slot, whether it agrees with itself when the order is
+swapped, and, for a few rows, what it actually compared and why. This module reads the rows a
+``rank``/``select`` run wrote (each with its ranking block, ``genrm`` by default) and writes one
+HTML file that holds all of that with nothing to fetch when it is viewed: the CSS, the few lines
+of script and the plots (hand-drawn SVG, so no plotting library is needed) are all inline.
+
+- **Summary**: rows, ranked/failed/rejected, statuses, strategies and swap modes. Failed rows are
+  read from the ``OUT.errors.jsonl`` file beside the output when it is there, rejected rows
+  from ``OUT.rejected.jsonl`` and from ``select`` rows with ``"selected": null``.
+- **Calls and tokens**: calls paid and served from the cache, failed verdicts, prompt and
+  completion tokens, and a histogram of paid calls per row.
+- **Position bias and consistency**: per-row fitted slot-1 advantage (log-odds), first-slot
+  win share and the agreement of the two orders of a pair (Zheng et al. 2023, "Judging
+  LLM-as-a-Judge with MT-Bench and Chatbot Arena", arXiv:2306.05685), pooled and as histograms.
+- **Sample rows**: for a seeded sample of rows, the pair graph (who met whom, an arrow from the
+  preferred candidate, the ranking's order around the circle), the candidates' strengths with
+  their intervals, and each verdict's reasoning in a ``<details>`` a click away (the rows need
+  the verdicts: ``genrm-rank rank --judgements``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["read_rows", "render_report", "write_report"]
+
+BAR = "#4c72b0"
+"""Colour of the bars and of preferred-candidate arrows."""
+MUTED = "#9aa5b1"
+
+
+def _sidecar(output: Path, suffix: str) -> Path:
+    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(f"{name}.{suffix}.jsonl")
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, blank lines skipped.
+
+    Raises
+    ------
+    ValueError
+        A line that is not a JSON object, naming the file and the line.
+    """
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"Argument 'path': line {number} of {path} is not valid JSON ({exc.msg})."
+                ) from None
+            if not isinstance(data, dict):
+                raise ValueError(
+                    f"Argument 'path': line {number} of {path} is a JSON "
+                    f"{type(data).__name__}, not an object."
+                )
+            rows.append(data)
+    return rows
+
+
+def write_report(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    result_field: str = "genrm",
+    sample: int = 8,
+    seed: int = 0,
+    errors: str | os.PathLike[str] | None = None,
+    rejected: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write the HTML report of the output file ``path``; return where it went.
+
+    Parameters
+    ----------
+    path : path-like
+        Rows a ``rank`` or ``select`` run wrote, each with its ranking under ``result_field``.
+    output : path-like, optional
+        The HTML file (default: ``OUT.report.html`` beside ``path``).
+    result_field : str
+        The field holding each row's ranking.
+    sample : int
+        Rows shown in detail (pair graph, strengths, verdicts), drawn with ``seed``.
+    seed : int
+        Seed of the sample.
+    errors, rejected : path-like, optional
+        The run's errors and rejected files (default: ``OUT.errors.jsonl`` and
+        ``OUT.rejected.jsonl`` beside ``path``, when they exist).
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise ValueError(f"Argument 'path': no such file: {source}.")
+    target = (
+        Path(output)
+        if output is not None
+        else source.with_name(source.name.removesuffix(".jsonl") + ".report.html")
+    )
+    if target.resolve() == source.resolve():
+        raise ValueError(f"Argument 'output' must not be the input file, not {target}.")
+    sidecars: dict[str, int | None] = {}
+    for name, given in (("errors", errors), ("rejected", rejected)):
+        side = Path(given) if given is not None else _sidecar(source, name)
+        if given is not None and not side.is_file():
+            raise ValueError(f"Argument '{name}': no such file: {side}.")
+        sidecars[name] = len(read_rows(side)) if side.is_file() else None
+    page = render_report(
+        read_rows(source),
+        result_field=result_field,
+        sample=sample,
+        seed=seed,
+        title=source.name,
+        failed_rows=sidecars["errors"],
+        rejected_rows=sidecars["rejected"],
+    )
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+
+
+def render_report(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    result_field: str = "genrm",
+    sample: int = 8,
+    seed: int = 0,
+    title: str = "genrm-rank report",
+    failed_rows: int | None = None,
+    rejected_rows: int | None = None,
+) -> str:
+    """The report of ``rows`` as one HTML document (see the module docstring).
+
+    ``failed_rows`` and ``rejected_rows`` are the line counts of the run's errors and rejected
+    files (``None``: not known).
+
+    Raises
+    ------
+    ValueError
+        No row holds a ranking under ``result_field``, or ``sample`` is negative.
+    """
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+        raise ValueError(f"Argument 'sample' must be an int >= 0, not {sample!r}.")
+    ranked = [
+        (i, row, row[result_field])
+        for i, row in enumerate(rows)
+        if isinstance(row.get(result_field), Mapping)
+    ]
+    if not ranked:
+        keys = sorted({k for row in rows[:5] for k in row})
+        raise ValueError(
+            f"Argument 'result_field': no row holds a ranking under {result_field!r} (the first "
+            f"rows have the keys {keys}); write the rows with 'rank' or 'select' (format 'full')."
+        )
+    blocks = [r for _, _, r in ranked]
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        _summary_section(rows, ranked, failed_rows, rejected_rows),
+        _cost_section(blocks),
+        _bias_section(blocks),
+        _sample_section(ranked, sample, seed),
+    ]
+    return PAGE.format(title=_e(title), css=CSS, script=SCRIPT, body="\n".join(body))
+
+
+def _summary_section(
+    rows: Sequence[Mapping[str, Any]],
+    ranked: Sequence[tuple[int, Mapping[str, Any], Mapping[str, Any]]],
+    failed_rows: int | None,
+    rejected_rows: int | None,
+) -> str:
+    statuses = Counter(str(r.get("status")) for _, _, r in ranked)
+    strategies = Counter(str(r.get("strategy")) for _, _, r in ranked)
+    swaps = Counter(str(r.get("swap")) for _, _, r in ranked)
+    with_best = sum(1 for _, _, r in ranked if r.get("best") is not None)
+    not_selected = sum(1 for row in rows if "selected" in row and row["selected"] is None)
+    rejected = not_selected + (rejected_rows or 0)
+    items = [
+        ("rows in the file", len(rows)),
+        ("rows with a ranking", len(ranked)),
+        ("rows with a best candidate", with_best),
+        ("rows failed (errors file)", "not found" if failed_rows is None else failed_rows),
+        ("rows rejected (threshold)", rejected),
+        ("statuses", _counts(statuses)),
+        ("strategies", _counts(strategies)),
+        ("swap modes", _counts(swaps)),
+    ]
+    return _section("Summary", _table(items), "summary")
+
+
+def _cost_section(blocks: Sequence[Mapping[str, Any]]) -> str:
+    calls = [_num(b.get("calls")) for b in blocks]
+    cached = [_num(b.get("cached")) for b in blocks]
+    failed = [_num(b.get("failed_calls")) for b in blocks]
+    prompt = sum(_num(b.get("prompt_tokens")) for b in blocks)
+    completion = sum(_num(b.get("completion_tokens")) for b in blocks)
+    paid, hits = sum(calls), sum(cached)
+    n = len(blocks)
+    items = [
+        ("judge calls paid", f"{paid:,.0f} ({paid / n:.1f} a row)"),
+        ("verdicts from the cache (free)", f"{hits:,.0f}"),
+        ("verdicts failed after re-asks", f"{sum(failed):,.0f}"),
+        ("prompt tokens", f"{prompt:,.0f}"),
+        ("completion tokens", f"{completion:,.0f}"),
+        (
+            "tokens a paid call",
+            "-" if paid == 0 else f"{(prompt + completion) / paid:,.0f}",
+        ),
+    ]
+    split = _bars(
+        [("paid", paid), ("cached", hits), ("failed", sum(failed))],
+        title="Verdicts: paid, from the cache, failed",
+    )
+    hist = _histogram(calls, title="Paid calls per row", xlabel="calls", integer=True)
+    return _section("Calls and tokens", _table(items) + _plots(split, hist), "cost")
+
+
+def _bias_section(blocks: Sequence[Mapping[str, Any]]) -> str:
+    bias = [float(b["position_bias"]) for b in blocks if _is_num(b.get("position_bias"))]
+    cons = [b.get("consistency") for b in blocks]
+    reports = [c for c in cons if isinstance(c, Mapping)]
+    first = sum(_num(c.get("first_slot_wins")) for c in reports)
+    second = sum(_num(c.get("second_slot_wins")) for c in reports)
+    both = sum(_num(c.get("pairs_both_orders")) for c in reports)
+    agree = sum(_num(c.get("agree")) for c in reports)
+    shares = [
+        float(c["first_slot_win_share"]) for c in reports if _is_num(c.get("first_slot_win_share"))
+    ]
+    rates = [float(c["agreement_rate"]) for c in reports if _is_num(c.get("agreement_rate"))]
+    pooled_share = first / (first + second) if first + second else None
+    pooled_bias = math.log(first / second) if first and second else None
+    items = [
+        (
+            "first-slot win share (pooled)",
+            "-"
+            if pooled_share is None
+            else f"{pooled_share:.3f} of {first + second:,.0f} decided verdicts (0.5: no lean)",
+        ),
+        ("pooled slot-1 log-odds", "-" if pooled_bias is None else f"{pooled_bias:+.3f}"),
+        (
+            "fitted position bias, median of rows",
+            "-" if not bias else f"{_median(bias):+.3f} log-odds over {len(bias)} rows",
+        ),
+        (
+            "both orders agree (pooled)",
+            "-" if not both else f"{agree / both:.3f} of {both:,.0f} pairs judged both ways",
+        ),
+    ]
+    plots = _plots(
+        _histogram(
+            bias,
+            title="Fitted position bias per row (log-odds)",
+            xlabel="slot-1 advantage",
+            marker=0.0,
+        ),
+        _histogram(
+            shares,
+            title="First-slot win share per row",
+            xlabel="share",
+            marker=0.5,
+            domain=(0.0, 1.0),
+        ),
+        _histogram(
+            rates,
+            title="Agreement of the two orders per row",
+            xlabel="agreement rate",
+            domain=(0.0, 1.0),
+        ),
+    )
+    return _section("Position bias and consistency", _table(items) + plots, "bias")
+
+
+def _sample_section(
+    ranked: Sequence[tuple[int, Mapping[str, Any], Mapping[str, Any]]], sample: int, seed: int
+) -> str:
+    if sample == 0:
+        return _section("Sample rows", "<p>No rows sampled (sample=0).</p>", "sample")
+    # Rows with verdicts first: they are the ones with a graph and reasoning to show.
+    with_verdicts = [r for r in ranked if isinstance(r[2].get("judgements"), list)]
+    pool = with_verdicts or list(ranked)
+    chosen = sorted(random.Random(seed).sample(range(len(pool)), min(sample, len(pool))))
+    note = (
+        ""
+        if with_verdicts
+        else "<p class=note>The rows carry no verdicts, so there is no pair graph and no "
+        "reasoning to show: write them with <code>genrm-rank rank --judgements</code>.</p>"
+    )
+    parts = [
+        f"<p>{len(chosen)} of {len(pool)} rows{' with verdicts' if with_verdicts else ''}, "
+        f"drawn with seed {seed}. Click an arrow or a pair to read the verdicts.</p>",
+        note,
+    ]
+    parts += [_row_detail(*pool[k]) for k in chosen]
+    return _section("Sample rows", "\n".join(parts), "sample")
+
+
+def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) -> str:
+    anchor = f"row{index}"
+    labels = _labels(row, block)
+    n = len(labels)
+    scores = [s for s in block.get("scores", []) if isinstance(s, Mapping)]
+    order = [int(i) for i in block.get("order", []) if isinstance(i, int) and 0 <= i < n]
+    judgements = [j for j in block.get("judgements", []) or [] if isinstance(j, Mapping)]
+    head = (
+        f"<h3 id={anchor}>Row {_e(row.get('id', index))}</h3>"
+        f"<p class=prompt>{_e(_excerpt(_prompt_text(row), 400))}</p>"
+        f"<p>{_e(block.get('strategy'))}, swap {_e(block.get('swap'))}: "
+        f"{_e(block.get('calls'))} calls, status {_e(block.get('status'))}; best "
+        f"<b>{_e(_label(labels, block.get('best')))}</b> (P(best) {_fmt(block.get('p_best'))})"
+        "</p>"
+    )
+    graph = _pair_graph(anchor, labels, order, judgements) if judgements else ""
+    strengths = _strengths(labels, order, scores)
+    pairs = _pair_details(anchor, labels, judgements, row)
+    return (
+        f"<div class=row>{head}<div class=plots>{graph}{strengths}</div>"
+        f"{_candidate_table(labels, order, scores)}{pairs}</div>"
+    )
+
+
+def _pair_details(
+    anchor: str,
+    labels: Sequence[str],
+    judgements: Sequence[Mapping[str, Any]],
+    row: Mapping[str, Any],
+) -> str:
+    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+    for j in judgements:
+        a, b = int(j["first"]), int(j["second"])
+        by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
+    out = []
+    for (a, b), verdicts in sorted(by_pair.items()):
+        pref = _preference(a, verdicts)
+        if pref is None:
+            lean = "no usable verdict"
+        elif pref == 0.5:
+            lean = "even (0.50)"
+        else:
+            lean = f"{_label(labels, a if pref > 0.5 else b)} preferred ({max(pref, 1 - pref):.2f})"
+        items = []
+        for j in verdicts:
+            first, second = int(j["first"]), int(j["second"])
+            if j.get("ranking") is None:
+                verdict = f"failed: {_e(j.get('failure'))} {_e(j.get('error') or '')}"
+            else:
+                verdict = (
+                    f"ranking {_fmt(j.get('ranking'))} (1: slot 1 much better .. 6: slot 2 much "
+                    f"better); scores {_fmt(j.get('score_1'))} / {_fmt(j.get('score_2'))}"
+                )
+            reasoning = j.get("reasoning")
+            items.append(
+                f"<li><b>slot 1</b> {_e(_label(labels, first))}, <b>slot 2</b> "
+                f"{_e(_label(labels, second))}: {verdict}"
+                + (
+                    f"<pre class=reasoning>{_e(reasoning)}</pre>"
+                    if reasoning
+                    else "<p class=note>no reasoning recorded</p>"
+                )
+                + "</li>"
+            )
+        out.append(
+            f"<details id={anchor}-pair{a}-{b}><summary>{_e(_label(labels, a))} vs "
+            f"{_e(_label(labels, b))}: {len(verdicts)} verdict(s), {_e(lean)}</summary>"
+            f"<ul>{''.join(items)}</ul></details>"
+        )
+    return "<div class=pairs>" + "".join(out) + "</div>" if out else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Plots: plain SVG
+
+
+def _pair_graph(
+    anchor: str,
+    labels: Sequence[str],
+    order: Sequence[int],
+    judgements: Sequence[Mapping[str, Any]],
+) -> str:
+    """Candidates on a circle (best at the top, then clockwise in the ranking's order), a line
+    for every pair judged, with an arrow towards the candidate the verdicts prefer less."""
+    n = len(labels)
+    size, radius = 320, 112
+    centre = size / 2
+    ranked = list(order) + [i for i in range(n) if i not in order]
+    pos: dict[int, tuple[float, float]] = {}
+    for k, i in enumerate(ranked):
+        angle = -math.pi / 2 + 2 * math.pi * k / max(n, 1)
+        pos[i] = (centre + radius * math.cos(angle), centre + radius * math.sin(angle))
+    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+    for j in judgements:
+        a, b = int(j["first"]), int(j["second"])
+        if a in pos and b in pos:
+            by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
+    edges = []
+    for (a, b), verdicts in sorted(by_pair.items()):
+        pref = _preference(a, verdicts)
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        if pref is None or pref == 0.5:  # no usable verdict (dashed), or even (no arrow)
+            dash = ' stroke-dasharray="4 3"' if pref is None else ""
+            line = (
+                f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" '
+                f'stroke="{MUTED}"{dash} stroke-width="2"/>'
+            )
+        else:
+            (x1, y1), (x2, y2) = ((xa, ya), (xb, yb)) if pref >= 0.5 else ((xb, yb), (xa, ya))
+            # Stop short of the loser's node so the arrowhead shows.
+            d = math.hypot(x2 - x1, y2 - y1) or 1.0
+            x2s, y2s = x2 - (x2 - x1) * 16 / d, y2 - (y2 - y1) * 16 / d
+            width = 1.5 + 4 * abs(pref - 0.5)
+            line = (
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2s:.1f}" y2="{y2s:.1f}" '
+                f'stroke="{BAR}" stroke-width="{width:.1f}" marker-end="url(#{anchor}-arrow)"/>'
+            )
+        title = f"{labels[a]} vs {labels[b]}: {len(verdicts)} verdict(s)"
+        edges.append(
+            f'<a href="#{anchor}-pair{a}-{b}" class=edge><title>{_e(title)}</title>{line}</a>'
+        )
+    nodes = []
+    for k, i in enumerate(ranked):
+        x, y = pos[i]
+        fill = "#f2b134" if k == 0 else "#ffffff"
+        nodes.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="14" fill="{fill}" stroke="#333"/>'
+            f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" class=node>{k + 1}</text>'
+            f'<text x="{x:.1f}" y="{y + (26 if y >= centre else -20):.1f}" '
+            f'text-anchor="middle" class=label>{_e(_excerpt(labels[i], 18))}</text>'
+        )
+    return (
+        f'<figure><svg class=plot viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
+        f'role="img" aria-label="pair graph">'
+        f'<defs><marker id="{anchor}-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
+        f'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
+        f'<path d="M 0 0 L 10 5 L 0 10 z" fill="{BAR}"/></marker></defs>'
+        f"{''.join(edges)}{''.join(nodes)}</svg><figcaption>Pairs judged: an arrow from the "
+        "preferred candidate (thicker: surer; grey: even; dashed: no usable verdict); numbers are "
+        "ranks."
+        "</figcaption></figure>"
+    )
+
+
+def _strengths(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any]) -> str:
+    """Horizontal strength dots with their intervals, best first."""
+    rows = [
+        (labels[i], scores[i])
+        for i in (list(order) or range(len(scores)))
+        if i < len(scores) and i < len(labels)
+    ]
+    values = [
+        (label, float(s["strength"]), _opt(s.get("lower")), _opt(s.get("upper")))
+        for label, s in rows
+        if _is_num(s.get("strength"))
+    ]
+    if not values:
+        return ""
+    low = min(v[2] if v[2] is not None else v[1] for v in values)
+    high = max(v[3] if v[3] is not None else v[1] for v in values)
+    if high - low < 1e-9:
+        low, high = low - 1, high + 1
+    width, left, step = 360, 120, 24
+    height = 30 + step * len(values)
+
+    def x(v: float) -> float:
+        return left + (width - left - 15) * (v - low) / (high - low)
+
+    parts = []
+    for k, (label, value, lo, hi) in enumerate(values):
+        y = 20 + step * k
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 4}" text-anchor="end" class=label>'
+            f"{_e(_excerpt(label, 16))}</text>"
+        )
+        if lo is not None and hi is not None:
+            parts.append(
+                f'<line x1="{x(lo):.1f}" y1="{y}" x2="{x(hi):.1f}" y2="{y}" stroke="{MUTED}" '
+                'stroke-width="3"/>'
+            )
+        parts.append(f'<circle cx="{x(value):.1f}" cy="{y}" r="5" fill="{BAR}"/>')
+    axis = height - 8
+    parts.append(
+        f'<text x="{left}" y="{axis}" class=tick>{low:+.1f}</text>'
+        f'<text x="{width - 15}" y="{axis}" text-anchor="end" class=tick>{high:+.1f}</text>'
+    )
+    return (
+        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="strengths">{"".join(parts)}</svg>'
+        "<figcaption>Bradley-Terry strength (log-odds) with its interval, best first."
+        "</figcaption></figure>"
+    )
+
+
+def _histogram(
+    values: Sequence[float],
+    *,
+    title: str,
+    xlabel: str,
+    marker: float | None = None,
+    domain: tuple[float, float] | None = None,
+    integer: bool = False,
+    bins: int = 20,
+) -> str:
+    """A histogram as SVG (a note instead when there is nothing to plot)."""
+    width, height, pad = 360, 200, 30
+    if not values:
+        return f"<figure class=empty><p>{_e(title)}: no value to plot.</p></figure>"
+    low, high = domain if domain is not None else (min(values), max(values))
+    if integer:
+        low, high = math.floor(low) - 0.5, math.ceil(high) + 0.5
+        bins = max(1, min(40, int(high - low)))
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    counts = [0] * bins
+    for v in values:
+        k = int((v - low) / (high - low) * bins)
+        counts[min(max(k, 0), bins - 1)] += 1
+    top = max(counts)
+    bw = (width - 2 * pad) / bins
+    bars = []
+    for k, c in enumerate(counts):
+        if c == 0:
+            continue
+        h = (height - 2 * pad) * c / top
+        bars.append(
+            f'<rect x="{pad + k * bw + 1:.1f}" y="{height - pad - h:.1f}" '
+            f'width="{max(bw - 2, 1):.1f}" height="{h:.1f}" fill="{BAR}">'
+            f"<title>{c}</title></rect>"
+        )
+    extra = ""
+    if marker is not None and low <= marker <= high:
+        mx = pad + (width - 2 * pad) * (marker - low) / (high - low)
+        extra = (
+            f'<line x1="{mx:.1f}" y1="{pad - 10}" x2="{mx:.1f}" y2="{height - pad}" '
+            'stroke="#c44e52" stroke-dasharray="4 3" stroke-width="1.5"/>'
+        )
+    fmt = "{:.0f}" if integer else "{:.2f}"
+    axis = (
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="#333"/>'
+        f'<text x="{pad}" y="{height - pad + 14}" class=tick>'
+        f"{fmt.format(low + (0.5 if integer else 0))}</text>"
+        f'<text x="{width - pad}" y="{height - pad + 14}" text-anchor="end" class=tick>'
+        f"{fmt.format(high - (0.5 if integer else 0))}</text>"
+        f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" class=tick>'
+        f"{_e(xlabel)} ({len(values)} rows; highest bar {top})</text>"
+    )
+    return (
+        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{_e(title)}">{"".join(bars)}{extra}{axis}'
+        f"</svg><figcaption>{_e(title)}</figcaption></figure>"
+    )
+
+
+def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
+    """Horizontal bars, one per item."""
+    width, left, step = 360, 80, 34
+    height = 20 + step * len(items)
+    top = max((v for _, v in items), default=0) or 1
+    parts = []
+    for k, (label, value) in enumerate(items):
+        y = 12 + step * k
+        w = (width - left - 70) * value / top
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" class=label>{_e(label)}</text>'
+            f'<rect x="{left}" y="{y}" width="{w:.1f}" height="20" fill="{BAR}"/>'
+            f'<text x="{left + w + 6:.1f}" y="{y + 15}" class=tick>{value:,.0f}</text>'
+        )
+    return (
+        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{_e(title)}">{"".join(parts)}</svg>'
+        f"<figcaption>{_e(title)}</figcaption></figure>"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _preference(a: int, verdicts: Iterable[Mapping[str, Any]]) -> float | None:
+    """Mean linear preference for candidate ``a`` over its opponent, over usable verdicts."""
+    prefs = []
+    for j in verdicts:
+        ranking = _opt(j.get("ranking"))
+        if ranking is None:
+            continue
+        slot1 = (6.0 - ranking) / 5.0
+        prefs.append(slot1 if int(j["first"]) == a else 1.0 - slot1)
+    return sum(prefs) / len(prefs) if prefs else None
+
+
+def _labels(row: Mapping[str, Any], block: Mapping[str, Any]) -> list[str]:
+    n = len(block.get("scores", []) or [])
+    candidates = row.get("candidates")
+    labels = [f"#{i}" for i in range(n)]
+    if isinstance(candidates, list):
+        for i, c in enumerate(candidates[:n]):
+            if isinstance(c, Mapping) and c.get("id") is not None:
+                labels[i] = str(c["id"])
+    return labels
+
+
+def _label(labels: Sequence[str], index: Any) -> str:
+    if isinstance(index, int) and 0 <= index < len(labels):
+        return labels[index]
+    return "-"
+
+
+def _candidate_table(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any]) -> str:
+    head = (
+        "<tr><th>rank</th><th>candidate</th><th>strength</th><th>interval</th><th>P(best)</th>"
+        "<th>win rate</th><th>mean score</th><th>compared</th></tr>"
+    )
+    body = []
+    for rank, i in enumerate(list(order) or range(len(scores)), 1):
+        if i >= len(scores) or not isinstance(scores[i], Mapping):
+            continue
+        s = scores[i]
+        body.append(
+            f"<tr><td>{rank}</td><td>{_e(_label(labels, i))}</td><td>{_fmt(s.get('strength'))}"
+            f"</td><td>{_fmt(s.get('lower'))} to {_fmt(s.get('upper'))}</td>"
+            f"<td>{_fmt(s.get('p_best'))}</td><td>{_fmt(s.get('win_rate'))}</td>"
+            f"<td>{_fmt(s.get('mean_score'))}</td><td>{_e(s.get('comparisons'))}</td></tr>"
+        )
+    return f"<table class=candidates>{head}{''.join(body)}</table>"
+
+
+def _prompt_text(row: Mapping[str, Any]) -> str:
+    for field in ("prompt", "conversation", "messages"):
+        value = row.get(field)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
+            content = users[-1].get("content") if users else None
+            if isinstance(content, str):
+                return content
+            return json.dumps(value, ensure_ascii=False)
+    return ""
+
+
+def _excerpt(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counter.most_common())
+
+
+def _is_num(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _num(value: Any) -> float:
+    return float(value) if _is_num(value) else 0.0
+
+
+def _opt(value: Any) -> float | None:
+    return float(value) if _is_num(value) else None
+
+
+def _fmt(value: Any) -> str:
+    if not _is_num(value):
+        return "-"
+    return f"{float(value):.3g}" if not isinstance(value, int) else str(value)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(items: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
+    return f"<table class=facts>{rows}</table>"
+
+
+def _plots(*figures: str) -> str:
+    return f"<div class=plots>{''.join(figures)}</div>"
+
+
+def _section(title: str, content: str, anchor: str) -> str:
+    return f"<section id={anchor}><h2>{_e(title)}</h2>{content}</section>"
+
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto;
+       max-width: 1180px; padding: 0 16px; color: #1f2933; background: #fff; }
+h1 { font-size: 22px; } h2 { border-bottom: 1px solid #d9e2ec; padding-bottom: 4px; }
+h3 { margin-bottom: 4px; }
+table { border-collapse: collapse; margin: 8px 0; }
+th, td { text-align: left; padding: 3px 10px; border-bottom: 1px solid #eef2f6; }
+table.facts th { font-weight: normal; color: #52606d; }
+.plots { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+figure { margin: 0; } figcaption { font-size: 12px; color: #52606d; max-width: 360px; }
+svg text.tick, svg text.label { font-size: 11px; fill: #333; }
+svg text.node { font-size: 12px; font-weight: bold; fill: #111; }
+a.edge:hover line { stroke: #f2b134; }
+.row { border: 1px solid #d9e2ec; border-radius: 6px; padding: 8px 14px; margin: 14px 0; }
+.prompt { color: #52606d; font-style: italic; }
+details { margin: 3px 0; } details[open] { background: #f8fafc; }
+summary { cursor: pointer; }
+pre.reasoning { white-space: pre-wrap; max-height: 320px; overflow: auto; background: #fff;
+                border: 1px solid #e4e7eb; padding: 6px; font-size: 12px; }
+.note { color: #8a6d3b; }
+"""
+
+SCRIPT = """
+function openTarget() {
+  var id = decodeURIComponent(window.location.hash.slice(1));
+  var el = id ? document.getElementById(id) : null;
+  if (el && el.tagName === "DETAILS") { el.open = true; }  // the browser scrolls to it
+}
+window.addEventListener("hashchange", openTarget);
+document.addEventListener("DOMContentLoaded", openTarget);
+"""
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{title}</title>
+<style>{css}</style>
+<script>{script}</script>
+</head>
+<body>
+{body}
+<footer><p class=note>Written by genrm-rank report; self-contained (no network needed).</p>
+</footer>
+</body>
+</html>
+"""

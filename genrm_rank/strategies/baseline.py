@@ -1,0 +1,123 @@
+"""Baseline: every candidate meets one baseline candidate, as Arena-Hard judges models.
+
+N-1 matches, one per candidate other than the baseline. With ``swap="both"`` (the default, as
+Arena-Hard judges each pair twice with the positions swapped) that is 2(N-1) calls; with
+``"random"`` or ``"none"``, N-1 calls, against N(N-1) for a round-robin in both orders. With
+``"none"`` the baseline sits in slot 1, as in Arena-Hard's first game.
+
+The baseline is named by its index, or by its id (a string, looked up in ``candidate_ids``;
+the runner passes a prompt's candidate ids to this strategy), so one spec serves prompts whose
+candidates come in different orders. The pairs form a star around the baseline: enough for a
+Bradley-Terry fit across prompts (:func:`genrm_rank.leaderboard`), where the baseline anchors
+every model's rating. The strategy has no order of its own.
+
+References
+----------
+Li et al., "From Crowdsourced Data to High-Quality Benchmarks: Arena-Hard and BenchBuilder
+Pipeline", 2024 (arXiv:2406.11939).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, SwapMode
+from genrm_rank.verdict import PreferenceMapping, linear_preference
+
+__all__ = ["Baseline", "baseline_index"]
+
+
+def baseline_index(
+    baseline: int | str, n_items: int, candidate_ids: Sequence[str] | None = None
+) -> int:
+    """The index of the baseline among ``n_items`` candidates; errors name the argument.
+
+    >>> baseline_index("gpt-4", 3, ["a", "gpt-4", "b"])
+    1
+    >>> baseline_index(0, 3)
+    0
+    """
+    if isinstance(baseline, str):
+        if candidate_ids is None:
+            raise ValueError(
+                f"Argument 'baseline' is the id {baseline!r}, but the candidates carry no ids "
+                "(pass candidate_ids=...)."
+            )
+        ids = [str(c) for c in candidate_ids]
+        if ids.count(baseline) != 1:
+            found = "is not" if baseline not in ids else "is more than once"
+            raise ValueError(
+                f"Argument 'baseline' is {baseline!r}, which {found} among the candidate ids {ids}."
+            )
+        return ids.index(baseline)
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, np.integer)):
+        raise TypeError(
+            f"Argument 'baseline' must be a candidate index or id, not {type(baseline).__name__}."
+        )
+    if not 0 <= baseline < n_items:
+        raise ValueError(f"Argument 'baseline' must be in 0..{n_items - 1}, not {baseline}.")
+    return int(baseline)
+
+
+class Baseline(MatchScheduler):
+    """Matches ``(baseline, i)`` for every other candidate ``i``; no order of its own.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of candidates (>= 2).
+    baseline : int or str
+        The baseline's index, or its id among ``candidate_ids`` (default: candidate 0).
+    candidate_ids : sequence of str, optional
+        The candidates' ids, to find a baseline given by id.
+    swap : {"both", "random", "none"}
+        ``"both"``: each match in both orders (2(N-1) calls per sample); ``"random"``: one seeded
+        random order; ``"none"``: the baseline in slot 1.
+    samples : int
+        Judgements per match and order.
+    seed : int or numpy.random.Generator, optional
+        Source of the ``"random"`` swap orders.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference (0..1).
+    """
+
+    takes_candidate_ids: ClassVar[bool] = True
+    """The runner passes each prompt's ``candidate_ids`` to this strategy."""
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        baseline: int | str = 0,
+        candidate_ids: Sequence[str] | None = None,
+        swap: SwapMode = "both",
+        samples: int = 1,
+        seed: int | np.random.Generator | None = None,
+        preference_mapping: PreferenceMapping = linear_preference,
+    ) -> None:
+        super().__init__(
+            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
+        )
+        if candidate_ids is not None and len(candidate_ids) != self.n_items:
+            raise ValueError(
+                f"Argument 'candidate_ids' must hold {self.n_items} ids, not {len(candidate_ids)}."
+            )
+        self.baseline = baseline_index(baseline, self.n_items, candidate_ids)
+        for i in range(self.n_items):
+            if i != self.baseline:
+                self._add_match(self.baseline, i)
+
+    def _on_match_done(self, match: Match) -> None:
+        """Nothing to react to: every match was scheduled up front."""
+
+    def result(self) -> StrategyOutcome:
+        """No order of its own; notes name the matches left without a usable verdict."""
+        notes = tuple(
+            f"match {m.match_id} (baseline {m.a} vs {m.b}): no readable verdict"
+            for m in self.matches
+            if m.complete and m.preference is None
+        )
+        return StrategyOutcome(notes=notes)
