@@ -8,6 +8,7 @@ Subcommands::
     genrm-rank compare --prompt P --a A --b B      one pair: the verdict and the reasoning
     genrm-rank leaderboard IN.jsonl                model-level table (candidates with ids)
     genrm-rank serve-sim --port 8000               a simulated vLLM GenRM server
+    genrm-rank merge IN.jsonl S0.jsonl S1.jsonl -o OUT.jsonl   merge --shard i/n outputs
     genrm-rank demo                                everything above on bundled data, offline
 
 The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-compatible base URL
@@ -34,6 +35,7 @@ from genrm_rank.cli.commands import (
     cmd_select,
     cmd_serve_sim,
 )
+from genrm_rank.cli.merge import cmd_merge
 from genrm_rank.cli.options import (
     EXIT_CAP,
     EXIT_INTERRUPTED,
@@ -69,6 +71,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "compare": cmd_compare,
     "leaderboard": cmd_leaderboard,
     "serve-sim": cmd_serve_sim,
+    "merge": cmd_merge,
     "demo": cmd_demo,
 }
 
