@@ -258,6 +258,9 @@ def make_judge(endpoints: list[str], **overrides: Any) -> Any:
         "timeout": 60.0,
         "max_in_flight_per_endpoint": 8,
         "max_resends": 3,
+        # The tiny random model does not think: servers a and b have no reasoning parser, so
+        # their content is the answer itself (server c's tests turn thinking back on).
+        "thinking": False,
         "seed": 0,
     }
     options.update(overrides)
@@ -432,7 +435,9 @@ async def test_judge_finish_reason_length_is_truncated(cluster: Cluster) -> None
 
 async def test_judge_null_content_in_reasoning_is_truncated(cluster: Cluster) -> None:
     extra = {**STRUCTURED, "logit_bias": {str(cluster.eos_id): -100}}  # no stop inside reasoning
-    async with make_judge([cluster.c.base_url], max_tokens=12, extra_body=extra) as judge:
+    async with make_judge(
+        [cluster.c.base_url], max_tokens=12, extra_body=extra, thinking=True
+    ) as judge:
         v = await judge.judge(pair(8))
     assert not v.ok and v.failure == "truncated", (v.failure, v.error, v.raw)
     assert v.raw is None and v.finish_reason == "length"
@@ -445,7 +450,9 @@ async def test_judge_reads_the_reasoning_field(cluster: Cluster) -> None:
     bias = {str(cluster.think_end_id): 3, str(cluster.eos_id): -100}
     extra = {**STRUCTURED, "logit_bias": bias, "seed": 1}
     requests = [pair(i) for i in range(3)]
-    async with make_judge([cluster.c.base_url], max_tokens=256, extra_body=extra) as judge:
+    async with make_judge(
+        [cluster.c.base_url], max_tokens=256, extra_body=extra, thinking=True
+    ) as judge:
         verdicts = [await judge.judge(r) for r in requests]
     reasonings = []
     for r, v in zip(requests, verdicts, strict=True):

@@ -9,6 +9,7 @@ Subcommands::
     genrm-rank leaderboard IN.jsonl                model-level table (candidates with ids)
     genrm-rank report OUT.jsonl                    a self-contained HTML report of a run
     genrm-rank serve-sim --port 8000               a simulated vLLM GenRM server
+    genrm-rank merge IN.jsonl S0.jsonl S1.jsonl -o OUT.jsonl   merge --shard i/n outputs
     genrm-rank demo                                everything above on bundled data, offline
 
 The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-compatible base URL
@@ -38,6 +39,7 @@ from genrm_rank.cli.commands import (
 )
 from genrm_rank.cli.config import add_config_option, apply_config, fill_repeatable
 from genrm_rank.cli.judge import ServerDownError, cli_words
+from genrm_rank.cli.merge import cmd_merge
 from genrm_rank.cli.options import (
     EXIT_CAP,
     EXIT_INTERRUPTED,
@@ -75,6 +77,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "leaderboard": cmd_leaderboard,
     "report": cmd_report,
     "serve-sim": cmd_serve_sim,
+    "merge": cmd_merge,
     "demo": cmd_demo,
 }
 

@@ -828,6 +828,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_sim_arguments(p)
 
     p = sub.add_parser(
+        "merge",
+        help="merge the outputs of --shard i/n runs, in input order",
+        description="Merge the output, errors and rejected files of --shard i/n runs into one "
+        "run's files, row for row in input order (byte for byte what one run writes).",
+    )
+    from genrm_rank.cli.merge import add_merge_arguments
+
+    add_merge_arguments(p)
+
+    p = sub.add_parser(
         "demo",
         help="rank the bundled Vicuna-80 file against a local simulated server",
         description="Start serve-sim on a free loopback port, select the best of 8 real "

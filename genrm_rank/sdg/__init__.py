@@ -12,6 +12,8 @@ thousands of rows, ranked over hours on shared clusters where jobs get killed:
   resume;
 - :mod:`~genrm_rank.sdg.pipeline`: :func:`process_file`, which feeds rows to the one runner
   with a :class:`~genrm_rank.spec.RankSpec` and writes what they produced.
+- :mod:`~genrm_rank.sdg.merge`: :func:`merge_shards`, the files of ``shard=(i, n)`` runs back
+  into one run's files, in input order.
 
 Example (the CLI's ``genrm-rank select IN -o OUT --min-score 3.5``, in Python)::
 
@@ -48,6 +50,7 @@ from genrm_rank.sdg.filters import (
     runner_up_margin,
     select_rows,
 )
+from genrm_rank.sdg.merge import MergeCounts, merge_shards
 from genrm_rank.sdg.output import (
     STDOUT,
     Block,
@@ -89,6 +92,7 @@ __all__ = [
     "Formatter",
     "IdIndex",
     "JsonlSink",
+    "MergeCounts",
     "OutputFiles",
     "PairFormat",
     "PairPolicy",
@@ -113,6 +117,7 @@ __all__ = [
     "id_key",
     "iter_lines",
     "margin_of",
+    "merge_shards",
     "pair_rows",
     "parse_shard",
     "preference_pairs",

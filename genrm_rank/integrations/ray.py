@@ -1,0 +1,367 @@
+"""Ray Data: rank the rows of a dataset across machines, one runner per actor.
+
+For files of tens of millions of rows, spread over machines by an engine the team already runs.
+:func:`rank_dataset` is a ``map_batches`` over an actor pool: each actor builds its judge once
+(``judge_factory()``: an :class:`~genrm_rank.judges.openai_http.OpenAIJudge` on the shared vLLM
+endpoints, or a :class:`~genrm_rank.judges.vllm_offline.VLLMOfflineJudge` on the actor's own
+GPUs) and runs the one async :class:`~genrm_rank.runner.Runner` over each batch of rows, on an
+event loop that lives as long as the actor (connections are kept between batches). Nothing is
+distributed by hand: Ray schedules the batches, retries a lost actor's tasks and writes the
+output.
+
+The verdict cache and resume
+----------------------------
+SQLite must not be written by several machines at once (and WAL mode needs one host), so with
+``cache_dir`` every actor writes its **own** cache file, ``verdicts.<random>.db``, and reads,
+besides, one consolidated file ``verdicts.base.db`` that nobody writes during a run:
+
+1. at the start of :func:`rank_dataset` (on the driver, before any actor starts),
+   :func:`consolidate_caches` folds every ``verdicts.<random>.db`` left by earlier runs (finished
+   or killed: each verdict is committed when it is paid) into ``verdicts.base.db`` and deletes
+   them;
+2. each actor looks a request up in its own file, then in the base; a miss is paid and stored
+   in its own file.
+
+So a rerun of a killed job, with the same ``cache_dir``, pays only for the comparisons no
+earlier run paid for: the unfinished rows (and a finished row's verdicts are served free, with
+``cached`` counting them). Call :func:`consolidate_caches` after the last run to leave one file.
+Ray Data writes a dataset's output when it is consumed, so rows are not resumed one by one:
+the rerun recomputes every row, paying nothing for what the cache holds.
+
+Put ``cache_dir`` on a filesystem every actor sees (for a rerun on other machines, a network
+filesystem); each file is written by one process only, which is what SQLite allows there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from genrm_rank.cache import VerdictCache
+from genrm_rank.judges.base import Judge
+from genrm_rank.judges.cached import CachedJudge
+from genrm_rank.messages import normalize_conversation
+from genrm_rank.runner import PromptInput, PromptResult, Runner, check_candidates
+from genrm_rank.spec import RankSpec
+from genrm_rank.verdict import Verdict, verdict_from_dict
+
+__all__ = ["BASE_CACHE", "RESULT_COLUMNS", "consolidate_caches", "rank_dataset"]
+
+BASE_CACHE = "verdicts.base.db"
+"""The consolidated cache file in a ``cache_dir``, read (never written) by the actors."""
+
+RESULT_COLUMNS = ("best", "order", "status", "calls", "cached", "error", "ranking")
+"""Columns :func:`rank_dataset` adds, each under ``result_prefix``: the best candidate's index
+(null without one), the candidates best first, the ranking's status (``"invalid"`` for a row that
+could not be ranked, ``"failed"`` for one with no ranking), paid and cached judge calls, the
+reason there is no best (else null), and the whole ranking as JSON."""
+
+JudgeFactory = Callable[[], Judge]
+
+
+def _part_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("verdicts.*.db") if p.name != BASE_CACHE)
+
+
+def consolidate_caches(cache_dir: str | os.PathLike[str]) -> Path | None:
+    """Fold the per-actor cache files of ``cache_dir`` into ``verdicts.base.db``.
+
+    Every ``verdicts.<id>.db`` (a finished or a killed actor's) is copied into the base file,
+    which is then left in rollback-journal mode so that actors on any machine can read it
+    read-only; the folded files are deleted. Run it when no actor is writing (
+    :func:`rank_dataset` does, before it starts them).
+
+    Returns
+    -------
+    Path or None
+        The base file, or ``None`` when the folder holds no cache at all.
+    """
+    folder = Path(cache_dir)
+    if not folder.is_dir():
+        raise ValueError(f"Argument 'cache_dir' must be an existing folder, not {folder}.")
+    base = folder / BASE_CACHE
+    parts = _part_files(folder)
+    if not parts:
+        return base if base.exists() else None
+    VerdictCache(base).close()  # creates the base (and checks its schema) when needed
+    conn = sqlite3.connect(base, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for part in parts:
+            VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
+            conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT OR IGNORE INTO verdicts (key, verdict, created) "
+                "SELECT key, verdict, created FROM part.verdicts"
+            )
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE part")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        conn.close()
+    for part in parts:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(part) + suffix).unlink(missing_ok=True)
+    return base
+
+
+class _ShardCache(VerdictCache):
+    """An actor's own cache file, with a read-only consolidated base behind it."""
+
+    def __init__(self, path: Path, base: Path | None) -> None:
+        super().__init__(path)
+        self._base = (
+            None if base is None else sqlite3.connect(f"file:{base}?mode=ro&immutable=1", uri=True)
+        )
+
+    def get(self, key: str) -> Verdict | None:
+        own = super().get(key)
+        if own is not None or self._base is None:
+            return own
+        row = self._base.execute("SELECT verdict FROM verdicts WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        self.misses -= 1
+        self.hits += 1
+        return verdict_from_dict(json.loads(row[0]))
+
+    def close(self) -> None:
+        if self._base is not None:
+            self._base.close()
+            self._base = None
+        super().close()
+
+
+def _cell(value: Any) -> Any:
+    """A dataset cell as plain Python (numpy arrays of a pandas batch become lists)."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_cell(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _cell(v) for k, v in value.items()}
+    return value
+
+
+class _RankActor:
+    """One actor of the pool: a judge, optionally a cache, and an event loop for its life."""
+
+    def __init__(
+        self,
+        spec: RankSpec,
+        judge_factory: JudgeFactory,
+        columns: Mapping[str, str | None],
+        runner_options: Mapping[str, Any],
+        cache_dir: str | None,
+        namespace: Mapping[str, Any] | None,
+        result_prefix: str,
+    ) -> None:
+        self.judge_factory = judge_factory
+        self.cache_dir = cache_dir
+        self.namespace = dict(namespace or {})
+        self.spec = spec
+        self.columns = dict(columns)
+        self.runner_options = dict(runner_options)
+        self.prefix = result_prefix
+        self.cache: _ShardCache | None = None
+        self.judge: Judge | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _setup(self) -> tuple[Judge, asyncio.AbstractEventLoop]:
+        # Built on the first batch, in the thread that runs batches (Ray may construct the actor
+        # in another; SQLite connections belong to the thread that opened them).
+        if self.judge is None or self.loop is None:
+            judge = self.judge_factory()
+            if not isinstance(judge, Judge):
+                raise TypeError(
+                    f"Argument 'judge_factory' must return a Judge, not {type(judge).__name__}."
+                )
+            if self.cache_dir is not None:
+                folder = Path(self.cache_dir)
+                base = folder / BASE_CACHE
+                own = folder / f"verdicts.{uuid.uuid4().hex}.db"
+                self.cache = _ShardCache(own, base if base.exists() else None)
+                judge = CachedJudge(judge, self.cache, namespace=self.namespace)
+            self.judge, self.loop = judge, asyncio.new_event_loop()
+        return self.judge, self.loop
+
+    def _prompt(self, row: Mapping[str, Any], index: int) -> PromptInput | str:
+        """The row as a prompt, or why it cannot be one."""
+        cols = self.columns
+        try:
+            prompt_col, candidates_col = str(cols["prompt"]), str(cols["candidates"])
+            principle_col, id_col = cols["principle"], cols["id"]
+            conversation = _cell(row[prompt_col])
+            normalize_conversation(conversation, name=prompt_col)
+            candidates = check_candidates(_cell(row[candidates_col]), candidates_col)
+            principle = _cell(row[principle_col]) if principle_col else None
+            row_id = _cell(row[id_col]) if id_col else None
+        except (KeyError, TypeError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return PromptInput(
+            conversation,
+            candidates,
+            principle=principle,
+            prompt_id="" if row_id is None else str(row_id),
+            key=index,
+        )
+
+    async def _rank(self, judge: Judge, prompts: Sequence[PromptInput]) -> list[PromptResult]:
+        runner = Runner(judge, self.spec, **self.runner_options)
+        return [result async for result in runner.run(prompts)]
+
+    def __call__(self, batch: Any) -> Any:
+        judge, loop = self._setup()
+        rows = batch.to_dict("records")
+        prompts: list[PromptInput] = []
+        out: dict[str, list[Any]] = {name: [None] * len(rows) for name in RESULT_COLUMNS}
+        for i, row in enumerate(rows):
+            prompt = self._prompt(row, i)
+            if isinstance(prompt, str):
+                out["status"][i], out["error"][i] = "invalid", prompt
+                out["calls"][i] = out["cached"][i] = 0
+            else:
+                prompts.append(prompt)
+        for result in loop.run_until_complete(self._rank(judge, prompts)):
+            i = result.prompt.key
+            ranking = result.ranking
+            if ranking is None:
+                out["status"][i], out["calls"][i], out["cached"][i] = "failed", 0, 0
+                out["error"][i] = f"{result.error_kind}: {result.error}"
+                continue
+            out["best"][i] = ranking.best
+            out["order"][i] = list(ranking.order)
+            out["status"][i] = ranking.status
+            out["calls"][i], out["cached"][i] = ranking.calls, ranking.cached
+            if ranking.best is None:
+                out["error"][i] = "no usable verdict"
+            out["ranking"][i] = json.dumps(ranking.to_dict(), allow_nan=False)
+        result_batch = batch.copy()
+        for name in RESULT_COLUMNS:
+            result_batch[self.prefix + name] = out[name]
+        result_batch[self.prefix + "best"] = result_batch[self.prefix + "best"].astype("Int64")
+        return result_batch
+
+
+def rank_dataset(
+    ds: Any,
+    *,
+    spec: RankSpec,
+    judge_factory: JudgeFactory,
+    actors: int = 2,
+    batch_size: int = 256,
+    concurrency: int = 64,
+    judge_batch_size: int = 1,
+    prompt_column: str = "prompt",
+    candidates_column: str = "candidates",
+    id_column: str | None = "id",
+    principle_column: str | None = None,
+    result_prefix: str = "genrm_",
+    cache_dir: str | os.PathLike[str] | None = None,
+    cache_namespace: Mapping[str, Any] | None = None,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+) -> Any:
+    """Rank every row of a Ray dataset; returns the dataset with the ranking columns.
+
+    Parameters
+    ----------
+    ds : ray.data.Dataset
+        Rows with a prompt (a string or a list of chat messages) and a list of candidates.
+    spec : RankSpec
+        How each row is ranked (the same spec :func:`~genrm_rank.select_best` takes); each row's
+        randomness comes from the run seed and its id, as in the SDG pipeline.
+    judge_factory : callable
+        ``judge_factory() -> Judge``, called once in each actor (it is pickled to the actors,
+        so build the judge inside it, never outside).
+    actors : int
+        Actors in the pool (``ActorPoolStrategy(size=actors)``).
+    batch_size : int
+        Rows per batch handed to an actor.
+    concurrency : int
+        Judge requests in flight per actor (the runner's window).
+    judge_batch_size : int
+        Requests per ``judge_batch`` call (for a :class:`VLLMOfflineJudge`: a few hundred).
+    prompt_column, candidates_column, id_column, principle_column : str or None
+        Where rows keep their parts (``id_column=None``: the content keys the randomness).
+    result_prefix : str
+        Prefix of the added columns (:data:`RESULT_COLUMNS`).
+    cache_dir : path, optional
+        Folder of verdict caches: one file per actor plus a consolidated base (see the module
+        docstring); a rerun pays only for what no earlier run paid for.
+    cache_namespace : mapping, optional
+        The cache namespace (model and sampling settings; no credentials), required with
+        ``cache_dir`` (:meth:`VLLMOfflineJudge.namespace` gives one for the offline judge).
+    num_cpus, num_gpus : float
+        Resources of each actor (``num_gpus`` for an offline vLLM judge).
+
+    Returns
+    -------
+    ray.data.Dataset
+        The rows with the added columns, lazily (consume or write it to run).
+    """
+    import ray.data
+
+    if not isinstance(spec, RankSpec):
+        raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+    if not callable(judge_factory):
+        raise TypeError(
+            f"Argument 'judge_factory' must be a callable returning a Judge, not "
+            f"{type(judge_factory).__name__}."
+        )
+    for name, value in (
+        ("actors", actors),
+        ("batch_size", batch_size),
+        ("concurrency", concurrency),
+        ("judge_batch_size", judge_batch_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Argument '{name}' must be an int >= 1, not {value!r}.")
+    if not isinstance(ds, ray.data.Dataset):
+        raise TypeError(f"Argument 'ds' must be a ray.data.Dataset, not {type(ds).__name__}.")
+    folder: str | None = None
+    namespace: dict[str, Any] | None = None
+    if cache_dir is not None:
+        if cache_namespace is None:
+            raise ValueError(
+                "Argument 'cache_namespace' must be given with 'cache_dir' (the model and "
+                "sampling settings that key the cache), not None."
+            )
+        namespace = dict(cache_namespace)
+        path = Path(cache_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        consolidate_caches(path)
+        folder = str(path)
+    elif cache_namespace is not None:
+        raise ValueError("Argument 'cache_namespace' needs 'cache_dir'; pass both or neither.")
+    columns = {
+        "prompt": prompt_column,
+        "candidates": candidates_column,
+        "id": id_column,
+        "principle": principle_column,
+    }
+    runner_options = {"concurrency": concurrency, "batch_size": judge_batch_size}
+    return ds.map_batches(
+        _RankActor,
+        fn_constructor_kwargs={
+            "spec": spec,
+            "judge_factory": judge_factory,
+            "columns": columns,
+            "runner_options": runner_options,
+            "cache_dir": folder,
+            "namespace": namespace,
+            "result_prefix": result_prefix,
+        },
+        batch_size=batch_size,
+        batch_format="pandas",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+    )

@@ -1,0 +1,328 @@
+"""A judge that runs the GenRM in-process with vLLM's offline ``LLM``: no server, no port.
+
+For teams that hold the GPUs for a batch job. Each batch of pending comparisons that the
+orchestrator sends (``batch_size`` of them, see :class:`~genrm_rank.runner.Runner`) becomes
+**one** ``llm.chat(...)`` call, which vLLM schedules as one continuous batch. Nothing else
+changes: the same runner, the same orchestrator (the one paid retry layer, with budgets and
+run-wide caps as ceilings on paid generations), the same verdict cache
+(:class:`~genrm_rank.judges.cached.CachedJudge`) and the same resume.
+
+Why batches, and not one ``llm.chat`` per request: ``LLM.chat`` is synchronous and returns when
+its whole batch is done; vLLM fills the GPU only with many sequences at once. So give the runner
+a ``batch_size`` of a few hundred (about vLLM's ``max_num_seqs``) and a ``concurrency`` of a
+small multiple of it; batches are served one after another (a lock), each in a worker thread so
+that the event loop keeps writing results while the GPU works.
+
+Reading the answer. vLLM's offline outputs have no reasoning field: the text holds the reasoning
+and ``</think>`` (or ``<think>…</think>``, depending on the chat template) and then the answer.
+The text goes through :func:`~genrm_rank.parsing.parse_verdict` exactly as the HTTP judge's
+``content`` does, so a generation cut at ``max_tokens`` before ``</think>`` is ``truncated``, not
+``unreadable``, and a verdict quoted in the reasoning is never taken for the answer.
+
+What a call pays, and what can go wrong::
+
+    an answer (readable or not)
+        -> parsed; ``attempts = 1``; usage from the output's token counts
+    vLLM refuses the batch before generating (``VLLMClientError`` such as
+    ``VLLMValidationError``, or ``ValueError`` in older vLLM: a prompt over max-model-len, a
+    max_tokens too large)
+        -> the batch is split in halves and sent again, down to the request at fault, which
+           gets ``Verdict.failed("rejected", error=<vLLM's message>)`` (``attempts = 0``), as an
+           HTTP 400 does; the others are judged normally
+    anything else from vLLM (a dead engine, out of memory)
+        -> raised: it is not one request's problem
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from genrm_rank.judges.base import PairRequest
+from genrm_rank.parsing import parse_verdict
+from genrm_rank.verdict import FailureKind, Usage, Verdict
+
+__all__ = ["VLLMOfflineJudge"]
+
+_ERROR_TEXT_LIMIT = 500
+
+
+def _default_sampling_params_type() -> Callable[..., Any]:
+    try:
+        from vllm import SamplingParams
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "VLLMOfflineJudge needs vLLM: pip install 'genrm-rank[vllm]' (or pass "
+            "'sampling_params_type')."
+        ) from exc
+    return SamplingParams  # type: ignore[no-any-return]
+
+
+def _refusal_types() -> tuple[type[BaseException], ...]:
+    """What vLLM raises for a request it refuses before generating (its 4xx errors)."""
+    try:
+        from vllm.exceptions import VLLMClientError  # vLLM >= 0.11: VLLMValidationError, ...
+    except ImportError:  # older vLLM raises ValueError; a stand-in may too
+        return (ValueError,)
+    return (ValueError, VLLMClientError)
+
+
+def _structured_outputs(value: Any) -> Any:
+    """A ``structured_outputs`` mapping as vLLM's ``StructuredOutputsParams`` (else as given)."""
+    if not isinstance(value, Mapping):
+        return value
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return StructuredOutputsParams(**dict(value))
+
+
+def _read_output(output: Any, thinking: bool = True) -> Verdict:
+    """One ``RequestOutput`` as a verdict, read as the HTTP judge reads ``message.content``."""
+    completions = getattr(output, "outputs", None)
+    if not completions:
+        return Verdict.failed(
+            FailureKind.EMPTY, error="vLLM returned no completion for this request"
+        )
+    completion = completions[0]
+    text = completion.text
+    if not isinstance(text, str):
+        raise TypeError(f"vLLM output text is {type(text).__name__}, not a string.")
+    prompt_ids = getattr(output, "prompt_token_ids", None)
+    usage = Usage(len(prompt_ids or ()), len(completion.token_ids or ()))
+    finish_reason = completion.finish_reason
+    return parse_verdict(
+        text,
+        None,
+        None if finish_reason is None else str(finish_reason),
+        usage=usage,
+        thinking=thinking,
+    )
+
+
+class VLLMOfflineJudge:
+    """Judge pairs with a GenRM loaded in this process by vLLM's offline ``LLM``.
+
+    Parameters
+    ----------
+    llm : vllm.LLM, optional
+        A loaded model. Give this or ``llm_options``, not both.
+    llm_options : mapping, optional
+        Keyword arguments for ``vllm.LLM(**llm_options)`` (``model``, ``tensor_parallel_size``,
+        ``max_model_len``, ...); the model is loaded here, at construction.
+    model : str, optional
+        The model's name in the cache namespace (:meth:`namespace`). Default:
+        ``llm_options["model"]``; required with ``llm``.
+    temperature, top_p, max_tokens : float, float, int
+        Sampling parameters (the model card's ``1.0, 0.95, 24576`` by default).
+    sampling_options : mapping, optional
+        Further ``SamplingParams`` arguments (``top_k``, ``seed``, ``structured_outputs``, ...);
+        they override the three above. A ``structured_outputs`` mapping (``{"json": SCHEMA}``)
+        becomes vLLM's ``StructuredOutputsParams`` (unless ``sampling_params_type`` is given).
+    chat_template_kwargs : mapping, optional
+        Passed to ``llm.chat`` (the HTTP judge sends them in ``extra_body``).
+    template_token_allowance : int
+        Tokens allowed for the chat template's own text in :meth:`call_token_bound`.
+    thinking : bool, optional
+        Whether the model reasons before it answers (GenRMs always do): the answer is then read
+        only after ``</think>``, as :func:`~genrm_rank.parsing.parse_verdict` explains. Default:
+        on, unless ``chat_template_kwargs`` turns thinking off (``enable_thinking: False``).
+    sampling_params_type : callable, optional
+        What builds the sampling parameters (``vllm.SamplingParams`` by default); tests pass a
+        stand-in so that no vLLM is needed.
+
+    Examples
+    --------
+    ::
+
+        judge = VLLMOfflineJudge(llm_options={"model": "nvidia/Qwen3-Nemotron-235B-A22B-GenRM",
+                                              "tensor_parallel_size": 8})
+        results = [r async for r in Runner(judge, spec, batch_size=256, concurrency=1024).run(p)]
+    """
+
+    def __init__(
+        self,
+        llm: Any = None,
+        *,
+        llm_options: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        max_tokens: int = 24576,
+        sampling_options: Mapping[str, Any] | None = None,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
+        template_token_allowance: int = 4096,
+        thinking: bool | None = None,
+        sampling_params_type: Callable[..., Any] | None = None,
+    ) -> None:
+        if (llm is None) == (llm_options is None):
+            raise ValueError(
+                "Arguments 'llm' and 'llm_options' exclude each other and one is needed; "
+                f"got llm={'set' if llm is not None else None}, "
+                f"llm_options={'set' if llm_options is not None else None}."
+            )
+        if llm_options is not None and not isinstance(llm_options, Mapping):
+            raise TypeError(
+                f"Argument 'llm_options' must be a mapping, not {type(llm_options).__name__}."
+            )
+        if llm is not None and not callable(getattr(llm, "chat", None)):
+            raise TypeError(
+                f"Argument 'llm' must be a vllm.LLM (with a chat() method), not "
+                f"{type(llm).__name__}."
+            )
+        if model is None and llm_options is not None:
+            model = llm_options.get("model")
+        if not isinstance(model, str) or not model:
+            raise ValueError(
+                f"Argument 'model' must be a non-empty string (the model's name), not {model!r}."
+            )
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"Argument 'max_tokens' must be an int >= 1, not {max_tokens!r}.")
+        if (
+            isinstance(template_token_allowance, bool)
+            or not isinstance(template_token_allowance, int)
+            or template_token_allowance < 0
+        ):
+            raise ValueError(
+                "Argument 'template_token_allowance' must be an int >= 0, not "
+                f"{template_token_allowance!r}."
+            )
+        for name, mapping in (
+            ("sampling_options", sampling_options),
+            ("chat_template_kwargs", chat_template_kwargs),
+        ):
+            if mapping is not None and not isinstance(mapping, Mapping):
+                raise TypeError(
+                    f"Argument '{name}' must be a mapping or None, not {type(mapping).__name__}."
+                )
+        self.model = model
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.max_tokens = max_tokens
+        self.sampling_options: dict[str, Any] = dict(sampling_options or {})
+        self.chat_template_kwargs: dict[str, Any] | None = (
+            dict(chat_template_kwargs) if chat_template_kwargs is not None else None
+        )
+        self.template_token_allowance = template_token_allowance
+        kwargs = self.chat_template_kwargs or {}
+        thinking_off = kwargs.get("enable_thinking") is False or kwargs.get("thinking") is False
+        if thinking is not None and not isinstance(thinking, bool):
+            raise TypeError(f"Argument 'thinking' must be a bool or None, not {thinking!r}.")
+        self.thinking: bool = (not thinking_off) if thinking is None else thinking
+        make = sampling_params_type or _default_sampling_params_type()
+        options: dict[str, Any] = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
+        options.update(self.sampling_options)
+        if sampling_params_type is None and "structured_outputs" in options:
+            options["structured_outputs"] = _structured_outputs(options["structured_outputs"])
+        self.sampling_params: Any = make(**options)
+        if llm is None:
+            from vllm import LLM
+
+            llm = LLM(**dict(llm_options or {}))
+        self.llm: Any = llm
+        self.chat_calls = 0
+        """``llm.chat`` calls made (batches, including the halves of a refused batch)."""
+        self._refusals = _refusal_types()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"VLLMOfflineJudge(model={self.model!r}, temperature={self.temperature:g}, "
+            f"top_p={self.top_p:g}, max_tokens={self.max_tokens}, chat_calls={self.chat_calls})"
+        )
+
+    def namespace(self) -> dict[str, Any]:
+        """What besides the messages changes the answer: the cache namespace for this judge.
+
+        Pass it to :class:`~genrm_rank.judges.cached.CachedJudge`. ``structured_outputs`` and
+        other sampling options are included as given (a mapping is JSON).
+        """
+        return {
+            "judge": "vllm_offline",
+            "model": self.model,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "sampling_options": self.sampling_options,
+            "chat_template_kwargs": self.chat_template_kwargs or {},
+        }
+
+    def call_token_bound(self, request: PairRequest) -> int:
+        """Most tokens one call of ``request`` can use (as :meth:`OpenAIJudge.call_token_bound`).
+
+        The prompt is bounded by the UTF-8 bytes of its messages plus
+        :attr:`template_token_allowance`, and the generation by ``max_tokens``.
+        """
+        content = sum(len(m["content"].encode()) + 8 for m in request.messages())
+        return content + self.template_token_allowance + self.max_tokens
+
+    def _bound_lock(self) -> asyncio.Lock:
+        # Created lazily and per loop: no asyncio object exists before the judge is used.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    def _chat(self, conversations: list[list[dict[str, str]]]) -> list[Any]:
+        self.chat_calls += 1
+        outputs = self.llm.chat(
+            conversations,
+            sampling_params=self.sampling_params,
+            use_tqdm=False,
+            chat_template_kwargs=self.chat_template_kwargs,
+        )
+        if len(outputs) != len(conversations):
+            raise RuntimeError(
+                f"llm.chat returned {len(outputs)} outputs for {len(conversations)} conversations."
+            )
+        return list(outputs)
+
+    async def _generate(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        conversations = [r.messages() for r in requests]
+        try:
+            outputs = await asyncio.to_thread(self._chat, conversations)
+        except self._refusals as exc:  # refused before generating: find the request at fault
+            if len(requests) == 1:
+                message = str(exc).strip() or type(exc).__name__
+                if len(message) > _ERROR_TEXT_LIMIT:
+                    message = message[:_ERROR_TEXT_LIMIT] + "..."
+                return [
+                    Verdict.failed(
+                        FailureKind.REJECTED, error=f"vLLM refused: {message}", attempts=0
+                    )
+                ]
+            half = len(requests) // 2
+            return [
+                *(await self._generate(requests[:half])),
+                *(await self._generate(requests[half:])),
+            ]
+        return [_read_output(output, self.thinking) for output in outputs]
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        """Judge every request in one ``llm.chat`` call; the i-th verdict answers the i-th.
+
+        Batches are served one at a time, each in a worker thread.
+        """
+        for i, request in enumerate(requests):
+            if not isinstance(request, PairRequest):
+                raise TypeError(
+                    f"Argument 'requests[{i}]' must be a PairRequest, not {type(request).__name__}."
+                )
+        if not requests:
+            return []
+        async with self._bound_lock():
+            return await self._generate(list(requests))
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        """Judge one request (a batch of one)."""
+        if not isinstance(request, PairRequest):
+            raise TypeError(
+                f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
+            )
+        (verdict,) = await self.judge_batch([request])
+        return verdict

@@ -1,0 +1,286 @@
+"""Merge the outputs of ``--shard i/n`` runs back into one run's files, in input order.
+
+Sharding needs no distributed engine: run ``n`` processes (a Slurm array job, say), each with
+``shard=(i, n)``, each writing its own output, errors and rejected files, and each with its own
+verdict cache; then :func:`merge_shards` interleaves them back into input order, row for row.
+Each row's result depends only on the run seed and the row's id (given a deterministic judge,
+or the same verdict cache), so the merged files are byte for byte those a single run writes.
+
+How it works: the input is read once more, line by line, and line ``k`` (1-based) is looked up
+in shard ``(k - 1) % n``, whose files hold that shard's rows in input order. The line is
+either in the shard's errors file (its ``line`` field), blank, or a row whose id heads the
+shard's output file (all its pair lines, for ``pairs``) or its rejected file. Lines are copied
+as they are, never re-encoded. Memory is one id index (about 32 bytes a row).
+
+It refuses, naming the shard and the line, what would not give the single run's files:
+
+- a shard that is incomplete (a row with no result: resume that shard first) or that holds
+  rows the input does not (a different input, or a different ``n``);
+- a torn last line (a killed shard: resume it first);
+- a row id seen in two shards: a single run rejects the second as a duplicate, which shards
+  cannot see (each checks only its own rows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from genrm_rank.sdg.rows import IdIndex, id_key, iter_lines
+
+__all__ = ["MergeCounts", "merge_shards"]
+
+_SINKS = ("out", "errors", "rejected")
+
+
+@dataclass
+class MergeCounts:
+    """What :func:`merge_shards` wrote."""
+
+    lines: int = 0
+    """Input lines read (blank lines included)."""
+    rows: int = 0
+    """Rows with a result in the output file."""
+    out_lines: int = 0
+    """Lines written to the output file (several per row for pair files)."""
+    errors: int = 0
+    rejected: int = 0
+    blank: int = 0
+
+
+class _ShardFile:
+    """One shard file read line by line, with the head line's key at hand."""
+
+    def __init__(self, path: Path | None, shard: int, sink: str, key_field: str) -> None:
+        self.path = path
+        self.shard = shard
+        self.sink = sink
+        self.key_field = key_field
+        self._lines: Iterator[bytes] = iter(()) if path is None else self._read(path)
+        self.head: bytes | None = None
+        self.key: str | None = None
+        self.number = 0
+        self.advance()
+
+    @staticmethod
+    def _read(path: Path) -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            yield from handle
+
+    def where(self) -> str:
+        return f"shard {self.shard} ({self.path}:{self.number})"
+
+    def advance(self) -> None:
+        raw = next(self._lines, None)
+        self.head, self.key = raw, None
+        if raw is None:
+            return
+        self.number += 1
+        if not raw.endswith(b"\n"):
+            raise ValueError(
+                f"Argument 'shards': {self.where()} ends in a torn line (a killed run); resume "
+                "that shard before merging."
+            )
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict) or self.key_field not in data:
+            raise ValueError(
+                f"Argument 'shards': {self.where()} is not a JSON object with a "
+                f"{self.key_field!r} field; not an output of this tool with that id field."
+            )
+        value = data[self.key_field]
+        self.key = str(value) if self.sink == "errors" else id_key(value)
+
+
+def _input_key(raw: bytes, id_field: str) -> str | None:
+    """The id key of an input line, or ``None`` when the line is blank."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""  # not a row: its result must be in the errors file
+    if not text.strip():
+        return None
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError:
+        return ""
+    if not isinstance(data, dict) or id_field not in data:
+        return ""
+    return id_key(data[id_field])
+
+
+def _shard_paths(
+    shards: Sequence[Mapping[str, str | os.PathLike[str] | None]],
+) -> list[dict[str, Path | None]]:
+    if isinstance(shards, (str, bytes)) or not isinstance(shards, Sequence) or not shards:
+        raise ValueError(
+            "Argument 'shards' must be a non-empty sequence of mappings (one per shard, in "
+            f"shard order), not {shards!r}."
+        )
+    out = []
+    for i, shard in enumerate(shards):
+        if not isinstance(shard, Mapping) or "out" not in shard or shard["out"] is None:
+            raise TypeError(
+                f"Argument 'shards[{i}]' must be a mapping with an 'out' path (and optional "
+                f"'errors' and 'rejected' paths), not {shard!r}."
+            )
+        unknown = set(shard) - set(_SINKS)
+        if unknown:
+            raise ValueError(f"Argument 'shards[{i}]' has unknown keys {sorted(unknown)}.")
+        paths: dict[str, Path | None] = {}
+        for sink in _SINKS:
+            value = shard.get(sink)
+            path = None if value is None else Path(value)
+            if sink == "out" and (path is None or not path.is_file()):
+                raise ValueError(f"Argument 'shards[{i}]['out']': no such file: {path}.")
+            paths[sink] = path if path is not None and path.exists() else None
+        out.append(paths)
+    return out
+
+
+def merge_shards(
+    input_path: str | os.PathLike[str],
+    shards: Sequence[Mapping[str, str | os.PathLike[str] | None]],
+    output: Mapping[str, str | os.PathLike[str] | None],
+    *,
+    id_field: str = "id",
+    overwrite: bool = False,
+) -> MergeCounts:
+    """Merge the files of ``n`` shard runs into one run's files, in input order.
+
+    Parameters
+    ----------
+    input_path : path
+        The input file every shard read.
+    shards : sequence of mapping
+        One mapping per shard, shard ``i`` at position ``i`` (so ``n = len(shards)``):
+        ``"out"`` (required), ``"errors"`` and ``"rejected"`` paths. A path that does not exist
+        stands for an empty file (a shard with no errors may have written none).
+    output : mapping
+        ``"out"`` and ``"errors"`` paths to write, and ``"rejected"`` (``None`` or absent: the
+        shards must have no rejected rows).
+    id_field : str
+        The row id field, as the shards were run with.
+    overwrite : bool
+        Replace existing output files (otherwise they are refused).
+
+    Returns
+    -------
+    MergeCounts
+
+    Raises
+    ------
+    ValueError
+        A shard that is incomplete, torn, from another input or another ``n``; a row id in two
+        shards; output files that exist without ``overwrite`` or that are also inputs.
+
+    Notes
+    -----
+    The files are written next to their final paths and renamed into place only when the
+    merge succeeded, so a refused merge leaves nothing behind.
+    """
+    shard_paths = _shard_paths(shards)
+    n = len(shard_paths)
+    if not isinstance(output, Mapping) or output.get("out") is None or output.get("errors") is None:
+        raise TypeError(
+            f"Argument 'output' must be a mapping with 'out' and 'errors' paths, not {output!r}."
+        )
+    targets = {k: Path(v) for k, v in output.items() if v is not None}
+    unknown = set(targets) - set(_SINKS)
+    if unknown:
+        raise ValueError(f"Argument 'output' has unknown keys {sorted(unknown)}.")
+    sources = {Path(input_path).resolve()} | {
+        p.resolve() for paths in shard_paths for p in paths.values() if p is not None
+    }
+    for name, path in targets.items():
+        if path.resolve() in sources:
+            raise ValueError(f"Argument 'output[{name!r}]' is also an input: {path}.")
+        if path.exists() and path.stat().st_size > 0 and not overwrite:
+            raise ValueError(
+                f"Argument 'output[{name!r}]': {path} already exists; pass overwrite=True."
+            )
+    if len({p.resolve() for p in targets.values()}) != len(targets):
+        raise ValueError("Argument 'output' names one file twice; each output must differ.")
+
+    files = [
+        {
+            sink: _ShardFile(paths[sink], i, sink, "line" if sink == "errors" else id_field)
+            for sink in _SINKS
+        }
+        for i, paths in enumerate(shard_paths)
+    ]
+    for i, shard_files in enumerate(files):
+        if shard_files["rejected"].head is not None and "rejected" not in targets:
+            raise ValueError(
+                f"Argument 'output': shard {i} has rejected rows but no 'rejected' path is given."
+            )
+    temps = {name: path.with_name(path.name + ".merging") for name, path in targets.items()}
+    handles: dict[str, IO[bytes]] = {}
+    counts = MergeCounts()
+    seen = IdIndex()
+    try:
+        for name, temp in temps.items():
+            handles[name] = open(temp, "wb")
+        for number, raw in iter_lines(input_path):
+            counts.lines += 1
+            shard = files[(number - 1) % n]
+            errors = shard["errors"]
+            if errors.key == str(number):
+                handles["errors"].write(errors.head or b"")
+                errors.advance()
+                counts.errors += 1
+                continue
+            key = _input_key(raw, id_field)
+            if key is None:
+                counts.blank += 1
+                continue
+            sink = next((s for s in ("out", "rejected") if key and shard[s].key == key), None)
+            if sink is None:
+                raise ValueError(
+                    f"Argument 'shards': shard {(number - 1) % n} has no result for input line "
+                    f"{number}" + (f" (id {key})" if key else "") + "; the shard is incomplete "
+                    f"(resume it) or was run on another input or with another n than {n}."
+                )
+            first = seen.setdefault(key, number)
+            if first is not None:
+                raise ValueError(
+                    f"Argument 'input_path': the row id {key} is on lines {first} and {number}, "
+                    "in two shards; a single run would reject the second as a duplicate."
+                )
+            source = shard[sink]
+            while source.key == key:  # one line, or a row's group of pair lines
+                handles[sink].write(source.head or b"")
+                source.advance()
+                if sink == "out":
+                    counts.out_lines += 1
+            if sink == "out":
+                counts.rows += 1
+            else:
+                counts.rejected += 1
+        for shard_files in files:
+            for source in shard_files.values():
+                if source.head is not None:
+                    raise ValueError(
+                        f"Argument 'shards': {source.where()} holds a row that is not in the "
+                        "input at its place (another input, or another shard count)."
+                    )
+        for handle in handles.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        for handle in handles.values():
+            handle.close()
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        raise
+    for handle in handles.values():
+        handle.close()
+    for name, temp in temps.items():
+        os.replace(temp, targets[name])
+    return counts

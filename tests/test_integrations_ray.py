@@ -1,0 +1,161 @@
+"""Tests of genrm_rank.integrations.ray on a local Ray instance with 2 CPUs (marker ``ray``).
+
+Deselected by default (it needs the ``ray`` extra, and starting Ray takes seconds and about
+1.7 GB); run with ``.venv/bin/pytest -m ray tests/test_integrations_ray.py``. The actors talk to
+serve-sim replicas (:class:`~genrm_rank.server.ThreadedSimServers`) running in this process on
+loopback, or hold a deterministic :class:`~genrm_rank.judges.simulated.SimulatedJudge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genrm_rank.integrations.ray import BASE_CACHE, consolidate_caches, rank_dataset
+from genrm_rank.judges.openai_http import OpenAIJudge
+from genrm_rank.judges.simulated import SimulatedJudge
+from genrm_rank.runner import PromptInput, Runner
+from genrm_rank.server import SimServerConfig, ThreadedSimServers
+from genrm_rank.spec import RankSpec
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+SPEC = RankSpec(strategy="round_robin", seed=11)
+NAMESPACE = {"judge": "openai_http", "model": "sim-genrm"}
+
+
+def _rows(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"r{i}",
+            "prompt": f"Question {i}: explain it.",
+            "candidates": [f"answer {i}.{k} " + "more " * ((i + 2 * k) % 4) for k in range(4)],
+        }
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[Any]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[ThreadedSimServers]:
+    config = SimServerConfig(latency_mean=0.002, capacity=256)
+    with ThreadedSimServers([config, config]) as running:
+        yield running
+
+
+def _requests(servers: ThreadedSimServers) -> int:
+    return sum(servers.stats(i).requests for i in range(len(servers.servers)))
+
+
+def _by_id(ds: Any) -> dict[str, dict[str, Any]]:
+    return {row["id"]: row for row in ds.take_all()}
+
+
+def test_rows_ranked_as_the_runner_ranks_them(ray_local: Any) -> None:
+    rows = _rows(12)
+    rows[5]["candidates"] = ["only one"]  # invalid: reported, not sent
+    ds = ray_local.data.from_items(rows)
+    ranked = _by_id(rank_dataset(ds, spec=SPEC, judge_factory=SimulatedJudge, batch_size=4))
+    assert len(ranked) == 12
+    assert ranked["r5"]["genrm_status"] == "invalid"
+    assert "at least 2 candidates" in ranked["r5"]["genrm_error"]
+
+    async def direct() -> dict[str, Any]:
+        runner = Runner(SimulatedJudge(), SPEC)
+        prompts = [
+            PromptInput(r["prompt"], r["candidates"], prompt_id=r["id"])
+            for r in rows
+            if r != rows[5]
+        ]
+        return {r.prompt.prompt_id: r.ranking async for r in runner.run(prompts)}
+
+    expected = asyncio.run(direct())
+    for row_id, ranking in expected.items():
+        got = ranked[row_id]
+        assert got["genrm_best"] == ranking.best
+        assert list(got["genrm_order"]) == list(ranking.order)
+        assert got["genrm_calls"] == ranking.calls == 12
+        assert got["genrm_status"] == "complete" and got["genrm_error"] is None
+
+
+def test_a_rerun_pays_only_for_unfinished_rows(
+    ray_local: Any, servers: ThreadedSimServers, tmp_path: Path
+) -> None:
+    # built inside each actor (a judge holds sockets: pickle a factory, never a judge)
+    factory = functools.partial(OpenAIJudge, servers.urls, model="sim-genrm", api_key_env=None)
+
+    def run(n_rows: int) -> dict[str, dict[str, Any]]:
+        ds = ray_local.data.from_items(_rows(n_rows))
+        return _by_id(
+            rank_dataset(
+                ds, spec=SPEC, judge_factory=factory, batch_size=4, cache_dir=tmp_path,
+                cache_namespace=NAMESPACE,
+            )
+        )  # fmt: skip
+
+    before = _requests(servers)
+    # the "killed" job: only the first 8 of 16 rows got done
+    first = run(8)
+    paid_first = _requests(servers) - before
+    assert paid_first == sum(r["genrm_calls"] for r in first.values()) == 8 * 12
+    assert len(list(tmp_path.glob("verdicts.*.db"))) == 2  # one file per actor
+
+    before = _requests(servers)
+    second = run(16)
+    paid_second = _requests(servers) - before
+    assert paid_second == 8 * 12  # only rows r8..r15
+    for i in range(8):
+        row = second[f"r{i}"]
+        assert row["genrm_calls"] == 0 and row["genrm_cached"] == 12
+        assert row["genrm_best"] == first[f"r{i}"]["genrm_best"]
+    assert all(second[f"r{i}"]["genrm_calls"] == 12 for i in range(8, 16))
+    assert (tmp_path / BASE_CACHE).exists()
+
+    base = consolidate_caches(tmp_path)
+    assert base == tmp_path / BASE_CACHE
+    assert [p.name for p in tmp_path.glob("verdicts.*.db")] == [BASE_CACHE]
+    from genrm_rank.cache import VerdictCache
+
+    with VerdictCache(base) as cache:
+        assert len(cache) == 16 * 12
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"spec": "round_robin"}, TypeError, "Argument 'spec'"),
+        ({"judge_factory": 3}, TypeError, "Argument 'judge_factory'"),
+        ({"actors": 0}, ValueError, "Argument 'actors'"),
+        ({"cache_dir": "x"}, ValueError, "Argument 'cache_namespace' must be given"),
+        ({"cache_namespace": {"model": "m"}}, ValueError, "needs 'cache_dir'"),
+        ({"ds": [1, 2]}, TypeError, "Argument 'ds'"),
+    ],
+)
+def test_bad_arguments_name_the_argument(
+    ray_local: Any, kwargs: dict[str, Any], error: type, fragment: str
+) -> None:
+    options: dict[str, Any] = {
+        "ds": ray_local.data.from_items(_rows(2)),
+        "spec": SPEC,
+        "judge_factory": SimulatedJudge,
+    }
+    options.update(kwargs)
+    ds = options.pop("ds")
+    with pytest.raises(error, match=fragment):
+        rank_dataset(ds, **options)

@@ -1,0 +1,189 @@
+"""Tests of genrm_rank.sdg.merge (``merge_shards``) and the ``genrm-rank merge`` command.
+
+The central property: ``--shard i/n`` runs merged back give the single run's files, byte for
+byte, for every output kind (rank, select with a rejected file, pairs with groups of lines),
+errors file included. The judge is the deterministic ``--judge simulated``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genrm_rank.cli import main
+from genrm_rank.sdg import MergeCounts, merge_shards
+
+
+def _write_input(path: Path, n: int = 23) -> None:
+    lines = []
+    for i in range(n):
+        if i == 4:
+            lines.append("")  # blank: not a row
+        elif i == 7:
+            lines.append('{"id": "bad", "prompt": ')  # malformed JSON: an errors row
+        elif i == 11:
+            lines.append(json.dumps({"id": f"r{i}", "prompt": "q"}))  # no candidates
+        else:
+            k = 2 + i % 3
+            texts = [f"answer {i}.{j} " + "detail " * ((i * 7 + j * 3) % 5) for j in range(k)]
+            row = {"id": f"r{i}", "prompt": f"Question {i}?", "candidates": texts}
+            lines.append(json.dumps(row))
+    path.write_text("\n".join(lines) + "\n")
+
+
+COMMANDS = {
+    "rank": ["rank"],
+    "select": ["select", "--min-score", "3.6", "--rejected", "{out}.rejected.jsonl"],
+    "pairs": ["pairs", "--all-pairs", "--min-margin", "0.5"],
+}
+
+
+def _run(tmp: Path, command: str, out: str, *extra: str) -> int:
+    args = [a.replace("{out}", str(tmp / out)) for a in COMMANDS[command]]
+    return main(
+        [
+            *args[:1],
+            str(tmp / "in.jsonl"),
+            "-o",
+            str(tmp / f"{out}.jsonl"),
+            *args[1:],
+            "--judge",
+            "simulated",
+            "--seed",
+            "5",
+            "--quiet",
+            *extra,
+        ]
+    )
+
+
+def _files(tmp: Path, stem: str) -> dict[str, bytes]:
+    return {
+        suffix: (tmp / f"{stem}{suffix}").read_bytes()
+        for suffix in (".jsonl", ".errors.jsonl", ".rejected.jsonl")
+        if (tmp / f"{stem}{suffix}").exists()
+    }
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("n", [1, 3])
+def test_sharded_then_merged_equals_the_single_run_byte_for_byte(
+    tmp_path: Path, command: str, n: int
+) -> None:
+    _write_input(tmp_path / "in.jsonl")
+    assert _run(tmp_path, command, "single") == 1  # the two bad rows fail
+    for i in range(n):
+        assert _run(tmp_path, command, f"shard{i}", "--shard", f"{i}/{n}") in (0, 1)
+    shards = [str(tmp_path / f"shard{i}.jsonl") for i in range(n)]
+    merged = str(tmp_path / "merged.jsonl")
+    assert main(["merge", str(tmp_path / "in.jsonl"), *shards, "-o", merged, "-q"]) == 0
+    single, together = _files(tmp_path, "single"), _files(tmp_path, "merged")
+    assert set(together) == set(single)
+    assert together == single
+    assert len(single[".errors.jsonl"].splitlines()) == 2
+    if command != "rank":
+        assert single[".rejected.jsonl"]  # the thresholds did reject rows
+    if command == "pairs":  # groups of several pair lines per row were kept whole
+        ids = [json.loads(line)["id"] for line in single[".jsonl"].splitlines()]
+        assert len(ids) > len(set(ids))
+
+
+def _shards(tmp_path: Path, n: int = 3) -> list[dict[str, Path]]:
+    _write_input(tmp_path / "in.jsonl")
+    for i in range(n):
+        _run(tmp_path, "rank", f"shard{i}", "--shard", f"{i}/{n}")
+    return [
+        {"out": tmp_path / f"shard{i}.jsonl", "errors": tmp_path / f"shard{i}.errors.jsonl"}
+        for i in range(n)
+    ]
+
+
+def _out(tmp_path: Path) -> dict[str, Path]:
+    return {"out": tmp_path / "m.jsonl", "errors": tmp_path / "m.errors.jsonl"}
+
+
+def test_counts(tmp_path: Path) -> None:
+    counts = merge_shards(tmp_path / "in.jsonl", _shards(tmp_path), _out(tmp_path))
+    assert counts == MergeCounts(lines=23, rows=20, out_lines=20, errors=2, rejected=0, blank=1)
+
+
+def test_an_incomplete_shard_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    shards = _shards(tmp_path)
+    lines = shards[1]["out"].read_bytes().splitlines(keepends=True)
+    shards[1]["out"].write_bytes(b"".join(lines[:-1]))
+    with pytest.raises(ValueError, match=r"shard 1 has no result for input line 23 .*incomplete"):
+        merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    assert not any(tmp_path.glob("m.*"))
+
+
+def test_a_torn_shard_is_refused(tmp_path: Path) -> None:
+    shards = _shards(tmp_path)
+    data = shards[2]["out"].read_bytes()
+    shards[2]["out"].write_bytes(data[:-10])
+    with pytest.raises(ValueError, match=r"shard 2 .* torn line"):
+        merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+
+
+def test_another_shard_count_is_refused(tmp_path: Path) -> None:
+    shards = _shards(tmp_path)
+    with pytest.raises(ValueError, match="shard 0 has no result for input line 3 "):
+        merge_shards(tmp_path / "in.jsonl", shards[:2], _out(tmp_path))
+
+
+def test_an_id_in_two_shards_is_refused(tmp_path: Path) -> None:
+    rows = [{"id": "same" if i in (0, 1) else f"r{i}", "prompt": "q", "candidates": ["a", "b"]}
+            for i in range(4)]  # fmt: skip
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for i in range(2):
+        assert _run(tmp_path, "rank", f"s{i}", "--shard", f"{i}/2") == 0
+    shards = [{"out": tmp_path / f"s{i}.jsonl"} for i in range(2)]
+    with pytest.raises(ValueError, match="lines 1 and 2, in two shards"):
+        merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    assert _run(tmp_path, "rank", "whole") == 1  # the single run rejects the duplicate
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
+    shards = _shards(tmp_path)
+    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    with pytest.raises(ValueError, match="already exists"):
+        merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path), overwrite=True)
+
+
+@pytest.mark.parametrize(
+    ("shards", "output", "error", "fragment"),
+    [
+        ([], None, ValueError, "Argument 'shards' must be a non-empty sequence"),
+        (["x.jsonl"], None, TypeError, r"Argument 'shards\[0\]' must be a mapping"),
+        ([{"out": "missing.jsonl"}], None, ValueError, "no such file"),
+        ([{"out": "in.jsonl", "log": "x"}], None, ValueError, "unknown keys"),
+        (None, {"out": "m.jsonl"}, TypeError, "Argument 'output' must be a mapping"),
+        (None, {"out": "in.jsonl", "errors": "e.jsonl"}, ValueError, "is also an input"),
+    ],
+)
+def test_bad_arguments_name_the_argument(
+    tmp_path: Path, shards: list[object] | None, output: dict[str, str] | None, error: type,
+    fragment: str,
+) -> None:  # fmt: skip
+    _write_input(tmp_path / "in.jsonl")
+
+    def local(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: tmp_path / v for k, v in value.items()}
+        return value
+
+    given = [local(s) for s in shards] if shards is not None else [{"out": tmp_path / "in.jsonl"}]
+    out = local(output) if output is not None else _out(tmp_path)
+    with pytest.raises(error, match=fragment):
+        merge_shards(tmp_path / "in.jsonl", given, out)  # type: ignore[arg-type]
+
+
+def test_cli_reports_a_refused_merge_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shards = _shards(tmp_path)
+    argv = ["merge", str(tmp_path / "in.jsonl"), *(str(s["out"]) for s in shards[:2])]
+    assert main([*argv, "-o", str(tmp_path / "m.jsonl")]) == 2
+    assert "genrm-rank merge: error: Argument 'shards'" in capsys.readouterr().err
