@@ -163,8 +163,11 @@ class Tally:
     pairwise: list[float] = field(default_factory=list)
     p_best: list[float] = field(default_factory=list)
     is_best: list[bool] = field(default_factory=list)
+    no_mle: int = 0
+    """Prompts with no finite unpenalised MLE (separation: e.g. a candidate that wins every
+    verdict); alpha > 0 bounds the fit and P(best) is still reported."""
     unidentified: int = 0
-    """Prompts whose fit is not ``identified`` (any parameter, the position term included)."""
+    """Prompts with a strength the data do not identify (a disconnected graph): P(best) NaN."""
     prompts: int = 0
 
 
@@ -196,8 +199,8 @@ def _measure(
             printed = np.array([s.strength for s in ranking.scores])
             if not np.allclose(printed, fit.params, atol=1e-9):
                 raise RuntimeError("refit does not reproduce the Ranking's strengths")
-        if not fit.identified:
-            tally.unidentified += 1
+        tally.no_mle += not fit.identification.mle_exists
+        tally.unidentified += not bool(fit.identification.identified.all())
         truth = truth_of(comparisons, use_h)
         # Only what the data identify: an unidentified strength has an infinite standard error,
         # whose interval "covers" trivially; such prompts are counted apart.
@@ -360,7 +363,8 @@ def report(label: str, results: dict[str, dict[CovarianceMethod, Tally]]) -> Non
             t = tallies[method]
             print(
                 f"| {label} | {strategy} | {method} | {mean_ci(t.centred)} | "
-                f"{mean_ci(t.pairwise)} | {worst_gap(t)} | {t.unidentified}/{t.prompts} |"
+                f"{mean_ci(t.pairwise)} | {worst_gap(t)} | {t.no_mle}/{t.prompts} | "
+                f"{t.unidentified}/{t.prompts} |"
             )
 
 
@@ -403,6 +407,7 @@ def merge(
             d.pairwise += t.pairwise
             d.p_best += t.p_best
             d.is_best += t.is_best
+            d.no_mle += t.no_mle
             d.unidentified += t.unidentified
             d.prompts += t.prompts
 
@@ -419,9 +424,10 @@ def main() -> None:
     start = time.perf_counter()
     print(
         "| regime | strategy | covariance | centred coverage % | pairwise coverage % | "
-        "worst P(best) decile gap | prompts flagged not identified |"
+        "worst P(best) decile gap | prompts without a finite MLE | prompts with a strength "
+        "not identified |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     panels = []
     for regime in REGIMES:
         results: dict[str, dict[CovarianceMethod, Tally]] = {}

@@ -529,8 +529,9 @@ OUTCOMES = [0.8, 0.6, 0.6, 1.0, 0.4, 0.8, 0.2]
 
 
 def test_quasi_covariance_closed_form_for_two_items() -> None:
-    # One pair, no position term: p = mean(o), phi = Pearson X^2 / (m - 1), and the variance
-    # of theta_0 - theta_1 is phi / (m p (1 - p)) (McCullagh & Nelder, sec. 9.2).
+    # One pair, no position term: p = mean(o), phi = Pearson X^2 / (m - 1) (one p, so the
+    # moment estimate and Pearson's agree), and the variance of theta_0 - theta_1 is
+    # phi / (m p (1 - p)) (McCullagh & Nelder, sec. 9.2).
     o = np.array(OUTCOMES)
     m, p = o.size, o.mean()
     c = Comparisons.from_arrays(2, [0] * m, [1] * m, o)
@@ -539,6 +540,23 @@ def test_quasi_covariance_closed_form_for_two_items() -> None:
     assert fit.dispersion == pytest.approx(phi, rel=1e-9)
     assert phi < 0.5  # graded outcomes vary far less than Bernoulli ones
     np.testing.assert_allclose(fit.covariance[0, 0], phi / (m * p * (1 - p)) / 4, rtol=1e-8)
+
+
+def test_quasi_dispersion_weights_rows_as_the_information_does() -> None:
+    # A chain 0-1-2 without a position term fits each pair's mean exactly, so
+    # phi = sum (o - p)^2 / sum p (1 - p) * m / (m - 2): a ratio of sums, not Pearson's mean of
+    # per-row ratios, which a pair with an extreme p would dominate.
+    close, far = np.array(OUTCOMES), np.array([1.0, 1.0, 0.8, 1.0, 1.0, 0.8])
+    first = [0] * close.size + [1] * far.size
+    second = [1] * close.size + [2] * far.size
+    c = Comparisons.from_arrays(3, first, second, np.concatenate([close, far]))
+    fit = bradley_terry(c, alpha=0.0)
+    squares = sum(np.sum((o - o.mean()) ** 2) for o in (close, far))
+    spread = sum(o.size * o.mean() * (1 - o.mean()) for o in (close, far))
+    m = close.size + far.size
+    assert fit.dispersion == pytest.approx(squares / spread * m / (m - 2), rel=1e-9)
+    pearson = sum(np.sum((o - o.mean()) ** 2) / (o.mean() * (1 - o.mean())) for o in (close, far))
+    assert fit.dispersion != pytest.approx(pearson / (m - 2), rel=1e-3)
 
 
 def test_sandwich_covariance_closed_form_for_two_items() -> None:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from genrm_rank import rank, select_best
+from genrm_rank.aggregators.identification import identify
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.simulated import SimulatedJudge
-from genrm_rank.results import Ranking
+from genrm_rank.results import Ranking, judgements_to_comparisons
 from genrm_rank.verdict import Verdict
 
 
@@ -44,6 +45,23 @@ def test_one_slot_order_drops_the_unidentified_position_term() -> None:
     result = _noisy_knockout(3, swap="none")
     assert result.position_bias is None
     assert any("without the position term" in n for n in result.notes)
+    assert all(np.isfinite(s.stderr) and s.stderr > 0 for s in result.scores)
+
+
+@pytest.mark.parametrize("swap", ["both", "none"])
+def test_separated_bracket_still_reports_p_best(swap: str) -> None:
+    # A clean judge: the champion wins every verdict, so no finite MLE exists (separation,
+    # Albert & Anderson 1984). With alpha > 0 the penalised posterior is proper and every
+    # strength is identified (the bracket is connected), so P(best) must be reported, not NaN.
+    texts = [f"candidate {i}" for i in range(8)]
+    judge = SimulatedJudge(qualities={t: 3.0 * i for i, t in enumerate(texts)}, noise_scale=0.05)
+    result = select_best(texts, "Q", judge=judge, strategy="knockout", swap=swap, seed=0)
+    comparisons = judgements_to_comparisons(8, list(result.judgements))
+    assert not identify(*comparisons.pair_totals(), position_bias=True).mle_exists
+    p = np.array([s.p_best for s in result.scores])
+    assert np.all(np.isfinite(p)) and p.sum() == pytest.approx(1.0)
+    assert result.best == result.champion == 7
+    assert p[7] == p.max()
     assert all(np.isfinite(s.stderr) and s.stderr > 0 for s in result.scores)
 
 
