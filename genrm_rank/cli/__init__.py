@@ -9,6 +9,7 @@ Subcommands::
     genrm-rank leaderboard IN.jsonl                model-level table (candidates with ids)
     genrm-rank report OUT.jsonl                    a self-contained HTML report of a run
     genrm-rank serve-sim --port 8000               a simulated vLLM GenRM server
+    genrm-rank cache merge OUT.db IN1.db IN2.db    merge the verdict caches of several shards
     genrm-rank demo                                everything above on bundled data, offline
 
 The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-compatible base URL
@@ -27,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 from genrm_rank.cli.commands import (
     bundled_example,
+    cmd_cache,
     cmd_compare,
     cmd_demo,
     cmd_leaderboard,
@@ -75,6 +77,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "leaderboard": cmd_leaderboard,
     "report": cmd_report,
     "serve-sim": cmd_serve_sim,
+    "cache": cmd_cache,
     "demo": cmd_demo,
 }
 
