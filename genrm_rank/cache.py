@@ -43,6 +43,17 @@ well under a millisecond, next to judge calls of seconds, so it runs inline rath
 thread (and a connection per thread). Several processes may open the same file at once: WAL lets
 readers run beside the writer, and writers wait for one another up to ``timeout`` seconds
 (SQLite's busy timeout).
+
+Network filesystems and shards
+------------------------------
+WAL mode keeps its index in shared memory beside the file, which processes on different hosts
+cannot share, and network filesystems (NFS, Lustre, CIFS, GPFS, ...) do not give SQLite the
+locks it relies on: a cache shared there by several jobs can be corrupted or lose commits
+without an error. :class:`VerdictCache` therefore refuses a path on a network filesystem (found
+by :func:`network_filesystem`, the longest matching mount point of ``/proc/mounts``) rather than
+warn: a warning scrolls past in a batch log, and the damage shows only later, as a corrupt file
+or verdicts paid twice. Give each shard its own cache on a local disk, then join them with
+:func:`merge_caches` (``genrm-rank cache merge OUT.db IN1.db IN2.db ...``).
 """
 
 from __future__ import annotations
@@ -53,7 +64,9 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -61,10 +74,14 @@ from genrm_rank.judges.base import PairRequest
 from genrm_rank.verdict import Verdict, verdict_from_dict, verdict_to_dict
 
 __all__ = [
+    "NETWORK_FILESYSTEMS",
     "PROTOCOL_VERSION",
     "SCHEMA_VERSION",
+    "MergeReport",
     "VerdictCache",
     "cache_key",
+    "merge_caches",
+    "network_filesystem",
 ]
 
 PROTOCOL_VERSION = 1
@@ -169,6 +186,98 @@ def cache_key(namespace: Mapping[str, Any], request: PairRequest) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Network filesystems
+
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "9p",
+        "afs",
+        "beegfs",
+        "ceph",
+        "cifs",
+        "fuse.ceph",
+        "fuse.gcsfuse",
+        "fuse.glusterfs",
+        "fuse.rclone",
+        "fuse.s3fs",
+        "fuse.sshfs",
+        "glusterfs",
+        "gpfs",
+        "lustre",
+        "ncpfs",
+        "nfs",
+        "nfs4",
+        "orangefs",
+        "panfs",
+        "pvfs2",
+        "smb3",
+        "smbfs",
+        "sshfs",
+        "wekafs",
+    }
+)
+"""Filesystem types (as ``/proc/mounts`` names them) on which SQLite's locks and WAL mode fail."""
+
+
+def _unescape_mount(field: str) -> str:
+    # /proc/mounts writes a space, tab, newline and backslash in a path as \040, \011, \012, \134.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def network_filesystem(
+    path: str | os.PathLike[str], *, mounts: str | os.PathLike[str] = "/proc/mounts"
+) -> tuple[str, str] | None:
+    """The network filesystem a path lies on, as ``(fstype, mount_point)``, or ``None``.
+
+    The path (made absolute, links resolved; for a file not yet created, its folder) is matched
+    against the longest mount point listed in ``mounts``. ``None`` when it lies on a local
+    filesystem, or when ``mounts`` cannot be read (a system without ``/proc``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file or folder.
+    mounts : str or os.PathLike
+        A file in the format of ``/proc/mounts`` (``device mount_point fstype options ...``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".mounts", delete=False) as f:
+    ...     _ = f.write("server:/home /home nfs4 rw 0 0\\n/dev/sda1 / ext4 rw 0 0\\n")
+    >>> network_filesystem("/home/me/cache.db", mounts=f.name)
+    ('nfs4', '/home')
+    >>> network_filesystem("/tmp/cache.db", mounts=f.name) is None
+    True
+    """
+    try:
+        text = Path(mounts).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    target = os.path.realpath(os.fspath(path))
+    best: tuple[str, str] | None = None
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point, fstype = _unescape_mount(fields[1]), fields[2].lower()
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) > len(best[1])):
+            best = (fstype, point)
+    if best is None or best[0] not in NETWORK_FILESYSTEMS:
+        return None
+    return best
+
+
+# --------------------------------------------------------------------------------------------
 # Storage
 
 _SCHEMA = (
@@ -195,6 +304,9 @@ class VerdictCache:
         cache that lives as long as the object.
     timeout : float
         Seconds a write waits for another process's write to finish (SQLite's busy timeout).
+    mounts : str or os.PathLike
+        The mount table read by :func:`network_filesystem`; a path on a network filesystem
+        raises ``ValueError`` (SQLite's locks and WAL mode do not work there).
 
     Attributes
     ----------
@@ -210,7 +322,13 @@ class VerdictCache:
     Use the cache from one thread; several processes may share the file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        mounts: str | os.PathLike[str] = "/proc/mounts",
+    ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(
                 f"Argument 'path' must be a str or os.PathLike, not {type(path).__name__}."
@@ -218,6 +336,16 @@ class VerdictCache:
         if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout >= 0):
             raise ValueError(f"Argument 'timeout' must be a finite number >= 0, not {timeout!r}.")
         self.path = os.fspath(path)
+        if self.path != ":memory:":
+            remote = network_filesystem(self.path, mounts=mounts)
+            if remote is not None:
+                raise ValueError(
+                    f"Argument 'path' must be on a local filesystem, not {self.path!r} on "
+                    f"{remote[0]} (mounted at {remote[1]}): SQLite's locks and WAL mode do not "
+                    "work on a network filesystem, so a cache there can be corrupted. Give each "
+                    "job or shard its own cache on a local disk (e.g. under $TMPDIR) and join "
+                    "them afterwards with merge_caches (genrm-rank cache merge)."
+                )
         self.hits = 0
         self.misses = 0
         # isolation_level=None: no implicit transactions; each statement commits on its own,
@@ -241,10 +369,15 @@ class VerdictCache:
             try:
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                conn.execute(
+                created = conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
-                )
+                ).rowcount
+                if created:  # a new file: record the protocol its keys are made under
+                    conn.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('protocol_version', ?)",
+                        (str(PROTOCOL_VERSION),),
+                    )
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 conn.execute("COMMIT")
             except BaseException:
@@ -338,3 +471,139 @@ class VerdictCache:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"VerdictCache({self.path!r}, {state}, hits={self.hits}, misses={self.misses})"
+
+
+# --------------------------------------------------------------------------------------------
+# Merging
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    """What :func:`merge_caches` did.
+
+    Attributes
+    ----------
+    output : str
+        The cache merged into.
+    inputs : tuple of str
+        The caches read, in order.
+    read : int
+        Verdicts read from the inputs.
+    added : int
+        Verdicts new to the output.
+    duplicates : int
+        Keys already held with the same verdict (nothing to do).
+    conflicts : int
+        Keys already held with a different verdict; the first one (the output's own, then the
+        earliest input's) is kept.
+    total : int
+        Verdicts in the output afterwards.
+    """
+
+    output: str
+    inputs: tuple[str, ...]
+    read: int
+    added: int
+    duplicates: int
+    conflicts: int
+    total: int
+
+
+def _input_versions(path: str) -> tuple[str, str]:
+    """(schema, protocol) version of a cache file, opened read-only."""
+    if not os.path.isfile(path):
+        raise ValueError(f"Argument 'inputs' must name existing cache files, not {path!r}.")
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            conn.execute("SELECT key, verdict, created FROM verdicts LIMIT 1").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        raise ValueError(
+            f"Argument 'inputs' must name verdict caches, not {path!r} ({err})."
+        ) from None
+    # Caches written before the protocol was recorded are of protocol 1, the only one then.
+    return str(meta.get("schema_version")), str(meta.get("protocol_version", "1"))
+
+
+def merge_caches(
+    output: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    mounts: str | os.PathLike[str] = "/proc/mounts",
+) -> MergeReport:
+    """Merge verdict caches (one per shard, say) into one; the first verdict of a key wins.
+
+    Every input must be a cache of this :data:`SCHEMA_VERSION` and :data:`PROTOCOL_VERSION`
+    (checked before anything is written). The output is created if absent; its own verdicts
+    come first, then each input's in order. A key held with the same verdict is a duplicate; a
+    key held with a different one (two shards that judged the same request, sampled apart) is a
+    conflict: the first verdict is kept and the others counted. Each input is merged in one
+    transaction, so merging again after a failure is safe (what was merged counts as
+    duplicates).
+
+    Parameters
+    ----------
+    output : str or os.PathLike
+        The cache to merge into (on a local filesystem; see :class:`VerdictCache`).
+    inputs : sequence of str or os.PathLike
+        The caches to read; none may be the output itself.
+    mounts : str or os.PathLike
+        The mount table checked for a network filesystem under ``output``.
+
+    Returns
+    -------
+    MergeReport
+    """
+    if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, Sequence):
+        raise TypeError(
+            f"Argument 'inputs' must be a sequence of paths, not {type(inputs).__name__}."
+        )
+    if len(inputs) == 0:
+        raise ValueError("Argument 'inputs' must name at least one cache, not none.")
+    paths = [os.fspath(p) for p in inputs]
+    out_path = os.fspath(output)
+    out_real = os.path.realpath(out_path)
+    for path in paths:
+        if os.path.realpath(path) == out_real:
+            raise ValueError(f"Argument 'inputs' must not include the output {out_path!r}.")
+    for path in paths:
+        schema, protocol = _input_versions(path)
+        if schema != str(SCHEMA_VERSION) or protocol != str(PROTOCOL_VERSION):
+            raise ValueError(
+                f"Argument 'inputs' holds {path!r}, a cache of schema version {schema} and "
+                f"protocol version {protocol}; this genrm_rank writes schema {SCHEMA_VERSION}, "
+                f"protocol {PROTOCOL_VERSION}, and does not mix them."
+            )
+    read = added = duplicates = conflicts = 0
+    with VerdictCache(out_path, mounts=mounts) as cache:
+        conn = cache._connection()
+        for path in paths:  # one at a time: SQLite attaches at most 10 files at once
+            conn.execute("ATTACH DATABASE ? AS source", (path,))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    n, same, differ = conn.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(m.verdict = s.verdict), 0), "
+                        "COALESCE(SUM(m.verdict != s.verdict), 0) FROM source.verdicts AS s "
+                        "LEFT JOIN main.verdicts AS m ON m.key = s.key"
+                    ).fetchone()
+                    inserted = conn.execute(
+                        "INSERT OR IGNORE INTO main.verdicts (key, verdict, created) "
+                        "SELECT key, verdict, created FROM source.verdicts"
+                    ).rowcount
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.execute("DETACH DATABASE source")
+            read += int(n)
+            added += int(inserted)
+            duplicates += int(same)
+            conflicts += int(differ)
+        total = len(cache)
+    return MergeReport(out_path, tuple(paths), read, added, duplicates, conflicts, total)

@@ -292,7 +292,10 @@ def test_file_layout(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     meta = dict(conn.execute("SELECT key, value FROM meta"))
-    assert meta == {"schema_version": str(SCHEMA_VERSION)}
+    assert meta == {
+        "schema_version": str(SCHEMA_VERSION),
+        "protocol_version": str(PROTOCOL_VERSION),  # recorded for merge_caches
+    }
     key, blob, created = conn.execute("SELECT key, verdict, created FROM verdicts").fetchone()
     assert key == "a" and verdict_from_dict(json.loads(blob)) == OK and created > 1.6e9
     conn.close()
@@ -776,3 +779,184 @@ async def test_judge_batch_checks_the_inner_count() -> None:
     with pytest.raises(RuntimeError, match="returned 0 verdicts for 1"):
         await cached.judge_batch([REQUEST])  # type: ignore[attr-defined]
     assert not cached._in_flight and len(cached.cache) == 0
+
+
+# ------------------------------------------------------------------------------------------
+# Network filesystems
+
+MOUNTS = (
+    "/dev/sda1 / ext4 rw,relatime 0 0\n"
+    "tmpfs /tmp tmpfs rw 0 0\n"
+    "server:/export/home /home nfs4 rw,vers=4.2 0 0\n"
+    "/dev/sdb1 /home/local ext4 rw 0 0\n"
+    "10.0.0.1@o2ib:/scratch /scratch lustre rw 0 0\n"
+    "//nas/share /mnt/my\\040share cifs rw 0 0\n"
+    "me@host:/data /mnt/sshfs fuse.sshfs rw 0 0\n"
+    "garbage\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/home/me/cache.db", ("nfs4", "/home")),
+        ("/home", ("nfs4", "/home")),
+        ("/home/local/cache.db", None),  # the longest mount point wins: a local disk
+        ("/homework/cache.db", None),  # a prefix of the name is not a folder above it
+        ("/scratch/run1/cache.db", ("lustre", "/scratch")),
+        ("/mnt/my share/cache.db", ("cifs", "/mnt/my share")),
+        ("/mnt/sshfs/c.db", ("fuse.sshfs", "/mnt/sshfs")),
+        ("/tmp/cache.db", None),
+        ("/var/cache.db", None),
+    ],
+)
+def test_network_filesystem_finds_the_longest_mount_point(
+    tmp_path: Path, path: str, expected: tuple[str, str] | None
+) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(MOUNTS)
+    assert cache_module.network_filesystem(path, mounts=mounts) == expected
+
+
+def test_network_filesystem_without_a_mount_table_is_none(tmp_path: Path) -> None:
+    assert cache_module.network_filesystem("/home/x.db", mounts=tmp_path / "absent") is None
+
+
+def test_cache_on_a_network_filesystem_is_refused(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"server:/export {tmp_path / 'nfs'} nfs rw 0 0\n")
+    (tmp_path / "nfs").mkdir()
+    with pytest.raises(
+        ValueError, match=r"Argument 'path' must be on a local filesystem.*nfs"
+    ) as e:
+        VerdictCache(tmp_path / "nfs" / "cache.db", mounts=mounts)
+    assert "merge_caches" in str(e.value)
+    assert not (tmp_path / "nfs" / "cache.db").exists()  # refused before SQLite touched it
+    with VerdictCache(tmp_path / "local.db", mounts=mounts) as local:
+        assert local.journal_mode == "wal"
+
+
+def test_cli_cache_on_a_network_filesystem_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from genrm_rank.cli import EXIT_USAGE, main
+
+    monkeypatch.setattr(
+        cache_module, "network_filesystem", lambda path, mounts: ("lustre", "/scratch")
+    )
+    rows = tmp_path / "in.jsonl"
+    rows.write_text(json.dumps({"prompt": "q", "candidates": ["a", "b"]}) + "\n")
+    argv = ["select", str(rows), "-o", str(tmp_path / "out.jsonl"), "--judge", "simulated"]
+    status = main([*argv, "--cache", str(tmp_path / "c.db"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == EXIT_USAGE
+    assert "argument --cache" in err and "lustre" in err and "cache merge" in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# Merging caches
+
+
+def _verdict(ranking: int) -> Verdict:
+    return Verdict(score_1=3, score_2=3, ranking=ranking, raw=f"r{ranking}", attempts=1)
+
+
+def test_merge_caches_keeps_the_first_and_counts(tmp_path: Path) -> None:
+    with VerdictCache(tmp_path / "a.db") as a:
+        a.put_many([("k1", _verdict(1)), ("k2", _verdict(2))])
+    with VerdictCache(tmp_path / "b.db") as b:
+        b.put_many([("k2", _verdict(2)), ("k3", _verdict(3)), ("k1", _verdict(6))])
+    report = cache_module.merge_caches(tmp_path / "out.db", [tmp_path / "a.db", tmp_path / "b.db"])
+    assert (report.read, report.added, report.duplicates, report.conflicts, report.total) == (
+        5,
+        3,
+        1,
+        1,
+        3,
+    )
+    with VerdictCache(tmp_path / "out.db") as out:
+        assert out.get("k1") == _verdict(1)  # a.db came first
+        assert out.get("k3") == _verdict(3)
+    again = cache_module.merge_caches(tmp_path / "out.db", [tmp_path / "b.db"])
+    assert (again.added, again.duplicates, again.conflicts, again.total) == (0, 2, 1, 3)
+
+
+def test_merge_caches_output_comes_first(tmp_path: Path) -> None:
+    with VerdictCache(tmp_path / "out.db") as out:
+        out.put("k", _verdict(5))
+    with VerdictCache(tmp_path / "in.db") as other:
+        other.put("k", _verdict(1))
+    report = cache_module.merge_caches(tmp_path / "out.db", [tmp_path / "in.db"])
+    assert report.conflicts == 1 and report.added == 0
+    with VerdictCache(tmp_path / "out.db") as out:
+        assert out.get("k") == _verdict(5)
+
+
+def test_merge_caches_many_inputs(tmp_path: Path) -> None:
+    # More inputs than SQLite attaches at once (10).
+    paths = []
+    for i in range(12):
+        paths.append(tmp_path / f"s{i}.db")
+        with VerdictCache(paths[-1]) as shard:
+            shard.put(f"k{i}", _verdict(1 + i % 6))
+    report = cache_module.merge_caches(tmp_path / "out.db", paths)
+    assert (report.read, report.added, report.total) == (12, 12, 12)
+
+
+@pytest.mark.parametrize("meta", [("schema_version", "99"), ("protocol_version", "99")])
+def test_merge_caches_refuses_other_versions(tmp_path: Path, meta: tuple[str, str]) -> None:
+    VerdictCache(tmp_path / "old.db").close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (meta[1], meta[0]))
+    with pytest.raises(ValueError, match=r"Argument 'inputs' holds .*version 99"):
+        cache_module.merge_caches(tmp_path / "out.db", [tmp_path / "old.db"])
+    assert not (tmp_path / "out.db").exists()  # checked before anything is written
+
+
+def test_merge_caches_reads_a_cache_without_a_protocol_row(tmp_path: Path) -> None:
+    with VerdictCache(tmp_path / "old.db") as old:
+        old.put("k", _verdict(2))
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as written before the row existed
+        conn.execute("DELETE FROM meta WHERE key = 'protocol_version'")
+    assert cache_module.merge_caches(tmp_path / "out.db", [tmp_path / "old.db"]).added == 1
+
+
+@pytest.mark.parametrize(
+    ("inputs", "error", "match"),
+    [
+        ([], ValueError, "at least one"),
+        ("a.db", TypeError, "sequence of paths"),
+        (["missing.db"], ValueError, "existing cache files"),
+        (["text.db"], ValueError, "must name verdict caches"),
+        (["out.db"], ValueError, "must not include the output"),
+    ],
+)
+def test_merge_caches_bad_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: Any, error: type[Exception], match: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.db").write_text("not a database, just text " * 100)
+    with pytest.raises(error, match=match):
+        cache_module.merge_caches("out.db", inputs)
+
+
+def test_cli_cache_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from genrm_rank.cli import EXIT_OK, EXIT_USAGE, main
+
+    for name, key in (("a.db", "k1"), ("b.db", "k2")):
+        with VerdictCache(tmp_path / name) as shard:
+            shard.put(key, _verdict(2))
+    argv = [
+        "cache",
+        "merge",
+        str(tmp_path / "m.db"),
+        str(tmp_path / "a.db"),
+        str(tmp_path / "b.db"),
+    ]
+    assert main(argv) == EXIT_OK
+    assert (
+        "2 added, 0 already there, 0 conflicting (first kept); 2 in all" in capsys.readouterr().out
+    )
+    assert main(["cache", "merge", str(tmp_path / "m.db"), str(tmp_path / "none.db")]) == EXIT_USAGE
+    assert "argument IN.db must name existing cache files" in capsys.readouterr().err

@@ -10,6 +10,7 @@ Subcommands::
     genrm-rank report OUT.jsonl                    a self-contained HTML report of a run
     genrm-rank serve-sim --port 8000               a simulated vLLM GenRM server
     genrm-rank merge IN.jsonl S0.jsonl S1.jsonl -o OUT.jsonl   merge --shard i/n outputs
+    genrm-rank cache merge OUT.db IN1.db IN2.db    merge the verdict caches of several shards
     genrm-rank demo                                everything above on bundled data, offline
 
 The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-compatible base URL
@@ -28,6 +29,7 @@ from collections.abc import Callable, Sequence
 
 from genrm_rank.cli.commands import (
     bundled_example,
+    cmd_cache,
     cmd_compare,
     cmd_demo,
     cmd_leaderboard,
@@ -78,6 +80,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": cmd_report,
     "serve-sim": cmd_serve_sim,
     "merge": cmd_merge,
+    "cache": cmd_cache,
     "demo": cmd_demo,
 }
 

@@ -324,6 +324,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from genrm_rank.cache import merge_caches
+
+    try:
+        report = merge_caches(args.output, args.inputs)
+    except ValueError as exc:
+        message = str(exc).replace("Argument 'inputs'", "argument IN.db")
+        raise UsageError(message.replace("Argument 'path'", "argument OUT.db")) from None
+    print(
+        f"merged {len(report.inputs)} caches into {report.output}: {report.read} verdicts read, "
+        f"{report.added} added, {report.duplicates} already there, {report.conflicts} "
+        f"conflicting (first kept); {report.total} in all"
+    )
+    return EXIT_OK
+
+
 def cmd_serve_sim(args: argparse.Namespace) -> int:
     from genrm_rank.server.cli import serve_sim_main
 

@@ -838,6 +838,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_merge_arguments(p)
 
     p = sub.add_parser(
+        "cache",
+        help="verdict cache tools (merge the caches of several shards)",
+        description="Tools for --cache files.",
+    )
+    cache_sub = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    merge = cache_sub.add_parser(
+        "merge",
+        help="merge verdict caches into one",
+        description="Merge verdict caches (one per shard, each on a local disk) into OUT.db, "
+        "created if absent. Schema and protocol versions must match. A key held with a "
+        "different verdict is a conflict: the first verdict (OUT.db's own, then the earliest "
+        "input's) is kept, and conflicts are counted.",
+    )
+    merge.add_argument("output", type=Path, metavar="OUT.db")
+    merge.add_argument("inputs", type=Path, nargs="+", metavar="IN.db")
+
+    p = sub.add_parser(
         "demo",
         help="rank the bundled Vicuna-80 file against a local simulated server",
         description="Start serve-sim on a free loopback port, select the best of 8 real "

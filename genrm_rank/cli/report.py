@@ -136,6 +136,7 @@ def summarize(
         "verdicts_ok": s.verdicts_ok,
         "verdicts_failed": s.verdicts_failed,
         "failures_by_kind": dict(sorted(s.failures.items())),
+        "transport_faults_by_kind": dict(getattr(setup.inner, "faults", {})),
         "first_slot_win_share": s.first_slot_win_share,
         "pooled_position_bias_log_odds": (
             math.log(s.first_slot_wins / s.second_slot_wins)
@@ -175,6 +176,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         (
             "verdicts failed",
             f"{summary['verdicts_failed']} {summary['failures_by_kind'] or ''}".strip(),
+        ),
+        (
+            "transport faults (retried)",
+            ", ".join(f"{k}: {v}" for k, v in summary.get("transport_faults_by_kind", {}).items())
+            or "none",
         ),
         (
             "first-slot win share",

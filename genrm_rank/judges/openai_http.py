@@ -433,6 +433,7 @@ class OpenAIJudge:
         self._all_down_since: float | None = None
         self._recovery: asyncio.Task[bool] | None = None
         self._refusals: dict[int, _Failure] = {}
+        self._faults: dict[str, int] = {}
         self._diagnosis: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -530,6 +531,34 @@ class OpenAIJudge:
         affinity_hits, spills, last_error."""
         return self._pool.stats()
 
+    @property
+    def faults(self) -> dict[str, int]:
+        """Failed HTTP attempts so far, by kind (sorted), each retried or reported.
+
+        Kinds: ``http_<status>`` (an error status, e.g. ``http_503``), ``timeout``,
+        ``connection_refused`` (never reached a server), ``connection_dropped`` (cut off after
+        the request was sent), ``empty_choices`` and ``malformed_response`` (a 200 without a
+        readable answer). Refusals of the run itself (401/403/404) are not faults: they raise
+        :class:`~genrm_rank.errors.JudgeConfigurationError`. Answers that came back but hold
+        no usable verdict (unreadable, truncated) are failed verdicts, counted by the
+        orchestrator's ``JudgeStatistics.failures``.
+        """
+        return dict(sorted(self._faults.items()))
+
+    def _count_fault(self, failure: _Failure) -> None:
+        detail = failure.detail
+        if detail.startswith("HTTP "):
+            kind = "http_" + detail[5:8]
+        elif detail.startswith("timed out"):
+            kind = "timeout"
+        elif detail.startswith("malformed response"):
+            kind = "empty_choices" if "_EmptyChoicesError" in detail else "malformed_response"
+        elif detail.startswith("ClientConnectorError"):
+            kind = "connection_refused"
+        else:
+            kind = "connection_dropped"
+        self._faults[kind] = self._faults.get(kind, 0) + 1
+
     # -- judging -------------------------------------------------------------------------------
 
     def _payload(self, request: PairRequest) -> bytes:
@@ -618,6 +647,8 @@ class OpenAIJudge:
                 self._pool.record_success(index)
                 return outcome
             detail = f"{self.endpoints[index]}: {outcome.detail}"
+            if not outcome.refused:
+                self._count_fault(outcome)
             if outcome.refused:
                 self._pool.record_success(index)  # the server is up; it refuses this run
                 self._refusals.setdefault(index, outcome)

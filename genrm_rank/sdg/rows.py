@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from array import array
 from collections.abc import Generator, Sequence
@@ -260,7 +261,7 @@ class RowReader:
         if not text.strip():
             return None
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             return RowError(
                 line,
@@ -269,6 +270,9 @@ class RowReader:
                 f"malformed JSON: {exc.msg} (column {exc.colno})",
                 text[:200],
             )
+        except (ValueError, RecursionError) as exc:  # NaN, 1e999, 5000-digit ints, deep nesting
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return RowError(line, None, "malformed_json", f"malformed JSON: {reason}", text[:200])
         if not isinstance(data, dict):
             return RowError(
                 line,
@@ -393,6 +397,19 @@ class RowReader:
                 f"field {spec.principle_field!r} must be a string or null, not "
                 f"{type(principle).__name__}",
             )
+        # A lone surrogate (JSON "\ud800") is valid JSON but no text: it cannot be sent.
+        for where, text in _texts_of(normalized, texts, principle):
+            if not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    return RowError(
+                        line,
+                        row_id,
+                        "bad_encoding",
+                        f"the {where} holds {exc.object[exc.start]!a}, a lone surrogate that "
+                        "is not text and cannot be sent to the judge",
+                    )
         if spec.max_chars is not None:
             prompt_chars = sum(len(str(m.get("content", ""))) for m in normalized)
             if prompt_chars > spec.max_chars:
@@ -430,6 +447,28 @@ def _strip_argument(message: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Files
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _texts_of(
+    conversation: Any, candidates: Any, principle: str | None
+) -> Generator[tuple[str, str], None, None]:
+    for m in conversation:
+        yield "prompt", str(m.get("content", ""))
+    for i, text in enumerate(candidates):
+        yield f"candidate {i}", text
+    if principle is not None:
+        yield "principle", principle
 
 
 def iter_lines(path: str | os.PathLike[str]) -> Generator[tuple[int, bytes], None, None]:

@@ -408,7 +408,11 @@ class SimServer:
         return app
 
     async def start(self) -> SimServer:
-        """Bind and start listening; returns ``self``."""
+        """Bind and start listening; returns ``self``.
+
+        A server started again after :meth:`stop` binds its former port (a restarted replica
+        at the same address), keeping its counters.
+        """
         if self._runner is not None:
             raise RuntimeError(f"SimServer is already running at {self.url}.")
         runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=0.05)
@@ -416,7 +420,7 @@ class SimServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.host, self._requested_port))
+            sock.bind((self.host, self._port if self._port is not None else self._requested_port))
             sock.listen(1024)
             sock.setblocking(False)
             site = web.SockSite(runner, sock, backlog=1024, ssl_context=self._ssl_context)
@@ -893,6 +897,12 @@ class ThreadedSimServers:
         if self._loop is None:
             raise RuntimeError("ThreadedSimServers is not running.")
         asyncio.run_coroutine_threadsafe(self.servers[index].stop(), self._loop).result(timeout=30)
+
+    def start_server(self, index: int) -> None:
+        """Start a stopped server again, at its former port (a replica coming back)."""
+        if self._loop is None:
+            raise RuntimeError("ThreadedSimServers is not running.")
+        asyncio.run_coroutine_threadsafe(self.servers[index].start(), self._loop).result(timeout=30)
 
     def stats(self, index: int) -> SimServerStats:
         """One server's counters."""
