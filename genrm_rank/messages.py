@@ -18,6 +18,7 @@ __all__ = [
     "Conversation",
     "Message",
     "build_messages",
+    "content_text",
     "normalize_conversation",
     "strip_reasoning",
 ]
@@ -47,6 +48,41 @@ def strip_reasoning(text: str) -> str:
     if not sep:
         return text
     return tail.lstrip()
+
+
+def content_text(content: object, name: str = "content") -> str:
+    """A message's content as one string: a string as it is, or a list of text parts joined.
+
+    OpenAI's list form (``[{"type": "text", "text": ...}, ...]``) is joined with newlines, as
+    vLLM joins text parts. Any other part (an image, audio, a file) is refused: the GenRM
+    reads text only.
+
+    >>> content_text([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
+    'a\\nb'
+    """
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise TypeError(
+            f"Argument '{name}' must be a string or a list of text parts, not "
+            f"{type(content).__name__}."
+        )
+    texts: list[str] = []
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind != "text" or not isinstance(part, Mapping):
+            what = f"of type {kind!r}" if kind is not None else type(part).__name__
+            raise ValueError(
+                f"Argument '{name}[{i}]' is a part {what}; the GenRM reads text only "
+                "(parts of type 'text')."
+            )
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise TypeError(
+                f"Argument '{name}[{i}]['text']' must be a string, not {type(text).__name__}."
+            )
+        texts.append(text)
+    return "\n".join(texts)
 
 
 def normalize_conversation(
@@ -83,12 +119,10 @@ def normalize_conversation(
         if not isinstance(role, str) or role not in CONVERSATION_ROLES:
             raise ValueError(
                 f"Argument '{where}' has role {role!r}; expected one of "
-                f"{sorted(CONVERSATION_ROLES)}."
+                f"{sorted(CONVERSATION_ROLES)}: the GenRM takes only these turns (tool calls, "
+                "tool results and other roles cannot be shown to it)."
             )
-        if not isinstance(content, str):
-            raise TypeError(
-                f"Argument '{where}['content']' must be a string, not {type(content).__name__}."
-            )
+        content = content_text(content, f"{where}['content']")
         if role == "assistant":
             content = strip_reasoning(content)
         messages.append({"role": role, "content": content})

@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from genrm_rank.messages import build_messages, normalize_conversation, strip_reasoning
+from genrm_rank.messages import (
+    build_messages,
+    content_text,
+    normalize_conversation,
+    strip_reasoning,
+)
 
 
 def test_string_conversation_becomes_one_user_turn() -> None:
@@ -136,12 +141,19 @@ def test_returned_list_is_fresh() -> None:
         (
             [{"role": "user", "content": None}],
             TypeError,
-            r"Argument 'conversation\[0\]\['content'\]' must be a string, not NoneType",
+            r"Argument 'conversation\[0\]\['content'\]' must be a string or a list of text "
+            r"parts, not NoneType",
         ),
         (
-            [{"role": "user", "content": [{"type": "text", "text": "q"}]}],
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            ValueError,
+            r"Argument 'conversation\[0\]\['content'\]\[0\]' is a part of type 'image_url'; "
+            r"the GenRM reads text only",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": 3}]}],
             TypeError,
-            r"Argument 'conversation\[0\]\['content'\]' must be a string, not list",
+            r"'conversation\[0\]\['content'\]\[0\]\['text'\]' must be a string, not int",
         ),
         (
             ["hello"],
@@ -183,3 +195,11 @@ def test_normalize_conversation_names_the_argument() -> None:
             [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
             name="history",
         )
+
+
+def test_text_parts_are_joined_as_vllm_joins_them() -> None:
+    parts = [{"type": "text", "text": "Look:"}, {"type": "text", "text": "2 + 2?"}]
+    assert normalize_conversation([{"role": "user", "content": parts}]) == [
+        {"role": "user", "content": "Look:\n2 + 2?"}
+    ]
+    assert content_text("plain") == "plain"

@@ -25,7 +25,7 @@ from genrm_rank.cli.options import (
     UsageError,
     spec_from_args,
 )
-from genrm_rank.cli.run import default_sidecar, row_spec, run_file_command
+from genrm_rank.cli.run import default_sidecar, input_source, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
@@ -33,11 +33,11 @@ from genrm_rank.sdg import (
     Row,
     RowReader,
     SelectThresholds,
-    iter_lines,
     pair_rows,
     rank_rows,
     select_rows,
 )
+from genrm_rank.sdg.inputs import InputError
 from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -187,16 +187,19 @@ def check_leaderboard_rows(args: argparse.Namespace) -> None:
     step, offset = args.shard[1], args.shard[0]
     no_ids: list[int] = []
     no_baseline: list[int] = []
-    for number, raw in iter_lines(args.input):
-        if (number - 1) % step != offset:
-            continue
-        row = reader.parse(number, raw)
-        if not isinstance(row, Row):
-            continue
-        if row.candidate_ids is None:
-            no_ids.append(row.line)
-        elif args.baseline is not None and args.baseline not in row.candidate_ids:
-            no_baseline.append(row.line)
+    try:
+        for number, raw in input_source(args):
+            if (number - 1) % step != offset:
+                continue
+            row = reader.parse(number, raw)
+            if not isinstance(row, Row):
+                continue
+            if row.candidate_ids is None:
+                no_ids.append(row.line)
+            elif args.baseline is not None and args.baseline not in row.candidate_ids:
+                no_baseline.append(row.line)
+    except InputError as exc:
+        raise UsageError(str(exc).replace("Argument 'input'", "argument IN")) from None
     if no_ids:
         raise UsageError(
             f"argument IN.jsonl: {len(no_ids)} rows have candidates without ids (first on line "
@@ -226,7 +229,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         run.strategy = "baseline"
         run.strategy_options = {**args.strategy_options, "baseline": args.baseline}
     if args.errors is None:  # beside the table (or the input); created only if a row fails
-        base: Path = args.output or args.input
+        base: Path = args.output or (
+            args.input[0] if str(args.input[0]) != "-" else Path("stdin.jsonl")
+        )
         stem = base.name.removesuffix(".jsonl").removesuffix(".json")
         run.errors = base.with_name(f"{stem}.leaderboard-errors.jsonl")
     mapping = spec_from_args(run).preference_mapping

@@ -15,6 +15,7 @@ from genrm_rank.sdg import (
     SELECT_FORMATS,
     parse_shard,
 )
+from genrm_rank.sdg.inputs import INPUT_FORMATS
 from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import SWAP_MODES, strategy_name
 
@@ -360,7 +361,15 @@ def spec_from_args(args: argparse.Namespace) -> RankSpec:
 
 def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) -> None:
     g = parser.add_argument_group("run")
-    g.add_argument("input", type=Path, metavar="IN.jsonl", help="input rows (JSON Lines)")
+    g.add_argument(
+        "input",
+        type=Path,
+        nargs="+",
+        metavar="IN",
+        help="input rows: JSON Lines (.gz/.zst too), a JSON array, Parquet, a folder saved "
+        "with datasets, hf:NAME, or - for standard input; several files with "
+        "--candidates-from-files",
+    )
     g.add_argument(
         "-o",
         "--output",
@@ -500,7 +509,61 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
     )
     f = parser.add_argument_group("input layout")
     f.add_argument(
+        "--input-format",
+        choices=INPUT_FORMATS,
+        default="auto",
+        help="how to read IN (default: %(default)s: by name and first bytes)",
+    )
+    f.add_argument(
+        "--split",
+        metavar="NAME",
+        default="train",
+        help="split of a dataset (default: %(default)s)",
+    )
+    f.add_argument(
         "--id-field", metavar="NAME", default="id", help="row id field (default: %(default)s)"
+    )
+    f.add_argument(
+        "--id-from-line",
+        action="store_true",
+        help='rows carry no id: give each "line:N" from its line (row) number, written under '
+        "--id-field (a row that has that field is then an error)",
+    )
+    f.add_argument(
+        "--allow-templated-prompt",
+        action="store_true",
+        help="pass a prompt that went through a chat template (<|im_start|>, [INST], ...) as "
+        "it is instead of refusing the row",
+    )
+    f.add_argument(
+        "--candidates-from-files",
+        action="store_true",
+        help="IN is several files with one sample a row (e.g. output-rs*.jsonl): candidate i "
+        "of a row comes from file i",
+    )
+    f.add_argument(
+        "--candidate-field",
+        metavar="NAME",
+        default=None,
+        help="with --candidates-from-files: the field holding each file's sample (e.g. generation)",
+    )
+    f.add_argument(
+        "--align-by",
+        metavar="KEY",
+        default=None,
+        help="with --candidates-from-files: pair rows by this field, not by row number",
+    )
+    f.add_argument(
+        "--group-messages",
+        action="store_true",
+        help="rows hold one sample each as messages ending with the assistant turn: group "
+        "them by prompt (rows of one prompt must be next to each other)",
+    )
+    f.add_argument(
+        "--group-by",
+        metavar="KEY",
+        default=None,
+        help="with --group-messages: group by this field instead of the prompt",
     )
     f.add_argument(
         "--prompt-field",
@@ -551,7 +614,7 @@ DESCRIPTION = """\
 Rank candidate responses with pairwise generative reward models (NVIDIA Nemotron GenRMs served
 by vLLM, or any OpenAI-compatible server).
 
-Input rows (JSON Lines):
+Input rows (JSON Lines, .gz/.zst, a JSON array, Parquet, a Hugging Face dataset, or stdin):
   {"id": ..., "prompt" | "conversation" | "messages": ..., "candidates": [str | {"id", "text"}],
    "principle"?: str}
 

@@ -37,9 +37,15 @@ from genrm_rank.sdg import (
     OutputFiles,
     RowSpec,
     RunOutcome,
-    count_lines,
     prepare_output,
     process_file,
+)
+from genrm_rank.sdg.inputs import (
+    InputError,
+    RowSource,
+    group_messages,
+    merge_candidate_files,
+    open_input,
 )
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.spec import RankSpec
@@ -63,14 +69,68 @@ def row_spec(args: argparse.Namespace) -> RowSpec:
         candidate_text_key=args.candidate_text_key,
         principle_field=args.principle_field,
         max_chars=args.max_chars or None,
+        id_from_line=args.id_from_line,
+        allow_templated=args.allow_templated_prompt,
     )
+
+
+def input_name(args: argparse.Namespace) -> str:
+    """The input(s), for messages."""
+    return " ".join(str(p) for p in args.input)
+
+
+def input_source(args: argparse.Namespace) -> RowSource:
+    """The rows the input options describe: one input, merged files, or grouped messages."""
+    paths: list[Path] = args.input
+    merging = args.candidates_from_files
+    if not merging:
+        for flag, value in (
+            ("--candidate-field", args.candidate_field),
+            ("--align-by", args.align_by),
+        ):
+            if value is not None:
+                raise UsageError(f"argument {flag}: needs --candidates-from-files")
+        if len(paths) > 1:
+            raise UsageError(
+                f"argument IN: {len(paths)} inputs given; several files are read only with "
+                "--candidates-from-files (one sample a row, candidate i from file i)"
+            )
+    if args.group_by is not None and not args.group_messages:
+        raise UsageError("argument --group-by: needs --group-messages")
+    if merging and args.group_messages:
+        raise UsageError("argument --group-messages: not allowed with --candidates-from-files")
+    if merging and (len(paths) < 2 or args.candidate_field is None):
+        raise UsageError(
+            "argument --candidates-from-files: needs two or more inputs and --candidate-field "
+            f"(got {len(paths)} input(s), --candidate-field {args.candidate_field})"
+        )
+    try:
+        sources = [open_input(p, format=args.input_format, split=args.split) for p in paths]
+        if merging:
+            return merge_candidate_files(
+                sources,
+                candidate_field=args.candidate_field,
+                candidates_field=args.candidates_field,
+                align_by=args.align_by,
+            )
+        if args.group_messages:
+            return group_messages(
+                sources[0],
+                messages_field=args.prompt_field or "messages",
+                group_by=args.group_by,
+                candidates_field=args.candidates_field,
+            )
+    except (InputError, ValueError) as exc:
+        raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
+    return sources[0]
 
 
 def _open_output(
     args: argparse.Namespace, paths: dict[str, Path | None], grouped: bool, *, fresh: bool
 ) -> OutputFiles:
     real = [p for p in paths.values() if p is not None]
-    if args.input.resolve() in {p.resolve() for p in real}:
+    inputs = {p.resolve() for p in args.input if str(p) != "-"}
+    if inputs & {p.resolve() for p in real}:
         raise UsageError("argument --output: must not be the input file")
     try:
         return prepare_output(
@@ -95,6 +155,13 @@ OUTPUT_KEYS = (
     "min_score", "min_margin", "min_p_best", "all_pairs", "max_pairs", "shard", "format",
     "margin_field",
 )  # fmt: skip
+INPUT_KEYS = (
+    "input_format", "split", "id_from_line", "allow_templated_prompt", "candidates_from_files",
+    "candidate_field", "align_by", "group_messages", "group_by",
+)  # fmt: skip
+"""Input options that change which rows a run reads: recorded when not at their default (so a
+run started before they existed resumes)."""
+_INPUT_DEFAULTS = {"input_format": "auto", "split": "train"}
 """Options besides the spec that change what a row's output is: a resumed run must use the
 same."""
 
@@ -102,6 +169,10 @@ same."""
 def run_settings(args: argparse.Namespace, spec: RankSpec, setup: JudgeSetup) -> dict[str, Any]:
     """What a run's output depends on, for the ``OUT.run.json`` sidecar: the spec and more."""
     settings: dict[str, Any] = {k: getattr(args, k, None) for k in OUTPUT_KEYS}
+    for key in INPUT_KEYS:
+        value = getattr(args, key, None)
+        if value not in (None, False, _INPUT_DEFAULTS.get(key)):
+            settings[key] = value
     settings["shard"] = list(args.shard)
     settings["spec"] = spec.to_dict()
     principle = read_principle(args)
@@ -183,12 +254,13 @@ async def _run_pipeline(
     formatter: Formatter,
     files: OutputFiles,
     progress: Progress,
+    source: RowSource,
 ) -> RunOutcome:
     async with contextlib.AsyncExitStack() as stack:
         if hasattr(setup.judge, "__aenter__"):
             await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
         outcome = await process_file(
-            args.input,
+            source,
             judge=setup.judge,
             spec=spec,
             formatter=formatter,
@@ -249,7 +321,7 @@ def print_plan(args: argparse.Namespace, out_stream: TextIO) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     plan = plan_file(
-        args.input,
+        input_source(args),
         spec,
         rows=row_spec(args),
         principle=read_principle(args),
@@ -259,7 +331,9 @@ def print_plan(args: argparse.Namespace, out_stream: TextIO) -> int:
     )
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
-    print(f"{PROG} {args.command} --dry-run: {args.input} ({spec.strategy}, swap {spec.swap})")
+    print(
+        f"{PROG} {args.command} --dry-run: {input_name(args)} ({spec.strategy}, swap {spec.swap})"
+    )
     print(plan.format())
     return EXIT_OK
 
@@ -296,8 +370,7 @@ def run_file_command(
     ``output`` overrides ``--output`` (a one-shot run whose rows are not the product, such as
     the leaderboard's): it is written afresh, never resumed.
     """
-    if not args.input.is_file():
-        raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
+    source = input_source(args)
     if args.dry_run:
         return print_plan(args, out_stream)
     fresh = output is not None
@@ -319,15 +392,18 @@ def run_file_command(
     if not fresh and not to_stdout:
         check_settings(out_path, run_settings(args, spec, setup), resume=args.resume)
     formatter = formatter_for(rejected is not None)
-    total = count_lines(args.input)
-    shard_total = len(range(args.shard[0], total, args.shard[1]))
+    try:
+        total = source.count()
+    except InputError as exc:
+        raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
+    shard_total = None if total is None else len(range(args.shard[0], total, args.shard[1]))
     show = not args.quiet and sys.stderr.isatty()
     progress = Progress(shard_total, enabled=show)
     progress.cached = setup.cached
     started = time.monotonic()
     try:
         outcome, received = asyncio.run(
-            _drive(_run_pipeline(args, setup, spec, formatter, files, progress))
+            _drive(_run_pipeline(args, setup, spec, formatter, files, progress, source))
         )
     except ValueError as exc:
         # Options were all checked above: a ValueError from inside the run is a defect, not a
@@ -347,7 +423,7 @@ def run_file_command(
         # Stopped in seconds, in the server's (or the rows') own words: always shown.
         print(f"{PROG} {args.command}: error: {cli_words(outcome.message)}", file=sys.stderr)
     if not args.quiet:
-        print(f"{PROG} {args.command}: {args.input} -> {output or out_path}", file=out_stream)
+        print(f"{PROG} {args.command}: {input_name(args)} -> {output or out_path}", file=out_stream)
         print(format_summary(summary), file=out_stream)
         if outcome.counters.failed:
             print(

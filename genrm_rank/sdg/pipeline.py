@@ -8,7 +8,8 @@ how rows are ranked is the :class:`~genrm_rank.spec.RankSpec`'s, exactly as for
 :func:`~genrm_rank.select_best`. :func:`prepare_output` opens the output files for a new or a
 resumed run.
 
-- **Streaming.** The input is read line by line and never held whole. A row becomes a prompt
+- **Streaming.** The input is read line by line (or row by row, or batch by batch:
+  :mod:`~genrm_rank.sdg.inputs`) and never held whole. A row becomes a prompt
   only when the runner's window has room, and at most ``max_pending`` rows are admitted but not
   yet written, so memory does not grow with the file.
 - **Sharding.** ``shard=(i, n)`` keeps the lines whose 0-based line index is ``i`` modulo ``n``
@@ -35,6 +36,7 @@ from genrm_rank.judges.base import Judge
 from genrm_rank.orchestrator import JudgeStatistics, ProgressCallback
 from genrm_rank.runner import PromptInput, PromptResult, Runner
 from genrm_rank.sdg.filters import Formatter
+from genrm_rank.sdg.inputs import InputError, RowSource, open_input
 from genrm_rank.sdg.output import (
     STDOUT,
     Block,
@@ -44,7 +46,7 @@ from genrm_rank.sdg.output import (
     StreamSink,
     recover,
 )
-from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec, iter_lines
+from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
 
 __all__ = [
@@ -57,8 +59,11 @@ __all__ = [
 ]
 
 FIELD_CHECK_ROWS = 8
-"""When this many first rows all lack the same field, the run stops (``"misconfigured"``)
-instead of sending every row to the errors file: the layout, not the rows, is wrong."""
+"""When this many first rows all lack the same field (or all hold a chat-templated prompt),
+the run stops (``"misconfigured"``) instead of sending every row to the errors file: the
+layout or the options, not the rows, are wrong."""
+
+_STOP_KINDS = ("missing_field", "templated_prompt")
 
 _ERROR_WORDS_LIMIT = 1000
 
@@ -232,10 +237,18 @@ def _failed_requests(result: PromptResult) -> tuple[dict[str, object], ...]:
 
 def _missing_field_message(errors: list[RowError]) -> str:
     first = errors[0]
+    if first.kind == "templated_prompt":
+        return f"the first {len(errors)} rows all hold a chat-templated prompt: {first.reason}"
     keys = sorted({k for e in errors for k in e.keys})
+    argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
+    hint = (
+        "; rows without ids can be numbered by their line instead (argument 'rows.id_from_line')"
+        if first.field == "id_field"
+        else ""
+    )
     return (
         f"the first {len(errors)} rows all lack the field the run looks for: {first.reason} "
-        f"(argument 'rows.{first.field}'); the rows have the keys {keys}"
+        f"(argument '{argument}'); the rows have the keys {keys}{hint}"
     )
 
 
@@ -251,7 +264,7 @@ def _failure_reason(result: PromptResult) -> str:
 
 
 async def process_file(
-    input_path: str | os.PathLike[str],
+    input_path: str | os.PathLike[str] | RowSource,
     *,
     judge: Judge,
     spec: RankSpec,
@@ -270,11 +283,14 @@ async def process_file(
     on_row: Callable[[RunCounters], None] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunOutcome:
-    """Rank every row of a JSONL file, writing results in input order.
+    """Rank every row of an input, writing results in input order.
 
     Parameters
     ----------
-    input_path : path
+    input_path : path or RowSource
+        A path is opened with :func:`~genrm_rank.sdg.inputs.open_input` (JSON Lines, plain or
+        compressed, a JSON array, Parquet, a saved dataset, ``"-"``); a
+        :class:`~genrm_rank.sdg.inputs.RowSource` is read as it is (merged or grouped rows).
     judge : Judge
     spec : RankSpec
         How each row is ranked (the same spec :func:`~genrm_rank.select_best` takes).
@@ -342,7 +358,8 @@ async def process_file(
             on_row(counters)
 
     buffer = ReorderBuffer(emit)
-    lines = iter_lines(input_path)
+    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
+    lines = iter(source)
     state = {"exhausted": False}
 
     def error_block(error: RowError) -> Block:
@@ -362,7 +379,9 @@ async def process_file(
 
     def row_error(error: RowError) -> None:
         if checking["on"]:
-            if error.kind == "missing_field" and (not held or held[0].field == error.field):
+            if error.kind in _STOP_KINDS and (
+                not held or (held[0].kind, held[0].field) == (error.kind, error.field)
+            ):
                 held.append(error)
                 if len(held) >= FIELD_CHECK_ROWS:
                     raise _MissingFieldStop(_missing_field_message(held))
@@ -437,11 +456,15 @@ async def process_file(
             return
         try:
             block = formatter(row, result.ranking)
-            if result.duplicates and block.sink == "out":
-                dups = [list(g) for g in result.duplicates]
+            notes: dict[str, object] = {}
+            if result.duplicates:
+                notes["duplicate_candidates"] = [list(g) for g in result.duplicates]
+            if row.dropped:
+                notes["dropped_candidates"] = [dict(d) for d in row.dropped]
+            if notes and block.sink == "out":
                 block = Block(
                     block.sink,
-                    tuple({**line, "duplicate_candidates": dups} for line in block.lines),
+                    tuple({**line, **notes} for line in block.lines),
                     block.error,
                 )
         except Exception as exc:  # one row's failure must not end a run of hours
@@ -462,12 +485,14 @@ async def process_file(
             # Paused: too many rows held behind a slow one; the window drained, carry on.
     except EndpointsUnavailableError as exc:
         outcome.status, outcome.message = "unavailable", str(exc)
-    except (JudgeConfigurationError, _MissingFieldStop) as exc:
+    except (JudgeConfigurationError, _MissingFieldStop, InputError) as exc:
         outcome.status, outcome.message = "misconfigured", str(exc)
     except asyncio.CancelledError:
         outcome.status = "interrupted"
     finally:
-        lines.close()
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()
         for sink in sinks.values():
             sink.close()
     return outcome

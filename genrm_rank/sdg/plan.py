@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from genrm_rank.messages import build_messages
-from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec, iter_lines
+from genrm_rank.sdg.inputs import RowSource, open_input
+from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
 from genrm_rank.strategies import make_strategy
 from genrm_rank.verdict import Verdict
@@ -195,7 +196,7 @@ def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
 
 
 def plan_file(
-    input_path: str | os.PathLike[str],
+    input_path: str | os.PathLike[str] | RowSource,
     spec: RankSpec,
     *,
     rows: RowSpec | None = None,
@@ -204,7 +205,8 @@ def plan_file(
     count_tokens: Callable[[str], int] | None = None,
     shard: tuple[int, int] = (0, 1),
 ) -> CostPlan:
-    """The cost plan of ranking every row of a JSONL file with ``spec``; no judge is called."""
+    """The cost plan of ranking every row of an input (a path or a ``RowSource``) with ``spec``;
+    no judge is called."""
     return plan_rows(
         _read(input_path, rows, shard),
         spec,
@@ -215,10 +217,13 @@ def plan_file(
 
 
 def _read(
-    input_path: str | os.PathLike[str], rows: RowSpec | None, shard: tuple[int, int]
+    input_path: str | os.PathLike[str] | RowSource,
+    rows: RowSpec | None,
+    shard: tuple[int, int],
 ) -> Iterable[Row | RowError]:
     reader = RowReader(rows)
-    for number, raw in iter_lines(input_path):
+    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
+    for number, raw in source:
         if shard != (0, 1) and (number - 1) % shard[1] != shard[0]:
             continue
         parsed = reader.parse(number, raw)

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from genrm_rank.messages import Conversation, normalize_conversation
+from genrm_rank.sdg.inputs import InputProblem
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
+    "TEMPLATE_MARKERS",
     "IdIndex",
     "Row",
     "RowError",
@@ -34,6 +36,17 @@ __all__ = [
 ]
 
 DEFAULT_PROMPT_FIELDS = ("conversation", "prompt", "messages")
+
+TEMPLATE_MARKERS = (
+    "<|im_start|>",
+    "<|start_header_id|>",
+    "<|begin_of_text|>",
+    "[INST]",
+    "<start_of_turn>",
+    "<|user|>",
+)
+"""Markup that chat templates put around turns (ChatML and Qwen, Llama 3, Llama 2 and Mistral,
+Gemma, Phi and Zephyr): a prompt holding one was rendered already."""
 
 # --------------------------------------------------------------------------------------------
 # Rows
@@ -59,6 +72,15 @@ class RowSpec:
         Optional per-row rubric (overrides the run-wide one).
     max_chars : int or None
         Longest prompt or candidate text accepted, in characters (``None``: no limit).
+    id_from_line : bool
+        Rows carry no id: each gets ``"line:N"`` from its line (row) number ``N``, written to
+        the output under ``id_field``. A row that does hold ``id_field`` is then an error, so
+        ids of the two kinds never mix in one output.
+    allow_templated : bool
+        Accept a prompt that already went through a chat template (``<|im_start|>``,
+        ``<|start_header_id|>``, ``[INST]``, ``<start_of_turn>``); by default such a row is
+        refused (``templated_prompt``), since the GenRM would see the template's markup as
+        the user's words.
     """
 
     id_field: str = "id"
@@ -68,6 +90,15 @@ class RowSpec:
     candidate_text_key: str = "text"
     principle_field: str = "principle"
     max_chars: int | None = 200_000
+    id_from_line: bool = False
+    allow_templated: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("id_from_line", "allow_templated"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"Argument '{name}' must be a bool, not {type(getattr(self, name)).__name__}."
+                )
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,10 @@ class Row:
     candidate_ids: tuple[str, ...] | None
     principle: str | None
     prompt_field: str
+    dropped: tuple[dict[str, Any], ...] = ()
+    """Candidates dropped for being ``None`` or empty: ``{"index", "reason"}``, the index in
+    the row as read (the row's candidates, and every index in its output, count the kept
+    ones)."""
 
     @property
     def key(self) -> str:
@@ -100,7 +135,9 @@ class RowError:
     kind: str
     """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
     ``too_few_candidates``, ``duplicate_candidate``, ``duplicate_id``, ``too_long``,
-    ``bad_encoding``, ``judge_error``, ``no_usable_verdict``, ``ranking_error``."""
+    ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows merged from
+    several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`), ``judge_error``,
+    ``no_usable_verdict``, ``ranking_error``."""
     reason: str
     raw: str | None = None
     """The start of the line, for lines that could not be read as a JSON object."""
@@ -246,11 +283,27 @@ class RowReader:
         self.spec = spec or RowSpec()
         self._seen = IdIndex()  # id key -> first line
 
-    def parse(self, line: int, raw: bytes) -> Row | RowError | None:
-        """Read one line; ``None`` for a blank line (not a row)."""
-        spec = self.spec
+    def parse(self, line: int, raw: object) -> Row | RowError | None:
+        """Read one item of a :class:`~genrm_rank.sdg.inputs.RowSource`.
+
+        ``raw`` is a JSONL line (``bytes``; ``None`` is returned for a blank line, which is
+        not a row), an already decoded record (a Parquet or dataset row, an element of a JSON
+        array, a merged or grouped row), or an :class:`~genrm_rank.sdg.inputs.InputProblem`.
+        """
+        if isinstance(raw, InputProblem):
+            return RowError(line, None, raw.kind, raw.reason, field=raw.field, keys=raw.keys)
+        if not isinstance(raw, (bytes, bytearray)):
+            if not isinstance(raw, dict):
+                return RowError(
+                    line,
+                    None,
+                    "malformed_json",
+                    f"the row is a {type(raw).__name__}, not an object",
+                    _short(raw, 200),
+                )
+            return self._identify(line, raw)
         try:
-            text = raw.decode("utf-8")
+            text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
             return RowError(
                 line,
@@ -281,17 +334,34 @@ class RowReader:
                 f"the line is a JSON {type(data).__name__}, not an object",
                 text[:200],
             )
-        if spec.id_field not in data:
-            return _missing(line, None, repr(spec.id_field), "id_field", data)
-        row_id = data[spec.id_field]
-        if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
-            return RowError(
-                line,
-                None,
-                "bad_field",
-                f"field {spec.id_field!r} must be a non-empty string or an integer, not "
-                f"{_short(row_id)}",
-            )
+        return self._identify(line, data)
+
+    def _identify(self, line: int, data: dict[str, Any]) -> Row | RowError:
+        spec = self.spec
+        row_id: str | int
+        if spec.id_from_line:
+            if spec.id_field in data:
+                return RowError(
+                    line,
+                    None,
+                    "bad_field",
+                    f"the row has the field {spec.id_field!r} while ids come from row numbers "
+                    "(argument 'rows.id_from_line'); use one or the other",
+                )
+            row_id = f"line:{line}"
+            data = {spec.id_field: row_id, **data}
+        else:
+            if spec.id_field not in data:
+                return _missing(line, None, repr(spec.id_field), "id_field", data)
+            row_id = data[spec.id_field]
+            if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
+                return RowError(
+                    line,
+                    None,
+                    "bad_field",
+                    f"field {spec.id_field!r} must be a non-empty string or an integer, not "
+                    f"{_short(row_id)}",
+                )
         first = self._seen.setdefault(id_key(row_id), line)
         if first is not None:
             return RowError(
@@ -310,6 +380,21 @@ class RowReader:
             normalized = normalize_conversation(conversation, name=prompt_field)
         except (TypeError, ValueError) as exc:
             return RowError(line, row_id, "bad_field", _strip_argument(str(exc)))
+        if not spec.allow_templated:
+            marker = next(
+                (m for msg in normalized for m in TEMPLATE_MARKERS if m in msg["content"]), None
+            )
+            if marker is not None:
+                return RowError(
+                    line,
+                    row_id,
+                    "templated_prompt",
+                    f"field {prompt_field!r} holds a chat-templated prompt (it contains "
+                    f"{marker!r}): the GenRM would read the template's markup as the user's "
+                    "words; give the plain text or the messages, or pass it as it is "
+                    "(argument 'rows.allow_templated')",
+                    field="prompt_fields",
+                )
         if spec.candidates_field not in data:
             return _missing(line, row_id, repr(spec.candidates_field), "candidates_field", data)
         raw_candidates = data[spec.candidates_field]
@@ -323,13 +408,21 @@ class RowReader:
             )
         texts: list[str] = []
         ids: list[str] = []
+        kept: list[Any] = []
+        dropped: list[dict[str, Any]] = []
         for i, cand in enumerate(raw_candidates):
             where = f"{spec.candidates_field}[{i}]"
+            # A candidate object without the text key is a layout error; an explicit null is a
+            # sample that failed (dropped, with a note).
+            text = cand.get(spec.candidate_text_key, ...) if isinstance(cand, dict) else cand
+            if text is None or (isinstance(text, str) and not text.strip()):
+                dropped.append({"index": i, "reason": "null" if text is None else "empty"})
+                continue
+            kept.append(cand)
             if isinstance(cand, str):
                 texts.append(cand)
                 ids.append("")
             elif isinstance(cand, dict):
-                text = cand.get(spec.candidate_text_key)
                 if not isinstance(text, str):
                     return RowError(
                         line,
@@ -357,8 +450,12 @@ class RowReader:
                     f"not {type(cand).__name__}",
                 )
         if len(texts) < 2:
+            note = f" after dropping {len(dropped)} null or empty" if dropped else ""
             return RowError(
-                line, row_id, "too_few_candidates", f"fewer than two candidates ({len(texts)})"
+                line,
+                row_id,
+                "too_few_candidates",
+                f"fewer than two candidates ({len(texts)}{note})",
             )
         # Identical texts are kept: the runner judges them once and they share one result.
         if len(set(texts)) < 2:
@@ -428,6 +525,8 @@ class RowReader:
                         f"candidate {i} has {len(text)} characters, over "
                         f"max_chars={spec.max_chars}",
                     )
+        if dropped:  # the row's candidates, as written, are the kept ones: indices agree
+            data = {**data, spec.candidates_field: kept}
         return Row(
             line=line,
             id=row_id,
@@ -437,6 +536,7 @@ class RowReader:
             candidate_ids=tuple(ids) if has_ids else None,
             principle=principle or None,
             prompt_field=prompt_field,
+            dropped=tuple(dropped),
         )
 
 

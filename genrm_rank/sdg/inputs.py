@@ -1,0 +1,808 @@
+"""Input sources: rows from JSONL, JSON arrays, Parquet, Hugging Face datasets or stdin.
+
+Every source is read the same way: a :class:`RowSource` yields ``(number, item)`` pairs, and
+:meth:`~genrm_rank.sdg.rows.RowReader.parse` turns each item into a row or a row error. The
+number is the 1-based line of a JSON Lines file (blank lines included, so resume and sharding
+key on it exactly as before) or the 1-based row (element) of any other source. An item is a
+JSONL line as ``bytes`` (decoded by the reader, so a bad line is that line's error), an
+already decoded record, or an :class:`InputProblem` (a row the source could not put together).
+
+- **JSON Lines**, plain or compressed: gzip and zstandard are recognised by their magic bytes
+  (zstandard needs the ``zstandard`` package, ``genrm-rank[zstd]``).
+- **A JSON array** (a file or stdin whose first character is ``[``): parsed element by
+  element with :meth:`json.JSONDecoder.raw_decode`, so memory holds one element at a time.
+- **Parquet** (``.parquet``, or the ``PAR1`` magic): read in record batches of
+  :data:`BATCH_ROWS` rows with pyarrow (``genrm-rank[parquet]``).
+- **Hugging Face datasets** (``genrm-rank[datasets]``): a folder written by
+  ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``, or ``hf:NAME`` for
+  ``datasets.load_dataset(NAME, split=split)``. Datasets are memory-mapped Arrow tables, and
+  rows are read one batch at a time.
+- **Standard input** (``-``): JSON Lines or a JSON array, compressed or not. It is read as it
+  arrives and copied to an anonymous temporary file (gone when the process ends), so it can be
+  read twice, as ``leaderboard`` does (a check of every row before the first call).
+
+Two adapters build rows of candidates from rows of one sample each:
+
+- :func:`merge_candidate_files`: several files, one sample a row (NeMo-Skills'
+  ``output-rs0.jsonl`` ... ``output-rs{N-1}.jsonl``), aligned by row number or by a key.
+  Aligned by row, memory holds one row of each file. Aligned by key, rows that arrive out of
+  step wait in memory until their partner comes: nothing when the files share an order, at
+  worst a whole file. A row that does not align is an error row naming the file and its row.
+- :func:`group_messages`: rows in OpenAI ``messages`` form, each ending with one assistant
+  turn, grouped into one row by their prompt (the messages before that turn) or by a key.
+  Rows of one group must be next to each other (sort the input by prompt); memory holds one
+  group, plus a 64-bit digest (about 32 bytes) of each closed group's key to catch a group that
+  comes back later (an error row, never a silent second group).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from genrm_rank.errors import GenRMRankError
+from genrm_rank.messages import content_text
+
+__all__ = [
+    "BATCH_ROWS",
+    "HF_PREFIX",
+    "INPUT_FORMATS",
+    "STDIN",
+    "InputError",
+    "InputFormat",
+    "InputProblem",
+    "RowSource",
+    "group_messages",
+    "merge_candidate_files",
+    "open_input",
+]
+
+STDIN = "-"
+HF_PREFIX = "hf:"
+BATCH_ROWS = 1024
+"""Rows read at a time from Parquet files and datasets."""
+
+InputFormat = Literal["auto", "jsonl", "json", "parquet", "dataset"]
+INPUT_FORMATS: tuple[str, ...] = ("auto", "jsonl", "json", "parquet", "dataset")
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_PARQUET_MAGIC = b"PAR1"
+_CHUNK = 1 << 20
+
+
+class InputError(GenRMRankError, ValueError):
+    """The input cannot be read at all (a missing package, a corrupt stream, a broken array).
+
+    Raised when the source is opened, or while it is read when the damage is found there (a
+    truncated gzip stream, a JSON array that stops parsing): rows read before it stay read.
+    """
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """A row a source could not put together; the reader turns it into a row error."""
+
+    kind: str
+    """A :class:`~genrm_rank.sdg.rows.RowError` kind (``misaligned``, ``missing_field``, ...)."""
+    reason: str
+    field: str | None = None
+    """For ``missing_field``: the argument naming the field looked for."""
+    keys: tuple[str, ...] = ()
+    """For ``missing_field``: the keys the record does have."""
+
+
+Item = object
+"""``bytes`` (a JSONL line), a decoded record, or an :class:`InputProblem`."""
+
+
+@dataclass
+class RowSource:
+    """A re-readable input: each iteration yields ``(number, item)`` from the start.
+
+    Parameters
+    ----------
+    name : str
+        What the input is, for messages.
+    rows : callable
+        Opens a fresh iteration.
+    count : callable
+        The number of rows (lines), or ``None`` when it cannot be known without reading it all
+        (standard input, grouped rows).
+    """
+
+    name: str
+    rows: Callable[[], Iterator[tuple[int, Item]]]
+    count: Callable[[], int | None] = field(default=lambda: None)
+
+    def __iter__(self) -> Iterator[tuple[int, Item]]:
+        return self.rows()
+
+
+# --------------------------------------------------------------------------------------------
+# Bytes: files, standard input, decompression
+
+
+class _Spool:
+    """Standard input, copied to an anonymous temporary file as it is read (re-readable)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.file = tempfile.TemporaryFile()
+        self.size = 0
+        self.eof = False
+
+    def open(self) -> IO[bytes]:
+        return io.BufferedReader(_SpoolReader(self), buffer_size=_CHUNK)
+
+
+class _SpoolReader(io.RawIOBase):
+    def __init__(self, spool: _Spool) -> None:
+        self.spool = spool
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        spool, view = self.spool, memoryview(buffer).cast("B")
+        if self.pos < spool.size:
+            spool.file.seek(self.pos)
+            data = spool.file.read(min(len(view), spool.size - self.pos))
+        elif spool.eof:
+            return 0
+        else:
+            read1 = getattr(spool.stream, "read1", spool.stream.read)
+            data = read1(len(view))
+            if not data:
+                spool.eof = True
+                return 0
+            spool.file.seek(0, os.SEEK_END)
+            spool.file.write(data)
+            spool.size += len(data)
+        view[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+_stdin_spool: _Spool | None = None
+
+
+def _stdin() -> _Spool:
+    global _stdin_spool
+    if _stdin_spool is None or _stdin_spool.stream is not sys.stdin.buffer:
+        _stdin_spool = _Spool(sys.stdin.buffer)
+    return _stdin_spool
+
+
+def _open_bytes(path: str) -> IO[bytes]:
+    if path == STDIN:
+        return _stdin().open()
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"Argument 'input': cannot open {path}: {exc.strerror}.") from None
+
+
+def _magic(stream: IO[bytes], size: int = 4) -> bytes:
+    peek = getattr(stream, "peek", None)
+    return bytes(peek(size)[:size]) if peek is not None else b""
+
+
+def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
+    """``stream`` decompressed when it starts with the gzip or zstandard magic."""
+    magic = _magic(stream)
+    if magic.startswith(_GZIP_MAGIC):
+        return io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=_CHUNK)
+    if magic.startswith(_ZSTD_MAGIC) or (name.endswith(".zst") and not magic):
+        try:
+            import zstandard
+        except ImportError:
+            stream.close()
+            raise InputError(
+                f"Argument 'input': {name} is zstandard-compressed, and reading it needs the "
+                "'zstandard' package (pip install 'genrm-rank[zstd]')."
+            ) from None
+        reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=True)
+        return io.BufferedReader(reader, buffer_size=_CHUNK)
+    return stream
+
+
+def _first_char(stream: IO[bytes]) -> bytes:
+    """The first non-blank byte (``b""`` when the start cannot be read: the reader says why)."""
+    try:
+        head = _magic(stream, 4096)
+    except _read_errors():
+        return b""
+    return head.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError, EOFError, gzip.BadGzipFile]
+    try:
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
+    number = 0
+    try:
+        for number, raw in enumerate(stream, start=1):
+            yield number, raw.rstrip(b"\r\n")
+    except _read_errors() as exc:
+        raise InputError(
+            f"Argument 'input': {name} cannot be read past line {number}: {exc}."
+        ) from None
+    finally:
+        stream.close()
+
+
+def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
+    """Elements of a JSON array, one at a time (1-based numbers)."""
+    decoder = json.JSONDecoder()
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig")
+    buffer, pos, eof, number = "", 0, False, 0
+
+    def fill() -> bool:
+        nonlocal buffer, pos, eof
+        chunk = "" if eof else text.read(_CHUNK)
+        if not chunk:
+            eof = True
+            return False
+        buffer, pos = buffer[pos:] + chunk, 0
+        return True
+
+    def next_char() -> str:
+        """The next non-blank character ('' at the end), not consumed."""
+        nonlocal pos
+        while True:
+            while pos < len(buffer) and buffer[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buffer):
+                return buffer[pos]
+            if not fill():
+                return ""
+
+    def broken(what: str) -> InputError:
+        return InputError(
+            f"Argument 'input': {name} is not a valid JSON array: {what} (after element {number})."
+        )
+
+    def element() -> Any:
+        nonlocal pos
+        while True:
+            try:
+                value, end = decoder.raw_decode(buffer, pos)
+            except json.JSONDecodeError as exc:
+                if fill():
+                    continue
+                raise broken(f"{exc.msg} in element {number + 1}") from None
+            if end >= len(buffer) and fill():  # a number or a literal may go on
+                continue
+            pos = end
+            return value
+
+    try:
+        first = next_char()
+        if first != "[":
+            raise broken(f"it starts with {first!r}, not '['" if first else "it is empty")
+        pos += 1
+        if next_char() == "]":
+            pos += 1
+        else:
+            while True:
+                if next_char() in ("", "]", ","):
+                    raise broken(f"an element is missing before {next_char() or 'the end'!r}")
+                value = element()
+                number += 1
+                yield number, value
+                char = next_char()
+                pos += 1
+                if char == "]":
+                    break
+                if char != ",":
+                    raise broken(f"expected ',' or ']', found {char!r}" if char else "no ']'")
+        if next_char():
+            raise broken("text after the closing ']'")
+    except UnicodeDecodeError as exc:
+        raise broken(f"it is not valid UTF-8 ({exc.reason})") from None
+    except _read_errors() as exc:
+        raise broken(f"it cannot be read ({exc})") from None
+    finally:
+        text.close()
+
+
+def _count_lines(open_stream: Callable[[], IO[bytes]]) -> int:
+    count, last = 0, b"\n"
+    with open_stream() as stream:
+        while block := stream.read(_CHUNK):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet and datasets
+
+
+def _need(module: str, package: str, extra: str, what: str) -> Any:
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise InputError(
+            f"Argument 'input': reading {what} needs the {package!r} package (pip install "
+            f"'genrm-rank[{extra}]')."
+        ) from None
+
+
+def _parquet(path: str) -> RowSource:
+    if path == STDIN:
+        raise InputError("Argument 'input': Parquet cannot be read from standard input ('-').")
+    pq = _need("pyarrow.parquet", "pyarrow", "parquet", "Parquet")
+
+    def open_file() -> Any:
+        try:
+            return pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid, OSError, ...
+            raise InputError(
+                f"Argument 'input': {path} is not a readable Parquet file ({exc})."
+            ) from None
+
+    def rows() -> Iterator[tuple[int, Item]]:
+        handle = open_file()
+        number = 0
+        try:
+            for batch in handle.iter_batches(batch_size=BATCH_ROWS):
+                for record in batch.to_pylist():
+                    number += 1
+                    yield number, record
+        finally:
+            handle.close()
+
+    def count() -> int:
+        handle = open_file()
+        try:
+            return int(handle.metadata.num_rows)
+        finally:
+            handle.close()
+
+    return RowSource(path, rows, count)
+
+
+def is_saved_dataset(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder written by ``Dataset``/``DatasetDict.save_to_disk``."""
+    folder = Path(path)
+    return folder.is_dir() and any(
+        (folder / name).is_file() for name in ("state.json", "dataset_dict.json")
+    )
+
+
+def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSource:
+    """A source over a Hugging Face ``Dataset`` (or a ``DatasetDict`` and its ``split``).
+
+    Any object with ``__len__`` and ``iter(batch_size=...)`` yielding dicts of columns works
+    (the ``datasets.Dataset`` interface).
+    """
+    if isinstance(dataset, Mapping):  # a DatasetDict
+        if split is None or split not in dataset:
+            raise InputError(
+                f"Argument 'split': {name} holds the splits {sorted(dataset)}, not {split!r}."
+            )
+        dataset = dataset[split]
+
+    def rows() -> Iterator[tuple[int, Item]]:
+        number = 0
+        for batch in dataset.iter(batch_size=BATCH_ROWS):
+            columns = list(batch)
+            for values in zip(*(batch[c] for c in columns), strict=True):
+                number += 1
+                yield number, dict(zip(columns, values, strict=True))
+
+    return RowSource(name, rows, lambda: len(dataset))
+
+
+def _dataset(path: str, split: str) -> RowSource:
+    datasets = _need("datasets", "datasets", "datasets", "Hugging Face datasets")
+    try:
+        if path.startswith(HF_PREFIX):
+            name = path[len(HF_PREFIX) :]
+            dataset = datasets.load_dataset(name, split=split)
+        else:
+            dataset = datasets.load_from_disk(path)
+    except Exception as exc:  # datasets raises many kinds: name them in the message
+        raise InputError(
+            f"Argument 'input': cannot load the dataset {path} ({type(exc).__name__}: {exc})."
+        ) from None
+    return dataset_source(dataset, path, split)
+
+
+# --------------------------------------------------------------------------------------------
+# Opening an input
+
+
+def open_input(
+    path: str | os.PathLike[str], *, format: InputFormat = "auto", split: str = "train"
+) -> RowSource:
+    """Open one input for reading, choosing the reader by ``format``.
+
+    Parameters
+    ----------
+    path : path or str
+        A file, ``"-"`` (standard input), a folder saved with ``datasets``, or ``"hf:NAME"``
+        (``datasets.load_dataset``).
+    format : {"auto", "jsonl", "json", "parquet", "dataset"}
+        ``"auto"``: a dataset for ``hf:`` names and saved folders, Parquet by the ``.parquet``
+        suffix or the ``PAR1`` magic, a JSON array when the first character is ``[``, JSON
+        Lines otherwise (gzip or zstandard compression recognised by the magic bytes).
+    split : str
+        The split of a dataset dictionary or of ``load_dataset``.
+
+    Raises
+    ------
+    InputError
+        The input does not exist, is not of the format asked for, or needs a package that is
+        not installed (the message names it).
+    """
+    if format not in INPUT_FORMATS:
+        raise ValueError(f"Argument 'format' must be one of {INPUT_FORMATS}, not {format!r}.")
+    name = os.fspath(path)
+    if format == "dataset" or (
+        format == "auto" and (name.startswith(HF_PREFIX) or is_saved_dataset(name))
+    ):
+        return _dataset(name, split)
+    if name != STDIN and not Path(name).is_file():
+        what = "a folder, not a file" if Path(name).is_dir() else "no such file"
+        raise InputError(f"Argument 'input': {name} is {what}.")
+    if format == "parquet":
+        return _parquet(name)
+    if format == "auto" and name != STDIN:
+        if name.endswith(".parquet"):
+            return _parquet(name)
+        with _open_bytes(name) as probe:
+            if _magic(probe) == _PARQUET_MAGIC:
+                return _parquet(name)
+
+    def opened() -> IO[bytes]:
+        return _decompressed(_open_bytes(name), name)
+
+    array = format == "json"
+    if format == "auto":
+        with opened() as probe:
+            array = _first_char(probe) == b"["
+
+    def rows() -> Iterator[tuple[int, Item]]:
+        stream = opened()
+        return _array(stream, name) if array else _lines(stream, name)
+
+    def count() -> int | None:
+        if name == STDIN:
+            return None
+        if array:
+            return sum(1 for _ in rows())
+        return _count_lines(opened)
+
+    return RowSource(name, rows, count)
+
+
+# --------------------------------------------------------------------------------------------
+# Adapters: one sample a row -> one row of candidates
+
+
+def _record(item: Item, where: str) -> dict[str, Any] | InputProblem:
+    """A source item as a JSON object, or the problem that stops it being one."""
+    if isinstance(item, InputProblem):
+        return InputProblem(item.kind, f"{where}: {item.reason}", item.field, item.keys)
+    if isinstance(item, (bytes, bytearray)):
+        try:
+            item = json.loads(bytes(item).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return InputProblem("bad_encoding", f"{where} is not valid UTF-8 ({exc.reason})")
+        except json.JSONDecodeError as exc:
+            return InputProblem("malformed_json", f"{where}: malformed JSON: {exc.msg}")
+    if not isinstance(item, dict):
+        return InputProblem("malformed_json", f"{where} is a {type(item).__name__}, not an object")
+    return item
+
+
+def _missing(name: str, argument: str, record: dict[str, Any], where: str = "") -> InputProblem:
+    """A ``missing_field`` problem naming the field, its argument and the keys the row has."""
+    return InputProblem(
+        "missing_field", f"missing field {name!r}{where}", f"inputs.{argument}", tuple(record)
+    )
+
+
+def _blank(item: Item) -> bool:
+    return isinstance(item, (bytes, bytearray)) and not bytes(item).strip()
+
+
+def merge_candidate_files(
+    sources: Sequence[RowSource],
+    *,
+    candidate_field: str,
+    candidates_field: str = "candidates",
+    align_by: str | None = None,
+) -> RowSource:
+    """Rows of N files holding one sample each, merged into rows of N candidates.
+
+    Parameters
+    ----------
+    sources : sequence of RowSource
+        Two or more inputs; candidate ``i`` of a merged row comes from ``sources[i]``.
+    candidate_field : str
+        The field of each row holding its sample (NeMo-Skills: ``"generation"``).
+    candidates_field : str
+        Where the merged row keeps the list (the field the row reader reads).
+    align_by : str, optional
+        A field whose value pairs rows across files; without it rows pair by number. Rows of
+        the first file set the order; the merged row keeps the first file's fields.
+
+    A row that does not align (a file shorter than the first, a key missing from a file, a
+    row of a later file that matches no row of the first) becomes an error row naming the file
+    and its row; rows left over in later files are numbered after the first file's rows.
+    """
+    if len(sources) < 2:
+        raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Argument 'sources' names one input twice: {names}.")
+
+    def merged(records: list[dict[str, Any]]) -> dict[str, Any]:
+        first = {k: v for k, v in records[0].items() if k != candidate_field}
+        first[candidates_field] = [r.get(candidate_field) for r in records]
+        return first
+
+    def check(records: list[dict[str, Any] | InputProblem], number: int) -> Item:
+        for i, record in enumerate(records):
+            if isinstance(record, InputProblem):
+                return record
+            if candidate_field not in record:
+                where = f" in row {number} of {names[i]}"
+                return _missing(candidate_field, "candidate_field", record, where)
+        return merged([r for r in records if isinstance(r, dict)])
+
+    def by_row() -> Iterator[tuple[int, Item]]:
+        iterators = [iter(s) for s in sources]
+        ended = [0] * len(sources)  # rows in each file, once it has ended
+        number = 0
+        try:
+            while True:
+                items: list[Item | None] = []
+                for i, it in enumerate(iterators):
+                    got = next(it, None) if not ended[i] else None
+                    if got is None and not ended[i]:
+                        ended[i] = number
+                    items.append(None if got is None else got[1])
+                if all(item is None for item in items):
+                    return
+                number += 1
+                missing = [i for i, item in enumerate(items) if item is None]
+                if missing:
+                    i = missing[0]
+                    extra = [j for j, item in enumerate(items) if item is not None]
+                    yield (
+                        number,
+                        InputProblem(
+                            "misaligned",
+                            f"row {number} of {names[extra[0]]} has no partner: {names[i]} ends "
+                            f"at row {ended[i]}",
+                        ),
+                    )
+                    continue
+                blank = [_blank(item) for item in items]
+                if all(blank):
+                    yield number, b""
+                    continue
+                if any(blank):
+                    i = blank.index(True)
+                    yield (
+                        number,
+                        InputProblem(
+                            "misaligned",
+                            f"row {number} of {names[i]} is blank while others are not",
+                        ),
+                    )
+                    continue
+                records = [
+                    _record(item, f"row {number} of {names[i]}") for i, item in enumerate(items)
+                ]
+                yield number, check(records, number)
+        finally:
+            for it in iterators:
+                getattr(it, "close", lambda: None)()
+
+    def by_key(key: str) -> Iterator[tuple[int, Item]]:
+        from genrm_rank.sdg.rows import id_key
+
+        iterators = [iter(s) for s in sources[1:]]
+        waiting: list[dict[str, tuple[int, dict[str, Any]]]] = [{} for _ in iterators]
+        strays: list[tuple[str, int, str]] = []  # (file, row, why) of later files' bad rows
+        number = 0
+
+        def find(i: int, wanted: str) -> dict[str, Any] | None:
+            if wanted in waiting[i]:
+                return waiting[i].pop(wanted)[1]
+            for row, item in iterators[i]:
+                if _blank(item):
+                    continue
+                record = _record(item, f"row {row} of {names[i + 1]}")
+                if isinstance(record, InputProblem):
+                    strays.append((names[i + 1], row, record.reason))
+                    continue
+                if key not in record:
+                    strays.append((names[i + 1], row, f"missing field {key!r}"))
+                    continue
+                found = id_key(record[key])
+                if found == wanted:
+                    return record
+                if found in waiting[i]:
+                    strays.append((names[i + 1], row, f"{key} {record[key]!r} seen twice"))
+                else:
+                    waiting[i][found] = (row, record)
+            return None
+
+        try:
+            for number, item in sources[0]:
+                if _blank(item):
+                    yield number, b""
+                    continue
+                first = _record(item, f"row {number} of {names[0]}")
+                if isinstance(first, InputProblem):
+                    yield number, first
+                    continue
+                if key not in first:
+                    where = f" in row {number} of {names[0]}"
+                    yield number, _missing(key, "align_by", first, where)
+                    continue
+                wanted = id_key(first[key])
+                records: list[dict[str, Any] | InputProblem] = [first]
+                for i in range(len(iterators)):
+                    partner = find(i, wanted)
+                    records.append(
+                        partner
+                        if partner is not None
+                        else InputProblem(
+                            "misaligned",
+                            f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner "
+                            f"in {names[i + 1]}",
+                        )
+                    )
+                yield number, check(records, number)
+            leftovers = [
+                (names[i + 1], row, f"{key} {rec[key]!r} matches no row of {names[0]}")
+                for i, left in enumerate(waiting)
+                for row, rec in left.values()
+            ]
+            for i, it in enumerate(iterators):  # rows never looked at
+                for row, item in it:
+                    if not _blank(item):
+                        leftovers.append((names[i + 1], row, f"matches no row of {names[0]}"))
+            for file, row, why in sorted(strays + leftovers, key=lambda s: (s[0], s[1])):
+                number += 1
+                yield number, InputProblem("misaligned", f"row {row} of {file}: {why}")
+        finally:
+            for it in iterators:
+                getattr(it, "close", lambda: None)()
+
+    def rows() -> Iterator[tuple[int, Item]]:
+        return by_row() if align_by is None else by_key(align_by)
+
+    def count() -> int | None:
+        return sources[0].count() if align_by is None else None
+
+    return RowSource(" + ".join(names), rows, count)
+
+
+def group_messages(
+    source: RowSource,
+    *,
+    messages_field: str = "messages",
+    group_by: str | None = None,
+    candidates_field: str = "candidates",
+) -> RowSource:
+    """Rows of one sample each, in ``messages`` form, grouped into rows of candidates.
+
+    Parameters
+    ----------
+    source : RowSource
+    messages_field : str
+        The field holding each row's messages, ending with the sample's assistant turn.
+    group_by : str, optional
+        A field whose value groups rows; by default rows group by their prompt (the messages
+        before the last assistant turn, compared as canonical JSON).
+    candidates_field : str
+        Where the grouped row keeps its candidates (the assistant turns' texts).
+
+    A grouped row keeps the fields of its group's first row, its prompt under
+    ``messages_field``, and the number of that first row. Rows of one group must be next to
+    each other: a group that comes back after another began is an error row, never a second
+    group. Memory holds one group and a 64-bit digest per closed group.
+    """
+    from genrm_rank.sdg.rows import IdIndex, id_key
+
+    def sample(number: int, item: Item) -> tuple[str, dict[str, Any], Any] | InputProblem:
+        record = _record(item, f"row {number}")
+        if isinstance(record, InputProblem):
+            return record
+        if messages_field not in record:
+            return _missing(messages_field, "messages_field", record)
+        messages = record[messages_field]
+        if not isinstance(messages, list) or not messages:
+            return InputProblem(
+                "bad_field", f"field {messages_field!r} must be a non-empty list of messages"
+            )
+        last = messages[-1]
+        if not isinstance(last, dict) or last.get("role") != "assistant":
+            role = last.get("role") if isinstance(last, dict) else type(last).__name__
+            return InputProblem(
+                "bad_field",
+                f"field {messages_field!r} must end with the sample's assistant turn, not {role!r}",
+            )
+        content = last.get("content")
+        if content is not None:
+            try:
+                content = content_text(content, f"{messages_field}[-1]['content']")
+            except (TypeError, ValueError) as exc:
+                return InputProblem("bad_field", str(exc).replace("Argument '", "field '", 1))
+        if group_by is not None:
+            if group_by not in record:
+                return _missing(group_by, "group_by", record)
+            key = id_key(record[group_by])
+        else:
+            key = id_key(messages[:-1])
+        return key, record, content
+
+    def rows() -> Iterator[tuple[int, Item]]:
+        closed = IdIndex()
+        group: list[tuple[int, dict[str, Any], Any]] = []
+        group_key = ""
+
+        def emit() -> tuple[int, Item]:
+            number, first, _ = group[0]
+            row = {k: v for k, v in first.items() if k != messages_field}
+            row[messages_field] = first[messages_field][:-1]
+            row[candidates_field] = [content for _, _, content in group]
+            closed.setdefault(group_key, number)
+            return number, row
+
+        for number, item in source:
+            if _blank(item):
+                continue
+            got = sample(number, item)
+            if isinstance(got, InputProblem):
+                yield number, got
+                continue
+            key, record, content = got
+            if group and key == group_key:
+                group.append((number, record, content))
+                continue
+            earlier = closed.get(key)
+            if earlier is not None:
+                yield (
+                    number,
+                    InputProblem(
+                        "ungrouped",
+                        f"row {number} belongs to the group that began on row {earlier}, which "
+                        "other rows followed; rows of one group must be next to each other (sort "
+                        "the input by prompt or by the group key)",
+                    ),
+                )
+                continue
+            if group:
+                yield emit()
+            group, group_key = [(number, record, content)], key
+        if group:
+            yield emit()
+
+    return RowSource(source.name, rows)
