@@ -298,7 +298,7 @@ HOSTILE_CORPUS: list[tuple[bytes, str]] = [
     (b'{"id": 1, "prompt": "q", "candidates": "ab"}', "bad_field"),
     (b'{"id": 1, "prompt": "q", "candidates": [1, 2]}', "bad_field"),
     (b'{"id": 1, "prompt": "q", "candidates": [{}, {}]}', "bad_field"),
-    (b'{"id": 1, "prompt": "q", "candidates": [null, "b"]}', "bad_field"),
+    (b'{"id": 1, "prompt": "q", "candidates": [null, "b"]}', "too_few_candidates"),  # null dropped
     (b'{"id": 1, "prompt": "q", "candidates": ["only one"]}', "too_few_candidates"),
     (b'{"id": 1, "prompt": "q", "candidates": []}', "too_few_candidates"),
     (b'{"id": 1, "prompt": "q", "candidates": ["a", "b"], "id": [1]}', "bad_field"),
