@@ -34,6 +34,7 @@ from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
 __all__ = [
     "SWAP_MODES",
+    "FixedSchedule",
     "Judgement",
     "Match",
     "MatchScheduler",
@@ -376,3 +377,27 @@ class MatchScheduler(abc.ABC):
     @abc.abstractmethod
     def result(self) -> StrategyOutcome:
         """The strategy's own conclusion."""
+
+
+class FixedSchedule(MatchScheduler):
+    """A strategy whose matches are all scheduled up front (circular, baseline).
+
+    It has no order of its own (the aggregator ranks from the comparisons); its notes name the
+    matches left without a usable verdict. Subclasses schedule their matches in ``__init__``
+    and may label the first side of a match (:attr:`first_label`).
+    """
+
+    first_label = ""
+    """Written before the first candidate of a match in the notes (e.g. ``"baseline "``)."""
+
+    def _on_match_done(self, match: Match) -> None:
+        """Nothing to react to: every match was scheduled up front."""
+
+    def result(self) -> StrategyOutcome:
+        """No order of its own; notes name the matches left without a usable verdict."""
+        notes = tuple(
+            f"match {m.match_id} ({self.first_label}{m.a} vs {m.b}): no readable verdict"
+            for m in self.matches
+            if m.complete and m.preference is None
+        )
+        return StrategyOutcome(notes=notes)

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, SwapMode
+from genrm_rank.strategies.base import FixedSchedule, SwapMode
 from genrm_rank.verdict import PreferenceMapping, linear_preference
 
 __all__ = ["Baseline", "baseline_index"]
@@ -62,7 +62,7 @@ def baseline_index(
     return int(baseline)
 
 
-class Baseline(MatchScheduler):
+class Baseline(FixedSchedule):
     """Matches ``(baseline, i)`` for every other candidate ``i``; no order of its own.
 
     Parameters
@@ -87,6 +87,8 @@ class Baseline(MatchScheduler):
     takes_candidate_ids: ClassVar[bool] = True
     """The runner passes each prompt's ``candidate_ids`` to this strategy."""
 
+    first_label = "baseline "
+
     def __init__(
         self,
         n_items: int,
@@ -109,15 +111,3 @@ class Baseline(MatchScheduler):
         for i in range(self.n_items):
             if i != self.baseline:
                 self._add_match(self.baseline, i)
-
-    def _on_match_done(self, match: Match) -> None:
-        """Nothing to react to: every match was scheduled up front."""
-
-    def result(self) -> StrategyOutcome:
-        """No order of its own; notes name the matches left without a usable verdict."""
-        notes = tuple(
-            f"match {m.match_id} (baseline {m.a} vs {m.b}): no readable verdict"
-            for m in self.matches
-            if m.complete and m.preference is None
-        )
-        return StrategyOutcome(notes=notes)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, SwapMode
+from genrm_rank.strategies.base import FixedSchedule, SwapMode
 from genrm_rank.verdict import PreferenceMapping, linear_preference
 
 __all__ = ["Circular"]
 
 
-class Circular(MatchScheduler):
+class Circular(FixedSchedule):
     """Matches ``(i, (i + 1) % N)`` for every ``i``; no order of its own.
 
     Parameters
@@ -57,15 +57,3 @@ class Circular(MatchScheduler):
         )
         for i in range(self.n_items):
             self._add_match(i, (i + 1) % self.n_items)
-
-    def _on_match_done(self, match: Match) -> None:
-        """Nothing to react to: every match was scheduled up front."""
-
-    def result(self) -> StrategyOutcome:
-        """No order of its own; notes name the matches left without a usable verdict."""
-        notes = tuple(
-            f"match {m.match_id} ({m.a} vs {m.b}): no readable verdict"
-            for m in self.matches
-            if m.complete and m.preference is None
-        )
-        return StrategyOutcome(notes=notes)
