@@ -114,7 +114,8 @@ def test_a_rerun_pays_only_for_unfinished_rows(
     first = run(8)
     paid_first = _requests(servers) - before
     assert paid_first == sum(r["genrm_calls"] for r in first.values()) == 8 * 12
-    assert len(list(tmp_path.glob("verdicts.*.db"))) == 2  # one file per actor
+    # One file per actor that received a batch: Ray may hand every batch to one of the two.
+    assert 1 <= len(list(tmp_path.glob("verdicts.*.db"))) <= 2
 
     before = _requests(servers)
     second = run(16)
