@@ -97,13 +97,18 @@ async def _main(llm: Any) -> dict[str, Any]:
         for i in range(4)
     ]  # fmt: skip
     structured = {"structured_outputs": {"json": SCHEMA}, "seed": 0}
-    judge = VLLMOfflineJudge(llm, model=MODEL, max_tokens=64, sampling_options=structured)
+    # The tiny random model does not think: its structured output is the answer itself.
+    judge = VLLMOfflineJudge(
+        llm, model=MODEL, max_tokens=64, sampling_options=structured, thinking=False
+    )
     t0 = time.monotonic()
     report["main"], report["main_calls"] = await _rank(judge, prompts)
     report["main_chat_calls"] = judge.chat_calls
     report["main_s"] = time.monotonic() - t0
 
-    cached_judge = VLLMOfflineJudge(llm, model=MODEL, max_tokens=64, sampling_options=structured)
+    cached_judge = VLLMOfflineJudge(
+        llm, model=MODEL, max_tokens=64, sampling_options=structured, thinking=False
+    )
     with VerdictCache(":memory:") as cache:
         wrapped = CachedJudge(cached_judge, cache, namespace=cached_judge.namespace())
         first, _ = await _rank(wrapped, prompts)
