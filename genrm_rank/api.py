@@ -86,9 +86,10 @@ def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+            in_a_loop = True
+        except RuntimeError:  # no loop running: the one place a fresh loop may start
+            in_a_loop = False
+        if in_a_loop:
             raise RuntimeError(
                 f"{name}() cannot run inside a running event loop; use "
                 f"'await {afunc.__name__}(...)' instead."

@@ -37,6 +37,7 @@ Two adapters build rows of candidates from rows of one sample each:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -227,12 +228,10 @@ def _first_char(stream: IO[bytes]) -> bytes:
 
 def _read_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [OSError, EOFError, gzip.BadGzipFile]
-    try:
+    with contextlib.suppress(ImportError):  # zstd input needs the optional package anyway
         import zstandard
 
         errors.append(zstandard.ZstdError)
-    except ImportError:
-        pass
     return tuple(errors)
 
 
