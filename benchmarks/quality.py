@@ -423,6 +423,18 @@ def summary(paths: Sequence[Path]) -> None:
         print(f"| {task} | {n} | " + " | ".join(cells) + " |")
 
 
+def _parse_config(text: str, n: int) -> Config:
+    """``STRATEGY:SWAP[:BUDGET]``, the budget a number or ``kN`` (``4N`` is ``4 * n``)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"Argument '--only' must be STRATEGY:SWAP[:BUDGET], not {text!r}.")
+    budget: int | None = None
+    if len(parts) == 3:
+        word = parts[2].upper()
+        budget = int(word[:-1]) * n if word.endswith("N") else int(word)
+    return parts[0], parts[1], budget
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="headline rows only, few prompts")
@@ -451,6 +463,13 @@ def main() -> None:
         type=int,
         default=16,
         help="largest N with the both-orders round-robin (4,032 calls a prompt at N=64)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="STRATEGY:SWAP[:BUDGET]",
+        help="simulated part: run only these configurations (BUDGET as a number or kN)",
     )
     parser.add_argument(
         "--summary",
@@ -516,6 +535,8 @@ def main() -> None:
                 if args.quick:
                     configs = [("knockout", "both", None), ("swiss", "both", None)]
                     configs += [("adaptive", "auto", None)]
+                if args.only:
+                    configs = [_parse_config(text, n) for text in args.only]
                 for config in configs:
                     part = [
                         measure(sim_task(regime, n, args.prompts, s), config, [s], args.prompts)
