@@ -19,6 +19,12 @@ two orders judged before the next round). ``auto`` (default) uses the orchestrat
 
     .venv/bin/python benchmarks/bench_serving.py                 # 1,000 prompts
     .venv/bin/python benchmarks/bench_serving.py --prompts 200   # quick
+    .venv/bin/python benchmarks/bench_serving.py --strategies knockout adaptive adaptive_p50 \
+        --no-baselines                                           # strategies side by side
+
+``--strategies`` runs the orchestrator once per strategy (``adaptive``: ``swap="auto"``, its
+default budget and batch; ``adaptive_p50``: stop at P(best) 0.5, one call a prompt in flight)
+against the same servers, and prints each one's comparisons/s and prompts/s relative to the first.
 """
 
 from __future__ import annotations
@@ -99,23 +105,37 @@ async def run_builtin(
     )
 
 
+STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "knockout": ("knockout", {"swap": "both"}),
+    "adaptive": ("adaptive", {"swap": "auto"}),
+    "adaptive_p50": ("adaptive", {"swap": "auto", "delta": 0.5, "batch": 1}),
+}
+"""``--strategies`` choices: the library strategy and its options (``adaptive_p50`` as in
+``benchmarks/quality.py``: stop at P(best) 0.5, one call of a prompt in flight)."""
+
+
 async def run_orchestrator(
     judge: OpenAIJudge,
     prompts: list[tuple[str, str, list[str]]],
     window: int,
     admission: str = "streaming",
+    strategy: str = "knockout",
+    calls: list[int] | None = None,
 ) -> None:
     from genrm_rank.orchestrator import Orchestrator, PromptJob
-    from genrm_rank.strategies.knockout import Knockout
+    from genrm_rank.strategies import make_strategy
 
+    name, options = STRATEGIES[strategy]
     jobs = (
-        PromptJob(conv, cands, Knockout(len(cands), swap="both", seed=i), prompt_id=pid)
+        PromptJob(conv, cands, make_strategy(name, len(cands), seed=i, **options), prompt_id=pid)
         for i, (pid, conv, cands) in enumerate(prompts)
     )
     orchestrator = Orchestrator(judge, max_in_flight=window, retries=0, admission=admission)
     done = 0
-    async for _ in orchestrator.run(jobs):
+    async for result in orchestrator.run(jobs):
         done += 1
+        if calls is not None:
+            calls.append(result.calls)
     if done != len(prompts):
         raise RuntimeError(f"orchestrator finished {done} of {len(prompts)} prompts")
 
@@ -230,6 +250,19 @@ def main() -> None:
         metavar=("FACTOR", "OFFSET"),
         help="affinity spill rule: leave the preferred replica when its load > FACTOR*least+OFFSET",
     )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=sorted(STRATEGIES),
+        default=["knockout"],
+        help="one affinity run per strategy, side by side in this process and these servers "
+        "(orchestrator driver only); throughput is reported relative to the first",
+    )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the random-routing and naive runs",
+    )
     args = parser.parse_args()
     driver = args.driver
     if driver == "auto":
@@ -261,48 +294,67 @@ def main() -> None:
     bound = slots / args.latency_mean
     per_endpoint = args.window  # the window bounds the total; the spill rule balances replicas
     random_prompts = args.random_prompts or max(1, args.prompts // 4)
+    calls: dict[str, list[int]] = {}
     with SimServerProcess(server_args) as servers:
-        results = [
-            asyncio.run(
-                measure(
-                    f"{driver}, affinity",
-                    servers,
-                    runner,
-                    make_prompts(args.prompts, 1),
-                    args.window,
-                    "affinity",
-                    per_endpoint,
-                    tuple(args.spill),
+        results = []
+        for strategy in args.strategies if driver.startswith("orchestrator") else ["knockout"]:
+            calls[strategy] = []
+            run = (
+                functools.partial(
+                    run_orchestrator,
+                    admission=args.admission,
+                    strategy=strategy,
+                    calls=calls[strategy],
                 )
-            ),
-            asyncio.run(
-                measure(
-                    f"{driver}, random routing",
-                    servers,
-                    runner,
-                    make_prompts(random_prompts, 2),
-                    args.window,
-                    "random",
-                    per_endpoint,
+                if driver.startswith("orchestrator")
+                else runner
+            )
+            results.append(
+                asyncio.run(
+                    measure(
+                        f"{strategy}, affinity",
+                        servers,
+                        run,
+                        make_prompts(args.prompts, 1),
+                        args.window,
+                        "affinity",
+                        per_endpoint,
+                        tuple(args.spill),
+                    )
                 )
-            ),
-            asyncio.run(
-                measure(
-                    "naive (sequential prompts)",
-                    servers,
-                    run_naive,
-                    make_prompts(args.naive_prompts, 3),
-                    args.window,
-                    "affinity",
-                    per_endpoint,
-                    tuple(args.spill),
+            )
+        if not args.no_baselines:
+            results.append(
+                asyncio.run(
+                    measure(
+                        f"{driver}, random routing",
+                        servers,
+                        runner,
+                        make_prompts(random_prompts, 2),
+                        args.window,
+                        "random",
+                        per_endpoint,
+                    )
                 )
-            ),
-        ]
+            )
+            results.append(
+                asyncio.run(
+                    measure(
+                        "naive (sequential prompts)",
+                        servers,
+                        run_naive,
+                        make_prompts(args.naive_prompts, 3),
+                        args.window,
+                        "affinity",
+                        per_endpoint,
+                        tuple(args.spill),
+                    )
+                )
+            )
     print(
         f"\n{args.replicas} replicas x capacity {args.capacity}, lognormal latency mean "
         f"{args.latency_mean:g} s -> bound {bound:.0f} comparisons/s; window {args.window} in "
-        f"flight; N={N_CANDIDATES} knockout, swap=both; driver {driver}\n"
+        f"flight; N={N_CANDIDATES}; driver {driver}\n"
     )
     header = (
         f"{'run':<28} {'prompts':>7} {'comparisons':>11} {'wall s':>7} {'cmp/s':>7} {'/bound':>7} "
@@ -318,9 +370,18 @@ def main() -> None:
             f"{r.throughput / bound:>7.3f} {util:>6.3f} {r.cpu / r.comparisons * 1e3:>10.3f} "
             f"{r.server_cpu / r.comparisons * 1e3:>7.3f} {hit:>10.3f}"
         )
-    print(
-        f"\nglobal window vs naive: {results[0].throughput / results[2].throughput:.1f}x throughput"
-    )
+    for strategy, made in calls.items():
+        if made:
+            print(f"{strategy}: {sum(made) / len(made):.2f} calls a prompt")
+    first = results[0]
+    for r in results[1 : len(calls)]:
+        ratio = r.throughput / first.throughput
+        prompts = (r.prompts / r.wall) / (first.prompts / first.wall)
+        print(f"{r.name} / {first.name}: {ratio:.3f}x comparisons/s, {prompts:.3f}x prompts/s")
+    if not args.no_baselines:
+        print(
+            f"\nglobal window vs naive: {first.throughput / results[-1].throughput:.1f}x throughput"
+        )
 
 
 if __name__ == "__main__":

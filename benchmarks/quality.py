@@ -76,6 +76,15 @@ FIXED: list[tuple[str, str, int | None]] = [
     for w in ("both", "random", "none", "auto")
 ]
 Config = tuple[str, str, int | None]  # strategy, swap, budget (adaptive only)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "adaptive_p50": ("adaptive", {"delta": 0.5, "batch": 1}),
+    **{f"adaptive_p50_b{k}": ("adaptive", {"delta": 0.5, "batch": k}) for k in (2, 4, 8)},
+    **{f"adaptive_b{k}": ("adaptive", {"batch": k}) for k in (1, 2, 4, 8)},
+}
+"""Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
+keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
+``adaptive_p50_bK`` is the same with ``K`` calls in flight, ``adaptive_bK`` the default
+``delta`` with ``K`` in flight (``--parts batching``: what batching costs)."""
 JudgeFn = Callable[[int, PairCall], Verdict]
 
 
@@ -179,13 +188,13 @@ def run_prompts(
     task: Task, config: Config, seed: int, prompts: Sequence[int]
 ) -> list[tuple[int, int, list[int]]]:
     """Run each prompt's scheduler to its end; (pick, calls, order) per prompt."""
-    strategy, swap, budget = config
+    label, swap, budget = config
+    strategy, options = VARIANTS.get(label, (label, {}))
     spec = RankSpec(strategy=strategy, swap=swap, seed=seed, budget=budget, p_best_draws=2000)
     stats = JudgeStatistics()
     out = []
     for p in prompts:
         rng = np.random.default_rng([seed, p, 1])
-        options: dict[str, Any] = {}
         scheduler: Scheduler = make_strategy(strategy, task.n, swap=swap, seed=rng, **options)
         bind = getattr(scheduler, "bind_judge_statistics", None)
         if bind is not None:
@@ -244,9 +253,26 @@ def measure(task: Task, config: Config, seeds: Sequence[int], prompts: int) -> d
     return row
 
 
-def adaptive_configs(n: int) -> list[Config]:
-    budgets = sorted({max(2, n // 2), n, 2 * n, 4 * n, min(8 * n, 2 * n * (n - 1))})
-    return [("adaptive", "auto", b) for b in budgets] + [("adaptive", "auto", None)]
+def adaptive_configs(n: int, core: bool = False) -> list[Config]:
+    """Adaptive at several budgets, its default, and ``adaptive_p50`` capped at ``4 N``."""
+    if core:
+        budgets = sorted({n, 2 * n, 4 * n})
+    else:
+        budgets = sorted({max(2, n // 2), n, 2 * n, 4 * n, min(8 * n, 2 * n * (n - 1))})
+    configs: list[Config] = [("adaptive", "auto", b) for b in budgets]
+    return [*configs, ("adaptive", "auto", None), ("adaptive_p50", "auto", 4 * n)]
+
+
+CORE: list[Config] = [
+    ("knockout", "both", None),
+    ("knockout", "auto", None),
+    ("swiss", "both", None),
+    ("swiss", "auto", None),
+    ("round_robin", "both", None),
+    ("round_robin", "random", None),
+    ("circular", "none", None),
+]
+"""``--grid core``: the fixed strategies a reader compares adaptive with."""
 
 
 def vicuna(n: int, seeds: Sequence[int], configs: Sequence[Config]) -> list[dict[str, Any]]:
@@ -324,7 +350,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def plot(csv_path: Path, out: Path) -> list[Path]:
-    """One PNG per task: top-1 accuracy against mean calls, with 95% intervals."""
+    """One PNG per task and N: top-1 accuracy against mean calls, with 95% intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -333,8 +359,8 @@ def plot(csv_path: Path, out: Path) -> list[Path]:
     with csv_path.open() as fh:
         rows = list(csv.DictReader(fh))
     written = []
-    for task in sorted({r["task"] for r in rows}):
-        sub = [r for r in rows if r["task"] == task]
+    for task, n in sorted({(r["task"], int(r["n"])) for r in rows}):
+        sub = [r for r in rows if r["task"] == task and int(r["n"]) == n]
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for label in sorted({(r["strategy"], r["swap"]) for r in sub}):
             pts = sorted(
@@ -343,19 +369,70 @@ def plot(csv_path: Path, out: Path) -> list[Path]:
                 if (r["strategy"], r["swap"]) == label
             )
             xs, ys, es = zip(*pts, strict=True)
-            style = "-o" if label[0] == "adaptive" else "o"
+            style = "-o" if label[0] == "adaptive" else "s" if label[0] == "adaptive_p50" else "o"
             ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=f"{label[0]} / {label[1]}")
         ax.set_xscale("log")
         ax.set_xlabel("mean judge calls per prompt (log scale)")
         ax.set_ylabel("top-1 accuracy (95% interval)")
-        ax.set_title(f"{task}: accuracy against calls")
+        ax.set_title(f"{task}, N = {n}: accuracy against calls")
         ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
-        path = out / f"quality_{task}.png"
+        path = out / f"quality_{task}_n{n}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
     return written
+
+
+SUMMARY: list[tuple[str, str, str]] = [
+    ("knockout", "both", ""),
+    ("swiss", "both", ""),
+    ("round_robin", "both", ""),
+    ("adaptive", "auto", "2N"),
+    ("adaptive", "auto", "4N"),
+    ("adaptive_p50", "auto", "4N"),
+]
+
+
+def summary(paths: Sequence[Path]) -> None:
+    """Print one line per (task, N) from result CSVs: top-1 (calls) of the SUMMARY columns."""
+    rows = []
+    for path in paths:
+        with path.open() as fh:
+            rows += list(csv.DictReader(fh))
+    heads = [f"{s} {w} {b}".strip() for s, w, b in SUMMARY]
+    print("| task | N | " + " | ".join(heads) + " |")
+    print("|---|---|" + "---|" * len(heads))
+    for task, n in sorted({(r["task"], int(r["n"])) for r in rows}, key=lambda k: (k[0], k[1])):
+        cells = []
+        for strategy, swap, budget in SUMMARY:
+            want = "" if not budget else str(n * int(budget[0]))
+            hit = [
+                r
+                for r in rows
+                if (r["task"], int(r["n"]), r["strategy"], r["swap"], r["budget"])
+                == (task, n, strategy, swap, want)
+            ]
+            if hit:
+                r = hit[0]
+                cells.append(
+                    f"{float(r['top1']):.3f} ± {float(r['top1_ci']):.3f} ({float(r['calls']):.0f})"
+                )
+            else:
+                cells.append("")
+        print(f"| {task} | {n} | " + " | ".join(cells) + " |")
+
+
+def _parse_config(text: str, n: int) -> Config:
+    """``STRATEGY:SWAP[:BUDGET]``, the budget a number or ``kN`` (``4N`` is ``4 * n``)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"Argument '--only' must be STRATEGY:SWAP[:BUDGET], not {text!r}.")
+    budget: int | None = None
+    if len(parts) == 3:
+        word = parts[2].upper()
+        budget = int(word[:-1]) * n if word.endswith("N") else int(word)
+    return parts[0], parts[1], budget
 
 
 def main() -> None:
@@ -365,11 +442,46 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES))
-    parser.add_argument("--parts", nargs="+", default=["sim", "vicuna", "gsm8k"])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("sim", "vicuna", "gsm8k", "batching"),
+        default=["sim", "vicuna", "gsm8k"],
+        help="batching: adaptive at batch 1, 2, 4, 8 (Vicuna N=8; simulated biased N=16)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for CSV and PNG files")
     parser.add_argument("--name", default="quality", help="CSV file name (without .csv)")
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument(
+        "--grid",
+        choices=("full", "core"),
+        default="full",
+        help="full: every strategy x swap mode; core: CORE and adaptive at N, 2N, 4N",
+    )
+    parser.add_argument(
+        "--rr-both-max",
+        type=int,
+        default=16,
+        help="largest N with the both-orders round-robin (4,032 calls a prompt at N=64)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="STRATEGY:SWAP[:BUDGET]",
+        help="simulated part: run only these configurations (BUDGET as a number or kN)",
+    )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the compact summary table of these result CSVs and exit",
+    )
     args = parser.parse_args()
+    if args.summary:
+        summary(args.summary)
+        return
     if args.plot_only:
         for path in plot(args.out / f"{args.name}.csv", args.out):
             print(path)
@@ -387,11 +499,28 @@ def main() -> None:
         part = vicuna(8, seeds, configs)
         print_rows(part)
         rows += part
+    if "batching" in args.parts:
+        labels = ["adaptive_p50"] + [f"adaptive_p50_b{k}" for k in (2, 4, 8)]
+        labels += [f"adaptive_b{k}" for k in (1, 2, 4, 8)]
+        part = vicuna(8, seeds, [(label, "auto", 32) for label in labels])
+        print_rows(part)
+        rows += part
+        for label in labels:
+            sim = [
+                measure(
+                    sim_task("biased", 16, args.prompts, s), (label, "auto", 64), [s], args.prompts
+                )
+                for s in seeds
+            ]
+            print_rows(_pool(sim))
+            rows += _pool(sim)
     if "gsm8k" in args.parts:
         task = gsm8k_task(0)
         configs = FIXED + adaptive_configs(4)
         if args.quick:
             configs = [("knockout", "both", None), ("adaptive", "auto", None)]
+        elif args.grid == "core":
+            configs = CORE + adaptive_configs(4, core=True)
         for config in configs:
             part = [measure(gsm8k_task(s), config, [s], len(task.truth_score)) for s in seeds]
             print_rows(_pool(part))
@@ -399,12 +528,15 @@ def main() -> None:
     if "sim" in args.parts:
         for regime in args.regimes:
             for n in args.sizes:
-                configs = FIXED + adaptive_configs(n)
-                if n >= 32:  # a both-orders round-robin of 64 is 4,032 calls a prompt
+                full = args.grid == "full"
+                configs = (FIXED if full else CORE) + adaptive_configs(n, core=not full)
+                if n > args.rr_both_max:  # a both-orders round-robin of 64: 4,032 calls a prompt
                     configs = [c for c in configs if c[0] != "round_robin" or c[1] != "both"]
                 if args.quick:
                     configs = [("knockout", "both", None), ("swiss", "both", None)]
                     configs += [("adaptive", "auto", None)]
+                if args.only:
+                    configs = [_parse_config(text, n) for text in args.only]
                 for config in configs:
                     part = [
                         measure(sim_task(regime, n, args.prompts, s), config, [s], args.prompts)
