@@ -17,7 +17,7 @@ from genrm_rank.sdg import (
 )
 from genrm_rank.sdg.inputs import INPUT_FORMATS
 from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
-from genrm_rank.strategies import SWAP_MODES, strategy_name
+from genrm_rank.strategies import STRATEGIES, SWAP_MODES, strategy_name
 
 EXIT_OK = 0
 EXIT_ROWS_FAILED = 1
@@ -28,6 +28,8 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 PROG = "genrm-rank"
+
+_STRATEGY_NAMES = ", ".join(name.replace("_", "-") for name in sorted(STRATEGIES))
 
 
 class UsageError(Exception):
@@ -43,7 +45,7 @@ def _strategy(value: str) -> str:
         return strategy_name(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid strategy {value!r} (choose from knockout, round-robin, circular, swiss)"
+            f"invalid strategy {value!r} (choose from {_STRATEGY_NAMES})"
         ) from None
 
 
@@ -233,7 +235,7 @@ def _strategy_options(parser: argparse.ArgumentParser, defaults: RankSpec) -> No
         metavar="NAME",
         type=_strategy,
         default=defaults.strategy,
-        help="knockout, round-robin, circular or swiss (underscores accepted; default: "
+        help=f"{_STRATEGY_NAMES} (- or _ accepted; default: "
         "%(default)s)",
     )
     g.add_argument(
