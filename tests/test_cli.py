@@ -389,7 +389,7 @@ def test_usage_error_through_the_console_script(tmp_path: Path) -> None:
         "best-of",
     )
     assert r.returncode == 2
-    assert "--strategy" in r.stderr and "knockout, round-robin, circular, swiss" in r.stderr
+    assert "--strategy" in r.stderr and "adaptive, baseline, circular, knockout, round-robin, swiss" in r.stderr
 
 
 def test_existing_output_needs_resume_or_overwrite(
