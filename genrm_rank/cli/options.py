@@ -235,8 +235,7 @@ def _strategy_options(parser: argparse.ArgumentParser, defaults: RankSpec) -> No
         metavar="NAME",
         type=_strategy,
         default=defaults.strategy,
-        help=f"{_STRATEGY_NAMES} (- or _ accepted; default: "
-        "%(default)s)",
+        help=f"{_STRATEGY_NAMES} (- or _ accepted; default: %(default)s)",
     )
     g.add_argument(
         "--swap",
