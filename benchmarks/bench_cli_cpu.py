@@ -19,9 +19,7 @@ each run of this one; the medians and their ratio are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import resource
 import statistics
 import subprocess
@@ -29,19 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cli_scale import write_rows  # the same generated rows as the CLI-scale run
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_rows(path: Path, n: int, k: int, seed: int = 0) -> None:
-    rng = random.Random(seed)
-    words = "the a model answer because therefore data value result step first then".split()
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(n):
-            cands = [
-                f"[{i}.{j}] " + " ".join(rng.choice(words) for _ in range(rng.randint(20, 120)))
-                for j in range(k)
-            ]
-            f.write(json.dumps({"id": i, "prompt": f"Question {i}?", "candidates": cands}) + "\n")
 
 
 def cpu_seconds(checkout: Path, rows: Path, out: Path) -> float:
