@@ -100,11 +100,9 @@ GOOD = '```json\n{"score_1": 4, "score_2": 2, "ranking": 2}\n```'
 
 
 @pytest.fixture
-async def capture() -> AsyncIterator[
-    Callable[[Callable[[dict[str, Any]], web.Response]], Awaitable[Capture]]
-]:
-    runners: list[web.AppRunner] = []
-
+async def capture(
+    chat_server: Callable[[Callable[[web.Request], Awaitable[web.Response]]], Awaitable[str]],
+) -> Callable[[Callable[[dict[str, Any]], web.Response]], Awaitable[Capture]]:
     async def make(reply: Callable[[dict[str, Any]], web.Response]) -> Capture:
         cap = Capture(reply)
 
@@ -114,20 +112,10 @@ async def capture() -> AsyncIterator[
             cap.headers.append(dict(request.headers))
             return cap.reply(payload)
 
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        cap.url = f"http://127.0.0.1:{port}/v1"
+        cap.url = await chat_server(chat)
         return cap
 
-    yield make
-    for runner in runners:
-        await runner.cleanup()
+    return make
 
 
 def test_all_is_complete_and_sorted() -> None:

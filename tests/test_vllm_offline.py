@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,9 +162,7 @@ def offline_judge(oracle: Oracle, **kw: Any) -> VLLMOfflineJudge:
 
 
 @pytest.fixture
-async def oracle_server() -> AsyncIterator[Any]:
-    runners: list[web.AppRunner] = []
-
+async def oracle_server(chat_server: Any) -> Any:
     async def make(oracle: Oracle) -> str:
         async def chat(request: web.Request) -> web.Response:
             body = await request.json()
@@ -181,19 +179,10 @@ async def oracle_server() -> AsyncIterator[Any]:
                 }
             )
 
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}/v1"
+        url: str = await chat_server(chat)
+        return url
 
-    yield make
-    for runner in runners:
-        await runner.cleanup()
+    return make
 
 
 PROMPTS = [

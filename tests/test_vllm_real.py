@@ -42,24 +42,14 @@ from vllm_support.server import (
     build_model,
     vllm_python,
 )
+from vllm_support.verdict_schema import MODEL, SCHEMA
 
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.messages import build_messages
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(420)]
 
-MODEL = "tiny-genrm"
 MAX_MODEL_LEN = 2048
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "score_1": {"type": "integer", "minimum": 1, "maximum": 5},
-        "score_2": {"type": "integer", "minimum": 1, "maximum": 5},
-        "ranking": {"type": "integer", "minimum": 1, "maximum": 6},
-    },
-    "required": ["score_1", "score_2", "ranking"],
-    "additionalProperties": False,
-}
 STRUCTURED: dict[str, Any] = {"structured_outputs": {"json": SCHEMA}}
 SAMPLING: dict[str, Any] = {"temperature": 1.0, "top_p": 0.95}
 LONG_TEXT = "word " * 3000  # > 2048 tokens with the tiny tokenizer

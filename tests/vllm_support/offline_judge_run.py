@@ -30,17 +30,9 @@ import sys
 import time
 from typing import Any
 
-MODEL = "tiny-genrm"
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "score_1": {"type": "integer", "minimum": 1, "maximum": 5},
-        "score_2": {"type": "integer", "minimum": 1, "maximum": 5},
-        "ranking": {"type": "integer", "minimum": 1, "maximum": 6},
-    },
-    "required": ["score_1", "score_2", "ranking"],
-    "additionalProperties": False,
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a script or collected
+from verdict_schema import MODEL, SCHEMA  # beside this script; standard library only
+
 THINK_REGEX = r'<think>[a-z]{2,6}</think>\{"score_1": [1-5], "score_2": [1-5], "ranking": [1-6]\}'
 
 
