@@ -7,10 +7,15 @@ method (``quasi``, the default; ``sandwich``; ``model``), and two things are mea
 
 - **coverage** of the nominal 95% intervals: of each centred strength (the interval a
   ``Ranking`` prints, ``strength +- 1.96 stderr``) and of each pairwise difference, against the
-  truth. The truth of a simulated prompt is the pseudo-true value of the same estimator on the
-  same design (White, 1982): the Bradley-Terry fit, same prior and position term, to the
-  *expected* outcome of every judged ordered pair, computed in closed form from the judge's
-  model. On the Vicuna record it is the full both-orders round-robin fit of the same question.
+  truth. The truth is what the judge would say with every pair judged: on the Vicuna record the
+  full both-orders round-robin fit of the same question; on a simulated prompt (``--truth
+  full``, the default) the same estimator (prior, position term) fitted to the judge's
+  *expected* outcome on every ordered pair, computed in closed form from the judge's model.
+  ``--truth design`` measures instead against the pseudo-true value of the estimator on the
+  prompt's own design (White, 1982): the fit to the expected outcome of the judged pairs only.
+  The two differ where a design leaves strengths to the prior (a knockout's first-round losers
+  have one match): the design's own pseudo-truth carries the same shrinkage as the estimate,
+  so it asks how much the estimate varies, not how far it is from the judge's strength.
   Intervals are the mean over prompts +- 1.96 SE of the per-prompt coverage.
 - **reliability** of P(best) (4,000 posterior draws): candidates are binned by predicted
   P(best) in deciles; each bin's observed frequency of being the true best (simulated: the
@@ -30,7 +35,8 @@ Usage::
 
     python benchmarks/calibration.py            # the figures in benchmarks/README.md
     python benchmarks/calibration.py --quick    # a smoke run (a minute)
-    python benchmarks/calibration.py --knockout-diagnosis noisy   # why knockouts over-cover
+    python benchmarks/calibration.py --truth design   # against each design's pseudo-truth
+    python benchmarks/calibration.py --knockout-diagnosis noisy   # why knockouts over-cover it
 
 References
 ----------
@@ -193,7 +199,7 @@ def _measure(
     n = len(ranking.candidates)
     comparisons = judgements_to_comparisons(n, list(ranking.judgements))
     iu = np.triu_indices(n, 1)
-    for method in METHODS:
+    for method in tallies:
         fit, use_h = _fit(comparisons, method, spec, seed)
         tally = tallies[method]
         tally.prompts += 1
@@ -226,9 +232,20 @@ def _measure(
             tally.is_best.extend(i == best for i in range(n))
 
 
-def _truth_fit(spec: RankSpec, expected: NDArray[np.float64]):  # type: ignore[no-untyped-def]
+def _truth_fit(spec: RankSpec, expected: NDArray[np.float64], truth: str):  # type: ignore[no-untyped-def]
+    n = expected.shape[0]
+    if truth == "full":  # every ordered pair once, as the full both-orders round-robin
+        rows, cols = np.nonzero(~np.eye(n, dtype=bool))
+        everything = Comparisons.from_arrays(
+            n, first=rows.astype(np.int64), second=cols.astype(np.int64),
+            outcome=expected[rows, cols],
+        )  # fmt: skip
+        full: NDArray[np.float64] = bradley_terry(
+            everything, alpha=spec.alpha, position_bias=spec.position_bias
+        ).params
+        return lambda comparisons, use_h: full
+
     def truth_of(comparisons: Comparisons, use_h: bool) -> NDArray[np.float64]:
-        n = comparisons.n_items
         weight, _ = comparisons.pair_totals()
         rows, cols = np.nonzero(weight)
         expected_rows = Comparisons.from_arrays(
@@ -255,7 +272,12 @@ async def _rank(prompts: list[PromptInput], judge: object, spec: RankSpec) -> di
 
 
 def simulate(
-    regime: Regime, n: int, n_prompts: int, seed: int
+    regime: Regime,
+    n: int,
+    n_prompts: int,
+    seed: int,
+    truth: str = "full",
+    methods: tuple[CovarianceMethod, ...] = METHODS,
 ) -> dict[str, dict[CovarianceMethod, Tally]]:
     """Rank ``n_prompts`` simulated prompts with each strategy; tally each covariance method."""
     rng = np.random.default_rng([seed, REGIMES.index(regime)])
@@ -280,16 +302,18 @@ def simulate(
                 seed=seed,
             )
         rankings = asyncio.run(_rank(prompts, judge, spec))
-        tallies = {m: Tally() for m in METHODS}
+        tallies = {m: Tally() for m in methods}
         for p in range(n_prompts):
-            truth_of = _truth_fit(spec, regime.expected_outcome(quality[p]))
+            truth_of = _truth_fit(spec, regime.expected_outcome(quality[p]), truth)
             best = int(np.argmax(quality[p]))
             _measure(tallies, rankings[p], truth_of, best, spec, seed * 100_003 + p)
         out[strategy] = tallies
     return out
 
 
-def vicuna(seed: int) -> dict[str, dict[CovarianceMethod, Tally]]:
+def vicuna(
+    seed: int, methods: tuple[CovarianceMethod, ...] = METHODS
+) -> dict[str, dict[CovarianceMethod, Tally]]:
     """Knockout and one-order round-robin on GPT-4's record, against the full round-robin."""
     judge = ReplayJudge.from_jsonl(VICUNA_RECORD)
     prompts = []
@@ -303,7 +327,7 @@ def vicuna(seed: int) -> dict[str, dict[CovarianceMethod, Tally]]:
     for strategy, swap in (("knockout", "both"), ("round_robin", "random")):
         spec = RankSpec(strategy=strategy, swap=swap, seed=seed)  # type: ignore[arg-type]
         rankings = asyncio.run(_rank(prompts, judge, spec))
-        tallies = {m: Tally() for m in METHODS}
+        tallies = {m: Tally() for m in methods}
         for prompt in prompts:
             ref = reference[prompt.key]
             truth = np.array([s.strength for s in ref.scores])
@@ -359,14 +383,32 @@ def worst_gap(tally: Tally, min_count: int = 30) -> str:
     return f"{gap:.3f} (pred {p:.2f}, obs {o:.2f} [{lo:.2f}, {hi:.2f}])"
 
 
+def deciles_off(tally: Tally, tolerance: float = 0.05, min_count: int = 30) -> str:
+    """Deciles whose observed frequency is shown to be more than ``tolerance`` off.
+
+    A decile counts when its Wilson 95% interval lies wholly outside ``predicted +-
+    tolerance``; a point gap above the tolerance inside a wide interval is noise, not evidence.
+    """
+    rows = [r for r in reliability(tally) if r[4] >= min_count]
+    off = sum(hi < p - tolerance or lo > p + tolerance for p, _, lo, hi, _ in rows)
+    return f"{off}/{len(rows)}"
+
+
+def decile_table(label: str, tally: Tally) -> None:
+    """One line: each decile's predicted / observed [Wilson 95%] (count)."""
+    cells = [
+        f"{p:.2f}/{o:.2f} [{lo:.2f}, {hi:.2f}] ({m})" for p, o, lo, hi, m in reliability(tally)
+    ]
+    print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def report(label: str, results: dict[str, dict[CovarianceMethod, Tally]]) -> None:
     for strategy, tallies in results.items():
-        for method in METHODS:
-            t = tallies[method]
+        for method, t in tallies.items():
             print(
                 f"| {label} | {strategy} | {method} | {mean_ci(t.centred)} | "
-                f"{mean_ci(t.pairwise)} | {worst_gap(t)} | {t.no_mle}/{t.prompts} | "
-                f"{t.unidentified}/{t.prompts} |"
+                f"{mean_ci(t.pairwise)} | {worst_gap(t)} | {deciles_off(t)} | "
+                f"{t.no_mle}/{t.prompts} | {t.unidentified}/{t.prompts} |"
             )
 
 
@@ -376,10 +418,13 @@ def plot(panels: list[tuple[str, dict[CovarianceMethod, Tally]]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for ax, (title, tallies) in zip(axes[0], panels, strict=True):
+    columns = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(2, columns, figsize=(3.6 * columns, 7.4), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, tallies) in zip(axes.flat, panels, strict=False):
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-        for k, method in enumerate(METHODS):
+        for k, method in enumerate(tallies):
             rows = reliability(tallies[method])
             x = np.array([r[0] for r in rows]) + (k - 1) * 0.006
             y = np.array([r[1] for r in rows])
@@ -389,7 +434,8 @@ def plot(panels: list[tuple[str, dict[CovarianceMethod, Tally]]]) -> None:
         ax.set_xlabel("predicted P(best)")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("observed frequency of being best")
+    for row in axes:
+        row[0].set_ylabel("observed frequency of being best")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
@@ -510,10 +556,23 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="candidates per prompt")
     parser.add_argument("--quick", action="store_true", help="60 prompts, one seed")
     parser.add_argument(
+        "--truth",
+        choices=("full", "design"),
+        default="full",
+        help="simulated truth: the judge's strengths on every pair (full) or the pseudo-truth "
+        "of each prompt's own design (design)",
+    )
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="covariances"
+    )
+    parser.add_argument("--regimes", nargs="+", choices=[r.name for r in REGIMES], default=None)
+    parser.add_argument("--no-vicuna", action="store_true", help="skip the Vicuna replay")
+    parser.add_argument(
         "--knockout-diagnosis",
         metavar="REGIME",
         choices=[r.name for r in REGIMES if not (r.tie or r.cycle)],
-        help="only the knockout over-coverage diagnosis for one regime (300 prompts, seed 0)",
+        help="only the diagnosis of knockout over-coverage of the design's pseudo-truth "
+        "(300 prompts, seed 0)",
     )
     args = parser.parse_args()
     if args.knockout_diagnosis:
@@ -522,25 +581,33 @@ def main() -> None:
         return
     if args.quick:
         args.prompts, args.seeds = 60, [0]
+    methods = tuple(args.methods)
+    regimes = [r for r in REGIMES if args.regimes is None or r.name in args.regimes]
     start = time.perf_counter()
+    print(f"truth: {args.truth}; {args.prompts} prompts x seeds {args.seeds}; N = {args.n}\n")
     print(
         "| regime | strategy | covariance | centred coverage % | pairwise coverage % | "
-        "worst P(best) decile gap | prompts without a finite MLE | prompts with a strength "
-        "not identified |"
+        "worst P(best) decile gap | deciles shown > 0.05 off | prompts without a finite MLE | "
+        "prompts with a strength not identified |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     panels = []
-    for regime in REGIMES:
+    for regime in regimes:
         results: dict[str, dict[CovarianceMethod, Tally]] = {}
         for seed in args.seeds:
-            merge(results, simulate(regime, args.n, args.prompts, seed))
+            merge(results, simulate(regime, args.n, args.prompts, seed, args.truth, methods))
         report(regime.name, results)
-        panels.append((f"{regime.name}, round-robin", results["round_robin"]))
-    vic: dict[str, dict[CovarianceMethod, Tally]] = {}
-    for seed in args.seeds:
-        merge(vic, vicuna(seed))
-    report("Vicuna (GPT-4)", vic)
-    panels.append(("Vicuna, knockout", vic["knockout (both)"]))
+        for strategy, tallies in results.items():
+            panels.append((f"{regime.name}, {strategy.replace('_', '-')}", tallies))
+    if not args.no_vicuna:
+        vic: dict[str, dict[CovarianceMethod, Tally]] = {}
+        for seed in args.seeds:
+            merge(vic, vicuna(seed, methods))
+        report("Vicuna (GPT-4)", vic)
+        panels += [(f"Vicuna, {name}", tallies) for name, tallies in vic.items()]
+    print(f"\nP(best) by decile, {methods[0]}: predicted / observed [Wilson 95%] (candidates)\n")
+    for title, tallies in panels:
+        decile_table(title, tallies[methods[0]])
     plot(panels)
     print(f"\nplot: {PLOT.relative_to(ROOT)}; {time.perf_counter() - start:.0f} s")
 
