@@ -80,11 +80,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_p50": ("adaptive", {"delta": 0.5, "batch": 1}),
     **{f"adaptive_p50_b{k}": ("adaptive", {"delta": 0.5, "batch": k}) for k in (2, 4, 8)},
     **{f"adaptive_b{k}": ("adaptive", {"batch": k}) for k in (1, 2, 4, 8)},
+    "adaptive_fixed": ("adaptive", {"prior_sd": 2.0, "dispersion": 1.0}),
+    "adaptive_bernoulli": ("adaptive", {"dispersion": 1.0}),
+    "adaptive_sd2": ("adaptive", {"prior_sd": 2.0}),
 }
 """Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
 ``adaptive_p50_bK`` is the same with ``K`` calls in flight, ``adaptive_bK`` the default
-``delta`` with ``K`` in flight (``--parts batching``: what batching costs)."""
+``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed`` is
+the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, nothing pooled but the
+bias); ``adaptive_bernoulli`` pools only the prior spread, ``adaptive_sd2`` only the dispersion."""
 JudgeFn = Callable[[int, PairCall], Verdict]
 
 
@@ -469,7 +474,7 @@ def main() -> None:
         nargs="+",
         default=None,
         metavar="STRATEGY:SWAP[:BUDGET]",
-        help="simulated part: run only these configurations (BUDGET as a number or kN)",
+        help="sim and vicuna parts: run only these configurations (BUDGET as a number or kN)",
     )
     parser.add_argument(
         "--summary",
@@ -496,6 +501,8 @@ def main() -> None:
         if args.quick:
             configs = [("knockout", "both", None), ("swiss", "both", None)]
             configs += [("round_robin", "random", None), ("adaptive", "auto", None)]
+        if args.only:
+            configs = [_parse_config(text, 8) for text in args.only]
         part = vicuna(8, seeds, configs)
         print_rows(part)
         rows += part

@@ -65,7 +65,11 @@ __all__ = [
 DEFAULT_DELTA = 0.05
 """Default confidence target: stop once the pick's P(best) reaches 0.95."""
 PRIOR_SD = 2.0
-"""Prior standard deviation of each strength (log-odds): weak next to a few verdicts."""
+"""Prior standard deviation of each strength (log-odds) until the run has pooled a spread."""
+POOL_PRIOR_DF = 10.0
+"""Degrees of freedom the defaults (``PRIOR_SD``, dispersion 1) count for in a pooled estimate."""
+MIN_DISPERSION = 1e-2
+"""Floor on the pooled dispersion (a judge that never errs would otherwise give 0)."""
 GAMMA_PRIOR_SD = 1.0
 """Prior standard deviation of the slot-1 advantage when nothing is pooled yet."""
 CLOSE_MARGIN = 0.1 + 1e-9
@@ -80,6 +84,14 @@ class _PooledStatistics(Protocol):
 
     first_slot_wins: int
     second_slot_wins: int
+    residual_squares: float
+    bernoulli_variance: float
+    strength_squares: float
+    strength_df: float
+
+    def add_fit(
+        self, residuals: float, variance: float, squares: float, strength_df: float
+    ) -> None: ...
 
 
 def max_calls(n_items: int) -> int:
@@ -106,6 +118,16 @@ def _positive_int(name: str, value: object, low: int) -> int:
     if value < low:
         raise ValueError(f"Argument '{name}' must be at least {low}, not {value}.")
     return int(value)
+
+
+def _optional_positive(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Argument '{name}' must be a number or None, not {type(value).__name__}.")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"Argument '{name}' must be finite and > 0, not {value}.")
+    return float(value)
 
 
 class Adaptive:
@@ -156,6 +178,8 @@ class Adaptive:
         bias_tolerance: float = 0.2,
         p_best_draws: int = 1000,
         preference_mapping: PreferenceMapping = linear_preference,
+        prior_sd: float | None = None,
+        dispersion: float | None = None,
     ) -> None:
         self.n_items = _positive_int("n_items", n_items, 2)
         self.swap = check_swap(swap)
@@ -193,6 +217,9 @@ class Adaptive:
                 f"not {type(preference_mapping).__name__}."
             )
         self.preference_mapping = preference_mapping
+        self.prior_sd = _optional_positive("prior_sd", prior_sd)
+        self.dispersion = _optional_positive("dispersion", dispersion)
+        self._pooled_fit = False
         self._stats: _PooledStatistics | None = None
         self._own_first = 0
         self._own_second = 0
@@ -209,7 +236,7 @@ class Adaptive:
         self._notes: list[str] = []
         self._mode: NDArray[np.float64] = np.zeros(self.n_items + 1)
         self._cov: NDArray[np.float64] | None = None
-        self._fitted_at: tuple[int, float, float] | None = None
+        self._fitted_at: tuple[int, float, float, float, float] | None = None
         self._p_best: NDArray[np.float64] | None = None
 
     # -- the judge's pooled statistics --------------------------------------------------------
@@ -221,6 +248,11 @@ class Adaptive:
                     f"Argument 'stats' must have an int attribute {name!r} "
                     f"(a JudgeStatistics), not {type(stats).__name__}."
                 )
+        if not callable(getattr(stats, "add_fit", None)):
+            raise TypeError(
+                "Argument 'stats' must have an 'add_fit' method (a JudgeStatistics), "
+                f"not {type(stats).__name__}."
+            )
         self._stats = stats
 
     def _bias_prior(self) -> tuple[float, float]:
@@ -234,6 +266,65 @@ class Adaptive:
         sd = 1.0 / math.sqrt((first + second + 2.0) * share * (1.0 - share))
         return mean, min(sd, GAMMA_PRIOR_SD)
 
+    def strength_sd(self) -> float:
+        """Prior standard deviation of each strength: ``prior_sd``, else pooled over the run.
+
+        The empirical-Bayes (type-II) estimate of a hierarchical normal prior by Laplace-EM: the
+        posterior expectation of ``sum_i (theta_i - mean theta)^2`` over every finished prompt,
+        per degree of freedom (``N - 1`` a prompt), with ``PRIOR_SD`` counted as
+        ``POOL_PRIOR_DF`` degrees of freedom (Casella, "An introduction to empirical Bayes data
+        analysis", Am. Stat. 39, 1985; Dempster, Laird & Rubin 1977).
+        """
+        if self.prior_sd is not None:
+            return self.prior_sd
+        squares, df = POOL_PRIOR_DF * PRIOR_SD**2, POOL_PRIOR_DF
+        if self._stats is not None:
+            squares += self._stats.strength_squares
+            df += self._stats.strength_df
+        return math.sqrt(squares / df)
+
+    def judge_dispersion(self) -> float:
+        """The judge's dispersion ``phi``: ``dispersion``, else pooled over the run.
+
+        Quasi-likelihood (Wedderburn, "Quasi-likelihood functions, generalized linear models,
+        and the Gauss-Newton method", Biometrika 61, 1974): a graded or tied outcome ``o`` has
+        variance ``phi p (1 - p)``, not the Bernoulli ``p (1 - p)``, and each verdict carries
+        ``1 / phi`` of a Bernoulli outcome's information. Moment estimate, pooled over every
+        finished prompt of the run (a property of the judge, like its position bias):
+        ``sum (o - p)^2 / sum p (1 - p)``, each prompt's denominator scaled by its residual
+        degrees of freedom over its verdicts, with ``phi = 1`` counted as ``POOL_PRIOR_DF``
+        verdicts at ``p = 1/2``; at least ``MIN_DISPERSION``. A ratio of sums, not Pearson's
+        sum of ratios, which one surprising verdict at a fitted ``p`` near 0 or 1 would swamp.
+        """
+        if self.dispersion is not None:
+            return self.dispersion
+        residuals = variance = POOL_PRIOR_DF * 0.25
+        if self._stats is not None:
+            residuals += self._stats.residual_squares
+            variance += self._stats.bernoulli_variance
+        return max(residuals / variance, MIN_DISPERSION)
+
+    def _pool_fit(self) -> None:
+        """Hand this prompt's residuals and strength spread to the run, once."""
+        if self._pooled_fit or self._stats is None or not self._outcome:
+            return
+        self._pooled_fit = True
+        mode, cov = self._fit()
+        n = self.n_items
+        design = self._design()
+        y = np.asarray(self._outcome, dtype=float)
+        p = 1.0 / (1.0 + np.exp(-(design @ mode)))
+        weight = p * (1.0 - p)
+        residuals = float(np.sum((y - p) ** 2))
+        # Effective parameters: the trace of the hat matrix, cov @ (X' W X / phi).
+        info = (design.T * weight) @ design / self.judge_dispersion()
+        edf = min(float(np.trace(cov @ info)), float(len(y)))
+        variance = float(np.sum(weight)) * (len(y) - edf) / len(y)
+        centre = np.eye(n) - 1.0 / n
+        theta = centre @ mode[:n]
+        squares = float(theta @ theta + np.trace(centre @ cov[:n, :n] @ centre))
+        self._stats.add_fit(residuals, variance, squares, float(n - 1))
+
     @property
     def bias_known(self) -> bool:
         """Whether the pooled slot-1 advantage is known to within ``bias_tolerance``."""
@@ -245,36 +336,54 @@ class Adaptive:
         n = self.n_items
         m = len(self._outcome)
         g_mean, g_sd = self._bias_prior()
-        key = (m, g_mean, g_sd)
+        sd, phi = self.strength_sd(), self.judge_dispersion()
+        key = (m, g_mean, g_sd, sd, phi)
         if self._cov is not None and self._fitted_at == key:
             return self._mode, self._cov
-        precision = np.full(n + 1, 1.0 / PRIOR_SD**2)
+        precision = np.full(n + 1, 1.0 / sd**2)
         precision[n] = 1.0 / g_sd**2
         prior_mean = np.zeros(n + 1)
         prior_mean[n] = g_mean
         x = self._mode.copy()
-        rows = np.arange(m)
-        design = np.zeros((m, n + 1))
-        if m:
-            design[rows, self._first] = 1.0
-            design[rows, self._second] = -1.0
-            design[:, n] = 1.0
+        design = self._design()
         y = np.asarray(self._outcome, dtype=float)
-        hess = np.diag(precision)
-        for _ in range(50):
+
+        def log_post(z: NDArray[np.float64]) -> float:
+            eta = design @ z
+            fit = y * np.logaddexp(0.0, -eta) + (1.0 - y) * np.logaddexp(0.0, eta)
+            return float(-np.sum(fit) / phi - 0.5 * np.sum(precision * (z - prior_mean) ** 2))
+
+        # Newton's method with step halving (the log posterior is concave).
+        current = log_post(x)
+        for _ in range(100):
             p = 1.0 / (1.0 + np.exp(-(design @ x)))
-            grad = design.T @ (y - p) - precision * (x - prior_mean)
-            hess = (design.T * (p * (1.0 - p))) @ design + np.diag(precision)
+            grad = design.T @ (y - p) / phi - precision * (x - prior_mean)
+            hess = (design.T * (p * (1.0 - p))) @ design / phi + np.diag(precision)
             step = np.linalg.solve(hess, grad)
-            x = x + step
+            for _ in range(30):
+                value = log_post(x + step)
+                if value >= current - 1e-12:
+                    break
+                step = step / 2.0
+            x, current = x + step, value
             if float(np.max(np.abs(step))) < 1e-9:
                 break
         p = 1.0 / (1.0 + np.exp(-(design @ x)))
-        hess = (design.T * (p * (1.0 - p))) @ design + np.diag(precision)
+        hess = (design.T * (p * (1.0 - p))) @ design / phi + np.diag(precision)
         cov = np.linalg.inv(hess)
         self._mode, self._cov, self._fitted_at = x, cov, key
         self._p_best = None
         return x, cov
+
+    def _design(self) -> NDArray[np.float64]:
+        """One row a usable verdict: +1 for slot 1, -1 for slot 2, 1 for the bias."""
+        n, m = self.n_items, len(self._outcome)
+        design = np.zeros((m, n + 1))
+        if m:
+            design[np.arange(m), self._first] = 1.0
+            design[np.arange(m), self._second] = -1.0
+            design[:, n] = 1.0
+        return design
 
     def _draws(self, size: int) -> NDArray[np.float64]:
         """Posterior draws of the strengths, one row per draw."""
@@ -436,7 +545,16 @@ class Adaptive:
         return list(self._judgements)
 
     def result(self) -> StrategyOutcome:
-        """The posterior's leader and order; a seeded coin only for an exact tie at the end."""
+        """The posterior's leader and order; a seeded coin only for an exact tie at the end.
+
+        The first call also pools this prompt's fit into the run's judge statistics (the
+        dispersion and prior spread of later prompts; see :meth:`judge_dispersion`).
+        """
+        outcome = self._result()
+        self._pool_fit()
+        return outcome
+
+    def _result(self) -> StrategyOutcome:
         notes = list(self._notes)
         if not self._outcome:
             notes.append("adaptive: no usable verdict; no candidate is chosen")
