@@ -83,13 +83,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_fixed": ("adaptive", {"prior_sd": 2.0, "dispersion": 1.0}),
     "adaptive_bernoulli": ("adaptive", {"dispersion": 1.0}),
     "adaptive_sd2": ("adaptive", {"prior_sd": 2.0}),
+    "adaptive_p90": ("adaptive", {"delta": 0.1}),
 }
 """Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
 ``adaptive_p50_bK`` is the same with ``K`` calls in flight, ``adaptive_bK`` the default
 ``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed`` is
 the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, nothing pooled but the
-bias); ``adaptive_bernoulli`` pools only the prior spread, ``adaptive_sd2`` only the dispersion."""
+bias); ``adaptive_bernoulli`` pools only the prior spread, ``adaptive_sd2`` only the dispersion;
+``adaptive_p90`` stops at P(best) >= 0.9 (``delta=0.1``)."""
 JudgeFn = Callable[[int, PairCall], Verdict]
 
 

@@ -5,9 +5,10 @@ after a few verdicts or hard to tell from the runner-up. This strategy spends th
 decide the pick, and stops as soon as the pick is certain:
 
 1. **Posterior.** Strengths ``theta`` and the judge's slot-1 advantage ``gamma`` (log-odds) get
-   a Gaussian prior; every usable verdict is a soft Bradley-Terry outcome
-   ``P(slot 1 wins) = sigmoid(theta_first - theta_second + gamma)``; the posterior is its
-   Laplace approximation (Newton's method to the mode, the inverse Hessian as covariance).
+   a Gaussian prior; every usable verdict is a soft Bradley-Terry outcome with mean
+   ``p = sigmoid(theta_first - theta_second + gamma)`` and quasi-likelihood variance
+   ``phi p (1 - p)`` (Wedderburn 1974); the posterior is its Laplace approximation (Newton's
+   method to the mode, the inverse Hessian as covariance).
 2. **Next pair: top-two Thompson sampling** (Russo 2016). Draw ``theta`` from the posterior;
    its arg-max is the *leader*. Draw again until another candidate tops the draw; that one is
    the *challenger*. The leader meets the challenger. Pairs between likely-best candidates are
@@ -18,7 +19,15 @@ decide the pick, and stops as soon as the pick is certain:
    slot-1 win share pooled over every other prompt of the run (the orchestrator's
    :class:`~genrm_rank.orchestrator.JudgeStatistics`, handed over by
    :meth:`Adaptive.bind_judge_statistics`), with the precision of that many verdicts; so from a
-   prompt's first verdict a slot-1 win counts for what it is worth.
+   prompt's first verdict a slot-1 win counts for what it is worth. So are the judge's
+   **dispersion** ``phi`` and the **prior spread** of strengths: each finished prompt pools its
+   fit (:meth:`Adaptive.result`) into the same statistics, and later prompts use the run's
+   moment estimate ``phi = sum (o - p)^2 / sum p (1 - p)`` (:meth:`Adaptive.judge_dispersion`)
+   and its empirical-Bayes strength spread (:meth:`Adaptive.strength_sd`). A graded or tied
+   verdict varies less than a Bernoulli outcome (``phi`` about 0.3-0.4 for the simulated GenRM
+   and for GPT-4 on Vicuna), so with ``phi = 1`` the posterior was under-confident and its
+   stopping rule paid for certainty it already had; with the pooled ``phi`` P(best) is about
+   calibrated on the simulated judges (``benchmarks/README.md``).
 5. **Swap only where it pays** (``swap="auto"``). A pair is first judged in one order (the
    order it was judged in less often; a seeded coin when equal). The reverse order is asked for
    at once only while the bias is not known to within ``bias_tolerance`` log-odds, or when the
@@ -42,6 +51,9 @@ top-two Thompson sampling. Wu & Liu, "Double Thompson Sampling for Dueling Bandi
 2016 (arXiv:1604.07101): the leader/challenger duel. Bradley & Terry, "Rank analysis of
 incomplete block designs", Biometrika 39 (1952). Zheng et al., "Judging LLM-as-a-Judge with
 MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685), for position bias and swapping.
+Wedderburn, "Quasi-likelihood functions, generalized linear models, and the Gauss-Newton
+method", Biometrika 61 (1974): the dispersion. Casella, "An introduction to empirical Bayes data
+analysis", The American Statistician 39 (1985): the pooled prior spread.
 """
 
 from __future__ import annotations
@@ -163,6 +175,13 @@ class Adaptive:
         Posterior draws for P(best) at each stopping check.
     preference_mapping : callable, optional
         Ranking (1..6) to preference (0..1).
+    prior_sd : float, optional
+        Prior standard deviation of each strength; default: pooled over the run
+        (:meth:`strength_sd`, ``PRIOR_SD`` = 2 before anything is pooled).
+    dispersion : float, optional
+        The judge's dispersion ``phi``; default: pooled over the run (:meth:`judge_dispersion`,
+        1 before anything is pooled). ``prior_sd=2.0, dispersion=1.0`` is the strategy as it
+        was before either was pooled.
     """
 
     def __init__(
