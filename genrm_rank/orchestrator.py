@@ -172,7 +172,9 @@ class JudgeStatistics:
     A model-based scheduler may also pool what its finished prompt's fit says about the judge
     (:meth:`add_fit`): its squared residuals against the Bernoulli variance they would have
     (the judge's dispersion, Wedderburn 1974) and the spread of the fitted strengths about their
-    mean (the empirical-Bayes prior spread of a prompt's strengths).
+    mean (the empirical-Bayes prior spread of a prompt's strengths); and how far a repeated
+    ordered pair differs from its last verdict (:meth:`add_repeat`: whether the judge's repeats
+    are copies).
     """
 
     calls: int = 0
@@ -195,6 +197,20 @@ class JudgeStatistics:
     """Pooled posterior expectation of ``sum_i (theta_i - mean theta)^2`` of finished prompts."""
     strength_df: float = 0.0
     """Pooled degrees of freedom of ``strength_squares`` (``N - 1`` a prompt)."""
+    repeat_squares: float = 0.0
+    """Pooled ``sum (o_2 - o_1)^2`` over repeats of an ordered pair (two outcomes, same order)."""
+    repeat_variance: float = 0.0
+    """Pooled ``sum 2 p (1 - p)`` over those repeats: their squares' expectation when
+    independent, in Bernoulli units."""
+
+    def add_repeat(self, squares: float, variance: float) -> None:
+        """Pool one repeat of an ordered pair: its squared difference and its null expectation."""
+        if not all(isinstance(v, (int, float)) and v >= 0.0 for v in (squares, variance)):
+            raise ValueError(
+                f"Arguments of 'add_repeat' must be numbers >= 0, not {(squares, variance)}."
+            )
+        self.repeat_squares += float(squares)
+        self.repeat_variance += float(variance)
 
     def add_fit(
         self, residuals: float, variance: float, squares: float, strength_df: float

@@ -333,3 +333,47 @@ def test_pooling_over_a_noiseless_judge_never_stops_on_a_wrong_pick(
     for p, scheduler in enumerate(runs):
         assert scheduler.result().best == int(np.argmax(qualities[p]))
     assert np.isfinite(runs[-1].posterior()["strength"]).all()
+
+
+def _copying_judge(seed: int) -> JudgeFn:
+    """A noisy judge at temperature 0: an ordered pair's first verdict, again and again."""
+    draw = _bernoulli_judge(seed)
+    said: dict[tuple[int, int], Verdict] = {}
+
+    def judge(call: PairCall) -> Verdict:
+        return said.setdefault((call.first, call.second), draw(call))
+
+    return judge
+
+
+def test_a_judge_that_repeats_itself_is_asked_for_new_pairs() -> None:
+    # Repeats that copy the first verdict pool a correlation near 1, and the strategy then asks
+    # for pairs it has not judged rather than for copies; repeats of a judge that samples anew
+    # pool a correlation near 0, and repeats stay worth a verdict each.
+    copying = JudgeStatistics()
+    runs = _run_prompts(copying, _copying_judge, 40, budget=40)
+    assert copying.repeat_variance > 0 and copying.repeat_squares == 0.0
+    assert runs[-1].repeat_correlation() > 0.9
+    late = runs[-10:]
+    repeats = sum(
+        len(s.judgements()) - len({(j.first, j.second) for j in s.judgements()}) for s in late
+    )
+    early = runs[:10]
+    early_repeats = sum(
+        len(s.judgements()) - len({(j.first, j.second) for j in s.judgements()}) for s in early
+    )
+    assert repeats < early_repeats
+    fresh = JudgeStatistics()
+    runs = _run_prompts(fresh, _bernoulli_judge, 40, budget=40)
+    assert runs[-1].repeat_correlation() < 0.3
+    # Copies count once: k verdicts of one ordered pair, at r = 1, weigh as one.
+    copy_stats = JudgeStatistics()
+    copy_stats.add_repeat(0.0, 1e6)
+    twice = Adaptive(4, seed=0, swap="none", prior_sd=PRIOR_SD, dispersion=1.0)
+    twice.bind_judge_statistics(copy_stats)
+    once = Adaptive(4, seed=0, swap="none", prior_sd=PRIOR_SD, dispersion=1.0)
+    for target, times in ((twice, 3), (once, 1)):
+        for _ in range(times):
+            target.record(target._issue(0, 1), Verdict(ranking=1))
+    assert twice.repeat_correlation() == pytest.approx(1.0, abs=1e-5)
+    assert twice.posterior()["strength"] == pytest.approx(once.posterior()["strength"], abs=1e-4)

@@ -100,6 +100,10 @@ class _PooledStatistics(Protocol):
     bernoulli_variance: float
     strength_squares: float
     strength_df: float
+    repeat_squares: float
+    repeat_variance: float
+
+    def add_repeat(self, squares: float, variance: float) -> None: ...
 
     def add_fit(
         self, residuals: float, variance: float, squares: float, strength_df: float
@@ -255,7 +259,9 @@ class Adaptive:
         self._notes: list[str] = []
         self._mode: NDArray[np.float64] = np.zeros(self.n_items + 1)
         self._cov: NDArray[np.float64] | None = None
-        self._fitted_at: tuple[int, float, float, float, float] | None = None
+        self._fitted_at: tuple[int, float, float, float, float, float] | None = None
+        self._usable: dict[tuple[int, int], int] = {}
+        self._last: dict[tuple[int, int], float] = {}
         self._p_best: NDArray[np.float64] | None = None
 
     # -- the judge's pooled statistics --------------------------------------------------------
@@ -267,11 +273,12 @@ class Adaptive:
                     f"Argument 'stats' must have an int attribute {name!r} "
                     f"(a JudgeStatistics), not {type(stats).__name__}."
                 )
-        if not callable(getattr(stats, "add_fit", None)):
-            raise TypeError(
-                "Argument 'stats' must have an 'add_fit' method (a JudgeStatistics), "
-                f"not {type(stats).__name__}."
-            )
+        for method in ("add_fit", "add_repeat"):
+            if not callable(getattr(stats, method, None)):
+                raise TypeError(
+                    f"Argument 'stats' must have an {method!r} method (a JudgeStatistics), "
+                    f"not {type(stats).__name__}."
+                )
         self._stats = stats
 
     def _bias_prior(self) -> tuple[float, float]:
@@ -323,6 +330,39 @@ class Adaptive:
             variance += self._stats.bernoulli_variance
         return max(residuals / variance, MIN_DISPERSION)
 
+    def repeat_correlation(self) -> float:
+        """How much a repeat of an ordered pair copies its last verdict, pooled over the run.
+
+        The intra-class correlation of two verdicts of the same ordered pair, by moments:
+        ``r = 1 - sum (o_2 - o_1)^2 / (phi sum 2 p (1 - p))`` (independent repeats differ by
+        ``2 phi p (1 - p)`` on average, copies by 0), with independent repeats (``r = 0``)
+        counted as ``POOL_PRIOR_DF`` repeats at ``p = 1/2``; clipped to [0, 1]. A judge sampled
+        at temperature 0, or a replayed record, repeats itself (``r = 1``): its ``k`` verdicts of
+        one ordered pair are worth ``k / (1 + (k - 1) r)`` (Kish's design effect, "Survey
+        Sampling", 1965), one verdict, and a repeat is worth asking only as far as it is new.
+        """
+        phi = self.judge_dispersion()
+        squares, variance = POOL_PRIOR_DF * 0.5 * phi, POOL_PRIOR_DF * 0.5
+        if self._stats is not None:
+            squares += self._stats.repeat_squares
+            variance += self._stats.repeat_variance
+        return min(max(1.0 - squares / (phi * variance), 0.0), 1.0)
+
+    def _weights(self, rho: float) -> NDArray[np.float64]:
+        """Each usable verdict's weight ``1 / (1 + (k - 1) rho)``, ``k`` its ordered pair's."""
+        pairs = list(zip(self._first, self._second, strict=True))
+        k = np.array([self._usable[pair] for pair in pairs], dtype=float)
+        weights: NDArray[np.float64] = 1.0 / (1.0 + (k - 1.0) * rho)
+        return weights
+
+    def _worth(self, first: int, second: int) -> float:
+        """Information a call of this ordered pair adds, in fresh verdicts (1 when unjudged)."""
+        k = float(self._usable.get((first, second), 0))
+        if not k:
+            return 1.0
+        rho = self.repeat_correlation()
+        return (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (k - 1.0) * rho)
+
     def _pool_fit(self) -> None:
         """Hand this prompt's residuals and strength spread to the run, once."""
         if self._pooled_fit or self._stats is None or not self._outcome:
@@ -332,13 +372,15 @@ class Adaptive:
         n = self.n_items
         design = self._design()
         y = np.asarray(self._outcome, dtype=float)
+        w = self._weights(self.repeat_correlation())
         p = 1.0 / (1.0 + np.exp(-(design @ mode)))
-        weight = p * (1.0 - p)
-        residuals = float(np.sum((y - p) ** 2))
+        weight = w * p * (1.0 - p)
+        residuals = float(np.sum(w * (y - p) ** 2))
         # Effective parameters: the trace of the hat matrix, cov @ (X' W X / phi).
         info = (design.T * weight) @ design / self.judge_dispersion()
-        edf = min(float(np.trace(cov @ info)), float(len(y)))
-        variance = float(np.sum(weight)) * (len(y) - edf) / len(y)
+        used = float(np.sum(w))
+        edf = min(float(np.trace(cov @ info)), used)
+        variance = float(np.sum(weight)) * (used - edf) / used
         centre = np.eye(n) - 1.0 / n
         theta = centre @ mode[:n]
         squares = float(theta @ theta + np.trace(centre @ cov[:n, :n] @ centre))
@@ -355,8 +397,8 @@ class Adaptive:
         n = self.n_items
         m = len(self._outcome)
         g_mean, g_sd = self._bias_prior()
-        sd, phi = self.strength_sd(), self.judge_dispersion()
-        key = (m, g_mean, g_sd, sd, phi)
+        sd, phi, rho = self.strength_sd(), self.judge_dispersion(), self.repeat_correlation()
+        key = (m, g_mean, g_sd, sd, phi, rho)
         if self._cov is not None and self._fitted_at == key:
             return self._mode, self._cov
         precision = np.full(n + 1, 1.0 / sd**2)
@@ -366,18 +408,19 @@ class Adaptive:
         x = self._mode.copy()
         design = self._design()
         y = np.asarray(self._outcome, dtype=float)
+        w = self._weights(rho) / phi
 
         def log_post(z: NDArray[np.float64]) -> float:
             eta = design @ z
             fit = y * np.logaddexp(0.0, -eta) + (1.0 - y) * np.logaddexp(0.0, eta)
-            return float(-np.sum(fit) / phi - 0.5 * np.sum(precision * (z - prior_mean) ** 2))
+            return float(-np.sum(w * fit) - 0.5 * np.sum(precision * (z - prior_mean) ** 2))
 
         # Newton's method with step halving (the log posterior is concave).
         current = log_post(x)
         for _ in range(100):
             p = 1.0 / (1.0 + np.exp(-(design @ x)))
-            grad = design.T @ (y - p) / phi - precision * (x - prior_mean)
-            hess = (design.T * (p * (1.0 - p))) @ design / phi + np.diag(precision)
+            grad = design.T @ (w * (y - p)) - precision * (x - prior_mean)
+            hess = (design.T * (w * p * (1.0 - p))) @ design + np.diag(precision)
             step = np.linalg.solve(hess, grad)
             for _ in range(30):
                 value = log_post(x + step)
@@ -388,7 +431,7 @@ class Adaptive:
             if float(np.max(np.abs(step))) < 1e-9:
                 break
         p = 1.0 / (1.0 + np.exp(-(design @ x)))
-        hess = (design.T * (p * (1.0 - p))) @ design / phi + np.diag(precision)
+        hess = (design.T * (w * p * (1.0 - p))) @ design + np.diag(precision)
         cov = np.linalg.inv(hess)
         self._mode, self._cov, self._fitted_at = x, cov, key
         self._p_best = None
@@ -451,6 +494,45 @@ class Adaptive:
         mode[leader] = -np.inf
         return leader, int(np.argmax(mode))
 
+    def _propose(self, chosen: set[frozenset[int]]) -> tuple[int, int]:
+        """A Thompson duel not in ``chosen``, kept with the probability that it is new.
+
+        A duel is kept with probability :meth:`_worth` of its next call (1 for a pair not judged
+        in that order; 0 for a repeat of a judge that copies itself) and drawn again otherwise.
+        When no draw is kept, the most informative pair not chosen is asked for, the one of the
+        highest posterior means among equals: the leader against a rival it has not met, rather
+        than a pair whose verdicts are known already.
+        """
+        pair = self._duel()
+        best: tuple[float, tuple[int, int]] | None = None
+        for _ in range(_MAX_RESAMPLES):
+            if frozenset(pair) not in chosen:
+                worth = self._worth(*self._next_order(*pair))
+                if self.rng.random() < worth:
+                    return pair
+                if best is None or worth > best[0]:
+                    best = (worth, pair)
+            pair = self._duel()
+        mode = self._fit()[0][: self.n_items]
+        options = [
+            (self._worth(*self._next_order(a, b)), float(mode[a] + mode[b]), (a, b))
+            for a in range(self.n_items)
+            for b in range(a + 1, self.n_items)
+            if frozenset((a, b)) not in chosen
+        ]
+        if options:
+            top = max(options)
+            if best is None or top[0] > best[0] + 1e-12:
+                return top[2]
+        return pair if best is None else best[1]
+
+    def _next_order(self, a: int, b: int) -> tuple[int, int]:
+        """The order :meth:`_ordered` would take, without a coin (``(a, b)`` when equal)."""
+        if self.swap == "none":
+            return a, b
+        ab, ba = self._order_count.get((a, b), 0), self._order_count.get((b, a), 0)
+        return (b, a) if ba < ab else (a, b)
+
     def _ordered(self, a: int, b: int) -> tuple[int, int]:
         """The order judged less often so far; a coin when equal (``"none"``: as given)."""
         if self.swap == "none":
@@ -489,11 +571,7 @@ class Adaptive:
         chosen: set[frozenset[int]] = {frozenset((c.first, c.second)) for c in self._pending}
         chosen.update(frozenset((c.first, c.second)) for c in calls)
         while len(calls) < room:
-            pair = self._duel()
-            for _ in range(_MAX_RESAMPLES):
-                if frozenset(pair) not in chosen:
-                    break
-                pair = self._duel()
+            pair = self._propose(chosen)
             chosen.add(frozenset(pair))
             first, second = self._ordered(*pair)
             calls.append(self._issue(first, second))
@@ -519,6 +597,15 @@ class Adaptive:
         if verdict.ranking is None:
             return
         p = float(verdict.preference_with(self.preference_mapping))
+        key = (call.first, call.second)
+        if key in self._last and self._stats is not None:
+            # A repeat: how far it is from this pair's last verdict, against independent draws.
+            n = self.n_items
+            eta = float(self._mode[call.first] - self._mode[call.second] + self._mode[n])
+            fitted = 1.0 / (1.0 + math.exp(-eta))
+            self._stats.add_repeat((p - self._last[key]) ** 2, 2.0 * fitted * (1.0 - fitted))
+        self._last[key] = p
+        self._usable[key] = self._usable.get(key, 0) + 1
         self._first.append(call.first)
         self._second.append(call.second)
         self._outcome.append(p)
