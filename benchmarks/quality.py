@@ -80,7 +80,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_p50": ("adaptive", {"delta": 0.5, "batch": 1}),
     **{f"adaptive_p50_b{k}": ("adaptive", {"delta": 0.5, "batch": k}) for k in (2, 4, 8)},
     **{f"adaptive_b{k}": ("adaptive", {"batch": k}) for k in (1, 2, 4, 8)},
-    "adaptive_fixed": ("adaptive", {"prior_sd": 2.0, "dispersion": 1.0}),
+    "adaptive_fixed": ("adaptive", {"prior_sd": 2.0, "dispersion": 1.0, "repeat_correlation": 0.0}),
+    "adaptive_independent": ("adaptive", {"repeat_correlation": 0.0}),
     "adaptive_bernoulli": ("adaptive", {"dispersion": 1.0}),
     "adaptive_sd2": ("adaptive", {"prior_sd": 2.0}),
     "adaptive_p90": ("adaptive", {"delta": 0.1}),
@@ -89,8 +90,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
 ``adaptive_p50_bK`` is the same with ``K`` calls in flight, ``adaptive_bK`` the default
 ``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed`` is
-the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, nothing pooled but the
-bias); ``adaptive_bernoulli`` pools only the prior spread, ``adaptive_sd2`` only the dispersion;
+the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, independent repeats:
+nothing pooled but the bias); ``adaptive_independent`` pools the dispersion and prior spread but
+takes repeats as independent; ``adaptive_bernoulli`` and ``adaptive_sd2`` fix the dispersion (1)
+or the prior spread (2);
 ``adaptive_p90`` stops at P(best) >= 0.9 (``delta=0.1``)."""
 JudgeFn = Callable[[int, PairCall], Verdict]
 

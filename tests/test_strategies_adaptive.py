@@ -174,6 +174,7 @@ def test_failed_verdicts_add_nothing_and_leave_no_pick() -> None:
         ({"prior_sd": 0.0}, ValueError, "prior_sd"),
         ({"dispersion": float("inf")}, ValueError, "dispersion"),
         ({"dispersion": "1"}, TypeError, "dispersion"),
+        ({"repeat_correlation": 1.5}, ValueError, "repeat_correlation"),
     ],
 )
 def test_bad_options_name_the_argument(
@@ -353,7 +354,7 @@ def test_a_judge_that_repeats_itself_is_asked_for_new_pairs() -> None:
     copying = JudgeStatistics()
     runs = _run_prompts(copying, _copying_judge, 40, budget=40)
     assert copying.repeat_variance > 0 and copying.repeat_squares == 0.0
-    assert runs[-1].repeat_correlation() > 0.9
+    assert runs[-1].judge_repeat_correlation() > 0.9
     late = runs[-10:]
     repeats = sum(
         len(s.judgements()) - len({(j.first, j.second) for j in s.judgements()}) for s in late
@@ -365,7 +366,7 @@ def test_a_judge_that_repeats_itself_is_asked_for_new_pairs() -> None:
     assert repeats < early_repeats
     fresh = JudgeStatistics()
     runs = _run_prompts(fresh, _bernoulli_judge, 40, budget=40)
-    assert runs[-1].repeat_correlation() < 0.3
+    assert runs[-1].judge_repeat_correlation() < 0.3
     # Copies count once: k verdicts of one ordered pair, at r = 1, weigh as one.
     copy_stats = JudgeStatistics()
     copy_stats.add_repeat(0.0, 1e6)
@@ -375,5 +376,5 @@ def test_a_judge_that_repeats_itself_is_asked_for_new_pairs() -> None:
     for target, times in ((twice, 3), (once, 1)):
         for _ in range(times):
             target.record(target._issue(0, 1), Verdict(ranking=1))
-    assert twice.repeat_correlation() == pytest.approx(1.0, abs=1e-5)
+    assert twice.judge_repeat_correlation() == pytest.approx(1.0, abs=1e-5)
     assert twice.posterior()["strength"] == pytest.approx(once.posterior()["strength"], abs=1e-4)

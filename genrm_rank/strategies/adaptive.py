@@ -184,8 +184,12 @@ class Adaptive:
         (:meth:`strength_sd`, ``PRIOR_SD`` = 2 before anything is pooled).
     dispersion : float, optional
         The judge's dispersion ``phi``; default: pooled over the run (:meth:`judge_dispersion`,
-        1 before anything is pooled). ``prior_sd=2.0, dispersion=1.0`` is the strategy as it
-        was before either was pooled.
+        1 before anything is pooled).
+    repeat_correlation : float, optional
+        How much a repeat of an ordered pair copies its last verdict, in [0, 1]; default: pooled
+        over the run (:meth:`judge_repeat_correlation`, 0 before anything is pooled).
+        ``prior_sd=2.0, dispersion=1.0, repeat_correlation=0.0`` is the strategy as it was
+        before any of the three was pooled.
     """
 
     def __init__(
@@ -203,6 +207,7 @@ class Adaptive:
         preference_mapping: PreferenceMapping = linear_preference,
         prior_sd: float | None = None,
         dispersion: float | None = None,
+        repeat_correlation: float | None = None,
     ) -> None:
         self.n_items = _positive_int("n_items", n_items, 2)
         self.swap = check_swap(swap)
@@ -242,6 +247,16 @@ class Adaptive:
         self.preference_mapping = preference_mapping
         self.prior_sd = _optional_positive("prior_sd", prior_sd)
         self.dispersion = _optional_positive("dispersion", dispersion)
+        if repeat_correlation is not None and (
+            isinstance(repeat_correlation, bool)
+            or not isinstance(repeat_correlation, (int, float))
+            or not 0.0 <= repeat_correlation <= 1.0
+        ):
+            raise ValueError(
+                "Argument 'repeat_correlation' must be None or in [0, 1], "
+                f"not {repeat_correlation!r}."
+            )
+        self.repeat_correlation = None if repeat_correlation is None else float(repeat_correlation)
         self._pooled_fit = False
         self._stats: _PooledStatistics | None = None
         self._own_first = 0
@@ -330,10 +345,11 @@ class Adaptive:
             variance += self._stats.bernoulli_variance
         return max(residuals / variance, MIN_DISPERSION)
 
-    def repeat_correlation(self) -> float:
+    def judge_repeat_correlation(self) -> float:
         """How much a repeat of an ordered pair copies its last verdict, pooled over the run.
 
-        The intra-class correlation of two verdicts of the same ordered pair, by moments:
+        ``repeat_correlation`` when given. The intra-class correlation of two verdicts of the
+        same ordered pair, by moments:
         ``r = 1 - sum (o_2 - o_1)^2 / (phi sum 2 p (1 - p))`` (independent repeats differ by
         ``2 phi p (1 - p)`` on average, copies by 0), with independent repeats (``r = 0``)
         counted as ``POOL_PRIOR_DF`` repeats at ``p = 1/2``; clipped to [0, 1]. A judge sampled
@@ -341,6 +357,8 @@ class Adaptive:
         one ordered pair are worth ``k / (1 + (k - 1) r)`` (Kish's design effect, "Survey
         Sampling", 1965), one verdict, and a repeat is worth asking only as far as it is new.
         """
+        if self.repeat_correlation is not None:
+            return self.repeat_correlation
         phi = self.judge_dispersion()
         squares, variance = POOL_PRIOR_DF * 0.5 * phi, POOL_PRIOR_DF * 0.5
         if self._stats is not None:
@@ -360,7 +378,7 @@ class Adaptive:
         k = float(self._usable.get((first, second), 0))
         if not k:
             return 1.0
-        rho = self.repeat_correlation()
+        rho = self.judge_repeat_correlation()
         return (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (k - 1.0) * rho)
 
     def _pool_fit(self) -> None:
@@ -372,7 +390,7 @@ class Adaptive:
         n = self.n_items
         design = self._design()
         y = np.asarray(self._outcome, dtype=float)
-        w = self._weights(self.repeat_correlation())
+        w = self._weights(self.judge_repeat_correlation())
         p = 1.0 / (1.0 + np.exp(-(design @ mode)))
         weight = w * p * (1.0 - p)
         residuals = float(np.sum(w * (y - p) ** 2))
@@ -397,7 +415,7 @@ class Adaptive:
         n = self.n_items
         m = len(self._outcome)
         g_mean, g_sd = self._bias_prior()
-        sd, phi, rho = self.strength_sd(), self.judge_dispersion(), self.repeat_correlation()
+        sd, phi, rho = self.strength_sd(), self.judge_dispersion(), self.judge_repeat_correlation()
         key = (m, g_mean, g_sd, sd, phi, rho)
         if self._cov is not None and self._fitted_at == key:
             return self._mode, self._cov
@@ -508,7 +526,7 @@ class Adaptive:
         for _ in range(_MAX_RESAMPLES):
             if frozenset(pair) not in chosen:
                 worth = self._worth(*self._next_order(*pair))
-                if self.rng.random() < worth:
+                if worth >= 1.0 or self.rng.random() < worth:  # no coin for a fresh call
                     return pair
                 if best is None or worth > best[0]:
                     best = (worth, pair)
