@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import itertools
 import json
 import math
 import time
@@ -80,11 +81,21 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_p50": ("adaptive", {"delta": 0.5, "batch": 1}),
     **{f"adaptive_p50_b{k}": ("adaptive", {"delta": 0.5, "batch": k}) for k in (2, 4, 8)},
     **{f"adaptive_b{k}": ("adaptive", {"batch": k}) for k in (1, 2, 4, 8)},
+    "adaptive_fixed": ("adaptive", {"prior_sd": 2.0, "dispersion": 1.0, "repeat_correlation": 0.0}),
+    "adaptive_independent": ("adaptive", {"repeat_correlation": 0.0}),
+    "adaptive_bernoulli": ("adaptive", {"dispersion": 1.0}),
+    "adaptive_sd2": ("adaptive", {"prior_sd": 2.0}),
+    "adaptive_p90": ("adaptive", {"delta": 0.1}),
 }
 """Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
 ``adaptive_p50_bK`` is the same with ``K`` calls in flight, ``adaptive_bK`` the default
-``delta`` with ``K`` in flight (``--parts batching``: what batching costs)."""
+``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed`` is
+the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, independent repeats:
+nothing pooled but the bias); ``adaptive_independent`` pools the dispersion and prior spread but
+takes repeats as independent; ``adaptive_bernoulli`` and ``adaptive_sd2`` fix the dispersion (1)
+or the prior spread (2);
+``adaptive_p90`` stops at P(best) >= 0.9 (``delta=0.1``)."""
 JudgeFn = Callable[[int, PairCall], Verdict]
 
 
@@ -186,8 +197,12 @@ def gsm8k_task(seed: int) -> Task:
 
 def run_prompts(
     task: Task, config: Config, seed: int, prompts: Sequence[int]
-) -> list[tuple[int, int, list[int]]]:
-    """Run each prompt's scheduler to its end; (pick, calls, order) per prompt."""
+) -> list[tuple[int, int, list[int], float]]:
+    """Run each prompt's scheduler to its end; (pick, calls, order, P(best)) per prompt.
+
+    P(best) is the scheduler's posterior probability that its pick is best when it stopped
+    (adaptive only; NaN for the fixed strategies).
+    """
     label, swap, budget = config
     strategy, options = VARIANTS.get(label, (label, {}))
     spec = RankSpec(strategy=strategy, swap=swap, seed=seed, budget=budget, p_best_draws=2000)
@@ -217,10 +232,13 @@ def run_prompts(
                 run.calls += 1
                 scheduler.record(call, verdict)
         run.judgements = scheduler.judgements()
+        posterior = getattr(scheduler, "p_best", None)
+        p_best = None if posterior is None or not run.judgements else posterior()
         run.outcome = scheduler.result()
         ranking = build_ranking(run, spec, seed=int(rng.integers(2**31)))
         pick = -1 if ranking.best is None else ranking.best
-        out.append((pick, run.calls, list(ranking.order)))
+        confidence = float("nan") if p_best is None or pick < 0 else float(p_best[pick])
+        out.append((pick, run.calls, list(ranking.order), confidence))
     return out
 
 
@@ -232,13 +250,22 @@ def interval(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean()), float(1.96 * x.std(ddof=1) / math.sqrt(len(x)))
 
 
+CALIBRATION: dict[tuple[str, Config], list[tuple[float, float]]] = {}
+"""``--calibration``: (P(best) at the stop, right or not) of every adaptive run, by task and
+configuration."""
+BINS = (0.0, 0.5, 0.8, 0.9, 0.95, 1.0 + 1e-9)
+
+
 def measure(task: Task, config: Config, seeds: Sequence[int], prompts: int) -> dict[str, Any]:
     """Accuracy, regret, tau and calls of one configuration over seeds x prompts."""
     acc, regret, tau, calls = [], [], [], []
     for seed in seeds:
-        for p, (pick, c, order) in enumerate(run_prompts(task, config, seed, range(prompts))):
+        runs = run_prompts(task, config, seed, range(prompts))
+        for p, (pick, c, order, confidence) in enumerate(runs):
             score = task.truth_score[p]
             acc.append(float(task.right(p, pick)) if pick >= 0 else 0.0)
+            if not math.isnan(confidence):
+                CALIBRATION.setdefault((task.name, config), []).append((confidence, acc[-1]))
             regret.append(float(score.max() - score[pick]) if pick >= 0 else float("nan"))
             if len(order) == task.n and np.ptp(score) > 0:
                 tau.append(float(kendalltau(-np.argsort(order), score).statistic))
@@ -336,6 +363,29 @@ def write(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def print_calibration() -> None:
+    """Agreement by P(best) at the stop: a calibrated P(best) is right about that often."""
+    print(
+        "\n| task | strategy | budget | "
+        + " | ".join(
+            f"P(best) in [{lo:.2f}, {min(hi, 1.0):.2f}]" for lo, hi in itertools.pairwise(BINS)
+        )
+        + " |"
+    )
+    print("|---|---|---|" + "---|" * (len(BINS) - 1))
+    for (task, (strategy, _, budget)), runs in CALIBRATION.items():
+        x = np.asarray(runs)
+        cells = []
+        for lo, hi in itertools.pairwise(BINS):
+            hit = x[(x[:, 0] >= lo) & (x[:, 0] < hi), 1]
+            cells.append(f"{hit.mean():.3f} (n={hit.size})" if hit.size else "")
+        print(
+            f"| {task} | {strategy} | {'' if budget is None else budget} | "
+            + " | ".join(cells)
+            + " |"
+        )
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -453,6 +503,11 @@ def main() -> None:
     parser.add_argument("--name", default="quality", help="CSV file name (without .csv)")
     parser.add_argument("--plot-only", action="store_true")
     parser.add_argument(
+        "--calibration",
+        action="store_true",
+        help="also print agreement by adaptive's P(best) at the stop (is P(best) calibrated?)",
+    )
+    parser.add_argument(
         "--grid",
         choices=("full", "core"),
         default="full",
@@ -469,7 +524,7 @@ def main() -> None:
         nargs="+",
         default=None,
         metavar="STRATEGY:SWAP[:BUDGET]",
-        help="simulated part: run only these configurations (BUDGET as a number or kN)",
+        help="sim and vicuna parts: run only these configurations (BUDGET as a number or kN)",
     )
     parser.add_argument(
         "--summary",
@@ -496,6 +551,8 @@ def main() -> None:
         if args.quick:
             configs = [("knockout", "both", None), ("swiss", "both", None)]
             configs += [("round_robin", "random", None), ("adaptive", "auto", None)]
+        if args.only:
+            configs = [_parse_config(text, 8) for text in args.only]
         part = vicuna(8, seeds, configs)
         print_rows(part)
         rows += part
@@ -544,6 +601,8 @@ def main() -> None:
                     ]
                     print_rows(_pool(part))
                     rows += _pool(part)
+    if args.calibration:
+        print_calibration()
     if args.out is not None:
         write(rows, args.out / f"{args.name}.csv")
         for path in plot(args.out / f"{args.name}.csv", args.out):

@@ -168,6 +168,13 @@ class JudgeStatistics:
 
     ``calls`` and ``usage`` count what was paid in this run; verdicts served from a cache are
     counted in ``cached_calls`` and ``cached_usage`` instead (run-wide caps apply to the former).
+
+    A model-based scheduler may also pool what its finished prompt's fit says about the judge
+    (:meth:`add_fit`): its squared residuals against the Bernoulli variance they would have
+    (the judge's dispersion, Wedderburn 1974) and the spread of the fitted strengths about their
+    mean (the empirical-Bayes prior spread of a prompt's strengths); and how far a repeated
+    ordered pair differs from its last verdict (:meth:`add_repeat`: whether the judge's repeats
+    are copies).
     """
 
     calls: int = 0
@@ -181,6 +188,41 @@ class JudgeStatistics:
     preference_sum: float = 0.0
     usage: Usage = field(default_factory=Usage)
     failures: dict[str, int] = field(default_factory=dict)
+    residual_squares: float = 0.0
+    """Pooled ``sum (o - p)^2`` of finished prompts' fits (outcome ``o``, fitted mean ``p``)."""
+    bernoulli_variance: float = 0.0
+    """Pooled ``sum p (1 - p)`` of those fits, scaled by their share of residual degrees of
+    freedom (verdicts less effective parameters, over verdicts)."""
+    strength_squares: float = 0.0
+    """Pooled posterior expectation of ``sum_i (theta_i - mean theta)^2`` of finished prompts."""
+    strength_df: float = 0.0
+    """Pooled degrees of freedom of ``strength_squares`` (``N - 1`` a prompt)."""
+    repeat_squares: float = 0.0
+    """Pooled ``sum (o_2 - o_1)^2`` over repeats of an ordered pair (two outcomes, same order)."""
+    repeat_variance: float = 0.0
+    """Pooled ``sum 2 p (1 - p)`` over those repeats: their squares' expectation when
+    independent, in Bernoulli units."""
+
+    def add_repeat(self, squares: float, variance: float) -> None:
+        """Pool one repeat of an ordered pair: its squared difference and its null expectation."""
+        if not all(isinstance(v, (int, float)) and v >= 0.0 for v in (squares, variance)):
+            raise ValueError(
+                f"Arguments of 'add_repeat' must be numbers >= 0, not {(squares, variance)}."
+            )
+        self.repeat_squares += float(squares)
+        self.repeat_variance += float(variance)
+
+    def add_fit(
+        self, residuals: float, variance: float, squares: float, strength_df: float
+    ) -> None:
+        """Pool one finished prompt's fit: residual and Bernoulli variance, strength spread."""
+        values = (residuals, variance, squares, strength_df)
+        if not all(isinstance(v, (int, float)) and v >= 0.0 for v in values):
+            raise ValueError(f"Arguments of 'add_fit' must be numbers >= 0, not {values}.")
+        self.residual_squares += float(residuals)
+        self.bernoulli_variance += float(variance)
+        self.strength_squares += float(squares)
+        self.strength_df += float(strength_df)
 
     def add(self, verdict: Verdict) -> None:
         """Count one verdict as it comes back."""
