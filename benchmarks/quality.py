@@ -86,6 +86,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_bernoulli": ("adaptive", {"dispersion": 1.0}),
     "adaptive_sd2": ("adaptive", {"prior_sd": 2.0}),
     "adaptive_p90": ("adaptive", {"delta": 0.1}),
+    "adaptive_p80": ("adaptive", {"delta": 0.2}),
+    "adaptive_p70": ("adaptive", {"delta": 0.3}),
+    "adaptive_p70_b1": ("adaptive", {"delta": 0.3, "batch": 1}),
 }
 """Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
@@ -95,7 +98,8 @@ the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, independ
 nothing pooled but the bias); ``adaptive_independent`` pools the dispersion and prior spread but
 takes repeats as independent; ``adaptive_bernoulli`` and ``adaptive_sd2`` fix the dispersion (1)
 or the prior spread (2);
-``adaptive_p90`` stops at P(best) >= 0.9 (``delta=0.1``)."""
+``adaptive_p90``, ``adaptive_p80`` and ``adaptive_p70`` stop at P(best) >= 0.9, 0.8 and 0.7
+(``delta`` 0.1, 0.2, 0.3); ``adaptive_p70_b1`` with one call in flight."""
 JudgeFn = Callable[[int, PairCall], Verdict]
 
 
@@ -216,21 +220,25 @@ def run_prompts(
             bind(stats)
         run = PromptRun(PromptJob(f"p{p}", [str(i) for i in range(task.n)], scheduler))
         run.job.budget = budget
+        # As the orchestrator drives a scheduler: calls are in flight together and come back
+        # one at a time (first in, first out here), and the scheduler is asked for more after
+        # each verdict, with the rest still out (counted against the budget as paid).
+        in_flight: list[PairCall] = []
         while True:
-            left = None if budget is None else budget - run.calls
-            calls = scheduler.next_pairs(left)
-            if not calls:
+            left = None if budget is None else budget - run.calls - len(in_flight)
+            in_flight += scheduler.next_pairs(left)
+            if not in_flight:
                 if not scheduler.done and budget is not None and run.calls >= budget:
                     scheduler.stop()
                     run.budget_bound = True
                 if scheduler.done:
                     break
                 raise RuntimeError(f"{config}: scheduler idle but not done")
-            for call in calls:
-                verdict = task.judge(p, call)
-                stats.add(verdict)
-                run.calls += 1
-                scheduler.record(call, verdict)
+            call = in_flight.pop(0)
+            verdict = task.judge(p, call)
+            stats.add(verdict)
+            run.calls += 1
+            scheduler.record(call, verdict)
         run.judgements = scheduler.judgements()
         posterior = getattr(scheduler, "p_best", None)
         p_best = None if posterior is None or not run.judgements else posterior()

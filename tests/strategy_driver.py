@@ -32,6 +32,22 @@ def drive(
     return calls
 
 
+def drive_interleaved(scheduler: Scheduler, judge: JudgeFn) -> int:
+    """Drive as the orchestrator does: the scheduler is asked for more after every verdict,
+    with the rest of its calls still in flight (they come back first in, first out)."""
+    in_flight: list[PairCall] = []
+    calls = 0
+    while True:
+        in_flight += scheduler.next_pairs()
+        if not in_flight:
+            if scheduler.done:
+                return calls
+            raise AssertionError("scheduler is not done but asks for nothing, with nothing out")
+        call = in_flight.pop(0)
+        scheduler.record(call, judge(call))
+        calls += 1
+
+
 def transitive(quality: Sequence[float], *, scores: bool = False) -> JudgeFn:
     """Noiseless judge: ranking 1 if slot 1's quality is higher, else 6 (``scores``: 5 vs 1)."""
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategy_driver import JudgeFn, drive, noisy, position_biased, transitive
+from strategy_driver import JudgeFn, drive, drive_interleaved, noisy, position_biased, transitive
 
-from genrm_rank import PromptInput, arank_many
+from genrm_rank import PromptInput, arank_many, select_best
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.orchestrator import JudgeStatistics
 from genrm_rank.strategies import Adaptive, make_strategy
@@ -99,6 +99,36 @@ def test_stops_early_once_the_best_is_certain(seed: int) -> None:
     assert calls < max_calls(4)
     assert scheduler.p_best()[3] >= 0.95
     assert scheduler.result().best == 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stops_while_the_rest_of_its_batch_is_in_flight(seed: int) -> None:
+    # The orchestrator asks for more after each verdict, with the batch's other calls still
+    # out. A confident scheduler must then ask for nothing new (it once refilled its batch
+    # whenever a call was pending, so it never stopped before its budget).
+    stats = _known_bias(500, 500)
+    orders = np.random.default_rng(seed).permuted(np.tile(np.arange(6), (10, 1)), axis=1)
+    _run_prompts(stats, lambda p: transitive(orders[p].tolist()), 10, budget=30)
+    scheduler = Adaptive(8, seed=seed, delta=0.3, batch=4, budget=max_calls(8))
+    scheduler.bind_judge_statistics(stats)
+    calls = drive_interleaved(scheduler, transitive([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 30.0]))
+    assert calls < 40
+    assert scheduler.p_best()[7] >= 0.7
+    assert scheduler.result().best == 7
+
+
+def test_select_best_stops_at_its_confidence_target() -> None:
+    # Through the runner and orchestrator (batches in flight), not only the test driver.
+    candidates = [f"answer {i}" for i in range(8)]
+    judge = SimulatedJudge(
+        qualities={c: float(i) for i, c in enumerate(candidates)}, noise_scale=0.35, seed=0
+    )
+    loose = select_best(
+        candidates, "q?", judge=judge, strategy="adaptive", swap="auto", seed=1,
+        strategy_options={"delta": 0.3},
+    )  # fmt: skip
+    assert loose.best == 7
+    assert loose.calls < default_budget(8)
 
 
 def test_the_first_limit_is_the_prompt_budget() -> None:
