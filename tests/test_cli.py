@@ -297,10 +297,10 @@ def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
     assert "wins by system" in r.stdout and "gpt-4" in r.stdout
     assert len(rows(tmp_path / "vicuna80.best.jsonl")) == 80
     # The simulated GenRM's qualities are GPT-4's per-question strengths: the knockout's
-    # winners agree with GPT-4's own pick on 65 of 80 questions with the demo's fixed seeds,
+    # winners agree with GPT-4's own pick on 64 of 80 questions with the demo's fixed seeds,
     # the figure the README promises.
     agreed = re.search(r"GPT-4's own verdicts rank first on (\d+) of 80", r.stdout)
-    assert agreed is not None and int(agreed.group(1)) == 65
+    assert agreed is not None and int(agreed.group(1)) == 64
 
 
 # -- bad input, usage errors ---------------------------------------------------------------

@@ -53,7 +53,10 @@ IMPORTANCE_MAX_PARAMS = 65
 """Largest fit (strengths plus ``h``) whose P(best) is importance-sampled from the posterior;
 larger ones (leaderboards) use the normal approximation, which is accurate there."""
 IMPORTANCE_MIN_ESS = 100.0
-"""Least effective sample size of the importance weights for their P(best) to be used."""
+IMPORTANCE_MIN_SHARE = 40.0
+"""The first ``n_samples`` importance draws must reach an effective sample size of
+``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)`` (100 of the default 4,000) for
+their P(best) to be used; otherwise the normal approximation is."""
 IMPORTANCE_ESS_SHARE = 10.0
 """Rounds of ``n_samples`` draws continue until the effective sample size reaches
 ``n_samples / IMPORTANCE_ESS_SHARE`` (400 of the default 4,000 draws: a P(best) within about
@@ -358,6 +361,35 @@ class _Posterior:
     alpha: float
     dispersion: float
 
+    def _log_weights(
+        self,
+        n_items: int,
+        mean: NDArray[np.float64],
+        root: NDArray[np.float64],
+        count: int,
+        rng: np.random.Generator,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``count`` Student-t draws ``mean + root z / sqrt(u)`` (one a column), log weights."""
+        size = mean.shape[0]
+        rows, cols = np.nonzero(self.weight)
+        z = rng.standard_normal((size, count))
+        scale = rng.chisquare(_PROPOSAL_DF, count) / _PROPOSAL_DF
+        x = mean[:, None] + root @ (z / np.sqrt(scale))
+        # The proposal's log density up to a constant (one proposal per set of weights).
+        log_proposal = (
+            -0.5 * (_PROPOSAL_DF + size) * np.log1p(np.sum(z * z, axis=0) / scale / _PROPOSAL_DF)
+        )
+        # l(x) = sum_p win_p m_p - w_p softplus(m_p) over the judged ordered pairs p, with the
+        # margin m_p = x_i - x_j (+ h).
+        margin = x[rows] - x[cols]
+        if size > n_items:
+            margin += x[n_items]
+        softplus = np.maximum(margin, 0.0) + np.log1p(np.exp(-np.abs(margin)))
+        wins = self.wins[rows, cols]
+        log_likelihood = wins @ margin - self.weight[rows, cols] @ softplus
+        log_prior = -self.alpha * np.sum(x * x, axis=0)
+        return x, log_likelihood / self.dispersion + log_prior - log_proposal
+
     def p_best(
         self, n_items: int, n_samples: int, rng: np.random.Generator
     ) -> NDArray[np.float64] | None:
@@ -365,50 +397,36 @@ class _Posterior:
 
         Target: the (quasi-)likelihood tempered by the dispersion, ``exp(l(x) / phi)``, times
         the Gaussian prior ``exp(-alpha ||x||^2)``. Proposal: a multivariate Student t with
-        ``_PROPOSAL_DF`` degrees of freedom at the mode, with the normal approximation's
-        covariance (heavier tails than the target, as importance sampling needs). Rounds of
-        ``n_samples`` draws are added until the effective sample size ``1 / sum(w^2)``
-        reaches ``n_samples / IMPORTANCE_ESS_SHARE`` or ``IMPORTANCE_MAX_ROUNDS`` rounds are
-        drawn; ``None`` when it is then below ``IMPORTANCE_MIN_ESS``.
+        ``_PROPOSAL_DF`` degrees of freedom at the mode with the normal approximation's
+        covariance (heavier tails than the target, as importance sampling needs).
+
+        The first ``n_samples`` draws decide whether the correction is used: when their
+        effective sample size ``1 / sum(w^2)`` is below ``n_samples / IMPORTANCE_MIN_SHARE``
+        (or ``IMPORTANCE_MIN_ESS``), the posterior is too far from normal for this proposal,
+        and ``None`` is returned (the caller keeps the normal approximation). Such posteriors
+        come from separated data (a candidate that won or lost everything), where the tempered
+        likelihood also extrapolates the local variance relation furthest: an adaptive
+        proposal that reached them (population Monte Carlo) made P(best) over-confident there
+        (predicted 0.85, observed about 0.70; ``benchmarks/README.md``). Otherwise rounds of
+        ``n_samples`` draws are added until the effective sample size reaches ``n_samples /
+        IMPORTANCE_ESS_SHARE`` or ``IMPORTANCE_MAX_ROUNDS`` rounds are drawn.
         """
         size = self.mode.shape[0]
         try:
             upper = cholesky(self.precision, lower=False)
         except LinAlgError:
             return None
-        rows, cols = np.nonzero(self.weight)
-        w_pair = self.weight[rows, cols]
-        # l(x) = sum_p win_p m_p - w_p softplus(m_p) over the judged ordered pairs p, with the
-        # margin m_p = x_i - x_j (+ h); sum_p win_p m_p = x . net_wins.
-        net_wins = np.zeros(size)
-        np.add.at(net_wins, rows, self.wins[rows, cols])
-        np.subtract.at(net_wins, cols, self.wins[rows, cols])
-        if size > n_items:
-            net_wins[n_items] = float(self.wins[rows, cols].sum())
-        root = solve_triangular(upper, np.eye(size))  # R^-1: precision = R^T R
+        root = solve_triangular(upper, np.eye(size))  # precision = R^T R
+        chunk = max(1, 2_000_000 // max(int(np.count_nonzero(self.weight)) + size, 1))
+        least = max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)
+        target = max(least, n_samples / IMPORTANCE_ESS_SHARE)
         log_weights: list[NDArray[np.float64]] = []
         winners: list[NDArray[np.int64]] = []
-        chunk = max(1, 2_000_000 // max(rows.size + size, 1))
-        target = max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_ESS_SHARE)
         drawn = 0
         while True:
             count = min(chunk, n_samples - drawn % n_samples)
-            z = rng.standard_normal((size, count))
-            scale = rng.chisquare(_PROPOSAL_DF, count) / _PROPOSAL_DF
-            # One draw per column (contiguous rows make the pair gathers below cheap).
-            x = self.mode[:, None] + root @ (z / np.sqrt(scale))
-            log_proposal = (
-                -0.5
-                * (_PROPOSAL_DF + size)
-                * np.log1p(np.sum(z * z, axis=0) / scale / _PROPOSAL_DF)
-            )
-            margin = x[rows] - x[cols]
-            if size > n_items:
-                margin += x[n_items]
-            softplus = np.maximum(margin, 0.0) + np.log1p(np.exp(-np.abs(margin)))
-            log_likelihood = net_wins @ x - w_pair @ softplus
-            log_prior = -self.alpha * np.sum(x * x, axis=0)
-            log_weights.append(log_likelihood / self.dispersion + log_prior - log_proposal)
+            x, log_weight = self._log_weights(n_items, self.mode, root, count, rng)
+            log_weights.append(log_weight)
             winners.append(np.argmax(x[:n_items], axis=0))
             drawn += count
             if drawn % n_samples:
@@ -417,13 +435,12 @@ class _Posterior:
             weights = np.exp(log_weight - log_weight.max())
             weights /= weights.sum()
             ess = 1.0 / float(np.sum(weights * weights))
+            if drawn == n_samples and ess < least:
+                return None
             if ess >= target or drawn >= IMPORTANCE_MAX_ROUNDS * n_samples:
                 break
-        if ess < IMPORTANCE_MIN_ESS:
-            return None
-        winner = np.concatenate(winners)
         result: NDArray[np.float64] = np.bincount(
-            winner, weights=weights, minlength=n_items
+            np.concatenate(winners), weights=weights, minlength=n_items
         ).astype(float)
         return result
 
@@ -544,17 +561,18 @@ class BradleyTerryFit:
 
         The posterior is the prior ``exp(-alpha ||x||^2)`` times the likelihood, tempered by
         the dispersion for the quasi-likelihood (``exp(l(x) / phi)``). Where the data are thin
-        it is far from normal: a candidate that lost its only match has a long tail below and a
-        short one above, and the normal approximation's symmetric upside hands it P(best) that
-        belongs to the winner (knockouts were under-confident by 0.10-0.29 per decile of
+        it is skewed: a candidate that lost its only match has a long tail below and a short
+        one above, and the normal approximation's symmetric upside hands it P(best) that
+        belongs to the winner (knockouts were under-confident by about 0.10 per decile of
         P(best); ``benchmarks/README.md``). So, for ``"quasi"`` and ``"model"`` fits with
-        ``alpha > 0`` and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the ``n_samples``
-        draws come from a Student-t proposal and are importance-weighted to the exact
-        posterior (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989).
-        Otherwise, or when the weights' effective sample size is below
-        ``IMPORTANCE_MIN_ESS``, the draws come from the normal approximation
-        ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it
-        tops, as in Thompson-sampling style best-arm identification.
+        ``alpha > 0`` and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the draws come from a
+        Student-t proposal at the mode and are importance-weighted to the exact posterior
+        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989). When the
+        weights show the proposal unusable (effective sample size of the first ``n_samples``
+        draws below ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated
+        data, far from normal), and for other fits, the ``n_samples`` draws come from the
+        normal approximation ``N(params, covariance)``. Each item's P(best) is the (weighted)
+        share of draws it tops, as in Thompson-sampling style best-arm identification.
 
         Parameters
         ----------
