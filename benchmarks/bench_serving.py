@@ -109,9 +109,11 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "knockout": ("knockout", {"swap": "both"}),
     "adaptive": ("adaptive", {"swap": "auto"}),
     "adaptive_p50": ("adaptive", {"swap": "auto", "delta": 0.5, "batch": 1}),
+    "adaptive_p70": ("adaptive", {"swap": "auto", "delta": 0.3}),
 }
-"""``--strategies`` choices: the library strategy and its options (``adaptive_p50`` as in
-``benchmarks/quality.py``: stop at P(best) 0.5, one call of a prompt in flight)."""
+"""``--strategies`` choices: the library strategy and its options (as in
+``benchmarks/quality.py``: ``adaptive_p50`` stops at P(best) 0.5 with one call of a prompt in
+flight, ``adaptive_p70`` at P(best) 0.7 with the default batch)."""
 
 
 async def run_orchestrator(

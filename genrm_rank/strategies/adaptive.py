@@ -173,16 +173,13 @@ class Adaptive:
         Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1). With the pooled
         dispersion P(best) is about calibrated on the simulated judges (of the runs stopped at
         P(best) >= 0.95, 0.98 are right), so ``delta`` is the error rate one accepts. On GPT-4's
-        Vicuna verdicts (N = 8, 5 seeds x 80 prompts) the default agrees with the full
-        both-orders round-robin 0.995 ± 0.007 of the time at 26.8 calls (0.958 ± 0.020 at 31.5
-        before the pooling), ``delta=0.1`` 0.983 ± 0.013 at 21.8, a budget of 14 calls
-        0.895 ± 0.030 (a knockout in both orders: 0.895 ± 0.030 at 14), ``delta=0.3`` (stop at
-        P(best) >= 0.7) 0.940 ± 0.023 at 14.1 calls (0.932 ± 0.025 at 13.2 with ``batch=1``);
-        ``delta=0.5`` (chosen on that record when P(best) was under-confident) now stops after
-        8.2 calls at 0.762 ± 0.042. ``delta=0.3`` on the simulated noisy and position-biased
-        judges beats a both-orders knockout at fewer calls (N = 16: 0.818 ± 0.024 at 28.2 calls
-        against 0.731 ± 0.028 at 30), and on a noiseless judge stops at 8 calls right 0.91 of
-        the time, as its P(best) says (``benchmarks/README.md``).
+        Vicuna verdicts (N = 8, 5 seeds x 80 prompts, driven as the orchestrator drives it) the
+        default agrees with the full both-orders round-robin 0.993 ± 0.009 of the time at 26.9
+        calls; ``delta=0.1`` 0.983 ± 0.013 at 22.7; ``delta=0.3`` (stop at P(best) 0.7)
+        0.950 ± 0.021 at 15.2 (0.932 ± 0.025 at 13.2 with ``batch=1``); a budget of 14 calls
+        0.905 ± 0.029, where a both-orders knockout gets 0.895 ± 0.030. On a noiseless judge
+        ``delta=0.3`` stops after about 9 calls (N = 8) right 0.94 of the time, as its P(best)
+        says (``benchmarks/README.md``).
     batch : int, optional
         Calls in flight at once for this prompt; default ``max(1, N // 4)``.
     bias_tolerance : float
