@@ -362,20 +362,15 @@ class _Posterior:
     dispersion: float
 
     def _log_weights(
-        self,
-        n_items: int,
-        mean: NDArray[np.float64],
-        root: NDArray[np.float64],
-        count: int,
-        rng: np.random.Generator,
+        self, n_items: int, root: NDArray[np.float64], count: int, rng: np.random.Generator
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """``count`` Student-t draws ``mean + root z / sqrt(u)`` (one a column), log weights."""
-        size = mean.shape[0]
+        """``count`` Student-t draws ``mode + root z / sqrt(u)`` (one a column), log weights."""
+        size = self.mode.shape[0]
         rows, cols = np.nonzero(self.weight)
         z = rng.standard_normal((size, count))
         scale = rng.chisquare(_PROPOSAL_DF, count) / _PROPOSAL_DF
-        x = mean[:, None] + root @ (z / np.sqrt(scale))
-        # The proposal's log density up to a constant (one proposal per set of weights).
+        x = self.mode[:, None] + root @ (z / np.sqrt(scale))
+        # The proposal's log density up to its constant.
         log_proposal = (
             -0.5 * (_PROPOSAL_DF + size) * np.log1p(np.sum(z * z, axis=0) / scale / _PROPOSAL_DF)
         )
@@ -425,7 +420,7 @@ class _Posterior:
         drawn = 0
         while True:
             count = min(chunk, n_samples - drawn % n_samples)
-            x, log_weight = self._log_weights(n_items, self.mode, root, count, rng)
+            x, log_weight = self._log_weights(n_items, root, count, rng)
             log_weights.append(log_weight)
             winners.append(np.argmax(x[:n_items], axis=0))
             drawn += count
