@@ -276,28 +276,26 @@ def _run_prompts(
     return done
 
 
-def _bernoulli_judge(seed: int) -> JudgeFn:
-    """Slot 1 wins outright (ranking 1) with the Bradley-Terry probability, else ranking 6."""
+def _two_level_judge(seed: int, win: int, loss: int) -> JudgeFn:
+    """Slot 1 gets ranking ``win`` with the Bradley-Terry probability, else ``loss``."""
     rng = np.random.default_rng(seed)
     quality = rng.normal(0.0, 1.0, 6)
 
     def judge(call: PairCall) -> Verdict:
-        win = 1.0 / (1.0 + np.exp(quality[call.second] - quality[call.first]))
-        return Verdict(ranking=1 if rng.random() < win else 6)
+        p = 1.0 / (1.0 + np.exp(quality[call.second] - quality[call.first]))
+        return Verdict(ranking=win if rng.random() < p else loss)
 
     return judge
+
+
+def _bernoulli_judge(seed: int) -> JudgeFn:
+    """Slot 1 wins outright (ranking 1) with the Bradley-Terry probability, else ranking 6."""
+    return _two_level_judge(seed, 1, 6)
 
 
 def _timid_judge(seed: int) -> JudgeFn:
     """Never more than a slight preference: ranking 3 or 4 (outcomes 0.6 and 0.4)."""
-    rng = np.random.default_rng(seed)
-    quality = rng.normal(0.0, 1.0, 6)
-
-    def judge(call: PairCall) -> Verdict:
-        win = 1.0 / (1.0 + np.exp(quality[call.second] - quality[call.first]))
-        return Verdict(ranking=3 if rng.random() < win else 4)
-
-    return judge
+    return _two_level_judge(seed, 3, 4)
 
 
 def test_the_dispersion_is_the_judges_pooled_over_finished_prompts() -> None:

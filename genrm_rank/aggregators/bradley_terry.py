@@ -294,15 +294,16 @@ def _covariance(
     alpha: float,
     method: CovarianceMethod,
     n_free: int,
-) -> tuple[NDArray[np.float64], float]:
-    """The centred covariance of ``x`` and the dispersion estimate (1.0 unless ``quasi``)."""
+) -> tuple[NDArray[np.float64], float, NDArray[np.float64]]:
+    """The centred covariance of ``x``, the dispersion estimate (1.0 unless ``quasi``) and the
+    Fisher information at ``x`` (without the prior)."""
     n = stats.weight.shape[0]
     size = x.shape[0]
     p: NDArray[np.float64] = expit(_margins(x, n))
     variance = p * (1.0 - p)
     information = _gram(stats.weight * variance, size, 0.0)
     if method == "model":
-        return _centred_inverse(information + 2.0 * alpha * np.eye(size), n), 1.0
+        return _centred_inverse(information + 2.0 * alpha * np.eye(size), n), 1.0, information
     total = float(stats.weight.sum())
     df = total - n_free
     if method == "quasi":
@@ -319,14 +320,14 @@ def _covariance(
             dispersion = 1.0
         dispersion = max(dispersion, 1e-12)
         scaled = information / dispersion + 2.0 * alpha * np.eye(size)
-        return _centred_inverse(scaled, n), dispersion
+        return _centred_inverse(scaled, n), dispersion, information
     meat_v = p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq
     meat = _gram(np.maximum(meat_v, 0.0), size, 0.0)
     if df > 0:
         meat *= total / df  # HC1 small-sample factor (MacKinnon & White, 1985)
     bread = _centred_inverse(information + 2.0 * alpha * np.eye(size), n)
     cov: NDArray[np.float64] = bread @ meat @ bread
-    return 0.5 * (cov + cov.T), 1.0
+    return 0.5 * (cov + cov.T), 1.0, information
 
 
 def _hide_unidentified(
@@ -790,7 +791,7 @@ def _make_fit(
     method: CovarianceMethod,
 ) -> BradleyTerryFit:
     n_free = n - 1 + (1 if position_bias else 0)
-    cov_full, dispersion = _covariance(solution.x, stats, float(alpha), method, n_free)
+    cov_full, dispersion, information = _covariance(solution.x, stats, float(alpha), method, n_free)
     cov_full = _hide_unidentified(cov_full, ident, position_bias)
     cov = cov_full[:n, :n].copy()
     params = solution.x[:n].copy()
@@ -804,8 +805,6 @@ def _make_fit(
     posterior = None
     size = solution.x.shape[0]
     if method in ("quasi", "model") and alpha > 0 and size <= IMPORTANCE_MAX_PARAMS:
-        p = expit(_margins(solution.x, n))
-        information = _gram(stats.weight * p * (1.0 - p), size, 0.0)
         posterior = _Posterior(
             mode=solution.x.copy(),
             precision=information / dispersion + 2.0 * alpha * np.eye(size),
