@@ -39,7 +39,12 @@ from genrm_rank.cli.commands import (
     cmd_select,
     cmd_serve_sim,
 )
-from genrm_rank.cli.config import add_config_option, apply_config, fill_repeatable
+from genrm_rank.cli.config import (
+    add_config_option,
+    apply_config,
+    fill_repeatable,
+    warn_unknown_environment,
+)
 from genrm_rank.cli.judge import ServerDownError, cli_words
 from genrm_rank.cli.merge import cmd_merge
 from genrm_rank.cli.options import (
@@ -96,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     args = parser.parse_args(argv)
     fill_repeatable(args, repeatable)
+    key_variable = getattr(args, "api_key_env", None)
+    warn_unknown_environment(parser, also=[key_variable] if key_variable else [])
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:

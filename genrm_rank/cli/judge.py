@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_rank.cache import VerdictCache
-from genrm_rank.cli.options import UsageError
+from genrm_rank.cli.options import PROG, UsageError
 from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
 
@@ -137,6 +138,12 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
     else:
         from genrm_rank.judges.openai_http import OpenAIJudge
 
+        if not getattr(args, "verify_tls", True):
+            print(
+                f"{PROG}: warning: TLS certificates are not verified (--no-verify-tls): the "
+                "API key and the prompts may go to whoever answers",
+                file=sys.stderr,
+            )
         model = args.model or _discover_model(
             args.endpoint[0],
             args.api_key_env,
