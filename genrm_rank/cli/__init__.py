@@ -61,6 +61,7 @@ from genrm_rank.cli.options import (
 )
 from genrm_rank.cli.report import format_summary
 from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
+from genrm_rank.redaction import redact_url
 
 __all__ = [
     "EXIT_CAP",
@@ -106,16 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_USAGE
     except (ServerDownError, EndpointsUnavailableError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_UNAVAILABLE
     except JudgeConfigurationError as exc:  # every endpoint refused the run: a usage error
-        print(f"{PROG} {args.command}: error: {cli_words(str(exc))}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_USAGE
     except ValueError as exc:  # a library check that names the argument
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _error(args: argparse.Namespace, exc: Exception) -> None:
+    """The error in the CLI's words (flags, not parameters), no URL's password in it."""
+    print(f"{PROG} {args.command}: error: {redact_url(cli_words(str(exc)))}", file=sys.stderr)
