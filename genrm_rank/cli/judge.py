@@ -64,6 +64,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     ),
     (re.compile(r"Argument '(?:paths|output)'"), lambda m: "argument --output"),
     (re.compile(r"pass overwrite=True"), lambda m: "pass --overwrite"),
+    (re.compile(r"Argument 'format' is '([\w-]+)', which"), lambda m: f"--format {m[1]}, which"),
+    (re.compile(r"\bformat '([\w-]+)' holds"), lambda m: f"--format {m[1]} holds"),
 )
 
 
