@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,9 +163,8 @@ def test_every_subcommand_with_flags_can_be_parsed_here() -> None:
     assert ("select", "--no-verify-tls") in BOOLEANS and ("rank", "--no-position-term") in BOOLEANS
 
 
-def _flag_parse(
-    tmp_path: Path, command: str, flag: str, source: str, given: bool
-) -> argparse.Namespace:
+def flag_value(tmp_path: Path, command: str, flag: str, source: str, given: bool) -> Any:
+    """The value a boolean option gets when ``source`` (cli, toml or env) gives it or not."""
     argv = [command, *POSITIONALS[command]]
     key = flag.lstrip("-")
     environ: dict[str, str] = {}
@@ -176,7 +176,8 @@ def _flag_parse(
         argv += ["--config", str(path)]
     else:
         environ["GENRM_" + key.upper().replace("-", "_")] = "1" if given else "0"
-    return parse(argv, environ)
+    dest = next(a.dest for c, a in _boolean_options() if c == command and flag in a.option_strings)
+    return getattr(parse(argv, environ), dest)
 
 
 @pytest.mark.parametrize("given", [True, False], ids=["on", "off"])
@@ -186,11 +187,9 @@ def test_a_flag_means_the_same_from_cli_file_and_environment(
     tmp_path: Path, command: str, flag: str, source: str, given: bool
 ) -> None:
     """``key = true`` / ``GENRM_KEY=1`` is the flag given; ``false`` / ``0`` leaves it out."""
-    dest = next(a.dest for c, a in _boolean_options() if c == command and flag in a.option_strings)
-    from_cli = getattr(_flag_parse(tmp_path, command, flag, "cli", given), dest)
-    from_source = getattr(_flag_parse(tmp_path, command, flag, source, given), dest)
-    assert from_source == from_cli
-    default = getattr(parse([command, *POSITIONALS[command]], {}), dest)
+    from_cli = flag_value(tmp_path, command, flag, "cli", given)
+    assert flag_value(tmp_path, command, flag, source, given) == from_cli
+    default = flag_value(tmp_path, command, flag, "cli", False)
     assert (from_cli != default) is given  # the flag changes something, and only when given
 
 

@@ -706,7 +706,7 @@ def echo_trial(work: Path) -> dict[str, Any]:
                 argv += ["--api-key-env", "TRIAL_KEY", "--summary-json", f"{out}.summary.json"]
                 argv += ["--max-resends", "0", "--retries", "0", "--swap", "random"]
                 statuses[str(status)], said = _run_captured(argv)
-            requests += len(server.requests)
+            requests += sum(m == "POST" and a == f"Bearer {KEY}" for m, _, a in server.requests)
             texts = {"stderr": said}
             for path in work.glob(f"out{status}*"):
                 texts[path.name.replace(str(status), "")] = path.read_text(encoding="utf-8")
@@ -716,7 +716,7 @@ def echo_trial(work: Path) -> dict[str, Any]:
         del os.environ["TRIAL_KEY"]
     return {
         "exit_status_by_http_status": statuses,
-        "server_requests": requests,
+        "answers_quoting_the_key": requests,
         "key_occurrences": found,
     }
 
@@ -760,6 +760,7 @@ def test_discovery_keeps_the_key_from_another_origin() -> None:
 def test_a_key_echoed_by_the_server_reaches_no_output(tmp_path: Path) -> None:
     figures = echo_trial(tmp_path)
     assert figures["exit_status_by_http_status"] == {"400": 1, "401": 2, "500": 1}
+    assert figures["answers_quoting_the_key"] >= 3
     names = {"stderr", "out.errors.jsonl", "out.jsonl.summary.json"}
     assert set(figures["key_occurrences"]) >= names
     assert figures["key_occurrences"] == dict.fromkeys(figures["key_occurrences"], 0)
@@ -767,3 +768,94 @@ def test_a_key_echoed_by_the_server_reaches_no_output(tmp_path: Path) -> None:
 
 def test_a_password_in_an_endpoint_url_is_never_echoed(tmp_path: Path) -> None:
     assert password_trial(tmp_path) == {"runs": 6, "usage_errors": 6, "occurrences": 0}
+
+
+def boolean_trial(work: Path) -> dict[str, Any]:
+    """Every boolean option of every subcommand, given or not, from the command line, a TOML
+    file and the environment: how often the file and the environment agree with the flag."""
+    from test_cli_config import BOOLEANS, flag_value, parse
+
+    from genrm_rank.cli.options import UsageError
+
+    agree = {"toml": 0, "env": 0}
+    for command, flag in BOOLEANS:
+        for flag_given in (True, False):
+            from_cli = flag_value(work, command, flag, "cli", flag_given)
+            for source in agree:
+                agree[source] += flag_value(work, command, flag, source, flag_given) == from_cli
+    argv = ["select", "in.jsonl", "-o", "o.jsonl"]
+    asked = {("GENRM_NO_VERIFY_TLS", "1"), ("GENRM_NO_VERIFY_TLS", "true")}
+    verification_off = refused = 0
+    for name in ("GENRM_VERIFY_TLS", "GENRM_NO_VERIFY_TLS"):
+        for value in ("1", "0", "true", "false"):
+            try:
+                off = parse(argv, {name: value}).verify_tls is False
+            except UsageError:  # the former name, which read the other way round
+                off, refused = False, refused + 1
+            verification_off += off and (name, value) not in asked
+    return {
+        "boolean_options": len(BOOLEANS),
+        "cases_per_source": 2 * len(BOOLEANS),
+        "agree_cli_toml": agree["toml"],
+        "agree_cli_env": agree["env"],
+        "tls_off_unasked": verification_off,
+        "former_tls_name_refused": refused,
+    }
+
+
+def _multi_turn_rows(path: Path, n_rows: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n_rows):
+            messages = [
+                {"role": "user", "content": f"Hi {i}"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": f"Question {i}?"},
+            ]
+            row = {"id": f"q{i}", "messages": messages, "candidates": ["a", "bb", "ccc", "dddd"]}
+            handle.write(json.dumps(row) + "\n")
+
+
+def trl_trial(work: Path, n_rows: int = 40) -> dict[str, Any]:
+    """``pairs --format trl`` on multi-turn rows against serve-sim: what is paid before it stops."""
+    rows = work / "in.jsonl"
+    _multi_turn_rows(rows, n_rows)
+    out = work / "out.jsonl"
+    argv = ["pairs", str(rows), "-o", str(out), "--format", "trl", "--model", "sim-genrm", "-q"]
+    dry_status, dry_said = _run_captured([*argv, "--judge", "simulated", "--dry-run"])
+    config = SimServerConfig(latency="constant", latency_mean=0.0)
+    with ThreadedSimServers([config]) as servers:
+        argv += ["--endpoint", servers.urls[0], "--summary-json", str(work / "s.json")]
+        status, said = _run_captured(argv)
+        requests = servers.stats(0).requests
+    summary = json.loads((work / "s.json").read_text())
+    return {
+        "rows": n_rows,
+        "exit_status": status,
+        "summary_status": summary["status"],
+        "server_requests_before_stop": requests,
+        "judge_calls_before_stop": summary["judge_calls"],
+        "message_names_trl_chat": "--format trl-chat" in said,
+        "dry_run_exit_status": dry_status,
+        "dry_run_names_trl_chat": "--format trl-chat" in dry_said,
+    }
+
+
+def test_every_boolean_option_agrees_from_cli_file_and_environment(tmp_path: Path) -> None:
+    figures = boolean_trial(tmp_path)
+    cases = figures["cases_per_source"]
+    assert cases >= 2 * 20  # every subcommand's flags: found, not listed by hand
+    assert figures["agree_cli_toml"] == figures["agree_cli_env"] == cases
+    assert figures["tls_off_unasked"] == 0 and figures["former_tls_name_refused"] == 4
+
+
+def test_a_trl_run_on_multi_turn_rows_pays_nothing_before_it_stops(tmp_path: Path) -> None:
+    assert trl_trial(tmp_path, n_rows=12) == {
+        "rows": 12,
+        "exit_status": 2,
+        "summary_status": "misconfigured",
+        "server_requests_before_stop": 0,
+        "judge_calls_before_stop": 0,
+        "message_names_trl_chat": True,
+        "dry_run_exit_status": 2,
+        "dry_run_names_trl_chat": True,
+    }
