@@ -844,6 +844,11 @@ def test_errors_file_carries_each_failed_request_in_its_own_words(tmp_path: Path
             "argument --endpoint holds credentials (http://***@127.0.0.1:9/v1); pass the key "
             "with --api-key-env or --api-key-file",
         ),
+        (["select", "IN", "-o", "NEW", "--dry-run", "--throughput", "-1"], "argument --throughput"),
+        (
+            ["select", "IN", "-o", "NEW", "--model", "m", "--timeout", "-1", "--endpoint", "URL"],
+            "argument --timeout must be > 0",
+        ),
     ],
 )
 def test_library_messages_name_flags_not_python_parameters(
@@ -851,6 +856,7 @@ def test_library_messages_name_flags_not_python_parameters(
 ) -> None:
     """Library checks say 'Argument 'paths'' and 'overwrite=True'; the CLI says its flags."""
     names = {n: str(tmp_path / f"{n.lower()}.jsonl") for n in ("IN", "OLD", "OLD2", "NEW")}
+    names["URL"] = "http://127.0.0.1:9/v1"  # never called: the options are refused first
     for name in ("IN", "OLD", "OLD2"):
         Path(names[name]).write_text('{"id": 1, "prompt": "Q", "candidates": ["a", "b"]}\n')
     extra = (

@@ -53,6 +53,18 @@ _FLAGS = (
 
 
 _OUTPUT_FLAGS = {"out": "--output", "errors": "--errors", "rejected": "--rejected"}
+_PARAMETERS = {
+    "timeout": "--timeout",
+    "max_tokens": "--max-new-tokens",
+    "max_resends": "--max-resends",
+    "down_timeout": "--down-timeout",
+    "extra_body": "--extra-body",
+    "completion_tokens_per_call": "--expect-completion-tokens",
+    "tokens_per_second_per_replica": "--throughput",
+    "gpus_per_replica": "--gpus-per-replica",
+    "price_per_gpu_hour": "--price-per-gpu-hour",
+}
+"""Parameters of the judge and the cost plan that the CLI sets from one flag each."""
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"Argument 'endpoints\[\d+\]'"), lambda m: "argument --endpoint"),
     (re.compile(r"Arguments 'resume' and 'overwrite'"), lambda m: "--resume and --overwrite"),
@@ -64,6 +76,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     ),
     (re.compile(r"Argument '(?:paths|output)'"), lambda m: "argument --output"),
     (re.compile(r"pass overwrite=True"), lambda m: "pass --overwrite"),
+    (
+        re.compile(r"Argument '(" + "|".join(_PARAMETERS) + r")'"),
+        lambda m: f"argument {_PARAMETERS[m[1]]}",
+    ),
     (re.compile(r"Argument 'format' is '([\w-]+)', which"), lambda m: f"--format {m[1]}, which"),
     (re.compile(r"\bformat '([\w-]+)' holds"), lambda m: f"--format {m[1]} holds"),
 )
