@@ -700,3 +700,24 @@ async def test_a_key_echoed_in_an_answer_is_kept_out_of_the_verdict(capture: Any
         verdict = await judge.judge(req())
     assert verdict.ok and verdict.ranking == 2
     assert ECHO_KEY not in repr(verdict) and "***" in str(verdict.raw)
+
+
+async def test_a_chat_request_redirected_to_another_origin_carries_no_key(
+    chat_server: Callable[[Callable[[web.Request], Awaitable[web.Response]]], Awaitable[str]],
+) -> None:
+    """aiohttp drops ``Authorization`` when a redirect leaves the origin (discovery does too)."""
+    seen: list[str | None] = []
+
+    async def other(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return completion("thought</think>" + GOOD)
+
+    target = await chat_server(other)
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(target + "/chat/completions")
+
+    origin = await chat_server(redirect)
+    async with fast_judge(origin, api_key=ECHO_KEY) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.ok and seen == [None]
