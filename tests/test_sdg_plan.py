@@ -120,3 +120,17 @@ def test_dry_run_stops_where_the_run_would(
     assert "the run would stop" in captured.out and "--format trl-chat holds" in captured.err
     assert main([*argv, "--format", "trl-chat"]) == 0
     assert "would stop" not in capsys.readouterr().out
+
+
+def test_dry_run_stops_when_the_first_rows_lack_a_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{"id": i, "prompt": "Q", "answers": ["a", "b"]} for i in range(9)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = tmp_path / "plan.json"
+    argv = ["select", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "--dry-run"]
+    assert main([*argv, "--summary-json", str(summary)]) == 2
+    assert "the first 8 rows all lack the field" in capsys.readouterr().err
+    plan = json.loads(summary.read_text())
+    assert plan["bad_rows_by_kind"] == {"missing_field": 9} and "lack" in plan["stop"]
+    assert main([*argv, "--candidates-field", "answers"]) == 0
