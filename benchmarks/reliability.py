@@ -1,9 +1,11 @@
-"""Figures for benchmarks/reliability.md: faults, crashes, hostile input, secrets, load held.
+"""Figures for benchmarks/reliability.md: faults, crashes, hostile input, secrets, load held,
+and the security and configuration trials of issue 18.
 
 Runs the trials of ``tests/test_reliability_trials.py`` (loopback serve-sim only) at a chosen
 size and prints one JSON object of figures::
 
     python benchmarks/reliability.py --rows 40 --kills 20 --out results/reliability.json
+    python benchmarks/reliability.py --only security --rows 40   # issue 18's trials alone
 """
 
 from __future__ import annotations
@@ -122,28 +124,46 @@ def hostile_trial() -> dict[str, Any]:
     }
 
 
+def security_trials(work: Path, n_rows: int) -> dict[str, Any]:
+    """Issue 18: the key's origin and outputs, URL passwords, boolean options, trl before calls."""
+    for name in ("echo", "password", "booleans", "trl"):
+        (work / name).mkdir()
+    return {
+        "redirect": trials.redirect_trial(),
+        "key_echo": trials.echo_trial(work / "echo"),
+        "url_password": trials.password_trial(work / "password"),
+        "booleans": trials.boolean_trial(work / "booleans"),
+        "trl_multi_turn": trials.trl_trial(work / "trl", n_rows=n_rows),
+    }
+
+
 def main_() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=40)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--only", choices=("security",), default=None, help="run one group of trials only"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="genrm-reliability-") as folder:
         work = Path(folder)
-        (work / "faults").mkdir()
-        (work / "crashes").mkdir()
-        figures = {
-            "faults": fault_trial(work / "faults", args.rows),
-            "crashes": {
+        figures: dict[str, Any] = {}
+        if args.only is None:
+            (work / "faults").mkdir()
+            (work / "crashes").mkdir()
+            figures["faults"] = fault_trial(work / "faults", args.rows)
+            figures["crashes"] = {
                 k: v
                 for k, v in trials.run_crash_trials(
                     work / "crashes", n_rows=args.rows, kills=args.kills, seed=args.seed
                 ).items()
                 if k != "ids"
-            },
-            "hostile": hostile_trial(),
-        }
+            }
+            figures["hostile"] = hostile_trial()
+        (work / "security").mkdir()
+        figures["security"] = security_trials(work / "security", args.rows)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out is not None:

@@ -829,3 +829,42 @@ def test_errors_file_carries_each_failed_request_in_its_own_words(tmp_path: Path
         for failed in error["failed_requests"]:
             assert failed["failure"] == "unreadable" and failed["error"]
             assert "cannot decide" in failed["raw"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["select", "IN", "-o", "OLD"], "argument --output: OLD already exists; pass --resume"),
+        (["select", "IN", "-o", "NEW", "--resume", "--overwrite"], "--resume and --overwrite"),
+        (["select", "IN", "-o", "NEW", "--errors", "NEW"], "argument --output: names one file"),
+        (["merge", "IN", "OLD", "-o", "OLD"], "argument --output is also an input: OLD"),
+        (["merge", "IN", "OLD", "-o", "OLD2"], "OLD2 already exists; pass --overwrite."),
+        (
+            ["select", "IN", "-o", "NEW", "--endpoint", "http://me:pw-9f2@127.0.0.1:9/v1"],
+            "argument --endpoint holds credentials (http://***@127.0.0.1:9/v1); pass the key "
+            "with --api-key-env or --api-key-file",
+        ),
+        (["select", "IN", "-o", "NEW", "--dry-run", "--throughput", "-1"], "argument --throughput"),
+        (
+            ["select", "IN", "-o", "NEW", "--model", "m", "--timeout", "-1", "--endpoint", "URL"],
+            "argument --timeout must be > 0",
+        ),
+    ],
+)
+def test_library_messages_name_flags_not_python_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    """Library checks say 'Argument 'paths'' and 'overwrite=True'; the CLI says its flags."""
+    names = {n: str(tmp_path / f"{n.lower()}.jsonl") for n in ("IN", "OLD", "OLD2", "NEW")}
+    names["URL"] = "http://127.0.0.1:9/v1"  # never called: the options are refused first
+    for name in ("IN", "OLD", "OLD2"):
+        Path(names[name]).write_text('{"id": 1, "prompt": "Q", "candidates": ["a", "b"]}\n')
+    extra = (
+        ["--judge", "simulated", "-q"] if argv[0] == "select" and "--endpoint" not in argv else []
+    )
+    assert main([names.get(a, a) for a in argv] + extra) == 2
+    err = capsys.readouterr().err
+    for name, path in names.items():
+        err = err.replace(path, name)
+    assert expected in err
+    assert "Argument '" not in err and "=True" not in err and "pw-9f2" not in err

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from genrm_rank.cli import main
-from genrm_rank.cli.config import add_config_option, apply_config, fill_repeatable
-from genrm_rank.cli.options import build_parser
+from genrm_rank.cli.config import (
+    _named_subparsers,
+    _options,
+    add_config_option,
+    apply_config,
+    fill_repeatable,
+    warn_unknown_environment,
+)
+from genrm_rank.cli.judge import make_judge
+from genrm_rank.cli.options import UsageError, build_parser
 
 BASE = ["select", "in.jsonl", "-o", "out.jsonl", "--judge", "simulated"]
 
@@ -73,6 +83,22 @@ def test_a_section_applies_to_its_subcommand_only(config: Path) -> None:
         ("", {"GENRM_SWAP": "sometimes"}, "environment GENRM_SWAP: --swap must be one of"),
         ("", {"GENRM_QUIET": "maybe"}, "must be true or false"),
         ("concurrency = [", {}, "not valid TOML"),
+        # names that read the other way round (GENRM_VERIFY_TLS=1 turned verification off)
+        ("", {"GENRM_VERIFY_TLS": "1"}, "GENRM_NO_VERIFY_TLS=1 means --no-verify-tls"),
+        ("", {"GENRM_VERIFY_TLS": "0"}, "'GENRM_VERIFY_TLS' is not an option name"),
+        ("verify_tls = true\n", {}, "no-verify-tls = true means --no-verify-tls"),
+        ("[select]\nverify-tls = false\n", {}, "'verify_tls' is not an option name"),
+        ("", {"GENRM_POSITION_BIAS": "0"}, "GENRM_NO_POSITION_TERM=1 means --no-position-term"),
+        ("position-bias = false\n", {}, "no-position-term = true means --no-position-term"),
+        # unknown names: the closest valid one is named
+        ("[selct]\nmin-score = 3\n", {}, "no subcommand [selct] (did you mean 'select'?)"),
+        ("[pairs]\nal-pairs = true\n", {}, "(did you mean 'all-pairs'?)"),
+        ("[select]\nmin-scor = 3\n", {}, "(did you mean 'min-score'?)"),
+        (
+            "concurency = 3\n",
+            {},
+            "no subcommand has an option 'concurency' (did you mean 'concurrency'?)",
+        ),
     ],
 )
 def test_bad_values_are_usage_errors_naming_their_source(
@@ -101,3 +127,145 @@ def test_a_run_takes_its_options_from_the_file(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     assert main(["select", str(rows), "-o", str(out), "--config", str(config)]) == 0
     assert '"strategy": "swiss"' in out.read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# Flags mean the same from the command line, a file and the environment (issue 18, item 13)
+
+POSITIONALS = {
+    "rank": ["in.jsonl", "-o", "o.jsonl"],
+    "select": ["in.jsonl", "-o", "o.jsonl"],
+    "pairs": ["in.jsonl", "-o", "o.jsonl"],
+    "leaderboard": ["in.jsonl"],
+    "compare": ["--prompt", "P", "--a", "A", "--b", "B"],
+    "merge": ["in.jsonl", "s0.jsonl", "-o", "o.jsonl"],
+    "demo": [],
+}
+
+
+def _boolean_options() -> list[tuple[str, argparse.Action]]:
+    """Every option that takes no value, of every subcommand: found, not listed by hand."""
+    parser = build_parser()
+    add_config_option(parser)
+    found = []
+    for command, sub in _named_subparsers(parser).items():
+        for action in _options(sub).values():
+            if action.nargs == 0:
+                found.append((command, action))
+    return found
+
+
+BOOLEANS = [(command, action.option_strings[0]) for command, action in _boolean_options()]
+
+
+def test_every_subcommand_with_flags_can_be_parsed_here() -> None:
+    assert {command for command, _ in BOOLEANS} <= set(POSITIONALS)
+    assert ("select", "--no-verify-tls") in BOOLEANS and ("rank", "--no-position-term") in BOOLEANS
+
+
+def flag_value(tmp_path: Path, command: str, flag: str, source: str, given: bool) -> Any:
+    """The value a boolean option gets when ``source`` (cli, toml or env) gives it or not."""
+    argv = [command, *POSITIONALS[command]]
+    key = flag.lstrip("-")
+    environ: dict[str, str] = {}
+    if source == "cli":
+        argv += [flag] if given else []
+    elif source == "toml":
+        path = tmp_path / "genrm.toml"
+        path.write_text(f"[{command}]\n{key} = {'true' if given else 'false'}\n")
+        argv += ["--config", str(path)]
+    else:
+        environ["GENRM_" + key.upper().replace("-", "_")] = "1" if given else "0"
+    dest = next(a.dest for c, a in _boolean_options() if c == command and flag in a.option_strings)
+    return getattr(parse(argv, environ), dest)
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["on", "off"])
+@pytest.mark.parametrize("source", ["toml", "env"])
+@pytest.mark.parametrize(("command", "flag"), BOOLEANS, ids=[f"{c}{f}" for c, f in BOOLEANS])
+def test_a_flag_means_the_same_from_cli_file_and_environment(
+    tmp_path: Path, command: str, flag: str, source: str, given: bool
+) -> None:
+    """``key = true`` / ``GENRM_KEY=1`` is the flag given; ``false`` / ``0`` leaves it out."""
+    from_cli = flag_value(tmp_path, command, flag, "cli", given)
+    assert flag_value(tmp_path, command, flag, source, given) == from_cli
+    default = flag_value(tmp_path, command, flag, "cli", False)
+    assert (from_cli != default) is given  # the flag changes something, and only when given
+
+
+@pytest.mark.parametrize(
+    ("environ", "verify"),
+    [
+        ({"GENRM_NO_VERIFY_TLS": "1"}, False),
+        ({"GENRM_NO_VERIFY_TLS": "true"}, False),
+        ({"GENRM_NO_VERIFY_TLS": "0"}, True),
+        ({"GENRM_NO_VERIFY_TLS": "off"}, True),
+        ({}, True),
+    ],
+)
+def test_tls_verification_from_the_environment(environ: dict[str, str], verify: bool) -> None:
+    assert parse(BASE, environ).verify_tls is verify
+
+
+@pytest.mark.parametrize(
+    "name", sorted({"GENRM_" + f.lstrip("-").upper().replace("-", "_") for _, f in BOOLEANS})
+)
+def test_an_unreadable_flag_value_names_the_variable(name: str) -> None:
+    command = next(
+        c for c, f in BOOLEANS if "GENRM_" + f.lstrip("-").upper().replace("-", "_") == name
+    )
+    with pytest.raises(
+        UsageError, match=f"environment {name}: --.* must be true or false, not 'maybe'"
+    ):
+        parse([command, *POSITIONALS[command]], {name: "maybe"})
+
+
+def test_turning_tls_verification_off_warns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["select", "in.jsonl", "-o", "o.jsonl", "--endpoint", "https://127.0.0.1:9/v1"]
+    args = parse([*argv, "--model", "m"], {"GENRM_NO_VERIFY_TLS": "1"})
+    setup = make_judge(args)
+    assert setup.judge.verify_tls is False  # type: ignore[attr-defined]
+    assert "TLS certificates are not verified (--no-verify-tls)" in capsys.readouterr().err
+    make_judge(parse([*argv, "--model", "m"], {}))
+    assert "TLS" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Unknown names (issue 18, item 20)
+
+
+def test_a_json_option_takes_a_toml_table(tmp_path: Path) -> None:
+    path = tmp_path / "genrm.toml"
+    path.write_text("[select]\nextra-body = {top_k = 20}\n")
+    assert parse([*BASE, "--config", str(path)], {}).extra_body == {"top_k": 20}
+
+
+def test_an_unknown_variable_warns_naming_the_closest() -> None:
+    parser = build_parser()
+    stream = io.StringIO()
+    environ = {
+        "GENRM_MIN_SCOR": "3",
+        "GENRM_VLLM_VENV": "/v",  # the project's own, outside the CLI
+        "GENRM_API_KEY": "k",
+        "GENRM_MY_KEY": "k",  # named by --api-key-env
+        "GENRM_CONCURRENCY": "3",
+    }
+    warnings = warn_unknown_environment(parser, environ, also=["GENRM_MY_KEY"], stream=stream)
+    assert warnings == [
+        "genrm-rank: warning: environment variable GENRM_MIN_SCOR is not an option and is "
+        "ignored (did you mean 'GENRM_MIN_SCORE'?)"
+    ]
+    assert stream.getvalue() == warnings[0] + "\n"
+
+
+def test_a_run_warns_about_an_unknown_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = tmp_path / "in.jsonl"
+    rows.write_text('{"id": 1, "prompt": "Q", "candidates": ["a", "b"]}\n')
+    monkeypatch.setenv("GENRM_MIN_SCOR", "3")
+    out = tmp_path / "out.jsonl"
+    assert main([*BASE[:1], str(rows), "-o", str(out), "--judge", "simulated", "-q"]) == 0
+    assert "GENRM_MIN_SCOR is not an option" in capsys.readouterr().err

@@ -119,7 +119,7 @@ async def capture(
 
 
 def test_all_is_complete_and_sorted() -> None:
-    assert openai_http.__all__ == ["OpenAIJudge"]
+    assert openai_http.__all__ == ["OpenAIJudge", "check_endpoints"]
 
 
 def test_is_a_batch_judge_and_builds_without_a_loop() -> None:
@@ -658,3 +658,66 @@ def test_credentials_in_an_endpoint_url_are_refused_without_echoing_them() -> No
     with pytest.raises(ValueError, match=r"endpoints\[1\]' holds credentials") as info:
         OpenAIJudge(["http://127.0.0.1:1/v1", "https://user:s3cret@host/v1"], model="m")
     assert "s3cret" not in str(info.value)
+
+
+def test_a_non_http_url_is_refused_without_its_password() -> None:
+    with pytest.raises(ValueError, match=r"endpoints\[0\]' must be an http\(s\) URL") as info:
+        OpenAIJudge(["ftp://user:s3cret@host/v1"], model="m")
+    assert "s3cret" not in str(info.value) and "ftp://***@host/v1" in str(info.value)
+
+
+ECHO_KEY = "sk-echo-5e1d7c3b9a"
+
+
+@pytest.mark.parametrize("status", [400, 401, 500])
+async def test_a_key_the_server_echoes_is_kept_out_of_verdicts_and_errors(
+    capture: Any, status: int
+) -> None:
+    """vLLM quotes requests in its errors; a server may quote the Authorization header too."""
+    cap = await capture(
+        lambda body: web.json_response(
+            {"error": {"message": f"bad request from Bearer {ECHO_KEY} ({ECHO_KEY})"}},
+            status=status,
+        )
+    )
+    async with fast_judge(cap.url, api_key=ECHO_KEY, max_resends=0) as judge:
+        if status == 401:
+            with pytest.raises(JudgeConfigurationError) as info:
+                await judge.judge(req())
+            text = str(info.value)
+        else:
+            verdict = await judge.judge(req())
+            text = str(verdict.error) + str(verdict.raw) + repr(judge.stats)
+    assert cap.headers[0]["Authorization"] == f"Bearer {ECHO_KEY}"  # the key was sent
+    assert f"HTTP {status}: bad request from Bearer *** (***)" in text
+    assert ECHO_KEY not in text
+
+
+async def test_a_key_echoed_in_an_answer_is_kept_out_of_the_verdict(capture: Any) -> None:
+    echoed = f"the header said {ECHO_KEY}</think>{GOOD} {ECHO_KEY}"
+    cap = await capture(lambda body: completion(echoed))
+    async with fast_judge(cap.url, api_key=ECHO_KEY) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.ok and verdict.ranking == 2
+    assert ECHO_KEY not in repr(verdict) and "***" in str(verdict.raw)
+
+
+async def test_a_chat_request_redirected_to_another_origin_carries_no_key(
+    chat_server: Callable[[Callable[[web.Request], Awaitable[web.Response]]], Awaitable[str]],
+) -> None:
+    """aiohttp drops ``Authorization`` when a redirect leaves the origin (discovery does too)."""
+    seen: list[str | None] = []
+
+    async def other(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return completion("thought</think>" + GOOD)
+
+    target = await chat_server(other)
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(target + "/chat/completions")
+
+    origin = await chat_server(redirect)
+    async with fast_judge(origin, api_key=ECHO_KEY) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.ok and seen == [None]

@@ -18,11 +18,15 @@ only the transport faults, where equality holds for every draw.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import io
 import json
+import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -575,3 +579,283 @@ def test_the_key_leaks_nowhere(
     errors = [t for name, t in texts.items() if name.endswith(".errors.jsonl")]
     assert any('"failed_requests"' in t for t in errors)  # the server's words were searched
     assert '"judgements"' in texts["out0.jsonl"] or "judgements" in texts["out0.jsonl"]
+
+
+# ------------------------------------------------------------------------------------------
+# Security and configuration (issue 18): the key stays with its origin and out of every output
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+class ScriptedServer:
+    """A loopback HTTP server whose answers a function writes: ``answer(method, path, headers)``.
+
+    Records every request's method, path and ``Authorization`` header (``None`` when absent).
+    """
+
+    def __init__(self, answer: Callable[[str, str, Mapping[str, str]], Answer]) -> None:
+        self.requests: list[tuple[str, str, str | None]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _reply(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                outer.requests.append((self.command, self.path, self.headers.get("Authorization")))
+                status, headers, body = answer(self.command, self.path, self.headers)
+                self.send_response(status)
+                for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _reply
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+MODELS = json.dumps({"object": "list", "data": [{"id": "sim-genrm"}]}).encode()
+
+
+def redirect_trial() -> dict[str, int]:
+    """Model discovery redirected to another origin (another port), then to the same origin."""
+    from genrm_rank.cli.judge import _discover_model
+
+    def other(method: str, path: str, headers: Mapping[str, str]) -> Answer:
+        return 200, {"Content-Type": "application/json"}, MODELS
+
+    os.environ["TRIAL_KEY"] = KEY
+    try:
+        with ScriptedServer(other) as target:
+
+            def first(method: str, path: str, headers: Mapping[str, str]) -> Answer:
+                if path == "/v1/models":  # to the other origin
+                    return 302, {"Location": target.url + "/v1/models"}, b""
+                if path == "/same/v1/models":  # to this origin
+                    return 307, {"Location": "/v1/models-here"}, b""
+                return 200, {"Content-Type": "application/json"}, MODELS
+
+            with ScriptedServer(first) as origin:
+                models = [
+                    _discover_model(origin.url + "/v1", "TRIAL_KEY", None),
+                    _discover_model(origin.url + "/same/v1", "TRIAL_KEY", None),
+                ]
+    finally:
+        del os.environ["TRIAL_KEY"]
+    bearer = f"Bearer {KEY}"
+    return {
+        "models_found": sum(m == "sim-genrm" for m in models),
+        "requests_to_other_origin": len(target.requests),
+        "key_seen_by_other_origin": sum(auth == bearer for _, _, auth in target.requests),
+        "key_kept_by_same_origin_redirect": sum(
+            auth == bearer and path == "/v1/models-here" for _, path, auth in origin.requests
+        ),
+    }
+
+
+def _run_captured(argv: list[str]) -> tuple[int, str]:
+    """``main(argv)`` -> (exit status, what it wrote to stdout and stderr)."""
+    stream = io.StringIO()
+    with contextlib.redirect_stderr(stream), contextlib.redirect_stdout(stream):
+        status = main(argv)
+    return status, stream.getvalue()
+
+
+def _echoing(status: int) -> Callable[[str, str, Mapping[str, str]], Answer]:
+    """Lists the model, and answers every chat request with ``status``, quoting the key."""
+
+    def answer(method: str, path: str, headers: Mapping[str, str]) -> Answer:
+        if method == "GET":
+            return 200, {"Content-Type": "application/json"}, MODELS
+        said = f"rejected: you sent {headers.get('Authorization')}"
+        body = json.dumps({"error": {"message": said, "code": status}}).encode()
+        return status, {"Content-Type": "application/json"}, body
+
+    return answer
+
+
+def echo_trial(work: Path) -> dict[str, Any]:
+    """A server that quotes the ``Authorization`` header back in 400, 401 and 500 bodies."""
+    rows = work / "in.jsonl"
+    rows.write_text(json.dumps({"id": "q", "prompt": "Q?", "candidates": ["a", "b"]}) + "\n")
+    found: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    requests = 0
+    os.environ["TRIAL_KEY"] = KEY
+    try:
+        for status in (400, 401, 500):
+            with ScriptedServer(_echoing(status)) as server:
+                out = work / f"out{status}.jsonl"
+                argv = ["select", str(rows), "-o", str(out), "--endpoint", server.url + "/v1"]
+                argv += ["--api-key-env", "TRIAL_KEY", "--summary-json", f"{out}.summary.json"]
+                argv += ["--max-resends", "0", "--retries", "0", "--swap", "random"]
+                statuses[str(status)], said = _run_captured(argv)
+            requests += sum(m == "POST" and a == f"Bearer {KEY}" for m, _, a in server.requests)
+            texts = {"stderr": said}
+            for path in work.glob(f"out{status}*"):
+                texts[path.name.replace(str(status), "")] = path.read_text(encoding="utf-8")
+            for name, text in texts.items():
+                found[name] = found.get(name, 0) + text.count(KEY)
+    finally:
+        del os.environ["TRIAL_KEY"]
+    return {
+        "exit_status_by_http_status": statuses,
+        "answers_quoting_the_key": requests,
+        "key_occurrences": found,
+    }
+
+
+PASSWORD = "pw-trial-41c9e"
+
+
+def password_trial(work: Path) -> dict[str, Any]:
+    """An endpoint URL with ``user:password@``, in the places a run can quote it."""
+    rows = work / "in.jsonl"
+    write_rows(rows, n_rows=2)
+    urls = [
+        f"http://user:{PASSWORD}@127.0.0.1:9/v1",
+        f"https://user:{PASSWORD}@example.invalid/v1",
+        f"ftp://user:{PASSWORD}@127.0.0.1/v1",
+    ]
+    occurrences = 0
+    statuses = []
+    for i, url in enumerate(urls):
+        for extra in ([], ["--model", "m"]):
+            out = work / f"out{i}{len(extra)}.jsonl"
+            argv = ["select", str(rows), "-o", str(out), "--endpoint", url, *extra]
+            status, said = _run_captured([*argv, "--summary-json", f"{out}.summary.json"])
+            statuses.append(status)
+            occurrences += said.count(PASSWORD)
+    for path in work.iterdir():
+        occurrences += path.read_text(encoding="utf-8", errors="replace").count(PASSWORD)
+    return {"runs": len(statuses), "usage_errors": statuses.count(2), "occurrences": occurrences}
+
+
+def test_discovery_keeps_the_key_from_another_origin() -> None:
+    figures = redirect_trial()
+    assert figures == {
+        "models_found": 2,
+        "requests_to_other_origin": 1,
+        "key_seen_by_other_origin": 0,
+        "key_kept_by_same_origin_redirect": 1,
+    }
+
+
+def test_a_key_echoed_by_the_server_reaches_no_output(tmp_path: Path) -> None:
+    figures = echo_trial(tmp_path)
+    assert figures["exit_status_by_http_status"] == {"400": 1, "401": 2, "500": 1}
+    assert figures["answers_quoting_the_key"] >= 3
+    names = {"stderr", "out.errors.jsonl", "out.jsonl.summary.json"}
+    assert set(figures["key_occurrences"]) >= names
+    assert figures["key_occurrences"] == dict.fromkeys(figures["key_occurrences"], 0)
+
+
+def test_a_password_in_an_endpoint_url_is_never_echoed(tmp_path: Path) -> None:
+    assert password_trial(tmp_path) == {"runs": 6, "usage_errors": 6, "occurrences": 0}
+
+
+def boolean_trial(work: Path) -> dict[str, Any]:
+    """Every boolean option of every subcommand, given or not, from the command line, a TOML
+    file and the environment: how often the file and the environment agree with the flag."""
+    from test_cli_config import BOOLEANS, flag_value, parse
+
+    from genrm_rank.cli.options import UsageError
+
+    agree = {"toml": 0, "env": 0}
+    for command, flag in BOOLEANS:
+        for flag_given in (True, False):
+            from_cli = flag_value(work, command, flag, "cli", flag_given)
+            for source in agree:
+                agree[source] += flag_value(work, command, flag, source, flag_given) == from_cli
+    argv = ["select", "in.jsonl", "-o", "o.jsonl"]
+    asked = {("GENRM_NO_VERIFY_TLS", "1"), ("GENRM_NO_VERIFY_TLS", "true")}
+    verification_off = refused = 0
+    for name in ("GENRM_VERIFY_TLS", "GENRM_NO_VERIFY_TLS"):
+        for value in ("1", "0", "true", "false"):
+            try:
+                off = parse(argv, {name: value}).verify_tls is False
+            except UsageError:  # the former name, which read the other way round
+                off, refused = False, refused + 1
+            verification_off += off and (name, value) not in asked
+    return {
+        "boolean_options": len(BOOLEANS),
+        "cases_per_source": 2 * len(BOOLEANS),
+        "agree_cli_toml": agree["toml"],
+        "agree_cli_env": agree["env"],
+        "tls_off_unasked": verification_off,
+        "former_tls_name_refused": refused,
+    }
+
+
+def _multi_turn_rows(path: Path, n_rows: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n_rows):
+            messages = [
+                {"role": "user", "content": f"Hi {i}"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": f"Question {i}?"},
+            ]
+            row = {"id": f"q{i}", "messages": messages, "candidates": ["a", "bb", "ccc", "dddd"]}
+            handle.write(json.dumps(row) + "\n")
+
+
+def trl_trial(work: Path, n_rows: int = 40) -> dict[str, Any]:
+    """``pairs --format trl`` on multi-turn rows against serve-sim: what is paid before it stops."""
+    rows = work / "in.jsonl"
+    _multi_turn_rows(rows, n_rows)
+    out = work / "out.jsonl"
+    argv = ["pairs", str(rows), "-o", str(out), "--format", "trl", "--model", "sim-genrm", "-q"]
+    dry_status, dry_said = _run_captured([*argv, "--judge", "simulated", "--dry-run"])
+    config = SimServerConfig(latency="constant", latency_mean=0.0)
+    with ThreadedSimServers([config]) as servers:
+        argv += ["--endpoint", servers.urls[0], "--summary-json", str(work / "s.json")]
+        status, said = _run_captured(argv)
+        requests = servers.stats(0).requests
+    summary = json.loads((work / "s.json").read_text())
+    return {
+        "rows": n_rows,
+        "exit_status": status,
+        "summary_status": summary["status"],
+        "server_requests_before_stop": requests,
+        "judge_calls_before_stop": summary["judge_calls"],
+        "message_names_trl_chat": "--format trl-chat" in said,
+        "dry_run_exit_status": dry_status,
+        "dry_run_names_trl_chat": "--format trl-chat" in dry_said,
+    }
+
+
+def test_every_boolean_option_agrees_from_cli_file_and_environment(tmp_path: Path) -> None:
+    figures = boolean_trial(tmp_path)
+    cases = figures["cases_per_source"]
+    assert cases >= 2 * 20  # every subcommand's flags: found, not listed by hand
+    assert figures["agree_cli_toml"] == figures["agree_cli_env"] == cases
+    assert figures["tls_off_unasked"] == 0 and figures["former_tls_name_refused"] == 4
+
+
+def test_a_trl_run_on_multi_turn_rows_pays_nothing_before_it_stops(tmp_path: Path) -> None:
+    assert trl_trial(tmp_path, n_rows=12) == {
+        "rows": 12,
+        "exit_status": 2,
+        "summary_status": "misconfigured",
+        "server_requests_before_stop": 0,
+        "judge_calls_before_stop": 0,
+        "message_names_trl_chat": True,
+        "dry_run_exit_status": 2,
+        "dry_run_names_trl_chat": True,
+    }

@@ -101,11 +101,15 @@ def test_trl_rows_are_standard_preference(tmp_path: Path) -> None:
 
 
 def test_trl_refuses_a_multi_turn_prompt_row_by_row(tmp_path: Path) -> None:
-    out = _run(tmp_path, "pairs", "--format", "trl", multi_turn=True)
+    summary = tmp_path / "summary.json"
+    out = _run(
+        tmp_path, "pairs", "--format", "trl", "--summary-json", str(summary), multi_turn=True
+    )
     assert not out.exists() or out.read_text() == ""
     errors = _rows(tmp_path / "out.errors.jsonl")
     assert len(errors) == 5
-    assert all("trl-chat" in e["reason"] or "conversational" in e["reason"] for e in errors)
+    assert all(e["kind"] == "format_mismatch" and "'trl-chat'" in e["reason"] for e in errors)
+    assert json.loads(summary.read_text())["judge_calls"] == 0  # found before any call
 
 
 def test_openrlhf_margin_is_opt_in(tmp_path: Path) -> None:
@@ -177,3 +181,39 @@ def test_dash_writes_rows_to_stdout_and_errors_to_stderr(tmp_path: Path) -> None
     errors = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     assert [e["id"] for e in errors] == ["bad"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no file named '-'
+
+
+def test_a_trl_run_on_multi_turn_rows_stops_before_its_first_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every row fails the format: the first rows' check stops the run, no call paid."""
+    _write(tmp_path / "in.jsonl", 10, multi_turn=True)
+    summary = tmp_path / "summary.json"
+    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "-q"]
+    status = main(
+        [*argv, "--judge", "simulated", "--format", "trl", "--summary-json", str(summary)]
+    )
+    assert status == 2
+    assert json.loads(summary.read_text())["judge_calls"] == 0
+    err = capsys.readouterr().err
+    assert "the output format can hold none of the first 8 rows" in err
+    assert "--format trl, which holds a one-turn text prompt" in err
+    assert "--format trl-chat holds conversations" in err
+
+
+def test_a_row_the_format_cannot_hold_is_a_row_error_without_a_call() -> None:
+    from genrm_rank.sdg.filters import format_problem, pair_rows
+    from genrm_rank.sdg.rows import Row, RowReader
+
+    reader = RowReader()
+    one = reader.parse(1, b'{"id": 1, "prompt": "Q", "candidates": ["a", "b"]}')
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q"}]
+    row = {"id": 2, "messages": messages, "candidates": ["a", "b"]}
+    two = reader.parse(2, json.dumps(row).encode())
+    assert isinstance(one, Row) and isinstance(two, Row)
+    assert format_problem(pair_rows(format="trl"), one) is None
+    error = format_problem(pair_rows(format="trl"), two)
+    assert error is not None and (error.kind, error.line, error.id) == ("format_mismatch", 2, 2)
+    assert "2 messages (system, user)" in error.reason and "'trl-chat'" in error.reason
+    for fmt in ("full", "trl-chat", "openrlhf", "nemo-rl"):
+        assert format_problem(pair_rows(format=fmt), two) is None  # type: ignore[arg-type]

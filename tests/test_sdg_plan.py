@@ -85,3 +85,52 @@ def test_dry_run_calls_no_judge(tmp_path: Path, capsys: pytest.CaptureFixture[st
     plan = json.loads(summary.read_text())
     assert plan["comparisons"] == 2 + 6 and plan["rows"] == 2 and plan["gpu_hours"] > 0
     assert "GPU-hours" in out and "knockout" in out
+
+
+def _write_multi_turn(path: Path, n: int, *, one_turn_first: int = 0) -> None:
+    rows = []
+    for i in range(n):
+        history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+        messages = [*([] if i < one_turn_first else history), {"role": "user", "content": "Q?"}]
+        rows.append({"id": i, "messages": messages, "candidates": ["a", "b", "c"]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_plan_counts_rows_the_format_cannot_hold(tmp_path: Path) -> None:
+    from genrm_rank.sdg.filters import pair_rows
+
+    _write_multi_turn(tmp_path / "in.jsonl", 5, one_turn_first=2)
+    spec = RankSpec(strategy="round_robin")
+    trl = plan_file(tmp_path / "in.jsonl", spec, formatter=pair_rows(format="trl"))
+    assert (trl.rows, trl.bad_rows, trl.bad_rows_by_kind) == (2, 3, {"format_mismatch": 3})
+    assert trl.comparisons == 2 * 6 and trl.stop is None  # a one-turn row came first
+    chat = plan_file(tmp_path / "in.jsonl", spec, formatter=pair_rows(format="trl-chat"))
+    assert (chat.rows, chat.bad_rows, chat.stop) == (5, 0, None)
+
+
+def test_dry_run_stops_where_the_run_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trl run on multi-turn rows would stop before its first call: the dry run says so."""
+    _write_multi_turn(tmp_path / "in.jsonl", 10)
+    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "--dry-run"]
+    assert main([*argv, "--format", "trl"]) == 2
+    captured = capsys.readouterr()
+    assert "bad rows to the errors file: format_mismatch 10" in captured.out
+    assert "the run would stop" in captured.out and "--format trl-chat holds" in captured.err
+    assert main([*argv, "--format", "trl-chat"]) == 0
+    assert "would stop" not in capsys.readouterr().out
+
+
+def test_dry_run_stops_when_the_first_rows_lack_a_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{"id": i, "prompt": "Q", "answers": ["a", "b"]} for i in range(9)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = tmp_path / "plan.json"
+    argv = ["select", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "--dry-run"]
+    assert main([*argv, "--summary-json", str(summary)]) == 2
+    assert "the first 8 rows all lack the field" in capsys.readouterr().err
+    plan = json.loads(summary.read_text())
+    assert plan["bad_rows_by_kind"] == {"missing_field": 9} and "lack" in plan["stop"]
+    assert main([*argv, "--candidates-field", "answers"]) == 0

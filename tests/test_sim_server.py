@@ -394,3 +394,39 @@ def test_given_qualities_drive_the_simulated_verdicts() -> None:
     ]
     assert judge.respond_messages(messages).true_ranking == 6
     assert config_dict(config)["qualities"] == "<2 texts>"
+
+
+@pytest.mark.parametrize(
+    ("host", "key_env", "warned"),
+    [
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("10.1.2.3", None, True),
+        ("gpu-node-1", None, True),
+        ("0.0.0.0", "SIM_KEY", False),
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+    ],
+)
+def test_serve_sim_beyond_loopback_without_a_key_warns(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
+    key_env: str | None,
+    warned: bool,
+) -> None:
+    import genrm_rank.server.cli as sim_cli
+
+    served: list[str] = []
+
+    async def serve(config: Any, host: str, port: int, replicas: int) -> None:
+        served.append(host)  # nothing is bound: the check runs before serving
+
+    monkeypatch.setattr(sim_cli, "_serve", serve)
+    monkeypatch.setenv("SIM_KEY", "k-123")
+    argv = ["--host", host, "--port", "0", *(["--api-key-env", key_env] if key_env else [])]
+    assert sim_cli.serve_sim_main(argv) == 0
+    assert served == [host]
+    err = capsys.readouterr().err
+    assert ("warning: listening on" in err and "no API key" in err) is warned

@@ -39,7 +39,12 @@ from genrm_rank.cli.commands import (
     cmd_select,
     cmd_serve_sim,
 )
-from genrm_rank.cli.config import add_config_option, apply_config, fill_repeatable
+from genrm_rank.cli.config import (
+    add_config_option,
+    apply_config,
+    fill_repeatable,
+    warn_unknown_environment,
+)
 from genrm_rank.cli.judge import ServerDownError, cli_words
 from genrm_rank.cli.merge import cmd_merge
 from genrm_rank.cli.options import (
@@ -56,6 +61,7 @@ from genrm_rank.cli.options import (
 )
 from genrm_rank.cli.report import format_summary
 from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
+from genrm_rank.redaction import redact_url
 
 __all__ = [
     "EXIT_CAP",
@@ -96,19 +102,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     args = parser.parse_args(argv)
     fill_repeatable(args, repeatable)
+    key_variable = getattr(args, "api_key_env", None)
+    warn_unknown_environment(parser, also=[key_variable] if key_variable else [])
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_USAGE
     except (ServerDownError, EndpointsUnavailableError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_UNAVAILABLE
     except JudgeConfigurationError as exc:  # every endpoint refused the run: a usage error
-        print(f"{PROG} {args.command}: error: {cli_words(str(exc))}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_USAGE
     except ValueError as exc:  # a library check that names the argument
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _error(args: argparse.Namespace, exc: Exception) -> None:
+    """The error in the CLI's words (flags, not parameters), no URL's password in it."""
+    print(f"{PROG} {args.command}: error: {redact_url(cli_words(str(exc)))}", file=sys.stderr)

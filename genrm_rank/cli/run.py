@@ -308,8 +308,12 @@ def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
     return EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK
 
 
-def print_plan(args: argparse.Namespace, out_stream: TextIO) -> int:
-    """``--dry-run``: the cost plan of the file under the options' spec; no judge is called."""
+def print_plan(
+    args: argparse.Namespace, out_stream: TextIO, formatter: Formatter | None = None
+) -> int:
+    """``--dry-run``: the cost plan of the file under the options' spec; no judge is called.
+
+    Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
     spec = spec_from_args(args)
     try:
         assumptions = CostAssumptions(
@@ -328,13 +332,17 @@ def print_plan(args: argparse.Namespace, out_stream: TextIO) -> int:
         assumptions=assumptions,
         count_tokens=_tokenizer(args.tokenizer),
         shard=args.shard,
+        formatter=formatter,
     )
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     print(
         f"{PROG} {args.command} --dry-run: {input_name(args)} ({spec.strategy}, swap {spec.swap})"
     )
-    print(plan.format())
+    print(cli_words(plan.format()))
+    if plan.stop is not None:
+        print(f"{PROG} {args.command}: error: {cli_words(plan.stop)}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -372,7 +380,7 @@ def run_file_command(
     """
     source = input_source(args)
     if args.dry_run:
-        return print_plan(args, out_stream)
+        return print_plan(args, out_stream, formatter_for(False))
     fresh = output is not None
     out_path: Path = output if output is not None else args.output
     to_stdout = str(out_path) == STDOUT  # -o -: rows to standard output, errors to stderr

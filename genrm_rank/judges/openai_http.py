@@ -55,6 +55,7 @@ and the clock are injectable so that backoff and health probing run on a fake cl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import logging
@@ -78,9 +79,10 @@ from genrm_rank.judges.routing import (
     RoutingPolicy,
 )
 from genrm_rank.parsing import parse_verdict
+from genrm_rank.redaction import redact, redact_url
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
-__all__ = ["OpenAIJudge"]
+__all__ = ["OpenAIJudge", "check_endpoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +165,27 @@ def _resolve_api_key(
     if api_key_env:
         return os.environ.get(api_key_env) or None
     return None
+
+
+def check_endpoints(endpoints: str | Sequence[str]) -> tuple[str, ...]:
+    """The endpoint base URLs, checked: http(s), no credentials; a trailing ``/`` removed.
+
+    A URL is never echoed with its ``user:password@`` (:func:`~genrm_rank.redaction.redact_url`):
+    endpoint URLs appear in errors, logs and cached verdicts.
+    """
+    urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+    if not urls:
+        raise ValueError("Argument 'endpoints' must name at least one URL, not an empty list.")
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            shown = redact_url(url) if isinstance(url, str) else url
+            raise ValueError(f"Argument 'endpoints[{i}]' must be an http(s) URL, not {shown!r}.")
+        if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                f"Argument 'endpoints[{i}]' holds credentials ({redact_url(url)}); pass the "
+                "key with api_key_env or api_key_file instead."
+            )
+    return tuple(u.rstrip("/") for u in urls)
 
 
 def _health_url(base: str) -> str:
@@ -340,19 +363,7 @@ class OpenAIJudge:
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
-        urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
-        if not urls:
-            raise ValueError("Argument 'endpoints' must name at least one URL, not an empty list.")
-        for i, url in enumerate(urls):
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ValueError(f"Argument 'endpoints[{i}]' must be an http(s) URL, not {url!r}.")
-            if "@" in url.split("//", 1)[1].split("/", 1)[0]:
-                # Not echoed: endpoint URLs appear in errors, logs and cached verdicts.
-                raise ValueError(
-                    f"Argument 'endpoints[{i}]' holds credentials (user:password@host); pass the "
-                    "key with api_key_env or api_key_file instead."
-                )
-        urls = [u.rstrip("/") for u in urls]
+        urls = list(check_endpoints(endpoints))
         if not isinstance(model, str) or not model:
             raise ValueError(f"Argument 'model' must be a non-empty string, not {model!r}.")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -640,7 +651,7 @@ class OpenAIJudge:
         while attempt <= self.max_resends:
             index = await self._acquire(key, exclude, retry=attempt > 0)
             try:
-                outcome = await self._post(session, index, payload)
+                outcome = self._scrub(await self._post(session, index, payload))
             finally:
                 self._pool.release(index)
             if isinstance(outcome, _Answer):
@@ -676,6 +687,21 @@ class OpenAIJudge:
             FailureKind.UNAVAILABLE,
             error=f"no answer after {self.max_resends + 1} tries; last: {detail}",
             attempts=0,
+        )
+
+    def _redact(self, text: str) -> str:
+        """Server text as the library keeps it: without the API key a server may echo back (in
+        an error body or an answer) and without URL credentials (a proxy's, in an error)."""
+        return redact(text, self._api_key.reveal() if self._api_key is not None else None)
+
+    def _scrub(self, outcome: _Answer | _Failure) -> _Answer | _Failure:
+        """:meth:`_redact` on every text of an answer or failure, as it comes from the server."""
+        if isinstance(outcome, _Failure):
+            return dataclasses.replace(outcome, detail=self._redact(outcome.detail))
+        return dataclasses.replace(
+            outcome,
+            content=None if outcome.content is None else self._redact(outcome.content),
+            reasoning=None if outcome.reasoning is None else self._redact(outcome.reasoning),
         )
 
     async def _post(
@@ -753,7 +779,9 @@ class OpenAIJudge:
         status, body = await self._get_json(session, base + "/models")
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
             return None
-        return [str(m["id"]) for m in body["data"] if isinstance(m, dict) and "id" in m]
+        return [
+            self._redact(str(m["id"])) for m in body["data"] if isinstance(m, dict) and "id" in m
+        ]
 
     async def _hint(self, session: aiohttp.ClientSession, index: int, failure: _Failure) -> str:
         base = self.endpoints[index]

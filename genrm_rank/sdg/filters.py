@@ -24,10 +24,11 @@ from typing import Any, Literal
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg.output import Block
-from genrm_rank.sdg.rows import Row
+from genrm_rank.sdg.rows import Row, RowError
 
 __all__ = [
     "PAIR_POLICIES",
+    "CheckedFormatter",
     "Formatter",
     "PairPolicy",
     "PreferencePair",
@@ -35,6 +36,7 @@ __all__ = [
     "SelectThresholds",
     "decide_selection",
     "finite_or_none",
+    "format_problem",
     "margin_of",
     "pair_rows",
     "preference_pairs",
@@ -308,14 +310,55 @@ def _messages(row: Row) -> list[dict[str, Any]]:
     return [dict(m) for m in normalize_conversation(row.conversation)]
 
 
-def _text_prompt(row: Row, fmt: str) -> str:
+def _text_prompt_problem(row: Row, fmt: str) -> str | None:
+    """Why format ``fmt`` (a one-turn text prompt) cannot hold ``row``, or ``None``."""
     messages = _messages(row)
-    if len(messages) != 1 or messages[0]["role"] != "user":
-        raise ValueError(
-            f"Argument 'format' is {fmt!r}, which holds a one-turn text prompt, but this row's "
-            f"conversation has {len(messages)} messages; use the conversational format instead."
-        )
-    return str(messages[0]["content"])
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return None
+    roles = ", ".join(str(m["role"]) for m in messages)
+    return (
+        f"Argument 'format' is {fmt!r}, which holds a one-turn text prompt, but this row's "
+        f"conversation has {len(messages)} messages ({roles}); format 'trl-chat' holds "
+        "conversations"
+    )
+
+
+def _text_prompt(row: Row, fmt: str) -> str:
+    problem = _text_prompt_problem(row, fmt)
+    if problem is not None:
+        raise ValueError(problem + ".")
+    return str(_messages(row)[0]["content"])
+
+
+@dataclass(frozen=True)
+class CheckedFormatter:
+    """A :data:`Formatter` that can tell, from a row alone, that it could not write the row.
+
+    :func:`~genrm_rank.sdg.pipeline.process_file` and :func:`~genrm_rank.sdg.plan.plan_file`
+    ask :func:`format_problem` as each row is read, before any judge call: a row the format
+    cannot hold becomes a ``format_mismatch`` row error without a call being paid for it.
+    """
+
+    format_row: Formatter
+    check_row: Callable[[Row], str | None]
+    """``check_row(row)``: why the format cannot hold ``row``, or ``None`` when it can."""
+
+    def __call__(self, row: Row, ranking: Ranking) -> Block:
+        return self.format_row(row, ranking)
+
+
+def format_problem(formatter: Formatter | None, row: Row) -> RowError | None:
+    """The ``format_mismatch`` row error of a row ``formatter`` cannot write, else ``None``.
+
+    Only a :class:`CheckedFormatter` can say so before the row is judged; any other formatter
+    is assumed to hold every row.
+    """
+    if not isinstance(formatter, CheckedFormatter):
+        return None
+    reason = formatter.check_row(row)
+    if reason is None:
+        return None
+    return RowError(row.line, row.id, "format_mismatch", reason, field="format")
 
 
 def _assistant(text: str) -> list[dict[str, Any]]:
@@ -331,7 +374,7 @@ def pair_rows(
     format: PairFormat = "full",
     margin_field: str | None = None,
     id_field: str = "id",
-) -> Formatter:
+) -> CheckedFormatter:
     """One line per chosen/rejected pair (:func:`preference_pairs`), in a trainer's format.
 
     Formats (each line also keeps the row's id and ``pair_index``/``n_pairs``, which trainers
@@ -355,11 +398,16 @@ def pair_rows(
     The strength gap is written under ``margin_field`` only when it is given: OpenRLHF reads a
     ``margin`` column as its margin-loss term, so it is never added unasked.
 
-    A row with no pair goes to the ``rejected`` sink with the reason.
+    A row with no pair goes to the ``rejected`` sink with the reason. A row ``"trl"`` cannot
+    hold (a conversation of more than one user turn) is found before it is judged
+    (:class:`CheckedFormatter`).
     """
     _check_pair_options(policy, min_margin, max_pairs)
     if format not in PAIR_FORMATS:
         raise ValueError(f"Argument 'format' must be one of {PAIR_FORMATS}, not {format!r}.")
+
+    def check(row: Row) -> str | None:
+        return _text_prompt_problem(row, format) if format == "trl" else None
 
     def fmt(row: Row, ranking: Ranking) -> Block:
         pairs = preference_pairs(ranking, policy=policy, min_margin=min_margin, max_pairs=max_pairs)
@@ -382,7 +430,7 @@ def pair_rows(
         ]
         return Block("out", tuple(lines))
 
-    return fmt
+    return CheckedFormatter(fmt, check)
 
 
 def _pair_line(

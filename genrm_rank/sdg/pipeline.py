@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Container, Mapping
+from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -35,7 +35,7 @@ from genrm_rank.errors import EndpointsUnavailableError, GenRMRankError, JudgeCo
 from genrm_rank.judges.base import Judge
 from genrm_rank.orchestrator import JudgeStatistics, ProgressCallback
 from genrm_rank.runner import PromptInput, PromptResult, Runner
-from genrm_rank.sdg.filters import Formatter
+from genrm_rank.sdg.filters import Formatter, format_problem
 from genrm_rank.sdg.inputs import InputError, RowSource, open_input
 from genrm_rank.sdg.output import (
     STDOUT,
@@ -54,16 +54,19 @@ __all__ = [
     "OutputFiles",
     "RunCounters",
     "RunOutcome",
+    "first_rows_message",
+    "holds_back",
     "prepare_output",
     "process_file",
 ]
 
 FIELD_CHECK_ROWS = 8
-"""When this many first rows all lack the same field (or all hold a chat-templated prompt),
+"""When this many first rows all lack the same field (or all hold a chat-templated prompt, or
+all are rows the output format cannot hold: :func:`~genrm_rank.sdg.filters.format_problem`),
 the run stops (``"misconfigured"``) instead of sending every row to the errors file: the
 layout or the options, not the rows, are wrong."""
 
-_STOP_KINDS = ("missing_field", "templated_prompt")
+_STOP_KINDS = ("missing_field", "templated_prompt", "format_mismatch")
 
 _ERROR_WORDS_LIMIT = 1000
 
@@ -235,10 +238,21 @@ def _failed_requests(result: PromptResult) -> tuple[dict[str, object], ...]:
     return tuple(out)
 
 
-def _missing_field_message(errors: list[RowError]) -> str:
+def holds_back(held: Sequence[RowError], error: RowError) -> bool:
+    """Whether ``error``, read while every row so far failed as ``held`` did, joins them: the
+    same stopping kind and field (see :data:`FIELD_CHECK_ROWS`)."""
+    return error.kind in _STOP_KINDS and (
+        not held or (held[0].kind, held[0].field) == (error.kind, error.field)
+    )
+
+
+def first_rows_message(errors: Sequence[RowError]) -> str:
+    """Why a run stops when its first :data:`FIELD_CHECK_ROWS` rows all failed as ``errors``."""
     first = errors[0]
     if first.kind == "templated_prompt":
         return f"the first {len(errors)} rows all hold a chat-templated prompt: {first.reason}"
+    if first.kind == "format_mismatch":
+        return f"the output format can hold none of the first {len(errors)} rows: {first.reason}"
     keys = sorted({k for e in errors for k in e.keys})
     argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
     hint = (
@@ -379,12 +393,10 @@ async def process_file(
 
     def row_error(error: RowError) -> None:
         if checking["on"]:
-            if error.kind in _STOP_KINDS and (
-                not held or (held[0].kind, held[0].field) == (error.kind, error.field)
-            ):
+            if holds_back(held, error):
                 held.append(error)
                 if len(held) >= FIELD_CHECK_ROWS:
-                    raise _MissingFieldStop(_missing_field_message(held))
+                    raise _MissingFieldStop(first_rows_message(held))
                 return
             flush_held()
         buffer.put(buffer.reserve(), error_block(error))
@@ -411,6 +423,8 @@ async def process_file(
                 if on_row is not None:
                     on_row(counters)
                 continue
+            if not isinstance(parsed, RowError):  # a row the format cannot write: no call
+                parsed = format_problem(formatter, parsed) or parsed
             if isinstance(parsed, RowError):
                 if str(number) in skip_lines:
                     skip()

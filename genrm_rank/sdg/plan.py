@@ -16,6 +16,10 @@ the run would, nothing sent to a judge) and counts, for a :class:`~genrm_rank.sp
 - **completion tokens**: calls times the completion length per call the user expects
   (:attr:`CostAssumptions.completion_tokens_per_call`);
 - **GPU-hours and money**, from a throughput and a price the user gives.
+
+Rows are checked as the run checks them: a bad row (and, given the run's formatter, a row the
+output format cannot hold) costs nothing, and when the first rows would stop the run as
+misconfigured, the plan says so (:attr:`CostPlan.stop`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from genrm_rank.messages import build_messages
+from genrm_rank.sdg.filters import Formatter, format_problem
 from genrm_rank.sdg.inputs import RowSource, open_input
+from genrm_rank.sdg.pipeline import FIELD_CHECK_ROWS, first_rows_message, holds_back
 from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
 from genrm_rank.strategies import make_strategy
@@ -103,6 +109,11 @@ class CostPlan:
     assumptions: CostAssumptions = field(default_factory=CostAssumptions)
     by_candidates: dict[int, int] = field(default_factory=dict)
     """Rows by number of candidates."""
+    bad_rows_by_kind: dict[str, int] = field(default_factory=dict)
+    """Bad rows by :attr:`~genrm_rank.sdg.rows.RowError.kind`."""
+    stop: str | None = None
+    """Why the run would stop as misconfigured before its first call (its first rows all lack
+    the same field, or the output format can hold none of them), or ``None``."""
 
     @property
     def total_tokens(self) -> int:
@@ -134,9 +145,10 @@ class CostPlan:
         bound = "" if self.comparisons_exact else "at most "
         counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
         a = self.assumptions
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.bad_rows_by_kind.items()))
         lines = [
             f"rows to rank              {self.rows:,} "
-            f"({self.bad_rows:,} bad rows to the errors file)",
+            f"({self.bad_rows:,} bad rows to the errors file{': ' + kinds if kinds else ''})",
             f"judge calls               {bound}{self.comparisons:,} (re-asks of failed verdicts "
             "not included)",
             f"prompt tokens             {self.prompt_tokens:,} ({counted})",
@@ -155,6 +167,8 @@ class CostPlan:
                 f"cost                      {self.cost:,.2f} "
                 f"(at {a.price_per_gpu_hour:g} a GPU-hour)"
             )
+        if self.stop is not None:
+            lines.append(f"the run would stop        before its first call: {self.stop}")
         return "\n".join(lines)
 
 
@@ -204,11 +218,16 @@ def plan_file(
     assumptions: CostAssumptions | None = None,
     count_tokens: Callable[[str], int] | None = None,
     shard: tuple[int, int] = (0, 1),
+    formatter: Formatter | None = None,
 ) -> CostPlan:
     """The cost plan of ranking every row of an input (a path or a ``RowSource``) with ``spec``;
-    no judge is called."""
+    no judge is called.
+
+    With the run's ``formatter``, a row it cannot write is a bad row, as in the run
+    (:func:`~genrm_rank.sdg.filters.format_problem`).
+    """
     return plan_rows(
-        _read(input_path, rows, shard),
+        _read(input_path, rows, shard, formatter),
         spec,
         principle=principle,
         assumptions=assumptions,
@@ -220,6 +239,7 @@ def _read(
     input_path: str | os.PathLike[str] | RowSource,
     rows: RowSpec | None,
     shard: tuple[int, int],
+    formatter: Formatter | None = None,
 ) -> Iterable[Row | RowError]:
     reader = RowReader(rows)
     source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
@@ -227,6 +247,8 @@ def _read(
         if shard != (0, 1) and (number - 1) % shard[1] != shard[0]:
             continue
         parsed = reader.parse(number, raw)
+        if isinstance(parsed, Row):
+            parsed = format_problem(formatter, parsed) or parsed
         if parsed is not None:
             yield parsed
 
@@ -250,9 +272,18 @@ def plan_rows(
         return math.ceil(len(text) / chars_per_token)
 
     calls_cache: dict[int, tuple[int, bool]] = {}
+    leading: list[RowError] | None = []  # the first rows' errors, while all alike (the run's check)
     for row in rows:
+        if leading is not None:
+            if isinstance(row, RowError) and holds_back(leading, row):
+                leading.append(row)
+                if len(leading) == FIELD_CHECK_ROWS:
+                    plan.stop = first_rows_message(leading)
+            else:
+                leading = None
         if isinstance(row, RowError):
             plan.bad_rows += 1
+            plan.bad_rows_by_kind[row.kind] = plan.bad_rows_by_kind.get(row.kind, 0) + 1
             continue
         n = len(row.candidates)
         plan.rows += 1

@@ -136,8 +136,9 @@ class RowError:
     """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
     ``too_few_candidates``, ``duplicate_candidate``, ``duplicate_id``, ``too_long``,
     ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows merged from
-    several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`), ``judge_error``,
-    ``no_usable_verdict``, ``ranking_error``."""
+    several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`), ``format_mismatch``
+    (the output format cannot hold the row: :func:`~genrm_rank.sdg.filters.format_problem`),
+    ``judge_error``, ``no_usable_verdict``, ``ranking_error``."""
     reason: str
     raw: str | None = None
     """The start of the line, for lines that could not be read as a JSON object."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ __all__ = [
     "add_serve_sim_arguments",
     "build_arg_parser",
     "config_from_args",
+    "exposure_warning",
     "main",
     "serve_sim_main",
 ]
@@ -153,6 +155,22 @@ def config_from_args(args: argparse.Namespace) -> SimServerConfig:
     )
 
 
+def exposure_warning(host: str, api_key: str | None) -> str | None:
+    """A warning when the servers listen beyond this machine (``0.0.0.0``, a LAN address)
+    without ``--api-key-env``: anyone who can reach the port may use them; ``None`` otherwise."""
+    if api_key is not None or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to any interface
+    return (
+        f"serve-sim: warning: listening on {host} with no API key: anyone who can reach this "
+        "port can use the server; pass --api-key-env VAR, or --host 127.0.0.1"
+    )
+
+
 async def _serve(config: SimServerConfig, host: str, port: int, replicas: int) -> None:
     servers = [
         SimServer(
@@ -196,6 +214,9 @@ def serve_sim_main(
     except ValueError as exc:
         print(f"serve-sim: error: {exc}", file=sys.stderr)
         return 2
+    warning = exposure_warning(args.host, config.api_key)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
     try:
         asyncio.run(_serve(config, args.host, args.port, args.replicas))
     except KeyboardInterrupt:
