@@ -112,6 +112,7 @@ def input_source(args: argparse.Namespace) -> RowSource:
                 candidate_field=args.candidate_field,
                 candidates_field=args.candidates_field,
                 align_by=args.align_by,
+                prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
             )
         if args.group_messages:
             return group_messages(

@@ -13,13 +13,14 @@ import hashlib
 import json
 import math
 import os
+import re
 from array import array
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from genrm_rank.messages import Conversation, normalize_conversation
-from genrm_rank.sdg.inputs import InputProblem
+from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
@@ -34,8 +35,6 @@ __all__ = [
     "iter_lines",
     "parse_shard",
 ]
-
-DEFAULT_PROMPT_FIELDS = ("conversation", "prompt", "messages")
 
 TEMPLATE_MARKERS = (
     "<|im_start|>",
@@ -334,10 +333,24 @@ class RowReader:
                 f"the line is a JSON {type(data).__name__}, not an object",
                 text[:200],
             )
-        return self._identify(line, data)
+        # Decoded UTF-8 holds no surrogate: only a "\\udXXX" escape can bring one in.
+        return self._identify(line, data, _SURROGATE_ESCAPE.search(text) is not None)
 
-    def _identify(self, line: int, data: dict[str, Any]) -> Row | RowError:
+    def _identify(self, line: int, data: dict[str, Any], scan: bool = True) -> Row | RowError:
         spec = self.spec
+        bad = _lone_surrogate(data) if scan else None
+        if bad is not None:
+            # Refused before anything is paid: such text cannot be sent to the judge nor written
+            # to the output. The errors file escapes it (Block.encode), so it shows as read.
+            where, char = bad
+            given = data.get(spec.id_field) if not spec.id_from_line else f"line:{line}"
+            return RowError(
+                line,
+                given if isinstance(given, (str, int)) and not isinstance(given, bool) else None,
+                "bad_encoding",
+                f"field {where} holds {char!a}, a lone surrogate (a JSON escape of half a "
+                "UTF-16 pair), which is not text: the row can be neither judged nor written",
+            )
         row_id: str | int
         if spec.id_from_line:
             if spec.id_field in data:
@@ -558,6 +571,34 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"the number {text[:40]} is out of range")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any, where: str = "") -> tuple[str, str] | None:
+    """The first place (``'meta.notes[2]'``) in a decoded row holding a lone surrogate, with the
+    character; ``None`` when every string (key or value) can be encoded as UTF-8."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return repr(where) if where else "(the row)", exc.object[exc.start]
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = _lone_surrogate(key, path) or _lone_surrogate(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _texts_of(
