@@ -104,6 +104,12 @@ def _dumps_verdict(verdict: Verdict) -> str:
     return json.dumps(verdict_to_dict(verdict), ensure_ascii=True, separators=(",", ":"))
 
 
+def _loads_verdict(blob: str) -> Verdict:
+    # A cache written before verdicts were cleaned may hold an escaped lone surrogate: the
+    # Verdict built here replaces it, so a stored verdict never crashes a writer again.
+    return verdict_from_dict(json.loads(blob))
+
+
 # --------------------------------------------------------------------------------------------
 # Keys
 
@@ -285,7 +291,11 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS verdicts "
     "(key TEXT PRIMARY KEY, verdict TEXT NOT NULL, created REAL)",
 )
-_PUT = "INSERT OR REPLACE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)"
+# INSERT OR IGNORE: the first verdict stored for a key wins. Two runs sharing a cache that pay
+# for the same request both end up with the verdict stored first (see VerdictCache.put), so a
+# rerun from the cache reproduces them; a last-writer-wins store would match neither.
+_PUT = "INSERT OR IGNORE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)"
+_GET = "SELECT verdict FROM verdicts WHERE key = ?"
 
 
 def _check_key(key: object) -> str:
@@ -408,16 +418,12 @@ class VerdictCache:
 
     def get(self, key: str) -> Verdict | None:
         """The verdict stored under ``key``, or ``None``; counts a hit or a miss."""
-        row = (
-            self._connection()
-            .execute("SELECT verdict FROM verdicts WHERE key = ?", (_check_key(key),))
-            .fetchone()
-        )
+        row = self._connection().execute(_GET, (_check_key(key),)).fetchone()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
-        return verdict_from_dict(json.loads(row[0]))
+        return _loads_verdict(row[0])
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` is stored (not counted as a hit or a miss)."""
@@ -426,26 +432,41 @@ class VerdictCache:
         row = self._connection().execute("SELECT 1 FROM verdicts WHERE key = ?", (key,)).fetchone()
         return row is not None
 
-    def put(self, key: str, verdict: Verdict) -> None:
-        """Store ``verdict`` under ``key`` (replacing any), committed before this returns."""
-        blob = _dumps_verdict(verdict)
-        self._connection().execute(_PUT, (_check_key(key), blob, time.time()))
+    def put(self, key: str, verdict: Verdict) -> Verdict:
+        """Store ``verdict`` under ``key`` unless the key is held; committed before this returns.
+
+        The first verdict stored for a key wins: when another run (or an earlier put) stored
+        one first, it is kept and returned, so that the caller can adopt it and agree with the
+        cache. Returns the verdict now stored under ``key``.
+        """
+        return self._put_first([(key, verdict)])[0]
 
     def put_many(self, items: Iterable[tuple[str, Verdict]]) -> int:
-        """Store many ``(key, verdict)`` pairs in one committed transaction; returns how many."""
+        """Store many ``(key, verdict)`` pairs in one committed transaction, the first verdict
+        of a key winning as in :meth:`put`; returns how many pairs were given."""
+        return len(self._put_first(items))
+
+    def _put_first(self, items: Iterable[tuple[str, Verdict]]) -> list[Verdict]:
+        """Insert the pairs not yet held in one transaction; the verdict stored under each key."""
         now = time.time()
-        rows = [(_check_key(key), _dumps_verdict(verdict), now) for key, verdict in items]
+        rows = [(_check_key(key), verdict, _dumps_verdict(verdict)) for key, verdict in items]
         if not rows:
-            return 0
+            return []
         conn = self._connection()
+        stored: list[Verdict] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_PUT, rows)
+            for key, verdict, blob in rows:
+                if conn.execute(_PUT, (key, blob, now)).rowcount:
+                    stored.append(verdict)
+                    continue
+                (held,) = conn.execute(_GET, (key,)).fetchone()
+                stored.append(verdict if held == blob else _loads_verdict(held))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return len(rows)
+        return stored
 
     def __len__(self) -> int:
         return int(self._connection().execute("SELECT COUNT(*) FROM verdicts").fetchone()[0])

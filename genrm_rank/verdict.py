@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -52,6 +53,27 @@ __all__ = [
 
 SCORE_MIN, SCORE_MAX = 1.0, 5.0
 RANKING_MIN, RANKING_MAX = 1.0, 6.0
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_text(text: str | None) -> str | None:
+    """``text`` with each lone surrogate replaced by U+FFFD, so that UTF-8 can hold it.
+
+    A JSON ``"\\ud800"`` escape decodes to a lone surrogate: not text, and not encodable, so
+    one from a server would crash every writer it reached (output files, the cache) and, served
+    back from a cache, crash a resumed run again.
+
+    >>> _utf8_text("a\\ud800b") == "a\\ufffdb", _utf8_text("ok")
+    (True, 'ok')
+    """
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 class FailureKind(str, enum.Enum):
@@ -109,6 +131,10 @@ class RubricScore:
     score_1: float | None
     score_2: float | None
     ranking: float | None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rubric_id, str):
+            object.__setattr__(self, "rubric_id", _utf8_text(self.rubric_id))
 
     def swapped(self) -> RubricScore:
         """The same triplet seen with the two responses' slots exchanged."""
@@ -219,6 +245,14 @@ class Verdict:
     cached: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
+        # The texts come from servers, parsers and files: a lone surrogate in one becomes U+FFFD
+        # here, so that a verdict always holds text every writer (and the cache) can encode.
+        for name in ("raw", "reasoning", "error", "finish_reason"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                clean = _utf8_text(value)
+                if clean is not value:
+                    object.__setattr__(self, name, clean)
         if self.failure is None:
             if self.ranking is None:
                 raise ValueError("A verdict with no failure must have a ranking, not None.")

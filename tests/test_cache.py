@@ -264,12 +264,12 @@ def test_get_put_counts_hits_and_misses(tmp_path: Path) -> None:
         assert (cache.hits, cache.misses) == (1, 1)  # `in` is not counted
 
 
-def test_put_replaces(tmp_path: Path) -> None:
+def test_put_keeps_the_first(tmp_path: Path) -> None:
     with VerdictCache(tmp_path / "c.sqlite") as cache:
         cache.put("a", OK)
         failed = Verdict.failed("unreadable", raw="??")
-        cache.put("a", failed)
-        assert cache.get("a") == failed and len(cache) == 1
+        assert cache.put("a", failed) == OK
+        assert cache.get("a") == OK and len(cache) == 1
 
 
 def test_put_many_and_reopen(tmp_path: Path) -> None:
@@ -960,3 +960,80 @@ def test_cli_cache_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
     assert main(["cache", "merge", str(tmp_path / "m.db"), str(tmp_path / "none.db")]) == EXIT_USAGE
     assert "argument IN.db must name existing cache files" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# Shared caches: the first verdict stored wins, and a late writer adopts it
+
+
+def test_put_keeps_the_first_verdict_and_returns_it(tmp_path: Path) -> None:
+    other = Verdict(score_1=1, score_2=5, ranking=6, raw="later", usage=Usage(1, 2))
+    with VerdictCache(tmp_path / "c.sqlite") as one, VerdictCache(tmp_path / "c.sqlite") as two:
+        assert one.put("a", OK) == OK
+        assert two.put("a", other) == OK  # another process stored first: its verdict stays
+        assert two.put_many([("a", other), ("b", other)]) == 2
+        assert one.get("a") == OK and one.get("b") == other and len(one) == 2
+
+
+class _RacingJudge:
+    """Answers ``mine``; while it generates, another run stores ``theirs`` under the same key."""
+
+    def __init__(self, mine: Verdict, theirs: Verdict, path: Path) -> None:
+        self.mine, self.theirs, self.path = mine, theirs, path
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        with VerdictCache(self.path) as rival:
+            rival.put(cache_key(NAMESPACE, request), self.theirs)
+        return self.mine
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        return [await self.judge(r) for r in requests]
+
+
+THEIRS = Verdict(score_1=2, score_2=5, ranking=5, raw="theirs", usage=Usage(7, 70))
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_late_writer_adopts_the_verdict_stored_first(tmp_path: Path, batch: bool) -> None:
+    path = tmp_path / "shared.sqlite"
+    inner = _RacingJudge(OK, THEIRS, path)
+    with VerdictCache(path) as cache:
+        if batch:
+            cached: CachedJudge = CachedBatchJudge(inner, cache, namespace=NAMESPACE)
+            [got] = await cached.judge_batch([REQUEST])  # type: ignore[attr-defined]
+        else:
+            cached = CachedJudge(_RacingJudge(OK, THEIRS, path), cache, namespace=NAMESPACE)
+            got = await cached.judge(REQUEST)
+        # the answer the cache holds, at the cost this run paid
+        assert (got.ranking, got.raw) == (THEIRS.ranking, THEIRS.raw)
+        assert (got.usage, got.attempts) == (OK.usage, OK.attempts) and not got.cached
+        assert cached.adopted == 1
+        assert cache.get(cached.key(REQUEST)) == THEIRS
+        rerun = await CachedJudge(ScriptedJudge(), cache, namespace=NAMESPACE).judge(REQUEST)
+        assert (rerun.ranking, rerun.raw) == (got.ranking, got.raw)
+
+
+# ------------------------------------------------------------------------------------------
+# Lone surrogates never enter the cache
+
+
+def test_a_lone_surrogate_is_stored_as_text(tmp_path: Path) -> None:
+    verdict = Verdict(score_1=4, score_2=2, ranking=2, raw="a\ud800", reasoning="\udfffb")
+    assert (verdict.raw, verdict.reasoning) == ("a\ufffd", "\ufffdb")
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        cache.put("k", verdict)
+        (blob,) = cache._connection().execute("SELECT verdict FROM verdicts").fetchone()
+        blob.encode("utf-8")
+        assert "\\ud800" not in blob and cache.get("k") == verdict
+
+
+def test_a_poisoned_cache_row_is_served_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    VerdictCache(path).close()
+    blob = json.dumps({**verdict_to_dict(OK), "reasoning": "x\ud800y"}, ensure_ascii=True)
+    with sqlite3.connect(path) as conn:  # as an older genrm_rank stored a server's "\ud800"
+        conn.execute("INSERT INTO verdicts VALUES ('k', ?, 0)", (blob,))
+    with VerdictCache(path) as cache:
+        served = cache.get("k")
+        assert served is not None and served.reasoning == "x\ufffdy"
+        json.dumps(verdict_to_dict(served), ensure_ascii=False).encode("utf-8")
