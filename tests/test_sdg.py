@@ -452,3 +452,44 @@ async def test_a_formatter_writing_a_surrogate_gives_a_row_error(tmp_path: Path)
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [0, 2]
     [error] = [json.loads(x) for x in err.read_text().splitlines()]
     assert error["id"] == 1 and error["kind"] == "bad_encoding" and "'\\ud800'" in error["reason"]
+
+
+# -- a row of 10,000 candidates: refused up front, not 50 million pairs ------------------------
+
+
+def _wide_rows(path: Path, n_candidates: int) -> None:
+    rows = [
+        {"id": 0, "prompt": "q0", "candidates": ["a", "b", "c"]},
+        {"id": 1, "prompt": "q1", "candidates": [f"c{j}" for j in range(n_candidates)]},
+        {"id": 2, "prompt": "q2", "candidates": ["a", "b", "c"]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_row_over_max_candidates_is_refused_before_its_candidates_are_read() -> None:
+    raw = _line({"id": 1, "prompt": "q", "candidates": [f"c{j}" for j in range(10_000)]})
+    error = RowReader().parse(1, raw)
+    assert isinstance(error, RowError) and error.kind == "too_many_candidates"
+    assert "10000 candidates, over max_candidates=1024" in error.reason
+    assert isinstance(RowReader(RowSpec(max_candidates=None)).parse(1, raw), Row)
+    with pytest.raises(ValueError, match="'max_candidates'"):
+        RowSpec(max_candidates=1)
+
+
+async def test_a_row_of_ten_thousand_candidates_keeps_the_other_rows_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    _wide_rows(tmp_path / "in.jsonl", 10_000)
+    tracemalloc.start()
+    try:
+        out, outcome = await _run(tmp_path, "w", spec=RankSpec(strategy="round_robin"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcome.status == "complete"  # type: ignore[attr-defined]
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [0, 2]
+    [error] = [json.loads(x) for x in (tmp_path / "w.err.jsonl").read_text().splitlines()]
+    assert (error["id"], error["kind"]) == (1, "too_many_candidates")
+    assert peak < 64 * 2**20  # all 50 million pairs would take gigabytes

@@ -586,3 +586,17 @@ def test_cli_candidates_from_a_reordered_file_are_row_errors(tmp_path: Path) -> 
     refused = rows_of(errors)
     assert [(e["line"], e["kind"]) for e in refused] == [(1, "misaligned"), (4, "misaligned")]
     assert str(paths[1]) in refused[0]["reason"] and "row 1 of" in refused[0]["reason"]
+
+
+def test_cli_max_candidates_refuses_wider_rows(tmp_path: Path) -> None:
+    rows = [
+        {"id": i, "prompt": f"q{i}", "candidates": ["a", "b", "c"][: 2 + i % 2]} for i in range(4)
+    ]
+    (tmp_path / "in.jsonl").write_bytes(jsonl(rows))
+    out, errors = tmp_path / "o.jsonl", tmp_path / "e.jsonl"
+    run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--errors", errors, "--max-candidates", 2)
+    assert [r["id"] for r in rows_of(out)] == [0, 2]
+    assert [(e["id"], e["kind"]) for e in rows_of(errors)] == [
+        (1, "too_many_candidates"),
+        (3, "too_many_candidates"),
+    ]

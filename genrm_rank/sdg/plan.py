@@ -174,6 +174,10 @@ def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
     if spec.strategy not in FIXED_STRATEGIES or spec.swap not in _FIXED_SWAPS:
         cap = 2 * n_candidates * (n_candidates - 1) * spec.samples
         return (cap if budget is None else min(cap, budget)), False
+    if spec.strategy == "round_robin":  # counted, not driven: it schedules every pair up front
+        calls = n_candidates * (n_candidates - 1) // 2 * spec.samples
+        calls *= 2 if spec.swap == "both" else 1
+        return (calls if budget is None else min(calls, budget)), True
     scheduler = make_strategy(
         spec.strategy,
         n_candidates,

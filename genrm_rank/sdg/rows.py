@@ -24,6 +24,7 @@ from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
+    "MAX_CANDIDATES",
     "TEMPLATE_MARKERS",
     "IdIndex",
     "Row",
@@ -46,6 +47,11 @@ TEMPLATE_MARKERS = (
 )
 """Markup that chat templates put around turns (ChatML and Qwen, Llama 3, Llama 2 and Mistral,
 Gemma, Phi and Zephyr): a prompt holding one was rendered already."""
+
+MAX_CANDIDATES = 1024
+"""Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`). A strategy's
+bookkeeping grows with the pairs it schedules: a round-robin over 10,000 candidates schedules
+50 million matches (about 40 GB) before its first call, and would need 100 million calls."""
 
 # --------------------------------------------------------------------------------------------
 # Rows
@@ -71,6 +77,11 @@ class RowSpec:
         Optional per-row rubric (overrides the run-wide one).
     max_chars : int or None
         Longest prompt or candidate text accepted, in characters (``None``: no limit).
+    max_candidates : int or None
+        Most candidates a row may hold (:data:`MAX_CANDIDATES` by default; ``None``: no limit).
+        A row with more is refused (``too_many_candidates``) before anything is scheduled or
+        paid for, rather than building millions of pairs (round-robin schedules every pair
+        up front) and exhausting memory.
     id_from_line : bool
         Rows carry no id: each gets ``"line:N"`` from its line (row) number ``N``, written to
         the output under ``id_field``. A row that does hold ``id_field`` is then an error, so
@@ -89,6 +100,7 @@ class RowSpec:
     candidate_text_key: str = "text"
     principle_field: str = "principle"
     max_chars: int | None = 200_000
+    max_candidates: int | None = MAX_CANDIDATES
     id_from_line: bool = False
     allow_templated: bool = False
 
@@ -98,6 +110,13 @@ class RowSpec:
                 raise TypeError(
                     f"Argument '{name}' must be a bool, not {type(getattr(self, name)).__name__}."
                 )
+        limit = self.max_candidates
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 2
+        ):
+            raise ValueError(
+                f"Argument 'max_candidates' must be an int >= 2 or None, not {limit!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -133,9 +152,9 @@ class RowError:
     id: str | int | None
     kind: str
     """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
-    ``too_few_candidates``, ``duplicate_candidate``, ``duplicate_id``, ``too_long``,
-    ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows merged from
-    several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`), ``judge_error``,
+    ``too_few_candidates``, ``too_many_candidates``, ``duplicate_candidate``, ``duplicate_id``,
+    ``too_long``, ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows
+    merged from several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`), ``judge_error``,
     ``no_usable_verdict``, ``ranking_error``."""
     reason: str
     raw: str | None = None
@@ -418,6 +437,13 @@ class RowReader:
                 "bad_field",
                 f"field {spec.candidates_field!r} must be a list, not "
                 f"{type(raw_candidates).__name__}",
+            )
+        if spec.max_candidates is not None and len(raw_candidates) > spec.max_candidates:
+            return RowError(
+                line,
+                row_id,
+                "too_many_candidates",
+                f"{len(raw_candidates)} candidates, over max_candidates={spec.max_candidates}",
             )
         texts: list[str] = []
         ids: list[str] = []
