@@ -105,9 +105,16 @@ def _dumps_verdict(verdict: Verdict) -> str:
 
 
 def _loads_verdict(blob: str) -> Verdict:
-    # A cache written before verdicts were cleaned may hold an escaped lone surrogate: the
-    # Verdict built here replaces it, so a stored verdict never crashes a writer again.
-    return verdict_from_dict(json.loads(blob))
+    # A cache written before verdicts were cleaned may hold an escaped lone surrogate (the
+    # Verdict built here replaces it, so a stored verdict never crashes a writer again) or a
+    # server's impossible usage, such as negative tokens (then read as unknown).
+    data = json.loads(blob)
+    try:
+        return verdict_from_dict(data)
+    except ValueError:
+        if not isinstance(data, dict) or data.get("usage") is None:
+            raise
+        return verdict_from_dict({**data, "usage": None})
 
 
 # --------------------------------------------------------------------------------------------

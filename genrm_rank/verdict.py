@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -103,10 +104,22 @@ class FailureKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage the server reported for one call."""
+    """Token usage the server reported for one call: whole numbers of tokens, never negative.
+
+    A judge that reads usage from a server checks it there, and reports a count no call can
+    have (negative, fractional, a bool) as unknown (``usage=None``), never summed.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("prompt_tokens", "completion_tokens"):
+            value: object = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
+            if not isinstance(value, int):  # a numpy integer
+                object.__setattr__(self, name, int(value))
 
     @property
     def total_tokens(self) -> int:

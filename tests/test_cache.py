@@ -1037,3 +1037,14 @@ def test_a_poisoned_cache_row_is_served_as_text(tmp_path: Path) -> None:
         served = cache.get("k")
         assert served is not None and served.reasoning == "x\ufffdy"
         json.dumps(verdict_to_dict(served), ensure_ascii=False).encode("utf-8")
+
+
+def test_a_cached_impossible_usage_is_served_as_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    VerdictCache(path).close()
+    bad = {"prompt_tokens": -5, "completion_tokens": 10}
+    blob = json.dumps({**verdict_to_dict(OK), "usage": bad})
+    with sqlite3.connect(path) as conn:  # as an older genrm_rank stored a server's figures
+        conn.execute("INSERT INTO verdicts VALUES ('k', ?, 0)", (blob,))
+    with VerdictCache(path) as cache:
+        assert cache.get("k") == dataclasses.replace(OK, usage=None)
