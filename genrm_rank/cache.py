@@ -547,12 +547,20 @@ def _input_versions(path: str) -> tuple[str, str]:
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             conn.execute("SELECT key, verdict, created FROM verdicts LIMIT 1").fetchall()
+            # Every page read once, before anything is written: a corrupt input is named here
+            # rather than failing half-way through the merge.
+            problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
         finally:
             conn.close()
     except sqlite3.DatabaseError as err:
         raise ValueError(
             f"Argument 'inputs' must name verdict caches, not {path!r} ({err})."
         ) from None
+    if problems != ["ok"]:
+        raise ValueError(
+            f"Argument 'inputs' holds a corrupt cache, {path!r} (SQLite's quick_check: "
+            f"{'; '.join(problems)}); nothing was merged."
+        )
     # Caches written before the protocol was recorded are of protocol 1, the only one then.
     return str(meta.get("schema_version")), str(meta.get("protocol_version", "1"))
 
@@ -607,31 +615,50 @@ def merge_caches(
                 f"protocol {PROTOCOL_VERSION}, and does not mix them."
             )
     read = added = duplicates = conflicts = 0
-    with VerdictCache(out_path, mounts=mounts) as cache:
-        conn = cache._connection()
-        for path in paths:  # one at a time: SQLite attaches at most 10 files at once
-            conn.execute("ATTACH DATABASE ? AS source", (path,))
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+    created = not os.path.exists(out_path)
+    try:
+        with VerdictCache(out_path, mounts=mounts) as cache:
+            conn = cache._connection()
+            for path in paths:  # one at a time: SQLite attaches at most 10 files at once
                 try:
-                    n, same, differ = conn.execute(
-                        "SELECT COUNT(*), COALESCE(SUM(m.verdict = s.verdict), 0), "
-                        "COALESCE(SUM(m.verdict != s.verdict), 0) FROM source.verdicts AS s "
-                        "LEFT JOIN main.verdicts AS m ON m.key = s.key"
-                    ).fetchone()
-                    inserted = conn.execute(
-                        "INSERT OR IGNORE INTO main.verdicts (key, verdict, created) "
-                        "SELECT key, verdict, created FROM source.verdicts"
-                    ).rowcount
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.execute("DETACH DATABASE source")
-            read += int(n)
-            added += int(inserted)
-            duplicates += int(same)
-            conflicts += int(differ)
-        total = len(cache)
+                    n, same, differ, inserted = _merge_one(conn, path)
+                except sqlite3.DatabaseError as err:
+                    raise ValueError(
+                        f"Argument 'inputs' holds a cache that cannot be read whole, {path!r} "
+                        f"({err}); its verdicts were not merged."
+                    ) from None
+                read += n
+                added += inserted
+                duplicates += same
+                conflicts += differ
+            total = len(cache)
+    except BaseException:
+        if created:  # leave no output behind rather than an empty or partial one
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(out_path + suffix).unlink(missing_ok=True)
+        raise
     return MergeReport(out_path, tuple(paths), read, added, duplicates, conflicts, total)
+
+
+def _merge_one(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]:
+    """Insert one input's new verdicts in one transaction: (read, same, different, added)."""
+    conn.execute("ATTACH DATABASE ? AS source", (path,))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            n, same, differ = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(m.verdict = s.verdict), 0), "
+                "COALESCE(SUM(m.verdict != s.verdict), 0) FROM source.verdicts AS s "
+                "LEFT JOIN main.verdicts AS m ON m.key = s.key"
+            ).fetchone()
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO main.verdicts (key, verdict, created) "
+                "SELECT key, verdict, created FROM source.verdicts"
+            ).rowcount
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute("DETACH DATABASE source")
+    return int(n), int(same), int(differ), int(inserted)

@@ -1048,3 +1048,62 @@ def test_a_cached_impossible_usage_is_served_as_unknown(tmp_path: Path) -> None:
         conn.execute("INSERT INTO verdicts VALUES ('k', ?, 0)", (blob,))
     with VerdictCache(path) as cache:
         assert cache.get("k") == dataclasses.replace(OK, usage=None)
+
+
+# ------------------------------------------------------------------------------------------
+# Merging a corrupt cache: named, and no empty output left
+
+
+def _corrupt_copy(tmp_path: Path, name: str) -> Path:
+    """A cache of 2,000 verdicts with a few b-tree pages of its second half overwritten."""
+    source = tmp_path / f"{name}.src.db"
+    with VerdictCache(source) as cache:
+        cache.put_many((f"k{i}", _verdict(1 + i % 6)) for i in range(2000))
+    data = bytearray(source.read_bytes())
+    for offset in range(len(data) // 2, len(data), 4096 * 7):
+        data[offset : offset + 40] = bytes(range(40))
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_merging_a_corrupt_cache_names_it_and_leaves_no_output(tmp_path: Path) -> None:
+    good = tmp_path / "good.db"
+    with VerdictCache(good) as cache:
+        cache.put("g", _verdict(2))
+    bad = _corrupt_copy(tmp_path, "bad.db")
+    out = tmp_path / "out.db"
+    with pytest.raises(ValueError, match="holds a corrupt cache, '.*bad.db'"):
+        cache_module.merge_caches(out, [good, bad])
+    assert not any(p.name.startswith("out.db") for p in tmp_path.iterdir())
+
+
+def test_merging_a_corrupt_cache_leaves_the_output_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from genrm_rank.cli import EXIT_USAGE, main
+
+    out = tmp_path / "out.db"
+    with VerdictCache(out) as cache:
+        cache.put("mine", _verdict(3))
+    bad = _corrupt_copy(tmp_path, "bad.db")
+    assert main(["cache", "merge", str(out), str(bad)]) == EXIT_USAGE
+    assert f"argument IN.db holds a corrupt cache, {str(bad)!r}" in capsys.readouterr().err
+    with VerdictCache(out) as cache:
+        assert len(cache) == 1 and cache.get("mine") == _verdict(3)
+
+
+def test_a_merge_failing_half_way_removes_the_output_it_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = tmp_path / "good.db"
+    with VerdictCache(good) as cache:
+        cache.put("g", _verdict(2))
+
+    def unreadable(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(cache_module, "_merge_one", unreadable)
+    with pytest.raises(ValueError, match="cannot be read whole, '.*good.db'"):
+        cache_module.merge_caches(tmp_path / "out.db", [good])
+    assert not (tmp_path / "out.db").exists()
