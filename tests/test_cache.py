@@ -1073,7 +1073,7 @@ def test_merging_a_corrupt_cache_names_it_and_leaves_no_output(tmp_path: Path) -
         cache.put("g", _verdict(2))
     bad = _corrupt_copy(tmp_path, "bad.db")
     out = tmp_path / "out.db"
-    with pytest.raises(ValueError, match="holds a corrupt cache, '.*bad.db'"):
+    with pytest.raises(ValueError, match=r"holds a corrupt cache, '.*bad\.db'"):
         cache_module.merge_caches(out, [good, bad])
     assert not any(p.name.startswith("out.db") for p in tmp_path.iterdir())
 
@@ -1104,6 +1104,6 @@ def test_a_merge_failing_half_way_removes_the_output_it_created(
         raise sqlite3.DatabaseError("database disk image is malformed")
 
     monkeypatch.setattr(cache_module, "_merge_one", unreadable)
-    with pytest.raises(ValueError, match="cannot be read whole, '.*good.db'"):
+    with pytest.raises(ValueError, match=r"cannot be read whole, '.*good\.db'"):
         cache_module.merge_caches(tmp_path / "out.db", [good])
     assert not (tmp_path / "out.db").exists()
