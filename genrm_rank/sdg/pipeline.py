@@ -466,7 +466,8 @@ async def process_file(
                 lines = tuple({**line, **notes} for line in block.lines)
             # Encoded here rather than when written: text UTF-8 cannot hold (a lone surrogate
             # from a judge or a formatter) is then this row's error, never the writer's crash.
-            block = Block(block.sink, lines, block.error, Block(block.sink, lines).encode())
+            encoded = Block(block.sink, lines).encode()
+            block = Block(block.sink, lines, block.error, encoded)
         except UnicodeEncodeError as exc:
             reason = (
                 f"the row's output holds {exc.object[exc.start : exc.end]!a}, a lone surrogate "

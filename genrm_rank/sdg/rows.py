@@ -533,19 +533,6 @@ class RowReader:
                 f"field {spec.principle_field!r} must be a string or null, not "
                 f"{type(principle).__name__}",
             )
-        # A lone surrogate (JSON "\ud800") is valid JSON but no text: it cannot be sent.
-        for where, text in _texts_of(normalized, texts, principle):
-            if not text.isascii():
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError as exc:
-                    return RowError(
-                        line,
-                        row_id,
-                        "bad_encoding",
-                        f"the {where} holds {exc.object[exc.start]!a}, a lone surrogate that "
-                        "is not text and cannot be sent to the judge",
-                    )
         if spec.max_chars is not None:
             prompt_chars = sum(len(str(m.get("content", ""))) for m in normalized)
             if prompt_chars > spec.max_chars:
@@ -625,17 +612,6 @@ def _lone_surrogate(value: Any, where: str = "") -> tuple[str, str] | None:
             if found is not None:
                 return found
     return None
-
-
-def _texts_of(
-    conversation: Any, candidates: Any, principle: str | None
-) -> Generator[tuple[str, str], None, None]:
-    for m in conversation:
-        yield "prompt", str(m.get("content", ""))
-    for i, text in enumerate(candidates):
-        yield f"candidate {i}", text
-    if principle is not None:
-        yield "principle", principle
 
 
 def iter_lines(path: str | os.PathLike[str]) -> Generator[tuple[int, bytes], None, None]:
