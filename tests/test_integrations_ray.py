@@ -151,6 +151,7 @@ def test_a_rerun_pays_only_for_unfinished_rows(
         ({"spec": "round_robin"}, TypeError, "Argument 'spec'"),
         ({"judge_factory": 3}, TypeError, "Argument 'judge_factory'"),
         ({"actors": 0}, ValueError, "Argument 'actors'"),
+        ({"max_candidates": 1}, ValueError, "Argument 'max_candidates'"),
         ({"cache_dir": "x"}, ValueError, "Argument 'cache_namespace' must be given"),
         ({"cache_namespace": {"model": "m"}}, ValueError, "needs 'cache_dir'"),
         ({"ds": [1, 2]}, TypeError, "Argument 'ds'"),
@@ -264,3 +265,17 @@ def test_a_shard_cache_is_written_by_one_writer_only(tmp_path: Path) -> None:
             _ShardCache(tmp_path / "verdicts.x.db", None)
     finally:
         one.close()
+
+
+def _actor(**kwargs: Any) -> Any:
+    from genrm_rank.integrations.ray import _RankActor
+
+    columns = {"prompt": "prompt", "candidates": "candidates", "id": "id", "principle": None}
+    return _RankActor(SPEC, SimulatedJudge, columns, {}, None, None, "genrm_", **kwargs)
+
+
+def test_a_row_over_max_candidates_is_invalid_before_anything_is_scheduled() -> None:
+    wide = {"id": "w", "prompt": "Which?", "candidates": [f"c{j}" for j in range(10_000)]}
+    reason = _actor()._prompt(wide, 0)
+    assert isinstance(reason, str) and "at most max_candidates=1024" in reason
+    assert isinstance(_actor(max_candidates=None)._prompt(wide, 0), PromptInput)

@@ -59,6 +59,7 @@ from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.runner import PromptInput, PromptResult, Runner, check_candidates
+from genrm_rank.sdg.rows import MAX_CANDIDATES
 from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import Verdict, verdict_from_dict
 
@@ -244,7 +245,9 @@ class _RankActor:
         cache_dir: str | None,
         namespace: Mapping[str, Any] | None,
         result_prefix: str,
+        max_candidates: int | None = MAX_CANDIDATES,
     ) -> None:
+        self.max_candidates = max_candidates
         self.judge_factory = judge_factory
         self.cache_dir = cache_dir
         self.namespace = dict(namespace or {})
@@ -293,6 +296,11 @@ class _RankActor:
             conversation = _cell(row[prompt_col])
             normalize_conversation(conversation, name=prompt_col)
             candidates = check_candidates(_cell(row[candidates_col]), candidates_col)
+            if self.max_candidates is not None and len(candidates) > self.max_candidates:
+                raise ValueError(
+                    f"Argument '{candidates_col}' must hold at most max_candidates="
+                    f"{self.max_candidates} candidates, not {len(candidates)}."
+                )
             principle = _cell(row[principle_col]) if principle_col else None
             row_id = _cell(row[id_col]) if id_col else None
         except (KeyError, TypeError, ValueError) as exc:
@@ -370,6 +378,7 @@ def rank_dataset(
     cache_namespace: Mapping[str, Any] | None = None,
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
+    max_candidates: int | None = MAX_CANDIDATES,
 ) -> Any:
     """Rank every row of a Ray dataset; returns the dataset with the ranking columns.
 
@@ -403,6 +412,10 @@ def rank_dataset(
         ``cache_dir`` (:meth:`VLLMOfflineJudge.namespace` gives one for the offline judge).
     num_cpus, num_gpus : float
         Resources of each actor (``num_gpus`` for an offline vLLM judge).
+    max_candidates : int or None
+        Most candidates a row may hold (:data:`~genrm_rank.sdg.rows.MAX_CANDIDATES` by
+        default; ``None``: no limit); a wider row is ``"invalid"``, refused before anything is
+        scheduled, as in the SDG pipeline.
 
     Returns
     -------
@@ -417,6 +430,14 @@ def rank_dataset(
         raise TypeError(
             f"Argument 'judge_factory' must be a callable returning a Judge, not "
             f"{type(judge_factory).__name__}."
+        )
+    if max_candidates is not None and (
+        isinstance(max_candidates, bool)
+        or not isinstance(max_candidates, int)
+        or max_candidates < 2
+    ):
+        raise ValueError(
+            f"Argument 'max_candidates' must be an int >= 2 or None, not {max_candidates!r}."
         )
     for name, value in (
         ("actors", actors),
@@ -460,6 +481,7 @@ def rank_dataset(
             "cache_dir": folder,
             "namespace": namespace,
             "result_prefix": result_prefix,
+            "max_candidates": max_candidates,
         },
         batch_size=batch_size,
         batch_format="pandas",
