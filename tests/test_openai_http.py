@@ -701,7 +701,8 @@ async def test_an_answer_over_max_response_bytes_is_a_failed_call_not_read_whole
         finally:
             tracemalloc.stop()
         assert verdict.failure is FailureKind.UNAVAILABLE and verdict.attempts == 1
-        assert "max_response_bytes=8388608" in (verdict.error or "")
+        assert "answer longer than max_response_bytes=8388608" in (verdict.error or "")
+        assert judge.faults == {"oversized_answer": 1}
         assert peak < 48 << 20  # 256 MiB read whole would be far above
     async with fast_judge(good, thinking=False) as judge:  # and the run goes on
         assert (await judge.judge(req())).ok
@@ -743,6 +744,7 @@ async def test_impossible_usage_is_unknown_not_summed(
     cap = await capture(reply)
     async with fast_judge(cap.url, thinking=False) as judge:
         verdict = await judge.judge(req())
+        assert judge.faults == {"impossible_usage": 1}
     assert verdict.ok and verdict.usage is None and verdict.total_tokens == 0
 
 

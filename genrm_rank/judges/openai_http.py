@@ -130,6 +130,8 @@ class _Answer:
     reasoning: str | None
     finish_reason: str | None
     usage: Usage | None
+    usage_refused: bool = False
+    """The server reported usage no call can have: read as unknown (``usage`` is None)."""
 
 
 @dataclass(frozen=True)
@@ -237,17 +239,17 @@ def _token_count(value: object) -> int | None:
     return None
 
 
-def _read_usage(body: object) -> Usage | None:
-    """The server's ``usage``, or ``None`` (unknown, so not summed) when it is absent or holds
-    a count no call can have: a negative, fractional or absurd number, a bool, a string."""
+def _read_usage(body: object) -> tuple[Usage | None, bool]:
+    """The server's ``usage`` and whether it was refused: ``None`` (unknown, so not summed)
+    when it is absent or holds a count no call can have (a negative, fractional or absurd
+    number, a bool, a string)."""
     if not isinstance(body, dict):
-        return None
+        return None, False
     counts = [body.get(name) for name in ("prompt_tokens", "completion_tokens")]
     checked = [0 if value is None else _token_count(value) for value in counts]
     if any(count is None for count in checked):
-        logger.warning("usage reported by the server ignored, not a token count: %.200r", body)
-        return None
-    return Usage(checked[0] or 0, checked[1] or 0)
+        return None, True
+    return Usage(checked[0] or 0, checked[1] or 0), False
 
 
 def _read_answer(raw: bytes) -> _Answer:
@@ -259,10 +261,10 @@ def _read_answer(raw: bytes) -> _Answer:
     message = choice.get("message") or {}
     content = message.get("content")
     reasoning = _reasoning_field(message)
-    usage = _read_usage(body.get("usage"))
+    usage, refused = _read_usage(body.get("usage"))
     if content is not None and not isinstance(content, str):
         raise TypeError(f"message.content is {type(content).__name__}, not a string")
-    return _Answer(content, reasoning, choice.get("finish_reason"), usage)
+    return _Answer(content, reasoning, choice.get("finish_reason"), usage, refused)
 
 
 class OpenAIJudge:
@@ -581,7 +583,9 @@ class OpenAIJudge:
         Kinds: ``http_<status>`` (an error status, e.g. ``http_503``), ``timeout``,
         ``connection_refused`` (never reached a server), ``connection_dropped`` (cut off after
         the request was sent), ``empty_choices`` and ``malformed_response`` (a 200 without a
-        readable answer). Refusals of the run itself (401/403/404) are not faults: they raise
+        readable answer), ``oversized_answer`` (longer than ``max_response_bytes``), and
+        ``impossible_usage`` (an answer that was read, with usage figures no call can have,
+        read as unknown). Refusals of the run itself (401/403/404) are not faults: they raise
         :class:`~genrm_rank.errors.JudgeConfigurationError`. Answers that came back but hold
         no usable verdict (unreadable, truncated) are failed verdicts, counted by the
         orchestrator's ``JudgeStatistics.failures``.
@@ -594,6 +598,8 @@ class OpenAIJudge:
             kind = "http_" + detail[5:8]
         elif detail.startswith("timed out"):
             kind = "timeout"
+        elif detail.startswith("answer longer than"):
+            kind = "oversized_answer"
         elif detail.startswith("malformed response"):
             kind = "empty_choices" if "_EmptyChoicesError" in detail else "malformed_response"
         elif detail.startswith("ClientConnectorError"):
@@ -688,6 +694,15 @@ class OpenAIJudge:
                 self._pool.release(index)
             if isinstance(outcome, _Answer):
                 self._pool.record_success(index)
+                if outcome.usage_refused:
+                    self._faults["impossible_usage"] = self._faults.get("impossible_usage", 0) + 1
+                    if self._faults["impossible_usage"] == 1:
+                        logger.warning(
+                            "%s reports token usage no call can have (negative, fractional, "
+                            "absurd or not a number): read as unknown, not summed (counted in "
+                            "faults as impossible_usage)",
+                            self.endpoints[index],
+                        )
                 return outcome
             detail = f"{self.endpoints[index]}: {outcome.detail}"
             if not outcome.refused:
@@ -730,8 +745,8 @@ class OpenAIJudge:
                 raw = await self._read_body(response)
                 if raw is None:
                     return _Failure(
-                        f"HTTP {status}: the answer is longer than max_response_bytes="
-                        f"{self.max_response_bytes}; not read further",
+                        f"answer longer than max_response_bytes={self.max_response_bytes} "
+                        f"(HTTP {status}); not read further",
                         retryable=True,
                         counts_toward_health=False,
                         paid=True,
