@@ -6,18 +6,28 @@ size and prints one JSON object of figures::
 
     python benchmarks/reliability.py --rows 40 --kills 20 --out results/reliability.json
     python benchmarks/reliability.py --only security --rows 40   # issue 18's trials alone
+    python benchmarks/reliability.py --only data       # the data-integrity trials (issue 18)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
+import os
+import resource
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -137,6 +147,481 @@ def security_trials(work: Path, n_rows: int) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Data integrity (issue 18): lone surrogates, a 10,000-candidate row, a 2 GB answer, cache
+# consolidation beside a live writer, two runs sharing a cache, a reordered seed file.
+
+REPO = Path(__file__).resolve().parents[1]
+CODE = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] or str(REPO)
+"""Where child processes import genrm_rank from: the first PYTHONPATH entry when one is set
+(to measure another version: ``PYTHONPATH=/tmp/old python benchmarks/reliability.py``)."""
+
+
+def _main(argv: list[str]) -> int | str:
+    """``genrm-rank ARGV`` in this process: the exit status, or the exception that ended it."""
+    try:
+        return main(argv)
+    except Exception as exc:  # what this trial measures: a run that dies
+        return f"crashed: {type(exc).__name__}"
+
+
+_AS_LIMIT = 4 << 30  # a child that tries to hold gigabytes fails fast instead of swapping
+
+
+class _Loopback:
+    """One aiohttp handler served on 127.0.0.1 from a background thread's event loop."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.url = ""
+        self.requests = 0
+        self.bytes_sent = 0
+        self.big = True
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        payload = await request.json()
+        response: web.StreamResponse = await self.handler(self, request, payload)
+        return response
+
+    async def _start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}/v1"
+
+    def __enter__(self) -> _Loopback:
+        self._thread.start()
+        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+
+
+def _slots(payload: dict[str, Any]) -> tuple[str, str]:
+    texts = {m["role"]: m["content"] for m in payload["messages"]}
+    return texts.get("response_1", ""), texts.get("response_2", "")
+
+
+def _answer_bytes(payload: dict[str, Any], reasoning: str) -> bytes:
+    """A chat completion (JSON written by hand: ``reasoning`` may hold a raw JSON escape)."""
+    first, second = _slots(payload)
+    ranking = 2 if len(first) >= len(second) else 5
+    content = json.dumps({"score_1": 4, "score_2": 3, "ranking": ranking})
+    return (
+        '{"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", '
+        f'"reasoning": "{reasoning}", "content": {json.dumps(content)}}}}}], '
+        '"usage": {"prompt_tokens": 50, "completion_tokens": 20}}'
+    ).encode()
+
+
+def _child(argv: list[str], *, limit: int | None = _AS_LIMIT) -> dict[str, Any]:
+    """``genrm-rank ARGV`` in a child process: exit status, wall seconds, peak RSS (MiB)."""
+
+    def cap() -> None:
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": CODE, "OPENBLAS_NUM_THREADS": "1"}
+    code = "import sys; from genrm_rank.cli import main; sys.exit(main(sys.argv[1:]))"
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd="/",  # not this checkout: CODE is what the child imports
+        preexec_fn=cap,
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "exit_status": proc.returncode,
+        "wall_seconds": round(time.monotonic() - start, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "traceback": "Traceback" in stderr.decode("utf-8", "replace"),
+    }
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL output; none when the run died before writing it."""
+    return trials.read_rows(path) if path.exists() else []
+
+
+def _ids(path: Path) -> list[Any]:
+    return [r.get("id") for r in _read(path)]
+
+
+def surrogate_trial(work: Path, n_rows: int = 30, in_rows: bool = True) -> dict[str, Any]:
+    """Lone surrogates in every answer's reasoning and (``in_rows``) in an id and a
+    pass-through field."""
+    rows = work / "in.jsonl"
+    trials.write_rows(rows, n_rows=n_rows)
+    lines = rows.read_text().splitlines()
+    if in_rows:
+        bad_id, bad_field = 5, 11
+        row = json.loads(lines[bad_id])
+        row["id"] = "q5\ud800"
+        lines[bad_id] = json.dumps(row)  # ensure_ascii: written as the escape "\ud800"
+        row = json.loads(lines[bad_field])
+        row["note"] = "pass-through \udfff"
+        lines[bad_field] = json.dumps(row)
+    rows.write_text("\n".join(lines) + "\n")
+
+    async def handler(server: _Loopback, request: web.Request, payload: dict[str, Any]) -> Any:
+        body = _answer_bytes(payload, "weighing both \\ud800 answers")
+        return web.Response(body=body, content_type="application/json")
+
+    out, err, cache = work / "out.jsonl", work / "errors.jsonl", work / "cache.db"
+    with _Loopback(handler) as server:
+        base = [
+            "rank", str(rows), "--errors", str(err), "--cache", str(cache), "--judgements",
+            "--model", "sim-genrm", "--endpoint", server.url, "--seed", "0", "--quiet",
+        ]  # fmt: skip
+        first = _main([*base, "-o", str(out)])
+        paid = server.requests
+        resumed = _main([*base, "-o", str(out), "--resume"])
+        paid_resume = server.requests - paid
+        rerun = _main([*base, "-o", str(work / "rerun.jsonl"), "--errors", str(work / "e2.jsonl")])
+        paid_rerun = server.requests - paid - paid_resume
+    written = _ids(out)
+    errors = _read(err)
+    settled = len(written) + len(errors)
+    strict = True
+    for path in (out, err, work / "rerun.jsonl"):
+        if not path.exists():
+            continue
+        try:
+            path.read_bytes().decode("utf-8", "strict")
+        except UnicodeDecodeError:
+            strict = False
+    reasoning = [j["reasoning"] for r in _read(out) for j in r["genrm"].get("judgements", [])]
+    conn = sqlite3.connect(cache)
+    integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    unencodable = 0
+    for (blob,) in conn.execute("SELECT verdict FROM verdicts"):
+        try:
+            json.dumps(json.loads(blob), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            unencodable += 1
+    cached = conn.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+    conn.close()
+    same = [trials.strip_costs(r) for r in _read(work / "rerun.jsonl")] == [
+        trials.strip_costs(r) for r in _read(out)
+    ]
+    return {
+        "rows": n_rows,
+        "exit_status_first_run": first,
+        "rows_ranked": len(written),
+        "rows_in_errors_file": [(e["line"], e["kind"]) for e in errors],
+        "rows_lost": n_rows - settled,
+        "rows_duplicated": settled
+        - len({*map(json.dumps, written), *(str(e["line"]) for e in errors)}),
+        "outputs_strict_utf8": strict,
+        "reasoning_with_replacement_char": sum("\ufffd" in r for r in reasoning),
+        "judge_calls_paid": paid,
+        "exit_status_resume": resumed,
+        "calls_paid_by_resume": paid_resume,
+        "exit_status_rerun_from_cache": rerun,
+        "calls_paid_by_rerun": paid_rerun,
+        "rerun_equal_to_first_run": same,
+        "cache_verdicts": cached,
+        "cache_integrity_check": integrity,
+        "cache_verdicts_unencodable": unencodable,
+    }
+
+
+def _wide_rows(path: Path, n_rows: int, wide: int | None) -> None:
+    trials.write_rows(path, n_rows=n_rows)
+    if wide is None:
+        return
+    lines = path.read_text().splitlines()
+    lines.insert(n_rows // 2, json.dumps({
+        "id": "wide", "prompt": "Which one?", "candidates": [f"candidate {j}" for j in range(wide)],
+    }))  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+
+
+def wide_row_trial(work: Path, n_rows: int = 20, wide: int = 10_000) -> dict[str, Any]:
+    """A row of 10,000 candidates among normal rows, round-robin, in a child process."""
+    figures: dict[str, Any] = {"rows": n_rows, "wide_row_candidates": wide}
+    for name, extra in (("without_wide_row", None), ("with_wide_row", wide)):
+        rows = work / f"{name}.jsonl"
+        _wide_rows(rows, n_rows, extra)
+        out, err = work / f"{name}.out.jsonl", work / f"{name}.err.jsonl"
+        argv = [
+            "select", str(rows), "-o", str(out), "--errors", str(err), "--judge", "simulated",
+            "--strategy", "round_robin", "--quiet",
+        ]  # fmt: skip
+        run = _child(argv)
+        run["rows_ranked"] = len(_ids(out))
+        run["errors"] = [(e["id"], e["kind"]) for e in _read(err)]
+        figures[name] = run
+        figures[f"{name}_dry_run"] = _child([*argv, "--overwrite", "--dry-run"])
+    return figures
+
+
+def big_body_trial(work: Path, n_rows: int = 20, size: int = 2 << 30) -> dict[str, Any]:
+    """Answers of 2 GiB (streamed lazily by the server) for one row's requests."""
+    rows = work / "in.jsonl"
+    trials.write_rows(rows, n_rows=n_rows)
+    chunk = b" " * (1 << 20)
+
+    async def handler(server: _Loopback, request: web.Request, payload: dict[str, Any]) -> Any:
+        if not server.big or not any(
+            "Question 3?" in str(m["content"]) for m in payload["messages"]
+        ):
+            body = _answer_bytes(payload, "fine")
+            return web.Response(body=body, content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            for _ in range(size // len(chunk)):
+                await response.write(chunk)
+                server.bytes_sent += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading
+        return response
+
+    figures: dict[str, Any] = {"rows": n_rows, "body_bytes_offered": size}
+    with _Loopback(handler) as server:
+        out, err = work / "out.jsonl", work / "errors.jsonl"
+        argv = [
+            "select", str(rows), "-o", str(out), "--errors", str(err), "--model", "sim-genrm",
+            "--endpoint", server.url, "--seed", "0", "--quiet", "--timeout", "60",
+        ]  # fmt: skip
+        server.big = False  # the same run with every answer small: the memory baseline
+        baseline = _child([*argv, "--overwrite"])
+        server.big, server.requests = True, 0
+        figures.update(_child([*argv, "--overwrite"]))
+        figures["peak_rss_mib_all_answers_small"] = baseline["peak_rss_mib"]
+        figures["server_requests"] = server.requests
+        figures["body_bytes_sent_in_all"] = server.bytes_sent
+    figures["rows_ranked"] = len(_ids(out))
+    figures["errors"] = [(e["id"], e["kind"]) for e in _read(err)]
+    figures["rows_lost"] = n_rows - figures["rows_ranked"] - len(figures["errors"])
+    return figures
+
+
+CONSOLIDATION_WRITER = """
+import sys
+from pathlib import Path
+from genrm_rank.integrations.ray import _ShardCache
+from genrm_rank.verdict import Verdict
+
+cache = _ShardCache(Path(sys.argv[1]), None)
+for i in range(int(sys.argv[2])):
+    cache.put(f"live{i}", Verdict(score_1=4, score_2=2, ranking=1 + i % 6, raw="x" * 2000))
+cache.close()
+"""
+
+
+def consolidation_trial(work: Path, n_verdicts: int = 3000) -> dict[str, Any]:
+    """consolidate_caches over and over while an actor's cache is written and the base read."""
+    from genrm_rank.integrations.ray import BASE_CACHE, _ShardCache, consolidate_caches
+    from genrm_rank.verdict import Verdict
+
+    seed = _ShardCache(work / "verdicts.earlier.db", None)
+    seed.put_many((f"old{i}", Verdict(score_1=4, score_2=2, ranking=2)) for i in range(100))
+    seed.close()
+    consolidate_caches(work)
+    stop = threading.Event()
+    reads = {"queries": 0, "errors": 0}
+
+    def reader() -> None:  # an actor reading the base as it does: immutable, read-only
+        base = work / BASE_CACHE
+        while not stop.is_set():
+            try:
+                conn = sqlite3.connect(f"file:{base}?mode=ro&immutable=1", uri=True)
+                for _ in range(20):
+                    conn.execute("SELECT COUNT(*), SUM(LENGTH(verdict)) FROM verdicts").fetchone()
+                    reads["queries"] += 1
+                conn.close()
+            except sqlite3.DatabaseError:
+                reads["errors"] += 1
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CONSOLIDATION_WRITER,
+            str(work / "verdicts.live.db"),
+            str(n_verdicts),
+        ],
+        env={**os.environ, "PYTHONPATH": CODE},
+        cwd="/",  # not this checkout: CODE is what the child imports
+    )
+    consolidations = 0
+    while writer.poll() is None:
+        consolidate_caches(work)
+        consolidations += 1
+        time.sleep(0.01)
+    stop.set()
+    thread.join()
+    consolidate_caches(work)  # the writer has finished: its file is folded now
+    conn = sqlite3.connect(work / BASE_CACHE)
+    live = conn.execute("SELECT COUNT(*) FROM verdicts WHERE key LIKE 'live%'").fetchone()[0]
+    old = conn.execute("SELECT COUNT(*) FROM verdicts WHERE key LIKE 'old%'").fetchone()[0]
+    integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    conn.close()
+    return {
+        "writer_exit_status": writer.returncode,
+        "verdicts_written": n_verdicts,
+        "consolidations_during_the_write": consolidations,
+        "verdicts_lost": n_verdicts - live + (100 - old),
+        "base_reads": reads["queries"],
+        "base_reads_failed": reads["errors"],
+        "base_integrity_check": integrity,
+        "files_left": sorted(p.name for p in work.glob("verdicts.*.db")),
+    }
+
+
+def shared_cache_trial(work: Path, n_rows: int = 20) -> dict[str, Any]:
+    """Two runs at once on one cache, each against its own noisy server; then a rerun."""
+    rows = work / "in.jsonl"
+    trials.write_rows(rows, n_rows=n_rows)
+    cache = work / "shared.db"
+    config = {"latency": "constant", "latency_mean": 0.01, "noise_scale": 3.0}
+    servers = ThreadedSimServers(
+        [SimServerConfig(**config, seed=s, judge_seed=s) for s in (1, 2, 3)]
+    )
+    with servers:
+
+        def argv(name: str, url: str) -> list[str]:
+            return [
+                "select", str(rows), "-o", str(work / f"{name}.jsonl"), "--cache", str(cache),
+                "--model", "sim-genrm", "--endpoint", url, "--seed", "0", "--quiet",
+                "--strategy", "round_robin", "--concurrency", "8",
+            ]  # fmt: skip
+
+        env = {**os.environ, "PYTHONPATH": CODE}
+        code = "import sys; from genrm_rank.cli import main; sys.exit(main(sys.argv[1:]))"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, *argv(n, servers.urls[i])], env=env, cwd="/"
+            )
+            for i, n in enumerate(("a", "b"))
+        ]
+        statuses = [p.wait(timeout=600) for p in procs]
+        paid = [servers.stats(i).requests for i in range(2)]
+        rerun = _main(argv("rerun", servers.urls[2]))
+        paid_rerun = servers.stats(2).requests
+    got = {
+        n: [trials.strip_costs(r) for r in _read(work / f"{n}.jsonl")] for n in ("a", "b", "rerun")
+    }
+    conn = sqlite3.connect(cache)
+    stored = conn.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+    conn.close()
+    differ = {
+        pair: sum(x != y for x, y in zip(got[pair[0]], got[pair[1]], strict=True))
+        for pair in (("a", "b"), ("rerun", "a"), ("rerun", "b"))
+    }
+    return {
+        "rows": n_rows,
+        "exit_statuses": [*statuses, rerun],
+        "calls_paid_by_run_a_and_b": paid,
+        "verdicts_in_cache": stored,
+        "verdicts_paid_twice": sum(paid) - stored,
+        "calls_paid_by_rerun": paid_rerun,
+        "rows_differing_a_vs_b": differ[("a", "b")],
+        "rows_differing_rerun_vs_a": differ[("rerun", "a")],
+        "rows_differing_rerun_vs_b": differ[("rerun", "b")],
+    }
+
+
+def reordered_files_trial(work: Path, n_rows: int = 40, moved: int = 10) -> dict[str, Any]:
+    """--candidates-from-files with one seed file partly reordered."""
+    paths = []
+    for k in range(3):
+        path = work / f"output-rs{k}.jsonl"
+        rows = [
+            {"problem": f"Question {i}?", "qid": i, "generation": f"answer {i}.{k}"}
+            for i in range(n_rows)
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(path)
+    lines = paths[1].read_text().splitlines(keepends=True)
+    head = lines[:moved]
+    paths[1].write_text("".join([*head[1:], head[0], *lines[moved:]]))  # rows 1..10 rotated
+    out, err = work / "best.jsonl", work / "errors.jsonl"
+    status = _main([
+        "select", *map(str, paths), "-o", str(out), "--errors", str(err), "--judge", "simulated",
+        "--candidates-from-files", "--candidate-field", "generation", "--prompt-field", "problem",
+        "--id-field", "qid", "--quiet",
+    ])  # fmt: skip
+    got = _read(out)
+    corrupted = sum(
+        any(not c.startswith(f"answer {r['qid']}.") for c in r["candidates"]) for r in got
+    )
+    errors = _read(err)
+    return {
+        "rows": n_rows,
+        "rows_moved_in_one_file": moved,
+        "exit_status": status,
+        "rows_ranked": len(got),
+        "rows_refused_misaligned": sum(e["kind"] == "misaligned" for e in errors),
+        "rows_corrupted": corrupted,
+        "rows_lost": n_rows - len(got) - len(errors),
+    }
+
+
+def data_trials(work: Path) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for name, trial in (
+        ("surrogates", surrogate_trial),
+        ("surrogates_in_reasoning_only", functools.partial(surrogate_trial, in_rows=False)),
+        ("wide_row", wide_row_trial),
+        ("big_body", big_body_trial),
+        ("consolidation", consolidation_trial),
+        ("shared_cache", shared_cache_trial),
+        ("reordered_files", reordered_files_trial),
+    ):
+        (work / name).mkdir()
+        figures[name] = trial(work / name)
+        print(name, json.dumps(figures[name]), file=sys.stderr, flush=True)
+    return figures
+
+
+def core_trials(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Issue 11's trials: faults survived under load, crashes, hostile input."""
+    (work / "faults").mkdir()
+    (work / "crashes").mkdir()
+    return {
+        "faults": fault_trial(work / "faults", args.rows),
+        "crashes": {
+            k: v
+            for k, v in trials.run_crash_trials(
+                work / "crashes", n_rows=args.rows, kills=args.kills, seed=args.seed
+            ).items()
+            if k != "ids"
+        },
+        "hostile": hostile_trial(),
+    }
+
+
+GROUPS: dict[str, Callable[[Path, argparse.Namespace], dict[str, Any]]] = {
+    "core": core_trials,
+    "security": lambda work, args: security_trials(work, args.rows),
+    "data": lambda work, _: data_trials(work),
+}
+"""The groups of trials, by the name ``--only`` takes; each writes under its own folder."""
+
+
 def main_() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=40)
@@ -144,26 +629,20 @@ def main_() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--only", choices=("security",), default=None, help="run one group of trials only"
+        "--only",
+        choices=sorted(GROUPS),
+        action="append",
+        default=None,
+        help="run these groups of trials only (repeatable; default: all)",
     )
     args = parser.parse_args()
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="genrm-reliability-") as folder:
-        work = Path(folder)
-        figures: dict[str, Any] = {}
-        if args.only is None:
-            (work / "faults").mkdir()
-            (work / "crashes").mkdir()
-            figures["faults"] = fault_trial(work / "faults", args.rows)
-            figures["crashes"] = {
-                k: v
-                for k, v in trials.run_crash_trials(
-                    work / "crashes", n_rows=args.rows, kills=args.kills, seed=args.seed
-                ).items()
-                if k != "ids"
-            }
-            figures["hostile"] = hostile_trial()
-        (work / "security").mkdir()
-        figures["security"] = security_trials(work / "security", args.rows)
+        for name in args.only or list(GROUPS):
+            work = Path(folder) / name
+            work.mkdir()
+            found = GROUPS[name](work, args)
+            figures.update(found if name == "core" else {name: found})
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out is not None:

@@ -104,6 +104,19 @@ def _dumps_verdict(verdict: Verdict) -> str:
     return json.dumps(verdict_to_dict(verdict), ensure_ascii=True, separators=(",", ":"))
 
 
+def _loads_verdict(blob: str) -> Verdict:
+    # A cache written before verdicts were cleaned may hold an escaped lone surrogate (the
+    # Verdict built here replaces it, so a stored verdict never crashes a writer again) or a
+    # server's impossible usage, such as negative tokens (then read as unknown).
+    data = json.loads(blob)
+    try:
+        return verdict_from_dict(data)
+    except ValueError:
+        if not isinstance(data, dict) or data.get("usage") is None:
+            raise
+        return verdict_from_dict({**data, "usage": None})
+
+
 # --------------------------------------------------------------------------------------------
 # Keys
 
@@ -285,7 +298,11 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS verdicts "
     "(key TEXT PRIMARY KEY, verdict TEXT NOT NULL, created REAL)",
 )
-_PUT = "INSERT OR REPLACE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)"
+# INSERT OR IGNORE: the first verdict stored for a key wins. Two runs sharing a cache that pay
+# for the same request both end up with the verdict stored first (see VerdictCache.put), so a
+# rerun from the cache reproduces them; a last-writer-wins store would match neither.
+_PUT = "INSERT OR IGNORE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)"
+_GET = "SELECT verdict FROM verdicts WHERE key = ?"
 
 
 def _check_key(key: object) -> str:
@@ -408,16 +425,12 @@ class VerdictCache:
 
     def get(self, key: str) -> Verdict | None:
         """The verdict stored under ``key``, or ``None``; counts a hit or a miss."""
-        row = (
-            self._connection()
-            .execute("SELECT verdict FROM verdicts WHERE key = ?", (_check_key(key),))
-            .fetchone()
-        )
+        row = self._connection().execute(_GET, (_check_key(key),)).fetchone()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
-        return verdict_from_dict(json.loads(row[0]))
+        return _loads_verdict(row[0])
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` is stored (not counted as a hit or a miss)."""
@@ -426,26 +439,41 @@ class VerdictCache:
         row = self._connection().execute("SELECT 1 FROM verdicts WHERE key = ?", (key,)).fetchone()
         return row is not None
 
-    def put(self, key: str, verdict: Verdict) -> None:
-        """Store ``verdict`` under ``key`` (replacing any), committed before this returns."""
-        blob = _dumps_verdict(verdict)
-        self._connection().execute(_PUT, (_check_key(key), blob, time.time()))
+    def put(self, key: str, verdict: Verdict) -> Verdict:
+        """Store ``verdict`` under ``key`` unless the key is held; committed before this returns.
+
+        The first verdict stored for a key wins: when another run (or an earlier put) stored
+        one first, it is kept and returned, so that the caller can adopt it and agree with the
+        cache. Returns the verdict now stored under ``key``.
+        """
+        return self._put_first([(key, verdict)])[0]
 
     def put_many(self, items: Iterable[tuple[str, Verdict]]) -> int:
-        """Store many ``(key, verdict)`` pairs in one committed transaction; returns how many."""
+        """Store many ``(key, verdict)`` pairs in one committed transaction, the first verdict
+        of a key winning as in :meth:`put`; returns how many pairs were given."""
+        return len(self._put_first(items))
+
+    def _put_first(self, items: Iterable[tuple[str, Verdict]]) -> list[Verdict]:
+        """Insert the pairs not yet held in one transaction; the verdict stored under each key."""
         now = time.time()
-        rows = [(_check_key(key), _dumps_verdict(verdict), now) for key, verdict in items]
+        rows = [(_check_key(key), verdict, _dumps_verdict(verdict)) for key, verdict in items]
         if not rows:
-            return 0
+            return []
         conn = self._connection()
+        stored: list[Verdict] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_PUT, rows)
+            for key, verdict, blob in rows:
+                if conn.execute(_PUT, (key, blob, now)).rowcount:
+                    stored.append(verdict)
+                    continue
+                (held,) = conn.execute(_GET, (key,)).fetchone()
+                stored.append(verdict if held == blob else _loads_verdict(held))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return len(rows)
+        return stored
 
     def __len__(self) -> int:
         return int(self._connection().execute("SELECT COUNT(*) FROM verdicts").fetchone()[0])
@@ -519,12 +547,20 @@ def _input_versions(path: str) -> tuple[str, str]:
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             conn.execute("SELECT key, verdict, created FROM verdicts LIMIT 1").fetchall()
+            # Every page read once, before anything is written: a corrupt input is named here
+            # rather than failing half-way through the merge.
+            problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
         finally:
             conn.close()
     except sqlite3.DatabaseError as err:
         raise ValueError(
             f"Argument 'inputs' must name verdict caches, not {path!r} ({err})."
         ) from None
+    if problems != ["ok"]:
+        raise ValueError(
+            f"Argument 'inputs' holds a corrupt cache, {path!r} (SQLite's quick_check: "
+            f"{'; '.join(problems)}); nothing was merged."
+        )
     # Caches written before the protocol was recorded are of protocol 1, the only one then.
     return str(meta.get("schema_version")), str(meta.get("protocol_version", "1"))
 
@@ -579,31 +615,50 @@ def merge_caches(
                 f"protocol {PROTOCOL_VERSION}, and does not mix them."
             )
     read = added = duplicates = conflicts = 0
-    with VerdictCache(out_path, mounts=mounts) as cache:
-        conn = cache._connection()
-        for path in paths:  # one at a time: SQLite attaches at most 10 files at once
-            conn.execute("ATTACH DATABASE ? AS source", (path,))
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+    created = not os.path.exists(out_path)
+    try:
+        with VerdictCache(out_path, mounts=mounts) as cache:
+            conn = cache._connection()
+            for path in paths:  # one at a time: SQLite attaches at most 10 files at once
                 try:
-                    n, same, differ = conn.execute(
-                        "SELECT COUNT(*), COALESCE(SUM(m.verdict = s.verdict), 0), "
-                        "COALESCE(SUM(m.verdict != s.verdict), 0) FROM source.verdicts AS s "
-                        "LEFT JOIN main.verdicts AS m ON m.key = s.key"
-                    ).fetchone()
-                    inserted = conn.execute(
-                        "INSERT OR IGNORE INTO main.verdicts (key, verdict, created) "
-                        "SELECT key, verdict, created FROM source.verdicts"
-                    ).rowcount
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.execute("DETACH DATABASE source")
-            read += int(n)
-            added += int(inserted)
-            duplicates += int(same)
-            conflicts += int(differ)
-        total = len(cache)
+                    n, same, differ, inserted = _merge_one(conn, path)
+                except sqlite3.DatabaseError as err:
+                    raise ValueError(
+                        f"Argument 'inputs' holds a cache that cannot be read whole, {path!r} "
+                        f"({err}); its verdicts were not merged."
+                    ) from None
+                read += n
+                added += inserted
+                duplicates += same
+                conflicts += differ
+            total = len(cache)
+    except BaseException:
+        if created:  # leave no output behind rather than an empty or partial one
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(out_path + suffix).unlink(missing_ok=True)
+        raise
     return MergeReport(out_path, tuple(paths), read, added, duplicates, conflicts, total)
+
+
+def _merge_one(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]:
+    """Insert one input's new verdicts in one transaction: (read, same, different, added)."""
+    conn.execute("ATTACH DATABASE ? AS source", (path,))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            n, same, differ = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(m.verdict = s.verdict), 0), "
+                "COALESCE(SUM(m.verdict != s.verdict), 0) FROM source.verdicts AS s "
+                "LEFT JOIN main.verdicts AS m ON m.key = s.key"
+            ).fetchone()
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO main.verdicts (key, verdict, created) "
+                "SELECT key, verdict, created FROM source.verdicts"
+            ).rowcount
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute("DETACH DATABASE source")
+    return int(n), int(same), int(differ), int(inserted)

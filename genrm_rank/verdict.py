@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -52,6 +54,27 @@ __all__ = [
 
 SCORE_MIN, SCORE_MAX = 1.0, 5.0
 RANKING_MIN, RANKING_MAX = 1.0, 6.0
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_text(text: str | None) -> str | None:
+    """``text`` with each lone surrogate replaced by U+FFFD, so that UTF-8 can hold it.
+
+    A JSON ``"\\ud800"`` escape decodes to a lone surrogate: not text, and not encodable, so
+    one from a server would crash every writer it reached (output files, the cache) and, served
+    back from a cache, crash a resumed run again.
+
+    >>> _utf8_text("a\\ud800b") == "a\\ufffdb", _utf8_text("ok")
+    (True, 'ok')
+    """
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 class FailureKind(str, enum.Enum):
@@ -81,10 +104,22 @@ class FailureKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage the server reported for one call."""
+    """Token usage the server reported for one call: whole numbers of tokens, never negative.
+
+    A judge that reads usage from a server checks it there, and reports a count no call can
+    have (negative, fractional, a bool) as unknown (``usage=None``), never summed.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("prompt_tokens", "completion_tokens"):
+            value: object = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
+            if not isinstance(value, int):  # a numpy integer
+                object.__setattr__(self, name, int(value))
 
     @property
     def total_tokens(self) -> int:
@@ -109,6 +144,10 @@ class RubricScore:
     score_1: float | None
     score_2: float | None
     ranking: float | None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rubric_id, str):
+            object.__setattr__(self, "rubric_id", _utf8_text(self.rubric_id))
 
     def swapped(self) -> RubricScore:
         """The same triplet seen with the two responses' slots exchanged."""
@@ -219,6 +258,14 @@ class Verdict:
     cached: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
+        # The texts come from servers, parsers and files: a lone surrogate in one becomes U+FFFD
+        # here, so that a verdict always holds text every writer (and the cache) can encode.
+        for name in ("raw", "reasoning", "error", "finish_reason"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                clean = _utf8_text(value)
+                if clean is not value:
+                    object.__setattr__(self, name, clean)
         if self.failure is None:
             if self.ranking is None:
                 raise ValueError("A verdict with no failure must have a ranking, not None.")

@@ -264,12 +264,12 @@ def test_get_put_counts_hits_and_misses(tmp_path: Path) -> None:
         assert (cache.hits, cache.misses) == (1, 1)  # `in` is not counted
 
 
-def test_put_replaces(tmp_path: Path) -> None:
+def test_put_keeps_the_first(tmp_path: Path) -> None:
     with VerdictCache(tmp_path / "c.sqlite") as cache:
         cache.put("a", OK)
         failed = Verdict.failed("unreadable", raw="??")
-        cache.put("a", failed)
-        assert cache.get("a") == failed and len(cache) == 1
+        assert cache.put("a", failed) == OK
+        assert cache.get("a") == OK and len(cache) == 1
 
 
 def test_put_many_and_reopen(tmp_path: Path) -> None:
@@ -960,3 +960,150 @@ def test_cli_cache_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
     assert main(["cache", "merge", str(tmp_path / "m.db"), str(tmp_path / "none.db")]) == EXIT_USAGE
     assert "argument IN.db must name existing cache files" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# Shared caches: the first verdict stored wins, and a late writer adopts it
+
+
+def test_put_keeps_the_first_verdict_and_returns_it(tmp_path: Path) -> None:
+    other = Verdict(score_1=1, score_2=5, ranking=6, raw="later", usage=Usage(1, 2))
+    with VerdictCache(tmp_path / "c.sqlite") as one, VerdictCache(tmp_path / "c.sqlite") as two:
+        assert one.put("a", OK) == OK
+        assert two.put("a", other) == OK  # another process stored first: its verdict stays
+        assert two.put_many([("a", other), ("b", other)]) == 2
+        assert one.get("a") == OK and one.get("b") == other and len(one) == 2
+
+
+class _RacingJudge:
+    """Answers ``mine``; while it generates, another run stores ``theirs`` under the same key."""
+
+    def __init__(self, mine: Verdict, theirs: Verdict, path: Path) -> None:
+        self.mine, self.theirs, self.path = mine, theirs, path
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        with VerdictCache(self.path) as rival:
+            rival.put(cache_key(NAMESPACE, request), self.theirs)
+        return self.mine
+
+    async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        return [await self.judge(r) for r in requests]
+
+
+THEIRS = Verdict(score_1=2, score_2=5, ranking=5, raw="theirs", usage=Usage(7, 70))
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_late_writer_adopts_the_verdict_stored_first(tmp_path: Path, batch: bool) -> None:
+    path = tmp_path / "shared.sqlite"
+    inner = _RacingJudge(OK, THEIRS, path)
+    with VerdictCache(path) as cache:
+        if batch:
+            cached: CachedJudge = CachedBatchJudge(inner, cache, namespace=NAMESPACE)
+            [got] = await cached.judge_batch([REQUEST])  # type: ignore[attr-defined]
+        else:
+            cached = CachedJudge(_RacingJudge(OK, THEIRS, path), cache, namespace=NAMESPACE)
+            got = await cached.judge(REQUEST)
+        # the answer the cache holds, at the cost this run paid
+        assert (got.ranking, got.raw) == (THEIRS.ranking, THEIRS.raw)
+        assert (got.usage, got.attempts) == (OK.usage, OK.attempts) and not got.cached
+        assert cached.adopted == 1
+        assert cache.get(cached.key(REQUEST)) == THEIRS
+        rerun = await CachedJudge(ScriptedJudge(), cache, namespace=NAMESPACE).judge(REQUEST)
+        assert (rerun.ranking, rerun.raw) == (got.ranking, got.raw)
+
+
+# ------------------------------------------------------------------------------------------
+# Lone surrogates never enter the cache
+
+
+def test_a_lone_surrogate_is_stored_as_text(tmp_path: Path) -> None:
+    verdict = Verdict(score_1=4, score_2=2, ranking=2, raw="a\ud800", reasoning="\udfffb")
+    assert (verdict.raw, verdict.reasoning) == ("a\ufffd", "\ufffdb")
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        cache.put("k", verdict)
+        (blob,) = cache._connection().execute("SELECT verdict FROM verdicts").fetchone()
+        blob.encode("utf-8")
+        assert "\\ud800" not in blob and cache.get("k") == verdict
+
+
+def test_a_poisoned_cache_row_is_served_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    VerdictCache(path).close()
+    blob = json.dumps({**verdict_to_dict(OK), "reasoning": "x\ud800y"}, ensure_ascii=True)
+    with sqlite3.connect(path) as conn:  # as an older genrm_rank stored a server's "\ud800"
+        conn.execute("INSERT INTO verdicts VALUES ('k', ?, 0)", (blob,))
+    with VerdictCache(path) as cache:
+        served = cache.get("k")
+        assert served is not None and served.reasoning == "x\ufffdy"
+        json.dumps(verdict_to_dict(served), ensure_ascii=False).encode("utf-8")
+
+
+def test_a_cached_impossible_usage_is_served_as_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    VerdictCache(path).close()
+    bad = {"prompt_tokens": -5, "completion_tokens": 10}
+    blob = json.dumps({**verdict_to_dict(OK), "usage": bad})
+    with sqlite3.connect(path) as conn:  # as an older genrm_rank stored a server's figures
+        conn.execute("INSERT INTO verdicts VALUES ('k', ?, 0)", (blob,))
+    with VerdictCache(path) as cache:
+        assert cache.get("k") == dataclasses.replace(OK, usage=None)
+
+
+# ------------------------------------------------------------------------------------------
+# Merging a corrupt cache: named, and no empty output left
+
+
+def _corrupt_copy(tmp_path: Path, name: str) -> Path:
+    """A cache of 2,000 verdicts with a few b-tree pages of its second half overwritten."""
+    source = tmp_path / f"{name}.src.db"
+    with VerdictCache(source) as cache:
+        cache.put_many((f"k{i}", _verdict(1 + i % 6)) for i in range(2000))
+    data = bytearray(source.read_bytes())
+    for offset in range(len(data) // 2, len(data), 4096 * 7):
+        data[offset : offset + 40] = bytes(range(40))
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_merging_a_corrupt_cache_names_it_and_leaves_no_output(tmp_path: Path) -> None:
+    good = tmp_path / "good.db"
+    with VerdictCache(good) as cache:
+        cache.put("g", _verdict(2))
+    bad = _corrupt_copy(tmp_path, "bad.db")
+    out = tmp_path / "out.db"
+    with pytest.raises(ValueError, match=r"holds a corrupt cache, '.*bad\.db'"):
+        cache_module.merge_caches(out, [good, bad])
+    assert not any(p.name.startswith("out.db") for p in tmp_path.iterdir())
+
+
+def test_merging_a_corrupt_cache_leaves_the_output_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from genrm_rank.cli import EXIT_USAGE, main
+
+    out = tmp_path / "out.db"
+    with VerdictCache(out) as cache:
+        cache.put("mine", _verdict(3))
+    bad = _corrupt_copy(tmp_path, "bad.db")
+    assert main(["cache", "merge", str(out), str(bad)]) == EXIT_USAGE
+    assert f"argument IN.db holds a corrupt cache, {str(bad)!r}" in capsys.readouterr().err
+    with VerdictCache(out) as cache:
+        assert len(cache) == 1 and cache.get("mine") == _verdict(3)
+
+
+def test_a_merge_failing_half_way_removes_the_output_it_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = tmp_path / "good.db"
+    with VerdictCache(good) as cache:
+        cache.put("g", _verdict(2))
+
+    def unreadable(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(cache_module, "_merge_one", unreadable)
+    with pytest.raises(ValueError, match=r"cannot be read whole, '.*good\.db'"):
+        cache_module.merge_caches(tmp_path / "out.db", [good])
+    assert not (tmp_path / "out.db").exists()

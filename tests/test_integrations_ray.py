@@ -1,7 +1,9 @@
 """Tests of genrm_rank.integrations.ray on a local Ray instance with 2 CPUs (marker ``ray``).
 
-Deselected by default (it needs the ``ray`` extra, and starting Ray takes seconds and about
-1.7 GB); run with ``.venv/bin/pytest -m ray tests/test_integrations_ray.py``. The actors talk to
+The tests that start Ray are deselected by default (they need the ``ray`` extra, and starting
+Ray takes seconds and about 1.7 GB); run them with
+``.venv/bin/pytest -m ray tests/test_integrations_ray.py``. Cache consolidation needs no Ray and
+always runs. The actors talk to
 serve-sim replicas (:class:`~genrm_rank.server.ThreadedSimServers`) running in this process on
 loopback, or hold a deterministic :class:`~genrm_rank.judges.simulated.SimulatedJudge`.
 """
@@ -10,20 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from genrm_rank.integrations.ray import BASE_CACHE, consolidate_caches, rank_dataset
+from genrm_rank.cache import VerdictCache
+from genrm_rank.integrations.ray import BASE_CACHE, _ShardCache, consolidate_caches, rank_dataset
 from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.runner import PromptInput, Runner
 from genrm_rank.server import SimServerConfig, ThreadedSimServers
 from genrm_rank.spec import RankSpec
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300)]
 
 SPEC = RankSpec(strategy="round_robin", seed=11)
 NAMESPACE = {"judge": "openai_http", "model": "sim-genrm"}
@@ -67,6 +74,7 @@ def _by_id(ds: Any) -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in ds.take_all()}
 
 
+@pytest.mark.ray
 def test_rows_ranked_as_the_runner_ranks_them(ray_local: Any) -> None:
     rows = _rows(12)
     rows[5]["candidates"] = ["only one"]  # invalid: reported, not sent
@@ -94,6 +102,7 @@ def test_rows_ranked_as_the_runner_ranks_them(ray_local: Any) -> None:
         assert got["genrm_status"] == "complete" and got["genrm_error"] is None
 
 
+@pytest.mark.ray
 def test_a_rerun_pays_only_for_unfinished_rows(
     ray_local: Any, servers: ThreadedSimServers, tmp_path: Path
 ) -> None:
@@ -131,18 +140,18 @@ def test_a_rerun_pays_only_for_unfinished_rows(
     base = consolidate_caches(tmp_path)
     assert base == tmp_path / BASE_CACHE
     assert [p.name for p in tmp_path.glob("verdicts.*.db")] == [BASE_CACHE]
-    from genrm_rank.cache import VerdictCache
-
     with VerdictCache(base) as cache:
         assert len(cache) == 16 * 12
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize(
     ("kwargs", "error", "fragment"),
     [
         ({"spec": "round_robin"}, TypeError, "Argument 'spec'"),
         ({"judge_factory": 3}, TypeError, "Argument 'judge_factory'"),
         ({"actors": 0}, ValueError, "Argument 'actors'"),
+        ({"max_candidates": 1}, ValueError, "Argument 'max_candidates'"),
         ({"cache_dir": "x"}, ValueError, "Argument 'cache_namespace' must be given"),
         ({"cache_namespace": {"model": "m"}}, ValueError, "needs 'cache_dir'"),
         ({"ds": [1, 2]}, TypeError, "Argument 'ds'"),
@@ -160,3 +169,113 @@ def test_bad_arguments_name_the_argument(
     ds = options.pop("ds")
     with pytest.raises(error, match=fragment):
         rank_dataset(ds, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Consolidation with writers running (no Ray needed)
+
+WRITER = """
+import sys
+from pathlib import Path
+from genrm_rank.integrations.ray import _ShardCache
+from genrm_rank.verdict import Verdict
+
+cache = _ShardCache(Path(sys.argv[1]), None)
+n = int(sys.argv[2])
+for i in range(n):
+    cache.put(f"live{i}", Verdict(score_1=4, score_2=2, ranking=1 + i % 6))
+    if i == n // 2:
+        print("half", flush=True)
+        sys.stdin.readline()  # the test consolidates while this file is open and half written
+cache.close()
+print("done", flush=True)
+"""
+
+
+def _verdict(i: int) -> Any:
+    from genrm_rank.verdict import Verdict
+
+    return Verdict(score_1=4, score_2=2, ranking=1 + i % 6)
+
+
+def test_consolidation_leaves_a_live_writer_alone_and_loses_nothing(tmp_path: Path) -> None:
+    finished = _ShardCache(tmp_path / "verdicts.finished.db", None)
+    finished.put_many((f"old{i}", _verdict(i)) for i in range(50))
+    finished.close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path / "verdicts.live.db"), "3000"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    try:
+        assert writer.stdout.readline() == "half\n"
+        base = consolidate_caches(tmp_path)  # mid-write: the finished file only
+        assert base == tmp_path / BASE_CACHE
+        assert sorted(p.name for p in tmp_path.glob("verdicts.*.db")) == [
+            BASE_CACHE,
+            "verdicts.live.db",
+        ]
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        for _ in range(3):  # again and again while it writes
+            consolidate_caches(tmp_path)
+        assert writer.stdout.readline() == "done\n"
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=60)
+    assert writer.returncode == 0
+    consolidate_caches(tmp_path)  # the writer has finished: now it is folded
+    assert [p.name for p in tmp_path.glob("verdicts.*.db")] == [BASE_CACHE]
+    assert [p.name for p in tmp_path.glob("verdicts.*.lock")] == ["verdicts.consolidate.lock"]
+    conn = sqlite3.connect(tmp_path / BASE_CACHE)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with VerdictCache(tmp_path / BASE_CACHE) as cache:
+        assert len(cache) == 3050
+        assert cache.get("live2999") == _verdict(2999) and cache.get("old49") == _verdict(49)
+
+
+def test_an_actor_reading_the_base_keeps_reading_while_it_is_replaced(tmp_path: Path) -> None:
+    first = _ShardCache(tmp_path / "verdicts.a.db", None)
+    first.put("k0", _verdict(0))
+    first.close()
+    base = consolidate_caches(tmp_path)
+    assert base is not None
+    reader = _ShardCache(tmp_path / "verdicts.reader.db", base)
+    try:
+        more = _ShardCache(tmp_path / "verdicts.b.db", None)
+        more.put_many((f"k{i}", _verdict(i)) for i in range(1, 500))
+        more.close()
+        consolidate_caches(tmp_path)  # the reader's own file is open: left alone
+        assert (tmp_path / "verdicts.reader.db").exists()
+        assert reader.get("k0") == _verdict(0)  # the base it opened, unchanged under it
+    finally:
+        reader.close()
+    with VerdictCache(tmp_path / BASE_CACHE) as cache:
+        assert len(cache) == 500
+
+
+def test_a_shard_cache_is_written_by_one_writer_only(tmp_path: Path) -> None:
+    one = _ShardCache(tmp_path / "verdicts.x.db", None)
+    try:
+        with pytest.raises(RuntimeError, match="held by another writer"):
+            _ShardCache(tmp_path / "verdicts.x.db", None)
+    finally:
+        one.close()
+
+
+def _actor(**kwargs: Any) -> Any:
+    from genrm_rank.integrations.ray import _RankActor
+
+    columns = {"prompt": "prompt", "candidates": "candidates", "id": "id", "principle": None}
+    return _RankActor(SPEC, SimulatedJudge, columns, {}, None, None, "genrm_", **kwargs)
+
+
+def test_a_row_over_max_candidates_is_invalid_before_anything_is_scheduled() -> None:
+    wide = {"id": "w", "prompt": "Which?", "candidates": [f"c{j}" for j in range(10_000)]}
+    reason = _actor()._prompt(wide, 0)
+    assert isinstance(reason, str) and "at most max_candidates=1024" in reason
+    assert isinstance(_actor(max_candidates=None)._prompt(wide, 0), PromptInput)

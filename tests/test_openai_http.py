@@ -119,7 +119,7 @@ async def capture(
 
 
 def test_all_is_complete_and_sorted() -> None:
-    assert openai_http.__all__ == ["OpenAIJudge", "check_endpoints"]
+    assert openai_http.__all__ == ["MAX_RESPONSE_BYTES", "OpenAIJudge", "check_endpoints"]
 
 
 def test_is_a_batch_judge_and_builds_without_a_loop() -> None:
@@ -721,3 +721,109 @@ async def test_a_chat_request_redirected_to_another_origin_carries_no_key(
     async with fast_judge(origin, api_key=ECHO_KEY) as judge:
         verdict = await judge.judge(req())
     assert verdict.ok and seen == [None]
+
+
+# -- an answer of gigabytes is not read whole; impossible usage is not summed ------------------
+
+
+def _streaming(
+    total: int, *, declare: bool
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler streaming ``total`` bytes lazily (never held), declared or chunked."""
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if declare:
+            response.content_length = total
+        await response.prepare(request)
+        chunk = b" " * (1 << 20)
+        try:
+            for _ in range(total // len(chunk)):
+                await response.write(chunk)
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up, as it should
+        return response
+
+    return chat
+
+
+@pytest.mark.parametrize("declare", [False, True])
+async def test_an_answer_over_max_response_bytes_is_a_failed_call_not_read_whole(
+    chat_server: Callable[..., Awaitable[str]], declare: bool
+) -> None:
+    import tracemalloc
+
+    big = await chat_server(_streaming(256 << 20, declare=declare))
+    good = await chat_server(_ok)
+    async with fast_judge(big, max_resends=0) as judge:
+        tracemalloc.start()
+        try:
+            verdict = await judge.judge(req())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert verdict.failure is FailureKind.UNAVAILABLE and verdict.attempts == 1
+        assert "answer longer than max_response_bytes=8388608" in (verdict.error or "")
+        assert judge.faults == {"oversized_answer": 1}
+        assert peak < 48 << 20  # 256 MiB read whole would be far above
+    async with fast_judge(good, thinking=False) as judge:  # and the run goes on
+        assert (await judge.judge(req())).ok
+
+
+async def _ok(request: web.Request) -> web.Response:
+    await request.read()
+    return completion(GOOD)
+
+
+def test_max_response_bytes_is_validated() -> None:
+    with pytest.raises(ValueError, match="'max_response_bytes'"):
+        fast_judge("http://127.0.0.1:1/v1", max_response_bytes=0)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": -5, "completion_tokens": 10},
+        {"prompt_tokens": 10, "completion_tokens": 1e308},
+        {"prompt_tokens": 10.5, "completion_tokens": 10},
+        {"prompt_tokens": True, "completion_tokens": 10},
+        {"prompt_tokens": "10", "completion_tokens": 10},
+    ],
+)
+async def test_impossible_usage_is_unknown_not_summed(
+    capture: Callable[[Callable[[dict[str, Any]], web.Response]], Awaitable[Capture]],
+    usage: dict[str, Any],
+) -> None:
+    def reply(payload: dict[str, Any]) -> web.Response:
+        body = {
+            "choices": [
+                {"message": {"role": "assistant", "content": GOOD}, "finish_reason": "stop"}
+            ],
+            "usage": usage,
+        }
+        return web.json_response(body)
+
+    cap = await capture(reply)
+    async with fast_judge(cap.url, thinking=False) as judge:
+        verdict = await judge.judge(req())
+        assert judge.faults == {"impossible_usage": 1}
+    assert verdict.ok and verdict.usage is None and verdict.total_tokens == 0
+
+
+async def test_whole_float_usage_is_a_count(
+    capture: Callable[[Callable[[dict[str, Any]], web.Response]], Awaitable[Capture]],
+) -> None:
+    def reply(payload: dict[str, Any]) -> web.Response:
+        body = {
+            "choices": [
+                {"message": {"role": "assistant", "content": GOOD}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 10.0, "completion_tokens": None},
+        }
+        return web.json_response(body)
+
+    cap = await capture(reply)
+    async with fast_judge(cap.url) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.usage is not None and verdict.total_tokens == 10

@@ -357,3 +357,139 @@ async def test_a_judge_error_row_says_judge_error(tmp_path: Path) -> None:
     [error] = [json.loads(x) for x in err.splitlines()]
     assert error["kind"] == "judge_error" and "no record for prompt 1" in error["reason"]
     assert [json.loads(x)["id"] for x in out.splitlines()] == [0, 2]
+
+
+# -- lone surrogates: a row error, never a crash ------------------------------------------------
+
+SURROGATE_ROWS = [
+    (b'{"id": "a\\ud800", "prompt": "q", "candidates": ["x", "y"]}', "'id'"),
+    (
+        b'{"id": 1, "prompt": "q", "candidates": ["x", "y"], "meta": {"n": ["\\udfff"]}}',
+        "meta.n[0]",
+    ),
+    (b'{"id": 1, "prompt": "q", "candidates": ["x", "y"], "\\ud83d": 1}', "field '\\ud83d'"),
+]
+
+
+@pytest.mark.parametrize(("raw", "where"), SURROGATE_ROWS)
+def test_a_lone_surrogate_anywhere_in_a_row_is_a_row_error(raw: bytes, where: str) -> None:
+    error = RowReader().parse(3, raw)
+    assert isinstance(error, RowError) and error.kind == "bad_encoding", error
+    assert where in error.reason and "lone surrogate" in error.reason
+    block = Block("errors", (error.to_dict(),), error)
+    assert json.loads(block.encode()) == json.loads(json.dumps(error.to_dict()))
+
+
+def test_a_surrogate_pair_is_text_and_kept() -> None:
+    row = RowReader().parse(1, b'{"id": "\\ud83d\\ude00", "prompt": "q", "candidates": ["x", "y"]}')
+    assert isinstance(row, Row) and row.id == "\U0001f600"
+
+
+def test_block_encode_escapes_surrogates_only_in_the_errors_file() -> None:
+    line = {"id": "a\ud800", "kind": "bad_encoding"}
+    assert Block("errors", (line,)).encode() == b'{"id": "a\\ud800", "kind": "bad_encoding"}\n'
+    with pytest.raises(UnicodeEncodeError):
+        Block("out", (line,)).encode()
+
+
+class _SurrogateJudge:
+    """Reasons with a lone surrogate (a server's JSON "\\ud800"), answers slot 1 better."""
+
+    async def judge(self, request: object) -> object:
+        from genrm_rank.verdict import Verdict
+
+        return Verdict(score_1=4, score_2=2, ranking=2, raw="ok \ud800", reasoning="hm \udc00")
+
+
+def _fmt_reasoning(row: Row, ranking: object) -> Block:
+    verdict = ranking.judgements[0].verdict  # type: ignore[attr-defined]
+    line = {"id": row.id, "why": verdict.reasoning, "note": row.data.get("note")}
+    return Block("out", (line,))
+
+
+async def test_surrogates_in_rows_and_reasoning_never_end_the_run(tmp_path: Path) -> None:
+    lines = [
+        b'{"id": 0, "prompt": "q", "candidates": ["x", "y"]}',
+        b'{"id": "bad\\ud800", "prompt": "q", "candidates": ["x", "y"]}',
+        b'{"id": 2, "prompt": "q", "candidates": ["x", "y"], "note": "\\udbff"}',
+        b'{"id": 3, "prompt": "q", "candidates": ["x", "y"], "note": "fine \\u00e9"}',
+    ]
+    (tmp_path / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    out, err = tmp_path / "o.jsonl", tmp_path / "e.jsonl"
+    outcome = await process_file(
+        tmp_path / "in.jsonl",
+        judge=_SurrogateJudge(),  # type: ignore[arg-type]
+        spec=SELECT_DEFAULTS,
+        formatter=_fmt_reasoning,
+        sinks={"out": JsonlSink(out), "errors": JsonlSink(err)},
+    )
+    assert outcome.status == "complete"
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in got] == [0, 3]
+    assert got[0]["why"] == "hm \ufffd" and got[1]["note"] == "fine \u00e9"
+    errors = [json.loads(x) for x in err.read_text(encoding="utf-8").splitlines()]
+    assert [(e["line"], e["id"], e["kind"]) for e in errors] == [
+        (2, "bad\ud800", "bad_encoding"),
+        (3, 2, "bad_encoding"),
+    ]
+
+
+async def test_a_formatter_writing_a_surrogate_gives_a_row_error(tmp_path: Path) -> None:
+    _write_rows(tmp_path / "in.jsonl", 3, k=2)
+
+    def fmt(row: Row, ranking: object) -> Block:
+        return Block("out", ({"id": row.id, "x": "\ud800" if row.id == 1 else "ok"},))
+
+    out, err = tmp_path / "o.jsonl", tmp_path / "e.jsonl"
+    outcome = await process_file(
+        tmp_path / "in.jsonl",
+        judge=SimulatedJudge(seed=1),
+        spec=SELECT_DEFAULTS,
+        formatter=fmt,
+        sinks={"out": JsonlSink(out), "errors": JsonlSink(err)},
+    )
+    assert outcome.status == "complete"
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [0, 2]
+    [error] = [json.loads(x) for x in err.read_text().splitlines()]
+    assert error["id"] == 1 and error["kind"] == "bad_encoding" and "'\\ud800'" in error["reason"]
+
+
+# -- a row of 10,000 candidates: refused up front, not 50 million pairs ------------------------
+
+
+def _wide_rows(path: Path, n_candidates: int) -> None:
+    rows = [
+        {"id": 0, "prompt": "q0", "candidates": ["a", "b", "c"]},
+        {"id": 1, "prompt": "q1", "candidates": [f"c{j}" for j in range(n_candidates)]},
+        {"id": 2, "prompt": "q2", "candidates": ["a", "b", "c"]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_row_over_max_candidates_is_refused_before_its_candidates_are_read() -> None:
+    raw = _line({"id": 1, "prompt": "q", "candidates": [f"c{j}" for j in range(10_000)]})
+    error = RowReader().parse(1, raw)
+    assert isinstance(error, RowError) and error.kind == "too_many_candidates"
+    assert "10000 candidates, over max_candidates=1024" in error.reason
+    assert isinstance(RowReader(RowSpec(max_candidates=None)).parse(1, raw), Row)
+    with pytest.raises(ValueError, match="'max_candidates'"):
+        RowSpec(max_candidates=1)
+
+
+async def test_a_row_of_ten_thousand_candidates_keeps_the_other_rows_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    _wide_rows(tmp_path / "in.jsonl", 10_000)
+    tracemalloc.start()
+    try:
+        out, outcome = await _run(tmp_path, "w", spec=RankSpec(strategy="round_robin"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcome.status == "complete"  # type: ignore[attr-defined]
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [0, 2]
+    [error] = [json.loads(x) for x in (tmp_path / "w.err.jsonl").read_text().splitlines()]
+    assert (error["id"], error["kind"]) == (1, "too_many_candidates")
+    assert peak < 64 * 2**20  # all 50 million pairs would take gigabytes

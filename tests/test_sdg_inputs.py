@@ -528,3 +528,75 @@ def test_cli_dry_run_reads_every_input_kind(
     (tmp_path / "in.json").write_text(json.dumps(sample_rows()))
     assert run_main(*SELECT, tmp_path / "in.json", "-o", tmp_path / "o.jsonl", "--dry-run") == 0
     assert "4" in capsys.readouterr().out
+
+
+def test_merge_by_row_refuses_rows_of_different_prompts(tmp_path: Path) -> None:
+    paths = seed_files(tmp_path)
+    lines = paths[2].read_text().splitlines(keepends=True)
+    paths[2].write_text("".join([lines[1], lines[0], *lines[2:]]))  # rows 1 and 2 swapped
+    source = merge_candidate_files(
+        [open_input(p) for p in paths], candidate_field="generation", prompt_fields=("problem",)
+    )
+    out = dict(source)
+    assert out[3]["candidates"] == ["answer 2.0", "answer 2.1", "answer 2.2"]
+    for row in (1, 2):
+        problem = out[row]
+        assert isinstance(problem, InputProblem) and problem.kind == "misaligned"
+        assert f"row {row} of {paths[0]} and row {row} of {paths[2]}" in problem.reason
+        assert "different prompts" in problem.reason
+
+
+def test_merge_by_key_refuses_a_partner_of_another_prompt(tmp_path: Path) -> None:
+    paths = seed_files(tmp_path)
+    regenerated = json.dumps({"problem": "q2 (new)", "qid": 2, "generation": "answer"}) + "\n"
+    lines = paths[1].read_text().splitlines(keepends=True)
+    paths[1].write_text("".join([lines[0], lines[1], lines[3], regenerated]))
+    out = dict(
+        merge_candidate_files(
+            [open_input(p) for p in paths],
+            candidate_field="generation",
+            align_by="qid",
+            prompt_fields=("problem",),
+        )
+    )
+    assert isinstance(out[3], InputProblem)
+    assert f"row 3 of {paths[0]} and row 4 of {paths[1]} hold different prompts" in out[3].reason
+    assert [n for n, r in out.items() if isinstance(r, dict)] == [1, 2, 4]
+
+
+def test_merge_rows_without_a_prompt_field_are_not_compared(tmp_path: Path) -> None:
+    paths = seed_files(tmp_path)
+    source = merge_candidate_files([open_input(p) for p in paths], candidate_field="generation")
+    out = [r for _, r in source]
+    assert all(isinstance(r, dict) for r in out)  # 'problem' is not a default prompt field
+
+
+def test_cli_candidates_from_a_reordered_file_are_row_errors(tmp_path: Path) -> None:
+    paths = seed_files(tmp_path)
+    lines = paths[1].read_text().splitlines(keepends=True)
+    paths[1].write_text("".join([lines[3], *lines[1:3], lines[0]]))  # rows 1 and 4 swapped
+    out, errors = tmp_path / "best.jsonl", tmp_path / "errors.jsonl"
+    run_main(
+        *SELECT, *paths, "-o", out, "--errors", errors, "--candidates-from-files",
+        "--candidate-field", "generation", "--prompt-field", "problem", "--id-field", "qid",
+    )  # fmt: skip
+    got = rows_of(out)
+    assert [r["qid"] for r in got] == [1, 2]
+    assert all(c.startswith(f"answer {r['qid']}.") for r in got for c in r["candidates"])
+    refused = rows_of(errors)
+    assert [(e["line"], e["kind"]) for e in refused] == [(1, "misaligned"), (4, "misaligned")]
+    assert str(paths[1]) in refused[0]["reason"] and "row 1 of" in refused[0]["reason"]
+
+
+def test_cli_max_candidates_refuses_wider_rows(tmp_path: Path) -> None:
+    rows = [
+        {"id": i, "prompt": f"q{i}", "candidates": ["a", "b", "c"][: 2 + i % 2]} for i in range(4)
+    ]
+    (tmp_path / "in.jsonl").write_bytes(jsonl(rows))
+    out, errors = tmp_path / "o.jsonl", tmp_path / "e.jsonl"
+    run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--errors", errors, "--max-candidates", 2)
+    assert [r["id"] for r in rows_of(out)] == [0, 2]
+    assert [(e["id"], e["kind"]) for e in rows_of(errors)] == [
+        (1, "too_many_candidates"),
+        (3, "too_many_candidates"),
+    ]

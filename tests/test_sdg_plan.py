@@ -134,3 +134,22 @@ def test_dry_run_stops_when_the_first_rows_lack_a_field(
     plan = json.loads(summary.read_text())
     assert plan["bad_rows_by_kind"] == {"missing_field": 9} and "lack" in plan["stop"]
     assert main([*argv, "--candidates-field", "answers"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("swap", "samples", "calls"), [("both", 1, 90), ("none", 2, 90), ("random", 1, 45)]
+)
+def test_round_robin_calls_are_counted_without_building_pairs(
+    swap: str, samples: int, calls: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = RankSpec(strategy="round_robin", swap=swap, samples=samples)  # type: ignore[arg-type]
+    built = calls_for(spec, 10)
+    assert built == (calls, True)
+
+    def no_scheduler(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a round-robin is counted, never built (10,000 candidates: 40 GB)")
+
+    monkeypatch.setattr("genrm_rank.sdg.plan.make_strategy", no_scheduler)
+    assert calls_for(spec, 10) == built
+    assert calls_for(spec, 10_000) == (calls * 10_000 * 9_999 // 90, True)
+    assert calls_for(spec.replace(budget=7), 10_000) == (7, True)

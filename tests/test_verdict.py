@@ -225,3 +225,16 @@ def test_linear_preference_is_a_table_preference() -> None:
     table = table_preference({r: (6 - r) / 5 for r in range(1, 7)})
     for r in (1, 1.25, 2.5, 3.5, 4.75, 6):
         assert table(r) == pytest.approx(linear_preference(r))
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "3", None])
+def test_usage_refuses_impossible_token_counts(value: object) -> None:
+    with pytest.raises(ValueError, match="'prompt_tokens' must be an int >= 0"):
+        Usage(value, 1)  # type: ignore[arg-type]
+
+
+def test_usage_takes_numpy_integers_as_ints() -> None:
+    import numpy as np
+
+    usage = Usage(np.int64(3), 4)  # type: ignore[arg-type]
+    assert usage == Usage(3, 4) and type(usage.prompt_tokens) is int

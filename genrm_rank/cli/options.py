@@ -16,6 +16,7 @@ from genrm_rank.sdg import (
     parse_shard,
 )
 from genrm_rank.sdg.inputs import INPUT_FORMATS
+from genrm_rank.sdg.rows import MAX_CANDIDATES
 from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import STRATEGIES, SWAP_MODES, strategy_name
 
@@ -602,6 +603,15 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         default=200_000,
         metavar="N",
         help="longest prompt or candidate accepted; 0 = no limit (default: %(default)s)",
+    )
+    f.add_argument(
+        "--max-candidates",
+        type=_nonneg_int,
+        default=MAX_CANDIDATES,
+        metavar="N",
+        help="most candidates a row may hold; a row with more is a row error "
+        "(too_many_candidates), refused before anything is scheduled; 0 = no limit "
+        "(default: %(default)s)",
     )
     f.add_argument(
         "--result-field",

@@ -48,6 +48,7 @@ from genrm_rank.sdg.inputs import (
     open_input,
 )
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
+from genrm_rank.sdg.rows import MAX_CANDIDATES
 from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -69,6 +70,7 @@ def row_spec(args: argparse.Namespace) -> RowSpec:
         candidate_text_key=args.candidate_text_key,
         principle_field=args.principle_field,
         max_chars=args.max_chars or None,
+        max_candidates=args.max_candidates or None,
         id_from_line=args.id_from_line,
         allow_templated=args.allow_templated_prompt,
     )
@@ -112,6 +114,7 @@ def input_source(args: argparse.Namespace) -> RowSource:
                 candidate_field=args.candidate_field,
                 candidates_field=args.candidates_field,
                 align_by=args.align_by,
+                prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
             )
         if args.group_messages:
             return group_messages(
@@ -157,11 +160,11 @@ OUTPUT_KEYS = (
 )  # fmt: skip
 INPUT_KEYS = (
     "input_format", "split", "id_from_line", "allow_templated_prompt", "candidates_from_files",
-    "candidate_field", "align_by", "group_messages", "group_by",
+    "candidate_field", "align_by", "group_messages", "group_by", "max_candidates",
 )  # fmt: skip
 """Input options that change which rows a run reads: recorded when not at their default (so a
 run started before they existed resumes)."""
-_INPUT_DEFAULTS = {"input_format": "auto", "split": "train"}
+_INPUT_DEFAULTS = {"input_format": "auto", "split": "train", "max_candidates": MAX_CANDIDATES}
 """Options besides the spec that change what a row's output is: a resumed run must use the
 same."""
 

@@ -22,6 +22,15 @@ besides, one consolidated file ``verdicts.base.db`` that nobody writes during a 
 2. each actor looks a request up in its own file, then in the base; a miss is paid and stored
    in its own file.
 
+Consolidation never touches a file that is still being written. An actor holds an exclusive
+``flock`` on ``verdicts.<random>.lock`` while it works on a batch (the kernel drops it when the
+process ends, killed or not), and :func:`consolidate_caches` folds only the files whose lock it
+can take, leaving a live writer's file for a later consolidation; an actor whose file was folded
+between two batches starts a new one. The base itself is
+never changed in place, since actors read it as immutable: a new base is written beside it and
+renamed over it, so an actor keeps reading the file it opened. Consolidations of one folder run
+one at a time (a lock on ``verdicts.consolidate.lock``).
+
 So a rerun of a killed job, with the same ``cache_dir``, pays only for the comparisons no
 earlier run paid for: the unfinished rows (and a finished row's verdicts are served free, with
 ``cached`` counting them). Call :func:`consolidate_caches` after the last run to leave one file.
@@ -35,8 +44,10 @@ filesystem); each file is written by one process only, which is what SQLite allo
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +59,7 @@ from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.runner import PromptInput, PromptResult, Runner, check_candidates
+from genrm_rank.sdg.rows import MAX_CANDIDATES
 from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import Verdict, verdict_from_dict
 
@@ -69,13 +81,42 @@ def _part_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("verdicts.*.db") if p.name != BASE_CACHE)
 
 
-def consolidate_caches(cache_dir: str | os.PathLike[str]) -> Path | None:
-    """Fold the per-actor cache files of ``cache_dir`` into ``verdicts.base.db``.
+def _lock_path(part: Path) -> Path:
+    """The lock file of a per-actor cache (``verdicts.<id>.db`` -> ``verdicts.<id>.lock``)."""
+    return part.with_suffix(".lock")
 
-    Every ``verdicts.<id>.db`` (a finished or a killed actor's) is copied into the base file,
-    which is then left in rollback-journal mode so that actors on any machine can read it
-    read-only; the folded files are deleted. Run it when no actor is writing (
-    :func:`rank_dataset` does, before it starts them).
+
+def _lock(path: Path, *, wait: bool) -> int | None:
+    """An open descriptor holding an exclusive ``flock`` on ``path`` (created if absent); without
+    ``wait``, ``None`` when another open file holds the lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed, not replaced)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def consolidate_caches(cache_dir: str | os.PathLike[str]) -> Path | None:
+    """Fold the finished per-actor cache files of ``cache_dir`` into ``verdicts.base.db``.
+
+    Every ``verdicts.<id>.db`` whose writer has finished (closed, or died: its lock is free) is
+    copied into a new base file, written beside the old one and renamed over it, and is then
+    deleted. A file an actor is still writing (its ``verdicts.<id>.lock`` is held) is left
+    as it is, for a later consolidation: nothing is lost while a run goes on. The base is left
+    in rollback-journal mode so that actors on any machine can read it read-only.
 
     Returns
     -------
@@ -86,37 +127,76 @@ def consolidate_caches(cache_dir: str | os.PathLike[str]) -> Path | None:
     if not folder.is_dir():
         raise ValueError(f"Argument 'cache_dir' must be an existing folder, not {folder}.")
     base = folder / BASE_CACHE
-    parts = _part_files(folder)
-    if not parts:
-        return base if base.exists() else None
-    VerdictCache(base).close()  # creates the base (and checks its schema) when needed
-    conn = sqlite3.connect(base, isolation_level=None)
+    guard = _lock(folder / "verdicts.consolidate.lock", wait=True)  # one consolidation at a time
+    held: list[tuple[Path, int]] = []
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for part in parts:
-            VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
-            conn.execute("ATTACH DATABASE ? AS part", (str(part),))
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT OR IGNORE INTO verdicts (key, verdict, created) "
-                "SELECT key, verdict, created FROM part.verdicts"
-            )
-            conn.execute("COMMIT")
-            conn.execute("DETACH DATABASE part")
-        conn.execute("PRAGMA journal_mode=DELETE")
+        for part in _part_files(folder):
+            fd = _lock(_lock_path(part), wait=False)
+            if fd is not None:  # its writer has finished; a live one keeps its file
+                held.append((part, fd))
+        if not held:
+            return base if base.exists() else None
+        _fold(base, [part for part, _ in held])
+        for part, _ in held:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(part) + suffix).unlink(missing_ok=True)
+            _lock_path(part).unlink(missing_ok=True)
     finally:
-        conn.close()
-    for part in parts:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(part) + suffix).unlink(missing_ok=True)
+        for _, fd in held:
+            os.close(fd)
+        if guard is not None:
+            os.close(guard)
     return base
+
+
+def _fold(base: Path, parts: list[Path]) -> None:
+    """Write a new base holding the old base and ``parts``, then rename it over the old one."""
+    fresh = base.with_name(f"{BASE_CACHE}.{uuid.uuid4().hex}.tmp")
+    try:
+        if base.exists():
+            shutil.copyfile(base, fresh)
+        VerdictCache(fresh).close()  # creates it (and checks its schema) when needed
+        conn = sqlite3.connect(fresh, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            for part in parts:
+                VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
+                conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT OR IGNORE INTO verdicts (key, verdict, created) "
+                    "SELECT key, verdict, created FROM part.verdicts"
+                )
+                conn.execute("COMMIT")
+                conn.execute("DETACH DATABASE part")
+            conn.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            conn.close()
+        with open(fresh, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(fresh, base)
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(fresh) + suffix).unlink(missing_ok=True)
 
 
 class _ShardCache(VerdictCache):
     """An actor's own cache file, with a read-only consolidated base behind it."""
 
     def __init__(self, path: Path, base: Path | None) -> None:
-        super().__init__(path)
+        # Locked before the file exists, held until closed: consolidate_caches leaves it alone.
+        lock_path = _lock_path(path)
+        self._lock: int | None = _lock(lock_path, wait=False)
+        if self._lock is not None and not _same_file(self._lock, lock_path):
+            os.close(self._lock)  # a consolidation removed the lock file we had opened
+            self._lock = None
+        if self._lock is None:
+            raise RuntimeError(f"The cache {path} is held by another writer.")
+        try:
+            super().__init__(path)
+        except BaseException:
+            os.close(self._lock)
+            raise
         self._base = (
             None if base is None else sqlite3.connect(f"file:{base}?mode=ro&immutable=1", uri=True)
         )
@@ -137,6 +217,9 @@ class _ShardCache(VerdictCache):
             self._base.close()
             self._base = None
         super().close()
+        if self._lock is not None:  # after the last commit: the file may now be consolidated
+            os.close(self._lock)
+            self._lock = None
 
 
 def _cell(value: Any) -> Any:
@@ -162,7 +245,9 @@ class _RankActor:
         cache_dir: str | None,
         namespace: Mapping[str, Any] | None,
         result_prefix: str,
+        max_candidates: int | None = MAX_CANDIDATES,
     ) -> None:
+        self.max_candidates = max_candidates
         self.judge_factory = judge_factory
         self.cache_dir = cache_dir
         self.namespace = dict(namespace or {})
@@ -170,7 +255,7 @@ class _RankActor:
         self.columns = dict(columns)
         self.runner_options = dict(runner_options)
         self.prefix = result_prefix
-        self.cache: _ShardCache | None = None
+        self.own: Path | None = None
         self.judge: Judge | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -183,14 +268,24 @@ class _RankActor:
                 raise TypeError(
                     f"Argument 'judge_factory' must return a Judge, not {type(judge).__name__}."
                 )
-            if self.cache_dir is not None:
-                folder = Path(self.cache_dir)
-                base = folder / BASE_CACHE
-                own = folder / f"verdicts.{uuid.uuid4().hex}.db"
-                self.cache = _ShardCache(own, base if base.exists() else None)
-                judge = CachedJudge(judge, self.cache, namespace=self.namespace)
             self.judge, self.loop = judge, asyncio.new_event_loop()
         return self.judge, self.loop
+
+    def _open_cache(self) -> _ShardCache | None:
+        """The cache of one batch: the actor's own file, locked for the batch only, so that a
+        consolidation between batches (another job's start) may fold it; a new file when one
+        did, or is doing so now."""
+        if self.cache_dir is None:
+            return None
+        folder = Path(self.cache_dir)
+        base = folder / BASE_CACHE
+        if self.own is not None:
+            try:
+                return _ShardCache(self.own, base if base.exists() else None)
+            except RuntimeError:
+                pass
+        self.own = folder / f"verdicts.{uuid.uuid4().hex}.db"
+        return _ShardCache(self.own, base if base.exists() else None)
 
     def _prompt(self, row: Mapping[str, Any], index: int) -> PromptInput | str:
         """The row as a prompt, or why it cannot be one."""
@@ -201,6 +296,11 @@ class _RankActor:
             conversation = _cell(row[prompt_col])
             normalize_conversation(conversation, name=prompt_col)
             candidates = check_candidates(_cell(row[candidates_col]), candidates_col)
+            if self.max_candidates is not None and len(candidates) > self.max_candidates:
+                raise ValueError(
+                    f"Argument '{candidates_col}' must hold at most max_candidates="
+                    f"{self.max_candidates} candidates, not {len(candidates)}."
+                )
             principle = _cell(row[principle_col]) if principle_col else None
             row_id = _cell(row[id_col]) if id_col else None
         except (KeyError, TypeError, ValueError) as exc:
@@ -219,6 +319,16 @@ class _RankActor:
 
     def __call__(self, batch: Any) -> Any:
         judge, loop = self._setup()
+        cache = self._open_cache()
+        try:
+            if cache is not None:
+                judge = CachedJudge(judge, cache, namespace=self.namespace)
+            return self._batch(judge, loop, batch)
+        finally:
+            if cache is not None:
+                cache.close()
+
+    def _batch(self, judge: Judge, loop: asyncio.AbstractEventLoop, batch: Any) -> Any:
         rows = batch.to_dict("records")
         prompts: list[PromptInput] = []
         out: dict[str, list[Any]] = {name: [None] * len(rows) for name in RESULT_COLUMNS}
@@ -268,6 +378,7 @@ def rank_dataset(
     cache_namespace: Mapping[str, Any] | None = None,
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
+    max_candidates: int | None = MAX_CANDIDATES,
 ) -> Any:
     """Rank every row of a Ray dataset; returns the dataset with the ranking columns.
 
@@ -301,6 +412,10 @@ def rank_dataset(
         ``cache_dir`` (:meth:`VLLMOfflineJudge.namespace` gives one for the offline judge).
     num_cpus, num_gpus : float
         Resources of each actor (``num_gpus`` for an offline vLLM judge).
+    max_candidates : int or None
+        Most candidates a row may hold (:data:`~genrm_rank.sdg.rows.MAX_CANDIDATES` by
+        default; ``None``: no limit); a wider row is ``"invalid"``, refused before anything is
+        scheduled, as in the SDG pipeline.
 
     Returns
     -------
@@ -315,6 +430,14 @@ def rank_dataset(
         raise TypeError(
             f"Argument 'judge_factory' must be a callable returning a Judge, not "
             f"{type(judge_factory).__name__}."
+        )
+    if max_candidates is not None and (
+        isinstance(max_candidates, bool)
+        or not isinstance(max_candidates, int)
+        or max_candidates < 2
+    ):
+        raise ValueError(
+            f"Argument 'max_candidates' must be an int >= 2 or None, not {max_candidates!r}."
         )
     for name, value in (
         ("actors", actors),
@@ -358,6 +481,7 @@ def rank_dataset(
             "cache_dir": folder,
             "namespace": namespace,
             "result_prefix": result_prefix,
+            "max_candidates": max_candidates,
         },
         batch_size=batch_size,
         batch_format="pandas",

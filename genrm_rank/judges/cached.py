@@ -38,6 +38,12 @@ class CachedJudge:
     Requests with the same key that are in flight at the same time are sent once and share the
     verdict.
 
+    Several runs (processes) may share one cache file. When two pay for the same request at
+    the same time, the verdict stored first wins (:meth:`VerdictCache.put`), and the run that
+    stored second *adopts* it: its result carries the stored verdict's answer (scores, ranking,
+    texts) with the ``attempts`` and ``usage`` it paid itself, and :attr:`adopted` counts it.
+    So both runs agree with the cache, and a rerun from the cache reproduces either of them.
+
     Constructing a ``CachedJudge`` around a :class:`~genrm_rank.judges.base.BatchJudge` gives a
     :class:`CachedBatchJudge`, which has ``judge_batch`` too; around a plain judge it has only
     ``judge``, so the orchestrator treats it as the inner judge would be treated.
@@ -61,6 +67,9 @@ class CachedJudge:
         Requests sent to the inner judge.
     calls_saved, tokens_saved : int
         Sums of ``attempts`` and of ``total_tokens`` over the hits.
+    adopted : int
+        Fresh verdicts set aside for the different one another run had stored first under the
+        same key (see above).
 
     Notes
     -----
@@ -92,6 +101,7 @@ class CachedJudge:
         self.misses = 0
         self.calls_saved = 0
         self.tokens_saved = 0
+        self.adopted = 0
         # key -> the in-flight call's outcome (None: it raised, a waiter must ask itself).
         self._in_flight: dict[str, asyncio.Future[Verdict | None]] = {}
         self._entered = False
@@ -111,6 +121,13 @@ class CachedJudge:
         self.calls_saved += verdict.attempts
         self.tokens_saved += verdict.total_tokens
         return dataclasses.replace(verdict, cached=True)
+
+    def _adopt(self, fresh: Verdict, stored: Verdict) -> Verdict:
+        """``fresh``, or the verdict stored first under its key, with what ``fresh`` cost."""
+        if stored is fresh or stored == fresh:
+            return fresh
+        self.adopted += 1
+        return dataclasses.replace(stored, attempts=fresh.attempts, usage=fresh.usage)
 
     def _claim(self, key: str) -> asyncio.Future[Verdict | None]:
         self.misses += 1
@@ -142,7 +159,7 @@ class CachedJudge:
         try:
             verdict = await self.inner.judge(request)
             if _storable(verdict):
-                self.cache.put(key, verdict)
+                verdict = self._adopt(verdict, self.cache.put(key, verdict))
         except BaseException:
             verdict = None
             raise
@@ -223,11 +240,11 @@ class CachedBatchJudge(CachedJudge):
                         f"{type(self.inner).__name__}.judge_batch returned {len(fresh)} "
                         f"verdicts for {len(owned)} requests."
                     )
-                self.cache.put_many(
-                    (key, verdict)
-                    for key, verdict in zip(owned, fresh, strict=True)
-                    if _storable(verdict)
-                )
+                storable = [n for n, verdict in enumerate(fresh) if _storable(verdict)]
+                keys_owned = list(owned)
+                held = self.cache._put_first((keys_owned[n], fresh[n]) for n in storable)
+                for n, stored in zip(storable, held, strict=True):
+                    fresh[n] = self._adopt(fresh[n], stored)
             except BaseException:
                 fresh = None
                 raise

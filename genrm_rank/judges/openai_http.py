@@ -17,7 +17,8 @@ every re-ask against the budget and the caps. What can go wrong, and what the ju
     answer unreadable / ambiguous / out of range / empty / truncated
         -> the failed verdict, with its raw text (attempts = 1); the orchestrator may re-ask
     timeout, HTTP 500 or 504, a connection dropped after the request was sent, a malformed 200
-    (an empty ``choices`` included)
+    (an empty ``choices`` included), an answer longer than ``max_response_bytes`` (read no
+    further, its connection closed)
         -> ``Verdict.failed("unavailable")`` at once (attempts = 1: the server may have
            generated, so resending is a paid re-ask, not a free retry). A timeout or a
            malformed 200 does not count toward the endpoint's health: under vLLM's unbounded
@@ -82,7 +83,7 @@ from genrm_rank.parsing import parse_verdict
 from genrm_rank.redaction import redact, redact_url
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
-__all__ = ["OpenAIJudge", "check_endpoints"]
+__all__ = ["MAX_RESPONSE_BYTES", "OpenAIJudge", "check_endpoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,10 @@ _PAID_STATUSES = frozenset({500, 504})
 _CONFIG_STATUSES = frozenset({401, 403, 404})
 """Statuses that say the run is misconfigured (key, model, path): every request would get them."""
 _ERROR_TEXT_LIMIT = 500
+MAX_RESPONSE_BYTES = 8 * 2**20
+"""Default longest answer body read (8 MiB): a GenRM answer of 24,576 tokens of reasoning is a
+few hundred KB; a longer body (a broken proxy, a server streaming garbage) is not read whole."""
+_CHUNK = 64 * 1024
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -127,6 +132,8 @@ class _Answer:
     reasoning: str | None
     finish_reason: str | None
     usage: Usage | None
+    usage_refused: bool = False
+    """The server reported usage no call can have: read as unknown (``usage`` is None)."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,35 @@ def _reasoning_field(message: Mapping[str, Any]) -> str | None:
     return texts[0] if texts else None
 
 
+_MAX_TOKENS_REPORTED = 2**40
+"""More tokens than one call can use; a larger count is not a count (e.g. ``1e308``)."""
+
+
+def _token_count(value: object) -> int | None:
+    """A reported token count, or ``None`` when it is no possible count (negative, fractional,
+    a bool, a string, absurdly large)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= _MAX_TOKENS_REPORTED:
+        return value
+    return None
+
+
+def _read_usage(body: object) -> tuple[Usage | None, bool]:
+    """The server's ``usage`` and whether it was refused: ``None`` (unknown, so not summed)
+    when it is absent or holds a count no call can have (a negative, fractional or absurd
+    number, a bool, a string)."""
+    if not isinstance(body, dict):
+        return None, False
+    counts = [body.get(name) for name in ("prompt_tokens", "completion_tokens")]
+    checked = [0 if value is None else _token_count(value) for value in counts]
+    if any(count is None for count in checked):
+        return None, True
+    return Usage(checked[0] or 0, checked[1] or 0), False
+
+
 def _read_answer(raw: bytes) -> _Answer:
     body = json.loads(raw)
     choices = body["choices"]
@@ -248,15 +284,10 @@ def _read_answer(raw: bytes) -> _Answer:
     message = choice.get("message") or {}
     content = message.get("content")
     reasoning = _reasoning_field(message)
-    usage_body = body.get("usage")
-    usage = None
-    if isinstance(usage_body, dict):
-        usage = Usage(
-            int(usage_body.get("prompt_tokens") or 0), int(usage_body.get("completion_tokens") or 0)
-        )
+    usage, refused = _read_usage(body.get("usage"))
     if content is not None and not isinstance(content, str):
         raise TypeError(f"message.content is {type(content).__name__}, not a string")
-    return _Answer(content, reasoning, choice.get("finish_reason"), usage)
+    return _Answer(content, reasoning, choice.get("finish_reason"), usage, refused)
 
 
 class OpenAIJudge:
@@ -319,6 +350,10 @@ class OpenAIJudge:
     verify_tls : bool
         Verify the server's TLS certificate against the CA bundle (the system's, or
         ``SSL_CERT_FILE``/``SSL_CERT_DIR``). Turning it off must be asked for.
+    max_response_bytes : int
+        Longest answer body read (:data:`MAX_RESPONSE_BYTES`, 8 MiB, by default). A longer one
+        is read no further: the call is a failed verdict (``unavailable``, paid, saying so), so
+        a server streaming gigabytes costs the run one call, not its memory.
     sleep, clock : callable, optional
         ``await sleep(seconds)`` and ``clock() -> seconds`` used for backoff, probing and the
         down deadline (``asyncio.sleep`` and ``time.monotonic`` by default); tests pass a fake
@@ -360,6 +395,7 @@ class OpenAIJudge:
         down_timeout: float | None = None,
         thinking: bool | None = None,
         verify_tls: bool = True,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -370,6 +406,15 @@ class OpenAIJudge:
             raise ValueError(f"Argument 'max_tokens' must be an int >= 1, not {max_tokens!r}.")
         if not timeout > 0:
             raise ValueError(f"Argument 'timeout' must be > 0, not {timeout!r}.")
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ValueError(
+                f"Argument 'max_response_bytes' must be an int >= 1, not {max_response_bytes!r}."
+            )
+        self.max_response_bytes = max_response_bytes
         for name, value in (
             ("max_resends", max_resends),
             ("template_token_allowance", template_token_allowance),
@@ -549,7 +594,9 @@ class OpenAIJudge:
         Kinds: ``http_<status>`` (an error status, e.g. ``http_503``), ``timeout``,
         ``connection_refused`` (never reached a server), ``connection_dropped`` (cut off after
         the request was sent), ``empty_choices`` and ``malformed_response`` (a 200 without a
-        readable answer). Refusals of the run itself (401/403/404) are not faults: they raise
+        readable answer), ``oversized_answer`` (longer than ``max_response_bytes``), and
+        ``impossible_usage`` (an answer that was read, with usage figures no call can have,
+        read as unknown). Refusals of the run itself (401/403/404) are not faults: they raise
         :class:`~genrm_rank.errors.JudgeConfigurationError`. Answers that came back but hold
         no usable verdict (unreadable, truncated) are failed verdicts, counted by the
         orchestrator's ``JudgeStatistics.failures``.
@@ -562,6 +609,8 @@ class OpenAIJudge:
             kind = "http_" + detail[5:8]
         elif detail.startswith("timed out"):
             kind = "timeout"
+        elif detail.startswith("answer longer than"):
+            kind = "oversized_answer"
         elif detail.startswith("malformed response"):
             kind = "empty_choices" if "_EmptyChoicesError" in detail else "malformed_response"
         elif detail.startswith("ClientConnectorError"):
@@ -656,6 +705,15 @@ class OpenAIJudge:
                 self._pool.release(index)
             if isinstance(outcome, _Answer):
                 self._pool.record_success(index)
+                if outcome.usage_refused:
+                    self._faults["impossible_usage"] = self._faults.get("impossible_usage", 0) + 1
+                    if self._faults["impossible_usage"] == 1:
+                        logger.warning(
+                            "%s reports token usage no call can have (negative, fractional, "
+                            "absurd or not a number): read as unknown, not summed (counted in "
+                            "faults as impossible_usage)",
+                            self.endpoints[index],
+                        )
                 return outcome
             detail = f"{self.endpoints[index]}: {outcome.detail}"
             if not outcome.refused:
@@ -710,7 +768,15 @@ class OpenAIJudge:
         try:
             async with session.post(self._chat_urls[index], data=payload) as response:
                 status = response.status
-                raw = await response.read()
+                raw = await self._read_body(response)
+                if raw is None:
+                    return _Failure(
+                        f"answer longer than max_response_bytes={self.max_response_bytes} "
+                        f"(HTTP {status}); not read further",
+                        retryable=True,
+                        counts_toward_health=False,
+                        paid=True,
+                    )
                 if status == 200:
                     try:
                         return _read_answer(raw)
@@ -760,14 +826,31 @@ class OpenAIJudge:
                 paid=True,
             )
 
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes | None:
+        """The body, or ``None`` once it is longer than :attr:`max_response_bytes` (then the
+        connection is closed rather than drained)."""
+        limit = self.max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            response.close()
+            return None
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                response.close()
+                return None
+        return bytes(body)
+
     # -- misconfiguration -----------------------------------------------------------------------
 
     async def _get_json(self, session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
         """``GET url`` -> (status, parsed JSON or None); status 0 when no answer came."""
         try:
             async with session.get(url, timeout=aiohttp.ClientTimeout(total=10.0)) as response:
-                raw = await response.read()
+                raw = await self._read_body(response)
                 status = response.status
+            if raw is None:
+                return status, None
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
             return 0, None
         try:
@@ -891,7 +974,7 @@ class OpenAIJudge:
         )
         try:
             async with session.get(self._health_urls[index], timeout=probe_timeout) as response:
-                await response.read()
+                await self._read_body(response)
                 status = response.status
         except asyncio.TimeoutError:
             self._probe_detail[index] = "GET /health timed out"

@@ -54,6 +54,7 @@ from genrm_rank.messages import content_text
 
 __all__ = [
     "BATCH_ROWS",
+    "DEFAULT_PROMPT_FIELDS",
     "HF_PREFIX",
     "INPUT_FORMATS",
     "STDIN",
@@ -68,6 +69,8 @@ __all__ = [
 
 STDIN = "-"
 HF_PREFIX = "hf:"
+DEFAULT_PROMPT_FIELDS = ("conversation", "prompt", "messages")
+"""Fields tried in order for a row's prompt (:class:`~genrm_rank.sdg.rows.RowSpec`)."""
 BATCH_ROWS = 1024
 """Rows read at a time from Parquet files and datasets."""
 
@@ -522,6 +525,10 @@ def _missing(name: str, argument: str, record: dict[str, Any], where: str = "") 
     )
 
 
+def _preview(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _blank(item: Item) -> bool:
     return isinstance(item, (bytes, bytearray)) and not bytes(item).strip()
 
@@ -532,6 +539,7 @@ def merge_candidate_files(
     candidate_field: str,
     candidates_field: str = "candidates",
     align_by: str | None = None,
+    prompt_fields: Sequence[str] = DEFAULT_PROMPT_FIELDS,
 ) -> RowSource:
     """Rows of N files holding one sample each, merged into rows of N candidates.
 
@@ -546,30 +554,58 @@ def merge_candidate_files(
     align_by : str, optional
         A field whose value pairs rows across files; without it rows pair by number. Rows of
         the first file set the order; the merged row keeps the first file's fields.
+    prompt_fields : sequence of str
+        The fields that may hold a row's prompt (the first present is compared).
 
     A row that does not align (a file shorter than the first, a key missing from a file, a
     row of a later file that matches no row of the first) becomes an error row naming the file
-    and its row; rows left over in later files are numbered after the first file's rows.
+    and its row; rows left over in later files are numbered after the first file's rows. Rows
+    paired up must hold the same prompt: a row of a later file whose prompt differs from the
+    first file's (a reordered or partly regenerated file) makes the merged row a ``misaligned``
+    error naming each file and row, never a row of candidates to different prompts. A row that
+    holds none of ``prompt_fields`` is not compared.
     """
     if len(sources) < 2:
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ValueError(f"Argument 'sources' names one input twice: {names}.")
+    if isinstance(prompt_fields, str) or not all(isinstance(f, str) for f in prompt_fields):
+        raise TypeError(
+            f"Argument 'prompt_fields' must be a sequence of field names, not {prompt_fields!r}."
+        )
 
     def merged(records: list[dict[str, Any]]) -> dict[str, Any]:
         first = {k: v for k, v in records[0].items() if k != candidate_field}
         first[candidates_field] = [r.get(candidate_field) for r in records]
         return first
 
-    def check(records: list[dict[str, Any] | InputProblem], number: int) -> Item:
+    def prompt_of(record: dict[str, Any]) -> tuple[str, str] | None:
+        name = next((f for f in prompt_fields if f in record), None)
+        if name is None:
+            return None
+        return name, json.dumps(record[name], sort_keys=True, ensure_ascii=True)
+
+    def check(records: list[dict[str, Any] | InputProblem], rows: Sequence[int]) -> Item:
         for i, record in enumerate(records):
             if isinstance(record, InputProblem):
                 return record
             if candidate_field not in record:
-                where = f" in row {number} of {names[i]}"
+                where = f" in row {rows[i]} of {names[i]}"
                 return _missing(candidate_field, "candidate_field", record, where)
-        return merged([r for r in records if isinstance(r, dict)])
+        found = [r for r in records if isinstance(r, dict)]
+        first = prompt_of(found[0])
+        for i, record in enumerate(found[1:], start=1):
+            other = prompt_of(record)
+            if first is not None and other is not None and other[1] != first[1]:
+                return InputProblem(
+                    "misaligned",
+                    f"row {rows[0]} of {names[0]} and row {rows[i]} of {names[i]} hold different "
+                    f"prompts (field {first[0]!r}: {_preview(first[1])} vs field {other[0]!r}: "
+                    f"{_preview(other[1])}); a reordered or regenerated file pairs samples of "
+                    "different prompts (argument 'inputs.align_by' pairs rows by a key)",
+                )
+        return merged(found)
 
     def by_row() -> Iterator[tuple[int, Item]]:
         iterators = [iter(s) for s in sources]
@@ -616,7 +652,7 @@ def merge_candidate_files(
                 records = [
                     _record(item, f"row {number} of {names[i]}") for i, item in enumerate(items)
                 ]
-                yield number, check(records, number)
+                yield number, check(records, [number] * len(records))
         finally:
             for it in iterators:
                 getattr(it, "close", lambda: None)()
@@ -629,9 +665,9 @@ def merge_candidate_files(
         strays: list[tuple[str, int, str]] = []  # (file, row, why) of later files' bad rows
         number = 0
 
-        def find(i: int, wanted: str) -> dict[str, Any] | None:
+        def find(i: int, wanted: str) -> tuple[int, dict[str, Any]] | None:
             if wanted in waiting[i]:
-                return waiting[i].pop(wanted)[1]
+                return waiting[i].pop(wanted)
             for row, item in iterators[i]:
                 if _blank(item):
                     continue
@@ -644,7 +680,7 @@ def merge_candidate_files(
                     continue
                 found = id_key(record[key])
                 if found == wanted:
-                    return record
+                    return row, record
                 if found in waiting[i]:
                     strays.append((names[i + 1], row, f"{key} {record[key]!r} seen twice"))
                 else:
@@ -666,10 +702,12 @@ def merge_candidate_files(
                     continue
                 wanted = id_key(first[key])
                 records: list[dict[str, Any] | InputProblem] = [first]
+                rows = [number]
                 for i in range(len(iterators)):
                     partner = find(i, wanted)
+                    rows.append(partner[0] if partner is not None else 0)
                     records.append(
-                        partner
+                        partner[1]
                         if partner is not None
                         else InputProblem(
                             "misaligned",
@@ -677,7 +715,7 @@ def merge_candidate_files(
                             f"in {names[i + 1]}",
                         )
                     )
-                yield number, check(records, number)
+                yield number, check(records, rows)
             leftovers = [
                 (names[i + 1], row, f"{key} {rec[key]!r} matches no row of {names[0]}")
                 for i, left in enumerate(waiting)

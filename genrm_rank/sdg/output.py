@@ -205,12 +205,30 @@ class Block:
     sink: Sink
     lines: tuple[dict[str, Any], ...]
     error: RowError | None = None
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
+    """The lines as :meth:`encode` gives them, when encoded already (:meth:`encode` returns it)."""
 
     def encode(self) -> bytes:
-        return b"".join(
-            json.dumps(line, ensure_ascii=False, allow_nan=False).encode() + b"\n"
-            for line in self.lines
-        )
+        """The lines as JSONL, UTF-8.
+
+        Raises ``UnicodeEncodeError`` for a line holding text UTF-8 cannot hold (a lone
+        surrogate, from a JSON ``"\\ud800"``), except in the errors file: there such a line is
+        written with its text escaped (valid JSON that reads back as it was), so that the report
+        of a bad row can always be written.
+        """
+        if self.encoded is not None:
+            return self.encoded
+        out: list[bytes] = []
+        for line in self.lines:
+            text = json.dumps(line, ensure_ascii=False, allow_nan=False)
+            try:
+                out.append(text.encode())
+            except UnicodeEncodeError:
+                if self.sink != "errors":
+                    raise
+                out.append(json.dumps(line, ensure_ascii=True, allow_nan=False).encode())
+            out.append(b"\n")
+        return b"".join(out)
 
 
 class ReorderBuffer:

@@ -475,12 +475,20 @@ async def process_file(
                 notes["duplicate_candidates"] = [list(g) for g in result.duplicates]
             if row.dropped:
                 notes["dropped_candidates"] = [dict(d) for d in row.dropped]
+            lines = block.lines
             if notes and block.sink == "out":
-                block = Block(
-                    block.sink,
-                    tuple({**line, **notes} for line in block.lines),
-                    block.error,
-                )
+                lines = tuple({**line, **notes} for line in block.lines)
+            # Encoded here rather than when written: text UTF-8 cannot hold (a lone surrogate
+            # from a judge or a formatter) is then this row's error, never the writer's crash.
+            encoded = Block(block.sink, lines).encode()
+            block = Block(block.sink, lines, block.error, encoded)
+        except UnicodeEncodeError as exc:
+            reason = (
+                f"the row's output holds {exc.object[exc.start : exc.end]!a}, a lone surrogate "
+                "that is not text and cannot be written"
+            )
+            buffer.put(seq, error_block(RowError(row.line, row.id, "bad_encoding", reason)))
+            return
         except Exception as exc:  # one row's failure must not end a run of hours
             reason = f"ranking failed: {type(exc).__name__}: {exc}"
             buffer.put(seq, error_block(RowError(row.line, row.id, "ranking_error", reason)))

@@ -176,8 +176,9 @@ def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
     """Judge calls one row of ``n_candidates`` costs under ``spec``, and whether exactly.
 
     Fixed strategies are driven to the end with a stand-in verdict (their count does not
-    depend on the verdicts), within the budget. Others get the most the budget, or their own
-    cap of ``2 N (N - 1)`` calls a sample, allows.
+    depend on the verdicts), within the budget; a round-robin is counted instead, since it
+    schedules every pair up front. Others get the most the budget, or their own cap of
+    ``2 N (N - 1)`` calls a sample, allows.
 
     >>> calls_for(RankSpec(strategy="knockout"), 8)
     (14, True)
@@ -188,6 +189,10 @@ def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
     if spec.strategy not in FIXED_STRATEGIES or spec.swap not in _FIXED_SWAPS:
         cap = 2 * n_candidates * (n_candidates - 1) * spec.samples
         return (cap if budget is None else min(cap, budget)), False
+    if spec.strategy == "round_robin":  # counted, not driven: it schedules every pair up front
+        calls = n_candidates * (n_candidates - 1) // 2 * spec.samples
+        calls *= 2 if spec.swap == "both" else 1
+        return (calls if budget is None else min(calls, budget)), True
     scheduler = make_strategy(
         spec.strategy,
         n_candidates,

@@ -13,16 +13,18 @@ import hashlib
 import json
 import math
 import os
+import re
 from array import array
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from genrm_rank.messages import Conversation, normalize_conversation
-from genrm_rank.sdg.inputs import InputProblem
+from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
+    "MAX_CANDIDATES",
     "TEMPLATE_MARKERS",
     "IdIndex",
     "Row",
@@ -35,8 +37,6 @@ __all__ = [
     "parse_shard",
 ]
 
-DEFAULT_PROMPT_FIELDS = ("conversation", "prompt", "messages")
-
 TEMPLATE_MARKERS = (
     "<|im_start|>",
     "<|start_header_id|>",
@@ -47,6 +47,11 @@ TEMPLATE_MARKERS = (
 )
 """Markup that chat templates put around turns (ChatML and Qwen, Llama 3, Llama 2 and Mistral,
 Gemma, Phi and Zephyr): a prompt holding one was rendered already."""
+
+MAX_CANDIDATES = 1024
+"""Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`). A strategy's
+bookkeeping grows with the pairs it schedules: a round-robin over 10,000 candidates schedules
+50 million matches (about 40 GB) before its first call, and would need 100 million calls."""
 
 # --------------------------------------------------------------------------------------------
 # Rows
@@ -72,6 +77,11 @@ class RowSpec:
         Optional per-row rubric (overrides the run-wide one).
     max_chars : int or None
         Longest prompt or candidate text accepted, in characters (``None``: no limit).
+    max_candidates : int or None
+        Most candidates a row may hold (:data:`MAX_CANDIDATES` by default; ``None``: no limit).
+        A row with more is refused (``too_many_candidates``) before anything is scheduled or
+        paid for, rather than building millions of pairs (round-robin schedules every pair
+        up front) and exhausting memory.
     id_from_line : bool
         Rows carry no id: each gets ``"line:N"`` from its line (row) number ``N``, written to
         the output under ``id_field``. A row that does hold ``id_field`` is then an error, so
@@ -90,6 +100,7 @@ class RowSpec:
     candidate_text_key: str = "text"
     principle_field: str = "principle"
     max_chars: int | None = 200_000
+    max_candidates: int | None = MAX_CANDIDATES
     id_from_line: bool = False
     allow_templated: bool = False
 
@@ -99,6 +110,13 @@ class RowSpec:
                 raise TypeError(
                     f"Argument '{name}' must be a bool, not {type(getattr(self, name)).__name__}."
                 )
+        limit = self.max_candidates
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 2
+        ):
+            raise ValueError(
+                f"Argument 'max_candidates' must be an int >= 2 or None, not {limit!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -134,11 +152,12 @@ class RowError:
     id: str | int | None
     kind: str
     """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
-    ``too_few_candidates``, ``duplicate_candidate``, ``duplicate_id``, ``too_long``,
-    ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows merged from
-    several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`), ``format_mismatch``
-    (the output format cannot hold the row: :func:`~genrm_rank.sdg.filters.format_problem`),
-    ``judge_error``, ``no_usable_verdict``, ``ranking_error``."""
+    ``too_few_candidates``, ``too_many_candidates``, ``duplicate_candidate``, ``duplicate_id``,
+    ``too_long``, ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows
+    merged from several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`),
+    ``format_mismatch`` (the output format cannot hold the row:
+    :func:`~genrm_rank.sdg.filters.format_problem`), ``judge_error``, ``no_usable_verdict``,
+    ``ranking_error``."""
     reason: str
     raw: str | None = None
     """The start of the line, for lines that could not be read as a JSON object."""
@@ -335,10 +354,24 @@ class RowReader:
                 f"the line is a JSON {type(data).__name__}, not an object",
                 text[:200],
             )
-        return self._identify(line, data)
+        # Decoded UTF-8 holds no surrogate: only a "\\udXXX" escape can bring one in.
+        return self._identify(line, data, _SURROGATE_ESCAPE.search(text) is not None)
 
-    def _identify(self, line: int, data: dict[str, Any]) -> Row | RowError:
+    def _identify(self, line: int, data: dict[str, Any], scan: bool = True) -> Row | RowError:
         spec = self.spec
+        bad = _lone_surrogate(data) if scan else None
+        if bad is not None:
+            # Refused before anything is paid: such text cannot be sent to the judge nor written
+            # to the output. The errors file escapes it (Block.encode), so it shows as read.
+            where, char = bad
+            given = data.get(spec.id_field) if not spec.id_from_line else f"line:{line}"
+            return RowError(
+                line,
+                given if isinstance(given, (str, int)) and not isinstance(given, bool) else None,
+                "bad_encoding",
+                f"field {where} holds {char!a}, a lone surrogate (a JSON escape of half a "
+                "UTF-16 pair), which is not text: the row can be neither judged nor written",
+            )
         row_id: str | int
         if spec.id_from_line:
             if spec.id_field in data:
@@ -406,6 +439,13 @@ class RowReader:
                 "bad_field",
                 f"field {spec.candidates_field!r} must be a list, not "
                 f"{type(raw_candidates).__name__}",
+            )
+        if spec.max_candidates is not None and len(raw_candidates) > spec.max_candidates:
+            return RowError(
+                line,
+                row_id,
+                "too_many_candidates",
+                f"{len(raw_candidates)} candidates, over max_candidates={spec.max_candidates}",
             )
         texts: list[str] = []
         ids: list[str] = []
@@ -495,19 +535,6 @@ class RowReader:
                 f"field {spec.principle_field!r} must be a string or null, not "
                 f"{type(principle).__name__}",
             )
-        # A lone surrogate (JSON "\ud800") is valid JSON but no text: it cannot be sent.
-        for where, text in _texts_of(normalized, texts, principle):
-            if not text.isascii():
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError as exc:
-                    return RowError(
-                        line,
-                        row_id,
-                        "bad_encoding",
-                        f"the {where} holds {exc.object[exc.start]!a}, a lone surrogate that "
-                        "is not text and cannot be sent to the judge",
-                    )
         if spec.max_chars is not None:
             prompt_chars = sum(len(str(m.get("content", ""))) for m in normalized)
             if prompt_chars > spec.max_chars:
@@ -561,15 +588,32 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _texts_of(
-    conversation: Any, candidates: Any, principle: str | None
-) -> Generator[tuple[str, str], None, None]:
-    for m in conversation:
-        yield "prompt", str(m.get("content", ""))
-    for i, text in enumerate(candidates):
-        yield f"candidate {i}", text
-    if principle is not None:
-        yield "principle", principle
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any, where: str = "") -> tuple[str, str] | None:
+    """The first place (``'meta.notes[2]'``) in a decoded row holding a lone surrogate, with the
+    character; ``None`` when every string (key or value) can be encoded as UTF-8."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return repr(where) if where else "(the row)", exc.object[exc.start]
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = _lone_surrogate(key, path) or _lone_surrogate(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def iter_lines(path: str | os.PathLike[str]) -> Generator[tuple[int, bytes], None, None]:
