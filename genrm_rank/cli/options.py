@@ -24,6 +24,10 @@ EXIT_ROWS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CAP = 3
 EXIT_UNAVAILABLE = 4
+EXIT_NO_SPACE = 5
+"""The disk (or the quota) filled up: free space, then ``--resume`` continues the run."""
+EXIT_BROKEN_PIPE = 141
+"""``-o -`` and the reader of standard output went away (``| head``): 128 + SIGPIPE."""
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -879,6 +883,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="the run's errors file (default: OUT.errors.jsonl, when it exists)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing REPORT.html that is not a report (a report is rewritten)",
     )
 
     p = sub.add_parser(
