@@ -399,12 +399,13 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         g.add_argument(
             "--resume",
             action="store_true",
-            help="continue an interrupted run: skip rows already in the output files",
+            help="continue an interrupted run: skip rows already in the output files (refused "
+            "for another input or other settings, or while another run writes the output)",
         )
         g.add_argument(
             "--overwrite",
             action="store_true",
-            help="replace existing output files instead of refusing",
+            help="empty existing output files instead of refusing (never a cache or an input)",
         )
     else:
         parser.set_defaults(resume=False, overwrite=False)
@@ -625,7 +626,8 @@ Input rows (JSON Lines, .gz/.zst, a JSON array, Parquet, a Hugging Face dataset,
 
 Exit status: 0 all rows ranked; 1 some rows failed (see the errors file); 2 usage error;
 3 a --max-calls/--max-tokens cap stopped the run (resumable); 4 every endpoint was unavailable
-(resumable); 130 interrupted (resumable).
+(resumable); 5 the disk filled up (resumable); 130 interrupted (resumable); 141 -o - and its
+reader went away.
 """
 
 EPILOG = """\
