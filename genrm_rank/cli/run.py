@@ -146,6 +146,8 @@ def _open_output(
         message = str(exc).replace(
             "resume it or overwrite it", "pass --resume to continue it or --overwrite to replace it"
         )
+        for prefix in ("Argument 'paths['out']': ", "Argument 'paths': "):  # the flag says it
+            message = message.removeprefix(prefix)
         raise UsageError(f"argument {flag}: {message}") from None
 
 
