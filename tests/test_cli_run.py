@@ -209,6 +209,17 @@ def test_paths_that_collide_are_refused_before_anything_is_written(
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
 
 
+def test_dry_run_summary_is_not_written_over_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 3)
+    before = (tmp_path / "in.jsonl").read_bytes()
+    argv = ["rank", tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl", *SIMULATED, "--dry-run"]
+    assert run(*argv, "--summary-json", tmp_path / "in.jsonl") == 2
+    assert "argument --summary-json" in capsys.readouterr().err
+    assert (tmp_path / "in.jsonl").read_bytes() == before
+
+
 def test_report_keeps_an_existing_file_that_is_not_a_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -326,6 +326,15 @@ def check_distinct_paths(
         targets[key] = flag
 
 
+IDENTITY_BYTES = 1 << 20
+"""How much of an input its identity hashes (see :func:`input_identity`)."""
+
+
+def _read_paths(args: argparse.Namespace) -> dict[str, Sequence[Path | None]]:
+    """The files a run reads, by option."""
+    return {"IN": args.input, "--principle-file": [getattr(args, "principle_file", None)]}
+
+
 def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """What ``--resume`` checks the input against: per input, its name and its first bytes.
 
@@ -349,9 +358,6 @@ def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
             }
         )
     return identity
-
-
-IDENTITY_BYTES = 1 << 20
 
 
 def _same_input(before: dict[str, Any], path: Path) -> bool:
@@ -441,6 +447,7 @@ def print_plan(args: argparse.Namespace, out_stream: TextIO) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    check_distinct_paths({"--summary-json": args.summary_json}, _read_paths(args))
     plan = plan_file(
         input_source(args),
         spec,
@@ -519,7 +526,7 @@ def run_file_command(
             **({"--output": args.output, "--plot": getattr(args, "plot", None)} if fresh else {}),
             "--summary-json": args.summary_json,
         },
-        {"IN": args.input, "--principle-file": [getattr(args, "principle_file", None)]},
+        _read_paths(args),
     )
     _check_output_paths(paths, args)
     spec = spec_from_args(args)
