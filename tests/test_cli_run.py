@@ -75,6 +75,30 @@ def test_dash_errors_go_to_the_stderr_descriptor_and_no_device_is_touched(tmp_pa
     assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
 
 
+@pytest.mark.parametrize("mode", [[], ["--overwrite"]])
+def test_errors_named_as_dev_stderr_are_appended_to_never_replaced(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 3, bad=(1,))
+    stderr_file = tmp_path / "stderr.log"
+    stderr_file.write_text("an earlier line\n")
+    before = os.lstat("/dev/stderr")
+    argv = ["rank", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl")]
+    with open(stderr_file, "a") as err:
+        r = subprocess.run(
+            [*GUARDED, str(tmp_path), *argv, "--errors", "/dev/stderr", *SIMULATED, *mode],
+            stderr=err,
+            timeout=120,
+            cwd=tmp_path,
+        )
+    lines = stderr_file.read_text().splitlines()
+    assert r.returncode == 1, lines  # one bad row (97: the guard stopped a change)
+    assert lines[0] == "an earlier line"
+    assert [json.loads(line)["id"] for line in lines[1:] if line.startswith("{")] == ["bad-1"]
+    after = os.lstat("/dev/stderr")
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+
+
 def test_dash_names_no_path_for_the_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_rows(tmp_path / "in.jsonl", 2)
     given: list[dict[str, object]] = []

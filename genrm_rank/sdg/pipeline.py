@@ -233,10 +233,18 @@ def prepare_output(
         if locked is not None:
             os.close(locked)
         raise
+    fds: dict[str, int | None] = {"out": locked}
+    try:
+        for name, p in real.items():
+            if name not in files:  # a stream or a device: opened as it is, never created
+                fds[name] = os.open(p, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        for fd in fds.values():
+            if fd is not None:
+                os.close(fd)
+        raise ValueError(f"Argument 'paths': cannot open {exc.filename}: {exc.strerror}.") from None
     sinks: dict[str, JsonlSink] = {
-        name: JsonlSink(
-            real[name], fsync_interval=fsync_interval, fd=locked if name == "out" else None
-        )
+        name: JsonlSink(real[name], fsync_interval=fsync_interval, fd=fds.get(name))
         if name in real
         else StreamSink()
         if name in streams
