@@ -119,11 +119,7 @@ def write_report(
     source = Path(path)
     if not source.is_file():
         raise ValueError(f"Argument 'path': no such file: {source}.")
-    target = (
-        Path(output)
-        if output is not None
-        else source.with_name(source.name.removesuffix(".jsonl") + ".report.html")
-    )
+    target = Path(output) if output is not None else sidecar_path(source, "report", "html")
     sides = {
         name: Path(given) if given is not None else sidecar_path(source, name)
         for name, given in (("errors", errors), ("rejected", rejected))

@@ -163,6 +163,35 @@ def test_a_refused_resume_releases_the_output(tmp_path: Path) -> None:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def test_overwrite_empties_a_linked_output_in_place_and_keeps_the_link(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.jsonl", 3)
+    target = tmp_path / "kept" / "rows.jsonl"
+    target.parent.mkdir()
+    target.write_text('{"id": "old"}\n')
+    (tmp_path / "out.jsonl").symlink_to(target)
+    assert (
+        run("rank", tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl", *SIMULATED, "--overwrite")
+        == 0
+    )
+    assert (tmp_path / "out.jsonl").is_symlink()  # not unlinked and replaced by a new file
+    assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == [
+        "r0",
+        "r1",
+        "r2",
+    ]
+
+
+def test_prepare_output_refuses_a_second_writer_until_the_first_closes(tmp_path: Path) -> None:
+    from genrm_rank.sdg import prepare_output
+
+    paths = {"out": tmp_path / "o.jsonl", "errors": tmp_path / "o.errors.jsonl"}
+    first = prepare_output(paths)
+    with pytest.raises(ValueError, match="being written by another run"):
+        prepare_output(paths, resume=True)
+    first.close()
+    prepare_output(paths, resume=True).close()
+
+
 # -- resume from the same input only --------------------------------------------------------
 
 
