@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from genrm_rank.sdg.output import sidecar_path
+
 __all__ = ["read_rows", "render_report", "write_report"]
 
 BAR = "#4c72b0"
@@ -40,9 +42,18 @@ BAR = "#4c72b0"
 MUTED = "#9aa5b1"
 
 
-def _sidecar(output: Path, suffix: str) -> Path:
-    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
-    return output.with_name(f"{name}.{suffix}.jsonl")
+GENERATOR = '<meta name="generator" content="genrm-rank report">'
+"""Marks a page as this module's, so that rewriting it replaces no one else's file."""
+_FOOTER = "Written by genrm-rank report"
+
+
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` holds a page :func:`write_report` wrote (an older one included)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+        handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+        tail = handle.read()
+    return GENERATOR.encode() in head or _FOOTER.encode() in tail
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -82,6 +93,7 @@ def write_report(
     seed: int = 0,
     errors: str | os.PathLike[str] | None = None,
     rejected: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the HTML report of the output file ``path``; return where it went.
 
@@ -100,20 +112,31 @@ def write_report(
     errors, rejected : path-like, optional
         The run's errors and rejected files (default: ``OUT.errors.jsonl`` and
         ``OUT.rejected.jsonl`` beside ``path``, when they exist).
+    overwrite : bool
+        Replace an existing ``output`` that is not a report this function wrote (a report it
+        wrote is always rewritten). ``output`` may never be one of the files read.
     """
     source = Path(path)
     if not source.is_file():
         raise ValueError(f"Argument 'path': no such file: {source}.")
-    target = (
-        Path(output)
-        if output is not None
-        else source.with_name(source.name.removesuffix(".jsonl") + ".report.html")
-    )
-    if target.resolve() == source.resolve():
-        raise ValueError(f"Argument 'output' must not be the input file, not {target}.")
+    target = Path(output) if output is not None else sidecar_path(source, "report", "html")
+    sides = {
+        name: Path(given) if given is not None else sidecar_path(source, name)
+        for name, given in (("errors", errors), ("rejected", rejected))
+    }
+    for name, read in (("path", source), *sides.items()):
+        if target.resolve() == read.resolve():
+            raise ValueError(
+                f"Argument 'output' must not be a file the report reads ('{name}'), not {target}."
+            )
+    if target.is_file() and target.stat().st_size > 0 and not overwrite and not _is_report(target):
+        raise ValueError(
+            f"Argument 'output': {target} already exists and is not a report; pass "
+            "overwrite=True to replace it."
+        )
     sidecars: dict[str, int | None] = {}
-    for name, given in (("errors", errors), ("rejected", rejected)):
-        side = Path(given) if given is not None else _sidecar(source, name)
+    for name, side in sides.items():
+        given = errors if name == "errors" else rejected
         if given is not None and not side.is_file():
             raise ValueError(f"Argument '{name}': no such file: {side}.")
         sidecars[name] = len(read_rows(side)) if side.is_file() else None
@@ -742,6 +765,7 @@ PAGE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="genrm-rank report">
 <link rel="icon" href="data:,">
 <title>{title}</title>
 <style>{css}</style>

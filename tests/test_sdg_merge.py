@@ -7,7 +7,9 @@ errors file included. The judge is the deterministic ``--judge simulated``.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -146,10 +148,61 @@ def test_an_id_in_two_shards_is_refused(tmp_path: Path) -> None:
 
 def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     shards = _shards(tmp_path)
-    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    out = _out(tmp_path)
+    out["out"].write_text('{"id": "someone else\'s row"}\n')
     with pytest.raises(ValueError, match="already exists"):
+        merge_shards(tmp_path / "in.jsonl", shards, out)
+    assert out["out"].read_text() == '{"id": "someone else\'s row"}\n'
+    assert sorted(p.name for p in tmp_path.glob("m.*")) == ["m.jsonl"]  # no temporary left
+    merge_shards(tmp_path / "in.jsonl", shards, out, overwrite=True)
+
+
+def _merged(tmp_path: Path) -> dict[str, bytes]:
+    return {name: path.read_bytes() for name, path in _out(tmp_path).items()}
+
+
+def test_a_merge_killed_between_its_renames_is_finished_by_a_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shards = _shards(tmp_path)
+    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    expected = _merged(tmp_path)
+    for path in _out(tmp_path).values():
+        path.unlink()
+    real_replace = os.replace
+    renames: list[str] = []
+
+    class Killed(BaseException):
+        pass
+
+    def replace_once(src: object, dst: object) -> None:
+        if renames:
+            raise Killed  # the process dies after its first rename
+        renames.append(str(dst))
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace_once)
+    with pytest.raises(Killed):
         merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
-    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path), overwrite=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert renames == [str(_out(tmp_path)["errors"])] and not _out(tmp_path)["out"].exists()
+    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))  # the same command again
+    assert _merged(tmp_path) == expected
+    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))  # and once more: no change
+    assert _merged(tmp_path) == expected
+    assert sorted(p.name for p in tmp_path.glob("m.*")) == ["m.errors.jsonl", "m.jsonl"]
+
+
+def test_a_second_merge_to_the_same_output_is_refused_while_one_runs(tmp_path: Path) -> None:
+    shards = _shards(tmp_path)
+    temp = tmp_path / "m.jsonl.merging"
+    with open(temp, "wb") as held:  # what a running merge holds
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="another merge is writing"):
+            merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+        assert temp.exists() and not (tmp_path / "m.jsonl").exists()
+    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    assert not temp.exists()
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,15 @@ The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-com
 ending in ``/v1``) or ``--judge simulated`` (an in-process simulated GenRM, for tests and
 dry runs). Exit status: 0 every row ranked, 1 some rows failed (bad input or ranking failure;
 see the errors file), 2 usage error, 3 a ``--max-calls``/``--max-tokens`` cap stopped the run
-(``--resume`` continues it), 4 every endpoint was unavailable (``--resume`` continues), 130
-interrupted (SIGINT; 143 for SIGTERM), after writing every row that was complete.
+(``--resume`` continues it), 4 every endpoint was unavailable (``--resume`` continues), 5 the
+disk filled up (free space, then ``--resume`` continues), 130 interrupted (SIGINT; 143 for
+SIGTERM), after writing every row that was complete; 141 ``-o -`` whose reader went away
+(``| head``).
+
+A run writes only the files it is given (and their ``OUT.errors.jsonl``,
+``OUT.rejected.jsonl`` and ``OUT.run.json`` sidecars): every one must differ from the others
+and from the inputs and the cache, the output is locked while the run lasts (a second run on it
+is refused), and ``--overwrite`` empties files in place, never unlinking a path.
 """
 
 from __future__ import annotations
@@ -48,8 +55,10 @@ from genrm_rank.cli.config import (
 from genrm_rank.cli.judge import ServerDownError, cli_words
 from genrm_rank.cli.merge import cmd_merge
 from genrm_rank.cli.options import (
+    EXIT_BROKEN_PIPE,
     EXIT_CAP,
     EXIT_INTERRUPTED,
+    EXIT_NO_SPACE,
     EXIT_OK,
     EXIT_ROWS_FAILED,
     EXIT_TERMINATED,
@@ -64,8 +73,10 @@ from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.redaction import redact_url
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_CAP",
     "EXIT_INTERRUPTED",
+    "EXIT_NO_SPACE",
     "EXIT_OK",
     "EXIT_ROWS_FAILED",
     "EXIT_TERMINATED",

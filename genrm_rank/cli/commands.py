@@ -25,7 +25,7 @@ from genrm_rank.cli.options import (
     UsageError,
     spec_from_args,
 )
-from genrm_rank.cli.run import default_sidecar, input_source, row_spec, run_file_command
+from genrm_rank.cli.run import input_source, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
@@ -318,9 +318,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             sample=args.sample,
             seed=args.seed,
             errors=args.errors,
+            overwrite=args.overwrite,
         )
     except ValueError as exc:
         message = str(exc).replace("Argument 'path'", "argument OUT.jsonl")
+        message = message.replace("overwrite=True", "--overwrite")
         for name, flag in (("output", "--output"), ("result_field", "--result-field"),
                            ("errors", "--errors")):  # fmt: skip
             message = message.replace(f"Argument '{name}'", f"argument {flag}")
@@ -383,17 +385,22 @@ def gpt4_view(data: Path) -> tuple[dict[str, float], dict[str, str]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from genrm_rank.server.app import SimServerConfig, ThreadedSimServers
-
     data = bundled_example()
     if not data.is_file():
         print(f"{PROG} demo: the bundled example file is missing: {data}", file=sys.stderr)
         return EXIT_USAGE
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="genrm-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    out = workdir / "vicuna80.best.jsonl"
-    for stale in (out, default_sidecar(out, "errors")):
-        stale.unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack:
+        if args.keep is None:  # a temporary folder, removed when the demo ends
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genrm-demo-")))
+        else:
+            workdir = args.keep
+            workdir.mkdir(parents=True, exist_ok=True)
+        return _demo(args, data, workdir / "vicuna80.best.jsonl")
+
+
+def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
+    from genrm_rank.server.app import SimServerConfig, ThreadedSimServers
+
     qualities, favourites = gpt4_view(data)
     config = SimServerConfig(
         latency="exponential",
@@ -430,6 +437,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             str(args.concurrency),
             "--seed",
             "0",
+            "--overwrite",  # the demo's own files, rewritten on each run
         ]
         if args.quiet:
             argv.append("--quiet")
@@ -460,5 +468,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"\nthe winner is the answer GPT-4's own verdicts rank first on {agree} of "
         f"{len(favourites)} questions"
     )
-    print(f"\nserver requests: {requests}; output: {out}")
+    kept = f"output: {out}" if args.keep is not None else "output removed (--keep DIR keeps it)"
+    print(f"\nserver requests: {requests}; {kept}")
     return status

@@ -1,7 +1,8 @@
 """``genrm-rank merge``: the files of ``--shard i/n`` runs back into one run's files.
 
 A thin shell over :func:`genrm_rank.sdg.merge.merge_shards`; see ``docs/deployment.md`` for the
-Slurm array-job recipe.
+Slurm array-job recipe. It is restartable: a merge killed at any point is finished by running
+the same command again, and a second merge to the same output is refused while one runs.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ EXIT_ROWS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CAP = 3
 EXIT_UNAVAILABLE = 4
+EXIT_NO_SPACE = 5
+"""The disk (or the quota) filled up: free space, then ``--resume`` continues the run."""
+EXIT_BROKEN_PIPE = 141
+"""``-o -`` and the reader of standard output went away (``| head``): 128 + SIGPIPE."""
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -396,12 +400,13 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         g.add_argument(
             "--resume",
             action="store_true",
-            help="continue an interrupted run: skip rows already in the output files",
+            help="continue an interrupted run: skip rows already in the output files (refused "
+            "for another input or other settings, or while another run writes the output)",
         )
         g.add_argument(
             "--overwrite",
             action="store_true",
-            help="replace existing output files instead of refusing",
+            help="empty existing output files instead of refusing (never a cache or an input)",
         )
     else:
         parser.set_defaults(resume=False, overwrite=False)
@@ -631,7 +636,8 @@ Input rows (JSON Lines, .gz/.zst, a JSON array, Parquet, a Hugging Face dataset,
 
 Exit status: 0 all rows ranked; 1 some rows failed (see the errors file); 2 usage error;
 3 a --max-calls/--max-tokens cap stopped the run (resumable); 4 every endpoint was unavailable
-(resumable); 130 interrupted (resumable).
+(resumable); 5 the disk filled up (resumable); 130 interrupted (resumable); 141 -o - and its
+reader went away.
 """
 
 EPILOG = """\
@@ -889,6 +895,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="the run's errors file (default: OUT.errors.jsonl, when it exists)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing REPORT.html that is not a report (a report is rewritten)",
     )
 
     p = sub.add_parser(

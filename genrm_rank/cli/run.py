@@ -5,20 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from genrm_rank.cli.judge import JudgeSetup, cli_words, make_judge
 from genrm_rank.cli.options import (
+    EXIT_BROKEN_PIPE,
     EXIT_CAP,
     EXIT_INTERRUPTED,
+    EXIT_NO_SPACE,
     EXIT_OK,
     EXIT_ROWS_FAILED,
     EXIT_TERMINATED,
@@ -41,12 +44,14 @@ from genrm_rank.sdg import (
     process_file,
 )
 from genrm_rank.sdg.inputs import (
+    STDIN,
     InputError,
     RowSource,
     group_messages,
     merge_candidate_files,
     open_input,
 )
+from genrm_rank.sdg.output import StreamSink, is_stream, sidecar_path
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.sdg.rows import MAX_CANDIDATES
 from genrm_rank.spec import RankSpec
@@ -56,8 +61,7 @@ from genrm_rank.spec import RankSpec
 
 
 def default_sidecar(output: Path, suffix: str) -> Path:
-    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
-    return output.with_name(f"{name}.{suffix}.jsonl")
+    return sidecar_path(output, suffix)
 
 
 def row_spec(args: argparse.Namespace) -> RowSpec:
@@ -131,10 +135,6 @@ def input_source(args: argparse.Namespace) -> RowSource:
 def _open_output(
     args: argparse.Namespace, paths: dict[str, Path | None], grouped: bool, *, fresh: bool
 ) -> OutputFiles:
-    real = [p for p in paths.values() if p is not None]
-    inputs = {p.resolve() for p in args.input if str(p) != "-"}
-    if inputs & {p.resolve() for p in real}:
-        raise UsageError("argument --output: must not be the input file")
     try:
         return prepare_output(
             paths,
@@ -149,6 +149,8 @@ def _open_output(
         message = str(exc).replace(
             "resume it or overwrite it", "pass --resume to continue it or --overwrite to replace it"
         )
+        for prefix in ("Argument 'paths['out']': ", "Argument 'paths': "):  # the flag says it
+            message = message.removeprefix(prefix)
         raise UsageError(f"argument {flag}: {message}") from None
 
 
@@ -196,19 +198,26 @@ def _flat(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def settings_path(output: Path) -> Path:
-    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
-    return output.with_name(f"{name}.run.json")
+    return sidecar_path(output, "run", "json")
 
 
-def check_settings(output: Path, settings: dict[str, Any], *, resume: bool) -> None:
-    """Refuse to resume onto an output written with other settings; record them otherwise."""
+def check_settings(
+    output: Path, settings: dict[str, Any], *, resume: bool, inputs: Sequence[Path] = ()
+) -> None:
+    """Refuse to resume onto an output written with other settings or from another input.
+
+    Otherwise record them (with the inputs' :func:`input_identity`) in the run file.
+    """
     path = settings_path(output)
+    settings = {**settings, "input": input_identity(inputs)}
     if resume and path.exists():
         try:
             before = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             before = None
-        now = _flat(json.loads(json.dumps(settings)))
+        if isinstance(before, dict):
+            _check_input(output, before.pop("input", None), inputs, path)
+        now = _flat(json.loads(json.dumps({k: v for k, v in settings.items() if k != "input"})))
         if isinstance(before, dict) and _flat(before) != now:
             before = _flat(before)
             changed = [
@@ -284,11 +293,107 @@ async def _run_pipeline(
     return outcome
 
 
+def check_distinct_paths(
+    written: dict[str, Path | None], read: dict[str, Sequence[Path | None]]
+) -> None:
+    """Refuse a command whose files coincide, before anything is opened.
+
+    Every path a command writes (``written``: by option) must differ from every other one and
+    from every path it reads (``read``), so that ``--overwrite`` never empties a cache, an
+    input or another output. Standard streams and devices are not files and are skipped.
+    """
+
+    def the(flag: str) -> str:
+        return flag if flag.startswith("the ") else f"the {flag} file"
+
+    sources: dict[Path, str] = {}
+    for flag, paths in read.items():
+        for path in paths:
+            if path is not None and str(path) != STDIN and path.exists():
+                sources.setdefault(path.resolve(), flag)
+    targets: dict[Path, str] = {}
+    for flag, path in written.items():
+        if path is None or str(path) == STDOUT or is_stream(path):
+            continue
+        key = path.resolve()
+        if key in sources:
+            raise UsageError(
+                f"argument {flag}: {path} is also {the(sources[key])}, which this run reads; "
+                "choose another file"
+            )
+        if key in targets:
+            raise UsageError(
+                f"argument {flag}: {path} is also {the(targets[key])}; every file a run "
+                "writes must differ"
+            )
+        targets[key] = flag
+
+
+IDENTITY_BYTES = 1 << 20
+"""How much of an input its identity hashes (see :func:`input_identity`)."""
+
+
+def _read_paths(args: argparse.Namespace) -> dict[str, Sequence[Path | None]]:
+    """The files a run reads, by option."""
+    return {"IN": args.input, "--principle-file": [getattr(args, "principle_file", None)]}
+
+
+def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """What ``--resume`` checks the input against: per input, its name and its first bytes.
+
+    A file is known by the SHA-256 of its first :data:`IDENTITY_BYTES` bytes (or all of it, if
+    shorter) and how many bytes that was, so the check reads at most 1 MiB, and an input that
+    has only grown (rows appended) is still the same input. Standard input and datasets are
+    known by their name only.
+    """
+    identity: list[dict[str, Any]] = []
+    for path in paths:
+        if str(path) == STDIN or not path.is_file():
+            identity.append({"path": str(path)})
+            continue
+        with open(path, "rb") as handle:
+            head = handle.read(IDENTITY_BYTES)
+        identity.append(
+            {
+                "path": str(path.resolve()),
+                "head_bytes": len(head),
+                "head_sha256": hashlib.sha256(head).hexdigest(),
+            }
+        )
+    return identity
+
+
+def _same_input(before: dict[str, Any], path: Path) -> bool:
+    if "head_sha256" not in before:
+        return str(before.get("path")) == str(path)
+    if str(path) == STDIN or not path.is_file():
+        return False
+    size = int(before.get("head_bytes", 0))
+    with open(path, "rb") as handle:
+        head = handle.read(size)
+    return len(head) == size and hashlib.sha256(head).hexdigest() == before["head_sha256"]
+
+
+def _check_input(output: Path, before: Any, inputs: Sequence[Path], path: Path) -> None:
+    """Refuse to resume ``output`` from an input other than the one it was written from."""
+    if not isinstance(before, list):
+        return  # a run file from before inputs were recorded
+    if len(before) != len(inputs) or not all(
+        isinstance(b, dict) and _same_input(b, p) for b, p in zip(before, inputs, strict=False)
+    ):
+        names = ", ".join(str(b.get("path")) if isinstance(b, dict) else "?" for b in before)
+        raise UsageError(
+            f"argument --resume: {output} was written from another input ({names}, as its "
+            f"first bytes were then), not {', '.join(map(str, inputs))}; resume with that "
+            f"input, or use --overwrite (run file: {path})"
+        )
+
+
 def _check_output_paths(paths: dict[str, Path | None], args: argparse.Namespace) -> None:
     """Refuse output paths that cannot be written, before any judge call is made."""
     flags = {"out": "--output", "errors": "--errors", "rejected": "--rejected"}
     for name, path in paths.items():
-        if path is None or str(path) in (STDOUT, "/dev/stderr"):
+        if path is None or str(path) == STDOUT or is_stream(path):
             continue
         parent = path.parent if str(path.parent) else Path(".")
         if path.is_dir():
@@ -297,6 +402,28 @@ def _check_output_paths(paths: dict[str, Path | None], args: argparse.Namespace)
             raise UsageError(f"argument {flags[name]}: directory {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise UsageError(f"argument {flags[name]}: directory {parent} is not writable")
+
+
+def _write_failed(args: argparse.Namespace, exc: OSError, *, to_stdout: bool) -> int:
+    """A run stopped by its output: a full disk (resumable) or a closed standard output."""
+    if exc.errno == errno.EPIPE and to_stdout:
+        # The reader went away (-o - | head): what it read is what it wanted. Standard output
+        # is pointed at /dev/null so that the interpreter's last flush does not fail too.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"{PROG} {args.command}: error: no space left on the device{where}: every row "
+            "written before is complete; free some space, then rerun the same command with "
+            f"--resume to continue (exit {EXIT_NO_SPACE})",
+            file=sys.stderr,
+        )
+        return EXIT_NO_SPACE
+    raise exc
 
 
 def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
@@ -327,6 +454,7 @@ def print_plan(
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    check_distinct_paths({"--summary-json": args.summary_json}, _read_paths(args))
     plan = plan_file(
         input_source(args),
         spec,
@@ -392,21 +520,46 @@ def run_file_command(
     rejected: Path | None = getattr(args, "rejected", None)
     if rejected is None and rejected_default and not to_stdout:
         rejected = default_sidecar(out_path, "rejected")
+    # -o -: errors go to the process's own stderr descriptor, never to a path opened by name.
+    to_stderr = to_stdout and args.errors is None
     errors = args.errors or (
-        Path("/dev/stderr") if to_stdout else default_sidecar(args.output or out_path, "errors")
+        None if to_stdout else default_sidecar(args.output or out_path, "errors")
     )
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
+    run_file = None if fresh or to_stdout else settings_path(out_path)
+    check_distinct_paths(
+        {
+            "--output": out_path,
+            "--errors": errors,
+            "--rejected": rejected,
+            "the run file": run_file,
+            "--cache": args.cache,
+            **({"--output": args.output, "--plot": getattr(args, "plot", None)} if fresh else {}),
+            "--summary-json": args.summary_json,
+        },
+        _read_paths(args),
+    )
     _check_output_paths(paths, args)
     spec = spec_from_args(args)
     setup = make_judge(args, cache_path=args.cache)
     files = _open_output(args, paths, grouped, fresh=fresh or to_stdout)
-    if not fresh and not to_stdout:
-        check_settings(out_path, run_settings(args, spec, setup), resume=args.resume)
-    formatter = formatter_for(rejected is not None)
     try:
-        total = source.count()
-    except InputError as exc:
-        raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
+        if to_stderr:
+            files.sinks["errors"] = StreamSink(2)
+        if not fresh and not to_stdout:
+            check_settings(
+                out_path, run_settings(args, spec, setup), resume=args.resume, inputs=args.input
+            )
+        try:
+            total = source.count()
+        except InputError as exc:
+            raise UsageError(
+                cli_words(str(exc).replace("Argument 'input'", "argument IN"))
+            ) from None
+    except BaseException:
+        files.close()  # the output's lock with it
+        raise
+    formatter = formatter_for(rejected is not None)
     shard_total = None if total is None else len(range(args.shard[0], total, args.shard[1]))
     show = not args.quiet and sys.stderr.isatty()
     progress = Progress(shard_total, enabled=show)
@@ -420,13 +573,18 @@ def run_file_command(
         # Options were all checked above: a ValueError from inside the run is a defect, not a
         # usage error (exit 2), so let it surface with its traceback.
         raise RuntimeError(f"internal error during the run: {exc}") from exc
+    except OSError as exc:
+        progress.close()
+        return _write_failed(args, exc, to_stdout=to_stdout)
     finally:
+        files.close()
         progress.close()
         if setup.cache is not None:
             setup.cache.close()
     wall = time.monotonic() - started
     summary = summarize(outcome, setup, wall, shard_total)
-    summary["output"] = {k: None if v is None else str(v) for k, v in paths.items()}
+    shown = {**paths, "errors": "stderr"} if to_stderr else paths
+    summary["output"] = {k: None if v is None else str(v) for k, v in shown.items()}
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     status = _exit_status(outcome, received)
@@ -438,7 +596,7 @@ def run_file_command(
         print(format_summary(summary), file=out_stream)
         if outcome.counters.failed:
             print(
-                f"  {outcome.counters.failed} rows failed: see {paths['errors']}", file=out_stream
+                f"  {outcome.counters.failed} rows failed: see {shown['errors']}", file=out_stream
             )
         if status in (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED):
             print(

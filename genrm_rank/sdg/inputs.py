@@ -42,6 +42,7 @@ import gzip
 import io
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -434,6 +435,33 @@ def _dataset(path: str, split: str) -> RowSource:
 # Opening an input
 
 
+def _not_a_file(name: str) -> str:
+    """What a path that is not a regular file is, in words (a FIFO is read once: use ``-``)."""
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"not readable ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a special file"
+    )
+    return (
+        f"{kind}, not a regular file (an input is read more than once; to stream it, give - "
+        f"and redirect it to standard input: IN = - < {name})"
+    )
+
+
 def open_input(
     path: str | os.PathLike[str], *, format: InputFormat = "auto", split: str = "train"
 ) -> RowSource:
@@ -465,8 +493,7 @@ def open_input(
     ):
         return _dataset(name, split)
     if name != STDIN and not Path(name).is_file():
-        what = "a folder, not a file" if Path(name).is_dir() else "no such file"
-        raise InputError(f"Argument 'input': {name} is {what}.")
+        raise InputError(f"Argument 'input': {name} is {_not_a_file(name)}.")
     if format == "parquet":
         return _parquet(name)
     if format == "auto" and name != STDIN:

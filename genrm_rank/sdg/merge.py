@@ -23,6 +23,7 @@ It refuses, naming the shard and the line, what would not give the single run's 
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from genrm_rank.sdg.output import try_lock
 from genrm_rank.sdg.rows import IdIndex, id_key, iter_lines
 
 __all__ = ["MergeCounts", "merge_shards"]
@@ -182,8 +184,12 @@ def merge_shards(
 
     Notes
     -----
-    The files are written next to their final paths and renamed into place only when the
-    merge succeeded, so a refused merge leaves nothing behind.
+    The files are written next to their final paths (``OUT.merging``, locked, so a second
+    merge to the same output is refused while one runs) and renamed into place only when the
+    merge succeeded, so a refused merge leaves nothing behind. It is restartable: a merge
+    killed at any point, even between its renames, is finished by running it again with the
+    same arguments, since an existing output file that is byte for byte this merge's result
+    is not refused (and a rerun of a finished merge rewrites the same bytes).
     """
     shard_paths = _shard_paths(shards)
     n = len(shard_paths)
@@ -201,10 +207,6 @@ def merge_shards(
     for name, path in targets.items():
         if path.resolve() in sources:
             raise ValueError(f"Argument 'output[{name!r}]' is also an input: {path}.")
-        if path.exists() and path.stat().st_size > 0 and not overwrite:
-            raise ValueError(
-                f"Argument 'output[{name!r}]': {path} already exists; pass overwrite=True."
-            )
     if len({p.resolve() for p in targets.values()}) != len(targets):
         raise ValueError("Argument 'output' names one file twice; each output must differ.")
 
@@ -220,13 +222,17 @@ def merge_shards(
             raise ValueError(
                 f"Argument 'output': shard {i} has rejected rows but no 'rejected' path is given."
             )
-    temps = {name: path.with_name(path.name + ".merging") for name, path in targets.items()}
+    # The output appears last, so that its errors and rejected files are in place beside it.
+    temps = {
+        name: targets[name].with_name(targets[name].name + ".merging")
+        for name in sorted(targets, key=lambda name: name == "out")
+    }
     handles: dict[str, IO[bytes]] = {}
     counts = MergeCounts()
     seen = IdIndex()
     try:
         for name, temp in temps.items():
-            handles[name] = open(temp, "wb")
+            handles[name] = _open_locked(temp, targets[name])
         for number, raw in iter_lines(input_path):
             counts.lines += 1
             shard = files[(number - 1) % n]
@@ -273,14 +279,55 @@ def merge_shards(
         for handle in handles.values():
             handle.flush()
             os.fsync(handle.fileno())
+        for name, path in targets.items():
+            if path.is_file() and path.stat().st_size > 0 and not overwrite:
+                if not filecmp.cmp(temps[name], path, shallow=False):
+                    raise ValueError(
+                        f"Argument 'output[{name!r}]': {path} already exists (and is not this "
+                        "merge's result); pass overwrite=True."
+                    )
     except BaseException:
-        for handle in handles.values():
+        for name, handle in handles.items():  # only the temporary files this merge holds
+            temps[name].unlink(missing_ok=True)
             handle.close()
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
         raise
-    for handle in handles.values():
-        handle.close()
     for name, temp in temps.items():
         os.replace(temp, targets[name])
+    for handle in handles.values():
+        handle.close()  # and so the lock
+    for folder in {path.parent for path in targets.values()}:
+        _fsync_folder(folder)
     return counts
+
+
+def _open_locked(temp: Path, target: Path) -> IO[bytes]:
+    """Open ``temp`` emptied, locked against a concurrent merge to the same ``target``.
+
+    A temporary file left by a killed merge is reused (emptied), never left to pile up.
+    """
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        if not try_lock(fd):
+            raise ValueError(
+                f"Argument 'output': another merge is writing {target} (it holds {temp}); "
+                "wait for it to end."
+            )
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames into ``folder`` durable."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

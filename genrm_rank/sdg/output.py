@@ -18,8 +18,10 @@ appending, and write each row's :class:`Block` through a :class:`ReorderBuffer`.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +38,10 @@ __all__ = [
     "ReorderBuffer",
     "Sink",
     "StreamSink",
+    "is_stream",
     "recover",
+    "sidecar_path",
+    "try_lock",
 ]
 
 Sink = Literal["out", "rejected", "errors"]
@@ -56,11 +61,13 @@ class JsonlSink:
         *,
         fsync_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        fd: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.fsync_interval = fsync_interval
         self._clock = clock
-        self._fd: int | None = None
+        self._fd: int | None = fd
+        """``fd``: the file already open for appending (and locked: :func:`prepare_output`)."""
         self._last_sync = clock()
         self._dirty = False
         self.rows = 0
@@ -89,13 +96,60 @@ class JsonlSink:
 
     def close(self) -> None:
         if self._fd is not None:
-            self.sync()
-            os.close(self._fd)
-            self._fd = None
+            try:
+                self.sync()
+            finally:  # a failed fsync (a full disk) still closes, and so releases a lock
+                os.close(self._fd)
+                self._fd = None
 
 
 STDOUT = "-"
 """The path that names standard output (``-o -``)."""
+
+
+def sidecar_path(output: str | os.PathLike[str], suffix: str, extension: str = "jsonl") -> Path:
+    """The file beside an output that holds its ``suffix`` part (errors, rejected, run file).
+
+    >>> sidecar_path("runs/best.jsonl", "errors").as_posix()
+    'runs/best.errors.jsonl'
+    >>> sidecar_path("runs/best", "run", "json").as_posix()
+    'runs/best.run.json'
+    """
+    path = Path(output)
+    return path.with_name(f"{path.name.removesuffix('.jsonl')}.{suffix}.{extension}")
+
+
+def try_lock(fd: int) -> bool:
+    """Lock the open file ``fd`` exclusively (``flock``) without waiting; ``False`` if held.
+
+    The lock lasts until ``fd`` is closed, or its process ends however it ends. On a
+    filesystem without locks (``ENOLCK``: some network mounts) it returns ``True``, unlocked.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        if exc.errno != errno.ENOLCK:
+            raise
+    return True
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a stream or a device rather than a file of its own.
+
+    A path under ``/dev`` or ``/proc`` (``/dev/stderr``, ``/dev/fd/3``, ``/proc/self/fd/1``)
+    or anything that exists and is not a regular file (a FIFO, a terminal). Such a path is
+    written to, but never unlinked, created, truncated or read back: it is not a file the run
+    owns, even where it leads to one (``/dev/stderr`` when stderr goes to a file).
+    """
+    name = os.path.abspath(os.fspath(path))
+    if name.startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(name).st_mode)
+    except OSError:
+        return False
 
 
 class StreamSink(JsonlSink):

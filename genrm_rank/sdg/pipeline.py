@@ -44,7 +44,9 @@ from genrm_rank.sdg.output import (
     Recovered,
     ReorderBuffer,
     StreamSink,
+    is_stream,
     recover,
+    try_lock,
 )
 from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
@@ -128,6 +130,11 @@ class OutputFiles:
         """Input line numbers already written to the errors file."""
         return self.recovered["errors"].keys if "errors" in self.recovered else ()
 
+    def close(self) -> None:
+        """Close every sink (and so release the output's lock); :func:`process_file` does it."""
+        for sink in self.sinks.values():
+            sink.close()
+
 
 class _NullSink(JsonlSink):
     """Counts rows and writes nothing (no rejected file asked for)."""
@@ -159,8 +166,9 @@ def prepare_output(
         Continue files an interrupted run wrote: a torn end is cut (:func:`recover`) and the
         rows already written are skipped.
     overwrite : bool
-        Replace existing files. Without ``resume`` or ``overwrite``, existing non-empty files
-        are refused.
+        Empty existing files (truncated in place, never unlinked). Without ``resume`` or
+        ``overwrite``, existing non-empty files are refused. A path that is a stream or a device
+        (``/dev/stderr``, a FIFO: :func:`~genrm_rank.sdg.output.is_stream`) is only appended to.
     grouped : bool
         The output holds groups of pair lines (``n_pairs``), recovered whole.
     id_field : str
@@ -172,7 +180,14 @@ def prepare_output(
     ------
     ValueError
         Files that coincide, or that exist when neither ``resume`` nor ``overwrite`` is given,
-        or an existing file that this library did not write.
+        an existing file that this library did not write, or an output that another run is
+        writing.
+
+    Notes
+    -----
+    The ``"out"`` file is created at once and locked (``flock``) until its sink closes, so
+    that two runs never write one output: the second is refused. Its errors and rejected files
+    are covered by the same lock when they are named after it (the CLI's defaults).
     """
     if resume and overwrite:
         raise ValueError("Arguments 'resume' and 'overwrite' exclude each other; pass one.")
@@ -188,27 +203,51 @@ def prepare_output(
     for name, p in real.items():
         if not p.parent.is_dir():
             raise ValueError(f"Argument 'paths[{name!r}]': no such folder: {p.parent}.")
-    existing = [p for p in real.values() if p.exists() and p.stat().st_size > 0]
-    recovered: dict[str, Recovered] = {}
-    if existing and not resume:
-        if not overwrite:
+    # Files the run owns; a device or a stream (/dev/stderr) is only ever appended to.
+    files = {name: p for name, p in real.items() if not is_stream(p)}
+
+    def refuse_existing() -> list[Path]:
+        existing = [p for p in files.values() if p.is_file() and p.stat().st_size > 0]
+        if existing and not resume and not overwrite:
             names = ", ".join(str(p) for p in existing)
             raise ValueError(
                 f"Argument 'paths': {names} already exists; resume it or overwrite it."
             )
-        for stale in existing:
-            stale.unlink()
-    if resume:
-        done_ids = IdIndex()  # rows in the output and rejected files share one index
+        return existing
+
+    refuse_existing()  # before the output is created by locking it
+    locked = _lock_output(files["out"]) if "out" in files else None
+    try:
+        existing = refuse_existing()  # again: another run may have written it meanwhile
+        recovered: dict[str, Recovered] = {}
+        if not resume:
+            for stale in existing:  # truncated in place: the path stays the file that is locked
+                os.truncate(stale, 0)
+        else:
+            done_ids = IdIndex()  # rows in the output and rejected files share one index
+            for name, p in files.items():
+                recovered[name] = recover(
+                    p,
+                    key_field="line" if name == "errors" else id_field,
+                    grouped=grouped and name == "out",
+                    keys=None if name == "errors" else done_ids,
+                )
+    except BaseException:
+        if locked is not None:
+            os.close(locked)
+        raise
+    fds: dict[str, int | None] = {"out": locked}
+    try:
         for name, p in real.items():
-            recovered[name] = recover(
-                p,
-                key_field="line" if name == "errors" else id_field,
-                grouped=grouped and name == "out",
-                keys=None if name == "errors" else done_ids,
-            )
+            if name not in files:  # a stream or a device: opened as it is, never created
+                fds[name] = os.open(p, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        for fd in fds.values():
+            if fd is not None:
+                os.close(fd)
+        raise ValueError(f"Argument 'paths': cannot open {exc.filename}: {exc.strerror}.") from None
     sinks: dict[str, JsonlSink] = {
-        name: JsonlSink(real[name], fsync_interval=fsync_interval)
+        name: JsonlSink(real[name], fsync_interval=fsync_interval, fd=fds.get(name))
         if name in real
         else StreamSink()
         if name in streams
@@ -216,6 +255,26 @@ def prepare_output(
         for name in paths
     }
     return OutputFiles(sinks, recovered)
+
+
+def _lock_output(path: Path) -> int:
+    """Open the output for appending, created if absent, and lock it for the run's life.
+
+    The lock (``flock``, exclusive) is on the output file itself, so no lock file is created;
+    it is released when the sink closes or the process ends, however it ends. A filesystem
+    without locks (some network mounts) runs unlocked.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if not try_lock(fd):
+            raise ValueError(
+                f"Argument 'paths['out']': {path} is being written by another run (it holds "
+                "the file's lock); wait for that run to end, or write to another file."
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _failed_requests(result: PromptResult) -> tuple[dict[str, object], ...]:
