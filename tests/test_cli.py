@@ -724,7 +724,7 @@ def keyed() -> Iterator[ThreadedSimServers]:
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        (["--model", "nope"], ["HTTP 404: The model `nope` does not exist.", "--model", "serves"]),
+        (["--model", "nope"], ["model 'nope' is not served (GET /models)", "--model", "serves"]),
         (["--model", "sim-genrm", "--v1-missing"], ["HTTP 404", "did you mean", "/v1?"]),
         (["--model", "sim-genrm", "--keyed"], ["HTTP 401: Unauthorized", "no API key was sent"]),
     ],
@@ -742,7 +742,7 @@ def test_misconfigured_run_stops_at_once_in_the_servers_words(
     target = keyed if "--keyed" in options else server
     endpoint = target.servers[0].root_url if "--v1-missing" in options else target.urls[0]
     options = [o for o in options if o not in ("--keyed", "--v1-missing")]
-    before = target.stats(0).requests
+    before = target.stats(0).by_path
     status = run_main(
         "rank", tmp_path / "in.jsonl", "--endpoint", endpoint, *options,
         "--api-key-env", "GENRM_TEST_UNSET_KEY", "-o", tmp_path / "out.jsonl", "--quiet",
@@ -751,8 +751,10 @@ def test_misconfigured_run_stops_at_once_in_the_servers_words(
     assert status == 2, err
     for word in words:
         assert word in err
-    # Stopped at once: a handful of requests (one window), not 40 rows x 12 calls.
-    assert target.stats(0).requests - before <= 64
+    # Stopped at once, not after a window or 40 rows x 12 calls: a wrong model or key is seen by
+    # GET /models before any chat request; a wrong path costs one chat request.
+    posts = {k: v - before.get(k, 0) for k, v in target.stats(0).by_path.items() if "POST" in k}
+    assert sum(posts.values()) == (1 if "/v1?" in words else 0)
     errors = tmp_path / "out.errors.jsonl"
     assert not errors.exists() or rows(errors) == []
 
