@@ -4,6 +4,7 @@ Runs the trials of ``tests/test_reliability_trials.py`` (loopback serve-sim only
 size and prints one JSON object of figures::
 
     python benchmarks/reliability.py --rows 40 --kills 20 --out results/reliability.json
+    python benchmarks/reliability.py --only persistent_faults --rows 40 --concurrency 512
 """
 
 from __future__ import annotations
@@ -122,15 +123,39 @@ def hostile_trial() -> dict[str, Any]:
     }
 
 
+def persistent_fault_trial(work: Path, n_rows: int, concurrency: int) -> dict[str, Any]:
+    """Issue 18: each persistent fault, what the run paid before it stopped, and the resume."""
+    return {
+        kind: {
+            k: v
+            for k, v in trials.run_persistent_fault_trial(
+                work / kind, kind, n_rows=n_rows, concurrency=concurrency
+            ).items()
+            if k != "message"
+        }
+        for kind in trials.PERSISTENT_FAULTS
+    }
+
+
 def main_() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=40)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--only",
+        choices=("persistent_faults",),
+        default=None,
+        help="run one trial only (default: every trial)",
+    )
+    parser.add_argument("--concurrency", type=int, default=64, help="of the persistent-fault runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="genrm-reliability-") as folder:
         work = Path(folder)
+        persistent = persistent_fault_trial(work / "persistent", args.rows, args.concurrency)
+        if args.only == "persistent_faults":
+            return _report({"persistent_faults": persistent}, args.out)
         (work / "faults").mkdir()
         (work / "crashes").mkdir()
         figures = {
@@ -143,11 +168,16 @@ def main_() -> int:
                 if k != "ids"
             },
             "hostile": hostile_trial(),
+            "persistent_faults": persistent,
         }
+    return _report(figures, args.out)
+
+
+def _report(figures: dict[str, Any], out: Path | None) -> int:
     text = json.dumps(figures, indent=2)
     print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    if out is not None:
+        out.write_text(text + "\n")
     return 0
 
 

@@ -335,17 +335,21 @@ def test_bad_rows_go_to_the_errors_file_and_the_run_goes_on(tmp_path: Path, url:
 
 
 def test_rows_without_a_usable_verdict_are_errors_not_guesses(tmp_path: Path) -> None:
+    # The first row's 6 calls are answered; every later answer is unreadable. One at a time,
+    # so the answers land on the rows in order (too few failures to be systematic).
     write_rows(tmp_path / "in.jsonl", 3)
-    config = SimServerConfig(latency_mean=0.0, unreadable_rate=1.0)
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("ok",) * 6 + ("unreadable",) * 99)
     with ThreadedSimServers([config]) as servers:
         r = cli(
             "select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--quiet",
             "--endpoint", servers.urls[0], "--summary-json", tmp_path / "s.json",
+            "--concurrency", "1",
         )  # fmt: skip
     assert r.returncode == 1, r.stderr
-    assert not (tmp_path / "o.jsonl").exists()
+    assert len(rows(tmp_path / "o.jsonl")) == 1
     errors = rows(tmp_path / "o.errors.jsonl")
-    assert [e["kind"] for e in errors] == ["no_usable_verdict"] * 3
+    assert [e["kind"] for e in errors] == ["no_usable_verdict"] * 2
+    assert [e["cause"] for e in errors] == ["judge"] * 2  # resume judges them again
     assert "unreadable" in errors[0]["reason"]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["failures_by_kind"]["unreadable"] > 0

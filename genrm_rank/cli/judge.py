@@ -42,6 +42,10 @@ _FLAGS = (
     ("api_key_env (an environment variable) or api_key_file", "--api-key-env or --api-key-file"),
     ("api_key_env/api_key_file", "--api-key-env/--api-key-file"),
     ("pass verify_tls=False", "pass --no-verify-tls"),
+    ("thinking=False", "--no-thinking"),
+    ("argument 'concurrency'", "--concurrency"),
+    ("argument 'timeout'", "--timeout"),
+    ("the judge's 'max_tokens'", "--max-new-tokens"),
 )
 
 
@@ -157,6 +161,7 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
                 timeout=args.timeout,
                 max_resends=args.max_resends,
                 down_timeout=args.down_timeout,
+                thinking=getattr(args, "thinking", None),
                 max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64)),
             )
         except (TypeError, ValueError) as exc:
