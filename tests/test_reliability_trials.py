@@ -222,20 +222,20 @@ def run_persistent_fault_trial(
     model = "nope" if "--model" in options else "sim-genrm"
     argv = ["select", str(rows), "-o", str(out), "--seed", "0", "--quiet", "--concurrency"]
     argv += [str(concurrency), "--summary-json", str(summary), "--api-key-file", str(key_file)]
-    argv += [o for o in options if o not in ("--model", "nope", "--wrong-path")]
+    faulty = [o for o in options if o not in ("--model", "nope", "--wrong-path")]
     with ThreadedSimServers([SimServerConfig(**base, **config)]) as servers:
         url = servers.urls[0]
         if "--wrong-path" in options:
             url = servers.servers[0].root_url  # the base URL without /v1
         started = time.monotonic()
-        status = main([*argv, "--model", model, "--endpoint", url])
+        status = main([*argv, *faulty, "--model", model, "--endpoint", url])
         wall = time.monotonic() - started
         paid = servers.stats(0).by_path
     stopped = json.loads(summary.read_text())
     key_file.write_text("any-key\n")  # the healthy server takes no key
     with ThreadedSimServers([SimServerConfig(**base)]) as servers:
         resumed = main([*argv, "--model", "sim-genrm", "--endpoint", servers.urls[0], "--resume"])
-    ids = [r["id"] for r in read_rows(out)]
+    ids = [r["id"] for r in read_rows(out)] if out.exists() else []
     errors = work / "out.errors.jsonl"
     return {
         "exit_status": status,
