@@ -9,8 +9,9 @@ sees every paid verdict of a run, in the order they come back, and stops the run
 
 - **at the start**: the first :attr:`~FailureWatch.start` verdicts (8) all failed. Until the
   first usable verdict, at most :attr:`~FailureWatch.probe_in_flight` requests (8) are in flight,
-  so a misconfigured run pays for about 8 calls (each with the judge's own free resends of a
-  429 or 503: 48 requests with the default 5 resends), not a window of 64 or 512;
+  so a misconfigured run pays for 8 to 16 calls, not a window of 64 or 512 (plus the judge's
+  own free resends: :class:`~genrm_rank.judges.openai_http.OpenAIJudge` stops resending a 429
+  after 16 before any answer);
 - **later**: at least :attr:`~FailureWatch.window_failed` (60) of the last
   :attr:`~FailureWatch.window` (64) verdicts failed. A healthy GenRM fails a few verdicts in a
   hundred (unreadable, truncated); 60 of 64 is a fault that started mid-run (a replica's

@@ -698,3 +698,23 @@ def test_credentials_in_an_endpoint_url_are_refused_without_echoing_them() -> No
     with pytest.raises(ValueError, match=r"endpoints\[1\]' holds credentials") as info:
         OpenAIJudge(["http://127.0.0.1:1/v1", "https://user:s3cret@host/v1"], model="m")
     assert "s3cret" not in str(info.value)
+
+
+async def test_a_429_on_every_request_is_not_resent_forever_before_any_answer() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_rate_429=1.0, retry_after=0.0)
+    async with SimServer(config) as server, fast_judge(server.url, max_resends=5) as judge:
+        verdicts = await judge.judge_batch([req(prompt=f"q{i}") for i in range(8)])
+        assert all(v.failure is FailureKind.UNAVAILABLE and v.attempts == 0 for v in verdicts)
+        assert "429s before any answer" in (verdicts[-1].error or "")
+        # 16 before the limit, and each call's request in flight when it was reached: not 8 x 6.
+        assert server.stats().requests <= 16 + 8
+        assert (await judge.judge(req())).attempts == 0 and server.stats().requests <= 16 + 9
+
+
+async def test_a_429_burst_after_an_answer_is_still_ridden_out() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("ok",) + ("429",) * 20)
+    clock = FakeClock()
+    async with SimServer(config) as server, fast_judge(server.url, clock, max_resends=30) as judge:
+        assert (await judge.judge(req())).ok
+        verdict = await judge.judge(req())
+        assert verdict.ok and server.stats().requests == 22

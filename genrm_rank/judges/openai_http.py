@@ -25,7 +25,9 @@ every re-ask against the budget and the caps. What can go wrong, and what the ju
     connection refused, 408, 429, 502, 503 (the server started no generation)
         -> resent up to ``max_resends`` times with exponential backoff and full jitter
            (``Retry-After`` honoured), preferably on another endpoint; these resends are free;
-           then ``Verdict.failed("unavailable")`` (attempts = 0)
+           then ``Verdict.failed("unavailable")`` (attempts = 0). Once 16 requests got a 429
+           before the judge's first answer, a 429 is not resent until an answer comes (a rate
+           limit on every request is not a burst to ride out)
     401, 403, 404 (bad key, wrong model, wrong path: a misconfiguration, not a bad request)
         -> resent for free to another endpoint; the endpoint is left out of rotation, with a
            warning; once every endpoint has answered so, ``judge()`` raises
@@ -101,6 +103,10 @@ _CONFIG_STATUSES = frozenset({401, 403, 404})
 """Statuses that say the run is misconfigured (key, model, path): every request would get them."""
 _ERROR_TEXT_LIMIT = 500
 _BODY_WORDS_LIMIT = 120
+_STARTUP_429_LIMIT = 16
+"""429s before the judge's first answer after which a 429 is no longer resent: every request
+of a run refused so is a spent quota or a limit below the run's rate, and resending it only
+multiplies the requests paid before the run stops."""
 """Bytes of a malformed 200's body quoted in its failure (a proxy's HTML page, say)."""
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -452,6 +458,9 @@ class OpenAIJudge:
         chat request got an answer that is not a refusal); another endpoint's first chat request
         goes alone."""
         self._first_calls: dict[int, asyncio.Lock] = {}
+        self._answered = False
+        """Whether any chat request has been answered (200 with an answer)."""
+        self._unanswered_429 = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -670,6 +679,7 @@ class OpenAIJudge:
                 self._pool.release(index)
             if isinstance(outcome, _Answer):
                 self._pool.record_success(index)
+                self._answered = True
                 return outcome
             detail = f"{self.endpoints[index]}: {outcome.detail}"
             if not outcome.refused:
@@ -696,6 +706,17 @@ class OpenAIJudge:
                 self._start_probe(index)
             if outcome.paid:
                 return Verdict.failed(FailureKind.UNAVAILABLE, error=detail, attempts=1)
+            if not self._answered and outcome.detail.startswith("HTTP 429"):
+                self._unanswered_429 += 1
+                if self._unanswered_429 >= _STARTUP_429_LIMIT:
+                    # Nothing has ever been answered: a rate limit on every request (a quota
+                    # spent, a limit below one request), not a burst to ride out.
+                    return Verdict.failed(
+                        FailureKind.UNAVAILABLE,
+                        error=f"no answer after {attempt + 1} tries, and {self._unanswered_429} "
+                        f"429s before any answer; last: {detail}",
+                        attempts=0,
+                    )
             exclude = frozenset({index}) | frozenset(self._refusals)
             if attempt < self.max_resends:
                 await self._sleep(self._backoff(attempt, outcome.retry_after))
