@@ -353,6 +353,18 @@ def test_rows_without_a_usable_verdict_are_errors_not_guesses(tmp_path: Path) ->
     assert "unreadable" in errors[0]["reason"]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["failures_by_kind"]["unreadable"] > 0
+    # Resumed against a healthy server: the two rows are judged again and written once.
+    with ThreadedSimServers([SimServerConfig(latency_mean=0.0)]) as servers:
+        r = cli(
+            "select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--quiet",
+            "--endpoint", servers.urls[0], "--summary-json", tmp_path / "s.json", "--resume",
+            "--concurrency", "1",
+        )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [row["id"] for row in rows(tmp_path / "o.jsonl")] == ["row-0", "row-1", "row-2"]
+    assert rows(tmp_path / "o.errors.jsonl") == []
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["recovered"]["errors"]["retried"] == 2
 
 
 @pytest.mark.parametrize(
