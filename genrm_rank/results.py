@@ -448,17 +448,17 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         status: RankingStatus = "no_verdict"
     elif run.error is not None:
         status = "judge_error"
-    elif 2 * failed > len(judgements):
-        status = "unreliable"
-        notes.append(
-            f"{failed} of {len(judgements)} verdicts failed: the best rests on the few that did "
-            "not, not on the strategy's full evidence"
-        )
     elif run.budget_bound:
         status = "budget_bound"
         notes.append(
             "the best is a provisional pick from the verdicts the budget allowed, not the "
             "strategy's decision"
+        )
+    elif 2 * failed > len(judgements):
+        status = "unreliable"
+        notes.append(
+            f"{failed} of {len(judgements)} verdicts failed: the best rests on the few that did "
+            "not, not on the strategy's full evidence"
         )
     else:
         status = "complete"
