@@ -7,6 +7,7 @@ size and prints one JSON object of figures::
     python benchmarks/reliability.py --rows 40 --kills 20 --out results/reliability.json
     python benchmarks/reliability.py --only security --rows 40   # issue 18's trials alone
     python benchmarks/reliability.py --only data       # the data-integrity trials (issue 18)
+    python benchmarks/reliability.py --only persistent_faults --rows 40 --concurrency 512
 
 ``--only files`` runs only the trials of files, paths and processes (issue 18): two writers on
 one output, a swapped input on ``--resume``, colliding paths, a full disk, a merge killed
@@ -269,10 +270,6 @@ def _child(argv: list[str], *, limit: int | None = _AS_LIMIT) -> dict[str, Any]:
 def _read(path: Path) -> list[dict[str, Any]]:
     """The rows of a JSONL output; none when the run died before writing it."""
     return trials.read_rows(path) if path.exists() else []
-
-
-def _ids(path: Path) -> list[Any]:
-    return [r.get("id") for r in _read(path)]
 
 
 def surrogate_trial(work: Path, n_rows: int = 30, in_rows: bool = True) -> dict[str, Any]:
@@ -629,6 +626,9 @@ GROUPS: dict[str, Callable[[Path, argparse.Namespace], dict[str, Any]]] = {
     "security": lambda work, args: security_trials(work, args.rows),
     "data": lambda work, _: data_trials(work),
     "files": lambda work, args: files_trials(work, args.rows),
+    "persistent_faults": lambda work, args: persistent_fault_trial(
+        work, args.rows, args.concurrency
+    ),
 }
 """The groups of trials, by the name ``--only`` takes; each writes under its own folder."""
 # --------------------------------------------------------------------------------------------
@@ -960,6 +960,20 @@ def _exits(figures: dict[str, Any]) -> list[int]:
     return found
 
 
+def persistent_fault_trial(work: Path, n_rows: int, concurrency: int) -> dict[str, Any]:
+    """Issue 18: each persistent fault, what the run paid before it stopped, and the resume."""
+    return {
+        kind: {
+            k: v
+            for k, v in trials.run_persistent_fault_trial(
+                work / kind, kind, n_rows=n_rows, concurrency=concurrency
+            ).items()
+            if k != "message"
+        }
+        for kind in trials.PERSISTENT_FAULTS
+    }
+
+
 def main_() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=40)
@@ -973,6 +987,7 @@ def main_() -> int:
         default=None,
         help="run these groups of trials only (repeatable; default: all)",
     )
+    parser.add_argument("--concurrency", type=int, default=64, help="of the persistent-fault runs")
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="genrm-reliability-") as folder:

@@ -38,6 +38,7 @@ from genrm_rank.errors import (
     JudgeConfigurationError,
     JudgeError,
     ReplayMissError,
+    SystematicFailureError,
     VerdictError,
 )
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
@@ -82,6 +83,7 @@ __all__ = [
     "RubricScore",
     "Runner",
     "SimulatedJudge",
+    "SystematicFailureError",
     "Usage",
     "Verdict",
     "VerdictCache",

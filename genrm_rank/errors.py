@@ -8,6 +8,8 @@ Every exception the library raises on purpose derives from :class:`GenRMRankErro
      │    ├── EndpointsUnavailableError   every endpoint is down (names them and their answers)
      │    ├── JudgeConfigurationError     every endpoint refuses the run (401/403/404): bad key,
      │    │                               wrong model or wrong path, quoted with a likely fix
+     │    ├── SystematicFailureError      nearly every verdict of a run fails the same way (a
+     │    │                               persistent fault): the cause, quoted, and a likely fix
      │    └── ReplayMissError             a replayed record has no verdict for that pair
      ├── BudgetExhaustedError      a run-wide call/token cap ended a run before its prompt finished
      └── ComparisonGraphError      the comparisons cannot support the requested answer
@@ -28,6 +30,7 @@ __all__ = [
     "JudgeConfigurationError",
     "JudgeError",
     "ReplayMissError",
+    "SystematicFailureError",
     "VerdictError",
 ]
 
@@ -53,6 +56,14 @@ class JudgeConfigurationError(JudgeError):
     wrong path. The message quotes each server and suggests the fix. Like
     :class:`EndpointsUnavailableError` it ends the run, not one prompt: every request would fail
     the same way."""
+
+
+class SystematicFailureError(JudgeError):
+    """The verdicts of a run fail so consistently that the cause is the judge, not the rows
+    (:class:`~genrm_rank.failure_watch.FailureWatch`): a rate limit, a proxy page, a server
+    that times out, a gateway that strips the reasoning. The message names the failure kind,
+    quotes the server's or the parser's words and suggests the fix. It ends the run, which can
+    be resumed once the cause is fixed."""
 
 
 class ReplayMissError(JudgeError, KeyError):

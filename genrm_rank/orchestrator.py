@@ -25,6 +25,10 @@ It also:
   bias) across prompts: a scheduler with a ``bind_judge_statistics(stats)`` method is handed the
   run's live statistics when its prompt is admitted;
 - sends batches to a :class:`~genrm_rank.judges.base.BatchJudge` when ``batch_size > 1``;
+- stops a run whose verdicts fail systematically, when given a
+  :class:`~genrm_rank.failure_watch.FailureWatch` (the SDG pipeline and the CLI give one): until
+  the first usable verdict only a few requests are in flight, and the run raises
+  :class:`~genrm_rank.errors.SystematicFailureError` rather than pay for every prompt;
 - on cancellation (Ctrl-C), cancels and awaits every in-flight request: no orphan tasks.
 """
 
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from genrm_rank.errors import BudgetExhaustedError, JudgeError
+from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
 from genrm_rank.messages import Conversation
 from genrm_rank.strategies.base import Judgement, PairCall, Scheduler, StrategyOutcome
@@ -344,6 +349,10 @@ class Orchestrator:
         for a bounded batch it avoids the tail of a few prompts' last sequential rounds (about
         1 s of partly idle replicas; see ``benchmarks/README.md``), at the cost of holding every
         prompt in memory.
+    failure_watch : FailureWatch, optional
+        Stops the run (:class:`~genrm_rank.errors.SystematicFailureError`) once its verdicts
+        fail systematically, and keeps the window small until a first verdict is usable.
+        ``None`` (default): every prompt runs to its end whatever its verdicts.
     """
 
     def __init__(
@@ -357,6 +366,7 @@ class Orchestrator:
         max_tokens: int | None = None,
         on_progress: ProgressCallback | None = None,
         admission: str = "streaming",
+        failure_watch: FailureWatch | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"Argument 'max_in_flight' must be >= 1, not {max_in_flight}.")
@@ -379,11 +389,17 @@ class Orchestrator:
         self.max_tokens = max_tokens
         self.on_progress = on_progress
         self.admission = admission
+        self.failure_watch = failure_watch
         self.stats = JudgeStatistics()
         self.cap_reached: str | None = None
         self.in_flight = 0
         self._reserved_tokens = 0
         self._largest_call_tokens = 0
+
+    def _window(self) -> int:
+        """Requests that may be in flight now (fewer until a first usable verdict, if watched)."""
+        watch = self.failure_watch
+        return self.max_in_flight if watch is None else watch.in_flight_limit(self.max_in_flight)
 
     def _cap_check(self) -> None:
         if self.cap_reached is not None:
@@ -500,7 +516,7 @@ class Orchestrator:
                 while (
                     not exhausted
                     and self.cap_reached is None
-                    and (eager or len(ready) < self.max_in_flight - self.in_flight)
+                    and (eager or len(ready) < self._window() - self.in_flight)
                 ):
                     try:
                         job = await source.__anext__()
@@ -518,7 +534,7 @@ class Orchestrator:
                 blocked: str | None = None
                 while (
                     ready
-                    and self.in_flight < self.max_in_flight
+                    and self.in_flight < self._window()
                     and self.cap_reached is None
                     and blocked is None
                 ):
@@ -526,7 +542,7 @@ class Orchestrator:
                     while (
                         ready
                         and len(items) < self.batch_size
-                        and self.in_flight + len(items) < self.max_in_flight
+                        and self.in_flight + len(items) < self._window()
                     ):
                         item = ready.peek()
                         if item.state.run.error is not None:
@@ -618,6 +634,8 @@ class Orchestrator:
         self._reserved_tokens -= item.reserved_tokens
         item.reserved_tokens = 0
         self.stats.add(verdict)
+        if self.failure_watch is not None:
+            self.failure_watch.add(verdict)  # raises once the failures are systematic
         if verdict.cached:
             run.cached += 1  # free: its reservation is given back, no budget is used
         else:
@@ -647,10 +665,14 @@ class Orchestrator:
 def _is_job_error(error: BaseException) -> bool:
     """Errors that end one prompt but not the run (judge errors other than 'all endpoints down'
     and 'every endpoint refuses the run')."""
-    from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
+    from genrm_rank.errors import (
+        EndpointsUnavailableError,
+        JudgeConfigurationError,
+        SystematicFailureError,
+    )
 
     return isinstance(error, JudgeError) and not isinstance(
-        error, (EndpointsUnavailableError, JudgeConfigurationError)
+        error, (EndpointsUnavailableError, JudgeConfigurationError, SystematicFailureError)
     )
 
 

@@ -57,7 +57,12 @@ from genrm_rank.verdict import (
     Verdict,
 )
 
-__all__ = ["parse_verdict", "split_reasoning"]
+__all__ = ["NO_REASONING", "parse_verdict", "split_reasoning"]
+
+NO_REASONING = "no reasoning field and no </think>"
+"""How a failed verdict says its answer held no reasoning at all (read with ``thinking=True``):
+the words :class:`~genrm_rank.failure_watch.FailureWatch` recognises when every answer of a run
+lacks it (a gateway that strips the reasoning field)."""
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -376,9 +381,8 @@ def parse_verdict(
             FailureKind.UNREADABLE,
             error="the reasoning was never closed (no </think>)"
             if opened
-            else "no reasoning field and no </think>: a GenRM always thinks, so this text is "
-            "reasoning that never ended (a judge that does not think is read with "
-            "thinking=False)",
+            else f"{NO_REASONING}: a GenRM always thinks, so this text is reasoning that "
+            "never ended (a judge that does not think is read with thinking=False)",
             **common,
         )
     ((inline_reasoning, answer),) = split_reasoning(content)

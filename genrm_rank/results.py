@@ -59,10 +59,11 @@ __all__ = [
     "judgements_to_comparisons",
 ]
 
-RankingStatus = Literal["complete", "budget_bound", "judge_error", "no_verdict"]
+RankingStatus = Literal["complete", "budget_bound", "unreliable", "judge_error", "no_verdict"]
 """How a prompt's ranking ended: the strategy ran to its end (``complete``); its budget stopped
 it before it could decide (``budget_bound``: the best is a provisional pick from the evidence
-so far); a judge error stopped it (``judge_error``); or no verdict was usable (``no_verdict``:
+so far); more than half of its verdicts failed (``unreliable``: the best rests on the few that
+did not); a judge error stopped it (``judge_error``); or no verdict was usable (``no_verdict``:
 no candidate is chosen)."""
 
 
@@ -157,8 +158,9 @@ class Ranking:
     budget_bound : bool
         Whether the budget stopped the strategy before it was done.
     status : str
-        ``"complete"``, ``"budget_bound"``, ``"judge_error"`` or ``"no_verdict"``
-        (:data:`RankingStatus`). Only a ``complete`` ranking's best is the strategy's decision.
+        ``"complete"``, ``"budget_bound"``, ``"unreliable"``, ``"judge_error"`` or
+        ``"no_verdict"`` (:data:`RankingStatus`). Only a ``complete`` ranking's best is the
+        strategy's decision.
     strategy, swap : str
         How the candidates were compared.
     position_bias : float or None
@@ -441,6 +443,7 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         )
         for i in range(n)
     )
+    failed = sum(not j.verdict.ok for j in judgements)
     if not usable:
         status: RankingStatus = "no_verdict"
     elif run.error is not None:
@@ -450,6 +453,12 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
         notes.append(
             "the best is a provisional pick from the verdicts the budget allowed, not the "
             "strategy's decision"
+        )
+    elif 2 * failed > len(judgements):
+        status = "unreliable"
+        notes.append(
+            f"{failed} of {len(judgements)} verdicts failed: the best rests on the few that did "
+            "not, not on the strategy's full evidence"
         )
     else:
         status = "complete"

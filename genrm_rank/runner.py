@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from genrm_rank.duplicates import DuplicateGroups, distinct, expand_ranking
+from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import Judge
 from genrm_rank.messages import Conversation, normalize_conversation
 from genrm_rank.orchestrator import (
@@ -147,6 +148,9 @@ class Runner:
         How prompts are admitted (see :class:`~genrm_rank.orchestrator.Orchestrator`).
     on_progress : callable, optional
         ``on_progress(stats, in_flight)`` after every verdict.
+    failure_watch : FailureWatch, optional
+        Stops the run once its verdicts fail systematically (see
+        :mod:`~genrm_rank.failure_watch`).
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class Runner:
         batch_size: int = 1,
         admission: str = "streaming",
         on_progress: ProgressCallback | None = None,
+        failure_watch: FailureWatch | None = None,
     ) -> None:
         if not isinstance(judge, Judge):
             raise TypeError(
@@ -179,6 +184,7 @@ class Runner:
             max_tokens=max_tokens,
             on_progress=on_progress,
             admission=admission,
+            failure_watch=failure_watch,
         )
 
     @property

@@ -140,6 +140,7 @@ POSITIONALS = {
     "compare": ["--prompt", "P", "--a", "A", "--b", "B"],
     "merge": ["in.jsonl", "s0.jsonl", "-o", "o.jsonl"],
     "demo": [],
+    "report": ["out.jsonl"],
 }
 
 

@@ -348,9 +348,9 @@ async def test_wrong_model_stops_the_run_naming_the_served_models() -> None:
     async with SimServer(FAST) as server, fast_judge(server.url, model="nope") as judge:
         with pytest.raises(JudgeConfigurationError) as info:
             await judge.judge(req())
-        assert server.stats().requests == 1  # one refusal, no resending to the same endpoint
+        assert server.stats().requests == 0  # GET /models said so: no chat request paid
     message = str(info.value)
-    assert "HTTP 404: The model `nope` does not exist." in message
+    assert "model 'nope' is not served (GET /models)" in message
     assert "the server serves ['sim-genrm']" in message and "argument 'model'" in message
 
 
@@ -380,6 +380,46 @@ async def test_one_refusing_endpoint_is_routed_around_for_free() -> None:
         verdicts = [await judge.judge(req(prompt=f"q{i}")) for i in range(4)]
         assert all(v.ok and v.attempts == 1 for v in verdicts)
         assert good.stats().completed == 4
+
+
+async def test_each_endpoint_is_checked_once_before_the_first_chat_request() -> None:
+    async with SimServer(FAST) as a, SimServer(FAST) as b, fast_judge([a.url, b.url]) as judge:
+        verdicts = await judge.judge_batch([req(prompt=f"q{i}") for i in range(32)])
+        verdicts += [await judge.judge(req())]
+    assert all(v.ok for v in verdicts)
+    assert a.stats().by_path["GET /v1/models"] == b.stats().by_path["GET /v1/models"] == 1
+
+
+async def test_one_endpoint_at_a_wrong_path_is_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with SimServer(FAST) as good, SimServer(FAST) as other:
+        wrong = other.root_url + "/wrong/v1"
+        async with fast_judge([wrong, good.url], routing="least_loaded") as judge:
+            verdicts = await judge.judge_batch([req(prompt=f"q{i}") for i in range(16)])
+    assert all(v.ok for v in verdicts) and good.stats().completed == 16
+    assert not any(k.startswith("POST") for k in other.stats().by_path)  # never sent a chat
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert wrong in warning and "left out" in warning and "HTTP 404" in warning
+
+
+async def test_a_wrong_path_costs_one_chat_request_per_endpoint() -> None:
+    # /models is not found either (as behind a gateway without it): the chat request decides.
+    async with SimServer(FAST) as a, SimServer(FAST) as b:
+        urls = [a.root_url + "/x/v1", b.root_url + "/x/v1"]
+        async with fast_judge(urls) as judge:
+            with pytest.raises(JudgeConfigurationError, match=r"HTTP 404"):
+                await judge.judge_batch([req(prompt=f"q{i}") for i in range(64)])
+        for server in (a, b):
+            assert server.stats().by_path["POST /x/v1/chat/completions"] == 1
+
+
+async def test_an_html_page_is_quoted_in_the_failure() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_rate_html=1.0)
+    async with SimServer(config) as server, fast_judge(server.url) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.failure is FailureKind.UNAVAILABLE and verdict.attempts == 1
+    assert "the body began: '<html><head><title>Sign in" in (verdict.error or "")
 
 
 # -- HTTP edge cases, against serve-sim --------------------------------------------------------
@@ -827,3 +867,23 @@ async def test_whole_float_usage_is_a_count(
     async with fast_judge(cap.url) as judge:
         verdict = await judge.judge(req())
     assert verdict.usage is not None and verdict.total_tokens == 10
+
+
+async def test_a_429_on_every_request_is_not_resent_forever_before_any_answer() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_rate_429=1.0, retry_after=0.0)
+    async with SimServer(config) as server, fast_judge(server.url, max_resends=5) as judge:
+        verdicts = await judge.judge_batch([req(prompt=f"q{i}") for i in range(8)])
+        assert all(v.failure is FailureKind.UNAVAILABLE and v.attempts == 0 for v in verdicts)
+        assert "429s before any answer" in (verdicts[-1].error or "")
+        # 16 before the limit, and each call's request in flight when it was reached: not 8 x 6.
+        assert server.stats().requests <= 16 + 8
+        assert (await judge.judge(req())).attempts == 0 and server.stats().requests <= 16 + 9
+
+
+async def test_a_429_burst_after_an_answer_is_still_ridden_out() -> None:
+    config = SimServerConfig(latency_mean=0.0, fault_sequence=("ok",) + ("429",) * 20)
+    clock = FakeClock()
+    async with SimServer(config) as server, fast_judge(server.url, clock, max_resends=30) as judge:
+        assert (await judge.judge(req())).ok
+        verdict = await judge.judge(req())
+        assert verdict.ok and server.stats().requests == 22

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from genrm_rank.errors import EndpointsUnavailableError, ReplayMissError
+from genrm_rank.errors import EndpointsUnavailableError, ReplayMissError, SystematicFailureError
+from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.orchestrator import Orchestrator, PromptJob, run_one
@@ -372,3 +373,35 @@ async def test_calls_of_a_failed_prompt_are_not_sent() -> None:
     )
     assert sent == ["bad"]
     assert isinstance(runs[0].error, ReplayMissError) and runs[0].calls == 0
+
+
+class FailingJudge(CountingJudge):
+    """Every answer unreadable (a persistent fault); records peak concurrency."""
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        await super().judge(request)
+        return Verdict.failed(FailureKind.UNREADABLE, raw="?", error="no verdict")
+
+
+async def test_a_watched_run_stops_after_a_few_calls_when_every_verdict_fails() -> None:
+    judge = FailingJudge(delay=0.001)
+    orch = Orchestrator(judge, max_in_flight=512, failure_watch=FailureWatch())
+    with pytest.raises(SystematicFailureError, match=r"first 8 verdicts .* unreadable"):
+        async for _ in orch.run(_job(4, key=i) for i in range(100)):
+            pass
+    assert judge.peak <= 8  # the window opens only after a usable verdict
+    assert len(judge.requests) <= 16  # 8 answered; the rest cancelled in flight
+    assert judge.in_flight == 0
+
+
+async def test_an_unwatched_run_pays_for_every_prompt() -> None:
+    judge = FailingJudge()
+    runs = [r async for r in Orchestrator(judge, retries=0).run(_job(3, key=i) for i in range(5))]
+    assert len(runs) == 5 and len(judge.requests) == 5 * 6
+
+
+async def test_the_window_opens_once_a_verdict_is_usable() -> None:
+    judge = CountingJudge(delay=0.001)
+    orch = Orchestrator(judge, max_in_flight=64, failure_watch=FailureWatch(probe_in_flight=2))
+    runs = [r async for r in orch.run(_job(6, key=i) for i in range(40))]
+    assert len(runs) == 40 and judge.peak == 64

@@ -189,6 +189,104 @@ def test_faults_every_row_completes_and_output_equals_the_fault_free_run(
 
 
 # ------------------------------------------------------------------------------------------
+# Persistent faults (issue 18): stop after a few requests, resumable; resume completes every row
+
+PERSISTENT_FAULTS: dict[str, tuple[dict[str, Any], list[str], str]] = {
+    # kind: (the faulty server's settings, the run's options, words the stop must say)
+    "429_always": ({"fault_rate_429": 1.0, "retry_after": 0.01}, [], "HTTP 429"),
+    "500_always": ({"fault_rate_500": 1.0}, [], "HTTP 500"),
+    "html_200": ({"fault_rate_html": 1.0}, [], "a proxy or login page?"),
+    "empty_choices": ({"fault_rate_empty_choices": 1.0}, [], "'choices' is empty"),
+    "hung_server": (
+        {"fault_rate_hang": 1.0, "hang_seconds": 30.0},
+        ["--timeout", "0.5"],
+        "--timeout",
+    ),
+    "reasoning_stripped": ({"reasoning_style": "none"}, [], "--no-thinking"),
+    "wrong_key": ({"api_key": "the-right-key"}, [], "HTTP 401"),
+    "unknown_model": ({}, ["--model", "nope"], "the server serves ['sim-genrm']"),
+    "wrong_path": ({}, ["--wrong-path"], "did you mean"),
+}
+"""Each kind of persistent fault: a server that fails every request the same way."""
+
+
+def run_persistent_fault_trial(
+    work: Path, kind: str, *, n_rows: int = N_ROWS, concurrency: int = 64
+) -> dict[str, Any]:
+    """Run ``select`` against a server with one persistent fault, then ``--resume`` it against a
+    healthy one. Returns what the faulty run paid (every HTTP request its server received), its
+    exit status and message, and what the resumed run wrote."""
+    config, options, _ = PERSISTENT_FAULTS[kind]
+    work.mkdir(parents=True, exist_ok=True)
+    rows, out, summary = work / "in.jsonl", work / "out.jsonl", work / "summary.json"
+    qualities = write_rows(rows, n_rows=n_rows)
+    key_file = work / "key.txt"
+    key_file.write_text("a-wrong-key\n")
+    base = {"latency": "constant", "latency_mean": 0.002, "qualities": qualities}
+    model = "nope" if "--model" in options else "sim-genrm"
+    argv = ["select", str(rows), "-o", str(out), "--seed", "0", "--quiet", "--concurrency"]
+    argv += [str(concurrency), "--summary-json", str(summary), "--api-key-file", str(key_file)]
+    faulty = [o for o in options if o not in ("--model", "nope", "--wrong-path")]
+    with ThreadedSimServers([SimServerConfig(**base, **config)]) as servers:
+        url = servers.urls[0]
+        if "--wrong-path" in options:
+            url = servers.servers[0].root_url  # the base URL without /v1
+        started = time.monotonic()
+        status = main([*argv, *faulty, "--model", model, "--endpoint", url])
+        wall = time.monotonic() - started
+        paid = servers.stats(0).by_path
+    stopped = json.loads(summary.read_text())
+    key_file.write_text("any-key\n")  # the healthy server takes no key
+    with ThreadedSimServers([SimServerConfig(**base)]) as servers:
+        resumed = main([*argv, "--model", "sim-genrm", "--endpoint", servers.urls[0], "--resume"])
+    ids = [r["id"] for r in read_rows(out)] if out.exists() else []
+    errors = work / "out.errors.jsonl"
+    return {
+        "exit_status": status,
+        "chat_requests": sum(v for k, v in paid.items() if k.startswith("POST")),
+        "all_requests": sum(paid.values()),
+        "wall_seconds": round(wall, 2),
+        "status": stopped["status"],
+        "message": stopped["message"],
+        "resume_exit_status": resumed,
+        "rows": n_rows,
+        "rows_out": len(ids),
+        "rows_lost": len(set(f"q{i}" for i in range(n_rows)) - set(ids)),
+        "rows_duplicated": len(ids) - len(set(ids)),
+        "error_lines_after_resume": len(read_rows(errors)) if errors.exists() else 0,
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(PERSISTENT_FAULTS))
+def test_a_persistent_fault_costs_a_few_requests_and_resume_completes_every_row(
+    tmp_path: Path, kind: str
+) -> None:
+    figures = run_persistent_fault_trial(tmp_path, kind)
+    misconfigured = kind in ("wrong_key", "unknown_model", "wrong_path")
+    assert figures["exit_status"] == (2 if misconfigured else 4), figures["message"]
+    assert PERSISTENT_FAULTS[kind][2] in figures["message"]
+    # A wrong key, model or path: at most one chat request per endpoint. Any other persistent
+    # fault: 8 failed verdicts and at most 8 calls in flight when the run stops; a 429 is
+    # resent for free, but no more once 16 came before any answer: at most 16 + 8 + 8.
+    bound = 1 if misconfigured else 16 + 8 + 8 if kind == "429_always" else 16
+    assert figures["chat_requests"] <= bound
+    assert figures["resume_exit_status"] == EXIT_OK
+    assert figures["rows_out"] == N_ROWS and figures["rows_lost"] == 0
+    assert figures["rows_duplicated"] == 0 and figures["error_lines_after_resume"] == 0
+
+
+def test_answers_without_reasoning_are_read_with_no_thinking(tmp_path: Path) -> None:
+    rows, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_rows(rows, n_rows=4)
+    config = SimServerConfig(latency="constant", latency_mean=0.0, reasoning_style="none")
+    with ThreadedSimServers([config]) as servers:
+        argv = ["select", str(rows), "-o", str(out), "--model", "sim-genrm", "--quiet"]
+        assert main([*argv, "--endpoint", servers.urls[0]]) == 4
+        assert main([*argv, "--endpoint", servers.urls[0], "--resume", "--no-thinking"]) == 0
+    assert [r["id"] for r in read_rows(out)] == [f"q{i}" for i in range(4)]
+
+
+# ------------------------------------------------------------------------------------------
 # Crashes: SIGKILL at known rows, resume each time
 
 
@@ -502,8 +600,13 @@ def test_the_key_leaks_nowhere(
     key_file = tmp_path / "key.txt"
     key_file.write_text(KEY + "\n")
     keyed = SimServerConfig(api_key=KEY, latency="constant", latency_mean=0.0, fault_rate_500=0.2)
+    # The first row's 12 calls are answered, then every answer is unreadable: two rows fail
+    # (their errors quote the answers), and the fourth stops the run as systematic (exit 4).
     unreadable = SimServerConfig(
-        api_key=KEY, latency="constant", latency_mean=0.0, unreadable_rate=1.0
+        api_key=KEY,
+        latency="constant",
+        latency_mean=0.0,
+        fault_sequence=("ok",) * 12 + ("unreadable",) * 400,
     )
     statuses = []
     with ThreadedSimServers([keyed, unreadable]) as servers:
@@ -527,6 +630,8 @@ def test_the_key_leaks_nowhere(
                         "--summary-json",
                         str(tmp_path / f"s{i}.json"),
                         "--retries",
+                        "1",
+                        "--concurrency",
                         "1",
                     ]
                 )
@@ -559,7 +664,7 @@ def test_the_key_leaks_nowhere(
 
             asyncio.run(ask())
         reprs += [repr(refused.value), str(refused.value)]
-    assert statuses == [1, 1, 2]  # the bad row; no usable verdict; the wrong key
+    assert statuses == [1, 4, 2]  # the bad row; systematic failures; the wrong key
     assert "401" in reprs[-1]
     captured = capsys.readouterr()
     texts = {"stdout": captured.out, "stderr": captured.err, "log": caplog.text}

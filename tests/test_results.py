@@ -89,3 +89,23 @@ class _SlotOne:
 
     async def judge(self, request: PairRequest) -> Verdict:
         return Verdict(ranking=2)
+
+
+class _MostlyFailingJudge:
+    """Answers only the pair (0, 1); every other call is unreadable."""
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        from genrm_rank.verdict import FailureKind
+
+        if {request.index_1, request.index_2} == {0, 1}:
+            return Verdict(score_1=4, score_2=2, ranking=2)
+        return Verdict.failed(FailureKind.UNREADABLE, raw="?", error="no verdict")
+
+
+@pytest.mark.parametrize(("n", "status"), [(3, "unreliable"), (2, "complete")])
+def test_a_ranking_whose_verdicts_mostly_failed_is_not_complete(n: int, status: str) -> None:
+    texts = [f"c{i}" for i in range(n)]
+    ranking = rank(texts, "Q", judge=_MostlyFailingJudge(), swap="none", retries=0)
+    assert ranking.best == 0 and ranking.status == status
+    assert ranking.decided is (status == "complete")
+    assert any("verdicts failed" in note for note in ranking.notes) is (status == "unreliable")

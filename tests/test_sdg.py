@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from genrm_rank.sdg import (
     RowReader,
     RowSpec,
     count_lines,
+    drop_retried_errors,
     parse_shard,
+    prepare_output,
     process_file,
     recover,
 )
@@ -493,3 +496,92 @@ async def test_a_row_of_ten_thousand_candidates_keeps_the_other_rows_in_bounded_
     [error] = [json.loads(x) for x in (tmp_path / "w.err.jsonl").read_text().splitlines()]
     assert (error["id"], error["kind"]) == (1, "too_many_candidates")
     assert peak < 64 * 2**20  # all 50 million pairs would take gigabytes
+
+
+# -- persistent faults: stop, then resume the rows the judge failed ----------------------------
+
+
+class _BrokenJudge:
+    """Every call fails as a rate-limited server's does (no answer)."""
+
+    def __init__(self) -> None:
+        self.requests: list[object] = []
+
+    async def judge(self, request: object) -> object:
+        from genrm_rank.verdict import FailureKind, Verdict
+
+        self.requests.append(request)
+        return Verdict.failed(FailureKind.UNAVAILABLE, error="u: HTTP 429: slow down", attempts=0)
+
+
+async def _resumable_run(
+    tmp_path: Path, judge: object, *, resume: bool, concurrency: int = 64
+) -> object:
+    files = prepare_output(
+        {"out": tmp_path / "o.jsonl", "errors": tmp_path / "e.jsonl"},
+        resume=resume,
+        overwrite=not resume,
+    )
+    return await process_file(
+        tmp_path / "in.jsonl",
+        judge=judge,  # type: ignore[arg-type]
+        formatter=_fmt,
+        spec=dataclasses.replace(SELECT_DEFAULTS, swap="none", retries=0),
+        sinks=files.sinks,
+        skip_keys=files.skip_keys,
+        skip_lines=files.skip_lines,
+        concurrency=concurrency,
+    )
+
+
+async def test_a_persistent_fault_stops_the_run_and_resume_completes_every_row(
+    tmp_path: Path,
+) -> None:
+    _write_rows(tmp_path / "in.jsonl", 40, k=2)
+    (tmp_path / "in.jsonl").open("a").write('{"id": "bad", "prompt": "q", "candidates": ["x"]}\n')
+    broken = _BrokenJudge()
+    outcome = await _resumable_run(tmp_path, broken, resume=False, concurrency=1)
+    assert outcome.status == "systematic_failure"  # type: ignore[attr-defined]
+    assert "HTTP 429: slow down" in outcome.message  # type: ignore[attr-defined]
+    assert len(broken.requests) == 8  # one call a row, one at a time: not 40 rows
+    written = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [(e["line"], e["cause"]) for e in written] == [(i, "judge") for i in range(1, 8)]
+    outcome = await _resumable_run(tmp_path, SimulatedJudge(seed=1), resume=True)
+    assert outcome.status == "complete"  # type: ignore[attr-defined]
+    ids = [json.loads(x)["id"] for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert ids == list(range(40))  # every row once, in order
+    [error] = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert error["kind"] == "too_few_candidates" and error["cause"] == "row"
+    # A second resume has nothing left to do: the row refused for its content stays, once.
+    before = (tmp_path / "e.jsonl").read_bytes()
+    outcome = await _resumable_run(tmp_path, _BrokenJudge(), resume=True)
+    assert outcome.status == "complete"  # type: ignore[attr-defined]
+    assert (tmp_path / "e.jsonl").read_bytes() == before
+
+
+def test_resume_takes_judge_failures_out_of_the_errors_file(tmp_path: Path) -> None:
+    refused = [{"failure": "rejected", "error": "HTTP 400: too long"}]
+    entries = [
+        {"line": 1, "kind": "malformed_json", "cause": "row"},
+        {"line": 2, "kind": "no_usable_verdict", "cause": "judge"},
+        {"line": 3, "kind": "judge_error"},  # written before 'cause' existed: the judge's
+        {"line": 4, "kind": "no_usable_verdict", "failed_requests": refused},  # the row's
+        {"line": 5, "kind": "too_few_candidates"},
+        {"line": 6, "kind": "no_usable_verdict", "cause": "row", "failed_requests": refused},
+    ]
+    errors = tmp_path / "e.jsonl"
+    errors.write_text("".join(json.dumps(e) + "\n" for e in entries) + '{"line": 7, "ki')
+    files = prepare_output({"out": tmp_path / "o.jsonl", "errors": errors}, resume=True)
+    kept = [json.loads(x)["line"] for x in errors.read_text().splitlines()]
+    assert kept == [1, 4, 5, 6]
+    assert sorted(k for k in map(str, range(1, 8)) if k in files.skip_lines) == ["1", "4", "5", "6"]
+    assert files.recovered["errors"].retried == 2
+
+
+def test_an_errors_file_with_nothing_to_retry_is_left_as_it_is(tmp_path: Path) -> None:
+    errors = tmp_path / "e.jsonl"
+    errors.write_text(json.dumps({"line": 1, "kind": "malformed_json", "cause": "row"}) + "\n")
+    inode = errors.stat().st_ino
+    assert drop_retried_errors(errors) == 0
+    assert errors.stat().st_ino == inode
+    assert drop_retried_errors(tmp_path / "missing.jsonl") == 0

@@ -251,6 +251,7 @@ async def test_faults_in_sequence(http: aiohttp.ClientSession) -> None:
             "truncated": 1,
             "empty_choices": 0,
             "misparsed": 0,
+            "html": 0,
         }
 
 

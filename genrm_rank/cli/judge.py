@@ -49,6 +49,10 @@ _FLAGS = (
     ("api_key_env/api_key_file", "--api-key-env/--api-key-file"),
     ("pass verify_tls=False", "pass --no-verify-tls"),
     ("with api_key_env or api_key_file", "with --api-key-env or --api-key-file"),
+    ("thinking=False", "--no-thinking"),
+    ("argument 'concurrency'", "--concurrency"),
+    ("argument 'timeout'", "--timeout"),
+    ("the judge's 'max_tokens'", "--max-new-tokens"),
 )
 
 
@@ -235,6 +239,7 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
                 timeout=args.timeout,
                 max_resends=args.max_resends,
                 down_timeout=args.down_timeout,
+                thinking=getattr(args, "thinking", None),
                 max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64)),
             )
         except (TypeError, ValueError) as exc:

@@ -153,6 +153,15 @@ def _judge_options(parser: argparse.ArgumentParser) -> None:
         "read from SSL_CERT_FILE, proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY)",
     )
     g.add_argument(
+        "--no-thinking",
+        dest="thinking",
+        action="store_false",
+        default=None,
+        help="read each answer whole, as a judge that does not think (or a gateway that strips "
+        "the reasoning) gives it; by default a GenRM's answer without reasoning is unreadable, "
+        "unless --extra-body turns thinking off (OpenAIJudge's thinking=False)",
+    )
+    g.add_argument(
         "--temperature",
         metavar="T",
         type=_float,

@@ -147,7 +147,7 @@ def summarize(
         "wall_seconds": round(wall, 3),
         "rows_per_second": round(c.done / wall, 2) if wall > 0 else None,
         "recovered": {
-            k: {"rows": v.rows, "truncated_bytes": v.truncated_bytes}
+            k: {"rows": v.rows, "truncated_bytes": v.truncated_bytes, "retried": v.retried}
             for k, v in outcome.recovered.items()
         },
     }

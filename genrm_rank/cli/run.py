@@ -431,7 +431,7 @@ def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
         return EXIT_TERMINATED if signal.SIGTERM in received else EXIT_INTERRUPTED
     if outcome.status == "cap":
         return EXIT_CAP
-    if outcome.status == "unavailable":
+    if outcome.status in ("unavailable", "systematic_failure"):
         return EXIT_UNAVAILABLE
     if outcome.status == "misconfigured":
         return EXIT_USAGE
@@ -582,13 +582,20 @@ def run_file_command(
         if setup.cache is not None:
             setup.cache.close()
     wall = time.monotonic() - started
+    written = any(p is not None and p.is_file() and p.stat().st_size for p in paths.values())
+    if outcome.status == "misconfigured" and not written and not fresh and not to_stdout:
+        # Nothing was written under these settings: a rerun with the fix (--model, say) and
+        # --resume is not held to them.
+        settings_path(out_path).unlink(missing_ok=True)
     summary = summarize(outcome, setup, wall, shard_total)
     shown = {**paths, "errors": "stderr"} if to_stderr else paths
     summary["output"] = {k: None if v is None else str(v) for k, v in shown.items()}
+    if summary["message"]:
+        summary["message"] = cli_words(summary["message"])
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     status = _exit_status(outcome, received)
-    if outcome.status == "misconfigured" and outcome.message:
+    if outcome.status in ("misconfigured", "systematic_failure") and outcome.message:
         # Stopped in seconds, in the server's (or the rows') own words: always shown.
         print(f"{PROG} {args.command}: error: {cli_words(outcome.message)}", file=sys.stderr)
     if not args.quiet:

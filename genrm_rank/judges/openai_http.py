@@ -26,11 +26,14 @@ every re-ask against the budget and the caps. What can go wrong, and what the ju
     connection refused, 408, 429, 502, 503 (the server started no generation)
         -> resent up to ``max_resends`` times with exponential backoff and full jitter
            (``Retry-After`` honoured), preferably on another endpoint; these resends are free;
-           then ``Verdict.failed("unavailable")`` (attempts = 0)
+           then ``Verdict.failed("unavailable")`` (attempts = 0). Once 16 requests got a 429
+           before the judge's first answer, a 429 is not resent until an answer comes (a rate
+           limit on every request is not a burst to ride out)
     401, 403, 404 (bad key, wrong model, wrong path: a misconfiguration, not a bad request)
-        -> resent for free to another endpoint; once every endpoint has answered so,
-           ``judge()`` raises :class:`~genrm_rank.errors.JudgeConfigurationError`, quoting the
-           server and suggesting the fix (the models the server serves, a missing ``/v1``)
+        -> resent for free to another endpoint; the endpoint is left out of rotation, with a
+           warning; once every endpoint has answered so, ``judge()`` raises
+           :class:`~genrm_rank.errors.JudgeConfigurationError`, quoting the server and
+           suggesting the fix (the models the server serves, a missing ``/v1``)
     other 4xx (e.g. vLLM's 400 for a prompt over max-model-len)
         -> ``Verdict.failed("rejected", error=<server message>)`` (attempts = 0), not resent
     an endpoint failing ``failure_threshold`` times in a row
@@ -38,6 +41,14 @@ every re-ask against the budget and the caps. What can go wrong, and what the ju
     every endpoint out of rotation for longer than ``down_timeout``
         -> ``judge()`` raises :class:`~genrm_rank.errors.EndpointsUnavailableError`, naming each
            endpoint and its last answer (the only exception for a per-request problem)
+
+Before its first chat request the judge checks each endpoint once, with ``GET {base}/models``
+and the key: an endpoint that refuses the key (401/403) or does not serve the model is left out
+with a warning, and when every endpoint is so, ``judge()`` raises
+:class:`~genrm_rank.errors.JudgeConfigurationError` before any chat request is paid. An endpoint
+whose ``/models`` does not confirm the model (a gateway without ``/models``) is not refused on
+that account: its first chat request goes alone, so a wrong path costs one chat request per
+endpoint, not a window of them.
 
 Health comes from ``GET /health`` probes and connection errors (and 5xx answers), never from
 how long a generation took. Proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and CA bundles
@@ -98,6 +109,12 @@ MAX_RESPONSE_BYTES = 8 * 2**20
 """Default longest answer body read (8 MiB): a GenRM answer of 24,576 tokens of reasoning is a
 few hundred KB; a longer body (a broken proxy, a server streaming garbage) is not read whole."""
 _CHUNK = 64 * 1024
+_BODY_WORDS_LIMIT = 120
+"""Bytes of a malformed 200's body quoted in its failure (a proxy's HTML page, say)."""
+_STARTUP_429_LIMIT = 16
+"""429s before the judge's first answer after which a 429 is no longer resent: every request
+of a run refused so is a spent quota or a limit below the run's rate, and resending it only
+multiplies the requests paid before the run stops."""
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -491,6 +508,15 @@ class OpenAIJudge:
         self._refusals: dict[int, _Failure] = {}
         self._faults: dict[str, int] = {}
         self._diagnosis: str | None = None
+        self._preflight: asyncio.Task[None] | None = None
+        self._confirmed = [False] * len(self.endpoints)
+        """Endpoints known to take the run's requests (their ``/models`` lists the model, or a
+        chat request got an answer that is not a refusal); another endpoint's first chat request
+        goes alone."""
+        self._first_calls: dict[int, asyncio.Lock] = {}
+        self._answered = False
+        """Whether any chat request has been answered (200 with an answer)."""
+        self._unanswered_429 = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -521,6 +547,9 @@ class OpenAIJudge:
             self._session = None
             self._probes.clear()
             self._recovery = None
+            self._first_calls.clear()
+            if self._preflight is not None and not self._preflight.done():
+                self._preflight = None
         if self._session is None:
             per_endpoint = self._pool.max_in_flight_per_endpoint
             # A fresh context reads SSL_CERT_FILE / SSL_CERT_DIR now, not at import time.
@@ -571,10 +600,14 @@ class OpenAIJudge:
         if self._recovery is not None:
             probes.append(self._recovery)
             self._recovery = None
+        if self._preflight is not None and not self._preflight.done():
+            probes.append(self._preflight)
+            self._preflight = None  # cut short: checked again on the next use
         for task in probes:
             task.cancel()
         if probes:
             await asyncio.gather(*probes, return_exceptions=True)
+        self._first_calls.clear()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -646,6 +679,7 @@ class OpenAIJudge:
                 f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
             )
         session = self._open()
+        await self._check_endpoints(session)
         result = await self._call(session, request.prefix_key(), self._payload(request))
         if isinstance(result, Verdict):  # rejected / unavailable: no answer obtained
             return result
@@ -694,13 +728,13 @@ class OpenAIJudge:
     async def _call(
         self, session: aiohttp.ClientSession, key: str, payload: bytes
     ) -> _Answer | Verdict:
-        exclude: frozenset[int] = frozenset()
+        exclude = frozenset(self._refusals)  # an endpoint that refused the run is left out
         detail = "no attempt made"
         attempt = 0
         while attempt <= self.max_resends:
             index = await self._acquire(key, exclude, retry=attempt > 0)
             try:
-                outcome = self._scrub(await self._post(session, index, payload))
+                outcome = self._scrub(await self._post_checked(session, index, payload))
             finally:
                 self._pool.release(index)
             if isinstance(outcome, _Answer):
@@ -714,13 +748,17 @@ class OpenAIJudge:
                             "faults as impossible_usage)",
                             self.endpoints[index],
                         )
+                self._answered = True
                 return outcome
             detail = f"{self.endpoints[index]}: {outcome.detail}"
             if not outcome.refused:
                 self._count_fault(outcome)
             if outcome.refused:
                 self._pool.record_success(index)  # the server is up; it refuses this run
-                self._refusals.setdefault(index, outcome)
+                if index not in self._refusals:
+                    self._refusals[index] = outcome
+                    if len(self._refusals) < len(self.endpoints):
+                        await self._warn_refusal(session, index, outcome)
                 if len(self._refusals) == len(self.endpoints):
                     raise JudgeConfigurationError(await self._configuration_message(session))
                 exclude = frozenset(self._refusals)  # try an endpoint that has not refused
@@ -737,6 +775,17 @@ class OpenAIJudge:
                 self._start_probe(index)
             if outcome.paid:
                 return Verdict.failed(FailureKind.UNAVAILABLE, error=detail, attempts=1)
+            if not self._answered and outcome.detail.startswith("HTTP 429"):
+                self._unanswered_429 += 1
+                if self._unanswered_429 >= _STARTUP_429_LIMIT:
+                    # Nothing has ever been answered: a rate limit on every request (a quota
+                    # spent, a limit below one request), not a burst to ride out.
+                    return Verdict.failed(
+                        FailureKind.UNAVAILABLE,
+                        error=f"no answer after {attempt + 1} tries, and {self._unanswered_429} "
+                        f"429s before any answer; last: {detail}",
+                        attempts=0,
+                    )
             exclude = frozenset({index}) | frozenset(self._refusals)
             if attempt < self.max_resends:
                 await self._sleep(self._backoff(attempt, outcome.retry_after))
@@ -762,6 +811,23 @@ class OpenAIJudge:
             reasoning=None if outcome.reasoning is None else self._redact(outcome.reasoning),
         )
 
+    async def _post_checked(
+        self, session: aiohttp.ClientSession, index: int, payload: bytes
+    ) -> _Answer | _Failure:
+        """:meth:`_post`; the first chat request of an endpoint not yet confirmed goes alone,
+        so that a wrong path or model costs one request per endpoint."""
+        if self._confirmed[index]:
+            return await self._post(session, index, payload)
+        lock = self._first_calls.setdefault(index, asyncio.Lock())
+        async with lock:
+            refusal = self._refusals.get(index)
+            if refusal is not None:
+                return refusal  # refused while this request waited: not sent
+            outcome = await self._post(session, index, payload)
+            if not (isinstance(outcome, _Failure) and outcome.refused):
+                self._confirmed[index] = True
+            return outcome
+
     async def _post(
         self, session: aiohttp.ClientSession, index: int, payload: bytes
     ) -> _Answer | _Failure:
@@ -782,8 +848,10 @@ class OpenAIJudge:
                         return _read_answer(raw)
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                         # The server is up and answered: a per-request failure, not ill health.
+                        begins = raw[:_BODY_WORDS_LIMIT].decode("utf-8", "replace")
                         return _Failure(
-                            f"malformed response ({type(exc).__name__}: {exc})",
+                            f"malformed response ({type(exc).__name__}: {exc}); the body "
+                            f"began: {begins!r}",
                             retryable=True,
                             counts_toward_health=False,
                             paid=True,
@@ -843,28 +911,92 @@ class OpenAIJudge:
 
     # -- misconfiguration -----------------------------------------------------------------------
 
-    async def _get_json(self, session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
-        """``GET url`` -> (status, parsed JSON or None); status 0 when no answer came."""
+    async def _get(self, session: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
+        """``GET url`` -> (status, body); status 0 when no answer came."""
         try:
             async with session.get(url, timeout=aiohttp.ClientTimeout(total=10.0)) as response:
                 raw = await self._read_body(response)
-                status = response.status
-            if raw is None:
-                return status, None
+                return response.status, b"" if raw is None else raw
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
-            return 0, None
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, None
+            return 0, b""
 
-    async def _served_models(self, session: aiohttp.ClientSession, base: str) -> list[str] | None:
-        status, body = await self._get_json(session, base + "/models")
-        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
+    def _model_list(self, status: int, raw: bytes) -> list[str] | None:
+        """The model ids of a ``GET /models`` answer; ``None`` when it is not a model list."""
+        try:
+            body = json.loads(raw) if status == 200 else None
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             return None
         return [
             self._redact(str(m["id"])) for m in body["data"] if isinstance(m, dict) and "id" in m
         ]
+
+    async def _served_models(self, session: aiohttp.ClientSession, base: str) -> list[str] | None:
+        return self._model_list(*await self._get(session, base + "/models"))
+
+    async def _check_endpoints(self, session: aiohttp.ClientSession) -> None:
+        """Check every endpoint once before the first chat request (shared by every caller)."""
+        task = self._preflight
+        if task is None:
+            task = self._preflight = asyncio.get_running_loop().create_task(
+                self._check_models(session)
+            )
+        await asyncio.shield(task)
+
+    async def _check_models(self, session: aiohttp.ClientSession) -> None:
+        """``GET {base}/models`` with the key, once per endpoint: refuse the endpoints that
+        refuse the key or do not serve the model; raise when every endpoint does."""
+        answers = await asyncio.gather(*(self._get(session, b + "/models") for b in self.endpoints))
+        served = [self._model_list(status, raw) for status, raw in answers]
+        listed = any(models is not None and self.model in models for models in served)
+        for index, ((status, raw), models) in enumerate(zip(answers, served, strict=True)):
+            base = self.endpoints[index]
+            if models is not None and self.model in models:
+                self._confirmed[index] = True
+            elif status in (401, 403):
+                words = _error_message(status, raw)
+                self._refusals[index] = _Failure(
+                    f"{words} (GET /models)", retryable=False, refused=True
+                )
+            elif models is not None:
+                self._refusals[index] = _Failure(
+                    f"model {self.model!r} is not served (GET /models)",
+                    retryable=False,
+                    refused=True,
+                    hint=f"argument 'model' is {self.model!r}; the server serves {models}",
+                )
+            elif status == 404 and listed:
+                # The other replicas list the model: this base URL is the wrong path.
+                self._refusals[index] = _Failure(
+                    f"{_error_message(status, raw)} (GET /models; the other endpoints list the "
+                    "model)",
+                    retryable=False,
+                    refused=True,
+                )
+            elif status != 0:
+                logger.warning(
+                    "endpoint %s: GET /models answered %s without a model list; the key and the "
+                    "model are checked by the first request instead",
+                    base,
+                    _error_message(status, raw),
+                )
+        if len(self._refusals) == len(self.endpoints):
+            raise JudgeConfigurationError(await self._configuration_message(session))
+        for index, failure in sorted(self._refusals.items()):
+            await self._warn_refusal(session, index, failure)
+
+    async def _warn_refusal(
+        self, session: aiohttp.ClientSession, index: int, failure: _Failure
+    ) -> None:
+        """Say that one endpoint refuses the run and is left out (the others carry on)."""
+        hint = await self._hint(session, index, failure)
+        logger.warning(
+            "endpoint %s refuses the run and is left out: %s (hint: %s)",
+            self.endpoints[index],
+            failure.detail,
+            hint,
+        )
 
     async def _hint(self, session: aiohttp.ClientSession, index: int, failure: _Failure) -> str:
         base = self.endpoints[index]

@@ -59,6 +59,7 @@ from genrm_rank.sdg.output import (
     ReorderBuffer,
     Sink,
     StreamSink,
+    drop_retried_errors,
     recover,
 )
 from genrm_rank.sdg.pipeline import (
@@ -113,6 +114,7 @@ __all__ = [
     "StreamSink",
     "count_lines",
     "decide_selection",
+    "drop_retried_errors",
     "finite_or_none",
     "id_key",
     "iter_lines",

@@ -9,7 +9,10 @@
   :func:`recover` detects and truncates before a resumed run appends.
 - **Resume.** :func:`recover` collects the ids already written to an output file (or the line
   numbers already written to an errors file); a resumed run skips exactly those, so that an
-  interrupted-then-resumed run ends with byte-identical files to an uninterrupted one.
+  interrupted-then-resumed run ends with byte-identical files to an uninterrupted one. Rows the
+  judge failed (``"cause": "judge"`` in the errors file: transport faults, unreadable or
+  truncated answers) are not done: :func:`drop_retried_errors` takes them out of the errors file
+  (atomically) before a resumed run, which judges them again and writes each once.
 
 A Python SDG script can use these directly: open a :class:`JsonlSink`, :func:`recover` it before
 appending, and write each row's :class:`Block` through a :class:`ReorderBuffer`.
@@ -38,6 +41,7 @@ __all__ = [
     "ReorderBuffer",
     "Sink",
     "StreamSink",
+    "drop_retried_errors",
     "is_stream",
     "recover",
     "sidecar_path",
@@ -184,6 +188,9 @@ class Recovered:
     """Id keys (``out``/``rejected``) or line numbers as strings (``errors``) already written."""
     rows: int = 0
     truncated_bytes: int = 0
+    retried: int = 0
+    """Errors-file lines of rows the judge failed, taken out to be run again
+    (:func:`drop_retried_errors`)."""
 
 
 def recover(
@@ -250,6 +257,77 @@ def recover(
             os.fsync(handle.fileno())
         found.truncated_bytes = size - keep
     return found
+
+
+_JUDGE_KINDS = frozenset({"judge_error", "no_usable_verdict"})
+
+
+def _judge_failed(entry: dict[str, Any]) -> bool:
+    """Whether an errors-file entry is a row the judge failed (to be run again on resume).
+
+    Entries written before the ``cause`` field existed are told apart by their kind: a judge
+    error or a row without a usable verdict, unless every failed call was refused (``rejected``:
+    the server refused the row's own request).
+    """
+    cause = entry.get("cause")
+    if cause is not None:
+        return bool(cause == "judge")
+    if entry.get("kind") not in _JUDGE_KINDS:
+        return False
+    failed = entry.get("failed_requests")
+    if not isinstance(failed, list) or not failed:
+        return True
+    return not all(isinstance(r, dict) and r.get("failure") == "rejected" for r in failed)
+
+
+def drop_retried_errors(path: str | os.PathLike[str]) -> int:
+    """Take the rows the judge failed out of an errors file, so a resumed run judges them again.
+
+    The file is rewritten (a temporary file in the same folder, ``fsync``, then an atomic
+    rename) without the entries whose ``cause`` is ``"judge"`` (:class:`RowError`), and
+    without a torn last line; it is left untouched when there is nothing to take out, when it
+    is not a regular file, or when a line is not a JSON object (:func:`recover` then refuses
+    it). Returns the number of entries taken out.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return 0
+    p = p.resolve()  # rewrite the file a link points at, not the link
+    kept: list[bytes] = []
+    dropped = 0
+    with open(p, "rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                break  # a torn last line: recover() would cut it too
+            try:
+                entry = json.loads(raw)
+            except json.JSONDecodeError:
+                return 0
+            if not isinstance(entry, dict):
+                return 0
+            if _judge_failed(entry):
+                dropped += 1
+            else:
+                kept.append(raw)
+    if not dropped:
+        return 0
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(b"".join(kept))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, p.stat().st_mode & 0o7777)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    folder = os.open(p.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return dropped
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ resumed run.
   (:meth:`~genrm_rank.spec.RankSpec.prompt_seeds`), so its result does not depend on the other
   rows or on timing, given a deterministic judge (a real GenRM is not, which is what the verdict
   cache is for).
+- **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` sees every verdict:
+  when the first verdicts of the run all fail, or nearly all of a recent window, the run stops
+  (``"systematic_failure"``, resumable) and says why in the server's or the parser's words. A
+  row the judge failed is written to the errors file with ``"cause": "judge"`` and judged again
+  by a resumed run; a row refused for its own content has ``"cause": "row"`` and stays.
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
-from genrm_rank.errors import EndpointsUnavailableError, GenRMRankError, JudgeConfigurationError
+from genrm_rank.errors import (
+    EndpointsUnavailableError,
+    GenRMRankError,
+    JudgeConfigurationError,
+    SystematicFailureError,
+)
+from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import Judge
 from genrm_rank.orchestrator import JudgeStatistics, ProgressCallback
 from genrm_rank.runner import PromptInput, PromptResult, Runner
@@ -44,6 +55,7 @@ from genrm_rank.sdg.output import (
     Recovered,
     ReorderBuffer,
     StreamSink,
+    drop_retried_errors,
     is_stream,
     recover,
     try_lock,
@@ -105,9 +117,14 @@ class RunOutcome:
 
     counters: RunCounters
     stats: JudgeStatistics
-    status: Literal["complete", "cap", "interrupted", "unavailable", "misconfigured"] = "complete"
+    status: Literal[
+        "complete", "cap", "interrupted", "unavailable", "misconfigured", "systematic_failure"
+    ] = "complete"
     """``"misconfigured"``: every endpoint refused the run (bad key, model or path), or the first
-    rows all lack the same field; :attr:`message` says which, in the server's words."""
+    rows all lack the same field; :attr:`message` says which, in the server's words.
+    ``"systematic_failure"``: the verdicts failed so consistently that the run stopped
+    (:mod:`~genrm_rank.failure_watch`); :attr:`message` names the cause and the fix, and the run
+    can be resumed once it is fixed."""
     cap: str | None = None
     message: str | None = None
     recovered: dict[str, Recovered] = field(default_factory=dict)
@@ -226,12 +243,15 @@ def prepare_output(
         else:
             done_ids = IdIndex()  # rows in the output and rejected files share one index
             for name, p in files.items():
+                # Rows the judge failed are not done: out of the errors file, to be run again.
+                retried = drop_retried_errors(p) if name == "errors" else 0
                 recovered[name] = recover(
                     p,
                     key_field="line" if name == "errors" else id_field,
                     grouped=grouped and name == "out",
                     keys=None if name == "errors" else done_ids,
                 )
+                recovered[name].retried = retried
     except BaseException:
         if locked is not None:
             os.close(locked)
@@ -355,6 +375,7 @@ async def process_file(
     counters: RunCounters | None = None,
     on_row: Callable[[RunCounters], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    failure_watch: FailureWatch | None = None,
 ) -> RunOutcome:
     """Rank every row of an input, writing results in input order.
 
@@ -395,6 +416,10 @@ async def process_file(
         Called after each row is settled.
     on_progress : callable, optional
         ``on_progress(stats, in_flight)`` after every verdict.
+    failure_watch : FailureWatch, optional
+        When the verdicts' failures are systematic, and how many requests may be in flight
+        before a first verdict is usable; default ``FailureWatch()`` (see
+        :mod:`~genrm_rank.failure_watch`).
 
     The coroutine can be cancelled (Ctrl-C): rows already written stay written, every in-flight
     request is cancelled, and the counters say how far it got.
@@ -408,6 +433,7 @@ async def process_file(
         max_calls=max_calls,
         max_tokens=max_tokens,
         on_progress=on_progress,
+        failure_watch=failure_watch if failure_watch is not None else FailureWatch(),
     )
     outcome = RunOutcome(counters, runner.stats)
     limit = max_pending if max_pending is not None else max(1024, 8 * concurrency)
@@ -515,15 +541,21 @@ async def process_file(
                 if kind == "judge_error"
                 else f"ranking failed: {type(result.error).__name__}: {result.error}"
             )
-            buffer.put(seq, error_block(RowError(row.line, row.id, kind, reason)))
+            cause: Literal["row", "judge"] = "judge" if kind == "judge_error" else "row"
+            buffer.put(seq, error_block(RowError(row.line, row.id, kind, reason, cause=cause)))
             return
         if result.ranking.best is None:
+            failed = _failed_requests(result)
+            # Refused requests (a prompt over the context length) are the row's own; any other
+            # failure is the judge's, to be judged again by a resumed run.
+            refused = bool(failed) and all(r["failure"] == "rejected" for r in failed)
             error = RowError(
                 row.line,
                 row.id,
                 "no_usable_verdict",
                 _failure_reason(result),
-                failed_requests=_failed_requests(result),
+                failed_requests=failed,
+                cause="row" if refused else "judge",
             )
             buffer.put(seq, error_block(error))
             return
@@ -566,6 +598,8 @@ async def process_file(
             # Paused: too many rows held behind a slow one; the window drained, carry on.
     except EndpointsUnavailableError as exc:
         outcome.status, outcome.message = "unavailable", str(exc)
+    except SystematicFailureError as exc:
+        outcome.status, outcome.message = "systematic_failure", str(exc)
     except (JudgeConfigurationError, _MissingFieldStop, InputError) as exc:
         outcome.status, outcome.message = "misconfigured", str(exc)
     except asyncio.CancelledError:

@@ -17,7 +17,7 @@ import re
 from array import array
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from genrm_rank.messages import Conversation, normalize_conversation
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
@@ -169,12 +169,17 @@ class RowError:
     failed_requests: tuple[dict[str, Any], ...] = ()
     """For a row whose judge calls failed: each failed call's failure kind and the server's or
     the parser's own words (``error``), as bespoke curator's ``failed_requests`` does."""
+    cause: Literal["row", "judge"] = "row"
+    """``"row"``: the row was refused for its own content (bad JSON, too few candidates, a
+    prompt the server rejects), so a resumed run does not try it again. ``"judge"``: the judge
+    failed it (transport faults, unreadable or truncated answers), so ``--resume`` retries it."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "line": self.line,
             "id": self.id,
             "kind": self.kind,
+            "cause": self.cause,
             "reason": self.reason,
         }
         if self.raw is not None:

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from genrm_rank.judges.simulated import (
     AnswerFormat,
@@ -68,6 +69,7 @@ FaultKind = Literal[
     "truncated",
     "empty_choices",
     "misparsed",
+    "html",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _LATENCIES = ("lognormal", "constant", "exponential")
@@ -111,6 +113,9 @@ class SimServerConfig:
         Probability of each injected fault per chat request (their sum at most 1): a 500, a 503,
         a 429 with ``Retry-After``, a hang (no answer for ``hang_seconds``), a dropped
         connection (closed without a reply).
+    fault_rate_html, fault_rate_empty_choices : float
+        Probability of a 200 holding an HTML page (a proxy's login or error page), and of a
+        200 with ``choices: []``; 1.0 makes a persistent fault.
     retry_after : float
         Seconds sent in the ``Retry-After`` header of an injected 429/503.
     hang_seconds : float
@@ -120,7 +125,8 @@ class SimServerConfig:
         of ``FAULT_KINDS`` (``"ok"`` for a normal answer; ``"unreadable"``/``"truncated"``
         for such an answer; ``"empty_choices"`` for a 200 with ``choices: []``;
         ``"misparsed"`` for what a wrong reasoning parser gives: ``content`` null, the whole
-        answer in the reasoning field, ``finish_reason`` ``"stop"``).
+        answer in the reasoning field, ``finish_reason`` ``"stop"``; ``"html"`` for a 200
+        holding an HTML page).
     empty_reasoning_field : bool
         With ``reasoning_style="reasoning_content"``, also send ``"reasoning": ""`` (an empty
         field next to the one that holds the reasoning).
@@ -152,6 +158,8 @@ class SimServerConfig:
     fault_rate_429: float = 0.0
     fault_rate_hang: float = 0.0
     fault_rate_drop: float = 0.0
+    fault_rate_html: float = 0.0
+    fault_rate_empty_choices: float = 0.0
     retry_after: float = 1.0
     hang_seconds: float = 3600.0
     fault_sequence: tuple[str, ...] = ()
@@ -211,6 +219,8 @@ class SimServerConfig:
             "429": self.fault_rate_429,
             "hang": self.fault_rate_hang,
             "drop": self.fault_rate_drop,
+            "html": self.fault_rate_html,
+            "empty_choices": self.fault_rate_empty_choices,
         }
 
     def make_judge(self) -> SimulatedJudge:
@@ -262,6 +272,9 @@ class SimServerStats:
         ``service_seconds / (capacity * elapsed)``).
     prefix_cache_hit_rate : float
         ``hits / queries`` (0 without queries).
+    by_path : dict of str to int
+        Every HTTP request received, by ``"METHOD /path"`` (a wrong path and ``GET /v1/models``
+        included): what a client paid the server, misconfigured or not.
     """
 
     requests: int
@@ -274,6 +287,7 @@ class SimServerStats:
     prefix_cache_queries: int
     prefix_cache_hits: int
     service_seconds: float = 0.0
+    by_path: dict[str, int] = field(default_factory=dict)
 
     @property
     def prefix_cache_hit_rate(self) -> float:
@@ -372,6 +386,7 @@ class SimServer:
         self._service_seconds = 0.0
         self._created = int(time.time())
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._by_path: collections.Counter[str] = collections.Counter()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -400,7 +415,7 @@ class SimServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (routes only; :meth:`start` runs it)."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._count])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
@@ -467,6 +482,7 @@ class SimServer:
             prefix_cache_queries=self._prefix_queries,
             prefix_cache_hits=self._prefix_hits,
             service_seconds=self._service_seconds,
+            by_path=dict(sorted(self._by_path.items())),
         )
 
     def _draw_fault(self) -> str:
@@ -630,6 +646,11 @@ class SimServer:
 
     # -- handlers ------------------------------------------------------------------------------
 
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self._by_path[f"{request.method} {request.path}"] += 1
+        return await handler(request)
+
     def _authorized(self, request: web.Request) -> bool:
         key = self.config.api_key
         return key is None or request.headers.get("Authorization") == f"Bearer {key}"
@@ -742,6 +763,9 @@ class SimServer:
         if fault == "hang":
             await asyncio.sleep(self.config.hang_seconds)
             return _error_response(504, "GatewayTimeout", "Simulated hang ended.")
+        if fault == "html":
+            page = "<html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
+            return web.Response(text=page, content_type="text/html")
         if fault == "drop":
             if request.transport is not None:
                 request.transport.abort()

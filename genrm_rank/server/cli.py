@@ -89,7 +89,7 @@ def add_serve_sim_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     jdg.add_argument("--position-bias", type=float, default=d.position_bias)
     jdg.add_argument("--judge-seed", type=int, default=d.judge_seed)
     flt = parser.add_argument_group("fault injection")
-    for kind in ("500", "503", "429", "hang", "drop"):
+    for kind in ("500", "503", "429", "hang", "drop", "html", "empty-choices"):
         flt.add_argument(f"--fault-rate-{kind}", type=float, default=0.0, metavar="P")
     flt.add_argument("--unreadable-rate", type=float, default=0.0, metavar="P")
     flt.add_argument("--truncated-rate", type=float, default=0.0, metavar="P")
@@ -147,6 +147,8 @@ def config_from_args(args: argparse.Namespace) -> SimServerConfig:
         fault_rate_429=args.fault_rate_429,
         fault_rate_hang=args.fault_rate_hang,
         fault_rate_drop=args.fault_rate_drop,
+        fault_rate_html=args.fault_rate_html,
+        fault_rate_empty_choices=args.fault_rate_empty_choices,
         retry_after=args.retry_after,
         hang_seconds=args.hang_seconds,
         fault_sequence=sequence,

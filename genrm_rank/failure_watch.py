@@ -1,0 +1,188 @@
+"""Stopping a run whose verdicts fail systematically, before it pays for every row.
+
+A persistent fault (a rate limit on every request, a proxy answering an HTML page, a server that
+never answers within the timeout, a gateway that strips the reasoning, a token limit every
+answer hits) fails every verdict the same way. Re-asking each call and moving on to the next row
+would pay for the whole input and leave every row in the errors file. :class:`FailureWatch`
+sees every paid verdict of a run, in the order they come back, and stops the run
+(:class:`~genrm_rank.errors.SystematicFailureError`) once the failures are clearly systematic:
+
+- **at the start**: the first :attr:`~FailureWatch.start` verdicts (8) all failed. Until the
+  first usable verdict, at most :attr:`~FailureWatch.probe_in_flight` requests (8) are in flight,
+  so a misconfigured run pays for 8 to 16 calls, not a window of 64 or 512 (plus the judge's
+  own free resends: :class:`~genrm_rank.judges.openai_http.OpenAIJudge` stops resending a 429
+  after 16 before any answer);
+- **later**: at least :attr:`~FailureWatch.window_failed` (60) of the last
+  :attr:`~FailureWatch.window` (64) verdicts failed. A healthy GenRM fails a few verdicts in a
+  hundred (unreadable, truncated); 60 of 64 is a fault that started mid-run (a replica's
+  gateway, an expired key), and costs at most one window.
+
+The thresholds are what a user would pay for a misconfiguration: a few dozen requests, in
+exchange for a stop that a healthy judge practically never triggers (a judge failing 30% of its
+verdicts at random trips the first rule with probability 0.3**8, under 1 in 10,000). Verdicts
+served from a cache are not counted. The rule depends on the sequence of verdicts alone, so it
+is deterministic given the judge's answers.
+
+The stop names the most common failure kind, quotes the server's or the parser's words for it
+(status code and body, or the parse error and the start of the answer) and the likely fix.
+Rows in flight when it stops are not written: a resumed run judges them again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+from genrm_rank.errors import SystematicFailureError
+from genrm_rank.parsing import NO_REASONING
+from genrm_rank.verdict import FailureKind, Verdict
+
+__all__ = ["FailureWatch", "systematic_hint"]
+
+_RAW_LIMIT = 200
+
+
+def systematic_hint(verdict: Verdict) -> str:
+    """The likely fix for a failure that every verdict of a run shares."""
+    error = verdict.error or ""
+    kind = verdict.failure
+    if kind is FailureKind.UNAVAILABLE:
+        if "HTTP 429" in error:
+            return (
+                "the server rate-limits the run: lower argument 'concurrency', or ask for a "
+                "higher rate limit"
+            )
+        if "timed out" in error:
+            return (
+                "no answer came within the timeout: raise argument 'timeout' (a GenRM's "
+                "reasoning can take minutes), or check that the server is generating"
+            )
+        if "'choices' is empty" in error:
+            return (
+                "the server answered 200 with no choices: check the server's log and argument "
+                "'model'"
+            )
+        if "malformed response" in error:
+            return (
+                "the endpoint does not answer like an OpenAI API (a proxy or login page?): check "
+                "argument 'endpoints'"
+            )
+        if "HTTP 5" in error:
+            return "the server fails every request: see its log"
+        return "check that the server is up and reachable at argument 'endpoints'"
+    if kind is FailureKind.UNREADABLE and NO_REASONING in error:
+        return (
+            "the answers hold no reasoning: a gateway may strip it, or the model does not think; "
+            "pass thinking=False to read such answers"
+        )
+    if kind is FailureKind.TRUNCATED:
+        return "every answer hits the generation limit: raise the judge's 'max_tokens'"
+    if kind is FailureKind.REJECTED:
+        return "the server refuses the requests: check the request options (extra_body, sampling)"
+    return (
+        "the answers hold no verdict this parser reads: is argument 'model' a GenRM, and its "
+        "server's reasoning parser the right one?"
+    )
+
+
+class FailureWatch:
+    """Watches a run's verdicts; raises once their failures are systematic.
+
+    Parameters
+    ----------
+    start : int
+        A run whose first ``start`` verdicts all failed stops.
+    window, window_failed : int
+        A run stops once ``window_failed`` of its last ``window`` verdicts failed.
+    probe_in_flight : int
+        Requests in flight at most until the first usable verdict (:meth:`in_flight_limit`).
+
+    Examples
+    --------
+    >>> watch = FailureWatch(start=2)
+    >>> watch.add(Verdict.failed(FailureKind.TRUNCATED, error="cut"))
+    >>> watch.add(Verdict.failed(FailureKind.TRUNCATED, error="cut"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    genrm_rank.errors.SystematicFailureError: The first 2 verdicts of the run all failed ...
+    """
+
+    def __init__(
+        self,
+        *,
+        start: int = 8,
+        window: int = 64,
+        window_failed: int = 60,
+        probe_in_flight: int = 8,
+    ) -> None:
+        counts = {
+            "start": start,
+            "window": window,
+            "window_failed": window_failed,
+            "probe_in_flight": probe_in_flight,
+        }
+        bad = [k for k, v in counts.items() if isinstance(v, bool) or not isinstance(v, int)]
+        bad += [k for k, v in counts.items() if k not in bad and v < 1]
+        if bad:
+            raise ValueError(f"Argument '{bad[0]}' must be an int >= 1, not {counts[bad[0]]!r}.")
+        if window_failed > window:
+            raise ValueError(
+                f"Argument 'window_failed' must be <= window ({window}), not {window_failed}."
+            )
+        self.start = start
+        self.window = window
+        self.window_failed = window_failed
+        self.probe_in_flight = probe_in_flight
+        self.ok_seen = 0
+        self.failed_seen = 0
+        self._recent: deque[Verdict | None] = deque(maxlen=window)
+        """The last ``window`` verdicts: a failed one as itself, a usable one as ``None``."""
+
+    def in_flight_limit(self, max_in_flight: int) -> int:
+        """Requests that may be in flight now: :attr:`probe_in_flight` before any usable
+        verdict, ``max_in_flight`` after."""
+        return max_in_flight if self.ok_seen else min(max_in_flight, self.probe_in_flight)
+
+    def add(self, verdict: Verdict) -> None:
+        """Count one verdict as it comes back (cached ones are ignored).
+
+        Raises
+        ------
+        SystematicFailureError
+            When the failures so far are systematic (see the module docstring).
+        """
+        if verdict.cached:
+            return
+        if verdict.ok:
+            self.ok_seen += 1
+            self._recent.append(None)
+            return
+        self.failed_seen += 1
+        self._recent.append(verdict)
+        if not self.ok_seen and self.failed_seen >= self.start:
+            failed = [v for v in self._recent if v is not None][-self.start :]
+            raise SystematicFailureError(
+                self._message(f"The first {self.start} verdicts of the run all failed", failed)
+            )
+        failed = [v for v in self._recent if v is not None]
+        if self.ok_seen and len(failed) >= self.window_failed:
+            raise SystematicFailureError(
+                self._message(
+                    f"{len(failed)} of the last {len(self._recent)} verdicts failed", failed
+                )
+            )
+
+    @staticmethod
+    def _message(lead: str, failed: list[Verdict]) -> str:
+        kinds = Counter(str(v.failure) for v in failed)
+        dominant = kinds.most_common(1)[0][0]
+        last = next(v for v in reversed(failed) if str(v.failure) == dominant)
+        counts = ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
+        words = last.error or "no message"
+        if last.raw is not None and last.failure is not FailureKind.UNAVAILABLE:
+            raw = last.raw if len(last.raw) <= _RAW_LIMIT else last.raw[:_RAW_LIMIT] + "..."
+            words += f"; the answer began: {raw!r}"
+        return (
+            f"{lead} ({counts}): the failures are systematic, so the run stops; resume it once "
+            f"the cause is fixed. Last {dominant} verdict: {words}\n"
+            f"  hint: {systematic_hint(last)}"
+        )
