@@ -68,6 +68,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.strategies.base import Judgement, PairCall, StrategyOutcome, check_swap
 from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
@@ -390,6 +391,7 @@ class Adaptive:
         rho = self.judge_repeat_correlation()
         return (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (k - 1.0) * rho)
 
+    @one_blas_thread()
     def _pool_fit(self) -> None:
         """Hand this prompt's residuals and strength spread to the run, once."""
         if self._pooled_fit or self._stats is None or not self._outcome:
@@ -421,13 +423,21 @@ class Adaptive:
     # -- posterior ---------------------------------------------------------------------------
     def _fit(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Laplace posterior mode and covariance over ``(theta, gamma)``."""
-        n = self.n_items
         m = len(self._outcome)
         g_mean, g_sd = self._bias_prior()
         sd, phi, rho = self.strength_sd(), self.judge_dispersion(), self.judge_repeat_correlation()
         key = (m, g_mean, g_sd, sd, phi, rho)
         if self._cov is not None and self._fitted_at == key:
             return self._mode, self._cov
+        with one_blas_thread():  # a few candidates: the BLAS pool would only spin
+            return self._refit(key)
+
+    def _refit(
+        self, key: tuple[int, float, float, float, float, float]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`_fit` for a new ``key`` (verdicts, bias prior, strength sd, phi, rho)."""
+        _, g_mean, g_sd, sd, phi, rho = key
+        n = self.n_items
         precision = np.full(n + 1, 1.0 / sd**2)
         precision[n] = 1.0 / g_sd**2
         prior_mean = np.zeros(n + 1)
@@ -474,6 +484,7 @@ class Adaptive:
             design[:, n] = 1.0
         return design
 
+    @one_blas_thread()
     def _draws(self, size: int) -> NDArray[np.float64]:
         """Posterior draws of the strengths, one row per draw."""
         mode, cov = self._fit()
