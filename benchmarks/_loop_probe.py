@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+_started = time.perf_counter()
 durations: list[float] = []
 longest: list[tuple[float, str]] = []
 _run = asyncio.events.Handle._run
@@ -45,7 +46,8 @@ def _timed(self: asyncio.events.Handle) -> None:
         took = time.thread_time() - started
         durations.append(took)
         if len(longest) < 3 or took > longest[0][0]:
-            longest.append((took, _describe(self)))
+            at = time.perf_counter() - _started
+            longest.append((took, f"at {at:.2f} s, step {len(durations)}: {_describe(self)}"))
             longest.sort()
             del longest[:-3]
 
