@@ -15,6 +15,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_client_cpu.py --code /tmp/old   # another checkout's code
     .venv/bin/python benchmarks/bench_client_cpu.py --profile          # one ranking, by stage
     .venv/bin/python benchmarks/bench_client_cpu.py --loop-probe       # longest step on the loop
+    .venv/bin/python benchmarks/bench_client_cpu.py --prompts 1000 --repeats 1 --only knockout
 
 ``--code DIR`` runs the CLI of the checkout in DIR (first on ``PYTHONPATH``). ``--profile``
 times the stages of one ranking of 8 candidates (knockout and round-robin, both orders) in
@@ -67,6 +68,13 @@ def environment(code: Path, threads: dict[str, str]) -> dict[str, str]:
     env.update(threads)
     env["PYTHONPATH"] = str(code)
     return env
+
+
+def strategies(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The strategies to run: all, or those whose name starts with one of ``--only``."""
+    if not args.only:
+        return STRATEGIES
+    return {k: v for k, v in STRATEGIES.items() if any(k.startswith(o) for o in args.only)}
 
 
 def server_args(args: argparse.Namespace) -> list[str]:
@@ -122,7 +130,7 @@ def measure(args: argparse.Namespace) -> None:
         calls: dict[str, int] = {}
         with SimServerProcess(server_args(args)) as server:
             for repeat in range(args.repeats):
-                for strategy, options in STRATEGIES.items():
+                for strategy, options in strategies(args).items():
                     for env_name, threads in ENVIRONMENTS.items():
                         summary = Path(tmp) / "summary.json"
                         argv = [*cli_argv(args, rows, server, options), "--summary-json",
@@ -153,7 +161,7 @@ def measure(args: argparse.Namespace) -> None:
         "| processes for 8,500/s |"
     )
     print("|---|---:|" + "---:|" * len(ENVIRONMENTS) + "---:|---:|---:|")
-    for strategy in STRATEGIES:
+    for strategy in strategies(args):
         paid = calls[strategy]
         ms = {e: 1000 * statistics.median(cpu[(strategy, e)]) / paid for e in ENVIRONMENTS}
         ratio = ms["OPENBLAS_NUM_THREADS=8"] / ms["OPENBLAS_NUM_THREADS=1"]
@@ -174,7 +182,7 @@ def loop_probe(args: argparse.Namespace) -> None:
             longest: list[tuple[str, list[tuple[float, str]]]] = []
             print("| strategy | longest step, CPU ms | 99.9th percentile | steps over 5 ms |")
             print("|---|---:|---:|---:|")
-            for strategy, options in STRATEGIES.items():
+            for strategy, options in strategies(args).items():
                 report = Path(tmp) / "probe.json"
                 env = environment(code, {})
                 env["GENRM_LOOP_PROBE"] = str(report)
@@ -201,6 +209,8 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=64, help="sequences a replica runs")
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--code", type=Path, default=ROOT, metavar="DIR")
+    parser.add_argument("--only", nargs="+", default=[], metavar="STRATEGY",
+                        help="knockout, round-robin and/or adaptive (default: all)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="profile one ranking instead")
     parser.add_argument("--loop-probe", action="store_true", help="longest event-loop step")
     args = parser.parse_args()

@@ -27,26 +27,33 @@ __all__ = ["one_blas_thread"]
 
 _lock = threading.Lock()
 _depth = 0
-_controller: Any = None
-_limiter: Any = None
+_libraries: list[Any] | None = None
+_saved: list[tuple[Any, int]] = []
 
 
-def _blas_controller() -> Any:
-    """The ``threadpoolctl`` controller of the BLAS libraries loaded now (made once)."""
-    global _controller
-    if _controller is None:
+def _blas_libraries() -> list[Any]:
+    """``threadpoolctl``'s controllers of the BLAS libraries loaded now (found once)."""
+    global _libraries
+    if _libraries is None:
         from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController().select(user_api="blas")
-    return _controller
+        _libraries = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _libraries
+
+
+def _restore() -> None:
+    while _saved:
+        library, threads = _saved.pop()
+        library.set_num_threads(threads)
 
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """Run the body with every BLAS library limited to one thread; restore it afterwards.
 
-    Re-entrant and cheap (about 10 microseconds for the outermost entry, nothing for a nested
-    one), so it can wrap every per-prompt aggregation.
+    Re-entrant and cheap: the outermost entry reads each library's thread count and sets the
+    ones above 1 (a few microseconds; nothing to set when the environment already asks for one
+    thread); a nested entry costs nothing.
 
     Examples
     --------
@@ -56,20 +63,24 @@ def one_blas_thread() -> Iterator[None]:
     >>> value
     9.0
     """
-    global _depth, _limiter
+    global _depth
     with _lock:
         _depth += 1
         if _depth == 1:
             try:
-                _limiter = _blas_controller().limit(limits=1)
+                for library in _blas_libraries():
+                    threads = library.get_num_threads()
+                    if threads is not None and threads != 1:
+                        library.set_num_threads(1)
+                        _saved.append((library, threads))
             except BaseException:
                 _depth -= 1
+                _restore()
                 raise
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
-            if _depth == 0 and _limiter is not None:
-                limiter, _limiter = _limiter, None
-                limiter.restore_original_limits()
+            if _depth == 0:
+                _restore()

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from genrm_rank import SimulatedJudge, select_best
 from genrm_rank.aggregators import Comparisons, bradley_terry
 from genrm_rank.blas_threads import one_blas_thread
+from genrm_rank.strategies.adaptive import Adaptive
 
 bt = importlib.import_module("genrm_rank.aggregators.bradley_terry")
 
@@ -77,3 +78,23 @@ def test_a_leaderboard_sized_fit_keeps_the_pool(
     bradley_terry(Comparisons.from_arrays(n, first, (first + 1) % n, np.full(n, 0.7)), alpha=0.1)
     assert seen == [_blas_threads()]
     assert set(seen[0]) == {2}
+
+
+def test_the_adaptive_strategys_fits_and_draws_run_on_one_thread(
+    two_threads: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[int]] = []
+    for name in ("_fit", "_draws"):
+        original = getattr(Adaptive, name)
+
+        def recording(self: Any, *args: Any, _original: Any = original) -> Any:
+            seen.append(_blas_threads())
+            return _original(self, *args)
+
+        monkeypatch.setattr(Adaptive, name, recording)
+    candidates = [f"candidate {i} " + "word " * (5 * i) for i in range(6)]
+    judge = SimulatedJudge(seed=0)
+    ranking = select_best(candidates, "Which?", judge=judge, strategy="adaptive", prompt_id="a")
+    assert ranking.best is not None
+    assert len(seen) > 10 and all(set(threads) == {1} for threads in seen)
+    assert set(_blas_threads()) == {2}

@@ -391,7 +391,6 @@ class Adaptive:
         rho = self.judge_repeat_correlation()
         return (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (k - 1.0) * rho)
 
-    @one_blas_thread()
     def _pool_fit(self) -> None:
         """Hand this prompt's residuals and strength spread to the run, once."""
         if self._pooled_fit or self._stats is None or not self._outcome:
@@ -421,23 +420,18 @@ class Adaptive:
         return self._bias_prior()[1] <= self.bias_tolerance
 
     # -- posterior ---------------------------------------------------------------------------
+    # The fits and draws work on a few candidates, where the BLAS pool would only spin: every
+    # public entry point (next_pairs, record, done, result, p_best, posterior) runs on one BLAS
+    # thread (genrm_rank.blas_threads), and these private steps run inside one of them.
     def _fit(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Laplace posterior mode and covariance over ``(theta, gamma)``."""
+        n = self.n_items
         m = len(self._outcome)
         g_mean, g_sd = self._bias_prior()
         sd, phi, rho = self.strength_sd(), self.judge_dispersion(), self.judge_repeat_correlation()
         key = (m, g_mean, g_sd, sd, phi, rho)
         if self._cov is not None and self._fitted_at == key:
             return self._mode, self._cov
-        with one_blas_thread():  # a few candidates: the BLAS pool would only spin
-            return self._refit(key)
-
-    def _refit(
-        self, key: tuple[int, float, float, float, float, float]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """:meth:`_fit` for a new ``key`` (verdicts, bias prior, strength sd, phi, rho)."""
-        _, g_mean, g_sd, sd, phi, rho = key
-        n = self.n_items
         precision = np.full(n + 1, 1.0 / sd**2)
         precision[n] = 1.0 / g_sd**2
         prior_mean = np.zeros(n + 1)
@@ -484,7 +478,6 @@ class Adaptive:
             design[:, n] = 1.0
         return design
 
-    @one_blas_thread()
     def _draws(self, size: int) -> NDArray[np.float64]:
         """Posterior draws of the strengths, one row per draw."""
         mode, cov = self._fit()
@@ -498,6 +491,7 @@ class Adaptive:
         draws: NDArray[np.float64] = mode[:n] + self.rng.standard_normal((size, n)) @ root.T
         return draws
 
+    @one_blas_thread()
     def p_best(self) -> NDArray[np.float64]:
         """P(best) of each candidate under the current posterior (Monte Carlo)."""
         self._fit()
@@ -583,6 +577,7 @@ class Adaptive:
     def _room(self) -> int:
         return min(self.budget - self._issued, self.batch - len(self._pending))
 
+    @one_blas_thread()
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
         """Calls to issue now: pending reverse orders first, then Thompson duels.
 
@@ -626,6 +621,7 @@ class Adaptive:
         return call
 
     # -- taking verdicts ---------------------------------------------------------------------
+    @one_blas_thread()
     def record(self, call: PairCall, verdict: Verdict) -> None:
         """Take back a verdict; a usable one updates the posterior, a failed one adds nothing."""
         if call not in self._pending:
@@ -668,6 +664,7 @@ class Adaptive:
 
     # -- Scheduler protocol ------------------------------------------------------------------
     @property
+    @one_blas_thread()
     def done(self) -> bool:
         """Nothing in flight, and stopped, out of budget, or confident of the best."""
         if self._pending:
@@ -690,6 +687,7 @@ class Adaptive:
         """Every finished call, in arrival order."""
         return list(self._judgements)
 
+    @one_blas_thread()
     def result(self) -> StrategyOutcome:
         """The posterior's leader and order; a seeded coin only for an exact tie at the end.
 
@@ -724,6 +722,7 @@ class Adaptive:
         rest = sorted((i for i in range(self.n_items) if i != best), key=lambda i: -mode[i])
         return StrategyOutcome(best=best, order=(best, *rest), notes=tuple(notes))
 
+    @one_blas_thread()
     def posterior(self) -> dict[str, Any]:
         """The current posterior: strengths, slot-1 advantage and P(best) (for diagnostics)."""
         mode, cov = self._fit()
