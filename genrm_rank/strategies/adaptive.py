@@ -151,6 +151,17 @@ def _optional_positive(name: str, value: object) -> float | None:
     return float(value)
 
 
+def _covariance_root(cov: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``L`` with ``L L^T = cov``: Cholesky, or the eigendecomposition for a singular ``cov``."""
+    try:
+        root = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(cov)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    result: NDArray[np.float64] = np.asarray(root, dtype=np.float64)
+    return result
+
+
 class Adaptive:
     """Top-two Thompson sampling for the best candidate, with a learnt position bias.
 
@@ -288,6 +299,8 @@ class Adaptive:
         self._usable: dict[tuple[int, int], int] = {}
         self._last: dict[tuple[int, int], float] = {}
         self._p_best: NDArray[np.float64] | None = None
+        self._root: NDArray[np.float64] | None = None
+        """The strengths' covariance factor of the current fit (reset with it)."""
 
     # -- the judge's pooled statistics --------------------------------------------------------
     def bind_judge_statistics(self, stats: _PooledStatistics) -> None:
@@ -465,7 +478,7 @@ class Adaptive:
         hess = (design.T * (w * p * (1.0 - p))) @ design + np.diag(precision)
         cov = np.linalg.inv(hess)
         self._mode, self._cov, self._fitted_at = x, cov, key
-        self._p_best = None
+        self._p_best = self._root = None
         return x, cov
 
     def _design(self) -> NDArray[np.float64]:
@@ -482,12 +495,9 @@ class Adaptive:
         """Posterior draws of the strengths, one row per draw."""
         mode, cov = self._fit()
         n = self.n_items
-        theta_cov = cov[:n, :n]
-        try:
-            root = np.linalg.cholesky(theta_cov)
-        except np.linalg.LinAlgError:
-            values, vectors = np.linalg.eigh(theta_cov)
-            root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        root = self._root
+        if root is None:  # factorised once a fit, not once a draw
+            root = self._root = _covariance_root(cov[:n, :n])
         draws: NDArray[np.float64] = mode[:n] + self.rng.standard_normal((size, n)) @ root.T
         return draws
 
