@@ -56,7 +56,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-COMPLETIONS_A_STEP = 16
+COMPLETIONS_A_STEP = 8
 """Finished calls taken back in one event-loop step; the rest wait for the next, so that one
 step never runs for long (issue 22: ``bench_client_cpu.py --loop-probe``)."""
 
