@@ -3,11 +3,11 @@
 A prompt's Bradley-Terry fit, covariance and P(best) draws work on matrices of a few candidates.
 OpenBLAS splits even these over its thread pool (one thread a core unless
 ``OPENBLAS_NUM_THREADS`` says otherwise), and the pool's threads then spin, waiting for more
-work, for far longer than the work took: measured from outside, about two thirds of a client's
-CPU went to that spinning (issue 22; ``benchmarks/README.md``, "Client CPU"). So the per-prompt
-aggregation runs inside :func:`one_blas_thread`, which limits every loaded BLAS library to one
-thread with ``threadpoolctl`` (Pedregosa et al.; the library scikit-learn uses for the same
-purpose) and restores the previous setting on the way out.
+work, for far longer than the work took: measured from outside, a large share of a client's
+CPU went to that spinning (``benchmarks/README.md``, "Client CPU (issue 22)"). So the
+per-prompt aggregation runs inside :func:`one_blas_thread`, which limits every loaded BLAS
+library to one thread with ``threadpoolctl`` (from the joblib and scikit-learn developers, who
+use it for the same purpose) and restores the previous setting on the way out.
 
 Large problems (a leaderboard's fit and bootstrap over thousands of items) are not limited:
 they keep the pool the environment gives them.
