@@ -61,6 +61,10 @@ __all__ = [
 
 T = TypeVar("T")
 
+COMPLETIONS_A_STEP = 8
+"""Finished calls taken back in one event-loop step; the rest wait for the next, so that one
+step never runs for long (issue 22: ``bench_client_cpu.py --loop-probe``)."""
+
 RETRYABLE_FAILURES = frozenset(
     {
         FailureKind.UNREADABLE,
@@ -576,8 +580,10 @@ class Orchestrator:
                     break
                 # A queue fed by done-callbacks costs O(1) a completion; asyncio.wait would add and
                 # remove a callback on every pending task each time (O(window) a completion).
+                if not completed.empty():
+                    await asyncio.sleep(0)  # completions left by a capped batch: loop first
                 done = [await completed.get()]
-                while not completed.empty():
+                while not completed.empty() and len(done) < COMPLETIONS_A_STEP:
                     done.append(completed.get_nowait())
                 for finished_call in done:
                     items = tasks.pop(finished_call)

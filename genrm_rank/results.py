@@ -44,6 +44,7 @@ from genrm_rank.aggregators import (
     mean_score,
     win_rate,
 )
+from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.consistency import ConsistencyReport, consistency_report
 from genrm_rank.orchestrator import PromptRun
 from genrm_rank.spec import DEFAULT_ALPHA, RankSpec
@@ -325,6 +326,7 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+@one_blas_thread()  # a prompt's few candidates: the BLAS pool would only spin
 def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) -> Ranking:
     """Aggregate one prompt's run into a :class:`Ranking`, as ``spec`` says.
 

@@ -17,6 +17,7 @@ completion order: a ranking, or the reason there is none.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -278,3 +279,6 @@ class Runner:
 
         async for run in self.orchestrator.run(jobs()):
             yield self.result(run, seeds.pop(id(run.job)))
+            # Prompts that finish together are aggregated one a loop step, so that the
+            # responses and requests of the window are served in between (issue 22).
+            await asyncio.sleep(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import choix
@@ -22,6 +23,8 @@ from genrm_rank.aggregators import (
 )
 from genrm_rank.aggregators.bradley_terry import _gradient, _hessian, _objective, _unit_counts
 from genrm_rank.errors import ComparisonGraphError
+
+bt_module = importlib.import_module("genrm_rank.aggregators.bradley_terry")
 
 
 def _random_pairs(seed: int, n_items: int, m: int) -> list[tuple[int, int]]:
@@ -410,6 +413,92 @@ def test_p_best_is_the_exact_posterior_probability(outcomes: list[float], alpha:
     fit = bradley_terry(c, alpha=alpha)
     exact = _exact_p_first_best(outcomes, alpha, fit.dispersion)
     assert fit.p_best(n_samples=40_000, seed=1)[0] == pytest.approx(exact, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("first", "outcomes", "alpha"),
+    [
+        ([0], [1.0], 0.05),
+        ([0, 0], [0.8, 0.6], 1e-6),
+        ([0, 1, 0, 1], [0.8, 0.6, 1.0, 0.2], 0.5),
+        ([0, 1], [0.0, 0.2], 0.05),
+    ],
+)
+def test_p_best_of_two_items_is_the_quadrature_without_draws(
+    first: list[int], outcomes: list[float], alpha: float
+) -> None:
+    # Rows in either slot order: a row (1, 0) with outcome o is a row (0, 1) with 1 - o.
+    c = Comparisons.from_arrays(2, first, [1 - f for f in first], outcomes)
+    fit = bradley_terry(c, alpha=alpha)
+    as_first = [o if f == 0 else 1.0 - o for f, o in zip(first, outcomes, strict=True)]
+    exact = _exact_p_first_best(as_first, alpha, fit.dispersion)
+    p = fit.p_best(n_samples=10, seed=1)
+    assert p[0] == pytest.approx(exact, abs=2e-4)
+    assert p.sum() == pytest.approx(1.0)
+    np.testing.assert_array_equal(p, fit.p_best(n_samples=4000, seed=2))
+
+
+def _knockout4() -> BradleyTerryFit:
+    first, second = [0, 1, 2, 3, 0, 2], [1, 0, 3, 2, 2, 0]
+    c = Comparisons.from_arrays(4, first, second, [0.6, 0.2, 0.8, 0.4, 0.6, 0.4])
+    return bradley_terry(c, alpha=0.05, position_bias=True)
+
+
+def _draws_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    counts: list[int] = []
+    original = bt_module._Posterior._log_weights
+
+    def counting(self: Any, n_items: int, root: Any, z: Any, scale: Any) -> Any:
+        counts.append(z.shape[1])
+        return original(self, n_items, root, z, scale)
+
+    monkeypatch.setattr(bt_module._Posterior, "_log_weights", counting)
+    return counts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_early_stopped_p_best_is_within_its_precision_of_a_long_draw(seed: int) -> None:
+    # Stopping at an effective sample size of a tenth of the draws promises each P(best)
+    # within about 0.025 (one standard error at most); the long draw's own error is 0.004.
+    fit = _knockout4()
+    reference = fit.p_best(n_samples=200_000, seed=100)
+    np.testing.assert_allclose(fit.p_best(n_samples=4000, seed=seed), reference, atol=0.075)
+
+
+def test_p_best_stops_early_once_the_leader_is_settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    pairs = [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)] * 3
+    outcomes = [1.0, 0.2, 0.8, 0.0, 0.6, 0.6, 0.8, 0.2, 1.0, 0.4, 0.4, 0.6]
+    outcomes += [1.0, 0.0, 0.8, 0.2, 0.6, 0.2]
+    c = Comparisons.from_arrays(3, *zip(*pairs, strict=True), outcomes)
+    fit = bradley_terry(c, alpha=0.05, position_bias=True)
+    counts = _draws_made(monkeypatch)
+    p = fit.p_best(n_samples=4000, seed=0)
+    assert p[0] > 0.95
+    assert sum(counts) < 4000
+    counts.clear()
+    fit.p_best(n_samples=4000, seed=0)
+    assert sum(counts) < 4000
+
+
+def test_p_best_of_an_unsettled_leader_draws_at_least_n_samples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two items tied at the top, never settled: the draws go on to n_samples, as before.
+    first, second = [0, 1, 2, 3, 0, 2], [1, 0, 3, 2, 2, 0]
+    c = Comparisons.from_arrays(4, first, second, [0.8, 0.2, 0.8, 0.2, 0.5, 0.5])
+    fit = bradley_terry(c, alpha=0.05, position_bias=True)
+    counts = _draws_made(monkeypatch)
+    p = fit.p_best(n_samples=4000, seed=0)
+    assert p[0] == pytest.approx(p[2], abs=0.1)
+    assert sum(counts) >= 4000
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_importance_sampled_p_best_is_deterministic_given_a_seed(seed: int) -> None:
+    fit = _knockout4()
+    p = fit.p_best(n_samples=4000, seed=seed)
+    np.testing.assert_array_equal(p, fit.p_best(n_samples=4000, seed=seed))
+    np.testing.assert_array_equal(p, fit.p_best(n_samples=4000, seed=np.random.default_rng(seed)))
 
 
 def test_p_best_of_a_knockout_is_not_the_normal_approximation() -> None:

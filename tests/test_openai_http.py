@@ -480,6 +480,41 @@ async def test_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatc
         assert verdict.ok and proxy.stats().completed == 1
 
 
+async def test_the_environment_is_looked_up_once_per_url_not_per_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # aiohttp's trust_env read ~/.netrc and the proxy variables in a worker thread on every
+    # request: two thread hops a comparison. The judge reads them once, when it opens.
+    looked_up: list[str] = []
+    original = openai_http._environment_route
+
+    def counting(url: str) -> dict[str, Any]:
+        looked_up.append(url)
+        return original(url)
+
+    monkeypatch.setattr(openai_http, "_environment_route", counting)
+    async with SimServer(FAST) as server, fast_judge(server.url) as judge:
+        verdicts = await judge.judge_batch([req(prompt=f"q{i}") for i in range(12)])
+        assert all(v.ok for v in verdicts)
+    assert sorted(looked_up) == sorted(
+        [server.url + "/chat/completions", server.root_url + "/health", server.url + "/models"]
+    )
+
+
+async def test_netrc_credentials_and_no_proxy_are_found_for_the_host(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login user password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    route = openai_http._environment_route("http://127.0.0.1:8000/v1/chat/completions")
+    assert route["auth"].login == "user" and route["auth"].password == "secret"
+    assert "proxy" not in openai_http._environment_route("http://127.0.0.1:8000/health")
+
+
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")

@@ -11,7 +11,7 @@ from genrm_rank.errors import EndpointsUnavailableError, ReplayMissError, System
 from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.simulated import SimulatedJudge
-from genrm_rank.orchestrator import Orchestrator, PromptJob, run_one
+from genrm_rank.orchestrator import COMPLETIONS_A_STEP, Orchestrator, PromptJob, run_one
 from genrm_rank.strategies.round_robin import RoundRobin
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
@@ -405,3 +405,39 @@ async def test_the_window_opens_once_a_verdict_is_usable() -> None:
     orch = Orchestrator(judge, max_in_flight=64, failure_watch=FailureWatch(probe_in_flight=2))
     runs = [r async for r in orch.run(_job(6, key=i) for i in range(40))]
     assert len(runs) == 40 and judge.peak == 64
+
+
+class TickingRoundRobin(RoundRobin):
+    """Round-robin that notes, at each verdict, how many loop steps a ticker task has made."""
+
+    def __init__(self, n_items: int, ticks: list[int], seen: list[int]) -> None:
+        super().__init__(n_items, swap="both")
+        self.ticks, self.seen = ticks, seen
+
+    def record(self, call, verdict):  # type: ignore[no-untyped-def]
+        self.seen.append(self.ticks[0])
+        super().record(call, verdict)
+
+
+async def test_a_burst_of_completions_is_taken_back_a_few_a_loop_step() -> None:
+    # 256 calls finish in one loop step; the orchestrator takes back at most
+    # COMPLETIONS_A_STEP of them before the loop runs other tasks (here a ticker).
+    ticks, seen = [0], []  # type: ignore[var-annotated]
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    jobs = [
+        PromptJob(f"p{i}", [f"c{j}" for j in range(4)], TickingRoundRobin(4, ticks, seen))
+        for i in range(32)
+    ]
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        runs = await _collect(Orchestrator(CountingJudge(), max_in_flight=256), jobs)
+    finally:
+        ticking.cancel()
+    assert len(runs) == 32 and len(seen) == 32 * 12
+    per_tick = [seen.count(t) for t in set(seen)]
+    assert max(per_tick) <= COMPLETIONS_A_STEP

@@ -22,6 +22,7 @@ with variance ``1 / (2 alpha)``), so the two agree exactly on hard outcomes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,6 +32,7 @@ from scipy.linalg import LinAlgError, cholesky, lu_factor, lu_solve, solve_trian
 from scipy.sparse import csr_matrix
 from scipy.special import expit
 
+from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.errors import ComparisonGraphError
 
 from .comparisons import Comparisons, weighted_bincount
@@ -62,7 +64,16 @@ IMPORTANCE_ESS_SHARE = 10.0
 ``n_samples / IMPORTANCE_ESS_SHARE`` (400 of the default 4,000 draws: a P(best) within about
 0.025), at most ``IMPORTANCE_MAX_ROUNDS`` rounds."""
 IMPORTANCE_MAX_ROUNDS = 4
+IMPORTANCE_BLOCKS = 8
+"""The first block of draws is ``n_samples / IMPORTANCE_BLOCKS``, and each next one as large as
+all before it; after each, drawing stops once the effective sample size has reached its target
+and the leader is settled (see ``_Posterior.p_best``)."""
+SETTLED_Z = 3.0
+"""The leader is settled when its P(best) exceeds every other item's by ``SETTLED_Z`` standard
+errors of the difference (a wrong leader about once in 700 such calls)."""
 _PROPOSAL_DF = 5
+_QUADRATURE_POINTS = 2049
+_QUADRATURE_HALF_WIDTH = 40.0
 
 
 # ---------------------------------------------------------------------------- objective
@@ -363,13 +374,12 @@ class _Posterior:
     dispersion: float
 
     def _log_weights(
-        self, n_items: int, root: NDArray[np.float64], count: int, rng: np.random.Generator
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """``count`` Student-t draws ``mode + root z / sqrt(u)`` (one a column), log weights."""
+        self, n_items: int, root: NDArray[np.float64], z: NDArray[np.float64],
+        scale: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
+        """Student-t draws ``mode + root z / sqrt(scale)`` (one a column), and log weights."""
         size = self.mode.shape[0]
         rows, cols = np.nonzero(self.weight)
-        z = rng.standard_normal((size, count))
-        scale = rng.chisquare(_PROPOSAL_DF, count) / _PROPOSAL_DF
         x = self.mode[:, None] + root @ (z / np.sqrt(scale))
         # The proposal's log density up to its constant.
         log_proposal = (
@@ -396,16 +406,26 @@ class _Posterior:
         ``_PROPOSAL_DF`` degrees of freedom at the mode with the normal approximation's
         covariance (heavier tails than the target, as importance sampling needs).
 
+        A round's random numbers are drawn at once, as they always were; their weights are
+        computed in blocks, the first ``n_samples / IMPORTANCE_BLOCKS``, each next one as large
+        as all before it. Drawing stops after a block once the effective sample size
+        ``1 / sum(w^2)`` has reached ``n_samples / IMPORTANCE_ESS_SHARE`` (400 of the default
+        4,000: each P(best) within about 0.025) and the leader is settled (its P(best) above
+        every other's by ``SETTLED_Z`` standard errors of the difference); otherwise at
+        ``n_samples`` draws, and then after each further round of ``n_samples``, once the
+        effective sample size alone has reached its target, or at ``IMPORTANCE_MAX_ROUNDS``
+        rounds. So a clear posterior costs a block or two, and an
+        unsettled one the ``n_samples`` draws (and the very P(best)) it always had.
+
         The first ``n_samples`` draws decide whether the correction is used: when their
-        effective sample size ``1 / sum(w^2)`` is below ``n_samples / IMPORTANCE_MIN_SHARE``
-        (or ``IMPORTANCE_MIN_ESS``), the posterior is too far from normal for this proposal,
-        and ``None`` is returned (the caller keeps the normal approximation). Such posteriors
-        come from separated data (a candidate that won or lost everything), where the tempered
+        effective sample size is below ``n_samples / IMPORTANCE_MIN_SHARE`` (or
+        ``IMPORTANCE_MIN_ESS``), the posterior is too far from normal for this proposal, and
+        ``None`` is returned (the caller keeps the normal approximation). Such posteriors come
+        from separated data (a candidate that won or lost everything), where the tempered
         likelihood also extrapolates the local variance relation furthest: an adaptive
         proposal that reached them (population Monte Carlo) made P(best) over-confident there
-        (predicted 0.85, observed about 0.70; ``benchmarks/README.md``). Otherwise rounds of
-        ``n_samples`` draws are added until the effective sample size reaches ``n_samples /
-        IMPORTANCE_ESS_SHARE`` or ``IMPORTANCE_MAX_ROUNDS`` rounds are drawn.
+        (predicted 0.85, observed about 0.70; ``benchmarks/README.md``). A block that settles
+        the leader early has reached the target, above that least size.
         """
         size = self.mode.shape[0]
         try:
@@ -414,23 +434,38 @@ class _Posterior:
             return None
         root = solve_triangular(upper, np.eye(size))  # precision = R^T R
         chunk = max(1, 2_000_000 // max(int(np.count_nonzero(self.weight)) + size, 1))
+        block = min(chunk, max(1, -(-n_samples // IMPORTANCE_BLOCKS)))
         least = max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)
         target = max(least, n_samples / IMPORTANCE_ESS_SHARE)
         log_weights: list[NDArray[np.float64]] = []
         winners: list[NDArray[np.int64]] = []
         drawn = 0
-        while True:
+        settled = False
+        while not settled:
+            # A round's random numbers are drawn at once, as they always were, so that a run
+            # to n_samples draws gives the same P(best) as before the early stop existed.
             count = min(chunk, n_samples - drawn % n_samples)
-            x, log_weight = self._log_weights(n_items, root, count, rng)
-            log_weights.append(log_weight)
-            winners.append(np.argmax(x[:n_items], axis=0))
-            drawn += count
-            if drawn % n_samples:
+            z = rng.standard_normal((size, count))
+            scale = rng.chisquare(_PROPOSAL_DF, count) / _PROPOSAL_DF
+            done = 0
+            while done < count and not settled:
+                # Their weights come in blocks that double (500, 500, 1,000, 2,000 of 4,000):
+                # a settled leader stops after one or two.
+                width = min(max(block, drawn), count - done)
+                part = slice(done, done + width)
+                x, log_weight = self._log_weights(n_items, root, z[:, part], scale[part])
+                log_weights.append(log_weight)
+                winners.append(np.argmax(x[:n_items], axis=0))
+                done += width
+                drawn += width
+                all_weights = np.concatenate(log_weights)
+                weights = np.exp(all_weights - all_weights.max())
+                weights /= weights.sum()
+                ess = 1.0 / float(np.sum(weights * weights))
+                if drawn < n_samples and ess >= target:
+                    settled = _settled(np.concatenate(winners), weights, n_items)
+            if settled or drawn % n_samples:
                 continue
-            log_weight = np.concatenate(log_weights)
-            weights = np.exp(log_weight - log_weight.max())
-            weights /= weights.sum()
-            ess = 1.0 / float(np.sum(weights * weights))
             if drawn == n_samples and ess < least:
                 return None
             if ess >= target or drawn >= IMPORTANCE_MAX_ROUNDS * n_samples:
@@ -439,6 +474,69 @@ class _Posterior:
             np.concatenate(winners), weights=weights, minlength=n_items
         ).astype(float)
         return result
+
+    def p_first_best(self) -> float | None:
+        """P(theta_0 > theta_1) of two items without a position term, by quadrature.
+
+        The posterior of ``d = theta_0 - theta_1`` is one-dimensional: the prior
+        ``exp(-alpha (theta_0^2 + theta_1^2))`` factorises into ``s = theta_0 + theta_1`` and
+        ``exp(-alpha d^2 / 2)``, and the likelihood sees ``d`` only, so the density is
+        ``exp(l(d) / phi - alpha d^2 / 2)``. It is integrated by the trapezoidal rule on each
+        side of ``d = 0`` over ``_QUADRATURE_HALF_WIDTH`` standard deviations of the normal
+        approximation around the mode (where the likelihood is flat, the prior bounds the
+        tail, and the normal approximation's variance is then the prior's). ``None`` when the
+        fit has a position term or the precision is singular.
+        """
+        if self.mode.shape[0] != 2:
+            return None
+        try:
+            variance = float(np.linalg.solve(self.precision, [1.0, -1.0]) @ [1.0, -1.0])
+        except np.linalg.LinAlgError:
+            return None
+        if not (np.isfinite(variance) and variance > 0):
+            return None
+        centre = float(self.mode[0] - self.mode[1])
+        half = _QUADRATURE_HALF_WIDTH * np.sqrt(variance)
+        lo, hi = centre - half, centre + half
+        sides = []
+        for a, b in ((min(lo, 0.0), 0.0), (0.0, max(hi, 0.0))):
+            d = np.linspace(a, b, _QUADRATURE_POINTS)
+            log_density = (
+                self.wins[0, 1] * d - self.weight[0, 1] * np.logaddexp(0.0, d)
+                - self.wins[1, 0] * d - self.weight[1, 0] * np.logaddexp(0.0, -d)
+            ) / self.dispersion - self.alpha * d * d / 2.0  # fmt: skip
+            sides.append((d, log_density))
+        peak = max(float(np.max(ld)) for _, ld in sides)
+        below, above = (_trapezoid(np.exp(ld - peak), d) for d, ld in sides)
+        if not below + above > 0:
+            return None
+        return above / (below + above)
+
+
+def _trapezoid(y: NDArray[np.float64], x: NDArray[np.float64]) -> float:
+    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
+
+
+def _settled(winners: NDArray[np.int64], weights: NDArray[np.float64], n_items: int) -> bool:
+    """Whether the weighted leader's P(best) tops every other's by ``SETTLED_Z`` errors.
+
+    The variance of a self-normalised estimate ``sum w f`` is about ``sum w^2 (f - est)^2``
+    (the delta method; Owen, *Monte Carlo theory, methods and examples*, 2013, sec. 9.2). For
+    ``f`` the leader's indicator minus item ``k``'s and ``est`` their gap ``g``, that is
+    ``(a_L + a_k) - 2 g (a_L - a_k) + g^2 sum w^2``, with ``a_j`` the summed ``w^2`` of the
+    draws item ``j`` tops: one weighted count for every item at once.
+
+    >>> _settled(np.array([0, 0, 0, 1]), np.full(4, 0.25), 2)
+    False
+    """
+    p = np.bincount(winners, weights=weights, minlength=n_items)
+    squared = np.bincount(winners, weights=weights * weights, minlength=n_items)
+    leader = int(np.argmax(p))
+    gap = p[leader] - p
+    variance = (squared[leader] + squared) - 2.0 * gap * (squared[leader] - squared)
+    variance += gap * gap * float(squared.sum())
+    gap[leader] = np.inf
+    return bool(np.all(gap > SETTLED_Z * np.sqrt(np.maximum(variance, 0.0))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -568,7 +666,10 @@ class BradleyTerryFit:
         draws below ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated
         data, far from normal), and for other fits, the ``n_samples`` draws come from the
         normal approximation ``N(params, covariance)``. Each item's P(best) is the (weighted)
-        share of draws it tops, as in Thompson-sampling style best-arm identification.
+        share of draws it tops, as in Thompson-sampling style best-arm identification. Drawing
+        stops once the effective sample size reaches a tenth of ``n_samples`` and the leader is
+        settled (see ``_Posterior.p_best``). Two items without a position term have a
+        one-dimensional posterior, integrated by quadrature instead (no draws).
 
         Parameters
         ----------
@@ -590,9 +691,16 @@ class BradleyTerryFit:
         n = self.n_items
         if not bool(self.identification.identified.all()):
             return np.full(n, np.nan)
-        rng = np.random.default_rng(seed)
+        with _threads_for(n):
+            return self._p_best(int(n_samples), np.random.default_rng(seed))
+
+    def _p_best(self, n_samples: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        n = self.n_items
         if self._posterior is not None:
-            exact = self._posterior.p_best(n, int(n_samples), rng)
+            first = self._posterior.p_first_best()
+            if first is not None:
+                return np.array([first, 1.0 - first])
+            exact = self._posterior.p_best(n, n_samples, rng)
             if exact is not None:
                 return exact
         # Adding 1/n on every entry makes the centred covariance positive definite without
@@ -655,6 +763,11 @@ class BradleyTerryBootstrap:
 
 
 # ---------------------------------------------------------------------------- functions
+
+
+def _threads_for(n_params: int) -> AbstractContextManager[None]:
+    """One BLAS thread for a prompt-sized problem; the environment's pool for a leaderboard."""
+    return one_blas_thread() if n_params <= IMPORTANCE_MAX_PARAMS else nullcontext()
 
 
 def _refuse(ident: Identification) -> None:
@@ -768,17 +881,13 @@ def bradley_terry(
     method = _check_covariance(covariance)
     n = comparisons.n_items
     x0 = _initial_vector(initial_params, n, position_bias)
-    stats = _pair_stats(comparisons)
-    solution, ident = _fit_totals(
-        stats.weight,
-        stats.wins,
-        alpha=alpha,
-        position_bias=position_bias,
-        x0=x0,
-        max_iter=max_iter,
-        tol=tol,
-    )
-    return _make_fit(solution, stats, ident, n, position_bias, alpha, method)
+    with _threads_for(x0.shape[0]):
+        stats = _pair_stats(comparisons)
+        solution, ident = _fit_totals(
+            stats.weight, stats.wins, alpha=alpha, position_bias=position_bias, x0=x0,
+            max_iter=max_iter, tol=tol,
+        )  # fmt: skip
+        return _make_fit(solution, stats, ident, n, position_bias, alpha, method)
 
 
 def _make_fit(

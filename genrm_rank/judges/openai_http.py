@@ -51,9 +51,11 @@ that account: its first chat request goes alone, so a wrong path costs one chat 
 endpoint, not a window of them.
 
 Health comes from ``GET /health`` probes and connection errors (and 5xx answers), never from
-how long a generation took. Proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and CA bundles
-(``SSL_CERT_FILE``, ``SSL_CERT_DIR``) are read from the environment when the judge is opened;
-TLS certificates are verified unless ``verify_tls=False`` is passed.
+how long a generation took. Proxies (``HTTP(S)_PROXY``, ``NO_PROXY``), ``~/.netrc``
+credentials and CA bundles (``SSL_CERT_FILE``, ``SSL_CERT_DIR``) are read from the environment
+when the judge is opened (once: aiohttp's ``trust_env`` would look the first two up again in a
+worker thread on every request, two thread hops a comparison); TLS certificates are verified
+unless ``verify_tls=False`` is passed.
 
 Routing is :class:`~genrm_rank.judges.routing.EndpointPool`: prefix affinity (all comparisons
 of one prompt to one replica, for vLLM's prefix cache) with spill-over to the least loaded
@@ -67,6 +69,7 @@ and the clock are injectable so that backoff and health probing run on a fake cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import json
@@ -81,6 +84,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
+from yarl import URL
 
 from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import PairRequest
@@ -210,6 +215,19 @@ def check_endpoints(endpoints: str | Sequence[str]) -> tuple[str, ...]:
                 "key with api_key_env or api_key_file instead."
             )
     return tuple(u.rstrip("/") for u in urls)
+
+
+def _environment_route(url: str) -> dict[str, Any]:
+    """The proxy and ``~/.netrc`` credentials that ``trust_env=True`` gives ``url``, as
+    keyword arguments of an aiohttp request (empty when the environment sets neither)."""
+    target = URL(url)
+    route: dict[str, Any] = {}
+    with contextlib.suppress(LookupError):
+        route["proxy"], route["proxy_auth"] = get_env_proxy_for_url(target)
+    if target.host is not None:
+        with contextlib.suppress(LookupError):
+            route["auth"] = basicauth_from_netrc(netrc_from_env(), target.host)
+    return route
 
 
 def _health_url(base: str) -> str:
@@ -500,6 +518,7 @@ class OpenAIJudge:
         self._clock: Clock = clock if clock is not None else time.monotonic
         self._state = _State.UNOPENED
         self._session: aiohttp.ClientSession | None = None
+        self._routes: dict[str, dict[str, Any]] = {}
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._probes: dict[int, asyncio.Task[None]] = {}
         self._probe_detail: dict[int, str] = {}
@@ -566,8 +585,13 @@ class OpenAIJudge:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 headers=self._headers(),
                 auto_decompress=True,
-                trust_env=True,  # HTTP(S)_PROXY, NO_PROXY, ~/.netrc
+                trust_env=False,  # looked up once here instead (see the module docstring)
             )
+            models = (base + "/models" for base in self.endpoints)  # the check before calls
+            self._routes = {
+                url: _environment_route(url)
+                for url in (*self._chat_urls, *self._health_urls, *models)
+            }
             self._session_loop = loop
             self._state = _State.OPEN
         return self._session
@@ -832,7 +856,8 @@ class OpenAIJudge:
         self, session: aiohttp.ClientSession, index: int, payload: bytes
     ) -> _Answer | _Failure:
         try:
-            async with session.post(self._chat_urls[index], data=payload) as response:
+            url = self._chat_urls[index]
+            async with session.post(url, data=payload, **self._routes[url]) as response:
                 status = response.status
                 raw = await self._read_body(response)
                 if raw is None:
@@ -914,7 +939,9 @@ class OpenAIJudge:
     async def _get(self, session: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
         """``GET url`` -> (status, body); status 0 when no answer came."""
         try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=10.0)) as response:
+            route = self._routes[url] if url in self._routes else _environment_route(url)
+            timeout = aiohttp.ClientTimeout(total=10.0)
+            async with session.get(url, timeout=timeout, **route) as response:
                 raw = await self._read_body(response)
                 return response.status, b"" if raw is None else raw
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
@@ -1105,7 +1132,8 @@ class OpenAIJudge:
             total=min(self.timeout, max(1.0, self.health_check_interval))
         )
         try:
-            async with session.get(self._health_urls[index], timeout=probe_timeout) as response:
+            url = self._health_urls[index]
+            async with session.get(url, timeout=probe_timeout, **self._routes[url]) as response:
                 await self._read_body(response)
                 status = response.status
         except asyncio.TimeoutError:

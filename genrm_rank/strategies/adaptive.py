@@ -68,6 +68,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.strategies.base import Judgement, PairCall, StrategyOutcome, check_swap
 from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
@@ -148,6 +149,17 @@ def _optional_positive(name: str, value: object) -> float | None:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"Argument '{name}' must be finite and > 0, not {value}.")
     return float(value)
+
+
+def _covariance_root(cov: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``L`` with ``L L^T = cov``: Cholesky, or the eigendecomposition for a singular ``cov``."""
+    try:
+        root = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(cov)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    result: NDArray[np.float64] = np.asarray(root, dtype=np.float64)
+    return result
 
 
 class Adaptive:
@@ -287,6 +299,8 @@ class Adaptive:
         self._usable: dict[tuple[int, int], int] = {}
         self._last: dict[tuple[int, int], float] = {}
         self._p_best: NDArray[np.float64] | None = None
+        self._root: NDArray[np.float64] | None = None
+        """The strengths' covariance factor of the current fit (reset with it)."""
 
     # -- the judge's pooled statistics --------------------------------------------------------
     def bind_judge_statistics(self, stats: _PooledStatistics) -> None:
@@ -419,6 +433,9 @@ class Adaptive:
         return self._bias_prior()[1] <= self.bias_tolerance
 
     # -- posterior ---------------------------------------------------------------------------
+    # The fits and draws work on a few candidates, where the BLAS pool would only spin: every
+    # public entry point (next_pairs, record, done, result, p_best, posterior) runs on one BLAS
+    # thread (genrm_rank.blas_threads), and these private steps run inside one of them.
     def _fit(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Laplace posterior mode and covariance over ``(theta, gamma)``."""
         n = self.n_items
@@ -461,7 +478,7 @@ class Adaptive:
         hess = (design.T * (w * p * (1.0 - p))) @ design + np.diag(precision)
         cov = np.linalg.inv(hess)
         self._mode, self._cov, self._fitted_at = x, cov, key
-        self._p_best = None
+        self._p_best = self._root = None
         return x, cov
 
     def _design(self) -> NDArray[np.float64]:
@@ -478,15 +495,13 @@ class Adaptive:
         """Posterior draws of the strengths, one row per draw."""
         mode, cov = self._fit()
         n = self.n_items
-        theta_cov = cov[:n, :n]
-        try:
-            root = np.linalg.cholesky(theta_cov)
-        except np.linalg.LinAlgError:
-            values, vectors = np.linalg.eigh(theta_cov)
-            root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        root = self._root
+        if root is None:  # factorised once a fit, not once a draw
+            root = self._root = _covariance_root(cov[:n, :n])
         draws: NDArray[np.float64] = mode[:n] + self.rng.standard_normal((size, n)) @ root.T
         return draws
 
+    @one_blas_thread()
     def p_best(self) -> NDArray[np.float64]:
         """P(best) of each candidate under the current posterior (Monte Carlo)."""
         self._fit()
@@ -572,6 +587,7 @@ class Adaptive:
     def _room(self) -> int:
         return min(self.budget - self._issued, self.batch - len(self._pending))
 
+    @one_blas_thread()
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
         """Calls to issue now: pending reverse orders first, then Thompson duels.
 
@@ -615,6 +631,7 @@ class Adaptive:
         return call
 
     # -- taking verdicts ---------------------------------------------------------------------
+    @one_blas_thread()
     def record(self, call: PairCall, verdict: Verdict) -> None:
         """Take back a verdict; a usable one updates the posterior, a failed one adds nothing."""
         if call not in self._pending:
@@ -657,6 +674,7 @@ class Adaptive:
 
     # -- Scheduler protocol ------------------------------------------------------------------
     @property
+    @one_blas_thread()
     def done(self) -> bool:
         """Nothing in flight, and stopped, out of budget, or confident of the best."""
         if self._pending:
@@ -679,6 +697,7 @@ class Adaptive:
         """Every finished call, in arrival order."""
         return list(self._judgements)
 
+    @one_blas_thread()
     def result(self) -> StrategyOutcome:
         """The posterior's leader and order; a seeded coin only for an exact tie at the end.
 
@@ -713,6 +732,7 @@ class Adaptive:
         rest = sorted((i for i in range(self.n_items) if i != best), key=lambda i: -mode[i])
         return StrategyOutcome(best=best, order=(best, *rest), notes=tuple(notes))
 
+    @one_blas_thread()
     def posterior(self) -> dict[str, Any]:
         """The current posterior: strengths, slot-1 advantage and P(best) (for diagnostics)."""
         mode, cov = self._fit()
