@@ -58,6 +58,8 @@ or verdicts paid twice. Give each shard its own cache on a local disk, then join
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -72,6 +74,9 @@ from typing import Any
 
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.verdict import Verdict, verdict_from_dict, verdict_to_dict
+
+_SQLITE_FULL = 13
+"""SQLite's result code for a full database or disk (``SQLITE_FULL``)."""
 
 __all__ = [
     "NETWORK_FILESYSTEMS",
@@ -461,18 +466,28 @@ class VerdictCache:
             return []
         conn = self._connection()
         stored: list[Verdict] = []
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for key, verdict, blob in rows:
-                if conn.execute(_PUT, (key, blob, now)).rowcount:
-                    stored.append(verdict)
-                    continue
-                (held,) = conn.execute(_GET, (key,)).fetchone()
-                stored.append(verdict if held == blob else _loads_verdict(held))
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for key, verdict, blob in rows:
+                    if conn.execute(_PUT, (key, blob, now)).rowcount:
+                        stored.append(verdict)
+                        continue
+                    (held,) = conn.execute(_GET, (key,)).fetchone()
+                    stored.append(verdict if held == blob else _loads_verdict(held))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as err:
+            if getattr(err, "sqlite_errorcode", None) == _SQLITE_FULL or "is full" in str(err):
+                # The disk (or quota) is full: an OSError as the output's would be, so that the
+                # run stops resumably instead of failing every row that follows.
+                raise OSError(
+                    errno.ENOSPC, f"no space left to store verdicts ({err})", os.fspath(self.path)
+                ) from err
             raise
-        conn.execute("COMMIT")
         return stored
 
     def __len__(self) -> int:

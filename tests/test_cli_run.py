@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -340,6 +341,55 @@ def test_a_full_disk_exits_resumable_and_resume_completes(
     assert out.read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
     errors = (tmp_path / "out.errors.jsonl").read_bytes()
     assert errors == (tmp_path / "ref.errors.jsonl").read_bytes()
+
+
+def test_a_full_cache_exits_resumable_and_resume_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's own "database or disk is full" (the cache file capped with max_page_count): the
+    run stops as for a full output, not with a traceback or with every later row failed."""
+    from genrm_rank.cache import VerdictCache
+
+    write_rows(tmp_path / "in.jsonl", 40)
+    argv = ["rank", tmp_path / "in.jsonl", *SIMULATED, "--concurrency", "2"]
+    assert run(*argv, "-o", tmp_path / "ref.jsonl") == 0
+    out, cache = tmp_path / "out.jsonl", tmp_path / "verdicts.db"
+    real_open = VerdictCache._open
+
+    def capped(self: VerdictCache, conn: Any, timeout: float) -> str:
+        mode = real_open(self, conn, timeout)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 8}")
+        return mode
+
+    monkeypatch.setattr(VerdictCache, "_open", capped)
+    assert run(*argv, "-o", out, "--cache", cache) == EXIT_NO_SPACE
+    err = capsys.readouterr().err
+    assert "no space left" in err and str(cache) in err and "Traceback" not in err
+    done = len(out.read_text().splitlines())
+    assert 0 < done < 40 and not (tmp_path / "out.errors.jsonl").exists()
+    monkeypatch.setattr(VerdictCache, "_open", real_open)  # space freed
+    assert run(*argv, "-o", out, "--cache", cache, "--resume") == 0
+    # Verdicts stored before the stop are served free on resume: the rows equal the
+    # uninterrupted run's once what was paid (calls, cached, tokens) is set aside.
+    assert [_without_costs(r) for r in _rows(out)] == [
+        _without_costs(r) for r in _rows(tmp_path / "ref.jsonl")
+    ]
+
+
+_COSTS = frozenset({"calls", "cached", "failed_calls", "prompt_tokens", "completion_tokens"})
+
+
+def _rows(path: Path) -> list[Any]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _without_costs(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_costs(v) for k, v in value.items() if k not in _COSTS}
+    if isinstance(value, list):
+        return [_without_costs(v) for v in value]
+    return value
 
 
 # -- the demo -------------------------------------------------------------------------------
