@@ -372,24 +372,15 @@ def test_a_full_cache_exits_resumable_and_resume_completes(
     assert run(*argv, "-o", out, "--cache", cache, "--resume") == 0
     # Verdicts stored before the stop are served free on resume: the rows equal the
     # uninterrupted run's once what was paid (calls, cached, tokens) is set aside.
-    assert [_without_costs(r) for r in _rows(out)] == [
-        _without_costs(r) for r in _rows(tmp_path / "ref.jsonl")
+    from test_reliability_trials import strip_costs
+
+    assert [strip_costs(r) for r in _rows(out)] == [
+        strip_costs(r) for r in _rows(tmp_path / "ref.jsonl")
     ]
-
-
-_COSTS = frozenset({"calls", "cached", "failed_calls", "prompt_tokens", "completion_tokens"})
 
 
 def _rows(path: Path) -> list[Any]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _without_costs(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_costs(v) for k, v in value.items() if k not in _COSTS}
-    if isinstance(value, list):
-        return [_without_costs(v) for v in value]
-    return value
 
 
 # -- the demo -------------------------------------------------------------------------------
