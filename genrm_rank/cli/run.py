@@ -47,7 +47,7 @@ from genrm_rank.sdg.inputs import (
     merge_candidate_files,
     open_input,
 )
-from genrm_rank.sdg.plan import CostAssumptions, plan_file
+from genrm_rank.sdg.plan import CostAssumptions, depends_on_verdicts, plan_file
 from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -308,6 +308,20 @@ def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
     return EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK
 
 
+def cost_assumptions(args: argparse.Namespace) -> CostAssumptions:
+    """The cost plan's assumptions, from the options."""
+    try:
+        return CostAssumptions(
+            completion_tokens_per_call=args.expect_completion_tokens,
+            tokens_per_second_per_replica=args.throughput,
+            gpus_per_replica=args.gpus_per_replica,
+            price_per_gpu_hour=args.price_per_gpu_hour,
+            expected_calls_per_row=args.expect_calls_per_row,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def print_plan(
     args: argparse.Namespace, out_stream: TextIO, formatter: Formatter | None = None
 ) -> int:
@@ -315,21 +329,12 @@ def print_plan(
 
     Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
     spec = spec_from_args(args)
-    try:
-        assumptions = CostAssumptions(
-            completion_tokens_per_call=args.expect_completion_tokens,
-            tokens_per_second_per_replica=args.throughput,
-            gpus_per_replica=args.gpus_per_replica,
-            price_per_gpu_hour=args.price_per_gpu_hour,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     plan = plan_file(
         input_source(args),
         spec,
         rows=row_spec(args),
         principle=read_principle(args),
-        assumptions=assumptions,
+        assumptions=cost_assumptions(args),
         count_tokens=_tokenizer(args.tokenizer),
         shard=args.shard,
         formatter=formatter,
@@ -405,8 +410,25 @@ def run_file_command(
     except InputError as exc:
         raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
     shard_total = None if total is None else len(range(args.shard[0], total, args.shard[1]))
-    show = not args.quiet and sys.stderr.isatty()
-    progress = Progress(shard_total, enabled=show)
+    ceiling, expected = None, None
+    if not args.quiet and shard_total is not None and depends_on_verdicts(spec):
+        # The projection's bound and first guess: the cost plan's, by the same rule.
+        plan = plan_file(
+            source,
+            spec,
+            rows=row_spec(args),
+            assumptions=cost_assumptions(args),
+            shard=args.shard,
+            formatter=formatter,
+        )
+        ceiling, expected = plan.comparisons, plan.expected_comparisons
+    progress = Progress(
+        shard_total,
+        enabled=not args.quiet,
+        interval=None if sys.stderr.isatty() else args.progress_interval,
+        calls_ceiling=ceiling,
+        calls_expected=expected,
+    )
     progress.cached = setup.cached
     started = time.monotonic()
     try:
