@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -296,6 +297,14 @@ def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     assert "wins by system" in r.stdout and "gpt-4" in r.stdout
     assert len(rows(tmp_path / "vicuna80.best.jsonl")) == 80
+    # It shows the command it ran, one a user can copy.
+    ran = re.search(r"^genrm-rank demo: running: (genrm-rank select .*)$", r.stdout, re.M)
+    assert ran is not None
+    argv = shlex.split(ran.group(1))
+    assert argv[argv.index("-o") + 1] == str(tmp_path / "vicuna80.best.jsonl")
+    assert argv[argv.index("--endpoint") + 1].startswith("http://127.0.0.1:")
+    assert argv[2].endswith(".jsonl") and "--quiet" in argv
+    assert "select my.jsonl -o best.jsonl --judge simulated" in r.stdout
     # The simulated GenRM's qualities are GPT-4's per-question strengths: the knockout's
     # winners agree with GPT-4's own pick on 64 of 80 questions with the demo's fixed seeds,
     # the figure the README promises.

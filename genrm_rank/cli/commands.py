@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import tempfile
 from importlib import resources
@@ -433,6 +434,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ]
         if args.quiet:
             argv.append("--quiet")
+        print(f"{PROG} demo: running: {shlex.join([PROG, *argv])}")
         from genrm_rank.cli import main
 
         status = main(argv)
@@ -461,4 +463,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{len(favourites)} questions"
     )
     print(f"\nserver requests: {requests}; output: {out}")
+    print(
+        f"your own file, without a server: {PROG} select my.jsonl -o best.jsonl --judge "
+        "simulated (README: Quick start)"
+    )
     return status
