@@ -892,9 +892,9 @@ def _progress_run(tmp_path: Path, *extra: str) -> list[str]:
 
 
 def test_a_batch_job_gets_plain_progress_lines_and_the_summary_last(tmp_path: Path) -> None:
-    # stderr is a pipe, as in a Slurm log: lines, not a bar. A tiny interval prints one at
-    # every update, whatever the clock says.
-    err = _progress_run(tmp_path, "--progress-interval", "1e-9")
+    # stderr is a pipe, as in a Slurm log: lines, not a bar. A 1 ms interval prints one at
+    # most updates (the run takes far longer than 1 ms).
+    err = _progress_run(tmp_path, "--progress-interval", "0.001")
     lines = [line for line in err if line.startswith("progress: ")]
     assert lines and "\r" not in "".join(err)
     assert re.fullmatch(
@@ -909,7 +909,7 @@ def test_a_batch_job_gets_plain_progress_lines_and_the_summary_last(tmp_path: Pa
 
 
 def test_quiet_batch_job_prints_no_progress(tmp_path: Path) -> None:
-    err = _progress_run(tmp_path, "--progress-interval", "1e-9", "--quiet")
+    err = _progress_run(tmp_path, "--progress-interval", "0.001", "--quiet")
     assert not any(line.startswith("progress: ") for line in err)
 
 

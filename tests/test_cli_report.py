@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -45,6 +46,36 @@ def test_plain_lines_every_interval_of_the_injected_clock() -> None:
         "progress: 10/2,000 rows done (1 failed), 40 paid calls, 20.0k tokens, 0.17 rows/s, "
         "1m00s elapsed; projected 8.0k calls, 3h19m left"
     )
+
+
+def test_plain_lines_keep_coming_while_no_verdict_does() -> None:
+    clock, stream = FakeClock(), io.StringIO()
+    progress = Progress(10, enabled=True, stream=stream, interval=30.0, clock=clock)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 4:
+            raise asyncio.CancelledError  # the run ended
+        clock.now += seconds
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(progress.tick(sleep))
+    assert slept == [30.0] * 4
+    assert [line.split(", ")[-1] for line in stream.getvalue().splitlines()] == [
+        "30s elapsed",
+        "1m00s elapsed",
+        "1m30s elapsed",
+    ]
+
+
+def test_the_bar_needs_no_ticker() -> None:
+    progress = Progress(10, enabled=False, interval=None)
+
+    async def sleep(seconds: float) -> None:
+        raise AssertionError("no sleep expected")
+
+    asyncio.run(progress.tick(sleep))  # returns at once
 
 
 def test_plain_lines_are_off_when_disabled() -> None:

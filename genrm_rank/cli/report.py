@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from genrm_rank.cli.judge import JudgeSetup
@@ -141,6 +142,15 @@ class Progress:
             if rows is not None and rate > 0:
                 text += f", {_duration((rows - done) / rate)} left"
         return text
+
+    async def tick(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Print the plain line every ``interval`` while no verdict comes back (a stalled
+        judge), until cancelled; returns at once when there are no plain lines."""
+        if self.interval is None:
+            return
+        while True:
+            await sleep(self._last_line + self.interval - self.clock())
+            self._refresh()
 
     def _refresh(self, force: bool = False) -> None:
         now = self.clock()

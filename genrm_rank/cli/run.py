@@ -259,6 +259,8 @@ async def _run_pipeline(
     async with contextlib.AsyncExitStack() as stack:
         if hasattr(setup.judge, "__aenter__"):
             await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
+        ticker = asyncio.ensure_future(progress.tick())
+        stack.callback(ticker.cancel)
         outcome = await process_file(
             source,
             judge=setup.judge,
