@@ -116,8 +116,18 @@ def test_dry_run_of_adaptive_gives_its_ceiling_and_expected_calls(
     assert "judge calls               at most 3,200 " in out  # 100 rows x 4N, not 11,200
     assert "expected judge calls      about 2,690 (assumed: 84% of 4N a row" in out
     assert out.count("benchmarks/README.md") == 1  # stated once, not once a row
+    # Tokens, GPU-hours and money: at the ceiling, and at the expected calls.
+    assert "completion tokens         13,107,200 (4,096 a call, assumed); expected about " \
+        "11,018,240" in out  # fmt: skip
     plan = json.loads(summary.read_text())
     assert plan["expected_comparisons"] == pytest.approx(2690.0)
+    assert plan["expected_completion_tokens"] == pytest.approx(2690 * 4096)
+    assert main([*args, "--throughput", "1000", "--price-per-gpu-hour", "2"]) == 0
+    out = capsys.readouterr().out
+    hours = 3200 * 4096 / 1000 / 3600 * 8
+    assert f"GPU-hours                 {hours:,.1f} " in out
+    assert f"; expected about {hours * 2690 / 3200:,.1f}" in out
+    assert f"; expected about {hours * 2 * 2690 / 3200:,.2f}" in out
     assert main([*args, "--expect-calls-per-row", "20"]) == 0
     assert "about 2,000 (the expected calls a row given)" in capsys.readouterr().out
 

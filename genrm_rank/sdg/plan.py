@@ -171,9 +171,21 @@ class CostPlan:
         hours, price = self.gpu_hours, self.assumptions.price_per_gpu_hour
         return None if hours is None or price is None else hours * price
 
+    def expected(self, bound: float | None) -> float | None:
+        """``bound`` (a figure counted at :attr:`comparisons`: completion tokens, GPU-hours,
+        cost) at the expected calls instead, or ``None`` when no expected calls are known."""
+        if bound is None or self.expected_comparisons is None or not self.comparisons:
+            return None
+        return bound * self.expected_comparisons / self.comparisons
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(total_tokens=self.total_tokens, gpu_hours=self.gpu_hours, cost=self.cost)
+        out.update(
+            expected_completion_tokens=self.expected(self.completion_tokens),
+            expected_gpu_hours=self.expected(self.gpu_hours),
+            expected_cost=self.expected(self.cost),
+        )
         out["by_candidates"] = {str(k): v for k, v in sorted(self.by_candidates.items())}
         return out
 
@@ -194,22 +206,28 @@ class CostPlan:
                 f"expected judge calls      about {self.expected_comparisons:,.0f} "
                 f"({self.expected_basis})"
             )
+
+        def expected(bound: float | None, spec: str) -> str:
+            value = self.expected(bound)
+            return "" if value is None else f"; expected about {value:{spec}}"
+
         lines += [
             f"prompt tokens             {self.prompt_tokens:,} ({counted})",
             f"completion tokens         {self.completion_tokens:,} "
-            f"({a.completion_tokens_per_call:,} a call, assumed)",
+            f"({a.completion_tokens_per_call:,} a call, assumed)"
+            + expected(self.completion_tokens, ",.0f"),
             f"total tokens              {self.total_tokens:,}",
         ]
         if self.gpu_hours is not None:
             lines.append(
                 f"GPU-hours                 {self.gpu_hours:,.1f} (at "
                 f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
-                f"{a.gpus_per_replica} GPUs)"
+                f"{a.gpus_per_replica} GPUs)" + expected(self.gpu_hours, ",.1f")
             )
         if self.cost is not None:
             lines.append(
                 f"cost                      {self.cost:,.2f} "
-                f"(at {a.price_per_gpu_hour:g} a GPU-hour)"
+                f"(at {a.price_per_gpu_hour:g} a GPU-hour)" + expected(self.cost, ",.2f")
             )
         if self.stop is not None:
             lines.append(f"the run would stop        before its first call: {self.stop}")
