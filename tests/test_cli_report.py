@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+from pathlib import Path
 
 import pytest
 
-from genrm_rank.cli.report import Progress
+from genrm_rank.cli.report import Progress, projection_bounds
 from genrm_rank.orchestrator import JudgeStatistics
-from genrm_rank.sdg import RunCounters
+from genrm_rank.sdg import RowSpec, RunCounters
+from genrm_rank.sdg.inputs import open_input
+from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import Usage
 
 
@@ -121,3 +125,22 @@ def test_the_bar_keeps_its_projections_within_80_columns() -> None:
     assert len(last) <= 80
     assert "3.8M calls/~63.2M" in last
     assert "1.2G/~20.6G tok" in last
+
+
+@pytest.mark.parametrize(
+    ("spec", "bounds"),
+    [
+        (RankSpec(strategy="knockout"), (None, None)),  # exact: the mean of done rows is right
+        (RankSpec(strategy="adaptive", swap="auto"), (3 * 32, 3 * 26.9)),  # 3 rows at N = 8
+        (RankSpec(strategy="adaptive", swap="auto", budget=14), (3 * 14, 3 * 14)),
+    ],
+)
+def test_projection_bounds_are_the_cost_plans(
+    tmp_path: Path, spec: RankSpec, bounds: tuple[int | None, float | None]
+) -> None:
+    rows = [{"id": i, "prompt": "Q", "candidates": list("abcdefgh")} for i in range(3)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    found = projection_bounds(
+        open_input(tmp_path / "in.jsonl"), spec, rows=RowSpec(), shard=(0, 1), formatter=None
+    )
+    assert found == (bounds if bounds[0] is None else pytest.approx(bounds))

@@ -435,6 +435,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.quiet:
             argv.append("--quiet")
         print(f"{PROG} demo: running: {shlex.join([PROG, *argv])}")
+        print(
+            f"{PROG} demo: (your own file, without a server: {PROG} select my.jsonl -o "
+            "best.jsonl --judge simulated; see the README's Quick start)"
+        )
         from genrm_rank.cli import main
 
         status = main(argv)
@@ -463,8 +467,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{len(favourites)} questions"
     )
     print(f"\nserver requests: {requests}; output: {out}")
-    print(
-        f"your own file, without a server: {PROG} select my.jsonl -o best.jsonl --judge "
-        "simulated (README: Quick start)"
-    )
     return status

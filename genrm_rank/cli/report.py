@@ -13,9 +13,14 @@ from typing import Any, TextIO
 from genrm_rank.cli.judge import JudgeSetup
 from genrm_rank.orchestrator import JudgeStatistics
 from genrm_rank.sdg import (
+    Formatter,
+    RowSpec,
     RunCounters,
     RunOutcome,
 )
+from genrm_rank.sdg.inputs import RowSource
+from genrm_rank.sdg.plan import CostAssumptions, depends_on_verdicts, plan_file
+from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
 # Progress and summary
@@ -186,6 +191,33 @@ class Progress:
         if self.bar is not None:
             self._refresh(force=True)
             self.bar.close()
+
+
+def projection_bounds(
+    source: RowSource,
+    spec: RankSpec,
+    *,
+    rows: RowSpec,
+    shard: tuple[int, int],
+    formatter: Formatter | None = None,
+    expected_calls_per_row: float | None = None,
+) -> tuple[int | None, float | None]:
+    """The cost plan's bound and expected calls for the run (``Progress``'s ``calls_ceiling``
+    and ``calls_expected``), when its calls depend on the verdicts; else ``(None, None)``.
+
+    Reads the input once more, as ``--dry-run`` does (no judge is called).
+    """
+    if not depends_on_verdicts(spec):
+        return None, None
+    plan = plan_file(
+        source,
+        spec,
+        rows=rows,
+        assumptions=CostAssumptions(expected_calls_per_row=expected_calls_per_row),
+        shard=shard,
+        formatter=formatter,
+    )
+    return plan.comparisons, plan.expected_comparisons
 
 
 _BAR_FORMAT = "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"

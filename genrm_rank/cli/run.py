@@ -29,7 +29,7 @@ from genrm_rank.cli.options import (
     read_principle,
     spec_from_args,
 )
-from genrm_rank.cli.report import Progress, format_summary, summarize
+from genrm_rank.cli.report import Progress, format_summary, projection_bounds, summarize
 from genrm_rank.sdg import (
     DEFAULT_PROMPT_FIELDS,
     STDOUT,
@@ -47,7 +47,7 @@ from genrm_rank.sdg.inputs import (
     merge_candidate_files,
     open_input,
 )
-from genrm_rank.sdg.plan import CostAssumptions, depends_on_verdicts, plan_file
+from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -310,10 +310,15 @@ def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
     return EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK
 
 
-def cost_assumptions(args: argparse.Namespace) -> CostAssumptions:
-    """The cost plan's assumptions, from the options."""
+def print_plan(
+    args: argparse.Namespace, out_stream: TextIO, formatter: Formatter | None = None
+) -> int:
+    """``--dry-run``: the cost plan of the file under the options' spec; no judge is called.
+
+    Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
+    spec = spec_from_args(args)
     try:
-        return CostAssumptions(
+        assumptions = CostAssumptions(
             completion_tokens_per_call=args.expect_completion_tokens,
             tokens_per_second_per_replica=args.throughput,
             gpus_per_replica=args.gpus_per_replica,
@@ -322,21 +327,12 @@ def cost_assumptions(args: argparse.Namespace) -> CostAssumptions:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-def print_plan(
-    args: argparse.Namespace, out_stream: TextIO, formatter: Formatter | None = None
-) -> int:
-    """``--dry-run``: the cost plan of the file under the options' spec; no judge is called.
-
-    Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
-    spec = spec_from_args(args)
     plan = plan_file(
         input_source(args),
         spec,
         rows=row_spec(args),
         principle=read_principle(args),
-        assumptions=cost_assumptions(args),
+        assumptions=assumptions,
         count_tokens=_tokenizer(args.tokenizer),
         shard=args.shard,
         formatter=formatter,
@@ -413,17 +409,15 @@ def run_file_command(
         raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
     shard_total = None if total is None else len(range(args.shard[0], total, args.shard[1]))
     ceiling, expected = None, None
-    if not args.quiet and shard_total is not None and depends_on_verdicts(spec):
-        # The projection's bound and first guess: the cost plan's, by the same rule.
-        plan = plan_file(
+    if not args.quiet and shard_total is not None:
+        ceiling, expected = projection_bounds(
             source,
             spec,
             rows=row_spec(args),
-            assumptions=cost_assumptions(args),
             shard=args.shard,
             formatter=formatter,
+            expected_calls_per_row=args.expect_calls_per_row,
         )
-        ceiling, expected = plan.comparisons, plan.expected_comparisons
     progress = Progress(
         shard_total,
         enabled=not args.quiet,

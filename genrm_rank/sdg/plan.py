@@ -238,9 +238,10 @@ def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
     """Judge calls one row of ``n_candidates`` costs under ``spec``, and whether exactly.
 
     Fixed strategies are driven to the end with a stand-in verdict (their count does not
-    depend on the verdicts), within the budget. Adaptive gets its ceiling
-    (:func:`adaptive_ceiling`); others the most the budget, or their own cap of
-    ``2 N (N - 1)`` calls a sample, allows.
+    depend on the verdicts), within the budget. Others get the most the budget, or their own
+    cap of ``2 N (N - 1)`` calls a sample, allows.
+
+    The adaptive strategy gets its real ceiling instead (:func:`adaptive_ceiling`).
 
     >>> calls_for(RankSpec(strategy="knockout"), 8)
     (14, True)
