@@ -15,7 +15,8 @@ of script and the plots (hand-drawn SVG, so no plotting library is needed) are a
 - **Position bias and consistency**: per-row fitted slot-1 advantage (log-odds), first-slot
   win share and the agreement of the two orders of a pair (Zheng et al. 2023, "Judging
   LLM-as-a-Judge with MT-Bench and Chatbot Arena", arXiv:2306.05685), pooled and as histograms.
-- **Sample rows**: for a seeded sample of rows, the pair graph (who met whom, an arrow from the
+- **Sample rows**: for a seeded sample of rows, the prompt and each candidate's text (shortened,
+  the full text a click away in a ``<details>``), the pair graph (who met whom, an arrow from the
   preferred candidate, the ranking's order around the circle), the candidates' strengths with
   their intervals, and each verdict's reasoning in a ``<details>`` a click away (the rows need
   the verdicts: ``genrm-rank rank --judgements``).
@@ -40,6 +41,10 @@ __all__ = ["read_rows", "render_report", "write_report"]
 BAR = "#4c72b0"
 """Colour of the bars and of preferred-candidate arrows."""
 MUTED = "#9aa5b1"
+PROMPT_CHARS = 400
+"""Characters of a prompt shown before the full conversation is a click away."""
+CANDIDATE_CHARS = 160
+"""Characters of a candidate shown before its full text is a click away."""
 
 
 GENERATOR = '<meta name="generator" content="genrm-rank report">'
@@ -341,8 +346,8 @@ def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) ->
     judgements = [j for j in block.get("judgements", []) or [] if isinstance(j, Mapping)]
     head = (
         f"<h3 id={anchor}>Row {_e(row.get('id', index))}</h3>"
-        f"<p class=prompt>{_e(_excerpt(_prompt_text(row), 400))}</p>"
-        f"<p>{_e(block.get('strategy'))}, swap {_e(block.get('swap'))}: "
+        + _shortened(_prompt_text(row), _conversation_text(row), PROMPT_CHARS, "prompt")
+        + f"<p>{_e(block.get('strategy'))}, swap {_e(block.get('swap'))}: "
         f"{_e(block.get('calls'))} calls, status {_e(block.get('status'))}; best "
         f"<b>{_e(_label(labels, block.get('best')))}</b> (P(best) {_fmt(block.get('p_best'))})"
         "</p>"
@@ -352,7 +357,7 @@ def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) ->
     pairs = _pair_details(anchor, labels, judgements, row)
     return (
         f"<div class=row>{head}<div class=plots>{graph}{strengths}</div>"
-        f"{_candidate_table(labels, order, scores)}{pairs}</div>"
+        f"{_candidate_table(labels, _candidate_texts(row, n), order, scores)}{pairs}</div>"
     )
 
 
@@ -641,9 +646,11 @@ def _label(labels: Sequence[str], index: Any) -> str:
     return "-"
 
 
-def _candidate_table(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any]) -> str:
+def _candidate_table(
+    labels: Sequence[str], texts: Sequence[str], order: Sequence[int], scores: Sequence[Any]
+) -> str:
     head = (
-        "<tr><th>rank</th><th>candidate</th><th>strength</th><th>interval</th><th>P(best)</th>"
+        "<tr><th>rank</th><th>candidate</th><th>text</th><th>strength</th><th>interval</th><th>P(best)</th>"
         "<th>win rate</th><th>mean score</th><th>compared</th></tr>"
     )
     body = []
@@ -652,7 +659,9 @@ def _candidate_table(labels: Sequence[str], order: Sequence[int], scores: Sequen
             continue
         s = scores[i]
         body.append(
-            f"<tr><td>{rank}</td><td>{_e(_label(labels, i))}</td><td>{_fmt(s.get('strength'))}"
+            f"<tr><td>{rank}</td><td>{_e(_label(labels, i))}</td><td class=text>"
+            f"{_shortened(texts[i], texts[i], CANDIDATE_CHARS, 'candidate')}</td>"
+            f"<td>{_fmt(s.get('strength'))}"
             f"</td><td>{_fmt(s.get('lower'))} to {_fmt(s.get('upper'))}</td>"
             f"<td>{_fmt(s.get('p_best'))}</td><td>{_fmt(s.get('win_rate'))}</td>"
             f"<td>{_fmt(s.get('mean_score'))}</td><td>{_e(s.get('comparisons'))}</td></tr>"
@@ -660,18 +669,63 @@ def _candidate_table(labels: Sequence[str], order: Sequence[int], scores: Sequen
     return f"<table class=candidates>{head}{''.join(body)}</table>"
 
 
-def _prompt_text(row: Mapping[str, Any]) -> str:
+def _candidate_texts(row: Mapping[str, Any], n: int) -> list[str]:
+    """The texts of a row's first ``n`` candidates (strings, or objects with a ``text``)."""
+    candidates = row.get("candidates")
+    texts = [""] * n
+    if isinstance(candidates, list):
+        for i, c in enumerate(candidates[:n]):
+            value = c.get("text", c.get("content")) if isinstance(c, Mapping) else c
+            texts[i] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return texts
+
+
+def _conversation_text(row: Mapping[str, Any]) -> str:
+    """The row's whole prompt: the string, or each message of the conversation by its role."""
+    value = _prompt_value(row)
+    if isinstance(value, list):
+        return "\n\n".join(
+            f"{m.get('role')}: {m.get('content')}" if isinstance(m, Mapping) else str(m)
+            for m in value
+        )
+    return value
+
+
+def _shortened(short: str, full: str, limit: int, kind: str) -> str:
+    """``short`` cut to ``limit`` characters, with ``full`` a click away when it says more.
+
+    >>> _shortened("a  b", "a b", 10, "prompt")
+    '<div class=prompt>a b</div>'
+    >>> _shortened("<x>" * 5, "<x>" * 5, 6, "candidate")[:63]
+    '<details class=candidate><summary>&lt;x&gt;&lt;x…</summary><pre'
+    """
+    brief = _excerpt(short, limit)
+    if brief == " ".join(full.split()):
+        return f"<div class={kind}>{_e(brief)}</div>"
+    return (
+        f"<details class={kind}><summary>{_e(brief)}</summary>"
+        f"<pre class=fulltext>{_e(full)}</pre></details>"
+    )
+
+
+def _prompt_value(row: Mapping[str, Any]) -> str | list[Any]:
+    """The row's prompt as written: a string, a list of messages, or ``""`` when it has none."""
     for field in ("prompt", "conversation", "messages"):
         value = row.get(field)
-        if isinstance(value, str):
+        if isinstance(value, (str, list)):
             return value
-        if isinstance(value, list):
-            users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
-            content = users[-1].get("content") if users else None
-            if isinstance(content, str):
-                return content
-            return json.dumps(value, ensure_ascii=False)
     return ""
+
+
+def _prompt_text(row: Mapping[str, Any]) -> str:
+    value = _prompt_value(row)
+    if isinstance(value, list):
+        users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
+        content = users[-1].get("content") if users else None
+        if isinstance(content, str):
+            return content
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def _excerpt(text: str, limit: int) -> str:
@@ -742,7 +796,10 @@ svg text.tick, svg text.label { font-size: 11px; fill: #333; }
 svg text.node { font-size: 12px; font-weight: bold; fill: #111; }
 a.edge:hover line { stroke: #f2b134; }
 .row { border: 1px solid #d9e2ec; border-radius: 6px; padding: 8px 14px; margin: 14px 0; }
-.prompt { color: #52606d; font-style: italic; }
+.prompt { color: #52606d; font-style: italic; margin: 6px 0; }
+td.text { max-width: 480px; }
+pre.fulltext { white-space: pre-wrap; max-height: 320px; overflow: auto; background: #fff;
+               border: 1px solid #e4e7eb; padding: 6px; font: inherit; font-style: normal; }
 details { margin: 3px 0; } details[open] { background: #f8fafc; }
 summary { cursor: pointer; }
 pre.reasoning { white-space: pre-wrap; max-height: 320px; overflow: auto; background: #fff;

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -295,6 +296,14 @@ def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     assert "wins by system" in r.stdout and "gpt-4" in r.stdout
     assert len(rows(tmp_path / "vicuna80.best.jsonl")) == 80
+    # It shows the command it ran, one a user can copy.
+    ran = re.search(r"^genrm-rank demo: running: (genrm-rank select .*)$", r.stdout, re.M)
+    assert ran is not None
+    argv = shlex.split(ran.group(1))
+    assert argv[argv.index("-o") + 1] == str(tmp_path / "vicuna80.best.jsonl")
+    assert argv[argv.index("--endpoint") + 1].startswith("http://127.0.0.1:")
+    assert argv[2].endswith(".jsonl") and "--quiet" in argv
+    assert "select my.jsonl -o best.jsonl --judge simulated" in r.stdout
     # The simulated GenRM's qualities are GPT-4's per-question strengths: the knockout's
     # winners agree with GPT-4's own pick on 64 of 80 questions with the demo's fixed seeds,
     # the figure the README promises.
@@ -854,3 +863,47 @@ def test_library_messages_name_flags_not_python_parameters(
         err = err.replace(path, name)
     assert expected in err
     assert "Argument '" not in err and "=True" not in err and "pw-9f2" not in err
+
+
+# -- progress in batch jobs ------------------------------------------------------------------
+
+
+def _progress_run(tmp_path: Path, *extra: str) -> list[str]:
+    write_rows(tmp_path / "in.jsonl", 3, k=4)
+    args = ["select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--judge", "simulated",
+            "--strategy", "adaptive", "--swap", "auto", "--concurrency", "1", *extra]  # fmt: skip
+    process = cli(*args)
+    assert process.returncode == 0, process.stderr
+    return process.stderr.splitlines()
+
+
+def test_a_batch_job_gets_plain_progress_lines_and_the_summary_last(tmp_path: Path) -> None:
+    # stderr is a pipe, as in a Slurm log: lines, not a bar. A 1 ms interval prints one at
+    # most updates (the run takes far longer than 1 ms).
+    err = _progress_run(tmp_path, "--progress-interval", "0.001")
+    lines = [line for line in err if line.startswith("progress: ")]
+    assert lines and "\r" not in "".join(err)
+    assert re.fullmatch(
+        r"progress: \d+/3 rows done \(0 failed\), \d+ paid calls, \S+ tokens, [\d.]+ rows/s, "
+        r"\S+ elapsed(; projected \d+ calls(, \S+ left)?)?",
+        lines[-1],
+    )
+    # Projections never pass the plan's ceiling for adaptive: 3 rows x 4N = 48 calls.
+    projected = [int(m[1]) for line in lines if (m := re.search(r"projected (\d+) calls", line))]
+    assert projected and max(projected) <= 48
+    assert err.index(lines[-1]) < err.index(next(e for e in err if "rows ok" in e))
+
+
+def test_quiet_batch_job_prints_no_progress(tmp_path: Path) -> None:
+    err = _progress_run(tmp_path, "--progress-interval", "0.001", "--quiet")
+    assert not any(line.startswith("progress: ") for line in err)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_progress_interval_must_be_a_positive_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    write_rows(tmp_path / "in.jsonl", 1)
+    status = run_main("select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl",
+                      "--judge", "simulated", "--progress-interval", value)  # fmt: skip
+    assert status == 2 and "--progress-interval" in capsys.readouterr().err

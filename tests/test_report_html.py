@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -118,6 +119,48 @@ def test_select_rows_and_sidecars_are_counted(tmp_path: Path) -> None:
     assert "genrm-rank rank --judgements" in page  # select rows carry no verdicts
 
 
+LONG = "Step one, then the next. " * 30 + "<script>alert('end')</script> The end."
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ranked row with a multi-turn prompt, a short candidate and a long one, both with markup."""
+    folder = tmp_path_factory.mktemp("texts")
+    row = {
+        "id": "q0",
+        "messages": [
+            {"role": "system", "content": "Be brief & exact."},
+            {"role": "user", "content": "Why <b>TCP</b> slow start?"},
+        ],
+        "candidates": ["Short <i>answer</i>.", LONG, "Third."],
+    }
+    (folder / "in.jsonl").write_text(json.dumps(row) + "\n")
+    status = main(
+        ["rank", str(folder / "in.jsonl"), "-o", str(folder / "out.jsonl"), "--judge",
+         "simulated", "--judgements", "-q"]
+    )  # fmt: skip
+    assert status == 0
+    return folder / "out.jsonl"
+
+
+def test_sample_rows_show_the_texts_shortened_with_the_full_text_on_demand(texts: Path) -> None:
+    page = render_report(read_rows(texts), sample=1)
+    # A short candidate in full; a long one cut, whole in a <details>; all of it escaped.
+    assert "<td class=text><div class=candidate>Short &lt;i&gt;answer&lt;/i&gt;.</div></td>" in page
+    assert "<div class=candidate>Third.</div>" in page
+    summary = re.search(r"<details class=candidate><summary>(.*?)</summary>", page)
+    assert summary is not None and summary.group(1).startswith("Step one, then the next.")
+    assert summary.group(1).endswith("\u2026") and len(html.unescape(summary.group(1))) == 160
+    assert f"<pre class=fulltext>{html.escape(LONG)}</pre></details>" in page
+    # The prompt: its last user turn, the whole conversation a click away.
+    assert (
+        "<details class=prompt><summary>Why &lt;b&gt;TCP&lt;/b&gt; slow start?</summary>"
+        "<pre class=fulltext>system: Be brief &amp; exact.\n\nuser: Why &lt;b&gt;TCP&lt;/b&gt; "
+        "slow start?</pre></details>"
+    ) in page
+    assert "<script>alert" not in page and "<i>answer" not in page
+
+
 @pytest.mark.parametrize(
     ("content", "kwargs", "message"),
     [
@@ -178,10 +221,11 @@ def console(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
-def measured(page: Path, hash_: str = "") -> dict[str, list]:
-    """Plot boxes and open <details> of ``page`` as rendered (a copy with MEASURE added)."""
+def measured(page: Path, hash_: str = "", script: str = MEASURE) -> dict[str, Any]:
+    """Plot boxes and open <details> of ``page`` as rendered (a copy with MEASURE added), or
+    what another ``script`` records in the body's data attributes."""
     copy = page.with_name("measured-" + page.name)
-    copy.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    copy.write_text(page.read_text().replace("</body>", script + "</body>"))
     r = chromium("--dump-dom", copy.as_uri() + hash_)
     assert r.returncode == 0, r.stderr[-2000:]
     assert console(r.stderr) == []
@@ -235,3 +279,23 @@ def test_a_pair_link_opens_its_verdicts(ranked: Path) -> None:
     target = re.findall(r'<a href="#(row\d+-pair\d+-\d+)"', page.read_text())[-1]
     assert measured(page)["open"] == []
     assert measured(page, "#" + target)["open"] == [target]
+
+
+@pytest.mark.browser
+def test_a_long_text_opens_on_a_click(texts: Path, tmp_path: Path) -> None:
+    page = write_report(texts, tmp_path / "texts.html", sample=1)
+    probe = """<script>
+document.addEventListener("DOMContentLoaded", function () {
+  var d = document.querySelector("details.candidate"), pre = d.querySelector("pre");
+  var shut = [d.open, pre.checkVisibility(), pre.getBoundingClientRect().height];
+  d.querySelector("summary").click();
+  var opened = [d.open, pre.checkVisibility(), pre.getBoundingClientRect().height];
+  document.body.dataset.states = JSON.stringify([shut, opened]);
+  document.body.dataset.alerts = JSON.stringify(document.querySelectorAll("td script").length);
+});
+</script>"""
+    data = measured(page, script=probe)
+    shut, opened = data["states"]
+    assert shut[:2] == [False, False]  # the full text is hidden at first
+    assert opened[:2] == [True, True] and opened[2] > 40  # and shown whole on a click
+    assert data["alerts"] == 0  # the candidate's markup is text, not a script

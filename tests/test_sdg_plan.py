@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from genrm_rank import SimulatedJudge, rank
 from genrm_rank.cli import main
-from genrm_rank.sdg.plan import CostAssumptions, calls_for, plan_file
+from genrm_rank.sdg.plan import (
+    CostAssumptions,
+    adaptive_ceiling,
+    calls_for,
+    expected_calls_for,
+    plan_file,
+)
 from genrm_rank.spec import RankSpec
 
 
@@ -39,6 +45,91 @@ def test_an_outcome_dependent_count_is_a_bound() -> None:
     assert (planned, exact) == (3, True)
     spec = RankSpec(strategy="knockout", strategy_options={})
     assert calls_for(spec, 8) == (14, True)
+
+
+@pytest.mark.parametrize(
+    ("n", "budget", "own", "ceiling"),
+    [
+        (8, None, None, 32),  # 4N, not the hard cap 2N(N-1) = 112
+        (2, None, None, 4),  # 4N at most the hard cap (4)
+        (8, 14, None, 14),  # the spec's budget
+        (8, 500, None, 112),  # a budget above the hard cap stops at it
+        (8, None, 20, 20),  # the strategy's own budget
+        (8, 10, 20, 10),  # the lower of both
+    ],
+)
+def test_adaptive_ceiling_is_the_budget_else_4n(
+    n: int, budget: int | None, own: int | None, ceiling: int
+) -> None:
+    options = {} if own is None else {"budget": own}
+    spec = RankSpec(strategy="adaptive", swap="auto", budget=budget, strategy_options=options)
+    assert adaptive_ceiling(spec, n) == ceiling
+    assert calls_for(spec, n) == (ceiling, False)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.integers(2, 9),
+    budget=st.none() | st.integers(1, 120),
+    seed=st.integers(0, 50),
+    noise_scale=st.sampled_from([0.1, 3.0]),
+)
+def test_adaptive_never_pays_more_than_its_planned_ceiling(
+    n: int, budget: int | None, seed: int, noise_scale: float
+) -> None:
+    spec = RankSpec(strategy="adaptive", swap="auto", budget=budget, seed=seed)
+    texts = [f"candidate {i}" for i in range(n)]
+    judge = SimulatedJudge(seed=seed, noise_scale=noise_scale)
+    assert rank(texts, "Q", judge=judge, spec=spec).calls <= calls_for(spec, n)[0]
+
+
+def test_expected_adaptive_calls_state_their_basis() -> None:
+    spec = RankSpec(strategy="adaptive", swap="auto")
+    calls, basis = expected_calls_for(spec, 8, CostAssumptions()) or (0.0, "")
+    assert calls == pytest.approx(26.9) and "benchmarks/README.md" in basis
+    calls, _ = expected_calls_for(spec, 16, CostAssumptions()) or (0.0, "")
+    assert calls == pytest.approx(50.0)
+    # A given figure (a judge profile, a pilot run) wins, within each row's ceiling.
+    given = CostAssumptions(expected_calls_per_row=40.0)
+    assert expected_calls_for(spec, 8, given) == (32, "the expected calls a row given")
+    assert expected_calls_for(spec, 16, given) == (40.0, "the expected calls a row given")
+    # Other settings have no measurement: the ceiling, said so.
+    tuned = RankSpec(strategy="adaptive", swap="auto", strategy_options={"delta": 0.3})
+    assert expected_calls_for(tuned, 8, CostAssumptions()) == (
+        32,
+        "assumed: every row takes its bound; no measurement for these settings",
+    )
+    assert expected_calls_for(RankSpec(strategy="knockout"), 8, CostAssumptions()) is None
+
+
+def test_dry_run_of_adaptive_gives_its_ceiling_and_expected_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{"id": i, "prompt": "Q", "candidates": list("abcdefgh")} for i in range(100)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = tmp_path / "plan.json"
+    args = ["select", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"),
+            "--strategy", "adaptive", "--swap", "auto", "--dry-run", "--summary-json",
+            str(summary)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "judge calls               at most 3,200 " in out  # 100 rows x 4N, not 11,200
+    assert "expected judge calls      about 2,690 (assumed: 84% of 4N a row" in out
+    assert out.count("benchmarks/README.md") == 1  # stated once, not once a row
+    # Tokens, GPU-hours and money: at the ceiling, and at the expected calls.
+    assert "completion tokens         13,107,200 (4,096 a call, assumed); expected about " \
+        "11,018,240" in out  # fmt: skip
+    plan = json.loads(summary.read_text())
+    assert plan["expected_comparisons"] == pytest.approx(2690.0)
+    assert plan["expected_completion_tokens"] == pytest.approx(2690 * 4096)
+    assert main([*args, "--throughput", "1000", "--price-per-gpu-hour", "2"]) == 0
+    out = capsys.readouterr().out
+    hours = 3200 * 4096 / 1000 / 3600 * 8
+    assert f"GPU-hours                 {hours:,.1f} " in out
+    assert f"; expected about {hours * 2690 / 3200:,.1f}" in out
+    assert f"; expected about {hours * 2 * 2690 / 3200:,.2f}" in out
+    assert main([*args, "--expect-calls-per-row", "20"]) == 0
+    assert "about 2,000 (the expected calls a row given)" in capsys.readouterr().out
 
 
 def _write(path: Path) -> None:

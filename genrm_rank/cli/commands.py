@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import tempfile
 from importlib import resources
@@ -441,6 +442,11 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
         ]
         if args.quiet:
             argv.append("--quiet")
+        print(f"{PROG} demo: running: {shlex.join([PROG, *argv])}")
+        print(
+            f"{PROG} demo: (your own file, without a server: {PROG} select my.jsonl -o "
+            "best.jsonl --judge simulated; see the README's Quick start)"
+        )
         from genrm_rank.cli import main
 
         status = main(argv)

@@ -67,6 +67,7 @@ _PARAMETERS = {
     "tokens_per_second_per_replica": "--throughput",
     "gpus_per_replica": "--gpus-per-replica",
     "price_per_gpu_hour": "--price-per-gpu-hour",
+    "expected_calls_per_row": "--expect-calls-per-row",
 }
 """Parameters of the judge and the cost plan that the CLI sets from one flag each."""
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (

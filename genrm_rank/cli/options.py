@@ -82,6 +82,13 @@ def _float(value: str) -> float:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = _float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {value}")
+    return number
+
+
 def _probability(value: str) -> float:
     number = _float(value)
     if not 0.0 <= number <= 1.0:
@@ -473,6 +480,14 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         "--quiet", "-q", action="store_true", help="no progress bar and no summary table"
     )
     g.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="when standard error is not a terminal (a batch job's log), print a progress line "
+        "every S seconds instead of a bar (default: %(default)s)",
+    )
+    g.add_argument(
         "--summary-json",
         type=Path,
         default=None,
@@ -494,6 +509,15 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         help="tokens a call is expected to generate, for the plan and the progress bar's "
         "projection (default: %(default)s, an assumption: the model card gives only the "
         "24,576 limit)",
+    )
+    c.add_argument(
+        "--expect-calls-per-row",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="calls a row of an outcome-dependent strategy (adaptive) is expected to take, for "
+        "the plan and the projection (e.g. a pilot run's judge calls / rows ok; default: the "
+        "default adaptive's benchmark figures, an assumption the plan states)",
     )
     c.add_argument(
         "--tokenizer",

@@ -2,54 +2,95 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from genrm_rank.cli.judge import JudgeSetup
 from genrm_rank.orchestrator import JudgeStatistics
 from genrm_rank.sdg import (
+    Formatter,
+    RowSpec,
     RunCounters,
     RunOutcome,
 )
+from genrm_rank.sdg.inputs import RowSource
+from genrm_rank.sdg.plan import CostAssumptions, depends_on_verdicts, plan_file
+from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
 # Progress and summary
 
 
 class Progress:
-    """A tqdm bar (rows/s, calls, in flight, failures, projected calls and tokens, ETA)."""
+    """Progress of a run on standard error: a bar on a terminal, plain lines in a batch log.
 
-    def __init__(self, total: int | None, *, enabled: bool, stream: TextIO = sys.stderr) -> None:
+    With ``interval`` (seconds of ``clock``), one plain line every ``interval`` (a batch job's
+    log, where a bar would be one unreadable line): rows done and failed, paid calls, tokens,
+    rate, and the projected calls and time left. Without it, a tqdm bar (ETA, calls, tokens,
+    failed rows, calls in flight) that keeps its projections within ``columns`` (the terminal's
+    width when not given).
+
+    Projected calls follow the cost plan's rule (:mod:`genrm_rank.sdg.plan`): the calls a done
+    row took on average, for every row of the run, but never above ``calls_ceiling`` (the plan's
+    bound for the run) nor below the calls already paid; before any row is done, the plan's
+    ``calls_expected``.
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        enabled: bool,
+        stream: TextIO = sys.stderr,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        columns: int | None = None,
+        calls_ceiling: int | None = None,
+        calls_expected: float | None = None,
+    ) -> None:
         self.total = total
         self.bar: Any = None
-        self._last = 0.0
+        self.stream = stream
+        self.interval = interval if enabled else None
+        self.clock = clock
+        self.calls_ceiling = calls_ceiling
+        self.calls_expected = calls_expected
+        self.started = clock()
+        self._last = -math.inf
+        self._last_line = self.started
         self._shown = 0
         self.stats: JudgeStatistics | None = None
         self.in_flight = 0
         self.counters: RunCounters | None = None
         self.calls_offset = 0
         self.cached: Any = None
-        if enabled:
+        if enabled and interval is None:
             from tqdm import tqdm
 
-            try:
-                size = os.get_terminal_size(stream.fileno())
-                known = size.columns > 0 and size.lines > 0
-            except (OSError, ValueError, AttributeError):
-                known = False
+            dynamic = False
+            if columns is None:
+                try:
+                    size = os.get_terminal_size(stream.fileno())
+                    if size.columns > 0 and size.lines > 0:
+                        columns, dynamic = size.columns, True
+                except (OSError, ValueError, AttributeError):
+                    pass
             # A pty that reports no size (some batch consoles) would make tqdm hide the bar.
             self.bar = tqdm(
                 total=total,
                 unit="row",
                 file=stream,
-                dynamic_ncols=known,
-                ncols=None if known else 120,
-                nrows=None if known else 24,
+                dynamic_ncols=dynamic,
+                ncols=columns or 120,
+                nrows=None if dynamic else 24,
                 smoothing=0.05,
                 mininterval=0.5,
+                bar_format=_BAR_FORMAT,
             )
 
     def on_judge(self, stats: JudgeStatistics, in_flight: int) -> None:
@@ -64,39 +105,137 @@ class Progress:
             self._shown = shown
         self._refresh()
 
+    def _rows_to_do(self) -> int | None:
+        """Rows this run settles (those an earlier run wrote, and blank lines, left out)."""
+        if self.total is None or self.counters is None:
+            return self.total
+        return max(0, self.total - self.counters.skipped - self.counters.blank)
+
+    def projected_calls(self) -> float | None:
+        """Calls the whole run is projected to pay (see the class docstring), or ``None``."""
+        stats, counters, rows = self.stats, self.counters, self._rows_to_do()
+        calls = 0 if stats is None else stats.calls
+        done = 0 if counters is None else counters.done
+        if done and rows:
+            projected = calls * rows / done
+        elif self.calls_expected is not None:
+            projected = self.calls_expected
+        else:
+            return None
+        if self.calls_ceiling is not None:
+            projected = min(projected, self.calls_ceiling)
+        return max(projected, calls)
+
+    def line(self) -> str:
+        """The plain progress line (see the class docstring)."""
+        stats, counters = self.stats, self.counters
+        done = 0 if counters is None else counters.done
+        failed = 0 if counters is None else counters.failed
+        calls = 0 if stats is None else stats.calls
+        tokens = 0 if stats is None else stats.usage.total_tokens
+        elapsed = self.clock() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        rows = self._rows_to_do()
+        of = "" if rows is None else f"/{rows:,}"
+        text = (
+            f"progress: {done:,}{of} rows done ({failed:,} failed), {calls:,} paid calls, "
+            f"{_human(tokens)} tokens, {rate:.2f} rows/s, {_duration(elapsed)} elapsed"
+        )
+        projected = self.projected_calls()
+        if projected is not None:
+            text += f"; projected {_human(projected)} calls"
+            if rows is not None and rate > 0:
+                text += f", {_duration((rows - done) / rate)} left"
+        return text
+
+    async def tick(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Print the plain line every ``interval`` while no verdict comes back (a stalled
+        judge), until cancelled; returns at once when there are no plain lines."""
+        if self.interval is None:
+            return
+        while True:
+            await sleep(self._last_line + self.interval - self.clock())
+            self._refresh()
+
     def _refresh(self, force: bool = False) -> None:
+        now = self.clock()
+        if self.interval is not None:
+            if now - self._last_line >= self.interval:
+                self._last_line = now
+                print(self.line(), file=self.stream, flush=True)
+            return
         if self.bar is None:
             return
-        now = time.monotonic()
         if not force and now - self._last < 0.5:
             return
         self._last = now
         stats, counters = self.stats, self.counters
         if stats is None or counters is None:
             return
-        calls = stats.calls  # paid in this run; cache hits are counted apart
-        done = counters.done
-        postfix: dict[str, Any] = {
-            "paid calls": calls,
-            "in flight": self.in_flight,
-            "failed verdicts": stats.verdicts_failed,
-        }
+        # Shortest first to be cut: projections, then what is paid, then what is in flight.
+        parts = [f"{_human(stats.calls)} calls"]
+        projected = self.projected_calls()
+        if projected is not None:
+            parts[0] += f"/~{_human(projected)}"
+        tokens = stats.usage.total_tokens
+        parts.append(f"{_human(tokens)} tok")
+        if projected is not None and stats.calls:
+            parts[1] = f"{_human(tokens)}/~{_human(tokens * projected / stats.calls)} tok"
+        parts.append(f"{counters.failed} failed")
+        parts.append(f"{self.in_flight} out")
         if self.cached is not None:
-            postfix["cache hits"] = self.cached.hits
-        remaining_rows = (
-            None if self.total is None else max(0, self.total - counters.skipped - counters.blank)
-        )
-        if done and remaining_rows:
-            # Projected for every row of this run (cache hits cost nothing, so are left out).
-            tokens = stats.usage.total_tokens
-            postfix["projected calls"] = _human(calls * remaining_rows / done)
-            postfix["projected tokens"] = _human(tokens * remaining_rows / done)
-        self.bar.set_postfix(postfix, refresh=False)
+            parts.append(f"{_human(self.cached.hits)} cached")
+        self.bar.set_postfix_str(", ".join(parts), refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
             self._refresh(force=True)
             self.bar.close()
+
+
+def projection_bounds(
+    source: RowSource,
+    spec: RankSpec,
+    *,
+    rows: RowSpec,
+    shard: tuple[int, int],
+    formatter: Formatter | None = None,
+    expected_calls_per_row: float | None = None,
+) -> tuple[int | None, float | None]:
+    """The cost plan's bound and expected calls for the run (``Progress``'s ``calls_ceiling``
+    and ``calls_expected``), when its calls depend on the verdicts; else ``(None, None)``.
+
+    Reads the input once more, as ``--dry-run`` does (no judge is called).
+    """
+    if not depends_on_verdicts(spec):
+        return None, None
+    plan = plan_file(
+        source,
+        spec,
+        rows=rows,
+        assumptions=CostAssumptions(expected_calls_per_row=expected_calls_per_row),
+        shard=shard,
+        formatter=formatter,
+    )
+    return plan.comparisons, plan.expected_comparisons
+
+
+_BAR_FORMAT = "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+"""tqdm's default without the rate (the ETA says it), so 80 columns hold the projections."""
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as ``1h02m``, ``3m05s`` or ``42s``.
+
+    >>> [_duration(s) for s in (42, 185, 3720)]
+    ['42s', '3m05s', '1h02m']
+    """
+    s = max(0, round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
 
 
 def _human(value: float) -> str:

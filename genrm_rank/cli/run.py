@@ -32,7 +32,7 @@ from genrm_rank.cli.options import (
     read_principle,
     spec_from_args,
 )
-from genrm_rank.cli.report import Progress, format_summary, summarize
+from genrm_rank.cli.report import Progress, format_summary, projection_bounds, summarize
 from genrm_rank.sdg import (
     DEFAULT_PROMPT_FIELDS,
     STDOUT,
@@ -271,6 +271,8 @@ async def _run_pipeline(
     async with contextlib.AsyncExitStack() as stack:
         if hasattr(setup.judge, "__aenter__"):
             await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
+        ticker = asyncio.ensure_future(progress.tick())
+        stack.callback(ticker.cancel)
         outcome = await process_file(
             source,
             judge=setup.judge,
@@ -451,6 +453,7 @@ def print_plan(
             tokens_per_second_per_replica=args.throughput,
             gpus_per_replica=args.gpus_per_replica,
             price_per_gpu_hour=args.price_per_gpu_hour,
+            expected_calls_per_row=args.expect_calls_per_row,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -561,8 +564,23 @@ def run_file_command(
         raise
     formatter = formatter_for(rejected is not None)
     shard_total = None if total is None else len(range(args.shard[0], total, args.shard[1]))
-    show = not args.quiet and sys.stderr.isatty()
-    progress = Progress(shard_total, enabled=show)
+    ceiling, expected = None, None
+    if not args.quiet and shard_total is not None:
+        ceiling, expected = projection_bounds(
+            source,
+            spec,
+            rows=row_spec(args),
+            shard=args.shard,
+            formatter=formatter,
+            expected_calls_per_row=args.expect_calls_per_row,
+        )
+    progress = Progress(
+        shard_total,
+        enabled=not args.quiet,
+        interval=None if sys.stderr.isatty() else args.progress_interval,
+        calls_ceiling=ceiling,
+        calls_expected=expected,
+    )
     progress.cached = setup.cached
     started = time.monotonic()
     try:

@@ -7,8 +7,13 @@ the run would, nothing sent to a judge) and counts, for a :class:`~genrm_rank.sp
 - **comparisons**: exact for the fixed strategies (knockout, round-robin, circular, swiss with
   ``swap`` both/random/none: the strategy is driven with a stand-in verdict, so the count is the
   strategy's own), capped by the per-row budget; for outcome-dependent ones (adaptive, swap
-  ``auto``) the most the budget or the strategy's own cap allows, marked as a bound. Re-asks of
-  failed verdicts are not included (they are paid, within the budget, when they happen);
+  ``auto``) the most the budget or the strategy's own cap allows, marked as a bound (adaptive's
+  real ceiling: the budget, else ``4 N``, :func:`adaptive_ceiling`). Re-asks of failed verdicts
+  are not included (they are paid, within the budget, when they happen);
+- **expected calls**, for outcome-dependent strategies: from
+  :attr:`CostAssumptions.expected_calls_per_row` when given (a judge profile or a pilot run),
+  else, for the default adaptive, the calls a prompt it made in the benchmarks
+  (:data:`ADAPTIVE_MEASURED_CALLS`), with that assumption stated in the plan;
 - **prompt tokens**: each comparison's messages (conversation, principle, both candidates)
   counted with a tokenizer when one is given, else estimated at 4 characters a token; a
   knockout's pairings depend on the verdicts, so its per-call candidate length is the row's
@@ -37,15 +42,33 @@ from genrm_rank.sdg.pipeline import FIELD_CHECK_ROWS, first_rows_message, holds_
 from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
 from genrm_rank.strategies import make_strategy
+from genrm_rank.strategies.adaptive import default_budget, max_calls
 from genrm_rank.verdict import Verdict
 
-__all__ = ["FIXED_STRATEGIES", "CostAssumptions", "CostPlan", "calls_for", "plan_file"]
+__all__ = [
+    "ADAPTIVE_MEASURED_CALLS",
+    "FIXED_STRATEGIES",
+    "CostAssumptions",
+    "CostPlan",
+    "adaptive_ceiling",
+    "calls_for",
+    "depends_on_verdicts",
+    "expected_calls_for",
+    "plan_file",
+]
 
 FIXED_STRATEGIES = frozenset({"knockout", "round_robin", "circular", "swiss"})
 """Strategies whose number of calls does not depend on the verdicts (with a fixed swap mode)."""
 _FIXED_SWAPS = frozenset({"both", "random", "none"})
 _STAND_IN = Verdict(score_1=4, score_2=3, ranking=2)
 _MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators of one chat message
+
+ADAPTIVE_MEASURED_CALLS: dict[int, float] = {8: 26.9, 16: 50.0, 64: 208.3}
+"""Calls a prompt the default adaptive (``delta`` 0.05, budget ``4 N``) made at each N, from
+benchmarks/README.md, "Current figures (issue 12d)": N = 8 on replayed GPT-4 Vicuna verdicts,
+N = 16 and 64 on the simulated biased judge. Update them with the benchmarks."""
+_ADAPTIVE_SOURCE = "benchmarks/README.md, 'Current figures (issue 12d)'"
+_ADAPTIVE_DEFAULT_OPTIONS = frozenset({"budget", "batch"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +90,10 @@ class CostAssumptions:
         GPUs one replica holds (8 H200s for Nemotron-3-Ultra GenRM).
     price_per_gpu_hour : float, optional
         Money a GPU-hour costs; the cost is left out without it.
+    expected_calls_per_row : float, optional
+        Calls a row of an outcome-dependent strategy is expected to take (from a judge profile
+        or a pilot run's summary), at most each row's bound; without it, the default adaptive's
+        benchmark figures (:data:`ADAPTIVE_MEASURED_CALLS`) are assumed.
     """
 
     completion_tokens_per_call: int = 4096
@@ -74,6 +101,7 @@ class CostAssumptions:
     tokens_per_second_per_replica: float | None = None
     gpus_per_replica: int = 8
     price_per_gpu_hour: float | None = None
+    expected_calls_per_row: float | None = None
 
     def __post_init__(self) -> None:
         if self.completion_tokens_per_call < 0:
@@ -81,7 +109,12 @@ class CostAssumptions:
                 "Argument 'completion_tokens_per_call' must be >= 0, "
                 f"not {self.completion_tokens_per_call}."
             )
-        for name in ("chars_per_token", "tokens_per_second_per_replica", "price_per_gpu_hour"):
+        for name in (
+            "chars_per_token",
+            "tokens_per_second_per_replica",
+            "price_per_gpu_hour",
+            "expected_calls_per_row",
+        ):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"Argument '{name}' must be a positive number, not {value}.")
@@ -102,6 +135,10 @@ class CostPlan:
     comparisons: int = 0
     comparisons_exact: bool = True
     """False when a strategy's count depends on the verdicts: ``comparisons`` is then a bound."""
+    expected_comparisons: float | None = None
+    """Calls the run is expected to take when ``comparisons`` is a bound, else ``None``."""
+    expected_basis: str | None = None
+    """Where :attr:`expected_comparisons` comes from (a given figure or a stated assumption)."""
     prompt_tokens: int = 0
     prompt_tokens_counted: bool = False
     """True when a tokenizer counted them, False for the 4-characters-a-token estimate."""
@@ -134,9 +171,21 @@ class CostPlan:
         hours, price = self.gpu_hours, self.assumptions.price_per_gpu_hour
         return None if hours is None or price is None else hours * price
 
+    def expected(self, bound: float | None) -> float | None:
+        """``bound`` (a figure counted at :attr:`comparisons`: completion tokens, GPU-hours,
+        cost) at the expected calls instead, or ``None`` when no expected calls are known."""
+        if bound is None or self.expected_comparisons is None or not self.comparisons:
+            return None
+        return bound * self.expected_comparisons / self.comparisons
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(total_tokens=self.total_tokens, gpu_hours=self.gpu_hours, cost=self.cost)
+        out.update(
+            expected_completion_tokens=self.expected(self.completion_tokens),
+            expected_gpu_hours=self.expected(self.gpu_hours),
+            expected_cost=self.expected(self.cost),
+        )
         out["by_candidates"] = {str(k): v for k, v in sorted(self.by_candidates.items())}
         return out
 
@@ -151,21 +200,34 @@ class CostPlan:
             f"({self.bad_rows:,} bad rows to the errors file{': ' + kinds if kinds else ''})",
             f"judge calls               {bound}{self.comparisons:,} (re-asks of failed verdicts "
             "not included)",
+        ]
+        if self.expected_comparisons is not None:
+            lines.append(
+                f"expected judge calls      about {self.expected_comparisons:,.0f} "
+                f"({self.expected_basis})"
+            )
+
+        def expected(bound: float | None, spec: str) -> str:
+            value = self.expected(bound)
+            return "" if value is None else f"; expected about {value:{spec}}"
+
+        lines += [
             f"prompt tokens             {self.prompt_tokens:,} ({counted})",
             f"completion tokens         {self.completion_tokens:,} "
-            f"({a.completion_tokens_per_call:,} a call, assumed)",
+            f"({a.completion_tokens_per_call:,} a call, assumed)"
+            + expected(self.completion_tokens, ",.0f"),
             f"total tokens              {self.total_tokens:,}",
         ]
         if self.gpu_hours is not None:
             lines.append(
                 f"GPU-hours                 {self.gpu_hours:,.1f} (at "
                 f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
-                f"{a.gpus_per_replica} GPUs)"
+                f"{a.gpus_per_replica} GPUs)" + expected(self.gpu_hours, ",.1f")
             )
         if self.cost is not None:
             lines.append(
                 f"cost                      {self.cost:,.2f} "
-                f"(at {a.price_per_gpu_hour:g} a GPU-hour)"
+                f"(at {a.price_per_gpu_hour:g} a GPU-hour)" + expected(self.cost, ",.2f")
             )
         if self.stop is not None:
             lines.append(f"the run would stop        before its first call: {self.stop}")
@@ -180,13 +242,19 @@ def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
     schedules every pair up front. Others get the most the budget, or their own cap of
     ``2 N (N - 1)`` calls a sample, allows.
 
+    The adaptive strategy gets its real ceiling instead (:func:`adaptive_ceiling`).
+
     >>> calls_for(RankSpec(strategy="knockout"), 8)
     (14, True)
     >>> calls_for(RankSpec(strategy="round_robin", swap="none", budget=10), 8)
     (10, True)
+    >>> calls_for(RankSpec(strategy="adaptive"), 8)
+    (32, False)
     """
     budget = spec.budget
-    if spec.strategy not in FIXED_STRATEGIES or spec.swap not in _FIXED_SWAPS:
+    if spec.strategy == "adaptive":
+        return adaptive_ceiling(spec, n_candidates), False
+    if depends_on_verdicts(spec):
         cap = 2 * n_candidates * (n_candidates - 1) * spec.samples
         return (cap if budget is None else min(cap, budget)), False
     if spec.strategy == "round_robin":  # counted, not driven: it schedules every pair up front
@@ -212,6 +280,69 @@ def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
         for call in batch:
             scheduler.record(call, _STAND_IN)
     return calls, True
+
+
+def depends_on_verdicts(spec: RankSpec) -> bool:
+    """Whether the calls a row takes under ``spec`` depend on the verdicts (a plan's bound).
+
+    >>> depends_on_verdicts(RankSpec(strategy="knockout"))
+    False
+    >>> depends_on_verdicts(RankSpec(strategy="adaptive"))
+    True
+    """
+    return spec.strategy not in FIXED_STRATEGIES or spec.swap not in _FIXED_SWAPS
+
+
+def adaptive_ceiling(spec: RankSpec, n_candidates: int) -> int:
+    """The most calls the adaptive strategy makes on a row: the budget, else ``4 N``.
+
+    The budget is the spec's or the strategy's own ``budget`` option, whichever is lower; both
+    stop at the strategy's hard cap, ``2 N (N - 1)``
+    (:class:`~genrm_rank.strategies.adaptive.Adaptive`).
+
+    >>> [adaptive_ceiling(RankSpec(strategy="adaptive", budget=b), 8) for b in (None, 14, 500)]
+    [32, 14, 112]
+    """
+    own = spec.strategy_options.get("budget")
+    limits = [int(b) for b in (own, spec.budget) if b is not None]
+    if not limits:
+        return default_budget(n_candidates)
+    return min([max_calls(n_candidates), *limits])
+
+
+def expected_calls_for(
+    spec: RankSpec, n_candidates: int, assumptions: CostAssumptions
+) -> tuple[float, str] | None:
+    """Calls a row of an outcome-dependent strategy is expected to take, and on what basis.
+
+    ``assumptions.expected_calls_per_row`` when given; else, for the adaptive strategy with its
+    default stopping rule, the share of ``4 N`` it spent in the benchmarks at the nearest
+    measured N (:data:`ADAPTIVE_MEASURED_CALLS`); else the bound itself. Never above the row's
+    bound (:func:`calls_for`). ``None`` for a fixed strategy (its count is exact).
+
+    >>> expected_calls_for(RankSpec(strategy="adaptive"), 8, CostAssumptions())[0]
+    26.9
+    >>> expected_calls_for(RankSpec(strategy="adaptive", budget=14), 8, CostAssumptions())[0]
+    14
+    """
+    bound, exact = calls_for(spec, n_candidates)
+    if exact:
+        return None
+    given = assumptions.expected_calls_per_row
+    if given is not None:
+        return min(given, bound), "the expected calls a row given"
+    if spec.strategy != "adaptive" or not set(spec.strategy_options) <= _ADAPTIVE_DEFAULT_OPTIONS:
+        return bound, "assumed: every row takes its bound; no measurement for these settings"
+    default = default_budget(n_candidates)
+    measured = min(ADAPTIVE_MEASURED_CALLS, key=lambda m: abs(math.log(m / n_candidates)))
+    share = ADAPTIVE_MEASURED_CALLS[measured] / (4 * measured)
+    if bound > default:
+        return bound, "assumed: every row takes its budget; measured only up to 4N"
+    basis = (
+        f"assumed: {share:.0%} of 4N a row, as the default adaptive at N = {measured} in "
+        f"{_ADAPTIVE_SOURCE}; a real judge may take up to the bound"
+    )
+    return min(bound, round(share * default, 1)), basis
 
 
 def plan_file(
@@ -277,6 +408,8 @@ def plan_rows(
         return math.ceil(len(text) / chars_per_token)
 
     calls_cache: dict[int, tuple[int, bool]] = {}
+    expected_cache: dict[int, tuple[float, str] | None] = {}
+    bases: list[str] = []
     leading: list[RowError] | None = []  # the first rows' errors, while all alike (the run's check)
     for row in rows:
         if leading is not None:
@@ -298,6 +431,14 @@ def plan_rows(
         calls, exact = calls_cache[n]
         plan.comparisons += calls
         plan.comparisons_exact &= exact
+        if n not in expected_cache:
+            expected_cache[n] = expected_calls_for(spec, n, plan.assumptions)
+        expected = expected_cache[n]
+        if expected is not None:
+            plan.expected_comparisons = (plan.expected_comparisons or 0.0) + expected[0]
+            if expected[1] not in bases:
+                bases.append(expected[1])
+                plan.expected_basis = "; ".join(bases)
         rubric = row.principle if row.principle is not None else principle
         # Every message of one comparison but the two candidates' texts, then their mean.
         messages = build_messages(row.conversation, "-", "-", rubric)
