@@ -101,15 +101,31 @@ def test_trl_rows_are_standard_preference(tmp_path: Path) -> None:
 
 
 def test_trl_refuses_a_multi_turn_prompt_row_by_row(tmp_path: Path) -> None:
+    # Five rows, all of them multi-turn: the run stops at once, as the first-rows check does
+    # on longer inputs, writing no row (a rerun with --format trl-chat must not skip them).
+    _write(tmp_path / "in.jsonl", 5, multi_turn=True)
     summary = tmp_path / "summary.json"
-    out = _run(
-        tmp_path, "pairs", "--format", "trl", "--summary-json", str(summary), multi_turn=True
+    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "-q"]
+    status = main(
+        [*argv, "--judge", "simulated", "--format", "trl", "--summary-json", str(summary)]
     )
-    assert not out.exists() or out.read_text() == ""
-    errors = _rows(tmp_path / "out.errors.jsonl")
-    assert len(errors) == 5
-    assert all(e["kind"] == "format_mismatch" and "'trl-chat'" in e["reason"] for e in errors)
+    assert status == 2
+    errors = tmp_path / "out.errors.jsonl"
+    assert not errors.exists() or errors.read_text() == ""
     assert json.loads(summary.read_text())["judge_calls"] == 0  # found before any call
+    # One single-turn row among them: the others are row errors, found before any call.
+    with open(tmp_path / "in.jsonl", "a") as f:
+        row = {
+            "id": "one",
+            "messages": [{"role": "user", "content": "Q"}],
+            "candidates": ["a", "b"],
+        }
+        f.write(json.dumps(row) + "\n")
+    status = main([*argv, "--judge", "simulated", "--format", "trl", "--overwrite"])
+    assert status == 1
+    got = _rows(errors)
+    assert len(got) == 5
+    assert all(e["kind"] == "format_mismatch" and "'trl-chat'" in e["reason"] for e in got)
 
 
 def test_openrlhf_margin_is_opt_in(tmp_path: Path) -> None:

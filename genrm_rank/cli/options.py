@@ -526,9 +526,12 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
     )
     f.add_argument(
         "--id-from-line",
-        action="store_true",
-        help='rows carry no id: give each "line:N" from its line (row) number, written under '
-        "--id-field (a row that has that field is then an error)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help='give each row "line:N" from its line (row) number, written under --id-field (a '
+        "row that has that field is then an error); --no-id-from-line: every row needs "
+        "--id-field (default: line ids when the first row has no --id-field, and every row "
+        "must then have none)",
     )
     f.add_argument(
         "--allow-templated-prompt",
@@ -570,7 +573,8 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         "--prompt-field",
         metavar="NAME",
         default=None,
-        help=f"prompt field (default: the first of {', '.join(DEFAULT_PROMPT_FIELDS)})",
+        help=f"prompt field (default: whichever of {', '.join(DEFAULT_PROMPT_FIELDS)} the row "
+        "has; a row with two of them is refused)",
     )
     f.add_argument(
         "--candidates-field",

@@ -56,11 +56,13 @@ __all__ = [
     "BATCH_ROWS",
     "HF_PREFIX",
     "INPUT_FORMATS",
+    "MISSING_CANDIDATES",
     "STDIN",
     "InputError",
     "InputFormat",
     "InputProblem",
     "RowSource",
+    "file_labels",
     "group_messages",
     "merge_candidate_files",
     "open_input",
@@ -526,12 +528,38 @@ def _blank(item: Item) -> bool:
     return isinstance(item, (bytes, bytearray)) and not bytes(item).strip()
 
 
+MISSING_CANDIDATES = "missing_candidates"
+"""The field of a merged row naming the files that had no row for it (``{"id", "reason"}``)."""
+
+
+def file_labels(names: Sequence[str]) -> list[str]:
+    """Short names for input files, the ids of the candidates merged from them.
+
+    A file's name without its folder and its extensions (``output-rs0``), or the names as
+    given when two files would share one.
+
+    >>> file_labels(["run/output-rs0.jsonl", "run/output-rs1.jsonl.gz"])
+    ['output-rs0', 'output-rs1']
+    >>> file_labels(["a/out.jsonl", "b/out.jsonl"])
+    ['a/out.jsonl', 'b/out.jsonl']
+    """
+    labels = []
+    for name in names:
+        label = Path(name).name
+        for suffix in (".gz", ".zst", ".jsonl", ".json", ".parquet"):
+            label = label.removesuffix(suffix)
+        labels.append(label or name)
+    return labels if len(set(labels)) == len(labels) else list(names)
+
+
 def merge_candidate_files(
     sources: Sequence[RowSource],
     *,
     candidate_field: str,
     candidates_field: str = "candidates",
     align_by: str | None = None,
+    candidate_id_key: str = "id",
+    candidate_text_key: str = "text",
 ) -> RowSource:
     """Rows of N files holding one sample each, merged into rows of N candidates.
 
@@ -545,31 +573,65 @@ def merge_candidate_files(
         Where the merged row keeps the list (the field the row reader reads).
     align_by : str, optional
         A field whose value pairs rows across files; without it rows pair by number. Rows of
-        the first file set the order; the merged row keeps the first file's fields.
+        the first file set the order.
+    candidate_id_key, candidate_text_key : str
+        Keys of each merged candidate object (the row reader's).
 
-    A row that does not align (a file shorter than the first, a key missing from a file, a
-    row of a later file that matches no row of the first) becomes an error row naming the file
-    and its row; rows left over in later files are numbered after the first file's rows.
+    A merged row keeps the fields its files' rows share (the same value in each: the problem,
+    the expected answer). Each candidate is an object holding its sample under
+    ``candidate_text_key``, its file's label (:func:`file_labels`) under ``candidate_id_key``,
+    and the fields of its own row that differ between files (NeMo-Skills' ``predicted_answer``,
+    ``judgement``, ...).
+
+    A row missing from some files (a file shorter than the first, a key missing from a file)
+    is merged from the files that have it, when at least two do, and names the others under
+    :data:`MISSING_CANDIDATES`; with fewer it becomes an error row naming the file and its row,
+    as does a row of a later file that matches no row of the first. Rows left over in later
+    files are numbered after the first file's rows.
     """
     if len(sources) < 2:
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ValueError(f"Argument 'sources' names one input twice: {names}.")
+    labels = file_labels(names)
 
-    def merged(records: list[dict[str, Any]]) -> dict[str, Any]:
-        first = {k: v for k, v in records[0].items() if k != candidate_field}
-        first[candidates_field] = [r.get(candidate_field) for r in records]
-        return first
+    def merged(records: list[dict[str, Any] | InputProblem]) -> dict[str, Any]:
+        present = [r for r in records if isinstance(r, dict)]
+        first = present[0]
+        shared = {
+            k: v
+            for k, v in first.items()
+            if k != candidate_field and all(k in r and r[k] == v for r in present)
+        }
+        row = dict(shared)
+        candidates, missing = [], []
+        for label, record in zip(labels, records, strict=True):
+            if isinstance(record, InputProblem):
+                missing.append({"id": label, "reason": record.reason})
+                continue
+            own = {k: v for k, v in record.items() if k != candidate_field and k not in shared}
+            own[candidate_id_key] = label
+            own[candidate_text_key] = record[candidate_field]
+            candidates.append(own)
+        row[candidates_field] = candidates
+        if missing:
+            row[MISSING_CANDIDATES] = missing
+        return row
 
     def check(records: list[dict[str, Any] | InputProblem], number: int) -> Item:
+        absent: list[InputProblem] = []
         for i, record in enumerate(records):
             if isinstance(record, InputProblem):
-                return record
-            if candidate_field not in record:
+                if record.kind != "misaligned":
+                    return record
+                absent.append(record)
+            elif candidate_field not in record:
                 where = f" in row {number} of {names[i]}"
                 return _missing(candidate_field, "candidate_field", record, where)
-        return merged([r for r in records if isinstance(r, dict)])
+        if len(records) - len(absent) < 2:  # too few to rank: the first absence says why
+            return absent[0]
+        return merged(records)
 
     def by_row() -> Iterator[tuple[int, Item]]:
         iterators = [iter(s) for s in sources]
@@ -586,25 +648,13 @@ def merge_candidate_files(
                 if all(item is None for item in items):
                     return
                 number += 1
-                missing = [i for i, item in enumerate(items) if item is None]
-                if missing:
-                    i = missing[0]
-                    extra = [j for j, item in enumerate(items) if item is not None]
-                    yield (
-                        number,
-                        InputProblem(
-                            "misaligned",
-                            f"row {number} of {names[extra[0]]} has no partner: {names[i]} ends "
-                            f"at row {ended[i]}",
-                        ),
-                    )
-                    continue
-                blank = [_blank(item) for item in items]
+                present = [item for item in items if item is not None]
+                blank = [_blank(item) for item in present]
                 if all(blank):
                     yield number, b""
                     continue
                 if any(blank):
-                    i = blank.index(True)
+                    i = next(j for j, item in enumerate(items) if item is not None and _blank(item))
                     yield (
                         number,
                         InputProblem(
@@ -613,8 +663,16 @@ def merge_candidate_files(
                         ),
                     )
                     continue
+                extra = next(j for j, item in enumerate(items) if item is not None)
                 records = [
-                    _record(item, f"row {number} of {names[i]}") for i, item in enumerate(items)
+                    _record(item, f"row {number} of {names[i]}")
+                    if item is not None
+                    else InputProblem(
+                        "misaligned",
+                        f"row {number} of {names[extra]} has no partner: {names[i]} ends at row "
+                        f"{ended[i]}",
+                    )
+                    for i, item in enumerate(items)
                 ]
                 yield number, check(records, number)
         finally:

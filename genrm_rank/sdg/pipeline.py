@@ -64,7 +64,8 @@ FIELD_CHECK_ROWS = 8
 """When this many first rows all lack the same field (or all hold a chat-templated prompt, or
 all are rows the output format cannot hold: :func:`~genrm_rank.sdg.filters.format_problem`),
 the run stops (``"misconfigured"``) instead of sending every row to the errors file: the
-layout or the options, not the rows, are wrong."""
+layout or the options, not the rows, are wrong. An input of fewer rows, every one of which
+failed alike, stops the same way, with the same hints."""
 
 _STOP_KINDS = ("missing_field", "templated_prompt", "format_mismatch")
 
@@ -412,6 +413,8 @@ async def process_file(
                 number, raw = next(lines)
             except StopIteration:
                 state["exhausted"] = True
+                if held:  # a short input whose every row failed alike: the same stop
+                    raise _MissingFieldStop(first_rows_message(held)) from None
                 flush_held()
                 return
             if not rank_all and (number - 1) % shard[1] != shard[0]:
