@@ -390,8 +390,9 @@ def test_common_prompt_fields_are_recognised(field: str) -> None:
 def test_a_row_with_two_prompt_fields_is_refused_naming_them() -> None:
     row = {"id": 1, "instruction": "do", "input": "this", "candidates": ["a", "b"]}
     parsed = RowReader().parse(1, _line(row))
-    assert isinstance(parsed, RowError) and parsed.kind == "bad_field"
+    assert isinstance(parsed, RowError) and parsed.kind == "ambiguous_field"
     assert "'instruction' and 'input'" in parsed.reason and "ambiguous" in parsed.reason
+    assert parsed.to_dict()["keys"] == ["id", "instruction", "input", "candidates"]
     # A null field is absent (a Parquet or dataset row holds every column of its table).
     both = {"id": 1, "prompt": None, "messages": [{"role": "user", "content": "p"}]}
     parsed = RowReader().parse(1, _line({**both, "candidates": ["a", "b"]}))

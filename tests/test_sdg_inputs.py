@@ -699,3 +699,17 @@ def test_cli_run_file_records_the_prompt_field_found(tmp_path: Path) -> None:
     del settings["prompt_field_found"]
     (tmp_path / "out.run.json").write_text(json.dumps(settings))
     assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--resume") == 0
+
+
+def test_cli_stops_when_the_first_rows_are_all_ambiguous_and_names_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Alpaca-style rows: 'instruction' and 'input' are both prompt fields.
+    rows = [{"instruction": f"q{i}", "input": "x", "candidates": ["a", "b"]} for i in range(3)]
+    (tmp_path / "in.jsonl").write_bytes(jsonl(rows))
+    out = tmp_path / "o.jsonl"
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "rows are all ambiguous" in err and "'instruction' and 'input'" in err
+    assert "--prompt-field" in err
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--prompt-field", "instruction") == 0

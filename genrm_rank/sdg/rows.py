@@ -76,7 +76,7 @@ class RowSpec:
     prompt_fields : tuple of str
         Fields that may hold the prompt: a string, or a list of ``{"role", "content"}``
         messages ending with a user turn. A row must hold exactly one of them: a row holding
-        two is refused as ambiguous (``bad_field``, naming both), since which one is the
+        two is refused as ambiguous (``ambiguous_field``, naming both), since which one is the
         prompt cannot be told from the row.
     candidates_field : str
         The list of candidates: strings, objects with ``candidate_id_key`` and
@@ -162,6 +162,7 @@ class RowError:
     id: str | int | None
     kind: str
     """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
+    ``ambiguous_field`` (a row holding two of the prompt fields looked for),
     ``too_few_candidates``, ``duplicate_candidate``, ``duplicate_id``, ``too_long``,
     ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows merged from
     several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`), ``format_mismatch``
@@ -188,7 +189,7 @@ class RowError:
         }
         if self.raw is not None:
             out["raw"] = self.raw
-        if self.kind == "missing_field":
+        if self.kind in ("missing_field", "ambiguous_field"):
             out["keys"] = list(self.keys)
         if self.failed_requests:
             out["failed_requests"] = [dict(r) for r in self.failed_requests]
@@ -430,10 +431,11 @@ class RowReader:
             return RowError(
                 line,
                 row_id,
-                "bad_field",
+                "ambiguous_field",
                 f"the row has {names}, and which one is the prompt is ambiguous; name it "
                 "(argument 'rows.prompt_fields')",
                 field="prompt_fields",
+                keys=tuple(data),
             )
         prompt_field = present[0]
         conversation = data[prompt_field]
