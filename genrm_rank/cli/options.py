@@ -729,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="chosen/rejected pairs for DPO",
         description="Chosen/rejected pairs for preference training: best vs worst per row "
         "(default) or every pair ordered by margin (--all-pairs). Each pair line keeps the row's "
-        "fields (the candidates excepted) and adds chosen, rejected, their ids and the margin. "
+        "fields (the candidates and the prompt field excepted) and adds the prompt, chosen and "
+        "rejected of the prompt's kind (TRL's preference format), their ids and the margin. "
         "Rows with no pair passing --min-margin go to --rejected (default OUT.rejected.jsonl).",
     )
     _run_options(p)
@@ -762,8 +763,9 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         PAIR_FORMATS,
         "full: the rows' fields, an explicit prompt, chosen and "
-        "rejected; trl: TRL standard preference; trl-chat and openrlhf: conversational "
-        "prompt/chosen/rejected; nemo-rl: {context, completions}",
+        "rejected of the prompt's kind; trl: TRL standard preference; trl-chat: conversational "
+        "prompt/chosen/rejected; openrlhf: chosen/rejected as whole conversations, no prompt; "
+        "nemo-rl: {context, completions}",
     )
     t.add_argument(
         "--margin-field",
