@@ -285,9 +285,9 @@ def test_merge_by_row(tmp_path: Path) -> None:
         "problem": "q1",
         "qid": 1,
         "candidates": [
-            {"id": "output-rs0", "text": "answer 1.0"},
-            {"id": "output-rs1", "text": "answer 1.1"},
-            {"id": "output-rs2", "text": "answer 1.2"},
+            {"qid": 1, "id": "output-rs0", "text": "answer 1.0"},
+            {"qid": 1, "id": "output-rs1", "text": "answer 1.1"},
+            {"qid": 1, "id": "output-rs2", "text": "answer 1.2"},
         ],
     }
     assert source.count() == 4
@@ -316,6 +316,7 @@ def test_merged_candidates_keep_their_own_files_fields(tmp_path: Path) -> None:
         "expected_answer": "4",
         "candidates": [
             {
+                "expected_answer": "4",
                 "predicted_answer": "4",
                 "judgement": "correct",
                 "num_generated_tokens": 10,
@@ -323,6 +324,7 @@ def test_merged_candidates_keep_their_own_files_fields(tmp_path: Path) -> None:
                 "text": "it is 4",
             },
             {
+                "expected_answer": "4",
                 "predicted_answer": "5",
                 "judgement": "wrong",
                 "num_generated_tokens": 11,
@@ -330,6 +332,7 @@ def test_merged_candidates_keep_their_own_files_fields(tmp_path: Path) -> None:
                 "text": "it is 5",
             },
             {
+                "expected_answer": "4",
                 "predicted_answer": "4",
                 "judgement": "correct",
                 "num_generated_tokens": 12,
@@ -338,6 +341,25 @@ def test_merged_candidates_keep_their_own_files_fields(tmp_path: Path) -> None:
             },
         ],
     }
+
+
+def test_every_merged_candidate_has_the_same_fields_when_the_files_agree(tmp_path: Path) -> None:
+    paths = []
+    for k in range(2):
+        path = tmp_path / f"output-rs{k}.jsonl"
+        rows = [
+            {"problem": "2+2?", "generation": f"4 ({k})", "predicted_answer": "4"},  # agree
+            {"problem": "3+3?", "generation": f"{6 + k}", "predicted_answer": f"{6 + k}"},
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(path)
+    source = merge_candidate_files([open_input(p) for p in paths], candidate_field="generation")
+    merged = [r for _, r in source]
+    assert [[c["predicted_answer"] for c in r["candidates"]] for r in merged] == [
+        ["4", "4"],
+        ["6", "7"],
+    ]
+    assert all("problem" not in c for r in merged for c in r["candidates"])  # the prompt: row's
 
 
 def test_merge_by_row_ranks_a_row_missing_from_a_short_file_on_the_rest(tmp_path: Path) -> None:

@@ -115,6 +115,7 @@ def input_source(args: argparse.Namespace) -> RowSource:
                 align_by=args.align_by,
                 candidate_id_key=args.candidate_id_key,
                 candidate_text_key=args.candidate_text_key,
+                prompt_fields=row_spec(args).prompt_fields,
             )
         if args.group_messages:
             return group_messages(

@@ -54,6 +54,7 @@ from genrm_rank.messages import content_text
 
 __all__ = [
     "BATCH_ROWS",
+    "DEFAULT_PROMPT_FIELDS",
     "HF_PREFIX",
     "INPUT_FORMATS",
     "MISSING_CANDIDATES",
@@ -70,6 +71,18 @@ __all__ = [
 
 STDIN = "-"
 HF_PREFIX = "hf:"
+DEFAULT_PROMPT_FIELDS = (
+    "conversation",
+    "prompt",
+    "messages",
+    "problem",
+    "question",
+    "instruction",
+    "input",
+)
+"""Fields recognised as the prompt when none is named: a row must hold exactly one of them
+(NeMo-Skills writes ``problem``; Alpaca-style rows ``instruction``; TRL ``prompt``; chat rows
+``messages``)."""
 BATCH_ROWS = 1024
 """Rows read at a time from Parquet files and datasets."""
 
@@ -560,6 +573,7 @@ def merge_candidate_files(
     align_by: str | None = None,
     candidate_id_key: str = "id",
     candidate_text_key: str = "text",
+    prompt_fields: Sequence[str] = DEFAULT_PROMPT_FIELDS,
 ) -> RowSource:
     """Rows of N files holding one sample each, merged into rows of N candidates.
 
@@ -576,12 +590,15 @@ def merge_candidate_files(
         the first file set the order.
     candidate_id_key, candidate_text_key : str
         Keys of each merged candidate object (the row reader's).
+    prompt_fields : sequence of str
+        The fields that may hold the prompt (the row reader's): kept on the row only.
 
     A merged row keeps the fields its files' rows share (the same value in each: the problem,
     the expected answer). Each candidate is an object holding its sample under
     ``candidate_text_key``, its file's label (:func:`file_labels`) under ``candidate_id_key``,
-    and the fields of its own row that differ between files (NeMo-Skills' ``predicted_answer``,
-    ``judgement``, ...).
+    and every other field of its own row but the prompt and ``align_by`` (NeMo-Skills'
+    ``predicted_answer``, ``judgement``, ...), whether or not the files agree on it, so that
+    every candidate of every row has the same fields.
 
     A row missing from some files (a file shorter than the first, a key missing from a file)
     is merged from the files that have it, when at least two do, and names the others under
@@ -595,6 +612,11 @@ def merge_candidate_files(
     if len(set(names)) != len(names):
         raise ValueError(f"Argument 'sources' names one input twice: {names}.")
     labels = file_labels(names)
+    if isinstance(prompt_fields, str) or not all(isinstance(f, str) for f in prompt_fields):
+        raise TypeError(
+            f"Argument 'prompt_fields' must be a sequence of field names, not {prompt_fields!r}."
+        )
+    row_only = {candidate_field, *prompt_fields, *([align_by] if align_by is not None else [])}
 
     def merged(records: list[dict[str, Any] | InputProblem]) -> dict[str, Any]:
         present = [r for r in records if isinstance(r, dict)]
@@ -610,7 +632,7 @@ def merge_candidate_files(
             if isinstance(record, InputProblem):
                 missing.append({"id": label, "reason": record.reason})
                 continue
-            own = {k: v for k, v in record.items() if k != candidate_field and k not in shared}
+            own = {k: v for k, v in record.items() if k not in row_only}
             own[candidate_id_key] = label
             own[candidate_text_key] = record[candidate_field]
             candidates.append(own)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
-from genrm_rank.sdg.inputs import InputProblem
+from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
@@ -36,19 +36,6 @@ __all__ = [
     "iter_lines",
     "parse_shard",
 ]
-
-DEFAULT_PROMPT_FIELDS = (
-    "conversation",
-    "prompt",
-    "messages",
-    "problem",
-    "question",
-    "instruction",
-    "input",
-)
-"""Fields recognised as the prompt when none is named: a row must hold exactly one of them
-(NeMo-Skills writes ``problem``; Alpaca-style rows ``instruction``; TRL ``prompt``; chat rows
-``messages``)."""
 
 TEMPLATE_MARKERS = (
     "<|im_start|>",
