@@ -99,8 +99,8 @@ def test_integer_and_string_ids_are_different_keys() -> None:
     [
         (RowSpec(id_field="uid"), {"uid": "x", "prompt": "p", "candidates": ["a", "b"]}, None),
         (
-            RowSpec(prompt_fields=("question",)),
-            {"id": "x", "question": "p", "candidates": ["a", "b"]},
+            RowSpec(prompt_fields=("query",)),
+            {"id": "x", "query": "p", "candidates": ["a", "b"]},
             None,
         ),
         (
@@ -128,8 +128,9 @@ def test_field_names_are_configurable(
     assert parsed.candidate_ids == candidate_ids
     assert parsed.prompt_field in spec.prompt_fields
     assert normalize_conversation(parsed.conversation) == [{"role": "user", "content": "p"}]
-    # Read from the configured names: the same row under the default names is refused.
-    assert isinstance(RowReader().parse(1, _line(row)), RowError)
+    # Read from the configured names: the same row under the default names (ids required) is
+    # refused.
+    assert isinstance(RowReader(RowSpec(id_from_line=False)).parse(1, _line(row)), RowError)
 
 
 def test_max_chars_none_accepts_long_texts() -> None:
@@ -585,3 +586,96 @@ def test_an_errors_file_with_nothing_to_retry_is_left_as_it_is(tmp_path: Path) -
     assert drop_retried_errors(errors) == 0
     assert errors.stat().st_ino == inode
     assert drop_retried_errors(tmp_path / "missing.jsonl") == 0
+
+
+def test_rows_without_ids_get_line_ids_by_default() -> None:
+    reader = RowReader()
+    first = reader.parse(3, _line({"prompt": "p", "candidates": ["a", "b"]}))
+    assert isinstance(first, Row) and first.id == "line:3" and first.data["id"] == "line:3"
+    assert reader.id_from_line is True
+    # Mixing stays an error: a later row with an id is refused.
+    mixed = reader.parse(4, _line({"id": "x", "prompt": "p", "candidates": ["a", "b"]}))
+    assert isinstance(mixed, RowError) and mixed.kind == "bad_field"
+    assert "'id'" in mixed.reason and "first row has no id" in mixed.reason
+
+
+def test_rows_with_ids_then_one_without_is_an_error() -> None:
+    reader = RowReader()
+    first = reader.parse(1, _line({"id": "x", "prompt": "p", "candidates": ["a", "b"]}))
+    assert isinstance(first, Row) and first.id == "x" and reader.id_from_line is False
+    mixed = reader.parse(2, _line({"prompt": "p", "candidates": ["a", "b"]}))
+    assert isinstance(mixed, RowError) and mixed.kind == "missing_field"
+    assert "first row has one" in mixed.reason and mixed.field == "id_field"
+
+
+@pytest.mark.parametrize("field", ["problem", "question", "instruction", "input", "prompt"])
+def test_common_prompt_fields_are_recognised(field: str) -> None:
+    parsed = RowReader().parse(1, _line({"id": 1, field: "p", "candidates": ["a", "b"]}))
+    assert isinstance(parsed, Row) and parsed.prompt_field == field
+    assert normalize_conversation(parsed.conversation) == [{"role": "user", "content": "p"}]
+
+
+def test_a_row_with_two_prompt_fields_is_refused_naming_them() -> None:
+    row = {"id": 1, "instruction": "do", "input": "this", "candidates": ["a", "b"]}
+    parsed = RowReader().parse(1, _line(row))
+    assert isinstance(parsed, RowError) and parsed.kind == "ambiguous_field"
+    assert "'instruction' and 'input'" in parsed.reason and "ambiguous" in parsed.reason
+    assert parsed.to_dict()["keys"] == ["id", "instruction", "input", "candidates"]
+    # A null field is absent (a Parquet or dataset row holds every column of its table).
+    both = {"id": 1, "prompt": None, "messages": [{"role": "user", "content": "p"}]}
+    parsed = RowReader().parse(1, _line({**both, "candidates": ["a", "b"]}))
+    assert isinstance(parsed, Row) and parsed.prompt_field == "messages"
+    # Naming the field settles it.
+    named = RowReader(RowSpec(prompt_fields=("instruction",))).parse(1, _line(row))
+    assert isinstance(named, Row) and named.prompt_field == "instruction"
+
+
+def _assistant(text: str | None) -> dict[str, str | None]:
+    return {"role": "assistant", "content": text}
+
+
+@pytest.mark.parametrize(
+    ("candidates", "ids"),
+    [
+        (["a", "b"], None),
+        ([{"id": "m", "text": "a"}, {"id": "n", "text": "b"}], ("m", "n")),
+        ([_assistant("a"), _assistant("b")], None),
+        ([[_assistant("a")], [_assistant("b")]], None),  # TRL and vLLM completions
+        (
+            [
+                [{"role": "user", "content": "p"}, _assistant("a")],
+                [{"role": "user", "content": "p"}, _assistant("b")],
+            ],
+            None,
+        ),
+        ([[{"role": "assistant", "content": [{"type": "text", "text": "a"}]}], "b"], None),
+    ],
+)
+def test_candidates_may_be_texts_objects_or_messages(
+    candidates: list[object], ids: tuple[str, ...] | None
+) -> None:
+    parsed = RowReader().parse(1, _line({"id": 1, "prompt": "p", "candidates": candidates}))
+    assert isinstance(parsed, Row), parsed
+    assert parsed.candidates == ("a", "b") and parsed.candidate_ids == ids
+
+
+@pytest.mark.parametrize(
+    ("candidate", "words"),
+    [
+        ([{"role": "user", "content": "a"}], "must be the assistant's turn"),
+        ([], "empty list of messages"),
+        (["a"], "must be a message object"),
+        ({"role": "assistant", "content": 3}, "must be a string or a list of text parts"),
+    ],
+)
+def test_bad_message_candidates_are_refused(candidate: object, words: str) -> None:
+    row = {"id": 1, "prompt": "p", "candidates": ["x", candidate]}
+    parsed = RowReader().parse(1, _line(row))
+    assert isinstance(parsed, RowError) and parsed.kind == "bad_field"
+    assert words in parsed.reason and "candidates[1]" in parsed.reason
+
+
+def test_a_null_assistant_message_is_dropped_like_a_null_candidate() -> None:
+    row = {"id": 1, "prompt": "p", "candidates": ["a", "b", [_assistant(None)]]}
+    parsed = RowReader().parse(1, _line(row))
+    assert isinstance(parsed, Row) and parsed.dropped == ({"index": 2, "reason": "null"},)

@@ -7,8 +7,12 @@ Sources of the schemas:
   conversational ``{"prompt": [messages], "chosen": [messages], "rejected": [messages]}``;
   without an explicit ``prompt`` column TRL extracts an *implicit* prompt, the common prefix of
   chosen and rejected, which is the silent failure these formats avoid.
-- OpenRLHF's ``RewardDataset`` reads ``--prompt_key``/``--chosen_key``/``--rejected_key``
-  columns, and a ``margin`` column, when present, as its margin-loss term.
+- OpenRLHF's ``RewardDataset`` (``openrlhf/datasets/reward_dataset.py``, ``preprocess_data``)
+  reads ``--prompt_key``/``--chosen_key``/``--rejected_key`` columns (defaults ``None``,
+  ``"chosen"``, ``"rejected"``; ``--data.*`` in releases with dotted options), and a ``margin``
+  column, when present, as its margin-loss term. With ``prompt_key`` unset and
+  ``--apply_chat_template``, chosen and rejected are whole conversations; for DPO the prompt is
+  the conversation before the last turn.
 - NeMo RL's ``PreferenceDataset``
   (https://docs.nvidia.com/nemo/rl/latest/apidocs/nemo_rl/nemo_rl.data.datasets.preference_datasets.preference_dataset.html):
   ``{"context": list[dict], "completions": [{"rank": int, "completion": list[dict]}, ...]}``,
@@ -101,22 +105,36 @@ def test_trl_rows_are_standard_preference(tmp_path: Path) -> None:
 
 
 def test_trl_refuses_a_multi_turn_prompt_row_by_row(tmp_path: Path) -> None:
+    # Five rows, all of them multi-turn: the run stops at once, as the first-rows check does
+    # on longer inputs, writing no row (a rerun with --format trl-chat must not skip them).
+    _write(tmp_path / "in.jsonl", 5, multi_turn=True)
     summary = tmp_path / "summary.json"
-    out = _run(
-        tmp_path, "pairs", "--format", "trl", "--summary-json", str(summary), multi_turn=True
+    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "-q"]
+    status = main(
+        [*argv, "--judge", "simulated", "--format", "trl", "--summary-json", str(summary)]
     )
-    assert not out.exists() or out.read_text() == ""
-    errors = _rows(tmp_path / "out.errors.jsonl")
-    assert len(errors) == 5
-    assert all(e["kind"] == "format_mismatch" and "'trl-chat'" in e["reason"] for e in errors)
+    assert status == 2
+    errors = tmp_path / "out.errors.jsonl"
+    assert not errors.exists() or errors.read_text() == ""
     assert json.loads(summary.read_text())["judge_calls"] == 0  # found before any call
+    # One single-turn row among them: the others are row errors, found before any call.
+    with open(tmp_path / "in.jsonl", "a") as f:
+        row = {
+            "id": "one",
+            "messages": [{"role": "user", "content": "Q"}],
+            "candidates": ["a", "b"],
+        }
+        f.write(json.dumps(row) + "\n")
+    status = main([*argv, "--judge", "simulated", "--format", "trl", "--overwrite"])
+    assert status == 1
+    got = _rows(errors)
+    assert len(got) == 5
+    assert all(e["kind"] == "format_mismatch" and "'trl-chat'" in e["reason"] for e in got)
 
 
 def test_openrlhf_margin_is_opt_in(tmp_path: Path) -> None:
     plain = _rows(_run(tmp_path, "pairs", "--format", "openrlhf"))
-    assert all("margin" not in row for row in plain)
-    for row in plain:
-        _trl_preference(row, conversational=True)
+    assert plain and all("margin" not in row for row in plain)
     (tmp_path / "out.jsonl").unlink()
     with_margin = _rows(
         _run(tmp_path, "pairs", "--format", "openrlhf", "--margin-field", "margin", "--overwrite")
@@ -139,7 +157,8 @@ def test_nemo_rl_pairs_and_rankings(tmp_path: Path) -> None:
 
 def test_full_pairs_rows_carry_an_explicit_prompt_and_a_named_gap(tmp_path: Path) -> None:
     for row in _rows(_run(tmp_path, "pairs")):
-        assert _is_messages(row["prompt"]) and "messages" in row  # the input's own field kept
+        # The prompt moves to 'prompt': TRL refuses a row holding 'messages' beside it.
+        assert _is_messages(row["prompt"]) and "messages" not in row
         assert "margin" not in row and isinstance(row["genrm_strength_gap"], float)
 
 
@@ -217,3 +236,154 @@ def test_a_row_the_format_cannot_hold_is_a_row_error_without_a_call() -> None:
     assert "2 messages (system, user)" in error.reason and "'trl-chat'" in error.reason
     for fmt in ("full", "trl-chat", "openrlhf", "nemo-rl"):
         assert format_problem(pair_rows(format=fmt), two) is None  # type: ignore[arg-type]
+
+
+# TRL's data preparation, as documented (https://huggingface.co/docs/trl/dataset_formats) and
+# written in ``trl/data_utils.py``: ``apply_chat_template`` accepts an example whose keys among
+# these are exactly one of the sets below, and is_conversational() looks at any of them.
+TRL_SUPPORTED_KEYS = frozenset({"prompt", "chosen", "rejected", "completion", "messages", "label"})
+TRL_PREFERENCE_KEYS = frozenset({"prompt", "chosen", "rejected"})
+
+
+def _render(messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
+    """A stand-in chat template (ChatML-like), enough to see which turns are rendered."""
+    text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+    return text + ("<assistant>" if add_generation_prompt else "")
+
+
+def _trl_dpo_prepare(example: dict[str, Any]) -> dict[str, str]:
+    """TRL's ``maybe_apply_chat_template`` for a preference example with an explicit prompt.
+
+    Conversational rows are rendered as ``prompt`` (with the generation prompt) and
+    ``prompt + chosen`` with the prompt's text cut off (the step that raised ``TypeError: can
+    only concatenate list (not "str") to list`` on a message prompt with text answers);
+    standard rows are used as they are.
+    """
+    keys = {k for k in example if k in TRL_SUPPORTED_KEYS}
+    if keys != TRL_PREFERENCE_KEYS:
+        raise KeyError(f"Invalid keys in the example: {keys}")
+    if isinstance(example["prompt"], list):  # is_conversational
+        prompt = _render(example["prompt"], add_generation_prompt=True)
+        chosen = _render(example["prompt"] + example["chosen"])[len(prompt) :]
+        rejected = _render(example["prompt"] + example["rejected"])[len(prompt) :]
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    for key in ("prompt", "chosen", "rejected"):
+        if not isinstance(example[key], str):
+            raise TypeError(f"a standard example's {key!r} must be a string")
+    return {k: example[k] for k in ("prompt", "chosen", "rejected")}
+
+
+def test_default_pairs_of_a_chat_input_load_into_trl_dpo_unchanged(tmp_path: Path) -> None:
+    rows = _rows(_run(tmp_path, "pairs"))  # no --format: the default
+    assert len(rows) == 5
+    for i, row in enumerate(rows):
+        _trl_preference(row, conversational=True)
+        assert "messages" not in row  # the prompt is under 'prompt' only
+        prepared = _trl_dpo_prepare(row)
+        assert prepared["prompt"] == f"<user>Question {i}?</user><assistant>"
+        assert prepared["chosen"] == f"{row['chosen'][0]['content']}</assistant>"
+        assert row["chosen_id"] is None and isinstance(row["genrm_strength_gap"], float)
+
+
+def test_default_pairs_of_a_text_prompt_are_trl_standard(tmp_path: Path) -> None:
+    with open(tmp_path / "in.jsonl", "w") as f:
+        for i in range(3):
+            row = {"problem": f"What is {i} + {i}?", "candidates": [f"{2 * i}", "no", "5"]}
+            f.write(json.dumps(row) + "\n")
+    out = tmp_path / "out.jsonl"
+    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(out), "--judge", "simulated", "-q"]
+    assert main(argv) == 0
+    rows = _rows(out)
+    assert len(rows) == 3
+    for i, row in enumerate(rows):
+        _trl_preference(row, conversational=False)
+        assert row["prompt"] == f"What is {i} + {i}?" and "problem" not in row
+        assert _trl_dpo_prepare(row)["prompt"] == row["prompt"]
+
+
+def _openrlhf_preprocess(
+    data: dict[str, Any],
+    *,
+    prompt_key: str | None = None,
+    chosen_key: str = "chosen",
+    rejected_key: str = "rejected",
+    is_dpo: bool = False,
+) -> tuple[str, str, str]:
+    """OpenRLHF's ``preprocess_data`` (``openrlhf/datasets/reward_dataset.py``) with
+    ``--apply_chat_template``, its defaults (``prompt_key=None``, ``chosen_key="chosen"``,
+    ``rejected_key="rejected"``) unless given."""
+    if prompt_key:
+        prompt = _render(data[prompt_key], add_generation_prompt=True)
+        chosen = _render(data[prompt_key] + data[chosen_key])[len(prompt) :]
+        rejected = _render(data[prompt_key] + data[rejected_key])[len(prompt) :]
+        return prompt, chosen, rejected
+    if not data[chosen_key]:
+        raise ValueError("Cannot apply chat template to an empty conversation")
+    prompt = ""
+    chosen, rejected = _render(data[chosen_key]), _render(data[rejected_key])
+    if is_dpo:
+        prompt = _render(data[chosen_key][:-1], add_generation_prompt=True)
+        chosen, rejected = chosen[len(prompt) :], rejected[len(prompt) :]
+    return prompt, chosen, rejected
+
+
+@pytest.mark.parametrize("is_dpo", [False, True])
+def test_openrlhf_rows_work_with_openrlhfs_default_keys(tmp_path: Path, is_dpo: bool) -> None:
+    rows = _rows(_run(tmp_path, "pairs", "--format", "openrlhf", multi_turn=True))
+    assert len(rows) == 5
+    for i, row in enumerate(rows):
+        assert "prompt" not in row  # a prompt column would be read twice with --prompt_key
+        for key in ("chosen", "rejected"):
+            assert _is_messages(row[key]) and row[key][-1]["role"] == "assistant"
+        assert row["chosen"][:-1] == row["rejected"][:-1]
+        history = row["chosen"][:-1]
+        assert history[-1] == {"role": "user", "content": f"Question {i}?"}
+        prompt, chosen, rejected = _openrlhf_preprocess(row, is_dpo=is_dpo)
+        answer = row["chosen"][-1]["content"]
+        if is_dpo:  # the prompt is the conversation before the answer
+            assert prompt == _render(history, add_generation_prompt=True)
+            assert chosen == f"{answer}</assistant>"
+        else:  # a reward model scores the whole conversation
+            assert prompt == "" and chosen == _render(row["chosen"])
+        assert chosen != rejected
+
+
+def _pairs_with_the_readme_command(src: Path, out: Path, candidates_field: str) -> None:
+    argv = ["pairs", str(src), "--candidates-field", candidates_field, "-o", str(out)]
+    assert main([*argv, "--judge", "simulated", "-q"]) == 0
+
+
+def test_a_hf_dataset_of_messages_and_responses_runs_with_the_readme_command(
+    tmp_path: Path,
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    rows = [
+        {
+            "messages": [{"role": "user", "content": f"Question {i}?"}],
+            "responses": [f"Answer {j} to {i}" for j in range(3)],
+        }
+        for i in range(4)
+    ]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
+    _pairs_with_the_readme_command(tmp_path / "ds", tmp_path / "out.jsonl", "responses")
+    out = _rows(tmp_path / "out.jsonl")
+    assert [r["id"] for r in out] == ["line:1", "line:2", "line:3", "line:4"]
+    for row in out:
+        _trl_preference(row, conversational=True)
+        _trl_dpo_prepare(row)
+
+
+def test_trl_rows_with_message_list_completions_run_with_the_readme_command(
+    tmp_path: Path,
+) -> None:
+    with open(tmp_path / "trl_rows.jsonl", "w") as f:
+        for i in range(3):
+            completions = [[{"role": "assistant", "content": f"Answer {j}"}] for j in range(3)]
+            prompt = [{"role": "user", "content": f"Question {i}?"}]
+            f.write(json.dumps({"prompt": prompt, "completions": completions}) + "\n")
+    _pairs_with_the_readme_command(tmp_path / "trl_rows.jsonl", tmp_path / "o.jsonl", "completions")
+    out = _rows(tmp_path / "o.jsonl")
+    assert len(out) == 3
+    for row in out:
+        _trl_preference(row, conversational=True)
+        assert _trl_dpo_prepare(row)["chosen"].endswith("</assistant>")

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from genrm_rank.cli import main
+from genrm_rank.cli.run import format_rows
 from genrm_rank.sdg import RowReader, RowSpec
 from genrm_rank.sdg import inputs as inputs_module
 from genrm_rank.sdg.inputs import (
     InputError,
     InputProblem,
     dataset_source,
+    file_labels,
     group_messages,
     merge_candidate_files,
     open_input,
@@ -282,20 +284,120 @@ def test_merge_by_row(tmp_path: Path) -> None:
     assert merged[1] == {
         "problem": "q1",
         "qid": 1,
-        "candidates": ["answer 1.0", "answer 1.1", "answer 1.2"],
+        "candidates": [
+            {"qid": 1, "id": "output-rs0", "text": "answer 1.0"},
+            {"qid": 1, "id": "output-rs1", "text": "answer 1.1"},
+            {"qid": 1, "id": "output-rs2", "text": "answer 1.2"},
+        ],
     }
     assert source.count() == 4
 
 
-def test_merge_by_row_names_the_short_file(tmp_path: Path) -> None:
+def test_merged_candidates_keep_their_own_files_fields(tmp_path: Path) -> None:
+    # NeMo-Skills: every file's row holds its own predicted_answer and judgement.
+    paths = []
+    for k, (answer, verdict) in enumerate([("4", "correct"), ("5", "wrong"), ("4", "correct")]):
+        path = tmp_path / f"output-rs{k}.jsonl"
+        row = {
+            "problem": "2+2?",
+            "expected_answer": "4",
+            "generation": f"it is {answer}",
+            "predicted_answer": answer,
+            "judgement": verdict,
+            "num_generated_tokens": 10 + k,
+        }
+        path.write_text(json.dumps(row) + "\n")
+        paths.append(path)
+    ((_, merged),) = merge_candidate_files(
+        [open_input(p) for p in paths], candidate_field="generation"
+    )
+    assert merged == {
+        "problem": "2+2?",
+        "expected_answer": "4",
+        "candidates": [
+            {
+                "expected_answer": "4",
+                "predicted_answer": "4",
+                "judgement": "correct",
+                "num_generated_tokens": 10,
+                "id": "output-rs0",
+                "text": "it is 4",
+            },
+            {
+                "expected_answer": "4",
+                "predicted_answer": "5",
+                "judgement": "wrong",
+                "num_generated_tokens": 11,
+                "id": "output-rs1",
+                "text": "it is 5",
+            },
+            {
+                "expected_answer": "4",
+                "predicted_answer": "4",
+                "judgement": "correct",
+                "num_generated_tokens": 12,
+                "id": "output-rs2",
+                "text": "it is 4",
+            },
+        ],
+    }
+
+
+def test_every_merged_candidate_has_the_same_fields_when_the_files_agree(tmp_path: Path) -> None:
+    paths = []
+    for k in range(2):
+        path = tmp_path / f"output-rs{k}.jsonl"
+        rows = [
+            {"problem": "2+2?", "generation": f"4 ({k})", "predicted_answer": "4"},  # agree
+            {"problem": "3+3?", "generation": f"{6 + k}", "predicted_answer": f"{6 + k}"},
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(path)
+    source = merge_candidate_files([open_input(p) for p in paths], candidate_field="generation")
+    merged = [r for _, r in source]
+    assert [[c["predicted_answer"] for c in r["candidates"]] for r in merged] == [
+        ["4", "4"],
+        ["6", "7"],
+    ]
+    assert all("problem" not in c for r in merged for c in r["candidates"])  # the prompt: row's
+
+
+def test_merge_by_row_ranks_a_row_missing_from_a_short_file_on_the_rest(tmp_path: Path) -> None:
     paths = seed_files(tmp_path)
     lines = paths[2].read_text().splitlines(keepends=True)
     paths[2].write_text("".join(lines[:3]))
     out = list(merge_candidate_files([open_input(p) for p in paths], candidate_field="generation"))
     assert len(out) == 4
+    row = out[3][1]
+    assert isinstance(row, dict)
+    assert [c["id"] for c in row["candidates"]] == ["output-rs0", "output-rs1"]
+    assert row["missing_candidates"] == [
+        {
+            "id": "output-rs2",
+            "reason": f"row 4 of {paths[0]} has no partner: {paths[2]} ends at row 3",
+        }
+    ]
+    parsed = RowReader().parse(4, row)
+    assert isinstance(parsed, Row) and parsed.candidate_ids == ("output-rs0", "output-rs1")
+
+
+def test_merge_by_row_names_the_short_file_when_one_candidate_is_left(tmp_path: Path) -> None:
+    paths = seed_files(tmp_path, n_files=2)
+    lines = paths[1].read_text().splitlines(keepends=True)
+    paths[1].write_text("".join(lines[:3]))
+    out = list(merge_candidate_files([open_input(p) for p in paths], candidate_field="generation"))
+    assert len(out) == 4
     assert out[3][1] == InputProblem(
-        "misaligned", f"row 4 of {paths[0]} has no partner: {paths[2]} ends at row 3"
+        "misaligned", f"row 4 of {paths[0]} has no partner: {paths[1]} ends at row 3"
     )
+
+
+def test_file_labels_fall_back_to_the_names_given() -> None:
+    assert file_labels(["x/output-rs0.jsonl.zst", "output-rs1.parquet"]) == [
+        "output-rs0",
+        "output-rs1",
+    ]
+    assert file_labels(["a/out.jsonl", "b/out.jsonl"]) == ["a/out.jsonl", "b/out.jsonl"]
 
 
 def test_merge_by_key_in_any_order_with_strays(tmp_path: Path) -> None:
@@ -307,10 +409,15 @@ def test_merge_by_key_in_any_order_with_strays(tmp_path: Path) -> None:
         [open_input(p) for p in paths], candidate_field="generation", align_by="qid"
     )
     out = dict(source)
-    assert out[3]["candidates"] == ["answer 2.0", "answer 2.1", "answer 2.2"]
-    assert out[2] == InputProblem(
-        "misaligned", f"row 2 of {paths[0]} (qid 1) has no partner in {paths[1]}"
-    )
+    assert [c["text"] for c in out[3]["candidates"]] == ["answer 2.0", "answer 2.1", "answer 2.2"]
+    # qid 1 is gone from the second file: ranked on the other two, with a note.
+    assert [c["id"] for c in out[2]["candidates"]] == ["output-rs0", "output-rs2"]
+    assert out[2]["missing_candidates"] == [
+        {
+            "id": "output-rs1",
+            "reason": f"row 2 of {paths[0]} (qid 1) has no partner in {paths[1]}",
+        }
+    ]
     assert out[5] == InputProblem(
         "misaligned", f"row 3 of {paths[1]}: qid 99 matches no row of {paths[0]}"
     )
@@ -435,26 +542,42 @@ def test_cli_ids_from_lines_and_resume(tmp_path: Path) -> None:
     rows = [{k: v for k, v in r.items() if k != "id"} for r in sample_rows()]
     (tmp_path / "in.jsonl").write_bytes(jsonl(rows[:2]) + b"\n" + jsonl(rows[2:]))
     out = tmp_path / "out.jsonl"
-    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out) == 1  # too few rows to stop
-    errors = rows_of(tmp_path / "out.errors.jsonl")
-    assert [(e["line"], e["kind"]) for e in errors] == [(n, "missing_field") for n in (1, 2, 4, 5)]
-    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--id-from-line", "--overwrite") == 0
+    # No flag: rows without ids are numbered by their line, and the run file says so.
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out) == 0
     assert [r["id"] for r in rows_of(out)] == ["line:1", "line:2", "line:4", "line:5"]
+    assert json.loads((tmp_path / "out.run.json").read_text())["id_from_line"] is True
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:2]))
-    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--id-from-line", "--resume") == 0
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--resume") == 0
     assert [r["id"] for r in rows_of(out)] == ["line:1", "line:2", "line:4", "line:5"]
+    # Resume refuses other settings: ids required now.
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--no-id-from-line", "--resume") == 2
 
 
-def test_cli_stops_when_no_row_has_an_id_and_says_how_to_number_them(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rows = [{"prompt": f"q{i}", "candidates": ["a", "b"]} for i in range(10)]
+def test_cli_refuses_rows_with_and_without_ids_mixed(tmp_path: Path) -> None:
+    rows = sample_rows()
+    del rows[1]["id"]
     (tmp_path / "in.jsonl").write_bytes(jsonl(rows))
-    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl") == 2
+    out = tmp_path / "out.jsonl"
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out) == 1
+    errors = rows_of(tmp_path / "out.errors.jsonl")
+    assert [(e["line"], e["kind"]) for e in errors] == [(2, "missing_field")]
+    assert "while the first row has one" in errors[0]["reason"]
+
+
+@pytest.mark.parametrize("n_rows", [1, 3, 10])
+def test_cli_stops_when_no_row_has_an_id_and_says_how_to_number_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], n_rows: int
+) -> None:
+    # However short the input, the first-rows check gives its hint (and writes no row).
+    rows = [{"prompt": f"q{i}", "candidates": ["a", "b"]} for i in range(n_rows)]
+    (tmp_path / "in.jsonl").write_bytes(jsonl(rows))
+    out = tmp_path / "o.jsonl"
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--no-id-from-line") == 2
     err = capsys.readouterr().err
     assert "rows all lack the field" in err and "['candidates', 'prompt']" in err
     assert "--id-from-line" in err
+    assert not (tmp_path / "o.errors.jsonl").exists() or not rows_of(tmp_path / "o.errors.jsonl")
 
 
 def test_cli_candidates_from_files(tmp_path: Path) -> None:
@@ -467,7 +590,8 @@ def test_cli_candidates_from_files(tmp_path: Path) -> None:
     assert status == 0
     got = rows_of(out)
     assert [r["qid"] for r in got] == [0, 1, 2, 3]
-    assert got[0]["candidates"] == ["answer 0.0", "answer 0.1", "answer 0.2"]
+    assert [c["text"] for c in got[0]["candidates"]] == ["answer 0.0", "answer 0.1", "answer 0.2"]
+    assert got[0]["selected_id"] in ("output-rs0", "output-rs1", "output-rs2")
     assert run_main(*SELECT, *paths, "-o", out, "--overwrite") == 2  # several files need the flag
 
 
@@ -538,7 +662,7 @@ def test_merge_by_row_refuses_rows_of_different_prompts(tmp_path: Path) -> None:
         [open_input(p) for p in paths], candidate_field="generation", prompt_fields=("problem",)
     )
     out = dict(source)
-    assert out[3]["candidates"] == ["answer 2.0", "answer 2.1", "answer 2.2"]
+    assert [c["text"] for c in out[3]["candidates"]] == ["answer 2.0", "answer 2.1", "answer 2.2"]
     for row in (1, 2):
         problem = out[row]
         assert isinstance(problem, InputProblem) and problem.kind == "misaligned"
@@ -566,9 +690,13 @@ def test_merge_by_key_refuses_a_partner_of_another_prompt(tmp_path: Path) -> Non
 
 def test_merge_rows_without_a_prompt_field_are_not_compared(tmp_path: Path) -> None:
     paths = seed_files(tmp_path)
-    source = merge_candidate_files([open_input(p) for p in paths], candidate_field="generation")
+    lines = paths[2].read_text().splitlines(keepends=True)
+    paths[2].write_text("".join([lines[1], lines[0], *lines[2:]]))  # rows 1 and 2 swapped
+    source = merge_candidate_files(
+        [open_input(p) for p in paths], candidate_field="generation", prompt_fields=("question",)
+    )
     out = [r for _, r in source]
-    assert all(isinstance(r, dict) for r in out)  # 'problem' is not a default prompt field
+    assert all(isinstance(r, dict) for r in out)  # the rows hold no 'question' to compare
 
 
 def test_cli_candidates_from_a_reordered_file_are_row_errors(tmp_path: Path) -> None:
@@ -582,7 +710,7 @@ def test_cli_candidates_from_a_reordered_file_are_row_errors(tmp_path: Path) -> 
     )  # fmt: skip
     got = rows_of(out)
     assert [r["qid"] for r in got] == [1, 2]
-    assert all(c.startswith(f"answer {r['qid']}.") for r in got for c in r["candidates"])
+    assert all(c["text"].startswith(f"answer {r['qid']}.") for r in got for c in r["candidates"])
     refused = rows_of(errors)
     assert [(e["line"], e["kind"]) for e in refused] == [(1, "misaligned"), (4, "misaligned")]
     assert str(paths[1]) in refused[0]["reason"] and "row 1 of" in refused[0]["reason"]
@@ -600,3 +728,86 @@ def test_cli_max_candidates_refuses_wider_rows(tmp_path: Path) -> None:
         (1, "too_many_candidates"),
         (3, "too_many_candidates"),
     ]
+
+
+def nemo_skills_files(tmp_path: Path, n_files: int = 4, n_rows: int = 3) -> list[Path]:
+    """Files as NeMo-Skills' generation writes them: one sample a row, no id, the problem
+    under ``problem`` and each sample's own ``predicted_answer`` and judgement."""
+    paths = []
+    for k in range(n_files):
+        path = tmp_path / f"output-rs{k}.jsonl"
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "problem": f"What is {i} + {i}?",
+                        "expected_answer": str(2 * i),
+                        "generation": f"The answer is {2 * i + k % 2}.",
+                        "predicted_answer": str(2 * i + k % 2),
+                        "symbolic_correct": k % 2 == 0,
+                        "num_generated_tokens": 5 + k,
+                    }
+                )
+                + "\n"
+                for i in range(n_rows)
+            )
+        )
+        paths.append(path)
+    return paths
+
+
+def test_cli_nemo_skills_files_run_with_the_readme_command(tmp_path: Path) -> None:
+    paths = nemo_skills_files(tmp_path)
+    lines = paths[3].read_text().splitlines(keepends=True)
+    paths[3].write_text("".join(lines[:2]))  # a row missing from one file
+    out = tmp_path / "best.jsonl"
+    status = run_main(
+        *SELECT, *paths, "--candidates-from-files", "--candidate-field", "generation", "-o", out,
+        "--summary-json", tmp_path / "summary.json",
+    )  # fmt: skip
+    assert status == 0
+    got = rows_of(out)
+    assert [r["id"] for r in got] == ["line:1", "line:2", "line:3"]
+    assert got[0]["problem"] == "What is 0 + 0?" and got[0]["expected_answer"] == "0"
+    candidate = got[0]["candidates"][1]
+    assert candidate["id"] == "output-rs1" and candidate["predicted_answer"] == "1"
+    assert candidate["symbolic_correct"] is False and candidate["num_generated_tokens"] == 6
+    assert len(got[2]["candidates"]) == 3
+    assert got[2]["missing_candidates"][0]["id"] == "output-rs3"
+    assert "missing_candidates" not in got[0]
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
+    assert format_rows(rows) == "rows: prompt from 'problem', ids from line numbers"
+    settings = json.loads((tmp_path / "best.run.json").read_text())
+    assert settings["prompt_field_found"] == "problem" and settings["id_from_line"] is True
+
+
+def test_cli_run_file_records_the_prompt_field_found(tmp_path: Path) -> None:
+    rows = [{"id": i, "question": f"q{i}", "candidates": ["a", "b"]} for i in range(3)]
+    (tmp_path / "in.jsonl").write_bytes(jsonl(rows))
+    out = tmp_path / "out.jsonl"
+    assert (
+        run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--summary-json", tmp_path / "s.json")
+        == 0
+    )
+    settings = json.loads((tmp_path / "out.run.json").read_text())
+    assert settings["prompt_field_found"] == "question" and "id_from_line" not in settings
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["rows"] == {"prompt_field": "question", "ids": "field 'id'"}
+    # A run file written before the field was recorded still resumes.
+    del settings["prompt_field_found"]
+    (tmp_path / "out.run.json").write_text(json.dumps(settings))
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--resume") == 0
+
+
+def test_cli_stops_when_the_first_rows_are_all_ambiguous_and_names_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Alpaca-style rows: 'instruction' and 'input' are both prompt fields.
+    rows = [{"instruction": f"q{i}", "input": "x", "candidates": ["a", "b"]} for i in range(3)]
+    (tmp_path / "in.jsonl").write_bytes(jsonl(rows))
+    out = tmp_path / "o.jsonl"
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "rows are all ambiguous" in err and "'instruction' and 'input'" in err
+    assert "--prompt-field" in err
+    assert run_main(*SELECT, tmp_path / "in.jsonl", "-o", out, "--prompt-field", "instruction") == 0

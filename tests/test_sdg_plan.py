@@ -244,3 +244,15 @@ def test_round_robin_calls_are_counted_without_building_pairs(
     assert calls_for(spec, 10) == built
     assert calls_for(spec, 10_000) == (calls * 10_000 * 9_999 // 90, True)
     assert calls_for(spec.replace(budget=7), 10_000) == (7, True)
+
+
+def test_dry_run_stops_on_a_short_input_whose_rows_all_lack_a_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Fewer rows than the first-rows check reads: the dry run stops as the run does.
+    rows = [{"id": i, "prompt": "Q", "answers": ["a", "b"]} for i in range(3)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["select", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "--dry-run"]
+    assert main(argv) == 2
+    assert "the first 3 rows all lack the field" in capsys.readouterr().err
+    assert main([*argv, "--candidates-field", "answers"]) == 0

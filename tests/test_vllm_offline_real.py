@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("vllm_support") / "offline_judge_run.py"
-EXTRA_DISTRIBUTIONS = ("scipy", "aiolimiter")
+EXTRA_DISTRIBUTIONS = ("scipy", "aiolimiter", "threadpoolctl")
 """Dependencies of genrm_rank that vLLM's venv may lack (self-contained wheels)."""
 
 
@@ -41,8 +41,8 @@ def _extra_site(folder: Path) -> Path:
         for top in sorted(tops):
             source = Path(str(dist.locate_file(top)))
             link = folder / top
-            if source.is_dir() and not top.startswith("..") and not link.exists():
-                link.symlink_to(source, target_is_directory=True)
+            if source.exists() and not top.startswith("..") and not link.exists():
+                link.symlink_to(source, target_is_directory=source.is_dir())  # threadpoolctl.py
     return folder
 
 

@@ -157,6 +157,8 @@ def _convert(action: argparse.Action, value: Any, source: str) -> Any:
                 given = str(value).strip().lower() in _TRUE
             else:
                 raise argparse.ArgumentTypeError(f"must be true or false, not {value!r}")
+            if isinstance(action, argparse.BooleanOptionalAction):  # const is None there
+                return True if given else action.default
             return action.const if given else action.default
         if isinstance(action, argparse._AppendAction):
             items = value if isinstance(value, list) else str(value).split(",")

@@ -565,9 +565,12 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
     )
     f.add_argument(
         "--id-from-line",
-        action="store_true",
-        help='rows carry no id: give each "line:N" from its line (row) number, written under '
-        "--id-field (a row that has that field is then an error)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help='give each row "line:N" from its line (row) number, written under --id-field (a '
+        "row that has that field is then an error); --no-id-from-line: every row needs "
+        "--id-field (default: line ids when the first row has no --id-field, and every row "
+        "must then have none)",
     )
     f.add_argument(
         "--allow-templated-prompt",
@@ -609,7 +612,8 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         "--prompt-field",
         metavar="NAME",
         default=None,
-        help=f"prompt field (default: the first of {', '.join(DEFAULT_PROMPT_FIELDS)})",
+        help=f"prompt field (default: whichever of {', '.join(DEFAULT_PROMPT_FIELDS)} the row "
+        "has; a row with two of them is refused)",
     )
     f.add_argument(
         "--candidates-field",
@@ -774,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="chosen/rejected pairs for DPO",
         description="Chosen/rejected pairs for preference training: best vs worst per row "
         "(default) or every pair ordered by margin (--all-pairs). Each pair line keeps the row's "
-        "fields (the candidates excepted) and adds chosen, rejected, their ids and the margin. "
+        "fields (the candidates and the prompt field excepted) and adds the prompt, chosen and "
+        "rejected of the prompt's kind (TRL's preference format), their ids and the margin. "
         "Rows with no pair passing --min-margin go to --rejected (default OUT.rejected.jsonl).",
     )
     _run_options(p)
@@ -807,8 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         PAIR_FORMATS,
         "full: the rows' fields, an explicit prompt, chosen and "
-        "rejected; trl: TRL standard preference; trl-chat and openrlhf: conversational "
-        "prompt/chosen/rejected; nemo-rl: {context, completions}",
+        "rejected of the prompt's kind; trl: TRL standard preference; trl-chat: conversational "
+        "prompt/chosen/rejected; openrlhf: chosen/rejected as whole conversations, no prompt; "
+        "nemo-rl: {context, completions}",
     )
     t.add_argument(
         "--margin-field",

@@ -53,7 +53,7 @@ from genrm_rank.sdg.inputs import (
 )
 from genrm_rank.sdg.output import StreamSink, is_stream, sidecar_path
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
-from genrm_rank.sdg.rows import MAX_CANDIDATES
+from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, first_row_layout
 from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +118,9 @@ def input_source(args: argparse.Namespace) -> RowSource:
                 candidate_field=args.candidate_field,
                 candidates_field=args.candidates_field,
                 align_by=args.align_by,
-                prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
+                candidate_id_key=args.candidate_id_key,
+                candidate_text_key=args.candidate_text_key,
+                prompt_fields=row_spec(args).prompt_fields,
             )
         if args.group_messages:
             return group_messages(
@@ -171,9 +173,45 @@ _INPUT_DEFAULTS = {"input_format": "auto", "split": "train", "max_candidates": M
 same."""
 
 
-def run_settings(args: argparse.Namespace, spec: RankSpec, setup: JudgeSetup) -> dict[str, Any]:
-    """What a run's output depends on, for the ``OUT.run.json`` sidecar: the spec and more."""
+FOUND_KEYS = ("prompt_field_found",)
+"""What a run found in its input rather than was told: recorded, and compared on resume only
+when the run file has it (a run started before they were recorded resumes)."""
+
+
+def rows_summary(args: argparse.Namespace, layout: RowLayout) -> dict[str, Any]:
+    """How the rows were read: the prompt field and where the ids came from."""
+    from_line = layout.id_from_line if args.id_from_line is None else args.id_from_line
+    return {
+        "prompt_field": args.prompt_field or layout.prompt_field,
+        "ids": "line numbers" if from_line else f"field {args.id_field!r}",
+    }
+
+
+def format_rows(rows: dict[str, Any]) -> str:
+    """The summary line of :func:`rows_summary`."""
+    prompt = rows["prompt_field"]
+    where = f"prompt from {prompt!r}" if prompt else "no valid row"
+    return f"rows: {where}, ids from {rows['ids']}"
+
+
+def run_settings(
+    args: argparse.Namespace,
+    spec: RankSpec,
+    setup: JudgeSetup,
+    *,
+    layout: RowLayout | None = None,
+) -> dict[str, Any]:
+    """What a run's output depends on, for the ``OUT.run.json`` sidecar: the spec and more.
+
+    ``layout`` (:func:`~genrm_rank.sdg.rows.first_row_layout`): what the first rows showed,
+    recorded when the options leave it open: the prompt field, and whether ids come from line
+    numbers (so that a resumed run reads its rows as the first did).
+    """
     settings: dict[str, Any] = {k: getattr(args, k, None) for k in OUTPUT_KEYS}
+    if layout is not None and args.prompt_field is None:
+        settings["prompt_field_found"] = layout.prompt_field
+    if layout is not None and args.id_from_line is None and layout.id_from_line:
+        settings["id_from_line"] = True
     for key in INPUT_KEYS:
         value = getattr(args, key, None)
         if value not in (None, False, _INPUT_DEFAULTS.get(key)):
@@ -215,9 +253,10 @@ def check_settings(
             before = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             before = None
+        now = _flat(json.loads(json.dumps({k: v for k, v in settings.items() if k != "input"})))
         if isinstance(before, dict):
             _check_input(output, before.pop("input", None), inputs, path)
-        now = _flat(json.loads(json.dumps({k: v for k, v in settings.items() if k != "input"})))
+            now = {k: v for k, v in now.items() if k not in FOUND_KEYS or k in before}
         if isinstance(before, dict) and _flat(before) != now:
             before = _flat(before)
             changed = [
@@ -513,6 +552,10 @@ def run_file_command(
     the leaderboard's): it is written afresh, never resumed.
     """
     source = input_source(args)
+    try:
+        layout = first_row_layout(source, row_spec(args))
+    except InputError as exc:
+        raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
     if args.dry_run:
         return print_plan(args, out_stream, formatter_for(False))
     fresh = output is not None
@@ -550,9 +593,8 @@ def run_file_command(
         if to_stderr:
             files.sinks["errors"] = StreamSink(2)
         if not fresh and not to_stdout:
-            check_settings(
-                out_path, run_settings(args, spec, setup), resume=args.resume, inputs=args.input
-            )
+            settings = run_settings(args, spec, setup, layout=layout)
+            check_settings(out_path, settings, resume=args.resume, inputs=args.input)
         try:
             total = source.count()
         except InputError as exc:
@@ -610,6 +652,7 @@ def run_file_command(
     summary["output"] = {k: None if v is None else str(v) for k, v in shown.items()}
     if summary["message"]:
         summary["message"] = cli_words(summary["message"])
+    summary["rows"] = rows_summary(args, layout)
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     status = _exit_status(outcome, received)
@@ -619,6 +662,7 @@ def run_file_command(
     if not args.quiet:
         print(f"{PROG} {args.command}: {input_name(args)} -> {output or out_path}", file=out_stream)
         print(format_summary(summary), file=out_stream)
+        print(f"  {format_rows(summary['rows'])}", file=out_stream)
         if outcome.counters.failed:
             print(
                 f"  {outcome.counters.failed} rows failed: see {shown['errors']}", file=out_stream

@@ -380,17 +380,22 @@ def pair_rows(
     Formats (each line also keeps the row's id and ``pair_index``/``n_pairs``, which trainers
     ignore and a resumed run needs):
 
-    - ``"full"``: the row's own fields (the candidates excepted), an explicit ``prompt`` (the
-      conversation as messages), ``chosen``/``rejected`` texts, their indices, ids and mean
-      scores, and the Bradley-Terry strength gap as ``genrm_strength_gap`` (log-odds);
+    - ``"full"``: the row's own fields (the candidates and the prompt field excepted), an
+      explicit ``prompt``, ``chosen``/``rejected`` of the prompt's kind (texts for a text
+      prompt, ``[assistant]`` messages for a conversation: either way one of TRL's preference
+      formats, so that TRL's DPO trainer reads the rows as they are), their indices, ids and
+      mean scores, and the Bradley-Terry strength gap as ``genrm_strength_gap`` (log-odds);
     - ``"trl"``: TRL's standard preference format with an explicit prompt,
       ``{"prompt": str, "chosen": str, "rejected": str}`` (one-turn prompts only);
     - ``"trl-chat"``: TRL's conversational preference format,
       ``{"prompt": [messages], "chosen": [assistant], "rejected": [assistant]}``
       (https://huggingface.co/docs/trl/dataset_formats: an explicit prompt, so that no trainer
       falls back to the common prefix of chosen and rejected);
-    - ``"openrlhf"``: the same columns, read by OpenRLHF's RewardDataset with
-      ``--prompt_key prompt --chosen_key chosen --rejected_key rejected --apply_chat_template``;
+    - ``"openrlhf"``: ``{"chosen": [messages..., assistant], "rejected": [messages...,
+      assistant]}``, whole conversations and no prompt column, which is what OpenRLHF's
+      ``RewardDataset`` reads with its default ``prompt_key=None`` and
+      ``--apply_chat_template``: a reward model scores each conversation, and DPO takes the
+      prompt as the conversation before the last turn (``is_dpo``);
     - ``"nemo-rl"``: NeMo RL's preference format, ``{"context": [messages], "completions":
       [{"rank": 0, "completion": [assistant]}, {"rank": 1, ...}]}`` (lower rank preferred;
       ``nemo_rl.data.datasets.preference_datasets.PreferenceDataset``).
@@ -449,11 +454,14 @@ def _pair_line(
     line: dict[str, Any]
     if format == "full":
         ids = ranking.candidate_ids
+        # One of TRL's preference formats: a text prompt with texts, or messages with
+        # messages (a list prompt with text answers fails in TRL's chat template step).
+        text = isinstance(row.conversation, str)
         line = {
-            **base,
-            "prompt": base.get("prompt", _messages(row)),
-            "chosen": chosen,
-            "rejected": rejected,
+            **{k: v for k, v in base.items() if k != row.prompt_field},
+            "prompt": row.conversation if text else _messages(row),
+            "chosen": chosen if text else _assistant(chosen),
+            "rejected": rejected if text else _assistant(rejected),
             "chosen_index": pair.chosen,
             "rejected_index": pair.rejected,
             "chosen_id": None if ids is None else ids[pair.chosen],
@@ -466,11 +474,18 @@ def _pair_line(
         }
     elif format == "trl":
         line = {"prompt": _text_prompt(row, format), "chosen": chosen, "rejected": rejected, **keep}
-    elif format in ("trl-chat", "openrlhf"):
+    elif format == "trl-chat":
         line = {
             "prompt": _messages(row),
             "chosen": _assistant(chosen),
             "rejected": _assistant(rejected),
+            **keep,
+        }
+    elif format == "openrlhf":
+        messages = _messages(row)
+        line = {
+            "chosen": [*messages, *_assistant(chosen)],
+            "rejected": [*messages, *_assistant(rejected)],
             **keep,
         }
     else:  # nemo-rl

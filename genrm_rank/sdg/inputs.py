@@ -58,11 +58,13 @@ __all__ = [
     "DEFAULT_PROMPT_FIELDS",
     "HF_PREFIX",
     "INPUT_FORMATS",
+    "MISSING_CANDIDATES",
     "STDIN",
     "InputError",
     "InputFormat",
     "InputProblem",
     "RowSource",
+    "file_labels",
     "group_messages",
     "merge_candidate_files",
     "open_input",
@@ -70,8 +72,18 @@ __all__ = [
 
 STDIN = "-"
 HF_PREFIX = "hf:"
-DEFAULT_PROMPT_FIELDS = ("conversation", "prompt", "messages")
-"""Fields tried in order for a row's prompt (:class:`~genrm_rank.sdg.rows.RowSpec`)."""
+DEFAULT_PROMPT_FIELDS = (
+    "conversation",
+    "prompt",
+    "messages",
+    "problem",
+    "question",
+    "instruction",
+    "input",
+)
+"""Fields recognised as the prompt when none is named: a row must hold exactly one of them
+(NeMo-Skills writes ``problem``; Alpaca-style rows ``instruction``; TRL ``prompt``; chat rows
+``messages``)."""
 BATCH_ROWS = 1024
 """Rows read at a time from Parquet files and datasets."""
 
@@ -560,12 +572,38 @@ def _blank(item: Item) -> bool:
     return isinstance(item, (bytes, bytearray)) and not bytes(item).strip()
 
 
+MISSING_CANDIDATES = "missing_candidates"
+"""The field of a merged row naming the files that had no row for it (``{"id", "reason"}``)."""
+
+
+def file_labels(names: Sequence[str]) -> list[str]:
+    """Short names for input files, the ids of the candidates merged from them.
+
+    A file's name without its folder and its extensions (``output-rs0``), or the names as
+    given when two files would share one.
+
+    >>> file_labels(["run/output-rs0.jsonl", "run/output-rs1.jsonl.gz"])
+    ['output-rs0', 'output-rs1']
+    >>> file_labels(["a/out.jsonl", "b/out.jsonl"])
+    ['a/out.jsonl', 'b/out.jsonl']
+    """
+    labels = []
+    for name in names:
+        label = Path(name).name
+        for suffix in (".gz", ".zst", ".jsonl", ".json", ".parquet"):
+            label = label.removesuffix(suffix)
+        labels.append(label or name)
+    return labels if len(set(labels)) == len(labels) else list(names)
+
+
 def merge_candidate_files(
     sources: Sequence[RowSource],
     *,
     candidate_field: str,
     candidates_field: str = "candidates",
     align_by: str | None = None,
+    candidate_id_key: str = "id",
+    candidate_text_key: str = "text",
     prompt_fields: Sequence[str] = DEFAULT_PROMPT_FIELDS,
 ) -> RowSource:
     """Rows of N files holding one sample each, merged into rows of N candidates.
@@ -580,32 +618,63 @@ def merge_candidate_files(
         Where the merged row keeps the list (the field the row reader reads).
     align_by : str, optional
         A field whose value pairs rows across files; without it rows pair by number. Rows of
-        the first file set the order; the merged row keeps the first file's fields.
+        the first file set the order.
+    candidate_id_key, candidate_text_key : str
+        Keys of each merged candidate object (the row reader's).
     prompt_fields : sequence of str
-        The fields that may hold a row's prompt (the first present is compared).
+        The fields that may hold the prompt (the row reader's): kept on the row only.
 
-    A row that does not align (a file shorter than the first, a key missing from a file, a
-    row of a later file that matches no row of the first) becomes an error row naming the file
-    and its row; rows left over in later files are numbered after the first file's rows. Rows
-    paired up must hold the same prompt: a row of a later file whose prompt differs from the
-    first file's (a reordered or partly regenerated file) makes the merged row a ``misaligned``
-    error naming each file and row, never a row of candidates to different prompts. A row that
-    holds none of ``prompt_fields`` is not compared.
+    A merged row keeps the fields its files' rows share (the same value in each: the problem,
+    the expected answer). Each candidate is an object holding its sample under
+    ``candidate_text_key``, its file's label (:func:`file_labels`) under ``candidate_id_key``,
+    and every other field of its own row but the prompt and ``align_by`` (NeMo-Skills'
+    ``predicted_answer``, ``judgement``, ...), whether or not the files agree on it, so that
+    every candidate of every row has the same fields.
+
+    A row missing from some files (a file shorter than the first, a key missing from a file)
+    is merged from the files that have it, when at least two do, and names the others under
+    :data:`MISSING_CANDIDATES`; with fewer it becomes an error row naming the file and its row,
+    as does a row of a later file that matches no row of the first. Rows left over in later
+    files are numbered after the first file's rows. Rows paired up must hold the same prompt:
+    a row of a later file whose prompt differs from the first file's (a reordered or partly
+    regenerated file) makes the merged row a ``misaligned`` error naming each file and row,
+    never a row of candidates to different prompts. A row that holds none of ``prompt_fields``
+    is not compared.
     """
     if len(sources) < 2:
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ValueError(f"Argument 'sources' names one input twice: {names}.")
+    labels = file_labels(names)
     if isinstance(prompt_fields, str) or not all(isinstance(f, str) for f in prompt_fields):
         raise TypeError(
             f"Argument 'prompt_fields' must be a sequence of field names, not {prompt_fields!r}."
         )
+    row_only = {candidate_field, *prompt_fields, *([align_by] if align_by is not None else [])}
 
-    def merged(records: list[dict[str, Any]]) -> dict[str, Any]:
-        first = {k: v for k, v in records[0].items() if k != candidate_field}
-        first[candidates_field] = [r.get(candidate_field) for r in records]
-        return first
+    def merged(records: list[dict[str, Any] | InputProblem]) -> dict[str, Any]:
+        present = [r for r in records if isinstance(r, dict)]
+        first = present[0]
+        shared = {
+            k: v
+            for k, v in first.items()
+            if k != candidate_field and all(k in r and r[k] == v for r in present)
+        }
+        row = dict(shared)
+        candidates, missing = [], []
+        for label, record in zip(labels, records, strict=True):
+            if isinstance(record, InputProblem):
+                missing.append({"id": label, "reason": record.reason})
+                continue
+            own = {k: v for k, v in record.items() if k not in row_only}
+            own[candidate_id_key] = label
+            own[candidate_text_key] = record[candidate_field]
+            candidates.append(own)
+        row[candidates_field] = candidates
+        if missing:
+            row[MISSING_CANDIDATES] = missing
+        return row
 
     def prompt_of(record: dict[str, Any]) -> tuple[str, str] | None:
         name = next((f for f in prompt_fields if f in record), None)
@@ -614,25 +683,33 @@ def merge_candidate_files(
         return name, json.dumps(record[name], sort_keys=True, ensure_ascii=True)
 
     def check(records: list[dict[str, Any] | InputProblem], rows: Sequence[int]) -> Item:
+        absent: list[InputProblem] = []
         for i, record in enumerate(records):
             if isinstance(record, InputProblem):
-                return record
-            if candidate_field not in record:
+                if record.kind != "misaligned":
+                    return record
+                absent.append(record)
+            elif candidate_field not in record:
                 where = f" in row {rows[i]} of {names[i]}"
                 return _missing(candidate_field, "candidate_field", record, where)
-        found = [r for r in records if isinstance(r, dict)]
-        first = prompt_of(found[0])
-        for i, record in enumerate(found[1:], start=1):
+        if len(records) - len(absent) < 2:  # too few to rank: the first absence says why
+            return absent[0]
+        # Rows paired up must hold the same prompt: a reordered or regenerated file would
+        # otherwise pair samples of different prompts.
+        found = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
+        (i0, r0), later = found[0], found[1:]
+        first = prompt_of(r0)
+        for i, record in later:
             other = prompt_of(record)
             if first is not None and other is not None and other[1] != first[1]:
                 return InputProblem(
                     "misaligned",
-                    f"row {rows[0]} of {names[0]} and row {rows[i]} of {names[i]} hold different "
-                    f"prompts (field {first[0]!r}: {_preview(first[1])} vs field {other[0]!r}: "
-                    f"{_preview(other[1])}); a reordered or regenerated file pairs samples of "
-                    "different prompts (argument 'inputs.align_by' pairs rows by a key)",
+                    f"row {rows[i0]} of {names[i0]} and row {rows[i]} of {names[i]} hold "
+                    f"different prompts (field {first[0]!r}: {_preview(first[1])} vs field "
+                    f"{other[0]!r}: {_preview(other[1])}); a reordered or regenerated file pairs "
+                    "samples of different prompts (argument 'inputs.align_by' pairs rows by a key)",
                 )
-        return merged(found)
+        return merged(records)
 
     def by_row() -> Iterator[tuple[int, Item]]:
         iterators = [iter(s) for s in sources]
@@ -649,25 +726,13 @@ def merge_candidate_files(
                 if all(item is None for item in items):
                     return
                 number += 1
-                missing = [i for i, item in enumerate(items) if item is None]
-                if missing:
-                    i = missing[0]
-                    extra = [j for j, item in enumerate(items) if item is not None]
-                    yield (
-                        number,
-                        InputProblem(
-                            "misaligned",
-                            f"row {number} of {names[extra[0]]} has no partner: {names[i]} ends "
-                            f"at row {ended[i]}",
-                        ),
-                    )
-                    continue
-                blank = [_blank(item) for item in items]
+                present = [item for item in items if item is not None]
+                blank = [_blank(item) for item in present]
                 if all(blank):
                     yield number, b""
                     continue
                 if any(blank):
-                    i = blank.index(True)
+                    i = next(j for j, item in enumerate(items) if item is not None and _blank(item))
                     yield (
                         number,
                         InputProblem(
@@ -676,8 +741,16 @@ def merge_candidate_files(
                         ),
                     )
                     continue
+                extra = next(j for j, item in enumerate(items) if item is not None)
                 records = [
-                    _record(item, f"row {number} of {names[i]}") for i, item in enumerate(items)
+                    _record(item, f"row {number} of {names[i]}")
+                    if item is not None
+                    else InputProblem(
+                        "misaligned",
+                        f"row {number} of {names[extra]} has no partner: {names[i]} ends at row "
+                        f"{ended[i]}",
+                    )
+                    for i, item in enumerate(items)
                 ]
                 yield number, check(records, [number] * len(records))
         finally:

@@ -75,12 +75,14 @@ __all__ = [
 ]
 
 FIELD_CHECK_ROWS = 8
-"""When this many first rows all lack the same field (or all hold a chat-templated prompt, or
+"""When this many first rows all lack the same field (or all hold two prompt fields, or all
+hold a chat-templated prompt, or
 all are rows the output format cannot hold: :func:`~genrm_rank.sdg.filters.format_problem`),
 the run stops (``"misconfigured"``) instead of sending every row to the errors file: the
-layout or the options, not the rows, are wrong."""
+layout or the options, not the rows, are wrong. An input of fewer rows, every one of which
+failed alike, stops the same way, with the same hints."""
 
-_STOP_KINDS = ("missing_field", "templated_prompt", "format_mismatch")
+_STOP_KINDS = ("missing_field", "ambiguous_field", "templated_prompt", "format_mismatch")
 
 _ERROR_WORDS_LIMIT = 1000
 
@@ -332,6 +334,8 @@ def first_rows_message(errors: Sequence[RowError]) -> str:
         return f"the first {len(errors)} rows all hold a chat-templated prompt: {first.reason}"
     if first.kind == "format_mismatch":
         return f"the output format can hold none of the first {len(errors)} rows: {first.reason}"
+    if first.kind == "ambiguous_field":
+        return f"the first {len(errors)} rows are all ambiguous: {first.reason}"
     keys = sorted({k for e in errors for k in e.keys})
     argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
     hint = (
@@ -497,6 +501,8 @@ async def process_file(
                 number, raw = next(lines)
             except StopIteration:
                 state["exhausted"] = True
+                if held:  # a short input whose every row failed alike: the same stop
+                    raise _MissingFieldStop(first_rows_message(held)) from None
                 flush_held()
                 return
             if not rank_all and (number - 1) % shard[1] != shard[0]:

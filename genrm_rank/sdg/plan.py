@@ -451,4 +451,6 @@ def plan_rows(
         per_call = shared_tokens + 2 * candidate_tokens
         plan.prompt_tokens += round(calls * per_call)
         plan.completion_tokens += calls * plan.assumptions.completion_tokens_per_call
+    if leading and plan.stop is None:  # a short input whose every row failed alike: the same
+        plan.stop = first_rows_message(leading)
     return plan

@@ -15,11 +15,11 @@ import math
 import os
 import re
 from array import array
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from genrm_rank.messages import Conversation, normalize_conversation
+from genrm_rank.messages import Conversation, content_text, normalize_conversation
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
 __all__ = [
@@ -29,9 +29,11 @@ __all__ = [
     "IdIndex",
     "Row",
     "RowError",
+    "RowLayout",
     "RowReader",
     "RowSpec",
     "count_lines",
+    "first_row_layout",
     "id_key",
     "iter_lines",
     "parse_shard",
@@ -66,11 +68,14 @@ class RowSpec:
     id_field : str
         The row's unique id (string or integer).
     prompt_fields : tuple of str
-        Fields tried in order for the prompt: a string, or a list of ``{"role", "content"}``
-        messages ending with a user turn.
+        Fields that may hold the prompt: a string, or a list of ``{"role", "content"}``
+        messages ending with a user turn. A row must hold exactly one of them: a row holding
+        two is refused as ambiguous (``ambiguous_field``, naming both), since which one is the
+        prompt cannot be told from the row.
     candidates_field : str
-        The list of candidates: strings, or objects with ``candidate_id_key`` and
-        ``candidate_text_key``.
+        The list of candidates: strings, objects with ``candidate_id_key`` and
+        ``candidate_text_key``, assistant messages (``{"role": "assistant", "content"}``), or
+        message lists ending with the assistant's turn (as TRL and vLLM write completions).
     candidate_id_key, candidate_text_key : str
         Keys of a candidate object.
     principle_field : str
@@ -82,10 +87,12 @@ class RowSpec:
         A row with more is refused (``too_many_candidates``) before anything is scheduled or
         paid for, rather than building millions of pairs (round-robin schedules every pair
         up front) and exhausting memory.
-    id_from_line : bool
-        Rows carry no id: each gets ``"line:N"`` from its line (row) number ``N``, written to
-        the output under ``id_field``. A row that does hold ``id_field`` is then an error, so
-        ids of the two kinds never mix in one output.
+    id_from_line : bool or None
+        ``True``: rows carry no id: each gets ``"line:N"`` from its line (row) number ``N``,
+        written to the output under ``id_field``. A row that does hold ``id_field`` is then an
+        error, so ids of the two kinds never mix in one output. ``False``: every row must hold
+        ``id_field``. ``None`` (the default): the first row read decides (line ids when it has
+        no ``id_field``), and later rows must agree (:meth:`RowReader.id_from_line`).
     allow_templated : bool
         Accept a prompt that already went through a chat template (``<|im_start|>``,
         ``<|start_header_id|>``, ``[INST]``, ``<start_of_turn>``); by default such a row is
@@ -101,11 +108,21 @@ class RowSpec:
     principle_field: str = "principle"
     max_chars: int | None = 200_000
     max_candidates: int | None = MAX_CANDIDATES
-    id_from_line: bool = False
+    id_from_line: bool | None = None
     allow_templated: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("id_from_line", "allow_templated"):
+        if self.id_from_line is not None and not isinstance(self.id_from_line, bool):
+            raise TypeError(
+                "Argument 'id_from_line' must be a bool or None, not "
+                f"{type(self.id_from_line).__name__}."
+            )
+        if not self.prompt_fields or not all(isinstance(f, str) for f in self.prompt_fields):
+            raise ValueError(
+                "Argument 'prompt_fields' must be a non-empty tuple of field names, not "
+                f"{self.prompt_fields!r}."
+            )
+        for name in ("allow_templated",):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(
                     f"Argument '{name}' must be a bool, not {type(getattr(self, name)).__name__}."
@@ -152,6 +169,7 @@ class RowError:
     id: str | int | None
     kind: str
     """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
+    ``ambiguous_field`` (a row holding two of the prompt fields looked for),
     ``too_few_candidates``, ``too_many_candidates``, ``duplicate_candidate``, ``duplicate_id``,
     ``too_long``, ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows
     merged from several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`),
@@ -184,7 +202,7 @@ class RowError:
         }
         if self.raw is not None:
             out["raw"] = self.raw
-        if self.kind == "missing_field":
+        if self.kind in ("missing_field", "ambiguous_field"):
             out["keys"] = list(self.keys)
         if self.failed_requests:
             out["failed_requests"] = [dict(r) for r in self.failed_requests]
@@ -307,6 +325,13 @@ class RowReader:
     def __init__(self, spec: RowSpec | None = None) -> None:
         self.spec = spec or RowSpec()
         self._seen = IdIndex()  # id key -> first line
+        self._id_from_line = self.spec.id_from_line
+
+    @property
+    def id_from_line(self) -> bool | None:
+        """Whether ids come from line numbers: ``spec.id_from_line``, or, when that is
+        ``None``, what the first row read decided (``None`` until a row is read)."""
+        return self._id_from_line
 
     def parse(self, line: int, raw: object) -> Row | RowError | None:
         """Read one item of a :class:`~genrm_rank.sdg.inputs.RowSource`.
@@ -378,20 +403,33 @@ class RowReader:
                 "UTF-16 pair), which is not text: the row can be neither judged nor written",
             )
         row_id: str | int
-        if spec.id_from_line:
+        if self._id_from_line is None:  # the first row decides; later rows must agree
+            self._id_from_line = spec.id_field not in data
+        if self._id_from_line:
             if spec.id_field in data:
+                how = "" if spec.id_from_line else ", as the first row has no id"
                 return RowError(
                     line,
                     None,
                     "bad_field",
-                    f"the row has the field {spec.id_field!r} while ids come from row numbers "
-                    "(argument 'rows.id_from_line'); use one or the other",
+                    f"the row has the field {spec.id_field!r} while ids come from row numbers"
+                    f"{how} (argument 'rows.id_from_line'); give every row an id or none",
                 )
             row_id = f"line:{line}"
             data = {spec.id_field: row_id, **data}
         else:
             if spec.id_field not in data:
-                return _missing(line, None, repr(spec.id_field), "id_field", data)
+                error = _missing(line, None, repr(spec.id_field), "id_field", data)
+                if spec.id_from_line is None:  # the first row had an id: no mixing
+                    return RowError(
+                        line,
+                        None,
+                        "missing_field",
+                        f"{error.reason} while the first row has one; give every row an id or none",
+                        field=error.field,
+                        keys=error.keys,
+                    )
+                return error
             row_id = data[spec.id_field]
             if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
                 return RowError(
@@ -410,10 +448,23 @@ class RowReader:
 
     def _check(self, line: int, row_id: str | int, data: dict[str, Any]) -> Row | RowError:
         spec = self.spec
-        prompt_field = next((f for f in spec.prompt_fields if f in data), None)
-        if prompt_field is None:
+        # A null field is absent: a Parquet or dataset row has every column of the table.
+        present = [f for f in spec.prompt_fields if data.get(f) is not None]
+        if not present:
             names = " or ".join(repr(f) for f in spec.prompt_fields)
             return _missing(line, row_id, names, "prompt_fields", data)
+        if len(present) > 1:
+            names = " and ".join(repr(f) for f in present)
+            return RowError(
+                line,
+                row_id,
+                "ambiguous_field",
+                f"the row has {names}, and which one is the prompt is ambiguous; name it "
+                "(argument 'rows.prompt_fields')",
+                field="prompt_fields",
+                keys=tuple(data),
+            )
+        prompt_field = present[0]
         conversation = data[prompt_field]
         try:
             normalized = normalize_conversation(conversation, name=prompt_field)
@@ -458,6 +509,12 @@ class RowReader:
         dropped: list[dict[str, Any]] = []
         for i, cand in enumerate(raw_candidates):
             where = f"{spec.candidates_field}[{i}]"
+            message = _candidate_message(cand, spec.candidate_text_key)
+            if message is not None:  # an assistant message, or messages ending with one
+                try:
+                    cand = _message_text(message, where)
+                except (TypeError, ValueError) as exc:
+                    return RowError(line, row_id, "bad_field", _strip_argument(str(exc)))
             # A candidate object without the text key is a layout error; an explicit null is a
             # sample that failed (dropped, with a note).
             text = cand.get(spec.candidate_text_key, ...) if isinstance(cand, dict) else cand
@@ -492,8 +549,9 @@ class RowReader:
                     line,
                     row_id,
                     "bad_field",
-                    f"{where} must be a string or an object with {spec.candidate_text_key!r}, "
-                    f"not {type(cand).__name__}",
+                    f"{where} must be a string, an object with {spec.candidate_text_key!r}, an "
+                    "assistant message or a list of messages ending with one, not "
+                    f"{type(cand).__name__}",
                 )
         if len(texts) < 2:
             note = f" after dropping {len(dropped)} null or empty" if dropped else ""
@@ -571,6 +629,71 @@ class RowReader:
             prompt_field=prompt_field,
             dropped=tuple(dropped),
         )
+
+
+def _candidate_message(cand: Any, text_key: str) -> dict[str, Any] | list[Any] | None:
+    """``cand`` when it is a message (an object with ``role`` and no ``text_key``) or a list
+    of messages; ``None`` for any other candidate."""
+    if isinstance(cand, list):
+        return cand
+    if isinstance(cand, dict) and "role" in cand and text_key not in cand:
+        return cand
+    return None
+
+
+def _message_text(message: dict[str, Any] | list[Any], where: str) -> str | None:
+    """The text of an assistant candidate given as a message or a list ending with one."""
+    if isinstance(message, list):
+        if not message:
+            raise ValueError(f"Argument '{where}' is an empty list of messages.")
+        where, message = f"{where}[{len(message) - 1}]", message[-1]
+        if not isinstance(message, dict):
+            raise TypeError(
+                f"Argument '{where}' must be a message object, not {type(message).__name__}."
+            )
+    role = message.get("role")
+    if role != "assistant":
+        raise ValueError(
+            f"Argument '{where}' must be the assistant's turn (role 'assistant'), not {role!r}."
+        )
+    content = message.get("content")
+    return None if content is None else content_text(content, f"{where}['content']")
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """How the first rows of an input are laid out, as a :class:`RowReader` reads them."""
+
+    id_from_line: bool | None
+    """Whether ids come from line numbers (``None``: no row could be read as an object)."""
+    prompt_field: str | None
+    """The field the first valid row keeps its prompt in (``None``: no valid row)."""
+
+
+def first_row_layout(
+    source: Iterable[tuple[int, object]], spec: RowSpec, limit: int = 100
+) -> RowLayout:
+    """The id mode and prompt field the first rows of ``source`` (at most ``limit``) show.
+
+    A run records them (``OUT.run.json``) so that a resumed run reads its rows the same way,
+    and reports them in its summary.
+    """
+    reader = RowReader(spec)
+    prompt_field: str | None = None
+    rows = iter(source)
+    try:
+        for count, (number, raw) in enumerate(rows, start=1):
+            parsed = reader.parse(number, raw)
+            if isinstance(parsed, Row):
+                prompt_field = parsed.prompt_field
+                break
+            if count >= limit:
+                break
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    return RowLayout(reader.id_from_line, prompt_field)
 
 
 def _strip_argument(message: str) -> str:
