@@ -572,8 +572,8 @@ def reordered_files_trial(work: Path, n_rows: int = 40, moved: int = 10) -> dict
         "--id-field", "qid", "--quiet",
     ])  # fmt: skip
     got = _read(out)
-    corrupted = sum(
-        any(not c.startswith(f"answer {r['qid']}.") for c in r["candidates"]) for r in got
+    corrupted = sum(  # candidates are objects naming their file, holding the sample as text
+        any(not c["text"].startswith(f"answer {r['qid']}.") for c in r["candidates"]) for r in got
     )
     errors = _read(err)
     return {
