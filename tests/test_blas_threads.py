@@ -24,8 +24,7 @@ def _blas_threads() -> list[int]:
 @pytest.fixture
 def two_threads() -> Any:
     """A BLAS pool of two threads, whatever the environment set (restored afterwards)."""
-    if not _blas_threads():
-        pytest.skip("no BLAS library that threadpoolctl can control")
+    assert _blas_threads(), "numpy's BLAS must be one threadpoolctl controls (one_blas_thread)"
     with threadpool_limits(limits=2, user_api="blas"):
         yield
 

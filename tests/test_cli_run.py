@@ -372,15 +372,11 @@ def test_a_full_cache_exits_resumable_and_resume_completes(
     assert run(*argv, "-o", out, "--cache", cache, "--resume") == 0
     # Verdicts stored before the stop are served free on resume: the rows equal the
     # uninterrupted run's once what was paid (calls, cached, tokens) is set aside.
-    from test_reliability_trials import strip_costs
+    from test_reliability_trials import read_rows, strip_costs
 
-    assert [strip_costs(r) for r in _rows(out)] == [
-        strip_costs(r) for r in _rows(tmp_path / "ref.jsonl")
+    assert [strip_costs(r) for r in read_rows(out)] == [
+        strip_costs(r) for r in read_rows(tmp_path / "ref.jsonl")
     ]
-
-
-def _rows(path: Path) -> list[Any]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 # -- the demo -------------------------------------------------------------------------------

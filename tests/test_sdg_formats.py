@@ -104,15 +104,21 @@ def test_trl_rows_are_standard_preference(tmp_path: Path) -> None:
         assert row["prompt"] == f"Question {i}?"
 
 
+def _trl_run(tmp_path: Path, *extra: str) -> tuple[int, Path]:
+    """``pairs --format trl`` on ``in.jsonl`` with the simulated judge: (status, summary file)."""
+    summary = tmp_path / "summary.json"
+    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "-q"]
+    status = main(
+        [*argv, "--judge", "simulated", "--format", "trl", "--summary-json", str(summary), *extra]
+    )
+    return status, summary
+
+
 def test_trl_refuses_a_multi_turn_prompt_row_by_row(tmp_path: Path) -> None:
     # Five rows, all of them multi-turn: the run stops at once, as the first-rows check does
     # on longer inputs, writing no row (a rerun with --format trl-chat must not skip them).
     _write(tmp_path / "in.jsonl", 5, multi_turn=True)
-    summary = tmp_path / "summary.json"
-    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "-q"]
-    status = main(
-        [*argv, "--judge", "simulated", "--format", "trl", "--summary-json", str(summary)]
-    )
+    status, summary = _trl_run(tmp_path)
     assert status == 2
     errors = tmp_path / "out.errors.jsonl"
     assert not errors.exists() or errors.read_text() == ""
@@ -125,7 +131,7 @@ def test_trl_refuses_a_multi_turn_prompt_row_by_row(tmp_path: Path) -> None:
             "candidates": ["a", "b"],
         }
         f.write(json.dumps(row) + "\n")
-    status = main([*argv, "--judge", "simulated", "--format", "trl", "--overwrite"])
+    status, _ = _trl_run(tmp_path, "--overwrite")
     assert status == 1
     got = _rows(errors)
     assert len(got) == 5
@@ -207,11 +213,7 @@ def test_a_trl_run_on_multi_turn_rows_stops_before_its_first_call(
 ) -> None:
     """Every row fails the format: the first rows' check stops the run, no call paid."""
     _write(tmp_path / "in.jsonl", 10, multi_turn=True)
-    summary = tmp_path / "summary.json"
-    argv = ["pairs", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"), "-q"]
-    status = main(
-        [*argv, "--judge", "simulated", "--format", "trl", "--summary-json", str(summary)]
-    )
+    status, summary = _trl_run(tmp_path)
     assert status == 2
     assert json.loads(summary.read_text())["judge_calls"] == 0
     err = capsys.readouterr().err

@@ -654,10 +654,15 @@ def test_cli_dry_run_reads_every_input_kind(
     assert "4" in capsys.readouterr().out
 
 
+def _swap_first_rows(path: Path) -> None:
+    """Rows 1 and 2 of a seed file swapped, as a partly regenerated file might hold them."""
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([lines[1], lines[0], *lines[2:]]))
+
+
 def test_merge_by_row_refuses_rows_of_different_prompts(tmp_path: Path) -> None:
     paths = seed_files(tmp_path)
-    lines = paths[2].read_text().splitlines(keepends=True)
-    paths[2].write_text("".join([lines[1], lines[0], *lines[2:]]))  # rows 1 and 2 swapped
+    _swap_first_rows(paths[2])
     source = merge_candidate_files(
         [open_input(p) for p in paths], candidate_field="generation", prompt_fields=("problem",)
     )
@@ -690,8 +695,7 @@ def test_merge_by_key_refuses_a_partner_of_another_prompt(tmp_path: Path) -> Non
 
 def test_merge_rows_without_a_prompt_field_are_not_compared(tmp_path: Path) -> None:
     paths = seed_files(tmp_path)
-    lines = paths[2].read_text().splitlines(keepends=True)
-    paths[2].write_text("".join([lines[1], lines[0], *lines[2:]]))  # rows 1 and 2 swapped
+    _swap_first_rows(paths[2])
     source = merge_candidate_files(
         [open_input(p) for p in paths], candidate_field="generation", prompt_fields=("question",)
     )

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from genrm_rank.cli.options import EXIT_OK, PROG, UsageError
-from genrm_rank.cli.run import default_sidecar
 from genrm_rank.sdg.merge import merge_shards
+from genrm_rank.sdg.output import sidecar_path
 
 
 def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,16 +64,16 @@ def cmd_merge(args: argparse.Namespace) -> int:
         shards.append(
             {
                 "out": path,
-                "errors": default_sidecar(path, "errors"),
-                "rejected": default_sidecar(path, "rejected"),
+                "errors": sidecar_path(path, "errors"),
+                "rejected": sidecar_path(path, "rejected"),
             }
         )
     rejected = args.rejected
     if rejected is None and any(Path(s["rejected"]).exists() for s in shards):
-        rejected = default_sidecar(args.output, "rejected")
+        rejected = sidecar_path(args.output, "rejected")
     output = {
         "out": args.output,
-        "errors": args.errors or default_sidecar(args.output, "errors"),
+        "errors": args.errors or sidecar_path(args.output, "errors"),
         "rejected": rejected,
     }
     counts = merge_shards(

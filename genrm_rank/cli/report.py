@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import sys
@@ -74,12 +75,10 @@ class Progress:
 
             dynamic = False
             if columns is None:
-                try:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
                     size = os.get_terminal_size(stream.fileno())
                     if size.columns > 0 and size.lines > 0:
                         columns, dynamic = size.columns, True
-                except (OSError, ValueError, AttributeError):
-                    pass
             # A pty that reports no size (some batch consoles) would make tqdm hide the bar.
             self.bar = tqdm(
                 total=total,

@@ -60,10 +60,6 @@ from genrm_rank.spec import RankSpec
 # Running a file
 
 
-def default_sidecar(output: Path, suffix: str) -> Path:
-    return sidecar_path(output, suffix)
-
-
 def row_spec(args: argparse.Namespace) -> RowSpec:
     """Where rows keep their parts (the input layout options)."""
     return RowSpec(
@@ -565,12 +561,10 @@ def run_file_command(
         raise UsageError("argument --resume: not allowed with -o - (standard output)")
     rejected: Path | None = getattr(args, "rejected", None)
     if rejected is None and rejected_default and not to_stdout:
-        rejected = default_sidecar(out_path, "rejected")
+        rejected = sidecar_path(out_path, "rejected")
     # -o -: errors go to the process's own stderr descriptor, never to a path opened by name.
     to_stderr = to_stdout and args.errors is None
-    errors = args.errors or (
-        None if to_stdout else default_sidecar(args.output or out_path, "errors")
-    )
+    errors = args.errors or (None if to_stdout else sidecar_path(args.output or out_path, "errors"))
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
     run_file = None if fresh or to_stdout else settings_path(out_path)
     check_distinct_paths(

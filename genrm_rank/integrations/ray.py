@@ -44,6 +44,7 @@ filesystem); each file is written by one process only, which is what SQLite allo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -280,10 +281,8 @@ class _RankActor:
         folder = Path(self.cache_dir)
         base = folder / BASE_CACHE
         if self.own is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 return _ShardCache(self.own, base if base.exists() else None)
-            except RuntimeError:
-                pass
         self.own = folder / f"verdicts.{uuid.uuid4().hex}.db"
         return _ShardCache(self.own, base if base.exists() else None)
 

@@ -23,6 +23,7 @@ It refuses, naming the shard and the line, what would not give the single run's 
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import os
@@ -326,8 +327,7 @@ def _fsync_folder(folder: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
