@@ -69,6 +69,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from genrm_rank.blas_threads import one_blas_thread
+from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.strategies.base import Judgement, PairCall, StrategyOutcome, check_swap
 from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
@@ -211,6 +212,11 @@ class Adaptive:
         over the run (:meth:`judge_repeat_correlation`, 0 before anything is pooled).
         ``prior_sd=2.0, dispersion=1.0, repeat_correlation=0.0`` is the strategy as it was
         before any of the three was pooled.
+    profile : JudgeProfile, optional
+        What the judge is like (:mod:`genrm_rank.judge_profile`): its slot-1 bias and standard
+        error, dispersion, strength spread and repeat correlation. Given, it replaces the run's
+        pooled statistics for each of them; ``prior_sd``, ``dispersion`` and
+        ``repeat_correlation`` still override it.
     """
 
     def __init__(
@@ -229,6 +235,7 @@ class Adaptive:
         prior_sd: float | None = None,
         dispersion: float | None = None,
         repeat_correlation: float | None = None,
+        profile: JudgeProfile | None = None,
     ) -> None:
         self.n_items = _positive_int("n_items", n_items, 2)
         self.swap = check_swap(swap)
@@ -278,6 +285,11 @@ class Adaptive:
                 f"not {repeat_correlation!r}."
             )
         self.repeat_correlation = None if repeat_correlation is None else float(repeat_correlation)
+        if profile is not None and not isinstance(profile, JudgeProfile):
+            raise TypeError(
+                f"Argument 'profile' must be a JudgeProfile or None, not {type(profile).__name__}."
+            )
+        self.profile = profile
         self._pooled_fit = False
         self._stats: _PooledStatistics | None = None
         self._own_first = 0
@@ -320,7 +332,9 @@ class Adaptive:
         self._stats = stats
 
     def _bias_prior(self) -> tuple[float, float]:
-        """Mean and standard deviation of the prior on ``gamma`` from the other prompts."""
+        """Mean and standard deviation of the prior on ``gamma``: the profile's, else pooled."""
+        if self.profile is not None:
+            return self.profile.position_bias, self.profile.position_bias_stderr
         if self._stats is None:
             return 0.0, GAMMA_PRIOR_SD
         first = max(self._stats.first_slot_wins - self._own_first, 0)
@@ -341,6 +355,8 @@ class Adaptive:
         """
         if self.prior_sd is not None:
             return self.prior_sd
+        if self.profile is not None:
+            return self.profile.strength_sd
         squares, df = POOL_PRIOR_DF * PRIOR_SD**2, POOL_PRIOR_DF
         if self._stats is not None:
             squares += self._stats.strength_squares
@@ -362,6 +378,8 @@ class Adaptive:
         """
         if self.dispersion is not None:
             return self.dispersion
+        if self.profile is not None:
+            return self.profile.dispersion
         residuals = variance = POOL_PRIOR_DF * 0.25
         if self._stats is not None:
             residuals += self._stats.residual_squares
@@ -382,6 +400,8 @@ class Adaptive:
         """
         if self.repeat_correlation is not None:
             return self.repeat_correlation
+        if self.profile is not None:
+            return self.profile.repeat_correlation
         phi = self.judge_dispersion()
         squares, variance = POOL_PRIOR_DF * 0.5 * phi, POOL_PRIOR_DF * 0.5
         if self._stats is not None:
