@@ -185,7 +185,7 @@ def loop_probe(args: argparse.Namespace) -> None:
             for strategy, options in strategies(args).items():
                 report = Path(tmp) / "probe.json"
                 env = environment(code, {})
-                env["GENRM_LOOP_PROBE"] = str(report)
+                env["LOOP_PROBE_REPORT"] = str(report)
                 argv = cli_argv(args, rows, server, options)
                 run_cli(code, argv, env, prefix=[sys.executable, str(HERE / "_loop_probe.py")])
                 stats = json.loads(report.read_text())
@@ -194,6 +194,12 @@ def loop_probe(args: argparse.Namespace) -> None:
                     f"{stats['over_5ms']} |"
                 )
                 longest.append((strategy, stats["longest"]))
+                print(
+                    f"<!-- over 5 ms without gc: {stats['over_5ms_without_gc']}; gc ms in "
+                    f"long steps: {stats['over_5ms_gc_ms']} -->"
+                )
+                for where, count in stats["samples"]:
+                    print(f"<!--   {count:5d}  {where} -->")
         for strategy, steps in longest:
             print(f"\n{strategy}, the longest steps:")
             for took, what in steps:

@@ -18,9 +18,12 @@ completion order: a ranking, or the reason there is none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -277,8 +280,55 @@ class Runner:
                 seeds[id(job)] = seed
                 yield job
 
-        async for run in self.orchestrator.run(jobs()):
-            yield self.result(run, seeds.pop(id(run.job)))
-            # Prompts that finish together are aggregated one a loop step, so that the
-            # responses and requests of the window are served in between (issue 22).
-            await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        aggregated: asyncio.Queue[asyncio.Future[PromptResult]] = asyncio.Queue(AGGREGATIONS_QUEUED)
+
+        # Each finished prompt is aggregated on one worker thread, while the run goes on: the
+        # loop serves responses and sends requests in between (numpy gives up the GIL, and
+        # Python code gives it up every switch interval), where a prompt's aggregation in a
+        # loop step held every request back for its few milliseconds (issue 22).
+        pool = ThreadPoolExecutor(1, thread_name_prefix="genrm-rank-aggregate")
+
+        async def feed() -> None:
+            async for run in self.orchestrator.run(jobs()):
+                seed = seeds.pop(id(run.job))
+                await aggregated.put(loop.run_in_executor(pool, self.result, run, seed))
+
+        # What exists before the run (modules, the caller's data) is never the run's garbage,
+        # but every full collection walks it all, in one loop step: frozen, a run's collections
+        # touch only what the run made (benchmarks/README.md, "The event loop").
+        gc.freeze()
+        feeder = asyncio.create_task(feed())
+        try:
+            while (future := await _next(aggregated, feeder)) is not None:
+                yield await future
+            await feeder  # the run's own error, if it ended with one
+        finally:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+            pool.shutdown(wait=True, cancel_futures=True)  # at most the one it is on
+            gc.unfreeze()
+
+
+AGGREGATIONS_QUEUED = 64
+"""Finished prompts whose aggregation may wait for the caller to take their results; beyond
+it the run waits too (its requests in flight go on)."""
+
+
+async def _next(
+    queue: asyncio.Queue[asyncio.Future[PromptResult]], feeder: asyncio.Task[None]
+) -> asyncio.Future[PromptResult] | None:
+    """The next aggregation in finishing order; ``None`` once the feeder has ended."""
+    while True:
+        if not queue.empty():
+            return queue.get_nowait()
+        if feeder.done():
+            return None
+        getter = asyncio.ensure_future(queue.get())
+        try:
+            await asyncio.wait({getter, feeder}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,31 +16,49 @@ from genrm_rank.runner import PromptInput, Runner
 from genrm_rank.spec import RankSpec
 
 
-async def test_prompts_finishing_together_are_aggregated_one_a_loop_step(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The simulated judge answers at once, so many prompts finish in the same loop step; a
-    # ticker task must run between any two aggregations.
-    ticks, seen = [0], []
+async def test_prompts_are_aggregated_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A prompt's aggregation takes milliseconds of CPU; on the loop it held back every
+    # response and request meanwhile. It runs on a worker thread: the loop keeps ticking while
+    # a (here deliberately slow) aggregation runs, and the results are those of the same run.
+    ticks, spans, threads = [0], [], set()
     original = genrm_rank.runner.build_ranking
 
-    def noting(*args: Any, **kwargs: Any) -> Any:
-        seen.append(ticks[0])
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        threads.add(threading.get_ident())
+        started = ticks[0]
+        time.sleep(0.02)
+        spans.append(ticks[0] - started)
         return original(*args, **kwargs)
-
-    monkeypatch.setattr(genrm_rank.runner, "build_ranking", noting)
 
     async def ticker() -> None:
         while True:
             ticks[0] += 1
             await asyncio.sleep(0)
 
-    runner = Runner(SimulatedJudge(seed=0), RankSpec(strategy="knockout"), concurrency=256)
-    prompts = [PromptInput(f"q{i}", [f"a{i}", f"bb{i}", f"ccc{i}"]) for i in range(40)]
+    def prompts() -> list[PromptInput]:
+        return [PromptInput(f"q{i}", [f"a{i}", f"bb{i}", f"ccc{i}"]) for i in range(12)]
+
+    spec = RankSpec(strategy="knockout")
+    plain = [r async for r in Runner(SimulatedJudge(seed=0), spec).run(prompts())]
+    monkeypatch.setattr(genrm_rank.runner, "build_ranking", slow)
     ticking = asyncio.ensure_future(ticker())
     try:
-        results = [result async for result in runner.run(prompts)]
+        results = [r async for r in Runner(SimulatedJudge(seed=0), spec).run(prompts())]
     finally:
         ticking.cancel()
-    assert len(results) == 40 and all(r.ranking is not None for r in results)
-    assert len(seen) == 40 and len(set(seen)) == 40
+    assert threading.get_ident() not in threads
+    assert len(spans) == 12 and min(spans) > 0
+    by_prompt = {r.prompt.conversation: r.ranking for r in plain}
+    assert len(results) == 12
+    for result in results:
+        assert result.ranking == by_prompt[result.prompt.conversation]
+
+
+async def test_a_run_left_early_stops_its_requests_and_its_worker() -> None:
+    runner = Runner(SimulatedJudge(seed=0), RankSpec(strategy="round_robin"), concurrency=4)
+    prompts = (PromptInput(f"q{i}", ["a", "bb", "ccc", "dddd"]) for i in range(10_000))
+    async with contextlib.aclosing(runner.run(prompts)) as results:
+        async for _ in results:
+            break
+    assert runner.orchestrator.in_flight == 0
+    assert not any(t.name.startswith("genrm-rank-aggregate") for t in threading.enumerate())
