@@ -40,8 +40,10 @@ import argparse
 import ast
 import contextlib
 import datetime
+import functools
 import importlib.metadata as md
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -94,96 +96,45 @@ def _loss(trainer: Any) -> float | None:
     return None
 
 
-def run_trl_dpo(job: dict[str, Any], model_dir: Path, work_dir: Path) -> dict[str, Any]:
+def _run_trl(
+    job: dict[str, Any], model_dir: Path, work_dir: Path, *, trainer: str, row: Any
+) -> dict[str, Any]:
+    """``trl.<trainer>Trainer`` built on the file as it is; one step when the job asks."""
+    import trl
     from datasets import load_dataset
     from transformers import AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dataset = load_dataset("json", data_files=job["file"], split="train")
-    config = DPOConfig(**_trl_common(work_dir, job["name"]))
-    trainer = DPOTrainer(
+    config = getattr(trl, f"{trainer}Config")(**_trl_common(work_dir, job["name"]))
+    built = getattr(trl, f"{trainer}Trainer")(
         model=str(model_dir), args=config, train_dataset=dataset, processing_class=tokenizer
     )
-    rows = [
-        {
-            "prompt": _decode(tokenizer, ex["prompt_ids"]),
-            "chosen": _decode(tokenizer, ex["chosen_ids"]),
-            "rejected": _decode(tokenizer, ex["rejected_ids"]),
-        }
-        for ex in trainer.train_dataset
-    ]
+    rows = [row(tokenizer, example) for example in built.train_dataset]
     loss = None
     if job.get("step"):
-        trainer.train()
-        loss = _loss(trainer)
+        built.train()
+        loss = _loss(built)
     return {"ok": True, "rows": rows, "loss": loss}
 
 
-def run_trl_reward(job: dict[str, Any], model_dir: Path, work_dir: Path) -> dict[str, Any]:
-    from datasets import load_dataset
-    from transformers import AutoTokenizer
-    from trl import RewardConfig, RewardTrainer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dataset = load_dataset("json", data_files=job["file"], split="train")
-    config = RewardConfig(**_trl_common(work_dir, job["name"]))
-    trainer = RewardTrainer(
-        model=str(model_dir), args=config, train_dataset=dataset, processing_class=tokenizer
-    )
-    rows = [
-        {
-            "chosen": _decode(tokenizer, ex["chosen_ids"]),
-            "rejected": _decode(tokenizer, ex["rejected_ids"]),
-            "margin": ex.get("margin"),
-        }
-        for ex in trainer.train_dataset
-    ]
-    loss = None
-    if job.get("step"):
-        trainer.train()
-        loss = _loss(trainer)
-    return {"ok": True, "rows": rows, "loss": loss}
+def _dpo_row(tokenizer: Any, example: dict[str, Any]) -> dict[str, Any]:
+    return {key: _decode(tokenizer, example[f"{key}_ids"]) for key in PAIR_KEYS}
 
 
-def run_trl_sft(job: dict[str, Any], model_dir: Path, work_dir: Path) -> dict[str, Any]:
-    from datasets import load_dataset
-    from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+def _reward_row(tokenizer: Any, example: dict[str, Any]) -> dict[str, Any]:
+    row = {key: _decode(tokenizer, example[f"{key}_ids"]) for key in PAIR_KEYS[1:]}
+    return {**row, "margin": example.get("margin")}
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dataset = load_dataset("json", data_files=job["file"], split="train")
-    config = SFTConfig(**_trl_common(work_dir, job["name"]))
-    trainer = SFTTrainer(
-        model=str(model_dir), args=config, train_dataset=dataset, processing_class=tokenizer
-    )
-    rows = [{"text": _decode(tokenizer, ex["input_ids"])} for ex in trainer.train_dataset]
-    loss = None
-    if job.get("step"):
-        trainer.train()
-        loss = _loss(trainer)
-    return {"ok": True, "rows": rows, "loss": loss}
+
+def _sft_row(tokenizer: Any, example: dict[str, Any]) -> dict[str, Any]:
+    return {"text": _decode(tokenizer, example["input_ids"])}
+
+
+PAIR_KEYS = ("prompt", "chosen", "rejected")
 
 
 # -- OpenRLHF ------------------------------------------------------------------------------------
-
-
-def _is_main_guard(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Compare)
-        and isinstance(node.test.left, ast.Name)
-        and node.test.left.id == "__name__"
-    )
-
-
-def _is_parse_args(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Call)
-        and isinstance(node.value.func, ast.Attribute)
-        and node.value.func.attr == "parse_args"
-    )
 
 
 def openrlhf_parser(script: str) -> argparse.ArgumentParser:
@@ -197,13 +148,13 @@ def openrlhf_parser(script: str) -> argparse.ArgumentParser:
     if spec is None or spec.origin is None:
         raise ImportError(f"openrlhf.cli.{script} not found")
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    guard = next(node for node in tree.body if _is_main_guard(node))
+    guard = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+    )
     assert isinstance(guard, ast.If)
-    body: list[ast.stmt] = []
-    for node in guard.body:
-        if _is_parse_args(node):
-            break
-        body.append(node)
+    body = itertools.takewhile(lambda node: "parse_args(" not in ast.unparse(node), guard.body)
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     module = ast.Module(body=[*defs, *body], type_ignores=[])
     namespace: dict[str, Any] = {
@@ -290,9 +241,9 @@ def run_openrlhf(job: dict[str, Any], model_dir: Path, work_dir: Path) -> dict[s
 
 
 RUNNERS = {
-    "trl_dpo": run_trl_dpo,
-    "trl_reward": run_trl_reward,
-    "trl_sft": run_trl_sft,
+    "trl_dpo": functools.partial(_run_trl, trainer="DPO", row=_dpo_row),
+    "trl_reward": functools.partial(_run_trl, trainer="Reward", row=_reward_row),
+    "trl_sft": functools.partial(_run_trl, trainer="SFT", row=_sft_row),
     "openrlhf": run_openrlhf,
 }
 
