@@ -1,5 +1,9 @@
 """Output formats that trainers read as meant, checked against each trainer's documented schema.
 
+These checks replay the trainers' loading steps and run everywhere; the trainers themselves
+(TRL, OpenRLHF's data path, pinned versions) run in ``tests/test_trainers_real.py`` (marker
+``trainers``, run by CI).
+
 Sources of the schemas:
 
 - TRL, "Dataset formats and types" (https://huggingface.co/docs/trl/dataset_formats): a

@@ -237,6 +237,8 @@ def rank_rows(
     ``"full"``: the row's own fields and the ranking under ``result_field``. ``"nemo-rl"``:
     NeMo RL's preference format, every candidate a completion ranked by the order (0 best),
     ``{"context": [messages], "completions": [{"rank", "completion": [assistant]}, ...]}``.
+    NeMo RL's DPO and reward-model preprocessors take exactly two completions a row; for
+    those, write pairs (:func:`pair_rows` with ``format="nemo-rl"``).
     """
     if format not in RANK_FORMATS:
         raise ValueError(f"Argument 'format' must be one of {RANK_FORMATS}, not {format!r}.")
