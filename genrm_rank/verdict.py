@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import enum
 import math
-import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.errors import VerdictError
 
 __all__ = [
@@ -115,11 +115,7 @@ class Usage:
 
     def __post_init__(self) -> None:
         for name in ("prompt_tokens", "completion_tokens"):
-            value: object = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
-            if not isinstance(value, int):  # a numpy integer
-                object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, check.count(name, getattr(self, name), 0))
 
     @property
     def total_tokens(self) -> int:

@@ -55,6 +55,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache
 from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
@@ -430,22 +431,11 @@ def rank_dataset(
             f"Argument 'judge_factory' must be a callable returning a Judge, not "
             f"{type(judge_factory).__name__}."
         )
-    if max_candidates is not None and (
-        isinstance(max_candidates, bool)
-        or not isinstance(max_candidates, int)
-        or max_candidates < 2
-    ):
-        raise ValueError(
-            f"Argument 'max_candidates' must be an int >= 2 or None, not {max_candidates!r}."
-        )
-    for name, value in (
-        ("actors", actors),
-        ("batch_size", batch_size),
-        ("concurrency", concurrency),
-        ("judge_batch_size", judge_batch_size),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Argument '{name}' must be an int >= 1, not {value!r}.")
+    check.count("max_candidates", max_candidates, 2, optional=True)
+    check.count("actors", actors, 1)
+    check.count("batch_size", batch_size, 1)
+    check.count("concurrency", concurrency, 1)
+    check.count("judge_batch_size", judge_batch_size, 1)
     if not isinstance(ds, ray.data.Dataset):
         raise TypeError(f"Argument 'ds' must be a ray.data.Dataset, not {type(ds).__name__}.")
     folder: str | None = None

@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank import validate as check
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
@@ -112,28 +113,14 @@ class RowSpec:
     allow_templated: bool = False
 
     def __post_init__(self) -> None:
-        if self.id_from_line is not None and not isinstance(self.id_from_line, bool):
-            raise TypeError(
-                "Argument 'id_from_line' must be a bool or None, not "
-                f"{type(self.id_from_line).__name__}."
-            )
+        check.flag("id_from_line", self.id_from_line, optional=True)
         if not self.prompt_fields or not all(isinstance(f, str) for f in self.prompt_fields):
             raise ValueError(
                 "Argument 'prompt_fields' must be a non-empty tuple of field names, not "
                 f"{self.prompt_fields!r}."
             )
-        for name in ("allow_templated",):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(
-                    f"Argument '{name}' must be a bool, not {type(getattr(self, name)).__name__}."
-                )
-        limit = self.max_candidates
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 2
-        ):
-            raise ValueError(
-                f"Argument 'max_candidates' must be an int >= 2 or None, not {limit!r}."
-            )
+        check.flag("allow_templated", self.allow_templated)
+        check.count("max_candidates", self.max_candidates, 2, optional=True)
 
 
 @dataclass(frozen=True)

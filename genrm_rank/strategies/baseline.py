@@ -20,12 +20,11 @@ Pipeline", 2024 (arXiv:2406.11939).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import InitVar, dataclass
 from typing import ClassVar
 
-import numpy as np
-
-from genrm_rank.strategies.base import FixedSchedule, SwapMode
-from genrm_rank.verdict import PreferenceMapping, linear_preference
+from genrm_rank import validate as check
+from genrm_rank.strategies.base import FixedSchedule
 
 __all__ = ["Baseline", "baseline_index"]
 
@@ -53,7 +52,7 @@ def baseline_index(
                 f"Argument 'baseline' is {baseline!r}, which {found} among the candidate ids {ids}."
             )
         return ids.index(baseline)
-    if isinstance(baseline, bool) or not isinstance(baseline, (int, np.integer)):
+    if not check.is_int(baseline):
         raise TypeError(
             f"Argument 'baseline' must be a candidate index or id, not {type(baseline).__name__}."
         )
@@ -62,6 +61,7 @@ def baseline_index(
     return int(baseline)
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Baseline(FixedSchedule):
     """Matches ``(baseline, i)`` for every other candidate ``i``; no order of its own.
 
@@ -89,25 +89,17 @@ class Baseline(FixedSchedule):
 
     first_label = "baseline "
 
-    def __init__(
-        self,
-        n_items: int,
-        *,
-        baseline: int | str = 0,
-        candidate_ids: Sequence[str] | None = None,
-        swap: SwapMode = "both",
-        samples: int = 1,
-        seed: int | np.random.Generator | None = None,
-        preference_mapping: PreferenceMapping = linear_preference,
-    ) -> None:
-        super().__init__(
-            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
-        )
+    baseline: int | str = 0
+    candidate_ids: InitVar[Sequence[str] | None] = None
+
+    def __post_init__(self, candidate_ids: Sequence[str] | None) -> None:
+        super().__post_init__()
         if candidate_ids is not None and len(candidate_ids) != self.n_items:
             raise ValueError(
                 f"Argument 'candidate_ids' must hold {self.n_items} ids, not {len(candidate_ids)}."
             )
-        self.baseline = baseline_index(baseline, self.n_items, candidate_ids)
+        index = baseline_index(self.baseline, self.n_items, candidate_ids)
+        self.baseline = index
         for i in range(self.n_items):
-            if i != self.baseline:
-                self._add_match(self.baseline, i)
+            if i != index:
+                self._add_match(index, i)
