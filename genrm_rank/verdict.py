@@ -36,7 +36,6 @@ from genrm_rank import validate as check
 from genrm_rank.errors import VerdictError
 
 __all__ = [
-    "LINEAR_PREFERENCE",
     "RANKING_MAX",
     "RANKING_MIN",
     "SCORE_MAX",
@@ -166,9 +165,6 @@ def linear_preference(ranking: float) -> float:
     (1.0, 0.5, 0.0)
     """
     return (RANKING_MAX - ranking) / (RANKING_MAX - RANKING_MIN)
-
-
-LINEAR_PREFERENCE: PreferenceMapping = linear_preference
 
 
 def table_preference(table: dict[int, float]) -> PreferenceMapping:

@@ -33,7 +33,6 @@ __all__ = [
     "RowLayout",
     "RowReader",
     "RowSpec",
-    "count_lines",
     "first_row_layout",
     "id_key",
     "iter_lines",
@@ -737,17 +736,6 @@ def iter_lines(path: str | os.PathLike[str]) -> Generator[tuple[int, bytes], Non
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             yield number, raw.rstrip(b"\r\n")
-
-
-def count_lines(path: str | os.PathLike[str], chunk: int = 1 << 20) -> int:
-    """Lines in a file, counted by newlines in 1 MiB chunks (a last line without one counts)."""
-    count = 0
-    last = b"\n"
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count + (last != b"\n")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
