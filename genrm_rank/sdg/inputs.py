@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from genrm_rank import validate as check
 from genrm_rank.errors import GenRMRankError
 from genrm_rank.messages import content_text
 
@@ -499,8 +500,7 @@ def open_input(
         The input does not exist, is not of the format asked for, or needs a package that is
         not installed (the message names it).
     """
-    if format not in INPUT_FORMATS:
-        raise ValueError(f"Argument 'format' must be one of {INPUT_FORMATS}, not {format!r}.")
+    check.one_of("format", format, INPUT_FORMATS)
     name = os.fspath(path)
     if format == "dataset" or (
         format == "auto" and (name.startswith(HF_PREFIX) or is_saved_dataset(name))
