@@ -21,7 +21,7 @@ ValueError: Argument 'retries' must be an int >= 0, not True.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, TypeGuard, TypeVar, overload
 
 import numpy as np
@@ -122,6 +122,17 @@ def number(name: str, value: object, *, optional: bool = False) -> float | None:
     return float(value)
 
 
+def _holds(
+    name: str, value: T | None, test: Callable[[Any], bool], words: str, optional: bool
+) -> T | None:
+    """``value`` if it passes ``test`` (or is ``None`` when optional); else ``ValueError``."""
+    if optional and value is None:
+        return None
+    if not test(value):
+        raise ValueError(f"Argument '{name}' must be {words}{_or_none(optional)}, not {value!r}.")
+    return value
+
+
 @overload
 def at_least(name: str, value: T, bound: float, *, optional: Literal[False] = ...) -> T: ...
 @overload
@@ -134,13 +145,7 @@ def at_least(name: str, value: T | None, bound: float, *, optional: bool = False
     ...
     ValueError: Argument 'retry_after' must be >= 0, not -1.0.
     """
-    if optional and value is None:
-        return None
-    if not value >= bound:  # type: ignore[operator]
-        raise ValueError(
-            f"Argument '{name}' must be >= {bound}{_or_none(optional)}, not {value!r}."
-        )
-    return value
+    return _holds(name, value, lambda v: v >= bound, f">= {bound}", optional)
 
 
 @overload
@@ -155,11 +160,7 @@ def positive(name: str, value: T | None, *, optional: bool = False) -> T | None:
     ...
     ValueError: Argument 'timeout' must be > 0, not 0.
     """
-    if optional and value is None:
-        return None
-    if not value > 0:  # type: ignore[operator]
-        raise ValueError(f"Argument '{name}' must be > 0{_or_none(optional)}, not {value!r}.")
-    return value
+    return _holds(name, value, lambda v: v > 0, "> 0", optional)
 
 
 def probability(name: str, value: T) -> T:
@@ -170,8 +171,16 @@ def probability(name: str, value: T) -> T:
     ...
     ValueError: Argument 'unreadable_rate' must be in [0, 1], not 1.5.
     """
-    if not 0.0 <= value <= 1.0:  # type: ignore[operator]
-        raise ValueError(f"Argument '{name}' must be in [0, 1], not {value!r}.")
+    return _holds(name, value, lambda v: 0.0 <= v <= 1.0, "in [0, 1]", False)  # type: ignore[return-value]
+
+
+def _typed(name: str, value: object, kind: type[T], what: str, optional: bool) -> T | None:
+    if optional and value is None:
+        return None
+    if not isinstance(value, kind):
+        raise TypeError(
+            f"Argument '{name}' must be {what}{_or_none(optional)}, not {type(value).__name__}."
+        )
     return value
 
 
@@ -181,13 +190,7 @@ def flag(name: str, value: object, *, optional: Literal[False] = ...) -> bool: .
 def flag(name: str, value: object, *, optional: bool) -> bool | None: ...
 def flag(name: str, value: object, *, optional: bool = False) -> bool | None:
     """A bool (an int 0 or 1 is not one), or ``None`` when optional; else ``TypeError``."""
-    if optional and value is None:
-        return None
-    if not isinstance(value, bool):
-        raise TypeError(
-            f"Argument '{name}' must be a bool{_or_none(optional)}, not {type(value).__name__}."
-        )
-    return value
+    return _typed(name, value, bool, "a bool", optional)
 
 
 def one_of(name: str, value: T, choices: Collection[object]) -> T:
@@ -210,10 +213,4 @@ def mapping(name: str, value: object, *, optional: Literal[False] = ...) -> Mapp
 def mapping(name: str, value: object, *, optional: bool) -> Mapping[Any, Any] | None: ...
 def mapping(name: str, value: object, *, optional: bool = False) -> Mapping[Any, Any] | None:
     """A mapping (or ``None`` when optional); else ``TypeError``."""
-    if optional and value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise TypeError(
-            f"Argument '{name}' must be a mapping{_or_none(optional)}, not {type(value).__name__}."
-        )
-    return value
+    return _typed(name, value, Mapping, "a mapping", optional)  # type: ignore[type-abstract]

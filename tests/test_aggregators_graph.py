@@ -152,20 +152,18 @@ def _old_graph_diagnostics(c: Comparisons) -> tuple[list[list[int]], list[list[i
     return parts, sorted(cycles, key=lambda cycle: (len(cycle), cycle))
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.integers(1, 9).flatmap(
-        lambda n: st.tuples(
-            st.just(n),
-            st.lists(
-                st.tuples(
-                    st.integers(0, n - 1), st.integers(0, n - 1), st.sampled_from([0.0, 0.5, 1.0])
-                ),
-                max_size=3 * n,
-            ),
-        )
+@st.composite
+def _games(draw: st.DrawFn) -> tuple[int, list[tuple[int, int, float]]]:
+    """A number of items and games among them, with wins, ties and losses."""
+    n = draw(st.integers(1, 9))
+    item = st.integers(0, n - 1)
+    return n, draw(
+        st.lists(st.tuples(item, item, st.sampled_from([0.0, 0.5, 1.0])), max_size=3 * n)
     )
-)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_games())
 def test_matches_the_networkx_implementation_on_random_graphs(
     case: tuple[int, list[tuple[int, int, float]]],
 ) -> None:
