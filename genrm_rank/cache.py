@@ -165,8 +165,7 @@ def _canonical_namespace(namespace: Mapping[str, Any]) -> str:
 
 
 def _key_from_canonical(namespace_json: str, request: PairRequest) -> str:
-    if not isinstance(request, PairRequest):
-        raise TypeError(f"Argument 'request' must be a PairRequest, not {type(request).__name__}.")
+    check.instance("request", request, PairRequest)
     body = _canonical(
         {
             "messages": request.messages(),

@@ -271,8 +271,7 @@ def resolve_spec(spec: RankSpec | None, fields: Mapping[str, Any], defaults: Ran
     if unknown:
         raise TypeError(f"Unexpected keyword arguments {unknown}: not RankSpec fields.")
     if spec is not None:
-        if not isinstance(spec, RankSpec):
-            raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+        check.instance("spec", spec, RankSpec)
         if fields:
             raise TypeError(
                 f"Pass either 'spec' or its fields ({', '.join(sorted(fields))}), not both: "

@@ -30,6 +30,7 @@ __all__ = [
     "at_least",
     "count",
     "flag",
+    "instance",
     "integer",
     "is_int",
     "mapping",
@@ -191,6 +192,17 @@ def flag(name: str, value: object, *, optional: bool) -> bool | None: ...
 def flag(name: str, value: object, *, optional: bool = False) -> bool | None:
     """A bool (an int 0 or 1 is not one), or ``None`` when optional; else ``TypeError``."""
     return _typed(name, value, bool, "a bool", optional)
+
+
+def instance(name: str, value: object, kind: type[T]) -> T:
+    """An instance of ``kind``; else ``TypeError`` naming both types.
+
+    >>> instance("spec", {}, str)
+    Traceback (most recent call last):
+    ...
+    TypeError: Argument 'spec' must be a str, not dict.
+    """
+    return _typed(name, value, kind, f"a {kind.__name__}", False)  # type: ignore[return-value]
 
 
 def one_of(name: str, value: T, choices: Collection[object]) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from genrm_rank import validate as check
         (lambda: check.text("s", "x"), "x"),
         (lambda: check.mapping("m", {"a": 1}), {"a": 1}),
         (lambda: check.mapping("m", None, optional=True), None),
+        (lambda: check.instance("s", "x", str), "x"),
     ],
 )
 def test_accepts_and_returns_the_value(call: Callable[[], Any], expected: object) -> None:
@@ -171,6 +173,11 @@ def test_returns_plain_python_numbers() -> None:
             lambda: check.mapping("data", []),
             TypeError,
             "Argument 'data' must be a mapping, not list.",
+        ),
+        (
+            lambda: check.instance("cache", {}, Path),
+            TypeError,
+            "Argument 'cache' must be a Path, not dict.",
         ),
         (
             lambda: check.mapping("extra_body", 1, optional=True),

@@ -35,14 +35,6 @@ DENSE_MAX = 64
 candidates); larger ones (leaderboards) with scipy's sparse graph routines."""
 
 
-def _check(comparisons: object) -> Comparisons:
-    if not isinstance(comparisons, Comparisons):
-        raise TypeError(
-            f"Argument 'comparisons' must be a Comparisons, not {type(comparisons).__name__}."
-        )
-    return comparisons
-
-
 def reachability(adjacency: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """Which item reaches which by a path of length >= 0, by repeated squaring.
 
@@ -105,7 +97,7 @@ def comparison_graph(comparisons: Comparisons) -> NDArray[np.int64]:
     >>> comparison_graph(Comparisons.from_pairs(3, [(0, 1), (1, 0)])).tolist()
     [[0, 2, 0], [2, 0, 0], [0, 0, 0]]
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     n = c.n_items
     counts = np.bincount(c.first * n + c.second, minlength=n * n).reshape(n, n)
     return np.asarray(counts + counts.T, dtype=np.int64)
@@ -175,7 +167,7 @@ def majority_digraph(comparisons: Comparisons) -> NDArray[np.float64]:
     >>> majority_digraph(Comparisons.from_arrays(2, [0, 1], [1, 0], [0.9, 0.5])).round(3).tolist()
     [[0.0, 0.7], [0.0, 0.0]]
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     total_weight, total_wins = c.pair_totals()
     games = total_weight + total_weight.T
     wins = total_wins + (total_weight - total_wins).T

@@ -427,8 +427,7 @@ def rank_dataset(
     """
     import ray.data
 
-    if not isinstance(spec, RankSpec):
-        raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+    check.instance("spec", spec, RankSpec)
     if not callable(judge_factory):
         raise TypeError(
             f"Argument 'judge_factory' must be a callable returning a Judge, not "

@@ -673,10 +673,7 @@ class OpenAIJudge:
         problem. Raises :class:`~genrm_rank.errors.EndpointsUnavailableError` only when every
         endpoint has been out of rotation for longer than ``down_timeout``.
         """
-        if not isinstance(request, PairRequest):
-            raise TypeError(
-                f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
-            )
+        check.instance("request", request, PairRequest)
         session = self._open()
         await self._check_endpoints(session)
         result = await self._call(session, request.prefix_key(), self._payload(request))

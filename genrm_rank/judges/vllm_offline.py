@@ -295,10 +295,7 @@ class VLLMOfflineJudge:
         Batches are served one at a time, each in a worker thread.
         """
         for i, request in enumerate(requests):
-            if not isinstance(request, PairRequest):
-                raise TypeError(
-                    f"Argument 'requests[{i}]' must be a PairRequest, not {type(request).__name__}."
-                )
+            check.instance(f"requests[{i}]", request, PairRequest)
         if not requests:
             return []
         async with self._bound_lock():
@@ -306,9 +303,6 @@ class VLLMOfflineJudge:
 
     async def judge(self, request: PairRequest) -> Verdict:
         """Judge one request (a batch of one)."""
-        if not isinstance(request, PairRequest):
-            raise TypeError(
-                f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
-            )
+        check.instance("request", request, PairRequest)
         (verdict,) = await self.judge_batch([request])
         return verdict

@@ -65,10 +65,10 @@ def baseline_index(
 class Baseline(FixedSchedule):
     """Matches ``(baseline, i)`` for every other candidate ``i``; no order of its own.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     baseline : int or str
         The baseline's index, or its id among ``candidate_ids`` (default: candidate 0).
     candidate_ids : sequence of str, optional
@@ -76,12 +76,6 @@ class Baseline(FixedSchedule):
     swap : {"both", "random", "none"}
         ``"both"``: each match in both orders (2(N-1) calls per sample); ``"random"``: one seeded
         random order; ``"none"``: the baseline in slot 1.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the ``"random"`` swap orders.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
     """
 
     takes_candidate_ids: ClassVar[bool] = True

@@ -29,18 +29,12 @@ __all__ = ["Circular"]
 class Circular(FixedSchedule):
     """Matches ``(i, (i + 1) % N)`` for every ``i``; no order of its own.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`.
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     swap : {"none", "both", "random"}
         ``"none"`` (default): N calls per sample, candidate ``i`` in slot 1 of match ``i``.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the ``"random"`` swap orders.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
     """
 
     swap: SwapMode = "none"

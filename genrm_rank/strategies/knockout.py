@@ -72,24 +72,17 @@ class _Slot:
 class Knockout(MatchScheduler):
     """Single-elimination bracket: exactly ``N - 1`` matches; the champion is the best.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     swap : {"both", "random", "none", "auto"}
-        How each match is judged (see :mod:`genrm_rank.strategies.base`). With ``"none"`` the
-        candidate from the upper bracket slot (the better seed in the first round) sits in slot 1.
-        With ``"auto"`` the final, which decides the champion, is always judged in both orders.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the random seeding (when ``seeding`` is None), the ``"random"`` swap orders and
-        the tie-breaking coins.
+        With ``"none"`` the candidate from the upper bracket slot (the better seed in the first
+        round) sits in slot 1. With ``"auto"`` the final, which decides the champion, is always
+        judged in both orders. ``seed`` also draws the seeding and the tie-breaking coins.
     seeding : sequence of int, optional
         Candidate indices in seed order, seed 1 first; a permutation of ``range(n_items)``.
         ``None`` draws a random seeding from ``seed``.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
 
     Notes
     -----

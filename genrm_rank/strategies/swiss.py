@@ -51,19 +51,16 @@ def default_rounds(n_items: int) -> int:
 class Swiss(MatchScheduler):
     """Swiss-system rounds; orders candidates by points, then Buchholz, then seed.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     rounds : int, optional
         Number of rounds; default :func:`default_rounds` (``ceil(log2 N) + 1``, capped so that
         rematches are not forced). More rounds than that are allowed and bring rematches.
     swap : {"both", "random", "none"}
-        How each match is judged. With ``"none"`` the higher-standing candidate sits in slot 1.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the random seeding (when ``seeding`` is None) and of ``"random"`` swap orders.
+        With ``"none"`` the higher-standing candidate sits in slot 1. ``seed`` also draws the
+        seeding when ``seeding`` is None.
     seeding : sequence of int, optional
         Candidate indices in seed order, seed 1 first; breaks ties in standings and pairs the
         first round (seed 1 vs 2, 3 vs 4, ...). ``None`` draws one from ``seed``.
@@ -71,8 +68,6 @@ class Swiss(MatchScheduler):
         Points per match: ``"preference"`` (default) gives each side its combined preference
         (``p`` and ``1 - p``); ``"wins"`` gives 1 to the winner (``p > 0.5``), 0.5 each for a
         preference of exactly 0.5.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
 
     Notes
     -----
