@@ -31,7 +31,6 @@ from genrm_rank.api import (
 from genrm_rank.cache import VerdictCache
 from genrm_rank.consistency import ConsistencyReport
 from genrm_rank.errors import (
-    BudgetExhaustedError,
     ComparisonGraphError,
     EndpointsUnavailableError,
     GenRMRankError,
@@ -58,7 +57,6 @@ __version__ = "0.2.0"
 __all__ = [
     "BatchJudge",
     "BradleyTerryFit",
-    "BudgetExhaustedError",
     "CachedJudge",
     "CandidateScore",
     "ComparisonGraphError",

@@ -40,7 +40,6 @@ from genrm_rank.aggregators import (
     win_rate,
 )
 from genrm_rank.duplicates import distinct
-from genrm_rank.errors import BudgetExhaustedError
 from genrm_rank.judges.base import Judge
 from genrm_rank.messages import Conversation
 from genrm_rank.results import Ranking, judgements_to_comparisons
@@ -119,7 +118,7 @@ async def _rank_one(prompt: PromptInput, judge: Judge, spec: RankSpec, concurren
     runner = Runner(judge, spec, concurrency=concurrency)
     results = [result async for result in runner.run([prompt])]
     if not results:  # pragma: no cover - no run-wide cap is set for one prompt
-        raise BudgetExhaustedError("The run ended before the prompt finished.")
+        raise RuntimeError("the runner ended before the prompt finished")
     result = results[0]
     if result.ranking is None:
         raise result.error or RuntimeError("the runner gave neither a ranking nor an error")

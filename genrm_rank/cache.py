@@ -72,6 +72,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.verdict import Verdict, verdict_from_dict, verdict_to_dict
 
@@ -152,8 +153,7 @@ def _canonical(payload: Any) -> str:
 
 
 def _canonical_namespace(namespace: Mapping[str, Any]) -> str:
-    if not isinstance(namespace, Mapping):
-        raise TypeError(f"Argument 'namespace' must be a mapping, not {type(namespace).__name__}.")
+    check.mapping("namespace", namespace)
     _check_no_secrets(namespace, "namespace")
     try:
         return _canonical(dict(namespace))
@@ -165,8 +165,7 @@ def _canonical_namespace(namespace: Mapping[str, Any]) -> str:
 
 
 def _key_from_canonical(namespace_json: str, request: PairRequest) -> str:
-    if not isinstance(request, PairRequest):
-        raise TypeError(f"Argument 'request' must be a PairRequest, not {type(request).__name__}.")
+    check.instance("request", request, PairRequest)
     body = _canonical(
         {
             "messages": request.messages(),

@@ -11,7 +11,6 @@ Every exception the library raises on purpose derives from :class:`GenRMRankErro
      │    ├── SystematicFailureError      nearly every verdict of a run fails the same way (a
      │    │                               persistent fault): the cause, quoted, and a likely fix
      │    └── ReplayMissError             a replayed record has no verdict for that pair
-     ├── BudgetExhaustedError      a run-wide call/token cap ended a run before its prompt finished
      └── ComparisonGraphError      the comparisons cannot support the requested answer
 
 Bad arguments are reported with the built-in :class:`ValueError` / :class:`TypeError`, whose
@@ -23,7 +22,6 @@ rejected answers) are not exceptions: they are :class:`~genrm_rank.verdict.Verdi
 from __future__ import annotations
 
 __all__ = [
-    "BudgetExhaustedError",
     "ComparisonGraphError",
     "EndpointsUnavailableError",
     "GenRMRankError",
@@ -71,10 +69,6 @@ class ReplayMissError(JudgeError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0]) if self.args else ""
-
-
-class BudgetExhaustedError(GenRMRankError):
-    """A hard cap on judge calls or tokens was reached."""
 
 
 class ComparisonGraphError(GenRMRankError, ValueError):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 
+from genrm_rank import validate as check
 from genrm_rank.errors import SystematicFailureError
 from genrm_rank.parsing import NO_REASONING
 from genrm_rank.verdict import FailureKind, Verdict
@@ -114,16 +115,10 @@ class FailureWatch:
         window_failed: int = 60,
         probe_in_flight: int = 8,
     ) -> None:
-        counts = {
-            "start": start,
-            "window": window,
-            "window_failed": window_failed,
-            "probe_in_flight": probe_in_flight,
-        }
-        bad = [k for k, v in counts.items() if isinstance(v, bool) or not isinstance(v, int)]
-        bad += [k for k, v in counts.items() if k not in bad and v < 1]
-        if bad:
-            raise ValueError(f"Argument '{bad[0]}' must be an int >= 1, not {counts[bad[0]]!r}.")
+        check.count("start", start, 1)
+        check.count("window", window, 1)
+        check.count("window_failed", window_failed, 1)
+        check.count("probe_in_flight", probe_in_flight, 1)
         if window_failed > window:
             raise ValueError(
                 f"Argument 'window_failed' must be <= window ({window}), not {window_failed}."

@@ -42,7 +42,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Se
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from genrm_rank.errors import BudgetExhaustedError, JudgeError
+from genrm_rank.errors import JudgeError
 from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
 from genrm_rank.messages import Conversation
@@ -56,7 +56,6 @@ __all__ = [
     "PromptJob",
     "PromptRun",
     "aiterate",
-    "run_one",
 ]
 
 T = TypeVar("T")
@@ -690,14 +689,3 @@ async def aiterate(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
     else:
         for item in items:
             yield item
-
-
-async def run_one(judge: Judge, job: PromptJob, **options: Any) -> PromptRun:
-    """Run a single job to the end (the orchestrator with one prompt)."""
-    orchestrator = Orchestrator(judge, **options)
-    runs = [run async for run in orchestrator.run(itertools.repeat(job, 1))]
-    if not runs:
-        raise BudgetExhaustedError(
-            f"The run ended before the prompt finished: {orchestrator.cap_reached} reached."
-        )
-    return runs[0]

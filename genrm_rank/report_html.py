@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.sdg.output import sidecar_path
 
 __all__ = ["read_rows", "render_report", "write_report"]
@@ -182,8 +183,7 @@ def render_report(
     ValueError
         No row holds a ranking under ``result_field``, or ``sample`` is negative.
     """
-    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
-        raise ValueError(f"Argument 'sample' must be an int >= 0, not {sample!r}.")
+    check.count("sample", sample, 0)
     ranked = [
         (i, row, row[result_field])
         for i, row in enumerate(rows)

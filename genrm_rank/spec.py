@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -28,6 +27,7 @@ from typing import Any, TypedDict, cast
 
 import numpy as np
 
+from genrm_rank import validate as check
 from genrm_rank.strategies import check_swap, strategy_name
 from genrm_rank.verdict import PreferenceMapping, linear_preference, table_preference
 
@@ -50,14 +50,6 @@ strong enough that a candidate that won every match gets a finite strength and a
 
 Preference = str | Mapping[int, float] | PreferenceMapping
 """``"linear"``, a table of the six rankings to preferences, or a callable."""
-
-
-def _int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"Argument '{name}' must be an int, not {type(value).__name__}.")
-    if value < minimum:
-        raise ValueError(f"Argument '{name}' must be >= {minimum}, not {value}.")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -137,38 +129,31 @@ class RankSpec:
         set_ = object.__setattr__
         set_(self, "strategy", strategy_name(self.strategy))
         set_(self, "swap", check_swap(self.swap))
-        set_(self, "samples", _int("samples", self.samples, 1))
+        set_(self, "samples", check.integer("samples", self.samples, 1, spelled=">="))
         if isinstance(self.seed, np.random.Generator):
             set_(self, "seed", int(self.seed.integers(0, 2**63 - 1)))
         else:
-            set_(self, "seed", _int("seed", self.seed, 0))
+            set_(self, "seed", check.integer("seed", self.seed, 0, spelled=">="))
         if self.budget is not None:
-            set_(self, "budget", _int("budget", self.budget, 0))
-        set_(self, "retries", _int("retries", self.retries, 0))
+            set_(self, "budget", check.integer("budget", self.budget, 0, spelled=">="))
+        set_(self, "retries", check.integer("retries", self.retries, 0, spelled=">="))
         preference_mapping(self.preference)  # checked now, built on use
-        if not isinstance(self.position_bias, bool):
-            raise TypeError(
-                f"Argument 'position_bias' must be a bool, not {type(self.position_bias).__name__}."
-            )
+        check.flag("position_bias", self.position_bias)
         for name in ("alpha", "confidence"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"Argument '{name}' must be a number, not {type(value).__name__}.")
-            if not math.isfinite(value):
-                raise ValueError(f"Argument '{name}' must be finite, not {value}.")
-            set_(self, name, float(value))
-        if self.alpha < 0:
-            raise ValueError(f"Argument 'alpha' must be >= 0, not {self.alpha}.")
+            set_(self, name, check.number(name, getattr(self, name)))
+        check.at_least("alpha", self.alpha, 0)
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"Argument 'confidence' must be in (0, 1), not {self.confidence}.")
-        set_(self, "p_best_draws", _int("p_best_draws", self.p_best_draws, 1))
-        set_(self, "bootstrap_rounds", _int("bootstrap_rounds", self.bootstrap_rounds, 0))
-        if not isinstance(self.strategy_options, Mapping):
-            raise TypeError(
-                "Argument 'strategy_options' must be a mapping, "
-                f"not {type(self.strategy_options).__name__}."
-            )
-        set_(self, "strategy_options", MappingProxyType(dict(self.strategy_options)))
+        set_(
+            self, "p_best_draws", check.integer("p_best_draws", self.p_best_draws, 1, spelled=">=")
+        )
+        set_(
+            self,
+            "bootstrap_rounds",
+            check.integer("bootstrap_rounds", self.bootstrap_rounds, 0, spelled=">="),
+        )
+        options = check.mapping("strategy_options", self.strategy_options)
+        set_(self, "strategy_options", MappingProxyType(dict(options)))
 
     # -- derived ------------------------------------------------------------------------------
 
@@ -286,8 +271,7 @@ def resolve_spec(spec: RankSpec | None, fields: Mapping[str, Any], defaults: Ran
     if unknown:
         raise TypeError(f"Unexpected keyword arguments {unknown}: not RankSpec fields.")
     if spec is not None:
-        if not isinstance(spec, RankSpec):
-            raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+        check.instance("spec", spec, RankSpec)
         if fields:
             raise TypeError(
                 f"Pass either 'spec' or its fields ({', '.join(sorted(fields))}), not both: "

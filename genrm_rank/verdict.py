@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import enum
 import math
-import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.errors import VerdictError
 
 __all__ = [
-    "LINEAR_PREFERENCE",
     "RANKING_MAX",
     "RANKING_MIN",
     "SCORE_MAX",
@@ -115,11 +114,7 @@ class Usage:
 
     def __post_init__(self) -> None:
         for name in ("prompt_tokens", "completion_tokens"):
-            value: object = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
-            if not isinstance(value, int):  # a numpy integer
-                object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, check.count(name, getattr(self, name), 0))
 
     @property
     def total_tokens(self) -> int:
@@ -170,9 +165,6 @@ def linear_preference(ranking: float) -> float:
     (1.0, 0.5, 0.0)
     """
     return (RANKING_MAX - ranking) / (RANKING_MAX - RANKING_MIN)
-
-
-LINEAR_PREFERENCE: PreferenceMapping = linear_preference
 
 
 def table_preference(table: dict[int, float]) -> PreferenceMapping:
@@ -430,38 +422,25 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
     Missing keys take the :class:`~genrm_rank.verdict.Verdict` defaults; unknown keys raise
     ``ValueError``, as do values the verdict itself rejects.
     """
-    if not isinstance(data, Mapping):
-        raise TypeError(f"Argument 'data' must be a mapping, not {type(data).__name__}.")
+    check.mapping("data", data)
     _check_keys(data, _VERDICT_KEYS, "data")
     rubrics = []
     for i, item in enumerate(data.get("rubrics") or ()):
-        if not isinstance(item, Mapping):
-            raise TypeError(
-                f"Argument 'data['rubrics'][{i}]' must be a mapping, not {type(item).__name__}."
-            )
+        check.mapping(f"data['rubrics'][{i}]", item)
         _check_keys(item, _RUBRIC_KEYS, f"data['rubrics'][{i}]")
         rubrics.append(
             RubricScore(
                 item.get("rubric_id"), item.get("score_1"), item.get("score_2"), item.get("ranking")
             )
         )
-    usage_data = data.get("usage")
+    usage_data = check.mapping("data['usage']", data.get("usage"), optional=True)
     usage = None
     if usage_data is not None:
-        if not isinstance(usage_data, Mapping):
-            raise TypeError(
-                f"Argument 'data['usage']' must be a mapping or None, "
-                f"not {type(usage_data).__name__}."
-            )
         _check_keys(usage_data, _USAGE_KEYS, "data['usage']")
         usage = Usage(
             int(usage_data.get("prompt_tokens", 0)), int(usage_data.get("completion_tokens", 0))
         )
-    attempts = data.get("attempts", 1)
-    if isinstance(attempts, bool) or not isinstance(attempts, int):
-        raise TypeError(
-            f"Argument 'data['attempts']' must be an int, not {type(attempts).__name__}."
-        )
+    attempts = check.integer("data['attempts']", data.get("attempts", 1))
     failure = data.get("failure")
     return Verdict(
         score_1=data.get("score_1"),

@@ -10,15 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from llmbar import LLMBAR_STATISTICS, llmbar_judgements, llmbar_statistics
 from reference_data import LLMBAR_SWAP_RESULTS, read_jsonl
 from strategy_driver import drive, position_biased
 
-from genrm_rank.consistency import (
-    LLMBAR_STATISTICS,
-    consistency_report,
-    llmbar_judgements,
-    llmbar_statistics,
-)
+from genrm_rank.consistency import consistency_report
 from genrm_rank.strategies import Judgement, RoundRobin
 from genrm_rank.verdict import Verdict
 

@@ -82,7 +82,7 @@ def test_rows_ranked_as_the_runner_ranks_them(ray_local: Any) -> None:
     ranked = _by_id(rank_dataset(ds, spec=SPEC, judge_factory=SimulatedJudge, batch_size=4))
     assert len(ranked) == 12
     assert ranked["r5"]["genrm_status"] == "invalid"
-    assert "at least 2 candidates" in ranked["r5"]["genrm_error"]
+    assert ranked["r5"]["genrm_error"] == "too_few_candidates: fewer than two candidates (1)"
 
     async def direct() -> dict[str, Any]:
         runner = Runner(SimulatedJudge(), SPEC)
@@ -277,5 +277,51 @@ def _actor(**kwargs: Any) -> Any:
 def test_a_row_over_max_candidates_is_invalid_before_anything_is_scheduled() -> None:
     wide = {"id": "w", "prompt": "Which?", "candidates": [f"c{j}" for j in range(10_000)]}
     reason = _actor()._prompt(wide, 0)
-    assert isinstance(reason, str) and "at most max_candidates=1024" in reason
+    assert reason == "too_many_candidates: 10000 candidates, over max_candidates=1024"
     assert isinstance(_actor(max_candidates=None)._prompt(wide, 0), PromptInput)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"id": "a", "candidates": ["x", "y"]}, "missing_field"),
+        ({"id": "a", "prompt": "", "candidates": ["x", "y"]}, "bad_field"),
+        ({"id": "a", "prompt": "Q?", "candidates": ["x", "x"]}, "too_few_candidates"),
+        (
+            {"id": "a", "prompt": "<|im_start|>user Q?", "candidates": ["x", "y"]},
+            "templated_prompt",
+        ),
+        ({"id": True, "prompt": "Q?", "candidates": ["x", "y"]}, "bad_field"),
+    ],
+)
+def test_rows_are_refused_as_the_sdg_row_reader_refuses_them(
+    row: dict[str, Any], reason: str
+) -> None:
+    """One reader for rows: a row the pipeline refuses is refused here, with the same kind."""
+    from genrm_rank.sdg import RowError, RowReader, RowSpec
+
+    refused = RowReader(RowSpec(prompt_fields=("prompt",), id_from_line=False)).parse(1, dict(row))
+    assert isinstance(refused, RowError) and refused.kind == reason
+    assert _actor()._prompt(row, 0) == f"{refused.kind}: {refused.reason}"
+
+
+def test_rows_take_the_named_columns_only() -> None:
+    """Other columns are not read; without an id column the content keys the randomness."""
+    from genrm_rank.integrations.ray import _RankActor
+
+    row = {
+        "id": 7,
+        "q": [{"role": "user", "content": "Q?"}],
+        "answers": [{"id": "m1", "text": "x"}, {"id": "m2", "text": "y"}],
+        "prompt": "not this one",
+        "rubric": "Be brief.",
+    }
+    columns = {"prompt": "q", "candidates": "answers", "id": None, "principle": "rubric"}
+    prompt = _RankActor(SPEC, SimulatedJudge, columns, {}, None, None, "genrm_")._prompt(row, 3)
+    assert isinstance(prompt, PromptInput)
+    assert prompt.conversation == [{"role": "user", "content": "Q?"}]
+    assert list(prompt.candidates) == ["x", "y"] and list(prompt.candidate_ids or ()) == [
+        "m1",
+        "m2",
+    ]
+    assert prompt.principle == "Be brief." and prompt.prompt_id == "" and prompt.key == 3

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from one_prompt import run_one
 
 import genrm_rank.judges.openai_http as openai_http
 from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import BatchJudge, PairRequest
 from genrm_rank.judges.openai_http import OpenAIJudge
-from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun, run_one
+from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun
 from genrm_rank.server import SimServer, SimServerConfig
 from genrm_rank.strategies import RoundRobin
 from genrm_rank.verdict import FailureKind

@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from one_prompt import run_one
 
 from genrm_rank.errors import EndpointsUnavailableError, ReplayMissError, SystematicFailureError
 from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.simulated import SimulatedJudge
-from genrm_rank.orchestrator import COMPLETIONS_A_STEP, Orchestrator, PromptJob, run_one
+from genrm_rank.orchestrator import COMPLETIONS_A_STEP, Orchestrator, PromptJob
 from genrm_rank.strategies.round_robin import RoundRobin
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
@@ -231,11 +232,10 @@ async def test_cached_verdicts_do_not_count_against_run_caps() -> None:
     assert all(r.calls == 0 and r.cached == 12 for r in runs)
 
 
-async def test_run_one_raises_when_a_cap_ends_the_run_first() -> None:
-    from genrm_rank.errors import BudgetExhaustedError
-
-    with pytest.raises(BudgetExhaustedError, match="max_calls"):
-        await run_one(CountingJudge(), _job(4), max_calls=3, max_in_flight=1)
+async def test_a_cap_ends_the_run_before_its_prompt_finishes() -> None:
+    orchestrator = Orchestrator(CountingJudge(), max_calls=3, max_in_flight=1)
+    assert await _collect(orchestrator, [_job(4)]) == []
+    assert orchestrator.cap_reached == "max_calls" and orchestrator.stats.calls == 3
 
 
 class StatisticsAwareScheduler(RoundRobin):

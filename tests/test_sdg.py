@@ -11,22 +11,10 @@ import pytest
 
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.messages import normalize_conversation
-from genrm_rank.sdg import (
-    Block,
-    IdIndex,
-    JsonlSink,
-    ReorderBuffer,
-    Row,
-    RowError,
-    RowReader,
-    RowSpec,
-    count_lines,
-    drop_retried_errors,
-    parse_shard,
-    prepare_output,
-    process_file,
-    recover,
-)
+from genrm_rank.sdg import Row, RowError, RowReader, RowSpec, prepare_output, process_file
+from genrm_rank.sdg.inputs import count_lines
+from genrm_rank.sdg.output import Block, JsonlSink, ReorderBuffer, drop_retried_errors, recover
+from genrm_rank.sdg.rows import IdIndex, parse_shard
 from genrm_rank.spec import SELECT_DEFAULTS, RankSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -146,7 +134,8 @@ def test_max_chars_none_accepts_long_texts() -> None:
 def test_count_lines(tmp_path: Path, data: bytes, n: int) -> None:
     path = tmp_path / "f.jsonl"
     path.write_bytes(data)
-    assert count_lines(path, chunk=2) == n
+    with path.open("rb") as stream:
+        assert count_lines(stream, chunk=2) == n
 
 
 @pytest.mark.parametrize(("text", "expected"), [("0/1", (0, 1)), ("3/4", (3, 4))])
@@ -679,3 +668,21 @@ def test_a_null_assistant_message_is_dropped_like_a_null_candidate() -> None:
     row = {"id": 1, "prompt": "p", "candidates": ["a", "b", [_assistant(None)]]}
     parsed = RowReader().parse(1, _line(row))
     assert isinstance(parsed, Row) and parsed.dropped == ({"index": 2, "reason": "null"},)
+
+
+def test_the_package_exports_what_a_pipeline_author_needs_only() -> None:
+    """About a dozen names; internals (IdIndex, ReorderBuffer, count_lines) stay in modules."""
+    import genrm_rank.sdg as sdg
+
+    needed = "Row RowError RowReader RowSpec RunOutcome SelectThresholds merge_shards pair_rows"
+    needed += " preference_pairs prepare_output process_file rank_rows select_rows"
+    assert sdg.__all__ == needed.split()
+    for internal in ("IdIndex", "ReorderBuffer", "count_lines", "Block", "parse_shard"):
+        assert not hasattr(sdg, internal)
+
+
+def test_lines_are_counted_in_one_place() -> None:
+    """The input module's counter is the only one; rows.py no longer has its own."""
+    import genrm_rank.sdg.rows as rows
+
+    assert not hasattr(rows, "count_lines")

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from genrm_rank.cli import main
-from genrm_rank.sdg import MergeCounts, merge_shards
+from genrm_rank.sdg import merge_shards
+from genrm_rank.sdg.merge import MergeCounts
 
 
 def _write_input(path: Path, n: int = 23) -> None:

@@ -431,3 +431,30 @@ def test_serve_sim_beyond_loopback_without_a_key_warns(
     assert served == [host]
     err = capsys.readouterr().err
     assert ("warning: listening on" in err and "no API key" in err) is warned
+
+
+def test_the_judge_settings_are_declared_once_and_all_reach_the_judge() -> None:
+    """SimServerConfig takes every SimulatedJudgeSettings keyword (thresholds too) and passes it."""
+    import dataclasses
+
+    from genrm_rank.judges.simulated import SimulatedJudge, SimulatedJudgeSettings
+
+    chosen = {
+        "noise": "thurstone",
+        "noise_scale": 0.5,
+        "position_bias": 0.25,
+        "unreadable_rate": 0.125,
+        "truncated_rate": 0.0625,
+        "answer_format": "rubric",
+        "reasoning_style": "think",
+        "thresholds": (0.5, 1.5),
+        "n_rubrics": 3,
+    }
+    assert sorted(chosen) == sorted(f.name for f in dataclasses.fields(SimulatedJudgeSettings))
+    config = SimServerConfig(judge_seed=7, **chosen)  # type: ignore[arg-type]
+    judge = config.make_judge()
+    assert isinstance(judge, SimulatedJudge) and judge.seed == 7
+    assert {name: getattr(judge, name) for name in chosen} == chosen
+    assert judge.settings() == config.settings() == SimulatedJudgeSettings(**chosen)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^Argument 'thresholds' must satisfy 0 < low < high"):
+        SimServerConfig(thresholds=(2.0, 1.0))

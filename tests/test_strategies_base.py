@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from genrm_rank.strategies import STRATEGIES, Judgement, RoundRobin, Scheduler, make_strategy
-from genrm_rank.strategies.base import combine_preferences
+from genrm_rank.strategies.base import MatchScheduler, combine_preferences
 from genrm_rank.verdict import Verdict, table_preference
 
 RANKINGS = st.one_of(st.integers(1, 6), st.floats(1, 6))
@@ -153,3 +156,47 @@ def test_auto_is_a_swap_mode_of_the_spec() -> None:
     assert RankSpec(strategy="swiss", swap="auto").swap == "auto"
     with pytest.raises(ValueError, match="'swap'"):
         RankSpec(swap="sometimes")
+
+
+SWAP_DEFAULTS = {
+    "baseline": "both",
+    "circular": "none",
+    "knockout": "both",
+    "round_robin": "both",
+    "swiss": "both",
+}
+
+
+@pytest.mark.parametrize(("name", "swap"), sorted(SWAP_DEFAULTS.items()))
+def test_signatures_show_the_shared_keywords_and_each_default(name: str, swap: str) -> None:
+    params = inspect.signature(STRATEGIES[name]).parameters
+    assert next(iter(params)) == "n_items"
+    assert params["n_items"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    for keyword in ("swap", "samples", "seed", "preference_mapping"):
+        assert params[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params["swap"].default == swap
+    assert params["samples"].default == 1 and params["seed"].default is None
+    assert make_strategy(name, 3).swap == swap  # type: ignore[attr-defined]
+
+
+def test_a_strategy_declares_only_what_it_adds() -> None:
+    """The shared keywords are declared once, on MatchScheduler; a strategy adds its own."""
+    shared = [f.name for f in dataclasses.fields(MatchScheduler)]
+    assert shared == ["n_items", "swap", "samples", "seed", "preference_mapping"]
+    own = {
+        name: [p for p in inspect.signature(cls).parameters if p not in shared]
+        for name, cls in STRATEGIES.items()
+        if name != "adaptive"
+    }
+    assert own == {
+        "baseline": ["baseline", "candidate_ids"],
+        "circular": [],
+        "knockout": ["seeding"],
+        "round_robin": [],
+        "swiss": ["rounds", "seeding", "scoring"],
+    }
+
+
+def test_positional_options_are_refused() -> None:
+    with pytest.raises(TypeError):
+        RoundRobin(3, "none")  # type: ignore[misc]

@@ -8,7 +8,7 @@ labelled games) and does no I/O. Modules:
   bootstrap, and Elo scaling.
 - ``scores``: win rate, Copeland, mean individual score, NeMo-Gym's ``simple_tiebreaker``.
 - ``identification``: existence and identifiability of the Bradley-Terry MLE.
-- ``graph``: connectivity and intransitive-cycle diagnostics (networkx).
+- ``graph``: connectivity and intransitive-cycle diagnostics, over numpy adjacency matrices.
 - ``leaderboard``: Elo leaderboards over string labels.
 """
 

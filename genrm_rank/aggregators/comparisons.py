@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from genrm_rank import validate as check
+
 __all__ = ["Comparisons"]
 
 _OPTIONAL_FIELDS = ("score_first", "score_second", "ranking")
@@ -117,12 +119,7 @@ class Comparisons:
     ranking: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
-        n_items = self.n_items
-        if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)):
-            raise TypeError(f"Argument 'n_items' must be an int, not {type(n_items).__name__}.")
-        if n_items < 1:
-            raise ValueError(f"Argument 'n_items' must be at least 1, not {n_items}.")
-        n_items = int(n_items)
+        n_items = check.integer("n_items", self.n_items, 1)
         object.__setattr__(self, "n_items", n_items)
         first = _as_index_array("first", self.first, n_items)
         second = _as_index_array("second", self.second, n_items)

@@ -3,34 +3,82 @@
 Whether Bradley-Terry strengths are identified depends on the comparison graph (Ford, 1957;
 Hunter, 2004), and cycles in the majority-preference digraph (Condorcet cycles) measure how far
 a judge is from any ranking.
+
+Graphs are numpy adjacency matrices over the items ``0 .. n_items - 1`` (scipy's csgraph
+convention: entry ``[i, j]`` is the edge ``i -> j``, 0 for none). This module is the package's
+one place for graph algorithms: :mod:`~genrm_rank.aggregators.identification` takes its
+components and reachability from here.
 """
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
+from numpy.typing import NDArray
+from scipy.sparse import csgraph, csr_matrix
+
+from genrm_rank import validate as check
 
 from .comparisons import Comparisons
 
 __all__ = [
     "comparison_graph",
+    "component_labels",
     "connected_components",
     "intransitive_cycles",
     "is_connected",
     "majority_digraph",
+    "reachability",
 ]
 
+DENSE_MAX = 64
+"""Graphs up to this many items are searched with dense numpy (microseconds for a prompt's
+candidates); larger ones (leaderboards) with scipy's sparse graph routines."""
 
-def _check(comparisons: object) -> Comparisons:
-    if not isinstance(comparisons, Comparisons):
-        raise TypeError(
-            f"Argument 'comparisons' must be a Comparisons, not {type(comparisons).__name__}."
+
+def reachability(adjacency: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Which item reaches which by a path of length >= 0, by repeated squaring.
+
+    Meant for small dense graphs (up to :data:`DENSE_MAX` items).
+
+    >>> reachability(np.array([[False, True], [False, False]])).tolist()
+    [[True, True], [False, True]]
+    """
+    reach = adjacency | np.eye(len(adjacency), dtype=bool)
+    while True:
+        step = reach.astype(np.int64)
+        wider = (step @ step) > 0
+        if np.array_equal(wider, reach):
+            return reach
+        reach = wider
+
+
+def component_labels(
+    adjacency: NDArray[np.bool_], connection: str = "weak"
+) -> tuple[int, NDArray[np.int64]]:
+    """Number of weakly or strongly connected components of a digraph, and a label per item.
+
+    Items with the same label share a component. Small graphs are searched densely
+    (:func:`reachability`; each label is then the component's smallest item), larger ones with
+    :func:`scipy.sparse.csgraph.connected_components`.
+
+    >>> component_labels(np.array([[False, True], [False, False]]), "strong")[0]
+    2
+    """
+    if len(adjacency) > DENSE_MAX:
+        count, labels = csgraph.connected_components(
+            csr_matrix(adjacency), directed=True, connection=connection
         )
-    return comparisons
+        return int(count), np.asarray(labels, dtype=np.int64)
+    if connection == "weak":
+        adjacency = adjacency | adjacency.T
+    reach = reachability(adjacency)
+    mutual = reach & reach.T
+    labels = np.argmax(mutual, axis=1).astype(np.int64)  # the first item of each component
+    return len(np.unique(labels)), labels
 
 
-def comparison_graph(comparisons: Comparisons) -> nx.Graph:
-    """Undirected graph with one node per item and an edge per compared pair.
+def comparison_graph(comparisons: Comparisons) -> NDArray[np.int64]:
+    """Undirected comparison graph: how often each pair was compared, in either slot order.
 
     Parameters
     ----------
@@ -39,28 +87,20 @@ def comparison_graph(comparisons: Comparisons) -> nx.Graph:
 
     Returns
     -------
-    networkx.Graph
-        Nodes ``0 .. n_items - 1``; edge ``{i, j}`` carries ``count`` (number of comparisons
-        of the pair, either slot order) and ``total_weight``.
+    numpy.ndarray of int, shape (n_items, n_items)
+        Symmetric; entry ``[i, j]`` counts the comparisons of ``i`` with ``j`` (an edge where it
+        is positive), the diagonal is 0. The pairs' total weights are
+        :meth:`Comparisons.pair_totals`.
 
     Examples
     --------
-    >>> g = comparison_graph(Comparisons.from_pairs(3, [(0, 1), (1, 0)]))
-    >>> g.number_of_nodes(), g.edges[0, 1]["count"]
-    (3, 2)
+    >>> comparison_graph(Comparisons.from_pairs(3, [(0, 1), (1, 0)])).tolist()
+    [[0, 2, 0], [2, 0, 0], [0, 0, 0]]
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     n = c.n_items
-    total_weight, _ = c.pair_totals()
     counts = np.bincount(c.first * n + c.second, minlength=n * n).reshape(n, n)
-    counts = counts + counts.T
-    weights = total_weight + total_weight.T
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    rows, cols = np.nonzero(np.triu(counts, k=1))
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        graph.add_edge(i, j, count=int(counts[i, j]), total_weight=float(weights[i, j]))
-    return graph
+    return np.asarray(counts + counts.T, dtype=np.int64)
 
 
 def connected_components(comparisons: Comparisons) -> list[list[int]]:
@@ -82,11 +122,11 @@ def connected_components(comparisons: Comparisons) -> list[list[int]]:
     >>> connected_components(Comparisons.from_pairs(4, [(0, 1), (3, 2)]))
     [[0, 1], [2, 3]]
     """
-    parts = [
-        sorted(int(i) for i in part)
-        for part in nx.connected_components(comparison_graph(comparisons))
-    ]
-    return sorted(parts, key=lambda part: part[0])
+    _, labels = component_labels(comparison_graph(comparisons) > 0, "weak")
+    parts: dict[int, list[int]] = {}
+    for item, label in enumerate(labels.tolist()):
+        parts.setdefault(label, []).append(item)
+    return sorted(parts.values(), key=lambda part: part[0])
 
 
 def is_connected(comparisons: Comparisons) -> bool:
@@ -105,12 +145,11 @@ def is_connected(comparisons: Comparisons) -> bool:
     return len(connected_components(comparisons)) == 1
 
 
-def majority_digraph(comparisons: Comparisons) -> nx.DiGraph:
+def majority_digraph(comparisons: Comparisons) -> NDArray[np.float64]:
     """Majority-preference digraph: an edge ``i -> j`` when ``i`` beats ``j`` on aggregate.
 
     The aggregate of a pair is the weighted mean outcome for ``i`` over all comparisons of the
-    pair in either slot order; the edge exists when it exceeds 0.5 (by more than 1e-9), and
-    carries it as ``preference``.
+    pair in either slot order; the edge exists when it exceeds 0.5 (by more than 1e-9).
 
     Parameters
     ----------
@@ -119,28 +158,31 @@ def majority_digraph(comparisons: Comparisons) -> nx.DiGraph:
 
     Returns
     -------
-    networkx.DiGraph
-        Nodes ``0 .. n_items - 1``.
+    numpy.ndarray of float, shape (n_items, n_items)
+        Entry ``[i, j]`` is ``i``'s aggregate preference over ``j`` on an edge ``i -> j``, and 0
+        where there is no edge.
+
+    Examples
+    --------
+    >>> majority_digraph(Comparisons.from_arrays(2, [0, 1], [1, 0], [0.9, 0.5])).round(3).tolist()
+    [[0.0, 0.7], [0.0, 0.0]]
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     total_weight, total_wins = c.pair_totals()
     games = total_weight + total_weight.T
     wins = total_wins + (total_weight - total_wins).T
     share = np.full(games.shape, 0.5)
     np.divide(wins, games, out=share, where=games > 0)
-    graph = nx.DiGraph()
-    graph.add_nodes_from(range(c.n_items))
-    rows, cols = np.nonzero(share > 0.5 + 1e-9)
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        graph.add_edge(i, j, preference=float(share[i, j]))
-    return graph
+    return np.where(share > 0.5 + 1e-9, share, 0.0)
 
 
 def intransitive_cycles(comparisons: Comparisons, max_length: int = 3) -> list[list[int]]:
     """Cycles of the majority-preference digraph (Condorcet cycles), as a diagnostic.
 
     A cycle ``[a, b, c]`` means ``a`` beats ``b``, ``b`` beats ``c`` and ``c`` beats ``a`` on
-    aggregate; no ranking agrees with all its edges. A transitive judge has none.
+    aggregate; no ranking agrees with all its edges. A transitive judge has none. Each cycle is
+    found once, by a depth-first search from its smallest item through larger ones only, with
+    paths cut at ``max_length`` (the bounded search of Johnson, 1975, without its blocking).
 
     Parameters
     ----------
@@ -161,13 +203,21 @@ def intransitive_cycles(comparisons: Comparisons, max_length: int = 3) -> list[l
     >>> intransitive_cycles(c)
     [[0, 1, 2]]
     """
-    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)):
-        raise TypeError(f"Argument 'max_length' must be an int, not {type(max_length).__name__}.")
-    if max_length < 3:
-        raise ValueError(f"Argument 'max_length' must be at least 3, not {max_length}.")
-    graph = majority_digraph(comparisons)
-    cycles = []
-    for cycle in nx.simple_cycles(graph, length_bound=int(max_length)):
-        start = cycle.index(min(cycle))
-        cycles.append([int(v) for v in cycle[start:] + cycle[:start]])
+    bound = check.integer("max_length", max_length, 3)
+    edges = majority_digraph(comparisons) > 0
+    successors = [np.flatnonzero(row).tolist() for row in edges]
+    cycles: list[list[int]] = []
+    for start in range(len(successors)):
+        path = [start]
+        pending = [iter(successors[start])]
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                pending.pop()
+                path.pop()
+            elif nxt == start:
+                cycles.append(list(path))
+            elif nxt > start and nxt not in path and len(path) < bound:
+                path.append(nxt)
+                pending.append(iter(successors[nxt]))
     return sorted(cycles, key=lambda cycle: (len(cycle), cycle))

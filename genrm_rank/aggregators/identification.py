@@ -35,7 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import NegativeCycleError, bellman_ford, connected_components
+from scipy.sparse.csgraph import NegativeCycleError, bellman_ford
+
+from .graph import DENSE_MAX, component_labels, reachability
 
 __all__ = ["Identification", "identify"]
 
@@ -98,49 +100,18 @@ def _slot_potentials(
     return phi
 
 
-_DENSE_MAX = 64
-"""Graphs up to this many items are searched with dense numpy (microseconds for a prompt's
-candidates); larger ones (leaderboards) with scipy's sparse graph routines."""
-
-
-def _closure(adjacency: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """Reachability (a path of length >= 0) by repeated squaring of a small dense graph."""
-    reach = adjacency | np.eye(len(adjacency), dtype=bool)
-    while True:
-        step = reach.astype(np.int64)
-        wider = (step @ step) > 0
-        if np.array_equal(wider, reach):
-            return reach
-        reach = wider
-
-
-def _components(adjacency: NDArray[np.bool_], connection: str) -> tuple[int, NDArray[np.int64]]:
-    """Number of weakly or strongly connected components, and a label per item."""
-    if len(adjacency) > _DENSE_MAX:
-        count, labels = connected_components(
-            csr_matrix(adjacency), directed=True, connection=connection
-        )
-        return int(count), np.asarray(labels, dtype=np.int64)
-    if connection == "weak":
-        adjacency = adjacency | adjacency.T
-    reach = _closure(adjacency)
-    mutual = reach & reach.T
-    labels = np.argmax(mutual, axis=1).astype(np.int64)  # the first item of each component
-    return len(np.unique(labels)), labels
-
-
 def _has_negative_cycle(weights: NDArray[np.float64], sources: list[int]) -> bool:
     """Whether a cycle of negative total weight is reachable from ``sources`` (0: no edge)."""
     if not sources:
         return False
-    if len(weights) <= _DENSE_MAX:
+    if len(weights) <= DENSE_MAX:
         edges = weights != 0
         distance = np.where(edges, weights, np.inf)
         np.fill_diagonal(distance, np.minimum(np.diag(distance), 0.0))
         for k in range(len(weights)):  # Floyd-Warshall (Cormen et al., sec. 25.2)
             distance = np.minimum(distance, distance[:, k : k + 1] + distance[k : k + 1, :])
         on_negative_cycle = np.diag(distance) < 0
-        reachable = _closure(edges)[sources].any(axis=0)
+        reachable = reachability(edges)[sources].any(axis=0)
         return bool(np.any(on_negative_cycle & reachable))
     try:
         bellman_ford(csr_matrix(weights), directed=True, indices=sources)
@@ -184,7 +155,7 @@ def identify(
     losses = total_weight - total_wins
     seen = total_weight > _TOL
     first, second = np.nonzero(seen)
-    n_weak, labels = _components(seen, "weak")
+    n_weak, labels = component_labels(seen, "weak")
     reasons: list[str] = []
 
     h_identified: bool | None = None
@@ -210,7 +181,7 @@ def identify(
         identified &= np.abs(phi - phi.mean()) < 1e-9
 
     beats = (total_wins > _TOL) | (losses.T > _TOL)  # i beat j from either slot
-    n_strong, _ = _components(beats, "strong")
+    n_strong, _ = component_labels(beats, "strong")
     mle_exists = n_strong == n_weak
     if not mle_exists:
         reasons.append(

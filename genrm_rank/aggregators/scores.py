@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from genrm_rank import validate as check
+
 from .comparisons import Comparisons, weighted_bincount
 
 __all__ = ["copeland", "mean_score", "simple_tiebreaker", "win_rate"]
@@ -16,14 +18,6 @@ __all__ = ["copeland", "mean_score", "simple_tiebreaker", "win_rate"]
 # Copeland treats two aggregate outcomes within this distance of 0.5 as a tie, so that
 # floating-point sums such as 0.7 + 0.3 do not decide a pair.
 _TIE_TOLERANCE = 1e-9
-
-
-def _check(comparisons: object) -> Comparisons:
-    if not isinstance(comparisons, Comparisons):
-        raise TypeError(
-            f"Argument 'comparisons' must be a Comparisons, not {type(comparisons).__name__}."
-        )
-    return comparisons
 
 
 def _per_item(
@@ -65,7 +59,7 @@ def win_rate(comparisons: Comparisons) -> NDArray[np.float64]:
     >>> win_rate(c).tolist()
     [1.0, 0.25, 0.5]
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     wins = _per_item(c, c.weight * c.outcome, c.weight * (1.0 - c.outcome))
     games = _per_item(c, c.weight, c.weight)
     return _ratio(wins, games)
@@ -95,7 +89,7 @@ def copeland(comparisons: Comparisons) -> NDArray[np.float64]:
     >>> copeland(c).tolist()
     [2.0, 0.0, -2.0]
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     total_weight, total_wins = c.pair_totals()
     games = total_weight + total_weight.T
     # i's soft wins over j: as slot 1 (total_wins[i, j]) plus as slot 2 (losses of j in slot 1)
@@ -140,7 +134,7 @@ def mean_score(comparisons: Comparisons) -> NDArray[np.float64]:
     ValueError
         If the comparisons carry no individual scores.
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     s1, s2 = _require(c, "score_first"), _require(c, "score_second")
     has1, has2 = ~np.isnan(s1), ~np.isnan(s2)
     total = _per_item(c, np.where(has1, c.weight * s1, 0.0), np.where(has2, c.weight * s2, 0.0))
@@ -186,7 +180,7 @@ def simple_tiebreaker(comparisons: Comparisons, *, default: float = np.nan) -> N
     >>> simple_tiebreaker(c).tolist()
     [6.5, 1.5]
     """
-    c = _check(comparisons)
+    c = check.instance("comparisons", comparisons, Comparisons)
     s1, s2, ranking = (
         _require(c, "score_first"),
         _require(c, "score_second"),

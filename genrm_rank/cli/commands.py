@@ -30,7 +30,6 @@ from genrm_rank.cli.run import input_source, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
-    Block,
     Row,
     RowReader,
     SelectThresholds,
@@ -39,6 +38,7 @@ from genrm_rank.sdg import (
     select_rows,
 )
 from genrm_rank.sdg.inputs import InputError
+from genrm_rank.sdg.output import Block
 from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 
 # --------------------------------------------------------------------------------------------

@@ -8,15 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from genrm_rank.sdg import (
-    DEFAULT_PROMPT_FIELDS,
-    PAIR_FORMATS,
-    RANK_FORMATS,
-    SELECT_FORMATS,
-    parse_shard,
-)
-from genrm_rank.sdg.inputs import INPUT_FORMATS
-from genrm_rank.sdg.rows import MAX_CANDIDATES
+from genrm_rank.sdg.filters import PAIR_FORMATS, RANK_FORMATS, SELECT_FORMATS
+from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, INPUT_FORMATS
+from genrm_rank.sdg.rows import MAX_CANDIDATES, parse_shard
 from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import STRATEGIES, SWAP_MODES, strategy_name
 

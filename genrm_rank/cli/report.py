@@ -13,13 +13,10 @@ from typing import Any, TextIO
 
 from genrm_rank.cli.judge import JudgeSetup
 from genrm_rank.orchestrator import JudgeStatistics
-from genrm_rank.sdg import (
-    Formatter,
-    RowSpec,
-    RunCounters,
-    RunOutcome,
-)
+from genrm_rank.sdg import RowSpec, RunOutcome
+from genrm_rank.sdg.filters import Formatter
 from genrm_rank.sdg.inputs import RowSource
+from genrm_rank.sdg.pipeline import RunCounters
 from genrm_rank.sdg.plan import CostAssumptions, depends_on_verdicts, plan_file
 from genrm_rank.spec import RankSpec
 

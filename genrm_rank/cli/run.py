@@ -33,17 +33,10 @@ from genrm_rank.cli.options import (
     spec_from_args,
 )
 from genrm_rank.cli.report import Progress, format_summary, projection_bounds, summarize
-from genrm_rank.sdg import (
-    DEFAULT_PROMPT_FIELDS,
-    STDOUT,
-    Formatter,
-    OutputFiles,
-    RowSpec,
-    RunOutcome,
-    prepare_output,
-    process_file,
-)
+from genrm_rank.sdg import RowSpec, RunOutcome, prepare_output, process_file
+from genrm_rank.sdg.filters import Formatter
 from genrm_rank.sdg.inputs import (
+    DEFAULT_PROMPT_FIELDS,
     STDIN,
     InputError,
     RowSource,
@@ -51,7 +44,8 @@ from genrm_rank.sdg.inputs import (
     merge_candidate_files,
     open_input,
 )
-from genrm_rank.sdg.output import StreamSink, is_stream, sidecar_path
+from genrm_rank.sdg.output import STDOUT, StreamSink, is_stream, sidecar_path
+from genrm_rank.sdg.pipeline import OutputFiles
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, first_row_layout
 from genrm_rank.spec import RankSpec

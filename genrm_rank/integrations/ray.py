@@ -55,12 +55,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache
 from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
-from genrm_rank.messages import normalize_conversation
-from genrm_rank.runner import PromptInput, PromptResult, Runner, check_candidates
-from genrm_rank.sdg.rows import MAX_CANDIDATES
+from genrm_rank.runner import PromptInput, PromptResult, Runner
+from genrm_rank.sdg.rows import MAX_CANDIDATES, Row, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import Verdict, verdict_from_dict
 
@@ -248,7 +248,14 @@ class _RankActor:
         result_prefix: str,
         max_candidates: int | None = MAX_CANDIDATES,
     ) -> None:
-        self.max_candidates = max_candidates
+        self.rows = RowSpec(
+            id_field=columns["id"] or "id",
+            prompt_fields=(str(columns["prompt"]),),
+            candidates_field=str(columns["candidates"]),
+            principle_field=columns["principle"] or "principle",
+            max_candidates=max_candidates,
+            id_from_line=columns["id"] is None,
+        )
         self.judge_factory = judge_factory
         self.cache_dir = cache_dir
         self.namespace = dict(namespace or {})
@@ -287,28 +294,25 @@ class _RankActor:
         return _ShardCache(self.own, base if base.exists() else None)
 
     def _prompt(self, row: Mapping[str, Any], index: int) -> PromptInput | str:
-        """The row as a prompt, or why it cannot be one."""
+        """The row as a prompt, or why it cannot be one (``kind: reason``).
+
+        The row is read by the SDG pipeline's :class:`~genrm_rank.sdg.rows.RowReader`, under
+        the names of the columns given, so a row the pipeline refuses is refused here with the
+        same words. Each row gets a reader of its own: ids key the randomness and are not
+        checked for duplicates, which would depend on how Ray cut the batches.
+        """
         cols = self.columns
-        try:
-            prompt_col, candidates_col = str(cols["prompt"]), str(cols["candidates"])
-            principle_col, id_col = cols["principle"], cols["id"]
-            conversation = _cell(row[prompt_col])
-            normalize_conversation(conversation, name=prompt_col)
-            candidates = check_candidates(_cell(row[candidates_col]), candidates_col)
-            if self.max_candidates is not None and len(candidates) > self.max_candidates:
-                raise ValueError(
-                    f"Argument '{candidates_col}' must hold at most max_candidates="
-                    f"{self.max_candidates} candidates, not {len(candidates)}."
-                )
-            principle = _cell(row[principle_col]) if principle_col else None
-            row_id = _cell(row[id_col]) if id_col else None
-        except (KeyError, TypeError, ValueError) as exc:
-            return f"{type(exc).__name__}: {exc}"
+        named = [cols["prompt"], cols["candidates"], cols["id"], cols["principle"]]
+        record = {col: _cell(row[col]) for col in named if col is not None and col in row}
+        parsed = RowReader(self.rows).parse(index + 1, record)
+        if not isinstance(parsed, Row):
+            return "empty row" if parsed is None else f"{parsed.kind}: {parsed.reason}"
         return PromptInput(
-            conversation,
-            candidates,
-            principle=principle,
-            prompt_id="" if row_id is None else str(row_id),
+            parsed.conversation,
+            list(parsed.candidates),
+            principle=parsed.principle,
+            prompt_id="" if cols["id"] is None else str(parsed.id),
+            candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
             key=index,
         )
 
@@ -423,29 +427,17 @@ def rank_dataset(
     """
     import ray.data
 
-    if not isinstance(spec, RankSpec):
-        raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+    check.instance("spec", spec, RankSpec)
     if not callable(judge_factory):
         raise TypeError(
             f"Argument 'judge_factory' must be a callable returning a Judge, not "
             f"{type(judge_factory).__name__}."
         )
-    if max_candidates is not None and (
-        isinstance(max_candidates, bool)
-        or not isinstance(max_candidates, int)
-        or max_candidates < 2
-    ):
-        raise ValueError(
-            f"Argument 'max_candidates' must be an int >= 2 or None, not {max_candidates!r}."
-        )
-    for name, value in (
-        ("actors", actors),
-        ("batch_size", batch_size),
-        ("concurrency", concurrency),
-        ("judge_batch_size", judge_batch_size),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Argument '{name}' must be an int >= 1, not {value!r}.")
+    check.count("max_candidates", max_candidates, 2, optional=True)
+    check.count("actors", actors, 1)
+    check.count("batch_size", batch_size, 1)
+    check.count("concurrency", concurrency, 1)
+    check.count("judge_batch_size", judge_batch_size, 1)
     if not isinstance(ds, ray.data.Dataset):
         raise TypeError(f"Argument 'ds' must be a ray.data.Dataset, not {type(ds).__name__}.")
     folder: str | None = None

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache, _canonical_namespace, _key_from_canonical
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
 from genrm_rank.verdict import FailureKind, Verdict
@@ -92,8 +93,7 @@ class CachedJudge:
                 f"Argument 'judge' must be a Judge (with async judge()), "
                 f"not {type(judge).__name__}."
             )
-        if not isinstance(cache, VerdictCache):
-            raise TypeError(f"Argument 'cache' must be a VerdictCache, not {type(cache).__name__}.")
+        check.instance("cache", cache, VerdictCache)
         self._namespace_json = _canonical_namespace(namespace)
         self.inner = judge
         self.cache = cache

@@ -87,6 +87,7 @@ import aiohttp
 from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
 from yarl import URL
 
+from genrm_rank import validate as check
 from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.routing import (
@@ -435,43 +436,17 @@ class OpenAIJudge:
         clock: Clock | None = None,
     ) -> None:
         urls = list(check_endpoints(endpoints))
-        if not isinstance(model, str) or not model:
-            raise ValueError(f"Argument 'model' must be a non-empty string, not {model!r}.")
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"Argument 'max_tokens' must be an int >= 1, not {max_tokens!r}.")
-        if not timeout > 0:
-            raise ValueError(f"Argument 'timeout' must be > 0, not {timeout!r}.")
-        if (
-            isinstance(max_response_bytes, bool)
-            or not isinstance(max_response_bytes, int)
-            or max_response_bytes < 1
-        ):
-            raise ValueError(
-                f"Argument 'max_response_bytes' must be an int >= 1, not {max_response_bytes!r}."
-            )
-        self.max_response_bytes = max_response_bytes
-        for name, value in (
-            ("max_resends", max_resends),
-            ("template_token_allowance", template_token_allowance),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
-        for name, fvalue in (
-            ("backoff_base", backoff_base),
-            ("backoff_max", backoff_max),
-        ):
-            if not fvalue >= 0:
-                raise ValueError(f"Argument '{name}' must be >= 0, not {fvalue!r}.")
-        if not health_check_interval > 0:
-            raise ValueError(
-                f"Argument 'health_check_interval' must be > 0, not {health_check_interval!r}."
-            )
-        if down_timeout is not None and not down_timeout >= 0:
-            raise ValueError(f"Argument 'down_timeout' must be >= 0 or None, not {down_timeout!r}.")
-        if extra_body is not None and not isinstance(extra_body, Mapping):
-            raise TypeError(
-                f"Argument 'extra_body' must be a mapping or None, not {type(extra_body).__name__}."
-            )
+        check.text("model", model)
+        check.count("max_tokens", max_tokens, 1)
+        check.positive("timeout", timeout)
+        self.max_response_bytes = check.count("max_response_bytes", max_response_bytes, 1)
+        check.count("max_resends", max_resends, 0)
+        check.count("template_token_allowance", template_token_allowance, 0)
+        check.at_least("backoff_base", backoff_base, 0)
+        check.at_least("backoff_max", backoff_max, 0)
+        check.positive("health_check_interval", health_check_interval)
+        check.at_least("down_timeout", down_timeout, 0, optional=True)
+        check.mapping("extra_body", extra_body, optional=True)
         for name, flag in (("thinking", thinking), ("verify_tls", verify_tls)):
             if flag is not None and not isinstance(flag, bool):
                 raise TypeError(f"Argument '{name}' must be a bool, not {type(flag).__name__}.")
@@ -698,10 +673,7 @@ class OpenAIJudge:
         problem. Raises :class:`~genrm_rank.errors.EndpointsUnavailableError` only when every
         endpoint has been out of rotation for longer than ``down_timeout``.
         """
-        if not isinstance(request, PairRequest):
-            raise TypeError(
-                f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
-            )
+        check.instance("request", request, PairRequest)
         session = self._open()
         await self._check_endpoints(session)
         result = await self._call(session, request.prefix_key(), self._payload(request))

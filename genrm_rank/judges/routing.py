@@ -36,6 +36,8 @@ from typing import Literal
 
 from aiolimiter import AsyncLimiter
 
+from genrm_rank import validate as check
+
 __all__ = [
     "ROUTING_POLICIES",
     "EndpointPool",
@@ -284,27 +286,12 @@ class EndpointPool:
             raise ValueError("Argument 'urls' must name at least one endpoint, not an empty list.")
         if len(set(urls)) != len(urls):
             raise ValueError(f"Argument 'urls' must not repeat an endpoint, not {list(urls)}.")
-        limit = max_in_flight_per_endpoint
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(
-                f"Argument 'max_in_flight_per_endpoint' must be an int >= 1, not {limit!r}."
-            )
-        if requests_per_second is not None and not requests_per_second > 0:
-            raise ValueError(
-                f"Argument 'requests_per_second' must be > 0 or None, not {requests_per_second!r}."
-            )
-        if policy not in ROUTING_POLICIES:
-            raise ValueError(
-                f"Argument 'policy' must be one of {ROUTING_POLICIES}, not {policy!r}."
-            )
-        if not spill_factor >= 1.0:
-            raise ValueError(f"Argument 'spill_factor' must be >= 1, not {spill_factor!r}.")
-        if not spill_offset >= 0.0:
-            raise ValueError(f"Argument 'spill_offset' must be >= 0, not {spill_offset!r}.")
-        if failure_threshold < 1:
-            raise ValueError(
-                f"Argument 'failure_threshold' must be >= 1, not {failure_threshold!r}."
-            )
+        check.count("max_in_flight_per_endpoint", max_in_flight_per_endpoint, 1)
+        check.positive("requests_per_second", requests_per_second, optional=True)
+        check.one_of("policy", policy, ROUTING_POLICIES)
+        check.at_least("spill_factor", spill_factor, 1)
+        check.at_least("spill_offset", spill_offset, 0)
+        check.at_least("failure_threshold", failure_threshold, 1)
         self.urls = tuple(urls)
         self.max_in_flight_per_endpoint = max_in_flight_per_endpoint
         self.requests_per_second = requests_per_second

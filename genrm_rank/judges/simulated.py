@@ -20,11 +20,12 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import numpy as np
 
+from genrm_rank import validate as check
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.parsing import parse_verdict
 from genrm_rank.verdict import Usage, Verdict
@@ -36,6 +37,7 @@ __all__ = [
     "RenderedAnswer",
     "SimulatedAnswer",
     "SimulatedJudge",
+    "SimulatedJudgeSettings",
     "estimate_tokens",
     "render_answer",
     "text_quality",
@@ -182,14 +184,15 @@ class SimulatedAnswer:
 QualitySource = Mapping[str, float] | Callable[[str], float] | None
 
 
-class SimulatedJudge:
-    """A seeded simulated GenRM.
+@dataclass(frozen=True, kw_only=True)
+class SimulatedJudgeSettings:
+    """How a simulated GenRM judges and writes its answers; shared by the judge and ``serve-sim``.
+
+    :class:`SimulatedJudge` adds its qualities and seed;
+    :class:`~genrm_rank.server.app.SimServerConfig` adds its server's settings.
 
     Parameters
     ----------
-    qualities : mapping of text to float, callable, or None
-        Latent quality of each candidate text. ``None`` derives one from the text's hash
-        (:func:`text_quality`); a mapping must hold every text the judge is asked about.
     noise : {"bradley_terry", "thurstone"}
         Logistic noise (then P(slot 1 wins) = sigmoid((q1 - q2 + bias) / noise_scale), the
         Bradley-Terry model) or standard normal noise (Thurstone case V).
@@ -205,73 +208,79 @@ class SimulatedJudge:
         Cut points on the latent margin separating "slightly", "better" and "much better".
     n_rubrics : int
         Per-rubric triplets written in the rubric format.
+    """
+
+    noise: NoiseModel = "bradley_terry"
+    noise_scale: float = 1.0
+    position_bias: float = 0.0
+    unreadable_rate: float = 0.0
+    truncated_rate: float = 0.0
+    answer_format: AnswerFormat = "json"
+    reasoning_style: ReasoningStyle = "reasoning"
+    thresholds: tuple[float, float] = (1.0, 2.5)
+    n_rubrics: int = 2
+
+    def __post_init__(self) -> None:
+        check.one_of("noise", self.noise, _NOISES)
+        check.one_of("answer_format", self.answer_format, _FORMATS)
+        check.one_of("reasoning_style", self.reasoning_style, _STYLES)
+        check.positive("noise_scale", self.noise_scale)
+        check.probability("unreadable_rate", self.unreadable_rate)
+        check.probability("truncated_rate", self.truncated_rate)
+        if self.unreadable_rate + self.truncated_rate > 1.0:
+            raise ValueError(
+                "Arguments 'unreadable_rate' + 'truncated_rate' must be <= 1, "
+                f"not {self.unreadable_rate} + {self.truncated_rate}."
+            )
+        low, high = self.thresholds
+        if not 0 < low < high:
+            raise ValueError(
+                f"Argument 'thresholds' must satisfy 0 < low < high, not {self.thresholds}."
+            )
+        if not math.isfinite(self.position_bias):
+            raise ValueError(f"Argument 'position_bias' must be finite, not {self.position_bias}.")
+        n_rubrics = check.integer("n_rubrics", self.n_rubrics, 0, spelled=">=")
+        set_ = object.__setattr__
+        for name in ("noise_scale", "position_bias", "unreadable_rate", "truncated_rate"):
+            set_(self, name, float(getattr(self, name)))
+        set_(self, "thresholds", (float(low), float(high)))
+        set_(self, "n_rubrics", n_rubrics)
+
+    def settings(self) -> SimulatedJudgeSettings:
+        """These settings alone, without what a subclass adds."""
+        return SimulatedJudgeSettings(
+            **{f.name: getattr(self, f.name) for f in fields(SimulatedJudgeSettings)}
+        )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SimulatedJudge(SimulatedJudgeSettings):
+    """A seeded simulated GenRM.
+
+    Takes :class:`SimulatedJudgeSettings`' keywords, and:
+
+    Parameters
+    ----------
+    qualities : mapping of text to float, callable, or None
+        Latent quality of each candidate text. ``None`` derives one from the text's hash
+        (:func:`text_quality`); a mapping must hold every text the judge is asked about.
     seed : int
         Every draw is keyed by ``(seed, request, sample, repeat count)``, so results do not
         depend on the order in which concurrent requests arrive.
     """
 
-    def __init__(
-        self,
-        *,
-        qualities: QualitySource = None,
-        noise: NoiseModel = "bradley_terry",
-        noise_scale: float = 1.0,
-        position_bias: float = 0.0,
-        unreadable_rate: float = 0.0,
-        truncated_rate: float = 0.0,
-        answer_format: AnswerFormat = "json",
-        reasoning_style: ReasoningStyle = "reasoning",
-        thresholds: tuple[float, float] = (1.0, 2.5),
-        n_rubrics: int = 2,
-        seed: int = 0,
-    ) -> None:
-        if noise not in _NOISES:
-            raise ValueError(f"Argument 'noise' must be one of {_NOISES}, not {noise!r}.")
-        if answer_format not in _FORMATS:
-            raise ValueError(
-                f"Argument 'answer_format' must be one of {_FORMATS}, not {answer_format!r}."
-            )
-        if reasoning_style not in _STYLES:
-            raise ValueError(
-                f"Argument 'reasoning_style' must be one of {_STYLES}, not {reasoning_style!r}."
-            )
-        if not noise_scale > 0:
-            raise ValueError(f"Argument 'noise_scale' must be > 0, not {noise_scale}.")
-        for name, rate in (
-            ("unreadable_rate", unreadable_rate),
-            ("truncated_rate", truncated_rate),
-        ):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"Argument '{name}' must be in [0, 1], not {rate}.")
-        if unreadable_rate + truncated_rate > 1.0:
-            raise ValueError(
-                "Arguments 'unreadable_rate' + 'truncated_rate' must be <= 1, "
-                f"not {unreadable_rate} + {truncated_rate}."
-            )
-        low, high = thresholds
-        if not 0 < low < high:
-            raise ValueError(
-                f"Argument 'thresholds' must satisfy 0 < low < high, not {thresholds}."
-            )
-        if not math.isfinite(position_bias):
-            raise ValueError(f"Argument 'position_bias' must be finite, not {position_bias}.")
-        if isinstance(n_rubrics, bool) or not isinstance(n_rubrics, int):
-            raise TypeError(f"Argument 'n_rubrics' must be an int, not {type(n_rubrics).__name__}.")
-        if n_rubrics < 0:
-            raise ValueError(f"Argument 'n_rubrics' must be >= 0, not {n_rubrics}.")
-        self.qualities = qualities
-        self.noise = noise
-        self.noise_scale = float(noise_scale)
-        self.position_bias = float(position_bias)
-        self.unreadable_rate = float(unreadable_rate)
-        self.truncated_rate = float(truncated_rate)
-        self.answer_format: AnswerFormat = answer_format
-        self.reasoning_style: ReasoningStyle = reasoning_style
-        self.thresholds = (float(low), float(high))
-        self.n_rubrics = int(n_rubrics)
-        self.seed = int(seed)
-        self.calls = 0
-        self._repeats: dict[bytes, int] = {}
+    qualities: QualitySource = None
+    seed: int = 0
+    _repeats: dict[bytes, int] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "seed", int(self.seed))
+
+    @property
+    def calls(self) -> int:
+        """Requests answered so far (by :meth:`judge` or :meth:`respond`)."""
+        return sum(self._repeats.values())
 
     def quality(self, text: str) -> float:
         """The latent quality of a candidate text."""
@@ -356,14 +365,14 @@ class SimulatedJudge:
         if draw < self.truncated_rate:
             partial = reasoning[: len(reasoning) // 2]
             if self.reasoning_style in ("reasoning", "reasoning_content"):
-                content, field = None, partial
+                content, in_field = None, partial
             elif self.reasoning_style == "think":
-                content, field = f"<think>\n{partial}", None
+                content, in_field = f"<think>\n{partial}", None
             else:
-                content, field = partial, None
+                content, in_field = partial, None
             return SimulatedAnswer(
                 content,
-                field,
+                in_field,
                 "length",
                 Usage(prompt_tokens, estimate_tokens(partial)),
                 score_1,
@@ -411,7 +420,6 @@ class SimulatedJudge:
     async def judge(self, request: PairRequest) -> Verdict:
         """Judge one ordered pair (answer text written, then parsed)."""
         answer = self.respond(request)
-        self.calls += 1
         return parse_verdict(
             answer.content,
             answer.reasoning,

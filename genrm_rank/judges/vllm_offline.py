@@ -39,6 +39,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.parsing import parse_verdict
 from genrm_rank.verdict import FailureKind, Usage, Verdict
@@ -176,25 +177,10 @@ class VLLMOfflineJudge:
             raise ValueError(
                 f"Argument 'model' must be a non-empty string (the model's name), not {model!r}."
             )
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"Argument 'max_tokens' must be an int >= 1, not {max_tokens!r}.")
-        if (
-            isinstance(template_token_allowance, bool)
-            or not isinstance(template_token_allowance, int)
-            or template_token_allowance < 0
-        ):
-            raise ValueError(
-                "Argument 'template_token_allowance' must be an int >= 0, not "
-                f"{template_token_allowance!r}."
-            )
-        for name, mapping in (
-            ("sampling_options", sampling_options),
-            ("chat_template_kwargs", chat_template_kwargs),
-        ):
-            if mapping is not None and not isinstance(mapping, Mapping):
-                raise TypeError(
-                    f"Argument '{name}' must be a mapping or None, not {type(mapping).__name__}."
-                )
+        check.count("max_tokens", max_tokens, 1)
+        check.count("template_token_allowance", template_token_allowance, 0)
+        check.mapping("sampling_options", sampling_options, optional=True)
+        check.mapping("chat_template_kwargs", chat_template_kwargs, optional=True)
         self.model = model
         self.temperature = float(temperature)
         self.top_p = float(top_p)
@@ -309,10 +295,7 @@ class VLLMOfflineJudge:
         Batches are served one at a time, each in a worker thread.
         """
         for i, request in enumerate(requests):
-            if not isinstance(request, PairRequest):
-                raise TypeError(
-                    f"Argument 'requests[{i}]' must be a PairRequest, not {type(request).__name__}."
-                )
+            check.instance(f"requests[{i}]", request, PairRequest)
         if not requests:
             return []
         async with self._bound_lock():
@@ -320,9 +303,6 @@ class VLLMOfflineJudge:
 
     async def judge(self, request: PairRequest) -> Verdict:
         """Judge one request (a batch of one)."""
-        if not isinstance(request, PairRequest):
-            raise TypeError(
-                f"Argument 'request' must be a PairRequest, not {type(request).__name__}."
-            )
+        check.instance("request", request, PairRequest)
         (verdict,) = await self.judge_batch([request])
         return verdict

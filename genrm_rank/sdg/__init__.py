@@ -15,6 +15,12 @@ thousands of rows, ranked over hours on shared clusters where jobs get killed:
 - :mod:`~genrm_rank.sdg.merge`: :func:`merge_shards`, the files of ``shard=(i, n)`` runs back
   into one run's files, in input order.
 
+This package exports what a pipeline author needs: how rows are read (:class:`RowSpec`,
+:class:`RowReader`, :class:`Row`, :class:`RowError`), what is written (:func:`rank_rows`,
+:func:`select_rows` with :class:`SelectThresholds`, :func:`pair_rows`,
+:func:`preference_pairs`), the run (:func:`prepare_output`, :func:`process_file`,
+:class:`RunOutcome`) and :func:`merge_shards`. The rest stays importable from its module.
+
 Example (the CLI's ``genrm-rank select IN -o OUT --min-score 3.5``, in Python)::
 
     from genrm_rank import RankSpec
@@ -29,104 +35,28 @@ Example (the CLI's ``genrm-rank select IN -o OUT --min-score 3.5``, in Python)::
 """
 
 from genrm_rank.sdg.filters import (
-    PAIR_FORMATS,
-    PAIR_POLICIES,
-    RANK_FORMATS,
-    SELECT_FORMATS,
-    Formatter,
-    PairFormat,
-    PairPolicy,
-    PreferencePair,
-    RankFormat,
-    SelectDecision,
-    SelectFormat,
     SelectThresholds,
-    decide_selection,
-    finite_or_none,
-    margin_of,
     pair_rows,
     preference_pairs,
     rank_rows,
-    runner_up_margin,
     select_rows,
 )
-from genrm_rank.sdg.merge import MergeCounts, merge_shards
-from genrm_rank.sdg.output import (
-    STDOUT,
-    Block,
-    JsonlSink,
-    Recovered,
-    ReorderBuffer,
-    Sink,
-    StreamSink,
-    drop_retried_errors,
-    recover,
-)
-from genrm_rank.sdg.pipeline import (
-    OutputFiles,
-    RunCounters,
-    RunOutcome,
-    prepare_output,
-    process_file,
-)
-from genrm_rank.sdg.rows import (
-    DEFAULT_PROMPT_FIELDS,
-    IdIndex,
-    Row,
-    RowError,
-    RowReader,
-    RowSpec,
-    count_lines,
-    id_key,
-    iter_lines,
-    parse_shard,
-)
+from genrm_rank.sdg.merge import merge_shards
+from genrm_rank.sdg.pipeline import RunOutcome, prepare_output, process_file
+from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec
 
 __all__ = [
-    "DEFAULT_PROMPT_FIELDS",
-    "PAIR_FORMATS",
-    "PAIR_POLICIES",
-    "RANK_FORMATS",
-    "SELECT_FORMATS",
-    "STDOUT",
-    "Block",
-    "Formatter",
-    "IdIndex",
-    "JsonlSink",
-    "MergeCounts",
-    "OutputFiles",
-    "PairFormat",
-    "PairPolicy",
-    "PreferencePair",
-    "RankFormat",
-    "Recovered",
-    "ReorderBuffer",
     "Row",
     "RowError",
     "RowReader",
     "RowSpec",
-    "RunCounters",
     "RunOutcome",
-    "SelectDecision",
-    "SelectFormat",
     "SelectThresholds",
-    "Sink",
-    "StreamSink",
-    "count_lines",
-    "decide_selection",
-    "drop_retried_errors",
-    "finite_or_none",
-    "id_key",
-    "iter_lines",
-    "margin_of",
     "merge_shards",
     "pair_rows",
-    "parse_shard",
     "preference_pairs",
     "prepare_output",
     "process_file",
     "rank_rows",
-    "recover",
-    "runner_up_margin",
     "select_rows",
 ]

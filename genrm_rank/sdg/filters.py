@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank import validate
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg.output import Block
@@ -79,16 +80,6 @@ def runner_up_margin(ranking: Ranking) -> float | None:
     return float(ranking.scores[ranking.best].strength - max(others)) if others else None
 
 
-def _optional_number(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Argument '{name}' must be a number or None, not {type(value).__name__}.")
-    if not math.isfinite(value):
-        raise ValueError(f"Argument '{name}' must be finite, not {value}.")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class SelectThresholds:
     """What a best-of-N winner must reach to be kept.
@@ -109,7 +100,9 @@ class SelectThresholds:
 
     def __post_init__(self) -> None:
         for name in ("min_score", "min_margin", "min_p_best"):
-            object.__setattr__(self, name, _optional_number(name, getattr(self, name)))
+            object.__setattr__(
+                self, name, validate.number(name, getattr(self, name), optional=True)
+            )
         if self.min_p_best is not None and not 0.0 <= self.min_p_best <= 1.0:
             raise ValueError(f"Argument 'min_p_best' must be in [0, 1], not {self.min_p_best}.")
 
@@ -158,13 +151,9 @@ def decide_selection(ranking: Ranking, thresholds: SelectThresholds) -> SelectDe
 def _check_pair_options(
     policy: str, min_margin: float | None, max_pairs: int | None
 ) -> float | None:
-    if policy not in PAIR_POLICIES:
-        raise ValueError(f"Argument 'policy' must be one of {PAIR_POLICIES}, not {policy!r}.")
-    if max_pairs is not None and (
-        isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1
-    ):
-        raise ValueError(f"Argument 'max_pairs' must be an int >= 1 or None, not {max_pairs!r}.")
-    return _optional_number("min_margin", min_margin)
+    validate.one_of("policy", policy, PAIR_POLICIES)
+    validate.count("max_pairs", max_pairs, 1, optional=True)
+    return validate.number("min_margin", min_margin, optional=True)
 
 
 @dataclass(frozen=True)
@@ -240,8 +229,7 @@ def rank_rows(
     NeMo RL's DPO and reward-model preprocessors take exactly two completions a row; for
     those, write pairs (:func:`pair_rows` with ``format="nemo-rl"``).
     """
-    if format not in RANK_FORMATS:
-        raise ValueError(f"Argument 'format' must be one of {RANK_FORMATS}, not {format!r}.")
+    validate.one_of("format", format, RANK_FORMATS)
 
     def fmt(row: Row, ranking: Ranking) -> Block:
         if format == "nemo-rl":
@@ -278,8 +266,7 @@ def select_rows(
     ``rejected`` sink (counted, and dropped when there is no rejected file).
     """
     thresholds = thresholds if thresholds is not None else SelectThresholds()
-    if format not in SELECT_FORMATS:
-        raise ValueError(f"Argument 'format' must be one of {SELECT_FORMATS}, not {format!r}.")
+    validate.one_of("format", format, SELECT_FORMATS)
 
     def fmt(row: Row, ranking: Ranking) -> Block:
         decision = decide_selection(ranking, thresholds)
@@ -410,8 +397,7 @@ def pair_rows(
     (:class:`CheckedFormatter`).
     """
     _check_pair_options(policy, min_margin, max_pairs)
-    if format not in PAIR_FORMATS:
-        raise ValueError(f"Argument 'format' must be one of {PAIR_FORMATS}, not {format!r}.")
+    validate.one_of("format", format, PAIR_FORMATS)
 
     def check(row: Row) -> str | None:
         return _text_prompt_problem(row, format) if format == "trl" else None

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from genrm_rank import validate as check
 from genrm_rank.errors import GenRMRankError
 from genrm_rank.messages import content_text
 
@@ -64,6 +65,7 @@ __all__ = [
     "InputFormat",
     "InputProblem",
     "RowSource",
+    "count_lines",
     "file_labels",
     "group_messages",
     "merge_candidate_files",
@@ -339,12 +341,13 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
         text.close()
 
 
-def _count_lines(open_stream: Callable[[], IO[bytes]]) -> int:
+def count_lines(stream: IO[bytes], chunk: int = _CHUNK) -> int:
+    """Lines in a binary stream, counted by newlines a chunk at a time (a last line without one
+    counts)."""
     count, last = 0, b"\n"
-    with open_stream() as stream:
-        while block := stream.read(_CHUNK):
-            count += block.count(b"\n")
-            last = block[-1:]
+    while block := stream.read(chunk):
+        count += block.count(b"\n")
+        last = block[-1:]
     return count + (last != b"\n")
 
 
@@ -497,8 +500,7 @@ def open_input(
         The input does not exist, is not of the format asked for, or needs a package that is
         not installed (the message names it).
     """
-    if format not in INPUT_FORMATS:
-        raise ValueError(f"Argument 'format' must be one of {INPUT_FORMATS}, not {format!r}.")
+    check.one_of("format", format, INPUT_FORMATS)
     name = os.fspath(path)
     if format == "dataset" or (
         format == "auto" and (name.startswith(HF_PREFIX) or is_saved_dataset(name))
@@ -532,7 +534,8 @@ def open_input(
             return None
         if array:
             return sum(1 for _ in rows())
-        return _count_lines(opened)
+        with opened() as stream:
+            return count_lines(stream)
 
     return RowSource(name, rows, count)
 

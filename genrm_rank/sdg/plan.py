@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.messages import build_messages
 from genrm_rank.sdg.filters import Formatter, format_problem
 from genrm_rank.sdg.inputs import RowSource, open_input
@@ -104,11 +105,7 @@ class CostAssumptions:
     expected_calls_per_row: float | None = None
 
     def __post_init__(self) -> None:
-        if self.completion_tokens_per_call < 0:
-            raise ValueError(
-                "Argument 'completion_tokens_per_call' must be >= 0, "
-                f"not {self.completion_tokens_per_call}."
-            )
+        check.at_least("completion_tokens_per_call", self.completion_tokens_per_call, 0)
         for name in (
             "chars_per_token",
             "tokens_per_second_per_replica",
@@ -118,10 +115,7 @@ class CostAssumptions:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"Argument '{name}' must be a positive number, not {value}.")
-        if self.gpus_per_replica < 1:
-            raise ValueError(
-                f"Argument 'gpus_per_replica' must be >= 1, not {self.gpus_per_replica}."
-            )
+        check.at_least("gpus_per_replica", self.gpus_per_replica, 1)
 
 
 @dataclass

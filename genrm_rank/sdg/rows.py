@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank import validate as check
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
@@ -32,7 +33,6 @@ __all__ = [
     "RowLayout",
     "RowReader",
     "RowSpec",
-    "count_lines",
     "first_row_layout",
     "id_key",
     "iter_lines",
@@ -112,28 +112,14 @@ class RowSpec:
     allow_templated: bool = False
 
     def __post_init__(self) -> None:
-        if self.id_from_line is not None and not isinstance(self.id_from_line, bool):
-            raise TypeError(
-                "Argument 'id_from_line' must be a bool or None, not "
-                f"{type(self.id_from_line).__name__}."
-            )
+        check.flag("id_from_line", self.id_from_line, optional=True)
         if not self.prompt_fields or not all(isinstance(f, str) for f in self.prompt_fields):
             raise ValueError(
                 "Argument 'prompt_fields' must be a non-empty tuple of field names, not "
                 f"{self.prompt_fields!r}."
             )
-        for name in ("allow_templated",):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(
-                    f"Argument '{name}' must be a bool, not {type(getattr(self, name)).__name__}."
-                )
-        limit = self.max_candidates
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 2
-        ):
-            raise ValueError(
-                f"Argument 'max_candidates' must be an int >= 2 or None, not {limit!r}."
-            )
+        check.flag("allow_templated", self.allow_templated)
+        check.count("max_candidates", self.max_candidates, 2, optional=True)
 
 
 @dataclass(frozen=True)
@@ -750,17 +736,6 @@ def iter_lines(path: str | os.PathLike[str]) -> Generator[tuple[int, bytes], Non
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             yield number, raw.rstrip(b"\r\n")
-
-
-def count_lines(path: str | os.PathLike[str], chunk: int = 1 << 20) -> int:
-    """Lines in a file, counted by newlines in 1 MiB chunks (a last line without one counts)."""
-    count = 0
-    last = b"\n"
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count + (last != b"\n")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -38,11 +38,10 @@ from typing import Any, Literal, get_args
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from genrm_rank import validate as check
 from genrm_rank.judges.simulated import (
-    AnswerFormat,
-    NoiseModel,
-    ReasoningStyle,
     SimulatedJudge,
+    SimulatedJudgeSettings,
     estimate_tokens,
     text_quality,
 )
@@ -77,9 +76,12 @@ _MESSAGE_ROLES = frozenset({"system", "user", "assistant", "principle", "respons
 _HISTORY_ROLES = frozenset({"system", "user", "assistant"})
 
 
-@dataclass(frozen=True)
-class SimServerConfig:
-    """How a :class:`SimServer` behaves.
+@dataclass(frozen=True, kw_only=True)
+class SimServerConfig(SimulatedJudgeSettings):
+    """How a :class:`SimServer` behaves: its judge's settings, and its own.
+
+    Takes :class:`~genrm_rank.judges.simulated.SimulatedJudgeSettings`' keywords (how the judge
+    writes its answers), and:
 
     Attributes
     ----------
@@ -101,9 +103,6 @@ class SimServerConfig:
         Conversation prefixes remembered (LRU); ``0`` disables the prefix-cache model.
     prefix_hit_latency_factor : float
         Service time of a request whose prefix is cached, as a fraction of a miss's.
-    answer_format, reasoning_style, noise, noise_scale, position_bias, unreadable_rate,
-    truncated_rate, n_rubrics
-        Passed to :class:`~genrm_rank.judges.simulated.SimulatedJudge`.
     judge_seed : int
         Seed of the simulated judge (candidate qualities and verdict draws).
     qualities : mapping of str to float, optional
@@ -144,14 +143,6 @@ class SimServerConfig:
     latency_sigma: float = 0.5
     prefix_cache_size: int = 1024
     prefix_hit_latency_factor: float = 0.5
-    answer_format: AnswerFormat = "json"
-    reasoning_style: ReasoningStyle = "reasoning"
-    noise: NoiseModel = "bradley_terry"
-    noise_scale: float = 1.0
-    position_bias: float = 0.0
-    unreadable_rate: float = 0.0
-    truncated_rate: float = 0.0
-    n_rubrics: int = 2
     judge_seed: int = 0
     fault_rate_500: float = 0.0
     fault_rate_503: float = 0.0
@@ -169,24 +160,14 @@ class SimServerConfig:
     qualities: Mapping[str, float] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model:
-            raise ValueError(f"Argument 'model' must be a non-empty string, not {self.model!r}.")
-        for name in ("max_model_len", "capacity"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Argument '{name}' must be an int >= 1, not {value!r}.")
-        if self.latency not in _LATENCIES:
-            raise ValueError(
-                f"Argument 'latency' must be one of {_LATENCIES}, not {self.latency!r}."
-            )
+        check.text("model", self.model)
+        check.count("max_model_len", self.max_model_len, 1)
+        check.count("capacity", self.capacity, 1)
+        check.one_of("latency", self.latency, _LATENCIES)
         if not (self.latency_mean >= 0 and math.isfinite(self.latency_mean)):
             raise ValueError(f"Argument 'latency_mean' must be >= 0, not {self.latency_mean!r}.")
-        if not self.latency_sigma >= 0:
-            raise ValueError(f"Argument 'latency_sigma' must be >= 0, not {self.latency_sigma!r}.")
-        if self.prefix_cache_size < 0:
-            raise ValueError(
-                f"Argument 'prefix_cache_size' must be >= 0, not {self.prefix_cache_size!r}."
-            )
+        check.at_least("latency_sigma", self.latency_sigma, 0)
+        check.at_least("prefix_cache_size", self.prefix_cache_size, 0)
         if not 0 < self.prefix_hit_latency_factor <= 1:
             raise ValueError(
                 "Argument 'prefix_hit_latency_factor' must be in (0, 1], "
@@ -194,22 +175,16 @@ class SimServerConfig:
             )
         rates = self.fault_rates()
         for kind, rate in rates.items():
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"Argument 'fault_rate_{kind}' must be in [0, 1], not {rate!r}.")
+            check.probability(f"fault_rate_{kind}", rate)
         if sum(rates.values()) > 1.0 + 1e-12:
             raise ValueError(
                 f"Arguments 'fault_rate_*' must sum to at most 1, not {sum(rates.values())}."
             )
         for name in ("retry_after", "hang_seconds"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"Argument '{name}' must be >= 0, not {getattr(self, name)!r}.")
+            check.at_least(name, getattr(self, name), 0)
         for i, kind in enumerate(self.fault_sequence):
-            if kind not in FAULT_KINDS:
-                raise ValueError(
-                    f"Argument 'fault_sequence[{i}]' must be one of {FAULT_KINDS}, not {kind!r}."
-                )
-        # Let SimulatedJudge validate its own settings now rather than at the first request.
-        self.make_judge()
+            check.one_of(f"fault_sequence[{i}]", kind, FAULT_KINDS)
+        super().__post_init__()
 
     def fault_rates(self) -> dict[str, float]:
         """The injected-fault probabilities, by kind."""
@@ -233,18 +208,7 @@ class SimServerConfig:
                 return float(table[text])
             return text_quality(text, seed=seed)
 
-        return SimulatedJudge(
-            qualities=quality,
-            noise=self.noise,
-            noise_scale=self.noise_scale,
-            position_bias=self.position_bias,
-            unreadable_rate=self.unreadable_rate,
-            truncated_rate=self.truncated_rate,
-            answer_format=self.answer_format,
-            reasoning_style=self.reasoning_style,
-            n_rubrics=self.n_rubrics,
-            seed=self.judge_seed,
-        )
+        return SimulatedJudge(**asdict(self.settings()), qualities=quality, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 
+from genrm_rank import validate as check
 from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
 __all__ = [
@@ -53,9 +54,7 @@ CLOSE_PREFERENCE = 0.1 + 1e-9
 
 def check_swap(swap: str) -> SwapMode:
     """Validate a swap mode, naming the argument on error."""
-    if swap not in SWAP_MODES:
-        raise ValueError(f"Argument 'swap' must be one of {SWAP_MODES}, not {swap!r}.")
-    return swap  # type: ignore[return-value]
+    return cast(SwapMode, check.one_of("swap", str(swap), SWAP_MODES))
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,7 @@ def resolve_seeding(
         )
     order = list(seeding)
     for c in order:
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+        if not check.is_int(c):
             raise TypeError(
                 f"Argument 'seeding' must hold int candidate indices, not {type(c).__name__}."
             )
@@ -217,11 +216,14 @@ def resolve_seeding(
     return tuple(int(c) for c in order)
 
 
+@dataclass(eq=False, repr=False)
 class MatchScheduler(abc.ABC):
     """Base for strategies made of matches; handles swap modes, samples and bookkeeping.
 
-    Subclasses call :meth:`_add_match` to schedule matches and implement :meth:`_on_match_done`
-    (react to a finished match, e.g. schedule the next round) and :meth:`result`.
+    A strategy is a dataclass: it declares the keywords it adds (and, to change it, the default
+    of ``swap``) as fields, schedules its first matches in ``__post_init__`` after calling this
+    class's, and implements :meth:`_on_match_done` (react to a finished match, e.g. schedule the
+    next round) and :meth:`result`. Subclasses call :meth:`_add_match` to schedule matches.
 
     Parameters
     ----------
@@ -236,31 +238,26 @@ class MatchScheduler(abc.ABC):
         Ranking (1..6) to preference (0..1); default :func:`~genrm_rank.verdict.linear_preference`.
     """
 
-    def __init__(
-        self,
-        n_items: int,
-        *,
-        swap: SwapMode = "both",
-        samples: int = 1,
-        seed: int | np.random.Generator | None = None,
-        preference_mapping: PreferenceMapping = linear_preference,
-    ) -> None:
-        if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)):
-            raise TypeError(f"Argument 'n_items' must be an int, not {type(n_items).__name__}.")
-        if n_items < 2:
-            raise ValueError(f"Argument 'n_items' must be at least 2, not {n_items}.")
-        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-            raise ValueError(f"Argument 'samples' must be a positive int, not {samples!r}.")
-        self.n_items = int(n_items)
-        self.swap: SwapMode = check_swap(swap)
-        self.samples = int(samples)
+    n_items: int
+    _: KW_ONLY
+    swap: SwapMode = "both"
+    samples: int = 1
+    seed: int | np.random.Generator | None = None
+    preference_mapping: PreferenceMapping = linear_preference
+
+    def __post_init__(self) -> None:
+        self.n_items = check.integer("n_items", self.n_items, 2)
+        if not check.is_int(self.samples) or self.samples < 1:
+            raise ValueError(f"Argument 'samples' must be a positive int, not {self.samples!r}.")
+        self.swap = check_swap(self.swap)
+        self.samples = int(self.samples)
+        seed = self.seed
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        if not callable(preference_mapping):
+        if not callable(self.preference_mapping):
             raise TypeError(
                 "Argument 'preference_mapping' must be callable, "
-                f"not {type(preference_mapping).__name__}."
+                f"not {type(self.preference_mapping).__name__}."
             )
-        self.preference_mapping = preference_mapping
         self.matches: list[Match] = []
         self._queue: list[PairCall] = []
         self._outstanding = 0
@@ -379,11 +376,12 @@ class MatchScheduler(abc.ABC):
         """The strategy's own conclusion."""
 
 
+@dataclass(eq=False, repr=False)
 class FixedSchedule(MatchScheduler):
     """A strategy whose matches are all scheduled up front (circular, baseline).
 
     It has no order of its own (the aggregator ranks from the comparisons); its notes name the
-    matches left without a usable verdict. Subclasses schedule their matches in ``__init__``
+    matches left without a usable verdict. Subclasses schedule their matches in ``__post_init__``
     and may label the first side of a match (:attr:`first_label`).
     """
 

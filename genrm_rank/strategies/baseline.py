@@ -20,12 +20,11 @@ Pipeline", 2024 (arXiv:2406.11939).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import InitVar, dataclass
 from typing import ClassVar
 
-import numpy as np
-
-from genrm_rank.strategies.base import FixedSchedule, SwapMode
-from genrm_rank.verdict import PreferenceMapping, linear_preference
+from genrm_rank import validate as check
+from genrm_rank.strategies.base import FixedSchedule
 
 __all__ = ["Baseline", "baseline_index"]
 
@@ -53,7 +52,7 @@ def baseline_index(
                 f"Argument 'baseline' is {baseline!r}, which {found} among the candidate ids {ids}."
             )
         return ids.index(baseline)
-    if isinstance(baseline, bool) or not isinstance(baseline, (int, np.integer)):
+    if not check.is_int(baseline):
         raise TypeError(
             f"Argument 'baseline' must be a candidate index or id, not {type(baseline).__name__}."
         )
@@ -62,13 +61,14 @@ def baseline_index(
     return int(baseline)
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Baseline(FixedSchedule):
     """Matches ``(baseline, i)`` for every other candidate ``i``; no order of its own.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     baseline : int or str
         The baseline's index, or its id among ``candidate_ids`` (default: candidate 0).
     candidate_ids : sequence of str, optional
@@ -76,12 +76,6 @@ class Baseline(FixedSchedule):
     swap : {"both", "random", "none"}
         ``"both"``: each match in both orders (2(N-1) calls per sample); ``"random"``: one seeded
         random order; ``"none"``: the baseline in slot 1.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the ``"random"`` swap orders.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
     """
 
     takes_candidate_ids: ClassVar[bool] = True
@@ -89,25 +83,17 @@ class Baseline(FixedSchedule):
 
     first_label = "baseline "
 
-    def __init__(
-        self,
-        n_items: int,
-        *,
-        baseline: int | str = 0,
-        candidate_ids: Sequence[str] | None = None,
-        swap: SwapMode = "both",
-        samples: int = 1,
-        seed: int | np.random.Generator | None = None,
-        preference_mapping: PreferenceMapping = linear_preference,
-    ) -> None:
-        super().__init__(
-            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
-        )
+    baseline: int | str = 0
+    candidate_ids: InitVar[Sequence[str] | None] = None
+
+    def __post_init__(self, candidate_ids: Sequence[str] | None) -> None:
+        super().__post_init__()
         if candidate_ids is not None and len(candidate_ids) != self.n_items:
             raise ValueError(
                 f"Argument 'candidate_ids' must hold {self.n_items} ids, not {len(candidate_ids)}."
             )
-        self.baseline = baseline_index(baseline, self.n_items, candidate_ids)
+        index = baseline_index(self.baseline, self.n_items, candidate_ids)
+        self.baseline = index
         for i in range(self.n_items):
-            if i != self.baseline:
-                self._add_match(self.baseline, i)
+            if i != index:
+                self._add_match(index, i)

@@ -18,42 +18,28 @@ Qwen3-Nemotron-235B-A22B-GenRM. Wang et al., "HelpSteer3-Preference", 2025 (arXi
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
 from genrm_rank.strategies.base import FixedSchedule, SwapMode
-from genrm_rank.verdict import PreferenceMapping, linear_preference
 
 __all__ = ["Circular"]
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Circular(FixedSchedule):
     """Matches ``(i, (i + 1) % N)`` for every ``i``; no order of its own.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`.
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     swap : {"none", "both", "random"}
         ``"none"`` (default): N calls per sample, candidate ``i`` in slot 1 of match ``i``.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the ``"random"`` swap orders.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
     """
 
-    def __init__(
-        self,
-        n_items: int,
-        *,
-        swap: SwapMode = "none",
-        samples: int = 1,
-        seed: int | np.random.Generator | None = None,
-        preference_mapping: PreferenceMapping = linear_preference,
-    ) -> None:
-        super().__init__(
-            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
-        )
+    swap: SwapMode = "none"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         for i in range(self.n_items):
             self._add_match(i, (i + 1) % self.n_items)

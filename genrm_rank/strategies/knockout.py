@@ -26,17 +26,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
+from genrm_rank import validate as check
 from genrm_rank.strategies.base import (
     Judgement,
     Match,
     MatchScheduler,
     StrategyOutcome,
-    SwapMode,
     resolve_seeding,
 )
-from genrm_rank.verdict import PreferenceMapping, linear_preference
 
 __all__ = ["Knockout", "bracket_order", "mean_scores"]
 
@@ -53,8 +50,7 @@ def bracket_order(size: int) -> list[int]:
     >>> bracket_order(8)
     [0, 7, 3, 4, 1, 6, 2, 5]
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise TypeError(f"Argument 'size' must be an int, not {type(size).__name__}.")
+    size = check.integer("size", size)
     if size < 1 or size & (size - 1):
         raise ValueError(f"Argument 'size' must be a power of two, not {size}.")
     order = [0]
@@ -72,27 +68,21 @@ class _Slot:
     match: Match | None
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Knockout(MatchScheduler):
     """Single-elimination bracket: exactly ``N - 1`` matches; the champion is the best.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     swap : {"both", "random", "none", "auto"}
-        How each match is judged (see :mod:`genrm_rank.strategies.base`). With ``"none"`` the
-        candidate from the upper bracket slot (the better seed in the first round) sits in slot 1.
-        With ``"auto"`` the final, which decides the champion, is always judged in both orders.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the random seeding (when ``seeding`` is None), the ``"random"`` swap orders and
-        the tie-breaking coins.
+        With ``"none"`` the candidate from the upper bracket slot (the better seed in the first
+        round) sits in slot 1. With ``"auto"`` the final, which decides the champion, is always
+        judged in both orders. ``seed`` also draws the seeding and the tie-breaking coins.
     seeding : sequence of int, optional
         Candidate indices in seed order, seed 1 first; a permutation of ``range(n_items)``.
         ``None`` draws a random seeding from ``seed``.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
 
     Notes
     -----
@@ -121,28 +111,21 @@ class Knockout(MatchScheduler):
     :meth:`stop` (its calls were already out), the outcome is complete.
     """
 
-    def __init__(
-        self,
-        n_items: int,
-        *,
-        swap: SwapMode = "both",
-        samples: int = 1,
-        seed: int | np.random.Generator | None = None,
-        seeding: Iterable[int] | None = None,
-        preference_mapping: PreferenceMapping = linear_preference,
-    ) -> None:
-        super().__init__(
-            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
-        )
-        self.seeding: tuple[int, ...] = resolve_seeding(seeding, self.n_items, self.rng)
-        self._seed_rank = {c: rank for rank, c in enumerate(self.seeding)}
+    seeding: Iterable[int] | None = None
+    """Candidate indices in seed order as given; after construction, the tuple used."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
+        self.seeding = seeding
+        self._seed_rank = {c: rank for rank, c in enumerate(seeding)}
         size = 1 << (self.n_items - 1).bit_length()
         self.n_rounds: int = size.bit_length() - 1
         """Rounds of the bracket, ``ceil(log2 n_items)``."""
         self.round: int = 0
         """The round in progress (1-based); 0 before the first."""
         self._entrants: list[int | None] = [
-            self.seeding[s] if s < self.n_items else None for s in bracket_order(size)
+            seeding[s] if s < self.n_items else None for s in bracket_order(size)
         ]
         self._slots: list[_Slot] = []
         self._eliminated_in: dict[int, int] = {}

@@ -13,30 +13,22 @@ Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", 2023 (ar
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
-import numpy as np
-
-from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, SwapMode
-from genrm_rank.verdict import PreferenceMapping, linear_preference
+from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome
 
 __all__ = ["RoundRobin"]
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class RoundRobin(MatchScheduler):
-    """Every unordered pair meets once (``samples`` times per order); no order of its own."""
+    """Every unordered pair meets once (``samples`` times per order); no order of its own.
 
-    def __init__(
-        self,
-        n_items: int,
-        *,
-        swap: SwapMode = "both",
-        samples: int = 1,
-        seed: int | np.random.Generator | None = None,
-        preference_mapping: PreferenceMapping = linear_preference,
-    ) -> None:
-        super().__init__(
-            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
-        )
+    Takes :class:`~genrm_rank.strategies.base.MatchScheduler`'s keywords.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         for a, b in itertools.combinations(range(self.n_items), 2):
             self._add_match(a, b)
 

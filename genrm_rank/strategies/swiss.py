@@ -20,18 +20,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import InitVar, dataclass
 from typing import Literal
 
-import numpy as np
-
-from genrm_rank.strategies.base import (
-    Match,
-    MatchScheduler,
-    StrategyOutcome,
-    SwapMode,
-    resolve_seeding,
-)
-from genrm_rank.verdict import PreferenceMapping, linear_preference
+from genrm_rank import validate as check
+from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, resolve_seeding
 
 __all__ = ["SCORINGS", "Swiss", "default_rounds"]
 
@@ -54,22 +47,20 @@ def default_rounds(n_items: int) -> int:
     return min((n_items - 1).bit_length() + 1, full)
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Swiss(MatchScheduler):
     """Swiss-system rounds; orders candidates by points, then Buchholz, then seed.
 
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
+
     Parameters
     ----------
-    n_items : int
-        Number of candidates (>= 2).
     rounds : int, optional
         Number of rounds; default :func:`default_rounds` (``ceil(log2 N) + 1``, capped so that
         rematches are not forced). More rounds than that are allowed and bring rematches.
     swap : {"both", "random", "none"}
-        How each match is judged. With ``"none"`` the higher-standing candidate sits in slot 1.
-    samples : int
-        Judgements per match and order.
-    seed : int or numpy.random.Generator, optional
-        Source of the random seeding (when ``seeding`` is None) and of ``"random"`` swap orders.
+        With ``"none"`` the higher-standing candidate sits in slot 1. ``seed`` also draws the
+        seeding when ``seeding`` is None.
     seeding : sequence of int, optional
         Candidate indices in seed order, seed 1 first; breaks ties in standings and pairs the
         first round (seed 1 vs 2, 3 vs 4, ...). ``None`` draws one from ``seed``.
@@ -77,8 +68,6 @@ class Swiss(MatchScheduler):
         Points per match: ``"preference"`` (default) gives each side its combined preference
         (``p`` and ``1 - p``); ``"wins"`` gives 1 to the winner (``p > 0.5``), 0.5 each for a
         preference of exactly 0.5.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
 
     Notes
     -----
@@ -102,31 +91,19 @@ class Swiss(MatchScheduler):
       are ``None`` (the aggregator ranks from the judgements made), and a note gives the round.
     """
 
-    def __init__(
-        self,
-        n_items: int,
-        *,
-        rounds: int | None = None,
-        swap: SwapMode = "both",
-        samples: int = 1,
-        seed: int | np.random.Generator | None = None,
-        seeding: Iterable[int] | None = None,
-        scoring: Scoring = "preference",
-        preference_mapping: PreferenceMapping = linear_preference,
-    ) -> None:
-        super().__init__(
-            n_items, swap=swap, samples=samples, seed=seed, preference_mapping=preference_mapping
-        )
+    rounds: InitVar[int | None] = None
+    seeding: Iterable[int] | None = None
+    """Candidate indices in seed order as given; after construction, the tuple used."""
+    scoring: Scoring = "preference"
+
+    def __post_init__(self, rounds: int | None) -> None:
+        super().__post_init__()
         if rounds is not None:
-            if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)):
-                raise TypeError(f"Argument 'rounds' must be an int, not {type(rounds).__name__}.")
-            if rounds < 1:
-                raise ValueError(f"Argument 'rounds' must be at least 1, not {rounds}.")
-        if scoring not in SCORINGS:
-            raise ValueError(f"Argument 'scoring' must be one of {SCORINGS}, not {scoring!r}.")
-        self.scoring: Scoring = scoring
-        self.seeding: tuple[int, ...] = resolve_seeding(seeding, self.n_items, self.rng)
-        self._seed_rank = {c: rank for rank, c in enumerate(self.seeding)}
+            rounds = check.integer("rounds", rounds, 1)
+        self.scoring = check.one_of("scoring", self.scoring, SCORINGS)
+        seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
+        self.seeding = seeding
+        self._seed_rank = {c: rank for rank, c in enumerate(seeding)}
         self.n_rounds: int = default_rounds(self.n_items) if rounds is None else int(rounds)
         """Rounds to play."""
         self.round: int = 0
