@@ -18,9 +18,9 @@ and kept out of the centring, and the table says which and why:
 - a model whose resamples would leave it without a win, or without a loss, more often than one
   tail of the interval (2.5% at 95%) has an interval that reaches infinity: with ``K`` resampled
   units (prompts, or games without prompts), ``W`` of them holding a win of the model and ``L``
-  a loss, that chance is ``(1 - W/K)^K + (1 - L/K)^K - (1 - |W or L|/K)^K``, about ``e^-W + e^-L``
-  (so a model needs wins on about four prompts and losses on about four). It stays in the fit
-  with a provisional rating and interval, centred on the rated models.
+  a loss, that chance is ``(1 - W/K)^K + (1 - L/K)^K - (1 - |W or L|/K)^K``, at most about
+  ``e^-W + e^-L`` (below 2.5% once the model has wins on five prompts and losses on five). It
+  stays in the fit with a provisional rating and interval, centred on the rated models.
 """
 
 from __future__ import annotations
@@ -483,6 +483,8 @@ def fit_leaderboard(
                 )
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"Argument 'confidence' must be in (0, 1), not {confidence!r}.")
+    if not (np.isfinite(scale) and np.isfinite(base)):
+        raise ValueError(f"Arguments 'scale' and 'base' must be finite, not {scale!r}, {base!r}.")
     all_labels = tuple(sorted(set(firsts) | set(seconds)))
     if not all_labels:
         raise ValueError("Arguments 'first_labels' and 'second_labels' must not be empty.")
@@ -520,7 +522,7 @@ def fit_leaderboard(
         weight=comparisons.weight[keep],
     )
     rated = selection.rated[fitted_index]
-    points = elo_points = scale * _LOG10_E
+    points = scale * _LOG10_E
     lower = upper = None
     h_interval: tuple[float, float] | None = None
     if rounds > 0:
@@ -538,7 +540,7 @@ def fit_leaderboard(
         samples = boot.samples - boot.samples[:, rated].mean(axis=1, keepdims=True)
         estimate = fit.params - fit.params[rated].mean()
         low, high = bootstrap_interval(samples, estimate, confidence)
-        lower, upper = base + elo_points * low, base + elo_points * high
+        lower, upper = base + points * low, base + points * high
         h_interval = boot.position_bias_interval
     else:
         fit = bradley_terry(fitted, alpha=alpha, position_bias=position_bias)
