@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import inspect
+import itertools
 
 import numpy as np
 
@@ -24,17 +25,21 @@ STRENGTH = dict(zip(MODELS, [0.3, 0.1, 0.0, -0.1, -0.3], strict=True))
 
 
 def games() -> tuple[list[str], list[str], list[float], list[int]]:
+    """Every pair of A-E once a prompt, in a random slot order; Bradley-Terry outcomes."""
     rng = np.random.default_rng(0)
-    first, second, outcome, prompt = [], [], [], []
-    for p in range(40):
-        for i in range(5):
-            for j in range(i + 1, 5):
-                a, b = (MODELS[i], MODELS[j]) if rng.random() < 0.5 else (MODELS[j], MODELS[i])
-                first.append(a)
-                second.append(b)
-                outcome.append(float(rng.random() < 1 / (1 + np.exp(STRENGTH[b] - STRENGTH[a]))))
-                prompt.append(p)
-    return first, second, outcome, prompt
+    pairs = np.array(list(itertools.combinations(range(5), 2)))
+    both = np.tile(pairs, (40, 1))
+    swap = rng.random(both.shape[0]) < 0.5
+    both[swap] = both[swap][:, ::-1]
+    theta = np.array([STRENGTH[m] for m in MODELS])
+    p_win = 1.0 / (1.0 + np.exp(theta[both[:, 1]] - theta[both[:, 0]]))
+    wins = (rng.random(both.shape[0]) < p_win).astype(float)
+    return (
+        [MODELS[i] for i in both[:, 0]],
+        [MODELS[i] for i in both[:, 1]],
+        wins.tolist(),
+        np.repeat(np.arange(40), len(pairs)).tolist(),
+    )
 
 
 def main() -> None:

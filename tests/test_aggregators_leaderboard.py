@@ -85,7 +85,12 @@ def test_leaderboard_seed_reproducible() -> None:
         ((["a", 1], ["b", "a"], [1.0, 0.0]), {}, TypeError, r"'first_labels' must hold str labels"),
         (([], [], []), {}, ValueError, r"must not be empty"),
         ((["a"], ["a"], [1.0]), {"bootstrap_rounds": 0}, ValueError, r"compares item 0 with"),
-        ((["a"], ["b"], [1.0]), {"bootstrap_rounds": -1}, ValueError, r"'bootstrap_rounds' must"),
+        (
+            (["a"], ["b"], [1.0]),
+            {"bootstrap_rounds": -1},
+            ValueError,
+            r"'bootstrap_rounds' must be at least 0, not -1",
+        ),
         ((["a"], ["b"], [2.0]), {"bootstrap_rounds": 0}, ValueError, r"'outcome' must hold finite"),
     ],
 )

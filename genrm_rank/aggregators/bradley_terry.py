@@ -1170,6 +1170,29 @@ def _check_clusters(clusters: ArrayLike | None, m: int) -> NDArray[np.int64] | N
     return result
 
 
+def check_bootstrap_rounds(bootstrap_rounds: object, n_bootstrap: object, *, minimum: int) -> int:
+    """``bootstrap_rounds`` checked, or the deprecated ``n_bootstrap`` when it was given.
+
+    Warns (``DeprecationWarning``, pointing at the caller's caller) when ``n_bootstrap`` is set.
+    """
+    if n_bootstrap is not None:
+        warnings.warn(
+            "Argument 'n_bootstrap' is deprecated; pass 'bootstrap_rounds'.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        bootstrap_rounds = n_bootstrap
+    if isinstance(bootstrap_rounds, bool) or not isinstance(bootstrap_rounds, (int, np.integer)):
+        raise TypeError(
+            f"Argument 'bootstrap_rounds' must be an int, not {type(bootstrap_rounds).__name__}."
+        )
+    if bootstrap_rounds < minimum:
+        raise ValueError(
+            f"Argument 'bootstrap_rounds' must be at least {minimum}, not {bootstrap_rounds}."
+        )
+    return int(bootstrap_rounds)
+
+
 def bootstrap_interval(
     samples: ArrayLike, estimate: ArrayLike, confidence: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -1286,19 +1309,7 @@ def bootstrap_bradley_terry(
     """
     comparisons = _check_comparisons(comparisons)
     _check_options(alpha, max_iter, tol)
-    if n_bootstrap is not None:
-        warnings.warn(
-            "Argument 'n_bootstrap' is deprecated; pass 'bootstrap_rounds'.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        bootstrap_rounds = n_bootstrap
-    if isinstance(bootstrap_rounds, bool) or not isinstance(bootstrap_rounds, (int, np.integer)):
-        raise TypeError(
-            f"Argument 'bootstrap_rounds' must be an int, not {type(bootstrap_rounds).__name__}."
-        )
-    if bootstrap_rounds < 1:
-        raise ValueError(f"Argument 'bootstrap_rounds' must be at least 1, not {bootstrap_rounds}.")
+    bootstrap_rounds = check_bootstrap_rounds(bootstrap_rounds, n_bootstrap, minimum=1)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"Argument 'confidence' must be in (0, 1), not {confidence!r}.")
     if not (np.isfinite(resample_tol) and resample_tol > 0):

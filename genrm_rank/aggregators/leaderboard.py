@@ -25,7 +25,6 @@ and kept out of the centring, and the table says which and why:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ from .bradley_terry import (
     bootstrap_bradley_terry,
     bootstrap_interval,
     bradley_terry,
+    check_bootstrap_rounds,
 )
 from .comparisons import Comparisons, weighted_bincount
 from .scores import win_rate
@@ -384,23 +384,6 @@ def _select(
 # ------------------------------------------------------------------------------- the table
 
 
-def _check_rounds(bootstrap_rounds: int, n_bootstrap: int | None) -> int:
-    if n_bootstrap is not None:
-        warnings.warn(
-            "Argument 'n_bootstrap' is deprecated; pass 'bootstrap_rounds'.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        bootstrap_rounds = n_bootstrap
-    if isinstance(bootstrap_rounds, bool) or not isinstance(bootstrap_rounds, (int, np.integer)):
-        raise TypeError(
-            f"Argument 'bootstrap_rounds' must be an int, not {type(bootstrap_rounds).__name__}."
-        )
-    if bootstrap_rounds < 0:
-        raise ValueError(f"Argument 'bootstrap_rounds' must be >= 0, not {bootstrap_rounds}.")
-    return int(bootstrap_rounds)
-
-
 def fit_leaderboard(
     first_labels: Sequence[str],
     second_labels: Sequence[str],
@@ -467,7 +450,7 @@ def fit_leaderboard(
     >>> [row.label for row in table.rows]
     ['a', 'b']
     """
-    rounds = _check_rounds(bootstrap_rounds, n_bootstrap)
+    rounds = check_bootstrap_rounds(bootstrap_rounds, n_bootstrap, minimum=0)
     firsts, seconds = list(first_labels), list(second_labels)
     if len(firsts) != len(seconds):
         raise ValueError(
