@@ -581,9 +581,9 @@ def test_bootstrap_bad_arguments(
 
 
 def test_bootstrap_interval_holds_its_own_estimate() -> None:
-    # Item 1 plays one game; a resample without it leaves item 1 at the centring's value, a
-    # point mass at the bottom of the resamples. The plain percentile interval was
-    # [-3.4e-17, 0.45] around an estimate of -0.0032: it excluded its own estimate.
+    # Item 1 plays one comparison. In 38% of resamples it is absent and item 1's strength is
+    # 0 (to 1e-9), just above its estimate (-0.0028); only 1% of resamples fall below the
+    # estimate, so the plain percentile interval, [-2.3e-17, 0.45], excluded it.
     c = Comparisons.from_arrays(
         6, [2, 3, 1, 4, 4, 5], [3, 0, 5, 2, 0, 4], [0.507, 0.98, 0.788, 0.706, 0.526, 0.454]
     )
