@@ -258,3 +258,21 @@ def test_n_bootstrap_is_a_deprecated_alias_of_bootstrap_rounds() -> None:
     with pytest.warns(DeprecationWarning, match="'n_bootstrap' is deprecated"):
         old = fit_leaderboard(*args, n_bootstrap=20, seed=4, alpha=0.1)
     assert old.rows == fit_leaderboard(*args, bootstrap_rounds=20, seed=4, alpha=0.1).rows
+
+
+def test_a_model_separated_once_a_sparse_one_is_set_apart_keeps_a_provisional_rating() -> None:
+    # Y beat A on 10 prompts and lost to Z on 6; Z lost on 2 prompts only, so it is set apart
+    # as sparse, and then Y never lost to a rated model.
+    first, second, outcome, prompt = _with_z(_five_models(), [1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    first += ["Y"] * 10 + ["Z"] * 6
+    second += ["A"] * 10 + ["Y"] * 6
+    outcome += [1.0] * 16
+    prompt += [*range(20, 30), *range(10, 16)]
+    table = fit_leaderboard(first, second, outcome, clusters=prompt, bootstrap_rounds=0)
+    apart = {row.label: row for row in table.set_apart}
+    assert set(apart) == {"Y", "Z"}
+    assert apart["Y"].reason == (
+        "won all 10 of its games against the rated models: no finite strength (its provisional "
+        "rating rests on games against models set apart)"
+    )
+    assert apart["Y"].rating is not None and apart["Y"].rating > _row(table, "A").rating

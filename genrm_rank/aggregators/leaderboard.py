@@ -366,7 +366,11 @@ def _select(
             )
         keep = _largest_win_component(comparisons, rated & ~sparse)
         for i in np.flatnonzero(rated & ~sparse & ~keep).tolist():
-            reasons.setdefault(i, _outside_reason(comparisons, i, keep))
+            reasons.setdefault(
+                i,
+                _outside_reason(comparisons, i, keep)
+                + " (its provisional rating rests on games against models set apart)",
+            )
         if np.array_equal(keep, rated) or int(keep.sum()) < 2:
             rated = keep
             break
