@@ -43,7 +43,7 @@ def main() -> None:
     fit = bradley_terry(c, alpha=1e-6)
     print(f"full fit: {time.perf_counter() - start:.2f} s, {fit.n_iter} Newton iterations")
     start = time.perf_counter()
-    boot = bootstrap_bradley_terry(c, n_bootstrap=args.rounds, seed=0, alpha=1e-6)
+    boot = bootstrap_bradley_terry(c, bootstrap_rounds=args.rounds, seed=0, alpha=1e-6)
     took = time.perf_counter() - start
     print(f"bootstrap, {args.rounds} rounds (full fit included): {took:.2f} s")
     print(f"  not converged: {boot.n_not_converged}")
@@ -55,7 +55,7 @@ def main() -> None:
         diff = np.max(np.abs((ref - ref.mean()) - fit.params))
         print(f"choix.opt_pairwise: {time.perf_counter() - start:.1f} s, max |diff| {diff:.2e}")
     small = _data(20, 4000, 1, 0.0)
-    fast = bootstrap_bradley_terry(small, n_bootstrap=1000, seed=1, alpha=1e-6)
+    fast = bootstrap_bradley_terry(small, bootstrap_rounds=1000, seed=1, alpha=1e-6)
     rng = np.random.default_rng(2)
     plain = np.array(
         [

@@ -386,5 +386,5 @@ def leaderboard(
         raise ValueError("Argument 'results' holds no usable game.")
     return fit_leaderboard(
         first, second, np.array(outcome), position_bias=position_bias,
-        n_bootstrap=bootstrap_rounds, seed=seed, confidence=confidence, clusters=clusters,
+        bootstrap_rounds=bootstrap_rounds, seed=seed, confidence=confidence, clusters=clusters,
     )  # fmt: skip

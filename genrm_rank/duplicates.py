@@ -6,11 +6,18 @@ strengths, ranks and rewards by chance. Instead the runner ranks the distinct te
 (:func:`distinct`) and then gives every input candidate the result of its text
 (:func:`expand_ranking`): the same scores, the same reward, adjacent places in the order. The
 ranking keeps every input candidate, in input order, and says which were duplicates.
+
+P(best) is the one score that is not copied. It is the chance that a candidate is the pick,
+and the pick among copies is always the first copy (``best`` names it), so the first copy
+carries its text's P(best) and the other copies 0: the P(best) of all candidates still sums to
+1, and ``Ranking.p_best`` (what ``min_p_best`` reads) is the text's. Copying it to every copy
+would count one text's chance once per copy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,9 +80,10 @@ def expand_ranking(
 ) -> Ranking:
     """A ranking of the distinct texts, spread back over every input candidate.
 
-    Copies of one text share its scores (each under its own index and id) and sit next to each
-    other in ``order``; ``best`` and ``champion`` name the first copy; judgements name the first
-    copy of each text; a note lists the duplicates.
+    Copies of one text share its scores (each under its own index and id), except P(best),
+    which the first copy carries whole and the others as 0 (see the module docstring), and sit
+    next to each other in ``order``; ``best`` and ``champion`` name the first copy; judgements
+    name the first copy of each text; a note lists the duplicates.
     """
     if not groups.groups:
         return ranking
@@ -85,14 +93,25 @@ def expand_ranking(
         return None if u is None else members[u][0]
 
     ids = None if candidate_ids is None else tuple(str(c) for c in candidate_ids)
+
+    def p_best(i: int) -> float:
+        shared = ranking.scores[groups.of[i]].p_best
+        # A NaN (no usable verdict) stays NaN on every copy: there is no chance to split.
+        return shared if members[groups.of[i]][0] == i or math.isnan(shared) else 0.0
+
     scores = tuple(
         dataclasses.replace(
-            ranking.scores[groups.of[i]], index=i, id=None if ids is None else ids[i]
+            ranking.scores[groups.of[i]],
+            index=i,
+            id=None if ids is None else ids[i],
+            p_best=p_best(i),
         )
         for i in range(len(candidates))
     )
-    note = "duplicate candidates judged once, sharing one result: " + "; ".join(
-        ", ".join(map(str, g)) for g in groups.groups
+    note = (
+        "duplicate candidates judged once, sharing one result: "
+        + "; ".join(", ".join(map(str, g)) for g in groups.groups)
+        + " (the first copy carries its text's P(best), the others 0)"
     )
     return dataclasses.replace(
         ranking,

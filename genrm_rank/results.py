@@ -371,7 +371,7 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
     if n_bootstrap > 0 and usable:
         boot = bootstrap_bradley_terry(
             comparisons,
-            n_bootstrap=n_bootstrap,
+            bootstrap_rounds=n_bootstrap,
             seed=seed,
             alpha=alpha,
             position_bias=use_h,

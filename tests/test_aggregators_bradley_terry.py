@@ -21,7 +21,13 @@ from genrm_rank.aggregators import (
     bradley_terry,
     elo_scale,
 )
-from genrm_rank.aggregators.bradley_terry import _gradient, _hessian, _objective, _unit_counts
+from genrm_rank.aggregators.bradley_terry import (
+    _gradient,
+    _hessian,
+    _objective,
+    _unit_counts,
+    bootstrap_interval,
+)
 from genrm_rank.errors import ComparisonGraphError
 
 bt_module = importlib.import_module("genrm_rank.aggregators.bradley_terry")
@@ -536,8 +542,8 @@ def test_ranking_orders_by_params() -> None:
 
 def test_bootstrap_is_reproducible_and_brackets_the_fit() -> None:
     c = Comparisons.from_pairs(4, _strongly_connected_pairs(11, 4, 60))
-    a = bootstrap_bradley_terry(c, n_bootstrap=60, seed=5, alpha=0.01, position_bias=True)
-    b = bootstrap_bradley_terry(c, n_bootstrap=60, seed=5, alpha=0.01, position_bias=True)
+    a = bootstrap_bradley_terry(c, bootstrap_rounds=60, seed=5, alpha=0.01, position_bias=True)
+    b = bootstrap_bradley_terry(c, bootstrap_rounds=60, seed=5, alpha=0.01, position_bias=True)
     np.testing.assert_array_equal(a.samples, b.samples)
     assert a.samples.shape == (60, 4)
     np.testing.assert_allclose(a.samples.sum(axis=1), 0.0, atol=1e-10)
@@ -551,7 +557,7 @@ def test_bootstrap_spread_agrees_with_laplace_standard_errors(
     qlora: tuple[Comparisons, list[str]],
 ) -> None:
     comparisons, _ = qlora
-    boot = bootstrap_bradley_terry(comparisons, n_bootstrap=100, seed=0, alpha=0.0)
+    boot = bootstrap_bradley_terry(comparisons, bootstrap_rounds=100, seed=0, alpha=0.0)
     ratio = boot.samples.std(axis=0) / boot.fit.standard_errors
     assert np.all((ratio > 0.6) & (ratio < 1.5))
 
@@ -559,8 +565,8 @@ def test_bootstrap_spread_agrees_with_laplace_standard_errors(
 @pytest.mark.parametrize(
     ("kwargs", "error", "pattern"),
     [
-        ({"n_bootstrap": 0}, ValueError, r"'n_bootstrap' must be at least 1, not 0"),
-        ({"n_bootstrap": 2.5}, TypeError, r"'n_bootstrap' must be an int, not float"),
+        ({"bootstrap_rounds": 0}, ValueError, r"'bootstrap_rounds' must be at least 1, not 0"),
+        ({"bootstrap_rounds": 2.5}, TypeError, r"'bootstrap_rounds' must be an int, not float"),
         ({"confidence": 1.0}, ValueError, r"'confidence' must be in \(0, 1\), not 1.0"),
     ],
 )
@@ -568,10 +574,55 @@ def test_bootstrap_bad_arguments(
     kwargs: dict[str, Any], error: type[Exception], pattern: str
 ) -> None:
     c = Comparisons.from_pairs(2, [(0, 1), (1, 0)])
-    arguments: dict[str, Any] = {"n_bootstrap": 5, "seed": 0}
+    arguments: dict[str, Any] = {"bootstrap_rounds": 5, "seed": 0}
     arguments.update(kwargs)
     with pytest.raises(error, match=pattern):
         bootstrap_bradley_terry(c, **arguments)
+
+
+def test_bootstrap_interval_holds_its_own_estimate() -> None:
+    # Item 1 plays one comparison. In 38% of resamples it is absent and item 1's strength is
+    # 0 (to 1e-9), just above its estimate (-0.0028); only 1% of resamples fall below the
+    # estimate, so the plain percentile interval, [-2.3e-17, 0.45], excluded it.
+    c = Comparisons.from_arrays(
+        6, [2, 3, 1, 4, 4, 5], [3, 0, 5, 2, 0, 4], [0.507, 0.98, 0.788, 0.706, 0.526, 0.454]
+    )
+    boot = bootstrap_bradley_terry(c, bootstrap_rounds=200, seed=0, alpha=0.05, position_bias=True)
+    tail = np.quantile(boot.samples[:, 1], 0.025)
+    assert tail > boot.fit.params[1]  # the percentile interval would exclude the estimate
+    assert np.all(boot.lower <= boot.fit.params) and np.all(boot.fit.params <= boot.upper)
+    assert boot.position_bias_interval is not None and boot.fit.position_bias is not None
+    assert boot.position_bias_interval[0] <= boot.fit.position_bias
+    assert boot.fit.position_bias <= boot.position_bias_interval[1]
+
+
+@given(
+    st.lists(st.floats(-5, 5), min_size=1, max_size=30),
+    st.floats(-5, 5),
+    st.floats(0.05, 0.99),
+)
+@settings(max_examples=200, deadline=None)
+def test_bootstrap_interval_always_holds_the_estimate(
+    draws: list[float], estimate: float, confidence: float
+) -> None:
+    lower, upper = bootstrap_interval(np.array(draws)[:, None], [estimate], confidence)
+    assert lower[0] <= estimate <= upper[0]
+
+
+def test_bootstrap_interval_is_the_percentile_interval_when_the_median_is_the_estimate() -> None:
+    draws = np.random.default_rng(0).gamma(2.0, size=(1001, 3))
+    median = np.median(draws, axis=0)
+    lower, upper = bootstrap_interval(draws, median, 0.9)
+    np.testing.assert_allclose(lower, np.quantile(draws, 0.05, axis=0))
+    np.testing.assert_allclose(upper, np.quantile(draws, 0.95, axis=0))
+
+
+def test_n_bootstrap_is_a_deprecated_alias_of_bootstrap_rounds() -> None:
+    c = Comparisons.from_pairs(3, [(0, 1), (1, 2), (2, 0), (1, 0)])
+    with pytest.warns(DeprecationWarning, match="'n_bootstrap' is deprecated"):
+        old = bootstrap_bradley_terry(c, n_bootstrap=7, seed=1, alpha=0.1)
+    new = bootstrap_bradley_terry(c, bootstrap_rounds=7, seed=1, alpha=0.1)
+    np.testing.assert_array_equal(old.samples, new.samples)
 
 
 # ---------------------------------------------------------------------------- elo
@@ -754,7 +805,7 @@ def test_fast_bootstrap_agrees_with_the_plain_row_bootstrap() -> None:
         np.round((quality[first] - quality[second]) * 2 + rng.normal(0, 1.5, m)), -2, 2
     )
     c = Comparisons.from_arrays(n, first, second, (outcome + 2) / 4)  # five graded levels
-    fast = bootstrap_bradley_terry(c, n_bootstrap=400, seed=1, alpha=1e-6, position_bias=False)
+    fast = bootstrap_bradley_terry(c, bootstrap_rounds=400, seed=1, alpha=1e-6, position_bias=False)
     plain = _row_bootstrap(c, 400, 2, alpha=1e-6)
     # Two independent 400-draw bootstraps of one distribution: SDs within 15%, means close.
     np.testing.assert_allclose(fast.samples.std(axis=0), plain.std(axis=0), rtol=0.15)
@@ -799,8 +850,8 @@ def test_cluster_bootstrap_resamples_whole_clusters_and_is_wider() -> None:
     margin = shift[np.arange(first.size), first] - shift[np.arange(first.size), second]
     outcome = (rng.random(first.size) < 1 / (1 + np.exp(-margin))).astype(float)
     c = Comparisons.from_arrays(n, first, second, outcome)
-    rows = bootstrap_bradley_terry(c, n_bootstrap=300, seed=0)
-    clustered = bootstrap_bradley_terry(c, n_bootstrap=300, seed=0, clusters=prompt)
+    rows = bootstrap_bradley_terry(c, bootstrap_rounds=300, seed=0)
+    clustered = bootstrap_bradley_terry(c, bootstrap_rounds=300, seed=0, clusters=prompt)
     assert clustered.resampled == "clusters"
     assert np.all(clustered.samples.std(axis=0) > 1.2 * rows.samples.std(axis=0))
 
@@ -808,7 +859,7 @@ def test_cluster_bootstrap_resamples_whole_clusters_and_is_wider() -> None:
 def test_clusters_must_label_every_comparison() -> None:
     c = Comparisons.from_pairs(2, [(0, 1), (1, 0)])
     with pytest.raises(ValueError, match="'clusters' must have one label per comparison"):
-        bootstrap_bradley_terry(c, n_bootstrap=2, clusters=[0])
+        bootstrap_bradley_terry(c, bootstrap_rounds=2, clusters=[0])
 
 
 @pytest.mark.parametrize(

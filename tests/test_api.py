@@ -219,7 +219,11 @@ def test_replayed_vicuna_round_robin_puts_gpt4_first(vicuna_record: Path) -> Non
         )
     assert all(r.calls == 56 for r in rankings)
     table = leaderboard(rankings, bootstrap_rounds=20, seed=0)
-    assert table.rows[0].label == "gpt-4"
+    # gpt-4 lost on only 2 of the 5 prompts: 7.8% of prompt resamples hold no loss of it, so its
+    # interval reaches infinity; it is set apart, with the best provisional rating.
+    (apart,) = table.set_apart
+    assert apart.label == "gpt-4" and apart.reason.startswith("too few prompts")
+    assert apart.rating is not None and apart.rating > table.rows[0].rating
 
 
 def test_leaderboard_over_the_whole_vicuna_record_matches_the_published_order(

@@ -77,7 +77,7 @@ def test_baseline_mode_makes_n_minus_1_matches_and_leaves_no_files(
     assert server.stats(0).requests - before == 6 * per_row
     table = json.loads((work / "lb.json").read_text())
     assert table["baseline"] == "sys-2" and table["games"] == 6 * per_row
-    games = {row["label"]: row["games"] for row in table["rows"]}
+    games = {row["label"]: row["games"] for row in table["rows"] + table["set_apart"]}
     assert games == {"sys-2": 6 * per_row, **{f"sys-{j}": 6 * per_row // 4 for j in (0, 1, 3, 4)}}
     assert sorted(p.name for p in work.iterdir()) == ["in.jsonl", "lb.json", "s.json", "tmp"]
     assert list((work / "tmp").iterdir()) == []  # no temporary folder left behind

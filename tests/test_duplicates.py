@@ -10,9 +10,11 @@ import pytest
 
 from genrm_rank import SimulatedJudge, group_rewards, rank, select_best
 from genrm_rank.duplicates import distinct
+from genrm_rank.judges.base import PairRequest
 from genrm_rank.sdg import process_file, rank_rows
 from genrm_rank.sdg.output import JsonlSink
 from genrm_rank.spec import RankSpec
+from genrm_rank.verdict import FailureKind, Verdict
 
 TEXTS = ["four", "five", "four", "three", "five"]
 
@@ -32,8 +34,12 @@ def test_copies_share_rank_and_scores_and_are_judged_once(strategy: str) -> None
     assert len(ranking.scores) == 5 and [s.index for s in ranking.scores] == list(range(5))
     for a, b in ((0, 2), (1, 4)):
         sa, sb = ranking.scores[a], ranking.scores[b]
-        assert (sa.strength, sa.p_best, sa.mean_score) == (sb.strength, sb.p_best, sb.mean_score)
+        assert (sa.strength, sa.mean_score, sa.lower) == (sb.strength, sb.mean_score, sb.lower)
+        assert sb.p_best == 0.0  # the first copy carries the text's P(best)
         assert abs(ranking.order.index(a) - ranking.order.index(b)) == 1  # adjacent places
+    # P(best) of all candidates sums to 1 (each copy used to carry it: 1 + p(four) + p(five)).
+    assert sum(s.p_best for s in ranking.scores) == pytest.approx(1.0)
+    assert ranking.best in (0, 1, 3) and ranking.p_best == ranking.scores[ranking.best].p_best
     assert sorted(ranking.order) == list(range(5))
     # Only the three distinct texts were compared: the same calls as ranking them alone.
     alone = rank(["four", "five", "three"], "What is 2+2?", judge=judge, strategy=strategy, seed=1)
@@ -76,3 +82,13 @@ async def test_sdg_rows_keep_every_candidate_and_report_duplicates(tmp_path: Pat
     assert len(out["candidates"]) == 3
     (error,) = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert error["kind"] == "too_few_candidates" and "distinct" in error["reason"]
+
+
+class _UnreadableJudge:
+    async def judge(self, request: PairRequest) -> Verdict:
+        return Verdict.failed(FailureKind.UNREADABLE, raw="Both are fine.")
+
+
+def test_copies_without_a_usable_verdict_keep_nan_p_best() -> None:
+    ranking = rank(["x", "y", "x"], "q?", judge=_UnreadableJudge(), seed=0)
+    assert all(np.isnan(s.p_best) for s in ranking.scores)  # no chance invented for a copy

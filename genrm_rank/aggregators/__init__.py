@@ -30,7 +30,7 @@ from .graph import (
     majority_digraph,
 )
 from .identification import Identification, identify
-from .leaderboard import LeaderboardRow, LeaderboardTable, fit_leaderboard
+from .leaderboard import LeaderboardRow, LeaderboardTable, SetApartRow, fit_leaderboard
 from .scores import copeland, mean_score, simple_tiebreaker, win_rate
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Identification",
     "LeaderboardRow",
     "LeaderboardTable",
+    "SetApartRow",
     "bootstrap_bradley_terry",
     "bradley_terry",
     "comparison_graph",

@@ -266,6 +266,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.output is not None:
         data = {
             "rows": [dataclasses.asdict(r) for r in table.rows],
+            "set_apart": [dataclasses.asdict(r) for r in table.set_apart],
+            "notes": list(table.notes),
             "position_bias": table.position_bias,
             "position_bias_interval": table.position_bias_interval,
             "confidence": table.confidence,
