@@ -28,6 +28,7 @@ from typing import Any, TypedDict, cast
 
 import numpy as np
 
+from genrm_rank.errors import ArgumentError
 from genrm_rank.strategies import check_swap, strategy_name
 from genrm_rank.verdict import PreferenceMapping, linear_preference, table_preference
 
@@ -56,7 +57,7 @@ def _int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"Argument '{name}' must be an int, not {type(value).__name__}.")
     if value < minimum:
-        raise ValueError(f"Argument '{name}' must be >= {minimum}, not {value}.")
+        raise ArgumentError(name, f"must be >= {minimum}, not {value}.")
     return int(value)
 
 
@@ -155,12 +156,12 @@ class RankSpec:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"Argument '{name}' must be a number, not {type(value).__name__}.")
             if not math.isfinite(value):
-                raise ValueError(f"Argument '{name}' must be finite, not {value}.")
+                raise ArgumentError(name, f"must be finite, not {value}.")
             set_(self, name, float(value))
         if self.alpha < 0:
-            raise ValueError(f"Argument 'alpha' must be >= 0, not {self.alpha}.")
+            raise ArgumentError("alpha", f"must be >= 0, not {self.alpha}.")
         if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"Argument 'confidence' must be in (0, 1), not {self.confidence}.")
+            raise ArgumentError("confidence", f"must be in (0, 1), not {self.confidence}.")
         set_(self, "p_best_draws", _int("p_best_draws", self.p_best_draws, 1))
         set_(self, "bootstrap_rounds", _int("bootstrap_rounds", self.bootstrap_rounds, 0))
         if not isinstance(self.strategy_options, Mapping):
@@ -241,9 +242,9 @@ def preference_mapping(preference: Preference) -> PreferenceMapping:
         return table_preference({int(k): float(v) for k, v in preference.items()})
     if preference == "linear":
         return linear_preference
-    raise ValueError(
-        "Argument 'preference' must be 'linear', a table {1: ..., 6: ...} or a callable, "
-        f"not {preference!r}."
+    raise ArgumentError(
+        "preference",
+        f"must be 'linear', a table {{1: ..., 6: ...}} or a callable, not {preference!r}.",
     )
 
 

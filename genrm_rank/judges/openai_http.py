@@ -87,7 +87,11 @@ import aiohttp
 from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
 from yarl import URL
 
-from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
+from genrm_rank.errors import (
+    ArgumentError,
+    EndpointsUnavailableError,
+    JudgeConfigurationError,
+)
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.routing import (
     EndpointPool,
@@ -176,20 +180,18 @@ def _resolve_api_key(
 ) -> str | None:
     if api_key is not None:
         if not isinstance(api_key, str) or not api_key:
-            raise ValueError(
-                "Argument 'api_key' must be a non-empty string or None (value not shown)."
-            )
+            raise ArgumentError("api_key", "must be a non-empty string or None (value not shown).")
         return api_key
     if api_key_file is not None:
         path = Path(api_key_file)
         try:
             key = path.read_text().strip()
         except OSError as exc:
-            raise ValueError(
-                f"Argument 'api_key_file' could not be read: {path} ({exc.strerror})."
+            raise ArgumentError(
+                "api_key_file", f"could not be read: {path} ({exc.strerror})."
             ) from None
         if not key:
-            raise ValueError(f"Argument 'api_key_file' names an empty file: {path}.")
+            raise ArgumentError("api_key_file", f"names an empty file: {path}.")
         return key
     if api_key_env:
         return os.environ.get(api_key_env) or None
@@ -204,15 +206,18 @@ def check_endpoints(endpoints: str | Sequence[str]) -> tuple[str, ...]:
     """
     urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
     if not urls:
-        raise ValueError("Argument 'endpoints' must name at least one URL, not an empty list.")
+        raise ArgumentError("endpoints", "must name at least one URL, not an empty list.")
     for i, url in enumerate(urls):
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             shown = redact_url(url) if isinstance(url, str) else url
-            raise ValueError(f"Argument 'endpoints[{i}]' must be an http(s) URL, not {shown!r}.")
+            raise ArgumentError(f"endpoints[{i}]", f"must be an http(s) URL, not {shown!r}.")
         if "@" in url.split("//", 1)[1].split("/", 1)[0]:
-            raise ValueError(
-                f"Argument 'endpoints[{i}]' holds credentials ({redact_url(url)}); pass the "
-                "key with api_key_env or api_key_file instead."
+            raise ArgumentError(
+                f"endpoints[{i}]",
+                "holds credentials ({url}); pass the key with {env} or {file} instead.",
+                url=redact_url(url),
+                env=ArgumentError.Setting("api_key_env"),
+                file=ArgumentError.Setting("api_key_file"),
             )
     return tuple(u.rstrip("/") for u in urls)
 
@@ -436,18 +441,18 @@ class OpenAIJudge:
     ) -> None:
         urls = list(check_endpoints(endpoints))
         if not isinstance(model, str) or not model:
-            raise ValueError(f"Argument 'model' must be a non-empty string, not {model!r}.")
+            raise ArgumentError("model", f"must be a non-empty string, not {model!r}.")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"Argument 'max_tokens' must be an int >= 1, not {max_tokens!r}.")
+            raise ArgumentError("max_tokens", f"must be an int >= 1, not {max_tokens!r}.")
         if not timeout > 0:
-            raise ValueError(f"Argument 'timeout' must be > 0, not {timeout!r}.")
+            raise ArgumentError("timeout", f"must be > 0, not {timeout!r}.")
         if (
             isinstance(max_response_bytes, bool)
             or not isinstance(max_response_bytes, int)
             or max_response_bytes < 1
         ):
-            raise ValueError(
-                f"Argument 'max_response_bytes' must be an int >= 1, not {max_response_bytes!r}."
+            raise ArgumentError(
+                "max_response_bytes", f"must be an int >= 1, not {max_response_bytes!r}."
             )
         self.max_response_bytes = max_response_bytes
         for name, value in (
@@ -455,19 +460,19 @@ class OpenAIJudge:
             ("template_token_allowance", template_token_allowance),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"Argument '{name}' must be an int >= 0, not {value!r}.")
+                raise ArgumentError(name, f"must be an int >= 0, not {value!r}.")
         for name, fvalue in (
             ("backoff_base", backoff_base),
             ("backoff_max", backoff_max),
         ):
             if not fvalue >= 0:
-                raise ValueError(f"Argument '{name}' must be >= 0, not {fvalue!r}.")
+                raise ArgumentError(name, f"must be >= 0, not {fvalue!r}.")
         if not health_check_interval > 0:
-            raise ValueError(
-                f"Argument 'health_check_interval' must be > 0, not {health_check_interval!r}."
+            raise ArgumentError(
+                "health_check_interval", f"must be > 0, not {health_check_interval!r}."
             )
         if down_timeout is not None and not down_timeout >= 0:
-            raise ValueError(f"Argument 'down_timeout' must be >= 0 or None, not {down_timeout!r}.")
+            raise ArgumentError("down_timeout", f"must be >= 0 or None, not {down_timeout!r}.")
         if extra_body is not None and not isinstance(extra_body, Mapping):
             raise TypeError(
                 f"Argument 'extra_body' must be a mapping or None, not {type(extra_body).__name__}."
@@ -1032,10 +1037,13 @@ class OpenAIJudge:
         if failure.detail.startswith(("HTTP 401", "HTTP 403")):
             if self._api_key is None:
                 return (
-                    "no API key was sent: give it with api_key_env (an environment variable) or "
-                    "api_key_file"
+                    "no API key was sent: give it with argument 'api_key_env' (an environment "
+                    "variable) or argument 'api_key_file'"
                 )
-            return "the API key sent was refused: check the key given by api_key_env/api_key_file"
+            return (
+                "the API key sent was refused: check the key given by argument 'api_key_env' or "
+                "argument 'api_key_file'"
+            )
         served = await self._served_models(session, base)
         if served is not None:
             if self.model not in served:

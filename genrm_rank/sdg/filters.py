@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank.errors import ArgumentError
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg.output import Block
@@ -111,7 +112,7 @@ class SelectThresholds:
         for name in ("min_score", "min_margin", "min_p_best"):
             object.__setattr__(self, name, _optional_number(name, getattr(self, name)))
         if self.min_p_best is not None and not 0.0 <= self.min_p_best <= 1.0:
-            raise ValueError(f"Argument 'min_p_best' must be in [0, 1], not {self.min_p_best}.")
+            raise ArgumentError("min_p_best", f"must be in [0, 1], not {self.min_p_best}.")
 
 
 @dataclass(frozen=True)
@@ -317,9 +318,8 @@ def _text_prompt_problem(row: Row, fmt: str) -> str | None:
         return None
     roles = ", ".join(str(m["role"]) for m in messages)
     return (
-        f"Argument 'format' is {fmt!r}, which holds a one-turn text prompt, but this row's "
-        f"conversation has {len(messages)} messages ({roles}); format 'trl-chat' holds "
-        "conversations"
+        f"format={fmt!r}, which holds a one-turn text prompt, but this row's conversation has "
+        f"{len(messages)} messages ({roles}); format='trl-chat' holds conversations"
     )
 
 

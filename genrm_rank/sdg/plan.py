@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from genrm_rank.errors import ArgumentError
 from genrm_rank.messages import build_messages
 from genrm_rank.sdg.filters import Formatter, format_problem
 from genrm_rank.sdg.inputs import RowSource, open_input
@@ -105,9 +106,9 @@ class CostAssumptions:
 
     def __post_init__(self) -> None:
         if self.completion_tokens_per_call < 0:
-            raise ValueError(
-                "Argument 'completion_tokens_per_call' must be >= 0, "
-                f"not {self.completion_tokens_per_call}."
+            raise ArgumentError(
+                "completion_tokens_per_call",
+                f"must be >= 0, not {self.completion_tokens_per_call}.",
             )
         for name in (
             "chars_per_token",
@@ -117,11 +118,9 @@ class CostAssumptions:
         ):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"Argument '{name}' must be a positive number, not {value}.")
+                raise ArgumentError(f"{name}", f"must be a positive number, not {value}.")
         if self.gpus_per_replica < 1:
-            raise ValueError(
-                f"Argument 'gpus_per_replica' must be >= 1, not {self.gpus_per_replica}."
-            )
+            raise ArgumentError("gpus_per_replica", f"must be >= 1, not {self.gpus_per_replica}.")
 
 
 @dataclass
