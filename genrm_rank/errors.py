@@ -43,14 +43,6 @@ __all__ = [
 _UNSET = object()
 
 
-def _python_words(setting: ArgumentError.Setting, head: bool) -> str:
-    """A setting in the Python API's words: ``Argument 'x'`` (``argument 'x'`` inside a
-    sentence), or ``x=value``."""
-    if setting.has_value:
-        return f"{setting.name}={setting.value!r}"
-    return f"{'Argument' if head else 'argument'} {setting.name!r}"
-
-
 class GenRMRankError(Exception):
     """Root of every exception genrm_rank raises on purpose."""
 
@@ -99,6 +91,13 @@ class ArgumentError(GenRMRankError, ValueError):
     given as keywords and written ``{name}`` in ``message``; :meth:`words` words them all, and
     the argument, another way (the CLI names its flags). Where ``message`` has such fields, the
     values it quotes (paths) are keywords too, so that their braces are never read as fields.
+
+    >>> fix = ArgumentError.Setting("overwrite", True)
+    >>> error = ArgumentError("paths", ": {path} exists; pass {fix}.", path="o.jsonl", fix=fix)
+    >>> str(error)
+    "Argument 'paths': o.jsonl exists; pass overwrite=True."
+    >>> error.words(lambda s, head: "argument -o" if head else f"--{s.name}")
+    'argument -o: o.jsonl exists; pass --overwrite.'
     """
 
     @dataclass(frozen=True)
@@ -113,9 +112,17 @@ class ArgumentError(GenRMRankError, ValueError):
         def has_value(self) -> bool:
             return self.value is not _UNSET
 
+    @staticmethod
+    def python_words(setting: ArgumentError.Setting, head: bool) -> str:
+        """A setting in the Python API's words: ``Argument 'x'`` (``argument 'x'`` inside a
+        sentence), or ``x=value``."""
+        if setting.has_value:
+            return f"{setting.name}={setting.value!r}"
+        return f"{'Argument' if head else 'argument'} {setting.name!r}"
+
     def __init__(self, argument: str, message: str, /, **settings: object) -> None:
         self.argument, self.message, self.settings = argument, message, settings
-        super().__init__(self.words(_python_words))
+        super().__init__(self.words(self.python_words))
 
     def words(self, name: Callable[[ArgumentError.Setting, bool], str]) -> str:
         """The message with every argument worded by ``name(setting, head)``; ``head`` is true

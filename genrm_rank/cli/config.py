@@ -309,20 +309,14 @@ def flag_words(command: str) -> Callable[[ArgumentError.Setting, bool], str]:
     def name(setting: ArgumentError.Setting, head: bool) -> str:
         option = by_param.get(setting.name) or by_param.get(setting.name.split("[")[0])
         if option is None:
-            return _python(setting, head)
+            return ArgumentError.python_words(setting, head)
         if setting.has_value and option.takes_value:
             return f"{option.shown} {setting.value}"
         if setting.has_value and setting.value != (option.action != "store_false"):
-            return _python(setting, head)  # a value the flag does not give
+            return ArgumentError.python_words(setting, head)  # a value the flag does not give
         return f"argument {option.shown}" if head else option.shown
 
     return name
-
-
-def _python(setting: ArgumentError.Setting, head: bool) -> str:
-    if setting.has_value:
-        return f"{setting.name}={setting.value!r}"
-    return f"{'Argument' if head else 'argument'} {setting.name!r}"
 
 
 _MENTION = re.compile(
