@@ -56,19 +56,15 @@ def check_paths(
         if path is None or str(path) == STDOUT or is_stream(path):
             continue
         key = path.resolve()
-        if key in sources:
-            raise ArgumentError(
-                name,
-                ": {path} is also the {other} file, which this run reads; choose another file",
-                path=path,
-                other=other(sources[key]),
+        clash = sources.get(key) or targets.get(key)
+        if clash is not None:
+            why = (
+                ", which this run reads; choose another file"
+                if key in sources
+                else ("; every file a run writes must differ")
             )
-        if key in targets:
             raise ArgumentError(
-                name,
-                ": {path} is also the {other} file; every file a run writes must differ",
-                path=path,
-                other=other(targets[key]),
+                name, ": {path} is also the {other} file" + why, path=path, other=other(clash)
             )
         targets[key] = name
         parent = path.parent if str(path.parent) else Path(".")
