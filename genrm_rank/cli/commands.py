@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_rank.api import arank
-from genrm_rank.cli.config import parse_args
+from genrm_rank.cli.config import cli_words, parse_args
 from genrm_rank.cli.judge import make_judge
 from genrm_rank.cli.options import (
     EXIT_INTERRUPTED,
@@ -101,9 +101,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         with contextlib.suppress(json.JSONDecodeError):
             conversation = json.loads(prompt_text)
     try:  # a bad prompt is a usage error, not a traceback from inside the judge
-        normalize_conversation(conversation, name="--prompt")
+        normalize_conversation(conversation, name="prompt")
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"argument --prompt: {exc}") from None
+        raise UsageError(cli_words(exc, "compare")) from None
     a = _text_arg(args.response_a, "--a")
     b = _text_arg(args.response_b, "--b")
     setup = make_judge(args)
