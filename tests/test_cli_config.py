@@ -12,7 +12,8 @@ import pytest
 from genrm_rank.cli import main
 from genrm_rank.cli.config import parse_args, warn_unknown_environment
 from genrm_rank.cli.judge import make_judge
-from genrm_rank.cli.options import Option, UsageError, every_option
+from genrm_rank.cli.options import UsageError, every_option
+from genrm_rank.flags import Option
 
 BASE = ["select", "in.jsonl", "-o", "out.jsonl", "--judge", "simulated"]
 

@@ -39,15 +39,14 @@ from typing import IO, Any
 
 from genrm_rank.cli.options import (
     COMMANDS,
-    ENV_PREFIX,
     PROG,
-    Option,
     UsageError,
     every_option,
     groups_of,
     options_of,
 )
 from genrm_rank.errors import ArgumentError
+from genrm_rank.flags import ENV_PREFIX, Option
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,9 +1,10 @@
 """The ``genrm-rank`` options: one declaration each, from which the parser, the TOML keys and the
 ``GENRM_*`` variables all come (:mod:`genrm_rank.cli.config`), and the exit statuses.
 
-An :class:`Option` is a flag (or a positional), its help, its type and default, and the library
-arguments it sets (``params``), so that an :class:`~genrm_rank.errors.ArgumentError` about
-``max_tokens`` is reported as ``--max-new-tokens``. A command is a list of option groups
+An :class:`~genrm_rank.flags.Option` is a flag (or a positional), its help, its type and
+default, and the library arguments it sets (``params``), so that an
+:class:`~genrm_rank.errors.ArgumentError` about ``max_tokens`` is reported as
+``--max-new-tokens``. A command is a list of option groups
 (:data:`COMMANDS`); the run spec's options take their defaults from the Python API's
 (:data:`~genrm_rank.spec.RANK_DEFAULTS`, :data:`~genrm_rank.spec.SELECT_DEFAULTS`).
 """
@@ -11,13 +12,11 @@ arguments it sets (``params``), so that an :class:`~genrm_rank.errors.ArgumentEr
 from __future__ import annotations
 
 import argparse
-import json
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
 
+from genrm_rank.flags import Option, integer, json_object, number
 from genrm_rank.sdg import DEFAULT_PROMPT_FIELDS, PAIR_FORMATS, RANK_FORMATS, SELECT_FORMATS
 from genrm_rank.sdg import parse_shard as _parse_shard
 from genrm_rank.sdg.inputs import INPUT_FORMATS
@@ -33,128 +32,10 @@ EXIT_BROKEN_PIPE = 141
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 PROG = "genrm-rank"
-ENV_PREFIX = "GENRM_"
 
 
 class UsageError(Exception):
     """A bad option value found after parsing (reported like argparse's, exit 2)."""
-
-
-Action = Literal["store", "store_true", "store_false", "toggle", "append", "positional"]
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option, declared once.
-
-    ``flag`` is the long flag (or a positional's name); its key in files and the environment
-    is the flag (:attr:`key`, :attr:`env`), so a file or a variable means what the flag means.
-    A flag that takes no value (``store_true``/``store_false``/``toggle``) is given by ``true``.
-    ``params`` are the library arguments the option sets, besides its :attr:`dest`.
-    """
-
-    flag: str
-    help: str = ""
-    type: Callable[[str], Any] | None = None
-    default: Any = None
-    metavar: str | None = None
-    action: Action = "store"
-    short: str | None = None
-    dest_: str | None = None
-    choices: tuple[str, ...] | None = None
-    nargs: str | None = None
-    required: bool = False
-    params: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
-
-    @property
-    def dest(self) -> str:
-        return self.dest_ or self.key
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.key.upper()
-
-    @property
-    def takes_value(self) -> bool:
-        return self.action not in ("store_true", "store_false", "toggle")
-
-    @property
-    def shown(self) -> str:
-        """How messages name it: the flag, or a positional's metavar."""
-        return self.metavar or self.flag if self.action == "positional" else self.flag
-
-    def add_to(self, parser: argparse.ArgumentParser | Any, default: Any = None) -> None:
-        """Add the option to ``parser`` (or a group), with ``default`` in place of its own."""
-        value = self.default if default is None else default
-        text = self.help
-        if self.takes_value and value not in (None, "", [], {}) and "default" not in text:
-            text += " (default: %(default)s)"
-        kwargs: dict[str, Any] = {"help": text.strip()}
-        if self.type is not None:
-            kwargs["type"] = self.type
-        if self.action == "positional":
-            parser.add_argument(self.dest, nargs=self.nargs, metavar=self.metavar, **kwargs)
-            return
-        names = [*([self.short] if self.short else []), self.flag]
-        kwargs["dest"] = self.dest
-        if self.action == "toggle":
-            kwargs.update(action=argparse.BooleanOptionalAction, default=value)
-        elif not self.takes_value:
-            kwargs.update(action=self.action, default=value)
-        else:
-            kwargs.update(metavar=self.metavar, choices=self.choices, required=self.required,
-                          default=None if self.action == "append" else value)  # fmt: skip
-            if self.action == "append":
-                kwargs["action"] = "append"
-        parser.add_argument(*names, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# Value types: each raises ArgumentTypeError with "must ..., not ..." (the flag is put first)
-
-
-def integer(minimum: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, not {number}")
-        return number
-
-    return parse
-
-
-def number(low: float = -math.inf, high: float = math.inf, *, positive: bool = False) -> Any:
-    def parse(value: str) -> float:
-        try:
-            x = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
-        if not math.isfinite(x):
-            raise argparse.ArgumentTypeError(f"must be finite, not {value!r}")
-        if positive and x <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, not {value}")
-        if not low <= x <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], not {value}")
-        return x
-
-    return parse
-
-
-def json_object(value: str) -> dict[str, Any]:
-    try:
-        data = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, not {type(data).__name__}")
-    return data
 
 
 def preference(value: str) -> str | dict[int, float]:

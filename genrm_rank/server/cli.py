@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from genrm_rank.cli.options import Option
+from genrm_rank.flags import Option
 from genrm_rank.server.app import FAULT_KINDS, SimServer, SimServerConfig
 
 __all__ = [
