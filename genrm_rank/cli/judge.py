@@ -37,11 +37,14 @@ def _discover_model(
 
 @dataclass
 class JudgeSetup:
+    """The run's judge (``judge``, the cache's when there is one), what identifies its verdicts
+    in the cache and the run file (``namespace``), the verdict cache, and the judge inside."""
+
     judge: Judge
     kind: str
     namespace: dict[str, Any]
-    cached: Any = None
-    cache: Any = None
+    cached: CachedJudge | None = None
+    cache: VerdictCache | None = None
     inner: Any = None
 
 

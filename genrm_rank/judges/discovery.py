@@ -64,7 +64,9 @@ def served_model(
         request.add_header("Authorization", f"Bearer {api_key}")
     handlers: list[urllib.request.BaseHandler] = [_SameOriginRedirects()]
     if not verify_tls:
-        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     try:
         with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
             body = json.load(response)
