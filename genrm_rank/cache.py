@@ -73,6 +73,7 @@ from types import TracebackType
 from typing import Any
 
 from genrm_rank import validate as check
+from genrm_rank.errors import ArgumentError
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.verdict import Verdict, verdict_from_dict, verdict_to_dict
 
@@ -136,9 +137,10 @@ def _check_no_secrets(value: Any, where: str) -> None:
                 )
             name = key.lower().replace("-", "_")
             if name == "token" or any(word in name for word in _SECRET_WORDS):
-                raise ValueError(
-                    f"Argument '{where}' must not hold credentials, not the key {key!r}; build "
-                    "the namespace from the model and sampling settings only."
+                raise ArgumentError(
+                    where,
+                    f"must not hold credentials, not the key {key!r}; build "
+                    "the namespace from the model and sampling settings only.",
                 )
             _check_no_secrets(item, f"{where}[{key!r}]")
     elif isinstance(value, (list, tuple)):
@@ -355,17 +357,18 @@ class VerdictCache:
                 f"Argument 'path' must be a str or os.PathLike, not {type(path).__name__}."
             )
         if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout >= 0):
-            raise ValueError(f"Argument 'timeout' must be a finite number >= 0, not {timeout!r}.")
+            raise ArgumentError("timeout", f"must be a finite number >= 0, not {timeout!r}.")
         self.path = os.fspath(path)
         if self.path != ":memory:":
             remote = network_filesystem(self.path, mounts=mounts)
             if remote is not None:
-                raise ValueError(
-                    f"Argument 'path' must be on a local filesystem, not {self.path!r} on "
+                raise ArgumentError(
+                    "path",
+                    f"must be on a local filesystem, not {self.path!r} on "
                     f"{remote[0]} (mounted at {remote[1]}): SQLite's locks and WAL mode do not "
                     "work on a network filesystem, so a cache there can be corrupted. Give each "
                     "job or shard its own cache on a local disk (e.g. under $TMPDIR) and join "
-                    "them afterwards with merge_caches (genrm-rank cache merge)."
+                    "them afterwards with merge_caches (genrm-rank cache merge).",
                 )
         self.hits = 0
         self.misses = 0
@@ -407,13 +410,14 @@ class VerdictCache:
         except sqlite3.DatabaseError as err:
             if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
                 raise
-            raise ValueError(
-                f"Argument 'path' must be a verdict cache or a new file, not {self.path!r} ({err})."
+            raise ArgumentError(
+                "path", f"must be a verdict cache or a new file, not {self.path!r} ({err})."
             ) from err
         if row[0] != str(SCHEMA_VERSION):
-            raise ValueError(
-                f"Argument 'path' holds a verdict cache of schema version {row[0]}; this "
-                f"genrm_rank reads version {SCHEMA_VERSION}: {self.path!r}."
+            raise ArgumentError(
+                "path",
+                f"holds a verdict cache of schema version {row[0]}; this "
+                f"genrm_rank reads version {SCHEMA_VERSION}: {self.path!r}.",
             )
         return mode
 
@@ -554,7 +558,7 @@ class MergeReport:
 def _input_versions(path: str) -> tuple[str, str]:
     """(schema, protocol) version of a cache file, opened read-only."""
     if not os.path.isfile(path):
-        raise ValueError(f"Argument 'inputs' must name existing cache files, not {path!r}.")
+        raise ArgumentError("inputs", f"must name existing cache files, not {path!r}.")
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True)
@@ -567,13 +571,12 @@ def _input_versions(path: str) -> tuple[str, str]:
         finally:
             conn.close()
     except sqlite3.DatabaseError as err:
-        raise ValueError(
-            f"Argument 'inputs' must name verdict caches, not {path!r} ({err})."
-        ) from None
+        raise ArgumentError("inputs", f"must name verdict caches, not {path!r} ({err}).") from None
     if problems != ["ok"]:
-        raise ValueError(
-            f"Argument 'inputs' holds a corrupt cache, {path!r} (SQLite's quick_check: "
-            f"{'; '.join(problems)}); nothing was merged."
+        raise ArgumentError(
+            "inputs",
+            f"holds a corrupt cache, {path!r} (SQLite's quick_check: "
+            f"{'; '.join(problems)}); nothing was merged.",
         )
     # Caches written before the protocol was recorded are of protocol 1, the only one then.
     return str(meta.get("schema_version")), str(meta.get("protocol_version", "1"))
@@ -613,20 +616,21 @@ def merge_caches(
             f"Argument 'inputs' must be a sequence of paths, not {type(inputs).__name__}."
         )
     if len(inputs) == 0:
-        raise ValueError("Argument 'inputs' must name at least one cache, not none.")
+        raise ArgumentError("inputs", "must name at least one cache, not none.")
     paths = [os.fspath(p) for p in inputs]
     out_path = os.fspath(output)
     out_real = os.path.realpath(out_path)
     for path in paths:
         if os.path.realpath(path) == out_real:
-            raise ValueError(f"Argument 'inputs' must not include the output {out_path!r}.")
+            raise ArgumentError("inputs", f"must not include the output {out_path!r}.")
     for path in paths:
         schema, protocol = _input_versions(path)
         if schema != str(SCHEMA_VERSION) or protocol != str(PROTOCOL_VERSION):
-            raise ValueError(
-                f"Argument 'inputs' holds {path!r}, a cache of schema version {schema} and "
+            raise ArgumentError(
+                "inputs",
+                f"holds {path!r}, a cache of schema version {schema} and "
                 f"protocol version {protocol}; this genrm_rank writes schema {SCHEMA_VERSION}, "
-                f"protocol {PROTOCOL_VERSION}, and does not mix them."
+                f"protocol {PROTOCOL_VERSION}, and does not mix them.",
             )
     read = added = duplicates = conflicts = 0
     created = not os.path.exists(out_path)
@@ -637,9 +641,10 @@ def merge_caches(
                 try:
                     n, same, differ, inserted = _merge_one(conn, path)
                 except sqlite3.DatabaseError as err:
-                    raise ValueError(
-                        f"Argument 'inputs' holds a cache that cannot be read whole, {path!r} "
-                        f"({err}); its verdicts were not merged."
+                    raise ArgumentError(
+                        "inputs",
+                        f"holds a cache that cannot be read whole, {path!r} "
+                        f"({err}); its verdicts were not merged.",
                     ) from None
                 read += n
                 added += inserted

@@ -11,17 +11,23 @@ Every exception the library raises on purpose derives from :class:`GenRMRankErro
      │    ├── SystematicFailureError      nearly every verdict of a run fails the same way (a
      │    │                               persistent fault): the cause, quoted, and a likely fix
      │    └── ReplayMissError             a replayed record has no verdict for that pair
+     ├── ArgumentError (ValueError)  a bad argument, named by ``argument``
      └── ComparisonGraphError      the comparisons cannot support the requested answer
 
 Bad arguments are reported with the built-in :class:`ValueError` / :class:`TypeError`, whose
-messages name the argument and the value received. Failed *verdicts* (unreadable, truncated,
-rejected answers) are not exceptions: they are :class:`~genrm_rank.verdict.Verdict` values with
-``ok == False``.
+messages name the argument and the value received; an :class:`ArgumentError` (a ``ValueError``)
+also carries the argument's name, so that a front end such as the CLI can name its own flag.
+Failed *verdicts* (unreadable, truncated, rejected answers) are not exceptions: they are
+:class:`~genrm_rank.verdict.Verdict` values with ``ok == False``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 __all__ = [
+    "ArgumentError",
     "ComparisonGraphError",
     "EndpointsUnavailableError",
     "GenRMRankError",
@@ -31,6 +37,8 @@ __all__ = [
     "SystematicFailureError",
     "VerdictError",
 ]
+
+_UNSET = object()
 
 
 class GenRMRankError(Exception):
@@ -69,6 +77,64 @@ class ReplayMissError(JudgeError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0]) if self.args else ""
+
+
+class ArgumentError(GenRMRankError, ValueError):
+    """A bad argument. :attr:`argument` names it as it was passed (``"timeout"``,
+    ``"paths['out']"``, ``"rows.id_field"``); ``str()`` is the message in the Python API's words:
+    ``ArgumentError("timeout", "must be > 0, not -1.")`` reads ``Argument 'timeout' must be > 0,
+    not -1.``
+
+    Other arguments the message names (a fix: "pass overwrite=True") are :class:`Setting` values
+    given as keywords and written ``{name}`` in ``message``; :meth:`words` words them all, and
+    the argument, another way (the CLI names its flags). Where ``message`` has such fields, the
+    values it quotes (paths) are keywords too, so that their braces are never read as fields.
+
+    >>> fix = ArgumentError.Setting("overwrite", True)
+    >>> error = ArgumentError("paths", ": {path} exists; pass {fix}.", path="o.jsonl", fix=fix)
+    >>> str(error)
+    "Argument 'paths': o.jsonl exists; pass overwrite=True."
+    >>> error.words(lambda s, head: "argument -o" if head else f"--{s.name}")
+    'argument -o: o.jsonl exists; pass --overwrite.'
+    """
+
+    @dataclass(frozen=True)
+    class Setting:
+        """An argument a message names, with the value it suggests (``overwrite=True``) or
+        none."""
+
+        name: str
+        value: object = _UNSET
+
+        @property
+        def has_value(self) -> bool:
+            return self.value is not _UNSET
+
+    @staticmethod
+    def python_words(setting: ArgumentError.Setting, head: bool) -> str:
+        """A setting in the Python API's words: ``Argument 'x'`` (``argument 'x'`` inside a
+        sentence), or ``x=value``."""
+        if setting.has_value:
+            return f"{setting.name}={setting.value!r}"
+        return f"{'Argument' if head else 'argument'} {setting.name!r}"
+
+    def __init__(self, argument: str, message: str, /, **settings: object) -> None:
+        self.argument, self.message, self.settings = argument, message, settings
+        super().__init__(self.words(self.python_words))
+
+    def words(self, name: Callable[[ArgumentError.Setting, bool], str]) -> str:
+        """The message with every argument worded by ``name(setting, head)``; ``head`` is true
+        for the argument the error is about, which starts the message."""
+        text = self.message
+        if self.settings:
+            text = text.format(
+                **{
+                    k: name(v, False) if isinstance(v, ArgumentError.Setting) else v
+                    for k, v in self.settings.items()
+                }
+            )
+        head = name(ArgumentError.Setting(self.argument), True)
+        return head + ("" if text.startswith((":", ";", ",")) else " ") + text
 
 
 class ComparisonGraphError(GenRMRankError, ValueError):

@@ -76,7 +76,7 @@ def systematic_hint(verdict: Verdict) -> str:
             "pass thinking=False to read such answers"
         )
     if kind is FailureKind.TRUNCATED:
-        return "every answer hits the generation limit: raise the judge's 'max_tokens'"
+        return "every answer hits the generation limit: raise argument 'max_tokens'"
     if kind is FailureKind.REJECTED:
         return "the server refuses the requests: check the request options (extra_body, sampling)"
     return (

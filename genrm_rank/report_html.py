@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_rank import validate as check
+from genrm_rank.errors import ArgumentError
 from genrm_rank.sdg.output import sidecar_path
 
 __all__ = ["read_rows", "render_report", "write_report"]
@@ -78,13 +79,13 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"Argument 'path': line {number} of {path} is not valid JSON ({exc.msg})."
+                raise ArgumentError(
+                    "path", f": line {number} of {path} is not valid JSON ({exc.msg})."
                 ) from None
             if not isinstance(data, dict):
-                raise ValueError(
-                    f"Argument 'path': line {number} of {path} is a JSON "
-                    f"{type(data).__name__}, not an object."
+                raise ArgumentError(
+                    "path",
+                    f": line {number} of {path} is a JSON {type(data).__name__}, not an object.",
                 )
             rows.append(data)
     return rows
@@ -124,7 +125,7 @@ def write_report(
     """
     source = Path(path)
     if not source.is_file():
-        raise ValueError(f"Argument 'path': no such file: {source}.")
+        raise ArgumentError("path", f": no such file: {source}.")
     target = Path(output) if output is not None else sidecar_path(source, "report", "html")
     sides = {
         name: Path(given) if given is not None else sidecar_path(source, name)
@@ -132,19 +133,21 @@ def write_report(
     }
     for name, read in (("path", source), *sides.items()):
         if target.resolve() == read.resolve():
-            raise ValueError(
-                f"Argument 'output' must not be a file the report reads ('{name}'), not {target}."
+            raise ArgumentError(
+                "output", f"must not be a file the report reads ('{name}'), not {target}."
             )
     if target.is_file() and target.stat().st_size > 0 and not overwrite and not _is_report(target):
-        raise ValueError(
-            f"Argument 'output': {target} already exists and is not a report; pass "
-            "overwrite=True to replace it."
+        raise ArgumentError(
+            "output",
+            ": {target} already exists and is not a report; pass {overwrite} to replace it.",
+            target=target,
+            overwrite=ArgumentError.Setting("overwrite", True),
         )
     sidecars: dict[str, int | None] = {}
     for name, side in sides.items():
         given = errors if name == "errors" else rejected
         if given is not None and not side.is_file():
-            raise ValueError(f"Argument '{name}': no such file: {side}.")
+            raise ArgumentError(f"{name}", f": no such file: {side}.")
         sidecars[name] = len(read_rows(side)) if side.is_file() else None
     page = render_report(
         read_rows(source),
@@ -191,9 +194,10 @@ def render_report(
     ]
     if not ranked:
         keys = sorted({k for row in rows[:5] for k in row})
-        raise ValueError(
-            f"Argument 'result_field': no row holds a ranking under {result_field!r} (the first "
-            f"rows have the keys {keys}); write the rows with 'rank' or 'select' (format 'full')."
+        raise ArgumentError(
+            "result_field",
+            f": no row holds a ranking under {result_field!r} (the first "
+            f"rows have the keys {keys}); write the rows with 'rank' or 'select' (format 'full').",
         )
     blocks = [r for _, _, r in ranked]
     body = [

@@ -28,6 +28,7 @@ from typing import Any, TypedDict, cast
 import numpy as np
 
 from genrm_rank import validate as check
+from genrm_rank.errors import ArgumentError
 from genrm_rank.strategies import check_swap, strategy_name
 from genrm_rank.verdict import PreferenceMapping, linear_preference, table_preference
 
@@ -143,7 +144,7 @@ class RankSpec:
             set_(self, name, check.number(name, getattr(self, name)))
         check.at_least("alpha", self.alpha, 0)
         if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"Argument 'confidence' must be in (0, 1), not {self.confidence}.")
+            raise ArgumentError("confidence", f"must be in (0, 1), not {self.confidence}.")
         set_(
             self, "p_best_draws", check.integer("p_best_draws", self.p_best_draws, 1, spelled=">=")
         )
@@ -226,9 +227,9 @@ def preference_mapping(preference: Preference) -> PreferenceMapping:
         return table_preference({int(k): float(v) for k, v in preference.items()})
     if preference == "linear":
         return linear_preference
-    raise ValueError(
-        "Argument 'preference' must be 'linear', a table {1: ..., 6: ...} or a callable, "
-        f"not {preference!r}."
+    raise ArgumentError(
+        "preference",
+        f"must be 'linear', a table {{1: ..., 6: ...}} or a callable, not {preference!r}.",
     )
 
 

@@ -1,7 +1,8 @@
 """Argument checks shared by the package, each naming the argument and what it received.
 
 Every check takes the argument's name and value, raises ``TypeError`` for a value of the wrong
-type and ``ValueError`` for one out of range, in openskill.py's wording
+type and :class:`~genrm_rank.errors.ArgumentError` (a ``ValueError`` that names the argument,
+which the CLI words as its flag) for one out of range, in openskill.py's wording
 (``"Argument 'x' must be ..., not ...."``), and returns the value normalised (a numpy integer
 becomes an ``int``, a number a ``float``), so a constructor reads
 ``self.samples = check.count("samples", samples, 1)``. A bool is never a number here, though
@@ -13,7 +14,7 @@ Python counts it as an int. ``optional=True`` lets ``None`` through and says so 
 >>> check.count("retries", True, 0)
 Traceback (most recent call last):
 ...
-ValueError: Argument 'retries' must be an int >= 0, not True.
+genrm_rank.errors.ArgumentError: Argument 'retries' must be an int >= 0, not True.
 >>> check.one_of("policy", "spill", ("spill", "round_robin"))
 'spill'
 """
@@ -25,6 +26,8 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, TypeGuard, TypeVar, overload
 
 import numpy as np
+
+from genrm_rank.errors import ArgumentError
 
 __all__ = [
     "at_least",
@@ -72,12 +75,12 @@ def integer(
     >>> integer("n_items", 1, 2)
     Traceback (most recent call last):
     ...
-    ValueError: Argument 'n_items' must be at least 2, not 1.
+    genrm_rank.errors.ArgumentError: Argument 'n_items' must be at least 2, not 1.
     """
     if not is_int(value):
         raise TypeError(f"Argument '{name}' must be an int, not {type(value).__name__}.")
     if minimum is not None and value < minimum:
-        raise ValueError(f"Argument '{name}' must be {spelled} {minimum}, not {value}.")
+        raise ArgumentError(name, f"must be {spelled} {minimum}, not {value}.")
     return int(value)
 
 
@@ -94,8 +97,8 @@ def count(name: str, value: object, minimum: int, *, optional: bool = False) -> 
     if optional and value is None:
         return None
     if not is_int(value) or value < minimum:
-        raise ValueError(
-            f"Argument '{name}' must be an int >= {minimum}{_or_none(optional)}, not {value!r}."
+        raise ArgumentError(
+            name, f"must be an int >= {minimum}{_or_none(optional)}, not {value!r}."
         )
     return int(value)
 
@@ -110,7 +113,7 @@ def number(name: str, value: object, *, optional: bool = False) -> float | None:
     >>> number("alpha", float("nan"))
     Traceback (most recent call last):
     ...
-    ValueError: Argument 'alpha' must be finite, not nan.
+    genrm_rank.errors.ArgumentError: Argument 'alpha' must be finite, not nan.
     """
     if optional and value is None:
         return None
@@ -119,7 +122,7 @@ def number(name: str, value: object, *, optional: bool = False) -> float | None:
             f"Argument '{name}' must be a number{_or_none(optional)}, not {type(value).__name__}."
         )
     if not math.isfinite(value):
-        raise ValueError(f"Argument '{name}' must be finite, not {value}.")
+        raise ArgumentError(name, f"must be finite, not {value}.")
     return float(value)
 
 
@@ -130,7 +133,7 @@ def _holds(
     if optional and value is None:
         return None
     if not test(value):
-        raise ValueError(f"Argument '{name}' must be {words}{_or_none(optional)}, not {value!r}.")
+        raise ArgumentError(name, f"must be {words}{_or_none(optional)}, not {value!r}.")
     return value
 
 
@@ -144,7 +147,7 @@ def at_least(name: str, value: T | None, bound: float, *, optional: bool = False
     >>> at_least("retry_after", -1.0, 0)
     Traceback (most recent call last):
     ...
-    ValueError: Argument 'retry_after' must be >= 0, not -1.0.
+    genrm_rank.errors.ArgumentError: Argument 'retry_after' must be >= 0, not -1.0.
     """
     return _holds(name, value, lambda v: v >= bound, f">= {bound}", optional)
 
@@ -159,7 +162,7 @@ def positive(name: str, value: T | None, *, optional: bool = False) -> T | None:
     >>> positive("timeout", 0)
     Traceback (most recent call last):
     ...
-    ValueError: Argument 'timeout' must be > 0, not 0.
+    genrm_rank.errors.ArgumentError: Argument 'timeout' must be > 0, not 0.
     """
     return _holds(name, value, lambda v: v > 0, "> 0", optional)
 
@@ -170,7 +173,7 @@ def probability(name: str, value: T) -> T:
     >>> probability("unreadable_rate", 1.5)
     Traceback (most recent call last):
     ...
-    ValueError: Argument 'unreadable_rate' must be in [0, 1], not 1.5.
+    genrm_rank.errors.ArgumentError: Argument 'unreadable_rate' must be in [0, 1], not 1.5.
     """
     return _holds(name, value, lambda v: 0.0 <= v <= 1.0, "in [0, 1]", False)  # type: ignore[return-value]
 
@@ -208,14 +211,14 @@ def instance(name: str, value: object, kind: type[T]) -> T:
 def one_of(name: str, value: T, choices: Collection[object]) -> T:
     """A value among ``choices`` (shown as given, e.g. a tuple); else ``ValueError``."""
     if value not in choices:
-        raise ValueError(f"Argument '{name}' must be one of {choices}, not {value!r}.")
+        raise ArgumentError(name, f"must be one of {choices}, not {value!r}.")
     return value
 
 
 def text(name: str, value: object) -> str:
     """A non-empty string; else ``ValueError`` (the value is shown)."""
     if not isinstance(value, str) or not value:
-        raise ValueError(f"Argument '{name}' must be a non-empty string, not {value!r}.")
+        raise ArgumentError(name, f"must be a non-empty string, not {value!r}.")
     return value
 
 

@@ -674,7 +674,8 @@ def test_cli_and_python_give_the_same_result(
 ) -> None:
     """One code path: the CLI and the Python API, same input, spec and seed, same rankings."""
     import genrm_rank
-    from genrm_rank.cli.options import SPEC_OPTIONS, build_parser, spec_from_args
+    from genrm_rank.cli import build_parser
+    from genrm_rank.cli.options import SPEC_OPTIONS, spec_from_args
 
     write_rows(tmp_path / "in.jsonl", 6, k=5, ids=True)
     out = tmp_path / "out.jsonl"

@@ -10,27 +10,16 @@ from typing import Any
 import pytest
 
 from genrm_rank.cli import main
-from genrm_rank.cli.config import (
-    _named_subparsers,
-    _options,
-    add_config_option,
-    apply_config,
-    fill_repeatable,
-    warn_unknown_environment,
-)
+from genrm_rank.cli.config import parse_args, warn_unknown_environment
 from genrm_rank.cli.judge import make_judge
-from genrm_rank.cli.options import UsageError, build_parser
+from genrm_rank.cli.options import UsageError, every_option
+from genrm_rank.flags import Option
 
 BASE = ["select", "in.jsonl", "-o", "out.jsonl", "--judge", "simulated"]
 
 
 def parse(argv: list[str], environ: dict[str, str]) -> argparse.Namespace:
-    parser = build_parser()
-    add_config_option(parser)
-    repeatable = apply_config(parser, argv, environ)
-    args = parser.parse_args(argv)
-    fill_repeatable(args, repeatable)
-    return args
+    return parse_args(argv, environ)
 
 
 @pytest.fixture
@@ -144,19 +133,12 @@ POSITIONALS = {
 }
 
 
-def _boolean_options() -> list[tuple[str, argparse.Action]]:
+def _boolean_options() -> list[tuple[str, Option]]:
     """Every option that takes no value, of every subcommand: found, not listed by hand."""
-    parser = build_parser()
-    add_config_option(parser)
-    found = []
-    for command, sub in _named_subparsers(parser).items():
-        for action in _options(sub).values():
-            if action.nargs == 0:
-                found.append((command, action))
-    return found
+    return [(command, option) for command, option in every_option() if not option.takes_value]
 
 
-BOOLEANS = [(command, action.option_strings[0]) for command, action in _boolean_options()]
+BOOLEANS = [(command, option.flag) for command, option in _boolean_options()]
 
 
 def test_every_subcommand_with_flags_can_be_parsed_here() -> None:
@@ -177,7 +159,7 @@ def flag_value(tmp_path: Path, command: str, flag: str, source: str, given: bool
         argv += ["--config", str(path)]
     else:
         environ["GENRM_" + key.upper().replace("-", "_")] = "1" if given else "0"
-    dest = next(a.dest for c, a in _boolean_options() if c == command and flag in a.option_strings)
+    dest = next(o.dest for c, o in _boolean_options() if c == command and o.flag == flag)
     return getattr(parse(argv, environ), dest)
 
 
@@ -244,7 +226,6 @@ def test_a_json_option_takes_a_toml_table(tmp_path: Path) -> None:
 
 
 def test_an_unknown_variable_warns_naming_the_closest() -> None:
-    parser = build_parser()
     stream = io.StringIO()
     environ = {
         "GENRM_MIN_SCOR": "3",
@@ -253,7 +234,7 @@ def test_an_unknown_variable_warns_naming_the_closest() -> None:
         "GENRM_MY_KEY": "k",  # named by --api-key-env
         "GENRM_CONCURRENCY": "3",
     }
-    warnings = warn_unknown_environment(parser, environ, also=["GENRM_MY_KEY"], stream=stream)
+    warnings = warn_unknown_environment(environ, also=["GENRM_MY_KEY"], stream=stream)
     assert warnings == [
         "genrm-rank: warning: environment variable GENRM_MIN_SCOR is not an option and is "
         "ignored (did you mean 'GENRM_MIN_SCORE'?)"
@@ -270,3 +251,73 @@ def test_a_run_warns_about_an_unknown_variable(
     out = tmp_path / "out.jsonl"
     assert main([*BASE[:1], str(rows), "-o", str(out), "--judge", "simulated", "-q"]) == 0
     assert "GENRM_MIN_SCOR is not an option" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# One declaration per option (issue 21)
+
+
+def _parser_flags() -> dict[str, set[str]]:
+    """Every subcommand's option strings, as the parser has them (walked here, in the test)."""
+    from genrm_rank.cli import build_parser
+
+    found: dict[str, set[str]] = {}
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{prefix} {name}".strip())
+            elif prefix:
+                found.setdefault(prefix, set()).update(action.option_strings or [action.dest])
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_the_parser_holds_the_declared_options_and_nothing_else() -> None:
+    declared: dict[str, set[str]] = {"cache": {"-h", "--help"}}
+    for command, option in every_option():
+        positional = option.action == "positional"
+        toggle = "--no-" + option.flag[2:] if option.action == "toggle" else None
+        flags = {option.dest if positional else option.flag, option.short, toggle} - {None}
+        declared.setdefault(command, {"-h", "--help"}).update(f for f in flags if f)
+    assert _parser_flags() == declared
+
+
+def test_library_errors_name_the_flag_not_the_python_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ArgumentError carries its argument; the CLI names the option that sets it."""
+    rows = tmp_path / "in.jsonl"
+    rows.write_text('{"id": 1, "prompt": "Q", "output": "a"}\n')
+    argv = ["select", str(rows), str(rows), "--candidates-from-files", "--candidate-field"]
+    assert main([*argv, "output", "-o", str(tmp_path / "o.jsonl"), "--judge", "simulated"]) == 2
+    err = capsys.readouterr().err
+    assert "argument IN names one input twice" in err and "Argument '" not in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        (("verify_tls", False), "--no-verify-tls"),
+        (("overwrite", True), "--overwrite"),
+        (("max_tokens", None), "--max-new-tokens"),
+        (("rows.id_from_line", None), "--id-from-line"),
+        (("endpoints[2]", None), "--endpoint"),
+        (("format", "trl"), "--format trl"),
+        (("no_such_argument", None), "argument 'no_such_argument'"),  # the library's words
+        (("verify_tls", True), "verify_tls=True"),  # a value no flag gives
+    ],
+)
+def test_a_setting_is_worded_by_the_option_that_sets_it(
+    setting: tuple[str, object], words: str
+) -> None:
+    from genrm_rank.cli.config import cli_words
+    from genrm_rank.errors import ArgumentError
+
+    name, value = setting
+    fix = ArgumentError.Setting(name) if value is None else ArgumentError.Setting(name, value)
+    error = ArgumentError("paths", ": x exists; pass {fix}.", fix=fix)
+    assert cli_words(error, "select") == f"argument --output: x exists; pass {words}."
+    assert str(error).startswith("Argument 'paths': x exists; pass ")

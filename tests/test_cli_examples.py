@@ -91,3 +91,22 @@ def test_quick_start_reaches_your_own_data(tmp_path: Path) -> None:
             best = [json.loads(x) for x in (tmp_path / "best.jsonl").read_text().splitlines()]
             assert len(best) == 1 and best[0]["selected"] in best[0]["candidates"]
         assert servers.stats(0).requests > 0  # the last command reached the endpoint
+
+
+def test_the_demo_runs_select_without_reentering_main(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo shows a select command and runs it as that command, not through ``main`` again
+    (which would read --config and the GENRM_* variables a second time)."""
+    import genrm_rank.cli
+    from genrm_rank.cli.commands import COMMAND_FUNCTIONS
+    from genrm_rank.cli.config import parse_args
+
+    def reentered(argv: object = None) -> int:
+        raise AssertionError("the demo called main() again")
+
+    monkeypatch.setattr(genrm_rank.cli, "main", reentered)
+    monkeypatch.setenv("GENRM_SWAP", "none")  # the demo's own options only
+    args = parse_args(["demo", "--keep", str(tmp_path), "--quiet"], environ={})
+    assert COMMAND_FUNCTIONS["demo"](args) == 0
+    assert "GPT-4's own verdicts rank first on 64 of 80" in capsys.readouterr().out

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from genrm_rank.cli.report import Progress, projection_bounds
 from genrm_rank.orchestrator import JudgeStatistics
 from genrm_rank.sdg import RowSpec
 from genrm_rank.sdg.inputs import open_input
 from genrm_rank.sdg.pipeline import RunCounters
+from genrm_rank.sdg.progress import Progress, projection_bounds
 from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import Usage
 

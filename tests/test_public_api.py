@@ -39,6 +39,10 @@ MODULES = [
     "genrm_rank.sdg.output",
     "genrm_rank.sdg.filters",
     "genrm_rank.sdg.pipeline",
+    "genrm_rank.sdg.progress",
+    "genrm_rank.sdg.runfiles",
+    "genrm_rank.judges.discovery",
+    "genrm_rank.flags",
 ]
 
 

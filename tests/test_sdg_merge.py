@@ -240,4 +240,4 @@ def test_cli_reports_a_refused_merge_as_a_usage_error(
     shards = _shards(tmp_path)
     argv = ["merge", str(tmp_path / "in.jsonl"), *(str(s["out"]) for s in shards[:2])]
     assert main([*argv, "-o", str(tmp_path / "m.jsonl")]) == 2
-    assert "genrm-rank merge: error: Argument 'shards'" in capsys.readouterr().err
+    assert "genrm-rank merge: error: argument SHARD.jsonl: shard 0" in capsys.readouterr().err

@@ -13,6 +13,9 @@ Subcommands::
     genrm-rank cache merge OUT.db IN1.db IN2.db    merge the verdict caches of several shards
     genrm-rank demo                                everything above on bundled data, offline
 
+Every option is declared once (:mod:`genrm_rank.cli.options`); the parser, the ``--config``
+file's keys and the ``GENRM_*`` variables come from that declaration (:mod:`.config`).
+
 The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-compatible base URL
 ending in ``/v1``) or ``--judge simulated`` (an in-process simulated GenRM, for tests and
 dry runs). Exit status: 0 every row ranked, 1 some rows failed (bad input or ranking failure;
@@ -32,28 +35,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from genrm_rank.cli.commands import (
-    bundled_example,
-    cmd_cache,
-    cmd_compare,
-    cmd_demo,
-    cmd_leaderboard,
-    cmd_pairs,
-    cmd_rank,
-    cmd_report,
-    cmd_select,
-    cmd_serve_sim,
-)
-from genrm_rank.cli.config import (
-    add_config_option,
-    apply_config,
-    fill_repeatable,
-    warn_unknown_environment,
-)
-from genrm_rank.cli.judge import ServerDownError, cli_words
-from genrm_rank.cli.merge import cmd_merge
+from genrm_rank.cli.commands import COMMAND_FUNCTIONS, bundled_example
+from genrm_rank.cli.config import build_parser, cli_words, parse_args, warn_unknown_environment
 from genrm_rank.cli.options import (
     EXIT_BROKEN_PIPE,
     EXIT_CAP,
@@ -66,11 +51,10 @@ from genrm_rank.cli.options import (
     EXIT_USAGE,
     PROG,
     UsageError,
-    build_parser,
 )
-from genrm_rank.cli.report import format_summary
 from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.redaction import redact_url
+from genrm_rank.sdg.progress import format_summary
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -88,51 +72,31 @@ __all__ = [
     "main",
 ]
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "rank": cmd_rank,
-    "select": cmd_select,
-    "pairs": cmd_pairs,
-    "compare": cmd_compare,
-    "leaderboard": cmd_leaderboard,
-    "report": cmd_report,
-    "serve-sim": cmd_serve_sim,
-    "merge": cmd_merge,
-    "cache": cmd_cache,
-    "demo": cmd_demo,
-}
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``genrm-rank``; returns the exit status."""
-    parser = build_parser()
-    add_config_option(parser)
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        repeatable = apply_config(parser, argv)
-    except UsageError as exc:
-        parser.error(str(exc))
-    args = parser.parse_args(argv)
-    fill_repeatable(args, repeatable)
+        args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:  # a --config file or a GENRM_* variable that does not fit
+        build_parser().error(str(exc))
     key_variable = getattr(args, "api_key_env", None)
-    warn_unknown_environment(parser, also=[key_variable] if key_variable else [])
+    warn_unknown_environment(also=[key_variable] if key_variable else [])
+    error: Exception
     try:
-        return COMMANDS[args.command](args)
-    except UsageError as exc:
-        _error(args, exc)
-        return EXIT_USAGE
-    except (ServerDownError, EndpointsUnavailableError) as exc:
-        _error(args, exc)
-        return EXIT_UNAVAILABLE
-    except JudgeConfigurationError as exc:  # every endpoint refused the run: a usage error
-        _error(args, exc)
-        return EXIT_USAGE
-    except ValueError as exc:  # a library check that names the argument
-        _error(args, exc)
-        return EXIT_USAGE
+        return COMMAND_FUNCTIONS[command_of(args)](args)
+    except EndpointsUnavailableError as exc:
+        status, error = EXIT_UNAVAILABLE, exc
+    except (UsageError, JudgeConfigurationError, ValueError) as exc:
+        # a bad option, every endpoint refusing the run, or a library check naming the argument
+        status, error = EXIT_USAGE, exc
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    words = redact_url(cli_words(error, command_of(args)))
+    print(f"{PROG} {args.command}: error: {words}", file=sys.stderr)
+    return status
 
 
-def _error(args: argparse.Namespace, exc: Exception) -> None:
-    """The error in the CLI's words (flags, not parameters), no URL's password in it."""
-    print(f"{PROG} {args.command}: error: {redact_url(cli_words(str(exc)))}", file=sys.stderr)
+def command_of(args: argparse.Namespace) -> str:
+    """The subcommand's name in :data:`~genrm_rank.cli.options.COMMANDS` (``cache merge``)."""
+    action = getattr(args, "cache_command", None)
+    return f"{args.command} {action}" if action else str(args.command)

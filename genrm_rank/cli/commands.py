@@ -11,11 +11,13 @@ import os
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from genrm_rank.api import arank
+from genrm_rank.cli.config import cli_words, parse_args
 from genrm_rank.cli.judge import make_judge
 from genrm_rank.cli.options import (
     EXIT_INTERRUPTED,
@@ -37,8 +39,8 @@ from genrm_rank.sdg import (
     rank_rows,
     select_rows,
 )
-from genrm_rank.sdg.inputs import InputError
-from genrm_rank.sdg.output import Block
+from genrm_rank.sdg.merge import merge_shards
+from genrm_rank.sdg.output import Block, sidecar_path
 from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -56,10 +58,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    try:
-        thresholds = SelectThresholds(args.min_score, args.min_margin, args.min_p_best)
-    except ValueError as exc:
-        raise UsageError(str(exc).replace("Argument 'min_", "argument --min-")) from None
+    thresholds = SelectThresholds(args.min_score, args.min_margin, args.min_p_best)
     return run_file_command(
         args,
         lambda has_rejected: select_rows(
@@ -101,9 +100,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         with contextlib.suppress(json.JSONDecodeError):
             conversation = json.loads(prompt_text)
     try:  # a bad prompt is a usage error, not a traceback from inside the judge
-        normalize_conversation(conversation, name="--prompt")
+        normalize_conversation(conversation, name="prompt")
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"argument --prompt: {exc}") from None
+        raise UsageError(cli_words(exc, "compare")) from None
     a = _text_arg(args.response_a, "--a")
     b = _text_arg(args.response_b, "--b")
     setup = make_judge(args)
@@ -188,19 +187,16 @@ def check_leaderboard_rows(args: argparse.Namespace) -> None:
     step, offset = args.shard[1], args.shard[0]
     no_ids: list[int] = []
     no_baseline: list[int] = []
-    try:
-        for number, raw in input_source(args):
-            if (number - 1) % step != offset:
-                continue
-            row = reader.parse(number, raw)
-            if not isinstance(row, Row):
-                continue
-            if row.candidate_ids is None:
-                no_ids.append(row.line)
-            elif args.baseline is not None and args.baseline not in row.candidate_ids:
-                no_baseline.append(row.line)
-    except InputError as exc:
-        raise UsageError(str(exc).replace("Argument 'input'", "argument IN")) from None
+    for number, raw in input_source(args):
+        if (number - 1) % step != offset:
+            continue
+        row = reader.parse(number, raw)
+        if not isinstance(row, Row):
+            continue
+        if row.candidate_ids is None:
+            no_ids.append(row.line)
+        elif args.baseline is not None and args.baseline not in row.candidate_ids:
+            no_baseline.append(row.line)
     if no_ids:
         raise UsageError(
             f"argument IN.jsonl: {len(no_ids)} rows have candidates without ids (first on line "
@@ -225,7 +221,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     check_leaderboard_rows(args)
     # What the run reads: the spec's strategy (a baseline) and where failed rows go. The rows
     # themselves are not the product, so nothing is written for them (no temporary folder).
-    run = argparse.Namespace(**vars(args))
+    run = argparse.Namespace(**vars(args), resume=False, overwrite=False)
     if args.baseline is not None:
         run.strategy = "baseline"
         run.strategy_options = {**args.strategy_options, "baseline": args.baseline}
@@ -313,23 +309,15 @@ def _plot(table: Any, path: Path) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from genrm_rank.report_html import write_report
 
-    try:
-        path = write_report(
-            args.input,
-            args.output,
-            result_field=args.result_field,
-            sample=args.sample,
-            seed=args.seed,
-            errors=args.errors,
-            overwrite=args.overwrite,
-        )
-    except ValueError as exc:
-        message = str(exc).replace("Argument 'path'", "argument OUT.jsonl")
-        message = message.replace("overwrite=True", "--overwrite")
-        for name, flag in (("output", "--output"), ("result_field", "--result-field"),
-                           ("errors", "--errors")):  # fmt: skip
-            message = message.replace(f"Argument '{name}'", f"argument {flag}")
-        raise UsageError(message) from None
+    path = write_report(
+        args.input,
+        args.output,
+        result_field=args.result_field,
+        sample=args.sample,
+        seed=args.seed,
+        errors=args.errors,
+        overwrite=args.overwrite,
+    )
     print(f"report written to {path}")
     return EXIT_OK
 
@@ -337,11 +325,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     from genrm_rank.cache import merge_caches
 
-    try:
-        report = merge_caches(args.output, args.inputs)
-    except ValueError as exc:
-        message = str(exc).replace("Argument 'inputs'", "argument IN.db")
-        raise UsageError(message.replace("Argument 'path'", "argument OUT.db")) from None
+    report = merge_caches(args.output, args.inputs)
     print(
         f"merged {len(report.inputs)} caches into {report.output}: {report.read} verdicts read, "
         f"{report.added} added, {report.duplicates} already there, {report.conflicts} "
@@ -449,9 +433,8 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
             f"{PROG} demo: (your own file, without a server: {PROG} select my.jsonl -o "
             "best.jsonl --judge simulated; see the README's Quick start)"
         )
-        from genrm_rank.cli import main
-
-        status = main(argv)
+        # The select command itself, on these options only (no --config, no GENRM_* variable)
+        status = cmd_select(parse_args(argv, environ={}))
         requests = servers.stats(0).requests
     winners: dict[str, int] = {}
     agree = 0
@@ -479,3 +462,45 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
     kept = f"output: {out}" if args.keep is not None else "output removed (--keep DIR keeps it)"
     print(f"\nserver requests: {requests}; {kept}")
     return status
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge shard outputs (:func:`~genrm_rank.sdg.merge.merge_shards`); exit 0, or 2 with the
+    reason when the shards do not merge. See ``docs/deployment.md`` for the Slurm recipe."""
+    if not args.input.is_file():
+        raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
+    for path in args.shards:
+        if not path.is_file():
+            raise UsageError(f"argument SHARD.jsonl: no such file: {path}")
+    shards = [{k: sidecar_path(p, k) if k != "out" else p for k in ("out", "errors", "rejected")}
+              for p in args.shards]  # fmt: skip
+    rejected = args.rejected
+    if rejected is None and any(Path(s["rejected"]).exists() for s in shards):
+        rejected = sidecar_path(args.output, "rejected")
+    errors = args.errors or sidecar_path(args.output, "errors")
+    output = {"out": args.output, "errors": errors, "rejected": rejected}
+    counts = merge_shards(args.input, shards, output, id_field=args.id_field,
+                          overwrite=args.overwrite)  # fmt: skip
+    if not args.quiet:
+        print(
+            f"{PROG} merge: {len(shards)} shards -> {args.output}: {counts.rows} rows "
+            f"({counts.out_lines} lines), {counts.errors} errors, {counts.rejected} rejected, "
+            f"{counts.blank} blank lines",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "rank": cmd_rank,
+    "select": cmd_select,
+    "pairs": cmd_pairs,
+    "compare": cmd_compare,
+    "leaderboard": cmd_leaderboard,
+    "report": cmd_report,
+    "serve-sim": cmd_serve_sim,
+    "merge": cmd_merge,
+    "cache merge": cmd_cache,
+    "demo": cmd_demo,
+}
+"""The function of each subcommand of :data:`~genrm_rank.cli.options.COMMANDS`."""

@@ -1,139 +1,199 @@
-"""Options from a TOML file (``--config``) and from ``GENRM_*`` environment variables.
+"""The parser, a TOML file (``--config``) and ``GENRM_*`` variables, all from the option table,
+and the library's messages in the CLI's words.
 
-Every option of a subcommand can also come from a configuration file or the environment, in
-the usual order of precedence: **a flag on the command line, then the environment, then the
-file, then the built-in default** (as Slurm job templates need: a shared file, a per-job
-variable, a one-off flag).
-
-One rule names them all: **a key or a variable is the option's long flag**.
+Every option of a subcommand can also come from a configuration file or the environment, in the
+usual order of precedence: **a flag on the command line, then the environment, then the file,
+then the built-in default** (as Slurm job templates need: a shared file, a per-job variable, a
+one-off flag). One rule names them all: **a key or a variable is the option's long flag**.
 
 - **File**: ``--config FILE`` (or ``GENRM_CONFIG=FILE``), TOML. Top-level keys apply to every
-  subcommand that has the option; a table named after a subcommand (``[select]``, ``[pairs]``)
-  applies to that one and wins over the top level. Keys are flags without ``--``, with ``-``
-  or ``_`` (``max-new-tokens = 16384``, ``endpoint = ["http://a:8000/v1", "http://b:8000/v1"]``).
+  subcommand that has the option; a table named after a subcommand (``[select]``) applies to
+  that one and wins over the top level. Keys are flags without ``--``, with ``-`` or ``_``
+  (``max-new-tokens = 16384``, ``endpoint = ["http://a:8000/v1", "http://b:8000/v1"]``).
 - **Environment**: ``GENRM_`` and the flag in capitals with ``_`` (``GENRM_CONCURRENCY=128``,
   ``GENRM_ENDPOINT=http://a:8000/v1,http://b:8000/v1``).
 - **Flags** (options that take no value) take ``true``/``false`` (in the environment also
-  ``1``/``yes``/``on`` or ``0``/``no``/``off``): true means the flag is given, false that it
-  is not. ``no-verify-tls = true`` or ``GENRM_NO_VERIFY_TLS=1`` turns certificate checks off,
-  exactly as ``--no-verify-tls`` does; the names of the settings such flags turn off
-  (``GENRM_VERIFY_TLS``, ``position-bias``) are refused, since they read the other way round.
+  ``1``/``yes``/``on`` or ``0``/``no``/``off``): true means the flag is given.
+  ``GENRM_NO_VERIFY_TLS=1`` turns certificate checks off, exactly as ``--no-verify-tls`` does;
+  the names of the settings such flags turn off (``GENRM_VERIFY_TLS``, ``position-bias``) are
+  refused, since they read the other way round.
 
 A key or value that does not fit is a usage error naming where it came from; an unknown table or
-key is refused too, naming the closest valid one, so a typo is not silently ignored. An unknown
-``GENRM_*`` variable is a warning naming the closest valid one (other programs' variables may
-share the prefix). Positional arguments (the input file) come from the command line only.
+key is refused too, naming the closest valid one. An unknown ``GENRM_*`` variable is a warning
+naming the closest valid one (other programs' variables may share the prefix). Positional
+arguments (the input file) come from the command line only.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
 import os
+import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from genrm_rank.cli.options import PROG, UsageError
+from genrm_rank.cli.options import (
+    COMMANDS,
+    PROG,
+    UsageError,
+    every_option,
+    groups_of,
+    options_of,
+)
+from genrm_rank.errors import ArgumentError
+from genrm_rank.flags import ENV_PREFIX, Option
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = [
-    "ENV_PREFIX",
-    "OTHER_VARIABLES",
-    "add_config_option",
-    "apply_config",
-    "env_name",
-    "fill_repeatable",
-    "option_key",
-    "warn_unknown_environment",
-]
+__all__ = ["OTHER_VARIABLES", "build_parser", "cli_words", "parse_args", "warn_unknown_environment"]
 
-ENV_PREFIX = "GENRM_"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-_NOT_OPTIONS = {"help", "config", "command"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 OTHER_VARIABLES = frozenset(
-    {
-        "GENRM_CONFIG",  # the file itself
-        "GENRM_API_KEY",  # the key, under --api-key-env's default name
-        "GENRM_VLLM_VENV",  # the real-vLLM tests
-        "GENRM_VLLM_LOG_DIR",
-        "GENRM_EXTRA_SITE",
-    }
+    {"GENRM_CONFIG", "GENRM_API_KEY", "GENRM_VLLM_VENV", "GENRM_VLLM_LOG_DIR", "GENRM_EXTRA_SITE"}
 )
-"""``GENRM_*`` variables that are not options but are read by the project (never warned about)."""
+"""``GENRM_*`` variables that are not options but are read by the project (never warned about):
+the file itself, the key under ``--api-key-env``'s default name, the real-vLLM tests'."""
+
+DESCRIPTION = """\
+Rank candidate responses with pairwise generative reward models (NVIDIA Nemotron GenRMs served
+by vLLM, or any OpenAI-compatible server).
+
+Input rows (JSON Lines, .gz/.zst, a JSON array, Parquet, a Hugging Face dataset, or stdin):
+  {"id": ..., "prompt" | "conversation" | "messages": ..., "candidates": [str | {"id", "text"}],
+   "principle"?: str}
+
+Exit status: 0 all rows ranked; 1 some rows failed (see the errors file); 2 usage error;
+3 a --max-calls/--max-tokens cap stopped the run (resumable); 4 every endpoint was unavailable
+(resumable); 5 the disk filled up (resumable); 130 interrupted (resumable); 141 -o - and its
+reader went away.
+"""
+EPILOG = """\
+examples:
+  genrm-rank demo
+  genrm-rank serve-sim --port 8000 &
+  genrm-rank select sdg.jsonl -o best.jsonl --endpoint http://127.0.0.1:8000/v1 --cache verdicts.db
+  genrm-rank select sdg.jsonl -o best.jsonl --endpoint http://127.0.0.1:8000/v1 \\
+      --cache verdicts.db --resume
+  genrm-rank pairs sdg.jsonl -o dpo.jsonl --endpoint http://127.0.0.1:8000/v1 \\
+      --all-pairs --min-margin 1
+"""
 
 
-def option_key(action: argparse.Action) -> str:
-    """The option's name in files and the environment: its long flag, ``_`` for ``-``.
-
-    ``--no-verify-tls`` (dest ``verify_tls``) is ``no_verify_tls``: a file or variable means
-    what the flag means, whatever the flag's destination is called.
-    """
-    flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
-    return flag.lstrip("-").replace("-", "_")
-
-
-def env_name(action: argparse.Action) -> str:
-    """The environment variable of an option: ``GENRM_`` and :func:`option_key` in capitals."""
-    return ENV_PREFIX + option_key(action).upper()
-
-
-def _flag(action: argparse.Action) -> str:
-    return "--" + option_key(action).replace("_", "-")
-
-
-def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """The subcommand's options by :func:`option_key` (positionals and --help left out)."""
-    return {
-        option_key(action): action
-        for action in parser._actions
-        if action.option_strings and action.dest not in _NOT_OPTIONS
-    }
-
-
-def _former_names(options: Mapping[str, argparse.Action]) -> dict[str, argparse.Action]:
-    """Names taken from a destination that differ from the flag (``verify_tls``): refused, since
-    for a flag like ``--no-verify-tls`` they read the other way round."""
-    return {
-        action.dest: action
-        for key, action in options.items()
-        if action.dest != key and action.dest not in options
-    }
+def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The ``genrm-rank`` parser, from :data:`~genrm_rank.cli.options.COMMANDS`; ``defaults``
+    (by destination) replace the options' own (values from a file or the environment)."""
+    defaults = defaults or {}
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    actions = None
+    for name, command in COMMANDS.items():
+        if name.startswith("cache "):  # the actions of ``cache``
+            if actions is None:
+                cache = commands.add_parser("cache", help="verdict cache tools (merge the "
+                                            "caches of several shards)",
+                                            description="Tools for --cache files.")  # fmt: skip
+                actions = cache.add_subparsers(dest="cache_command", metavar="ACTION",
+                                               required=True)  # fmt: skip
+            sub = actions.add_parser(name.split()[1], help=command.help,
+                                     description=command.description)  # fmt: skip
+        else:
+            sub = commands.add_parser(name, help=command.help, description=command.description)
+        for title, options in groups_of(name).items():
+            group = sub if title is None else sub.add_argument_group(title)
+            for option in options:
+                option.add_to(group, defaults.get(option.dest))
+    return parser
 
 
-def _subparser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[str, Any] | None:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for item in argv:
-                if item in action.choices:
-                    return item, action.choices[item]
-    return None
+def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """``argv`` parsed, with the options a ``--config`` file and ``environ`` give (flag >
+    environment > file > default). Raises :class:`UsageError` for a file or a variable that
+    does not fit, and exits 2 with argparse's message for a command line that does not."""
+    environ = os.environ if environ is None else environ
+    command = _command(argv)
+    sourced = {} if command is None else _sourced(command, argv, environ)
+    repeatable = {o.dest for o in options_of(command) if o.action == "append"} if command else set()
+    args = build_parser({k: v for k, v in sourced.items() if k not in repeatable}).parse_args(argv)
+    for dest in repeatable:  # argparse would add the command line's to these, not replace them
+        if not getattr(args, dest, None):
+            setattr(args, dest, sourced.get(dest, []))
+    return args
 
 
-def _named_subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    return {
-        name: choice
-        for action in parser._actions
-        if isinstance(action, argparse._SubParsersAction)
-        for name, choice in action.choices.items()
-    }
+def _command(argv: Sequence[str]) -> str | None:
+    if argv and argv[0] == "cache" and len(argv) > 1 and f"cache {argv[1]}" in COMMANDS:
+        return f"cache {argv[1]}"
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
-def _all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    return list(_named_subparsers(parser).values())
+def _configurable(command: str) -> dict[str, Option]:
+    """The options of ``command`` a file or the environment may set, by key."""
+    return {o.key: o for o in options_of(command) if o.action != "positional" and o.key != "config"}
+
+
+def _former_names(options: Mapping[str, Option]) -> dict[str, Option]:
+    """Names of the settings flags like ``--no-verify-tls`` turn off (``verify_tls``): refused,
+    since they read the other way round."""
+    return {o.dest: o for key, o in options.items() if o.dest != key and o.dest not in options}
 
 
 def _closest(name: str, valid: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` for the closest valid name, or ``""`` when none is close."""
     match = difflib.get_close_matches(name, sorted(set(valid)), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _refuse_former(key: str, option: Option, source: str, *, env: bool) -> UsageError:
+    name = ENV_PREFIX + key.upper() if env else key
+    right = option.env if env else option.key.replace("_", "-")
+    value = "VALUE" if option.takes_value else "1" if env else "true"
+    return UsageError(
+        f"{source}: {name!r} is not an option name; names follow the flag: "
+        f"{right}{'=' if env else ' = '}{value} means {option.flag}"
+    )
+
+
+def _convert(option: Option, value: Any, source: str) -> Any:
+    """A file or environment value as the option's flag would give it."""
+    try:
+        if not option.takes_value:  # true = the flag is given
+            text = str(value).strip().lower()
+            if not isinstance(value, bool) and text not in _TRUE | _FALSE:
+                raise argparse.ArgumentTypeError(f"must be true or false, not {value!r}")
+            given = value if isinstance(value, bool) else text in _TRUE
+            return (option.action != "store_false") if given else option.default
+        if option.action == "append":
+            items = value if isinstance(value, list) else str(value).split(",")
+            return [_one(option, item) for item in items if str(item).strip()]
+        return _one(option, value)
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+        raise UsageError(f"{source}: {option.flag} {exc}") from None
+
+
+def _one(option: Option, value: Any) -> Any:
+    if isinstance(value, dict):  # a TOML table for a JSON option (extra-body = {top_k = 20})
+        value = json.dumps(value)
+    if isinstance(value, list):
+        raise argparse.ArgumentTypeError(f"must be a single value, not {type(value).__name__}")
+    text = str(value).lower() if isinstance(value, bool) else str(value).strip()
+    converted = option.type(text) if option.type is not None else text
+    if option.choices is not None and converted not in option.choices:
+        choices = ", ".join(option.choices)
+        raise argparse.ArgumentTypeError(f"must be one of {choices}, not {converted!r}")
+    return converted
 
 
 def _config_path(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
@@ -146,143 +206,68 @@ def _config_path(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None
     return Path(value) if value else None
 
 
-def _convert(action: argparse.Action, value: Any, source: str) -> Any:
-    """A file or environment value as the option's own parser would give it."""
-    name = _flag(action)
-    try:
-        if action.nargs == 0:  # store_true / store_false: true = the flag is given
-            if isinstance(value, bool):
-                given = value
-            elif str(value).strip().lower() in _TRUE | _FALSE:
-                given = str(value).strip().lower() in _TRUE
-            else:
-                raise argparse.ArgumentTypeError(f"must be true or false, not {value!r}")
-            if isinstance(action, argparse.BooleanOptionalAction):  # const is None there
-                return True if given else action.default
-            return action.const if given else action.default
-        if isinstance(action, argparse._AppendAction):
-            items = value if isinstance(value, list) else str(value).split(",")
-            return [_one(action, item) for item in items if str(item).strip()]
-        return _one(action, value)
-    except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
-        raise UsageError(f"{source}: {name} {exc}") from None
-
-
-def _one(action: argparse.Action, value: Any) -> Any:
-    if isinstance(value, dict):  # a TOML table for a JSON option (extra-body = {top_k = 20})
-        value = json.dumps(value)
-    if isinstance(value, list):
-        raise argparse.ArgumentTypeError(f"must be a single value, not {type(value).__name__}")
-    text = str(value).strip() if not isinstance(value, bool) else str(value).lower()
-    converted = action.type(text) if callable(action.type) else text
-    if action.choices is not None and converted not in action.choices:
-        choices = ", ".join(map(str, action.choices))
-        raise argparse.ArgumentTypeError(f"must be one of {choices}, not {converted!r}")
-    return converted
-
-
-def _refuse_former(key: str, action: argparse.Action, source: str, *, env: bool) -> UsageError:
-    name = ENV_PREFIX + key.upper() if env else key
-    right = env_name(action) if env else option_key(action).replace("_", "-")
-    value = ("1" if env else "true") if action.nargs == 0 else "VALUE"
-    return UsageError(
-        f"{source}: {name!r} is not an option name; names follow the flag: "
-        f"{right}{'=' if env else ' = '}{value} means {_flag(action)}"
-    )
-
-
-def _check_table(
-    scope: str, table: Mapping[str, Any], options: Mapping[str, argparse.Action], what: str
+def _check_keys(
+    scope: str, table: Mapping[str, Any], options: Mapping[str, Option], what: str
 ) -> None:
     """Refuse a key ``options`` lacks, naming the closest valid one."""
     former = _former_names(options)
     for key in table:
         name = key.replace("-", "_")
-        if name in options:
-            continue
-        if name in former:
+        if name in former and name not in options:
             raise _refuse_former(name, former[name], scope, env=False)
-        valid = [k.replace("_", "-") for k in options]
-        raise UsageError(f"{scope}: {what} option {key!r}{_closest(key.replace('_', '-'), valid)}")
+        if name not in options:
+            valid = [k.replace("_", "-") for k in options]
+            raise UsageError(
+                f"{scope}: {what} option {key!r}{_closest(key.replace('_', '-'), valid)}"
+            )
 
 
-def _from_file(
-    path: Path,
-    command: str,
-    options: Mapping[str, argparse.Action],
-    subparsers: Mapping[str, argparse.ArgumentParser],
-) -> dict[str, Any]:
-    """The values the file gives ``command``'s options, by option key."""
+def _from_file(path: Path, command: str) -> dict[str, Any]:
+    """The values the file gives ``command``'s options, by destination."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"argument --config: cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"argument --config: {path} is not valid TOML ({exc})") from None
-    every = {key: action for sub in subparsers.values() for key, action in _options(sub).items()}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict) and k in subparsers}
+    names = {c: c for c in COMMANDS if " " not in c}  # a table is named after its subcommand
+    every = {o.key: o for c in COMMANDS for o in _configurable(c).values()}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict) and k in names}
     top = {k: v for k, v in data.items() if k not in tables}
     for key, value in top.items():
         if isinstance(value, dict) and key.replace("-", "_") not in every:
-            raise UsageError(f"{path}: no subcommand [{key}]{_closest(key, subparsers)}")
-    _check_table(f"{path}", top, every, "no subcommand has an")
+            raise UsageError(f"{path}: no subcommand [{key}]{_closest(key, names)}")
+    _check_keys(f"{path}", top, every, "no subcommand has an")
     for name, table in tables.items():
-        _check_table(f"{path} [{name}]", table, _options(subparsers[name]), f"{name} has no")
+        _check_keys(f"{path} [{name}]", table, _configurable(names[name]), f"{name} has no")
+    options = _configurable(command)
     former = _former_names(options)
-    for key in top:  # valid for another subcommand, but read the other way round by this one
-        name = key.replace("-", "_")
-        if name not in options and name in former:
-            raise _refuse_former(name, former[name], f"{path}", env=False)
     values: dict[str, Any] = {}
-    section = tables.get(command, {})
-    for scope, table in ((f"{path}", top), (f"{path} [{command}]", section)):
+    for scope, table in ((f"{path}", top), (f"{path} [{command}]", tables.get(command, {}))):
         for key, value in table.items():
             name = key.replace("-", "_")
             if name in options:
-                values[name] = _convert(options[name], value, scope)
+                values[options[name].dest] = _convert(options[name], value, scope)
+            elif name in former:  # valid for another subcommand, read the other way round here
+                raise _refuse_former(name, former[name], scope, env=False)
     return values
 
 
-def apply_config(
-    parser: argparse.ArgumentParser,
-    argv: Sequence[str],
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Set the chosen subcommand's defaults from the config file, then the environment.
-
-    Returns the values of repeatable options (``--endpoint``), which argparse would otherwise
-    add to, not replace, on the command line: fill them in after parsing when the command line
-    gave none (:func:`fill_repeatable`).
-    """
-    environ = os.environ if environ is None else environ
-    found = _subparser(parser, argv)
-    if found is None:
-        return {}
-    command, sub = found
-    options = _options(sub)
-    values: dict[str, Any] = {}
+def _sourced(command: str, argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The values the file, then the environment, give ``command``'s options, by destination."""
     path = _config_path(argv, environ)
-    if path is not None:
-        values.update(_from_file(path, command, options, _named_subparsers(parser)))
-    for key, action in _former_names(options).items():
-        name = ENV_PREFIX + key.upper()
-        if name in environ:
-            raise _refuse_former(key, action, f"environment {name}", env=True)
-    for key, action in options.items():
-        name = env_name(action)
-        if name in environ and name != ENV_PREFIX + "CONFIG":
-            values[key] = _convert(action, environ[name], f"environment {name}")
-    repeatable = {
-        options[key].dest: values.pop(key)
-        for key in list(values)
-        if isinstance(options[key], argparse._AppendAction)
-    }
-    sub.set_defaults(**{options[key].dest: value for key, value in values.items()})
-    return repeatable
+    values = {} if path is None else _from_file(path, command)
+    options = _configurable(command)
+    for key, option in _former_names(options).items():
+        if ENV_PREFIX + key.upper() in environ:
+            raise _refuse_former(key, option, f"environment {ENV_PREFIX + key.upper()}", env=True)
+    for option in options.values():
+        if option.env in environ:
+            values[option.dest] = _convert(option, environ[option.env], f"environment {option.env}")
+    return values
 
 
 def warn_unknown_environment(
-    parser: argparse.ArgumentParser,
     environ: Mapping[str, str] | None = None,
     *,
     also: Iterable[str] = (),
@@ -294,36 +279,65 @@ def warn_unknown_environment(
     warnings written to ``stream`` (standard error by default).
     """
     environ = os.environ if environ is None else environ
-    known = set(OTHER_VARIABLES) | set(also)
-    for sub in _all_subparsers(parser):
-        known.update(env_name(action) for action in _options(sub).values())
+    known = set(OTHER_VARIABLES) | set(also) | {o.env for _, o in every_option()}
     warnings = [
         f"{PROG}: warning: environment variable {name} is not an option and is ignored"
         + _closest(name, known)
         for name in sorted(environ)
         if name.startswith(ENV_PREFIX) and name not in known
     ]
-    out = sys.stderr if stream is None else stream
     for line in warnings:
-        print(line, file=out)
+        print(line, file=sys.stderr if stream is None else stream)
     return warnings
 
 
-def fill_repeatable(args: argparse.Namespace, repeatable: Mapping[str, Any]) -> None:
-    """Repeatable options from the file or environment, where the command line gave none."""
-    for dest, value in repeatable.items():
-        if not getattr(args, dest, None):
-            setattr(args, dest, value)
+# --------------------------------------------------------------------------------------------
+# The library's words, in the CLI's: each argument an option sets is named by its flag
 
 
-def add_config_option(parser: argparse.ArgumentParser) -> None:
-    """Give every subcommand a ``--config FILE`` option (read before parsing)."""
-    for sub in _all_subparsers(parser):
-        sub.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            metavar="FILE",
-            help="options from a TOML file (flag > GENRM_* environment > file > default; "
-            "see the README's Configuration)",
-        )
+def flag_words(command: str) -> Callable[[ArgumentError.Setting, bool], str]:
+    """How ``command`` names a library argument: the flag of the option that sets it
+    (``params``), ``argument --flag`` at the head of a message; a suggested value is the flag
+    that gives it (``verify_tls=False`` is ``--no-verify-tls``)."""
+    by_param: dict[str, Option] = {}
+    for option in options_of(command):  # a declared parameter wins over a destination
+        by_param.update(dict.fromkeys(option.params, option))
+    for option in options_of(command):
+        by_param.setdefault(option.dest, option)
+
+    def name(setting: ArgumentError.Setting, head: bool) -> str:
+        option = by_param.get(setting.name) or by_param.get(setting.name.split("[")[0])
+        if option is None:
+            return ArgumentError.python_words(setting, head)
+        if setting.has_value and option.takes_value:
+            return f"{option.shown} {setting.value}"
+        if setting.has_value and setting.value != (option.action != "store_false"):
+            return ArgumentError.python_words(setting, head)  # a value the flag does not give
+        return f"argument {option.shown}" if head else option.shown
+
+    return name
+
+
+_MENTION = re.compile(
+    r"\b(?P<a>[Aa])rgument '(?P<name>(?:[\w.]|\['\w+'\]|\[\d+\])+)'"
+    r"|\b(?P<key>[a-z_]+)=(?P<value>'[^']*'|True|False)"
+)
+
+
+def cli_words(error: BaseException | str, command: str) -> str:
+    """An error or a message in ``command``'s words: an :class:`ArgumentError` worded by
+    :func:`flag_words`; in any other text, the arguments it mentions the library's way
+    (``argument 'model'``, ``thinking=False``) named by their flags."""
+    name = flag_words(command)
+    if isinstance(error, ArgumentError):
+        text = error.words(name)
+    else:
+        text = str(error)
+
+    def mention(match: re.Match[str]) -> str:
+        if match["name"] is not None:
+            return name(ArgumentError.Setting(match["name"]), match["a"] == "A")
+        worded = name(ArgumentError.Setting(match["key"], ast.literal_eval(match["value"])), False)
+        return match[0] if "=" in worded else worded
+
+    return _MENTION.sub(mention, text)

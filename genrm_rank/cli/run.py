@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from genrm_rank.cli.judge import JudgeSetup, cli_words, make_judge
+from genrm_rank.cli.config import cli_words
+from genrm_rank.cli.judge import JudgeSetup, make_judge
 from genrm_rank.cli.options import (
     EXIT_BROKEN_PIPE,
     EXIT_CAP,
@@ -32,22 +33,21 @@ from genrm_rank.cli.options import (
     read_principle,
     spec_from_args,
 )
-from genrm_rank.cli.report import Progress, format_summary, projection_bounds, summarize
 from genrm_rank.sdg import RowSpec, RunOutcome, prepare_output, process_file
 from genrm_rank.sdg.filters import Formatter
 from genrm_rank.sdg.inputs import (
     DEFAULT_PROMPT_FIELDS,
-    STDIN,
-    InputError,
     RowSource,
     group_messages,
     merge_candidate_files,
     open_input,
 )
-from genrm_rank.sdg.output import STDOUT, StreamSink, is_stream, sidecar_path
+from genrm_rank.sdg.output import STDOUT, StreamSink, sidecar_path
 from genrm_rank.sdg.pipeline import OutputFiles
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
+from genrm_rank.sdg.progress import Progress, format_summary, projection_bounds, summarize
 from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, first_row_layout
+from genrm_rank.sdg.runfiles import check_paths, check_run_file, run_file_path
 from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -100,50 +100,25 @@ def input_source(args: argparse.Namespace) -> RowSource:
             "argument --candidates-from-files: needs two or more inputs and --candidate-field "
             f"(got {len(paths)} input(s), --candidate-field {args.candidate_field})"
         )
-    try:
-        sources = [open_input(p, format=args.input_format, split=args.split) for p in paths]
-        if merging:
-            return merge_candidate_files(
-                sources,
-                candidate_field=args.candidate_field,
-                candidates_field=args.candidates_field,
-                align_by=args.align_by,
-                candidate_id_key=args.candidate_id_key,
-                candidate_text_key=args.candidate_text_key,
-                prompt_fields=row_spec(args).prompt_fields,
-            )
-        if args.group_messages:
-            return group_messages(
-                sources[0],
-                messages_field=args.prompt_field or "messages",
-                group_by=args.group_by,
-                candidates_field=args.candidates_field,
-            )
-    except (InputError, ValueError) as exc:
-        raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
+    sources = [open_input(p, format=args.input_format, split=args.split) for p in paths]
+    if merging:
+        return merge_candidate_files(
+            sources,
+            candidate_field=args.candidate_field,
+            candidates_field=args.candidates_field,
+            align_by=args.align_by,
+            candidate_id_key=args.candidate_id_key,
+            candidate_text_key=args.candidate_text_key,
+            prompt_fields=row_spec(args).prompt_fields,
+        )
+    if args.group_messages:
+        return group_messages(
+            sources[0],
+            messages_field=args.prompt_field or "messages",
+            group_by=args.group_by,
+            candidates_field=args.candidates_field,
+        )
     return sources[0]
-
-
-def _open_output(
-    args: argparse.Namespace, paths: dict[str, Path | None], grouped: bool, *, fresh: bool
-) -> OutputFiles:
-    try:
-        return prepare_output(
-            paths,
-            resume=False if fresh else args.resume,
-            overwrite=True if fresh else args.overwrite,
-            grouped=grouped,
-            id_field=args.id_field,
-            fsync_interval=args.fsync_interval,
-        )
-    except ValueError as exc:
-        flag = "--resume" if args.resume else "--output"
-        message = str(exc).replace(
-            "resume it or overwrite it", "pass --resume to continue it or --overwrite to replace it"
-        )
-        for prefix in ("Argument 'paths['out']': ", "Argument 'paths': "):  # the flag says it
-            message = message.removeprefix(prefix)
-        raise UsageError(f"argument {flag}: {message}") from None
 
 
 OUTPUT_KEYS = (
@@ -216,55 +191,6 @@ def run_settings(
     return settings
 
 
-def _flat(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings with the spec's fields as ``spec.<field>`` keys, to name what changed."""
-    flat = {k: v for k, v in settings.items() if k != "spec"}
-    spec = settings.get("spec")
-    if isinstance(spec, dict):
-        flat.update({f"spec.{k}": v for k, v in spec.items()})
-    return flat
-
-
-def settings_path(output: Path) -> Path:
-    return sidecar_path(output, "run", "json")
-
-
-def check_settings(
-    output: Path, settings: dict[str, Any], *, resume: bool, inputs: Sequence[Path] = ()
-) -> None:
-    """Refuse to resume onto an output written with other settings or from another input.
-
-    Otherwise record them (with the inputs' :func:`input_identity`) in the run file.
-    """
-    path = settings_path(output)
-    settings = {**settings, "input": input_identity(inputs)}
-    if resume and path.exists():
-        try:
-            before = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            before = None
-        now = _flat(json.loads(json.dumps({k: v for k, v in settings.items() if k != "input"})))
-        if isinstance(before, dict):
-            _check_input(output, before.pop("input", None), inputs, path)
-            now = {k: v for k, v in now.items() if k not in FOUND_KEYS or k in before}
-        if isinstance(before, dict) and _flat(before) != now:
-            before = _flat(before)
-            changed = [
-                f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
-                for k in sorted(set(before) | set(now))
-                if before.get(k) != now.get(k)
-            ]
-            raise UsageError(
-                f"argument --resume: {output} was written with other settings ("
-                + "; ".join(changed)
-                + f"); resume with the same options, or use --overwrite (settings: {path})"
-            )
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 async def _drive(coro: Any) -> Any:
     """Run ``coro`` as a task that SIGINT/SIGTERM cancel (the pipeline then stops cleanly)."""
     task = asyncio.ensure_future(coro)
@@ -324,115 +250,9 @@ async def _run_pipeline(
     return outcome
 
 
-def check_distinct_paths(
-    written: dict[str, Path | None], read: dict[str, Sequence[Path | None]]
-) -> None:
-    """Refuse a command whose files coincide, before anything is opened.
-
-    Every path a command writes (``written``: by option) must differ from every other one and
-    from every path it reads (``read``), so that ``--overwrite`` never empties a cache, an
-    input or another output. Standard streams and devices are not files and are skipped.
-    """
-
-    def the(flag: str) -> str:
-        return flag if flag.startswith("the ") else f"the {flag} file"
-
-    sources: dict[Path, str] = {}
-    for flag, paths in read.items():
-        for path in paths:
-            if path is not None and str(path) != STDIN and path.exists():
-                sources.setdefault(path.resolve(), flag)
-    targets: dict[Path, str] = {}
-    for flag, path in written.items():
-        if path is None or str(path) == STDOUT or is_stream(path):
-            continue
-        key = path.resolve()
-        if key in sources:
-            raise UsageError(
-                f"argument {flag}: {path} is also {the(sources[key])}, which this run reads; "
-                "choose another file"
-            )
-        if key in targets:
-            raise UsageError(
-                f"argument {flag}: {path} is also {the(targets[key])}; every file a run "
-                "writes must differ"
-            )
-        targets[key] = flag
-
-
-IDENTITY_BYTES = 1 << 20
-"""How much of an input its identity hashes (see :func:`input_identity`)."""
-
-
 def _read_paths(args: argparse.Namespace) -> dict[str, Sequence[Path | None]]:
-    """The files a run reads, by option."""
-    return {"IN": args.input, "--principle-file": [getattr(args, "principle_file", None)]}
-
-
-def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """What ``--resume`` checks the input against: per input, its name and its first bytes.
-
-    A file is known by the SHA-256 of its first :data:`IDENTITY_BYTES` bytes (or all of it, if
-    shorter) and how many bytes that was, so the check reads at most 1 MiB, and an input that
-    has only grown (rows appended) is still the same input. Standard input and datasets are
-    known by their name only.
-    """
-    identity: list[dict[str, Any]] = []
-    for path in paths:
-        if str(path) == STDIN or not path.is_file():
-            identity.append({"path": str(path)})
-            continue
-        with open(path, "rb") as handle:
-            head = handle.read(IDENTITY_BYTES)
-        identity.append(
-            {
-                "path": str(path.resolve()),
-                "head_bytes": len(head),
-                "head_sha256": hashlib.sha256(head).hexdigest(),
-            }
-        )
-    return identity
-
-
-def _same_input(before: dict[str, Any], path: Path) -> bool:
-    if "head_sha256" not in before:
-        return str(before.get("path")) == str(path)
-    if str(path) == STDIN or not path.is_file():
-        return False
-    size = int(before.get("head_bytes", 0))
-    with open(path, "rb") as handle:
-        head = handle.read(size)
-    return len(head) == size and hashlib.sha256(head).hexdigest() == before["head_sha256"]
-
-
-def _check_input(output: Path, before: Any, inputs: Sequence[Path], path: Path) -> None:
-    """Refuse to resume ``output`` from an input other than the one it was written from."""
-    if not isinstance(before, list):
-        return  # a run file from before inputs were recorded
-    if len(before) != len(inputs) or not all(
-        isinstance(b, dict) and _same_input(b, p) for b, p in zip(before, inputs, strict=False)
-    ):
-        names = ", ".join(str(b.get("path")) if isinstance(b, dict) else "?" for b in before)
-        raise UsageError(
-            f"argument --resume: {output} was written from another input ({names}, as its "
-            f"first bytes were then), not {', '.join(map(str, inputs))}; resume with that "
-            f"input, or use --overwrite (run file: {path})"
-        )
-
-
-def _check_output_paths(paths: dict[str, Path | None], args: argparse.Namespace) -> None:
-    """Refuse output paths that cannot be written, before any judge call is made."""
-    flags = {"out": "--output", "errors": "--errors", "rejected": "--rejected"}
-    for name, path in paths.items():
-        if path is None or str(path) == STDOUT or is_stream(path):
-            continue
-        parent = path.parent if str(path.parent) else Path(".")
-        if path.is_dir():
-            raise UsageError(f"argument {flags[name]}: {path} is a directory, not a file")
-        if not parent.is_dir():
-            raise UsageError(f"argument {flags[name]}: directory {parent} does not exist")
-        if not os.access(parent, os.W_OK):
-            raise UsageError(f"argument {flags[name]}: directory {parent} is not writable")
+    """The files a run reads, by argument."""
+    return {"input": args.input, "principle_file": [getattr(args, "principle_file", None)]}
 
 
 def _write_failed(args: argparse.Namespace, exc: OSError, *, to_stdout: bool) -> int:
@@ -476,17 +296,14 @@ def print_plan(
 
     Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
     spec = spec_from_args(args)
-    try:
-        assumptions = CostAssumptions(
-            completion_tokens_per_call=args.expect_completion_tokens,
-            tokens_per_second_per_replica=args.throughput,
-            gpus_per_replica=args.gpus_per_replica,
-            price_per_gpu_hour=args.price_per_gpu_hour,
-            expected_calls_per_row=args.expect_calls_per_row,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    check_distinct_paths({"--summary-json": args.summary_json}, _read_paths(args))
+    assumptions = CostAssumptions(
+        completion_tokens_per_call=args.expect_completion_tokens,
+        tokens_per_second_per_replica=args.throughput,
+        gpus_per_replica=args.gpus_per_replica,
+        price_per_gpu_hour=args.price_per_gpu_hour,
+        expected_calls_per_row=args.expect_calls_per_row,
+    )
+    check_paths({"summary_json": args.summary_json}, _read_paths(args))
     plan = plan_file(
         input_source(args),
         spec,
@@ -502,9 +319,11 @@ def print_plan(
     print(
         f"{PROG} {args.command} --dry-run: {input_name(args)} ({spec.strategy}, swap {spec.swap})"
     )
-    print(cli_words(plan.format()))
+    print(cli_words(plan.format(), args.command))
     if plan.stop is not None:
-        print(f"{PROG} {args.command}: error: {cli_words(plan.stop)}", file=sys.stderr)
+        print(
+            f"{PROG} {args.command}: error: {cli_words(plan.stop, args.command)}", file=sys.stderr
+        )
         return EXIT_USAGE
     return EXIT_OK
 
@@ -542,10 +361,7 @@ def run_file_command(
     the leaderboard's): it is written afresh, never resumed.
     """
     source = input_source(args)
-    try:
-        layout = first_row_layout(source, row_spec(args))
-    except InputError as exc:
-        raise UsageError(cli_words(str(exc).replace("Argument 'input'", "argument IN"))) from None
+    layout = first_row_layout(source, row_spec(args))
     if args.dry_run:
         return print_plan(args, out_stream, formatter_for(False))
     fresh = output is not None
@@ -560,35 +376,31 @@ def run_file_command(
     to_stderr = to_stdout and args.errors is None
     errors = args.errors or (None if to_stdout else sidecar_path(args.output or out_path, "errors"))
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
-    run_file = None if fresh or to_stdout else settings_path(out_path)
-    check_distinct_paths(
-        {
-            "--output": out_path,
-            "--errors": errors,
-            "--rejected": rejected,
-            "the run file": run_file,
-            "--cache": args.cache,
-            **({"--output": args.output, "--plot": getattr(args, "plot", None)} if fresh else {}),
-            "--summary-json": args.summary_json,
-        },
-        _read_paths(args),
-    )
-    _check_output_paths(paths, args)
+    run_file = None if fresh or to_stdout else run_file_path(out_path)
+    written = {"output": out_path, "errors": errors, "rejected": rejected, "run": run_file}
+    if fresh:
+        written.update(output=args.output, plot=getattr(args, "plot", None))
+    written.update(cache=args.cache, summary_json=args.summary_json)
+    check_paths(written, _read_paths(args))
     spec = spec_from_args(args)
     setup = make_judge(args, cache_path=args.cache)
-    files = _open_output(args, paths, grouped, fresh=fresh or to_stdout)
+    files = prepare_output(
+        paths,
+        resume=args.resume and not (fresh or to_stdout),
+        overwrite=args.overwrite or fresh or to_stdout,
+        grouped=grouped,
+        id_field=args.id_field,
+        fsync_interval=args.fsync_interval,
+    )
     try:
         if to_stderr:
             files.sinks["errors"] = StreamSink(2)
         if not fresh and not to_stdout:
             settings = run_settings(args, spec, setup, layout=layout)
-            check_settings(out_path, settings, resume=args.resume, inputs=args.input)
-        try:
-            total = source.count()
-        except InputError as exc:
-            raise UsageError(
-                cli_words(str(exc).replace("Argument 'input'", "argument IN"))
-            ) from None
+            check_run_file(
+                out_path, settings, resume=args.resume, inputs=args.input, found=FOUND_KEYS
+            )
+        total = source.count()
     except BaseException:
         files.close()  # the output's lock with it
         raise
@@ -630,23 +442,25 @@ def run_file_command(
         if setup.cache is not None:
             setup.cache.close()
     wall = time.monotonic() - started
-    written = any(p is not None and p.is_file() and p.stat().st_size for p in paths.values())
-    if outcome.status == "misconfigured" and not written and not fresh and not to_stdout:
+    wrote = any(p is not None and p.is_file() and p.stat().st_size for p in paths.values())
+    if outcome.status == "misconfigured" and not wrote and not fresh and not to_stdout:
         # Nothing was written under these settings: a rerun with the fix (--model, say) and
         # --resume is not held to them.
-        settings_path(out_path).unlink(missing_ok=True)
-    summary = summarize(outcome, setup, wall, shard_total)
+        run_file_path(out_path).unlink(missing_ok=True)
+    faults = getattr(setup.inner, "faults", None)
+    summary = summarize(outcome, wall, shard_total, cached=setup.cached, faults=faults)
     shown = {**paths, "errors": "stderr"} if to_stderr else paths
     summary["output"] = {k: None if v is None else str(v) for k, v in shown.items()}
     if summary["message"]:
-        summary["message"] = cli_words(summary["message"])
+        summary["message"] = cli_words(summary["message"], args.command)
     summary["rows"] = rows_summary(args, layout)
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     status = _exit_status(outcome, received)
     if outcome.status in ("misconfigured", "systematic_failure") and outcome.message:
         # Stopped in seconds, in the server's (or the rows') own words: always shown.
-        print(f"{PROG} {args.command}: error: {cli_words(outcome.message)}", file=sys.stderr)
+        words = cli_words(outcome.message, args.command)
+        print(f"{PROG} {args.command}: error: {words}", file=sys.stderr)
     if not args.quiet:
         print(f"{PROG} {args.command}: {input_name(args)} -> {output or out_path}", file=out_stream)
         print(format_summary(summary), file=out_stream)

@@ -88,7 +88,7 @@ from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_f
 from yarl import URL
 
 from genrm_rank import validate as check
-from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
+from genrm_rank.errors import ArgumentError, EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.routing import (
     EndpointPool,
@@ -177,20 +177,18 @@ def _resolve_api_key(
 ) -> str | None:
     if api_key is not None:
         if not isinstance(api_key, str) or not api_key:
-            raise ValueError(
-                "Argument 'api_key' must be a non-empty string or None (value not shown)."
-            )
+            raise ArgumentError("api_key", "must be a non-empty string or None (value not shown).")
         return api_key
     if api_key_file is not None:
         path = Path(api_key_file)
         try:
             key = path.read_text().strip()
         except OSError as exc:
-            raise ValueError(
-                f"Argument 'api_key_file' could not be read: {path} ({exc.strerror})."
+            raise ArgumentError(
+                "api_key_file", f"could not be read: {path} ({exc.strerror})."
             ) from None
         if not key:
-            raise ValueError(f"Argument 'api_key_file' names an empty file: {path}.")
+            raise ArgumentError("api_key_file", f"names an empty file: {path}.")
         return key
     if api_key_env:
         return os.environ.get(api_key_env) or None
@@ -205,15 +203,18 @@ def check_endpoints(endpoints: str | Sequence[str]) -> tuple[str, ...]:
     """
     urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
     if not urls:
-        raise ValueError("Argument 'endpoints' must name at least one URL, not an empty list.")
+        raise ArgumentError("endpoints", "must name at least one URL, not an empty list.")
     for i, url in enumerate(urls):
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             shown = redact_url(url) if isinstance(url, str) else url
-            raise ValueError(f"Argument 'endpoints[{i}]' must be an http(s) URL, not {shown!r}.")
+            raise ArgumentError(f"endpoints[{i}]", f"must be an http(s) URL, not {shown!r}.")
         if "@" in url.split("//", 1)[1].split("/", 1)[0]:
-            raise ValueError(
-                f"Argument 'endpoints[{i}]' holds credentials ({redact_url(url)}); pass the "
-                "key with api_key_env or api_key_file instead."
+            raise ArgumentError(
+                f"endpoints[{i}]",
+                "holds credentials ({url}); pass the key with {env} or {file} instead.",
+                url=redact_url(url),
+                env=ArgumentError.Setting("api_key_env"),
+                file=ArgumentError.Setting("api_key_file"),
             )
     return tuple(u.rstrip("/") for u in urls)
 
@@ -1004,10 +1005,13 @@ class OpenAIJudge:
         if failure.detail.startswith(("HTTP 401", "HTTP 403")):
             if self._api_key is None:
                 return (
-                    "no API key was sent: give it with api_key_env (an environment variable) or "
-                    "api_key_file"
+                    "no API key was sent: give it with argument 'api_key_env' (an environment "
+                    "variable) or argument 'api_key_file'"
                 )
-            return "the API key sent was refused: check the key given by api_key_env/api_key_file"
+            return (
+                "the API key sent was refused: check the key given by argument 'api_key_env' or "
+                "argument 'api_key_file'"
+            )
         served = await self._served_models(session, base)
         if served is not None:
             if self.model not in served:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from genrm_rank import validate
+from genrm_rank.errors import ArgumentError
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg.output import Block
@@ -104,7 +105,7 @@ class SelectThresholds:
                 self, name, validate.number(name, getattr(self, name), optional=True)
             )
         if self.min_p_best is not None and not 0.0 <= self.min_p_best <= 1.0:
-            raise ValueError(f"Argument 'min_p_best' must be in [0, 1], not {self.min_p_best}.")
+            raise ArgumentError("min_p_best", f"must be in [0, 1], not {self.min_p_best}.")
 
 
 @dataclass(frozen=True)
@@ -306,9 +307,8 @@ def _text_prompt_problem(row: Row, fmt: str) -> str | None:
         return None
     roles = ", ".join(str(m["role"]) for m in messages)
     return (
-        f"Argument 'format' is {fmt!r}, which holds a one-turn text prompt, but this row's "
-        f"conversation has {len(messages)} messages ({roles}); format 'trl-chat' holds "
-        "conversations"
+        f"format={fmt!r}, which holds a one-turn text prompt, but this row's conversation has "
+        f"{len(messages)} messages ({roles}); format='trl-chat' holds conversations"
     )
 
 

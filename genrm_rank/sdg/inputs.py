@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from genrm_rank import validate as check
-from genrm_rank.errors import GenRMRankError
+from genrm_rank.errors import ArgumentError
 from genrm_rank.messages import content_text
 
 __all__ = [
@@ -98,7 +98,7 @@ _PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
 
 
-class InputError(GenRMRankError, ValueError):
+class InputError(ArgumentError):
     """The input cannot be read at all (a missing package, a corrupt stream, a broken array).
 
     Raised when the source is opened, or while it is read when the damage is found there (a
@@ -208,7 +208,7 @@ def _open_bytes(path: str) -> IO[bytes]:
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise InputError(f"Argument 'input': cannot open {path}: {exc.strerror}.") from None
+        raise InputError("input", f": cannot open {path}: {exc.strerror}.") from None
 
 
 def _magic(stream: IO[bytes], size: int = 4) -> bytes:
@@ -227,8 +227,9 @@ def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
         except ImportError:
             stream.close()
             raise InputError(
-                f"Argument 'input': {name} is zstandard-compressed, and reading it needs the "
-                "'zstandard' package (pip install 'genrm-rank[zstd]')."
+                "input",
+                f": {name} is zstandard-compressed, and reading it needs the "
+                "'zstandard' package (pip install 'genrm-rank[zstd]').",
             ) from None
         reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=True)
         return io.BufferedReader(reader, buffer_size=_CHUNK)
@@ -259,9 +260,7 @@ def _lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
         for number, raw in enumerate(stream, start=1):
             yield number, raw.rstrip(b"\r\n")
     except _read_errors() as exc:
-        raise InputError(
-            f"Argument 'input': {name} cannot be read past line {number}: {exc}."
-        ) from None
+        raise InputError("input", f": {name} cannot be read past line {number}: {exc}.") from None
     finally:
         stream.close()
 
@@ -294,7 +293,7 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
 
     def broken(what: str) -> InputError:
         return InputError(
-            f"Argument 'input': {name} is not a valid JSON array: {what} (after element {number})."
+            "input", f": {name} is not a valid JSON array: {what} (after element {number})."
         )
 
     def element() -> Any:
@@ -360,23 +359,21 @@ def _need(module: str, package: str, extra: str, what: str) -> Any:
         return __import__(module, fromlist=["_"])
     except ImportError:
         raise InputError(
-            f"Argument 'input': reading {what} needs the {package!r} package (pip install "
-            f"'genrm-rank[{extra}]')."
+            "input",
+            f": reading {what} needs the {package!r} package (pip install 'genrm-rank[{extra}]').",
         ) from None
 
 
 def _parquet(path: str) -> RowSource:
     if path == STDIN:
-        raise InputError("Argument 'input': Parquet cannot be read from standard input ('-').")
+        raise InputError("input", ": Parquet cannot be read from standard input ('-').")
     pq = _need("pyarrow.parquet", "pyarrow", "parquet", "Parquet")
 
     def open_file() -> Any:
         try:
             return pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises its own ArrowInvalid, OSError, ...
-            raise InputError(
-                f"Argument 'input': {path} is not a readable Parquet file ({exc})."
-            ) from None
+            raise InputError("input", f": {path} is not a readable Parquet file ({exc}).") from None
 
     def rows() -> Iterator[tuple[int, Item]]:
         handle = open_file()
@@ -416,7 +413,7 @@ def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSour
     if isinstance(dataset, Mapping):  # a DatasetDict
         if split is None or split not in dataset:
             raise InputError(
-                f"Argument 'split': {name} holds the splits {sorted(dataset)}, not {split!r}."
+                "split", f": {name} holds the splits {sorted(dataset)}, not {split!r}."
             )
         dataset = dataset[split]
 
@@ -441,7 +438,7 @@ def _dataset(path: str, split: str) -> RowSource:
             dataset = datasets.load_from_disk(path)
     except Exception as exc:  # datasets raises many kinds: name them in the message
         raise InputError(
-            f"Argument 'input': cannot load the dataset {path} ({type(exc).__name__}: {exc})."
+            "input", f": cannot load the dataset {path} ({type(exc).__name__}: {exc})."
         ) from None
     return dataset_source(dataset, path, split)
 
@@ -507,7 +504,7 @@ def open_input(
     ):
         return _dataset(name, split)
     if name != STDIN and not Path(name).is_file():
-        raise InputError(f"Argument 'input': {name} is {_not_a_file(name)}.")
+        raise InputError("input", f": {name} is {_not_a_file(name)}.")
     if format == "parquet":
         return _parquet(name)
     if format == "auto" and name != STDIN:

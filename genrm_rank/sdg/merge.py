@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from genrm_rank.errors import ArgumentError
 from genrm_rank.sdg.output import try_lock
 from genrm_rank.sdg.rows import IdIndex, id_key, iter_lines
 
@@ -84,18 +85,20 @@ class _ShardFile:
             return
         self.number += 1
         if not raw.endswith(b"\n"):
-            raise ValueError(
-                f"Argument 'shards': {self.where()} ends in a torn line (a killed run); resume "
-                "that shard before merging."
+            raise ArgumentError(
+                "shards",
+                f": {self.where()} ends in a torn line (a killed run); resume "
+                "that shard before merging.",
             )
         try:
             data = json.loads(raw)
         except json.JSONDecodeError:
             data = None
         if not isinstance(data, dict) or self.key_field not in data:
-            raise ValueError(
-                f"Argument 'shards': {self.where()} is not a JSON object with a "
-                f"{self.key_field!r} field; not an output of this tool with that id field."
+            raise ArgumentError(
+                "shards",
+                f": {self.where()} is not a JSON object with a "
+                f"{self.key_field!r} field; not an output of this tool with that id field.",
             )
         value = data[self.key_field]
         self.key = str(value) if self.sink == "errors" else id_key(value)
@@ -122,9 +125,10 @@ def _shard_paths(
     shards: Sequence[Mapping[str, str | os.PathLike[str] | None]],
 ) -> list[dict[str, Path | None]]:
     if isinstance(shards, (str, bytes)) or not isinstance(shards, Sequence) or not shards:
-        raise ValueError(
-            "Argument 'shards' must be a non-empty sequence of mappings (one per shard, in "
-            f"shard order), not {shards!r}."
+        raise ArgumentError(
+            "shards",
+            "must be a non-empty sequence of mappings (one per shard, in "
+            f"shard order), not {shards!r}.",
         )
     out = []
     for i, shard in enumerate(shards):
@@ -135,13 +139,13 @@ def _shard_paths(
             )
         unknown = set(shard) - set(_SINKS)
         if unknown:
-            raise ValueError(f"Argument 'shards[{i}]' has unknown keys {sorted(unknown)}.")
+            raise ArgumentError(f"shards[{i}]", f"has unknown keys {sorted(unknown)}.")
         paths: dict[str, Path | None] = {}
         for sink in _SINKS:
             value = shard.get(sink)
             path = None if value is None else Path(value)
             if sink == "out" and (path is None or not path.is_file()):
-                raise ValueError(f"Argument 'shards[{i}]['out']': no such file: {path}.")
+                raise ArgumentError(f"shards[{i}]['out']", f": no such file: {path}.")
             paths[sink] = path if path is not None and path.exists() else None
         out.append(paths)
     return out
@@ -201,15 +205,15 @@ def merge_shards(
     targets = {k: Path(v) for k, v in output.items() if v is not None}
     unknown = set(targets) - set(_SINKS)
     if unknown:
-        raise ValueError(f"Argument 'output' has unknown keys {sorted(unknown)}.")
+        raise ArgumentError("output", f"has unknown keys {sorted(unknown)}.")
     sources = {Path(input_path).resolve()} | {
         p.resolve() for paths in shard_paths for p in paths.values() if p is not None
     }
     for name, path in targets.items():
         if path.resolve() in sources:
-            raise ValueError(f"Argument 'output[{name!r}]' is also an input: {path}.")
+            raise ArgumentError(f"output[{name!r}]", f"is also an input: {path}.")
     if len({p.resolve() for p in targets.values()}) != len(targets):
-        raise ValueError("Argument 'output' names one file twice; each output must differ.")
+        raise ArgumentError("output", "names one file twice; each output must differ.")
 
     files = [
         {
@@ -220,8 +224,8 @@ def merge_shards(
     ]
     for i, shard_files in enumerate(files):
         if shard_files["rejected"].head is not None and "rejected" not in targets:
-            raise ValueError(
-                f"Argument 'output': shard {i} has rejected rows but no 'rejected' path is given."
+            raise ArgumentError(
+                "output", f": shard {i} has rejected rows but no 'rejected' path is given."
             )
     # The output appears last, so that its errors and rejected files are in place beside it.
     temps = {
@@ -249,16 +253,18 @@ def merge_shards(
                 continue
             sink = next((s for s in ("out", "rejected") if key and shard[s].key == key), None)
             if sink is None:
-                raise ValueError(
-                    f"Argument 'shards': shard {(number - 1) % n} has no result for input line "
+                raise ArgumentError(
+                    "shards",
+                    f": shard {(number - 1) % n} has no result for input line "
                     f"{number}" + (f" (id {key})" if key else "") + "; the shard is incomplete "
-                    f"(resume it) or was run on another input or with another n than {n}."
+                    f"(resume it) or was run on another input or with another n than {n}.",
                 )
             first = seen.setdefault(key, number)
             if first is not None:
-                raise ValueError(
-                    f"Argument 'input_path': the row id {key} is on lines {first} and {number}, "
-                    "in two shards; a single run would reject the second as a duplicate."
+                raise ArgumentError(
+                    "input_path",
+                    f": the row id {key} is on lines {first} and {number}, "
+                    "in two shards; a single run would reject the second as a duplicate.",
                 )
             source = shard[sink]
             while source.key == key:  # one line, or a row's group of pair lines
@@ -273,9 +279,10 @@ def merge_shards(
         for shard_files in files:
             for source in shard_files.values():
                 if source.head is not None:
-                    raise ValueError(
-                        f"Argument 'shards': {source.where()} holds a row that is not in the "
-                        "input at its place (another input, or another shard count)."
+                    raise ArgumentError(
+                        "shards",
+                        f": {source.where()} holds a row that is not in the "
+                        "input at its place (another input, or another shard count).",
                     )
         for handle in handles.values():
             handle.flush()
@@ -283,9 +290,12 @@ def merge_shards(
         for name, path in targets.items():
             if path.is_file() and path.stat().st_size > 0 and not overwrite:
                 if not filecmp.cmp(temps[name], path, shallow=False):
-                    raise ValueError(
-                        f"Argument 'output[{name!r}]': {path} already exists (and is not this "
-                        "merge's result); pass overwrite=True."
+                    raise ArgumentError(
+                        f"output[{name!r}]",
+                        ": {path} already exists (and is not this merge's result); pass "
+                        "{overwrite}.",
+                        path=path,
+                        overwrite=ArgumentError.Setting("overwrite", True),
                     )
     except BaseException:
         for name, handle in handles.items():  # only the temporary files this merge holds
@@ -309,9 +319,9 @@ def _open_locked(temp: Path, target: Path) -> IO[bytes]:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         if not try_lock(fd):
-            raise ValueError(
-                f"Argument 'output': another merge is writing {target} (it holds {temp}); "
-                "wait for it to end."
+            raise ArgumentError(
+                "output",
+                f": another merge is writing {target} (it holds {temp}); wait for it to end.",
             )
         os.ftruncate(fd, 0)
     except BaseException:

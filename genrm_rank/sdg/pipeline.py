@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from genrm_rank.errors import (
+    ArgumentError,
     EndpointsUnavailableError,
     GenRMRankError,
     JudgeConfigurationError,
@@ -209,19 +210,24 @@ def prepare_output(
     are covered by the same lock when they are named after it (the CLI's defaults).
     """
     if resume and overwrite:
-        raise ValueError("Arguments 'resume' and 'overwrite' exclude each other; pass one.")
+        raise ArgumentError(
+            "resume",
+            "and {overwrite} exclude each other; pass one.",
+            overwrite=ArgumentError.Setting("overwrite"),
+        )
     streams = [name for name, p in paths.items() if p is not None and os.fspath(p) == STDOUT]
     if len(streams) > 1 or (streams and resume):
-        raise ValueError(
-            f"Argument 'paths': standard output ('-') can take one output and cannot be "
-            f"resumed, not {streams}{' with resume' if resume else ''}."
+        raise ArgumentError(
+            "paths",
+            f": standard output ('-') can take one output and cannot be resumed, not {streams}"
+            f"{' with resume' if resume else ''}.",
         )
     real = {name: Path(p) for name, p in paths.items() if p is not None and name not in streams}
     if len({p.resolve() for p in real.values()}) != len(real):
-        raise ValueError("Argument 'paths' names one file twice; each output must differ.")
+        raise ArgumentError("paths", "names one file twice; each output must differ.")
     for name, p in real.items():
         if not p.parent.is_dir():
-            raise ValueError(f"Argument 'paths[{name!r}]': no such folder: {p.parent}.")
+            raise ArgumentError(f"paths[{name!r}]", f": no such folder: {p.parent}.")
     # Files the run owns; a device or a stream (/dev/stderr) is only ever appended to.
     files = {name: p for name, p in real.items() if not is_stream(p)}
 
@@ -229,8 +235,13 @@ def prepare_output(
         existing = [p for p in files.values() if p.is_file() and p.stat().st_size > 0]
         if existing and not resume and not overwrite:
             names = ", ".join(str(p) for p in existing)
-            raise ValueError(
-                f"Argument 'paths': {names} already exists; resume it or overwrite it."
+            raise ArgumentError(
+                "paths",
+                ": {names} already exists; pass {resume} to continue it or {overwrite} to "
+                "replace it.",
+                names=names,
+                resume=ArgumentError.Setting("resume", True),
+                overwrite=ArgumentError.Setting("overwrite", True),
             )
         return existing
 
@@ -267,7 +278,7 @@ def prepare_output(
         for fd in fds.values():
             if fd is not None:
                 os.close(fd)
-        raise ValueError(f"Argument 'paths': cannot open {exc.filename}: {exc.strerror}.") from None
+        raise ArgumentError("paths", f": cannot open {exc.filename}: {exc.strerror}.") from None
     sinks: dict[str, JsonlSink] = {
         name: JsonlSink(real[name], fsync_interval=fsync_interval, fd=fds.get(name))
         if name in real
@@ -289,9 +300,10 @@ def _lock_output(path: Path) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         if not try_lock(fd):
-            raise ValueError(
-                f"Argument 'paths['out']': {path} is being written by another run (it holds "
-                "the file's lock); wait for that run to end, or write to another file."
+            raise ArgumentError(
+                "paths['out']",
+                f": {path} is being written by another run (it holds the file's lock); wait "
+                "for that run to end, or write to another file.",
             )
     except BaseException:
         os.close(fd)

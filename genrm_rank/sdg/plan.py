@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from genrm_rank import validate as check
+from genrm_rank.errors import ArgumentError
 from genrm_rank.messages import build_messages
 from genrm_rank.sdg.filters import Formatter, format_problem
 from genrm_rank.sdg.inputs import RowSource, open_input
@@ -114,7 +115,7 @@ class CostAssumptions:
         ):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"Argument '{name}' must be a positive number, not {value}.")
+                raise ArgumentError(f"{name}", f"must be a positive number, not {value}.")
         check.at_least("gpus_per_replica", self.gpus_per_replica, 1)
 
 

@@ -17,9 +17,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from genrm_rank.flags import Option
 from genrm_rank.server.app import FAULT_KINDS, SimServer, SimServerConfig
 
 __all__ = [
+    "SERVE_SIM_OPTIONS",
     "add_serve_sim_arguments",
     "build_arg_parser",
     "config_from_args",
@@ -29,80 +31,65 @@ __all__ = [
 ]
 
 
-def add_serve_sim_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``serve-sim`` options to ``parser`` (for the ``genrm-rank`` CLI); returns it."""
+def _options() -> dict[str | None, tuple[Option, ...]]:
     d = SimServerConfig()
-    net = parser.add_argument_group("network")
-    net.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)"
+    faults = tuple(
+        Option(f"--fault-rate-{kind}", "", float, 0.0, "P")
+        for kind in ("500", "503", "429", "hang", "drop", "html", "empty-choices")
     )
-    net.add_argument(
-        "--port",
-        type=int,
-        default=8000,
-        help="first port; 0 picks free ports (default: %(default)s)",
-    )
-    net.add_argument(
-        "--replicas",
-        type=int,
-        default=1,
-        help="servers to start on consecutive ports (default: %(default)s)",
-    )
-    net.add_argument(
-        "--api-key-env",
-        default=None,
-        metavar="VAR",
-        help="require 'Authorization: Bearer <key>', the key read from this environment variable",
-    )
-    srv = parser.add_argument_group("server")
-    srv.add_argument("--model", default=d.model, help="served model name (default: %(default)s)")
-    srv.add_argument("--max-model-len", type=int, default=d.max_model_len)
-    srv.add_argument(
-        "--capacity",
-        type=int,
-        default=d.capacity,
-        help="concurrent sequences (default: %(default)s)",
-    )
-    srv.add_argument(
-        "--latency", choices=("lognormal", "constant", "exponential"), default=d.latency
-    )
-    srv.add_argument(
-        "--latency-mean", type=float, default=d.latency_mean, help="seconds; 0 = zero-latency mode"
-    )
-    srv.add_argument("--latency-sigma", type=float, default=d.latency_sigma)
-    srv.add_argument("--prefix-cache-size", type=int, default=d.prefix_cache_size)
-    srv.add_argument("--prefix-hit-latency-factor", type=float, default=d.prefix_hit_latency_factor)
-    srv.add_argument(
-        "--seed", type=int, default=d.seed, help="latency/fault seed (replica i uses seed + i)"
-    )
-    jdg = parser.add_argument_group("simulated judge")
-    jdg.add_argument(
-        "--answer-format", choices=("json", "rubric", "boxed"), default=d.answer_format
-    )
-    jdg.add_argument(
-        "--reasoning-style",
-        choices=("reasoning", "reasoning_content", "think", "bare", "none"),
-        default=d.reasoning_style,
-    )
-    jdg.add_argument("--noise", choices=("bradley_terry", "thurstone"), default=d.noise)
-    jdg.add_argument("--noise-scale", type=float, default=d.noise_scale)
-    jdg.add_argument("--position-bias", type=float, default=d.position_bias)
-    jdg.add_argument("--judge-seed", type=int, default=d.judge_seed)
-    flt = parser.add_argument_group("fault injection")
-    for kind in ("500", "503", "429", "hang", "drop", "html", "empty-choices"):
-        flt.add_argument(f"--fault-rate-{kind}", type=float, default=0.0, metavar="P")
-    flt.add_argument("--unreadable-rate", type=float, default=0.0, metavar="P")
-    flt.add_argument("--truncated-rate", type=float, default=0.0, metavar="P")
-    flt.add_argument(
-        "--retry-after", type=float, default=d.retry_after, help="seconds in Retry-After of 429/503"
-    )
-    flt.add_argument("--hang-seconds", type=float, default=d.hang_seconds)
-    flt.add_argument(
-        "--fault-sequence",
-        default="",
-        metavar="K1,K2,...",
-        help=f"faults for the first requests, in order; each of {', '.join(FAULT_KINDS)}",
-    )
+    return {
+        "network": (
+            Option("--host", "interface to listen on", default="127.0.0.1"),
+            Option("--port", "first port; 0 picks free ports", int, 8000),
+            Option("--replicas", "servers to start on consecutive ports", int, 1),
+            Option("--api-key-env", "require 'Authorization: Bearer <key>', the key read from "
+                   "this environment variable", metavar="VAR"),
+        ),
+        "server": (
+            Option("--model", "served model name", default=d.model),
+            Option("--max-model-len", "", int, d.max_model_len),
+            Option("--capacity", "concurrent sequences", int, d.capacity),
+            Option("--latency", "", default=d.latency,
+                   choices=("lognormal", "constant", "exponential")),
+            Option("--latency-mean", "seconds; 0 = zero-latency mode", float, d.latency_mean),
+            Option("--latency-sigma", "", float, d.latency_sigma),
+            Option("--prefix-cache-size", "", int, d.prefix_cache_size),
+            Option("--prefix-hit-latency-factor", "", float, d.prefix_hit_latency_factor),
+            Option("--seed", "latency/fault seed (replica i uses seed + i)", int, d.seed),
+        ),
+        "simulated judge": (
+            Option("--answer-format", "", default=d.answer_format,
+                   choices=("json", "rubric", "boxed")),
+            Option("--reasoning-style", "", default=d.reasoning_style,
+                   choices=("reasoning", "reasoning_content", "think", "bare", "none")),
+            Option("--noise", "", default=d.noise, choices=("bradley_terry", "thurstone")),
+            Option("--noise-scale", "", float, d.noise_scale),
+            Option("--position-bias", "", float, d.position_bias),
+            Option("--judge-seed", "", int, d.judge_seed),
+        ),
+        "fault injection": (
+            *faults,
+            Option("--unreadable-rate", "", float, 0.0, "P"),
+            Option("--truncated-rate", "", float, 0.0, "P"),
+            Option("--retry-after", "seconds in Retry-After of 429/503", float, d.retry_after),
+            Option("--hang-seconds", "", float, d.hang_seconds),
+            Option("--fault-sequence", "faults for the first requests, in order; each of "
+                   f"{', '.join(FAULT_KINDS)}", default="", metavar="K1,K2,..."),
+        ),
+    }  # fmt: skip
+
+
+SERVE_SIM_OPTIONS = _options()
+"""The ``serve-sim`` options by group, declared once for ``genrm-rank serve-sim`` (with its
+``--config`` file and ``GENRM_*`` variables) and ``python -m genrm_rank.server``."""
+
+
+def add_serve_sim_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``serve-sim`` options to ``parser``; returns it."""
+    for title, options in SERVE_SIM_OPTIONS.items():
+        group = parser.add_argument_group(title)
+        for option in options:
+            option.add_to(group)
     return parser
 
 

@@ -1,4 +1,10 @@
-"""The progress bar and the end-of-run summary."""
+"""A run's progress on standard error, and its summary (:func:`~genrm_rank.sdg.process_file`).
+
+:class:`Progress` takes :func:`~genrm_rank.sdg.process_file`'s ``on_row`` and ``on_progress``
+callbacks and shows them as a bar on a terminal or as plain lines in a batch log;
+:func:`summarize` turns a :class:`~genrm_rank.sdg.RunOutcome` into the JSON-ready summary
+``genrm-rank --summary-json`` writes, and :func:`format_summary` into the table it prints.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,19 @@ import math
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TextIO
 
-from genrm_rank.cli.judge import JudgeSetup
+from genrm_rank.judges.cached import CachedJudge
 from genrm_rank.orchestrator import JudgeStatistics
-from genrm_rank.sdg import RowSpec, RunOutcome
 from genrm_rank.sdg.filters import Formatter
 from genrm_rank.sdg.inputs import RowSource
-from genrm_rank.sdg.pipeline import RunCounters
+from genrm_rank.sdg.pipeline import RunCounters, RunOutcome
 from genrm_rank.sdg.plan import CostAssumptions, depends_on_verdicts, plan_file
+from genrm_rank.sdg.rows import RowSpec
 from genrm_rank.spec import RankSpec
 
-# --------------------------------------------------------------------------------------------
-# Progress and summary
+__all__ = ["Progress", "format_summary", "projection_bounds", "summarize"]
 
 
 class Progress:
@@ -242,12 +247,22 @@ def _human(value: float) -> str:
 
 
 def summarize(
-    outcome: RunOutcome, setup: JudgeSetup, wall: float, total_lines: int | None
+    outcome: RunOutcome,
+    wall: float,
+    total_lines: int | None,
+    *,
+    cached: CachedJudge | None = None,
+    faults: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
+    """The run's summary: rows, calls, tokens, verdicts, the judge's slot-1 advantage, time.
+
+    ``cached``: the verdict cache's judge, for its hits and what they saved; ``faults``: the
+    transport faults the judge retried, by kind.
+    """
     c, s = outcome.counters, outcome.stats
-    hits = setup.cached.hits if setup.cached is not None else 0
-    saved_calls = setup.cached.calls_saved if setup.cached is not None else 0
-    saved_tokens = setup.cached.tokens_saved if setup.cached is not None else 0
+    hits = cached.hits if cached is not None else 0
+    saved_calls = cached.calls_saved if cached is not None else 0
+    saved_tokens = cached.tokens_saved if cached is not None else 0
     decided = s.first_slot_wins + s.second_slot_wins
     return {
         "status": outcome.status,
@@ -271,7 +286,7 @@ def summarize(
         "verdicts_ok": s.verdicts_ok,
         "verdicts_failed": s.verdicts_failed,
         "failures_by_kind": dict(sorted(s.failures.items())),
-        "transport_faults_by_kind": dict(getattr(setup.inner, "faults", {})),
+        "transport_faults_by_kind": dict(faults or {}),
         "first_slot_win_share": s.first_slot_win_share,
         "pooled_position_bias_log_odds": (
             math.log(s.first_slot_wins / s.second_slot_wins)

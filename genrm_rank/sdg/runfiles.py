@@ -1,0 +1,198 @@
+"""The files of a run: the paths it may write (:func:`check_paths`), and its run file
+(``OUT.run.json``), what its output was written with, checked on resume (:func:`check_run_file`).
+
+Every path a run writes must differ from every other one and from every path it reads, so that
+emptying an output (``overwrite``) never empties a cache, an input or another output. A run
+records its settings (whatever its output depends on: the spec, the row layout, the judge)
+and its inputs' identity beside its output. A run that resumes onto that output must have the
+same settings and read the same input, or it would mix rows of two runs in one file:
+:func:`check_run_file` refuses it, naming what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from genrm_rank.errors import ArgumentError
+from genrm_rank.sdg.inputs import STDIN
+from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path
+
+__all__ = ["IDENTITY_BYTES", "check_paths", "check_run_file", "input_identity", "run_file_path"]
+
+IDENTITY_BYTES = 1 << 20
+"""How much of an input its identity hashes (see :func:`input_identity`)."""
+
+
+def check_paths(
+    written: Mapping[str, Path | None], read: Mapping[str, Sequence[Path | None]] = {}
+) -> None:
+    """Refuse files that coincide, or an output that cannot be written, before any is opened.
+
+    ``written`` and ``read`` map argument names to the paths a run writes and reads; ``"run"``
+    is the run file. Standard streams and devices are not files and are skipped.
+
+    Raises
+    ------
+    ArgumentError
+        (the written argument) A path written twice, or also read; in a folder that does not
+        exist or cannot be written.
+    """
+
+    def other(name: str) -> object:
+        return "run" if name == "run" else ArgumentError.Setting(name)
+
+    sources: dict[Path, str] = {}
+    for name, paths in read.items():
+        for path in paths:
+            if path is not None and str(path) != STDIN and path.exists():
+                sources.setdefault(path.resolve(), name)
+    targets: dict[Path, str] = {}
+    for name, path in written.items():
+        if path is None or str(path) == STDOUT or is_stream(path):
+            continue
+        key = path.resolve()
+        clash = sources.get(key) or targets.get(key)
+        if clash is not None:
+            why = (
+                ", which this run reads; choose another file"
+                if key in sources
+                else ("; every file a run writes must differ")
+            )
+            raise ArgumentError(
+                name, ": {path} is also the {other} file" + why, path=path, other=other(clash)
+            )
+        targets[key] = name
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise ArgumentError(name, f": directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise ArgumentError(name, f": directory {parent} is not writable")
+
+
+def run_file_path(output: Path) -> Path:
+    """The run file of ``output``: ``OUT.run.json``."""
+    return sidecar_path(output, "run", "json")
+
+
+def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """What a resumed run's input is checked against: per input, its name and its first bytes.
+
+    A file is known by the SHA-256 of its first :data:`IDENTITY_BYTES` bytes (or all of it, if
+    shorter) and how many bytes that was, so the check reads at most 1 MiB, and an input that
+    has only grown (rows appended) is still the same input. Standard input and datasets are
+    known by their name only.
+    """
+    identity: list[dict[str, Any]] = []
+    for path in paths:
+        if str(path) == STDIN or not path.is_file():
+            identity.append({"path": str(path)})
+            continue
+        with open(path, "rb") as handle:
+            head = handle.read(IDENTITY_BYTES)
+        identity.append(
+            {
+                "path": str(path.resolve()),
+                "head_bytes": len(head),
+                "head_sha256": hashlib.sha256(head).hexdigest(),
+            }
+        )
+    return identity
+
+
+def check_run_file(
+    output: Path,
+    settings: Mapping[str, Any],
+    *,
+    resume: bool,
+    inputs: Sequence[Path] = (),
+    found: Sequence[str] = (),
+) -> None:
+    """Refuse to resume onto ``output`` written with other settings or from another input;
+    otherwise (or when not resuming) record ``settings`` and the inputs in its run file.
+
+    ``settings`` are JSON values; a ``"spec"`` mapping is compared field by field. ``found``
+    names settings a run found in its input rather than was told: compared only when the run
+    file has them (a run started before they were recorded resumes).
+
+    Raises
+    ------
+    ArgumentError
+        (``resume``) The output was written with other settings, or from another input.
+    """
+    path = run_file_path(output)
+    if resume and path.exists():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = None
+        if not isinstance(before, dict):
+            return
+        _check_input(output, before.pop("input", None), inputs, path)
+        now = _flat(json.loads(json.dumps(settings)))
+        now = {k: v for k, v in now.items() if k not in found or k in before}
+        then = _flat(before)
+        if then != now:
+            changed = "; ".join(
+                f"{k}: {then.get(k)!r} -> {now.get(k)!r}"
+                for k in sorted(set(then) | set(now))
+                if then.get(k) != now.get(k)
+            )
+            raise ArgumentError(
+                "resume",
+                ": {output} was written with other settings ({changed}); resume with the same "
+                "options, or pass {overwrite} (settings: {path})",
+                output=output,
+                changed=changed,
+                path=path,
+                overwrite=ArgumentError.Setting("overwrite", True),
+            )
+        return
+    record = {**settings, "input": input_identity(inputs)}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with the spec's fields as ``spec.<field>`` keys, to name what changed."""
+    flat = {k: v for k, v in settings.items() if k != "spec"}
+    spec = settings.get("spec")
+    if isinstance(spec, dict):
+        flat.update({f"spec.{k}": v for k, v in spec.items()})
+    return flat
+
+
+def _same_input(before: Mapping[str, Any], path: Path) -> bool:
+    if "head_sha256" not in before:
+        return str(before.get("path")) == str(path)
+    if str(path) == STDIN or not path.is_file():
+        return False
+    size = int(before.get("head_bytes", 0))
+    with open(path, "rb") as handle:
+        head = handle.read(size)
+    return len(head) == size and hashlib.sha256(head).hexdigest() == before["head_sha256"]
+
+
+def _check_input(output: Path, before: Any, inputs: Sequence[Path], path: Path) -> None:
+    """Refuse to resume ``output`` from an input other than the one it was written from."""
+    if not isinstance(before, list):
+        return  # a run file from before inputs were recorded
+    if len(before) != len(inputs) or not all(
+        isinstance(b, dict) and _same_input(b, p) for b, p in zip(before, inputs, strict=False)
+    ):
+        names = ", ".join(str(b.get("path")) if isinstance(b, dict) else "?" for b in before)
+        raise ArgumentError(
+            "resume",
+            ": {output} was written from another input ({names}, as its first bytes were then), "
+            "not {inputs}; resume with that input, or pass {overwrite} (run file: {path})",
+            output=output,
+            names=names,
+            inputs=", ".join(map(str, inputs)),
+            path=path,
+            overwrite=ArgumentError.Setting("overwrite", True),
+        )
