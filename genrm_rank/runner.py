@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.duplicates import DuplicateGroups, distinct, expand_ranking
 from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import Judge
@@ -297,12 +298,16 @@ class Runner:
         # What exists before the run (modules, the caller's data) is never the run's garbage,
         # but every full collection walks it all, in one loop step: frozen, a run's collections
         # touch only what the run made (benchmarks/README.md, "The event loop").
+        # The BLAS limit is held here, by the caller's thread, for the whole run: OpenBLAS
+        # ignores a thread count set from the worker thread (tests/test_blas_threads.py), and
+        # every matrix of a run is a prompt's few candidates.
         gc.freeze()
         feeder = asyncio.create_task(feed())
         try:
-            while (future := await _next(aggregated, feeder)) is not None:
-                yield await future
-            await feeder  # the run's own error, if it ended with one
+            with one_blas_thread():
+                while (future := await _next(aggregated, feeder)) is not None:
+                    yield await future
+                await feeder  # the run's own error, if it ended with one
         finally:
             feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
