@@ -32,11 +32,28 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_PROFILE", "PROFILE_FORMAT", "JudgeProfile"]
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit
+
+# The submodule, not the package: aggregators may import this module in turn.
+from genrm_rank.aggregators.comparisons import Comparisons, weighted_bincount
+from genrm_rank.blas_threads import one_blas_thread
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "MIN_DISPERSION",
+    "MIN_STRENGTH_SD",
+    "PROFILE_FORMAT",
+    "JudgeProfile",
+    "as_profile",
+    "learn_judge_profile",
+]
 
 PROFILE_FORMAT = "genrm_rank.judge_profile/1"
 """The ``format`` field of a saved profile."""
@@ -158,3 +175,336 @@ DEFAULT_PROFILE = JudgeProfile()
 """What is assumed of a judge before anything is learnt: no bias (prior SD 1 log-odds),
 Bernoulli dispersion and a strength spread of 2, each counted as 10 degrees of freedom, and
 independent repeats."""
+
+MIN_DISPERSION = 1e-2
+"""Floor on a learnt dispersion (a judge that never errs would otherwise give 0)."""
+MIN_STRENGTH_SD = 1e-2
+"""Floor on a learnt strength spread (a judge that cannot tell any candidates apart gives 0)."""
+UNINFORMED_BIAS_SD = 1e3
+"""Prior standard deviation of the slot-1 bias when :func:`learn_judge_profile` has no prior."""
+_MAX_ROUNDS = 500
+_MAX_NEWTON = 100
+_TOL = 1e-10
+
+ProfileLike = JudgeProfile | str | os.PathLike[str]
+"""What the doors take for a profile: a :class:`JudgeProfile`, or the path of a saved one."""
+
+
+def as_profile(value: ProfileLike | None, name: str = "judge_profile") -> JudgeProfile | None:
+    """A profile argument as a :class:`JudgeProfile`: given, loaded from a path, or ``None``.
+
+    >>> as_profile(None) is None
+    True
+    >>> as_profile(DEFAULT_PROFILE) is DEFAULT_PROFILE
+    True
+    """
+    if value is None or isinstance(value, JudgeProfile):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return JudgeProfile.load(value)
+    raise TypeError(
+        f"Argument {name!r} must be a JudgeProfile, the path of a saved one, or None, "
+        f"not {type(value).__name__}."
+    )
+
+
+# -- learning ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Bucket:
+    """Prompts with the same number of candidates, as totals per ordered pair ``[p, i, j]``."""
+
+    weight: NDArray[np.float64]
+    """Sum of the verdicts' weights."""
+    wins: NDArray[np.float64]
+    """Sum of weight times outcome."""
+    wins_sq: NDArray[np.float64]
+    """Sum of weight times squared outcome."""
+    count: NDArray[np.float64]
+    """Usable verdicts (repeats of the ordered pair)."""
+    spread: NDArray[np.float64]
+    """``sum (o - mean o)^2`` over the verdicts of the ordered pair (0 for one verdict)."""
+    theta: NDArray[np.float64]
+    """Current strengths, ``[p, i]``."""
+
+    @property
+    def n(self) -> int:
+        return int(self.theta.shape[1])
+
+
+def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
+    """One prompt's verdicts as comparisons: given, or from a Ranking or a PromptRun."""
+    if isinstance(item, Comparisons):
+        return item
+    judgements = getattr(item, "judgements", None)
+    candidates = getattr(item, "candidates", None)
+    if candidates is None:
+        candidates = getattr(getattr(item, "job", None), "candidates", None)
+    if judgements is None or candidates is None:
+        raise TypeError(
+            "Argument 'prompts' must hold Comparisons, Rankings or PromptRuns (one a prompt), "
+            f"not {type(item).__name__}."
+        )
+    from genrm_rank.results import judgements_to_comparisons  # results imports strategies
+
+    return judgements_to_comparisons(
+        len(candidates), list(judgements), preference_mapping=preference_mapping
+    )
+
+
+def _buckets(prompts: Sequence[Comparisons]) -> list[_Bucket]:
+    by_size: dict[int, list[list[NDArray[np.float64]]]] = {}
+    for c in prompts:
+        n = c.n_items
+        if n < 2 or not len(c) or not float(np.sum(c.weight)) > 0:
+            continue
+        flat = c.first * n + c.second
+        w, o = c.weight, c.outcome
+
+        def total(values: NDArray[np.float64], n: int = n, flat: Any = flat) -> Any:
+            return weighted_bincount(flat, values, n * n).reshape(n, n)
+
+        count = total(np.ones_like(o))
+        mean = np.divide(total(o), count, out=np.zeros((n, n)), where=count > 0)
+        spread = total((o - mean.reshape(-1)[flat]) ** 2)
+        by_size.setdefault(n, []).append([total(w), total(w * o), total(w * o * o), count, spread])
+    buckets = []
+    for n in sorted(by_size):
+        parts = [np.stack(column) for column in zip(*by_size[n], strict=True)]
+        weight, wins, wins_sq, count, spread = parts
+        theta = np.zeros((weight.shape[0], n))
+        buckets.append(_Bucket(weight, wins, wins_sq, count, spread, theta))
+    return buckets
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """The judge-level quantities a round of the fit holds fixed."""
+
+    phi: float
+    strength_var: float
+    rho: float
+    bias_mean: float
+    bias_sd: float
+
+
+def _cell_weight(b: _Bucket, rho: float) -> NDArray[np.float64]:
+    """Each verdict's share ``1 / (1 + (k - 1) rho)`` of its ordered pair (Kish)."""
+    out: NDArray[np.float64] = 1.0 / (1.0 + np.maximum(b.count - 1.0, 0.0) * rho)
+    return out
+
+
+def _log_posterior(
+    buckets: Sequence[_Bucket],
+    thetas: Sequence[NDArray[np.float64]],
+    gamma: float,
+    judge: _Judge,
+    shares: Sequence[NDArray[np.float64]],
+) -> float:
+    total = -0.5 * (gamma - judge.bias_mean) ** 2 / judge.bias_sd**2
+    for b, theta, c in zip(buckets, thetas, shares, strict=True):
+        d = theta[:, :, None] - theta[:, None, :] + gamma
+        y, w = b.wins * c, b.weight * c
+        fit = y * np.logaddexp(0.0, -d) + (w - y) * np.logaddexp(0.0, d)
+        total -= float(np.sum(fit)) / judge.phi + 0.5 * float(np.sum(theta**2)) / judge.strength_var
+    return total
+
+
+def _fit(
+    buckets: Sequence[_Bucket], gamma: float, judge: _Judge
+) -> tuple[float, float, list[NDArray[np.float64]]]:
+    """Joint posterior mode of every prompt's strengths and the one shared slot-1 bias.
+
+    Newton's method on the block-arrowhead Hessian (one block a prompt, bordered by the bias):
+    the bias step is the Schur complement's, so a step costs one small solve a prompt. Returns
+    the bias, its posterior variance and each bucket's inverse strength Hessians.
+    """
+    shares = [_cell_weight(b, judge.rho) for b in buckets]
+    current = _log_posterior(buckets, [b.theta for b in buckets], gamma, judge, shares)
+    inverses: list[NDArray[np.float64]] = []
+    variance = judge.bias_sd**2
+    for _ in range(_MAX_NEWTON):
+        grad_g = -(gamma - judge.bias_mean) / judge.bias_sd**2
+        hess_g = 1.0 / judge.bias_sd**2
+        steps_g, steps_b, inverses = [], [], []
+        for b, c in zip(buckets, shares, strict=True):
+            p = expit(b.theta[:, :, None] - b.theta[:, None, :] + gamma)
+            g = (b.wins - b.weight * p) * c / judge.phi
+            v = b.weight * c * p * (1.0 - p) / judge.phi
+            grad = g.sum(axis=2) - g.sum(axis=1) - b.theta / judge.strength_var
+            border = v.sum(axis=2) - v.sum(axis=1)
+            hess = -(v + np.swapaxes(v, 1, 2))
+            idx = np.arange(b.n)
+            hess[:, idx, idx] += v.sum(axis=2) + v.sum(axis=1) + 1.0 / judge.strength_var
+            inverse = np.linalg.inv(hess)
+            inverses.append(inverse)
+            steps_g.append(np.einsum("pij,pj->pi", inverse, grad))
+            steps_b.append(np.einsum("pij,pj->pi", inverse, border))
+            grad_g += float(g.sum())
+            hess_g += float(v.sum())
+            grad_g -= float(np.sum(border * steps_g[-1]))
+            hess_g -= float(np.sum(border * steps_b[-1]))
+        variance = 1.0 / hess_g
+        step_gamma = grad_g * variance
+        steps = [sg - sb * step_gamma for sg, sb in zip(steps_g, steps_b, strict=True)]
+        t = 1.0
+        for _ in range(60):  # the log posterior is concave: halve until it does not fall
+            thetas = [b.theta + t * s for b, s in zip(buckets, steps, strict=True)]
+            value = _log_posterior(buckets, thetas, gamma + t * step_gamma, judge, shares)
+            if value >= current - 1e-12 * (1.0 + abs(current)):
+                break
+            t /= 2.0
+        for b, theta in zip(buckets, thetas, strict=True):
+            b.theta = theta
+        gamma, current = gamma + t * step_gamma, value
+        size = max([abs(step_gamma)] + [float(np.max(np.abs(s))) for s in steps])
+        if t * size < _TOL:
+            break
+    return gamma, variance, inverses
+
+
+@one_blas_thread()  # many small solves: the BLAS pool would only spin
+def learn_judge_profile(
+    prompts: Iterable[Comparisons | Any],
+    *,
+    prior: JudgeProfile | None = DEFAULT_PROFILE,
+    preference_mapping: Any = None,
+) -> JudgeProfile:
+    """Learn what a judge is like from its verdicts over many prompts.
+
+    One hierarchical Bradley-Terry model of every verdict: prompt ``p``'s candidate ``i`` has a
+    strength ``theta_pi ~ N(0, s^2)``, and a verdict of the ordered pair ``(i, j)`` has mean
+    ``sigmoid(theta_pi - theta_pj + gamma)`` with one slot-1 bias ``gamma`` shared by every
+    prompt (the home-advantage model; Agresti, *Categorical Data Analysis*, sec. 10.6) and
+    quasi-likelihood variance ``phi p (1 - p)`` (Wedderburn, Biometrika 61, 1974). Rounds
+    alternate until nothing moves:
+
+    - the joint posterior mode of every strength and ``gamma`` (Newton on the block-arrowhead
+      Hessian); ``position_bias`` is that ``gamma``, *fitted* against the strength gaps, not
+      the logit of the slot-1 win share (which strength gaps and graded verdicts pull towards
+      0), and ``position_bias_stderr`` its posterior standard deviation;
+    - ``dispersion``: the pooled moment estimate ``sum w (o - p)^2 / sum w p (1 - p)`` scaled
+      by verdicts over residual degrees of freedom (verdicts less the trace of the hat matrix),
+      ``dispersion_df``;
+    - ``strength_sd``: the empirical-Bayes spread of a prompt's strengths (Laplace-EM, Casella,
+      Am. Stat. 39, 1985): the spread of the fitted strengths plus their posterior variance,
+      per degree of freedom (``N - 1`` a prompt). Its fixed point is the spread of the raw
+      estimates less their estimation variance (the normal-normal moment estimate);
+    - ``repeat_correlation``: the intra-class correlation of the verdicts of one ordered pair,
+      ``1 - sum_pairs sum (o - mean o)^2 / (phi sum_pairs (k - 1) p (1 - p))`` over pairs
+      judged ``k >= 2`` times in the same order (``repeat_pairs`` is the sum of ``k - 1``);
+      each verdict then weighs ``1 / (1 + (k - 1) r)`` in the fit (Kish's design effect).
+
+    Nothing depends on the order of the prompts or of their verdicts beyond floating-point
+    summation, which follows the order given.
+
+    Parameters
+    ----------
+    prompts : iterable
+        One item a prompt: its :class:`~genrm_rank.aggregators.Comparisons` (outcome: the
+        preference of slot 1), or a :class:`~genrm_rank.results.Ranking` or
+        :class:`~genrm_rank.orchestrator.PromptRun` (its usable judgements, mapped by
+        ``preference_mapping``).
+    prior : JudgeProfile or None
+        What is assumed before the verdicts: its bias and standard error are the prior on
+        ``gamma``, and its dispersion, strength spread and repeat correlation count as
+        ``dispersion_df``, ``strength_df`` and ``repeat_pairs`` observations in the pooled
+        estimates (the learnt ``*_df`` fields include them). ``None``: the verdicts alone.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference, for Rankings and PromptRuns; default linear.
+
+    Returns
+    -------
+    JudgeProfile
+
+    Raises
+    ------
+    ValueError
+        No prompt has a usable verdict.
+
+    Examples
+    --------
+    >>> c = Comparisons.from_arrays(2, first=[0, 1] * 20, second=[1, 0] * 20,
+    ...                             outcome=[1.0, 0.0] * 15 + [0.0, 1.0] * 5)
+    >>> profile = learn_judge_profile([c])
+    >>> profile.verdicts, profile.prompts, round(profile.position_bias, 2)
+    (40, 1, 0.0)
+    """
+    from genrm_rank.verdict import linear_preference
+
+    mapping = linear_preference if preference_mapping is None else preference_mapping
+    if prior is not None and not isinstance(prior, JudgeProfile):
+        raise TypeError(
+            f"Argument 'prior' must be a JudgeProfile or None, not {type(prior).__name__}."
+        )
+    buckets = _buckets([_comparisons_of(item, mapping) for item in prompts])
+    if not buckets:
+        raise ValueError("Argument 'prompts' holds no usable verdict; a profile needs some.")
+    base = prior or DEFAULT_PROFILE
+    judge = _Judge(
+        phi=base.dispersion,
+        strength_var=base.strength_sd**2,
+        rho=base.repeat_correlation,
+        bias_mean=base.position_bias if prior is not None else 0.0,
+        bias_sd=base.position_bias_stderr if prior is not None else UNINFORMED_BIAS_SD,
+    )
+    gamma = judge.bias_mean
+    verdicts = int(sum(float(b.count.sum()) for b in buckets))
+    n_prompts = sum(int(b.theta.shape[0]) for b in buckets)
+    strength_dof = float(sum(b.theta.shape[0] * (b.n - 1) for b in buckets))
+    repeats = float(sum(float(np.sum(np.clip(b.count - 1.0, 0.0, None))) for b in buckets))
+    for _ in range(_MAX_ROUNDS):
+        gamma, variance, inverses = _fit(buckets, gamma, judge)
+        residuals = spread = total = hat = squares = repeat_sq = repeat_null = 0.0
+        for b, inverse in zip(buckets, inverses, strict=True):
+            c = _cell_weight(b, judge.rho)
+            p = expit(b.theta[:, :, None] - b.theta[:, None, :] + gamma)
+            residuals += float(np.sum(c * (p * p * b.weight - 2.0 * p * b.wins + b.wins_sq)))
+            spread += float(np.sum(c * b.weight * p * (1.0 - p)))
+            total += float(np.sum(c * b.weight))
+            trace = np.trace(inverse, axis1=1, axis2=2)
+            hat += float(np.sum(b.n - trace / judge.strength_var))
+            centred = b.theta - b.theta.mean(axis=1, keepdims=True)
+            squares += float(np.sum(centred**2))
+            squares += float(np.sum(trace - inverse.sum(axis=(1, 2)) / b.n))
+            repeated = b.count >= 2
+            repeat_sq += float(np.sum(b.spread[repeated]))
+            repeat_null += float(np.sum(((b.count - 1.0) * p * (1.0 - p))[repeated]))
+        hat += 1.0 - variance / judge.bias_sd**2
+        df = total - hat
+        raw = residuals / spread * total / df if df > 0 and spread > 0 else base.dispersion
+        df = max(df, 0.0)
+        dispersion_df = df + (base.dispersion_df if prior is not None else 0.0)
+        phi = (df * raw + (dispersion_df - df) * base.dispersion) / dispersion_df
+        phi = max(phi, MIN_DISPERSION)
+        strength_df = strength_dof + (base.strength_df if prior is not None else 0.0)
+        strength_var = (squares + (strength_df - strength_dof) * base.strength_sd**2) / strength_df
+        strength_var = max(strength_var, MIN_STRENGTH_SD**2)
+        repeat_pairs = repeats + (base.repeat_pairs if prior is not None else 0.0)
+        rho = base.repeat_correlation
+        if repeat_pairs > 0:
+            own = 1.0 - repeat_sq / (phi * repeat_null) if repeat_null > 0 else 1.0
+            pooled = repeats * own + (repeat_pairs - repeats) * base.repeat_correlation
+            rho = min(max(pooled / repeat_pairs, 0.0), 1.0)
+        moved = max(
+            abs(phi - judge.phi) / judge.phi,
+            abs(strength_var - judge.strength_var) / judge.strength_var,
+            abs(rho - judge.rho),
+        )
+        judge = _Judge(phi, strength_var, rho, judge.bias_mean, judge.bias_sd)
+        if moved < 1e-9:
+            break
+    gamma, variance, _ = _fit(buckets, gamma, judge)
+    return JudgeProfile(
+        position_bias=float(gamma),
+        position_bias_stderr=math.sqrt(variance),
+        dispersion=judge.phi,
+        dispersion_df=dispersion_df,
+        strength_sd=math.sqrt(judge.strength_var),
+        strength_df=strength_df,
+        repeat_correlation=judge.rho,
+        repeat_pairs=repeat_pairs,
+        verdicts=verdicts,
+        prompts=n_prompts,
+    )
