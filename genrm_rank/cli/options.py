@@ -441,6 +441,22 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         help="rank only lines with 0-based index i modulo n",
     )
     g.add_argument(
+        "--judge-profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="what the judge is like (slot-1 bias, dispersion, strength spread, repeats), as "
+        "--save-judge-profile wrote it; every row uses it (default: learnt from the first "
+        "32 rows, then frozen and kept in the run file for --resume)",
+    )
+    g.add_argument(
+        "--save-judge-profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the judge profile learnt from every row this run judges (JSON)",
+    )
+    g.add_argument(
         "--concurrency",
         type=_positive_int,
         default=64,

@@ -33,6 +33,7 @@ from genrm_rank.cli.options import (
     spec_from_args,
 )
 from genrm_rank.cli.report import Progress, format_summary, projection_bounds, summarize
+from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg import (
     DEFAULT_PROMPT_FIELDS,
     STDOUT,
@@ -214,6 +215,8 @@ def run_settings(
             settings[key] = value
     settings["shard"] = list(args.shard)
     settings["spec"] = spec.to_dict()
+    if getattr(args, "judge_profile", None) is not None:  # recorded when given, by content
+        settings["judge_profile"] = load_profile(args).to_dict()  # type: ignore[union-attr]
     principle = read_principle(args)
     settings["principle_sha256"] = (
         None if principle is None else hashlib.sha256(principle.encode()).hexdigest()
@@ -235,6 +238,53 @@ def settings_path(output: Path) -> Path:
     return sidecar_path(output, "run", "json")
 
 
+FROZEN_PROFILE_KEY = "judge_profile_frozen"
+"""The run file's record of the profile a run froze after its warm-up (``--resume`` uses it);
+not a setting, so never compared on resume."""
+
+
+def load_profile(args: argparse.Namespace) -> JudgeProfile | None:
+    """The ``--judge-profile`` file's profile (``None`` without one); a bad file is a usage
+    error naming the flag."""
+    path: Path | None = getattr(args, "judge_profile", None)
+    if path is None:
+        return None
+    try:
+        return JudgeProfile.load(path)
+    except OSError as exc:
+        raise UsageError(f"argument --judge-profile: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"argument --judge-profile: {exc}") from None
+
+
+def frozen_profile(output: Path) -> JudgeProfile | None:
+    """The profile an interrupted run froze, from its run file (``None``: none frozen yet)."""
+    try:
+        data = json.loads(settings_path(output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    record = data.get(FROZEN_PROFILE_KEY) if isinstance(data, dict) else None
+    if record is None:
+        return None
+    try:
+        return JudgeProfile.from_dict(record)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"argument --resume: {settings_path(output)} holds a frozen judge profile that is "
+            f"not one ({exc}); use --overwrite to start again"
+        ) from None
+
+
+def record_frozen_profile(output: Path, profile: JudgeProfile) -> None:
+    """Add the frozen profile to the run file, atomically (a temporary file, then a rename)."""
+    path = settings_path(output)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data[FROZEN_PROFILE_KEY] = profile.to_dict()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def check_settings(
     output: Path, settings: dict[str, Any], *, resume: bool, inputs: Sequence[Path] = ()
 ) -> None:
@@ -251,6 +301,7 @@ def check_settings(
             before = None
         now = _flat(json.loads(json.dumps({k: v for k, v in settings.items() if k != "input"})))
         if isinstance(before, dict):
+            before.pop(FROZEN_PROFILE_KEY, None)
             _check_input(output, before.pop("input", None), inputs, path)
             now = {k: v for k, v in now.items() if k not in FOUND_KEYS or k in before}
         if isinstance(before, dict) and _flat(before) != now:
@@ -302,6 +353,8 @@ async def _run_pipeline(
     files: OutputFiles,
     progress: Progress,
     source: RowSource,
+    profile: JudgeProfile | None = None,
+    on_profile: Callable[[JudgeProfile], None] | None = None,
 ) -> RunOutcome:
     async with contextlib.AsyncExitStack() as stack:
         if hasattr(setup.judge, "__aenter__"):
@@ -325,6 +378,9 @@ async def _run_pipeline(
             shard=args.shard,
             on_row=progress.on_row,
             on_progress=progress.on_judge,
+            judge_profile=profile,
+            on_profile=on_profile,
+            learn_profile=getattr(args, "save_judge_profile", None) is not None,
         )
     outcome.recovered = files.recovered
     return outcome
@@ -372,7 +428,11 @@ IDENTITY_BYTES = 1 << 20
 
 def _read_paths(args: argparse.Namespace) -> dict[str, Sequence[Path | None]]:
     """The files a run reads, by option."""
-    return {"IN": args.input, "--principle-file": [getattr(args, "principle_file", None)]}
+    return {
+        "IN": args.input,
+        "--principle-file": [getattr(args, "principle_file", None)],
+        "--judge-profile": [getattr(args, "judge_profile", None)],
+    }
 
 
 def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -428,7 +488,12 @@ def _check_input(output: Path, before: Any, inputs: Sequence[Path], path: Path) 
 
 def _check_output_paths(paths: dict[str, Path | None], args: argparse.Namespace) -> None:
     """Refuse output paths that cannot be written, before any judge call is made."""
-    flags = {"out": "--output", "errors": "--errors", "rejected": "--rejected"}
+    flags = {
+        "out": "--output",
+        "errors": "--errors",
+        "rejected": "--rejected",
+        "save_judge_profile": "--save-judge-profile",
+    }
     for name, path in paths.items():
         if path is None or str(path) == STDOUT or is_stream(path):
             continue
@@ -461,6 +526,22 @@ def _write_failed(args: argparse.Namespace, exc: OSError, *, to_stdout: bool) ->
         )
         return EXIT_NO_SPACE
     raise exc
+
+
+def _save_profile(args: argparse.Namespace, outcome: RunOutcome) -> str | None:
+    """Write ``--save-judge-profile``; what was done, for the summary."""
+    path: Path | None = getattr(args, "save_judge_profile", None)
+    if path is None:
+        return None
+    learnt = outcome.learnt_profile
+    if learnt is None:
+        return f"judge profile: no usable verdict, nothing written to {path}"
+    learnt.save(path)
+    return (
+        f"judge profile: {path} (from {learnt.prompts} rows, {learnt.verdicts} verdicts; "
+        f"slot-1 bias {learnt.position_bias:.2f} ± {learnt.position_bias_stderr:.2f}, "
+        f"dispersion {learnt.dispersion:.2f})"
+    )
 
 
 def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
@@ -576,11 +657,14 @@ def run_file_command(
             "--cache": args.cache,
             **({"--output": args.output, "--plot": getattr(args, "plot", None)} if fresh else {}),
             "--summary-json": args.summary_json,
+            "--save-judge-profile": args.save_judge_profile,
         },
         _read_paths(args),
     )
     _check_output_paths(paths, args)
+    _check_output_paths({"save_judge_profile": args.save_judge_profile}, args)
     spec = spec_from_args(args)
+    profile = load_profile(args)
     setup = make_judge(args, cache_path=args.cache)
     files = _open_output(args, paths, grouped, fresh=fresh or to_stdout)
     try:
@@ -589,6 +673,8 @@ def run_file_command(
         if not fresh and not to_stdout:
             settings = run_settings(args, spec, setup, layout=layout)
             check_settings(out_path, settings, resume=args.resume, inputs=args.input)
+            if profile is None and args.resume:
+                profile = frozen_profile(out_path)  # what the interrupted run froze
         try:
             total = source.count()
         except InputError as exc:
@@ -620,8 +706,15 @@ def run_file_command(
     progress.cached = setup.cached
     started = time.monotonic()
     try:
+        on_profile = (
+            None if run_file is None else lambda frozen: record_frozen_profile(out_path, frozen)
+        )
         outcome, received = asyncio.run(
-            _drive(_run_pipeline(args, setup, spec, formatter, files, progress, source))
+            _drive(
+                _run_pipeline(
+                    args, setup, spec, formatter, files, progress, source, profile, on_profile
+                )
+            )
         )
     except ValueError as exc:
         # Options were all checked above: a ValueError from inside the run is a defect, not a
@@ -641,6 +734,7 @@ def run_file_command(
         # Nothing was written under these settings: a rerun with the fix (--model, say) and
         # --resume is not held to them.
         settings_path(out_path).unlink(missing_ok=True)
+    saved = _save_profile(args, outcome)
     summary = summarize(outcome, setup, wall, shard_total)
     shown = {**paths, "errors": "stderr"} if to_stderr else paths
     summary["output"] = {k: None if v is None else str(v) for k, v in shown.items()}
@@ -661,6 +755,8 @@ def run_file_command(
             print(
                 f"  {outcome.counters.failed} rows failed: see {shown['errors']}", file=out_stream
             )
+        if saved is not None:
+            print(f"  {saved}", file=out_stream)
         if status in (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED):
             print(
                 "  stopped early; rerun the same command with --resume to continue (exit "
