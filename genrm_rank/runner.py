@@ -257,7 +257,12 @@ class Runner:
     @property
     def warming_up(self) -> bool:
         """Whether the next prompt is one of the warm-up's (no profile given or frozen yet)."""
-        return self.profile is None and self._received < self.warmup
+        return self.warmup_left > 0
+
+    @property
+    def warmup_left(self) -> int:
+        """Prompts still to come before the warm-up is complete (0 with a profile)."""
+        return 0 if self.profile is not None else max(self.warmup - self._received, 0)
 
     def learnt_profile(self) -> JudgeProfile:
         """What the verdicts of every prompt run so far say of the judge (``learn_profile``).

@@ -21,9 +21,9 @@ resumed run.
   cache is for). What a row assumes of the judge is a fixed judge profile: the one given
   (``judge_profile``), else the one the runner froze after its warm-up of the first valid rows
   in input order (:mod:`genrm_rank.runner`; ``on_profile`` hands it over, to be given to a
-  resumed run). A run resumed before the warm-up finished judges the warm-up rows it already
-  wrote once more, without writing them, so that it learns the profile the uninterrupted run
-  would have (free with a verdict cache).
+  resumed run). A run resumed before the warm-up finished, with rows left to do, judges the
+  warm-up rows it already wrote once more, without writing them, so that it learns the profile
+  the uninterrupted run would have (free with a verdict cache).
 - **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` sees every verdict:
   when the first verdicts of the run all fail, or nearly all of a recent window, the run stops
   (``"systematic_failure"``, resumable) and says why in the server's or the parser's words. A
@@ -526,6 +526,10 @@ async def process_file(
         if on_row is not None:
             on_row(counters)
 
+    deferred: list[Row] = []
+    """Warm-up rows an earlier run wrote (see the module): judged again only if a row is left
+    to do after them."""
+
     async def prompts() -> AsyncIterator[PromptInput]:
         while buffer.outstanding < limit:
             try:
@@ -559,9 +563,11 @@ async def process_file(
                 # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
                 # was written to the errors file; running it again would write it twice.
                 skip()
-                if runner.warming_up:  # judged again, not written: the warm-up needs its verdicts
-                    yield _prompt(parsed, principle, None)
+                if len(deferred) < runner.warmup_left:  # the warm-up needs its verdicts
+                    deferred.append(parsed)
                 continue
+            while deferred:  # judged again, not written, before the first row left to do
+                yield _prompt(deferred.pop(0), principle, None)
             yield _prompt(parsed, principle, buffer.reserve())
 
     def settle(result: PromptResult) -> None:
