@@ -66,11 +66,22 @@ from genrm_rank.results import Ranking, build_ranking, judgements_to_comparisons
 from genrm_rank.spec import RankSpec
 from genrm_rank.strategies import STRATEGIES, make_strategy
 
-__all__ = ["WARMUP_PROMPTS", "PromptInput", "PromptResult", "Runner", "check_candidates"]
+__all__ = [
+    "LEARN_PROMPTS",
+    "WARMUP_PROMPTS",
+    "PromptInput",
+    "PromptResult",
+    "Runner",
+    "check_candidates",
+]
 
 WARMUP_PROMPTS = 32
 """Prompts, in input order, that run on the default profile before a run without a given profile
 learns and freezes its own (see the module)."""
+LEARN_PROMPTS = 2048
+"""Most prompts :meth:`Runner.learnt_profile` learns from: every ``k``-th in input order, ``k``
+the smallest power of two that keeps them within this many (bounded memory and time; a profile
+from 2,048 prompts is already known to a few hundredths)."""
 
 
 def check_candidates(candidates: Sequence[str], name: str = "candidates") -> list[str]:
@@ -191,8 +202,8 @@ class Runner:
         Called with the profile the warm-up froze, before any prompt after it is admitted (the
         CLI stores it in its run file).
     learn_profile : bool
-        Keep every prompt's verdicts, so that :meth:`learnt_profile` can learn from all of them
-        (memory grows with the run; off by default).
+        Keep prompts' verdicts, so that :meth:`learnt_profile` can learn from them (at most
+        :data:`LEARN_PROMPTS`, evenly spaced in input order; off by default).
     """
 
     def __init__(
@@ -231,6 +242,7 @@ class Runner:
         self._received = 0
         self._warm: dict[int, Comparisons] = {}
         self._kept: dict[int, Comparisons] | None = {} if learn_profile else None
+        self._stride = 1
         self._takes_profile = "profile" in inspect.signature(STRATEGIES[spec.strategy]).parameters
         self.orchestrator = Orchestrator(
             judge,
@@ -265,10 +277,12 @@ class Runner:
         return 0 if self.profile is not None else max(self.warmup - self._received, 0)
 
     def learnt_profile(self) -> JudgeProfile:
-        """What the verdicts of every prompt run so far say of the judge (``learn_profile``).
+        """What the verdicts of the prompts run so far say of the judge (``learn_profile``).
 
-        Learnt from the prompts in input order, with the default profile as prior; raises
-        ``ValueError`` when no prompt has a usable verdict.
+        Learnt from every prompt, or every ``k``-th in input order beyond
+        :data:`LEARN_PROMPTS` prompts (which ones depends on the input only, never on the order
+        prompts finished in), with the default profile as prior; raises ``ValueError`` when no
+        prompt has a usable verdict.
         """
         if self._kept is None:
             raise ValueError("The runner keeps no verdicts: build it with learn_profile=True.")
@@ -414,8 +428,11 @@ class Runner:
                 comparisons = self._comparisons(run)
                 if warm:
                     self._warm[index] = comparisons
-                if self._kept is not None:
+                if self._kept is not None and index % self._stride == 0:
                     self._kept[index] = comparisons
+                    while len(self._kept) > LEARN_PROMPTS:  # every other one, in input order
+                        self._stride *= 2
+                        self._kept = {i: c for i, c in self._kept.items() if i % self._stride == 0}
             yield self.result(run, seed, profile)
             # Prompts that finish together are aggregated one a loop step, so that the
             # responses and requests of the window are served in between (issue 22).

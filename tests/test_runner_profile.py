@@ -3,6 +3,7 @@ not depend on timing (concurrency, resume, shards)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from typing import Any
@@ -109,3 +110,49 @@ async def test_a_cap_in_the_warm_up_freezes_nothing() -> None:
     results = [r async for r in runner.run(prompts(30))]
     assert runner.cap_reached == "max_calls" and runner.profile is None
     assert all(r.prompt.key < 10 for r in results)
+
+
+async def test_a_long_run_learns_from_every_kth_prompt_whatever_finished_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("genrm_rank.runner.LEARN_PROMPTS", 4)
+    learnt = []
+    for concurrency in (1, 64):
+        _, runner = await run(prompts(30), learn_profile=True, concurrency=concurrency)
+        learnt.append(runner.learnt_profile())
+        assert sorted(runner._kept or {}) == [0, 8, 16, 24]
+    assert learnt[0] == learnt[1] and learnt[0].prompts == 4
+
+
+def test_ray_batches_given_a_profile_rank_as_one_run_given_it() -> None:
+    # The Ray door's actor, driven without Ray: each batch is a run of its own, so only a given
+    # profile makes rows independent of the batching.
+    import pandas as pd
+
+    from genrm_rank.integrations.ray import _RankActor
+
+    profile = JudgeProfile(position_bias=0.7, position_bias_stderr=0.05, dispersion=0.4)
+    items = prompts(12)
+    actor = _RankActor(
+        SPEC, judge, {"prompt": "prompt", "candidates": "candidates", "id": "id",
+                      "principle": None},
+        {"concurrency": 8, "judge_profile": profile}, None, None, "genrm_",
+    )  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "prompt": [p.conversation for p in items],
+            "candidates": [list(p.candidates) for p in items],
+            "id": [p.prompt_id for p in items],
+        }
+    )
+    ranked = pd.concat([actor(frame.iloc[:5].reset_index()), actor(frame.iloc[5:].reset_index())])
+
+    keyed = [
+        PromptInput(p.conversation, p.candidates, prompt_id=p.prompt_id, key=p.prompt_id)
+        for p in items
+    ]
+    expected, _ = asyncio.run(run(keyed, judge_profile=profile))
+    for row_id, ranking in zip(ranked["id"], ranked["genrm_ranking"], strict=True):
+        assert json.loads(ranking) == {
+            k: v for k, v in json.loads(expected[row_id]).items() if k != "judgements"
+        }
