@@ -214,8 +214,12 @@ def as_profile(value: ProfileLike | None, name: str = "judge_profile") -> JudgeP
 
 @dataclass
 class _Bucket:
-    """Prompts with the same number of candidates, as totals per ordered pair ``[p, i, j]``."""
+    """Prompts with the same number of candidates ``n``: one entry per judged ordered pair."""
 
+    prompt: NDArray[np.int64]
+    """Which prompt of the bucket the ordered pair belongs to."""
+    first: NDArray[np.int64]
+    second: NDArray[np.int64]
     weight: NDArray[np.float64]
     """Sum of the verdicts' weights."""
     wins: NDArray[np.float64]
@@ -227,11 +231,18 @@ class _Bucket:
     spread: NDArray[np.float64]
     """``sum (o - mean o)^2`` over the verdicts of the ordered pair (0 for one verdict)."""
     theta: NDArray[np.float64]
-    """Current strengths, ``[p, i]``."""
+    """Current strengths, ``[prompt, candidate]``."""
 
     @property
     def n(self) -> int:
         return int(self.theta.shape[1])
+
+    def margins(self, theta: NDArray[np.float64], gamma: float) -> NDArray[np.float64]:
+        """``theta_first - theta_second + gamma`` of each ordered pair."""
+        out: NDArray[np.float64] = (
+            theta[self.prompt, self.first] - theta[self.prompt, self.second] + gamma
+        )
+        return out
 
 
 def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
@@ -255,27 +266,30 @@ def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
 
 
 def _buckets(prompts: Sequence[Comparisons]) -> list[_Bucket]:
-    by_size: dict[int, list[list[NDArray[np.float64]]]] = {}
+    by_size: dict[int, list[list[NDArray[Any]]]] = {}
     for c in prompts:
         n = c.n_items
         if n < 2 or not len(c) or not float(np.sum(c.weight)) > 0:
             continue
-        flat = c.first * n + c.second
+        pairs, cell = np.unique(c.first * n + c.second, return_inverse=True)
         w, o = c.weight, c.outcome
 
-        def total(values: NDArray[np.float64], n: int = n, flat: Any = flat) -> Any:
-            return weighted_bincount(flat, values, n * n).reshape(n, n)
+        def total(values: NDArray[np.float64], size: int = len(pairs), cell: Any = cell) -> Any:
+            return weighted_bincount(cell, values, size)
 
         count = total(np.ones_like(o))
-        mean = np.divide(total(o), count, out=np.zeros((n, n)), where=count > 0)
-        spread = total((o - mean.reshape(-1)[flat]) ** 2)
-        by_size.setdefault(n, []).append([total(w), total(w * o), total(w * o * o), count, spread])
+        spread = total((o - (total(o) / count)[cell]) ** 2)
+        index = np.full(len(pairs), len(by_size.get(n, [])), dtype=np.int64)
+        by_size.setdefault(n, []).append(
+            [index, pairs // n, pairs % n, total(w), total(w * o), total(w * o * o), count, spread]
+        )
     buckets = []
     for n in sorted(by_size):
-        parts = [np.stack(column) for column in zip(*by_size[n], strict=True)]
-        weight, wins, wins_sq, count, spread = parts
-        theta = np.zeros((weight.shape[0], n))
-        buckets.append(_Bucket(weight, wins, wins_sq, count, spread, theta))
+        prompt, first, second, weight, wins, wins_sq, count, spread = (
+            np.concatenate(column) for column in zip(*by_size[n], strict=True)
+        )
+        theta = np.zeros((len(by_size[n]), n))
+        buckets.append(_Bucket(prompt, first, second, weight, wins, wins_sq, count, spread, theta))
     return buckets
 
 
@@ -296,75 +310,6 @@ def _cell_weight(b: _Bucket, rho: float) -> NDArray[np.float64]:
     return out
 
 
-def _log_posterior(
-    buckets: Sequence[_Bucket],
-    thetas: Sequence[NDArray[np.float64]],
-    gamma: float,
-    judge: _Judge,
-    shares: Sequence[NDArray[np.float64]],
-) -> float:
-    total = -0.5 * (gamma - judge.bias_mean) ** 2 / judge.bias_sd**2
-    for b, theta, c in zip(buckets, thetas, shares, strict=True):
-        d = theta[:, :, None] - theta[:, None, :] + gamma
-        y, w = b.wins * c, b.weight * c
-        fit = y * np.logaddexp(0.0, -d) + (w - y) * np.logaddexp(0.0, d)
-        total -= float(np.sum(fit)) / judge.phi + 0.5 * float(np.sum(theta**2)) / judge.strength_var
-    return total
-
-
-def _fit(
-    buckets: Sequence[_Bucket], gamma: float, judge: _Judge
-) -> tuple[float, float, list[NDArray[np.float64]]]:
-    """Joint posterior mode of every prompt's strengths and the one shared slot-1 bias.
-
-    Newton's method on the block-arrowhead Hessian (one block a prompt, bordered by the bias):
-    the bias step is the Schur complement's, so a step costs one small solve a prompt. Returns
-    the bias, its posterior variance and each bucket's inverse strength Hessians.
-    """
-    shares = [_cell_weight(b, judge.rho) for b in buckets]
-    current = _log_posterior(buckets, [b.theta for b in buckets], gamma, judge, shares)
-    inverses: list[NDArray[np.float64]] = []
-    variance = judge.bias_sd**2
-    for _ in range(_MAX_NEWTON):
-        grad_g = -(gamma - judge.bias_mean) / judge.bias_sd**2
-        hess_g = 1.0 / judge.bias_sd**2
-        steps_g, steps_b, inverses = [], [], []
-        for b, c in zip(buckets, shares, strict=True):
-            p = expit(b.theta[:, :, None] - b.theta[:, None, :] + gamma)
-            g = (b.wins - b.weight * p) * c / judge.phi
-            v = b.weight * c * p * (1.0 - p) / judge.phi
-            grad = g.sum(axis=2) - g.sum(axis=1) - b.theta / judge.strength_var
-            border = v.sum(axis=2) - v.sum(axis=1)
-            hess = -(v + np.swapaxes(v, 1, 2))
-            idx = np.arange(b.n)
-            hess[:, idx, idx] += v.sum(axis=2) + v.sum(axis=1) + 1.0 / judge.strength_var
-            inverse = np.linalg.inv(hess)
-            inverses.append(inverse)
-            steps_g.append(np.einsum("pij,pj->pi", inverse, grad))
-            steps_b.append(np.einsum("pij,pj->pi", inverse, border))
-            grad_g += float(g.sum())
-            hess_g += float(v.sum())
-            grad_g -= float(np.sum(border * steps_g[-1]))
-            hess_g -= float(np.sum(border * steps_b[-1]))
-        variance = 1.0 / hess_g
-        step_gamma = grad_g * variance
-        steps = [sg - sb * step_gamma for sg, sb in zip(steps_g, steps_b, strict=True)]
-        t = 1.0
-        for _ in range(60):  # the log posterior is concave: halve until it does not fall
-            thetas = [b.theta + t * s for b, s in zip(buckets, steps, strict=True)]
-            value = _log_posterior(buckets, thetas, gamma + t * step_gamma, judge, shares)
-            if value >= current - 1e-12 * (1.0 + abs(current)):
-                break
-            t /= 2.0
-        for b, theta in zip(buckets, thetas, strict=True):
-            b.theta = theta
-        gamma, current = gamma + t * step_gamma, value
-        size = max([abs(step_gamma)] + [float(np.max(np.abs(s))) for s in steps])
-        if t * size < _TOL:
-            break
-    return gamma, variance, inverses
-
-
 def _strength_modes(
     b: _Bucket, gamma: float, judge: _Judge, variance: float
 ) -> tuple[float, NDArray[np.float64]]:
@@ -377,38 +322,47 @@ def _strength_modes(
     """
     c = _cell_weight(b, judge.rho)
     y, w = b.wins * c, b.weight * c
-    idx = np.arange(b.n)
-    theta = b.theta
+    size, n = b.theta.shape
+    row_first, row_second = b.prompt * n + b.first, b.prompt * n + b.second
+    flat = b.prompt * n * n + b.first * n + b.second
+    idx = np.arange(n)
 
     def value(theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        d = theta[:, :, None] - theta[:, None, :] + gamma
+        d = b.margins(theta, gamma)
         # y log sigmoid(d) + (w - y) log sigmoid(-d) = y d - w log(1 + e^d)
         fit = y * d - w * (np.maximum(d, 0.0) + np.log1p(np.exp(-np.abs(d))))
-        out: NDArray[np.float64] = fit.sum(axis=(1, 2)) / judge.phi
+        out = weighted_bincount(b.prompt, fit, size) / judge.phi
         out -= 0.5 * np.sum(theta**2, axis=1) / variance
         return out
 
     def hessian(theta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        p = expit(theta[:, :, None] - theta[:, None, :] + gamma)
+        p = expit(b.margins(theta, gamma))
         g = (y - w * p) / judge.phi
         v = w * p * (1.0 - p) / judge.phi
-        hess = -(v + np.swapaxes(v, 1, 2))
-        hess[:, idx, idx] += v.sum(axis=2) + v.sum(axis=1) + 1.0 / variance
-        return hess, g.sum(axis=2) - g.sum(axis=1) - theta / variance
+        grad = weighted_bincount(row_first, g, size * n) - weighted_bincount(
+            row_second, g, size * n
+        )
+        between = weighted_bincount(flat, v, size * n * n).reshape(size, n, n)
+        hess = -(between + np.swapaxes(between, 1, 2))
+        degree = weighted_bincount(row_first, v, size * n) + weighted_bincount(
+            row_second, v, size * n
+        )
+        hess[:, idx, idx] += degree.reshape(size, n) + 1.0 / variance
+        return hess, grad.reshape(size, n) - theta / variance
 
+    theta = b.theta
     current = value(theta)
     for _ in range(_MAX_NEWTON):  # Newton per prompt, halving a prompt's step until it climbs
         hess, grad = hessian(theta)
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        t = np.ones((theta.shape[0], 1))
+        t = np.ones((size, 1))
         for _ in range(60):
             trial = value(theta + t * step)
             worse = trial < current - 1e-12 * (1.0 + np.abs(current))
             if not worse.any():
                 break
             t[worse] /= 2.0
-        theta = theta + t * step
-        current = value(theta)
+        theta, current = theta + t * step, trial
         if float(np.max(np.abs(t * step))) < _TOL:
             break
     b.theta = theta
@@ -473,7 +427,7 @@ def _maximise(f: Any, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDAr
         else:
             break
         x, current = x + t * step, value
-        if float(np.max(np.abs(t * step))) < 1e-7:
+        if float(np.max(np.abs(t * step))) < 1e-6:
             break
     return x, hess
 
@@ -568,13 +522,12 @@ def learn_judge_profile(
         bias_mean=base.position_bias if prior is not None else 0.0,
         bias_sd=base.position_bias_stderr if prior is not None else UNINFORMED_BIAS_SD,
     )
-    verdicts = int(sum(float(b.count.sum()) for b in buckets))
+    verdicts = round(sum(float(b.count.sum()) for b in buckets))
     n_prompts = sum(int(b.theta.shape[0]) for b in buckets)
     strength_dof = float(sum(b.theta.shape[0] * (b.n - 1) for b in buckets))
     repeats = float(sum(float(np.sum(np.clip(b.count - 1.0, 0.0, None))) for b in buckets))
     spread_prior = (base.strength_sd**2, base.strength_df if prior is not None else 0.0)
-    gamma = _fit(buckets, judge.bias_mean, judge)[0]  # the joint mode: a start
-    x = np.array([gamma, math.log(base.strength_sd)])
+    x = np.array([judge.bias_mean, math.log(base.strength_sd)])
     variance_g = judge.bias_sd**2
     for _ in range(_MAX_ROUNDS):
         x, hess = _maximise(
@@ -588,7 +541,7 @@ def learn_judge_profile(
         for b in buckets:
             inverse = _strength_modes(b, gamma, judge, strength_var)[1]
             c = _cell_weight(b, judge.rho)
-            p = expit(b.theta[:, :, None] - b.theta[:, None, :] + gamma)
+            p = expit(b.margins(b.theta, gamma))
             residuals += float(np.sum(c * (p * p * b.weight - 2.0 * p * b.wins + b.wins_sq)))
             spread += float(np.sum(c * b.weight * p * (1.0 - p)))
             total += float(np.sum(c * b.weight))
@@ -611,7 +564,7 @@ def learn_judge_profile(
             rho = min(max(pooled / repeat_pairs, 0.0), 1.0)
         moved = max(abs(phi - judge.phi) / judge.phi, abs(rho - judge.rho))
         judge = _Judge(phi, strength_var, rho, judge.bias_mean, judge.bias_sd)
-        if moved < 1e-5:
+        if moved < 1e-4:
             break
     strength_df = strength_dof + (base.strength_df if prior is not None else 0.0)
     return JudgeProfile(

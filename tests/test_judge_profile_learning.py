@@ -7,16 +7,17 @@ import math
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize
 
 from genrm_rank import SimulatedJudge
-from genrm_rank.aggregators import Comparisons, bradley_terry
+from genrm_rank.aggregators import Comparisons
 from genrm_rank.api import arank_many
 from genrm_rank.judge_profile import (
     MIN_DISPERSION,
     JudgeProfile,
     _buckets,
-    _fit,
     _Judge,
+    _strength_modes,
     as_profile,
     learn_judge_profile,
 )
@@ -58,30 +59,35 @@ def ranked(strategy: str, swap: str, *, bias: float, prompts: int, n: int) -> li
     return asyncio.run(main())
 
 
-def test_the_joint_fit_is_the_bradley_terry_fit_of_the_prompts_side_by_side() -> None:
-    # Disjoint items with one shared position term is the same model: the aggregator's fit of
-    # the union (an independent dense Newton) must give the same mode.
+def test_the_laplace_marginal_is_that_of_a_direct_computation() -> None:
+    # Each prompt's strength mode at a fixed bias and spread, by a general-purpose optimiser,
+    # and the Laplace log marginal from its numerical Hessian: the bucketed Newton must agree.
     rng = np.random.default_rng(0)
-    prompts = bernoulli_prompts(rng, 5, 3, 0.7, 1.0, 2) + bernoulli_prompts(rng, 4, 4, 0.7, 1, 1)
-    variance = 0.8
-    judge = _Judge(phi=1.0, strength_var=variance, rho=0.0, bias_mean=0.0, bias_sd=variance**0.5)
-    buckets = _buckets(prompts)
-    gamma, _, _ = _fit(buckets, 0.0, judge)
-    offsets = np.cumsum([0] + [c.n_items for c in prompts])
-    union = Comparisons.from_arrays(
-        int(offsets[-1]),
-        np.concatenate([c.first + o for c, o in zip(prompts, offsets, strict=False)]),
-        np.concatenate([c.second + o for c, o in zip(prompts, offsets, strict=False)]),
-        np.concatenate([c.outcome for c in prompts]),
-    )
-    fit = bradley_terry(union, alpha=0.5 / variance, position_bias=True, tol=1e-12)
-    assert gamma == pytest.approx(fit.position_bias, abs=1e-7)
-    ours = np.concatenate([b.theta.reshape(-1) for b in buckets])
-    # Bucket order is by size: prompts of 3 items first, then of 4, each in input order.
-    expected = np.concatenate(
-        [fit.params[o : o + c.n_items] for c, o in zip(prompts, offsets, strict=False)]
-    )
-    assert ours == pytest.approx(expected, abs=1e-7)
+    prompts = bernoulli_prompts(rng, 3, 4, 0.7, 1.0, 2)
+    gamma, variance = 0.4, 1.7
+    judge = _Judge(phi=0.8, strength_var=variance, rho=0.0, bias_mean=0.0, bias_sd=1.0)
+    [bucket] = _buckets(prompts)
+    total, inverses = _strength_modes(bucket, gamma, judge, variance)
+    expected = 0.0
+    for k, c in enumerate(prompts):
+
+        def minus_log_post(theta: np.ndarray, c: Comparisons = c) -> float:
+            d = theta[c.first] - theta[c.second] + gamma
+            fit = c.outcome * d - np.logaddexp(0.0, d)
+            return float(-np.sum(fit) / 0.8 + 0.5 * np.sum(theta**2) / variance)
+
+        mode = minimize(minus_log_post, np.zeros(4), method="BFGS", options={"gtol": 1e-10}).x
+        assert bucket.theta[k] == pytest.approx(mode, abs=1e-5)
+        h = 1e-4
+        hess = np.array([[(minus_log_post(mode + h * (np.eye(4)[i] + np.eye(4)[j]))
+                           - minus_log_post(mode + h * (np.eye(4)[i] - np.eye(4)[j]))
+                           - minus_log_post(mode - h * (np.eye(4)[i] - np.eye(4)[j]))
+                           + minus_log_post(mode - h * (np.eye(4)[i] + np.eye(4)[j]))) / (4 * h * h)
+                          for j in range(4)] for i in range(4)])  # fmt: skip
+        assert inverses[k] == pytest.approx(np.linalg.inv(hess), rel=1e-4, abs=1e-6)
+        expected += -minus_log_post(mode) - 0.5 * np.linalg.slogdet(hess)[1]
+        expected -= 0.5 * 4 * math.log(variance)
+    assert total == pytest.approx(expected, abs=1e-5)
 
 
 def test_the_fitted_bias_recovers_a_known_slot_1_advantage_where_the_win_share_does_not() -> None:
@@ -96,10 +102,6 @@ def test_the_fitted_bias_recovers_a_known_slot_1_advantage_where_the_win_share_d
     wins = sum(float(c.outcome.sum()) for c in prompts)
     share = wins / sum(len(c) for c in prompts)
     assert math.log(share / (1 - share)) < 0.8
-    # The joint mode of strengths and bias (penalised quasi-likelihood) is pulled low.
-    buckets = _buckets(prompts)
-    judge = _Judge(1.0, profile.strength_sd**2, 0.0, 0.0, 1.0)
-    assert _fit(buckets, 0.0, judge)[0] < profile.position_bias - 3 * profile.position_bias_stderr
 
 
 def test_the_bias_is_fitted_from_the_verdicts_an_adaptive_run_chose() -> None:
@@ -151,8 +153,8 @@ def test_a_judge_that_copies_itself_has_repeat_correlation_one() -> None:
     assert copied.repeat_pairs == 100 * 12 * 2
     # Three copies weigh as one verdict: the fit is the fit of the verdicts once.
     single = learn_judge_profile(once, prior=None)
-    assert copied.position_bias == pytest.approx(single.position_bias, abs=1e-6)
-    assert copied.position_bias_stderr == pytest.approx(single.position_bias_stderr, rel=1e-4)
+    assert copied.position_bias == pytest.approx(single.position_bias, abs=1e-4)
+    assert copied.position_bias_stderr == pytest.approx(single.position_bias_stderr, rel=1e-3)
     independent = learn_judge_profile(bernoulli_prompts(rng, 100, 4, 0.3, 1.0, 3), prior=None)
     assert independent.repeat_correlation < 0.1
 
