@@ -19,9 +19,16 @@ The judge is the quality benchmark's ``biased`` simulated GenRM (``benchmarks/qu
 standard normal candidate qualities, logistic noise of scale 0.35 (87% of random pairs ordered
 right) and a slot-1 advantage of 0.68 log-odds; each prompt's truth is its best quality.
 
+``--learner`` instead checks :func:`~genrm_rank.judge_profile.learn_judge_profile` against
+known values: prompts of standard-normal-times-``sd`` strengths, every ordered pair judged once
+with a hard (0/1) Bradley-Terry outcome and a slot-1 bias of 1.14 (so the dispersion is 1):
+the learnt bias, strength spread and dispersion against the truth and against the logit of the
+slot-1 win share, over seeds.
+
 Usage::
 
     python benchmarks/profile_pooling.py --prompts 400 --seeds 2 --n 8
+    python benchmarks/profile_pooling.py --learner --prompts 300 --seeds 5
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from genrm_rank import SimulatedJudge, select_best
-from genrm_rank.judge_profile import JudgeProfile
+from genrm_rank.aggregators import Comparisons
+from genrm_rank.judge_profile import JudgeProfile, learn_judge_profile
 from genrm_rank.runner import WARMUP_PROMPTS, PromptInput, Runner
 from genrm_rank.spec import RankSpec
 
@@ -115,6 +123,35 @@ def summary(label: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def learner(prompts: int, seeds: int) -> None:
+    """The learnt profile against known values (see the module)."""
+    bias = 1.14
+    for n, sd in ((4, 1.5), (8, 1.5), (4, 0.7)):
+        learnt, share, spread, phi = [], [], [], []
+        for seed in range(seeds):
+            rng = np.random.default_rng([seed, n, 8])
+            items = []
+            first, second = np.array([(i, j) for i in range(n) for j in range(n) if i != j]).T
+            for _ in range(prompts):
+                theta = rng.normal(0.0, sd, n)
+                p = 1.0 / (1.0 + np.exp(-(theta[first] - theta[second] + bias)))
+                outcome = (rng.random(p.size) < p) * 1.0
+                items.append(Comparisons.from_arrays(n, first, second, outcome))
+            profile = learn_judge_profile(items)
+            wins = sum(float(c.outcome.sum()) for c in items) / sum(len(c) for c in items)
+            learnt.append(profile.position_bias)
+            share.append(math.log(wins / (1.0 - wins)))
+            spread.append(profile.strength_sd)
+            phi.append(profile.dispersion)
+        print(
+            f"N={n}, sd={sd}, {n * (n - 1)} verdicts a prompt, {prompts} prompts x {seeds} seeds: "
+            f"bias {bias}: learnt {interval(learnt)[0]:.3f} ± {interval(learnt)[1]:.3f}, "
+            f"win-share logit {interval(share)[0]:.3f} ± {interval(share)[1]:.3f}; "
+            f"strength sd {interval(spread)[0]:.3f} ± {interval(spread)[1]:.3f}; "
+            f"dispersion (truth 1) {interval(phi)[0]:.3f} ± {interval(phi)[1]:.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=400)
@@ -122,7 +159,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--delta", type=float, default=None, help="adaptive's delta (default)")
     parser.add_argument("--out", type=Path, default=None, help="write the table as JSON")
+    parser.add_argument("--learner", action="store_true", help="check the learner instead")
     args = parser.parse_args()
+    if args.learner:
+        learner(args.prompts, args.seeds)
+        return
     options = {} if args.delta is None else {"delta": args.delta}
     spec = RankSpec(strategy="adaptive", swap="auto", strategy_options=options)
     results: dict[str, list[dict[str, Any]]] = {}
