@@ -51,7 +51,9 @@ __all__ = [
     "MIN_DISPERSION",
     "MIN_STRENGTH_SD",
     "PROFILE_FORMAT",
+    "UNINFORMED_BIAS_SD",
     "JudgeProfile",
+    "ProfileLike",
     "as_profile",
     "learn_judge_profile",
 ]
