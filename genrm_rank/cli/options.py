@@ -454,7 +454,8 @@ def _run_options(parser: argparse.ArgumentParser, *, needs_output: bool = True) 
         type=Path,
         default=None,
         metavar="FILE",
-        help="write the judge profile learnt from every row this run judges (JSON)",
+        help="write the judge profile learnt from the rows this run judges (every k-th in "
+        "input order beyond 2,048) as JSON",
     )
     g.add_argument(
         "--concurrency",
