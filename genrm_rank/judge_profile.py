@@ -537,8 +537,12 @@ def learn_judge_profile(
         )
         x[1] = max(float(x[1]), math.log(MIN_STRENGTH_SD))
         gamma, strength_var = float(x[0]), math.exp(2.0 * float(x[1]))
-        covariance = np.linalg.inv(-hess) if np.all(np.linalg.eigvalsh(hess) < 0) else None
-        variance_g = float(covariance[0, 0]) if covariance is not None else -1.0 / hess[0, 0]
+        if np.all(np.linalg.eigvalsh(hess) < 0):
+            variance_g = float(np.linalg.inv(-hess)[0, 0])
+        elif hess[0, 0] < 0:  # the spread at its floor: the bias's own curvature
+            variance_g = -1.0 / float(hess[0, 0])
+        else:  # the verdicts say nothing of the bias: its prior
+            variance_g = judge.bias_sd**2
         residuals = spread = total = hat = repeat_sq = repeat_null = 0.0
         for b in buckets:
             inverse = _strength_modes(b, gamma, judge, strength_var)[1]

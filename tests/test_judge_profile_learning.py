@@ -14,6 +14,7 @@ from genrm_rank.aggregators import Comparisons
 from genrm_rank.api import arank_many
 from genrm_rank.judge_profile import (
     MIN_DISPERSION,
+    MIN_STRENGTH_SD,
     JudgeProfile,
     _buckets,
     _Judge,
@@ -184,8 +185,14 @@ def test_nothing_to_learn_from_is_an_error_naming_the_argument() -> None:
         learn_judge_profile([Comparisons.from_arrays(3, [], [], [])])
     with pytest.raises(TypeError, match="must hold Comparisons, Rankings or PromptRuns"):
         learn_judge_profile([3])
-    floor = learn_judge_profile([Comparisons.from_arrays(2, [0, 1] * 9, [1, 0] * 9, [0.5] * 18)])
+    ties = [Comparisons.from_arrays(3, [0, 1, 2] * 6, [1, 2, 0] * 6, [0.5] * 18)] * 5
+    floor = learn_judge_profile(ties)
     assert floor.dispersion >= MIN_DISPERSION
+    # A judge that cannot tell candidates apart: the spread at its floor, the bias still known.
+    flat = learn_judge_profile(ties, prior=None)
+    assert flat.strength_sd == pytest.approx(MIN_STRENGTH_SD)
+    assert flat.position_bias == pytest.approx(0.0, abs=1e-6)
+    assert 0.0 < flat.position_bias_stderr < 1.0
 
 
 def test_as_profile_loads_a_path(tmp_path: object) -> None:
