@@ -462,9 +462,10 @@ def learn_judge_profile(
       the spread of the raw estimates less their estimation noise, on ``strength_df``
       (``N - 1`` a prompt) degrees of freedom;
     - ``dispersion``: the pooled moment estimate ``sum w (o - p)^2 / sum w p (1 - p)`` at the
-      strengths' modes, scaled by verdicts over residual degrees of freedom (verdicts less the
-      trace of the hat matrix), ``dispersion_df``. At shrunken modes it runs low on prompts of
-      few hard (0/1) verdicts (``benchmarks/README.md``);
+      strengths' modes, scaled by verdicts over residual degrees of freedom, ``dispersion_df``:
+      verdicts less ``2 tr(H) - tr(H^2)``, ``H`` the hat matrix of the shrunken fit (Hastie &
+      Tibshirani, *Generalized Additive Models*, 1990, sec. 3.5). It still runs a little low
+      on prompts of few hard (0/1) verdicts (``benchmarks/README.md``);
     - ``repeat_correlation``: the intra-class correlation of the verdicts of one ordered pair,
       ``1 - sum_pairs sum (o - mean o)^2 / (phi sum_pairs (k - 1) p (1 - p))`` over pairs
       judged ``k >= 2`` times in the same order (``repeat_pairs`` is the sum of ``k - 1``);
@@ -551,11 +552,12 @@ def learn_judge_profile(
             residuals += float(np.sum(c * (p * p * b.weight - 2.0 * p * b.wins + b.wins_sq)))
             spread += float(np.sum(c * b.weight * p * (1.0 - p)))
             total += float(np.sum(c * b.weight))
-            hat += float(np.sum(b.n - np.trace(inverse, axis1=1, axis2=2) / strength_var))
+            # 2 tr(H) - tr(H^2) = n - tr(C^2) / s^4 a prompt, C its strengths' covariance
+            hat += float(b.n * inverse.shape[0] - np.sum(inverse**2) / strength_var**2)
             repeated = b.count >= 2
             repeat_sq += float(np.sum(b.spread[repeated]))
             repeat_null += float(np.sum(((b.count - 1.0) * p * (1.0 - p))[repeated]))
-        hat += max(1.0 - variance_g / judge.bias_sd**2, 0.0)
+        hat += max(1.0 - (variance_g / judge.bias_sd**2) ** 2, 0.0)
         df = total - hat
         raw = residuals / spread * total / df if df > 0 and spread > 0 else base.dispersion
         df = max(df, 0.0)
