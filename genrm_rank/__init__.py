@@ -40,6 +40,7 @@ from genrm_rank.errors import (
     SystematicFailureError,
     VerdictError,
 )
+from genrm_rank.judge_profile import JudgeProfile, learn_judge_profile
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
 from genrm_rank.judges.cached import CachedJudge
 from genrm_rank.judges.openai_http import OpenAIJudge
@@ -69,6 +70,7 @@ __all__ = [
     "Judge",
     "JudgeConfigurationError",
     "JudgeError",
+    "JudgeProfile",
     "LeaderboardTable",
     "OpenAIJudge",
     "PairRequest",
@@ -94,6 +96,7 @@ __all__ = [
     "build_messages",
     "group_rewards",
     "leaderboard",
+    "learn_judge_profile",
     "parse_verdict",
     "rank",
     "select_best",

@@ -6,7 +6,14 @@ Each is a call of the one runner (:class:`~genrm_rank.runner.Runner`) with a
 (``strategy=``, ``swap=``, ``budget=``, ``seed=``, ... the names of
 :class:`~genrm_rank.spec.SpecFields`), never both. The defaults are those of the matching CLI
 command (:data:`~genrm_rank.spec.SELECT_DEFAULTS`, :data:`~genrm_rank.spec.RANK_DEFAULTS`,
-:data:`~genrm_rank.spec.REWARD_DEFAULTS`).
+:data:`~genrm_rank.spec.REWARD_DEFAULTS`), and every one is in the signature
+(``inspect.signature``, ``help``).
+
+``judge_profile=`` (a :class:`~genrm_rank.judge_profile.JudgeProfile` or the path of a saved
+one) says what the judge is like; without it, a one-prompt call assumes the default profile, as
+the first prompts of a run do. Learn one from a run (``genrm-rank ... --save-judge-profile``, or
+:func:`~genrm_rank.judge_profile.learn_judge_profile`) and pass it, so that single-prompt calls
+rank as a pooled run does (see :mod:`genrm_rank.runner`).
 
 Each has one async implementation (``aselect_best``, ``arank``, ``agroup_rewards``); the sync
 names are thin :func:`asyncio.run` wrappers with the same signature, like ``httpx.get``.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -40,6 +48,7 @@ from genrm_rank.aggregators import (
     win_rate,
 )
 from genrm_rank.duplicates import distinct
+from genrm_rank.judge_profile import ProfileLike
 from genrm_rank.judges.base import Judge
 from genrm_rank.messages import Conversation
 from genrm_rank.results import Ranking, judgements_to_comparisons
@@ -106,6 +115,11 @@ def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
         return asyncio.run(main())
 
     run.__name__ = run.__qualname__ = name
+    signature = inspect.signature(afunc)
+    returned = str(signature.return_annotation)
+    if returned.startswith("Coroutine[Any, Any, "):  # the twin returns what is awaited
+        returned = returned.removeprefix("Coroutine[Any, Any, ").removesuffix("]")
+    run.__signature__ = signature.replace(return_annotation=returned)  # type: ignore[attr-defined]
     run.__doc__ = (
         f"Sync twin of :func:`{afunc.__name__}` (``asyncio.run``); same arguments.\n\n"
         + (afunc.__doc__ or "")
@@ -113,9 +127,38 @@ def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     return run
 
 
-async def _rank_one(prompt: PromptInput, judge: Judge, spec: RankSpec, concurrency: int) -> Ranking:
+def _explicit_signature(func: Callable[..., Any], defaults: RankSpec, like: Any = None) -> None:
+    """Show every spec field as a keyword argument with its default (``inspect``, ``help``).
+
+    The function takes them as ``**fields``; its signature (that of ``like`` when given) lists
+    them instead, with the defaults of ``defaults`` (the matching CLI command's).
+    """
+    signature = inspect.signature(like if like is not None else func)
+    params = [p for p in signature.parameters.values() if p.name != "self"]
+    fields = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=dict(defaults.strategy_options)
+            if name == "strategy_options"
+            else getattr(defaults, name),
+            annotation=getattr(annotation, "__forward_arg__", annotation),
+        )
+        for name, annotation in SpecFields.__annotations__.items()
+    ]
+    keep = [p for p in params if p.kind != inspect.Parameter.VAR_KEYWORD]
+    func.__signature__ = signature.replace(parameters=[*keep, *fields])  # type: ignore[attr-defined]
+
+
+async def _rank_one(
+    prompt: PromptInput,
+    judge: Judge,
+    spec: RankSpec,
+    concurrency: int,
+    judge_profile: ProfileLike | None = None,
+) -> Ranking:
     """One prompt through the runner; a judge error with no usable verdict is raised."""
-    runner = Runner(judge, spec, concurrency=concurrency)
+    runner = Runner(judge, spec, concurrency=concurrency, judge_profile=judge_profile)
     results = [result async for result in runner.run([prompt])]
     if not results:  # pragma: no cover - no run-wide cap is set for one prompt
         raise RuntimeError("the runner ended before the prompt finished")
@@ -139,6 +182,7 @@ class OnePromptCall(Protocol):
         prompt_id: str = "",
         candidate_ids: Sequence[str] | None = None,
         concurrency: int = 64,
+        judge_profile: ProfileLike | None = None,
         **fields: Unpack[SpecFields],
     ) -> Coroutine[Any, Any, Ranking]: ...
 
@@ -156,11 +200,14 @@ def _one_prompt_entry(defaults: RankSpec, name: str, doc: str) -> OnePromptCall:
     ) -> Ranking:
         where = {k: options.pop(k) for k in _PROMPT_OPTIONS if k in options}
         concurrency = where.pop("concurrency", 64)
+        profile = options.pop("judge_profile", None)
         prompt = PromptInput(conversation, candidates, **where)
-        return await _rank_one(prompt, judge, resolve_spec(spec, options, defaults), concurrency)
+        resolved = resolve_spec(spec, options, defaults)
+        return await _rank_one(prompt, judge, resolved, concurrency, profile)
 
     entry.__name__ = entry.__qualname__ = name
     entry.__doc__ = doc
+    _explicit_signature(entry, defaults, like=OnePromptCall.__call__)
     return entry
 
 
@@ -199,6 +246,10 @@ aselect_best = _one_prompt_entry(
         Stable ids of the candidates.
     concurrency : int
         Judge requests in flight at once.
+    judge_profile : JudgeProfile or path, optional
+        What the judge is like (:mod:`genrm_rank.judge_profile`): its slot-1 bias, dispersion,
+        strength spread and repeat correlation; default: the default profile. Pass one learnt
+        from a run (``--save-judge-profile``) for what a pooled run would do.
 
     Returns
     -------
@@ -245,6 +296,7 @@ async def agroup_rewards(
     principle: str | None = None,
     prompt_id: str = "",
     concurrency: int = 64,
+    judge_profile: ProfileLike | None = None,
     **fields: Unpack[SpecFields],
 ) -> GroupRewards:
     """Rewards for a GRPO-style group of rollouts.
@@ -260,7 +312,7 @@ async def agroup_rewards(
         raise ValueError(f"Argument 'reward' must be one of {REWARDS}, not {reward!r}.")
     resolved = resolve_spec(spec, fields, REWARD_DEFAULTS)
     prompt = PromptInput(conversation, candidates, principle, prompt_id)
-    ranking = await _rank_one(prompt, judge, resolved, concurrency)
+    ranking = await _rank_one(prompt, judge, resolved, concurrency, judge_profile)
     n = len(ranking.candidates)
     comparisons = judgements_to_comparisons(
         n, ranking.judgements, preference_mapping=resolved.preference_mapping
@@ -303,6 +355,7 @@ async def arank_many(
     concurrency: int = 64,
     max_calls: int | None = None,
     max_tokens: int | None = None,
+    judge_profile: ProfileLike | None = None,
     **fields: Unpack[SpecFields],
 ) -> AsyncIterator[PromptResult]:
     """Rank many prompts through one judge with one window of requests.
@@ -311,8 +364,9 @@ async def arank_many(
     ``prompt`` says which; ``ranking``, or ``error`` when there is none). Prompts are read
     lazily. ``max_calls`` and ``max_tokens`` are run-wide ceilings on paid generations: prompts
     a cap leaves unfinished are not yielded. Defaults as :func:`arank`
-    (:data:`~genrm_rank.spec.RANK_DEFAULTS`). To watch the run's statistics, use
-    :class:`~genrm_rank.runner.Runner` itself.
+    (:data:`~genrm_rank.spec.RANK_DEFAULTS`). ``judge_profile`` is used by every prompt; without
+    one, the run learns its own after a warm-up (:mod:`genrm_rank.runner`). To watch the run's
+    statistics, or to save the profile it learnt, use :class:`~genrm_rank.runner.Runner` itself.
     """
     runner = Runner(
         judge,
@@ -320,11 +374,14 @@ async def arank_many(
         concurrency=concurrency,
         max_calls=max_calls,
         max_tokens=max_tokens,
+        judge_profile=judge_profile,
     )
     async for result in runner.run(prompts):
         yield result
 
 
+_explicit_signature(agroup_rewards, REWARD_DEFAULTS)
+_explicit_signature(arank_many, RANK_DEFAULTS)
 select_best = _sync_twin(aselect_best)
 rank = _sync_twin(arank)
 group_rewards = _sync_twin(agroup_rewards)

@@ -28,15 +28,35 @@ counts against a prompt's own evidence:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_PROFILE", "PROFILE_FORMAT", "JudgeProfile"]
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit
+
+# The submodule, not the package: aggregators may import this module in turn.
+from genrm_rank.aggregators.comparisons import Comparisons, weighted_bincount
+from genrm_rank.blas_threads import one_blas_thread
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "MIN_DISPERSION",
+    "MIN_STRENGTH_SD",
+    "PROFILE_FORMAT",
+    "UNINFORMED_BIAS_SD",
+    "JudgeProfile",
+    "ProfileLike",
+    "as_profile",
+    "learn_judge_profile",
+]
 
 PROFILE_FORMAT = "genrm_rank.judge_profile/1"
 """The ``format`` field of a saved profile."""
@@ -158,3 +178,412 @@ DEFAULT_PROFILE = JudgeProfile()
 """What is assumed of a judge before anything is learnt: no bias (prior SD 1 log-odds),
 Bernoulli dispersion and a strength spread of 2, each counted as 10 degrees of freedom, and
 independent repeats."""
+
+MIN_DISPERSION = 1e-2
+"""Floor on a learnt dispersion (a judge that never errs would otherwise give 0)."""
+MIN_STRENGTH_SD = 1e-2
+"""Floor on a learnt strength spread (a judge that cannot tell any candidates apart gives 0)."""
+UNINFORMED_BIAS_SD = 1e3
+"""Prior standard deviation of the slot-1 bias when :func:`learn_judge_profile` has no prior."""
+_MAX_ROUNDS = 50
+_MAX_NEWTON = 100
+_TOL = 1e-10
+
+ProfileLike = JudgeProfile | str | os.PathLike[str]
+"""What the doors take for a profile: a :class:`JudgeProfile`, or the path of a saved one."""
+
+
+def as_profile(value: ProfileLike | None, name: str = "judge_profile") -> JudgeProfile | None:
+    """A profile argument as a :class:`JudgeProfile`: given, loaded from a path, or ``None``.
+
+    >>> as_profile(None) is None
+    True
+    >>> as_profile(DEFAULT_PROFILE) is DEFAULT_PROFILE
+    True
+    """
+    if value is None or isinstance(value, JudgeProfile):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return JudgeProfile.load(value)
+    raise TypeError(
+        f"Argument {name!r} must be a JudgeProfile, the path of a saved one, or None, "
+        f"not {type(value).__name__}."
+    )
+
+
+# -- learning ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Bucket:
+    """Prompts with the same number of candidates ``n``: one entry per judged ordered pair."""
+
+    prompt: NDArray[np.int64]
+    """Which prompt of the bucket the ordered pair belongs to."""
+    first: NDArray[np.int64]
+    second: NDArray[np.int64]
+    weight: NDArray[np.float64]
+    """Sum of the verdicts' weights."""
+    wins: NDArray[np.float64]
+    """Sum of weight times outcome."""
+    wins_sq: NDArray[np.float64]
+    """Sum of weight times squared outcome."""
+    count: NDArray[np.float64]
+    """Usable verdicts (repeats of the ordered pair)."""
+    spread: NDArray[np.float64]
+    """``sum (o - mean o)^2`` over the verdicts of the ordered pair (0 for one verdict)."""
+    theta: NDArray[np.float64]
+    """Current strengths, ``[prompt, candidate]``."""
+
+    @property
+    def n(self) -> int:
+        return int(self.theta.shape[1])
+
+    def margins(self, theta: NDArray[np.float64], gamma: float) -> NDArray[np.float64]:
+        """``theta_first - theta_second + gamma`` of each ordered pair."""
+        out: NDArray[np.float64] = (
+            theta[self.prompt, self.first] - theta[self.prompt, self.second] + gamma
+        )
+        return out
+
+
+def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
+    """One prompt's verdicts as comparisons: given, or from a Ranking or a PromptRun."""
+    if isinstance(item, Comparisons):
+        return item
+    judgements = getattr(item, "judgements", None)
+    candidates = getattr(item, "candidates", None)
+    if candidates is None:
+        candidates = getattr(getattr(item, "job", None), "candidates", None)
+    if judgements is None or candidates is None:
+        raise TypeError(
+            "Argument 'prompts' must hold Comparisons, Rankings or PromptRuns (one a prompt), "
+            f"not {type(item).__name__}."
+        )
+    from genrm_rank.results import judgements_to_comparisons  # results imports strategies
+
+    return judgements_to_comparisons(
+        len(candidates), list(judgements), preference_mapping=preference_mapping
+    )
+
+
+def _buckets(prompts: Sequence[Comparisons]) -> list[_Bucket]:
+    by_size: dict[int, list[list[NDArray[Any]]]] = {}
+    for c in prompts:
+        n = c.n_items
+        if n < 2 or not len(c) or not float(np.sum(c.weight)) > 0:
+            continue
+        pairs, cell = np.unique(c.first * n + c.second, return_inverse=True)
+        w, o = c.weight, c.outcome
+
+        def total(values: NDArray[np.float64], size: int = len(pairs), cell: Any = cell) -> Any:
+            return weighted_bincount(cell, values, size)
+
+        count = total(np.ones_like(o))
+        spread = total((o - (total(o) / count)[cell]) ** 2)
+        index = np.full(len(pairs), len(by_size.get(n, [])), dtype=np.int64)
+        by_size.setdefault(n, []).append(
+            [index, pairs // n, pairs % n, total(w), total(w * o), total(w * o * o), count, spread]
+        )
+    buckets = []
+    for n in sorted(by_size):
+        prompt, first, second, weight, wins, wins_sq, count, spread = (
+            np.concatenate(column) for column in zip(*by_size[n], strict=True)
+        )
+        theta = np.zeros((len(by_size[n]), n))
+        buckets.append(_Bucket(prompt, first, second, weight, wins, wins_sq, count, spread, theta))
+    return buckets
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """The judge-level quantities a round of the fit holds fixed."""
+
+    phi: float
+    strength_var: float
+    rho: float
+    bias_mean: float
+    bias_sd: float
+
+
+def _cell_weight(b: _Bucket, rho: float) -> NDArray[np.float64]:
+    """Each verdict's share ``1 / (1 + (k - 1) rho)`` of its ordered pair (Kish)."""
+    out: NDArray[np.float64] = 1.0 / (1.0 + np.maximum(b.count - 1.0, 0.0) * rho)
+    return out
+
+
+def _strength_modes(
+    b: _Bucket, gamma: float, judge: _Judge, variance: float
+) -> tuple[float, NDArray[np.float64]]:
+    """Each prompt's strength mode at a fixed bias and spread, and the Laplace log marginal.
+
+    The marginal likelihood of the bias and the spread, with the strengths integrated out by
+    Laplace's method (Tierney & Kadane, JASA 81, 1986): the log posterior at the mode, less half
+    the log determinant of its Hessian, per prompt. Returns its sum over the bucket's prompts
+    and the inverse Hessians (the strengths' posterior covariances).
+    """
+    c = _cell_weight(b, judge.rho)
+    y, w = b.wins * c, b.weight * c
+    size, n = b.theta.shape
+    row_first, row_second = b.prompt * n + b.first, b.prompt * n + b.second
+    flat = b.prompt * n * n + b.first * n + b.second
+    idx = np.arange(n)
+
+    def value(theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        d = b.margins(theta, gamma)
+        # y log sigmoid(d) + (w - y) log sigmoid(-d) = y d - w log(1 + e^d)
+        fit = y * d - w * (np.maximum(d, 0.0) + np.log1p(np.exp(-np.abs(d))))
+        out = weighted_bincount(b.prompt, fit, size) / judge.phi
+        out -= 0.5 * np.sum(theta**2, axis=1) / variance
+        return out
+
+    def hessian(theta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        p = expit(b.margins(theta, gamma))
+        g = (y - w * p) / judge.phi
+        v = w * p * (1.0 - p) / judge.phi
+        grad = weighted_bincount(row_first, g, size * n) - weighted_bincount(
+            row_second, g, size * n
+        )
+        between = weighted_bincount(flat, v, size * n * n).reshape(size, n, n)
+        hess = -(between + np.swapaxes(between, 1, 2))
+        degree = weighted_bincount(row_first, v, size * n) + weighted_bincount(
+            row_second, v, size * n
+        )
+        hess[:, idx, idx] += degree.reshape(size, n) + 1.0 / variance
+        return hess, grad.reshape(size, n) - theta / variance
+
+    theta = b.theta
+    current = value(theta)
+    for _ in range(_MAX_NEWTON):  # Newton per prompt, halving a prompt's step until it climbs
+        hess, grad = hessian(theta)
+        step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        t = np.ones((size, 1))
+        for _ in range(60):
+            trial = value(theta + t * step)
+            worse = trial < current - 1e-12 * (1.0 + np.abs(current))
+            if not worse.any():
+                break
+            t[worse] /= 2.0
+        theta, current = theta + t * step, trial
+        if float(np.max(np.abs(t * step))) < _TOL:
+            break
+    b.theta = theta
+    hess, _ = hessian(theta)
+    log_det = float(np.sum(np.linalg.slogdet(hess)[1]))
+    total = float(np.sum(current)) - 0.5 * log_det - 0.5 * theta.size * math.log(variance)
+    inverse: NDArray[np.float64] = np.asarray(np.linalg.inv(hess), dtype=np.float64)
+    return total, inverse
+
+
+def _log_marginal(
+    buckets: Sequence[_Bucket],
+    x: NDArray[np.float64],
+    *,
+    judge: _Judge,
+    spread: tuple[float, float],
+) -> float:
+    """Laplace log marginal posterior of ``x = (bias, log strength sd)``.
+
+    ``spread``: the prior's strength variance and its degrees of freedom (a scaled inverse
+    chi-square prior on the variance; 0 degrees of freedom: flat in the log variance).
+    """
+    gamma = float(x[0])
+    variance = max(math.exp(2.0 * float(x[1])), MIN_STRENGTH_SD**2)
+    total = -0.5 * (gamma - judge.bias_mean) ** 2 / judge.bias_sd**2
+    prior_var, prior_df = spread
+    total -= 0.5 * prior_df * (math.log(variance) + prior_var / variance)
+    for b in buckets:
+        total += _strength_modes(b, gamma, judge, variance)[0]
+    return total
+
+
+def _maximise(f: Any, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Newton's method in two dimensions with central differences and step halving.
+
+    Returns the maximiser and the Hessian there.
+    """
+    h = 1e-4
+    eye = np.eye(2) * h
+    current = f(x)
+    hess = -np.eye(2)
+    for _ in range(60):
+        grad = np.array([(f(x + e) - f(x - e)) / (2 * h) for e in eye])
+        hess = np.empty((2, 2))
+        for i in range(2):
+            hess[i, i] = (f(x + eye[i]) - 2 * current + f(x - eye[i])) / h**2
+        hess[0, 1] = hess[1, 0] = (
+            f(x + eye[0] + eye[1]) - f(x + eye[0] - eye[1])
+            - f(x - eye[0] + eye[1]) + f(x - eye[0] - eye[1])
+        ) / (4 * h * h)  # fmt: skip
+        if np.all(np.linalg.eigvalsh(hess) < 0):
+            step = -np.linalg.solve(hess, grad)
+        else:  # not concave here: a cautious step up the gradient
+            step = grad / (np.max(np.abs(np.diag(hess))) + 1.0)
+        step = np.clip(step, -1.0, 1.0)
+        t = 1.0
+        for _ in range(40):
+            value = f(x + t * step)
+            if value >= current - 1e-10 * (1.0 + abs(current)):
+                break
+            t /= 2.0
+        else:
+            break
+        x, current = x + t * step, value
+        if float(np.max(np.abs(t * step))) < 1e-6:
+            break
+    return x, hess
+
+
+@one_blas_thread()  # many small solves: the BLAS pool would only spin
+def learn_judge_profile(
+    prompts: Iterable[Comparisons | Any],
+    *,
+    prior: JudgeProfile | None = DEFAULT_PROFILE,
+    preference_mapping: Any = None,
+) -> JudgeProfile:
+    """Learn what a judge is like from its verdicts over many prompts.
+
+    One hierarchical Bradley-Terry model of every verdict: prompt ``p``'s candidate ``i`` has a
+    strength ``theta_pi ~ N(0, s^2)``, and a verdict of the ordered pair ``(i, j)`` has mean
+    ``sigmoid(theta_pi - theta_pj + gamma)`` with one slot-1 bias ``gamma`` shared by every
+    prompt (the home-advantage model; Agresti, *Categorical Data Analysis*, sec. 10.6) and
+    quasi-likelihood variance ``phi p (1 - p)`` (Wedderburn, Biometrika 61, 1974). Rounds
+    alternate until the dispersion and the repeat correlation settle:
+
+    - ``position_bias`` and ``strength_sd``: the mode of the marginal posterior of ``gamma``
+      and ``log s``, every prompt's strengths integrated out by Laplace's method (Tierney &
+      Kadane, JASA 81, 1986; each prompt's strength mode by Newton, the two by Newton with
+      central differences). The bias is *fitted* against the strength gaps, not the logit of
+      the slot-1 win share, which strength gaps and graded verdicts pull towards 0; and with
+      the strengths integrated out rather than maximised jointly with it (penalised
+      quasi-likelihood; Breslow & Clayton, JASA 88, 1993), it is not pulled low on prompts of
+      few verdicts. ``position_bias_stderr`` comes from the curvature there. ``strength_sd`` is
+      the empirical-Bayes (type-II maximum likelihood) spread (Casella, Am. Stat. 39, 1985):
+      the spread of the raw estimates less their estimation noise, on ``strength_df``
+      (``N - 1`` a prompt) degrees of freedom;
+    - ``dispersion``: the pooled moment estimate ``sum w (o - p)^2 / sum w p (1 - p)`` at the
+      strengths' modes, scaled by verdicts over residual degrees of freedom, ``dispersion_df``:
+      verdicts less ``2 tr(H) - tr(H^2)``, ``H`` the hat matrix of the shrunken fit (Hastie &
+      Tibshirani, *Generalized Additive Models*, 1990, sec. 3.5). It still runs a little low
+      on prompts of few hard (0/1) verdicts (``benchmarks/README.md``);
+    - ``repeat_correlation``: the intra-class correlation of the verdicts of one ordered pair,
+      ``1 - sum_pairs sum (o - mean o)^2 / (phi sum_pairs (k - 1) p (1 - p))`` over pairs
+      judged ``k >= 2`` times in the same order (``repeat_pairs`` is the sum of ``k - 1``);
+      each verdict then weighs ``1 / (1 + (k - 1) r)`` in the fit (Kish's design effect).
+
+    Nothing depends on the order of the prompts or of their verdicts beyond floating-point
+    summation, which follows the order given.
+
+    Parameters
+    ----------
+    prompts : iterable
+        One item a prompt: its :class:`~genrm_rank.aggregators.Comparisons` (outcome: the
+        preference of slot 1), or a :class:`~genrm_rank.results.Ranking` or
+        :class:`~genrm_rank.orchestrator.PromptRun` (its usable judgements, mapped by
+        ``preference_mapping``).
+    prior : JudgeProfile or None
+        What is assumed before the verdicts: its bias and standard error are the prior on
+        ``gamma``, its strength spread a scaled inverse chi-square prior on ``s^2`` with
+        ``strength_df`` degrees of freedom, and its dispersion and repeat correlation count as
+        ``dispersion_df`` and ``repeat_pairs`` observations in the pooled estimates (the learnt
+        ``*_df`` fields include them). ``None``: the verdicts alone.
+    preference_mapping : callable, optional
+        Ranking (1..6) to preference, for Rankings and PromptRuns; default linear.
+
+    Returns
+    -------
+    JudgeProfile
+
+    Raises
+    ------
+    ValueError
+        No prompt has a usable verdict.
+
+    Examples
+    --------
+    >>> c = Comparisons.from_arrays(2, first=[0, 1] * 20, second=[1, 0] * 20,
+    ...                             outcome=[1.0, 0.0] * 15 + [0.0, 1.0] * 5)
+    >>> profile = learn_judge_profile([c])
+    >>> profile.verdicts, profile.prompts, abs(round(profile.position_bias, 2))
+    (40, 1, 0.0)
+    """
+    from genrm_rank.verdict import linear_preference
+
+    mapping = linear_preference if preference_mapping is None else preference_mapping
+    if prior is not None and not isinstance(prior, JudgeProfile):
+        raise TypeError(
+            f"Argument 'prior' must be a JudgeProfile or None, not {type(prior).__name__}."
+        )
+    buckets = _buckets([_comparisons_of(item, mapping) for item in prompts])
+    if not buckets:
+        raise ValueError("Argument 'prompts' holds no usable verdict; a profile needs some.")
+    base = prior or DEFAULT_PROFILE
+    judge = _Judge(
+        phi=base.dispersion,
+        strength_var=base.strength_sd**2,
+        rho=base.repeat_correlation,
+        bias_mean=base.position_bias if prior is not None else 0.0,
+        bias_sd=base.position_bias_stderr if prior is not None else UNINFORMED_BIAS_SD,
+    )
+    verdicts = round(sum(float(b.count.sum()) for b in buckets))
+    n_prompts = sum(int(b.theta.shape[0]) for b in buckets)
+    strength_dof = float(sum(b.theta.shape[0] * (b.n - 1) for b in buckets))
+    repeats = float(sum(float(np.sum(np.clip(b.count - 1.0, 0.0, None))) for b in buckets))
+    spread_prior = (base.strength_sd**2, base.strength_df if prior is not None else 0.0)
+    x = np.array([judge.bias_mean, math.log(base.strength_sd)])
+    variance_g = judge.bias_sd**2
+    for _ in range(_MAX_ROUNDS):
+        x, hess = _maximise(
+            functools.partial(_log_marginal, buckets, judge=judge, spread=spread_prior), x
+        )
+        x[1] = max(float(x[1]), math.log(MIN_STRENGTH_SD))
+        gamma, strength_var = float(x[0]), math.exp(2.0 * float(x[1]))
+        if np.all(np.linalg.eigvalsh(hess) < 0):
+            variance_g = float(np.linalg.inv(-hess)[0, 0])
+        elif hess[0, 0] < 0:  # the spread at its floor: the bias's own curvature
+            variance_g = -1.0 / float(hess[0, 0])
+        else:  # the verdicts say nothing of the bias: its prior
+            variance_g = judge.bias_sd**2
+        residuals = spread = total = hat = repeat_sq = repeat_null = 0.0
+        for b in buckets:
+            inverse = _strength_modes(b, gamma, judge, strength_var)[1]
+            c = _cell_weight(b, judge.rho)
+            p = expit(b.margins(b.theta, gamma))
+            residuals += float(np.sum(c * (p * p * b.weight - 2.0 * p * b.wins + b.wins_sq)))
+            spread += float(np.sum(c * b.weight * p * (1.0 - p)))
+            total += float(np.sum(c * b.weight))
+            # 2 tr(H) - tr(H^2) = n - tr(C^2) / s^4 a prompt, C its strengths' covariance
+            hat += float(b.n * inverse.shape[0] - np.sum(inverse**2) / strength_var**2)
+            repeated = b.count >= 2
+            repeat_sq += float(np.sum(b.spread[repeated]))
+            repeat_null += float(np.sum(((b.count - 1.0) * p * (1.0 - p))[repeated]))
+        hat += max(1.0 - (variance_g / judge.bias_sd**2) ** 2, 0.0)
+        df = total - hat
+        raw = residuals / spread * total / df if df > 0 and spread > 0 else base.dispersion
+        df = max(df, 0.0)
+        dispersion_df = df + (base.dispersion_df if prior is not None else 0.0)
+        phi = (df * raw + (dispersion_df - df) * base.dispersion) / dispersion_df
+        phi = max(phi, MIN_DISPERSION)
+        repeat_pairs = repeats + (base.repeat_pairs if prior is not None else 0.0)
+        rho = base.repeat_correlation
+        if repeat_pairs > 0:
+            own = 1.0 - repeat_sq / (phi * repeat_null) if repeat_null > 0 else 1.0
+            pooled = repeats * own + (repeat_pairs - repeats) * base.repeat_correlation
+            rho = min(max(pooled / repeat_pairs, 0.0), 1.0)
+        moved = max(abs(phi - judge.phi) / judge.phi, abs(rho - judge.rho))
+        judge = _Judge(phi, strength_var, rho, judge.bias_mean, judge.bias_sd)
+        if moved < 1e-4:
+            break
+    strength_df = strength_dof + (base.strength_df if prior is not None else 0.0)
+    return JudgeProfile(
+        position_bias=gamma,
+        position_bias_stderr=math.sqrt(variance_g),
+        dispersion=judge.phi,
+        dispersion_df=dispersion_df,
+        strength_sd=math.sqrt(judge.strength_var),
+        strength_df=strength_df,
+        repeat_correlation=judge.rho,
+        repeat_pairs=repeat_pairs,
+        verdicts=verdicts,
+        prompts=n_prompts,
+    )

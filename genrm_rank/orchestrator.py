@@ -20,10 +20,11 @@ It also:
   are free: they are counted apart (``cached``) and give their reservation back. When a budget
   stops a strategy before it is done, the run says so (``budget_bound``); when a cap is reached,
   no new call is made and unfinished prompts are left out of the output, to be resumed;
-- keeps judge-level statistics across every prompt of the run (:class:`JudgeStatistics`), the
-  seam through which strategies can share what is learnt about the judge (e.g. its position
-  bias) across prompts: a scheduler with a ``bind_judge_statistics(stats)`` method is handed the
-  run's live statistics when its prompt is admitted;
+- counts judge-level statistics across every prompt of the run (:class:`JudgeStatistics`:
+  calls, tokens, failures, slot-1 wins) for progress and summaries. No scheduler reads them:
+  live statistics depend on which prompts finished first, so what a prompt assumes of the judge
+  comes from a fixed judge profile instead (:mod:`genrm_rank.judge_profile`, handed over by the
+  :class:`~genrm_rank.runner.Runner`);
 - sends batches to a :class:`~genrm_rank.judges.base.BatchJudge` when ``batch_size > 1``;
 - stops a run whose verdicts fail systematically, when given a
   :class:`~genrm_rank.failure_watch.FailureWatch` (the SDG pipeline and the CLI give one): until
@@ -527,9 +528,6 @@ class Orchestrator:
                         exhausted = True
                         break
                     state = _ActiveJob(job, PromptRun(job), seq=next(admitted))
-                    bind = getattr(job.scheduler, "bind_judge_statistics", None)
-                    if bind is not None:
-                        bind(self.stats)
                     self._release(state, ready)
                     if self._settle(state):
                         finished.append(self._finish(state))

@@ -46,6 +46,7 @@ from genrm_rank.aggregators import (
 )
 from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.consistency import ConsistencyReport, consistency_report
+from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.orchestrator import PromptRun
 from genrm_rank.spec import DEFAULT_ALPHA, RankSpec
 from genrm_rank.strategies.base import Judgement
@@ -327,7 +328,13 @@ def _clean(obj: Any) -> Any:
 
 
 @one_blas_thread()  # a prompt's few candidates: the BLAS pool would only spin
-def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) -> Ranking:
+def build_ranking(
+    run: PromptRun,
+    spec: RankSpec,
+    *,
+    seed: int | None = None,
+    profile: JudgeProfile | None = None,
+) -> Ranking:
     """Aggregate one prompt's run into a :class:`Ranking`, as ``spec`` says.
 
     Parameters
@@ -340,6 +347,8 @@ def build_ranking(run: PromptRun, spec: RankSpec, *, seed: int | None = None) ->
     seed : int, optional
         Seed of the posterior draws, the bootstrap and the coin for an exactly tied top (the
         prompt's own, from :meth:`RankSpec.prompt_seeds`).
+    profile : JudgeProfile, optional
+        The judge profile; see :mod:`genrm_rank.judge_profile`.
     """
     alpha, confidence, position_bias = spec.alpha, spec.confidence, spec.position_bias
     n_bootstrap, p_best_samples = spec.bootstrap_rounds, spec.p_best_draws

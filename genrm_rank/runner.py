@@ -13,6 +13,23 @@ scheduler through one :class:`~genrm_rank.orchestrator.Orchestrator` (budgets an
 as ceilings on paid generations; one retry layer), and aggregates each finished prompt with
 :func:`~genrm_rank.results.build_ranking`. It yields a :class:`PromptResult` per prompt in
 completion order: a ranking, or the reason there is none.
+
+**The judge profile** (:mod:`genrm_rank.judge_profile`): what every prompt assumes of the judge
+(its slot-1 bias, dispersion, strength spread, repeat correlation), handed to a strategy that
+takes one (``profile=``, the adaptive strategy) and to the aggregation. What a prompt uses
+never depends on which prompts finished first:
+
+- a profile given (``judge_profile=``) is used as it is, by every prompt;
+- without one, the first ``warmup`` prompts *in input order* use
+  :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`; when they have all finished, the runner
+  learns a profile from their verdicts (:func:`~genrm_rank.judge_profile.learn_judge_profile`),
+  freezes it (:attr:`Runner.profile`, and ``on_profile``), and only then admits the prompts
+  after them, which all use it. So a run's rows depend on its input, seed and settings only:
+  the same at any concurrency, and a resumed run that is given the frozen profile (the CLI
+  keeps it in its run file) continues as the uninterrupted run would have.
+
+The warm-up costs a pause: the prompts after it wait until its last prompt has finished.
+``benchmarks/README.md`` ("Judge profile") measures what it costs and saves.
 """
 
 from __future__ import annotations
@@ -21,15 +38,24 @@ import asyncio
 import contextlib
 import gc
 import hashlib
+import inspect
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank.aggregators import Comparisons
 from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.duplicates import DuplicateGroups, distinct, expand_ranking
 from genrm_rank.failure_watch import FailureWatch
+from genrm_rank.judge_profile import (
+    DEFAULT_PROFILE,
+    JudgeProfile,
+    ProfileLike,
+    as_profile,
+    learn_judge_profile,
+)
 from genrm_rank.judges.base import Judge
 from genrm_rank.messages import Conversation, normalize_conversation
 from genrm_rank.orchestrator import (
@@ -40,11 +66,26 @@ from genrm_rank.orchestrator import (
     PromptRun,
     aiterate,
 )
-from genrm_rank.results import Ranking, build_ranking
+from genrm_rank.results import Ranking, build_ranking, judgements_to_comparisons
 from genrm_rank.spec import RankSpec
 from genrm_rank.strategies import STRATEGIES, make_strategy
 
-__all__ = ["PromptInput", "PromptResult", "Runner", "check_candidates"]
+__all__ = [
+    "LEARN_PROMPTS",
+    "WARMUP_PROMPTS",
+    "PromptInput",
+    "PromptResult",
+    "Runner",
+    "check_candidates",
+]
+
+WARMUP_PROMPTS = 32
+"""Prompts, in input order, that run on the default profile before a run without a given profile
+learns and freezes its own (see the module)."""
+LEARN_PROMPTS = 2048
+"""Most prompts :meth:`Runner.learnt_profile` learns from: every ``k``-th in input order, ``k``
+the smallest power of two that keeps them within this many (bounded memory and time; a profile
+from 2,048 prompts is already known to a few hundredths)."""
 
 
 def check_candidates(candidates: Sequence[str], name: str = "candidates") -> list[str]:
@@ -156,6 +197,17 @@ class Runner:
     failure_watch : FailureWatch, optional
         Stops the run once its verdicts fail systematically (see
         :mod:`~genrm_rank.failure_watch`).
+    judge_profile : JudgeProfile or path, optional
+        The judge profile every prompt uses (:mod:`genrm_rank.judge_profile`); default: learnt
+        after a warm-up (see the module).
+    warmup : int
+        Prompts of the warm-up (at least 1; :data:`WARMUP_PROMPTS`).
+    on_profile : callable, optional
+        Called with the profile the warm-up froze, before any prompt after it is admitted (the
+        CLI stores it in its run file).
+    learn_profile : bool
+        Keep prompts' verdicts, so that :meth:`learnt_profile` can learn from them (at most
+        :data:`LEARN_PROMPTS`, evenly spaced in input order; off by default).
     """
 
     def __init__(
@@ -170,6 +222,10 @@ class Runner:
         admission: str = "streaming",
         on_progress: ProgressCallback | None = None,
         failure_watch: FailureWatch | None = None,
+        judge_profile: ProfileLike | None = None,
+        warmup: int = WARMUP_PROMPTS,
+        on_profile: Callable[[JudgeProfile], None] | None = None,
+        learn_profile: bool = False,
     ) -> None:
         if not isinstance(judge, Judge):
             raise TypeError(
@@ -178,8 +234,20 @@ class Runner:
             )
         if not isinstance(spec, RankSpec):
             raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
+            raise ValueError(f"Argument 'warmup' must be an int >= 1, not {warmup!r}.")
         self.judge = judge
         self.spec = spec
+        self.profile: JudgeProfile | None = as_profile(judge_profile)
+        """The profile prompts after the warm-up use: the one given, else the frozen one
+        (``None`` until the warm-up has finished)."""
+        self.warmup = warmup
+        self.on_profile = on_profile
+        self._received = 0
+        self._warm: dict[int, Comparisons] = {}
+        self._kept: dict[int, Comparisons] | None = {} if learn_profile else None
+        self._stride = 1
+        self._takes_profile = "profile" in inspect.signature(STRATEGIES[spec.strategy]).parameters
         self.orchestrator = Orchestrator(
             judge,
             max_in_flight=concurrency,
@@ -202,11 +270,36 @@ class Runner:
         """The run-wide cap that stopped the run, if one did."""
         return self.orchestrator.cap_reached
 
-    def job(self, prompt: PromptInput) -> tuple[PromptJob, int]:
+    @property
+    def warming_up(self) -> bool:
+        """Whether the next prompt is one of the warm-up's (no profile given or frozen yet)."""
+        return self.warmup_left > 0
+
+    @property
+    def warmup_left(self) -> int:
+        """Prompts still to come before the warm-up is complete (0 with a profile)."""
+        return 0 if self.profile is not None else max(self.warmup - self._received, 0)
+
+    def learnt_profile(self) -> JudgeProfile:
+        """What the verdicts of the prompts run so far say of the judge (``learn_profile``).
+
+        Learnt from every prompt, or every ``k``-th in input order beyond
+        :data:`LEARN_PROMPTS` prompts (which ones depends on the input only, never on the order
+        prompts finished in), with the default profile as prior; raises ``ValueError`` when no
+        prompt has a usable verdict.
+        """
+        if self._kept is None:
+            raise ValueError("The runner keeps no verdicts: build it with learn_profile=True.")
+        return learn_judge_profile([self._kept[i] for i in sorted(self._kept)])
+
+    def job(
+        self, prompt: PromptInput, profile: JudgeProfile | None = None
+    ) -> tuple[PromptJob, int]:
         """The orchestrator job for one prompt, and the seed of its aggregation.
 
         Identical candidate texts are judged once (:mod:`genrm_rank.duplicates`): the job holds
         the distinct texts, and :meth:`result` spreads their ranking back over every input.
+        ``profile`` goes to a strategy that takes one (``profile=``).
         """
         groups = distinct(check_candidates(prompt.candidates))
         if len(groups.members) < 2:
@@ -223,6 +316,8 @@ class Runner:
         normalize_conversation(prompt.conversation)  # fail early, naming the argument
         seeds = self.spec.prompt_seeds(prompt.seed_key())
         options = dict(self.spec.strategy_options)
+        if profile is not None and self._takes_profile and "profile" not in options:
+            options["profile"] = profile
         if getattr(STRATEGIES[self.spec.strategy], "takes_candidate_ids", False):
             # A strategy that names candidates by id (a baseline) finds them in each prompt.
             options["candidate_ids"] = (
@@ -249,8 +344,10 @@ class Runner:
         )
         return job, seeds.aggregation
 
-    def result(self, run: PromptRun, seed: int) -> PromptResult:
-        """Aggregate one finished prompt."""
+    def result(
+        self, run: PromptRun, seed: int, profile: JudgeProfile | None = None
+    ) -> PromptResult:
+        """Aggregate one finished prompt (``profile``: the judge profile it used)."""
         prompt: PromptInput
         groups: DuplicateGroups
         prompt, groups = run.job.key
@@ -258,11 +355,29 @@ class Runner:
         if run.error is not None and not any(j.verdict.ok for j in run.judgements):
             return PromptResult(prompt, None, run.error, "judge_error", dups)
         try:
-            ranking = build_ranking(run, self.spec, seed=seed)
+            ranking = build_ranking(run, self.spec, seed=seed, profile=profile)
             ranking = expand_ranking(ranking, prompt.candidates, prompt.candidate_ids, groups)
         except Exception as error:  # one prompt's failure must not end a run of many
             return PromptResult(prompt, None, error, "ranking_error", dups)
         return PromptResult(prompt, ranking, duplicates=dups)
+
+    def _comparisons(self, run: PromptRun) -> Comparisons:
+        """A finished prompt's usable verdicts, in a fixed order (not their arrival order)."""
+        judgements = sorted(run.judgements, key=lambda j: (j.match_id, j.sample, j.first, j.second))
+        return judgements_to_comparisons(
+            len(run.job.candidates), judgements, preference_mapping=self.spec.preference_mapping
+        )
+
+    def _freeze(self) -> None:
+        """Learn the profile from the warm-up's verdicts, in input order, and keep it."""
+        try:
+            profile = learn_judge_profile([self._warm[i] for i in sorted(self._warm)])
+        except ValueError:  # no usable verdict in the warm-up: nothing learnt
+            profile = DEFAULT_PROFILE
+        self.profile = profile
+        self._warm.clear()
+        if self.on_profile is not None:
+            self.on_profile(profile)
 
     async def run(
         self, prompts: Iterable[PromptInput] | AsyncIterable[PromptInput]
@@ -271,14 +386,48 @@ class Runner:
 
         Prompts are read lazily, as the window has room. A prompt that is not valid (fewer
         than two candidates, a bad conversation) raises ``TypeError``/``ValueError`` naming the
-        argument, before any of its calls is made.
+        argument, before any of its calls is made. Without a profile, the prompts after the
+        warm-up wait until it has finished (see the module); a run may be continued by calling
+        :meth:`run` again, the warm-up counting on.
         """
-        seeds: dict[int, int] = {}
+        source = aiterate(prompts)
+        exhausted = False
+
+        async def warmup() -> AsyncIterator[PromptInput]:
+            nonlocal exhausted
+            while self._received < self.warmup:
+                try:
+                    yield await source.__anext__()
+                except StopAsyncIteration:
+                    exhausted = True
+                    return
+
+        if self.warming_up:
+            async with contextlib.aclosing(self._run(warmup(), warm=True)) as results:
+                async for result in results:
+                    yield result
+            if self.cap_reached is not None or exhausted:
+                return
+            if self._received >= self.warmup:
+                self._freeze()
+        # Closed explicitly, so that a caller who stops early stops the requests and the worker
+        # thread at once, not when the garbage collector finalises the pass.
+        async with contextlib.aclosing(self._run(source, warm=False)) as results:
+            async for result in results:
+                yield result
+
+    async def _run(
+        self, prompts: AsyncIterable[PromptInput], *, warm: bool
+    ) -> AsyncIterator[PromptResult]:
+        """One pass of the orchestrator: warm-up prompts on the default profile, or the rest."""
+        profile = DEFAULT_PROFILE if warm else self.profile
+        seeds: dict[int, tuple[int, int]] = {}
 
         async def jobs() -> AsyncIterator[PromptJob]:
-            async for prompt in aiterate(prompts):
-                job, seed = self.job(prompt)
-                seeds[id(job)] = seed
+            async for prompt in prompts:
+                job, seed = self.job(prompt, profile)
+                seeds[id(job)] = (seed, self._received)
+                self._received += 1
                 yield job
 
         loop = asyncio.get_running_loop()
@@ -292,8 +441,20 @@ class Runner:
 
         async def feed() -> None:
             async for run in self.orchestrator.run(jobs()):
-                seed = seeds.pop(id(run.job))
-                await aggregated.put(loop.run_in_executor(pool, self.result, run, seed))
+                seed, index = seeds.pop(id(run.job))
+                if warm or self._kept is not None:
+                    comparisons = self._comparisons(run)
+                    if warm:
+                        self._warm[index] = comparisons
+                    if self._kept is not None and index % self._stride == 0:
+                        self._kept[index] = comparisons
+                        while len(self._kept) > LEARN_PROMPTS:  # every other one, input order
+                            self._stride *= 2
+                            self._kept = {
+                                i: c for i, c in self._kept.items() if i % self._stride == 0
+                            }
+                aggregation = loop.run_in_executor(pool, self.result, run, seed, profile)
+                await aggregated.put(aggregation)
 
         # What exists before the run (modules, the caller's data) is never the run's garbage,
         # but every full collection walks it all, in one loop step: frozen, a run's collections

@@ -239,26 +239,23 @@ async def test_a_cap_ends_the_run_before_its_prompt_finishes() -> None:
 
 
 class StatisticsAwareScheduler(RoundRobin):
-    """Records the run-wide judge statistics it is handed (the adaptive strategies' seam)."""
+    """Would record run-wide judge statistics, were it handed them (the former seam)."""
 
-    seen: list[int]
+    bound: bool = False
 
     def bind_judge_statistics(self, stats: object) -> None:
-        self.stats = stats
-        self.seen = []
-
-    def _on_match_done(self, match):  # type: ignore[no-untyped-def]
-        self.seen.append(self.stats.calls)  # type: ignore[attr-defined]
+        self.bound = True
 
 
-async def test_schedulers_can_read_judge_statistics_pooled_across_prompts() -> None:
+async def test_schedulers_are_not_handed_live_statistics() -> None:
+    # Live statistics depend on which prompts finished first; what a prompt assumes of the
+    # judge comes from a fixed profile (genrm_rank.judge_profile), never from them.
     schedulers = [StatisticsAwareScheduler(3, swap="both") for _ in range(4)]
     jobs = [PromptJob(f"p{i}", ["a", "b", "c"], s, key=i) for i, s in enumerate(schedulers)]
     orchestrator = Orchestrator(CountingJudge(), max_in_flight=64)
     await _collect(orchestrator, jobs)
-    assert all(s.stats is orchestrator.stats for s in schedulers)
-    # The last prompt to finish saw the calls of the other prompts too.
-    assert max(max(s.seen) for s in schedulers) == 24
+    assert not any(s.bound for s in schedulers)
+    assert orchestrator.stats.calls == 24  # still counted, for progress and summaries
 
 
 async def test_eager_admission_moves_all_tournaments_round_by_round() -> None:

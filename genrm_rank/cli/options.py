@@ -188,6 +188,13 @@ def run_options(needs_output: bool = True) -> tuple[Option, ...]:
         opt("--cache", "SQLite verdict cache: a verdict is never paid for twice", Path,
             metavar="PATH"),
         opt("--shard", "rank only lines with 0-based index i modulo n", shard, (0, 1), "i/n"),
+        opt("--judge-profile", "what the judge is like (slot-1 bias, dispersion, strength "
+            "spread, repeats), as --save-judge-profile wrote it; every row uses it (default: "
+            "learnt from the first 32 rows, then frozen and kept in the run file for --resume)",
+            Path, metavar="FILE", params=("judge_profile",)),
+        opt("--save-judge-profile", "write the judge profile learnt from the rows this run "
+            "judges (every k-th in input order beyond 2,048) as JSON", Path, metavar="FILE",
+            params=("save_judge_profile",)),
         opt("--concurrency", "judge requests in flight", POSITIVE, 64, "N"),
         opt("--max-pending", "rows admitted but not yet written (bounds memory; default: "
             "max(1024, 8 x concurrency))", POSITIVE, metavar="N"),

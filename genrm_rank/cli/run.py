@@ -33,6 +33,7 @@ from genrm_rank.cli.options import (
     read_principle,
     spec_from_args,
 )
+from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg import RowSpec, RunOutcome, prepare_output, process_file
 from genrm_rank.sdg.filters import Formatter
 from genrm_rank.sdg.inputs import (
@@ -47,7 +48,13 @@ from genrm_rank.sdg.pipeline import OutputFiles
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.sdg.progress import Progress, format_summary, projection_bounds, summarize
 from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, first_row_layout
-from genrm_rank.sdg.runfiles import check_paths, check_run_file, run_file_path
+from genrm_rank.sdg.runfiles import (
+    check_paths,
+    check_run_file,
+    frozen_profile,
+    record_frozen_profile,
+    run_file_path,
+)
 from genrm_rank.spec import RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -183,12 +190,28 @@ def run_settings(
             settings[key] = value
     settings["shard"] = list(args.shard)
     settings["spec"] = spec.to_dict()
+    if getattr(args, "judge_profile", None) is not None:  # recorded when given, by content
+        settings["judge_profile"] = load_profile(args).to_dict()  # type: ignore[union-attr]
     principle = read_principle(args)
     settings["principle_sha256"] = (
         None if principle is None else hashlib.sha256(principle.encode()).hexdigest()
     )
     settings["judge"] = setup.namespace
     return settings
+
+
+def load_profile(args: argparse.Namespace) -> JudgeProfile | None:
+    """The ``--judge-profile`` file's profile (``None`` without one); a bad file is a usage
+    error naming the flag."""
+    path: Path | None = getattr(args, "judge_profile", None)
+    if path is None:
+        return None
+    try:
+        return JudgeProfile.load(path)
+    except OSError as exc:
+        raise UsageError(f"argument --judge-profile: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"argument --judge-profile: {exc}") from None
 
 
 async def _drive(coro: Any) -> Any:
@@ -222,6 +245,8 @@ async def _run_pipeline(
     files: OutputFiles,
     progress: Progress,
     source: RowSource,
+    profile: JudgeProfile | None = None,
+    on_profile: Callable[[JudgeProfile], None] | None = None,
 ) -> RunOutcome:
     async with contextlib.AsyncExitStack() as stack:
         if hasattr(setup.judge, "__aenter__"):
@@ -245,6 +270,9 @@ async def _run_pipeline(
             shard=args.shard,
             on_row=progress.on_row,
             on_progress=progress.on_judge,
+            judge_profile=profile,
+            on_profile=on_profile,
+            learn_profile=getattr(args, "save_judge_profile", None) is not None,
         )
     outcome.recovered = files.recovered
     return outcome
@@ -252,7 +280,11 @@ async def _run_pipeline(
 
 def _read_paths(args: argparse.Namespace) -> dict[str, Sequence[Path | None]]:
     """The files a run reads, by argument."""
-    return {"input": args.input, "principle_file": [getattr(args, "principle_file", None)]}
+    return {
+        "input": args.input,
+        "principle_file": [getattr(args, "principle_file", None)],
+        "judge_profile": [getattr(args, "judge_profile", None)],
+    }
 
 
 def _write_failed(args: argparse.Namespace, exc: OSError, *, to_stdout: bool) -> int:
@@ -275,6 +307,22 @@ def _write_failed(args: argparse.Namespace, exc: OSError, *, to_stdout: bool) ->
         )
         return EXIT_NO_SPACE
     raise exc
+
+
+def _save_profile(args: argparse.Namespace, outcome: RunOutcome) -> str | None:
+    """Write ``--save-judge-profile``; what was done, for the summary."""
+    path: Path | None = getattr(args, "save_judge_profile", None)
+    if path is None:
+        return None
+    learnt = outcome.learnt_profile
+    if learnt is None:
+        return f"judge profile: no usable verdict, nothing written to {path}"
+    learnt.save(path)
+    return (
+        f"judge profile: {path} (from {learnt.prompts} rows, {learnt.verdicts} verdicts; "
+        f"slot-1 bias {learnt.position_bias:.2f} ± {learnt.position_bias_stderr:.2f}, "
+        f"dispersion {learnt.dispersion:.2f})"
+    )
 
 
 def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
@@ -380,9 +428,14 @@ def run_file_command(
     written = {"output": out_path, "errors": errors, "rejected": rejected, "run": run_file}
     if fresh:
         written.update(output=args.output, plot=getattr(args, "plot", None))
-    written.update(cache=args.cache, summary_json=args.summary_json)
+    written.update(
+        cache=args.cache,
+        summary_json=args.summary_json,
+        save_judge_profile=args.save_judge_profile,
+    )
     check_paths(written, _read_paths(args))
     spec = spec_from_args(args)
+    profile = load_profile(args)
     setup = make_judge(args, cache_path=args.cache)
     files = prepare_output(
         paths,
@@ -400,6 +453,8 @@ def run_file_command(
             check_run_file(
                 out_path, settings, resume=args.resume, inputs=args.input, found=FOUND_KEYS
             )
+            if profile is None and args.resume:
+                profile = frozen_profile(out_path)  # what the interrupted run froze
         total = source.count()
     except BaseException:
         files.close()  # the output's lock with it
@@ -426,8 +481,15 @@ def run_file_command(
     progress.cached = setup.cached
     started = time.monotonic()
     try:
+        on_profile = (
+            None if run_file is None else lambda frozen: record_frozen_profile(out_path, frozen)
+        )
         outcome, received = asyncio.run(
-            _drive(_run_pipeline(args, setup, spec, formatter, files, progress, source))
+            _drive(
+                _run_pipeline(
+                    args, setup, spec, formatter, files, progress, source, profile, on_profile
+                )
+            )
         )
     except ValueError as exc:
         # Options were all checked above: a ValueError from inside the run is a defect, not a
@@ -447,6 +509,7 @@ def run_file_command(
         # Nothing was written under these settings: a rerun with the fix (--model, say) and
         # --resume is not held to them.
         run_file_path(out_path).unlink(missing_ok=True)
+    saved = _save_profile(args, outcome)
     faults = getattr(setup.inner, "faults", None)
     summary = summarize(outcome, wall, shard_total, cached=setup.cached, faults=faults)
     shown = {**paths, "errors": "stderr"} if to_stderr else paths
@@ -469,6 +532,8 @@ def run_file_command(
             print(
                 f"  {outcome.counters.failed} rows failed: see {shown['errors']}", file=out_stream
             )
+        if saved is not None:
+            print(f"  {saved}", file=out_stream)
         if status in (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED):
             print(
                 "  stopped early; rerun the same command with --resume to continue (exit "

@@ -57,6 +57,7 @@ from typing import Any
 
 from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache
+from genrm_rank.judge_profile import ProfileLike, as_profile
 from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
 from genrm_rank.runner import PromptInput, PromptResult, Runner
@@ -382,6 +383,7 @@ def rank_dataset(
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
     max_candidates: int | None = MAX_CANDIDATES,
+    judge_profile: ProfileLike | None = None,
 ) -> Any:
     """Rank every row of a Ray dataset; returns the dataset with the ranking columns.
 
@@ -419,6 +421,11 @@ def rank_dataset(
         Most candidates a row may hold (:data:`~genrm_rank.sdg.rows.MAX_CANDIDATES` by
         default; ``None``: no limit); a wider row is ``"invalid"``, refused before anything is
         scheduled, as in the SDG pipeline.
+    judge_profile : JudgeProfile or path, optional
+        What every row assumes of the judge (:mod:`genrm_rank.judge_profile`). Without one,
+        each batch is a run of its own that learns a profile from its first rows
+        (:mod:`genrm_rank.runner`), so rows depend on how the dataset is batched; give one
+        (``--save-judge-profile`` of a pilot run, say) for rows that do not.
 
     Returns
     -------
@@ -461,7 +468,11 @@ def rank_dataset(
         "id": id_column,
         "principle": principle_column,
     }
-    runner_options = {"concurrency": concurrency, "batch_size": judge_batch_size}
+    runner_options = {
+        "concurrency": concurrency,
+        "batch_size": judge_batch_size,
+        "judge_profile": as_profile(judge_profile),
+    }
     return ds.map_batches(
         _RankActor,
         fn_constructor_kwargs={

@@ -18,7 +18,12 @@ resumed run.
 - **Determinism.** Each row's randomness comes from the run seed and its id
   (:meth:`~genrm_rank.spec.RankSpec.prompt_seeds`), so its result does not depend on the other
   rows or on timing, given a deterministic judge (a real GenRM is not, which is what the verdict
-  cache is for).
+  cache is for). What a row assumes of the judge is a fixed judge profile: the one given
+  (``judge_profile``), else the one the runner froze after its warm-up of the first valid rows
+  in input order (:mod:`genrm_rank.runner`; ``on_profile`` hands it over, to be given to a
+  resumed run). A run resumed before the warm-up finished, with rows left to do, judges the
+  warm-up rows it already wrote once more, without writing them, so that it learns the profile
+  the uninterrupted run would have (free with a verdict cache).
 - **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` sees every verdict:
   when the first verdicts of the run all fail, or nearly all of a recent window, the run stops
   (``"systematic_failure"``, resumable) and says why in the server's or the parser's words. A
@@ -29,6 +34,7 @@ resumed run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
@@ -44,6 +50,7 @@ from genrm_rank.errors import (
     SystematicFailureError,
 )
 from genrm_rank.failure_watch import FailureWatch
+from genrm_rank.judge_profile import JudgeProfile, ProfileLike
 from genrm_rank.judges.base import Judge
 from genrm_rank.orchestrator import JudgeStatistics, ProgressCallback
 from genrm_rank.runner import PromptInput, PromptResult, Runner
@@ -131,6 +138,12 @@ class RunOutcome:
     cap: str | None = None
     message: str | None = None
     recovered: dict[str, Recovered] = field(default_factory=dict)
+    judge_profile: JudgeProfile | None = None
+    """The profile the rows after the warm-up used (given, or frozen; ``None`` if the run
+    ended within its warm-up)."""
+    learnt_profile: JudgeProfile | None = None
+    """With ``learn_profile``: what every row judged by this run says of the judge (``None``
+    when no verdict was usable)."""
 
 
 @dataclass
@@ -361,6 +374,18 @@ def first_rows_message(errors: Sequence[RowError]) -> str:
     )
 
 
+def _prompt(parsed: Row, principle: str | None, seq: int | None) -> PromptInput:
+    """The runner's prompt for a valid row (``seq``: its place in the output, if written)."""
+    return PromptInput(
+        conversation=parsed.conversation,
+        candidates=list(parsed.candidates),
+        principle=parsed.principle if parsed.principle is not None else principle,
+        prompt_id=str(parsed.id),
+        candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
+        key=(seq, parsed),
+    )
+
+
 def _failure_reason(result: PromptResult) -> str:
     ranking = result.ranking
     judgements = ranking.judgements if ranking is not None else ()
@@ -392,6 +417,9 @@ async def process_file(
     on_row: Callable[[RunCounters], None] | None = None,
     on_progress: ProgressCallback | None = None,
     failure_watch: FailureWatch | None = None,
+    judge_profile: ProfileLike | None = None,
+    on_profile: Callable[[JudgeProfile], None] | None = None,
+    learn_profile: bool = False,
 ) -> RunOutcome:
     """Rank every row of an input, writing results in input order.
 
@@ -450,6 +478,9 @@ async def process_file(
         max_tokens=max_tokens,
         on_progress=on_progress,
         failure_watch=failure_watch if failure_watch is not None else FailureWatch(),
+        judge_profile=judge_profile,
+        on_profile=on_profile,
+        learn_profile=learn_profile,
     )
     outcome = RunOutcome(counters, runner.stats)
     limit = max_pending if max_pending is not None else max(1024, 8 * concurrency)
@@ -507,6 +538,10 @@ async def process_file(
         if on_row is not None:
             on_row(counters)
 
+    deferred: list[Row] = []
+    """Warm-up rows an earlier run wrote (see the module): judged again only if a row is left
+    to do after them."""
+
     async def prompts() -> AsyncIterator[PromptInput]:
         while buffer.outstanding < limit:
             try:
@@ -540,18 +575,17 @@ async def process_file(
                 # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
                 # was written to the errors file; running it again would write it twice.
                 skip()
+                if len(deferred) < runner.warmup_left:  # the warm-up needs its verdicts
+                    deferred.append(parsed)
                 continue
-            yield PromptInput(
-                conversation=parsed.conversation,
-                candidates=list(parsed.candidates),
-                principle=parsed.principle if parsed.principle is not None else principle,
-                prompt_id=str(parsed.id),
-                candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
-                key=(buffer.reserve(), parsed),
-            )
+            while deferred:  # judged again, not written, before the first row left to do
+                yield _prompt(deferred.pop(0), principle, None)
+            yield _prompt(parsed, principle, buffer.reserve())
 
     def settle(result: PromptResult) -> None:
-        seq, row = cast(tuple[int, Row], result.prompt.key)
+        seq, row = cast(tuple[int | None, Row], result.prompt.key)
+        if seq is None:  # a warm-up row written before a resume: its verdicts were all it gave
+            return
         if result.ranking is None:
             kind = result.error_kind or "ranking_error"
             reason = (
@@ -614,6 +648,10 @@ async def process_file(
             if state["exhausted"]:
                 break
             # Paused: too many rows held behind a slow one; the window drained, carry on.
+        outcome.judge_profile = runner.profile
+        if learn_profile:
+            with contextlib.suppress(ValueError):  # no usable verdict: nothing learnt
+                outcome.learnt_profile = runner.learnt_profile()
     except EndpointsUnavailableError as exc:
         outcome.status, outcome.message = "unavailable", str(exc)
     except SystematicFailureError as exc:

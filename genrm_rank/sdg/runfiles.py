@@ -19,10 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from genrm_rank.errors import ArgumentError
+from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg.inputs import STDIN
 from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path
 
-__all__ = ["IDENTITY_BYTES", "check_paths", "check_run_file", "input_identity", "run_file_path"]
+__all__ = [
+    "FROZEN_PROFILE_KEY",
+    "IDENTITY_BYTES",
+    "check_paths",
+    "check_run_file",
+    "frozen_profile",
+    "input_identity",
+    "record_frozen_profile",
+    "run_file_path",
+]
+
+FROZEN_PROFILE_KEY = "judge_profile_frozen"
+"""The run file's record of the judge profile a run froze after its warm-up (a resumed run uses
+it); not a setting, so never compared on resume."""
 
 IDENTITY_BYTES = 1 << 20
 """How much of an input its identity hashes (see :func:`input_identity`)."""
@@ -132,6 +146,7 @@ def check_run_file(
             before = None
         if not isinstance(before, dict):
             return
+        before.pop(FROZEN_PROFILE_KEY, None)
         _check_input(output, before.pop("input", None), inputs, path)
         now = _flat(json.loads(json.dumps(settings)))
         now = {k: v for k, v in now.items() if k not in found or k in before}
@@ -155,6 +170,44 @@ def check_run_file(
     record = {**settings, "input": input_identity(inputs)}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def frozen_profile(output: Path) -> JudgeProfile | None:
+    """The judge profile an interrupted run froze, from its run file (``None``: none yet).
+
+    Raises
+    ------
+    ArgumentError
+        (``resume``) The run file holds a frozen profile that is not one.
+    """
+    try:
+        data = json.loads(run_file_path(output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    record = data.get(FROZEN_PROFILE_KEY) if isinstance(data, dict) else None
+    if record is None:
+        return None
+    try:
+        return JudgeProfile.from_dict(record)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(
+            "resume",
+            ": {path} holds a frozen judge profile that is not one ({exc}); pass {overwrite} to "
+            "start again",
+            path=run_file_path(output),
+            exc=exc,
+            overwrite=ArgumentError.Setting("overwrite", True),
+        ) from None
+
+
+def record_frozen_profile(output: Path, profile: JudgeProfile) -> None:
+    """Add the frozen profile to ``output``'s run file, atomically (a temporary file, a rename)."""
+    path = run_file_path(output)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data[FROZEN_PROFILE_KEY] = profile.to_dict()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
