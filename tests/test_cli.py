@@ -59,8 +59,9 @@ class Ran:
 
 @pytest.fixture
 def cli(capfd: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
-    """Runs the CLI in this process and returns its status and what it wrote to descriptors 1
-    and 2 (the summary goes to the descriptor itself), as a subprocess would."""
+    """Runs the CLI in this process and returns its status and what it wrote to stdout and
+    stderr, as a subprocess would; not the run summary, whose stream the CLI binds to the
+    ``sys.stderr`` of import time."""
 
     def run(*args: object) -> Ran:
         capfd.readouterr()  # what earlier steps of the test printed is not this run's
