@@ -51,19 +51,19 @@ LIBRARY = [
 ]
 
 
-def test_the_walk_finds_the_modules_the_earlier_list_left_out() -> None:
-    for name in [
-        "genrm_rank.cli.run",
-        "genrm_rank.integrations.ray",
-        "genrm_rank.judges.vllm_offline",
-        "genrm_rank.report_html",
-        "genrm_rank.sdg.inputs",
-        "genrm_rank.sdg.merge",
-        "genrm_rank.sdg.plan",
-        "genrm_rank.server.app",
-    ]:
+def test_the_walk_covers_every_file_of_the_package() -> None:
+    root = Path(genrm_rank.__file__).parent
+    files = {
+        ".".join(("genrm_rank", *path.relative_to(root).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for path in root.rglob("*.py")
+    }
+    assert files == set(ALL_MODULES)
+    # Among them those the earlier hand-written list left out.
+    for name in ["genrm_rank.cli", "genrm_rank.report_html", "genrm_rank.server.app"]:
         assert name in MODULES
-    assert ENTRY_POINTS == ["genrm_rank.cli.__main__", "genrm_rank.server.__main__"]
+    assert "genrm_rank.cli.__main__" in ENTRY_POINTS
 
 
 def _installed(module: str) -> bool:
@@ -192,14 +192,14 @@ NOT_IN_ALL = {
     "genrm_rank.strategies.base": {"combine_preferences", "resolve_seeding"},
 }
 """Public-looking names that modules define outside their ``__all__`` (found when this test
-came to cover every module): helpers shared between modules. Each is to be made private or
-exported; the test holds this list to what the modules define, so it can only shrink."""
+came to cover every module): helpers shared between modules, each to be made private or
+exported. The list can only shrink: a new public name outside ``__all__`` fails."""
 
 
 @pytest.mark.parametrize("name", LIBRARY)
 def test_all_is_complete(name: str) -> None:
     module = importlib.import_module(name)
-    assert public_names(module) - set(module.__all__) == NOT_IN_ALL.get(name, set())
+    assert public_names(module) - set(module.__all__) <= NOT_IN_ALL.get(name, set())
 
 
 @pytest.mark.parametrize("module", [genrm_rank, genrm_rank.judges])
