@@ -31,10 +31,11 @@ Storage and durability
 the JSON of :func:`verdict_to_dict`) and a ``meta`` table holding :data:`SCHEMA_VERSION`. The
 file is in WAL mode with ``synchronous=NORMAL`` and every :meth:`~VerdictCache.put` is its own
 committed transaction (:meth:`~VerdictCache.put_many` one transaction for the lot). In WAL mode a
-commit appends to the log without an fsync (only checkpoints sync), so it costs little: thousands
-of single-row commits a second, far beyond any judge's rate. Batching commits behind a timer was
-measured to buy little (about 1.3x for small verdicts, nothing for 14 KB ones, where writing the
-pages dominates) at the price of verdicts that a kill can lose, so it is not done.
+commit appends to the log without an fsync (only checkpoints sync), so it costs little: single-row
+commits run far beyond any judge's rate (``benchmarks/README.md``, "Verdict cache writes").
+Batching commits behind a timer would write small verdicts faster, and long ones, where writing
+the pages dominates, no faster; it is not done, since what it buys is never the bottleneck and
+its price is verdicts that a kill can lose.
 Once ``put`` returns, the verdict survives a ``kill -9`` of the process, and a kill at any moment
 never corrupts the file (a power cut may lose the last commits, never the file).
 
@@ -340,8 +341,9 @@ class VerdictCache:
 
     Notes
     -----
-    Every :meth:`put` commits before it returns (WAL mode, ``synchronous=NORMAL``: thousands of
-    puts a second), so a verdict put survives a ``kill -9`` and the file is never left corrupt.
+    Every :meth:`put` commits before it returns (WAL mode, ``synchronous=NORMAL``: cheap, see
+    ``benchmarks/README.md``, "Verdict cache writes"), so a verdict put survives a ``kill -9``
+    and the file is never left corrupt.
     Use the cache from one thread; several processes may share the file.
     """
 

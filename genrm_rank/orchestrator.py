@@ -63,7 +63,7 @@ T = TypeVar("T")
 
 COMPLETIONS_A_STEP = 8
 """Finished calls taken back in one event-loop step; the rest wait for the next, so that one
-step never runs for long (issue 22: ``bench_client_cpu.py --loop-probe``)."""
+step never runs for long (issue 22: ``benchmarks/bench_client_cpu.py --loop-probe``)."""
 
 RETRYABLE_FAILURES = frozenset(
     {
@@ -350,9 +350,9 @@ class Orchestrator:
         and serves the oldest prompt's calls first: memory stays bounded whatever the input's
         length, and results come back early. ``"eager"`` admits every prompt up front and sends
         calls in the order they become ready, so all tournaments move round by round together:
-        for a bounded batch it avoids the tail of a few prompts' last sequential rounds (about
-        1 s of partly idle replicas; see ``benchmarks/README.md``), at the cost of holding every
-        prompt in memory.
+        for a bounded batch it avoids the tail of a few prompts' last sequential rounds (a fixed
+        cost a run of partly idle replicas; ``benchmarks/README.md``, "Serving: 1,000 prompts"),
+        at the cost of holding every prompt in memory.
     failure_watch : FailureWatch, optional
         Stops the run (:class:`~genrm_rank.errors.SystematicFailureError`) once its verdicts
         fail systematically, and keeps the window small until a first verdict is usable.

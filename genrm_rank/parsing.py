@@ -1,6 +1,8 @@
 """Verdicts out: read a GenRM answer into a :class:`~genrm_rank.verdict.Verdict`.
 
-Three answer formats are read (see ``genrm-protocol.md``):
+Three answer formats are read, as the models' cards on Hugging Face describe them and NVIDIA's
+own parser reads them (NVIDIA-NeMo/Gym, ``resources_servers/genrm_compare/utils.py``; the
+rubric format is inferred from NVIDIA's training code):
 
 1. JSON with ``score_1``, ``score_2``, ``ranking`` (Qwen3-Nemotron-235B GenRM), fenced in
    ```` ```json ```` or bare;

@@ -6,7 +6,9 @@ and reported, never turned into a number), which the aggregators turn into score
 
 - a Bradley-Terry fit (Bradley & Terry 1952) with a jointly fitted position-bias term and a weak
   L2 prior (``alpha``), giving strengths, normal-approximation or bootstrap intervals, and the
-  probability that each candidate is the best (Laplace posterior);
+  probability that each candidate is the best under the fit's posterior (importance-weighted
+  draws from the exact posterior for a prompt's few candidates; see
+  :meth:`~genrm_rank.aggregators.BradleyTerryFit.p_best`);
 - win rate and mean individual score;
 - graph diagnostics: a disconnected comparison graph and intransitive cycles are reported.
 
@@ -108,11 +110,13 @@ class CandidateScore:
     strength : float
         Bradley-Terry log-strength (centred over the prompt's candidates).
     stderr : float
-        Its standard error (Laplace approximation).
+        Its standard error (the fit's normal approximation at the mode, with the
+        quasi-likelihood covariance).
     lower, upper : float
         Interval of ``strength`` at the result's confidence level.
     p_best : float
-        Probability this candidate is the best, under the Laplace posterior.
+        Probability this candidate is the best under the fit's posterior
+        (:meth:`~genrm_rank.aggregators.BradleyTerryFit.p_best`).
     win_rate : float
         Soft wins over usable comparisons (NaN with none).
     mean_score : float

@@ -2,7 +2,7 @@
 
 Every check takes the argument's name and value, raises ``TypeError`` for a value of the wrong
 type and :class:`~genrm_rank.errors.ArgumentError` (a ``ValueError`` that names the argument,
-which the CLI words as its flag) for one out of range, in openskill.py's wording
+which the CLI words as its flag) for one out of range, in the openskill library's wording
 (``"Argument 'x' must be ..., not ...."``), and returns the value normalised (a numpy integer
 becomes an ``int``, a number a ``float``), so a constructor reads
 ``self.samples = check.count("samples", samples, 1)``. A bool is never a number here, though

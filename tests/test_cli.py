@@ -1,7 +1,10 @@
-"""End-to-end tests of the ``genrm-rank`` command line, run as a subprocess against serve-sim.
+"""End-to-end tests of the ``genrm-rank`` command line against serve-sim.
 
-The servers run in this process (``ThreadedSimServers``, loopback only); the CLI is a separate
-``python -m genrm_rank.cli`` process talking HTTP to them, as a user's would.
+The servers run in this process (``ThreadedSimServers``, loopback only), and so does the CLI,
+as ``main(argv)`` talking HTTP to them: exit statuses, output files and what it prints are the
+same as a user's. A separate ``python -m genrm_rank.cli`` process runs only where the process
+boundary is the point: a signal, stderr as a pipe (a batch job's log), and the exit status of
+the program itself.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli_process(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The CLI as its own process (``python -m genrm_rank.cli``)."""
     return subprocess.run(
         [sys.executable, "-m", "genrm_rank.cli", *map(str, args)],
         capture_output=True,
@@ -38,11 +41,35 @@ def cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]
 
 
 def run_main(*args: object) -> int:
-    """The CLI in this process (for quick cases; the end-to-end ones use a subprocess)."""
+    """The CLI in this process: its exit status."""
     try:
         return main([str(a) for a in args])
     except SystemExit as exc:  # argparse
         return int(exc.code or 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ran:
+    """One in-process run: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capfd: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """Runs the CLI in this process and returns its status and what it wrote to stdout and
+    stderr, as a subprocess would; not the run summary, whose stream the CLI binds to the
+    ``sys.stderr`` of import time."""
+
+    def run(*args: object) -> Ran:
+        capfd.readouterr()  # what earlier steps of the test printed is not this run's
+        status = run_main(*args)
+        out, err = capfd.readouterr()
+        return Ran(status, out, err)
+
+    return run
 
 
 def start_cli(*args: object) -> subprocess.Popen[str]:
@@ -95,7 +122,9 @@ def url(server: ThreadedSimServers) -> str:
 # -- subcommands ---------------------------------------------------------------------------
 
 
-def test_rank_writes_one_row_per_input_row_in_order(tmp_path: Path, url: str) -> None:
+def test_rank_writes_one_row_per_input_row_in_order(
+    tmp_path: Path, url: str, cli: Callable[..., Ran]
+) -> None:
     write_rows(tmp_path / "in.jsonl", 12, k=5)
     r = cli(
         "rank",
@@ -121,11 +150,13 @@ def test_rank_writes_one_row_per_input_row_in_order(tmp_path: Path, url: str) ->
     assert g["prompt_tokens"] > 0 and "consistency" in g
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["rows_ok"] == 12 and summary["judge_calls"] == 240
-    assert "rows ok" in r.stderr  # the summary table
+    # The summary table on stderr: test_a_batch_job_gets_plain_progress_lines_and_the_summary_last.
 
 
 @pytest.mark.parametrize("strategy", ["knockout", "circular", "swiss", "round_robin"])
-def test_every_strategy_runs(tmp_path: Path, url: str, strategy: str) -> None:
+def test_every_strategy_runs(
+    tmp_path: Path, url: str, strategy: str, cli: Callable[..., Ran]
+) -> None:
     write_rows(tmp_path / "in.jsonl", 3, k=4)
     r = cli(
         "select",
@@ -144,7 +175,9 @@ def test_every_strategy_runs(tmp_path: Path, url: str, strategy: str) -> None:
     assert all(o["selected"] is not None for o in rows(tmp_path / "o.jsonl"))
 
 
-def test_select_thresholds_null_or_rejected_file(tmp_path: Path, url: str) -> None:
+def test_select_thresholds_null_or_rejected_file(
+    tmp_path: Path, url: str, cli: Callable[..., Ran]
+) -> None:
     write_rows(tmp_path / "in.jsonl", 10)
     cache = ["--cache", tmp_path / "v.db"]  # the second run sees the same verdicts
     r = cli(
@@ -187,7 +220,9 @@ def test_select_thresholds_null_or_rejected_file(tmp_path: Path, url: str) -> No
     assert [o["id"] for o in rows(tmp_path / "rej.jsonl")] == [o["id"] for o in held]
 
 
-def test_pairs_best_worst_and_all_pairs_by_margin(tmp_path: Path, url: str) -> None:
+def test_pairs_best_worst_and_all_pairs_by_margin(
+    tmp_path: Path, url: str, cli: Callable[..., Ran]
+) -> None:
     write_rows(tmp_path / "in.jsonl", 6, k=4, ids=True)
     r = cli(
         "pairs", tmp_path / "in.jsonl", "-o", tmp_path / "p.jsonl", "--endpoint", url, "--quiet"
@@ -221,7 +256,7 @@ def test_pairs_best_worst_and_all_pairs_by_margin(tmp_path: Path, url: str) -> N
     assert len(by_row) + n_rejected == 6
 
 
-def test_compare_prints_verdict_and_reasoning(url: str) -> None:
+def test_compare_prints_verdict_and_reasoning(url: str, cli: Callable[..., Ran]) -> None:
     r = cli("compare", "--endpoint", url, "--prompt", "What is 2+2?", "--a", "4", "--b", "5")
     assert r.returncode == 0, r.stderr
     assert "A in slot 1" in r.stdout and "B in slot 1" in r.stdout
@@ -244,7 +279,7 @@ def test_compare_prints_verdict_and_reasoning(url: str) -> None:
     assert len(data["verdicts"]) == 1 and 0.0 <= data["preference_A"] <= 1.0
 
 
-def test_leaderboard_table_and_plot(tmp_path: Path, url: str) -> None:
+def test_leaderboard_table_and_plot(tmp_path: Path, url: str, cli: Callable[..., Ran]) -> None:
     write_rows(tmp_path / "in.jsonl", 8, k=4, ids=True)
     plot = tmp_path / "lb.png"
     r = cli(
@@ -270,7 +305,9 @@ def test_leaderboard_table_and_plot(tmp_path: Path, url: str) -> None:
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_serve_sim_subcommand_serves_and_stops_on_sigint(tmp_path: Path) -> None:
+def test_serve_sim_subcommand_serves_and_stops_on_sigint(
+    tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
     proc = start_cli("serve-sim", "--port", "0", "--latency-mean", "0")
     try:
         line = ""
@@ -289,11 +326,9 @@ def test_serve_sim_subcommand_serves_and_stops_on_sigint(tmp_path: Path) -> None
         assert proc.wait(timeout=30) == 0
 
 
-def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
-    started = time.monotonic()
-    r = cli("demo", "--keep", tmp_path, "--quiet", timeout=90)
+def test_demo_runs_offline(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    r = cli("demo", "--keep", tmp_path, "--quiet")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert time.monotonic() - started < 60
     assert "wins by system" in r.stdout and "gpt-4" in r.stdout
     assert len(rows(tmp_path / "vicuna80.best.jsonl")) == 80
     # It shows the command it ran, one a user can copy.
@@ -314,7 +349,9 @@ def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
 # -- bad input, usage errors ---------------------------------------------------------------
 
 
-def test_bad_rows_go_to_the_errors_file_and_the_run_goes_on(tmp_path: Path, url: str) -> None:
+def test_bad_rows_go_to_the_errors_file_and_the_run_goes_on(
+    tmp_path: Path, url: str, cli: Callable[..., Ran]
+) -> None:
     expected = json.loads((FIXTURES / "bad_rows.expected.json").read_text())
     out = tmp_path / "o.jsonl"
     r = cli(
@@ -342,7 +379,9 @@ def test_bad_rows_go_to_the_errors_file_and_the_run_goes_on(tmp_path: Path, url:
     assert summary["rows_ok"] == len(expected["ok_lines"])
 
 
-def test_rows_without_a_usable_verdict_are_errors_not_guesses(tmp_path: Path) -> None:
+def test_rows_without_a_usable_verdict_are_errors_not_guesses(
+    tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
     # The first row's 6 calls are answered; every later answer is unreadable. One at a time,
     # so the answers land on the rows in order (too few failures to be systematic).
     write_rows(tmp_path / "in.jsonl", 3)
@@ -402,7 +441,7 @@ def test_usage_errors_exit_2_naming_the_option(
 
 def test_usage_error_through_the_console_script(tmp_path: Path) -> None:
     write_rows(tmp_path / "in.jsonl", 2)
-    r = cli(
+    r = cli_process(
         "rank",
         tmp_path / "in.jsonl",
         "-o",
@@ -434,7 +473,7 @@ def test_existing_output_needs_resume_or_overwrite(
 
 
 def test_cache_second_run_makes_zero_calls_and_identical_rows(
-    tmp_path: Path, url: str, server: ThreadedSimServers
+    tmp_path: Path, url: str, server: ThreadedSimServers, cli: Callable[..., Ran]
 ) -> None:
     write_rows(tmp_path / "in.jsonl", 15, k=4)
     cache = tmp_path / "v.db"
@@ -504,7 +543,10 @@ def test_torn_last_line_is_truncated_on_resume(tmp_path: Path) -> None:
     assert summary["rows_skipped"] == 7 and summary["recovered"]["out"]["truncated_bytes"] == 40
 
 
-def test_sigint_stops_cleanly_with_130_and_resume_over_http_completes(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_sigint_stops_cleanly_with_130_and_resume_over_http_completes(
+    tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
     write_rows(tmp_path / "in.jsonl", 120, k=4)
     config = SimServerConfig(latency="constant", latency_mean=0.01, capacity=8)
     common = ["--strategy", "knockout", "--concurrency", "8", "--quiet", "--model", config.model]
@@ -869,11 +911,13 @@ def test_library_messages_name_flags_not_python_parameters(
 # -- progress in batch jobs ------------------------------------------------------------------
 
 
-def _progress_run(tmp_path: Path, *extra: str) -> list[str]:
+def _progress_run(
+    tmp_path: Path, run: Callable[..., Ran | subprocess.CompletedProcess[str]], *extra: str
+) -> list[str]:
     write_rows(tmp_path / "in.jsonl", 3, k=4)
     args = ["select", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--judge", "simulated",
             "--strategy", "adaptive", "--swap", "auto", "--concurrency", "1", *extra]  # fmt: skip
-    process = cli(*args)
+    process = run(*args)
     assert process.returncode == 0, process.stderr
     return process.stderr.splitlines()
 
@@ -881,7 +925,7 @@ def _progress_run(tmp_path: Path, *extra: str) -> list[str]:
 def test_a_batch_job_gets_plain_progress_lines_and_the_summary_last(tmp_path: Path) -> None:
     # stderr is a pipe, as in a Slurm log: lines, not a bar. A 1 ms interval prints one at
     # most updates (the run takes far longer than 1 ms).
-    err = _progress_run(tmp_path, "--progress-interval", "0.001")
+    err = _progress_run(tmp_path, cli_process, "--progress-interval", "0.001")
     lines = [line for line in err if line.startswith("progress: ")]
     assert lines and "\r" not in "".join(err)
     assert re.fullmatch(
@@ -895,8 +939,8 @@ def test_a_batch_job_gets_plain_progress_lines_and_the_summary_last(tmp_path: Pa
     assert err.index(lines[-1]) < err.index(next(e for e in err if "rows ok" in e))
 
 
-def test_quiet_batch_job_prints_no_progress(tmp_path: Path) -> None:
-    err = _progress_run(tmp_path, "--progress-interval", "0.001", "--quiet")
+def test_quiet_batch_job_prints_no_progress(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    err = _progress_run(tmp_path, cli, "--progress-interval", "0.001", "--quiet")
     assert not any(line.startswith("progress: ") for line in err)
 
 

@@ -39,6 +39,7 @@ def test_dpo_pairs_writes_trl_rows(tmp_path: Path) -> None:
     assert len(rows) == 3 and all({"prompt", "chosen", "rejected"} <= set(x) for x in rows)
 
 
+@pytest.mark.slow
 def test_sdg_best_of_n_writes_sft_rows_and_resumes(tmp_path: Path) -> None:
     r = run("sdg_best_of_n.py", "--workdir", tmp_path)
     assert r.returncode == 0, r.stderr
@@ -66,6 +67,7 @@ def test_ci_still_reads_the_demo_and_the_test_command() -> None:
     assert "genrm-rank demo" in blocks[0] and "pytest" in blocks[1]
 
 
+@pytest.mark.slow
 def test_quick_start_reaches_your_own_data(tmp_path: Path) -> None:
     """The own-data example, run as written: the simulated judge, the plan, then an endpoint."""
     from genrm_rank.server.app import SimServerConfig, ThreadedSimServers

@@ -393,6 +393,7 @@ def test_demo_leaves_nothing_in_the_temporary_folder(
 # -- kills at known rows --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_at_known_rows_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     write_rows(tmp_path / "in.jsonl", 120, bad=(7, 50, 51, 99))
     common = ["--judge", "simulated", "--strategy", "knockout", "--concurrency", "8", "--quiet"]

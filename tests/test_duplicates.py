@@ -55,9 +55,19 @@ def test_identical_rollouts_get_the_same_reward() -> None:
     assert np.isfinite(rewards).all()
 
 
-def test_best_of_copies_is_the_first_copy() -> None:
-    best = select_best(["x", "y", "y"], "q?", judge=SimulatedJudge(seed=5), seed=0)
-    assert best.best in (0, 1)
+@pytest.mark.parametrize(
+    ("candidates", "best"),
+    [
+        (["worse", "better", "better"], 1),  # the copies win: the first copy is the pick
+        (["better", "worse", "better"], 0),
+        (["worse", "worse", "better"], 2),  # a lone winner after two copies keeps its index
+    ],
+)
+def test_best_of_copies_is_the_first_copy(candidates: list[str], best: int) -> None:
+    # A judge that all but never errs: "better" is far above "worse".
+    judge = SimulatedJudge(qualities={"better": 20.0, "worse": 0.0}, noise_scale=0.1)
+    for seed in range(3):
+        assert select_best(candidates, "q?", judge=judge, seed=seed).best == best
 
 
 def test_all_copies_of_one_text_are_refused_by_name() -> None:

@@ -1,8 +1,7 @@
 """Tests of genrm_rank.judges.replay against the QLoRA record of GPT-4 on the Vicuna benchmark.
 
-Reference figures: expected_values.json ``qlora_vicuna_gpt4_pairwise`` (derived from
-artidoro/qlora@7f4e95a6) and genrm-protocol.md ("GPT-4 agrees with itself on only 1,367 of
-2,227 swapped pairs").
+Reference figures: tests/data/expected_values.json ``qlora_vicuna_gpt4_pairwise`` (derived from
+artidoro/qlora@7f4e95a6: GPT-4 agrees with itself on only 1,367 of 2,227 swapped pairs).
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ not a restatement of it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 
+import numpy as np
 import pytest
 
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
@@ -233,8 +235,17 @@ def test_callable_and_hashed_qualities() -> None:
     assert judge.quality("abcd") == 4.0
     hashed = SimulatedJudge(seed=3)
     assert hashed.quality("some text") == text_quality("some text", seed=3)
-    assert text_quality("some text", seed=3) == text_quality("some text", seed=3)
     assert text_quality("some text", seed=3) != text_quality("some text", seed=4)
+
+
+def test_hashed_quality_is_the_documented_draw_and_standard_normal() -> None:
+    # The same in every process and Python version (never Python's salted hash()): one
+    # standard normal draw from a generator seeded by the 8-byte BLAKE2b of "seed NUL text".
+    digest = hashlib.blake2b(b"3\x00some text", digest_size=8).digest()
+    expected = np.random.default_rng(int.from_bytes(digest, "little")).standard_normal()
+    assert text_quality("some text", seed=3) == expected
+    draws = np.array([text_quality(f"answer {i}", seed=1) for i in range(4000)])
+    assert abs(draws.mean()) < 4 / math.sqrt(4000) and abs(draws.std() - 1.0) < 0.05
 
 
 def test_is_a_batch_judge() -> None:

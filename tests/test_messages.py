@@ -1,4 +1,5 @@
-"""Tests of genrm_rank.messages: the chat request a GenRM expects (genrm-protocol.md)."""
+"""Tests of genrm_rank.messages: the chat request a GenRM expects (as NVIDIA's own client sends
+it: NVIDIA-NeMo/Gym, ``responses_api_models/genrm_model/app.py``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Tests of genrm_rank.parsing: GenRM answer text in, Verdict out.
 
 Expected values come from reading the fixture texts (tests/fixtures/answers/) by eye, and from
-the answer formats in genrm-protocol.md, not from the parser.
+the answer formats of the models' cards and of NVIDIA's own parser (NVIDIA-NeMo/Gym,
+``resources_servers/genrm_compare/utils.py``), not from the parser.
 """
 
 from __future__ import annotations

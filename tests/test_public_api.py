@@ -1,49 +1,151 @@
-"""The public surface: ``__all__`` complete, sorted and importable (as httpx checks its own)."""
+"""The public surface: ``__all__`` complete, sorted and importable (as httpx checks its own).
+
+The modules are found by walking the package, so a new module is covered without being listed.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import inspect
+import pkgutil
+import re
+import runpy
+import sys
 import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 import genrm_rank
 import genrm_rank.judges
+from genrm_rank.spec import RankSpec
 
-MODULES = [
-    "genrm_rank",
-    "genrm_rank.judges",
-    "genrm_rank.errors",
-    "genrm_rank.verdict",
-    "genrm_rank.parsing",
-    "genrm_rank.messages",
-    "genrm_rank.judges.base",
-    "genrm_rank.judges.simulated",
-    "genrm_rank.judges.replay",
-    "genrm_rank.api",
-    "genrm_rank.results",
-    "genrm_rank.orchestrator",
-    "genrm_rank.consistency",
-    "genrm_rank.cache",
-    "genrm_rank.judges.cached",
-    "genrm_rank.spec",
-    "genrm_rank.runner",
-    "genrm_rank.strategies",
-    "genrm_rank.aggregators",
-    "genrm_rank.judges.openai_http",
-    "genrm_rank.judges.routing",
-    "genrm_rank.server",
-    "genrm_rank.sdg",
-    "genrm_rank.sdg.rows",
-    "genrm_rank.sdg.output",
-    "genrm_rank.sdg.filters",
-    "genrm_rank.sdg.pipeline",
-    "genrm_rank.sdg.progress",
-    "genrm_rank.sdg.runfiles",
-    "genrm_rank.judges.discovery",
-    "genrm_rank.flags",
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+def _walk() -> list[str]:
+    failed: list[str] = []
+    found = [
+        info.name
+        for info in pkgutil.walk_packages(genrm_rank.__path__, "genrm_rank.", onerror=failed.append)
+    ]
+    assert failed == [], f"packages that do not import: {failed}"
+    return sorted(["genrm_rank", *found])
+
+
+ALL_MODULES = _walk()
+ENTRY_POINTS = [name for name in ALL_MODULES if name.rsplit(".", 1)[-1] == "__main__"]
+"""``python -m`` programs: importing one runs it, so they are run with ``--help`` instead."""
+MODULES = [name for name in ALL_MODULES if name not in ENTRY_POINTS]
+COMMAND_LINE = "genrm_rank.cli"
+"""The command line's modules: their surface is the command line, not ``__all__``."""
+LIBRARY = [
+    name for name in MODULES if name != COMMAND_LINE and not name.startswith(COMMAND_LINE + ".")
 ]
+
+
+def test_the_walk_covers_every_file_of_the_package() -> None:
+    root = Path(genrm_rank.__file__).parent
+    files = {
+        ".".join(("genrm_rank", *path.relative_to(root).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for path in root.rglob("*.py")
+    }
+    assert files == set(ALL_MODULES)
+    # Among them those the earlier hand-written list left out.
+    for name in ["genrm_rank.cli", "genrm_rank.report_html", "genrm_rank.server.app"]:
+        assert name in MODULES
+    assert "genrm_rank.cli.__main__" in ENTRY_POINTS
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules without a spec: a stand-in another test put there
+        return True
+
+
+def _missing_dependency(exc: ImportError) -> str | None:
+    """The top-level module whose absence caused ``exc`` (or the error it was raised from)."""
+    for error in (exc, exc.__cause__):
+        if isinstance(error, ImportError) and error.name:
+            return error.name.split(".")[0]
+    return None
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_module_imports(name: str) -> None:
+    """Without its optional extra, a module may refuse to import, naming the extra to install."""
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        missing = _missing_dependency(exc)
+        assert missing is not None and not missing.startswith("genrm_rank"), exc
+        assert not _installed(missing), exc  # the dependency really is absent
+        assert re.search(r"pip install 'genrm-rank\[\w+\]'", str(exc)), exc
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_python_m_programs_answer_help(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", [name, "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module(name.removesuffix(".__main__"), run_name="__main__", alter_sys=True)
+    assert exit_info.value.code in (0, None)
+    assert "usage:" in capsys.readouterr().out.lower()
+
+
+class _ChatLLM:
+    """Stands in for a vLLM ``LLM``: all the offline judge checks at construction is ``chat``."""
+
+    def chat(self, *args: object, **kwargs: object) -> list[Any]:
+        return []
+
+
+def _rank_dataset() -> object:
+    from genrm_rank.integrations.ray import rank_dataset
+
+    return rank_dataset(None, spec=RankSpec(), judge_factory=_ChatLLM)
+
+
+def _offline_judge() -> object:
+    from genrm_rank.judges.vllm_offline import VLLMOfflineJudge
+
+    return VLLMOfflineJudge(_ChatLLM(), model="genrm")
+
+
+@pytest.mark.parametrize(
+    ("extra", "module", "call", "installed"),
+    [
+        # With Ray, rank_dataset gets past its import and checks its arguments.
+        ("ray", "ray", _rank_dataset, (TypeError, "Argument 'ds' must be a ray.data.Dataset")),
+        ("vllm", "vllm", _offline_judge, None),
+    ],
+)
+def test_optional_extras_are_named_when_missing(
+    extra: str,
+    module: str,
+    call: Callable[[], object],
+    installed: tuple[type[Exception], str] | None,
+) -> None:
+    """The optional engines are imported when used; without them the error says what to install."""
+    if not _installed(module):
+        with pytest.raises(ImportError, match=re.escape(f"pip install 'genrm-rank[{extra}]'")):
+            call()
+    elif installed is not None:
+        with pytest.raises(installed[0], match=re.escape(installed[1])):
+            call()
+    else:
+        assert call() is not None
 
 
 def public_names(module: types.ModuleType) -> set[str]:
@@ -72,7 +174,7 @@ def isort_key(name: str) -> tuple[int, str]:
     return (2, name)
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", LIBRARY)
 def test_all_is_sorted_unique_and_importable(name: str) -> None:
     module = importlib.import_module(name)
     exported = module.__all__
@@ -82,10 +184,22 @@ def test_all_is_sorted_unique_and_importable(name: str) -> None:
         assert hasattr(module, item), f"{name}.{item} is in __all__ but missing"
 
 
-@pytest.mark.parametrize("name", MODULES)
+NOT_IN_ALL = {
+    "genrm_rank.aggregators.comparisons": {"weighted_bincount"},
+    "genrm_rank.sdg.inputs": {"dataset_source", "is_saved_dataset"},
+    "genrm_rank.sdg.plan": {"plan_rows"},
+    "genrm_rank.server.app": {"config_dict", "error_body"},
+    "genrm_rank.strategies.base": {"combine_preferences", "resolve_seeding"},
+}
+"""Public-looking names that modules define outside their ``__all__`` (found when this test
+came to cover every module): helpers shared between modules, each to be made private or
+exported. The list can only shrink: a new public name outside ``__all__`` fails."""
+
+
+@pytest.mark.parametrize("name", LIBRARY)
 def test_all_is_complete(name: str) -> None:
     module = importlib.import_module(name)
-    assert public_names(module) <= set(module.__all__)
+    assert public_names(module) - set(module.__all__) <= NOT_IN_ALL.get(name, set())
 
 
 @pytest.mark.parametrize("module", [genrm_rank, genrm_rank.judges])
@@ -149,5 +263,9 @@ def test_every_exception_derives_from_the_root() -> None:
         assert issubclass(getattr(errors, item), errors.GenRMRankError)
 
 
-def test_version() -> None:
-    assert isinstance(genrm_rank.__version__, str)
+def test_version_is_the_installed_and_declared_one() -> None:
+    """``__version__`` is the version pip installed and the one pyproject.toml declares."""
+    assert genrm_rank.__version__ == importlib.metadata.version("genrm-rank")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    assert genrm_rank.__version__ == declared

@@ -365,6 +365,7 @@ def run_crash_trials(
     return figures
 
 
+@pytest.mark.slow
 def test_crashes_resume_without_losing_duplicating_or_changing_rows(tmp_path: Path) -> None:
     figures = run_crash_trials(tmp_path, n_rows=40, kills=20, seed=1)
     assert figures["kills"] == 20  # each at a known row (no timing)
@@ -457,6 +458,7 @@ def test_fuzz_row_reader_on_bytes(raw: bytes) -> None:
         json.dumps(result.to_dict())
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     row=st.fixed_dictionaries(
@@ -942,6 +944,7 @@ def trl_trial(work: Path, n_rows: int = 40) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_every_boolean_option_agrees_from_cli_file_and_environment(tmp_path: Path) -> None:
     figures = boolean_trial(tmp_path)
     cases = figures["cases_per_source"]

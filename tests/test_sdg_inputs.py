@@ -495,6 +495,7 @@ def test_cli_select_from_gzip_json_array_parquet_and_dataset(tmp_path: Path) -> 
     assert all(o == outputs[0] for o in outputs) and len(outputs[0]) == 4
 
 
+@pytest.mark.slow
 def test_cli_reads_standard_input(tmp_path: Path) -> None:
     data = gzip.compress(jsonl(sample_rows()))
     done = subprocess.run(
@@ -507,6 +508,7 @@ def test_cli_reads_standard_input(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == ["r0", "r1", "r2", "r3"]
 
 
+@pytest.mark.slow
 def test_cli_leaderboard_reads_standard_input_twice(tmp_path: Path) -> None:
     rows = [
         {

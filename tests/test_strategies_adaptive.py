@@ -356,6 +356,7 @@ def test_the_prior_spread_follows_the_pooled_strengths() -> None:
         stats.add_fit(-1.0, 0.0, 0.0, 0.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(qualities=st.lists(st.permutations(range(6)), min_size=4, max_size=8))
 def test_pooling_over_a_noiseless_judge_never_stops_on_a_wrong_pick(
@@ -383,6 +384,7 @@ def _copying_judge(seed: int) -> JudgeFn:
     return judge
 
 
+@pytest.mark.slow
 def test_a_judge_that_repeats_itself_is_asked_for_new_pairs() -> None:
     # Repeats that copy the first verdict pool a correlation near 1, and the strategy then asks
     # for pairs it has not judged rather than for copies; repeats of a judge that samples anew

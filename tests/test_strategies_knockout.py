@@ -355,7 +355,9 @@ def test_invalid_arguments_name_the_argument(
 
 def test_seeding_accepts_a_numpy_permutation_and_random_seeding_is_reproducible() -> None:
     assert Knockout(5, seeding=np.arange(5)[::-1]).seeding == (4, 3, 2, 1, 0)
-    assert Knockout(9, seed=7).seeding == Knockout(9, seed=7).seeding
+    # The random seeding is the seed's generator's first permutation, the same in any process.
+    assert Knockout(9, seed=7).seeding == tuple(np.random.default_rng(7).permutation(9))
+    assert Knockout(9, seed=7).seeding != Knockout(9, seed=8).seeding
     assert sorted(Knockout(9, seed=7).seeding) == list(range(9))
 
 

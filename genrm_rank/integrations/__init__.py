@@ -4,3 +4,5 @@
 
 Nothing here is imported by ``import genrm_rank``: each module imports its engine itself.
 """
+
+__all__: list[str] = []

@@ -37,8 +37,11 @@ earlier run paid for: the unfinished rows (and a finished row's verdicts are ser
 Ray Data writes a dataset's output when it is consumed, so rows are not resumed one by one:
 the rerun recomputes every row, paying nothing for what the cache holds.
 
-Put ``cache_dir`` on a filesystem every actor sees (for a rerun on other machines, a network
-filesystem); each file is written by one process only, which is what SQLite allows there.
+Put ``cache_dir`` on a local disk. Each actor's file is a :class:`~genrm_rank.cache.VerdictCache`,
+which refuses a path on a network filesystem (NFS, Lustre, ...: SQLite's locks and WAL mode fail
+there; see :mod:`genrm_rank.cache`), so an actor given such a folder fails on its first batch
+rather than risk a corrupt cache. To carry verdicts from one machine's runs to another's, join
+their cache files with :func:`~genrm_rank.cache.merge_caches` (``genrm-rank cache merge``).
 """
 
 from __future__ import annotations
@@ -432,7 +435,10 @@ def rank_dataset(
     ray.data.Dataset
         The rows with the added columns, lazily (consume or write it to run).
     """
-    import ray.data
+    try:
+        import ray.data
+    except ImportError as exc:
+        raise ImportError("rank_dataset needs Ray Data: pip install 'genrm-rank[ray]'.") from exc
 
     check.instance("spec", spec, RankSpec)
     if not callable(judge_factory):

@@ -6,8 +6,8 @@ as they are) to one of several endpoints, and reads the answer into a
 :class:`~genrm_rank.verdict.Verdict` with :func:`~genrm_rank.parsing.parse_verdict`.
 
 The transport is raw :mod:`aiohttp` with one pooled connector, not the ``openai`` client: at
-hundreds of requests in flight the ``openai`` client costs several milliseconds of CPU per
-request, aiohttp a fraction of one (``benchmarks/bench_transport.py``).
+hundreds of requests in flight the ``openai`` client spends many times aiohttp's CPU on each
+request (``benchmarks/README.md``, "HTTP transport: client CPU per request").
 
 A call makes at most one generation: ``Verdict.attempts`` says what it paid (1 for an answer,
 or for a failure after which the server may have generated; 0 when no server started on it).
@@ -670,9 +670,9 @@ class OpenAIJudge:
         """Judge ``request`` (slot 1 vs slot 2).
 
         Returns a :class:`~genrm_rank.verdict.Verdict`, failed (``rejected``, ``unavailable``,
-        or the parse failure of the last resample) rather than raising for a per-request
-        problem. Raises :class:`~genrm_rank.errors.EndpointsUnavailableError` only when every
-        endpoint has been out of rotation for longer than ``down_timeout``.
+        or the parse failure of the answer: one call, one generation) rather than raising for a
+        per-request problem. Raises :class:`~genrm_rank.errors.EndpointsUnavailableError` only
+        when every endpoint has been out of rotation for longer than ``down_timeout``.
         """
         check.instance("request", request, PairRequest)
         session = self._open()

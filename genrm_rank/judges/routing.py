@@ -192,7 +192,7 @@ class EndpointStats:
     url : str
         The endpoint's base URL.
     requests : int
-        HTTP requests sent to it (retries and resamples included).
+        HTTP requests sent to it (resends of an earlier failure included).
     in_flight : int
         Requests outstanding now.
     failures : int
