@@ -40,7 +40,14 @@ import gc
 import hashlib
 import inspect
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -418,7 +425,7 @@ class Runner:
 
     async def _run(
         self, prompts: AsyncIterable[PromptInput], *, warm: bool
-    ) -> AsyncIterator[PromptResult]:
+    ) -> AsyncGenerator[PromptResult, None]:
         """One pass of the orchestrator: warm-up prompts on the default profile, or the rest."""
         profile = DEFAULT_PROFILE if warm else self.profile
         seeds: dict[int, tuple[int, int]] = {}

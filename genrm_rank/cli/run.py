@@ -401,13 +401,16 @@ def run_file_command(
     grouped: bool = False,
     rejected_default: bool = False,
     output: Path | None = None,
-    out_stream: TextIO = sys.stderr,
+    out_stream: TextIO | None = None,
 ) -> int:
     """Shared body of rank/select/pairs/leaderboard: files, judge, progress, summary, status.
 
     ``output`` overrides ``--output`` (a one-shot run whose rows are not the product, such as
-    the leaderboard's): it is written afresh, never resumed.
+    the leaderboard's): it is written afresh, never resumed. The summary goes to
+    ``out_stream``, by default the standard error of the moment of the call.
     """
+    if out_stream is None:
+        out_stream = sys.stderr
     source = input_source(args)
     layout = first_row_layout(source, row_spec(args))
     if args.dry_run:
