@@ -28,9 +28,15 @@ Judges:
   solutions of equal correctness are a coin) picks one; selection accuracy is the share of
   picks that are correct, between the best single source (0.5625) and the oracle (0.6725).
 
-Prompts run one after another through the library's schedulers (``make_strategy``) with one
-pooled :class:`~genrm_rank.orchestrator.JudgeStatistics` per run, as the orchestrator shares it,
-and each prompt's pick is the library's own (:func:`~genrm_rank.results.build_ranking`).
+Prompts run one after another through the library's schedulers (``make_strategy``), each with
+the same judge profile (``--profile FILE``; the library's ``DEFAULT_PROFILE`` otherwise) and
+nothing pooled between prompts, and each prompt's pick is the library's own
+(:func:`~genrm_rank.results.build_ranking`, given the same profile).
+
+``--pick-rules`` also scores three pick rules on every ranking (issue 19): the posterior mean's
+leader (``mean``), the highest P(best) (``pbest``) and the strategy's own pick (``own``: a
+bracket's champion, adaptive's leader; the mean's leader for strategies without one), each
+with its interval, and the paired difference of each against ``own``.
 
 Usage::
 
@@ -56,8 +62,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
+from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
 from genrm_rank.judges.replay import ReplayJudge
-from genrm_rank.orchestrator import JudgeStatistics, PromptJob, PromptRun
+from genrm_rank.orchestrator import PromptJob, PromptRun
 from genrm_rank.results import build_ranking
 from genrm_rank.spec import DEFAULT_ALPHA, RankSpec
 from genrm_rank.strategies import Scheduler, make_strategy
@@ -77,6 +84,10 @@ FIXED: list[tuple[str, str, int | None]] = [
     for w in ("both", "random", "none", "auto")
 ]
 Config = tuple[str, str, int | None]  # strategy, swap, budget (adaptive only)
+PROFILE: JudgeProfile = DEFAULT_PROFILE
+"""The judge profile every scheduler and ranking of a run gets (``--profile``)."""
+PICKS: dict[tuple[str, Config], dict[str, list[float]]] = {}
+"""``--pick-rules``: right or not under each pick rule, by task and configuration."""
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_p50": ("adaptive", {"delta": 0.5, "batch": 1}),
     **{f"adaptive_p50_b{k}": ("adaptive", {"delta": 0.5, "batch": k}) for k in (2, 4, 8)},
@@ -210,14 +221,12 @@ def run_prompts(
     label, swap, budget = config
     strategy, options = VARIANTS.get(label, (label, {}))
     spec = RankSpec(strategy=strategy, swap=swap, seed=seed, budget=budget, p_best_draws=2000)
-    stats = JudgeStatistics()
     out = []
     for p in prompts:
         rng = np.random.default_rng([seed, p, 1])
+        if strategy == "adaptive":
+            options = {"profile": PROFILE, **options}
         scheduler: Scheduler = make_strategy(strategy, task.n, swap=swap, seed=rng, **options)
-        bind = getattr(scheduler, "bind_judge_statistics", None)
-        if bind is not None:
-            bind(stats)
         run = PromptRun(PromptJob(f"p{p}", [str(i) for i in range(task.n)], scheduler))
         run.job.budget = budget
         # As the orchestrator drives a scheduler: calls are in flight together and come back
@@ -236,18 +245,35 @@ def run_prompts(
                 raise RuntimeError(f"{config}: scheduler idle but not done")
             call = in_flight.pop(0)
             verdict = task.judge(p, call)
-            stats.add(verdict)
             run.calls += 1
             scheduler.record(call, verdict)
         run.judgements = scheduler.judgements()
         posterior = getattr(scheduler, "p_best", None)
         p_best = None if posterior is None or not run.judgements else posterior()
         run.outcome = scheduler.result()
-        ranking = build_ranking(run, spec, seed=int(rng.integers(2**31)))
+        ranking = build_ranking(run, spec, seed=int(rng.integers(2**31)), profile=PROFILE)
         pick = -1 if ranking.best is None else ranking.best
         confidence = float("nan") if p_best is None or pick < 0 else float(p_best[pick])
         out.append((pick, run.calls, list(ranking.order), confidence))
+        if pick >= 0:
+            strength = np.array([c.strength for c in ranking.scores])
+            chance = np.array([c.p_best for c in ranking.scores])
+            own = pick if ranking.champion is None else ranking.champion
+            RULES.append(
+                {
+                    "mean": int(np.argmax(strength)) if np.ptp(strength) > 1e-9 else own,
+                    "pbest": int(np.argmax(chance)) if np.isfinite(chance).all() else own,
+                    "own": own,
+                }
+            )
+        else:
+            RULES.append({})
     return out
+
+
+RULES: list[dict[str, int]] = []
+"""Each ranking's pick under each rule, in the order :func:`run_prompts` made them (on an
+exactly tied top, ``mean`` keeps the pick, which the prompt's coin settled)."""
 
 
 def interval(values: Sequence[float]) -> tuple[float, float]:
@@ -268,10 +294,14 @@ def measure(task: Task, config: Config, seeds: Sequence[int], prompts: int) -> d
     """Accuracy, regret, tau and calls of one configuration over seeds x prompts."""
     acc, regret, tau, calls = [], [], [], []
     for seed in seeds:
+        RULES.clear()
         runs = run_prompts(task, config, seed, range(prompts))
         for p, (pick, c, order, confidence) in enumerate(runs):
             score = task.truth_score[p]
             acc.append(float(task.right(p, pick)) if pick >= 0 else 0.0)
+            rules = PICKS.setdefault((task.name, config), {"mean": [], "pbest": [], "own": []})
+            for rule, chosen in RULES[p].items():
+                rules[rule].append(float(task.right(p, chosen)))
             if not math.isnan(confidence):
                 CALIBRATION.setdefault((task.name, config), []).append((confidence, acc[-1]))
             regret.append(float(score.max() - score[pick]) if pick >= 0 else float("nan"))
@@ -371,6 +401,24 @@ def write(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def print_pick_rules() -> None:
+    """Accuracy of each pick rule with its interval, and each rule's paired difference from
+    the strategy's own pick (mean and 95% interval of the per-prompt difference)."""
+    print("\n| task | strategy | swap | budget | own | mean | pbest | mean - own | pbest - own |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (name, (strategy, swap, budget)), rules in PICKS.items():
+        cells = []
+        for rule in ("own", "mean", "pbest"):
+            mean, half = interval(rules[rule])
+            cells.append(f"{mean:.3f} ± {half:.3f}")
+        for rule in ("mean", "pbest"):
+            diff = np.asarray(rules[rule]) - np.asarray(rules["own"])
+            mean, half = interval(diff.tolist())
+            cells.append(f"{mean:+.4f} ± {half:.4f}")
+        label = "" if budget is None else budget
+        print(f"| {name} | {strategy} | {swap} | {label} | " + " | ".join(cells) + " |")
 
 
 def print_calibration() -> None:
@@ -516,6 +564,17 @@ def main() -> None:
         help="also print agreement by adaptive's P(best) at the stop (is P(best) calibrated?)",
     )
     parser.add_argument(
+        "--pick-rules",
+        action="store_true",
+        help="also print the accuracy of three pick rules on the same rankings (issue 19)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="judge profile (JSON, JudgeProfile.save) for every scheduler and ranking",
+    )
+    parser.add_argument(
         "--grid",
         choices=("full", "core"),
         default="full",
@@ -549,6 +608,9 @@ def main() -> None:
         for path in plot(args.out / f"{args.name}.csv", args.out):
             print(path)
         return
+    global PROFILE
+    if args.profile is not None:
+        PROFILE = JudgeProfile.load(args.profile)
     start = time.perf_counter()
     seeds = list(range(args.seeds))
     rows: list[dict[str, Any]] = []
@@ -611,6 +673,8 @@ def main() -> None:
                     rows += _pool(part)
     if args.calibration:
         print_calibration()
+    if args.pick_rules:
+        print_pick_rules()
     if args.out is not None:
         write(rows, args.out / f"{args.name}.csv")
         for path in plot(args.out / f"{args.name}.csv", args.out):

@@ -17,9 +17,13 @@ from __future__ import annotations
 from .bradley_terry import (
     BradleyTerryBootstrap,
     BradleyTerryFit,
+    BradleyTerryPosterior,
+    BradleyTerryPrior,
     bootstrap_bradley_terry,
     bradley_terry,
+    bradley_terry_posterior,
     elo_scale,
+    repeat_weights,
 )
 from .comparisons import Comparisons
 from .graph import (
@@ -36,12 +40,15 @@ from .scores import copeland, mean_score, simple_tiebreaker, win_rate
 __all__ = [
     "BradleyTerryBootstrap",
     "BradleyTerryFit",
+    "BradleyTerryPosterior",
+    "BradleyTerryPrior",
     "Comparisons",
     "Identification",
     "LeaderboardRow",
     "LeaderboardTable",
     "bootstrap_bradley_terry",
     "bradley_terry",
+    "bradley_terry_posterior",
     "comparison_graph",
     "connected_components",
     "copeland",
@@ -52,6 +59,7 @@ __all__ = [
     "is_connected",
     "majority_digraph",
     "mean_score",
+    "repeat_weights",
     "simple_tiebreaker",
     "win_rate",
 ]
