@@ -1,9 +1,10 @@
 """Calibration of the strength intervals and of P(best), per covariance method.
 
 For each regime and strategy, many prompts of N candidates are ranked through the public
-``arank_many`` (default spec: alpha 0.05, the position term, 95% intervals); the verdicts of
-each prompt are then refitted exactly as ``build_ranking`` fits them, once per covariance
-method (``quasi``, the default; ``sandwich``; ``model``), and two things are measured:
+``arank_many`` (default spec and judge profile: the profile's prior and pooled dispersion, the
+position term, 95% intervals); the verdicts of each prompt are then refitted exactly as
+``build_ranking`` fits them, once per covariance method (``quasi``, the default; ``sandwich``,
+which takes no prior and keeps ``alpha``; ``model``), and two things are measured:
 
 - **coverage** of the nominal 95% intervals: of each centred strength (the interval a
   ``Ranking`` prints, ``strength +- 1.96 stderr``) and of each pairwise difference, against the
@@ -61,9 +62,10 @@ from numpy.typing import NDArray
 from scipy.special import expit
 
 from genrm_rank import PromptInput, RankSpec, arank_many
-from genrm_rank.aggregators import Comparisons
+from genrm_rank.aggregators import BradleyTerryPrior, Comparisons
 from genrm_rank.aggregators.bradley_terry import CovarianceMethod, bradley_terry
 from genrm_rank.aggregators.identification import identify
+from genrm_rank.judge_profile import DEFAULT_PROFILE
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
@@ -180,7 +182,15 @@ class Tally:
 
 
 def _fit(comparisons: Comparisons, method: CovarianceMethod, spec: RankSpec, seed: int):  # type: ignore[no-untyped-def]
-    """Refit as build_ranking does (same prior, same rule for dropping the position term)."""
+    """Refit as build_ranking does: the default judge profile's prior and pooled dispersion
+    (issue 19) for ``quasi`` and ``model``; ``sandwich`` takes no prior, so it keeps the
+    ``alpha`` penalty and drops an unidentified position term, as build_ranking once did."""
+    if method != "sandwich":
+        prior = BradleyTerryPrior.from_profile(DEFAULT_PROFILE)
+        fit = bradley_terry(
+            comparisons, position_bias=spec.position_bias, covariance=method, prior=prior
+        )
+        return fit, spec.position_bias
     use_h = spec.position_bias and bool(
         identify(*comparisons.pair_totals(), position_bias=True).position_bias_identified
     )
@@ -394,6 +404,19 @@ def deciles_off(tally: Tally, tolerance: float = 0.05, min_count: int = 30) -> s
     return f"{off}/{len(rows)}"
 
 
+def top_bin(tally: Tally, low: float = 0.99) -> str:
+    """Candidates with predicted P(best) >= ``low``: mean predicted, observed [Wilson 95%]."""
+    p = np.asarray(tally.p_best)
+    hit = np.asarray(tally.is_best)
+    sel = p >= low
+    m = int(sel.sum())
+    if m == 0:
+        return "-"
+    k = int(hit[sel].sum())
+    lo, hi = wilson(k, m)
+    return f"{p[sel].mean():.3f} / {k / m:.3f} [{lo:.3f}, {hi:.3f}] ({m})"
+
+
 def decile_table(label: str, tally: Tally) -> None:
     """One line: each decile's predicted / observed [Wilson 95%] (count)."""
     cells = [
@@ -408,7 +431,7 @@ def report(label: str, results: dict[str, dict[CovarianceMethod, Tally]]) -> Non
             print(
                 f"| {label} | {strategy} | {method} | {mean_ci(t.centred)} | "
                 f"{mean_ci(t.pairwise)} | {worst_gap(t)} | {deciles_off(t)} | "
-                f"{t.no_mle}/{t.prompts} | {t.unidentified}/{t.prompts} |"
+                f"{t.no_mle}/{t.prompts} | {t.unidentified}/{t.prompts} | {top_bin(t)} |"
             )
 
 
@@ -588,9 +611,9 @@ def main() -> None:
     print(
         "| regime | strategy | covariance | centred coverage % | pairwise coverage % | "
         "worst P(best) decile gap | deciles shown > 0.05 off | prompts without a finite MLE | "
-        "prompts with a strength not identified |"
+        "prompts with a strength not identified | P(best) >= 0.99: predicted / observed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     panels = []
     for regime in regimes:
         results: dict[str, dict[CovarianceMethod, Tally]] = {}

@@ -4,25 +4,33 @@ The judgements a strategy made become integer-indexed
 :class:`~genrm_rank.aggregators.Comparisons` (usable verdicts only: a failed verdict is counted
 and reported, never turned into a number), which the aggregators turn into scores:
 
-- a Bradley-Terry fit (Bradley & Terry 1952) with a jointly fitted position-bias term and a weak
-  L2 prior (``alpha``), giving strengths, normal-approximation or bootstrap intervals, and the
-  probability that each candidate is the best (Laplace posterior);
+- the posterior of a Bradley-Terry model (Bradley & Terry 1952) with a slot-1 term, under the
+  judge profile's prior (:class:`~genrm_rank.judge_profile.JudgeProfile`: strengths
+  ``N(0, strength_sd^2)``, the slot-1 term ``N(position_bias, position_bias_stderr^2)``), with
+  the profile's dispersion pooled with the prompt's own residuals, and repeats of an ordered
+  pair weighted by the profile's repeat correlation
+  (:class:`~genrm_rank.aggregators.BradleyTerryPrior`): strengths, their normal-approximation
+  intervals (or bootstrap percentile intervals), and the probability that each candidate is
+  the best, importance-sampled from that posterior (not its Laplace approximation);
 - win rate and mean individual score;
 - graph diagnostics: a disconnected comparison graph and intransitive cycles are reported.
 
-An exactly tied top (equal strengths and equal standard errors, so that P(best) differs only by
-Monte Carlo noise) is never settled silently or by input order: when the strategy has no winner
-of its own, the prompt's seeded coin picks among the tied candidates and ``notes`` says so.
+**One posterior.** Adaptive selection stops on this same posterior, given the same profile:
+its P(best) is carried in the strategy's outcome and reported as it was when it stopped.
 
-The pick and its P(best) tell one story. ``best`` is the candidate with the highest P(best) under
-the fit over every verdict the strategy collected; a bracket's own winner is kept beside it as
-``champion``, and wins ties. The champion's P(best) is not conditioned on the path the bracket
-took, so it can be low while the pick is sound; taking the likeliest best instead makes
-``p_best`` (and so ``--min-p-best``, which reads it) a statement about the candidate actually
-chosen. The order is the strategy's own when it has one (a knockout's bracket), with ``best``
-moved to the front when it differs from the champion, else the Bradley-Terry order. When the
-judged pairs cannot separate the judge's slot-1 bias from the strengths (each pair in one slot
-order along a tree), the fit drops the position term and says so in ``notes``.
+**The pick.** ``best`` is the strategy's own pick when it has one (a bracket's champion,
+swiss standings' leader, adaptive's leader), else the posterior mean's leader. The highest
+P(best) is not the pick: with equal means it is the candidate with the widest posterior, the
+one judged least, and choosing it lost accuracy (``benchmarks/README.md``, "Pick rule").
+``p_best`` is the P(best) of the pick. An exactly tied top (equal posterior strengths) with no
+pick of the strategy's own is settled by the prompt's seeded coin, and ``notes`` says so;
+standard errors and P(best)'s Monte Carlo noise never settle it.
+
+**The prior and** ``spec.alpha``. The profile's ``strength_sd`` is the prior of the strengths;
+``spec.alpha`` is the L2 penalty of the bootstrap's resampled fits only
+(``bootstrap_rounds > 0``), which take no prior. When the judged pairs cannot separate the
+judge's slot-1 bias from the strengths (each pair in one slot order along a tree), the
+profile's bias stands in, and ``notes`` says so.
 """
 
 from __future__ import annotations
@@ -110,11 +118,11 @@ class CandidateScore:
     strength : float
         Bradley-Terry log-strength (centred over the prompt's candidates).
     stderr : float
-        Its standard error (Laplace approximation).
+        Its posterior standard error (normal approximation at the posterior mode).
     lower, upper : float
         Interval of ``strength`` at the result's confidence level.
     p_best : float
-        Probability this candidate is the best, under the Laplace posterior.
+        Probability this candidate is the best, under the posterior (see the module).
     win_rate : float
         Soft wins over usable comparisons (NaN with none).
     mean_score : float
@@ -187,8 +195,7 @@ class Ranking:
         The candidates' ids, when given.
     champion : int or None
         The strategy's own winner (a knockout's champion, swiss standings' leader) when it has
-        one; ``best`` is the likeliest best and equals it unless another candidate has a
-        higher P(best).
+        one; ``best`` equals it (see the module).
     """
 
     candidates: tuple[str, ...]
@@ -229,7 +236,7 @@ class Ranking:
 
     @property
     def p_best(self) -> float | None:
-        """P(best) of the chosen candidate: the highest P(best) of any candidate (see module)."""
+        """P(best) of the chosen candidate (see the module: not always the highest)."""
         return None if self.best is None else self.scores[self.best].p_best
 
     @property

@@ -375,7 +375,7 @@ def _covariance(
         # of freedom. Pearson's X^2 / df averages the per-row ratios instead, which lets rows
         # with an extreme fitted p (few verdicts, separation) dominate and, on graded outcomes
         # whose variance is not proportional to p (1 - p), underestimates phi where the
-        # information is (benchmarks/calibration.py: coverage 92-93% -> 95-97% round-robin).
+        # information is (benchmarks/README.md, "Calibration of intervals and P(best)").
         squared = p * p * stats.weight - 2.0 * p * stats.wins + stats.wins_sq
         spread = float(np.sum(stats.weight * variance))
         if df > 0 and spread > 0:
@@ -490,7 +490,7 @@ class _Posterior:
         from separated data (a candidate that won or lost everything), where the tempered
         likelihood also extrapolates the local variance relation furthest: an adaptive
         proposal that reached them (population Monte Carlo) made P(best) over-confident there
-        (predicted 0.85, observed about 0.70; ``benchmarks/README.md``). A block that settles
+        (over-confident there; ``benchmarks/README.md``). A block that settles
         the leader early has reached the target, above that least size.
         """
         size = self.mode.shape[0]
@@ -729,23 +729,23 @@ class BradleyTerryFit:
     ) -> NDArray[np.float64]:
         """Probability that each item has the largest ``theta``, under the posterior.
 
-        The posterior is the prior ``exp(-alpha ||x||^2)`` times the likelihood, tempered by
-        the dispersion for the quasi-likelihood (``exp(l(x) / phi)``). Where the data are thin
-        it is skewed: a candidate that lost its only match has a long tail below and a short
-        one above, and the normal approximation's symmetric upside hands it P(best) that
-        belongs to the winner (knockouts were under-confident by about 0.10 per decile of
-        P(best); ``benchmarks/README.md``). So, for ``"quasi"`` and ``"model"`` fits with
-        ``alpha > 0`` and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the draws come from a
-        Student-t proposal at the mode and are importance-weighted to the exact posterior
-        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989). When the
-        weights show the proposal unusable (effective sample size of the first ``n_samples``
-        draws below ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated
-        data, far from normal), and for other fits, the ``n_samples`` draws come from the
-        normal approximation ``N(params, covariance)``. Each item's P(best) is the (weighted)
-        share of draws it tops, as in Thompson-sampling style best-arm identification. Drawing
-        stops once the effective sample size reaches a tenth of ``n_samples`` and the leader is
-        settled (see ``_Posterior.p_best``). Two items without a position term have a
-        one-dimensional posterior, integrated by quadrature instead (no draws).
+        The posterior is the prior (``exp(-alpha ||x||^2)``, or the fit's
+        :class:`BradleyTerryPrior`) times the likelihood, tempered by the dispersion for the
+        quasi-likelihood (``exp(l(x) / phi)``). Where the data are thin it is skewed: a candidate
+        that lost its only match has a long tail below and a short one above, and the normal
+        approximation's symmetric upside hands it P(best) that belongs to the winner (knockouts were
+        under-confident; ``benchmarks/README.md``). So, for ``"quasi"`` and ``"model"`` fits with
+        ``alpha > 0`` or a prior, and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the draws come
+        from a Student-t proposal at the mode and are importance-weighted to the exact posterior
+        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989). When the weights
+        show the proposal unusable (effective sample size of the first ``n_samples`` draws below
+        ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated data, far from
+        normal), and for other fits, the ``n_samples`` draws come from the normal approximation
+        ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it tops, as
+        in Thompson-sampling style best-arm identification. Drawing stops once the effective sample
+        size reaches a tenth of ``n_samples`` and the leader is settled (see ``_Posterior.p_best``).
+        Two items without a position term have a one-dimensional posterior, integrated by quadrature
+        instead (no draws).
 
         Parameters
         ----------
@@ -1371,8 +1371,8 @@ def bradley_terry(
     ``sum(weight) / (sum(weight) - n_free)`` (``phi = 1`` when there are no residual degrees of
     freedom), and the prior is added to it unchanged. It weights rows as the information does;
     Pearson's ``X^2 / df`` (the mean of per-row ratios) and Fletcher's (2012, *Biometrika* 99)
-    correction of it gave 91.9-94.4% and 95.5-99.5% coverage of nominal 95% intervals on
-    simulated round-robins, this one 95.0-97.4% (``benchmarks/README.md``).
+    correction of it covered nominal 95% intervals less well on simulated round-robins
+    (``benchmarks/README.md`` has the figures).
     ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967; White, 1982) with the HC1
     factor, ``"model"`` the plain Laplace inverse Hessian.
 
