@@ -86,6 +86,9 @@ FIXED: list[tuple[str, str, int | None]] = [
 Config = tuple[str, str, int | None]  # strategy, swap, budget (adaptive only)
 PROFILE: JudgeProfile = DEFAULT_PROFILE
 """The judge profile every scheduler and ranking of a run gets (``--profile``)."""
+LEARN = 0
+"""``--learn-profile K``: warm-up prompts each task's profile is learnt from (0: none)."""
+LEARNT: dict[tuple[str, int, int], JudgeProfile] = {}
 PICKS: dict[tuple[str, Config], dict[str, list[float]]] = {}
 """``--pick-rules``: right or not under each pick rule, by task and configuration."""
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -276,6 +279,59 @@ RULES: list[dict[str, int]] = []
 exactly tied top, ``mean`` keeps the pick, which the prompt's coin settled)."""
 
 
+def learn_profile(task: Task, prompts: Sequence[int], seed: int) -> JudgeProfile:
+    """A judge profile from a both-orders knockout of ``prompts`` (a calibration run).
+
+    One Bradley-Terry fit over every verdict, each prompt's candidates their own items and one
+    shared slot-1 term (Agresti's home advantage): its bias and standard error, its
+    quasi-likelihood dispersion on the residual degrees of freedom, and the spread of the
+    per-prompt centred strengths (``sqrt(mean theta^2 * N / (N - 1))``). A stand-in for the
+    library's own learner (issue 19, deliverable 1), kept to what this benchmark needs.
+    """
+    from genrm_rank.results import judgements_to_comparisons
+
+    parts = []
+    for p in prompts:
+        rng = np.random.default_rng([seed, p, 2])
+        scheduler = make_strategy("knockout", task.n, swap="both", seed=rng)
+        while not scheduler.done:
+            for call in scheduler.next_pairs():
+                scheduler.record(call, task.judge(p, call))
+        parts.append(judgements_to_comparisons(task.n, scheduler.judgements()))
+    return profile_from_comparisons(parts, task.n)
+
+
+def profile_from_comparisons(parts: Sequence[Any], n: int) -> JudgeProfile:
+    """The profile of :func:`learn_profile` from each prompt's comparisons (``n`` items each)."""
+    from genrm_rank.aggregators import Comparisons, bradley_terry
+
+    shifted = [
+        Comparisons.from_arrays(
+            n * len(parts),
+            first=c.first + k * n,
+            second=c.second + k * n,
+            outcome=c.outcome,
+        )
+        for k, c in enumerate(parts)
+    ]
+    everything = Comparisons.concat(shifted)
+    fit = bradley_terry(everything, alpha=DEFAULT_ALPHA, position_bias=True)
+    theta = fit.params.reshape(len(parts), n)
+    theta = theta - theta.mean(axis=1, keepdims=True)
+    spread = float(np.sqrt(np.mean(theta**2) * n / (n - 1)))
+    free = len(parts) * (n - 1) + 1
+    return JudgeProfile(
+        position_bias=float(fit.position_bias or 0.0),
+        position_bias_stderr=float(fit.position_bias_stderr or 1.0),
+        dispersion=float(fit.dispersion),
+        dispersion_df=float(max(len(everything) - free, 1)),
+        strength_sd=max(spread, 0.1),
+        strength_df=float(free - 1),
+        verdicts=len(everything),
+        prompts=len(parts),
+    )
+
+
 def interval(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of its normal-approximation 95% interval."""
     x = np.asarray(values, dtype=float)
@@ -292,8 +348,19 @@ BINS = (0.0, 0.5, 0.8, 0.9, 0.95, 1.0 + 1e-9)
 
 def measure(task: Task, config: Config, seeds: Sequence[int], prompts: int) -> dict[str, Any]:
     """Accuracy, regret, tau and calls of one configuration over seeds x prompts."""
+    global PROFILE
     acc, regret, tau, calls = [], [], [], []
     for seed in seeds:
+        if LEARN:
+            key = (task.name, task.n, seed)
+            if key not in LEARNT:
+                warm = task
+                if task.name.startswith("sim-"):
+                    warm = sim_task(task.name[4:], task.n, LEARN, 10_000 + seed)
+                LEARNT[key] = learn_profile(
+                    warm, range(min(LEARN, len(warm.truth_score))), seed + 1
+                )
+            PROFILE = LEARNT[key]
         RULES.clear()
         runs = run_prompts(task, config, seed, range(prompts))
         for p, (pick, c, order, confidence) in enumerate(runs):
@@ -546,7 +613,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="headline rows only, few prompts")
     parser.add_argument("--prompts", type=int, default=200, help="simulated prompts per seed")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128, 256])
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES))
     parser.add_argument(
         "--parts",
@@ -573,6 +640,14 @@ def main() -> None:
         type=Path,
         default=None,
         help="judge profile (JSON, JudgeProfile.save) for every scheduler and ranking",
+    )
+    parser.add_argument(
+        "--learn-profile",
+        type=int,
+        default=0,
+        metavar="K",
+        help="learn a profile per task from a both-orders knockout of K warm-up prompts "
+        "(simulated: K fresh prompts of the regime; Vicuna: K questions, another order)",
     )
     parser.add_argument(
         "--grid",
@@ -608,9 +683,10 @@ def main() -> None:
         for path in plot(args.out / f"{args.name}.csv", args.out):
             print(path)
         return
-    global PROFILE
+    global PROFILE, LEARN
     if args.profile is not None:
         PROFILE = JudgeProfile.load(args.profile)
+    LEARN = args.learn_profile
     start = time.perf_counter()
     seeds = list(range(args.seeds))
     rows: list[dict[str, Any]] = []
@@ -675,6 +751,8 @@ def main() -> None:
         print_calibration()
     if args.pick_rules:
         print_pick_rules()
+    for (name, n, seed), learnt in LEARNT.items():
+        print(f"learnt profile {name} N={n} seed {seed}: {learnt}")
     if args.out is not None:
         write(rows, args.out / f"{args.name}.csv")
         for path in plot(args.out / f"{args.name}.csv", args.out):

@@ -120,3 +120,40 @@ def test_a_ranking_whose_verdicts_mostly_failed_is_not_complete(n: int, status: 
     assert ranking.best == 0 and ranking.status == status
     assert ranking.decided is (status == "complete")
     assert any("verdicts failed" in note for note in ranking.notes) is (status == "unreliable")
+
+
+class _CopiesItself:
+    """Temperature 0: the same graded verdict for an ordered pair every time it is asked."""
+
+    async def judge(self, request: PairRequest) -> Verdict:
+        return Verdict(ranking=2 if request.index_1 < request.index_2 else 5)
+
+
+def test_a_judge_that_copies_itself_gets_no_near_zero_intervals() -> None:
+    # Issue 19, item 6: a prompt's dispersion came from its few residual degrees of freedom,
+    # and a judge that repeats itself got dispersion ~0 and +-0.01 intervals. The profile's
+    # dispersion (10 degrees of freedom by default) now keeps them honest.
+    ranking = rank(
+        ["w", "x", "y", "z"], "Q", judge=_CopiesItself(), strategy="round_robin", swap="both",
+        samples=3, seed=0,
+    )  # fmt: skip
+    assert len(ranking.judgements) == 36
+    assert min(s.stderr for s in ranking.scores) > 0.2
+
+
+def test_adaptive_reports_the_p_best_it_stopped_on() -> None:
+    # Issue 19, item 2: 31% of adaptive's confident stops reported Ranking.p_best < 0.95.
+    rng = np.random.default_rng(0)
+    for p in range(8):
+        texts = [f"p{p} c{i}" for i in range(6)]
+        judge = SimulatedJudge(
+            qualities=dict(zip(texts, (3.0 * rng.standard_normal(6)).tolist(), strict=True)),
+            noise_scale=0.35, seed=p,
+        )  # fmt: skip
+        ranking = select_best(texts, "Q", judge=judge, strategy="adaptive", seed=p)
+        stopped_short = any("stopped at P(best)" in note for note in ranking.notes)
+        assert ranking.best == ranking.champion
+        if not stopped_short:
+            assert ranking.p_best is not None and ranking.p_best >= 0.95
+        else:
+            assert ranking.p_best is not None and ranking.p_best < 0.95
