@@ -303,7 +303,7 @@ def learn_profile(task: Task, prompts: Sequence[int], seed: int) -> JudgeProfile
 
 def profile_from_comparisons(parts: Sequence[Any], n: int) -> JudgeProfile:
     """The profile of :func:`learn_profile` from each prompt's comparisons (``n`` items each)."""
-    from genrm_rank.aggregators import Comparisons, bradley_terry
+    from genrm_rank.aggregators import BradleyTerryPrior, Comparisons, bradley_terry
 
     shifted = [
         Comparisons.from_arrays(
@@ -315,10 +315,17 @@ def profile_from_comparisons(parts: Sequence[Any], n: int) -> JudgeProfile:
         for k, c in enumerate(parts)
     ]
     everything = Comparisons.concat(shifted)
-    fit = bradley_terry(everything, alpha=DEFAULT_ALPHA, position_bias=True)
+    # The strengths' spread: one Laplace-EM step (Casella 1985) from the default prior, the
+    # posterior expectation of sum theta^2 (modes squared plus variances) per degree of
+    # freedom. (Iterating it diverges on separated prompts, whose modes grow with the prior.)
+    vague = BradleyTerryPrior(
+        strength_sd=math.sqrt(0.5 / DEFAULT_ALPHA), position_bias_sd=10.0, dispersion_df=1e-6
+    )  # the default prior's spread; bias and dispersion left to the data
+    fit = bradley_terry(everything, position_bias=True, prior=vague)
     theta = fit.params.reshape(len(parts), n)
     theta = theta - theta.mean(axis=1, keepdims=True)
-    spread = float(np.sqrt(np.mean(theta**2) * n / (n - 1)))
+    variance = np.diag(fit.covariance).reshape(len(parts), n) * (n - 1) / n
+    spread = float(np.sqrt((np.sum(theta**2) + np.sum(variance)) / (len(parts) * (n - 1))))
     free = len(parts) * (n - 1) + 1
     return JudgeProfile(
         position_bias=float(fit.position_bias or 0.0),

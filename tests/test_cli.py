@@ -305,10 +305,11 @@ def test_demo_runs_offline_and_fast(tmp_path: Path) -> None:
     assert argv[2].endswith(".jsonl") and "--quiet" in argv
     assert "select my.jsonl -o best.jsonl --judge simulated" in r.stdout
     # The simulated GenRM's qualities are GPT-4's per-question strengths: the knockout's
-    # winners agree with GPT-4's own pick on 64 of 80 questions with the demo's fixed seeds,
-    # the figure the README promises.
+    # winners agree with GPT-4's own pick on 63 of 80 questions with the demo's fixed seeds,
+    # the figure the README promises. (64 while the highest P(best) replaced the champion;
+    # issue 19 keeps the champion, measured in benchmarks/README.md, "Pick rule".)
     agreed = re.search(r"GPT-4's own verdicts rank first on (\d+) of 80", r.stdout)
-    assert agreed is not None and int(agreed.group(1)) == 64
+    assert agreed is not None and int(agreed.group(1)) == 63
 
 
 # -- bad input, usage errors ---------------------------------------------------------------
