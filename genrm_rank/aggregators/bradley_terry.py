@@ -1299,43 +1299,6 @@ def bradley_terry_posterior(
     )
 
 
-def _make_prior_fit(
-    stats: _PairStats,
-    n: int,
-    position_bias: bool,
-    prior: BradleyTerryPrior,
-    x0: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-    method: CovarianceMethod,
-) -> BradleyTerryFit:
-    ident = identify(stats.weight, stats.wins, position_bias)
-    solution, phi, cov_full, posterior, _ = _fit_with_prior(
-        stats, n, position_bias, prior, x0, max_iter, tol, method
-    )
-    params = solution.x[:n] - solution.x[:n].mean()
-    cov = cov_full[:n, :n].copy()
-    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    for array in (params, cov, se):
-        array.setflags(write=False)
-    return BradleyTerryFit(
-        params=params,
-        position_bias=float(solution.x[n]) if position_bias else None,
-        covariance=cov,
-        standard_errors=se,
-        position_bias_stderr=float(np.sqrt(max(cov_full[n, n], 0.0))) if position_bias else None,
-        log_likelihood=_log_likelihood(solution.x, stats.weight, stats.wins),
-        alpha=0.0,
-        converged=solution.converged,
-        n_iter=solution.n_iter,
-        identification=ident,
-        covariance_method=method,
-        dispersion=phi,
-        prior=prior,
-        _posterior=posterior if solution.x.shape[0] <= IMPORTANCE_MAX_PARAMS else None,
-    )
-
-
 def bradley_terry(
     comparisons: Comparisons,
     *,
@@ -1433,12 +1396,47 @@ def bradley_terry(
     with _threads_for(x0.shape[0]):
         stats = _pair_stats(comparisons)
         if prior is not None:
-            return _make_prior_fit(stats, n, position_bias, prior, x0, max_iter, tol, method)
+            fitted = _fit_with_prior(stats, n, position_bias, prior, x0, max_iter, tol, method)
+            ident = identify(stats.weight, stats.wins, position_bias)
+            return _make_prior_fit(fitted, stats, ident, n, position_bias, prior, method)
         solution, ident = _fit_totals(
             stats.weight, stats.wins, alpha=alpha, position_bias=position_bias, x0=x0,
             max_iter=max_iter, tol=tol,
         )  # fmt: skip
         return _make_fit(solution, stats, ident, n, position_bias, alpha, method)
+
+
+def _make_prior_fit(
+    fitted: tuple[_Solution, float, NDArray[np.float64], _Posterior, NDArray[np.float64] | None],
+    stats: _PairStats,
+    ident: Identification,
+    n: int,
+    position_bias: bool,
+    prior: BradleyTerryPrior,
+    method: CovarianceMethod,
+) -> BradleyTerryFit:
+    solution, phi, cov_full, posterior, _ = fitted
+    params = solution.x[:n] - solution.x[:n].mean()
+    cov = cov_full[:n, :n].copy()
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    for array in (params, cov, se):
+        array.setflags(write=False)
+    return BradleyTerryFit(
+        params=params,
+        position_bias=float(solution.x[n]) if position_bias else None,
+        covariance=cov,
+        standard_errors=se,
+        position_bias_stderr=float(np.sqrt(max(cov_full[n, n], 0.0))) if position_bias else None,
+        log_likelihood=_log_likelihood(solution.x, stats.weight, stats.wins),
+        alpha=0.0,
+        converged=solution.converged,
+        n_iter=solution.n_iter,
+        identification=ident,
+        covariance_method=method,
+        dispersion=phi,
+        prior=prior,
+        _posterior=posterior if solution.x.shape[0] <= IMPORTANCE_MAX_PARAMS else None,
+    )
 
 
 def _make_fit(
