@@ -107,11 +107,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 """Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
 ``adaptive_p50_bK`` is the same with ``K`` calls in flight, ``adaptive_bK`` the default
-``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed`` is
-the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, independent repeats:
-nothing pooled but the bias); ``adaptive_independent`` pools the dispersion and prior spread but
-takes repeats as independent; ``adaptive_bernoulli`` and ``adaptive_sd2`` fix the dispersion (1)
-or the prior spread (2);
+``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed``
+overrides the profile with prior sd 2, Bernoulli variance and independent repeats;
+``adaptive_independent`` overrides only the repeat correlation (0); ``adaptive_bernoulli`` and
+``adaptive_sd2`` fix the dispersion (1) or the prior spread (2);
 ``adaptive_p90``, ``adaptive_p80`` and ``adaptive_p70`` stop at P(best) >= 0.9, 0.8 and 0.7
 (``delta`` 0.1, 0.2, 0.3); ``adaptive_p70_b1`` with one call in flight."""
 JudgeFn = Callable[[int, PairCall], Verdict]

@@ -18,13 +18,13 @@ and reported, never turned into a number), which the aggregators turn into score
 **One posterior.** Adaptive selection stops on this same posterior, given the same profile:
 its P(best) is carried in the strategy's outcome and reported as it was when it stopped.
 
-**The pick.** ``best`` is the strategy's own pick when it has one (a bracket's champion,
-swiss standings' leader, adaptive's leader), else the posterior mean's leader. The highest
-P(best) is not the pick: with equal means it is the candidate with the widest posterior, the
-one judged least, and choosing it lost accuracy (``benchmarks/README.md``, "Pick rule").
-``p_best`` is the P(best) of the pick. An exactly tied top (equal posterior strengths) with no
-pick of the strategy's own is settled by the prompt's seeded coin, and ``notes`` says so;
-standard errors and P(best)'s Monte Carlo noise never settle it.
+**The pick.** ``best`` is the posterior mean's leader (a bracket's champion is kept beside it
+as ``champion``, and ``notes`` says when they differ); adaptive selection, which decided on
+this same posterior, keeps its own leader. The highest P(best) is not the pick: with equal
+means it is the candidate with the widest posterior, the one judged least. The rule was chosen
+by measurement (``benchmarks/README.md``, "Pick rule"). ``p_best`` is the P(best) of the pick.
+An exactly tied top (equal posterior strengths) is settled by the prompt's seeded coin, and
+``notes`` says so; standard errors and P(best)'s Monte Carlo noise never settle it.
 
 **The prior and** ``spec.alpha``. The profile's ``strength_sd`` is the prior of the strengths;
 ``spec.alpha`` is the L2 penalty of the bootstrap's resampled fits only
@@ -195,7 +195,7 @@ class Ranking:
         The candidates' ids, when given.
     champion : int or None
         The strategy's own winner (a knockout's champion, swiss standings' leader) when it has
-        one; ``best`` equals it (see the module).
+        one; ``best`` is the posterior mean's leader, which may differ (see the module).
     """
 
     candidates: tuple[str, ...]
@@ -442,8 +442,12 @@ def build_ranking(
             if run.outcome.order is not None
             else tuple(int(i) for i in fit.ranking())
         )
-        best = _pick(fit.params, champion, order)
-        if champion is None:
+        # The strategy's pick stands only where it was made on this same posterior (adaptive
+        # selection, which hands over the P(best) it stopped on); otherwise the posterior
+        # mean's leader, a bracket's champion included.
+        decided = champion if run.outcome.p_best is not None else None
+        best = _pick(fit.params, decided, order)
+        if decided is None:
             tied = _exactly_tied(fit.params, best)
             if len(tied) > 1:
                 # Equal strengths: neither standard errors nor P(best)'s Monte Carlo noise may
@@ -452,6 +456,12 @@ def build_ranking(
                 notes.append(
                     f"candidates {list(tied)} are exactly tied at the top (equal posterior "
                     f"strength); candidate {best} was picked by the prompt's seeded coin"
+                )
+            elif champion is not None and best != champion:
+                notes.append(
+                    f"the strategy's winner was candidate {champion} (strength "
+                    f"{fit.params[champion]:.3f}); over all verdicts the posterior ranks "
+                    f"candidate {best} first (strength {fit.params[best]:.3f}), and it is chosen"
                 )
         order = (best, *(i for i in order if i != best))
     else:
@@ -538,15 +548,16 @@ def _exactly_tied(params: np.ndarray[Any, np.dtype[np.float64]], best: int) -> t
 
 
 def _pick(
-    params: np.ndarray[Any, np.dtype[np.float64]], champion: int | None, order: Sequence[int]
+    params: np.ndarray[Any, np.dtype[np.float64]], own: int | None, order: Sequence[int]
 ) -> int:
-    """The pick: the strategy's own when it has one, else the posterior mean's leader.
+    """The pick: the posterior mean's leader, or ``own``, the strategy's pick on this posterior.
 
     Chosen by measurement over the quality benchmark's regimes and the Vicuna record against
-    the highest P(best) (``benchmarks/README.md``, "Pick rule"). Among an exactly tied top
-    the first in ``order`` is returned; the caller settles such a tie by the prompt's coin.
+    the strategy's own pick (a bracket's champion) and the highest P(best)
+    (``benchmarks/README.md``, "Pick rule"). Among an exactly tied top the first in ``order``
+    is returned; the caller settles such a tie by the prompt's coin.
     """
-    if champion is not None:
-        return champion
+    if own is not None:
+        return own
     top = float(np.max(params))
     return next(int(i) for i in order if float(params[i]) >= top - TIE_TOLERANCE)
