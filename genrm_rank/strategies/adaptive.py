@@ -104,6 +104,7 @@ SCREEN_SHARE = 0.1
 """P(best) is drawn only when the leader tops at least ``1 - delta - SCREEN_SHARE`` of 256
 draws from the normal approximation (see :meth:`Adaptive._confident`)."""
 _MAX_RESAMPLES = 64
+_REPEATS = 3
 _NORMAL = NormalDist()
 
 
@@ -408,20 +409,21 @@ class Adaptive:
     def _check_confident(self) -> bool:
         if not self._used:
             return False
-        # The one-step posterior screens first (no rival within reach: no full fit needed).
+        # The one-step posterior screens first, so that most checks need no full fit: no
+        # rival within reach, and the leader tops enough of its normal-approximation draws
+        # (their share estimates the same P(best) to within SCREEN_SHARE: the binomial error
+        # is about 0.02 at 0.95 over 256 draws).
         active = self._active()
-        rough = self._posterior(exact=False).params[active]
-        if not self._may_be_confident(int(active[np.argmax(rough)])):
+        rough = int(active[np.argmax(self._posterior(exact=False).params[active])])
+        if not self._may_be_confident(rough):
             return False
+        if self.n_items > 2:
+            tops = np.argmax(self._draws(4 * _MAX_RESAMPLES), axis=1)
+            if float(np.mean(tops == rough)) < 1.0 - self.delta - SCREEN_SHARE:
+                return False
         leaders = self._leaders()
         if len(leaders) != 1 or not self._may_be_confident(leaders[0]):
             return False
-        if self.n_items > 2:
-            # The share of normal-approximation draws the leader tops estimates the same
-            # P(best) to within SCREEN_SHARE (binomial error about 0.02 at 0.95 over 256 draws).
-            tops = np.argmax(self._draws(4 * _MAX_RESAMPLES), axis=1)
-            if float(np.mean(tops == leaders[0])) < 1.0 - self.delta - SCREEN_SHARE:
-                return False
         return float(self.p_best()[leaders[0]]) >= 1.0 - self.delta
 
     def _may_be_confident(self, leader: int) -> bool:
@@ -476,12 +478,14 @@ class Adaptive:
 
         A duel is kept with probability :meth:`_worth` of its next call (1 for a pair not judged
         in that order; 0 for a repeat of a judge that copies itself) and drawn again otherwise.
-        When no draw is kept, the most informative pair not chosen is asked for, the one of the
-        highest posterior means among equals: the leader against a rival it has not met, rather
-        than a pair whose verdicts are known already.
+        When no draw is kept (or the same duel comes back ``_REPEATS`` times in a row), the most
+        informative pair not chosen is asked for, the one of the highest posterior means among
+        equals: the leader against a rival it has not met, rather than a pair whose verdicts are
+        known already.
         """
         pair = self._duel()
         best: tuple[float, tuple[int, int]] | None = None
+        repeats = 0
         for _ in range(_MAX_RESAMPLES):
             if frozenset(pair) not in chosen:
                 worth = self._worth(*self._next_order(*pair))
@@ -489,20 +493,48 @@ class Adaptive:
                     return pair
                 if best is None or worth > best[0]:
                     best = (worth, pair)
-            pair = self._duel()
-        mode = self._posterior(exact=False).params
-        active = [int(i) for i in self._active()]
-        options = [
-            (self._worth(*self._next_order(a, b)), float(mode[a] + mode[b]), (a, b))
-            for a in active
-            for b in active
-            if a < b and frozenset((a, b)) not in chosen
-        ]
-        if options:
-            top = max(options)
-            if best is None or top[0] > best[0] + 1e-12:
-                return top[2]
+            previous, pair = pair, self._duel()
+            # A posterior sure of its leader returns the same chosen duel again and again:
+            # after a few repeats the search below finds what further draws would not.
+            repeats = repeats + 1 if pair == previous else 0
+            if repeats >= _REPEATS:
+                break
+        top = self._most_informative(chosen)
+        if top is not None and (best is None or top[0] > best[0] + 1e-12):
+            return top[1]
         return pair if best is None else best[1]
+
+    def _most_informative(
+        self, chosen: set[frozenset[int]]
+    ) -> tuple[float, tuple[int, int]] | None:
+        """The unchosen pair of the most information, then of the highest summed posterior
+        means (the last such pair in ``(a, b)`` order): every pair at once, in arrays."""
+        n = self.n_items
+        mode = self._posterior(exact=False).params
+        issued = np.zeros((n, n))
+        for (a, b), count in self._order_count.items():
+            issued[a, b] = count
+        # The order a visit would take (_next_order), and its ordered pair's usable verdicts.
+        if self.swap == "none":
+            k = self._count
+        else:
+            k = np.where(issued.T < issued, self._count.T, self._count)
+        rho = self.judge_repeat_correlation()
+        seen = np.maximum(k, 1.0)  # k = 0 is worth 1; keep its formula finite at rho = 1
+        worth = np.where(k > 0, (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (seen - 1.0) * rho), 1.0)
+        open_ = np.triu(np.ones((n, n), dtype=bool), 1)
+        open_[self._aside, :] = False
+        open_[:, self._aside] = False
+        for pair in chosen:
+            a, b = sorted(pair)
+            open_[a, b] = False
+        if not open_.any():
+            return None
+        value = np.where(open_, worth, -np.inf)
+        most = value == value.max()
+        summed = np.where(most, mode[:, None] + mode[None, :], -np.inf)
+        flat = int(np.flatnonzero(summed == summed.max())[-1])
+        return float(value.max()), (flat // n, flat % n)
 
     def _next_order(self, a: int, b: int) -> tuple[int, int]:
         """The order :meth:`_ordered` would take, without a coin (``(a, b)`` when equal)."""
