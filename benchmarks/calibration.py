@@ -1,9 +1,10 @@
 """Calibration of the strength intervals and of P(best), per covariance method.
 
 For each regime and strategy, many prompts of N candidates are ranked through the public
-``arank_many`` (default spec: alpha 0.05, the position term, 95% intervals); the verdicts of
-each prompt are then refitted exactly as ``build_ranking`` fits them, once per covariance
-method (``quasi``, the default; ``sandwich``; ``model``), and two things are measured:
+``arank_many`` (default spec and judge profile: the profile's prior and pooled dispersion, the
+position term, 95% intervals); the verdicts of each prompt are then refitted exactly as
+``build_ranking`` fits them, once per covariance method (``quasi``, the default; ``sandwich``,
+which takes no prior and keeps ``alpha``; ``model``), and two things are measured:
 
 - **coverage** of the nominal 95% intervals: of each centred strength (the interval a
   ``Ranking`` prints, ``strength +- 1.96 stderr``) and of each pairwise difference, against the
@@ -61,9 +62,10 @@ from numpy.typing import NDArray
 from scipy.special import expit
 
 from genrm_rank import PromptInput, RankSpec, arank_many
-from genrm_rank.aggregators import Comparisons
+from genrm_rank.aggregators import BradleyTerryPrior, Comparisons
 from genrm_rank.aggregators.bradley_terry import CovarianceMethod, bradley_terry
 from genrm_rank.aggregators.identification import identify
+from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
@@ -75,6 +77,7 @@ VICUNA_RECORD = ROOT / "tests" / "data" / "qlora" / "vicuna_gpt4_pairwise.jsonl.
 PLOT = ROOT / "benchmarks" / "results" / "calibration_reliability.png"
 METHODS: tuple[CovarianceMethod, ...] = ("quasi", "sandwich", "model")
 STRATEGIES = ("round_robin", "knockout")
+STRATEGIES_RUN: list[str] = list(STRATEGIES)
 NOISE_SCALE = 0.35
 POSITION_LOG_ODDS = 0.619  # sigmoid(0.619) = 0.65: slot 1 wins 65% of close calls
 Z95 = 1.959963984540054
@@ -179,8 +182,21 @@ class Tally:
     prompts: int = 0
 
 
+PROFILE: JudgeProfile = DEFAULT_PROFILE
+"""The judge profile of the refits (``--learn-profile``: learnt per regime and strategy)."""
+LEARN = 0
+
+
 def _fit(comparisons: Comparisons, method: CovarianceMethod, spec: RankSpec, seed: int):  # type: ignore[no-untyped-def]
-    """Refit as build_ranking does (same prior, same rule for dropping the position term)."""
+    """Refit as build_ranking does: the default judge profile's prior and pooled dispersion
+    (issue 19) for ``quasi`` and ``model``; ``sandwich`` takes no prior, so it keeps the
+    ``alpha`` penalty and drops an unidentified position term, as build_ranking once did."""
+    if method != "sandwich":
+        prior = BradleyTerryPrior.from_profile(PROFILE)
+        fit = bradley_terry(
+            comparisons, position_bias=spec.position_bias, covariance=method, prior=prior
+        )
+        return fit, spec.position_bias
     use_h = spec.position_bias and bool(
         identify(*comparisons.pair_totals(), position_bias=True).position_bias_identified
     )
@@ -203,7 +219,7 @@ def _measure(
         fit, use_h = _fit(comparisons, method, spec, seed)
         tally = tallies[method]
         tally.prompts += 1
-        if method == "quasi":  # the default: what the Ranking itself printed
+        if method == "quasi" and PROFILE is DEFAULT_PROFILE:  # what the Ranking printed
             printed = np.array([s.strength for s in ranking.scores])
             if not np.allclose(printed, fit.params, atol=1e-9):
                 raise RuntimeError("refit does not reproduce the Ranking's strengths")
@@ -289,7 +305,7 @@ def simulate(
     ]
     index = {t: (i, quality[p]) for p in range(n_prompts) for i, t in enumerate(texts[p])}
     out: dict[str, dict[CovarianceMethod, Tally]] = {}
-    for strategy in STRATEGIES:
+    for strategy in STRATEGIES_RUN:
         spec = RankSpec(strategy=strategy, swap="both", seed=seed)  # type: ignore[arg-type]
         judge: object
         if regime.tie or regime.cycle:
@@ -303,7 +319,18 @@ def simulate(
             )
         rankings = asyncio.run(_rank(prompts, judge, spec))
         tallies = {m: Tally() for m in methods}
-        for p in range(n_prompts):
+        first = 0
+        if LEARN:  # learn on the first LEARN prompts, measure on the rest
+            global PROFILE
+            from quality import profile_from_comparisons
+
+            PROFILE = profile_from_comparisons(
+                [judgements_to_comparisons(n, list(rankings[p].judgements)) for p in range(LEARN)],
+                n,
+            )
+            first = LEARN
+            print(f"learnt profile ({regime.name}, {strategy}, seed {seed}): {PROFILE}")
+        for p in range(first, n_prompts):
             truth_of = _truth_fit(spec, regime.expected_outcome(quality[p]), truth)
             best = int(np.argmax(quality[p]))
             _measure(tallies, rankings[p], truth_of, best, spec, seed * 100_003 + p)
@@ -394,6 +421,19 @@ def deciles_off(tally: Tally, tolerance: float = 0.05, min_count: int = 30) -> s
     return f"{off}/{len(rows)}"
 
 
+def top_bin(tally: Tally, low: float = 0.99) -> str:
+    """Candidates with predicted P(best) >= ``low``: mean predicted, observed [Wilson 95%]."""
+    p = np.asarray(tally.p_best)
+    hit = np.asarray(tally.is_best)
+    sel = p >= low
+    m = int(sel.sum())
+    if m == 0:
+        return "-"
+    k = int(hit[sel].sum())
+    lo, hi = wilson(k, m)
+    return f"{p[sel].mean():.3f} / {k / m:.3f} [{lo:.3f}, {hi:.3f}] ({m})"
+
+
 def decile_table(label: str, tally: Tally) -> None:
     """One line: each decile's predicted / observed [Wilson 95%] (count)."""
     cells = [
@@ -408,7 +448,7 @@ def report(label: str, results: dict[str, dict[CovarianceMethod, Tally]]) -> Non
             print(
                 f"| {label} | {strategy} | {method} | {mean_ci(t.centred)} | "
                 f"{mean_ci(t.pairwise)} | {worst_gap(t)} | {deciles_off(t)} | "
-                f"{t.no_mle}/{t.prompts} | {t.unidentified}/{t.prompts} |"
+                f"{t.no_mle}/{t.prompts} | {t.unidentified}/{t.prompts} | {top_bin(t)} |"
             )
 
 
@@ -568,6 +608,17 @@ def main() -> None:
     parser.add_argument("--regimes", nargs="+", choices=[r.name for r in REGIMES], default=None)
     parser.add_argument("--no-vicuna", action="store_true", help="skip the Vicuna replay")
     parser.add_argument(
+        "--learn-profile",
+        type=int,
+        default=0,
+        metavar="K",
+        help="refit under a profile learnt from the first K prompts of each regime and "
+        "strategy, and measure the rest (simulated regimes only)",
+    )
+    parser.add_argument(
+        "--strategies", nargs="+", default=list(STRATEGIES), help="strategies (both orders)"
+    )
+    parser.add_argument(
         "--knockout-diagnosis",
         metavar="REGIME",
         choices=[r.name for r in REGIMES if not (r.tie or r.cycle)],
@@ -575,6 +626,9 @@ def main() -> None:
         "(300 prompts, seed 0)",
     )
     args = parser.parse_args()
+    global LEARN
+    LEARN = args.learn_profile
+    STRATEGIES_RUN[:] = args.strategies
     if args.knockout_diagnosis:
         regime = next(r for r in REGIMES if r.name == args.knockout_diagnosis)
         knockout_diagnosis(regime, args.n, 300, args.seeds[0])
@@ -588,9 +642,9 @@ def main() -> None:
     print(
         "| regime | strategy | covariance | centred coverage % | pairwise coverage % | "
         "worst P(best) decile gap | deciles shown > 0.05 off | prompts without a finite MLE | "
-        "prompts with a strength not identified |"
+        "prompts with a strength not identified | P(best) >= 0.99: predicted / observed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     panels = []
     for regime in regimes:
         results: dict[str, dict[CovarianceMethod, Tally]] = {}

@@ -43,7 +43,7 @@ def games() -> tuple[list[str], list[str], list[float], list[int]]:
 
 
 def main() -> None:
-    rounds = (
+    rounds = (  # the name before issue 19, so that the script runs on that code too
         "bootstrap_rounds"
         if "bootstrap_rounds" in inspect.signature(fit_leaderboard).parameters
         else "n_bootstrap"

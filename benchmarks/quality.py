@@ -28,9 +28,15 @@ Judges:
   solutions of equal correctness are a coin) picks one; selection accuracy is the share of
   picks that are correct, between the best single source (0.5625) and the oracle (0.6725).
 
-Prompts run one after another through the library's schedulers (``make_strategy``) with one
-pooled :class:`~genrm_rank.orchestrator.JudgeStatistics` per run, as the orchestrator shares it,
-and each prompt's pick is the library's own (:func:`~genrm_rank.results.build_ranking`).
+Prompts run one after another through the library's schedulers (``make_strategy``), each with
+the same judge profile (``--profile FILE``; the library's ``DEFAULT_PROFILE`` otherwise) and
+nothing pooled between prompts, and each prompt's pick is the library's own
+(:func:`~genrm_rank.results.build_ranking`, given the same profile).
+
+``--pick-rules`` also scores three pick rules on every ranking (issue 19): the posterior mean's
+leader (``mean``), the highest P(best) (``pbest``) and the strategy's own pick (``own``: a
+bracket's champion, adaptive's leader; the mean's leader for strategies without one), each
+with its interval, and the paired difference of each against ``own``.
 
 Usage::
 
@@ -56,8 +62,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
+from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
 from genrm_rank.judges.replay import ReplayJudge
-from genrm_rank.orchestrator import JudgeStatistics, PromptJob, PromptRun
+from genrm_rank.orchestrator import PromptJob, PromptRun
 from genrm_rank.results import build_ranking
 from genrm_rank.spec import DEFAULT_ALPHA, RankSpec
 from genrm_rank.strategies import Scheduler, make_strategy
@@ -77,6 +84,13 @@ FIXED: list[tuple[str, str, int | None]] = [
     for w in ("both", "random", "none", "auto")
 ]
 Config = tuple[str, str, int | None]  # strategy, swap, budget (adaptive only)
+PROFILE: JudgeProfile = DEFAULT_PROFILE
+"""The judge profile every scheduler and ranking of a run gets (``--profile``)."""
+LEARN = 0
+"""``--learn-profile K``: warm-up prompts each task's profile is learnt from (0: none)."""
+LEARNT: dict[tuple[str, int, int], JudgeProfile] = {}
+PICKS: dict[tuple[str, Config], dict[str, list[float]]] = {}
+"""``--pick-rules``: right or not under each pick rule, by task and configuration."""
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_p50": ("adaptive", {"delta": 0.5, "batch": 1}),
     **{f"adaptive_p50_b{k}": ("adaptive", {"delta": 0.5, "batch": k}) for k in (2, 4, 8)},
@@ -93,11 +107,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 """Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
 ``adaptive_p50_bK`` is the same with ``K`` calls in flight, ``adaptive_bK`` the default
-``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed`` is
-the adaptive strategy before issue 12c (prior sd 2, Bernoulli variance, independent repeats:
-nothing pooled but the bias); ``adaptive_independent`` pools the dispersion and prior spread but
-takes repeats as independent; ``adaptive_bernoulli`` and ``adaptive_sd2`` fix the dispersion (1)
-or the prior spread (2);
+``delta`` with ``K`` in flight (``--parts batching``: what batching costs). ``adaptive_fixed``
+overrides the profile with prior sd 2, Bernoulli variance and independent repeats;
+``adaptive_independent`` overrides only the repeat correlation (0); ``adaptive_bernoulli`` and
+``adaptive_sd2`` fix the dispersion (1) or the prior spread (2);
 ``adaptive_p90``, ``adaptive_p80`` and ``adaptive_p70`` stop at P(best) >= 0.9, 0.8 and 0.7
 (``delta`` 0.1, 0.2, 0.3); ``adaptive_p70_b1`` with one call in flight."""
 JudgeFn = Callable[[int, PairCall], Verdict]
@@ -210,14 +223,12 @@ def run_prompts(
     label, swap, budget = config
     strategy, options = VARIANTS.get(label, (label, {}))
     spec = RankSpec(strategy=strategy, swap=swap, seed=seed, budget=budget, p_best_draws=2000)
-    stats = JudgeStatistics()
     out = []
     for p in prompts:
         rng = np.random.default_rng([seed, p, 1])
+        if strategy == "adaptive":
+            options = {"profile": PROFILE, **options}
         scheduler: Scheduler = make_strategy(strategy, task.n, swap=swap, seed=rng, **options)
-        bind = getattr(scheduler, "bind_judge_statistics", None)
-        if bind is not None:
-            bind(stats)
         run = PromptRun(PromptJob(f"p{p}", [str(i) for i in range(task.n)], scheduler))
         run.job.budget = budget
         # As the orchestrator drives a scheduler: calls are in flight together and come back
@@ -236,18 +247,95 @@ def run_prompts(
                 raise RuntimeError(f"{config}: scheduler idle but not done")
             call = in_flight.pop(0)
             verdict = task.judge(p, call)
-            stats.add(verdict)
             run.calls += 1
             scheduler.record(call, verdict)
         run.judgements = scheduler.judgements()
         posterior = getattr(scheduler, "p_best", None)
         p_best = None if posterior is None or not run.judgements else posterior()
         run.outcome = scheduler.result()
-        ranking = build_ranking(run, spec, seed=int(rng.integers(2**31)))
+        ranking = build_ranking(run, spec, seed=int(rng.integers(2**31)), profile=PROFILE)
         pick = -1 if ranking.best is None else ranking.best
         confidence = float("nan") if p_best is None or pick < 0 else float(p_best[pick])
         out.append((pick, run.calls, list(ranking.order), confidence))
+        if pick >= 0:
+            strength = np.array([c.strength for c in ranking.scores])
+            chance = np.array([c.p_best for c in ranking.scores])
+            own = pick if ranking.champion is None else ranking.champion
+            RULES.append(
+                {
+                    "mean": int(np.argmax(strength)) if np.ptp(strength) > 1e-9 else own,
+                    "pbest": int(np.argmax(chance)) if np.isfinite(chance).all() else own,
+                    "own": own,
+                }
+            )
+        else:
+            RULES.append({})
     return out
+
+
+RULES: list[dict[str, int]] = []
+"""Each ranking's pick under each rule, in the order :func:`run_prompts` made them (on an
+exactly tied top, ``mean`` keeps the pick, which the prompt's coin settled)."""
+
+
+def learn_profile(task: Task, prompts: Sequence[int], seed: int) -> JudgeProfile:
+    """A judge profile from a both-orders knockout of ``prompts`` (a calibration run).
+
+    One Bradley-Terry fit over every verdict, each prompt's candidates their own items and one
+    shared slot-1 term (Agresti's home advantage): its bias and standard error, its
+    quasi-likelihood dispersion on the residual degrees of freedom, and the spread of the
+    per-prompt centred strengths (``sqrt(mean theta^2 * N / (N - 1))``). A stand-in for the
+    library's own learner (issue 19, deliverable 1), kept to what this benchmark needs.
+    """
+    from genrm_rank.results import judgements_to_comparisons
+
+    parts = []
+    for p in prompts:
+        rng = np.random.default_rng([seed, p, 2])
+        scheduler = make_strategy("knockout", task.n, swap="both", seed=rng)
+        while not scheduler.done:
+            for call in scheduler.next_pairs():
+                scheduler.record(call, task.judge(p, call))
+        parts.append(judgements_to_comparisons(task.n, scheduler.judgements()))
+    return profile_from_comparisons(parts, task.n)
+
+
+def profile_from_comparisons(parts: Sequence[Any], n: int) -> JudgeProfile:
+    """The profile of :func:`learn_profile` from each prompt's comparisons (``n`` items each)."""
+    from genrm_rank.aggregators import BradleyTerryPrior, Comparisons, bradley_terry
+
+    shifted = [
+        Comparisons.from_arrays(
+            n * len(parts),
+            first=c.first + k * n,
+            second=c.second + k * n,
+            outcome=c.outcome,
+        )
+        for k, c in enumerate(parts)
+    ]
+    everything = Comparisons.concat(shifted)
+    # The strengths' spread: one Laplace-EM step (Casella 1985) from the default prior, the
+    # posterior expectation of sum theta^2 (modes squared plus variances) per degree of
+    # freedom. (Iterating it diverges on separated prompts, whose modes grow with the prior.)
+    vague = BradleyTerryPrior(
+        strength_sd=math.sqrt(0.5 / DEFAULT_ALPHA), position_bias_sd=10.0, dispersion_df=1e-6
+    )  # the default prior's spread; bias and dispersion left to the data
+    fit = bradley_terry(everything, position_bias=True, prior=vague)
+    theta = fit.params.reshape(len(parts), n)
+    theta = theta - theta.mean(axis=1, keepdims=True)
+    variance = np.diag(fit.covariance).reshape(len(parts), n) * (n - 1) / n
+    spread = float(np.sqrt((np.sum(theta**2) + np.sum(variance)) / (len(parts) * (n - 1))))
+    free = len(parts) * (n - 1) + 1
+    return JudgeProfile(
+        position_bias=float(fit.position_bias or 0.0),
+        position_bias_stderr=float(fit.position_bias_stderr or 1.0),
+        dispersion=float(fit.dispersion),
+        dispersion_df=float(max(len(everything) - free, 1)),
+        strength_sd=max(spread, 0.1),
+        strength_df=float(free - 1),
+        verdicts=len(everything),
+        prompts=len(parts),
+    )
 
 
 def interval(values: Sequence[float]) -> tuple[float, float]:
@@ -266,12 +354,27 @@ BINS = (0.0, 0.5, 0.8, 0.9, 0.95, 1.0 + 1e-9)
 
 def measure(task: Task, config: Config, seeds: Sequence[int], prompts: int) -> dict[str, Any]:
     """Accuracy, regret, tau and calls of one configuration over seeds x prompts."""
+    global PROFILE
     acc, regret, tau, calls = [], [], [], []
     for seed in seeds:
+        if LEARN:
+            key = (task.name, task.n, seed)
+            if key not in LEARNT:
+                warm = task
+                if task.name.startswith("sim-"):
+                    warm = sim_task(task.name[4:], task.n, LEARN, 10_000 + seed)
+                LEARNT[key] = learn_profile(
+                    warm, range(min(LEARN, len(warm.truth_score))), seed + 1
+                )
+            PROFILE = LEARNT[key]
+        RULES.clear()
         runs = run_prompts(task, config, seed, range(prompts))
         for p, (pick, c, order, confidence) in enumerate(runs):
             score = task.truth_score[p]
             acc.append(float(task.right(p, pick)) if pick >= 0 else 0.0)
+            rules = PICKS.setdefault((task.name, config), {"mean": [], "pbest": [], "own": []})
+            for rule, chosen in RULES[p].items():
+                rules[rule].append(float(task.right(p, chosen)))
             if not math.isnan(confidence):
                 CALIBRATION.setdefault((task.name, config), []).append((confidence, acc[-1]))
             regret.append(float(score.max() - score[pick]) if pick >= 0 else float("nan"))
@@ -371,6 +474,24 @@ def write(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def print_pick_rules() -> None:
+    """Accuracy of each pick rule with its interval, and each rule's paired difference from
+    the strategy's own pick (mean and 95% interval of the per-prompt difference)."""
+    print("\n| task | strategy | swap | budget | own | mean | pbest | mean - own | pbest - own |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (name, (strategy, swap, budget)), rules in PICKS.items():
+        cells = []
+        for rule in ("own", "mean", "pbest"):
+            mean, half = interval(rules[rule])
+            cells.append(f"{mean:.3f} ± {half:.3f}")
+        for rule in ("mean", "pbest"):
+            diff = np.asarray(rules[rule]) - np.asarray(rules["own"])
+            mean, half = interval(diff.tolist())
+            cells.append(f"{mean:+.4f} ± {half:.4f}")
+        label = "" if budget is None else budget
+        print(f"| {name} | {strategy} | {swap} | {label} | " + " | ".join(cells) + " |")
 
 
 def print_calibration() -> None:
@@ -498,7 +619,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="headline rows only, few prompts")
     parser.add_argument("--prompts", type=int, default=200, help="simulated prompts per seed")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128, 256])
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES))
     parser.add_argument(
         "--parts",
@@ -514,6 +635,25 @@ def main() -> None:
         "--calibration",
         action="store_true",
         help="also print agreement by adaptive's P(best) at the stop (is P(best) calibrated?)",
+    )
+    parser.add_argument(
+        "--pick-rules",
+        action="store_true",
+        help="also print the accuracy of three pick rules on the same rankings (issue 19)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="judge profile (JSON, JudgeProfile.save) for every scheduler and ranking",
+    )
+    parser.add_argument(
+        "--learn-profile",
+        type=int,
+        default=0,
+        metavar="K",
+        help="learn a profile per task from a both-orders knockout of K warm-up prompts "
+        "(simulated: K fresh prompts of the regime; Vicuna: K questions, another order)",
     )
     parser.add_argument(
         "--grid",
@@ -549,6 +689,10 @@ def main() -> None:
         for path in plot(args.out / f"{args.name}.csv", args.out):
             print(path)
         return
+    global PROFILE, LEARN
+    if args.profile is not None:
+        PROFILE = JudgeProfile.load(args.profile)
+    LEARN = args.learn_profile
     start = time.perf_counter()
     seeds = list(range(args.seeds))
     rows: list[dict[str, Any]] = []
@@ -611,6 +755,10 @@ def main() -> None:
                     rows += _pool(part)
     if args.calibration:
         print_calibration()
+    if args.pick_rules:
+        print_pick_rules()
+    for (name, n, seed), learnt in LEARNT.items():
+        print(f"learnt profile {name} N={n} seed {seed}: {learnt}")
     if args.out is not None:
         write(rows, args.out / f"{args.name}.csv")
         for path in plot(args.out / f"{args.name}.csv", args.out):

@@ -4,31 +4,38 @@ The judgements a strategy made become integer-indexed
 :class:`~genrm_rank.aggregators.Comparisons` (usable verdicts only: a failed verdict is counted
 and reported, never turned into a number), which the aggregators turn into scores:
 
-- a Bradley-Terry fit (Bradley & Terry 1952) with a jointly fitted position-bias term and a weak
-  L2 prior (``alpha``), giving strengths, normal-approximation or bootstrap intervals, and the
-  probability that each candidate is the best under the fit's posterior (importance-weighted
-  draws from the exact posterior for a prompt's few candidates; see
-  :meth:`~genrm_rank.aggregators.BradleyTerryFit.p_best`);
+- the posterior of a Bradley-Terry model (Bradley & Terry 1952) with a slot-1 term, under the
+  judge profile's prior (:class:`~genrm_rank.judge_profile.JudgeProfile`: strengths
+  ``N(0, strength_sd^2)``, the slot-1 term ``N(position_bias, position_bias_stderr^2)``), with
+  the profile's dispersion pooled with the prompt's own residuals, and repeats of an ordered
+  pair weighted by the profile's repeat correlation
+  (:class:`~genrm_rank.aggregators.BradleyTerryPrior`): strengths, their normal-approximation
+  intervals (or bootstrap percentile intervals), and the probability that each candidate is
+  the best, importance-sampled from that posterior (not its Laplace approximation);
 - win rate and mean individual score;
 - graph diagnostics: a disconnected comparison graph and intransitive cycles are reported.
 
-An exactly tied top (equal strengths and equal standard errors, so that P(best) differs only by
-Monte Carlo noise) is never settled silently or by input order: when the strategy has no winner
-of its own, the prompt's seeded coin picks among the tied candidates and ``notes`` says so.
+**One posterior.** Adaptive selection stops on this same posterior, given the same profile:
+its P(best) is carried in the strategy's outcome and reported as it was when it stopped.
 
-The pick and its P(best) tell one story. ``best`` is the candidate with the highest P(best) under
-the fit over every verdict the strategy collected; a bracket's own winner is kept beside it as
-``champion``, and wins ties. The champion's P(best) is not conditioned on the path the bracket
-took, so it can be low while the pick is sound; taking the likeliest best instead makes
-``p_best`` (and so ``--min-p-best``, which reads it) a statement about the candidate actually
-chosen. The order is the strategy's own when it has one (a knockout's bracket), with ``best``
-moved to the front when it differs from the champion, else the Bradley-Terry order. When the
-judged pairs cannot separate the judge's slot-1 bias from the strengths (each pair in one slot
-order along a tree), the fit drops the position term and says so in ``notes``.
+**The pick.** ``best`` is the posterior mean's leader (a bracket's champion is kept beside it
+as ``champion``, and ``notes`` says when they differ); adaptive selection, which decided on
+this same posterior, keeps its own leader. The highest P(best) is not the pick: with equal
+means it is the candidate with the widest posterior, the one judged least. The rule was chosen
+by measurement (``benchmarks/README.md``, "Pick rule"). ``p_best`` is the P(best) of the pick.
+An exactly tied top (equal posterior strengths) is settled by the prompt's seeded coin, and
+``notes`` says so; standard errors and P(best)'s Monte Carlo noise never settle it.
+
+**The prior and** ``spec.alpha``. The profile's ``strength_sd`` is the prior of the strengths;
+``spec.alpha`` is the L2 penalty of the bootstrap's resampled fits only
+(``bootstrap_rounds > 0``), which take no prior. When the judged pairs cannot separate the
+judge's slot-1 bias from the strengths (each pair in one slot order along a tree), the
+profile's bias stands in, and ``notes`` says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
@@ -37,18 +44,19 @@ from typing import Any, Literal
 import numpy as np
 
 from genrm_rank.aggregators import (
+    BradleyTerryPrior,
     Comparisons,
     bootstrap_bradley_terry,
     bradley_terry,
     connected_components,
-    identify,
     intransitive_cycles,
     mean_score,
+    repeat_weights,
     win_rate,
 )
 from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.consistency import ConsistencyReport, consistency_report
-from genrm_rank.judge_profile import JudgeProfile
+from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
 from genrm_rank.orchestrator import PromptRun
 from genrm_rank.spec import DEFAULT_ALPHA, RankSpec
 from genrm_rank.strategies.base import Judgement
@@ -110,13 +118,11 @@ class CandidateScore:
     strength : float
         Bradley-Terry log-strength (centred over the prompt's candidates).
     stderr : float
-        Its standard error (the fit's normal approximation at the mode, with the
-        quasi-likelihood covariance).
+        Its posterior standard error (normal approximation at the posterior mode).
     lower, upper : float
         Interval of ``strength`` at the result's confidence level.
     p_best : float
-        Probability this candidate is the best under the fit's posterior
-        (:meth:`~genrm_rank.aggregators.BradleyTerryFit.p_best`).
+        Probability this candidate is the best, under the posterior (see the module).
     win_rate : float
         Soft wins over usable comparisons (NaN with none).
     mean_score : float
@@ -189,8 +195,7 @@ class Ranking:
         The candidates' ids, when given.
     champion : int or None
         The strategy's own winner (a knockout's champion, swiss standings' leader) when it has
-        one; ``best`` is the likeliest best and equals it unless another candidate has a
-        higher P(best).
+        one; ``best`` is the posterior mean's leader, which may differ (see the module).
     """
 
     candidates: tuple[str, ...]
@@ -231,7 +236,7 @@ class Ranking:
 
     @property
     def p_best(self) -> float | None:
-        """P(best) of the chosen candidate: the highest P(best) of any candidate (see module)."""
+        """P(best) of the chosen candidate (see the module: not always the highest)."""
         return None if self.best is None else self.scores[self.best].p_best
 
     @property
@@ -347,14 +352,23 @@ def build_ranking(
         What the orchestrator produced for the prompt.
     spec : RankSpec
         The strategy and swap mode (recorded on the result) and the aggregation settings:
-        preference mapping, position term, prior, interval level, P(best) draws, bootstrap.
+        preference mapping, position term, interval level, P(best) draws, bootstrap (and its
+        ``alpha``; see the module).
     seed : int, optional
         Seed of the posterior draws, the bootstrap and the coin for an exactly tied top (the
         prompt's own, from :meth:`RankSpec.prompt_seeds`).
     profile : JudgeProfile, optional
-        The judge profile; see :mod:`genrm_rank.judge_profile`.
+        What the judge is like: the prior, dispersion and repeat weights of the fit
+        (:meth:`~genrm_rank.aggregators.BradleyTerryPrior.from_profile`); default
+        :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`. Pass the profile the strategy used
+        (adaptive selection), so that the ranking is that strategy's posterior.
     """
-    alpha, confidence, position_bias = spec.alpha, spec.confidence, spec.position_bias
+    profile = DEFAULT_PROFILE if profile is None else profile
+    if not isinstance(profile, JudgeProfile):
+        raise TypeError(
+            f"Argument 'profile' must be a JudgeProfile or None, not {type(profile).__name__}."
+        )
+    confidence, position_bias = spec.confidence, spec.position_bias
     n_bootstrap, p_best_samples = spec.bootstrap_rounds, spec.p_best_draws
     preference_mapping = spec.preference_mapping
     job = run.job
@@ -362,41 +376,52 @@ def build_ranking(
     # Verdicts arrive in completion order; a fixed order makes results reproducible run to run.
     judgements = sorted(run.judgements, key=lambda j: (j.match_id, j.sample, j.first, j.second))
     comparisons = judgements_to_comparisons(n, judgements, preference_mapping=preference_mapping)
+    if profile.repeat_correlation > 0 and len(comparisons):
+        comparisons = dataclasses.replace(
+            comparisons,
+            weight=repeat_weights(
+                comparisons.first, comparisons.second, profile.repeat_correlation
+            ),
+        )
     notes = list(run.outcome.notes)
     if run.error is not None:
         notes.append(f"stopped by a judge error: {run.error}")
-    if run.budget_bound:
+    budget_bound = run.budget_bound or run.outcome.budget_bound
+    if budget_bound:
         notes.append(f"the budget of {job.budget} calls bound before the strategy finished")
     counts = np.bincount(
         np.concatenate([comparisons.first, comparisons.second]), minlength=n
     ).astype(int)
     usable = len(comparisons) > 0
-    use_h = position_bias and usable
-    if (
-        use_h
-        and not identify(*comparisons.pair_totals(), position_bias=True).position_bias_identified
-    ):
-        use_h = False
+    prior = BradleyTerryPrior.from_profile(profile)
+    fit = bradley_terry(comparisons, position_bias=position_bias, prior=prior)
+    if position_bias and usable and not fit.identification.position_bias_identified:
         notes.append(
             "the judged pairs cannot separate the judge's slot-1 bias from the strengths "
-            "(each pair in one slot order along a tree); fitted without the position term"
+            "(each pair in one slot order along a tree); the judge profile's bias "
+            f"({profile.position_bias:+.2f} ± {profile.position_bias_stderr:.2f}) stands in"
         )
     if n_bootstrap > 0 and usable:
         boot = bootstrap_bradley_terry(
             comparisons,
             bootstrap_rounds=n_bootstrap,
             seed=seed,
-            alpha=alpha,
-            position_bias=use_h,
+            alpha=spec.alpha,
+            position_bias=position_bias,
             confidence=confidence,
         )
-        fit, lower, upper = boot.fit, boot.lower, boot.upper
+        lower, upper = boot.lower, boot.upper
     else:
-        fit = bradley_terry(comparisons, alpha=alpha, position_bias=use_h)
         z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
         lower = fit.params - z * fit.standard_errors
         upper = fit.params + z * fit.standard_errors
-    p_best = fit.p_best(n_samples=p_best_samples, seed=seed) if usable else np.full(n, np.nan)
+    own = run.outcome.p_best
+    if not usable:
+        p_best = np.full(n, np.nan)
+    elif own is not None and len(own) == n:
+        p_best = np.asarray(own, dtype=float)  # the posterior the strategy stopped on
+    else:
+        p_best = fit.p_best(n_samples=p_best_samples, seed=seed)
     wins = win_rate(comparisons)
     has_scores = comparisons.score_first is not None and bool(
         np.isfinite(comparisons.score_first).any()
@@ -410,36 +435,36 @@ def build_ranking(
             f"{components}; their relative order rests on the prior alone"
         )
     cycles = [tuple(c) for c in intransitive_cycles(comparisons)] if usable else []
+    champion: int | None = run.outcome.best
     if usable:
         order = (
             run.outcome.order
             if run.outcome.order is not None
             else tuple(int(i) for i in fit.ranking())
         )
-        champion = run.outcome.best if run.outcome.best is not None else order[0]
-        best = _likeliest_best(p_best, champion)
-        if run.outcome.best is None:
-            tied = _exactly_tied(fit.params, fit.standard_errors, best)
+        # The strategy's pick stands only where it was made on this same posterior (adaptive
+        # selection, which hands over the P(best) it stopped on); otherwise the posterior
+        # mean's leader, a bracket's champion included.
+        decided = champion if run.outcome.p_best is not None else None
+        best = _pick(fit.params, decided, order)
+        if decided is None:
+            tied = _exactly_tied(fit.params, best)
             if len(tied) > 1:
-                # Equal strengths and equal errors: their P(best) differ by Monte Carlo noise
-                # only, which would settle the tie silently. A seeded coin settles it openly.
+                # Equal strengths: neither standard errors nor P(best)'s Monte Carlo noise may
+                # settle the tie silently. The prompt's seeded coin settles it openly.
                 best = int(np.random.default_rng(seed).choice(tied))
-                champion = best
-                order = (best, *(i for i in order if i != best))
                 notes.append(
-                    f"candidates {list(tied)} are exactly tied at the top (equal strength and "
-                    f"error); candidate {best} was picked by the prompt's seeded coin"
+                    f"candidates {list(tied)} are exactly tied at the top (equal posterior "
+                    f"strength); candidate {best} was picked by the prompt's seeded coin"
                 )
-        if best != champion:
-            order = (best, *(i for i in order if i != best))
-            if run.outcome.best is not None:
+            elif champion is not None and best != champion:
                 notes.append(
-                    f"the strategy's winner was candidate {champion} (P(best) "
-                    f"{p_best[champion]:.3f}); over all verdicts candidate {best} is likelier "
-                    f"best (P(best) {p_best[best]:.3f}) and is chosen"
+                    f"the strategy's winner was candidate {champion} (strength "
+                    f"{fit.params[champion]:.3f}); over all verdicts the posterior ranks "
+                    f"candidate {best} first (strength {fit.params[best]:.3f}), and it is chosen"
                 )
+        order = (best, *(i for i in order if i != best))
     else:
-        champion = None
         order, best = (), None
         notes.append("no usable verdict: no candidate is chosen")
     ids = tuple(job.candidate_ids) if job.candidate_ids is not None else None
@@ -463,7 +488,7 @@ def build_ranking(
         status: RankingStatus = "no_verdict"
     elif run.error is not None:
         status = "judge_error"
-    elif run.budget_bound:
+    elif budget_bound:
         status = "budget_bound"
         notes.append(
             "the best is a provisional pick from the verdicts the budget allowed, not the "
@@ -486,7 +511,7 @@ def build_ranking(
         failed_calls=run.failed_calls,
         usage=run.usage,
         budget=job.budget,
-        budget_bound=run.budget_bound,
+        budget_bound=budget_bound,
         status=status,
         strategy=spec.strategy,
         swap=spec.swap,
@@ -500,37 +525,39 @@ def build_ranking(
         confidence=confidence,
         candidate_ids=ids,
         cached=run.cached,
-        champion=champion if run.outcome.best is not None else None,
+        champion=champion,
     )
 
 
 TIE_TOLERANCE = 1e-9
-"""Strengths (and standard errors) within this distance are an exact tie."""
+"""Strengths within this distance are an exact tie."""
 
 
-def _exactly_tied(
-    params: np.ndarray[Any, np.dtype[np.float64]],
-    errors: np.ndarray[Any, np.dtype[np.float64]],
-    best: int,
-) -> tuple[int, ...]:
-    """Candidates whose strength and standard error equal ``best``'s, if it has the top strength.
+def _exactly_tied(params: np.ndarray[Any, np.dtype[np.float64]], best: int) -> tuple[int, ...]:
+    """Candidates whose strength equals ``best``'s, if it has the top strength.
 
-    >>> _exactly_tied(np.array([1.0, 1.0, 0.0]), np.array([0.5, 0.5, 0.5]), 1)
+    Standard errors do not enter: two candidates of equal strength are tied whatever their
+    errors (the one judged least has the widest posterior, not the better answer).
+
+    >>> _exactly_tied(np.array([1.0, 1.0, 0.0]), 1)
     (0, 1)
     """
     if not np.all(np.isfinite(params)) or params[best] < params.max() - TIE_TOLERANCE:
         return (best,)
-    return tuple(
-        i
-        for i in range(len(params))
-        if abs(params[i] - params[best]) <= TIE_TOLERANCE
-        and (errors[i] == errors[best] or abs(errors[i] - errors[best]) <= TIE_TOLERANCE)
-    )
+    return tuple(i for i in range(len(params)) if abs(params[i] - params[best]) <= TIE_TOLERANCE)
 
 
-def _likeliest_best(p_best: np.ndarray[Any, np.dtype[np.float64]], champion: int) -> int:
-    """The candidate with the highest P(best); the champion on a tie or when P(best) is NaN."""
-    if not np.all(np.isfinite(p_best)):
-        return champion
-    top = int(np.argmax(p_best))
-    return top if p_best[top] > p_best[champion] else champion
+def _pick(
+    params: np.ndarray[Any, np.dtype[np.float64]], own: int | None, order: Sequence[int]
+) -> int:
+    """The pick: the posterior mean's leader, or ``own``, the strategy's pick on this posterior.
+
+    Chosen by measurement over the quality benchmark's regimes and the Vicuna record against
+    the strategy's own pick (a bracket's champion) and the highest P(best)
+    (``benchmarks/README.md``, "Pick rule"). Among an exactly tied top the first in ``order``
+    is returned; the caller settles such a tie by the prompt's coin.
+    """
+    if own is not None:
+        return own
+    top = float(np.max(params))
+    return next(int(i) for i in order if float(params[i]) >= top - TIE_TOLERANCE)

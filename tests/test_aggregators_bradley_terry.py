@@ -617,12 +617,10 @@ def test_bootstrap_interval_is_the_percentile_interval_when_the_median_is_the_es
     np.testing.assert_allclose(upper, np.quantile(draws, 0.95, axis=0))
 
 
-def test_n_bootstrap_is_a_deprecated_alias_of_bootstrap_rounds() -> None:
+def test_n_bootstrap_is_gone() -> None:
     c = Comparisons.from_pairs(3, [(0, 1), (1, 2), (2, 0), (1, 0)])
-    with pytest.warns(DeprecationWarning, match="'n_bootstrap' is deprecated"):
-        old = bootstrap_bradley_terry(c, n_bootstrap=7, seed=1, alpha=0.1)
-    new = bootstrap_bradley_terry(c, bootstrap_rounds=7, seed=1, alpha=0.1)
-    np.testing.assert_array_equal(old.samples, new.samples)
+    with pytest.raises(TypeError, match="n_bootstrap"):
+        bootstrap_bradley_terry(c, n_bootstrap=7, seed=1, alpha=0.1)  # type: ignore[call-arg]
 
 
 # ---------------------------------------------------------------------------- elo

@@ -253,11 +253,10 @@ def test_no_two_models_with_a_finite_strength_says_so() -> None:
     assert "rest on the penalty alpha alone" in table.to_markdown()
 
 
-def test_n_bootstrap_is_a_deprecated_alias_of_bootstrap_rounds() -> None:
+def test_n_bootstrap_is_gone() -> None:
     args: Any = (["a", "b", "a", "b"], ["b", "a", "b", "a"], [1.0, 0.0, 1.0, 1.0])
-    with pytest.warns(DeprecationWarning, match="'n_bootstrap' is deprecated"):
-        old = fit_leaderboard(*args, n_bootstrap=20, seed=4, alpha=0.1)
-    assert old.rows == fit_leaderboard(*args, bootstrap_rounds=20, seed=4, alpha=0.1).rows
+    with pytest.raises(TypeError, match="n_bootstrap"):
+        fit_leaderboard(*args, n_bootstrap=20, seed=4, alpha=0.1)  # type: ignore[call-arg]
 
 
 def test_a_model_separated_once_a_sparse_one_is_set_apart_keeps_a_provisional_rating() -> None:

@@ -83,12 +83,12 @@ def test_the_adaptive_strategys_fits_and_draws_run_on_one_thread(
     two_threads: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[list[int]] = []
-    for name in ("_fit", "_draws"):
+    for name in ("_posterior", "_draws"):
         original = getattr(Adaptive, name)
 
-        def recording(self: Any, *args: Any, _original: Any = original) -> Any:
+        def recording(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             seen.append(_blas_threads())
-            return _original(self, *args)
+            return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(Adaptive, name, recording)
     candidates = [f"candidate {i} " + "word " * (5 * i) for i in range(6)]

@@ -17,9 +17,13 @@ from __future__ import annotations
 from .bradley_terry import (
     BradleyTerryBootstrap,
     BradleyTerryFit,
+    BradleyTerryPosterior,
+    BradleyTerryPrior,
     bootstrap_bradley_terry,
     bradley_terry,
+    bradley_terry_posterior,
     elo_scale,
+    repeat_weights,
 )
 from .comparisons import Comparisons
 from .graph import (
@@ -36,6 +40,8 @@ from .scores import copeland, mean_score, simple_tiebreaker, win_rate
 __all__ = [
     "BradleyTerryBootstrap",
     "BradleyTerryFit",
+    "BradleyTerryPosterior",
+    "BradleyTerryPrior",
     "Comparisons",
     "Identification",
     "LeaderboardRow",
@@ -43,6 +49,7 @@ __all__ = [
     "SetApartRow",
     "bootstrap_bradley_terry",
     "bradley_terry",
+    "bradley_terry_posterior",
     "comparison_graph",
     "connected_components",
     "copeland",
@@ -53,6 +60,7 @@ __all__ = [
     "is_connected",
     "majority_digraph",
     "mean_score",
+    "repeat_weights",
     "simple_tiebreaker",
     "win_rate",
 ]

@@ -21,7 +21,6 @@ with variance ``1 / (2 alpha)``), so the two agree exactly on hard outcomes.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -30,11 +29,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import LinAlgError, cholesky, lu_factor, lu_solve, solve_triangular
+from scipy.linalg.lapack import dpotri
 from scipy.sparse import csr_matrix
 from scipy.special import expit
 
+from genrm_rank import validate as check
 from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.errors import ComparisonGraphError
+from genrm_rank.judge_profile import JudgeProfile
 
 from .comparisons import Comparisons, weighted_bincount
 from .identification import Identification, identify
@@ -42,11 +44,15 @@ from .identification import Identification, identify
 __all__ = [
     "BradleyTerryBootstrap",
     "BradleyTerryFit",
+    "BradleyTerryPosterior",
+    "BradleyTerryPrior",
     "CovarianceMethod",
     "bootstrap_bradley_terry",
     "bootstrap_interval",
     "bradley_terry",
+    "bradley_terry_posterior",
     "elo_scale",
+    "repeat_weights",
 ]
 
 _LOG10_E = float(np.log10(np.e))
@@ -101,26 +107,50 @@ def _log_likelihood(
     return -float(np.sum(total_wins * np.logaddexp(0.0, -d) + losses * np.logaddexp(0.0, d)))
 
 
+@dataclass(frozen=True)
+class _Gaussian:
+    """A Gaussian penalty ``0.5 sum precision (x - mean)^2`` (a diagonal-covariance prior)."""
+
+    mean: NDArray[np.float64]
+    precision: NDArray[np.float64]
+
+    def scaled(self, factor: float) -> _Gaussian:
+        return _Gaussian(self.mean, self.precision * factor)
+
+
+Penalty = float | _Gaussian
+"""``alpha`` (the penalty ``alpha ||x||^2``) or a :class:`_Gaussian`."""
+
+
+def _penalty(x: NDArray[np.float64], penalty: Penalty) -> float:
+    if isinstance(penalty, _Gaussian):
+        return 0.5 * float(np.sum(penalty.precision * (x - penalty.mean) ** 2))
+    return penalty * float(np.dot(x, x))
+
+
 def _objective(
     x: NDArray[np.float64],
     total_weight: NDArray[np.float64],
     total_wins: NDArray[np.float64],
-    alpha: float,
+    alpha: Penalty,
 ) -> float:
     """Penalised negative log-likelihood; ``x`` is ``theta`` or ``[theta, h]``."""
-    return -_log_likelihood(x, total_weight, total_wins) + alpha * float(np.dot(x, x))
+    return -_log_likelihood(x, total_weight, total_wins) + _penalty(x, alpha)
 
 
 def _gradient(
     x: NDArray[np.float64],
     total_weight: NDArray[np.float64],
     total_wins: NDArray[np.float64],
-    alpha: float,
+    alpha: Penalty,
 ) -> NDArray[np.float64]:
     """Gradient of :func:`_objective`."""
     n = total_weight.shape[0]
     g: NDArray[np.float64] = total_weight * expit(_margins(x, n)) - total_wins
-    grad = 2.0 * alpha * x
+    if isinstance(alpha, _Gaussian):
+        grad: NDArray[np.float64] = alpha.precision * (x - alpha.mean)
+    else:
+        grad = 2.0 * alpha * x
     grad[:n] += g.sum(axis=1) - g.sum(axis=0)
     if x.shape[0] > n:
         grad[n] += g.sum()
@@ -150,12 +180,16 @@ def _hessian(
     x: NDArray[np.float64],
     total_weight: NDArray[np.float64],
     total_wins: NDArray[np.float64],
-    alpha: float,
+    alpha: Penalty,
 ) -> NDArray[np.float64]:
     """Hessian of :func:`_objective` (it does not depend on ``total_wins``)."""
     del total_wins
     n = total_weight.shape[0]
     p: NDArray[np.float64] = expit(_margins(x, n))
+    if isinstance(alpha, _Gaussian):
+        out = _gram(total_weight * p * (1.0 - p), x.shape[0], 0.0)
+        out[np.arange(x.shape[0]), np.arange(x.shape[0])] += alpha.precision
+        return out
     return _gram(total_weight * p * (1.0 - p), x.shape[0], alpha)
 
 
@@ -179,7 +213,6 @@ def _with_centring(hess: NDArray[np.float64], n_items: int) -> NDArray[np.float6
 @dataclass(frozen=True)
 class _Solution:
     x: NDArray[np.float64]
-    hessian: NDArray[np.float64]
     n_iter: int
     converged: bool
 
@@ -187,20 +220,41 @@ class _Solution:
 def _newton(
     total_weight: NDArray[np.float64],
     total_wins: NDArray[np.float64],
-    alpha: float,
+    alpha: Penalty,
     x0: NDArray[np.float64],
     max_iter: int,
     tol: float,
 ) -> _Solution:
-    n = total_weight.shape[0]
+    return _minimise(
+        lambda x: _objective(x, total_weight, total_wins, alpha),
+        lambda x: _gradient(x, total_weight, total_wins, alpha),
+        lambda x: _hessian(x, total_weight, total_wins, alpha),
+        total_weight.shape[0], x0, max_iter, tol,
+    )  # fmt: skip
+
+
+_Function = Callable[[NDArray[np.float64]], float]
+_Vector = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+
+
+def _minimise(
+    objective: _Function,
+    gradient: _Vector,
+    hessian: _Vector,
+    n: int,
+    x0: NDArray[np.float64],
+    max_iter: int,
+    tol: float,
+) -> _Solution:
+    """Newton's method with a backtracking (Armijo) line search, keeping ``theta`` centred."""
     x = x0.copy()
     x[:n] -= x[:n].mean()
-    f = _objective(x, total_weight, total_wins, alpha)
+    f = objective(x)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
-        grad = _gradient(x, total_weight, total_wins, alpha)
-        hess = _hessian(x, total_weight, total_wins, alpha)
+        grad = gradient(x)
+        hess = hessian(x)
         step = -_solve(_with_centring(hess, n), grad)
         step[:n] -= step[:n].mean()
         slope = float(np.dot(grad, step))
@@ -208,7 +262,7 @@ def _newton(
         t = 1.0
         for _ in range(60):
             candidate = x + t * step
-            f_new = _objective(candidate, total_weight, total_wins, alpha)
+            f_new = objective(candidate)
             if f_new <= f + 1e-4 * t * slope + slack:
                 break
             t *= 0.5
@@ -216,8 +270,7 @@ def _newton(
         if float(np.max(np.abs(step), initial=0.0)) < tol:
             converged = True
             break
-    hess = _hessian(x, total_weight, total_wins, alpha)
-    return _Solution(x=x, hessian=hess, n_iter=n_iter, converged=converged)
+    return _Solution(x=x, n_iter=n_iter, converged=converged)
 
 
 def _check_options(alpha: float, max_iter: int, tol: float) -> None:
@@ -324,7 +377,7 @@ def _covariance(
         # of freedom. Pearson's X^2 / df averages the per-row ratios instead, which lets rows
         # with an extreme fitted p (few verdicts, separation) dominate and, on graded outcomes
         # whose variance is not proportional to p (1 - p), underestimates phi where the
-        # information is (benchmarks/calibration.py: coverage 92-93% -> 95-97% round-robin).
+        # information is (benchmarks/README.md, "Calibration of intervals and P(best)").
         squared = p * p * stats.weight - 2.0 * p * stats.wins + stats.wins_sq
         spread = float(np.sum(stats.weight * variance))
         if df > 0 and spread > 0:
@@ -374,6 +427,16 @@ class _Posterior:
     wins: NDArray[np.float64]
     alpha: float
     dispersion: float
+    prior: _Gaussian | None = None
+    """The Gaussian prior, when given in place of ``alpha``."""
+
+    def _log_prior(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.prior is None:
+            plain: NDArray[np.float64] = -self.alpha * np.sum(x * x, axis=0)
+            return plain
+        gap = x - self.prior.mean[:, None]
+        gaussian: NDArray[np.float64] = -0.5 * (self.prior.precision @ (gap * gap))
+        return gaussian
 
     def _log_weights(
         self, n_items: int, root: NDArray[np.float64], z: NDArray[np.float64],
@@ -395,11 +458,14 @@ class _Posterior:
         softplus = np.maximum(margin, 0.0) + np.log1p(np.exp(-np.abs(margin)))
         wins = self.wins[rows, cols]
         log_likelihood = wins @ margin - self.weight[rows, cols] @ softplus
-        log_prior = -self.alpha * np.sum(x * x, axis=0)
-        return x, log_likelihood / self.dispersion + log_prior - log_proposal
+        return x, log_likelihood / self.dispersion + self._log_prior(x) - log_proposal
 
     def p_best(
-        self, n_items: int, n_samples: int, rng: np.random.Generator
+        self,
+        n_items: int,
+        n_samples: int,
+        rng: np.random.Generator,
+        among: NDArray[np.int64] | None = None,
     ) -> NDArray[np.float64] | None:
         """Self-normalised importance sampling of P(best) from the exact posterior.
 
@@ -426,7 +492,7 @@ class _Posterior:
         from separated data (a candidate that won or lost everything), where the tempered
         likelihood also extrapolates the local variance relation furthest: an adaptive
         proposal that reached them (population Monte Carlo) made P(best) over-confident there
-        (predicted 0.85, observed about 0.70; ``benchmarks/README.md``). A block that settles
+        (over-confident there; ``benchmarks/README.md``). A block that settles
         the leader early has reached the target, above that least size.
         """
         size = self.mode.shape[0]
@@ -457,7 +523,10 @@ class _Posterior:
                 part = slice(done, done + width)
                 x, log_weight = self._log_weights(n_items, root, z[:, part], scale[part])
                 log_weights.append(log_weight)
-                winners.append(np.argmax(x[:n_items], axis=0))
+                if among is None:
+                    winners.append(np.argmax(x[:n_items], axis=0))
+                else:
+                    winners.append(among[np.argmax(x[among], axis=0)])
                 done += width
                 drawn += width
                 all_weights = np.concatenate(log_weights)
@@ -483,8 +552,9 @@ class _Posterior:
         The posterior of ``d = theta_0 - theta_1`` is one-dimensional: the prior
         ``exp(-alpha (theta_0^2 + theta_1^2))`` factorises into ``s = theta_0 + theta_1`` and
         ``exp(-alpha d^2 / 2)``, and the likelihood sees ``d`` only, so the density is
-        ``exp(l(d) / phi - alpha d^2 / 2)``. It is integrated by the trapezoidal rule on each
-        side of ``d = 0`` over ``_QUADRATURE_HALF_WIDTH`` standard deviations of the normal
+        ``exp(l(d) / phi - alpha d^2 / 2)`` (a Gaussian prior of precision ``tau`` on each
+        strength: ``exp(l(d) / phi - tau d^2 / 4)``). It is integrated by the trapezoidal rule
+        on each side of ``d = 0`` over ``_QUADRATURE_HALF_WIDTH`` standard deviations of the normal
         approximation around the mode (where the likelihood is flat, the prior bounds the
         tail, and the normal approximation's variance is then the prior's). ``None`` when the
         fit has a position term or the precision is singular.
@@ -498,6 +568,7 @@ class _Posterior:
         if not (np.isfinite(variance) and variance > 0):
             return None
         centre = float(self.mode[0] - self.mode[1])
+        curvature = self.alpha / 2.0 if self.prior is None else float(self.prior.precision[0]) / 4.0
         half = _QUADRATURE_HALF_WIDTH * np.sqrt(variance)
         lo, hi = centre - half, centre + half
         sides = []
@@ -506,7 +577,7 @@ class _Posterior:
             log_density = (
                 self.wins[0, 1] * d - self.weight[0, 1] * np.logaddexp(0.0, d)
                 - self.wins[1, 0] * d - self.weight[1, 0] * np.logaddexp(0.0, -d)
-            ) / self.dispersion - self.alpha * d * d / 2.0  # fmt: skip
+            ) / self.dispersion - curvature * d * d  # fmt: skip
             sides.append((d, log_density))
         peak = max(float(np.max(ld)) for _, ld in sides)
         below, above = (_trapezoid(np.exp(ld - peak), d) for d, ld in sides)
@@ -577,6 +648,8 @@ class BradleyTerryFit:
         How ``covariance`` was estimated.
     dispersion : float
         The quasi-likelihood dispersion ``phi`` (1.0 for the other methods).
+    prior : BradleyTerryPrior or None
+        The prior the fit used in place of ``alpha`` (see :func:`bradley_terry`).
     """
 
     params: NDArray[np.float64]
@@ -591,6 +664,7 @@ class BradleyTerryFit:
     identification: Identification
     covariance_method: str = "quasi"
     dispersion: float = 1.0
+    prior: BradleyTerryPrior | None = None
     _posterior: _Posterior | None = field(default=None, repr=False)
 
     @property
@@ -652,26 +726,28 @@ class BradleyTerryFit:
         order: NDArray[np.int64] = np.argsort(-self.params, kind="stable").astype(np.int64)
         return order
 
-    def p_best(self, n_samples: int = 10_000, seed: SeedLike = None) -> NDArray[np.float64]:
+    def p_best(
+        self, n_samples: int = 10_000, seed: SeedLike = None, *, among: ArrayLike | None = None
+    ) -> NDArray[np.float64]:
         """Probability that each item has the largest ``theta``, under the posterior.
 
-        The posterior is the prior ``exp(-alpha ||x||^2)`` times the likelihood, tempered by
-        the dispersion for the quasi-likelihood (``exp(l(x) / phi)``). Where the data are thin
-        it is skewed: a candidate that lost its only match has a long tail below and a short
-        one above, and the normal approximation's symmetric upside hands it P(best) that
-        belongs to the winner (knockouts were under-confident by about 0.10 per decile of
-        P(best); ``benchmarks/README.md``). So, for ``"quasi"`` and ``"model"`` fits with
-        ``alpha > 0`` and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the draws come from a
-        Student-t proposal at the mode and are importance-weighted to the exact posterior
-        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989). When the
-        weights show the proposal unusable (effective sample size of the first ``n_samples``
-        draws below ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated
-        data, far from normal), and for other fits, the ``n_samples`` draws come from the
-        normal approximation ``N(params, covariance)``. Each item's P(best) is the (weighted)
-        share of draws it tops, as in Thompson-sampling style best-arm identification. Drawing
-        stops once the effective sample size reaches a tenth of ``n_samples`` and the leader is
-        settled (see ``_Posterior.p_best``). Two items without a position term have a
-        one-dimensional posterior, integrated by quadrature instead (no draws).
+        The posterior is the prior (``exp(-alpha ||x||^2)``, or the fit's
+        :class:`BradleyTerryPrior`) times the likelihood, tempered by the dispersion for the
+        quasi-likelihood (``exp(l(x) / phi)``). Where the data are thin it is skewed: a candidate
+        that lost its only match has a long tail below and a short one above, and the normal
+        approximation's symmetric upside hands it P(best) that belongs to the winner (knockouts were
+        under-confident; ``benchmarks/README.md``). So, for ``"quasi"`` and ``"model"`` fits with
+        ``alpha > 0`` or a prior, and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the draws come
+        from a Student-t proposal at the mode and are importance-weighted to the exact posterior
+        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989). When the weights
+        show the proposal unusable (effective sample size of the first ``n_samples`` draws below
+        ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated data, far from
+        normal), and for other fits, the ``n_samples`` draws come from the normal approximation
+        ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it tops, as
+        in Thompson-sampling style best-arm identification. Drawing stops once the effective sample
+        size reaches a tenth of ``n_samples`` and the leader is settled (see ``_Posterior.p_best``).
+        Two items without a position term have a one-dimensional posterior, integrated by quadrature
+        instead (no draws).
 
         Parameters
         ----------
@@ -679,54 +755,83 @@ class BradleyTerryFit:
             Number of posterior draws.
         seed : int or numpy.random.Generator or None, optional
             Source of randomness; ``None`` draws fresh OS entropy.
+        among : array_like of int, optional
+            The items that may be best (for example, all but candidates set aside); the others
+            get 0. All items by default.
 
         Returns
         -------
         numpy.ndarray, shape (n_items,)
-            Non-negative and summing to 1; all NaN when some strength is not identified by
-            the data (then any item might be the best, and no number would be honest).
+            Non-negative and summing to 1. Without a ``prior``, all NaN when some strength is
+            not identified by the data (then any item might be the best, and ``alpha``'s
+            nominal penalty would make up the number); with one, the posterior's, which the
+            prior bounds.
         """
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
             raise TypeError(f"Argument 'n_samples' must be an int, not {type(n_samples).__name__}.")
         if n_samples < 1:
             raise ValueError(f"Argument 'n_samples' must be at least 1, not {n_samples}.")
         n = self.n_items
-        if not bool(self.identification.identified.all()):
+        if self.prior is None and not bool(self.identification.identified.all()):
             return np.full(n, np.nan)
+        columns = None if among is None else _among(among, n)
         with _threads_for(n):
-            return self._p_best(int(n_samples), np.random.default_rng(seed))
+            return self._p_best(int(n_samples), np.random.default_rng(seed), columns)
 
-    def _p_best(self, n_samples: int, rng: np.random.Generator) -> NDArray[np.float64]:
-        n = self.n_items
-        if self._posterior is not None:
-            first = self._posterior.p_first_best()
-            if first is not None:
-                return np.array([first, 1.0 - first])
-            exact = self._posterior.p_best(n, n_samples, rng)
-            if exact is not None:
-                return exact
-        # Adding 1/n on every entry makes the centred covariance positive definite without
-        # changing any arg-max (it only shifts all items of a draw together).
-        shifted = self.covariance + 1.0 / n
-        try:
-            root = np.linalg.cholesky(shifted)
-        except np.linalg.LinAlgError:
-            values, vectors = np.linalg.eigh(shifted)
-            root = vectors * np.sqrt(np.clip(values, 0.0, None))
-        counts = np.zeros(n, dtype=np.int64)
-        remaining = int(n_samples)
-        chunk = max(1, 2_000_000 // max(n, 1))
-        while remaining > 0:
-            size = min(chunk, remaining)
-            draws = self.params + rng.standard_normal((size, n)) @ root.T
-            counts += np.bincount(np.argmax(draws, axis=1), minlength=n)
-            remaining -= size
-        result: NDArray[np.float64] = counts / float(n_samples)
-        return result
+    def _p_best(
+        self, n_samples: int, rng: np.random.Generator, among: NDArray[np.int64] | None = None
+    ) -> NDArray[np.float64]:
+        return _p_best(self.params, self.covariance, self._posterior, n_samples, rng, among)
 
     def elo(self, *, scale: float = 400.0, base: float = 1000.0) -> NDArray[np.float64]:
         """``params`` on the Elo scale; see :func:`elo_scale`."""
         return elo_scale(self.params, scale=scale, base=base)
+
+
+def _p_best(
+    params: NDArray[np.float64],
+    covariance: NDArray[np.float64],
+    posterior: _Posterior | None,
+    n_samples: int,
+    rng: np.random.Generator,
+    among: NDArray[np.int64] | None,
+) -> NDArray[np.float64]:
+    """P(best) by quadrature, importance sampling, or the normal approximation (see
+    :meth:`BradleyTerryFit.p_best`); the one function every P(best) of this module uses."""
+    n = int(params.shape[0])
+    if among is not None and among.size == 1:
+        alone = np.zeros(n)
+        alone[among[0]] = 1.0
+        return alone
+    if posterior is not None:
+        first = posterior.p_first_best() if among is None else None
+        if first is not None:
+            return np.array([first, 1.0 - first])
+        exact = posterior.p_best(n, n_samples, rng, among)
+        if exact is not None:
+            return exact
+    # Adding 1/n on every entry makes the centred covariance positive definite without
+    # changing any arg-max (it only shifts all items of a draw together).
+    shifted = covariance + 1.0 / n
+    try:
+        root = np.linalg.cholesky(shifted)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(shifted)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    counts = np.zeros(n, dtype=np.int64)
+    remaining = int(n_samples)
+    chunk = max(1, 2_000_000 // max(n, 1))
+    while remaining > 0:
+        size = min(chunk, remaining)
+        draws = params + rng.standard_normal((size, n)) @ root.T
+        if among is None:
+            counts += np.bincount(np.argmax(draws, axis=1), minlength=n)
+        else:
+            top = among[np.argmax(draws[:, among], axis=1)]
+            counts += np.bincount(top, minlength=n)
+        remaining -= size
+    result: NDArray[np.float64] = counts / float(n_samples)
+    return result
 
 
 @dataclass(frozen=True, eq=False)
@@ -805,6 +910,398 @@ def _check_covariance(covariance: object) -> CovarianceMethod:
     return method
 
 
+@dataclass(frozen=True)
+class BradleyTerryPrior:
+    """What is known of the judge before a prompt's verdicts: a Gaussian prior and a dispersion.
+
+    The posterior a prompt's verdicts update (the one model behind adaptive selection's stopping
+    rule and every :class:`~genrm_rank.results.Ranking`; ``benchmarks/README.md``):
+
+    - strengths independent ``N(0, strength_sd^2)`` (exchangeable candidates; the empirical-Bayes
+      prior of Casella, *Am. Stat.* 39, 1985), so the posterior of the centred strengths is the
+      centred posterior and ``params`` stay centred;
+    - the slot-1 term ``h ~ N(position_bias, position_bias_sd^2)`` (the judge's fitted bias and
+      its standard error: position bias is the judge's, not the prompt's);
+    - the quasi-likelihood dispersion (Wedderburn, *Biometrika* 61, 1974): ``dispersion``
+      counted as ``dispersion_df`` residual degrees of freedom, pooled with the prompt's own
+      moment estimate on its residual degrees of freedom,
+      ``phi = (df_0 phi_0 + df phi_own) / (df_0 + df)`` (the scaled inverse-chi-squared update;
+      Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 3.3). A prompt's 1-3 residual
+      degrees of freedom cannot pull ``phi`` to 0 (a judge that copies itself), and one learnt
+      from thousands of verdicts is as good as known; ``dispersion_df=inf`` fixes ``phi``.
+
+    Parameters
+    ----------
+    strength_sd : float
+        Prior standard deviation of each strength (log-odds), > 0.
+    position_bias : float
+        Prior mean of the slot-1 term (log-odds).
+    position_bias_sd : float
+        Its prior standard deviation, > 0.
+    dispersion : float
+        The judge's dispersion ``phi``, > 0.
+    dispersion_df : float
+        Degrees of freedom behind ``dispersion`` (> 0; ``inf``: known).
+    """
+
+    strength_sd: float = 2.0
+    position_bias: float = 0.0
+    position_bias_sd: float = 1.0
+    dispersion: float = 1.0
+    dispersion_df: float = np.inf
+
+    def __post_init__(self) -> None:
+        for name in ("strength_sd", "position_bias_sd", "dispersion", "dispersion_df"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise TypeError(f"Argument {name!r} must be a number, not {type(value).__name__}.")
+            if not (value > 0 and (np.isfinite(value) or name == "dispersion_df")):
+                raise ValueError(f"Argument {name!r} must be finite and > 0, not {value!r}.")
+        if not np.isfinite(self.position_bias):
+            raise ValueError(
+                f"Argument 'position_bias' must be finite, not {self.position_bias!r}."
+            )
+
+    @classmethod
+    def from_profile(cls, profile: JudgeProfile) -> BradleyTerryPrior:
+        """The prior a :class:`~genrm_rank.judge_profile.JudgeProfile` describes.
+
+        >>> BradleyTerryPrior.from_profile(JudgeProfile(dispersion=0.3)).dispersion
+        0.3
+        """
+        return cls(
+            strength_sd=profile.strength_sd,
+            position_bias=profile.position_bias,
+            position_bias_sd=profile.position_bias_stderr,
+            dispersion=profile.dispersion,
+            dispersion_df=profile.dispersion_df,
+        )
+
+    def _gaussian(self, n_items: int, position_bias: bool) -> _Gaussian:
+        size = n_items + (1 if position_bias else 0)
+        mean, precision = np.zeros(size), np.full(size, self.strength_sd**-2.0)
+        if position_bias:
+            mean[n_items], precision[n_items] = self.position_bias, self.position_bias_sd**-2.0
+        return _Gaussian(mean, precision)
+
+    def pooled_dispersion(self, own: float, own_df: float) -> float:
+        """``(df_0 phi_0 + df phi_own) / (df_0 + df)``; ``phi_0`` alone when ``df_0`` is inf.
+
+        >>> BradleyTerryPrior(dispersion=1.0, dispersion_df=10.0).pooled_dispersion(0.0, 10.0)
+        0.5
+        """
+        if not np.isfinite(self.dispersion_df) or own_df <= 0 or not np.isfinite(own):
+            return self.dispersion
+        total = self.dispersion_df + own_df
+        return (self.dispersion_df * self.dispersion + own_df * own) / total
+
+
+def repeat_weights(first: ArrayLike, second: ArrayLike, correlation: float) -> NDArray[np.float64]:
+    """Each verdict's weight ``1 / (1 + (k - 1) r)``, ``k`` the verdicts of its ordered pair.
+
+    ``k`` verdicts of one ordered pair whose pairwise correlation is ``r`` carry the information
+    of ``k / (1 + (k - 1) r)`` independent ones (Kish's design effect, *Survey Sampling*, 1965):
+    ``k`` for a judge whose repeats are independent, one for a judge that copies itself.
+
+    >>> repeat_weights([0, 0, 1], [1, 1, 0], 1.0).tolist()
+    [0.5, 0.5, 1.0]
+    """
+    if not 0.0 <= correlation <= 1.0:
+        raise ValueError(f"Argument 'correlation' must be in [0, 1], not {correlation!r}.")
+    a = np.asarray(first, dtype=np.int64)
+    b = np.asarray(second, dtype=np.int64)
+    if a.size == 0:
+        return np.zeros(0)
+    size = int(max(a.max(), b.max())) + 1
+    flat = a * size + b
+    counts = np.bincount(flat, minlength=size * size)[flat].astype(np.float64)
+    weights: NDArray[np.float64] = 1.0 / (1.0 + (counts - 1.0) * correlation)
+    return weights
+
+
+DISPERSION_TOL = 1e-2
+"""The pooled dispersion has settled when a pass moves it by less than this, relatively: the
+prior's pull then changes by under 1%, and the mode by far less than any standard error."""
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """The judged ordered pairs' totals as lists: the prior path's objective costs
+    ``O(pairs)``, not ``O(n_items^2)`` (most pairs of a large prompt are never judged)."""
+
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+    weight: NDArray[np.float64]
+    wins: NDArray[np.float64]
+    wins_sq: NDArray[np.float64]
+    n: int
+    size: int
+
+    @classmethod
+    def of(cls, stats: _PairStats, size: int) -> _Pairs:
+        rows, cols = np.nonzero(stats.weight)
+        return cls(
+            rows.astype(np.int64), cols.astype(np.int64), stats.weight[rows, cols],
+            stats.wins[rows, cols], stats.wins_sq[rows, cols], stats.weight.shape[0], size,
+        )  # fmt: skip
+
+    def margins(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        m: NDArray[np.float64] = x[self.rows] - x[self.cols]
+        return m + x[self.n] if self.size > self.n else m
+
+    def objective(self, x: NDArray[np.float64], prior: _Gaussian) -> float:
+        m = self.margins(x)
+        softplus = np.maximum(m, 0.0) + np.log1p(np.exp(-np.abs(m)))
+        return float(self.weight @ softplus - self.wins @ m) + _penalty(x, prior)
+
+    def gradient(self, x: NDArray[np.float64], prior: _Gaussian) -> NDArray[np.float64]:
+        r = self.weight * expit(self.margins(x)) - self.wins
+        grad: NDArray[np.float64] = prior.precision * (x - prior.mean)
+        grad[: self.n] += np.bincount(self.rows, r, self.n) - np.bincount(self.cols, r, self.n)
+        if self.size > self.n:
+            grad[self.n] += r.sum()
+        return grad
+
+    def information(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        p = expit(self.margins(x))
+        v = np.zeros((self.n, self.n))
+        v[self.rows, self.cols] = self.weight * p * (1.0 - p)
+        return _gram(v, self.size, 0.0)
+
+    def hessian(self, x: NDArray[np.float64], prior: _Gaussian) -> NDArray[np.float64]:
+        out = self.information(x)
+        out[np.arange(self.size), np.arange(self.size)] += prior.precision
+        return out
+
+    def minimise(
+        self, prior: _Gaussian, x0: NDArray[np.float64], max_iter: int, tol: float
+    ) -> _Solution:
+        return _minimise(
+            lambda x: self.objective(x, prior), lambda x: self.gradient(x, prior),
+            lambda x: self.hessian(x, prior), self.n, x0, max_iter, tol,
+        )  # fmt: skip
+
+    def own_dispersion(self, x: NDArray[np.float64]) -> tuple[float, float]:
+        """The prompt's moment estimate of ``phi`` at ``x`` and its residual degrees of freedom
+        (as :func:`_covariance` computes it without a prior)."""
+        total = float(self.weight.sum())
+        own_df = total - (self.size - 1)
+        p = expit(self.margins(x))
+        spread = float(np.sum(self.weight * p * (1.0 - p)))
+        if own_df <= 0 or spread <= 0:
+            return float("nan"), 0.0
+        squared = p * p * self.weight - 2.0 * p * self.wins + self.wins_sq
+        return float(np.sum(np.maximum(squared, 0.0))) / spread * total / own_df, own_df
+
+
+def _fit_with_prior(
+    stats: _PairStats,
+    n: int,
+    position_bias: bool,
+    prior: BradleyTerryPrior,
+    x0: NDArray[np.float64],
+    max_iter: int,
+    tol: float,
+    method: CovarianceMethod,
+    phi0: float | None = None,
+) -> tuple[_Solution, float, NDArray[np.float64], _Posterior, NDArray[np.float64] | None]:
+    """Mode, dispersion, centred covariance and posterior under ``prior``.
+
+    The mode of the tempered posterior ``l(x) / phi + log prior(x)`` is the minimiser of
+    ``-l(x) + phi * (-log prior(x))``. For ``"quasi"``, ``phi`` is the pooled dispersion of the
+    prompt's residuals at that mode (:meth:`BradleyTerryPrior.pooled_dispersion`): Newton's
+    method runs to ``tol`` at the prior's ``phi`` (with a warm start ``phi0``: at the ``phi`` of
+    the starting point's residuals), then at the ``phi`` of its mode's residuals, until
+    ``phi`` settles (relative change below
+    ``DISPERSION_TOL``), so the fit depends on the data and the prior, not on where it
+    started.
+    """
+    if method == "sandwich":
+        raise ValueError("A prior takes covariance 'quasi' or 'model', not 'sandwich'.")
+    gaussian = prior._gaussian(n, position_bias)
+    pairs = _Pairs.of(stats, x0.shape[0])
+    phi = 1.0 if method == "model" else prior.dispersion
+    x = x0
+    if method == "quasi" and phi0 is not None:  # a warm start: its residuals, new data and all
+        phi = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)
+    # Newton's method at a dispersion, then the dispersion of its mode's residuals, until a
+    # pass moves the dispersion by less than DISPERSION_TOL (from a warm start: one pass).
+    n_iter, converged = 0, False
+    while n_iter < max_iter and not converged:
+        step = pairs.minimise(gaussian.scaled(phi), x, max_iter - n_iter, tol)
+        x, n_iter, converged = step.x, n_iter + step.n_iter, step.converged
+        if method == "quasi":
+            pooled = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)
+            converged = converged and abs(pooled - phi) <= DISPERSION_TOL * phi
+            phi = pooled
+    solution = _Solution(x=x, n_iter=n_iter, converged=converged)
+    precision = pairs.information(x) / phi
+    precision[np.arange(x.shape[0]), np.arange(x.shape[0])] += gaussian.precision
+    posterior = _Posterior(
+        mode=x.copy(), precision=precision, weight=stats.weight, wins=stats.wins,
+        alpha=0.0, dispersion=phi, prior=gaussian,
+    )  # fmt: skip
+    cov, factor = _spd_centred_inverse(precision, n)
+    return solution, phi, cov, posterior, factor
+
+
+def _spd_centred_inverse(
+    precision: NDArray[np.float64], n_items: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """:func:`_centred_inverse` of a positive definite matrix by its Cholesky factor ``R``
+    (``precision = R^T R``), which is returned too (for draws), or ``None`` when the
+    factorisation fails (then by :func:`_centred_inverse`)."""
+    try:
+        factor = cholesky(precision, lower=False, check_finite=False)
+    except LinAlgError:
+        return _centred_inverse(precision, n_items), None
+    upper, info = dpotri(factor, lower=0)
+    if info != 0:
+        return _centred_inverse(precision, n_items), None
+    inverse = np.triu(upper) + np.triu(upper, 1).T
+    # P inverse P, P centring the strengths: subtract row and column means on that block.
+    block = inverse[:n_items, :n_items]
+    rows = block.mean(axis=1)
+    block -= rows[:, None] + rows[None, :] - rows.mean()
+    if inverse.shape[0] > n_items:
+        inverse[:n_items, n_items:] -= inverse[:n_items, n_items:].mean(axis=0)
+        inverse[n_items:, :n_items] = inverse[:n_items, n_items:].T
+    return inverse, factor
+
+
+@dataclass(frozen=True, eq=False)
+class BradleyTerryPosterior:
+    """A prompt's posterior under a :class:`BradleyTerryPrior`, from per-ordered-pair totals.
+
+    What :func:`bradley_terry` with a ``prior`` computes, without the identification check: the
+    form adaptive selection updates after every verdict (:func:`bradley_terry_posterior`).
+
+    Attributes
+    ----------
+    params : numpy.ndarray, shape (n_items,)
+        Posterior-mode strengths, centred.
+    position_bias : float or None
+        Posterior-mode slot-1 term, when fitted.
+    covariance : numpy.ndarray, shape (n_items, n_items)
+        Covariance of the centred strengths (the inverse of ``information / phi`` plus the
+        prior's precision, on the sum-zero subspace).
+    dispersion : float
+        The pooled dispersion ``phi``.
+    mode : numpy.ndarray
+        The solution as solved (``theta`` then ``h``), to warm-start the next fit.
+    """
+
+    params: NDArray[np.float64]
+    position_bias: float | None
+    covariance: NDArray[np.float64]
+    dispersion: float
+    mode: NDArray[np.float64]
+    converged: bool
+    n_iter: int
+    _posterior: _Posterior = field(repr=False)
+    _factor: NDArray[np.float64] | None = field(default=None, repr=False)
+
+    def draws(self, size: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """``size`` draws of the strengths from the normal approximation, one row a draw.
+
+        Not centred: each draw carries the common shift the prior allows, which changes no
+        comparison between items. By the precision's Cholesky factor, computed once a fit
+        (``O(n^2)`` a draw, no factorisation).
+        """
+        n = int(self.params.shape[0])
+        z = rng.standard_normal((self.mode.shape[0], size))
+        if self._factor is None:
+            root = np.linalg.cholesky(self.covariance + 1.0 / n)
+            shifted: NDArray[np.float64] = (self.params[:, None] + root @ z[:n]).T
+            return shifted
+        steps = solve_triangular(self._factor, z, lower=False, check_finite=False)
+        out: NDArray[np.float64] = (self.mode[:n, None] + steps[:n]).T
+        return out
+
+    def p_best(
+        self, n_samples: int = 10_000, seed: SeedLike = None, *, among: ArrayLike | None = None
+    ) -> NDArray[np.float64]:
+        """P(best) of each item, as :meth:`BradleyTerryFit.p_best` computes it."""
+        n = int(self.params.shape[0])
+        columns = None if among is None else _among(among, n)
+        posterior = self._posterior if self.mode.shape[0] <= IMPORTANCE_MAX_PARAMS else None
+        with _threads_for(n):
+            return _p_best(
+                self.params, self.covariance, posterior, int(n_samples),
+                np.random.default_rng(seed), columns,
+            )  # fmt: skip
+
+
+def _among(among: ArrayLike, n: int) -> NDArray[np.int64] | None:
+    columns = np.unique(np.asarray(among, dtype=np.int64).reshape(-1))
+    if columns.size == 0 or columns[0] < 0 or columns[-1] >= n:
+        raise ValueError(f"Argument 'among' must name items in [0, {n}), not {columns.tolist()}.")
+    return None if columns.size == n else columns
+
+
+def bradley_terry_posterior(
+    total_weight: ArrayLike,
+    total_wins: ArrayLike,
+    total_wins_sq: ArrayLike,
+    prior: BradleyTerryPrior,
+    *,
+    position_bias: bool = True,
+    initial: BradleyTerryPosterior | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-9,
+) -> BradleyTerryPosterior:
+    """The quasi-likelihood posterior under ``prior`` from per-ordered-pair totals.
+
+    Parameters
+    ----------
+    total_weight, total_wins, total_wins_sq : array_like, shape (n_items, n_items)
+        Per ordered pair (slot-1 item, slot-2 item): the summed weights ``w``, ``w o`` and
+        ``w o^2`` of its verdicts (outcome ``o``: preference of slot 1).
+    prior : BradleyTerryPrior
+        The judge's prior and dispersion.
+    position_bias : bool, optional
+        Whether the model has the slot-1 term.
+    initial : BradleyTerryPosterior, optional
+        A previous posterior of the same items to start from (its mode and dispersion): after
+        one more verdict, a step or two of Newton's method instead of a fit from zero.
+    max_iter, tol
+        As for :func:`bradley_terry`.
+
+    Returns
+    -------
+    BradleyTerryPosterior
+        The same mode, dispersion, covariance and P(best) as :func:`bradley_terry` with
+        ``prior`` on comparisons with these totals.
+    """
+    weight = np.asarray(total_weight, dtype=np.float64)
+    n = weight.shape[0]
+    stats = _PairStats(
+        weight, np.asarray(total_wins, dtype=np.float64),
+        np.asarray(total_wins_sq, dtype=np.float64), weight, weight, weight,
+    )  # fmt: skip
+    size = n + (1 if position_bias else 0)
+    x0 = np.zeros(size) if initial is None else initial.mode.copy()
+    if x0.shape != (size,):
+        raise ValueError(f"Argument 'initial' must have {size} parameters, not {x0.shape[0]}.")
+    phi0 = None if initial is None else initial.dispersion
+    with _threads_for(size):
+        solution, phi, cov_full, posterior, factor = _fit_with_prior(
+            stats, n, position_bias, prior, x0, max_iter, tol, "quasi", phi0
+        )
+    x = solution.x
+    return BradleyTerryPosterior(
+        params=x[:n] - x[:n].mean(),
+        position_bias=float(x[n]) if position_bias else None,
+        covariance=cov_full[:n, :n],
+        dispersion=phi,
+        mode=x,
+        converged=solution.converged,
+        n_iter=solution.n_iter,
+        _posterior=posterior,
+        _factor=factor,
+    )
+
+
 def bradley_terry(
     comparisons: Comparisons,
     *,
@@ -814,6 +1311,7 @@ def bradley_terry(
     max_iter: int = 100,
     tol: float = 1e-9,
     covariance: CovarianceMethod = "quasi",
+    prior: BradleyTerryPrior | None = None,
 ) -> BradleyTerryFit:
     """Fit the Bradley-Terry model by penalised maximum likelihood.
 
@@ -839,8 +1337,8 @@ def bradley_terry(
     ``sum(weight) / (sum(weight) - n_free)`` (``phi = 1`` when there are no residual degrees of
     freedom), and the prior is added to it unchanged. It weights rows as the information does;
     Pearson's ``X^2 / df`` (the mean of per-row ratios) and Fletcher's (2012, *Biometrika* 99)
-    correction of it gave 91.9-94.4% and 95.5-99.5% coverage of nominal 95% intervals on
-    simulated round-robins, this one 95.0-97.4% (``benchmarks/README.md``).
+    correction of it covered nominal 95% intervals less well on simulated round-robins
+    (``benchmarks/README.md`` has the figures).
     ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967; White, 1982) with the HC1
     factor, ``"model"`` the plain Laplace inverse Hessian.
 
@@ -861,6 +1359,16 @@ def bradley_terry(
         Convergence when the largest coordinate of a full Newton step is below ``tol``.
     covariance : {"quasi", "sandwich", "model"}, optional
         How the covariance is estimated (see above).
+    prior : BradleyTerryPrior, optional
+        A judge's prior (for example from a :class:`~genrm_rank.judge_profile.JudgeProfile`)
+        in place of ``alpha``: the fit is then the mode of the posterior
+        ``exp(l(x) / phi) * prior(x)`` with the pooled dispersion ``phi`` (``"quasi"``; 1 for
+        ``"model"``; ``"sandwich"`` is refused), its covariance the inverse of
+        ``information / phi + prior precision``, and :meth:`BradleyTerryFit.p_best` samples
+        that posterior. The prior identifies every parameter, so the covariance and P(best)
+        are the posterior's even where the data alone identify nothing
+        (``identification`` still says what the data identify). Per-verdict weights (such as
+        :func:`repeat_weights`) go in ``comparisons.weight``.
 
     Returns
     -------
@@ -884,13 +1392,54 @@ def bradley_terry(
     method = _check_covariance(covariance)
     n = comparisons.n_items
     x0 = _initial_vector(initial_params, n, position_bias)
+    if prior is not None and not isinstance(prior, BradleyTerryPrior):
+        raise TypeError(
+            f"Argument 'prior' must be a BradleyTerryPrior or None, not {type(prior).__name__}."
+        )
     with _threads_for(x0.shape[0]):
         stats = _pair_stats(comparisons)
+        if prior is not None:
+            fitted = _fit_with_prior(stats, n, position_bias, prior, x0, max_iter, tol, method)
+            ident = identify(stats.weight, stats.wins, position_bias)
+            return _make_prior_fit(fitted, stats, ident, n, position_bias, prior, method)
         solution, ident = _fit_totals(
             stats.weight, stats.wins, alpha=alpha, position_bias=position_bias, x0=x0,
             max_iter=max_iter, tol=tol,
         )  # fmt: skip
         return _make_fit(solution, stats, ident, n, position_bias, alpha, method)
+
+
+def _make_prior_fit(
+    fitted: tuple[_Solution, float, NDArray[np.float64], _Posterior, NDArray[np.float64] | None],
+    stats: _PairStats,
+    ident: Identification,
+    n: int,
+    position_bias: bool,
+    prior: BradleyTerryPrior,
+    method: CovarianceMethod,
+) -> BradleyTerryFit:
+    solution, phi, cov_full, posterior, _ = fitted
+    params = solution.x[:n] - solution.x[:n].mean()
+    cov = cov_full[:n, :n].copy()
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    for array in (params, cov, se):
+        array.setflags(write=False)
+    return BradleyTerryFit(
+        params=params,
+        position_bias=float(solution.x[n]) if position_bias else None,
+        covariance=cov,
+        standard_errors=se,
+        position_bias_stderr=float(np.sqrt(max(cov_full[n, n], 0.0))) if position_bias else None,
+        log_likelihood=_log_likelihood(solution.x, stats.weight, stats.wins),
+        alpha=0.0,
+        converged=solution.converged,
+        n_iter=solution.n_iter,
+        identification=ident,
+        covariance_method=method,
+        dispersion=phi,
+        prior=prior,
+        _posterior=posterior if solution.x.shape[0] <= IMPORTANCE_MAX_PARAMS else None,
+    )
 
 
 def _make_fit(
@@ -1170,29 +1719,6 @@ def _check_clusters(clusters: ArrayLike | None, m: int) -> NDArray[np.int64] | N
     return result
 
 
-def check_bootstrap_rounds(bootstrap_rounds: object, n_bootstrap: object, *, minimum: int) -> int:
-    """``bootstrap_rounds`` checked, or the deprecated ``n_bootstrap`` when it was given.
-
-    Warns (``DeprecationWarning``, pointing at the caller's caller) when ``n_bootstrap`` is set.
-    """
-    if n_bootstrap is not None:
-        warnings.warn(
-            "Argument 'n_bootstrap' is deprecated; pass 'bootstrap_rounds'.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        bootstrap_rounds = n_bootstrap
-    if isinstance(bootstrap_rounds, bool) or not isinstance(bootstrap_rounds, (int, np.integer)):
-        raise TypeError(
-            f"Argument 'bootstrap_rounds' must be an int, not {type(bootstrap_rounds).__name__}."
-        )
-    if bootstrap_rounds < minimum:
-        raise ValueError(
-            f"Argument 'bootstrap_rounds' must be at least {minimum}, not {bootstrap_rounds}."
-        )
-    return int(bootstrap_rounds)
-
-
 def bootstrap_interval(
     samples: ArrayLike, estimate: ArrayLike, confidence: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -1254,7 +1780,6 @@ def bootstrap_bradley_terry(
     clusters: ArrayLike | None = None,
     resample_tol: float = 1e-4,
     covariance: CovarianceMethod = "quasi",
-    n_bootstrap: int | None = None,
 ) -> BradleyTerryBootstrap:
     """Bootstrap intervals for :func:`bradley_terry`, at leaderboard scale.
 
@@ -1294,8 +1819,6 @@ def bootstrap_bradley_terry(
         At 1,000 items x 1,000,000 comparisons, 1e-4 instead of 1e-6 took about 40% less time
         and moved no interval bound by more than 1.4e-5 (bootstrap SDs about 0.05;
         ``benchmarks/README.md``).
-    n_bootstrap : int, optional
-        Deprecated name of ``bootstrap_rounds``.
 
     Returns
     -------
@@ -1309,7 +1832,7 @@ def bootstrap_bradley_terry(
     """
     comparisons = _check_comparisons(comparisons)
     _check_options(alpha, max_iter, tol)
-    bootstrap_rounds = check_bootstrap_rounds(bootstrap_rounds, n_bootstrap, minimum=1)
+    bootstrap_rounds = check.integer("bootstrap_rounds", bootstrap_rounds, 1)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"Argument 'confidence' must be in (0, 1), not {confidence!r}.")
     if not (np.isfinite(resample_tol) and resample_tol > 0):

@@ -33,13 +33,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from genrm_rank import validate as check
+
 from .bradley_terry import (
     BradleyTerryFit,
     SeedLike,
     bootstrap_bradley_terry,
     bootstrap_interval,
     bradley_terry,
-    check_bootstrap_rounds,
 )
 from .comparisons import Comparisons, weighted_bincount
 from .scores import win_rate
@@ -402,7 +403,6 @@ def fit_leaderboard(
     scale: float = 400.0,
     base: float = 1000.0,
     clusters: Sequence[Hashable] | None = None,
-    n_bootstrap: int | None = None,
 ) -> LeaderboardTable:
     """Fit an Elo-scaled Bradley-Terry leaderboard with bootstrap intervals.
 
@@ -439,8 +439,6 @@ def fit_leaderboard(
         The prompt (or other cluster) of each game. Given, the bootstrap resamples whole
         prompts, as Arena-Hard does, because verdicts on one prompt are not independent;
         otherwise it resamples single games and the table says so.
-    n_bootstrap : int, optional
-        Deprecated name of ``bootstrap_rounds``.
 
     Returns
     -------
@@ -454,7 +452,7 @@ def fit_leaderboard(
     >>> [row.label for row in table.rows]
     ['a', 'b']
     """
-    rounds = check_bootstrap_rounds(bootstrap_rounds, n_bootstrap, minimum=0)
+    rounds = check.integer("bootstrap_rounds", bootstrap_rounds, 0)
     firsts, seconds = list(first_labels), list(second_labels)
     if len(firsts) != len(seconds):
         raise ValueError(

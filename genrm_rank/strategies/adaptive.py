@@ -4,49 +4,52 @@ A fixed tournament spends the same calls on every prompt, whether its best candi
 after a few verdicts or hard to tell from the runner-up. This strategy spends them where they
 decide the pick, and stops as soon as the pick is certain:
 
-1. **Posterior.** Strengths ``theta`` and the judge's slot-1 advantage ``gamma`` (log-odds) get
-   a Gaussian prior; every usable verdict is a soft Bradley-Terry outcome with mean
-   ``p = sigmoid(theta_first - theta_second + gamma)`` and quasi-likelihood variance
-   ``phi p (1 - p)`` (Wedderburn 1974); the posterior is its Laplace approximation (Newton's
-   method to the mode, the inverse Hessian as covariance).
-2. **Next pair: top-two Thompson sampling** (Russo 2016). Draw ``theta`` from the posterior;
-   its arg-max is the *leader*. Draw again until another candidate tops the draw; that one is
-   the *challenger*. The leader meets the challenger. Pairs between likely-best candidates are
-   asked for most, pairs no draw cares about are never paid for. A judge that copies itself
-   (temperature 0, a replayed record) gains nothing from a repeat of an ordered pair: the run
-   pools how far repeats differ from the last verdict (:meth:`Adaptive.judge_repeat_correlation`),
-   a pair's repeats weigh as ``k / (1 + (k - 1) r)`` verdicts, and a duel is kept with the
-   probability that its call is new information, else drawn again.
+1. **Posterior: the one every result uses.** Strengths ``theta`` and the judge's slot-1
+   advantage ``gamma`` (log-odds) get the Gaussian prior of the judge's profile
+   (:class:`~genrm_rank.judge_profile.JudgeProfile`: strengths ``N(0, strength_sd^2)``, ``gamma
+   ~ N(position_bias, position_bias_stderr^2)``); every usable verdict is a soft Bradley-Terry
+   outcome with mean ``p = sigmoid(theta_first - theta_second + gamma)`` and quasi-likelihood
+   variance ``phi p (1 - p)`` (Wedderburn 1974), ``phi`` the profile's dispersion pooled with
+   the prompt's own residuals; ``k`` verdicts of one ordered pair weigh ``1 / (1 + (k - 1) r)``
+   each, ``r`` the profile's repeat correlation (Kish's design effect). The posterior is
+   :func:`~genrm_rank.aggregators.bradley_terry_posterior`, the aggregators' fit that
+   :func:`~genrm_rank.results.build_ranking` also uses, updated after each verdict from the last
+   mode (a step or two of Newton's method, not a fit from zero); its P(best) is the aggregators'
+   too (importance-sampled from the exact posterior), and the result carries it, so the P(best)
+   a prompt stopped on is the P(best) its ranking reports.
+2. **Next pair: top-two Thompson sampling** (Russo 2016). Draw ``theta`` from the posterior's
+   normal approximation; its arg-max is the *leader*. Draw again until another candidate tops
+   the draw; that one is the *challenger*. The leader meets the challenger. Pairs between
+   likely-best candidates are asked for most, pairs no draw cares about are never paid for. A
+   judge that copies itself (temperature 0, a replayed record) gains nothing from a repeat of an
+   ordered pair: a duel is kept with the probability that its call is new information, else
+   drawn again.
 3. **Stop** when the posterior mean's leader has ``P(best) >= 1 - delta`` (``delta``), when the
-   budget is spent, or at ``2 N (N - 1)`` calls (each ordered pair twice), whichever is first.
-4. **Position bias is the judge's, not the prompt's.** The prior on ``gamma`` is centred on the
-   slot-1 win share pooled over every other prompt of the run (the orchestrator's
-   :class:`~genrm_rank.orchestrator.JudgeStatistics`, handed over by
-   :meth:`Adaptive.bind_judge_statistics`), with the precision of that many verdicts; so from a
-   prompt's first verdict a slot-1 win counts for what it is worth. So are the judge's
-   **dispersion** ``phi`` and the **prior spread** of strengths: each finished prompt pools its
-   fit (:meth:`Adaptive.result`) into the same statistics, and later prompts use the run's
-   moment estimate ``phi = sum (o - p)^2 / sum p (1 - p)`` (:meth:`Adaptive.judge_dispersion`)
-   and its empirical-Bayes strength spread (:meth:`Adaptive.strength_sd`). A graded or tied
-   verdict varies less than a Bernoulli outcome (``phi`` about 0.3 for the simulated GenRM,
-   0.4 for GPT-4 on Vicuna), so with ``phi = 1`` the posterior was under-confident and its
-   stopping rule paid for certainty it already had; with the pooled ``phi`` P(best) is about
-   calibrated on the simulated judges (``benchmarks/README.md``).
+   budget is spent, or at ``2 N (N - 1)`` calls (each ordered pair twice), whichever is first. A
+   budget that stops it first makes the result ``budget_bound`` (the default budget, ``4 N``, is
+   the strategy's own rule; the note says P(best) fell short).
+4. **What the judge is like comes from its profile, not from the run.** Position bias,
+   dispersion, strength spread and repeat correlation are the profile's (``profile``; the
+   :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE` when none is given), so a prompt's result
+   depends on its own verdicts, the profile and the seed only: not on which other prompts
+   finished first, on concurrency, or on a resume.
 5. **Swap only where it pays** (``swap="auto"``). A pair is first judged in one order (the
    order it was judged in less often; a seeded coin when equal). The reverse order is asked for
    at once only while the bias is not known to within ``bias_tolerance`` log-odds, or when the
    verdict is close (ranking 3, 3.5 or 4: slot-1 bias could have decided it). A pair that
    decides the result is one Thompson sampling keeps drawing, and its next visit takes the order
-   judged less often, i.e. the reverse; asking for the reverse of decisive pairs at once as well
-   lost accuracy at equal calls on the Vicuna record (``benchmarks/README.md``).
+   judged less often, i.e. the reverse (``benchmarks/README.md`` measures the alternatives).
 6. **Batches.** Up to ``batch`` calls of a prompt are in flight at once, all drawn from the same
-   posterior (distinct pairs where possible), so that a serving window stays full; a larger batch
-   spends a few calls more for the same accuracy (``benchmarks/README.md`` measures it).
+   posterior (distinct pairs where possible), so that a serving window stays full.
 7. **Ties and failures** never take a coin while evidence can decide: a tie verdict (3.5) is an
    outcome of 0.5, a failed verdict adds nothing and the pair stays eligible, and an exactly tied
    top keeps ``P(best)`` below the target, so more pairs are asked for. Only when the budget ends
    with the top exactly tied does a seeded coin pick among them, and :meth:`Adaptive.result` says
-   so in its notes.
+   so in its notes. A candidate whose verdicts keep failing (``SET_ASIDE_FAILURES`` failed, none
+   usable, against at least two rivals) is set aside with a note: it is not proposed, not picked,
+   and P(best) is taken among the others.
+
+Figures (calls, accuracy, calibration, cost per proposal) are in ``benchmarks/README.md``.
 
 References
 ----------
@@ -56,20 +59,23 @@ top-two Thompson sampling. Wu & Liu, "Double Thompson Sampling for Dueling Bandi
 incomplete block designs", Biometrika 39 (1952). Zheng et al., "Judging LLM-as-a-Judge with
 MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685), for position bias and swapping.
 Wedderburn, "Quasi-likelihood functions, generalized linear models, and the Gauss-Newton
-method", Biometrika 61 (1974): the dispersion. Casella, "An introduction to empirical Bayes data
-analysis", The American Statistician 39 (1985): the pooled prior spread.
+method", Biometrika 61 (1974): the dispersion. Kish, "Survey Sampling" (1965): the design effect.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol
+from dataclasses import replace
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from genrm_rank.aggregators import BradleyTerryPosterior, BradleyTerryPrior, bradley_terry_posterior
+from genrm_rank.aggregators.bradley_terry import IMPORTANCE_MAX_PARAMS
 from genrm_rank.blas_threads import one_blas_thread
-from genrm_rank.judge_profile import JudgeProfile
+from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
 from genrm_rank.strategies.base import Judgement, PairCall, StrategyOutcome, check_swap
 from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
@@ -82,38 +88,24 @@ __all__ = [
 
 DEFAULT_DELTA = 0.05
 """Default confidence target: stop once the pick's P(best) reaches 0.95."""
-PRIOR_SD = 2.0
-"""Prior standard deviation of each strength (log-odds) until the run has pooled a spread."""
-POOL_PRIOR_DF = 10.0
-"""Degrees of freedom the defaults (``PRIOR_SD``, dispersion 1) count for in a pooled estimate."""
-MIN_DISPERSION = 1e-2
-"""Floor on the pooled dispersion (a judge that never errs would otherwise give 0)."""
-GAMMA_PRIOR_SD = 1.0
-"""Prior standard deviation of the slot-1 advantage when nothing is pooled yet."""
 CLOSE_MARGIN = 0.1 + 1e-9
 """A verdict whose preference is within this of 0.5 is close (rankings 3, 3.5 and 4)."""
 TIE_TOLERANCE = 1e-9
 """Posterior means within this distance are an exact tie."""
+SET_ASIDE_FAILURES = 3
+"""A candidate with this many failed verdicts, none usable, against at least two rivals, is set
+aside: the judge fails on it, and more calls would be paid for nothing."""
+FIT_TOL = 1e-4
+"""Newton's tolerance (largest step, log-odds) of the per-verdict posterior updates."""
+SCREEN_MARGIN = 1.0
+"""Standard errors of room the P(best) screen keeps where P(best) is importance-sampled (see
+:meth:`Adaptive._may_be_confident`)."""
+SCREEN_SHARE = 0.1
+"""P(best) is drawn only when the leader tops at least ``1 - delta - SCREEN_SHARE`` of 256
+draws from the normal approximation (see :meth:`Adaptive._confident`)."""
 _MAX_RESAMPLES = 64
-
-
-class _PooledStatistics(Protocol):
-    """What is read from the orchestrator's pooled judge statistics."""
-
-    first_slot_wins: int
-    second_slot_wins: int
-    residual_squares: float
-    bernoulli_variance: float
-    strength_squares: float
-    strength_df: float
-    repeat_squares: float
-    repeat_variance: float
-
-    def add_repeat(self, squares: float, variance: float) -> None: ...
-
-    def add_fit(
-        self, residuals: float, variance: float, squares: float, strength_df: float
-    ) -> None: ...
+_REPEATS = 3
+_NORMAL = NormalDist()
 
 
 def max_calls(n_items: int) -> int:
@@ -152,19 +144,8 @@ def _optional_positive(name: str, value: object) -> float | None:
     return float(value)
 
 
-def _covariance_root(cov: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``L`` with ``L L^T = cov``: Cholesky, or the eigendecomposition for a singular ``cov``."""
-    try:
-        root = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        values, vectors = np.linalg.eigh(cov)
-        root = vectors * np.sqrt(np.clip(values, 0.0, None))
-    result: NDArray[np.float64] = np.asarray(root, dtype=np.float64)
-    return result
-
-
 class Adaptive:
-    """Top-two Thompson sampling for the best candidate, with a learnt position bias.
+    """Top-two Thompson sampling for the best candidate, on the judge profile's posterior.
 
     Parameters
     ----------
@@ -183,40 +164,33 @@ class Adaptive:
         the first :meth:`next_pairs`) is the budget, else :func:`default_budget` (``4 N``);
         with it, an orchestrator budget can only lower it. Never above :func:`max_calls`.
     delta : float
-        Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1). With the pooled
-        dispersion P(best) is about calibrated on the simulated judges (of the runs stopped at
-        P(best) >= 0.95, 0.98 are right), so ``delta`` is the error rate one accepts. On GPT-4's
-        Vicuna verdicts (N = 8, 5 seeds x 80 prompts, driven as the orchestrator drives it) the
-        default agrees with the full both-orders round-robin 0.993 ± 0.009 of the time at 26.9
-        calls; ``delta=0.1`` 0.983 ± 0.013 at 22.7; ``delta=0.3`` (stop at P(best) 0.7)
-        0.950 ± 0.021 at 15.2 (0.932 ± 0.025 at 13.2 with ``batch=1``); a budget of 14 calls
-        0.905 ± 0.029, where a both-orders knockout gets 0.895 ± 0.030. On a noiseless judge
-        ``delta=0.3`` stops after about 9 calls (N = 8) right 0.94 of the time, as its P(best)
-        says (``benchmarks/README.md``).
+        Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1). ``delta`` is the
+        error rate one accepts, as far as P(best) is calibrated (``benchmarks/README.md``
+        measures it, and the calls and accuracy of other settings).
     batch : int, optional
         Calls in flight at once for this prompt; default ``max(1, N // 4)``.
     bias_tolerance : float
-        Standard error (log-odds) under which the pooled position bias counts as known.
+        Standard error (log-odds) of the profile's position bias under which it counts as
+        known (then a pair's reverse order is asked for only after a close verdict).
     p_best_draws : int
         Posterior draws for P(best) at each stopping check.
     preference_mapping : callable, optional
         Ranking (1..6) to preference (0..1).
     prior_sd : float, optional
-        Prior standard deviation of each strength; default: pooled over the run
-        (:meth:`strength_sd`, ``PRIOR_SD`` = 2 before anything is pooled).
+        Prior standard deviation of each strength; default: the profile's ``strength_sd``.
     dispersion : float, optional
-        The judge's dispersion ``phi``; default: pooled over the run (:meth:`judge_dispersion`,
-        1 before anything is pooled).
+        The judge's dispersion ``phi``, taken as known; default: the profile's, pooled with the
+        prompt's residuals on its degrees of freedom
+        (:meth:`~genrm_rank.aggregators.BradleyTerryPrior.pooled_dispersion`).
     repeat_correlation : float, optional
-        How much a repeat of an ordered pair copies its last verdict, in [0, 1]; default: pooled
-        over the run (:meth:`judge_repeat_correlation`, 0 before anything is pooled).
-        ``prior_sd=2.0, dispersion=1.0, repeat_correlation=0.0`` is the strategy as it was
-        before any of the three was pooled.
+        How much a repeat of an ordered pair copies its last verdict, in [0, 1]; default: the
+        profile's.
     profile : JudgeProfile, optional
         What the judge is like (:mod:`genrm_rank.judge_profile`): its slot-1 bias and standard
-        error, dispersion, strength spread and repeat correlation. Given, it replaces the run's
-        pooled statistics for each of them; ``prior_sd``, ``dispersion`` and
-        ``repeat_correlation`` still override it.
+        error, dispersion, strength spread and repeat correlation; default
+        :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`. ``prior_sd``, ``dispersion`` and
+        ``repeat_correlation`` override it. Pass the same profile to
+        :func:`~genrm_rank.results.build_ranking`, so that the ranking refits this posterior.
     """
 
     def __init__(
@@ -289,284 +263,229 @@ class Adaptive:
             raise TypeError(
                 f"Argument 'profile' must be a JudgeProfile or None, not {type(profile).__name__}."
             )
-        self.profile = profile
-        self._pooled_fit = False
-        self._stats: _PooledStatistics | None = None
-        self._own_first = 0
-        self._own_second = 0
-        self._first: list[int] = []
-        self._second: list[int] = []
-        self._outcome: list[float] = []
+        self.profile = DEFAULT_PROFILE if profile is None else profile
+        self.prior = BradleyTerryPrior.from_profile(self.profile)
+        """The Bradley-Terry prior and dispersion the posterior uses (profile and overrides)."""
+        if self.prior_sd is not None:
+            self.prior = replace(self.prior, strength_sd=self.prior_sd)
+        if self.dispersion is not None:
+            self.prior = replace(self.prior, dispersion=self.dispersion, dispersion_df=math.inf)
+        n = self.n_items
+        self._count = np.zeros((n, n))
+        """Usable verdicts of each ordered pair (slot 1, slot 2)."""
+        self._sum = np.zeros((n, n))
+        self._sum_sq = np.zeros((n, n))
+        """Summed preferences of slot 1 (and their squares) of each ordered pair."""
         self._judgements: list[Judgement] = []
         self._pending: set[PairCall] = set()
         self._followups: list[tuple[int, int]] = []
         self._order_count: dict[tuple[int, int], int] = {}
         self._issued = 0
+        self._used = 0
         self._stopped = False
         self._limit_seen = False
-        self._notes: list[str] = []
-        self._mode: NDArray[np.float64] = np.zeros(self.n_items + 1)
-        self._cov: NDArray[np.float64] | None = None
-        self._fitted_at: tuple[int, float, float, float, float, float] | None = None
-        self._usable: dict[tuple[int, int], int] = {}
-        self._last: dict[tuple[int, int], float] = {}
+        self._budget_given = budget is not None
+        self._failed = np.zeros(n, dtype=np.int64)
+        self._failed_with: list[set[int]] = [set() for _ in range(n)]
+        self._aside: list[int] = []
+        self._fit: BradleyTerryPosterior | None = None
+        self._fit_at = -1
+        self._exact = False
         self._p_best: NDArray[np.float64] | None = None
-        self._root: NDArray[np.float64] | None = None
-        """The strengths' covariance factor of the current fit (reset with it)."""
+        self._tops: list[int] = []
+        """Which candidate tops each unused posterior draw (last first)."""
+        self._tops_at = (-1, 0)
+        self._decided_at = (-1, 0)
+        self._decided = False
+        """The last stopping check and the state it was made in (made once a state)."""
+        self._notes: list[str] = []
 
-    # -- the judge's pooled statistics --------------------------------------------------------
-    def bind_judge_statistics(self, stats: _PooledStatistics) -> None:
-        """Use the run's pooled verdict counts (slot-1 and slot-2 wins) for the bias prior."""
-        for name in ("first_slot_wins", "second_slot_wins"):
-            if not isinstance(getattr(stats, name, None), int):
-                raise TypeError(
-                    f"Argument 'stats' must have an int attribute {name!r} "
-                    f"(a JudgeStatistics), not {type(stats).__name__}."
-                )
-        for method in ("add_fit", "add_repeat"):
-            if not callable(getattr(stats, method, None)):
-                raise TypeError(
-                    f"Argument 'stats' must have an {method!r} method (a JudgeStatistics), "
-                    f"not {type(stats).__name__}."
-                )
-        self._stats = stats
-
-    def _bias_prior(self) -> tuple[float, float]:
-        """Mean and standard deviation of the prior on ``gamma``: the profile's, else pooled."""
-        if self.profile is not None:
-            return self.profile.position_bias, self.profile.position_bias_stderr
-        if self._stats is None:
-            return 0.0, GAMMA_PRIOR_SD
-        first = max(self._stats.first_slot_wins - self._own_first, 0)
-        second = max(self._stats.second_slot_wins - self._own_second, 0)
-        share = (first + 1.0) / (first + second + 2.0)
-        mean = math.log(share / (1.0 - share))
-        sd = 1.0 / math.sqrt((first + second + 2.0) * share * (1.0 - share))
-        return mean, min(sd, GAMMA_PRIOR_SD)
-
+    # -- the judge -----------------------------------------------------------------------------
     def strength_sd(self) -> float:
-        """Prior standard deviation of each strength: ``prior_sd``, else pooled over the run.
-
-        The empirical-Bayes (type-II) estimate of a hierarchical normal prior by Laplace-EM: the
-        posterior expectation of ``sum_i (theta_i - mean theta)^2`` over every finished prompt,
-        per degree of freedom (``N - 1`` a prompt), with ``PRIOR_SD`` counted as
-        ``POOL_PRIOR_DF`` degrees of freedom (Casella, "An introduction to empirical Bayes data
-        analysis", Am. Stat. 39, 1985; Dempster, Laird & Rubin 1977).
-        """
-        if self.prior_sd is not None:
-            return self.prior_sd
-        if self.profile is not None:
-            return self.profile.strength_sd
-        squares, df = POOL_PRIOR_DF * PRIOR_SD**2, POOL_PRIOR_DF
-        if self._stats is not None:
-            squares += self._stats.strength_squares
-            df += self._stats.strength_df
-        return math.sqrt(squares / df)
+        """Prior standard deviation of each strength: ``prior_sd``, else the profile's."""
+        return self.prior.strength_sd
 
     def judge_dispersion(self) -> float:
-        """The judge's dispersion ``phi``: ``dispersion``, else pooled over the run.
-
-        Quasi-likelihood (Wedderburn, "Quasi-likelihood functions, generalized linear models,
-        and the Gauss-Newton method", Biometrika 61, 1974): a graded or tied outcome ``o`` has
-        variance ``phi p (1 - p)``, not the Bernoulli ``p (1 - p)``, and each verdict carries
-        ``1 / phi`` of a Bernoulli outcome's information. Moment estimate, pooled over every
-        finished prompt of the run (a property of the judge, like its position bias):
-        ``sum (o - p)^2 / sum p (1 - p)``, each prompt's denominator scaled by its residual
-        degrees of freedom over its verdicts, with ``phi = 1`` counted as ``POOL_PRIOR_DF``
-        verdicts at ``p = 1/2``; at least ``MIN_DISPERSION``. A ratio of sums, not Pearson's
-        sum of ratios, which one surprising verdict at a fitted ``p`` near 0 or 1 would swamp.
-        """
-        if self.dispersion is not None:
-            return self.dispersion
-        if self.profile is not None:
-            return self.profile.dispersion
-        residuals = variance = POOL_PRIOR_DF * 0.25
-        if self._stats is not None:
-            residuals += self._stats.residual_squares
-            variance += self._stats.bernoulli_variance
-        return max(residuals / variance, MIN_DISPERSION)
+        """The judge's dispersion before this prompt's residuals: ``dispersion``, else the
+        profile's."""
+        return self.prior.dispersion
 
     def judge_repeat_correlation(self) -> float:
-        """How much a repeat of an ordered pair copies its last verdict, pooled over the run.
-
-        ``repeat_correlation`` when given. The intra-class correlation of two verdicts of the
-        same ordered pair, by moments:
-        ``r = 1 - sum (o_2 - o_1)^2 / (phi sum 2 p (1 - p))`` (independent repeats differ by
-        ``2 phi p (1 - p)`` on average, copies by 0), with independent repeats (``r = 0``)
-        counted as ``POOL_PRIOR_DF`` repeats at ``p = 1/2``; clipped to [0, 1]. A judge sampled
-        at temperature 0, or a replayed record, repeats itself (``r = 1``): its ``k`` verdicts of
-        one ordered pair are worth ``k / (1 + (k - 1) r)`` (Kish's design effect, "Survey
-        Sampling", 1965), one verdict, and a repeat is worth asking only as far as it is new.
-        """
+        """How much a repeat of an ordered pair copies its last verdict: ``repeat_correlation``,
+        else the profile's. ``k`` verdicts of one ordered pair are worth ``k / (1 + (k - 1) r)``
+        (Kish's design effect, "Survey Sampling", 1965): one for a judge that copies itself."""
         if self.repeat_correlation is not None:
             return self.repeat_correlation
-        if self.profile is not None:
-            return self.profile.repeat_correlation
-        phi = self.judge_dispersion()
-        squares, variance = POOL_PRIOR_DF * 0.5 * phi, POOL_PRIOR_DF * 0.5
-        if self._stats is not None:
-            squares += self._stats.repeat_squares
-            variance += self._stats.repeat_variance
-        return min(max(1.0 - squares / (phi * variance), 0.0), 1.0)
+        return self.profile.repeat_correlation
 
-    def _weights(self, rho: float) -> NDArray[np.float64]:
-        """Each usable verdict's weight ``1 / (1 + (k - 1) rho)``, ``k`` its ordered pair's."""
-        pairs = list(zip(self._first, self._second, strict=True))
-        k = np.array([self._usable[pair] for pair in pairs], dtype=float)
-        weights: NDArray[np.float64] = 1.0 / (1.0 + (k - 1.0) * rho)
-        return weights
+    @property
+    def bias_known(self) -> bool:
+        """Whether the profile's slot-1 advantage is known to within ``bias_tolerance``."""
+        return self.prior.position_bias_sd <= self.bias_tolerance
+
+    @property
+    def set_aside(self) -> tuple[int, ...]:
+        """Candidates set aside because the judge kept failing on them (see the module)."""
+        return tuple(self._aside)
+
+    def _active(self) -> NDArray[np.int64]:
+        keep = np.ones(self.n_items, dtype=bool)
+        keep[self._aside] = False
+        return np.flatnonzero(keep)
 
     def _worth(self, first: int, second: int) -> float:
         """Information a call of this ordered pair adds, in fresh verdicts (1 when unjudged)."""
-        k = float(self._usable.get((first, second), 0))
+        k = float(self._count[first, second])
         if not k:
             return 1.0
         rho = self.judge_repeat_correlation()
         return (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (k - 1.0) * rho)
 
-    def _pool_fit(self) -> None:
-        """Hand this prompt's residuals and strength spread to the run, once."""
-        if self._pooled_fit or self._stats is None or not self._outcome:
-            return
-        self._pooled_fit = True
-        mode, cov = self._fit()
-        n = self.n_items
-        design = self._design()
-        y = np.asarray(self._outcome, dtype=float)
-        w = self._weights(self.judge_repeat_correlation())
-        p = 1.0 / (1.0 + np.exp(-(design @ mode)))
-        weight = w * p * (1.0 - p)
-        residuals = float(np.sum(w * (y - p) ** 2))
-        # Effective parameters: the trace of the hat matrix, cov @ (X' W X / phi).
-        info = (design.T * weight) @ design / self.judge_dispersion()
-        used = float(np.sum(w))
-        edf = min(float(np.trace(cov @ info)), used)
-        variance = float(np.sum(weight)) * (used - edf) / used
-        centre = np.eye(n) - 1.0 / n
-        theta = centre @ mode[:n]
-        squares = float(theta @ theta + np.trace(centre @ cov[:n, :n] @ centre))
-        self._stats.add_fit(residuals, variance, squares, float(n - 1))
-
-    @property
-    def bias_known(self) -> bool:
-        """Whether the pooled slot-1 advantage is known to within ``bias_tolerance``."""
-        return self._bias_prior()[1] <= self.bias_tolerance
-
     # -- posterior ---------------------------------------------------------------------------
     # The fits and draws work on a few candidates, where the BLAS pool would only spin: every
     # public entry point (next_pairs, record, done, result, p_best, posterior) runs on one BLAS
     # thread (genrm_rank.blas_threads), and these private steps run inside one of them.
-    def _fit(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Laplace posterior mode and covariance over ``(theta, gamma)``."""
-        n = self.n_items
-        m = len(self._outcome)
-        g_mean, g_sd = self._bias_prior()
-        sd, phi, rho = self.strength_sd(), self.judge_dispersion(), self.judge_repeat_correlation()
-        key = (m, g_mean, g_sd, sd, phi, rho)
-        if self._cov is not None and self._fitted_at == key:
-            return self._mode, self._cov
-        precision = np.full(n + 1, 1.0 / sd**2)
-        precision[n] = 1.0 / g_sd**2
-        prior_mean = np.zeros(n + 1)
-        prior_mean[n] = g_mean
-        x = self._mode.copy()
-        design = self._design()
-        y = np.asarray(self._outcome, dtype=float)
-        w = self._weights(rho) / phi
+    def _posterior(self, exact: bool = True) -> BradleyTerryPosterior:
+        """The posterior after every usable verdict so far, from the last one.
 
-        def log_post(z: NDArray[np.float64]) -> float:
-            eta = design @ z
-            fit = y * np.logaddexp(0.0, -eta) + (1.0 - y) * np.logaddexp(0.0, eta)
-            return float(-np.sum(w * fit) - 0.5 * np.sum(precision * (z - prior_mean) ** 2))
-
-        # Newton's method with step halving (the log posterior is concave).
-        current = log_post(x)
-        for _ in range(100):
-            p = 1.0 / (1.0 + np.exp(-(design @ x)))
-            grad = design.T @ (w * (y - p)) - precision * (x - prior_mean)
-            hess = (design.T * (w * p * (1.0 - p))) @ design + np.diag(precision)
-            step = np.linalg.solve(hess, grad)
-            for _ in range(30):
-                value = log_post(x + step)
-                if value >= current - 1e-12:
-                    break
-                step = step / 2.0
-            x, current = x + step, value
-            if float(np.max(np.abs(step))) < 1e-9:
-                break
-        p = 1.0 / (1.0 + np.exp(-(design @ x)))
-        hess = (design.T * (w * p * (1.0 - p))) @ design + np.diag(precision)
-        cov = np.linalg.inv(hess)
-        self._mode, self._cov, self._fitted_at = x, cov, key
-        self._p_best = self._root = None
-        return x, cov
-
-    def _design(self) -> NDArray[np.float64]:
-        """One row a usable verdict: +1 for slot 1, -1 for slot 2, 1 for the bias."""
-        n, m = self.n_items, len(self._outcome)
-        design = np.zeros((m, n + 1))
-        if m:
-            design[np.arange(m), self._first] = 1.0
-            design[np.arange(m), self._second] = -1.0
-            design[:, n] = 1.0
-        return design
+        ``exact``: Newton's method to ``FIT_TOL`` (what P(best), the stop and the result use).
+        Otherwise one Newton step from the last posterior, the online update of the Laplace
+        approximation: what Thompson sampling draws from between stopping checks, at the cost
+        of one factorisation.
+        """
+        if self._fit_at != self._used or (exact and not self._exact):
+            rho = self.judge_repeat_correlation()
+            scale = 1.0 / (1.0 + np.maximum(self._count - 1.0, 0.0) * rho)
+            self._fit = bradley_terry_posterior(
+                self._count * scale, self._sum * scale, self._sum_sq * scale, self.prior,
+                position_bias=True, initial=self._fit, tol=FIT_TOL,
+                max_iter=100 if exact or self._fit is None else 1,
+            )  # fmt: skip
+            self._exact = exact or self._fit.converged
+            self._fit_at = self._used
+            self._p_best = None
+        assert self._fit is not None
+        return self._fit
 
     def _draws(self, size: int) -> NDArray[np.float64]:
-        """Posterior draws of the strengths, one row per draw."""
-        mode, cov = self._fit()
-        n = self.n_items
-        root = self._root
-        if root is None:  # factorised once a fit, not once a draw
-            root = self._root = _covariance_root(cov[:n, :n])
-        draws: NDArray[np.float64] = mode[:n] + self.rng.standard_normal((size, n)) @ root.T
+        """Draws of the strengths from the posterior's normal approximation, one row a draw;
+        candidates set aside never top one."""
+        draws = self._posterior(exact=False).draws(size, self.rng)
+        if self._aside:
+            draws[:, self._aside] = -np.inf
         return draws
 
     @one_blas_thread()
     def p_best(self) -> NDArray[np.float64]:
-        """P(best) of each candidate under the current posterior (Monte Carlo)."""
-        self._fit()
+        """P(best) of each candidate under the current posterior, among those not set aside
+        (:meth:`~genrm_rank.aggregators.BradleyTerryPosterior.p_best`)."""
+        fit = self._posterior()
         if self._p_best is None:
-            winners = np.argmax(self._draws(self.p_best_draws), axis=1)
-            counts = np.bincount(winners, minlength=self.n_items)
-            self._p_best = counts / float(self.p_best_draws)
+            among = self._active() if self._aside else None
+            self._p_best = fit.p_best(self.p_best_draws, seed=self.rng, among=among)
         return self._p_best
 
     def _leaders(self) -> list[int]:
         """Candidates whose posterior mean is the highest (more than one on an exact tie)."""
-        mode = self._fit()[0][: self.n_items]
-        top = float(np.max(mode))
-        return [i for i in range(self.n_items) if top - float(mode[i]) <= TIE_TOLERANCE]
+        mode = self._posterior().params
+        active = self._active()
+        top = float(np.max(mode[active]))
+        return [int(i) for i in active if top - float(mode[i]) <= TIE_TOLERANCE]
 
     def _confident(self) -> bool:
+        """Whether the leader's P(best) has reached ``1 - delta``.
+
+        Two cheap screens come first, each a bound or an estimate of the same quantity:
+        the least probability that the leader beats one rival (:meth:`_may_be_confident`),
+        and the share of 256 normal-approximation draws it tops. A stop they delay costs a
+        call; every stop is decided by P(best) itself. Checked once a state (the same
+        verdicts and candidates set aside), so ``done`` and ``next_pairs`` agree.
+        """
+        state = (self._used, len(self._aside))
+        if self._decided_at != state:
+            self._decided_at, self._decided = state, self._check_confident()
+        return self._decided
+
+    def _check_confident(self) -> bool:
+        if not self._used:
+            return False
+        # The one-step posterior screens first, so that most checks need no full fit: no
+        # rival within reach, and the leader tops enough of its normal-approximation draws
+        # (their share estimates the same P(best) to within SCREEN_SHARE: the binomial error
+        # is about 0.02 at 0.95 over 256 draws).
+        active = self._active()
+        rough = int(active[np.argmax(self._posterior(exact=False).params[active])])
+        if not self._may_be_confident(rough):
+            return False
+        if self.n_items > 2:
+            tops = np.argmax(self._draws(4 * _MAX_RESAMPLES), axis=1)
+            if float(np.mean(tops == rough)) < 1.0 - self.delta - SCREEN_SHARE:
+                return False
         leaders = self._leaders()
-        return len(leaders) == 1 and float(self.p_best()[leaders[0]]) >= 1.0 - self.delta
+        if len(leaders) != 1 or not self._may_be_confident(leaders[0]):
+            return False
+        return float(self.p_best()[leaders[0]]) >= 1.0 - self.delta
+
+    def _may_be_confident(self, leader: int) -> bool:
+        """Whether P(best) is worth drawing: no rival is within reach of the leader.
+
+        P(best) is at most the least probability that the leader beats one rival. Under the
+        normal approximation (exact beyond ``IMPORTANCE_MAX_PARAMS`` parameters, where P(best)
+        is drawn from it) that is ``Phi(z)``, ``z`` the smallest standardised gap. Where P(best)
+        is importance-sampled from the exact posterior instead, the two differ, so the screen
+        keeps ``SCREEN_MARGIN`` standard errors of room: P(best) is drawn once ``z`` is within
+        ``SCREEN_MARGIN`` of the ``1 - delta`` quantile. A stop the screen delays costs one
+        call; a stop it allows is decided by P(best) itself.
+        """
+        fit = self._posterior(exact=False)
+        cov = fit.covariance
+        active = self._active()
+        rivals = active[active != leader]
+        gap = fit.params[leader] - fit.params[rivals]
+        variance = cov[leader, leader] + np.diag(cov)[rivals] - 2.0 * cov[leader, rivals]
+        z = float(np.min(gap / np.sqrt(np.maximum(variance, 1e-300))))
+        margin = 0.0 if self.n_items + 1 > IMPORTANCE_MAX_PARAMS else SCREEN_MARGIN
+        return z >= _NORMAL.inv_cdf(1.0 - self.delta) - margin
 
     # -- proposing ---------------------------------------------------------------------------
     def _duel(self) -> tuple[int, int]:
-        """One leader-challenger pair by top-two Thompson sampling."""
-        draw = self._draws(1)[0]
-        leader = int(np.argmax(draw))
-        # Russo's challenger: the leader of the first fresh draw that another candidate tops.
-        tops = np.argmax(self._draws(_MAX_RESAMPLES), axis=1)
-        others = tops[tops != leader]
-        if others.size:
-            return leader, int(others[0])
+        """One leader-challenger pair by top-two Thompson sampling.
+
+        The leader tops a posterior draw; Russo's challenger tops the first later draw that
+        another candidate tops. Draws come in blocks of ``_MAX_RESAMPLES`` (one triangular
+        solve a block, not a draw), and each duel takes the next unused ones.
+        """
+        leader = self._next_top()
+        for _ in range(_MAX_RESAMPLES):
+            other = self._next_top()
+            if other != leader:
+                return leader, other
         # The posterior is sure of the leader: its nearest rival by posterior mean.
-        mode = self._fit()[0][: self.n_items].copy()
+        mode = self._posterior(exact=False).params.copy()
         mode[leader] = -np.inf
+        mode[self._aside] = -np.inf
         return leader, int(np.argmax(mode))
+
+    def _next_top(self) -> int:
+        """The candidate that tops the next posterior draw."""
+        if self._tops_at != (self._used, len(self._aside)) or not self._tops:
+            self._tops = np.argmax(self._draws(_MAX_RESAMPLES), axis=1).tolist()[::-1]
+            self._tops_at = (self._used, len(self._aside))
+        return int(self._tops.pop())
 
     def _propose(self, chosen: set[frozenset[int]]) -> tuple[int, int]:
         """A Thompson duel not in ``chosen``, kept with the probability that it is new.
 
         A duel is kept with probability :meth:`_worth` of its next call (1 for a pair not judged
         in that order; 0 for a repeat of a judge that copies itself) and drawn again otherwise.
-        When no draw is kept, the most informative pair not chosen is asked for, the one of the
-        highest posterior means among equals: the leader against a rival it has not met, rather
-        than a pair whose verdicts are known already.
+        When no draw is kept (or the same duel comes back ``_REPEATS`` times in a row), the most
+        informative pair not chosen is asked for, the one of the highest posterior means among
+        equals: the leader against a rival it has not met, rather than a pair whose verdicts are
+        known already.
         """
         pair = self._duel()
         best: tuple[float, tuple[int, int]] | None = None
+        repeats = 0
         for _ in range(_MAX_RESAMPLES):
             if frozenset(pair) not in chosen:
                 worth = self._worth(*self._next_order(*pair))
@@ -574,19 +493,48 @@ class Adaptive:
                     return pair
                 if best is None or worth > best[0]:
                     best = (worth, pair)
-            pair = self._duel()
-        mode = self._fit()[0][: self.n_items]
-        options = [
-            (self._worth(*self._next_order(a, b)), float(mode[a] + mode[b]), (a, b))
-            for a in range(self.n_items)
-            for b in range(a + 1, self.n_items)
-            if frozenset((a, b)) not in chosen
-        ]
-        if options:
-            top = max(options)
-            if best is None or top[0] > best[0] + 1e-12:
-                return top[2]
+            previous, pair = pair, self._duel()
+            # A posterior sure of its leader returns the same chosen duel again and again:
+            # after a few repeats the search below finds what further draws would not.
+            repeats = repeats + 1 if pair == previous else 0
+            if repeats >= _REPEATS:
+                break
+        top = self._most_informative(chosen)
+        if top is not None and (best is None or top[0] > best[0] + 1e-12):
+            return top[1]
         return pair if best is None else best[1]
+
+    def _most_informative(
+        self, chosen: set[frozenset[int]]
+    ) -> tuple[float, tuple[int, int]] | None:
+        """The unchosen pair of the most information, then of the highest summed posterior
+        means (the last such pair in ``(a, b)`` order): every pair at once, in arrays."""
+        n = self.n_items
+        mode = self._posterior(exact=False).params
+        issued = np.zeros((n, n))
+        for (a, b), count in self._order_count.items():
+            issued[a, b] = count
+        # The order a visit would take (_next_order), and its ordered pair's usable verdicts.
+        if self.swap == "none":
+            k = self._count
+        else:
+            k = np.where(issued.T < issued, self._count.T, self._count)
+        rho = self.judge_repeat_correlation()
+        seen = np.maximum(k, 1.0)  # k = 0 is worth 1; keep its formula finite at rho = 1
+        worth = np.where(k > 0, (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (seen - 1.0) * rho), 1.0)
+        open_ = np.triu(np.ones((n, n), dtype=bool), 1)
+        open_[self._aside, :] = False
+        open_[:, self._aside] = False
+        for pair in chosen:
+            a, b = sorted(pair)
+            open_[a, b] = False
+        if not open_.any():
+            return None
+        value = np.where(open_, worth, -np.inf)
+        most = value == value.max()
+        summed = np.where(most, mode[:, None] + mode[None, :], -np.inf)
+        flat = int(np.flatnonzero(summed == summed.max())[-1])
+        return float(value.max()), (flat // n, flat % n)
 
     def _next_order(self, a: int, b: int) -> tuple[int, int]:
         """The order :meth:`_ordered` would take, without a coin (``(a, b)`` when equal)."""
@@ -617,6 +565,8 @@ class Adaptive:
         if limit is not None and not self._limit_seen and self._issued == 0:
             given = max(int(limit), 0)
             own = max_calls(self.n_items) if self._default_budget else self.budget
+            if given < own:
+                self._budget_given = True
             self.budget = min(own, given)
         if limit is not None:
             self._limit_seen = True
@@ -661,26 +611,39 @@ class Adaptive:
         self._pending.remove(call)
         self._judgements.append(Judgement(call.first, call.second, verdict, -1, call.sample))
         if verdict.ranking is None:
+            self._record_failure(call.first, call.second)
             return
         p = float(verdict.preference_with(self.preference_mapping))
-        key = (call.first, call.second)
-        if key in self._last and self._stats is not None:
-            # A repeat: how far it is from this pair's last verdict, against independent draws.
-            n = self.n_items
-            eta = float(self._mode[call.first] - self._mode[call.second] + self._mode[n])
-            fitted = 1.0 / (1.0 + math.exp(-eta))
-            self._stats.add_repeat((p - self._last[key]) ** 2, 2.0 * fitted * (1.0 - fitted))
-        self._last[key] = p
-        self._usable[key] = self._usable.get(key, 0) + 1
-        self._first.append(call.first)
-        self._second.append(call.second)
-        self._outcome.append(p)
-        if verdict.ranking < 3.5:
-            self._own_first += 1
-        elif verdict.ranking > 3.5:
-            self._own_second += 1
+        self._count[call.first, call.second] += 1.0
+        self._sum[call.first, call.second] += p
+        self._sum_sq[call.first, call.second] += p * p
+        self._used += 1
         if not self._stopped and self._wants_reverse(call, p):
             self._followups.append((call.second, call.first))
+
+    def _record_failure(self, first: int, second: int) -> None:
+        """Count a failed verdict against both candidates; set aside one the judge keeps
+        failing on (``SET_ASIDE_FAILURES`` failures, no usable verdict, two rivals or more)."""
+        for me, other in ((first, second), (second, first)):
+            self._failed[me] += 1
+            self._failed_with[me].add(other)
+        for me in (first, second):
+            usable = self._count[me].sum() + self._count[:, me].sum()
+            if (
+                me not in self._aside
+                and self._failed[me] >= SET_ASIDE_FAILURES
+                and not usable
+                and len(self._failed_with[me]) >= 2
+                and self.n_items - len(self._aside) > 2
+            ):
+                self._aside.append(me)
+                self._followups = [f for f in self._followups if me not in f]
+                self._p_best = None
+                self._notes.append(
+                    f"adaptive: candidate {me} set aside after {int(self._failed[me])} failed "
+                    f"verdicts and none usable (against candidates "
+                    f"{sorted(self._failed_with[me])}); it is not picked"
+                )
 
     def _wants_reverse(self, call: PairCall, preference: float) -> bool:
         """Whether to ask for the reverse order of a pair just judged for the first time."""
@@ -719,21 +682,17 @@ class Adaptive:
 
     @one_blas_thread()
     def result(self) -> StrategyOutcome:
-        """The posterior's leader and order; a seeded coin only for an exact tie at the end.
+        """The posterior mean's leader and order, and the P(best) it stopped on.
 
-        The first call also pools this prompt's fit into the run's judge statistics (the
-        dispersion and prior spread of later prompts; see :meth:`judge_dispersion`).
+        A seeded coin only for an exact tie at the end. ``budget_bound`` when a given budget
+        (the class's ``budget``, or an orchestrator's lower one) stopped it short of its
+        confidence target and its cap.
         """
-        outcome = self._result()
-        self._pool_fit()
-        return outcome
-
-    def _result(self) -> StrategyOutcome:
         notes = list(self._notes)
-        if not self._outcome:
+        if not self._used:
             notes.append("adaptive: no usable verdict; no candidate is chosen")
             return StrategyOutcome(notes=tuple(notes))
-        mode = self._fit()[0][: self.n_items]
+        mode = self._posterior().params
         leaders = self._leaders()
         best = leaders[0]
         if len(leaders) > 1:
@@ -744,22 +703,36 @@ class Adaptive:
                 "a seeded coin"
             )
         p_best = self.p_best()
-        if float(p_best[best]) < 1.0 - self.delta:
+        short = float(p_best[best]) < 1.0 - self.delta
+        if short:
             notes.append(
                 f"adaptive: stopped at P(best) {float(p_best[best]):.3f} < {1.0 - self.delta:.3f} "
                 f"after {self._issued} calls"
             )
-        rest = sorted((i for i in range(self.n_items) if i != best), key=lambda i: -mode[i])
-        return StrategyOutcome(best=best, order=(best, *rest), notes=tuple(notes))
+        active = [int(i) for i in self._active() if i != best]
+        rest = sorted(active, key=lambda i: -mode[i]) + sorted(self._aside)
+        bound = (
+            (short or len(leaders) > 1)
+            and self._budget_given
+            and self._issued >= self.budget
+            and self.budget < max_calls(self.n_items)
+        )
+        return StrategyOutcome(
+            best=best,
+            order=(best, *rest),
+            notes=tuple(notes),
+            p_best=tuple(float(v) for v in p_best),
+            budget_bound=bool(bound),
+        )
 
     @one_blas_thread()
     def posterior(self) -> dict[str, Any]:
         """The current posterior: strengths, slot-1 advantage and P(best) (for diagnostics)."""
-        mode, cov = self._fit()
-        n = self.n_items
+        fit = self._posterior()
         return {
-            "strength": mode[:n].copy(),
-            "stderr": np.sqrt(np.diag(cov)[:n]),
-            "position_bias": float(mode[n]),
+            "strength": fit.params.copy(),
+            "stderr": np.sqrt(np.clip(np.diag(fit.covariance), 0.0, None)),
+            "position_bias": fit.position_bias,
+            "dispersion": fit.dispersion,
             "p_best": self.p_best().copy(),
         }

@@ -108,12 +108,18 @@ class StrategyOutcome:
 
     ``best`` is the strategy's own winner (a knockout's champion), ``order`` its own full order
     when it defines one; ``None`` leaves it to the aggregator. ``notes`` explains decisions that
-    had no usable verdict (e.g. a knockout match settled by a coin).
+    had no usable verdict (e.g. a knockout match settled by a coin). ``p_best`` is the P(best)
+    of each candidate the strategy decided on, when it decides on one (adaptive selection's
+    stopping rule): the ranking reports it rather than drawing its own. ``budget_bound`` says
+    that a budget stopped the strategy before its own stopping rule did, when the strategy took
+    that budget as its own (the orchestrator cannot tell then).
     """
 
     best: int | None = None
     order: tuple[int, ...] | None = None
     notes: tuple[str, ...] = ()
+    p_best: tuple[float, ...] | None = None
+    budget_bound: bool = False
 
 
 @runtime_checkable
