@@ -65,7 +65,7 @@ from genrm_rank import PromptInput, RankSpec, arank_many
 from genrm_rank.aggregators import BradleyTerryPrior, Comparisons
 from genrm_rank.aggregators.bradley_terry import CovarianceMethod, bradley_terry
 from genrm_rank.aggregators.identification import identify
-from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
+from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile, learn_judge_profile
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.judges.simulated import SimulatedJudge
@@ -322,11 +322,8 @@ def simulate(
         first = 0
         if LEARN:  # learn on the first LEARN prompts, measure on the rest
             global PROFILE
-            from quality import profile_from_comparisons
-
-            PROFILE = profile_from_comparisons(
-                [judgements_to_comparisons(n, list(rankings[p].judgements)) for p in range(LEARN)],
-                n,
+            PROFILE = learn_judge_profile(
+                [judgements_to_comparisons(n, list(rankings[p].judgements)) for p in range(LEARN)]
             )
             first = LEARN
             print(f"learnt profile ({regime.name}, {strategy}, seed {seed}): {PROFILE}")

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
-from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
+from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile, learn_judge_profile
 from genrm_rank.judges.replay import ReplayJudge
 from genrm_rank.orchestrator import PromptJob, PromptRun
 from genrm_rank.results import build_ranking
@@ -282,10 +282,8 @@ def learn_profile(task: Task, prompts: Sequence[int], seed: int) -> JudgeProfile
     """A judge profile from a both-orders knockout of ``prompts`` (a calibration run).
 
     One Bradley-Terry fit over every verdict, each prompt's candidates their own items and one
-    shared slot-1 term (Agresti's home advantage): its bias and standard error, its
-    quasi-likelihood dispersion on the residual degrees of freedom, and the spread of the
-    per-prompt centred strengths (``sqrt(mean theta^2 * N / (N - 1))``). A stand-in for the
-    library's own learner (issue 19, deliverable 1), kept to what this benchmark needs.
+    shared slot-1 term, learnt by the library's own learner
+    (:func:`genrm_rank.judge_profile.learn_judge_profile`).
     """
     from genrm_rank.results import judgements_to_comparisons
 
@@ -297,45 +295,7 @@ def learn_profile(task: Task, prompts: Sequence[int], seed: int) -> JudgeProfile
             for call in scheduler.next_pairs():
                 scheduler.record(call, task.judge(p, call))
         parts.append(judgements_to_comparisons(task.n, scheduler.judgements()))
-    return profile_from_comparisons(parts, task.n)
-
-
-def profile_from_comparisons(parts: Sequence[Any], n: int) -> JudgeProfile:
-    """The profile of :func:`learn_profile` from each prompt's comparisons (``n`` items each)."""
-    from genrm_rank.aggregators import BradleyTerryPrior, Comparisons, bradley_terry
-
-    shifted = [
-        Comparisons.from_arrays(
-            n * len(parts),
-            first=c.first + k * n,
-            second=c.second + k * n,
-            outcome=c.outcome,
-        )
-        for k, c in enumerate(parts)
-    ]
-    everything = Comparisons.concat(shifted)
-    # The strengths' spread: one Laplace-EM step (Casella 1985) from the default prior, the
-    # posterior expectation of sum theta^2 (modes squared plus variances) per degree of
-    # freedom. (Iterating it diverges on separated prompts, whose modes grow with the prior.)
-    vague = BradleyTerryPrior(
-        strength_sd=math.sqrt(0.5 / DEFAULT_ALPHA), position_bias_sd=10.0, dispersion_df=1e-6
-    )  # the default prior's spread; bias and dispersion left to the data
-    fit = bradley_terry(everything, position_bias=True, prior=vague)
-    theta = fit.params.reshape(len(parts), n)
-    theta = theta - theta.mean(axis=1, keepdims=True)
-    variance = np.diag(fit.covariance).reshape(len(parts), n) * (n - 1) / n
-    spread = float(np.sqrt((np.sum(theta**2) + np.sum(variance)) / (len(parts) * (n - 1))))
-    free = len(parts) * (n - 1) + 1
-    return JudgeProfile(
-        position_bias=float(fit.position_bias or 0.0),
-        position_bias_stderr=float(fit.position_bias_stderr or 1.0),
-        dispersion=float(fit.dispersion),
-        dispersion_df=float(max(len(everything) - free, 1)),
-        strength_sd=max(spread, 0.1),
-        strength_df=float(free - 1),
-        verdicts=len(everything),
-        prompts=len(parts),
-    )
+    return learn_judge_profile(parts)
 
 
 def interval(values: Sequence[float]) -> tuple[float, float]:

@@ -111,4 +111,4 @@ def test_the_demo_runs_select_without_reentering_main(
     monkeypatch.setenv("GENRM_SWAP", "none")  # the demo's own options only
     args = parse_args(["demo", "--keep", str(tmp_path), "--quiet"], environ={})
     assert COMMAND_FUNCTIONS["demo"](args) == 0
-    assert "GPT-4's own verdicts rank first on 64 of 80" in capsys.readouterr().out
+    assert "GPT-4's own verdicts rank first on 63 of 80" in capsys.readouterr().out
