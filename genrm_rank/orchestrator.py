@@ -65,6 +65,10 @@ COMPLETIONS_A_STEP = 8
 """Finished calls taken back in one event-loop step; the rest wait for the next, so that one
 step never runs for long (issue 22: ``benchmarks/bench_client_cpu.py --loop-probe``)."""
 
+ADMISSIONS_A_STEP = 8
+"""Prompts admitted in one loop step: a strategy's first proposals cost up to a millisecond a
+prompt (adaptive), and a window of 256 admitted at once held the loop for 80 ms."""
+
 RETRYABLE_FAILURES = frozenset(
     {
         FailureKind.UNREADABLE,
@@ -531,6 +535,8 @@ class Orchestrator:
                     self._release(state, ready)
                     if self._settle(state):
                         finished.append(self._finish(state))
+                    if state.seq % ADMISSIONS_A_STEP == ADMISSIONS_A_STEP - 1:
+                        await asyncio.sleep(0)  # the loop serves the window in between
                 # Fill the window, as far as the caps allow with every call in flight paid.
                 blocked: str | None = None
                 while (

@@ -375,10 +375,14 @@ class Runner:
             len(run.job.candidates), judgements, preference_mapping=self.spec.preference_mapping
         )
 
-    def _freeze(self) -> None:
-        """Learn the profile from the warm-up's verdicts, in input order, and keep it."""
+    async def _freeze(self) -> None:
+        """Learn the profile from the warm-up's verdicts, in input order, and keep it.
+
+        The learning (a fraction of a second at N = 8, seconds at N = 64) runs on a worker
+        thread, so that the loop goes on serving what is still in flight."""
+        warm = [self._warm[i] for i in sorted(self._warm)]
         try:
-            profile = learn_judge_profile([self._warm[i] for i in sorted(self._warm)])
+            profile = await asyncio.to_thread(learn_judge_profile, warm)
         except ValueError:  # no usable verdict in the warm-up: nothing learnt
             profile = DEFAULT_PROFILE
         self.profile = profile
@@ -416,7 +420,7 @@ class Runner:
             if self.cap_reached is not None or exhausted:
                 return
             if self._received >= self.warmup:
-                self._freeze()
+                await self._freeze()
         # Closed explicitly, so that a caller who stops early stops the requests and the worker
         # thread at once, not when the garbage collector finalises the pass.
         async with contextlib.aclosing(self._run(source, warm=False)) as results:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from one_prompt import run_one
@@ -12,7 +13,7 @@ from genrm_rank.errors import EndpointsUnavailableError, ReplayMissError, System
 from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.simulated import SimulatedJudge
-from genrm_rank.orchestrator import COMPLETIONS_A_STEP, Orchestrator, PromptJob
+from genrm_rank.orchestrator import ADMISSIONS_A_STEP, COMPLETIONS_A_STEP, Orchestrator, PromptJob
 from genrm_rank.strategies.round_robin import RoundRobin
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
@@ -438,3 +439,35 @@ async def test_a_burst_of_completions_is_taken_back_a_few_a_loop_step() -> None:
     assert len(runs) == 32 and len(seen) == 32 * 12
     per_tick = [seen.count(t) for t in set(seen)]
     assert max(per_tick) <= COMPLETIONS_A_STEP
+
+
+async def test_admitting_a_window_of_prompts_lets_the_loop_run_between_steps() -> None:
+    # Each admission builds a scheduler and its first proposals; a window of them admitted in
+    # one loop step held every response back meanwhile. A ticker runs between every
+    # ADMISSIONS_A_STEP admissions.
+    ticks, seen = [0], []
+
+    class Noting(RoundRobin):
+        def next_pairs(self, limit: int | None = None) -> Any:
+            seen.append(ticks[0])
+            return super().next_pairs(limit)
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    jobs = [
+        PromptJob(f"q{i}", ["a", "bb", "ccc"], scheduler=Noting(3, swap="none")) for i in range(64)
+    ]
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        runs = [
+            run async for run in Orchestrator(SimulatedJudge(seed=0), max_in_flight=1024).run(jobs)
+        ]
+    finally:
+        ticking.cancel()
+    assert len(runs) == 64
+    first_calls = seen[:64]  # each job's first next_pairs is at its admission
+    steps = [len([t for t in first_calls if t == tick]) for tick in sorted(set(first_calls))]
+    assert max(steps) <= ADMISSIONS_A_STEP

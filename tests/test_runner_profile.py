@@ -156,3 +156,24 @@ def test_ray_batches_given_a_profile_rank_as_one_run_given_it() -> None:
         assert json.loads(ranking) == {
             k: v for k, v in json.loads(expected[row_id]).items() if k != "judgements"
         }
+
+
+async def test_the_warm_up_is_learnt_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Learning the profile takes a fraction of a second at N = 8 and seconds at N = 64: on a
+    # worker thread, not in one loop step.
+    import threading
+
+    import genrm_rank.runner
+
+    learnt_on: list[int] = []
+    original = genrm_rank.runner.learn_judge_profile
+
+    def noting(*args: Any, **kwargs: Any) -> JudgeProfile:
+        learnt_on.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(genrm_rank.runner, "learn_judge_profile", noting)
+    runner = Runner(judge(), RankSpec(strategy="adaptive", swap="auto"), warmup=4)
+    results = [r async for r in runner.run(prompts(8))]
+    assert len(results) == 8 and runner.profile is not None
+    assert learnt_on and threading.get_ident() not in learnt_on
