@@ -17,7 +17,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from genrm_rank import validate as check
 
-__all__ = ["Comparisons"]
+__all__ = [
+    "Comparisons",
+    "weighted_bincount",
+]
 
 _OPTIONAL_FIELDS = ("score_first", "score_second", "ranking")
 

@@ -66,8 +66,10 @@ __all__ = [
     "InputProblem",
     "RowSource",
     "count_lines",
+    "dataset_source",
     "file_labels",
     "group_messages",
+    "is_saved_dataset",
     "merge_candidate_files",
     "open_input",
 ]

@@ -57,6 +57,7 @@ __all__ = [
     "depends_on_verdicts",
     "expected_calls_for",
     "plan_file",
+    "plan_rows",
 ]
 
 FIXED_STRATEGIES = frozenset({"knockout", "round_robin", "circular", "swiss"})

@@ -54,6 +54,8 @@ __all__ = [
     "SimServerConfig",
     "SimServerStats",
     "ThreadedSimServers",
+    "config_dict",
+    "error_body",
 ]
 
 LatencyDistribution = Literal["lognormal", "constant", "exponential"]

@@ -44,6 +44,8 @@ __all__ = [
     "StrategyOutcome",
     "SwapMode",
     "check_swap",
+    "combine_preferences",
+    "resolve_seeding",
 ]
 
 SwapMode = Literal["both", "random", "none", "auto"]
