@@ -234,7 +234,7 @@ aselect_best = _one_prompt_entry(
         :class:`~genrm_rank.judges.simulated.SimulatedJudge`, a cached or replay judge, ...).
     spec : RankSpec, optional
         How to rank; or give its fields as keyword arguments (``strategy``, ``swap``,
-        ``samples``, ``seed``, ``budget``, ``retries``, ``preference``, ``position_bias``,
+        ``samples``, ``seed``, ``budget``, ``retries``, ``preference``, ``fit_position_bias``,
         ``alpha``, ``confidence``, ``p_best_draws``, ``bootstrap_rounds``,
         ``strategy_options``), not both.
     principle : str, optional
@@ -305,7 +305,7 @@ async def agroup_rewards(
     ``(i, (i+1) % N)`` with no swap (N calls; :data:`~genrm_rank.spec.REWARD_DEFAULTS`) and the
     ``simple_tiebreaker`` reward (mean individual score, ties broken by the ranking). ``reward``
     may also be ``"mean_score"``, ``"bradley_terry"`` (strength, with the position term when the
-    spec's ``position_bias`` is on) or ``"win_rate"``. A candidate with no usable comparison
+    spec's ``fit_position_bias`` is on) or ``"win_rate"``. A candidate with no usable comparison
     gets NaN, never an invented middle value. Other arguments as in :func:`aselect_best`.
     """
     if reward not in REWARDS:
@@ -336,7 +336,7 @@ async def agroup_rewards(
         fit = bradley_terry(
             comparisons,
             alpha=resolved.alpha,
-            position_bias=resolved.position_bias and len(comparisons) > 0,
+            position_bias=resolved.fit_position_bias and len(comparisons) > 0,
         )
         rewards = np.array(fit.params, dtype=float)
         counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)

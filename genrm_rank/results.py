@@ -167,12 +167,12 @@ class Ranking:
         Tokens the server reported.
     budget : int or None
         The call budget given.
-    budget_bound : bool
-        Whether the budget stopped the strategy before it was done.
     status : str
         ``"complete"``, ``"budget_bound"``, ``"unreliable"``, ``"judge_error"`` or
         ``"no_verdict"`` (:data:`RankingStatus`). Only a ``complete`` ranking's best is the
-        strategy's decision.
+        strategy's decision (:attr:`decided`). A budget that bound is said by
+        ``status == "budget_bound"``; where a graver status wins (no usable verdict, a judge
+        error), ``notes`` still says the budget bound.
     strategy, swap : str
         How the candidates were compared.
     position_bias : float or None
@@ -206,7 +206,6 @@ class Ranking:
     failed_calls: int
     usage: Usage
     budget: int | None
-    budget_bound: bool
     status: RankingStatus
     strategy: str
     swap: str
@@ -240,16 +239,6 @@ class Ranking:
         return None if self.best is None else self.scores[self.best].p_best
 
     @property
-    def tokens(self) -> int:
-        """Total tokens spent."""
-        return self.usage.total_tokens
-
-    @property
-    def ok(self) -> bool:
-        """Whether a best candidate was determined from usable verdicts."""
-        return self.best is not None
-
-    @property
     def decided(self) -> bool:
         """Whether the strategy ran to its end: the best is its decision, not a provisional pick."""
         return self.status == "complete"
@@ -274,7 +263,7 @@ class Ranking:
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
             "budget": self.budget,
-            "budget_bound": self.budget_bound,
+            "budget_bound": self.status == "budget_bound",
             "strategy": self.strategy,
             "swap": self.swap,
             "position_bias": _finite(self.position_bias),
@@ -368,7 +357,7 @@ def build_ranking(
         raise TypeError(
             f"Argument 'profile' must be a JudgeProfile or None, not {type(profile).__name__}."
         )
-    confidence, position_bias = spec.confidence, spec.position_bias
+    confidence, position_bias = spec.confidence, spec.fit_position_bias
     n_bootstrap, p_best_samples = spec.bootstrap_rounds, spec.p_best_draws
     preference_mapping = spec.preference_mapping
     job = run.job
@@ -511,7 +500,6 @@ def build_ranking(
         failed_calls=run.failed_calls,
         usage=run.usage,
         budget=job.budget,
-        budget_bound=budget_bound,
         status=status,
         strategy=spec.strategy,
         swap=spec.swap,

@@ -35,12 +35,14 @@ from genrm_rank.verdict import PreferenceMapping, linear_preference, table_prefe
 __all__ = [
     "DEFAULT_ALPHA",
     "RANK_DEFAULTS",
+    "RENAMED_FIELDS",
     "REWARD_DEFAULTS",
     "SELECT_DEFAULTS",
     "PromptSeeds",
     "RankSpec",
     "SpecFields",
     "preference_mapping",
+    "renamed_fields",
     "resolve_spec",
 ]
 
@@ -90,8 +92,10 @@ class RankSpec:
     preference : str, mapping or callable
         Ranking (1..6) to preference (0..1): ``"linear"`` (default), a table ``{1: ..., 6: ...}``
         (see :func:`~genrm_rank.verdict.table_preference`) or a callable.
-    position_bias : bool
-        Fit the judge's slot-1 advantage jointly in the Bradley-Terry aggregation.
+    fit_position_bias : bool
+        Fit the judge's slot-1 advantage jointly in the Bradley-Terry aggregation (the fitted
+        value is :attr:`Ranking.position_bias <genrm_rank.results.Ranking.position_bias>`).
+        Named ``position_bias`` before 0.2.0; :meth:`from_dict` still reads that name.
     alpha : float
         L2 prior of the Bradley-Terry fit (:data:`DEFAULT_ALPHA`).
     confidence : float
@@ -119,7 +123,7 @@ class RankSpec:
     budget: int | None = None
     retries: int = 2
     preference: Preference = "linear"
-    position_bias: bool = True
+    fit_position_bias: bool = True
     alpha: float = DEFAULT_ALPHA
     confidence: float = 0.95
     p_best_draws: int = 4000
@@ -139,7 +143,7 @@ class RankSpec:
             set_(self, "budget", check.integer("budget", self.budget, 0, spelled=">="))
         set_(self, "retries", check.integer("retries", self.retries, 0, spelled=">="))
         preference_mapping(self.preference)  # checked now, built on use
-        check.flag("position_bias", self.position_bias)
+        check.flag("fit_position_bias", self.fit_position_bias)
         for name in ("alpha", "confidence"):
             set_(self, name, check.number(name, getattr(self, name)))
         check.at_least("alpha", self.alpha, 0)
@@ -208,15 +212,33 @@ class RankSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RankSpec:
-        """The spec :meth:`to_dict` stored (unknown keys are refused, naming them)."""
+        """The spec :meth:`to_dict` stored (unknown keys are refused, naming them).
+
+        A field's name before a rename (:data:`RENAMED_FIELDS`) is read as its new name, so a
+        spec stored by an earlier version loads.
+        """
+        values = renamed_fields(data)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"Argument 'data' has keys that are not RankSpec fields: {unknown}.")
-        values = dict(data)
         if isinstance(values.get("preference"), Mapping):
             values["preference"] = {int(k): float(v) for k, v in values["preference"].items()}
         return cls(**values)
+
+
+RENAMED_FIELDS: Mapping[str, str] = {"position_bias": "fit_position_bias"}
+"""RankSpec fields renamed in 0.2.0, old name to new (``Ranking.position_bias`` is the fitted
+value; the spec's switch says what it does)."""
+
+
+def renamed_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the old names of renamed fields (:data:`RENAMED_FIELDS`) replaced by the new.
+
+    >>> renamed_fields({"position_bias": False, "seed": 3})
+    {'fit_position_bias': False, 'seed': 3}
+    """
+    return {RENAMED_FIELDS.get(k, k): v for k, v in data.items()}
 
 
 def preference_mapping(preference: Preference) -> PreferenceMapping:
@@ -255,7 +277,7 @@ class SpecFields(TypedDict, total=False):
     budget: int | None
     retries: int
     preference: Preference
-    position_bias: bool
+    fit_position_bias: bool
     alpha: float
     confidence: float
     p_best_draws: int
@@ -270,7 +292,10 @@ def resolve_spec(spec: RankSpec | None, fields: Mapping[str, Any], defaults: Ran
     """
     unknown = sorted(set(fields) - set(SpecFields.__annotations__))
     if unknown:
-        raise TypeError(f"Unexpected keyword arguments {unknown}: not RankSpec fields.")
+        renamed = "".join(
+            f"; {old!r} is now {RENAMED_FIELDS[old]!r}" for old in unknown if old in RENAMED_FIELDS
+        )
+        raise TypeError(f"Unexpected keyword arguments {unknown}: not RankSpec fields{renamed}.")
     if spec is not None:
         check.instance("spec", spec, RankSpec)
         if fields:

@@ -77,8 +77,18 @@ def test_a_section_applies_to_its_subcommand_only(config: Path) -> None:
         ("", {"GENRM_VERIFY_TLS": "0"}, "'GENRM_VERIFY_TLS' is not an option name"),
         ("verify_tls = true\n", {}, "no-verify-tls = true means --no-verify-tls"),
         ("[select]\nverify-tls = false\n", {}, "'verify_tls' is not an option name"),
-        ("", {"GENRM_POSITION_BIAS": "0"}, "GENRM_NO_POSITION_TERM=1 means --no-position-term"),
-        ("position-bias = false\n", {}, "no-position-term = true means --no-position-term"),
+        (
+            "",
+            {"GENRM_FIT_POSITION_BIAS": "0"},
+            "GENRM_NO_FIT_POSITION_BIAS=1 means --no-fit-position-bias",
+        ),
+        (
+            "fit-position-bias = false\n",
+            {},
+            "no-fit-position-bias = true means --no-fit-position-bias",
+        ),
+        # names from before the spec's switch was named for what it does (issue 21)
+        ("no-position-term = true\n", {}, "(did you mean 'no-fit-position-bias'?)"),
         # unknown names: the closest valid one is named
         ("[selct]\nmin-score = 3\n", {}, "no subcommand [selct] (did you mean 'select'?)"),
         ("[pairs]\nal-pairs = true\n", {}, "(did you mean 'all-pairs'?)"),
@@ -143,7 +153,8 @@ BOOLEANS = [(command, option.flag) for command, option in _boolean_options()]
 
 def test_every_subcommand_with_flags_can_be_parsed_here() -> None:
     assert {command for command, _ in BOOLEANS} <= set(POSITIONALS)
-    assert ("select", "--no-verify-tls") in BOOLEANS and ("rank", "--no-position-term") in BOOLEANS
+    assert ("select", "--no-verify-tls") in BOOLEANS
+    assert ("rank", "--no-fit-position-bias") in BOOLEANS
 
 
 def flag_value(tmp_path: Path, command: str, flag: str, source: str, given: bool) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from genrm_rank.aggregators.identification import identify
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.results import Ranking, judgements_to_comparisons
+from genrm_rank.spec import RankSpec
 from genrm_rank.verdict import Verdict
 
 
@@ -164,3 +167,26 @@ def test_adaptive_reports_the_p_best_it_stopped_on() -> None:
             assert ranking.p_best is not None and ranking.p_best >= 0.95
         else:
             assert ranking.p_best is not None and ranking.p_best < 0.95
+
+
+def test_one_name_per_concept_on_a_ranking() -> None:
+    """The budget binding is ``status``, tokens are ``usage`` (issue 21); the row key stays."""
+    ranking = rank([str(i) for i in range(6)], "Q", judge=SimulatedJudge(seed=0), budget=3)
+    assert ranking.status == "budget_bound"
+    for gone in ("budget_bound", "ok", "tokens"):
+        assert not hasattr(ranking, gone), gone
+    row = ranking.to_dict()
+    assert row["budget_bound"] is True and row["status"] == "budget_bound"
+    assert row["prompt_tokens"] == ranking.usage.prompt_tokens
+
+
+def test_the_spec_switch_is_named_for_what_it_does() -> None:
+    """``fit_position_bias`` turns the fit on or off; ``Ranking.position_bias`` is the fitted
+    value. A spec stored under the old name loads; the old keyword names the new one."""
+    assert RankSpec.from_dict({"position_bias": False}) == RankSpec(fit_position_bias=False)
+    assert RankSpec(fit_position_bias=False).to_dict()["fit_position_bias"] is False
+    with pytest.raises(TypeError, match="'position_bias' is now 'fit_position_bias'"):
+        old: dict[str, Any] = {"position_bias": False}
+        rank(["a", "b"], "Q", judge=_MostlyFailingJudge(), **old)
+    off = rank(["a", "b", "c"], "Q", judge=_MostlyFailingJudge(), fit_position_bias=False)
+    assert off.position_bias is None

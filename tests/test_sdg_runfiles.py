@@ -88,3 +88,18 @@ def test_paths_that_collide_or_cannot_be_written_are_refused_by_argument(
     with pytest.raises(ArgumentError) as info:
         check_paths(paths, sources)
     assert info.value.argument == argument and words in str(info.value)
+
+
+def test_a_run_file_with_a_spec_field_renamed_since_resumes(
+    tmp_path: Path, inputs: list[Path]
+) -> None:
+    """A run started when the spec's switch was ``position_bias`` resumes as
+    ``fit_position_bias`` (issue 21), and a changed value is still refused by the new name."""
+    out = tmp_path / "out.jsonl"
+    before = {"format": "full", "spec": {"strategy": "knockout", "position_bias": True}}
+    check_run_file(out, before, resume=False, inputs=inputs)
+    now = {"format": "full", "spec": {"strategy": "knockout", "fit_position_bias": True}}
+    check_run_file(out, now, resume=True, inputs=inputs)
+    off = {"format": "full", "spec": {"strategy": "knockout", "fit_position_bias": False}}
+    with pytest.raises(ArgumentError, match=r"spec\.fit_position_bias: True -> False"):
+        check_run_file(out, off, resume=True, inputs=inputs)

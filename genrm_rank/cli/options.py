@@ -135,9 +135,9 @@ def spec_options(d: RankSpec) -> tuple[Option, ...]:
             COUNT, d.retries, "N"),
         opt("--preference", "ranking to preference: linear, or a JSON table of the six "
             "rankings", preference, d.preference, "MAP"),
-        opt("--no-position-term", "do not fit the judge's slot-1 advantage in the Bradley-Terry "
-            "aggregation", action="store_false", default=d.position_bias,
-            dest_="position_bias"),
+        opt("--no-fit-position-bias", "do not fit the judge's slot-1 advantage in the "
+            "Bradley-Terry aggregation", action="store_false", default=d.fit_position_bias,
+            dest_="fit_position_bias"),
         opt("--alpha", "L2 prior of the Bradley-Terry fit", number(), d.alpha, "A"),
         opt("--confidence", "level of the strength intervals", number(0, 1), d.confidence, "C"),
         opt("--p-best-draws", "posterior draws for P(best)", POSITIVE, d.p_best_draws, "N"),
@@ -149,7 +149,7 @@ def spec_options(d: RankSpec) -> tuple[Option, ...]:
 
 
 SPEC_OPTIONS = {f.name: "--" + f.name.replace("_", "-") for f in fields(RankSpec)} | {
-    "position_bias": "--no-position-term"
+    "fit_position_bias": "--no-fit-position-bias"
 }
 """Each RankSpec field and the option that sets it."""
 

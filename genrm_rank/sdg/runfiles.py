@@ -22,6 +22,7 @@ from genrm_rank.errors import ArgumentError
 from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg.inputs import STDIN
 from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path
+from genrm_rank.spec import renamed_fields
 
 __all__ = [
     "FROZEN_PROFILE_KEY",
@@ -212,11 +213,12 @@ def record_frozen_profile(output: Path, profile: JudgeProfile) -> None:
 
 
 def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings with the spec's fields as ``spec.<field>`` keys, to name what changed."""
+    """Settings with the spec's fields as ``spec.<field>`` keys, to name what changed (a field
+    renamed since the run file was written read by its new name, so that run resumes)."""
     flat = {k: v for k, v in settings.items() if k != "spec"}
     spec = settings.get("spec")
     if isinstance(spec, dict):
-        flat.update({f"spec.{k}": v for k, v in spec.items()})
+        flat.update({f"spec.{k}": v for k, v in renamed_fields(spec).items()})
     return flat
 
 
