@@ -194,10 +194,10 @@ def _fit(comparisons: Comparisons, method: CovarianceMethod, spec: RankSpec, see
     if method != "sandwich":
         prior = BradleyTerryPrior.from_profile(PROFILE)
         fit = bradley_terry(
-            comparisons, position_bias=spec.position_bias, covariance=method, prior=prior
+            comparisons, position_bias=spec.fit_position_bias, covariance=method, prior=prior
         )
-        return fit, spec.position_bias
-    use_h = spec.position_bias and bool(
+        return fit, spec.fit_position_bias
+    use_h = spec.fit_position_bias and bool(
         identify(*comparisons.pair_totals(), position_bias=True).position_bias_identified
     )
     fit = bradley_terry(comparisons, alpha=spec.alpha, position_bias=use_h, covariance=method)
@@ -257,7 +257,7 @@ def _truth_fit(spec: RankSpec, expected: NDArray[np.float64], truth: str):  # ty
             outcome=expected[rows, cols],
         )  # fmt: skip
         full: NDArray[np.float64] = bradley_terry(
-            everything, alpha=spec.alpha, position_bias=spec.position_bias
+            everything, alpha=spec.alpha, position_bias=spec.fit_position_bias
         ).params
         return lambda comparisons, use_h: full
 
