@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import LinAlgError, cholesky, lu_factor, lu_solve, solve_triangular
-from scipy.linalg.lapack import dpotri
+from scipy.linalg.lapack import dpotrf, dpotri, dtrtrs
 from scipy.sparse import csr_matrix
 from scipy.special import expit
 
@@ -167,13 +167,20 @@ def _gram(v: NDArray[np.float64], size: int, alpha: float) -> NDArray[np.float64
     rows, cols = v.sum(axis=1), v.sum(axis=0)
     out = np.zeros((size, size))
     out[:n, :n] = -(v + v.T)
-    out[np.arange(n), np.arange(n)] += rows + cols
+    diagonal = _diagonal(out)
+    diagonal[:n] += rows + cols
     if size > n:
         out[:n, n] = rows - cols
         out[n, :n] = rows - cols
         out[n, n] = v.sum()
-    out[np.arange(size), np.arange(size)] += 2.0 * alpha
+    diagonal += 2.0 * alpha
     return out
+
+
+def _diagonal(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A writable view of a square C-contiguous matrix's diagonal (no index arrays)."""
+    diagonal: NDArray[np.float64] = matrix.reshape(-1)[:: matrix.shape[0] + 1]
+    return diagonal
 
 
 def _hessian(
@@ -233,6 +240,7 @@ def _newton(
     )  # fmt: skip
 
 
+_EPS = float(np.finfo(float).eps)
 _Function = Callable[[NDArray[np.float64]], float]
 _Vector = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
@@ -248,7 +256,7 @@ def _minimise(
 ) -> _Solution:
     """Newton's method with a backtracking (Armijo) line search, keeping ``theta`` centred."""
     x = x0.copy()
-    x[:n] -= x[:n].mean()
+    x[:n] -= x[:n].sum() / n  # what x[:n].mean() computes, without its overhead
     f = objective(x)
     converged = False
     n_iter = 0
@@ -256,9 +264,9 @@ def _minimise(
         grad = gradient(x)
         hess = hessian(x)
         step = -_solve(_with_centring(hess, n), grad)
-        step[:n] -= step[:n].mean()
+        step[:n] -= step[:n].sum() / n
         slope = float(np.dot(grad, step))
-        slack = 8.0 * np.finfo(float).eps * (1.0 + abs(f))
+        slack = 8.0 * _EPS * (1.0 + abs(f))
         t = 1.0
         for _ in range(60):
             candidate = x + t * step
@@ -267,7 +275,7 @@ def _minimise(
                 break
             t *= 0.5
         x, f = candidate, f_new
-        if float(np.max(np.abs(step), initial=0.0)) < tol:
+        if (float(np.abs(step).max()) if step.size else 0.0) < tol:
             converged = True
             break
     return _Solution(x=x, n_iter=n_iter, converged=converged)
@@ -1036,18 +1044,39 @@ class _Pairs:
     wins_sq: NDArray[np.float64]
     n: int
     size: int
+    total: float
+    _memo: list[NDArray[np.float64] | None] = field(
+        default_factory=lambda: [None, None, None], compare=False, repr=False
+    )
+    """The last ``x`` seen, its margins and their probabilities (read-only; one fit's
+    objective, gradient, Hessian and dispersion at one ``x`` share them)."""
 
     @classmethod
     def of(cls, stats: _PairStats, size: int) -> _Pairs:
         rows, cols = np.nonzero(stats.weight)
+        weight = stats.weight[rows, cols]
         return cls(
-            rows.astype(np.int64), cols.astype(np.int64), stats.weight[rows, cols],
-            stats.wins[rows, cols], stats.wins_sq[rows, cols], stats.weight.shape[0], size,
+            rows.astype(np.int64), cols.astype(np.int64), weight, stats.wins[rows, cols],
+            stats.wins_sq[rows, cols], stats.weight.shape[0], size, float(weight.sum()),
         )  # fmt: skip
 
     def margins(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        m: NDArray[np.float64] = x[self.rows] - x[self.cols]
-        return m + x[self.n] if self.size > self.n else m
+        """``theta_i - theta_j (+ h)`` of each pair at ``x``; ``x`` must not change after."""
+        memo = self._memo
+        if memo[0] is not x:
+            m: NDArray[np.float64] = x[self.rows] - x[self.cols]
+            memo[:] = [x, m + x[self.n] if self.size > self.n else m, None]
+        margins = memo[1]
+        assert margins is not None
+        return margins
+
+    def probabilities(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``sigmoid`` of :meth:`margins`."""
+        m = self.margins(x)
+        p = self._memo[2]
+        if p is None:
+            p = self._memo[2] = expit(m)
+        return p
 
     def objective(self, x: NDArray[np.float64], prior: _Gaussian) -> float:
         m = self.margins(x)
@@ -1055,7 +1084,7 @@ class _Pairs:
         return float(self.weight @ softplus - self.wins @ m) + _penalty(x, prior)
 
     def gradient(self, x: NDArray[np.float64], prior: _Gaussian) -> NDArray[np.float64]:
-        r = self.weight * expit(self.margins(x)) - self.wins
+        r = self.weight * self.probabilities(x) - self.wins
         grad: NDArray[np.float64] = prior.precision * (x - prior.mean)
         grad[: self.n] += np.bincount(self.rows, r, self.n) - np.bincount(self.cols, r, self.n)
         if self.size > self.n:
@@ -1063,14 +1092,15 @@ class _Pairs:
         return grad
 
     def information(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        p = expit(self.margins(x))
+        p = self.probabilities(x)
         v = np.zeros((self.n, self.n))
         v[self.rows, self.cols] = self.weight * p * (1.0 - p)
         return _gram(v, self.size, 0.0)
 
     def hessian(self, x: NDArray[np.float64], prior: _Gaussian) -> NDArray[np.float64]:
         out = self.information(x)
-        out[np.arange(self.size), np.arange(self.size)] += prior.precision
+        diagonal = _diagonal(out)
+        diagonal += prior.precision
         return out
 
     def minimise(
@@ -1084,9 +1114,9 @@ class _Pairs:
     def own_dispersion(self, x: NDArray[np.float64]) -> tuple[float, float]:
         """The prompt's moment estimate of ``phi`` at ``x`` and its residual degrees of freedom
         (as :func:`_covariance` computes it without a prior)."""
-        total = float(self.weight.sum())
+        total = self.total
         own_df = total - (self.size - 1)
-        p = expit(self.margins(x))
+        p = self.probabilities(x)
         spread = float(np.sum(self.weight * p * (1.0 - p)))
         if own_df <= 0 or spread <= 0:
             return float("nan"), 0.0
@@ -1136,7 +1166,8 @@ def _fit_with_prior(
             phi = pooled
     solution = _Solution(x=x, n_iter=n_iter, converged=converged)
     precision = pairs.information(x) / phi
-    precision[np.arange(x.shape[0]), np.arange(x.shape[0])] += gaussian.precision
+    diagonal = _diagonal(precision)
+    diagonal += gaussian.precision
     posterior = _Posterior(
         mode=x.copy(), precision=precision, weight=stats.weight, wins=stats.wins,
         alpha=0.0, dispersion=phi, prior=gaussian,
@@ -1151,22 +1182,36 @@ def _spd_centred_inverse(
     """:func:`_centred_inverse` of a positive definite matrix by its Cholesky factor ``R``
     (``precision = R^T R``), which is returned too (for draws), or ``None`` when the
     factorisation fails (then by :func:`_centred_inverse`)."""
-    try:
-        factor = cholesky(precision, lower=False, check_finite=False)
-    except LinAlgError:
+    # LAPACK's potrf as scipy.linalg.cholesky(lower=False) calls it, without its checks.
+    factor, info = dpotrf(precision, lower=0, clean=1, overwrite_a=0)
+    if info != 0:
         return _centred_inverse(precision, n_items), None
     upper, info = dpotri(factor, lower=0)
     if info != 0:
         return _centred_inverse(precision, n_items), None
-    inverse = np.triu(upper) + np.triu(upper, 1).T
-    # P inverse P, P centring the strengths: subtract row and column means on that block.
+    below, on_or_below = _triangles(upper.shape[0])
+    # np.triu(upper) + np.triu(upper, 1).T, by masks made once a size.
+    inverse = np.where(below, 0.0, upper) + np.where(on_or_below, 0.0, upper).T
+    # P inverse P, P centring the strengths: subtract row and column means on that block (the
+    # sums over n, as np.mean computes them).
     block = inverse[:n_items, :n_items]
-    rows = block.mean(axis=1)
-    block -= rows[:, None] + rows[None, :] - rows.mean()
+    rows = block.sum(axis=1) / n_items
+    block -= rows[:, None] + rows[None, :] - rows.sum() / n_items
     if inverse.shape[0] > n_items:
-        inverse[:n_items, n_items:] -= inverse[:n_items, n_items:].mean(axis=0)
+        inverse[:n_items, n_items:] -= inverse[:n_items, n_items:].sum(axis=0) / n_items
         inverse[n_items:, :n_items] = inverse[:n_items, n_items:].T
     return inverse, factor
+
+
+_TRIANGLES: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
+
+
+def _triangles(size: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The masks ``np.triu`` zeroes with, below the diagonal and on or below it."""
+    masks = _TRIANGLES.get(size)
+    if masks is None:
+        masks = _TRIANGLES[size] = (np.tri(size, k=-1, dtype=bool), np.tri(size, dtype=bool))
+    return masks
 
 
 @dataclass(frozen=True, eq=False)
@@ -1214,7 +1259,12 @@ class BradleyTerryPosterior:
             root = np.linalg.cholesky(self.covariance + 1.0 / n)
             shifted: NDArray[np.float64] = (self.params[:, None] + root @ z[:n]).T
             return shifted
-        steps = solve_triangular(self._factor, z, lower=False, check_finite=False)
+        if self._factor.flags.f_contiguous:  # as solve_triangular calls trtrs, unchecked
+            steps, info = dtrtrs(self._factor, z, lower=0, trans=0, unitdiag=0)
+            if info != 0:
+                raise LinAlgError(f"singular matrix: resolution failed at diagonal {info - 1}")
+        else:
+            steps = solve_triangular(self._factor, z, lower=False, check_finite=False)
         out: NDArray[np.float64] = (self.mode[:n, None] + steps[:n]).T
         return out
 

@@ -288,6 +288,11 @@ class Adaptive:
         self._failed = np.zeros(n, dtype=np.int64)
         self._failed_with: list[set[int]] = [set() for _ in range(n)]
         self._aside: list[int] = []
+        self._active_of: tuple[int, NDArray[np.int64]] = (-1, np.arange(n))
+        """The candidates not set aside, and how many were set aside then."""
+        margin = 0.0 if n + 1 > IMPORTANCE_MAX_PARAMS else SCREEN_MARGIN
+        self._screen_z = _NORMAL.inv_cdf(1.0 - self.delta) - margin
+        """The standardised gap the P(best) screen asks for (:meth:`_may_be_confident`)."""
         self._fit: BradleyTerryPosterior | None = None
         self._fit_at = -1
         self._exact = False
@@ -329,9 +334,14 @@ class Adaptive:
         return tuple(self._aside)
 
     def _active(self) -> NDArray[np.int64]:
-        keep = np.ones(self.n_items, dtype=bool)
-        keep[self._aside] = False
-        return np.flatnonzero(keep)
+        """The candidates not set aside (made once each time one is set aside; read-only)."""
+        if self._active_of[0] != len(self._aside):
+            keep = np.ones(self.n_items, dtype=bool)
+            keep[self._aside] = False
+            active = np.flatnonzero(keep)
+            active.flags.writeable = False
+            self._active_of = (len(self._aside), active)
+        return self._active_of[1]
 
     def _worth(self, first: int, second: int) -> float:
         """Information a call of this ordered pair adds, in fresh verdicts (1 when unjudged)."""
@@ -343,8 +353,9 @@ class Adaptive:
 
     # -- posterior ---------------------------------------------------------------------------
     # The fits and draws work on a few candidates, where the BLAS pool would only spin: every
-    # public entry point (next_pairs, record, done, result, p_best, posterior) runs on one BLAS
-    # thread (genrm_rank.blas_threads), and these private steps run inside one of them.
+    # public entry point that fits or draws (next_pairs, done, result, p_best, posterior) runs
+    # on one BLAS thread (genrm_rank.blas_threads), and these private steps run inside one of
+    # them. record only counts, and done takes the limit only when it has to check.
     def _posterior(self, exact: bool = True) -> BradleyTerryPosterior:
         """The posterior after every usable verdict so far, from the last one.
 
@@ -419,7 +430,8 @@ class Adaptive:
             return False
         if self.n_items > 2:
             tops = np.argmax(self._draws(4 * _MAX_RESAMPLES), axis=1)
-            if float(np.mean(tops == rough)) < 1.0 - self.delta - SCREEN_SHARE:
+            # np.mean of the booleans, the same float: a count over the draws.
+            if np.count_nonzero(tops == rough) / tops.size < 1.0 - self.delta - SCREEN_SHARE:
                 return False
         leaders = self._leaders()
         if len(leaders) != 1 or not self._may_be_confident(leaders[0]):
@@ -442,10 +454,9 @@ class Adaptive:
         active = self._active()
         rivals = active[active != leader]
         gap = fit.params[leader] - fit.params[rivals]
-        variance = cov[leader, leader] + np.diag(cov)[rivals] - 2.0 * cov[leader, rivals]
-        z = float(np.min(gap / np.sqrt(np.maximum(variance, 1e-300))))
-        margin = 0.0 if self.n_items + 1 > IMPORTANCE_MAX_PARAMS else SCREEN_MARGIN
-        return z >= _NORMAL.inv_cdf(1.0 - self.delta) - margin
+        variance = cov[leader, leader] + cov[rivals, rivals] - 2.0 * cov[leader, rivals]
+        z = float((gap / np.sqrt(np.maximum(variance, 1e-300))).min())
+        return z >= self._screen_z
 
     # -- proposing ---------------------------------------------------------------------------
     def _duel(self) -> tuple[int, int]:
@@ -601,7 +612,6 @@ class Adaptive:
         return call
 
     # -- taking verdicts ---------------------------------------------------------------------
-    @one_blas_thread()
     def record(self, call: PairCall, verdict: Verdict) -> None:
         """Take back a verdict; a usable one updates the posterior, a failed one adds nothing."""
         if call not in self._pending:
@@ -657,14 +667,18 @@ class Adaptive:
 
     # -- Scheduler protocol ------------------------------------------------------------------
     @property
-    @one_blas_thread()
     def done(self) -> bool:
         """Nothing in flight, and stopped, out of budget, or confident of the best."""
         if self._pending:
             return False
         if self._stopped or self._issued >= self.budget:
             return True
-        return not self._followups and self._confident()
+        if self._followups:
+            return False
+        if self._decided_at == (self._used, len(self._aside)):
+            return self._decided  # checked in this state already: no linear algebra
+        with one_blas_thread():
+            return self._confident()
 
     def stop(self) -> None:
         """Ask for no more calls; :meth:`result` uses what was judged."""
