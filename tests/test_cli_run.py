@@ -105,7 +105,7 @@ def test_dash_names_no_path_for_the_errors(tmp_path: Path, monkeypatch: pytest.M
     given: list[dict[str, object]] = []
 
     class Stop(Exception):
-        pass
+        """Ends the run once the output paths are seen."""
 
     def record(paths: dict[str, object], **_: object) -> None:
         given.append(dict(paths))

@@ -385,8 +385,7 @@ async def test_a_watched_run_stops_after_a_few_calls_when_every_verdict_fails() 
     judge = FailingJudge(delay=0.001)
     orch = Orchestrator(judge, max_in_flight=512, failure_watch=FailureWatch())
     with pytest.raises(SystematicFailureError, match=r"first 8 verdicts .* unreadable"):
-        async for _ in orch.run(_job(4, key=i) for i in range(100)):
-            pass
+        [run async for run in orch.run(_job(4, key=i) for i in range(100))]
     assert judge.peak <= 8  # the window opens only after a usable verdict
     assert len(judge.requests) <= 16  # 8 answered; the rest cancelled in flight
     assert judge.in_flight == 0

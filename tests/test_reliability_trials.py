@@ -717,7 +717,7 @@ class ScriptedServer:
             do_GET = do_POST = _reply
 
             def log_message(self, *args: Any) -> None:
-                pass
+                """No access log: the trials read the server's own counts."""
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -182,7 +182,7 @@ def test_a_merge_killed_between_its_renames_is_finished_by_a_rerun(
     renames: list[str] = []
 
     class Killed(BaseException):
-        pass
+        """A kill between two renames of the merge."""
 
     def replace_once(src: object, dst: object) -> None:
         if renames:
