@@ -168,10 +168,7 @@ def check_run_file(
                 overwrite=ArgumentError.Setting("overwrite", True),
             )
         return
-    record = {**settings, "input": input_identity(inputs)}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _write_json(path, {**settings, "input": input_identity(inputs)})
 
 
 def frozen_profile(output: Path) -> JudgeProfile | None:
@@ -207,6 +204,11 @@ def record_frozen_profile(output: Path, profile: JudgeProfile) -> None:
     path = run_file_path(output)
     data = json.loads(path.read_text(encoding="utf-8"))
     data[FROZEN_PROFILE_KEY] = profile.to_dict()
+    _write_json(path, data)
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write a run file atomically: a temporary file beside it, then a rename."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from genrm_rank import validate as check
 from genrm_rank.aggregators import BradleyTerryPosterior, BradleyTerryPrior, bradley_terry_posterior
 from genrm_rank.aggregators.bradley_terry import IMPORTANCE_MAX_PARAMS
 from genrm_rank.blas_threads import one_blas_thread
@@ -124,14 +125,6 @@ def default_budget(n_items: int) -> int:
     [4, 12, 32, 256]
     """
     return min(4 * n_items, max_calls(n_items))
-
-
-def _positive_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"Argument '{name}' must be an int, not {type(value).__name__}.")
-    if value < low:
-        raise ValueError(f"Argument '{name}' must be at least {low}, not {value}.")
-    return int(value)
 
 
 def _optional_positive(name: str, value: object) -> float | None:
@@ -211,9 +204,9 @@ class Adaptive:
         repeat_correlation: float | None = None,
         profile: JudgeProfile | None = None,
     ) -> None:
-        self.n_items = _positive_int("n_items", n_items, 2)
+        self.n_items = check.integer("n_items", n_items, 2)
         self.swap = check_swap(swap)
-        if _positive_int("samples", samples, 1) != 1:
+        if check.integer("samples", samples, 1) != 1:
             raise ValueError(
                 f"Argument 'samples' must be 1 for the adaptive strategy (it chooses its own "
                 f"repeats), not {samples}."
@@ -221,7 +214,7 @@ class Adaptive:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         cap = max_calls(self.n_items)
         self.budget = (
-            default_budget(self.n_items) if budget is None else _positive_int("budget", budget, 0)
+            default_budget(self.n_items) if budget is None else check.integer("budget", budget, 0)
         )
         self.budget = min(self.budget, cap)
         self._default_budget = budget is None
@@ -238,9 +231,9 @@ class Adaptive:
             raise ValueError(f"Argument 'bias_tolerance' must be > 0, not {bias_tolerance}.")
         self.bias_tolerance = float(bias_tolerance)
         self.batch = (
-            max(1, self.n_items // 4) if batch is None else _positive_int("batch", batch, 1)
+            max(1, self.n_items // 4) if batch is None else check.integer("batch", batch, 1)
         )
-        self.p_best_draws = _positive_int("p_best_draws", p_best_draws, 1)
+        self.p_best_draws = check.integer("p_best_draws", p_best_draws, 1)
         if not callable(preference_mapping):
             raise TypeError(
                 "Argument 'preference_mapping' must be callable, "
