@@ -91,6 +91,10 @@ class ConsistencyReport:
     correct_both: int | None = None
 
 
+_UNIT_COUNTS = ("pairs_both_orders", "agree", "pairs_one_failed", "pairs_both_failed", "unpaired")
+_GOLD_COUNTS = ("gold_pairs", "correct_first_order", "correct_swapped_order", "correct_both")
+
+
 def _winner(judgement: Judgement) -> int | None:
     """The candidate a usable verdict favours, ``None`` for a tie."""
     slot = judgement.verdict.winner_slot
@@ -160,63 +164,44 @@ def consistency_report(
     usable = [j for j in by_call.values() if j.verdict.ok]
     first_wins = sum(j.verdict.winner_slot == 1 for j in usable)
     second_wins = sum(j.verdict.winner_slot == 2 for j in usable)
-    ties = len(usable) - first_wins - second_wins
-
-    both = agree = one_failed = both_failed = unpaired = 0
-    gold_pairs = correct_first = correct_swapped = correct_both = 0
+    units = dict.fromkeys(_UNIT_COUNTS, 0)
+    right = dict.fromkeys(_GOLD_COUNTS, 0)
     biases: list[float] = []
     for (first, second, sample), j in by_call.items():
         opposite = by_call.get((second, first, sample))
         if opposite is None:
-            unpaired += 1
+            units["unpaired"] += 1
             continue
         if first > second:
             continue  # each unit once, from its first order (lower index in slot 1)
         ok = j.verdict.ok + opposite.verdict.ok
+        units[("pairs_both_failed", "pairs_one_failed", "pairs_both_orders")[ok]] += 1
         if ok == 2:
-            both += 1
-            agree += _winner(j) == _winner(opposite)
-            biases.append(
-                0.5
-                * (
-                    j.verdict.preference_with(preference_mapping)
-                    + opposite.verdict.preference_with(preference_mapping)
-                    - 1.0
-                )
-            )
-        elif ok == 1:
-            one_failed += 1
-        else:
-            both_failed += 1
-        if gold_of is not None and frozenset((first, second)) in gold_of:
-            target = gold_of[frozenset((first, second))]
-            gold_pairs += 1
+            units["agree"] += _winner(j) == _winner(opposite)
+            p_ab, p_ba = (c.verdict.preference_with(preference_mapping) for c in (j, opposite))
+            biases.append(0.5 * (p_ab + p_ba - 1.0))
+        target = None if gold_of is None else gold_of.get(frozenset((first, second)))
+        if target is not None:
             right_first = j.verdict.ok and _winner(j) == target
             right_swapped = opposite.verdict.ok and _winner(opposite) == target
-            correct_first += right_first
-            correct_swapped += right_swapped
-            correct_both += right_first and right_swapped
+            right["gold_pairs"] += 1
+            right["correct_first_order"] += right_first
+            right["correct_swapped_order"] += right_swapped
+            right["correct_both"] += right_first and right_swapped
 
-    decided = first_wins + second_wins
+    both, decided = units["pairs_both_orders"], first_wins + second_wins
     return ConsistencyReport(
         judgements=len(by_call),
         failed=len(by_call) - len(usable),
-        pairs_both_orders=both,
-        agree=agree,
-        agreement_rate=agree / both if both else None,
-        pairs_one_failed=one_failed,
-        pairs_both_failed=both_failed,
-        unpaired=unpaired,
+        agreement_rate=units["agree"] / both if both else None,
         first_slot_wins=first_wins,
         second_slot_wins=second_wins,
-        ties=ties,
+        ties=len(usable) - decided,
         first_slot_win_share=first_wins / decided if decided else None,
         first_slot_log_odds=(
             math.log(first_wins / second_wins) if first_wins and second_wins else None
         ),
         position_bias=math.fsum(biases) / len(biases) if biases else None,
-        gold_pairs=gold_pairs,
-        correct_first_order=None if gold_of is None else correct_first,
-        correct_swapped_order=None if gold_of is None else correct_swapped,
-        correct_both=None if gold_of is None else correct_both,
+        **units,
+        **({} if gold_of is None else right),
     )

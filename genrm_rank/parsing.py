@@ -34,9 +34,8 @@ tie value): ``3.5`` or ``1.2`` is ``out_of_range``, and the failure names the va
 score is a number in 1..5. In a rubric answer, ``overall`` must be an object holding the three
 values; any other ``overall`` (a bare number, a list, ``null``) is ``unreadable``, never skipped in
 favour of the keys around it. Per-rubric values the protocol does not allow are kept as ``None``.
-Nothing is ever filled
-in: an answer that cannot be read gives a failed verdict carrying the raw text (unlike NVIDIA's
-NeMo-Gym parser, which substitutes 3.0 / 3.5 for missing values).
+Nothing is ever filled in: an answer that cannot be read gives a failed verdict carrying the raw
+text (unlike NVIDIA's NeMo-Gym parser, which substitutes 3.0 / 3.5 for missing values).
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, cast
 
 from genrm_rank.verdict import (
@@ -77,14 +76,6 @@ class _ParseFailure(Exception):
     def __init__(self, kind: FailureKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-@dataclass(frozen=True)
-class _Triplet:
-    score_1: float
-    score_2: float
-    ranking: float
-    rubrics: tuple[RubricScore, ...] = ()
 
 
 def _json_spans(text: str) -> Iterator[tuple[Any, int, int]]:
@@ -159,7 +150,7 @@ def _checked(
     score_2: float,
     ranking_value: Any,
     rubrics: tuple[RubricScore, ...] = (),
-) -> _Triplet:
+) -> Verdict:
     ranking = _number(ranking_value, "ranking")
     ranking_text = ranking_value.strip() if isinstance(ranking_value, str) else ranking_value
     for name, score in (("score_1", score_1), ("score_2", score_2)):
@@ -173,7 +164,7 @@ def _checked(
             FailureKind.OUT_OF_RANGE,
             f"ranking = {ranking_text!r} is not one of the integers 1..6",
         )
-    return _Triplet(score_1, score_2, ranking, rubrics)
+    return Verdict(score_1, score_2, ranking, rubrics)
 
 
 def _optional_number(value: Any, low: float, high: float, *, integer: bool = False) -> float | None:
@@ -208,7 +199,7 @@ def _rubrics(obj: Mapping[str, Any]) -> tuple[RubricScore, ...]:
     return tuple(rubrics)
 
 
-def _triplet_from_object(obj: Any) -> _Triplet | None:
+def _verdict_from_object(obj: Any) -> Verdict | None:
     """The verdict in a parsed JSON value: ``None`` if it holds none, raises if a bad one."""
     if not isinstance(obj, Mapping):
         return None
@@ -238,7 +229,7 @@ def _triplet_from_object(obj: Any) -> _Triplet | None:
     )
 
 
-def _boxed_triplet(text: str) -> _Triplet | None:
+def _boxed_verdict(text: str) -> Verdict | None:
     boxes = _BOXED.findall(text)
     if not boxes:
         return None
@@ -255,39 +246,39 @@ def _boxed_triplet(text: str) -> _Triplet | None:
     return _checked(_number(parts[0], "score_1"), _number(parts[1], "score_2"), singles[0].strip())
 
 
-def _read_answer(answer: str) -> _Triplet:
+def _read_answer(answer: str) -> Verdict:
     if not answer.strip():
         raise _ParseFailure(FailureKind.EMPTY, "no answer after the reasoning")
-    triplets: list[_Triplet] = []
+    verdicts: list[Verdict] = []
     failures: list[_ParseFailure] = []
     for obj, _, _ in _json_spans(answer):
         try:
-            triplet = _triplet_from_object(obj)
+            verdict = _verdict_from_object(obj)
         except _ParseFailure as failure:
             failures.append(failure)
             continue
-        if triplet is not None:
-            triplets.append(triplet)
-    if not triplets:
+        if verdict is not None:
+            verdicts.append(verdict)
+    if not verdicts:
         if failures:
             raise failures[0]
-        boxed = _boxed_triplet(answer)
+        boxed = _boxed_verdict(answer)
         if boxed is not None:
             return boxed
         raise _ParseFailure(FailureKind.UNREADABLE, "no verdict (JSON or boxed) in the answer")
     if failures:
         raise _ParseFailure(
             FailureKind.AMBIGUOUS,
-            f"{len(triplets)} readable verdict(s) next to {len(failures)} unreadable one(s) "
+            f"{len(verdicts)} readable verdict(s) next to {len(failures)} unreadable one(s) "
             f"({failures[0]})",
         )
-    distinct = {(t.score_1, t.score_2, t.ranking) for t in triplets}
+    distinct = {(t.score_1, t.score_2, t.ranking) for t in verdicts}
     if len(distinct) > 1:
         raise _ParseFailure(
             FailureKind.AMBIGUOUS,
-            f"{len(triplets)} verdicts that disagree: {sorted(distinct)}",
+            f"{len(verdicts)} verdicts that disagree: {sorted(distinct)}",
         )
-    return triplets[0]
+    return verdicts[0]
 
 
 def _holds_verdict(text: str) -> bool:
@@ -390,7 +381,7 @@ def parse_verdict(
     ((inline_reasoning, answer),) = split_reasoning(content)
     found_reasoning = reasoning if reasoning is not None else inline_reasoning
     try:
-        triplet = _read_answer(answer)
+        verdict = _read_answer(answer)
     except _ParseFailure as failure:
         kind, message = failure.kind, str(failure)
         if finish_reason == "length":
@@ -398,11 +389,4 @@ def parse_verdict(
         elif kind is FailureKind.EMPTY and _THINK_CLOSE not in content:
             kind, message = FailureKind.UNREADABLE, "the reasoning was never closed (no </think>)"
         return Verdict.failed(kind, reasoning=found_reasoning, error=message, **common)
-    return Verdict(
-        score_1=triplet.score_1,
-        score_2=triplet.score_2,
-        ranking=triplet.ranking,
-        rubrics=triplet.rubrics,
-        reasoning=found_reasoning,
-        **common,
-    )
+    return replace(verdict, reasoning=found_reasoning, **common)

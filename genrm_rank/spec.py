@@ -63,6 +63,10 @@ class PromptSeeds:
     aggregation: int
 
 
+_LEAST = dict(samples=1, seed=0, budget=0, retries=0, p_best_draws=1, bootstrap_rounds=0)
+"""The integer fields of :class:`RankSpec` and their least values (``budget`` may be None)."""
+
+
 @dataclass(frozen=True)
 class RankSpec:
     """What defines a ranking run; validated once, when built.
@@ -134,14 +138,12 @@ class RankSpec:
         set_ = object.__setattr__
         set_(self, "strategy", strategy_name(self.strategy))
         set_(self, "swap", check_swap(self.swap))
-        set_(self, "samples", check.integer("samples", self.samples, 1, spelled=">="))
         if isinstance(self.seed, np.random.Generator):
             set_(self, "seed", int(self.seed.integers(0, 2**63 - 1)))
-        else:
-            set_(self, "seed", check.integer("seed", self.seed, 0, spelled=">="))
-        if self.budget is not None:
-            set_(self, "budget", check.integer("budget", self.budget, 0, spelled=">="))
-        set_(self, "retries", check.integer("retries", self.retries, 0, spelled=">="))
+        for name, minimum in _LEAST.items():
+            value = getattr(self, name)
+            if not (name == "budget" and value is None):
+                set_(self, name, check.integer(name, value, minimum, spelled=">="))
         preference_mapping(self.preference)  # checked now, built on use
         check.flag("fit_position_bias", self.fit_position_bias)
         for name in ("alpha", "confidence"):
@@ -149,14 +151,6 @@ class RankSpec:
         check.at_least("alpha", self.alpha, 0)
         if not 0.0 < self.confidence < 1.0:
             raise ArgumentError("confidence", f"must be in (0, 1), not {self.confidence}.")
-        set_(
-            self, "p_best_draws", check.integer("p_best_draws", self.p_best_draws, 1, spelled=">=")
-        )
-        set_(
-            self,
-            "bootstrap_rounds",
-            check.integer("bootstrap_rounds", self.bootstrap_rounds, 0, spelled=">="),
-        )
         options = check.mapping("strategy_options", self.strategy_options)
         set_(self, "strategy_options", MappingProxyType(dict(options)))
 

@@ -25,6 +25,7 @@ and Languages", 2025 (arXiv:2505.11475), for the 1-5 / 1-6 scales of NVIDIA's Ge
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import re
@@ -353,25 +354,6 @@ class Verdict:
         return 0 if self.usage is None else self.usage.total_tokens
 
 
-_VERDICT_KEYS = frozenset(
-    {
-        "score_1",
-        "score_2",
-        "ranking",
-        "rubrics",
-        "raw",
-        "reasoning",
-        "failure",
-        "error",
-        "finish_reason",
-        "usage",
-        "attempts",
-    }
-)
-_RUBRIC_KEYS = frozenset({"rubric_id", "score_1", "score_2", "ranking"})
-_USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens"})
-
-
 # --------------------------------------------------------------------------------------------
 # Verdict <-> JSON
 
@@ -382,38 +364,24 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
     >>> verdict_to_dict(Verdict(score_1=4, score_2=2, ranking=2))["ranking"]
     2
     """
-    if not isinstance(verdict, Verdict):
-        raise TypeError(f"Argument 'verdict' must be a Verdict, not {type(verdict).__name__}.")
-    usage = verdict.usage
-    return {
-        "score_1": verdict.score_1,
-        "score_2": verdict.score_2,
-        "ranking": verdict.ranking,
-        "rubrics": [
-            {
-                "rubric_id": r.rubric_id,
-                "score_1": r.score_1,
-                "score_2": r.score_2,
-                "ranking": r.ranking,
-            }
-            for r in verdict.rubrics
-        ],
-        "raw": verdict.raw,
-        "reasoning": verdict.reasoning,
-        "failure": None if verdict.failure is None else verdict.failure.value,
-        "error": verdict.error,
-        "finish_reason": verdict.finish_reason,
-        "usage": None
-        if usage is None
-        else {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-        "attempts": verdict.attempts,
-    }
+    check.instance("verdict", verdict, Verdict)
+    data = dataclasses.asdict(verdict)
+    del data["cached"]
+    data["rubrics"] = list(data["rubrics"])
+    data["failure"] = None if verdict.failure is None else verdict.failure.value
+    return data
 
 
-def _check_keys(data: Mapping[str, Any], allowed: frozenset[str], name: str) -> None:
-    unknown = sorted(set(data) - allowed)
+_RUBRIC_FIELDS = ("rubric_id", "score_1", "score_2", "ranking")
+
+
+def _known(data: object, cls: type, name: str) -> dict[str, Any]:
+    """``data`` as a dict, checked to hold only fields of ``cls`` (``cached`` is not stored)."""
+    values = dict(check.mapping(name, data))
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls) if f.compare})
     if unknown:
         raise ValueError(f"Argument '{name}' has unknown keys {unknown}.")
+    return values
 
 
 def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
@@ -422,36 +390,13 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
     Missing keys take the :class:`~genrm_rank.verdict.Verdict` defaults; unknown keys raise
     ``ValueError``, as do values the verdict itself rejects.
     """
-    check.mapping("data", data)
-    _check_keys(data, _VERDICT_KEYS, "data")
-    rubrics = []
-    for i, item in enumerate(data.get("rubrics") or ()):
-        check.mapping(f"data['rubrics'][{i}]", item)
-        _check_keys(item, _RUBRIC_KEYS, f"data['rubrics'][{i}]")
-        rubrics.append(
-            RubricScore(
-                item.get("rubric_id"), item.get("score_1"), item.get("score_2"), item.get("ranking")
-            )
-        )
-    usage_data = check.mapping("data['usage']", data.get("usage"), optional=True)
-    usage = None
-    if usage_data is not None:
-        _check_keys(usage_data, _USAGE_KEYS, "data['usage']")
-        usage = Usage(
-            int(usage_data.get("prompt_tokens", 0)), int(usage_data.get("completion_tokens", 0))
-        )
-    attempts = check.integer("data['attempts']", data.get("attempts", 1))
-    failure = data.get("failure")
-    return Verdict(
-        score_1=data.get("score_1"),
-        score_2=data.get("score_2"),
-        ranking=data.get("ranking"),
-        rubrics=tuple(rubrics),
-        raw=data.get("raw"),
-        reasoning=data.get("reasoning"),
-        failure=None if failure is None else FailureKind(failure),
-        error=data.get("error"),
-        finish_reason=data.get("finish_reason"),
-        usage=usage,
-        attempts=attempts,
+    values = _known(data, Verdict, "data")
+    values["rubrics"] = tuple(
+        RubricScore(*map(_known(item, RubricScore, f"data['rubrics'][{i}]").get, _RUBRIC_FIELDS))
+        for i, item in enumerate(values.get("rubrics") or ())
     )
+    if values.get("usage") is not None:
+        usage = _known(values["usage"], Usage, "data['usage']")
+        values["usage"] = Usage(**{k: int(v) for k, v in usage.items()})
+    values["attempts"] = check.integer("data['attempts']", values.get("attempts", 1))
+    return Verdict(**values)
