@@ -52,6 +52,8 @@ SwapMode = Literal["both", "random", "none", "auto"]
 SWAP_MODES: tuple[str, ...] = ("both", "random", "none", "auto")
 CLOSE_PREFERENCE = 0.1 + 1e-9
 """``swap="auto"``: a first-order preference within this of 0.5 is close (rankings 3 to 4)."""
+TIE_TOLERANCE = 1e-12
+"""A match preference within this distance of 0.5 is a tie (float rounding only)."""
 
 
 def check_swap(swap: str) -> SwapMode:
@@ -259,8 +261,7 @@ class MatchScheduler(abc.ABC):
             raise ValueError(f"Argument 'samples' must be a positive int, not {self.samples!r}.")
         self.swap = check_swap(self.swap)
         self.samples = int(self.samples)
-        seed = self.seed
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.rng = np.random.default_rng(self.seed)  # a Generator is returned as it is
         if not callable(self.preference_mapping):
             raise TypeError(
                 "Argument 'preference_mapping' must be callable, "

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from genrm_rank import validate as check
 from genrm_rank.strategies.base import (
+    TIE_TOLERANCE,
     Judgement,
     Match,
     MatchScheduler,
@@ -36,9 +37,6 @@ from genrm_rank.strategies.base import (
 )
 
 __all__ = ["Knockout", "bracket_order", "mean_scores"]
-
-TIE_TOLERANCE = 1e-12
-"""A match preference within this distance of 0.5 is a tie (float rounding only)."""
 
 
 def bracket_order(size: int) -> list[int]:

@@ -24,7 +24,13 @@ from dataclasses import InitVar, dataclass
 from typing import Literal
 
 from genrm_rank import validate as check
-from genrm_rank.strategies.base import Match, MatchScheduler, StrategyOutcome, resolve_seeding
+from genrm_rank.strategies.base import (
+    TIE_TOLERANCE,
+    Match,
+    MatchScheduler,
+    StrategyOutcome,
+    resolve_seeding,
+)
 
 __all__ = ["SCORINGS", "Swiss", "default_rounds"]
 
@@ -32,7 +38,6 @@ Scoring = Literal["preference", "wins"]
 SCORINGS: tuple[str, ...] = ("preference", "wins")
 BYE_POINTS = 0.5
 """Points for a bye: what an average match scores (each match hands out one point in all)."""
-TIE_TOLERANCE = 1e-12
 PAIRING_STEP_LIMIT = 100_000
 """Backtracking steps allowed per round before settling for a pairing with rematches."""
 
