@@ -45,9 +45,7 @@ def strip_reasoning(text: str) -> str:
     'Paris.'
     """
     _, sep, tail = text.rpartition(THINK_END)
-    if not sep:
-        return text
-    return tail.lstrip()
+    return tail.lstrip() if sep else text
 
 
 def content_text(content: object, name: str = "content") -> str:

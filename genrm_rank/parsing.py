@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any, cast
 
+from genrm_rank.messages import THINK_END
 from genrm_rank.verdict import (
     RANKING_MAX,
     RANKING_MIN,
@@ -66,7 +67,6 @@ the words :class:`~genrm_rank.failure_watch.FailureWatch` recognises when every 
 lacks it (a gateway that strips the reasoning field)."""
 
 _THINK_OPEN = "<think>"
-_THINK_CLOSE = "</think>"
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _VERDICT_KEYS = ("score_1", "score_2", "ranking")
@@ -98,10 +98,7 @@ def _json_spans(text: str) -> Iterator[tuple[Any, int, int]]:
 
 
 def _strip_think_open(reasoning: str) -> str:
-    stripped = reasoning.strip()
-    if stripped.startswith(_THINK_OPEN):
-        stripped = stripped[len(_THINK_OPEN) :]
-    return stripped.strip()
+    return reasoning.strip().removeprefix(_THINK_OPEN).strip()
 
 
 def split_reasoning(content: str) -> list[tuple[str | None, str]]:
@@ -120,12 +117,12 @@ def split_reasoning(content: str) -> list[tuple[str | None, str]]:
     >>> split_reasoning('r</think>{"note": "</think>"}')
     [('r', '{"note": "</think>"}')]
     """
-    positions = [m.start() for m in re.finditer(re.escape(_THINK_CLOSE), content)]
+    positions = [m.start() for m in re.finditer(re.escape(THINK_END), content)]
     if positions:
         spans = [(start, end) for _, start, end in _json_spans(content)]
         free = [p for p in positions if not any(start < p < end for start, end in spans)]
         pos = free[-1] if free else positions[-1]
-        return [(_strip_think_open(content[:pos]), content[pos + len(_THINK_CLOSE) :])]
+        return [(_strip_think_open(content[:pos]), content[pos + len(THINK_END) :])]
     if content.lstrip().startswith(_THINK_OPEN):
         return [(_strip_think_open(content), "")]
     return [(None, content)]
@@ -368,7 +365,7 @@ def parse_verdict(
             "apart from the reasoning",
             **common,
         )
-    if inline and _THINK_CLOSE not in content:
+    if inline and THINK_END not in content:
         opened = content.lstrip().startswith(_THINK_OPEN)
         return Verdict.failed(
             FailureKind.UNREADABLE,
@@ -386,7 +383,7 @@ def parse_verdict(
         kind, message = failure.kind, str(failure)
         if finish_reason == "length":
             kind, message = FailureKind.TRUNCATED, f"generation hit max_tokens; {message}"
-        elif kind is FailureKind.EMPTY and _THINK_CLOSE not in content:
+        elif kind is FailureKind.EMPTY and THINK_END not in content:
             kind, message = FailureKind.UNREADABLE, "the reasoning was never closed (no </think>)"
         return Verdict.failed(kind, reasoning=found_reasoning, error=message, **common)
     return replace(verdict, reasoning=found_reasoning, **common)

@@ -23,9 +23,9 @@ preference:
 from __future__ import annotations
 
 import abc
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from statistics import fmean
 from typing import Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
@@ -172,30 +172,17 @@ def combine_preferences(
     (``0.5 * (p_ab + 1 - p_ba)``), so a judge's position bias cancels. Failed verdicts are left
     out; ``None`` when none is usable.
     """
-    as_first = [
-        mapping(j.verdict.ranking)
-        for j in judgements
-        if j.verdict.ranking is not None and j.first == a
-    ]
+    usable = [j for j in judgements if j.verdict.ok]
+    as_first = [j.verdict.preference_with(mapping) for j in usable if j.first == a]
     # Slot-1 strength of the opponent in the calls where ``a`` sat in slot 2.
-    as_second = [
-        mapping(j.verdict.ranking)
-        for j in judgements
-        if j.verdict.ranking is not None and j.second == a
-    ]
+    as_second = [j.verdict.preference_with(mapping) for j in usable if j.second == a]
     if as_first and as_second:
         # 0.5 * (p_ab + 1 - p_ba), written as a difference so that a judge with pure position
         # bias (identical verdicts in both orders) gives exactly 0.5 for any number of samples.
-        return 0.5 + 0.5 * (_mean(as_first) - _mean(as_second))
+        return 0.5 + 0.5 * (fmean(as_first) - fmean(as_second))
     if as_first:
-        return _mean(as_first)
-    if as_second:
-        return 1.0 - _mean(as_second)
-    return None
-
-
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
+        return fmean(as_first)
+    return 1.0 - fmean(as_second) if as_second else None
 
 
 def resolve_seeding(

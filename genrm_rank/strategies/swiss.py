@@ -80,13 +80,9 @@ class Swiss(MatchScheduler):
       those with the fewest byes so far (so nobody gets a second bye before everyone had one).
       A bye scores :data:`BYE_POINTS`, 0.5: what an average match scores, since every match
       hands out exactly one point between its two sides under either scoring. It is not an
-      opponent for Buchholz. Chess scores a bye as a full win, but a full win is what a match
-      gives only its clear winners: among equal-quality candidates with soft points, the bye
-      holders then win far more than their share. At 0.5 the round-1 bye holder wins its share
-      1/N at N = 5; scoring a bye as the candidate's own mean points a match instead
-      over-rewards it, as its total extrapolates from fewer matches. A bye still carries no
-      spread, so at N = 7 or 9 the round-1 bye holder, whose total has one match fewer, wins a
-      little under 1/N (``benchmarks/README.md``, "Swiss byes").
+      opponent for Buchholz. Chess scores a bye as a full win, which among equal-quality
+      candidates with soft points makes the bye holders win far more than their share
+      (``benchmarks/README.md``, "Swiss byes", compares the rules).
     - **Failed matches.** A match with no usable verdict scores no points for either side (a
       failure is never turned into a number); it still counts as played for pairing and
       Buchholz, and is listed in the notes.
