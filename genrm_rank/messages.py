@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from genrm_rank import validate as check
+
 __all__ = [
     "CONVERSATION_ROLES",
     "Conversation",
@@ -60,13 +62,9 @@ def content_text(content: object, name: str = "content") -> str:
     """
     if isinstance(content, str):
         return content
-    if not isinstance(content, list):
-        raise TypeError(
-            f"Argument '{name}' must be a string or a list of text parts, not "
-            f"{type(content).__name__}."
-        )
+    parts = check.instance(name, content, list, "a string or a list of text parts")
     texts: list[str] = []
-    for i, part in enumerate(content):
+    for i, part in enumerate(parts):
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind != "text" or not isinstance(part, Mapping):
             what = f"of type {kind!r}" if kind is not None else type(part).__name__
@@ -74,12 +72,7 @@ def content_text(content: object, name: str = "content") -> str:
                 f"Argument '{name}[{i}]' is a part {what}; the GenRM reads text only "
                 "(parts of type 'text')."
             )
-        text = part.get("text")
-        if not isinstance(text, str):
-            raise TypeError(
-                f"Argument '{name}[{i}]['text']' must be a string, not {type(text).__name__}."
-            )
-        texts.append(text)
+        texts.append(check.instance(f"{name}[{i}]['text']", part.get("text"), str, "a string"))
     return "\n".join(texts)
 
 
@@ -134,9 +127,7 @@ def normalize_conversation(
 
 
 def _candidate(text: object, name: str) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"Argument '{name}' must be a string, not {type(text).__name__}.")
-    stripped = strip_reasoning(text)
+    stripped = strip_reasoning(check.instance(name, text, str, "a string"))
     return stripped if stripped.strip() else EMPTY_CANDIDATE
 
 
@@ -173,11 +164,7 @@ def build_messages(
     """
     messages = normalize_conversation(conversation)
     if principle is not None:
-        if not isinstance(principle, str):
-            raise TypeError(
-                f"Argument 'principle' must be a string or None, not {type(principle).__name__}."
-            )
-        if principle.strip():
+        if check.instance("principle", principle, str, "a string or None").strip():
             messages.append({"role": "principle", "content": principle})
     messages.append({"role": "response_1", "content": _candidate(response_1, "response_1")})
     messages.append({"role": "response_2", "content": _candidate(response_2, "response_2")})

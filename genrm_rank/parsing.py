@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any, cast
 
+from genrm_rank import validate as check
 from genrm_rank.messages import THINK_END
 from genrm_rank.verdict import (
     RANKING_MAX,
@@ -346,11 +347,7 @@ def parse_verdict(
             + (" (finish_reason 'length')" if finish_reason == "length" else ""),
             **common,
         )
-    if not isinstance(content, str):
-        raise TypeError(
-            f"Argument 'content' must be a string or None, not {type(content).__name__}."
-        )
-    if not content.strip():
+    if not check.instance("content", content, str, "a string or None").strip():
         kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.EMPTY
         return Verdict.failed(kind, reasoning=reasoning, error="the answer is empty", **common)
 

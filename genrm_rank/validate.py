@@ -197,15 +197,15 @@ def flag(name: str, value: object, *, optional: bool = False) -> bool | None:
     return _typed(name, value, bool, "a bool", optional)
 
 
-def instance(name: str, value: object, kind: type[T]) -> T:
-    """An instance of ``kind``; else ``TypeError`` naming both types.
+def instance(name: str, value: object, kind: type[T], what: str | None = None) -> T:
+    """An instance of ``kind``; else ``TypeError`` naming ``what`` (``a <kind>``) and the type.
 
     >>> instance("spec", {}, str)
     Traceback (most recent call last):
     ...
     TypeError: Argument 'spec' must be a str, not dict.
     """
-    return _typed(name, value, kind, f"a {kind.__name__}", False)  # type: ignore[return-value]
+    return _typed(name, value, kind, what or f"a {kind.__name__}", False)  # type: ignore[return-value]
 
 
 def one_of(name: str, value: T, choices: Collection[object]) -> T:

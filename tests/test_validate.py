@@ -180,6 +180,11 @@ def test_returns_plain_python_numbers() -> None:
             "Argument 'cache' must be a Path, not dict.",
         ),
         (
+            lambda: check.instance("principle", 3, str, "a string or None"),
+            TypeError,
+            "Argument 'principle' must be a string or None, not int.",
+        ),
+        (
             lambda: check.mapping("extra_body", 1, optional=True),
             TypeError,
             "Argument 'extra_body' must be a mapping or None, not int.",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from genrm_rank import validate as check
 from genrm_rank.strategies.adaptive import Adaptive
 from genrm_rank.strategies.base import (
     SWAP_MODES,
@@ -68,9 +69,7 @@ STRATEGIES: dict[str, Callable[..., Scheduler]] = {
 
 def strategy_name(name: str) -> str:
     """The canonical name of a strategy (``round-robin`` and ``round_robin`` are the same)."""
-    if not isinstance(name, str):
-        raise TypeError(f"Argument 'strategy' must be a string, not {type(name).__name__}.")
-    canonical = name.strip().lower().replace("-", "_")
+    canonical = check.instance("strategy", name, str, "a string").strip().lower().replace("-", "_")
     if canonical not in STRATEGIES:
         known = ", ".join(sorted(STRATEGIES))
         raise ValueError(f"Argument 'strategy' must be one of {known}, not {name!r}.")
