@@ -358,27 +358,34 @@ class Verdict:
 # Verdict <-> JSON
 
 
+_STORED: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+    for cls in (Verdict, RubricScore, Usage)
+}
+"""The fields that JSON stores of each value (a verdict's ``cached`` flag is not stored)."""
+
+
+def _stored(value: Any, cls: type) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in _STORED[cls]}
+
+
 def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
     """Every field of a verdict as a JSON-ready dict; :func:`verdict_from_dict` inverts it.
 
     >>> verdict_to_dict(Verdict(score_1=4, score_2=2, ranking=2))["ranking"]
     2
     """
-    check.instance("verdict", verdict, Verdict)
-    data = dataclasses.asdict(verdict)
-    del data["cached"]
-    data["rubrics"] = list(data["rubrics"])
+    data = _stored(check.instance("verdict", verdict, Verdict), Verdict)
+    data["rubrics"] = [_stored(r, RubricScore) for r in verdict.rubrics]
+    data["usage"] = None if verdict.usage is None else _stored(verdict.usage, Usage)
     data["failure"] = None if verdict.failure is None else verdict.failure.value
     return data
 
 
-_RUBRIC_FIELDS = ("rubric_id", "score_1", "score_2", "ranking")
-
-
 def _known(data: object, cls: type, name: str) -> dict[str, Any]:
-    """``data`` as a dict, checked to hold only fields of ``cls`` (``cached`` is not stored)."""
+    """``data`` as a dict, checked to hold only stored fields of ``cls``."""
     values = dict(check.mapping(name, data))
-    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls) if f.compare})
+    unknown = sorted(values.keys() - _STORED[cls])
     if unknown:
         raise ValueError(f"Argument '{name}' has unknown keys {unknown}.")
     return values
@@ -392,7 +399,9 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
     """
     values = _known(data, Verdict, "data")
     values["rubrics"] = tuple(
-        RubricScore(*map(_known(item, RubricScore, f"data['rubrics'][{i}]").get, _RUBRIC_FIELDS))
+        RubricScore(
+            *map(_known(item, RubricScore, f"data['rubrics'][{i}]").get, _STORED[RubricScore])
+        )
         for i, item in enumerate(values.get("rubrics") or ())
     )
     if values.get("usage") is not None:
