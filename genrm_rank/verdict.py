@@ -254,11 +254,8 @@ class Verdict:
         # The texts come from servers, parsers and files: a lone surrogate in one becomes U+FFFD
         # here, so that a verdict always holds text every writer (and the cache) can encode.
         for name in ("raw", "reasoning", "error", "finish_reason"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                clean = _utf8_text(value)
-                if clean is not value:
-                    object.__setattr__(self, name, clean)
+            if isinstance(value := getattr(self, name), str):
+                object.__setattr__(self, name, _utf8_text(value))
         if self.failure is None:
             if self.ranking is None:
                 raise ValueError("A verdict with no failure must have a ranking, not None.")
@@ -328,11 +325,7 @@ class Verdict:
     def winner_slot(self) -> int | None:
         """1 or 2 for the slot the ranking favours, ``None`` for an exact 3.5 (a replayed tie)."""
         ranking = self._require_ranking()
-        if ranking < 3.5:
-            return 1
-        if ranking > 3.5:
-            return 2
-        return None
+        return 1 if ranking < 3.5 else 2 if ranking > 3.5 else None
 
     def swapped(self) -> Verdict:
         """The same verdict as seen with the two slots exchanged.

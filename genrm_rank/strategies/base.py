@@ -317,11 +317,8 @@ class MatchScheduler(abc.ABC):
         """Calls to issue now, at most ``limit``; each is returned once."""
         if self._stopped:
             return []
-        if limit is None:
-            calls, self._queue = self._queue, []
-        else:
-            cut = max(int(limit), 0)
-            calls, self._queue = self._queue[:cut], self._queue[cut:]
+        cut = len(self._queue) if limit is None else max(int(limit), 0)
+        calls, self._queue = self._queue[:cut], self._queue[cut:]
         self._outstanding += len(calls)
         self._pending.update(calls)
         return calls

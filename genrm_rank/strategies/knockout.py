@@ -22,9 +22,9 @@ Language Models are Effective Text Rankers with Pairwise Ranking Prompting", 202
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from statistics import fmean
 
 from genrm_rank import validate as check
 from genrm_rank.strategies.base import (
@@ -179,9 +179,9 @@ class Knockout(MatchScheduler):
         a, b, p = match.a, match.b, match.preference
         label = f"match {match.match_id} (round {match.round}: {a} vs {b})"
         failed = [j.verdict for j in match.judgements if not j.verdict.ok]
+        kinds = ", ".join(sorted({str(v.failure) for v in failed}))
         if p is not None and abs(p - 0.5) > TIE_TOLERANCE:
             if failed:
-                kinds = ", ".join(sorted({str(v.failure) for v in failed}))
                 self._notes.append(
                     f"{label}: {len(failed)} of {len(match.judgements)} verdicts failed "
                     f"({kinds}); decided on the rest"
@@ -189,7 +189,6 @@ class Knockout(MatchScheduler):
             winner, loser = (a, b) if p > 0.5 else (b, a)
             return winner, loser, min(p, 1.0 - p)
         if p is None:
-            kinds = ", ".join(sorted({str(v.failure) for v in failed}))
             reason = f"no readable verdict ({len(failed)} failed: {kinds})"
         else:
             reason = "preference exactly 0.5"
@@ -249,6 +248,4 @@ def mean_scores(
         elif j.first == b and j.second == a:
             mine.append(v.score_2)
             theirs.append(v.score_1)
-    if not mine:
-        return None, None
-    return math.fsum(mine) / len(mine), math.fsum(theirs) / len(theirs)
+    return (fmean(mine), fmean(theirs)) if mine else (None, None)
