@@ -92,8 +92,7 @@ class Baseline(FixedSchedule):
             raise ValueError(
                 f"Argument 'candidate_ids' must hold {self.n_items} ids, not {len(candidate_ids)}."
             )
-        index = baseline_index(self.baseline, self.n_items, candidate_ids)
-        self.baseline = index
+        self.baseline = index = baseline_index(self.baseline, self.n_items, candidate_ids)
         for i in range(self.n_items):
             if i != index:
                 self._add_match(index, i)

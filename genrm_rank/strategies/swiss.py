@@ -99,13 +99,13 @@ class Swiss(MatchScheduler):
 
     def __post_init__(self, rounds: int | None) -> None:
         super().__post_init__()
-        if rounds is not None:
-            rounds = check.integer("rounds", rounds, 1)
         self.scoring = check.one_of("scoring", self.scoring, SCORINGS)
         seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
         self.seeding = seeding
         self._seed_rank = {c: rank for rank, c in enumerate(seeding)}
-        self.n_rounds: int = default_rounds(self.n_items) if rounds is None else int(rounds)
+        self.n_rounds: int = (
+            default_rounds(self.n_items) if rounds is None else check.integer("rounds", rounds, 1)
+        )
         """Rounds to play."""
         self.round: int = 0
         """The round in progress (1-based); 0 before the first."""
@@ -162,14 +162,11 @@ class Swiss(MatchScheduler):
                 f"match {match.match_id} (round {match.round}: {match.a} vs {match.b}): "
                 "no readable verdict; no points"
             )
-        elif self.scoring == "preference":
+        else:
+            if self.scoring == "wins":  # 1 to the winner, 0.5 each for a tie
+                p = 0.5 if abs(p - 0.5) <= TIE_TOLERANCE else float(p > 0.5)
             self._points[match.a] += p
             self._points[match.b] += 1.0 - p
-        elif abs(p - 0.5) <= TIE_TOLERANCE:
-            self._points[match.a] += 0.5
-            self._points[match.b] += 0.5
-        else:
-            self._points[match.a if p > 0.5 else match.b] += 1.0
         if match.round == self.round and all(m.complete for m in self._round_matches):
             self.rounds_completed = self.round
             if self.round < self.n_rounds and not self.stopped:
