@@ -106,14 +106,13 @@ def normalize_conversation(
                 f"not {type(message).__name__}."
             )
         role = message.get("role")
-        content = message.get("content")
         if not isinstance(role, str) or role not in CONVERSATION_ROLES:
             raise ValueError(
                 f"Argument '{where}' has role {role!r}; expected one of "
                 f"{sorted(CONVERSATION_ROLES)}: the GenRM takes only these turns (tool calls, "
                 "tool results and other roles cannot be shown to it)."
             )
-        content = content_text(content, f"{where}['content']")
+        content = content_text(message.get("content"), f"{where}['content']")
         if role == "assistant":
             content = strip_reasoning(content)
         messages.append({"role": role, "content": content})
