@@ -270,7 +270,7 @@ def _read_answer(answer: str) -> Verdict:
             f"{len(verdicts)} readable verdict(s) next to {len(failures)} unreadable one(s) "
             f"({failures[0]})",
         )
-    distinct = {(t.score_1, t.score_2, t.ranking) for t in verdicts}
+    distinct = {(v.score_1, v.score_2, v.ranking) for v in verdicts}
     if len(distinct) > 1:
         raise _ParseFailure(
             FailureKind.AMBIGUOUS,
