@@ -83,16 +83,11 @@ class Option:
             parser.add_argument(self.dest, nargs=self.nargs, metavar=self.metavar, **kwargs)
             return
         names = [*([self.short] if self.short else []), self.flag]
-        kwargs["dest"] = self.dest
-        if self.action == "toggle":
-            kwargs.update(action=argparse.BooleanOptionalAction, default=value)
-        elif not self.takes_value:
-            kwargs.update(action=self.action, default=value)
-        else:
-            kwargs.update(metavar=self.metavar, choices=self.choices, required=self.required,
-                          default=None if self.action == "append" else value)  # fmt: skip
-            if self.action == "append":
-                kwargs["action"] = "append"
+        action = argparse.BooleanOptionalAction if self.action == "toggle" else self.action
+        default_ = None if self.action == "append" else value
+        kwargs.update(dest=self.dest, action=action, default=default_)
+        if self.takes_value:
+            kwargs.update(metavar=self.metavar, choices=self.choices, required=self.required)
         parser.add_argument(*names, **kwargs)
 
 
