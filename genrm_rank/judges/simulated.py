@@ -246,6 +246,14 @@ class SimulatedJudgeSettings:
         set_(self, "thresholds", (float(low), float(high)))
         set_(self, "n_rubrics", n_rubrics)
 
+    def truncated(self, partial: str) -> RenderedAnswer:
+        """An answer cut at ``max_tokens`` inside its reasoning ``partial``, in this style."""
+        if self.reasoning_style in ("reasoning", "reasoning_content"):
+            return RenderedAnswer(None, partial)
+        if self.reasoning_style == "think":
+            return RenderedAnswer(f"<think>\n{partial}", None)
+        return RenderedAnswer(partial, None)
+
     def settings(self) -> SimulatedJudgeSettings:
         """These settings alone, without what a subclass adds."""
         return SimulatedJudgeSettings(
@@ -364,15 +372,10 @@ class SimulatedJudge(SimulatedJudgeSettings):
         draw = float(rng.uniform())
         if draw < self.truncated_rate:
             partial = reasoning[: len(reasoning) // 2]
-            if self.reasoning_style in ("reasoning", "reasoning_content"):
-                content, in_field = None, partial
-            elif self.reasoning_style == "think":
-                content, in_field = f"<think>\n{partial}", None
-            else:
-                content, in_field = partial, None
+            cut = self.truncated(partial)
             return SimulatedAnswer(
-                content,
-                in_field,
+                cut.content,
+                cut.reasoning,
                 "length",
                 Usage(prompt_tokens, estimate_tokens(partial)),
                 score_1,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 
 from genrm_rank.flags import Option
 from genrm_rank.server.app import FAULT_KINDS, SimServer, SimServerConfig
@@ -112,36 +112,10 @@ def config_from_args(args: argparse.Namespace) -> SimServerConfig:
                 f"Argument '--api-key-env' names {args.api_key_env!r}, which is unset or empty."
             )
     sequence = tuple(k.strip() for k in args.fault_sequence.split(",") if k.strip())
-    return SimServerConfig(
-        model=args.model,
-        max_model_len=args.max_model_len,
-        capacity=args.capacity,
-        latency=args.latency,
-        latency_mean=args.latency_mean,
-        latency_sigma=args.latency_sigma,
-        prefix_cache_size=args.prefix_cache_size,
-        prefix_hit_latency_factor=args.prefix_hit_latency_factor,
-        answer_format=args.answer_format,
-        reasoning_style=args.reasoning_style,
-        noise=args.noise,
-        noise_scale=args.noise_scale,
-        position_bias=args.position_bias,
-        unreadable_rate=args.unreadable_rate,
-        truncated_rate=args.truncated_rate,
-        judge_seed=args.judge_seed,
-        fault_rate_500=args.fault_rate_500,
-        fault_rate_503=args.fault_rate_503,
-        fault_rate_429=args.fault_rate_429,
-        fault_rate_hang=args.fault_rate_hang,
-        fault_rate_drop=args.fault_rate_drop,
-        fault_rate_html=args.fault_rate_html,
-        fault_rate_empty_choices=args.fault_rate_empty_choices,
-        retry_after=args.retry_after,
-        hang_seconds=args.hang_seconds,
-        fault_sequence=sequence,
-        api_key=api_key,
-        seed=args.seed,
-    )
+    fields = {f.name for f in dataclasses.fields(SimServerConfig)}
+    given = {o.dest for group in SERVE_SIM_OPTIONS.values() for o in group} & fields
+    values = {name: getattr(args, name) for name in given - {"fault_sequence"}}
+    return SimServerConfig(**values, fault_sequence=sequence, api_key=api_key)
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:
@@ -163,7 +137,9 @@ def exposure_warning(host: str, api_key: str | None) -> str | None:
 async def _serve(config: SimServerConfig, host: str, port: int, replicas: int) -> None:
     servers = [
         SimServer(
-            replace(config, seed=config.seed + i), host=host, port=0 if port == 0 else port + i
+            dataclasses.replace(config, seed=config.seed + i),
+            host=host,
+            port=0 if port == 0 else port + i,
         )
         for i in range(replicas)
     ]
