@@ -127,9 +127,10 @@ def write_report(
     if not source.is_file():
         raise ArgumentError("path", f": no such file: {source}.")
     target = Path(output) if output is not None else sidecar_path(source, "report", "html")
+    given = {"errors": errors, "rejected": rejected}
     sides = {
-        name: Path(given) if given is not None else sidecar_path(source, name)
-        for name, given in (("errors", errors), ("rejected", rejected))
+        name: Path(path) if path is not None else sidecar_path(source, name)
+        for name, path in given.items()
     }
     for name, read in (("path", source), *sides.items()):
         if target.resolve() == read.resolve():
@@ -145,8 +146,7 @@ def write_report(
         )
     sidecars: dict[str, int | None] = {}
     for name, side in sides.items():
-        given = errors if name == "errors" else rejected
-        if given is not None and not side.is_file():
+        if given[name] is not None and not side.is_file():
             raise ArgumentError(f"{name}", f": no such file: {side}.")
         sidecars[name] = len(read_rows(side)) if side.is_file() else None
     page = render_report(
@@ -294,25 +294,14 @@ def _bias_section(blocks: Sequence[Mapping[str, Any]]) -> str:
         ),
     ]
     plots = _plots(
-        _histogram(
-            bias,
-            title="Fitted position bias per row (log-odds)",
-            xlabel="slot-1 advantage",
-            marker=0.0,
-        ),
-        _histogram(
-            shares,
-            title="First-slot win share per row",
-            xlabel="share",
-            marker=0.5,
-            domain=(0.0, 1.0),
-        ),
-        _histogram(
-            rates,
-            title="Agreement of the two orders per row",
-            xlabel="agreement rate",
-            domain=(0.0, 1.0),
-        ),
+        *(
+            _histogram(values, title=title, xlabel=xlabel, marker=marker, domain=domain)
+            for values, title, xlabel, marker, domain in (
+                (bias, "Fitted position bias per row (log-odds)", "slot-1 advantage", 0.0, None),
+                (shares, "First-slot win share per row", "share", 0.5, (0.0, 1.0)),
+                (rates, "Agreement of the two orders per row", "agreement rate", None, (0.0, 1.0)),
+            )
+        )
     )
     return _section("Position bias and consistency", _table(items) + plots, "bias")
 
@@ -371,12 +360,8 @@ def _pair_details(
     judgements: Sequence[Mapping[str, Any]],
     row: Mapping[str, Any],
 ) -> str:
-    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
-    for j in judgements:
-        a, b = int(j["first"]), int(j["second"])
-        by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
     out = []
-    for (a, b), verdicts in sorted(by_pair.items()):
+    for (a, b), verdicts in _by_pair(judgements):
         pref = _preference(a, verdicts)
         if pref is None:
             lean = "no usable verdict"
@@ -433,13 +418,10 @@ def _pair_graph(
     for k, i in enumerate(ranked):
         angle = -math.pi / 2 + 2 * math.pi * k / max(n, 1)
         pos[i] = (centre + radius * math.cos(angle), centre + radius * math.sin(angle))
-    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
-    for j in judgements:
-        a, b = int(j["first"]), int(j["second"])
-        if a in pos and b in pos:
-            by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
     edges = []
-    for (a, b), verdicts in sorted(by_pair.items()):
+    for (a, b), verdicts in _by_pair(judgements):
+        if a not in pos or b not in pos:
+            continue
         pref = _preference(a, verdicts)
         (xa, ya), (xb, yb) = pos[a], pos[b]
         if pref is None or pref == 0.5:  # no usable verdict (dashed), or even (no arrow)
@@ -472,16 +454,18 @@ def _pair_graph(
             f'<text x="{x:.1f}" y="{y + (26 if y >= centre else -20):.1f}" '
             f'text-anchor="middle" class=label>{_e(_excerpt(labels[i], 18))}</text>'
         )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
-        f'role="img" aria-label="pair graph">'
+    arrow = (
         f'<defs><marker id="{anchor}-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
         f'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
         f'<path d="M 0 0 L 10 5 L 0 10 z" fill="{BAR}"/></marker></defs>'
-        f"{''.join(edges)}{''.join(nodes)}</svg><figcaption>Pairs judged: an arrow from the "
-        "preferred candidate (thicker: surer; grey: even; dashed: no usable verdict); numbers are "
-        "ranks."
-        "</figcaption></figure>"
+    )
+    return _figure(
+        size,
+        size,
+        "pair graph",
+        arrow + "".join(edges) + "".join(nodes),
+        "Pairs judged: an arrow from the preferred candidate (thicker: surer; grey: even; dashed: "
+        "no usable verdict); numbers are ranks.",
     )
 
 
@@ -527,12 +511,8 @@ def _strengths(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any
         f'<text x="{left}" y="{axis}" class=tick>{low:+.1f}</text>'
         f'<text x="{width - 15}" y="{axis}" text-anchor="end" class=tick>{high:+.1f}</text>'
     )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="strengths">{"".join(parts)}</svg>'
-        "<figcaption>Bradley-Terry strength (log-odds) with its interval, best first."
-        "</figcaption></figure>"
-    )
+    caption = "Bradley-Terry strength (log-odds) with its interval, best first."
+    return _figure(width, height, "strengths", "".join(parts), caption)
 
 
 def _histogram(
@@ -589,11 +569,7 @@ def _histogram(
         f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" class=tick>'
         f"{_e(xlabel)} ({len(values)} rows; highest bar {top})</text>"
     )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">{"".join(bars)}{extra}{axis}'
-        f"</svg><figcaption>{_e(title)}</figcaption></figure>"
-    )
+    return _figure(width, height, title, "".join(bars) + extra + axis, title)
 
 
 def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
@@ -610,15 +586,22 @@ def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
             f'<rect x="{left}" y="{y}" width="{w:.1f}" height="20" fill="{BAR}"/>'
             f'<text x="{left + w + 6:.1f}" y="{y + 15}" class=tick>{value:,.0f}</text>'
         )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">{"".join(parts)}</svg>'
-        f"<figcaption>{_e(title)}</figcaption></figure>"
-    )
+    return _figure(width, height, title, "".join(parts), title)
 
 
 # --------------------------------------------------------------------------------------------
 # Small helpers
+
+
+def _by_pair(
+    judgements: Iterable[Mapping[str, Any]],
+) -> list[tuple[tuple[int, int], list[Mapping[str, Any]]]]:
+    """The verdicts grouped by unordered pair ``(low, high)``, pairs sorted."""
+    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+    for j in judgements:
+        a, b = int(j["first"]), int(j["second"])
+        by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
+    return sorted(by_pair.items())
 
 
 def _preference(a: int, verdicts: Iterable[Mapping[str, Any]]) -> float | None:
@@ -776,6 +759,15 @@ def _e(value: Any) -> str:
 def _table(items: Sequence[tuple[str, Any]]) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
     return f"<table class=facts>{rows}</table>"
+
+
+def _figure(width: int, height: int, label: str, svg: str, caption: str) -> str:
+    """An SVG plot of ``width`` by ``height`` with its caption."""
+    return (
+        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{_e(label)}">{svg}</svg>'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _plots(*figures: str) -> str:

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache, _canonical_namespace, _key_from_canonical
@@ -20,11 +20,7 @@ from genrm_rank.verdict import FailureKind, Verdict
 __all__ = ["CachedBatchJudge", "CachedJudge"]
 
 _NOT_STORED = frozenset({FailureKind.REJECTED, FailureKind.UNAVAILABLE})
-
-
-def _storable(verdict: Verdict) -> bool:
-    """Whether a verdict is the model's answer (kept) rather than a server's refusal or silence."""
-    return verdict.failure not in _NOT_STORED
+"""Failures that are a server's refusal or silence, not the model's answer: never stored."""
 
 
 class CachedJudge:
@@ -158,7 +154,7 @@ class CachedJudge:
         verdict: Verdict | None = None
         try:
             verdict = await self.inner.judge(request)
-            if _storable(verdict):
+            if verdict.failure not in _NOT_STORED:
                 verdict = self._adopt(verdict, self.cache.put(key, verdict))
         except BaseException:
             verdict = None
@@ -240,7 +236,7 @@ class CachedBatchJudge(CachedJudge):
                         f"{type(self.inner).__name__}.judge_batch returned {len(fresh)} "
                         f"verdicts for {len(owned)} requests."
                     )
-                storable = [n for n, verdict in enumerate(fresh) if _storable(verdict)]
+                storable = [n for n, v in enumerate(fresh) if v.failure not in _NOT_STORED]
                 keys_owned = list(owned)
                 held = self.cache._put_first((keys_owned[n], fresh[n]) for n in storable)
                 for n, stored in zip(storable, held, strict=True):
@@ -258,9 +254,4 @@ class CachedBatchJudge(CachedJudge):
         for i, pending in waiting:
             shared = await asyncio.shield(pending)
             results[i] = self._hit(shared) if shared is not None else await self.judge(requests[i])
-        done: list[Verdict] = []
-        for result in results:
-            if result is None:  # pragma: no cover - every index is filled above
-                raise RuntimeError("CachedJudge.judge_batch left a request without a verdict.")
-            done.append(result)
-        return done
+        return cast("list[Verdict]", results)  # every index is filled above

@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -104,39 +104,7 @@ def render_answer(
     rubric_triplets : sequence of (score_1, score_2, ranking)
         Per-rubric values for the rubric format.
     """
-    if answer_format == "json":
-        body = json.dumps(
-            {
-                "response_1_analysis": "Response 1 addresses the request.",
-                "response_2_analysis": "Response 2 addresses the request.",
-                "score_1": score_1,
-                "score_2": score_2,
-                "ranking": ranking,
-            },
-            indent=2,
-        )
-        answer = f"```json\n{body}\n```"
-    elif answer_format == "rubric":
-        rubrics = [
-            {
-                "rubric_id": i + 1,
-                "response_1_analysis": f"Against rubric {i + 1}, response 1 is adequate.",
-                "response_2_analysis": f"Against rubric {i + 1}, response 2 is adequate.",
-                "score_1": s1,
-                "score_2": s2,
-                "ranking": r,
-            }
-            for i, (s1, s2, r) in enumerate(rubric_triplets)
-        ]
-        body = json.dumps(
-            {
-                "rubric_evaluations": rubrics,
-                "overall": {"score_1": score_1, "score_2": score_2, "ranking": ranking},
-            },
-            indent=2,
-        )
-        answer = f"```json\n{body}\n```"
-    elif answer_format == "boxed":
+    if answer_format == "boxed":
         answer = (
             "[The Begin of Analysis on Response 1]\nAdequate.\n"
             "[The End of Analysis on Response 1]\n"
@@ -149,10 +117,32 @@ def render_answer(
             f"\\boxed{{{ranking}}}\n"
             "[The End of Ranking Score]"
         )
+        return _place_reasoning(answer, reasoning, reasoning_style)
+    verdict = {"score_1": score_1, "score_2": score_2, "ranking": ranking}
+    if answer_format == "json":
+        body: dict[str, Any] = {
+            "response_1_analysis": "Response 1 addresses the request.",
+            "response_2_analysis": "Response 2 addresses the request.",
+            **verdict,
+        }
+    elif answer_format == "rubric":
+        rubrics = [
+            {
+                "rubric_id": i + 1,
+                "response_1_analysis": f"Against rubric {i + 1}, response 1 is adequate.",
+                "response_2_analysis": f"Against rubric {i + 1}, response 2 is adequate.",
+                "score_1": s1,
+                "score_2": s2,
+                "ranking": r,
+            }
+            for i, (s1, s2, r) in enumerate(rubric_triplets)
+        ]
+        body = {"rubric_evaluations": rubrics, "overall": verdict}
     else:
         raise ValueError(
             f"Argument 'answer_format' must be one of {_FORMATS}, not {answer_format!r}."
         )
+    answer = f"```json\n{json.dumps(body, indent=2)}\n```"
     return _place_reasoning(answer, reasoning, reasoning_style)
 
 

@@ -484,11 +484,11 @@ class SimServer:
             value = self._rng.lognormvariate(math.log(mean) - 0.5 * sigma * sigma, sigma)
         return value * (cfg.prefix_hit_latency_factor if hit else 1.0)
 
-    def _prefix_lookup(self, messages: list[dict[str, str]]) -> tuple[bool, int]:
+    def _prefix_lookup(self, messages: list[dict[str, str]]) -> bool:
         history = [m for m in messages if m["role"] in _HISTORY_ROLES]
         tokens = sum(estimate_tokens(m["content"]) + 4 for m in history)
         if self.config.prefix_cache_size == 0:
-            return False, tokens
+            return False
         blob = json.dumps(history, ensure_ascii=False, sort_keys=True).encode()
         key = hashlib.blake2b(blob, digest_size=8).hexdigest()
         self._prefix_queries += 1
@@ -498,11 +498,11 @@ class SimServer:
             cache.move_to_end(key)
             self._prefix_hits += 1
             self._prefix_token_hits += tokens
-            return True, tokens
+            return True
         cache[key] = None
         if len(cache) > self.config.prefix_cache_size:
             cache.popitem(last=False)
-        return False, tokens
+        return False
 
     async def _acquire_slot(self) -> None:
         if self._running < self.config.capacity and not self._queue:
@@ -698,8 +698,7 @@ class SimServer:
             raise asyncio.CancelledError  # nothing is written on the closed connection
         await self._acquire_slot()
         try:
-            hit, _ = self._prefix_lookup(messages)
-            delay = self._latency(hit)
+            delay = self._latency(self._prefix_lookup(messages))
             self._service_seconds += delay
             if delay > 0:
                 await asyncio.sleep(delay)
