@@ -47,6 +47,8 @@ PROMPT_CHARS = 400
 """Characters of a prompt shown before the full conversation is a click away."""
 CANDIDATE_CHARS = 160
 """Characters of a candidate shown before its full text is a click away."""
+_PROMPT_FIELDS = ("prompt", "conversation", "messages")
+"""Where a row's prompt is looked for, in this order."""
 
 
 GENERATOR = '<meta name="generator" content="genrm-rank report">'
@@ -332,14 +334,14 @@ def _sample_section(
 
 def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) -> str:
     anchor = f"row{index}"
-    labels = _labels(row, block)
-    n = len(labels)
+    n = len(block.get("scores", []) or [])
+    labels, texts = _candidates(row, n)
     scores = [s for s in block.get("scores", []) if isinstance(s, Mapping)]
     order = [int(i) for i in block.get("order", []) if isinstance(i, int) and 0 <= i < n]
     judgements = [j for j in block.get("judgements", []) or [] if isinstance(j, Mapping)]
     head = (
         f"<h3 id={anchor}>Row {_e(row.get('id', index))}</h3>"
-        + _shortened(_prompt_text(row), _conversation_text(row), PROMPT_CHARS, "prompt")
+        + _shortened(*_prompt(row), PROMPT_CHARS, "prompt")
         + f"<p>{_e(block.get('strategy'))}, swap {_e(block.get('swap'))}: "
         f"{_e(block.get('calls'))} calls, status {_e(block.get('status'))}; best "
         f"<b>{_e(_label(labels, block.get('best')))}</b> (P(best) {_fmt(block.get('p_best'))})"
@@ -350,7 +352,7 @@ def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) ->
     pairs = _pair_details(anchor, labels, judgements, row)
     return (
         f"<div class=row>{head}<div class=plots>{graph}{strengths}</div>"
-        f"{_candidate_table(labels, _candidate_texts(row, n), order, scores)}{pairs}</div>"
+        f"{_candidate_table(labels, texts, order, scores)}{pairs}</div>"
     )
 
 
@@ -616,17 +618,6 @@ def _preference(a: int, verdicts: Iterable[Mapping[str, Any]]) -> float | None:
     return sum(prefs) / len(prefs) if prefs else None
 
 
-def _labels(row: Mapping[str, Any], block: Mapping[str, Any]) -> list[str]:
-    n = len(block.get("scores", []) or [])
-    candidates = row.get("candidates")
-    labels = [f"#{i}" for i in range(n)]
-    if isinstance(candidates, list):
-        for i, c in enumerate(candidates[:n]):
-            if isinstance(c, Mapping) and c.get("id") is not None:
-                labels[i] = str(c["id"])
-    return labels
-
-
 def _label(labels: Sequence[str], index: Any) -> str:
     if isinstance(index, int) and 0 <= index < len(labels):
         return labels[index]
@@ -656,26 +647,17 @@ def _candidate_table(
     return f"<table class=candidates>{head}{''.join(body)}</table>"
 
 
-def _candidate_texts(row: Mapping[str, Any], n: int) -> list[str]:
-    """The texts of a row's first ``n`` candidates (strings, or objects with a ``text``)."""
+def _candidates(row: Mapping[str, Any], n: int) -> tuple[list[str], list[str]]:
+    """Labels (ids, else ``#i``) and texts of a row's first ``n`` candidates (strings, or objects
+    with a ``text``)."""
+    labels, texts = [f"#{i}" for i in range(n)], [""] * n
     candidates = row.get("candidates")
-    texts = [""] * n
-    if isinstance(candidates, list):
-        for i, c in enumerate(candidates[:n]):
-            value = c.get("text", c.get("content")) if isinstance(c, Mapping) else c
-            texts[i] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return texts
-
-
-def _conversation_text(row: Mapping[str, Any]) -> str:
-    """The row's whole prompt: the string, or each message of the conversation by its role."""
-    value = _prompt_value(row)
-    if isinstance(value, list):
-        return "\n\n".join(
-            f"{m.get('role')}: {m.get('content')}" if isinstance(m, Mapping) else str(m)
-            for m in value
-        )
-    return value
+    for i, c in enumerate(candidates[:n] if isinstance(candidates, list) else []):
+        if isinstance(c, Mapping) and c.get("id") is not None:
+            labels[i] = str(c["id"])
+        value = c.get("text", c.get("content")) if isinstance(c, Mapping) else c
+        texts[i] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return labels, texts
 
 
 def _shortened(short: str, full: str, limit: int, kind: str) -> str:
@@ -695,24 +677,18 @@ def _shortened(short: str, full: str, limit: int, kind: str) -> str:
     )
 
 
-def _prompt_value(row: Mapping[str, Any]) -> str | list[Any]:
-    """The row's prompt as written: a string, a list of messages, or ``""`` when it has none."""
-    for field in ("prompt", "conversation", "messages"):
-        value = row.get(field)
-        if isinstance(value, (str, list)):
-            return value
-    return ""
-
-
-def _prompt_text(row: Mapping[str, Any]) -> str:
-    value = _prompt_value(row)
-    if isinstance(value, list):
-        users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
-        content = users[-1].get("content") if users else None
-        if isinstance(content, str):
-            return content
-        return json.dumps(value, ensure_ascii=False)
-    return value
+def _prompt(row: Mapping[str, Any]) -> tuple[str, str]:
+    """The row's prompt: its last user turn (or the whole of it), and the whole conversation
+    with each message by its role (``""`` when the row has none)."""
+    value = next((row[f] for f in _PROMPT_FIELDS if isinstance(row.get(f), (str, list))), "")
+    if not isinstance(value, list):
+        return value, value
+    users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
+    content = users[-1].get("content") if users else None
+    whole = "\n\n".join(
+        f"{m.get('role')}: {m.get('content')}" if isinstance(m, Mapping) else str(m) for m in value
+    )
+    return content if isinstance(content, str) else json.dumps(value, ensure_ascii=False), whole
 
 
 def _excerpt(text: str, limit: int) -> str:

@@ -16,9 +16,11 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import get_args
 
 from genrm_rank.flags import Option
-from genrm_rank.server.app import FAULT_KINDS, SimServer, SimServerConfig
+from genrm_rank.judges.simulated import AnswerFormat, NoiseModel, ReasoningStyle
+from genrm_rank.server.app import FAULT_KINDS, LatencyDistribution, SimServer, SimServerConfig
 
 __all__ = [
     "SERVE_SIM_OPTIONS",
@@ -34,8 +36,8 @@ __all__ = [
 def _options() -> dict[str | None, tuple[Option, ...]]:
     d = SimServerConfig()
     faults = tuple(
-        Option(f"--fault-rate-{kind}", "", float, 0.0, "P")
-        for kind in ("500", "503", "429", "hang", "drop", "html", "empty-choices")
+        Option(f"--fault-rate-{kind.replace('_', '-')}", "", float, 0.0, "P")
+        for kind in d.fault_rates()
     )
     return {
         "network": (
@@ -49,8 +51,7 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             Option("--model", "served model name", default=d.model),
             Option("--max-model-len", "", int, d.max_model_len),
             Option("--capacity", "concurrent sequences", int, d.capacity),
-            Option("--latency", "", default=d.latency,
-                   choices=("lognormal", "constant", "exponential")),
+            Option("--latency", "", default=d.latency, choices=get_args(LatencyDistribution)),
             Option("--latency-mean", "seconds; 0 = zero-latency mode", float, d.latency_mean),
             Option("--latency-sigma", "", float, d.latency_sigma),
             Option("--prefix-cache-size", "", int, d.prefix_cache_size),
@@ -58,11 +59,10 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             Option("--seed", "latency/fault seed (replica i uses seed + i)", int, d.seed),
         ),
         "simulated judge": (
-            Option("--answer-format", "", default=d.answer_format,
-                   choices=("json", "rubric", "boxed")),
+            Option("--answer-format", "", default=d.answer_format, choices=get_args(AnswerFormat)),
             Option("--reasoning-style", "", default=d.reasoning_style,
-                   choices=("reasoning", "reasoning_content", "think", "bare", "none")),
-            Option("--noise", "", default=d.noise, choices=("bradley_terry", "thurstone")),
+                   choices=get_args(ReasoningStyle)),
+            Option("--noise", "", default=d.noise, choices=get_args(NoiseModel)),
             Option("--noise-scale", "", float, d.noise_scale),
             Option("--position-bias", "", float, d.position_bias),
             Option("--judge-seed", "", int, d.judge_seed),
