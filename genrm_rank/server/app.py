@@ -326,11 +326,8 @@ class SimServer:
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if config is not None and not isinstance(config, SimServerConfig):
-            raise TypeError(
-                f"Argument 'config' must be a SimServerConfig, not {type(config).__name__}."
-            )
-        self.config = config if config is not None else SimServerConfig()
+        self.config = SimServerConfig() if config is None else config
+        check.instance("config", self.config, SimServerConfig)
         self.host = host
         self._ssl_context = ssl_context
         self._requested_port = port
