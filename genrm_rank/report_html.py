@@ -349,7 +349,7 @@ def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) ->
     )
     graph = _pair_graph(anchor, labels, order, judgements) if judgements else ""
     strengths = _strengths(labels, order, scores)
-    pairs = _pair_details(anchor, labels, judgements, row)
+    pairs = _pair_details(anchor, labels, judgements)
     return (
         f"<div class=row>{head}<div class=plots>{graph}{strengths}</div>"
         f"{_candidate_table(labels, texts, order, scores)}{pairs}</div>"
@@ -360,7 +360,6 @@ def _pair_details(
     anchor: str,
     labels: Sequence[str],
     judgements: Sequence[Mapping[str, Any]],
-    row: Mapping[str, Any],
 ) -> str:
     out = []
     for (a, b), verdicts in _by_pair(judgements):
