@@ -320,16 +320,16 @@ class SimulatedJudge(SimulatedJudgeSettings):
 
         Qualities are looked up by the candidate texts as shown to the judge.
         """
-        by_role = {m["role"]: m["content"] for m in messages}
-        return self._respond(messages, sample, by_role["response_1"], by_role["response_2"])
+        return self._respond(messages, sample, None)
 
     def _respond(
-        self, messages: list[dict[str, str]], sample: int, key_1: str, key_2: str
+        self, messages: list[dict[str, str]], sample: int, keys: tuple[str, str] | None
     ) -> SimulatedAnswer:
+        """The answer, qualities looked up by ``keys`` (default: the texts as shown)."""
         by_role = {m["role"]: m["content"] for m in messages}
         text_1, text_2 = by_role["response_1"], by_role["response_2"]
         rng = self._rng(messages, sample)
-        q1, q2 = self.quality(key_1), self.quality(key_2)
+        q1, q2 = (self.quality(key) for key in keys or (text_1, text_2))
         if self.noise == "bradley_terry":
             u = float(rng.uniform(1e-12, 1.0 - 1e-12))
             eps = math.log(u / (1.0 - u))
@@ -362,37 +362,27 @@ class SimulatedJudge(SimulatedJudgeSettings):
         draw = float(rng.uniform())
         if draw < self.truncated_rate:
             partial = reasoning[: len(reasoning) // 2]
-            cut = self.truncated(partial)
-            return SimulatedAnswer(
-                cut.content,
-                cut.reasoning,
-                "length",
-                Usage(prompt_tokens, estimate_tokens(partial)),
+            answer, finish, completion = self.truncated(partial), "length", estimate_tokens(partial)
+        else:
+            answer = render_answer(
                 score_1,
                 score_2,
                 ranking,
+                answer_format=self.answer_format,
+                reasoning_style=self.reasoning_style,
+                reasoning=reasoning,
+                rubric_triplets=rubric_triplets,
             )
-        rendered = render_answer(
-            score_1,
-            score_2,
-            ranking,
-            answer_format=self.answer_format,
-            reasoning_style=self.reasoning_style,
-            reasoning=reasoning,
-            rubric_triplets=rubric_triplets,
-        )
-        content = rendered.content
-        if draw < self.truncated_rate + self.unreadable_rate:
-            content = _place_reasoning(
-                "Both responses have merit; I cannot decide on a score.",
-                reasoning,
-                self.reasoning_style,
-            ).content
-        completion = estimate_tokens((content or "") + (rendered.reasoning or ""))
+            if draw < self.truncated_rate + self.unreadable_rate:
+                unreadable = "Both responses have merit; I cannot decide on a score."
+                content = _place_reasoning(unreadable, reasoning, self.reasoning_style).content
+                answer = RenderedAnswer(content, answer.reasoning)
+            finish = "stop"
+            completion = estimate_tokens((answer.content or "") + (answer.reasoning or ""))
         return SimulatedAnswer(
-            content,
-            rendered.reasoning,
-            "stop",
+            answer.content,
+            answer.reasoning,
+            finish,
             Usage(prompt_tokens, completion),
             score_1,
             score_2,
@@ -406,9 +396,8 @@ class SimulatedJudge(SimulatedJudgeSettings):
         reasoning is stripped or an empty text is shown as ``None``), the keys a caller's
         ``qualities`` mapping and :meth:`win_probability` use.
         """
-        return self._respond(
-            request.messages(), request.sample, request.response_1, request.response_2
-        )
+        keys = (request.response_1, request.response_2)
+        return self._respond(request.messages(), request.sample, keys)
 
     async def judge(self, request: PairRequest) -> Verdict:
         """Judge one ordered pair (answer text written, then parsed)."""
