@@ -368,15 +368,10 @@ class VerdictCache:
             with _transaction(conn):
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                created = conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                ).rowcount
-                if created:  # a new file: record the protocol its keys are made under
-                    conn.execute(
-                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('protocol_version', ?)",
-                        (str(PROTOCOL_VERSION),),
-                    )
+                set_meta = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
+                if conn.execute(set_meta, ("schema_version", str(SCHEMA_VERSION))).rowcount:
+                    # a new file: record the protocol its keys are made under
+                    conn.execute(set_meta, ("protocol_version", str(PROTOCOL_VERSION)))
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as err:
             if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
