@@ -1,60 +1,52 @@
 """A persistent verdict cache, so that no judge call is ever paid twice.
 
-A GenRM call costs thousands of reasoning tokens on a multi-GPU replica. :class:`CachedJudge`
-wraps any judge and stores every verdict it is given in a :class:`VerdictCache` (one SQLite file)
-under :func:`cache_key`; a rerun of the same requests, or a run resumed after a crash, is served
-from the file and pays nothing. A cached verdict comes back unchanged, with the ``attempts`` and
-``usage`` that were originally paid, so result rows are identical between a first run and a
-rerun.
+:class:`~genrm_rank.judges.cached.CachedJudge` wraps any judge and stores every verdict it is
+given in a :class:`VerdictCache` (one SQLite file) under :func:`cache_key`; a rerun of the same
+requests, or a run resumed after a crash, is served from the file and pays nothing. A cached
+verdict comes back unchanged, with the ``attempts`` and ``usage`` originally paid, so result rows
+are identical between a first run and a rerun.
 
 What a key covers
 -----------------
 :func:`cache_key` is a sha256 over canonical JSON of :data:`PROTOCOL_VERSION`, the caller's
-*namespace*, the exact chat messages of the request, and its ``sample`` and ``attempt``. The
-messages carry the conversation, both candidate texts in their slots and the principle. The
-prompt id, candidate indices and candidate ids are left out on purpose: the same messages are the
-same judgement, whichever prompt or system they came from.
+*namespace*, the exact chat messages of the request (the conversation, both candidate texts in
+their slots, the principle), and its ``sample`` and ``attempt``. The prompt id, candidate indices
+and ids are left out on purpose: the same messages are the same judgement, whichever prompt or
+system they came from.
 
 The namespace must name everything else that changes the answer: at least the model and the
 sampling parameters (temperature, top_p, max_tokens, seed, ...) and any extra request body
-(e.g. ``chat_template_kwargs``). It must never hold an API key or other credential; callers build
-it from non-secret settings, and :func:`cache_key` refuses keys that name a credential
-(``api_key``, ``authorization``, ``password``, ...), which would also void the cache whenever a
-key is rotated.
-
-Bump :data:`PROTOCOL_VERSION` whenever message building or answer parsing changes meaning: every
-key changes with it, so old verdicts are no longer served.
+(e.g. ``chat_template_kwargs``). It must never hold a credential: :func:`cache_key` refuses keys
+that name one (``api_key``, ``authorization``, ``password``, ...), which would also void the
+cache whenever a key is rotated. Bump :data:`PROTOCOL_VERSION` whenever message building or
+answer parsing changes meaning: every key changes with it, so old verdicts are no longer served.
 
 Storage and durability
 ----------------------
-:class:`VerdictCache` keeps one SQLite table ``verdicts(key, verdict, created)`` (the verdict as
-the JSON of :func:`verdict_to_dict`) and a ``meta`` table holding :data:`SCHEMA_VERSION`. The
-file is in WAL mode with ``synchronous=NORMAL`` and every :meth:`~VerdictCache.put` is its own
-committed transaction (:meth:`~VerdictCache.put_many` one transaction for the lot). In WAL mode a
-commit appends to the log without an fsync (only checkpoints sync), so it costs little: single-row
-commits run far beyond any judge's rate (``benchmarks/README.md``, "Verdict cache writes").
-Batching commits behind a timer would write small verdicts faster, and long ones, where writing
-the pages dominates, no faster; it is not done, since what it buys is never the bottleneck and
-its price is verdicts that a kill can lose.
-Once ``put`` returns, the verdict survives a ``kill -9`` of the process, and a kill at any moment
-never corrupts the file (a power cut may lose the last commits, never the file).
+One SQLite table ``verdicts(key, verdict, created)`` (the verdict as the JSON of
+:func:`verdict_to_dict`) and a ``meta`` table holding :data:`SCHEMA_VERSION`, in WAL mode with
+``synchronous=NORMAL``. Every :meth:`~VerdictCache.put` is its own committed transaction
+(:meth:`~VerdictCache.put_many` one for the lot): in WAL mode a commit appends to the log without
+an fsync, far beyond any judge's rate (``benchmarks/README.md``, "Verdict cache writes").
+Batching commits behind a timer would buy nothing that is ever the bottleneck, at the price of
+verdicts that a kill can lose. Once ``put`` returns, the verdict survives a ``kill -9``, and a
+kill at any moment never corrupts the file (a power cut may lose the last commits, never the
+file).
 
 The cache is synchronous and meant for one thread, the event loop's: a lookup or a commit takes
-well under a millisecond, next to judge calls of seconds, so it runs inline rather than through a
-thread (and a connection per thread). Several processes may open the same file at once: WAL lets
-readers run beside the writer, and writers wait for one another up to ``timeout`` seconds
-(SQLite's busy timeout).
+well under a millisecond, next to judge calls of seconds. Several processes may open the same
+file at once: WAL lets readers run beside the writer, and writers wait for one another up to
+``timeout`` seconds (SQLite's busy timeout).
 
 Network filesystems and shards
 ------------------------------
 WAL mode keeps its index in shared memory beside the file, which processes on different hosts
 cannot share, and network filesystems (NFS, Lustre, CIFS, GPFS, ...) do not give SQLite the
-locks it relies on: a cache shared there by several jobs can be corrupted or lose commits
-without an error. :class:`VerdictCache` therefore refuses a path on a network filesystem (found
-by :func:`network_filesystem`, the longest matching mount point of ``/proc/mounts``) rather than
-warn: a warning scrolls past in a batch log, and the damage shows only later, as a corrupt file
-or verdicts paid twice. Give each shard its own cache on a local disk, then join them with
-:func:`merge_caches` (``genrm-rank cache merge OUT.db IN1.db IN2.db ...``).
+locks it relies on: a cache shared there can be corrupted or lose commits without an error.
+:class:`VerdictCache` therefore refuses a path on a network filesystem (found by
+:func:`network_filesystem`) rather than warn: a warning scrolls past in a batch log. Give each
+shard its own cache on a local disk, then join them with :func:`merge_caches`
+(``genrm-rank cache merge OUT.db IN1.db IN2.db ...``).
 """
 
 from __future__ import annotations
@@ -65,12 +57,12 @@ import hashlib
 import json
 import math
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from genrm_rank import validate as check
@@ -209,47 +201,18 @@ def cache_key(namespace: Mapping[str, Any], request: PairRequest) -> str:
 # Network filesystems
 
 NETWORK_FILESYSTEMS = frozenset(
-    {
-        "9p",
-        "afs",
-        "beegfs",
-        "ceph",
-        "cifs",
-        "fuse.ceph",
-        "fuse.gcsfuse",
-        "fuse.glusterfs",
-        "fuse.rclone",
-        "fuse.s3fs",
-        "fuse.sshfs",
-        "glusterfs",
-        "gpfs",
-        "lustre",
-        "ncpfs",
-        "nfs",
-        "nfs4",
-        "orangefs",
-        "panfs",
-        "pvfs2",
-        "smb3",
-        "smbfs",
-        "sshfs",
-        "wekafs",
-    }
+    (
+        "9p afs beegfs ceph cifs fuse.ceph fuse.gcsfuse fuse.glusterfs fuse.rclone fuse.s3fs "
+        "fuse.sshfs glusterfs gpfs lustre ncpfs nfs nfs4 orangefs panfs pvfs2 smb3 smbfs sshfs "
+        "wekafs"
+    ).split()
 )
 """Filesystem types (as ``/proc/mounts`` names them) on which SQLite's locks and WAL mode fail."""
 
 
 def _unescape_mount(field: str) -> str:
-    # /proc/mounts writes a space, tab, newline and backslash in a path as \040, \011, \012, \134.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
+    """A path as ``/proc/mounts`` escapes it (a space as ``\\040``), unescaped."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 def network_filesystem(
@@ -312,6 +275,19 @@ _PUT = "INSERT OR IGNORE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)"
 _GET = "SELECT verdict FROM verdicts WHERE key = ?"
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _check_key(key: object) -> str:
     if not isinstance(key, str):
         raise TypeError(f"Argument 'key' must be a string, not {type(key).__name__}.")
@@ -341,10 +317,8 @@ class VerdictCache:
 
     Notes
     -----
-    Every :meth:`put` commits before it returns (WAL mode, ``synchronous=NORMAL``: cheap, see
-    ``benchmarks/README.md``, "Verdict cache writes"), so a verdict put survives a ``kill -9``
-    and the file is never left corrupt.
-    Use the cache from one thread; several processes may share the file.
+    Every :meth:`put` commits before it returns, so a verdict put survives a ``kill -9`` (see
+    the module docstring). Use the cache from one thread; several processes may share the file.
     """
 
     def __init__(
@@ -391,24 +365,14 @@ class VerdictCache:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                created = conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                ).rowcount
-                if created:  # a new file: record the protocol its keys are made under
-                    conn.execute(
-                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('protocol_version', ?)",
-                        (str(PROTOCOL_VERSION),),
-                    )
+                set_meta = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
+                if conn.execute(set_meta, ("schema_version", str(SCHEMA_VERSION))).rowcount:
+                    # a new file: record the protocol its keys are made under
+                    conn.execute(set_meta, ("protocol_version", str(PROTOCOL_VERSION)))
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.DatabaseError as err:
             if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
                 raise
@@ -472,19 +436,13 @@ class VerdictCache:
         conn = self._connection()
         stored: list[Verdict] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 for key, verdict, blob in rows:
                     if conn.execute(_PUT, (key, blob, now)).rowcount:
                         stored.append(verdict)
                         continue
                     (held,) = conn.execute(_GET, (key,)).fetchone()
                     stored.append(verdict if held == blob else _loads_verdict(held))
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.OperationalError as err:
             if getattr(err, "sqlite_errorcode", None) == _SQLITE_FULL or "is full" in str(err):
                 # The disk (or quota) is full: an OSError as the output's would be, so that the
@@ -508,12 +466,7 @@ class VerdictCache:
         self._connection()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -665,8 +618,7 @@ def _merge_one(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]
     """Insert one input's new verdicts in one transaction: (read, same, different, added)."""
     conn.execute("ATTACH DATABASE ? AS source", (path,))
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             n, same, differ = conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(m.verdict = s.verdict), 0), "
                 "COALESCE(SUM(m.verdict != s.verdict), 0) FROM source.verdicts AS s "
@@ -676,10 +628,6 @@ def _merge_one(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]
                 "INSERT OR IGNORE INTO main.verdicts (key, verdict, created) "
                 "SELECT key, verdict, created FROM source.verdicts"
             ).rowcount
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
     finally:
         conn.execute("DETACH DATABASE source")
     return int(n), int(same), int(differ), int(inserted)

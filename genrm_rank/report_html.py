@@ -47,6 +47,8 @@ PROMPT_CHARS = 400
 """Characters of a prompt shown before the full conversation is a click away."""
 CANDIDATE_CHARS = 160
 """Characters of a candidate shown before its full text is a click away."""
+_PROMPT_FIELDS = ("prompt", "conversation", "messages")
+"""Where a row's prompt is looked for, in this order."""
 
 
 GENERATOR = '<meta name="generator" content="genrm-rank report">'
@@ -127,9 +129,10 @@ def write_report(
     if not source.is_file():
         raise ArgumentError("path", f": no such file: {source}.")
     target = Path(output) if output is not None else sidecar_path(source, "report", "html")
+    given = {"errors": errors, "rejected": rejected}
     sides = {
-        name: Path(given) if given is not None else sidecar_path(source, name)
-        for name, given in (("errors", errors), ("rejected", rejected))
+        name: Path(path) if path is not None else sidecar_path(source, name)
+        for name, path in given.items()
     }
     for name, read in (("path", source), *sides.items()):
         if target.resolve() == read.resolve():
@@ -145,8 +148,7 @@ def write_report(
         )
     sidecars: dict[str, int | None] = {}
     for name, side in sides.items():
-        given = errors if name == "errors" else rejected
-        if given is not None and not side.is_file():
+        if given[name] is not None and not side.is_file():
             raise ArgumentError(f"{name}", f": no such file: {side}.")
         sidecars[name] = len(read_rows(side)) if side.is_file() else None
     page = render_report(
@@ -294,25 +296,14 @@ def _bias_section(blocks: Sequence[Mapping[str, Any]]) -> str:
         ),
     ]
     plots = _plots(
-        _histogram(
-            bias,
-            title="Fitted position bias per row (log-odds)",
-            xlabel="slot-1 advantage",
-            marker=0.0,
-        ),
-        _histogram(
-            shares,
-            title="First-slot win share per row",
-            xlabel="share",
-            marker=0.5,
-            domain=(0.0, 1.0),
-        ),
-        _histogram(
-            rates,
-            title="Agreement of the two orders per row",
-            xlabel="agreement rate",
-            domain=(0.0, 1.0),
-        ),
+        *(
+            _histogram(values, title=title, xlabel=xlabel, marker=marker, domain=domain)
+            for values, title, xlabel, marker, domain in (
+                (bias, "Fitted position bias per row (log-odds)", "slot-1 advantage", 0.0, None),
+                (shares, "First-slot win share per row", "share", 0.5, (0.0, 1.0)),
+                (rates, "Agreement of the two orders per row", "agreement rate", None, (0.0, 1.0)),
+            )
+        )
     )
     return _section("Position bias and consistency", _table(items) + plots, "bias")
 
@@ -343,14 +334,14 @@ def _sample_section(
 
 def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) -> str:
     anchor = f"row{index}"
-    labels = _labels(row, block)
-    n = len(labels)
+    n = len(block.get("scores", []) or [])
+    labels, texts = _candidates(row, n)
     scores = [s for s in block.get("scores", []) if isinstance(s, Mapping)]
     order = [int(i) for i in block.get("order", []) if isinstance(i, int) and 0 <= i < n]
     judgements = [j for j in block.get("judgements", []) or [] if isinstance(j, Mapping)]
     head = (
         f"<h3 id={anchor}>Row {_e(row.get('id', index))}</h3>"
-        + _shortened(_prompt_text(row), _conversation_text(row), PROMPT_CHARS, "prompt")
+        + _shortened(*_prompt(row), PROMPT_CHARS, "prompt")
         + f"<p>{_e(block.get('strategy'))}, swap {_e(block.get('swap'))}: "
         f"{_e(block.get('calls'))} calls, status {_e(block.get('status'))}; best "
         f"<b>{_e(_label(labels, block.get('best')))}</b> (P(best) {_fmt(block.get('p_best'))})"
@@ -358,10 +349,10 @@ def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) ->
     )
     graph = _pair_graph(anchor, labels, order, judgements) if judgements else ""
     strengths = _strengths(labels, order, scores)
-    pairs = _pair_details(anchor, labels, judgements, row)
+    pairs = _pair_details(anchor, labels, judgements)
     return (
         f"<div class=row>{head}<div class=plots>{graph}{strengths}</div>"
-        f"{_candidate_table(labels, _candidate_texts(row, n), order, scores)}{pairs}</div>"
+        f"{_candidate_table(labels, texts, order, scores)}{pairs}</div>"
     )
 
 
@@ -369,14 +360,9 @@ def _pair_details(
     anchor: str,
     labels: Sequence[str],
     judgements: Sequence[Mapping[str, Any]],
-    row: Mapping[str, Any],
 ) -> str:
-    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
-    for j in judgements:
-        a, b = int(j["first"]), int(j["second"])
-        by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
     out = []
-    for (a, b), verdicts in sorted(by_pair.items()):
+    for (a, b), verdicts in _by_pair(judgements):
         pref = _preference(a, verdicts)
         if pref is None:
             lean = "no usable verdict"
@@ -433,13 +419,10 @@ def _pair_graph(
     for k, i in enumerate(ranked):
         angle = -math.pi / 2 + 2 * math.pi * k / max(n, 1)
         pos[i] = (centre + radius * math.cos(angle), centre + radius * math.sin(angle))
-    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
-    for j in judgements:
-        a, b = int(j["first"]), int(j["second"])
-        if a in pos and b in pos:
-            by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
     edges = []
-    for (a, b), verdicts in sorted(by_pair.items()):
+    for (a, b), verdicts in _by_pair(judgements):
+        if a not in pos or b not in pos:
+            continue
         pref = _preference(a, verdicts)
         (xa, ya), (xb, yb) = pos[a], pos[b]
         if pref is None or pref == 0.5:  # no usable verdict (dashed), or even (no arrow)
@@ -472,16 +455,18 @@ def _pair_graph(
             f'<text x="{x:.1f}" y="{y + (26 if y >= centre else -20):.1f}" '
             f'text-anchor="middle" class=label>{_e(_excerpt(labels[i], 18))}</text>'
         )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
-        f'role="img" aria-label="pair graph">'
+    arrow = (
         f'<defs><marker id="{anchor}-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
         f'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
         f'<path d="M 0 0 L 10 5 L 0 10 z" fill="{BAR}"/></marker></defs>'
-        f"{''.join(edges)}{''.join(nodes)}</svg><figcaption>Pairs judged: an arrow from the "
-        "preferred candidate (thicker: surer; grey: even; dashed: no usable verdict); numbers are "
-        "ranks."
-        "</figcaption></figure>"
+    )
+    return _figure(
+        size,
+        size,
+        "pair graph",
+        arrow + "".join(edges) + "".join(nodes),
+        "Pairs judged: an arrow from the preferred candidate (thicker: surer; grey: even; dashed: "
+        "no usable verdict); numbers are ranks.",
     )
 
 
@@ -527,12 +512,8 @@ def _strengths(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any
         f'<text x="{left}" y="{axis}" class=tick>{low:+.1f}</text>'
         f'<text x="{width - 15}" y="{axis}" text-anchor="end" class=tick>{high:+.1f}</text>'
     )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="strengths">{"".join(parts)}</svg>'
-        "<figcaption>Bradley-Terry strength (log-odds) with its interval, best first."
-        "</figcaption></figure>"
-    )
+    caption = "Bradley-Terry strength (log-odds) with its interval, best first."
+    return _figure(width, height, "strengths", "".join(parts), caption)
 
 
 def _histogram(
@@ -589,11 +570,7 @@ def _histogram(
         f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" class=tick>'
         f"{_e(xlabel)} ({len(values)} rows; highest bar {top})</text>"
     )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">{"".join(bars)}{extra}{axis}'
-        f"</svg><figcaption>{_e(title)}</figcaption></figure>"
-    )
+    return _figure(width, height, title, "".join(bars) + extra + axis, title)
 
 
 def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
@@ -610,15 +587,22 @@ def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
             f'<rect x="{left}" y="{y}" width="{w:.1f}" height="20" fill="{BAR}"/>'
             f'<text x="{left + w + 6:.1f}" y="{y + 15}" class=tick>{value:,.0f}</text>'
         )
-    return (
-        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">{"".join(parts)}</svg>'
-        f"<figcaption>{_e(title)}</figcaption></figure>"
-    )
+    return _figure(width, height, title, "".join(parts), title)
 
 
 # --------------------------------------------------------------------------------------------
 # Small helpers
+
+
+def _by_pair(
+    judgements: Iterable[Mapping[str, Any]],
+) -> list[tuple[tuple[int, int], list[Mapping[str, Any]]]]:
+    """The verdicts grouped by unordered pair ``(low, high)``, pairs sorted."""
+    by_pair: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+    for j in judgements:
+        a, b = int(j["first"]), int(j["second"])
+        by_pair.setdefault((min(a, b), max(a, b)), []).append(j)
+    return sorted(by_pair.items())
 
 
 def _preference(a: int, verdicts: Iterable[Mapping[str, Any]]) -> float | None:
@@ -631,17 +615,6 @@ def _preference(a: int, verdicts: Iterable[Mapping[str, Any]]) -> float | None:
         slot1 = (6.0 - ranking) / 5.0
         prefs.append(slot1 if int(j["first"]) == a else 1.0 - slot1)
     return sum(prefs) / len(prefs) if prefs else None
-
-
-def _labels(row: Mapping[str, Any], block: Mapping[str, Any]) -> list[str]:
-    n = len(block.get("scores", []) or [])
-    candidates = row.get("candidates")
-    labels = [f"#{i}" for i in range(n)]
-    if isinstance(candidates, list):
-        for i, c in enumerate(candidates[:n]):
-            if isinstance(c, Mapping) and c.get("id") is not None:
-                labels[i] = str(c["id"])
-    return labels
 
 
 def _label(labels: Sequence[str], index: Any) -> str:
@@ -673,26 +646,17 @@ def _candidate_table(
     return f"<table class=candidates>{head}{''.join(body)}</table>"
 
 
-def _candidate_texts(row: Mapping[str, Any], n: int) -> list[str]:
-    """The texts of a row's first ``n`` candidates (strings, or objects with a ``text``)."""
+def _candidates(row: Mapping[str, Any], n: int) -> tuple[list[str], list[str]]:
+    """Labels (ids, else ``#i``) and texts of a row's first ``n`` candidates (strings, or objects
+    with a ``text``)."""
+    labels, texts = [f"#{i}" for i in range(n)], [""] * n
     candidates = row.get("candidates")
-    texts = [""] * n
-    if isinstance(candidates, list):
-        for i, c in enumerate(candidates[:n]):
-            value = c.get("text", c.get("content")) if isinstance(c, Mapping) else c
-            texts[i] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return texts
-
-
-def _conversation_text(row: Mapping[str, Any]) -> str:
-    """The row's whole prompt: the string, or each message of the conversation by its role."""
-    value = _prompt_value(row)
-    if isinstance(value, list):
-        return "\n\n".join(
-            f"{m.get('role')}: {m.get('content')}" if isinstance(m, Mapping) else str(m)
-            for m in value
-        )
-    return value
+    for i, c in enumerate(candidates[:n] if isinstance(candidates, list) else []):
+        if isinstance(c, Mapping) and c.get("id") is not None:
+            labels[i] = str(c["id"])
+        value = c.get("text", c.get("content")) if isinstance(c, Mapping) else c
+        texts[i] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return labels, texts
 
 
 def _shortened(short: str, full: str, limit: int, kind: str) -> str:
@@ -712,24 +676,18 @@ def _shortened(short: str, full: str, limit: int, kind: str) -> str:
     )
 
 
-def _prompt_value(row: Mapping[str, Any]) -> str | list[Any]:
-    """The row's prompt as written: a string, a list of messages, or ``""`` when it has none."""
-    for field in ("prompt", "conversation", "messages"):
-        value = row.get(field)
-        if isinstance(value, (str, list)):
-            return value
-    return ""
-
-
-def _prompt_text(row: Mapping[str, Any]) -> str:
-    value = _prompt_value(row)
-    if isinstance(value, list):
-        users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
-        content = users[-1].get("content") if users else None
-        if isinstance(content, str):
-            return content
-        return json.dumps(value, ensure_ascii=False)
-    return value
+def _prompt(row: Mapping[str, Any]) -> tuple[str, str]:
+    """The row's prompt: its last user turn (or the whole of it), and the whole conversation
+    with each message by its role (``""`` when the row has none)."""
+    value = next((row[f] for f in _PROMPT_FIELDS if isinstance(row.get(f), (str, list))), "")
+    if not isinstance(value, list):
+        return value, value
+    users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
+    content = users[-1].get("content") if users else None
+    whole = "\n\n".join(
+        f"{m.get('role')}: {m.get('content')}" if isinstance(m, Mapping) else str(m) for m in value
+    )
+    return content if isinstance(content, str) else json.dumps(value, ensure_ascii=False), whole
 
 
 def _excerpt(text: str, limit: int) -> str:
@@ -776,6 +734,15 @@ def _e(value: Any) -> str:
 def _table(items: Sequence[tuple[str, Any]]) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
     return f"<table class=facts>{rows}</table>"
+
+
+def _figure(width: int, height: int, label: str, svg: str, caption: str) -> str:
+    """An SVG plot of ``width`` by ``height`` with its caption."""
+    return (
+        f'<figure><svg class=plot viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{_e(label)}">{svg}</svg>'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _plots(*figures: str) -> str:

@@ -1107,3 +1107,15 @@ def test_a_merge_failing_half_way_removes_the_output_it_created(
     with pytest.raises(ValueError, match=r"cannot be read whole, '.*good\.db'"):
         cache_module.merge_caches(tmp_path / "out.db", [good])
     assert not (tmp_path / "out.db").exists()
+
+
+def test_a_mount_table_with_a_malformed_escape_is_read_not_raised(tmp_path: Path) -> None:
+    """Only octal escapes are unescaped: ``\\089`` is kept as written, not an error."""
+    mounts = tmp_path / "mounts"
+    mounts.write_text("srv:/x /mnt/a\\089 nfs rw 0 0\nsrv:/y /mnt/b\\011c nfs rw 0 0\n")
+    assert cache_module.network_filesystem("/tmp/c.db", mounts=mounts) is None
+    assert cache_module.network_filesystem("/mnt/b\tc/c.db", mounts=mounts) == ("nfs", "/mnt/b\tc")
+    assert cache_module.network_filesystem("/mnt/a\\089/c.db", mounts=mounts) == (
+        "nfs",
+        "/mnt/a\\089",
+    )

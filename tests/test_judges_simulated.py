@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
-from genrm_rank.judges.simulated import SimulatedJudge, render_answer, text_quality
+from genrm_rank.judges.simulated import (
+    RenderedAnswer,
+    SimulatedJudge,
+    SimulatedJudgeSettings,
+    render_answer,
+    text_quality,
+)
 from genrm_rank.verdict import Verdict
 
 QUALITIES = {"alpha": 1.0, "beta": 0.0, "gamma": -0.5, "delta": 0.4}
@@ -340,3 +346,21 @@ def test_argument_validation(
 ) -> None:
     with pytest.raises(error, match=message):
         SimulatedJudge(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("reasoning", RenderedAnswer(None, "Let me")),
+        ("reasoning_content", RenderedAnswer(None, "Let me")),
+        ("think", RenderedAnswer("<think>\nLet me", None)),
+        ("bare", RenderedAnswer("Let me", None)),
+        ("none", RenderedAnswer("Let me", None)),
+    ],
+)
+def test_a_truncated_answer_is_cut_inside_its_reasoning_in_each_style(
+    style: str, expected: RenderedAnswer
+) -> None:
+    """One truncation for the judge and serve-sim: the reasoning field, or an unclosed think."""
+    settings = SimulatedJudgeSettings(reasoning_style=style)  # type: ignore[arg-type]
+    assert settings.truncated("Let me") == expected

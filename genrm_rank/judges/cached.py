@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache, _canonical_namespace, _key_from_canonical
@@ -20,11 +20,7 @@ from genrm_rank.verdict import FailureKind, Verdict
 __all__ = ["CachedBatchJudge", "CachedJudge"]
 
 _NOT_STORED = frozenset({FailureKind.REJECTED, FailureKind.UNAVAILABLE})
-
-
-def _storable(verdict: Verdict) -> bool:
-    """Whether a verdict is the model's answer (kept) rather than a server's refusal or silence."""
-    return verdict.failure not in _NOT_STORED
+"""Failures that are a server's refusal or silence, not the model's answer: never stored."""
 
 
 class CachedJudge:
@@ -142,30 +138,67 @@ class CachedJudge:
 
     async def judge(self, request: PairRequest) -> Verdict:
         """The stored verdict for ``request``, or the inner judge's (then stored)."""
-        key = self.key(request)
-        while True:
-            pending = self._in_flight.get(key)
-            if pending is None:
-                break
-            # shield: a waiter being cancelled must not cancel the call it shares.
-            shared = await asyncio.shield(pending)
-            if shared is not None:
-                return self._hit(shared)
-        stored = self.cache.get(key)
-        if stored is not None:
-            return self._hit(stored)
-        self._claim(key)
-        verdict: Verdict | None = None
-        try:
-            verdict = await self.inner.judge(request)
-            if _storable(verdict):
-                verdict = self._adopt(verdict, self.cache.put(key, verdict))
-        except BaseException:
-            verdict = None
-            raise
-        finally:
-            self._settle(key, verdict)
+        (verdict,) = await self._judge_all([request], self._send_one)
         return verdict
+
+    async def _send_one(self, requests: Sequence[PairRequest]) -> list[Verdict]:
+        return [await self.inner.judge(requests[0])]
+
+    async def _judge_all(
+        self,
+        requests: Sequence[PairRequest],
+        send: Callable[[list[PairRequest]], Awaitable[Sequence[Verdict]]],
+    ) -> list[Verdict]:
+        """Answer each request from the cache or an identical call in flight, else from one
+        ``send`` of the misses (each distinct key once), storing what comes back."""
+        keys = [self.key(r) for r in requests]
+        results: list[Verdict | None] = [None] * len(requests)
+        owned: dict[str, list[int]] = {}
+        waiting: list[tuple[int, asyncio.Future[Verdict | None]]] = []
+        for i, key in enumerate(keys):
+            if key in owned:  # the same request twice in this batch: send it once
+                owned[key].append(i)
+                continue
+            pending = self._in_flight.get(key)
+            if pending is not None:
+                waiting.append((i, pending))
+                continue
+            stored = self.cache.get(key)
+            if stored is not None:
+                results[i] = self._hit(stored)
+                continue
+            owned[key] = [i]
+            self._claim(key)
+        if owned:
+            fresh: list[Verdict] | None = None
+            try:
+                fresh = list(await send([requests[indices[0]] for indices in owned.values()]))
+                if len(fresh) != len(owned):
+                    raise RuntimeError(
+                        f"{type(self.inner).__name__}.judge_batch returned {len(fresh)} "
+                        f"verdicts for {len(owned)} requests."
+                    )
+                storable = [n for n, v in enumerate(fresh) if v.failure not in _NOT_STORED]
+                keys_owned = list(owned)
+                held = self.cache._put_first((keys_owned[n], fresh[n]) for n in storable)
+                for n, stored in zip(storable, held, strict=True):
+                    fresh[n] = self._adopt(fresh[n], stored)
+            except BaseException:
+                fresh = None
+                raise
+            finally:
+                for n, key in enumerate(owned):
+                    self._settle(key, None if fresh is None else fresh[n])
+            for (first, *copies), verdict in zip(owned.values(), fresh, strict=True):
+                results[first] = verdict
+                for i in copies:
+                    results[i] = self._hit(verdict)
+        for i, pending in waiting:
+            # shield: a waiter being cancelled must not cancel the call it shares; a call that
+            # raised (None) is made again by this request.
+            shared = await asyncio.shield(pending)
+            results[i] = self._hit(shared) if shared is not None else await self.judge(requests[i])
+        return cast("list[Verdict]", results)  # every index is filled above
 
     async def __aenter__(self) -> CachedJudge:
         enter = getattr(self.inner, "__aenter__", None)
@@ -209,58 +242,4 @@ class CachedBatchJudge(CachedJudge):
 
     async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
         """Judge every request; the i-th verdict answers the i-th request."""
-        keys = [self.key(r) for r in requests]
-        results: list[Verdict | None] = [None] * len(requests)
-        owned: dict[str, list[int]] = {}
-        waiting: list[tuple[int, asyncio.Future[Verdict | None]]] = []
-        for i, key in enumerate(keys):
-            if key in owned:  # the same request twice in this batch: send it once
-                owned[key].append(i)
-                continue
-            pending = self._in_flight.get(key)
-            if pending is not None:
-                waiting.append((i, pending))
-                continue
-            stored = self.cache.get(key)
-            if stored is not None:
-                results[i] = self._hit(stored)
-                continue
-            owned[key] = [i]
-            self._claim(key)
-        if owned:
-            fresh: list[Verdict] | None = None
-            try:
-                fresh = list(
-                    await self.inner.judge_batch(
-                        [requests[indices[0]] for indices in owned.values()]
-                    )
-                )
-                if len(fresh) != len(owned):
-                    raise RuntimeError(
-                        f"{type(self.inner).__name__}.judge_batch returned {len(fresh)} "
-                        f"verdicts for {len(owned)} requests."
-                    )
-                storable = [n for n, verdict in enumerate(fresh) if _storable(verdict)]
-                keys_owned = list(owned)
-                held = self.cache._put_first((keys_owned[n], fresh[n]) for n in storable)
-                for n, stored in zip(storable, held, strict=True):
-                    fresh[n] = self._adopt(fresh[n], stored)
-            except BaseException:
-                fresh = None
-                raise
-            finally:
-                for n, key in enumerate(owned):
-                    self._settle(key, None if fresh is None else fresh[n])
-            for (first, *copies), verdict in zip(owned.values(), fresh, strict=True):
-                results[first] = verdict
-                for i in copies:
-                    results[i] = self._hit(verdict)
-        for i, pending in waiting:
-            shared = await asyncio.shield(pending)
-            results[i] = self._hit(shared) if shared is not None else await self.judge(requests[i])
-        done: list[Verdict] = []
-        for result in results:
-            if result is None:  # pragma: no cover - every index is filled above
-                raise RuntimeError("CachedJudge.judge_batch left a request without a verdict.")
-            done.append(result)
-        return done
+        return await self._judge_all(requests, self.inner.judge_batch)

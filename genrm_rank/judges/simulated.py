@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -104,39 +104,7 @@ def render_answer(
     rubric_triplets : sequence of (score_1, score_2, ranking)
         Per-rubric values for the rubric format.
     """
-    if answer_format == "json":
-        body = json.dumps(
-            {
-                "response_1_analysis": "Response 1 addresses the request.",
-                "response_2_analysis": "Response 2 addresses the request.",
-                "score_1": score_1,
-                "score_2": score_2,
-                "ranking": ranking,
-            },
-            indent=2,
-        )
-        answer = f"```json\n{body}\n```"
-    elif answer_format == "rubric":
-        rubrics = [
-            {
-                "rubric_id": i + 1,
-                "response_1_analysis": f"Against rubric {i + 1}, response 1 is adequate.",
-                "response_2_analysis": f"Against rubric {i + 1}, response 2 is adequate.",
-                "score_1": s1,
-                "score_2": s2,
-                "ranking": r,
-            }
-            for i, (s1, s2, r) in enumerate(rubric_triplets)
-        ]
-        body = json.dumps(
-            {
-                "rubric_evaluations": rubrics,
-                "overall": {"score_1": score_1, "score_2": score_2, "ranking": ranking},
-            },
-            indent=2,
-        )
-        answer = f"```json\n{body}\n```"
-    elif answer_format == "boxed":
+    if answer_format == "boxed":
         answer = (
             "[The Begin of Analysis on Response 1]\nAdequate.\n"
             "[The End of Analysis on Response 1]\n"
@@ -149,10 +117,32 @@ def render_answer(
             f"\\boxed{{{ranking}}}\n"
             "[The End of Ranking Score]"
         )
+        return _place_reasoning(answer, reasoning, reasoning_style)
+    verdict = {"score_1": score_1, "score_2": score_2, "ranking": ranking}
+    if answer_format == "json":
+        body: dict[str, Any] = {
+            "response_1_analysis": "Response 1 addresses the request.",
+            "response_2_analysis": "Response 2 addresses the request.",
+            **verdict,
+        }
+    elif answer_format == "rubric":
+        rubrics = [
+            {
+                "rubric_id": i + 1,
+                "response_1_analysis": f"Against rubric {i + 1}, response 1 is adequate.",
+                "response_2_analysis": f"Against rubric {i + 1}, response 2 is adequate.",
+                "score_1": s1,
+                "score_2": s2,
+                "ranking": r,
+            }
+            for i, (s1, s2, r) in enumerate(rubric_triplets)
+        ]
+        body = {"rubric_evaluations": rubrics, "overall": verdict}
     else:
         raise ValueError(
             f"Argument 'answer_format' must be one of {_FORMATS}, not {answer_format!r}."
         )
+    answer = f"```json\n{json.dumps(body, indent=2)}\n```"
     return _place_reasoning(answer, reasoning, reasoning_style)
 
 
@@ -246,6 +236,14 @@ class SimulatedJudgeSettings:
         set_(self, "thresholds", (float(low), float(high)))
         set_(self, "n_rubrics", n_rubrics)
 
+    def truncated(self, partial: str) -> RenderedAnswer:
+        """An answer cut at ``max_tokens`` inside its reasoning ``partial``, in this style."""
+        if self.reasoning_style in ("reasoning", "reasoning_content"):
+            return RenderedAnswer(None, partial)
+        if self.reasoning_style == "think":
+            return RenderedAnswer(f"<think>\n{partial}", None)
+        return RenderedAnswer(partial, None)
+
     def settings(self) -> SimulatedJudgeSettings:
         """These settings alone, without what a subclass adds."""
         return SimulatedJudgeSettings(
@@ -322,16 +320,16 @@ class SimulatedJudge(SimulatedJudgeSettings):
 
         Qualities are looked up by the candidate texts as shown to the judge.
         """
-        by_role = {m["role"]: m["content"] for m in messages}
-        return self._respond(messages, sample, by_role["response_1"], by_role["response_2"])
+        return self._respond(messages, sample, None)
 
     def _respond(
-        self, messages: list[dict[str, str]], sample: int, key_1: str, key_2: str
+        self, messages: list[dict[str, str]], sample: int, keys: tuple[str, str] | None
     ) -> SimulatedAnswer:
+        """The answer, qualities looked up by ``keys`` (default: the texts as shown)."""
         by_role = {m["role"]: m["content"] for m in messages}
         text_1, text_2 = by_role["response_1"], by_role["response_2"]
         rng = self._rng(messages, sample)
-        q1, q2 = self.quality(key_1), self.quality(key_2)
+        q1, q2 = (self.quality(key) for key in keys or (text_1, text_2))
         if self.noise == "bradley_terry":
             u = float(rng.uniform(1e-12, 1.0 - 1e-12))
             eps = math.log(u / (1.0 - u))
@@ -364,42 +362,27 @@ class SimulatedJudge(SimulatedJudgeSettings):
         draw = float(rng.uniform())
         if draw < self.truncated_rate:
             partial = reasoning[: len(reasoning) // 2]
-            if self.reasoning_style in ("reasoning", "reasoning_content"):
-                content, in_field = None, partial
-            elif self.reasoning_style == "think":
-                content, in_field = f"<think>\n{partial}", None
-            else:
-                content, in_field = partial, None
-            return SimulatedAnswer(
-                content,
-                in_field,
-                "length",
-                Usage(prompt_tokens, estimate_tokens(partial)),
+            answer, finish, completion = self.truncated(partial), "length", estimate_tokens(partial)
+        else:
+            answer = render_answer(
                 score_1,
                 score_2,
                 ranking,
+                answer_format=self.answer_format,
+                reasoning_style=self.reasoning_style,
+                reasoning=reasoning,
+                rubric_triplets=rubric_triplets,
             )
-        rendered = render_answer(
-            score_1,
-            score_2,
-            ranking,
-            answer_format=self.answer_format,
-            reasoning_style=self.reasoning_style,
-            reasoning=reasoning,
-            rubric_triplets=rubric_triplets,
-        )
-        content = rendered.content
-        if draw < self.truncated_rate + self.unreadable_rate:
-            content = _place_reasoning(
-                "Both responses have merit; I cannot decide on a score.",
-                reasoning,
-                self.reasoning_style,
-            ).content
-        completion = estimate_tokens((content or "") + (rendered.reasoning or ""))
+            if draw < self.truncated_rate + self.unreadable_rate:
+                unreadable = "Both responses have merit; I cannot decide on a score."
+                content = _place_reasoning(unreadable, reasoning, self.reasoning_style).content
+                answer = RenderedAnswer(content, answer.reasoning)
+            finish = "stop"
+            completion = estimate_tokens((answer.content or "") + (answer.reasoning or ""))
         return SimulatedAnswer(
-            content,
-            rendered.reasoning,
-            "stop",
+            answer.content,
+            answer.reasoning,
+            finish,
             Usage(prompt_tokens, completion),
             score_1,
             score_2,
@@ -413,9 +396,8 @@ class SimulatedJudge(SimulatedJudgeSettings):
         reasoning is stripped or an empty text is shown as ``None``), the keys a caller's
         ``qualities`` mapping and :meth:`win_probability` use.
         """
-        return self._respond(
-            request.messages(), request.sample, request.response_1, request.response_2
-        )
+        keys = (request.response_1, request.response_2)
+        return self._respond(request.messages(), request.sample, keys)
 
     async def judge(self, request: PairRequest) -> Verdict:
         """Judge one ordered pair (answer text written, then parsed)."""

@@ -162,10 +162,8 @@ class VLLMOfflineJudge:
                 f"got llm={'set' if llm is not None else None}, "
                 f"llm_options={'set' if llm_options is not None else None}."
             )
-        if llm_options is not None and not isinstance(llm_options, Mapping):
-            raise TypeError(
-                f"Argument 'llm_options' must be a mapping, not {type(llm_options).__name__}."
-            )
+        if llm_options is not None:
+            check.mapping("llm_options", llm_options)
         if llm is not None and not callable(getattr(llm, "chat", None)):
             raise TypeError(
                 f"Argument 'llm' must be a vllm.LLM (with a chat() method), not "
@@ -196,11 +194,7 @@ class VLLMOfflineJudge:
             raise TypeError(f"Argument 'thinking' must be a bool or None, not {thinking!r}.")
         self.thinking: bool = (not thinking_off) if thinking is None else thinking
         make = sampling_params_type or _default_sampling_params_type()
-        options: dict[str, Any] = {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-        }
+        options = dict(temperature=self.temperature, top_p=self.top_p, max_tokens=max_tokens)
         options.update(self.sampling_options)
         if sampling_params_type is None and "structured_outputs" in options:
             options["structured_outputs"] = _structured_outputs(options["structured_outputs"])

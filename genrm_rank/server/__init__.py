@@ -1,20 +1,13 @@
 """``serve-sim``: a simulated vLLM server with a GenRM loaded, for tests and benchmarks.
 
 - :mod:`~genrm_rank.server.app`: :class:`SimServer`, :class:`SimServerConfig`,
-  :class:`ThreadedSimServers`.
+  :class:`ThreadedSimServers`, and the rest of its ``__all__``, all exported here.
 - :mod:`~genrm_rank.server.cli`: the command line (``python -m genrm_rank.server``, wired into
   ``genrm-rank serve-sim``).
 """
 
-from genrm_rank.server.app import (
-    FAULT_KINDS,
-    FaultKind,
-    LatencyDistribution,
-    SimServer,
-    SimServerConfig,
-    SimServerStats,
-    ThreadedSimServers,
-)
+from genrm_rank.server.app import *  # noqa: F403
+from genrm_rank.server.app import __all__ as _APP
 from genrm_rank.server.cli import (
     add_serve_sim_arguments,
     build_arg_parser,
@@ -23,15 +16,10 @@ from genrm_rank.server.cli import (
 )
 
 __all__ = [
-    "FAULT_KINDS",
-    "FaultKind",
-    "LatencyDistribution",
-    "SimServer",
-    "SimServerConfig",
-    "SimServerStats",
-    "ThreadedSimServers",
+    *_APP,
     "add_serve_sim_arguments",
     "build_arg_parser",
     "config_from_args",
     "serve_sim_main",
 ]
+__all__.sort(key=lambda n: (not n.isupper(), not n[0].isupper(), n))

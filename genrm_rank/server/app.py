@@ -31,9 +31,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -73,7 +73,15 @@ FaultKind = Literal[
     "html",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
-_LATENCIES = ("lognormal", "constant", "exponential")
+_T = TypeVar("_T")
+_RATED: tuple[str, ...] = ("500", "503", "429", "hang", "drop", "html", "empty_choices")
+"""The faults injected at a rate, each by its ``fault_rate_<kind>`` setting."""
+_FAULT_ERRORS = {
+    "500": (500, "InternalServerError", "Simulated internal server error."),
+    "503": (503, "ServiceUnavailableError", "Simulated overload: the request queue is full."),
+    "429": (429, "RateLimitError", "Simulated rate limit."),
+}
+_REASONING_FIELDS = ("reasoning", "reasoning_content")
 _MESSAGE_ROLES = frozenset({"system", "user", "assistant", "principle", "response_1", "response_2"})
 _HISTORY_ROLES = frozenset({"system", "user", "assistant"})
 
@@ -165,7 +173,7 @@ class SimServerConfig(SimulatedJudgeSettings):
         check.text("model", self.model)
         check.count("max_model_len", self.max_model_len, 1)
         check.count("capacity", self.capacity, 1)
-        check.one_of("latency", self.latency, _LATENCIES)
+        check.one_of("latency", self.latency, get_args(LatencyDistribution))
         if not (self.latency_mean >= 0 and math.isfinite(self.latency_mean)):
             raise ValueError(f"Argument 'latency_mean' must be >= 0, not {self.latency_mean!r}.")
         check.at_least("latency_sigma", self.latency_sigma, 0)
@@ -190,15 +198,7 @@ class SimServerConfig(SimulatedJudgeSettings):
 
     def fault_rates(self) -> dict[str, float]:
         """The injected-fault probabilities, by kind."""
-        return {
-            "500": self.fault_rate_500,
-            "503": self.fault_rate_503,
-            "429": self.fault_rate_429,
-            "hang": self.fault_rate_hang,
-            "drop": self.fault_rate_drop,
-            "html": self.fault_rate_html,
-            "empty_choices": self.fault_rate_empty_choices,
-        }
+        return {kind: getattr(self, f"fault_rate_{kind}") for kind in _RATED}
 
     def make_judge(self) -> SimulatedJudge:
         """The simulated judge writing this server's answers."""
@@ -264,12 +264,17 @@ class SimServerStats:
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, err_type: str, message: str, param: str | None = None) -> None:
+    """A request refused with vLLM's error body (``param`` names the field at fault)."""
+
+    def __init__(
+        self,
+        message: str,
+        param: str | None = "messages",
+        status: int = 400,
+        err_type: str = "BadRequestError",
+    ) -> None:
         super().__init__(message)
-        self.status = status
-        self.err_type = err_type
-        self.message = message
-        self.param = param
+        self.response = _error_response(status, err_type, message, param)
 
 
 def error_body(
@@ -321,11 +326,8 @@ class SimServer:
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if config is not None and not isinstance(config, SimServerConfig):
-            raise TypeError(
-                f"Argument 'config' must be a SimServerConfig, not {type(config).__name__}."
-            )
-        self.config = config if config is not None else SimServerConfig()
+        self.config = SimServerConfig() if config is None else config
+        check.instance("config", self.config, SimServerConfig)
         self.host = host
         self._ssl_context = ssl_context
         self._requested_port = port
@@ -479,11 +481,11 @@ class SimServer:
             value = self._rng.lognormvariate(math.log(mean) - 0.5 * sigma * sigma, sigma)
         return value * (cfg.prefix_hit_latency_factor if hit else 1.0)
 
-    def _prefix_lookup(self, messages: list[dict[str, str]]) -> tuple[bool, int]:
+    def _prefix_lookup(self, messages: list[dict[str, str]]) -> bool:
         history = [m for m in messages if m["role"] in _HISTORY_ROLES]
         tokens = sum(estimate_tokens(m["content"]) + 4 for m in history)
         if self.config.prefix_cache_size == 0:
-            return False, tokens
+            return False
         blob = json.dumps(history, ensure_ascii=False, sort_keys=True).encode()
         key = hashlib.blake2b(blob, digest_size=8).hexdigest()
         self._prefix_queries += 1
@@ -493,11 +495,11 @@ class SimServer:
             cache.move_to_end(key)
             self._prefix_hits += 1
             self._prefix_token_hits += tokens
-            return True, tokens
+            return True
         cache[key] = None
         if len(cache) > self.config.prefix_cache_size:
             cache.popitem(last=False)
-        return False, tokens
+        return False
 
     async def _acquire_slot(self) -> None:
         if self._running < self.config.capacity and not self._queue:
@@ -528,83 +530,57 @@ class SimServer:
     def _validate(self, body: Any) -> tuple[list[dict[str, str]], int]:
         cfg = self.config
         if not isinstance(body, dict):
-            raise _HttpError(400, "BadRequestError", "The request body must be a JSON object.")
+            raise _HttpError("The request body must be a JSON object.", None)
         model = body.get("model")
         if model != cfg.model:
-            raise _HttpError(404, "NotFoundError", f"The model `{model}` does not exist.", "model")
+            raise _HttpError(f"The model `{model}` does not exist.", "model", 404, "NotFoundError")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise _HttpError(
-                400,
-                "BadRequestError",
-                "Field 'messages' must be a non-empty list of messages.",
-                "messages",
-            )
+            raise _HttpError("Field 'messages' must be a non-empty list of messages.")
         checked: list[dict[str, str]] = []
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                raise _HttpError(
-                    400, "BadRequestError", f"messages[{i}] must be an object.", "messages"
-                )
+                raise _HttpError(f"messages[{i}] must be an object.")
             role, content = m.get("role"), m.get("content")
             if role not in _MESSAGE_ROLES:
                 raise _HttpError(
-                    400,
-                    "BadRequestError",
                     f"messages[{i}] has role {role!r}; this model's chat template accepts "
-                    f"{sorted(_MESSAGE_ROLES)}.",
-                    "messages",
+                    f"{sorted(_MESSAGE_ROLES)}."
                 )
             if not isinstance(content, str):
-                raise _HttpError(
-                    400, "BadRequestError", f"messages[{i}].content must be a string.", "messages"
-                )
+                raise _HttpError(f"messages[{i}].content must be a string.")
             checked.append({"role": role, "content": content})
         roles = [m["role"] for m in checked]
         for needed in ("response_1", "response_2"):
             if roles.count(needed) != 1:
                 raise _HttpError(
-                    400,
-                    "BadRequestError",
                     f"A GenRM request needs exactly one '{needed}' message, "
-                    f"not {roles.count(needed)}.",
-                    "messages",
+                    f"not {roles.count(needed)}."
                 )
         history = [r for r in roles if r in _HISTORY_ROLES]
         if not history or history[-1] != "user":
             raise _HttpError(
-                400,
-                "BadRequestError",
                 "The conversation history must end with a 'user' turn, "
-                f"not {history[-1] if history else 'nothing'!r}.",
-                "messages",
+                f"not {history[-1] if history else 'nothing'!r}."
             )
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         prompt_tokens = sum(estimate_tokens(m["content"]) + 4 for m in checked)
         if max_tokens is not None:
             if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
                 raise _HttpError(
-                    400,
-                    "BadRequestError",
-                    f"max_tokens must be at least 1, got {max_tokens!r}.",
-                    "max_tokens",
+                    f"max_tokens must be at least 1, got {max_tokens!r}.", "max_tokens"
                 )
             if max_tokens > cfg.max_model_len:
                 raise _HttpError(
-                    400,
-                    "BadRequestError",
                     f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This "
                     f"model's maximum context length is {cfg.max_model_len} tokens.",
                     "max_tokens",
                 )
         if prompt_tokens > cfg.max_model_len:
             raise _HttpError(
-                400,
-                "BadRequestError",
                 f"This model's maximum context length is {cfg.max_model_len} tokens. However, your "
                 f"request has {prompt_tokens} input tokens. Please reduce the length of the input "
-                "messages.",
-                "messages",
+                "messages."
             )
         return checked, (
             max_tokens if isinstance(max_tokens, int) else cfg.max_model_len - prompt_tokens
@@ -614,8 +590,16 @@ class SimServer:
 
     @web.middleware
     async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count the request by path, and track its task so that :meth:`stop` can cancel it."""
         self._by_path[f"{request.method} {request.path}"] += 1
-        return await handler(request)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            return await handler(request)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
 
     def _authorized(self, request: web.Request) -> bool:
         key = self.config.api_key
@@ -640,92 +624,65 @@ class SimServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         s = self.stats()
-        name = self.config.model
-        label = f'model_name="{name}"'
-        lines = [
-            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-            "# TYPE vllm:num_requests_running gauge",
-            f'vllm:num_requests_running{{model_name="{name}"}} {s.running}',
-            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
-            "# TYPE vllm:num_requests_waiting gauge",
-            f'vllm:num_requests_waiting{{model_name="{name}"}} {s.waiting}',
-            "# HELP vllm:request_success_total Count of successfully processed requests.",
-            "# TYPE vllm:request_success_total counter",
-            f'vllm:request_success_total{{model_name="{name}"}} {s.completed}',
-            "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in prompt tokens.",
-            "# TYPE vllm:prefix_cache_queries_total counter",
-            f'vllm:prefix_cache_queries_total{{model_name="{name}"}} {self._prefix_token_queries}',
-            "# HELP vllm:prefix_cache_hits_total Prefix cache hits, in prompt tokens.",
-            "# TYPE vllm:prefix_cache_hits_total counter",
-            f'vllm:prefix_cache_hits_total{{model_name="{name}"}} {self._prefix_token_hits}',
-            "# HELP genrm_sim:requests_total Chat requests received.",
-            "# TYPE genrm_sim:requests_total counter",
-            f'genrm_sim:requests_total{{model_name="{name}"}} {s.requests}',
-            "# HELP genrm_sim:requests_rejected_total Chat requests refused by validation.",
-            "# TYPE genrm_sim:requests_rejected_total counter",
-            f'genrm_sim:requests_rejected_total{{model_name="{name}"}} {s.rejected}',
-            "# HELP genrm_sim:prefix_cache_request_queries_total Requests looked up in the cache.",
-            "# TYPE genrm_sim:prefix_cache_request_queries_total counter",
-            f"genrm_sim:prefix_cache_request_queries_total{{{label}}} {s.prefix_cache_queries}",
-            "# HELP genrm_sim:prefix_cache_request_hits_total Requests whose prefix was cached.",
-            "# TYPE genrm_sim:prefix_cache_request_hits_total counter",
-            f"genrm_sim:prefix_cache_request_hits_total{{{label}}} {s.prefix_cache_hits}",
-            "# HELP genrm_sim:service_seconds_total Simulated service time of served requests.",
-            "# TYPE genrm_sim:service_seconds_total counter",
-            f"genrm_sim:service_seconds_total{{{label}}} {s.service_seconds:.6f}",
+        label = f'model_name="{self.config.model}"'
+        metrics = [
+            ("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.",
+             s.running),
+            ("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
+             s.waiting),
+            ("vllm:request_success_total", "counter", "Count of successfully processed requests.",
+             s.completed),
+            ("vllm:prefix_cache_queries_total", "counter",
+             "Prefix cache queries, in prompt tokens.", self._prefix_token_queries),
+            ("vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in prompt tokens.",
+             self._prefix_token_hits),
+            ("genrm_sim:requests_total", "counter", "Chat requests received.", s.requests),
+            ("genrm_sim:requests_rejected_total", "counter",
+             "Chat requests refused by validation.", s.rejected),
+            ("genrm_sim:prefix_cache_request_queries_total", "counter",
+             "Requests looked up in the cache.", s.prefix_cache_queries),
+            ("genrm_sim:prefix_cache_request_hits_total", "counter",
+             "Requests whose prefix was cached.", s.prefix_cache_hits),
+            ("genrm_sim:service_seconds_total", "counter",
+             "Simulated service time of served requests.", f"{s.service_seconds:.6f}"),
+        ]  # fmt: skip
+        lines = []
+        for name, kind, text, value in metrics:
+            lines += [
+                f"# HELP {name} {text}",
+                f"# TYPE {name} {kind}",
+                f"{name}{{{label}}} {value}",
+            ]
+        lines += [
             "# HELP genrm_sim:faults_injected_total Faults injected, by kind.",
             "# TYPE genrm_sim:faults_injected_total counter",
-        ]
-        lines += [
-            f'genrm_sim:faults_injected_total{{model_name="{name}",kind="{k}"}} {v}'
-            for k, v in s.faults.items()
+            *(
+                f'genrm_sim:faults_injected_total{{{label},kind="{k}"}} {v}'
+                for k, v in s.faults.items()
+            ),
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-        try:
-            return await self._chat_inner(request)
-        finally:
-            if task is not None:
-                self._handlers.discard(task)
-
-    async def _chat_inner(self, request: web.Request) -> web.StreamResponse:
         self._requests += 1
         if not self._authorized(request):
             self._rejected += 1
             return web.json_response({"error": "Unauthorized"}, status=401)
         try:
-            raw = await request.read()
             try:
-                body = json.loads(raw)
+                body = json.loads(await request.read())
             except ValueError as exc:
-                raise _HttpError(400, "BadRequestError", f"Invalid JSON body: {exc}") from None
+                raise _HttpError(f"Invalid JSON body: {exc}", None) from None
             messages, max_tokens = self._validate(body)
         except _HttpError as err:
             self._rejected += 1
-            return _error_response(err.status, err.err_type, err.message, err.param)
+            return err.response
         fault = self._draw_fault()
         if fault in self._faults:
             self._faults[fault] += 1
-        if fault == "500":
-            return _error_response(500, "InternalServerError", "Simulated internal server error.")
-        if fault == "503":
-            return _error_response(
-                503,
-                "ServiceUnavailableError",
-                "Simulated overload: the request queue is full.",
-                headers={"Retry-After": _retry_after(self.config.retry_after)},
-            )
-        if fault == "429":
-            return _error_response(
-                429,
-                "RateLimitError",
-                "Simulated rate limit.",
-                headers={"Retry-After": _retry_after(self.config.retry_after)},
-            )
+        if fault in _FAULT_ERRORS:
+            retry = {"Retry-After": _retry_after(self.config.retry_after)}
+            return _error_response(*_FAULT_ERRORS[fault], headers=None if fault == "500" else retry)
         if fault == "hang":
             await asyncio.sleep(self.config.hang_seconds)
             return _error_response(504, "GatewayTimeout", "Simulated hang ended.")
@@ -738,8 +695,7 @@ class SimServer:
             raise asyncio.CancelledError  # nothing is written on the closed connection
         await self._acquire_slot()
         try:
-            hit, _ = self._prefix_lookup(messages)
-            delay = self._latency(hit)
+            delay = self._latency(self._prefix_lookup(messages))
             self._service_seconds += delay
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -748,9 +704,10 @@ class SimServer:
             self._release_slot()
         content, reasoning, finish = answer.content, answer.reasoning, answer.finish_reason
         completion_tokens = answer.usage.completion_tokens
+        style = self.config.reasoning_style
         if fault == "unreadable":
             content = "Both responses have merit; I cannot decide on a score."
-            if self.config.reasoning_style not in ("reasoning", "reasoning_content"):
+            if style not in _REASONING_FIELDS:
                 content = f"<think>\n{answer.reasoning or ''}\n</think>\n\n{content}"
             finish = "stop"
         if fault == "misparsed":
@@ -758,15 +715,14 @@ class SimServer:
             whole = (answer.reasoning or "") + "\n</think>\n" + (answer.content or "")
             content, reasoning, finish = None, whole, "stop"
         if fault == "truncated" or completion_tokens > max_tokens:
-            content, reasoning, finish = self._truncated(answer.reasoning or answer.content or "")
+            text = answer.reasoning or answer.content or ""
+            cut = self.config.truncated(text[: max(1, len(text) // 2)])
+            content, reasoning, finish = cut.content, cut.reasoning, "length"
             completion_tokens = min(completion_tokens, max_tokens)
         self._completed += 1
         message: dict[str, Any] = {"role": "assistant", "content": content, "tool_calls": []}
-        style = self.config.reasoning_style
-        if style in ("reasoning", "reasoning_content") or fault == "misparsed":
-            message[style if style in ("reasoning", "reasoning_content") else "reasoning"] = (
-                reasoning
-            )
+        if style in _REASONING_FIELDS or fault == "misparsed":
+            message[style if style in _REASONING_FIELDS else "reasoning"] = reasoning
             if style == "reasoning_content" and self.config.empty_reasoning_field:
                 message["reasoning"] = ""
         prompt_tokens = answer.usage.prompt_tokens
@@ -794,15 +750,6 @@ class SimServer:
             },
         }
         return web.Response(body=json.dumps(payload).encode(), content_type="application/json")
-
-    def _truncated(self, text: str) -> tuple[str | None, str | None, str]:
-        partial = text[: max(1, len(text) // 2)]
-        style = self.config.reasoning_style
-        if style in ("reasoning", "reasoning_content"):
-            return None, partial, "length"
-        if style == "think":
-            return f"<think>\n{partial}", None, "length"
-        return partial, None, "length"
 
 
 def _retry_after(seconds: float) -> str:
@@ -871,7 +818,7 @@ class ThreadedSimServers:
         ]
         try:
             for server in self.servers:
-                asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+                self._run(server.start)
         except BaseException:
             self.stop()
             raise
@@ -882,28 +829,33 @@ class ThreadedSimServers:
         """The servers' OpenAI base URLs."""
         return [s.url for s in self.servers]
 
+    def _run(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``work()`` on the servers' loop and wait for its result."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("ThreadedSimServers is not running.")
+
+        async def call() -> _T:
+            return await work()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
+
     def stop_server(self, index: int) -> None:
         """Stop one server (its port then refuses connections)."""
-        if self._loop is None:
-            raise RuntimeError("ThreadedSimServers is not running.")
-        asyncio.run_coroutine_threadsafe(self.servers[index].stop(), self._loop).result(timeout=30)
+        self._run(self.servers[index].stop)
 
     def start_server(self, index: int) -> None:
         """Start a stopped server again, at its former port (a replica coming back)."""
-        if self._loop is None:
-            raise RuntimeError("ThreadedSimServers is not running.")
-        asyncio.run_coroutine_threadsafe(self.servers[index].start(), self._loop).result(timeout=30)
+        self._run(self.servers[index].start)
 
     def stats(self, index: int) -> SimServerStats:
         """One server's counters."""
-        if self._loop is None:
-            raise RuntimeError("ThreadedSimServers is not running.")
         server = self.servers[index]
 
         async def snapshot() -> SimServerStats:
             return server.stats()
 
-        return asyncio.run_coroutine_threadsafe(snapshot(), self._loop).result(timeout=30)
+        return self._run(snapshot)
 
     def stop(self) -> None:
         """Stop every server and the loop thread."""
@@ -912,7 +864,7 @@ class ThreadedSimServers:
             return
         for server in self.servers:
             if server.started:
-                asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+                self._run(server.stop)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
         self._loop = self._thread = None

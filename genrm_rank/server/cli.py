@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from typing import get_args
 
 from genrm_rank.flags import Option
-from genrm_rank.server.app import FAULT_KINDS, SimServer, SimServerConfig
+from genrm_rank.judges.simulated import AnswerFormat, NoiseModel, ReasoningStyle
+from genrm_rank.server.app import FAULT_KINDS, LatencyDistribution, SimServer, SimServerConfig
 
 __all__ = [
     "SERVE_SIM_OPTIONS",
@@ -34,8 +36,8 @@ __all__ = [
 def _options() -> dict[str | None, tuple[Option, ...]]:
     d = SimServerConfig()
     faults = tuple(
-        Option(f"--fault-rate-{kind}", "", float, 0.0, "P")
-        for kind in ("500", "503", "429", "hang", "drop", "html", "empty-choices")
+        Option(f"--fault-rate-{kind.replace('_', '-')}", "", float, 0.0, "P")
+        for kind in d.fault_rates()
     )
     return {
         "network": (
@@ -49,8 +51,7 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             Option("--model", "served model name", default=d.model),
             Option("--max-model-len", "", int, d.max_model_len),
             Option("--capacity", "concurrent sequences", int, d.capacity),
-            Option("--latency", "", default=d.latency,
-                   choices=("lognormal", "constant", "exponential")),
+            Option("--latency", "", default=d.latency, choices=get_args(LatencyDistribution)),
             Option("--latency-mean", "seconds; 0 = zero-latency mode", float, d.latency_mean),
             Option("--latency-sigma", "", float, d.latency_sigma),
             Option("--prefix-cache-size", "", int, d.prefix_cache_size),
@@ -58,11 +59,10 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             Option("--seed", "latency/fault seed (replica i uses seed + i)", int, d.seed),
         ),
         "simulated judge": (
-            Option("--answer-format", "", default=d.answer_format,
-                   choices=("json", "rubric", "boxed")),
+            Option("--answer-format", "", default=d.answer_format, choices=get_args(AnswerFormat)),
             Option("--reasoning-style", "", default=d.reasoning_style,
-                   choices=("reasoning", "reasoning_content", "think", "bare", "none")),
-            Option("--noise", "", default=d.noise, choices=("bradley_terry", "thurstone")),
+                   choices=get_args(ReasoningStyle)),
+            Option("--noise", "", default=d.noise, choices=get_args(NoiseModel)),
             Option("--noise-scale", "", float, d.noise_scale),
             Option("--position-bias", "", float, d.position_bias),
             Option("--judge-seed", "", int, d.judge_seed),
@@ -112,36 +112,10 @@ def config_from_args(args: argparse.Namespace) -> SimServerConfig:
                 f"Argument '--api-key-env' names {args.api_key_env!r}, which is unset or empty."
             )
     sequence = tuple(k.strip() for k in args.fault_sequence.split(",") if k.strip())
-    return SimServerConfig(
-        model=args.model,
-        max_model_len=args.max_model_len,
-        capacity=args.capacity,
-        latency=args.latency,
-        latency_mean=args.latency_mean,
-        latency_sigma=args.latency_sigma,
-        prefix_cache_size=args.prefix_cache_size,
-        prefix_hit_latency_factor=args.prefix_hit_latency_factor,
-        answer_format=args.answer_format,
-        reasoning_style=args.reasoning_style,
-        noise=args.noise,
-        noise_scale=args.noise_scale,
-        position_bias=args.position_bias,
-        unreadable_rate=args.unreadable_rate,
-        truncated_rate=args.truncated_rate,
-        judge_seed=args.judge_seed,
-        fault_rate_500=args.fault_rate_500,
-        fault_rate_503=args.fault_rate_503,
-        fault_rate_429=args.fault_rate_429,
-        fault_rate_hang=args.fault_rate_hang,
-        fault_rate_drop=args.fault_rate_drop,
-        fault_rate_html=args.fault_rate_html,
-        fault_rate_empty_choices=args.fault_rate_empty_choices,
-        retry_after=args.retry_after,
-        hang_seconds=args.hang_seconds,
-        fault_sequence=sequence,
-        api_key=api_key,
-        seed=args.seed,
-    )
+    fields = {f.name for f in dataclasses.fields(SimServerConfig)}
+    given = {o.dest for group in SERVE_SIM_OPTIONS.values() for o in group} & fields
+    values = {name: getattr(args, name) for name in given - {"fault_sequence"}}
+    return SimServerConfig(**values, fault_sequence=sequence, api_key=api_key)
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:
@@ -163,7 +137,9 @@ def exposure_warning(host: str, api_key: str | None) -> str | None:
 async def _serve(config: SimServerConfig, host: str, port: int, replicas: int) -> None:
     servers = [
         SimServer(
-            replace(config, seed=config.seed + i), host=host, port=0 if port == 0 else port + i
+            dataclasses.replace(config, seed=config.seed + i),
+            host=host,
+            port=0 if port == 0 else port + i,
         )
         for i in range(replicas)
     ]
