@@ -24,7 +24,7 @@ def games() -> tuple[list[str], list[str], list[float]]:
 
 @pytest.fixture(scope="module")
 def plain(games: tuple[list[str], list[str], list[float]]) -> LeaderboardTable:
-    return fit_leaderboard(*games, position_bias=False, bootstrap_rounds=30, seed=0, alpha=0.0)
+    return fit_leaderboard(*games, fit_position_bias=False, bootstrap_rounds=30, seed=0, alpha=0.0)
 
 
 def test_leaderboard_reproduces_expected_elo(
@@ -52,7 +52,7 @@ def test_leaderboard_columns(plain: LeaderboardTable, expected: dict[str, Any]) 
 
 
 def test_leaderboard_with_position_bias(games: tuple[list[str], list[str], list[float]]) -> None:
-    table = fit_leaderboard(*games, position_bias=True, bootstrap_rounds=30, seed=1)
+    table = fit_leaderboard(*games, fit_position_bias=True, bootstrap_rounds=30, seed=1)
     assert table.position_bias is not None and table.position_bias > 0.5
     assert table.position_bias_interval is not None
     assert table.position_bias_interval[0] > 0.5

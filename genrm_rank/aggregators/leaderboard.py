@@ -395,7 +395,7 @@ def fit_leaderboard(
     outcome: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    position_bias: bool = True,
+    fit_position_bias: bool = True,
     bootstrap_rounds: int = 200,
     seed: SeedLike = None,
     alpha: float = 1e-6,
@@ -420,7 +420,7 @@ def fit_leaderboard(
         Strength in ``[0, 1]`` with which the slot-1 system wins (1 win, 0 loss, 0.5 tie).
     weight : array_like of float, optional
         Game weights; ones by default.
-    position_bias : bool, optional
+    fit_position_bias : bool, optional
         Whether to fit a slot-1 advantage jointly (recommended for LLM judges, which favour
         one position; Zheng et al., 2023).
     bootstrap_rounds : int, optional
@@ -448,7 +448,7 @@ def fit_leaderboard(
     Examples
     --------
     >>> table = fit_leaderboard(["a", "b", "a"], ["b", "a", "b"], [1.0, 0.0, 0.5],
-    ...                         position_bias=False, bootstrap_rounds=0)
+    ...                         fit_position_bias=False, bootstrap_rounds=0)
     >>> [row.label for row in table.rows]
     ['a', 'b']
     """
@@ -516,7 +516,7 @@ def fit_leaderboard(
             bootstrap_rounds=rounds,
             seed=seed,
             alpha=alpha,
-            position_bias=position_bias,
+            fit_position_bias=fit_position_bias,
             confidence=confidence,
             clusters=None if clusters is None else unit[keep],
         )
@@ -528,7 +528,7 @@ def fit_leaderboard(
         lower, upper = base + points * low, base + points * high
         h_interval = boot.position_bias_interval
     else:
-        fit = bradley_terry(fitted, alpha=alpha, position_bias=position_bias)
+        fit = bradley_terry(fitted, alpha=alpha, fit_position_bias=fit_position_bias)
         estimate = fit.params - fit.params[rated].mean()
     ratings = base + points * estimate
     rates = win_rate(comparisons)
