@@ -516,31 +516,15 @@ class _Posterior:
     ) -> Array | None:
         """Self-normalised importance sampling of P(best) from the exact posterior.
 
-        Target: the (quasi-)likelihood tempered by the dispersion, ``exp(l(x) / phi)``, times
-        the Gaussian prior ``exp(-alpha ||x||^2)``. Proposal: a multivariate Student t with
+        Target: ``exp(l(x) / phi)`` times the Gaussian prior; proposal: a Student t with
         ``_PROPOSAL_DF`` degrees of freedom at the mode with the normal approximation's
-        covariance (heavier tails than the target, as importance sampling needs).
-
-        A round's random numbers are drawn at once, as they always were; their weights are
-        computed in blocks, the first ``n_samples / IMPORTANCE_BLOCKS``, each next one as large
-        as all before it. Drawing stops after a block once the effective sample size
-        ``1 / sum(w^2)`` has reached ``n_samples / IMPORTANCE_ESS_SHARE`` (400 of the default
-        4,000: each P(best) within about 0.025) and the leader is settled (its P(best) above
-        every other's by ``SETTLED_Z`` standard errors of the difference); otherwise at
-        ``n_samples`` draws, and then after each further round of ``n_samples``, once the
-        effective sample size alone has reached its target, or at ``IMPORTANCE_MAX_ROUNDS``
-        rounds. So a clear posterior costs a block or two, and an
-        unsettled one the ``n_samples`` draws (and the very P(best)) it always had.
-
-        The first ``n_samples`` draws decide whether the correction is used: when their
-        effective sample size is below ``n_samples / IMPORTANCE_MIN_SHARE`` (or
-        ``IMPORTANCE_MIN_ESS``), the posterior is too far from normal for this proposal, and
-        ``None`` is returned (the caller keeps the normal approximation). Such posteriors come
-        from separated data (a candidate that won or lost everything), where the tempered
-        likelihood also extrapolates the local variance relation furthest: an adaptive
-        proposal that reached them (population Monte Carlo) made P(best) over-confident there
-        (over-confident there; ``benchmarks/README.md``). A block that settles
-        the leader early has reached the target, above that least size.
+        covariance (heavier tails than the target). Weights come in blocks that double; drawing
+        stops once the effective sample size reaches ``n_samples / IMPORTANCE_ESS_SHARE`` and
+        the leader is settled (:func:`_settled`), else after whole rounds of ``n_samples`` (at
+        most ``IMPORTANCE_MAX_ROUNDS``). ``None`` when the first ``n_samples`` draws' effective
+        sample size is below ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``:
+        the posterior is too far from normal (separated data) and the caller keeps the normal
+        approximation (``benchmarks/README.md``).
         """
         size = self.mode.shape[0]
         try:
@@ -557,15 +541,12 @@ class _Posterior:
         drawn = 0
         settled = False
         while not settled:
-            # A round's random numbers are drawn at once, as they always were, so that a run
-            # to n_samples draws gives the same P(best) as before the early stop existed.
+            # A round's random numbers are drawn at once, so an early stop changes no draw.
             count = min(chunk, n_samples - drawn % n_samples)
             z = rng.standard_normal((size, count))
             scale = rng.chisquare(_PROPOSAL_DF, count) / _PROPOSAL_DF
             done = 0
             while done < count and not settled:
-                # Their weights come in blocks that double (500, 500, 1,000, 2,000 of 4,000):
-                # a settled leader stops after one or two.
                 width = min(max(block, drawn), count - done)
                 part = slice(done, done + width)
                 x, log_weight = self._log_weights(n_items, root, z[:, part], scale[part])
@@ -773,23 +754,16 @@ class BradleyTerryFit:
     ) -> Array:
         """Probability that each item has the largest ``theta``, under the posterior.
 
-        The posterior is the prior (``exp(-alpha ||x||^2)``, or the fit's
-        :class:`BradleyTerryPrior`) times the likelihood, tempered by the dispersion for the
-        quasi-likelihood (``exp(l(x) / phi)``). Where the data are thin it is skewed: a candidate
-        that lost its only match has a long tail below and a short one above, and the normal
-        approximation's symmetric upside hands it P(best) that belongs to the winner (knockouts were
-        under-confident; ``benchmarks/README.md``). So, for ``"quasi"`` and ``"model"`` fits with
-        ``alpha > 0`` or a prior, and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the draws come
-        from a Student-t proposal at the mode and are importance-weighted to the exact posterior
-        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989). When the weights
-        show the proposal unusable (effective sample size of the first ``n_samples`` draws below
-        ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated data, far from
-        normal), and for other fits, the ``n_samples`` draws come from the normal approximation
-        ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it tops, as
-        in Thompson-sampling style best-arm identification. Drawing stops once the effective sample
-        size reaches a tenth of ``n_samples`` and the leader is settled (see ``_Posterior.p_best``).
-        Two items without a position term have a one-dimensional posterior, integrated by quadrature
-        instead (no draws).
+        The posterior is the prior (the penalty, or the fit's :class:`BradleyTerryPrior`) times
+        the likelihood tempered by the dispersion, ``exp(l(x) / phi)``. Where the data are thin
+        it is skewed, and the normal approximation's symmetric upside hands a candidate that
+        lost its only match P(best) that belongs to the winner (``benchmarks/README.md``). So
+        for ``"quasi"`` and ``"model"`` fits with ``alpha > 0`` or a prior, of at most
+        ``IMPORTANCE_MAX_PARAMS`` parameters, the draws are importance-weighted to the exact
+        posterior (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989);
+        otherwise, or where the weights show the proposal unusable (separated data), they come
+        from ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it
+        tops. Two items without a position term are integrated by quadrature instead.
 
         Parameters
         ----------
@@ -1230,30 +1204,21 @@ def bradley_terry(
 
     Maximises the weighted soft-label log-likelihood of Bradley & Terry (1952) (first solved by
     Zermelo, 1929) minus ``alpha * (||theta||^2 + h^2)``, optionally with a jointly fitted
-    slot-1 advantage ``h`` (the home-advantage model of Agresti, *Categorical Data Analysis*,
-    sec. 10.6; Davidson & Beaver, 1977). Newton's method with an analytic Hessian and a
-    backtracking line search; each iteration costs ``O(n_items^2 + n_items^3)`` after an
-    ``O(m)`` reduction to per-ordered-pair totals.
+    slot-1 advantage ``h`` (Agresti, *Categorical Data Analysis*, sec. 10.6; Davidson & Beaver,
+    1977), by Newton's method on per-ordered-pair totals. The returned ``params`` sum to zero.
+    Whether the unpenalised MLE exists and which parameters the data identify is decided
+    exactly (:func:`~genrm_rank.aggregators.identification.identify`) and reported in
+    ``fit.identification``; a parameter the data do not identify gets an infinite standard
+    error, and with ``alpha == 0`` a fit without a finite, unique MLE raises.
 
-    ``theta`` is identified by centring: the returned ``params`` sum to zero. Whether the
-    unpenalised MLE exists and which parameters the data identify is decided exactly for any
-    ``alpha`` (:func:`~genrm_rank.aggregators.identification.identify`) and reported on the fit
-    (``fit.identification``, with a reason). With ``alpha > 0`` the estimate is finite for any
-    data, but a parameter the data do not identify gets an infinite standard error. With
-    ``alpha == 0`` a fit without a finite, unique MLE raises
-    :class:`~genrm_rank.errors.ComparisonGraphError`.
-
-    Graded outcomes in ``[0, 1]`` vary less than the Bernoulli outcomes the likelihood
-    assumes, so the default covariance is the quasi-likelihood one (Wedderburn, 1974; McCullagh
-    & Nelder, *Generalized Linear Models*, 2nd ed., sec. 9.2): the information is divided by
-    the moment estimate of the dispersion, ``phi = sum w (o - p)^2 / sum w p (1 - p)`` times
-    ``sum(weight) / (sum(weight) - n_free)`` (``phi = 1`` when there are no residual degrees of
-    freedom), and the prior is added to it unchanged. It weights rows as the information does;
-    Pearson's ``X^2 / df`` (the mean of per-row ratios) and Fletcher's (2012, *Biometrika* 99)
-    correction of it covered nominal 95% intervals less well on simulated round-robins
-    (``benchmarks/README.md`` has the figures).
-    ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967; White, 1982) with the HC1
-    factor, ``"model"`` the plain Laplace inverse Hessian.
+    Graded outcomes vary less than the Bernoulli outcomes the likelihood assumes, so the
+    default covariance is the quasi-likelihood one (Wedderburn, 1974; McCullagh & Nelder,
+    *Generalized Linear Models*, 2nd ed., sec. 9.2): the information divided by the moment
+    estimate ``phi = sum w (o - p)^2 / sum w p (1 - p)`` times ``sum(weight) / (sum(weight) -
+    n_free)`` (1 without residual degrees of freedom), plus the prior. It covered nominal 95%
+    intervals better than Pearson's ``X^2 / df`` and Fletcher's (2012) correction
+    (``benchmarks/README.md``). ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967;
+    White, 1982) with the HC1 factor, ``"model"`` the plain Laplace inverse Hessian.
 
     Parameters
     ----------
