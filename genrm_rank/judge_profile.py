@@ -5,25 +5,10 @@ are, and whether a repeat of an ordered pair copies the last verdict are propert
 judge (a model at a temperature, with a prompt template), not of one prompt. A
 :class:`JudgeProfile` holds them, each with its uncertainty, so that every prompt of a run, a
 resumed run, a shard, or a single ``select_best`` call ranks with the same model of the judge,
-whatever else ran and whenever it finished.
-
-A profile is learnt from verdicts (a run, or a short calibration run), saved as a small JSON
-file (:meth:`JudgeProfile.save`), loaded (:meth:`JudgeProfile.load`) and passed to every door:
+whatever else ran and whenever it finished. It is learnt from verdicts
+(:func:`learn_judge_profile`), saved as a small JSON file, loaded, and passed to every door:
 ``select_best``/``rank``/``arank_many`` (``judge_profile=``), the SDG functions, and the CLI
 (``--judge-profile FILE``; ``--save-judge-profile FILE`` writes what a run learnt).
-
-Each field is the estimate a posterior uses, and its uncertainty says how much that estimate
-counts against a prompt's own evidence:
-
-- ``position_bias``: the judge's slot-1 advantage in log-odds, *fitted* jointly with the
-  strengths (a Bradley-Terry home-advantage term; Agresti, *Categorical Data Analysis*,
-  sec. 10.6), with its standard error ``position_bias_stderr``;
-- ``dispersion``: the quasi-likelihood dispersion ``phi`` of a verdict's preference
-  (Wedderburn, Biometrika 61, 1974), on ``dispersion_df`` residual degrees of freedom;
-- ``strength_sd``: the prior spread of a prompt's strengths (empirical Bayes; Casella, Am.
-  Stat. 39, 1985), on ``strength_df`` degrees of freedom;
-- ``repeat_correlation``: the intra-class correlation of two verdicts of one ordered pair
-  (1: the judge copies itself), from ``repeat_pairs`` repeats (Kish's design effect).
 """
 
 from __future__ import annotations
@@ -59,6 +44,9 @@ __all__ = [
 
 PROFILE_FORMAT = "genrm_rank.judge_profile/1"
 """The ``format`` field of a saved profile."""
+_POSITIVE_FIELDS = (
+    "position_bias_stderr", "dispersion", "dispersion_df", "strength_sd", "strength_df",
+)  # fmt: skip
 
 
 def _number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
@@ -110,10 +98,7 @@ class JudgeProfile:
 
     def __post_init__(self) -> None:
         _number("position_bias", self.position_bias, low=-math.inf)
-        for name in ("position_bias_stderr", "dispersion", "dispersion_df"):
-            if _number(name, getattr(self, name), low=0.0) == 0.0:
-                raise ValueError(f"Field '{name}' must be > 0, not 0.")
-        for name in ("strength_sd", "strength_df"):
+        for name in _POSITIVE_FIELDS:
             if _number(name, getattr(self, name), low=0.0) == 0.0:
                 raise ValueError(f"Field '{name}' must be > 0, not 0.")
         _number("repeat_correlation", self.repeat_correlation, low=0.0, high=1.0)

@@ -120,7 +120,7 @@ class _Gaussian:
         return _Gaussian(self.mean, self.precision * factor)
 
     def __call__(self, x: Array) -> Array:
-        value: Array = 0.5 * np.sum(self.precision * (x - self.mean) ** 2, axis=-1)
+        value: Array = 0.5 * (((x - self.mean) ** 2) @ self.precision)
         return value
 
 
@@ -138,10 +138,12 @@ def _gram(v: Array, size: int) -> Array:
     summed squared scores of each ordered pair; ``v`` may be a stack of matrices.
     """
     n = v.shape[-1]
-    rows, cols = v.sum(axis=-1), v.sum(axis=-2)
-    out = -(v + np.swapaxes(v, -1, -2))
+    ones = np.ones(n)
+    rows, cols = v @ ones, ones @ v  # sums over a row and a column; matmul is the fast sum here
+    between = -(v + np.swapaxes(v, -1, -2))
+    out = between if size == n else np.zeros((*v.shape[:-2], size, size))
     if size > n:
-        out = np.pad(out, [(0, 0)] * (v.ndim - 2) + [(0, size - n)] * 2)
+        out[..., :n, :n] = between
     diagonal = _diagonal(out)
     diagonal[..., :n] += rows + cols
     if size > n:
@@ -189,7 +191,7 @@ def _minimise(
     length); ``objective`` gives one value a problem.
     """
     x = x0.copy()
-    x[..., :n] -= x[..., :n].sum(axis=-1, keepdims=True) / n
+    x[..., :n] -= x[..., :n].sum(axis=-1, keepdims=True) / n  # centred, as the steps are
     f = objective(x)
     converged = False
     n_iter = 0
@@ -197,7 +199,7 @@ def _minimise(
         grad = gradient(x)
         step = -_solve(_with_centring(hessian(x), n), grad)
         step[..., :n] -= step[..., :n].sum(axis=-1, keepdims=True) / n
-        slope = np.sum(grad * step, axis=-1)
+        slope = (grad * step).sum(axis=-1)
         slack = 8.0 * _EPS * (1.0 + np.abs(f))
         t = np.ones_like(f)
         for _ in range(60):
@@ -261,20 +263,21 @@ class _Pairs:
         return float(self.weight.sum())
 
     @cached_property
-    def _index(self) -> tuple[Index, Index, Index | None, Index, Index]:
-        """Each pair's items and ``h`` in the flat ``x``, its cell of the stacked ``n x n``
-        matrices, and its problem."""
-        group = np.zeros_like(self.first) if self.group is None else self.group
-        base = group * self.size
-        h = base + self.n if self.size > self.n else None
-        cell = (group * self.n + self.first) * self.n + self.second
-        return base + self.first, base + self.second, h, cell, group
+    def _index(self) -> tuple[Index, Index, Index | int | None, Index]:
+        """Each pair's items and ``h`` in the flat ``x`` and its cell of the stacked ``n x n``
+        matrices (one problem: ``x``'s own indices, and ``h`` one index)."""
+        h = self.n if self.size > self.n else None
+        if self.group is None:
+            return self.first, self.second, h, self.first * self.n + self.second
+        base = self.group * self.size
+        cell = (self.group * self.n + self.first) * self.n + self.second
+        return base + self.first, base + self.second, None if h is None else base + h, cell
 
     def margins(self, x: Array) -> Array:
         """``theta_first - theta_second + h + offset`` of each pair at ``x``."""
         memo = self._memo
         if memo[0] is not x:
-            first, second, h, _, _ = self._index
+            first, second, h, _ = self._index
             flat = x.reshape(-1)
             m: Array = flat[first] - flat[second] + self.offset
             if h is not None:
@@ -295,19 +298,23 @@ class _Pairs:
     def log_likelihood(self, x: Array) -> Array:
         """The soft-label log-likelihood of each problem (a 0-d array for one)."""
         m = self.margins(x)
+        if self.group is None:
+            return np.asarray(self.wins @ m - self.weight @ _softplus(m))
         terms = self.wins * m - self.weight * _softplus(m)
-        return weighted_bincount(self._index[4], terms, self.groups).reshape(x.shape[:-1])
+        return weighted_bincount(self.group, terms, self.groups)
 
     def objective(self, x: Array, prior: _Gaussian) -> Array:
         value: Array = prior(x) - self.log_likelihood(x)
         return value
 
     def gradient(self, x: Array, prior: _Gaussian) -> Array:
-        first, second, h, _, _ = self._index
+        first, second, h, _ = self._index
         r = self.weight * self.probabilities(x) - self.wins
         length = self.groups * self.size
         g = np.bincount(first, r, length) - np.bincount(second, r, length)
-        if h is not None:
+        if isinstance(h, int):
+            g[h] += r.sum()
+        elif h is not None:
             g += np.bincount(h, r, length)
         grad: Array = prior.precision * (x - prior.mean) + g.reshape(x.shape)
         return grad
@@ -787,10 +794,7 @@ class BradleyTerryFit:
         n = self.n_items
         if self.prior is None and not bool(self.identification.identified.all()):
             return np.full(n, np.nan)
-        columns = None if among is None else _among(among, n)
-        with _threads_for(n):
-            return _p_best(self.params, self.covariance, self._posterior, n_samples,
-                           np.random.default_rng(seed), columns)  # fmt: skip
+        return _p_best(self.params, self.covariance, self._posterior, n_samples, seed, among)
 
     def elo(self, *, scale: float = 400.0, base: float = 1000.0) -> Array:
         """``params`` on the Elo scale; see :func:`elo_scale`."""
@@ -798,15 +802,22 @@ class BradleyTerryFit:
 
 
 def _p_best(
-    params: Array,
-    covariance: Array,
-    posterior: _Posterior | None,
-    n_samples: int,
-    rng: np.random.Generator,
-    among: NDArray[np.int64] | None,
-) -> Array:
+    params: Array, covariance: Array, posterior: _Posterior | None, n_samples: int,
+    seed: SeedLike, among: ArrayLike | None,
+) -> Array:  # fmt: skip
     """P(best) by quadrature, importance sampling, or the normal approximation (see
     :meth:`BradleyTerryFit.p_best`); the one function every P(best) of this module uses."""
+    with _threads_for(params.shape[0]):
+        return _draw_p_best(
+            params, covariance, posterior, n_samples, np.random.default_rng(seed),
+            None if among is None else _among(among, params.shape[0]),
+        )  # fmt: skip
+
+
+def _draw_p_best(
+    params: Array, covariance: Array, posterior: _Posterior | None, n_samples: int,
+    rng: np.random.Generator, among: Index | None,
+) -> Array:  # fmt: skip
     n = int(params.shape[0])
     if among is not None and among.size == 1:
         alone = np.zeros(n)
@@ -1108,14 +1119,8 @@ class BradleyTerryPosterior:
         self, n_samples: int = 10_000, seed: SeedLike = None, *, among: ArrayLike | None = None
     ) -> Array:
         """P(best) of each item, as :meth:`BradleyTerryFit.p_best` computes it."""
-        n = int(self.params.shape[0])
-        columns = None if among is None else _among(among, n)
         posterior = self._posterior if self.mode.shape[0] <= IMPORTANCE_MAX_PARAMS else None
-        with _threads_for(n):
-            return _p_best(
-                self.params, self.covariance, posterior, int(n_samples),
-                np.random.default_rng(seed), columns,
-            )  # fmt: skip
+        return _p_best(self.params, self.covariance, posterior, int(n_samples), seed, among)
 
 
 def _among(among: ArrayLike, n: int) -> NDArray[np.int64] | None:
@@ -1418,21 +1423,17 @@ def _cells_by_rows(
 class _Resampler:
     """Refits resampled pair totals from the full fit by chord-Newton steps.
 
-    Every step solves with the full fit's (centred, penalised) Hessian, factorised once, so a
-    step costs one gradient over the observed pairs (two sparse products with the design
-    matrix, built once) and one triangular solve. The first step
-    needs no ``expit`` at all (the fitted probabilities are known). If the steps stop shrinking
-    (a resample far from the full fit), the resample is finished by the damped Newton method.
+    Every step solves with the full fit's (centred, penalised) Hessian, factorised once: one
+    gradient over the observed pairs (sparse products with the design matrix, built once) and
+    one triangular solve. If the steps stop shrinking, :meth:`_Pairs.minimise` finishes.
     """
 
     def __init__(self, cells: _Cells, n: int, x_hat: Array, alpha: float, tol: float) -> None:
         self.cells, self.n, self.x_hat, self.alpha, self.tol = cells, n, x_hat, alpha, tol
         self.n_pairs = cells.first.shape[0]
         self.size = x_hat.shape[0]
-        # Sparse operators, built once: the design (one row a pair: +1 first, -1 second, +1 h)
-        # gives the margins and, transposed, the gradient; ``pool`` sums the units' weights
-        # and wins into the pairs. Each is one sparse product a step, several times cheaper
-        # than gathers and weighted bincounts over the same arrays.
+        # The design (a row a pair: +1 first, -1 second, +1 h) gives the margins and, transposed,
+        # the gradient; ``pool`` sums the units' weights and wins into the pairs.
         cols = [cells.first, cells.second] + ([np.full(self.n_pairs, n)] if self.size > n else [])
         values = np.repeat([1.0, -1.0, 1.0][: len(cols)], self.n_pairs)
         rows = np.tile(np.arange(self.n_pairs), len(cols))
@@ -1498,12 +1499,8 @@ class _Resampler:
 def _unit_counts(unit_size: Array, rng: np.random.Generator) -> Callable[[], Array]:
     """A sampler of one resample's count of each unit: multinomial(total, unit_size / total).
 
-    Two exact samplers of the same distribution, whichever is cheaper: numpy's multinomial walks
-    the units with one binomial draw each (about 100 ns a unit); drawing the ``total`` rows'
-    positions uniformly and counting them per unit costs a few ns a row. So the rows are drawn
-    when there are few rows a unit (a leaderboard's cells, a cluster bootstrap's clusters), and
-    the multinomial is used when many rows share few units, where the cost must not grow with
-    the rows.
+    numpy's multinomial (a binomial draw a unit) where many rows share few units; otherwise
+    the rows' positions drawn uniformly and counted per unit, the same distribution, cheaper.
     """
     sizes = unit_size.astype(np.int64)
     total = int(sizes.sum())
@@ -1540,16 +1537,11 @@ def bootstrap_interval(
 ) -> tuple[Array, Array]:
     """Median-recentred percentile interval: always holds its own point estimate.
 
-    The percentile interval of the resamples shifted so that their median is the estimate,
     ``estimate + quantile(samples - median(samples))`` at the two tails: the percentile method
     (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13) after removing the
-    bootstrap estimate of median bias (ch. 10). Where the resamples' median is the estimate,
-    as for a smooth, unbiased fit, it is the percentile interval; where the resamples pile up
-    on one side (few comparisons, a point mass where an item drops out of a resample), the
-    plain percentile interval can exclude the estimate, this one cannot. Chosen over the
-    basic, bias-corrected (BC) and normal intervals by coverage on simulated prompts and
-    leaderboards, where it kept the percentile interval's coverage and the others fell short
-    in some regimes (``benchmarks/bootstrap_intervals.py``; figures in
+    bootstrap estimate of median bias (ch. 10). Where resamples pile up on one side, the plain
+    percentile interval can exclude the estimate; this one cannot. Chosen over the basic, BC
+    and normal intervals by coverage (``benchmarks/bootstrap_intervals.py``; figures in
     ``benchmarks/README.md``).
 
     Parameters
@@ -1607,13 +1599,10 @@ def bootstrap_bradley_terry(
     (the cluster bootstrap; Davison & Hinkley, *Bootstrap Methods*, 1997, sec. 3.8), as
     Arena-Hard does with prompts, because verdicts on one prompt are not independent.
 
-    The rows are first reduced to cells: for a row bootstrap, the rows that share an ordered
-    pair, an outcome and a weight (a GenRM's outcomes take six values, so at most six cells a
-    pair); for a cluster bootstrap, each cluster's total on each pair. A resample is then one
-    multinomial draw over the cells (the exact distribution of the plain row bootstrap, at a
-    cost that does not grow with the number of rows once they are reduced) or over the
-    clusters. Each resample is warm-started at the full fit and solved by chord-Newton steps
-    with the full fit's Hessian, factorised once, to ``resample_tol``.
+    The rows are reduced to cells (rows sharing an ordered pair, an outcome and a weight; or a
+    cluster's total on a pair), so that a resample is one multinomial draw over cells or
+    clusters, the exact row bootstrap at a cost that does not grow with the rows. Each
+    resample is refitted from the full fit by chord-Newton steps to ``resample_tol``.
 
     Parameters
     ----------
@@ -1631,10 +1620,8 @@ def bootstrap_bradley_terry(
         One label per comparison (any hashable numpy values, e.g. prompt ids); when given,
         clusters are resampled whole.
     resample_tol : float, optional
-        Convergence of each resample's fit (largest step); far below any bootstrap spread.
-        At 1,000 items x 1,000,000 comparisons, 1e-4 instead of 1e-6 took about 40% less time
-        and moved no interval bound by more than 1.4e-5 (bootstrap SDs about 0.05;
-        ``benchmarks/README.md``).
+        Convergence of each resample's fit (largest step), far below any bootstrap spread
+        (``benchmarks/README.md`` measures what it saves and moves).
 
     Returns
     -------
