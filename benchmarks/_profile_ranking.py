@@ -24,7 +24,7 @@ REPEATS = 300
 STAGES = {
     "judgements_to_comparisons": "verdicts to comparisons",
     "identify": "identification (all calls)",
-    "_newton": "Newton fit",
+    "_minimise": "Newton fit",
     "_covariance": "covariance",
     "p_best": "P(best) (BradleyTerryFit.p_best)",
     "win_rate": "win rate",
