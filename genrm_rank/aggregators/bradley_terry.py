@@ -138,9 +138,11 @@ def _gram(v: Array, size: int) -> Array:
     summed squared scores of each ordered pair; ``v`` may be a stack of matrices.
     """
     n = v.shape[-1]
-    ones = np.ones(n)
-    rows, cols = v @ ones, ones @ v  # sums over a row and a column; matmul is the fast sum here
-    between = -(v + np.swapaxes(v, -1, -2))
+    if v.ndim == 2:
+        rows, cols, between = v.sum(axis=1), v.sum(axis=0), -(v + v.T)
+    else:  # a matmul sums a stack's short rows and columns much faster than sum(axis=...)
+        ones = np.ones(n)
+        rows, cols, between = v @ ones, ones @ v, -(v + np.swapaxes(v, -1, -2))
     out = between if size == n else np.zeros((*v.shape[:-2], size, size))
     if size > n:
         out[..., :n, :n] = between
@@ -163,11 +165,12 @@ def _with_centring(hess: Array, n_items: int) -> Array:
 
 def _solve(matrix: Array, rhs: Array) -> Array:
     """``matrix^-1 rhs`` for one system or a stack; the least-squares solution if singular."""
+    column = rhs if rhs.ndim == 1 else rhs[..., None]
     try:
-        solution = np.linalg.solve(matrix, rhs[..., None])
+        solution = np.asarray(np.linalg.solve(matrix, column), dtype=np.float64)
     except np.linalg.LinAlgError:
-        solution = np.linalg.pinv(matrix) @ rhs[..., None]
-    out: Array = np.asarray(solution[..., 0], dtype=np.float64)
+        solution = np.linalg.pinv(matrix) @ column
+    out: Array = solution if rhs.ndim == 1 else solution[..., 0]
     return out
 
 
@@ -201,14 +204,14 @@ def _minimise(
         step[..., :n] -= step[..., :n].sum(axis=-1, keepdims=True) / n
         slope = (grad * step).sum(axis=-1)
         slack = 8.0 * _EPS * (1.0 + np.abs(f))
-        t = np.ones_like(f)
+        t: Array | float = 1.0
         for _ in range(60):
-            candidate = x + t[..., None] * step
+            candidate = x + (t * step.T).T
             f_new = objective(candidate)
             short = f_new > f + 1e-4 * t * slope + slack
             if not short.any():
                 break
-            t = np.where(short, 0.5 * t, t)
+            t = t * (1.0 - 0.5 * short)
         x, f = candidate, f_new
         if float(np.max(np.abs(step), initial=0.0)) < tol:
             converged = True
