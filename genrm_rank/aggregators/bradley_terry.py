@@ -282,9 +282,11 @@ class _Pairs:
         if memo[0] is not x:
             first, second, h, _ = self._index
             flat = x.reshape(-1)
-            m: Array = flat[first] - flat[second] + self.offset
+            m: Array = flat[first] - flat[second]
             if h is not None:
                 m += flat[h]
+            if self.offset:
+                m += self.offset
             memo[:] = [x, m, None]
         margins = memo[1]
         assert margins is not None
