@@ -27,6 +27,7 @@ from genrm_rank.aggregators.bradley_terry import (
     _unit_counts,
     bootstrap_interval,
 )
+from genrm_rank.aggregators.identification import identify
 from genrm_rank.errors import ComparisonGraphError
 
 bt_module = importlib.import_module("genrm_rank.aggregators.bradley_terry")
@@ -167,6 +168,44 @@ def test_gradient_and_hessian_match_finite_differences(position_bias: bool, alph
         [approx_fprime(x, lambda y, k=k: gradient(y)[k], 1e-7) for k in range(x.size)]
     )
     np.testing.assert_allclose(pairs.hessian(x, ridge), numeric, atol=1e-4)
+
+
+def test_stacked_problems_solve_as_each_alone() -> None:
+    # learn_judge_profile solves every prompt of a bucket as one stacked problem, with a fixed
+    # slot-1 term and each prompt its own step length: the same modes as one fit a prompt.
+    rng = np.random.default_rng(11)
+    n, prompts, m = 4, 5, 12
+    first = rng.integers(0, n, (prompts, m))
+    second = (first + rng.integers(1, n, (prompts, m))) % n
+    outcome = rng.random((prompts, m))
+    prior = _Gaussian(np.zeros(n), np.full(n, 0.4))
+    group = np.repeat(np.arange(prompts), m)
+    stacked = _Pairs(
+        first.ravel(), second.ravel(), np.ones(prompts * m), outcome.ravel(), outcome.ravel() ** 2,
+        n, n, group, prompts, 0.3,
+    )  # fmt: skip
+    together = stacked.minimise(prior, np.zeros((prompts, n)), 100, 1e-12)
+    assert together.converged
+    for p in range(prompts):
+        alone = _Pairs(first[p], second[p], np.ones(m), outcome[p], outcome[p] ** 2, n, n,
+                       offset=0.3).minimise(prior, np.zeros(n), 100, 1e-12)  # fmt: skip
+        np.testing.assert_allclose(together.x[p], alone.x, atol=1e-10)
+    values = stacked.objective(together.x, prior)
+    assert values.shape == (prompts,)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: bradley_terry(c, position_bias=True),
+        lambda c: bootstrap_bradley_terry(c, bootstrap_rounds=2, position_bias=True),
+        lambda c: identify(*c.pair_totals(), position_bias=True),
+    ],
+)
+def test_the_switch_is_fit_position_bias_not_position_bias(call: Any) -> None:
+    c = Comparisons.from_pairs(3, [(0, 1), (1, 2), (2, 0), (1, 0)])
+    with pytest.raises(TypeError, match="position_bias"):
+        call(c)
 
 
 # ---------------------------------------------------------------------------- real data
