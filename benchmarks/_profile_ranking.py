@@ -24,7 +24,7 @@ REPEATS = 300
 STAGES = {
     "judgements_to_comparisons": "verdicts to comparisons",
     "identify": "identification (all calls)",
-    "_newton": "Newton fit",
+    "_minimise": "Newton fit",
     "_covariance": "covariance",
     "p_best": "P(best) (BradleyTerryFit.p_best)",
     "win_rate": "win rate",
@@ -35,12 +35,12 @@ STAGES = {
 }
 
 
-def captured_run(strategy: str) -> tuple[Any, Any, int | None]:
-    captured: list[tuple[Any, Any, int | None]] = []
+def captured_run(strategy: str) -> tuple[Any, Any, dict[str, Any]]:
+    captured: list[tuple[Any, Any, dict[str, Any]]] = []
 
-    def keep(run: Any, spec: Any, *, seed: int | None = None) -> Any:
-        captured.append((run, spec, seed))
-        return build_ranking(run, spec, seed=seed)
+    def keep(run: Any, spec: Any, **options: Any) -> Any:
+        captured.append((run, spec, options))
+        return build_ranking(run, spec, **options)
 
     original = genrm_rank.runner.build_ranking
     genrm_rank.runner.build_ranking = keep  # type: ignore[assignment]
@@ -55,17 +55,17 @@ def captured_run(strategy: str) -> tuple[Any, Any, int | None]:
 
 def profile() -> None:
     for strategy in ("knockout", "round-robin"):
-        run, spec, seed = captured_run(strategy)
+        run, spec, options = captured_run(strategy)
         for _ in range(20):  # warm-up
-            build_ranking(run, spec, seed=seed)
+            build_ranking(run, spec, **options)
         started = time.process_time()
         for _ in range(REPEATS):
-            build_ranking(run, spec, seed=seed)
+            build_ranking(run, spec, **options)
         total = 1000 * (time.process_time() - started) / REPEATS
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         for _ in range(REPEATS):
-            build_ranking(run, spec, seed=seed)
+            build_ranking(run, spec, **options)
         profiler.disable()
         stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
         cumulative: dict[str, float] = {}

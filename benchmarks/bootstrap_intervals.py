@@ -164,7 +164,7 @@ def main() -> None:
             comparisons, clusters = regime.make(rng, theta)
             boot = bootstrap_bradley_terry(
                 comparisons, bootstrap_rounds=args.rounds, seed=rng, alpha=regime.alpha,
-                position_bias=regime.position_bias, clusters=clusters,
+                fit_position_bias=regime.position_bias, clusters=clusters,
             )  # fmt: skip
             estimate = boot.fit.params
             for method, (lo, hi) in intervals(boot.samples, estimate, args.confidence).items():

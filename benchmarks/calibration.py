@@ -194,13 +194,13 @@ def _fit(comparisons: Comparisons, method: CovarianceMethod, spec: RankSpec, see
     if method != "sandwich":
         prior = BradleyTerryPrior.from_profile(PROFILE)
         fit = bradley_terry(
-            comparisons, position_bias=spec.fit_position_bias, covariance=method, prior=prior
+            comparisons, fit_position_bias=spec.fit_position_bias, covariance=method, prior=prior
         )
         return fit, spec.fit_position_bias
     use_h = spec.fit_position_bias and bool(
-        identify(*comparisons.pair_totals(), position_bias=True).position_bias_identified
+        identify(*comparisons.pair_totals(), fit_position_bias=True).position_bias_identified
     )
-    fit = bradley_terry(comparisons, alpha=spec.alpha, position_bias=use_h, covariance=method)
+    fit = bradley_terry(comparisons, alpha=spec.alpha, fit_position_bias=use_h, covariance=method)
     return fit, use_h
 
 
@@ -257,7 +257,7 @@ def _truth_fit(spec: RankSpec, expected: NDArray[np.float64], truth: str):  # ty
             outcome=expected[rows, cols],
         )  # fmt: skip
         full: NDArray[np.float64] = bradley_terry(
-            everything, alpha=spec.alpha, position_bias=spec.fit_position_bias
+            everything, alpha=spec.alpha, fit_position_bias=spec.fit_position_bias
         ).params
         return lambda comparisons, use_h: full
 
@@ -271,7 +271,7 @@ def _truth_fit(spec: RankSpec, expected: NDArray[np.float64], truth: str):  # ty
             outcome=expected[rows, cols],
             weight=weight[rows, cols],
         )
-        fit = bradley_terry(expected_rows, alpha=spec.alpha, position_bias=use_h)
+        fit = bradley_terry(expected_rows, alpha=spec.alpha, fit_position_bias=use_h)
         params: NDArray[np.float64] = fit.params
         return params
 
@@ -552,7 +552,7 @@ def knockout_diagnosis(regime: Regime, n: int, n_prompts: int, seed: int) -> Non
                 n, first=r.astype(np.int64), second=c.astype(np.int64),
                 outcome=regime.expected_outcome(quality[p])[r, c], weight=weight[r, c],
             )  # fmt: skip
-            truth = bradley_terry(expected, alpha=spec.alpha, position_bias=use_h)
+            truth = bradley_terry(expected, alpha=spec.alpha, fit_position_bias=use_h)
             count = np.bincount(
                 np.concatenate([comparisons.first, comparisons.second]), minlength=n
             )
@@ -563,7 +563,7 @@ def knockout_diagnosis(regime: Regime, n: int, n_prompts: int, seed: int) -> Non
                 x_true = truth.params if not use_h else np.append(truth.params, truth.position_bias)
                 stats = bt._pair_stats(comparisons)
                 prob = expit(bt._margins(x_true, n))
-                info = bt._gram(stats.weight * prob * (1 - prob), x_true.shape[0], 0.0)
+                info = bt._gram(stats.weight * prob * (1 - prob), x_true.shape[0])
                 precision = info / fit.dispersion + 2 * spec.alpha * np.eye(x_true.shape[0])
                 se = np.sqrt(np.diag(bt._centred_inverse(precision, n))[:n])
                 for i in range(n):

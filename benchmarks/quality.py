@@ -397,7 +397,7 @@ def _reference_score(task: Task, seed: int, prompt: int) -> np.ndarray:
         for call in scheduler.next_pairs():
             scheduler.record(call, task.judge(prompt, call))
     comparisons = judgements_to_comparisons(task.n, scheduler.judgements())
-    fit = bradley_terry(comparisons, alpha=DEFAULT_ALPHA, position_bias=True)
+    fit = bradley_terry(comparisons, alpha=DEFAULT_ALPHA, fit_position_bias=True)
     params = np.round(np.asarray(fit.params), 9)
     return params
 

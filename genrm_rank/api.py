@@ -336,7 +336,7 @@ async def agroup_rewards(
         fit = bradley_terry(
             comparisons,
             alpha=resolved.alpha,
-            position_bias=resolved.fit_position_bias and len(comparisons) > 0,
+            fit_position_bias=resolved.fit_position_bias and len(comparisons) > 0,
         )
         rewards = np.array(fit.params, dtype=float)
         counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
@@ -390,7 +390,7 @@ group_rewards = _sync_twin(agroup_rewards)
 def leaderboard(
     results: Iterable[Ranking] | Iterable[tuple[str, str, float] | tuple[str, str, float, Any]],
     *,
-    position_bias: bool = True,
+    fit_position_bias: bool = True,
     bootstrap_rounds: int = 200,
     seed: int | None = None,
     confidence: float = 0.95,
@@ -442,6 +442,6 @@ def leaderboard(
     if not first:
         raise ValueError("Argument 'results' holds no usable game.")
     return fit_leaderboard(
-        first, second, np.array(outcome), position_bias=position_bias,
+        first, second, np.array(outcome), fit_position_bias=fit_position_bias,
         bootstrap_rounds=bootstrap_rounds, seed=seed, confidence=confidence, clusters=clusters,
     )  # fmt: skip

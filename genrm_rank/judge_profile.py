@@ -5,25 +5,10 @@ are, and whether a repeat of an ordered pair copies the last verdict are propert
 judge (a model at a temperature, with a prompt template), not of one prompt. A
 :class:`JudgeProfile` holds them, each with its uncertainty, so that every prompt of a run, a
 resumed run, a shard, or a single ``select_best`` call ranks with the same model of the judge,
-whatever else ran and whenever it finished.
-
-A profile is learnt from verdicts (a run, or a short calibration run), saved as a small JSON
-file (:meth:`JudgeProfile.save`), loaded (:meth:`JudgeProfile.load`) and passed to every door:
+whatever else ran and whenever it finished. It is learnt from verdicts
+(:func:`learn_judge_profile`), saved as a small JSON file, loaded, and passed to every door:
 ``select_best``/``rank``/``arank_many`` (``judge_profile=``), the SDG functions, and the CLI
 (``--judge-profile FILE``; ``--save-judge-profile FILE`` writes what a run learnt).
-
-Each field is the estimate a posterior uses, and its uncertainty says how much that estimate
-counts against a prompt's own evidence:
-
-- ``position_bias``: the judge's slot-1 advantage in log-odds, *fitted* jointly with the
-  strengths (a Bradley-Terry home-advantage term; Agresti, *Categorical Data Analysis*,
-  sec. 10.6), with its standard error ``position_bias_stderr``;
-- ``dispersion``: the quasi-likelihood dispersion ``phi`` of a verdict's preference
-  (Wedderburn, Biometrika 61, 1974), on ``dispersion_df`` residual degrees of freedom;
-- ``strength_sd``: the prior spread of a prompt's strengths (empirical Bayes; Casella, Am.
-  Stat. 39, 1985), on ``strength_df`` degrees of freedom;
-- ``repeat_correlation``: the intra-class correlation of two verdicts of one ordered pair
-  (1: the judge copies itself), from ``repeat_pairs`` repeats (Kish's design effect).
 """
 
 from __future__ import annotations
@@ -40,9 +25,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit
 
-# The submodule, not the package: aggregators may import this module in turn.
+from genrm_rank.aggregators.bradley_terry import _Gaussian, _moments, _Pairs
 from genrm_rank.aggregators.comparisons import Comparisons, weighted_bincount
 from genrm_rank.blas_threads import one_blas_thread
 
@@ -60,6 +44,9 @@ __all__ = [
 
 PROFILE_FORMAT = "genrm_rank.judge_profile/1"
 """The ``format`` field of a saved profile."""
+_POSITIVE_FIELDS = (
+    "position_bias_stderr", "dispersion", "dispersion_df", "strength_sd", "strength_df",
+)  # fmt: skip
 
 
 def _number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
@@ -111,10 +98,7 @@ class JudgeProfile:
 
     def __post_init__(self) -> None:
         _number("position_bias", self.position_bias, low=-math.inf)
-        for name in ("position_bias_stderr", "dispersion", "dispersion_df"):
-            if _number(name, getattr(self, name), low=0.0) == 0.0:
-                raise ValueError(f"Field '{name}' must be > 0, not 0.")
-        for name in ("strength_sd", "strength_df"):
+        for name in _POSITIVE_FIELDS:
             if _number(name, getattr(self, name), low=0.0) == 0.0:
                 raise ValueError(f"Field '{name}' must be > 0, not 0.")
         _number("repeat_correlation", self.repeat_correlation, low=0.0, high=1.0)
@@ -216,35 +200,32 @@ def as_profile(value: ProfileLike | None, name: str = "judge_profile") -> JudgeP
 
 @dataclass
 class _Bucket:
-    """Prompts with the same number of candidates ``n``: one entry per judged ordered pair."""
+    """Prompts with the same number of candidates: one entry per judged ordered pair."""
 
+    theta: NDArray[np.float64]
+    """Current strengths, ``[prompt, candidate]``."""
     prompt: NDArray[np.int64]
     """Which prompt of the bucket the ordered pair belongs to."""
     first: NDArray[np.int64]
     second: NDArray[np.int64]
     weight: NDArray[np.float64]
-    """Sum of the verdicts' weights."""
+    """Sums of the verdicts' ``w``, ``w o`` and ``w o^2``."""
     wins: NDArray[np.float64]
-    """Sum of weight times outcome."""
     wins_sq: NDArray[np.float64]
-    """Sum of weight times squared outcome."""
     count: NDArray[np.float64]
     """Usable verdicts (repeats of the ordered pair)."""
     spread: NDArray[np.float64]
     """``sum (o - mean o)^2`` over the verdicts of the ordered pair (0 for one verdict)."""
-    theta: NDArray[np.float64]
-    """Current strengths, ``[prompt, candidate]``."""
 
-    @property
-    def n(self) -> int:
-        return int(self.theta.shape[1])
-
-    def margins(self, theta: NDArray[np.float64], gamma: float) -> NDArray[np.float64]:
-        """``theta_first - theta_second + gamma`` of each ordered pair."""
-        out: NDArray[np.float64] = (
-            theta[self.prompt, self.first] - theta[self.prompt, self.second] + gamma
-        )
-        return out
+    def pairs(self, rho: float, gamma: float) -> _Pairs:
+        """The prompts as stacked Bradley-Terry problems with the slot-1 term ``gamma`` held
+        fixed, each verdict weighing ``1 / (1 + (k - 1) rho)`` of its ordered pair (Kish)."""
+        c = 1.0 / (1.0 + np.maximum(self.count - 1.0, 0.0) * rho)
+        size, n = self.theta.shape
+        return _Pairs(
+            self.first, self.second, self.weight * c, self.wins * c, self.wins_sq * c, n, n,
+            self.prompt, size, gamma,
+        )  # fmt: skip
 
 
 def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
@@ -274,24 +255,17 @@ def _buckets(prompts: Sequence[Comparisons]) -> list[_Bucket]:
         if n < 2 or not len(c) or not float(np.sum(c.weight)) > 0:
             continue
         pairs, cell = np.unique(c.first * n + c.second, return_inverse=True)
-        w, o = c.weight, c.outcome
-
-        def total(values: NDArray[np.float64], size: int = len(pairs), cell: Any = cell) -> Any:
-            return weighted_bincount(cell, values, size)
-
-        count = total(np.ones_like(o))
-        spread = total((o - (total(o) / count)[cell]) ** 2)
+        count, outcomes, _ = _moments(cell, len(pairs), np.ones_like(c.outcome), c.outcome)
+        spread = weighted_bincount(cell, (c.outcome - (outcomes / count)[cell]) ** 2, len(pairs))
         index = np.full(len(pairs), len(by_size.get(n, [])), dtype=np.int64)
         by_size.setdefault(n, []).append(
-            [index, pairs // n, pairs % n, total(w), total(w * o), total(w * o * o), count, spread]
-        )
+            [index, pairs // n, pairs % n, *_moments(cell, len(pairs), c.weight, c.outcome),
+             count, spread]
+        )  # fmt: skip
     buckets = []
     for n in sorted(by_size):
-        prompt, first, second, weight, wins, wins_sq, count, spread = (
-            np.concatenate(column) for column in zip(*by_size[n], strict=True)
-        )
-        theta = np.zeros((len(by_size[n]), n))
-        buckets.append(_Bucket(prompt, first, second, weight, wins, wins_sq, count, spread, theta))
+        columns = [np.concatenate(column) for column in zip(*by_size[n], strict=True)]
+        buckets.append(_Bucket(np.zeros((len(by_size[n]), n)), *columns))
     return buckets
 
 
@@ -306,12 +280,6 @@ class _Judge:
     bias_sd: float
 
 
-def _cell_weight(b: _Bucket, rho: float) -> NDArray[np.float64]:
-    """Each verdict's share ``1 / (1 + (k - 1) rho)`` of its ordered pair (Kish)."""
-    out: NDArray[np.float64] = 1.0 / (1.0 + np.maximum(b.count - 1.0, 0.0) * rho)
-    return out
-
-
 def _strength_modes(
     b: _Bucket, gamma: float, judge: _Judge, variance: float
 ) -> tuple[float, NDArray[np.float64]]:
@@ -322,55 +290,15 @@ def _strength_modes(
     the log determinant of its Hessian, per prompt. Returns its sum over the bucket's prompts
     and the inverse Hessians (the strengths' posterior covariances).
     """
-    c = _cell_weight(b, judge.rho)
-    y, w = b.wins * c, b.weight * c
-    size, n = b.theta.shape
-    row_first, row_second = b.prompt * n + b.first, b.prompt * n + b.second
-    flat = b.prompt * n * n + b.first * n + b.second
-    idx = np.arange(n)
-
-    def value(theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        d = b.margins(theta, gamma)
-        # y log sigmoid(d) + (w - y) log sigmoid(-d) = y d - w log(1 + e^d)
-        fit = y * d - w * (np.maximum(d, 0.0) + np.log1p(np.exp(-np.abs(d))))
-        out = weighted_bincount(b.prompt, fit, size) / judge.phi
-        out -= 0.5 * np.sum(theta**2, axis=1) / variance
-        return out
-
-    def hessian(theta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        p = expit(b.margins(theta, gamma))
-        g = (y - w * p) / judge.phi
-        v = w * p * (1.0 - p) / judge.phi
-        grad = weighted_bincount(row_first, g, size * n) - weighted_bincount(
-            row_second, g, size * n
-        )
-        between = weighted_bincount(flat, v, size * n * n).reshape(size, n, n)
-        hess = -(between + np.swapaxes(between, 1, 2))
-        degree = weighted_bincount(row_first, v, size * n) + weighted_bincount(
-            row_second, v, size * n
-        )
-        hess[:, idx, idx] += degree.reshape(size, n) + 1.0 / variance
-        return hess, grad.reshape(size, n) - theta / variance
-
-    theta = b.theta
-    current = value(theta)
-    for _ in range(_MAX_NEWTON):  # Newton per prompt, halving a prompt's step until it climbs
-        hess, grad = hessian(theta)
-        step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        t = np.ones((size, 1))
-        for _ in range(60):
-            trial = value(theta + t * step)
-            worse = trial < current - 1e-12 * (1.0 + np.abs(current))
-            if not worse.any():
-                break
-            t[worse] /= 2.0
-        theta, current = theta + t * step, trial
-        if float(np.max(np.abs(t * step))) < _TOL:
-            break
-    b.theta = theta
-    hess, _ = hessian(theta)
+    pairs = b.pairs(judge.rho, gamma)
+    n = b.theta.shape[1]
+    # The mode of l / phi - |theta|^2 / (2 s^2) is that of l - phi |theta|^2 / (2 s^2).
+    prior = _Gaussian(np.zeros(n), np.full(n, judge.phi / variance))
+    b.theta = pairs.minimise(prior, b.theta, _MAX_NEWTON, _TOL).x
+    hess = pairs.hessian(b.theta, prior) / judge.phi
+    log_post = -float(np.sum(pairs.objective(b.theta, prior))) / judge.phi
     log_det = float(np.sum(np.linalg.slogdet(hess)[1]))
-    total = float(np.sum(current)) - 0.5 * log_det - 0.5 * theta.size * math.log(variance)
+    total = log_post - 0.5 * log_det - 0.5 * b.theta.size * math.log(variance)
     inverse: NDArray[np.float64] = np.asarray(np.linalg.inv(hess), dtype=np.float64)
     return total, inverse
 
@@ -527,7 +455,7 @@ def learn_judge_profile(
     )
     verdicts = round(sum(float(b.count.sum()) for b in buckets))
     n_prompts = sum(int(b.theta.shape[0]) for b in buckets)
-    strength_dof = float(sum(b.theta.shape[0] * (b.n - 1) for b in buckets))
+    strength_dof = float(sum(b.theta.shape[0] * (b.theta.shape[1] - 1) for b in buckets))
     repeats = float(sum(float(np.sum(np.clip(b.count - 1.0, 0.0, None))) for b in buckets))
     spread_prior = (base.strength_sd**2, base.strength_df if prior is not None else 0.0)
     x = np.array([judge.bias_mean, math.log(base.strength_sd)])
@@ -547,13 +475,13 @@ def learn_judge_profile(
         residuals = spread = total = hat = repeat_sq = repeat_null = 0.0
         for b in buckets:
             inverse = _strength_modes(b, gamma, judge, strength_var)[1]
-            c = _cell_weight(b, judge.rho)
-            p = expit(b.margins(b.theta, gamma))
-            residuals += float(np.sum(c * (p * p * b.weight - 2.0 * p * b.wins + b.wins_sq)))
-            spread += float(np.sum(c * b.weight * p * (1.0 - p)))
-            total += float(np.sum(c * b.weight))
+            pairs = b.pairs(judge.rho, gamma)
+            p = pairs.probabilities(b.theta)
+            residuals += float(np.sum(p * p * pairs.weight - 2.0 * p * pairs.wins + pairs.wins_sq))
+            spread += float(np.sum(pairs.weight * p * (1.0 - p)))
+            total += pairs.total
             # 2 tr(H) - tr(H^2) = n - tr(C^2) / s^4 a prompt, C its strengths' covariance
-            hat += float(b.n * inverse.shape[0] - np.sum(inverse**2) / strength_var**2)
+            hat += float(inverse.shape[1] * inverse.shape[0] - np.sum(inverse**2) / strength_var**2)
             repeated = b.count >= 2
             repeat_sq += float(np.sum(b.spread[repeated]))
             repeat_null += float(np.sum(((b.count - 1.0) * p * (1.0 - p))[repeated]))

@@ -383,7 +383,7 @@ def build_ranking(
     ).astype(int)
     usable = len(comparisons) > 0
     prior = BradleyTerryPrior.from_profile(profile)
-    fit = bradley_terry(comparisons, position_bias=position_bias, prior=prior)
+    fit = bradley_terry(comparisons, fit_position_bias=position_bias, prior=prior)
     if position_bias and usable and not fit.identification.position_bias_identified:
         notes.append(
             "the judged pairs cannot separate the judge's slot-1 bias from the strengths "
@@ -396,7 +396,7 @@ def build_ranking(
             bootstrap_rounds=n_bootstrap,
             seed=seed,
             alpha=spec.alpha,
-            position_bias=position_bias,
+            fit_position_bias=position_bias,
             confidence=confidence,
         )
         lower, upper = boot.lower, boot.upper

@@ -22,12 +22,12 @@ from genrm_rank.aggregators import (
     elo_scale,
 )
 from genrm_rank.aggregators.bradley_terry import (
-    _gradient,
-    _hessian,
-    _objective,
+    _Gaussian,
+    _Pairs,
     _unit_counts,
     bootstrap_interval,
 )
+from genrm_rank.aggregators.identification import identify
 from genrm_rank.errors import ComparisonGraphError
 
 bt_module = importlib.import_module("genrm_rank.aggregators.bradley_terry")
@@ -134,7 +134,7 @@ def test_position_bias_closed_form_with_both_orders() -> None:
     # d + h = logit(a) and h - d = logit(b), where d = theta_0 - theta_1.
     a, b = 0.8, 0.4
     c = Comparisons.from_arrays(2, [0, 1], [1, 0], [a, b])
-    fit = bradley_terry(c, alpha=0.0, position_bias=True)
+    fit = bradley_terry(c, alpha=0.0, fit_position_bias=True)
 
     def logit(p: float) -> float:
         return float(np.log(p / (1 - p)))
@@ -154,12 +154,58 @@ def test_gradient_and_hessian_match_finite_differences(position_bias: bool, alph
     c = Comparisons.from_arrays(n, first, second, rng.random(m), weight=rng.random(m) * 2)
     total_weight, total_wins = c.pair_totals()
     x = rng.normal(size=n + int(position_bias))
-    args = (total_weight, total_wins, alpha)
-    assert check_grad(_objective, _gradient, x, *args) < 1e-5
+    pairs = _Pairs.of(total_weight, total_wins, total_wins, x.size)
+    ridge = _Gaussian.ridge(alpha, x.size)
+
+    def objective(y: NDArray[np.float64]) -> float:
+        return float(pairs.objective(y.copy(), ridge))
+
+    def gradient(y: NDArray[np.float64]) -> NDArray[np.float64]:
+        return pairs.gradient(y.copy(), ridge)
+
+    assert check_grad(objective, gradient, x) < 1e-5
     numeric = np.array(
-        [approx_fprime(x, lambda y, k=k: _gradient(y, *args)[k], 1e-7) for k in range(x.size)]
+        [approx_fprime(x, lambda y, k=k: gradient(y)[k], 1e-7) for k in range(x.size)]
     )
-    np.testing.assert_allclose(_hessian(x, *args), numeric, atol=1e-4)
+    np.testing.assert_allclose(pairs.hessian(x, ridge), numeric, atol=1e-4)
+
+
+def test_stacked_problems_solve_as_each_alone() -> None:
+    # learn_judge_profile solves every prompt of a bucket as one stacked problem, with a fixed
+    # slot-1 term and each prompt its own step length: the same modes as one fit a prompt.
+    rng = np.random.default_rng(11)
+    n, prompts, m = 4, 5, 12
+    first = rng.integers(0, n, (prompts, m))
+    second = (first + rng.integers(1, n, (prompts, m))) % n
+    outcome = rng.random((prompts, m))
+    prior = _Gaussian(np.zeros(n), np.full(n, 0.4))
+    group = np.repeat(np.arange(prompts), m)
+    stacked = _Pairs(
+        first.ravel(), second.ravel(), np.ones(prompts * m), outcome.ravel(), outcome.ravel() ** 2,
+        n, n, group, prompts, 0.3,
+    )  # fmt: skip
+    together = stacked.minimise(prior, np.zeros((prompts, n)), 100, 1e-12)
+    assert together.converged
+    for p in range(prompts):
+        alone = _Pairs(first[p], second[p], np.ones(m), outcome[p], outcome[p] ** 2, n, n,
+                       offset=0.3).minimise(prior, np.zeros(n), 100, 1e-12)  # fmt: skip
+        np.testing.assert_allclose(together.x[p], alone.x, atol=1e-10)
+    values = stacked.objective(together.x, prior)
+    assert values.shape == (prompts,)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: bradley_terry(c, position_bias=True),
+        lambda c: bootstrap_bradley_terry(c, bootstrap_rounds=2, position_bias=True),
+        lambda c: identify(*c.pair_totals(), position_bias=True),
+    ],
+)
+def test_the_switch_is_fit_position_bias_not_position_bias(call: Any) -> None:
+    c = Comparisons.from_pairs(3, [(0, 1), (1, 2), (2, 0), (1, 0)])
+    with pytest.raises(TypeError, match="position_bias"):
+        call(c)
 
 
 # ---------------------------------------------------------------------------- real data
@@ -191,7 +237,7 @@ def test_qlora_position_bias_is_clearly_positive(
         qlora_figures["first_position_wins"]
         / (qlora_figures["first_position_wins"] + qlora_figures["second_position_wins"])
     )
-    fit = bradley_terry(comparisons, alpha=0.0, position_bias=True)
+    fit = bradley_terry(comparisons, alpha=0.0, fit_position_bias=True)
     assert fit.position_bias is not None and fit.position_bias_stderr is not None
     assert fit.position_bias > 0.5
     assert fit.position_bias - 5 * fit.position_bias_stderr > 0
@@ -235,8 +281,8 @@ def test_perfect_separation_is_finite_and_ordered(alpha: float) -> None:
 def test_alpha_zero_position_bias_needs_both_slot_outcomes() -> None:
     c = Comparisons.from_arrays(2, [0, 1], [1, 0], [1.0, 1.0])
     with pytest.raises(ComparisonGraphError, match=r"h -> \+inf"):
-        bradley_terry(c, alpha=0.0, position_bias=True)
-    fit = bradley_terry(c, alpha=0.1, position_bias=True)
+        bradley_terry(c, alpha=0.0, fit_position_bias=True)
+    fit = bradley_terry(c, alpha=0.1, fit_position_bias=True)
     assert fit.position_bias is not None and fit.position_bias > 0
     assert not fit.identification.mle_exists and fit.identification.position_bias_identified
 
@@ -249,7 +295,7 @@ ONE_ORDER = Comparisons.from_arrays(2, [0, 0, 0, 0], [1, 1, 1, 1], [1.0, 0.0, 1.
 
 def test_slot_ordered_cycle_has_no_mle_with_the_position_term() -> None:
     with pytest.raises(ComparisonGraphError, match=r"h -> \+inf"):
-        bradley_terry(SLOT_CYCLE, alpha=0.0, position_bias=True)
+        bradley_terry(SLOT_CYCLE, alpha=0.0, fit_position_bias=True)
     # Without h the cycle is a perfect tie: the MLE exists, all strengths zero.
     plain = bradley_terry(SLOT_CYCLE, alpha=0.0)
     assert plain.identified
@@ -258,7 +304,7 @@ def test_slot_ordered_cycle_has_no_mle_with_the_position_term() -> None:
 
 @pytest.mark.parametrize("alpha", [1e-6, 1e-3, 0.1])
 def test_slot_ordered_cycle_is_flagged_at_any_alpha(alpha: float) -> None:
-    fit = bradley_terry(SLOT_CYCLE, alpha=alpha, position_bias=True)
+    fit = bradley_terry(SLOT_CYCLE, alpha=alpha, fit_position_bias=True)
     assert not fit.identification.mle_exists
     assert not fit.identified
     assert "h -> +inf" in fit.identification.reason
@@ -269,9 +315,9 @@ def test_slot_ordered_cycle_is_flagged_at_any_alpha(alpha: float) -> None:
 def test_one_slot_order_leaves_h_unidentified(alpha: float) -> None:
     if alpha == 0:
         with pytest.raises(ComparisonGraphError, match="not identified"):
-            bradley_terry(ONE_ORDER, alpha=alpha, position_bias=True)
+            bradley_terry(ONE_ORDER, alpha=alpha, fit_position_bias=True)
         return
-    fit = bradley_terry(ONE_ORDER, alpha=alpha, position_bias=True)
+    fit = bradley_terry(ONE_ORDER, alpha=alpha, fit_position_bias=True)
     assert fit.identification.mle_exists
     assert fit.identification.position_bias_identified is False
     assert "not identified" in fit.identification.reason
@@ -286,7 +332,7 @@ def test_one_slot_order_leaves_h_unidentified(alpha: float) -> None:
 def test_a_tree_in_one_order_but_a_cycle_identifies_h() -> None:
     # Three pairs in slot order 0 < 1 < 2: d01 + d12 - d02 = h, so h is identified.
     c = Comparisons.from_arrays(3, [0, 1, 0, 0, 1, 0], [1, 2, 2, 1, 2, 2], [1, 1, 1, 0, 0, 0.5])
-    fit = bradley_terry(c, alpha=0.0, position_bias=True)
+    fit = bradley_terry(c, alpha=0.0, fit_position_bias=True)
     assert fit.identified
     assert fit.position_bias_stderr is not None and np.isfinite(fit.position_bias_stderr)
     assert np.all(np.isfinite(fit.standard_errors)) and np.all(fit.standard_errors > 0)
@@ -299,8 +345,8 @@ def test_identification_agrees_with_the_alpha_zero_fit(data: st.DataObject) -> N
     # point with a finite Hessian inverse; where it is not, the fit diverges as alpha -> 0.
     c = data.draw(comparison_sets(soft=False))
     position_bias = data.draw(st.booleans())
-    small = bradley_terry(c, alpha=1e-9, position_bias=position_bias, max_iter=200)
-    larger = bradley_terry(c, alpha=1e-5, position_bias=position_bias, max_iter=200)
+    small = bradley_terry(c, alpha=1e-9, fit_position_bias=position_bias, max_iter=200)
+    larger = bradley_terry(c, alpha=1e-5, fit_position_bias=position_bias, max_iter=200)
     x_small = np.append(small.params, small.position_bias or 0.0)
     x_larger = np.append(larger.params, larger.position_bias or 0.0)
     moved = float(np.max(np.abs(x_small - x_larger)))
@@ -354,7 +400,7 @@ def test_rejects_non_comparisons() -> None:
 
 def _fit3() -> BradleyTerryFit:
     c = Comparisons.from_arrays(3, [0, 1, 2, 0, 1], [1, 2, 0, 2, 0], [1.0, 1.0, 0.0, 0.5, 1.0])
-    return bradley_terry(c, alpha=0.05, position_bias=True)
+    return bradley_terry(c, alpha=0.05, fit_position_bias=True)
 
 
 def test_win_probability_and_matrix() -> None:
@@ -447,7 +493,7 @@ def test_p_best_of_two_items_is_the_quadrature_without_draws(
 def _knockout4() -> BradleyTerryFit:
     first, second = [0, 1, 2, 3, 0, 2], [1, 0, 3, 2, 2, 0]
     c = Comparisons.from_arrays(4, first, second, [0.6, 0.2, 0.8, 0.4, 0.6, 0.4])
-    return bradley_terry(c, alpha=0.05, position_bias=True)
+    return bradley_terry(c, alpha=0.05, fit_position_bias=True)
 
 
 def _draws_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -476,7 +522,7 @@ def test_p_best_stops_early_once_the_leader_is_settled(monkeypatch: pytest.Monke
     outcomes = [1.0, 0.2, 0.8, 0.0, 0.6, 0.6, 0.8, 0.2, 1.0, 0.4, 0.4, 0.6]
     outcomes += [1.0, 0.0, 0.8, 0.2, 0.6, 0.2]
     c = Comparisons.from_arrays(3, *zip(*pairs, strict=True), outcomes)
-    fit = bradley_terry(c, alpha=0.05, position_bias=True)
+    fit = bradley_terry(c, alpha=0.05, fit_position_bias=True)
     counts = _draws_made(monkeypatch)
     p = fit.p_best(n_samples=4000, seed=0)
     assert p[0] > 0.95
@@ -492,7 +538,7 @@ def test_p_best_of_an_unsettled_leader_draws_at_least_n_samples(
     # Two items tied at the top, never settled: the draws go on to n_samples, as before.
     first, second = [0, 1, 2, 3, 0, 2], [1, 0, 3, 2, 2, 0]
     c = Comparisons.from_arrays(4, first, second, [0.8, 0.2, 0.8, 0.2, 0.5, 0.5])
-    fit = bradley_terry(c, alpha=0.05, position_bias=True)
+    fit = bradley_terry(c, alpha=0.05, fit_position_bias=True)
     counts = _draws_made(monkeypatch)
     p = fit.p_best(n_samples=4000, seed=0)
     assert p[0] == pytest.approx(p[2], abs=0.1)
@@ -542,8 +588,8 @@ def test_ranking_orders_by_params() -> None:
 
 def test_bootstrap_is_reproducible_and_brackets_the_fit() -> None:
     c = Comparisons.from_pairs(4, _strongly_connected_pairs(11, 4, 60))
-    a = bootstrap_bradley_terry(c, bootstrap_rounds=60, seed=5, alpha=0.01, position_bias=True)
-    b = bootstrap_bradley_terry(c, bootstrap_rounds=60, seed=5, alpha=0.01, position_bias=True)
+    a = bootstrap_bradley_terry(c, bootstrap_rounds=60, seed=5, alpha=0.01, fit_position_bias=True)
+    b = bootstrap_bradley_terry(c, bootstrap_rounds=60, seed=5, alpha=0.01, fit_position_bias=True)
     np.testing.assert_array_equal(a.samples, b.samples)
     assert a.samples.shape == (60, 4)
     np.testing.assert_allclose(a.samples.sum(axis=1), 0.0, atol=1e-10)
@@ -587,7 +633,9 @@ def test_bootstrap_interval_holds_its_own_estimate() -> None:
     c = Comparisons.from_arrays(
         6, [2, 3, 1, 4, 4, 5], [3, 0, 5, 2, 0, 4], [0.507, 0.98, 0.788, 0.706, 0.526, 0.454]
     )
-    boot = bootstrap_bradley_terry(c, bootstrap_rounds=200, seed=0, alpha=0.05, position_bias=True)
+    boot = bootstrap_bradley_terry(
+        c, bootstrap_rounds=200, seed=0, alpha=0.05, fit_position_bias=True
+    )
     tail = np.quantile(boot.samples[:, 1], 0.025)
     assert tail > boot.fit.params[1]  # the percentile interval would exclude the estimate
     assert np.all(boot.lower <= boot.fit.params) and np.all(boot.fit.params <= boot.upper)
@@ -668,8 +716,8 @@ def comparison_sets(draw: st.DrawFn, soft: bool = True) -> Comparisons:
 @given(comparison_sets(), st.data())
 def test_relabelling_permutes_params_and_p_best(c: Comparisons, data: st.DataObject) -> None:
     perm = np.array(data.draw(st.permutations(range(c.n_items))))
-    fit = bradley_terry(c, alpha=0.1, position_bias=True)
-    moved = bradley_terry(c.relabel(perm), alpha=0.1, position_bias=True)
+    fit = bradley_terry(c, alpha=0.1, fit_position_bias=True)
+    moved = bradley_terry(c.relabel(perm), alpha=0.1, fit_position_bias=True)
     np.testing.assert_allclose(moved.params[perm], fit.params, atol=1e-7)
     np.testing.assert_allclose(moved.covariance[np.ix_(perm, perm)], fit.covariance, atol=1e-7)
     assert moved.position_bias == pytest.approx(fit.position_bias, abs=1e-7)
@@ -682,8 +730,8 @@ def test_relabelling_permutes_params_and_p_best(c: Comparisons, data: st.DataObj
 @settings(max_examples=40, deadline=None)
 @given(comparison_sets())
 def test_swapping_slots_flips_position_bias_only(c: Comparisons) -> None:
-    fit = bradley_terry(c, alpha=0.1, position_bias=True)
-    mirrored = bradley_terry(c.swapped(), alpha=0.1, position_bias=True)
+    fit = bradley_terry(c, alpha=0.1, fit_position_bias=True)
+    mirrored = bradley_terry(c.swapped(), alpha=0.1, fit_position_bias=True)
     np.testing.assert_allclose(mirrored.params, fit.params, atol=1e-7)
     assert fit.position_bias is not None and mirrored.position_bias is not None
     assert mirrored.position_bias == pytest.approx(-fit.position_bias, abs=1e-7)
@@ -803,7 +851,9 @@ def test_fast_bootstrap_agrees_with_the_plain_row_bootstrap() -> None:
         np.round((quality[first] - quality[second]) * 2 + rng.normal(0, 1.5, m)), -2, 2
     )
     c = Comparisons.from_arrays(n, first, second, (outcome + 2) / 4)  # five graded levels
-    fast = bootstrap_bradley_terry(c, bootstrap_rounds=400, seed=1, alpha=1e-6, position_bias=False)
+    fast = bootstrap_bradley_terry(
+        c, bootstrap_rounds=400, seed=1, alpha=1e-6, fit_position_bias=False
+    )
     plain = _row_bootstrap(c, 400, 2, alpha=1e-6)
     # Two independent 400-draw bootstraps of one distribution: SDs within 15%, means close.
     np.testing.assert_allclose(fast.samples.std(axis=0), plain.std(axis=0), rtol=0.15)
@@ -815,7 +865,7 @@ def test_each_resample_is_solved_to_tolerance() -> None:
     from genrm_rank.aggregators.bradley_terry import _cells, _Resampler
 
     c = Comparisons.from_pairs(4, _strongly_connected_pairs(3, 4, 80))
-    fit = bradley_terry(c, alpha=1e-3, position_bias=True)
+    fit = bradley_terry(c, alpha=1e-3, fit_position_bias=True)
     x_hat = np.append(fit.params, fit.position_bias)
     cells = _cells(c, None)
     resampler = _Resampler(cells, 4, x_hat, 1e-3, 1e-10)
@@ -829,7 +879,7 @@ def test_each_resample_is_solved_to_tolerance() -> None:
             out=np.zeros_like(weight)), weight=weight,
         ),
         alpha=1e-3,
-        position_bias=True,
+        fit_position_bias=True,
     )  # fmt: skip
     assert converged
     np.testing.assert_allclose(x[:4] - x[:4].mean(), direct.params, atol=1e-8)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from reference_data import VICUNA_GPT4_PAIRWISE, read_jsonl
 
+from genrm_rank import leaderboard
 from genrm_rank.aggregators import Comparisons, LeaderboardTable, fit_leaderboard
 
 
@@ -24,7 +25,7 @@ def games() -> tuple[list[str], list[str], list[float]]:
 
 @pytest.fixture(scope="module")
 def plain(games: tuple[list[str], list[str], list[float]]) -> LeaderboardTable:
-    return fit_leaderboard(*games, position_bias=False, bootstrap_rounds=30, seed=0, alpha=0.0)
+    return fit_leaderboard(*games, fit_position_bias=False, bootstrap_rounds=30, seed=0, alpha=0.0)
 
 
 def test_leaderboard_reproduces_expected_elo(
@@ -52,7 +53,7 @@ def test_leaderboard_columns(plain: LeaderboardTable, expected: dict[str, Any]) 
 
 
 def test_leaderboard_with_position_bias(games: tuple[list[str], list[str], list[float]]) -> None:
-    table = fit_leaderboard(*games, position_bias=True, bootstrap_rounds=30, seed=1)
+    table = fit_leaderboard(*games, fit_position_bias=True, bootstrap_rounds=30, seed=1)
     assert table.position_bias is not None and table.position_bias > 0.5
     assert table.position_bias_interval is not None
     assert table.position_bias_interval[0] > 0.5
@@ -256,7 +257,7 @@ def test_no_two_models_with_a_finite_strength_says_so() -> None:
 def test_n_bootstrap_is_gone() -> None:
     args: Any = (["a", "b", "a", "b"], ["b", "a", "b", "a"], [1.0, 0.0, 1.0, 1.0])
     with pytest.raises(TypeError, match="n_bootstrap"):
-        fit_leaderboard(*args, n_bootstrap=20, seed=4, alpha=0.1)  # type: ignore[call-arg]
+        fit_leaderboard(*args, n_bootstrap=20, seed=4, alpha=0.1)
 
 
 def test_a_model_separated_once_a_sparse_one_is_set_apart_keeps_a_provisional_rating() -> None:
@@ -275,3 +276,13 @@ def test_a_model_separated_once_a_sparse_one_is_set_apart_keeps_a_provisional_ra
         "rating rests on games against models set apart)"
     )
     assert apart["Y"].rating is not None and apart["Y"].rating > _row(table, "A").rating
+
+
+def test_the_switch_is_fit_position_bias_not_position_bias() -> None:
+    games = (["a", "b"], ["b", "a"], [1.0, 0.0])
+    with pytest.raises(TypeError, match="position_bias"):
+        fit_leaderboard(*games, position_bias=False, bootstrap_rounds=0)
+    with pytest.raises(TypeError, match="position_bias"):
+        leaderboard([("a", "b", 1.0)], position_bias=False)
+    table = leaderboard([("a", "b", 1.0), ("b", "a", 0.0)], fit_position_bias=False)
+    assert table.position_bias is None

@@ -58,7 +58,7 @@ def test_a_prompts_fit_covariance_and_p_best_run_on_one_thread(
     two_threads: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[list[int]] = []
-    for name in ("_newton", "_covariance", "_settled"):
+    for name in ("_minimise", "_covariance", "_settled"):
         _record_threads(monkeypatch, name, seen)
     candidates = [f"candidate {i} " + "word " * (5 * i) for i in range(8)]
     ranking = select_best(candidates, "Which?", judge=SimulatedJudge(seed=0), prompt_id="t")
@@ -71,7 +71,7 @@ def test_a_leaderboard_sized_fit_keeps_the_pool(
     two_threads: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[list[int]] = []
-    _record_threads(monkeypatch, "_newton", seen)
+    _record_threads(monkeypatch, "_minimise", seen)
     n = bt.IMPORTANCE_MAX_PARAMS + 1
     first = np.arange(n)
     bradley_terry(Comparisons.from_arrays(n, first, (first + 1) % n, np.full(n, 0.7)), alpha=0.1)

@@ -16,7 +16,6 @@ from genrm_rank.aggregators.bradley_terry import (
     BradleyTerryPosterior,
     BradleyTerryPrior,
     _Pairs,
-    _PairStats,
     _spd_centred_inverse,
     bradley_terry_posterior,
 )
@@ -77,8 +76,7 @@ def test_posterior_draws_are_scipys_triangular_solve_bit_for_bit() -> None:
 
 def test_pairs_recompute_margins_for_a_new_point() -> None:
     weight = np.array([[0.0, 2.0, 1.0], [1.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
-    stats = _PairStats(weight, weight * 0.5, weight * 0.25, weight, weight, weight)
-    pairs = _Pairs.of(stats, 4)
+    pairs = _Pairs.of(weight, weight * 0.5, weight * 0.25, 4)
     x, y = np.array([0.5, -0.2, -0.3, 0.1]), np.array([1.0, 0.0, -1.0, -0.2])
     first = pairs.probabilities(x).copy()
     second = pairs.probabilities(y)

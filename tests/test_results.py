@@ -78,7 +78,7 @@ def test_separated_bracket_still_reports_p_best(swap: str) -> None:
     judge = SimulatedJudge(qualities={t: 3.0 * i for i, t in enumerate(texts)}, noise_scale=0.05)
     result = select_best(texts, "Q", judge=judge, strategy="knockout", swap=swap, seed=0)
     comparisons = judgements_to_comparisons(8, list(result.judgements))
-    assert not identify(*comparisons.pair_totals(), position_bias=True).mle_exists
+    assert not identify(*comparisons.pair_totals(), fit_position_bias=True).mle_exists
     p = np.array([s.p_best for s in result.scores])
     assert np.all(np.isfinite(p)) and p.sum() == pytest.approx(1.0)
     assert result.best == result.champion == 7

@@ -16,7 +16,10 @@ The fit maximises the penalised soft-label log-likelihood
 
 by Newton's method with an analytic gradient and Hessian and a backtracking line search. The
 penalty is the one ``choix.opt_pairwise`` uses (``alpha * sum(params ** 2)``, a Gaussian prior
-with variance ``1 / (2 alpha)``), so the two agree exactly on hard outcomes.
+with variance ``1 / (2 alpha)``), so the two agree exactly on hard outcomes. The likelihood,
+its gradient and Hessian and the minimiser (:class:`_Pairs`, :func:`_minimise`) are written
+once here: the fit, the prior path, the bootstrap's refits and
+:func:`~genrm_rank.judge_profile.learn_judge_profile` all use them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -36,10 +40,12 @@ from scipy.special import expit
 from genrm_rank import validate as check
 from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.errors import ComparisonGraphError
-from genrm_rank.judge_profile import JudgeProfile
 
 from .comparisons import Comparisons, weighted_bincount
 from .identification import Identification, identify
+
+if TYPE_CHECKING:
+    from genrm_rank.judge_profile import JudgeProfile
 
 __all__ = [
     "BradleyTerryBootstrap",
@@ -58,6 +64,8 @@ __all__ = [
 _LOG10_E = float(np.log10(np.e))
 
 SeedLike = int | np.random.Generator | None
+Array = NDArray[np.float64]
+Index = NDArray[np.int64]
 
 IMPORTANCE_MAX_PARAMS = 65
 """Largest fit (strengths plus ``h``) whose P(best) is importance-sampled from the posterior;
@@ -65,259 +73,322 @@ larger ones (leaderboards) use the normal approximation, which is accurate there
 IMPORTANCE_MIN_ESS = 100.0
 IMPORTANCE_MIN_SHARE = 40.0
 """The first ``n_samples`` importance draws must reach an effective sample size of
-``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)`` (100 of the default 4,000) for
-their P(best) to be used; otherwise the normal approximation is."""
+``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)`` for their P(best) to be used."""
 IMPORTANCE_ESS_SHARE = 10.0
-"""Rounds of ``n_samples`` draws continue until the effective sample size reaches
-``n_samples / IMPORTANCE_ESS_SHARE`` (400 of the default 4,000 draws: a P(best) within about
-0.025), at most ``IMPORTANCE_MAX_ROUNDS`` rounds."""
+"""Draws continue until the effective sample size reaches ``n_samples / IMPORTANCE_ESS_SHARE``
+(a P(best) within about 0.025), at most ``IMPORTANCE_MAX_ROUNDS`` rounds of ``n_samples``."""
 IMPORTANCE_MAX_ROUNDS = 4
 IMPORTANCE_BLOCKS = 8
-"""The first block of draws is ``n_samples / IMPORTANCE_BLOCKS``, and each next one as large as
-all before it; after each, drawing stops once the effective sample size has reached its target
-and the leader is settled (see ``_Posterior.p_best``)."""
+"""The first block of draws is ``n_samples / IMPORTANCE_BLOCKS``, each next one as large as all
+before it (see ``_Posterior.p_best``)."""
 SETTLED_Z = 3.0
 """The leader is settled when its P(best) exceeds every other item's by ``SETTLED_Z`` standard
 errors of the difference (a wrong leader about once in 700 such calls)."""
+DISPERSION_TOL = 1e-2
+"""The pooled dispersion has settled when a pass moves it by less than this, relatively: the
+prior's pull then changes by under 1%, and the mode by far less than any standard error."""
 _PROPOSAL_DF = 5
 _QUADRATURE_POINTS = 2049
 _QUADRATURE_HALF_WIDTH = 40.0
+_EPS = float(np.finfo(float).eps)
+
+CovarianceMethod = Literal["quasi", "sandwich", "model"]
+_COVARIANCES = ("quasi", "sandwich", "model")
 
 
-# ---------------------------------------------------------------------------- objective
+# ------------------------------------------------------------- likelihood, Newton's method
 
 
-def _split(x: NDArray[np.float64], n_items: int) -> tuple[NDArray[np.float64], float]:
-    return x[:n_items], (float(x[n_items]) if x.shape[0] > n_items else 0.0)
-
-
-def _margins(x: NDArray[np.float64], n_items: int) -> NDArray[np.float64]:
-    theta, h = _split(x, n_items)
-    margins: NDArray[np.float64] = theta[:, None] - theta[None, :] + h
-    return margins
-
-
-def _log_likelihood(
-    x: NDArray[np.float64],
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-) -> float:
-    d = _margins(x, total_weight.shape[0])
-    losses = total_weight - total_wins
-    return -float(np.sum(total_wins * np.logaddexp(0.0, -d) + losses * np.logaddexp(0.0, d)))
+def _softplus(d: Array) -> Array:
+    """``log(1 + e^d)`` without overflow; a pair's log-likelihood is ``o w d - w softplus(d)``."""
+    out: Array = np.maximum(d, 0.0) + np.log1p(np.exp(-np.abs(d)))
+    return out
 
 
 @dataclass(frozen=True)
 class _Gaussian:
-    """A Gaussian penalty ``0.5 sum precision (x - mean)^2`` (a diagonal-covariance prior)."""
+    """The penalty ``0.5 sum precision (x - mean)^2`` (``alpha ||x||^2``: precision ``2 alpha``)."""
 
-    mean: NDArray[np.float64]
-    precision: NDArray[np.float64]
+    mean: Array
+    precision: Array
+
+    @classmethod
+    def ridge(cls, alpha: float, size: int) -> _Gaussian:
+        return cls(np.zeros(size), np.full(size, 2.0 * alpha))
 
     def scaled(self, factor: float) -> _Gaussian:
         return _Gaussian(self.mean, self.precision * factor)
 
-
-Penalty = float | _Gaussian
-"""``alpha`` (the penalty ``alpha ||x||^2``) or a :class:`_Gaussian`."""
-
-
-def _penalty(x: NDArray[np.float64], penalty: Penalty) -> float:
-    if isinstance(penalty, _Gaussian):
-        return 0.5 * float(np.sum(penalty.precision * (x - penalty.mean) ** 2))
-    return penalty * float(np.dot(x, x))
+    def __call__(self, x: Array) -> Array:
+        value: Array = 0.5 * (((x - self.mean) ** 2) @ self.precision)
+        return value
 
 
-def _objective(
-    x: NDArray[np.float64],
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    alpha: Penalty,
-) -> float:
-    """Penalised negative log-likelihood; ``x`` is ``theta`` or ``[theta, h]``."""
-    return -_log_likelihood(x, total_weight, total_wins) + _penalty(x, alpha)
-
-
-def _gradient(
-    x: NDArray[np.float64],
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    alpha: Penalty,
-) -> NDArray[np.float64]:
-    """Gradient of :func:`_objective`."""
-    n = total_weight.shape[0]
-    g: NDArray[np.float64] = total_weight * expit(_margins(x, n)) - total_wins
-    if isinstance(alpha, _Gaussian):
-        grad: NDArray[np.float64] = alpha.precision * (x - alpha.mean)
-    else:
-        grad = 2.0 * alpha * x
-    grad[:n] += g.sum(axis=1) - g.sum(axis=0)
-    if x.shape[0] > n:
-        grad[n] += g.sum()
-    return grad
-
-
-def _gram(v: NDArray[np.float64], size: int, alpha: float) -> NDArray[np.float64]:
-    """``sum_ij v[i, j] a_ij a_ij^T + 2 alpha I`` for the design rows ``a_ij = e_i - e_j (+ e_h)``.
-
-    The Hessian of the objective has this form with ``v = w p (1 - p)``; the meat of the
-    sandwich covariance has it with ``v`` the summed squared scores of each ordered pair.
-    """
-    n = v.shape[0]
-    rows, cols = v.sum(axis=1), v.sum(axis=0)
-    out = np.zeros((size, size))
-    out[:n, :n] = -(v + v.T)
-    diagonal = _diagonal(out)
-    diagonal[:n] += rows + cols
-    if size > n:
-        out[:n, n] = rows - cols
-        out[n, :n] = rows - cols
-        out[n, n] = v.sum()
-    diagonal += 2.0 * alpha
-    return out
-
-
-def _diagonal(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-    """A writable view of a square C-contiguous matrix's diagonal (no index arrays)."""
-    diagonal: NDArray[np.float64] = matrix.reshape(-1)[:: matrix.shape[0] + 1]
+def _diagonal(matrix: Array) -> Array:
+    """A writable view of the diagonal of a C-contiguous square matrix (or of each of a stack)."""
+    size = matrix.shape[-1]
+    diagonal: Array = matrix.reshape((*matrix.shape[:-2], size * size))[..., :: size + 1]
     return diagonal
 
 
-def _hessian(
-    x: NDArray[np.float64],
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    alpha: Penalty,
-) -> NDArray[np.float64]:
-    """Hessian of :func:`_objective` (it does not depend on ``total_wins``)."""
-    del total_wins
-    n = total_weight.shape[0]
-    p: NDArray[np.float64] = expit(_margins(x, n))
-    if isinstance(alpha, _Gaussian):
-        out = _gram(total_weight * p * (1.0 - p), x.shape[0], 0.0)
-        out[np.arange(x.shape[0]), np.arange(x.shape[0])] += alpha.precision
-        return out
-    return _gram(total_weight * p * (1.0 - p), x.shape[0], alpha)
+def _gram(v: Array, size: int) -> Array:
+    """``sum_ij v[i, j] a_ij a_ij^T`` for the design rows ``a_ij = e_i - e_j (+ e_h)``.
+
+    The information has this form with ``v = w p (1 - p)``, the sandwich's meat with ``v`` the
+    summed squared scores of each ordered pair; ``v`` may be a stack of matrices.
+    """
+    n = v.shape[-1]
+    if v.ndim == 2:
+        rows, cols, between = v.sum(axis=1), v.sum(axis=0), -(v + v.T)
+    else:  # a matmul sums a stack's short rows and columns much faster than sum(axis=...)
+        ones = np.ones(n)
+        rows, cols, between = v @ ones, ones @ v, -(v + np.swapaxes(v, -1, -2))
+    out = between if size == n else np.zeros((*v.shape[:-2], size, size))
+    if size > n:
+        out[..., :n, :n] = between
+    diagonal = _diagonal(out)
+    diagonal[..., :n] += rows + cols
+    if size > n:
+        out[..., :n, n] = rows - cols
+        out[..., n, :n] = rows - cols
+        out[..., n, n] = v.sum(axis=(-2, -1))
+    return out
 
 
-def _solve(matrix: NDArray[np.float64], rhs: NDArray[np.float64]) -> NDArray[np.float64]:
+def _with_centring(hess: Array, n_items: int) -> Array:
+    """``hess + u u^T`` (``u = 1/sqrt(n)`` on the theta block): removes the null direction "shift
+    every theta" at ``alpha = 0`` and changes nothing orthogonal to it, where the gradient is."""
+    out: Array = hess.copy()
+    out[..., :n_items, :n_items] += 1.0 / n_items
+    return out
+
+
+def _solve(matrix: Array, rhs: Array) -> Array:
+    """``matrix^-1 rhs`` for one system or a stack; the least-squares solution if singular."""
+    column = rhs if rhs.ndim == 1 else rhs[..., None]
     try:
-        solution = np.asarray(np.linalg.solve(matrix, rhs), dtype=np.float64)
+        solution = np.asarray(np.linalg.solve(matrix, column), dtype=np.float64)
     except np.linalg.LinAlgError:
-        solution = np.asarray(np.linalg.lstsq(matrix, rhs, rcond=None)[0], dtype=np.float64)
-    return solution
-
-
-def _with_centring(hess: NDArray[np.float64], n_items: int) -> NDArray[np.float64]:
-    # Adding u u^T (u = 1/sqrt(n) on the theta block) removes the null direction "shift every
-    # theta" at alpha = 0 without changing anything orthogonal to it: the gradient is always
-    # orthogonal to that direction, so Newton steps keep sum(theta) = 0.
-    out: NDArray[np.float64] = hess.copy()
-    out[:n_items, :n_items] += 1.0 / n_items
+        solution = np.linalg.pinv(matrix) @ column
+    out: Array = solution if rhs.ndim == 1 else solution[..., 0]
     return out
 
 
 @dataclass(frozen=True)
 class _Solution:
-    x: NDArray[np.float64]
+    x: Array
     n_iter: int
     converged: bool
 
 
-def _newton(
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    alpha: Penalty,
-    x0: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-) -> _Solution:
-    return _minimise(
-        lambda x: _objective(x, total_weight, total_wins, alpha),
-        lambda x: _gradient(x, total_weight, total_wins, alpha),
-        lambda x: _hessian(x, total_weight, total_wins, alpha),
-        total_weight.shape[0], x0, max_iter, tol,
-    )  # fmt: skip
-
-
-_EPS = float(np.finfo(float).eps)
-_Function = Callable[[NDArray[np.float64]], float]
-_Vector = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+_Function = Callable[[Array], Array]
 
 
 def _minimise(
-    objective: _Function,
-    gradient: _Vector,
-    hessian: _Vector,
-    n: int,
-    x0: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-) -> _Solution:
-    """Newton's method with a backtracking (Armijo) line search, keeping ``theta`` centred."""
+    objective: _Function, gradient: _Function, hessian: _Function, n: int, x0: Array,
+    max_iter: int, tol: float,
+) -> _Solution:  # fmt: skip
+    """Newton's method with a backtracking (Armijo) line search, keeping ``theta`` centred.
+
+    ``x0`` is one problem or a stack of independent ones (a row each, each with its own step
+    length); ``objective`` gives one value a problem.
+    """
     x = x0.copy()
-    x[:n] -= x[:n].sum() / n  # what x[:n].mean() computes, without its overhead
+    x[..., :n] -= x[..., :n].sum(axis=-1, keepdims=True) / n  # centred, as the steps are
     f = objective(x)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
         grad = gradient(x)
-        hess = hessian(x)
-        step = -_solve(_with_centring(hess, n), grad)
-        step[:n] -= step[:n].sum() / n
-        slope = float(np.dot(grad, step))
-        slack = 8.0 * _EPS * (1.0 + abs(f))
-        t = 1.0
+        step = -_solve(_with_centring(hessian(x), n), grad)
+        step[..., :n] -= step[..., :n].sum(axis=-1, keepdims=True) / n
+        slope = (grad * step).sum(axis=-1)
+        slack = 8.0 * _EPS * (1.0 + np.abs(f))
+        t: Array | float = 1.0
         for _ in range(60):
-            candidate = x + t * step
+            candidate = x + (t * step.T).T
             f_new = objective(candidate)
-            if f_new <= f + 1e-4 * t * slope + slack:
+            short = f_new > f + 1e-4 * t * slope + slack
+            if not short.any():
                 break
-            t *= 0.5
+            t = t * (1.0 - 0.5 * short)
         x, f = candidate, f_new
-        if (float(np.abs(step).max()) if step.size else 0.0) < tol:
+        if float(np.max(np.abs(step), initial=0.0)) < tol:
             converged = True
             break
     return _Solution(x=x, n_iter=n_iter, converged=converged)
 
 
-def _check_options(alpha: float, max_iter: int, tol: float) -> None:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
-        raise TypeError(f"Argument 'alpha' must be a real number, not {type(alpha).__name__}.")
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"Argument 'alpha' must be finite and >= 0, not {alpha!r}.")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
-        raise TypeError(f"Argument 'max_iter' must be an int, not {type(max_iter).__name__}.")
-    if max_iter < 1:
-        raise ValueError(f"Argument 'max_iter' must be at least 1, not {max_iter}.")
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"Argument 'tol' must be finite and > 0, not {tol!r}.")
+def _moments(index: Index, size: int, w: Array, o: Array) -> tuple[Array, Array, Array]:
+    """Sums of ``w``, ``w o`` and ``w o^2`` per ``index`` (the pair totals of every fit)."""
+    return (
+        weighted_bincount(index, w, size), weighted_bincount(index, w * o, size),
+        weighted_bincount(index, w * o * o, size),
+    )  # fmt: skip
 
 
-def _check_comparisons(comparisons: object) -> Comparisons:
-    if not isinstance(comparisons, Comparisons):
-        raise TypeError(
-            f"Argument 'comparisons' must be a Comparisons, not {type(comparisons).__name__}."
-        )
-    return comparisons
+@dataclass(frozen=True)
+class _Pairs:
+    """The judged ordered pairs' totals as lists, with the objective (penalised negative
+    log-likelihood), its gradient and Hessian in ``O(pairs)``, not ``O(n_items^2)``.
+
+    ``groups`` independent problems of ``n`` items may be stacked (``x`` of shape
+    ``(groups, size)``; pair ``k`` in problem ``group[k]``); ``offset`` is a slot-1 term held
+    fixed. Margins and probabilities at the last ``x`` seen are kept: one fit's objective,
+    gradient, Hessian and dispersion at one ``x`` share them (``x`` must not change after).
+    """
+
+    first: Index
+    second: Index
+    weight: Array
+    wins: Array
+    wins_sq: Array
+    n: int
+    size: int
+    group: Index | None = None
+    groups: int = 1
+    offset: float = 0.0
+    _memo: list[Array | None] = field(
+        default_factory=lambda: [None, None, None], compare=False, repr=False
+    )
+
+    @classmethod
+    def of(cls, weight: Array, wins: Array, wins_sq: Array, size: int) -> _Pairs:
+        """The pairs with weight of per-ordered-pair total matrices, for ``size`` parameters."""
+        rows, cols = np.nonzero(weight)
+        return cls(
+            rows.astype(np.int64), cols.astype(np.int64), weight[rows, cols], wins[rows, cols],
+            wins_sq[rows, cols], weight.shape[0], size,
+        )  # fmt: skip
+
+    @property
+    def total(self) -> float:
+        return float(self.weight.sum())
+
+    @cached_property
+    def _index(self) -> tuple[Index, Index, Index | int | None, Index]:
+        """Each pair's items and ``h`` in the flat ``x`` and its cell of the stacked ``n x n``
+        matrices (one problem: ``x``'s own indices, and ``h`` one index)."""
+        h = self.n if self.size > self.n else None
+        if self.group is None:
+            return self.first, self.second, h, self.first * self.n + self.second
+        base = self.group * self.size
+        cell = (self.group * self.n + self.first) * self.n + self.second
+        return base + self.first, base + self.second, None if h is None else base + h, cell
+
+    def margins(self, x: Array) -> Array:
+        """``theta_first - theta_second + h + offset`` of each pair at ``x``."""
+        memo = self._memo
+        if memo[0] is not x:
+            first, second, h, _ = self._index
+            flat = x.reshape(-1)
+            m: Array = flat[first] - flat[second]
+            if h is not None:
+                m += flat[h]
+            if self.offset:
+                m += self.offset
+            memo[:] = [x, m, None]
+        margins = memo[1]
+        assert margins is not None
+        return margins
+
+    def probabilities(self, x: Array) -> Array:
+        """``sigmoid`` of :meth:`margins`."""
+        m = self.margins(x)
+        p = self._memo[2]
+        if p is None:
+            p = self._memo[2] = expit(m)
+        return p
+
+    def log_likelihood(self, x: Array) -> Array:
+        """The soft-label log-likelihood of each problem (a 0-d array for one)."""
+        m = self.margins(x)
+        if self.group is None:
+            return np.asarray(self.wins @ m - self.weight @ _softplus(m))
+        terms = self.wins * m - self.weight * _softplus(m)
+        return weighted_bincount(self.group, terms, self.groups)
+
+    def objective(self, x: Array, prior: _Gaussian) -> Array:
+        value: Array = prior(x) - self.log_likelihood(x)
+        return value
+
+    def gradient(self, x: Array, prior: _Gaussian) -> Array:
+        first, second, h, _ = self._index
+        r = self.weight * self.probabilities(x) - self.wins
+        length = self.groups * self.size
+        g = np.bincount(first, r, length) - np.bincount(second, r, length)
+        if isinstance(h, int):
+            g[h] += r.sum()
+        elif h is not None:
+            g += np.bincount(h, r, length)
+        grad: Array = prior.precision * (x - prior.mean) + g.reshape(x.shape)
+        return grad
+
+    def information(self, x: Array) -> Array:
+        """The Fisher information at ``x`` (at dispersion 1, without the prior)."""
+        p = self.probabilities(x)
+        v = weighted_bincount(self._index[3], self.weight * p * (1.0 - p), self.groups * self.n**2)
+        return _gram(v.reshape((*x.shape[:-1], self.n, self.n)), self.size)
+
+    def hessian(self, x: Array, prior: _Gaussian) -> Array:
+        out = self.information(x)
+        diagonal = _diagonal(out)
+        diagonal += prior.precision
+        return out
+
+    def minimise(self, prior: _Gaussian, x0: Array, max_iter: int, tol: float) -> _Solution:
+        return _minimise(
+            lambda x: self.objective(x, prior), lambda x: self.gradient(x, prior),
+            lambda x: self.hessian(x, prior), self.n, x0, max_iter, tol,
+        )  # fmt: skip
+
+    def own_dispersion(self, x: Array) -> tuple[float, float]:
+        """The moment estimate of ``phi`` at ``x``, ``sum w (o - p)^2 / sum w p (1 - p)`` times
+        ``total / df``, and its residual degrees of freedom ``df`` (``nan, 0`` without any)."""
+        total = self.total
+        own_df = total - (self.size - 1)
+        p = self.probabilities(x)
+        spread = float(np.sum(self.weight * p * (1.0 - p)))
+        if own_df <= 0 or spread <= 0:
+            return float("nan"), 0.0
+        squared = p * p * self.weight - 2.0 * p * self.wins + self.wins_sq
+        return float(np.sum(np.maximum(squared, 0.0))) / spread * total / own_df, own_df
 
 
-def _initial_vector(
-    initial_params: ArrayLike | None, n_items: int, position_bias: bool
-) -> NDArray[np.float64]:
-    x0 = np.zeros(n_items + (1 if position_bias else 0))
-    if initial_params is not None:
-        init = np.asarray(initial_params, dtype=np.float64)
-        if init.shape != (n_items,) or not np.all(np.isfinite(init)):
-            raise ValueError(
-                f"Argument 'initial_params' must be {n_items} finite numbers, "
-                f"not an array of shape {init.shape}."
-            )
-        x0[:n_items] = init
-    return x0
+@dataclass(frozen=True)
+class _PairStats:
+    """Per ordered pair (dense): the sums of w, w o, w o^2, w^2, w^2 o and w^2 o^2."""
+
+    weight: Array
+    wins: Array
+    wins_sq: Array
+    weight2: Array
+    wins2: Array
+    wins2_sq: Array
+
+    def pairs(self, size: int) -> _Pairs:
+        return _Pairs.of(self.weight, self.wins, self.wins_sq, size)
 
 
-def _centred_inverse(matrix: NDArray[np.float64], n_items: int) -> NDArray[np.float64]:
+def _pair_stats(comparisons: Comparisons) -> _PairStats:
+    n = comparisons.n_items
+    flat = comparisons.first * n + comparisons.second
+    w, o = comparisons.weight, comparisons.outcome
+    sums = _moments(flat, n * n, w, o) + _moments(flat, n * n, w * w, o)
+    return _PairStats(*(total.reshape(n, n) for total in sums))
+
+
+def _margins(x: Array, n_items: int) -> Array:
+    """``theta_i - theta_j (+ h)`` of every ordered pair, as a matrix."""
+    h = x[n_items] if x.shape[0] > n_items else 0.0
+    margins: Array = x[:n_items, None] - x[None, :n_items] + h
+    return margins
+
+
+# ------------------------------------------------------------------------- covariances
+
+
+def _centred_inverse(matrix: Array, n_items: int) -> Array:
     """``P (matrix + u u^T)^-1 P``: the inverse on the sum-zero subspace of the ``theta`` block."""
     size = matrix.shape[0]
     centring = np.eye(size)
@@ -327,97 +398,88 @@ def _centred_inverse(matrix: NDArray[np.float64], n_items: int) -> NDArray[np.fl
         half = np.linalg.solve(regular, centring)
     except np.linalg.LinAlgError:
         half = np.linalg.pinv(regular, hermitian=True) @ centring
-    cov: NDArray[np.float64] = centring @ half
-    symmetric: NDArray[np.float64] = 0.5 * (cov + cov.T)
+    cov: Array = centring @ half
+    symmetric: Array = 0.5 * (cov + cov.T)
     return symmetric
 
 
-CovarianceMethod = Literal["quasi", "sandwich", "model"]
-_COVARIANCES = ("quasi", "sandwich", "model")
+def _spd_centred_inverse(precision: Array, n_items: int) -> tuple[Array, Array | None]:
+    """:func:`_centred_inverse` of a positive definite matrix by its Cholesky factor ``R``
+    (``precision = R^T R``), returned too (for draws); ``None`` when the factorisation fails."""
+    # LAPACK's potrf as scipy.linalg.cholesky(lower=False) calls it, without its checks.
+    factor, info = dpotrf(precision, lower=0, clean=1, overwrite_a=0)
+    if info != 0:
+        return _centred_inverse(precision, n_items), None
+    upper, info = dpotri(factor, lower=0)
+    if info != 0:
+        return _centred_inverse(precision, n_items), None
+    below, on_or_below = _triangles(upper.shape[0])
+    # np.triu(upper) + np.triu(upper, 1).T, by masks made once a size.
+    inverse = np.where(below, 0.0, upper) + np.where(on_or_below, 0.0, upper).T
+    # P inverse P, P centring the strengths: subtract row and column means on that block (the
+    # sums over n, as np.mean computes them).
+    block = inverse[:n_items, :n_items]
+    rows = block.sum(axis=1) / n_items
+    block -= rows[:, None] + rows[None, :] - rows.sum() / n_items
+    if inverse.shape[0] > n_items:
+        inverse[:n_items, n_items:] -= inverse[:n_items, n_items:].sum(axis=0) / n_items
+        inverse[n_items:, :n_items] = inverse[:n_items, n_items:].T
+    return inverse, factor
 
 
-@dataclass(frozen=True)
-class _PairStats:
-    """Per ordered pair: the sums of w, w o, w o^2, w^2, w^2 o and w^2 o^2 over its rows."""
-
-    weight: NDArray[np.float64]
-    wins: NDArray[np.float64]
-    wins_sq: NDArray[np.float64]
-    weight2: NDArray[np.float64]
-    wins2: NDArray[np.float64]
-    wins2_sq: NDArray[np.float64]
+_TRIANGLES: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
 
 
-def _pair_stats(comparisons: Comparisons) -> _PairStats:
-    n = comparisons.n_items
-    flat = comparisons.first * n + comparisons.second
-    w, o = comparisons.weight, comparisons.outcome
-
-    def total(values: NDArray[np.float64]) -> NDArray[np.float64]:
-        return weighted_bincount(flat, values, n * n).reshape(n, n)
-
-    return _PairStats(
-        total(w), total(w * o), total(w * o * o), total(w * w), total(w * w * o),
-        total(w * w * o * o),
-    )  # fmt: skip
+def _triangles(size: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The masks ``np.triu`` zeroes with, below the diagonal and on or below it."""
+    masks = _TRIANGLES.get(size)
+    if masks is None:
+        masks = _TRIANGLES[size] = (np.tri(size, k=-1, dtype=bool), np.tri(size, dtype=bool))
+    return masks
 
 
 def _covariance(
-    x: NDArray[np.float64],
-    stats: _PairStats,
-    alpha: float,
-    method: CovarianceMethod,
-    n_free: int,
-) -> tuple[NDArray[np.float64], float, NDArray[np.float64]]:
-    """The centred covariance of ``x``, the dispersion estimate (1.0 unless ``quasi``) and the
-    Fisher information at ``x`` (without the prior)."""
-    n = stats.weight.shape[0]
-    size = x.shape[0]
-    p: NDArray[np.float64] = expit(_margins(x, n))
-    variance = p * (1.0 - p)
-    information = _gram(stats.weight * variance, size, 0.0)
+    x: Array, pairs: _Pairs, stats: _PairStats, alpha: float, method: CovarianceMethod
+) -> tuple[Array, float, Array]:
+    """The centred covariance of ``x``, the dispersion (1.0 unless ``quasi``) and the Fisher
+    information at ``x`` (without the penalty)."""
+    n, size = pairs.n, pairs.size
+    information = pairs.information(x)
+    ridge = 2.0 * alpha * np.eye(size)
     if method == "model":
-        return _centred_inverse(information + 2.0 * alpha * np.eye(size), n), 1.0, information
-    total = float(stats.weight.sum())
-    df = total - n_free
+        return _centred_inverse(information + ridge, n), 1.0, information
     if method == "quasi":
         # Moment estimator: sum w (o - p)^2 = phi * sum w p (1 - p), with the residual degrees
         # of freedom. Pearson's X^2 / df averages the per-row ratios instead, which lets rows
         # with an extreme fitted p (few verdicts, separation) dominate and, on graded outcomes
         # whose variance is not proportional to p (1 - p), underestimates phi where the
         # information is (benchmarks/README.md, "Calibration of intervals and P(best)").
-        squared = p * p * stats.weight - 2.0 * p * stats.wins + stats.wins_sq
-        spread = float(np.sum(stats.weight * variance))
-        if df > 0 and spread > 0:
-            dispersion = float(np.sum(np.maximum(squared, 0.0))) / spread * total / df
-        else:
-            dispersion = 1.0
-        dispersion = max(dispersion, 1e-12)
-        scaled = information / dispersion + 2.0 * alpha * np.eye(size)
-        return _centred_inverse(scaled, n), dispersion, information
-    meat_v = p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq
-    meat = _gram(np.maximum(meat_v, 0.0), size, 0.0)
+        own, df = pairs.own_dispersion(x)
+        dispersion = max(own if df > 0 else 1.0, 1e-12)
+        return _centred_inverse(information / dispersion + ridge, n), dispersion, information
+    p = expit(_margins(x, n))
+    meat = _gram(
+        np.maximum(p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq, 0.0), size
+    )
+    df = pairs.total - (size - 1)
     if df > 0:
-        meat *= total / df  # HC1 small-sample factor (MacKinnon & White, 1985)
-    bread = _centred_inverse(information + 2.0 * alpha * np.eye(size), n)
-    cov: NDArray[np.float64] = bread @ meat @ bread
+        meat *= pairs.total / df  # HC1 small-sample factor (MacKinnon & White, 1985)
+    bread = _centred_inverse(information + ridge, n)
+    cov: Array = bread @ meat @ bread
     return 0.5 * (cov + cov.T), 1.0, information
 
 
-def _hide_unidentified(
-    cov: NDArray[np.float64], ident: Identification, position_bias: bool
-) -> NDArray[np.float64]:
+def _hide_unidentified(cov: Array, ident: Identification) -> Array:
     """NaN rows and columns with an infinite variance for what the data do not identify."""
-    out = cov.copy()
+    out: Array = cov.copy()
     hidden = ~ident.identified
-    if position_bias:
+    if cov.shape[0] > hidden.shape[0]:
         hidden = np.append(hidden, not ident.position_bias_identified)
     if hidden.any():
         out[hidden, :] = np.nan
         out[:, hidden] = np.nan
         out[hidden, hidden] = np.inf
-    result: NDArray[np.float64] = out
-    return result
+    return out
 
 
 # ---------------------------------------------------------------------------- results
@@ -427,46 +489,35 @@ def _hide_unidentified(
 class _Posterior:
     """The (quasi-)posterior's mode, precision and data, for importance sampling of P(best)."""
 
-    mode: NDArray[np.float64]
+    mode: Array
     """``theta`` then ``h``, as solved (the prior centres ``theta``)."""
-    precision: NDArray[np.float64]
-    """``information / phi + 2 alpha I``: the inverse covariance of the normal approximation."""
-    weight: NDArray[np.float64]
-    wins: NDArray[np.float64]
-    alpha: float
+    precision: Array
+    """``information / phi`` plus the prior's precision: the normal approximation's inverse
+    covariance."""
+    pairs: _Pairs
     dispersion: float
-    prior: _Gaussian | None = None
-    """The Gaussian prior, when given in place of ``alpha``."""
-
-    def _log_prior(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        if self.prior is None:
-            plain: NDArray[np.float64] = -self.alpha * np.sum(x * x, axis=0)
-            return plain
-        gap = x - self.prior.mean[:, None]
-        gaussian: NDArray[np.float64] = -0.5 * (self.prior.precision @ (gap * gap))
-        return gaussian
+    prior: _Gaussian
+    """The Gaussian prior (``alpha ||x||^2`` is one of precision ``2 alpha``)."""
 
     def _log_weights(
-        self, n_items: int, root: NDArray[np.float64], z: NDArray[np.float64],
-        scale: NDArray[np.float64],
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
+        self, n_items: int, root: Array, z: Array,
+        scale: Array,
+    ) -> tuple[Array, Array]:  # fmt: skip
         """Student-t draws ``mode + root z / sqrt(scale)`` (one a column), and log weights."""
         size = self.mode.shape[0]
-        rows, cols = np.nonzero(self.weight)
         x = self.mode[:, None] + root @ (z / np.sqrt(scale))
         # The proposal's log density up to its constant.
         log_proposal = (
             -0.5 * (_PROPOSAL_DF + size) * np.log1p(np.sum(z * z, axis=0) / scale / _PROPOSAL_DF)
         )
-        # l(x) = sum_p win_p m_p - w_p softplus(m_p) over the judged ordered pairs p, with the
-        # margin m_p = x_i - x_j (+ h).
-        margin = x[rows] - x[cols]
+        pairs = self.pairs
+        margin = x[pairs.first] - x[pairs.second]
         if size > n_items:
             margin += x[n_items]
-        softplus = np.maximum(margin, 0.0) + np.log1p(np.exp(-np.abs(margin)))
-        wins = self.wins[rows, cols]
-        log_likelihood = wins @ margin - self.weight[rows, cols] @ softplus
-        return x, log_likelihood / self.dispersion + self._log_prior(x) - log_proposal
+        log_likelihood = pairs.wins @ margin - pairs.weight @ _softplus(margin)
+        gap = x - self.prior.mean[:, None]
+        log_prior = -0.5 * (self.prior.precision @ (gap * gap))
+        return x, log_likelihood / self.dispersion + log_prior - log_proposal
 
     def p_best(
         self,
@@ -474,34 +525,18 @@ class _Posterior:
         n_samples: int,
         rng: np.random.Generator,
         among: NDArray[np.int64] | None = None,
-    ) -> NDArray[np.float64] | None:
+    ) -> Array | None:
         """Self-normalised importance sampling of P(best) from the exact posterior.
 
-        Target: the (quasi-)likelihood tempered by the dispersion, ``exp(l(x) / phi)``, times
-        the Gaussian prior ``exp(-alpha ||x||^2)``. Proposal: a multivariate Student t with
+        Target: ``exp(l(x) / phi)`` times the Gaussian prior; proposal: a Student t with
         ``_PROPOSAL_DF`` degrees of freedom at the mode with the normal approximation's
-        covariance (heavier tails than the target, as importance sampling needs).
-
-        A round's random numbers are drawn at once, as they always were; their weights are
-        computed in blocks, the first ``n_samples / IMPORTANCE_BLOCKS``, each next one as large
-        as all before it. Drawing stops after a block once the effective sample size
-        ``1 / sum(w^2)`` has reached ``n_samples / IMPORTANCE_ESS_SHARE`` (400 of the default
-        4,000: each P(best) within about 0.025) and the leader is settled (its P(best) above
-        every other's by ``SETTLED_Z`` standard errors of the difference); otherwise at
-        ``n_samples`` draws, and then after each further round of ``n_samples``, once the
-        effective sample size alone has reached its target, or at ``IMPORTANCE_MAX_ROUNDS``
-        rounds. So a clear posterior costs a block or two, and an
-        unsettled one the ``n_samples`` draws (and the very P(best)) it always had.
-
-        The first ``n_samples`` draws decide whether the correction is used: when their
-        effective sample size is below ``n_samples / IMPORTANCE_MIN_SHARE`` (or
-        ``IMPORTANCE_MIN_ESS``), the posterior is too far from normal for this proposal, and
-        ``None`` is returned (the caller keeps the normal approximation). Such posteriors come
-        from separated data (a candidate that won or lost everything), where the tempered
-        likelihood also extrapolates the local variance relation furthest: an adaptive
-        proposal that reached them (population Monte Carlo) made P(best) over-confident there
-        (over-confident there; ``benchmarks/README.md``). A block that settles
-        the leader early has reached the target, above that least size.
+        covariance (heavier tails than the target). Weights come in blocks that double; drawing
+        stops once the effective sample size reaches ``n_samples / IMPORTANCE_ESS_SHARE`` and
+        the leader is settled (:func:`_settled`), else after whole rounds of ``n_samples`` (at
+        most ``IMPORTANCE_MAX_ROUNDS``). ``None`` when the first ``n_samples`` draws' effective
+        sample size is below ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``:
+        the posterior is too far from normal (separated data) and the caller keeps the normal
+        approximation (``benchmarks/README.md``).
         """
         size = self.mode.shape[0]
         try:
@@ -509,24 +544,21 @@ class _Posterior:
         except LinAlgError:
             return None
         root = solve_triangular(upper, np.eye(size))  # precision = R^T R
-        chunk = max(1, 2_000_000 // max(int(np.count_nonzero(self.weight)) + size, 1))
+        chunk = max(1, 2_000_000 // max(self.pairs.weight.shape[0] + size, 1))
         block = min(chunk, max(1, -(-n_samples // IMPORTANCE_BLOCKS)))
         least = max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)
         target = max(least, n_samples / IMPORTANCE_ESS_SHARE)
-        log_weights: list[NDArray[np.float64]] = []
+        log_weights: list[Array] = []
         winners: list[NDArray[np.int64]] = []
         drawn = 0
         settled = False
         while not settled:
-            # A round's random numbers are drawn at once, as they always were, so that a run
-            # to n_samples draws gives the same P(best) as before the early stop existed.
+            # A round's random numbers are drawn at once, so an early stop changes no draw.
             count = min(chunk, n_samples - drawn % n_samples)
             z = rng.standard_normal((size, count))
             scale = rng.chisquare(_PROPOSAL_DF, count) / _PROPOSAL_DF
             done = 0
             while done < count and not settled:
-                # Their weights come in blocks that double (500, 500, 1,000, 2,000 of 4,000):
-                # a settled leader stops after one or two.
                 width = min(max(block, drawn), count - done)
                 part = slice(done, done + width)
                 x, log_weight = self._log_weights(n_items, root, z[:, part], scale[part])
@@ -549,7 +581,7 @@ class _Posterior:
                 return None
             if ess >= target or drawn >= IMPORTANCE_MAX_ROUNDS * n_samples:
                 break
-        result: NDArray[np.float64] = np.bincount(
+        result: Array = np.bincount(
             np.concatenate(winners), weights=weights, minlength=n_items
         ).astype(float)
         return result
@@ -557,15 +589,11 @@ class _Posterior:
     def p_first_best(self) -> float | None:
         """P(theta_0 > theta_1) of two items without a position term, by quadrature.
 
-        The posterior of ``d = theta_0 - theta_1`` is one-dimensional: the prior
-        ``exp(-alpha (theta_0^2 + theta_1^2))`` factorises into ``s = theta_0 + theta_1`` and
-        ``exp(-alpha d^2 / 2)``, and the likelihood sees ``d`` only, so the density is
-        ``exp(l(d) / phi - alpha d^2 / 2)`` (a Gaussian prior of precision ``tau`` on each
-        strength: ``exp(l(d) / phi - tau d^2 / 4)``). It is integrated by the trapezoidal rule
-        on each side of ``d = 0`` over ``_QUADRATURE_HALF_WIDTH`` standard deviations of the normal
-        approximation around the mode (where the likelihood is flat, the prior bounds the
-        tail, and the normal approximation's variance is then the prior's). ``None`` when the
-        fit has a position term or the precision is singular.
+        The posterior of ``d = theta_0 - theta_1`` is one-dimensional: with a Gaussian prior of
+        precision ``tau`` on each strength (``2 alpha`` for the penalty) it is
+        ``exp(l(d) / phi - tau d^2 / 4)``, integrated by the trapezoidal rule on each side of
+        ``d = 0`` over ``_QUADRATURE_HALF_WIDTH`` standard deviations of the normal
+        approximation around the mode. ``None`` with a position term or a singular precision.
         """
         if self.mode.shape[0] != 2:
             return None
@@ -576,17 +604,16 @@ class _Posterior:
         if not (np.isfinite(variance) and variance > 0):
             return None
         centre = float(self.mode[0] - self.mode[1])
-        curvature = self.alpha / 2.0 if self.prior is None else float(self.prior.precision[0]) / 4.0
+        curvature = float(self.prior.precision[0]) / 4.0
         half = _QUADRATURE_HALF_WIDTH * np.sqrt(variance)
         lo, hi = centre - half, centre + half
+        sign = np.where(self.pairs.first == 0, 1.0, -1.0)[:, None]  # d for (0, 1), -d for (1, 0)
         sides = []
         for a, b in ((min(lo, 0.0), 0.0), (0.0, max(hi, 0.0))):
             d = np.linspace(a, b, _QUADRATURE_POINTS)
-            log_density = (
-                self.wins[0, 1] * d - self.weight[0, 1] * np.logaddexp(0.0, d)
-                - self.wins[1, 0] * d - self.weight[1, 0] * np.logaddexp(0.0, -d)
-            ) / self.dispersion - curvature * d * d  # fmt: skip
-            sides.append((d, log_density))
+            m = sign * d
+            log_likelihood = self.pairs.wins @ m - self.pairs.weight @ _softplus(m)
+            sides.append((d, log_likelihood / self.dispersion - curvature * d * d))
         peak = max(float(np.max(ld)) for _, ld in sides)
         below, above = (_trapezoid(np.exp(ld - peak), d) for d, ld in sides)
         if not below + above > 0:
@@ -594,11 +621,11 @@ class _Posterior:
         return above / (below + above)
 
 
-def _trapezoid(y: NDArray[np.float64], x: NDArray[np.float64]) -> float:
+def _trapezoid(y: Array, x: Array) -> float:
     return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
 
 
-def _settled(winners: NDArray[np.int64], weights: NDArray[np.float64], n_items: int) -> bool:
+def _settled(winners: NDArray[np.int64], weights: Array, n_items: int) -> bool:
     """Whether the weighted leader's P(best) tops every other's by ``SETTLED_Z`` errors.
 
     The variance of a self-normalised estimate ``sum w f`` is about ``sum w^2 (f - est)^2``
@@ -660,10 +687,10 @@ class BradleyTerryFit:
         The prior the fit used in place of ``alpha`` (see :func:`bradley_terry`).
     """
 
-    params: NDArray[np.float64]
+    params: Array
     position_bias: float | None
-    covariance: NDArray[np.float64]
-    standard_errors: NDArray[np.float64]
+    covariance: Array
+    standard_errors: Array
     position_bias_stderr: float | None
     log_likelihood: float
     alpha: float
@@ -724,9 +751,9 @@ class BradleyTerryFit:
             )
         return float(expit(self.params[a] - self.params[b] + shift))
 
-    def win_matrix(self) -> NDArray[np.float64]:
+    def win_matrix(self) -> Array:
         """Position-neutral win probabilities, ``out[i, j] = sigmoid(theta_i - theta_j)``."""
-        matrix: NDArray[np.float64] = expit(self.params[:, None] - self.params[None, :])
+        matrix: Array = expit(self.params[:, None] - self.params[None, :])
         return matrix
 
     def ranking(self) -> NDArray[np.int64]:
@@ -736,26 +763,19 @@ class BradleyTerryFit:
 
     def p_best(
         self, n_samples: int = 10_000, seed: SeedLike = None, *, among: ArrayLike | None = None
-    ) -> NDArray[np.float64]:
+    ) -> Array:
         """Probability that each item has the largest ``theta``, under the posterior.
 
-        The posterior is the prior (``exp(-alpha ||x||^2)``, or the fit's
-        :class:`BradleyTerryPrior`) times the likelihood, tempered by the dispersion for the
-        quasi-likelihood (``exp(l(x) / phi)``). Where the data are thin it is skewed: a candidate
-        that lost its only match has a long tail below and a short one above, and the normal
-        approximation's symmetric upside hands it P(best) that belongs to the winner (knockouts were
-        under-confident; ``benchmarks/README.md``). So, for ``"quasi"`` and ``"model"`` fits with
-        ``alpha > 0`` or a prior, and at most ``IMPORTANCE_MAX_PARAMS`` parameters, the draws come
-        from a Student-t proposal at the mode and are importance-weighted to the exact posterior
-        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989). When the weights
-        show the proposal unusable (effective sample size of the first ``n_samples`` draws below
-        ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``: separated data, far from
-        normal), and for other fits, the ``n_samples`` draws come from the normal approximation
-        ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it tops, as
-        in Thompson-sampling style best-arm identification. Drawing stops once the effective sample
-        size reaches a tenth of ``n_samples`` and the leader is settled (see ``_Posterior.p_best``).
-        Two items without a position term have a one-dimensional posterior, integrated by quadrature
-        instead (no draws).
+        The posterior is the prior (the penalty, or the fit's :class:`BradleyTerryPrior`) times
+        the likelihood tempered by the dispersion, ``exp(l(x) / phi)``. Where the data are thin
+        it is skewed, and the normal approximation's symmetric upside hands a candidate that
+        lost its only match P(best) that belongs to the winner (``benchmarks/README.md``). So
+        for ``"quasi"`` and ``"model"`` fits with ``alpha > 0`` or a prior, of at most
+        ``IMPORTANCE_MAX_PARAMS`` parameters, the draws are importance-weighted to the exact
+        posterior (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989);
+        otherwise, or where the weights show the proposal unusable (separated data), they come
+        from ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it
+        tops. Two items without a position term are integrated by quadrature instead.
 
         Parameters
         ----------
@@ -775,37 +795,34 @@ class BradleyTerryFit:
             nominal penalty would make up the number); with one, the posterior's, which the
             prior bounds.
         """
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-            raise TypeError(f"Argument 'n_samples' must be an int, not {type(n_samples).__name__}.")
-        if n_samples < 1:
-            raise ValueError(f"Argument 'n_samples' must be at least 1, not {n_samples}.")
+        n_samples = check.integer("n_samples", n_samples, 1)
         n = self.n_items
         if self.prior is None and not bool(self.identification.identified.all()):
             return np.full(n, np.nan)
-        columns = None if among is None else _among(among, n)
-        with _threads_for(n):
-            return self._p_best(int(n_samples), np.random.default_rng(seed), columns)
+        return _p_best(self.params, self.covariance, self._posterior, n_samples, seed, among)
 
-    def _p_best(
-        self, n_samples: int, rng: np.random.Generator, among: NDArray[np.int64] | None = None
-    ) -> NDArray[np.float64]:
-        return _p_best(self.params, self.covariance, self._posterior, n_samples, rng, among)
-
-    def elo(self, *, scale: float = 400.0, base: float = 1000.0) -> NDArray[np.float64]:
+    def elo(self, *, scale: float = 400.0, base: float = 1000.0) -> Array:
         """``params`` on the Elo scale; see :func:`elo_scale`."""
         return elo_scale(self.params, scale=scale, base=base)
 
 
 def _p_best(
-    params: NDArray[np.float64],
-    covariance: NDArray[np.float64],
-    posterior: _Posterior | None,
-    n_samples: int,
-    rng: np.random.Generator,
-    among: NDArray[np.int64] | None,
-) -> NDArray[np.float64]:
+    params: Array, covariance: Array, posterior: _Posterior | None, n_samples: int,
+    seed: SeedLike, among: ArrayLike | None,
+) -> Array:  # fmt: skip
     """P(best) by quadrature, importance sampling, or the normal approximation (see
     :meth:`BradleyTerryFit.p_best`); the one function every P(best) of this module uses."""
+    with _threads_for(params.shape[0]):
+        return _draw_p_best(
+            params, covariance, posterior, n_samples, np.random.default_rng(seed),
+            None if among is None else _among(among, params.shape[0]),
+        )  # fmt: skip
+
+
+def _draw_p_best(
+    params: Array, covariance: Array, posterior: _Posterior | None, n_samples: int,
+    rng: np.random.Generator, among: Index | None,
+) -> Array:  # fmt: skip
     n = int(params.shape[0])
     if among is not None and among.size == 1:
         alone = np.zeros(n)
@@ -838,7 +855,7 @@ def _p_best(
             top = among[np.argmax(draws[:, among], axis=1)]
             counts += np.bincount(top, minlength=n)
         remaining -= size
-    result: NDArray[np.float64] = counts / float(n_samples)
+    result: Array = counts / float(n_samples)
     return result
 
 
@@ -868,10 +885,10 @@ class BradleyTerryBootstrap:
     """
 
     fit: BradleyTerryFit
-    samples: NDArray[np.float64]
-    lower: NDArray[np.float64]
-    upper: NDArray[np.float64]
-    position_bias_samples: NDArray[np.float64] | None
+    samples: Array
+    lower: Array
+    upper: Array
+    position_bias_samples: Array | None
     position_bias_interval: tuple[float, float] | None
     confidence: float
     n_not_converged: int
@@ -893,29 +910,14 @@ def _refuse(ident: Identification) -> None:
     )  # fmt: skip
 
 
-def _fit_totals(
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    *,
-    alpha: float,
-    position_bias: bool,
-    x0: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-) -> tuple[_Solution, Identification]:
-    ident = identify(total_weight, total_wins, position_bias)
-    if alpha == 0 and not ident.ok:
-        _refuse(ident)
-    return _newton(total_weight, total_wins, float(alpha), x0, max_iter, tol), ident
-
-
-def _check_covariance(covariance: object) -> CovarianceMethod:
-    if covariance not in _COVARIANCES:
-        raise ValueError(
-            f"Argument 'covariance' must be one of {_COVARIANCES}, not {covariance!r}."
-        )
-    method: CovarianceMethod = covariance  # type: ignore[assignment]
-    return method
+def _check_options(alpha: float, max_iter: int, tol: float) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
+        raise TypeError(f"Argument 'alpha' must be a real number, not {type(alpha).__name__}.")
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"Argument 'alpha' must be finite and >= 0, not {alpha!r}.")
+    check.integer("max_iter", max_iter, 1)
+    if not np.isfinite(tol) or tol <= 0:
+        raise ValueError(f"Argument 'tol' must be finite and > 0, not {tol!r}.")
 
 
 @dataclass(frozen=True)
@@ -974,6 +976,7 @@ class BradleyTerryPrior:
     def from_profile(cls, profile: JudgeProfile) -> BradleyTerryPrior:
         """The prior a :class:`~genrm_rank.judge_profile.JudgeProfile` describes.
 
+        >>> from genrm_rank.judge_profile import JudgeProfile
         >>> BradleyTerryPrior.from_profile(JudgeProfile(dispersion=0.3)).dispersion
         0.3
         """
@@ -985,10 +988,9 @@ class BradleyTerryPrior:
             dispersion_df=profile.dispersion_df,
         )
 
-    def _gaussian(self, n_items: int, position_bias: bool) -> _Gaussian:
-        size = n_items + (1 if position_bias else 0)
+    def _gaussian(self, n_items: int, size: int) -> _Gaussian:
         mean, precision = np.zeros(size), np.full(size, self.strength_sd**-2.0)
-        if position_bias:
+        if size > n_items:
             mean[n_items], precision[n_items] = self.position_bias, self.position_bias_sd**-2.0
         return _Gaussian(mean, precision)
 
@@ -1004,7 +1006,7 @@ class BradleyTerryPrior:
         return (self.dispersion_df * self.dispersion + own_df * own) / total
 
 
-def repeat_weights(first: ArrayLike, second: ArrayLike, correlation: float) -> NDArray[np.float64]:
+def repeat_weights(first: ArrayLike, second: ArrayLike, correlation: float) -> Array:
     """Each verdict's weight ``1 / (1 + (k - 1) r)``, ``k`` the verdicts of its ordered pair.
 
     ``k`` verdicts of one ordered pair whose pairwise correlation is ``r`` carry the information
@@ -1023,139 +1025,31 @@ def repeat_weights(first: ArrayLike, second: ArrayLike, correlation: float) -> N
     size = int(max(a.max(), b.max())) + 1
     flat = a * size + b
     counts = np.bincount(flat, minlength=size * size)[flat].astype(np.float64)
-    weights: NDArray[np.float64] = 1.0 / (1.0 + (counts - 1.0) * correlation)
+    weights: Array = 1.0 / (1.0 + (counts - 1.0) * correlation)
     return weights
 
 
-DISPERSION_TOL = 1e-2
-"""The pooled dispersion has settled when a pass moves it by less than this, relatively: the
-prior's pull then changes by under 1%, and the mode by far less than any standard error."""
-
-
-@dataclass(frozen=True)
-class _Pairs:
-    """The judged ordered pairs' totals as lists: the prior path's objective costs
-    ``O(pairs)``, not ``O(n_items^2)`` (most pairs of a large prompt are never judged)."""
-
-    rows: NDArray[np.int64]
-    cols: NDArray[np.int64]
-    weight: NDArray[np.float64]
-    wins: NDArray[np.float64]
-    wins_sq: NDArray[np.float64]
-    n: int
-    size: int
-    total: float
-    _memo: list[NDArray[np.float64] | None] = field(
-        default_factory=lambda: [None, None, None], compare=False, repr=False
-    )
-    """The last ``x`` seen, its margins and their probabilities (read-only; one fit's
-    objective, gradient, Hessian and dispersion at one ``x`` share them)."""
-
-    @classmethod
-    def of(cls, stats: _PairStats, size: int) -> _Pairs:
-        rows, cols = np.nonzero(stats.weight)
-        weight = stats.weight[rows, cols]
-        return cls(
-            rows.astype(np.int64), cols.astype(np.int64), weight, stats.wins[rows, cols],
-            stats.wins_sq[rows, cols], stats.weight.shape[0], size, float(weight.sum()),
-        )  # fmt: skip
-
-    def margins(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``theta_i - theta_j (+ h)`` of each pair at ``x``; ``x`` must not change after."""
-        memo = self._memo
-        if memo[0] is not x:
-            m: NDArray[np.float64] = x[self.rows] - x[self.cols]
-            memo[:] = [x, m + x[self.n] if self.size > self.n else m, None]
-        margins = memo[1]
-        assert margins is not None
-        return margins
-
-    def probabilities(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``sigmoid`` of :meth:`margins`."""
-        m = self.margins(x)
-        p = self._memo[2]
-        if p is None:
-            p = self._memo[2] = expit(m)
-        return p
-
-    def objective(self, x: NDArray[np.float64], prior: _Gaussian) -> float:
-        m = self.margins(x)
-        softplus = np.maximum(m, 0.0) + np.log1p(np.exp(-np.abs(m)))
-        return float(self.weight @ softplus - self.wins @ m) + _penalty(x, prior)
-
-    def gradient(self, x: NDArray[np.float64], prior: _Gaussian) -> NDArray[np.float64]:
-        r = self.weight * self.probabilities(x) - self.wins
-        grad: NDArray[np.float64] = prior.precision * (x - prior.mean)
-        grad[: self.n] += np.bincount(self.rows, r, self.n) - np.bincount(self.cols, r, self.n)
-        if self.size > self.n:
-            grad[self.n] += r.sum()
-        return grad
-
-    def information(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        p = self.probabilities(x)
-        v = np.zeros((self.n, self.n))
-        v[self.rows, self.cols] = self.weight * p * (1.0 - p)
-        return _gram(v, self.size, 0.0)
-
-    def hessian(self, x: NDArray[np.float64], prior: _Gaussian) -> NDArray[np.float64]:
-        out = self.information(x)
-        diagonal = _diagonal(out)
-        diagonal += prior.precision
-        return out
-
-    def minimise(
-        self, prior: _Gaussian, x0: NDArray[np.float64], max_iter: int, tol: float
-    ) -> _Solution:
-        return _minimise(
-            lambda x: self.objective(x, prior), lambda x: self.gradient(x, prior),
-            lambda x: self.hessian(x, prior), self.n, x0, max_iter, tol,
-        )  # fmt: skip
-
-    def own_dispersion(self, x: NDArray[np.float64]) -> tuple[float, float]:
-        """The prompt's moment estimate of ``phi`` at ``x`` and its residual degrees of freedom
-        (as :func:`_covariance` computes it without a prior)."""
-        total = self.total
-        own_df = total - (self.size - 1)
-        p = self.probabilities(x)
-        spread = float(np.sum(self.weight * p * (1.0 - p)))
-        if own_df <= 0 or spread <= 0:
-            return float("nan"), 0.0
-        squared = p * p * self.weight - 2.0 * p * self.wins + self.wins_sq
-        return float(np.sum(np.maximum(squared, 0.0))) / spread * total / own_df, own_df
-
-
 def _fit_with_prior(
-    stats: _PairStats,
-    n: int,
-    position_bias: bool,
-    prior: BradleyTerryPrior,
-    x0: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-    method: CovarianceMethod,
-    phi0: float | None = None,
-) -> tuple[_Solution, float, NDArray[np.float64], _Posterior, NDArray[np.float64] | None]:
-    """Mode, dispersion, centred covariance and posterior under ``prior``.
+    pairs: _Pairs, prior: BradleyTerryPrior, x0: Array, max_iter: int, tol: float,
+    method: CovarianceMethod, phi0: float | None = None,
+) -> tuple[_Solution, _Posterior, Array, Array | None]:  # fmt: skip
+    """Mode, posterior, centred covariance and the precision's Cholesky factor under ``prior``.
 
-    The mode of the tempered posterior ``l(x) / phi + log prior(x)`` is the minimiser of
+    The mode of the tempered posterior ``l(x) / phi + log prior(x)`` minimises
     ``-l(x) + phi * (-log prior(x))``. For ``"quasi"``, ``phi`` is the pooled dispersion of the
     prompt's residuals at that mode (:meth:`BradleyTerryPrior.pooled_dispersion`): Newton's
-    method runs to ``tol`` at the prior's ``phi`` (with a warm start ``phi0``: at the ``phi`` of
-    the starting point's residuals), then at the ``phi`` of its mode's residuals, until
-    ``phi`` settles (relative change below
-    ``DISPERSION_TOL``), so the fit depends on the data and the prior, not on where it
-    started.
+    method runs to ``tol`` at the prior's ``phi`` (from a warm start ``phi0``: at the ``phi``
+    of the starting point's residuals), then at the ``phi`` of its mode's residuals, until a
+    pass moves ``phi`` by less than ``DISPERSION_TOL``, so the fit depends on the data and the
+    prior, not on where it started.
     """
     if method == "sandwich":
         raise ValueError("A prior takes covariance 'quasi' or 'model', not 'sandwich'.")
-    gaussian = prior._gaussian(n, position_bias)
-    pairs = _Pairs.of(stats, x0.shape[0])
+    gaussian = prior._gaussian(pairs.n, pairs.size)
     phi = 1.0 if method == "model" else prior.dispersion
     x = x0
     if method == "quasi" and phi0 is not None:  # a warm start: its residuals, new data and all
         phi = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)
-    # Newton's method at a dispersion, then the dispersion of its mode's residuals, until a
-    # pass moves the dispersion by less than DISPERSION_TOL (from a warm start: one pass).
     n_iter, converged = 0, False
     while n_iter < max_iter and not converged:
         step = pairs.minimise(gaussian.scaled(phi), x, max_iter - n_iter, tol)
@@ -1164,54 +1058,12 @@ def _fit_with_prior(
             pooled = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)
             converged = converged and abs(pooled - phi) <= DISPERSION_TOL * phi
             phi = pooled
-    solution = _Solution(x=x, n_iter=n_iter, converged=converged)
     precision = pairs.information(x) / phi
     diagonal = _diagonal(precision)
     diagonal += gaussian.precision
-    posterior = _Posterior(
-        mode=x.copy(), precision=precision, weight=stats.weight, wins=stats.wins,
-        alpha=0.0, dispersion=phi, prior=gaussian,
-    )  # fmt: skip
-    cov, factor = _spd_centred_inverse(precision, n)
-    return solution, phi, cov, posterior, factor
-
-
-def _spd_centred_inverse(
-    precision: NDArray[np.float64], n_items: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
-    """:func:`_centred_inverse` of a positive definite matrix by its Cholesky factor ``R``
-    (``precision = R^T R``), which is returned too (for draws), or ``None`` when the
-    factorisation fails (then by :func:`_centred_inverse`)."""
-    # LAPACK's potrf as scipy.linalg.cholesky(lower=False) calls it, without its checks.
-    factor, info = dpotrf(precision, lower=0, clean=1, overwrite_a=0)
-    if info != 0:
-        return _centred_inverse(precision, n_items), None
-    upper, info = dpotri(factor, lower=0)
-    if info != 0:
-        return _centred_inverse(precision, n_items), None
-    below, on_or_below = _triangles(upper.shape[0])
-    # np.triu(upper) + np.triu(upper, 1).T, by masks made once a size.
-    inverse = np.where(below, 0.0, upper) + np.where(on_or_below, 0.0, upper).T
-    # P inverse P, P centring the strengths: subtract row and column means on that block (the
-    # sums over n, as np.mean computes them).
-    block = inverse[:n_items, :n_items]
-    rows = block.sum(axis=1) / n_items
-    block -= rows[:, None] + rows[None, :] - rows.sum() / n_items
-    if inverse.shape[0] > n_items:
-        inverse[:n_items, n_items:] -= inverse[:n_items, n_items:].sum(axis=0) / n_items
-        inverse[n_items:, :n_items] = inverse[:n_items, n_items:].T
-    return inverse, factor
-
-
-_TRIANGLES: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
-
-
-def _triangles(size: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """The masks ``np.triu`` zeroes with, below the diagonal and on or below it."""
-    masks = _TRIANGLES.get(size)
-    if masks is None:
-        masks = _TRIANGLES[size] = (np.tri(size, k=-1, dtype=bool), np.tri(size, dtype=bool))
-    return masks
+    posterior = _Posterior(x.copy(), precision, pairs, phi, gaussian)
+    cov, factor = _spd_centred_inverse(precision, pairs.n)
+    return _Solution(x, n_iter, converged), posterior, cov, factor
 
 
 @dataclass(frozen=True, eq=False)
@@ -1236,17 +1088,17 @@ class BradleyTerryPosterior:
         The solution as solved (``theta`` then ``h``), to warm-start the next fit.
     """
 
-    params: NDArray[np.float64]
+    params: Array
     position_bias: float | None
-    covariance: NDArray[np.float64]
+    covariance: Array
     dispersion: float
-    mode: NDArray[np.float64]
+    mode: Array
     converged: bool
     n_iter: int
     _posterior: _Posterior = field(repr=False)
-    _factor: NDArray[np.float64] | None = field(default=None, repr=False)
+    _factor: Array | None = field(default=None, repr=False)
 
-    def draws(self, size: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    def draws(self, size: int, rng: np.random.Generator) -> Array:
         """``size`` draws of the strengths from the normal approximation, one row a draw.
 
         Not centred: each draw carries the common shift the prior allows, which changes no
@@ -1257,7 +1109,7 @@ class BradleyTerryPosterior:
         z = rng.standard_normal((self.mode.shape[0], size))
         if self._factor is None:
             root = np.linalg.cholesky(self.covariance + 1.0 / n)
-            shifted: NDArray[np.float64] = (self.params[:, None] + root @ z[:n]).T
+            shifted: Array = (self.params[:, None] + root @ z[:n]).T
             return shifted
         if self._factor.flags.f_contiguous:  # as solve_triangular calls trtrs, unchecked
             steps, info = dtrtrs(self._factor, z, lower=0, trans=0, unitdiag=0)
@@ -1265,21 +1117,15 @@ class BradleyTerryPosterior:
                 raise LinAlgError(f"singular matrix: resolution failed at diagonal {info - 1}")
         else:
             steps = solve_triangular(self._factor, z, lower=False, check_finite=False)
-        out: NDArray[np.float64] = (self.mode[:n, None] + steps[:n]).T
+        out: Array = (self.mode[:n, None] + steps[:n]).T
         return out
 
     def p_best(
         self, n_samples: int = 10_000, seed: SeedLike = None, *, among: ArrayLike | None = None
-    ) -> NDArray[np.float64]:
+    ) -> Array:
         """P(best) of each item, as :meth:`BradleyTerryFit.p_best` computes it."""
-        n = int(self.params.shape[0])
-        columns = None if among is None else _among(among, n)
         posterior = self._posterior if self.mode.shape[0] <= IMPORTANCE_MAX_PARAMS else None
-        with _threads_for(n):
-            return _p_best(
-                self.params, self.covariance, posterior, int(n_samples),
-                np.random.default_rng(seed), columns,
-            )  # fmt: skip
+        return _p_best(self.params, self.covariance, posterior, int(n_samples), seed, among)
 
 
 def _among(among: ArrayLike, n: int) -> NDArray[np.int64] | None:
@@ -1295,7 +1141,7 @@ def bradley_terry_posterior(
     total_wins_sq: ArrayLike,
     prior: BradleyTerryPrior,
     *,
-    position_bias: bool = True,
+    fit_position_bias: bool = True,
     initial: BradleyTerryPosterior | None = None,
     max_iter: int = 100,
     tol: float = 1e-9,
@@ -1309,7 +1155,7 @@ def bradley_terry_posterior(
         ``w o^2`` of its verdicts (outcome ``o``: preference of slot 1).
     prior : BradleyTerryPrior
         The judge's prior and dispersion.
-    position_bias : bool, optional
+    fit_position_bias : bool, optional
         Whether the model has the slot-1 term.
     initial : BradleyTerryPosterior, optional
         A previous posterior of the same items to start from (its mode and dispersion): after
@@ -1324,26 +1170,27 @@ def bradley_terry_posterior(
         ``prior`` on comparisons with these totals.
     """
     weight = np.asarray(total_weight, dtype=np.float64)
+    weight = np.asarray(total_weight, dtype=np.float64)
     n = weight.shape[0]
-    stats = _PairStats(
+    size = n + (1 if fit_position_bias else 0)
+    pairs = _Pairs.of(
         weight, np.asarray(total_wins, dtype=np.float64),
-        np.asarray(total_wins_sq, dtype=np.float64), weight, weight, weight,
+        np.asarray(total_wins_sq, dtype=np.float64), size,
     )  # fmt: skip
-    size = n + (1 if position_bias else 0)
     x0 = np.zeros(size) if initial is None else initial.mode.copy()
     if x0.shape != (size,):
         raise ValueError(f"Argument 'initial' must have {size} parameters, not {x0.shape[0]}.")
     phi0 = None if initial is None else initial.dispersion
     with _threads_for(size):
-        solution, phi, cov_full, posterior, factor = _fit_with_prior(
-            stats, n, position_bias, prior, x0, max_iter, tol, "quasi", phi0
+        solution, posterior, cov_full, factor = _fit_with_prior(
+            pairs, prior, x0, max_iter, tol, "quasi", phi0
         )
     x = solution.x
     return BradleyTerryPosterior(
         params=x[:n] - x[:n].mean(),
-        position_bias=float(x[n]) if position_bias else None,
+        position_bias=float(x[n]) if fit_position_bias else None,
         covariance=cov_full[:n, :n],
-        dispersion=phi,
+        dispersion=posterior.dispersion,
         mode=x,
         converged=solution.converged,
         n_iter=solution.n_iter,
@@ -1356,7 +1203,7 @@ def bradley_terry(
     comparisons: Comparisons,
     *,
     alpha: float = 1e-6,
-    position_bias: bool = False,
+    fit_position_bias: bool = False,
     initial_params: ArrayLike | None = None,
     max_iter: int = 100,
     tol: float = 1e-9,
@@ -1367,30 +1214,21 @@ def bradley_terry(
 
     Maximises the weighted soft-label log-likelihood of Bradley & Terry (1952) (first solved by
     Zermelo, 1929) minus ``alpha * (||theta||^2 + h^2)``, optionally with a jointly fitted
-    slot-1 advantage ``h`` (the home-advantage model of Agresti, *Categorical Data Analysis*,
-    sec. 10.6; Davidson & Beaver, 1977). Newton's method with an analytic Hessian and a
-    backtracking line search; each iteration costs ``O(n_items^2 + n_items^3)`` after an
-    ``O(m)`` reduction to per-ordered-pair totals.
+    slot-1 advantage ``h`` (Agresti, *Categorical Data Analysis*, sec. 10.6; Davidson & Beaver,
+    1977), by Newton's method on per-ordered-pair totals. The returned ``params`` sum to zero.
+    Whether the unpenalised MLE exists and which parameters the data identify is decided
+    exactly (:func:`~genrm_rank.aggregators.identification.identify`) and reported in
+    ``fit.identification``; a parameter the data do not identify gets an infinite standard
+    error, and with ``alpha == 0`` a fit without a finite, unique MLE raises.
 
-    ``theta`` is identified by centring: the returned ``params`` sum to zero. Whether the
-    unpenalised MLE exists and which parameters the data identify is decided exactly for any
-    ``alpha`` (:func:`~genrm_rank.aggregators.identification.identify`) and reported on the fit
-    (``fit.identification``, with a reason). With ``alpha > 0`` the estimate is finite for any
-    data, but a parameter the data do not identify gets an infinite standard error. With
-    ``alpha == 0`` a fit without a finite, unique MLE raises
-    :class:`~genrm_rank.errors.ComparisonGraphError`.
-
-    Graded outcomes in ``[0, 1]`` vary less than the Bernoulli outcomes the likelihood
-    assumes, so the default covariance is the quasi-likelihood one (Wedderburn, 1974; McCullagh
-    & Nelder, *Generalized Linear Models*, 2nd ed., sec. 9.2): the information is divided by
-    the moment estimate of the dispersion, ``phi = sum w (o - p)^2 / sum w p (1 - p)`` times
-    ``sum(weight) / (sum(weight) - n_free)`` (``phi = 1`` when there are no residual degrees of
-    freedom), and the prior is added to it unchanged. It weights rows as the information does;
-    Pearson's ``X^2 / df`` (the mean of per-row ratios) and Fletcher's (2012, *Biometrika* 99)
-    correction of it covered nominal 95% intervals less well on simulated round-robins
-    (``benchmarks/README.md`` has the figures).
-    ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967; White, 1982) with the HC1
-    factor, ``"model"`` the plain Laplace inverse Hessian.
+    Graded outcomes vary less than the Bernoulli outcomes the likelihood assumes, so the
+    default covariance is the quasi-likelihood one (Wedderburn, 1974; McCullagh & Nelder,
+    *Generalized Linear Models*, 2nd ed., sec. 9.2): the information divided by the moment
+    estimate ``phi = sum w (o - p)^2 / sum w p (1 - p)`` times ``sum(weight) / (sum(weight) -
+    n_free)`` (1 without residual degrees of freedom), plus the prior. It covered nominal 95%
+    intervals better than Pearson's ``X^2 / df`` and Fletcher's (2012) correction
+    (``benchmarks/README.md``). ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967;
+    White, 1982) with the HC1 factor, ``"model"`` the plain Laplace inverse Hessian.
 
     Parameters
     ----------
@@ -1399,7 +1237,7 @@ def bradley_terry(
     alpha : float, optional
         L2 penalty strength, the same convention as ``choix.opt_pairwise``
         (``alpha * sum(params ** 2)``); also applied to ``h``.
-    position_bias : bool, optional
+    fit_position_bias : bool, optional
         Whether to fit the slot-1 advantage ``h``.
     initial_params : array_like, optional
         Starting ``theta`` (``h`` starts at 0); zeros by default.
@@ -1437,107 +1275,66 @@ def bradley_terry(
     >>> round(float(fit.params[0] - fit.params[1]), 6)  # log(3 / 1)
     1.098612
     """
-    comparisons = _check_comparisons(comparisons)
+    comparisons = check.instance("comparisons", comparisons, Comparisons)
     _check_options(alpha, max_iter, tol)
-    method = _check_covariance(covariance)
+    method: CovarianceMethod = check.one_of("covariance", covariance, _COVARIANCES)
     n = comparisons.n_items
-    x0 = _initial_vector(initial_params, n, position_bias)
+    size = n + (1 if fit_position_bias else 0)
+    x0 = np.zeros(size)
+    if initial_params is not None:
+        init = np.asarray(initial_params, dtype=np.float64)
+        if init.shape != (n,) or not np.all(np.isfinite(init)):
+            raise ValueError(
+                f"Argument 'initial_params' must be {n} finite numbers, "
+                f"not an array of shape {init.shape}."
+            )
+        x0[:n] = init
     if prior is not None and not isinstance(prior, BradleyTerryPrior):
         raise TypeError(
             f"Argument 'prior' must be a BradleyTerryPrior or None, not {type(prior).__name__}."
         )
-    with _threads_for(x0.shape[0]):
+    with _threads_for(size):
         stats = _pair_stats(comparisons)
+        pairs = stats.pairs(size)
+        ident = identify(stats.weight, stats.wins, fit_position_bias)
         if prior is not None:
-            fitted = _fit_with_prior(stats, n, position_bias, prior, x0, max_iter, tol, method)
-            ident = identify(stats.weight, stats.wins, position_bias)
-            return _make_prior_fit(fitted, stats, ident, n, position_bias, prior, method)
-        solution, ident = _fit_totals(
-            stats.weight, stats.wins, alpha=alpha, position_bias=position_bias, x0=x0,
-            max_iter=max_iter, tol=tol,
-        )  # fmt: skip
-        return _make_fit(solution, stats, ident, n, position_bias, alpha, method)
-
-
-def _make_prior_fit(
-    fitted: tuple[_Solution, float, NDArray[np.float64], _Posterior, NDArray[np.float64] | None],
-    stats: _PairStats,
-    ident: Identification,
-    n: int,
-    position_bias: bool,
-    prior: BradleyTerryPrior,
-    method: CovarianceMethod,
-) -> BradleyTerryFit:
-    solution, phi, cov_full, posterior, _ = fitted
-    params = solution.x[:n] - solution.x[:n].mean()
+            solution, posterior, cov_full, _ = _fit_with_prior(
+                pairs, prior, x0, max_iter, tol, method
+            )
+            phi, fit_alpha = posterior.dispersion, 0.0
+        else:
+            if alpha == 0 and not ident.ok:
+                _refuse(ident)
+            ridge = _Gaussian.ridge(float(alpha), size)
+            solution = pairs.minimise(ridge, x0, max_iter, tol)
+            cov_full, phi, information = _covariance(solution.x, pairs, stats, alpha, method)
+            cov_full = _hide_unidentified(cov_full, ident)
+            precision = information / phi + 2.0 * alpha * np.eye(size)
+            posterior = _Posterior(solution.x.copy(), precision, pairs, phi, ridge)
+            if method == "sandwich" or alpha <= 0:
+                posterior = None
+            fit_alpha = float(alpha)
+    x = solution.x
+    params = x[:n] - x[:n].mean()
     cov = cov_full[:n, :n].copy()
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     for array in (params, cov, se):
         array.setflags(write=False)
     return BradleyTerryFit(
         params=params,
-        position_bias=float(solution.x[n]) if position_bias else None,
+        position_bias=float(x[n]) if fit_position_bias else None,
         covariance=cov,
         standard_errors=se,
-        position_bias_stderr=float(np.sqrt(max(cov_full[n, n], 0.0))) if position_bias else None,
-        log_likelihood=_log_likelihood(solution.x, stats.weight, stats.wins),
-        alpha=0.0,
+        position_bias_stderr=float(np.sqrt(max(cov_full[n, n], 0.0))) if size > n else None,
+        log_likelihood=float(pairs.log_likelihood(x)),
+        alpha=fit_alpha,
         converged=solution.converged,
         n_iter=solution.n_iter,
         identification=ident,
         covariance_method=method,
         dispersion=phi,
         prior=prior,
-        _posterior=posterior if solution.x.shape[0] <= IMPORTANCE_MAX_PARAMS else None,
-    )
-
-
-def _make_fit(
-    solution: _Solution,
-    stats: _PairStats,
-    ident: Identification,
-    n: int,
-    position_bias: bool,
-    alpha: float,
-    method: CovarianceMethod,
-) -> BradleyTerryFit:
-    n_free = n - 1 + (1 if position_bias else 0)
-    cov_full, dispersion, information = _covariance(solution.x, stats, float(alpha), method, n_free)
-    cov_full = _hide_unidentified(cov_full, ident, position_bias)
-    cov = cov_full[:n, :n].copy()
-    params = solution.x[:n].copy()
-    params -= params.mean()
-    h = float(solution.x[n]) if position_bias else None
-    h_se = float(np.sqrt(max(cov_full[n, n], 0.0))) if position_bias else None
-    for array in (params, cov):
-        array.setflags(write=False)
-    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    se.setflags(write=False)
-    posterior = None
-    size = solution.x.shape[0]
-    if method in ("quasi", "model") and alpha > 0 and size <= IMPORTANCE_MAX_PARAMS:
-        posterior = _Posterior(
-            mode=solution.x.copy(),
-            precision=information / dispersion + 2.0 * alpha * np.eye(size),
-            weight=stats.weight,
-            wins=stats.wins,
-            alpha=float(alpha),
-            dispersion=dispersion,
-        )
-    return BradleyTerryFit(
-        params=params,
-        position_bias=h,
-        covariance=cov,
-        standard_errors=se,
-        position_bias_stderr=h_se,
-        log_likelihood=_log_likelihood(solution.x, stats.weight, stats.wins),
-        alpha=float(alpha),
-        converged=solution.converged,
-        n_iter=solution.n_iter,
-        identification=ident,
-        covariance_method=method,
-        dispersion=dispersion,
-        _posterior=posterior,
+        _posterior=posterior if size <= IMPORTANCE_MAX_PARAMS else None,
     )
 
 
@@ -1552,11 +1349,11 @@ class _Cells:
 
     pair: NDArray[np.int64]
     unit: NDArray[np.int64]
-    weight: NDArray[np.float64]
-    wins: NDArray[np.float64]
+    weight: Array
+    wins: Array
     first: NDArray[np.int64]
     second: NDArray[np.int64]
-    unit_size: NDArray[np.float64]
+    unit_size: Array
     """Rows per unit, for the multinomial (ones for clusters, each drawn with equal chance)."""
 
 
@@ -1609,8 +1406,8 @@ def _cells_by_rows(
     pair_of_row: NDArray[np.int64],
     first: NDArray[np.int64],
     second: NDArray[np.int64],
-    o: NDArray[np.float64],
-    w: NDArray[np.float64],
+    o: Array,
+    w: Array,
 ) -> _Cells:
     """:func:`_cells` for a row bootstrap when a combined integer key would overflow."""
     levels, level_of_row = np.unique(np.stack([o, w]), axis=1, return_inverse=True)
@@ -1631,36 +1428,22 @@ def _cells_by_rows(
 class _Resampler:
     """Refits resampled pair totals from the full fit by chord-Newton steps.
 
-    Every step solves with the full fit's (centred, penalised) Hessian, factorised once, so a
-    step costs one gradient over the observed pairs (two sparse products with the design
-    matrix, built once) and one triangular solve. The first step
-    needs no ``expit`` at all (the fitted probabilities are known). If the steps stop shrinking
-    (a resample far from the full fit), the resample is finished by the damped Newton method.
+    Every step solves with the full fit's (centred, penalised) Hessian, factorised once: one
+    gradient over the observed pairs (sparse products with the design matrix, built once) and
+    one triangular solve. If the steps stop shrinking, :meth:`_Pairs.minimise` finishes.
     """
 
-    def __init__(
-        self, cells: _Cells, n: int, x_hat: NDArray[np.float64], alpha: float, tol: float
-    ) -> None:
+    def __init__(self, cells: _Cells, n: int, x_hat: Array, alpha: float, tol: float) -> None:
         self.cells, self.n, self.x_hat, self.alpha, self.tol = cells, n, x_hat, alpha, tol
         self.n_pairs = cells.first.shape[0]
         self.size = x_hat.shape[0]
-        # Sparse operators, built once: the design (one row a pair: +1 first, -1 second, +1 h)
-        # gives the margins and, transposed, the gradient; ``pool`` sums the units' weights
-        # and wins into the pairs. Each is one sparse product a step, several times cheaper
-        # than gathers and weighted bincounts over the same arrays.
-        rows = np.arange(self.n_pairs)
-        entries = [(rows, cells.first, 1.0), (rows, cells.second, -1.0)]
-        if self.size > n:
-            entries.append((rows, np.full(self.n_pairs, n), 1.0))
+        # The design (a row a pair: +1 first, -1 second, +1 h) gives the margins and, transposed,
+        # the gradient; ``pool`` sums the units' weights and wins into the pairs.
+        cols = [cells.first, cells.second] + ([np.full(self.n_pairs, n)] if self.size > n else [])
+        values = np.repeat([1.0, -1.0, 1.0][: len(cols)], self.n_pairs)
+        rows = np.tile(np.arange(self.n_pairs), len(cols))
         self.design = csr_matrix(
-            (
-                np.concatenate([np.full(self.n_pairs, v) for _, _, v in entries]),
-                (
-                    np.concatenate([r for r, _, _ in entries]),
-                    np.concatenate([c for _, c, _ in entries]),
-                ),
-            ),
-            shape=(self.n_pairs, self.size),
+            (values, (rows, np.concatenate(cols))), shape=(self.n_pairs, self.size)
         )
         self.design_t = self.design.T.tocsr()
         self.pool = csr_matrix(
@@ -1670,49 +1453,40 @@ class _Resampler:
             ),
             shape=(2 * self.n_pairs, cells.unit_size.shape[0]),
         )
-        self.p_hat = expit(self._margins(x_hat))
-        full = cells.weight * cells.unit_size[cells.unit]
-        weight = weighted_bincount(cells.pair, full, self.n_pairs)
-        v = np.zeros((n, n))
-        v[cells.first, cells.second] = weight * self.p_hat * (1.0 - self.p_hat)
-        hess = _with_centring(_gram(v, self.size, alpha), n)
+        full = weighted_bincount(
+            cells.pair, cells.weight * cells.unit_size[cells.unit], self.n_pairs
+        )
+        fitted = self.pairs(full, full, x_hat.shape[0])
+        self.p_hat = fitted.probabilities(x_hat)
+        hess = _with_centring(fitted.hessian(x_hat, _Gaussian.ridge(alpha, self.size)), n)
         try:
             self.factor = lu_factor(hess)
         except (LinAlgError, ValueError):
             self.factor = lu_factor(hess + 1e-12 * np.eye(self.size))
 
-    def _margins(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        d: NDArray[np.float64] = self.design @ x
-        return d
+    def pairs(self, weight: Array, wins: Array, size: int) -> _Pairs:
+        """The resample's pair totals as :class:`_Pairs`."""
+        return _Pairs(self.cells.first, self.cells.second, weight, wins, wins, self.n, size)
 
-    def _gradient(
-        self, x: NDArray[np.float64], weight: NDArray[np.float64], wins: NDArray[np.float64],
-        p: NDArray[np.float64],
-    ) -> NDArray[np.float64]:  # fmt: skip
-        grad: NDArray[np.float64] = self.design_t @ (weight * p - wins) + 2.0 * self.alpha * x
-        return grad
-
-    def totals(self, counts: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+    def totals(self, counts: Array) -> tuple[Array, ...]:
         """Per-pair weight and wins of a resample with ``counts`` draws of each unit."""
-        both: NDArray[np.float64] = self.pool @ counts
+        both: Array = self.pool @ counts
         return both[: self.n_pairs], both[self.n_pairs :]
 
-    def dense(
-        self, weight: NDArray[np.float64], wins: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def dense(self, weight: Array, wins: Array) -> tuple[Array, Array]:
         total_weight, total_wins = np.zeros((self.n, self.n)), np.zeros((self.n, self.n))
         total_weight[self.cells.first, self.cells.second] = weight
         total_wins[self.cells.first, self.cells.second] = wins
         return total_weight, total_wins
 
-    def refit(
-        self, weight: NDArray[np.float64], wins: NDArray[np.float64], max_iter: int
-    ) -> tuple[NDArray[np.float64], bool]:
+    def refit(self, weight: Array, wins: Array, max_iter: int) -> tuple[Array, bool]:
         x = self.x_hat.copy()
         p = self.p_hat
         previous = np.inf
         for _ in range(max_iter):
-            step = -lu_solve(self.factor, self._gradient(x, weight, wins, p))
+            step = -lu_solve(
+                self.factor, self.design_t @ (weight * p - wins) + 2.0 * self.alpha * x
+            )
             step[: self.n] -= step[: self.n].mean()
             size = float(np.max(np.abs(step), initial=0.0))
             if not size < 0.5 * previous:
@@ -1721,23 +1495,17 @@ class _Resampler:
             if size < self.tol:
                 return x, True
             previous = size
-            p = expit(self._margins(x))
-        total_weight, total_wins = self.dense(weight, wins)
-        solution = _newton(total_weight, total_wins, self.alpha, x, max_iter, self.tol)
+            p = expit(self.design @ x)
+        ridge = _Gaussian.ridge(self.alpha, self.size)
+        solution = self.pairs(weight, wins, self.size).minimise(ridge, x, max_iter, self.tol)
         return solution.x, solution.converged
 
 
-def _unit_counts(
-    unit_size: NDArray[np.float64], rng: np.random.Generator
-) -> Callable[[], NDArray[np.float64]]:
+def _unit_counts(unit_size: Array, rng: np.random.Generator) -> Callable[[], Array]:
     """A sampler of one resample's count of each unit: multinomial(total, unit_size / total).
 
-    Two exact samplers of the same distribution, whichever is cheaper: numpy's multinomial walks
-    the units with one binomial draw each (about 100 ns a unit); drawing the ``total`` rows'
-    positions uniformly and counting them per unit costs a few ns a row. So the rows are drawn
-    when there are few rows a unit (a leaderboard's cells, a cluster bootstrap's clusters), and
-    the multinomial is used when many rows share few units, where the cost must not grow with
-    the rows.
+    numpy's multinomial (a binomial draw a unit) where many rows share few units; otherwise
+    the rows' positions drawn uniformly and counted per unit, the same distribution, cheaper.
     """
     sizes = unit_size.astype(np.int64)
     total = int(sizes.sum())
@@ -1747,9 +1515,9 @@ def _unit_counts(
         return lambda: rng.multinomial(total, shares).astype(np.float64)
     slot_unit = np.repeat(np.arange(n_units, dtype=np.int32), sizes)
 
-    def by_rows() -> NDArray[np.float64]:
+    def by_rows() -> Array:
         drawn = slot_unit[rng.integers(0, total, total)]
-        counts: NDArray[np.float64] = np.bincount(drawn, minlength=n_units).astype(np.float64)
+        counts: Array = np.bincount(drawn, minlength=n_units).astype(np.float64)
         return counts
 
     return by_rows
@@ -1771,19 +1539,14 @@ def _check_clusters(clusters: ArrayLike | None, m: int) -> NDArray[np.int64] | N
 
 def bootstrap_interval(
     samples: ArrayLike, estimate: ArrayLike, confidence: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+) -> tuple[Array, Array]:
     """Median-recentred percentile interval: always holds its own point estimate.
 
-    The percentile interval of the resamples shifted so that their median is the estimate,
     ``estimate + quantile(samples - median(samples))`` at the two tails: the percentile method
     (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13) after removing the
-    bootstrap estimate of median bias (ch. 10). Where the resamples' median is the estimate,
-    as for a smooth, unbiased fit, it is the percentile interval; where the resamples pile up
-    on one side (few comparisons, a point mass where an item drops out of a resample), the
-    plain percentile interval can exclude the estimate, this one cannot. Chosen over the
-    basic, bias-corrected (BC) and normal intervals by coverage on simulated prompts and
-    leaderboards, where it kept the percentile interval's coverage and the others fell short
-    in some regimes (``benchmarks/bootstrap_intervals.py``; figures in
+    bootstrap estimate of median bias (ch. 10). Where resamples pile up on one side, the plain
+    percentile interval can exclude the estimate; this one cannot. Chosen over the basic, BC
+    and normal intervals by coverage (``benchmarks/bootstrap_intervals.py``; figures in
     ``benchmarks/README.md``).
 
     Parameters
@@ -1812,8 +1575,8 @@ def bootstrap_interval(
     shifted = draws - np.median(draws, axis=0)
     low, high = np.quantile(shifted, [tail, 1.0 - tail], axis=0)
     # The median lies between the two quantiles, so low <= 0 <= high up to rounding.
-    lower: NDArray[np.float64] = centre + np.minimum(low, 0.0)
-    upper: NDArray[np.float64] = centre + np.maximum(high, 0.0)
+    lower: Array = centre + np.minimum(low, 0.0)
+    upper: Array = centre + np.maximum(high, 0.0)
     return lower, upper
 
 
@@ -1823,7 +1586,7 @@ def bootstrap_bradley_terry(
     bootstrap_rounds: int = 1000,
     seed: SeedLike = None,
     alpha: float = 1e-6,
-    position_bias: bool = False,
+    fit_position_bias: bool = False,
     confidence: float = 0.95,
     max_iter: int = 100,
     tol: float = 1e-9,
@@ -1841,13 +1604,10 @@ def bootstrap_bradley_terry(
     (the cluster bootstrap; Davison & Hinkley, *Bootstrap Methods*, 1997, sec. 3.8), as
     Arena-Hard does with prompts, because verdicts on one prompt are not independent.
 
-    The rows are first reduced to cells: for a row bootstrap, the rows that share an ordered
-    pair, an outcome and a weight (a GenRM's outcomes take six values, so at most six cells a
-    pair); for a cluster bootstrap, each cluster's total on each pair. A resample is then one
-    multinomial draw over the cells (the exact distribution of the plain row bootstrap, at a
-    cost that does not grow with the number of rows once they are reduced) or over the
-    clusters. Each resample is warm-started at the full fit and solved by chord-Newton steps
-    with the full fit's Hessian, factorised once, to ``resample_tol``.
+    The rows are reduced to cells (rows sharing an ordered pair, an outcome and a weight; or a
+    cluster's total on a pair), so that a resample is one multinomial draw over cells or
+    clusters, the exact row bootstrap at a cost that does not grow with the rows. Each
+    resample is refitted from the full fit by chord-Newton steps to ``resample_tol``.
 
     Parameters
     ----------
@@ -1857,7 +1617,7 @@ def bootstrap_bradley_terry(
         Number of resamples (at least 1).
     seed : int or numpy.random.Generator or None, optional
         Source of randomness; ``None`` draws fresh OS entropy.
-    alpha, position_bias, max_iter, tol, covariance
+    alpha, fit_position_bias, max_iter, tol, covariance
         As for :func:`bradley_terry` (``tol`` applies to the full fit).
     confidence : float, optional
         Interval level in ``(0, 1)``.
@@ -1865,10 +1625,8 @@ def bootstrap_bradley_terry(
         One label per comparison (any hashable numpy values, e.g. prompt ids); when given,
         clusters are resampled whole.
     resample_tol : float, optional
-        Convergence of each resample's fit (largest step); far below any bootstrap spread.
-        At 1,000 items x 1,000,000 comparisons, 1e-4 instead of 1e-6 took about 40% less time
-        and moved no interval bound by more than 1.4e-5 (bootstrap SDs about 0.05;
-        ``benchmarks/README.md``).
+        Convergence of each resample's fit (largest step), far below any bootstrap spread
+        (``benchmarks/README.md`` measures what it saves and moves).
 
     Returns
     -------
@@ -1880,7 +1638,7 @@ def bootstrap_bradley_terry(
     ComparisonGraphError
         If ``alpha == 0`` and the MLE does not exist for the data or for some resample.
     """
-    comparisons = _check_comparisons(comparisons)
+    comparisons = check.instance("comparisons", comparisons, Comparisons)
     _check_options(alpha, max_iter, tol)
     bootstrap_rounds = check.integer("bootstrap_rounds", bootstrap_rounds, 1)
     if not 0.0 < confidence < 1.0:
@@ -1890,16 +1648,16 @@ def bootstrap_bradley_terry(
     labels = _check_clusters(clusters, len(comparisons))
     rng = np.random.default_rng(seed)
     fit = bradley_terry(
-        comparisons, alpha=alpha, position_bias=position_bias, max_iter=max_iter, tol=tol,
+        comparisons, alpha=alpha, fit_position_bias=fit_position_bias, max_iter=max_iter, tol=tol,
         covariance=covariance,
     )  # fmt: skip
     n = comparisons.n_items
-    x_hat = np.zeros(n + (1 if position_bias else 0))
+    x_hat = np.zeros(n + (1 if fit_position_bias else 0))
     x_hat[:n] = fit.params
     if fit.position_bias is not None:
         x_hat[n] = fit.position_bias
     samples = np.empty((int(bootstrap_rounds), n))
-    h_samples = np.empty(int(bootstrap_rounds)) if position_bias else None
+    h_samples = np.empty(int(bootstrap_rounds)) if fit_position_bias else None
     not_converged = 0
     if len(comparisons) == 0:
         samples[:] = fit.params
@@ -1913,7 +1671,7 @@ def bootstrap_bradley_terry(
             counts = draw()
             weight, wins = resampler.totals(counts)
             if alpha == 0:
-                ident = identify(*resampler.dense(weight, wins), position_bias)
+                ident = identify(*resampler.dense(weight, wins), fit_position_bias)
                 if not ident.ok:
                     _refuse(ident)
             x, converged = resampler.refit(weight, wins, max_iter)
@@ -1939,9 +1697,7 @@ def bootstrap_bradley_terry(
     )
 
 
-def elo_scale(
-    params: ArrayLike, *, scale: float = 400.0, base: float = 1000.0
-) -> NDArray[np.float64]:
+def elo_scale(params: ArrayLike, *, scale: float = 400.0, base: float = 1000.0) -> Array:
     """Map natural-log Bradley-Terry strengths to Elo points.
 
     ``rating = base + scale * log10(e) * (theta - mean(theta))`` along the last axis, so a
@@ -1977,5 +1733,5 @@ def elo_scale(
     if not (np.isfinite(scale) and np.isfinite(base)):
         raise ValueError(f"Arguments 'scale' and 'base' must be finite, not {scale!r}, {base!r}.")
     centred = theta - theta.mean(axis=-1, keepdims=True)
-    ratings: NDArray[np.float64] = base + scale * _LOG10_E * centred
+    ratings: Array = base + scale * _LOG10_E * centred
     return ratings

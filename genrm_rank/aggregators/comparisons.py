@@ -8,7 +8,8 @@ in, and optionally the individual 1-5 helpfulness scores and the 1-6 relative ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,16 @@ __all__ = [
 ]
 
 _OPTIONAL_FIELDS = ("score_first", "score_second", "ranking")
+_Test = Callable[[NDArray[np.float64]], NDArray[np.bool_]]
+_MISSING_OK: tuple[_Test, str] = (np.isinf, "finite values or NaN (missing)")
+_DOMAINS: dict[str, tuple[tuple[_Test, str], ...]] = {
+    "outcome": ((lambda a: ~np.isfinite(a) | (a < 0.0) | (a > 1.0), "finite values in [0, 1]"),),
+    "weight": ((lambda a: ~np.isfinite(a) | (a < 0.0), "finite values >= 0"),),
+    "score_first": (_MISSING_OK,),
+    "score_second": (_MISSING_OK,),
+    "ranking": (_MISSING_OK, (lambda a: (a < 1.0) | (a > 6.0), "values in [1, 6] or NaN")),
+}
+"""What each value array must hold: a test of the bad values, and the words for the good."""
 
 
 def _frozen(array: NDArray[Any]) -> NDArray[Any]:
@@ -125,60 +136,33 @@ class Comparisons:
         n_items = check.integer("n_items", self.n_items, 1)
         object.__setattr__(self, "n_items", n_items)
         first = _as_index_array("first", self.first, n_items)
-        second = _as_index_array("second", self.second, n_items)
-        outcome = _as_float_array("outcome", self.outcome)
-        weight = _as_float_array("weight", self.weight)
         m = first.shape[0]
-        for name, array in (("second", second), ("outcome", outcome), ("weight", weight)):
+        arrays: dict[str, NDArray[Any]] = {
+            "first": first,
+            "second": _as_index_array("second", self.second, n_items),
+        }
+        for name in ("outcome", "weight", *_OPTIONAL_FIELDS):
+            if getattr(self, name) is not None:
+                arrays[name] = _as_float_array(name, getattr(self, name))
+        for name, array in arrays.items():
             if array.shape[0] != m:
                 raise ValueError(
                     f"Argument {name!r} must have the same length as 'first' ({m}), "
                     f"not {array.shape[0]}."
                 )
-        same = np.flatnonzero(first == second)
+        same = np.flatnonzero(first == arrays["second"])
         if same.size:
             k = int(same[0])
             raise ValueError(
                 f"Arguments 'first' and 'second' must differ, but comparison {k} compares "
                 f"item {int(first[k])} with itself."
             )
-        bad = np.flatnonzero(~np.isfinite(outcome) | (outcome < 0.0) | (outcome > 1.0))
-        if bad.size:
-            raise ValueError(
-                f"Argument 'outcome' must hold finite values in [0, 1], not "
-                f"{float(outcome[bad[0]])!r} (comparison {int(bad[0])})."
-            )
-        bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0.0))
-        if bad.size:
-            raise ValueError(
-                f"Argument 'weight' must hold finite values >= 0, not "
-                f"{float(weight[bad[0]])!r} (comparison {int(bad[0])})."
-            )
-        object.__setattr__(self, "first", first)
-        object.__setattr__(self, "second", second)
-        object.__setattr__(self, "outcome", outcome)
-        object.__setattr__(self, "weight", weight)
-        for name in _OPTIONAL_FIELDS:
-            values = getattr(self, name)
-            if values is None:
-                continue
-            array = _as_float_array(name, values)
-            if array.shape[0] != m:
-                raise ValueError(
-                    f"Argument {name!r} must have the same length as 'first' ({m}), "
-                    f"not {array.shape[0]}."
-                )
-            bad = np.flatnonzero(np.isinf(array))
-            if bad.size:
-                raise ValueError(
-                    f"Argument {name!r} must hold finite values or NaN (missing), not "
-                    f"{float(array[bad[0]])!r} (comparison {int(bad[0])})."
-                )
-            if name == "ranking":
-                bad = np.flatnonzero((array < 1.0) | (array > 6.0))
+        for name, array in arrays.items():
+            for test, words in _DOMAINS.get(name, ()):
+                bad = np.flatnonzero(test(array))
                 if bad.size:
                     raise ValueError(
-                        f"Argument 'ranking' must hold values in [1, 6] or NaN, not "
+                        f"Argument {name!r} must hold {words}, not "
                         f"{float(array[bad[0]])!r} (comparison {int(bad[0])})."
                     )
             object.__setattr__(self, name, array)
@@ -271,10 +255,6 @@ class Comparisons:
     def __len__(self) -> int:
         return int(self.first.shape[0])
 
-    def _optional(self, name: str) -> NDArray[np.float64] | None:
-        value: NDArray[np.float64] | None = getattr(self, name)
-        return value
-
     def subset(self, selector: ArrayLike) -> Comparisons:
         """Keep the comparisons picked by a boolean mask or an integer index array.
 
@@ -303,17 +283,15 @@ class Comparisons:
                 f"Argument 'selector' must be a boolean mask or integer indices, "
                 f"not dtype {index.dtype}."
             )
-        return Comparisons(
-            n_items=self.n_items,
-            first=self.first[index],
-            second=self.second[index],
-            outcome=self.outcome[index],
-            weight=self.weight[index],
-            **{
-                name: (None if (v := self._optional(name)) is None else v[index])
-                for name in _OPTIONAL_FIELDS
-            },
-        )
+        picked: dict[str, Any] = {
+            k: None if v is None else v[index] for k, v in self._arrays().items()
+        }
+        return dataclasses.replace(self, **picked)
+
+    def _arrays(self) -> dict[str, Any]:
+        """Every per-comparison array by field name (``None`` for an absent optional one)."""
+        names = ("first", "second", "outcome", "weight", *_OPTIONAL_FIELDS)
+        return {name: getattr(self, name) for name in names}
 
     def relabel(self, permutation: ArrayLike) -> Comparisons:
         """Rename item ``i`` to ``permutation[i]``.
@@ -340,16 +318,7 @@ class Comparisons:
                 f"Argument 'permutation' must be a permutation of range({self.n_items}), "
                 f"not {perm.tolist()!r}."
             )
-        return Comparisons(
-            n_items=self.n_items,
-            first=perm[self.first],
-            second=perm[self.second],
-            outcome=self.outcome,
-            weight=self.weight,
-            score_first=self.score_first,
-            score_second=self.score_second,
-            ranking=self.ranking,
-        )
+        return dataclasses.replace(self, first=perm[self.first], second=perm[self.second])
 
     def swapped(self) -> Comparisons:
         """Swap the two slots of every comparison.
@@ -362,16 +331,11 @@ class Comparisons:
         Comparisons
             The mirrored comparisons.
         """
-        return Comparisons(
-            n_items=self.n_items,
-            first=self.second,
-            second=self.first,
-            outcome=1.0 - self.outcome,
-            weight=self.weight,
-            score_first=self.score_second,
-            score_second=self.score_first,
+        return dataclasses.replace(
+            self, first=self.second, second=self.first, outcome=1.0 - self.outcome,
+            score_first=self.score_second, score_second=self.score_first,
             ranking=None if self.ranking is None else 7.0 - self.ranking,
-        )
+        )  # fmt: skip
 
     @staticmethod
     def concat(parts: Sequence[Comparisons]) -> Comparisons:
@@ -403,26 +367,18 @@ class Comparisons:
                     f"Argument 'parts' must share n_items={n_items}, but one has "
                     f"n_items={part.n_items}."
                 )
-        optional: dict[str, NDArray[np.float64] | None] = {}
-        for name in _OPTIONAL_FIELDS:
-            arrays = [part._optional(name) for part in parts]
-            if all(a is None for a in arrays):
-                optional[name] = None
-            else:
-                optional[name] = np.concatenate(
+        columns = [part._arrays() for part in parts]
+        merged: dict[str, Any] = {}
+        for name in columns[0]:
+            arrays = [column[name] for column in columns]
+            if any(a is not None for a in arrays):
+                merged[name] = np.concatenate(
                     [
                         np.full(len(p), np.nan) if a is None else a
                         for p, a in zip(parts, arrays, strict=True)
                     ]
                 )
-        return Comparisons(
-            n_items=n_items,
-            first=np.concatenate([p.first for p in parts]),
-            second=np.concatenate([p.second for p in parts]),
-            outcome=np.concatenate([p.outcome for p in parts]),
-            weight=np.concatenate([p.weight for p in parts]),
-            **optional,
-        )
+        return Comparisons(n_items=n_items, **merged)
 
     # ------------------------------------------------------------------ sufficient statistics
 

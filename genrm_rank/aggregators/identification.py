@@ -123,7 +123,7 @@ def _has_negative_cycle(weights: NDArray[np.float64], sources: list[int]) -> boo
 def identify(
     total_weight: NDArray[np.float64],
     total_wins: NDArray[np.float64],
-    position_bias: bool,
+    fit_position_bias: bool,
 ) -> Identification:
     """Decide existence and identification of the Bradley-Terry MLE from pair totals.
 
@@ -132,7 +132,7 @@ def identify(
     total_weight, total_wins : numpy.ndarray, shape (n_items, n_items)
         Per ordered pair (slot-1 item, slot-2 item): the total weight and the soft wins of the
         slot-1 item, as :meth:`~genrm_rank.aggregators.Comparisons.pair_totals` returns.
-    position_bias : bool
+    fit_position_bias : bool
         Whether the model has the slot-1 term ``h``.
 
     Returns
@@ -146,9 +146,9 @@ def identify(
     explained by ``h -> +inf`` alone, so no MLE exists.
 
     >>> w = np.zeros((3, 3)); w[0, 1] = w[1, 2] = w[2, 0] = 1.0
-    >>> identify(w, w.copy(), position_bias=True).mle_exists
+    >>> identify(w, w.copy(), fit_position_bias=True).mle_exists
     False
-    >>> identify(w, w.copy(), position_bias=False).mle_exists
+    >>> identify(w, w.copy(), fit_position_bias=False).mle_exists
     True
     """
     n = total_weight.shape[0]
@@ -160,7 +160,7 @@ def identify(
 
     h_identified: bool | None = None
     phi: NDArray[np.float64] | None = None
-    if position_bias:
+    if fit_position_bias:
         phi = _slot_potentials(first.astype(np.int64), second.astype(np.int64), labels, n)
         h_identified = phi is None
         if not h_identified:

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from genrm_rank import validate as check
 
@@ -43,11 +41,14 @@ from .bradley_terry import (
     bradley_terry,
 )
 from .comparisons import Comparisons, weighted_bincount
+from .graph import component_labels
 from .scores import win_rate
 
 __all__ = ["LeaderboardRow", "LeaderboardTable", "SetApartRow", "fit_leaderboard"]
 
 _LOG10_E = float(np.log10(np.e))
+Array = NDArray[np.float64]
+Index = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -224,17 +225,18 @@ class LeaderboardTable:
 # ------------------------------------------------------------------ which models are rated
 
 
-def _win_graph(comparisons: Comparisons, members: NDArray[np.bool_]) -> csr_matrix:
-    """Edge ``i -> j`` when ``i`` took a (soft) win from ``j`` in a game between members."""
-    first, second = comparisons.first, comparisons.second
-    both = members[first] & members[second] & (comparisons.weight > 0)
-    o = comparisons.outcome
-    n = comparisons.n_items
-    won_first = both & (o > 0)
-    won_second = both & (o < 1)
-    rows = np.concatenate([first[won_first], second[won_second]])
-    cols = np.concatenate([second[won_first], first[won_second]])
-    return csr_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(n, n))
+def _won(comparisons: Comparisons, members: NDArray[np.bool_]) -> tuple[Index, Index, Index]:
+    """The games between members as ``(winner, loser, game)`` rows: a game gives each side
+    that took a (soft) share of it a win."""
+    c = comparisons
+    both = members[c.first] & members[c.second] & (c.weight > 0)
+    first_won = np.flatnonzero(both & (c.outcome > 0))
+    second_won = np.flatnonzero(both & (c.outcome < 1))
+    return (
+        np.concatenate([c.first[first_won], c.second[second_won]]),
+        np.concatenate([c.second[first_won], c.first[second_won]]),
+        np.concatenate([first_won, second_won]),
+    )
 
 
 def _largest_win_component(
@@ -244,14 +246,14 @@ def _largest_win_component(
 
     Largest by members, then by games among them; the first such group in index order on a tie.
     """
-    _, labels = connected_components(
-        _win_graph(comparisons, members), directed=True, connection="strong"
-    )
+    n = comparisons.n_items
+    winner, loser, _ = _won(comparisons, members)
+    edges = np.zeros((n, n), dtype=bool)
+    edges[winner, loser] = True
+    _, labels = component_labels(edges, "strong")
     labels = np.where(members, labels, -1)
+    games = _games(comparisons)
     best, best_key = -1, (0, 0.0)
-    games = np.bincount(comparisons.first, minlength=comparisons.n_items) + np.bincount(
-        comparisons.second, minlength=comparisons.n_items
-    )
     for label in np.unique(labels[labels >= 0]).tolist():
         group = labels == label
         key = (int(group.sum()), float(games[group].sum()))
@@ -261,17 +263,24 @@ def _largest_win_component(
     return result
 
 
+def _games(comparisons: Comparisons) -> Index:
+    """Games each item played, in either slot."""
+    n = comparisons.n_items
+    games: Index = np.bincount(comparisons.first, minlength=n) + np.bincount(
+        comparisons.second, minlength=n
+    )
+    return games
+
+
 @dataclass(frozen=True)
 class _Risk:
-    risk: NDArray[np.float64]
-    win_units: NDArray[np.float64]
-    loss_units: NDArray[np.float64]
+    risk: Array
+    win_units: Array
+    loss_units: Array
     n_units: int
 
 
-def _separation_risk(
-    comparisons: Comparisons, unit: NDArray[np.int64], members: NDArray[np.bool_]
-) -> _Risk:
+def _separation_risk(comparisons: Comparisons, unit: Index, members: NDArray[np.bool_]) -> _Risk:
     """Chance that a bootstrap resample leaves each member without a win or without a loss.
 
     A resample draws ``K`` of the ``K`` units (prompts, or games) of the games among
@@ -281,29 +290,18 @@ def _separation_risk(
     infinite. Non-members get 0.
     """
     n = comparisons.n_items
-    first, second, o = comparisons.first, comparisons.second, comparisons.outcome
-    both = members[first] & members[second] & (comparisons.weight > 0)
-    units, dense = np.unique(unit[both], return_inverse=True)
+    winner, loser, game = _won(comparisons, members)
+    units, dense = np.unique(unit[game], return_inverse=True)
     k = int(units.shape[0])
     if k == 0:
         zero = np.zeros(n)
         return _Risk(np.where(members, 1.0, 0.0), zero, zero, 0)
-    f, s, won, lost = first[both], second[both], o[both] > 0, o[both] < 1
-    dense = dense.reshape(-1).astype(np.int64)
+    dense = dense.reshape(-1)
+    win_keys, loss_keys = np.unique(winner * k + dense), np.unique(loser * k + dense)
 
-    def units_of(items: NDArray[np.int64], at: NDArray[np.int64]) -> NDArray[np.int64]:
-        keys: NDArray[np.int64] = np.unique(items * k + at)
-        return keys
-
-    def count(keys: NDArray[np.int64]) -> NDArray[np.float64]:
+    def count(keys: Index) -> Array:
         return weighted_bincount(keys // k, np.ones(keys.shape[0]), n)
 
-    win_keys = units_of(
-        np.concatenate([f[won], s[lost]]), np.concatenate([dense[won], dense[lost]])
-    )
-    loss_keys = units_of(
-        np.concatenate([f[lost], s[won]]), np.concatenate([dense[lost], dense[won]])
-    )
     wins, losses = count(win_keys), count(loss_keys)
     either = count(np.union1d(win_keys, loss_keys))
     risk = (1.0 - wins / k) ** k + (1.0 - losses / k) ** k - (1.0 - either / k) ** k
@@ -312,14 +310,11 @@ def _separation_risk(
 
 def _outside_reason(comparisons: Comparisons, item: int, group: NDArray[np.bool_]) -> str:
     """Why ``item``, outside the strongly connected ``group``, has no finite strength."""
-    first, second, o, w = (
-        comparisons.first, comparisons.second, comparisons.outcome, comparisons.weight,
-    )  # fmt: skip
-    as_first = (first == item) & group[second]
-    as_second = (second == item) & group[first]
-    games = int(np.count_nonzero(as_first | as_second))
-    wins = float(np.sum(w[as_first] * o[as_first]) + np.sum(w[as_second] * (1 - o[as_second])))
-    losses = float(np.sum(w[as_first] * (1 - o[as_first])) + np.sum(w[as_second] * o[as_second]))
+    c = comparisons
+    played = ((c.first == item) & group[c.second]) | ((c.second == item) & group[c.first])
+    games = int(np.count_nonzero(played))
+    won = (c.weight * np.where(c.first == item, c.outcome, 1.0 - c.outcome))[played]
+    wins, losses = float(won.sum()), float((c.weight[played] - won).sum())
     if games == 0:
         return "no game against the rated models, so no strength relative to theirs"
     if losses == 0:
@@ -372,10 +367,10 @@ def _select(
                 _outside_reason(comparisons, i, keep)
                 + " (its provisional rating rests on games against models set apart)",
             )
-        if np.array_equal(keep, rated) or int(keep.sum()) < 2:
-            rated = keep
-            break
+        settled = np.array_equal(keep, rated) or int(keep.sum()) < 2
         rated = keep
+        if settled:
+            break
     if int(rated.sum()) < 2:
         note = (
             f"no two models have wins and losses on enough {unit_name} to bound their "
@@ -395,7 +390,7 @@ def fit_leaderboard(
     outcome: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    position_bias: bool = True,
+    fit_position_bias: bool = True,
     bootstrap_rounds: int = 200,
     seed: SeedLike = None,
     alpha: float = 1e-6,
@@ -420,7 +415,7 @@ def fit_leaderboard(
         Strength in ``[0, 1]`` with which the slot-1 system wins (1 win, 0 loss, 0.5 tie).
     weight : array_like of float, optional
         Game weights; ones by default.
-    position_bias : bool, optional
+    fit_position_bias : bool, optional
         Whether to fit a slot-1 advantage jointly (recommended for LLM judges, which favour
         one position; Zheng et al., 2023).
     bootstrap_rounds : int, optional
@@ -448,7 +443,7 @@ def fit_leaderboard(
     Examples
     --------
     >>> table = fit_leaderboard(["a", "b", "a"], ["b", "a", "b"], [1.0, 0.0, 0.5],
-    ...                         position_bias=False, bootstrap_rounds=0)
+    ...                         fit_position_bias=False, bootstrap_rounds=0)
     >>> [row.label for row in table.rows]
     ['a', 'b']
     """
@@ -516,7 +511,7 @@ def fit_leaderboard(
             bootstrap_rounds=rounds,
             seed=seed,
             alpha=alpha,
-            position_bias=position_bias,
+            fit_position_bias=fit_position_bias,
             confidence=confidence,
             clusters=None if clusters is None else unit[keep],
         )
@@ -528,24 +523,18 @@ def fit_leaderboard(
         lower, upper = base + points * low, base + points * high
         h_interval = boot.position_bias_interval
     else:
-        fit = bradley_terry(fitted, alpha=alpha, position_bias=position_bias)
+        fit = bradley_terry(fitted, alpha=alpha, fit_position_bias=fit_position_bias)
         estimate = fit.params - fit.params[rated].mean()
     ratings = base + points * estimate
     rates = win_rate(comparisons)
-    games = np.bincount(comparisons.first, minlength=len(all_labels)) + np.bincount(
-        comparisons.second, minlength=len(all_labels)
-    )
+    games = _games(comparisons)
     prompts = None
     if clusters is not None:
-        pairs = np.unique(
-            np.concatenate(
-                [
-                    comparisons.first * (unit.max() + 1) + unit,
-                    comparisons.second * (unit.max() + 1) + unit,
-                ]
-            )
+        k = int(unit.max()) + 1
+        keys = np.unique(
+            np.concatenate([comparisons.first, comparisons.second]) * k + np.tile(unit, 2)
         )
-        prompts = np.bincount(pairs // (unit.max() + 1), minlength=len(all_labels))
+        prompts = np.bincount(keys // k, minlength=len(all_labels))
 
     def bound(values: NDArray[np.float64] | None, i: int) -> float | None:
         return None if values is None else float(values[i])

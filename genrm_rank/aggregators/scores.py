@@ -12,12 +12,9 @@ from numpy.typing import NDArray
 from genrm_rank import validate as check
 
 from .comparisons import Comparisons, weighted_bincount
+from .graph import majority_digraph
 
 __all__ = ["copeland", "mean_score", "simple_tiebreaker", "win_rate"]
-
-# Copeland treats two aggregate outcomes within this distance of 0.5 as a tie, so that
-# floating-point sums such as 0.7 + 0.3 do not decide a pair.
-_TIE_TOLERANCE = 1e-9
 
 
 def _per_item(
@@ -71,7 +68,7 @@ def copeland(comparisons: Comparisons) -> NDArray[np.float64]:
     For each unordered pair ``{i, j}`` the aggregate is the weighted mean outcome for ``i``
     over all comparisons of the pair in either slot order; ``i`` beats ``j`` when it exceeds
     0.5, loses when it is below 0.5, and a tie (within 1e-9) or an uncompared pair counts 0
-    (Copeland, 1951).
+    (Copeland, 1951): out-degree minus in-degree in :func:`~.graph.majority_digraph`.
 
     Parameters
     ----------
@@ -89,17 +86,8 @@ def copeland(comparisons: Comparisons) -> NDArray[np.float64]:
     >>> copeland(c).tolist()
     [2.0, 0.0, -2.0]
     """
-    c = check.instance("comparisons", comparisons, Comparisons)
-    total_weight, total_wins = c.pair_totals()
-    games = total_weight + total_weight.T
-    # i's soft wins over j: as slot 1 (total_wins[i, j]) plus as slot 2 (losses of j in slot 1)
-    wins = total_wins + (total_weight - total_wins).T
-    margin = np.zeros_like(games)
-    np.divide(wins, games, out=margin, where=games > 0)
-    margin = np.where(games > 0, margin - 0.5, 0.0)
-    beats = margin > _TIE_TOLERANCE
-    loses = margin < -_TIE_TOLERANCE
-    score: NDArray[np.float64] = (beats.sum(axis=1) - loses.sum(axis=1)).astype(np.float64)
+    beats = majority_digraph(comparisons) > 0
+    score: NDArray[np.float64] = (beats.sum(axis=1) - beats.sum(axis=0)).astype(np.float64)
     return score
 
 

@@ -253,7 +253,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return EXIT_ROWS_FAILED
     table = leaderboard(
         games,
-        position_bias=args.fit_position_bias,
+        fit_position_bias=args.fit_position_bias,
         bootstrap_rounds=args.table_bootstrap_rounds,
         seed=args.seed,
         confidence=args.confidence,
