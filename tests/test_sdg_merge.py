@@ -16,7 +16,7 @@ import pytest
 
 from genrm_rank.cli import main
 from genrm_rank.sdg import merge_shards
-from genrm_rank.sdg.merge import MergeCounts
+from genrm_rank.sdg.output import RunCounters
 
 
 def _write_input(path: Path, n: int = 23) -> None:
@@ -117,7 +117,7 @@ def _out(tmp_path: Path) -> dict[str, Path]:
 
 def test_counts(tmp_path: Path) -> None:
     counts = merge_shards(tmp_path / "in.jsonl", _shards(tmp_path), _out(tmp_path))
-    assert counts == MergeCounts(lines=23, rows=20, out_lines=20, errors=2, rejected=0, blank=1)
+    assert counts == RunCounters(lines=23, ok=20, pair_lines=20, failed=2, rejected=0, blank=1)
 
 
 def test_an_incomplete_shard_is_refused_and_nothing_is_written(tmp_path: Path) -> None:

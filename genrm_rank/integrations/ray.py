@@ -1,47 +1,29 @@
 """Ray Data: rank the rows of a dataset across machines, one runner per actor.
 
-For files of tens of millions of rows, spread over machines by an engine the team already runs.
 :func:`rank_dataset` is a ``map_batches`` over an actor pool: each actor builds its judge once
-(``judge_factory()``: an :class:`~genrm_rank.judges.openai_http.OpenAIJudge` on the shared vLLM
-endpoints, or a :class:`~genrm_rank.judges.vllm_offline.VLLMOfflineJudge` on the actor's own
-GPUs) and runs the one async :class:`~genrm_rank.runner.Runner` over each batch of rows, on an
-event loop that lives as long as the actor (connections are kept between batches). Nothing is
-distributed by hand: Ray schedules the batches, retries a lost actor's tasks and writes the
-output.
+(``judge_factory()``: an :class:`~genrm_rank.judges.openai_http.OpenAIJudge` on shared vLLM
+endpoints, or a :class:`~genrm_rank.judges.vllm_offline.VLLMOfflineJudge` on its own GPUs) and
+runs the one async :class:`~genrm_rank.runner.Runner` over each batch, on an event loop that
+lives as long as the actor. Ray schedules the batches, retries a lost actor's tasks and writes
+the output.
 
 The verdict cache and resume
 ----------------------------
-SQLite must not be written by several machines at once (and WAL mode needs one host), so with
-``cache_dir`` every actor writes its **own** cache file, ``verdicts.<random>.db``, and reads,
-besides, one consolidated file ``verdicts.base.db`` that nobody writes during a run:
+SQLite must not be written by several machines at once, so with ``cache_dir`` every actor
+writes its **own** file, ``verdicts.<random>.db``, and reads besides one consolidated file,
+``verdicts.base.db``, that nobody writes during a run. :func:`rank_dataset` first folds every
+per-actor file left by earlier runs (finished or killed: each verdict is committed when paid)
+into the base (:func:`consolidate_caches`). An actor holds an exclusive ``flock`` on
+``verdicts.<random>.lock`` while it works on a batch, and only files whose lock is free are
+folded; the base is never changed in place (a new one is renamed over it), so actors keep
+reading the file they opened. A rerun of a killed job with the same ``cache_dir`` recomputes
+every row (Ray Data writes its output when consumed) but pays only for verdicts no earlier run
+paid for. Call :func:`consolidate_caches` after the last run to leave one file.
 
-1. at the start of :func:`rank_dataset` (on the driver, before any actor starts),
-   :func:`consolidate_caches` folds every ``verdicts.<random>.db`` left by earlier runs (finished
-   or killed: each verdict is committed when it is paid) into ``verdicts.base.db`` and deletes
-   them;
-2. each actor looks a request up in its own file, then in the base; a miss is paid and stored
-   in its own file.
-
-Consolidation never touches a file that is still being written. An actor holds an exclusive
-``flock`` on ``verdicts.<random>.lock`` while it works on a batch (the kernel drops it when the
-process ends, killed or not), and :func:`consolidate_caches` folds only the files whose lock it
-can take, leaving a live writer's file for a later consolidation; an actor whose file was folded
-between two batches starts a new one. The base itself is
-never changed in place, since actors read it as immutable: a new base is written beside it and
-renamed over it, so an actor keeps reading the file it opened. Consolidations of one folder run
-one at a time (a lock on ``verdicts.consolidate.lock``).
-
-So a rerun of a killed job, with the same ``cache_dir``, pays only for the comparisons no
-earlier run paid for: the unfinished rows (and a finished row's verdicts are served free, with
-``cached`` counting them). Call :func:`consolidate_caches` after the last run to leave one file.
-Ray Data writes a dataset's output when it is consumed, so rows are not resumed one by one:
-the rerun recomputes every row, paying nothing for what the cache holds.
-
-Put ``cache_dir`` on a local disk. Each actor's file is a :class:`~genrm_rank.cache.VerdictCache`,
-which refuses a path on a network filesystem (NFS, Lustre, ...: SQLite's locks and WAL mode fail
-there; see :mod:`genrm_rank.cache`), so an actor given such a folder fails on its first batch
-rather than risk a corrupt cache. To carry verdicts from one machine's runs to another's, join
-their cache files with :func:`~genrm_rank.cache.merge_caches` (``genrm-rank cache merge``).
+Put ``cache_dir`` on a local disk: a :class:`~genrm_rank.cache.VerdictCache` refuses a network
+filesystem (SQLite's locks fail there), so an actor given one fails on its first batch. To
+carry verdicts between machines, join their files with :func:`~genrm_rank.cache.merge_caches`
+(``genrm-rank cache merge``).
 """
 
 from __future__ import annotations

@@ -234,10 +234,7 @@ def rank_rows(
 
     def fmt(row: Row, ranking: Ranking) -> Block:
         if format == "nemo-rl":
-            completions = [
-                {"rank": position, "completion": _assistant(ranking.candidates[index])}
-                for position, index in enumerate(ranking.order)
-            ]
+            completions = _completions([ranking.candidates[i] for i in ranking.order])
             line = {id_field: row.id, "context": _messages(row), "completions": completions}
             return Block("out", (line,))
         result = ranking.to_dict(include_judgements=include_judgements)
@@ -440,7 +437,9 @@ def _pair_line(
     index, n_pairs = position
     keep = {id_field: row.id, "pair_index": index, "n_pairs": n_pairs}
     line: dict[str, Any]
-    if format == "full":
+    if format != "full":
+        line = {**_TRAINER_PAIRS[format](row, chosen, rejected), **keep}
+    else:
         ids = ranking.candidate_ids
         # One of TRL's preference formats: a text prompt with texts, or messages with
         # messages (a list prompt with text answers fails in TRL's chat template step).
@@ -460,31 +459,27 @@ def _pair_line(
             "pair_index": index,
             "n_pairs": n_pairs,
         }
-    elif format == "trl":
-        line = {"prompt": _text_prompt(row, format), "chosen": chosen, "rejected": rejected, **keep}
-    elif format == "trl-chat":
-        line = {
-            "prompt": _messages(row),
-            "chosen": _assistant(chosen),
-            "rejected": _assistant(rejected),
-            **keep,
-        }
-    elif format == "openrlhf":
-        messages = _messages(row)
-        line = {
-            "chosen": [*messages, *_assistant(chosen)],
-            "rejected": [*messages, *_assistant(rejected)],
-            **keep,
-        }
-    else:  # nemo-rl
-        line = {
-            "context": _messages(row),
-            "completions": [
-                {"rank": 0, "completion": _assistant(chosen)},
-                {"rank": 1, "completion": _assistant(rejected)},
-            ],
-            **keep,
-        }
     if margin_field is not None:
         line[margin_field] = finite_or_none(pair.margin)
     return line
+
+
+def _completions(texts: list[str]) -> list[dict[str, Any]]:
+    """NeMo RL's ranked completions, best (rank 0) first."""
+    return [{"rank": rank, "completion": _assistant(text)} for rank, text in enumerate(texts)]
+
+
+_TRAINER_PAIRS: dict[str, Callable[[Row, str, str], dict[str, Any]]] = {
+    "trl": lambda row, c, r: {"prompt": _text_prompt(row, "trl"), "chosen": c, "rejected": r},
+    "trl-chat": lambda row, c, r: {
+        "prompt": _messages(row),
+        "chosen": _assistant(c),
+        "rejected": _assistant(r),
+    },
+    "openrlhf": lambda row, c, r: {
+        "chosen": [*_messages(row), *_assistant(c)],
+        "rejected": [*_messages(row), *_assistant(r)],
+    },
+    "nemo-rl": lambda row, c, r: {"context": _messages(row), "completions": _completions([c, r])},
+}
+"""The lines of the trainer formats of :func:`pair_rows` for a chosen and a rejected text."""

@@ -1,34 +1,24 @@
-"""The SDG pipeline: a JSONL file of rows through the one runner, results durably in order.
+"""The SDG pipeline: a file of rows through the one runner, results durably in input order.
 
-:func:`process_file` reads rows (:mod:`~genrm_rank.sdg.rows`), feeds the valid ones to the
-:class:`~genrm_rank.runner.Runner` as prompts, and writes what each row produced, in input
-order, through a :class:`~genrm_rank.sdg.output.ReorderBuffer` into
-:class:`~genrm_rank.sdg.output.JsonlSink`\\ s. It handles only rows, sinks, ordering and resume;
-how rows are ranked is the :class:`~genrm_rank.spec.RankSpec`'s, exactly as for
-:func:`~genrm_rank.select_best`. :func:`prepare_output` opens the output files for a new or a
-resumed run.
+:func:`process_file` reads rows (:mod:`~genrm_rank.sdg.inputs`, :mod:`~genrm_rank.sdg.rows`),
+feeds the valid ones to the :class:`~genrm_rank.runner.Runner`, and writes what each produced
+in input order (:mod:`~genrm_rank.sdg.output`); how a row is ranked is the
+:class:`~genrm_rank.spec.RankSpec`'s, exactly as for :func:`~genrm_rank.select_best`.
+:func:`prepare_output` opens the output files for a new or a resumed run.
 
-- **Streaming.** The input is read line by line (or row by row, or batch by batch:
-  :mod:`~genrm_rank.sdg.inputs`) and never held whole. A row becomes a prompt
-  only when the runner's window has room, and at most ``max_pending`` rows are admitted but not
-  yet written, so memory does not grow with the file.
-- **Sharding.** ``shard=(i, n)`` keeps the lines whose 0-based line index is ``i`` modulo ``n``
-  (every shard writes its own files; concatenate them in any order). Duplicate ids are caught
-  within a shard only.
-- **Determinism.** Each row's randomness comes from the run seed and its id
-  (:meth:`~genrm_rank.spec.RankSpec.prompt_seeds`), so its result does not depend on the other
-  rows or on timing, given a deterministic judge (a real GenRM is not, which is what the verdict
-  cache is for). What a row assumes of the judge is a fixed judge profile: the one given
-  (``judge_profile``), else the one the runner froze after its warm-up of the first valid rows
-  in input order (:mod:`genrm_rank.runner`; ``on_profile`` hands it over, to be given to a
-  resumed run). A run resumed before the warm-up finished, with rows left to do, judges the
-  warm-up rows it already wrote once more, without writing them, so that it learns the profile
-  the uninterrupted run would have (free with a verdict cache).
-- **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` sees every verdict:
-  when the first verdicts of the run all fail, or nearly all of a recent window, the run stops
-  (``"systematic_failure"``, resumable) and says why in the server's or the parser's words. A
-  row the judge failed is written to the errors file with ``"cause": "judge"`` and judged again
-  by a resumed run; a row refused for its own content has ``"cause": "row"`` and stays.
+- **Streaming.** The input is never held whole: a row becomes a prompt when the runner's window
+  has room, and at most ``max_pending`` rows are admitted but not yet written.
+- **Sharding.** ``shard=(i, n)`` keeps the lines whose 0-based index is ``i`` modulo ``n``;
+  duplicate ids are caught within a shard only (:func:`~genrm_rank.sdg.merge.merge_shards`).
+- **Determinism.** A row's randomness comes from the run seed and its id, and what it assumes
+  of the judge is a fixed profile: the one given, else the one the runner froze after its
+  warm-up of the first valid rows (:mod:`genrm_rank.runner`; ``on_profile`` hands it over for a
+  resumed run). A run resumed within the warm-up judges the warm-up rows it already wrote once
+  more, without writing them, to learn the profile the uninterrupted run would have.
+- **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` stops a run whose
+  verdicts fail systematically (``"systematic_failure"``, resumable). A row the judge failed
+  is written with ``"cause": "judge"`` and judged again on resume; a row refused for its own
+  content has ``"cause": "row"`` and stays.
 """
 
 from __future__ import annotations
@@ -36,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +52,7 @@ from genrm_rank.sdg.output import (
     JsonlSink,
     Recovered,
     ReorderBuffer,
+    RunCounters,
     StreamSink,
     drop_retried_errors,
     is_stream,
@@ -97,28 +88,6 @@ _ERROR_WORDS_LIMIT = 1000
 
 class _MissingFieldStop(GenRMRankError):
     """The first rows all lack the same field (see :data:`FIELD_CHECK_ROWS`)."""
-
-
-@dataclass
-class RunCounters:
-    """Live counts of a run (what the progress bar and the summary show)."""
-
-    lines: int = 0
-    """Input lines of this shard read so far (blank lines included)."""
-    ok: int = 0
-    failed: int = 0
-    rejected: int = 0
-    skipped: int = 0
-    """Rows already written by an earlier run (``resume``)."""
-    blank: int = 0
-    pair_lines: int = 0
-    errors_by_kind: dict[str, int] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def done(self) -> int:
-        """Rows settled by this run (written to a sink)."""
-        return self.ok + self.failed + self.rejected
 
 
 @dataclass
@@ -167,16 +136,6 @@ class OutputFiles:
         """Close every sink (and so release the output's lock); :func:`process_file` does it."""
         for sink in self.sinks.values():
             sink.close()
-
-
-class _NullSink(JsonlSink):
-    """Counts rows and writes nothing (no rejected file asked for)."""
-
-    def __init__(self) -> None:
-        super().__init__(os.devnull)
-
-    def write(self, data: bytes, rows: int = 1) -> None:
-        self.rows += rows
 
 
 def prepare_output(
@@ -297,7 +256,7 @@ def prepare_output(
         if name in real
         else StreamSink()
         if name in streams
-        else _NullSink()
+        else JsonlSink(os.devnull)  # no rejected file: its rows are counted, not kept
         for name in paths
     }
     return OutputFiles(sinks, recovered)
@@ -324,24 +283,32 @@ def _lock_output(path: Path) -> int:
     return fd
 
 
-def _failed_requests(result: PromptResult) -> tuple[dict[str, object], ...]:
-    """Each failed call of a row: its failure kind and the server's or the parser's words."""
-    ranking = result.ranking
-    out = []
-    for j in ranking.judgements if ranking is not None else ():
-        verdict = j.verdict
-        if verdict.failure is None:
-            continue
+def _no_usable_verdict(row: Row, result: PromptResult) -> RowError:
+    """The error of a ranked row without a winner: each failed call, kind and words."""
+    judgements = result.ranking.judgements if result.ranking is not None else ()
+    failed: list[dict[str, object]] = []
+    for verdict in (j.verdict for j in judgements if j.verdict.failure is not None):
         entry: dict[str, object] = {"failure": str(verdict.failure), "error": verdict.error}
         if verdict.finish_reason is not None:
             entry["finish_reason"] = verdict.finish_reason
-        if verdict.raw is not None:
-            raw = verdict.raw
-            entry["raw"] = (
-                raw if len(raw) <= _ERROR_WORDS_LIMIT else raw[:_ERROR_WORDS_LIMIT] + "..."
-            )
-        out.append(entry)
-    return tuple(out)
+        if (raw := verdict.raw) is not None:
+            limit = _ERROR_WORDS_LIMIT
+            entry["raw"] = raw if len(raw) <= limit else raw[:limit] + "..."
+        failed.append(entry)
+    kinds = Counter(str(entry["failure"]) for entry in failed)
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none"
+    reason = f"no usable verdict in {len(judgements)} judged calls (failures: {detail})"
+    # Refused requests (a prompt over the context length) are the row's own; any other
+    # failure is the judge's, to be judged again by a resumed run.
+    refused = bool(failed) and set(kinds) == {"rejected"}
+    return RowError(
+        row.line,
+        row.id,
+        "no_usable_verdict",
+        reason,
+        failed_requests=tuple(failed),
+        cause="row" if refused else "judge",
+    )
 
 
 def holds_back(held: Sequence[RowError], error: RowError) -> bool:
@@ -384,17 +351,6 @@ def _prompt(parsed: Row, principle: str | None, seq: int | None) -> PromptInput:
         candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
         key=(seq, parsed),
     )
-
-
-def _failure_reason(result: PromptResult) -> str:
-    ranking = result.ranking
-    judgements = ranking.judgements if ranking is not None else ()
-    kinds: dict[str, int] = {}
-    for j in judgements:
-        if j.verdict.failure is not None:
-            kinds[str(j.verdict.failure)] = kinds.get(str(j.verdict.failure), 0) + 1
-    detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none"
-    return f"no usable verdict in {len(judgements)} judged calls (failures: {detail})"
 
 
 async def process_file(
@@ -597,19 +553,7 @@ async def process_file(
             buffer.put(seq, error_block(RowError(row.line, row.id, kind, reason, cause=cause)))
             return
         if result.ranking.best is None:
-            failed = _failed_requests(result)
-            # Refused requests (a prompt over the context length) are the row's own; any other
-            # failure is the judge's, to be judged again by a resumed run.
-            refused = bool(failed) and all(r["failure"] == "rejected" for r in failed)
-            error = RowError(
-                row.line,
-                row.id,
-                "no_usable_verdict",
-                _failure_reason(result),
-                failed_requests=failed,
-                cause="row" if refused else "judge",
-            )
-            buffer.put(seq, error_block(error))
+            buffer.put(seq, error_block(_no_usable_verdict(row, result)))
             return
         try:
             block = formatter(row, result.ranking)

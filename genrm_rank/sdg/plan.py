@@ -1,30 +1,20 @@
 """A cost plan before the first call: rows, comparisons, tokens, GPU-hours and money.
 
-A GenRM call costs thousands of reasoning tokens on a multi-GPU replica, so a run over a large
-SDG file is worth pricing before it starts. :func:`plan_file` reads the file (rows validated as
-the run would, nothing sent to a judge) and counts, for a :class:`~genrm_rank.spec.RankSpec`:
+A GenRM call costs thousands of reasoning tokens on a multi-GPU replica, so a large SDG file is
+worth pricing first. :func:`plan_file` reads the file (rows validated as the run would, nothing
+sent to a judge) and counts, for a :class:`~genrm_rank.spec.RankSpec`:
 
-- **comparisons**: exact for the fixed strategies (knockout, round-robin, circular, swiss with
-  ``swap`` both/random/none: the strategy is driven with a stand-in verdict, so the count is the
-  strategy's own), capped by the per-row budget; for outcome-dependent ones (adaptive, swap
-  ``auto``) the most the budget or the strategy's own cap allows, marked as a bound (adaptive's
-  real ceiling: the budget, else ``4 N``, :func:`adaptive_ceiling`). Re-asks of failed verdicts
-  are not included (they are paid, within the budget, when they happen);
-- **expected calls**, for outcome-dependent strategies: from
-  :attr:`CostAssumptions.expected_calls_per_row` when given (a judge profile or a pilot run),
-  else, for the default adaptive, the calls a prompt it made in the benchmarks
-  (:data:`ADAPTIVE_MEASURED_CALLS`), with that assumption stated in the plan;
-- **prompt tokens**: each comparison's messages (conversation, principle, both candidates)
-  counted with a tokenizer when one is given, else estimated at 4 characters a token; a
-  knockout's pairings depend on the verdicts, so its per-call candidate length is the row's
-  mean;
-- **completion tokens**: calls times the completion length per call the user expects
-  (:attr:`CostAssumptions.completion_tokens_per_call`);
-- **GPU-hours and money**, from a throughput and a price the user gives.
+- **comparisons**: exact for fixed strategies (driven with a stand-in verdict), within the
+  budget; for outcome-dependent ones (adaptive, swap ``auto``) a bound, the budget or the
+  strategy's own cap (:func:`adaptive_ceiling`). Re-asks of failed verdicts are not included;
+- **expected calls** of outcome-dependent strategies: the calls a row is assumed to take
+  (:class:`CostAssumptions`), else the default adaptive's benchmark figures, stated;
+- **prompt tokens**: each comparison's messages, counted with a tokenizer when given, else at 4
+  characters a token (a knockout's per-call candidate length is the row's mean);
+- **completion tokens**, **GPU-hours** and **money**, from what the user assumes.
 
-Rows are checked as the run checks them: a bad row (and, given the run's formatter, a row the
-output format cannot hold) costs nothing, and when the first rows would stop the run as
-misconfigured, the plan says so (:attr:`CostPlan.stop`).
+A bad row (or one the run's output format cannot hold) costs nothing, and when the first rows
+would stop the run as misconfigured, the plan says so (:attr:`CostPlan.stop`).
 """
 
 from __future__ import annotations
@@ -81,9 +71,8 @@ class CostAssumptions:
     Attributes
     ----------
     completion_tokens_per_call : int
-        Reasoning plus verdict tokens a call is expected to generate. The model card gives the
-        limit (24,576 tokens), not a typical length; 4,096 is an assumption, to be set from a
-        pilot run (every run's summary reports the completion tokens it measured per call).
+        Reasoning plus verdict tokens a call is expected to generate: an assumption, to be set
+        from a pilot run (every run's summary reports the tokens it measured).
     chars_per_token : float
         Characters a token, when no tokenizer is given.
     tokens_per_second_per_replica : float, optional

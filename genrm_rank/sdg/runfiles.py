@@ -21,7 +21,7 @@ from typing import Any
 from genrm_rank.errors import ArgumentError
 from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg.inputs import STDIN
-from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path
+from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path, write_atomically
 from genrm_rank.spec import renamed_fields
 
 __all__ = [
@@ -208,10 +208,8 @@ def record_frozen_profile(output: Path, profile: JudgeProfile) -> None:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write a run file atomically: a temporary file beside it, then a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
