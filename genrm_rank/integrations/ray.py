@@ -282,10 +282,9 @@ class _RankActor:
     def _prompt(self, row: Mapping[str, Any], index: int) -> PromptInput | str:
         """The row as a prompt, or why it cannot be one (``kind: reason``).
 
-        The row is read by the SDG pipeline's :class:`~genrm_rank.sdg.rows.RowReader`, under
-        the names of the columns given, so a row the pipeline refuses is refused here with the
-        same words. Each row gets a reader of its own: ids key the randomness and are not
-        checked for duplicates, which would depend on how Ray cut the batches.
+        Read by the pipeline's :class:`~genrm_rank.sdg.rows.RowReader`, so a row it refuses is
+        refused here in the same words; a reader per row, since duplicates across batches
+        depend on how Ray cut them.
         """
         cols = self.columns
         named = [cols["prompt"], cols["candidates"], cols["id"], cols["principle"]]
@@ -319,32 +318,32 @@ class _RankActor:
 
     def _batch(self, judge: Judge, loop: asyncio.AbstractEventLoop, batch: Any) -> Any:
         rows = batch.to_dict("records")
+        out: list[dict[str, Any]] = [dict.fromkeys(RESULT_COLUMNS) for _ in rows]
         prompts: list[PromptInput] = []
-        out: dict[str, list[Any]] = {name: [None] * len(rows) for name in RESULT_COLUMNS}
         for i, row in enumerate(rows):
             prompt = self._prompt(row, i)
             if isinstance(prompt, str):
-                out["status"][i], out["error"][i] = "invalid", prompt
-                out["calls"][i] = out["cached"][i] = 0
+                out[i].update(status="invalid", error=prompt, calls=0, cached=0)
             else:
                 prompts.append(prompt)
         for result in loop.run_until_complete(self._rank(judge, prompts)):
-            i = result.prompt.key
-            ranking = result.ranking
+            ranking, cells = result.ranking, out[result.prompt.key]
             if ranking is None:
-                out["status"][i], out["calls"][i], out["cached"][i] = "failed", 0, 0
-                out["error"][i] = f"{result.error_kind}: {result.error}"
+                error = f"{result.error_kind}: {result.error}"
+                cells.update(status="failed", calls=0, cached=0, error=error)
                 continue
-            out["best"][i] = ranking.best
-            out["order"][i] = list(ranking.order)
-            out["status"][i] = ranking.status
-            out["calls"][i], out["cached"][i] = ranking.calls, ranking.cached
-            if ranking.best is None:
-                out["error"][i] = "no usable verdict"
-            out["ranking"][i] = json.dumps(ranking.to_dict(), allow_nan=False)
+            cells.update(
+                best=ranking.best,
+                order=list(ranking.order),
+                status=ranking.status,
+                calls=ranking.calls,
+                cached=ranking.cached,
+                error="no usable verdict" if ranking.best is None else None,
+                ranking=json.dumps(ranking.to_dict(), allow_nan=False),
+            )
         result_batch = batch.copy()
         for name in RESULT_COLUMNS:
-            result_batch[self.prefix + name] = out[name]
+            result_batch[self.prefix + name] = [cells[name] for cells in out]
         result_batch[self.prefix + "best"] = result_batch[self.prefix + "best"].astype("Int64")
         return result_batch
 

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -71,6 +71,7 @@ __all__ = [
     "holds_back",
     "prepare_output",
     "process_file",
+    "read_rows",
 ]
 
 FIELD_CHECK_ROWS = 8
@@ -353,6 +354,71 @@ def _prompt(parsed: Row, principle: str | None, seq: int | None) -> PromptInput:
     )
 
 
+def read_rows(
+    input_path: str | os.PathLike[str] | RowSource,
+    reader: RowReader,
+    shard: tuple[int, int] = (0, 1),
+    formatter: Formatter | None = None,
+) -> Generator[tuple[int, Row | RowError | None], None, None]:
+    """The shard's lines of an input, read as the run reads them (``None``: a blank line).
+
+    A row ``formatter`` cannot write is its ``format_mismatch`` error
+    (:func:`~genrm_rank.sdg.filters.format_problem`), found before any call is paid for it.
+    """
+    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
+    lines = iter(source)
+    try:
+        for number, raw in lines:
+            if shard == (0, 1) or (number - 1) % shard[1] == shard[0]:
+                parsed = reader.parse(number, raw)
+                if isinstance(parsed, Row):
+                    parsed = format_problem(formatter, parsed) or parsed
+                yield number, parsed
+    finally:
+        getattr(lines, "close", lambda: None)()
+
+
+def _error_block(error: RowError) -> Block:
+    return Block("errors", (error.to_dict(),), error)
+
+
+def _result_block(row: Row, result: PromptResult, formatter: Formatter) -> Block:
+    """What a ranked row writes: the formatter's lines with the row's notes, or its error."""
+    if result.ranking is None:
+        kind = result.error_kind or "ranking_error"
+        judge = kind == "judge_error"
+        error = type(result.error).__name__
+        reason = (
+            f"judge error: {result.error}" if judge else f"ranking failed: {error}: {result.error}"
+        )
+        cause: Literal["row", "judge"] = "judge" if judge else "row"
+        return _error_block(RowError(row.line, row.id, kind, reason, cause=cause))
+    if result.ranking.best is None:
+        return _error_block(_no_usable_verdict(row, result))
+    try:
+        block = formatter(row, result.ranking)
+        notes: dict[str, object] = {}
+        if result.duplicates:
+            notes["duplicate_candidates"] = [list(g) for g in result.duplicates]
+        if row.dropped:
+            notes["dropped_candidates"] = [dict(d) for d in row.dropped]
+        lines = block.lines
+        if notes and block.sink == "out":
+            lines = tuple({**line, **notes} for line in block.lines)
+        # Encoded here rather than when written: text UTF-8 cannot hold (a lone surrogate
+        # from a judge or a formatter) is then this row's error, never the writer's crash.
+        return Block(block.sink, lines, block.error, Block(block.sink, lines).encode())
+    except UnicodeEncodeError as exc:
+        reason = (
+            f"the row's output holds {exc.object[exc.start : exc.end]!a}, a lone surrogate "
+            "that is not text and cannot be written"
+        )
+        return _error_block(RowError(row.line, row.id, "bad_encoding", reason))
+    except Exception as exc:  # one row's failure must not end a run of hours
+        reason = f"ranking failed: {type(exc).__name__}: {exc}"
+        return _error_block(RowError(row.line, row.id, "ranking_error", reason))
+
+
 async def process_file(
     input_path: str | os.PathLike[str] | RowSource,
     *,
@@ -442,7 +508,10 @@ async def process_file(
     limit = max_pending if max_pending is not None else max(1024, 8 * concurrency)
     if limit < 1:
         raise ValueError(f"Argument 'max_pending' must be >= 1 or None, not {max_pending}.")
-    rank_all = shard == (0, 1)
+
+    def notify() -> None:
+        if on_row is not None:
+            on_row(counters)
 
     def emit(block: Block) -> None:
         if block.lines:
@@ -456,131 +525,70 @@ async def process_file(
             counters.failed += 1
             kind = block.error.kind if block.error is not None else "error"
             counters.errors_by_kind[kind] = counters.errors_by_kind.get(kind, 0) + 1
-        if on_row is not None:
-            on_row(counters)
+        notify()
 
     buffer = ReorderBuffer(emit)
-    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
-    lines = iter(source)
-    state = {"exhausted": False}
-
-    def error_block(error: RowError) -> Block:
-        return Block("errors", (error.to_dict(),), error)
-
-    # Leading rows that lack a field are held back: if the first FIELD_CHECK_ROWS all lack the
-    # same one, the run stops without writing them (a rerun with the right field name must not
-    # skip them as done); otherwise they go to the errors file in their place.
-    held: list[RowError] = []
-    checking = {"on": True}
+    lines = read_rows(input_path, reader, shard, formatter)
+    exhausted = False
+    # Leading rows that fail alike are held back: if the first FIELD_CHECK_ROWS all do, the run
+    # stops without writing them (a rerun with the right options must not skip them as done);
+    # otherwise they go to the errors file in their place. ``None`` once the check is over.
+    held: list[RowError] | None = []
 
     def flush_held() -> None:
-        checking["on"] = False
-        for error in held:
-            buffer.put(buffer.reserve(), error_block(error))
-        held.clear()
+        nonlocal held
+        for error in held or ():
+            buffer.put(buffer.reserve(), _error_block(error))
+        held = None
 
     def row_error(error: RowError) -> None:
-        if checking["on"]:
-            if holds_back(held, error):
-                held.append(error)
-                if len(held) >= FIELD_CHECK_ROWS:
-                    raise _MissingFieldStop(first_rows_message(held))
-                return
-            flush_held()
-        buffer.put(buffer.reserve(), error_block(error))
+        if held is not None and holds_back(held, error):
+            held.append(error)
+            if len(held) >= FIELD_CHECK_ROWS:
+                raise _MissingFieldStop(first_rows_message(held))
+            return
+        flush_held()
+        buffer.put(buffer.reserve(), _error_block(error))
 
-    def skip() -> None:
-        counters.skipped += 1
-        if on_row is not None:
-            on_row(counters)
-
-    deferred: list[Row] = []
-    """Warm-up rows an earlier run wrote (see the module): judged again only if a row is left
-    to do after them."""
+    deferred: list[Row] = []  # warm-up rows an earlier run wrote (see the module)
 
     async def prompts() -> AsyncIterator[PromptInput]:
+        nonlocal exhausted
         while buffer.outstanding < limit:
             try:
-                number, raw = next(lines)
+                number, parsed = next(lines)
             except StopIteration:
-                state["exhausted"] = True
+                exhausted = True
                 if held:  # a short input whose every row failed alike: the same stop
                     raise _MissingFieldStop(first_rows_message(held)) from None
                 flush_held()
                 return
-            if not rank_all and (number - 1) % shard[1] != shard[0]:
-                continue
             counters.lines += 1
-            parsed = reader.parse(number, raw)
             if parsed is None:
                 counters.blank += 1
-                if on_row is not None:
-                    on_row(counters)
-                continue
-            if not isinstance(parsed, RowError):  # a row the format cannot write: no call
-                parsed = format_problem(formatter, parsed) or parsed
-            if isinstance(parsed, RowError):
-                if str(number) in skip_lines:
-                    skip()
-                    continue
+            elif isinstance(parsed, RowError) and str(number) not in skip_lines:
                 row_error(parsed)
                 continue
-            if checking["on"]:
+            elif isinstance(parsed, Row):
                 flush_held()
-            if parsed.key in skip_keys or str(number) in skip_lines:
                 # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
                 # was written to the errors file; running it again would write it twice.
-                skip()
+                if parsed.key not in skip_keys and str(number) not in skip_lines:
+                    while deferred:  # judged again, not written, before the first row to do
+                        yield _prompt(deferred.pop(0), principle, None)
+                    yield _prompt(parsed, principle, buffer.reserve())
+                    continue
                 if len(deferred) < runner.warmup_left:  # the warm-up needs its verdicts
                     deferred.append(parsed)
-                continue
-            while deferred:  # judged again, not written, before the first row left to do
-                yield _prompt(deferred.pop(0), principle, None)
-            yield _prompt(parsed, principle, buffer.reserve())
+                counters.skipped += 1
+            else:
+                counters.skipped += 1
+            notify()
 
     def settle(result: PromptResult) -> None:
         seq, row = cast(tuple[int | None, Row], result.prompt.key)
-        if seq is None:  # a warm-up row written before a resume: its verdicts were all it gave
-            return
-        if result.ranking is None:
-            kind = result.error_kind or "ranking_error"
-            reason = (
-                f"judge error: {result.error}"
-                if kind == "judge_error"
-                else f"ranking failed: {type(result.error).__name__}: {result.error}"
-            )
-            cause: Literal["row", "judge"] = "judge" if kind == "judge_error" else "row"
-            buffer.put(seq, error_block(RowError(row.line, row.id, kind, reason, cause=cause)))
-            return
-        if result.ranking.best is None:
-            buffer.put(seq, error_block(_no_usable_verdict(row, result)))
-            return
-        try:
-            block = formatter(row, result.ranking)
-            notes: dict[str, object] = {}
-            if result.duplicates:
-                notes["duplicate_candidates"] = [list(g) for g in result.duplicates]
-            if row.dropped:
-                notes["dropped_candidates"] = [dict(d) for d in row.dropped]
-            lines = block.lines
-            if notes and block.sink == "out":
-                lines = tuple({**line, **notes} for line in block.lines)
-            # Encoded here rather than when written: text UTF-8 cannot hold (a lone surrogate
-            # from a judge or a formatter) is then this row's error, never the writer's crash.
-            encoded = Block(block.sink, lines).encode()
-            block = Block(block.sink, lines, block.error, encoded)
-        except UnicodeEncodeError as exc:
-            reason = (
-                f"the row's output holds {exc.object[exc.start : exc.end]!a}, a lone surrogate "
-                "that is not text and cannot be written"
-            )
-            buffer.put(seq, error_block(RowError(row.line, row.id, "bad_encoding", reason)))
-            return
-        except Exception as exc:  # one row's failure must not end a run of hours
-            reason = f"ranking failed: {type(exc).__name__}: {exc}"
-            buffer.put(seq, error_block(RowError(row.line, row.id, "ranking_error", reason)))
-            return
-        buffer.put(seq, block)
+        if seq is not None:  # None: a warm-up row written before a resume, judged again only
+            buffer.put(seq, _result_block(row, result, formatter))
 
     try:
         while True:
@@ -589,7 +597,7 @@ async def process_file(
             if runner.cap_reached is not None:
                 outcome.status, outcome.cap = "cap", runner.cap_reached
                 break
-            if state["exhausted"]:
+            if exhausted:
                 break
             # Paused: too many rows held behind a slow one; the window drained, carry on.
         outcome.judge_profile = runner.profile
@@ -605,9 +613,7 @@ async def process_file(
     except asyncio.CancelledError:
         outcome.status = "interrupted"
     finally:
-        close = getattr(lines, "close", None)
-        if close is not None:
-            close()
+        lines.close()
         for sink in sinks.values():
             sink.close()
     return outcome

@@ -28,9 +28,9 @@ from typing import Any
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError
 from genrm_rank.messages import build_messages
-from genrm_rank.sdg.filters import Formatter, format_problem
-from genrm_rank.sdg.inputs import RowSource, open_input
-from genrm_rank.sdg.pipeline import FIELD_CHECK_ROWS, first_rows_message, holds_back
+from genrm_rank.sdg.filters import Formatter
+from genrm_rank.sdg.inputs import RowSource
+from genrm_rank.sdg.pipeline import FIELD_CHECK_ROWS, first_rows_message, holds_back, read_rows
 from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
 from genrm_rank.strategies import make_strategy
@@ -347,31 +347,14 @@ def plan_file(
     With the run's ``formatter``, a row it cannot write is a bad row, as in the run
     (:func:`~genrm_rank.sdg.filters.format_problem`).
     """
+    read = read_rows(input_path, RowReader(rows), shard, formatter)
     return plan_rows(
-        _read(input_path, rows, shard, formatter),
+        (parsed for _, parsed in read if parsed is not None),
         spec,
         principle=principle,
         assumptions=assumptions,
         count_tokens=count_tokens,
     )
-
-
-def _read(
-    input_path: str | os.PathLike[str] | RowSource,
-    rows: RowSpec | None,
-    shard: tuple[int, int],
-    formatter: Formatter | None = None,
-) -> Iterable[Row | RowError]:
-    reader = RowReader(rows)
-    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
-    for number, raw in source:
-        if shard != (0, 1) and (number - 1) % shard[1] != shard[0]:
-            continue
-        parsed = reader.parse(number, raw)
-        if isinstance(parsed, Row):
-            parsed = format_problem(formatter, parsed) or parsed
-        if parsed is not None:
-            yield parsed
 
 
 def plan_rows(
