@@ -24,7 +24,7 @@ from typing import IO, Any, cast
 
 from genrm_rank.errors import ArgumentError
 from genrm_rank.sdg.inputs import open_input
-from genrm_rank.sdg.output import RunCounters, fsync_folder, try_lock
+from genrm_rank.sdg.output import RunCounters, fsync_folder, open_locked
 from genrm_rank.sdg.rows import IdIndex, id_key
 
 __all__ = ["merge_shards"]
@@ -215,7 +215,13 @@ def merge_shards(
     seen = IdIndex()
     try:
         for name, temp in temps.items():
-            handles[name] = _open_locked(temp, targets[name])
+            # A temporary file left by a killed merge is reused (emptied), never left to pile up.
+            busy = (
+                f": another merge is writing {targets[name]} (it holds {temp}); wait for it to end."
+            )
+            fd = open_locked(temp, os.O_WRONLY | os.O_CREAT, ArgumentError("output", busy))
+            handles[name] = os.fdopen(fd, "wb")
+            os.ftruncate(fd, 0)
         for number, raw in open_input(input_path, format="jsonl"):
             counts.lines += 1
             shard = files[(number - 1) % n]
@@ -287,22 +293,3 @@ def merge_shards(
     for folder in {path.parent for path in targets.values()}:
         fsync_folder(folder)
     return counts
-
-
-def _open_locked(temp: Path, target: Path) -> IO[bytes]:
-    """Open ``temp`` emptied, locked against a concurrent merge to the same ``target``.
-
-    A temporary file left by a killed merge is reused (emptied), never left to pile up.
-    """
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        if not try_lock(fd):
-            raise ArgumentError(
-                "output",
-                f": another merge is writing {target} (it holds {temp}); wait for it to end.",
-            )
-        os.ftruncate(fd, 0)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "wb")

@@ -41,6 +41,7 @@ __all__ = [
     "drop_retried_errors",
     "fsync_folder",
     "is_stream",
+    "open_locked",
     "recover",
     "sidecar_path",
     "try_lock",
@@ -136,6 +137,19 @@ def try_lock(fd: int) -> bool:
         if exc.errno != errno.ENOLCK:
             raise
     return True
+
+
+def open_locked(path: Path, flags: int, busy: Exception) -> int:
+    """``path`` opened (``os.open`` ``flags``) and locked (:func:`try_lock`); ``busy`` is raised
+    when another process holds the lock."""
+    fd = os.open(path, flags, 0o644)
+    try:
+        if not try_lock(fd):
+            raise busy
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def is_stream(path: str | os.PathLike[str]) -> bool:

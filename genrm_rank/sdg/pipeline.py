@@ -56,8 +56,8 @@ from genrm_rank.sdg.output import (
     StreamSink,
     drop_retried_errors,
     is_stream,
+    open_locked,
     recover,
-    try_lock,
 )
 from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
@@ -219,7 +219,16 @@ def prepare_output(
         return existing
 
     refuse_existing()  # before the output is created by locking it
-    locked = _lock_output(files["out"]) if "out" in files else None
+    # The lock (flock) is on the output itself, released when its sink closes or the process
+    # ends, however it ends; a filesystem without locks (some network mounts) runs unlocked.
+    out = files.get("out")
+    busy = ArgumentError(
+        "paths['out']",
+        f": {out} is being written by another run (it holds the file's lock); wait for that "
+        "run to end, or write to another file.",
+    )
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    locked = None if out is None else open_locked(out, flags, busy)
     try:
         existing = refuse_existing()  # again: another run may have written it meanwhile
         recovered: dict[str, Recovered] = {}
@@ -261,27 +270,6 @@ def prepare_output(
         for name in paths
     }
     return OutputFiles(sinks, recovered)
-
-
-def _lock_output(path: Path) -> int:
-    """Open the output for appending, created if absent, and lock it for the run's life.
-
-    The lock (``flock``, exclusive) is on the output file itself, so no lock file is created;
-    it is released when the sink closes or the process ends, however it ends. A filesystem
-    without locks (some network mounts) runs unlocked.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        if not try_lock(fd):
-            raise ArgumentError(
-                "paths['out']",
-                f": {path} is being written by another run (it holds the file's lock); wait "
-                "for that run to end, or write to another file.",
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _no_usable_verdict(row: Row, result: PromptResult) -> RowError:
