@@ -292,14 +292,7 @@ class _RankActor:
         parsed = RowReader(self.rows).parse(index + 1, record)
         if not isinstance(parsed, Row):
             return "empty row" if parsed is None else f"{parsed.kind}: {parsed.reason}"
-        return PromptInput(
-            parsed.conversation,
-            list(parsed.candidates),
-            principle=parsed.principle,
-            prompt_id="" if cols["id"] is None else str(parsed.id),
-            candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
-            key=index,
-        )
+        return parsed.prompt(None, index, with_id=cols["id"] is not None)
 
     async def _rank(self, judge: Judge, prompts: Sequence[PromptInput]) -> list[PromptResult]:
         runner = Runner(judge, self.spec, **self.runner_options)

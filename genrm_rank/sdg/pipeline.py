@@ -82,7 +82,14 @@ the run stops (``"misconfigured"``) instead of sending every row to the errors f
 layout or the options, not the rows, are wrong. An input of fewer rows, every one of which
 failed alike, stops the same way, with the same hints."""
 
-_STOP_KINDS = ("missing_field", "ambiguous_field", "templated_prompt", "format_mismatch")
+_FIRST_ROWS = {
+    "templated_prompt": "the first {n} rows all hold a chat-templated prompt: {reason}",
+    "format_mismatch": "the output format can hold none of the first {n} rows: {reason}",
+    "ambiguous_field": "the first {n} rows are all ambiguous: {reason}",
+}
+"""What :func:`first_rows_message` says of first rows that all failed as one kind (but a
+missing field, which it words itself)."""
+_STOP_KINDS = ("missing_field", *_FIRST_ROWS)
 
 _ERROR_WORDS_LIMIT = 1000
 
@@ -311,12 +318,8 @@ def holds_back(held: Sequence[RowError], error: RowError) -> bool:
 def first_rows_message(errors: Sequence[RowError]) -> str:
     """Why a run stops when its first :data:`FIELD_CHECK_ROWS` rows all failed as ``errors``."""
     first = errors[0]
-    if first.kind == "templated_prompt":
-        return f"the first {len(errors)} rows all hold a chat-templated prompt: {first.reason}"
-    if first.kind == "format_mismatch":
-        return f"the output format can hold none of the first {len(errors)} rows: {first.reason}"
-    if first.kind == "ambiguous_field":
-        return f"the first {len(errors)} rows are all ambiguous: {first.reason}"
+    if first.kind in _FIRST_ROWS:
+        return _FIRST_ROWS[first.kind].format(n=len(errors), reason=first.reason)
     keys = sorted({k for e in errors for k in e.keys})
     argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
     hint = (
@@ -327,18 +330,6 @@ def first_rows_message(errors: Sequence[RowError]) -> str:
     return (
         f"the first {len(errors)} rows all lack the field the run looks for: {first.reason} "
         f"(argument '{argument}'); the rows have the keys {keys}{hint}"
-    )
-
-
-def _prompt(parsed: Row, principle: str | None, seq: int | None) -> PromptInput:
-    """The runner's prompt for a valid row (``seq``: its place in the output, if written)."""
-    return PromptInput(
-        conversation=parsed.conversation,
-        candidates=list(parsed.candidates),
-        principle=parsed.principle if parsed.principle is not None else principle,
-        prompt_id=str(parsed.id),
-        candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
-        key=(seq, parsed),
     )
 
 
@@ -563,8 +554,9 @@ async def process_file(
                 # was written to the errors file; running it again would write it twice.
                 if parsed.key not in skip_keys and str(number) not in skip_lines:
                     while deferred:  # judged again, not written, before the first row to do
-                        yield _prompt(deferred.pop(0), principle, None)
-                    yield _prompt(parsed, principle, buffer.reserve())
+                        done = deferred.pop(0)
+                        yield done.prompt(principle, (None, done))
+                    yield parsed.prompt(principle, (buffer.reserve(), parsed))
                     continue
                 if len(deferred) < runner.warmup_left:  # the warm-up needs its verdicts
                     deferred.append(parsed)

@@ -176,47 +176,36 @@ class CostPlan:
 
     def format(self) -> str:
         """The plan as a short table for a terminal."""
-        bound = "" if self.comparisons_exact else "at most "
-        counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
         a = self.assumptions
-        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.bad_rows_by_kind.items()))
-        lines = [
-            f"rows to rank              {self.rows:,} "
-            f"({self.bad_rows:,} bad rows to the errors file{': ' + kinds if kinds else ''})",
-            f"judge calls               {bound}{self.comparisons:,} (re-asks of failed verdicts "
-            "not included)",
-        ]
-        if self.expected_comparisons is not None:
-            lines.append(
-                f"expected judge calls      about {self.expected_comparisons:,.0f} "
-                f"({self.expected_basis})"
-            )
 
         def expected(bound: float | None, spec: str) -> str:
             value = self.expected(bound)
             return "" if value is None else f"; expected about {value:{spec}}"
 
-        lines += [
-            f"prompt tokens             {self.prompt_tokens:,} ({counted})",
-            f"completion tokens         {self.completion_tokens:,} "
-            f"({a.completion_tokens_per_call:,} a call, assumed)"
-            + expected(self.completion_tokens, ",.0f"),
-            f"total tokens              {self.total_tokens:,}",
-        ]
-        if self.gpu_hours is not None:
-            lines.append(
-                f"GPU-hours                 {self.gpu_hours:,.1f} (at "
-                f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
-                f"{a.gpus_per_replica} GPUs)" + expected(self.gpu_hours, ",.1f")
-            )
-        if self.cost is not None:
-            lines.append(
-                f"cost                      {self.cost:,.2f} "
-                f"(at {a.price_per_gpu_hour:g} a GPU-hour)" + expected(self.cost, ",.2f")
-            )
-        if self.stop is not None:
-            lines.append(f"the run would stop        before its first call: {self.stop}")
-        return "\n".join(lines)
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.bad_rows_by_kind.items()))
+        bound = "" if self.comparisons_exact else "at most "
+        counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
+        hours, cost = self.gpu_hours, self.cost
+        rows = [
+            ("rows to rank", f"{self.rows:,} ({self.bad_rows:,} bad rows to the errors file"
+             + (f": {kinds})" if kinds else ")")),
+            ("judge calls", f"{bound}{self.comparisons:,} (re-asks of failed verdicts not "
+             "included)"),
+            ("expected judge calls", None if self.expected_comparisons is None else
+             f"about {self.expected_comparisons:,.0f} ({self.expected_basis})"),
+            ("prompt tokens", f"{self.prompt_tokens:,} ({counted})"),
+            ("completion tokens", f"{self.completion_tokens:,} ({a.completion_tokens_per_call:,} "
+             "a call, assumed)" + expected(self.completion_tokens, ",.0f")),
+            ("total tokens", f"{self.total_tokens:,}"),
+            ("GPU-hours", None if hours is None else f"{hours:,.1f} (at "
+             f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
+             f"{a.gpus_per_replica} GPUs)" + expected(hours, ",.1f")),
+            ("cost", None if cost is None else f"{cost:,.2f} (at {a.price_per_gpu_hour:g} a "
+             "GPU-hour)" + expected(cost, ",.2f")),
+            ("the run would stop", None if self.stop is None else
+             f"before its first call: {self.stop}"),
+        ]  # fmt: skip
+        return "\n".join(f"{name:<26}{value}" for name, value in rows if value is not None)
 
 
 def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:

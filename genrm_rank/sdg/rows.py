@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from genrm_rank import validate as check
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
+from genrm_rank.runner import PromptInput
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
 __all__ = [
@@ -144,6 +145,18 @@ class Row:
     def key(self) -> str:
         """The id as canonical JSON (``1`` and ``"1"`` differ)."""
         return id_key(self.id)
+
+    def prompt(self, principle: str | None, key: Any, *, with_id: bool = True) -> PromptInput:
+        """The runner's prompt for the row (its own principle wins over ``principle``); without
+        ``with_id``, its content alone keys its randomness."""
+        return PromptInput(
+            self.conversation,
+            list(self.candidates),
+            principle=self.principle if self.principle is not None else principle,
+            prompt_id=str(self.id) if with_id else "",
+            candidate_ids=None if self.candidate_ids is None else list(self.candidate_ids),
+            key=key,
+        )
 
 
 @dataclass(frozen=True)

@@ -106,17 +106,19 @@ def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
     for path in paths:
         if str(path) == STDIN or not path.is_file():
             identity.append({"path": str(path)})
-            continue
-        with open(path, "rb") as handle:
-            head = handle.read(IDENTITY_BYTES)
-        identity.append(
-            {
-                "path": str(path.resolve()),
-                "head_bytes": len(head),
-                "head_sha256": hashlib.sha256(head).hexdigest(),
-            }
-        )
+        else:
+            size, digest = _head(path, IDENTITY_BYTES)
+            identity.append(
+                {"path": str(path.resolve()), "head_bytes": size, "head_sha256": digest}
+            )
     return identity
+
+
+def _head(path: Path, size: int) -> tuple[int, str]:
+    """How many of the first ``size`` bytes of ``path`` there are, and their SHA-256."""
+    with open(path, "rb") as handle:
+        head = handle.read(size)
+    return len(head), hashlib.sha256(head).hexdigest()
 
 
 def check_run_file(
@@ -228,9 +230,7 @@ def _same_input(before: Mapping[str, Any], path: Path) -> bool:
     if str(path) == STDIN or not path.is_file():
         return False
     size = int(before.get("head_bytes", 0))
-    with open(path, "rb") as handle:
-        head = handle.read(size)
-    return len(head) == size and hashlib.sha256(head).hexdigest() == before["head_sha256"]
+    return _head(path, size) == (size, before["head_sha256"])
 
 
 def _check_input(output: Path, before: Any, inputs: Sequence[Path], path: Path) -> None:
