@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_rank import validate as check
-from genrm_rank.cache import VerdictCache
+from genrm_rank.cache import VerdictCache, merge_caches
 from genrm_rank.judge_profile import ProfileLike, as_profile
 from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
@@ -142,20 +142,11 @@ def _fold(base: Path, parts: list[Path]) -> None:
     try:
         if base.exists():
             shutil.copyfile(base, fresh)
-        VerdictCache(fresh).close()  # creates it (and checks its schema) when needed
+        for part in parts:
+            VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
+        merge_caches(fresh, parts)
         conn = sqlite3.connect(fresh, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            for part in parts:
-                VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
-                conn.execute("ATTACH DATABASE ? AS part", (str(part),))
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    "INSERT OR IGNORE INTO verdicts (key, verdict, created) "
-                    "SELECT key, verdict, created FROM part.verdicts"
-                )
-                conn.execute("COMMIT")
-                conn.execute("DETACH DATABASE part")
+        try:  # read-only readers on any machine need no WAL file beside it
             conn.execute("PRAGMA journal_mode=DELETE")
         finally:
             conn.close()

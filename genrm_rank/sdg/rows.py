@@ -1,10 +1,7 @@
-"""Input rows: validation into :class:`Row` or :class:`RowError`, ids, and reading JSONL lines.
+"""Input rows: each line validated into a :class:`Row` or a :class:`RowError`, never a stop.
 
-A bad row never stops a run: :class:`RowReader` turns each line into a :class:`Row` or a
-:class:`RowError` naming the line, the id and the reason (malformed JSON, a missing field, fewer
-than two candidates, duplicate candidates or ids, an over-long text). The ids seen (to catch
-duplicates and to resume) are kept in an :class:`IdIndex` of 64-bit digests, about 32 bytes a
-row.
+A :class:`RowError` names the line, the id and the reason; the ids seen (for duplicates and
+resume) are kept in an :class:`IdIndex` of 64-bit digests, about 32 bytes a row.
 """
 
 from __future__ import annotations
@@ -51,9 +48,8 @@ TEMPLATE_MARKERS = (
 Gemma, Phi and Zephyr): a prompt holding one was rendered already."""
 
 MAX_CANDIDATES = 1024
-"""Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`). A strategy's
-bookkeeping grows with the pairs it schedules: a round-robin over 10,000 candidates schedules
-50 million matches (about 40 GB) before its first call, and would need 100 million calls."""
+"""Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`): a round-robin
+over 10,000 candidates would schedule 50 million matches (about 40 GB) before its first call."""
 
 # --------------------------------------------------------------------------------------------
 # Rows
@@ -69,9 +65,8 @@ class RowSpec:
         The row's unique id (string or integer).
     prompt_fields : tuple of str
         Fields that may hold the prompt: a string, or a list of ``{"role", "content"}``
-        messages ending with a user turn. A row must hold exactly one of them: a row holding
-        two is refused as ambiguous (``ambiguous_field``, naming both), since which one is the
-        prompt cannot be told from the row.
+        messages ending with a user turn. A row must hold exactly one of them (two:
+        ``ambiguous_field``).
     candidates_field : str
         The list of candidates: strings, objects with ``candidate_id_key`` and
         ``candidate_text_key``, assistant messages (``{"role": "assistant", "content"}``), or
@@ -83,21 +78,15 @@ class RowSpec:
     max_chars : int or None
         Longest prompt or candidate text accepted, in characters (``None``: no limit).
     max_candidates : int or None
-        Most candidates a row may hold (:data:`MAX_CANDIDATES` by default; ``None``: no limit).
-        A row with more is refused (``too_many_candidates``) before anything is scheduled or
-        paid for, rather than building millions of pairs (round-robin schedules every pair
-        up front) and exhausting memory.
+        Most candidates a row may hold (``None``: no limit); a row with more is refused
+        (``too_many_candidates``) before anything is scheduled (:data:`MAX_CANDIDATES`).
     id_from_line : bool or None
-        ``True``: rows carry no id: each gets ``"line:N"`` from its line (row) number ``N``,
-        written to the output under ``id_field``. A row that does hold ``id_field`` is then an
-        error, so ids of the two kinds never mix in one output. ``False``: every row must hold
-        ``id_field``. ``None`` (the default): the first row read decides (line ids when it has
-        no ``id_field``), and later rows must agree (:meth:`RowReader.id_from_line`).
+        ``True``: each row's id is ``"line:N"`` from its line (row) number, written under
+        ``id_field``, and a row holding ``id_field`` is an error. ``False``: every row must
+        hold ``id_field``. ``None``: the first row read decides, and later rows must agree.
     allow_templated : bool
-        Accept a prompt that already went through a chat template (``<|im_start|>``,
-        ``<|start_header_id|>``, ``[INST]``, ``<start_of_turn>``); by default such a row is
-        refused (``templated_prompt``), since the GenRM would see the template's markup as
-        the user's words.
+        Accept a prompt already rendered by a chat template (:data:`TEMPLATE_MARKERS`); by
+        default it is refused (``templated_prompt``): the GenRM would read the markup as words.
     """
 
     id_field: str = "id"
@@ -186,9 +175,9 @@ class RowError:
     """For a row whose judge calls failed: each failed call's failure kind and the server's or
     the parser's own words (``error``), as bespoke curator's ``failed_requests`` does."""
     cause: Literal["row", "judge"] = "row"
-    """``"row"``: the row was refused for its own content (bad JSON, too few candidates, a
-    prompt the server rejects), so a resumed run does not try it again. ``"judge"``: the judge
-    failed it (transport faults, unreadable or truncated answers), so ``--resume`` retries it."""
+    """``"row"``: refused for its own content (bad JSON, a prompt the server rejects): not tried
+    again on resume. ``"judge"``: the judge failed it (transport faults, unreadable answers):
+    ``--resume`` retries it."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -239,11 +228,9 @@ def _short(value: Any, limit: int = 60) -> str:
 class IdIndex:
     """A compact set of string keys with an integer each (the first line an id was seen on).
 
-    Keys are kept as 64-bit BLAKE2b digests in an open-addressing table of two ``array('Q')``
-    (about 32 bytes a key at the maximum load of one half), a third of what a ``dict`` of
-    digests costs and a tenth of a ``set`` of the strings: the only part of a run whose memory
-    grows with the file. Two distinct keys share a digest with probability about
-    ``n**2 / 2**65`` (1e-8 for 1e6 rows).
+    Keys are 64-bit BLAKE2b digests in an open-addressing table of two ``array('Q')``, about 32
+    bytes a key (a tenth of a ``set`` of the strings): the only part of a run whose memory
+    grows with the file. Two keys share a digest with probability about ``n**2 / 2**65``.
 
     >>> index = IdIndex()
     >>> index.setdefault('"a"', 3), index.setdefault('"a"', 9), '"a"' in index, '"b"' in index
