@@ -433,29 +433,17 @@ def rank_dataset(
         folder = str(path)
     elif cache_namespace is not None:
         raise ValueError("Argument 'cache_namespace' needs 'cache_dir'; pass both or neither.")
-    columns = {
-        "prompt": prompt_column,
-        "candidates": candidates_column,
-        "id": id_column,
-        "principle": principle_column,
-    }
-    runner_options = {
-        "concurrency": concurrency,
-        "batch_size": judge_batch_size,
-        "judge_profile": as_profile(judge_profile),
-    }
+    columns = dict(
+        prompt=prompt_column, candidates=candidates_column, id=id_column, principle=principle_column
+    )
+    profile = as_profile(judge_profile)
+    runner_options = dict(
+        concurrency=concurrency, batch_size=judge_batch_size, judge_profile=profile
+    )
+    actor_args = (spec, judge_factory, columns, runner_options, folder, namespace, result_prefix)
     return ds.map_batches(
         _RankActor,
-        fn_constructor_kwargs={
-            "spec": spec,
-            "judge_factory": judge_factory,
-            "columns": columns,
-            "runner_options": runner_options,
-            "cache_dir": folder,
-            "namespace": namespace,
-            "result_prefix": result_prefix,
-            "max_candidates": max_candidates,
-        },
+        fn_constructor_args=(*actor_args, max_candidates),
         batch_size=batch_size,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=actors),

@@ -1,16 +1,10 @@
 """What an SDG pipeline keeps: selection thresholds, preference-pair policies, output rows.
 
-These are library functions, so a Python SDG script and the ``genrm-rank`` CLI filter the same
-way:
-
-- :func:`decide_selection` applies :class:`SelectThresholds` (the winner's mean 1-5 score, its
-  margin over the runner-up, its P(best)) to a ranking;
-- :func:`preference_pairs` turns a ranking into chosen/rejected pairs for DPO-style training,
-  best against worst or every pair by margin;
-- :func:`rank_rows`, :func:`select_rows` and :func:`pair_rows` are the formatters
-  :func:`~genrm_rank.sdg.pipeline.process_file` takes: each turns an input row and its ranking
-  into the lines to write (a :class:`~genrm_rank.sdg.output.Block`).
-
+Library functions, so a Python SDG script and the ``genrm-rank`` CLI filter the same way:
+:func:`decide_selection` applies :class:`SelectThresholds` to a ranking,
+:func:`preference_pairs` turns one into chosen/rejected pairs for DPO-style training, and
+:func:`rank_rows`, :func:`select_rows` and :func:`pair_rows` are the formatters
+:func:`~genrm_rank.sdg.pipeline.process_file` takes (row and ranking to the lines to write).
 Margins are Bradley-Terry strength gaps in log-odds (the ranking's ``scores[i].strength``).
 """
 

@@ -75,12 +75,9 @@ __all__ = [
 ]
 
 FIELD_CHECK_ROWS = 8
-"""When this many first rows all lack the same field (or all hold two prompt fields, or all
-hold a chat-templated prompt, or
-all are rows the output format cannot hold: :func:`~genrm_rank.sdg.filters.format_problem`),
-the run stops (``"misconfigured"``) instead of sending every row to the errors file: the
-layout or the options, not the rows, are wrong. An input of fewer rows, every one of which
-failed alike, stops the same way, with the same hints."""
+"""When this many first rows (or all of a shorter input) fail alike (the same missing field, two
+prompt fields, a chat-templated prompt, or a format that cannot hold them), the run stops
+(``"misconfigured"``) instead of filling the errors file: the options, not the rows, are wrong."""
 
 _FIRST_ROWS = {
     "templated_prompt": "the first {n} rows all hold a chat-templated prompt: {reason}",
@@ -108,10 +105,8 @@ class RunOutcome:
         "complete", "cap", "interrupted", "unavailable", "misconfigured", "systematic_failure"
     ] = "complete"
     """``"misconfigured"``: every endpoint refused the run (bad key, model or path), or the first
-    rows all lack the same field; :attr:`message` says which, in the server's words.
-    ``"systematic_failure"``: the verdicts failed so consistently that the run stopped
-    (:mod:`~genrm_rank.failure_watch`); :attr:`message` names the cause and the fix, and the run
-    can be resumed once it is fixed."""
+    rows failed alike (:data:`FIELD_CHECK_ROWS`). ``"systematic_failure"``: the verdicts failed
+    so consistently that the run stopped (resumable once fixed). :attr:`message` says why."""
     cap: str | None = None
     message: str | None = None
     recovered: dict[str, Recovered] = field(default_factory=dict)

@@ -70,7 +70,6 @@ class Progress:
         self.stats: JudgeStatistics | None = None
         self.in_flight = 0
         self.counters: RunCounters | None = None
-        self.calls_offset = 0
         self.cached: Any = None
         if enabled and interval is None:
             from tqdm import tqdm

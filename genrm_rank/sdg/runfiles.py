@@ -1,12 +1,11 @@
 """The files of a run: the paths it may write (:func:`check_paths`), and its run file
 (``OUT.run.json``), what its output was written with, checked on resume (:func:`check_run_file`).
 
-Every path a run writes must differ from every other one and from every path it reads, so that
-emptying an output (``overwrite``) never empties a cache, an input or another output. A run
-records its settings (whatever its output depends on: the spec, the row layout, the judge)
-and its inputs' identity beside its output. A run that resumes onto that output must have the
-same settings and read the same input, or it would mix rows of two runs in one file:
-:func:`check_run_file` refuses it, naming what changed.
+Every path a run writes must differ from every other and from every path it reads, so that
+``overwrite`` never empties a cache, an input or another output. A run records its settings
+(the spec, the row layout, the judge) and its inputs' identity beside its output; a run that
+resumes onto it with other settings or another input would mix two runs in one file, and is
+refused, naming what changed.
 """
 
 from __future__ import annotations
