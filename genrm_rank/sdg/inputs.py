@@ -33,6 +33,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -783,15 +784,10 @@ def merge_candidate_files(
                 rows = [number]
                 for i in range(len(iterators)):
                     partner = find(i, wanted)
-                    rows.append(partner[0] if partner is not None else 0)
+                    why = f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner in "
+                    rows.append(partner[0] if partner else 0)
                     records.append(
-                        partner[1]
-                        if partner is not None
-                        else InputProblem(
-                            "misaligned",
-                            f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner "
-                            f"in {names[i + 1]}",
-                        )
+                        partner[1] if partner else InputProblem("misaligned", why + names[i + 1])
                     )
                 yield number, check(records, rows)
             leftovers = [
@@ -810,13 +806,9 @@ def merge_candidate_files(
             for it in iterators:
                 getattr(it, "close", lambda: None)()
 
-    def rows() -> Iterator[tuple[int, Item]]:
-        return by_row() if align_by is None else by_key(align_by)
-
-    def count() -> int | None:
-        return sources[0].count() if align_by is None else None
-
-    return RowSource(" + ".join(names), rows, count)
+    if align_by is None:
+        return RowSource(" + ".join(names), by_row, sources[0].count)
+    return RowSource(" + ".join(names), partial(by_key, align_by))
 
 
 def group_messages(
@@ -854,16 +846,15 @@ def group_messages(
             return _missing(messages_field, "messages_field", record)
         messages = record[messages_field]
         if not isinstance(messages, list) or not messages:
-            return InputProblem(
-                "bad_field", f"field {messages_field!r} must be a non-empty list of messages"
-            )
+            why = f"field {messages_field!r} must be a non-empty list of messages"
+            return InputProblem("bad_field", why)
         last = messages[-1]
         if not isinstance(last, dict) or last.get("role") != "assistant":
             role = last.get("role") if isinstance(last, dict) else type(last).__name__
-            return InputProblem(
-                "bad_field",
-                f"field {messages_field!r} must end with the sample's assistant turn, not {role!r}",
+            why = (
+                f"field {messages_field!r} must end with the sample's assistant turn, not {role!r}"
             )
+            return InputProblem("bad_field", why)
         content = last.get("content")
         if content is not None:
             try:
@@ -904,15 +895,12 @@ def group_messages(
                 continue
             earlier = closed.get(key)
             if earlier is not None:
-                yield (
-                    number,
-                    InputProblem(
-                        "ungrouped",
-                        f"row {number} belongs to the group that began on row {earlier}, which "
-                        "other rows followed; rows of one group must be next to each other (sort "
-                        "the input by prompt or by the group key)",
-                    ),
+                why = (
+                    f"row {number} belongs to the group that began on row {earlier}, which "
+                    "other rows followed; rows of one group must be next to each other (sort "
+                    "the input by prompt or by the group key)"
                 )
+                yield number, InputProblem("ungrouped", why)
                 continue
             if group:
                 yield emit()

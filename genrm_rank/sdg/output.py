@@ -420,8 +420,3 @@ class ReorderBuffer:
     def outstanding(self) -> int:
         """Rows reserved and not yet emitted (in flight, or waiting behind an earlier row)."""
         return self._issued - self._next
-
-    @property
-    def buffered(self) -> int:
-        """Rows finished but held back behind an unfinished earlier row."""
-        return len(self._pending)
