@@ -613,22 +613,17 @@ def merge_candidate_files(
     prompt_fields : sequence of str
         The fields that may hold the prompt (the row reader's): kept on the row only.
 
-    A merged row keeps the fields its files' rows share (the same value in each: the problem,
-    the expected answer). Each candidate is an object holding its sample under
-    ``candidate_text_key``, its file's label (:func:`file_labels`) under ``candidate_id_key``,
-    and every other field of its own row but the prompt and ``align_by`` (NeMo-Skills'
-    ``predicted_answer``, ``judgement``, ...), whether or not the files agree on it, so that
-    every candidate of every row has the same fields.
+    A merged row keeps the fields its files' rows share (the problem, the expected answer).
+    Each candidate holds its sample under ``candidate_text_key``, its file's label
+    (:func:`file_labels`) under ``candidate_id_key``, and every other field of its own row but
+    the prompt and ``align_by`` (NeMo-Skills' ``predicted_answer``, ...).
 
-    A row missing from some files (a file shorter than the first, a key missing from a file)
-    is merged from the files that have it, when at least two do, and names the others under
-    :data:`MISSING_CANDIDATES`; with fewer it becomes an error row naming the file and its row,
-    as does a row of a later file that matches no row of the first. Rows left over in later
-    files are numbered after the first file's rows. Rows paired up must hold the same prompt:
-    a row of a later file whose prompt differs from the first file's (a reordered or partly
-    regenerated file) makes the merged row a ``misaligned`` error naming each file and row,
-    never a row of candidates to different prompts. A row that holds none of ``prompt_fields``
-    is not compared.
+    A row missing from some files is merged from those that have it, when at least two do, and
+    names the others under :data:`MISSING_CANDIDATES`; with fewer, it is an error row naming
+    the file and its row, as is a row of a later file that matches no row of the first (those
+    are numbered after the first file's rows). Rows paired up must hold the same prompt (when
+    they hold one of ``prompt_fields``): a reordered or regenerated file makes the merged row a
+    ``misaligned`` error naming each file and row, never candidates to different prompts.
     """
     if len(sources) < 2:
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
@@ -831,10 +826,9 @@ def group_messages(
     candidates_field : str
         Where the grouped row keeps its candidates (the assistant turns' texts).
 
-    A grouped row keeps the fields of its group's first row, its prompt under
-    ``messages_field``, and the number of that first row. Rows of one group must be next to
-    each other: a group that comes back after another began is an error row, never a second
-    group. Memory holds one group and a 64-bit digest per closed group.
+    A grouped row keeps the fields and the number of its group's first row, its prompt under
+    ``messages_field``. Rows of one group must be next to each other: a group that comes back
+    after another began is an error row, never a second group.
     """
     from genrm_rank.sdg.rows import IdIndex, id_key
 

@@ -51,10 +51,6 @@ MAX_CANDIDATES = 1024
 """Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`): a round-robin
 over 10,000 candidates would schedule 50 million matches (about 40 GB) before its first call."""
 
-# --------------------------------------------------------------------------------------------
-# Rows
-
-
 @dataclass(frozen=True)
 class RowSpec:
     """Where a row keeps its parts, and the longest text accepted.
@@ -603,10 +599,6 @@ def first_row_layout(
 def _strip_argument(message: str) -> str:
     """Library messages say "Argument 'x' must ..."; in a row, say "field 'x' must ..."."""
     return message.replace("Argument '", "field '", 1)
-
-
-# --------------------------------------------------------------------------------------------
-# Files
 
 
 def _no_constant(name: str) -> float:
