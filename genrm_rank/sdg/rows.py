@@ -51,6 +51,7 @@ MAX_CANDIDATES = 1024
 """Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`): a round-robin
 over 10,000 candidates would schedule 50 million matches (about 40 GB) before its first call."""
 
+
 @dataclass(frozen=True)
 class RowSpec:
     """Where a row keeps its parts, and the longest text accepted.
