@@ -27,7 +27,15 @@ import asyncio
 import contextlib
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Container, Generator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Container,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -340,7 +348,16 @@ def read_rows(
     (:func:`~genrm_rank.sdg.filters.format_problem`), found before any call is paid for it.
     """
     source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
-    lines = iter(source)
+    return _parsed(iter(source), reader, shard, formatter)
+
+
+def _parsed(
+    lines: Iterator[tuple[int, object]],
+    reader: RowReader,
+    shard: tuple[int, int],
+    formatter: Formatter | None,
+) -> Generator[tuple[int, Row | RowError | None], None, None]:
+    """:func:`read_rows` past the opening, so that an input that cannot be opened raises at once."""
     try:
         for number, raw in lines:
             if shard == (0, 1) or (number - 1) % shard[1] == shard[0]:
