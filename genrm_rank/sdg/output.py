@@ -315,12 +315,16 @@ def drop_retried_errors(path: str | os.PathLike[str]) -> int:
     if not p.is_file():
         return 0
     p = p.resolve()  # rewrite the file a link points at, not the link
+    kept: list[bytes] = []
+    dropped = 0
     with open(p, "rb") as handle:
-        entries = list(_complete_lines(handle))
-    if not all(isinstance(entry, dict) for _, _, entry in entries):
-        return 0
-    kept = [raw for _, raw, entry in entries if not _judge_failed(entry)]
-    dropped = len(entries) - len(kept)
+        for _, raw, entry in _complete_lines(handle):
+            if not isinstance(entry, dict):
+                return 0
+            if _judge_failed(entry):
+                dropped += 1
+            else:
+                kept.append(raw)
     if not dropped:
         return 0
     write_atomically(p, b"".join(kept), mode=p.stat().st_mode & 0o7777)
