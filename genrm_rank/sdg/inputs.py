@@ -116,15 +116,8 @@ Item = object
 class RowSource:
     """A re-readable input: each iteration yields ``(number, item)`` from the start.
 
-    Parameters
-    ----------
-    name : str
-        What the input is, for messages.
-    rows : callable
-        Opens a fresh iteration.
-    count : callable
-        The number of rows (lines), or ``None`` when it cannot be known without reading it all
-        (standard input, grouped rows).
+    ``name`` names it in messages, ``rows()`` opens a fresh iteration, and ``count()`` gives the
+    number of rows (lines), or ``None`` when only reading it all would tell (stdin, groups).
     """
 
     name: str

@@ -169,9 +169,9 @@ def prepare_output(
         Continue files an interrupted run wrote: a torn end is cut (:func:`recover`) and the
         rows already written are skipped.
     overwrite : bool
-        Empty existing files (truncated in place, never unlinked). Without ``resume`` or
-        ``overwrite``, existing non-empty files are refused. A path that is a stream or a device
-        (``/dev/stderr``, a FIFO: :func:`~genrm_rank.sdg.output.is_stream`) is only appended to.
+        Empty existing files (truncated in place, never unlinked); without ``resume`` or
+        ``overwrite`` they are refused. A stream or a device (``/dev/stderr``, a FIFO:
+        :func:`~genrm_rank.sdg.output.is_stream`) is only appended to.
     grouped : bool
         The output holds groups of pair lines (``n_pairs``), recovered whole.
     id_field : str
@@ -182,9 +182,8 @@ def prepare_output(
     Raises
     ------
     ValueError
-        Files that coincide, or that exist when neither ``resume`` nor ``overwrite`` is given,
-        an existing file that this library did not write, or an output that another run is
-        writing.
+        Files that coincide, that exist without ``resume`` or ``overwrite``, that this library
+        did not write, or an output that another run is writing.
 
     Notes
     -----
@@ -439,16 +438,14 @@ async def process_file(
     Parameters
     ----------
     input_path : path or RowSource
-        A path is opened with :func:`~genrm_rank.sdg.inputs.open_input` (JSON Lines, plain or
-        compressed, a JSON array, Parquet, a saved dataset, ``"-"``); a
-        :class:`~genrm_rank.sdg.inputs.RowSource` is read as it is (merged or grouped rows).
+        A path, opened with :func:`~genrm_rank.sdg.inputs.open_input`, or a
+        :class:`~genrm_rank.sdg.inputs.RowSource` read as it is (merged or grouped rows).
     judge : Judge
     spec : RankSpec
         How each row is ranked (the same spec :func:`~genrm_rank.select_best` takes).
     formatter : callable
         ``formatter(row, ranking) -> Block``: :func:`~genrm_rank.sdg.filters.select_rows`,
-        :func:`~genrm_rank.sdg.filters.pair_rows`, :func:`~genrm_rank.sdg.filters.rank_rows`,
-        or your own.
+        ``pair_rows``, ``rank_rows``, or your own.
     sinks : mapping
         ``"out"``, ``"errors"`` and optionally ``"rejected"`` sinks (:func:`prepare_output`).
     rows : RowSpec, optional
@@ -461,8 +458,7 @@ async def process_file(
         Run-wide ceilings on paid generations and their tokens: the run stops cleanly before
         it would exceed one (``status == "cap"``), and can be resumed.
     max_pending : int, optional
-        Rows admitted but not yet written (bounds memory); default ``max(1024, 8 *
-        concurrency)``.
+        Rows admitted but not yet written; default ``max(1024, 8 * concurrency)``.
     skip_keys, skip_lines : container of str
         Row id keys / line numbers already written (from :func:`prepare_output`): not run again.
     shard : (int, int)
@@ -474,9 +470,7 @@ async def process_file(
     on_progress : callable, optional
         ``on_progress(stats, in_flight)`` after every verdict.
     failure_watch : FailureWatch, optional
-        When the verdicts' failures are systematic, and how many requests may be in flight
-        before a first verdict is usable; default ``FailureWatch()`` (see
-        :mod:`~genrm_rank.failure_watch`).
+        When the verdicts' failures are systematic (:mod:`~genrm_rank.failure_watch`).
 
     The coroutine can be cancelled (Ctrl-C): rows already written stay written, every in-flight
     request is cancelled, and the counters say how far it got.
