@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any, Literal
 
 from genrm_rank import validate
@@ -187,19 +188,20 @@ def preference_pairs(
     [(1, 2)]
     """
     min_margin = _check_pair_options(policy, min_margin, max_pairs)
+    return _pairs(ranking, policy, min_margin, max_pairs)
+
+
+def _pairs(
+    ranking: Ranking, policy: str, min_margin: float | None, max_pairs: int | None
+) -> list[PreferencePair]:
+    """:func:`preference_pairs` of options checked already (:func:`pair_rows` checks them once)."""
     order = list(ranking.order)
     if policy == "all_pairs":
-        ordered = [
-            (order[i], order[j]) for i in range(len(order)) for j in range(i + 1, len(order))
-        ]
-        pairs = [PreferencePair(c, r, margin_of(ranking, c, r)) for c, r in ordered]
+        pairs = [PreferencePair(c, r, margin_of(ranking, c, r)) for c, r in combinations(order, 2)]
         pairs.sort(key=lambda p: -p.margin)
     else:
-        pairs = (
-            [PreferencePair(order[0], order[-1], margin_of(ranking, order[0], order[-1]))]
-            if len(order) >= 2
-            else []
-        )
+        ends = (order[0], order[-1])
+        pairs = [PreferencePair(*ends, margin_of(ranking, *ends))] if len(order) >= 2 else []
     if min_margin is not None:
         pairs = [p for p in pairs if p.margin >= min_margin]
     return pairs if max_pairs is None else pairs[:max_pairs]
@@ -387,14 +389,14 @@ def pair_rows(
     hold (a conversation of more than one user turn) is found before it is judged
     (:class:`CheckedFormatter`).
     """
-    _check_pair_options(policy, min_margin, max_pairs)
+    min_margin = _check_pair_options(policy, min_margin, max_pairs)
     validate.one_of("format", format, PAIR_FORMATS)
 
     def check(row: Row) -> str | None:
         return _text_prompt_problem(row, format) if format == "trl" else None
 
     def fmt(row: Row, ranking: Ranking) -> Block:
-        pairs = preference_pairs(ranking, policy=policy, min_margin=min_margin, max_pairs=max_pairs)
+        pairs = _pairs(ranking, policy, min_margin, max_pairs)
         base = {k: v for k, v in row.data.items() if k != candidates_field}
         order = ranking.order
         if not pairs:

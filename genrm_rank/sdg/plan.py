@@ -23,6 +23,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cache, partial
 from typing import Any
 
 from genrm_rank import validate as check
@@ -364,8 +365,8 @@ def plan_rows(
             return int(count_tokens(text))
         return math.ceil(len(text) / chars_per_token)
 
-    calls_cache: dict[int, tuple[int, bool]] = {}
-    expected_cache: dict[int, tuple[float, str] | None] = {}
+    calls_of = cache(partial(calls_for, spec))
+    expected_of = cache(partial(expected_calls_for, spec, assumptions=plan.assumptions))
     bases: list[str] = []
     leading: list[RowError] | None = []  # the first rows' errors, while all alike (the run's check)
     for row in rows:
@@ -383,14 +384,10 @@ def plan_rows(
         n = len(row.candidates)
         plan.rows += 1
         plan.by_candidates[n] = plan.by_candidates.get(n, 0) + 1
-        if n not in calls_cache:
-            calls_cache[n] = calls_for(spec, n)
-        calls, exact = calls_cache[n]
+        calls, exact = calls_of(n)
         plan.comparisons += calls
         plan.comparisons_exact &= exact
-        if n not in expected_cache:
-            expected_cache[n] = expected_calls_for(spec, n, plan.assumptions)
-        expected = expected_cache[n]
+        expected = expected_of(n)
         if expected is not None:
             plan.expected_comparisons = (plan.expected_comparisons or 0.0) + expected[0]
             if expected[1] not in bases:
