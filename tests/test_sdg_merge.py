@@ -8,6 +8,7 @@ errors file included. The judge is the deterministic ``--judge simulated``.
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from genrm_rank.cli import main
 from genrm_rank.sdg import merge_shards
-from genrm_rank.sdg.merge import MergeCounts
+from genrm_rank.sdg.output import RunCounters
 
 
 def _write_input(path: Path, n: int = 23) -> None:
@@ -117,7 +118,21 @@ def _out(tmp_path: Path) -> dict[str, Path]:
 
 def test_counts(tmp_path: Path) -> None:
     counts = merge_shards(tmp_path / "in.jsonl", _shards(tmp_path), _out(tmp_path))
-    assert counts == MergeCounts(lines=23, rows=20, out_lines=20, errors=2, rejected=0, blank=1)
+    assert counts == RunCounters(lines=23, ok=20, pair_lines=20, failed=2, rejected=0, blank=1)
+
+
+def test_shards_of_a_compressed_input_merge_as_its_plain_lines(tmp_path: Path) -> None:
+    """The merge reads its input as the shard runs did (open_input), gzip included."""
+    shards = _shards(tmp_path)
+    plain = tmp_path / "in.jsonl"
+    packed = tmp_path / "in.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    counts = merge_shards(packed, shards, _out(tmp_path))
+    assert counts == RunCounters(lines=23, ok=20, pair_lines=20, failed=2, rejected=0, blank=1)
+    shard_rows = b"".join(sorted(s["out"].read_bytes() for s in shards))
+    assert sorted((tmp_path / "m.jsonl").read_bytes().splitlines()) == sorted(
+        shard_rows.splitlines()
+    )
 
 
 def test_an_incomplete_shard_is_refused_and_nothing_is_written(tmp_path: Path) -> None:

@@ -483,8 +483,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite)  # fmt: skip
     if not args.quiet:
         print(
-            f"{PROG} merge: {len(shards)} shards -> {args.output}: {counts.rows} rows "
-            f"({counts.out_lines} lines), {counts.errors} errors, {counts.rejected} rejected, "
+            f"{PROG} merge: {len(shards)} shards -> {args.output}: {counts.ok} rows "
+            f"({counts.pair_lines} lines), {counts.failed} errors, {counts.rejected} rejected, "
             f"{counts.blank} blank lines",
             file=sys.stderr,
         )

@@ -1,47 +1,29 @@
 """Ray Data: rank the rows of a dataset across machines, one runner per actor.
 
-For files of tens of millions of rows, spread over machines by an engine the team already runs.
 :func:`rank_dataset` is a ``map_batches`` over an actor pool: each actor builds its judge once
-(``judge_factory()``: an :class:`~genrm_rank.judges.openai_http.OpenAIJudge` on the shared vLLM
-endpoints, or a :class:`~genrm_rank.judges.vllm_offline.VLLMOfflineJudge` on the actor's own
-GPUs) and runs the one async :class:`~genrm_rank.runner.Runner` over each batch of rows, on an
-event loop that lives as long as the actor (connections are kept between batches). Nothing is
-distributed by hand: Ray schedules the batches, retries a lost actor's tasks and writes the
-output.
+(``judge_factory()``: an :class:`~genrm_rank.judges.openai_http.OpenAIJudge` on shared vLLM
+endpoints, or a :class:`~genrm_rank.judges.vllm_offline.VLLMOfflineJudge` on its own GPUs) and
+runs the one async :class:`~genrm_rank.runner.Runner` over each batch, on an event loop that
+lives as long as the actor. Ray schedules the batches, retries a lost actor's tasks and writes
+the output.
 
 The verdict cache and resume
 ----------------------------
-SQLite must not be written by several machines at once (and WAL mode needs one host), so with
-``cache_dir`` every actor writes its **own** cache file, ``verdicts.<random>.db``, and reads,
-besides, one consolidated file ``verdicts.base.db`` that nobody writes during a run:
+SQLite must not be written by several machines at once, so with ``cache_dir`` every actor
+writes its **own** file, ``verdicts.<random>.db``, and reads besides one consolidated file,
+``verdicts.base.db``, that nobody writes during a run. :func:`rank_dataset` first folds every
+per-actor file left by earlier runs (finished or killed: each verdict is committed when paid)
+into the base (:func:`consolidate_caches`). An actor holds an exclusive ``flock`` on
+``verdicts.<random>.lock`` while it works on a batch, and only files whose lock is free are
+folded; the base is never changed in place (a new one is renamed over it), so actors keep
+reading the file they opened. A rerun of a killed job with the same ``cache_dir`` recomputes
+every row (Ray Data writes its output when consumed) but pays only for verdicts no earlier run
+paid for. Call :func:`consolidate_caches` after the last run to leave one file.
 
-1. at the start of :func:`rank_dataset` (on the driver, before any actor starts),
-   :func:`consolidate_caches` folds every ``verdicts.<random>.db`` left by earlier runs (finished
-   or killed: each verdict is committed when it is paid) into ``verdicts.base.db`` and deletes
-   them;
-2. each actor looks a request up in its own file, then in the base; a miss is paid and stored
-   in its own file.
-
-Consolidation never touches a file that is still being written. An actor holds an exclusive
-``flock`` on ``verdicts.<random>.lock`` while it works on a batch (the kernel drops it when the
-process ends, killed or not), and :func:`consolidate_caches` folds only the files whose lock it
-can take, leaving a live writer's file for a later consolidation; an actor whose file was folded
-between two batches starts a new one. The base itself is
-never changed in place, since actors read it as immutable: a new base is written beside it and
-renamed over it, so an actor keeps reading the file it opened. Consolidations of one folder run
-one at a time (a lock on ``verdicts.consolidate.lock``).
-
-So a rerun of a killed job, with the same ``cache_dir``, pays only for the comparisons no
-earlier run paid for: the unfinished rows (and a finished row's verdicts are served free, with
-``cached`` counting them). Call :func:`consolidate_caches` after the last run to leave one file.
-Ray Data writes a dataset's output when it is consumed, so rows are not resumed one by one:
-the rerun recomputes every row, paying nothing for what the cache holds.
-
-Put ``cache_dir`` on a local disk. Each actor's file is a :class:`~genrm_rank.cache.VerdictCache`,
-which refuses a path on a network filesystem (NFS, Lustre, ...: SQLite's locks and WAL mode fail
-there; see :mod:`genrm_rank.cache`), so an actor given such a folder fails on its first batch
-rather than risk a corrupt cache. To carry verdicts from one machine's runs to another's, join
-their cache files with :func:`~genrm_rank.cache.merge_caches` (``genrm-rank cache merge``).
+Put ``cache_dir`` on a local disk: a :class:`~genrm_rank.cache.VerdictCache` refuses a network
+filesystem (SQLite's locks fail there), so an actor given one fails on its first batch. To
+carry verdicts between machines, join their files with :func:`~genrm_rank.cache.merge_caches`
+(``genrm-rank cache merge``).
 """
 
 from __future__ import annotations
@@ -59,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_rank import validate as check
-from genrm_rank.cache import VerdictCache
+from genrm_rank.cache import VerdictCache, merge_caches
 from genrm_rank.judge_profile import ProfileLike, as_profile
 from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
@@ -160,20 +142,11 @@ def _fold(base: Path, parts: list[Path]) -> None:
     try:
         if base.exists():
             shutil.copyfile(base, fresh)
-        VerdictCache(fresh).close()  # creates it (and checks its schema) when needed
+        for part in parts:
+            VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
+        merge_caches(fresh, parts)
         conn = sqlite3.connect(fresh, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            for part in parts:
-                VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
-                conn.execute("ATTACH DATABASE ? AS part", (str(part),))
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    "INSERT OR IGNORE INTO verdicts (key, verdict, created) "
-                    "SELECT key, verdict, created FROM part.verdicts"
-                )
-                conn.execute("COMMIT")
-                conn.execute("DETACH DATABASE part")
+        try:  # read-only readers on any machine need no WAL file beside it
             conn.execute("PRAGMA journal_mode=DELETE")
         finally:
             conn.close()
@@ -300,10 +273,9 @@ class _RankActor:
     def _prompt(self, row: Mapping[str, Any], index: int) -> PromptInput | str:
         """The row as a prompt, or why it cannot be one (``kind: reason``).
 
-        The row is read by the SDG pipeline's :class:`~genrm_rank.sdg.rows.RowReader`, under
-        the names of the columns given, so a row the pipeline refuses is refused here with the
-        same words. Each row gets a reader of its own: ids key the randomness and are not
-        checked for duplicates, which would depend on how Ray cut the batches.
+        Read by the pipeline's :class:`~genrm_rank.sdg.rows.RowReader`, so a row it refuses is
+        refused here in the same words; a reader per row, since duplicates across batches
+        depend on how Ray cut them.
         """
         cols = self.columns
         named = [cols["prompt"], cols["candidates"], cols["id"], cols["principle"]]
@@ -311,14 +283,7 @@ class _RankActor:
         parsed = RowReader(self.rows).parse(index + 1, record)
         if not isinstance(parsed, Row):
             return "empty row" if parsed is None else f"{parsed.kind}: {parsed.reason}"
-        return PromptInput(
-            parsed.conversation,
-            list(parsed.candidates),
-            principle=parsed.principle,
-            prompt_id="" if cols["id"] is None else str(parsed.id),
-            candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
-            key=index,
-        )
+        return parsed.prompt(None, index, with_id=cols["id"] is not None)
 
     async def _rank(self, judge: Judge, prompts: Sequence[PromptInput]) -> list[PromptResult]:
         runner = Runner(judge, self.spec, **self.runner_options)
@@ -337,32 +302,32 @@ class _RankActor:
 
     def _batch(self, judge: Judge, loop: asyncio.AbstractEventLoop, batch: Any) -> Any:
         rows = batch.to_dict("records")
+        out: list[dict[str, Any]] = [dict.fromkeys(RESULT_COLUMNS) for _ in rows]
         prompts: list[PromptInput] = []
-        out: dict[str, list[Any]] = {name: [None] * len(rows) for name in RESULT_COLUMNS}
         for i, row in enumerate(rows):
             prompt = self._prompt(row, i)
             if isinstance(prompt, str):
-                out["status"][i], out["error"][i] = "invalid", prompt
-                out["calls"][i] = out["cached"][i] = 0
+                out[i].update(status="invalid", error=prompt, calls=0, cached=0)
             else:
                 prompts.append(prompt)
         for result in loop.run_until_complete(self._rank(judge, prompts)):
-            i = result.prompt.key
-            ranking = result.ranking
+            ranking, cells = result.ranking, out[result.prompt.key]
             if ranking is None:
-                out["status"][i], out["calls"][i], out["cached"][i] = "failed", 0, 0
-                out["error"][i] = f"{result.error_kind}: {result.error}"
+                error = f"{result.error_kind}: {result.error}"
+                cells.update(status="failed", calls=0, cached=0, error=error)
                 continue
-            out["best"][i] = ranking.best
-            out["order"][i] = list(ranking.order)
-            out["status"][i] = ranking.status
-            out["calls"][i], out["cached"][i] = ranking.calls, ranking.cached
-            if ranking.best is None:
-                out["error"][i] = "no usable verdict"
-            out["ranking"][i] = json.dumps(ranking.to_dict(), allow_nan=False)
+            cells.update(
+                best=ranking.best,
+                order=list(ranking.order),
+                status=ranking.status,
+                calls=ranking.calls,
+                cached=ranking.cached,
+                error="no usable verdict" if ranking.best is None else None,
+                ranking=json.dumps(ranking.to_dict(), allow_nan=False),
+            )
         result_batch = batch.copy()
         for name in RESULT_COLUMNS:
-            result_batch[self.prefix + name] = out[name]
+            result_batch[self.prefix + name] = [cells[name] for cells in out]
         result_batch[self.prefix + "best"] = result_batch[self.prefix + "best"].astype("Int64")
         return result_batch
 
@@ -468,29 +433,17 @@ def rank_dataset(
         folder = str(path)
     elif cache_namespace is not None:
         raise ValueError("Argument 'cache_namespace' needs 'cache_dir'; pass both or neither.")
-    columns = {
-        "prompt": prompt_column,
-        "candidates": candidates_column,
-        "id": id_column,
-        "principle": principle_column,
-    }
-    runner_options = {
-        "concurrency": concurrency,
-        "batch_size": judge_batch_size,
-        "judge_profile": as_profile(judge_profile),
-    }
+    columns = dict(
+        prompt=prompt_column, candidates=candidates_column, id=id_column, principle=principle_column
+    )
+    profile = as_profile(judge_profile)
+    runner_options = dict(
+        concurrency=concurrency, batch_size=judge_batch_size, judge_profile=profile
+    )
+    actor_args = (spec, judge_factory, columns, runner_options, folder, namespace, result_prefix)
     return ds.map_batches(
         _RankActor,
-        fn_constructor_kwargs={
-            "spec": spec,
-            "judge_factory": judge_factory,
-            "columns": columns,
-            "runner_options": runner_options,
-            "cache_dir": folder,
-            "namespace": namespace,
-            "result_prefix": result_prefix,
-            "max_candidates": max_candidates,
-        },
+        fn_constructor_args=(*actor_args, max_candidates),
         batch_size=batch_size,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=actors),

@@ -1,25 +1,15 @@
 """SDG filtering: rank the rows of synthetic-data files, keep the best or chosen/rejected pairs.
 
-The Python door for synthetic-data-generation (SDG) pipelines, and what the ``genrm-rank`` CLI's
-``rank``, ``select`` and ``pairs`` commands are a thin shell over. Built for files of hundreds of
-thousands of rows, ranked over hours on shared clusters where jobs get killed:
-
-- :mod:`~genrm_rank.sdg.rows`: rows read and validated (a bad row is an error row naming the
-  line and the reason, never a stop);
-- :mod:`~genrm_rank.sdg.filters`: selection thresholds, preference-pair policies, and the
-  output row formats;
-- :mod:`~genrm_rank.sdg.output`: durable JSONL written in input order, a torn end recovered on
-  resume;
-- :mod:`~genrm_rank.sdg.pipeline`: :func:`process_file`, which feeds rows to the one runner
-  with a :class:`~genrm_rank.spec.RankSpec` and writes what they produced.
-- :mod:`~genrm_rank.sdg.merge`: :func:`merge_shards`, the files of ``shard=(i, n)`` runs back
-  into one run's files, in input order.
-
-This package exports what a pipeline author needs: how rows are read (:class:`RowSpec`,
-:class:`RowReader`, :class:`Row`, :class:`RowError`), what is written (:func:`rank_rows`,
-:func:`select_rows` with :class:`SelectThresholds`, :func:`pair_rows`,
-:func:`preference_pairs`), the run (:func:`prepare_output`, :func:`process_file`,
-:class:`RunOutcome`) and :func:`merge_shards`. The rest stays importable from its module.
+The Python door for synthetic-data-generation (SDG) pipelines, which the ``genrm-rank`` CLI's
+``rank``, ``select`` and ``pairs`` commands are a thin shell over; built for files of hundreds
+of thousands of rows, ranked over hours on shared clusters where jobs get killed. It exports
+what a pipeline author needs: how rows are read (:class:`RowSpec`, :class:`RowReader`,
+:class:`Row`, :class:`RowError`: :mod:`~genrm_rank.sdg.rows`, :mod:`~genrm_rank.sdg.inputs`),
+what is written (:func:`rank_rows`, :func:`select_rows` with :class:`SelectThresholds`,
+:func:`pair_rows`, :func:`preference_pairs`: :mod:`~genrm_rank.sdg.filters`), the run
+(:func:`prepare_output`, :func:`process_file`, :class:`RunOutcome`:
+:mod:`~genrm_rank.sdg.pipeline`, :mod:`~genrm_rank.sdg.output`) and :func:`merge_shards`
+(:mod:`~genrm_rank.sdg.merge`). The rest stays importable from its module.
 
 Example (the CLI's ``genrm-rank select IN -o OUT --min-score 3.5``, in Python)::
 

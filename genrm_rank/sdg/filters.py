@@ -1,16 +1,10 @@
 """What an SDG pipeline keeps: selection thresholds, preference-pair policies, output rows.
 
-These are library functions, so a Python SDG script and the ``genrm-rank`` CLI filter the same
-way:
-
-- :func:`decide_selection` applies :class:`SelectThresholds` (the winner's mean 1-5 score, its
-  margin over the runner-up, its P(best)) to a ranking;
-- :func:`preference_pairs` turns a ranking into chosen/rejected pairs for DPO-style training,
-  best against worst or every pair by margin;
-- :func:`rank_rows`, :func:`select_rows` and :func:`pair_rows` are the formatters
-  :func:`~genrm_rank.sdg.pipeline.process_file` takes: each turns an input row and its ranking
-  into the lines to write (a :class:`~genrm_rank.sdg.output.Block`).
-
+Library functions, so a Python SDG script and the ``genrm-rank`` CLI filter the same way:
+:func:`decide_selection` applies :class:`SelectThresholds` to a ranking,
+:func:`preference_pairs` turns one into chosen/rejected pairs for DPO-style training, and
+:func:`rank_rows`, :func:`select_rows` and :func:`pair_rows` are the formatters
+:func:`~genrm_rank.sdg.pipeline.process_file` takes (row and ranking to the lines to write).
 Margins are Bradley-Terry strength gaps in log-odds (the ranking's ``scores[i].strength``).
 """
 
@@ -19,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any, Literal
 
 from genrm_rank import validate
@@ -193,19 +188,20 @@ def preference_pairs(
     [(1, 2)]
     """
     min_margin = _check_pair_options(policy, min_margin, max_pairs)
+    return _pairs(ranking, policy, min_margin, max_pairs)
+
+
+def _pairs(
+    ranking: Ranking, policy: str, min_margin: float | None, max_pairs: int | None
+) -> list[PreferencePair]:
+    """:func:`preference_pairs` of options checked already (:func:`pair_rows` checks them once)."""
     order = list(ranking.order)
     if policy == "all_pairs":
-        ordered = [
-            (order[i], order[j]) for i in range(len(order)) for j in range(i + 1, len(order))
-        ]
-        pairs = [PreferencePair(c, r, margin_of(ranking, c, r)) for c, r in ordered]
+        pairs = [PreferencePair(c, r, margin_of(ranking, c, r)) for c, r in combinations(order, 2)]
         pairs.sort(key=lambda p: -p.margin)
     else:
-        pairs = (
-            [PreferencePair(order[0], order[-1], margin_of(ranking, order[0], order[-1]))]
-            if len(order) >= 2
-            else []
-        )
+        ends = (order[0], order[-1])
+        pairs = [PreferencePair(*ends, margin_of(ranking, *ends))] if len(order) >= 2 else []
     if min_margin is not None:
         pairs = [p for p in pairs if p.margin >= min_margin]
     return pairs if max_pairs is None else pairs[:max_pairs]
@@ -234,10 +230,7 @@ def rank_rows(
 
     def fmt(row: Row, ranking: Ranking) -> Block:
         if format == "nemo-rl":
-            completions = [
-                {"rank": position, "completion": _assistant(ranking.candidates[index])}
-                for position, index in enumerate(ranking.order)
-            ]
+            completions = _completions([ranking.candidates[i] for i in ranking.order])
             line = {id_field: row.id, "context": _messages(row), "completions": completions}
             return Block("out", (line,))
         result = ranking.to_dict(include_judgements=include_judgements)
@@ -396,14 +389,14 @@ def pair_rows(
     hold (a conversation of more than one user turn) is found before it is judged
     (:class:`CheckedFormatter`).
     """
-    _check_pair_options(policy, min_margin, max_pairs)
+    min_margin = _check_pair_options(policy, min_margin, max_pairs)
     validate.one_of("format", format, PAIR_FORMATS)
 
     def check(row: Row) -> str | None:
         return _text_prompt_problem(row, format) if format == "trl" else None
 
     def fmt(row: Row, ranking: Ranking) -> Block:
-        pairs = preference_pairs(ranking, policy=policy, min_margin=min_margin, max_pairs=max_pairs)
+        pairs = _pairs(ranking, policy, min_margin, max_pairs)
         base = {k: v for k, v in row.data.items() if k != candidates_field}
         order = ranking.order
         if not pairs:
@@ -440,7 +433,9 @@ def _pair_line(
     index, n_pairs = position
     keep = {id_field: row.id, "pair_index": index, "n_pairs": n_pairs}
     line: dict[str, Any]
-    if format == "full":
+    if format != "full":
+        line = {**_TRAINER_PAIRS[format](row, chosen, rejected), **keep}
+    else:
         ids = ranking.candidate_ids
         # One of TRL's preference formats: a text prompt with texts, or messages with
         # messages (a list prompt with text answers fails in TRL's chat template step).
@@ -460,31 +455,27 @@ def _pair_line(
             "pair_index": index,
             "n_pairs": n_pairs,
         }
-    elif format == "trl":
-        line = {"prompt": _text_prompt(row, format), "chosen": chosen, "rejected": rejected, **keep}
-    elif format == "trl-chat":
-        line = {
-            "prompt": _messages(row),
-            "chosen": _assistant(chosen),
-            "rejected": _assistant(rejected),
-            **keep,
-        }
-    elif format == "openrlhf":
-        messages = _messages(row)
-        line = {
-            "chosen": [*messages, *_assistant(chosen)],
-            "rejected": [*messages, *_assistant(rejected)],
-            **keep,
-        }
-    else:  # nemo-rl
-        line = {
-            "context": _messages(row),
-            "completions": [
-                {"rank": 0, "completion": _assistant(chosen)},
-                {"rank": 1, "completion": _assistant(rejected)},
-            ],
-            **keep,
-        }
     if margin_field is not None:
         line[margin_field] = finite_or_none(pair.margin)
     return line
+
+
+def _completions(texts: list[str]) -> list[dict[str, Any]]:
+    """NeMo RL's ranked completions, best (rank 0) first."""
+    return [{"rank": rank, "completion": _assistant(text)} for rank, text in enumerate(texts)]
+
+
+_TRAINER_PAIRS: dict[str, Callable[[Row, str, str], dict[str, Any]]] = {
+    "trl": lambda row, c, r: {"prompt": _text_prompt(row, "trl"), "chosen": c, "rejected": r},
+    "trl-chat": lambda row, c, r: {
+        "prompt": _messages(row),
+        "chosen": _assistant(c),
+        "rejected": _assistant(r),
+    },
+    "openrlhf": lambda row, c, r: {
+        "chosen": [*_messages(row), *_assistant(c)],
+        "rejected": [*_messages(row), *_assistant(r)],
+    },
+    "nemo-rl": lambda row, c, r: {"context": _messages(row), "completions": _completions([c, r])},
+}
+"""The lines of the trainer formats of :func:`pair_rows` for a chosen and a rejected text."""

@@ -1,38 +1,24 @@
 """Input sources: rows from JSONL, JSON arrays, Parquet, Hugging Face datasets or stdin.
 
-Every source is read the same way: a :class:`RowSource` yields ``(number, item)`` pairs, and
-:meth:`~genrm_rank.sdg.rows.RowReader.parse` turns each item into a row or a row error. The
-number is the 1-based line of a JSON Lines file (blank lines included, so resume and sharding
-key on it exactly as before) or the 1-based row (element) of any other source. An item is a
-JSONL line as ``bytes`` (decoded by the reader, so a bad line is that line's error), an
-already decoded record, or an :class:`InputProblem` (a row the source could not put together).
+A :class:`RowSource` yields ``(number, item)`` pairs from the start each time it is iterated,
+and :meth:`~genrm_rank.sdg.rows.RowReader.parse` turns each item into a row or a row error.
+The number is the 1-based line of a JSON Lines file (blank lines included: resume and sharding
+key on it) or the 1-based row of any other source. An item is a JSONL line as ``bytes``, a
+decoded record, or an :class:`InputProblem` (a row the source could not put together).
 
-- **JSON Lines**, plain or compressed: gzip and zstandard are recognised by their magic bytes
-  (zstandard needs the ``zstandard`` package, ``genrm-rank[zstd]``).
-- **A JSON array** (a file or stdin whose first character is ``[``): parsed element by
-  element with :meth:`json.JSONDecoder.raw_decode`, so memory holds one element at a time.
-- **Parquet** (``.parquet``, or the ``PAR1`` magic): read in record batches of
-  :data:`BATCH_ROWS` rows with pyarrow (``genrm-rank[parquet]``).
-- **Hugging Face datasets** (``genrm-rank[datasets]``): a folder written by
-  ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``, or ``hf:NAME`` for
-  ``datasets.load_dataset(NAME, split=split)``. Datasets are memory-mapped Arrow tables, and
-  rows are read one batch at a time.
-- **Standard input** (``-``): JSON Lines or a JSON array, compressed or not. It is read as it
-  arrives and copied to an anonymous temporary file (gone when the process ends), so it can be
-  read twice, as ``leaderboard`` does (a check of every row before the first call).
+- **JSON Lines**, plain, gzip or zstandard (by the magic bytes; ``genrm-rank[zstd]``).
+- **A JSON array** (first character ``[``): parsed one element at a time.
+- **Parquet** (``.parquet`` or the ``PAR1`` magic; ``genrm-rank[parquet]``) and **Hugging Face
+  datasets** (a ``save_to_disk`` folder or ``hf:NAME``; ``genrm-rank[datasets]``): read
+  :data:`BATCH_ROWS` rows at a time.
+- **Standard input** (``-``): JSON Lines or an array, compressed or not, copied to an
+  anonymous temporary file as it arrives so that it can be read twice.
 
 Two adapters build rows of candidates from rows of one sample each:
-
-- :func:`merge_candidate_files`: several files, one sample a row (NeMo-Skills'
-  ``output-rs0.jsonl`` ... ``output-rs{N-1}.jsonl``), aligned by row number or by a key.
-  Aligned by row, memory holds one row of each file. Aligned by key, rows that arrive out of
-  step wait in memory until their partner comes: nothing when the files share an order, at
-  worst a whole file. A row that does not align is an error row naming the file and its row.
-- :func:`group_messages`: rows in OpenAI ``messages`` form, each ending with one assistant
-  turn, grouped into one row by their prompt (the messages before that turn) or by a key.
-  Rows of one group must be next to each other (sort the input by prompt); memory holds one
-  group, plus a 64-bit digest (about 32 bytes) of each closed group's key to catch a group that
-  comes back later (an error row, never a silent second group).
+:func:`merge_candidate_files` (NeMo-Skills' ``output-rs{i}.jsonl``, aligned by row number or by
+a key; rows out of step wait in memory until their partner comes) and :func:`group_messages`
+(OpenAI ``messages`` rows grouped by prompt or key; memory holds one group and a 64-bit digest
+per closed group, to catch a group that comes back as an error row).
 """
 
 from __future__ import annotations
@@ -45,8 +31,9 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -129,15 +116,8 @@ Item = object
 class RowSource:
     """A re-readable input: each iteration yields ``(number, item)`` from the start.
 
-    Parameters
-    ----------
-    name : str
-        What the input is, for messages.
-    rows : callable
-        Opens a fresh iteration.
-    count : callable
-        The number of rows (lines), or ``None`` when it cannot be known without reading it all
-        (standard input, grouped rows).
+    ``name`` names it in messages, ``rows()`` opens a fresh iteration, and ``count()`` gives the
+    number of rows (lines), or ``None`` when only reading it all would tell (stdin, groups).
     """
 
     name: str
@@ -366,6 +346,11 @@ def _need(module: str, package: str, extra: str, what: str) -> Any:
         ) from None
 
 
+def _numbered(batches: Iterable[Iterable[dict[str, Any]]]) -> Iterator[tuple[int, Item]]:
+    """The records of a table's batches, numbered from 1."""
+    return enumerate((record for batch in batches for record in batch), start=1)
+
+
 def _parquet(path: str) -> RowSource:
     if path == STDIN:
         raise InputError("input", ": Parquet cannot be read from standard input ('-').")
@@ -379,12 +364,9 @@ def _parquet(path: str) -> RowSource:
 
     def rows() -> Iterator[tuple[int, Item]]:
         handle = open_file()
-        number = 0
         try:
-            for batch in handle.iter_batches(batch_size=BATCH_ROWS):
-                for record in batch.to_pylist():
-                    number += 1
-                    yield number, record
+            batches = handle.iter_batches(batch_size=BATCH_ROWS)
+            yield from _numbered(batch.to_pylist() for batch in batches)
         finally:
             handle.close()
 
@@ -419,13 +401,13 @@ def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSour
             )
         dataset = dataset[split]
 
+    def records(batch: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
+        columns = list(batch)
+        for values in zip(*(batch[c] for c in columns), strict=True):
+            yield dict(zip(columns, values, strict=True))
+
     def rows() -> Iterator[tuple[int, Item]]:
-        number = 0
-        for batch in dataset.iter(batch_size=BATCH_ROWS):
-            columns = list(batch)
-            for values in zip(*(batch[c] for c in columns), strict=True):
-                number += 1
-                yield number, dict(zip(columns, values, strict=True))
+        return _numbered(map(records, dataset.iter(batch_size=BATCH_ROWS)))
 
     return RowSource(name, rows, lambda: len(dataset))
 
@@ -449,6 +431,14 @@ def _dataset(path: str, split: str) -> RowSource:
 # Opening an input
 
 
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
 def _not_a_file(name: str) -> str:
     """What a path that is not a regular file is, in words (a FIFO is read once: use ``-``)."""
     try:
@@ -459,17 +449,7 @@ def _not_a_file(name: str) -> str:
         return f"not readable ({exc.strerror})"
     if stat.S_ISDIR(mode):
         return "a folder, not a file"
-    kind = (
-        "a FIFO (named pipe)"
-        if stat.S_ISFIFO(mode)
-        else "a character device"
-        if stat.S_ISCHR(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "a block device"
-        if stat.S_ISBLK(mode)
-        else "a special file"
-    )
+    kind = next((k for test, k in _SPECIAL_FILES if test(mode)), "a special file")
     return (
         f"{kind}, not a regular file (an input is read more than once; to stream it, give - "
         f"and redirect it to standard input: IN = - < {name})"
@@ -626,22 +606,17 @@ def merge_candidate_files(
     prompt_fields : sequence of str
         The fields that may hold the prompt (the row reader's): kept on the row only.
 
-    A merged row keeps the fields its files' rows share (the same value in each: the problem,
-    the expected answer). Each candidate is an object holding its sample under
-    ``candidate_text_key``, its file's label (:func:`file_labels`) under ``candidate_id_key``,
-    and every other field of its own row but the prompt and ``align_by`` (NeMo-Skills'
-    ``predicted_answer``, ``judgement``, ...), whether or not the files agree on it, so that
-    every candidate of every row has the same fields.
+    A merged row keeps the fields its files' rows share (the problem, the expected answer).
+    Each candidate holds its sample under ``candidate_text_key``, its file's label
+    (:func:`file_labels`) under ``candidate_id_key``, and every other field of its own row but
+    the prompt and ``align_by`` (NeMo-Skills' ``predicted_answer``, ...).
 
-    A row missing from some files (a file shorter than the first, a key missing from a file)
-    is merged from the files that have it, when at least two do, and names the others under
-    :data:`MISSING_CANDIDATES`; with fewer it becomes an error row naming the file and its row,
-    as does a row of a later file that matches no row of the first. Rows left over in later
-    files are numbered after the first file's rows. Rows paired up must hold the same prompt:
-    a row of a later file whose prompt differs from the first file's (a reordered or partly
-    regenerated file) makes the merged row a ``misaligned`` error naming each file and row,
-    never a row of candidates to different prompts. A row that holds none of ``prompt_fields``
-    is not compared.
+    A row missing from some files is merged from those that have it, when at least two do, and
+    names the others under :data:`MISSING_CANDIDATES`; with fewer, it is an error row naming
+    the file and its row, as is a row of a later file that matches no row of the first (those
+    are numbered after the first file's rows). Rows paired up must hold the same prompt (when
+    they hold one of ``prompt_fields``): a reordered or regenerated file makes the merged row a
+    ``misaligned`` error naming each file and row, never candidates to different prompts.
     """
     if len(sources) < 2:
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
@@ -725,32 +700,22 @@ def merge_candidate_files(
                     if got is None and not ended[i]:
                         ended[i] = number
                     items.append(None if got is None else got[1])
-                if all(item is None for item in items):
+                present = [i for i, item in enumerate(items) if item is not None]
+                if not present:
                     return
                 number += 1
-                present = [item for item in items if item is not None]
-                blank = [_blank(item) for item in present]
-                if all(blank):
-                    yield number, b""
+                blank = [i for i in present if _blank(items[i])]
+                if blank:
+                    why = f"row {number} of {names[blank[0]]} is blank while others are not"
+                    yield number, b"" if blank == present else InputProblem("misaligned", why)
                     continue
-                if any(blank):
-                    i = next(j for j, item in enumerate(items) if item is not None and _blank(item))
-                    yield (
-                        number,
-                        InputProblem(
-                            "misaligned",
-                            f"row {number} of {names[i]} is blank while others are not",
-                        ),
-                    )
-                    continue
-                extra = next(j for j, item in enumerate(items) if item is not None)
                 records = [
                     _record(item, f"row {number} of {names[i]}")
                     if item is not None
                     else InputProblem(
                         "misaligned",
-                        f"row {number} of {names[extra]} has no partner: {names[i]} ends at row "
-                        f"{ended[i]}",
+                        f"row {number} of {names[present[0]]} has no partner: {names[i]} ends "
+                        f"at row {ended[i]}",
                     )
                     for i, item in enumerate(items)
                 ]
@@ -807,15 +772,10 @@ def merge_candidate_files(
                 rows = [number]
                 for i in range(len(iterators)):
                     partner = find(i, wanted)
-                    rows.append(partner[0] if partner is not None else 0)
+                    why = f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner in "
+                    rows.append(partner[0] if partner else 0)
                     records.append(
-                        partner[1]
-                        if partner is not None
-                        else InputProblem(
-                            "misaligned",
-                            f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner "
-                            f"in {names[i + 1]}",
-                        )
+                        partner[1] if partner else InputProblem("misaligned", why + names[i + 1])
                     )
                 yield number, check(records, rows)
             leftovers = [
@@ -834,13 +794,9 @@ def merge_candidate_files(
             for it in iterators:
                 getattr(it, "close", lambda: None)()
 
-    def rows() -> Iterator[tuple[int, Item]]:
-        return by_row() if align_by is None else by_key(align_by)
-
-    def count() -> int | None:
-        return sources[0].count() if align_by is None else None
-
-    return RowSource(" + ".join(names), rows, count)
+    if align_by is None:
+        return RowSource(" + ".join(names), by_row, sources[0].count)
+    return RowSource(" + ".join(names), partial(by_key, align_by))
 
 
 def group_messages(
@@ -863,10 +819,9 @@ def group_messages(
     candidates_field : str
         Where the grouped row keeps its candidates (the assistant turns' texts).
 
-    A grouped row keeps the fields of its group's first row, its prompt under
-    ``messages_field``, and the number of that first row. Rows of one group must be next to
-    each other: a group that comes back after another began is an error row, never a second
-    group. Memory holds one group and a 64-bit digest per closed group.
+    A grouped row keeps the fields and the number of its group's first row, its prompt under
+    ``messages_field``. Rows of one group must be next to each other: a group that comes back
+    after another began is an error row, never a second group.
     """
     from genrm_rank.sdg.rows import IdIndex, id_key
 
@@ -878,16 +833,15 @@ def group_messages(
             return _missing(messages_field, "messages_field", record)
         messages = record[messages_field]
         if not isinstance(messages, list) or not messages:
-            return InputProblem(
-                "bad_field", f"field {messages_field!r} must be a non-empty list of messages"
-            )
+            why = f"field {messages_field!r} must be a non-empty list of messages"
+            return InputProblem("bad_field", why)
         last = messages[-1]
         if not isinstance(last, dict) or last.get("role") != "assistant":
             role = last.get("role") if isinstance(last, dict) else type(last).__name__
-            return InputProblem(
-                "bad_field",
-                f"field {messages_field!r} must end with the sample's assistant turn, not {role!r}",
+            why = (
+                f"field {messages_field!r} must end with the sample's assistant turn, not {role!r}"
             )
+            return InputProblem("bad_field", why)
         content = last.get("content")
         if content is not None:
             try:
@@ -928,15 +882,12 @@ def group_messages(
                 continue
             earlier = closed.get(key)
             if earlier is not None:
-                yield (
-                    number,
-                    InputProblem(
-                        "ungrouped",
-                        f"row {number} belongs to the group that began on row {earlier}, which "
-                        "other rows followed; rows of one group must be next to each other (sort "
-                        "the input by prompt or by the group key)",
-                    ),
+                why = (
+                    f"row {number} belongs to the group that began on row {earlier}, which "
+                    "other rows followed; rows of one group must be next to each other (sort "
+                    "the input by prompt or by the group key)"
                 )
+                yield number, InputProblem("ungrouped", why)
                 continue
             if group:
                 yield emit()

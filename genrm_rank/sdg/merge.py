@@ -1,59 +1,35 @@
 """Merge the outputs of ``--shard i/n`` runs back into one run's files, in input order.
 
-Sharding needs no distributed engine: run ``n`` processes (a Slurm array job, say), each with
-``shard=(i, n)``, each writing its own output, errors and rejected files, and each with its own
-verdict cache; then :func:`merge_shards` interleaves them back into input order, row for row.
-Each row's result depends only on the run seed and the row's id (given a deterministic judge,
-or the same verdict cache), so the merged files are byte for byte those a single run writes.
+Run ``n`` processes (a Slurm array job, say), each with ``shard=(i, n)`` and its own files and
+verdict cache; :func:`merge_shards` then interleaves their files back into input order. A row's
+result depends only on the run seed and its id, so the merged files are byte for byte those a
+single run writes (given a deterministic judge, or the same verdict cache).
 
-How it works: the input is read once more, line by line, and line ``k`` (1-based) is looked up
-in shard ``(k - 1) % n``, whose files hold that shard's rows in input order. The line is
-either in the shard's errors file (its ``line`` field), blank, or a row whose id heads the
-shard's output file (all its pair lines, for ``pairs``) or its rejected file. Lines are copied
-as they are, never re-encoded. Memory is one id index (about 32 bytes a row).
-
-It refuses, naming the shard and the line, what would not give the single run's files:
-
-- a shard that is incomplete (a row with no result: resume that shard first) or that holds
-  rows the input does not (a different input, or a different ``n``);
-- a torn last line (a killed shard: resume it first);
-- a row id seen in two shards: a single run rejects the second as a duplicate, which shards
-  cannot see (each checks only its own rows).
+The input is read once more: line ``k`` (1-based) is in shard ``(k - 1) % n``, either in its
+errors file (its ``line`` field), blank, or a row whose id heads the shard's output file (all
+its pair lines) or its rejected file. Lines are copied as they are; memory is one id index.
+It refuses, naming the shard and the line, an incomplete or torn shard (resume it first), a
+shard holding rows the input does not (another input or ``n``), and a row id in two shards (a
+single run would reject the second as a duplicate).
 """
 
 from __future__ import annotations
 
-import contextlib
 import filecmp
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from genrm_rank.errors import ArgumentError
-from genrm_rank.sdg.output import try_lock
-from genrm_rank.sdg.rows import IdIndex, id_key, iter_lines
+from genrm_rank.sdg.inputs import open_input
+from genrm_rank.sdg.output import RunCounters, fsync_folder, open_locked
+from genrm_rank.sdg.rows import IdIndex, id_key
 
-__all__ = ["MergeCounts", "merge_shards"]
+__all__ = ["merge_shards"]
 
 _SINKS = ("out", "errors", "rejected")
-
-
-@dataclass
-class MergeCounts:
-    """What :func:`merge_shards` wrote."""
-
-    lines: int = 0
-    """Input lines read (blank lines included)."""
-    rows: int = 0
-    """Rows with a result in the output file."""
-    out_lines: int = 0
-    """Lines written to the output file (several per row for pair files)."""
-    errors: int = 0
-    rejected: int = 0
-    blank: int = 0
 
 
 class _ShardFile:
@@ -104,10 +80,10 @@ class _ShardFile:
         self.key = str(value) if self.sink == "errors" else id_key(value)
 
 
-def _input_key(raw: bytes, id_field: str) -> str | None:
+def _input_key(raw: object, id_field: str) -> str | None:
     """The id key of an input line, or ``None`` when the line is blank."""
     try:
-        text = raw.decode("utf-8")
+        text = bytes(cast(bytes, raw)).decode("utf-8")
     except UnicodeDecodeError:
         return ""  # not a row: its result must be in the errors file
     if not text.strip():
@@ -158,7 +134,7 @@ def merge_shards(
     *,
     id_field: str = "id",
     overwrite: bool = False,
-) -> MergeCounts:
+) -> RunCounters:
     """Merge the files of ``n`` shard runs into one run's files, in input order.
 
     Parameters
@@ -179,7 +155,9 @@ def merge_shards(
 
     Returns
     -------
-    MergeCounts
+    RunCounters
+        The input's lines, the rows merged by where they went (``ok``, ``failed``,
+        ``rejected``, ``blank``), and the output's lines (``pair_lines``).
 
     Raises
     ------
@@ -233,19 +211,25 @@ def merge_shards(
         for name in sorted(targets, key=lambda name: name == "out")
     }
     handles: dict[str, IO[bytes]] = {}
-    counts = MergeCounts()
+    counts = RunCounters()
     seen = IdIndex()
     try:
         for name, temp in temps.items():
-            handles[name] = _open_locked(temp, targets[name])
-        for number, raw in iter_lines(input_path):
+            # A temporary file left by a killed merge is reused (emptied), never left to pile up.
+            busy = (
+                f": another merge is writing {targets[name]} (it holds {temp}); wait for it to end."
+            )
+            fd = open_locked(temp, os.O_WRONLY | os.O_CREAT, ArgumentError("output", busy))
+            handles[name] = os.fdopen(fd, "wb")
+            os.ftruncate(fd, 0)
+        for number, raw in open_input(input_path, format="jsonl"):
             counts.lines += 1
             shard = files[(number - 1) % n]
             errors = shard["errors"]
             if errors.key == str(number):
                 handles["errors"].write(errors.head or b"")
                 errors.advance()
-                counts.errors += 1
+                counts.failed += 1
                 continue
             key = _input_key(raw, id_field)
             if key is None:
@@ -271,9 +255,9 @@ def merge_shards(
                 handles[sink].write(source.head or b"")
                 source.advance()
                 if sink == "out":
-                    counts.out_lines += 1
+                    counts.pair_lines += 1
             if sink == "out":
-                counts.rows += 1
+                counts.ok += 1
             else:
                 counts.rejected += 1
         for shard_files in files:
@@ -307,37 +291,5 @@ def merge_shards(
     for handle in handles.values():
         handle.close()  # and so the lock
     for folder in {path.parent for path in targets.values()}:
-        _fsync_folder(folder)
+        fsync_folder(folder)
     return counts
-
-
-def _open_locked(temp: Path, target: Path) -> IO[bytes]:
-    """Open ``temp`` emptied, locked against a concurrent merge to the same ``target``.
-
-    A temporary file left by a killed merge is reused (emptied), never left to pile up.
-    """
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        if not try_lock(fd):
-            raise ArgumentError(
-                "output",
-                f": another merge is writing {target} (it holds {temp}); wait for it to end.",
-            )
-        os.ftruncate(fd, 0)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "wb")
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the renames into ``folder`` durable."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

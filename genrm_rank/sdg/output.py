@@ -1,35 +1,31 @@
 """Durable, ordered JSONL output: results written in input order, a torn end recovered.
 
-- **Input order.** Rankings finish in any order; a :class:`ReorderBuffer` writes the result of
-  row ``k`` only after rows ``0..k-1``, so the output of a run does not depend on timing, and the
-  rows written at any moment are those of a *prefix* of the input.
-- **Durability.** A :class:`JsonlSink` writes each row's lines with one ``write`` system call on
-  a file opened for appending, and ``fsync``\\s at most every ``fsync_interval`` seconds and at
-  close. A ``kill -9`` can only leave a torn last line (or a torn group of pair lines), which
-  :func:`recover` detects and truncates before a resumed run appends.
-- **Resume.** :func:`recover` collects the ids already written to an output file (or the line
-  numbers already written to an errors file); a resumed run skips exactly those, so that an
-  interrupted-then-resumed run ends with byte-identical files to an uninterrupted one. Rows the
-  judge failed (``"cause": "judge"`` in the errors file: transport faults, unreadable or
-  truncated answers) are not done: :func:`drop_retried_errors` takes them out of the errors file
-  (atomically) before a resumed run, which judges them again and writes each once.
-
-A Python SDG script can use these directly: open a :class:`JsonlSink`, :func:`recover` it before
-appending, and write each row's :class:`Block` through a :class:`ReorderBuffer`.
+- **Input order.** A :class:`ReorderBuffer` writes the result of row ``k`` only after rows
+  ``0..k-1``, so the output does not depend on timing and always holds a prefix of the input.
+- **Durability.** A :class:`JsonlSink` writes each row's lines with one ``write`` on a file
+  opened for appending and ``fsync``\\s every ``fsync_interval`` seconds and at close, so a
+  ``kill -9`` leaves at most a torn last line (or group of pair lines), which :func:`recover`
+  truncates before a resumed run appends.
+- **Resume.** :func:`recover` collects the ids (or, in an errors file, the line numbers)
+  already written, so an interrupted-then-resumed run ends with the bytes of an uninterrupted
+  one. Rows the judge failed (``"cause": "judge"``) are not done: :func:`drop_retried_errors`
+  takes them out of the errors file (atomically), and the resumed run judges them again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from genrm_rank.sdg.rows import IdIndex, RowError, id_key
 
@@ -39,13 +35,17 @@ __all__ = [
     "JsonlSink",
     "Recovered",
     "ReorderBuffer",
+    "RunCounters",
     "Sink",
     "StreamSink",
     "drop_retried_errors",
+    "fsync_folder",
     "is_stream",
+    "open_locked",
     "recover",
     "sidecar_path",
     "try_lock",
+    "write_atomically",
 ]
 
 Sink = Literal["out", "rejected", "errors"]
@@ -139,6 +139,19 @@ def try_lock(fd: int) -> bool:
     return True
 
 
+def open_locked(path: Path, flags: int, busy: Exception) -> int:
+    """``path`` opened (``os.open`` ``flags``) and locked (:func:`try_lock`); ``busy`` is raised
+    when another process holds the lock."""
+    fd = os.open(path, flags, 0o644)
+    try:
+        if not try_lock(fd):
+            raise busy
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def is_stream(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` names a stream or a device rather than a file of its own.
 
@@ -159,25 +172,35 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
 class StreamSink(JsonlSink):
     """Whole lines to an open file descriptor (standard output by default), never fsynced.
 
-    For pipelines (``-o - | next-step``): nothing to recover or resume, since a pipe keeps no
-    file to read back.
+    For pipelines (``-o - | next-step``): a pipe keeps no file to recover or resume.
     """
 
     def __init__(self, fd: int = 1) -> None:
-        super().__init__(STDOUT)
-        self._stream_fd = fd
-
-    def write(self, data: bytes, rows: int = 1) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._stream_fd, view) :]
-        self.rows += rows
-
-    def sync(self) -> None:
-        """Nothing to sync: a stream is not a file to fsync."""
+        super().__init__(STDOUT, fsync_interval=math.inf, fd=fd)
 
     def close(self) -> None:
         """The stream belongs to the process: left open."""
+
+
+@dataclass
+class RunCounters:
+    """Rows a run (or a merge of shards) settled, by where they went; updated live."""
+
+    lines: int = 0
+    """Input lines of this shard read so far (blank lines included)."""
+    ok: int = 0
+    failed: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    """Rows already written by an earlier run (``resume``)."""
+    blank: int = 0
+    pair_lines: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        """Rows settled by this run (written to a sink)."""
+        return self.ok + self.failed + self.rejected
 
 
 @dataclass
@@ -191,6 +214,17 @@ class Recovered:
     retried: int = 0
     """Errors-file lines of rows the judge failed, taken out to be run again
     (:func:`drop_retried_errors`)."""
+
+
+def _complete_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes, Any]]:
+    """``(number, line, JSON value or ...)`` for each line of ``handle`` up to a torn end."""
+    for number, raw in enumerate(handle, start=1):
+        if not raw.endswith(b"\n"):
+            return
+        try:
+            yield number, raw, json.loads(raw)
+        except json.JSONDecodeError:
+            yield number, raw, ...
 
 
 def recover(
@@ -216,38 +250,28 @@ def recover(
     p = Path(path)
     if not p.exists():
         return found
-    keep = 0  # bytes known good
-    offset = 0
+    keep = offset = group_seen = group_need = 0  # keep: bytes known good
     group_key: str | None = None
-    group_seen = group_need = 0
     with open(p, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw, data in _complete_lines(handle):
             offset += len(raw)
-            if not raw.endswith(b"\n"):
-                break  # torn last line
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError:
-                raise ValueError(
-                    f"{p}:{number} is not valid JSON; cannot resume onto this file."
-                ) from None
+            if data is ...:
+                raise ValueError(f"{p}:{number} is not valid JSON; cannot resume onto this file.")
             if not isinstance(data, dict) or key_field not in data:
                 raise ValueError(
                     f"{p}:{number} has no {key_field!r} field; cannot resume onto this file."
                 )
             key = str(data[key_field]) if key_field == "line" else id_key(data[key_field])
+            rows = 1
             if grouped and "n_pairs" in data:
                 if group_key != key or group_seen >= group_need:
-                    group_key, group_seen = key, 0
-                    group_need = int(data["n_pairs"])
+                    group_key, group_seen, group_need = key, 0, int(data["n_pairs"])
                 group_seen += 1
-                if group_seen == group_need:
-                    found.keys.add(key)
-                    found.rows += group_need
-                    keep = offset
-                continue
+                if group_seen != group_need:
+                    continue
+                rows = group_need
             found.keys.add(key)
-            found.rows += 1
+            found.rows += rows
             keep = offset
         size = handle.seek(0, os.SEEK_END)
     if keep < size:
@@ -266,8 +290,7 @@ def _judge_failed(entry: dict[str, Any]) -> bool:
     """Whether an errors-file entry is a row the judge failed (to be run again on resume).
 
     Entries written before the ``cause`` field existed are told apart by their kind: a judge
-    error or a row without a usable verdict, unless every failed call was refused (``rejected``:
-    the server refused the row's own request).
+    error or a row without a usable verdict, unless every failed call was ``rejected``.
     """
     cause = entry.get("cause")
     if cause is not None:
@@ -283,11 +306,10 @@ def _judge_failed(entry: dict[str, Any]) -> bool:
 def drop_retried_errors(path: str | os.PathLike[str]) -> int:
     """Take the rows the judge failed out of an errors file, so a resumed run judges them again.
 
-    The file is rewritten (a temporary file in the same folder, ``fsync``, then an atomic
-    rename) without the entries whose ``cause`` is ``"judge"`` (:class:`RowError`), and
-    without a torn last line; it is left untouched when there is nothing to take out, when it
-    is not a regular file, or when a line is not a JSON object (:func:`recover` then refuses
-    it). Returns the number of entries taken out.
+    The file is rewritten atomically (:func:`write_atomically`) without the entries whose
+    ``cause`` is ``"judge"`` (:class:`RowError`), and without a torn last line; it is left
+    untouched when there is nothing to take out, when it is not a regular file, or when a line
+    is not a JSON object (:func:`recover` then refuses it). Returns the number taken out.
     """
     p = Path(path)
     if not p.is_file():
@@ -296,13 +318,7 @@ def drop_retried_errors(path: str | os.PathLike[str]) -> int:
     kept: list[bytes] = []
     dropped = 0
     with open(p, "rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break  # a torn last line: recover() would cut it too
-            try:
-                entry = json.loads(raw)
-            except json.JSONDecodeError:
-                return 0
+        for _, raw, entry in _complete_lines(handle):
             if not isinstance(entry, dict):
                 return 0
             if _judge_failed(entry):
@@ -311,23 +327,35 @@ def drop_retried_errors(path: str | os.PathLike[str]) -> int:
                 kept.append(raw)
     if not dropped:
         return 0
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    write_atomically(p, b"".join(kept), mode=p.stat().st_mode & 0o7777)
+    return dropped
+
+
+def write_atomically(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data``: a temporary file beside it, ``fsync``, then a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as out:
-            out.write(b"".join(kept))
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, p.stat().st_mode & 0o7777)
-        os.replace(tmp, p)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    folder = os.open(p.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-    return dropped
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the renames into ``folder`` durable (where the system allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -396,12 +424,3 @@ class ReorderBuffer:
     def outstanding(self) -> int:
         """Rows reserved and not yet emitted (in flight, or waiting behind an earlier row)."""
         return self._issued - self._next
-
-    @property
-    def buffered(self) -> int:
-        """Rows finished but held back behind an unfinished earlier row."""
-        return len(self._pending)
-
-
-# --------------------------------------------------------------------------------------------
-# The run

@@ -1,34 +1,24 @@
-"""The SDG pipeline: a JSONL file of rows through the one runner, results durably in order.
+"""The SDG pipeline: a file of rows through the one runner, results durably in input order.
 
-:func:`process_file` reads rows (:mod:`~genrm_rank.sdg.rows`), feeds the valid ones to the
-:class:`~genrm_rank.runner.Runner` as prompts, and writes what each row produced, in input
-order, through a :class:`~genrm_rank.sdg.output.ReorderBuffer` into
-:class:`~genrm_rank.sdg.output.JsonlSink`\\ s. It handles only rows, sinks, ordering and resume;
-how rows are ranked is the :class:`~genrm_rank.spec.RankSpec`'s, exactly as for
-:func:`~genrm_rank.select_best`. :func:`prepare_output` opens the output files for a new or a
-resumed run.
+:func:`process_file` reads rows (:mod:`~genrm_rank.sdg.inputs`, :mod:`~genrm_rank.sdg.rows`),
+feeds the valid ones to the :class:`~genrm_rank.runner.Runner`, and writes what each produced
+in input order (:mod:`~genrm_rank.sdg.output`); how a row is ranked is the
+:class:`~genrm_rank.spec.RankSpec`'s, exactly as for :func:`~genrm_rank.select_best`.
+:func:`prepare_output` opens the output files for a new or a resumed run.
 
-- **Streaming.** The input is read line by line (or row by row, or batch by batch:
-  :mod:`~genrm_rank.sdg.inputs`) and never held whole. A row becomes a prompt
-  only when the runner's window has room, and at most ``max_pending`` rows are admitted but not
-  yet written, so memory does not grow with the file.
-- **Sharding.** ``shard=(i, n)`` keeps the lines whose 0-based line index is ``i`` modulo ``n``
-  (every shard writes its own files; concatenate them in any order). Duplicate ids are caught
-  within a shard only.
-- **Determinism.** Each row's randomness comes from the run seed and its id
-  (:meth:`~genrm_rank.spec.RankSpec.prompt_seeds`), so its result does not depend on the other
-  rows or on timing, given a deterministic judge (a real GenRM is not, which is what the verdict
-  cache is for). What a row assumes of the judge is a fixed judge profile: the one given
-  (``judge_profile``), else the one the runner froze after its warm-up of the first valid rows
-  in input order (:mod:`genrm_rank.runner`; ``on_profile`` hands it over, to be given to a
-  resumed run). A run resumed before the warm-up finished, with rows left to do, judges the
-  warm-up rows it already wrote once more, without writing them, so that it learns the profile
-  the uninterrupted run would have (free with a verdict cache).
-- **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` sees every verdict:
-  when the first verdicts of the run all fail, or nearly all of a recent window, the run stops
-  (``"systematic_failure"``, resumable) and says why in the server's or the parser's words. A
-  row the judge failed is written to the errors file with ``"cause": "judge"`` and judged again
-  by a resumed run; a row refused for its own content has ``"cause": "row"`` and stays.
+- **Streaming.** The input is never held whole: a row becomes a prompt when the runner's window
+  has room, and at most ``max_pending`` rows are admitted but not yet written.
+- **Sharding.** ``shard=(i, n)`` keeps the lines whose 0-based index is ``i`` modulo ``n``;
+  duplicate ids are caught within a shard only (:func:`~genrm_rank.sdg.merge.merge_shards`).
+- **Determinism.** A row's randomness comes from the run seed and its id, and what it assumes
+  of the judge is a fixed profile: the one given, else the one the runner froze after its
+  warm-up of the first valid rows (:mod:`genrm_rank.runner`; ``on_profile`` hands it over for a
+  resumed run). A run resumed within the warm-up judges the warm-up rows it already wrote once
+  more, without writing them, to learn the profile the uninterrupted run would have.
+- **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` stops a run whose
+  verdicts fail systematically (``"systematic_failure"``, resumable). A row the judge failed
+  is written with ``"cause": "judge"`` and judged again on resume; a row refused for its own
+  content has ``"cause": "row"`` and stays.
 """
 
 from __future__ import annotations
@@ -36,8 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
-from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
+from collections import Counter
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Container,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -62,11 +60,12 @@ from genrm_rank.sdg.output import (
     JsonlSink,
     Recovered,
     ReorderBuffer,
+    RunCounters,
     StreamSink,
     drop_retried_errors,
     is_stream,
+    open_locked,
     recover,
-    try_lock,
 )
 from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
@@ -80,45 +79,28 @@ __all__ = [
     "holds_back",
     "prepare_output",
     "process_file",
+    "read_rows",
 ]
 
 FIELD_CHECK_ROWS = 8
-"""When this many first rows all lack the same field (or all hold two prompt fields, or all
-hold a chat-templated prompt, or
-all are rows the output format cannot hold: :func:`~genrm_rank.sdg.filters.format_problem`),
-the run stops (``"misconfigured"``) instead of sending every row to the errors file: the
-layout or the options, not the rows, are wrong. An input of fewer rows, every one of which
-failed alike, stops the same way, with the same hints."""
+"""When this many first rows (or all of a shorter input) fail alike (the same missing field, two
+prompt fields, a chat-templated prompt, or a format that cannot hold them), the run stops
+(``"misconfigured"``) instead of filling the errors file: the options, not the rows, are wrong."""
 
-_STOP_KINDS = ("missing_field", "ambiguous_field", "templated_prompt", "format_mismatch")
+_FIRST_ROWS = {
+    "templated_prompt": "the first {n} rows all hold a chat-templated prompt: {reason}",
+    "format_mismatch": "the output format can hold none of the first {n} rows: {reason}",
+    "ambiguous_field": "the first {n} rows are all ambiguous: {reason}",
+}
+"""What :func:`first_rows_message` says of first rows that all failed as one kind (but a
+missing field, which it words itself)."""
+_STOP_KINDS = ("missing_field", *_FIRST_ROWS)
 
 _ERROR_WORDS_LIMIT = 1000
 
 
 class _MissingFieldStop(GenRMRankError):
     """The first rows all lack the same field (see :data:`FIELD_CHECK_ROWS`)."""
-
-
-@dataclass
-class RunCounters:
-    """Live counts of a run (what the progress bar and the summary show)."""
-
-    lines: int = 0
-    """Input lines of this shard read so far (blank lines included)."""
-    ok: int = 0
-    failed: int = 0
-    rejected: int = 0
-    skipped: int = 0
-    """Rows already written by an earlier run (``resume``)."""
-    blank: int = 0
-    pair_lines: int = 0
-    errors_by_kind: dict[str, int] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def done(self) -> int:
-        """Rows settled by this run (written to a sink)."""
-        return self.ok + self.failed + self.rejected
 
 
 @dataclass
@@ -131,10 +113,8 @@ class RunOutcome:
         "complete", "cap", "interrupted", "unavailable", "misconfigured", "systematic_failure"
     ] = "complete"
     """``"misconfigured"``: every endpoint refused the run (bad key, model or path), or the first
-    rows all lack the same field; :attr:`message` says which, in the server's words.
-    ``"systematic_failure"``: the verdicts failed so consistently that the run stopped
-    (:mod:`~genrm_rank.failure_watch`); :attr:`message` names the cause and the fix, and the run
-    can be resumed once it is fixed."""
+    rows failed alike (:data:`FIELD_CHECK_ROWS`). ``"systematic_failure"``: the verdicts failed
+    so consistently that the run stopped (resumable once fixed). :attr:`message` says why."""
     cap: str | None = None
     message: str | None = None
     recovered: dict[str, Recovered] = field(default_factory=dict)
@@ -169,16 +149,6 @@ class OutputFiles:
             sink.close()
 
 
-class _NullSink(JsonlSink):
-    """Counts rows and writes nothing (no rejected file asked for)."""
-
-    def __init__(self) -> None:
-        super().__init__(os.devnull)
-
-    def write(self, data: bytes, rows: int = 1) -> None:
-        self.rows += rows
-
-
 def prepare_output(
     paths: Mapping[str, str | os.PathLike[str] | None],
     *,
@@ -199,9 +169,9 @@ def prepare_output(
         Continue files an interrupted run wrote: a torn end is cut (:func:`recover`) and the
         rows already written are skipped.
     overwrite : bool
-        Empty existing files (truncated in place, never unlinked). Without ``resume`` or
-        ``overwrite``, existing non-empty files are refused. A path that is a stream or a device
-        (``/dev/stderr``, a FIFO: :func:`~genrm_rank.sdg.output.is_stream`) is only appended to.
+        Empty existing files (truncated in place, never unlinked); without ``resume`` or
+        ``overwrite`` they are refused. A stream or a device (``/dev/stderr``, a FIFO:
+        :func:`~genrm_rank.sdg.output.is_stream`) is only appended to.
     grouped : bool
         The output holds groups of pair lines (``n_pairs``), recovered whole.
     id_field : str
@@ -212,9 +182,8 @@ def prepare_output(
     Raises
     ------
     ValueError
-        Files that coincide, or that exist when neither ``resume`` nor ``overwrite`` is given,
-        an existing file that this library did not write, or an output that another run is
-        writing.
+        Files that coincide, that exist without ``resume`` or ``overwrite``, that this library
+        did not write, or an output that another run is writing.
 
     Notes
     -----
@@ -259,7 +228,16 @@ def prepare_output(
         return existing
 
     refuse_existing()  # before the output is created by locking it
-    locked = _lock_output(files["out"]) if "out" in files else None
+    # The lock (flock) is on the output itself, released when its sink closes or the process
+    # ends, however it ends; a filesystem without locks (some network mounts) runs unlocked.
+    out = files.get("out")
+    busy = ArgumentError(
+        "paths['out']",
+        f": {out} is being written by another run (it holds the file's lock); wait for that "
+        "run to end, or write to another file.",
+    )
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    locked = None if out is None else open_locked(out, flags, busy)
     try:
         existing = refuse_existing()  # again: another run may have written it meanwhile
         recovered: dict[str, Recovered] = {}
@@ -297,51 +275,38 @@ def prepare_output(
         if name in real
         else StreamSink()
         if name in streams
-        else _NullSink()
+        else JsonlSink(os.devnull)  # no rejected file: its rows are counted, not kept
         for name in paths
     }
     return OutputFiles(sinks, recovered)
 
 
-def _lock_output(path: Path) -> int:
-    """Open the output for appending, created if absent, and lock it for the run's life.
-
-    The lock (``flock``, exclusive) is on the output file itself, so no lock file is created;
-    it is released when the sink closes or the process ends, however it ends. A filesystem
-    without locks (some network mounts) runs unlocked.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        if not try_lock(fd):
-            raise ArgumentError(
-                "paths['out']",
-                f": {path} is being written by another run (it holds the file's lock); wait "
-                "for that run to end, or write to another file.",
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _failed_requests(result: PromptResult) -> tuple[dict[str, object], ...]:
-    """Each failed call of a row: its failure kind and the server's or the parser's words."""
-    ranking = result.ranking
-    out = []
-    for j in ranking.judgements if ranking is not None else ():
-        verdict = j.verdict
-        if verdict.failure is None:
-            continue
+def _no_usable_verdict(row: Row, result: PromptResult) -> RowError:
+    """The error of a ranked row without a winner: each failed call, kind and words."""
+    judgements = result.ranking.judgements if result.ranking is not None else ()
+    failed: list[dict[str, object]] = []
+    for verdict in (j.verdict for j in judgements if j.verdict.failure is not None):
         entry: dict[str, object] = {"failure": str(verdict.failure), "error": verdict.error}
         if verdict.finish_reason is not None:
             entry["finish_reason"] = verdict.finish_reason
-        if verdict.raw is not None:
-            raw = verdict.raw
-            entry["raw"] = (
-                raw if len(raw) <= _ERROR_WORDS_LIMIT else raw[:_ERROR_WORDS_LIMIT] + "..."
-            )
-        out.append(entry)
-    return tuple(out)
+        if (raw := verdict.raw) is not None:
+            limit = _ERROR_WORDS_LIMIT
+            entry["raw"] = raw if len(raw) <= limit else raw[:limit] + "..."
+        failed.append(entry)
+    kinds = Counter(str(entry["failure"]) for entry in failed)
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none"
+    reason = f"no usable verdict in {len(judgements)} judged calls (failures: {detail})"
+    # Refused requests (a prompt over the context length) are the row's own; any other
+    # failure is the judge's, to be judged again by a resumed run.
+    refused = bool(failed) and set(kinds) == {"rejected"}
+    return RowError(
+        row.line,
+        row.id,
+        "no_usable_verdict",
+        reason,
+        failed_requests=tuple(failed),
+        cause="row" if refused else "judge",
+    )
 
 
 def holds_back(held: Sequence[RowError], error: RowError) -> bool:
@@ -355,12 +320,8 @@ def holds_back(held: Sequence[RowError], error: RowError) -> bool:
 def first_rows_message(errors: Sequence[RowError]) -> str:
     """Why a run stops when its first :data:`FIELD_CHECK_ROWS` rows all failed as ``errors``."""
     first = errors[0]
-    if first.kind == "templated_prompt":
-        return f"the first {len(errors)} rows all hold a chat-templated prompt: {first.reason}"
-    if first.kind == "format_mismatch":
-        return f"the output format can hold none of the first {len(errors)} rows: {first.reason}"
-    if first.kind == "ambiguous_field":
-        return f"the first {len(errors)} rows are all ambiguous: {first.reason}"
+    if first.kind in _FIRST_ROWS:
+        return _FIRST_ROWS[first.kind].format(n=len(errors), reason=first.reason)
     keys = sorted({k for e in errors for k in e.keys})
     argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
     hint = (
@@ -374,27 +335,78 @@ def first_rows_message(errors: Sequence[RowError]) -> str:
     )
 
 
-def _prompt(parsed: Row, principle: str | None, seq: int | None) -> PromptInput:
-    """The runner's prompt for a valid row (``seq``: its place in the output, if written)."""
-    return PromptInput(
-        conversation=parsed.conversation,
-        candidates=list(parsed.candidates),
-        principle=parsed.principle if parsed.principle is not None else principle,
-        prompt_id=str(parsed.id),
-        candidate_ids=None if parsed.candidate_ids is None else list(parsed.candidate_ids),
-        key=(seq, parsed),
-    )
+def read_rows(
+    input_path: str | os.PathLike[str] | RowSource,
+    reader: RowReader,
+    shard: tuple[int, int] = (0, 1),
+    formatter: Formatter | None = None,
+) -> Generator[tuple[int, Row | RowError | None], None, None]:
+    """The shard's lines of an input, read as the run reads them (``None``: a blank line).
+
+    A row ``formatter`` cannot write is its ``format_mismatch`` error
+    (:func:`~genrm_rank.sdg.filters.format_problem`), found before any call is paid for it.
+    """
+    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
+    return _parsed(iter(source), reader, shard, formatter)
 
 
-def _failure_reason(result: PromptResult) -> str:
-    ranking = result.ranking
-    judgements = ranking.judgements if ranking is not None else ()
-    kinds: dict[str, int] = {}
-    for j in judgements:
-        if j.verdict.failure is not None:
-            kinds[str(j.verdict.failure)] = kinds.get(str(j.verdict.failure), 0) + 1
-    detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none"
-    return f"no usable verdict in {len(judgements)} judged calls (failures: {detail})"
+def _parsed(
+    lines: Iterator[tuple[int, object]],
+    reader: RowReader,
+    shard: tuple[int, int],
+    formatter: Formatter | None,
+) -> Generator[tuple[int, Row | RowError | None], None, None]:
+    """:func:`read_rows` past the opening, so that an input that cannot be opened raises at once."""
+    try:
+        for number, raw in lines:
+            if shard == (0, 1) or (number - 1) % shard[1] == shard[0]:
+                parsed = reader.parse(number, raw)
+                if isinstance(parsed, Row):
+                    parsed = format_problem(formatter, parsed) or parsed
+                yield number, parsed
+    finally:
+        getattr(lines, "close", lambda: None)()
+
+
+def _error_block(error: RowError) -> Block:
+    return Block("errors", (error.to_dict(),), error)
+
+
+def _result_block(row: Row, result: PromptResult, formatter: Formatter) -> Block:
+    """What a ranked row writes: the formatter's lines with the row's notes, or its error."""
+    if result.ranking is None:
+        kind = result.error_kind or "ranking_error"
+        judge = kind == "judge_error"
+        error = type(result.error).__name__
+        reason = (
+            f"judge error: {result.error}" if judge else f"ranking failed: {error}: {result.error}"
+        )
+        cause: Literal["row", "judge"] = "judge" if judge else "row"
+        return _error_block(RowError(row.line, row.id, kind, reason, cause=cause))
+    if result.ranking.best is None:
+        return _error_block(_no_usable_verdict(row, result))
+    try:
+        block = formatter(row, result.ranking)
+        notes: dict[str, object] = {}
+        if result.duplicates:
+            notes["duplicate_candidates"] = [list(g) for g in result.duplicates]
+        if row.dropped:
+            notes["dropped_candidates"] = [dict(d) for d in row.dropped]
+        lines = block.lines
+        if notes and block.sink == "out":
+            lines = tuple({**line, **notes} for line in block.lines)
+        # Encoded here rather than when written: text UTF-8 cannot hold (a lone surrogate
+        # from a judge or a formatter) is then this row's error, never the writer's crash.
+        return Block(block.sink, lines, block.error, Block(block.sink, lines).encode())
+    except UnicodeEncodeError as exc:
+        reason = (
+            f"the row's output holds {exc.object[exc.start : exc.end]!a}, a lone surrogate "
+            "that is not text and cannot be written"
+        )
+        return _error_block(RowError(row.line, row.id, "bad_encoding", reason))
+    except Exception as exc:  # one row's failure must not end a run of hours
+        reason = f"ranking failed: {type(exc).__name__}: {exc}"
+        return _error_block(RowError(row.line, row.id, "ranking_error", reason))
 
 
 async def process_file(
@@ -426,16 +438,14 @@ async def process_file(
     Parameters
     ----------
     input_path : path or RowSource
-        A path is opened with :func:`~genrm_rank.sdg.inputs.open_input` (JSON Lines, plain or
-        compressed, a JSON array, Parquet, a saved dataset, ``"-"``); a
-        :class:`~genrm_rank.sdg.inputs.RowSource` is read as it is (merged or grouped rows).
+        A path, opened with :func:`~genrm_rank.sdg.inputs.open_input`, or a
+        :class:`~genrm_rank.sdg.inputs.RowSource` read as it is (merged or grouped rows).
     judge : Judge
     spec : RankSpec
         How each row is ranked (the same spec :func:`~genrm_rank.select_best` takes).
     formatter : callable
         ``formatter(row, ranking) -> Block``: :func:`~genrm_rank.sdg.filters.select_rows`,
-        :func:`~genrm_rank.sdg.filters.pair_rows`, :func:`~genrm_rank.sdg.filters.rank_rows`,
-        or your own.
+        ``pair_rows``, ``rank_rows``, or your own.
     sinks : mapping
         ``"out"``, ``"errors"`` and optionally ``"rejected"`` sinks (:func:`prepare_output`).
     rows : RowSpec, optional
@@ -448,8 +458,7 @@ async def process_file(
         Run-wide ceilings on paid generations and their tokens: the run stops cleanly before
         it would exceed one (``status == "cap"``), and can be resumed.
     max_pending : int, optional
-        Rows admitted but not yet written (bounds memory); default ``max(1024, 8 *
-        concurrency)``.
+        Rows admitted but not yet written; default ``max(1024, 8 * concurrency)``.
     skip_keys, skip_lines : container of str
         Row id keys / line numbers already written (from :func:`prepare_output`): not run again.
     shard : (int, int)
@@ -461,9 +470,7 @@ async def process_file(
     on_progress : callable, optional
         ``on_progress(stats, in_flight)`` after every verdict.
     failure_watch : FailureWatch, optional
-        When the verdicts' failures are systematic, and how many requests may be in flight
-        before a first verdict is usable; default ``FailureWatch()`` (see
-        :mod:`~genrm_rank.failure_watch`).
+        When the verdicts' failures are systematic (:mod:`~genrm_rank.failure_watch`).
 
     The coroutine can be cancelled (Ctrl-C): rows already written stay written, every in-flight
     request is cancelled, and the counters say how far it got.
@@ -486,7 +493,10 @@ async def process_file(
     limit = max_pending if max_pending is not None else max(1024, 8 * concurrency)
     if limit < 1:
         raise ValueError(f"Argument 'max_pending' must be >= 1 or None, not {max_pending}.")
-    rank_all = shard == (0, 1)
+
+    def notify() -> None:
+        if on_row is not None:
+            on_row(counters)
 
     def emit(block: Block) -> None:
         if block.lines:
@@ -500,143 +510,71 @@ async def process_file(
             counters.failed += 1
             kind = block.error.kind if block.error is not None else "error"
             counters.errors_by_kind[kind] = counters.errors_by_kind.get(kind, 0) + 1
-        if on_row is not None:
-            on_row(counters)
+        notify()
 
     buffer = ReorderBuffer(emit)
-    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
-    lines = iter(source)
-    state = {"exhausted": False}
-
-    def error_block(error: RowError) -> Block:
-        return Block("errors", (error.to_dict(),), error)
-
-    # Leading rows that lack a field are held back: if the first FIELD_CHECK_ROWS all lack the
-    # same one, the run stops without writing them (a rerun with the right field name must not
-    # skip them as done); otherwise they go to the errors file in their place.
-    held: list[RowError] = []
-    checking = {"on": True}
+    lines = read_rows(input_path, reader, shard, formatter)
+    exhausted = False
+    # Leading rows that fail alike are held back: if the first FIELD_CHECK_ROWS all do, the run
+    # stops without writing them (a rerun with the right options must not skip them as done);
+    # otherwise they go to the errors file in their place. ``None`` once the check is over.
+    held: list[RowError] | None = []
 
     def flush_held() -> None:
-        checking["on"] = False
-        for error in held:
-            buffer.put(buffer.reserve(), error_block(error))
-        held.clear()
+        nonlocal held
+        for error in held or ():
+            buffer.put(buffer.reserve(), _error_block(error))
+        held = None
 
     def row_error(error: RowError) -> None:
-        if checking["on"]:
-            if holds_back(held, error):
-                held.append(error)
-                if len(held) >= FIELD_CHECK_ROWS:
-                    raise _MissingFieldStop(first_rows_message(held))
-                return
-            flush_held()
-        buffer.put(buffer.reserve(), error_block(error))
+        if held is not None and holds_back(held, error):
+            held.append(error)
+            if len(held) >= FIELD_CHECK_ROWS:
+                raise _MissingFieldStop(first_rows_message(held))
+            return
+        flush_held()
+        buffer.put(buffer.reserve(), _error_block(error))
 
-    def skip() -> None:
-        counters.skipped += 1
-        if on_row is not None:
-            on_row(counters)
-
-    deferred: list[Row] = []
-    """Warm-up rows an earlier run wrote (see the module): judged again only if a row is left
-    to do after them."""
+    deferred: list[Row] = []  # warm-up rows an earlier run wrote (see the module)
 
     async def prompts() -> AsyncIterator[PromptInput]:
+        nonlocal exhausted
         while buffer.outstanding < limit:
             try:
-                number, raw = next(lines)
+                number, parsed = next(lines)
             except StopIteration:
-                state["exhausted"] = True
+                exhausted = True
                 if held:  # a short input whose every row failed alike: the same stop
                     raise _MissingFieldStop(first_rows_message(held)) from None
                 flush_held()
                 return
-            if not rank_all and (number - 1) % shard[1] != shard[0]:
-                continue
             counters.lines += 1
-            parsed = reader.parse(number, raw)
             if parsed is None:
                 counters.blank += 1
-                if on_row is not None:
-                    on_row(counters)
-                continue
-            if not isinstance(parsed, RowError):  # a row the format cannot write: no call
-                parsed = format_problem(formatter, parsed) or parsed
-            if isinstance(parsed, RowError):
-                if str(number) in skip_lines:
-                    skip()
-                    continue
+            elif isinstance(parsed, RowError) and str(number) not in skip_lines:
                 row_error(parsed)
                 continue
-            if checking["on"]:
+            elif isinstance(parsed, Row):
                 flush_held()
-            if parsed.key in skip_keys or str(number) in skip_lines:
                 # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
                 # was written to the errors file; running it again would write it twice.
-                skip()
+                if parsed.key not in skip_keys and str(number) not in skip_lines:
+                    while deferred:  # judged again, not written, before the first row to do
+                        done = deferred.pop(0)
+                        yield done.prompt(principle, (None, done))
+                    yield parsed.prompt(principle, (buffer.reserve(), parsed))
+                    continue
                 if len(deferred) < runner.warmup_left:  # the warm-up needs its verdicts
                     deferred.append(parsed)
-                continue
-            while deferred:  # judged again, not written, before the first row left to do
-                yield _prompt(deferred.pop(0), principle, None)
-            yield _prompt(parsed, principle, buffer.reserve())
+                counters.skipped += 1
+            else:
+                counters.skipped += 1
+            notify()
 
     def settle(result: PromptResult) -> None:
         seq, row = cast(tuple[int | None, Row], result.prompt.key)
-        if seq is None:  # a warm-up row written before a resume: its verdicts were all it gave
-            return
-        if result.ranking is None:
-            kind = result.error_kind or "ranking_error"
-            reason = (
-                f"judge error: {result.error}"
-                if kind == "judge_error"
-                else f"ranking failed: {type(result.error).__name__}: {result.error}"
-            )
-            cause: Literal["row", "judge"] = "judge" if kind == "judge_error" else "row"
-            buffer.put(seq, error_block(RowError(row.line, row.id, kind, reason, cause=cause)))
-            return
-        if result.ranking.best is None:
-            failed = _failed_requests(result)
-            # Refused requests (a prompt over the context length) are the row's own; any other
-            # failure is the judge's, to be judged again by a resumed run.
-            refused = bool(failed) and all(r["failure"] == "rejected" for r in failed)
-            error = RowError(
-                row.line,
-                row.id,
-                "no_usable_verdict",
-                _failure_reason(result),
-                failed_requests=failed,
-                cause="row" if refused else "judge",
-            )
-            buffer.put(seq, error_block(error))
-            return
-        try:
-            block = formatter(row, result.ranking)
-            notes: dict[str, object] = {}
-            if result.duplicates:
-                notes["duplicate_candidates"] = [list(g) for g in result.duplicates]
-            if row.dropped:
-                notes["dropped_candidates"] = [dict(d) for d in row.dropped]
-            lines = block.lines
-            if notes and block.sink == "out":
-                lines = tuple({**line, **notes} for line in block.lines)
-            # Encoded here rather than when written: text UTF-8 cannot hold (a lone surrogate
-            # from a judge or a formatter) is then this row's error, never the writer's crash.
-            encoded = Block(block.sink, lines).encode()
-            block = Block(block.sink, lines, block.error, encoded)
-        except UnicodeEncodeError as exc:
-            reason = (
-                f"the row's output holds {exc.object[exc.start : exc.end]!a}, a lone surrogate "
-                "that is not text and cannot be written"
-            )
-            buffer.put(seq, error_block(RowError(row.line, row.id, "bad_encoding", reason)))
-            return
-        except Exception as exc:  # one row's failure must not end a run of hours
-            reason = f"ranking failed: {type(exc).__name__}: {exc}"
-            buffer.put(seq, error_block(RowError(row.line, row.id, "ranking_error", reason)))
-            return
-        buffer.put(seq, block)
+        if seq is not None:  # None: a warm-up row written before a resume, judged again only
+            buffer.put(seq, _result_block(row, result, formatter))
 
     try:
         while True:
@@ -645,7 +583,7 @@ async def process_file(
             if runner.cap_reached is not None:
                 outcome.status, outcome.cap = "cap", runner.cap_reached
                 break
-            if state["exhausted"]:
+            if exhausted:
                 break
             # Paused: too many rows held behind a slow one; the window drained, carry on.
         outcome.judge_profile = runner.profile
@@ -661,9 +599,7 @@ async def process_file(
     except asyncio.CancelledError:
         outcome.status = "interrupted"
     finally:
-        close = getattr(lines, "close", None)
-        if close is not None:
-            close()
+        lines.close()
         for sink in sinks.values():
             sink.close()
     return outcome

@@ -1,30 +1,20 @@
 """A cost plan before the first call: rows, comparisons, tokens, GPU-hours and money.
 
-A GenRM call costs thousands of reasoning tokens on a multi-GPU replica, so a run over a large
-SDG file is worth pricing before it starts. :func:`plan_file` reads the file (rows validated as
-the run would, nothing sent to a judge) and counts, for a :class:`~genrm_rank.spec.RankSpec`:
+A GenRM call costs thousands of reasoning tokens on a multi-GPU replica, so a large SDG file is
+worth pricing first. :func:`plan_file` reads the file (rows validated as the run would, nothing
+sent to a judge) and counts, for a :class:`~genrm_rank.spec.RankSpec`:
 
-- **comparisons**: exact for the fixed strategies (knockout, round-robin, circular, swiss with
-  ``swap`` both/random/none: the strategy is driven with a stand-in verdict, so the count is the
-  strategy's own), capped by the per-row budget; for outcome-dependent ones (adaptive, swap
-  ``auto``) the most the budget or the strategy's own cap allows, marked as a bound (adaptive's
-  real ceiling: the budget, else ``4 N``, :func:`adaptive_ceiling`). Re-asks of failed verdicts
-  are not included (they are paid, within the budget, when they happen);
-- **expected calls**, for outcome-dependent strategies: from
-  :attr:`CostAssumptions.expected_calls_per_row` when given (a judge profile or a pilot run),
-  else, for the default adaptive, the calls a prompt it made in the benchmarks
-  (:data:`ADAPTIVE_MEASURED_CALLS`), with that assumption stated in the plan;
-- **prompt tokens**: each comparison's messages (conversation, principle, both candidates)
-  counted with a tokenizer when one is given, else estimated at 4 characters a token; a
-  knockout's pairings depend on the verdicts, so its per-call candidate length is the row's
-  mean;
-- **completion tokens**: calls times the completion length per call the user expects
-  (:attr:`CostAssumptions.completion_tokens_per_call`);
-- **GPU-hours and money**, from a throughput and a price the user gives.
+- **comparisons**: exact for fixed strategies (driven with a stand-in verdict), within the
+  budget; for outcome-dependent ones (adaptive, swap ``auto``) a bound, the budget or the
+  strategy's own cap (:func:`adaptive_ceiling`). Re-asks of failed verdicts are not included;
+- **expected calls** of outcome-dependent strategies: the calls a row is assumed to take
+  (:class:`CostAssumptions`), else the default adaptive's benchmark figures, stated;
+- **prompt tokens**: each comparison's messages, counted with a tokenizer when given, else at 4
+  characters a token (a knockout's per-call candidate length is the row's mean);
+- **completion tokens**, **GPU-hours** and **money**, from what the user assumes.
 
-Rows are checked as the run checks them: a bad row (and, given the run's formatter, a row the
-output format cannot hold) costs nothing, and when the first rows would stop the run as
-misconfigured, the plan says so (:attr:`CostPlan.stop`).
+A bad row (or one the run's output format cannot hold) costs nothing, and when the first rows
+would stop the run as misconfigured, the plan says so (:attr:`CostPlan.stop`).
 """
 
 from __future__ import annotations
@@ -33,14 +23,15 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cache, partial
 from typing import Any
 
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError
 from genrm_rank.messages import build_messages
-from genrm_rank.sdg.filters import Formatter, format_problem
-from genrm_rank.sdg.inputs import RowSource, open_input
-from genrm_rank.sdg.pipeline import FIELD_CHECK_ROWS, first_rows_message, holds_back
+from genrm_rank.sdg.filters import Formatter
+from genrm_rank.sdg.inputs import RowSource
+from genrm_rank.sdg.pipeline import FIELD_CHECK_ROWS, first_rows_message, holds_back, read_rows
 from genrm_rank.sdg.rows import Row, RowError, RowReader, RowSpec
 from genrm_rank.spec import RankSpec
 from genrm_rank.strategies import make_strategy
@@ -81,9 +72,8 @@ class CostAssumptions:
     Attributes
     ----------
     completion_tokens_per_call : int
-        Reasoning plus verdict tokens a call is expected to generate. The model card gives the
-        limit (24,576 tokens), not a typical length; 4,096 is an assumption, to be set from a
-        pilot run (every run's summary reports the completion tokens it measured per call).
+        Reasoning plus verdict tokens a call is expected to generate: an assumption, to be set
+        from a pilot run (every run's summary reports the tokens it measured).
     chars_per_token : float
         Characters a token, when no tokenizer is given.
     tokens_per_second_per_replica : float, optional
@@ -187,47 +177,36 @@ class CostPlan:
 
     def format(self) -> str:
         """The plan as a short table for a terminal."""
-        bound = "" if self.comparisons_exact else "at most "
-        counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
         a = self.assumptions
-        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.bad_rows_by_kind.items()))
-        lines = [
-            f"rows to rank              {self.rows:,} "
-            f"({self.bad_rows:,} bad rows to the errors file{': ' + kinds if kinds else ''})",
-            f"judge calls               {bound}{self.comparisons:,} (re-asks of failed verdicts "
-            "not included)",
-        ]
-        if self.expected_comparisons is not None:
-            lines.append(
-                f"expected judge calls      about {self.expected_comparisons:,.0f} "
-                f"({self.expected_basis})"
-            )
 
         def expected(bound: float | None, spec: str) -> str:
             value = self.expected(bound)
             return "" if value is None else f"; expected about {value:{spec}}"
 
-        lines += [
-            f"prompt tokens             {self.prompt_tokens:,} ({counted})",
-            f"completion tokens         {self.completion_tokens:,} "
-            f"({a.completion_tokens_per_call:,} a call, assumed)"
-            + expected(self.completion_tokens, ",.0f"),
-            f"total tokens              {self.total_tokens:,}",
-        ]
-        if self.gpu_hours is not None:
-            lines.append(
-                f"GPU-hours                 {self.gpu_hours:,.1f} (at "
-                f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
-                f"{a.gpus_per_replica} GPUs)" + expected(self.gpu_hours, ",.1f")
-            )
-        if self.cost is not None:
-            lines.append(
-                f"cost                      {self.cost:,.2f} "
-                f"(at {a.price_per_gpu_hour:g} a GPU-hour)" + expected(self.cost, ",.2f")
-            )
-        if self.stop is not None:
-            lines.append(f"the run would stop        before its first call: {self.stop}")
-        return "\n".join(lines)
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.bad_rows_by_kind.items()))
+        bound = "" if self.comparisons_exact else "at most "
+        counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
+        hours, cost = self.gpu_hours, self.cost
+        rows = [
+            ("rows to rank", f"{self.rows:,} ({self.bad_rows:,} bad rows to the errors file"
+             + (f": {kinds})" if kinds else ")")),
+            ("judge calls", f"{bound}{self.comparisons:,} (re-asks of failed verdicts not "
+             "included)"),
+            ("expected judge calls", None if self.expected_comparisons is None else
+             f"about {self.expected_comparisons:,.0f} ({self.expected_basis})"),
+            ("prompt tokens", f"{self.prompt_tokens:,} ({counted})"),
+            ("completion tokens", f"{self.completion_tokens:,} ({a.completion_tokens_per_call:,} "
+             "a call, assumed)" + expected(self.completion_tokens, ",.0f")),
+            ("total tokens", f"{self.total_tokens:,}"),
+            ("GPU-hours", None if hours is None else f"{hours:,.1f} (at "
+             f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
+             f"{a.gpus_per_replica} GPUs)" + expected(hours, ",.1f")),
+            ("cost", None if cost is None else f"{cost:,.2f} (at {a.price_per_gpu_hour:g} a "
+             "GPU-hour)" + expected(cost, ",.2f")),
+            ("the run would stop", None if self.stop is None else
+             f"before its first call: {self.stop}"),
+        ]  # fmt: skip
+        return "\n".join(f"{name:<26}{value}" for name, value in rows if value is not None)
 
 
 def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
@@ -358,31 +337,14 @@ def plan_file(
     With the run's ``formatter``, a row it cannot write is a bad row, as in the run
     (:func:`~genrm_rank.sdg.filters.format_problem`).
     """
+    read = read_rows(input_path, RowReader(rows), shard, formatter)
     return plan_rows(
-        _read(input_path, rows, shard, formatter),
+        (parsed for _, parsed in read if parsed is not None),
         spec,
         principle=principle,
         assumptions=assumptions,
         count_tokens=count_tokens,
     )
-
-
-def _read(
-    input_path: str | os.PathLike[str] | RowSource,
-    rows: RowSpec | None,
-    shard: tuple[int, int],
-    formatter: Formatter | None = None,
-) -> Iterable[Row | RowError]:
-    reader = RowReader(rows)
-    source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
-    for number, raw in source:
-        if shard != (0, 1) and (number - 1) % shard[1] != shard[0]:
-            continue
-        parsed = reader.parse(number, raw)
-        if isinstance(parsed, Row):
-            parsed = format_problem(formatter, parsed) or parsed
-        if parsed is not None:
-            yield parsed
 
 
 def plan_rows(
@@ -403,8 +365,8 @@ def plan_rows(
             return int(count_tokens(text))
         return math.ceil(len(text) / chars_per_token)
 
-    calls_cache: dict[int, tuple[int, bool]] = {}
-    expected_cache: dict[int, tuple[float, str] | None] = {}
+    calls_of = cache(partial(calls_for, spec))
+    expected_of = cache(partial(expected_calls_for, spec, assumptions=plan.assumptions))
     bases: list[str] = []
     leading: list[RowError] | None = []  # the first rows' errors, while all alike (the run's check)
     for row in rows:
@@ -422,14 +384,10 @@ def plan_rows(
         n = len(row.candidates)
         plan.rows += 1
         plan.by_candidates[n] = plan.by_candidates.get(n, 0) + 1
-        if n not in calls_cache:
-            calls_cache[n] = calls_for(spec, n)
-        calls, exact = calls_cache[n]
+        calls, exact = calls_of(n)
         plan.comparisons += calls
         plan.comparisons_exact &= exact
-        if n not in expected_cache:
-            expected_cache[n] = expected_calls_for(spec, n, plan.assumptions)
-        expected = expected_cache[n]
+        expected = expected_of(n)
         if expected is not None:
             plan.expected_comparisons = (plan.expected_comparisons or 0.0) + expected[0]
             if expected[1] not in bases:

@@ -70,7 +70,6 @@ class Progress:
         self.stats: JudgeStatistics | None = None
         self.in_flight = 0
         self.counters: RunCounters | None = None
-        self.calls_offset = 0
         self.cached: Any = None
         if enabled and interval is None:
             from tqdm import tqdm
@@ -305,53 +304,36 @@ def summarize(
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as an aligned two-column table."""
-    share = summary["first_slot_win_share"]
-    bias = summary["pooled_position_bias_log_odds"]
+    s = summary
+    share, bias = s["first_slot_win_share"], s["pooled_position_bias_log_odds"]
+    if share is not None:
+        share = f"{share:.3f}" + ("" if bias is None else f" (pooled bias {bias:+.3f} log-odds)")
+    saved = f"{s['cache_calls_saved']} calls, {s['cache_tokens_saved']} tokens saved"
+    faults = s.get("transport_faults_by_kind", {})
+    rate = s["rows_per_second"] or 0
     rows = [
-        ("status", summary["status"] + (f" ({summary['cap']})" if summary["cap"] else "")),
-        ("rows ok", summary["rows_ok"]),
-        ("rows failed", summary["rows_failed"]),
-        ("rows rejected (threshold)", summary["rows_rejected"]),
-        ("rows skipped (resume)", summary["rows_skipped"]),
-        ("judge calls made", summary["judge_calls"]),
-        (
-            "cache hits",
-            f"{summary['cache_hits']} ({summary['cache_calls_saved']} calls, "
-            f"{summary['cache_tokens_saved']} tokens saved)",
-        ),
-        (
-            "tokens prompt / completion",
-            f"{summary['prompt_tokens']} / {summary['completion_tokens']}",
-        ),
-        (
-            "verdicts failed",
-            f"{summary['verdicts_failed']} {summary['failures_by_kind'] or ''}".strip(),
-        ),
-        (
-            "transport faults (retried)",
-            ", ".join(f"{k}: {v}" for k, v in summary.get("transport_faults_by_kind", {}).items())
-            or "none",
-        ),
-        (
-            "first-slot win share",
-            "-"
-            if share is None
-            else f"{share:.3f} (pooled bias {bias:+.3f} log-odds)"
-            if bias is not None
-            else f"{share:.3f}",
-        ),
-        (
-            "wall time",
-            f"{summary['wall_seconds']:.1f} s ({summary['rows_per_second'] or 0:.1f} rows/s)",
-        ),
+        ("status", s["status"] + (f" ({s['cap']})" if s["cap"] else "")),
+        ("rows ok", s["rows_ok"]),
+        ("rows failed", s["rows_failed"]),
+        ("rows rejected (threshold)", s["rows_rejected"]),
+        ("rows skipped (resume)", s["rows_skipped"]),
+        ("judge calls made", s["judge_calls"]),
+        ("cache hits", f"{s['cache_hits']} ({saved})"),
+        ("tokens prompt / completion", f"{s['prompt_tokens']} / {s['completion_tokens']}"),
+        ("verdicts failed", f"{s['verdicts_failed']} {s['failures_by_kind'] or ''}".strip()),
+        ("transport faults (retried)", _kinds(faults) or "none"),
+        ("first-slot win share", "-" if share is None else share),
+        ("wall time", f"{s['wall_seconds']:.1f} s ({rate:.1f} rows/s)"),
     ]
-    if summary["errors_by_kind"]:
-        rows.insert(
-            3, ("  by kind", ", ".join(f"{k}: {v}" for k, v in summary["errors_by_kind"].items()))
-        )
-    if summary["pair_lines"] and summary["pair_lines"] != summary["rows_ok"]:
-        rows.insert(1, ("pair lines written", summary["pair_lines"]))
-    if summary["message"]:
-        rows.append(("message", summary["message"]))
+    if s["errors_by_kind"]:
+        rows.insert(3, ("  by kind", _kinds(s["errors_by_kind"])))
+    if s["pair_lines"] and s["pair_lines"] != s["rows_ok"]:
+        rows.insert(1, ("pair lines written", s["pair_lines"]))
+    if s["message"]:
+        rows.append(("message", s["message"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _kinds(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counts.items())

@@ -1,10 +1,7 @@
-"""Input rows: validation into :class:`Row` or :class:`RowError`, ids, and reading JSONL lines.
+"""Input rows: each line validated into a :class:`Row` or a :class:`RowError`, never a stop.
 
-A bad row never stops a run: :class:`RowReader` turns each line into a :class:`Row` or a
-:class:`RowError` naming the line, the id and the reason (malformed JSON, a missing field, fewer
-than two candidates, duplicate candidates or ids, an over-long text). The ids seen (to catch
-duplicates and to resume) are kept in an :class:`IdIndex` of 64-bit digests, about 32 bytes a
-row.
+A :class:`RowError` names the line, the id and the reason; the ids seen (for duplicates and
+resume) are kept in an :class:`IdIndex` of 64-bit digests, about 32 bytes a row.
 """
 
 from __future__ import annotations
@@ -12,15 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 from array import array
-from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Literal
 
 from genrm_rank import validate as check
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
+from genrm_rank.runner import PromptInput
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
 
 __all__ = [
@@ -35,7 +33,6 @@ __all__ = [
     "RowSpec",
     "first_row_layout",
     "id_key",
-    "iter_lines",
     "parse_shard",
 ]
 
@@ -51,12 +48,8 @@ TEMPLATE_MARKERS = (
 Gemma, Phi and Zephyr): a prompt holding one was rendered already."""
 
 MAX_CANDIDATES = 1024
-"""Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`). A strategy's
-bookkeeping grows with the pairs it schedules: a round-robin over 10,000 candidates schedules
-50 million matches (about 40 GB) before its first call, and would need 100 million calls."""
-
-# --------------------------------------------------------------------------------------------
-# Rows
+"""Most candidates a row may hold by default (:attr:`RowSpec.max_candidates`): a round-robin
+over 10,000 candidates would schedule 50 million matches (about 40 GB) before its first call."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +62,8 @@ class RowSpec:
         The row's unique id (string or integer).
     prompt_fields : tuple of str
         Fields that may hold the prompt: a string, or a list of ``{"role", "content"}``
-        messages ending with a user turn. A row must hold exactly one of them: a row holding
-        two is refused as ambiguous (``ambiguous_field``, naming both), since which one is the
-        prompt cannot be told from the row.
+        messages ending with a user turn. A row must hold exactly one of them (two:
+        ``ambiguous_field``).
     candidates_field : str
         The list of candidates: strings, objects with ``candidate_id_key`` and
         ``candidate_text_key``, assistant messages (``{"role": "assistant", "content"}``), or
@@ -83,21 +75,15 @@ class RowSpec:
     max_chars : int or None
         Longest prompt or candidate text accepted, in characters (``None``: no limit).
     max_candidates : int or None
-        Most candidates a row may hold (:data:`MAX_CANDIDATES` by default; ``None``: no limit).
-        A row with more is refused (``too_many_candidates``) before anything is scheduled or
-        paid for, rather than building millions of pairs (round-robin schedules every pair
-        up front) and exhausting memory.
+        Most candidates a row may hold (``None``: no limit); a row with more is refused
+        (``too_many_candidates``) before anything is scheduled (:data:`MAX_CANDIDATES`).
     id_from_line : bool or None
-        ``True``: rows carry no id: each gets ``"line:N"`` from its line (row) number ``N``,
-        written to the output under ``id_field``. A row that does hold ``id_field`` is then an
-        error, so ids of the two kinds never mix in one output. ``False``: every row must hold
-        ``id_field``. ``None`` (the default): the first row read decides (line ids when it has
-        no ``id_field``), and later rows must agree (:meth:`RowReader.id_from_line`).
+        ``True``: each row's id is ``"line:N"`` from its line (row) number, written under
+        ``id_field``, and a row holding ``id_field`` is an error. ``False``: every row must
+        hold ``id_field``. ``None``: the first row read decides, and later rows must agree.
     allow_templated : bool
-        Accept a prompt that already went through a chat template (``<|im_start|>``,
-        ``<|start_header_id|>``, ``[INST]``, ``<start_of_turn>``); by default such a row is
-        refused (``templated_prompt``), since the GenRM would see the template's markup as
-        the user's words.
+        Accept a prompt already rendered by a chat template (:data:`TEMPLATE_MARKERS`); by
+        default it is refused (``templated_prompt``): the GenRM would read the markup as words.
     """
 
     id_field: str = "id"
@@ -146,6 +132,18 @@ class Row:
         """The id as canonical JSON (``1`` and ``"1"`` differ)."""
         return id_key(self.id)
 
+    def prompt(self, principle: str | None, key: Any, *, with_id: bool = True) -> PromptInput:
+        """The runner's prompt for the row (its own principle wins over ``principle``); without
+        ``with_id``, its content alone keys its randomness."""
+        return PromptInput(
+            self.conversation,
+            list(self.candidates),
+            principle=self.principle if self.principle is not None else principle,
+            prompt_id=str(self.id) if with_id else "",
+            candidate_ids=None if self.candidate_ids is None else list(self.candidate_ids),
+            key=key,
+        )
+
 
 @dataclass(frozen=True)
 class RowError:
@@ -174,9 +172,9 @@ class RowError:
     """For a row whose judge calls failed: each failed call's failure kind and the server's or
     the parser's own words (``error``), as bespoke curator's ``failed_requests`` does."""
     cause: Literal["row", "judge"] = "row"
-    """``"row"``: the row was refused for its own content (bad JSON, too few candidates, a
-    prompt the server rejects), so a resumed run does not try it again. ``"judge"``: the judge
-    failed it (transport faults, unreadable or truncated answers), so ``--resume`` retries it."""
+    """``"row"``: refused for its own content (bad JSON, a prompt the server rejects): not tried
+    again on resume. ``"judge"``: the judge failed it (transport faults, unreadable answers):
+    ``--resume`` retries it."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -227,11 +225,9 @@ def _short(value: Any, limit: int = 60) -> str:
 class IdIndex:
     """A compact set of string keys with an integer each (the first line an id was seen on).
 
-    Keys are kept as 64-bit BLAKE2b digests in an open-addressing table of two ``array('Q')``
-    (about 32 bytes a key at the maximum load of one half), a third of what a ``dict`` of
-    digests costs and a tenth of a ``set`` of the strings: the only part of a run whose memory
-    grows with the file. Two distinct keys share a digest with probability about
-    ``n**2 / 2**65`` (1e-8 for 1e6 rows).
+    Keys are 64-bit BLAKE2b digests in an open-addressing table of two ``array('Q')``, about 32
+    bytes a key (a tenth of a ``set`` of the strings): the only part of a run whose memory
+    grows with the file. Two keys share a digest with probability about ``n**2 / 2**65``.
 
     >>> index = IdIndex()
     >>> index.setdefault('"a"', 3), index.setdefault('"a"', 9), '"a"' in index, '"b"' in index
@@ -328,58 +324,43 @@ class RowReader:
         """
         if isinstance(raw, InputProblem):
             return RowError(line, None, raw.kind, raw.reason, field=raw.field, keys=raw.keys)
+        bad = partial(RowError, line, None)
         if not isinstance(raw, (bytes, bytearray)):
             if not isinstance(raw, dict):
-                return RowError(
-                    line,
-                    None,
-                    "malformed_json",
-                    f"the row is a {type(raw).__name__}, not an object",
-                    _short(raw, 200),
+                kind = type(raw).__name__
+                return bad(
+                    "malformed_json", f"the row is a {kind}, not an object", _short(raw, 200)
                 )
             return self._identify(line, raw)
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
-            return RowError(
-                line,
-                None,
-                "bad_encoding",
-                f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})",
-            )
+            why = f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            return bad("bad_encoding", why)
         if not text.strip():
             return None
         try:
             data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
-            return RowError(
-                line,
-                None,
-                "malformed_json",
-                f"malformed JSON: {exc.msg} (column {exc.colno})",
-                text[:200],
-            )
+            why = f"malformed JSON: {exc.msg} (column {exc.colno})"
+            return bad("malformed_json", why, text[:200])
         except (ValueError, RecursionError) as exc:  # NaN, 1e999, 5000-digit ints, deep nesting
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            return RowError(line, None, "malformed_json", f"malformed JSON: {reason}", text[:200])
+            return bad("malformed_json", f"malformed JSON: {reason}", text[:200])
         if not isinstance(data, dict):
-            return RowError(
-                line,
-                None,
-                "malformed_json",
-                f"the line is a JSON {type(data).__name__}, not an object",
-                text[:200],
-            )
+            why = f"the line is a JSON {type(data).__name__}, not an object"
+            return bad("malformed_json", why, text[:200])
         # Decoded UTF-8 holds no surrogate: only a "\\udXXX" escape can bring one in.
         return self._identify(line, data, _SURROGATE_ESCAPE.search(text) is not None)
 
     def _identify(self, line: int, data: dict[str, Any], scan: bool = True) -> Row | RowError:
         spec = self.spec
-        bad = _lone_surrogate(data) if scan else None
-        if bad is not None:
+        bad = partial(RowError, line, None)
+        found = _lone_surrogate(data) if scan else None
+        if found is not None:
             # Refused before anything is paid: such text cannot be sent to the judge nor written
             # to the output. The errors file escapes it (Block.encode), so it shows as read.
-            where, char = bad
+            where, char = found
             given = data.get(spec.id_field) if not spec.id_from_line else f"line:{line}"
             return RowError(
                 line,
@@ -394,9 +375,7 @@ class RowReader:
         if self._id_from_line:
             if spec.id_field in data:
                 how = "" if spec.id_from_line else ", as the first row has no id"
-                return RowError(
-                    line,
-                    None,
+                return bad(
                     "bad_field",
                     f"the row has the field {spec.id_field!r} while ids come from row numbers"
                     f"{how} (argument 'rows.id_from_line'); give every row an id or none",
@@ -407,33 +386,27 @@ class RowReader:
             if spec.id_field not in data:
                 error = _missing(line, None, repr(spec.id_field), "id_field", data)
                 if spec.id_from_line is None:  # the first row had an id: no mixing
-                    return RowError(
-                        line,
-                        None,
-                        "missing_field",
-                        f"{error.reason} while the first row has one; give every row an id or none",
-                        field=error.field,
-                        keys=error.keys,
+                    why = (
+                        f"{error.reason} while the first row has one; give every row an id or none"
                     )
+                    return replace(error, reason=why)
                 return error
             row_id = data[spec.id_field]
             if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
-                return RowError(
-                    line,
-                    None,
+                return bad(
                     "bad_field",
                     f"field {spec.id_field!r} must be a non-empty string or an integer, not "
                     f"{_short(row_id)}",
                 )
         first = self._seen.setdefault(id_key(row_id), line)
         if first is not None:
-            return RowError(
-                line, row_id, "duplicate_id", f"duplicate id {row_id!r} (first on line {first})"
-            )
+            why = f"duplicate id {row_id!r} (first on line {first})"
+            return RowError(line, row_id, "duplicate_id", why)
         return self._check(line, row_id, data)
 
     def _check(self, line: int, row_id: str | int, data: dict[str, Any]) -> Row | RowError:
         spec = self.spec
+        bad = partial(RowError, line, row_id)
         # A null field is absent: a Parquet or dataset row has every column of the table.
         present = [f for f in spec.prompt_fields if data.get(f) is not None]
         if not present:
@@ -441,169 +414,111 @@ class RowReader:
             return _missing(line, row_id, names, "prompt_fields", data)
         if len(present) > 1:
             names = " and ".join(repr(f) for f in present)
-            return RowError(
-                line,
-                row_id,
-                "ambiguous_field",
+            why = (
                 f"the row has {names}, and which one is the prompt is ambiguous; name it "
-                "(argument 'rows.prompt_fields')",
-                field="prompt_fields",
-                keys=tuple(data),
+                "(argument 'rows.prompt_fields')"
             )
+            return bad("ambiguous_field", why, field="prompt_fields", keys=tuple(data))
         prompt_field = present[0]
         conversation = data[prompt_field]
         try:
             normalized = normalize_conversation(conversation, name=prompt_field)
         except (TypeError, ValueError) as exc:
-            return RowError(line, row_id, "bad_field", _strip_argument(str(exc)))
+            return bad("bad_field", _strip_argument(str(exc)))
         if not spec.allow_templated:
             marker = next(
                 (m for msg in normalized for m in TEMPLATE_MARKERS if m in msg["content"]), None
             )
             if marker is not None:
-                return RowError(
-                    line,
-                    row_id,
-                    "templated_prompt",
+                why = (
                     f"field {prompt_field!r} holds a chat-templated prompt (it contains "
                     f"{marker!r}): the GenRM would read the template's markup as the user's "
                     "words; give the plain text or the messages, or pass it as it is "
-                    "(argument 'rows.allow_templated')",
-                    field="prompt_fields",
+                    "(argument 'rows.allow_templated')"
                 )
-        if spec.candidates_field not in data:
-            return _missing(line, row_id, repr(spec.candidates_field), "candidates_field", data)
-        raw_candidates = data[spec.candidates_field]
+                return bad("templated_prompt", why, field="prompt_fields")
+        field, text_key = spec.candidates_field, spec.candidate_text_key
+        if field not in data:
+            return _missing(line, row_id, repr(field), "candidates_field", data)
+        raw_candidates = data[field]
         if not isinstance(raw_candidates, list):
-            return RowError(
-                line,
-                row_id,
-                "bad_field",
-                f"field {spec.candidates_field!r} must be a list, not "
-                f"{type(raw_candidates).__name__}",
-            )
+            kind = type(raw_candidates).__name__
+            return bad("bad_field", f"field {field!r} must be a list, not {kind}")
         if spec.max_candidates is not None and len(raw_candidates) > spec.max_candidates:
-            return RowError(
-                line,
-                row_id,
-                "too_many_candidates",
-                f"{len(raw_candidates)} candidates, over max_candidates={spec.max_candidates}",
-            )
+            why = f"{len(raw_candidates)} candidates, over max_candidates={spec.max_candidates}"
+            return bad("too_many_candidates", why)
         texts: list[str] = []
         ids: list[str] = []
         kept: list[Any] = []
         dropped: list[dict[str, Any]] = []
         for i, cand in enumerate(raw_candidates):
-            where = f"{spec.candidates_field}[{i}]"
-            message = _candidate_message(cand, spec.candidate_text_key)
+            where = f"{field}[{i}]"
+            message = _candidate_message(cand, text_key)
             if message is not None:  # an assistant message, or messages ending with one
                 try:
                     cand = _message_text(message, where)
                 except (TypeError, ValueError) as exc:
-                    return RowError(line, row_id, "bad_field", _strip_argument(str(exc)))
+                    return bad("bad_field", _strip_argument(str(exc)))
             # A candidate object without the text key is a layout error; an explicit null is a
             # sample that failed (dropped, with a note).
-            text = cand.get(spec.candidate_text_key, ...) if isinstance(cand, dict) else cand
+            text = cand.get(text_key, ...) if isinstance(cand, dict) else cand
             if text is None or (isinstance(text, str) and not text.strip()):
                 dropped.append({"index": i, "reason": "null" if text is None else "empty"})
                 continue
             kept.append(cand)
-            if isinstance(cand, str):
-                texts.append(cand)
-                ids.append("")
-            elif isinstance(cand, dict):
-                if not isinstance(text, str):
-                    return RowError(
-                        line,
-                        row_id,
-                        "bad_field",
-                        f"{where} has no string {spec.candidate_text_key!r}",
-                    )
-                cid = cand.get(spec.candidate_id_key)
-                if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (str, int))):
-                    return RowError(
-                        line,
-                        row_id,
-                        "bad_field",
-                        f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
-                        f"{_short(cid)}",
-                    )
-                texts.append(text)
-                ids.append("" if cid is None else str(cid))
-            else:
-                return RowError(
-                    line,
-                    row_id,
-                    "bad_field",
-                    f"{where} must be a string, an object with {spec.candidate_text_key!r}, an "
-                    "assistant message or a list of messages ending with one, not "
-                    f"{type(cand).__name__}",
+            cid = cand.get(spec.candidate_id_key) if isinstance(cand, dict) else None
+            if isinstance(cand, dict) and not isinstance(text, str):
+                return bad("bad_field", f"{where} has no string {text_key!r}")
+            if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (str, int))):
+                why = (
+                    f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
+                    f"{_short(cid)}"
                 )
+                return bad("bad_field", why)
+            if not isinstance(text, str):
+                why = (
+                    f"{where} must be a string, an object with {text_key!r}, an "
+                    "assistant message or a list of messages ending with one, not "
+                    f"{type(cand).__name__}"
+                )
+                return bad("bad_field", why)
+            texts.append(text)
+            ids.append("" if cid is None else str(cid))
         if len(texts) < 2:
             note = f" after dropping {len(dropped)} null or empty" if dropped else ""
-            return RowError(
-                line,
-                row_id,
-                "too_few_candidates",
-                f"fewer than two candidates ({len(texts)}{note})",
-            )
+            return bad("too_few_candidates", f"fewer than two candidates ({len(texts)}{note})")
         # Identical texts are kept: the runner judges them once and they share one result.
         if len(set(texts)) < 2:
-            return RowError(
-                line,
-                row_id,
-                "too_few_candidates",
-                f"fewer than two distinct candidates ({len(texts)} with the same text)",
-            )
+            why = f"fewer than two distinct candidates ({len(texts)} with the same text)"
+            return bad("too_few_candidates", why)
         has_ids = any(ids)
-        if has_ids:
-            if not all(ids):
-                missing = ids.index("")
-                return RowError(
-                    line,
-                    row_id,
-                    "bad_field",
-                    f"{spec.candidates_field}[{missing}] has no {spec.candidate_id_key!r} while "
-                    "others do",
-                )
-            twins = _first_duplicate(ids)
-            if twins is not None:
-                j, i = twins
-                return RowError(
-                    line,
-                    row_id,
-                    "duplicate_candidate",
-                    f"candidates {j} and {i} have the same id {ids[i]!r}",
-                )
+        if has_ids and not all(ids):
+            why = f"{field}[{ids.index('')}] has no {spec.candidate_id_key!r} while others do"
+            return bad("bad_field", why)
+        twins = _first_duplicate(ids) if has_ids else None
+        if twins is not None:
+            j, i = twins
+            return bad("duplicate_candidate", f"candidates {j} and {i} have the same id {ids[i]!r}")
         principle = data.get(spec.principle_field)
         if principle is not None and not isinstance(principle, str):
-            return RowError(
-                line,
-                row_id,
-                "bad_field",
+            why = (
                 f"field {spec.principle_field!r} must be a string or null, not "
-                f"{type(principle).__name__}",
+                f"{type(principle).__name__}"
             )
+            return bad("bad_field", why)
         if spec.max_chars is not None:
             prompt_chars = sum(len(str(m.get("content", ""))) for m in normalized)
             if prompt_chars > spec.max_chars:
-                return RowError(
-                    line,
-                    row_id,
-                    "too_long",
-                    f"the prompt has {prompt_chars} characters, over max_chars={spec.max_chars}",
-                )
+                why = f"the prompt has {prompt_chars} characters, over max_chars={spec.max_chars}"
+                return bad("too_long", why)
             for i, text in enumerate(texts):
                 if len(text) > spec.max_chars:
-                    return RowError(
-                        line,
-                        row_id,
-                        "too_long",
-                        f"candidate {i} has {len(text)} characters, over "
-                        f"max_chars={spec.max_chars}",
+                    why = (
+                        f"candidate {i} has {len(text)} characters, over max_chars={spec.max_chars}"
                     )
+                    return bad("too_long", why)
         if dropped:  # the row's candidates, as written, are the kept ones: indices agree
-            data = {**data, spec.candidates_field: kept}
+            data = {**data, field: kept}
         return Row(
             line=line,
             id=row_id,
@@ -687,10 +602,6 @@ def _strip_argument(message: str) -> str:
     return message.replace("Argument '", "field '", 1)
 
 
-# --------------------------------------------------------------------------------------------
-# Files
-
-
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON value")
 
@@ -728,14 +639,6 @@ def _lone_surrogate(value: Any, where: str = "") -> tuple[str, str] | None:
             if found is not None:
                 return found
     return None
-
-
-def iter_lines(path: str | os.PathLike[str]) -> Generator[tuple[int, bytes], None, None]:
-    """Yield ``(line_number, bytes)`` for each line of a file (1-based), streaming, newline "
-    "dropped."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            yield number, raw.rstrip(b"\r\n")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

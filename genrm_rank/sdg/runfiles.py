@@ -1,12 +1,11 @@
 """The files of a run: the paths it may write (:func:`check_paths`), and its run file
 (``OUT.run.json``), what its output was written with, checked on resume (:func:`check_run_file`).
 
-Every path a run writes must differ from every other one and from every path it reads, so that
-emptying an output (``overwrite``) never empties a cache, an input or another output. A run
-records its settings (whatever its output depends on: the spec, the row layout, the judge)
-and its inputs' identity beside its output. A run that resumes onto that output must have the
-same settings and read the same input, or it would mix rows of two runs in one file:
-:func:`check_run_file` refuses it, naming what changed.
+Every path a run writes must differ from every other and from every path it reads, so that
+``overwrite`` never empties a cache, an input or another output. A run records its settings
+(the spec, the row layout, the judge) and its inputs' identity beside its output; a run that
+resumes onto it with other settings or another input would mix two runs in one file, and is
+refused, naming what changed.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any
 from genrm_rank.errors import ArgumentError
 from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg.inputs import STDIN
-from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path
+from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path, write_atomically
 from genrm_rank.spec import renamed_fields
 
 __all__ = [
@@ -106,17 +105,19 @@ def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
     for path in paths:
         if str(path) == STDIN or not path.is_file():
             identity.append({"path": str(path)})
-            continue
-        with open(path, "rb") as handle:
-            head = handle.read(IDENTITY_BYTES)
-        identity.append(
-            {
-                "path": str(path.resolve()),
-                "head_bytes": len(head),
-                "head_sha256": hashlib.sha256(head).hexdigest(),
-            }
-        )
+        else:
+            size, digest = _head(path, IDENTITY_BYTES)
+            identity.append(
+                {"path": str(path.resolve()), "head_bytes": size, "head_sha256": digest}
+            )
     return identity
+
+
+def _head(path: Path, size: int) -> tuple[int, str]:
+    """How many of the first ``size`` bytes of ``path`` there are, and their SHA-256."""
+    with open(path, "rb") as handle:
+        head = handle.read(size)
+    return len(head), hashlib.sha256(head).hexdigest()
 
 
 def check_run_file(
@@ -208,10 +209,8 @@ def record_frozen_profile(output: Path, profile: JudgeProfile) -> None:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write a run file atomically: a temporary file beside it, then a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,9 +229,7 @@ def _same_input(before: Mapping[str, Any], path: Path) -> bool:
     if str(path) == STDIN or not path.is_file():
         return False
     size = int(before.get("head_bytes", 0))
-    with open(path, "rb") as handle:
-        head = handle.read(size)
-    return len(head) == size and hashlib.sha256(head).hexdigest() == before["head_sha256"]
+    return _head(path, size) == (size, before["head_sha256"])
 
 
 def _check_input(output: Path, before: Any, inputs: Sequence[Path], path: Path) -> None:
