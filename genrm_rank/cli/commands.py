@@ -27,7 +27,7 @@ from genrm_rank.cli.options import (
     UsageError,
     spec_from_args,
 )
-from genrm_rank.cli.run import input_source, row_spec, run_file_command
+from genrm_rank.cli.run import given, input_source, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
@@ -46,13 +46,11 @@ from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 # Subcommands: each builds the library's formatter from its options
 
 
+_OUTPUT = ("result_field", "format", "id_field")
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
-    fmt = rank_rows(
-        result_field=args.result_field,
-        include_judgements=args.judgements,
-        format=args.format,
-        id_field=args.id_field,
-    )
+    fmt = rank_rows(include_judgements=args.judgements, **given(args, *_OUTPUT))
     return run_file_command(args, lambda _: fmt)
 
 
@@ -60,25 +58,22 @@ def cmd_select(args: argparse.Namespace) -> int:
     thresholds = SelectThresholds(args.min_score, args.min_margin, args.min_p_best)
     return run_file_command(
         args,
-        lambda has_rejected: select_rows(
-            thresholds,
-            result_field=args.result_field,
-            rejected_sink=has_rejected,
-            format=args.format,
-            id_field=args.id_field,
-        ),
+        lambda rejected: select_rows(thresholds, rejected_sink=rejected, **given(args, *_OUTPUT)),
     )
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
     fmt = pair_rows(
         policy="all_pairs" if args.all_pairs else "best_vs_worst",
-        min_margin=args.min_margin,
-        max_pairs=args.max_pairs,
-        candidates_field=args.candidates_field,
-        format=args.format,
-        margin_field=args.margin_field,
-        id_field=args.id_field,
+        **given(
+            args,
+            "min_margin",
+            "max_pairs",
+            "candidates_field",
+            "format",
+            "margin_field",
+            "id_field",
+        ),
     )
     return run_file_command(args, lambda _: fmt, grouped=True, rejected_default=True)
 
@@ -233,8 +228,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         games,
         position_bias=args.fit_position_bias,
         bootstrap_rounds=args.table_bootstrap_rounds,
-        seed=args.seed,
-        confidence=args.confidence,
+        **given(args, "seed", "confidence"),
     )
     print(table.to_markdown())
     if args.output is not None:
@@ -287,15 +281,8 @@ def _plot(table: Any, path: Path) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from genrm_rank.report_html import write_report
 
-    path = write_report(
-        args.input,
-        args.output,
-        result_field=args.result_field,
-        sample=args.sample,
-        seed=args.seed,
-        errors=args.errors,
-        overwrite=args.overwrite,
-    )
+    keywords = given(args, "result_field", "sample", "seed", "errors", "overwrite")
+    path = write_report(args.input, args.output, **keywords)
     print(f"report written to {path}")
     return EXIT_OK
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -28,6 +29,7 @@ from genrm_rank.cli.options import (
     EXIT_TERMINATED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    PLAN,
     PROG,
     UsageError,
     read_principle,
@@ -57,21 +59,22 @@ from genrm_rank.sdg.runfiles import (
 from genrm_rank.spec import RankSpec
 
 T = TypeVar("T")
+_KEYS = ("candidates_field", "candidate_id_key", "candidate_text_key")
+
+
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The named options, as the keywords of the library argument each is named after."""
+    return {name: getattr(args, name) for name in names}
 
 
 def row_spec(args: argparse.Namespace) -> RowSpec:
     """Where rows keep their parts (the input layout options)."""
     return RowSpec(
-        id_field=args.id_field,
         prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
-        candidates_field=args.candidates_field,
-        candidate_id_key=args.candidate_id_key,
-        candidate_text_key=args.candidate_text_key,
-        principle_field=args.principle_field,
         max_chars=args.max_chars or None,
         max_candidates=args.max_candidates or None,
-        id_from_line=args.id_from_line,
         allow_templated=args.allow_templated_prompt,
+        **given(args, *_KEYS, "id_field", "principle_field", "id_from_line"),
     )
 
 
@@ -102,12 +105,8 @@ def input_source(args: argparse.Namespace) -> RowSource:
     if merging:
         return merge_candidate_files(
             sources,
-            candidate_field=args.candidate_field,
-            candidates_field=args.candidates_field,
-            align_by=args.align_by,
-            candidate_id_key=args.candidate_id_key,
-            candidate_text_key=args.candidate_text_key,
             prompt_fields=row_spec(args).prompt_fields,
+            **given(args, *_KEYS, "candidate_field", "align_by"),
         )
     if args.group_messages:
         return group_messages(
@@ -256,13 +255,9 @@ def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> 
     """``--dry-run``: the cost plan of the file under the options' spec; no judge is called.
     Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
     spec = spec_from_args(args)
-    assumptions = CostAssumptions(
-        completion_tokens_per_call=args.expect_completion_tokens,
-        tokens_per_second_per_replica=args.throughput,
-        gpus_per_replica=args.gpus_per_replica,
-        price_per_gpu_hour=args.price_per_gpu_hour,
-        expected_calls_per_row=args.expect_calls_per_row,
-    )
+    fields = {f.name for f in dataclasses.fields(CostAssumptions)}  # set by the PLAN options
+    given = {p: getattr(args, o.dest) for o in PLAN for p in o.params or (o.dest,) if p in fields}
+    assumptions = CostAssumptions(**given)
     check_paths({"summary_json": args.summary_json}, _read_paths(args))
     plan = plan_file(input_source(args), spec, rows=row_spec(args),
                      principle=read_principle(args), assumptions=assumptions,
@@ -340,9 +335,13 @@ def run_file_command(
     profile = given_profile = load_profile(args)
     principle = read_principle(args)
     setup = make_judge(args, cache_path=args.cache)
-    files = prepare_output(paths, resume=args.resume and run_file is not None,
-                           overwrite=args.overwrite or run_file is None, grouped=grouped,
-                           id_field=args.id_field, fsync_interval=args.fsync_interval)  # fmt: skip
+    files = prepare_output(
+        paths,
+        resume=args.resume and run_file is not None,
+        overwrite=args.overwrite or run_file is None,
+        grouped=grouped,
+        **given(args, "id_field", "fsync_interval"),
+    )
     try:
         if to_stderr:
             files.sinks["errors"] = StreamSink(2)
@@ -380,15 +379,22 @@ def run_file_command(
                 await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
             stack.callback(asyncio.ensure_future(progress.tick()).cancel)
             return await process_file(
-                source, judge=setup.judge, spec=spec, formatter=formatter, sinks=files.sinks,
-                rows=row_spec(args), principle=principle, concurrency=args.concurrency,
-                max_calls=args.max_calls, max_tokens=args.max_tokens,
-                max_pending=args.max_pending, skip_keys=files.skip_keys,
-                skip_lines=files.skip_lines, shard=args.shard, on_row=progress.on_row,
-                on_progress=progress.on_judge, judge_profile=profile,
+                source,
+                judge=setup.judge,
+                spec=spec,
+                formatter=formatter,
+                sinks=files.sinks,
+                rows=row_spec(args),
+                principle=principle,
+                skip_keys=files.skip_keys,
+                skip_lines=files.skip_lines,
+                on_row=progress.on_row,
+                on_progress=progress.on_judge,
+                judge_profile=profile,
                 on_profile=None if run_file is None else record,
                 learn_profile=args.save_judge_profile is not None,
-            )  # fmt: skip
+                **given(args, "concurrency", "max_calls", "max_tokens", "max_pending", "shard"),
+            )
 
     def record(frozen: JudgeProfile) -> None:
         record_frozen_profile(out_path, frozen)
