@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -235,9 +236,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         data = {
             "rows": [dataclasses.asdict(r) for r in table.rows],
             "set_apart": [dataclasses.asdict(r) for r in table.set_apart],
-            "notes": list(table.notes),
-            "position_bias": table.position_bias,
-            "position_bias_interval": table.position_bias_interval,
+            **{k: getattr(table, k) for k in ("notes", "position_bias", "position_bias_interval")},
             "confidence": table.confidence,
             "games": len(games),
             "baseline": args.baseline,
@@ -324,15 +323,10 @@ def gpt4_view(data: Path) -> tuple[dict[str, float], dict[str, str]]:
     """
     ref = resources.files("genrm_rank") / "data" / "vicuna80_gpt4_strengths.json"
     strengths: dict[str, dict[str, float]] = json.loads(ref.read_text(encoding="utf-8"))
-    qualities: dict[str, float] = {}
-    favourites: dict[str, str] = {}
-    with open(data, encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            table = strengths[str(row["id"])]
-            favourites[str(row["id"])] = max(table, key=lambda system: table[system])
-            for candidate in row["candidates"]:
-                qualities[candidate["text"]] = table[candidate["id"]]
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    tables = {str(row["id"]): strengths[str(row["id"])] for row in rows}
+    favourites = {i: max(table, key=table.__getitem__) for i, table in tables.items()}
+    qualities = {c["text"]: tables[str(r["id"])][c["id"]] for r in rows for c in r["candidates"]}
     return qualities, favourites
 
 
@@ -383,14 +377,14 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
         # The select command itself, on these options only (no --config, no GENRM_* variable)
         status = cmd_select(parse_args(argv, environ={}))
         requests = servers.stats(0).requests
-    winners: dict[str, int] = {}
+    winners: Counter[str] = Counter()
     agree = 0
     print("\nfirst winners:")
     with open(out, encoding="utf-8") as handle:
         for i, line in enumerate(handle):
             row = json.loads(line)
             who = row.get("selected_id") or "?"
-            winners[who] = winners.get(who, 0) + 1
+            winners[who] += 1
             agree += who == favourites.get(str(row["id"]))
             if i < 8:
                 p = row.get("winner_p_best")
