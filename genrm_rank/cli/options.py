@@ -21,11 +21,14 @@ from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import STRATEGIES, SWAP_MODES, strategy_name
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_CAP, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+"""Every row ranked; some failed (see the errors file); a usage error; a ``--max-calls`` or
+``--max-tokens`` cap stopped the run; every endpoint was unavailable (``--resume`` continues)."""
 EXIT_NO_SPACE = 5
 """The disk (or the quota) filled up: free space, then ``--resume`` continues the run."""
 EXIT_BROKEN_PIPE = 141
 """``-o -`` and the reader of standard output went away (``| head``): 128 + SIGPIPE."""
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+"""SIGINT and SIGTERM, after writing every row that was complete (``--resume`` continues)."""
 
 PROG = "genrm-rank"
 
