@@ -412,3 +412,15 @@ def test_sigkill_at_known_rows_then_resume_equals_an_uninterrupted_run(tmp_path:
     errors = (tmp_path / "out.errors.jsonl").read_bytes()
     assert errors == (tmp_path / "ref.errors.jsonl").read_bytes()
     assert json.loads((tmp_path / "s.json").read_text())["rows_skipped"] > 0
+
+
+@pytest.mark.parametrize(("missing", "name"), [("input", "IN.jsonl"), ("shard", "SHARD.jsonl")])
+def test_merge_names_the_file_that_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str, name: str
+) -> None:
+    """The CLI checks the input; a missing shard is merge_shards' to refuse, named by its flag."""
+    present, absent = tmp_path / "present.jsonl", tmp_path / "absent.jsonl"
+    present.write_text('{"id": 1}\n')
+    paths = (absent, present) if missing == "input" else (present, absent)
+    assert run("merge", *paths, "-o", tmp_path / "merged.jsonl") == 2
+    assert f"argument {name}: no such file: {absent}" in capsys.readouterr().err

@@ -1,29 +1,11 @@
-"""The ``genrm-rank`` command line.
-
-Subcommands::
-
-    genrm-rank rank IN.jsonl -o OUT.jsonl          full ranking of every row
-    genrm-rank select IN.jsonl -o OUT.jsonl        best of N per row (thresholds optional)
-    genrm-rank pairs IN.jsonl -o PAIRS.jsonl       chosen/rejected pairs for DPO
-    genrm-rank compare --prompt P --a A --b B      one pair: the verdict and the reasoning
-    genrm-rank leaderboard IN.jsonl                model-level table (candidates with ids)
-    genrm-rank report OUT.jsonl                    a self-contained HTML report of a run
-    genrm-rank serve-sim --port 8000               a simulated vLLM GenRM server
-    genrm-rank merge IN.jsonl S0.jsonl S1.jsonl -o OUT.jsonl   merge --shard i/n outputs
-    genrm-rank cache merge OUT.db IN1.db IN2.db    merge the verdict caches of several shards
-    genrm-rank demo                                everything above on bundled data, offline
+"""The ``genrm-rank`` command line: ``genrm-rank --help`` lists the subcommands (``rank``,
+``select``, ``pairs``, ``compare``, ``leaderboard``, ``report``, ``serve-sim``, ``merge``,
+``cache merge``, ``demo``) and the exit statuses (:data:`~genrm_rank.cli.options.EXIT_OK` and
+the others).
 
 Every option is declared once (:mod:`genrm_rank.cli.options`); the parser, the ``--config``
-file's keys and the ``GENRM_*`` variables come from that declaration (:mod:`.config`).
-
-The judge is ``--endpoint URL`` (repeatable: one per vLLM replica; an OpenAI-compatible base URL
-ending in ``/v1``) or ``--judge simulated`` (an in-process simulated GenRM, for tests and
-dry runs). Exit status: 0 every row ranked, 1 some rows failed (bad input or ranking failure;
-see the errors file), 2 usage error, 3 a ``--max-calls``/``--max-tokens`` cap stopped the run
-(``--resume`` continues it), 4 every endpoint was unavailable (``--resume`` continues), 5 the
-disk filled up (free space, then ``--resume`` continues), 130 interrupted (SIGINT; 143 for
-SIGTERM), after writing every row that was complete; 141 ``-o -`` whose reader went away
-(``| head``).
+file's keys and the ``GENRM_*`` variables come from that declaration (:mod:`.config`). The judge
+is ``--endpoint URL`` (repeatable: one per vLLM replica) or ``--judge simulated`` (in-process).
 
 A run writes only the files it is given (and their ``OUT.errors.jsonl``,
 ``OUT.rejected.jsonl`` and ``OUT.run.json`` sidecars): every one must differ from the others

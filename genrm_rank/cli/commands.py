@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,6 @@ from genrm_rank.api import arank
 from genrm_rank.cli.config import cli_words, parse_args
 from genrm_rank.cli.judge import make_judge
 from genrm_rank.cli.options import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_ROWS_FAILED,
     EXIT_USAGE,
@@ -28,7 +28,7 @@ from genrm_rank.cli.options import (
     UsageError,
     spec_from_args,
 )
-from genrm_rank.cli.run import input_source, row_spec, run_file_command
+from genrm_rank.cli.run import given, input_source, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg import (
@@ -47,13 +47,11 @@ from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 # Subcommands: each builds the library's formatter from its options
 
 
+_OUTPUT = ("result_field", "format", "id_field")
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
-    fmt = rank_rows(
-        result_field=args.result_field,
-        include_judgements=args.judgements,
-        format=args.format,
-        id_field=args.id_field,
-    )
+    fmt = rank_rows(include_judgements=args.judgements, **given(args, *_OUTPUT))
     return run_file_command(args, lambda _: fmt)
 
 
@@ -61,25 +59,22 @@ def cmd_select(args: argparse.Namespace) -> int:
     thresholds = SelectThresholds(args.min_score, args.min_margin, args.min_p_best)
     return run_file_command(
         args,
-        lambda has_rejected: select_rows(
-            thresholds,
-            result_field=args.result_field,
-            rejected_sink=has_rejected,
-            format=args.format,
-            id_field=args.id_field,
-        ),
+        lambda rejected: select_rows(thresholds, rejected_sink=rejected, **given(args, *_OUTPUT)),
     )
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
     fmt = pair_rows(
         policy="all_pairs" if args.all_pairs else "best_vs_worst",
-        min_margin=args.min_margin,
-        max_pairs=args.max_pairs,
-        candidates_field=args.candidates_field,
-        format=args.format,
-        margin_field=args.margin_field,
-        id_field=args.id_field,
+        **given(
+            args,
+            "min_margin",
+            "max_pairs",
+            "candidates_field",
+            "format",
+            "margin_field",
+            "id_field",
+        ),
     )
     return run_file_command(args, lambda _: fmt, grouped=True, rejected_default=True)
 
@@ -103,8 +98,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         normalize_conversation(conversation, name="prompt")
     except (TypeError, ValueError) as exc:
         raise UsageError(cli_words(exc, "compare")) from None
-    a = _text_arg(args.response_a, "--a")
-    b = _text_arg(args.response_b, "--b")
+    a, b = _text_arg(args.response_a, "--a"), _text_arg(args.response_b, "--b")
     setup = make_judge(args)
     # One pair is a round-robin of two candidates: the library's swap modes, the library's seed.
     spec = RankSpec(strategy="round_robin", swap=args.swap, seed=args.seed)
@@ -113,24 +107,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as stack:
             if hasattr(setup.judge, "__aenter__"):
                 await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
-            return await arank(
-                [a, b],
-                conversation,
-                judge=setup.judge,
-                spec=spec,
-                principle=args.principle,
-                prompt_id="compare",
-                candidate_ids=["A", "B"],
-            )
+            return await arank([a, b], conversation, judge=setup.judge, spec=spec,
+                               principle=args.principle, prompt_id="compare",
+                               candidate_ids=["A", "B"])  # fmt: skip
 
-    try:
-        ranking = asyncio.run(go())
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
     results = []
-    for judgement in sorted(ranking.judgements, key=lambda j: (j.first, j.sample)):
-        v = judgement.verdict
-        first, second = "AB"[judgement.first], "AB"[judgement.second]
+    for judgement in sorted(asyncio.run(go()).judgements, key=lambda j: (j.first, j.sample)):
+        v, first, second = judgement.verdict, "AB"[judgement.first], "AB"[judgement.second]
         entry: dict[str, Any] = {
             "slot_1": first,
             "slot_2": second,
@@ -145,52 +128,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "attempts": v.attempts,
         }
         if v.ok:
-            pref_first = v.preference
-            entry["preference_A"] = pref_first if first == "A" else 1.0 - pref_first
+            entry["preference_A"] = v.preference if first == "A" else 1.0 - v.preference
         results.append(entry)
     usable = [r["preference_A"] for r in results if "preference_A" in r]
     combined = sum(usable) / len(usable) if usable else None
     if args.json:
-        print(
-            json.dumps(
-                {"verdicts": results, "preference_A": combined}, indent=2, ensure_ascii=False
+        data = {"verdicts": results, "preference_A": combined}
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK if usable else EXIT_ROWS_FAILED
+    for r in results:
+        print(f"== {r['slot_1']} in slot 1, {r['slot_2']} in slot 2")
+        if r["ok"]:
+            print(
+                f"ranking {r['ranking']:g} (1 = slot 1 much better .. 6 = slot 2 much "
+                f"better); scores {r['slot_1']} {r['score_1']}, {r['slot_2']} {r['score_2']}"
             )
-        )
-    else:
-        for r in results:
-            print(f"== {r['slot_1']} in slot 1, {r['slot_2']} in slot 2")
-            if r["ok"]:
-                print(
-                    f"ranking {r['ranking']:g} (1 = slot 1 much better .. 6 = slot 2 much "
-                    f"better); scores {r['slot_1']} {r['score_1']}, {r['slot_2']} {r['score_2']}"
-                )
-            else:
-                print(f"failed verdict: {r['failure']} ({r['error']})")
-            if r["reasoning"]:
-                print("reasoning:\n" + r["reasoning"].strip())
-            print()
-        if combined is None:
-            print("verdict: none usable")
         else:
-            winner = "A" if combined > 0.5 else "B" if combined < 0.5 else "tie"
-            print(f"verdict: {winner} (P(A better) = {combined:.3f}, over {len(usable)} order(s))")
-    return EXIT_OK if usable else EXIT_ROWS_FAILED
+            print(f"failed verdict: {r['failure']} ({r['error']})")
+        if r["reasoning"]:
+            print("reasoning:\n" + r["reasoning"].strip())
+        print()
+    if combined is None:
+        print("verdict: none usable")
+        return EXIT_ROWS_FAILED
+    winner = "A" if combined > 0.5 else "B" if combined < 0.5 else "tie"
+    print(f"verdict: {winner} (P(A better) = {combined:.3f}, over {len(usable)} order(s))")
+    return EXIT_OK
 
 
 def check_leaderboard_rows(args: argparse.Namespace) -> None:
-    """Refuse, before any call, rows whose candidates carry no ids or lack the baseline.
-
-    Reads the rows of this shard as the run will (rows that are not valid are left to the run,
-    which reports them without a call).
-    """
+    """Refuse, before any call, rows whose candidates carry no ids or lack the baseline (rows
+    that are not valid are left to the run, which reports them without a call)."""
     reader = RowReader(row_spec(args))
-    step, offset = args.shard[1], args.shard[0]
+    offset, step = args.shard
     no_ids: list[int] = []
     no_baseline: list[int] = []
     for number, raw in input_source(args):
-        if (number - 1) % step != offset:
-            continue
-        row = reader.parse(number, raw)
+        row = reader.parse(number, raw) if (number - 1) % step == offset else None
         if not isinstance(row, Row):
             continue
         if row.candidate_ids is None:
@@ -255,17 +229,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         games,
         fit_position_bias=args.fit_position_bias,
         bootstrap_rounds=args.table_bootstrap_rounds,
-        seed=args.seed,
-        confidence=args.confidence,
+        **given(args, "seed", "confidence"),
     )
     print(table.to_markdown())
     if args.output is not None:
         data = {
             "rows": [dataclasses.asdict(r) for r in table.rows],
             "set_apart": [dataclasses.asdict(r) for r in table.set_apart],
-            "notes": list(table.notes),
-            "position_bias": table.position_bias,
-            "position_bias_interval": table.position_bias_interval,
+            **{k: getattr(table, k) for k in ("notes", "position_bias", "position_bias_interval")},
             "confidence": table.confidence,
             "games": len(games),
             "baseline": args.baseline,
@@ -309,15 +280,8 @@ def _plot(table: Any, path: Path) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from genrm_rank.report_html import write_report
 
-    path = write_report(
-        args.input,
-        args.output,
-        result_field=args.result_field,
-        sample=args.sample,
-        seed=args.seed,
-        errors=args.errors,
-        overwrite=args.overwrite,
-    )
+    keywords = given(args, "result_field", "sample", "seed", "errors", "overwrite")
+    path = write_report(args.input, args.output, **keywords)
     print(f"report written to {path}")
     return EXIT_OK
 
@@ -359,15 +323,10 @@ def gpt4_view(data: Path) -> tuple[dict[str, float], dict[str, str]]:
     """
     ref = resources.files("genrm_rank") / "data" / "vicuna80_gpt4_strengths.json"
     strengths: dict[str, dict[str, float]] = json.loads(ref.read_text(encoding="utf-8"))
-    qualities: dict[str, float] = {}
-    favourites: dict[str, str] = {}
-    with open(data, encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            table = strengths[str(row["id"])]
-            favourites[str(row["id"])] = max(table, key=lambda system: table[system])
-            for candidate in row["candidates"]:
-                qualities[candidate["text"]] = table[candidate["id"]]
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    tables = {str(row["id"]): strengths[str(row["id"])] for row in rows}
+    favourites = {i: max(table, key=table.__getitem__) for i, table in tables.items()}
+    qualities = {c["text"]: tables[str(r["id"])][c["id"]] for r in rows for c in r["candidates"]}
     return qualities, favourites
 
 
@@ -376,12 +335,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not data.is_file():
         print(f"{PROG} demo: the bundled example file is missing: {data}", file=sys.stderr)
         return EXIT_USAGE
-    with contextlib.ExitStack() as stack:
-        if args.keep is None:  # a temporary folder, removed when the demo ends
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genrm-demo-")))
-        else:
-            workdir = args.keep
-            workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="genrm-demo-") as temporary:  # gone at the end
+        workdir: Path = args.keep or Path(temporary)
+        workdir.mkdir(parents=True, exist_ok=True)
         return _demo(args, data, workdir / "vicuna80.best.jsonl")
 
 
@@ -409,25 +365,10 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
             f"{PROG} demo: choosing the best of 8 answers for each of 80 Vicuna questions "
             f"({args.strategy}, both orders)"
         )
-        argv = [
-            "select",
-            str(data),
-            "-o",
-            str(out),
-            "--endpoint",
-            url,
-            "--model",
-            config.model,
-            "--strategy",
-            args.strategy,
-            "--concurrency",
-            str(args.concurrency),
-            "--seed",
-            "0",
-            "--overwrite",  # the demo's own files, rewritten on each run
-        ]
-        if args.quiet:
-            argv.append("--quiet")
+        options = {"--endpoint": url, "--model": config.model, "--strategy": args.strategy,
+                   "--concurrency": args.concurrency, "--seed": 0}  # fmt: skip
+        argv = ["select", str(data), "-o", str(out), *(str(x) for o in options.items() for x in o),
+                "--overwrite", *(["--quiet"] if args.quiet else [])]  # fmt: skip
         print(f"{PROG} demo: running: {shlex.join([PROG, *argv])}")
         print(
             f"{PROG} demo: (your own file, without a server: {PROG} select my.jsonl -o "
@@ -436,21 +377,20 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
         # The select command itself, on these options only (no --config, no GENRM_* variable)
         status = cmd_select(parse_args(argv, environ={}))
         requests = servers.stats(0).requests
-    winners: dict[str, int] = {}
+    winners: Counter[str] = Counter()
     agree = 0
     print("\nfirst winners:")
     with open(out, encoding="utf-8") as handle:
         for i, line in enumerate(handle):
             row = json.loads(line)
             who = row.get("selected_id") or "?"
-            winners[who] = winners.get(who, 0) + 1
+            winners[who] += 1
             agree += who == favourites.get(str(row["id"]))
             if i < 8:
-                question = row["prompt"] if isinstance(row["prompt"], str) else str(row["prompt"])
                 p = row.get("winner_p_best")
                 print(
                     f"  q{row['id']:<3} {who:<14} P(best)={p if p is None else f'{p:.2f}'}  "
-                    f"{question[:60]}"
+                    f"{str(row['prompt'])[:60]}"
                 )
     print("\nwins by system:")
     for who, n in sorted(winners.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -467,11 +407,8 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge shard outputs (:func:`~genrm_rank.sdg.merge.merge_shards`); exit 0, or 2 with the
     reason when the shards do not merge. See ``docs/deployment.md`` for the Slurm recipe."""
-    if not args.input.is_file():
+    if not args.input.is_file():  # a missing shard is merge_shards' to refuse
         raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
-    for path in args.shards:
-        if not path.is_file():
-            raise UsageError(f"argument SHARD.jsonl: no such file: {path}")
     shards = [{k: sidecar_path(p, k) if k != "out" else p for k in ("out", "errors", "rejected")}
               for p in args.shards]  # fmt: skip
     rejected = args.rejected

@@ -1,27 +1,12 @@
-"""The parser, a TOML file (``--config``) and ``GENRM_*`` variables, all from the option table,
-and the library's messages in the CLI's words.
+"""The parser, a TOML file (``--config``) and ``GENRM_*`` variables, all from the option table
+(flag > environment > file > default; the README's "Configuration" gives the rules), and the
+library's messages in the CLI's words.
 
-Every option of a subcommand can also come from a configuration file or the environment, in the
-usual order of precedence: **a flag on the command line, then the environment, then the file,
-then the built-in default** (as Slurm job templates need: a shared file, a per-job variable, a
-one-off flag). One rule names them all: **a key or a variable is the option's long flag**.
-
-- **File**: ``--config FILE`` (or ``GENRM_CONFIG=FILE``), TOML. Top-level keys apply to every
-  subcommand that has the option; a table named after a subcommand (``[select]``) applies to
-  that one and wins over the top level. Keys are flags without ``--``, with ``-`` or ``_``
-  (``max-new-tokens = 16384``, ``endpoint = ["http://a:8000/v1", "http://b:8000/v1"]``).
-- **Environment**: ``GENRM_`` and the flag in capitals with ``_`` (``GENRM_CONCURRENCY=128``,
-  ``GENRM_ENDPOINT=http://a:8000/v1,http://b:8000/v1``).
-- **Flags** (options that take no value) take ``true``/``false`` (in the environment also
-  ``1``/``yes``/``on`` or ``0``/``no``/``off``): true means the flag is given.
-  ``GENRM_NO_VERIFY_TLS=1`` turns certificate checks off, exactly as ``--no-verify-tls`` does;
-  the names of the settings such flags turn off (``GENRM_VERIFY_TLS``, ``position-bias``) are
-  refused, since they read the other way round.
-
-A key or value that does not fit is a usage error naming where it came from; an unknown table or
-key is refused too, naming the closest valid one. An unknown ``GENRM_*`` variable is a warning
-naming the closest valid one (other programs' variables may share the prefix). Positional
-arguments (the input file) come from the command line only.
+One rule names them all: a key or a variable is the option's long flag, and a flag that takes no
+value is given by ``true`` (``GENRM_NO_VERIFY_TLS=1`` is ``--no-verify-tls``); the names of the
+settings such flags turn off (``GENRM_VERIFY_TLS``) are refused, since they read the other way
+round. A key or value that does not fit is a usage error naming where it came from and the
+closest valid name; an unknown ``GENRM_*`` variable is a warning.
 """
 
 from __future__ import annotations
@@ -230,7 +215,7 @@ def _from_file(path: Path, command: str) -> dict[str, Any]:
         raise UsageError(f"argument --config: cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"argument --config: {path} is not valid TOML ({exc})") from None
-    names = {c: c for c in COMMANDS if " " not in c}  # a table is named after its subcommand
+    names = [c for c in COMMANDS if " " not in c]  # a table is named after its subcommand
     every = {o.key: o for c in COMMANDS for o in _configurable(c).values()}
     tables = {k: v for k, v in data.items() if isinstance(v, dict) and k in names}
     top = {k: v for k, v in data.items() if k not in tables}
@@ -239,7 +224,7 @@ def _from_file(path: Path, command: str) -> dict[str, Any]:
             raise UsageError(f"{path}: no subcommand [{key}]{_closest(key, names)}")
     _check_keys(f"{path}", top, every, "no subcommand has an")
     for name, table in tables.items():
-        _check_keys(f"{path} [{name}]", table, _configurable(names[name]), f"{name} has no")
+        _check_keys(f"{path} [{name}]", table, _configurable(name), f"{name} has no")
     options = _configurable(command)
     former = _former_names(options)
     values: dict[str, Any] = {}

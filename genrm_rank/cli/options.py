@@ -1,12 +1,8 @@
-"""The ``genrm-rank`` options: one declaration each, from which the parser, the TOML keys and the
-``GENRM_*`` variables all come (:mod:`genrm_rank.cli.config`), and the exit statuses.
-
-An :class:`~genrm_rank.flags.Option` is a flag (or a positional), its help, its type and
-default, and the library arguments it sets (``params``), so that an
-:class:`~genrm_rank.errors.ArgumentError` about ``max_tokens`` is reported as
-``--max-new-tokens``. A command is a list of option groups
-(:data:`COMMANDS`); the run spec's options take their defaults from the Python API's
-(:data:`~genrm_rank.spec.RANK_DEFAULTS`, :data:`~genrm_rank.spec.SELECT_DEFAULTS`).
+"""The ``genrm-rank`` options, one declaration each (:class:`~genrm_rank.flags.Option`: the flag,
+its help, type and default, and the library arguments it sets, ``params``), from which the parser,
+the TOML keys and the ``GENRM_*`` variables all come (:mod:`genrm_rank.cli.config`); the run
+spec's defaults are the Python API's (:data:`~genrm_rank.spec.RANK_DEFAULTS`). Also the exit
+statuses.
 """
 
 from __future__ import annotations
@@ -25,11 +21,14 @@ from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import STRATEGIES, SWAP_MODES, strategy_name
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_CAP, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+"""Every row ranked; some failed (see the errors file); a usage error; a ``--max-calls`` or
+``--max-tokens`` cap stopped the run; every endpoint was unavailable (``--resume`` continues)."""
 EXIT_NO_SPACE = 5
 """The disk (or the quota) filled up: free space, then ``--resume`` continues the run."""
 EXIT_BROKEN_PIPE = 141
 """``-o -`` and the reader of standard output went away (``| head``): 128 + SIGPIPE."""
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+"""SIGINT and SIGTERM, after writing every row that was complete (``--resume`` continues)."""
 
 PROG = "genrm-rank"
 
@@ -276,9 +275,9 @@ def _format(formats: tuple[str, ...], text: str) -> Option:
 
 
 def _run_command(
-    defaults: RankSpec, title: str, extra: tuple[Option, ...]
+    defaults: RankSpec, title: str, extra: tuple[Option, ...], needs_output: bool = True
 ) -> dict[str | None, tuple[Option, ...]]:
-    return {"run": run_options(), "ranking (the run spec)": spec_options(defaults),
+    return {"run": run_options(needs_output), "ranking (the run spec)": spec_options(defaults),
             "judge": JUDGE, title: extra, "cost plan": PLAN, "input layout": LAYOUT}
 
 
@@ -363,9 +362,7 @@ COMMANDS: dict[str, Command] = {
         "Rank every row (candidates must carry ids: the system that wrote each), pool every "
         "verdict, and fit a Bradley-Terry leaderboard with a position term and bootstrap "
         "intervals (Arena-Hard style).",
-        {"run": run_options(needs_output=False),
-         "ranking (the run spec)": spec_options(RANK_DEFAULTS), "judge": JUDGE,
-         "leaderboard": (
+        _run_command(RANK_DEFAULTS, "leaderboard", (
             opt("--plot", "write a PNG of the ratings with intervals (needs matplotlib)", Path,
                 metavar="FILE"),
             opt("--baseline", "Arena-Hard style: each candidate against this candidate id's "
@@ -373,8 +370,7 @@ COMMANDS: dict[str, Command] = {
                 "calls in both orders, N-1 with --swap random); every row must hold it",
                 metavar="MODEL_ID"),
             opt("--table-bootstrap-rounds", "bootstrap rounds of the table's intervals", COUNT,
-                200, "N")),
-         "cost plan": PLAN, "input layout": LAYOUT},
+                200, "N")), needs_output=False),
     ),
     "report": Command(
         "a self-contained HTML report of an output file",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -12,9 +13,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from genrm_rank.cli.config import cli_words
 from genrm_rank.cli.judge import JudgeSetup, make_judge
@@ -28,6 +29,7 @@ from genrm_rank.cli.options import (
     EXIT_TERMINATED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    PLAN,
     PROG,
     UsageError,
     read_principle,
@@ -44,7 +46,6 @@ from genrm_rank.sdg.inputs import (
     open_input,
 )
 from genrm_rank.sdg.output import STDOUT, StreamSink, sidecar_path
-from genrm_rank.sdg.pipeline import OutputFiles
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.sdg.progress import Progress, format_summary, projection_bounds, summarize
 from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, first_row_layout
@@ -57,29 +58,24 @@ from genrm_rank.sdg.runfiles import (
 )
 from genrm_rank.spec import RankSpec
 
-# --------------------------------------------------------------------------------------------
-# Running a file
+T = TypeVar("T")
+_KEYS = ("candidates_field", "candidate_id_key", "candidate_text_key")
+
+
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The named options, as the keywords of the library argument each is named after."""
+    return {name: getattr(args, name) for name in names}
 
 
 def row_spec(args: argparse.Namespace) -> RowSpec:
     """Where rows keep their parts (the input layout options)."""
     return RowSpec(
-        id_field=args.id_field,
         prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
-        candidates_field=args.candidates_field,
-        candidate_id_key=args.candidate_id_key,
-        candidate_text_key=args.candidate_text_key,
-        principle_field=args.principle_field,
         max_chars=args.max_chars or None,
         max_candidates=args.max_candidates or None,
-        id_from_line=args.id_from_line,
         allow_templated=args.allow_templated_prompt,
+        **given(args, *_KEYS, "id_field", "principle_field", "id_from_line"),
     )
-
-
-def input_name(args: argparse.Namespace) -> str:
-    """The input(s), for messages."""
-    return " ".join(str(p) for p in args.input)
 
 
 def input_source(args: argparse.Namespace) -> RowSource:
@@ -87,10 +83,8 @@ def input_source(args: argparse.Namespace) -> RowSource:
     paths: list[Path] = args.input
     merging = args.candidates_from_files
     if not merging:
-        for flag, value in (
-            ("--candidate-field", args.candidate_field),
-            ("--align-by", args.align_by),
-        ):
+        for flag, value in (("--candidate-field", args.candidate_field),
+                            ("--align-by", args.align_by)):  # fmt: skip
             if value is not None:
                 raise UsageError(f"argument {flag}: needs --candidates-from-files")
         if len(paths) > 1:
@@ -111,12 +105,8 @@ def input_source(args: argparse.Namespace) -> RowSource:
     if merging:
         return merge_candidate_files(
             sources,
-            candidate_field=args.candidate_field,
-            candidates_field=args.candidates_field,
-            align_by=args.align_by,
-            candidate_id_key=args.candidate_id_key,
-            candidate_text_key=args.candidate_text_key,
             prompt_fields=row_spec(args).prompt_fields,
+            **given(args, *_KEYS, "candidate_field", "align_by"),
         )
     if args.group_messages:
         return group_messages(
@@ -134,6 +124,8 @@ OUTPUT_KEYS = (
     "min_score", "min_margin", "min_p_best", "all_pairs", "max_pairs", "shard", "format",
     "margin_field",
 )  # fmt: skip
+"""Options besides the spec that change what a row's output is: a resumed run must use the
+same."""
 INPUT_KEYS = (
     "input_format", "split", "id_from_line", "allow_templated_prompt", "candidates_from_files",
     "candidate_field", "align_by", "group_messages", "group_by", "max_candidates",
@@ -141,26 +133,13 @@ INPUT_KEYS = (
 """Input options that change which rows a run reads: recorded when not at their default (so a
 run started before they existed resumes)."""
 _INPUT_DEFAULTS = {"input_format": "auto", "split": "train", "max_candidates": MAX_CANDIDATES}
-"""Options besides the spec that change what a row's output is: a resumed run must use the
-same."""
-
-
 FOUND_KEYS = ("prompt_field_found",)
-"""What a run found in its input rather than was told: recorded, and compared on resume only
-when the run file has it (a run started before they were recorded resumes)."""
-
-
-def rows_summary(args: argparse.Namespace, layout: RowLayout) -> dict[str, Any]:
-    """How the rows were read: the prompt field and where the ids came from."""
-    from_line = layout.id_from_line if args.id_from_line is None else args.id_from_line
-    return {
-        "prompt_field": args.prompt_field or layout.prompt_field,
-        "ids": "line numbers" if from_line else f"field {args.id_field!r}",
-    }
+"""What a run found in its input rather than was told: compared on resume only when the run
+file has it."""
 
 
 def format_rows(rows: dict[str, Any]) -> str:
-    """The summary line of :func:`rows_summary`."""
+    """The summary line saying how the rows were read: the prompt field and the ids' source."""
     prompt = rows["prompt_field"]
     where = f"prompt from {prompt!r}" if prompt else "no valid row"
     return f"rows: {where}, ids from {rows['ids']}"
@@ -170,51 +149,41 @@ def run_settings(
     args: argparse.Namespace,
     spec: RankSpec,
     setup: JudgeSetup,
-    *,
-    layout: RowLayout | None = None,
+    layout: RowLayout,
+    profile: JudgeProfile | None,
+    principle: str | None,
 ) -> dict[str, Any]:
-    """What a run's output depends on, for the ``OUT.run.json`` sidecar: the spec and more.
-
-    ``layout`` (:func:`~genrm_rank.sdg.rows.first_row_layout`): what the first rows showed,
-    recorded when the options leave it open: the prompt field, and whether ids come from line
-    numbers (so that a resumed run reads its rows as the first did).
-    """
+    """What a run's output depends on, for the ``OUT.run.json`` sidecar: the spec and more,
+    with what the first rows showed (``layout``) where the options leave it open, so that a
+    resumed run reads its rows as the first did."""
     settings: dict[str, Any] = {k: getattr(args, k, None) for k in OUTPUT_KEYS}
-    if layout is not None and args.prompt_field is None:
+    if args.prompt_field is None:
         settings["prompt_field_found"] = layout.prompt_field
-    if layout is not None and args.id_from_line is None and layout.id_from_line:
+    if args.id_from_line is None and layout.id_from_line:
         settings["id_from_line"] = True
     for key in INPUT_KEYS:
         value = getattr(args, key, None)
         if value not in (None, False, _INPUT_DEFAULTS.get(key)):
             settings[key] = value
-    settings["shard"] = list(args.shard)
-    settings["spec"] = spec.to_dict()
-    if getattr(args, "judge_profile", None) is not None:  # recorded when given, by content
-        settings["judge_profile"] = load_profile(args).to_dict()  # type: ignore[union-attr]
-    principle = read_principle(args)
-    settings["principle_sha256"] = (
-        None if principle is None else hashlib.sha256(principle.encode()).hexdigest()
-    )
-    settings["judge"] = setup.namespace
-    return settings
+    if profile is not None:  # recorded when given, by content
+        settings["judge_profile"] = profile.to_dict()
+    digest = None if principle is None else hashlib.sha256(principle.encode()).hexdigest()
+    return {**settings, "shard": list(args.shard), "spec": spec.to_dict(),
+            "principle_sha256": digest, "judge": setup.namespace}  # fmt: skip
 
 
 def load_profile(args: argparse.Namespace) -> JudgeProfile | None:
-    """The ``--judge-profile`` file's profile (``None`` without one); a bad file is a usage
-    error naming the flag."""
+    """The ``--judge-profile`` file's profile (``None`` without one)."""
     path: Path | None = getattr(args, "judge_profile", None)
-    if path is None:
-        return None
     try:
-        return JudgeProfile.load(path)
+        return None if path is None else JudgeProfile.load(path)
     except OSError as exc:
         raise UsageError(f"argument --judge-profile: cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise UsageError(f"argument --judge-profile: {exc}") from None
 
 
-async def _drive(coro: Any) -> Any:
+async def _drive(coro: Coroutine[Any, Any, T]) -> tuple[T, list[int]]:
     """Run ``coro`` as a task that SIGINT/SIGTERM cancel (the pipeline then stops cleanly)."""
     task = asyncio.ensure_future(coro)
     loop = asyncio.get_running_loop()
@@ -230,90 +199,36 @@ async def _drive(coro: Any) -> Any:
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
     try:
-        result = await task
+        return await task, received
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
-    return result, received
-
-
-async def _run_pipeline(
-    args: argparse.Namespace,
-    setup: JudgeSetup,
-    spec: RankSpec,
-    formatter: Formatter,
-    files: OutputFiles,
-    progress: Progress,
-    source: RowSource,
-    profile: JudgeProfile | None = None,
-    on_profile: Callable[[JudgeProfile], None] | None = None,
-) -> RunOutcome:
-    async with contextlib.AsyncExitStack() as stack:
-        if hasattr(setup.judge, "__aenter__"):
-            await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
-        ticker = asyncio.ensure_future(progress.tick())
-        stack.callback(ticker.cancel)
-        outcome = await process_file(
-            source,
-            judge=setup.judge,
-            spec=spec,
-            formatter=formatter,
-            sinks=files.sinks,
-            rows=row_spec(args),
-            principle=read_principle(args),
-            concurrency=args.concurrency,
-            max_calls=args.max_calls,
-            max_tokens=args.max_tokens,
-            max_pending=args.max_pending,
-            skip_keys=files.skip_keys,
-            skip_lines=files.skip_lines,
-            shard=args.shard,
-            on_row=progress.on_row,
-            on_progress=progress.on_judge,
-            judge_profile=profile,
-            on_profile=on_profile,
-            learn_profile=getattr(args, "save_judge_profile", None) is not None,
-        )
-    outcome.recovered = files.recovered
-    return outcome
-
-
-def _read_paths(args: argparse.Namespace) -> dict[str, Sequence[Path | None]]:
-    """The files a run reads, by argument."""
-    return {
-        "input": args.input,
-        "principle_file": [getattr(args, "principle_file", None)],
-        "judge_profile": [getattr(args, "judge_profile", None)],
-    }
 
 
 def _write_failed(args: argparse.Namespace, exc: OSError, *, to_stdout: bool) -> int:
     """A run stopped by its output: a full disk (resumable) or a closed standard output."""
     if exc.errno == errno.EPIPE and to_stdout:
-        # The reader went away (-o - | head): what it read is what it wanted. Standard output
-        # is pointed at /dev/null so that the interpreter's last flush does not fail too.
+        # The reader went away (-o - | head). Standard output is pointed at /dev/null so that
+        # the interpreter's last flush does not fail too.
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.close(devnull)
         return EXIT_BROKEN_PIPE
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(
-            f"{PROG} {args.command}: error: no space left on the device{where}: every row "
-            "written before is complete; free some space, then rerun the same command with "
-            f"--resume to continue (exit {EXIT_NO_SPACE})",
-            file=sys.stderr,
-        )
-        return EXIT_NO_SPACE
-    raise exc
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise exc
+    where = f" ({exc.filename})" if exc.filename else ""
+    print(
+        f"{PROG} {args.command}: error: no space left on the device{where}: every row written "
+        "before is complete; free some space, then rerun the same command with --resume to "
+        f"continue (exit {EXIT_NO_SPACE})",
+        file=sys.stderr,
+    )
+    return EXIT_NO_SPACE
 
 
-def _save_profile(args: argparse.Namespace, outcome: RunOutcome) -> str | None:
+def _save_profile(path: Path, outcome: RunOutcome) -> str:
     """Write ``--save-judge-profile``; what was done, for the summary."""
-    path: Path | None = getattr(args, "save_judge_profile", None)
-    if path is None:
-        return None
     learnt = outcome.learnt_profile
     if learnt is None:
         return f"judge profile: no usable verdict, nothing written to {path}"
@@ -325,55 +240,38 @@ def _save_profile(args: argparse.Namespace, outcome: RunOutcome) -> str | None:
     )
 
 
+_STATUSES = {"cap": EXIT_CAP, "unavailable": EXIT_UNAVAILABLE,
+             "systematic_failure": EXIT_UNAVAILABLE, "misconfigured": EXIT_USAGE}  # fmt: skip
+_RESUMABLE = (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED)
+
+
 def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
     if outcome.status == "interrupted" or received:
         return EXIT_TERMINATED if signal.SIGTERM in received else EXIT_INTERRUPTED
-    if outcome.status == "cap":
-        return EXIT_CAP
-    if outcome.status in ("unavailable", "systematic_failure"):
-        return EXIT_UNAVAILABLE
-    if outcome.status == "misconfigured":
-        return EXIT_USAGE
-    return EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK
+    return _STATUSES.get(outcome.status, EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK)
 
 
-def print_plan(
-    args: argparse.Namespace, out_stream: TextIO, formatter: Formatter | None = None
-) -> int:
+def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> int:
     """``--dry-run``: the cost plan of the file under the options' spec; no judge is called.
-
     Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
     spec = spec_from_args(args)
-    assumptions = CostAssumptions(
-        completion_tokens_per_call=args.expect_completion_tokens,
-        tokens_per_second_per_replica=args.throughput,
-        gpus_per_replica=args.gpus_per_replica,
-        price_per_gpu_hour=args.price_per_gpu_hour,
-        expected_calls_per_row=args.expect_calls_per_row,
-    )
+    fields = {f.name for f in dataclasses.fields(CostAssumptions)}  # set by the PLAN options
+    given = {p: getattr(args, o.dest) for o in PLAN for p in o.params or (o.dest,) if p in fields}
+    assumptions = CostAssumptions(**given)
     check_paths({"summary_json": args.summary_json}, _read_paths(args))
-    plan = plan_file(
-        input_source(args),
-        spec,
-        rows=row_spec(args),
-        principle=read_principle(args),
-        assumptions=assumptions,
-        count_tokens=_tokenizer(args.tokenizer),
-        shard=args.shard,
-        formatter=formatter,
-    )
+    plan = plan_file(input_source(args), spec, rows=row_spec(args),
+                     principle=read_principle(args), assumptions=assumptions,
+                     count_tokens=_tokenizer(args.tokenizer), shard=args.shard,
+                     formatter=formatter)  # fmt: skip
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
-    print(
-        f"{PROG} {args.command} --dry-run: {input_name(args)} ({spec.strategy}, swap {spec.swap})"
-    )
+    inputs = " ".join(map(str, args.input))
+    print(f"{PROG} {args.command} --dry-run: {inputs} ({spec.strategy}, swap {spec.swap})")
     print(cli_words(plan.format(), args.command))
-    if plan.stop is not None:
-        print(
-            f"{PROG} {args.command}: error: {cli_words(plan.stop, args.command)}", file=sys.stderr
-        )
-        return EXIT_USAGE
-    return EXIT_OK
+    if plan.stop is None:
+        return EXIT_OK
+    print(f"{PROG} {args.command}: error: {cli_words(plan.stop, args.command)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _tokenizer(name: str | None) -> Callable[[str], int] | None:
@@ -387,11 +285,13 @@ def _tokenizer(name: str | None) -> Callable[[str], int] | None:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
     except Exception as exc:
         raise UsageError(f"argument --tokenizer: cannot load {name!r} locally ({exc})") from None
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
 
-    return count
+def _read_paths(args: argparse.Namespace) -> dict[str, list[Path | None]]:
+    """The files a run reads, by argument."""
+    return {"input": args.input, "principle_file": [getattr(args, "principle_file", None)],
+            "judge_profile": [getattr(args, "judge_profile", None)]}  # fmt: skip
 
 
 def run_file_command(
@@ -405,18 +305,16 @@ def run_file_command(
 ) -> int:
     """Shared body of rank/select/pairs/leaderboard: files, judge, progress, summary, status.
 
-    ``output`` overrides ``--output`` (a one-shot run whose rows are not the product, such as
-    the leaderboard's): it is written afresh, never resumed. The summary goes to
-    ``out_stream``, by default the standard error of the moment of the call.
+    ``output`` overrides ``--output`` for a one-shot run whose rows are not the product (the
+    leaderboard's): written afresh, never resumed. The summary goes to ``out_stream``, by
+    default the standard error of the moment of the call.
     """
-    if out_stream is None:
-        out_stream = sys.stderr
+    out_stream = out_stream or sys.stderr
     source = input_source(args)
     layout = first_row_layout(source, row_spec(args))
     if args.dry_run:
-        return print_plan(args, out_stream, formatter_for(False))
-    fresh = output is not None
-    out_path: Path = output if output is not None else args.output
+        return print_plan(args, formatter_for(False))
+    out_path: Path = output or args.output
     to_stdout = str(out_path) == STDOUT  # -o -: rows to standard output, errors to stderr
     if to_stdout and args.resume:
         raise UsageError("argument --resume: not allowed with -o - (standard output)")
@@ -427,32 +325,28 @@ def run_file_command(
     to_stderr = to_stdout and args.errors is None
     errors = args.errors or (None if to_stdout else sidecar_path(args.output or out_path, "errors"))
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
-    run_file = None if fresh or to_stdout else run_file_path(out_path)
-    written = {"output": out_path, "errors": errors, "rejected": rejected, "run": run_file}
-    if fresh:
-        written.update(output=args.output, plot=getattr(args, "plot", None))
-    written.update(
-        cache=args.cache,
-        summary_json=args.summary_json,
-        save_judge_profile=args.save_judge_profile,
-    )
+    run_file = None if output is not None or to_stdout else run_file_path(out_path)
+    written = {"output": args.output, "errors": errors, "rejected": rejected, "run": run_file,
+               "plot": getattr(args, "plot", None), "cache": args.cache,
+               "summary_json": args.summary_json,
+               "save_judge_profile": args.save_judge_profile}  # fmt: skip
     check_paths(written, _read_paths(args))
     spec = spec_from_args(args)
-    profile = load_profile(args)
+    profile = given_profile = load_profile(args)
+    principle = read_principle(args)
     setup = make_judge(args, cache_path=args.cache)
     files = prepare_output(
         paths,
-        resume=args.resume and not (fresh or to_stdout),
-        overwrite=args.overwrite or fresh or to_stdout,
+        resume=args.resume and run_file is not None,
+        overwrite=args.overwrite or run_file is None,
         grouped=grouped,
-        id_field=args.id_field,
-        fsync_interval=args.fsync_interval,
+        **given(args, "id_field", "fsync_interval"),
     )
     try:
         if to_stderr:
             files.sinks["errors"] = StreamSink(2)
-        if not fresh and not to_stdout:
-            settings = run_settings(args, spec, setup, layout=layout)
+        if run_file is not None:
+            settings = run_settings(args, spec, setup, layout, given_profile, principle)
             check_run_file(
                 out_path, settings, resume=args.resume, inputs=args.input, found=FOUND_KEYS
             )
@@ -467,13 +361,9 @@ def run_file_command(
     ceiling, expected = None, None
     if not args.quiet and shard_total is not None:
         ceiling, expected = projection_bounds(
-            source,
-            spec,
-            rows=row_spec(args),
-            shard=args.shard,
-            formatter=formatter,
+            source, spec, rows=row_spec(args), shard=args.shard, formatter=formatter,
             expected_calls_per_row=args.expect_calls_per_row,
-        )
+        )  # fmt: skip
     progress = Progress(
         shard_total,
         enabled=not args.quiet,
@@ -482,18 +372,36 @@ def run_file_command(
         calls_expected=expected,
     )
     progress.cached = setup.cached
+
+    async def run() -> RunOutcome:
+        async with contextlib.AsyncExitStack() as stack:
+            if hasattr(setup.judge, "__aenter__"):
+                await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
+            stack.callback(asyncio.ensure_future(progress.tick()).cancel)
+            return await process_file(
+                source,
+                judge=setup.judge,
+                spec=spec,
+                formatter=formatter,
+                sinks=files.sinks,
+                rows=row_spec(args),
+                principle=principle,
+                skip_keys=files.skip_keys,
+                skip_lines=files.skip_lines,
+                on_row=progress.on_row,
+                on_progress=progress.on_judge,
+                judge_profile=profile,
+                on_profile=None if run_file is None else record,
+                learn_profile=args.save_judge_profile is not None,
+                **given(args, "concurrency", "max_calls", "max_tokens", "max_pending", "shard"),
+            )
+
+    def record(frozen: JudgeProfile) -> None:
+        record_frozen_profile(out_path, frozen)
+
     started = time.monotonic()
     try:
-        on_profile = (
-            None if run_file is None else lambda frozen: record_frozen_profile(out_path, frozen)
-        )
-        outcome, received = asyncio.run(
-            _drive(
-                _run_pipeline(
-                    args, setup, spec, formatter, files, progress, source, profile, on_profile
-                )
-            )
-        )
+        outcome, received = asyncio.run(_drive(run()))
     except ValueError as exc:
         # Options were all checked above: a ValueError from inside the run is a defect, not a
         # usage error (exit 2), so let it surface with its traceback.
@@ -506,20 +414,27 @@ def run_file_command(
         progress.close()
         if setup.cache is not None:
             setup.cache.close()
+    outcome.recovered = files.recovered
     wall = time.monotonic() - started
     wrote = any(p is not None and p.is_file() and p.stat().st_size for p in paths.values())
-    if outcome.status == "misconfigured" and not wrote and not fresh and not to_stdout:
-        # Nothing was written under these settings: a rerun with the fix (--model, say) and
-        # --resume is not held to them.
-        run_file_path(out_path).unlink(missing_ok=True)
-    saved = _save_profile(args, outcome)
+    if outcome.status == "misconfigured" and not wrote and run_file is not None:
+        # Nothing was written under these settings: a rerun with the fix and --resume is not
+        # held to them.
+        run_file.unlink(missing_ok=True)
+    saved = None if args.save_judge_profile is None else _save_profile(
+        args.save_judge_profile, outcome
+    )  # fmt: skip
     faults = getattr(setup.inner, "faults", None)
     summary = summarize(outcome, wall, shard_total, cached=setup.cached, faults=faults)
     shown = {**paths, "errors": "stderr"} if to_stderr else paths
     summary["output"] = {k: None if v is None else str(v) for k, v in shown.items()}
     if summary["message"]:
         summary["message"] = cli_words(summary["message"], args.command)
-    summary["rows"] = rows_summary(args, layout)
+    from_line = layout.id_from_line if args.id_from_line is None else args.id_from_line
+    summary["rows"] = {
+        "prompt_field": args.prompt_field or layout.prompt_field,
+        "ids": "line numbers" if from_line else f"field {args.id_field!r}",
+    }
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     status = _exit_status(outcome, received)
@@ -527,20 +442,17 @@ def run_file_command(
         # Stopped in seconds, in the server's (or the rows') own words: always shown.
         words = cli_words(outcome.message, args.command)
         print(f"{PROG} {args.command}: error: {words}", file=sys.stderr)
-    if not args.quiet:
-        print(f"{PROG} {args.command}: {input_name(args)} -> {output or out_path}", file=out_stream)
-        print(format_summary(summary), file=out_stream)
-        print(f"  {format_rows(summary['rows'])}", file=out_stream)
-        if outcome.counters.failed:
-            print(
-                f"  {outcome.counters.failed} rows failed: see {shown['errors']}", file=out_stream
-            )
-        if saved is not None:
-            print(f"  {saved}", file=out_stream)
-        if status in (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED):
-            print(
-                "  stopped early; rerun the same command with --resume to continue (exit "
-                f"{status})",
-                file=out_stream,
-            )
+    if args.quiet:
+        return status
+    lines = [f"{PROG} {args.command}: {' '.join(map(str, args.input))} -> {out_path}",
+             format_summary(summary), f"  {format_rows(summary['rows'])}"]  # fmt: skip
+    if outcome.counters.failed:
+        lines.append(f"  {outcome.counters.failed} rows failed: see {shown['errors']}")
+    if saved is not None:
+        lines.append(f"  {saved}")
+    if status in _RESUMABLE:
+        lines.append(
+            f"  stopped early; rerun the same command with --resume to continue (exit {status})"
+        )
+    print("\n".join(lines), file=out_stream)
     return status
