@@ -40,12 +40,14 @@ import gc
 import hashlib
 import inspect
 import json
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
     Iterable,
+    Iterator,
     Sequence,
 )
 from concurrent.futures import ThreadPoolExecutor
@@ -420,7 +422,8 @@ class Runner:
             if self.cap_reached is not None or exhausted:
                 return
             if self._received >= self.warmup:
-                await self._freeze()
+                with one_blas_thread():  # held here: the learning runs on a worker thread
+                    await self._freeze()
         # Closed explicitly, so that a caller who stops early stops the requests and the worker
         # thread at once, not when the garbage collector finalises the pass.
         async with contextlib.aclosing(self._run(source, warm=False)) as results:
@@ -467,16 +470,12 @@ class Runner:
                 aggregation = loop.run_in_executor(pool, self.result, run, seed, profile)
                 await aggregated.put(aggregation)
 
-        # What exists before the run (modules, the caller's data) is never the run's garbage,
-        # but every full collection walks it all, in one loop step: frozen, a run's collections
-        # touch only what the run made (benchmarks/README.md, "The event loop").
         # The BLAS limit is held here, by the caller's thread, for the whole run: OpenBLAS
         # ignores a thread count set from the worker thread (tests/test_blas_threads.py), and
         # every matrix of a run is a prompt's few candidates.
-        gc.freeze()
         feeder = asyncio.create_task(feed())
         try:
-            with one_blas_thread():
+            with one_blas_thread(), _run_gc():
                 while (future := await _next(aggregated, feeder)) is not None:
                     yield await future
                 await feeder  # the run's own error, if it ended with one
@@ -485,7 +484,44 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
             pool.shutdown(wait=True, cancel_futures=True)  # at most the one it is on
-            gc.unfreeze()
+
+
+GC_THRESHOLD = 10_000
+"""Net allocations between collections of the youngest generation while a run lasts (Python's
+default is 700). A run allocates hundreds of short-lived objects a comparison, nearly all freed
+by reference counting; collecting every 700 took about 5% of a client's CPU
+(``benchmarks/README.md``, "Client CPU, third pass")."""
+
+_gc_lock = threading.Lock()
+_gc_runs = 0
+_gc_saved = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _run_gc() -> Iterator[None]:
+    """For a run's life, freeze the heap that exists before it and collect less often.
+
+    What exists before the run (modules, the caller's data) is never the run's garbage, but
+    every full collection walks it all, in one loop step: frozen, a run's collections touch only
+    what the run made (``benchmarks/README.md``, "The event loop"). Process-wide, as the
+    collector is: the first of concurrent runs sets both, the last one out restores them.
+    """
+    global _gc_runs, _gc_saved
+    with _gc_lock:
+        _gc_runs += 1
+        if _gc_runs == 1:
+            _gc_saved = gc.get_threshold()
+            gc.freeze()
+            if _gc_saved[0]:  # 0: the caller turned automatic collection off
+                gc.set_threshold(max(GC_THRESHOLD, _gc_saved[0]), *_gc_saved[1:])
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_runs -= 1
+            if _gc_runs == 0:
+                gc.unfreeze()
+                gc.set_threshold(*_gc_saved)
 
 
 AGGREGATIONS_QUEUED = 64
