@@ -365,13 +365,9 @@ async def arank_many(
     statistics, or to save the profile it learnt, use :class:`~genrm_rank.runner.Runner` itself.
     """
     runner = Runner(
-        judge,
-        resolve_spec(spec, fields, RANK_DEFAULTS),
-        concurrency=concurrency,
-        max_calls=max_calls,
-        max_tokens=max_tokens,
-        judge_profile=judge_profile,
-    )
+        judge, resolve_spec(spec, fields, RANK_DEFAULTS), concurrency=concurrency,
+        max_calls=max_calls, max_tokens=max_tokens, judge_profile=judge_profile,
+    )  # fmt: skip
     async for result in runner.run(prompts):
         yield result
 

@@ -251,16 +251,10 @@ class Runner:
         self._stride = 1
         self._takes_profile = "profile" in inspect.signature(STRATEGIES[spec.strategy]).parameters
         self.orchestrator = Orchestrator(
-            judge,
-            max_in_flight=concurrency,
-            retries=spec.retries,
-            batch_size=batch_size,
-            max_calls=max_calls,
-            max_tokens=max_tokens,
-            on_progress=on_progress,
-            admission=admission,
-            failure_watch=failure_watch,
-        )
+            judge, max_in_flight=concurrency, retries=spec.retries, batch_size=batch_size,
+            max_calls=max_calls, max_tokens=max_tokens, on_progress=on_progress,
+            admission=admission, failure_watch=failure_watch,
+        )  # fmt: skip
 
     @property
     def stats(self) -> JudgeStatistics:
