@@ -229,10 +229,8 @@ aselect_best = _one_prompt_entry(
         Any judge (:class:`~genrm_rank.judges.openai_http.OpenAIJudge`,
         :class:`~genrm_rank.judges.simulated.SimulatedJudge`, a cached or replay judge, ...).
     spec : RankSpec, optional
-        How to rank; or give its fields as keyword arguments (``strategy``, ``swap``,
-        ``samples``, ``seed``, ``budget``, ``retries``, ``preference``, ``fit_position_bias``,
-        ``alpha``, ``confidence``, ``p_best_draws``, ``bootstrap_rounds``,
-        ``strategy_options``), not both.
+        How to rank; or give its fields (:class:`~genrm_rank.spec.SpecFields`: ``strategy``,
+        ``swap``, ``budget``, ``seed``, ...) as keyword arguments, not both.
     principle : str, optional
         A rubric for the judge.
     prompt_id : str
