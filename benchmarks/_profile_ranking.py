@@ -24,8 +24,9 @@ REPEATS = 300
 STAGES = {
     "judgements_to_comparisons": "verdicts to comparisons",
     "identify": "identification (all calls)",
+    "bradley_terry": "Bradley-Terry posterior (fit, identification, covariance)",
     "_minimise": "Newton fit",
-    "_covariance": "covariance",
+    "_fit_with_prior": "Newton fit under the prior",
     "p_best": "P(best) (BradleyTerryFit.p_best)",
     "win_rate": "win rate",
     "intransitive_cycles": "cycles",
@@ -35,12 +36,13 @@ STAGES = {
 }
 
 
-def captured_run(strategy: str) -> tuple[Any, Any, dict[str, Any]]:
-    captured: list[tuple[Any, Any, dict[str, Any]]] = []
+def captured_run(strategy: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments ``build_ranking`` gets for one ranking of 8 candidates (both orders)."""
+    captured: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
 
-    def keep(run: Any, spec: Any, **options: Any) -> Any:
-        captured.append((run, spec, options))
-        return build_ranking(run, spec, **options)
+    def keep(*args: Any, **kwargs: Any) -> Any:
+        captured.append((args, kwargs))
+        return build_ranking(*args, **kwargs)
 
     original = genrm_rank.runner.build_ranking
     genrm_rank.runner.build_ranking = keep  # type: ignore[assignment]
@@ -55,24 +57,24 @@ def captured_run(strategy: str) -> tuple[Any, Any, dict[str, Any]]:
 
 def profile() -> None:
     for strategy in ("knockout", "round-robin"):
-        run, spec, options = captured_run(strategy)
+        args, kwargs = captured_run(strategy)
         for _ in range(20):  # warm-up
-            build_ranking(run, spec, **options)
+            build_ranking(*args, **kwargs)
         started = time.process_time()
         for _ in range(REPEATS):
-            build_ranking(run, spec, **options)
+            build_ranking(*args, **kwargs)
         total = 1000 * (time.process_time() - started) / REPEATS
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         for _ in range(REPEATS):
-            build_ranking(run, spec, **options)
+            build_ranking(*args, **kwargs)
         profiler.disable()
         stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
         cumulative: dict[str, float] = {}
         for (_, _, name), (_, _, _, ct, _) in stats.items():
             if name in STAGES:
                 cumulative[name] = cumulative.get(name, 0.0) + ct
-        print(f"\n{strategy}, both orders, N=8 ({len(run.judgements)} verdicts): "
+        print(f"\n{strategy}, both orders, N=8 ({len(args[0].judgements)} verdicts): "
               f"build_ranking {total:.2f} CPU ms a ranking without the profiler")  # fmt: skip
         print("| stage | CPU ms a ranking (under cProfile) |")
         print("|---|---:|")

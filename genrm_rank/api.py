@@ -2,21 +2,17 @@
 :func:`arank_many` for many prompts at once, and :func:`leaderboard`.
 
 Each is a call of the one runner (:class:`~genrm_rank.runner.Runner`) with a
-:class:`~genrm_rank.spec.RankSpec`: pass a ``spec``, or its fields as keyword arguments
-(``strategy=``, ``swap=``, ``budget=``, ``seed=``, ... the names of
-:class:`~genrm_rank.spec.SpecFields`), never both. The defaults are those of the matching CLI
-command (:data:`~genrm_rank.spec.SELECT_DEFAULTS`, :data:`~genrm_rank.spec.RANK_DEFAULTS`,
-:data:`~genrm_rank.spec.REWARD_DEFAULTS`), and every one is in the signature
-(``inspect.signature``, ``help``).
+:class:`~genrm_rank.spec.RankSpec`: pass a ``spec``, or its fields as keyword arguments (the
+names of :class:`~genrm_rank.spec.SpecFields`), never both. The defaults are the matching CLI
+command's (:data:`~genrm_rank.spec.SELECT_DEFAULTS`, ...), all shown in the signature.
 
-``judge_profile=`` (a :class:`~genrm_rank.judge_profile.JudgeProfile` or the path of a saved
-one) says what the judge is like; without it, a one-prompt call assumes the default profile, as
-the first prompts of a run do. Learn one from a run (``genrm-rank ... --save-judge-profile``, or
-:func:`~genrm_rank.judge_profile.learn_judge_profile`) and pass it, so that single-prompt calls
-rank as a pooled run does (see :mod:`genrm_rank.runner`).
+``judge_profile=`` (a :class:`~genrm_rank.judge_profile.JudgeProfile` or a saved one's path) says
+what the judge is like; without it a one-prompt call assumes the default profile, as a run's
+first prompts do. Pass one learnt from a run (``--save-judge-profile``) so that single-prompt
+calls rank as a pooled run does (see :mod:`genrm_rank.runner`).
 
 Each has one async implementation (``aselect_best``, ``arank``, ``agroup_rewards``); the sync
-names are thin :func:`asyncio.run` wrappers with the same signature, like ``httpx.get``.
+names are :func:`asyncio.run` wrappers with the same signature, like ``httpx.get``.
 """
 
 from __future__ import annotations
@@ -233,10 +229,8 @@ aselect_best = _one_prompt_entry(
         Any judge (:class:`~genrm_rank.judges.openai_http.OpenAIJudge`,
         :class:`~genrm_rank.judges.simulated.SimulatedJudge`, a cached or replay judge, ...).
     spec : RankSpec, optional
-        How to rank; or give its fields as keyword arguments (``strategy``, ``swap``,
-        ``samples``, ``seed``, ``budget``, ``retries``, ``preference``, ``fit_position_bias``,
-        ``alpha``, ``confidence``, ``p_best_draws``, ``bootstrap_rounds``,
-        ``strategy_options``), not both.
+        How to rank; or give its fields (:class:`~genrm_rank.spec.SpecFields`: ``strategy``,
+        ``swap``, ``budget``, ``seed``, ...) as keyword arguments, not both.
     principle : str, optional
         A rubric for the judge.
     prompt_id : str
@@ -369,13 +363,9 @@ async def arank_many(
     statistics, or to save the profile it learnt, use :class:`~genrm_rank.runner.Runner` itself.
     """
     runner = Runner(
-        judge,
-        resolve_spec(spec, fields, RANK_DEFAULTS),
-        concurrency=concurrency,
-        max_calls=max_calls,
-        max_tokens=max_tokens,
-        judge_profile=judge_profile,
-    )
+        judge, resolve_spec(spec, fields, RANK_DEFAULTS), concurrency=concurrency,
+        max_calls=max_calls, max_tokens=max_tokens, judge_profile=judge_profile,
+    )  # fmt: skip
     async for result in runner.run(prompts):
         yield result
 

@@ -19,8 +19,7 @@ threads are counted, the first one sets the limit and the last one out restores 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ContextDecorator
 from typing import Any
 
 __all__ = ["one_blas_thread"]
@@ -47,13 +46,42 @@ def _restore() -> None:
         library.set_num_threads(threads)
 
 
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run the body with every BLAS library limited to one thread; restore it afterwards.
+class _OneBlasThread(ContextDecorator):
+    """What :func:`one_blas_thread` returns: one stateless object, so an entry creates nothing."""
+
+    def __enter__(self) -> None:
+        global _depth
+        with _lock:
+            _depth += 1
+            if _depth == 1:
+                try:
+                    for library in _blas_libraries():
+                        threads = library.get_num_threads()
+                        if threads is not None and threads != 1:
+                            library.set_num_threads(1)
+                            _saved.append((library, threads))
+                except BaseException:
+                    _depth -= 1
+                    _restore()
+                    raise
+
+    def __exit__(self, *exc: object) -> None:
+        global _depth
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                _restore()
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+
+
+def one_blas_thread() -> _OneBlasThread:
+    """A context manager (or decorator) that limits every BLAS library to one thread inside.
 
     Re-entrant and cheap: the outermost entry reads each library's thread count and sets the
     ones above 1 (a few microseconds; nothing to set when the environment already asks for one
-    thread); a nested entry costs nothing.
+    thread); a nested entry costs a lock and a counter.
 
     Examples
     --------
@@ -63,24 +91,4 @@ def one_blas_thread() -> Iterator[None]:
     >>> value
     9.0
     """
-    global _depth
-    with _lock:
-        _depth += 1
-        if _depth == 1:
-            try:
-                for library in _blas_libraries():
-                    threads = library.get_num_threads()
-                    if threads is not None and threads != 1:
-                        library.set_num_threads(1)
-                        _saved.append((library, threads))
-            except BaseException:
-                _depth -= 1
-                _restore()
-                raise
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                _restore()
+    return _ONE_BLAS_THREAD

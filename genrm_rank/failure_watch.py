@@ -42,34 +42,29 @@ __all__ = ["FailureWatch", "systematic_hint"]
 _RAW_LIMIT = 200
 
 
+_UNAVAILABLE_HINTS = (
+    ("HTTP 429", "the server rate-limits the run: lower argument 'concurrency', or ask for a "
+     "higher rate limit"),
+    ("timed out", "no answer came within the timeout: raise argument 'timeout' (a GenRM's "
+     "reasoning can take minutes), or check that the server is generating"),
+    ("'choices' is empty", "the server answered 200 with no choices: check the server's log "
+     "and argument 'model'"),
+    ("malformed response", "the endpoint does not answer like an OpenAI API (a proxy or login "
+     "page?): check argument 'endpoints'"),
+    ("HTTP 5", "the server fails every request: see its log"),
+)  # fmt: skip
+"""Hints for an unanswered request, by the first words of its error that match."""
+
+
 def systematic_hint(verdict: Verdict) -> str:
     """The likely fix for a failure that every verdict of a run shares."""
     error = verdict.error or ""
     kind = verdict.failure
     if kind is FailureKind.UNAVAILABLE:
-        if "HTTP 429" in error:
-            return (
-                "the server rate-limits the run: lower argument 'concurrency', or ask for a "
-                "higher rate limit"
-            )
-        if "timed out" in error:
-            return (
-                "no answer came within the timeout: raise argument 'timeout' (a GenRM's "
-                "reasoning can take minutes), or check that the server is generating"
-            )
-        if "'choices' is empty" in error:
-            return (
-                "the server answered 200 with no choices: check the server's log and argument "
-                "'model'"
-            )
-        if "malformed response" in error:
-            return (
-                "the endpoint does not answer like an OpenAI API (a proxy or login page?): check "
-                "argument 'endpoints'"
-            )
-        if "HTTP 5" in error:
-            return "the server fails every request: see its log"
-        return "check that the server is up and reachable at argument 'endpoints'"
+        return next(
+            (hint for words, hint in _UNAVAILABLE_HINTS if words in error),
+            "check that the server is up and reachable at argument 'endpoints'",
+        )
     if kind is FailureKind.UNREADABLE and NO_REASONING in error:
         return (
             "the answers hold no reasoning: a gateway may strip it, or the model does not think; "
@@ -153,18 +148,13 @@ class FailureWatch:
             return
         self.failed_seen += 1
         self._recent.append(verdict)
-        if not self.ok_seen and self.failed_seen >= self.start:
-            failed = [v for v in self._recent if v is not None][-self.start :]
-            raise SystematicFailureError(
-                self._message(f"The first {self.start} verdicts of the run all failed", failed)
-            )
         failed = [v for v in self._recent if v is not None]
+        if not self.ok_seen and self.failed_seen >= self.start:
+            lead = f"The first {self.start} verdicts of the run all failed"
+            raise SystematicFailureError(self._message(lead, failed[-self.start :]))
         if self.ok_seen and len(failed) >= self.window_failed:
-            raise SystematicFailureError(
-                self._message(
-                    f"{len(failed)} of the last {len(self._recent)} verdicts failed", failed
-                )
-            )
+            lead = f"{len(failed)} of the last {len(self._recent)} verdicts failed"
+            raise SystematicFailureError(self._message(lead, failed))
 
     @staticmethod
     def _message(lead: str, failed: list[Verdict]) -> str:

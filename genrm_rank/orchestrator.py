@@ -1,36 +1,26 @@
 """The orchestrator: many prompts' schedulers through one judge, in one window of requests.
 
-A knockout on one prompt is sequential (round 2 waits on round 1), so running prompts one by one,
-or one ``asyncio.gather`` per round, leaves replicas idle. :class:`Orchestrator` keeps one global
-window of ``max_in_flight`` requests filled from every active prompt: whenever a verdict comes
-back, the prompt's scheduler may release its next calls, and when no active prompt has calls
-ready, the next prompt is admitted. Prompts are pulled from an iterator lazily, so an input of any
-length runs in bounded memory.
+A knockout on one prompt is sequential (round 2 waits on round 1), so running prompts one by one
+leaves replicas idle. :class:`Orchestrator` keeps one window of ``max_in_flight`` requests filled
+from every active prompt: when a verdict comes back, the prompt's scheduler may release its next
+calls, and when no active prompt has calls ready, the next prompt is admitted (read lazily, so
+an input of any length runs in bounded memory). It also:
 
-It also:
-
-- is the one retry layer: it re-asks a failed verdict (unreadable, truncated, no answer, ...)
-  up to ``retries`` times before handing it to the scheduler as failed (never as a made-up
-  value). Judges make at most one generation per call; what a call paid is
-  ``Verdict.attempts`` (0 for a request no server started, 1 for a generation, or for a
-  failure that may have generated, such as a timeout);
-- enforces per-prompt call budgets and run-wide caps on calls and tokens as *ceilings* on paid
-  generations: a call is sent only if, counting every call already paid and every call still
-  queued or in flight as paid, the budget and the caps still hold. Verdicts served from a cache
-  are free: they are counted apart (``cached``) and give their reservation back. When a budget
-  stops a strategy before it is done, the run says so (``budget_bound``); when a cap is reached,
-  no new call is made and unfinished prompts are left out of the output, to be resumed;
-- counts judge-level statistics across every prompt of the run (:class:`JudgeStatistics`:
-  calls, tokens, failures, slot-1 wins) for progress and summaries. No scheduler reads them:
-  live statistics depend on which prompts finished first, so what a prompt assumes of the judge
-  comes from a fixed judge profile instead (:mod:`genrm_rank.judge_profile`, handed over by the
-  :class:`~genrm_rank.runner.Runner`);
+- is the one retry layer: a failed verdict of a retryable kind is asked again up to ``retries``
+  times, then handed to the scheduler as failed (never as a made-up value). What a call paid is
+  ``Verdict.attempts`` (0 for a request no server started);
+- enforces per-prompt budgets and run-wide caps on calls and tokens as *ceilings* on paid
+  generations: a call is sent only if they hold with every queued or in-flight call counted as
+  paid. Cached verdicts are free (``cached``). A budget that stops a strategy is reported
+  (``budget_bound``); once a cap is reached no call is made and unfinished prompts are left out,
+  to be resumed;
+- counts judge-level statistics over the run (:class:`JudgeStatistics`) for progress and
+  summaries. No scheduler reads them (they depend on which prompts finished first): what a
+  prompt assumes of the judge is a fixed profile (:mod:`genrm_rank.judge_profile`);
 - sends batches to a :class:`~genrm_rank.judges.base.BatchJudge` when ``batch_size > 1``;
-- stops a run whose verdicts fail systematically, when given a
-  :class:`~genrm_rank.failure_watch.FailureWatch` (the SDG pipeline and the CLI give one): until
-  the first usable verdict only a few requests are in flight, and the run raises
-  :class:`~genrm_rank.errors.SystematicFailureError` rather than pay for every prompt;
-- on cancellation (Ctrl-C), cancels and awaits every in-flight request: no orphan tasks.
+- stops a run whose verdicts fail systematically, given a
+  :class:`~genrm_rank.failure_watch.FailureWatch`;
+- on cancellation, cancels and awaits every in-flight request: no orphan tasks.
 """
 
 from __future__ import annotations
@@ -43,7 +33,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Se
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from genrm_rank.errors import JudgeError
+from genrm_rank.errors import (
+    EndpointsUnavailableError,
+    JudgeConfigurationError,
+    JudgeError,
+    SystematicFailureError,
+)
 from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
 from genrm_rank.messages import Conversation
@@ -69,16 +64,7 @@ ADMISSIONS_A_STEP = 8
 """Prompts admitted in one loop step: a strategy's first proposals cost up to a millisecond a
 prompt (adaptive), and a window of 256 admitted at once held the loop for 80 ms."""
 
-RETRYABLE_FAILURES = frozenset(
-    {
-        FailureKind.UNREADABLE,
-        FailureKind.AMBIGUOUS,
-        FailureKind.TRUNCATED,
-        FailureKind.OUT_OF_RANGE,
-        FailureKind.EMPTY,
-        FailureKind.UNAVAILABLE,
-    }
-)
+RETRYABLE_FAILURES = frozenset(FailureKind) - {FailureKind.REJECTED}
 """Failures worth asking again: the model said something unusable, or no answer came back
 (a timeout, a 5xx, a dropped connection). ``rejected`` (the server refused the request) is not."""
 
@@ -129,20 +115,14 @@ class PromptJob:
 
     def request(self, call: PairCall, attempt: int = 0) -> PairRequest:
         """The judge request for one call of this job."""
-        ids = self.candidate_ids
+        ids, first, second = self.candidate_ids, call.first, call.second
         return PairRequest(
-            conversation=self.conversation,
-            response_1=self.candidates[call.first],
-            response_2=self.candidates[call.second],
-            principle=self.principle,
-            prompt_id=self.prompt_id,
-            index_1=call.first,
-            index_2=call.second,
-            id_1=None if ids is None else ids[call.first],
-            id_2=None if ids is None else ids[call.second],
-            sample=call.sample,
-            attempt=attempt,
-        )
+            conversation=self.conversation, response_1=self.candidates[first],
+            response_2=self.candidates[second], principle=self.principle,
+            prompt_id=self.prompt_id, index_1=first, index_2=second,
+            id_1=None if ids is None else ids[first], id_2=None if ids is None else ids[second],
+            sample=call.sample, attempt=attempt,
+        )  # fmt: skip
 
 
 @dataclass
@@ -176,18 +156,9 @@ class PromptRun:
 class JudgeStatistics:
     """Judge-level statistics pooled over every prompt of a run.
 
-    Position bias belongs to the judge, not to a prompt, so it is counted across the run:
-    ``first_slot_wins`` / ``second_slot_wins`` / ``ties`` over all usable verdicts.
-
-    ``calls`` and ``usage`` count what was paid in this run; verdicts served from a cache are
-    counted in ``cached_calls`` and ``cached_usage`` instead (run-wide caps apply to the former).
-
-    A model-based scheduler may also pool what its finished prompt's fit says about the judge
-    (:meth:`add_fit`): its squared residuals against the Bernoulli variance they would have
-    (the judge's dispersion, Wedderburn 1974) and the spread of the fitted strengths about their
-    mean (the empirical-Bayes prior spread of a prompt's strengths); and how far a repeated
-    ordered pair differs from its last verdict (:meth:`add_repeat`: whether the judge's repeats
-    are copies).
+    Position bias belongs to the judge, so slot wins are counted across the run. ``calls`` and
+    ``usage`` count what was paid; cached verdicts count in ``cached_calls`` and ``cached_usage``
+    (run-wide caps apply to the former).
     """
 
     calls: int = 0
@@ -198,44 +169,8 @@ class JudgeStatistics:
     first_slot_wins: int = 0
     second_slot_wins: int = 0
     ties: int = 0
-    preference_sum: float = 0.0
     usage: Usage = field(default_factory=Usage)
     failures: dict[str, int] = field(default_factory=dict)
-    residual_squares: float = 0.0
-    """Pooled ``sum (o - p)^2`` of finished prompts' fits (outcome ``o``, fitted mean ``p``)."""
-    bernoulli_variance: float = 0.0
-    """Pooled ``sum p (1 - p)`` of those fits, scaled by their share of residual degrees of
-    freedom (verdicts less effective parameters, over verdicts)."""
-    strength_squares: float = 0.0
-    """Pooled posterior expectation of ``sum_i (theta_i - mean theta)^2`` of finished prompts."""
-    strength_df: float = 0.0
-    """Pooled degrees of freedom of ``strength_squares`` (``N - 1`` a prompt)."""
-    repeat_squares: float = 0.0
-    """Pooled ``sum (o_2 - o_1)^2`` over repeats of an ordered pair (two outcomes, same order)."""
-    repeat_variance: float = 0.0
-    """Pooled ``sum 2 p (1 - p)`` over those repeats: their squares' expectation when
-    independent, in Bernoulli units."""
-
-    def add_repeat(self, squares: float, variance: float) -> None:
-        """Pool one repeat of an ordered pair: its squared difference and its null expectation."""
-        if not all(isinstance(v, (int, float)) and v >= 0.0 for v in (squares, variance)):
-            raise ValueError(
-                f"Arguments of 'add_repeat' must be numbers >= 0, not {(squares, variance)}."
-            )
-        self.repeat_squares += float(squares)
-        self.repeat_variance += float(variance)
-
-    def add_fit(
-        self, residuals: float, variance: float, squares: float, strength_df: float
-    ) -> None:
-        """Pool one finished prompt's fit: residual and Bernoulli variance, strength spread."""
-        values = (residuals, variance, squares, strength_df)
-        if not all(isinstance(v, (int, float)) and v >= 0.0 for v in values):
-            raise ValueError(f"Arguments of 'add_fit' must be numbers >= 0, not {values}.")
-        self.residual_squares += float(residuals)
-        self.bernoulli_variance += float(variance)
-        self.strength_squares += float(squares)
-        self.strength_df += float(strength_df)
 
     def add(self, verdict: Verdict) -> None:
         """Count one verdict as it comes back."""
@@ -253,7 +188,6 @@ class JudgeStatistics:
             self.failures[kind] = self.failures.get(kind, 0) + 1
             return
         self.verdicts_ok += 1
-        self.preference_sum += verdict.preference
         if verdict.ranking < 3.5:
             self.first_slot_wins += 1
         elif verdict.ranking > 3.5:
@@ -274,7 +208,6 @@ class _ActiveJob:
     run: PromptRun
     seq: int = 0
     in_flight: int = 0
-    issued: int = 0
     queued: int = 0
     finished: bool = False
 
@@ -288,14 +221,8 @@ class _Pending:
 
 
 class _ReadyQueue:
-    """Calls ready to send: oldest prompt first (streaming), or in release order (eager).
-
-    Streaming: serving the earliest-admitted prompts first lets a knockout's later rounds
-    overtake the first rounds of newer prompts, so prompts finish sooner and few are active at
-    once. Eager: every prompt is admitted up front and calls go out in the order they became
-    ready, so all tournaments advance round by round together and the run ends on one wide last
-    round instead of a tail of a few prompts' sequential rounds.
-    """
+    """Calls ready to send: oldest prompt first (streaming: a knockout's later rounds overtake
+    newer prompts' first rounds, so prompts finish sooner), or in release order (eager)."""
 
     def __init__(self, by_prompt_age: bool = True) -> None:
         self._heap: list[tuple[int, int, _Pending]] = []
@@ -340,23 +267,19 @@ class Orchestrator:
         Requests sent per ``judge_batch`` call when the judge is a
         :class:`~genrm_rank.judges.base.BatchJudge` (1: one ``judge`` call per request).
     max_calls, max_tokens : int, optional
-        Run-wide ceilings on paid generations and on the tokens they use. A call is sent only if
-        the cap still holds with every call in flight counted as paid: for ``max_calls`` one
-        generation each; for ``max_tokens`` the judge's own bound for the call
-        (``judge.call_token_bound(request)``, when the judge has it), else the largest call seen
-        so far in the run (and one call at a time until a first one has come back). Once nothing
-        more fits, no new request is made; prompts still unfinished are not returned (they can
-        be resumed) and :attr:`cap_reached` says which cap bound.
+        Run-wide ceilings on paid generations and their tokens, held with every call in flight
+        counted as paid: one generation each, and for tokens the judge's own bound for the call
+        (``judge.call_token_bound(request)``), else the largest call seen so far (one call at a
+        time until one has come back). Once nothing more fits, prompts still unfinished are not
+        returned (they can be resumed) and :attr:`cap_reached` says which cap bound.
     on_progress : callable, optional
         Called as ``on_progress(stats, in_flight)`` after every verdict.
     admission : {"streaming", "eager"}
-        ``"streaming"`` (default) admits a prompt only when the window would otherwise run dry
-        and serves the oldest prompt's calls first: memory stays bounded whatever the input's
-        length, and results come back early. ``"eager"`` admits every prompt up front and sends
-        calls in the order they become ready, so all tournaments move round by round together:
-        for a bounded batch it avoids the tail of a few prompts' last sequential rounds (a fixed
-        cost a run of partly idle replicas; ``benchmarks/README.md``, "Serving: 1,000 prompts"),
-        at the cost of holding every prompt in memory.
+        ``"streaming"`` admits a prompt only when the window would otherwise run dry and serves
+        the oldest prompt's calls first: bounded memory, early results. ``"eager"`` admits every
+        prompt up front and sends calls as they become ready, so all tournaments move round by
+        round together and a bounded batch avoids a tail of sequential last rounds
+        (``benchmarks/README.md``, "Serving: 1,000 prompts"), holding every prompt in memory.
     failure_watch : FailureWatch, optional
         Stops the run (:class:`~genrm_rank.errors.SystematicFailureError`) once its verdicts
         fail systematically, and keeps the window small until a first verdict is usable.
@@ -376,12 +299,13 @@ class Orchestrator:
         admission: str = "streaming",
         failure_watch: FailureWatch | None = None,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError(f"Argument 'max_in_flight' must be >= 1, not {max_in_flight}.")
-        if retries < 0:
-            raise ValueError(f"Argument 'retries' must be >= 0, not {retries}.")
-        if batch_size < 1:
-            raise ValueError(f"Argument 'batch_size' must be >= 1, not {batch_size}.")
+        for name, value, least in (
+            ("max_in_flight", max_in_flight, 1),
+            ("retries", retries, 0),
+            ("batch_size", batch_size, 1),
+        ):
+            if value < least:
+                raise ValueError(f"Argument '{name}' must be >= {least}, not {value}.")
         if admission not in ("streaming", "eager"):
             raise ValueError(
                 f"Argument 'admission' must be 'streaming' or 'eager', not {admission!r}."
@@ -448,9 +372,7 @@ class Orchestrator:
         # Re-asks are paid calls too: count what is paid and what is still out, so that the
         # budget is never overshot.
         left = None if budget is None else budget - self._committed(state)
-        calls = state.job.scheduler.next_pairs(left)
-        state.issued += len(calls)
-        for call in calls:
+        for call in state.job.scheduler.next_pairs(left):
             ready.push(_Pending(state, call))
 
     @staticmethod
@@ -458,26 +380,21 @@ class Orchestrator:
         """Calls a job has paid for, plus its requests still queued or in flight (as if paid)."""
         return state.run.calls + state.in_flight + state.queued
 
-    def _settle(self, state: _ActiveJob) -> bool:
-        """Whether the job is finished; stops a strategy its budget holds back."""
+    def _settle(self, state: _ActiveJob, finished: deque[PromptRun]) -> None:
+        """Add the job's run to ``finished`` once it is done; stops a strategy its budget holds
+        back."""
         if state.finished or state.in_flight or state.queued:
-            return False
-        scheduler = state.job.scheduler
-        budget = state.job.budget
+            return
+        scheduler, run, budget = state.job.scheduler, state.run, state.job.budget
         if not scheduler.done and budget is not None and self._committed(state) >= budget:
             scheduler.stop()  # it still wants calls the budget does not allow
-            state.run.budget_bound = True
+            run.budget_bound = True
         if scheduler.done:
             state.finished = True
-            return True
-        return False
-
-    def _finish(self, state: _ActiveJob) -> PromptRun:
-        run = state.run
-        run.judgements = state.job.scheduler.judgements()
-        if run.error is None:
-            run.outcome = state.job.scheduler.result()
-        return run
+            run.judgements = scheduler.judgements()
+            if run.error is None:
+                run.outcome = scheduler.result()
+            finished.append(run)
 
     async def _judge_items(self, items: list[_Pending]) -> list[Verdict | BaseException]:
         """Judge a batch; a judge error is returned in place of the verdict it stands for.
@@ -533,8 +450,7 @@ class Orchestrator:
                         break
                     state = _ActiveJob(job, PromptRun(job), seq=next(admitted))
                     self._release(state, ready)
-                    if self._settle(state):
-                        finished.append(self._finish(state))
+                    self._settle(state, finished)
                     if state.seq % ADMISSIONS_A_STEP == ADMISSIONS_A_STEP - 1:
                         await asyncio.sleep(0)  # the loop serves the window in between
                 # Fill the window, as far as the caps allow with every call in flight paid.
@@ -556,8 +472,7 @@ class Orchestrator:
                             # Its prompt already failed: close the call without paying for it.
                             ready.pop()
                             self._close_failed(item, item.state.run.error)
-                            if self._settle(item.state):
-                                finished.append(self._finish(item.state))
+                            self._settle(item.state, finished)
                             continue
                         blocked = self._fits(item, len(items))
                         if blocked is not None:
@@ -581,8 +496,7 @@ class Orchestrator:
                     yield finished.popleft()
                 if not tasks:
                     break
-                # A queue fed by done-callbacks costs O(1) a completion; asyncio.wait would add and
-                # remove a callback on every pending task each time (O(window) a completion).
+                # A queue fed by done-callbacks: O(1) a completion, where asyncio.wait is O(window).
                 if not completed.empty():
                     await asyncio.sleep(0)  # completions left by a capped batch: loop first
                 done = [await completed.get()]
@@ -604,8 +518,7 @@ class Orchestrator:
                         else:
                             self._take(item, outcome, ready)
                     for item in items:
-                        if self._settle(item.state):
-                            finished.append(self._finish(item.state))
+                        self._settle(item.state, finished)
                     if self.on_progress is not None:
                         self.on_progress(self.stats, self.in_flight)
                 if self.cap_reached is not None:
@@ -615,8 +528,7 @@ class Orchestrator:
                 for pending in tasks:
                     pending.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                # Those requests are gone: give their slots back, or a later run() on this
-                # orchestrator would start with a window that is (partly or wholly) full.
+                # Those requests are gone: give their slots back for a later run().
                 for items in tasks.values():
                     self.in_flight -= len(items)
                     for item in items:
@@ -631,7 +543,6 @@ class Orchestrator:
         if state.run.error is None:
             state.run.error = error
             state.job.scheduler.stop()
-        # Close the call so the scheduler's bookkeeping stays consistent.
         state.job.scheduler.record(
             item.call, Verdict.failed(FailureKind.UNAVAILABLE, error=f"judge error: {error}")
         )
@@ -674,12 +585,6 @@ class Orchestrator:
 def _is_job_error(error: BaseException) -> bool:
     """Errors that end one prompt but not the run (judge errors other than 'all endpoints down'
     and 'every endpoint refuses the run')."""
-    from genrm_rank.errors import (
-        EndpointsUnavailableError,
-        JudgeConfigurationError,
-        SystematicFailureError,
-    )
-
     return isinstance(error, JudgeError) and not isinstance(
         error, (EndpointsUnavailableError, JudgeConfigurationError, SystematicFailureError)
     )

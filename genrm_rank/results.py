@@ -1,43 +1,34 @@
 """Results: from one prompt's judgements to a :class:`Ranking` with confidence.
 
-The judgements a strategy made become integer-indexed
-:class:`~genrm_rank.aggregators.Comparisons` (usable verdicts only: a failed verdict is counted
-and reported, never turned into a number), which the aggregators turn into scores:
+Usable verdicts become integer-indexed :class:`~genrm_rank.aggregators.Comparisons` (a failed
+verdict is counted and reported, never turned into a number), which the aggregators turn into:
 
-- the posterior of a Bradley-Terry model (Bradley & Terry 1952) with a slot-1 term, under the
-  judge profile's prior (:class:`~genrm_rank.judge_profile.JudgeProfile`: strengths
-  ``N(0, strength_sd^2)``, the slot-1 term ``N(position_bias, position_bias_stderr^2)``), with
-  the profile's dispersion pooled with the prompt's own residuals, and repeats of an ordered
-  pair weighted by the profile's repeat correlation
-  (:class:`~genrm_rank.aggregators.BradleyTerryPrior`): strengths, their normal-approximation
-  intervals (or bootstrap percentile intervals), and the probability that each candidate is
-  the best, importance-sampled from that posterior (not its Laplace approximation);
+- the posterior of a Bradley-Terry model (Bradley & Terry 1952) with a slot-1 term under the
+  judge profile's prior, dispersion and repeat weights
+  (:class:`~genrm_rank.aggregators.BradleyTerryPrior`): strengths with normal-approximation (or
+  bootstrap percentile) intervals, and each candidate's probability of being the best,
+  importance-sampled from that posterior. Adaptive selection stops on this same posterior, and
+  the P(best) it stopped on is reported;
 - win rate and mean individual score;
-- graph diagnostics: a disconnected comparison graph and intransitive cycles are reported.
+- graph diagnostics: a disconnected comparison graph and intransitive cycles.
 
-**One posterior.** Adaptive selection stops on this same posterior, given the same profile:
-its P(best) is carried in the strategy's outcome and reported as it was when it stopped.
+**The pick.** ``best`` is the posterior mean's leader (a bracket's champion is kept as
+``champion``, and ``notes`` says when they differ); adaptive selection keeps its own leader. The
+highest P(best) is not the pick: with equal means it is the candidate judged least. The rule was
+chosen by measurement (``benchmarks/README.md``, "Pick rule"). An exactly tied top is settled by
+the prompt's seeded coin, and ``notes`` says so.
 
-**The pick.** ``best`` is the posterior mean's leader (a bracket's champion is kept beside it
-as ``champion``, and ``notes`` says when they differ); adaptive selection, which decided on
-this same posterior, keeps its own leader. The highest P(best) is not the pick: with equal
-means it is the candidate with the widest posterior, the one judged least. The rule was chosen
-by measurement (``benchmarks/README.md``, "Pick rule"). ``p_best`` is the P(best) of the pick.
-An exactly tied top (equal posterior strengths) is settled by the prompt's seeded coin, and
-``notes`` says so; standard errors and P(best)'s Monte Carlo noise never settle it.
-
-**The prior and** ``spec.alpha``. The profile's ``strength_sd`` is the prior of the strengths;
-``spec.alpha`` is the L2 penalty of the bootstrap's resampled fits only
-(``bootstrap_rounds > 0``), which take no prior. When the judged pairs cannot separate the
-judge's slot-1 bias from the strengths (each pair in one slot order along a tree), the
-profile's bias stands in, and ``notes`` says so.
+**The prior and** ``spec.alpha``. The profile's ``strength_sd`` is the strengths' prior;
+``spec.alpha`` is the L2 penalty of the bootstrap's resampled fits only. When the judged pairs
+cannot separate the slot-1 bias from the strengths, the profile's bias stands in (noted).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -114,19 +105,16 @@ class CandidateScore:
     index : int
         Position in the input list.
     id : str or None
-        The candidate's id, when given.
-    strength : float
-        Bradley-Terry log-strength (centred over the prompt's candidates).
-    stderr : float
-        Its posterior standard error (normal approximation at the posterior mode).
+    strength, stderr : float
+        Bradley-Terry log-strength (centred over the prompt's candidates) and its posterior
+        standard error (normal approximation at the mode).
     lower, upper : float
         Interval of ``strength`` at the result's confidence level.
     p_best : float
         Probability this candidate is the best, under the posterior (see the module).
-    win_rate : float
-        Soft wins over usable comparisons (NaN with none).
-    mean_score : float
-        Mean individual 1-5 score the judge gave it (NaN with none).
+    win_rate, mean_score : float
+        Soft wins over usable comparisons, and the mean individual 1-5 score the judge gave it
+        (NaN with none).
     comparisons : int
         Usable comparisons it took part in.
     """
@@ -152,39 +140,31 @@ class Ranking:
     candidates : tuple of str
         The candidate texts, in input order.
     order : tuple of int
-        Candidate indices, best first. Empty when no verdict was usable.
+        Candidate indices, best first; empty when no verdict was usable.
     best : int or None
         The chosen candidate (``None`` when no verdict was usable: nothing is guessed).
     scores : tuple of CandidateScore
         Per-candidate scores, in input order.
-    calls : int
-        Judge calls (generations) paid, re-asks included. Cached verdicts are not counted.
-    cached : int
-        Verdicts served from a verdict cache (free).
-    failed_calls : int
-        Verdicts that stayed failed after re-asking.
+    calls, cached, failed_calls : int
+        Judge calls (generations) paid, re-asks included; verdicts served from a cache (free);
+        verdicts that stayed failed after re-asking.
     usage : Usage
         Tokens the server reported.
     budget : int or None
-        The call budget given.
     status : str
-        ``"complete"``, ``"budget_bound"``, ``"unreliable"``, ``"judge_error"`` or
-        ``"no_verdict"`` (:data:`RankingStatus`). Only a ``complete`` ranking's best is the
-        strategy's decision (:attr:`decided`). A budget that bound is said by
-        ``status == "budget_bound"``; where a graver status wins (no usable verdict, a judge
-        error), ``notes`` still says the budget bound.
+        :data:`RankingStatus`. Only a ``complete`` ranking's best is the strategy's decision
+        (:attr:`decided`); where a graver status than ``budget_bound`` wins, ``notes`` still
+        says the budget bound.
     strategy, swap : str
-        How the candidates were compared.
     position_bias : float or None
         Fitted slot-1 advantage (log-odds) of the judge on this prompt.
     consistency : ConsistencyReport
         Agreement between the two orders of pairs judged both ways, first-slot win share.
     connected : bool
         Whether the usable comparisons connect every candidate.
-    components : tuple of tuple of int
-        Connected components of the comparison graph.
-    cycles : tuple of tuple of int
-        Intransitive cycles among majority preferences (a diagnostic).
+    components, cycles : tuple of tuple of int
+        The comparison graph's connected components, and intransitive cycles among majority
+        preferences (a diagnostic).
     notes : tuple of str
         Decisions made without a usable verdict, and warnings.
     judgements : tuple of Judgement
@@ -192,10 +172,9 @@ class Ranking:
     confidence : float
         Level of the ``lower``/``upper`` intervals.
     candidate_ids : tuple of str or None
-        The candidates' ids, when given.
     champion : int or None
-        The strategy's own winner (a knockout's champion, swiss standings' leader) when it has
-        one; ``best`` is the posterior mean's leader, which may differ (see the module).
+        The strategy's own winner (a knockout's champion) when it has one; ``best``, the
+        posterior mean's leader, may differ (see the module).
     """
 
     candidates: tuple[str, ...]
@@ -244,18 +223,15 @@ class Ranking:
         return self.status == "complete"
 
     def to_dict(self, *, include_judgements: bool = False) -> dict[str, Any]:
-        """A JSON-ready summary (texts left out; indices refer to the input order).
-
-        With ``include_judgements``, every call's verdict too, with the judge's reasoning cut to
-        :data:`REASONING_CHARS` characters.
-        """
+        """A JSON-ready summary (texts left out; indices refer to the input order); with
+        ``include_judgements``, every verdict too, reasoning cut to :data:`REASONING_CHARS`."""
         out: dict[str, Any] = {
             "best": self.best,
             "best_id": self.best_id,
             "champion": self.champion,
             "order": list(self.order),
             "p_best": _finite(self.p_best),
-            "scores": [_clean(asdict(s)) for s in self.scores],
+            "scores": [_record(s) for s in self.scores],
             "status": self.status,
             "calls": self.calls,
             "cached": self.cached,
@@ -267,7 +243,7 @@ class Ranking:
             "strategy": self.strategy,
             "swap": self.swap,
             "position_bias": _finite(self.position_bias),
-            "consistency": _clean(asdict(self.consistency)),
+            "consistency": _record(self.consistency),
             "connected": self.connected,
             "cycles": [list(c) for c in self.cycles],
             "notes": list(self.notes),
@@ -306,23 +282,23 @@ def _shorten(text: str | None, limit: int) -> str | None:
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
-def _finite(value: float | None) -> float | None:
-    if value is None or not np.isfinite(value):
+def _finite(value: Any) -> float | None:
+    """A float for JSON: ``None`` for NaN, infinity or ``None`` (JSON has no NaN)."""
+    if value is None or not math.isfinite(value):
         return None
     return float(value)
 
 
-def _clean(obj: Any) -> Any:
-    """Replace NaN/inf by None (JSON has no NaN) and numpy scalars by Python ones."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return _finite(float(obj))
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+def _record(obj: Any) -> dict[str, Any]:
+    """A dataclass of scalars as a JSON-ready dict (what ``asdict`` gives, cleaned, cheaper)."""
+    return {name: _plain(value) for name, value in vars(obj).items()}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON scalar: floats through :func:`_finite`, numpy integers as Python ones."""
+    if isinstance(value, (float, np.floating)):
+        return _finite(value)
+    return int(value) if isinstance(value, np.integer) else value
 
 
 @one_blas_thread()  # a prompt's few candidates: the BLAS pool would only spin
@@ -340,17 +316,16 @@ def build_ranking(
     run : PromptRun
         What the orchestrator produced for the prompt.
     spec : RankSpec
-        The strategy and swap mode (recorded on the result) and the aggregation settings:
-        preference mapping, position term, interval level, P(best) draws, bootstrap (and its
-        ``alpha``; see the module).
+        The strategy and swap (recorded) and the aggregation settings: preference mapping,
+        position term, interval level, P(best) draws, bootstrap and its ``alpha``.
     seed : int, optional
         Seed of the posterior draws, the bootstrap and the coin for an exactly tied top (the
-        prompt's own, from :meth:`RankSpec.prompt_seeds`).
+        prompt's own, :meth:`RankSpec.prompt_seeds`).
     profile : JudgeProfile, optional
-        What the judge is like: the prior, dispersion and repeat weights of the fit
+        The fit's prior, dispersion and repeat weights
         (:meth:`~genrm_rank.aggregators.BradleyTerryPrior.from_profile`); default
-        :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`. Pass the profile the strategy used
-        (adaptive selection), so that the ranking is that strategy's posterior.
+        :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`. Pass the profile the strategy used,
+        so that the ranking is that strategy's posterior.
     """
     profile = DEFAULT_PROFILE if profile is None else profile
     if not isinstance(profile, JudgeProfile):
@@ -358,30 +333,23 @@ def build_ranking(
             f"Argument 'profile' must be a JudgeProfile or None, not {type(profile).__name__}."
         )
     confidence, position_bias = spec.confidence, spec.fit_position_bias
-    n_bootstrap, p_best_samples = spec.bootstrap_rounds, spec.p_best_draws
-    preference_mapping = spec.preference_mapping
-    job = run.job
-    n = len(job.candidates)
+    job, n = run.job, len(run.job.candidates)
     # Verdicts arrive in completion order; a fixed order makes results reproducible run to run.
     judgements = sorted(run.judgements, key=lambda j: (j.match_id, j.sample, j.first, j.second))
-    comparisons = judgements_to_comparisons(n, judgements, preference_mapping=preference_mapping)
-    if profile.repeat_correlation > 0 and len(comparisons):
-        comparisons = dataclasses.replace(
-            comparisons,
-            weight=repeat_weights(
-                comparisons.first, comparisons.second, profile.repeat_correlation
-            ),
-        )
+    comparisons = judgements_to_comparisons(
+        n, judgements, preference_mapping=spec.preference_mapping
+    )
+    usable = len(comparisons) > 0
+    if profile.repeat_correlation > 0 and usable:
+        weight = repeat_weights(comparisons.first, comparisons.second, profile.repeat_correlation)
+        comparisons = dataclasses.replace(comparisons, weight=weight)
     notes = list(run.outcome.notes)
     if run.error is not None:
         notes.append(f"stopped by a judge error: {run.error}")
     budget_bound = run.budget_bound or run.outcome.budget_bound
     if budget_bound:
         notes.append(f"the budget of {job.budget} calls bound before the strategy finished")
-    counts = np.bincount(
-        np.concatenate([comparisons.first, comparisons.second]), minlength=n
-    ).astype(int)
-    usable = len(comparisons) > 0
+    counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
     prior = BradleyTerryPrior.from_profile(profile)
     fit = bradley_terry(comparisons, fit_position_bias=position_bias, prior=prior)
     if position_bias and usable and not fit.identification.position_bias_identified:
@@ -390,27 +358,22 @@ def build_ranking(
             "(each pair in one slot order along a tree); the judge profile's bias "
             f"({profile.position_bias:+.2f} ± {profile.position_bias_stderr:.2f}) stands in"
         )
-    if n_bootstrap > 0 and usable:
+    if spec.bootstrap_rounds > 0 and usable:
         boot = bootstrap_bradley_terry(
-            comparisons,
-            bootstrap_rounds=n_bootstrap,
-            seed=seed,
-            alpha=spec.alpha,
-            fit_position_bias=position_bias,
-            confidence=confidence,
-        )
+            comparisons, bootstrap_rounds=spec.bootstrap_rounds, seed=seed, alpha=spec.alpha,
+            fit_position_bias=position_bias, confidence=confidence,
+        )  # fmt: skip
         lower, upper = boot.lower, boot.upper
     else:
         z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-        lower = fit.params - z * fit.standard_errors
-        upper = fit.params + z * fit.standard_errors
+        lower, upper = fit.params - z * fit.standard_errors, fit.params + z * fit.standard_errors
     own = run.outcome.p_best
     if not usable:
         p_best = np.full(n, np.nan)
     elif own is not None and len(own) == n:
         p_best = np.asarray(own, dtype=float)  # the posterior the strategy stopped on
     else:
-        p_best = fit.p_best(n_samples=p_best_samples, seed=seed)
+        p_best = fit.p_best(n_samples=spec.p_best_draws, seed=seed)
     wins = win_rate(comparisons)
     has_scores = comparisons.score_first is not None and bool(
         np.isfinite(comparisons.score_first).any()
@@ -426,11 +389,9 @@ def build_ranking(
     cycles = [tuple(c) for c in intransitive_cycles(comparisons)] if usable else []
     champion: int | None = run.outcome.best
     if usable:
-        order = (
-            run.outcome.order
-            if run.outcome.order is not None
-            else tuple(int(i) for i in fit.ranking())
-        )
+        order = run.outcome.order
+        if order is None:
+            order = tuple(int(i) for i in fit.ranking())
         # The strategy's pick stands only where it was made on this same posterior (adaptive
         # selection, which hands over the P(best) it stopped on); otherwise the posterior
         # mean's leader, a bracket's champion included.
@@ -492,29 +453,14 @@ def build_ranking(
     else:
         status = "complete"
     return Ranking(
-        candidates=tuple(job.candidates),
-        order=tuple(order),
-        best=best,
-        scores=scores,
-        calls=run.calls,
-        failed_calls=run.failed_calls,
-        usage=run.usage,
-        budget=job.budget,
-        status=status,
-        strategy=spec.strategy,
-        swap=spec.swap,
-        position_bias=fit.position_bias,
-        consistency=consistency_report(judgements),
-        connected=connected,
-        components=tuple(components),
-        cycles=tuple(cycles),
-        notes=tuple(notes),
-        judgements=tuple(judgements),
-        confidence=confidence,
-        candidate_ids=ids,
-        cached=run.cached,
-        champion=champion,
-    )
+        candidates=tuple(job.candidates), order=tuple(order), best=best, scores=scores,
+        calls=run.calls, failed_calls=run.failed_calls, usage=run.usage, budget=job.budget,
+        status=status, strategy=spec.strategy, swap=spec.swap, position_bias=fit.position_bias,
+        consistency=consistency_report(judgements), connected=connected,
+        components=tuple(components), cycles=tuple(cycles), notes=tuple(notes),
+        judgements=tuple(judgements), confidence=confidence, candidate_ids=ids,
+        cached=run.cached, champion=champion,
+    )  # fmt: skip
 
 
 TIE_TOLERANCE = 1e-9
@@ -522,10 +468,8 @@ TIE_TOLERANCE = 1e-9
 
 
 def _exactly_tied(params: np.ndarray[Any, np.dtype[np.float64]], best: int) -> tuple[int, ...]:
-    """Candidates whose strength equals ``best``'s, if it has the top strength.
-
-    Standard errors do not enter: two candidates of equal strength are tied whatever their
-    errors (the one judged least has the widest posterior, not the better answer).
+    """Candidates whose strength equals ``best``'s, if it has the top strength (standard errors
+    do not enter: the one judged least has the widest posterior, not the better answer).
 
     >>> _exactly_tied(np.array([1.0, 1.0, 0.0]), 1)
     (0, 1)
@@ -538,12 +482,9 @@ def _exactly_tied(params: np.ndarray[Any, np.dtype[np.float64]], best: int) -> t
 def _pick(
     params: np.ndarray[Any, np.dtype[np.float64]], own: int | None, order: Sequence[int]
 ) -> int:
-    """The pick: the posterior mean's leader, or ``own``, the strategy's pick on this posterior.
-
-    Chosen by measurement over the quality benchmark's regimes and the Vicuna record against
-    the strategy's own pick (a bracket's champion) and the highest P(best)
-    (``benchmarks/README.md``, "Pick rule"). Among an exactly tied top the first in ``order``
-    is returned; the caller settles such a tie by the prompt's coin.
+    """The pick: the posterior mean's leader, or ``own``, the strategy's pick on this posterior
+    (``benchmarks/README.md``, "Pick rule"). Among an exactly tied top, the first in ``order``
+    (the caller settles the tie by the prompt's coin).
     """
     if own is not None:
         return own

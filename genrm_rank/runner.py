@@ -2,34 +2,30 @@
 
 Every door into genrm_rank goes through :class:`Runner`: :func:`~genrm_rank.select_best`,
 :func:`~genrm_rank.rank` and :func:`~genrm_rank.group_rewards` are one-prompt calls of it,
-:func:`~genrm_rank.arank_many` streams many prompts through it, the SDG pipeline
-(:func:`genrm_rank.sdg.process_file`) feeds it rows, and the ``genrm-rank`` CLI builds a
-:class:`~genrm_rank.spec.RankSpec` from its options and calls the SDG pipeline. So the same spec,
-input and seed give the same result whichever door is used.
+:func:`~genrm_rank.arank_many` streams prompts through it, and the SDG pipeline
+(:func:`genrm_rank.sdg.process_file`, and so the ``genrm-rank`` CLI) feeds it rows. So the same
+:class:`~genrm_rank.spec.RankSpec`, input and seed give the same result whichever door is used.
 
-The runner turns each :class:`PromptInput` into a scheduler with the prompt's own randomness
-(:meth:`RankSpec.prompt_seeds`, from the run seed and the prompt's key), runs every prompt's
-scheduler through one :class:`~genrm_rank.orchestrator.Orchestrator` (budgets and run-wide caps
-as ceilings on paid generations; one retry layer), and aggregates each finished prompt with
-:func:`~genrm_rank.results.build_ranking`. It yields a :class:`PromptResult` per prompt in
-completion order: a ranking, or the reason there is none.
+Each :class:`PromptInput` becomes a scheduler with the prompt's own randomness
+(:meth:`RankSpec.prompt_seeds`); every prompt's scheduler runs through one
+:class:`~genrm_rank.orchestrator.Orchestrator`, and each finished prompt is aggregated with
+:func:`~genrm_rank.results.build_ranking` on a worker thread. A :class:`PromptResult` is yielded
+per prompt in completion order: a ranking, or the reason there is none.
 
-**The judge profile** (:mod:`genrm_rank.judge_profile`): what every prompt assumes of the judge
-(its slot-1 bias, dispersion, strength spread, repeat correlation), handed to a strategy that
-takes one (``profile=``, the adaptive strategy) and to the aggregation. What a prompt uses
-never depends on which prompts finished first:
+**The judge profile** (:mod:`genrm_rank.judge_profile`) is what every prompt assumes of the judge,
+handed to a strategy that takes one (``profile=``) and to the aggregation. It never depends on
+which prompts finished first:
 
-- a profile given (``judge_profile=``) is used as it is, by every prompt;
+- a profile given (``judge_profile=``) is used by every prompt;
 - without one, the first ``warmup`` prompts *in input order* use
   :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`; when they have all finished, the runner
-  learns a profile from their verdicts (:func:`~genrm_rank.judge_profile.learn_judge_profile`),
-  freezes it (:attr:`Runner.profile`, and ``on_profile``), and only then admits the prompts
-  after them, which all use it. So a run's rows depend on its input, seed and settings only:
-  the same at any concurrency, and a resumed run that is given the frozen profile (the CLI
-  keeps it in its run file) continues as the uninterrupted run would have.
+  learns a profile from their verdicts, freezes it (:attr:`Runner.profile`, ``on_profile``), and
+  only then admits the prompts after them, which all use it. So a run's rows depend on its
+  input, seed and settings only, at any concurrency, and a resumed run given the frozen profile
+  (the CLI keeps it in its run file) continues as the uninterrupted run would have.
 
-The warm-up costs a pause: the prompts after it wait until its last prompt has finished.
-``benchmarks/README.md`` ("Judge profile") measures what it costs and saves.
+The prompts after the warm-up wait until its last prompt has finished
+(``benchmarks/README.md``, "Judge profiles").
 """
 
 from __future__ import annotations
@@ -40,18 +36,21 @@ import gc
 import hashlib
 import inspect
 import json
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
     Iterable,
+    Iterator,
     Sequence,
 )
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genrm_rank import validate as check
 from genrm_rank.aggregators import Comparisons
 from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.duplicates import DuplicateGroups, distinct, expand_ranking
@@ -139,7 +138,7 @@ class PromptInput:
     key: Any = None
 
     def seed_key(self) -> str:
-        """What keys this prompt's randomness: its id, or a digest of its content without one."""
+        """What keys this prompt's randomness: its id, else a digest of its content."""
         if self.prompt_id:
             return f"id:{self.prompt_id}"
         blob = json.dumps(
@@ -241,31 +240,21 @@ class Runner:
             )
         if not isinstance(spec, RankSpec):
             raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
-            raise ValueError(f"Argument 'warmup' must be an int >= 1, not {warmup!r}.")
-        self.judge = judge
-        self.spec = spec
+        self.judge, self.spec, self.on_profile = judge, spec, on_profile
+        self.warmup = check.count("warmup", warmup, 1)
         self.profile: JudgeProfile | None = as_profile(judge_profile)
         """The profile prompts after the warm-up use: the one given, else the frozen one
         (``None`` until the warm-up has finished)."""
-        self.warmup = warmup
-        self.on_profile = on_profile
         self._received = 0
         self._warm: dict[int, Comparisons] = {}
         self._kept: dict[int, Comparisons] | None = {} if learn_profile else None
         self._stride = 1
         self._takes_profile = "profile" in inspect.signature(STRATEGIES[spec.strategy]).parameters
         self.orchestrator = Orchestrator(
-            judge,
-            max_in_flight=concurrency,
-            retries=spec.retries,
-            batch_size=batch_size,
-            max_calls=max_calls,
-            max_tokens=max_tokens,
-            on_progress=on_progress,
-            admission=admission,
-            failure_watch=failure_watch,
-        )
+            judge, max_in_flight=concurrency, retries=spec.retries, batch_size=batch_size,
+            max_calls=max_calls, max_tokens=max_tokens, on_progress=on_progress,
+            admission=admission, failure_watch=failure_watch,
+        )  # fmt: skip
 
     @property
     def stats(self) -> JudgeStatistics:
@@ -290,10 +279,8 @@ class Runner:
     def learnt_profile(self) -> JudgeProfile:
         """What the verdicts of the prompts run so far say of the judge (``learn_profile``).
 
-        Learnt from every prompt, or every ``k``-th in input order beyond
-        :data:`LEARN_PROMPTS` prompts (which ones depends on the input only, never on the order
-        prompts finished in), with the default profile as prior; raises ``ValueError`` when no
-        prompt has a usable verdict.
+        Learnt from every ``k``-th prompt in input order (:data:`LEARN_PROMPTS`), with the
+        default profile as prior; ``ValueError`` when no prompt has a usable verdict.
         """
         if self._kept is None:
             raise ValueError("The runner keeps no verdicts: build it with learn_profile=True.")
@@ -314,41 +301,24 @@ class Runner:
                 "Argument 'candidates' must hold at least 2 distinct texts, not "
                 f"{len(groups.members)} ({len(prompt.candidates)} candidates, all the same)."
             )
-        candidates = [prompt.candidates[i] for i in groups.first]
-        candidate_ids = (
-            None
-            if prompt.candidate_ids is None
-            else [str(prompt.candidate_ids[i]) for i in groups.first]
-        )
+        ids = None if prompt.candidate_ids is None else [str(c) for c in prompt.candidate_ids]
         normalize_conversation(prompt.conversation)  # fail early, naming the argument
-        seeds = self.spec.prompt_seeds(prompt.seed_key())
-        options = dict(self.spec.strategy_options)
+        seeds, spec = self.spec.prompt_seeds(prompt.seed_key()), self.spec
+        options = dict(spec.strategy_options)
         if profile is not None and self._takes_profile and "profile" not in options:
             options["profile"] = profile
-        if getattr(STRATEGIES[self.spec.strategy], "takes_candidate_ids", False):
-            # A strategy that names candidates by id (a baseline) finds them in each prompt.
-            options["candidate_ids"] = (
-                None if prompt.candidate_ids is None else [str(c) for c in prompt.candidate_ids]
-            )
+        if getattr(STRATEGIES[spec.strategy], "takes_candidate_ids", False):
+            options["candidate_ids"] = ids  # a baseline names candidates by id
         scheduler = make_strategy(
-            self.spec.strategy,
-            len(candidates),
-            swap=self.spec.swap,
-            samples=self.spec.samples,
-            seed=seeds.strategy,
-            preference_mapping=self.spec.preference_mapping,
-            **options,
-        )
+            spec.strategy, len(groups.first), swap=spec.swap, samples=spec.samples,
+            seed=seeds.strategy, preference_mapping=spec.preference_mapping, **options,
+        )  # fmt: skip
         job = PromptJob(
-            conversation=prompt.conversation,
-            candidates=candidates,
-            scheduler=scheduler,
-            principle=prompt.principle,
-            prompt_id=prompt.prompt_id,
-            candidate_ids=candidate_ids,
-            budget=self.spec.budget,
-            key=(prompt, groups),
-        )
+            conversation=prompt.conversation, scheduler=scheduler, principle=prompt.principle,
+            candidates=[prompt.candidates[i] for i in groups.first], prompt_id=prompt.prompt_id,
+            candidate_ids=None if ids is None else [ids[i] for i in groups.first],
+            budget=spec.budget, key=(prompt, groups),
+        )  # fmt: skip
         return job, seeds.aggregation
 
     def result(
@@ -376,10 +346,8 @@ class Runner:
         )
 
     async def _freeze(self) -> None:
-        """Learn the profile from the warm-up's verdicts, in input order, and keep it.
-
-        The learning (a fraction of a second at N = 8, seconds at N = 64) runs on a worker
-        thread, so that the loop goes on serving what is still in flight."""
+        """Learn the profile from the warm-up's verdicts, in input order, and keep it (on a worker
+        thread: seconds at N = 64, while the loop serves what is in flight)."""
         warm = [self._warm[i] for i in sorted(self._warm)]
         try:
             profile = await asyncio.to_thread(learn_judge_profile, warm)
@@ -395,11 +363,9 @@ class Runner:
     ) -> AsyncIterator[PromptResult]:
         """Rank every prompt; yield each result as soon as its prompt is done.
 
-        Prompts are read lazily, as the window has room. A prompt that is not valid (fewer
-        than two candidates, a bad conversation) raises ``TypeError``/``ValueError`` naming the
-        argument, before any of its calls is made. Without a profile, the prompts after the
-        warm-up wait until it has finished (see the module); a run may be continued by calling
-        :meth:`run` again, the warm-up counting on.
+        Prompts are read lazily. An invalid prompt (fewer than two candidates, a bad
+        conversation) raises ``TypeError``/``ValueError`` naming the argument before any of its
+        calls. A run may be continued by calling :meth:`run` again, the warm-up counting on.
         """
         source = aiterate(prompts)
         exhausted = False
@@ -420,7 +386,8 @@ class Runner:
             if self.cap_reached is not None or exhausted:
                 return
             if self._received >= self.warmup:
-                await self._freeze()
+                with one_blas_thread():  # held here: the learning runs on a worker thread
+                    await self._freeze()
         # Closed explicitly, so that a caller who stops early stops the requests and the worker
         # thread at once, not when the garbage collector finalises the pass.
         async with contextlib.aclosing(self._run(source, warm=False)) as results:
@@ -444,10 +411,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         aggregated: asyncio.Queue[asyncio.Future[PromptResult]] = asyncio.Queue(AGGREGATIONS_QUEUED)
 
-        # Each finished prompt is aggregated on one worker thread, while the run goes on: the
-        # loop serves responses and sends requests in between (numpy gives up the GIL, and
-        # Python code gives it up every switch interval), where a prompt's aggregation in a
-        # loop step held every request back for its few milliseconds (issue 22).
+        # Each finished prompt is aggregated on one worker thread, so that its few milliseconds
+        # never hold the loop's requests back (issue 22).
         pool = ThreadPoolExecutor(1, thread_name_prefix="genrm-rank-aggregate")
 
         async def feed() -> None:
@@ -467,16 +432,12 @@ class Runner:
                 aggregation = loop.run_in_executor(pool, self.result, run, seed, profile)
                 await aggregated.put(aggregation)
 
-        # What exists before the run (modules, the caller's data) is never the run's garbage,
-        # but every full collection walks it all, in one loop step: frozen, a run's collections
-        # touch only what the run made (benchmarks/README.md, "The event loop").
         # The BLAS limit is held here, by the caller's thread, for the whole run: OpenBLAS
         # ignores a thread count set from the worker thread (tests/test_blas_threads.py), and
         # every matrix of a run is a prompt's few candidates.
-        gc.freeze()
         feeder = asyncio.create_task(feed())
         try:
-            with one_blas_thread():
+            with one_blas_thread(), _run_gc():
                 while (future := await _next(aggregated, feeder)) is not None:
                     yield await future
                 await feeder  # the run's own error, if it ended with one
@@ -485,7 +446,44 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
             pool.shutdown(wait=True, cancel_futures=True)  # at most the one it is on
-            gc.unfreeze()
+
+
+GC_THRESHOLD = 10_000
+"""Net allocations between collections of the youngest generation while a run lasts (Python's
+default is 700). A run allocates hundreds of short-lived objects a comparison, nearly all freed
+by reference counting; collecting every 700 took about 5% of a client's CPU
+(``benchmarks/README.md``, "Client CPU, third pass")."""
+
+_gc_lock = threading.Lock()
+_gc_runs = 0
+_gc_saved = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _run_gc() -> Iterator[None]:
+    """For a run's life, freeze the heap that exists before it and collect less often.
+
+    What exists before the run (modules, the caller's data) is never the run's garbage, but
+    every full collection walks it all, in one loop step: frozen, a run's collections touch only
+    what the run made (``benchmarks/README.md``, "The event loop"). Process-wide, as the
+    collector is: the first of concurrent runs sets both, the last one out restores them.
+    """
+    global _gc_runs, _gc_saved
+    with _gc_lock:
+        _gc_runs += 1
+        if _gc_runs == 1:
+            _gc_saved = gc.get_threshold()
+            gc.freeze()
+            if _gc_saved[0]:  # 0: the caller turned automatic collection off
+                gc.set_threshold(max(GC_THRESHOLD, _gc_saved[0]), *_gc_saved[1:])
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_runs -= 1
+            if _gc_runs == 0:
+                gc.unfreeze()
+                gc.set_threshold(*_gc_saved)
 
 
 AGGREGATIONS_QUEUED = 64

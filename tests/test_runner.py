@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 import time
 from typing import Any
@@ -64,3 +65,35 @@ async def test_a_run_left_early_stops_its_requests_and_its_worker() -> None:
     assert runner.orchestrator.in_flight == 0
     left = set(threading.enumerate()) - before
     assert not any(t.name.startswith("genrm-rank-aggregate") for t in left)
+
+
+@pytest.mark.parametrize("threshold", [700, 0])
+async def test_a_run_collects_garbage_less_often_and_restores_the_collector(
+    threshold: int,
+) -> None:
+    # A run allocates hundreds of short-lived objects a comparison: for its life the heap
+    # before it is frozen and the young generation is collected every GC_THRESHOLD net
+    # allocations, not every 700. Both are restored after, also when two runs overlap; a
+    # collector the caller turned off (threshold 0) stays off.
+    saved = gc.get_threshold()
+    gc.set_threshold(threshold, 10, 10)
+    seen: list[tuple[int, int]] = []
+
+    def progress(*_: Any) -> None:
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+
+    def prompts() -> list[PromptInput]:
+        return [PromptInput(f"q{i}", ["a", "bb", "ccc"]) for i in range(4)]
+
+    async def one() -> None:
+        runner = Runner(SimulatedJudge(seed=0), RankSpec(strategy="knockout"), on_progress=progress)
+        assert len([r async for r in runner.run(prompts())]) == 4
+
+    try:
+        await asyncio.gather(one(), one())
+        assert gc.get_threshold() == (threshold, 10, 10)
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*saved)
+    expected = genrm_rank.runner.GC_THRESHOLD if threshold else 0
+    assert seen and all(t == expected and frozen > 0 for t, frozen in seen)
