@@ -78,6 +78,7 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
         }
     else:
         from genrm_rank.judges.openai_http import OpenAIJudge
+        from genrm_rank.judges.settings import Health, Limits, Retries
 
         if not getattr(args, "verify_tls", True):
             print(
@@ -102,10 +103,10 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
             max_tokens=args.max_new_tokens,
             extra_body=args.extra_body,
             timeout=args.timeout,
-            max_resends=args.max_resends,
-            down_timeout=args.down_timeout,
+            retries=Retries(max_resends=args.max_resends),
+            health=Health(down_timeout=args.down_timeout),
             thinking=getattr(args, "thinking", None),
-            max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64)),
+            limits=Limits(max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64))),
         )
         namespace = {
             "judge": "openai_http",
