@@ -1,7 +1,7 @@
 """An in-memory HTTP transport and a fake clock, for testing the HTTP judge without a socket.
 
 ``MemoryTransport(handler)`` is a :class:`~genrm_rank.judges.transport.Transport` that hands
-each request, as a :class:`Sent`, to ``handler``, which returns a
+each :class:`~genrm_rank.judges.transport.Request` to ``handler``, which returns a
 :class:`~genrm_rank.judges.transport.Response` or raises what a transport raises
 (``ConnectError``, ``TransportError``, ``asyncio.TimeoutError``). :func:`openai_server` makes a
 handler that answers ``GET /models`` and ``GET /health`` as vLLM does and leaves the chat
@@ -13,51 +13,30 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from genrm_rank.judges.transport import Response
+from genrm_rank.judges.transport import Request, Response
 
 MODEL = "sim-genrm"
 GOOD = '```json\n{"score_1": 4, "score_2": 2, "ranking": 2}\n```'
 
 
-@dataclass(frozen=True)
-class Sent:
-    """One request the judge sent: its method, URL, headers and JSON body (``None`` for GET)."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: Any
-
-
-Handler = Callable[[Sent], Response]
+Handler = Callable[[Request], Response]
 
 
 class MemoryTransport:
-    """Answers every request with ``handler(sent)``; records what was sent."""
+    """Answers every request with ``handler(request)``; records what was sent."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        self.sent: list[Sent] = []
+        self.sent: list[Request] = []
         self.closed = 0
 
-    async def request(
-        self,
-        method: Literal["GET", "POST"],
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        timeout: float,
-        max_bytes: int,
-    ) -> Response:
-        sent = Sent(method, url, dict(headers), None if body is None else json.loads(body))
-        self.sent.append(sent)
+    async def send(self, request: Request) -> Response:
+        self.sent.append(request)
         await asyncio.sleep(0)  # a real transport yields: let other requests interleave
-        response = self.handler(sent)
-        if response.body is not None and len(response.body) > max_bytes:
+        response = self.handler(request)
+        if response.body is not None and len(response.body) > request.max_bytes:
             return Response(response.status, response.headers, None)
         return response
 
@@ -65,7 +44,7 @@ class MemoryTransport:
         self.closed += 1
 
     @property
-    def chats(self) -> list[Sent]:
+    def chats(self) -> list[Request]:
         """The chat requests sent, in order."""
         return [s for s in self.sent if s.method == "POST"]
 
@@ -109,7 +88,7 @@ def answers(*script: Response | BaseException) -> Handler:
     """A chat handler playing ``script`` in order (an exception is raised), then its last."""
     calls = 0
 
-    def chat(sent: Sent) -> Response:
+    def chat(request: Request) -> Response:
         nonlocal calls
         item = script[min(calls, len(script) - 1)]
         calls += 1
@@ -124,14 +103,14 @@ def openai_server(
     chat: Handler, *, model: str = MODEL, health: Callable[[], int] = lambda: 200
 ) -> Handler:
     """A handler answering like vLLM: ``GET /models`` lists ``model``, ``GET /health`` answers
-    ``health()``, and a chat request gets ``chat(sent)``."""
+    ``health()``, and a chat request gets ``chat(request)``."""
 
-    def handle(sent: Sent) -> Response:
-        if sent.method == "GET" and sent.url.endswith("/models"):
+    def handle(request: Request) -> Response:
+        if request.method == "GET" and request.url.endswith("/models"):
             return reply(200, {"object": "list", "data": [{"id": model, "object": "model"}]})
-        if sent.method == "GET" and sent.url.endswith("/health"):
+        if request.method == "GET" and request.url.endswith("/health"):
             return reply(health(), b"")
-        return chat(sent)
+        return chat(request)
 
     return handle
 

@@ -10,6 +10,7 @@ connections, TLS, proxies, redirects, streaming a huge body), it talks to server
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 import subprocess
@@ -24,7 +25,6 @@ from memory_transport import (
     GOOD,
     FakeClock,
     MemoryTransport,
-    Sent,
     answers,
     completion,
     error,
@@ -39,7 +39,7 @@ from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import BatchJudge, PairRequest
 from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.judges.settings import Health, Limits, Retries, Routing
-from genrm_rank.judges.transport import AiohttpTransport, ConnectError, TransportError
+from genrm_rank.judges.transport import AiohttpTransport, ConnectError, Request, TransportError
 from genrm_rank.orchestrator import Orchestrator, PromptJob, PromptRun
 from genrm_rank.server import SimServer, SimServerConfig
 from genrm_rank.strategies import RoundRobin
@@ -92,7 +92,12 @@ def web_completion(content: str) -> web.Response:
 
 
 def test_all_is_complete_and_sorted() -> None:
-    assert openai_http.__all__ == ["MAX_RESPONSE_BYTES", "OpenAIJudge", "check_endpoints"]
+    assert openai_http.__all__ == [
+        "MAX_RESPONSE_BYTES",
+        "OpenAIJudge",
+        "check_endpoints",
+        "resolve_api_key",
+    ]
 
 
 def test_is_a_batch_judge_and_builds_without_a_loop() -> None:
@@ -644,7 +649,7 @@ async def test_request_body_sampling_extra_body_roles_and_bearer() -> None:
         verdict = await judge.judge(req(principle="Be correct."))
     assert verdict.ok and verdict.reasoning == "thought"
     [chat] = memory.chats
-    body = chat.body
+    body = json.loads(chat.body or b"")
     assert chat.url == BASE + "/chat/completions"
     assert body["model"] == MODEL and body["max_tokens"] == 123
     assert (body["temperature"], body["top_p"], body["top_k"]) == (0.6, 0.9, 20)
@@ -732,8 +737,8 @@ async def test_backoff_is_exponential_with_full_jitter() -> None:
 async def test_503_fails_over_to_another_endpoint_for_free() -> None:
     bad, good = "http://bad/v1", "http://good/v1"
 
-    def chat(sent: Sent) -> Any:
-        return error(503) if sent.url.startswith(bad) else completion(GOOD)
+    def chat(request: Request) -> Any:
+        return error(503) if request.url.startswith(bad) else completion(GOOD)
 
     memory = MemoryTransport(openai_server(chat))
     async with memory_judge(

@@ -49,20 +49,16 @@ whose ``/models`` does not confirm the model (a gateway without ``/models``) is 
 that account: its first chat request goes alone, so a wrong path costs one chat request per
 endpoint, not a window of them.
 
-Routing is :class:`~genrm_rank.judges.routing.EndpointPool`: prefix affinity (all comparisons
-of one prompt to one replica, for vLLM's prefix cache) with spill-over to the least loaded
-replica, a per-endpoint in-flight limit and an optional requests-per-second limit.
-
-The judge creates no asyncio object before it is used; it binds to the running loop when
-opened (``async with judge`` or the first ``judge()``), and is closed with ``aclose()``. Sleeping
-and the clock are injectable so that backoff and health probing run on a fake clock in tests.
+Routing is :class:`~genrm_rank.judges.routing.EndpointPool`. The judge creates no asyncio
+object before it is used: it binds to the running loop when opened (``async with judge`` or the
+first ``judge()``), and is closed with ``aclose()``. Sleeping and the clock are injectable, so
+that backoff and health probing run on a fake clock in tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import json
 import logging
 import os
@@ -82,6 +78,7 @@ from genrm_rank.judges.transport import (
     AiohttpTransport,
     CertificateError,
     ConnectError,
+    Request,
     Response,
     Transport,
     TransportError,
@@ -90,7 +87,7 @@ from genrm_rank.parsing import parse_verdict
 from genrm_rank.redaction import redact, redact_url
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
-__all__ = ["MAX_RESPONSE_BYTES", "OpenAIJudge", "check_endpoints"]
+__all__ = ["MAX_RESPONSE_BYTES", "OpenAIJudge", "check_endpoints", "resolve_api_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +111,6 @@ _TLS_HINT = (
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-
-
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class _Secret:
@@ -164,9 +155,11 @@ class _Failure:
     hint: str | None = None
 
 
-def _resolve_api_key(
+def resolve_api_key(
     api_key: str | None, api_key_env: str | None, api_key_file: str | os.PathLike[str] | None
 ) -> str | None:
+    """The API key: ``api_key``, else read from ``api_key_file``, else from the environment
+    variable ``api_key_env``; ``None`` when none is given (see :class:`OpenAIJudge`)."""
     if api_key is not None:
         if not isinstance(api_key, str) or not api_key:
             raise ArgumentError("api_key", "must be a non-empty string or None (value not shown).")
@@ -436,14 +429,14 @@ class OpenAIJudge:
             seed=seed,
         )
         self._transport: Transport = transport
-        key = _resolve_api_key(api_key, api_key_env, api_key_file)
+        key = resolve_api_key(api_key, api_key_env, api_key_file)
         self._api_key = _Secret(key) if key is not None else None
         self._chat_urls = [u + "/chat/completions" for u in self.endpoints]
         self._health_urls = [u.removesuffix("/v1") + "/health" for u in self.endpoints]
         self._rng = random.Random(seed)
         self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
         self._clock: Clock = clock if clock is not None else time.monotonic
-        self._state = _State.UNOPENED
+        self._state: Literal["unopened", "open", "closed"] = "unopened"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probes: dict[int, asyncio.Task[None]] = {}
         self._probe_detail: dict[int, str] = {}
@@ -467,16 +460,16 @@ class OpenAIJudge:
     def __repr__(self) -> str:
         return (
             f"OpenAIJudge(endpoints={list(self.endpoints)!r}, model={self.model!r}, "
-            f"api_key={'set' if self._api_key is not None else 'none'}, state={self._state.value})"
+            f"api_key={'set' if self._api_key is not None else 'none'}, state={self._state})"
         )
 
     @property
     def is_closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
-        return self._state is _State.CLOSED
+        return self._state == "closed"
 
     def _open(self) -> None:
-        if self._state is _State.CLOSED:
+        if self._state == "closed":
             raise RuntimeError("This OpenAIJudge is closed; create a new one.")
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
@@ -488,7 +481,7 @@ class OpenAIJudge:
             if self._preflight is not None and not self._preflight.done():
                 self._preflight = None
             self._loop = loop
-        self._state = _State.OPEN
+        self._state = "open"
 
     async def __aenter__(self) -> OpenAIJudge:
         self._open()
@@ -499,7 +492,7 @@ class OpenAIJudge:
 
     async def aclose(self) -> None:
         """Stop health probes and close the transport's connections. Idempotent."""
-        self._state = _State.CLOSED
+        self._state = "closed"
         await self._close_connections()
 
     async def aclose_connections(self) -> None:
@@ -509,8 +502,8 @@ class OpenAIJudge:
         event loop ends, so one judge can serve many sync calls.
         """
         await self._close_connections()
-        if self._state is _State.OPEN:
-            self._state = _State.UNOPENED
+        if self._state == "open":
+            self._state = "unopened"
 
     async def _close_connections(self) -> None:
         tasks: list[asyncio.Task[Any]] = [*self._probes.values()]
@@ -707,20 +700,19 @@ class OpenAIJudge:
                 self._confirmed[index] = True
             return outcome
 
-    async def _send(self, method: Literal["GET", "POST"], url: str, **kw: Any) -> Response:
+    async def _send(
+        self, method: Literal["GET", "POST"], url: str, timeout: float, body: bytes | None = None
+    ) -> Response:
         """One request through the transport, with the key and the body cap."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
-        return await self._transport.request(
-            method, url, headers=headers, max_bytes=self.limits.max_response_bytes, **kw
-        )
+        limit = self.limits.max_response_bytes
+        return await self._transport.send(Request(method, url, headers, body, timeout, limit))
 
     async def _post(self, index: int, payload: bytes) -> _Answer | _Failure:
         try:
-            response = await self._send(
-                "POST", self._chat_urls[index], body=payload, timeout=self.timeout
-            )
+            response = await self._send("POST", self._chat_urls[index], self.timeout, payload)
         except asyncio.TimeoutError:
             # Under vLLM's unbounded queue a slow answer means a busy replica, not a broken one:
             # health is left to /health probes and connection errors.
@@ -753,7 +745,7 @@ class OpenAIJudge:
     async def _get(self, url: str, timeout: float = 10.0) -> Response | str:
         """``GET url``, or why no answer came."""
         try:
-            return await self._send("GET", url, timeout=timeout)
+            return await self._send("GET", url, timeout)
         except asyncio.TimeoutError:
             return "timed out"
         except TransportError as exc:
@@ -897,7 +889,7 @@ class OpenAIJudge:
         deadline = self._all_down_since + self.down_timeout
         while not any(self._pool.healthy):
             now = self._clock()
-            if now >= deadline or self._state is not _State.OPEN:
+            if now >= deadline or self._state != "open":
                 return False
             await self._sleep(min(self.health.health_check_interval, deadline - now))
             down = [i for i, healthy in enumerate(self._pool.healthy) if not healthy]
@@ -920,18 +912,18 @@ class OpenAIJudge:
 
     def _start_probe(self, index: int) -> None:
         task = self._probes.get(index)
-        if self._state is _State.OPEN and (task is None or task.done()):
+        if self._state == "open" and (task is None or task.done()):
             self._probes[index] = asyncio.get_running_loop().create_task(self._probe_loop(index))
 
     async def _probe_loop(self, index: int) -> None:
-        while self._state is _State.OPEN and not self._pool.healthy[index]:
+        while self._state == "open" and not self._pool.healthy[index]:
             await self._sleep(self.health.health_check_interval)
             if not self._pool.healthy[index]:
                 await self._probe_once(index)
 
     async def _probe_once(self, index: int) -> bool:
         """``GET /health`` on one endpoint; put it back in rotation on a 200."""
-        if self._state is not _State.OPEN:
+        if self._state != "open":
             return False
         timeout = min(self.timeout, max(1.0, self.health.health_check_interval))
         got = await self._get(self._health_urls[index], timeout)

@@ -1,5 +1,5 @@
-"""The HTTP seam of :class:`~genrm_rank.judges.openai_http.OpenAIJudge`: a request in, a
-:class:`Response` out.
+"""The HTTP seam of :class:`~genrm_rank.judges.openai_http.OpenAIJudge`: a :class:`Request`
+in, a :class:`Response` out.
 
 As httpx sends everything through ``AsyncBaseTransport``, the judge sends every request
 through a :class:`Transport`, so that its resends, routing, health and parsing can be tested
@@ -36,6 +36,7 @@ __all__ = [
     "AiohttpTransport",
     "CertificateError",
     "ConnectError",
+    "Request",
     "Response",
     "Transport",
     "TransportError",
@@ -57,6 +58,20 @@ class CertificateError(ConnectError):
 
 
 @dataclass(frozen=True)
+class Request:
+    """One HTTP request: a JSON ``body`` for a POST, and the limits to read its answer by."""
+
+    method: Literal["GET", "POST"]
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    timeout: float
+    """Seconds for the whole exchange, connection to last byte."""
+    max_bytes: int
+    """Longest answer body read; a longer one is not read further (``Response.body is None``)."""
+
+
+@dataclass(frozen=True)
 class Response:
     """An HTTP answer: its status, headers and body (``None`` when the body was longer than
     the request's ``max_bytes``, and so not read further)."""
@@ -68,20 +83,11 @@ class Response:
 
 @runtime_checkable
 class Transport(Protocol):
-    """Sends one HTTP request; :meth:`aclose` closes its connections (a later request opens
+    """Sends HTTP requests; :meth:`aclose` closes its connections (a later request opens
     new ones)."""
 
-    async def request(
-        self,
-        method: Literal["GET", "POST"],
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        timeout: float,
-        max_bytes: int,
-    ) -> Response:
-        """Send ``method url`` and read the answer; raise as the module docstring says."""
+    async def send(self, request: Request) -> Response:
+        """Send ``request`` and read the answer; raise as the module docstring says."""
         ...
 
     async def aclose(self) -> None:
@@ -151,27 +157,23 @@ class AiohttpTransport:
             self._loop = loop
         return self._session
 
-    async def request(
-        self,
-        method: Literal["GET", "POST"],
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        timeout: float,
-        max_bytes: int,
-    ) -> Response:
-        """Send ``method url``; see :class:`Transport`."""
+    async def send(self, request: Request) -> Response:
+        """Send ``request``; see :class:`Transport`."""
+        url = request.url
         route = self._routes.get(url)
         if route is None:
             route = self._routes[url] = _environment_route(url)
-        session = self._open()
-        limit = aiohttp.ClientTimeout(total=timeout)
+        timeout = aiohttp.ClientTimeout(total=request.timeout)
         try:
-            async with session.request(
-                method, url, data=body, headers=headers, timeout=limit, **route
+            async with self._open().request(
+                request.method,
+                url,
+                data=request.body,
+                headers=request.headers,
+                timeout=timeout,
+                **route,
             ) as response:
-                raw = await _read_capped(response, max_bytes)
+                raw = await _read_capped(response, request.max_bytes)
                 return Response(response.status, response.headers, raw)
         except asyncio.TimeoutError:
             raise
