@@ -616,6 +616,11 @@ def test_the_default_transport_is_aiohttp_and_flat_settings_are_gone() -> None:
         OpenAIJudge(BASE, model=MODEL, max_resends=3)  # type: ignore[call-arg]
 
 
+def test_a_request_never_shows_its_headers_or_body() -> None:
+    request = Request("POST", BASE, {"Authorization": f"Bearer {ECHO_KEY}"}, b"{}", 1.0, 10)
+    assert ECHO_KEY not in repr(request) and BASE in repr(request)
+
+
 @pytest.mark.parametrize("group", ["limits", "routing", "retries", "health"])
 def test_settings_groups_are_taken_whole(group: str) -> None:
     with pytest.raises(TypeError, match=f"Argument '{group}' must be a "):

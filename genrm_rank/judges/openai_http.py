@@ -113,13 +113,18 @@ Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
 
-class _Secret:
-    """Holds the API key; prints as ``***`` wherever it ends up."""
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
-    __slots__ = ("_value",)
+
+class _Secret:
+    """Holds the API key, and the request headers that carry it; prints as ``***`` wherever it
+    ends up."""
+
+    __slots__ = ("_value", "headers")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        self.headers = {**_HEADERS, "Authorization": f"Bearer {value}"}
 
     def reveal(self) -> str:
         return self._value
@@ -475,11 +480,7 @@ class OpenAIJudge:
         if self._loop is not loop:
             # Opened on another event loop (e.g. an earlier asyncio.run): its tasks cannot serve
             # this loop. Sync callers close them first, with aclose_connections().
-            self._probes.clear()
-            self._recovery = None
-            self._first_calls.clear()
-            if self._preflight is not None and not self._preflight.done():
-                self._preflight = None
+            self._drop_tasks()
             self._loop = loop
         self._state = "open"
 
@@ -505,19 +506,25 @@ class OpenAIJudge:
         if self._state == "open":
             self._state = "unopened"
 
-    async def _close_connections(self) -> None:
+    def _drop_tasks(self) -> list[asyncio.Task[Any]]:
+        """Forget the tasks bound to the loop: probes, recovery, an unfinished preflight (run
+        again on the next use)."""
         tasks: list[asyncio.Task[Any]] = [*self._probes.values()]
-        self._probes.clear()
         if self._recovery is not None:
             tasks.append(self._recovery)
-            self._recovery = None
         if self._preflight is not None and not self._preflight.done():
             tasks.append(self._preflight)
-            self._preflight = None  # cut short: checked again on the next use
+            self._preflight = None
+        self._probes.clear()
+        self._recovery = None
+        self._first_calls.clear()
+        return tasks
+
+    async def _close_connections(self) -> None:
+        tasks = self._drop_tasks()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._first_calls.clear()
         await self._transport.aclose()
 
     # -- observation ---------------------------------------------------------------------------
@@ -704,9 +711,7 @@ class OpenAIJudge:
         self, method: Literal["GET", "POST"], url: str, timeout: float, body: bytes | None = None
     ) -> Response:
         """One request through the transport, with the key and the body cap."""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
+        headers = _HEADERS if self._api_key is None else self._api_key.headers
         limit = self.limits.max_response_bytes
         return await self._transport.send(Request(method, url, headers, body, timeout, limit))
 

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import aiohttp
@@ -63,8 +63,8 @@ class Request:
 
     method: Literal["GET", "POST"]
     url: str
-    headers: Mapping[str, str]
-    body: bytes | None
+    headers: Mapping[str, str] = field(repr=False)  # the API key: never shown
+    body: bytes | None = field(repr=False)
     timeout: float
     """Seconds for the whole exchange, connection to last byte."""
     max_bytes: int
@@ -145,6 +145,7 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._routes: dict[str, dict[str, Any]] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -163,7 +164,9 @@ class AiohttpTransport:
         route = self._routes.get(url)
         if route is None:
             route = self._routes[url] = _environment_route(url)
-        timeout = aiohttp.ClientTimeout(total=request.timeout)
+        timeout = self._timeouts.get(request.timeout)
+        if timeout is None:
+            timeout = self._timeouts[request.timeout] = aiohttp.ClientTimeout(request.timeout)
         try:
             async with self._open().request(
                 request.method,
