@@ -23,6 +23,7 @@ from _sim_procs import SimServerProcess
 
 from genrm_rank.integrations.ray import rank_dataset
 from genrm_rank.judges.openai_http import OpenAIJudge
+from genrm_rank.judges.settings import Limits
 from genrm_rank.spec import RankSpec
 
 
@@ -71,7 +72,7 @@ def main() -> None:
     with SimServerProcess(server_args) as server:
         factory = functools.partial(
             OpenAIJudge, server.urls, model="sim-genrm", api_key_env=None,
-            max_in_flight_per_endpoint=args.concurrency,
+            limits=Limits(max_in_flight_per_endpoint=args.concurrency),
         )  # fmt: skip
         for actors in args.actors:
             ds = ray.data.from_items(_rows(args.rows))

@@ -41,6 +41,7 @@ from _sim_procs import SimServerProcess
 
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.openai_http import OpenAIJudge
+from genrm_rank.judges.settings import Limits, Routing
 from genrm_rank.verdict import Verdict
 
 MODEL = "sim-genrm"
@@ -185,10 +186,12 @@ async def measure(
         servers.urls,
         model=MODEL,
         api_key_env=None,
-        routing=routing,  # type: ignore[arg-type]
-        max_in_flight_per_endpoint=per_endpoint,
-        spill_factor=spill[0],
-        spill_offset=spill[1],
+        routing=Routing(
+            routing,  # type: ignore[arg-type]
+            spill_factor=spill[0],
+            spill_offset=spill[1],
+        ),
+        limits=Limits(max_in_flight_per_endpoint=per_endpoint),
         seed=0,
     ) as judge:
         cpu, wall = time.process_time(), time.perf_counter()

@@ -25,6 +25,7 @@ from _sim_procs import SimServerProcess
 
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.openai_http import OpenAIJudge
+from genrm_rank.judges.settings import Limits
 
 MODEL = "sim-genrm"
 REQUEST = PairRequest(
@@ -96,7 +97,7 @@ async def bench_judge(url: str, n: int, concurrency: int) -> tuple[float, float]
         url,
         model=MODEL,
         api_key="unused",
-        max_in_flight_per_endpoint=concurrency,
+        limits=Limits(max_in_flight_per_endpoint=concurrency),
         extra_body={"top_k": 20},
     ) as judge:
 

@@ -739,7 +739,8 @@ MODELS = json.dumps({"object": "list", "data": [{"id": "sim-genrm"}]}).encode()
 
 def redirect_trial() -> dict[str, int]:
     """Model discovery redirected to another origin (another port), then to the same origin."""
-    from genrm_rank.cli.judge import _discover_model
+    from genrm_rank.judges.discovery import served_model
+    from genrm_rank.judges.openai_http import resolve_api_key
 
     def other(method: str, path: str, headers: Mapping[str, str]) -> Answer:
         return 200, {"Content-Type": "application/json"}, MODELS
@@ -756,9 +757,10 @@ def redirect_trial() -> dict[str, int]:
                 return 200, {"Content-Type": "application/json"}, MODELS
 
             with ScriptedServer(first) as origin:
+                key = resolve_api_key(None, "TRIAL_KEY", None)  # as the CLI finds it
                 models = [
-                    _discover_model(origin.url + "/v1", "TRIAL_KEY", None),
-                    _discover_model(origin.url + "/same/v1", "TRIAL_KEY", None),
+                    served_model(origin.url + "/v1", key),
+                    served_model(origin.url + "/same/v1", key),
                 ]
     finally:
         del os.environ["TRIAL_KEY"]

@@ -16,8 +16,10 @@ from genrm_rank.judges.routing import (
     choose_endpoint,
     rendezvous_rank,
 )
+from genrm_rank.judges.settings import Health, Limits, Routing
 
 NAMES = [f"http://127.0.0.1:{8000 + i}/v1" for i in range(4)]
+ONE_EACH = Limits(max_in_flight_per_endpoint=1)
 
 
 def test_all_is_complete_and_sorted() -> None:
@@ -149,11 +151,6 @@ def test_choice_is_always_a_healthy_non_full_endpoint(
     [
         ({"urls": []}, "'urls'"),
         ({"urls": ["a", "a"]}, "'urls'"),
-        ({"urls": ["a"], "max_in_flight_per_endpoint": 0}, "'max_in_flight_per_endpoint'"),
-        ({"urls": ["a"], "requests_per_second": 0}, "'requests_per_second'"),
-        ({"urls": ["a"], "policy": "nearest"}, "'policy'"),
-        ({"urls": ["a"], "spill_factor": 0.5}, "'spill_factor'"),
-        ({"urls": ["a"], "failure_threshold": 0}, "'failure_threshold'"),
     ],
 )
 def test_pool_validation_names_the_argument(kwargs: dict[str, object], fragment: str) -> None:
@@ -161,13 +158,22 @@ def test_pool_validation_names_the_argument(kwargs: dict[str, object], fragment:
         EndpointPool(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("group", "value"),
+    [("limits", Routing()), ("routing", {"policy": "random"}), ("health", 3)],
+)
+def test_pool_takes_each_settings_group_whole(group: str, value: object) -> None:
+    with pytest.raises(TypeError, match=f"Argument '{group}' must be a "):
+        EndpointPool(["a"], **{group: value})  # type: ignore[arg-type]
+
+
 def test_pool_can_be_built_outside_an_event_loop() -> None:
-    pool = EndpointPool(NAMES, requests_per_second=5)
+    pool = EndpointPool(NAMES, limits=Limits(requests_per_second=5))
     assert pool.loads == [0, 0, 0, 0]
 
 
 async def test_pool_enforces_the_in_flight_limit_in_fifo_order() -> None:
-    pool = EndpointPool(NAMES[:2], max_in_flight_per_endpoint=1, policy="least_loaded")
+    pool = EndpointPool(NAMES[:2], limits=ONE_EACH, routing=Routing("least_loaded"))
     a = await pool.acquire(None)
     b = await pool.acquire(None)
     assert {a, b} == {0, 1}
@@ -191,7 +197,7 @@ async def test_pool_enforces_the_in_flight_limit_in_fifo_order() -> None:
 
 
 async def test_cancelled_waiter_passes_its_wakeup_on() -> None:
-    pool = EndpointPool(NAMES[:1], max_in_flight_per_endpoint=1)
+    pool = EndpointPool(NAMES[:1], limits=ONE_EACH)
     held = await pool.acquire(None)
     doomed = asyncio.ensure_future(pool.acquire(None))
     survivor = asyncio.ensure_future(pool.acquire(None))
@@ -203,7 +209,7 @@ async def test_cancelled_waiter_passes_its_wakeup_on() -> None:
 
 
 async def test_failures_take_an_endpoint_out_and_waiters_learn_it() -> None:
-    pool = EndpointPool(NAMES[:1], max_in_flight_per_endpoint=1, failure_threshold=2)
+    pool = EndpointPool(NAMES[:1], limits=ONE_EACH, health=Health(failure_threshold=2))
     index = await pool.acquire(None)
     waiting = asyncio.ensure_future(pool.acquire(None))
     await asyncio.sleep(0)
@@ -217,7 +223,7 @@ async def test_failures_take_an_endpoint_out_and_waiters_learn_it() -> None:
 
 
 async def test_429_does_not_count_toward_health() -> None:
-    pool = EndpointPool(NAMES[:1], failure_threshold=1)
+    pool = EndpointPool(NAMES[:1], health=Health(failure_threshold=1))
     assert pool.record_failure(0, "HTTP 429", counts_toward_health=False) is False
     assert pool.healthy == [True]
     assert pool.stats()[NAMES[0]].failures == 1
@@ -225,7 +231,9 @@ async def test_429_does_not_count_toward_health() -> None:
 
 async def test_affinity_and_spill_counters() -> None:
     pool = EndpointPool(
-        NAMES[:2], max_in_flight_per_endpoint=100, spill_factor=1.0, spill_offset=1.0
+        NAMES[:2],
+        limits=Limits(max_in_flight_per_endpoint=100),
+        routing=Routing(spill_factor=1.0, spill_offset=1.0),
     )
     indices = [await pool.acquire("same-prompt") for _ in range(4)]
     home = indices[0]
@@ -236,7 +244,9 @@ async def test_affinity_and_spill_counters() -> None:
 
 
 async def test_rate_limit_is_respected() -> None:
-    pool = EndpointPool(NAMES[:1], requests_per_second=40, max_in_flight_per_endpoint=1000)
+    pool = EndpointPool(
+        NAMES[:1], limits=Limits(max_in_flight_per_endpoint=1000, requests_per_second=40)
+    )
     start = time.perf_counter()
     for _ in range(60):
         await pool.acquire(None)
@@ -246,7 +256,7 @@ async def test_rate_limit_is_respected() -> None:
 
 
 async def test_unusable_wakeup_is_passed_to_the_next_waiter() -> None:
-    pool = EndpointPool(NAMES[:2], max_in_flight_per_endpoint=1, policy="least_loaded")
+    pool = EndpointPool(NAMES[:2], limits=ONE_EACH, routing=Routing("least_loaded"))
     first, second = await pool.acquire(None), await pool.acquire(None)
     assert {first, second} == {0, 1}
     picky = asyncio.ensure_future(pool.acquire(None, exclude={0}))
@@ -258,3 +268,23 @@ async def test_unusable_wakeup_is_passed_to_the_next_waiter() -> None:
     assert not picky.done()
     pool.release(1)
     assert await asyncio.wait_for(picky, 1) == 1
+
+
+async def test_random_policy_is_seeded_and_keeps_to_usable_endpoints() -> None:
+    def picks(seed: int) -> list[int]:
+        pool = EndpointPool(NAMES, routing=Routing("random"), seed=seed)
+        pool.record_failure(3, "HTTP 503", counts_toward_health=True)
+        chosen = []
+        for _ in range(40):
+            choice = pool.choose("k", exclude={0})
+            assert choice is not None
+            chosen.append(choice.index)
+        return chosen
+
+    assert picks(1) == picks(1) != picks(2)
+    pool = EndpointPool(NAMES, routing=Routing("random"), health=Health(failure_threshold=1))
+    pool.record_failure(3, "HTTP 503")
+    assert {pool.choose(None, exclude={0}).index for _ in range(60)} == {1, 2}  # type: ignore[union-attr]
+    full = EndpointPool(NAMES[:1], limits=ONE_EACH, routing=Routing("random"))
+    await full.acquire(None)
+    assert full.choose(None) is None

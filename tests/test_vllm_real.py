@@ -45,6 +45,7 @@ from vllm_support.server import (
 from vllm_support.verdict_schema import MODEL, SCHEMA
 
 from genrm_rank.judges.base import PairRequest
+from genrm_rank.judges.settings import Limits, Retries
 from genrm_rank.messages import build_messages
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(420)]
@@ -246,8 +247,8 @@ def make_judge(endpoints: list[str], **overrides: Any) -> Any:
         "max_tokens": 64,
         "extra_body": STRUCTURED,
         "timeout": 60.0,
-        "max_in_flight_per_endpoint": 8,
-        "max_resends": 3,
+        "limits": Limits(max_in_flight_per_endpoint=8),
+        "retries": Retries(max_resends=3),
         # The tiny random model does not think: servers a and b have no reasoning parser, so
         # their content is the answer itself (server c's tests turn thinking back on).
         "thinking": False,
@@ -490,7 +491,7 @@ async def test_judge_fails_over_when_an_endpoint_is_killed(cluster: Cluster) -> 
         PromptJob(r.conversation, [r.response_1, r.response_2], RoundRobin(2, swap="none"), key=i)
         for i, r in enumerate(requests)
     ]
-    async with make_judge([a, b], max_in_flight_per_endpoint=4) as judge:
+    async with make_judge([a, b], limits=Limits(max_in_flight_per_endpoint=4)) as judge:
         orchestrator = Orchestrator(judge, max_in_flight=48, retries=3)
 
         async def run_all() -> list[Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,25 +13,6 @@ from genrm_rank.cli.options import PROG, UsageError
 from genrm_rank.judges.base import Judge
 from genrm_rank.judges.cached import CachedJudge
 from genrm_rank.judges.discovery import served_model
-
-
-def _discover_model(
-    endpoint: str,
-    api_key_env: str | None,
-    api_key_file: Path | None,
-    *,
-    verify_tls: bool = True,
-) -> str:
-    """The model the first endpoint serves, asked with the key the options name."""
-    if api_key_file is None:
-        return served_model(endpoint, os.environ.get(api_key_env or ""), verify_tls=verify_tls)
-    try:
-        key = api_key_file.read_text().strip() or None
-    except OSError as exc:
-        raise UsageError(
-            f"argument --api-key-file: cannot read {api_key_file}: {exc.strerror}"
-        ) from None
-    return served_model(endpoint, key, verify_tls=verify_tls)
 
 
 @dataclass
@@ -77,7 +57,8 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
             "sim_seed": args.sim_seed,
         }
     else:
-        from genrm_rank.judges.openai_http import OpenAIJudge
+        from genrm_rank.judges.openai_http import OpenAIJudge, resolve_api_key
+        from genrm_rank.judges.settings import Health, Limits, Retries
 
         if not getattr(args, "verify_tls", True):
             print(
@@ -85,27 +66,24 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
                 "API key and the prompts may go to whoever answers",
                 file=sys.stderr,
             )
-        model = args.model or _discover_model(
-            args.endpoint[0],
-            args.api_key_env,
-            getattr(args, "api_key_file", None),
-            verify_tls=getattr(args, "verify_tls", True),
-        )
+        verify_tls = getattr(args, "verify_tls", True)
+        key = resolve_api_key(None, args.api_key_env, getattr(args, "api_key_file", None))
+        model = args.model or served_model(args.endpoint[0], key, verify_tls=verify_tls)
         judge = OpenAIJudge(
             args.endpoint,
             model=model,
-            api_key_env=args.api_key_env,
-            api_key_file=getattr(args, "api_key_file", None),
-            verify_tls=getattr(args, "verify_tls", True),
+            api_key=key,
+            api_key_env=None,
+            verify_tls=verify_tls,
             temperature=args.temperature,
             top_p=args.top_p,
             max_tokens=args.max_new_tokens,
             extra_body=args.extra_body,
             timeout=args.timeout,
-            max_resends=args.max_resends,
-            down_timeout=args.down_timeout,
+            retries=Retries(max_resends=args.max_resends),
+            health=Health(down_timeout=args.down_timeout),
             thinking=getattr(args, "thinking", None),
-            max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64)),
+            limits=Limits(max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64))),
         )
         namespace = {
             "judge": "openai_http",

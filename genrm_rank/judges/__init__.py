@@ -5,6 +5,9 @@
 - :mod:`~genrm_rank.judges.replay`: answers from a record of real verdicts.
 - :mod:`~genrm_rank.judges.openai_http`: any OpenAI-compatible server (vLLM), many replicas.
 - :mod:`~genrm_rank.judges.routing`: least-loaded routing with prefix affinity.
+- :mod:`~genrm_rank.judges.settings`: the HTTP judge's settings, grouped (``Limits``,
+  ``Routing``, ``Retries``, ``Health``).
+- :mod:`~genrm_rank.judges.transport`: the HTTP judge's seam for I/O (aiohttp by default).
 - :mod:`~genrm_rank.judges.cached`: any judge behind a SQLite verdict cache.
 - :mod:`~genrm_rank.judges.vllm_offline`: the GenRM in-process with vLLM's offline ``LLM``
   (the ``vllm`` extra; vLLM is imported only when the judge is built).
@@ -14,19 +17,28 @@ from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
 from genrm_rank.judges.cached import CachedBatchJudge, CachedJudge
 from genrm_rank.judges.openai_http import OpenAIJudge
 from genrm_rank.judges.replay import ReplayJudge, ReplayRecord
+from genrm_rank.judges.settings import Health, Limits, Retries, Routing
 from genrm_rank.judges.simulated import SimulatedJudge, render_answer
+from genrm_rank.judges.transport import AiohttpTransport, Response, Transport
 from genrm_rank.judges.vllm_offline import VLLMOfflineJudge
 
 __all__ = [
+    "AiohttpTransport",
     "BatchJudge",
     "CachedBatchJudge",
     "CachedJudge",
+    "Health",
     "Judge",
+    "Limits",
     "OpenAIJudge",
     "PairRequest",
     "ReplayJudge",
     "ReplayRecord",
+    "Response",
+    "Retries",
+    "Routing",
     "SimulatedJudge",
+    "Transport",
     "VLLMOfflineJudge",
     "judge_many",
     "render_answer",

@@ -1,54 +1,38 @@
 """The model an OpenAI-compatible server serves, asked before a run (``GET /models``).
 
 A run that is not told its model asks the first endpoint for its list and takes the first one,
-as vLLM serves one model a server. The API key goes only to the endpoint's own origin, even
-through redirects.
+as vLLM serves one model a server. The request goes through the judge's default transport
+(:class:`~genrm_rank.judges.transport.AiohttpTransport`), so the API key goes only to the
+endpoint's own origin, even through redirects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import ssl
-import urllib.error
-import urllib.parse
-import urllib.request
-from http.client import HTTPMessage
-from typing import IO
 
 from genrm_rank.errors import ArgumentError, EndpointsUnavailableError
+from genrm_rank.judges.settings import MAX_RESPONSE_BYTES
+from genrm_rank.judges.transport import AiohttpTransport, Request, Response, TransportError
 from genrm_rank.redaction import redact
 
 __all__ = ["served_model"]
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urllib.parse.urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
-
-
-class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects, but sends the API key only to the origin it was given for."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and _origin(new.full_url) != _origin(req.full_url):
-            new.remove_header("Authorization")
-        return new
+async def _get(request: Request, verify_tls: bool) -> Response:
+    transport = AiohttpTransport(verify_tls=verify_tls)
+    try:
+        return await transport.send(request)
+    finally:
+        await transport.aclose()
 
 
 def served_model(
     endpoint: str, api_key: str | None = None, *, verify_tls: bool = True, timeout: float = 10.0
 ) -> str:
     """The first model ``endpoint`` (an OpenAI-compatible base URL) lists.
+
+    Call it outside an event loop (it runs one, as the CLI does before its run).
 
     Raises
     ------
@@ -59,31 +43,26 @@ def served_model(
         Nobody answered.
     """
     url = endpoint.rstrip("/") + "/models"
-    request = urllib.request.Request(url)
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    handlers: list[urllib.request.BaseHandler] = [_SameOriginRedirects()]
-    if not verify_tls:
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        handlers.append(urllib.request.HTTPSHandler(context=context))
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    request = Request("GET", url, headers, None, timeout, MAX_RESPONSE_BYTES)
     try:
-        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
-            body = json.load(response)
-        return str(body["data"][0]["id"])
-    except urllib.error.HTTPError as exc:  # the server answered: in its own words
-        words = redact(exc.read().decode("utf-8", "replace").strip()[:500], api_key)
+        response = asyncio.run(_get(request, verify_tls))
+    except (asyncio.TimeoutError, TransportError) as exc:  # nobody answered: the server is down
+        reason = redact(str(exc) or f"no answer in {timeout:g} s", api_key)
+        raise EndpointsUnavailableError(f"{url} could not be reached: {reason}") from None
+    raw = response.body or b""
+    if response.status != 200:  # the server answered: in its own words
+        words = redact(raw.decode("utf-8", "replace").strip()[:500], api_key)
         hint = ""
-        if exc.code in (401, 403):
+        if response.status in (401, 403):
             hint = "; no API key was sent" if not api_key else "; the API key sent was refused"
-        elif exc.code == 404 and not endpoint.rstrip("/").endswith("/v1"):
+        elif response.status == 404 and not endpoint.rstrip("/").endswith("/v1"):
             hint = f"; did you mean {endpoint.rstrip('/')}/v1?"
         raise ArgumentError(
-            "model", f": not given, and {url} answered HTTP {exc.code}: {words}{hint}"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:  # nobody answered: the server is down
-        reason = redact(str(getattr(exc, "reason", exc)), api_key)
-        raise EndpointsUnavailableError(f"{url} could not be reached: {reason}") from None
+            "model", f": not given, and {url} answered HTTP {response.status}: {words}{hint}"
+        )
+    try:
+        return str(json.loads(raw)["data"][0]["id"])
     except Exception as exc:  # an answer without a model list: the user must say which model
         raise ArgumentError(
             "model", f": not given, and {url} did not list a model ({redact(str(exc), api_key)})"

@@ -31,12 +31,12 @@ import collections
 import hashlib
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
 
 from aiolimiter import AsyncLimiter
 
 from genrm_rank import validate as check
+from genrm_rank.judges.settings import ROUTING_POLICIES, Health, Limits, Routing, RoutingPolicy
 
 __all__ = [
     "ROUTING_POLICIES",
@@ -48,9 +48,6 @@ __all__ = [
     "choose_endpoint",
     "rendezvous_rank",
 ]
-
-RoutingPolicy = Literal["affinity", "least_loaded", "random"]
-ROUTING_POLICIES: tuple[str, ...] = ("affinity", "least_loaded", "random")
 
 
 class NoHealthyEndpointError(Exception):
@@ -101,6 +98,16 @@ class RouteChoice:
     def affine(self) -> bool:
         """Whether the request went to its preferred endpoint."""
         return self.preferred is not None and self.index == self.preferred
+
+
+def _candidates(
+    healthy: Sequence[bool], exclude: frozenset[int] | set[int]
+) -> tuple[list[int], list[int]]:
+    """The healthy endpoints, and those not excluded (all healthy ones when every one is)."""
+    candidates = [i for i, ok in enumerate(healthy) if ok]
+    if not candidates:
+        raise NoHealthyEndpointError("no healthy endpoint")
+    return candidates, [i for i in candidates if i not in exclude] or candidates
 
 
 def choose_endpoint(
@@ -159,10 +166,7 @@ def choose_endpoint(
         )
     if limits is not None and len(limits) != n:
         raise ValueError(f"Argument 'limits' must have {n} entries, not {len(limits)}.")
-    candidates = [i for i in range(n) if healthy[i]]
-    if not candidates:
-        raise NoHealthyEndpointError("no healthy endpoint")
-    preferred_pool = [i for i in candidates if i not in exclude] or candidates
+    candidates, preferred_pool = _candidates(healthy, exclude)
     usable = [i for i in preferred_pool if limits is None or loads[i] < limits[i]]
     preferred: int | None = None
     if key is not None:
@@ -220,31 +224,20 @@ class EndpointStats:
     last_error: str | None
 
 
+@dataclass
 class _Endpoint:
-    __slots__ = (
-        "affinity_hits",
-        "consecutive_failures",
-        "failures",
-        "healthy",
-        "in_flight",
-        "last_error",
-        "requests",
-        "retries",
-        "spills",
-        "url",
-    )
+    """An endpoint's live counters (:class:`EndpointStats` is their snapshot)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.requests = 0
-        self.in_flight = 0
-        self.failures = 0
-        self.retries = 0
-        self.healthy = True
-        self.affinity_hits = 0
-        self.spills = 0
-        self.consecutive_failures = 0
-        self.last_error: str | None = None
+    url: str
+    requests: int = 0
+    in_flight: int = 0
+    failures: int = 0
+    retries: int = 0
+    healthy: bool = True
+    affinity_hits: int = 0
+    spills: int = 0
+    last_error: str | None = None
+    consecutive_failures: int = 0
 
 
 class EndpointPool:
@@ -254,18 +247,15 @@ class EndpointPool:
     ----------
     urls : sequence of str
         The endpoints' base URLs (their names for rendezvous hashing).
-    max_in_flight_per_endpoint : int
-        Requests outstanding on one endpoint at most; more wait in FIFO order.
-    requests_per_second : float, optional
-        Cap on the rate of requests sent, over all endpoints (an :class:`aiolimiter.AsyncLimiter`
-        allowing a burst of one second's worth).
-    policy : {"affinity", "least_loaded", "random"}
-        ``"affinity"``: prefix affinity with spill-over (default); ``"least_loaded"``: fewest
-        requests in flight; ``"random"``: uniformly among usable endpoints (a baseline).
-    spill_factor, spill_offset : float
-        See :func:`choose_endpoint`.
-    failure_threshold : int
-        Consecutive failures after which an endpoint leaves rotation until a probe succeeds.
+    limits : Limits, optional
+        ``max_in_flight_per_endpoint`` (more requests wait in FIFO order) and
+        ``requests_per_second`` (an :class:`aiolimiter.AsyncLimiter` allowing a burst of one
+        second's worth), over all endpoints.
+    routing : Routing, optional
+        The policy, and the spill-over of prefix affinity (:func:`choose_endpoint`).
+    health : Health, optional
+        ``failure_threshold``: consecutive failures after which an endpoint leaves rotation
+        until :meth:`mark_healthy`.
     seed : int, optional
         Seeds the ``"random"`` policy.
     """
@@ -274,33 +264,21 @@ class EndpointPool:
         self,
         urls: Sequence[str],
         *,
-        max_in_flight_per_endpoint: int = 64,
-        requests_per_second: float | None = None,
-        policy: RoutingPolicy = "affinity",
-        spill_factor: float = 2.0,
-        spill_offset: float = 10.0,
-        failure_threshold: int = 3,
+        limits: Limits | None = None,
+        routing: Routing | None = None,
+        health: Health | None = None,
         seed: int | None = None,
     ) -> None:
         if len(urls) == 0:
             raise ValueError("Argument 'urls' must name at least one endpoint, not an empty list.")
         if len(set(urls)) != len(urls):
             raise ValueError(f"Argument 'urls' must not repeat an endpoint, not {list(urls)}.")
-        check.count("max_in_flight_per_endpoint", max_in_flight_per_endpoint, 1)
-        check.positive("requests_per_second", requests_per_second, optional=True)
-        check.one_of("policy", policy, ROUTING_POLICIES)
-        check.at_least("spill_factor", spill_factor, 1)
-        check.at_least("spill_offset", spill_offset, 0)
-        check.at_least("failure_threshold", failure_threshold, 1)
         self.urls = tuple(urls)
-        self.max_in_flight_per_endpoint = max_in_flight_per_endpoint
-        self.requests_per_second = requests_per_second
-        self.policy: RoutingPolicy = policy
-        self.spill_factor = float(spill_factor)
-        self.spill_offset = float(spill_offset)
-        self.failure_threshold = int(failure_threshold)
+        self.limits = check.instance("limits", Limits() if limits is None else limits, Limits)
+        self.routing = check.instance("routing", Routing() if routing is None else routing, Routing)
+        self.health = check.instance("health", Health() if health is None else health, Health)
         self._endpoints = [_Endpoint(u) for u in self.urls]
-        self._limits = [max_in_flight_per_endpoint] * len(self.urls)
+        self._limits = [self.limits.max_in_flight_per_endpoint] * len(self.urls)
         self._rng = random.Random(seed)
         self._tie = 0
         self._waiters: collections.deque[asyncio.Future[int]] = collections.deque()
@@ -327,20 +305,8 @@ class EndpointPool:
 
     def stats(self) -> dict[str, EndpointStats]:
         """A snapshot of every endpoint's counters, by URL."""
-        return {
-            e.url: EndpointStats(
-                e.url,
-                e.requests,
-                e.in_flight,
-                e.failures,
-                e.retries,
-                e.healthy,
-                e.affinity_hits,
-                e.spills,
-                e.last_error,
-            )
-            for e in self._endpoints
-        }
+        names = [f.name for f in fields(EndpointStats)]
+        return {e.url: EndpointStats(*(getattr(e, n) for n in names)) for e in self._endpoints}
 
     # -- choosing ------------------------------------------------------------------------------
 
@@ -348,25 +314,21 @@ class EndpointPool:
         self, key: str | None, exclude: frozenset[int] | set[int] = frozenset()
     ) -> RouteChoice | None:
         """The endpoint for a request now (pure given the current state); ``None`` if all full."""
-        loads = self.loads
-        healthy = self.healthy
         self._tie += 1
-        if self.policy == "random":
-            candidates = [i for i in range(len(loads)) if healthy[i]]
-            if not candidates:
-                raise NoHealthyEndpointError("no healthy endpoint")
-            pool = [i for i in candidates if i not in exclude] or candidates
+        routing = self.routing
+        if routing.policy == "random":
+            loads, pool = self.loads, _candidates(self.healthy, exclude)[1]
             usable = [i for i in pool if loads[i] < self._limits[i]]
             return RouteChoice(self._rng.choice(usable), None, False) if usable else None
         return choose_endpoint(
-            loads,
-            healthy,
+            self.loads,
+            self.healthy,
             names=self.urls,
-            key=key if self.policy == "affinity" else None,
+            key=key if routing.policy == "affinity" else None,
             limits=self._limits,
             exclude=exclude,
-            spill_factor=self.spill_factor,
-            spill_offset=self.spill_offset,
+            spill_factor=routing.spill_factor,
+            spill_offset=routing.spill_offset,
             tie_breaker=self._tie,
         )
 
@@ -382,9 +344,9 @@ class EndpointPool:
         Raises :class:`NoHealthyEndpointError` when no endpoint is healthy (also while waiting).
         Pair every successful call with :meth:`release`.
         """
-        if self.requests_per_second is not None:
+        if self.limits.requests_per_second is not None:
             if self._limiter is None:
-                self._limiter = AsyncLimiter(self.requests_per_second, 1.0)
+                self._limiter = AsyncLimiter(self.limits.requests_per_second, 1.0)
             await self._limiter.acquire()
         while self._waiters and self._waiters[0].done():
             self._waiters.popleft()
@@ -408,12 +370,9 @@ class EndpointPool:
         endpoint = self._endpoints[choice.index]
         endpoint.in_flight += 1
         endpoint.requests += 1
-        if retry:
-            endpoint.retries += 1
-        if choice.affine:
-            endpoint.affinity_hits += 1
-        elif choice.spilled:
-            endpoint.spills += 1
+        endpoint.retries += retry
+        endpoint.affinity_hits += choice.affine
+        endpoint.spills += choice.spilled and not choice.affine
         return choice.index
 
     def release(self, index: int) -> None:
@@ -430,10 +389,9 @@ class EndpointPool:
                 return
 
     def _wake_all(self) -> None:
+        """Wake every waiter: it must re-route (or learn that nothing is left)."""
         while self._waiters:
-            future = self._waiters.popleft()
-            if not future.done():
-                future.set_result(0)
+            self._wake_one(0)
 
     # -- health --------------------------------------------------------------------------------
 
@@ -453,9 +411,9 @@ class EndpointPool:
         if not counts_toward_health:
             return False
         endpoint.consecutive_failures += 1
-        if endpoint.healthy and endpoint.consecutive_failures >= self.failure_threshold:
+        if endpoint.healthy and endpoint.consecutive_failures >= self.health.failure_threshold:
             endpoint.healthy = False
-            self._wake_all()  # waiters must re-route (or learn that nothing is left)
+            self._wake_all()
             return True
         return False
 
@@ -465,11 +423,3 @@ class EndpointPool:
         endpoint.healthy = True
         endpoint.consecutive_failures = 0
         self._wake_all()
-
-    def mark_unhealthy(self, index: int, detail: str) -> None:
-        """Take endpoint ``index`` out of rotation (a probe failed)."""
-        endpoint = self._endpoints[index]
-        endpoint.last_error = detail
-        if endpoint.healthy:
-            endpoint.healthy = False
-            self._wake_all()
