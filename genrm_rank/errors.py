@@ -12,7 +12,14 @@ Every exception the library raises on purpose derives from :class:`GenRMRankErro
      │    │                               persistent fault): the cause, quoted, and a likely fix
      │    └── ReplayMissError             a replayed record has no verdict for that pair
      ├── ArgumentError (ValueError)  a bad argument, named by ``argument``
-     └── ComparisonGraphError      the comparisons cannot support the requested answer
+     ├── ComparisonGraphError      the comparisons cannot support the requested answer
+     ├── NoHealthyEndpointError    the endpoint pool has no healthy endpoint to route to now
+     └── TransportError            an HTTP exchange failed after the request was sent
+          └── ConnectError         no connection was made (the request never left)
+               └── CertificateError    the server's TLS certificate could not be verified
+
+The last two branches live beside what raises them (:mod:`genrm_rank.judges.routing`,
+:mod:`genrm_rank.judges.transport`); a custom transport raises the transport's.
 
 Bad arguments are reported with the built-in :class:`ValueError` / :class:`TypeError`, whose
 messages name the argument and the value received; an :class:`ArgumentError` (a ``ValueError``)

@@ -184,6 +184,22 @@ def test_all_is_sorted_unique_and_importable(name: str) -> None:
         assert hasattr(module, item), f"{name}.{item} is in __all__ but missing"
 
 
+@pytest.mark.parametrize("name", LIBRARY)
+def test_every_exported_exception_is_in_the_library_tree(name: str) -> None:
+    """errors.py draws one tree rooted in GenRMRankError: every exception a library module
+    exports (the transport's and the routing pool's included) is in it."""
+    from genrm_rank.errors import GenRMRankError
+
+    module = importlib.import_module(name)
+    exported = [getattr(module, item) for item in module.__all__]
+    outside = [
+        e.__name__
+        for e in exported
+        if inspect.isclass(e) and issubclass(e, BaseException) and not issubclass(e, GenRMRankError)
+    ]
+    assert outside == []
+
+
 NOT_IN_ALL: dict[str, set[str]] = {}
 """Public-looking names that modules define outside their ``__all__``: none (the eight found
 when this test came to cover every module are now in their modules' ``__all__``). A new public

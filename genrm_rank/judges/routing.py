@@ -36,6 +36,7 @@ from dataclasses import dataclass, fields
 from aiolimiter import AsyncLimiter
 
 from genrm_rank import validate as check
+from genrm_rank.errors import GenRMRankError
 from genrm_rank.judges.settings import ROUTING_POLICIES, Health, Limits, Routing, RoutingPolicy
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class NoHealthyEndpointError(Exception):
+class NoHealthyEndpointError(GenRMRankError):
     """Internal signal of :meth:`EndpointPool.acquire`: no healthy endpoint is left to try.
 
     Never escapes :class:`~genrm_rank.judges.openai_http.OpenAIJudge`, which turns it into

@@ -31,6 +31,7 @@ from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_f
 from yarl import URL
 
 from genrm_rank import validate as check
+from genrm_rank.errors import GenRMRankError
 
 __all__ = [
     "AiohttpTransport",
@@ -45,7 +46,7 @@ __all__ = [
 _CHUNK = 64 * 1024
 
 
-class TransportError(Exception):
+class TransportError(GenRMRankError):
     """The connection failed after the request was sent (its message says how)."""
 
 
