@@ -145,7 +145,7 @@ def test_the_first_limit_is_the_prompt_budget() -> None:
     assert own.budget == 10
 
 
-def test_unknown_bias_swaps_every_pair_known_bias_only_close_ones() -> None:
+def test_unknown_bias_swaps_every_pair_known_bias_none_at_once() -> None:
     unknown = Adaptive(6, seed=0, batch=1)
     call = unknown.next_pairs()[0]
     unknown.record(call, Verdict(ranking=1))
@@ -155,12 +155,10 @@ def test_unknown_bias_swaps_every_pair_known_bias_only_close_ones() -> None:
     assert not unknown.bias_known  # the default profile's bias has a standard error of 1
     known = Adaptive(6, seed=0, batch=1, profile=_known_bias())
     assert known.bias_known
-    call = known.next_pairs()[0]
-    known.record(call, Verdict(ranking=1))  # decisive: no reverse asked at once
-    assert known._followups == []
-    call = known.next_pairs()[0]
-    known.record(call, Verdict(ranking=3))  # close: the reverse is asked for
-    assert known._followups == [(call.second, call.first)]
+    for ranking in (1, 3, 3.5):  # decisive or close: the posterior takes the bias out
+        call = known.next_pairs()[0]
+        known.record(call, Verdict(ranking=ranking))
+        assert known._followups == []
 
 
 def test_the_profiles_bias_is_used_from_the_first_verdict() -> None:
