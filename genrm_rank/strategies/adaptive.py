@@ -68,6 +68,7 @@ method", Biometrika 61 (1974): the dispersion. Kish, "Survey Sampling" (1965): t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from statistics import NormalDist
 from typing import Any
@@ -128,14 +129,23 @@ def default_budget(n_items: int) -> int:
     return min(4 * n_items, max_calls(n_items))
 
 
-def _optional_positive(name: str, value: object) -> float | None:
+def _real(
+    name: str, value: object, ok: Callable[[float], bool], words: str, kind: str = ""
+) -> float:
+    """``value`` as a float if it is a number that ``ok`` accepts; else ``TypeError`` or
+    ``ValueError`` naming the argument (``kind``: what else the type check lets through)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Argument '{name}' must be a number{kind}, not {type(value).__name__}.")
+    if not ok(value):
+        raise ValueError(f"Argument '{name}' must be {words}, not {value}.")
+    return float(value)
+
+
+def _scale(name: str, value: object) -> float | None:
+    """An optional finite positive override (``prior_sd``, ``dispersion``)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Argument '{name}' must be a number or None, not {type(value).__name__}.")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"Argument '{name}' must be finite and > 0, not {value}.")
-    return float(value)
+    return _real(name, value, lambda v: 0 < v < math.inf, "finite and > 0", " or None")
 
 
 class Adaptive:
@@ -219,18 +229,8 @@ class Adaptive:
         )
         self.budget = min(self.budget, cap)
         self._default_budget = budget is None
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
-            raise TypeError(f"Argument 'delta' must be a number, not {type(delta).__name__}.")
-        if not 0.0 < delta < 1.0:
-            raise ValueError(f"Argument 'delta' must be in (0, 1), not {delta}.")
-        self.delta = float(delta)
-        if isinstance(bias_tolerance, bool) or not isinstance(bias_tolerance, (int, float)):
-            raise TypeError(
-                f"Argument 'bias_tolerance' must be a number, not {type(bias_tolerance).__name__}."
-            )
-        if not bias_tolerance > 0:
-            raise ValueError(f"Argument 'bias_tolerance' must be > 0, not {bias_tolerance}.")
-        self.bias_tolerance = float(bias_tolerance)
+        self.delta = _real("delta", delta, lambda v: 0.0 < v < 1.0, "in (0, 1)")
+        self.bias_tolerance = _real("bias_tolerance", bias_tolerance, lambda v: v > 0, "> 0")
         self.batch = (
             max(1, self.n_items // 4) if batch is None else check.integer("batch", batch, 1)
         )
@@ -241,8 +241,8 @@ class Adaptive:
                 f"not {type(preference_mapping).__name__}."
             )
         self.preference_mapping = preference_mapping
-        self.prior_sd = _optional_positive("prior_sd", prior_sd)
-        self.dispersion = _optional_positive("dispersion", dispersion)
+        self.prior_sd = _scale("prior_sd", prior_sd)
+        self.dispersion = _scale("dispersion", dispersion)
         if repeat_correlation is not None and (
             isinstance(repeat_correlation, bool)
             or not isinstance(repeat_correlation, (int, float))
@@ -459,9 +459,8 @@ class Adaptive:
         posterior means among equals).
         """
         active = self._active()
-        fresh = active[
-            self._issued_pairs[active].sum(axis=1) + self._issued_pairs[:, active].sum(axis=0) == 0
-        ]
+        met = self._issued_pairs + self._issued_pairs.T
+        fresh = active[met[active].sum(axis=1) == 0]
         if fresh.size >= 2:
             first, second = self.rng.choice(fresh, 2, replace=False)
             return int(first), int(second)
@@ -535,7 +534,7 @@ class Adaptive:
         while self._followups and len(calls) < room:
             first, second = self._followups.pop(0)
             calls.append(self._issue(first, second))
-        # Confident already: no new duel, even while earlier calls are still out (the
+        # Confident already: no new pair, even while earlier calls are still out (the
         # orchestrator asks again after each verdict, with the rest of the batch in flight).
         if not calls and self._confident():
             return []
