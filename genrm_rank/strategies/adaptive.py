@@ -276,6 +276,8 @@ class Adaptive:
         self._issued_pairs = np.zeros((n, n), dtype=np.int64)
         """Calls issued of each ordered pair (slot 1, slot 2)."""
         self._issued = 0
+        self._seen = np.zeros(n, dtype=bool)
+        """Candidates in at least one call issued."""
         self._used = 0
         self._stopped = False
         self._limit_seen = False
@@ -459,18 +461,18 @@ class Adaptive:
         posterior means among equals).
         """
         active = self._active()
-        met = self._issued_pairs + self._issued_pairs.T
-        fresh = active[met[active].sum(axis=1) == 0]
+        fresh = active[~self._seen[active]] if not self._seen.all() else active[:0]
         if fresh.size >= 2:
             first, second = self.rng.choice(fresh, 2, replace=False)
             return int(first), int(second)
         mode = self._posterior(exact=False).params
         leader = int(fresh[0]) if fresh.size else int(active[np.argmax(mode[active])])
         rivals, z = self._gaps(leader)
-        worth = self._worth(np.array(leader), rivals)
-        worth[[frozenset((leader, int(r))) in chosen for r in rivals]] = 0.0
-        with np.errstate(divide="ignore"):
-            score = log_ndtr(-z) + np.log(worth)
+        score = log_ndtr(-z)
+        if self.judge_repeat_correlation():  # else every call is worth one verdict
+            worth = self._worth(np.array(leader), rivals)
+            score = np.where(worth > 0, score + np.log(np.maximum(worth, 1e-300)), -np.inf)
+        score[[frozenset((leader, int(r))) in chosen for r in rivals]] = -np.inf
         if np.isfinite(score).any():
             return leader, int(rivals[np.argmax(score)])
         every = np.arange(self.n_items)
@@ -553,6 +555,7 @@ class Adaptive:
         call = PairCall(first, second, -1, sample)
         self._pending.add(call)
         self._issued += 1
+        self._seen[[first, second]] = True
         return call
 
     # -- taking verdicts ---------------------------------------------------------------------
