@@ -364,14 +364,6 @@ class Adaptive:
         assert self._fit is not None
         return self._fit
 
-    def _draws(self, size: int) -> NDArray[np.float64]:
-        """Draws of the strengths from the posterior's normal approximation, one row a draw;
-        candidates set aside never top one."""
-        draws = self._posterior(exact=False).draws(size, self.rng)
-        if self._aside:
-            draws[:, self._aside] = -np.inf
-        return draws
-
     @one_blas_thread()
     def p_best(self) -> NDArray[np.float64]:
         """P(best) of each candidate under the current posterior, among those not set aside
@@ -415,7 +407,9 @@ class Adaptive:
         if not self._may_be_confident(rough):
             return False
         if self.n_items > 2:
-            tops = np.argmax(self._draws(_SCREEN_DRAWS), axis=1)
+            draws = self._posterior(exact=False).draws(_SCREEN_DRAWS, self.rng)
+            draws[:, self._aside] = -np.inf  # candidates set aside never top a draw
+            tops = np.argmax(draws, axis=1)
             # np.mean of the booleans, the same float: a count over the draws.
             if np.count_nonzero(tops == rough) / tops.size < 1.0 - self.delta - SCREEN_SHARE:
                 return False
@@ -509,9 +503,6 @@ class Adaptive:
             return (a, b) if ab < ba else (b, a)
         return (a, b) if self.rng.random() < 0.5 else (b, a)
 
-    def _room(self) -> int:
-        return min(self.budget - self._issued, self.batch - len(self._pending))
-
     @one_blas_thread()
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
         """Calls to issue now: pending reverse orders first, then new pairs (see the module).
@@ -529,7 +520,7 @@ class Adaptive:
             self._limit_seen = True
         if self._stopped or self.done:
             return []
-        room = self._room()
+        room = min(self.budget - self._issued, self.batch - len(self._pending))
         if limit is not None:
             room = min(room, max(int(limit), 0))
         calls: list[PairCall] = []
