@@ -103,6 +103,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "adaptive_p80": ("adaptive", {"delta": 0.2}),
     "adaptive_p70": ("adaptive", {"delta": 0.3}),
     "adaptive_p70_b1": ("adaptive", {"delta": 0.3, "batch": 1}),
+    "adaptive_spend": ("adaptive", {"delta": 1e-6}),
 }
 """Named adaptive settings: ``adaptive_p50`` stops once the leader's P(best) reaches 0.5 and
 keeps one call of a prompt in flight (so the stopping rule is checked after every verdict);
@@ -112,7 +113,8 @@ overrides the profile with prior sd 2, Bernoulli variance and independent repeat
 ``adaptive_independent`` overrides only the repeat correlation (0); ``adaptive_bernoulli`` and
 ``adaptive_sd2`` fix the dispersion (1) or the prior spread (2);
 ``adaptive_p90``, ``adaptive_p80`` and ``adaptive_p70`` stop at P(best) >= 0.9, 0.8 and 0.7
-(``delta`` 0.1, 0.2, 0.3); ``adaptive_p70_b1`` with one call in flight."""
+(``delta`` 0.1, 0.2, 0.3); ``adaptive_p70_b1`` with one call in flight; ``adaptive_spend``
+never stops on P(best) (``delta`` 1e-6): with a budget, it spends it."""
 JudgeFn = Callable[[int, PairCall], Verdict]
 
 

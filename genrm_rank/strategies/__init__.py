@@ -6,8 +6,8 @@ Each module holds one tournament format; :func:`make_strategy` builds one by nam
 - :mod:`~genrm_rank.strategies.knockout`: single elimination, N-1 matches.
 - :mod:`~genrm_rank.strategies.circular`: NVIDIA's RLHF pairs ``(i, (i+1) % N)``.
 - :mod:`~genrm_rank.strategies.swiss`: about log2(N)+1 rounds of similar records.
-- :mod:`~genrm_rank.strategies.adaptive`: top-two Thompson sampling for the best, stopping at a
-  confidence target.
+- :mod:`~genrm_rank.strategies.adaptive`: a first round, then leader against challenger, stopping
+  at a confidence target.
 - :mod:`~genrm_rank.strategies.baseline`: every candidate against one baseline (Arena-Hard).
 """
 

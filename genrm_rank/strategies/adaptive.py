@@ -1,4 +1,4 @@
-"""Adaptive best-of-N: top-two Thompson sampling on a Bradley-Terry posterior.
+"""Adaptive best-of-N: a top-two rule on a Bradley-Terry posterior.
 
 A fixed tournament spends the same calls on every prompt, whether its best candidate is plain
 after a few verdicts or hard to tell from the runner-up. This strategy spends them where they
@@ -17,13 +17,14 @@ decide the pick, and stops as soon as the pick is certain:
    mode (a step or two of Newton's method, not a fit from zero); its P(best) is the aggregators'
    too (importance-sampled from the exact posterior), and the result carries it, so the P(best)
    a prompt stopped on is the P(best) its ranking reports.
-2. **Next pair: top-two Thompson sampling** (Russo 2016). Draw ``theta`` from the posterior's
-   normal approximation; its arg-max is the *leader*. Draw again until another candidate tops
-   the draw; that one is the *challenger*. The leader meets the challenger. Pairs between
-   likely-best candidates are asked for most, pairs no draw cares about are never paid for. A
-   judge that copies itself (temperature 0, a replayed record) gains nothing from a repeat of an
-   ordered pair: a duel is kept with the probability that its call is new information, else
-   drawn again.
+2. **Next pair: every candidate once, then leader against challenger.** The first calls pair
+   candidates not judged yet with each other, as a knockout's first round does, so that no
+   candidate goes unseen while others are judged twice. Then the posterior mean's *leader*
+   meets the *challenger*, the rival likeliest to beat it under the posterior's normal
+   approximation (the EB-TC rule of Jourdan et al. 2022), weighed by what the call is worth:
+   a judge that copies itself (temperature 0, a replayed record) gains nothing from a repeat of
+   an ordered pair. Pairs between likely-best candidates are asked for most, pairs that cannot
+   change the pick are never paid for.
 3. **Stop** when the posterior mean's leader has ``P(best) >= 1 - delta`` (``delta``), when the
    budget is spent, or at ``2 N (N - 1)`` calls (each ordered pair twice), whichever is first. A
    budget that stops it first makes the result ``budget_bound`` (the default budget, ``4 N``, is
@@ -35,11 +36,12 @@ decide the pick, and stops as soon as the pick is certain:
    finished first, on concurrency, or on a resume.
 5. **Swap only where it pays** (``swap="auto"``). A pair is first judged in one order (the
    order it was judged in less often; a seeded coin when equal). The reverse order is asked for
-   at once only while the bias is not known to within ``bias_tolerance`` log-odds, or when the
-   verdict is close (ranking 3, 3.5 or 4: slot-1 bias could have decided it). A pair that
-   decides the result is one Thompson sampling keeps drawing, and its next visit takes the order
-   judged less often, i.e. the reverse (``benchmarks/README.md`` measures the alternatives).
-6. **Batches.** Up to ``batch`` calls of a prompt are in flight at once, all drawn from the same
+   at once only while the bias is not known to within ``bias_tolerance`` log-odds: a known
+   bias is taken out of each verdict by the posterior, so a second call is worth more on the
+   pair the leader meets next. A pair that decides the result is one the leader keeps meeting,
+   and its next visit takes the order judged less often, i.e. the reverse
+   (``benchmarks/README.md`` measures the alternatives).
+6. **Batches.** Up to ``batch`` calls of a prompt are in flight at once, all chosen on the same
    posterior (distinct pairs where possible), so that a serving window stays full.
 7. **Ties and failures** never take a coin while evidence can decide: a tie verdict (3.5) is an
    outcome of 0.5, a failed verdict adds nothing and the pair stays eligible, and an exactly tied
@@ -53,9 +55,10 @@ Figures (calls, accuracy, calibration, cost per proposal) are in ``benchmarks/RE
 
 References
 ----------
+Jourdan, Degenne, Baudry, de Heide & Kaufmann, "Top Two Algorithms Revisited", NeurIPS 2022
+(arXiv:2206.05979): the empirical-best leader and its transportation-cost challenger (EB-TC).
 Russo, "Simple Bayesian Algorithms for Best Arm Identification", COLT 2016 (arXiv:1602.08448):
-top-two Thompson sampling. Wu & Liu, "Double Thompson Sampling for Dueling Bandits", NeurIPS
-2016 (arXiv:1604.07101): the leader/challenger duel. Bradley & Terry, "Rank analysis of
+top-two sampling. Bradley & Terry, "Rank analysis of
 incomplete block designs", Biometrika 39 (1952). Zheng et al., "Judging LLM-as-a-Judge with
 MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685), for position bias and swapping.
 Wedderburn, "Quasi-likelihood functions, generalized linear models, and the Gauss-Newton
@@ -65,12 +68,14 @@ method", Biometrika 61 (1974): the dispersion. Kish, "Survey Sampling" (1965): t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import log_ndtr
 
 from genrm_rank import validate as check
 from genrm_rank.aggregators import BradleyTerryPosterior, BradleyTerryPrior, bradley_terry_posterior
@@ -89,8 +94,6 @@ __all__ = [
 
 DEFAULT_DELTA = 0.05
 """Default confidence target: stop once the pick's P(best) reaches 0.95."""
-CLOSE_MARGIN = 0.1 + 1e-9
-"""A verdict whose preference is within this of 0.5 is close (rankings 3, 3.5 and 4)."""
 TIE_TOLERANCE = 1e-9
 """Posterior means within this distance are an exact tie."""
 SET_ASIDE_FAILURES = 3
@@ -104,8 +107,7 @@ SCREEN_MARGIN = 1.0
 SCREEN_SHARE = 0.1
 """P(best) is drawn only when the leader tops at least ``1 - delta - SCREEN_SHARE`` of 256
 draws from the normal approximation (see :meth:`Adaptive._confident`)."""
-_MAX_RESAMPLES = 64
-_REPEATS = 3
+_SCREEN_DRAWS = 256
 _NORMAL = NormalDist()
 
 
@@ -127,18 +129,27 @@ def default_budget(n_items: int) -> int:
     return min(4 * n_items, max_calls(n_items))
 
 
-def _optional_positive(name: str, value: object) -> float | None:
-    if value is None:
-        return None
+def _real(
+    name: str, value: object, ok: Callable[[float], bool], words: str, kind: str = ""
+) -> float:
+    """``value`` as a float if it is a number that ``ok`` accepts; else ``TypeError`` or
+    ``ValueError`` naming the argument (``kind``: what else the type check lets through)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Argument '{name}' must be a number or None, not {type(value).__name__}.")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"Argument '{name}' must be finite and > 0, not {value}.")
+        raise TypeError(f"Argument '{name}' must be a number{kind}, not {type(value).__name__}.")
+    if not ok(value):
+        raise ValueError(f"Argument '{name}' must be {words}, not {value}.")
     return float(value)
 
 
+def _scale(name: str, value: object) -> float | None:
+    """An optional finite positive override (``prior_sd``, ``dispersion``)."""
+    if value is None:
+        return None
+    return _real(name, value, lambda v: 0 < v < math.inf, "finite and > 0", " or None")
+
+
 class Adaptive:
-    """Top-two Thompson sampling for the best candidate, on the judge profile's posterior.
+    """Leader against challenger for the best candidate, on the judge profile's posterior.
 
     Parameters
     ----------
@@ -164,7 +175,7 @@ class Adaptive:
         Calls in flight at once for this prompt; default ``max(1, N // 4)``.
     bias_tolerance : float
         Standard error (log-odds) of the profile's position bias under which it counts as
-        known (then a pair's reverse order is asked for only after a close verdict).
+        known (then a pair's reverse order is not asked for at once).
     p_best_draws : int
         Posterior draws for P(best) at each stopping check.
     preference_mapping : callable, optional
@@ -218,18 +229,8 @@ class Adaptive:
         )
         self.budget = min(self.budget, cap)
         self._default_budget = budget is None
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
-            raise TypeError(f"Argument 'delta' must be a number, not {type(delta).__name__}.")
-        if not 0.0 < delta < 1.0:
-            raise ValueError(f"Argument 'delta' must be in (0, 1), not {delta}.")
-        self.delta = float(delta)
-        if isinstance(bias_tolerance, bool) or not isinstance(bias_tolerance, (int, float)):
-            raise TypeError(
-                f"Argument 'bias_tolerance' must be a number, not {type(bias_tolerance).__name__}."
-            )
-        if not bias_tolerance > 0:
-            raise ValueError(f"Argument 'bias_tolerance' must be > 0, not {bias_tolerance}.")
-        self.bias_tolerance = float(bias_tolerance)
+        self.delta = _real("delta", delta, lambda v: 0.0 < v < 1.0, "in (0, 1)")
+        self.bias_tolerance = _real("bias_tolerance", bias_tolerance, lambda v: v > 0, "> 0")
         self.batch = (
             max(1, self.n_items // 4) if batch is None else check.integer("batch", batch, 1)
         )
@@ -240,8 +241,8 @@ class Adaptive:
                 f"not {type(preference_mapping).__name__}."
             )
         self.preference_mapping = preference_mapping
-        self.prior_sd = _optional_positive("prior_sd", prior_sd)
-        self.dispersion = _optional_positive("dispersion", dispersion)
+        self.prior_sd = _scale("prior_sd", prior_sd)
+        self.dispersion = _scale("dispersion", dispersion)
         if repeat_correlation is not None and (
             isinstance(repeat_correlation, bool)
             or not isinstance(repeat_correlation, (int, float))
@@ -272,8 +273,11 @@ class Adaptive:
         self._judgements: list[Judgement] = []
         self._pending: set[PairCall] = set()
         self._followups: list[tuple[int, int]] = []
-        self._order_count: dict[tuple[int, int], int] = {}
+        self._issued_pairs = np.zeros((n, n), dtype=np.int64)
+        """Calls issued of each ordered pair (slot 1, slot 2)."""
         self._issued = 0
+        self._seen = np.zeros(n, dtype=bool)
+        """Candidates in at least one call issued."""
         self._used = 0
         self._stopped = False
         self._limit_seen = False
@@ -290,9 +294,6 @@ class Adaptive:
         self._fit_at = -1
         self._exact = False
         self._p_best: NDArray[np.float64] | None = None
-        self._tops: list[int] = []
-        """Which candidate tops each unused posterior draw (last first)."""
-        self._tops_at = (-1, 0)
         self._decided_at = (-1, 0)
         self._decided = False
         """The last stopping check and the state it was made in (made once a state)."""
@@ -336,14 +337,6 @@ class Adaptive:
             self._active_of = (len(self._aside), active)
         return self._active_of[1]
 
-    def _worth(self, first: int, second: int) -> float:
-        """Information a call of this ordered pair adds, in fresh verdicts (1 when unjudged)."""
-        k = float(self._count[first, second])
-        if not k:
-            return 1.0
-        rho = self.judge_repeat_correlation()
-        return (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (k - 1.0) * rho)
-
     # -- posterior ---------------------------------------------------------------------------
     # The fits and draws work on a few candidates, where the BLAS pool would only spin: every
     # public entry point that fits or draws (next_pairs, done, result, p_best, posterior) runs
@@ -354,8 +347,8 @@ class Adaptive:
 
         ``exact``: Newton's method to ``FIT_TOL`` (what P(best), the stop and the result use).
         Otherwise one Newton step from the last posterior, the online update of the Laplace
-        approximation: what Thompson sampling draws from between stopping checks, at the cost
-        of one factorisation.
+        approximation: what the proposals and the stopping screens use, at the cost of one
+        factorisation.
         """
         if self._fit_at != self._used or (exact and not self._exact):
             rho = self.judge_repeat_correlation()
@@ -375,8 +368,7 @@ class Adaptive:
         """Draws of the strengths from the posterior's normal approximation, one row a draw;
         candidates set aside never top one."""
         draws = self._posterior(exact=False).draws(size, self.rng)
-        if self._aside:
-            draws[:, self._aside] = -np.inf
+        draws[:, self._aside] = -np.inf
         return draws
 
     @one_blas_thread()
@@ -422,7 +414,7 @@ class Adaptive:
         if not self._may_be_confident(rough):
             return False
         if self.n_items > 2:
-            tops = np.argmax(self._draws(4 * _MAX_RESAMPLES), axis=1)
+            tops = np.argmax(self._draws(_SCREEN_DRAWS), axis=1)
             # np.mean of the booleans, the same float: a count over the draws.
             if np.count_nonzero(tops == rough) / tops.size < 1.0 - self.delta - SCREEN_SHARE:
                 return False
@@ -442,126 +434,83 @@ class Adaptive:
         ``SCREEN_MARGIN`` of the ``1 - delta`` quantile. A stop the screen delays costs one
         call; a stop it allows is decided by P(best) itself.
         """
+        return float(self._gaps(leader)[1].min()) >= self._screen_z
+
+    def _gaps(self, leader: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The active rivals of ``leader``, and its standardised gap to each (one-step
+        posterior's normal approximation)."""
         fit = self._posterior(exact=False)
         cov = fit.covariance
         active = self._active()
         rivals = active[active != leader]
         gap = fit.params[leader] - fit.params[rivals]
         variance = cov[leader, leader] + cov[rivals, rivals] - 2.0 * cov[leader, rivals]
-        z = float((gap / np.sqrt(np.maximum(variance, 1e-300))).min())
-        return z >= self._screen_z
+        return rivals, gap / np.sqrt(np.maximum(variance, 1e-300))
 
     # -- proposing ---------------------------------------------------------------------------
-    def _duel(self) -> tuple[int, int]:
-        """One leader-challenger pair by top-two Thompson sampling.
-
-        The leader tops a posterior draw; Russo's challenger tops the first later draw that
-        another candidate tops. Draws come in blocks of ``_MAX_RESAMPLES`` (one triangular
-        solve a block, not a draw), and each duel takes the next unused ones.
-        """
-        leader = self._next_top()
-        for _ in range(_MAX_RESAMPLES):
-            other = self._next_top()
-            if other != leader:
-                return leader, other
-        # The posterior is sure of the leader: its nearest rival by posterior mean.
-        mode = self._posterior(exact=False).params.copy()
-        mode[leader] = -np.inf
-        mode[self._aside] = -np.inf
-        return leader, int(np.argmax(mode))
-
-    def _next_top(self) -> int:
-        """The candidate that tops the next posterior draw."""
-        if self._tops_at != (self._used, len(self._aside)) or not self._tops:
-            self._tops = np.argmax(self._draws(_MAX_RESAMPLES), axis=1).tolist()[::-1]
-            self._tops_at = (self._used, len(self._aside))
-        return int(self._tops.pop())
-
     def _propose(self, chosen: set[frozenset[int]]) -> tuple[int, int]:
-        """A Thompson duel not in ``chosen``, kept with the probability that it is new.
+        """The next pair: first every candidate once, in disjoint pairs (a knockout's first
+        round); then the posterior mean's leader against the rival likeliest to beat it.
 
-        A duel is kept with probability :meth:`_worth` of its next call (1 for a pair not judged
-        in that order; 0 for a repeat of a judge that copies itself) and drawn again otherwise.
-        When no draw is kept (or the same duel comes back ``_REPEATS`` times in a row), the most
-        informative pair not chosen is asked for, the one of the highest posterior means among
-        equals: the leader against a rival it has not met, rather than a pair whose verdicts are
-        known already.
+        The rival maximises ``P(rival beats leader) * worth`` under the normal approximation,
+        ``worth`` the information of the pair's next call (:meth:`_worth`): Jourdan et al.'s
+        EB-TC challenger, weighed by what a repeat is worth. A pair in ``chosen`` (in flight or
+        in this batch) is not asked for twice while another is left; when no rival of the
+        leader is worth a call, the pair of the most information is (of the highest summed
+        posterior means among equals).
         """
-        pair = self._duel()
-        best: tuple[float, tuple[int, int]] | None = None
-        repeats = 0
-        for _ in range(_MAX_RESAMPLES):
-            if frozenset(pair) not in chosen:
-                worth = self._worth(*self._next_order(*pair))
-                if worth >= 1.0 or self.rng.random() < worth:  # no coin for a fresh call
-                    return pair
-                if best is None or worth > best[0]:
-                    best = (worth, pair)
-            previous, pair = pair, self._duel()
-            # A posterior sure of its leader returns the same chosen duel again and again:
-            # after a few repeats the search below finds what further draws would not.
-            repeats = repeats + 1 if pair == previous else 0
-            if repeats >= _REPEATS:
-                break
-        top = self._most_informative(chosen)
-        if top is not None and (best is None or top[0] > best[0] + 1e-12):
-            return top[1]
-        return pair if best is None else best[1]
-
-    def _most_informative(
-        self, chosen: set[frozenset[int]]
-    ) -> tuple[float, tuple[int, int]] | None:
-        """The unchosen pair of the most information, then of the highest summed posterior
-        means (the last such pair in ``(a, b)`` order): every pair at once, in arrays."""
-        n = self.n_items
+        active = self._active()
+        fresh = active[~self._seen[active]] if not self._seen.all() else active[:0]
+        if fresh.size >= 2:
+            first, second = self.rng.choice(fresh, 2, replace=False)
+            return int(first), int(second)
         mode = self._posterior(exact=False).params
-        issued = np.zeros((n, n))
-        for (a, b), count in self._order_count.items():
-            issued[a, b] = count
-        # The order a visit would take (_next_order), and its ordered pair's usable verdicts.
-        if self.swap == "none":
-            k = self._count
-        else:
-            k = np.where(issued.T < issued, self._count.T, self._count)
+        leader = int(fresh[0]) if fresh.size else int(active[np.argmax(mode[active])])
+        rivals, z = self._gaps(leader)
+        score = log_ndtr(-z)
+        if self.judge_repeat_correlation():  # else every call is worth one verdict
+            worth = self._worth(np.array(leader), rivals)
+            score = np.where(worth > 0, score + np.log(np.maximum(worth, 1e-300)), -np.inf)
+        score[[frozenset((leader, int(r))) in chosen for r in rivals]] = -np.inf
+        if np.isfinite(score).any():
+            return leader, int(rivals[np.argmax(score)])
+        every = np.arange(self.n_items)
+        worth = np.triu(self._worth(every[:, None], every[None, :]), 1)
+        open_ = np.triu(np.ones_like(worth, dtype=bool), 1)
+        open_[self._aside, :] = open_[:, self._aside] = False
+        for pair in chosen:
+            open_[min(pair), max(pair)] = False
+        if not open_.any():  # every pair is out already: the likeliest rival again
+            return leader, int(rivals[np.argmin(z)])
+        worth[~open_] = -np.inf
+        summed = np.where(worth == worth.max(), mode[:, None] + mode[None, :], -np.inf)
+        flat = int(np.flatnonzero(summed == summed.max())[-1])
+        return flat // self.n_items, flat % self.n_items
+
+    def _worth(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
+        """What the next call of each pair ``(a, b)`` adds, in fresh verdicts, in the order it
+        would take (:meth:`_ordered`): 1 for an order not judged yet, less for a repeat of a
+        judge that copies itself (:meth:`judge_repeat_correlation`)."""
+        issued = self._issued_pairs
+        k = self._count[a, b]
+        if self.swap != "none":
+            k = np.where(issued[b, a] < issued[a, b], self._count[b, a], k)
         rho = self.judge_repeat_correlation()
         seen = np.maximum(k, 1.0)  # k = 0 is worth 1; keep its formula finite at rho = 1
-        worth = np.where(k > 0, (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (seen - 1.0) * rho), 1.0)
-        open_ = np.triu(np.ones((n, n), dtype=bool), 1)
-        open_[self._aside, :] = False
-        open_[:, self._aside] = False
-        for pair in chosen:
-            a, b = sorted(pair)
-            open_[a, b] = False
-        if not open_.any():
-            return None
-        value = np.where(open_, worth, -np.inf)
-        most = value == value.max()
-        summed = np.where(most, mode[:, None] + mode[None, :], -np.inf)
-        flat = int(np.flatnonzero(summed == summed.max())[-1])
-        return float(value.max()), (flat // n, flat % n)
-
-    def _next_order(self, a: int, b: int) -> tuple[int, int]:
-        """The order :meth:`_ordered` would take, without a coin (``(a, b)`` when equal)."""
-        if self.swap == "none":
-            return a, b
-        ab, ba = self._order_count.get((a, b), 0), self._order_count.get((b, a), 0)
-        return (b, a) if ba < ab else (a, b)
+        return np.where(k > 0, (k + 1.0) / (1.0 + k * rho) - k / (1.0 + (seen - 1.0) * rho), 1.0)
 
     def _ordered(self, a: int, b: int) -> tuple[int, int]:
         """The order judged less often so far; a coin when equal (``"none"``: as given)."""
         if self.swap == "none":
             return a, b
-        ab, ba = self._order_count.get((a, b), 0), self._order_count.get((b, a), 0)
+        ab, ba = self._issued_pairs[a, b], self._issued_pairs[b, a]
         if ab != ba:
             return (a, b) if ab < ba else (b, a)
         return (a, b) if self.rng.random() < 0.5 else (b, a)
 
-    def _room(self) -> int:
-        return min(self.budget - self._issued, self.batch - len(self._pending))
-
     @one_blas_thread()
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
-        """Calls to issue now: pending reverse orders first, then Thompson duels.
+        """Calls to issue now: pending reverse orders first, then new pairs (see the module).
 
         The first ``limit`` given (the orchestrator's per-prompt budget, before any call) sets
         :attr:`budget` (see the class parameters).
@@ -576,14 +525,14 @@ class Adaptive:
             self._limit_seen = True
         if self._stopped or self.done:
             return []
-        room = self._room()
+        room = min(self.budget - self._issued, self.batch - len(self._pending))
         if limit is not None:
             room = min(room, max(int(limit), 0))
         calls: list[PairCall] = []
         while self._followups and len(calls) < room:
             first, second = self._followups.pop(0)
             calls.append(self._issue(first, second))
-        # Confident already: no new duel, even while earlier calls are still out (the
+        # Confident already: no new pair, even while earlier calls are still out (the
         # orchestrator asks again after each verdict, with the rest of the batch in flight).
         if not calls and self._confident():
             return []
@@ -597,11 +546,12 @@ class Adaptive:
         return calls
 
     def _issue(self, first: int, second: int) -> PairCall:
-        sample = self._order_count.get((first, second), 0)
-        self._order_count[(first, second)] = sample + 1
+        sample = int(self._issued_pairs[first, second])
+        self._issued_pairs[first, second] += 1
         call = PairCall(first, second, -1, sample)
         self._pending.add(call)
         self._issued += 1
+        self._seen[[first, second]] = True
         return call
 
     # -- taking verdicts ---------------------------------------------------------------------
@@ -621,8 +571,9 @@ class Adaptive:
         self._sum[call.first, call.second] += p
         self._sum_sq[call.first, call.second] += p * p
         self._used += 1
-        if not self._stopped and self._wants_reverse(call, p):
-            self._followups.append((call.second, call.first))
+        wanted = self.swap == "both" or (self.swap == "auto" and not self.bias_known)
+        if wanted and not self._stopped and not self._issued_pairs[call.second, call.first]:
+            self._followups.append((call.second, call.first))  # its first visit: both orders
 
     def _record_failure(self, first: int, second: int) -> None:
         """Count a failed verdict against both candidates; set aside one the judge keeps
@@ -647,16 +598,6 @@ class Adaptive:
                     f"verdicts and none usable (against candidates "
                     f"{sorted(self._failed_with[me])}); it is not picked"
                 )
-
-    def _wants_reverse(self, call: PairCall, preference: float) -> bool:
-        """Whether to ask for the reverse order of a pair just judged for the first time."""
-        if self.swap in ("random", "none"):
-            return False
-        if self._order_count.get((call.second, call.first), 0) > 0:
-            return False  # the reverse order was judged already
-        if self.swap == "both" or not self.bias_known:
-            return True
-        return abs(preference - 0.5) <= CLOSE_MARGIN
 
     # -- Scheduler protocol ------------------------------------------------------------------
     @property
