@@ -363,9 +363,13 @@ async def arank_many(
     statistics, or to save the profile it learnt, use :class:`~genrm_rank.runner.Runner` itself.
     """
     runner = Runner(
-        judge, resolve_spec(spec, fields, RANK_DEFAULTS), concurrency=concurrency,
-        max_calls=max_calls, max_tokens=max_tokens, judge_profile=judge_profile,
-    )  # fmt: skip
+        judge,
+        resolve_spec(spec, fields, RANK_DEFAULTS),
+        concurrency=concurrency,
+        max_calls=max_calls,
+        max_tokens=max_tokens,
+        judge_profile=judge_profile,
+    )
     async for result in runner.run(prompts):
         yield result
 
@@ -432,6 +436,12 @@ def leaderboard(
     if not first:
         raise ValueError("Argument 'results' holds no usable game.")
     return fit_leaderboard(
-        first, second, np.array(outcome), fit_position_bias=fit_position_bias,
-        bootstrap_rounds=bootstrap_rounds, seed=seed, confidence=confidence, clusters=clusters,
-    )  # fmt: skip
+        first,
+        second,
+        np.array(outcome),
+        fit_position_bias=fit_position_bias,
+        bootstrap_rounds=bootstrap_rounds,
+        seed=seed,
+        confidence=confidence,
+        clusters=clusters,
+    )

@@ -43,16 +43,27 @@ _RAW_LIMIT = 200
 
 
 _UNAVAILABLE_HINTS = (
-    ("HTTP 429", "the server rate-limits the run: lower argument 'concurrency', or ask for a "
-     "higher rate limit"),
-    ("timed out", "no answer came within the timeout: raise argument 'timeout' (a GenRM's "
-     "reasoning can take minutes), or check that the server is generating"),
-    ("'choices' is empty", "the server answered 200 with no choices: check the server's log "
-     "and argument 'model'"),
-    ("malformed response", "the endpoint does not answer like an OpenAI API (a proxy or login "
-     "page?): check argument 'endpoints'"),
+    (
+        "HTTP 429",
+        "the server rate-limits the run: lower argument 'concurrency', or ask for a "
+        "higher rate limit",
+    ),
+    (
+        "timed out",
+        "no answer came within the timeout: raise argument 'timeout' (a GenRM's "
+        "reasoning can take minutes), or check that the server is generating",
+    ),
+    (
+        "'choices' is empty",
+        "the server answered 200 with no choices: check the server's log and argument 'model'",
+    ),
+    (
+        "malformed response",
+        "the endpoint does not answer like an OpenAI API (a proxy or login "
+        "page?): check argument 'endpoints'",
+    ),
     ("HTTP 5", "the server fails every request: see its log"),
-)  # fmt: skip
+)
 """Hints for an unanswered request, by the first words of its error that match."""
 
 

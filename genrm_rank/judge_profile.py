@@ -45,8 +45,12 @@ __all__ = [
 PROFILE_FORMAT = "genrm_rank.judge_profile/1"
 """The ``format`` field of a saved profile."""
 _POSITIVE_FIELDS = (
-    "position_bias_stderr", "dispersion", "dispersion_df", "strength_sd", "strength_df",
-)  # fmt: skip
+    "position_bias_stderr",
+    "dispersion",
+    "dispersion_df",
+    "strength_sd",
+    "strength_df",
+)
 
 
 def _number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
@@ -223,9 +227,17 @@ class _Bucket:
         c = 1.0 / (1.0 + np.maximum(self.count - 1.0, 0.0) * rho)
         size, n = self.theta.shape
         return _Pairs(
-            self.first, self.second, self.weight * c, self.wins * c, self.wins_sq * c, n, n,
-            self.prompt, size, gamma,
-        )  # fmt: skip
+            self.first,
+            self.second,
+            self.weight * c,
+            self.wins * c,
+            self.wins_sq * c,
+            n,
+            n,
+            self.prompt,
+            size,
+            gamma,
+        )
 
 
 def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
@@ -259,9 +271,15 @@ def _buckets(prompts: Sequence[Comparisons]) -> list[_Bucket]:
         spread = weighted_bincount(cell, (c.outcome - (outcomes / count)[cell]) ** 2, len(pairs))
         index = np.full(len(pairs), len(by_size.get(n, [])), dtype=np.int64)
         by_size.setdefault(n, []).append(
-            [index, pairs // n, pairs % n, *_moments(cell, len(pairs), c.weight, c.outcome),
-             count, spread]
-        )  # fmt: skip
+            [
+                index,
+                pairs // n,
+                pairs % n,
+                *_moments(cell, len(pairs), c.weight, c.outcome),
+                count,
+                spread,
+            ]
+        )
     buckets = []
     for n in sorted(by_size):
         columns = [np.concatenate(column) for column in zip(*by_size[n], strict=True)]
@@ -340,9 +358,11 @@ def _maximise(f: Any, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDAr
         for i in range(2):
             hess[i, i] = (f(x + eye[i]) - 2 * current + f(x - eye[i])) / h**2
         hess[0, 1] = hess[1, 0] = (
-            f(x + eye[0] + eye[1]) - f(x + eye[0] - eye[1])
-            - f(x - eye[0] + eye[1]) + f(x - eye[0] - eye[1])
-        ) / (4 * h * h)  # fmt: skip
+            f(x + eye[0] + eye[1])
+            - f(x + eye[0] - eye[1])
+            - f(x - eye[0] + eye[1])
+            + f(x - eye[0] - eye[1])
+        ) / (4 * h * h)
         if np.all(np.linalg.eigvalsh(hess) < 0):
             step = -np.linalg.solve(hess, grad)
         else:  # not concave here: a cautious step up the gradient

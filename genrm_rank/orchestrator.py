@@ -117,12 +117,18 @@ class PromptJob:
         """The judge request for one call of this job."""
         ids, first, second = self.candidate_ids, call.first, call.second
         return PairRequest(
-            conversation=self.conversation, response_1=self.candidates[first],
-            response_2=self.candidates[second], principle=self.principle,
-            prompt_id=self.prompt_id, index_1=first, index_2=second,
-            id_1=None if ids is None else ids[first], id_2=None if ids is None else ids[second],
-            sample=call.sample, attempt=attempt,
-        )  # fmt: skip
+            conversation=self.conversation,
+            response_1=self.candidates[first],
+            response_2=self.candidates[second],
+            principle=self.principle,
+            prompt_id=self.prompt_id,
+            index_1=first,
+            index_2=second,
+            id_1=None if ids is None else ids[first],
+            id_2=None if ids is None else ids[second],
+            sample=call.sample,
+            attempt=attempt,
+        )
 
 
 @dataclass

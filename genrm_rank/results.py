@@ -360,9 +360,13 @@ def build_ranking(
         )
     if spec.bootstrap_rounds > 0 and usable:
         boot = bootstrap_bradley_terry(
-            comparisons, bootstrap_rounds=spec.bootstrap_rounds, seed=seed, alpha=spec.alpha,
-            fit_position_bias=position_bias, confidence=confidence,
-        )  # fmt: skip
+            comparisons,
+            bootstrap_rounds=spec.bootstrap_rounds,
+            seed=seed,
+            alpha=spec.alpha,
+            fit_position_bias=position_bias,
+            confidence=confidence,
+        )
         lower, upper = boot.lower, boot.upper
     else:
         z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
@@ -453,14 +457,29 @@ def build_ranking(
     else:
         status = "complete"
     return Ranking(
-        candidates=tuple(job.candidates), order=tuple(order), best=best, scores=scores,
-        calls=run.calls, failed_calls=run.failed_calls, usage=run.usage, budget=job.budget,
-        status=status, strategy=spec.strategy, swap=spec.swap, position_bias=fit.position_bias,
-        consistency=consistency_report(judgements), connected=connected,
-        components=tuple(components), cycles=tuple(cycles), notes=tuple(notes),
-        judgements=tuple(judgements), confidence=confidence, candidate_ids=ids,
-        cached=run.cached, champion=champion,
-    )  # fmt: skip
+        candidates=tuple(job.candidates),
+        order=tuple(order),
+        best=best,
+        scores=scores,
+        calls=run.calls,
+        failed_calls=run.failed_calls,
+        usage=run.usage,
+        budget=job.budget,
+        status=status,
+        strategy=spec.strategy,
+        swap=spec.swap,
+        position_bias=fit.position_bias,
+        consistency=consistency_report(judgements),
+        connected=connected,
+        components=tuple(components),
+        cycles=tuple(cycles),
+        notes=tuple(notes),
+        judgements=tuple(judgements),
+        confidence=confidence,
+        candidate_ids=ids,
+        cached=run.cached,
+        champion=champion,
+    )
 
 
 TIE_TOLERANCE = 1e-9

@@ -251,10 +251,16 @@ class Runner:
         self._stride = 1
         self._takes_profile = "profile" in inspect.signature(STRATEGIES[spec.strategy]).parameters
         self.orchestrator = Orchestrator(
-            judge, max_in_flight=concurrency, retries=spec.retries, batch_size=batch_size,
-            max_calls=max_calls, max_tokens=max_tokens, on_progress=on_progress,
-            admission=admission, failure_watch=failure_watch,
-        )  # fmt: skip
+            judge,
+            max_in_flight=concurrency,
+            retries=spec.retries,
+            batch_size=batch_size,
+            max_calls=max_calls,
+            max_tokens=max_tokens,
+            on_progress=on_progress,
+            admission=admission,
+            failure_watch=failure_watch,
+        )
 
     @property
     def stats(self) -> JudgeStatistics:
@@ -310,15 +316,24 @@ class Runner:
         if getattr(STRATEGIES[spec.strategy], "takes_candidate_ids", False):
             options["candidate_ids"] = ids  # a baseline names candidates by id
         scheduler = make_strategy(
-            spec.strategy, len(groups.first), swap=spec.swap, samples=spec.samples,
-            seed=seeds.strategy, preference_mapping=spec.preference_mapping, **options,
-        )  # fmt: skip
+            spec.strategy,
+            len(groups.first),
+            swap=spec.swap,
+            samples=spec.samples,
+            seed=seeds.strategy,
+            preference_mapping=spec.preference_mapping,
+            **options,
+        )
         job = PromptJob(
-            conversation=prompt.conversation, scheduler=scheduler, principle=prompt.principle,
-            candidates=[prompt.candidates[i] for i in groups.first], prompt_id=prompt.prompt_id,
+            conversation=prompt.conversation,
+            scheduler=scheduler,
+            principle=prompt.principle,
+            candidates=[prompt.candidates[i] for i in groups.first],
+            prompt_id=prompt.prompt_id,
             candidate_ids=None if ids is None else [ids[i] for i in groups.first],
-            budget=spec.budget, key=(prompt, groups),
-        )  # fmt: skip
+            budget=spec.budget,
+            key=(prompt, groups),
+        )
         return job, seeds.aggregation
 
     def result(

@@ -185,9 +185,14 @@ _Function = Callable[[Array], Array]
 
 
 def _minimise(
-    objective: _Function, gradient: _Function, hessian: _Function, n: int, x0: Array,
-    max_iter: int, tol: float,
-) -> _Solution:  # fmt: skip
+    objective: _Function,
+    gradient: _Function,
+    hessian: _Function,
+    n: int,
+    x0: Array,
+    max_iter: int,
+    tol: float,
+) -> _Solution:
     """Newton's method with a backtracking (Armijo) line search, keeping ``theta`` centred.
 
     ``x0`` is one problem or a stack of independent ones (a row each, each with its own step
@@ -222,9 +227,10 @@ def _minimise(
 def _moments(index: Index, size: int, w: Array, o: Array) -> tuple[Array, Array, Array]:
     """Sums of ``w``, ``w o`` and ``w o^2`` per ``index`` (the pair totals of every fit)."""
     return (
-        weighted_bincount(index, w, size), weighted_bincount(index, w * o, size),
+        weighted_bincount(index, w, size),
+        weighted_bincount(index, w * o, size),
         weighted_bincount(index, w * o * o, size),
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -257,9 +263,14 @@ class _Pairs:
         """The pairs with weight of per-ordered-pair total matrices, for ``size`` parameters."""
         rows, cols = np.nonzero(weight)
         return cls(
-            rows.astype(np.int64), cols.astype(np.int64), weight[rows, cols], wins[rows, cols],
-            wins_sq[rows, cols], weight.shape[0], size,
-        )  # fmt: skip
+            rows.astype(np.int64),
+            cols.astype(np.int64),
+            weight[rows, cols],
+            wins[rows, cols],
+            wins_sq[rows, cols],
+            weight.shape[0],
+            size,
+        )
 
     @property
     def total(self) -> float:
@@ -338,9 +349,14 @@ class _Pairs:
 
     def minimise(self, prior: _Gaussian, x0: Array, max_iter: int, tol: float) -> _Solution:
         return _minimise(
-            lambda x: self.objective(x, prior), lambda x: self.gradient(x, prior),
-            lambda x: self.hessian(x, prior), self.n, x0, max_iter, tol,
-        )  # fmt: skip
+            lambda x: self.objective(x, prior),
+            lambda x: self.gradient(x, prior),
+            lambda x: self.hessian(x, prior),
+            self.n,
+            x0,
+            max_iter,
+            tol,
+        )
 
     def own_dispersion(self, x: Array) -> tuple[float, float]:
         """The moment estimate of ``phi`` at ``x``, ``sum w (o - p)^2 / sum w p (1 - p)`` times
@@ -500,9 +516,12 @@ class _Posterior:
     """The Gaussian prior (``alpha ||x||^2`` is one of precision ``2 alpha``)."""
 
     def _log_weights(
-        self, n_items: int, root: Array, z: Array,
+        self,
+        n_items: int,
+        root: Array,
+        z: Array,
         scale: Array,
-    ) -> tuple[Array, Array]:  # fmt: skip
+    ) -> tuple[Array, Array]:
         """Student-t draws ``mode + root z / sqrt(scale)`` (one a column), and log weights."""
         size = self.mode.shape[0]
         x = self.mode[:, None] + root @ (z / np.sqrt(scale))
@@ -807,22 +826,34 @@ class BradleyTerryFit:
 
 
 def _p_best(
-    params: Array, covariance: Array, posterior: _Posterior | None, n_samples: int,
-    seed: SeedLike, among: ArrayLike | None,
-) -> Array:  # fmt: skip
+    params: Array,
+    covariance: Array,
+    posterior: _Posterior | None,
+    n_samples: int,
+    seed: SeedLike,
+    among: ArrayLike | None,
+) -> Array:
     """P(best) by quadrature, importance sampling, or the normal approximation (see
     :meth:`BradleyTerryFit.p_best`); the one function every P(best) of this module uses."""
     with _threads_for(params.shape[0]):
         return _draw_p_best(
-            params, covariance, posterior, n_samples, np.random.default_rng(seed),
+            params,
+            covariance,
+            posterior,
+            n_samples,
+            np.random.default_rng(seed),
             None if among is None else _among(among, params.shape[0]),
-        )  # fmt: skip
+        )
 
 
 def _draw_p_best(
-    params: Array, covariance: Array, posterior: _Posterior | None, n_samples: int,
-    rng: np.random.Generator, among: Index | None,
-) -> Array:  # fmt: skip
+    params: Array,
+    covariance: Array,
+    posterior: _Posterior | None,
+    n_samples: int,
+    rng: np.random.Generator,
+    among: Index | None,
+) -> Array:
     n = int(params.shape[0])
     if among is not None and among.size == 1:
         alone = np.zeros(n)
@@ -905,9 +936,10 @@ def _threads_for(n_params: int) -> AbstractContextManager[None]:
 
 def _refuse(ident: Identification) -> None:
     raise ComparisonGraphError(
-        "With alpha=0 the Bradley-Terry fit needs a finite, unique MLE, but " + ident.reason
+        "With alpha=0 the Bradley-Terry fit needs a finite, unique MLE, but "
+        + ident.reason
         + ". Pass alpha > 0 (a prior), or collect the missing comparisons."
-    )  # fmt: skip
+    )
 
 
 def _check_options(alpha: float, max_iter: int, tol: float) -> None:
@@ -1030,9 +1062,14 @@ def repeat_weights(first: ArrayLike, second: ArrayLike, correlation: float) -> A
 
 
 def _fit_with_prior(
-    pairs: _Pairs, prior: BradleyTerryPrior, x0: Array, max_iter: int, tol: float,
-    method: CovarianceMethod, phi0: float | None = None,
-) -> tuple[_Solution, _Posterior, Array, Array | None]:  # fmt: skip
+    pairs: _Pairs,
+    prior: BradleyTerryPrior,
+    x0: Array,
+    max_iter: int,
+    tol: float,
+    method: CovarianceMethod,
+    phi0: float | None = None,
+) -> tuple[_Solution, _Posterior, Array, Array | None]:
     """Mode, posterior, centred covariance and the precision's Cholesky factor under ``prior``.
 
     The mode of the tempered posterior ``l(x) / phi + log prior(x)`` minimises
@@ -1174,9 +1211,11 @@ def bradley_terry_posterior(
     n = weight.shape[0]
     size = n + (1 if fit_position_bias else 0)
     pairs = _Pairs.of(
-        weight, np.asarray(total_wins, dtype=np.float64),
-        np.asarray(total_wins_sq, dtype=np.float64), size,
-    )  # fmt: skip
+        weight,
+        np.asarray(total_wins, dtype=np.float64),
+        np.asarray(total_wins_sq, dtype=np.float64),
+        size,
+    )
     x0 = np.zeros(size) if initial is None else initial.mode.copy()
     if x0.shape != (size,):
         raise ValueError(f"Argument 'initial' must have {size} parameters, not {x0.shape[0]}.")
@@ -1648,9 +1687,13 @@ def bootstrap_bradley_terry(
     labels = _check_clusters(clusters, len(comparisons))
     rng = np.random.default_rng(seed)
     fit = bradley_terry(
-        comparisons, alpha=alpha, fit_position_bias=fit_position_bias, max_iter=max_iter, tol=tol,
+        comparisons,
+        alpha=alpha,
+        fit_position_bias=fit_position_bias,
+        max_iter=max_iter,
+        tol=tol,
         covariance=covariance,
-    )  # fmt: skip
+    )
     n = comparisons.n_items
     x_hat = np.zeros(n + (1 if fit_position_bias else 0))
     x_hat[:n] = fit.params

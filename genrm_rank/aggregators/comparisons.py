@@ -332,10 +332,14 @@ class Comparisons:
             The mirrored comparisons.
         """
         return dataclasses.replace(
-            self, first=self.second, second=self.first, outcome=1.0 - self.outcome,
-            score_first=self.score_second, score_second=self.score_first,
+            self,
+            first=self.second,
+            second=self.first,
+            outcome=1.0 - self.outcome,
+            score_first=self.score_second,
+            score_second=self.score_first,
             ranking=None if self.ranking is None else 7.0 - self.ranking,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def concat(parts: Sequence[Comparisons]) -> Comparisons:

@@ -107,9 +107,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as stack:
             if hasattr(setup.judge, "__aenter__"):
                 await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
-            return await arank([a, b], conversation, judge=setup.judge, spec=spec,
-                               principle=args.principle, prompt_id="compare",
-                               candidate_ids=["A", "B"])  # fmt: skip
+            return await arank(
+                [a, b],
+                conversation,
+                judge=setup.judge,
+                spec=spec,
+                principle=args.principle,
+                prompt_id="compare",
+                candidate_ids=["A", "B"],
+            )
 
     results = []
     for judgement in sorted(asyncio.run(go()).judgements, key=lambda j: (j.first, j.sample)):
@@ -365,10 +371,22 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
             f"{PROG} demo: choosing the best of 8 answers for each of 80 Vicuna questions "
             f"({args.strategy}, both orders)"
         )
-        options = {"--endpoint": url, "--model": config.model, "--strategy": args.strategy,
-                   "--concurrency": args.concurrency, "--seed": 0}  # fmt: skip
-        argv = ["select", str(data), "-o", str(out), *(str(x) for o in options.items() for x in o),
-                "--overwrite", *(["--quiet"] if args.quiet else [])]  # fmt: skip
+        options = {
+            "--endpoint": url,
+            "--model": config.model,
+            "--strategy": args.strategy,
+            "--concurrency": args.concurrency,
+            "--seed": 0,
+        }
+        argv = [
+            "select",
+            str(data),
+            "-o",
+            str(out),
+            *(str(x) for o in options.items() for x in o),
+            "--overwrite",
+            *(["--quiet"] if args.quiet else []),
+        ]
         print(f"{PROG} demo: running: {shlex.join([PROG, *argv])}")
         print(
             f"{PROG} demo: (your own file, without a server: {PROG} select my.jsonl -o "
@@ -409,15 +427,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
     reason when the shards do not merge. See ``docs/deployment.md`` for the Slurm recipe."""
     if not args.input.is_file():  # a missing shard is merge_shards' to refuse
         raise UsageError(f"argument IN.jsonl: no such file: {args.input}")
-    shards = [{k: sidecar_path(p, k) if k != "out" else p for k in ("out", "errors", "rejected")}
-              for p in args.shards]  # fmt: skip
+    shards = [
+        {k: sidecar_path(p, k) if k != "out" else p for k in ("out", "errors", "rejected")}
+        for p in args.shards
+    ]
     rejected = args.rejected
     if rejected is None and any(Path(s["rejected"]).exists() for s in shards):
         rejected = sidecar_path(args.output, "rejected")
     errors = args.errors or sidecar_path(args.output, "errors")
     output = {"out": args.output, "errors": errors, "rejected": rejected}
-    counts = merge_shards(args.input, shards, output, id_field=args.id_field,
-                          overwrite=args.overwrite)  # fmt: skip
+    counts = merge_shards(
+        args.input, shards, output, id_field=args.id_field, overwrite=args.overwrite
+    )
     if not args.quiet:
         print(
             f"{PROG} merge: {len(shards)} shards -> {args.output}: {counts.ok} rows "

@@ -87,13 +87,17 @@ def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.Argument
     for name, command in COMMANDS.items():
         if name.startswith("cache "):  # the actions of ``cache``
             if actions is None:
-                cache = commands.add_parser("cache", help="verdict cache tools (merge the "
-                                            "caches of several shards)",
-                                            description="Tools for --cache files.")  # fmt: skip
-                actions = cache.add_subparsers(dest="cache_command", metavar="ACTION",
-                                               required=True)  # fmt: skip
-            sub = actions.add_parser(name.split()[1], help=command.help,
-                                     description=command.description)  # fmt: skip
+                cache = commands.add_parser(
+                    "cache",
+                    help="verdict cache tools (merge the caches of several shards)",
+                    description="Tools for --cache files.",
+                )
+                actions = cache.add_subparsers(
+                    dest="cache_command", metavar="ACTION", required=True
+                )
+            sub = actions.add_parser(
+                name.split()[1], help=command.help, description=command.description
+            )
         else:
             sub = commands.add_parser(name, help=command.help, description=command.description)
         for title, options in groups_of(name).items():

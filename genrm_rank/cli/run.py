@@ -83,8 +83,10 @@ def input_source(args: argparse.Namespace) -> RowSource:
     paths: list[Path] = args.input
     merging = args.candidates_from_files
     if not merging:
-        for flag, value in (("--candidate-field", args.candidate_field),
-                            ("--align-by", args.align_by)):  # fmt: skip
+        for flag, value in (
+            ("--candidate-field", args.candidate_field),
+            ("--align-by", args.align_by),
+        ):
             if value is not None:
                 raise UsageError(f"argument {flag}: needs --candidates-from-files")
         if len(paths) > 1:
@@ -119,17 +121,39 @@ def input_source(args: argparse.Namespace) -> RowSource:
 
 
 OUTPUT_KEYS = (
-    "command", "id_field", "prompt_field", "candidates_field", "candidate_id_key",
-    "candidate_text_key", "principle_field", "max_chars", "result_field", "judgements",
-    "min_score", "min_margin", "min_p_best", "all_pairs", "max_pairs", "shard", "format",
+    "command",
+    "id_field",
+    "prompt_field",
+    "candidates_field",
+    "candidate_id_key",
+    "candidate_text_key",
+    "principle_field",
+    "max_chars",
+    "result_field",
+    "judgements",
+    "min_score",
+    "min_margin",
+    "min_p_best",
+    "all_pairs",
+    "max_pairs",
+    "shard",
+    "format",
     "margin_field",
-)  # fmt: skip
+)
 """Options besides the spec that change what a row's output is: a resumed run must use the
 same."""
 INPUT_KEYS = (
-    "input_format", "split", "id_from_line", "allow_templated_prompt", "candidates_from_files",
-    "candidate_field", "align_by", "group_messages", "group_by", "max_candidates",
-)  # fmt: skip
+    "input_format",
+    "split",
+    "id_from_line",
+    "allow_templated_prompt",
+    "candidates_from_files",
+    "candidate_field",
+    "align_by",
+    "group_messages",
+    "group_by",
+    "max_candidates",
+)
 """Input options that change which rows a run reads: recorded when not at their default (so a
 run started before they existed resumes)."""
 _INPUT_DEFAULTS = {"input_format": "auto", "split": "train", "max_candidates": MAX_CANDIDATES}
@@ -168,8 +192,13 @@ def run_settings(
     if profile is not None:  # recorded when given, by content
         settings["judge_profile"] = profile.to_dict()
     digest = None if principle is None else hashlib.sha256(principle.encode()).hexdigest()
-    return {**settings, "shard": list(args.shard), "spec": spec.to_dict(),
-            "principle_sha256": digest, "judge": setup.namespace}  # fmt: skip
+    return {
+        **settings,
+        "shard": list(args.shard),
+        "spec": spec.to_dict(),
+        "principle_sha256": digest,
+        "judge": setup.namespace,
+    }
 
 
 def load_profile(args: argparse.Namespace) -> JudgeProfile | None:
@@ -240,8 +269,12 @@ def _save_profile(path: Path, outcome: RunOutcome) -> str:
     )
 
 
-_STATUSES = {"cap": EXIT_CAP, "unavailable": EXIT_UNAVAILABLE,
-             "systematic_failure": EXIT_UNAVAILABLE, "misconfigured": EXIT_USAGE}  # fmt: skip
+_STATUSES = {
+    "cap": EXIT_CAP,
+    "unavailable": EXIT_UNAVAILABLE,
+    "systematic_failure": EXIT_UNAVAILABLE,
+    "misconfigured": EXIT_USAGE,
+}
 _RESUMABLE = (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED)
 
 
@@ -259,10 +292,16 @@ def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> 
     given = {p: getattr(args, o.dest) for o in PLAN for p in o.params or (o.dest,) if p in fields}
     assumptions = CostAssumptions(**given)
     check_paths({"summary_json": args.summary_json}, _read_paths(args))
-    plan = plan_file(input_source(args), spec, rows=row_spec(args),
-                     principle=read_principle(args), assumptions=assumptions,
-                     count_tokens=_tokenizer(args.tokenizer), shard=args.shard,
-                     formatter=formatter)  # fmt: skip
+    plan = plan_file(
+        input_source(args),
+        spec,
+        rows=row_spec(args),
+        principle=read_principle(args),
+        assumptions=assumptions,
+        count_tokens=_tokenizer(args.tokenizer),
+        shard=args.shard,
+        formatter=formatter,
+    )
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     inputs = " ".join(map(str, args.input))
@@ -290,8 +329,11 @@ def _tokenizer(name: str | None) -> Callable[[str], int] | None:
 
 def _read_paths(args: argparse.Namespace) -> dict[str, list[Path | None]]:
     """The files a run reads, by argument."""
-    return {"input": args.input, "principle_file": [getattr(args, "principle_file", None)],
-            "judge_profile": [getattr(args, "judge_profile", None)]}  # fmt: skip
+    return {
+        "input": args.input,
+        "principle_file": [getattr(args, "principle_file", None)],
+        "judge_profile": [getattr(args, "judge_profile", None)],
+    }
 
 
 def run_file_command(
@@ -326,10 +368,16 @@ def run_file_command(
     errors = args.errors or (None if to_stdout else sidecar_path(args.output or out_path, "errors"))
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
     run_file = None if output is not None or to_stdout else run_file_path(out_path)
-    written = {"output": args.output, "errors": errors, "rejected": rejected, "run": run_file,
-               "plot": getattr(args, "plot", None), "cache": args.cache,
-               "summary_json": args.summary_json,
-               "save_judge_profile": args.save_judge_profile}  # fmt: skip
+    written = {
+        "output": args.output,
+        "errors": errors,
+        "rejected": rejected,
+        "run": run_file,
+        "plot": getattr(args, "plot", None),
+        "cache": args.cache,
+        "summary_json": args.summary_json,
+        "save_judge_profile": args.save_judge_profile,
+    }
     check_paths(written, _read_paths(args))
     spec = spec_from_args(args)
     profile = given_profile = load_profile(args)
@@ -361,9 +409,13 @@ def run_file_command(
     ceiling, expected = None, None
     if not args.quiet and shard_total is not None:
         ceiling, expected = projection_bounds(
-            source, spec, rows=row_spec(args), shard=args.shard, formatter=formatter,
+            source,
+            spec,
+            rows=row_spec(args),
+            shard=args.shard,
+            formatter=formatter,
             expected_calls_per_row=args.expect_calls_per_row,
-        )  # fmt: skip
+        )
     progress = Progress(
         shard_total,
         enabled=not args.quiet,
@@ -421,9 +473,9 @@ def run_file_command(
         # Nothing was written under these settings: a rerun with the fix and --resume is not
         # held to them.
         run_file.unlink(missing_ok=True)
-    saved = None if args.save_judge_profile is None else _save_profile(
-        args.save_judge_profile, outcome
-    )  # fmt: skip
+    saved = (
+        None if args.save_judge_profile is None else _save_profile(args.save_judge_profile, outcome)
+    )
     faults = getattr(setup.inner, "faults", None)
     summary = summarize(outcome, wall, shard_total, cached=setup.cached, faults=faults)
     shown = {**paths, "errors": "stderr"} if to_stderr else paths
@@ -444,8 +496,11 @@ def run_file_command(
         print(f"{PROG} {args.command}: error: {words}", file=sys.stderr)
     if args.quiet:
         return status
-    lines = [f"{PROG} {args.command}: {' '.join(map(str, args.input))} -> {out_path}",
-             format_summary(summary), f"  {format_rows(summary['rows'])}"]  # fmt: skip
+    lines = [
+        f"{PROG} {args.command}: {' '.join(map(str, args.input))} -> {out_path}",
+        format_summary(summary),
+        f"  {format_rows(summary['rows'])}",
+    ]
     if outcome.counters.failed:
         lines.append(f"  {outcome.counters.failed} rows failed: see {shown['errors']}")
     if saved is not None:

@@ -188,24 +188,48 @@ class CostPlan:
         counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
         hours, cost = self.gpu_hours, self.cost
         rows = [
-            ("rows to rank", f"{self.rows:,} ({self.bad_rows:,} bad rows to the errors file"
-             + (f": {kinds})" if kinds else ")")),
-            ("judge calls", f"{bound}{self.comparisons:,} (re-asks of failed verdicts not "
-             "included)"),
-            ("expected judge calls", None if self.expected_comparisons is None else
-             f"about {self.expected_comparisons:,.0f} ({self.expected_basis})"),
+            (
+                "rows to rank",
+                f"{self.rows:,} ({self.bad_rows:,} bad rows to the errors file"
+                + (f": {kinds})" if kinds else ")"),
+            ),
+            (
+                "judge calls",
+                f"{bound}{self.comparisons:,} (re-asks of failed verdicts not included)",
+            ),
+            (
+                "expected judge calls",
+                None
+                if self.expected_comparisons is None
+                else f"about {self.expected_comparisons:,.0f} ({self.expected_basis})",
+            ),
             ("prompt tokens", f"{self.prompt_tokens:,} ({counted})"),
-            ("completion tokens", f"{self.completion_tokens:,} ({a.completion_tokens_per_call:,} "
-             "a call, assumed)" + expected(self.completion_tokens, ",.0f")),
+            (
+                "completion tokens",
+                f"{self.completion_tokens:,} ({a.completion_tokens_per_call:,} "
+                "a call, assumed)" + expected(self.completion_tokens, ",.0f"),
+            ),
             ("total tokens", f"{self.total_tokens:,}"),
-            ("GPU-hours", None if hours is None else f"{hours:,.1f} (at "
-             f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
-             f"{a.gpus_per_replica} GPUs)" + expected(hours, ",.1f")),
-            ("cost", None if cost is None else f"{cost:,.2f} (at {a.price_per_gpu_hour:g} a "
-             "GPU-hour)" + expected(cost, ",.2f")),
-            ("the run would stop", None if self.stop is None else
-             f"before its first call: {self.stop}"),
-        ]  # fmt: skip
+            (
+                "GPU-hours",
+                None
+                if hours is None
+                else f"{hours:,.1f} (at "
+                f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
+                f"{a.gpus_per_replica} GPUs)" + expected(hours, ",.1f"),
+            ),
+            (
+                "cost",
+                None
+                if cost is None
+                else f"{cost:,.2f} (at {a.price_per_gpu_hour:g} a "
+                "GPU-hour)" + expected(cost, ",.2f"),
+            ),
+            (
+                "the run would stop",
+                None if self.stop is None else f"before its first call: {self.stop}",
+            ),
+        ]
         return "\n".join(f"{name:<26}{value}" for name, value in rows if value is not None)
 
 

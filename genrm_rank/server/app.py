@@ -626,26 +626,62 @@ class SimServer:
         s = self.stats()
         label = f'model_name="{self.config.model}"'
         metrics = [
-            ("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.",
-             s.running),
-            ("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
-             s.waiting),
-            ("vllm:request_success_total", "counter", "Count of successfully processed requests.",
-             s.completed),
-            ("vllm:prefix_cache_queries_total", "counter",
-             "Prefix cache queries, in prompt tokens.", self._prefix_token_queries),
-            ("vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in prompt tokens.",
-             self._prefix_token_hits),
+            (
+                "vllm:num_requests_running",
+                "gauge",
+                "Number of requests in model execution batches.",
+                s.running,
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "gauge",
+                "Number of requests waiting to be processed.",
+                s.waiting,
+            ),
+            (
+                "vllm:request_success_total",
+                "counter",
+                "Count of successfully processed requests.",
+                s.completed,
+            ),
+            (
+                "vllm:prefix_cache_queries_total",
+                "counter",
+                "Prefix cache queries, in prompt tokens.",
+                self._prefix_token_queries,
+            ),
+            (
+                "vllm:prefix_cache_hits_total",
+                "counter",
+                "Prefix cache hits, in prompt tokens.",
+                self._prefix_token_hits,
+            ),
             ("genrm_sim:requests_total", "counter", "Chat requests received.", s.requests),
-            ("genrm_sim:requests_rejected_total", "counter",
-             "Chat requests refused by validation.", s.rejected),
-            ("genrm_sim:prefix_cache_request_queries_total", "counter",
-             "Requests looked up in the cache.", s.prefix_cache_queries),
-            ("genrm_sim:prefix_cache_request_hits_total", "counter",
-             "Requests whose prefix was cached.", s.prefix_cache_hits),
-            ("genrm_sim:service_seconds_total", "counter",
-             "Simulated service time of served requests.", f"{s.service_seconds:.6f}"),
-        ]  # fmt: skip
+            (
+                "genrm_sim:requests_rejected_total",
+                "counter",
+                "Chat requests refused by validation.",
+                s.rejected,
+            ),
+            (
+                "genrm_sim:prefix_cache_request_queries_total",
+                "counter",
+                "Requests looked up in the cache.",
+                s.prefix_cache_queries,
+            ),
+            (
+                "genrm_sim:prefix_cache_request_hits_total",
+                "counter",
+                "Requests whose prefix was cached.",
+                s.prefix_cache_hits,
+            ),
+            (
+                "genrm_sim:service_seconds_total",
+                "counter",
+                "Simulated service time of served requests.",
+                f"{s.service_seconds:.6f}",
+            ),
+        ]
         lines = []
         for name, kind, text, value in metrics:
             lines += [

@@ -44,8 +44,12 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             Option("--host", "interface to listen on", default="127.0.0.1"),
             Option("--port", "first port; 0 picks free ports", int, 8000),
             Option("--replicas", "servers to start on consecutive ports", int, 1),
-            Option("--api-key-env", "require 'Authorization: Bearer <key>', the key read from "
-                   "this environment variable", metavar="VAR"),
+            Option(
+                "--api-key-env",
+                "require 'Authorization: Bearer <key>', the key read from "
+                "this environment variable",
+                metavar="VAR",
+            ),
         ),
         "server": (
             Option("--model", "served model name", default=d.model),
@@ -60,8 +64,9 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
         ),
         "simulated judge": (
             Option("--answer-format", "", default=d.answer_format, choices=get_args(AnswerFormat)),
-            Option("--reasoning-style", "", default=d.reasoning_style,
-                   choices=get_args(ReasoningStyle)),
+            Option(
+                "--reasoning-style", "", default=d.reasoning_style, choices=get_args(ReasoningStyle)
+            ),
             Option("--noise", "", default=d.noise, choices=get_args(NoiseModel)),
             Option("--noise-scale", "", float, d.noise_scale),
             Option("--position-bias", "", float, d.position_bias),
@@ -73,10 +78,14 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             Option("--truncated-rate", "", float, 0.0, "P"),
             Option("--retry-after", "seconds in Retry-After of 429/503", float, d.retry_after),
             Option("--hang-seconds", "", float, d.hang_seconds),
-            Option("--fault-sequence", "faults for the first requests, in order; each of "
-                   f"{', '.join(FAULT_KINDS)}", default="", metavar="K1,K2,..."),
+            Option(
+                "--fault-sequence",
+                f"faults for the first requests, in order; each of {', '.join(FAULT_KINDS)}",
+                default="",
+                metavar="K1,K2,...",
+            ),
         ),
-    }  # fmt: skip
+    }
 
 
 SERVE_SIM_OPTIONS = _options()

@@ -354,10 +354,15 @@ class Adaptive:
             rho = self.judge_repeat_correlation()
             scale = 1.0 / (1.0 + np.maximum(self._count - 1.0, 0.0) * rho)
             self._fit = bradley_terry_posterior(
-                self._count * scale, self._sum * scale, self._sum_sq * scale, self.prior,
-                fit_position_bias=True, initial=self._fit, tol=FIT_TOL,
+                self._count * scale,
+                self._sum * scale,
+                self._sum_sq * scale,
+                self.prior,
+                fit_position_bias=True,
+                initial=self._fit,
+                tol=FIT_TOL,
                 max_iter=100 if exact or self._fit is None else 1,
-            )  # fmt: skip
+            )
             self._exact = exact or self._fit.converged
             self._fit_at = self._used
             self._p_best = None
