@@ -43,6 +43,7 @@ __all__ = [
     "ReplayMissError",
     "SystematicFailureError",
     "VerdictError",
+    "Words",
 ]
 
 _UNSET = object()
@@ -132,16 +133,68 @@ class ArgumentError(GenRMRankError, ValueError):
     def words(self, name: Callable[[ArgumentError.Setting, bool], str]) -> str:
         """The message with every argument worded by ``name(setting, head)``; ``head`` is true
         for the argument the error is about, which starts the message."""
-        text = self.message
-        if self.settings:
-            text = text.format(
-                **{
-                    k: name(v, False) if isinstance(v, ArgumentError.Setting) else v
-                    for k, v in self.settings.items()
-                }
-            )
+        text = _fill(self.message, self.settings, name)
         head = name(ArgumentError.Setting(self.argument), True)
         return head + ("" if text.startswith((":", ";", ",")) else " ") + text
+
+
+Namer = Callable[[ArgumentError.Setting, bool], str]
+"""How a front end names a library argument: ``name(setting, head)`` (see :meth:`Words.words`)."""
+
+
+def _fill(message: str, settings: dict[str, object], name: Namer) -> str:
+    """``message`` with its fields filled: settings and nested :class:`Words` worded by ``name``,
+    other values as they are."""
+    if not settings:
+        return message
+    return message.format(
+        **{
+            k: name(v, False)
+            if isinstance(v, ArgumentError.Setting)
+            else v.words(name)
+            if isinstance(v, Words)
+            else v
+            for k, v in settings.items()
+        }
+    )
+
+
+class Words(str):
+    """A message (not an error) that names library arguments: a hint, a row's reason, a stop.
+
+    As a ``str`` it is the message in the Python API's words; :meth:`words` words the
+    arguments another way (the CLI names its flags), as :meth:`ArgumentError.words` does. The
+    arguments are :class:`ArgumentError.Setting` keywords written ``{name}`` in ``message``;
+    other keywords are quoted as they are, and a nested :class:`Words` is worded alike.
+
+    >>> fix = Words("pass {fix}", fix=ArgumentError.Setting("thinking", False))
+    >>> fix
+    'pass thinking=False'
+    >>> fix.words(lambda s, head: "--no-thinking")
+    'pass --no-thinking'
+    """
+
+    message: str
+    settings: dict[str, object]
+
+    def __new__(cls, message: str, /, **settings: object) -> Words:
+        self = super().__new__(cls, _fill(message, settings, ArgumentError.python_words))
+        self.message, self.settings = message, settings
+        return self
+
+    def words(self, name: Namer) -> str:
+        """The message with every argument worded by ``name(setting, False)``."""
+        return _fill(self.message, self.settings, name)
+
+    @staticmethod
+    def of(error: BaseException) -> str:
+        """The message of ``error``: the :class:`Words` it was raised with (kept structured,
+        for a front end to word), else ``str(error)``."""
+        if isinstance(error, ArgumentError) or not (
+            error.args and isinstance(error.args[0], Words)
+        ):
+            return str(error)
+        return error.args[0]
 
 
 class ComparisonGraphError(GenRMRankError, ValueError):

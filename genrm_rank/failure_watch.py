@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from genrm_rank import validate as check
-from genrm_rank.errors import SystematicFailureError
+from genrm_rank.errors import ArgumentError, SystematicFailureError, Words
 from genrm_rank.parsing import NO_REASONING
 from genrm_rank.verdict import FailureKind, Verdict
 
@@ -42,52 +42,69 @@ __all__ = ["FailureWatch", "systematic_hint"]
 _RAW_LIMIT = 200
 
 
+_arg = ArgumentError.Setting
+
 _UNAVAILABLE_HINTS = (
     (
         "HTTP 429",
-        "the server rate-limits the run: lower argument 'concurrency', or ask for a "
-        "higher rate limit",
+        Words(
+            "the server rate-limits the run: lower {a}, or ask for a higher rate limit",
+            a=_arg("concurrency"),
+        ),
     ),
     (
         "timed out",
-        "no answer came within the timeout: raise argument 'timeout' (a GenRM's "
-        "reasoning can take minutes), or check that the server is generating",
+        Words(
+            "no answer came within the timeout: raise {a} (a GenRM's reasoning can take "
+            "minutes), or check that the server is generating",
+            a=_arg("timeout"),
+        ),
     ),
     (
         "'choices' is empty",
-        "the server answered 200 with no choices: check the server's log and argument 'model'",
+        Words(
+            "the server answered 200 with no choices: check the server's log and {a}",
+            a=_arg("model"),
+        ),
     ),
     (
         "malformed response",
-        "the endpoint does not answer like an OpenAI API (a proxy or login "
-        "page?): check argument 'endpoints'",
+        Words(
+            "the endpoint does not answer like an OpenAI API (a proxy or login page?): check {a}",
+            a=_arg("endpoints"),
+        ),
     ),
-    ("HTTP 5", "the server fails every request: see its log"),
+    ("HTTP 5", Words("the server fails every request: see its log")),
 )
 """Hints for an unanswered request, by the first words of its error that match."""
 
 
-def systematic_hint(verdict: Verdict) -> str:
-    """The likely fix for a failure that every verdict of a run shares."""
+def systematic_hint(verdict: Verdict) -> Words:
+    """The likely fix for a failure that every verdict of a run shares; a :class:`Words`, so
+    that a front end names the arguments its own way."""
     error = verdict.error or ""
     kind = verdict.failure
     if kind is FailureKind.UNAVAILABLE:
         return next(
             (hint for words, hint in _UNAVAILABLE_HINTS if words in error),
-            "check that the server is up and reachable at argument 'endpoints'",
+            Words("check that the server is up and reachable at {a}", a=_arg("endpoints")),
         )
     if kind is FailureKind.UNREADABLE and NO_REASONING in error:
-        return (
+        return Words(
             "the answers hold no reasoning: a gateway may strip it, or the model does not think; "
-            "pass thinking=False to read such answers"
+            "pass {fix} to read such answers",
+            fix=_arg("thinking", False),
         )
     if kind is FailureKind.TRUNCATED:
-        return "every answer hits the generation limit: raise argument 'max_tokens'"
+        return Words("every answer hits the generation limit: raise {a}", a=_arg("max_tokens"))
     if kind is FailureKind.REJECTED:
-        return "the server refuses the requests: check the request options (extra_body, sampling)"
-    return (
-        "the answers hold no verdict this parser reads: is argument 'model' a GenRM, and its "
-        "server's reasoning parser the right one?"
+        return Words(
+            "the server refuses the requests: check the request options (extra_body, sampling)"
+        )
+    return Words(
+        "the answers hold no verdict this parser reads: is {a} a GenRM, and its server's "
+        "reasoning parser the right one?",
+        a=_arg("model"),
     )
 
 
@@ -168,17 +185,22 @@ class FailureWatch:
             raise SystematicFailureError(self._message(lead, failed))
 
     @staticmethod
-    def _message(lead: str, failed: list[Verdict]) -> str:
+    def _message(lead: str, failed: list[Verdict]) -> Words:
         kinds = Counter(str(v.failure) for v in failed)
         dominant = kinds.most_common(1)[0][0]
         last = next(v for v in reversed(failed) if str(v.failure) == dominant)
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
-        words = last.error or "no message"
+        began = ""
         if last.raw is not None and last.failure is not FailureKind.UNAVAILABLE:
             raw = last.raw if len(last.raw) <= _RAW_LIMIT else last.raw[:_RAW_LIMIT] + "..."
-            words += f"; the answer began: {raw!r}"
-        return (
-            f"{lead} ({counts}): the failures are systematic, so the run stops; resume it once "
-            f"the cause is fixed. Last {dominant} verdict: {words}\n"
-            f"  hint: {systematic_hint(last)}"
+            began = f"; the answer began: {raw!r}"
+        return Words(
+            "{lead} ({counts}): the failures are systematic, so the run stops; resume it once "
+            "the cause is fixed. Last {dominant} verdict: {words}{began}\n  hint: {hint}",
+            lead=lead,
+            counts=counts,
+            dominant=dominant,
+            words=last.error or "no message",
+            began=began,
+            hint=systematic_hint(last),
         )

@@ -48,6 +48,7 @@ from dataclasses import replace
 from typing import Any, cast
 
 from genrm_rank import validate as check
+from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import THINK_END
 from genrm_rank.verdict import (
     RANKING_MAX,
@@ -368,8 +369,12 @@ def parse_verdict(
             FailureKind.UNREADABLE,
             error="the reasoning was never closed (no </think>)"
             if opened
-            else f"{NO_REASONING}: a GenRM always thinks, so this text is reasoning that "
-            "never ended (a judge that does not think is read with thinking=False)",
+            else Words(
+                "{no}: a GenRM always thinks, so this text is reasoning that never ended (a "
+                "judge that does not think is read with {fix})",
+                no=NO_REASONING,
+                fix=ArgumentError.Setting("thinking", False),
+            ),
             **common,
         )
     ((inline_reasoning, answer),) = split_reasoning(content)

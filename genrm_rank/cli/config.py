@@ -30,7 +30,7 @@ from genrm_rank.cli.options import (
     groups_of,
     options_of,
 )
-from genrm_rank.errors import ArgumentError
+from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.flags import ENV_PREFIX, Option
 
 if sys.version_info >= (3, 11):
@@ -318,10 +318,11 @@ def cli_words(error: BaseException | str, command: str) -> str:
     :func:`flag_words`; in any other text, the arguments it mentions the library's way
     (``argument 'model'``, ``thinking=False``) named by their flags."""
     name = flag_words(command)
-    if isinstance(error, ArgumentError):
-        text = error.words(name)
-    else:
-        text = str(error)
+    if isinstance(error, BaseException) and not isinstance(error, ArgumentError):
+        error = Words.of(error)
+    if isinstance(error, (ArgumentError, Words)):
+        return error.words(name)
+    text = error
 
     def mention(match: re.Match[str]) -> str:
         if match["name"] is not None:

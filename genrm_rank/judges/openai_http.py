@@ -70,7 +70,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genrm_rank import validate as check
-from genrm_rank.errors import ArgumentError, EndpointsUnavailableError, JudgeConfigurationError
+from genrm_rank.errors import (
+    ArgumentError,
+    EndpointsUnavailableError,
+    JudgeConfigurationError,
+    Words,
+)
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.judges.routing import EndpointPool, EndpointStats, NoHealthyEndpointError
 from genrm_rank.judges.settings import MAX_RESPONSE_BYTES, Health, Limits, Retries, Routing
@@ -104,10 +109,13 @@ of a run refused so is a spent quota or a limit below the run's rate, and resend
 multiplies the requests paid before the run stops."""
 _MAX_TOKENS_REPORTED = 2**40
 """More tokens than one call can use; a larger count is not a count (e.g. ``1e308``)."""
-_TLS_HINT = (
+_TLS_HINT = Words(
     "the server's certificate could not be verified: give its CA bundle in the environment "
-    "variable SSL_CERT_FILE, or pass verify_tls=False to turn verification off"
+    "variable SSL_CERT_FILE, or pass {fix} to turn verification off",
+    fix=ArgumentError.Setting("verify_tls", False),
 )
+
+_arg = ArgumentError.Setting
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -794,7 +802,7 @@ class OpenAIJudge:
             if got.status in (401, 403):
                 self._refusals[index] = _refusal(f"{words} (GET /models)")
             elif models is not None:
-                served_hint = f"argument 'model' is {self.model!r}; the server serves {models}"
+                served_hint = self._served_hint(models)
                 detail = f"model {self.model!r} is not served (GET /models)"
                 self._refusals[index] = _refusal(detail, served_hint)
             elif got.status == 404 and listed:  # the other replicas list it: a wrong path
@@ -835,36 +843,53 @@ class OpenAIJudge:
         if failure.hint is not None:
             return failure.hint
         if failure.detail.startswith(("HTTP 401", "HTTP 403")):
+            keys = {"env": _arg("api_key_env"), "file": _arg("api_key_file")}
             if self._api_key is None:
-                return (
-                    "no API key was sent: give it with argument 'api_key_env' (an environment "
-                    "variable) or argument 'api_key_file'"
+                return Words(
+                    "no API key was sent: give it with {env} (an environment variable) or {file}",
+                    **keys,
                 )
-            return (
-                "the API key sent was refused: check the key given by argument 'api_key_env' or "
-                "argument 'api_key_file'"
+            return Words(
+                "the API key sent was refused: check the key given by {env} or {file}", **keys
             )
         served = await self._served_models(base)
         if served is not None:
             if self.model not in served:
-                return f"argument 'model' is {self.model!r}; the server serves {served}"
+                return self._served_hint(served)
             return (
                 f"the server serves model {self.model!r} but {base}/chat/completions is not found"
             )
         if not base.endswith("/v1") and await self._served_models(base + "/v1") is not None:
-            return f"did you mean {base}/v1? (argument 'endpoints')"
-        return f"check argument 'endpoints' ({base}) and argument 'model' ({self.model!r})"
+            return Words("did you mean {base}/v1? ({a})", base=base, a=_arg("endpoints"))
+        return Words(
+            "check {e} ({base}) and {m} ({model!r})",
+            e=_arg("endpoints"),
+            base=base,
+            m=_arg("model"),
+            model=self.model,
+        )
+
+    def _served_hint(self, served: list[str]) -> Words:
+        return Words(
+            "{m} is {model!r}; the server serves {served}",
+            m=_arg("model"),
+            model=self.model,
+            served=served,
+        )
 
     async def _configuration_message(self) -> str:
         if self._diagnosis is None:
             lines = [
-                f"Every endpoint refused the requests for model {self.model!r}; the run is "
+                "Every endpoint refused the requests for model {model!r}; the run is "
                 "misconfigured, so no request can succeed:"
             ]
+            settings: dict[str, object] = {"model": self.model}
             for index, failure in sorted(self._refusals.items()):
-                hint = await self._hint(index, failure)
-                lines.append(f"  {self.endpoints[index]}: {failure.detail}\n    hint: {hint}")
-            self._diagnosis = "\n".join(lines)
+                lines.append(f"  {{url{index}}}: {{detail{index}}}\n    hint: {{hint{index}}}")
+                settings[f"url{index}"] = self.endpoints[index]
+                settings[f"detail{index}"] = failure.detail
+                settings[f"hint{index}"] = await self._hint(index, failure)
+            self._diagnosis = Words("\n".join(lines), **settings)
         return self._diagnosis
 
     # -- endpoint health -----------------------------------------------------------------------

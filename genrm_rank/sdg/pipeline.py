@@ -46,6 +46,7 @@ from genrm_rank.errors import (
     GenRMRankError,
     JudgeConfigurationError,
     SystematicFailureError,
+    Words,
 )
 from genrm_rank.failure_watch import FailureWatch
 from genrm_rank.judge_profile import JudgeProfile, ProfileLike
@@ -591,11 +592,11 @@ async def process_file(
             with contextlib.suppress(ValueError):  # no usable verdict: nothing learnt
                 outcome.learnt_profile = runner.learnt_profile()
     except EndpointsUnavailableError as exc:
-        outcome.status, outcome.message = "unavailable", str(exc)
+        outcome.status, outcome.message = "unavailable", Words.of(exc)
     except SystematicFailureError as exc:
-        outcome.status, outcome.message = "systematic_failure", str(exc)
+        outcome.status, outcome.message = "systematic_failure", Words.of(exc)
     except (JudgeConfigurationError, _MissingFieldStop, InputError) as exc:
-        outcome.status, outcome.message = "misconfigured", str(exc)
+        outcome.status, outcome.message = "misconfigured", Words.of(exc)
     except asyncio.CancelledError:
         outcome.status = "interrupted"
     finally:
