@@ -24,12 +24,15 @@ The last two branches live beside what raises them (:mod:`genrm_rank.judges.rout
 Bad arguments are reported with the built-in :class:`ValueError` / :class:`TypeError`, whose
 messages name the argument and the value received; an :class:`ArgumentError` (a ``ValueError``)
 also carries the argument's name, so that a front end such as the CLI can name its own flag.
+Messages that name arguments without being errors about them (a hint, a row's reason) are
+:class:`Words` values, worded the same two ways.
 Failed *verdicts* (unreadable, truncated, rejected answers) are not exceptions: they are
 :class:`~genrm_rank.verdict.Verdict` values with ``ok == False``.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +49,14 @@ __all__ = [
     "Words",
 ]
 
-_UNSET = object()
+
+class _Unset(enum.Enum):
+    """No value: an enum member, so that it stays itself through pickling."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
 
 
 class GenRMRankError(Exception):
@@ -124,7 +134,7 @@ class ArgumentError(GenRMRankError, ValueError):
         sentence), or ``x=value``."""
         if setting.has_value:
             return f"{setting.name}={setting.value!r}"
-        return f"{'Argument' if head else 'argument'} {setting.name!r}"
+        return f"{'Argument' if head else 'argument'} '{setting.name}'"
 
     def __init__(self, argument: str, message: str, /, **settings: object) -> None:
         self.argument, self.message, self.settings = argument, message, settings
@@ -143,13 +153,13 @@ Namer = Callable[[ArgumentError.Setting, bool], str]
 
 
 def _fill(message: str, settings: dict[str, object], name: Namer) -> str:
-    """``message`` with its fields filled: settings and nested :class:`Words` worded by ``name``,
-    other values as they are."""
+    """``message`` with its fields filled: settings and nested :class:`Words` worded by ``name``
+    (a setting given as ``head`` heads the message), other values as they are."""
     if not settings:
         return message
     return message.format(
         **{
-            k: name(v, False)
+            k: name(v, k == "head")
             if isinstance(v, ArgumentError.Setting)
             else v.words(name)
             if isinstance(v, Words)
@@ -164,8 +174,10 @@ class Words(str):
 
     As a ``str`` it is the message in the Python API's words; :meth:`words` words the
     arguments another way (the CLI names its flags), as :meth:`ArgumentError.words` does. The
-    arguments are :class:`ArgumentError.Setting` keywords written ``{name}`` in ``message``;
-    other keywords are quoted as they are, and a nested :class:`Words` is worded alike.
+    arguments are :class:`ArgumentError.Setting` keywords written ``{name}`` in ``message`` (the
+    one given as ``head`` starts it: ``Argument 'x' must ...``); other keywords are quoted as they
+    are, and a nested :class:`Words` is worded alike. A ``TypeError`` about an argument is raised
+    with one (:meth:`of` finds it).
 
     >>> fix = Words("pass {fix}", fix=ArgumentError.Setting("thinking", False))
     >>> fix
@@ -183,7 +195,7 @@ class Words(str):
         return self
 
     def words(self, name: Namer) -> str:
-        """The message with every argument worded by ``name(setting, False)``."""
+        """The message with every argument worded by ``name(setting, head)``."""
         return _fill(self.message, self.settings, name)
 
     @staticmethod

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from genrm_rank import validate as check
+from genrm_rank.errors import ArgumentError, Words
 
 __all__ = [
     "CONVERSATION_ROLES",
@@ -68,9 +69,9 @@ def content_text(content: object, name: str = "content") -> str:
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind != "text" or not isinstance(part, Mapping):
             what = f"of type {kind!r}" if kind is not None else type(part).__name__
-            raise ValueError(
-                f"Argument '{name}[{i}]' is a part {what}; the GenRM reads text only "
-                "(parts of type 'text')."
+            raise ArgumentError(
+                f"{name}[{i}]",
+                f"is a part {what}; the GenRM reads text only (parts of type 'text').",
             )
         texts.append(check.instance(f"{name}[{i}]['text']", part.get("text"), str, "a string"))
     return "\n".join(texts)
@@ -86,42 +87,47 @@ def normalize_conversation(
     """
     if isinstance(conversation, str):
         if not conversation.strip():
-            raise ValueError(f"Argument '{name}' must be a non-empty string, not {conversation!r}.")
+            raise ArgumentError(name, f"must be a non-empty string, not {conversation!r}.")
         return [{"role": "user", "content": conversation}]
     if isinstance(conversation, (Mapping, bytes, bytearray)) or not isinstance(
         conversation, Sequence
     ):
         raise TypeError(
-            f"Argument '{name}' must be a string or a list of {{'role', 'content'}} messages, "
-            f"not {type(conversation).__name__}."
+            Words(
+                "{head} must be a string or a list of {{'role', 'content'}} messages, not {kind}.",
+                head=ArgumentError.Setting(name),
+                kind=type(conversation).__name__,
+            )
         )
     if len(conversation) == 0:
-        raise ValueError(f"Argument '{name}' must hold at least one user turn, not an empty list.")
+        raise ArgumentError(name, "must hold at least one user turn, not an empty list.")
     messages: list[Message] = []
     for i, message in enumerate(conversation):
         where = f"{name}[{i}]"
         if not isinstance(message, Mapping):
             raise TypeError(
-                f"Argument '{where}' must be a {{'role', 'content'}} mapping, "
-                f"not {type(message).__name__}."
+                Words(
+                    "{head} must be a {{'role', 'content'}} mapping, not {kind}.",
+                    head=ArgumentError.Setting(where),
+                    kind=type(message).__name__,
+                )
             )
         role = message.get("role")
         if not isinstance(role, str) or role not in CONVERSATION_ROLES:
-            raise ValueError(
-                f"Argument '{where}' has role {role!r}; expected one of "
+            raise ArgumentError(
+                where,
+                f"has role {role!r}; expected one of "
                 f"{sorted(CONVERSATION_ROLES)}: the GenRM takes only these turns (tool calls, "
-                "tool results and other roles cannot be shown to it)."
+                "tool results and other roles cannot be shown to it).",
             )
         content = content_text(message.get("content"), f"{where}['content']")
         if role == "assistant":
             content = strip_reasoning(content)
         messages.append({"role": role, "content": content})
     if not any(m["role"] == "user" for m in messages):
-        raise ValueError(f"Argument '{name}' must hold at least one user turn, not none.")
+        raise ArgumentError(name, "must hold at least one user turn, not none.")
     if messages[-1]["role"] != "user":
-        raise ValueError(
-            f"Argument '{name}' must end with a user turn, not {messages[-1]['role']!r}."
-        )
+        raise ArgumentError(name, f"must end with a user turn, not {messages[-1]['role']!r}.")
     return messages
 
 

@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeGuard, TypeVar, overload
 
 import numpy as np
 
-from genrm_rank.errors import ArgumentError
+from genrm_rank.errors import ArgumentError, Words
 
 __all__ = [
     "at_least",
@@ -183,7 +183,13 @@ def _typed(name: str, value: object, kind: type[T], what: str, optional: bool) -
         return None
     if not isinstance(value, kind):
         raise TypeError(
-            f"Argument '{name}' must be {what}{_or_none(optional)}, not {type(value).__name__}."
+            Words(
+                "{head} must be {what}{none}, not {kind}.",
+                head=ArgumentError.Setting(name),
+                what=what,
+                none=_or_none(optional),
+                kind=type(value).__name__,
+            )
         )
     return value
 

@@ -332,3 +332,31 @@ def test_a_setting_is_worded_by_the_option_that_sets_it(
     error = ArgumentError("paths", ": x exists; pass {fix}.", fix=fix)
     assert cli_words(error, "select") == f"argument --output: x exists; pass {words}."
     assert str(error).startswith("Argument 'paths': x exists; pass ")
+
+
+def test_a_message_value_is_worded_by_its_settings_and_other_text_is_left_alone() -> None:
+    """A library message that names arguments is a Words value the CLI words from its settings;
+    plain text is never rewritten (no pattern matching over library messages)."""
+    import pickle
+
+    from genrm_rank.cli.config import cli_words
+    from genrm_rank.errors import ArgumentError, SystematicFailureError, Words
+
+    fix = Words(
+        "pass {fix} ({a})",
+        fix=ArgumentError.Setting("thinking", False),
+        a=ArgumentError.Setting("max_tokens"),
+    )
+    stop = Words("the run stops: {fix}", fix=fix)
+    assert stop == "the run stops: pass thinking=False (argument 'max_tokens')"
+    assert cli_words(stop, "select") == "the run stops: pass --no-thinking (--max-new-tokens)"
+    assert cli_words(SystematicFailureError(stop), "select") == cli_words(stop, "select")
+    assert cli_words(pickle.loads(pickle.dumps(stop)), "select") == cli_words(stop, "select")
+    typed = TypeError(
+        Words("{head} must be a string, not int.", head=ArgumentError.Setting("prompt"))
+    )
+    assert str(typed) == "Argument 'prompt' must be a string, not int."
+    assert cli_words(typed, "compare") == "argument --prompt must be a string, not int."
+    plain = "pass thinking=False; argument 'model' is wrong"  # not a Words: left as it is
+    assert cli_words(plain, "select") == plain
+    assert cli_words(ValueError(plain), "select") == plain

@@ -12,11 +12,9 @@ closest valid name; an unknown ``GENRM_*`` variable is a warning.
 from __future__ import annotations
 
 import argparse
-import ast
 import difflib
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -307,27 +305,12 @@ def flag_words(command: str) -> Callable[[ArgumentError.Setting, bool], str]:
     return name
 
 
-_MENTION = re.compile(
-    r"\b(?P<a>[Aa])rgument '(?P<name>(?:[\w.]|\['\w+'\]|\[\d+\])+)'"
-    r"|\b(?P<key>[a-z_]+)=(?P<value>'[^']*'|True|False)"
-)
-
-
 def cli_words(error: BaseException | str, command: str) -> str:
-    """An error or a message in ``command``'s words: an :class:`ArgumentError` worded by
-    :func:`flag_words`; in any other text, the arguments it mentions the library's way
-    (``argument 'model'``, ``thinking=False``) named by their flags."""
-    name = flag_words(command)
+    """An error or a message in ``command``'s words: the arguments an :class:`ArgumentError` or
+    a :class:`Words` message names (an exception's, see :meth:`Words.of`) worded by
+    :func:`flag_words`; any other text as it is."""
     if isinstance(error, BaseException) and not isinstance(error, ArgumentError):
         error = Words.of(error)
     if isinstance(error, (ArgumentError, Words)):
-        return error.words(name)
-    text = error
-
-    def mention(match: re.Match[str]) -> str:
-        if match["name"] is not None:
-            return name(ArgumentError.Setting(match["name"]), match["a"] == "A")
-        worded = name(ArgumentError.Setting(match["key"], ast.literal_eval(match["value"])), False)
-        return match[0] if "=" in worded else worded
-
-    return _MENTION.sub(mention, text)
+        return error.words(flag_words(command))
+    return error

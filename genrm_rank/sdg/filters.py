@@ -17,7 +17,7 @@ from itertools import combinations
 from typing import Any, Literal
 
 from genrm_rank import validate
-from genrm_rank.errors import ArgumentError
+from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
 from genrm_rank.sdg.output import Block
@@ -299,9 +299,13 @@ def _text_prompt_problem(row: Row, fmt: str) -> str | None:
     if len(messages) == 1 and messages[0]["role"] == "user":
         return None
     roles = ", ".join(str(m["role"]) for m in messages)
-    return (
-        f"format={fmt!r}, which holds a one-turn text prompt, but this row's conversation has "
-        f"{len(messages)} messages ({roles}); format='trl-chat' holds conversations"
+    return Words(
+        "{fmt}, which holds a one-turn text prompt, but this row's conversation has {n} messages "
+        "({roles}); {chat} holds conversations",
+        fmt=ArgumentError.Setting("format", fmt),
+        n=len(messages),
+        roles=roles,
+        chat=ArgumentError.Setting("format", "trl-chat"),
     )
 
 

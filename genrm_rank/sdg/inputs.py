@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from genrm_rank import validate as check
-from genrm_rank.errors import ArgumentError
+from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import content_text
 
 __all__ = [
@@ -622,7 +622,7 @@ def merge_candidate_files(
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
-        raise ValueError(f"Argument 'sources' names one input twice: {names}.")
+        raise ArgumentError("sources", f"names one input twice: {names}.")
     labels = file_labels(names)
     if isinstance(prompt_fields, str) or not all(isinstance(f, str) for f in prompt_fields):
         raise TypeError(
@@ -681,10 +681,14 @@ def merge_candidate_files(
             if first is not None and other is not None and other[1] != first[1]:
                 return InputProblem(
                     "misaligned",
-                    f"row {rows[i0]} of {names[i0]} and row {rows[i]} of {names[i]} hold "
-                    f"different prompts (field {first[0]!r}: {_preview(first[1])} vs field "
-                    f"{other[0]!r}: {_preview(other[1])}); a reordered or regenerated file pairs "
-                    "samples of different prompts (argument 'inputs.align_by' pairs rows by a key)",
+                    Words(
+                        "{rows}; a reordered or regenerated file pairs samples of different "
+                        "prompts ({a} pairs rows by a key)",
+                        rows=f"row {rows[i0]} of {names[i0]} and row {rows[i]} of {names[i]} "
+                        f"hold different prompts (field {first[0]!r}: {_preview(first[1])} vs "
+                        f"field {other[0]!r}: {_preview(other[1])})",
+                        a=ArgumentError.Setting("inputs.align_by"),
+                    ),
                 )
         return merged(records)
 

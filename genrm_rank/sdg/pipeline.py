@@ -318,21 +318,29 @@ def holds_back(held: Sequence[RowError], error: RowError) -> bool:
     )
 
 
-def first_rows_message(errors: Sequence[RowError]) -> str:
+def first_rows_message(errors: Sequence[RowError]) -> Words:
     """Why a run stops when its first :data:`FIELD_CHECK_ROWS` rows all failed as ``errors``."""
     first = errors[0]
     if first.kind in _FIRST_ROWS:
-        return _FIRST_ROWS[first.kind].format(n=len(errors), reason=first.reason)
+        return Words(_FIRST_ROWS[first.kind], n=len(errors), reason=first.reason)
     keys = sorted({k for e in errors for k in e.keys})
     argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
     hint = (
-        "; rows without ids can be numbered by their line instead (argument 'rows.id_from_line')"
+        Words(
+            "; rows without ids can be numbered by their line instead ({a})",
+            a=ArgumentError.Setting("rows.id_from_line"),
+        )
         if first.field == "id_field"
         else ""
     )
-    return (
-        f"the first {len(errors)} rows all lack the field the run looks for: {first.reason} "
-        f"(argument '{argument}'); the rows have the keys {keys}{hint}"
+    return Words(
+        "the first {n} rows all lack the field the run looks for: {reason} ({a}); the rows have "
+        "the keys {keys}{hint}",
+        n=len(errors),
+        reason=first.reason,
+        a=ArgumentError.Setting(argument),
+        keys=keys,
+        hint=hint,
     )
 
 

@@ -27,7 +27,7 @@ from functools import cache, partial
 from typing import Any
 
 from genrm_rank import validate as check
-from genrm_rank.errors import ArgumentError
+from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import build_messages
 from genrm_rank.sdg.filters import Formatter
 from genrm_rank.sdg.inputs import RowSource
@@ -227,10 +227,14 @@ class CostPlan:
             ),
             (
                 "the run would stop",
-                None if self.stop is None else f"before its first call: {self.stop}",
+                None if self.stop is None else Words("before its first call: {s}", s=self.stop),
             ),
         ]
-        return "\n".join(f"{name:<26}{value}" for name, value in rows if value is not None)
+        shown = [(name, value) for name, value in rows if value is not None]
+        return Words(  # the stop names arguments, which a front end words its own way
+            "\n".join(f"{name:<26}{{v{i}}}" for i, (name, _) in enumerate(shown)),
+            **{f"v{i}": value for i, (_, value) in enumerate(shown)},
+        )
 
 
 def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:

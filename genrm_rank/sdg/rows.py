@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Literal
 
 from genrm_rank import validate as check
+from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
 from genrm_rank.runner import PromptInput
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
@@ -377,8 +378,13 @@ class RowReader:
                 how = "" if spec.id_from_line else ", as the first row has no id"
                 return bad(
                     "bad_field",
-                    f"the row has the field {spec.id_field!r} while ids come from row numbers"
-                    f"{how} (argument 'rows.id_from_line'); give every row an id or none",
+                    Words(
+                        "the row has the field {f!r} while ids come from row numbers{how} ({a}); "
+                        "give every row an id or none",
+                        f=spec.id_field,
+                        how=how,
+                        a=ArgumentError.Setting("rows.id_from_line"),
+                    ),
                 )
             row_id = f"line:{line}"
             data = {spec.id_field: row_id, **data}
@@ -414,9 +420,10 @@ class RowReader:
             return _missing(line, row_id, names, "prompt_fields", data)
         if len(present) > 1:
             names = " and ".join(repr(f) for f in present)
-            why = (
-                f"the row has {names}, and which one is the prompt is ambiguous; name it "
-                "(argument 'rows.prompt_fields')"
+            why: str = Words(
+                "the row has {names}, and which one is the prompt is ambiguous; name it ({a})",
+                names=names,
+                a=ArgumentError.Setting("rows.prompt_fields"),
             )
             return bad("ambiguous_field", why, field="prompt_fields", keys=tuple(data))
         prompt_field = present[0]
@@ -430,11 +437,13 @@ class RowReader:
                 (m for msg in normalized for m in TEMPLATE_MARKERS if m in msg["content"]), None
             )
             if marker is not None:
-                why = (
-                    f"field {prompt_field!r} holds a chat-templated prompt (it contains "
-                    f"{marker!r}): the GenRM would read the template's markup as the user's "
-                    "words; give the plain text or the messages, or pass it as it is "
-                    "(argument 'rows.allow_templated')"
+                why = Words(
+                    "field {f!r} holds a chat-templated prompt (it contains {marker!r}): the "
+                    "GenRM would read the template's markup as the user's words; give the plain "
+                    "text or the messages, or pass it as it is ({a})",
+                    f=prompt_field,
+                    marker=marker,
+                    a=ArgumentError.Setting("rows.allow_templated"),
                 )
                 return bad("templated_prompt", why, field="prompt_fields")
         field, text_key = spec.candidates_field, spec.candidate_text_key
