@@ -269,8 +269,9 @@ def test_plumbing_stays_in_submodules() -> None:
 def test_every_exception_derives_from_the_root() -> None:
     from genrm_rank import errors
 
-    for item in errors.__all__:
-        assert issubclass(getattr(errors, item), errors.GenRMRankError)
+    for item in errors.__all__:  # but Words, the message value errors and hints carry
+        value = getattr(errors, item)
+        assert issubclass(value, errors.GenRMRankError) or value is errors.Words
 
 
 def test_version_is_the_installed_and_declared_one() -> None:
