@@ -208,6 +208,21 @@ class Words(str):
             return str(error)
         return error.args[0]
 
+    @staticmethod
+    def worded(error: BaseException | str, name: Namer) -> str:
+        """An error or a message with the arguments it names worded by ``name(setting, head)``:
+        an :class:`ArgumentError`'s, or a :class:`Words` message's (an exception's, see
+        :meth:`of`); any other text as it is. The one way a front end rewords the library.
+
+        >>> Words.worded(ArgumentError("x", "must be > 0."), lambda s, head: f"field {s.name!r}")
+        "field 'x' must be > 0."
+        """
+        if isinstance(error, BaseException) and not isinstance(error, ArgumentError):
+            error = Words.of(error)
+        if isinstance(error, (ArgumentError, Words)):
+            return error.words(name)
+        return error
+
 
 class ComparisonGraphError(GenRMRankError, ValueError):
     """The comparisons cannot support the requested answer (e.g. too few items)."""

@@ -306,11 +306,6 @@ def flag_words(command: str) -> Callable[[ArgumentError.Setting, bool], str]:
 
 
 def cli_words(error: BaseException | str, command: str) -> str:
-    """An error or a message in ``command``'s words: the arguments an :class:`ArgumentError` or
-    a :class:`Words` message names (an exception's, see :meth:`Words.of`) worded by
-    :func:`flag_words`; any other text as it is."""
-    if isinstance(error, BaseException) and not isinstance(error, ArgumentError):
-        error = Words.of(error)
-    if isinstance(error, (ArgumentError, Words)):
-        return error.words(flag_words(command))
-    return error
+    """An error or a message in ``command``'s words (:meth:`~genrm_rank.errors.Words.worded` by
+    :func:`flag_words`)."""
+    return Words.worded(error, flag_words(command))

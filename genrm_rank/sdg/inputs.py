@@ -56,6 +56,7 @@ __all__ = [
     "dataset_source",
     "file_labels",
     "group_messages",
+    "in_row_words",
     "is_saved_dataset",
     "merge_candidate_files",
     "open_input",
@@ -851,7 +852,7 @@ def group_messages(
             try:
                 content = content_text(content, f"{messages_field}[-1]['content']")
             except (TypeError, ValueError) as exc:
-                return InputProblem("bad_field", str(exc).replace("Argument '", "field '", 1))
+                return InputProblem("bad_field", in_row_words(exc))
         if group_by is not None:
             if group_by not in record:
                 return _missing(group_by, "group_by", record)
@@ -900,3 +901,11 @@ def group_messages(
             yield emit()
 
     return RowSource(source.name, rows)
+
+
+def in_row_words(error: BaseException) -> str:
+    """A library error about a value read from a row, worded for the row: the argument it is
+    about becomes ``field 'x'`` (other arguments it names keep the library's words)."""
+    return Words.worded(
+        error, lambda s, head: f"field '{s.name}'" if head else ArgumentError.python_words(s, head)
+    )

@@ -20,7 +20,7 @@ from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
 from genrm_rank.runner import PromptInput
-from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem
+from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem, in_row_words
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
@@ -431,7 +431,7 @@ class RowReader:
         try:
             normalized = normalize_conversation(conversation, name=prompt_field)
         except (TypeError, ValueError) as exc:
-            return bad("bad_field", _strip_argument(str(exc)))
+            return bad("bad_field", in_row_words(exc))
         if not spec.allow_templated:
             marker = next(
                 (m for msg in normalized for m in TEMPLATE_MARKERS if m in msg["content"]), None
@@ -467,7 +467,7 @@ class RowReader:
                 try:
                     cand = _message_text(message, where)
                 except (TypeError, ValueError) as exc:
-                    return bad("bad_field", _strip_argument(str(exc)))
+                    return bad("bad_field", in_row_words(exc))
             # A candidate object without the text key is a layout error; an explicit null is a
             # sample that failed (dropped, with a note).
             text = cand.get(text_key, ...) if isinstance(cand, dict) else cand
@@ -604,11 +604,6 @@ def first_row_layout(
         if close is not None:
             close()
     return RowLayout(reader.id_from_line, prompt_field)
-
-
-def _strip_argument(message: str) -> str:
-    """Library messages say "Argument 'x' must ..."; in a row, say "field 'x' must ..."."""
-    return message.replace("Argument '", "field '", 1)
 
 
 def _no_constant(name: str) -> float:
