@@ -1,58 +1,30 @@
 """A judge that calls GenRMs served by vLLM (or any OpenAI-compatible server) over HTTP.
 
-:class:`OpenAIJudge` sends each comparison as an OpenAI chat request
-(``POST {base}/chat/completions``, custom roles ``principle``/``response_1``/``response_2`` sent
-as they are) to one of several endpoints, through a
-:class:`~genrm_rank.judges.transport.Transport` (aiohttp by default), and reads the answer into
-a :class:`~genrm_rank.verdict.Verdict` with :func:`~genrm_rank.parsing.parse_verdict`. Its
-settings come in groups (:mod:`~genrm_rank.judges.settings`): ``limits``, ``routing``,
-``retries``, ``health``.
+:class:`OpenAIJudge` sends each comparison as a chat request (``POST {base}/chat/completions``,
+messages of :func:`~genrm_rank.messages.build_messages`) to one of several replicas, routed by
+:class:`~genrm_rank.judges.routing.EndpointPool`, through a
+:class:`~genrm_rank.judges.transport.Transport`, and parses the answer with
+:func:`~genrm_rank.parsing.parse_verdict`. A call makes at most one generation
+(``Verdict.attempts`` says what it paid); re-asking after a paid failure is the orchestrator's
+job. What can go wrong, and what the judge does::
 
-A call makes at most one generation: ``Verdict.attempts`` says what it paid (1 for an answer,
-or for a failure after which the server may have generated; 0 when no server started on it).
-Asking again after a paid failure is the orchestrator's job, the one retry layer, which counts
-every re-ask against the budget and the caps. What can go wrong, and what the judge does::
+    answer unreadable / truncated / ...    the failed verdict with its raw text (attempts = 1)
+    timeout, 500, 504, dropped connection,
+    malformed or oversized 200             failed "unavailable" at once (attempts = 1); a
+                                           timeout or malformed 200 is not ill health
+    refused connection, 408, 429, 502, 503 resent for free (Retries), preferably elsewhere, then
+                                           "unavailable" (attempts = 0); after 16 429s before
+                                           any answer, a 429 is no longer resent
+    401, 403, 404                          the endpoint leaves rotation with a warning; when
+                                           every one has, JudgeConfigurationError
+    other 4xx (prompt too long, ...)       failed "rejected" with the server's message
+    failure_threshold failures in a row    out of rotation, probed on GET /health until 200
+    every endpoint out past down_timeout   EndpointsUnavailableError
 
-    answer unreadable / ambiguous / out of range / empty / truncated
-        -> the failed verdict, with its raw text (attempts = 1); the orchestrator may re-ask
-    timeout, HTTP 500 or 504, a connection dropped after the request was sent, a malformed 200
-    (an empty ``choices`` included), an answer longer than ``max_response_bytes`` (read no
-    further, its connection closed)
-        -> ``Verdict.failed("unavailable")`` at once (attempts = 1: the server may have
-           generated, so resending is a paid re-ask, not a free retry). A timeout or a
-           malformed 200 does not count toward the endpoint's health: under vLLM's unbounded
-           queue a slow replica is busy, not broken
-    connection refused, 408, 429, 502, 503 (the server started no generation)
-        -> resent up to ``max_resends`` times with exponential backoff and full jitter
-           (``Retry-After`` honoured), preferably on another endpoint; these resends are free;
-           then ``Verdict.failed("unavailable")`` (attempts = 0). Once 16 requests got a 429
-           before the judge's first answer, a 429 is not resent until an answer comes (a rate
-           limit on every request is not a burst to ride out)
-    401, 403, 404 (bad key, wrong model, wrong path: a misconfiguration, not a bad request)
-        -> resent for free to another endpoint; the endpoint is left out of rotation, with a
-           warning; once every endpoint has answered so, ``judge()`` raises
-           :class:`~genrm_rank.errors.JudgeConfigurationError`, quoting the server and
-           suggesting the fix (the models the server serves, a missing ``/v1``)
-    other 4xx (e.g. vLLM's 400 for a prompt over max-model-len)
-        -> ``Verdict.failed("rejected", error=<server message>)`` (attempts = 0), not resent
-    an endpoint failing ``failure_threshold`` times in a row
-        -> out of rotation, probed on ``GET /health`` every ``health_check_interval`` until 200
-    every endpoint out of rotation for longer than ``down_timeout``
-        -> ``judge()`` raises :class:`~genrm_rank.errors.EndpointsUnavailableError`, naming each
-           endpoint and its last answer (the only exception for a per-request problem)
-
-Before its first chat request the judge checks each endpoint once, with ``GET {base}/models``
-and the key: an endpoint that refuses the key (401/403) or does not serve the model is left out
-with a warning, and when every endpoint is so, ``judge()`` raises
-:class:`~genrm_rank.errors.JudgeConfigurationError` before any chat request is paid. An endpoint
-whose ``/models`` does not confirm the model (a gateway without ``/models``) is not refused on
-that account: its first chat request goes alone, so a wrong path costs one chat request per
-endpoint, not a window of them.
-
-Routing is :class:`~genrm_rank.judges.routing.EndpointPool`. The judge creates no asyncio
-object before it is used: it binds to the running loop when opened (``async with judge`` or the
-first ``judge()``), and is closed with ``aclose()``. Sleeping and the clock are injectable, so
-that backoff and health probing run on a fake clock in tests.
+Before its first chat request the judge asks each endpoint ``GET {base}/models`` once: one that
+refuses the key or does not serve the model is left out; one that does not confirm the model
+sends its first chat request alone. The judge binds to the running loop when opened and creates
+no asyncio object before; sleeping and the clock are injectable for tests.
 """
 
 from __future__ import annotations
@@ -104,9 +76,7 @@ _ERROR_TEXT_LIMIT = 500
 _BODY_WORDS_LIMIT = 120
 """Bytes of a malformed 200's body quoted in its failure (a proxy's HTML page, say)."""
 _STARTUP_429_LIMIT = 16
-"""429s before the judge's first answer after which a 429 is no longer resent: every request
-of a run refused so is a spent quota or a limit below the run's rate, and resending it only
-multiplies the requests paid before the run stops."""
+"""429s before the first answer after which a 429 is not resent: a spent quota, not a burst."""
 _MAX_TOKENS_REPORTED = 2**40
 """More tokens than one call can use; a larger count is not a count (e.g. ``1e308``)."""
 _TLS_HINT = Words(
@@ -114,6 +84,7 @@ _TLS_HINT = Words(
     "variable SSL_CERT_FILE, or pass {fix} to turn verification off",
     fix=ArgumentError.Setting("verify_tls", False),
 )
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 _arg = ArgumentError.Setting
 
@@ -121,21 +92,14 @@ Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
 
-_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-
-
 class _Secret:
-    """Holds the API key, and the request headers that carry it; prints as ``***`` wherever it
-    ends up."""
+    """The API key and the headers that carry it; prints as ``***``."""
 
-    __slots__ = ("_value", "headers")
+    __slots__ = ("headers", "value")
 
     def __init__(self, value: str) -> None:
-        self._value = value
+        self.value = value
         self.headers = {**_HEADERS, "Authorization": f"Bearer {value}"}
-
-    def reveal(self) -> str:
-        return self._value
 
     def __repr__(self) -> str:
         return "'***'"
@@ -194,8 +158,8 @@ def resolve_api_key(
 def check_endpoints(endpoints: str | Sequence[str]) -> tuple[str, ...]:
     """The endpoint base URLs, checked: http(s), no credentials; a trailing ``/`` removed.
 
-    A URL is never echoed with its ``user:password@`` (:func:`~genrm_rank.redaction.redact_url`):
-    endpoint URLs appear in errors, logs and cached verdicts.
+    A URL is never echoed with its ``user:password@``
+    (:func:`~genrm_rank.redaction.redact_url`).
     """
     urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
     if not urls:
@@ -246,21 +210,20 @@ def _error_message(status: int, raw: bytes) -> str:
 
 
 class _EmptyChoicesError(ValueError):
-    """A 200 whose ``choices`` is empty: the server answered, with nothing in it."""
+    """A 200 whose ``choices`` is empty."""
 
 
 def _reasoning_field(message: Mapping[str, Any]) -> str | None:
-    """``reasoning`` or ``reasoning_content``: the first that holds text, so an empty one never
-    hides the other; ``""`` when a field is there but empty, ``None`` when neither is a string."""
+    """``reasoning`` or ``reasoning_content``, the first that holds text (an empty one never
+    hides the other); ``""`` when one is there but empty, ``None`` when neither is a string."""
     fields = (message.get("reasoning"), message.get("reasoning_content"))
     texts = [f for f in fields if isinstance(f, str)]
     return next((t for t in texts if t.strip()), texts[0] if texts else None)
 
 
 def _read_usage(body: object) -> tuple[Usage | None, bool]:
-    """The server's ``usage`` and whether it was refused: ``None`` (unknown, so not summed)
-    when it is absent or holds a count no call can have (negative, fractional, absurdly large,
-    a bool, a string)."""
+    """The server's ``usage``, and whether it was refused: ``None`` when it is absent or holds a
+    count no call can have (negative, fractional, absurdly large, a bool, a string)."""
     if not isinstance(body, dict):
         return None, False
     counts = [body.get(name) for name in ("prompt_tokens", "completion_tokens")]
@@ -275,20 +238,6 @@ def _read_usage(body: object) -> tuple[Usage | None, bool]:
     if max(usage.prompt_tokens, usage.completion_tokens) > _MAX_TOKENS_REPORTED:
         return None, True
     return usage, False
-
-
-def _read_answer(raw: bytes) -> _Answer:
-    body = json.loads(raw)
-    choices = body["choices"]
-    if not choices:
-        raise _EmptyChoicesError("'choices' is empty")
-    choice = choices[0]
-    message = choice.get("message") or {}
-    content = message.get("content")
-    if content is not None and not isinstance(content, str):
-        raise TypeError(f"message.content is {type(content).__name__}, not a string")
-    usage, refused = _read_usage(body.get("usage"))
-    return _Answer(content, _reasoning_field(message), choice.get("finish_reason"), usage, refused)
 
 
 def _refusal(detail: str, hint: str | None = None) -> _Failure:
@@ -312,7 +261,17 @@ def _status_failure(status: int, raw: bytes, headers: Mapping[str, str]) -> _Fai
 def _answer_or_failure(raw: bytes) -> _Answer | _Failure:
     """A 200's answer; a malformed one is a per-request failure, not ill health."""
     try:
-        return _read_answer(raw)
+        body = json.loads(raw)
+        if not body["choices"]:
+            raise _EmptyChoicesError("'choices' is empty")
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"message.content is {type(content).__name__}, not a string")
+        usage, refused = _read_usage(body.get("usage"))
+        reasoning = _reasoning_field(message)
+        return _Answer(content, reasoning, choice.get("finish_reason"), usage, refused)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         fault = "empty_choices" if isinstance(exc, _EmptyChoicesError) else "malformed_response"
         begins = raw[:_BODY_WORDS_LIMIT].decode("utf-8", "replace")
@@ -330,47 +289,37 @@ class OpenAIJudge:
     Parameters
     ----------
     endpoints : str or sequence of str
-        Base URLs, e.g. ``"http://127.0.0.1:8000/v1"``. Each is a replica of the same model.
+        Base URLs of replicas of one model, e.g. ``"http://127.0.0.1:8000/v1"``.
     model : str
         The served model name sent in every request.
-    api_key : str, optional
-        Bearer token. Default: read from ``api_key_file``, else from the environment variable
-        ``api_key_env``; no key sends no ``Authorization`` header. Never logged or shown in
-        ``repr``.
-    api_key_env : str, optional
-        Environment variable holding the key (``"GENRM_API_KEY"``).
-    api_key_file : path, optional
-        File holding the key (surrounding whitespace removed).
+    api_key, api_key_env, api_key_file : optional
+        The bearer token, else the file holding it, else the environment variable holding it
+        (``"GENRM_API_KEY"``); none sends no ``Authorization`` header. Never logged or shown.
     temperature, top_p, max_tokens : float, float, int
         Sampling parameters (the model card's ``1.0, 0.95, 24576`` by default).
     extra_body : mapping, optional
         Merged at the top level of every request body (``top_k``, ``chat_template_kwargs``,
-        ``structured_outputs``, ...); its keys override the sampling parameters above.
+        ...); its keys override the sampling parameters.
     thinking : bool, optional
-        Whether the model thinks before it answers (every GenRM does): see
-        :func:`~genrm_rank.parsing.parse_verdict`. Default: ``True``, unless ``extra_body``
-        turns thinking off (``{"chat_template_kwargs": {"enable_thinking": False}}``).
+        Whether the model thinks before it answers (:func:`~genrm_rank.parsing.parse_verdict`).
+        Default: ``True``, unless ``extra_body``'s ``chat_template_kwargs`` turn thinking off.
     template_token_allowance : int
         Tokens allowed for the chat template's own text in :meth:`call_token_bound`.
     timeout : float
         Seconds allowed for one HTTP request (connection to last byte).
     limits, routing, retries, health : optional
-        The grouped settings (:mod:`~genrm_rank.judges.settings`): :class:`Limits` (in-flight
-        and rate limits, longest answer), :class:`Routing` (policy, spill-over),
-        :class:`Retries` (free resends, backoff), :class:`Health` (failure threshold, probes,
-        ``down_timeout``). Default: each with its defaults.
+        The grouped settings of :mod:`~genrm_rank.judges.settings`; each defaults to its
+        defaults.
     seed : int, optional
         Seeds the backoff jitter (and the ``"random"`` routing policy).
     verify_tls : bool
-        Verify the server's TLS certificate (:class:`~genrm_rank.judges.transport.
-        AiohttpTransport`); for the default transport only. Turning it off must be asked for.
+        Verify the server's TLS certificate; for the default transport only.
     transport : Transport, optional
         Sends the HTTP requests (default: an :class:`~genrm_rank.judges.transport.
         AiohttpTransport`); closed with the judge.
     sleep, clock : callable, optional
-        ``await sleep(seconds)`` and ``clock() -> seconds`` used for backoff, probing and the
-        down deadline (``asyncio.sleep`` and ``time.monotonic`` by default); tests pass a fake
-        clock.
+        ``await sleep(seconds)`` and ``clock() -> seconds`` for backoff, probing and the down
+        deadline (``asyncio.sleep`` and ``time.monotonic`` by default).
 
     Examples
     --------
@@ -416,11 +365,12 @@ class OpenAIJudge:
         self.extra_body: dict[str, Any] = dict(
             check.mapping("extra_body", extra_body, optional=True) or {}
         )
-        if thinking is not None:
-            check.flag("thinking", thinking)
-        self.limits = check.instance("limits", Limits() if limits is None else limits, Limits)
+        check.flag("thinking", thinking, optional=True)
+        self._pool = EndpointPool(
+            self.endpoints, limits=limits, routing=routing, health=health, seed=seed
+        )
+        self.limits, self.health = self._pool.limits, self._pool.health
         self.retries = check.instance("retries", Retries() if retries is None else retries, Retries)
-        self.health = check.instance("health", Health() if health is None else health, Health)
         if transport is None:
             transport = AiohttpTransport(verify_tls=verify_tls)
         elif verify_tls is not True:
@@ -434,13 +384,6 @@ class OpenAIJudge:
         self.thinking: bool = (not thinking_off) if thinking is None else thinking
         self.verify_tls = verify_tls
         self.down_timeout = self.health.down_after(self.retries)
-        self._pool = EndpointPool(
-            self.endpoints,
-            limits=self.limits,
-            routing=check.instance("routing", Routing() if routing is None else routing, Routing),
-            health=self.health,
-            seed=seed,
-        )
         self._transport: Transport = transport
         key = resolve_api_key(api_key, api_key_env, api_key_file)
         self._api_key = _Secret(key) if key is not None else None
@@ -460,15 +403,10 @@ class OpenAIJudge:
         self._diagnosis: str | None = None
         self._preflight: asyncio.Task[None] | None = None
         self._confirmed = [False] * len(self.endpoints)
-        """Endpoints known to take the run's requests (their ``/models`` lists the model, or a
-        chat request got an answer that is not a refusal); another endpoint's first chat request
-        goes alone."""
+        """Endpoints known to take the run's requests; another's first chat request goes alone."""
         self._first_calls: dict[int, asyncio.Lock] = {}
         self._answered = False
-        """Whether any chat request has been answered (200 with an answer)."""
         self._unanswered_429 = 0
-
-    # -- lifecycle -----------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (
@@ -485,9 +423,7 @@ class OpenAIJudge:
         if self._state == "closed":
             raise RuntimeError("This OpenAIJudge is closed; create a new one.")
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # Opened on another event loop (e.g. an earlier asyncio.run): its tasks cannot serve
-            # this loop. Sync callers close them first, with aclose_connections().
+        if self._loop is not loop:  # another loop's tasks (an earlier asyncio.run) cannot serve
             self._drop_tasks()
             self._loop = loop
         self._state = "open"
@@ -505,18 +441,14 @@ class OpenAIJudge:
         await self._close_connections()
 
     async def aclose_connections(self) -> None:
-        """Close the connections and probes but stay usable: the next call reopens them.
-
-        The sync wrappers (:func:`~genrm_rank.select_best` and friends) call this before their
-        event loop ends, so one judge can serve many sync calls.
-        """
+        """Close the connections and probes but stay usable: the next call reopens them (the
+        sync wrappers call this before their event loop ends)."""
         await self._close_connections()
         if self._state == "open":
             self._state = "unopened"
 
     def _drop_tasks(self) -> list[asyncio.Task[Any]]:
-        """Forget the tasks bound to the loop: probes, recovery, an unfinished preflight (run
-        again on the next use)."""
+        """Forget the tasks bound to the loop: probes, recovery, an unfinished preflight."""
         tasks: list[asyncio.Task[Any]] = [*self._probes.values()]
         if self._recovery is not None:
             tasks.append(self._recovery)
@@ -535,35 +467,27 @@ class OpenAIJudge:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._transport.aclose()
 
-    # -- observation ---------------------------------------------------------------------------
-
     @property
     def stats(self) -> dict[str, EndpointStats]:
-        """Per-endpoint counters by URL: requests, in_flight, failures, retries, healthy,
-        affinity_hits, spills, last_error."""
+        """Per-endpoint counters by URL (:class:`~genrm_rank.judges.routing.EndpointStats`)."""
         return self._pool.stats()
 
     @property
     def faults(self) -> dict[str, int]:
         """Failed HTTP attempts so far, by kind (sorted), each retried or reported.
 
-        Kinds: ``http_<status>`` (an error status, e.g. ``http_503``), ``timeout``,
-        ``connection_refused`` (never reached a server), ``connection_dropped`` (cut off after
-        the request was sent), ``empty_choices`` and ``malformed_response`` (a 200 without a
-        readable answer), ``oversized_answer`` (longer than ``max_response_bytes``), and
-        ``impossible_usage`` (an answer that was read, with usage figures no call can have,
-        read as unknown). Refusals of the run itself (401/403/404) are not faults: they raise
-        :class:`~genrm_rank.errors.JudgeConfigurationError`. Answers that came back but hold
-        no usable verdict (unreadable, truncated) are failed verdicts, counted by the
-        orchestrator's ``JudgeStatistics.failures``.
+        Kinds: ``http_<status>``, ``timeout``, ``connection_refused`` (never reached a server),
+        ``connection_dropped`` (cut off after sending), ``empty_choices`` and
+        ``malformed_response`` (a 200 without a readable answer), ``oversized_answer`` (longer
+        than ``max_response_bytes``), and ``impossible_usage`` (an answer read, with usage no
+        call can have). Refusals of the run (401/403/404) and unreadable answers are not
+        faults.
         """
         return dict(sorted(self._faults.items()))
 
     def _count_fault(self, kind: str) -> int:
         self._faults[kind] = self._faults.get(kind, 0) + 1
         return self._faults[kind]
-
-    # -- judging -------------------------------------------------------------------------------
 
     def _payload(self, request: PairRequest) -> bytes:
         body: dict[str, Any] = {
@@ -579,10 +503,11 @@ class OpenAIJudge:
     async def judge(self, request: PairRequest) -> Verdict:
         """Judge ``request`` (slot 1 vs slot 2).
 
-        Returns a :class:`~genrm_rank.verdict.Verdict`, failed (``rejected``, ``unavailable``,
-        or the parse failure of the answer: one call, one generation) rather than raising for a
-        per-request problem. Raises :class:`~genrm_rank.errors.EndpointsUnavailableError` only
-        when every endpoint has been out of rotation for longer than ``down_timeout``.
+        Returns a :class:`~genrm_rank.verdict.Verdict`, failed rather than raising for a
+        per-request problem (see the module docstring). Raises
+        :class:`~genrm_rank.errors.EndpointsUnavailableError` when every endpoint has been out
+        of rotation for longer than ``down_timeout``, and
+        :class:`~genrm_rank.errors.JudgeConfigurationError` when every one refuses the run.
         """
         check.instance("request", request, PairRequest)
         self._open()
@@ -599,21 +524,14 @@ class OpenAIJudge:
         )
 
     def call_token_bound(self, request: PairRequest) -> int:
-        """Most tokens one call of ``request`` can use: prompt plus generation limit.
-
-        The prompt is bounded by the UTF-8 bytes of its messages (a byte-level BPE token is at
-        least one byte) plus :attr:`template_token_allowance` for the chat template's own text.
-        The orchestrator reserves this much for a call in flight under a run-wide token cap.
-        """
+        """Most tokens one call of ``request`` can use: its messages' UTF-8 bytes (a byte-level
+        BPE token is at least one byte), :attr:`template_token_allowance` and ``max_tokens``."""
         content = sum(len(m["content"].encode()) + 8 for m in request.messages())
         return content + self.template_token_allowance + self.max_tokens
 
     async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
-        """Judge many requests concurrently (routing and limits shared); results in order.
-
-        If :class:`~genrm_rank.errors.EndpointsUnavailableError` is raised, the requests still
-        running are cancelled.
-        """
+        """Judge many requests concurrently; results in order. The requests still running are
+        cancelled when one raises."""
         tasks = [asyncio.ensure_future(self.judge(r)) for r in requests]
         try:
             return list(await asyncio.gather(*tasks))
@@ -623,9 +541,8 @@ class OpenAIJudge:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    # -- one call, with free resends -----------------------------------------------------------
-
     async def _call(self, key: str, payload: bytes) -> _Answer | Verdict:
+        """One call: the answer, or the failed verdict, after the free resends."""
         max_resends = self.retries.max_resends
         exclude = frozenset(self._refusals)  # an endpoint that refused the run is left out
         detail = "no attempt made"
@@ -687,12 +604,11 @@ class OpenAIJudge:
         )
 
     def _redact(self, text: str) -> str:
-        """Server text as the library keeps it: without the API key a server may echo back (in
-        an error body or an answer) and without URL credentials (a proxy's, in an error)."""
-        return redact(text, self._api_key.reveal() if self._api_key is not None else None)
+        """Server text without the API key it may echo, nor URL credentials."""
+        return redact(text, self._api_key.value if self._api_key is not None else None)
 
     def _scrub(self, outcome: _Answer | _Failure) -> _Answer | _Failure:
-        """:meth:`_redact` on every text of an answer or failure, as it comes from the server."""
+        """:meth:`_redact` on every text of an answer or failure."""
         if isinstance(outcome, _Failure):
             return dataclasses.replace(outcome, detail=self._redact(outcome.detail))
         return dataclasses.replace(
@@ -702,8 +618,8 @@ class OpenAIJudge:
         )
 
     async def _post_checked(self, index: int, payload: bytes) -> _Answer | _Failure:
-        """:meth:`_post`; the first chat request of an endpoint not yet confirmed goes alone,
-        so that a wrong path or model costs one request per endpoint."""
+        """:meth:`_post`; an endpoint's first chat request goes alone until it is confirmed, so
+        that a wrong path or model costs one request per endpoint."""
         if self._confirmed[index]:
             return await self._post(index, payload)
         async with self._first_calls.setdefault(index, asyncio.Lock()):
@@ -718,7 +634,6 @@ class OpenAIJudge:
     async def _send(
         self, method: Literal["GET", "POST"], url: str, timeout: float, body: bytes | None = None
     ) -> Response:
-        """One request through the transport, with the key and the body cap."""
         headers = _HEADERS if self._api_key is None else self._api_key.headers
         limit = self.limits.max_response_bytes
         return await self._transport.send(Request(method, url, headers, body, timeout, limit))
@@ -726,9 +641,7 @@ class OpenAIJudge:
     async def _post(self, index: int, payload: bytes) -> _Answer | _Failure:
         try:
             response = await self._send("POST", self._chat_urls[index], self.timeout, payload)
-        except asyncio.TimeoutError:
-            # Under vLLM's unbounded queue a slow answer means a busy replica, not a broken one:
-            # health is left to /health probes and connection errors.
+        except asyncio.TimeoutError:  # under vLLM's unbounded queue: busy, not broken
             return _Failure(
                 f"timed out after {self.timeout:g} s",
                 "timeout",
@@ -753,8 +666,6 @@ class OpenAIJudge:
             return _answer_or_failure(response.body)
         return _status_failure(response.status, response.body, response.headers)
 
-    # -- misconfiguration -----------------------------------------------------------------------
-
     async def _get(self, url: str, timeout: float = 10.0) -> Response | str:
         """``GET url``, or why no answer came."""
         try:
@@ -778,9 +689,6 @@ class OpenAIJudge:
             self._redact(str(m["id"])) for m in body["data"] if isinstance(m, dict) and "id" in m
         ]
 
-    async def _served_models(self, base: str) -> list[str] | None:
-        return self._model_list(await self._get(base + "/models"))
-
     async def _check_endpoints(self) -> None:
         """Check every endpoint once before the first chat request (shared by every caller)."""
         if self._preflight is None:
@@ -788,8 +696,8 @@ class OpenAIJudge:
         await asyncio.shield(self._preflight)
 
     async def _check_models(self) -> None:
-        """``GET {base}/models`` with the key, once per endpoint: refuse the endpoints that
-        refuse the key or do not serve the model; raise when every endpoint does."""
+        """``GET {base}/models`` once per endpoint: refuse those that refuse the key or do not
+        serve the model; raise when every endpoint does."""
         answers = await asyncio.gather(*(self._get(b + "/models") for b in self.endpoints))
         served = [self._model_list(got) for got in answers]
         listed = any(models is not None and self.model in models for models in served)
@@ -852,15 +760,16 @@ class OpenAIJudge:
             return Words(
                 "the API key sent was refused: check the key given by {env} or {file}", **keys
             )
-        served = await self._served_models(base)
+        served = self._model_list(await self._get(base + "/models"))
         if served is not None:
             if self.model not in served:
                 return self._served_hint(served)
             return (
                 f"the server serves model {self.model!r} but {base}/chat/completions is not found"
             )
-        if not base.endswith("/v1") and await self._served_models(base + "/v1") is not None:
-            return Words("did you mean {base}/v1? ({a})", base=base, a=_arg("endpoints"))
+        if not base.endswith("/v1"):
+            if self._model_list(await self._get(base + "/v1/models")) is not None:
+                return Words("did you mean {base}/v1? ({a})", base=base, a=_arg("endpoints"))
         return Words(
             "check {e} ({base}) and {m} ({model!r})",
             e=_arg("endpoints"),
@@ -892,8 +801,6 @@ class OpenAIJudge:
             self._diagnosis = Words("\n".join(lines), **settings)
         return self._diagnosis
 
-    # -- endpoint health -----------------------------------------------------------------------
-
     async def _acquire(self, key: str, exclude: frozenset[int], *, retry: bool) -> int:
         while True:
             try:
@@ -905,8 +812,8 @@ class OpenAIJudge:
             return index
 
     async def _wait_for_recovery(self) -> None:
-        """Wait for the one recovery task every waiting request shares, which probes the
-        endpoints every health_check_interval until one answers or down_timeout has passed."""
+        """Wait for the recovery task all waiting requests share: it probes until an endpoint
+        answers or down_timeout has passed."""
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.get_running_loop().create_task(self._recovery_loop())
         if not await asyncio.shield(self._recovery):

@@ -1,22 +1,13 @@
 """Endpoint routing for HTTP judges: least outstanding requests with prefix affinity.
 
-Every comparison of one prompt shares the conversation as a prompt prefix, which a vLLM replica
-can serve from its prefix cache if it saw that prefix recently. The router therefore sends all
-comparisons of one prompt (same :meth:`~genrm_rank.judges.base.PairRequest.prefix_key`) to the
-same replica, chosen by rendezvous (highest-random-weight) hashing over the healthy endpoints,
-so that a replica leaving or joining only moves the prompts that hashed to it. When the
-preferred replica is much busier than the least loaded one, the request spills over, by the
-rule of NVIDIA's load balancer for vLLM pools (NeMo-RL ``tools/external_gym_vllm/vllm_pool_lb.py``):
-spill when ``load[preferred] > spill_factor * least + spill_offset`` (2 and 10 there).
-
-The module has two layers:
-
-- :func:`choose_endpoint` and :func:`rendezvous_rank`: pure functions of the loads, the health
-  flags and the key. No I/O, no clock; unit-tested directly.
-- :class:`EndpointPool`: the in-process state around them (in-flight counters with a
-  per-endpoint limit, health flags, counters for ``stats``, an optional requests-per-second
-  limiter). It creates no asyncio object in ``__init__``: waiters' futures and the
-  :class:`aiolimiter.AsyncLimiter` are bound to the running loop on first use.
+Every comparison of one prompt shares its conversation as a prefix, which a vLLM replica can
+serve from its prefix cache: the comparisons of one prompt
+(:meth:`~genrm_rank.judges.base.PairRequest.prefix_key`) go to one replica, chosen by rendezvous
+hashing, and spill over when it is much busier than the least loaded one (the rule of NVIDIA's
+vLLM load balancer, NeMo-RL ``tools/external_gym_vllm/vllm_pool_lb.py``). :func:`choose_endpoint`
+is the pure rule; :class:`EndpointPool` holds the state around it (loads, limits, health,
+counters, a rate limiter), and creates no asyncio object before it is used (``docs/deployment.md``,
+"Prefix affinity, vLLM data-parallel, and load balancers").
 
 References
 ----------
@@ -52,11 +43,8 @@ __all__ = [
 
 
 class NoHealthyEndpointError(GenRMRankError):
-    """Internal signal of :meth:`EndpointPool.acquire`: no healthy endpoint is left to try.
-
-    Never escapes :class:`~genrm_rank.judges.openai_http.OpenAIJudge`, which turns it into
-    waiting for a recovery, then :class:`~genrm_rank.errors.EndpointsUnavailableError`.
-    """
+    """No healthy endpoint is left (:meth:`EndpointPool.acquire`); the judge waits for a
+    recovery, then raises :class:`~genrm_rank.errors.EndpointsUnavailableError`."""
 
 
 def _weight(key: str, name: str) -> int:
@@ -65,10 +53,8 @@ def _weight(key: str, name: str) -> int:
 
 
 def rendezvous_rank(key: str, names: Sequence[str]) -> list[int]:
-    """Indices of ``names`` from most to least preferred for ``key`` (rendezvous hashing).
-
-    The order depends only on the key and each name, so removing an endpoint moves only the
-    keys that preferred it.
+    """Indices of ``names`` from most to least preferred for ``key`` (rendezvous hashing:
+    removing an endpoint moves only the keys that preferred it).
 
     >>> rendezvous_rank("prompt-1", ["a", "b"]) in ([0, 1], [1, 0])
     True
@@ -79,17 +65,8 @@ def rendezvous_rank(key: str, names: Sequence[str]) -> list[int]:
 
 @dataclass(frozen=True)
 class RouteChoice:
-    """Where one request goes and why.
-
-    Attributes
-    ----------
-    index : int
-        The chosen endpoint.
-    preferred : int or None
-        The key's preferred endpoint among the healthy ones (``None`` without a key or affinity).
-    spilled : bool
-        The preferred endpoint was skipped because it was too busy or full.
-    """
+    """Where one request goes (``index``), its key's preferred endpoint among the healthy ones
+    (``None`` without a key), and whether it ``spilled`` from there (too busy or full)."""
 
     index: int
     preferred: int | None
@@ -127,30 +104,31 @@ def choose_endpoint(
 
     Parameters
     ----------
-    loads : sequence of int
-        Requests in flight on each endpoint.
-    healthy : sequence of bool
-        Whether each endpoint is in rotation.
+    loads, healthy : sequence
+        Requests in flight on each endpoint, and whether each is in rotation.
     names : sequence of str, optional
         Stable endpoint names (URLs) for rendezvous hashing; required with ``key``.
     key : str, optional
-        The affinity key (a prompt's prefix key). ``None`` routes by load only.
+        The affinity key (a prompt's prefix key); ``None`` routes by load only.
     limits : sequence of int, optional
         Per-endpoint in-flight limits; a full endpoint is never chosen.
     exclude : set of int
-        Endpoints not to use for this request (e.g. the one that just failed it). Ignored when
-        they are the only healthy ones.
+        Endpoints not to use (the one that just failed), unless they are the only healthy ones.
     spill_factor, spill_offset : float
         Leave the preferred endpoint when ``load[preferred] > spill_factor * least +
-        spill_offset``, ``least`` being the lowest load among the usable endpoints.
+        spill_offset`` (:class:`~genrm_rank.judges.settings.Routing`).
     tie_breaker : int
         Rotates the choice among equally loaded endpoints (pass a counter).
 
     Returns
     -------
     RouteChoice or None
-        ``None`` when every healthy endpoint is full (wait for one to free up). Raises
-        :class:`NoHealthyEndpointError` when no endpoint is healthy.
+        ``None`` when every healthy endpoint is full.
+
+    Raises
+    ------
+    NoHealthyEndpointError
+        No endpoint is healthy.
 
     Examples
     --------
@@ -173,8 +151,7 @@ def choose_endpoint(
     if key is not None:
         if names is None or len(names) != n:
             raise ValueError("Argument 'names' must name every endpoint when 'key' is given.")
-        # Rank over all healthy endpoints (not just the usable ones), so that a momentarily
-        # full replica does not move the prompt's home.
+        # over every healthy endpoint: a momentarily full replica does not move the prompt's home
         order = rendezvous_rank(key, [names[i] for i in candidates])
         ranked = [candidates[j] for j in order if candidates[j] in preferred_pool]
         preferred = ranked[0]
@@ -196,22 +173,15 @@ class EndpointStats:
     ----------
     url : str
         The endpoint's base URL.
-    requests : int
-        HTTP requests sent to it (resends of an earlier failure included).
-    in_flight : int
-        Requests outstanding now.
-    failures : int
-        Requests that failed there (connection error, timeout, 5xx, 429).
-    retries : int
-        Requests sent to it as a retry of an earlier failure.
+    requests, in_flight, failures, retries : int
+        HTTP requests sent to it (resends included), outstanding now, failed there, and sent
+        as a resend of an earlier failure.
     healthy : bool
         Whether it is in rotation.
-    affinity_hits : int
-        Requests routed to it because it is their prompt's preferred replica.
-    spills : int
-        Requests routed to it although their preferred replica was another (too busy).
+    affinity_hits, spills : int
+        Requests routed to it as their prompt's preferred replica, and away from another one.
     last_error : str or None
-        Its most recent failure (status and message, or exception).
+        Its most recent failure.
     """
 
     url: str
@@ -227,8 +197,6 @@ class EndpointStats:
 
 @dataclass
 class _Endpoint:
-    """An endpoint's live counters (:class:`EndpointStats` is their snapshot)."""
-
     url: str
     requests: int = 0
     in_flight: int = 0
@@ -248,15 +216,9 @@ class EndpointPool:
     ----------
     urls : sequence of str
         The endpoints' base URLs (their names for rendezvous hashing).
-    limits : Limits, optional
-        ``max_in_flight_per_endpoint`` (more requests wait in FIFO order) and
-        ``requests_per_second`` (an :class:`aiolimiter.AsyncLimiter` allowing a burst of one
-        second's worth), over all endpoints.
-    routing : Routing, optional
-        The policy, and the spill-over of prefix affinity (:func:`choose_endpoint`).
-    health : Health, optional
-        ``failure_threshold``: consecutive failures after which an endpoint leaves rotation
-        until :meth:`mark_healthy`.
+    limits, routing, health : optional
+        The settings of :mod:`~genrm_rank.judges.settings` (defaults when ``None``); requests
+        over ``max_in_flight_per_endpoint`` wait in FIFO order.
     seed : int, optional
         Seeds the ``"random"`` policy.
     """
@@ -285,8 +247,6 @@ class EndpointPool:
         self._waiters: collections.deque[asyncio.Future[int]] = collections.deque()
         self._limiter: AsyncLimiter | None = None
 
-    # -- state --------------------------------------------------------------------------------
-
     def __len__(self) -> int:
         return len(self._endpoints)
 
@@ -308,8 +268,6 @@ class EndpointPool:
         """A snapshot of every endpoint's counters, by URL."""
         names = [f.name for f in fields(EndpointStats)]
         return {e.url: EndpointStats(*(getattr(e, n) for n in names)) for e in self._endpoints}
-
-    # -- choosing ------------------------------------------------------------------------------
 
     def choose(
         self, key: str | None, exclude: frozenset[int] | set[int] = frozenset()
@@ -340,11 +298,8 @@ class EndpointPool:
         exclude: frozenset[int] | set[int] = frozenset(),
         retry: bool = False,
     ) -> int:
-        """Wait for the rate limiter and a free slot; return the endpoint index, counted in flight.
-
-        Raises :class:`NoHealthyEndpointError` when no endpoint is healthy (also while waiting).
-        Pair every successful call with :meth:`release`.
-        """
+        """Wait for the rate limiter and a free slot; the endpoint index, counted in flight until
+        :meth:`release`. Raises :class:`NoHealthyEndpointError` (also while waiting)."""
         if self.limits.requests_per_second is not None:
             if self._limiter is None:
                 self._limiter = AsyncLimiter(self.limits.requests_per_second, 1.0)
@@ -365,8 +320,7 @@ class EndpointPool:
                 raise
             choice = self.choose(key, exclude)
             if choice is None and hops > 0:
-                # The freed slot is not usable by this request (its endpoint is excluded for
-                # it): pass the wake-up on, at most once around the queue.
+                # the freed slot is excluded for this request: pass the wake-up on, once around
                 self._wake_one(hops - 1)
         endpoint = self._endpoints[choice.index]
         endpoint.in_flight += 1
@@ -394,18 +348,13 @@ class EndpointPool:
         while self._waiters:
             self._wake_one(0)
 
-    # -- health --------------------------------------------------------------------------------
-
     def record_success(self, index: int) -> None:
         """An answer came back from endpoint ``index``: it is working."""
         self._endpoints[index].consecutive_failures = 0
 
     def record_failure(self, index: int, detail: str, *, counts_toward_health: bool = True) -> bool:
-        """A request failed on endpoint ``index``; return whether it just left rotation.
-
-        ``counts_toward_health=False`` (a 429: overloaded, not broken) counts the failure
-        without moving the endpoint toward being taken out of rotation.
-        """
+        """A request failed on endpoint ``index``; whether it just left rotation. A failure that
+        does not count toward health (overloaded, not broken) is only counted."""
         endpoint = self._endpoints[index]
         endpoint.failures += 1
         endpoint.last_error = detail
