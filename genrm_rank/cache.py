@@ -1,52 +1,14 @@
 """A persistent verdict cache, so that no judge call is ever paid twice.
 
-:class:`~genrm_rank.judges.cached.CachedJudge` wraps any judge and stores every verdict it is
-given in a :class:`VerdictCache` (one SQLite file) under :func:`cache_key`; a rerun of the same
-requests, or a run resumed after a crash, is served from the file and pays nothing. A cached
-verdict comes back unchanged, with the ``attempts`` and ``usage`` originally paid, so result rows
-are identical between a first run and a rerun.
-
-What a key covers
------------------
-:func:`cache_key` is a sha256 over canonical JSON of :data:`PROTOCOL_VERSION`, the caller's
-*namespace*, the exact chat messages of the request (the conversation, both candidate texts in
-their slots, the principle), and its ``sample`` and ``attempt``. The prompt id, candidate indices
-and ids are left out on purpose: the same messages are the same judgement, whichever prompt or
-system they came from.
-
-The namespace must name everything else that changes the answer: at least the model and the
-sampling parameters (temperature, top_p, max_tokens, seed, ...) and any extra request body
-(e.g. ``chat_template_kwargs``). It must never hold a credential: :func:`cache_key` refuses keys
-that name one (``api_key``, ``authorization``, ``password``, ...), which would also void the
-cache whenever a key is rotated. Bump :data:`PROTOCOL_VERSION` whenever message building or
-answer parsing changes meaning: every key changes with it, so old verdicts are no longer served.
-
-Storage and durability
-----------------------
-One SQLite table ``verdicts(key, verdict, created)`` (the verdict as the JSON of
-:func:`verdict_to_dict`) and a ``meta`` table holding :data:`SCHEMA_VERSION`, in WAL mode with
-``synchronous=NORMAL``. Every :meth:`~VerdictCache.put` is its own committed transaction
-(:meth:`~VerdictCache.put_many` one for the lot): in WAL mode a commit appends to the log without
-an fsync, far beyond any judge's rate (``benchmarks/README.md``, "Verdict cache writes").
-Batching commits behind a timer would buy nothing that is ever the bottleneck, at the price of
-verdicts that a kill can lose. Once ``put`` returns, the verdict survives a ``kill -9``, and a
-kill at any moment never corrupts the file (a power cut may lose the last commits, never the
-file).
-
-The cache is synchronous and meant for one thread, the event loop's: a lookup or a commit takes
-well under a millisecond, next to judge calls of seconds. Several processes may open the same
-file at once: WAL lets readers run beside the writer, and writers wait for one another up to
-``timeout`` seconds (SQLite's busy timeout).
-
-Network filesystems and shards
-------------------------------
-WAL mode keeps its index in shared memory beside the file, which processes on different hosts
-cannot share, and network filesystems (NFS, Lustre, CIFS, GPFS, ...) do not give SQLite the
-locks it relies on: a cache shared there can be corrupted or lose commits without an error.
-:class:`VerdictCache` therefore refuses a path on a network filesystem (found by
-:func:`network_filesystem`) rather than warn: a warning scrolls past in a batch log. Give each
-shard its own cache on a local disk, then join them with :func:`merge_caches`
-(``genrm-rank cache merge OUT.db IN1.db IN2.db ...``).
+:class:`~genrm_rank.judges.cached.CachedJudge` stores every verdict it is given in a
+:class:`VerdictCache` (one SQLite file) under :func:`cache_key`; a rerun, or a run resumed after
+a crash, is served from the file, verdicts unchanged (same ``attempts`` and ``usage``). Every
+:meth:`~VerdictCache.put` is its own committed transaction in WAL mode (``synchronous=NORMAL``):
+once it returns the verdict survives a ``kill -9``, at a cost far below any judge's rate
+(``benchmarks/README.md``, "Verdict cache writes"). The cache is for one thread, the event
+loop's; several processes may share a file on a local disk. A network filesystem is refused
+(:func:`network_filesystem`): SQLite's locks and WAL index do not work there, so each shard
+keeps its own cache, joined afterwards by :func:`merge_caches`.
 """
 
 from __future__ import annotations
@@ -71,7 +33,6 @@ from genrm_rank.judges.base import PairRequest
 from genrm_rank.verdict import Verdict, verdict_from_dict, verdict_to_dict
 
 _SQLITE_FULL = 13
-"""SQLite's result code for a full database or disk (``SQLITE_FULL``)."""
 
 __all__ = [
     "NETWORK_FILESYSTEMS",
@@ -85,11 +46,8 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
-"""Version of the request/answer protocol folded into every :func:`cache_key`.
-
-Bump it when :func:`~genrm_rank.messages.build_messages` or the answer parser changes what a
-request means or how an answer is read; every key changes, so no stale verdict is served.
-"""
+"""Version of the request/answer protocol folded into every :func:`cache_key`: bump it when
+message building or answer parsing changes meaning, so that no stale verdict is served."""
 
 SCHEMA_VERSION = 1
 """Version of the SQLite layout and of the stored verdict JSON; kept in the ``meta`` table."""
@@ -99,15 +57,12 @@ _SECRET_WORDS = ("api_key", "apikey", "authorization", "password", "secret", "ac
 
 
 def _dumps_verdict(verdict: Verdict) -> str:
-    # ensure_ascii: raw text may hold lone surrogates (a JSON "\ud800" from a server), which
-    # SQLite cannot store as UTF-8 text; escaped, every string round-trips.
+    # ensure_ascii: a lone surrogate from a server cannot be stored as UTF-8 text; escaped it can
     return json.dumps(verdict_to_dict(verdict), ensure_ascii=True, separators=(",", ":"))
 
 
 def _loads_verdict(blob: str) -> Verdict:
-    # A cache written before verdicts were cleaned may hold an escaped lone surrogate (the
-    # Verdict built here replaces it, so a stored verdict never crashes a writer again) or a
-    # server's impossible usage, such as negative tokens (then read as unknown).
+    # An older cache may hold a server's impossible usage (negative tokens): read as unknown.
     data = json.loads(blob)
     try:
         return verdict_from_dict(data)
@@ -115,10 +70,6 @@ def _loads_verdict(blob: str) -> Verdict:
         if not isinstance(data, dict) or data.get("usage") is None:
             raise
         return verdict_from_dict({**data, "usage": None})
-
-
-# --------------------------------------------------------------------------------------------
-# Keys
 
 
 def _check_no_secrets(value: Any, where: str) -> None:
@@ -176,16 +127,16 @@ def _key_from_canonical(namespace_json: str, request: PairRequest) -> str:
 def cache_key(namespace: Mapping[str, Any], request: PairRequest) -> str:
     """The cache key of a request under a namespace: a sha256 hex digest.
 
-    Hashes canonical JSON (sorted keys, no whitespace) of :data:`PROTOCOL_VERSION`, the
-    namespace, ``request.messages()``, ``request.sample`` and ``request.attempt``. The prompt id,
-    candidate indices and ids are not part of it: the same messages are the same judgement.
+    Hashes canonical JSON of :data:`PROTOCOL_VERSION`, the namespace, ``request.messages()``,
+    ``request.sample`` and ``request.attempt``; not the prompt id nor the candidates' indices and
+    ids: the same messages are the same judgement.
 
     Parameters
     ----------
     namespace : mapping
-        Everything besides the messages that changes the answer: the model name and the sampling
-        parameters at least, and any extra request body. JSON values only; no credentials (keys
-        naming an API key, token, password or secret raise ``ValueError``).
+        Everything besides the messages that changes the answer: the model, the sampling
+        parameters, any extra request body. JSON values only; a key naming a credential (API
+        key, token, password, secret) raises ``ValueError``.
     request : PairRequest
 
     >>> from genrm_rank.judges.base import PairRequest
@@ -196,9 +147,6 @@ def cache_key(namespace: Mapping[str, Any], request: PairRequest) -> str:
     """
     return _key_from_canonical(_canonical_namespace(namespace), request)
 
-
-# --------------------------------------------------------------------------------------------
-# Network filesystems
 
 NETWORK_FILESYSTEMS = frozenset(
     (
@@ -220,16 +168,8 @@ def network_filesystem(
 ) -> tuple[str, str] | None:
     """The network filesystem a path lies on, as ``(fstype, mount_point)``, or ``None``.
 
-    The path (made absolute, links resolved; for a file not yet created, its folder) is matched
-    against the longest mount point listed in ``mounts``. ``None`` when it lies on a local
-    filesystem, or when ``mounts`` cannot be read (a system without ``/proc``).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A file or folder.
-    mounts : str or os.PathLike
-        A file in the format of ``/proc/mounts`` (``device mount_point fstype options ...``).
+    The real path is matched against the longest mount point in ``mounts`` (a file in the
+    format of ``/proc/mounts``); ``None`` also when ``mounts`` cannot be read.
 
     Examples
     --------
@@ -260,17 +200,12 @@ def network_filesystem(
     return best
 
 
-# --------------------------------------------------------------------------------------------
-# Storage
-
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS verdicts "
     "(key TEXT PRIMARY KEY, verdict TEXT NOT NULL, created REAL)",
 )
-# INSERT OR IGNORE: the first verdict stored for a key wins. Two runs sharing a cache that pay
-# for the same request both end up with the verdict stored first (see VerdictCache.put), so a
-# rerun from the cache reproduces them; a last-writer-wins store would match neither.
+# INSERT OR IGNORE: the first verdict stored for a key wins (see VerdictCache.put).
 _PUT = "INSERT OR IGNORE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)"
 _GET = "SELECT verdict FROM verdicts WHERE key = ?"
 
@@ -300,25 +235,19 @@ class VerdictCache:
     Parameters
     ----------
     path : str or os.PathLike
-        The database file; created if absent (its folder must exist). ``":memory:"`` gives a
-        cache that lives as long as the object.
+        The database file, created if absent; ``":memory:"`` lives as long as the object.
     timeout : float
-        Seconds a write waits for another process's write to finish (SQLite's busy timeout).
+        Seconds a write waits for another process's write (SQLite's busy timeout).
     mounts : str or os.PathLike
         The mount table read by :func:`network_filesystem`; a path on a network filesystem
-        raises ``ValueError`` (SQLite's locks and WAL mode do not work there).
+        raises ``ValueError``.
 
     Attributes
     ----------
     hits, misses : int
         :meth:`get` calls that found / did not find a verdict.
     journal_mode : str
-        The journal mode SQLite settled on: ``"wal"``, or ``"memory"`` for ``":memory:"``.
-
-    Notes
-    -----
-    Every :meth:`put` commits before it returns, so a verdict put survives a ``kill -9`` (see
-    the module docstring). Use the cache from one thread; several processes may share the file.
+        ``"wal"``, or ``"memory"`` for ``":memory:"``.
     """
 
     def __init__(
@@ -348,8 +277,7 @@ class VerdictCache:
                 )
         self.hits = 0
         self.misses = 0
-        # isolation_level=None: no implicit transactions; each statement commits on its own,
-        # and put_many opens its own transaction explicitly.
+        # isolation_level=None: no implicit transactions (see _transaction)
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None
         )
@@ -370,7 +298,6 @@ class VerdictCache:
                     conn.execute(statement)
                 set_meta = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
                 if conn.execute(set_meta, ("schema_version", str(SCHEMA_VERSION))).rowcount:
-                    # a new file: record the protocol its keys are made under
                     conn.execute(set_meta, ("protocol_version", str(PROTOCOL_VERSION)))
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as err:
@@ -414,11 +341,10 @@ class VerdictCache:
         return row is not None
 
     def put(self, key: str, verdict: Verdict) -> Verdict:
-        """Store ``verdict`` under ``key`` unless the key is held; committed before this returns.
+        """Store ``verdict`` under ``key``, committed before this returns; the verdict now stored.
 
-        The first verdict stored for a key wins: when another run (or an earlier put) stored
-        one first, it is kept and returned, so that the caller can adopt it and agree with the
-        cache. Returns the verdict now stored under ``key``.
+        The first verdict stored for a key wins: one stored first (by another run, say) is kept
+        and returned, for the caller to adopt.
         """
         return self._put_first([(key, verdict)])[0]
 
@@ -445,8 +371,7 @@ class VerdictCache:
                     stored.append(verdict if held == blob else _loads_verdict(held))
         except sqlite3.OperationalError as err:
             if getattr(err, "sqlite_errorcode", None) == _SQLITE_FULL or "is full" in str(err):
-                # The disk (or quota) is full: an OSError as the output's would be, so that the
-                # run stops resumably instead of failing every row that follows.
+                # an OSError as the output's would be: the run stops, resumably
                 raise OSError(
                     errno.ENOSPC, f"no space left to store verdicts ({err})", os.fspath(self.path)
                 ) from err
@@ -474,10 +399,6 @@ class VerdictCache:
         return f"VerdictCache({self.path!r}, {state}, hits={self.hits}, misses={self.misses})"
 
 
-# --------------------------------------------------------------------------------------------
-# Merging
-
-
 @dataclass(frozen=True)
 class MergeReport:
     """What :func:`merge_caches` did.
@@ -488,17 +409,10 @@ class MergeReport:
         The cache merged into.
     inputs : tuple of str
         The caches read, in order.
-    read : int
-        Verdicts read from the inputs.
-    added : int
-        Verdicts new to the output.
-    duplicates : int
-        Keys already held with the same verdict (nothing to do).
-    conflicts : int
-        Keys already held with a different verdict; the first one (the output's own, then the
-        earliest input's) is kept.
-    total : int
-        Verdicts in the output afterwards.
+    read, added, total : int
+        Verdicts read from the inputs, new to the output, and in the output afterwards.
+    duplicates, conflicts : int
+        Keys already held with the same verdict, and with a different one (the first kept).
     """
 
     output: str
@@ -520,8 +434,7 @@ def _input_versions(path: str) -> tuple[str, str]:
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             conn.execute("SELECT key, verdict, created FROM verdicts LIMIT 1").fetchall()
-            # Every page read once, before anything is written: a corrupt input is named here
-            # rather than failing half-way through the merge.
+            # every page read before anything is written: a corrupt input fails here, not half-way
             problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
         finally:
             conn.close()
@@ -533,7 +446,7 @@ def _input_versions(path: str) -> tuple[str, str]:
             f"holds a corrupt cache, {path!r} (SQLite's quick_check: "
             f"{'; '.join(problems)}); nothing was merged.",
         )
-    # Caches written before the protocol was recorded are of protocol 1, the only one then.
+    # caches written before the protocol was recorded are of protocol 1
     return str(meta.get("schema_version")), str(meta.get("protocol_version", "1"))
 
 
@@ -545,22 +458,19 @@ def merge_caches(
 ) -> MergeReport:
     """Merge verdict caches (one per shard, say) into one; the first verdict of a key wins.
 
-    Every input must be a cache of this :data:`SCHEMA_VERSION` and :data:`PROTOCOL_VERSION`
-    (checked before anything is written). The output is created if absent; its own verdicts
-    come first, then each input's in order. A key held with the same verdict is a duplicate; a
-    key held with a different one (two shards that judged the same request, sampled apart) is a
-    conflict: the first verdict is kept and the others counted. Each input is merged in one
-    transaction, so merging again after a failure is safe (what was merged counts as
-    duplicates).
+    Every input must be of this :data:`SCHEMA_VERSION` and :data:`PROTOCOL_VERSION` (checked
+    before anything is written). The output (created if absent) keeps its own verdicts first,
+    then each input's in order; a key held with a different verdict is a conflict, counted.
+    Each input is merged in one transaction, so merging again after a failure is safe.
 
     Parameters
     ----------
     output : str or os.PathLike
-        The cache to merge into (on a local filesystem; see :class:`VerdictCache`).
+        The cache to merge into (a :class:`VerdictCache` path).
     inputs : sequence of str or os.PathLike
         The caches to read; none may be the output itself.
     mounts : str or os.PathLike
-        The mount table checked for a network filesystem under ``output``.
+        The mount table checked for ``output`` (:func:`network_filesystem`).
 
     Returns
     -------

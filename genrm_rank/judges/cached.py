@@ -1,7 +1,4 @@
-"""A judge that answers from a :class:`~genrm_rank.cache.VerdictCache` and pays only on a miss.
-
-See :mod:`genrm_rank.cache` for what a key covers and how verdicts are stored.
-"""
+"""A judge that answers from a :class:`~genrm_rank.cache.VerdictCache` and pays only on a miss."""
 
 from __future__ import annotations
 
@@ -26,54 +23,33 @@ _NOT_STORED = frozenset({FailureKind.REJECTED, FailureKind.UNAVAILABLE})
 class CachedJudge:
     """A judge that answers from a :class:`VerdictCache` and pays the inner judge only on a miss.
 
-    A hit returns the stored verdict unchanged (same ``attempts`` and ``usage`` as originally
-    paid). A fresh verdict is stored when it is what the model said: a usable verdict, or a
-    failure of the model's own output (unreadable, ambiguous, truncated, out of range, empty),
-    whose re-ask by the orchestrator has its own key (``attempt + 1``). What the server or the
-    network did (``rejected``: a 4xx such as a bad key or model name; ``unavailable``) is never
-    stored: fixing the configuration or waiting for the server must not be undone by a cache.
-    Requests with the same key that are in flight at the same time are sent once and share the
-    verdict.
-
-    Several runs (processes) may share one cache file. When two pay for the same request at
-    the same time, the verdict stored first wins (:meth:`VerdictCache.put`), and the run that
-    stored second *adopts* it: its result carries the stored verdict's answer (scores, ranking,
-    texts) with the ``attempts`` and ``usage`` it paid itself, and :attr:`adopted` counts it.
-    So both runs agree with the cache, and a rerun from the cache reproduces either of them.
-
-    Constructing a ``CachedJudge`` around a :class:`~genrm_rank.judges.base.BatchJudge` gives a
-    :class:`CachedBatchJudge`, which has ``judge_batch`` too; around a plain judge it has only
-    ``judge``, so the orchestrator treats it as the inner judge would be treated.
+    A hit returns the stored verdict unchanged. A fresh verdict is stored when it is what the
+    model said (usable, or a failure of its own output, whose re-ask has its own key); a
+    ``rejected`` or ``unavailable`` one, the server's doing, never is. Identical requests in
+    flight at once are sent once. When another run sharing the file stored a verdict first
+    under the same key, this run *adopts* it (its answer, with the ``attempts`` and ``usage``
+    paid here), so both runs agree with the cache. Around a
+    :class:`~genrm_rank.judges.base.BatchJudge` the constructor gives a
+    :class:`CachedBatchJudge`. ``async with`` enters and exits the inner judge when it is an
+    async context manager.
 
     Parameters
     ----------
     judge : Judge
         The inner judge, available as :attr:`inner`.
     cache : VerdictCache
-        Where verdicts are kept. The caller owns it: it is never closed here.
+        Where verdicts are kept; the caller owns it (never closed here).
     namespace : mapping
-        What besides the messages changes the answer (see :func:`cache_key`): the model name and
-        sampling parameters at least; never a credential. Copied at construction.
+        What besides the messages changes the answer (:func:`~genrm_rank.cache.cache_key`).
 
     Attributes
     ----------
-    hits : int
-        Requests answered without paying: from the cache, or shared with an identical request
-        in flight.
-    misses : int
-        Requests sent to the inner judge.
+    hits, misses : int
+        Requests answered without paying (from the cache or a shared call), and sent.
     calls_saved, tokens_saved : int
         Sums of ``attempts`` and of ``total_tokens`` over the hits.
     adopted : int
-        Fresh verdicts set aside for the different one another run had stored first under the
-        same key (see above).
-
-    Notes
-    -----
-    ``async with CachedJudge(judge, ...)`` enters and exits the inner judge when it is an async
-    context manager (so ``async with CachedJudge(OpenAIJudge(...), ...)`` opens and closes its
-    HTTP session), and does nothing to it otherwise. A judge entered elsewhere can be wrapped
-    without ``async with``; the wrapper then leaves its lifecycle alone.
+        Fresh verdicts set aside for the one another run had stored first.
     """
 
     def __new__(
@@ -84,11 +60,8 @@ class CachedJudge:
         return super().__new__(cls)
 
     def __init__(self, judge: Judge, cache: VerdictCache, *, namespace: Mapping[str, Any]) -> None:
-        if not isinstance(judge, Judge):
-            raise TypeError(
-                f"Argument 'judge' must be a Judge (with async judge()), "
-                f"not {type(judge).__name__}."
-            )
+        what = "a Judge (with async judge())"
+        check.instance("judge", judge, Judge, what)  # type: ignore[type-abstract]
         check.instance("cache", cache, VerdictCache)
         self._namespace_json = _canonical_namespace(namespace)
         self.inner = judge
@@ -125,17 +98,6 @@ class CachedJudge:
         self.adopted += 1
         return dataclasses.replace(stored, attempts=fresh.attempts, usage=fresh.usage)
 
-    def _claim(self, key: str) -> asyncio.Future[Verdict | None]:
-        self.misses += 1
-        future: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        return future
-
-    def _settle(self, key: str, verdict: Verdict | None) -> None:
-        future = self._in_flight.pop(key)
-        if not future.done():
-            future.set_result(verdict)
-
     async def judge(self, request: PairRequest) -> Verdict:
         """The stored verdict for ``request``, or the inner judge's (then stored)."""
         (verdict,) = await self._judge_all([request], self._send_one)
@@ -168,7 +130,8 @@ class CachedJudge:
                 results[i] = self._hit(stored)
                 continue
             owned[key] = [i]
-            self._claim(key)
+            self.misses += 1
+            self._in_flight[key] = asyncio.get_running_loop().create_future()
         if owned:
             fresh: list[Verdict] | None = None
             try:
@@ -188,14 +151,16 @@ class CachedJudge:
                 raise
             finally:
                 for n, key in enumerate(owned):
-                    self._settle(key, None if fresh is None else fresh[n])
+                    future = self._in_flight.pop(key)
+                    if not future.done():
+                        future.set_result(None if fresh is None else fresh[n])
             for (first, *copies), verdict in zip(owned.values(), fresh, strict=True):
                 results[first] = verdict
                 for i in copies:
                     results[i] = self._hit(verdict)
         for i, pending in waiting:
-            # shield: a waiter being cancelled must not cancel the call it shares; a call that
-            # raised (None) is made again by this request.
+            # shield: a cancelled waiter must not cancel the call it shares; one that raised
+            # (None) is made again
             shared = await asyncio.shield(pending)
             results[i] = self._hit(shared) if shared is not None else await self.judge(requests[i])
         return cast("list[Verdict]", results)  # every index is filled above
@@ -231,12 +196,8 @@ class CachedJudge:
 
 
 class CachedBatchJudge(CachedJudge):
-    """A :class:`CachedJudge` around a :class:`~genrm_rank.judges.base.BatchJudge`.
-
-    ``CachedJudge(batch_judge, ...)`` returns one of these; :meth:`judge_batch` looks every
-    request up, sends only the misses (each distinct key once) to the inner ``judge_batch``, and
-    stores what comes back.
-    """
+    """A :class:`CachedJudge` around a :class:`~genrm_rank.judges.base.BatchJudge`: sends only
+    the misses, each distinct key once, to the inner ``judge_batch``."""
 
     inner: BatchJudge
 

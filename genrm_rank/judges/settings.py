@@ -1,13 +1,6 @@
-"""Settings of the HTTP judge, grouped where they travel together (as httpx's ``Limits``).
-
-Each group is a frozen value, checked once when it is made, that
-:class:`~genrm_rank.judges.openai_http.OpenAIJudge` and
-:class:`~genrm_rank.judges.routing.EndpointPool` take whole:
-
-- :class:`Limits`: how much is in flight, how fast, how big an answer may be;
-- :class:`Routing`: which replica a request goes to;
-- :class:`Retries`: how a call that no server started is resent;
-- :class:`Health`: when a replica leaves rotation, comes back, and when the judge gives up.
+"""Settings of the HTTP judge, grouped where they travel together (as httpx's ``Limits``): frozen
+values, checked once when made, that :class:`~genrm_rank.judges.openai_http.OpenAIJudge` and
+:class:`~genrm_rank.judges.routing.EndpointPool` take whole.
 
 >>> Retries(max_resends=2, backoff_base=1.0, backoff_max=4.0).budget
 3.0
@@ -32,8 +25,7 @@ __all__ = [
 ]
 
 MAX_RESPONSE_BYTES = 8 * 2**20
-"""Default longest answer body read (8 MiB): a GenRM answer of 24,576 tokens of reasoning is a
-few hundred KB; a longer body (a broken proxy, a server streaming garbage) is not read whole."""
+"""Default longest answer body read (8 MiB); a GenRM answer of 24,576 tokens is a few hundred KB."""
 
 RoutingPolicy = Literal["affinity", "least_loaded", "random"]
 ROUTING_POLICIES: tuple[str, ...] = ("affinity", "least_loaded", "random")
@@ -46,15 +38,13 @@ class Limits:
     Parameters
     ----------
     max_in_flight_per_endpoint : int
-        Requests outstanding per endpoint at most (match vLLM's ``--max-num-seqs`` or a
-        multiple of it); further requests wait in FIFO order.
+        Requests outstanding per endpoint at most (vLLM's ``--max-num-seqs`` or a multiple);
+        further requests wait in FIFO order.
     requests_per_second : float, optional
-        Cap on the request rate over all endpoints (an :class:`aiolimiter.AsyncLimiter`
-        allowing a burst of one second's worth).
+        Cap on the request rate over all endpoints (a burst of one second's worth).
     max_response_bytes : int
-        Longest answer body read (:data:`MAX_RESPONSE_BYTES`). A longer one is read no further:
-        the call is a failed verdict (``unavailable``, paid), so a server streaming gigabytes
-        costs the run one call, not its memory.
+        Longest answer body read; a longer one is read no further and fails the call
+        (``unavailable``, paid).
     """
 
     max_in_flight_per_endpoint: int = 64
@@ -74,9 +64,8 @@ class Routing:
     Parameters
     ----------
     policy : {"affinity", "least_loaded", "random"}
-        ``"affinity"``: every comparison of one prompt to one replica, for its prefix cache,
-        with spill-over (default); ``"least_loaded"``: fewest requests in flight; ``"random"``:
-        uniformly among usable endpoints (a baseline).
+        One replica per prompt, for its prefix cache, with spill-over; the fewest requests in
+        flight; or uniformly at random (a baseline).
     spill_factor, spill_offset : float
         Affinity gives way when ``load[preferred] > spill_factor * least + spill_offset``.
     """
@@ -93,11 +82,8 @@ class Routing:
 
 @dataclass(frozen=True)
 class Retries:
-    """How a call that no server started (connection refused, 408, 429, 502, 503) is resent.
-
-    Such resends are free: no generation ran. A failure after which the server may have
-    generated is never resent by the judge; it comes back as ``unavailable`` with
-    ``attempts == 1``, for the orchestrator to re-ask (paid).
+    """How a call that no server started (connection refused, 408, 429, 502, 503) is resent, for
+    free; a failure after which the server may have generated is never resent by the judge.
 
     Parameters
     ----------
@@ -105,8 +91,11 @@ class Retries:
         Free resends of one call at most.
     backoff_base, backoff_max : float
         Resend ``k`` (0-based) waits ``uniform(0, min(backoff_max, backoff_base * 2**k))``
-        seconds, "full jitter" (Brooker, "Exponential Backoff And Jitter", AWS Architecture
-        Blog, 2015), and at least the server's ``Retry-After``.
+        seconds, "full jitter", and at least the server's ``Retry-After``.
+
+    References
+    ----------
+    Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog, 2015.
     """
 
     max_resends: int = 5
@@ -137,8 +126,8 @@ class Retries:
 class Health:
     """When an endpoint leaves rotation, how it comes back, and when the judge gives up.
 
-    Health comes from ``GET /health`` probes and connection errors (and 5xx answers), never
-    from how long a generation took: under vLLM's unbounded queue a slow replica is busy.
+    Health comes from probes, connection errors and 5xx answers, never from how long a
+    generation took: under vLLM's unbounded queue a slow replica is busy.
 
     Parameters
     ----------
@@ -148,8 +137,8 @@ class Health:
         Seconds between ``GET /health`` probes of an endpoint out of rotation.
     down_timeout : float, optional
         How long every endpoint may be out of rotation before ``judge()`` raises
-        :class:`~genrm_rank.errors.EndpointsUnavailableError`. Default: the retries' budget
-        (:attr:`Retries.budget`), and at least two health-check intervals.
+        :class:`~genrm_rank.errors.EndpointsUnavailableError`. Default: :attr:`Retries.budget`,
+        and at least two health-check intervals.
     """
 
     failure_threshold: int = 3

@@ -1,20 +1,10 @@
 """The HTTP seam of :class:`~genrm_rank.judges.openai_http.OpenAIJudge`: a :class:`Request`
-in, a :class:`Response` out.
-
-As httpx sends everything through ``AsyncBaseTransport``, the judge sends every request
-through a :class:`Transport`, so that its resends, routing, health and parsing can be tested
-with an in-memory transport on a fake clock, no socket (the project's
-``tests/memory_transport.py``). :class:`AiohttpTransport` is the default: raw :mod:`aiohttp`
-with one pooled connector, not the ``openai`` client, which spends many times aiohttp's CPU on
-each request at hundreds in flight (``benchmarks/README.md``, "HTTP transport: client CPU per
-request").
-
-A transport says what went wrong in four ways, which the judge prices differently::
-
-    asyncio.TimeoutError   no answer in time: the server may have generated
-    ConnectError           no connection was made: the request never reached a server
-    CertificateError       (a ConnectError) the server's TLS certificate was not verified
-    TransportError         the connection dropped after the request was sent
+in, a :class:`Response` out, so that tests can use an in-memory transport
+(``tests/memory_transport.py``). :class:`AiohttpTransport`, the default, is raw aiohttp rather
+than the ``openai`` client, for its CPU per request (``benchmarks/README.md``, "HTTP transport:
+client CPU per request"). A transport raises ``asyncio.TimeoutError`` (no answer in time),
+:class:`ConnectError` (the request never reached a server), :class:`CertificateError`, or
+:class:`TransportError` (the connection dropped after sending): the judge prices each apart.
 """
 
 from __future__ import annotations
@@ -60,22 +50,19 @@ class CertificateError(ConnectError):
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request: a JSON ``body`` for a POST, and the limits to read its answer by."""
+    """One HTTP request: seconds for the whole exchange, and the longest body read."""
 
     method: Literal["GET", "POST"]
     url: str
     headers: Mapping[str, str] = field(repr=False)  # the API key: never shown
     body: bytes | None = field(repr=False)
     timeout: float
-    """Seconds for the whole exchange, connection to last byte."""
     max_bytes: int
-    """Longest answer body read; a longer one is not read further (``Response.body is None``)."""
 
 
 @dataclass(frozen=True)
 class Response:
-    """An HTTP answer: its status, headers and body (``None`` when the body was longer than
-    the request's ``max_bytes``, and so not read further)."""
+    """An HTTP answer; ``body`` is ``None`` when longer than the request's ``max_bytes``."""
 
     status: int
     headers: Mapping[str, str]
@@ -84,8 +71,7 @@ class Response:
 
 @runtime_checkable
 class Transport(Protocol):
-    """Sends HTTP requests; :meth:`aclose` closes its connections (a later request opens
-    new ones)."""
+    """Sends HTTP requests; :meth:`aclose` closes its connections (a later request reopens)."""
 
     async def send(self, request: Request) -> Response:
         """Send ``request`` and read the answer; raise as the module docstring says."""
@@ -97,8 +83,8 @@ class Transport(Protocol):
 
 
 def _environment_route(url: str) -> dict[str, Any]:
-    """The proxy and ``~/.netrc`` credentials that ``trust_env=True`` gives ``url``, as
-    keyword arguments of an aiohttp request (empty when the environment sets neither)."""
+    """The proxy and ``~/.netrc`` credentials ``trust_env=True`` gives ``url``, as aiohttp
+    request keywords."""
     target = URL(url)
     route: dict[str, Any] = {}
     with contextlib.suppress(LookupError):
@@ -110,8 +96,7 @@ def _environment_route(url: str) -> dict[str, Any]:
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or ``None`` once it is longer than ``limit`` (the connection is then closed
-    rather than drained)."""
+    """The body, or ``None`` once longer than ``limit`` (the connection closed, not drained)."""
     if response.content_length is not None and response.content_length > limit:
         response.close()
         return None
@@ -127,18 +112,15 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | 
 class AiohttpTransport:
     """The default :class:`Transport`: one pooled :class:`aiohttp.ClientSession`.
 
-    Proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and ``~/.netrc`` credentials are read from the
-    environment once per URL (aiohttp's ``trust_env`` would read them in a worker thread on
-    every request, two thread hops a comparison), CA bundles (``SSL_CERT_FILE``,
-    ``SSL_CERT_DIR``) when the session opens. The session is opened by the first request, on
-    its event loop, and opened afresh for a request from another loop (an earlier
-    ``asyncio.run``). The API key is dropped when a redirect leaves its origin.
+    Proxies and ``~/.netrc`` credentials are read from the environment once per URL (not in a
+    worker thread per request, as aiohttp's ``trust_env`` would), CA bundles (``SSL_CERT_FILE``,
+    ``SSL_CERT_DIR``) when the session opens, on the first request's event loop (afresh on
+    another loop). The API key is dropped when a redirect leaves its origin.
 
     Parameters
     ----------
     verify_tls : bool
-        Verify the server's TLS certificate against the CA bundle (the system's, or
-        ``SSL_CERT_FILE``/``SSL_CERT_DIR``). Turning it off must be asked for.
+        Verify the server's TLS certificate against the CA bundle.
     """
 
     def __init__(self, *, verify_tls: bool = True) -> None:
@@ -151,8 +133,7 @@ class AiohttpTransport:
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop:
-            # A fresh context reads SSL_CERT_FILE / SSL_CERT_DIR now, not at import time. No
-            # connection limit: the judge's EndpointPool bounds the requests in flight.
+            # SSL_CERT_FILE read now; no connection limit: the EndpointPool bounds the requests
             tls: ssl.SSLContext | bool = ssl.create_default_context() if self.verify_tls else False
             connector = aiohttp.TCPConnector(ssl=tls, limit=0, keepalive_timeout=75.0)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
