@@ -186,18 +186,11 @@ def network_filesystem(
     except OSError:
         return None
     target = os.path.realpath(os.fspath(path))
-    best: tuple[str, str] | None = None
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point, fstype = _unescape_mount(fields[1]), fields[2].lower()
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and (best is None or len(point) > len(best[1])):
-            best = (fstype, point)
-    if best is None or best[0] not in NETWORK_FILESYSTEMS:
-        return None
-    return best
+    rows = [line.split() for line in text.splitlines()]
+    points = [(row[2].lower(), _unescape_mount(row[1])) for row in rows if len(row) >= 3]
+    inside = [m for m in points if target == m[1] or target.startswith(m[1].rstrip("/") + "/")]
+    best = max(inside, key=lambda m: len(m[1]), default=None)  # the longest mount point
+    return best if best is not None and best[0] in NETWORK_FILESYSTEMS else None
 
 
 _SCHEMA = (
@@ -424,8 +417,8 @@ class MergeReport:
     total: int
 
 
-def _input_versions(path: str) -> tuple[str, str]:
-    """(schema, protocol) version of a cache file, opened read-only."""
+def _check_input(path: str) -> None:
+    """Raise unless ``path`` is a whole cache of this schema and protocol (read-only)."""
     if not os.path.isfile(path):
         raise ArgumentError("inputs", f"must name existing cache files, not {path!r}.")
     uri = Path(path).resolve().as_uri() + "?mode=ro"
@@ -447,7 +440,14 @@ def _input_versions(path: str) -> tuple[str, str]:
             f"{'; '.join(problems)}); nothing was merged.",
         )
     # caches written before the protocol was recorded are of protocol 1
-    return str(meta.get("schema_version")), str(meta.get("protocol_version", "1"))
+    schema, protocol = meta.get("schema_version"), meta.get("protocol_version", "1")
+    if schema != str(SCHEMA_VERSION) or protocol != str(PROTOCOL_VERSION):
+        raise ArgumentError(
+            "inputs",
+            f"holds {path!r}, a cache of schema version {schema} and "
+            f"protocol version {protocol}; this genrm_rank writes schema {SCHEMA_VERSION}, "
+            f"protocol {PROTOCOL_VERSION}, and does not mix them.",
+        )
 
 
 def merge_caches(
@@ -489,43 +489,33 @@ def merge_caches(
         if os.path.realpath(path) == out_real:
             raise ArgumentError("inputs", f"must not include the output {out_path!r}.")
     for path in paths:
-        schema, protocol = _input_versions(path)
-        if schema != str(SCHEMA_VERSION) or protocol != str(PROTOCOL_VERSION):
-            raise ArgumentError(
-                "inputs",
-                f"holds {path!r}, a cache of schema version {schema} and "
-                f"protocol version {protocol}; this genrm_rank writes schema {SCHEMA_VERSION}, "
-                f"protocol {PROTOCOL_VERSION}, and does not mix them.",
-            )
-    read = added = duplicates = conflicts = 0
+        _check_input(path)
+    counts = [0, 0, 0, 0]
     created = not os.path.exists(out_path)
     try:
         with VerdictCache(out_path, mounts=mounts) as cache:
             conn = cache._connection()
             for path in paths:  # one at a time: SQLite attaches at most 10 files at once
                 try:
-                    n, same, differ, inserted = _merge_one(conn, path)
+                    counts = [c + d for c, d in zip(counts, _merge_one(conn, path), strict=True)]
                 except sqlite3.DatabaseError as err:
                     raise ArgumentError(
                         "inputs",
                         f"holds a cache that cannot be read whole, {path!r} "
                         f"({err}); its verdicts were not merged.",
                     ) from None
-                read += n
-                added += inserted
-                duplicates += same
-                conflicts += differ
             total = len(cache)
     except BaseException:
         if created:  # leave no output behind rather than an empty or partial one
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(out_path + suffix).unlink(missing_ok=True)
         raise
+    read, added, duplicates, conflicts = counts
     return MergeReport(out_path, tuple(paths), read, added, duplicates, conflicts, total)
 
 
 def _merge_one(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]:
-    """Insert one input's new verdicts in one transaction: (read, same, different, added)."""
+    """Insert one input's new verdicts in one transaction: (read, added, same, different)."""
     conn.execute("ATTACH DATABASE ? AS source", (path,))
     try:
         with _transaction(conn):
@@ -540,4 +530,4 @@ def _merge_one(conn: sqlite3.Connection, path: str) -> tuple[int, int, int, int]
             ).rowcount
     finally:
         conn.execute("DETACH DATABASE source")
-    return int(n), int(same), int(differ), int(inserted)
+    return int(n), int(inserted), int(same), int(differ)

@@ -1,16 +1,13 @@
 """Judges: the only parts of genrm_rank that wait on anything.
 
-- :mod:`~genrm_rank.judges.base`: the :class:`Judge` protocol and :class:`PairRequest`.
-- :mod:`~genrm_rank.judges.simulated`: a seeded simulated GenRM writing real answer text.
-- :mod:`~genrm_rank.judges.replay`: answers from a record of real verdicts.
-- :mod:`~genrm_rank.judges.openai_http`: any OpenAI-compatible server (vLLM), many replicas.
-- :mod:`~genrm_rank.judges.routing`: least-loaded routing with prefix affinity.
-- :mod:`~genrm_rank.judges.settings`: the HTTP judge's settings, grouped (``Limits``,
-  ``Routing``, ``Retries``, ``Health``).
-- :mod:`~genrm_rank.judges.transport`: the HTTP judge's seam for I/O (aiohttp by default).
-- :mod:`~genrm_rank.judges.cached`: any judge behind a SQLite verdict cache.
-- :mod:`~genrm_rank.judges.vllm_offline`: the GenRM in-process with vLLM's offline ``LLM``
-  (the ``vllm`` extra; vLLM is imported only when the judge is built).
+- :mod:`~genrm_rank.judges.base`: the :class:`Judge` protocol and :class:`PairRequest`;
+- :mod:`~genrm_rank.judges.simulated`, :mod:`~genrm_rank.judges.replay`: a seeded simulated
+  GenRM writing real answer text, and answers from a record of real verdicts;
+- :mod:`~genrm_rank.judges.openai_http`: OpenAI-compatible servers (vLLM), many replicas, with
+  its :mod:`~genrm_rank.judges.routing`, :mod:`~genrm_rank.judges.settings` and
+  :mod:`~genrm_rank.judges.transport`;
+- :mod:`~genrm_rank.judges.cached`: any judge behind a SQLite verdict cache;
+- :mod:`~genrm_rank.judges.vllm_offline`: the GenRM in-process (the ``vllm`` extra).
 """
 
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many

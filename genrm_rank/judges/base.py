@@ -1,9 +1,7 @@
 """The judge seam: :class:`PairRequest` in, :class:`~genrm_rank.verdict.Verdict` out.
 
-A judge is anything with ``async def judge(self, request) -> Verdict``. Judges are the only code
-in genrm_rank that waits on anything (HTTP, a model, a clock); strategies and aggregators are
-pure. A judge that can serve many requests in one go (in-process vLLM wants one ``llm.chat``
-call for many requests) also implements ``judge_batch``; :func:`judge_many` uses it when present.
+A judge is anything with ``async def judge(self, request) -> Verdict``; one that serves many
+requests in one go (in-process vLLM) also has ``judge_batch``, which :func:`judge_many` uses.
 """
 
 from __future__ import annotations
@@ -34,16 +32,14 @@ class PairRequest:
     principle : str, optional
         Rubric for the judge.
     prompt_id : str
-        Identifies the prompt (row) the comparison belongs to; judges may route by it.
+        The prompt (row) the comparison belongs to.
     index_1, index_2 : int
-        Indices of the two candidates among the prompt's candidates.
+        The two candidates' indices among the prompt's candidates.
     id_1, id_2 : str, optional
-        Stable ids of the two candidates (e.g. the system that wrote them).
-    sample : int
-        Which repeated sample of the same ordered comparison this is (0 for the first); part of
-        a cache key, so that asking twice on purpose is not served from the cache.
-    attempt : int
-        Re-ask number after a failed verdict (0 for the first ask); part of a cache key too.
+        Their stable ids (e.g. the system that wrote them).
+    sample, attempt : int
+        Which repeated sample of the same ordered comparison, and which re-ask after a failed
+        verdict, this is (0 for the first); both are part of a cache key.
     """
 
     conversation: Conversation
@@ -63,10 +59,7 @@ class PairRequest:
     )
 
     def messages(self) -> list[Message]:
-        """The chat messages for this comparison (see :func:`~genrm_rank.messages.build_messages`).
-
-        Built once and cached; a copy is returned, so callers may edit it.
-        """
+        """The chat messages (:func:`~genrm_rank.messages.build_messages`), built once; a copy."""
         cached = self._messages
         if cached is None:
             cached = build_messages(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -11,7 +12,7 @@ from typing import Any, cast
 
 from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache, _canonical_namespace, _key_from_canonical
-from genrm_rank.judges.base import BatchJudge, Judge, PairRequest
+from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
 from genrm_rank.verdict import FailureKind, Verdict
 
 __all__ = ["CachedBatchJudge", "CachedJudge"]
@@ -136,11 +137,6 @@ class CachedJudge:
             fresh: list[Verdict] | None = None
             try:
                 fresh = list(await send([requests[indices[0]] for indices in owned.values()]))
-                if len(fresh) != len(owned):
-                    raise RuntimeError(
-                        f"{type(self.inner).__name__}.judge_batch returned {len(fresh)} "
-                        f"verdicts for {len(owned)} requests."
-                    )
                 storable = [n for n, v in enumerate(fresh) if v.failure not in _NOT_STORED]
                 keys_owned = list(owned)
                 held = self.cache._put_first((keys_owned[n], fresh[n]) for n in storable)
@@ -203,4 +199,4 @@ class CachedBatchJudge(CachedJudge):
 
     async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
         """Judge every request; the i-th verdict answers the i-th request."""
-        return await self._judge_all(requests, self.inner.judge_batch)
+        return await self._judge_all(requests, functools.partial(judge_many, self.inner))

@@ -1,10 +1,5 @@
-"""The model an OpenAI-compatible server serves, asked before a run (``GET /models``).
-
-A run that is not told its model asks the first endpoint for its list and takes the first one,
-as vLLM serves one model a server. The request goes through the judge's default transport
-(:class:`~genrm_rank.judges.transport.AiohttpTransport`), so the API key goes only to the
-endpoint's own origin, even through redirects.
-"""
+"""The model an OpenAI-compatible server serves (``GET /models``), for a run not told its model:
+the first one listed, as vLLM serves one model a server."""
 
 from __future__ import annotations
 
@@ -30,9 +25,8 @@ async def _get(request: Request, verify_tls: bool) -> Response:
 def served_model(
     endpoint: str, api_key: str | None = None, *, verify_tls: bool = True, timeout: float = 10.0
 ) -> str:
-    """The first model ``endpoint`` (an OpenAI-compatible base URL) lists.
-
-    Call it outside an event loop (it runs one, as the CLI does before its run).
+    """The first model ``endpoint`` (an OpenAI-compatible base URL) lists; call it outside an
+    event loop.
 
     Raises
     ------

@@ -121,14 +121,13 @@ class _Answer:
 class _Failure:
     detail: str
     fault: str | None
-    """Its kind in :attr:`OpenAIJudge.faults`; ``None`` for a refusal of the run."""
+    """Its kind in :attr:`OpenAIJudge.faults`; ``None`` for a refusal of the run itself (key,
+    model, path, TLS), never resent there."""
     retryable: bool = True
     counts_toward_health: bool = True
     retry_after: float | None = None
     paid: bool = False
     """The server may have generated before failing: resending would be a paid re-ask."""
-    refused: bool = False
-    """A refusal of the run itself (401/403/404, an unverified TLS certificate)."""
     hint: str | None = None
 
 
@@ -241,8 +240,7 @@ def _read_usage(body: object) -> tuple[Usage | None, bool]:
 
 
 def _refusal(detail: str, hint: str | None = None) -> _Failure:
-    """A refusal of the run itself (key, model, path, TLS): not a fault, never resent there."""
-    return _Failure(detail, None, retryable=False, refused=True, hint=hint)
+    return _Failure(detail, None, retryable=False, hint=hint)
 
 
 def _status_failure(status: int, raw: bytes, headers: Mapping[str, str]) -> _Failure:
@@ -565,15 +563,14 @@ class OpenAIJudge:
                 self._answered = True
                 return outcome
             detail = f"{self.endpoints[index]}: {outcome.detail}"
-            if outcome.fault is not None:  # a refusal of the run is not a fault
-                self._count_fault(outcome.fault)
-            if outcome.refused:
-                self._pool.record_success(index)  # the server is up; it refuses this run
+            if not outcome.retryable:
+                self._pool.record_success(index)  # the server is up; it refuses
+            if outcome.fault is None:  # a refusal of the run
                 await self._refuse(index, outcome)
                 exclude = frozenset(self._refusals)  # try an endpoint that has not refused
                 continue  # free: no generation ran, and at most one refusal per endpoint
+            self._count_fault(outcome.fault)
             if not outcome.retryable:
-                self._pool.record_success(index)  # the server is up; it refused this request
                 return Verdict.failed(FailureKind.REJECTED, error=detail, attempts=0)
             if self._pool.record_failure(
                 index, outcome.detail, counts_toward_health=outcome.counts_toward_health
@@ -627,7 +624,7 @@ class OpenAIJudge:
             if refusal is not None:
                 return refusal  # refused while this request waited: not sent
             outcome = await self._post(index, payload)
-            if not (isinstance(outcome, _Failure) and outcome.refused):
+            if not (isinstance(outcome, _Failure) and outcome.fault is None):
                 self._confirmed[index] = True
             return outcome
 
@@ -858,20 +855,17 @@ class OpenAIJudge:
             if not self._pool.healthy[index]:
                 await self._probe_once(index)
 
-    async def _probe_once(self, index: int) -> bool:
+    async def _probe_once(self, index: int) -> None:
         """``GET /health`` on one endpoint; put it back in rotation on a 200."""
         if self._state != "open":
-            return False
+            return
         timeout = min(self.timeout, max(1.0, self.health.health_check_interval))
         got = await self._get(self._health_urls[index], timeout)
-        if isinstance(got, str):
-            self._probe_detail[index] = f"GET /health: {got}"
-            return False
-        if got.status != 200:
-            self._probe_detail[index] = f"GET /health answered {got.status}"
-            return False
+        if isinstance(got, str) or got.status != 200:
+            failed = f": {got}" if isinstance(got, str) else f" answered {got.status}"
+            self._probe_detail[index] = "GET /health" + failed
+            return
         self._probe_detail.pop(index, None)
         if not self._pool.healthy[index]:
             logger.info("endpoint %s back in rotation", self.endpoints[index])
             self._pool.mark_healthy(index)
-        return True
