@@ -1,35 +1,30 @@
 """A judge that calls GenRMs served by vLLM (or any OpenAI-compatible server) over HTTP.
 
-:class:`OpenAIJudge` sends each comparison as a chat request (``POST {base}/chat/completions``,
-messages of :func:`~genrm_rank.messages.build_messages`) to one of several replicas, routed by
-:class:`~genrm_rank.judges.routing.EndpointPool`, through a
+:class:`OpenAIJudge` posts each comparison to ``{base}/chat/completions`` on one of several
+replicas (:class:`~genrm_rank.judges.routing.EndpointPool`) through a
 :class:`~genrm_rank.judges.transport.Transport`, and parses the answer with
-:func:`~genrm_rank.parsing.parse_verdict`. A call makes at most one generation
-(``Verdict.attempts`` says what it paid); re-asking after a paid failure is the orchestrator's
-job. What can go wrong, and what the judge does::
+:func:`~genrm_rank.parsing.parse_verdict`. A call makes at most one generation; re-asking after a
+paid failure is the orchestrator's job. What can go wrong, and what the judge does::
 
-    answer unreadable / truncated / ...    the failed verdict with its raw text (attempts = 1)
-    timeout, 500, 504, dropped connection,
-    malformed or oversized 200             failed "unavailable" at once (attempts = 1); a
-                                           timeout or malformed 200 is not ill health
-    refused connection, 408, 429, 502, 503 resent for free (Retries), preferably elsewhere, then
-                                           "unavailable" (attempts = 0); after 16 429s before
-                                           any answer, a 429 is no longer resent
-    401, 403, 404                          the endpoint leaves rotation with a warning; when
-                                           every one has, JudgeConfigurationError
-    other 4xx (prompt too long, ...)       failed "rejected" with the server's message
-    failure_threshold failures in a row    out of rotation, probed on GET /health until 200
-    every endpoint out past down_timeout   EndpointsUnavailableError
+    answer unreadable, truncated, ...       the failed verdict with its raw text (attempts = 1)
+    timeout, 500, 504, dropped connection,  failed "unavailable" at once (attempts = 1); a timeout
+    malformed or oversized 200              or malformed 200 is not ill health
+    refused connection, 408, 429, 502, 503  resent for free (Retries), then "unavailable"
+                                            (attempts = 0); 16 429s before any answer end that
+    401, 403, 404, unverified TLS           the endpoint is left out; when all are,
+                                            JudgeConfigurationError
+    other 4xx (prompt too long, ...)        failed "rejected" with the server's message
+    failure_threshold failures in a row     out of rotation, probed on GET /health until 200
+    every endpoint out past down_timeout    EndpointsUnavailableError
 
-Before its first chat request the judge asks each endpoint ``GET {base}/models`` once: one that
-refuses the key or does not serve the model is left out; one that does not confirm the model
-sends its first chat request alone. The judge binds to the running loop when opened and creates
-no asyncio object before; sleeping and the clock are injectable for tests.
+Before its first chat request the judge asks each endpoint ``GET {base}/models`` once, so that a
+wrong key, model or path costs at most one chat request per endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -291,8 +286,8 @@ class OpenAIJudge:
     model : str
         The served model name sent in every request.
     api_key, api_key_env, api_key_file : optional
-        The bearer token, else the file holding it, else the environment variable holding it
-        (``"GENRM_API_KEY"``); none sends no ``Authorization`` header. Never logged or shown.
+        The bearer token (never shown), else the file, else the environment variable holding it
+        (:func:`resolve_api_key`); none sends no ``Authorization`` header.
     temperature, top_p, max_tokens : float, float, int
         Sampling parameters (the model card's ``1.0, 0.95, 24576`` by default).
     extra_body : mapping, optional
@@ -306,18 +301,15 @@ class OpenAIJudge:
     timeout : float
         Seconds allowed for one HTTP request (connection to last byte).
     limits, routing, retries, health : optional
-        The grouped settings of :mod:`~genrm_rank.judges.settings`; each defaults to its
-        defaults.
+        The grouped settings of :mod:`~genrm_rank.judges.settings`.
     seed : int, optional
         Seeds the backoff jitter (and the ``"random"`` routing policy).
     verify_tls : bool
         Verify the server's TLS certificate; for the default transport only.
     transport : Transport, optional
-        Sends the HTTP requests (default: an :class:`~genrm_rank.judges.transport.
-        AiohttpTransport`); closed with the judge.
+        Sends the HTTP requests (an ``AiohttpTransport`` by default); closed with the judge.
     sleep, clock : callable, optional
-        ``await sleep(seconds)`` and ``clock() -> seconds`` for backoff, probing and the down
-        deadline (``asyncio.sleep`` and ``time.monotonic`` by default).
+        ``asyncio.sleep`` and ``time.monotonic`` by default; tests pass a fake clock.
 
     Examples
     --------
@@ -397,7 +389,7 @@ class OpenAIJudge:
         self._all_down_since: float | None = None
         self._recovery: asyncio.Task[bool] | None = None
         self._refusals: dict[int, _Failure] = {}
-        self._faults: dict[str, int] = {}
+        self._faults: collections.Counter[str] = collections.Counter()
         self._diagnosis: str | None = None
         self._preflight: asyncio.Task[None] | None = None
         self._confirmed = [False] * len(self.endpoints)
@@ -483,10 +475,6 @@ class OpenAIJudge:
         """
         return dict(sorted(self._faults.items()))
 
-    def _count_fault(self, kind: str) -> int:
-        self._faults[kind] = self._faults.get(kind, 0) + 1
-        return self._faults[kind]
-
     def _payload(self, request: PairRequest) -> bytes:
         body: dict[str, Any] = {
             "model": self.model,
@@ -499,14 +487,8 @@ class OpenAIJudge:
         return json.dumps(body, ensure_ascii=False).encode()
 
     async def judge(self, request: PairRequest) -> Verdict:
-        """Judge ``request`` (slot 1 vs slot 2).
-
-        Returns a :class:`~genrm_rank.verdict.Verdict`, failed rather than raising for a
-        per-request problem (see the module docstring). Raises
-        :class:`~genrm_rank.errors.EndpointsUnavailableError` when every endpoint has been out
-        of rotation for longer than ``down_timeout``, and
-        :class:`~genrm_rank.errors.JudgeConfigurationError` when every one refuses the run.
-        """
+        """Judge ``request`` (slot 1 vs slot 2): a :class:`~genrm_rank.verdict.Verdict`, failed
+        rather than raising for a per-request problem (the module docstring says which raise)."""
         check.instance("request", request, PairRequest)
         self._open()
         await self._check_endpoints()
@@ -553,7 +535,9 @@ class OpenAIJudge:
                 self._pool.release(index)
             if isinstance(outcome, _Answer):
                 self._pool.record_success(index)
-                if outcome.usage_refused and self._count_fault("impossible_usage") == 1:
+                if outcome.usage_refused:
+                    self._faults["impossible_usage"] += 1
+                if outcome.usage_refused and self._faults["impossible_usage"] == 1:
                     logger.warning(
                         "%s reports token usage no call can have (negative, fractional, "
                         "absurd or not a number): read as unknown, not summed (counted in "
@@ -569,7 +553,7 @@ class OpenAIJudge:
                 await self._refuse(index, outcome)
                 exclude = frozenset(self._refusals)  # try an endpoint that has not refused
                 continue  # free: no generation ran, and at most one refusal per endpoint
-            self._count_fault(outcome.fault)
+            self._faults[outcome.fault] += 1
             if not outcome.retryable:
                 return Verdict.failed(FailureKind.REJECTED, error=detail, attempts=0)
             if self._pool.record_failure(
