@@ -234,6 +234,11 @@ def _read_usage(body: object) -> tuple[Usage | None, bool]:
     return usage, False
 
 
+def _paid(detail: str, fault: str) -> _Failure:
+    """A failure after which the server may have generated, and that is no sign of ill health."""
+    return _Failure(detail, fault, counts_toward_health=False, paid=True)
+
+
 def _refusal(detail: str, hint: str | None = None) -> _Failure:
     return _Failure(detail, None, retryable=False, hint=hint)
 
@@ -268,12 +273,8 @@ def _answer_or_failure(raw: bytes) -> _Answer | _Failure:
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         fault = "empty_choices" if isinstance(exc, _EmptyChoicesError) else "malformed_response"
         begins = raw[:_BODY_WORDS_LIMIT].decode("utf-8", "replace")
-        return _Failure(
-            f"malformed response ({type(exc).__name__}: {exc}); the body began: {begins!r}",
-            fault,
-            counts_toward_health=False,
-            paid=True,
-        )
+        why = f"{type(exc).__name__}: {exc}"
+        return _paid(f"malformed response ({why}); the body began: {begins!r}", fault)
 
 
 class OpenAIJudge:
@@ -623,12 +624,7 @@ class OpenAIJudge:
         try:
             response = await self._send("POST", self._chat_urls[index], self.timeout, payload)
         except asyncio.TimeoutError:  # under vLLM's unbounded queue: busy, not broken
-            return _Failure(
-                f"timed out after {self.timeout:g} s",
-                "timeout",
-                counts_toward_health=False,
-                paid=True,
-            )
+            return _paid(f"timed out after {self.timeout:g} s", "timeout")
         except CertificateError as exc:
             return _refusal(f"TLS: {exc}", _TLS_HINT)
         except ConnectError as exc:  # never reached the server: free to resend
@@ -636,12 +632,11 @@ class OpenAIJudge:
         except TransportError as exc:  # dropped after the request was sent
             return _Failure(str(exc), "connection_dropped", paid=True)
         if response.body is None:
-            return _Failure(
-                f"answer longer than max_response_bytes={self.limits.max_response_bytes} "
-                f"(HTTP {response.status}); not read further",
+            limit = self.limits.max_response_bytes
+            return _paid(
+                f"answer longer than max_response_bytes={limit} (HTTP {response.status}); not "
+                "read further",
                 "oversized_answer",
-                counts_toward_health=False,
-                paid=True,
             )
         if response.status == 200:
             return _answer_or_failure(response.body)
