@@ -112,11 +112,8 @@ def _fold(base: Path, parts: list[Path]) -> None:
         for part in parts:
             VerdictCache(part).close()  # recovers a killed writer's log, checks the schema
         merge_caches(fresh, parts)
-        conn = sqlite3.connect(fresh, isolation_level=None)
-        try:  # read-only readers on any machine need no WAL file beside it
-            conn.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            conn.close()
+        with contextlib.closing(sqlite3.connect(fresh, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")  # read-only readers need no WAL file
         with open(fresh, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(fresh, base)
