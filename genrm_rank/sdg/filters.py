@@ -364,16 +364,12 @@ def pair_rows(
         base = {k: v for k, v in row.data.items() if k != candidates_field}
         order = ranking.order
         if not pairs:
-            reason = (
-                "no pair of candidates"
-                if min_margin is None
-                else f"no pair with margin >= min_margin {min_margin:g}"
-            )
-            best_margin = margin_of(ranking, order[0], order[-1]) if len(order) >= 2 else None
-            return Block(
-                "rejected",
-                ({**base, "reason": reason, "best_margin": finite_or_none(best_margin)},),
-            )
+            above = "of candidates"
+            if min_margin is not None:
+                above = f"with margin >= min_margin {min_margin:g}"
+            gap = margin_of(ranking, order[0], order[-1]) if len(order) >= 2 else None
+            line = {**base, "reason": f"no pair {above}", "best_margin": finite_or_none(gap)}
+            return Block("rejected", (line,))
         lines = [
             _pair_line(row, ranking, base, p, (k, len(pairs)), format, margin_field, id_field)
             for k, p in enumerate(pairs)

@@ -38,7 +38,6 @@ __all__ = [
     "open_locked",
     "recover",
     "sidecar_path",
-    "try_lock",
     "write_atomically",
 ]
 
@@ -63,8 +62,7 @@ class JsonlSink:
         self._clock = clock
         self._fd: int | None = fd
         self._last_sync = clock()
-        self._dirty = False
-        self.rows = 0
+        self._dirty, self.rows = False, 0
 
     def write(self, data: bytes, rows: int = 1) -> None:
         if self._fd is None:
@@ -113,29 +111,18 @@ def sidecar_path(output: str | os.PathLike[str], suffix: str, extension: str = "
     return path.with_name(f"{path.name.removesuffix('.jsonl')}.{suffix}.{extension}")
 
 
-def try_lock(fd: int) -> bool:
-    """Lock the open file ``fd`` (``flock``, until it is closed) without waiting; ``False`` if
-    held. On a filesystem without locks (``ENOLCK``) it returns ``True``, unlocked."""
+def open_locked(path: Path, flags: int, busy: Exception) -> int:
+    """``path`` opened (``os.open`` ``flags``) and locked (``flock``) until it is closed; ``busy``
+    is raised while another process holds the lock. Without locks (``ENOLCK``) it is unlocked."""
+    fd = os.open(path, flags, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
         if exc.errno != errno.ENOLCK:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise busy from None
             raise
-    return True
-
-
-def open_locked(path: Path, flags: int, busy: Exception) -> int:
-    """``path`` opened (``os.open`` ``flags``) and locked (:func:`try_lock`); ``busy`` is raised
-    when another process holds the lock."""
-    fd = os.open(path, flags, 0o644)
-    try:
-        if not try_lock(fd):
-            raise busy
-    except BaseException:
-        os.close(fd)
-        raise
     return fd
 
 
@@ -191,8 +178,7 @@ class Recovered:
     rows: int = 0
     truncated_bytes: int = 0
     retried: int = 0
-    """Errors-file lines of rows the judge failed, taken out to be run again
-    (:func:`drop_retried_errors`)."""
+    """Rows the judge failed, taken out of the errors file (:func:`drop_retried_errors`)."""
 
 
 def _complete_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes, Any]]:
@@ -365,8 +351,7 @@ class ReorderBuffer:
     def __init__(self, emit: Callable[[Block], None]) -> None:
         self._emit = emit
         self._pending: dict[int, Block] = {}
-        self._issued = 0
-        self._next = 0
+        self._issued = self._next = 0
 
     def reserve(self) -> int:
         """The sequence number of the next row."""

@@ -212,39 +212,35 @@ def prepare_output(
         f": {out} is being written by another run (it holds the file's lock); wait for that "
         "run to end, or write to another file.",
     )
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    locked = None if out is None else open_locked(out, flags, busy)
-    try:
+    fds: dict[str, int] = {}
+    with contextlib.ExitStack() as opened:  # closes what it opened unless all goes well
+        if out is not None:
+            fds["out"] = open_locked(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, busy)
+            opened.callback(os.close, fds["out"])
         existing = refuse_existing()  # again: another run may have written it meanwhile
         recovered: dict[str, Recovered] = {}
         if not resume:
-            for stale in existing:  # truncated in place: the path stays the file that is locked
+            for stale in existing:  # truncated in place: the path stays the locked file
                 os.truncate(stale, 0)
-        else:
-            done_ids = IdIndex()  # rows in the output and rejected files share one index
-            for name, p in files.items():
-                retried = drop_retried_errors(p) if name == "errors" else 0
-                recovered[name] = recover(
-                    p,
-                    key_field="line" if name == "errors" else id_field,
-                    grouped=grouped and name == "out",
-                    keys=None if name == "errors" else done_ids,
-                )
-                recovered[name].retried = retried
-    except BaseException:
-        if locked is not None:
-            os.close(locked)
-        raise
-    fds: dict[str, int | None] = {"out": locked}
-    try:
+        done_ids = IdIndex()  # rows in the output and rejected files share one index
+        for name, p in files.items() if resume else ():
+            errors = name == "errors"
+            retried = drop_retried_errors(p) if errors else 0
+            key_field, keys = ("line", None) if errors else (id_field, done_ids)
+            recovered[name] = recover(
+                p, key_field=key_field, grouped=grouped and name == "out", keys=keys
+            )
+            recovered[name].retried = retried
         for name, p in real.items():
             if name not in files:  # a stream or a device: opened as it is, never created
-                fds[name] = os.open(p, os.O_WRONLY | os.O_APPEND)
-    except OSError as exc:
-        for fd in fds.values():
-            if fd is not None:
-                os.close(fd)
-        raise ArgumentError("paths", f": cannot open {exc.filename}: {exc.strerror}.") from None
+                try:
+                    fds[name] = os.open(p, os.O_WRONLY | os.O_APPEND)
+                except OSError as exc:
+                    raise ArgumentError(
+                        "paths", f": cannot open {exc.filename}: {exc.strerror}."
+                    ) from None
+                opened.callback(os.close, fds[name])
+        opened.pop_all()  # the sinks own the descriptors now
     sinks: dict[str, JsonlSink] = {
         name: JsonlSink(real[name], fsync_interval=fsync_interval, fd=fds.get(name))
         if name in real
@@ -265,22 +261,18 @@ def _no_usable_verdict(row: Row, result: PromptResult) -> RowError:
         if verdict.finish_reason is not None:
             entry["finish_reason"] = verdict.finish_reason
         if (raw := verdict.raw) is not None:
-            entry["raw"] = (
-                raw if len(raw) <= _ERROR_WORDS_LIMIT else raw[:_ERROR_WORDS_LIMIT] + "..."
+            entry["raw"] = raw[:_ERROR_WORDS_LIMIT] + (
+                "..." if len(raw) > _ERROR_WORDS_LIMIT else ""
             )
         failed.append(entry)
     kinds = Counter(str(entry["failure"]) for entry in failed)
     detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none"
     reason = f"no usable verdict in {len(judgements)} judged calls (failures: {detail})"
     # Refused requests (a prompt over the context length) are the row's own; others the judge's.
-    refused = bool(failed) and set(kinds) == {"rejected"}
+    cause: Literal["row", "judge"] = "row" if failed and set(kinds) == {"rejected"} else "judge"
+    failed_requests = tuple(failed)
     return RowError(
-        row.line,
-        row.id,
-        "no_usable_verdict",
-        reason,
-        failed_requests=tuple(failed),
-        cause="row" if refused else "judge",
+        row.line, row.id, "no_usable_verdict", reason, failed_requests=failed_requests, cause=cause
     )
 
 
@@ -299,14 +291,12 @@ def first_rows_message(errors: Sequence[RowError]) -> Words:
         return Words(_FIRST_ROWS[first.kind], n=len(errors), reason=first.reason)
     keys = sorted({k for e in errors for k in e.keys})
     argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
-    hint = (
-        Words(
+    hint: Words | str = ""
+    if first.field == "id_field":
+        hint = Words(
             "; rows without ids can be numbered by their line instead ({a})",
             a=ArgumentError.Setting("rows.id_from_line"),
         )
-        if first.field == "id_field"
-        else ""
-    )
     return Words(
         "the first {n} rows all lack the field the run looks for: {reason} ({a}); the rows have "
         "the keys {keys}{hint}",
@@ -357,13 +347,12 @@ def _result_block(row: Row, result: PromptResult, formatter: Formatter) -> Block
     """What a ranked row writes: the formatter's lines with the row's notes, or its error."""
     if result.ranking is None:
         kind = result.error_kind or "ranking_error"
-        judge = kind == "judge_error"
-        error = type(result.error).__name__
-        reason = (
-            f"judge error: {result.error}" if judge else f"ranking failed: {error}: {result.error}"
-        )
-        cause: Literal["row", "judge"] = "judge" if judge else "row"
-        return _error_block(RowError(row.line, row.id, kind, reason, cause=cause))
+        if kind == "judge_error":
+            error = RowError(row.line, row.id, kind, f"judge error: {result.error}", cause="judge")
+        else:
+            reason = f"ranking failed: {type(result.error).__name__}: {result.error}"
+            error = RowError(row.line, row.id, kind, reason)
+        return _error_block(error)
     if result.ranking.best is None:
         return _error_block(_no_usable_verdict(row, result))
     try:
