@@ -44,10 +44,8 @@ BASE_CACHE = "verdicts.base.db"
 """The consolidated cache file in a ``cache_dir``, read (never written) by the actors."""
 
 RESULT_COLUMNS = ("best", "order", "status", "calls", "cached", "error", "ranking")
-"""Columns :func:`rank_dataset` adds, each under ``result_prefix``: the best candidate's index
-(null without one), the candidates best first, the ranking's status (``"invalid"`` for a row that
-could not be ranked, ``"failed"`` for one with no ranking), paid and cached judge calls, the
-reason there is no best (else null), and the whole ranking as JSON."""
+"""Columns :func:`rank_dataset` adds under ``result_prefix``; ``status`` is the ranking's, or
+``"invalid"`` (a row refused) or ``"failed"`` (no ranking), and ``error`` says why no best."""
 
 JudgeFactory = Callable[[], Judge]
 
@@ -73,12 +71,7 @@ def consolidate_caches(cache_dir: str | os.PathLike[str]) -> Path | None:
 
     Every ``verdicts.<id>.db`` whose lock is free (its writer closed or died) goes into a new
     base, renamed over the old one, and is deleted; a file still being written is left for a
-    later consolidation. The base is left in rollback-journal mode, readable read-only anywhere.
-
-    Returns
-    -------
-    Path or None
-        The base file, or ``None`` when the folder holds no cache at all.
+    later consolidation. Returns the base, or ``None`` when the folder holds no cache at all.
     """
     folder = Path(cache_dir)
     if not folder.is_dir():
@@ -311,29 +304,22 @@ def rank_dataset(
     spec : RankSpec
         How each row is ranked (as for :func:`~genrm_rank.select_best`).
     judge_factory : callable
-        ``judge_factory() -> Judge``, called once in each actor (pickled to the actors: build
-        the judge inside it).
-    actors : int
-        Actors in the pool (``ActorPoolStrategy(size=actors)``).
-    batch_size : int
-        Rows per batch handed to an actor.
+        ``judge_factory() -> Judge``, called once in each actor (build the judge inside it).
+    actors, batch_size, num_cpus, num_gpus
+        The pool's actors, the rows of a batch, and each actor's resources.
     concurrency, judge_batch_size : int
         Per actor, as for :class:`~genrm_rank.runner.Runner` (``batch_size``).
     prompt_column, candidates_column, id_column, principle_column : str or None
         Where rows keep their parts (``id_column=None``: the content keys the randomness).
     result_prefix : str
         Prefix of the added columns (:data:`RESULT_COLUMNS`).
-    cache_dir : path, optional
-        Folder of verdict caches (see the module docstring).
-    cache_namespace : mapping, optional
-        The cache namespace (model and sampling settings), required with ``cache_dir``.
-    num_cpus, num_gpus : float
-        Resources of each actor.
+    cache_dir, cache_namespace : path and mapping, optional
+        Folder of verdict caches (see the module docstring), and their namespace.
     max_candidates : int or None
         As for :class:`~genrm_rank.sdg.rows.RowSpec`; a wider row is ``"invalid"``.
     judge_profile : JudgeProfile or path, optional
-        What every row assumes of the judge (:mod:`genrm_rank.judge_profile`); without one,
-        each batch learns its own, so rows depend on how the dataset is batched.
+        What every row assumes of the judge; without one, each batch learns its own, so rows
+        depend on how the dataset is batched.
 
     Returns
     -------

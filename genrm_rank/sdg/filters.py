@@ -76,21 +76,14 @@ def runner_up_margin(ranking: Ranking) -> float | None:
 
 @dataclass(frozen=True)
 class SelectThresholds:
-    """What a best-of-N winner must reach to be kept.
-
-    Attributes
-    ----------
-    min_score : float, optional
-        The winner's mean individual score (1-5) must be at least this.
-    min_margin : float, optional
-        The winner's strength minus the runner-up's (log-odds) must be at least this.
-    min_p_best : float, optional
-        The winner's P(best) must be at least this, in [0, 1].
-    """
+    """What a best-of-N winner must reach to be kept (``None``: no threshold)."""
 
     min_score: float | None = None
+    """The winner's mean individual score (1-5)."""
     min_margin: float | None = None
+    """The winner's strength minus the runner-up's (log-odds)."""
     min_p_best: float | None = None
+    """The winner's P(best), in [0, 1]."""
 
     def __post_init__(self) -> None:
         for name in ("min_score", "min_margin", "min_p_best"):
@@ -172,8 +165,7 @@ def preference_pairs(
     ----------
     ranking : Ranking
     policy : {"best_vs_worst", "all_pairs"}
-        The first and last of the order; or every pair (i above j in the order), largest
-        margin first.
+        The first and last of the order, or every pair (largest margin first).
     min_margin : float, optional
         Keep pairs whose strength gap (log-odds) is at least this.
     max_pairs : int, optional

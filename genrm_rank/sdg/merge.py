@@ -136,8 +136,7 @@ def merge_shards(
         Shard ``i``'s ``"out"`` (required), ``"errors"`` and ``"rejected"`` paths at position
         ``i``; a path that does not exist stands for an empty file.
     output : mapping
-        ``"out"``, ``"errors"`` and ``"rejected"`` paths to write (without ``"rejected"``, the
-        shards must have no rejected rows).
+        ``"out"``, ``"errors"`` and, if the shards have rejected rows, ``"rejected"`` paths.
     id_field : str
         The row id field, as the shards were run with.
     overwrite : bool

@@ -408,18 +408,15 @@ async def process_file(
     ----------
     input_path : path or RowSource
         A path (:func:`~genrm_rank.sdg.inputs.open_input`), or rows read as they are.
-    judge : Judge
-    spec : RankSpec
-        How each row is ranked (as for :func:`~genrm_rank.select_best`).
+    judge, spec : Judge, RankSpec
+        Who judges, and how each row is ranked (as for :func:`~genrm_rank.select_best`).
     formatter : callable
         ``formatter(row, ranking) -> Block``: :func:`~genrm_rank.sdg.filters.select_rows`,
         ``pair_rows``, ``rank_rows``, or your own.
     sinks : mapping
         ``"out"``, ``"errors"`` and optionally ``"rejected"`` sinks (:func:`prepare_output`).
-    rows : RowSpec, optional
-        Where rows keep their id, prompt and candidates.
-    principle : str, optional
-        A rubric for every row (a row's own principle field wins).
+    rows, principle : RowSpec and str, optional
+        Where rows keep their parts; a rubric for rows without their own.
     concurrency, max_calls, max_tokens, failure_watch, judge_profile, on_profile, learn_profile
         As for :class:`~genrm_rank.runner.Runner`; a cap ends the run (``status == "cap"``).
     max_pending : int, optional
@@ -428,11 +425,9 @@ async def process_file(
         Row ids and line numbers written already (:class:`OutputFiles`): not run again.
     shard : (int, int)
         Keep lines whose 0-based index is ``shard[0]`` modulo ``shard[1]``.
-    counters : RunCounters, optional
-        Updated live.
-    on_row, on_progress : callable, optional
-        ``on_row(counters)`` after each settled row, ``on_progress(stats, in_flight)`` after
-        each verdict.
+    counters, on_row, on_progress : optional
+        Counters updated live; ``on_row(counters)`` after each settled row,
+        ``on_progress(stats, in_flight)`` after each verdict.
 
     Cancelled (Ctrl-C), it leaves written rows written and cancels the requests in flight.
     """
@@ -487,15 +482,6 @@ async def process_file(
             buffer.put(buffer.reserve(), _error_block(error))
         held = None
 
-    def row_error(error: RowError) -> None:
-        if held is not None and holds_back(held, error):
-            held.append(error)
-            if len(held) >= FIELD_CHECK_ROWS:
-                raise _MissingFieldStop(first_rows_message(held))
-            return
-        flush_held()
-        buffer.put(buffer.reserve(), _error_block(error))
-
     # Warm-up rows an earlier run wrote: judged again (not written) before the first row to do,
     # so that a run resumed within its warm-up freezes the profile the uninterrupted run did.
     deferred: list[Row] = []
@@ -515,7 +501,13 @@ async def process_file(
             if parsed is None:
                 counters.blank += 1
             elif isinstance(parsed, RowError) and str(number) not in skip_lines:
-                row_error(parsed)
+                if held is not None and holds_back(held, parsed):
+                    held.append(parsed)
+                    if len(held) >= FIELD_CHECK_ROWS:
+                        raise _MissingFieldStop(first_rows_message(held))
+                else:
+                    flush_held()
+                    buffer.put(buffer.reserve(), _error_block(parsed))
                 continue
             elif isinstance(parsed, Row):
                 flush_held()
