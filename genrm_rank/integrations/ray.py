@@ -67,12 +67,9 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def consolidate_caches(cache_dir: str | os.PathLike[str]) -> Path | None:
-    """Fold the finished per-actor cache files of ``cache_dir`` into ``verdicts.base.db``.
-
-    Every ``verdicts.<id>.db`` whose lock is free (its writer closed or died) goes into a new
-    base, renamed over the old one, and is deleted; a file still being written is left for a
-    later consolidation. Returns the base, or ``None`` when the folder holds no cache at all.
-    """
+    """Fold the per-actor cache files of ``cache_dir`` whose writer closed or died into a new
+    ``verdicts.base.db``, and delete them; a file still being written is left for later.
+    Returns the base, or ``None`` when the folder holds no cache at all."""
     folder = Path(cache_dir)
     if not folder.is_dir():
         raise ValueError(f"Argument 'cache_dir' must be an existing folder, not {folder}.")

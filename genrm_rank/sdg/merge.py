@@ -104,8 +104,7 @@ def _shard_paths(
                 f"Argument 'shards[{i}]' must be a mapping with an 'out' path (and optional "
                 f"'errors' and 'rejected' paths), not {shard!r}."
             )
-        unknown = set(shard) - set(_SINKS)
-        if unknown:
+        if unknown := set(shard) - set(_SINKS):
             raise ArgumentError(f"shards[{i}]", f"has unknown keys {sorted(unknown)}.")
         paths = {sink: Path(p) for sink in _SINKS if (p := shard.get(sink)) is not None}
         if not paths["out"].is_file():
@@ -160,8 +159,7 @@ def merge_shards(
             f"Argument 'output' must be a mapping with 'out' and 'errors' paths, not {output!r}."
         )
     targets = {k: Path(v) for k, v in output.items() if v is not None}
-    unknown = set(targets) - set(_SINKS)
-    if unknown:
+    if unknown := set(targets) - set(_SINKS):
         raise ArgumentError("output", f"has unknown keys {sorted(unknown)}.")
     sources = {Path(input_path).resolve()} | {
         p.resolve() for paths in shard_paths for p in paths.values() if p is not None

@@ -219,10 +219,6 @@ def summarize(
     """The run's summary: rows, calls, tokens, verdicts, the judge's slot-1 advantage, time;
     ``cached``'s hits and savings, and the transport ``faults`` retried, by kind."""
     c, s = outcome.counters, outcome.stats
-    hits = cached.hits if cached is not None else 0
-    saved_calls = cached.calls_saved if cached is not None else 0
-    saved_tokens = cached.tokens_saved if cached is not None else 0
-    decided = s.first_slot_wins + s.second_slot_wins
     return {
         "status": outcome.status,
         "cap": outcome.cap,
@@ -237,9 +233,9 @@ def summarize(
         "errors_by_kind": dict(sorted(c.errors_by_kind.items())),
         "judge_calls": s.calls,
         "judge_calls_with_cache_hits": s.calls + s.cached_calls,
-        "cache_hits": hits,
-        "cache_calls_saved": saved_calls,
-        "cache_tokens_saved": saved_tokens,
+        "cache_hits": 0 if cached is None else cached.hits,
+        "cache_calls_saved": 0 if cached is None else cached.calls_saved,
+        "cache_tokens_saved": 0 if cached is None else cached.tokens_saved,
         "prompt_tokens": s.usage.prompt_tokens,
         "completion_tokens": s.usage.completion_tokens,
         "verdicts_ok": s.verdicts_ok,
@@ -252,7 +248,7 @@ def summarize(
             if s.first_slot_wins and s.second_slot_wins
             else None
         ),
-        "decided_verdicts": decided,
+        "decided_verdicts": s.first_slot_wins + s.second_slot_wins,
         "wall_seconds": round(wall, 3),
         "rows_per_second": round(c.done / wall, 2) if wall > 0 else None,
         "recovered": {
