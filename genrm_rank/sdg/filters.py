@@ -1,11 +1,9 @@
-"""What an SDG pipeline keeps: selection thresholds, preference-pair policies, output rows.
+"""What an SDG pipeline keeps: selection thresholds, preference pairs, the lines written.
 
-Library functions, so a Python SDG script and the ``genrm-rank`` CLI filter the same way:
-:func:`decide_selection` applies :class:`SelectThresholds` to a ranking,
-:func:`preference_pairs` turns one into chosen/rejected pairs for DPO-style training, and
-:func:`rank_rows`, :func:`select_rows` and :func:`pair_rows` are the formatters
-:func:`~genrm_rank.sdg.pipeline.process_file` takes (row and ranking to the lines to write).
-Margins are Bradley-Terry strength gaps in log-odds (the ranking's ``scores[i].strength``).
+:func:`decide_selection` applies :class:`SelectThresholds` to a ranking, :func:`preference_pairs`
+turns one into chosen/rejected pairs, and :func:`rank_rows`, :func:`select_rows` and
+:func:`pair_rows` are :func:`~genrm_rank.sdg.pipeline.process_file`'s formatters. Margins are
+Bradley-Terry strength gaps in log-odds (``scores[i].strength``).
 """
 
 from __future__ import annotations
@@ -78,21 +76,14 @@ def runner_up_margin(ranking: Ranking) -> float | None:
 
 @dataclass(frozen=True)
 class SelectThresholds:
-    """What a best-of-N winner must reach to be kept.
-
-    Attributes
-    ----------
-    min_score : float, optional
-        The winner's mean individual score (1-5) must be at least this.
-    min_margin : float, optional
-        The winner's strength minus the runner-up's (log-odds) must be at least this.
-    min_p_best : float, optional
-        The winner's P(best) must be at least this, in [0, 1].
-    """
+    """What a best-of-N winner must reach to be kept (``None``: no threshold)."""
 
     min_score: float | None = None
+    """The winner's mean individual score (1-5)."""
     min_margin: float | None = None
+    """The winner's strength minus the runner-up's (log-odds)."""
     min_p_best: float | None = None
+    """The winner's P(best), in [0, 1]."""
 
     def __post_init__(self) -> None:
         for name in ("min_score", "min_margin", "min_p_best"):
@@ -174,8 +165,7 @@ def preference_pairs(
     ----------
     ranking : Ranking
     policy : {"best_vs_worst", "all_pairs"}
-        The first and last of the order; or every pair (i above j in the order), largest
-        margin first.
+        The first and last of the order, or every pair (largest margin first).
     min_margin : float, optional
         Keep pairs whose strength gap (log-odds) is at least this.
     max_pairs : int, optional
@@ -188,13 +178,6 @@ def preference_pairs(
     [(1, 2)]
     """
     min_margin = _check_pair_options(policy, min_margin, max_pairs)
-    return _pairs(ranking, policy, min_margin, max_pairs)
-
-
-def _pairs(
-    ranking: Ranking, policy: str, min_margin: float | None, max_pairs: int | None
-) -> list[PreferencePair]:
-    """:func:`preference_pairs` of options checked already (:func:`pair_rows` checks them once)."""
     order = list(ranking.order)
     if policy == "all_pairs":
         pairs = [PreferencePair(c, r, margin_of(ranking, c, r)) for c, r in combinations(order, 2)]
@@ -207,10 +190,6 @@ def _pairs(
     return pairs if max_pairs is None else pairs[:max_pairs]
 
 
-# --------------------------------------------------------------------------------------------
-# Formatters for process_file
-
-
 def rank_rows(
     *,
     result_field: str = "genrm",
@@ -221,10 +200,7 @@ def rank_rows(
     """Each input row with its ranking.
 
     ``"full"``: the row's own fields and the ranking under ``result_field``. ``"nemo-rl"``:
-    NeMo RL's preference format, every candidate a completion ranked by the order (0 best),
-    ``{"context": [messages], "completions": [{"rank", "completion": [assistant]}, ...]}``.
-    NeMo RL's DPO and reward-model preprocessors take exactly two completions a row; for
-    those, write pairs (:func:`pair_rows` with ``format="nemo-rl"``).
+    NeMo RL's preference format (:func:`pair_rows`) with every candidate, ranked by the order.
     """
     validate.one_of("format", format, RANK_FORMATS)
 
@@ -249,15 +225,11 @@ def select_rows(
 ) -> Formatter:
     """Each input row with its winner (``selected``), or ``None`` and why (``select_reason``).
 
-    ``"full"``: the row's own fields, the winner, the reasons it was not kept, and the ranking
-    under ``result_field``. A row whose winner misses a threshold goes to the ``rejected`` sink
-    when ``rejected_sink``, else to the output with ``"selected": null``. ``status`` says
-    whether the strategy decided the winner (``complete``) or a budget cut it short
-    (``budget_bound``: a provisional pick).
-
-    ``"sft"``: ``{"messages": [conversation..., {"role": "assistant", "content": winner}]}``
-    (and the row's id), ready for supervised fine-tuning; a row not kept always goes to the
-    ``rejected`` sink (counted, and dropped when there is no rejected file).
+    ``"full"``: the row's own fields, the winner, the reasons it was not kept, the ranking's
+    ``status`` and the ranking under ``result_field``; a row not kept goes to the ``rejected``
+    sink when ``rejected_sink``, else to the output with ``"selected": null``. ``"sft"``:
+    ``{"messages": [conversation..., assistant winner]}`` and the id; a row not kept always
+    goes to the ``rejected`` sink.
     """
     thresholds = thresholds if thresholds is not None else SelectThresholds()
     validate.one_of("format", format, SELECT_FORMATS)
@@ -318,12 +290,8 @@ def _text_prompt(row: Row, fmt: str) -> str:
 
 @dataclass(frozen=True)
 class CheckedFormatter:
-    """A :data:`Formatter` that can tell, from a row alone, that it could not write the row.
-
-    :func:`~genrm_rank.sdg.pipeline.process_file` and :func:`~genrm_rank.sdg.plan.plan_file`
-    ask :func:`format_problem` as each row is read, before any judge call: a row the format
-    cannot hold becomes a ``format_mismatch`` row error without a call being paid for it.
-    """
+    """A :data:`Formatter` that can tell from a row alone that it cannot write it, so that the
+    row is refused before any call is paid for it (:func:`format_problem`)."""
 
     format_row: Formatter
     check_row: Callable[[Row], str | None]
@@ -334,11 +302,8 @@ class CheckedFormatter:
 
 
 def format_problem(formatter: Formatter | None, row: Row) -> RowError | None:
-    """The ``format_mismatch`` row error of a row ``formatter`` cannot write, else ``None``.
-
-    Only a :class:`CheckedFormatter` can say so before the row is judged; any other formatter
-    is assumed to hold every row.
-    """
+    """The ``format_mismatch`` row error of a row ``formatter`` cannot write, else ``None``
+    (any formatter but a :class:`CheckedFormatter` is assumed to hold every row)."""
     if not isinstance(formatter, CheckedFormatter):
         return None
     reason = formatter.check_row(row)
@@ -363,35 +328,22 @@ def pair_rows(
 ) -> CheckedFormatter:
     """One line per chosen/rejected pair (:func:`preference_pairs`), in a trainer's format.
 
-    Formats (each line also keeps the row's id and ``pair_index``/``n_pairs``, which trainers
-    ignore and a resumed run needs):
+    Formats (each line also keeps the row's id and ``pair_index``/``n_pairs``, for resume):
 
-    - ``"full"``: the row's own fields (the candidates and the prompt field excepted), an
-      explicit ``prompt``, ``chosen``/``rejected`` of the prompt's kind (texts for a text
-      prompt, ``[assistant]`` messages for a conversation: either way one of TRL's preference
-      formats, so that TRL's DPO trainer reads the rows as they are), their indices, ids and
-      mean scores, and the Bradley-Terry strength gap as ``genrm_strength_gap`` (log-odds);
-    - ``"trl"``: TRL's standard preference format with an explicit prompt,
-      ``{"prompt": str, "chosen": str, "rejected": str}`` (one-turn prompts only);
-    - ``"trl-chat"``: TRL's conversational preference format,
-      ``{"prompt": [messages], "chosen": [assistant], "rejected": [assistant]}``
-      (https://huggingface.co/docs/trl/dataset_formats: an explicit prompt, so that no trainer
-      falls back to the common prefix of chosen and rejected);
-    - ``"openrlhf"``: ``{"chosen": [messages..., assistant], "rejected": [messages...,
-      assistant]}``, whole conversations and no prompt column, which is what OpenRLHF's
-      ``RewardDataset`` reads with its default ``prompt_key=None`` and
-      ``--apply_chat_template``: a reward model scores each conversation, and DPO takes the
-      prompt as the conversation before the last turn (``is_dpo``);
-    - ``"nemo-rl"``: NeMo RL's preference format, ``{"context": [messages], "completions":
-      [{"rank": 0, "completion": [assistant]}, {"rank": 1, ...}]}`` (lower rank preferred;
-      ``nemo_rl.data.datasets.preference_datasets.PreferenceDataset``).
+    - ``"full"``: the row's fields (but the candidates and prompt), ``prompt``, and
+      ``chosen``/``rejected`` of the prompt's kind (texts, or ``[assistant]`` messages: TRL
+      reads either), their indices, ids and mean scores, and ``genrm_strength_gap``;
+    - ``"trl"``: ``{"prompt": str, "chosen": str, "rejected": str}`` (one-turn prompts only,
+      checked before the row is judged: :class:`CheckedFormatter`);
+    - ``"trl-chat"``: ``{"prompt": [messages], "chosen": [assistant], "rejected": [assistant]}``
+      (https://huggingface.co/docs/trl/dataset_formats);
+    - ``"openrlhf"``: ``{"chosen": [messages..., assistant], "rejected": [...]}``, whole
+      conversations, as OpenRLHF's ``RewardDataset`` reads them (``prompt_key=None``);
+    - ``"nemo-rl"``: ``{"context": [messages], "completions": [{"rank": 0, "completion":
+      [assistant]}, ...]}`` (NeMo RL's ``PreferenceDataset``; lower rank preferred).
 
-    The strength gap is written under ``margin_field`` only when it is given: OpenRLHF reads a
-    ``margin`` column as its margin-loss term, so it is never added unasked.
-
-    A row with no pair goes to the ``rejected`` sink with the reason. A row ``"trl"`` cannot
-    hold (a conversation of more than one user turn) is found before it is judged
-    (:class:`CheckedFormatter`).
+    The strength gap goes under ``margin_field`` only when given (OpenRLHF reads ``margin`` as
+    its margin-loss term). A row with no pair goes to the ``rejected`` sink with the reason.
     """
     min_margin = _check_pair_options(policy, min_margin, max_pairs)
     validate.one_of("format", format, PAIR_FORMATS)
@@ -400,20 +352,16 @@ def pair_rows(
         return _text_prompt_problem(row, format) if format == "trl" else None
 
     def fmt(row: Row, ranking: Ranking) -> Block:
-        pairs = _pairs(ranking, policy, min_margin, max_pairs)
+        pairs = preference_pairs(ranking, policy=policy, min_margin=min_margin, max_pairs=max_pairs)
         base = {k: v for k, v in row.data.items() if k != candidates_field}
         order = ranking.order
         if not pairs:
-            reason = (
-                "no pair of candidates"
-                if min_margin is None
-                else f"no pair with margin >= min_margin {min_margin:g}"
-            )
-            best_margin = margin_of(ranking, order[0], order[-1]) if len(order) >= 2 else None
-            return Block(
-                "rejected",
-                ({**base, "reason": reason, "best_margin": finite_or_none(best_margin)},),
-            )
+            above = "of candidates"
+            if min_margin is not None:
+                above = f"with margin >= min_margin {min_margin:g}"
+            gap = margin_of(ranking, order[0], order[-1]) if len(order) >= 2 else None
+            line = {**base, "reason": f"no pair {above}", "best_margin": finite_or_none(gap)}
+            return Block("rejected", (line,))
         lines = [
             _pair_line(row, ranking, base, p, (k, len(pairs)), format, margin_field, id_field)
             for k, p in enumerate(pairs)
@@ -441,8 +389,7 @@ def _pair_line(
         line = {**_TRAINER_PAIRS[format](row, chosen, rejected), **keep}
     else:
         ids = ranking.candidate_ids
-        # One of TRL's preference formats: a text prompt with texts, or messages with
-        # messages (a list prompt with text answers fails in TRL's chat template step).
+        # A list prompt with text answers would fail in TRL's chat template step.
         text = isinstance(row.conversation, str)
         line = {
             **{k: v for k, v in base.items() if k != row.prompt_field},

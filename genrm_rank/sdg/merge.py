@@ -1,16 +1,9 @@
-"""Merge the outputs of ``--shard i/n`` runs back into one run's files, in input order.
+"""Merge the outputs of ``shard=(i, n)`` runs back into one run's files, in input order.
 
-Run ``n`` processes (a Slurm array job, say), each with ``shard=(i, n)`` and its own files and
-verdict cache; :func:`merge_shards` then interleaves their files back into input order. A row's
-result depends only on the run seed and its id, so the merged files are byte for byte those a
-single run writes (given a deterministic judge, or the same verdict cache).
-
-The input is read once more: line ``k`` (1-based) is in shard ``(k - 1) % n``, either in its
-errors file (its ``line`` field), blank, or a row whose id heads the shard's output file (all
-its pair lines) or its rejected file. Lines are copied as they are; memory is one id index.
-It refuses, naming the shard and the line, an incomplete or torn shard (resume it first), a
-shard holding rows the input does not (another input or ``n``), and a row id in two shards (a
-single run would reject the second as a duplicate).
+A row's result depends only on the run seed and its id, so the merged files are byte for byte
+those of a single run. The input is read once more: line ``k`` (1-based) is in shard
+``(k - 1) % n``, in its errors file (by ``line``), blank, or heading its output (all its pair
+lines) or rejected file (by id). Lines are copied as they are; memory is one id index.
 """
 
 from __future__ import annotations
@@ -35,11 +28,9 @@ _SINKS = ("out", "errors", "rejected")
 class _ShardFile:
     """One shard file read line by line, with the head line's key at hand."""
 
-    def __init__(self, path: Path | None, shard: int, sink: str, key_field: str) -> None:
-        self.path = path
-        self.shard = shard
-        self.sink = sink
-        self.key_field = key_field
+    def __init__(self, path: Path | None, shard: int, sink: str, id_field: str) -> None:
+        self.path, self.shard, self.sink = path, shard, sink
+        self.key_field = "line" if sink == "errors" else id_field
         self._lines: Iterator[bytes] = iter(()) if path is None else self._read(path)
         self.head: bytes | None = None
         self.key: str | None = None
@@ -113,17 +104,12 @@ def _shard_paths(
                 f"Argument 'shards[{i}]' must be a mapping with an 'out' path (and optional "
                 f"'errors' and 'rejected' paths), not {shard!r}."
             )
-        unknown = set(shard) - set(_SINKS)
-        if unknown:
+        if unknown := set(shard) - set(_SINKS):
             raise ArgumentError(f"shards[{i}]", f"has unknown keys {sorted(unknown)}.")
-        paths: dict[str, Path | None] = {}
-        for sink in _SINKS:
-            value = shard.get(sink)
-            path = None if value is None else Path(value)
-            if sink == "out" and (path is None or not path.is_file()):
-                raise ArgumentError(f"shards[{i}]['out']", f": no such file: {path}.")
-            paths[sink] = path if path is not None and path.exists() else None
-        out.append(paths)
+        paths = {sink: Path(p) for sink in _SINKS if (p := shard.get(sink)) is not None}
+        if not paths["out"].is_file():
+            raise ArgumentError(f"shards[{i}]['out']", f": no such file: {paths['out']}.")
+        out.append({sink: p if (p := paths.get(sink)) and p.exists() else None for sink in _SINKS})
     return out
 
 
@@ -137,17 +123,19 @@ def merge_shards(
 ) -> RunCounters:
     """Merge the files of ``n`` shard runs into one run's files, in input order.
 
+    The files are written beside their final paths (``OUT.merging``, locked against a second
+    merge) and renamed into place once the merge succeeded. A killed merge is finished by
+    running it again: an existing output that is byte for byte its result is not refused.
+
     Parameters
     ----------
     input_path : path
         The input file every shard read.
     shards : sequence of mapping
-        One mapping per shard, shard ``i`` at position ``i`` (so ``n = len(shards)``):
-        ``"out"`` (required), ``"errors"`` and ``"rejected"`` paths. A path that does not exist
-        stands for an empty file (a shard with no errors may have written none).
+        Shard ``i``'s ``"out"`` (required), ``"errors"`` and ``"rejected"`` paths at position
+        ``i``; a path that does not exist stands for an empty file.
     output : mapping
-        ``"out"`` and ``"errors"`` paths to write, and ``"rejected"`` (``None`` or absent: the
-        shards must have no rejected rows).
+        ``"out"``, ``"errors"`` and, if the shards have rejected rows, ``"rejected"`` paths.
     id_field : str
         The row id field, as the shards were run with.
     overwrite : bool
@@ -156,23 +144,13 @@ def merge_shards(
     Returns
     -------
     RunCounters
-        The input's lines, the rows merged by where they went (``ok``, ``failed``,
-        ``rejected``, ``blank``), and the output's lines (``pair_lines``).
+        The input's lines and the rows merged by where they went.
 
     Raises
     ------
     ValueError
         A shard that is incomplete, torn, from another input or another ``n``; a row id in two
         shards; output files that exist without ``overwrite`` or that are also inputs.
-
-    Notes
-    -----
-    The files are written next to their final paths (``OUT.merging``, locked, so a second
-    merge to the same output is refused while one runs) and renamed into place only when the
-    merge succeeded, so a refused merge leaves nothing behind. It is restartable: a merge
-    killed at any point, even between its renames, is finished by running it again with the
-    same arguments, since an existing output file that is byte for byte this merge's result
-    is not refused (and a rerun of a finished merge rewrites the same bytes).
     """
     shard_paths = _shard_paths(shards)
     n = len(shard_paths)
@@ -181,8 +159,7 @@ def merge_shards(
             f"Argument 'output' must be a mapping with 'out' and 'errors' paths, not {output!r}."
         )
     targets = {k: Path(v) for k, v in output.items() if v is not None}
-    unknown = set(targets) - set(_SINKS)
-    if unknown:
+    if unknown := set(targets) - set(_SINKS):
         raise ArgumentError("output", f"has unknown keys {sorted(unknown)}.")
     sources = {Path(input_path).resolve()} | {
         p.resolve() for paths in shard_paths for p in paths.values() if p is not None
@@ -194,10 +171,7 @@ def merge_shards(
         raise ArgumentError("output", "names one file twice; each output must differ.")
 
     files = [
-        {
-            sink: _ShardFile(paths[sink], i, sink, "line" if sink == "errors" else id_field)
-            for sink in _SINKS
-        }
+        {sink: _ShardFile(paths[sink], i, sink, id_field) for sink in _SINKS}
         for i, paths in enumerate(shard_paths)
     ]
     for i, shard_files in enumerate(files):

@@ -1,15 +1,9 @@
-"""Durable, ordered JSONL output: results written in input order, a torn end recovered.
+"""Durable JSONL output in input order, and a torn end recovered on resume.
 
-- **Input order.** A :class:`ReorderBuffer` writes the result of row ``k`` only after rows
-  ``0..k-1``, so the output does not depend on timing and always holds a prefix of the input.
-- **Durability.** A :class:`JsonlSink` writes each row's lines with one ``write`` on a file
-  opened for appending and ``fsync``\\s every ``fsync_interval`` seconds and at close, so a
-  ``kill -9`` leaves at most a torn last line (or group of pair lines), which :func:`recover`
-  truncates before a resumed run appends.
-- **Resume.** :func:`recover` collects the ids (or, in an errors file, the line numbers)
-  already written, so an interrupted-then-resumed run ends with the bytes of an uninterrupted
-  one. Rows the judge failed (``"cause": "judge"``) are not done: :func:`drop_retried_errors`
-  takes them out of the errors file (atomically), and the resumed run judges them again.
+A :class:`ReorderBuffer` writes row ``k``'s block only after rows ``0..k-1``'s, so the output
+is always a prefix of the input's results; a :class:`JsonlSink` writes each block with one
+``write`` and ``fsync``\\s it, so a ``kill -9`` leaves at most a torn end, which :func:`recover`
+cuts before a resumed run appends (and so ends with the bytes of an uninterrupted run).
 """
 
 from __future__ import annotations
@@ -44,7 +38,6 @@ __all__ = [
     "open_locked",
     "recover",
     "sidecar_path",
-    "try_lock",
     "write_atomically",
 ]
 
@@ -52,11 +45,8 @@ Sink = Literal["out", "rejected", "errors"]
 
 
 class JsonlSink:
-    """An append-only JSONL file written durably.
-
-    Each :meth:`write` is one ``os.write`` of whole lines (looped only if the kernel writes
-    part), so a killed process leaves at most one torn block at the end. ``fsync`` runs at most
-    every ``fsync_interval`` seconds and at :meth:`close`. The file is created on first write.
+    """An append-only JSONL file, created on first write (unless ``fd``, a file open for
+    appending, is given); ``fsync`` runs every ``fsync_interval`` seconds and at :meth:`close`.
     """
 
     def __init__(
@@ -71,16 +61,14 @@ class JsonlSink:
         self.fsync_interval = fsync_interval
         self._clock = clock
         self._fd: int | None = fd
-        """``fd``: the file already open for appending (and locked: :func:`prepare_output`)."""
         self._last_sync = clock()
-        self._dirty = False
-        self.rows = 0
+        self._dirty, self.rows = False, 0
 
     def write(self, data: bytes, rows: int = 1) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         view = memoryview(data)
-        while view:
+        while view:  # whole lines at once: a killed process leaves at most one torn block
             written = os.write(self._fd, view)
             view = view[written:]
         self.rows += rows
@@ -123,43 +111,24 @@ def sidecar_path(output: str | os.PathLike[str], suffix: str, extension: str = "
     return path.with_name(f"{path.name.removesuffix('.jsonl')}.{suffix}.{extension}")
 
 
-def try_lock(fd: int) -> bool:
-    """Lock the open file ``fd`` exclusively (``flock``) without waiting; ``False`` if held.
-
-    The lock lasts until ``fd`` is closed, or its process ends however it ends. On a
-    filesystem without locks (``ENOLCK``: some network mounts) it returns ``True``, unlocked.
-    """
+def open_locked(path: Path, flags: int, busy: Exception) -> int:
+    """``path`` opened (``os.open`` ``flags``) and locked (``flock``) until it is closed; ``busy``
+    is raised while another process holds the lock. Without locks (``ENOLCK``) it is unlocked."""
+    fd = os.open(path, flags, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
         if exc.errno != errno.ENOLCK:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise busy from None
             raise
-    return True
-
-
-def open_locked(path: Path, flags: int, busy: Exception) -> int:
-    """``path`` opened (``os.open`` ``flags``) and locked (:func:`try_lock`); ``busy`` is raised
-    when another process holds the lock."""
-    fd = os.open(path, flags, 0o644)
-    try:
-        if not try_lock(fd):
-            raise busy
-    except BaseException:
-        os.close(fd)
-        raise
     return fd
 
 
 def is_stream(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` names a stream or a device rather than a file of its own.
-
-    A path under ``/dev`` or ``/proc`` (``/dev/stderr``, ``/dev/fd/3``, ``/proc/self/fd/1``)
-    or anything that exists and is not a regular file (a FIFO, a terminal). Such a path is
-    written to, but never unlinked, created, truncated or read back: it is not a file the run
-    owns, even where it leads to one (``/dev/stderr`` when stderr goes to a file).
-    """
+    """Whether ``path`` names a stream or a device (under ``/dev`` or ``/proc``, or anything
+    but a regular file): written to, but never unlinked, created, truncated or read back."""
     name = os.path.abspath(os.fspath(path))
     if name.startswith(("/dev/", "/proc/")):
         return True
@@ -170,10 +139,7 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
 
 
 class StreamSink(JsonlSink):
-    """Whole lines to an open file descriptor (standard output by default), never fsynced.
-
-    For pipelines (``-o - | next-step``): a pipe keeps no file to recover or resume.
-    """
+    """Whole lines to an open file descriptor (standard output by default), never fsynced."""
 
     def __init__(self, fd: int = 1) -> None:
         super().__init__(STDOUT, fsync_interval=math.inf, fd=fd)
@@ -212,8 +178,7 @@ class Recovered:
     rows: int = 0
     truncated_bytes: int = 0
     retried: int = 0
-    """Errors-file lines of rows the judge failed, taken out to be run again
-    (:func:`drop_retried_errors`)."""
+    """Rows the judge failed, taken out of the errors file (:func:`drop_retried_errors`)."""
 
 
 def _complete_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes, Any]]:
@@ -236,10 +201,8 @@ def recover(
 ) -> Recovered:
     """Read an output file written by :class:`JsonlSink`, truncating a torn end.
 
-    A last line without a newline (a write cut by ``kill -9``) is cut off. With ``grouped``
-    (pair files: each source row writes ``n_pairs`` lines carrying ``pair_index``), an
-    incomplete last group is cut off too. Returns the keys of the rows that remain (added to
-    ``keys`` when given, so that several files can share one index).
+    A last line without a newline is cut off, and with ``grouped`` (``n_pairs`` lines a row)
+    an incomplete last group. Returns the keys of the rows that remain (added to ``keys``).
 
     Raises
     ------
@@ -277,7 +240,6 @@ def recover(
     if keep < size:
         with open(p, "r+b") as handle:
             handle.truncate(keep)
-            handle.flush()
             os.fsync(handle.fileno())
         found.truncated_bytes = size - keep
     return found
@@ -287,11 +249,8 @@ _JUDGE_KINDS = frozenset({"judge_error", "no_usable_verdict"})
 
 
 def _judge_failed(entry: dict[str, Any]) -> bool:
-    """Whether an errors-file entry is a row the judge failed (to be run again on resume).
-
-    Entries written before the ``cause`` field existed are told apart by their kind: a judge
-    error or a row without a usable verdict, unless every failed call was ``rejected``.
-    """
+    """Whether an errors-file entry is a row the judge failed; entries written before the
+    ``cause`` field are told by their kind (unless every failed call was ``rejected``)."""
     cause = entry.get("cause")
     if cause is not None:
         return bool(cause == "judge")
@@ -306,10 +265,9 @@ def _judge_failed(entry: dict[str, Any]) -> bool:
 def drop_retried_errors(path: str | os.PathLike[str]) -> int:
     """Take the rows the judge failed out of an errors file, so a resumed run judges them again.
 
-    The file is rewritten atomically (:func:`write_atomically`) without the entries whose
-    ``cause`` is ``"judge"`` (:class:`RowError`), and without a torn last line; it is left
-    untouched when there is nothing to take out, when it is not a regular file, or when a line
-    is not a JSON object (:func:`recover` then refuses it). Returns the number taken out.
+    The file is rewritten atomically, without them and a torn end; it is left untouched when
+    there is nothing to take out, it is not a regular file, or a line is not a JSON object
+    (:func:`recover` then refuses it). Returns the number taken out.
     """
     p = Path(path)
     if not p.is_file():
@@ -369,12 +327,8 @@ class Block:
     """The lines as :meth:`encode` gives them, when encoded already (:meth:`encode` returns it)."""
 
     def encode(self) -> bytes:
-        """The lines as JSONL, UTF-8.
-
-        Raises ``UnicodeEncodeError`` for a line holding text UTF-8 cannot hold (a lone
-        surrogate, from a JSON ``"\\ud800"``), except in the errors file: there such a line is
-        written with its text escaped (valid JSON that reads back as it was), so that the report
-        of a bad row can always be written.
+        """The lines as JSONL, UTF-8; ``UnicodeEncodeError`` for text UTF-8 cannot hold (a lone
+        surrogate), but in the errors file, where it is escaped so a bad row is always reported.
         """
         if self.encoded is not None:
             return self.encoded
@@ -392,19 +346,12 @@ class Block:
 
 
 class ReorderBuffer:
-    """Releases blocks in sequence order, whatever order they are put in.
-
-    Parameters
-    ----------
-    emit : callable
-        Called with each block, in sequence order.
-    """
+    """Releases blocks to ``emit`` in sequence order, whatever order they are put in."""
 
     def __init__(self, emit: Callable[[Block], None]) -> None:
         self._emit = emit
         self._pending: dict[int, Block] = {}
-        self._issued = 0
-        self._next = 0
+        self._issued = self._next = 0
 
     def reserve(self) -> int:
         """The sequence number of the next row."""

@@ -1,24 +1,12 @@
 """The SDG pipeline: a file of rows through the one runner, results durably in input order.
 
-:func:`process_file` reads rows (:mod:`~genrm_rank.sdg.inputs`, :mod:`~genrm_rank.sdg.rows`),
-feeds the valid ones to the :class:`~genrm_rank.runner.Runner`, and writes what each produced
-in input order (:mod:`~genrm_rank.sdg.output`); how a row is ranked is the
-:class:`~genrm_rank.spec.RankSpec`'s, exactly as for :func:`~genrm_rank.select_best`.
-:func:`prepare_output` opens the output files for a new or a resumed run.
-
-- **Streaming.** The input is never held whole: a row becomes a prompt when the runner's window
-  has room, and at most ``max_pending`` rows are admitted but not yet written.
-- **Sharding.** ``shard=(i, n)`` keeps the lines whose 0-based index is ``i`` modulo ``n``;
-  duplicate ids are caught within a shard only (:func:`~genrm_rank.sdg.merge.merge_shards`).
-- **Determinism.** A row's randomness comes from the run seed and its id, and what it assumes
-  of the judge is a fixed profile: the one given, else the one the runner froze after its
-  warm-up of the first valid rows (:mod:`genrm_rank.runner`; ``on_profile`` hands it over for a
-  resumed run). A run resumed within the warm-up judges the warm-up rows it already wrote once
-  more, without writing them, to learn the profile the uninterrupted run would have.
-- **Persistent faults.** A :class:`~genrm_rank.failure_watch.FailureWatch` stops a run whose
-  verdicts fail systematically (``"systematic_failure"``, resumable). A row the judge failed
-  is written with ``"cause": "judge"`` and judged again on resume; a row refused for its own
-  content has ``"cause": "row"`` and stays.
+:func:`process_file` reads rows (:mod:`~genrm_rank.sdg.rows`), ranks the valid ones with the
+:class:`~genrm_rank.runner.Runner` as the :class:`~genrm_rank.spec.RankSpec` says, and writes
+what each produced in input order (:mod:`~genrm_rank.sdg.output`); :func:`prepare_output` opens
+the output files of a new or a resumed run. A row's randomness comes from the run seed and its
+id, and what it assumes of the judge is a fixed profile (:mod:`genrm_rank.runner`), so a
+resumed or sharded run writes the bytes of an uninterrupted one. A row the judge failed is
+written with ``"cause": "judge"`` and judged again on resume.
 """
 
 from __future__ import annotations
@@ -84,17 +72,14 @@ __all__ = [
 ]
 
 FIELD_CHECK_ROWS = 8
-"""When this many first rows (or all of a shorter input) fail alike (the same missing field, two
-prompt fields, a chat-templated prompt, or a format that cannot hold them), the run stops
-(``"misconfigured"``) instead of filling the errors file: the options, not the rows, are wrong."""
+"""When this many first rows (or all of a shorter input) fail alike (a missing field, a
+chat-templated prompt, a format that cannot hold them), the run stops (``"misconfigured"``)."""
 
 _FIRST_ROWS = {
     "templated_prompt": "the first {n} rows all hold a chat-templated prompt: {reason}",
     "format_mismatch": "the output format can hold none of the first {n} rows: {reason}",
     "ambiguous_field": "the first {n} rows are all ambiguous: {reason}",
 }
-"""What :func:`first_rows_message` says of first rows that all failed as one kind (but a
-missing field, which it words itself)."""
 _STOP_KINDS = ("missing_field", *_FIRST_ROWS)
 
 _ERROR_WORDS_LIMIT = 1000
@@ -113,18 +98,15 @@ class RunOutcome:
     status: Literal[
         "complete", "cap", "interrupted", "unavailable", "misconfigured", "systematic_failure"
     ] = "complete"
-    """``"misconfigured"``: every endpoint refused the run (bad key, model or path), or the first
-    rows failed alike (:data:`FIELD_CHECK_ROWS`). ``"systematic_failure"``: the verdicts failed
-    so consistently that the run stopped (resumable once fixed). :attr:`message` says why."""
+    """``"misconfigured"``: the endpoints refused the run, or the first rows failed alike
+    (:data:`FIELD_CHECK_ROWS`); ``"systematic_failure"``: :mod:`~genrm_rank.failure_watch`."""
     cap: str | None = None
     message: str | None = None
     recovered: dict[str, Recovered] = field(default_factory=dict)
     judge_profile: JudgeProfile | None = None
-    """The profile the rows after the warm-up used (given, or frozen; ``None`` if the run
-    ended within its warm-up)."""
+    """The profile the rows after the warm-up used (``None``: the run ended in its warm-up)."""
     learnt_profile: JudgeProfile | None = None
-    """With ``learn_profile``: what every row judged by this run says of the judge (``None``
-    when no verdict was usable)."""
+    """With ``learn_profile``: what this run's verdicts say of the judge."""
 
 
 @dataclass
@@ -145,7 +127,7 @@ class OutputFiles:
         return self.recovered["errors"].keys if "errors" in self.recovered else ()
 
     def close(self) -> None:
-        """Close every sink (and so release the output's lock); :func:`process_file` does it."""
+        """Close every sink (and so release the output's lock)."""
         for sink in self.sinks.values():
             sink.close()
 
@@ -161,22 +143,24 @@ def prepare_output(
 ) -> OutputFiles:
     """Open the output files of a run, new or resumed.
 
+    The ``"out"`` file is created at once and locked (``flock``) until its sink closes, so
+    that a second run writing it is refused.
+
     Parameters
     ----------
     paths : mapping
-        ``"out"`` and ``"errors"`` paths, and ``"rejected"`` (``None``: rows for it are counted
-        and dropped). One of them may be ``"-"``: standard output (never resumed).
+        ``"out"``, ``"errors"`` and ``"rejected"`` paths (``None``: rows counted, not kept);
+        one may be ``"-"``, standard output (never resumed).
     resume : bool
-        Continue files an interrupted run wrote: a torn end is cut (:func:`recover`) and the
-        rows already written are skipped.
+        Continue an interrupted run's files (:func:`~genrm_rank.sdg.output.recover`).
     overwrite : bool
         Empty existing files (truncated in place, never unlinked); without ``resume`` or
-        ``overwrite`` they are refused. A stream or a device (``/dev/stderr``, a FIFO:
-        :func:`~genrm_rank.sdg.output.is_stream`) is only appended to.
+        ``overwrite`` they are refused. A stream (:func:`~genrm_rank.sdg.output.is_stream`)
+        is only appended to.
     grouped : bool
         The output holds groups of pair lines (``n_pairs``), recovered whole.
     id_field : str
-        The row id field written to the output (as read).
+        The row id field of the output.
     fsync_interval : float
         Seconds between ``fsync`` calls of each file.
 
@@ -185,12 +169,6 @@ def prepare_output(
     ValueError
         Files that coincide, that exist without ``resume`` or ``overwrite``, that this library
         did not write, or an output that another run is writing.
-
-    Notes
-    -----
-    The ``"out"`` file is created at once and locked (``flock``) until its sink closes, so
-    that two runs never write one output: the second is refused. Its errors and rejected files
-    are covered by the same lock when they are named after it (the CLI's defaults).
     """
     if resume and overwrite:
         raise ArgumentError(
@@ -211,7 +189,6 @@ def prepare_output(
     for name, p in real.items():
         if not p.parent.is_dir():
             raise ArgumentError(f"paths[{name!r}]", f": no such folder: {p.parent}.")
-    # Files the run owns; a device or a stream (/dev/stderr) is only ever appended to.
     files = {name: p for name, p in real.items() if not is_stream(p)}
 
     def refuse_existing() -> list[Path]:
@@ -229,48 +206,41 @@ def prepare_output(
         return existing
 
     refuse_existing()  # before the output is created by locking it
-    # The lock (flock) is on the output itself, released when its sink closes or the process
-    # ends, however it ends; a filesystem without locks (some network mounts) runs unlocked.
     out = files.get("out")
     busy = ArgumentError(
         "paths['out']",
         f": {out} is being written by another run (it holds the file's lock); wait for that "
         "run to end, or write to another file.",
     )
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    locked = None if out is None else open_locked(out, flags, busy)
-    try:
+    fds: dict[str, int] = {}
+    with contextlib.ExitStack() as opened:  # closes what it opened unless all goes well
+        if out is not None:
+            fds["out"] = open_locked(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, busy)
+            opened.callback(os.close, fds["out"])
         existing = refuse_existing()  # again: another run may have written it meanwhile
         recovered: dict[str, Recovered] = {}
         if not resume:
-            for stale in existing:  # truncated in place: the path stays the file that is locked
+            for stale in existing:  # truncated in place: the path stays the locked file
                 os.truncate(stale, 0)
-        else:
-            done_ids = IdIndex()  # rows in the output and rejected files share one index
-            for name, p in files.items():
-                # Rows the judge failed are not done: out of the errors file, to be run again.
-                retried = drop_retried_errors(p) if name == "errors" else 0
-                recovered[name] = recover(
-                    p,
-                    key_field="line" if name == "errors" else id_field,
-                    grouped=grouped and name == "out",
-                    keys=None if name == "errors" else done_ids,
-                )
-                recovered[name].retried = retried
-    except BaseException:
-        if locked is not None:
-            os.close(locked)
-        raise
-    fds: dict[str, int | None] = {"out": locked}
-    try:
+        done_ids = IdIndex()  # rows in the output and rejected files share one index
+        for name, p in files.items() if resume else ():
+            errors = name == "errors"
+            retried = drop_retried_errors(p) if errors else 0
+            key_field, keys = ("line", None) if errors else (id_field, done_ids)
+            recovered[name] = recover(
+                p, key_field=key_field, grouped=grouped and name == "out", keys=keys
+            )
+            recovered[name].retried = retried
         for name, p in real.items():
             if name not in files:  # a stream or a device: opened as it is, never created
-                fds[name] = os.open(p, os.O_WRONLY | os.O_APPEND)
-    except OSError as exc:
-        for fd in fds.values():
-            if fd is not None:
-                os.close(fd)
-        raise ArgumentError("paths", f": cannot open {exc.filename}: {exc.strerror}.") from None
+                try:
+                    fds[name] = os.open(p, os.O_WRONLY | os.O_APPEND)
+                except OSError as exc:
+                    raise ArgumentError(
+                        "paths", f": cannot open {exc.filename}: {exc.strerror}."
+                    ) from None
+                opened.callback(os.close, fds[name])
+        opened.pop_all()  # the sinks own the descriptors now
     sinks: dict[str, JsonlSink] = {
         name: JsonlSink(real[name], fsync_interval=fsync_interval, fd=fds.get(name))
         if name in real
@@ -291,22 +261,18 @@ def _no_usable_verdict(row: Row, result: PromptResult) -> RowError:
         if verdict.finish_reason is not None:
             entry["finish_reason"] = verdict.finish_reason
         if (raw := verdict.raw) is not None:
-            limit = _ERROR_WORDS_LIMIT
-            entry["raw"] = raw if len(raw) <= limit else raw[:limit] + "..."
+            entry["raw"] = raw[:_ERROR_WORDS_LIMIT] + (
+                "..." if len(raw) > _ERROR_WORDS_LIMIT else ""
+            )
         failed.append(entry)
     kinds = Counter(str(entry["failure"]) for entry in failed)
     detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none"
     reason = f"no usable verdict in {len(judgements)} judged calls (failures: {detail})"
-    # Refused requests (a prompt over the context length) are the row's own; any other
-    # failure is the judge's, to be judged again by a resumed run.
-    refused = bool(failed) and set(kinds) == {"rejected"}
+    # Refused requests (a prompt over the context length) are the row's own; others the judge's.
+    cause: Literal["row", "judge"] = "row" if failed and set(kinds) == {"rejected"} else "judge"
+    failed_requests = tuple(failed)
     return RowError(
-        row.line,
-        row.id,
-        "no_usable_verdict",
-        reason,
-        failed_requests=tuple(failed),
-        cause="row" if refused else "judge",
+        row.line, row.id, "no_usable_verdict", reason, failed_requests=failed_requests, cause=cause
     )
 
 
@@ -325,14 +291,12 @@ def first_rows_message(errors: Sequence[RowError]) -> Words:
         return Words(_FIRST_ROWS[first.kind], n=len(errors), reason=first.reason)
     keys = sorted({k for e in errors for k in e.keys})
     argument = first.field if first.field and "." in first.field else f"rows.{first.field}"
-    hint = (
-        Words(
+    hint: Words | str = ""
+    if first.field == "id_field":
+        hint = Words(
             "; rows without ids can be numbered by their line instead ({a})",
             a=ArgumentError.Setting("rows.id_from_line"),
         )
-        if first.field == "id_field"
-        else ""
-    )
     return Words(
         "the first {n} rows all lack the field the run looks for: {reason} ({a}); the rows have "
         "the keys {keys}{hint}",
@@ -350,10 +314,8 @@ def read_rows(
     shard: tuple[int, int] = (0, 1),
     formatter: Formatter | None = None,
 ) -> Generator[tuple[int, Row | RowError | None], None, None]:
-    """The shard's lines of an input, read as the run reads them (``None``: a blank line).
-
-    A row ``formatter`` cannot write is its ``format_mismatch`` error
-    (:func:`~genrm_rank.sdg.filters.format_problem`), found before any call is paid for it.
+    """The shard's lines of an input, read as the run reads them (``None``: a blank line); a
+    row ``formatter`` cannot write is its error (:func:`~genrm_rank.sdg.filters.format_problem`).
     """
     source = input_path if isinstance(input_path, RowSource) else open_input(input_path)
     return _parsed(iter(source), reader, shard, formatter)
@@ -365,7 +327,7 @@ def _parsed(
     shard: tuple[int, int],
     formatter: Formatter | None,
 ) -> Generator[tuple[int, Row | RowError | None], None, None]:
-    """:func:`read_rows` past the opening, so that an input that cannot be opened raises at once."""
+    """:func:`read_rows` past the opening (an input that cannot be opened raises at once)."""
     try:
         for number, raw in lines:
             if shard == (0, 1) or (number - 1) % shard[1] == shard[0]:
@@ -385,13 +347,12 @@ def _result_block(row: Row, result: PromptResult, formatter: Formatter) -> Block
     """What a ranked row writes: the formatter's lines with the row's notes, or its error."""
     if result.ranking is None:
         kind = result.error_kind or "ranking_error"
-        judge = kind == "judge_error"
-        error = type(result.error).__name__
-        reason = (
-            f"judge error: {result.error}" if judge else f"ranking failed: {error}: {result.error}"
-        )
-        cause: Literal["row", "judge"] = "judge" if judge else "row"
-        return _error_block(RowError(row.line, row.id, kind, reason, cause=cause))
+        if kind == "judge_error":
+            error = RowError(row.line, row.id, kind, f"judge error: {result.error}", cause="judge")
+        else:
+            reason = f"ranking failed: {type(result.error).__name__}: {result.error}"
+            error = RowError(row.line, row.id, kind, reason)
+        return _error_block(error)
     if result.ranking.best is None:
         return _error_block(_no_usable_verdict(row, result))
     try:
@@ -404,8 +365,7 @@ def _result_block(row: Row, result: PromptResult, formatter: Formatter) -> Block
         lines = block.lines
         if notes and block.sink == "out":
             lines = tuple({**line, **notes} for line in block.lines)
-        # Encoded here rather than when written: text UTF-8 cannot hold (a lone surrogate
-        # from a judge or a formatter) is then this row's error, never the writer's crash.
+        # Encoded here: text UTF-8 cannot hold is then this row's error, not the writer's crash.
         return Block(block.sink, lines, block.error, Block(block.sink, lines).encode())
     except UnicodeEncodeError as exc:
         reason = (
@@ -447,42 +407,29 @@ async def process_file(
     Parameters
     ----------
     input_path : path or RowSource
-        A path, opened with :func:`~genrm_rank.sdg.inputs.open_input`, or a
-        :class:`~genrm_rank.sdg.inputs.RowSource` read as it is (merged or grouped rows).
-    judge : Judge
-    spec : RankSpec
-        How each row is ranked (the same spec :func:`~genrm_rank.select_best` takes).
+        A path (:func:`~genrm_rank.sdg.inputs.open_input`), or rows read as they are.
+    judge, spec : Judge, RankSpec
+        Who judges, and how each row is ranked (as for :func:`~genrm_rank.select_best`).
     formatter : callable
         ``formatter(row, ranking) -> Block``: :func:`~genrm_rank.sdg.filters.select_rows`,
         ``pair_rows``, ``rank_rows``, or your own.
     sinks : mapping
         ``"out"``, ``"errors"`` and optionally ``"rejected"`` sinks (:func:`prepare_output`).
-    rows : RowSpec, optional
-        Where rows keep their id, prompt and candidates.
-    principle : str, optional
-        A rubric for every row (a row's own principle field wins).
-    concurrency : int
-        Judge requests in flight.
-    max_calls, max_tokens : int, optional
-        Run-wide ceilings on paid generations and their tokens: the run stops cleanly before
-        it would exceed one (``status == "cap"``), and can be resumed.
+    rows, principle : RowSpec and str, optional
+        Where rows keep their parts; a rubric for rows without their own.
+    concurrency, max_calls, max_tokens, failure_watch, judge_profile, on_profile, learn_profile
+        As for :class:`~genrm_rank.runner.Runner`; a cap ends the run (``status == "cap"``).
     max_pending : int, optional
         Rows admitted but not yet written; default ``max(1024, 8 * concurrency)``.
     skip_keys, skip_lines : container of str
-        Row id keys / line numbers already written (from :func:`prepare_output`): not run again.
+        Row ids and line numbers written already (:class:`OutputFiles`): not run again.
     shard : (int, int)
         Keep lines whose 0-based index is ``shard[0]`` modulo ``shard[1]``.
-    counters : RunCounters, optional
-        Updated live (pass one to watch a run).
-    on_row : callable, optional
-        Called after each row is settled.
-    on_progress : callable, optional
-        ``on_progress(stats, in_flight)`` after every verdict.
-    failure_watch : FailureWatch, optional
-        When the verdicts' failures are systematic (:mod:`~genrm_rank.failure_watch`).
+    counters, on_row, on_progress : optional
+        Counters updated live; ``on_row(counters)`` after each settled row,
+        ``on_progress(stats, in_flight)`` after each verdict.
 
-    The coroutine can be cancelled (Ctrl-C): rows already written stay written, every in-flight
-    request is cancelled, and the counters say how far it got.
+    Cancelled (Ctrl-C), it leaves written rows written and cancels the requests in flight.
     """
     reader = RowReader(rows)
     counters = counters if counters is not None else RunCounters()
@@ -535,16 +482,9 @@ async def process_file(
             buffer.put(buffer.reserve(), _error_block(error))
         held = None
 
-    def row_error(error: RowError) -> None:
-        if held is not None and holds_back(held, error):
-            held.append(error)
-            if len(held) >= FIELD_CHECK_ROWS:
-                raise _MissingFieldStop(first_rows_message(held))
-            return
-        flush_held()
-        buffer.put(buffer.reserve(), _error_block(error))
-
-    deferred: list[Row] = []  # warm-up rows an earlier run wrote (see the module)
+    # Warm-up rows an earlier run wrote: judged again (not written) before the first row to do,
+    # so that a run resumed within its warm-up freezes the profile the uninterrupted run did.
+    deferred: list[Row] = []
 
     async def prompts() -> AsyncIterator[PromptInput]:
         nonlocal exhausted
@@ -561,14 +501,20 @@ async def process_file(
             if parsed is None:
                 counters.blank += 1
             elif isinstance(parsed, RowError) and str(number) not in skip_lines:
-                row_error(parsed)
+                if held is not None and holds_back(held, parsed):
+                    held.append(parsed)
+                    if len(held) >= FIELD_CHECK_ROWS:
+                        raise _MissingFieldStop(first_rows_message(held))
+                else:
+                    flush_held()
+                    buffer.put(buffer.reserve(), _error_block(parsed))
                 continue
             elif isinstance(parsed, Row):
                 flush_held()
                 # skip_lines: a valid row whose ranking failed (judge error, no usable verdict)
                 # was written to the errors file; running it again would write it twice.
                 if parsed.key not in skip_keys and str(number) not in skip_lines:
-                    while deferred:  # judged again, not written, before the first row to do
+                    while deferred:
                         done = deferred.pop(0)
                         yield done.prompt(principle, (None, done))
                     yield parsed.prompt(principle, (buffer.reserve(), parsed))
@@ -580,21 +526,16 @@ async def process_file(
                 counters.skipped += 1
             notify()
 
-    def settle(result: PromptResult) -> None:
-        seq, row = cast(tuple[int | None, Row], result.prompt.key)
-        if seq is not None:  # None: a warm-up row written before a resume, judged again only
-            buffer.put(seq, _result_block(row, result, formatter))
-
     try:
-        while True:
+        # A pass ends when the input does, at a cap, or paused with max_pending rows held
+        # behind a slow one: the window drained, the next pass carries on.
+        while not exhausted and runner.cap_reached is None:
             async for result in runner.run(prompts()):
-                settle(result)
-            if runner.cap_reached is not None:
-                outcome.status, outcome.cap = "cap", runner.cap_reached
-                break
-            if exhausted:
-                break
-            # Paused: too many rows held behind a slow one; the window drained, carry on.
+                seq, row = cast(tuple[int | None, Row], result.prompt.key)
+                if seq is not None:  # None: a deferred warm-up row
+                    buffer.put(seq, _result_block(row, result, formatter))
+        if runner.cap_reached is not None:
+            outcome.status, outcome.cap = "cap", runner.cap_reached
         outcome.judge_profile = runner.profile
         if learn_profile:
             with contextlib.suppress(ValueError):  # no usable verdict: nothing learnt

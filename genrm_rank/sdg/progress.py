@@ -1,10 +1,5 @@
-"""A run's progress on standard error, and its summary (:func:`~genrm_rank.sdg.process_file`).
-
-:class:`Progress` takes :func:`~genrm_rank.sdg.process_file`'s ``on_row`` and ``on_progress``
-callbacks and shows them as a bar on a terminal or as plain lines in a batch log;
-:func:`summarize` turns a :class:`~genrm_rank.sdg.RunOutcome` into the JSON-ready summary
-``genrm-rank --summary-json`` writes, and :func:`format_summary` into the table it prints.
-"""
+"""A run's progress on standard error (:class:`Progress`), and its summary (:func:`summarize`,
+:func:`format_summary`: what ``genrm-rank --summary-json`` writes and the table it prints)."""
 
 from __future__ import annotations
 
@@ -30,18 +25,13 @@ __all__ = ["Progress", "format_summary", "projection_bounds", "summarize"]
 
 
 class Progress:
-    """Progress of a run on standard error: a bar on a terminal, plain lines in a batch log.
+    """Progress of a run: :func:`~genrm_rank.sdg.process_file`'s ``on_row`` and ``on_progress``
+    shown as a tqdm bar within ``columns`` (the terminal's width by default), or with
+    ``interval`` (seconds of ``clock``) as a plain line that often, for a batch job's log.
 
-    With ``interval`` (seconds of ``clock``), one plain line every ``interval`` (a batch job's
-    log, where a bar would be one unreadable line): rows done and failed, paid calls, tokens,
-    rate, and the projected calls and time left. Without it, a tqdm bar (ETA, calls, tokens,
-    failed rows, calls in flight) that keeps its projections within ``columns`` (the terminal's
-    width when not given).
-
-    Projected calls follow the cost plan's rule (:mod:`genrm_rank.sdg.plan`): the calls a done
-    row took on average, for every row of the run, but never above ``calls_ceiling`` (the plan's
-    bound for the run) nor below the calls already paid; before any row is done, the plan's
-    ``calls_expected``.
+    Projected calls (:mod:`genrm_rank.sdg.plan`'s rule): the mean calls of a done row for every
+    row, within ``calls_ceiling`` (the plan's bound) and the calls paid; before any row is
+    done, ``calls_expected``.
     """
 
     def __init__(
@@ -56,21 +46,14 @@ class Progress:
         calls_ceiling: int | None = None,
         calls_expected: float | None = None,
     ) -> None:
-        self.total = total
-        self.bar: Any = None
-        self.stream = stream
+        self.total, self.stream, self.clock = total, stream, clock
         self.interval = interval if enabled else None
-        self.clock = clock
-        self.calls_ceiling = calls_ceiling
-        self.calls_expected = calls_expected
-        self.started = clock()
-        self._last = -math.inf
-        self._last_line = self.started
-        self._shown = 0
-        self.stats: JudgeStatistics | None = None
-        self.in_flight = 0
-        self.counters: RunCounters | None = None
+        self.calls_ceiling, self.calls_expected = calls_ceiling, calls_expected
+        self.started = self._last_line = clock()
+        self._last, self._shown, self.in_flight = -math.inf, 0, 0
+        self.stats, self.counters = JudgeStatistics(), RunCounters()
         self.cached: Any = None
+        self.bar: Any = None
         if enabled and interval is None:
             from tqdm import tqdm
 
@@ -107,15 +90,13 @@ class Progress:
 
     def _rows_to_do(self) -> int | None:
         """Rows this run settles (those an earlier run wrote, and blank lines, left out)."""
-        if self.total is None or self.counters is None:
-            return self.total
+        if self.total is None:
+            return None
         return max(0, self.total - self.counters.skipped - self.counters.blank)
 
     def projected_calls(self) -> float | None:
-        """Calls the whole run is projected to pay (see the class docstring), or ``None``."""
-        stats, counters, rows = self.stats, self.counters, self._rows_to_do()
-        calls = 0 if stats is None else stats.calls
-        done = 0 if counters is None else counters.done
+        """Calls the whole run is projected to pay, or ``None``."""
+        calls, done, rows = self.stats.calls, self.counters.done, self._rows_to_do()
         if done and rows:
             projected = calls * rows / done
         elif self.calls_expected is not None:
@@ -127,19 +108,16 @@ class Progress:
         return max(projected, calls)
 
     def line(self) -> str:
-        """The plain progress line (see the class docstring)."""
-        stats, counters = self.stats, self.counters
-        done = 0 if counters is None else counters.done
-        failed = 0 if counters is None else counters.failed
-        calls = 0 if stats is None else stats.calls
-        tokens = 0 if stats is None else stats.usage.total_tokens
+        """The plain progress line."""
+        done, failed, calls = self.counters.done, self.counters.failed, self.stats.calls
         elapsed = self.clock() - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
         rows = self._rows_to_do()
         of = "" if rows is None else f"/{rows:,}"
         text = (
             f"progress: {done:,}{of} rows done ({failed:,} failed), {calls:,} paid calls, "
-            f"{_human(tokens)} tokens, {rate:.2f} rows/s, {_duration(elapsed)} elapsed"
+            f"{_human(self.stats.usage.total_tokens)} tokens, {rate:.2f} rows/s, "
+            f"{_duration(elapsed)} elapsed"
         )
         projected = self.projected_calls()
         if projected is not None:
@@ -164,25 +142,17 @@ class Progress:
                 self._last_line = now
                 print(self.line(), file=self.stream, flush=True)
             return
-        if self.bar is None:
-            return
-        if not force and now - self._last < 0.5:
+        if self.bar is None or (not force and now - self._last < 0.5):
             return
         self._last = now
-        stats, counters = self.stats, self.counters
-        if stats is None or counters is None:
-            return
-        # Shortest first to be cut: projections, then what is paid, then what is in flight.
-        parts = [f"{_human(stats.calls)} calls"]
+        calls, tokens = self.stats.calls, self.stats.usage.total_tokens
         projected = self.projected_calls()
+        parts = [f"{_human(calls)} calls", f"{_human(tokens)} tok"]
+        parts += [f"{self.counters.failed} failed", f"{self.in_flight} out"]
         if projected is not None:
             parts[0] += f"/~{_human(projected)}"
-        tokens = stats.usage.total_tokens
-        parts.append(f"{_human(tokens)} tok")
-        if projected is not None and stats.calls:
-            parts[1] = f"{_human(tokens)}/~{_human(tokens * projected / stats.calls)} tok"
-        parts.append(f"{counters.failed} failed")
-        parts.append(f"{self.in_flight} out")
+            if calls:
+                parts[1] = f"{_human(tokens)}/~{_human(tokens * projected / calls)} tok"
         if self.cached is not None:
             parts.append(f"{_human(self.cached.hits)} cached")
         self.bar.set_postfix_str(", ".join(parts), refresh=False)
@@ -202,20 +172,13 @@ def projection_bounds(
     formatter: Formatter | None = None,
     expected_calls_per_row: float | None = None,
 ) -> tuple[int | None, float | None]:
-    """The cost plan's bound and expected calls for the run (``Progress``'s ``calls_ceiling``
-    and ``calls_expected``), when its calls depend on the verdicts; else ``(None, None)``.
-
-    Reads the input once more, as ``--dry-run`` does (no judge is called).
-    """
+    """:class:`Progress`'s ``calls_ceiling`` and ``calls_expected`` from the cost plan (the
+    input read once more) when the calls depend on the verdicts; else ``(None, None)``."""
     if not depends_on_verdicts(spec):
         return None, None
+    assumptions = CostAssumptions(expected_calls_per_row=expected_calls_per_row)
     plan = plan_file(
-        source,
-        spec,
-        rows=rows,
-        assumptions=CostAssumptions(expected_calls_per_row=expected_calls_per_row),
-        shard=shard,
-        formatter=formatter,
+        source, spec, rows=rows, assumptions=assumptions, shard=shard, formatter=formatter
     )
     return plan.comparisons, plan.expected_comparisons
 
@@ -253,16 +216,9 @@ def summarize(
     cached: CachedJudge | None = None,
     faults: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The run's summary: rows, calls, tokens, verdicts, the judge's slot-1 advantage, time.
-
-    ``cached``: the verdict cache's judge, for its hits and what they saved; ``faults``: the
-    transport faults the judge retried, by kind.
-    """
+    """The run's summary: rows, calls, tokens, verdicts, the judge's slot-1 advantage, time;
+    ``cached``'s hits and savings, and the transport ``faults`` retried, by kind."""
     c, s = outcome.counters, outcome.stats
-    hits = cached.hits if cached is not None else 0
-    saved_calls = cached.calls_saved if cached is not None else 0
-    saved_tokens = cached.tokens_saved if cached is not None else 0
-    decided = s.first_slot_wins + s.second_slot_wins
     return {
         "status": outcome.status,
         "cap": outcome.cap,
@@ -277,9 +233,9 @@ def summarize(
         "errors_by_kind": dict(sorted(c.errors_by_kind.items())),
         "judge_calls": s.calls,
         "judge_calls_with_cache_hits": s.calls + s.cached_calls,
-        "cache_hits": hits,
-        "cache_calls_saved": saved_calls,
-        "cache_tokens_saved": saved_tokens,
+        "cache_hits": 0 if cached is None else cached.hits,
+        "cache_calls_saved": 0 if cached is None else cached.calls_saved,
+        "cache_tokens_saved": 0 if cached is None else cached.tokens_saved,
         "prompt_tokens": s.usage.prompt_tokens,
         "completion_tokens": s.usage.completion_tokens,
         "verdicts_ok": s.verdicts_ok,
@@ -292,7 +248,7 @@ def summarize(
             if s.first_slot_wins and s.second_slot_wins
             else None
         ),
-        "decided_verdicts": decided,
+        "decided_verdicts": s.first_slot_wins + s.second_slot_wins,
         "wall_seconds": round(wall, 3),
         "rows_per_second": round(c.done / wall, 2) if wall > 0 else None,
         "recovered": {
