@@ -286,6 +286,13 @@ class Adaptive:
         assert self._fit is not None
         return self._fit
 
+    def _draws(self, size: int) -> NDArray[np.float64]:
+        """Draws of the one-step posterior's normal approximation, one row a draw; candidates
+        set aside never top one."""
+        draws = self._posterior(exact=False).draws(size, self.rng)
+        draws[:, self._aside] = -np.inf
+        return draws
+
     @one_blas_thread()
     def p_best(self) -> NDArray[np.float64]:
         """P(best) of each candidate under the current posterior, among those not set aside
@@ -321,9 +328,7 @@ class Adaptive:
         if not self._may_be_confident(rough):
             return False
         if self.n_items > 2:
-            draws = self._posterior(exact=False).draws(_SCREEN_DRAWS, self.rng)
-            draws[:, self._aside] = -np.inf
-            tops = np.argmax(draws, axis=1)
+            tops = np.argmax(self._draws(_SCREEN_DRAWS), axis=1)
             if np.count_nonzero(tops == rough) / tops.size < 1.0 - self.delta - SCREEN_SHARE:
                 return False
         leaders = self._leaders()
