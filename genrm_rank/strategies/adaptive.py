@@ -52,12 +52,7 @@ from genrm_rank.strategies.base import (
 )
 from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
-__all__ = [
-    "DEFAULT_DELTA",
-    "Adaptive",
-    "default_budget",
-    "max_calls",
-]
+__all__ = ["DEFAULT_DELTA", "Adaptive", "default_budget", "max_calls"]
 
 DEFAULT_DELTA = 0.05
 """Default confidence target: stop once the pick's P(best) reaches 0.95."""
@@ -118,32 +113,27 @@ class Adaptive:
     n_items : int
         Number of candidates (>= 2).
     swap : {"auto", "both", "random", "none"}
-        ``"auto"``: the reverse order only where it pays (see the module); ``"both"``: every
-        pair's first visit in both orders; ``"random"``: one order a visit, judged less often
-        first; ``"none"``: the leader in slot 1.
+        ``"auto"``: see the module; ``"both"``: a pair's first visit in both orders;
+        ``"random"``: the order judged less often; ``"none"``: the leader in slot 1.
     samples : int
         Must be 1: the strategy chooses its own repeats.
-    seed : int or numpy.random.Generator, optional
-        Source of every random choice.
+    seed, preference_mapping
+        As :class:`~genrm_rank.strategies.base.MatchScheduler`'s.
     budget : int, optional
         Most calls; default :func:`default_budget`, or the first :meth:`next_pairs` ``limit``
-        (an orchestrator budget, which can only lower a given one). At most :func:`max_calls`.
+        (which can only lower a given one).
     delta : float
         Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1).
     batch : int, optional
-        Calls in flight at once for this prompt; default ``max(1, N // 4)``.
+        Calls in flight at once; default ``max(1, N // 4)``.
     bias_tolerance : float
         Standard error (log-odds) under which the profile's position bias counts as known.
     p_best_draws : int
         Posterior draws for P(best) at each stopping check.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
     prior_sd, dispersion, repeat_correlation : float, optional
-        Overrides of the profile's ``strength_sd``, dispersion (then taken as known, not pooled
-        with the prompt's residuals) and repeat correlation (in [0, 1]).
+        Overrides of the profile's (a dispersion given is taken as known).
     profile : JudgeProfile, optional
-        What the judge is like; default :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`. Pass
-        the same one to :func:`~genrm_rank.results.build_ranking`.
+        What the judge is like; default :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`.
     """
 
     def __init__(
@@ -236,8 +226,7 @@ class Adaptive:
         return self.prior.dispersion
 
     def judge_repeat_correlation(self) -> float:
-        """``repeat_correlation``, else the profile's: ``k`` verdicts of one ordered pair are
-        worth ``k / (1 + (k - 1) r)`` (Kish's design effect)."""
+        """``repeat_correlation``, else the profile's."""
         if self.repeat_correlation is not None:
             return self.repeat_correlation
         return self.profile.repeat_correlation
@@ -253,7 +242,7 @@ class Adaptive:
         return tuple(self._aside)
 
     def _active(self) -> NDArray[np.int64]:
-        """The candidates not set aside (read-only; made again when one is set aside)."""
+        """The candidates not set aside (cached, read-only)."""
         if self._active_of[0] != len(self._aside):
             active = np.setdiff1d(np.arange(self.n_items), self._aside)
             active.flags.writeable = False
@@ -262,11 +251,8 @@ class Adaptive:
 
     # -- posterior: the public entry points that fit or draw hold one BLAS thread --------------
     def _posterior(self, exact: bool = True) -> BradleyTerryPosterior:
-        """The posterior after every usable verdict, updated from the last one.
-
-        ``exact``: Newton's method to ``FIT_TOL`` (P(best), the stop, the result); else one
-        Newton step (proposals and screens).
-        """
+        """The posterior after every usable verdict, from the last one: Newton's method to
+        ``FIT_TOL`` if ``exact``, else one step (for proposals and screens)."""
         if self._fit_at != self._used or (exact and not self._exact):
             rho = self.judge_repeat_correlation()
             scale = 1.0 / (1.0 + np.maximum(self._count - 1.0, 0.0) * rho)
@@ -287,16 +273,14 @@ class Adaptive:
         return self._fit
 
     def _draws(self, size: int) -> NDArray[np.float64]:
-        """Draws of the one-step posterior's normal approximation, one row a draw; candidates
-        set aside never top one."""
+        """Rows of draws from the one-step posterior; candidates set aside never top one."""
         draws = self._posterior(exact=False).draws(size, self.rng)
         draws[:, self._aside] = -np.inf
         return draws
 
     @one_blas_thread()
     def p_best(self) -> NDArray[np.float64]:
-        """P(best) of each candidate under the current posterior, among those not set aside
-        (:meth:`~genrm_rank.aggregators.BradleyTerryPosterior.p_best`)."""
+        """P(best) of each candidate not set aside, under the current posterior."""
         fit = self._posterior()
         if self._p_best is None:
             among = self._active() if self._aside else None
@@ -311,12 +295,8 @@ class Adaptive:
         return [int(i) for i in active if top - float(mode[i]) <= TIE_TOLERANCE]
 
     def _confident(self) -> bool:
-        """Whether the leader's P(best) has reached ``1 - delta``, checked once a state.
-
-        Two cheap screens on the one-step posterior come first: no rival within reach
-        (:meth:`_may_be_confident`), and the leader tops enough of 256 normal-approximation
-        draws. A stop they delay costs a call; every stop is decided by P(best) itself.
-        """
+        """Whether the leader's P(best) has reached ``1 - delta``, checked once a state, after
+        two cheap screens (a stop they delay costs a call; P(best) decides every stop)."""
         state = (self._used, len(self._aside))
         if self._decided_at == state:
             return self._decided
@@ -338,9 +318,7 @@ class Adaptive:
         return self._decided
 
     def _may_be_confident(self, leader: int) -> bool:
-        """Whether no rival is within reach: the least standardised gap is within
-        ``SCREEN_MARGIN`` of the ``1 - delta`` normal quantile (none where P(best) is drawn
-        from the normal approximation itself)."""
+        """Whether no rival is within reach: every standardised gap clears the screen."""
         return float(self._gaps(leader)[1].min()) >= self._screen_z
 
     def _gaps(self, leader: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -355,13 +333,9 @@ class Adaptive:
 
     # -- proposing ---------------------------------------------------------------------------
     def _propose(self, chosen: set[frozenset[int]]) -> tuple[int, int]:
-        """The next pair: candidates not judged yet in disjoint pairs, then the leader against
-        the rival maximising ``P(rival beats leader) * worth`` (EB-TC, :meth:`_worth`).
-
-        A pair in ``chosen`` (in flight or in this batch) is not asked for twice while another
-        is left; when no rival is worth a call, the pair worth most (of the highest summed
-        posterior means among equals).
-        """
+        """The next pair: unseen candidates in disjoint pairs, then the leader against the rival
+        maximising ``P(rival beats leader) * worth`` (EB-TC), avoiding pairs in ``chosen``;
+        when no rival is worth a call, the pair worth most."""
         active = self._active()
         fresh = active[~self._seen[active]] if not self._seen.all() else active[:0]
         if fresh.size >= 2:
@@ -392,7 +366,7 @@ class Adaptive:
 
     def _worth(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
         """Fresh verdicts the next call of each pair ``(a, b)`` adds, in the order it would
-        take (:meth:`_ordered`): 1 for a new order, less for a repeat of a self-copying judge."""
+        take: 1 for a new order, less for a repeat of a self-copying judge."""
         issued = self._issued_pairs
         k = self._count[a, b]
         if self.swap != "none":
@@ -412,10 +386,8 @@ class Adaptive:
 
     @one_blas_thread()
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
-        """Calls to issue now: pending reverse orders first, then new pairs.
-
-        The first ``limit`` given before any call (an orchestrator's budget) sets :attr:`budget`.
-        """
+        """Calls to issue now: reverse orders first, then new pairs. The first ``limit`` given
+        before any call (an orchestrator's budget) sets :attr:`budget`."""
         if limit is not None:
             limit = max(int(limit), 0)
             if not self._limit_seen and self._issued == 0:
@@ -524,11 +496,8 @@ class Adaptive:
 
     @one_blas_thread()
     def result(self) -> StrategyOutcome:
-        """The posterior mean's leader and order, and the P(best) it stopped on.
-
-        A seeded coin only for an exact tie at the end; ``budget_bound`` when a given budget
-        stopped it short of its confidence target and its cap.
-        """
+        """The posterior mean's leader and order, and the P(best) it stopped on (a seeded coin
+        only for an exact tie at the end)."""
         notes = list(self._notes)
         if not self._used:
             notes.append("adaptive: no usable verdict; no candidate is chosen")

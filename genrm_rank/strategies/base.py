@@ -1,11 +1,7 @@
 """The scheduler seam: strategies say which ordered pairs to judge next and take verdicts back.
 
-A strategy never waits on anything: the orchestrator asks it for calls
-(:meth:`Scheduler.next_pairs`), has a judge answer them and hands each verdict back
-(:meth:`Scheduler.record`) until it is :attr:`~Scheduler.done`, so one orchestrator runs
-thousands of strategies through one window of requests.
-
-:class:`MatchScheduler` turns each *match* of two candidates into ordered calls by swap mode:
+A strategy never waits on anything, so one orchestrator runs thousands of them through one
+window of requests. :class:`MatchScheduler` turns each *match* into ordered calls by swap mode:
 
 - ``"both"``: each sample in both orders, combined as ``0.5 * (p_ab + 1 - p_ba)`` (Zheng et al.
   2023);
@@ -35,6 +31,7 @@ __all__ = [
     "MatchScheduler",
     "PairCall",
     "Scheduler",
+    "SeededScheduler",
     "StrategyOutcome",
     "SwapMode",
     "check_mapping",
@@ -88,11 +85,8 @@ class Judgement:
 
 @dataclass
 class Match:
-    """A contest between candidates ``a`` and ``b``, made of one or more ordered calls.
-
-    ``preference`` is the combined strength in [0, 1] with which ``a`` beats ``b`` (``None``
-    when no verdict is usable); ``reversed`` whether ``swap="auto"`` asked for the reverse order.
-    """
+    """A contest between ``a`` and ``b`` in ordered calls; ``preference``: the combined strength
+    with which ``a`` beats ``b`` (:func:`combine_preferences`)."""
 
     match_id: int
     a: int
@@ -111,12 +105,9 @@ class Match:
 
 @dataclass(frozen=True)
 class StrategyOutcome:
-    """What a strategy itself concluded, beyond the comparisons it made.
-
-    ``best`` and ``order``: its own winner and order, ``None`` to leave them to the aggregator.
-    ``notes``: decisions made without a usable verdict. ``p_best``: the P(best) it stopped on,
-    which the ranking reports. ``budget_bound``: a budget the strategy took as its own stopped it.
-    """
+    """What a strategy itself concluded: its own winner and order (``None``: the aggregator's),
+    notes on decisions made without a usable verdict, the P(best) it stopped on, and whether a
+    budget it took as its own stopped it."""
 
     best: int | None = None
     order: tuple[int, ...] | None = None
@@ -132,10 +123,7 @@ class Scheduler(Protocol):
     n_items: int
 
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
-        """Calls to issue now, each once, at most ``limit`` (the rest stay queued).
-
-        Empty while awaiting verdicts or when done.
-        """
+        """Calls to issue now, each once, at most ``limit`` (the rest stay queued)."""
         ...
 
     def record(self, call: PairCall, verdict: Verdict) -> None:
@@ -206,11 +194,9 @@ def resolve_seeding(
 
 @dataclass(eq=False, repr=False)
 class MatchScheduler(abc.ABC):
-    """Base for strategies made of matches; handles swap modes, samples and bookkeeping.
-
-    A subclass is a dataclass: it declares its own keywords (and a ``swap`` default) as fields,
-    schedules its first matches with :meth:`_add_match` in ``__post_init__``, and implements
-    :meth:`_on_match_done` and :meth:`result`.
+    """Base for strategies made of matches: a dataclass subclass declares its keywords as fields,
+    schedules matches with :meth:`_add_match`, and implements :meth:`_on_match_done` and
+    :meth:`result`.
 
     Parameters
     ----------
@@ -344,22 +330,42 @@ class MatchScheduler(abc.ABC):
 
 @dataclass(eq=False, repr=False)
 class FixedSchedule(MatchScheduler):
-    """A strategy whose matches are all scheduled up front, with no order of its own.
-
-    Its notes name the matches left without a usable verdict, the first side written after
-    :attr:`first_label` (e.g. ``"baseline "``).
-    """
+    """Matches all scheduled up front, no order of its own; notes name the matches left
+    without a usable verdict, the first side after :attr:`first_label`."""
 
     first_label = ""
 
     def _on_match_done(self, match: Match) -> None:
-        """Nothing to react to: every match was scheduled up front."""
+        """Nothing to react to."""
 
     def result(self) -> StrategyOutcome:
-        """No order of its own; notes name the matches left without a usable verdict."""
+        """No order of its own; notes on the matches without a usable verdict."""
         notes = tuple(
             f"match {m.match_id} ({self.first_label}{m.a} vs {m.b}): no readable verdict"
             for m in self.matches
             if m.complete and m.preference is None
         )
         return StrategyOutcome(notes=notes)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class SeededScheduler(MatchScheduler):
+    """A strategy played in rounds from a seeding (knockout, swiss).
+
+    ``seeding``: candidate indices in seed order, seed 1 first (:func:`resolve_seeding`);
+    after construction, the tuple used.
+    """
+
+    seeding: Iterable[int] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
+        self._seed_rank = {c: rank for rank, c in enumerate(self.seeding)}
+        self.round = 0  # the round in progress, 1-based
+        self._notes: list[str] = []
+
+    def _unfinished(self, name: str, where: str) -> StrategyOutcome:
+        """No conclusion from rounds left unfinished; a note says where they stopped."""
+        state = "stopped" if self.stopped else "not finished"
+        return StrategyOutcome(notes=(*self._notes, f"{name} {state} {where}"))

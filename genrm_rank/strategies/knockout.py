@@ -17,7 +17,7 @@ Language Models are Effective Text Rankers with Pairwise Ranking Prompting", 202
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
@@ -26,9 +26,8 @@ from genrm_rank.strategies.base import (
     TIE_TOLERANCE,
     Judgement,
     Match,
-    MatchScheduler,
+    SeededScheduler,
     StrategyOutcome,
-    resolve_seeding,
 )
 
 __all__ = ["Knockout", "bracket_order", "mean_scores"]
@@ -54,7 +53,7 @@ def bracket_order(size: int) -> list[int]:
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Knockout(MatchScheduler):
+class Knockout(SeededScheduler):
     """Single-elimination bracket: exactly ``N - 1`` matches; the champion is the best.
 
     Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
@@ -65,7 +64,7 @@ class Knockout(MatchScheduler):
         ``"none"``: the upper bracket slot (the better seed in round 1) in slot 1. ``"auto"``
         judges the final in both orders.
     seeding : sequence of int, optional
-        Candidate indices in seed order, seed 1 first; ``None`` draws one from ``seed``.
+        Candidate indices in seed order (:class:`~genrm_rank.strategies.base.SeededScheduler`).
 
     Notes
     -----
@@ -82,23 +81,17 @@ class Knockout(MatchScheduler):
     still finishes with the calls already out; a note says where the bracket stopped.
     """
 
-    seeding: Iterable[int] | None = None
-
     def __post_init__(self) -> None:
         super().__post_init__()
-        seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
-        self.seeding = seeding
-        self._seed_rank = {c: rank for rank, c in enumerate(seeding)}
+        seeds = list(self._seed_rank)
         size = 1 << (self.n_items - 1).bit_length()
         self.n_rounds: int = size.bit_length() - 1
-        self.round: int = 0  # the round in progress, 1-based
         self._entrants: list[int | None] = [
-            seeding[s] if s < self.n_items else None for s in bracket_order(size)
+            seeds[s] if s < self.n_items else None for s in bracket_order(size)
         ]
         self._slots: list[tuple[tuple[int, ...], Match | None]] = []  # (entrants, match)
         self._eliminated_in: dict[int, int] = {}
         self._loss_preference: dict[int, float] = {}
-        self._notes: list[str] = []
         self.champion: int | None = None
         self._start_round()
 
@@ -171,21 +164,19 @@ class Knockout(MatchScheduler):
     # -- outcome ----------------------------------------------------------------------------
     def result(self) -> StrategyOutcome:
         """Champion and full order, or ``None`` for both if the bracket did not finish."""
-        notes = list(self._notes)
         if self.champion is None:
             alive = sorted(c for c in self._entrants if c is not None)
-            state = "stopped" if self.stopped else "not finished"
-            notes.append(
-                f"knockout {state} in round {self.round} of {self.n_rounds}: no champion; "
-                f"still in contention: {alive}"
+            return self._unfinished(
+                "knockout",
+                f"in round {self.round} of {self.n_rounds}: no champion; "
+                f"still in contention: {alive}",
             )
-            return StrategyOutcome(notes=tuple(notes))
         others = sorted(
             self._eliminated_in,
             key=lambda c: (-self._eliminated_in[c], -self._loss_preference[c], self._seed_rank[c]),
         )
         return StrategyOutcome(
-            best=self.champion, order=(self.champion, *others), notes=tuple(notes)
+            best=self.champion, order=(self.champion, *others), notes=tuple(self._notes)
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
 from typing import Literal
 
@@ -23,9 +23,8 @@ from genrm_rank import validate as check
 from genrm_rank.strategies.base import (
     TIE_TOLERANCE,
     Match,
-    MatchScheduler,
+    SeededScheduler,
     StrategyOutcome,
-    resolve_seeding,
 )
 
 __all__ = ["SCORINGS", "Swiss", "default_rounds"]
@@ -49,7 +48,7 @@ def default_rounds(n_items: int) -> int:
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Swiss(MatchScheduler):
+class Swiss(SeededScheduler):
     """Swiss-system rounds; orders candidates by points, then Buchholz, then seed.
 
     Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
@@ -78,26 +77,20 @@ class Swiss(MatchScheduler):
     """
 
     rounds: InitVar[int | None] = None
-    seeding: Iterable[int] | None = None
     scoring: Scoring = "preference"
 
     def __post_init__(self, rounds: int | None) -> None:
         super().__post_init__()
         self.scoring = check.one_of("scoring", self.scoring, SCORINGS)
-        seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
-        self.seeding = seeding
-        self._seed_rank = {c: rank for rank, c in enumerate(seeding)}
         self.n_rounds: int = (
             default_rounds(self.n_items) if rounds is None else check.integer("rounds", rounds, 1)
         )
-        self.round: int = 0  # the round in progress, 1-based
         self.rounds_completed: int = 0
         self._points = [0.0] * self.n_items
         self._opponents: list[list[int]] = [[] for _ in range(self.n_items)]
         self._byes: Counter[int] = Counter()
         self._met: Counter[frozenset[int]] = Counter()
         self._round_matches: list[Match] = []
-        self._notes: list[str] = []
         self._start_round()
 
     # -- standings --------------------------------------------------------------------------
@@ -157,20 +150,14 @@ class Swiss(MatchScheduler):
     # -- outcome ----------------------------------------------------------------------------
     def result(self) -> StrategyOutcome:
         """Final standings, or ``None`` for both if the rounds did not all finish."""
-        notes = list(self._notes)
         if self.rounds_completed < self.n_rounds:
-            state = "stopped" if self.stopped else "not finished"
-            notes.append(
-                f"swiss {state} after {self.rounds_completed} of {self.n_rounds} rounds: "
-                "no order of its own"
-            )
-            return StrategyOutcome(notes=tuple(notes))
+            where = f"after {self.rounds_completed} of {self.n_rounds} rounds: no order of its own"
+            return self._unfinished("swiss", where)
         buchholz = self.buchholz()
         order = sorted(
-            range(self.n_items),
-            key=lambda c: (-self._points[c], -buchholz[c], self._seed_rank[c]),
+            range(self.n_items), key=lambda c: (-self._points[c], -buchholz[c], self._seed_rank[c])
         )
-        return StrategyOutcome(best=order[0], order=tuple(order), notes=tuple(notes))
+        return StrategyOutcome(best=order[0], order=tuple(order), notes=tuple(self._notes))
 
 
 def _pair_avoiding_rematches(
