@@ -83,8 +83,7 @@ class PromptJob:
                 f"Argument 'candidate_ids' must have one id per candidate "
                 f"({len(self.candidates)}), not {len(self.candidate_ids)}."
             )
-        if self.budget is not None and self.budget < 0:
-            raise ValueError(f"Argument 'budget' must be >= 0 or None, not {self.budget}.")
+        check.at_least("budget", self.budget, 0, optional=True)
 
     def request(self, call: PairCall, attempt: int = 0) -> PairRequest:
         """The judge request for one call of this job."""

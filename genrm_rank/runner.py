@@ -193,14 +193,10 @@ class Runner:
         on_profile: Callable[[JudgeProfile], None] | None = None,
         learn_profile: bool = False,
     ) -> None:
-        if not isinstance(judge, Judge):
-            raise TypeError(
-                "Argument 'judge' must be a Judge (with async judge()), "
-                f"not {type(judge).__name__}."
-            )
-        if not isinstance(spec, RankSpec):
-            raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
-        self.judge, self.spec, self.on_profile = judge, spec, on_profile
+        what = "a Judge (with async judge())"
+        self.judge = check.instance("judge", judge, Judge, what)  # type: ignore[type-abstract]
+        self.spec = check.instance("spec", spec, RankSpec)
+        self.on_profile = on_profile
         self.warmup = check.count("warmup", warmup, 1)
         self.profile: JudgeProfile | None = as_profile(judge_profile)
         """The profile given, else the frozen one (``None`` until the warm-up has finished)."""

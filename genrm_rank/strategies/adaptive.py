@@ -426,8 +426,7 @@ class Adaptive:
         """Take back a verdict; a usable one updates the posterior, a failed one adds nothing."""
         if call not in self._pending:
             raise ValueError(f"Argument 'call' is not an outstanding call: {call!r}.")
-        if not isinstance(verdict, Verdict):
-            raise TypeError(f"Argument 'verdict' must be a Verdict, not {type(verdict).__name__}.")
+        check.instance("verdict", verdict, Verdict)
         self._pending.remove(call)
         self._judgements.append(Judgement(call.first, call.second, verdict, -1, call.sample))
         if verdict.ranking is None:
