@@ -134,10 +134,7 @@ async def _rank_one(
 ) -> Ranking:
     """One prompt through the runner; a judge error with no usable verdict is raised."""
     runner = Runner(judge, spec, concurrency=concurrency, judge_profile=judge_profile)
-    results = [result async for result in runner.run([prompt])]
-    if not results:  # pragma: no cover - no run-wide cap is set for one prompt
-        raise RuntimeError("the runner ended before the prompt finished")
-    result = results[0]
+    [result] = [result async for result in runner.run([prompt])]  # one prompt, no run-wide cap
     if result.ranking is None:
         raise result.error or RuntimeError("the runner gave neither a ranking nor an error")
     return result.ranking

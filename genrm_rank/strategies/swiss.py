@@ -20,12 +20,7 @@ from dataclasses import InitVar, dataclass
 from typing import Literal
 
 from genrm_rank import validate as check
-from genrm_rank.strategies.base import (
-    TIE_TOLERANCE,
-    Match,
-    SeededScheduler,
-    StrategyOutcome,
-)
+from genrm_rank.strategies.base import TIE_TOLERANCE, Match, SeededScheduler, StrategyOutcome
 
 __all__ = ["SCORINGS", "Swiss", "default_rounds"]
 
