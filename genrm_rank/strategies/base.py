@@ -86,7 +86,8 @@ class Judgement:
 @dataclass
 class Match:
     """A contest between ``a`` and ``b`` in ordered calls; ``preference``: the combined strength
-    with which ``a`` beats ``b`` (:func:`combine_preferences`)."""
+    with which ``a`` beats ``b`` (:func:`combine_preferences`); ``reversed``: whether
+    ``swap="auto"`` asked for the reverse order."""
 
     match_id: int
     a: int
