@@ -1,18 +1,10 @@
 """The public entry points: :func:`select_best`, :func:`rank`, :func:`group_rewards`,
 :func:`arank_many` for many prompts at once, and :func:`leaderboard`.
 
-Each is a call of the one runner (:class:`~genrm_rank.runner.Runner`) with a
-:class:`~genrm_rank.spec.RankSpec`: pass a ``spec``, or its fields as keyword arguments (the
-names of :class:`~genrm_rank.spec.SpecFields`), never both. The defaults are the matching CLI
-command's (:data:`~genrm_rank.spec.SELECT_DEFAULTS`, ...), all shown in the signature.
-
-``judge_profile=`` (a :class:`~genrm_rank.judge_profile.JudgeProfile` or a saved one's path) says
-what the judge is like; without it a one-prompt call assumes the default profile, as a run's
-first prompts do. Pass one learnt from a run (``--save-judge-profile``) so that single-prompt
-calls rank as a pooled run does (see :mod:`genrm_rank.runner`).
-
-Each has one async implementation (``aselect_best``, ``arank``, ``agroup_rewards``); the sync
-names are :func:`asyncio.run` wrappers with the same signature, like ``httpx.get``.
+Each is a call of the one :class:`~genrm_rank.runner.Runner` with a
+:class:`~genrm_rank.spec.RankSpec`: a ``spec``, or its fields as keyword arguments, never both,
+with the matching CLI command's defaults shown in the signature. Each has one async
+implementation; the sync names are :func:`asyncio.run` wrappers, like ``httpx.get``.
 """
 
 from __future__ import annotations
@@ -20,14 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Callable,
-    Coroutine,
-    Iterable,
-    Sequence,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -80,20 +65,17 @@ REWARDS = ("simple_tiebreaker", "mean_score", "bradley_terry", "win_rate")
 
 
 def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
-    """The sync twin of an async entry point: same signature, run in a fresh event loop.
-
-    After the call, the judge (``judge=`` argument) drops its loop-bound connections.
-    """
+    """The sync twin of an async entry point: same signature, run in a fresh event loop, after
+    which the judge (``judge=``) drops its loop-bound connections."""
     name = afunc.__name__.removeprefix("a")
 
     @functools.wraps(afunc)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             asyncio.get_running_loop()
-            in_a_loop = True
         except RuntimeError:  # no loop running: the one place a fresh loop may start
-            in_a_loop = False
-        if in_a_loop:
+            pass
+        else:
             raise RuntimeError(
                 f"{name}() cannot run inside a running event loop; use "
                 f"'await {afunc.__name__}(...)' instead."
@@ -124,11 +106,8 @@ def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
 
 
 def _explicit_signature(func: Callable[..., Any], defaults: RankSpec, like: Any = None) -> None:
-    """Show every spec field as a keyword argument with its default (``inspect``, ``help``).
-
-    The function takes them as ``**fields``; its signature (that of ``like`` when given) lists
-    them instead, with the defaults of ``defaults`` (the matching CLI command's).
-    """
+    """Show the spec fields ``func`` takes as ``**fields`` as keyword arguments in its signature
+    (``like``'s when given), with the defaults of ``defaults``."""
     signature = inspect.signature(like if like is not None else func)
     params = [p for p in signature.parameters.values() if p.name != "self"]
     fields = [
@@ -155,10 +134,7 @@ async def _rank_one(
 ) -> Ranking:
     """One prompt through the runner; a judge error with no usable verdict is raised."""
     runner = Runner(judge, spec, concurrency=concurrency, judge_profile=judge_profile)
-    results = [result async for result in runner.run([prompt])]
-    if not results:  # pragma: no cover - no run-wide cap is set for one prompt
-        raise RuntimeError("the runner ended before the prompt finished")
-    result = results[0]
+    [result] = [result async for result in runner.run([prompt])]  # one prompt, no run-wide cap
     if result.ranking is None:
         raise result.error or RuntimeError("the runner gave neither a ranking nor an error")
     return result.ranking
@@ -221,29 +197,17 @@ aselect_best = _one_prompt_entry(
 
     Parameters
     ----------
-    candidates : sequence of str
-        At least two candidate responses.
-    conversation : str or list of dict
-        The prompt, or the chat history ending with a user turn.
+    candidates, conversation, principle, prompt_id, candidate_ids
+        The prompt, as :class:`~genrm_rank.runner.PromptInput` holds it.
     judge : Judge
-        Any judge (:class:`~genrm_rank.judges.openai_http.OpenAIJudge`,
-        :class:`~genrm_rank.judges.simulated.SimulatedJudge`, a cached or replay judge, ...).
+        Any judge (HTTP, simulated, cached, replay, ...).
     spec : RankSpec, optional
-        How to rank; or give its fields (:class:`~genrm_rank.spec.SpecFields`: ``strategy``,
-        ``swap``, ``budget``, ``seed``, ...) as keyword arguments, not both.
-    principle : str, optional
-        A rubric for the judge.
-    prompt_id : str
-        Identifies the prompt to the judge and keys its randomness (see
-        :meth:`~genrm_rank.runner.PromptInput.seed_key`).
-    candidate_ids : sequence of str, optional
-        Stable ids of the candidates.
+        How to rank; or its fields (:class:`~genrm_rank.spec.SpecFields`) as keywords.
     concurrency : int
         Judge requests in flight at once.
     judge_profile : JudgeProfile or path, optional
-        What the judge is like (:mod:`genrm_rank.judge_profile`): its slot-1 bias, dispersion,
-        strength spread and repeat correlation; default: the default profile. Pass one learnt
-        from a run (``--save-judge-profile``) for what a pooled run would do.
+        What the judge is like; default :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`, as
+        a run's first prompts. One learnt by a run (``--save-judge-profile``) ranks as it does.
 
     Returns
     -------
@@ -295,12 +259,10 @@ async def agroup_rewards(
 ) -> GroupRewards:
     """Rewards for a GRPO-style group of rollouts.
 
-    The default reproduces NVIDIA's RLHF recipe (NeMo-Gym ``genrm_compare``): circular pairs
-    ``(i, (i+1) % N)`` with no swap (N calls; :data:`~genrm_rank.spec.REWARD_DEFAULTS`) and the
-    ``simple_tiebreaker`` reward (mean individual score, ties broken by the ranking). ``reward``
-    may also be ``"mean_score"``, ``"bradley_terry"`` (strength, with the position term when the
-    spec's ``fit_position_bias`` is on) or ``"win_rate"``. A candidate with no usable comparison
-    gets NaN, never an invented middle value. Other arguments as in :func:`aselect_best`.
+    The default is NVIDIA's RLHF recipe (NeMo-Gym ``genrm_compare``): circular pairs, no swap
+    (:data:`~genrm_rank.spec.REWARD_DEFAULTS`), and the ``simple_tiebreaker`` reward. ``reward``
+    is one of :data:`REWARDS`; a candidate with no usable comparison gets NaN. Other arguments
+    as in :func:`aselect_best`.
     """
     if reward not in REWARDS:
         raise ValueError(f"Argument 'reward' must be one of {REWARDS}, not {reward!r}.")
@@ -312,18 +274,16 @@ async def agroup_rewards(
         n, ranking.judgements, preference_mapping=resolved.preference_mapping
     )
     rewards: NDArray[np.float64]
-    if reward == "simple_tiebreaker":
-        has_scores = comparisons.score_first is not None and bool(
-            np.isfinite(comparisons.score_first).any()
-        )
-        if len(comparisons) and not has_scores:
+    if reward in ("simple_tiebreaker", "mean_score"):
+        scores = comparisons.score_first
+        has_scores = scores is not None and bool(np.isfinite(scores).any())
+        if reward == "simple_tiebreaker" and len(comparisons) and not has_scores:
             raise ValueError(
                 "Argument 'reward' is 'simple_tiebreaker', but the judge gave no individual "
                 "scores; use reward='bradley_terry' or 'win_rate'."
             )
-        rewards = simple_tiebreaker(comparisons) if len(comparisons) else np.full(n, np.nan)
-    elif reward == "mean_score":
-        rewards = mean_score(comparisons) if len(comparisons) else np.full(n, np.nan)
+        by_score = simple_tiebreaker if reward == "simple_tiebreaker" else mean_score
+        rewards = by_score(comparisons) if len(comparisons) else np.full(n, np.nan)
     elif reward == "win_rate":
         rewards = win_rate(comparisons)
     else:
@@ -354,13 +314,9 @@ async def arank_many(
 ) -> AsyncIterator[PromptResult]:
     """Rank many prompts through one judge with one window of requests.
 
-    Yields a :class:`~genrm_rank.runner.PromptResult` per prompt, in completion order (its
-    ``prompt`` says which; ``ranking``, or ``error`` when there is none). Prompts are read
-    lazily. ``max_calls`` and ``max_tokens`` are run-wide ceilings on paid generations: prompts
-    a cap leaves unfinished are not yielded. Defaults as :func:`arank`
-    (:data:`~genrm_rank.spec.RANK_DEFAULTS`). ``judge_profile`` is used by every prompt; without
-    one, the run learns its own after a warm-up (:mod:`genrm_rank.runner`). To watch the run's
-    statistics, or to save the profile it learnt, use :class:`~genrm_rank.runner.Runner` itself.
+    Yields a :class:`~genrm_rank.runner.PromptResult` per prompt in completion order. Arguments
+    as :class:`~genrm_rank.runner.Runner`'s, defaults as :func:`arank`; for the run's statistics
+    or learnt profile, use the runner itself.
     """
     runner = Runner(
         judge,
@@ -393,16 +349,10 @@ def leaderboard(
     """A model-level leaderboard from verdicts across many prompts (Arena-Hard style).
 
     ``results`` holds :class:`~genrm_rank.results.Ranking` objects whose candidates carry ids
-    (the system that wrote each candidate), or games ``(first_label, second_label, outcome)``
-    with ``outcome`` the strength with which the slot-1 system won, optionally with a fourth
-    item naming the prompt the game came from. A ranking's verdicts become outcomes through
-    ``preference`` (as :class:`~genrm_rank.spec.RankSpec` takes it).
-
-    Fits Bradley-Terry with a position term on the Elo scale, with bootstrap intervals that
-    resample whole prompts (every game of one prompt together, as Arena-Hard does), since games
-    from one prompt are not independent; games given without a prompt are resampled one by one.
-    The table says which (Chiang et al. 2024, Chatbot Arena, arXiv:2403.04132; Li et al. 2024,
-    Arena-Hard, arXiv:2406.11939).
+    (the system behind each), or games ``(first, second, outcome[, prompt])``, ``outcome`` the
+    strength with which the slot-1 system won. Fitted by
+    :func:`~genrm_rank.aggregators.fit_leaderboard`, the bootstrap resampling whole prompts
+    (Chiang et al. 2024, arXiv:2403.04132; Li et al. 2024, Arena-Hard, arXiv:2406.11939).
     """
     mapping = preference_mapping(preference)
     first: list[str] = []

@@ -1,26 +1,12 @@
 """The orchestrator: many prompts' schedulers through one judge, in one window of requests.
 
-A knockout on one prompt is sequential (round 2 waits on round 1), so running prompts one by one
-leaves replicas idle. :class:`Orchestrator` keeps one window of ``max_in_flight`` requests filled
-from every active prompt: when a verdict comes back, the prompt's scheduler may release its next
-calls, and when no active prompt has calls ready, the next prompt is admitted (read lazily, so
-an input of any length runs in bounded memory). It also:
-
-- is the one retry layer: a failed verdict of a retryable kind is asked again up to ``retries``
-  times, then handed to the scheduler as failed (never as a made-up value). What a call paid is
-  ``Verdict.attempts`` (0 for a request no server started);
-- enforces per-prompt budgets and run-wide caps on calls and tokens as *ceilings* on paid
-  generations: a call is sent only if they hold with every queued or in-flight call counted as
-  paid. Cached verdicts are free (``cached``). A budget that stops a strategy is reported
-  (``budget_bound``); once a cap is reached no call is made and unfinished prompts are left out,
-  to be resumed;
-- counts judge-level statistics over the run (:class:`JudgeStatistics`) for progress and
-  summaries. No scheduler reads them (they depend on which prompts finished first): what a
-  prompt assumes of the judge is a fixed profile (:mod:`genrm_rank.judge_profile`);
-- sends batches to a :class:`~genrm_rank.judges.base.BatchJudge` when ``batch_size > 1``;
-- stops a run whose verdicts fail systematically, given a
-  :class:`~genrm_rank.failure_watch.FailureWatch`;
-- on cancellation, cancels and awaits every in-flight request: no orphan tasks.
+A knockout on one prompt is sequential, so :class:`Orchestrator` keeps one window of
+``max_in_flight`` requests filled from every active prompt, admitting the next prompt (read
+lazily) when none has calls ready. It is the one retry layer (a failed verdict is asked again,
+then handed on as failed, never as a made-up value), holds per-prompt budgets and run-wide caps
+as ceilings on paid generations, counts :class:`JudgeStatistics` (read by no scheduler: a
+prompt assumes a fixed :mod:`~genrm_rank.judge_profile`), and on cancellation awaits every
+request it started.
 """
 
 from __future__ import annotations
@@ -33,6 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Se
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from genrm_rank import validate as check
 from genrm_rank.errors import (
     EndpointsUnavailableError,
     JudgeConfigurationError,
@@ -71,23 +58,9 @@ RETRYABLE_FAILURES = frozenset(FailureKind) - {FailureKind.REJECTED}
 
 @dataclass
 class PromptJob:
-    """One prompt's tournament: what to compare and the scheduler that decides how.
-
-    Attributes
-    ----------
-    conversation : str or list of dict
-    candidates : sequence of str
-    scheduler : Scheduler
-        Built for ``len(candidates)`` items.
-    principle : str, optional
-    prompt_id : str
-        Passed on every request (judges route and cache by it).
-    candidate_ids : sequence of str, optional
-        Stable ids of the candidates (e.g. the system that wrote each).
-    budget : int, optional
-        Most judge calls this prompt may spend.
-    key : object
-        The caller's handle for this job (e.g. its input line), returned on the run.
+    """One prompt's tournament: what to compare, and the scheduler (built for
+    ``len(candidates)`` items) that decides how. ``budget``: most calls it may pay for; ``key``:
+    the caller's handle, returned on the run. The rest as :class:`~genrm_rank.runner.PromptInput`.
     """
 
     conversation: Conversation
@@ -110,8 +83,7 @@ class PromptJob:
                 f"Argument 'candidate_ids' must have one id per candidate "
                 f"({len(self.candidates)}), not {len(self.candidate_ids)}."
             )
-        if self.budget is not None and self.budget < 0:
-            raise ValueError(f"Argument 'budget' must be >= 0 or None, not {self.budget}.")
+        check.at_least("budget", self.budget, 0, optional=True)
 
     def request(self, call: PairCall, attempt: int = 0) -> PairRequest:
         """The judge request for one call of this job."""
@@ -133,24 +105,24 @@ class PromptJob:
 
 @dataclass
 class PromptRun:
-    """What running one :class:`PromptJob` produced."""
+    """What running one :class:`PromptJob` produced.
+
+    ``calls``: generations paid, re-asks included; ``cached``: verdicts served free from a
+    cache; ``failed_calls``: verdicts still failed after every re-ask; ``reasked``: failed
+    verdicts asked again; ``budget_bound``: the budget stopped the strategy; ``error``: a judge
+    error that ended the prompt.
+    """
 
     job: PromptJob
     judgements: list[Judgement] = field(default_factory=list)
     outcome: StrategyOutcome = field(default_factory=StrategyOutcome)
     calls: int = 0
-    """Judge calls (generations) paid, re-asks included; cached verdicts are not."""
     cached: int = 0
-    """Verdicts served from a cache (free; not counted in :attr:`calls` or any budget)."""
     failed_calls: int = 0
-    """Verdicts that stayed failed after every re-ask (handed to the scheduler as failed)."""
     reasked: int = 0
-    """Failed verdicts that were asked again."""
     usage: Usage = field(default_factory=Usage)
     budget_bound: bool = False
-    """Whether the prompt's budget stopped the strategy before it was done."""
     error: BaseException | None = None
-    """A judge error that ended this prompt (e.g. a replay record without that pair)."""
 
     @property
     def ok(self) -> bool:
@@ -160,12 +132,8 @@ class PromptRun:
 
 @dataclass
 class JudgeStatistics:
-    """Judge-level statistics pooled over every prompt of a run.
-
-    Position bias belongs to the judge, so slot wins are counted across the run. ``calls`` and
-    ``usage`` count what was paid; cached verdicts count in ``cached_calls`` and ``cached_usage``
-    (run-wide caps apply to the former).
-    """
+    """Judge-level statistics pooled over a run: paid ``calls`` and ``usage`` (what the caps
+    hold), cached ones apart, verdict outcomes and slot wins."""
 
     calls: int = 0
     cached_calls: int = 0
@@ -183,23 +151,20 @@ class JudgeStatistics:
         if verdict.cached:
             self.cached_calls += verdict.attempts
             if verdict.usage is not None:
-                self.cached_usage = self.cached_usage + verdict.usage
+                self.cached_usage += verdict.usage
         else:
             self.calls += verdict.attempts
             if verdict.usage is not None:
-                self.usage = self.usage + verdict.usage
+                self.usage += verdict.usage
         if verdict.ranking is None:
             self.verdicts_failed += 1
             kind = str(verdict.failure)
             self.failures[kind] = self.failures.get(kind, 0) + 1
-            return
-        self.verdicts_ok += 1
-        if verdict.ranking < 3.5:
-            self.first_slot_wins += 1
-        elif verdict.ranking > 3.5:
-            self.second_slot_wins += 1
         else:
-            self.ties += 1
+            self.verdicts_ok += 1
+            self.first_slot_wins += verdict.ranking < 3.5
+            self.second_slot_wins += verdict.ranking > 3.5
+            self.ties += verdict.ranking == 3.5
 
     @property
     def first_slot_win_share(self) -> float | None:
@@ -231,28 +196,25 @@ class _ReadyQueue:
     newer prompts' first rounds, so prompts finish sooner), or in release order (eager)."""
 
     def __init__(self, by_prompt_age: bool = True) -> None:
-        self._heap: list[tuple[int, int, _Pending]] = []
+        self.heap: list[tuple[int, int, _Pending]] = []
         self._counter = itertools.count()
         self._by_prompt_age = by_prompt_age
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
     def push(self, item: _Pending) -> None:
         item.state.queued += 1
         age = item.state.seq if self._by_prompt_age else 0
-        heapq.heappush(self._heap, (age, next(self._counter), item))
+        heapq.heappush(self.heap, (age, next(self._counter), item))
 
     def pop(self) -> _Pending:
-        item = heapq.heappop(self._heap)[2]
+        item = heapq.heappop(self.heap)[2]
         item.state.queued -= 1
         return item
 
     def peek(self) -> _Pending:
-        return self._heap[0][2]
-
-    def clear(self) -> None:
-        self._heap.clear()
+        return self.heap[0][2]
 
 
 ProgressCallback = Callable[[JudgeStatistics, int], None]
@@ -267,29 +229,22 @@ class Orchestrator:
     max_in_flight : int
         Requests outstanding at once, across all prompts.
     retries : int
-        Times a failed verdict of a retryable kind (:data:`RETRYABLE_FAILURES`) is asked again
-        before it counts as failed. Every re-ask is a paid call, within the budget and caps.
+        Re-asks of a failed verdict of a kind in :data:`RETRYABLE_FAILURES`, each a paid call.
     batch_size : int
-        Requests sent per ``judge_batch`` call when the judge is a
-        :class:`~genrm_rank.judges.base.BatchJudge` (1: one ``judge`` call per request).
+        Requests per ``judge_batch`` call of a :class:`~genrm_rank.judges.base.BatchJudge`.
     max_calls, max_tokens : int, optional
-        Run-wide ceilings on paid generations and their tokens, held with every call in flight
-        counted as paid: one generation each, and for tokens the judge's own bound for the call
-        (``judge.call_token_bound(request)``), else the largest call seen so far (one call at a
-        time until one has come back). Once nothing more fits, prompts still unfinished are not
-        returned (they can be resumed) and :attr:`cap_reached` says which cap bound.
+        Run-wide ceilings on paid generations and tokens, every call in flight counted as paid
+        (tokens: ``judge.call_token_bound(request)``, else the largest call seen). Prompts they
+        leave unfinished are not returned; :attr:`cap_reached` names the cap.
     on_progress : callable, optional
         Called as ``on_progress(stats, in_flight)`` after every verdict.
     admission : {"streaming", "eager"}
-        ``"streaming"`` admits a prompt only when the window would otherwise run dry and serves
-        the oldest prompt's calls first: bounded memory, early results. ``"eager"`` admits every
-        prompt up front and sends calls as they become ready, so all tournaments move round by
-        round together and a bounded batch avoids a tail of sequential last rounds
-        (``benchmarks/README.md``, "Serving: 1,000 prompts"), holding every prompt in memory.
+        ``"streaming"``: admit a prompt only when the window would run dry, oldest prompt's
+        calls first (bounded memory). ``"eager"``: admit every prompt up front, so tournaments
+        move round by round together (``benchmarks/README.md``, "Serving: 1,000 prompts").
     failure_watch : FailureWatch, optional
         Stops the run (:class:`~genrm_rank.errors.SystematicFailureError`) once its verdicts
-        fail systematically, and keeps the window small until a first verdict is usable.
-        ``None`` (default): every prompt runs to its end whatever its verdicts.
+        fail systematically, with a small window until a first verdict is usable.
     """
 
     def __init__(
@@ -305,26 +260,17 @@ class Orchestrator:
         admission: str = "streaming",
         failure_watch: FailureWatch | None = None,
     ) -> None:
-        for name, value, least in (
-            ("max_in_flight", max_in_flight, 1),
-            ("retries", retries, 0),
-            ("batch_size", batch_size, 1),
-        ):
-            if value < least:
-                raise ValueError(f"Argument '{name}' must be >= {least}, not {value}.")
+        self.max_in_flight = check.at_least("max_in_flight", max_in_flight, 1)
+        self.retries = check.at_least("retries", retries, 0)
+        batch_size = check.at_least("batch_size", batch_size, 1)
         if admission not in ("streaming", "eager"):
             raise ValueError(
                 f"Argument 'admission' must be 'streaming' or 'eager', not {admission!r}."
             )
-        for name, cap in (("max_calls", max_calls), ("max_tokens", max_tokens)):
-            if cap is not None and cap < 0:
-                raise ValueError(f"Argument '{name}' must be >= 0 or None, not {cap}.")
+        self.max_calls = check.at_least("max_calls", max_calls, 0, optional=True)
+        self.max_tokens = check.at_least("max_tokens", max_tokens, 0, optional=True)
         self.judge = judge
-        self.max_in_flight = max_in_flight
-        self.retries = retries
         self.batch_size = batch_size if isinstance(judge, BatchJudge) else 1
-        self.max_calls = max_calls
-        self.max_tokens = max_tokens
         self.on_progress = on_progress
         self.admission = admission
         self.failure_watch = failure_watch
@@ -373,10 +319,9 @@ class Orchestrator:
         return None
 
     def _release(self, state: _ActiveJob, ready: _ReadyQueue) -> None:
-        """Move a job's newly available calls into the ready queue, within its budget."""
+        """Move a job's newly available calls into the ready queue, within its budget (counting
+        what is paid, re-asks included, and what is still out)."""
         budget = state.job.budget
-        # Re-asks are paid calls too: count what is paid and what is still out, so that the
-        # budget is never overshot.
         left = None if budget is None else budget - self._committed(state)
         for call in state.job.scheduler.next_pairs(left):
             ready.push(_Pending(state, call))
@@ -387,8 +332,7 @@ class Orchestrator:
         return state.run.calls + state.in_flight + state.queued
 
     def _settle(self, state: _ActiveJob, finished: deque[PromptRun]) -> None:
-        """Add the job's run to ``finished`` once it is done; stops a strategy its budget holds
-        back."""
+        """Add the job's run to ``finished`` once done; stop a strategy its budget holds back."""
         if state.finished or state.in_flight or state.queued:
             return
         scheduler, run, budget = state.job.scheduler, state.run, state.job.budget
@@ -403,11 +347,8 @@ class Orchestrator:
             finished.append(run)
 
     async def _judge_items(self, items: list[_Pending]) -> list[Verdict | BaseException]:
-        """Judge a batch; a judge error is returned in place of the verdict it stands for.
-
-        A job error raised by ``judge_batch`` is not charged to every prompt of the batch: the
-        batch is asked again one request at a time, so the error lands on its own prompt only.
-        """
+        """Judge a batch; a job error is returned in place of its verdict (a batch that raises
+        one is asked again request by request, so it lands on its own prompt only)."""
         requests = [p.state.job.request(p.call, p.attempt) for p in items]
         if len(requests) > 1 and isinstance(self.judge, BatchJudge):
             try:
@@ -428,10 +369,7 @@ class Orchestrator:
     async def run(
         self, jobs: Iterable[PromptJob] | AsyncIterable[PromptJob]
     ) -> AsyncIterator[PromptRun]:
-        """Run every job; yield each :class:`PromptRun` as soon as its prompt is done.
-
-        Runs come back in completion order; ``run.job.key`` says which job each is.
-        """
+        """Run every job; yield each :class:`PromptRun` in completion order (``run.job.key``)."""
         source = aiterate(jobs)
         exhausted = False
         eager = self.admission == "eager"
@@ -497,7 +435,7 @@ class Orchestrator:
                 if blocked is not None and not tasks:
                     # Nothing in flight and the next call does not fit: the cap is reached.
                     self.cap_reached = blocked
-                    ready.clear()
+                    ready.heap.clear()
                 while finished:
                     yield finished.popleft()
                 if not tasks:
@@ -528,7 +466,7 @@ class Orchestrator:
                     if self.on_progress is not None:
                         self.on_progress(self.stats, self.in_flight)
                 if self.cap_reached is not None:
-                    ready.clear()
+                    ready.heap.clear()
         finally:
             if tasks:
                 for pending in tasks:

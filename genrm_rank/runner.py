@@ -1,31 +1,18 @@
 """The one runner: prompts in, rankings out, through one judge and one window of requests.
 
-Every door into genrm_rank goes through :class:`Runner`: :func:`~genrm_rank.select_best`,
-:func:`~genrm_rank.rank` and :func:`~genrm_rank.group_rewards` are one-prompt calls of it,
-:func:`~genrm_rank.arank_many` streams prompts through it, and the SDG pipeline
-(:func:`genrm_rank.sdg.process_file`, and so the ``genrm-rank`` CLI) feeds it rows. So the same
-:class:`~genrm_rank.spec.RankSpec`, input and seed give the same result whichever door is used.
+Every door (:func:`~genrm_rank.select_best`, :func:`~genrm_rank.rank`,
+:func:`~genrm_rank.group_rewards`, :func:`~genrm_rank.arank_many`, the SDG pipeline and so the
+CLI) goes through :class:`Runner`, so one :class:`~genrm_rank.spec.RankSpec`, input and seed
+give one result whichever is used. Each prompt's scheduler, seeded by
+:meth:`RankSpec.prompt_seeds`, runs through one :class:`~genrm_rank.orchestrator.Orchestrator`;
+each finished prompt is aggregated (:func:`~genrm_rank.results.build_ranking`) on a worker thread.
 
-Each :class:`PromptInput` becomes a scheduler with the prompt's own randomness
-(:meth:`RankSpec.prompt_seeds`); every prompt's scheduler runs through one
-:class:`~genrm_rank.orchestrator.Orchestrator`, and each finished prompt is aggregated with
-:func:`~genrm_rank.results.build_ranking` on a worker thread. A :class:`PromptResult` is yielded
-per prompt in completion order: a ranking, or the reason there is none.
-
-**The judge profile** (:mod:`genrm_rank.judge_profile`) is what every prompt assumes of the judge,
-handed to a strategy that takes one (``profile=``) and to the aggregation. It never depends on
-which prompts finished first:
-
-- a profile given (``judge_profile=``) is used by every prompt;
-- without one, the first ``warmup`` prompts *in input order* use
-  :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`; when they have all finished, the runner
-  learns a profile from their verdicts, freezes it (:attr:`Runner.profile`, ``on_profile``), and
-  only then admits the prompts after them, which all use it. So a run's rows depend on its
-  input, seed and settings only, at any concurrency, and a resumed run given the frozen profile
-  (the CLI keeps it in its run file) continues as the uninterrupted run would have.
-
-The prompts after the warm-up wait until its last prompt has finished
-(``benchmarks/README.md``, "Judge profiles").
+**The judge profile** every prompt assumes never depends on which prompts finished first: the
+one given (``judge_profile=``), else :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE` for the
+first ``warmup`` prompts in input order, then one learnt from their verdicts and frozen
+(:attr:`Runner.profile`, ``on_profile``) before any later prompt is admitted. So rows depend on
+input, seed and settings only, and a resume given the frozen profile continues as the
+uninterrupted run would have (``benchmarks/README.md``, "Judge profiles").
 """
 
 from __future__ import annotations
@@ -86,12 +73,10 @@ __all__ = [
 ]
 
 WARMUP_PROMPTS = 32
-"""Prompts, in input order, that run on the default profile before a run without a given profile
-learns and freezes its own (see the module)."""
+"""Prompts, in input order, that run on the default profile before the profile is learnt."""
 LEARN_PROMPTS = 2048
 """Most prompts :meth:`Runner.learnt_profile` learns from: every ``k``-th in input order, ``k``
-the smallest power of two that keeps them within this many (bounded memory and time; a profile
-from 2,048 prompts is already known to a few hundredths)."""
+the smallest power of two that keeps them within this many."""
 
 
 def check_candidates(candidates: Sequence[str], name: str = "candidates") -> list[str]:
@@ -123,7 +108,7 @@ class PromptInput:
     principle : str, optional
         A rubric for the judge.
     prompt_id : str
-        Identifies the prompt to judges (routing, replay records) and keys its randomness.
+        Identifies the prompt to judges and keys its randomness (:meth:`seed_key`).
     candidate_ids : sequence of str, optional
         Stable ids of the candidates (the system that wrote each, say).
     key : object
@@ -154,20 +139,8 @@ ErrorKind = Literal["judge_error", "ranking_error"]
 
 @dataclass(frozen=True)
 class PromptResult:
-    """What the runner made of one prompt.
-
-    Attributes
-    ----------
-    prompt : PromptInput
-    ranking : Ranking or None
-        ``None`` when a judge error ended the prompt before any usable verdict, or when the
-        verdicts could not be aggregated.
-    error : BaseException or None
-        Why there is no ranking.
-    error_kind : {"judge_error", "ranking_error"} or None
-    duplicates : tuple of tuple of int
-        Groups of input candidates with the same text (judged once, sharing one result).
-    """
+    """What the runner made of one prompt: a ranking, or the ``error`` (and its kind) that left
+    none. ``duplicates``: groups of input candidates with the same text, judged once."""
 
     prompt: PromptInput
     ranking: Ranking | None
@@ -189,31 +162,18 @@ class Runner:
     judge : Judge
     spec : RankSpec
     concurrency : int
-        Judge requests in flight at once, across all prompts.
-    max_calls, max_tokens : int, optional
-        Run-wide ceilings on paid generations and their tokens (see
-        :class:`~genrm_rank.orchestrator.Orchestrator`); prompts a cap leaves unfinished are not
-        yielded (:attr:`cap_reached` says which cap).
-    batch_size : int
-        Requests per ``judge_batch`` call for a batch judge.
-    admission : {"streaming", "eager"}
-        How prompts are admitted (see :class:`~genrm_rank.orchestrator.Orchestrator`).
-    on_progress : callable, optional
-        ``on_progress(stats, in_flight)`` after every verdict.
-    failure_watch : FailureWatch, optional
-        Stops the run once its verdicts fail systematically (see
-        :mod:`~genrm_rank.failure_watch`).
+        Judge requests in flight at once, across all prompts (``max_in_flight``).
+    max_calls, max_tokens, batch_size, admission, on_progress, failure_watch
+        As :class:`~genrm_rank.orchestrator.Orchestrator`'s; prompts a cap leaves unfinished
+        are not yielded.
     judge_profile : JudgeProfile or path, optional
-        The judge profile every prompt uses (:mod:`genrm_rank.judge_profile`); default: learnt
-        after a warm-up (see the module).
+        The profile every prompt uses; default: learnt after a warm-up (see the module).
     warmup : int
-        Prompts of the warm-up (at least 1; :data:`WARMUP_PROMPTS`).
+        Prompts of the warm-up (at least 1).
     on_profile : callable, optional
-        Called with the profile the warm-up froze, before any prompt after it is admitted (the
-        CLI stores it in its run file).
+        Called with the profile the warm-up froze, before any prompt after it is admitted.
     learn_profile : bool
-        Keep prompts' verdicts, so that :meth:`learnt_profile` can learn from them (at most
-        :data:`LEARN_PROMPTS`, evenly spaced in input order; off by default).
+        Keep prompts' verdicts for :meth:`learnt_profile`.
     """
 
     def __init__(
@@ -233,18 +193,13 @@ class Runner:
         on_profile: Callable[[JudgeProfile], None] | None = None,
         learn_profile: bool = False,
     ) -> None:
-        if not isinstance(judge, Judge):
-            raise TypeError(
-                "Argument 'judge' must be a Judge (with async judge()), "
-                f"not {type(judge).__name__}."
-            )
-        if not isinstance(spec, RankSpec):
-            raise TypeError(f"Argument 'spec' must be a RankSpec, not {type(spec).__name__}.")
-        self.judge, self.spec, self.on_profile = judge, spec, on_profile
+        what = "a Judge (with async judge())"
+        self.judge = check.instance("judge", judge, Judge, what)  # type: ignore[type-abstract]
+        self.spec = check.instance("spec", spec, RankSpec)
+        self.on_profile = on_profile
         self.warmup = check.count("warmup", warmup, 1)
         self.profile: JudgeProfile | None = as_profile(judge_profile)
-        """The profile prompts after the warm-up use: the one given, else the frozen one
-        (``None`` until the warm-up has finished)."""
+        """The profile given, else the frozen one (``None`` until the warm-up has finished)."""
         self._received = 0
         self._warm: dict[int, Comparisons] = {}
         self._kept: dict[int, Comparisons] | None = {} if learn_profile else None
@@ -283,11 +238,8 @@ class Runner:
         return 0 if self.profile is not None else max(self.warmup - self._received, 0)
 
     def learnt_profile(self) -> JudgeProfile:
-        """What the verdicts of the prompts run so far say of the judge (``learn_profile``).
-
-        Learnt from every ``k``-th prompt in input order (:data:`LEARN_PROMPTS`), with the
-        default profile as prior; ``ValueError`` when no prompt has a usable verdict.
-        """
+        """What the kept verdicts (``learn_profile``, :data:`LEARN_PROMPTS`) say of the judge;
+        ``ValueError`` when no prompt has a usable verdict."""
         if self._kept is None:
             raise ValueError("The runner keeps no verdicts: build it with learn_profile=True.")
         return learn_judge_profile([self._kept[i] for i in sorted(self._kept)])
@@ -295,12 +247,8 @@ class Runner:
     def job(
         self, prompt: PromptInput, profile: JudgeProfile | None = None
     ) -> tuple[PromptJob, int]:
-        """The orchestrator job for one prompt, and the seed of its aggregation.
-
-        Identical candidate texts are judged once (:mod:`genrm_rank.duplicates`): the job holds
-        the distinct texts, and :meth:`result` spreads their ranking back over every input.
-        ``profile`` goes to a strategy that takes one (``profile=``).
-        """
+        """The orchestrator job for one prompt (its distinct texts, :mod:`~genrm_rank.duplicates`)
+        and the seed of its aggregation; ``profile`` goes to a strategy that takes one."""
         groups = distinct(check_candidates(prompt.candidates))
         if len(groups.members) < 2:
             raise ValueError(
@@ -361,8 +309,7 @@ class Runner:
         )
 
     async def _freeze(self) -> None:
-        """Learn the profile from the warm-up's verdicts, in input order, and keep it (on a worker
-        thread: seconds at N = 64, while the loop serves what is in flight)."""
+        """Learn the profile from the warm-up's verdicts, in input order, on a worker thread."""
         warm = [self._warm[i] for i in sorted(self._warm)]
         try:
             profile = await asyncio.to_thread(learn_judge_profile, warm)
@@ -376,11 +323,10 @@ class Runner:
     async def run(
         self, prompts: Iterable[PromptInput] | AsyncIterable[PromptInput]
     ) -> AsyncIterator[PromptResult]:
-        """Rank every prompt; yield each result as soon as its prompt is done.
+        """Rank every prompt (read lazily); yield each result as soon as its prompt is done.
 
-        Prompts are read lazily. An invalid prompt (fewer than two candidates, a bad
-        conversation) raises ``TypeError``/``ValueError`` naming the argument before any of its
-        calls. A run may be continued by calling :meth:`run` again, the warm-up counting on.
+        An invalid prompt raises ``TypeError``/``ValueError`` naming the argument before any of
+        its calls. Calling :meth:`run` again continues the run, the warm-up counting on.
         """
         source = aiterate(prompts)
         exhausted = False
@@ -403,8 +349,7 @@ class Runner:
             if self._received >= self.warmup:
                 with one_blas_thread():  # held here: the learning runs on a worker thread
                     await self._freeze()
-        # Closed explicitly, so that a caller who stops early stops the requests and the worker
-        # thread at once, not when the garbage collector finalises the pass.
+        # Closed explicitly: a caller who stops early stops the requests and the thread at once.
         async with contextlib.aclosing(self._run(source, warm=False)) as results:
             async for result in results:
                 yield result
@@ -426,8 +371,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         aggregated: asyncio.Queue[asyncio.Future[PromptResult]] = asyncio.Queue(AGGREGATIONS_QUEUED)
 
-        # Each finished prompt is aggregated on one worker thread, so that its few milliseconds
-        # never hold the loop's requests back (issue 22).
+        # One worker thread aggregates, so that it never holds the loop's requests back.
         pool = ThreadPoolExecutor(1, thread_name_prefix="genrm-rank-aggregate")
 
         async def feed() -> None:
@@ -447,9 +391,8 @@ class Runner:
                 aggregation = loop.run_in_executor(pool, self.result, run, seed, profile)
                 await aggregated.put(aggregation)
 
-        # The BLAS limit is held here, by the caller's thread, for the whole run: OpenBLAS
-        # ignores a thread count set from the worker thread (tests/test_blas_threads.py), and
-        # every matrix of a run is a prompt's few candidates.
+        # One BLAS thread, held by the caller's thread (OpenBLAS ignores a count set from the
+        # worker thread): every matrix of a run is a prompt's few candidates.
         feeder = asyncio.create_task(feed())
         try:
             with one_blas_thread(), _run_gc():
@@ -464,10 +407,8 @@ class Runner:
 
 
 GC_THRESHOLD = 10_000
-"""Net allocations between collections of the youngest generation while a run lasts (Python's
-default is 700). A run allocates hundreds of short-lived objects a comparison, nearly all freed
-by reference counting; collecting every 700 took about 5% of a client's CPU
-(``benchmarks/README.md``, "Client CPU, third pass")."""
+"""Net allocations between youngest-generation collections while a run lasts (Python's default,
+700, took a few percent of a client's CPU: ``benchmarks/README.md``, "Client CPU, third pass")."""
 
 _gc_lock = threading.Lock()
 _gc_runs = 0
@@ -476,13 +417,9 @@ _gc_saved = gc.get_threshold()
 
 @contextlib.contextmanager
 def _run_gc() -> Iterator[None]:
-    """For a run's life, freeze the heap that exists before it and collect less often.
-
-    What exists before the run (modules, the caller's data) is never the run's garbage, but
-    every full collection walks it all, in one loop step: frozen, a run's collections touch only
-    what the run made (``benchmarks/README.md``, "The event loop"). Process-wide, as the
-    collector is: the first of concurrent runs sets both, the last one out restores them.
-    """
+    """For a run's life, freeze the heap that exists before it (never the run's garbage) and
+    collect less often (``benchmarks/README.md``, "The event loop"). Process-wide: the first of
+    concurrent runs sets both, the last one out restores them."""
     global _gc_runs, _gc_saved
     with _gc_lock:
         _gc_runs += 1
@@ -502,8 +439,7 @@ def _run_gc() -> Iterator[None]:
 
 
 AGGREGATIONS_QUEUED = 64
-"""Finished prompts whose aggregation may wait for the caller to take their results; beyond
-it the run waits too (its requests in flight go on)."""
+"""Finished prompts whose results may wait for the caller; beyond it the run waits too."""
 
 
 async def _next(

@@ -193,7 +193,7 @@ def test_a_strategy_declares_only_what_it_adds() -> None:
         "circular": [],
         "knockout": ["seeding"],
         "round_robin": [],
-        "swiss": ["rounds", "seeding", "scoring"],
+        "swiss": ["seeding", "rounds", "scoring"],
     }
 
 

@@ -1,14 +1,7 @@
 """Strategies: schedulers that choose which ordered pairs to judge, with no I/O.
 
-Each module holds one tournament format; :func:`make_strategy` builds one by name.
-
-- :mod:`~genrm_rank.strategies.round_robin`: every pair.
-- :mod:`~genrm_rank.strategies.knockout`: single elimination, N-1 matches.
-- :mod:`~genrm_rank.strategies.circular`: NVIDIA's RLHF pairs ``(i, (i+1) % N)``.
-- :mod:`~genrm_rank.strategies.swiss`: about log2(N)+1 rounds of similar records.
-- :mod:`~genrm_rank.strategies.adaptive`: a first round, then leader against challenger, stopping
-  at a confidence target.
-- :mod:`~genrm_rank.strategies.baseline`: every candidate against one baseline (Arena-Hard).
+One module per tournament format (round_robin, knockout, circular, swiss, adaptive, baseline);
+:func:`make_strategy` builds one by name.
 """
 
 from __future__ import annotations

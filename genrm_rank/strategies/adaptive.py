@@ -1,68 +1,29 @@
-"""Adaptive best-of-N: a top-two rule on a Bradley-Terry posterior.
+"""Adaptive best-of-N: a top-two rule on a Bradley-Terry posterior, stopping once the pick is sure.
 
-A fixed tournament spends the same calls on every prompt, whether its best candidate is plain
-after a few verdicts or hard to tell from the runner-up. This strategy spends them where they
-decide the pick, and stops as soon as the pick is certain:
+1. **Posterior.** The aggregators' :func:`~genrm_rank.aggregators.bradley_terry_posterior`, with
+   the prior, dispersion and repeat correlation of the judge's
+   :class:`~genrm_rank.judge_profile.JudgeProfile`, updated after each verdict from the last
+   mode. Its P(best) is the one the ranking reports, so a prompt stops on what it reports.
+2. **Next pair.** Every candidate once, in disjoint pairs (a knockout's first round); then the
+   posterior mean's leader meets the rival likeliest to beat it (EB-TC), weighed by what a
+   repeat call is worth for a judge that copies itself.
+3. **Stop** at ``P(best) >= 1 - delta``, at the budget, or at :func:`max_calls`. A given budget
+   that stops it first makes the result ``budget_bound``.
+4. **Swap** (``"auto"``): each pair in the order judged less often; the reverse order at once
+   only while the profile's position bias is not known to within ``bias_tolerance``.
+5. **Failures and ties** never take a coin while evidence can decide. A candidate the judge
+   keeps failing on (``SET_ASIDE_FAILURES``) is set aside with a note.
 
-1. **Posterior: the one every result uses.** Strengths ``theta`` and the judge's slot-1
-   advantage ``gamma`` (log-odds) get the Gaussian prior of the judge's profile
-   (:class:`~genrm_rank.judge_profile.JudgeProfile`: strengths ``N(0, strength_sd^2)``, ``gamma
-   ~ N(position_bias, position_bias_stderr^2)``); every usable verdict is a soft Bradley-Terry
-   outcome with mean ``p = sigmoid(theta_first - theta_second + gamma)`` and quasi-likelihood
-   variance ``phi p (1 - p)`` (Wedderburn 1974), ``phi`` the profile's dispersion pooled with
-   the prompt's own residuals; ``k`` verdicts of one ordered pair weigh ``1 / (1 + (k - 1) r)``
-   each, ``r`` the profile's repeat correlation (Kish's design effect). The posterior is
-   :func:`~genrm_rank.aggregators.bradley_terry_posterior`, the aggregators' fit that
-   :func:`~genrm_rank.results.build_ranking` also uses, updated after each verdict from the last
-   mode (a step or two of Newton's method, not a fit from zero); its P(best) is the aggregators'
-   too (importance-sampled from the exact posterior), and the result carries it, so the P(best)
-   a prompt stopped on is the P(best) its ranking reports.
-2. **Next pair: every candidate once, then leader against challenger.** The first calls pair
-   candidates not judged yet with each other, as a knockout's first round does, so that no
-   candidate goes unseen while others are judged twice. Then the posterior mean's *leader*
-   meets the *challenger*, the rival likeliest to beat it under the posterior's normal
-   approximation (the EB-TC rule of Jourdan et al. 2022), weighed by what the call is worth:
-   a judge that copies itself (temperature 0, a replayed record) gains nothing from a repeat of
-   an ordered pair. Pairs between likely-best candidates are asked for most, pairs that cannot
-   change the pick are never paid for.
-3. **Stop** when the posterior mean's leader has ``P(best) >= 1 - delta`` (``delta``), when the
-   budget is spent, or at ``2 N (N - 1)`` calls (each ordered pair twice), whichever is first. A
-   budget that stops it first makes the result ``budget_bound`` (the default budget, ``4 N``, is
-   the strategy's own rule; the note says P(best) fell short).
-4. **What the judge is like comes from its profile, not from the run.** Position bias,
-   dispersion, strength spread and repeat correlation are the profile's (``profile``; the
-   :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE` when none is given), so a prompt's result
-   depends on its own verdicts, the profile and the seed only: not on which other prompts
-   finished first, on concurrency, or on a resume.
-5. **Swap only where it pays** (``swap="auto"``). A pair is first judged in one order (the
-   order it was judged in less often; a seeded coin when equal). The reverse order is asked for
-   at once only while the bias is not known to within ``bias_tolerance`` log-odds: a known
-   bias is taken out of each verdict by the posterior, so a second call is worth more on the
-   pair the leader meets next. A pair that decides the result is one the leader keeps meeting,
-   and its next visit takes the order judged less often, i.e. the reverse
-   (``benchmarks/README.md`` measures the alternatives).
-6. **Batches.** Up to ``batch`` calls of a prompt are in flight at once, all chosen on the same
-   posterior (distinct pairs where possible), so that a serving window stays full.
-7. **Ties and failures** never take a coin while evidence can decide: a tie verdict (3.5) is an
-   outcome of 0.5, a failed verdict adds nothing and the pair stays eligible, and an exactly tied
-   top keeps ``P(best)`` below the target, so more pairs are asked for. Only when the budget ends
-   with the top exactly tied does a seeded coin pick among them, and :meth:`Adaptive.result` says
-   so in its notes. A candidate whose verdicts keep failing (``SET_ASIDE_FAILURES`` failed, none
-   usable, against at least two rivals) is set aside with a note: it is not proposed, not picked,
-   and P(best) is taken among the others.
-
-Figures (calls, accuracy, calibration, cost per proposal) are in ``benchmarks/README.md``.
+A result depends on the verdicts, the profile and the seed only. Figures (calls, accuracy,
+calibration, cost per proposal) are in ``benchmarks/README.md``.
 
 References
 ----------
 Jourdan, Degenne, Baudry, de Heide & Kaufmann, "Top Two Algorithms Revisited", NeurIPS 2022
-(arXiv:2206.05979): the empirical-best leader and its transportation-cost challenger (EB-TC).
-Russo, "Simple Bayesian Algorithms for Best Arm Identification", COLT 2016 (arXiv:1602.08448):
-top-two sampling. Bradley & Terry, "Rank analysis of
-incomplete block designs", Biometrika 39 (1952). Zheng et al., "Judging LLM-as-a-Judge with
-MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685), for position bias and swapping.
-Wedderburn, "Quasi-likelihood functions, generalized linear models, and the Gauss-Newton
-method", Biometrika 61 (1974): the dispersion. Kish, "Survey Sampling" (1965): the design effect.
+(arXiv:2206.05979): the EB-TC leader and challenger. Russo, "Simple Bayesian Algorithms for Best
+Arm Identification", COLT 2016 (arXiv:1602.08448). Bradley & Terry, Biometrika 39 (1952). Zheng
+et al. 2023 (arXiv:2306.05685), position bias. Wedderburn, Biometrika 61 (1974), the dispersion.
+Kish, "Survey Sampling" (1965), the design effect.
 """
 
 from __future__ import annotations
@@ -82,33 +43,30 @@ from genrm_rank.aggregators import BradleyTerryPosterior, BradleyTerryPrior, bra
 from genrm_rank.aggregators.bradley_terry import IMPORTANCE_MAX_PARAMS
 from genrm_rank.blas_threads import one_blas_thread
 from genrm_rank.judge_profile import DEFAULT_PROFILE, JudgeProfile
-from genrm_rank.strategies.base import Judgement, PairCall, StrategyOutcome, check_swap
+from genrm_rank.strategies.base import (
+    Judgement,
+    PairCall,
+    StrategyOutcome,
+    check_mapping,
+    check_swap,
+)
 from genrm_rank.verdict import PreferenceMapping, Verdict, linear_preference
 
-__all__ = [
-    "DEFAULT_DELTA",
-    "Adaptive",
-    "default_budget",
-    "max_calls",
-]
+__all__ = ["DEFAULT_DELTA", "Adaptive", "default_budget", "max_calls"]
 
 DEFAULT_DELTA = 0.05
 """Default confidence target: stop once the pick's P(best) reaches 0.95."""
 TIE_TOLERANCE = 1e-9
 """Posterior means within this distance are an exact tie."""
 SET_ASIDE_FAILURES = 3
-"""A candidate with this many failed verdicts, none usable, against at least two rivals, is set
-aside: the judge fails on it, and more calls would be paid for nothing."""
+"""Failed verdicts, none usable, against two rivals or more, that set a candidate aside."""
 FIT_TOL = 1e-4
 """Newton's tolerance (largest step, log-odds) of the per-verdict posterior updates."""
 SCREEN_MARGIN = 1.0
-"""Standard errors of room the P(best) screen keeps where P(best) is importance-sampled (see
-:meth:`Adaptive._may_be_confident`)."""
+"""Standard errors of room the P(best) screen keeps where P(best) is importance-sampled."""
 SCREEN_SHARE = 0.1
-"""P(best) is drawn only when the leader tops at least ``1 - delta - SCREEN_SHARE`` of 256
-draws from the normal approximation (see :meth:`Adaptive._confident`)."""
+"""P(best) is drawn only when the leader tops ``1 - delta - SCREEN_SHARE`` of 256 rough draws."""
 _SCREEN_DRAWS = 256
-_NORMAL = NormalDist()
 
 
 def max_calls(n_items: int) -> int:
@@ -132,8 +90,7 @@ def default_budget(n_items: int) -> int:
 def _real(
     name: str, value: object, ok: Callable[[float], bool], words: str, kind: str = ""
 ) -> float:
-    """``value`` as a float if it is a number that ``ok`` accepts; else ``TypeError`` or
-    ``ValueError`` naming the argument (``kind``: what else the type check lets through)."""
+    """``value`` as a float if it is a number ``ok`` accepts; else an error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"Argument '{name}' must be a number{kind}, not {type(value).__name__}.")
     if not ok(value):
@@ -156,45 +113,27 @@ class Adaptive:
     n_items : int
         Number of candidates (>= 2).
     swap : {"auto", "both", "random", "none"}
-        ``"auto"`` (default): the reverse order only where it pays (see the module). ``"both"``:
-        every pair's first visit is judged in both orders. ``"random"``: one order per visit,
-        judged less often first. ``"none"``: the leader always in slot 1, no reverse order.
+        ``"auto"``: see the module; ``"both"``: a pair's first visit in both orders;
+        ``"random"``: the order judged less often; ``"none"``: the leader in slot 1.
     samples : int
         Must be 1: the strategy chooses its own repeats.
-    seed : int or numpy.random.Generator, optional
-        Source of every random choice (posterior draws, order coins, the tie coin).
+    seed, preference_mapping
+        As :class:`~genrm_rank.strategies.base.MatchScheduler`'s.
     budget : int, optional
-        Most calls this prompt may make. Without it, an orchestrator budget (the ``limit`` of
-        the first :meth:`next_pairs`) is the budget, else :func:`default_budget` (``4 N``);
-        with it, an orchestrator budget can only lower it. Never above :func:`max_calls`.
+        Most calls; default :func:`default_budget`, or the first :meth:`next_pairs` ``limit``
+        (which can only lower a given one).
     delta : float
-        Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1). ``delta`` is the
-        error rate one accepts, as far as P(best) is calibrated (``benchmarks/README.md``
-        measures it, and the calls and accuracy of other settings).
+        Stop once the pick's P(best) is at least ``1 - delta``; in (0, 1).
     batch : int, optional
-        Calls in flight at once for this prompt; default ``max(1, N // 4)``.
+        Calls in flight at once; default ``max(1, N // 4)``.
     bias_tolerance : float
-        Standard error (log-odds) of the profile's position bias under which it counts as
-        known (then a pair's reverse order is not asked for at once).
+        Standard error (log-odds) under which the profile's position bias counts as known.
     p_best_draws : int
         Posterior draws for P(best) at each stopping check.
-    preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1).
-    prior_sd : float, optional
-        Prior standard deviation of each strength; default: the profile's ``strength_sd``.
-    dispersion : float, optional
-        The judge's dispersion ``phi``, taken as known; default: the profile's, pooled with the
-        prompt's residuals on its degrees of freedom
-        (:meth:`~genrm_rank.aggregators.BradleyTerryPrior.pooled_dispersion`).
-    repeat_correlation : float, optional
-        How much a repeat of an ordered pair copies its last verdict, in [0, 1]; default: the
-        profile's.
+    prior_sd, dispersion, repeat_correlation : float, optional
+        Overrides of the profile's (a dispersion given is taken as known).
     profile : JudgeProfile, optional
-        What the judge is like (:mod:`genrm_rank.judge_profile`): its slot-1 bias and standard
-        error, dispersion, strength spread and repeat correlation; default
-        :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`. ``prior_sd``, ``dispersion`` and
-        ``repeat_correlation`` override it. Pass the same profile to
-        :func:`~genrm_rank.results.build_ranking`, so that the ranking refits this posterior.
+        What the judge is like; default :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`.
     """
 
     def __init__(
@@ -215,32 +154,22 @@ class Adaptive:
         repeat_correlation: float | None = None,
         profile: JudgeProfile | None = None,
     ) -> None:
-        self.n_items = check.integer("n_items", n_items, 2)
+        self.n_items = n = check.integer("n_items", n_items, 2)
         self.swap = check_swap(swap)
         if check.integer("samples", samples, 1) != 1:
             raise ValueError(
                 f"Argument 'samples' must be 1 for the adaptive strategy (it chooses its own "
                 f"repeats), not {samples}."
             )
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        cap = max_calls(self.n_items)
-        self.budget = (
-            default_budget(self.n_items) if budget is None else check.integer("budget", budget, 0)
-        )
-        self.budget = min(self.budget, cap)
+        self.rng = np.random.default_rng(seed)  # a Generator is returned as it is
+        own = default_budget(n) if budget is None else check.integer("budget", budget, 0)
+        self.budget = min(own, max_calls(n))
         self._default_budget = budget is None
         self.delta = _real("delta", delta, lambda v: 0.0 < v < 1.0, "in (0, 1)")
         self.bias_tolerance = _real("bias_tolerance", bias_tolerance, lambda v: v > 0, "> 0")
-        self.batch = (
-            max(1, self.n_items // 4) if batch is None else check.integer("batch", batch, 1)
-        )
+        self.batch = max(1, n // 4) if batch is None else check.integer("batch", batch, 1)
         self.p_best_draws = check.integer("p_best_draws", p_best_draws, 1)
-        if not callable(preference_mapping):
-            raise TypeError(
-                "Argument 'preference_mapping' must be callable, "
-                f"not {type(preference_mapping).__name__}."
-            )
-        self.preference_mapping = preference_mapping
+        self.preference_mapping = check_mapping(preference_mapping)
         self.prior_sd = _scale("prior_sd", prior_sd)
         self.dispersion = _scale("dispersion", dispersion)
         if repeat_correlation is not None and (
@@ -259,44 +188,32 @@ class Adaptive:
             )
         self.profile = DEFAULT_PROFILE if profile is None else profile
         self.prior = BradleyTerryPrior.from_profile(self.profile)
-        """The Bradley-Terry prior and dispersion the posterior uses (profile and overrides)."""
         if self.prior_sd is not None:
             self.prior = replace(self.prior, strength_sd=self.prior_sd)
         if self.dispersion is not None:
             self.prior = replace(self.prior, dispersion=self.dispersion, dispersion_df=math.inf)
-        n = self.n_items
-        self._count = np.zeros((n, n))
-        """Usable verdicts of each ordered pair (slot 1, slot 2)."""
-        self._sum = np.zeros((n, n))
-        self._sum_sq = np.zeros((n, n))
-        """Summed preferences of slot 1 (and their squares) of each ordered pair."""
+        # Usable verdicts of each ordered pair (slot 1, slot 2), their summed slot-1
+        # preferences and squares; calls issued of each ordered pair.
+        self._count, self._sum, self._sum_sq = np.zeros((3, n, n))
+        self._issued_pairs = np.zeros((n, n), dtype=np.int64)
         self._judgements: list[Judgement] = []
         self._pending: set[PairCall] = set()
         self._followups: list[tuple[int, int]] = []
-        self._issued_pairs = np.zeros((n, n), dtype=np.int64)
-        """Calls issued of each ordered pair (slot 1, slot 2)."""
-        self._issued = 0
+        self._issued = self._used = 0
         self._seen = np.zeros(n, dtype=bool)
-        """Candidates in at least one call issued."""
-        self._used = 0
-        self._stopped = False
-        self._limit_seen = False
+        self._stopped = self._limit_seen = False
         self._budget_given = budget is not None
         self._failed = np.zeros(n, dtype=np.int64)
         self._failed_with: list[set[int]] = [set() for _ in range(n)]
         self._aside: list[int] = []
         self._active_of: tuple[int, NDArray[np.int64]] = (-1, np.arange(n))
-        """The candidates not set aside, and how many were set aside then."""
         margin = 0.0 if n + 1 > IMPORTANCE_MAX_PARAMS else SCREEN_MARGIN
-        self._screen_z = _NORMAL.inv_cdf(1.0 - self.delta) - margin
-        """The standardised gap the P(best) screen asks for (:meth:`_may_be_confident`)."""
+        self._screen_z = NormalDist().inv_cdf(1.0 - self.delta) - margin
         self._fit: BradleyTerryPosterior | None = None
         self._fit_at = -1
         self._exact = False
         self._p_best: NDArray[np.float64] | None = None
-        self._decided_at = (-1, 0)
-        self._decided = False
-        """The last stopping check and the state it was made in (made once a state)."""
+        self._decided_at, self._decided = (-1, 0), False  # the last stopping check's state
         self._notes: list[str] = []
 
     # -- the judge -----------------------------------------------------------------------------
@@ -305,14 +222,11 @@ class Adaptive:
         return self.prior.strength_sd
 
     def judge_dispersion(self) -> float:
-        """The judge's dispersion before this prompt's residuals: ``dispersion``, else the
-        profile's."""
+        """The judge's dispersion: ``dispersion``, else the profile's."""
         return self.prior.dispersion
 
     def judge_repeat_correlation(self) -> float:
-        """How much a repeat of an ordered pair copies its last verdict: ``repeat_correlation``,
-        else the profile's. ``k`` verdicts of one ordered pair are worth ``k / (1 + (k - 1) r)``
-        (Kish's design effect, "Survey Sampling", 1965): one for a judge that copies itself."""
+        """``repeat_correlation``, else the profile's."""
         if self.repeat_correlation is not None:
             return self.repeat_correlation
         return self.profile.repeat_correlation
@@ -324,32 +238,21 @@ class Adaptive:
 
     @property
     def set_aside(self) -> tuple[int, ...]:
-        """Candidates set aside because the judge kept failing on them (see the module)."""
+        """Candidates set aside because the judge kept failing on them."""
         return tuple(self._aside)
 
     def _active(self) -> NDArray[np.int64]:
-        """The candidates not set aside (made once each time one is set aside; read-only)."""
+        """The candidates not set aside (cached, read-only)."""
         if self._active_of[0] != len(self._aside):
-            keep = np.ones(self.n_items, dtype=bool)
-            keep[self._aside] = False
-            active = np.flatnonzero(keep)
+            active = np.setdiff1d(np.arange(self.n_items), self._aside)
             active.flags.writeable = False
             self._active_of = (len(self._aside), active)
         return self._active_of[1]
 
-    # -- posterior ---------------------------------------------------------------------------
-    # The fits and draws work on a few candidates, where the BLAS pool would only spin: every
-    # public entry point that fits or draws (next_pairs, done, result, p_best, posterior) runs
-    # on one BLAS thread (genrm_rank.blas_threads), and these private steps run inside one of
-    # them. record only counts, and done takes the limit only when it has to check.
+    # -- posterior: the public entry points that fit or draw hold one BLAS thread --------------
     def _posterior(self, exact: bool = True) -> BradleyTerryPosterior:
-        """The posterior after every usable verdict so far, from the last one.
-
-        ``exact``: Newton's method to ``FIT_TOL`` (what P(best), the stop and the result use).
-        Otherwise one Newton step from the last posterior, the online update of the Laplace
-        approximation: what the proposals and the stopping screens use, at the cost of one
-        factorisation.
-        """
+        """The posterior after every usable verdict, from the last one: Newton's method to
+        ``FIT_TOL`` if ``exact``, else one step (for proposals and screens)."""
         if self._fit_at != self._used or (exact and not self._exact):
             rho = self.judge_repeat_correlation()
             scale = 1.0 / (1.0 + np.maximum(self._count - 1.0, 0.0) * rho)
@@ -370,16 +273,14 @@ class Adaptive:
         return self._fit
 
     def _draws(self, size: int) -> NDArray[np.float64]:
-        """Draws of the strengths from the posterior's normal approximation, one row a draw;
-        candidates set aside never top one."""
+        """Rows of draws from the one-step posterior; candidates set aside never top one."""
         draws = self._posterior(exact=False).draws(size, self.rng)
         draws[:, self._aside] = -np.inf
         return draws
 
     @one_blas_thread()
     def p_best(self) -> NDArray[np.float64]:
-        """P(best) of each candidate under the current posterior, among those not set aside
-        (:meth:`~genrm_rank.aggregators.BradleyTerryPosterior.p_best`)."""
+        """P(best) of each candidate not set aside, under the current posterior."""
         fit = self._posterior()
         if self._p_best is None:
             among = self._active() if self._aside else None
@@ -394,56 +295,34 @@ class Adaptive:
         return [int(i) for i in active if top - float(mode[i]) <= TIE_TOLERANCE]
 
     def _confident(self) -> bool:
-        """Whether the leader's P(best) has reached ``1 - delta``.
-
-        Two cheap screens come first, each a bound or an estimate of the same quantity:
-        the least probability that the leader beats one rival (:meth:`_may_be_confident`),
-        and the share of 256 normal-approximation draws it tops. A stop they delay costs a
-        call; every stop is decided by P(best) itself. Checked once a state (the same
-        verdicts and candidates set aside), so ``done`` and ``next_pairs`` agree.
-        """
+        """Whether the leader's P(best) has reached ``1 - delta``, checked once a state, after
+        two cheap screens (a stop they delay costs a call; P(best) decides every stop)."""
         state = (self._used, len(self._aside))
-        if self._decided_at != state:
-            self._decided_at, self._decided = state, self._check_confident()
-        return self._decided
-
-    def _check_confident(self) -> bool:
+        if self._decided_at == state:
+            return self._decided
+        self._decided_at, self._decided = state, False
         if not self._used:
             return False
-        # The one-step posterior screens first, so that most checks need no full fit: no
-        # rival within reach, and the leader tops enough of its normal-approximation draws
-        # (their share estimates the same P(best) to within SCREEN_SHARE: the binomial error
-        # is about 0.02 at 0.95 over 256 draws).
         active = self._active()
         rough = int(active[np.argmax(self._posterior(exact=False).params[active])])
         if not self._may_be_confident(rough):
             return False
         if self.n_items > 2:
             tops = np.argmax(self._draws(_SCREEN_DRAWS), axis=1)
-            # np.mean of the booleans, the same float: a count over the draws.
             if np.count_nonzero(tops == rough) / tops.size < 1.0 - self.delta - SCREEN_SHARE:
                 return False
         leaders = self._leaders()
         if len(leaders) != 1 or not self._may_be_confident(leaders[0]):
             return False
-        return float(self.p_best()[leaders[0]]) >= 1.0 - self.delta
+        self._decided = float(self.p_best()[leaders[0]]) >= 1.0 - self.delta
+        return self._decided
 
     def _may_be_confident(self, leader: int) -> bool:
-        """Whether P(best) is worth drawing: no rival is within reach of the leader.
-
-        P(best) is at most the least probability that the leader beats one rival. Under the
-        normal approximation (exact beyond ``IMPORTANCE_MAX_PARAMS`` parameters, where P(best)
-        is drawn from it) that is ``Phi(z)``, ``z`` the smallest standardised gap. Where P(best)
-        is importance-sampled from the exact posterior instead, the two differ, so the screen
-        keeps ``SCREEN_MARGIN`` standard errors of room: P(best) is drawn once ``z`` is within
-        ``SCREEN_MARGIN`` of the ``1 - delta`` quantile. A stop the screen delays costs one
-        call; a stop it allows is decided by P(best) itself.
-        """
+        """Whether no rival is within reach: every standardised gap clears the screen."""
         return float(self._gaps(leader)[1].min()) >= self._screen_z
 
     def _gaps(self, leader: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """The active rivals of ``leader``, and its standardised gap to each (one-step
-        posterior's normal approximation)."""
+        """The active rivals of ``leader``, and its standardised gap to each (one-step fit)."""
         fit = self._posterior(exact=False)
         cov = fit.covariance
         active = self._active()
@@ -454,16 +333,9 @@ class Adaptive:
 
     # -- proposing ---------------------------------------------------------------------------
     def _propose(self, chosen: set[frozenset[int]]) -> tuple[int, int]:
-        """The next pair: first every candidate once, in disjoint pairs (a knockout's first
-        round); then the posterior mean's leader against the rival likeliest to beat it.
-
-        The rival maximises ``P(rival beats leader) * worth`` under the normal approximation,
-        ``worth`` the information of the pair's next call (:meth:`_worth`): Jourdan et al.'s
-        EB-TC challenger, weighed by what a repeat is worth. A pair in ``chosen`` (in flight or
-        in this batch) is not asked for twice while another is left; when no rival of the
-        leader is worth a call, the pair of the most information is (of the highest summed
-        posterior means among equals).
-        """
+        """The next pair: unseen candidates in disjoint pairs, then the leader against the rival
+        maximising ``P(rival beats leader) * worth`` (EB-TC), avoiding pairs in ``chosen``;
+        when no rival is worth a call, the pair worth most."""
         active = self._active()
         fresh = active[~self._seen[active]] if not self._seen.all() else active[:0]
         if fresh.size >= 2:
@@ -493,9 +365,8 @@ class Adaptive:
         return flat // self.n_items, flat % self.n_items
 
     def _worth(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
-        """What the next call of each pair ``(a, b)`` adds, in fresh verdicts, in the order it
-        would take (:meth:`_ordered`): 1 for an order not judged yet, less for a repeat of a
-        judge that copies itself (:meth:`judge_repeat_correlation`)."""
+        """Fresh verdicts the next call of each pair ``(a, b)`` adds, in the order it would
+        take: 1 for a new order, less for a repeat of a self-copying judge."""
         issued = self._issued_pairs
         k = self._count[a, b]
         if self.swap != "none":
@@ -515,45 +386,36 @@ class Adaptive:
 
     @one_blas_thread()
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
-        """Calls to issue now: pending reverse orders first, then new pairs (see the module).
-
-        The first ``limit`` given (the orchestrator's per-prompt budget, before any call) sets
-        :attr:`budget` (see the class parameters).
-        """
-        if limit is not None and not self._limit_seen and self._issued == 0:
-            given = max(int(limit), 0)
-            own = max_calls(self.n_items) if self._default_budget else self.budget
-            if given < own:
-                self._budget_given = True
-            self.budget = min(own, given)
+        """Calls to issue now: reverse orders first, then new pairs. The first ``limit`` given
+        before any call (an orchestrator's budget) sets :attr:`budget`."""
         if limit is not None:
+            limit = max(int(limit), 0)
+            if not self._limit_seen and self._issued == 0:
+                own = max_calls(self.n_items) if self._default_budget else self.budget
+                self._budget_given = self._budget_given or limit < own
+                self.budget = min(own, limit)
             self._limit_seen = True
         if self._stopped or self.done:
             return []
         room = min(self.budget - self._issued, self.batch - len(self._pending))
         if limit is not None:
-            room = min(room, max(int(limit), 0))
+            room = min(room, limit)
         calls: list[PairCall] = []
         while self._followups and len(calls) < room:
-            first, second = self._followups.pop(0)
-            calls.append(self._issue(first, second))
-        # Confident already: no new pair, even while earlier calls are still out (the
-        # orchestrator asks again after each verdict, with the rest of the batch in flight).
+            calls.append(self._issue(*self._followups.pop(0)))
+        # Confident already: no new pair, even with earlier calls of the batch still out.
         if not calls and self._confident():
             return []
-        chosen: set[frozenset[int]] = {frozenset((c.first, c.second)) for c in self._pending}
-        chosen.update(frozenset((c.first, c.second)) for c in calls)
+        chosen = {frozenset((c.first, c.second)) for c in [*self._pending, *calls]}
         while len(calls) < room:
             pair = self._propose(chosen)
             chosen.add(frozenset(pair))
-            first, second = self._ordered(*pair)
-            calls.append(self._issue(first, second))
+            calls.append(self._issue(*self._ordered(*pair)))
         return calls
 
     def _issue(self, first: int, second: int) -> PairCall:
-        sample = int(self._issued_pairs[first, second])
+        call = PairCall(first, second, -1, int(self._issued_pairs[first, second]))
         self._issued_pairs[first, second] += 1
-        call = PairCall(first, second, -1, sample)
         self._pending.add(call)
         self._issued += 1
         self._seen[[first, second]] = True
@@ -564,8 +426,7 @@ class Adaptive:
         """Take back a verdict; a usable one updates the posterior, a failed one adds nothing."""
         if call not in self._pending:
             raise ValueError(f"Argument 'call' is not an outstanding call: {call!r}.")
-        if not isinstance(verdict, Verdict):
-            raise TypeError(f"Argument 'verdict' must be a Verdict, not {type(verdict).__name__}.")
+        check.instance("verdict", verdict, Verdict)
         self._pending.remove(call)
         self._judgements.append(Judgement(call.first, call.second, verdict, -1, call.sample))
         if verdict.ranking is None:
@@ -581,8 +442,7 @@ class Adaptive:
             self._followups.append((call.second, call.first))  # its first visit: both orders
 
     def _record_failure(self, first: int, second: int) -> None:
-        """Count a failed verdict against both candidates; set aside one the judge keeps
-        failing on (``SET_ASIDE_FAILURES`` failures, no usable verdict, two rivals or more)."""
+        """Count a failed verdict against both; set aside one the judge keeps failing on."""
         for me, other in ((first, second), (second, first)):
             self._failed[me] += 1
             self._failed_with[me].add(other)
@@ -619,15 +479,15 @@ class Adaptive:
         with one_blas_thread():
             return self._confident()
 
-    def stop(self) -> None:
-        """Ask for no more calls; :meth:`result` uses what was judged."""
-        self._stopped = True
-        self._followups = []
-
     @property
     def calls_issued(self) -> int:
         """Calls handed out so far."""
         return self._issued
+
+    def stop(self) -> None:
+        """Ask for no more calls; :meth:`result` uses what was judged."""
+        self._stopped = True
+        self._followups = []
 
     def judgements(self) -> list[Judgement]:
         """Every finished call, in arrival order."""
@@ -635,12 +495,8 @@ class Adaptive:
 
     @one_blas_thread()
     def result(self) -> StrategyOutcome:
-        """The posterior mean's leader and order, and the P(best) it stopped on.
-
-        A seeded coin only for an exact tie at the end. ``budget_bound`` when a given budget
-        (the class's ``budget``, or an orchestrator's lower one) stopped it short of its
-        confidence target and its cap.
-        """
+        """The posterior mean's leader and order, and the P(best) it stopped on (a seeded coin
+        only for an exact tie at the end)."""
         notes = list(self._notes)
         if not self._used:
             notes.append("adaptive: no usable verdict; no candidate is chosen")

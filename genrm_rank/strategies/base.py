@@ -1,23 +1,13 @@
 """The scheduler seam: strategies say which ordered pairs to judge next and take verdicts back.
 
-A strategy never waits on anything. The orchestrator asks it for calls
-(:meth:`Scheduler.next_pairs`), has a judge answer them, and hands each verdict back
-(:meth:`Scheduler.record`) until the strategy is :attr:`~Scheduler.done`. One orchestrator can
-so run thousands of strategies, one per prompt, through one judge and one window of in-flight
-requests.
+A strategy never waits on anything, so one orchestrator runs thousands of them through one
+window of requests. :class:`MatchScheduler` turns each *match* into ordered calls by swap mode:
 
-Most strategies think in *matches* between two candidates; :class:`MatchScheduler` turns each
-match into ordered calls according to the swap mode and combines the verdicts back into one
-preference:
-
-- ``swap="both"``: each sample is judged in both orders and combined softly,
-  ``0.5 * (p_ab + 1 - p_ba)`` (Zheng et al. 2023; NVIDIA's evaluation averages both orders);
-- ``swap="random"``: one call per sample, in a seeded random order;
-- ``swap="none"``: one call per sample, in the order the strategy proposes;
-- ``swap="auto"``: one call per sample in a seeded random order, and the reverse order only
-  where it pays: when the first verdicts are close (mean ranking 3 to 4, where a slot-1 bias
-  can decide the call), when none of them is usable, or when the match decides the strategy's
-  result (:meth:`MatchScheduler._decides_result`, e.g. a knockout's final).
+- ``"both"``: each sample in both orders, combined as ``0.5 * (p_ab + 1 - p_ba)`` (Zheng et al.
+  2023);
+- ``"random"``: one call a sample, in a seeded random order; ``"none"``: in the order proposed;
+- ``"auto"``: as ``"random"``, and the reverse order only when the first verdicts are close
+  (mean ranking 3 to 4), none is usable, or the match decides the result (a knockout's final).
 """
 
 from __future__ import annotations
@@ -41,8 +31,10 @@ __all__ = [
     "MatchScheduler",
     "PairCall",
     "Scheduler",
+    "SeededScheduler",
     "StrategyOutcome",
     "SwapMode",
+    "check_mapping",
     "check_swap",
     "combine_preferences",
     "resolve_seeding",
@@ -61,12 +53,18 @@ def check_swap(swap: str) -> SwapMode:
     return cast(SwapMode, check.one_of("swap", str(swap), SWAP_MODES))
 
 
+def check_mapping(mapping: PreferenceMapping) -> PreferenceMapping:
+    """Validate a ``preference_mapping`` (a callable), naming the argument on error."""
+    if not callable(mapping):
+        raise TypeError(
+            f"Argument 'preference_mapping' must be callable, not {type(mapping).__name__}."
+        )
+    return mapping
+
+
 @dataclass(frozen=True)
 class PairCall:
-    """One ordered comparison a scheduler wants judged: ``first`` in slot 1, ``second`` in slot 2.
-
-    ``sample`` numbers repeated judgements of the same ordered pair within one run.
-    """
+    """One ordered comparison to judge: ``first`` in slot 1; ``sample`` numbers its repeats."""
 
     first: int
     second: int
@@ -87,7 +85,9 @@ class Judgement:
 
 @dataclass
 class Match:
-    """A contest between candidates ``a`` and ``b``, made of one or more ordered calls."""
+    """A contest between ``a`` and ``b`` in ordered calls; ``preference``: the combined strength
+    with which ``a`` beats ``b`` (:func:`combine_preferences`); ``reversed``: whether
+    ``swap="auto"`` asked for the reverse order."""
 
     match_id: int
     a: int
@@ -96,9 +96,7 @@ class Match:
     calls: list[PairCall] = field(default_factory=list)
     judgements: list[Judgement] = field(default_factory=list)
     preference: float | None = None
-    """Combined strength in [0, 1] with which ``a`` beats ``b``; ``None`` if none is usable."""
     reversed: bool = False
-    """``swap="auto"``: whether the reverse order was asked for after the first verdicts."""
 
     @property
     def complete(self) -> bool:
@@ -108,16 +106,9 @@ class Match:
 
 @dataclass(frozen=True)
 class StrategyOutcome:
-    """What a strategy itself concluded, beyond the comparisons it made.
-
-    ``best`` is the strategy's own winner (a knockout's champion), ``order`` its own full order
-    when it defines one; ``None`` leaves it to the aggregator. ``notes`` explains decisions that
-    had no usable verdict (e.g. a knockout match settled by a coin). ``p_best`` is the P(best)
-    of each candidate the strategy decided on, when it decides on one (adaptive selection's
-    stopping rule): the ranking reports it rather than drawing its own. ``budget_bound`` says
-    that a budget stopped the strategy before its own stopping rule did, when the strategy took
-    that budget as its own (the orchestrator cannot tell then).
-    """
+    """What a strategy itself concluded: its own winner and order (``None``: the aggregator's),
+    notes on decisions made without a usable verdict, the P(best) it stopped on, and whether a
+    budget it took as its own stopped it."""
 
     best: int | None = None
     order: tuple[int, ...] | None = None
@@ -133,11 +124,7 @@ class Scheduler(Protocol):
     n_items: int
 
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
-        """Calls to issue now (each returned once), at most ``limit`` of them.
-
-        Empty while awaiting verdicts or when done. Calls held back by ``limit`` stay queued for
-        a later call (or are dropped by :meth:`stop`).
-        """
+        """Calls to issue now, each once, at most ``limit`` (the rest stay queued)."""
         ...
 
     def record(self, call: PairCall, verdict: Verdict) -> None:
@@ -167,18 +154,14 @@ def combine_preferences(
 ) -> float | None:
     """Combined strength with which candidate ``a`` beats its opponent over a match's verdicts.
 
-    Verdicts with ``a`` in slot 1 give ``p``, those with ``a`` in slot 2 give ``1 - p``; when
-    both orders have usable verdicts, the two orders' means are averaged with equal weight
-    (``0.5 * (p_ab + 1 - p_ba)``), so a judge's position bias cancels. Failed verdicts are left
-    out; ``None`` when none is usable.
+    With usable verdicts in both orders, the two orders' means weigh equally
+    (``0.5 * (p_ab + 1 - p_ba)``), so a position bias cancels. ``None`` when none is usable.
     """
     usable = [j for j in judgements if j.verdict.ok]
     as_first = [j.verdict.preference_with(mapping) for j in usable if j.first == a]
-    # Slot-1 strength of the opponent in the calls where ``a`` sat in slot 2.
     as_second = [j.verdict.preference_with(mapping) for j in usable if j.second == a]
     if as_first and as_second:
-        # 0.5 * (p_ab + 1 - p_ba), written as a difference so that a judge with pure position
-        # bias (identical verdicts in both orders) gives exactly 0.5 for any number of samples.
+        # A difference, so that pure position bias gives exactly 0.5 for any number of samples.
         return 0.5 + 0.5 * (fmean(as_first) - fmean(as_second))
     if as_first:
         return fmean(as_first)
@@ -188,11 +171,8 @@ def combine_preferences(
 def resolve_seeding(
     seeding: Iterable[int] | None, n_items: int, rng: np.random.Generator
 ) -> tuple[int, ...]:
-    """A seeding (candidate indices, seed 1 first) checked to be a permutation of ``n_items``.
-
-    ``None`` draws a random seeding from ``rng``. Shared by the strategies that seed candidates
-    (knockout, swiss); not part of the public API.
-    """
+    """A seeding (candidate indices, seed 1 first) checked to be a permutation of ``n_items``;
+    ``None`` draws one from ``rng``."""
     if seeding is None:
         return tuple(int(c) for c in rng.permutation(n_items))
     if isinstance(seeding, (str, bytes)) or not isinstance(seeding, Iterable):
@@ -215,12 +195,9 @@ def resolve_seeding(
 
 @dataclass(eq=False, repr=False)
 class MatchScheduler(abc.ABC):
-    """Base for strategies made of matches; handles swap modes, samples and bookkeeping.
-
-    A strategy is a dataclass: it declares the keywords it adds (and, to change it, the default
-    of ``swap``) as fields, schedules its first matches in ``__post_init__`` after calling this
-    class's, and implements :meth:`_on_match_done` (react to a finished match, e.g. schedule the
-    next round) and :meth:`result`. Subclasses call :meth:`_add_match` to schedule matches.
+    """Base for strategies made of matches: a dataclass subclass declares its keywords as fields,
+    schedules matches with :meth:`_add_match`, and implements :meth:`_on_match_done` and
+    :meth:`result`.
 
     Parameters
     ----------
@@ -228,11 +205,11 @@ class MatchScheduler(abc.ABC):
         Number of candidates (>= 2).
     swap : {"both", "random", "none", "auto"}
     samples : int
-        Judgements per match and order (``k``).
+        Judgements per match and order.
     seed : int or numpy.random.Generator, optional
-        Source of every random choice the strategy makes (orders, seeding, coins).
+        Source of every random choice (orders, seeding, coins).
     preference_mapping : callable, optional
-        Ranking (1..6) to preference (0..1); default :func:`~genrm_rank.verdict.linear_preference`.
+        Ranking (1..6) to preference (0..1).
     """
 
     n_items: int
@@ -249,18 +226,18 @@ class MatchScheduler(abc.ABC):
         self.swap = check_swap(self.swap)
         self.samples = int(self.samples)
         self.rng = np.random.default_rng(self.seed)  # a Generator is returned as it is
-        if not callable(self.preference_mapping):
-            raise TypeError(
-                "Argument 'preference_mapping' must be callable, "
-                f"not {type(self.preference_mapping).__name__}."
-            )
+        check_mapping(self.preference_mapping)
         self.matches: list[Match] = []
+        self.stopped = False
+        """Whether :meth:`stop` was called."""
         self._queue: list[PairCall] = []
-        self._outstanding = 0
         self._judgements: list[Judgement] = []
-        self._stopped = False
         self._samples_of: dict[tuple[int, int], int] = {}
         self._pending: set[PairCall] = set()
+
+    @property
+    def _outstanding(self) -> int:
+        return len(self._pending)
 
     # -- for subclasses ---------------------------------------------------------------------
     def _add_match(self, a: int, b: int, round: int = 0) -> Match:
@@ -268,44 +245,37 @@ class MatchScheduler(abc.ABC):
         if a == b:
             raise ValueError(f"A match needs two different candidates, not {a} and {b}.")
         match = Match(len(self.matches), a, b, round)
-        orders: list[tuple[int, int]] = []
+        self.matches.append(match)
         for _ in range(self.samples):
             if self.swap == "both":
-                orders += [(a, b), (b, a)]
-            elif self.swap in ("random", "auto"):
-                orders.append((a, b) if self.rng.random() < 0.5 else (b, a))
+                self._add_call(match, a, b)
+                self._add_call(match, b, a)
+            elif self.swap != "none" and self.rng.random() >= 0.5:
+                self._add_call(match, b, a)
             else:
-                orders.append((a, b))
-        for first, second in orders:
-            sample = self._samples_of.get((first, second), 0)
-            self._samples_of[(first, second)] = sample + 1
-            match.calls.append(PairCall(first, second, match.match_id, sample))
-        self.matches.append(match)
-        self._queue.extend(match.calls)
+                self._add_call(match, a, b)
         return match
 
-    def _decides_result(self, match: Match) -> bool:
-        """``swap="auto"``: whether this match decides the result (then both orders are judged).
+    def _add_call(self, match: Match, first: int, second: int) -> None:
+        sample = self._samples_of.get((first, second), 0)
+        self._samples_of[(first, second)] = sample + 1
+        match.calls.append(PairCall(first, second, match.match_id, sample))
+        self._queue.append(match.calls[-1])
 
-        No match does by default; a knockout's final does.
-        """
+    def _decides_result(self, match: Match) -> bool:
+        """``swap="auto"``: whether this match decides the result (a knockout's final does)."""
         return False
 
     def _ask_reverse(self, match: Match) -> bool:
         """``swap="auto"``: schedule the reverse order of a match's first calls if that pays."""
-        if self.swap != "auto" or match.reversed or self._stopped:
+        if self.swap != "auto" or match.reversed or self.stopped:
             return False
         p = match.preference
         if p is not None and abs(p - 0.5) > CLOSE_PREFERENCE and not self._decides_result(match):
             return False
         match.reversed = True
         for call in list(match.calls):
-            first, second = call.second, call.first
-            sample = self._samples_of.get((first, second), 0)
-            self._samples_of[(first, second)] = sample + 1
-            reverse = PairCall(first, second, match.match_id, sample)
-            match.calls.append(reverse)
-            self._queue.append(reverse)
+            self._add_call(match, call.second, call.first)
         return True
 
     @abc.abstractmethod
@@ -315,11 +285,10 @@ class MatchScheduler(abc.ABC):
     # -- Scheduler protocol -----------------------------------------------------------------
     def next_pairs(self, limit: int | None = None) -> list[PairCall]:
         """Calls to issue now, at most ``limit``; each is returned once."""
-        if self._stopped:
+        if self.stopped:
             return []
         cut = len(self._queue) if limit is None else max(int(limit), 0)
         calls, self._queue = self._queue[:cut], self._queue[cut:]
-        self._outstanding += len(calls)
         self._pending.update(calls)
         return calls
 
@@ -327,38 +296,29 @@ class MatchScheduler(abc.ABC):
         """Take back a verdict; finishing a match may schedule more."""
         if not 0 <= call.match_id < len(self.matches):
             raise ValueError(f"Argument 'call' names an unknown match: {call!r}.")
-        match = self.matches[call.match_id]
-        if call not in self._pending:
-            # Not issued by next_pairs yet, or already recorded: either would corrupt the count
-            # of outstanding calls (and a match could complete on one verdict counted twice).
+        if call not in self._pending:  # not issued yet, or recorded already
             raise ValueError(f"Argument 'call' is not an outstanding call of its match: {call!r}.")
         self._pending.remove(call)
+        match = self.matches[call.match_id]
         judgement = Judgement(call.first, call.second, verdict, call.match_id, call.sample)
         match.judgements.append(judgement)
         self._judgements.append(judgement)
-        self._outstanding -= 1
         if match.complete:
             match.preference = combine_preferences(
                 match.a, match.judgements, self.preference_mapping
             )
-            if self._ask_reverse(match):
-                return
-            self._on_match_done(match)
+            if not self._ask_reverse(match):
+                self._on_match_done(match)
 
     @property
     def done(self) -> bool:
         """No calls queued and none outstanding."""
-        return self._outstanding == 0 and (self._stopped or not self._queue)
+        return not self._pending and (self.stopped or not self._queue)
 
     def stop(self) -> None:
         """Issue no more calls; matches left without verdicts stay undecided."""
-        self._stopped = True
+        self.stopped = True
         self._queue = []
-
-    @property
-    def stopped(self) -> bool:
-        """Whether :meth:`stop` was called."""
-        return self._stopped
 
     def judgements(self) -> list[Judgement]:
         """Every finished call, in arrival order."""
@@ -371,24 +331,42 @@ class MatchScheduler(abc.ABC):
 
 @dataclass(eq=False, repr=False)
 class FixedSchedule(MatchScheduler):
-    """A strategy whose matches are all scheduled up front (circular, baseline).
-
-    It has no order of its own (the aggregator ranks from the comparisons); its notes name the
-    matches left without a usable verdict. Subclasses schedule their matches in ``__post_init__``
-    and may label the first side of a match (:attr:`first_label`).
-    """
+    """Matches all scheduled up front, no order of its own; notes name the matches left
+    without a usable verdict, the first side after :attr:`first_label`."""
 
     first_label = ""
-    """Written before the first candidate of a match in the notes (e.g. ``"baseline "``)."""
 
     def _on_match_done(self, match: Match) -> None:
-        """Nothing to react to: every match was scheduled up front."""
+        """Nothing to react to."""
 
     def result(self) -> StrategyOutcome:
-        """No order of its own; notes name the matches left without a usable verdict."""
+        """No order of its own; notes on the matches without a usable verdict."""
         notes = tuple(
             f"match {m.match_id} ({self.first_label}{m.a} vs {m.b}): no readable verdict"
             for m in self.matches
             if m.complete and m.preference is None
         )
         return StrategyOutcome(notes=notes)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class SeededScheduler(MatchScheduler):
+    """A strategy played in rounds from a seeding (knockout, swiss).
+
+    ``seeding``: candidate indices in seed order, seed 1 first (:func:`resolve_seeding`);
+    after construction, the tuple used.
+    """
+
+    seeding: Iterable[int] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
+        self._seed_rank = {c: rank for rank, c in enumerate(self.seeding)}
+        self.round = 0  # the round in progress, 1-based
+        self._notes: list[str] = []
+
+    def _unfinished(self, name: str, where: str) -> StrategyOutcome:
+        """No conclusion from rounds left unfinished; a note says where they stopped."""
+        state = "stopped" if self.stopped else "not finished"
+        return StrategyOutcome(notes=(*self._notes, f"{name} {state} {where}"))

@@ -1,15 +1,9 @@
 """Baseline: every candidate meets one baseline candidate, as Arena-Hard judges models.
 
-N-1 matches, one per candidate other than the baseline. With ``swap="both"`` (the default, as
-Arena-Hard judges each pair twice with the positions swapped) that is 2(N-1) calls; with
-``"random"`` or ``"none"``, N-1 calls, against N(N-1) for a round-robin in both orders. With
-``"none"`` the baseline sits in slot 1, as in Arena-Hard's first game.
-
-The baseline is named by its index, or by its id (a string, looked up in ``candidate_ids``;
-the runner passes a prompt's candidate ids to this strategy), so one spec serves prompts whose
-candidates come in different orders. The pairs form a star around the baseline: enough for a
-Bradley-Terry fit across prompts (:func:`genrm_rank.leaderboard`), where the baseline anchors
-every model's rating. The strategy has no order of its own.
+N-1 matches; with ``swap="both"`` (the default, as Arena-Hard) 2(N-1) calls, with ``"none"``
+the baseline in slot 1. The baseline is an index, or an id looked up in ``candidate_ids`` (the
+runner passes each prompt's), so one spec serves prompts whose candidates come in other orders.
+The star of pairs anchors a cross-prompt Bradley-Terry fit (:func:`genrm_rank.leaderboard`).
 
 References
 ----------
@@ -73,13 +67,9 @@ class Baseline(FixedSchedule):
         The baseline's index, or its id among ``candidate_ids`` (default: candidate 0).
     candidate_ids : sequence of str, optional
         The candidates' ids, to find a baseline given by id.
-    swap : {"both", "random", "none"}
-        ``"both"``: each match in both orders (2(N-1) calls per sample); ``"random"``: one seeded
-        random order; ``"none"``: the baseline in slot 1.
     """
 
-    takes_candidate_ids: ClassVar[bool] = True
-    """The runner passes each prompt's ``candidate_ids`` to this strategy."""
+    takes_candidate_ids: ClassVar[bool] = True  # the runner passes each prompt's ids
 
     first_label = "baseline "
 

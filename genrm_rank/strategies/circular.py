@@ -1,14 +1,8 @@
 """Circular pairs: NVIDIA's RLHF scheme, ``(i, (i + 1) % N)`` with ``i`` in slot 1.
 
-N matches, so N calls with ``swap="none"`` (the default, as in NVIDIA's recipe): every candidate
-is judged once in each slot, which balances a judge's position bias over the group without an
-explicit swap. For ``N = 2`` the two matches are the one pair in both orders, ``(0, 1)`` and
-``(1, 0)``. ``swap="both"`` judges each of the N pairs in both orders (2N calls); ``"random"``
-once each in a seeded random order. Each of these is multiplied by ``samples``.
-
-The pairs form one cycle through all candidates, the sparsest connected comparison graph; the
-strategy has no order of its own and leaves ranking to an aggregator (NVIDIA's recipe uses the
-mean individual score per candidate).
+N calls with ``swap="none"`` (the default, as in NVIDIA's recipe): every candidate is judged once
+in each slot, which balances a position bias over the group. The one cycle is the sparsest
+connected comparison graph; ranking is left to an aggregator.
 
 References
 ----------
@@ -29,12 +23,8 @@ __all__ = ["Circular"]
 class Circular(FixedSchedule):
     """Matches ``(i, (i + 1) % N)`` for every ``i``; no order of its own.
 
-    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`.
-
-    Parameters
-    ----------
-    swap : {"none", "both", "random"}
-        ``"none"`` (default): N calls per sample, candidate ``i`` in slot 1 of match ``i``.
+    Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, ``swap`` defaulting to
+    ``"none"``.
     """
 
     swap: SwapMode = "none"

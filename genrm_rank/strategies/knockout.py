@@ -1,15 +1,10 @@
 """Knockout: single elimination, exactly N-1 matches.
 
-Candidates are placed in a standard seeded bracket of ``P = 2**ceil(log2 N)`` slots (seed 1 meets
-seed ``P`` in the first round, and seeds 1 and 2 can only meet in the final). When ``N`` is not a
-power of two, the ``P - N`` top seeds get a bye into the second round. Each round is scheduled
-only once the previous round's results are in, and all matches of a round are scheduled at once,
-so a bracket costs ``ceil(log2 N)`` rounds of latency and ``N - 1`` matches, i.e.
-``(N - 1) * samples`` calls (twice that with ``swap="both"``).
-
-A knockout finds the best candidate with few calls when the judge is accurate and transitive,
-but one wrong verdict eliminates a candidate for good; ``swap="both"`` and ``samples > 1`` make
-each match more reliable at a proportional cost.
+A standard seeded bracket of ``P = 2**ceil(log2 N)`` slots (seed 1 meets seed ``P``; seeds 1
+and 2 can meet only in the final); the ``P - N`` top seeds get a bye. Each round is scheduled at
+once when the previous one is in: ``ceil(log2 N)`` rounds, ``(N - 1) * samples`` calls (twice
+that with ``swap="both"``). One wrong verdict eliminates a candidate for good; ``swap="both"``
+and ``samples > 1`` make each match more reliable at a proportional cost.
 
 References
 ----------
@@ -22,7 +17,7 @@ Language Models are Effective Text Rankers with Pairwise Ranking Prompting", 202
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
@@ -31,9 +26,8 @@ from genrm_rank.strategies.base import (
     TIE_TOLERANCE,
     Judgement,
     Match,
-    MatchScheduler,
+    SeededScheduler,
     StrategyOutcome,
-    resolve_seeding,
 )
 
 __all__ = ["Knockout", "bracket_order", "mean_scores"]
@@ -58,16 +52,8 @@ def bracket_order(size: int) -> list[int]:
     return order
 
 
-@dataclass(frozen=True)
-class _Slot:
-    """One pairing of the bracket in a round: a match, or a single entrant with a bye."""
-
-    entrants: tuple[int, ...]
-    match: Match | None
-
-
 @dataclass(eq=False, repr=False, kw_only=True)
-class Knockout(MatchScheduler):
+class Knockout(SeededScheduler):
     """Single-elimination bracket: exactly ``N - 1`` matches; the champion is the best.
 
     Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
@@ -75,62 +61,38 @@ class Knockout(MatchScheduler):
     Parameters
     ----------
     swap : {"both", "random", "none", "auto"}
-        With ``"none"`` the candidate from the upper bracket slot (the better seed in the first
-        round) sits in slot 1. With ``"auto"`` the final, which decides the champion, is always
-        judged in both orders. ``seed`` also draws the seeding and the tie-breaking coins.
+        ``"none"``: the upper bracket slot (the better seed in round 1) in slot 1. ``"auto"``
+        judges the final in both orders.
     seeding : sequence of int, optional
-        Candidate indices in seed order, seed 1 first; a permutation of ``range(n_items)``.
-        ``None`` draws a random seeding from ``seed``.
+        Candidate indices in seed order (:class:`~genrm_rank.strategies.base.SeededScheduler`).
 
     Notes
     -----
-    **Who wins a match** (tie-break chain):
+    **Who wins a match**: the combined preference (``a`` advances above 0.5, ``b`` below);
+    at exactly 0.5 or with no usable verdict, the higher mean individual score
+    (:func:`mean_scores`); else a coin from ``seed``, drawn once the round is complete, in match
+    order. The notes list every match decided by score or coin, or that lost verdicts to
+    failures.
 
-    1. the combined, position-debiased preference: ``a`` advances if ``match.preference > 0.5``,
-       ``b`` if it is below 0.5;
-    2. if the preference is 0.5 (within 1e-12) or no verdict of the match is usable: the mean
-       individual score (``score_1``/``score_2``) of each side over the match's usable verdicts
-       that carry both scores, each score credited to the candidate that sat in its slot;
-    3. if that is equal or unavailable: a coin from ``seed``.
+    **Order**: the champion, then by round of elimination (later first), by the margin of the
+    lost match (smaller loss first), then by seed.
 
-    Every match decided by (2) or (3) is listed in :attr:`StrategyOutcome.notes`, as is every
-    match that lost some of its verdicts to failures. Failed verdicts never become numbers.
-    Coins are drawn when a round is complete, in match order, so results do not depend on the
-    order in which verdicts arrive.
-
-    **Order** (:meth:`result`): the champion first, then the other candidates by the round in
-    which they were eliminated (later round first); within a round, by the margin of the lost
-    match (smaller loss first: a higher preference of the loser over its winner; a match without
-    usable verdict counts as a loss by 0) and then by seed (better seed first).
-
-    **Stopped early** (:meth:`stop`, e.g. a budget): the strategy draws no conclusion from an
-    unfinished bracket: ``best`` and ``order`` are ``None`` (the aggregator ranks from the
-    judgements made) and a note says where the bracket stopped. If the final finishes after
-    :meth:`stop` (its calls were already out), the outcome is complete.
+    **Stopped early** (:meth:`stop`): ``best`` and ``order`` are ``None`` unless the final
+    still finishes with the calls already out; a note says where the bracket stopped.
     """
-
-    seeding: Iterable[int] | None = None
-    """Candidate indices in seed order as given; after construction, the tuple used."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
-        self.seeding = seeding
-        self._seed_rank = {c: rank for rank, c in enumerate(seeding)}
+        seeds = list(self._seed_rank)
         size = 1 << (self.n_items - 1).bit_length()
         self.n_rounds: int = size.bit_length() - 1
-        """Rounds of the bracket, ``ceil(log2 n_items)``."""
-        self.round: int = 0
-        """The round in progress (1-based); 0 before the first."""
         self._entrants: list[int | None] = [
-            seeding[s] if s < self.n_items else None for s in bracket_order(size)
+            seeds[s] if s < self.n_items else None for s in bracket_order(size)
         ]
-        self._slots: list[_Slot] = []
+        self._slots: list[tuple[tuple[int, ...], Match | None]] = []  # (entrants, match)
         self._eliminated_in: dict[int, int] = {}
         self._loss_preference: dict[int, float] = {}
-        self._notes: list[str] = []
         self.champion: int | None = None
-        """The winner of the final, once decided."""
         self._start_round()
 
     # -- bracket ----------------------------------------------------------------------------
@@ -139,12 +101,9 @@ class Knockout(MatchScheduler):
         self._slots = []
         for i in range(0, len(self._entrants), 2):
             pair = tuple(c for c in self._entrants[i : i + 2] if c is not None)
-            if len(pair) == 2:
-                match = self._add_match(pair[0], pair[1], round=self.round)
-                self._slots.append(_Slot(pair, match))
-            else:
-                self._slots.append(_Slot(pair, None))
-        if all(slot.match is None for slot in self._slots):
+            match = self._add_match(*pair, round=self.round) if len(pair) == 2 else None
+            self._slots.append((pair, match))
+        if all(match is None for _, match in self._slots):
             self._finish_round()
 
     def _decides_result(self, match: Match) -> bool:
@@ -153,18 +112,16 @@ class Knockout(MatchScheduler):
 
     def _on_match_done(self, match: Match) -> None:
         """Once every match of the round is in, decide them and schedule the next round."""
-        if match.round == self.round and all(
-            slot.match is None or slot.match.complete for slot in self._slots
-        ):
+        if match.round == self.round and all(m is None or m.complete for _, m in self._slots):
             self._finish_round()
 
     def _finish_round(self) -> None:
         winners: list[int | None] = []
-        for slot in self._slots:
-            if slot.match is None:
-                winners.append(slot.entrants[0] if slot.entrants else None)
+        for entrants, match in self._slots:
+            if match is None:
+                winners.append(entrants[0] if entrants else None)
                 continue
-            winner, loser, loser_preference = self._decide(slot.match)
+            winner, loser, loser_preference = self._decide(match)
             winners.append(winner)
             self._eliminated_in[loser] = self.round
             self._loss_preference[loser] = loser_preference
@@ -206,36 +163,28 @@ class Knockout(MatchScheduler):
 
     # -- outcome ----------------------------------------------------------------------------
     def result(self) -> StrategyOutcome:
-        """Champion and full order, or ``None`` for both if the bracket did not finish.
-
-        See the class notes for the order and the tie-break chain.
-        """
-        notes = list(self._notes)
+        """Champion and full order, or ``None`` for both if the bracket did not finish."""
         if self.champion is None:
             alive = sorted(c for c in self._entrants if c is not None)
-            state = "stopped" if self.stopped else "not finished"
-            notes.append(
-                f"knockout {state} in round {self.round} of {self.n_rounds}: no champion; "
-                f"still in contention: {alive}"
+            return self._unfinished(
+                "knockout",
+                f"in round {self.round} of {self.n_rounds}: no champion; "
+                f"still in contention: {alive}",
             )
-            return StrategyOutcome(notes=tuple(notes))
         others = sorted(
             self._eliminated_in,
             key=lambda c: (-self._eliminated_in[c], -self._loss_preference[c], self._seed_rank[c]),
         )
         return StrategyOutcome(
-            best=self.champion, order=(self.champion, *others), notes=tuple(notes)
+            best=self.champion, order=(self.champion, *others), notes=tuple(self._notes)
         )
 
 
 def mean_scores(
     a: int, b: int, judgements: Sequence[Judgement]
 ) -> tuple[float | None, float | None]:
-    """Mean individual score of ``a`` and of ``b`` over the usable verdicts carrying both scores.
-
-    A verdict's ``score_1`` belongs to the candidate in slot 1 (``judgement.first``). ``(None,
-    None)`` when no verdict has both scores.
-    """
+    """Mean individual score of ``a`` and of ``b`` over the usable verdicts carrying both scores
+    (each score credited to the candidate in its slot); ``(None, None)`` when none does."""
     mine: list[float] = []
     theirs: list[float] = []
     for j in judgements:

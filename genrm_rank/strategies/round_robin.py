@@ -1,9 +1,7 @@
 """Round-robin: every pair of candidates meets.
 
-With ``swap="both"`` every unordered pair is judged in both orders (N(N-1) calls); with
-``"random"`` each pair once in a seeded random order and with ``"none"`` once as ``(i, j)``,
-``i < j`` (N(N-1)/2 calls). The full comparison set supports every aggregator; it is the
-reference the cheaper strategies are measured against.
+N(N-1)/2 matches (``(i, j)``, ``i < j``), N(N-1) calls with ``swap="both"``: the full
+comparison set, which every aggregator supports and the cheaper strategies are measured against.
 
 References
 ----------

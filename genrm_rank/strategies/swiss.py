@@ -1,13 +1,9 @@
-"""Swiss system: a few rounds, each pairing candidates with similar records.
+"""Swiss system: about ``ceil(log2 N) + 1`` rounds, each pairing candidates with similar records.
 
-About ``ceil(log2 N) + 1`` rounds of ``floor(N / 2)`` matches: far fewer than a round-robin,
-yet unlike a knockout no candidate is out after one bad verdict, and every candidate gets the
-same number of matches, so the final standings order the whole field.
-
-Round ``r + 1`` is paired only when every match of round ``r`` is in. Candidates are listed by
-their standings (points, then seed) and paired top-down, each with the nearest candidate below
-it that it has not met yet, backtracking when that leaves someone without a new opponent; a
-rematch happens only when no pairing without one exists (and is noted).
+Far fewer matches than a round-robin, yet no candidate is out after one bad verdict and all play
+as many matches, so the standings order the whole field. A round is paired once the last is in:
+by standings (points, then seed), top-down, each with the nearest candidate not met yet,
+backtracking; a rematch only when no pairing avoids one (noted).
 
 References
 ----------
@@ -19,18 +15,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
 from typing import Literal
 
 from genrm_rank import validate as check
-from genrm_rank.strategies.base import (
-    TIE_TOLERANCE,
-    Match,
-    MatchScheduler,
-    StrategyOutcome,
-    resolve_seeding,
-)
+from genrm_rank.strategies.base import TIE_TOLERANCE, Match, SeededScheduler, StrategyOutcome
 
 __all__ = ["SCORINGS", "Swiss", "default_rounds"]
 
@@ -53,7 +43,7 @@ def default_rounds(n_items: int) -> int:
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Swiss(MatchScheduler):
+class Swiss(SeededScheduler):
     """Swiss-system rounds; orders candidates by points, then Buchholz, then seed.
 
     Keywords as :class:`~genrm_rank.strategies.base.MatchScheduler`, and:
@@ -61,61 +51,41 @@ class Swiss(MatchScheduler):
     Parameters
     ----------
     rounds : int, optional
-        Number of rounds; default :func:`default_rounds` (``ceil(log2 N) + 1``, capped so that
-        rematches are not forced). More rounds than that are allowed and bring rematches.
+        Number of rounds; default :func:`default_rounds`. More bring rematches.
     swap : {"both", "random", "none"}
-        With ``"none"`` the higher-standing candidate sits in slot 1. ``seed`` also draws the
-        seeding when ``seeding`` is None.
+        With ``"none"`` the higher-standing candidate sits in slot 1.
     seeding : sequence of int, optional
-        Candidate indices in seed order, seed 1 first; breaks ties in standings and pairs the
-        first round (seed 1 vs 2, 3 vs 4, ...). ``None`` draws one from ``seed``.
+        Candidate indices in seed order, seed 1 first: breaks ties in standings and pairs the
+        first round (1 vs 2, 3 vs 4, ...). ``None`` draws one from ``seed``.
     scoring : {"preference", "wins"}
-        Points per match: ``"preference"`` (default) gives each side its combined preference
-        (``p`` and ``1 - p``); ``"wins"`` gives 1 to the winner (``p > 0.5``), 0.5 each for a
-        preference of exactly 0.5.
+        Points per match: each side's combined preference (``p`` and ``1 - p``), or 1 to the
+        winner and 0.5 each for an exact tie.
 
     Notes
     -----
-    - **Byes.** With odd N, each round one candidate sits out: the lowest in the standings among
-      those with the fewest byes so far (so nobody gets a second bye before everyone had one).
-      A bye scores :data:`BYE_POINTS`, 0.5: what an average match scores, since every match
-      hands out exactly one point between its two sides under either scoring. It is not an
-      opponent for Buchholz. Chess scores a bye as a full win, which among equal-quality
-      candidates with soft points makes the bye holders win far more than their share
-      (``benchmarks/README.md``, "Swiss byes", compares the rules).
-    - **Failed matches.** A match with no usable verdict scores no points for either side (a
-      failure is never turned into a number); it still counts as played for pairing and
-      Buchholz, and is listed in the notes.
-    - **Order** (:meth:`result`): points (descending), then Buchholz, the sum of the points of
-      every opponent met (descending), then seed.
-    - **Stopped early**: if :meth:`stop` prevents a round from finishing, ``best`` and ``order``
-      are ``None`` (the aggregator ranks from the judgements made), and a note gives the round.
+    With odd N a bye goes to the lowest in the standings among those with the fewest byes; it
+    scores :data:`BYE_POINTS` (what an average match scores; chess's full point favours the
+    bye holders, ``benchmarks/README.md``, "Swiss byes") and is no opponent for Buchholz. A
+    match with no usable verdict scores no points but counts as played (noted). Order: points,
+    then Buchholz (the points of every opponent met), then seed; ``None`` if :meth:`stop` left a
+    round unfinished.
     """
 
     rounds: InitVar[int | None] = None
-    seeding: Iterable[int] | None = None
-    """Candidate indices in seed order as given; after construction, the tuple used."""
     scoring: Scoring = "preference"
 
     def __post_init__(self, rounds: int | None) -> None:
         super().__post_init__()
         self.scoring = check.one_of("scoring", self.scoring, SCORINGS)
-        seeding = resolve_seeding(self.seeding, self.n_items, self.rng)
-        self.seeding = seeding
-        self._seed_rank = {c: rank for rank, c in enumerate(seeding)}
         self.n_rounds: int = (
             default_rounds(self.n_items) if rounds is None else check.integer("rounds", rounds, 1)
         )
-        """Rounds to play."""
-        self.round: int = 0
-        """The round in progress (1-based); 0 before the first."""
         self.rounds_completed: int = 0
         self._points = [0.0] * self.n_items
         self._opponents: list[list[int]] = [[] for _ in range(self.n_items)]
         self._byes: Counter[int] = Counter()
         self._met: Counter[frozenset[int]] = Counter()
         self._round_matches: list[Match] = []
-        self._notes: list[str] = []
         self._start_round()
 
     # -- standings --------------------------------------------------------------------------
@@ -175,29 +145,21 @@ class Swiss(MatchScheduler):
     # -- outcome ----------------------------------------------------------------------------
     def result(self) -> StrategyOutcome:
         """Final standings, or ``None`` for both if the rounds did not all finish."""
-        notes = list(self._notes)
         if self.rounds_completed < self.n_rounds:
-            state = "stopped" if self.stopped else "not finished"
-            notes.append(
-                f"swiss {state} after {self.rounds_completed} of {self.n_rounds} rounds: "
-                "no order of its own"
-            )
-            return StrategyOutcome(notes=tuple(notes))
+            where = f"after {self.rounds_completed} of {self.n_rounds} rounds: no order of its own"
+            return self._unfinished("swiss", where)
         buchholz = self.buchholz()
         order = sorted(
-            range(self.n_items),
-            key=lambda c: (-self._points[c], -buchholz[c], self._seed_rank[c]),
+            range(self.n_items), key=lambda c: (-self._points[c], -buchholz[c], self._seed_rank[c])
         )
-        return StrategyOutcome(best=order[0], order=tuple(order), notes=tuple(notes))
+        return StrategyOutcome(best=order[0], order=tuple(order), notes=tuple(self._notes))
 
 
 def _pair_avoiding_rematches(
     order: Sequence[int], met: Counter[frozenset[int]], step_limit: int
 ) -> list[tuple[int, int]] | None:
-    """Pair ``order`` (even length) top-down, each with the nearest not yet met; backtrack.
-
-    ``None`` if no pairing without a rematch exists or none was found within ``step_limit``.
-    """
+    """Pair ``order`` (even length) top-down, each with the nearest not met yet, backtracking;
+    ``None`` if no pairing without a rematch is found within ``step_limit`` steps."""
     m = len(order)
     used = [False] * m
     stack: list[tuple[int, int]] = []
