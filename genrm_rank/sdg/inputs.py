@@ -1,24 +1,10 @@
-"""Input sources: rows from JSONL, JSON arrays, Parquet, Hugging Face datasets or stdin.
+"""Input sources: rows from JSON Lines (plain, gzip, zstandard), JSON arrays, Parquet, Hugging
+Face datasets or stdin, and adapters that build rows of candidates from rows of one sample each.
 
-A :class:`RowSource` yields ``(number, item)`` pairs from the start each time it is iterated,
-and :meth:`~genrm_rank.sdg.rows.RowReader.parse` turns each item into a row or a row error.
-The number is the 1-based line of a JSON Lines file (blank lines included: resume and sharding
-key on it) or the 1-based row of any other source. An item is a JSONL line as ``bytes``, a
-decoded record, or an :class:`InputProblem` (a row the source could not put together).
-
-- **JSON Lines**, plain, gzip or zstandard (by the magic bytes; ``genrm-rank[zstd]``).
-- **A JSON array** (first character ``[``): parsed one element at a time.
-- **Parquet** (``.parquet`` or the ``PAR1`` magic; ``genrm-rank[parquet]``) and **Hugging Face
-  datasets** (a ``save_to_disk`` folder or ``hf:NAME``; ``genrm-rank[datasets]``): read
-  :data:`BATCH_ROWS` rows at a time.
-- **Standard input** (``-``): JSON Lines or an array, compressed or not, copied to an
-  anonymous temporary file as it arrives so that it can be read twice.
-
-Two adapters build rows of candidates from rows of one sample each:
-:func:`merge_candidate_files` (NeMo-Skills' ``output-rs{i}.jsonl``, aligned by row number or by
-a key; rows out of step wait in memory until their partner comes) and :func:`group_messages`
-(OpenAI ``messages`` rows grouped by prompt or key; memory holds one group and a 64-bit digest
-per closed group, to catch a group that comes back as an error row).
+A :class:`RowSource` yields ``(number, item)`` pairs, from the start each time it is iterated:
+the 1-based line of a JSON Lines file (blank lines included: resume and sharding key on it) or
+row of any other source, and a JSONL line (``bytes``), a decoded record, or an
+:class:`InputProblem`; :meth:`~genrm_rank.sdg.rows.RowReader.parse` reads each item.
 """
 
 from __future__ import annotations
@@ -73,9 +59,8 @@ DEFAULT_PROMPT_FIELDS = (
     "instruction",
     "input",
 )
-"""Fields recognised as the prompt when none is named: a row must hold exactly one of them
-(NeMo-Skills writes ``problem``; Alpaca-style rows ``instruction``; TRL ``prompt``; chat rows
-``messages``)."""
+"""Fields recognised as the prompt when none is named (NeMo-Skills writes ``problem``,
+Alpaca-style rows ``instruction``, TRL ``prompt``, chat rows ``messages``)."""
 BATCH_ROWS = 1024
 """Rows read at a time from Parquet files and datasets."""
 
@@ -89,11 +74,7 @@ _CHUNK = 1 << 20
 
 
 class InputError(ArgumentError):
-    """The input cannot be read at all (a missing package, a corrupt stream, a broken array).
-
-    Raised when the source is opened, or while it is read when the damage is found there (a
-    truncated gzip stream, a JSON array that stops parsing): rows read before it stay read.
-    """
+    """The input cannot be read at all (a missing package, a corrupt stream, a broken array)."""
 
 
 @dataclass(frozen=True)
@@ -115,11 +96,8 @@ Item = object
 
 @dataclass
 class RowSource:
-    """A re-readable input: each iteration yields ``(number, item)`` from the start.
-
-    ``name`` names it in messages, ``rows()`` opens a fresh iteration, and ``count()`` gives the
-    number of rows (lines), or ``None`` when only reading it all would tell (stdin, groups).
-    """
+    """A re-readable input: ``name`` names it in messages, ``rows()`` opens a fresh iteration,
+    ``count()`` gives the number of rows (``None`` when only reading it all would tell)."""
 
     name: str
     rows: Callable[[], Iterator[tuple[int, Item]]]
@@ -127,10 +105,6 @@ class RowSource:
 
     def __iter__(self) -> Iterator[tuple[int, Item]]:
         return self.rows()
-
-
-# --------------------------------------------------------------------------------------------
-# Bytes: files, standard input, decompression
 
 
 class _Spool:
@@ -147,6 +121,8 @@ class _Spool:
 
 
 class _SpoolReader(io.RawIOBase):
+    """One reader of a :class:`_Spool` (``BufferedReader`` needs ``readable`` and ``readinto``)."""
+
     def __init__(self, spool: _Spool) -> None:
         self.spool = spool
         self.pos = 0
@@ -162,11 +138,8 @@ class _SpoolReader(io.RawIOBase):
         elif spool.eof:
             return 0
         else:
-            read1 = getattr(spool.stream, "read1", spool.stream.read)
-            data = read1(len(view))
-            if not data:
-                spool.eof = True
-                return 0
+            data = getattr(spool.stream, "read1", spool.stream.read)(len(view))
+            spool.eof = not data
             spool.file.seek(0, os.SEEK_END)
             spool.file.write(data)
             spool.size += len(data)
@@ -178,16 +151,12 @@ class _SpoolReader(io.RawIOBase):
 _stdin_spool: _Spool | None = None
 
 
-def _stdin() -> _Spool:
-    global _stdin_spool
-    if _stdin_spool is None or _stdin_spool.stream is not sys.stdin.buffer:
-        _stdin_spool = _Spool(sys.stdin.buffer)
-    return _stdin_spool
-
-
 def _open_bytes(path: str) -> IO[bytes]:
+    global _stdin_spool
     if path == STDIN:
-        return _stdin().open()
+        if _stdin_spool is None or _stdin_spool.stream is not sys.stdin.buffer:
+            _stdin_spool = _Spool(sys.stdin.buffer)
+        return _stdin_spool.open()
     try:
         return open(path, "rb")
     except OSError as exc:
@@ -199,6 +168,18 @@ def _magic(stream: IO[bytes], size: int = 4) -> bytes:
     return bytes(peek(size)[:size]) if peek is not None else b""
 
 
+def _need(module: str, extra: str, what: str) -> Any:
+    """``module`` imported, or an :class:`InputError`: ``what`` needs its package."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        package = module.split(".")[0]
+        raise InputError(
+            "input",
+            f": {what} needs the {package!r} package (pip install 'genrm-rank[{extra}]').",
+        ) from None
+
+
 def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
     """``stream`` decompressed when it starts with the gzip or zstandard magic."""
     magic = _magic(stream)
@@ -206,26 +187,13 @@ def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
         return io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=_CHUNK)
     if magic.startswith(_ZSTD_MAGIC) or (name.endswith(".zst") and not magic):
         try:
-            import zstandard
-        except ImportError:
+            zstd = _need("zstandard", "zstd", f"{name} is zstandard-compressed, and reading it")
+        except InputError:
             stream.close()
-            raise InputError(
-                "input",
-                f": {name} is zstandard-compressed, and reading it needs the "
-                "'zstandard' package (pip install 'genrm-rank[zstd]').",
-            ) from None
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=True)
+            raise
+        reader = zstd.ZstdDecompressor().stream_reader(stream, closefd=True)
         return io.BufferedReader(reader, buffer_size=_CHUNK)
     return stream
-
-
-def _first_char(stream: IO[bytes]) -> bytes:
-    """The first non-blank byte (``b""`` when the start cannot be read: the reader says why)."""
-    try:
-        head = _magic(stream, 4096)
-    except _read_errors():
-        return b""
-    return head.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
@@ -252,16 +220,14 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
     """Elements of a JSON array, one at a time (1-based numbers)."""
     decoder = json.JSONDecoder()
     text = io.TextIOWrapper(stream, encoding="utf-8-sig")
-    buffer, pos, eof, number = "", 0, False, 0
+    buffer, pos, number = "", 0, 0
 
     def fill() -> bool:
-        nonlocal buffer, pos, eof
-        chunk = "" if eof else text.read(_CHUNK)
-        if not chunk:
-            eof = True
-            return False
-        buffer, pos = buffer[pos:] + chunk, 0
-        return True
+        nonlocal buffer, pos
+        chunk = text.read(_CHUNK)
+        if chunk:
+            buffer, pos = buffer[pos:] + chunk, 0
+        return bool(chunk)
 
     def next_char() -> str:
         """The next non-blank character ('' at the end), not consumed."""
@@ -269,10 +235,8 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
         while True:
             while pos < len(buffer) and buffer[pos] in " \t\r\n":
                 pos += 1
-            if pos < len(buffer):
-                return buffer[pos]
-            if not fill():
-                return ""
+            if pos < len(buffer) or not fill():
+                return buffer[pos : pos + 1]
 
     def broken(what: str) -> InputError:
         return InputError(
@@ -288,10 +252,9 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
                 if fill():
                     continue
                 raise broken(f"{exc.msg} in element {number + 1}") from None
-            if end >= len(buffer) and fill():  # a number or a literal may go on
-                continue
-            pos = end
-            return value
+            if end < len(buffer) or not fill():  # at the end, a number or a literal may go on
+                pos = end
+                return value
 
     try:
         first = next_char()
@@ -324,27 +287,12 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
 
 
 def count_lines(stream: IO[bytes], chunk: int = _CHUNK) -> int:
-    """Lines in a binary stream, counted by newlines a chunk at a time (a last line without one
-    counts)."""
+    """Lines in a binary stream (a last line without a newline counts)."""
     count, last = 0, b"\n"
     while block := stream.read(chunk):
         count += block.count(b"\n")
         last = block[-1:]
     return count + (last != b"\n")
-
-
-# --------------------------------------------------------------------------------------------
-# Parquet and datasets
-
-
-def _need(module: str, package: str, extra: str, what: str) -> Any:
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError:
-        raise InputError(
-            "input",
-            f": reading {what} needs the {package!r} package (pip install 'genrm-rank[{extra}]').",
-        ) from None
 
 
 def _numbered(batches: Iterable[Iterable[dict[str, Any]]]) -> Iterator[tuple[int, Item]]:
@@ -355,28 +303,21 @@ def _numbered(batches: Iterable[Iterable[dict[str, Any]]]) -> Iterator[tuple[int
 def _parquet(path: str) -> RowSource:
     if path == STDIN:
         raise InputError("input", ": Parquet cannot be read from standard input ('-').")
-    pq = _need("pyarrow.parquet", "pyarrow", "parquet", "Parquet")
+    pq = _need("pyarrow.parquet", "parquet", "reading Parquet")
 
     def open_file() -> Any:
         try:
-            return pq.ParquetFile(path)
+            return contextlib.closing(pq.ParquetFile(path))
         except Exception as exc:  # pyarrow raises its own ArrowInvalid, OSError, ...
             raise InputError("input", f": {path} is not a readable Parquet file ({exc}).") from None
 
     def rows() -> Iterator[tuple[int, Item]]:
-        handle = open_file()
-        try:
-            batches = handle.iter_batches(batch_size=BATCH_ROWS)
-            yield from _numbered(batch.to_pylist() for batch in batches)
-        finally:
-            handle.close()
+        with open_file() as handle:
+            yield from _numbered(b.to_pylist() for b in handle.iter_batches(batch_size=BATCH_ROWS))
 
     def count() -> int:
-        handle = open_file()
-        try:
+        with open_file() as handle:
             return int(handle.metadata.num_rows)
-        finally:
-            handle.close()
 
     return RowSource(path, rows, count)
 
@@ -390,11 +331,8 @@ def is_saved_dataset(path: str | os.PathLike[str]) -> bool:
 
 
 def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSource:
-    """A source over a Hugging Face ``Dataset`` (or a ``DatasetDict`` and its ``split``).
-
-    Any object with ``__len__`` and ``iter(batch_size=...)`` yielding dicts of columns works
-    (the ``datasets.Dataset`` interface).
-    """
+    """A source over a Hugging Face ``Dataset`` (or a ``DatasetDict`` and its ``split``): any
+    object with ``__len__`` and ``iter(batch_size=...)`` yielding dicts of columns."""
     if isinstance(dataset, Mapping):  # a DatasetDict
         if split is None or split not in dataset:
             raise InputError(
@@ -403,9 +341,9 @@ def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSour
         dataset = dataset[split]
 
     def records(batch: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
-        columns = list(batch)
-        for values in zip(*(batch[c] for c in columns), strict=True):
-            yield dict(zip(columns, values, strict=True))
+        return (
+            dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)
+        )
 
     def rows() -> Iterator[tuple[int, Item]]:
         return _numbered(map(records, dataset.iter(batch_size=BATCH_ROWS)))
@@ -414,11 +352,10 @@ def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSour
 
 
 def _dataset(path: str, split: str) -> RowSource:
-    datasets = _need("datasets", "datasets", "datasets", "Hugging Face datasets")
+    datasets = _need("datasets", "datasets", "reading Hugging Face datasets")
     try:
         if path.startswith(HF_PREFIX):
-            name = path[len(HF_PREFIX) :]
-            dataset = datasets.load_dataset(name, split=split)
+            dataset = datasets.load_dataset(path[len(HF_PREFIX) :], split=split)
         else:
             dataset = datasets.load_from_disk(path)
     except Exception as exc:  # datasets raises many kinds: name them in the message
@@ -426,10 +363,6 @@ def _dataset(path: str, split: str) -> RowSource:
             "input", f": cannot load the dataset {path} ({type(exc).__name__}: {exc})."
         ) from None
     return dataset_source(dataset, path, split)
-
-
-# --------------------------------------------------------------------------------------------
-# Opening an input
 
 
 _SPECIAL_FILES = (
@@ -465,8 +398,8 @@ def open_input(
     Parameters
     ----------
     path : path or str
-        A file, ``"-"`` (standard input), a folder saved with ``datasets``, or ``"hf:NAME"``
-        (``datasets.load_dataset``).
+        A file, ``"-"`` (standard input, spooled to a temporary file so that it can be read
+        twice), a folder saved with ``datasets``, or ``"hf:NAME"`` (``datasets.load_dataset``).
     format : {"auto", "jsonl", "json", "parquet", "dataset"}
         ``"auto"``: a dataset for ``hf:`` names and saved folders, Parquet by the ``.parquet``
         suffix or the ``PAR1`` magic, a JSON array when the first character is ``[``, JSON
@@ -488,11 +421,9 @@ def open_input(
         return _dataset(name, split)
     if name != STDIN and not Path(name).is_file():
         raise InputError("input", f": {name} is {_not_a_file(name)}.")
-    if format == "parquet":
+    if format == "parquet" or (format == "auto" and name.endswith(".parquet")):
         return _parquet(name)
     if format == "auto" and name != STDIN:
-        if name.endswith(".parquet"):
-            return _parquet(name)
         with _open_bytes(name) as probe:
             if _magic(probe) == _PARQUET_MAGIC:
                 return _parquet(name)
@@ -502,8 +433,9 @@ def open_input(
 
     array = format == "json"
     if format == "auto":
-        with opened() as probe:
-            array = _first_char(probe) == b"["
+        with opened() as probe, contextlib.suppress(*_read_errors()):
+            # the first non-blank byte; when the start cannot be read, the reader says why
+            array = _magic(probe, 4096).lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
 
     def rows() -> Iterator[tuple[int, Item]]:
         stream = opened()
@@ -518,10 +450,6 @@ def open_input(
             return count_lines(stream)
 
     return RowSource(name, rows, count)
-
-
-# --------------------------------------------------------------------------------------------
-# Adapters: one sample a row -> one row of candidates
 
 
 def _record(item: Item, where: str) -> dict[str, Any] | InputProblem:
@@ -560,10 +488,8 @@ MISSING_CANDIDATES = "missing_candidates"
 
 
 def file_labels(names: Sequence[str]) -> list[str]:
-    """Short names for input files, the ids of the candidates merged from them.
-
-    A file's name without its folder and its extensions (``output-rs0``), or the names as
-    given when two files would share one.
+    """Short names for input files, the ids of the candidates merged from them: a name without
+    its folder and extensions, or the names as given when two files would share one.
 
     >>> file_labels(["run/output-rs0.jsonl", "run/output-rs1.jsonl.gz"])
     ['output-rs0', 'output-rs1']
@@ -589,7 +515,8 @@ def merge_candidate_files(
     candidate_text_key: str = "text",
     prompt_fields: Sequence[str] = DEFAULT_PROMPT_FIELDS,
 ) -> RowSource:
-    """Rows of N files holding one sample each, merged into rows of N candidates.
+    """Rows of N files holding one sample each (NeMo-Skills' ``output-rs{i}.jsonl``), merged
+    into rows of N candidates.
 
     Parameters
     ----------
@@ -597,27 +524,18 @@ def merge_candidate_files(
         Two or more inputs; candidate ``i`` of a merged row comes from ``sources[i]``.
     candidate_field : str
         The field of each row holding its sample (NeMo-Skills: ``"generation"``).
-    candidates_field : str
-        Where the merged row keeps the list (the field the row reader reads).
+    candidates_field, candidate_id_key, candidate_text_key, prompt_fields
+        The row reader's (:class:`~genrm_rank.sdg.rows.RowSpec`); the prompt stays on the row.
     align_by : str, optional
-        A field whose value pairs rows across files; without it rows pair by number. Rows of
-        the first file set the order.
-    candidate_id_key, candidate_text_key : str
-        Keys of each merged candidate object (the row reader's).
-    prompt_fields : sequence of str
-        The fields that may hold the prompt (the row reader's): kept on the row only.
+        A field whose value pairs rows across files (rows out of step wait in memory for their
+        partner); without it rows pair by number. Rows of the first file set the order.
 
-    A merged row keeps the fields its files' rows share (the problem, the expected answer).
-    Each candidate holds its sample under ``candidate_text_key``, its file's label
-    (:func:`file_labels`) under ``candidate_id_key``, and every other field of its own row but
-    the prompt and ``align_by`` (NeMo-Skills' ``predicted_answer``, ...).
-
-    A row missing from some files is merged from those that have it, when at least two do, and
-    names the others under :data:`MISSING_CANDIDATES`; with fewer, it is an error row naming
-    the file and its row, as is a row of a later file that matches no row of the first (those
-    are numbered after the first file's rows). Rows paired up must hold the same prompt (when
-    they hold one of ``prompt_fields``): a reordered or regenerated file makes the merged row a
-    ``misaligned`` error naming each file and row, never candidates to different prompts.
+    A merged row keeps the fields its files' rows share; each candidate holds its sample, its
+    file's label (:func:`file_labels`) and the other fields of its own row. A row missing from
+    some files is merged from the others when at least two have it, naming the rest under
+    :data:`MISSING_CANDIDATES`; otherwise it is a ``misaligned`` error row, as are rows paired
+    up that hold different prompts and rows of later files matching no row of the first (those
+    numbered after the first file's rows).
     """
     if len(sources) < 2:
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
@@ -630,26 +548,26 @@ def merge_candidate_files(
             f"Argument 'prompt_fields' must be a sequence of field names, not {prompt_fields!r}."
         )
     row_only = {candidate_field, *prompt_fields, *([align_by] if align_by is not None else [])}
+    Record = dict[str, Any] | InputProblem
 
-    def merged(records: list[dict[str, Any] | InputProblem]) -> dict[str, Any]:
+    def merged(records: list[Record]) -> dict[str, Any]:
         present = [r for r in records if isinstance(r, dict)]
-        first = present[0]
-        shared = {
+        row = {
             k: v
-            for k, v in first.items()
+            for k, v in present[0].items()
             if k != candidate_field and all(k in r and r[k] == v for r in present)
         }
-        row = dict(shared)
-        candidates, missing = [], []
-        for label, record in zip(labels, records, strict=True):
-            if isinstance(record, InputProblem):
-                missing.append({"id": label, "reason": record.reason})
-                continue
-            own = {k: v for k, v in record.items() if k not in row_only}
-            own[candidate_id_key] = label
-            own[candidate_text_key] = record[candidate_field]
-            candidates.append(own)
-        row[candidates_field] = candidates
+        pairs = list(zip(labels, records, strict=True))
+        row[candidates_field] = [
+            {
+                **{k: v for k, v in r.items() if k not in row_only},
+                candidate_id_key: label,
+                candidate_text_key: r[candidate_field],
+            }
+            for label, r in pairs
+            if isinstance(r, dict)
+        ]
+        missing = [{"id": i, "reason": r.reason} for i, r in pairs if isinstance(r, InputProblem)]
         if missing:
             row[MISSING_CANDIDATES] = missing
         return row
@@ -660,7 +578,8 @@ def merge_candidate_files(
             return None
         return name, json.dumps(record[name], sort_keys=True, ensure_ascii=True)
 
-    def check(records: list[dict[str, Any] | InputProblem], rows: Sequence[int]) -> Item:
+    def check(records: list[Record], rows: Sequence[int]) -> Item:
+        """The merged row, or why there is none (a bad row, too few, different prompts)."""
         absent: list[InputProblem] = []
         for i, record in enumerate(records):
             if isinstance(record, InputProblem):
@@ -672,8 +591,6 @@ def merge_candidate_files(
                 return _missing(candidate_field, "candidate_field", record, where)
         if len(records) - len(absent) < 2:  # too few to rank: the first absence says why
             return absent[0]
-        # Rows paired up must hold the same prompt: a reordered or regenerated file would
-        # otherwise pair samples of different prompts.
         found = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
         (i0, r0), later = found[0], found[1:]
         first = prompt_of(r0)
@@ -726,8 +643,7 @@ def merge_candidate_files(
                 ]
                 yield number, check(records, [number] * len(records))
         finally:
-            for it in iterators:
-                getattr(it, "close", lambda: None)()
+            _close(iterators)
 
     def by_key(key: str) -> Iterator[tuple[int, Item]]:
         from genrm_rank.sdg.rows import id_key
@@ -744,11 +660,9 @@ def merge_candidate_files(
                 if _blank(item):
                     continue
                 record = _record(item, f"row {row} of {names[i + 1]}")
-                if isinstance(record, InputProblem):
-                    strays.append((names[i + 1], row, record.reason))
-                    continue
-                if key not in record:
-                    strays.append((names[i + 1], row, f"missing field {key!r}"))
+                if isinstance(record, InputProblem) or key not in record:
+                    why = getattr(record, "reason", f"missing field {key!r}")
+                    strays.append((names[i + 1], row, why))
                     continue
                 found = id_key(record[key])
                 if found == wanted:
@@ -761,47 +675,49 @@ def merge_candidate_files(
 
         try:
             for number, item in sources[0]:
-                if _blank(item):
-                    yield number, b""
-                    continue
-                first = _record(item, f"row {number} of {names[0]}")
-                if isinstance(first, InputProblem):
+                first = b"" if _blank(item) else _record(item, f"row {number} of {names[0]}")
+                if not isinstance(first, dict):
                     yield number, first
                     continue
                 if key not in first:
-                    where = f" in row {number} of {names[0]}"
-                    yield number, _missing(key, "align_by", first, where)
-                    continue
-                wanted = id_key(first[key])
-                records: list[dict[str, Any] | InputProblem] = [first]
-                rows = [number]
-                for i in range(len(iterators)):
-                    partner = find(i, wanted)
-                    why = f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner in "
-                    rows.append(partner[0] if partner else 0)
-                    records.append(
-                        partner[1] if partner else InputProblem("misaligned", why + names[i + 1])
+                    yield (
+                        number,
+                        _missing(key, "align_by", first, f" in row {number} of {names[0]}"),
                     )
-                yield number, check(records, rows)
+                    continue
+                why = f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner in "
+                partners = [find(i, id_key(first[key])) for i in range(len(iterators))]
+                records: list[Record] = [first]
+                records += [
+                    p[1] if p else InputProblem("misaligned", why + names[i + 1])
+                    for i, p in enumerate(partners)
+                ]
+                yield number, check(records, [number, *(p[0] if p else 0 for p in partners)])
             leftovers = [
                 (names[i + 1], row, f"{key} {rec[key]!r} matches no row of {names[0]}")
                 for i, left in enumerate(waiting)
                 for row, rec in left.values()
             ]
-            for i, it in enumerate(iterators):  # rows never looked at
-                for row, item in it:
-                    if not _blank(item):
-                        leftovers.append((names[i + 1], row, f"matches no row of {names[0]}"))
+            leftovers += [  # rows never looked at
+                (names[i + 1], row, f"matches no row of {names[0]}")
+                for i, it in enumerate(iterators)
+                for row, item in it
+                if not _blank(item)
+            ]
             for file, row, why in sorted(strays + leftovers, key=lambda s: (s[0], s[1])):
                 number += 1
                 yield number, InputProblem("misaligned", f"row {row} of {file}: {why}")
         finally:
-            for it in iterators:
-                getattr(it, "close", lambda: None)()
+            _close(iterators)
 
     if align_by is None:
         return RowSource(" + ".join(names), by_row, sources[0].count)
     return RowSource(" + ".join(names), partial(by_key, align_by))
+
+
+def _close(iterators: Iterable[Iterator[Any]]) -> None:
+    for it in iterators:
+        getattr(it, "close", lambda: None)()
 
 
 def group_messages(
@@ -811,7 +727,7 @@ def group_messages(
     group_by: str | None = None,
     candidates_field: str = "candidates",
 ) -> RowSource:
-    """Rows of one sample each, in ``messages`` form, grouped into rows of candidates.
+    """Rows of one sample each, in OpenAI ``messages`` form, grouped into rows of candidates.
 
     Parameters
     ----------
@@ -826,7 +742,8 @@ def group_messages(
 
     A grouped row keeps the fields and the number of its group's first row, its prompt under
     ``messages_field``. Rows of one group must be next to each other: a group that comes back
-    after another began is an error row, never a second group.
+    after another began is an error row, never a second group (memory holds one group and a
+    64-bit digest per closed group).
     """
     from genrm_rank.sdg.rows import IdIndex, id_key
 
@@ -853,13 +770,11 @@ def group_messages(
                 content = content_text(content, f"{messages_field}[-1]['content']")
             except (TypeError, ValueError) as exc:
                 return InputProblem("bad_field", in_row_words(exc))
-        if group_by is not None:
-            if group_by not in record:
-                return _missing(group_by, "group_by", record)
-            key = id_key(record[group_by])
-        else:
-            key = id_key(messages[:-1])
-        return key, record, content
+        if group_by is None:
+            return id_key(messages[:-1]), record, content
+        if group_by not in record:
+            return _missing(group_by, "group_by", record)
+        return id_key(record[group_by]), record, content
 
     def rows() -> Iterator[tuple[int, Item]]:
         closed = IdIndex()
@@ -875,28 +790,22 @@ def group_messages(
             return number, row
 
         for number, item in source:
-            if _blank(item):
-                continue
-            got = sample(number, item)
+            got = None if _blank(item) else sample(number, item)
             if isinstance(got, InputProblem):
                 yield number, got
-                continue
-            key, record, content = got
-            if group and key == group_key:
-                group.append((number, record, content))
-                continue
-            earlier = closed.get(key)
-            if earlier is not None:
+            elif got is not None and group and got[0] == group_key:
+                group.append((number, got[1], got[2]))
+            elif got is not None and (earlier := closed.get(got[0])) is not None:
                 why = (
                     f"row {number} belongs to the group that began on row {earlier}, which "
                     "other rows followed; rows of one group must be next to each other (sort "
                     "the input by prompt or by the group key)"
                 )
                 yield number, InputProblem("ungrouped", why)
-                continue
-            if group:
-                yield emit()
-            group, group_key = [(number, record, content)], key
+            elif got is not None:
+                if group:
+                    yield emit()
+                group, group_key = [(number, got[1], got[2])], got[0]
         if group:
             yield emit()
 
