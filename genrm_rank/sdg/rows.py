@@ -7,7 +7,7 @@ import json
 import math
 import re
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import islice
@@ -191,16 +191,6 @@ def _missing(
 def id_key(value: Any) -> str:
     """The canonical JSON of an id, the key resume and duplicate detection use."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _first_duplicate(values: Sequence[str]) -> tuple[int, int] | None:
-    """Indices ``(j, i)``, ``j < i``, of the first value seen twice; ``None`` if all differ."""
-    seen: dict[str, int] = {}
-    for i, value in enumerate(values):
-        j = seen.setdefault(value, i)
-        if j != i:
-            return j, i
-    return None
 
 
 def _is_id(value: Any) -> bool:
@@ -478,10 +468,12 @@ class RowReader:
         if has_ids and not all(ids):
             why = f"{field}[{ids.index('')}] has no {spec.candidate_id_key!r} while others do"
             return bad("bad_field", why)
-        twins = _first_duplicate(ids) if has_ids else None
-        if twins is not None:
-            j, i = twins
-            return bad("duplicate_candidate", f"candidates {j} and {i} have the same id {ids[i]!r}")
+        seen: dict[str, int] = {}
+        for i, cid in enumerate(ids if has_ids else ()):
+            if (j := seen.setdefault(cid, i)) != i:
+                return bad(
+                    "duplicate_candidate", f"candidates {j} and {i} have the same id {cid!r}"
+                )
         principle = data.get(spec.principle_field)
         if principle is not None and not isinstance(principle, str):
             why = (
@@ -490,28 +482,28 @@ class RowReader:
             )
             return bad("bad_field", why)
         if spec.max_chars is not None:
-            prompt_chars = sum(len(str(m.get("content", ""))) for m in normalized)
-            if prompt_chars > spec.max_chars:
-                why = f"the prompt has {prompt_chars} characters, over max_chars={spec.max_chars}"
-                return bad("too_long", why)
-            for i, text in enumerate(texts):
-                if len(text) > spec.max_chars:
-                    why = (
-                        f"candidate {i} has {len(text)} characters, over max_chars={spec.max_chars}"
-                    )
+            prompt = sum(len(str(m.get("content", ""))) for m in normalized)
+            sizes = [
+                ("the prompt", prompt),
+                *((f"candidate {i}", len(t)) for i, t in enumerate(texts)),
+            ]
+            for what, size in sizes:
+                if size > spec.max_chars:
+                    why = f"{what} has {size} characters, over max_chars={spec.max_chars}"
                     return bad("too_long", why)
         if dropped:  # the row's candidates, as written, are the kept ones: indices agree
             data = {**data, field: kept}
+        candidate_ids = tuple(ids) if has_ids else None
         return Row(
-            line=line,
-            id=row_id,
-            data=data,
-            conversation=conversation,
-            candidates=tuple(texts),
-            candidate_ids=tuple(ids) if has_ids else None,
-            principle=principle or None,
-            prompt_field=prompt_field,
-            dropped=tuple(dropped),
+            line,
+            row_id,
+            data,
+            conversation,
+            tuple(texts),
+            candidate_ids,
+            principle or None,
+            prompt_field,
+            tuple(dropped),
         )
 
 
