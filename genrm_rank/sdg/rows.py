@@ -220,11 +220,6 @@ class IdIndex:
         self._count = 0
         self._resize(1 << (max(8, 2 * capacity) - 1).bit_length())
 
-    @staticmethod
-    def _digest(key: str) -> int:
-        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
-        return digest or 1  # 0 marks an empty slot
-
     def _slot(self, digest: int) -> int:
         keys, mask = self._keys, self._mask
         slot = digest & mask
@@ -232,20 +227,22 @@ class IdIndex:
             slot = (slot + 1) & mask
         return slot
 
+    def _find(self, key: str) -> tuple[int, int]:
+        """The digest of ``key`` (never 0, which marks an empty slot) and its slot."""
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+        return digest or 1, self._slot(digest or 1)
+
     def get(self, key: str) -> int | None:
         """The value stored with ``key``, or ``None``."""
-        digest = self._digest(key)
-        slot = self._slot(digest)
+        slot = self._find(key)[1]
         return None if self._keys[slot] == 0 else int(self._values[slot])
 
     def setdefault(self, key: str, value: int = 0) -> int | None:
         """Store ``key`` with ``value`` unless present; return the earlier value, or ``None``."""
-        digest = self._digest(key)
-        slot = self._slot(digest)
+        digest, slot = self._find(key)
         if self._keys[slot] != 0:
             return int(self._values[slot])
-        self._keys[slot] = digest
-        self._values[slot] = value
+        self._keys[slot], self._values[slot] = digest, value
         self._count += 1
         if 2 * self._count > self._mask + 1:
             self._resize(2 * (self._mask + 1))
@@ -264,7 +261,7 @@ class IdIndex:
                 self._keys[slot], self._values[slot] = digest, value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._keys[self._slot(self._digest(key))] != 0
+        return isinstance(key, str) and self.get(key) is not None
 
     def __len__(self) -> int:
         return self._count
@@ -280,8 +277,8 @@ class RowReader:
 
     @property
     def id_from_line(self) -> bool | None:
-        """Whether ids come from line numbers: ``spec.id_from_line``, or, when that is
-        ``None``, what the first row read decided (``None`` until a row is read)."""
+        """Whether ids come from line numbers: ``spec.id_from_line``, or what the first row
+        read decided (``None`` until then)."""
         return self._id_from_line
 
     def parse(self, line: int, raw: object) -> Row | RowError | None:
@@ -320,9 +317,7 @@ class RowReader:
         spec = self.spec
         bad = partial(RowError, line, None)
         found = _lone_surrogate(data) if scan else None
-        if found is not None:
-            # Refused before anything is paid: such text cannot be sent to the judge nor written
-            # to the output. The errors file escapes it (Block.encode), so it shows as read.
+        if found is not None:  # text that can be neither sent nor written: refused at once
             where, char = found
             given = data.get(spec.id_field) if not spec.id_from_line else f"line:{line}"
             return RowError(
@@ -335,37 +330,29 @@ class RowReader:
         row_id: str | int
         if self._id_from_line is None:  # the first row decides; later rows must agree
             self._id_from_line = spec.id_field not in data
+        if self._id_from_line and spec.id_field in data:
+            why: str = Words(
+                "the row has the field {f!r} while ids come from row numbers{how} ({a}); "
+                "give every row an id or none",
+                f=spec.id_field,
+                how="" if spec.id_from_line else ", as the first row has no id",
+                a=ArgumentError.Setting("rows.id_from_line"),
+            )
+            return bad("bad_field", why)
         if self._id_from_line:
-            if spec.id_field in data:
-                how = "" if spec.id_from_line else ", as the first row has no id"
-                return bad(
-                    "bad_field",
-                    Words(
-                        "the row has the field {f!r} while ids come from row numbers{how} ({a}); "
-                        "give every row an id or none",
-                        f=spec.id_field,
-                        how=how,
-                        a=ArgumentError.Setting("rows.id_from_line"),
-                    ),
-                )
             row_id = f"line:{line}"
             data = {spec.id_field: row_id, **data}
+        elif spec.id_field not in data:
+            error = _missing(line, None, repr(spec.id_field), "id_field", data)
+            if spec.id_from_line is None:  # the first row had an id: no mixing
+                why = f"{error.reason} while the first row has one; give every row an id or none"
+                return replace(error, reason=why)
+            return error
         else:
-            if spec.id_field not in data:
-                error = _missing(line, None, repr(spec.id_field), "id_field", data)
-                if spec.id_from_line is None:  # the first row had an id: no mixing
-                    why = (
-                        f"{error.reason} while the first row has one; give every row an id or none"
-                    )
-                    return replace(error, reason=why)
-                return error
             row_id = data[spec.id_field]
             if not _is_id(row_id) or row_id == "":
-                return bad(
-                    "bad_field",
-                    f"field {spec.id_field!r} must be a non-empty string or an integer, not "
-                    f"{_short(row_id)}",
-                )
+                why = f"field {spec.id_field!r} must be a non-empty string or an integer, not "
+                return bad("bad_field", why + _short(row_id))
         first = self._seen.setdefault(id_key(row_id), line)
         if first is not None:
             why = f"duplicate id {row_id!r} (first on line {first})"
@@ -381,10 +368,9 @@ class RowReader:
             names = " or ".join(repr(f) for f in spec.prompt_fields)
             return _missing(line, row_id, names, "prompt_fields", data)
         if len(present) > 1:
-            names = " and ".join(repr(f) for f in present)
             why: str = Words(
                 "the row has {names}, and which one is the prompt is ambiguous; name it ({a})",
-                names=names,
+                names=" and ".join(repr(f) for f in present),
                 a=ArgumentError.Setting("rows.prompt_fields"),
             )
             return bad("ambiguous_field", why, field="prompt_fields", keys=tuple(data))
@@ -413,8 +399,8 @@ class RowReader:
             return _missing(line, row_id, repr(field), "candidates_field", data)
         raw_candidates = data[field]
         if not isinstance(raw_candidates, list):
-            kind = type(raw_candidates).__name__
-            return bad("bad_field", f"field {field!r} must be a list, not {kind}")
+            why = f"field {field!r} must be a list, not {type(raw_candidates).__name__}"
+            return bad("bad_field", why)
         if spec.max_candidates is not None and len(raw_candidates) > spec.max_candidates:
             why = f"{len(raw_candidates)} candidates, over max_candidates={spec.max_candidates}"
             return bad("too_many_candidates", why)
@@ -432,8 +418,7 @@ class RowReader:
                     cand = _message_text(cand, where)
                 except (TypeError, ValueError) as exc:
                     return bad("bad_field", in_row_words(exc))
-            # A candidate object without the text key is a layout error; an explicit null is a
-            # sample that failed (dropped, with a note).
+            # A null text is a sample that failed (dropped); no text key, a layout error.
             text = cand.get(text_key, ...) if isinstance(cand, dict) else cand
             if text is None or (isinstance(text, str) and not text.strip()):
                 dropped.append({"index": i, "reason": "null" if text is None else "empty"})
@@ -443,11 +428,8 @@ class RowReader:
             if isinstance(cand, dict) and not isinstance(text, str):
                 return bad("bad_field", f"{where} has no string {text_key!r}")
             if cid is not None and not _is_id(cid):
-                why = (
-                    f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
-                    f"{_short(cid)}"
-                )
-                return bad("bad_field", why)
+                why = f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
+                return bad("bad_field", why + _short(cid))
             if not isinstance(text, str):
                 why = (
                     f"{where} must be a string, an object with {text_key!r}, an "
@@ -476,11 +458,8 @@ class RowReader:
                 )
         principle = data.get(spec.principle_field)
         if principle is not None and not isinstance(principle, str):
-            why = (
-                f"field {spec.principle_field!r} must be a string or null, not "
-                f"{type(principle).__name__}"
-            )
-            return bad("bad_field", why)
+            why = f"field {spec.principle_field!r} must be a string or null, not "
+            return bad("bad_field", why + type(principle).__name__)
         if spec.max_chars is not None:
             prompt = sum(len(str(m.get("content", ""))) for m in normalized)
             sizes = [
