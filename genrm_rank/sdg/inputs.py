@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import zip_longest
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -612,20 +613,13 @@ def merge_candidate_files(
 
     def by_row() -> Iterator[tuple[int, Item]]:
         iterators = [iter(s) for s in sources]
-        ended = [0] * len(sources)  # rows in each file, once it has ended
-        number = 0
+        rows_in = [0] * len(sources)  # rows each file has had so far
         try:
-            while True:
-                items: list[Item | None] = []
-                for i, it in enumerate(iterators):
-                    got = next(it, None) if not ended[i] else None
-                    if got is None and not ended[i]:
-                        ended[i] = number
-                    items.append(None if got is None else got[1])
+            for number, got in enumerate(zip_longest(*iterators), start=1):
+                items = [None if g is None else g[1] for g in got]
                 present = [i for i, item in enumerate(items) if item is not None]
-                if not present:
-                    return
-                number += 1
+                for i in present:
+                    rows_in[i] = number
                 blank = [i for i in present if _blank(items[i])]
                 if blank:
                     why = f"row {number} of {names[blank[0]]} is blank while others are not"
@@ -637,7 +631,7 @@ def merge_candidate_files(
                     else InputProblem(
                         "misaligned",
                         f"row {number} of {names[present[0]]} has no partner: {names[i]} ends "
-                        f"at row {ended[i]}",
+                        f"at row {rows_in[i]}",
                     )
                     for i, item in enumerate(items)
                 ]
