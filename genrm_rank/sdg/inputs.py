@@ -108,42 +108,34 @@ class RowSource:
         return self.rows()
 
 
+@dataclass
 class _Spool:
     """Standard input, copied to an anonymous temporary file as it is read (re-readable)."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.file = tempfile.TemporaryFile()
-        self.size = 0
-        self.eof = False
-
-    def open(self) -> IO[bytes]:
-        return io.BufferedReader(_SpoolReader(self), buffer_size=_CHUNK)
+    stream: IO[bytes]
+    file: IO[bytes] = field(default_factory=tempfile.TemporaryFile)
+    eof: bool = False
 
 
 class _SpoolReader(io.RawIOBase):
     """One reader of a :class:`_Spool` (``BufferedReader`` needs ``readable`` and ``readinto``)."""
 
     def __init__(self, spool: _Spool) -> None:
-        self.spool = spool
-        self.pos = 0
+        self.spool, self.pos = spool, 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         spool, view = self.spool, memoryview(buffer).cast("B")
-        if self.pos < spool.size:
+        if self.pos < spool.file.seek(0, os.SEEK_END):
             spool.file.seek(self.pos)
-            data = spool.file.read(min(len(view), spool.size - self.pos))
-        elif spool.eof:
-            return 0
-        else:
-            data = getattr(spool.stream, "read1", spool.stream.read)(len(view))
+            data = spool.file.read(len(view))
+        else:  # at the end of what was copied: copy more
+            read = getattr(spool.stream, "read1", spool.stream.read)
+            data = b"" if spool.eof else read(len(view))
             spool.eof = not data
-            spool.file.seek(0, os.SEEK_END)
             spool.file.write(data)
-            spool.size += len(data)
         view[: len(data)] = data
         self.pos += len(data)
         return len(data)
@@ -157,7 +149,7 @@ def _open_bytes(path: str) -> IO[bytes]:
     if path == STDIN:
         if _stdin_spool is None or _stdin_spool.stream is not sys.stdin.buffer:
             _stdin_spool = _Spool(sys.stdin.buffer)
-        return _stdin_spool.open()
+        return io.BufferedReader(_SpoolReader(_stdin_spool), buffer_size=_CHUNK)
     try:
         return open(path, "rb")
     except OSError as exc:
