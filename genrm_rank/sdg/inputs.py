@@ -416,19 +416,17 @@ def open_input(
         raise InputError("input", f": {name} is {_not_a_file(name)}.")
     if format == "parquet" or (format == "auto" and name.endswith(".parquet")):
         return _parquet(name)
-    if format == "auto" and name != STDIN:
-        with _open_bytes(name) as probe:
-            if _magic(probe) == _PARQUET_MAGIC:
-                return _parquet(name)
 
     def opened() -> IO[bytes]:
         return _decompressed(_open_bytes(name), name)
 
-    array = format == "json"
+    array, head = format == "json", b""
     if format == "auto":
         with opened() as probe, contextlib.suppress(*_read_errors()):
-            # the first non-blank byte; when the start cannot be read, the reader says why
-            array = _magic(probe, 4096).lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
+            head = _magic(probe, 4096)  # when it cannot be read, the reader says why
+            array = head.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
+        if name != STDIN and head[:4] == _PARQUET_MAGIC:
+            return _parquet(name)
 
     def rows() -> Iterator[tuple[int, Item]]:
         stream = opened()

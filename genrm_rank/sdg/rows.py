@@ -17,7 +17,7 @@ from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
 from genrm_rank.runner import PromptInput
-from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem, in_row_words
+from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem, _preview, in_row_words
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
@@ -198,11 +198,6 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class IdIndex:
     """A compact set of string keys with an integer each (the first line an id was seen on).
 
@@ -291,7 +286,7 @@ class RowReader:
             return self._identify(line, raw)
         if not isinstance(raw, (bytes, bytearray)):
             why = f"the row is a {type(raw).__name__}, not an object"
-            return bad("malformed_json", why, _short(raw, 200))
+            return bad("malformed_json", why, _preview(repr(raw), 200))
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -352,7 +347,7 @@ class RowReader:
             row_id = data[spec.id_field]
             if not _is_id(row_id) or row_id == "":
                 why = f"field {spec.id_field!r} must be a non-empty string or an integer, not "
-                return bad("bad_field", why + _short(row_id))
+                return bad("bad_field", why + _preview(repr(row_id)))
         first = self._seen.setdefault(id_key(row_id), line)
         if first is not None:
             why = f"duplicate id {row_id!r} (first on line {first})"
@@ -429,7 +424,7 @@ class RowReader:
                 return bad("bad_field", f"{where} has no string {text_key!r}")
             if cid is not None and not _is_id(cid):
                 why = f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
-                return bad("bad_field", why + _short(cid))
+                return bad("bad_field", why + _preview(repr(cid)))
             if not isinstance(text, str):
                 why = (
                     f"{where} must be a string, an object with {text_key!r}, an "
