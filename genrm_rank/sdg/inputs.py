@@ -571,22 +571,17 @@ def merge_candidate_files(
 
     def check(records: list[Record], rows: Sequence[int]) -> Item:
         """The merged row, or why there is none (a bad row, too few, different prompts)."""
-        absent: list[InputProblem] = []
         for i, record in enumerate(records):
-            if isinstance(record, InputProblem):
-                if record.kind != "misaligned":
-                    return record
-                absent.append(record)
-            elif candidate_field not in record:
+            if isinstance(record, InputProblem) and record.kind != "misaligned":
+                return record
+            if isinstance(record, dict) and candidate_field not in record:
                 where = f" in row {rows[i]} of {names[i]}"
                 return _missing(candidate_field, "candidate_field", record, where)
-        if len(records) - len(absent) < 2:  # too few to rank: the first absence says why
-            return absent[0]
         found = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
-        (i0, r0), later = found[0], found[1:]
-        first = prompt_of(r0)
-        for i, record in later:
-            other = prompt_of(record)
+        if len(found) < 2:  # too few to rank: the first absence says why
+            return next(r for r in records if isinstance(r, InputProblem))
+        i0, first = found[0][0], prompt_of(found[0][1])
+        for i, other in ((i, prompt_of(r)) for i, r in found[1:]):
             if first is not None and other is not None and other[1] != first[1]:
                 return InputProblem(
                     "misaligned",
@@ -664,10 +659,8 @@ def merge_candidate_files(
                     yield number, first
                     continue
                 if key not in first:
-                    yield (
-                        number,
-                        _missing(key, "align_by", first, f" in row {number} of {names[0]}"),
-                    )
+                    where = f" in row {number} of {names[0]}"
+                    yield number, _missing(key, "align_by", first, where)
                     continue
                 why = f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner in "
                 partners = [find(i, id_key(first[key])) for i in range(len(iterators))]
