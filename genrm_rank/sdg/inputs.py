@@ -767,22 +767,26 @@ def group_messages(
             return number, row
 
         for number, item in source:
-            got = None if _blank(item) else sample(number, item)
+            if _blank(item):
+                continue
+            got = sample(number, item)
             if isinstance(got, InputProblem):
                 yield number, got
-            elif got is not None and group and got[0] == group_key:
-                group.append((number, got[1], got[2]))
-            elif got is not None and (earlier := closed.get(got[0])) is not None:
+                continue
+            key, record, content = got
+            if group and key == group_key:
+                group.append((number, record, content))
+            elif (earlier := closed.get(key)) is not None:
                 why = (
                     f"row {number} belongs to the group that began on row {earlier}, which "
                     "other rows followed; rows of one group must be next to each other (sort "
                     "the input by prompt or by the group key)"
                 )
                 yield number, InputProblem("ungrouped", why)
-            elif got is not None:
+            else:
                 if group:
                     yield emit()
-                group, group_key = [(number, got[1], got[2])], got[0]
+                group, group_key = [(number, record, content)], key
         if group:
             yield emit()
 
