@@ -448,36 +448,31 @@ class RowReader:
         seen: dict[str, int] = {}
         for i, cid in enumerate(ids if has_ids else ()):
             if (j := seen.setdefault(cid, i)) != i:
-                return bad(
-                    "duplicate_candidate", f"candidates {j} and {i} have the same id {cid!r}"
-                )
+                why = f"candidates {j} and {i} have the same id {cid!r}"
+                return bad("duplicate_candidate", why)
         principle = data.get(spec.principle_field)
         if principle is not None and not isinstance(principle, str):
             why = f"field {spec.principle_field!r} must be a string or null, not "
             return bad("bad_field", why + type(principle).__name__)
         if spec.max_chars is not None:
-            prompt = sum(len(str(m.get("content", ""))) for m in normalized)
-            sizes = [
-                ("the prompt", prompt),
-                *((f"candidate {i}", len(t)) for i, t in enumerate(texts)),
-            ]
-            for what, size in sizes:
+            sizes = {"the prompt": sum(len(str(m.get("content", ""))) for m in normalized)}
+            sizes |= {f"candidate {i}": len(t) for i, t in enumerate(texts)}
+            for what, size in sizes.items():
                 if size > spec.max_chars:
                     why = f"{what} has {size} characters, over max_chars={spec.max_chars}"
                     return bad("too_long", why)
         if dropped:  # the row's candidates, as written, are the kept ones: indices agree
             data = {**data, field: kept}
-        candidate_ids = tuple(ids) if has_ids else None
         return Row(
-            line,
-            row_id,
-            data,
-            conversation,
-            tuple(texts),
-            candidate_ids,
-            principle or None,
-            prompt_field,
-            tuple(dropped),
+            line=line,
+            id=row_id,
+            data=data,
+            conversation=conversation,
+            candidates=tuple(texts),
+            candidate_ids=tuple(ids) if has_ids else None,
+            principle=principle or None,
+            prompt_field=prompt_field,
+            dropped=tuple(dropped),
         )
 
 
