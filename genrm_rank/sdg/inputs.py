@@ -1,10 +1,6 @@
-"""Input sources: rows from JSON Lines (plain, gzip, zstandard), JSON arrays, Parquet, Hugging
-Face datasets or stdin, and adapters that build rows of candidates from rows of one sample each.
-
-A :class:`RowSource` yields ``(number, item)`` pairs, from the start each time it is iterated:
-the 1-based line of a JSON Lines file (blank lines included: resume and sharding key on it) or
-row of any other source, and a JSONL line (``bytes``), a decoded record, or an
-:class:`InputProblem`; :meth:`~genrm_rank.sdg.rows.RowReader.parse` reads each item.
+"""Input sources (:class:`RowSource`): rows from JSON Lines (plain, gzip, zstandard), JSON arrays,
+Parquet, Hugging Face datasets or stdin, and adapters that build rows of candidates from rows of
+one sample each (:func:`merge_candidate_files`, :func:`group_messages`).
 """
 
 from __future__ import annotations
@@ -98,7 +94,12 @@ Item = object
 @dataclass
 class RowSource:
     """A re-readable input: ``name`` names it in messages, ``rows()`` opens a fresh iteration,
-    ``count()`` gives the number of rows (``None`` when only reading it all would tell)."""
+    ``count()`` gives the number of rows (``None`` when only reading it all would tell).
+
+    An iteration yields ``(number, item)``: the 1-based line of a JSON Lines file (blank lines
+    count: resume and sharding key on it) or row of any other source, and an :data:`Item` for
+    :meth:`~genrm_rank.sdg.rows.RowReader.parse`.
+    """
 
     name: str
     rows: Callable[[], Iterator[tuple[int, Item]]]

@@ -1,10 +1,6 @@
-"""A cost plan before the first call: rows, comparisons, tokens, GPU-hours and money.
-
-:func:`plan_file` reads an input (rows validated as the run would, nothing sent to a judge) and
-counts, for a :class:`~genrm_rank.spec.RankSpec`: comparisons (exact for fixed strategies, else
-a bound: :func:`calls_for`), expected calls (:func:`expected_calls_for`), prompt tokens (with a
-tokenizer when given, else 4 characters a token) and, from :class:`CostAssumptions`, completion
-tokens, GPU-hours and money. A bad row costs nothing.
+"""A cost plan before the first call (:func:`plan_file`): rows, comparisons (:func:`calls_for`,
+:func:`expected_calls_for`), prompt tokens (counted with a tokenizer when given, else 4
+characters a token), and from :class:`CostAssumptions` completion tokens, GPU-hours and money.
 """
 
 from __future__ import annotations
