@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import zip_longest
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, get_args
 
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
@@ -62,7 +62,7 @@ BATCH_ROWS = 1024
 """Rows read at a time from Parquet files and datasets."""
 
 InputFormat = Literal["auto", "jsonl", "json", "parquet", "dataset"]
-INPUT_FORMATS: tuple[str, ...] = ("auto", "jsonl", "json", "parquet", "dataset")
+INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
