@@ -392,6 +392,18 @@ def test_merge_by_row_names_the_short_file_when_one_candidate_is_left(tmp_path: 
     )
 
 
+def test_merge_by_row_says_an_empty_file_ends_at_row_0(tmp_path: Path) -> None:
+    paths = seed_files(tmp_path, n_files=2, n_rows=2)
+    paths[1].write_text("")
+    out = list(merge_candidate_files([open_input(p) for p in paths], candidate_field="generation"))
+    assert [problem for _, problem in out] == [
+        InputProblem(
+            "misaligned", f"row {n} of {paths[0]} has no partner: {paths[1]} ends at row 0"
+        )
+        for n in (1, 2)
+    ]
+
+
 def test_file_labels_fall_back_to_the_names_given() -> None:
     assert file_labels(["x/output-rs0.jsonl.zst", "output-rs1.parquet"]) == [
         "output-rs0",

@@ -1,15 +1,9 @@
 """SDG filtering: rank the rows of synthetic-data files, keep the best or chosen/rejected pairs.
 
-The Python door for synthetic-data-generation (SDG) pipelines, which the ``genrm-rank`` CLI's
-``rank``, ``select`` and ``pairs`` commands are a thin shell over; built for files of hundreds
-of thousands of rows, ranked over hours on shared clusters where jobs get killed. It exports
-what a pipeline author needs: how rows are read (:class:`RowSpec`, :class:`RowReader`,
-:class:`Row`, :class:`RowError`: :mod:`~genrm_rank.sdg.rows`, :mod:`~genrm_rank.sdg.inputs`),
-what is written (:func:`rank_rows`, :func:`select_rows` with :class:`SelectThresholds`,
-:func:`pair_rows`, :func:`preference_pairs`: :mod:`~genrm_rank.sdg.filters`), the run
-(:func:`prepare_output`, :func:`process_file`, :class:`RunOutcome`:
-:mod:`~genrm_rank.sdg.pipeline`, :mod:`~genrm_rank.sdg.output`) and :func:`merge_shards`
-(:mod:`~genrm_rank.sdg.merge`). The rest stays importable from its module.
+What a pipeline author needs, and the ``genrm-rank`` CLI's ``rank``, ``select`` and ``pairs``
+commands are a thin shell over: how rows are read (:mod:`~genrm_rank.sdg.rows`), what is
+written (:mod:`~genrm_rank.sdg.filters`), the run (:mod:`~genrm_rank.sdg.pipeline`) and
+:func:`merge_shards`. The rest stays importable from its module.
 
 Example (the CLI's ``genrm-rank select IN -o OUT --min-score 3.5``, in Python)::
 

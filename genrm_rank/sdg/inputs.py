@@ -1,24 +1,6 @@
-"""Input sources: rows from JSONL, JSON arrays, Parquet, Hugging Face datasets or stdin.
-
-A :class:`RowSource` yields ``(number, item)`` pairs from the start each time it is iterated,
-and :meth:`~genrm_rank.sdg.rows.RowReader.parse` turns each item into a row or a row error.
-The number is the 1-based line of a JSON Lines file (blank lines included: resume and sharding
-key on it) or the 1-based row of any other source. An item is a JSONL line as ``bytes``, a
-decoded record, or an :class:`InputProblem` (a row the source could not put together).
-
-- **JSON Lines**, plain, gzip or zstandard (by the magic bytes; ``genrm-rank[zstd]``).
-- **A JSON array** (first character ``[``): parsed one element at a time.
-- **Parquet** (``.parquet`` or the ``PAR1`` magic; ``genrm-rank[parquet]``) and **Hugging Face
-  datasets** (a ``save_to_disk`` folder or ``hf:NAME``; ``genrm-rank[datasets]``): read
-  :data:`BATCH_ROWS` rows at a time.
-- **Standard input** (``-``): JSON Lines or an array, compressed or not, copied to an
-  anonymous temporary file as it arrives so that it can be read twice.
-
-Two adapters build rows of candidates from rows of one sample each:
-:func:`merge_candidate_files` (NeMo-Skills' ``output-rs{i}.jsonl``, aligned by row number or by
-a key; rows out of step wait in memory until their partner comes) and :func:`group_messages`
-(OpenAI ``messages`` rows grouped by prompt or key; memory holds one group and a 64-bit digest
-per closed group, to catch a group that comes back as an error row).
+"""Input sources (:class:`RowSource`): rows from JSON Lines (plain, gzip, zstandard), JSON arrays,
+Parquet, Hugging Face datasets or stdin, and adapters that build rows of candidates from rows of
+one sample each (:func:`merge_candidate_files`, :func:`group_messages`).
 """
 
 from __future__ import annotations
@@ -34,8 +16,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import zip_longest
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, get_args
 
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
@@ -73,14 +56,13 @@ DEFAULT_PROMPT_FIELDS = (
     "instruction",
     "input",
 )
-"""Fields recognised as the prompt when none is named: a row must hold exactly one of them
-(NeMo-Skills writes ``problem``; Alpaca-style rows ``instruction``; TRL ``prompt``; chat rows
-``messages``)."""
+"""Fields recognised as the prompt when none is named (NeMo-Skills writes ``problem``,
+Alpaca-style rows ``instruction``, TRL ``prompt``, chat rows ``messages``)."""
 BATCH_ROWS = 1024
 """Rows read at a time from Parquet files and datasets."""
 
 InputFormat = Literal["auto", "jsonl", "json", "parquet", "dataset"]
-INPUT_FORMATS: tuple[str, ...] = ("auto", "jsonl", "json", "parquet", "dataset")
+INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -89,11 +71,7 @@ _CHUNK = 1 << 20
 
 
 class InputError(ArgumentError):
-    """The input cannot be read at all (a missing package, a corrupt stream, a broken array).
-
-    Raised when the source is opened, or while it is read when the damage is found there (a
-    truncated gzip stream, a JSON array that stops parsing): rows read before it stay read.
-    """
+    """The input cannot be read at all (a missing package, a corrupt stream, a broken array)."""
 
 
 @dataclass(frozen=True)
@@ -115,10 +93,12 @@ Item = object
 
 @dataclass
 class RowSource:
-    """A re-readable input: each iteration yields ``(number, item)`` from the start.
+    """A re-readable input: ``name`` names it in messages, ``rows()`` opens a fresh iteration,
+    ``count()`` gives the number of rows (``None`` when only reading it all would tell).
 
-    ``name`` names it in messages, ``rows()`` opens a fresh iteration, and ``count()`` gives the
-    number of rows (lines), or ``None`` when only reading it all would tell (stdin, groups).
+    An iteration yields ``(number, item)``: the 1-based line of a JSON Lines file (blank lines
+    count: resume and sharding key on it) or row of any other source, and an :data:`Item` for
+    :meth:`~genrm_rank.sdg.rows.RowReader.parse`.
     """
 
     name: str
@@ -129,47 +109,34 @@ class RowSource:
         return self.rows()
 
 
-# --------------------------------------------------------------------------------------------
-# Bytes: files, standard input, decompression
-
-
+@dataclass
 class _Spool:
     """Standard input, copied to an anonymous temporary file as it is read (re-readable)."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.file = tempfile.TemporaryFile()
-        self.size = 0
-        self.eof = False
-
-    def open(self) -> IO[bytes]:
-        return io.BufferedReader(_SpoolReader(self), buffer_size=_CHUNK)
+    stream: IO[bytes]
+    file: IO[bytes] = field(default_factory=tempfile.TemporaryFile)
+    eof: bool = False
 
 
 class _SpoolReader(io.RawIOBase):
+    """One reader of a :class:`_Spool` (``BufferedReader`` needs ``readable`` and ``readinto``)."""
+
     def __init__(self, spool: _Spool) -> None:
-        self.spool = spool
-        self.pos = 0
+        self.spool, self.pos = spool, 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         spool, view = self.spool, memoryview(buffer).cast("B")
-        if self.pos < spool.size:
+        if self.pos < spool.file.seek(0, os.SEEK_END):
             spool.file.seek(self.pos)
-            data = spool.file.read(min(len(view), spool.size - self.pos))
-        elif spool.eof:
-            return 0
-        else:
-            read1 = getattr(spool.stream, "read1", spool.stream.read)
-            data = read1(len(view))
-            if not data:
-                spool.eof = True
-                return 0
-            spool.file.seek(0, os.SEEK_END)
+            data = spool.file.read(len(view))
+        else:  # at the end of what was copied: copy more
+            read = getattr(spool.stream, "read1", spool.stream.read)
+            data = b"" if spool.eof else read(len(view))
+            spool.eof = not data
             spool.file.write(data)
-            spool.size += len(data)
         view[: len(data)] = data
         self.pos += len(data)
         return len(data)
@@ -178,16 +145,12 @@ class _SpoolReader(io.RawIOBase):
 _stdin_spool: _Spool | None = None
 
 
-def _stdin() -> _Spool:
-    global _stdin_spool
-    if _stdin_spool is None or _stdin_spool.stream is not sys.stdin.buffer:
-        _stdin_spool = _Spool(sys.stdin.buffer)
-    return _stdin_spool
-
-
 def _open_bytes(path: str) -> IO[bytes]:
+    global _stdin_spool
     if path == STDIN:
-        return _stdin().open()
+        if _stdin_spool is None or _stdin_spool.stream is not sys.stdin.buffer:
+            _stdin_spool = _Spool(sys.stdin.buffer)
+        return io.BufferedReader(_SpoolReader(_stdin_spool), buffer_size=_CHUNK)
     try:
         return open(path, "rb")
     except OSError as exc:
@@ -199,6 +162,18 @@ def _magic(stream: IO[bytes], size: int = 4) -> bytes:
     return bytes(peek(size)[:size]) if peek is not None else b""
 
 
+def _need(module: str, extra: str, what: str) -> Any:
+    """``module`` imported, or an :class:`InputError`: ``what`` needs its package."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        package = module.split(".")[0]
+        raise InputError(
+            "input",
+            f": {what} needs the {package!r} package (pip install 'genrm-rank[{extra}]').",
+        ) from None
+
+
 def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
     """``stream`` decompressed when it starts with the gzip or zstandard magic."""
     magic = _magic(stream)
@@ -206,26 +181,13 @@ def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
         return io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=_CHUNK)
     if magic.startswith(_ZSTD_MAGIC) or (name.endswith(".zst") and not magic):
         try:
-            import zstandard
-        except ImportError:
+            zstd = _need("zstandard", "zstd", f"{name} is zstandard-compressed, and reading it")
+        except InputError:
             stream.close()
-            raise InputError(
-                "input",
-                f": {name} is zstandard-compressed, and reading it needs the "
-                "'zstandard' package (pip install 'genrm-rank[zstd]').",
-            ) from None
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=True)
+            raise
+        reader = zstd.ZstdDecompressor().stream_reader(stream, closefd=True)
         return io.BufferedReader(reader, buffer_size=_CHUNK)
     return stream
-
-
-def _first_char(stream: IO[bytes]) -> bytes:
-    """The first non-blank byte (``b""`` when the start cannot be read: the reader says why)."""
-    try:
-        head = _magic(stream, 4096)
-    except _read_errors():
-        return b""
-    return head.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
@@ -252,16 +214,14 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
     """Elements of a JSON array, one at a time (1-based numbers)."""
     decoder = json.JSONDecoder()
     text = io.TextIOWrapper(stream, encoding="utf-8-sig")
-    buffer, pos, eof, number = "", 0, False, 0
+    buffer, pos, number = "", 0, 0
 
     def fill() -> bool:
-        nonlocal buffer, pos, eof
-        chunk = "" if eof else text.read(_CHUNK)
-        if not chunk:
-            eof = True
-            return False
-        buffer, pos = buffer[pos:] + chunk, 0
-        return True
+        nonlocal buffer, pos
+        chunk = text.read(_CHUNK)
+        if chunk:
+            buffer, pos = buffer[pos:] + chunk, 0
+        return bool(chunk)
 
     def next_char() -> str:
         """The next non-blank character ('' at the end), not consumed."""
@@ -269,10 +229,8 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
         while True:
             while pos < len(buffer) and buffer[pos] in " \t\r\n":
                 pos += 1
-            if pos < len(buffer):
-                return buffer[pos]
-            if not fill():
-                return ""
+            if pos < len(buffer) or not fill():
+                return buffer[pos : pos + 1]
 
     def broken(what: str) -> InputError:
         return InputError(
@@ -288,10 +246,9 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
                 if fill():
                     continue
                 raise broken(f"{exc.msg} in element {number + 1}") from None
-            if end >= len(buffer) and fill():  # a number or a literal may go on
-                continue
-            pos = end
-            return value
+            if end < len(buffer) or not fill():  # at the end, a number or a literal may go on
+                pos = end
+                return value
 
     try:
         first = next_char()
@@ -324,27 +281,12 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[int, Item]]:
 
 
 def count_lines(stream: IO[bytes], chunk: int = _CHUNK) -> int:
-    """Lines in a binary stream, counted by newlines a chunk at a time (a last line without one
-    counts)."""
+    """Lines in a binary stream (a last line without a newline counts)."""
     count, last = 0, b"\n"
     while block := stream.read(chunk):
         count += block.count(b"\n")
         last = block[-1:]
     return count + (last != b"\n")
-
-
-# --------------------------------------------------------------------------------------------
-# Parquet and datasets
-
-
-def _need(module: str, package: str, extra: str, what: str) -> Any:
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError:
-        raise InputError(
-            "input",
-            f": reading {what} needs the {package!r} package (pip install 'genrm-rank[{extra}]').",
-        ) from None
 
 
 def _numbered(batches: Iterable[Iterable[dict[str, Any]]]) -> Iterator[tuple[int, Item]]:
@@ -355,28 +297,21 @@ def _numbered(batches: Iterable[Iterable[dict[str, Any]]]) -> Iterator[tuple[int
 def _parquet(path: str) -> RowSource:
     if path == STDIN:
         raise InputError("input", ": Parquet cannot be read from standard input ('-').")
-    pq = _need("pyarrow.parquet", "pyarrow", "parquet", "Parquet")
+    pq = _need("pyarrow.parquet", "parquet", "reading Parquet")
 
     def open_file() -> Any:
         try:
-            return pq.ParquetFile(path)
+            return contextlib.closing(pq.ParquetFile(path))
         except Exception as exc:  # pyarrow raises its own ArrowInvalid, OSError, ...
             raise InputError("input", f": {path} is not a readable Parquet file ({exc}).") from None
 
     def rows() -> Iterator[tuple[int, Item]]:
-        handle = open_file()
-        try:
-            batches = handle.iter_batches(batch_size=BATCH_ROWS)
-            yield from _numbered(batch.to_pylist() for batch in batches)
-        finally:
-            handle.close()
+        with open_file() as handle:
+            yield from _numbered(b.to_pylist() for b in handle.iter_batches(batch_size=BATCH_ROWS))
 
     def count() -> int:
-        handle = open_file()
-        try:
+        with open_file() as handle:
             return int(handle.metadata.num_rows)
-        finally:
-            handle.close()
 
     return RowSource(path, rows, count)
 
@@ -390,11 +325,8 @@ def is_saved_dataset(path: str | os.PathLike[str]) -> bool:
 
 
 def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSource:
-    """A source over a Hugging Face ``Dataset`` (or a ``DatasetDict`` and its ``split``).
-
-    Any object with ``__len__`` and ``iter(batch_size=...)`` yielding dicts of columns works
-    (the ``datasets.Dataset`` interface).
-    """
+    """A source over a Hugging Face ``Dataset`` (or a ``DatasetDict`` and its ``split``): any
+    object with ``__len__`` and ``iter(batch_size=...)`` yielding dicts of columns."""
     if isinstance(dataset, Mapping):  # a DatasetDict
         if split is None or split not in dataset:
             raise InputError(
@@ -403,9 +335,9 @@ def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSour
         dataset = dataset[split]
 
     def records(batch: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
-        columns = list(batch)
-        for values in zip(*(batch[c] for c in columns), strict=True):
-            yield dict(zip(columns, values, strict=True))
+        return (
+            dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)
+        )
 
     def rows() -> Iterator[tuple[int, Item]]:
         return _numbered(map(records, dataset.iter(batch_size=BATCH_ROWS)))
@@ -414,11 +346,10 @@ def dataset_source(dataset: Any, name: str, split: str | None = None) -> RowSour
 
 
 def _dataset(path: str, split: str) -> RowSource:
-    datasets = _need("datasets", "datasets", "datasets", "Hugging Face datasets")
+    datasets = _need("datasets", "datasets", "reading Hugging Face datasets")
     try:
         if path.startswith(HF_PREFIX):
-            name = path[len(HF_PREFIX) :]
-            dataset = datasets.load_dataset(name, split=split)
+            dataset = datasets.load_dataset(path[len(HF_PREFIX) :], split=split)
         else:
             dataset = datasets.load_from_disk(path)
     except Exception as exc:  # datasets raises many kinds: name them in the message
@@ -426,10 +357,6 @@ def _dataset(path: str, split: str) -> RowSource:
             "input", f": cannot load the dataset {path} ({type(exc).__name__}: {exc})."
         ) from None
     return dataset_source(dataset, path, split)
-
-
-# --------------------------------------------------------------------------------------------
-# Opening an input
 
 
 _SPECIAL_FILES = (
@@ -465,8 +392,8 @@ def open_input(
     Parameters
     ----------
     path : path or str
-        A file, ``"-"`` (standard input), a folder saved with ``datasets``, or ``"hf:NAME"``
-        (``datasets.load_dataset``).
+        A file, ``"-"`` (standard input, spooled to a temporary file so that it can be read
+        twice), a folder saved with ``datasets``, or ``"hf:NAME"`` (``datasets.load_dataset``).
     format : {"auto", "jsonl", "json", "parquet", "dataset"}
         ``"auto"``: a dataset for ``hf:`` names and saved folders, Parquet by the ``.parquet``
         suffix or the ``PAR1`` magic, a JSON array when the first character is ``[``, JSON
@@ -488,22 +415,19 @@ def open_input(
         return _dataset(name, split)
     if name != STDIN and not Path(name).is_file():
         raise InputError("input", f": {name} is {_not_a_file(name)}.")
-    if format == "parquet":
+    if format == "parquet" or (format == "auto" and name.endswith(".parquet")):
         return _parquet(name)
-    if format == "auto" and name != STDIN:
-        if name.endswith(".parquet"):
-            return _parquet(name)
-        with _open_bytes(name) as probe:
-            if _magic(probe) == _PARQUET_MAGIC:
-                return _parquet(name)
 
     def opened() -> IO[bytes]:
         return _decompressed(_open_bytes(name), name)
 
-    array = format == "json"
+    array, head = format == "json", b""
     if format == "auto":
-        with opened() as probe:
-            array = _first_char(probe) == b"["
+        with opened() as probe, contextlib.suppress(*_read_errors()):
+            head = _magic(probe, 4096)  # when it cannot be read, the reader says why
+            array = head.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
+        if name != STDIN and head[:4] == _PARQUET_MAGIC:
+            return _parquet(name)
 
     def rows() -> Iterator[tuple[int, Item]]:
         stream = opened()
@@ -518,10 +442,6 @@ def open_input(
             return count_lines(stream)
 
     return RowSource(name, rows, count)
-
-
-# --------------------------------------------------------------------------------------------
-# Adapters: one sample a row -> one row of candidates
 
 
 def _record(item: Item, where: str) -> dict[str, Any] | InputProblem:
@@ -560,10 +480,8 @@ MISSING_CANDIDATES = "missing_candidates"
 
 
 def file_labels(names: Sequence[str]) -> list[str]:
-    """Short names for input files, the ids of the candidates merged from them.
-
-    A file's name without its folder and its extensions (``output-rs0``), or the names as
-    given when two files would share one.
+    """Short names for input files, the ids of the candidates merged from them: a name without
+    its folder and extensions, or the names as given when two files would share one.
 
     >>> file_labels(["run/output-rs0.jsonl", "run/output-rs1.jsonl.gz"])
     ['output-rs0', 'output-rs1']
@@ -589,7 +507,8 @@ def merge_candidate_files(
     candidate_text_key: str = "text",
     prompt_fields: Sequence[str] = DEFAULT_PROMPT_FIELDS,
 ) -> RowSource:
-    """Rows of N files holding one sample each, merged into rows of N candidates.
+    """Rows of N files holding one sample each (NeMo-Skills' ``output-rs{i}.jsonl``), merged
+    into rows of N candidates.
 
     Parameters
     ----------
@@ -597,27 +516,18 @@ def merge_candidate_files(
         Two or more inputs; candidate ``i`` of a merged row comes from ``sources[i]``.
     candidate_field : str
         The field of each row holding its sample (NeMo-Skills: ``"generation"``).
-    candidates_field : str
-        Where the merged row keeps the list (the field the row reader reads).
+    candidates_field, candidate_id_key, candidate_text_key, prompt_fields
+        The row reader's (:class:`~genrm_rank.sdg.rows.RowSpec`); the prompt stays on the row.
     align_by : str, optional
-        A field whose value pairs rows across files; without it rows pair by number. Rows of
-        the first file set the order.
-    candidate_id_key, candidate_text_key : str
-        Keys of each merged candidate object (the row reader's).
-    prompt_fields : sequence of str
-        The fields that may hold the prompt (the row reader's): kept on the row only.
+        A field whose value pairs rows across files (rows out of step wait in memory for their
+        partner); without it rows pair by number. Rows of the first file set the order.
 
-    A merged row keeps the fields its files' rows share (the problem, the expected answer).
-    Each candidate holds its sample under ``candidate_text_key``, its file's label
-    (:func:`file_labels`) under ``candidate_id_key``, and every other field of its own row but
-    the prompt and ``align_by`` (NeMo-Skills' ``predicted_answer``, ...).
-
-    A row missing from some files is merged from those that have it, when at least two do, and
-    names the others under :data:`MISSING_CANDIDATES`; with fewer, it is an error row naming
-    the file and its row, as is a row of a later file that matches no row of the first (those
-    are numbered after the first file's rows). Rows paired up must hold the same prompt (when
-    they hold one of ``prompt_fields``): a reordered or regenerated file makes the merged row a
-    ``misaligned`` error naming each file and row, never candidates to different prompts.
+    A merged row keeps the fields its files' rows share; each candidate holds its sample, its
+    file's label (:func:`file_labels`) and the other fields of its own row. A row missing from
+    some files is merged from the others when at least two have it, naming the rest under
+    :data:`MISSING_CANDIDATES`; otherwise it is a ``misaligned`` error row, as are rows paired
+    up that hold different prompts and rows of later files matching no row of the first (those
+    numbered after the first file's rows).
     """
     if len(sources) < 2:
         raise ValueError(f"Argument 'sources' must hold at least two inputs, not {len(sources)}.")
@@ -630,26 +540,26 @@ def merge_candidate_files(
             f"Argument 'prompt_fields' must be a sequence of field names, not {prompt_fields!r}."
         )
     row_only = {candidate_field, *prompt_fields, *([align_by] if align_by is not None else [])}
+    Record = dict[str, Any] | InputProblem
 
-    def merged(records: list[dict[str, Any] | InputProblem]) -> dict[str, Any]:
+    def merged(records: list[Record]) -> dict[str, Any]:
         present = [r for r in records if isinstance(r, dict)]
-        first = present[0]
-        shared = {
+        row = {
             k: v
-            for k, v in first.items()
+            for k, v in present[0].items()
             if k != candidate_field and all(k in r and r[k] == v for r in present)
         }
-        row = dict(shared)
-        candidates, missing = [], []
-        for label, record in zip(labels, records, strict=True):
-            if isinstance(record, InputProblem):
-                missing.append({"id": label, "reason": record.reason})
-                continue
-            own = {k: v for k, v in record.items() if k not in row_only}
-            own[candidate_id_key] = label
-            own[candidate_text_key] = record[candidate_field]
-            candidates.append(own)
-        row[candidates_field] = candidates
+        pairs = list(zip(labels, records, strict=True))
+        row[candidates_field] = [
+            {
+                **{k: v for k, v in r.items() if k not in row_only},
+                candidate_id_key: label,
+                candidate_text_key: r[candidate_field],
+            }
+            for label, r in pairs
+            if isinstance(r, dict)
+        ]
+        missing = [{"id": i, "reason": r.reason} for i, r in pairs if isinstance(r, InputProblem)]
         if missing:
             row[MISSING_CANDIDATES] = missing
         return row
@@ -660,25 +570,19 @@ def merge_candidate_files(
             return None
         return name, json.dumps(record[name], sort_keys=True, ensure_ascii=True)
 
-    def check(records: list[dict[str, Any] | InputProblem], rows: Sequence[int]) -> Item:
-        absent: list[InputProblem] = []
+    def check(records: list[Record], rows: Sequence[int]) -> Item:
+        """The merged row, or why there is none (a bad row, too few, different prompts)."""
         for i, record in enumerate(records):
-            if isinstance(record, InputProblem):
-                if record.kind != "misaligned":
-                    return record
-                absent.append(record)
-            elif candidate_field not in record:
+            if isinstance(record, InputProblem) and record.kind != "misaligned":
+                return record
+            if isinstance(record, dict) and candidate_field not in record:
                 where = f" in row {rows[i]} of {names[i]}"
                 return _missing(candidate_field, "candidate_field", record, where)
-        if len(records) - len(absent) < 2:  # too few to rank: the first absence says why
-            return absent[0]
-        # Rows paired up must hold the same prompt: a reordered or regenerated file would
-        # otherwise pair samples of different prompts.
         found = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
-        (i0, r0), later = found[0], found[1:]
-        first = prompt_of(r0)
-        for i, record in later:
-            other = prompt_of(record)
+        if len(found) < 2:  # too few to rank: the first absence says why
+            return next(r for r in records if isinstance(r, InputProblem))
+        i0, first = found[0][0], prompt_of(found[0][1])
+        for i, other in ((i, prompt_of(r)) for i, r in found[1:]):
             if first is not None and other is not None and other[1] != first[1]:
                 return InputProblem(
                     "misaligned",
@@ -695,20 +599,13 @@ def merge_candidate_files(
 
     def by_row() -> Iterator[tuple[int, Item]]:
         iterators = [iter(s) for s in sources]
-        ended = [0] * len(sources)  # rows in each file, once it has ended
-        number = 0
+        rows_in = [0] * len(sources)  # rows each file has had so far
         try:
-            while True:
-                items: list[Item | None] = []
-                for i, it in enumerate(iterators):
-                    got = next(it, None) if not ended[i] else None
-                    if got is None and not ended[i]:
-                        ended[i] = number
-                    items.append(None if got is None else got[1])
+            for number, got in enumerate(zip_longest(*iterators), start=1):
+                items = [None if g is None else g[1] for g in got]
                 present = [i for i, item in enumerate(items) if item is not None]
-                if not present:
-                    return
-                number += 1
+                for i in present:
+                    rows_in[i] = number
                 blank = [i for i in present if _blank(items[i])]
                 if blank:
                     why = f"row {number} of {names[blank[0]]} is blank while others are not"
@@ -720,14 +617,13 @@ def merge_candidate_files(
                     else InputProblem(
                         "misaligned",
                         f"row {number} of {names[present[0]]} has no partner: {names[i]} ends "
-                        f"at row {ended[i]}",
+                        f"at row {rows_in[i]}",
                     )
                     for i, item in enumerate(items)
                 ]
                 yield number, check(records, [number] * len(records))
         finally:
-            for it in iterators:
-                getattr(it, "close", lambda: None)()
+            _close(iterators)
 
     def by_key(key: str) -> Iterator[tuple[int, Item]]:
         from genrm_rank.sdg.rows import id_key
@@ -744,11 +640,9 @@ def merge_candidate_files(
                 if _blank(item):
                     continue
                 record = _record(item, f"row {row} of {names[i + 1]}")
-                if isinstance(record, InputProblem):
-                    strays.append((names[i + 1], row, record.reason))
-                    continue
-                if key not in record:
-                    strays.append((names[i + 1], row, f"missing field {key!r}"))
+                if isinstance(record, InputProblem) or key not in record:
+                    why = getattr(record, "reason", f"missing field {key!r}")
+                    strays.append((names[i + 1], row, why))
                     continue
                 found = id_key(record[key])
                 if found == wanted:
@@ -761,47 +655,47 @@ def merge_candidate_files(
 
         try:
             for number, item in sources[0]:
-                if _blank(item):
-                    yield number, b""
-                    continue
-                first = _record(item, f"row {number} of {names[0]}")
-                if isinstance(first, InputProblem):
+                first = b"" if _blank(item) else _record(item, f"row {number} of {names[0]}")
+                if not isinstance(first, dict):
                     yield number, first
                     continue
                 if key not in first:
                     where = f" in row {number} of {names[0]}"
                     yield number, _missing(key, "align_by", first, where)
                     continue
-                wanted = id_key(first[key])
-                records: list[dict[str, Any] | InputProblem] = [first]
-                rows = [number]
-                for i in range(len(iterators)):
-                    partner = find(i, wanted)
-                    why = f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner in "
-                    rows.append(partner[0] if partner else 0)
-                    records.append(
-                        partner[1] if partner else InputProblem("misaligned", why + names[i + 1])
-                    )
-                yield number, check(records, rows)
+                why = f"row {number} of {names[0]} ({key} {first[key]!r}) has no partner in "
+                partners = [find(i, id_key(first[key])) for i in range(len(iterators))]
+                records: list[Record] = [first]
+                records += [
+                    p[1] if p else InputProblem("misaligned", why + names[i + 1])
+                    for i, p in enumerate(partners)
+                ]
+                yield number, check(records, [number, *(p[0] if p else 0 for p in partners)])
             leftovers = [
                 (names[i + 1], row, f"{key} {rec[key]!r} matches no row of {names[0]}")
                 for i, left in enumerate(waiting)
                 for row, rec in left.values()
             ]
-            for i, it in enumerate(iterators):  # rows never looked at
-                for row, item in it:
-                    if not _blank(item):
-                        leftovers.append((names[i + 1], row, f"matches no row of {names[0]}"))
+            leftovers += [  # rows never looked at
+                (names[i + 1], row, f"matches no row of {names[0]}")
+                for i, it in enumerate(iterators)
+                for row, item in it
+                if not _blank(item)
+            ]
             for file, row, why in sorted(strays + leftovers, key=lambda s: (s[0], s[1])):
                 number += 1
                 yield number, InputProblem("misaligned", f"row {row} of {file}: {why}")
         finally:
-            for it in iterators:
-                getattr(it, "close", lambda: None)()
+            _close(iterators)
 
     if align_by is None:
         return RowSource(" + ".join(names), by_row, sources[0].count)
     return RowSource(" + ".join(names), partial(by_key, align_by))
+
+
+def _close(iterators: Iterable[Iterator[Any]]) -> None:
+    for it in iterators:
+        getattr(it, "close", lambda: None)()
 
 
 def group_messages(
@@ -811,7 +705,7 @@ def group_messages(
     group_by: str | None = None,
     candidates_field: str = "candidates",
 ) -> RowSource:
-    """Rows of one sample each, in ``messages`` form, grouped into rows of candidates.
+    """Rows of one sample each, in OpenAI ``messages`` form, grouped into rows of candidates.
 
     Parameters
     ----------
@@ -826,7 +720,8 @@ def group_messages(
 
     A grouped row keeps the fields and the number of its group's first row, its prompt under
     ``messages_field``. Rows of one group must be next to each other: a group that comes back
-    after another began is an error row, never a second group.
+    after another began is an error row, never a second group (memory holds one group and a
+    64-bit digest per closed group).
     """
     from genrm_rank.sdg.rows import IdIndex, id_key
 
@@ -853,13 +748,11 @@ def group_messages(
                 content = content_text(content, f"{messages_field}[-1]['content']")
             except (TypeError, ValueError) as exc:
                 return InputProblem("bad_field", in_row_words(exc))
-        if group_by is not None:
-            if group_by not in record:
-                return _missing(group_by, "group_by", record)
-            key = id_key(record[group_by])
-        else:
-            key = id_key(messages[:-1])
-        return key, record, content
+        if group_by is None:
+            return id_key(messages[:-1]), record, content
+        if group_by not in record:
+            return _missing(group_by, "group_by", record)
+        return id_key(record[group_by]), record, content
 
     def rows() -> Iterator[tuple[int, Item]]:
         closed = IdIndex()
@@ -884,19 +777,17 @@ def group_messages(
             key, record, content = got
             if group and key == group_key:
                 group.append((number, record, content))
-                continue
-            earlier = closed.get(key)
-            if earlier is not None:
+            elif (earlier := closed.get(key)) is not None:
                 why = (
                     f"row {number} belongs to the group that began on row {earlier}, which "
                     "other rows followed; rows of one group must be next to each other (sort "
                     "the input by prompt or by the group key)"
                 )
                 yield number, InputProblem("ungrouped", why)
-                continue
-            if group:
-                yield emit()
-            group, group_key = [(number, record, content)], key
+            else:
+                if group:
+                    yield emit()
+                group, group_key = [(number, record, content)], key
         if group:
             yield emit()
 

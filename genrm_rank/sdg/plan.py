@@ -1,20 +1,6 @@
-"""A cost plan before the first call: rows, comparisons, tokens, GPU-hours and money.
-
-A GenRM call costs thousands of reasoning tokens on a multi-GPU replica, so a large SDG file is
-worth pricing first. :func:`plan_file` reads the file (rows validated as the run would, nothing
-sent to a judge) and counts, for a :class:`~genrm_rank.spec.RankSpec`:
-
-- **comparisons**: exact for fixed strategies (driven with a stand-in verdict), within the
-  budget; for outcome-dependent ones (adaptive, swap ``auto``) a bound, the budget or the
-  strategy's own cap (:func:`adaptive_ceiling`). Re-asks of failed verdicts are not included;
-- **expected calls** of outcome-dependent strategies: the calls a row is assumed to take
-  (:class:`CostAssumptions`), else the default adaptive's benchmark figures, stated;
-- **prompt tokens**: each comparison's messages, counted with a tokenizer when given, else at 4
-  characters a token (a knockout's per-call candidate length is the row's mean);
-- **completion tokens**, **GPU-hours** and **money**, from what the user assumes.
-
-A bad row (or one the run's output format cannot hold) costs nothing, and when the first rows
-would stop the run as misconfigured, the plan says so (:attr:`CostPlan.stop`).
+"""A cost plan before the first call (:func:`plan_file`): rows, comparisons (:func:`calls_for`,
+:func:`expected_calls_for`), prompt tokens (counted with a tokenizer when given, else 4
+characters a token), and from :class:`CostAssumptions` completion tokens, GPU-hours and money.
 """
 
 from __future__ import annotations
@@ -72,21 +58,18 @@ class CostAssumptions:
     Attributes
     ----------
     completion_tokens_per_call : int
-        Reasoning plus verdict tokens a call is expected to generate: an assumption, to be set
-        from a pilot run (every run's summary reports the tokens it measured).
+        Reasoning plus verdict tokens a call generates (a run's summary reports the measured).
     chars_per_token : float
         Characters a token, when no tokenizer is given.
     tokens_per_second_per_replica : float, optional
-        Generated tokens a second one replica sustains at full batch; GPU-hours are left out
-        without it.
+        Generated tokens a second one replica sustains; without it, no GPU-hours.
     gpus_per_replica : int
         GPUs one replica holds (8 H200s for Nemotron-3-Ultra GenRM).
     price_per_gpu_hour : float, optional
-        Money a GPU-hour costs; the cost is left out without it.
+        Money a GPU-hour costs; without it, no cost.
     expected_calls_per_row : float, optional
-        Calls a row of an outcome-dependent strategy is expected to take (from a judge profile
-        or a pilot run's summary), at most each row's bound; without it, the default adaptive's
-        benchmark figures (:data:`ADAPTIVE_MEASURED_CALLS`) are assumed.
+        Calls a row of an outcome-dependent strategy is expected to take (at most its bound);
+        without it, :data:`ADAPTIVE_MEASURED_CALLS` is assumed.
     """
 
     completion_tokens_per_call: int = 4096
@@ -98,12 +81,8 @@ class CostAssumptions:
 
     def __post_init__(self) -> None:
         check.at_least("completion_tokens_per_call", self.completion_tokens_per_call, 0)
-        for name in (
-            "chars_per_token",
-            "tokens_per_second_per_replica",
-            "price_per_gpu_hour",
-            "expected_calls_per_row",
-        ):
+        rates = ("chars_per_token", "tokens_per_second_per_replica", "price_per_gpu_hour")
+        for name in (*rates, "expected_calls_per_row"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ArgumentError(f"{name}", f"must be a positive number, not {value}.")
@@ -112,7 +91,7 @@ class CostAssumptions:
 
 @dataclass
 class CostPlan:
-    """What a run would cost (see the module docstring for how each figure is counted)."""
+    """What a run would cost (see the module docstring)."""
 
     rows: int = 0
     """Valid rows that would be ranked."""
@@ -135,8 +114,7 @@ class CostPlan:
     bad_rows_by_kind: dict[str, int] = field(default_factory=dict)
     """Bad rows by :attr:`~genrm_rank.sdg.rows.RowError.kind`."""
     stop: str | None = None
-    """Why the run would stop as misconfigured before its first call (its first rows all lack
-    the same field, or the output format can hold none of them), or ``None``."""
+    """Why the run would stop as misconfigured before its first call, or ``None``."""
 
     @property
     def total_tokens(self) -> int:
@@ -148,8 +126,7 @@ class CostPlan:
         rate = self.assumptions.tokens_per_second_per_replica
         if rate is None:
             return None
-        replica_hours = self.completion_tokens / rate / 3600.0
-        return replica_hours * self.assumptions.gpus_per_replica
+        return self.completion_tokens / rate / 3600.0 * self.assumptions.gpus_per_replica
 
     @property
     def cost(self) -> float | None:
@@ -177,7 +154,7 @@ class CostPlan:
 
     def format(self) -> str:
         """The plan as a short table for a terminal."""
-        a = self.assumptions
+        a, hours, cost = self.assumptions, self.gpu_hours, self.cost
 
         def expected(bound: float | None, spec: str) -> str:
             value = self.expected(bound)
@@ -186,66 +163,40 @@ class CostPlan:
         kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.bad_rows_by_kind.items()))
         bound = "" if self.comparisons_exact else "at most "
         counted = "counted" if self.prompt_tokens_counted else "estimated, 4 chars a token"
-        hours, cost = self.gpu_hours, self.cost
-        rows = [
-            (
-                "rows to rank",
-                f"{self.rows:,} ({self.bad_rows:,} bad rows to the errors file"
-                + (f": {kinds})" if kinds else ")"),
-            ),
-            (
-                "judge calls",
-                f"{bound}{self.comparisons:,} (re-asks of failed verdicts not included)",
-            ),
-            (
-                "expected judge calls",
-                None
-                if self.expected_comparisons is None
-                else f"about {self.expected_comparisons:,.0f} ({self.expected_basis})",
-            ),
-            ("prompt tokens", f"{self.prompt_tokens:,} ({counted})"),
-            (
-                "completion tokens",
-                f"{self.completion_tokens:,} ({a.completion_tokens_per_call:,} "
-                "a call, assumed)" + expected(self.completion_tokens, ",.0f"),
-            ),
-            ("total tokens", f"{self.total_tokens:,}"),
-            (
-                "GPU-hours",
-                None
-                if hours is None
-                else f"{hours:,.1f} (at "
-                f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica of "
-                f"{a.gpus_per_replica} GPUs)" + expected(hours, ",.1f"),
-            ),
-            (
-                "cost",
-                None
-                if cost is None
-                else f"{cost:,.2f} (at {a.price_per_gpu_hour:g} a "
-                "GPU-hour)" + expected(cost, ",.2f"),
-            ),
-            (
-                "the run would stop",
-                None if self.stop is None else Words("before its first call: {s}", s=self.stop),
-            ),
-        ]
-        shown = [(name, value) for name, value in rows if value is not None]
+        shown = {
+            "rows to rank": f"{self.rows:,} ({self.bad_rows:,} bad rows to the errors file"
+            + (f": {kinds})" if kinds else ")"),
+            "judge calls": f"{bound}{self.comparisons:,} (re-asks of failed verdicts not included)",
+        }
+        if self.expected_comparisons is not None:
+            calls = f"about {self.expected_comparisons:,.0f} ({self.expected_basis})"
+            shown["expected judge calls"] = calls
+        shown["prompt tokens"] = f"{self.prompt_tokens:,} ({counted})"
+        per_call = f"{a.completion_tokens_per_call:,} a call, assumed"
+        tokens = f"{self.completion_tokens:,} ({per_call})"
+        shown["completion tokens"] = tokens + expected(self.completion_tokens, ",.0f")
+        shown["total tokens"] = f"{self.total_tokens:,}"
+        if hours is not None:
+            speed = f"{a.tokens_per_second_per_replica:,.0f} generated tokens/s a replica"
+            at = f"{hours:,.1f} (at {speed} of {a.gpus_per_replica} GPUs)"
+            shown["GPU-hours"] = at + expected(hours, ",.1f")
+        if cost is not None:
+            price = f"{cost:,.2f} (at {a.price_per_gpu_hour:g} a GPU-hour)"
+            shown["cost"] = price + expected(cost, ",.2f")
+        if self.stop is not None:
+            shown["the run would stop"] = Words("before its first call: {s}", s=self.stop)
         return Words(  # the stop names arguments, which a front end words its own way
-            "\n".join(f"{name:<26}{{v{i}}}" for i, (name, _) in enumerate(shown)),
-            **{f"v{i}": value for i, (_, value) in enumerate(shown)},
+            "\n".join(f"{name:<26}{{v{i}}}" for i, name in enumerate(shown)),
+            **{f"v{i}": value for i, value in enumerate(shown.values())},
         )
 
 
 def calls_for(spec: RankSpec, n_candidates: int) -> tuple[int, bool]:
     """Judge calls one row of ``n_candidates`` costs under ``spec``, and whether exactly.
 
-    Fixed strategies are driven to the end with a stand-in verdict (their count does not
-    depend on the verdicts), within the budget; a round-robin is counted instead, since it
-    schedules every pair up front. Others get the most the budget, or their own cap of
-    ``2 N (N - 1)`` calls a sample, allows.
-
-    The adaptive strategy gets its real ceiling instead (:func:`adaptive_ceiling`).
+    Fixed strategies are driven to the end with a stand-in verdict, within the budget (a
+    round-robin is counted); adaptive gets :func:`adaptive_ceiling`, others the most the budget,
+    or their cap of ``2 N (N - 1)`` calls a sample, allows.
 
     >>> calls_for(RankSpec(strategy="knockout"), 8)
     (14, True)
@@ -297,11 +248,8 @@ def depends_on_verdicts(spec: RankSpec) -> bool:
 
 
 def adaptive_ceiling(spec: RankSpec, n_candidates: int) -> int:
-    """The most calls the adaptive strategy makes on a row: the budget, else ``4 N``.
-
-    The budget is the spec's or the strategy's own ``budget`` option, whichever is lower; both
-    stop at the strategy's hard cap, ``2 N (N - 1)``
-    (:class:`~genrm_rank.strategies.adaptive.Adaptive`).
+    """The most calls the adaptive strategy makes on a row: the spec's or its own budget,
+    whichever is lower, at most its cap of ``2 N (N - 1)``; else ``4 N``.
 
     >>> [adaptive_ceiling(RankSpec(strategy="adaptive", budget=b), 8) for b in (None, 14, 500)]
     [32, 14, 112]
@@ -316,12 +264,10 @@ def adaptive_ceiling(spec: RankSpec, n_candidates: int) -> int:
 def expected_calls_for(
     spec: RankSpec, n_candidates: int, assumptions: CostAssumptions
 ) -> tuple[float, str] | None:
-    """Calls a row of an outcome-dependent strategy is expected to take, and on what basis.
-
-    ``assumptions.expected_calls_per_row`` when given; else, for the adaptive strategy with its
-    default stopping rule, the share of ``4 N`` it spent in the benchmarks at the nearest
-    measured N (:data:`ADAPTIVE_MEASURED_CALLS`); else the bound itself. Never above the row's
-    bound (:func:`calls_for`). ``None`` for a fixed strategy (its count is exact).
+    """Calls a row of an outcome-dependent strategy is expected to take, and on what basis
+    (``None`` for a fixed strategy): ``assumptions.expected_calls_per_row``, else for the
+    default adaptive the share of ``4 N`` it spent at the nearest measured N
+    (:data:`ADAPTIVE_MEASURED_CALLS`), else the bound; never above the bound.
 
     >>> expected_calls_for(RankSpec(strategy="adaptive"), 8, CostAssumptions())[0]
     26.9
@@ -359,12 +305,8 @@ def plan_file(
     shard: tuple[int, int] = (0, 1),
     formatter: Formatter | None = None,
 ) -> CostPlan:
-    """The cost plan of ranking every row of an input (a path or a ``RowSource``) with ``spec``;
-    no judge is called.
-
-    With the run's ``formatter``, a row it cannot write is a bad row, as in the run
-    (:func:`~genrm_rank.sdg.filters.format_problem`).
-    """
+    """The cost plan of ranking every row of an input (a path or a ``RowSource``) with ``spec``
+    (no judge is called); with the run's ``formatter``, a row it cannot write is a bad row."""
     read = read_rows(input_path, RowReader(rows), shard, formatter)
     return plan_rows(
         (parsed for _, parsed in read if parsed is not None),

@@ -1,8 +1,4 @@
-"""Input rows: each line validated into a :class:`Row` or a :class:`RowError`, never a stop.
-
-A :class:`RowError` names the line, the id and the reason; the ids seen (for duplicates and
-resume) are kept in an :class:`IdIndex` of 64-bit digests, about 32 bytes a row.
-"""
+"""Input rows: each line validated into a :class:`Row` or a :class:`RowError`, never a stop."""
 
 from __future__ import annotations
 
@@ -11,16 +7,17 @@ import json
 import math
 import re
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import islice
 from typing import Any, Literal
 
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import Conversation, content_text, normalize_conversation
 from genrm_rank.runner import PromptInput
-from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem, in_row_words
+from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, InputProblem, _preview, in_row_words
 
 __all__ = [
     "DEFAULT_PROMPT_FIELDS",
@@ -62,29 +59,26 @@ class RowSpec:
     id_field : str
         The row's unique id (string or integer).
     prompt_fields : tuple of str
-        Fields that may hold the prompt: a string, or a list of ``{"role", "content"}``
-        messages ending with a user turn. A row must hold exactly one of them (two:
-        ``ambiguous_field``).
+        Fields that may hold the prompt (a string, or messages ending with a user turn); a row
+        must hold exactly one of them.
     candidates_field : str
         The list of candidates: strings, objects with ``candidate_id_key`` and
-        ``candidate_text_key``, assistant messages (``{"role": "assistant", "content"}``), or
-        message lists ending with the assistant's turn (as TRL and vLLM write completions).
+        ``candidate_text_key``, assistant messages, or message lists ending with one (as TRL
+        and vLLM write completions).
     candidate_id_key, candidate_text_key : str
         Keys of a candidate object.
     principle_field : str
         Optional per-row rubric (overrides the run-wide one).
-    max_chars : int or None
-        Longest prompt or candidate text accepted, in characters (``None``: no limit).
-    max_candidates : int or None
-        Most candidates a row may hold (``None``: no limit); a row with more is refused
-        (``too_many_candidates``) before anything is scheduled (:data:`MAX_CANDIDATES`).
+    max_chars, max_candidates : int or None
+        Longest prompt or candidate text, in characters, and most candidates a row may hold
+        (:data:`MAX_CANDIDATES`); ``None``: no limit.
     id_from_line : bool or None
-        ``True``: each row's id is ``"line:N"`` from its line (row) number, written under
-        ``id_field``, and a row holding ``id_field`` is an error. ``False``: every row must
-        hold ``id_field``. ``None``: the first row read decides, and later rows must agree.
+        ``True``: a row's id is ``"line:N"``, written under ``id_field``, and a row holding
+        ``id_field`` is an error. ``False``: every row holds ``id_field``. ``None``: the
+        first row read decides, and later rows must agree.
     allow_templated : bool
-        Accept a prompt already rendered by a chat template (:data:`TEMPLATE_MARKERS`); by
-        default it is refused (``templated_prompt``): the GenRM would read the markup as words.
+        Accept a prompt already rendered by a chat template (:data:`TEMPLATE_MARKERS`), which
+        the GenRM would otherwise read as words.
     """
 
     id_field: str = "id"
@@ -154,13 +148,11 @@ class RowError:
     id: str | int | None
     kind: str
     """A short machine-readable category: ``malformed_json``, ``missing_field``, ``bad_field``,
-    ``ambiguous_field`` (a row holding two of the prompt fields looked for),
-    ``too_few_candidates``, ``too_many_candidates``, ``duplicate_candidate``, ``duplicate_id``,
-    ``too_long``, ``bad_encoding``, ``templated_prompt``, ``misaligned`` and ``ungrouped`` (rows
-    merged from several files or grouped by prompt, :mod:`~genrm_rank.sdg.inputs`),
-    ``format_mismatch`` (the output format cannot hold the row:
-    :func:`~genrm_rank.sdg.filters.format_problem`), ``judge_error``, ``no_usable_verdict``,
-    ``ranking_error``."""
+    ``ambiguous_field``, ``too_few_candidates``, ``too_many_candidates``,
+    ``duplicate_candidate``, ``duplicate_id``, ``too_long``, ``bad_encoding``,
+    ``templated_prompt``, ``misaligned`` and ``ungrouped`` (:mod:`~genrm_rank.sdg.inputs`),
+    ``format_mismatch`` (:func:`~genrm_rank.sdg.filters.format_problem`), ``judge_error``,
+    ``no_usable_verdict``, ``ranking_error``."""
     reason: str
     raw: str | None = None
     """The start of the line, for lines that could not be read as a JSON object."""
@@ -170,21 +162,14 @@ class RowError:
     keys: tuple[str, ...] = ()
     """For ``missing_field``: the keys the row does have."""
     failed_requests: tuple[dict[str, Any], ...] = ()
-    """For a row whose judge calls failed: each failed call's failure kind and the server's or
-    the parser's own words (``error``), as bespoke curator's ``failed_requests`` does."""
+    """For a row whose judge calls failed: each failed call's failure kind and words
+    (``error``), as bespoke curator's ``failed_requests`` does."""
     cause: Literal["row", "judge"] = "row"
-    """``"row"``: refused for its own content (bad JSON, a prompt the server rejects): not tried
-    again on resume. ``"judge"``: the judge failed it (transport faults, unreadable answers):
-    ``--resume`` retries it."""
+    """``"row"``: refused for its own content, not tried again on resume; ``"judge"``: the
+    judge failed it (transport faults, unreadable answers), and resume retries it."""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "line": self.line,
-            "id": self.id,
-            "kind": self.kind,
-            "cause": self.cause,
-            "reason": self.reason,
-        }
+        out = {k: getattr(self, k) for k in ("line", "id", "kind", "cause", "reason")}
         if self.raw is not None:
             out["raw"] = self.raw
         if self.kind in ("missing_field", "ambiguous_field"):
@@ -208,27 +193,17 @@ def id_key(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _first_duplicate(values: Sequence[str]) -> tuple[int, int] | None:
-    """Indices ``(j, i)``, ``j < i``, of the first value seen twice; ``None`` if all differ."""
-    seen: dict[str, int] = {}
-    for i, value in enumerate(values):
-        j = seen.setdefault(value, i)
-        if j != i:
-            return j, i
-    return None
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _is_id(value: Any) -> bool:
+    """Whether ``value`` can be an id: a string or an integer (not a bool)."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
 class IdIndex:
     """A compact set of string keys with an integer each (the first line an id was seen on).
 
     Keys are 64-bit BLAKE2b digests in an open-addressing table of two ``array('Q')``, about 32
-    bytes a key (a tenth of a ``set`` of the strings): the only part of a run whose memory
-    grows with the file. Two keys share a digest with probability about ``n**2 / 2**65``.
+    bytes a key (a tenth of a ``set`` of the strings); two keys share a digest with probability
+    about ``n**2 / 2**65``.
 
     >>> index = IdIndex()
     >>> index.setdefault('"a"', 3), index.setdefault('"a"', 9), '"a"' in index, '"b"' in index
@@ -236,18 +211,9 @@ class IdIndex:
     """
 
     def __init__(self, capacity: int = 1024) -> None:
-        size = 1
-        while size < max(8, 2 * capacity):
-            size *= 2
-        self._keys = array("Q", bytes(8 * size))
-        self._values = array("Q", bytes(8 * size))
-        self._mask = size - 1
+        self._keys = self._values = array("Q")
         self._count = 0
-
-    @staticmethod
-    def _digest(key: str) -> int:
-        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
-        return digest or 1  # 0 marks an empty slot
+        self._resize(1 << (max(8, 2 * capacity) - 1).bit_length())
 
     def _slot(self, digest: int) -> int:
         keys, mask = self._keys, self._mask
@@ -256,54 +222,48 @@ class IdIndex:
             slot = (slot + 1) & mask
         return slot
 
+    def _find(self, key: str) -> tuple[int, int]:
+        """The digest of ``key`` (never 0, which marks an empty slot) and its slot."""
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+        return digest or 1, self._slot(digest or 1)
+
     def get(self, key: str) -> int | None:
         """The value stored with ``key``, or ``None``."""
-        digest = self._digest(key)
-        slot = self._slot(digest)
+        slot = self._find(key)[1]
         return None if self._keys[slot] == 0 else int(self._values[slot])
 
     def setdefault(self, key: str, value: int = 0) -> int | None:
         """Store ``key`` with ``value`` unless present; return the earlier value, or ``None``."""
-        digest = self._digest(key)
-        slot = self._slot(digest)
+        digest, slot = self._find(key)
         if self._keys[slot] != 0:
             return int(self._values[slot])
-        self._keys[slot] = digest
-        self._values[slot] = value
+        self._keys[slot], self._values[slot] = digest, value
         self._count += 1
         if 2 * self._count > self._mask + 1:
-            self._grow()
+            self._resize(2 * (self._mask + 1))
         return None
 
     def add(self, key: str) -> None:
         self.setdefault(key)
 
-    def _grow(self) -> None:
+    def _resize(self, size: int) -> None:
         keys, values = self._keys, self._values
-        size = 2 * (self._mask + 1)
-        self._keys = array("Q", bytes(8 * size))
-        self._values = array("Q", bytes(8 * size))
+        self._keys, self._values = array("Q", bytes(8 * size)), array("Q", bytes(8 * size))
         self._mask = size - 1
         for digest, value in zip(keys, values, strict=True):
             if digest:
                 slot = self._slot(digest)
-                self._keys[slot] = digest
-                self._values[slot] = value
+                self._keys[slot], self._values[slot] = digest, value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._keys[self._slot(self._digest(key))] != 0
+        return isinstance(key, str) and self.get(key) is not None
 
     def __len__(self) -> int:
         return self._count
 
 
 class RowReader:
-    """Validates lines into :class:`Row` or :class:`RowError`; remembers ids to catch duplicates.
-
-    Parameters
-    ----------
-    spec : RowSpec
-    """
+    """Validates lines into :class:`Row` or :class:`RowError`; remembers ids to catch duplicates."""
 
     def __init__(self, spec: RowSpec | None = None) -> None:
         self.spec = spec or RowSpec()
@@ -312,27 +272,21 @@ class RowReader:
 
     @property
     def id_from_line(self) -> bool | None:
-        """Whether ids come from line numbers: ``spec.id_from_line``, or, when that is
-        ``None``, what the first row read decided (``None`` until a row is read)."""
+        """Whether ids come from line numbers: ``spec.id_from_line``, or what the first row
+        read decided (``None`` until then)."""
         return self._id_from_line
 
     def parse(self, line: int, raw: object) -> Row | RowError | None:
-        """Read one item of a :class:`~genrm_rank.sdg.inputs.RowSource`.
-
-        ``raw`` is a JSONL line (``bytes``; ``None`` is returned for a blank line, which is
-        not a row), an already decoded record (a Parquet or dataset row, an element of a JSON
-        array, a merged or grouped row), or an :class:`~genrm_rank.sdg.inputs.InputProblem`.
-        """
+        """Read one item of a :class:`~genrm_rank.sdg.inputs.RowSource`: a JSONL line (``None``
+        for a blank one, which is not a row), a decoded record, or an ``InputProblem``."""
         if isinstance(raw, InputProblem):
             return RowError(line, None, raw.kind, raw.reason, field=raw.field, keys=raw.keys)
         bad = partial(RowError, line, None)
-        if not isinstance(raw, (bytes, bytearray)):
-            if not isinstance(raw, dict):
-                kind = type(raw).__name__
-                return bad(
-                    "malformed_json", f"the row is a {kind}, not an object", _short(raw, 200)
-                )
+        if isinstance(raw, dict):
             return self._identify(line, raw)
+        if not isinstance(raw, (bytes, bytearray)):
+            why = f"the row is a {type(raw).__name__}, not an object"
+            return bad("malformed_json", why, _preview(repr(raw), 200))
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -358,14 +312,12 @@ class RowReader:
         spec = self.spec
         bad = partial(RowError, line, None)
         found = _lone_surrogate(data) if scan else None
-        if found is not None:
-            # Refused before anything is paid: such text cannot be sent to the judge nor written
-            # to the output. The errors file escapes it (Block.encode), so it shows as read.
+        if found is not None:  # text that can be neither sent nor written: refused at once
             where, char = found
             given = data.get(spec.id_field) if not spec.id_from_line else f"line:{line}"
             return RowError(
                 line,
-                given if isinstance(given, (str, int)) and not isinstance(given, bool) else None,
+                given if _is_id(given) else None,
                 "bad_encoding",
                 f"field {where} holds {char!a}, a lone surrogate (a JSON escape of half a "
                 "UTF-16 pair), which is not text: the row can be neither judged nor written",
@@ -373,37 +325,29 @@ class RowReader:
         row_id: str | int
         if self._id_from_line is None:  # the first row decides; later rows must agree
             self._id_from_line = spec.id_field not in data
+        if self._id_from_line and spec.id_field in data:
+            why: str = Words(
+                "the row has the field {f!r} while ids come from row numbers{how} ({a}); "
+                "give every row an id or none",
+                f=spec.id_field,
+                how="" if spec.id_from_line else ", as the first row has no id",
+                a=ArgumentError.Setting("rows.id_from_line"),
+            )
+            return bad("bad_field", why)
         if self._id_from_line:
-            if spec.id_field in data:
-                how = "" if spec.id_from_line else ", as the first row has no id"
-                return bad(
-                    "bad_field",
-                    Words(
-                        "the row has the field {f!r} while ids come from row numbers{how} ({a}); "
-                        "give every row an id or none",
-                        f=spec.id_field,
-                        how=how,
-                        a=ArgumentError.Setting("rows.id_from_line"),
-                    ),
-                )
             row_id = f"line:{line}"
             data = {spec.id_field: row_id, **data}
+        elif spec.id_field not in data:
+            error = _missing(line, None, repr(spec.id_field), "id_field", data)
+            if spec.id_from_line is None:  # the first row had an id: no mixing
+                why = f"{error.reason} while the first row has one; give every row an id or none"
+                return replace(error, reason=why)
+            return error
         else:
-            if spec.id_field not in data:
-                error = _missing(line, None, repr(spec.id_field), "id_field", data)
-                if spec.id_from_line is None:  # the first row had an id: no mixing
-                    why = (
-                        f"{error.reason} while the first row has one; give every row an id or none"
-                    )
-                    return replace(error, reason=why)
-                return error
             row_id = data[spec.id_field]
-            if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
-                return bad(
-                    "bad_field",
-                    f"field {spec.id_field!r} must be a non-empty string or an integer, not "
-                    f"{_short(row_id)}",
-                )
+            if not _is_id(row_id) or row_id == "":
+                why = f"field {spec.id_field!r} must be a non-empty string or an integer, not "
+                return bad("bad_field", why + _preview(repr(row_id)))
         first = self._seen.setdefault(id_key(row_id), line)
         if first is not None:
             why = f"duplicate id {row_id!r} (first on line {first})"
@@ -419,10 +363,9 @@ class RowReader:
             names = " or ".join(repr(f) for f in spec.prompt_fields)
             return _missing(line, row_id, names, "prompt_fields", data)
         if len(present) > 1:
-            names = " and ".join(repr(f) for f in present)
             why: str = Words(
                 "the row has {names}, and which one is the prompt is ambiguous; name it ({a})",
-                names=names,
+                names=" and ".join(repr(f) for f in present),
                 a=ArgumentError.Setting("rows.prompt_fields"),
             )
             return bad("ambiguous_field", why, field="prompt_fields", keys=tuple(data))
@@ -451,8 +394,8 @@ class RowReader:
             return _missing(line, row_id, repr(field), "candidates_field", data)
         raw_candidates = data[field]
         if not isinstance(raw_candidates, list):
-            kind = type(raw_candidates).__name__
-            return bad("bad_field", f"field {field!r} must be a list, not {kind}")
+            why = f"field {field!r} must be a list, not {type(raw_candidates).__name__}"
+            return bad("bad_field", why)
         if spec.max_candidates is not None and len(raw_candidates) > spec.max_candidates:
             why = f"{len(raw_candidates)} candidates, over max_candidates={spec.max_candidates}"
             return bad("too_many_candidates", why)
@@ -462,14 +405,15 @@ class RowReader:
         dropped: list[dict[str, Any]] = []
         for i, cand in enumerate(raw_candidates):
             where = f"{field}[{i}]"
-            message = _candidate_message(cand, text_key)
-            if message is not None:  # an assistant message, or messages ending with one
+            # an assistant message (an object with a role, not the text key), or messages
+            if isinstance(cand, list) or (
+                isinstance(cand, dict) and "role" in cand and text_key not in cand
+            ):
                 try:
-                    cand = _message_text(message, where)
+                    cand = _message_text(cand, where)
                 except (TypeError, ValueError) as exc:
                     return bad("bad_field", in_row_words(exc))
-            # A candidate object without the text key is a layout error; an explicit null is a
-            # sample that failed (dropped, with a note).
+            # A null text is a sample that failed (dropped); no text key, a layout error.
             text = cand.get(text_key, ...) if isinstance(cand, dict) else cand
             if text is None or (isinstance(text, str) and not text.strip()):
                 dropped.append({"index": i, "reason": "null" if text is None else "empty"})
@@ -478,12 +422,9 @@ class RowReader:
             cid = cand.get(spec.candidate_id_key) if isinstance(cand, dict) else None
             if isinstance(cand, dict) and not isinstance(text, str):
                 return bad("bad_field", f"{where} has no string {text_key!r}")
-            if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (str, int))):
-                why = (
-                    f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
-                    f"{_short(cid)}"
-                )
-                return bad("bad_field", why)
+            if cid is not None and not _is_id(cid):
+                why = f"{where}.{spec.candidate_id_key} must be a string or an integer, not "
+                return bad("bad_field", why + _preview(repr(cid)))
             if not isinstance(text, str):
                 why = (
                     f"{where} must be a string, an object with {text_key!r}, an "
@@ -504,27 +445,21 @@ class RowReader:
         if has_ids and not all(ids):
             why = f"{field}[{ids.index('')}] has no {spec.candidate_id_key!r} while others do"
             return bad("bad_field", why)
-        twins = _first_duplicate(ids) if has_ids else None
-        if twins is not None:
-            j, i = twins
-            return bad("duplicate_candidate", f"candidates {j} and {i} have the same id {ids[i]!r}")
+        seen: dict[str, int] = {}
+        for i, cid in enumerate(ids if has_ids else ()):
+            if (j := seen.setdefault(cid, i)) != i:
+                why = f"candidates {j} and {i} have the same id {cid!r}"
+                return bad("duplicate_candidate", why)
         principle = data.get(spec.principle_field)
         if principle is not None and not isinstance(principle, str):
-            why = (
-                f"field {spec.principle_field!r} must be a string or null, not "
-                f"{type(principle).__name__}"
-            )
-            return bad("bad_field", why)
+            why = f"field {spec.principle_field!r} must be a string or null, not "
+            return bad("bad_field", why + type(principle).__name__)
         if spec.max_chars is not None:
-            prompt_chars = sum(len(str(m.get("content", ""))) for m in normalized)
-            if prompt_chars > spec.max_chars:
-                why = f"the prompt has {prompt_chars} characters, over max_chars={spec.max_chars}"
-                return bad("too_long", why)
-            for i, text in enumerate(texts):
-                if len(text) > spec.max_chars:
-                    why = (
-                        f"candidate {i} has {len(text)} characters, over max_chars={spec.max_chars}"
-                    )
+            sizes = {"the prompt": sum(len(str(m.get("content", ""))) for m in normalized)}
+            sizes |= {f"candidate {i}": len(t) for i, t in enumerate(texts)}
+            for what, size in sizes.items():
+                if size > spec.max_chars:
+                    why = f"{what} has {size} characters, over max_chars={spec.max_chars}"
                     return bad("too_long", why)
         if dropped:  # the row's candidates, as written, are the kept ones: indices agree
             data = {**data, field: kept}
@@ -539,16 +474,6 @@ class RowReader:
             prompt_field=prompt_field,
             dropped=tuple(dropped),
         )
-
-
-def _candidate_message(cand: Any, text_key: str) -> dict[str, Any] | list[Any] | None:
-    """``cand`` when it is a message (an object with ``role`` and no ``text_key``) or a list
-    of messages; ``None`` for any other candidate."""
-    if isinstance(cand, list):
-        return cand
-    if isinstance(cand, dict) and "role" in cand and text_key not in cand:
-        return cand
-    return None
 
 
 def _message_text(message: dict[str, Any] | list[Any], where: str) -> str | None:
@@ -583,27 +508,16 @@ class RowLayout:
 def first_row_layout(
     source: Iterable[tuple[int, object]], spec: RowSpec, limit: int = 100
 ) -> RowLayout:
-    """The id mode and prompt field the first rows of ``source`` (at most ``limit``) show.
-
-    A run records them (``OUT.run.json``) so that a resumed run reads its rows the same way,
-    and reports them in its summary.
-    """
+    """The id mode and prompt field the first rows of ``source`` (at most ``limit``) show: a run
+    records them (``OUT.run.json``) so that a resumed run reads its rows the same way."""
     reader = RowReader(spec)
-    prompt_field: str | None = None
     rows = iter(source)
     try:
-        for count, (number, raw) in enumerate(rows, start=1):
-            parsed = reader.parse(number, raw)
-            if isinstance(parsed, Row):
-                prompt_field = parsed.prompt_field
-                break
-            if count >= limit:
-                break
+        parsed = (reader.parse(number, raw) for number, raw in islice(rows, limit))
+        row = next((r for r in parsed if isinstance(r, Row)), None)
     finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
-    return RowLayout(reader.id_from_line, prompt_field)
+        getattr(rows, "close", lambda: None)()
+    return RowLayout(reader.id_from_line, None if row is None else row.prompt_field)
 
 
 def _no_constant(name: str) -> float:

@@ -1,11 +1,7 @@
-"""The files of a run: the paths it may write (:func:`check_paths`), and its run file
-(``OUT.run.json``), what its output was written with, checked on resume (:func:`check_run_file`).
-
-Every path a run writes must differ from every other and from every path it reads, so that
-``overwrite`` never empties a cache, an input or another output. A run records its settings
-(the spec, the row layout, the judge) and its inputs' identity beside its output; a run that
-resumes onto it with other settings or another input would mix two runs in one file, and is
-refused, naming what changed.
+"""The files of a run: the paths it may write (:func:`check_paths`: each differs from every
+other and from every path it reads, so that ``overwrite`` never empties an input), and its run
+file, ``OUT.run.json``: the settings and inputs its output was written with, so that a run
+resuming with others is refused, naming what changed (:func:`check_run_file`).
 """
 
 from __future__ import annotations
@@ -57,9 +53,6 @@ def check_paths(
         exist or cannot be written.
     """
 
-    def other(name: str) -> object:
-        return "run" if name == "run" else ArgumentError.Setting(name)
-
     sources: dict[Path, str] = {}
     for name, paths in read.items():
         for path in paths:
@@ -75,10 +68,11 @@ def check_paths(
             why = (
                 ", which this run reads; choose another file"
                 if key in sources
-                else ("; every file a run writes must differ")
+                else "; every file a run writes must differ"
             )
+            other = "run" if clash == "run" else ArgumentError.Setting(clash)
             raise ArgumentError(
-                name, ": {path} is also the {other} file" + why, path=path, other=other(clash)
+                name, ": {path} is also the {other} file" + why, path=path, other=other
             )
         targets[key] = name
         parent = path.parent if str(path.parent) else Path(".")
@@ -94,13 +88,9 @@ def run_file_path(output: Path) -> Path:
 
 
 def input_identity(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """What a resumed run's input is checked against: per input, its name and its first bytes.
-
-    A file is known by the SHA-256 of its first :data:`IDENTITY_BYTES` bytes (or all of it, if
-    shorter) and how many bytes that was, so the check reads at most 1 MiB, and an input that
-    has only grown (rows appended) is still the same input. Standard input and datasets are
-    known by their name only.
-    """
+    """What a resumed run's input is checked against: per input, its name and, for a file, the
+    SHA-256 of its first :data:`IDENTITY_BYTES` bytes and their number (an input that has only
+    grown is still the same input). Standard input and datasets are known by their name."""
     identity: list[dict[str, Any]] = []
     for path in paths:
         if str(path) == STDIN or not path.is_file():
@@ -120,6 +110,14 @@ def _head(path: Path, size: int) -> tuple[int, str]:
     return len(head), hashlib.sha256(head).hexdigest()
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON ``path`` holds, or ``None`` when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def check_run_file(
     output: Path,
     settings: Mapping[str, Any],
@@ -129,11 +127,9 @@ def check_run_file(
     found: Sequence[str] = (),
 ) -> None:
     """Refuse to resume onto ``output`` written with other settings or from another input;
-    otherwise (or when not resuming) record ``settings`` and the inputs in its run file.
-
-    ``settings`` are JSON values; a ``"spec"`` mapping is compared field by field. ``found``
-    names settings a run found in its input rather than was told: compared only when the run
-    file has them (a run started before they were recorded resumes).
+    otherwise record ``settings`` (JSON values, a ``"spec"`` compared field by field) and the
+    inputs in its run file. ``found`` names settings found in the input, compared only when the
+    run file has them.
 
     Raises
     ------
@@ -142,10 +138,7 @@ def check_run_file(
     """
     path = run_file_path(output)
     if resume and path.exists():
-        try:
-            before = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            before = None
+        before = _read_json(path)
         if not isinstance(before, dict):
             return
         before.pop(FROZEN_PROFILE_KEY, None)
@@ -180,10 +173,7 @@ def frozen_profile(output: Path) -> JudgeProfile | None:
     ArgumentError
         (``resume``) The run file holds a frozen profile that is not one.
     """
-    try:
-        data = json.loads(run_file_path(output).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    data = _read_json(run_file_path(output))
     record = data.get(FROZEN_PROFILE_KEY) if isinstance(data, dict) else None
     if record is None:
         return None
@@ -214,8 +204,7 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings with the spec's fields as ``spec.<field>`` keys, to name what changed (a field
-    renamed since the run file was written read by its new name, so that run resumes)."""
+    """Settings with the spec's fields as ``spec.<field>`` keys (old names read as new ones)."""
     flat = {k: v for k, v in settings.items() if k != "spec"}
     spec = settings.get("spec")
     if isinstance(spec, dict):
