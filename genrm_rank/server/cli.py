@@ -1,8 +1,7 @@
 """Command line of the simulated GenRM server (``genrm-rank serve-sim``).
 
-``python -m genrm_rank.server --port 8000 --replicas 4 --capacity 64 --latency-mean 0.3`` starts
-four servers on ports 8000-8003 (``--port 0``: free ports) and prints one line per server,
-``serve-sim: ready http://127.0.0.1:PORT/v1 ...``, then serves until interrupted.
+``python -m genrm_rank.server --port 8000 --replicas 4`` serves on ports 8000-8003 (``--port 0``:
+free ports), printing ``serve-sim: ready http://127.0.0.1:PORT/v1 ...`` for each, until stopped.
 """
 
 from __future__ import annotations
@@ -89,8 +88,7 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
 
 
 SERVE_SIM_OPTIONS = _options()
-"""The ``serve-sim`` options by group, declared once for ``genrm-rank serve-sim`` (with its
-``--config`` file and ``GENRM_*`` variables) and ``python -m genrm_rank.server``."""
+"""The ``serve-sim`` options by group, for ``genrm-rank serve-sim`` and ``python -m``."""
 
 
 def add_serve_sim_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -113,13 +111,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SimServerConfig:
     """The :class:`SimServerConfig` the parsed options describe; ``ValueError`` if invalid."""
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ValueError(
-                f"Argument '--api-key-env' names {args.api_key_env!r}, which is unset or empty."
-            )
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    if args.api_key_env and not api_key:
+        raise ValueError(
+            f"Argument '--api-key-env' names {args.api_key_env!r}, which is unset or empty."
+        )
     sequence = tuple(k.strip() for k in args.fault_sequence.split(",") if k.strip())
     fields = {f.name for f in dataclasses.fields(SimServerConfig)}
     given = {o.dest for group in SERVE_SIM_OPTIONS.values() for o in group} & fields
@@ -128,15 +124,12 @@ def config_from_args(args: argparse.Namespace) -> SimServerConfig:
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:
-    """A warning when the servers listen beyond this machine (``0.0.0.0``, a LAN address)
-    without ``--api-key-env``: anyone who can reach the port may use them; ``None`` otherwise."""
+    """A warning for servers reachable beyond this machine without an API key, else ``None``."""
     if api_key is not None or host == "localhost":
         return None
-    try:
+    with contextlib.suppress(ValueError):  # a host name may resolve to any interface
         if ipaddress.ip_address(host.strip("[]")).is_loopback:
             return None
-    except ValueError:
-        pass  # a host name: it may resolve to any interface
     return (
         f"serve-sim: warning: listening on {host} with no API key: anyone who can reach this "
         "port can use the server; pass --api-key-env VAR, or --host 127.0.0.1"
@@ -176,8 +169,7 @@ def serve_sim_main(
 ) -> int:
     """Run ``serve-sim`` until SIGINT/SIGTERM; returns the exit status.
 
-    Give either ``argv`` (parsed with :func:`build_arg_parser`) or already parsed ``args`` from a
-    parser extended by :func:`add_serve_sim_arguments`.
+    ``args``: already parsed by a parser that :func:`add_serve_sim_arguments` extended.
     """
     if args is None:
         args = build_arg_parser().parse_args(argv)
@@ -201,6 +193,5 @@ def serve_sim_main(
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m genrm_rank.server``."""
-    return serve_sim_main(argv)
+main = serve_sim_main
+"""Entry point of ``python -m genrm_rank.server``."""
