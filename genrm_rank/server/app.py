@@ -72,6 +72,7 @@ _FAULT_ERRORS = {
     "500": (500, "InternalServerError", "Simulated internal server error."),
     "503": (503, "ServiceUnavailableError", "Simulated overload: the request queue is full."),
     "429": (429, "RateLimitError", "Simulated rate limit."),
+    "hang": (504, "GatewayTimeout", "Simulated hang ended."),  # after hang_seconds
 }
 _REASONING_FIELDS = ("reasoning", "reasoning_content")
 _MESSAGE_ROLES = frozenset({"system", "user", "assistant", "principle", "response_1", "response_2"})
@@ -101,23 +102,17 @@ class SimServerConfig(SimulatedJudgeSettings):
     ----------
     model : str
         The served model name; requests for another name get vLLM's 404.
-    max_model_len : int
-        Context length: a longer prompt (4 characters a token), or ``max_tokens`` above it,
-        gets a 400.
-    capacity : int
-        Sequences served at once; further requests wait in FIFO order.
-    latency : {"lognormal", "constant", "exponential"}
-        Distribution of a request's service time.
-    latency_mean : float
-        Mean service time in seconds of a prefix-cache miss; ``0``: no sleeping at all.
-    latency_sigma : float
-        Log-space standard deviation of the lognormal distribution.
-    prefix_cache_size : int
-        Conversation prefixes remembered (LRU); ``0`` disables the prefix-cache model.
-    prefix_hit_latency_factor : float
-        Service time of a prefix-cache hit, as a fraction of a miss's.
-    judge_seed : int
-        Seed of the simulated judge (candidate qualities and verdict draws).
+    max_model_len, capacity : int
+        Context length (a longer prompt, 4 characters a token, or ``max_tokens`` gets a 400),
+        and sequences served at once (the others wait in FIFO order).
+    latency, latency_mean, latency_sigma : {"lognormal", "constant", "exponential"}, float, float
+        Distribution of a request's service time, its mean in seconds for a prefix-cache miss
+        (``0``: no sleeping at all), and the lognormal's log-space standard deviation.
+    prefix_cache_size, prefix_hit_latency_factor : int, float
+        Conversation prefixes remembered (LRU; ``0``: no prefix-cache model), and a hit's
+        service time as a fraction of a miss's.
+    judge_seed, seed : int
+        Seeds of the simulated judge, and of the latency and fault draws.
     qualities : mapping of str to float, optional
         Latent quality of given candidate texts (as shown); other texts get one from their hash.
     fault_rate_500, fault_rate_503, fault_rate_429, fault_rate_hang, fault_rate_drop : float
@@ -125,10 +120,8 @@ class SimServerConfig(SimulatedJudgeSettings):
         ``Retry-After``, a hang of ``hang_seconds``, a connection closed without a reply.
     fault_rate_html, fault_rate_empty_choices : float
         Probability of a 200 holding an HTML page (a proxy's login page), or ``choices: []``.
-    retry_after : float
-        Seconds sent in the ``Retry-After`` header of an injected 429/503.
-    hang_seconds : float
-        How long a hung request sleeps before the server gives up on it.
+    retry_after, hang_seconds : float
+        Seconds in an injected 429/503's ``Retry-After``; how long a hung request sleeps.
     fault_sequence : tuple of str
         Faults for the first chat requests, in arrival order, before the rates apply: each of
         ``FAULT_KINDS``; ``"misparsed"`` is what a wrong reasoning parser gives (``content``
@@ -137,8 +130,6 @@ class SimServerConfig(SimulatedJudgeSettings):
         With ``reasoning_style="reasoning_content"``, also send ``"reasoning": ""``.
     api_key : str, optional
         When set, requests must carry ``Authorization: Bearer <api_key>`` (vLLM ``--api-key``).
-    seed : int
-        Seed of the latency and fault draws.
     """
 
     model: str = "sim-genrm"
@@ -607,11 +598,11 @@ class SimServer:
         if fault in self._faults:
             self._faults[fault] += 1
         if fault in _FAULT_ERRORS:
+            if fault == "hang":
+                await asyncio.sleep(self.config.hang_seconds)
             retry = {"Retry-After": _retry_after(self.config.retry_after)}
-            return _error_response(*_FAULT_ERRORS[fault], headers=None if fault == "500" else retry)
-        if fault == "hang":
-            await asyncio.sleep(self.config.hang_seconds)
-            return _error_response(504, "GatewayTimeout", "Simulated hang ended.")
+            headers = retry if fault in ("503", "429") else None
+            return _error_response(*_FAULT_ERRORS[fault], headers=headers)
         if fault == "html":
             page = "<html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
             return web.Response(text=page, content_type="text/html")

@@ -15,11 +15,10 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import get_args
+from typing import get_args, get_type_hints
 
 from genrm_rank.flags import Option
-from genrm_rank.judges.simulated import AnswerFormat, NoiseModel, ReasoningStyle
-from genrm_rank.server.app import FAULT_KINDS, LatencyDistribution, SimServer, SimServerConfig
+from genrm_rank.server.app import FAULT_KINDS, SimServer, SimServerConfig
 
 __all__ = [
     "SERVE_SIM_OPTIONS",
@@ -33,11 +32,14 @@ __all__ = [
 
 
 def _options() -> dict[str | None, tuple[Option, ...]]:
-    d = SimServerConfig()
-    faults = tuple(
-        Option(f"--fault-rate-{kind.replace('_', '-')}", "", float, 0.0, "P")
-        for kind in d.fault_rates()
-    )
+    d, hints = SimServerConfig(), get_type_hints(SimServerConfig)
+
+    def of(name: str, help: str = "", metavar: str | None = None) -> Option:
+        """The option setting the config's field ``name``, typed and defaulted as the field."""
+        default, choices = getattr(d, name), get_args(hints[name]) or None
+        kind = None if isinstance(default, str) else type(default)
+        return Option("--" + name.replace("_", "-"), help, kind, default, metavar, choices=choices)
+
     return {
         "network": (
             Option("--host", "interface to listen on", default="127.0.0.1"),
@@ -51,32 +53,28 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             ),
         ),
         "server": (
-            Option("--model", "served model name", default=d.model),
-            Option("--max-model-len", "", int, d.max_model_len),
-            Option("--capacity", "concurrent sequences", int, d.capacity),
-            Option("--latency", "", default=d.latency, choices=get_args(LatencyDistribution)),
-            Option("--latency-mean", "seconds; 0 = zero-latency mode", float, d.latency_mean),
-            Option("--latency-sigma", "", float, d.latency_sigma),
-            Option("--prefix-cache-size", "", int, d.prefix_cache_size),
-            Option("--prefix-hit-latency-factor", "", float, d.prefix_hit_latency_factor),
-            Option("--seed", "latency/fault seed (replica i uses seed + i)", int, d.seed),
+            of("model", "served model name"),
+            of("max_model_len"),
+            of("capacity", "concurrent sequences"),
+            of("latency"),
+            of("latency_mean", "seconds; 0 = zero-latency mode"),
+            of("latency_sigma"),
+            of("prefix_cache_size"),
+            of("prefix_hit_latency_factor"),
+            of("seed", "latency/fault seed (replica i uses seed + i)"),
         ),
-        "simulated judge": (
-            Option("--answer-format", "", default=d.answer_format, choices=get_args(AnswerFormat)),
-            Option(
-                "--reasoning-style", "", default=d.reasoning_style, choices=get_args(ReasoningStyle)
-            ),
-            Option("--noise", "", default=d.noise, choices=get_args(NoiseModel)),
-            Option("--noise-scale", "", float, d.noise_scale),
-            Option("--position-bias", "", float, d.position_bias),
-            Option("--judge-seed", "", int, d.judge_seed),
+        "simulated judge": tuple(
+            map(
+                of,
+                "answer_format reasoning_style noise noise_scale position_bias judge_seed".split(),
+            )
         ),
         "fault injection": (
-            *faults,
-            Option("--unreadable-rate", "", float, 0.0, "P"),
-            Option("--truncated-rate", "", float, 0.0, "P"),
-            Option("--retry-after", "seconds in Retry-After of 429/503", float, d.retry_after),
-            Option("--hang-seconds", "", float, d.hang_seconds),
+            *(of(f"fault_rate_{kind}", metavar="P") for kind in d.fault_rates()),
+            of("unreadable_rate", metavar="P"),
+            of("truncated_rate", metavar="P"),
+            of("retry_after", "seconds in Retry-After of 429/503"),
+            of("hang_seconds"),
             Option(
                 "--fault-sequence",
                 f"faults for the first requests, in order; each of {', '.join(FAULT_KINDS)}",
