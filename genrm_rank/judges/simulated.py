@@ -103,17 +103,14 @@ def render_answer(
     """
     check.one_of("answer_format", answer_format, _FORMATS)
     if answer_format == "boxed":
-        answer = (
-            "[The Begin of Analysis on Response 1]\nAdequate.\n"
-            "[The End of Analysis on Response 1]\n"
-            "[The Begin of Analysis on Response 2]\nAdequate.\n"
-            "[The End of Analysis on Response 2]\n"
-            "[The Begin of Individual Scores]\n"
-            f"\\boxed{{{score_1}, {score_2}}}\n"
-            "[The End of Individual Scores]\n"
-            "[The Begin of Ranking Score]\n"
-            f"\\boxed{{{ranking}}}\n"
-            "[The End of Ranking Score]"
+        sections = {
+            "Analysis on Response 1": "Adequate.",
+            "Analysis on Response 2": "Adequate.",
+            "Individual Scores": f"\\boxed{{{score_1}, {score_2}}}",
+            "Ranking Score": f"\\boxed{{{ranking}}}",
+        }
+        answer = "\n".join(
+            f"[The Begin of {k}]\n{v}\n[The End of {k}]" for k, v in sections.items()
         )
         return _place_reasoning(answer, reasoning, reasoning_style)
     verdict = {"score_1": score_1, "score_2": score_2, "ranking": ranking}

@@ -66,9 +66,8 @@ def _read_output(output: Any, thinking: bool = True) -> Verdict:
     """One ``RequestOutput`` as a verdict, read as the HTTP judge reads ``message.content``."""
     completions = getattr(output, "outputs", None)
     if not completions:
-        return Verdict.failed(
-            FailureKind.EMPTY, error="vLLM returned no completion for this request"
-        )
+        error = "vLLM returned no completion for this request"
+        return Verdict.failed(FailureKind.EMPTY, error=error)
     completion = completions[0]
     text = completion.text
     if not isinstance(text, str):
@@ -213,7 +212,7 @@ class VLLMOfflineJudge:
         return content + self.template_token_allowance + self.max_tokens
 
     def _bound_lock(self) -> asyncio.Lock:
-        # Created lazily and per loop: no asyncio object exists before the judge is used.
+        """The batch lock of the running loop, created on first use."""
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
             self._lock, self._lock_loop = asyncio.Lock(), loop
@@ -242,16 +241,10 @@ class VLLMOfflineJudge:
                 message = str(exc).strip() or type(exc).__name__
                 if len(message) > _ERROR_TEXT_LIMIT:
                     message = message[:_ERROR_TEXT_LIMIT] + "..."
-                return [
-                    Verdict.failed(
-                        FailureKind.REJECTED, error=f"vLLM refused: {message}", attempts=0
-                    )
-                ]
+                error = f"vLLM refused: {message}"
+                return [Verdict.failed(FailureKind.REJECTED, error=error, attempts=0)]
             half = len(requests) // 2
-            return [
-                *(await self._generate(requests[:half])),
-                *(await self._generate(requests[half:])),
-            ]
+            return await self._generate(requests[:half]) + await self._generate(requests[half:])
         return [_read_output(output, self.thinking) for output in outputs]
 
     async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:

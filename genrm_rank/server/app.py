@@ -201,20 +201,11 @@ class SimServerConfig(SimulatedJudgeSettings):
 class SimServerStats:
     """Counters of one :class:`SimServer` (also in ``/metrics``).
 
-    Attributes
-    ----------
-    requests, completed, rejected : int
-        Chat requests received (valid or not), answered with a completion, refused (4xx).
-    running, waiting, max_running : int
-        Requests being served now, queued behind ``capacity``, and the highest ``running``.
-    faults : dict of str to int
-        Injected faults, by kind.
-    prefix_cache_queries, prefix_cache_hits : int
-        Requests looked up in the prefix cache, and those whose prefix was there.
-    service_seconds : float
-        Simulated service time of completed requests (utilisation: over ``capacity * elapsed``).
-    by_path : dict of str to int
-        Every HTTP request received, by ``"METHOD /path"`` (wrong paths included).
+    ``requests``: chat requests received, valid or not; ``rejected``: refused (4xx);
+    ``running``/``waiting``: served now/queued behind ``capacity``; ``faults``: injected, by kind;
+    ``prefix_cache_queries``/``prefix_cache_hits``: requests looked up in the prefix cache/found
+    there; ``service_seconds``: simulated service time of completed requests; ``by_path``: every
+    HTTP request, by ``"METHOD /path"`` (wrong paths included).
     """
 
     requests: int
@@ -270,11 +261,9 @@ class SimServer:
     Parameters
     ----------
     config : SimServerConfig, optional
-        Behaviour; the defaults give a 64-sequence server with 0.3 s mean latency.
     host : str
-        Interface to listen on.
     port : int
-        Port; ``0`` picks a free one (read it back from :attr:`port` after :meth:`start`).
+        ``0`` picks a free one (read it back from :attr:`port` after :meth:`start`).
     ssl_context : ssl.SSLContext, optional
         Serve HTTPS with this context (its certificate and key loaded).
 
@@ -666,8 +655,7 @@ def _retry_after(seconds: float) -> str:
 
 
 class ThreadedSimServers:
-    """Several :class:`SimServer` on a background thread's event loop, for synchronous callers.
-
+    """Several :class:`SimServer` on a background thread's event loop, for synchronous callers:
     ``with ThreadedSimServers([cfg, cfg]) as servers: servers.urls``.
 
     Parameters
@@ -675,9 +663,8 @@ class ThreadedSimServers:
     configs : sequence of SimServerConfig
         One server per config.
     host : str
-        Interface to listen on.
     ports : sequence of int, optional
-        Ports to bind (``0`` for a free one); by default all free.
+        Ports to bind (``0``: a free one); by default all free.
     """
 
     def __init__(
