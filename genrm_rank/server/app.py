@@ -234,7 +234,8 @@ class _HttpError(Exception):
         self, message: str, param: str | None = "messages", status: int = 400, kind: str = ""
     ) -> None:
         super().__init__(message)
-        self.response = _error_response(status, kind or "BadRequestError", message, param)
+        body = error_body(status, kind or "BadRequestError", message, param)
+        self.response = web.json_response(body, status=status)
 
 
 def error_body(
@@ -242,17 +243,6 @@ def error_body(
 ) -> dict[str, Any]:
     """vLLM's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
     return {"error": {"message": message, "type": err_type, "param": param, "code": status}}
-
-
-def _error_response(
-    status: int,
-    err_type: str,
-    message: str,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    body = error_body(status, err_type, message, param)
-    return web.json_response(body, status=status, headers=headers)
 
 
 class SimServer:
@@ -591,7 +581,10 @@ class SimServer:
                 await asyncio.sleep(self.config.hang_seconds)
             retry = {"Retry-After": _retry_after(self.config.retry_after)}
             headers = retry if fault in ("503", "429") else None
-            return _error_response(*_FAULT_ERRORS[fault], headers=headers)
+            status = _FAULT_ERRORS[fault][0]
+            return web.json_response(
+                error_body(*_FAULT_ERRORS[fault]), status=status, headers=headers
+            )
         if fault == "html":
             page = "<html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
             return web.Response(text=page, content_type="text/html")
