@@ -379,19 +379,14 @@ def _pair_graph(
         (xa, ya), (xb, yb) = pos[a], pos[b]
         if pref is None or pref == 0.5:  # no usable verdict (dashed), or even (no arrow)
             dash = ' stroke-dasharray="4 3"' if pref is None else ""
-            line = (
-                f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" '
-                f'stroke="{MUTED}"{dash} stroke-width="2"/>'
-            )
+            line = _line(xa, ya, xb, yb, f'stroke="{MUTED}"{dash} stroke-width="2"')
         else:
             (x1, y1), (x2, y2) = ((xa, ya), (xb, yb)) if pref >= 0.5 else ((xb, yb), (xa, ya))
             d = math.hypot(x2 - x1, y2 - y1) or 1.0  # stop short of the loser's node
             x2s, y2s = x2 - (x2 - x1) * 16 / d, y2 - (y2 - y1) * 16 / d
-            line = (
-                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2s:.1f}" y2="{y2s:.1f}" stroke="{BAR}" '
-                f'stroke-width="{1.5 + 4 * abs(pref - 0.5):.1f}" '
-                f'marker-end="url(#{anchor}-arrow)"/>'
-            )
+            width = f"{1.5 + 4 * abs(pref - 0.5):.1f}"
+            style = f'stroke="{BAR}" stroke-width="{width}" marker-end="url(#{anchor}-arrow)"'
+            line = _line(x1, y1, x2s, y2s, style)
         title = _e(f"{labels[a]} vs {labels[b]}: {len(verdicts)} verdict(s)")
         edges.append(f'<a href="#{anchor}-pair{a}-{b}" class=edge><title>{title}</title>{line}</a>')
     for k, i in enumerate(ranked):
@@ -440,10 +435,7 @@ def _strengths(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any
         y = 20 + step * k
         parts.append(_text(left - 8, y + 4, _e(_excerpt(label, 16)), "label", "end"))
         if lo is not None and hi is not None:
-            parts.append(
-                f'<line x1="{x(lo):.1f}" y1="{y}" x2="{x(hi):.1f}" y2="{y}" stroke="{MUTED}" '
-                'stroke-width="3"/>'
-            )
+            parts.append(_line(x(lo), y, x(hi), y, f'stroke="{MUTED}" stroke-width="3"'))
         parts.append(f'<circle cx="{x(value):.1f}" cy="{y}" r="5" fill="{BAR}"/>')
     parts.append(_text(left, height - 8, f"{low:+.1f}", "tick"))
     parts.append(_text(width - 15, height - 8, f"{high:+.1f}", "tick", "end"))
@@ -483,13 +475,11 @@ def _histogram(
     ]
     if marker is not None and low <= marker <= high:
         mx = pad + (width - 2 * pad) * (marker - low) / (high - low)
-        parts.append(
-            f'<line x1="{mx:.1f}" y1="{pad - 10}" x2="{mx:.1f}" y2="{base}" '
-            'stroke="#c44e52" stroke-dasharray="4 3" stroke-width="1.5"/>'
-        )
+        style = 'stroke="#c44e52" stroke-dasharray="4 3" stroke-width="1.5"'
+        parts.append(_line(mx, pad - 10, mx, base, style))
     shift, fmt = (0.5, "{:.0f}") if integer else (0, "{:.2f}")
     parts += [
-        f'<line x1="{pad}" y1="{base}" x2="{width - pad}" y2="{base}" stroke="#333"/>',
+        _line(pad, base, width - pad, base, 'stroke="#333"'),
         _text(pad, base + 14, fmt.format(low + shift), "tick"),
         _text(width - pad, base + 14, fmt.format(high - shift), "tick", "end"),
         _text(
@@ -519,11 +509,20 @@ def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
     return _figure(width, height, title, "".join(parts), title)
 
 
+def _at(**coordinates: float) -> str:
+    """SVG coordinate attributes, a float written with one decimal: ``x="1.5" y="2"``."""
+    return " ".join(
+        f'{k}="{v:.1f}"' if isinstance(v, float) else f'{k}="{v}"' for k, v in coordinates.items()
+    )
+
+
 def _text(x: float, y: float, body: object, cls: str, anchor: str = "") -> str:
-    """SVG text at ``(x, y)`` (a float coordinate written with one decimal)."""
-    x_, y_ = (f"{v:.1f}" if isinstance(v, float) else v for v in (x, y))
     side = f' text-anchor="{anchor}"' if anchor else ""
-    return f'<text x="{x_}" y="{y_}"{side} class={cls}>{body}</text>'
+    return f"<text {_at(x=x, y=y)}{side} class={cls}>{body}</text>"
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, style: str) -> str:
+    return f"<line {_at(x1=x1, y1=y1, x2=x2, y2=y2)} {style}/>"
 
 
 def _by_pair(
