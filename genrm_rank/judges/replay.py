@@ -51,11 +51,8 @@ class ReplayRecord:
         """The record as a :class:`~genrm_rank.verdict.Verdict` (see the module's table)."""
         if self.winner in WINNER_RANKINGS:
             return Verdict(ranking=WINNER_RANKINGS[self.winner], raw=self.winner)
-        return Verdict.failed(
-            FailureKind.UNREADABLE,
-            raw=self.winner,
-            error=f"the recorded judge's answer was {self.winner!r}",
-        )
+        error = f"the recorded judge's answer was {self.winner!r}"
+        return Verdict.failed(FailureKind.UNREADABLE, raw=self.winner, error=error)
 
 
 class ReplayJudge:
