@@ -317,8 +317,7 @@ class SimulatedJudge(SimulatedJudgeSettings):
         else:
             eps = float(rng.standard_normal())
         margin = (q1 - q2 + self.position_bias) / self.noise_scale + eps
-        low, high = self.thresholds
-        magnitude = 3 if abs(margin) >= high else 2 if abs(margin) >= low else 1
+        magnitude = 1 + sum(abs(margin) >= cut for cut in self.thresholds)  # 1, 2 or 3
         ranking = 4 - magnitude if margin > 0 else 3 + magnitude
         score_1, score_2 = (
             _clip(round(3.0 + q + 0.5 * float(rng.standard_normal())), 1, 5) for q in (q1, q2)
@@ -360,14 +359,9 @@ class SimulatedJudge(SimulatedJudgeSettings):
                 answer = RenderedAnswer(content, answer.reasoning)
             finish = "stop"
             completion = estimate_tokens((answer.content or "") + (answer.reasoning or ""))
+        usage = Usage(prompt_tokens, completion)
         return SimulatedAnswer(
-            answer.content,
-            answer.reasoning,
-            finish,
-            Usage(prompt_tokens, completion),
-            score_1,
-            score_2,
-            ranking,
+            answer.content, answer.reasoning, finish, usage, score_1, score_2, ranking
         )
 
     def respond(self, request: PairRequest) -> SimulatedAnswer:
