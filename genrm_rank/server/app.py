@@ -286,8 +286,7 @@ class SimServer:
         self._rng = random.Random(self.config.seed)
         self._faults_left = list(self.config.fault_sequence)
         self._prefix_cache: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._running = 0
-        self._max_running = 0
+        self._running = self._max_running = 0
         self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ids = itertools.count()
         self._count: collections.Counter[str] = collections.Counter()
@@ -401,8 +400,7 @@ class SimServer:
         return list(rates)[k] if k < len(rates) else "ok"
 
     def _latency(self, hit: bool) -> float:
-        cfg = self.config
-        mean = cfg.latency_mean
+        cfg, mean = self.config, self.config.latency_mean
         if mean <= 0:
             return 0.0
         if cfg.latency == "constant":
