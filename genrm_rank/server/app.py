@@ -534,9 +534,15 @@ class SimServer:
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return web.json_response({"error": "Unauthorized"}, status=401)
-        model, created = self.config.model, self._created
-        card = {"id": model, "object": "model", "created": created, "owned_by": "vllm"}
-        card |= {"root": model, "parent": None, "max_model_len": self.config.max_model_len}
+        card = {
+            "id": self.config.model,
+            "object": "model",
+            "created": self._created,
+            "owned_by": "vllm",
+            "root": self.config.model,
+            "parent": None,
+            "max_model_len": self.config.max_model_len,
+        }
         return web.json_response({"object": "list", "data": [card]})
 
     async def _metrics(self, request: web.Request) -> web.Response:
