@@ -690,8 +690,12 @@ class ThreadedSimServers:
         if self._thread is not None:
             raise RuntimeError("ThreadedSimServers is already running.")
         self._loop = loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="genrm-sim-servers")
-        self._thread.daemon = True
+
+        def run() -> None:
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="genrm-sim-servers", daemon=True)
         self._thread.start()
         self.servers = [
             SimServer(c, host=self.host, port=p)
@@ -739,7 +743,6 @@ class ThreadedSimServers:
                 self._run(server.stop())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
-        loop.close()
         self._loop = self._thread = None
 
     def __enter__(self) -> ThreadedSimServers:
