@@ -1,25 +1,17 @@
 """A self-contained HTML report of a ranked output file (``genrm-rank report OUT.jsonl``).
 
-People look at a run before they trust its data: how many rows came out, what the judge cost,
-whether it leans towards the first slot, whether it agrees with itself when the order is
-swapped, and, for a few rows, what it actually compared and why. This module reads the rows a
-``rank``/``select`` run wrote (each with its ranking block, ``genrm`` by default) and writes one
-HTML file that holds all of that with nothing to fetch when it is viewed: the CSS, the few lines
-of script and the plots (hand-drawn SVG, so no plotting library is needed) are all inline.
+One HTML file with nothing to fetch (inline CSS, script and hand-drawn SVG plots) shows what
+people check before they trust a run's data:
 
-- **Summary**: rows, ranked/failed/rejected, statuses, strategies and swap modes. Failed rows are
-  read from the ``OUT.errors.jsonl`` file beside the output when it is there, rejected rows
-  from ``OUT.rejected.jsonl`` and from ``select`` rows with ``"selected": null``.
-- **Calls and tokens**: calls paid and served from the cache, failed verdicts, prompt and
-  completion tokens, and a histogram of paid calls per row.
-- **Position bias and consistency**: per-row fitted slot-1 advantage (log-odds), first-slot
-  win share and the agreement of the two orders of a pair (Zheng et al. 2023, "Judging
-  LLM-as-a-Judge with MT-Bench and Chatbot Arena", arXiv:2306.05685), pooled and as histograms.
-- **Sample rows**: for a seeded sample of rows, the prompt and each candidate's text (shortened,
-  the full text a click away in a ``<details>``), the pair graph (who met whom, an arrow from the
-  preferred candidate, the ranking's order around the circle), the candidates' strengths with
-  their intervals, and each verdict's reasoning in a ``<details>`` a click away (the rows need
-  the verdicts: ``genrm-rank rank --judgements``).
+- **Summary**: rows, ranked/failed/rejected (counting the ``OUT.errors.jsonl`` and
+  ``OUT.rejected.jsonl`` files beside the output), statuses, strategies and swap modes.
+- **Calls and tokens**: paid and cached calls, failed verdicts, tokens, paid calls per row.
+- **Position bias and consistency**: fitted slot-1 advantage, first-slot win share and the
+  agreement of a pair's two orders (Zheng et al. 2023, "Judging LLM-as-a-Judge with MT-Bench
+  and Chatbot Arena", arXiv:2306.05685), pooled and per row.
+- **Sample rows**: for a seeded sample, the prompt and candidates (full texts a click away), the
+  pair graph, the strengths with their intervals, and each verdict's reasoning (rows written
+  with ``genrm-rank rank --judgements``).
 """
 
 from __future__ import annotations
@@ -29,6 +21,7 @@ import json
 import math
 import os
 import random
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -111,19 +104,15 @@ def write_report(
     path : path-like
         Rows a ``rank`` or ``select`` run wrote, each with its ranking under ``result_field``.
     output : path-like, optional
-        The HTML file (default: ``OUT.report.html`` beside ``path``).
+        The HTML file (default: ``OUT.report.html`` beside ``path``); never a file it reads.
     result_field : str
-        The field holding each row's ranking.
-    sample : int
-        Rows shown in detail (pair graph, strengths, verdicts), drawn with ``seed``.
-    seed : int
-        Seed of the sample.
+    sample, seed : int
+        Rows shown in detail, and the seed they are drawn with.
     errors, rejected : path-like, optional
         The run's errors and rejected files (default: ``OUT.errors.jsonl`` and
         ``OUT.rejected.jsonl`` beside ``path``, when they exist).
     overwrite : bool
-        Replace an existing ``output`` that is not a report this function wrote (a report it
-        wrote is always rewritten). ``output`` may never be one of the files read.
+        Replace an ``output`` that is not a report (a report is always rewritten).
     """
     source = Path(path)
     if not source.is_file():
@@ -164,10 +153,6 @@ def write_report(
     return target
 
 
-# --------------------------------------------------------------------------------------------
-# The page
-
-
 def render_report(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -178,10 +163,8 @@ def render_report(
     failed_rows: int | None = None,
     rejected_rows: int | None = None,
 ) -> str:
-    """The report of ``rows`` as one HTML document (see the module docstring).
-
-    ``failed_rows`` and ``rejected_rows`` are the line counts of the run's errors and rejected
-    files (``None``: not known).
+    """The report of ``rows`` as one HTML document; ``failed_rows`` and ``rejected_rows`` count
+    the lines of the run's errors and rejected files (``None``: not known).
 
     Raises
     ------
@@ -218,9 +201,7 @@ def _summary_section(
     failed_rows: int | None,
     rejected_rows: int | None,
 ) -> str:
-    statuses = Counter(str(r.get("status")) for _, _, r in ranked)
-    strategies = Counter(str(r.get("strategy")) for _, _, r in ranked)
-    swaps = Counter(str(r.get("swap")) for _, _, r in ranked)
+    blocks = [r for _, _, r in ranked]
     with_best = sum(1 for _, _, r in ranked if r.get("best") is not None)
     not_selected = sum(1 for row in rows if "selected" in row and row["selected"] is None)
     rejected = not_selected + (rejected_rows or 0)
@@ -230,34 +211,29 @@ def _summary_section(
         ("rows with a best candidate", with_best),
         ("rows failed (errors file)", "not found" if failed_rows is None else failed_rows),
         ("rows rejected (threshold)", rejected),
-        ("statuses", _counts(statuses)),
-        ("strategies", _counts(strategies)),
-        ("swap modes", _counts(swaps)),
+        ("statuses", _tally(blocks, "status")),
+        ("strategies", _tally(blocks, "strategy")),
+        ("swap modes", _tally(blocks, "swap")),
     ]
     return _section("Summary", _table(items), "summary")
 
 
 def _cost_section(blocks: Sequence[Mapping[str, Any]]) -> str:
     calls = [_num(b.get("calls")) for b in blocks]
-    cached = [_num(b.get("cached")) for b in blocks]
-    failed = [_num(b.get("failed_calls")) for b in blocks]
-    prompt = sum(_num(b.get("prompt_tokens")) for b in blocks)
-    completion = sum(_num(b.get("completion_tokens")) for b in blocks)
-    paid, hits = sum(calls), sum(cached)
-    n = len(blocks)
+    paid, hits, failed, prompt, completion = (
+        sum(_num(b.get(key)) for b in blocks)
+        for key in ("calls", "cached", "failed_calls", "prompt_tokens", "completion_tokens")
+    )
     items = [
-        ("judge calls paid", f"{paid:,.0f} ({paid / n:.1f} a row)"),
+        ("judge calls paid", f"{paid:,.0f} ({paid / len(blocks):.1f} a row)"),
         ("verdicts from the cache (free)", f"{hits:,.0f}"),
-        ("verdicts failed after re-asks", f"{sum(failed):,.0f}"),
+        ("verdicts failed after re-asks", f"{failed:,.0f}"),
         ("prompt tokens", f"{prompt:,.0f}"),
         ("completion tokens", f"{completion:,.0f}"),
-        (
-            "tokens a paid call",
-            "-" if paid == 0 else f"{(prompt + completion) / paid:,.0f}",
-        ),
+        ("tokens a paid call", "-" if paid == 0 else f"{(prompt + completion) / paid:,.0f}"),
     ]
     split = _bars(
-        [("paid", paid), ("cached", hits), ("failed", sum(failed))],
+        [("paid", paid), ("cached", hits), ("failed", failed)],
         title="Verdicts: paid, from the cache, failed",
     )
     hist = _histogram(calls, title="Paid calls per row", xlabel="calls", integer=True)
@@ -265,35 +241,23 @@ def _cost_section(blocks: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _bias_section(blocks: Sequence[Mapping[str, Any]]) -> str:
-    bias = [float(b["position_bias"]) for b in blocks if _is_num(b.get("position_bias"))]
-    cons = [b.get("consistency") for b in blocks]
-    reports = [c for c in cons if isinstance(c, Mapping)]
-    first = sum(_num(c.get("first_slot_wins")) for c in reports)
-    second = sum(_num(c.get("second_slot_wins")) for c in reports)
-    both = sum(_num(c.get("pairs_both_orders")) for c in reports)
-    agree = sum(_num(c.get("agree")) for c in reports)
-    shares = [
-        float(c["first_slot_win_share"]) for c in reports if _is_num(c.get("first_slot_win_share"))
-    ]
-    rates = [float(c["agreement_rate"]) for c in reports if _is_num(c.get("agreement_rate"))]
-    pooled_share = first / (first + second) if first + second else None
-    pooled_bias = math.log(first / second) if first and second else None
+    reports = [c for b in blocks if isinstance(c := b.get("consistency"), Mapping)]
+    first, second, both, agree = (
+        sum(_num(c.get(key)) for c in reports)
+        for key in ("first_slot_wins", "second_slot_wins", "pairs_both_orders", "agree")
+    )
+    bias = _numbers(blocks, "position_bias")
+    shares, rates = _numbers(reports, "first_slot_win_share"), _numbers(reports, "agreement_rate")
+    decided = first + second
+    share = f"{first / (decided or 1):.3f} of {decided:,.0f} decided verdicts (0.5: no lean)"
+    median = f"{statistics.median(bias) if bias else 0:+.3f} log-odds over {len(bias)} rows"
+    agreed = f"{agree / (both or 1):.3f} of {both:,.0f} pairs judged both ways"
+    log_odds = f"{math.log(first / second):+.3f}" if first and second else "-"
     items = [
-        (
-            "first-slot win share (pooled)",
-            "-"
-            if pooled_share is None
-            else f"{pooled_share:.3f} of {first + second:,.0f} decided verdicts (0.5: no lean)",
-        ),
-        ("pooled slot-1 log-odds", "-" if pooled_bias is None else f"{pooled_bias:+.3f}"),
-        (
-            "fitted position bias, median of rows",
-            "-" if not bias else f"{_median(bias):+.3f} log-odds over {len(bias)} rows",
-        ),
-        (
-            "both orders agree (pooled)",
-            "-" if not both else f"{agree / both:.3f} of {both:,.0f} pairs judged both ways",
-        ),
+        ("first-slot win share (pooled)", share if decided else "-"),
+        ("pooled slot-1 log-odds", log_odds),
+        ("fitted position bias, median of rows", median if bias else "-"),
+        ("both orders agree (pooled)", agreed if both else "-"),
     ]
     plots = _plots(
         *(
@@ -339,6 +303,9 @@ def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) ->
     scores = [s for s in block.get("scores", []) if isinstance(s, Mapping)]
     order = [int(i) for i in block.get("order", []) if isinstance(i, int) and 0 <= i < n]
     judgements = [j for j in block.get("judgements", []) or [] if isinstance(j, Mapping)]
+    pairs = [
+        (pair, verdicts, _preference(pair[0], verdicts)) for pair, verdicts in _by_pair(judgements)
+    ]
     head = (
         f"<h3 id={anchor}>Row {_e(row.get('id', index))}</h3>"
         + _shortened(*_prompt(row), PROMPT_CHARS, "prompt")
@@ -347,72 +314,58 @@ def _row_detail(index: int, row: Mapping[str, Any], block: Mapping[str, Any]) ->
         f"<b>{_e(_label(labels, block.get('best')))}</b> (P(best) {_fmt(block.get('p_best'))})"
         "</p>"
     )
-    graph = _pair_graph(anchor, labels, order, judgements) if judgements else ""
-    strengths = _strengths(labels, order, scores)
-    pairs = _pair_details(anchor, labels, judgements)
+    graph = _pair_graph(anchor, labels, order, pairs) if judgements else ""
     return (
-        f"<div class=row>{head}<div class=plots>{graph}{strengths}</div>"
-        f"{_candidate_table(labels, texts, order, scores)}{pairs}</div>"
+        f"<div class=row>{head}<div class=plots>{graph}{_strengths(labels, order, scores)}</div>"
+        f"{_candidate_table(labels, texts, order, scores)}{_pair_details(anchor, labels, pairs)}"
+        "</div>"
     )
 
 
-def _pair_details(
-    anchor: str,
-    labels: Sequence[str],
-    judgements: Sequence[Mapping[str, Any]],
-) -> str:
+_Pair = tuple[tuple[int, int], list[Mapping[str, Any]], float | None]
+"""A pair ``(low, high)`` judged, its verdicts, and the mean preference for ``low``."""
+
+
+def _pair_details(anchor: str, labels: Sequence[str], pairs: Sequence[_Pair]) -> str:
     out = []
-    for (a, b), verdicts in _by_pair(judgements):
-        pref = _preference(a, verdicts)
+    for (a, b), verdicts, pref in pairs:
         if pref is None:
             lean = "no usable verdict"
         elif pref == 0.5:
             lean = "even (0.50)"
         else:
             lean = f"{_label(labels, a if pref > 0.5 else b)} preferred ({max(pref, 1 - pref):.2f})"
-        items = []
-        for j in verdicts:
-            first, second = int(j["first"]), int(j["second"])
-            if j.get("ranking") is None:
-                verdict = f"failed: {_e(j.get('failure'))} {_e(j.get('error') or '')}"
-            else:
-                verdict = (
-                    f"ranking {_fmt(j.get('ranking'))} (1: slot 1 much better .. 6: slot 2 much "
-                    f"better); scores {_fmt(j.get('score_1'))} / {_fmt(j.get('score_2'))}"
-                )
-            reasoning = j.get("reasoning")
-            items.append(
-                f"<li><b>slot 1</b> {_e(_label(labels, first))}, <b>slot 2</b> "
-                f"{_e(_label(labels, second))}: {verdict}"
-                + (
-                    f"<pre class=reasoning>{_e(reasoning)}</pre>"
-                    if reasoning
-                    else "<p class=note>no reasoning recorded</p>"
-                )
-                + "</li>"
-            )
         out.append(
             f"<details id={anchor}-pair{a}-{b}><summary>{_e(_label(labels, a))} vs "
             f"{_e(_label(labels, b))}: {len(verdicts)} verdict(s), {_e(lean)}</summary>"
-            f"<ul>{''.join(items)}</ul></details>"
+            f"<ul>{''.join(_verdict_item(labels, j) for j in verdicts)}</ul></details>"
         )
     return "<div class=pairs>" + "".join(out) + "</div>" if out else ""
 
 
-# --------------------------------------------------------------------------------------------
-# Plots: plain SVG
+def _verdict_item(labels: Sequence[str], j: Mapping[str, Any]) -> str:
+    if j.get("ranking") is None:
+        verdict = f"failed: {_e(j.get('failure'))} {_e(j.get('error') or '')}"
+    else:
+        verdict = (
+            f"ranking {_fmt(j.get('ranking'))} (1: slot 1 much better .. 6: slot 2 much "
+            f"better); scores {_fmt(j.get('score_1'))} / {_fmt(j.get('score_2'))}"
+        )
+    reasoning = j.get("reasoning")
+    shown = f"<pre class=reasoning>{_e(reasoning)}</pre>" if reasoning else ""
+    return (
+        f"<li><b>slot 1</b> {_e(_label(labels, int(j['first'])))}, <b>slot 2</b> "
+        f"{_e(_label(labels, int(j['second'])))}: {verdict}"
+        f"{shown or '<p class=note>no reasoning recorded</p>'}</li>"
+    )
 
 
 def _pair_graph(
-    anchor: str,
-    labels: Sequence[str],
-    order: Sequence[int],
-    judgements: Sequence[Mapping[str, Any]],
+    anchor: str, labels: Sequence[str], order: Sequence[int], pairs: Sequence[_Pair]
 ) -> str:
     """Candidates on a circle (best at the top, then clockwise in the ranking's order), a line
     for every pair judged, with an arrow towards the candidate the verdicts prefer less."""
-    n = len(labels)
-    size, radius = 320, 112
+    n, size, radius = len(labels), 320, 112
     centre = size / 2
     ranked = list(order) + [i for i in range(n) if i not in order]
     pos: dict[int, tuple[float, float]] = {}
@@ -420,72 +373,55 @@ def _pair_graph(
         angle = -math.pi / 2 + 2 * math.pi * k / max(n, 1)
         pos[i] = (centre + radius * math.cos(angle), centre + radius * math.sin(angle))
     edges = []
-    for (a, b), verdicts in _by_pair(judgements):
+    for (a, b), verdicts, pref in pairs:
         if a not in pos or b not in pos:
             continue
-        pref = _preference(a, verdicts)
         (xa, ya), (xb, yb) = pos[a], pos[b]
         if pref is None or pref == 0.5:  # no usable verdict (dashed), or even (no arrow)
             dash = ' stroke-dasharray="4 3"' if pref is None else ""
-            line = (
-                f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" '
-                f'stroke="{MUTED}"{dash} stroke-width="2"/>'
-            )
+            line = _line(xa, ya, xb, yb, f'stroke="{MUTED}"{dash} stroke-width="2"')
         else:
             (x1, y1), (x2, y2) = ((xa, ya), (xb, yb)) if pref >= 0.5 else ((xb, yb), (xa, ya))
-            # Stop short of the loser's node so the arrowhead shows.
-            d = math.hypot(x2 - x1, y2 - y1) or 1.0
+            d = math.hypot(x2 - x1, y2 - y1) or 1.0  # stop short of the loser's node
             x2s, y2s = x2 - (x2 - x1) * 16 / d, y2 - (y2 - y1) * 16 / d
-            width = 1.5 + 4 * abs(pref - 0.5)
-            line = (
-                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2s:.1f}" y2="{y2s:.1f}" '
-                f'stroke="{BAR}" stroke-width="{width:.1f}" marker-end="url(#{anchor}-arrow)"/>'
-            )
-        title = f"{labels[a]} vs {labels[b]}: {len(verdicts)} verdict(s)"
-        edges.append(
-            f'<a href="#{anchor}-pair{a}-{b}" class=edge><title>{_e(title)}</title>{line}</a>'
-        )
-    nodes = []
+            width = f"{1.5 + 4 * abs(pref - 0.5):.1f}"
+            style = f'stroke="{BAR}" stroke-width="{width}" marker-end="url(#{anchor}-arrow)"'
+            line = _line(x1, y1, x2s, y2s, style)
+        title = _e(f"{labels[a]} vs {labels[b]}: {len(verdicts)} verdict(s)")
+        edges.append(f'<a href="#{anchor}-pair{a}-{b}" class=edge><title>{title}</title>{line}</a>')
     for k, i in enumerate(ranked):
         x, y = pos[i]
-        fill = "#f2b134" if k == 0 else "#ffffff"
-        nodes.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="14" fill="{fill}" stroke="#333"/>'
-            f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" class=node>{k + 1}</text>'
-            f'<text x="{x:.1f}" y="{y + (26 if y >= centre else -20):.1f}" '
-            f'text-anchor="middle" class=label>{_e(_excerpt(labels[i], 18))}</text>'
+        edges.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="14" fill="{"#ffffff" if k else "#f2b134"}" '
+            f'stroke="#333"/>{_text(x, y + 4, k + 1, "node", "middle")}'
+            + _text(
+                x, y + (26 if y >= centre else -20), _e(_excerpt(labels[i], 18)), "label", "middle"
+            )
         )
     arrow = (
         f'<defs><marker id="{anchor}-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
         f'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
         f'<path d="M 0 0 L 10 5 L 0 10 z" fill="{BAR}"/></marker></defs>'
     )
-    return _figure(
-        size,
-        size,
-        "pair graph",
-        arrow + "".join(edges) + "".join(nodes),
+    caption = (
         "Pairs judged: an arrow from the preferred candidate (thicker: surer; grey: even; dashed: "
-        "no usable verdict); numbers are ranks.",
+        "no usable verdict); numbers are ranks."
     )
+    return _figure(size, size, "pair graph", arrow + "".join(edges), caption)
 
 
 def _strengths(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any]) -> str:
     """Horizontal strength dots with their intervals, best first."""
-    rows = [
-        (labels[i], scores[i])
-        for i in (list(order) or range(len(scores)))
-        if i < len(scores) and i < len(labels)
-    ]
+    shown = [i for i in (list(order) or range(len(scores))) if i < len(scores) and i < len(labels)]
     values = [
-        (label, float(s["strength"]), _opt(s.get("lower")), _opt(s.get("upper")))
-        for label, s in rows
-        if _is_num(s.get("strength"))
+        (labels[i], value, _opt(scores[i].get("lower")), _opt(scores[i].get("upper")))
+        for i in shown
+        if (value := _opt(scores[i].get("strength"))) is not None
     ]
     if not values:
         return ""
-    low = min(v[2] if v[2] is not None else v[1] for v in values)
-    high = max(v[3] if v[3] is not None else v[1] for v in values)
+    low = min(v[1] if v[2] is None else v[2] for v in values)
+    high = max(v[1] if v[3] is None else v[3] for v in values)
     if high - low < 1e-9:
         low, high = low - 1, high + 1
     width, left, step = 360, 120, 24
@@ -497,21 +433,12 @@ def _strengths(labels: Sequence[str], order: Sequence[int], scores: Sequence[Any
     parts = []
     for k, (label, value, lo, hi) in enumerate(values):
         y = 20 + step * k
-        parts.append(
-            f'<text x="{left - 8}" y="{y + 4}" text-anchor="end" class=label>'
-            f"{_e(_excerpt(label, 16))}</text>"
-        )
+        parts.append(_text(left - 8, y + 4, _e(_excerpt(label, 16)), "label", "end"))
         if lo is not None and hi is not None:
-            parts.append(
-                f'<line x1="{x(lo):.1f}" y1="{y}" x2="{x(hi):.1f}" y2="{y}" stroke="{MUTED}" '
-                'stroke-width="3"/>'
-            )
+            parts.append(_line(x(lo), y, x(hi), y, f'stroke="{MUTED}" stroke-width="3"'))
         parts.append(f'<circle cx="{x(value):.1f}" cy="{y}" r="5" fill="{BAR}"/>')
-    axis = height - 8
-    parts.append(
-        f'<text x="{left}" y="{axis}" class=tick>{low:+.1f}</text>'
-        f'<text x="{width - 15}" y="{axis}" text-anchor="end" class=tick>{high:+.1f}</text>'
-    )
+    parts.append(_text(left, height - 8, f"{low:+.1f}", "tick"))
+    parts.append(_text(width - 15, height - 8, f"{high:+.1f}", "tick", "end"))
     caption = "Bradley-Terry strength (log-odds) with its interval, best first."
     return _figure(width, height, "strengths", "".join(parts), caption)
 
@@ -538,39 +465,32 @@ def _histogram(
         low, high = low - 0.5, high + 0.5
     counts = [0] * bins
     for v in values:
-        k = int((v - low) / (high - low) * bins)
-        counts[min(max(k, 0), bins - 1)] += 1
-    top = max(counts)
-    bw = (width - 2 * pad) / bins
-    bars = []
-    for k, c in enumerate(counts):
-        if c == 0:
-            continue
-        h = (height - 2 * pad) * c / top
-        bars.append(
-            f'<rect x="{pad + k * bw + 1:.1f}" y="{height - pad - h:.1f}" '
-            f'width="{max(bw - 2, 1):.1f}" height="{h:.1f}" fill="{BAR}">'
-            f"<title>{c}</title></rect>"
-        )
-    extra = ""
+        counts[min(max(int((v - low) / (high - low) * bins), 0), bins - 1)] += 1
+    top, bw, base = max(counts), (width - 2 * pad) / bins, height - pad
+    parts = [
+        f'<rect x="{pad + k * bw + 1:.1f}" y="{base - h:.1f}" width="{max(bw - 2, 1):.1f}" '
+        f'height="{h:.1f}" fill="{BAR}"><title>{c}</title></rect>'
+        for k, c in enumerate(counts)
+        if c and (h := (height - 2 * pad) * c / top)
+    ]
     if marker is not None and low <= marker <= high:
         mx = pad + (width - 2 * pad) * (marker - low) / (high - low)
-        extra = (
-            f'<line x1="{mx:.1f}" y1="{pad - 10}" x2="{mx:.1f}" y2="{height - pad}" '
-            'stroke="#c44e52" stroke-dasharray="4 3" stroke-width="1.5"/>'
-        )
-    fmt = "{:.0f}" if integer else "{:.2f}"
-    axis = (
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
-        'stroke="#333"/>'
-        f'<text x="{pad}" y="{height - pad + 14}" class=tick>'
-        f"{fmt.format(low + (0.5 if integer else 0))}</text>"
-        f'<text x="{width - pad}" y="{height - pad + 14}" text-anchor="end" class=tick>'
-        f"{fmt.format(high - (0.5 if integer else 0))}</text>"
-        f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" class=tick>'
-        f"{_e(xlabel)} ({len(values)} rows; highest bar {top})</text>"
-    )
-    return _figure(width, height, title, "".join(bars) + extra + axis, title)
+        style = 'stroke="#c44e52" stroke-dasharray="4 3" stroke-width="1.5"'
+        parts.append(_line(mx, pad - 10, mx, base, style))
+    shift, fmt = (0.5, "{:.0f}") if integer else (0, "{:.2f}")
+    parts += [
+        _line(pad, base, width - pad, base, 'stroke="#333"'),
+        _text(pad, base + 14, fmt.format(low + shift), "tick"),
+        _text(width - pad, base + 14, fmt.format(high - shift), "tick", "end"),
+        _text(
+            width / 2,
+            height - 4,
+            f"{_e(xlabel)} ({len(values)} rows; highest bar {top})",
+            "tick",
+            "middle",
+        ),
+    ]
+    return _figure(width, height, title, "".join(parts), title)
 
 
 def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
@@ -580,18 +500,29 @@ def _bars(items: Sequence[tuple[str, float]], *, title: str) -> str:
     top = max((v for _, v in items), default=0) or 1
     parts = []
     for k, (label, value) in enumerate(items):
-        y = 12 + step * k
-        w = (width - left - 70) * value / top
+        y, w = 12 + step * k, (width - left - 70) * value / top
         parts.append(
-            f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" class=label>{_e(label)}</text>'
-            f'<rect x="{left}" y="{y}" width="{w:.1f}" height="20" fill="{BAR}"/>'
-            f'<text x="{left + w + 6:.1f}" y="{y + 15}" class=tick>{value:,.0f}</text>'
+            _text(left - 8, y + 15, _e(label), "label", "end")
+            + f'<rect x="{left}" y="{y}" width="{w:.1f}" height="20" fill="{BAR}"/>'
+            + _text(left + w + 6, y + 15, f"{value:,.0f}", "tick")
         )
     return _figure(width, height, title, "".join(parts), title)
 
 
-# --------------------------------------------------------------------------------------------
-# Small helpers
+def _at(**coordinates: float) -> str:
+    """SVG coordinate attributes, a float written with one decimal: ``x="1.5" y="2"``."""
+    return " ".join(
+        f'{k}="{v:.1f}"' if isinstance(v, float) else f'{k}="{v}"' for k, v in coordinates.items()
+    )
+
+
+def _text(x: float, y: float, body: object, cls: str, anchor: str = "") -> str:
+    side = f' text-anchor="{anchor}"' if anchor else ""
+    return f"<text {_at(x=x, y=y)}{side} class={cls}>{body}</text>"
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, style: str) -> str:
+    return f"<line {_at(x1=x1, y1=y1, x2=x2, y2=y2)} {style}/>"
 
 
 def _by_pair(
@@ -618,9 +549,7 @@ def _preference(a: int, verdicts: Iterable[Mapping[str, Any]]) -> float | None:
 
 
 def _label(labels: Sequence[str], index: Any) -> str:
-    if isinstance(index, int) and 0 <= index < len(labels):
-        return labels[index]
-    return "-"
+    return labels[index] if isinstance(index, int) and 0 <= index < len(labels) else "-"
 
 
 def _candidate_table(
@@ -695,36 +624,31 @@ def _excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _counts(counter: Counter[str]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in counter.most_common())
-
-
-def _is_num(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _num(value: Any) -> float:
-    return float(value) if _is_num(value) else 0.0
+def _tally(blocks: Iterable[Mapping[str, Any]], key: str) -> str:
+    """How many blocks hold each value of ``key``, most common first."""
+    counts = Counter(str(b.get(key)) for b in blocks).most_common()
+    return ", ".join(f"{k}: {v}" for k, v in counts)
 
 
 def _opt(value: Any) -> float | None:
-    return float(value) if _is_num(value) else None
+    """A finite number as a float (a bool is not one); else ``None``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) else None
+
+
+def _num(value: Any) -> float:
+    return _opt(value) or 0.0
+
+
+def _numbers(items: Iterable[Mapping[str, Any]], key: str) -> list[float]:
+    """The finite numbers the items hold under ``key``."""
+    return [v for item in items if (v := _opt(item.get(key))) is not None]
 
 
 def _fmt(value: Any) -> str:
-    if not _is_num(value):
+    if _opt(value) is None:
         return "-"
-    return f"{float(value):.3g}" if not isinstance(value, int) else str(value)
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return str(value) if isinstance(value, int) else f"{float(value):.3g}"
 
 
 def _e(value: Any) -> str:

@@ -236,6 +236,16 @@ async def test_qualities_keyed_by_the_callers_texts() -> None:
     assert judge.win_probability(raw_1, raw_2) == pytest.approx(1 / (1 + math.exp(-6.0)))
 
 
+def test_respond_messages_looks_qualities_up_by_the_given_keys() -> None:
+    """``keys`` name the texts whose qualities decide, whatever the messages show."""
+    messages = PairRequest("Q", "shown one", "shown two").messages()
+    judge = SimulatedJudge(qualities={"strong": 9.0, "weak": -9.0}, noise_scale=0.1, seed=2)
+    assert judge.respond_messages(messages, keys=("weak", "strong")).true_ranking == 6
+    assert judge.respond_messages(messages, keys=("strong", "weak")).true_ranking == 1
+    with pytest.raises(KeyError, match="shown one"):
+        judge.respond_messages(messages)  # by default, the texts as shown
+
+
 def test_callable_and_hashed_qualities() -> None:
     judge = SimulatedJudge(qualities=len)
     assert judge.quality("abcd") == 4.0

@@ -1,13 +1,8 @@
-"""A judge that answers from a record of real verdicts.
+"""A judge that answers from a record of real verdicts on ordered pairs.
 
-:class:`ReplayJudge` answers each comparison a strategy asks for with what a real judge said
-about that ordered pair, so strategies can be measured on real verdicts with real noise,
-position bias and intransitivity. The QLoRA record of GPT-4 on the Vicuna benchmark
-(``vicuna_gpt4_pairwise.jsonl``: 8 systems, 80 questions, every ordered pair) loads with
-:meth:`ReplayJudge.from_jsonl` as it is.
-
-Three-class records (``A`` / ``B`` / ``tie``) carry no strength and no individual scores, so they
-map to the ranking scale as follows (documented, and the only numbers this judge writes):
+Strategies are measured on real noise, position bias and intransitivity this way; the QLoRA
+record of GPT-4 on the Vicuna benchmark (``vicuna_gpt4_pairwise.jsonl``) loads with
+:meth:`ReplayJudge.from_jsonl` as it is. Three-class labels map to the ranking scale so:
 
 ===========  =========  ============================================
 record       ranking    meaning
@@ -56,20 +51,16 @@ class ReplayRecord:
         """The record as a :class:`~genrm_rank.verdict.Verdict` (see the module's table)."""
         if self.winner in WINNER_RANKINGS:
             return Verdict(ranking=WINNER_RANKINGS[self.winner], raw=self.winner)
-        return Verdict.failed(
-            FailureKind.UNREADABLE,
-            raw=self.winner,
-            error=f"the recorded judge's answer was {self.winner!r}",
-        )
+        error = f"the recorded judge's answer was {self.winner!r}"
+        return Verdict.failed(FailureKind.UNREADABLE, raw=self.winner, error=error)
 
 
 class ReplayJudge:
     """Answers comparisons from recorded verdicts.
 
-    Requests are matched on ``(prompt_id, id_1, id_2)``; a request without candidate ids uses
-    the candidate indices as ids (``"0"``, ``"1"``, ...). When a pair has several records, the
-    request's ``sample`` picks one (cycling). A pair with no record raises
-    :class:`~genrm_rank.errors.ReplayMissError`: it is never guessed.
+    Requests are matched on ``(prompt_id, id_1, id_2)`` (ids default to the candidate indices,
+    ``"0"``, ``"1"``, ...); the request's ``sample`` picks among a pair's records (cycling). A
+    pair with no record raises :class:`~genrm_rank.errors.ReplayMissError`: it is never guessed.
 
     Parameters
     ----------
@@ -101,14 +92,8 @@ class ReplayJudge:
                     continue
                 try:
                     row = json.loads(line)
-                    records.append(
-                        ReplayRecord(
-                            str(row[prompt_field]),
-                            str(row[first_field]),
-                            str(row[second_field]),
-                            str(row[winner_field]),
-                        )
-                    )
+                    fields = (prompt_field, first_field, second_field, winner_field)
+                    records.append(ReplayRecord(*(str(row[name]) for name in fields)))
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
                     raise ValueError(
                         f"{path}:{line_number}: cannot read a replay record ({exc!r})."

@@ -1,12 +1,9 @@
 """A seeded, in-process simulated GenRM that writes real answer text.
 
-:class:`SimulatedJudge` gives every candidate a latent quality (given, or derived from its text),
-draws the pair's ranking from a Bradley-Terry (logistic noise) or Thurstone (Gaussian noise)
-model with a position-bias term for slot 1, writes the answer as *text* in one of the GenRM
-formats, with its reasoning in the chosen style, and reads it back through
-:func:`~genrm_rank.parsing.parse_verdict`. Unreadable and truncated answers are produced at given
-rates, so every code path a real deployment meets is exercised. The same machinery writes the
-answers of ``genrm-rank serve-sim``.
+:class:`SimulatedJudge` draws each pair's ranking from latent candidate qualities under a
+Bradley-Terry or Thurstone model with a slot-1 bias, writes it as GenRM answer text (unreadable
+or truncated at given rates) and reads it back with :func:`~genrm_rank.parsing.parse_verdict`.
+``genrm-rank serve-sim`` writes its answers with the same machinery.
 
 References
 ----------
@@ -21,7 +18,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -47,9 +44,10 @@ AnswerFormat = Literal["json", "rubric", "boxed"]
 ReasoningStyle = Literal["reasoning", "reasoning_content", "think", "bare", "none"]
 NoiseModel = Literal["bradley_terry", "thurstone"]
 
-_FORMATS = ("json", "rubric", "boxed")
-_STYLES = ("reasoning", "reasoning_content", "think", "bare", "none")
-_NOISES = ("bradley_terry", "thurstone")
+_FORMATS = get_args(AnswerFormat)
+_STYLES = get_args(ReasoningStyle)
+_FIELD_STYLES = ("reasoning", "reasoning_content")
+"""Styles that send the reasoning in a field of its own."""
 
 
 def _clip(value: int, low: int, high: int) -> int:
@@ -97,25 +95,22 @@ def render_answer(
         Qwen3-Nemotron-235B JSON in a fence, Nemotron-3-Ultra rubric JSON with ``overall``, or
         the boxed format of Llama-3.3-Nemotron-Super-49B.
     reasoning_style : {"reasoning", "reasoning_content", "think", "bare", "none"}
-        Where the reasoning goes: a separate field (returned in ``reasoning``), inline as
+        Where ``reasoning`` goes: a field of its own (returned in ``reasoning``), inline as
         ``<think>...</think>``, before a bare ``</think>``, or nowhere.
     reasoning : str
-        The reasoning text.
     rubric_triplets : sequence of (score_1, score_2, ranking)
         Per-rubric values for the rubric format.
     """
+    check.one_of("answer_format", answer_format, _FORMATS)
     if answer_format == "boxed":
-        answer = (
-            "[The Begin of Analysis on Response 1]\nAdequate.\n"
-            "[The End of Analysis on Response 1]\n"
-            "[The Begin of Analysis on Response 2]\nAdequate.\n"
-            "[The End of Analysis on Response 2]\n"
-            "[The Begin of Individual Scores]\n"
-            f"\\boxed{{{score_1}, {score_2}}}\n"
-            "[The End of Individual Scores]\n"
-            "[The Begin of Ranking Score]\n"
-            f"\\boxed{{{ranking}}}\n"
-            "[The End of Ranking Score]"
+        sections = {
+            "Analysis on Response 1": "Adequate.",
+            "Analysis on Response 2": "Adequate.",
+            "Individual Scores": f"\\boxed{{{score_1}, {score_2}}}",
+            "Ranking Score": f"\\boxed{{{ranking}}}",
+        }
+        answer = "\n".join(
+            f"[The Begin of {k}]\n{v}\n[The End of {k}]" for k, v in sections.items()
         )
         return _place_reasoning(answer, reasoning, reasoning_style)
     verdict = {"score_1": score_1, "score_2": score_2, "ranking": ranking}
@@ -125,7 +120,7 @@ def render_answer(
             "response_2_analysis": "Response 2 addresses the request.",
             **verdict,
         }
-    elif answer_format == "rubric":
+    else:
         rubrics = [
             {
                 "rubric_id": i + 1,
@@ -138,24 +133,16 @@ def render_answer(
             for i, (s1, s2, r) in enumerate(rubric_triplets)
         ]
         body = {"rubric_evaluations": rubrics, "overall": verdict}
-    else:
-        raise ValueError(
-            f"Argument 'answer_format' must be one of {_FORMATS}, not {answer_format!r}."
-        )
     answer = f"```json\n{json.dumps(body, indent=2)}\n```"
     return _place_reasoning(answer, reasoning, reasoning_style)
 
 
 def _place_reasoning(answer: str, reasoning: str, style: ReasoningStyle) -> RenderedAnswer:
-    if style in ("reasoning", "reasoning_content"):
+    check.one_of("reasoning_style", style, _STYLES)
+    if style in _FIELD_STYLES:
         return RenderedAnswer(answer, reasoning)
-    if style == "think":
-        return RenderedAnswer(f"<think>\n{reasoning}\n</think>\n\n{answer}", None)
-    if style == "bare":
-        return RenderedAnswer(f"{reasoning}\n</think>\n\n{answer}", None)
-    if style == "none":
-        return RenderedAnswer(answer, None)
-    raise ValueError(f"Argument 'reasoning_style' must be one of {_STYLES}, not {style!r}.")
+    before = {"think": f"<think>\n{reasoning}\n</think>\n\n", "bare": f"{reasoning}\n</think>\n\n"}
+    return RenderedAnswer(before.get(style, "") + answer, None)
 
 
 @dataclass(frozen=True)
@@ -176,20 +163,18 @@ QualitySource = Mapping[str, float] | Callable[[str], float] | None
 
 @dataclass(frozen=True, kw_only=True)
 class SimulatedJudgeSettings:
-    """How a simulated GenRM judges and writes its answers; shared by the judge and ``serve-sim``.
-
-    :class:`SimulatedJudge` adds its qualities and seed;
-    :class:`~genrm_rank.server.app.SimServerConfig` adds its server's settings.
+    """How a simulated GenRM judges and writes its answers: the base of :class:`SimulatedJudge`
+    and :class:`~genrm_rank.server.app.SimServerConfig`.
 
     Parameters
     ----------
     noise : {"bradley_terry", "thurstone"}
-        Logistic noise (then P(slot 1 wins) = sigmoid((q1 - q2 + bias) / noise_scale), the
-        Bradley-Terry model) or standard normal noise (Thurstone case V).
+        Logistic noise (P(slot 1 wins) = sigmoid((q1 - q2 + bias) / noise_scale), Bradley-Terry)
+        or standard normal noise (Thurstone case V).
     noise_scale : float
         Scale of the noise; larger is a noisier judge.
     position_bias : float
-        Log-odds added in favour of slot 1 (a judge that prefers the first answer has > 0).
+        Log-odds added in favour of slot 1.
     unreadable_rate, truncated_rate : float
         Probability that an answer has no readable verdict / stops at ``max_tokens``.
     answer_format : {"json", "rubric", "boxed"}
@@ -211,7 +196,7 @@ class SimulatedJudgeSettings:
     n_rubrics: int = 2
 
     def __post_init__(self) -> None:
-        check.one_of("noise", self.noise, _NOISES)
+        check.one_of("noise", self.noise, get_args(NoiseModel))
         check.one_of("answer_format", self.answer_format, _FORMATS)
         check.one_of("reasoning_style", self.reasoning_style, _STYLES)
         check.positive("noise_scale", self.noise_scale)
@@ -238,7 +223,7 @@ class SimulatedJudgeSettings:
 
     def truncated(self, partial: str) -> RenderedAnswer:
         """An answer cut at ``max_tokens`` inside its reasoning ``partial``, in this style."""
-        if self.reasoning_style in ("reasoning", "reasoning_content"):
+        if self.reasoning_style in _FIELD_STYLES:
             return RenderedAnswer(None, partial)
         if self.reasoning_style == "think":
             return RenderedAnswer(f"<think>\n{partial}", None)
@@ -253,15 +238,13 @@ class SimulatedJudgeSettings:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class SimulatedJudge(SimulatedJudgeSettings):
-    """A seeded simulated GenRM.
-
-    Takes :class:`SimulatedJudgeSettings`' keywords, and:
+    """A seeded simulated GenRM; takes :class:`SimulatedJudgeSettings`' keywords, and:
 
     Parameters
     ----------
     qualities : mapping of text to float, callable, or None
-        Latent quality of each candidate text. ``None`` derives one from the text's hash
-        (:func:`text_quality`); a mapping must hold every text the judge is asked about.
+        Latent quality of each candidate text; ``None``: from its hash (:func:`text_quality`).
+        A mapping must hold every text the judge is asked about.
     seed : int
         Every draw is keyed by ``(seed, request, sample, repeat count)``, so results do not
         depend on the order in which concurrent requests arrive.
@@ -314,18 +297,16 @@ class SimulatedJudge(SimulatedJudgeSettings):
         return np.random.default_rng(int.from_bytes(digest, "little"))
 
     def respond_messages(
-        self, messages: list[dict[str, str]], *, sample: int = 0
+        self,
+        messages: list[dict[str, str]],
+        *,
+        sample: int = 0,
+        keys: tuple[str, str] | None = None,
     ) -> SimulatedAnswer:
-        """Answer a GenRM chat request given as messages (used by ``serve-sim``).
+        """Answer a GenRM chat request given as messages (as ``serve-sim`` does).
 
-        Qualities are looked up by the candidate texts as shown to the judge.
+        Qualities are looked up by ``keys``, by default the candidate texts as shown.
         """
-        return self._respond(messages, sample, None)
-
-    def _respond(
-        self, messages: list[dict[str, str]], sample: int, keys: tuple[str, str] | None
-    ) -> SimulatedAnswer:
-        """The answer, qualities looked up by ``keys`` (default: the texts as shown)."""
         by_role = {m["role"]: m["content"] for m in messages}
         text_1, text_2 = by_role["response_1"], by_role["response_2"]
         rng = self._rng(messages, sample)
@@ -336,8 +317,7 @@ class SimulatedJudge(SimulatedJudgeSettings):
         else:
             eps = float(rng.standard_normal())
         margin = (q1 - q2 + self.position_bias) / self.noise_scale + eps
-        low, high = self.thresholds
-        magnitude = 3 if abs(margin) >= high else 2 if abs(margin) >= low else 1
+        magnitude = 1 + sum(abs(margin) >= cut for cut in self.thresholds)  # 1, 2 or 3
         ranking = 4 - magnitude if margin > 0 else 3 + magnitude
         score_1, score_2 = (
             _clip(round(3.0 + q + 0.5 * float(rng.standard_normal())), 1, 5) for q in (q1, q2)
@@ -379,14 +359,9 @@ class SimulatedJudge(SimulatedJudgeSettings):
                 answer = RenderedAnswer(content, answer.reasoning)
             finish = "stop"
             completion = estimate_tokens((answer.content or "") + (answer.reasoning or ""))
+        usage = Usage(prompt_tokens, completion)
         return SimulatedAnswer(
-            answer.content,
-            answer.reasoning,
-            finish,
-            Usage(prompt_tokens, completion),
-            score_1,
-            score_2,
-            ranking,
+            answer.content, answer.reasoning, finish, usage, score_1, score_2, ranking
         )
 
     def respond(self, request: PairRequest) -> SimulatedAnswer:
@@ -397,7 +372,7 @@ class SimulatedJudge(SimulatedJudgeSettings):
         ``qualities`` mapping and :meth:`win_probability` use.
         """
         keys = (request.response_1, request.response_2)
-        return self._respond(request.messages(), request.sample, keys)
+        return self.respond_messages(request.messages(), sample=request.sample, keys=keys)
 
     async def judge(self, request: PairRequest) -> Verdict:
         """Judge one ordered pair (answer text written, then parsed)."""

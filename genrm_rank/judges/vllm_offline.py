@@ -1,36 +1,20 @@
 """A judge that runs the GenRM in-process with vLLM's offline ``LLM``: no server, no port.
 
-For teams that hold the GPUs for a batch job. Each batch of pending comparisons that the
-orchestrator sends (``batch_size`` of them, see :class:`~genrm_rank.runner.Runner`) becomes
-**one** ``llm.chat(...)`` call, which vLLM schedules as one continuous batch. Nothing else
-changes: the same runner, the same orchestrator (the one paid retry layer, with budgets and
-run-wide caps as ceilings on paid generations), the same verdict cache
-(:class:`~genrm_rank.judges.cached.CachedJudge`) and the same resume.
-
-Why batches, and not one ``llm.chat`` per request: ``LLM.chat`` is synchronous and returns when
-its whole batch is done; vLLM fills the GPU only with many sequences at once. So give the runner
-a ``batch_size`` of a few hundred (about vLLM's ``max_num_seqs``) and a ``concurrency`` of a
-small multiple of it; batches are served one after another (a lock), each in a worker thread so
-that the event loop keeps writing results while the GPU works.
-
-Reading the answer. vLLM's offline outputs have no reasoning field: the text holds the reasoning
-and ``</think>`` (or ``<think>…</think>``, depending on the chat template) and then the answer.
-The text goes through :func:`~genrm_rank.parsing.parse_verdict` exactly as the HTTP judge's
-``content`` does, so a generation cut at ``max_tokens`` before ``</think>`` is ``truncated``, not
-``unreadable``, and a verdict quoted in the reasoning is never taken for the answer.
+Each batch the runner sends (``batch_size`` comparisons, see :class:`~genrm_rank.runner.Runner`)
+becomes **one** ``llm.chat(...)`` call, which vLLM schedules as one continuous batch; batches run
+one at a time in a worker thread, so give the runner a ``batch_size`` near vLLM's
+``max_num_seqs``. Retries, budgets, the verdict cache and resume work as with the HTTP judge.
+The output text holds the reasoning and ``</think>`` before the answer, and is read by
+:func:`~genrm_rank.parsing.parse_verdict` as the HTTP judge reads ``content``.
 
 What a call pays, and what can go wrong::
 
-    an answer (readable or not)
-        -> parsed; ``attempts = 1``; usage from the output's token counts
-    vLLM refuses the batch before generating (``VLLMClientError`` such as
-    ``VLLMValidationError``, or ``ValueError`` in older vLLM: a prompt over max-model-len, a
-    max_tokens too large)
-        -> the batch is split in halves and sent again, down to the request at fault, which
-           gets ``Verdict.failed("rejected", error=<vLLM's message>)`` (``attempts = 0``), as an
-           HTTP 400 does; the others are judged normally
-    anything else from vLLM (a dead engine, out of memory)
-        -> raised: it is not one request's problem
+    an answer (readable or not)  -> parsed; attempts = 1; usage from the output's token counts
+    vLLM refuses the batch before generating (VLLMClientError, or ValueError in older vLLM)
+                                 -> halves sent again, down to the request at fault:
+                                    Verdict.failed("rejected", attempts=0), as an HTTP 400
+    anything else (a dead engine, out of memory)
+                                 -> raised: it is not one request's problem
 """
 
 from __future__ import annotations
@@ -82,23 +66,17 @@ def _read_output(output: Any, thinking: bool = True) -> Verdict:
     """One ``RequestOutput`` as a verdict, read as the HTTP judge reads ``message.content``."""
     completions = getattr(output, "outputs", None)
     if not completions:
-        return Verdict.failed(
-            FailureKind.EMPTY, error="vLLM returned no completion for this request"
-        )
+        error = "vLLM returned no completion for this request"
+        return Verdict.failed(FailureKind.EMPTY, error=error)
     completion = completions[0]
     text = completion.text
     if not isinstance(text, str):
         raise TypeError(f"vLLM output text is {type(text).__name__}, not a string.")
     prompt_ids = getattr(output, "prompt_token_ids", None)
     usage = Usage(len(prompt_ids or ()), len(completion.token_ids or ()))
-    finish_reason = completion.finish_reason
-    return parse_verdict(
-        text,
-        None,
-        None if finish_reason is None else str(finish_reason),
-        usage=usage,
-        thinking=thinking,
-    )
+    finish = completion.finish_reason
+    finish = None if finish is None else str(finish)
+    return parse_verdict(text, None, finish, usage=usage, thinking=thinking)
 
 
 class VLLMOfflineJudge:
@@ -109,28 +87,26 @@ class VLLMOfflineJudge:
     llm : vllm.LLM, optional
         A loaded model. Give this or ``llm_options``, not both.
     llm_options : mapping, optional
-        Keyword arguments for ``vllm.LLM(**llm_options)`` (``model``, ``tensor_parallel_size``,
-        ``max_model_len``, ...); the model is loaded here, at construction.
+        Keyword arguments of ``vllm.LLM`` (``model``, ``tensor_parallel_size``, ...): the model
+        is loaded here.
     model : str, optional
-        The model's name in the cache namespace (:meth:`namespace`). Default:
-        ``llm_options["model"]``; required with ``llm``.
+        The model's name in :meth:`namespace`; default ``llm_options["model"]``.
     temperature, top_p, max_tokens : float, float, int
         Sampling parameters (the model card's ``1.0, 0.95, 24576`` by default).
     sampling_options : mapping, optional
-        Further ``SamplingParams`` arguments (``top_k``, ``seed``, ``structured_outputs``, ...);
-        they override the three above. A ``structured_outputs`` mapping (``{"json": SCHEMA}``)
-        becomes vLLM's ``StructuredOutputsParams`` (unless ``sampling_params_type`` is given).
+        Further ``SamplingParams`` arguments, overriding the three above; a
+        ``structured_outputs`` mapping becomes vLLM's ``StructuredOutputsParams``.
     chat_template_kwargs : mapping, optional
         Passed to ``llm.chat`` (the HTTP judge sends them in ``extra_body``).
     template_token_allowance : int
         Tokens allowed for the chat template's own text in :meth:`call_token_bound`.
     thinking : bool, optional
-        Whether the model reasons before it answers (GenRMs always do): the answer is then read
-        only after ``</think>``, as :func:`~genrm_rank.parsing.parse_verdict` explains. Default:
-        on, unless ``chat_template_kwargs`` turns thinking off (``enable_thinking: False``).
+        Whether the answer is read only after ``</think>`` (see
+        :func:`~genrm_rank.parsing.parse_verdict`); default: unless ``chat_template_kwargs``
+        turns thinking off.
     sampling_params_type : callable, optional
-        What builds the sampling parameters (``vllm.SamplingParams`` by default); tests pass a
-        stand-in so that no vLLM is needed.
+        What builds the sampling parameters (``vllm.SamplingParams`` by default; tests pass a
+        stand-in).
 
     Examples
     --------
@@ -194,8 +170,8 @@ class VLLMOfflineJudge:
             raise TypeError(f"Argument 'thinking' must be a bool or None, not {thinking!r}.")
         self.thinking: bool = (not thinking_off) if thinking is None else thinking
         make = sampling_params_type or _default_sampling_params_type()
-        options = dict(temperature=self.temperature, top_p=self.top_p, max_tokens=max_tokens)
-        options.update(self.sampling_options)
+        options = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": max_tokens}
+        options |= self.sampling_options
         if sampling_params_type is None and "structured_outputs" in options:
             options["structured_outputs"] = _structured_outputs(options["structured_outputs"])
         self.sampling_params: Any = make(**options)
@@ -217,11 +193,8 @@ class VLLMOfflineJudge:
         )
 
     def namespace(self) -> dict[str, Any]:
-        """What besides the messages changes the answer: the cache namespace for this judge.
-
-        Pass it to :class:`~genrm_rank.judges.cached.CachedJudge`. ``structured_outputs`` and
-        other sampling options are included as given (a mapping is JSON).
-        """
+        """What besides the messages changes the answer (for
+        :class:`~genrm_rank.judges.cached.CachedJudge`), sampling options as given."""
         return {
             "judge": "vllm_offline",
             "model": self.model,
@@ -233,16 +206,13 @@ class VLLMOfflineJudge:
         }
 
     def call_token_bound(self, request: PairRequest) -> int:
-        """Most tokens one call of ``request`` can use (as :meth:`OpenAIJudge.call_token_bound`).
-
-        The prompt is bounded by the UTF-8 bytes of its messages plus
-        :attr:`template_token_allowance`, and the generation by ``max_tokens``.
-        """
+        """Most tokens one call of ``request`` can use: its messages' UTF-8 bytes,
+        :attr:`template_token_allowance` and ``max_tokens`` (as the HTTP judge's)."""
         content = sum(len(m["content"].encode()) + 8 for m in request.messages())
         return content + self.template_token_allowance + self.max_tokens
 
     def _bound_lock(self) -> asyncio.Lock:
-        # Created lazily and per loop: no asyncio object exists before the judge is used.
+        """The batch lock of the running loop, created on first use."""
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
             self._lock, self._lock_loop = asyncio.Lock(), loop
@@ -271,23 +241,15 @@ class VLLMOfflineJudge:
                 message = str(exc).strip() or type(exc).__name__
                 if len(message) > _ERROR_TEXT_LIMIT:
                     message = message[:_ERROR_TEXT_LIMIT] + "..."
-                return [
-                    Verdict.failed(
-                        FailureKind.REJECTED, error=f"vLLM refused: {message}", attempts=0
-                    )
-                ]
+                error = f"vLLM refused: {message}"
+                return [Verdict.failed(FailureKind.REJECTED, error=error, attempts=0)]
             half = len(requests) // 2
-            return [
-                *(await self._generate(requests[:half])),
-                *(await self._generate(requests[half:])),
-            ]
+            return await self._generate(requests[:half]) + await self._generate(requests[half:])
         return [_read_output(output, self.thinking) for output in outputs]
 
     async def judge_batch(self, requests: Sequence[PairRequest]) -> list[Verdict]:
-        """Judge every request in one ``llm.chat`` call; the i-th verdict answers the i-th.
-
-        Batches are served one at a time, each in a worker thread.
-        """
+        """Judge every request in one ``llm.chat`` call (one batch at a time, in a worker
+        thread); the i-th verdict answers the i-th."""
         for i, request in enumerate(requests):
             check.instance(f"requests[{i}]", request, PairRequest)
         if not requests:

@@ -1,9 +1,8 @@
 """``serve-sim``: a simulated vLLM server with a GenRM loaded, for tests and benchmarks.
 
-- :mod:`~genrm_rank.server.app`: :class:`SimServer`, :class:`SimServerConfig`,
-  :class:`ThreadedSimServers`, and the rest of its ``__all__``, all exported here.
-- :mod:`~genrm_rank.server.cli`: the command line (``python -m genrm_rank.server``, wired into
-  ``genrm-rank serve-sim``).
+:mod:`~genrm_rank.server.app` holds the server (its ``__all__`` is exported here), and
+:mod:`~genrm_rank.server.cli` its command line (``python -m genrm_rank.server``, ``genrm-rank
+serve-sim``).
 """
 
 from genrm_rank.server.app import *  # noqa: F403

@@ -1,26 +1,18 @@
 """A simulated vLLM server with a GenRM loaded: real HTTP, OpenAI chat API, faults on demand.
 
-:class:`SimServer` answers like ``vllm serve <GenRM> --reasoning-parser ...``:
-
-- ``POST /v1/chat/completions``: validated as vLLM does (JSON body, served model name, roles,
-  ``max_tokens``, prompt length against ``max_model_len``), answered by a
-  :class:`~genrm_rank.judges.simulated.SimulatedJudge` writing real GenRM answer text, in an
-  OpenAI-shaped response. Errors use vLLM's shape,
-  ``{"error": {"message", "type", "param", "code"}}`` with ``code`` the HTTP status
-  (vLLM ``ErrorResponse``/``ErrorInfo``).
-- ``GET /v1/models``, ``GET /health`` (200, or 503 while :attr:`SimServer.dead`),
-  ``GET /metrics`` (Prometheus text, vLLM metric names where vLLM has one).
-
-It models what a client's throughput depends on: ``capacity`` sequences run at once and the
-rest queue in FIFO order (vLLM's scheduler with an unbounded queue); each request takes a
-latency drawn from a seeded distribution, shortened by a factor when its conversation prefix is
-in the server's prefix cache (an LRU of recently seen prefixes). Faults are injected at given
-rates, or in a fixed order for tests (:attr:`SimServerConfig.fault_sequence`).
+:class:`SimServer` answers like ``vllm serve <GenRM>``: ``POST /v1/chat/completions`` validated
+as vLLM does and answered by a :class:`~genrm_rank.judges.simulated.SimulatedJudge`, errors in
+vLLM's ``{"error": {"message", "type", "param", "code"}}`` shape, ``GET /v1/models``,
+``GET /health`` (503 while :attr:`SimServer.dead`) and ``GET /metrics`` (Prometheus text, vLLM's
+metric names where vLLM has one). It models what a client's throughput depends on: ``capacity``
+sequences at once and a FIFO queue behind them, seeded latencies shortened by a prefix-cache hit,
+and faults injected at given rates or in a fixed order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import hashlib
 import itertools
@@ -31,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
@@ -80,69 +72,64 @@ _FAULT_ERRORS = {
     "500": (500, "InternalServerError", "Simulated internal server error."),
     "503": (503, "ServiceUnavailableError", "Simulated overload: the request queue is full."),
     "429": (429, "RateLimitError", "Simulated rate limit."),
+    "hang": (504, "GatewayTimeout", "Simulated hang ended."),  # after hang_seconds
 }
 _REASONING_FIELDS = ("reasoning", "reasoning_content")
 _MESSAGE_ROLES = frozenset({"system", "user", "assistant", "principle", "response_1", "response_2"})
 _HISTORY_ROLES = frozenset({"system", "user", "assistant"})
+_METRICS = {
+    # name: (value, help); a name ending in "_total" is a counter, any other a gauge
+    "vllm:num_requests_running": ("running", "Number of requests in model execution batches."),
+    "vllm:num_requests_waiting": ("waiting", "Number of requests waiting to be processed."),
+    "vllm:request_success_total": ("completed", "Count of successfully processed requests."),
+    "vllm:prefix_cache_queries_total": ("tokens", "Prefix cache queries, in prompt tokens."),
+    "vllm:prefix_cache_hits_total": ("token_hits", "Prefix cache hits, in prompt tokens."),
+    "genrm_sim:requests_total": ("requests", "Chat requests received."),
+    "genrm_sim:requests_rejected_total": ("rejected", "Chat requests refused by validation."),
+    "genrm_sim:prefix_cache_request_queries_total": ("queries", "Requests looked up in the cache."),
+    "genrm_sim:prefix_cache_request_hits_total": ("hits", "Requests whose prefix was cached."),
+    "genrm_sim:service_seconds_total": ("seconds", "Simulated service time of served requests."),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class SimServerConfig(SimulatedJudgeSettings):
     """How a :class:`SimServer` behaves: its judge's settings, and its own.
 
-    Takes :class:`~genrm_rank.judges.simulated.SimulatedJudgeSettings`' keywords (how the judge
-    writes its answers), and:
+    Takes :class:`~genrm_rank.judges.simulated.SimulatedJudgeSettings`' keywords, and:
 
     Attributes
     ----------
     model : str
         The served model name; requests for another name get vLLM's 404.
-    max_model_len : int
-        Context length: a prompt estimated longer (4 characters a token), or ``max_tokens``
-        above it, gets a 400.
-    capacity : int
-        Sequences served at once; further requests wait in FIFO order.
-    latency : {"lognormal", "constant", "exponential"}
-        Distribution of a request's service time.
-    latency_mean : float
-        Mean service time in seconds of a request without a prefix-cache hit. ``0`` is the
-        zero-latency mode (no sleeping at all) for throughput tests.
-    latency_sigma : float
-        Shape (log-space standard deviation) of the lognormal distribution.
-    prefix_cache_size : int
-        Conversation prefixes remembered (LRU); ``0`` disables the prefix-cache model.
-    prefix_hit_latency_factor : float
-        Service time of a request whose prefix is cached, as a fraction of a miss's.
-    judge_seed : int
-        Seed of the simulated judge (candidate qualities and verdict draws).
+    max_model_len, capacity : int
+        Context length (a longer prompt, 4 characters a token, or ``max_tokens`` gets a 400),
+        and sequences served at once (the others wait in FIFO order).
+    latency, latency_mean, latency_sigma : {"lognormal", "constant", "exponential"}, float, float
+        Distribution of a request's service time, its mean in seconds for a prefix-cache miss
+        (``0``: no sleeping at all), and the lognormal's log-space standard deviation.
+    prefix_cache_size, prefix_hit_latency_factor : int, float
+        Conversation prefixes remembered (LRU; ``0``: no prefix-cache model), and a hit's
+        service time as a fraction of a miss's.
+    judge_seed, seed : int
+        Seeds of the simulated judge, and of the latency and fault draws.
     qualities : mapping of str to float, optional
-        Latent quality of given candidate texts (as the judge is shown them); texts not in it get
-        a quality derived from their hash. ``None``: every quality from the hash.
+        Latent quality of given candidate texts (as shown); other texts get one from their hash.
     fault_rate_500, fault_rate_503, fault_rate_429, fault_rate_hang, fault_rate_drop : float
-        Probability of each injected fault per chat request (their sum at most 1): a 500, a 503,
-        a 429 with ``Retry-After``, a hang (no answer for ``hang_seconds``), a dropped
-        connection (closed without a reply).
+        Probability per chat request (their sum at most 1) of a 500, a 503, a 429 with
+        ``Retry-After``, a hang of ``hang_seconds``, a connection closed without a reply.
     fault_rate_html, fault_rate_empty_choices : float
-        Probability of a 200 holding an HTML page (a proxy's login or error page), and of a
-        200 with ``choices: []``; 1.0 makes a persistent fault.
-    retry_after : float
-        Seconds sent in the ``Retry-After`` header of an injected 429/503.
-    hang_seconds : float
-        How long a hung request sleeps before the server gives up on it.
+        Probability of a 200 holding an HTML page (a proxy's login page), or ``choices: []``.
+    retry_after, hang_seconds : float
+        Seconds in an injected 429/503's ``Retry-After``; how long a hung request sleeps.
     fault_sequence : tuple of str
-        Faults for the first chat requests, in arrival order, before the rates apply; each one
-        of ``FAULT_KINDS`` (``"ok"`` for a normal answer; ``"unreadable"``/``"truncated"``
-        for such an answer; ``"empty_choices"`` for a 200 with ``choices: []``;
-        ``"misparsed"`` for what a wrong reasoning parser gives: ``content`` null, the whole
-        answer in the reasoning field, ``finish_reason`` ``"stop"``; ``"html"`` for a 200
-        holding an HTML page).
+        Faults for the first chat requests, in arrival order, before the rates apply: each of
+        ``FAULT_KINDS``; ``"misparsed"`` is what a wrong reasoning parser gives (``content``
+        null, the whole answer in the reasoning field, ``finish_reason`` ``"stop"``).
     empty_reasoning_field : bool
-        With ``reasoning_style="reasoning_content"``, also send ``"reasoning": ""`` (an empty
-        field next to the one that holds the reasoning).
+        With ``reasoning_style="reasoning_content"``, also send ``"reasoning": ""``.
     api_key : str, optional
         When set, requests must carry ``Authorization: Bearer <api_key>`` (vLLM ``--api-key``).
-    seed : int
-        Seed of the latency and fault draws.
     """
 
     model: str = "sim-genrm"
@@ -190,8 +177,8 @@ class SimServerConfig(SimulatedJudgeSettings):
             raise ValueError(
                 f"Arguments 'fault_rate_*' must sum to at most 1, not {sum(rates.values())}."
             )
-        for name in ("retry_after", "hang_seconds"):
-            check.at_least(name, getattr(self, name), 0)
+        check.at_least("retry_after", self.retry_after, 0)
+        check.at_least("hang_seconds", self.hang_seconds, 0)
         for i, kind in enumerate(self.fault_sequence):
             check.one_of(f"fault_sequence[{i}]", kind, FAULT_KINDS)
         super().__post_init__()
@@ -202,13 +189,10 @@ class SimServerConfig(SimulatedJudgeSettings):
 
     def make_judge(self) -> SimulatedJudge:
         """The simulated judge writing this server's answers."""
-        table = self.qualities
-        seed = self.judge_seed
+        table, seed = self.qualities or {}, self.judge_seed
 
         def quality(text: str) -> float:
-            if table is not None and text in table:
-                return float(table[text])
-            return text_quality(text, seed=seed)
+            return float(table[text]) if text in table else text_quality(text, seed=seed)
 
         return SimulatedJudge(**asdict(self.settings()), qualities=quality, seed=seed)
 
@@ -217,30 +201,11 @@ class SimServerConfig(SimulatedJudgeSettings):
 class SimServerStats:
     """Counters of one :class:`SimServer` (also in ``/metrics``).
 
-    Attributes
-    ----------
-    requests : int
-        Chat requests received (valid or not).
-    completed : int
-        Chat requests answered with a completion.
-    running, waiting : int
-        Requests being served now / queued behind ``capacity``.
-    max_running : int
-        Highest ``running`` seen.
-    rejected : int
-        Requests refused by validation (4xx).
-    faults : dict of str to int
-        Injected faults, by kind.
-    prefix_cache_queries, prefix_cache_hits : int
-        Requests looked up in the prefix cache, and those whose prefix was there.
-    service_seconds : float
-        Simulated service time summed over completed requests (utilisation =
-        ``service_seconds / (capacity * elapsed)``).
-    prefix_cache_hit_rate : float
-        ``hits / queries`` (0 without queries).
-    by_path : dict of str to int
-        Every HTTP request received, by ``"METHOD /path"`` (a wrong path and ``GET /v1/models``
-        included): what a client paid the server, misconfigured or not.
+    ``requests``: chat requests received, valid or not; ``rejected``: refused (4xx);
+    ``running``/``waiting``: served now/queued behind ``capacity``; ``faults``: injected, by kind;
+    ``prefix_cache_queries``/``prefix_cache_hits``: requests looked up in the prefix cache/found
+    there; ``service_seconds``: simulated service time of completed requests; ``by_path``: every
+    HTTP request, by ``"METHOD /path"`` (wrong paths included).
     """
 
     requests: int
@@ -257,24 +222,20 @@ class SimServerStats:
 
     @property
     def prefix_cache_hit_rate(self) -> float:
-        """Share of prefix-cache lookups that hit."""
-        return (
-            self.prefix_cache_hits / self.prefix_cache_queries if self.prefix_cache_queries else 0.0
-        )
+        """Share of prefix-cache lookups that hit (0 without lookups)."""
+        queries = self.prefix_cache_queries
+        return self.prefix_cache_hits / queries if queries else 0.0
 
 
 class _HttpError(Exception):
     """A request refused with vLLM's error body (``param`` names the field at fault)."""
 
     def __init__(
-        self,
-        message: str,
-        param: str | None = "messages",
-        status: int = 400,
-        err_type: str = "BadRequestError",
+        self, message: str, param: str | None = "messages", status: int = 400, kind: str = ""
     ) -> None:
         super().__init__(message)
-        self.response = _error_response(status, err_type, message, param)
+        body = error_body(status, kind or "BadRequestError", message, param)
+        self.response = web.json_response(body, status=status)
 
 
 def error_body(
@@ -284,29 +245,15 @@ def error_body(
     return {"error": {"message": message, "type": err_type, "param": param, "code": status}}
 
 
-def _error_response(
-    status: int,
-    err_type: str,
-    message: str,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    return web.json_response(
-        error_body(status, err_type, message, param), status=status, headers=headers
-    )
-
-
 class SimServer:
     """One simulated vLLM GenRM server, in this process, on a local port.
 
     Parameters
     ----------
     config : SimServerConfig, optional
-        Behaviour; the defaults give a 64-sequence server with 0.3 s mean latency.
     host : str
-        Interface to listen on (``127.0.0.1`` by default).
     port : int
-        Port; ``0`` picks a free one (read it back from :attr:`port` after :meth:`start`).
+        ``0`` picks a free one (read it back from :attr:`port` after :meth:`start`).
     ssl_context : ssl.SSLContext, optional
         Serve HTTPS with this context (its certificate and key loaded).
 
@@ -339,24 +286,17 @@ class SimServer:
         self._rng = random.Random(self.config.seed)
         self._faults_left = list(self.config.fault_sequence)
         self._prefix_cache: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._running = 0
-        self._max_running = 0
+        self._running = self._max_running = 0
         self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ids = itertools.count()
-        self._requests = 0
-        self._completed = 0
-        self._rejected = 0
+        self._count: collections.Counter[str] = collections.Counter()
+        """``requests``, ``completed``, ``rejected``; prefix-cache ``queries``, ``hits``, and
+        the prompt ``tokens`` and ``token_hits`` of those."""
         self._faults: dict[str, int] = {k: 0 for k in FAULT_KINDS if k != "ok"}
-        self._prefix_queries = 0
-        self._prefix_hits = 0
-        self._prefix_token_queries = 0
-        self._prefix_token_hits = 0
         self._service_seconds = 0.0
         self._created = int(time.time())
         self._handlers: set[asyncio.Task[Any]] = set()
         self._by_path: collections.Counter[str] = collections.Counter()
-
-    # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
@@ -383,7 +323,7 @@ class SimServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (routes only; :meth:`start` runs it)."""
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._count])
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._track])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
@@ -393,8 +333,7 @@ class SimServer:
     async def start(self) -> SimServer:
         """Bind and start listening; returns ``self``.
 
-        A server started again after :meth:`stop` binds its former port (a restarted replica
-        at the same address), keeping its counters.
+        Started again after :meth:`stop`, it binds its former port and keeps its counters.
         """
         if self._runner is not None:
             raise RuntimeError(f"SimServer is already running at {self.url}.")
@@ -435,20 +374,18 @@ class SimServer:
         where = self.url if self._port is not None else "not started"
         return f"SimServer({where}, model={self.config.model!r}, capacity={self.config.capacity})"
 
-    # -- accounting ----------------------------------------------------------------------------
-
     def stats(self) -> SimServerStats:
         """A snapshot of the server's counters."""
         return SimServerStats(
-            requests=self._requests,
-            completed=self._completed,
+            requests=self._count["requests"],
+            completed=self._count["completed"],
             running=self._running,
             waiting=sum(1 for f in self._queue if not f.done()),
             max_running=self._max_running,
-            rejected=self._rejected,
+            rejected=self._count["rejected"],
             faults=dict(self._faults),
-            prefix_cache_queries=self._prefix_queries,
-            prefix_cache_hits=self._prefix_hits,
+            prefix_cache_queries=self._count["queries"],
+            prefix_cache_hits=self._count["hits"],
             service_seconds=self._service_seconds,
             by_path=dict(sorted(self._by_path.items())),
         )
@@ -459,17 +396,11 @@ class SimServer:
         rates = self.config.fault_rates()
         if not any(rates.values()):
             return "ok"
-        u = self._rng.random()
-        acc = 0.0
-        for kind, rate in rates.items():
-            acc += rate
-            if u < acc:
-                return kind
-        return "ok"
+        k = bisect.bisect_right(list(itertools.accumulate(rates.values())), self._rng.random())
+        return list(rates)[k] if k < len(rates) else "ok"
 
     def _latency(self, hit: bool) -> float:
-        cfg = self.config
-        mean = cfg.latency_mean
+        cfg, mean = self.config, self.config.latency_mean
         if mean <= 0:
             return 0.0
         if cfg.latency == "constant":
@@ -482,19 +413,16 @@ class SimServer:
         return value * (cfg.prefix_hit_latency_factor if hit else 1.0)
 
     def _prefix_lookup(self, messages: list[dict[str, str]]) -> bool:
-        history = [m for m in messages if m["role"] in _HISTORY_ROLES]
-        tokens = sum(estimate_tokens(m["content"]) + 4 for m in history)
         if self.config.prefix_cache_size == 0:
             return False
+        history = [m for m in messages if m["role"] in _HISTORY_ROLES]
+        tokens = sum(estimate_tokens(m["content"]) + 4 for m in history)
         blob = json.dumps(history, ensure_ascii=False, sort_keys=True).encode()
         key = hashlib.blake2b(blob, digest_size=8).hexdigest()
-        self._prefix_queries += 1
-        self._prefix_token_queries += tokens
-        cache = self._prefix_cache
-        if key in cache:
+        cache, hit = self._prefix_cache, key in self._prefix_cache
+        self._count.update(queries=1, tokens=tokens, hits=hit, token_hits=tokens * hit)
+        if hit:
             cache.move_to_end(key)
-            self._prefix_hits += 1
-            self._prefix_token_hits += tokens
             return True
         cache[key] = None
         if len(cache) > self.config.prefix_cache_size:
@@ -525,9 +453,8 @@ class SimServer:
                 return
         self._running -= 1
 
-    # -- validation ----------------------------------------------------------------------------
-
     def _validate(self, body: Any) -> tuple[list[dict[str, str]], int]:
+        """The request's messages and ``max_tokens``; :class:`_HttpError` as vLLM refuses."""
         cfg = self.config
         if not isinstance(body, dict):
             raise _HttpError("The request body must be a JSON object.", None)
@@ -582,14 +509,10 @@ class SimServer:
                 f"request has {prompt_tokens} input tokens. Please reduce the length of the input "
                 "messages."
             )
-        return checked, (
-            max_tokens if isinstance(max_tokens, int) else cfg.max_model_len - prompt_tokens
-        )
-
-    # -- handlers ------------------------------------------------------------------------------
+        return checked, max_tokens or cfg.max_model_len - prompt_tokens
 
     @web.middleware
-    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Count the request by path, and track its task so that :meth:`stop` can cancel it."""
         self._by_path[f"{request.method} {request.path}"] += 1
         task = asyncio.current_task()
@@ -623,72 +546,13 @@ class SimServer:
         return web.json_response({"object": "list", "data": [card]})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        s = self.stats()
-        label = f'model_name="{self.config.model}"'
-        metrics = [
-            (
-                "vllm:num_requests_running",
-                "gauge",
-                "Number of requests in model execution batches.",
-                s.running,
-            ),
-            (
-                "vllm:num_requests_waiting",
-                "gauge",
-                "Number of requests waiting to be processed.",
-                s.waiting,
-            ),
-            (
-                "vllm:request_success_total",
-                "counter",
-                "Count of successfully processed requests.",
-                s.completed,
-            ),
-            (
-                "vllm:prefix_cache_queries_total",
-                "counter",
-                "Prefix cache queries, in prompt tokens.",
-                self._prefix_token_queries,
-            ),
-            (
-                "vllm:prefix_cache_hits_total",
-                "counter",
-                "Prefix cache hits, in prompt tokens.",
-                self._prefix_token_hits,
-            ),
-            ("genrm_sim:requests_total", "counter", "Chat requests received.", s.requests),
-            (
-                "genrm_sim:requests_rejected_total",
-                "counter",
-                "Chat requests refused by validation.",
-                s.rejected,
-            ),
-            (
-                "genrm_sim:prefix_cache_request_queries_total",
-                "counter",
-                "Requests looked up in the cache.",
-                s.prefix_cache_queries,
-            ),
-            (
-                "genrm_sim:prefix_cache_request_hits_total",
-                "counter",
-                "Requests whose prefix was cached.",
-                s.prefix_cache_hits,
-            ),
-            (
-                "genrm_sim:service_seconds_total",
-                "counter",
-                "Simulated service time of served requests.",
-                f"{s.service_seconds:.6f}",
-            ),
-        ]
+        s, label = self.stats(), f'model_name="{self.config.model}"'
+        values = {**asdict(s), **self._count, "seconds": f"{s.service_seconds:.6f}"}
         lines = []
-        for name, kind, text, value in metrics:
-            lines += [
-                f"# HELP {name} {text}",
-                f"# TYPE {name} {kind}",
-                f"{name}{{{label}}} {value}",
-            ]
+        for name, (key, text) in _METRICS.items():
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            lines.append(f"{name}{{{label}}} {values.get(key, 0)}")
         lines += [
             "# HELP genrm_sim:faults_injected_total Faults injected, by kind.",
             "# TYPE genrm_sim:faults_injected_total counter",
@@ -700,9 +564,9 @@ class SimServer:
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        self._requests += 1
+        self._count["requests"] += 1
         if not self._authorized(request):
-            self._rejected += 1
+            self._count["rejected"] += 1
             return web.json_response({"error": "Unauthorized"}, status=401)
         try:
             try:
@@ -711,17 +575,20 @@ class SimServer:
                 raise _HttpError(f"Invalid JSON body: {exc}", None) from None
             messages, max_tokens = self._validate(body)
         except _HttpError as err:
-            self._rejected += 1
+            self._count["rejected"] += 1
             return err.response
         fault = self._draw_fault()
         if fault in self._faults:
             self._faults[fault] += 1
         if fault in _FAULT_ERRORS:
+            if fault == "hang":
+                await asyncio.sleep(self.config.hang_seconds)
             retry = {"Retry-After": _retry_after(self.config.retry_after)}
-            return _error_response(*_FAULT_ERRORS[fault], headers=None if fault == "500" else retry)
-        if fault == "hang":
-            await asyncio.sleep(self.config.hang_seconds)
-            return _error_response(504, "GatewayTimeout", "Simulated hang ended.")
+            headers = retry if fault in ("503", "429") else None
+            status = _FAULT_ERRORS[fault][0]
+            return web.json_response(
+                error_body(*_FAULT_ERRORS[fault]), status=status, headers=headers
+            )
         if fault == "html":
             page = "<html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
             return web.Response(text=page, content_type="text/html")
@@ -746,8 +613,7 @@ class SimServer:
             if style not in _REASONING_FIELDS:
                 content = f"<think>\n{answer.reasoning or ''}\n</think>\n\n{content}"
             finish = "stop"
-        if fault == "misparsed":
-            # A reasoning parser that never finds the end of the reasoning puts everything there.
+        if fault == "misparsed":  # a reasoning parser that never finds the end of the reasoning
             whole = (answer.reasoning or "") + "\n</think>\n" + (answer.content or "")
             content, reasoning, finish = None, whole, "stop"
         if fault == "truncated" or completion_tokens > max_tokens:
@@ -755,29 +621,20 @@ class SimServer:
             cut = self.config.truncated(text[: max(1, len(text) // 2)])
             content, reasoning, finish = cut.content, cut.reasoning, "length"
             completion_tokens = min(completion_tokens, max_tokens)
-        self._completed += 1
+        self._count["completed"] += 1
         message: dict[str, Any] = {"role": "assistant", "content": content, "tool_calls": []}
         if style in _REASONING_FIELDS or fault == "misparsed":
             message[style if style in _REASONING_FIELDS else "reasoning"] = reasoning
             if style == "reasoning_content" and self.config.empty_reasoning_field:
                 message["reasoning"] = ""
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         prompt_tokens = answer.usage.prompt_tokens
         payload = {
             "id": f"chatcmpl-{self.port:x}{next(self._ids):012x}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.config.model,
-            "choices": []
-            if fault == "empty_choices"
-            else [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": finish,
-                    "stop_reason": None,
-                }
-            ],
+            "choices": [] if fault == "empty_choices" else [{**choice, "stop_reason": None}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
@@ -789,25 +646,22 @@ class SimServer:
 
 
 def _retry_after(seconds: float) -> str:
-    # HTTP's Retry-After is whole seconds; sub-second values (for fast tests) are sent as a
-    # decimal, which lenient clients (and ours) read.
+    """HTTP's whole seconds; a sub-second value (for fast tests) as a decimal, which lenient
+    clients (ours among them) read."""
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
 class ThreadedSimServers:
-    """Several :class:`SimServer` running on a background thread's event loop.
-
-    For synchronous callers (tests, scripts, the CLI): ``with ThreadedSimServers([cfg, cfg])
-    as servers: servers.urls``.
+    """Several :class:`SimServer` on a background thread's event loop, for synchronous callers:
+    ``with ThreadedSimServers([cfg, cfg]) as servers: servers.urls``.
 
     Parameters
     ----------
     configs : sequence of SimServerConfig
-        One server per config, each on its own free port.
+        One server per config.
     host : str
-        Interface to listen on.
     ports : sequence of int, optional
-        Ports to bind (``0`` for a free one); by default all free.
+        Ports to bind (``0``: a free one); by default all free.
     """
 
     def __init__(
@@ -835,26 +689,21 @@ class ThreadedSimServers:
         """Start the loop thread and every server; returns ``self``."""
         if self._thread is not None:
             raise RuntimeError("ThreadedSimServers is already running.")
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        self._loop = loop = asyncio.new_event_loop()
 
         def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
             loop.run_forever()
             loop.close()
 
-        thread = threading.Thread(target=run, name="genrm-sim-servers", daemon=True)
-        thread.start()
-        ready.wait()
-        self._loop, self._thread = loop, thread
+        self._thread = threading.Thread(target=run, name="genrm-sim-servers", daemon=True)
+        self._thread.start()
         self.servers = [
             SimServer(c, host=self.host, port=p)
             for c, p in zip(self.configs, self._ports, strict=True)
         ]
         try:
             for server in self.servers:
-                self._run(server.start)
+                self._run(server.start())
         except BaseException:
             self.stop()
             raise
@@ -865,33 +714,24 @@ class ThreadedSimServers:
         """The servers' OpenAI base URLs."""
         return [s.url for s in self.servers]
 
-    def _run(self, work: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``work()`` on the servers' loop and wait for its result."""
-        loop = self._loop
-        if loop is None:
+    def _run(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``work`` on the servers' loop and wait for its result."""
+        if self._loop is None:
+            work.close()
             raise RuntimeError("ThreadedSimServers is not running.")
-
-        async def call() -> _T:
-            return await work()
-
-        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=30)
 
     def stop_server(self, index: int) -> None:
         """Stop one server (its port then refuses connections)."""
-        self._run(self.servers[index].stop)
+        self._run(self.servers[index].stop())
 
     def start_server(self, index: int) -> None:
         """Start a stopped server again, at its former port (a replica coming back)."""
-        self._run(self.servers[index].start)
+        self._run(self.servers[index].start())
 
     def stats(self, index: int) -> SimServerStats:
         """One server's counters."""
-        server = self.servers[index]
-
-        async def snapshot() -> SimServerStats:
-            return server.stats()
-
-        return self._run(snapshot)
+        return self._run(_stats(self.servers[index]))
 
     def stop(self) -> None:
         """Stop every server and the loop thread."""
@@ -900,7 +740,7 @@ class ThreadedSimServers:
             return
         for server in self.servers:
             if server.started:
-                self._run(server.stop)
+                self._run(server.stop())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
         self._loop = self._thread = None
@@ -910,6 +750,11 @@ class ThreadedSimServers:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+async def _stats(server: SimServer) -> SimServerStats:
+    """The server's counters, read on its own loop."""
+    return server.stats()
 
 
 def config_dict(config: SimServerConfig) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """Command line of the simulated GenRM server (``genrm-rank serve-sim``).
 
-``python -m genrm_rank.server --port 8000 --replicas 4 --capacity 64 --latency-mean 0.3`` starts
-four servers on ports 8000-8003 (``--port 0``: free ports) and prints one line per server,
-``serve-sim: ready http://127.0.0.1:PORT/v1 ...``, then serves until interrupted.
+``python -m genrm_rank.server --port 8000 --replicas 4`` serves on ports 8000-8003 (``--port 0``:
+free ports), printing ``serve-sim: ready http://127.0.0.1:PORT/v1 ...`` for each, until stopped.
 """
 
 from __future__ import annotations
@@ -16,11 +15,10 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import get_args
+from typing import get_args, get_type_hints
 
 from genrm_rank.flags import Option
-from genrm_rank.judges.simulated import AnswerFormat, NoiseModel, ReasoningStyle
-from genrm_rank.server.app import FAULT_KINDS, LatencyDistribution, SimServer, SimServerConfig
+from genrm_rank.server.app import FAULT_KINDS, SimServer, SimServerConfig
 
 __all__ = [
     "SERVE_SIM_OPTIONS",
@@ -34,11 +32,14 @@ __all__ = [
 
 
 def _options() -> dict[str | None, tuple[Option, ...]]:
-    d = SimServerConfig()
-    faults = tuple(
-        Option(f"--fault-rate-{kind.replace('_', '-')}", "", float, 0.0, "P")
-        for kind in d.fault_rates()
-    )
+    d, hints = SimServerConfig(), get_type_hints(SimServerConfig)
+
+    def of(name: str, help: str = "", metavar: str | None = None) -> Option:
+        """The option setting the config's field ``name``, typed and defaulted as the field."""
+        default, choices = getattr(d, name), get_args(hints[name]) or None
+        kind = None if isinstance(default, str) else type(default)
+        return Option("--" + name.replace("_", "-"), help, kind, default, metavar, choices=choices)
+
     return {
         "network": (
             Option("--host", "interface to listen on", default="127.0.0.1"),
@@ -52,32 +53,28 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
             ),
         ),
         "server": (
-            Option("--model", "served model name", default=d.model),
-            Option("--max-model-len", "", int, d.max_model_len),
-            Option("--capacity", "concurrent sequences", int, d.capacity),
-            Option("--latency", "", default=d.latency, choices=get_args(LatencyDistribution)),
-            Option("--latency-mean", "seconds; 0 = zero-latency mode", float, d.latency_mean),
-            Option("--latency-sigma", "", float, d.latency_sigma),
-            Option("--prefix-cache-size", "", int, d.prefix_cache_size),
-            Option("--prefix-hit-latency-factor", "", float, d.prefix_hit_latency_factor),
-            Option("--seed", "latency/fault seed (replica i uses seed + i)", int, d.seed),
+            of("model", "served model name"),
+            of("max_model_len"),
+            of("capacity", "concurrent sequences"),
+            of("latency"),
+            of("latency_mean", "seconds; 0 = zero-latency mode"),
+            of("latency_sigma"),
+            of("prefix_cache_size"),
+            of("prefix_hit_latency_factor"),
+            of("seed", "latency/fault seed (replica i uses seed + i)"),
         ),
-        "simulated judge": (
-            Option("--answer-format", "", default=d.answer_format, choices=get_args(AnswerFormat)),
-            Option(
-                "--reasoning-style", "", default=d.reasoning_style, choices=get_args(ReasoningStyle)
-            ),
-            Option("--noise", "", default=d.noise, choices=get_args(NoiseModel)),
-            Option("--noise-scale", "", float, d.noise_scale),
-            Option("--position-bias", "", float, d.position_bias),
-            Option("--judge-seed", "", int, d.judge_seed),
+        "simulated judge": tuple(
+            map(
+                of,
+                "answer_format reasoning_style noise noise_scale position_bias judge_seed".split(),
+            )
         ),
         "fault injection": (
-            *faults,
-            Option("--unreadable-rate", "", float, 0.0, "P"),
-            Option("--truncated-rate", "", float, 0.0, "P"),
-            Option("--retry-after", "seconds in Retry-After of 429/503", float, d.retry_after),
-            Option("--hang-seconds", "", float, d.hang_seconds),
+            *(of(f"fault_rate_{kind}", metavar="P") for kind in d.fault_rates()),
+            of("unreadable_rate", metavar="P"),
+            of("truncated_rate", metavar="P"),
+            of("retry_after", "seconds in Retry-After of 429/503"),
+            of("hang_seconds"),
             Option(
                 "--fault-sequence",
                 f"faults for the first requests, in order; each of {', '.join(FAULT_KINDS)}",
@@ -89,8 +86,7 @@ def _options() -> dict[str | None, tuple[Option, ...]]:
 
 
 SERVE_SIM_OPTIONS = _options()
-"""The ``serve-sim`` options by group, declared once for ``genrm-rank serve-sim`` (with its
-``--config`` file and ``GENRM_*`` variables) and ``python -m genrm_rank.server``."""
+"""The ``serve-sim`` options by group, for ``genrm-rank serve-sim`` and ``python -m``."""
 
 
 def add_serve_sim_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -113,13 +109,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SimServerConfig:
     """The :class:`SimServerConfig` the parsed options describe; ``ValueError`` if invalid."""
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ValueError(
-                f"Argument '--api-key-env' names {args.api_key_env!r}, which is unset or empty."
-            )
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    if args.api_key_env and not api_key:
+        raise ValueError(
+            f"Argument '--api-key-env' names {args.api_key_env!r}, which is unset or empty."
+        )
     sequence = tuple(k.strip() for k in args.fault_sequence.split(",") if k.strip())
     fields = {f.name for f in dataclasses.fields(SimServerConfig)}
     given = {o.dest for group in SERVE_SIM_OPTIONS.values() for o in group} & fields
@@ -128,15 +122,12 @@ def config_from_args(args: argparse.Namespace) -> SimServerConfig:
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:
-    """A warning when the servers listen beyond this machine (``0.0.0.0``, a LAN address)
-    without ``--api-key-env``: anyone who can reach the port may use them; ``None`` otherwise."""
+    """A warning for servers reachable beyond this machine without an API key, else ``None``."""
     if api_key is not None or host == "localhost":
         return None
-    try:
+    with contextlib.suppress(ValueError):  # a host name may resolve to any interface
         if ipaddress.ip_address(host.strip("[]")).is_loopback:
             return None
-    except ValueError:
-        pass  # a host name: it may resolve to any interface
     return (
         f"serve-sim: warning: listening on {host} with no API key: anyone who can reach this "
         "port can use the server; pass --api-key-env VAR, or --host 127.0.0.1"
@@ -176,8 +167,7 @@ def serve_sim_main(
 ) -> int:
     """Run ``serve-sim`` until SIGINT/SIGTERM; returns the exit status.
 
-    Give either ``argv`` (parsed with :func:`build_arg_parser`) or already parsed ``args`` from a
-    parser extended by :func:`add_serve_sim_arguments`.
+    ``args``: already parsed by a parser that :func:`add_serve_sim_arguments` extended.
     """
     if args is None:
         args = build_arg_parser().parse_args(argv)
@@ -201,6 +191,5 @@ def serve_sim_main(
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m genrm_rank.server``."""
-    return serve_sim_main(argv)
+main = serve_sim_main
+"""Entry point of ``python -m genrm_rank.server``."""
