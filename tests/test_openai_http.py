@@ -35,6 +35,7 @@ from one_prompt import run_one
 
 import genrm_rank.judges.openai_http as openai_http
 import genrm_rank.judges.transport as transport
+from genrm_rank.api import rank
 from genrm_rank.errors import EndpointsUnavailableError, JudgeConfigurationError
 from genrm_rank.judges.base import BatchJudge, PairRequest
 from genrm_rank.judges.openai_http import OpenAIJudge
@@ -858,6 +859,70 @@ async def test_endpoint_recovers_after_health_probe() -> None:
     assert verdict.ok
     assert 5.0 in clock.sleeps  # waited one health_check_interval for the probe
     assert [s.url for s in memory.sent if s.url.endswith("/health")] == ["http://replica-a/health"]
+
+
+class _FlakyPair:
+    """Replicas A and B behind one judge; A fails its chats and health probes until ``up``."""
+
+    A, B = BASE, "http://replica-b/v1"
+
+    def __init__(self) -> None:
+        self.up = False
+        self.probed_at: list[float] = []
+        self.clock = FakeClock()
+        self.memory = MemoryTransport(self._handle)
+        self.judge = memory_judge(
+            self.memory,
+            self.clock,
+            urls=[self.A, self.B],
+            routing=Routing("least_loaded"),
+            health=Health(failure_threshold=1),
+            thinking=False,
+        )
+
+    def _handle(self, request: Request) -> transport.Response:
+        on_a = request.url.startswith("http://replica-a/")
+        if on_a and request.url.endswith("/health"):
+            self.probed_at.append(self.clock.now)
+        server = openai_server(
+            answers(error(503) if on_a and not self.up else completion(GOOD)),
+            health=lambda: 503 if on_a and not self.up else 200,
+        )
+        return server(request)
+
+    def chats_to_a(self) -> int:
+        return sum(r.url.startswith(self.A) for r in self.memory.chats)
+
+    def recover(self) -> tuple[int, int]:
+        """A comes back and a probe interval passes; A's chats and probes so far."""
+        assert not self.judge.stats[self.A].healthy and self.judge.stats[self.A].failures
+        self.up = True
+        self.clock.now += self.judge.health.health_check_interval
+        return self.chats_to_a(), len(self.probed_at)
+
+
+def test_an_endpoint_out_of_rotation_is_probed_again_by_the_next_sync_call() -> None:
+    pair = _FlakyPair()
+    candidates = ["a", "b", "c", "d"]
+    rank(candidates, "Q", judge=pair.judge, seed=0, concurrency=1)  # one call at a time
+    chats, probes = pair.recover()
+    now = pair.clock.now
+    result = rank(candidates, "Q", judge=pair.judge, seed=0, concurrency=1)
+    assert pair.judge.stats[pair.A].healthy and pair.chats_to_a() > chats
+    assert pair.probed_at[probes:] == [now]  # overdue: probed at once, not an interval later
+    assert all(j.verdict.ok for j in result.judgements)
+
+
+async def test_an_endpoint_out_of_rotation_is_probed_again_after_aclose_connections() -> None:
+    pair = _FlakyPair()
+    for i in range(2):  # least loaded with ties rotating: one of them goes to A
+        assert (await pair.judge.judge(req(f"p{i}"))).ok
+    await pair.judge.aclose_connections()
+    chats, _ = pair.recover()
+    for i in range(4):
+        assert (await pair.judge.judge(req(f"q{i}"))).ok
+    assert pair.judge.stats[pair.A].healthy and pair.chats_to_a() > chats
+    await pair.judge.aclose()
 
 
 async def test_all_down_with_503_names_the_status() -> None:

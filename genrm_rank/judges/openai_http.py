@@ -386,6 +386,8 @@ class OpenAIJudge:
         self._state: Literal["unopened", "open", "closed"] = "unopened"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probes: dict[int, asyncio.Task[None]] = {}
+        self._probe_due: dict[int, float] = {}
+        """When each endpoint out of rotation is next probed; outlives the loop's probe tasks."""
         self._probe_detail: dict[int, str] = {}
         self._all_down_since: float | None = None
         self._recovery: asyncio.Task[bool] | None = None
@@ -418,6 +420,9 @@ class OpenAIJudge:
             self._drop_tasks()
             self._loop = loop
         self._state = "open"
+        for index, healthy in enumerate(self._pool.healthy):
+            if not healthy:  # its probe may have gone with an earlier loop or aclose_connections
+                self._start_probe(index)
 
     async def __aenter__(self) -> OpenAIJudge:
         self._open()
@@ -432,8 +437,9 @@ class OpenAIJudge:
         await self._close_connections()
 
     async def aclose_connections(self) -> None:
-        """Close the connections and probes but stay usable: the next call reopens them (the
-        sync wrappers call this before their event loop ends)."""
+        """Close the connections and probes but stay usable: the next call reopens them and
+        probes again the endpoints out of rotation (the sync wrappers call this before their
+        event loop ends)."""
         await self._close_connections()
         if self._state == "open":
             self._state = "unopened"
@@ -826,12 +832,18 @@ class OpenAIJudge:
     def _start_probe(self, index: int) -> None:
         task = self._probes.get(index)
         if self._state == "open" and (task is None or task.done()):
+            self._probe_due.setdefault(index, self._clock() + self.health.health_check_interval)
             self._probes[index] = asyncio.get_running_loop().create_task(self._probe_loop(index))
 
     async def _probe_loop(self, index: int) -> None:
+        """Probe an endpoint out of rotation every health_check_interval until it is back, on
+        the schedule an earlier loop's probe left."""
         while self._state == "open" and not self._pool.healthy[index]:
-            await self._sleep(self.health.health_check_interval)
+            wait = self._probe_due[index] - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
             if not self._pool.healthy[index]:
+                self._probe_due[index] = self._clock() + self.health.health_check_interval
                 await self._probe_once(index)
 
     async def _probe_once(self, index: int) -> None:
@@ -845,6 +857,7 @@ class OpenAIJudge:
             self._probe_detail[index] = "GET /health" + failed
             return
         self._probe_detail.pop(index, None)
+        self._probe_due.pop(index, None)
         if not self._pool.healthy[index]:
             logger.info("endpoint %s back in rotation", self.endpoints[index])
             self._pool.mark_healthy(index)
