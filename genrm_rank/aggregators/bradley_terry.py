@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -220,12 +220,10 @@ def _moments(index: Index, size: int, w: Array, o: Array) -> tuple[Array, Array,
 
 @dataclass(frozen=True)
 class _Pairs:
-    """The judged ordered pairs' totals, with the penalised negative log-likelihood, its
-    gradient and Hessian in ``O(pairs)``.
-
-    ``groups`` problems of ``n`` items may be stacked (``x`` of shape ``(groups, size)``; pair
-    ``k`` in problem ``group[k]``); ``offset`` is a fixed slot-1 term. Margins and
-    probabilities at the last ``x`` seen are memoised (``x`` must not change after).
+    """The judged ordered pairs' totals, with the penalised negative log-likelihood, its gradient
+    and Hessian in ``O(pairs)``; ``groups`` problems of ``n`` items may be stacked (pair ``k`` in
+    problem ``group[k]``), ``offset`` is a fixed slot-1 term, and the margins at the last ``x``
+    seen are memoised (``x`` must not change after).
     """
 
     first: Index
@@ -363,9 +361,6 @@ class _PairStats:
     wins2: Array
     wins2_sq: Array
 
-    def pairs(self, size: int) -> _Pairs:
-        return _Pairs.of(self.weight, self.wins, self.wins_sq, size)
-
 
 def _pair_stats(comparisons: Comparisons) -> _PairStats:
     n = comparisons.n_items
@@ -420,31 +415,25 @@ def _spd_centred_inverse(precision: Array, n_items: int) -> tuple[Array, Array |
     return inverse, factor
 
 
-_TRIANGLES: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
-
-
+@cache
 def _triangles(size: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """The masks ``np.triu`` zeroes with, below the diagonal and on or below it."""
-    masks = _TRIANGLES.get(size)
-    if masks is None:
-        masks = _TRIANGLES[size] = (np.tri(size, k=-1, dtype=bool), np.tri(size, dtype=bool))
-    return masks
+    return np.tri(size, k=-1, dtype=bool), np.tri(size, dtype=bool)
 
 
 def _covariance(
     x: Array, pairs: _Pairs, stats: _PairStats, alpha: float, method: CovarianceMethod
 ) -> tuple[Array, float, Array]:
-    """The centred covariance of ``x``, the dispersion (1.0 unless ``quasi``) and the Fisher
-    information at ``x`` (without the penalty); the methods are :func:`bradley_terry`'s."""
+    """The centred covariance of ``x``, the dispersion (1.0 unless ``quasi``) and the precision
+    ``information / phi`` plus the penalty; the methods are :func:`bradley_terry`'s."""
     n, size = pairs.n, pairs.size
-    information = pairs.information(x)
-    ridge = 2.0 * alpha * np.eye(size)
-    if method == "model":
-        return _centred_inverse(information + ridge, n), 1.0, information
+    dispersion = 1.0
     if method == "quasi":
         own, df = pairs.own_dispersion(x)
         dispersion = max(own if df > 0 else 1.0, 1e-12)
-        return _centred_inverse(information / dispersion + ridge, n), dispersion, information
+    precision = pairs.information(x) / dispersion + 2.0 * alpha * np.eye(size)
+    if method != "sandwich":
+        return _centred_inverse(precision, n), dispersion, precision
     p = expit(_margins(x, n))
     meat = _gram(
         np.maximum(p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq, 0.0), size
@@ -452,9 +441,9 @@ def _covariance(
     df = pairs.total - (size - 1)
     if df > 0:
         meat *= pairs.total / df  # HC1 small-sample factor (MacKinnon & White, 1985)
-    bread = _centred_inverse(information + ridge, n)
+    bread = _centred_inverse(precision, n)
     cov: Array = bread @ meat @ bread
-    return 0.5 * (cov + cov.T), 1.0, information
+    return 0.5 * (cov + cov.T), 1.0, precision
 
 
 def _hide_unidentified(cov: Array, ident: Identification) -> Array:
@@ -485,11 +474,7 @@ class _Posterior:
     prior: _Gaussian
 
     def _log_weights(
-        self,
-        n_items: int,
-        root: Array,
-        z: Array,
-        scale: Array,
+        self, n_items: int, root: Array, z: Array, scale: Array
     ) -> tuple[Array, Array]:
         """Student-t draws ``mode + root z / sqrt(scale)`` (one a column), and log weights."""
         size = self.mode.shape[0]
@@ -507,18 +492,11 @@ class _Posterior:
         return x, log_likelihood / self.dispersion + log_prior - log_proposal
 
     def p_best(
-        self,
-        n_items: int,
-        n_samples: int,
-        rng: np.random.Generator,
-        among: NDArray[np.int64] | None = None,
+        self, n_items: int, n_samples: int, rng: np.random.Generator, among: Index
     ) -> Array | None:
-        """Self-normalised importance sampling of P(best) from the exact posterior.
-
-        The proposal is a Student t at the mode with the normal approximation's covariance
-        (heavier tails than the target). Stops early once the leader is settled
-        (:func:`_settled`); ``None`` when the effective sample size shows the posterior too far
-        from normal (separated data), where the caller keeps the normal approximation.
+        """Self-normalised importance sampling of P(best) (proposal: a Student t at the mode with
+        the normal approximation's covariance), stopping once the leader is :func:`_settled`;
+        ``None`` when the effective sample size shows the posterior too far from normal.
         """
         size = self.mode.shape[0]
         try:
@@ -545,10 +523,7 @@ class _Posterior:
                 part = slice(done, done + width)
                 x, log_weight = self._log_weights(n_items, root, z[:, part], scale[part])
                 log_weights.append(log_weight)
-                if among is None:
-                    winners.append(np.argmax(x[:n_items], axis=0))
-                else:
-                    winners.append(among[np.argmax(x[among], axis=0)])
+                winners.append(among[np.argmax(x[among], axis=0)])
                 done += width
                 drawn += width
                 all_weights = np.concatenate(log_weights)
@@ -569,11 +544,10 @@ class _Posterior:
         return result
 
     def p_first_best(self) -> float | None:
-        """P(theta_0 > theta_1) of two items without a position term, by quadrature.
-
-        The posterior of ``d = theta_0 - theta_1`` with prior precision ``tau`` a strength is
-        ``exp(l(d) / phi - tau d^2 / 4)``, integrated by the trapezoidal rule on each side of 0.
-        ``None`` with a position term or a singular precision.
+        """P(theta_0 > theta_1) of two items without a position term: the trapezoidal rule on
+        each side of 0 of the posterior of ``d = theta_0 - theta_1``,
+        ``exp(l(d) / phi - tau d^2 / 4)`` (``tau``: a strength's prior precision). ``None`` with a
+        position term or a singular precision.
         """
         if self.mode.shape[0] != 2:
             return None
@@ -695,11 +669,7 @@ class BradleyTerryFit:
         return int(value)
 
     def win_probability(
-        self,
-        i: int,
-        j: int,
-        *,
-        position: Literal["neutral", "first", "second"] = "neutral",
+        self, i: int, j: int, *, position: Literal["neutral", "first", "second"] = "neutral"
     ) -> float:
         """Model probability that item ``i`` beats item ``j``.
 
@@ -786,17 +756,17 @@ def _p_best(
     :meth:`BradleyTerryFit.p_best`); the one function every P(best) of this module uses."""
     n = int(params.shape[0])
     rng = np.random.default_rng(seed)
-    columns = None if among is None else _among(among, n)
-    if columns is not None and columns.size == 1:
+    pick = np.arange(n) if among is None else _among(among, n)
+    if pick.size == 1:
         alone = np.zeros(n)
-        alone[columns[0]] = 1.0
+        alone[pick[0]] = 1.0
         return alone
     with _threads_for(n):
         if posterior is not None:
-            first = posterior.p_first_best() if columns is None else None
+            first = posterior.p_first_best() if pick.size == 2 == n else None
             if first is not None:
                 return np.array([first, 1.0 - first])
-            exact = posterior.p_best(n, n_samples, rng, columns)
+            exact = posterior.p_best(n, n_samples, rng, pick)
             if exact is not None:
                 return exact
         # Adding 1/n to every entry makes the centred covariance positive definite and shifts
@@ -809,7 +779,6 @@ def _p_best(
             root = vectors * np.sqrt(np.clip(values, 0.0, None))
         counts = np.zeros(n, dtype=np.int64)
         chunk = max(1, 2_000_000 // max(n, 1))
-        pick = np.arange(n) if columns is None else columns
         for start in range(0, n_samples, chunk):
             draws = params + rng.standard_normal((min(chunk, n_samples - start), n)) @ root.T
             counts += np.bincount(pick[np.argmax(draws[:, pick], axis=1)], minlength=n)
@@ -993,10 +962,9 @@ def _fit_with_prior(
 ) -> tuple[_Solution, _Posterior, Array, Array | None]:
     """Mode, posterior, centred covariance and the precision's Cholesky factor under ``prior``.
 
-    The mode of ``l(x) / phi + log prior(x)`` minimises ``-l(x) - phi log prior(x)``. For
-    ``"quasi"``, Newton's method runs at the prior's ``phi`` (a warm start ``phi0``: at its
-    residuals' pooled ``phi``), then at the pooled ``phi`` of each mode's residuals, until a pass
-    moves it by less than ``DISPERSION_TOL``: the fit does not depend on where it started.
+    For ``"quasi"``, Newton's method runs at the prior's ``phi`` (a warm start ``phi0``: at its
+    residuals' pooled ``phi``), then at each mode's pooled ``phi``, until a pass moves it by less
+    than ``DISPERSION_TOL``: the fit does not depend on where it started.
     """
     if method == "sandwich":
         raise ValueError("A prior takes covariance 'quasi' or 'model', not 'sandwich'.")
@@ -1052,9 +1020,8 @@ class BradleyTerryPosterior:
     _factor: Array | None = field(default=None, repr=False)
 
     def draws(self, size: int, rng: np.random.Generator) -> Array:
-        """``size`` draws of the strengths from the normal approximation, one row a draw.
-
-        Not centred (a common shift changes no comparison); by the precision's Cholesky factor.
+        """``size`` draws of the strengths from the normal approximation, one row a draw, by the
+        precision's Cholesky factor; not centred (a common shift changes no comparison).
         """
         n = int(self.params.shape[0])
         z = rng.standard_normal((self.mode.shape[0], size))
@@ -1079,11 +1046,11 @@ class BradleyTerryPosterior:
         return _p_best(self.params, self.covariance, posterior, int(n_samples), seed, among)
 
 
-def _among(among: ArrayLike, n: int) -> NDArray[np.int64] | None:
+def _among(among: ArrayLike, n: int) -> Index:
     columns = np.unique(np.asarray(among, dtype=np.int64).reshape(-1))
     if columns.size == 0 or columns[0] < 0 or columns[-1] >= n:
         raise ValueError(f"Argument 'among' must name items in [0, {n}), not {columns.tolist()}.")
-    return None if columns.size == n else columns
+    return columns
 
 
 def bradley_terry_posterior(
@@ -1235,7 +1202,7 @@ def bradley_terry(
         )
     with _threads_for(size):
         stats = _pair_stats(comparisons)
-        pairs = stats.pairs(size)
+        pairs = _Pairs.of(stats.weight, stats.wins, stats.wins_sq, size)
         ident = identify(stats.weight, stats.wins, fit_position_bias)
         if prior is not None:
             solution, posterior, cov_full, _ = _fit_with_prior(
@@ -1247,9 +1214,8 @@ def bradley_terry(
                 _refuse(ident)
             ridge = _Gaussian.ridge(float(alpha), size)
             solution = pairs.minimise(ridge, x0, max_iter, tol)
-            cov_full, phi, information = _covariance(solution.x, pairs, stats, alpha, method)
+            cov_full, phi, precision = _covariance(solution.x, pairs, stats, alpha, method)
             cov_full = _hide_unidentified(cov_full, ident)
-            precision = information / phi + 2.0 * alpha * np.eye(size)
             posterior = _Posterior(solution.x.copy(), precision, pairs, phi, ridge)
             if method == "sandwich" or alpha <= 0:
                 posterior = None
@@ -1553,45 +1519,33 @@ def bootstrap_bradley_terry(
         covariance=covariance,
     )
     n = comparisons.n_items
-    x_hat = np.zeros(n + (1 if fit_position_bias else 0))
-    x_hat[:n] = fit.params
-    if fit.position_bias is not None:
-        x_hat[n] = fit.position_bias
-    samples = np.empty((int(bootstrap_rounds), n))
-    h_samples = np.empty(int(bootstrap_rounds)) if fit_position_bias else None
+    x_hat = np.append(fit.params, [] if fit.position_bias is None else [fit.position_bias])
+    draws = np.empty((bootstrap_rounds, x_hat.shape[0]))  # centred theta, then h
     not_converged = 0
     if len(comparisons) == 0:
-        samples[:] = fit.params
-        if h_samples is not None:
-            h_samples[:] = x_hat[n:].sum()
+        draws[:] = x_hat
     else:
         cells = _cells(comparisons, labels)
         resampler = _Resampler(cells, n, x_hat, float(alpha), float(resample_tol))
         draw = _unit_counts(cells.unit_size, rng)
-        for b in range(int(bootstrap_rounds)):
-            counts = draw()
-            weight, wins = resampler.totals(counts)
+        for b in range(bootstrap_rounds):
+            weight, wins = resampler.totals(draw())
             if alpha == 0:
                 ident = identify(*resampler.dense(weight, wins), fit_position_bias)
                 if not ident.ok:
                     _refuse(ident)
             x, converged = resampler.refit(weight, wins, max_iter)
             not_converged += not converged
-            samples[b] = x[:n] - x[:n].mean()
-            if h_samples is not None:
-                h_samples[b] = x[n]
-    lower, upper = bootstrap_interval(samples, fit.params, confidence)
-    h_interval = None
-    if h_samples is not None and fit.position_bias is not None:
-        h_low, h_high = bootstrap_interval(h_samples[:, None], [fit.position_bias], confidence)
-        h_interval = (float(h_low[0]), float(h_high[0]))
+            draws[b] = x
+            draws[b, :n] = x[:n] - x[:n].mean()
+    lower, upper = bootstrap_interval(draws, x_hat, confidence)  # column by column
     return BradleyTerryBootstrap(
         fit=fit,
-        samples=samples,
-        lower=lower,
-        upper=upper,
-        position_bias_samples=h_samples,
-        position_bias_interval=h_interval,
+        samples=np.ascontiguousarray(draws[:, :n]),
+        lower=lower[:n],
+        upper=upper[:n],
+        position_bias_samples=draws[:, n].copy() if fit_position_bias else None,
+        position_bias_interval=(float(lower[n]), float(upper[n])) if fit_position_bias else None,
         confidence=float(confidence),
         n_not_converged=not_converged,
         resampled="clusters" if labels is not None else "rows",

@@ -108,9 +108,7 @@ def _has_negative_cycle(weights: NDArray[np.float64], sources: list[int]) -> boo
 
 
 def identify(
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    fit_position_bias: bool,
+    total_weight: NDArray[np.float64], total_wins: NDArray[np.float64], fit_position_bias: bool
 ) -> Identification:
     """Decide existence and identification of the Bradley-Terry MLE from pair totals.
 

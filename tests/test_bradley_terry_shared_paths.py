@@ -1,4 +1,5 @@
-"""The bootstrap's cells are the same whether or not their sort key must be compacted."""
+"""Paths that one function now serves: the bootstrap's cells with and without compacted keys,
+and P(best) of a single item."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import importlib
 import numpy as np
 import pytest
 
-from genrm_rank.aggregators import Comparisons, bootstrap_bradley_terry
+from genrm_rank.aggregators import (
+    BradleyTerryPrior,
+    Comparisons,
+    bootstrap_bradley_terry,
+    bradley_terry,
+)
 
 bt = importlib.import_module("genrm_rank.aggregators.bradley_terry")
 
@@ -39,3 +45,12 @@ def test_bootstrap_is_unchanged_by_compacted_keys(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(bt, "_KEY_LIMIT", 0)
     compact = bootstrap_bradley_terry(c, bootstrap_rounds=20, seed=3, fit_position_bias=True)
     np.testing.assert_array_equal(compact.samples, plain.samples)
+
+
+@pytest.mark.parametrize("prior", [None, BradleyTerryPrior()])
+def test_one_item_with_a_position_term_is_surely_best(prior: BradleyTerryPrior | None) -> None:
+    # The quadrature for two parameters must not take (theta, h) for two items.
+    fit = bradley_terry(
+        Comparisons.from_pairs(1, []), alpha=0.1, fit_position_bias=True, prior=prior
+    )
+    np.testing.assert_array_equal(fit.p_best(100, seed=0), [1.0])
