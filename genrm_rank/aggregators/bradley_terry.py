@@ -781,7 +781,8 @@ def _p_best(
         chunk = max(1, 2_000_000 // max(n, 1))
         for start in range(0, n_samples, chunk):
             draws = params + rng.standard_normal((min(chunk, n_samples - start), n)) @ root.T
-            counts += np.bincount(pick[np.argmax(draws[:, pick], axis=1)], minlength=n)
+            within = draws if pick.size == n else draws[:, pick]  # pick is sorted: all of them
+            counts += np.bincount(pick[np.argmax(within, axis=1)], minlength=n)
     return counts / float(n_samples)
 
 
