@@ -562,8 +562,8 @@ def knockout_diagnosis(regime: Regime, n: int, n_prompts: int, seed: int) -> Non
             if label == "as benchmarked":
                 x_true = truth.params if not use_h else np.append(truth.params, truth.position_bias)
                 stats = bt._pair_stats(comparisons)
-                prob = expit(bt._margins(x_true, n))
-                info = bt._gram(stats.weight * prob * (1 - prob), x_true.shape[0])
+                pairs = bt._Pairs.of(stats.weight, stats.wins, stats.wins_sq, x_true.shape[0])
+                info = pairs.information(x_true)
                 precision = info / fit.dispersion + 2 * spec.alpha * np.eye(x_true.shape[0])
                 se = np.sqrt(np.diag(bt._centred_inverse(precision, n))[:n])
                 for i in range(n):

@@ -370,12 +370,6 @@ def _pair_stats(comparisons: Comparisons) -> _PairStats:
     return _PairStats(*(total.reshape(n, n) for total in sums))
 
 
-def _margins(x: Array, n_items: int) -> Array:
-    """``theta_i - theta_j (+ h)`` of every ordered pair, as a matrix."""
-    h = x[n_items] if x.shape[0] > n_items else 0.0
-    return x[:n_items, None] - x[None, :n_items] + h
-
-
 # ------------------------------------------------------------------------- covariances
 
 
@@ -434,7 +428,8 @@ def _covariance(
     precision = pairs.information(x) / dispersion + 2.0 * alpha * np.eye(size)
     if method != "sandwich":
         return _centred_inverse(precision, n), dispersion, precision
-    p = expit(_margins(x, n))
+    p = np.zeros((n, n))  # 0 where nothing was judged: the w^2 sums are 0 there too
+    p[pairs.first, pairs.second] = pairs.probabilities(x)
     meat = _gram(
         np.maximum(p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq, 0.0), size
     )
@@ -797,8 +792,7 @@ class BradleyTerryBootstrap:
     samples : numpy.ndarray, shape (bootstrap_rounds, n_items)
         Centred ``params`` of each resample.
     lower, upper : numpy.ndarray, shape (n_items,)
-        Interval bounds of ``params`` at level ``confidence``: the median-recentred
-        percentile interval of :func:`bootstrap_interval`, which always holds ``params``.
+        :func:`bootstrap_interval` of ``params`` at level ``confidence``.
     position_bias_samples : numpy.ndarray or None, shape (bootstrap_rounds,)
         Fitted ``h`` of each resample, or ``None``.
     position_bias_interval : tuple of float or None
@@ -806,7 +800,7 @@ class BradleyTerryBootstrap:
     confidence : float
         The interval level.
     n_not_converged : int
-        Resamples whose Newton iterations did not meet ``tol`` (they are still included).
+        Resamples whose fit did not meet its tolerance (still included).
     resampled : {"rows", "clusters"}
         What was resampled: single comparisons, or whole clusters (e.g. prompts).
     """
@@ -1087,15 +1081,12 @@ def bradley_terry_posterior(
     BradleyTerryPosterior
         Its mode, dispersion, covariance and P(best).
     """
-    weight = np.asarray(total_weight, dtype=np.float64)
+    weight, wins, wins_sq = (
+        np.asarray(t, dtype=np.float64) for t in (total_weight, total_wins, total_wins_sq)
+    )
     n = weight.shape[0]
     size = n + (1 if fit_position_bias else 0)
-    pairs = _Pairs.of(
-        weight,
-        np.asarray(total_wins, dtype=np.float64),
-        np.asarray(total_wins_sq, dtype=np.float64),
-        size,
-    )
+    pairs = _Pairs.of(weight, wins, wins_sq, size)
     x0 = np.zeros(size) if initial is None else initial.mode.copy()
     if x0.shape != (size,):
         raise ValueError(f"Argument 'initial' must have {size} parameters, not {x0.shape[0]}.")
