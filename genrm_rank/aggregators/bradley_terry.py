@@ -350,24 +350,12 @@ class _Pairs:
         return float(np.sum(np.maximum(squared, 0.0))) / spread * total / own_df, own_df
 
 
-@dataclass(frozen=True)
-class _PairStats:
-    """Per ordered pair (dense): the sums of w, w o, w o^2, w^2, w^2 o and w^2 o^2."""
-
-    weight: Array
-    wins: Array
-    wins_sq: Array
-    weight2: Array
-    wins2: Array
-    wins2_sq: Array
-
-
-def _pair_stats(comparisons: Comparisons) -> _PairStats:
+def _pair_sums(comparisons: Comparisons, w: Array) -> tuple[Array, Array, Array]:
+    """Per ordered pair, as ``n x n`` matrices: the sums of ``w``, ``w o`` and ``w o^2``."""
     n = comparisons.n_items
     flat = comparisons.first * n + comparisons.second
-    w, o = comparisons.weight, comparisons.outcome
-    sums = _moments(flat, n * n, w, o) + _moments(flat, n * n, w * w, o)
-    return _PairStats(*(total.reshape(n, n) for total in sums))
+    weight, wins, wins_sq = _moments(flat, n * n, w, comparisons.outcome)
+    return weight.reshape(n, n), wins.reshape(n, n), wins_sq.reshape(n, n)
 
 
 # ------------------------------------------------------------------------- covariances
@@ -416,7 +404,7 @@ def _triangles(size: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
 
 
 def _covariance(
-    x: Array, pairs: _Pairs, stats: _PairStats, alpha: float, method: CovarianceMethod
+    x: Array, pairs: _Pairs, comparisons: Comparisons, alpha: float, method: CovarianceMethod
 ) -> tuple[Array, float, Array]:
     """The centred covariance of ``x``, the dispersion (1.0 unless ``quasi``) and the precision
     ``information / phi`` plus the penalty; the methods are :func:`bradley_terry`'s."""
@@ -430,9 +418,9 @@ def _covariance(
         return _centred_inverse(precision, n), dispersion, precision
     p = np.zeros((n, n))  # 0 where nothing was judged: the w^2 sums are 0 there too
     p[pairs.first, pairs.second] = pairs.probabilities(x)
-    meat = _gram(
-        np.maximum(p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq, 0.0), size
-    )
+    w = comparisons.weight
+    weight2, wins2, wins2_sq = _pair_sums(comparisons, w * w)
+    meat = _gram(np.maximum(p * p * weight2 - 2.0 * p * wins2 + wins2_sq, 0.0), size)
     df = pairs.total - (size - 1)
     if df > 0:
         meat *= pairs.total / df  # HC1 small-sample factor (MacKinnon & White, 1985)
@@ -1193,9 +1181,9 @@ def bradley_terry(
             f"Argument 'prior' must be a BradleyTerryPrior or None, not {type(prior).__name__}."
         )
     with _threads_for(size):
-        stats = _pair_stats(comparisons)
-        pairs = _Pairs.of(stats.weight, stats.wins, stats.wins_sq, size)
-        ident = identify(stats.weight, stats.wins, fit_position_bias)
+        weight, wins, wins_sq = _pair_sums(comparisons, comparisons.weight)
+        pairs = _Pairs.of(weight, wins, wins_sq, size)
+        ident = identify(weight, wins, fit_position_bias)
         if prior is not None:
             solution, posterior, cov_full, _ = _fit_with_prior(
                 pairs, prior, x0, max_iter, tol, method
@@ -1206,7 +1194,7 @@ def bradley_terry(
                 _refuse(ident)
             ridge = _Gaussian.ridge(float(alpha), size)
             solution = pairs.minimise(ridge, x0, max_iter, tol)
-            cov_full, phi, precision = _covariance(solution.x, pairs, stats, alpha, method)
+            cov_full, phi, precision = _covariance(solution.x, pairs, comparisons, alpha, method)
             cov_full = _hide_unidentified(cov_full, ident)
             posterior = _Posterior(solution.x.copy(), precision, pairs, phi, ridge)
             if method == "sandwich" or alpha <= 0:
