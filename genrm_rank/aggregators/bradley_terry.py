@@ -110,9 +110,6 @@ class _Gaussian:
     def ridge(cls, alpha: float, size: int) -> _Gaussian:
         return cls(np.zeros(size), np.full(size, 2.0 * alpha))
 
-    def scaled(self, factor: float) -> _Gaussian:
-        return _Gaussian(self.mean, self.precision * factor)
-
     def __call__(self, x: Array) -> Array:
         return 0.5 * (((x - self.mean) ** 2) @ self.precision)
 
@@ -958,7 +955,8 @@ def _fit_with_prior(
         phi = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)
     n_iter, converged = 0, False
     while n_iter < max_iter and not converged:
-        step = pairs.minimise(gaussian.scaled(phi), x, max_iter - n_iter, tol)
+        scaled = _Gaussian(gaussian.mean, gaussian.precision * phi)
+        step = pairs.minimise(scaled, x, max_iter - n_iter, tol)
         x, n_iter, converged = step.x, n_iter + step.n_iter, step.converged
         if method == "quasi":
             pooled = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)

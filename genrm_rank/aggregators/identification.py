@@ -64,16 +64,15 @@ class Identification:
         )
 
 
-def _slot_potentials(
-    edges_f: NDArray[np.int64], edges_s: NDArray[np.int64], labels: NDArray[np.int64], n: int
-) -> NDArray[np.float64] | None:
-    """Potentials ``phi`` with ``phi[s] = phi[f] + 1`` on every edge, or ``None`` if none exist."""
-    phi = np.full(n, np.nan)
-    adjacency: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+def _slot_potentials(seen: NDArray[np.bool_], roots: list[int]) -> NDArray[np.float64] | None:
+    """Potentials ``phi`` with ``phi[s] = phi[f] + 1`` on every seen ``(f, s)``, or ``None``."""
+    edges_f, edges_s = np.nonzero(seen)
+    phi = np.full(len(seen), np.nan)
+    adjacency: list[list[tuple[int, float]]] = [[] for _ in range(len(seen))]
     for f, s in zip(edges_f.tolist(), edges_s.tolist(), strict=True):
         adjacency[f].append((s, 1.0))
         adjacency[s].append((f, -1.0))
-    for root in np.unique(labels, return_index=True)[1].tolist():
+    for root in roots:
         phi[root] = 0.0
         stack = [root]
         while stack:
@@ -138,14 +137,14 @@ def identify(
     n = total_weight.shape[0]
     losses = total_weight - total_wins
     seen = total_weight > _TOL
-    first, second = np.nonzero(seen)
     n_weak, labels = component_labels(seen, "weak")
+    roots = np.unique(labels, return_index=True)[1].tolist()  # an item of each component
     reasons: list[str] = []
 
     h_identified: bool | None = None
     phi: NDArray[np.float64] | None = None
     if fit_position_bias:
-        phi = _slot_potentials(first.astype(np.int64), second.astype(np.int64), labels, n)
+        phi = _slot_potentials(seen, roots)
         h_identified = phi is None
         if not h_identified:
             reasons.append(
@@ -164,8 +163,9 @@ def identify(
     if phi is not None:
         identified &= np.abs(phi - phi.mean()) < 1e-9
 
-    beats = (total_wins > _TOL) | (losses.T > _TOL)  # i beat j from either slot
-    n_strong, _ = component_labels(beats, "strong")
+    slot1_win = total_wins > _TOL  # u beat v from slot 1
+    slot2_win = losses.T > _TOL  # u beat v from slot 2
+    n_strong, _ = component_labels(slot1_win | slot2_win, "strong")
     mle_exists = n_strong == n_weak
     if not mle_exists:
         reasons.append(
@@ -173,18 +173,16 @@ def identify(
             "(the graph of wins is not strongly connected; Zermelo, 1929; Ford, 1957)"
         )
     elif h_identified:
-        slot1_win = total_wins > _TOL  # u beat v from slot 1
-        slot2_win = losses.T > _TOL  # u beat v from slot 2
-        sources = np.unique(labels, return_index=True)[1].tolist()
-        for sign, favoured, other in ((1, slot2_win, slot1_win), (-1, slot1_win, slot2_win)):
+        for direction, winner, favoured, other in (
+            ("+inf", "slot 1", slot2_win, slot1_win),
+            ("-inf", "slot 2", slot1_win, slot2_win),
+        ):
             # A 2-cycle of wins from the favoured slot settles it without a graph search.
             if bool(np.any(favoured & favoured.T)):
                 continue
             weights = np.where(favoured, -1.0, np.where(other, 1.0, 0.0))
-            if not _has_negative_cycle(weights, sources):
+            if not _has_negative_cycle(weights, roots):
                 mle_exists = False
-                direction = "+inf" if sign > 0 else "-inf"
-                winner = "slot 1" if sign > 0 else "slot 2"
                 reasons.append(
                     f"no finite MLE: h -> {direction} fits better and better, because no cycle "
                     f"of wins has more wins from the other slot than from {winner}"
