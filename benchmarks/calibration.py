@@ -561,9 +561,8 @@ def knockout_diagnosis(regime: Regime, n: int, n_prompts: int, seed: int) -> Non
                 rows[label].append((int(count[i]), error[i], fit.standard_errors[i], 0.0))
             if label == "as benchmarked":
                 x_true = truth.params if not use_h else np.append(truth.params, truth.position_bias)
-                stats = bt._pair_stats(comparisons)
-                prob = expit(bt._margins(x_true, n))
-                info = bt._gram(stats.weight * prob * (1 - prob), x_true.shape[0])
+                sums = bt._pair_sums(comparisons, comparisons.weight)
+                info = bt._Pairs.of(*sums, x_true.shape[0]).information(x_true)
                 precision = info / fit.dispersion + 2 * spec.alpha * np.eye(x_true.shape[0])
                 se = np.sqrt(np.diag(bt._centred_inverse(precision, n))[:n])
                 for i in range(n):

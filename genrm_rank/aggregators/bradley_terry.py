@@ -14,12 +14,11 @@ The fit maximises the penalised soft-label log-likelihood
     - \\alpha \\left(\\lVert\\theta\\rVert^2 + h^2\\right),
     \\qquad d_k = \\theta_{f_k} - \\theta_{s_k} + h,
 
-by Newton's method with an analytic gradient and Hessian and a backtracking line search. The
-penalty is the one ``choix.opt_pairwise`` uses (``alpha * sum(params ** 2)``, a Gaussian prior
-with variance ``1 / (2 alpha)``), so the two agree exactly on hard outcomes. The likelihood,
-its gradient and Hessian and the minimiser (:class:`_Pairs`, :func:`_minimise`) are written
-once here: the fit, the prior path, the bootstrap's refits and
-:func:`~genrm_rank.judge_profile.learn_judge_profile` all use them.
+by Newton's method with a backtracking line search. The penalty is ``choix.opt_pairwise``'s
+(a Gaussian prior of variance ``1 / (2 alpha)``), so the two agree exactly on hard outcomes.
+The likelihood and the minimiser (:class:`_Pairs`, :func:`_minimise`) are written once here:
+the fit, the prior path, the bootstrap and :func:`~genrm_rank.judge_profile.learn_judge_profile`
+all use them.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -68,25 +67,21 @@ Array = NDArray[np.float64]
 Index = NDArray[np.int64]
 
 IMPORTANCE_MAX_PARAMS = 65
-"""Largest fit (strengths plus ``h``) whose P(best) is importance-sampled from the posterior;
-larger ones (leaderboards) use the normal approximation, which is accurate there."""
+"""Largest fit (strengths plus ``h``) whose P(best) is importance-sampled; larger ones
+(leaderboards) use the normal approximation, accurate there."""
+# Importance sampling (_Posterior.p_best): the first n_samples draws must reach an effective
+# sample size of max(MIN_ESS, n_samples / MIN_SHARE); draws go on until it reaches
+# n_samples / ESS_SHARE (P(best) within ~0.025), at most MAX_ROUNDS rounds, in blocks that
+# start at n_samples / BLOCKS and double.
 IMPORTANCE_MIN_ESS = 100.0
 IMPORTANCE_MIN_SHARE = 40.0
-"""The first ``n_samples`` importance draws must reach an effective sample size of
-``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)`` for their P(best) to be used."""
 IMPORTANCE_ESS_SHARE = 10.0
-"""Draws continue until the effective sample size reaches ``n_samples / IMPORTANCE_ESS_SHARE``
-(a P(best) within about 0.025), at most ``IMPORTANCE_MAX_ROUNDS`` rounds of ``n_samples``."""
 IMPORTANCE_MAX_ROUNDS = 4
 IMPORTANCE_BLOCKS = 8
-"""The first block of draws is ``n_samples / IMPORTANCE_BLOCKS``, each next one as large as all
-before it (see ``_Posterior.p_best``)."""
 SETTLED_Z = 3.0
-"""The leader is settled when its P(best) exceeds every other item's by ``SETTLED_Z`` standard
-errors of the difference (a wrong leader about once in 700 such calls)."""
+"""The leader is settled when its P(best) tops every other's by this many standard errors."""
 DISPERSION_TOL = 1e-2
-"""The pooled dispersion has settled when a pass moves it by less than this, relatively: the
-prior's pull then changes by under 1%, and the mode by far less than any standard error."""
+"""The pooled dispersion has settled when a pass moves it by less than this, relatively."""
 _PROPOSAL_DF = 5
 _QUADRATURE_POINTS = 2049
 _QUADRATURE_HALF_WIDTH = 40.0
@@ -101,8 +96,7 @@ _COVARIANCES = ("quasi", "sandwich", "model")
 
 def _softplus(d: Array) -> Array:
     """``log(1 + e^d)`` without overflow; a pair's log-likelihood is ``o w d - w softplus(d)``."""
-    out: Array = np.maximum(d, 0.0) + np.log1p(np.exp(-np.abs(d)))
-    return out
+    return np.maximum(d, 0.0) + np.log1p(np.exp(-np.abs(d)))
 
 
 @dataclass(frozen=True)
@@ -116,27 +110,19 @@ class _Gaussian:
     def ridge(cls, alpha: float, size: int) -> _Gaussian:
         return cls(np.zeros(size), np.full(size, 2.0 * alpha))
 
-    def scaled(self, factor: float) -> _Gaussian:
-        return _Gaussian(self.mean, self.precision * factor)
-
     def __call__(self, x: Array) -> Array:
-        value: Array = 0.5 * (((x - self.mean) ** 2) @ self.precision)
-        return value
+        return 0.5 * (((x - self.mean) ** 2) @ self.precision)
 
 
 def _diagonal(matrix: Array) -> Array:
     """A writable view of the diagonal of a C-contiguous square matrix (or of each of a stack)."""
     size = matrix.shape[-1]
-    diagonal: Array = matrix.reshape((*matrix.shape[:-2], size * size))[..., :: size + 1]
-    return diagonal
+    return matrix.reshape((*matrix.shape[:-2], size * size))[..., :: size + 1]
 
 
 def _gram(v: Array, size: int) -> Array:
-    """``sum_ij v[i, j] a_ij a_ij^T`` for the design rows ``a_ij = e_i - e_j (+ e_h)``.
-
-    The information has this form with ``v = w p (1 - p)``, the sandwich's meat with ``v`` the
-    summed squared scores of each ordered pair; ``v`` may be a stack of matrices.
-    """
+    """``sum_ij v[i, j] a_ij a_ij^T`` for the design rows ``a_ij = e_i - e_j (+ e_h)``: the
+    information for ``v = w p (1 - p)``, the sandwich's meat for summed squared scores."""
     n = v.shape[-1]
     if v.ndim == 2:
         rows, cols, between = v.sum(axis=1), v.sum(axis=0), -(v + v.T)
@@ -170,8 +156,7 @@ def _solve(matrix: Array, rhs: Array) -> Array:
         solution = np.asarray(np.linalg.solve(matrix, column), dtype=np.float64)
     except np.linalg.LinAlgError:
         solution = np.linalg.pinv(matrix) @ column
-    out: Array = solution if rhs.ndim == 1 else solution[..., 0]
-    return out
+    return solution if rhs.ndim == 1 else solution[..., 0]
 
 
 @dataclass(frozen=True)
@@ -193,11 +178,8 @@ def _minimise(
     max_iter: int,
     tol: float,
 ) -> _Solution:
-    """Newton's method with a backtracking (Armijo) line search, keeping ``theta`` centred.
-
-    ``x0`` is one problem or a stack of independent ones (a row each, each with its own step
-    length); ``objective`` gives one value a problem.
-    """
+    """Newton's method with an Armijo line search, keeping ``theta`` centred; ``x0`` is one
+    problem or a stack of independent ones (a row each, each with its own step length)."""
     x = x0.copy()
     x[..., :n] -= x[..., :n].sum(axis=-1, keepdims=True) / n  # centred, as the steps are
     f = objective(x)
@@ -235,13 +217,10 @@ def _moments(index: Index, size: int, w: Array, o: Array) -> tuple[Array, Array,
 
 @dataclass(frozen=True)
 class _Pairs:
-    """The judged ordered pairs' totals as lists, with the objective (penalised negative
-    log-likelihood), its gradient and Hessian in ``O(pairs)``, not ``O(n_items^2)``.
-
-    ``groups`` independent problems of ``n`` items may be stacked (``x`` of shape
-    ``(groups, size)``; pair ``k`` in problem ``group[k]``); ``offset`` is a slot-1 term held
-    fixed. Margins and probabilities at the last ``x`` seen are kept: one fit's objective,
-    gradient, Hessian and dispersion at one ``x`` share them (``x`` must not change after).
+    """The judged ordered pairs' totals, with the penalised negative log-likelihood, its gradient
+    and Hessian in ``O(pairs)``; ``groups`` problems of ``n`` items may be stacked (pair ``k`` in
+    problem ``group[k]``), ``offset`` is a fixed slot-1 term, and the margins at the last ``x``
+    seen are memoised (``x`` must not change after).
     """
 
     first: Index
@@ -278,8 +257,7 @@ class _Pairs:
 
     @cached_property
     def _index(self) -> tuple[Index, Index, Index | int | None, Index]:
-        """Each pair's items and ``h`` in the flat ``x`` and its cell of the stacked ``n x n``
-        matrices (one problem: ``x``'s own indices, and ``h`` one index)."""
+        """Each pair's items and ``h`` in the flat ``x``, and its cell of the ``n x n`` matrices."""
         h = self.n if self.size > self.n else None
         if self.group is None:
             return self.first, self.second, h, self.first * self.n + self.second
@@ -320,8 +298,7 @@ class _Pairs:
         return weighted_bincount(self.group, terms, self.groups)
 
     def objective(self, x: Array, prior: _Gaussian) -> Array:
-        value: Array = prior(x) - self.log_likelihood(x)
-        return value
+        return prior(x) - self.log_likelihood(x)
 
     def gradient(self, x: Array, prior: _Gaussian) -> Array:
         first, second, h, _ = self._index
@@ -332,8 +309,7 @@ class _Pairs:
             g[h] += r.sum()
         elif h is not None:
             g += np.bincount(h, r, length)
-        grad: Array = prior.precision * (x - prior.mean) + g.reshape(x.shape)
-        return grad
+        return prior.precision * (x - prior.mean) + g.reshape(x.shape)
 
     def information(self, x: Array) -> Array:
         """The Fisher information at ``x`` (at dispersion 1, without the prior)."""
@@ -359,8 +335,8 @@ class _Pairs:
         )
 
     def own_dispersion(self, x: Array) -> tuple[float, float]:
-        """The moment estimate of ``phi`` at ``x``, ``sum w (o - p)^2 / sum w p (1 - p)`` times
-        ``total / df``, and its residual degrees of freedom ``df`` (``nan, 0`` without any)."""
+        """The moment estimate of ``phi`` at ``x`` (see :func:`bradley_terry`) and its residual
+        degrees of freedom ``df`` (``nan, 0`` without any)."""
         total = self.total
         own_df = total - (self.size - 1)
         p = self.probabilities(x)
@@ -371,34 +347,12 @@ class _Pairs:
         return float(np.sum(np.maximum(squared, 0.0))) / spread * total / own_df, own_df
 
 
-@dataclass(frozen=True)
-class _PairStats:
-    """Per ordered pair (dense): the sums of w, w o, w o^2, w^2, w^2 o and w^2 o^2."""
-
-    weight: Array
-    wins: Array
-    wins_sq: Array
-    weight2: Array
-    wins2: Array
-    wins2_sq: Array
-
-    def pairs(self, size: int) -> _Pairs:
-        return _Pairs.of(self.weight, self.wins, self.wins_sq, size)
-
-
-def _pair_stats(comparisons: Comparisons) -> _PairStats:
+def _pair_sums(comparisons: Comparisons, w: Array) -> tuple[Array, Array, Array]:
+    """Per ordered pair, as ``n x n`` matrices: the sums of ``w``, ``w o`` and ``w o^2``."""
     n = comparisons.n_items
     flat = comparisons.first * n + comparisons.second
-    w, o = comparisons.weight, comparisons.outcome
-    sums = _moments(flat, n * n, w, o) + _moments(flat, n * n, w * w, o)
-    return _PairStats(*(total.reshape(n, n) for total in sums))
-
-
-def _margins(x: Array, n_items: int) -> Array:
-    """``theta_i - theta_j (+ h)`` of every ordered pair, as a matrix."""
-    h = x[n_items] if x.shape[0] > n_items else 0.0
-    margins: Array = x[:n_items, None] - x[None, :n_items] + h
-    return margins
+    weight, wins, wins_sq = _moments(flat, n * n, w, comparisons.outcome)
+    return weight.reshape(n, n), wins.reshape(n, n), wins_sq.reshape(n, n)
 
 
 # ------------------------------------------------------------------------- covariances
@@ -420,9 +374,8 @@ def _centred_inverse(matrix: Array, n_items: int) -> Array:
 
 
 def _spd_centred_inverse(precision: Array, n_items: int) -> tuple[Array, Array | None]:
-    """:func:`_centred_inverse` of a positive definite matrix by its Cholesky factor ``R``
-    (``precision = R^T R``), returned too (for draws); ``None`` when the factorisation fails."""
-    # LAPACK's potrf as scipy.linalg.cholesky(lower=False) calls it, without its checks.
+    """:func:`_centred_inverse` by the Cholesky factor ``R`` (``precision = R^T R``), returned
+    too; ``None`` when it fails. LAPACK called as scipy's ``cholesky`` does, without checks."""
     factor, info = dpotrf(precision, lower=0, clean=1, overwrite_a=0)
     if info != 0:
         return _centred_inverse(precision, n_items), None
@@ -430,10 +383,8 @@ def _spd_centred_inverse(precision: Array, n_items: int) -> tuple[Array, Array |
     if info != 0:
         return _centred_inverse(precision, n_items), None
     below, on_or_below = _triangles(upper.shape[0])
-    # np.triu(upper) + np.triu(upper, 1).T, by masks made once a size.
-    inverse = np.where(below, 0.0, upper) + np.where(on_or_below, 0.0, upper).T
-    # P inverse P, P centring the strengths: subtract row and column means on that block (the
-    # sums over n, as np.mean computes them).
+    inverse = np.where(below, 0.0, upper) + np.where(on_or_below, 0.0, upper).T  # np.triu's
+    # P inverse P: subtract the row and column means (as np.mean computes them) on theta.
     block = inverse[:n_items, :n_items]
     rows = block.sum(axis=1) / n_items
     block -= rows[:, None] + rows[None, :] - rows.sum() / n_items
@@ -443,46 +394,36 @@ def _spd_centred_inverse(precision: Array, n_items: int) -> tuple[Array, Array |
     return inverse, factor
 
 
-_TRIANGLES: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
-
-
+@cache
 def _triangles(size: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """The masks ``np.triu`` zeroes with, below the diagonal and on or below it."""
-    masks = _TRIANGLES.get(size)
-    if masks is None:
-        masks = _TRIANGLES[size] = (np.tri(size, k=-1, dtype=bool), np.tri(size, dtype=bool))
-    return masks
+    return np.tri(size, k=-1, dtype=bool), np.tri(size, dtype=bool)
 
 
 def _covariance(
-    x: Array, pairs: _Pairs, stats: _PairStats, alpha: float, method: CovarianceMethod
+    x: Array, pairs: _Pairs, comparisons: Comparisons, alpha: float, method: CovarianceMethod
 ) -> tuple[Array, float, Array]:
-    """The centred covariance of ``x``, the dispersion (1.0 unless ``quasi``) and the Fisher
-    information at ``x`` (without the penalty)."""
+    """The centred covariance of ``x``, the dispersion (1.0 unless ``quasi``) and the precision
+    ``information / phi`` plus the penalty; the methods are :func:`bradley_terry`'s."""
     n, size = pairs.n, pairs.size
-    information = pairs.information(x)
-    ridge = 2.0 * alpha * np.eye(size)
-    if method == "model":
-        return _centred_inverse(information + ridge, n), 1.0, information
+    dispersion = 1.0
     if method == "quasi":
-        # Moment estimator: sum w (o - p)^2 = phi * sum w p (1 - p), with the residual degrees
-        # of freedom. Pearson's X^2 / df averages the per-row ratios instead, which lets rows
-        # with an extreme fitted p (few verdicts, separation) dominate and, on graded outcomes
-        # whose variance is not proportional to p (1 - p), underestimates phi where the
-        # information is (benchmarks/README.md, "Calibration of intervals and P(best)").
         own, df = pairs.own_dispersion(x)
         dispersion = max(own if df > 0 else 1.0, 1e-12)
-        return _centred_inverse(information / dispersion + ridge, n), dispersion, information
-    p = expit(_margins(x, n))
-    meat = _gram(
-        np.maximum(p * p * stats.weight2 - 2.0 * p * stats.wins2 + stats.wins2_sq, 0.0), size
-    )
+    precision = pairs.information(x) / dispersion + 2.0 * alpha * np.eye(size)
+    if method != "sandwich":
+        return _centred_inverse(precision, n), dispersion, precision
+    p = np.zeros((n, n))  # 0 where nothing was judged: the w^2 sums are 0 there too
+    p[pairs.first, pairs.second] = pairs.probabilities(x)
+    w = comparisons.weight
+    weight2, wins2, wins2_sq = _pair_sums(comparisons, w * w)
+    meat = _gram(np.maximum(p * p * weight2 - 2.0 * p * wins2 + wins2_sq, 0.0), size)
     df = pairs.total - (size - 1)
     if df > 0:
         meat *= pairs.total / df  # HC1 small-sample factor (MacKinnon & White, 1985)
-    bread = _centred_inverse(information + ridge, n)
+    bread = _centred_inverse(precision, n)
     cov: Array = bread @ meat @ bread
-    return 0.5 * (cov + cov.T), 1.0, information
+    return 0.5 * (cov + cov.T), 1.0, precision
 
 
 def _hide_unidentified(cov: Array, ident: Identification) -> Array:
@@ -503,29 +444,21 @@ def _hide_unidentified(cov: Array, ident: Identification) -> Array:
 
 @dataclass(frozen=True)
 class _Posterior:
-    """The (quasi-)posterior's mode, precision and data, for importance sampling of P(best)."""
+    """The (quasi-)posterior for P(best): its mode (``theta`` then ``h``), the normal
+    approximation's precision (``information / phi`` plus the prior's), data and prior."""
 
     mode: Array
-    """``theta`` then ``h``, as solved (the prior centres ``theta``)."""
     precision: Array
-    """``information / phi`` plus the prior's precision: the normal approximation's inverse
-    covariance."""
     pairs: _Pairs
     dispersion: float
     prior: _Gaussian
-    """The Gaussian prior (``alpha ||x||^2`` is one of precision ``2 alpha``)."""
 
     def _log_weights(
-        self,
-        n_items: int,
-        root: Array,
-        z: Array,
-        scale: Array,
+        self, n_items: int, root: Array, z: Array, scale: Array
     ) -> tuple[Array, Array]:
         """Student-t draws ``mode + root z / sqrt(scale)`` (one a column), and log weights."""
         size = self.mode.shape[0]
         x = self.mode[:, None] + root @ (z / np.sqrt(scale))
-        # The proposal's log density up to its constant.
         log_proposal = (
             -0.5 * (_PROPOSAL_DF + size) * np.log1p(np.sum(z * z, axis=0) / scale / _PROPOSAL_DF)
         )
@@ -539,23 +472,11 @@ class _Posterior:
         return x, log_likelihood / self.dispersion + log_prior - log_proposal
 
     def p_best(
-        self,
-        n_items: int,
-        n_samples: int,
-        rng: np.random.Generator,
-        among: NDArray[np.int64] | None = None,
+        self, n_items: int, n_samples: int, rng: np.random.Generator, among: Index
     ) -> Array | None:
-        """Self-normalised importance sampling of P(best) from the exact posterior.
-
-        Target: ``exp(l(x) / phi)`` times the Gaussian prior; proposal: a Student t with
-        ``_PROPOSAL_DF`` degrees of freedom at the mode with the normal approximation's
-        covariance (heavier tails than the target). Weights come in blocks that double; drawing
-        stops once the effective sample size reaches ``n_samples / IMPORTANCE_ESS_SHARE`` and
-        the leader is settled (:func:`_settled`), else after whole rounds of ``n_samples`` (at
-        most ``IMPORTANCE_MAX_ROUNDS``). ``None`` when the first ``n_samples`` draws' effective
-        sample size is below ``max(IMPORTANCE_MIN_ESS, n_samples / IMPORTANCE_MIN_SHARE)``:
-        the posterior is too far from normal (separated data) and the caller keeps the normal
-        approximation (``benchmarks/README.md``).
+        """Self-normalised importance sampling of P(best) (proposal: a Student t at the mode with
+        the normal approximation's covariance), stopping once the leader is :func:`_settled`;
+        ``None`` when the effective sample size shows the posterior too far from normal.
         """
         size = self.mode.shape[0]
         try:
@@ -582,10 +503,7 @@ class _Posterior:
                 part = slice(done, done + width)
                 x, log_weight = self._log_weights(n_items, root, z[:, part], scale[part])
                 log_weights.append(log_weight)
-                if among is None:
-                    winners.append(np.argmax(x[:n_items], axis=0))
-                else:
-                    winners.append(among[np.argmax(x[among], axis=0)])
+                winners.append(among[np.argmax(x[among], axis=0)])
                 done += width
                 drawn += width
                 all_weights = np.concatenate(log_weights)
@@ -606,13 +524,10 @@ class _Posterior:
         return result
 
     def p_first_best(self) -> float | None:
-        """P(theta_0 > theta_1) of two items without a position term, by quadrature.
-
-        The posterior of ``d = theta_0 - theta_1`` is one-dimensional: with a Gaussian prior of
-        precision ``tau`` on each strength (``2 alpha`` for the penalty) it is
-        ``exp(l(d) / phi - tau d^2 / 4)``, integrated by the trapezoidal rule on each side of
-        ``d = 0`` over ``_QUADRATURE_HALF_WIDTH`` standard deviations of the normal
-        approximation around the mode. ``None`` with a position term or a singular precision.
+        """P(theta_0 > theta_1) of two items without a position term: the trapezoidal rule on
+        each side of 0 of the posterior of ``d = theta_0 - theta_1``,
+        ``exp(l(d) / phi - tau d^2 / 4)`` (``tau``: a strength's prior precision). ``None`` with a
+        position term or a singular precision.
         """
         if self.mode.shape[0] != 2:
             return None
@@ -647,11 +562,10 @@ def _trapezoid(y: Array, x: Array) -> float:
 def _settled(winners: NDArray[np.int64], weights: Array, n_items: int) -> bool:
     """Whether the weighted leader's P(best) tops every other's by ``SETTLED_Z`` errors.
 
-    The variance of a self-normalised estimate ``sum w f`` is about ``sum w^2 (f - est)^2``
-    (the delta method; Owen, *Monte Carlo theory, methods and examples*, 2013, sec. 9.2). For
-    ``f`` the leader's indicator minus item ``k``'s and ``est`` their gap ``g``, that is
-    ``(a_L + a_k) - 2 g (a_L - a_k) + g^2 sum w^2``, with ``a_j`` the summed ``w^2`` of the
-    draws item ``j`` tops: one weighted count for every item at once.
+    The delta-method variance ``sum w^2 (f - est)^2`` of a self-normalised estimate (Owen,
+    *Monte Carlo theory, methods and examples*, 2013, sec. 9.2), for ``f`` the leader's
+    indicator minus item ``k``'s, is ``(a_L + a_k) - 2 g (a_L - a_k) + g^2 sum w^2``, with
+    ``g`` their gap and ``a_j`` the summed ``w^2`` of the draws ``j`` tops.
 
     >>> _settled(np.array([0, 0, 0, 1]), np.full(4, 0.25), 2)
     False
@@ -673,22 +587,19 @@ class BradleyTerryFit:
     Attributes
     ----------
     params : numpy.ndarray, shape (n_items,)
-        Log-strengths ``theta``, centred so that ``sum(params) == 0`` (the likelihood only sees
-        differences; with ``alpha > 0`` the penalty centres them too).
+        Log-strengths ``theta``, centred (``sum(params) == 0``).
     position_bias : float or None
-        The fitted slot-1 advantage ``h`` in log-odds (positive: the judge favours the answer
-        shown first), or ``None`` when it was not fitted.
+        The slot-1 advantage ``h`` in log-odds (positive: the judge favours the answer shown
+        first), or ``None`` when not fitted.
     covariance : numpy.ndarray, shape (n_items, n_items)
-        Covariance of the centred ``params`` (see ``covariance_method``), on the sum-zero
-        subspace. Rows and columns of a parameter the data do not identify are NaN, with
-        ``+inf`` on the diagonal: its uncertainty is unbounded, whatever the prior says.
+        Covariance of ``params`` on the sum-zero subspace. Rows and columns of a parameter the
+        data do not identify are NaN, with ``+inf`` on the diagonal.
     standard_errors : numpy.ndarray, shape (n_items,)
-        ``sqrt(diag(covariance))``; ``inf`` for an unidentified parameter.
+        ``sqrt(diag(covariance))``.
     position_bias_stderr : float or None
-        Standard error of ``position_bias`` from the same covariance (``inf`` when ``h`` is
-        not identified).
+        Standard error of ``position_bias`` (``inf`` when ``h`` is not identified).
     log_likelihood : float
-        The unpenalised (soft-label, weighted) log-likelihood at the fit.
+        The unpenalised log-likelihood at the fit.
     alpha : float
         The penalty strength used.
     converged : bool
@@ -696,14 +607,13 @@ class BradleyTerryFit:
     n_iter : int
         Newton iterations performed.
     identification : Identification
-        Whether the unpenalised MLE exists and which parameters the data identify, with the
-        reason when something fails (see :mod:`genrm_rank.aggregators.identification`).
+        Whether the unpenalised MLE exists and what the data identify (:func:`identify`).
     covariance_method : {"quasi", "sandwich", "model"}
         How ``covariance`` was estimated.
     dispersion : float
         The quasi-likelihood dispersion ``phi`` (1.0 for the other methods).
     prior : BradleyTerryPrior or None
-        The prior the fit used in place of ``alpha`` (see :func:`bradley_terry`).
+        The prior the fit used in place of ``alpha``.
     """
 
     params: Array
@@ -739,11 +649,7 @@ class BradleyTerryFit:
         return int(value)
 
     def win_probability(
-        self,
-        i: int,
-        j: int,
-        *,
-        position: Literal["neutral", "first", "second"] = "neutral",
+        self, i: int, j: int, *, position: Literal["neutral", "first", "second"] = "neutral"
     ) -> float:
         """Model probability that item ``i`` beats item ``j``.
 
@@ -752,9 +658,8 @@ class BradleyTerryFit:
         i, j : int
             Item indices.
         position : {"neutral", "first", "second"}, optional
-            Where ``i`` is shown. ``"neutral"`` ignores the position bias; ``"first"`` adds
-            ``h`` (``i`` in slot 1), ``"second"`` subtracts it. Without a fitted bias all three
-            agree.
+            Where ``i`` is shown: ``"first"`` adds ``h``, ``"second"`` subtracts it,
+            ``"neutral"`` ignores it.
 
         Returns
         -------
@@ -777,24 +682,20 @@ class BradleyTerryFit:
 
     def ranking(self) -> NDArray[np.int64]:
         """Item indices sorted from the largest to the smallest ``theta`` (stable)."""
-        order: NDArray[np.int64] = np.argsort(-self.params, kind="stable").astype(np.int64)
-        return order
+        return np.argsort(-self.params, kind="stable").astype(np.int64)
 
     def p_best(
         self, n_samples: int = 10_000, seed: SeedLike = None, *, among: ArrayLike | None = None
     ) -> Array:
         """Probability that each item has the largest ``theta``, under the posterior.
 
-        The posterior is the prior (the penalty, or the fit's :class:`BradleyTerryPrior`) times
-        the likelihood tempered by the dispersion, ``exp(l(x) / phi)``. Where the data are thin
-        it is skewed, and the normal approximation's symmetric upside hands a candidate that
-        lost its only match P(best) that belongs to the winner (``benchmarks/README.md``). So
+        The posterior is the prior (the penalty or the fit's :class:`BradleyTerryPrior`) times
+        the tempered likelihood ``exp(l(x) / phi)``. Where the data are thin it is skewed, so
         for ``"quasi"`` and ``"model"`` fits with ``alpha > 0`` or a prior, of at most
-        ``IMPORTANCE_MAX_PARAMS`` parameters, the draws are importance-weighted to the exact
-        posterior (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989);
-        otherwise, or where the weights show the proposal unusable (separated data), they come
-        from ``N(params, covariance)``. Each item's P(best) is the (weighted) share of draws it
-        tops. Two items without a position term are integrated by quadrature instead.
+        ``IMPORTANCE_MAX_PARAMS`` parameters, draws are importance-weighted to it
+        (self-normalised importance sampling; Geweke, *Econometrica* 57, 1989); otherwise, or
+        on separated data, they come from ``N(params, covariance)``. Two items without a
+        position term are integrated by quadrature. ``benchmarks/README.md`` has the figures.
 
         Parameters
         ----------
@@ -810,9 +711,7 @@ class BradleyTerryFit:
         -------
         numpy.ndarray, shape (n_items,)
             Non-negative and summing to 1. Without a ``prior``, all NaN when some strength is
-            not identified by the data (then any item might be the best, and ``alpha``'s
-            nominal penalty would make up the number); with one, the posterior's, which the
-            prior bounds.
+            not identified by the data (``alpha``'s nominal penalty would make up the number).
         """
         n_samples = check.integer("n_samples", n_samples, 1)
         n = self.n_items
@@ -835,59 +734,36 @@ def _p_best(
 ) -> Array:
     """P(best) by quadrature, importance sampling, or the normal approximation (see
     :meth:`BradleyTerryFit.p_best`); the one function every P(best) of this module uses."""
-    with _threads_for(params.shape[0]):
-        return _draw_p_best(
-            params,
-            covariance,
-            posterior,
-            n_samples,
-            np.random.default_rng(seed),
-            None if among is None else _among(among, params.shape[0]),
-        )
-
-
-def _draw_p_best(
-    params: Array,
-    covariance: Array,
-    posterior: _Posterior | None,
-    n_samples: int,
-    rng: np.random.Generator,
-    among: Index | None,
-) -> Array:
     n = int(params.shape[0])
-    if among is not None and among.size == 1:
+    rng = np.random.default_rng(seed)
+    pick = np.arange(n) if among is None else _among(among, n)
+    if pick.size == 1:
         alone = np.zeros(n)
-        alone[among[0]] = 1.0
+        alone[pick[0]] = 1.0
         return alone
-    if posterior is not None:
-        first = posterior.p_first_best() if among is None else None
-        if first is not None:
-            return np.array([first, 1.0 - first])
-        exact = posterior.p_best(n, n_samples, rng, among)
-        if exact is not None:
-            return exact
-    # Adding 1/n on every entry makes the centred covariance positive definite without
-    # changing any arg-max (it only shifts all items of a draw together).
-    shifted = covariance + 1.0 / n
-    try:
-        root = np.linalg.cholesky(shifted)
-    except np.linalg.LinAlgError:
-        values, vectors = np.linalg.eigh(shifted)
-        root = vectors * np.sqrt(np.clip(values, 0.0, None))
-    counts = np.zeros(n, dtype=np.int64)
-    remaining = int(n_samples)
-    chunk = max(1, 2_000_000 // max(n, 1))
-    while remaining > 0:
-        size = min(chunk, remaining)
-        draws = params + rng.standard_normal((size, n)) @ root.T
-        if among is None:
-            counts += np.bincount(np.argmax(draws, axis=1), minlength=n)
-        else:
-            top = among[np.argmax(draws[:, among], axis=1)]
-            counts += np.bincount(top, minlength=n)
-        remaining -= size
-    result: Array = counts / float(n_samples)
-    return result
+    with _threads_for(n):
+        if posterior is not None:
+            first = posterior.p_first_best() if pick.size == 2 == n else None
+            if first is not None:
+                return np.array([first, 1.0 - first])
+            exact = posterior.p_best(n, n_samples, rng, pick)
+            if exact is not None:
+                return exact
+        # Adding 1/n to every entry makes the centred covariance positive definite and shifts
+        # all items of a draw together, which changes no arg-max.
+        shifted = covariance + 1.0 / n
+        try:
+            root = np.linalg.cholesky(shifted)
+        except np.linalg.LinAlgError:
+            values, vectors = np.linalg.eigh(shifted)
+            root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        counts = np.zeros(n, dtype=np.int64)
+        chunk = max(1, 2_000_000 // max(n, 1))
+        for start in range(0, n_samples, chunk):
+            draws = params + rng.standard_normal((min(chunk, n_samples - start), n)) @ root.T
+            within = draws if pick.size == n else draws[:, pick]  # pick is sorted: all of them
+            counts += np.bincount(pick[np.argmax(within, axis=1)], minlength=n)
+    return counts / float(n_samples)
 
 
 @dataclass(frozen=True, eq=False)
@@ -901,8 +777,7 @@ class BradleyTerryBootstrap:
     samples : numpy.ndarray, shape (bootstrap_rounds, n_items)
         Centred ``params`` of each resample.
     lower, upper : numpy.ndarray, shape (n_items,)
-        Interval bounds of ``params`` at level ``confidence``: the median-recentred
-        percentile interval of :func:`bootstrap_interval`, which always holds ``params``.
+        :func:`bootstrap_interval` of ``params`` at level ``confidence``.
     position_bias_samples : numpy.ndarray or None, shape (bootstrap_rounds,)
         Fitted ``h`` of each resample, or ``None``.
     position_bias_interval : tuple of float or None
@@ -910,7 +785,7 @@ class BradleyTerryBootstrap:
     confidence : float
         The interval level.
     n_not_converged : int
-        Resamples whose Newton iterations did not meet ``tol`` (they are still included).
+        Resamples whose fit did not meet its tolerance (still included).
     resampled : {"rows", "clusters"}
         What was resampled: single comparisons, or whole clusters (e.g. prompts).
     """
@@ -956,21 +831,17 @@ def _check_options(alpha: float, max_iter: int, tol: float) -> None:
 class BradleyTerryPrior:
     """What is known of the judge before a prompt's verdicts: a Gaussian prior and a dispersion.
 
-    The posterior a prompt's verdicts update (the one model behind adaptive selection's stopping
-    rule and every :class:`~genrm_rank.results.Ranking`; ``benchmarks/README.md``):
+    The one model behind adaptive selection's stopping rule and every
+    :class:`~genrm_rank.results.Ranking`:
 
     - strengths independent ``N(0, strength_sd^2)`` (exchangeable candidates; the empirical-Bayes
-      prior of Casella, *Am. Stat.* 39, 1985), so the posterior of the centred strengths is the
-      centred posterior and ``params`` stay centred;
-    - the slot-1 term ``h ~ N(position_bias, position_bias_sd^2)`` (the judge's fitted bias and
-      its standard error: position bias is the judge's, not the prompt's);
-    - the quasi-likelihood dispersion (Wedderburn, *Biometrika* 61, 1974): ``dispersion``
-      counted as ``dispersion_df`` residual degrees of freedom, pooled with the prompt's own
-      moment estimate on its residual degrees of freedom,
+      prior of Casella, *Am. Stat.* 39, 1985), so ``params`` stay centred;
+    - the slot-1 term ``h ~ N(position_bias, position_bias_sd^2)``: the bias is the judge's;
+    - the quasi-likelihood dispersion (Wedderburn, *Biometrika* 61, 1974) ``dispersion``, worth
+      ``dispersion_df`` residual degrees of freedom, pooled with the prompt's own estimate:
       ``phi = (df_0 phi_0 + df phi_own) / (df_0 + df)`` (the scaled inverse-chi-squared update;
-      Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 3.3). A prompt's 1-3 residual
-      degrees of freedom cannot pull ``phi`` to 0 (a judge that copies itself), and one learnt
-      from thousands of verdicts is as good as known; ``dispersion_df=inf`` fixes ``phi``.
+      Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 3.3), so a prompt's few residual
+      degrees of freedom cannot pull ``phi`` to 0; ``dispersion_df=inf`` fixes ``phi``.
 
     Parameters
     ----------
@@ -1041,9 +912,8 @@ class BradleyTerryPrior:
 def repeat_weights(first: ArrayLike, second: ArrayLike, correlation: float) -> Array:
     """Each verdict's weight ``1 / (1 + (k - 1) r)``, ``k`` the verdicts of its ordered pair.
 
-    ``k`` verdicts of one ordered pair whose pairwise correlation is ``r`` carry the information
-    of ``k / (1 + (k - 1) r)`` independent ones (Kish's design effect, *Survey Sampling*, 1965):
-    ``k`` for a judge whose repeats are independent, one for a judge that copies itself.
+    ``k`` verdicts with pairwise correlation ``r`` carry the information of
+    ``k / (1 + (k - 1) r)`` independent ones (Kish's design effect, *Survey Sampling*, 1965).
 
     >>> repeat_weights([0, 0, 1], [1, 1, 0], 1.0).tolist()
     [0.5, 0.5, 1.0]
@@ -1072,24 +942,21 @@ def _fit_with_prior(
 ) -> tuple[_Solution, _Posterior, Array, Array | None]:
     """Mode, posterior, centred covariance and the precision's Cholesky factor under ``prior``.
 
-    The mode of the tempered posterior ``l(x) / phi + log prior(x)`` minimises
-    ``-l(x) + phi * (-log prior(x))``. For ``"quasi"``, ``phi`` is the pooled dispersion of the
-    prompt's residuals at that mode (:meth:`BradleyTerryPrior.pooled_dispersion`): Newton's
-    method runs to ``tol`` at the prior's ``phi`` (from a warm start ``phi0``: at the ``phi``
-    of the starting point's residuals), then at the ``phi`` of its mode's residuals, until a
-    pass moves ``phi`` by less than ``DISPERSION_TOL``, so the fit depends on the data and the
-    prior, not on where it started.
+    For ``"quasi"``, Newton's method runs at the prior's ``phi`` (a warm start ``phi0``: at its
+    residuals' pooled ``phi``), then at each mode's pooled ``phi``, until a pass moves it by less
+    than ``DISPERSION_TOL``: the fit does not depend on where it started.
     """
     if method == "sandwich":
         raise ValueError("A prior takes covariance 'quasi' or 'model', not 'sandwich'.")
     gaussian = prior._gaussian(pairs.n, pairs.size)
     phi = 1.0 if method == "model" else prior.dispersion
     x = x0
-    if method == "quasi" and phi0 is not None:  # a warm start: its residuals, new data and all
+    if method == "quasi" and phi0 is not None:
         phi = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)
     n_iter, converged = 0, False
     while n_iter < max_iter and not converged:
-        step = pairs.minimise(gaussian.scaled(phi), x, max_iter - n_iter, tol)
+        scaled = _Gaussian(gaussian.mean, gaussian.precision * phi)
+        step = pairs.minimise(scaled, x, max_iter - n_iter, tol)
         x, n_iter, converged = step.x, n_iter + step.n_iter, step.converged
         if method == "quasi":
             pooled = max(prior.pooled_dispersion(*pairs.own_dispersion(x)), 1e-12)
@@ -1105,10 +972,9 @@ def _fit_with_prior(
 
 @dataclass(frozen=True, eq=False)
 class BradleyTerryPosterior:
-    """A prompt's posterior under a :class:`BradleyTerryPrior`, from per-ordered-pair totals.
+    """A prompt's posterior under a :class:`BradleyTerryPrior` (:func:`bradley_terry_posterior`).
 
-    What :func:`bradley_terry` with a ``prior`` computes, without the identification check: the
-    form adaptive selection updates after every verdict (:func:`bradley_terry_posterior`).
+    What :func:`bradley_terry` with a ``prior`` computes, without the identification check.
 
     Attributes
     ----------
@@ -1117,8 +983,7 @@ class BradleyTerryPosterior:
     position_bias : float or None
         Posterior-mode slot-1 term, when fitted.
     covariance : numpy.ndarray, shape (n_items, n_items)
-        Covariance of the centred strengths (the inverse of ``information / phi`` plus the
-        prior's precision, on the sum-zero subspace).
+        Covariance of the centred strengths.
     dispersion : float
         The pooled dispersion ``phi``.
     mode : numpy.ndarray
@@ -1136,11 +1001,8 @@ class BradleyTerryPosterior:
     _factor: Array | None = field(default=None, repr=False)
 
     def draws(self, size: int, rng: np.random.Generator) -> Array:
-        """``size`` draws of the strengths from the normal approximation, one row a draw.
-
-        Not centred: each draw carries the common shift the prior allows, which changes no
-        comparison between items. By the precision's Cholesky factor, computed once a fit
-        (``O(n^2)`` a draw, no factorisation).
+        """``size`` draws of the strengths from the normal approximation, one row a draw, by the
+        precision's Cholesky factor; not centred (a common shift changes no comparison).
         """
         n = int(self.params.shape[0])
         z = rng.standard_normal((self.mode.shape[0], size))
@@ -1148,7 +1010,7 @@ class BradleyTerryPosterior:
             root = np.linalg.cholesky(self.covariance + 1.0 / n)
             shifted: Array = (self.params[:, None] + root @ z[:n]).T
             return shifted
-        if self._factor.flags.f_contiguous:  # as solve_triangular calls trtrs, unchecked
+        if self._factor.flags.f_contiguous:  # solve_triangular's trtrs call, unchecked
             steps, info = dtrtrs(self._factor, z, lower=0, trans=0, unitdiag=0)
             if info != 0:
                 raise LinAlgError(f"singular matrix: resolution failed at diagonal {info - 1}")
@@ -1165,11 +1027,11 @@ class BradleyTerryPosterior:
         return _p_best(self.params, self.covariance, posterior, int(n_samples), seed, among)
 
 
-def _among(among: ArrayLike, n: int) -> NDArray[np.int64] | None:
+def _among(among: ArrayLike, n: int) -> Index:
     columns = np.unique(np.asarray(among, dtype=np.int64).reshape(-1))
     if columns.size == 0 or columns[0] < 0 or columns[-1] >= n:
         raise ValueError(f"Argument 'among' must name items in [0, {n}), not {columns.tolist()}.")
-    return None if columns.size == n else columns
+    return columns
 
 
 def bradley_terry_posterior(
@@ -1183,39 +1045,34 @@ def bradley_terry_posterior(
     max_iter: int = 100,
     tol: float = 1e-9,
 ) -> BradleyTerryPosterior:
-    """The quasi-likelihood posterior under ``prior`` from per-ordered-pair totals.
+    """The quasi-likelihood posterior under ``prior`` from per-ordered-pair totals: the same as
+    :func:`bradley_terry` with ``prior`` on comparisons with these totals, updated by adaptive
+    selection after every verdict.
 
     Parameters
     ----------
     total_weight, total_wins, total_wins_sq : array_like, shape (n_items, n_items)
-        Per ordered pair (slot-1 item, slot-2 item): the summed weights ``w``, ``w o`` and
-        ``w o^2`` of its verdicts (outcome ``o``: preference of slot 1).
+        Per ordered pair (slot-1 item, slot-2 item): the summed ``w``, ``w o`` and ``w o^2``.
     prior : BradleyTerryPrior
         The judge's prior and dispersion.
     fit_position_bias : bool, optional
         Whether the model has the slot-1 term.
     initial : BradleyTerryPosterior, optional
-        A previous posterior of the same items to start from (its mode and dispersion): after
-        one more verdict, a step or two of Newton's method instead of a fit from zero.
+        A previous posterior of the same items to warm-start from.
     max_iter, tol
         As for :func:`bradley_terry`.
 
     Returns
     -------
     BradleyTerryPosterior
-        The same mode, dispersion, covariance and P(best) as :func:`bradley_terry` with
-        ``prior`` on comparisons with these totals.
+        Its mode, dispersion, covariance and P(best).
     """
-    weight = np.asarray(total_weight, dtype=np.float64)
-    weight = np.asarray(total_weight, dtype=np.float64)
+    weight, wins, wins_sq = (
+        np.asarray(t, dtype=np.float64) for t in (total_weight, total_wins, total_wins_sq)
+    )
     n = weight.shape[0]
     size = n + (1 if fit_position_bias else 0)
-    pairs = _Pairs.of(
-        weight,
-        np.asarray(total_wins, dtype=np.float64),
-        np.asarray(total_wins_sq, dtype=np.float64),
-        size,
-    )
+    pairs = _Pairs.of(weight, wins, wins_sq, size)
     x0 = np.zeros(size) if initial is None else initial.mode.copy()
     if x0.shape != (size,):
         raise ValueError(f"Argument 'initial' must have {size} parameters, not {x0.shape[0]}.")
@@ -1251,31 +1108,26 @@ def bradley_terry(
 ) -> BradleyTerryFit:
     """Fit the Bradley-Terry model by penalised maximum likelihood.
 
-    Maximises the weighted soft-label log-likelihood of Bradley & Terry (1952) (first solved by
-    Zermelo, 1929) minus ``alpha * (||theta||^2 + h^2)``, optionally with a jointly fitted
-    slot-1 advantage ``h`` (Agresti, *Categorical Data Analysis*, sec. 10.6; Davidson & Beaver,
-    1977), by Newton's method on per-ordered-pair totals. The returned ``params`` sum to zero.
-    Whether the unpenalised MLE exists and which parameters the data identify is decided
-    exactly (:func:`~genrm_rank.aggregators.identification.identify`) and reported in
-    ``fit.identification``; a parameter the data do not identify gets an infinite standard
-    error, and with ``alpha == 0`` a fit without a finite, unique MLE raises.
+    The model and penalty are this module's (Bradley & Terry, 1952; Zermelo, 1929; the slot-1
+    term of Davidson & Beaver, 1977), fitted by Newton's method on per-ordered-pair totals.
+    Whether the unpenalised MLE exists and what the data identify is decided exactly
+    (:func:`~genrm_rank.aggregators.identification.identify`): an unidentified parameter gets
+    an infinite standard error, and with ``alpha == 0`` a fit without a unique MLE raises.
 
-    Graded outcomes vary less than the Bernoulli outcomes the likelihood assumes, so the
-    default covariance is the quasi-likelihood one (Wedderburn, 1974; McCullagh & Nelder,
-    *Generalized Linear Models*, 2nd ed., sec. 9.2): the information divided by the moment
-    estimate ``phi = sum w (o - p)^2 / sum w p (1 - p)`` times ``sum(weight) / (sum(weight) -
-    n_free)`` (1 without residual degrees of freedom), plus the prior. It covered nominal 95%
-    intervals better than Pearson's ``X^2 / df`` and Fletcher's (2012) correction
-    (``benchmarks/README.md``). ``"sandwich"`` gives the robust ``H^-1 J H^-1`` (Huber, 1967;
-    White, 1982) with the HC1 factor, ``"model"`` the plain Laplace inverse Hessian.
+    Graded outcomes vary less than Bernoulli ones, so the default covariance is the
+    quasi-likelihood one (Wedderburn, 1974; McCullagh & Nelder, *Generalized Linear Models*,
+    2nd ed., sec. 9.2): the information divided by the moment estimate
+    ``phi = sum w (o - p)^2 / sum w p (1 - p)`` times ``sum(w) / (sum(w) - n_free)``, plus the
+    prior (coverage in ``benchmarks/README.md``). ``"sandwich"`` gives the robust
+    ``H^-1 J H^-1`` (Huber, 1967; White, 1982) with the HC1 factor, ``"model"`` the inverse
+    Hessian.
 
     Parameters
     ----------
     comparisons : Comparisons
-        The comparisons to fit.
+        The comparisons to fit (per-verdict weights, e.g. :func:`repeat_weights`, included).
     alpha : float, optional
-        L2 penalty strength, the same convention as ``choix.opt_pairwise``
-        (``alpha * sum(params ** 2)``); also applied to ``h``.
+        L2 penalty ``alpha * sum(params ** 2)`` as in ``choix.opt_pairwise``, also on ``h``.
     fit_position_bias : bool, optional
         Whether to fit the slot-1 advantage ``h``.
     initial_params : array_like, optional
@@ -1287,15 +1139,9 @@ def bradley_terry(
     covariance : {"quasi", "sandwich", "model"}, optional
         How the covariance is estimated (see above).
     prior : BradleyTerryPrior, optional
-        A judge's prior (for example from a :class:`~genrm_rank.judge_profile.JudgeProfile`)
-        in place of ``alpha``: the fit is then the mode of the posterior
-        ``exp(l(x) / phi) * prior(x)`` with the pooled dispersion ``phi`` (``"quasi"``; 1 for
-        ``"model"``; ``"sandwich"`` is refused), its covariance the inverse of
-        ``information / phi + prior precision``, and :meth:`BradleyTerryFit.p_best` samples
-        that posterior. The prior identifies every parameter, so the covariance and P(best)
-        are the posterior's even where the data alone identify nothing
-        (``identification`` still says what the data identify). Per-verdict weights (such as
-        :func:`repeat_weights`) go in ``comparisons.weight``.
+        A judge's prior in place of ``alpha``: the fit is the mode of
+        ``exp(l(x) / phi) * prior(x)`` with the pooled ``phi`` (``"sandwich"`` is refused), and
+        covariance and P(best) are that posterior's even where the data identify nothing.
 
     Returns
     -------
@@ -1333,9 +1179,9 @@ def bradley_terry(
             f"Argument 'prior' must be a BradleyTerryPrior or None, not {type(prior).__name__}."
         )
     with _threads_for(size):
-        stats = _pair_stats(comparisons)
-        pairs = stats.pairs(size)
-        ident = identify(stats.weight, stats.wins, fit_position_bias)
+        weight, wins, wins_sq = _pair_sums(comparisons, comparisons.weight)
+        pairs = _Pairs.of(weight, wins, wins_sq, size)
+        ident = identify(weight, wins, fit_position_bias)
         if prior is not None:
             solution, posterior, cov_full, _ = _fit_with_prior(
                 pairs, prior, x0, max_iter, tol, method
@@ -1346,9 +1192,8 @@ def bradley_terry(
                 _refuse(ident)
             ridge = _Gaussian.ridge(float(alpha), size)
             solution = pairs.minimise(ridge, x0, max_iter, tol)
-            cov_full, phi, information = _covariance(solution.x, pairs, stats, alpha, method)
+            cov_full, phi, precision = _covariance(solution.x, pairs, comparisons, alpha, method)
             cov_full = _hide_unidentified(cov_full, ident)
-            precision = information / phi + 2.0 * alpha * np.eye(size)
             posterior = _Posterior(solution.x.copy(), precision, pairs, phi, ridge)
             if method == "sandwich" or alpha <= 0:
                 posterior = None
@@ -1379,12 +1224,9 @@ def bradley_terry(
 
 @dataclass(frozen=True)
 class _Cells:
-    """Rows reduced to resampling units: each cell is one ordered pair's share of one unit.
-
-    ``unit[c]`` is the unit cell ``c`` belongs to; resampling draws a count per unit, and cell
-    ``c`` then adds ``count[unit[c]] * weight[c]`` (and ``* wins[c]``) to its ordered pair
-    ``pair[c]``, an index into the distinct observed pairs ``first``/``second``.
-    """
+    """Rows reduced to resampling units: cell ``c`` is ordered pair ``pair[c]``'s (an index into
+    the observed pairs ``first``/``second``) share of unit ``unit[c]``; a resample adds
+    ``count[unit[c]] * weight[c]`` (and ``* wins[c]``) to its pair."""
 
     pair: NDArray[np.int64]
     unit: NDArray[np.int64]
@@ -1396,88 +1238,65 @@ class _Cells:
     """Rows per unit, for the multinomial (ones for clusters, each drawn with equal chance)."""
 
 
+_KEY_LIMIT = 2**62
+
+
 def _cells(comparisons: Comparisons, clusters: NDArray[np.int64] | None) -> _Cells:
     n = comparisons.n_items
     flat = comparisons.first * n + comparisons.second
     w, o = comparisons.weight, comparisons.outcome
     if clusters is None:
-        # Rows that share a pair, an outcome and a weight are exchangeable: one cell, counted.
-        # One sort of an integer key (pair, outcome level, weight level) finds the cells.
+        # Rows that share a pair, an outcome and a weight are exchangeable: one cell, counted,
+        # found by one sort of an integer key (pair, outcome level, weight level).
         o_levels, o_index = np.unique(o, return_inverse=True)
         w_levels, w_index = np.unique(w, return_inverse=True)
         n_w = int(w_levels.size)
-        n_levels = max(int(o_levels.size) * n_w, 1)
-        if n * n * n_levels < 2**62:
-            level_of_row = o_index.reshape(-1) * n_w + w_index.reshape(-1)
-            cells, counts = np.unique(flat * n_levels + level_of_row, return_counts=True)
-            pair_flat, level = np.divmod(cells, n_levels)
-            pairs, pair_of_cell = np.unique(pair_flat, return_inverse=True)
-            return _Cells(
-                pair=pair_of_cell.reshape(-1).astype(np.int64),
-                unit=np.arange(cells.shape[0], dtype=np.int64),
-                weight=w_levels[level % n_w].astype(np.float64),
-                wins=(w_levels[level % n_w] * o_levels[level // n_w]).astype(np.float64),
-                first=(pairs // n).astype(np.int64),
-                second=(pairs % n).astype(np.int64),
-                unit_size=counts.astype(np.float64),
-            )
-    pairs, pair_of_row = np.unique(flat, return_inverse=True)
-    pair_of_row = pair_of_row.reshape(-1).astype(np.int64)
-    first, second = (pairs // n).astype(np.int64), (pairs % n).astype(np.int64)
-    if clusters is None:  # a combined key would overflow: sort the rows' (outcome, weight)
-        return _cells_by_rows(pair_of_row, first, second, o, w)
+        level_of_row = o_index.reshape(-1) * n_w + w_index.reshape(-1)
+        levels = np.arange(max(int(o_levels.size) * n_w, 1))
+        pair_codes = None
+        if n * n * levels.size >= _KEY_LIMIT:  # the key would overflow: number what occurs
+            pair_codes, flat = np.unique(flat, return_inverse=True)
+            levels, level_of_row = np.unique(level_of_row, return_inverse=True)
+        cells, counts = np.unique(flat * levels.size + level_of_row, return_counts=True)
+        pair_flat, level = np.divmod(cells, levels.size)
+        level = levels[level]
+        pairs, pair_of_cell = np.unique(pair_flat, return_inverse=True)
+        if pair_codes is not None:
+            pairs = pair_codes[pairs]
+        return _Cells(
+            pair=pair_of_cell.reshape(-1).astype(np.int64),
+            unit=np.arange(cells.shape[0], dtype=np.int64),
+            weight=w_levels[level % n_w].astype(np.float64),
+            wins=(w_levels[level % n_w] * o_levels[level // n_w]).astype(np.float64),
+            first=(pairs // n).astype(np.int64),
+            second=(pairs % n).astype(np.int64),
+            unit_size=counts.astype(np.float64),
+        )
     # A cluster is resampled whole, so its rows on one pair add up to one cell.
-    n_clusters = int(clusters.max()) + 1 if clusters.size else 0
-    key = clusters * pairs.shape[0] + pair_of_row
+    pairs, pair_of_row = np.unique(flat, return_inverse=True)
+    key = clusters * pairs.shape[0] + pair_of_row.reshape(-1)
     cells, cell_of_row = np.unique(key, return_inverse=True)
     return _Cells(
         pair=(cells % pairs.shape[0]).astype(np.int64),
         unit=(cells // pairs.shape[0]).astype(np.int64),
         weight=weighted_bincount(cell_of_row, w, cells.shape[0]),
         wins=weighted_bincount(cell_of_row, w * o, cells.shape[0]),
-        first=first,
-        second=second,
-        unit_size=np.ones(n_clusters),
-    )
-
-
-def _cells_by_rows(
-    pair_of_row: NDArray[np.int64],
-    first: NDArray[np.int64],
-    second: NDArray[np.int64],
-    o: Array,
-    w: Array,
-) -> _Cells:
-    """:func:`_cells` for a row bootstrap when a combined integer key would overflow."""
-    levels, level_of_row = np.unique(np.stack([o, w]), axis=1, return_inverse=True)
-    key = pair_of_row * levels.shape[1] + level_of_row.reshape(-1)
-    cells, counts = np.unique(key, return_counts=True)
-    level = cells % levels.shape[1]
-    return _Cells(
-        pair=(cells // levels.shape[1]).astype(np.int64),
-        unit=np.arange(cells.shape[0], dtype=np.int64),
-        weight=levels[1, level].astype(np.float64),
-        wins=(levels[1, level] * levels[0, level]).astype(np.float64),
-        first=first,
-        second=second,
-        unit_size=counts.astype(np.float64),
+        first=(pairs // n).astype(np.int64),
+        second=(pairs % n).astype(np.int64),
+        unit_size=np.ones(int(clusters.max()) + 1 if clusters.size else 0),
     )
 
 
 class _Resampler:
-    """Refits resampled pair totals from the full fit by chord-Newton steps.
-
-    Every step solves with the full fit's (centred, penalised) Hessian, factorised once: one
-    gradient over the observed pairs (sparse products with the design matrix, built once) and
-    one triangular solve. If the steps stop shrinking, :meth:`_Pairs.minimise` finishes.
-    """
+    """Refits resampled pair totals from the full fit by chord-Newton steps (the full fit's
+    Hessian, factorised once; sparse design products); :meth:`_Pairs.minimise` finishes if the
+    steps stop shrinking."""
 
     def __init__(self, cells: _Cells, n: int, x_hat: Array, alpha: float, tol: float) -> None:
         self.cells, self.n, self.x_hat, self.alpha, self.tol = cells, n, x_hat, alpha, tol
         self.n_pairs = cells.first.shape[0]
         self.size = x_hat.shape[0]
-        # The design (a row a pair: +1 first, -1 second, +1 h) gives the margins and, transposed,
-        # the gradient; ``pool`` sums the units' weights and wins into the pairs.
+        # The design (a row a pair: +1 first, -1 second, +1 h); pool sums units into pairs.
         cols = [cells.first, cells.second] + ([np.full(self.n_pairs, n)] if self.size > n else [])
         values = np.repeat([1.0, -1.0, 1.0][: len(cols)], self.n_pairs)
         rows = np.tile(np.arange(self.n_pairs), len(cols))
@@ -1504,7 +1323,6 @@ class _Resampler:
             self.factor = lu_factor(hess + 1e-12 * np.eye(self.size))
 
     def pairs(self, weight: Array, wins: Array, size: int) -> _Pairs:
-        """The resample's pair totals as :class:`_Pairs`."""
         return _Pairs(self.cells.first, self.cells.second, weight, wins, wins, self.n, size)
 
     def totals(self, counts: Array) -> tuple[Array, ...]:
@@ -1541,11 +1359,8 @@ class _Resampler:
 
 
 def _unit_counts(unit_size: Array, rng: np.random.Generator) -> Callable[[], Array]:
-    """A sampler of one resample's count of each unit: multinomial(total, unit_size / total).
-
-    numpy's multinomial (a binomial draw a unit) where many rows share few units; otherwise
-    the rows' positions drawn uniformly and counted per unit, the same distribution, cheaper.
-    """
+    """A sampler of one resample's count of each unit, multinomial(total, unit_size / total):
+    numpy's where many rows share few units, else the rows drawn uniformly and counted."""
     sizes = unit_size.astype(np.int64)
     total = int(sizes.sum())
     n_units = sizes.shape[0]
@@ -1556,8 +1371,7 @@ def _unit_counts(unit_size: Array, rng: np.random.Generator) -> Callable[[], Arr
 
     def by_rows() -> Array:
         drawn = slot_unit[rng.integers(0, total, total)]
-        counts: Array = np.bincount(drawn, minlength=n_units).astype(np.float64)
-        return counts
+        return np.bincount(drawn, minlength=n_units).astype(np.float64)
 
     return by_rows
 
@@ -1572,8 +1386,7 @@ def _check_clusters(clusters: ArrayLike | None, m: int) -> NDArray[np.int64] | N
             f"not shape {array.shape}."
         )
     _, labels = np.unique(array, return_inverse=True)
-    result: NDArray[np.int64] = labels.reshape(-1).astype(np.int64)
-    return result
+    return labels.reshape(-1).astype(np.int64)
 
 
 def bootstrap_interval(
@@ -1582,11 +1395,9 @@ def bootstrap_interval(
     """Median-recentred percentile interval: always holds its own point estimate.
 
     ``estimate + quantile(samples - median(samples))`` at the two tails: the percentile method
-    (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13) after removing the
-    bootstrap estimate of median bias (ch. 10). Where resamples pile up on one side, the plain
-    percentile interval can exclude the estimate; this one cannot. Chosen over the basic, BC
-    and normal intervals by coverage (``benchmarks/bootstrap_intervals.py``; figures in
-    ``benchmarks/README.md``).
+    (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13) without the
+    bootstrap's median bias (ch. 10). Chosen over the basic, BC and normal intervals by
+    coverage (``benchmarks/bootstrap_intervals.py``; figures in ``benchmarks/README.md``).
 
     Parameters
     ----------
@@ -1635,18 +1446,11 @@ def bootstrap_bradley_terry(
 ) -> BradleyTerryBootstrap:
     """Bootstrap intervals for :func:`bradley_terry`, at leaderboard scale.
 
-    Resamples the comparisons with replacement ``bootstrap_rounds`` times (Efron & Tibshirani,
-    *An Introduction to the Bootstrap*, 1993), refits each resample and reports percentile
-    intervals, as the Chatbot Arena leaderboard does (Chiang et al., 2024), recentred on the
-    estimate so that they always hold it (:func:`bootstrap_interval`). With ``clusters``
-    (e.g. the prompt of each comparison) whole clusters are resampled instead of single rows
-    (the cluster bootstrap; Davison & Hinkley, *Bootstrap Methods*, 1997, sec. 3.8), as
-    Arena-Hard does with prompts, because verdicts on one prompt are not independent.
-
-    The rows are reduced to cells (rows sharing an ordered pair, an outcome and a weight; or a
-    cluster's total on a pair), so that a resample is one multinomial draw over cells or
-    clusters, the exact row bootstrap at a cost that does not grow with the rows. Each
-    resample is refitted from the full fit by chord-Newton steps to ``resample_tol``.
+    Resamples the comparisons with replacement (Efron & Tibshirani, *An Introduction to the
+    Bootstrap*, 1993), refits each resample and reports :func:`bootstrap_interval`, as Chatbot
+    Arena does (Chiang et al., 2024). With ``clusters`` (e.g. prompts) whole clusters are
+    resampled (Davison & Hinkley, *Bootstrap Methods*, 1997, sec. 3.8), as Arena-Hard does. A
+    resample is one multinomial draw over cells of exchangeable rows, refitted from the full fit.
 
     Parameters
     ----------
@@ -1661,11 +1465,9 @@ def bootstrap_bradley_terry(
     confidence : float, optional
         Interval level in ``(0, 1)``.
     clusters : array_like, optional
-        One label per comparison (any hashable numpy values, e.g. prompt ids); when given,
-        clusters are resampled whole.
+        One label per comparison (e.g. prompt ids); clusters are then resampled whole.
     resample_tol : float, optional
-        Convergence of each resample's fit (largest step), far below any bootstrap spread
-        (``benchmarks/README.md`` measures what it saves and moves).
+        Convergence of each resample's fit (largest step; ``benchmarks/README.md``).
 
     Returns
     -------
@@ -1695,45 +1497,33 @@ def bootstrap_bradley_terry(
         covariance=covariance,
     )
     n = comparisons.n_items
-    x_hat = np.zeros(n + (1 if fit_position_bias else 0))
-    x_hat[:n] = fit.params
-    if fit.position_bias is not None:
-        x_hat[n] = fit.position_bias
-    samples = np.empty((int(bootstrap_rounds), n))
-    h_samples = np.empty(int(bootstrap_rounds)) if fit_position_bias else None
+    x_hat = np.append(fit.params, [] if fit.position_bias is None else [fit.position_bias])
+    draws = np.empty((bootstrap_rounds, x_hat.shape[0]))  # centred theta, then h
     not_converged = 0
     if len(comparisons) == 0:
-        samples[:] = fit.params
-        if h_samples is not None:
-            h_samples[:] = x_hat[n:].sum()
+        draws[:] = x_hat
     else:
         cells = _cells(comparisons, labels)
         resampler = _Resampler(cells, n, x_hat, float(alpha), float(resample_tol))
         draw = _unit_counts(cells.unit_size, rng)
-        for b in range(int(bootstrap_rounds)):
-            counts = draw()
-            weight, wins = resampler.totals(counts)
+        for b in range(bootstrap_rounds):
+            weight, wins = resampler.totals(draw())
             if alpha == 0:
                 ident = identify(*resampler.dense(weight, wins), fit_position_bias)
                 if not ident.ok:
                     _refuse(ident)
             x, converged = resampler.refit(weight, wins, max_iter)
             not_converged += not converged
-            samples[b] = x[:n] - x[:n].mean()
-            if h_samples is not None:
-                h_samples[b] = x[n]
-    lower, upper = bootstrap_interval(samples, fit.params, confidence)
-    h_interval = None
-    if h_samples is not None and fit.position_bias is not None:
-        h_low, h_high = bootstrap_interval(h_samples[:, None], [fit.position_bias], confidence)
-        h_interval = (float(h_low[0]), float(h_high[0]))
+            draws[b] = x
+            draws[b, :n] = x[:n] - x[:n].mean()
+    lower, upper = bootstrap_interval(draws, x_hat, confidence)  # column by column
     return BradleyTerryBootstrap(
         fit=fit,
-        samples=samples,
-        lower=lower,
-        upper=upper,
-        position_bias_samples=h_samples,
-        position_bias_interval=h_interval,
+        samples=np.ascontiguousarray(draws[:, :n]),
+        lower=lower[:n],
+        upper=upper[:n],
+        position_bias_samples=draws[:, n].copy() if fit_position_bias else None,
+        position_bias_interval=(float(lower[n]), float(upper[n])) if fit_position_bias else None,
         confidence=float(confidence),
         n_not_converged=not_converged,
         resampled="clusters" if labels is not None else "rows",
@@ -1743,10 +1533,8 @@ def bootstrap_bradley_terry(
 def elo_scale(params: ArrayLike, *, scale: float = 400.0, base: float = 1000.0) -> Array:
     """Map natural-log Bradley-Terry strengths to Elo points.
 
-    ``rating = base + scale * log10(e) * (theta - mean(theta))`` along the last axis, so a
-    difference of ``scale`` points means 10:1 odds (Elo, 1978) and the geometric mean of the
-    strengths ``exp(theta)`` sits at ``base``. A 2-D input (e.g. bootstrap samples) is scaled
-    row by row.
+    ``rating = base + scale * log10(e) * (theta - mean(theta))`` along the last axis: ``scale``
+    points mean 10:1 odds (Elo, 1978), and the geometric-mean strength sits at ``base``.
 
     Parameters
     ----------

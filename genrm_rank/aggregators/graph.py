@@ -1,13 +1,9 @@
 """Graph diagnostics of a comparison set: connectivity and intransitive majority cycles.
 
-Whether Bradley-Terry strengths are identified depends on the comparison graph (Ford, 1957;
-Hunter, 2004), and cycles in the majority-preference digraph (Condorcet cycles) measure how far
-a judge is from any ranking.
-
-Graphs are numpy adjacency matrices over the items ``0 .. n_items - 1`` (scipy's csgraph
-convention: entry ``[i, j]`` is the edge ``i -> j``, 0 for none). This module is the package's
-one place for graph algorithms: :mod:`~genrm_rank.aggregators.identification` takes its
-components and reachability from here.
+Bradley-Terry strengths are identified by a connected comparison graph (Ford, 1957; Hunter,
+2004); cycles of the majority digraph (Condorcet cycles) show how far a judge is from any
+ranking. Graphs are numpy adjacency matrices (scipy's csgraph convention: ``[i, j]`` is the
+edge ``i -> j``). The package's one place for graph algorithms: ``identification`` uses it.
 """
 
 from __future__ import annotations
@@ -36,9 +32,7 @@ candidates); larger ones (leaderboards) with scipy's sparse graph routines."""
 
 
 def reachability(adjacency: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """Which item reaches which by a path of length >= 0, by repeated squaring.
-
-    Meant for small dense graphs (up to :data:`DENSE_MAX` items).
+    """Which item reaches which by a path of length >= 0, by repeated squaring (small graphs).
 
     >>> reachability(np.array([[False, True], [False, False]])).tolist()
     [[True, True], [False, True]]
@@ -55,11 +49,8 @@ def reachability(adjacency: NDArray[np.bool_]) -> NDArray[np.bool_]:
 def component_labels(
     adjacency: NDArray[np.bool_], connection: str = "weak"
 ) -> tuple[int, NDArray[np.int64]]:
-    """Number of weakly or strongly connected components of a digraph, and a label per item.
-
-    Items with the same label share a component. Small graphs are searched densely
-    (:func:`reachability`; each label is then the component's smallest item), larger ones with
-    :func:`scipy.sparse.csgraph.connected_components`.
+    """Number of weakly or strongly connected components of a digraph, and a label per item
+    (dense up to :data:`DENSE_MAX` items, else :func:`scipy.sparse.csgraph.connected_components`).
 
     >>> component_labels(np.array([[False, True], [False, False]]), "strong")[0]
     2
@@ -88,9 +79,7 @@ def comparison_graph(comparisons: Comparisons) -> NDArray[np.int64]:
     Returns
     -------
     numpy.ndarray of int, shape (n_items, n_items)
-        Symmetric; entry ``[i, j]`` counts the comparisons of ``i`` with ``j`` (an edge where it
-        is positive), the diagonal is 0. The pairs' total weights are
-        :meth:`Comparisons.pair_totals`.
+        Symmetric counts of comparisons (weights: :meth:`Comparisons.pair_totals`).
 
     Examples
     --------
@@ -114,8 +103,7 @@ def connected_components(comparisons: Comparisons) -> list[list[int]]:
     Returns
     -------
     list of list of int
-        Each component sorted ascending; components ordered by their smallest item. An item
-        never compared forms its own component.
+        Each component sorted, ordered by their smallest item (an item never compared is one).
 
     Examples
     --------
@@ -123,14 +111,13 @@ def connected_components(comparisons: Comparisons) -> list[list[int]]:
     [[0, 1], [2, 3]]
     """
     _, labels = component_labels(comparison_graph(comparisons) > 0, "weak")
-    parts: dict[int, list[int]] = {}
-    for item, label in enumerate(labels.tolist()):
-        parts.setdefault(label, []).append(item)
-    return sorted(parts.values(), key=lambda part: part[0])
+    order = np.argsort(labels, kind="stable")
+    parts = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
+    return sorted(part.tolist() for part in parts)
 
 
 def is_connected(comparisons: Comparisons) -> bool:
-    """Whether every item is linked to every other by a chain of comparisons.
+    """Whether a chain of comparisons links every item to every other.
 
     Parameters
     ----------
@@ -140,16 +127,13 @@ def is_connected(comparisons: Comparisons) -> bool:
     Returns
     -------
     bool
-        ``True`` when :func:`connected_components` has a single part.
+        Whether :func:`connected_components` has one part.
     """
     return len(connected_components(comparisons)) == 1
 
 
 def majority_digraph(comparisons: Comparisons) -> NDArray[np.float64]:
     """Majority-preference digraph: an edge ``i -> j`` when ``i`` beats ``j`` on aggregate.
-
-    The aggregate of a pair is the weighted mean outcome for ``i`` over all comparisons of the
-    pair in either slot order; the edge exists when it exceeds 0.5 (by more than 1e-9).
 
     Parameters
     ----------
@@ -159,8 +143,8 @@ def majority_digraph(comparisons: Comparisons) -> NDArray[np.float64]:
     Returns
     -------
     numpy.ndarray of float, shape (n_items, n_items)
-        Entry ``[i, j]`` is ``i``'s aggregate preference over ``j`` on an edge ``i -> j``, and 0
-        where there is no edge.
+        ``[i, j]``: ``i``'s weighted mean outcome over ``j``, both slot orders, where it exceeds
+        0.5 (by more than 1e-9); else 0.
 
     Examples
     --------
@@ -177,12 +161,10 @@ def majority_digraph(comparisons: Comparisons) -> NDArray[np.float64]:
 
 
 def intransitive_cycles(comparisons: Comparisons, max_length: int = 3) -> list[list[int]]:
-    """Cycles of the majority-preference digraph (Condorcet cycles), as a diagnostic.
+    """Cycles of :func:`majority_digraph` (Condorcet cycles; none for a transitive judge).
 
-    A cycle ``[a, b, c]`` means ``a`` beats ``b``, ``b`` beats ``c`` and ``c`` beats ``a`` on
-    aggregate; no ranking agrees with all its edges. A transitive judge has none. Each cycle is
-    found once, by a depth-first search from its smallest item through larger ones only, with
-    paths cut at ``max_length`` (the bounded search of Johnson, 1975, without its blocking).
+    Each is found once, by a depth-first search from its smallest item through larger ones,
+    cut at ``max_length`` (Johnson's bounded search, 1975, without its blocking).
 
     Parameters
     ----------
@@ -194,8 +176,7 @@ def intransitive_cycles(comparisons: Comparisons, max_length: int = 3) -> list[l
     Returns
     -------
     list of list of int
-        Each cycle rotated to start at its smallest item, in the order of preference; the list
-        is sorted by length, then lexicographically.
+        Each cycle from its smallest item, in the order of preference, by length then order.
 
     Examples
     --------

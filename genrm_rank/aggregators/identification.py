@@ -1,31 +1,20 @@
 """Does a Bradley-Terry fit have a finite, unique maximum-likelihood estimate?
 
-Two separate questions about the unpenalised likelihood of
-:func:`~genrm_rank.aggregators.bradley_terry.bradley_terry` (with or without the slot-1 term
-``h``), answered exactly from the per-ordered-pair totals:
+Answered exactly from the per-ordered-pair totals, for the unpenalised likelihood of
+:func:`~genrm_rank.aggregators.bradley_terry.bradley_terry`, which sees the parameters only
+through the margins ``d = theta_first - theta_second + h`` of the observed pairs.
 
-**Identification.** The likelihood sees the parameters only through the margins
-``d = theta_first - theta_second + h`` of the observed ordered pairs. A direction ``v`` that
-leaves every observed margin unchanged (``A v = 0`` for the design matrix ``A``) cannot be
-learnt from the data, whatever the penalty. Such directions are: a shift of one connected
-component of the comparison graph against the others, and, with ``h``, the direction ``h + 1``
-with ``theta_second - theta_first = 1`` on every observed pair, which exists exactly when every
-cycle of the comparison graph is walked as often along the slot order as against it (a tree of
-pairs each shown in one slot order, or one slot order only). A centred parameter that moves
-along such a direction is *not identified*.
+**Identification.** A direction leaving every observed margin unchanged cannot be learnt: a
+shift of one connected component against the others, and, with ``h``, ``h + 1`` with
+``theta_second - theta_first = 1`` on every observed pair, which exists exactly when every
+cycle of compared pairs is walked as often along the slot order as against it.
 
-**Existence.** The MLE is finite if and only if no direction ``v`` with ``A v != 0`` raises the
-likelihood without bound, i.e. moves every one-sided pair (only wins, or only losses, soft
-outcomes summed) in its favoured direction and leaves every two-sided pair unchanged
-(Albert & Anderson, 1984, for logistic regression; Zermelo, 1929, and Ford, 1957, for
-Bradley-Terry). With ``h`` fixed at 0 this is Ford's condition: within each connected
-component the graph of wins must be strongly connected. With ``h`` identified, a direction with
-``h -> +inf`` exists exactly when the difference constraints ``theta_s <= theta_f + 1`` (``f``
-beat ``s`` from slot 1) and ``theta_f <= theta_s - 1`` (``f`` beat ``s`` from slot 2) are
-feasible, i.e. when the graph of wins weighted +1 for a slot-1 win and -1 for a slot-2 win has
-no negative cycle (Bellman-Ford; Cormen et al., *Introduction to Algorithms*, sec. 24.4), and
-symmetrically for ``h -> -inf``. In words: the MLE of ``h`` is finite only if some cycle of wins
-has more wins from slot 2 than from slot 1, and some other cycle more from slot 1.
+**Existence.** The MLE is finite iff no direction moves every one-sided pair (only wins, or
+only losses) its favoured way and leaves two-sided pairs unchanged (Albert & Anderson, 1984;
+Zermelo, 1929; Ford, 1957). With ``h`` fixed at 0: each component's graph of wins is strongly
+connected. With ``h``, ``h -> +inf`` is a direction exactly when the graph of wins weighted +1
+for a slot-1 win and -1 for a slot-2 win has no negative cycle (Bellman-Ford; Cormen et al.,
+*Introduction to Algorithms*, sec. 24.4), and symmetrically for ``h -> -inf``.
 """
 
 from __future__ import annotations
@@ -51,9 +40,7 @@ class Identification:
     Attributes
     ----------
     mle_exists : bool
-        Whether the unpenalised likelihood has a finite maximiser (with ``alpha == 0`` the fit
-        needs one; with ``alpha > 0`` the penalty makes the estimate finite anyway, but then it
-        is the prior, not the data, that bounds it).
+        Whether the unpenalised likelihood has a finite maximiser (``alpha == 0`` needs one).
     identified : numpy.ndarray of bool, shape (n_items,)
         Whether each centred strength is identified by the data.
     position_bias_identified : bool or None
@@ -77,16 +64,15 @@ class Identification:
         )
 
 
-def _slot_potentials(
-    edges_f: NDArray[np.int64], edges_s: NDArray[np.int64], labels: NDArray[np.int64], n: int
-) -> NDArray[np.float64] | None:
-    """Potentials ``phi`` with ``phi[s] = phi[f] + 1`` on every edge, or ``None`` if none exist."""
-    phi = np.full(n, np.nan)
-    adjacency: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+def _slot_potentials(seen: NDArray[np.bool_], roots: list[int]) -> NDArray[np.float64] | None:
+    """Potentials ``phi`` with ``phi[s] = phi[f] + 1`` on every seen ``(f, s)``, or ``None``."""
+    edges_f, edges_s = np.nonzero(seen)
+    phi = np.full(len(seen), np.nan)
+    adjacency: list[list[tuple[int, float]]] = [[] for _ in range(len(seen))]
     for f, s in zip(edges_f.tolist(), edges_s.tolist(), strict=True):
         adjacency[f].append((s, 1.0))
         adjacency[s].append((f, -1.0))
-    for root in np.unique(labels, return_index=True)[1].tolist():
+    for root in roots:
         phi[root] = 0.0
         stack = [root]
         while stack:
@@ -121,9 +107,7 @@ def _has_negative_cycle(weights: NDArray[np.float64], sources: list[int]) -> boo
 
 
 def identify(
-    total_weight: NDArray[np.float64],
-    total_wins: NDArray[np.float64],
-    fit_position_bias: bool,
+    total_weight: NDArray[np.float64], total_wins: NDArray[np.float64], fit_position_bias: bool
 ) -> Identification:
     """Decide existence and identification of the Bradley-Terry MLE from pair totals.
 
@@ -142,8 +126,7 @@ def identify(
 
     Examples
     --------
-    Three items in a cycle, each pair shown once and won by the answer in slot 1: the data are
-    explained by ``h -> +inf`` alone, so no MLE exists.
+    A 3-cycle whose every pair slot 1 won is explained by ``h -> +inf`` alone:
 
     >>> w = np.zeros((3, 3)); w[0, 1] = w[1, 2] = w[2, 0] = 1.0
     >>> identify(w, w.copy(), fit_position_bias=True).mle_exists
@@ -154,14 +137,14 @@ def identify(
     n = total_weight.shape[0]
     losses = total_weight - total_wins
     seen = total_weight > _TOL
-    first, second = np.nonzero(seen)
     n_weak, labels = component_labels(seen, "weak")
+    roots = np.unique(labels, return_index=True)[1].tolist()  # an item of each component
     reasons: list[str] = []
 
     h_identified: bool | None = None
     phi: NDArray[np.float64] | None = None
     if fit_position_bias:
-        phi = _slot_potentials(first.astype(np.int64), second.astype(np.int64), labels, n)
+        phi = _slot_potentials(seen, roots)
         h_identified = phi is None
         if not h_identified:
             reasons.append(
@@ -180,8 +163,9 @@ def identify(
     if phi is not None:
         identified &= np.abs(phi - phi.mean()) < 1e-9
 
-    beats = (total_wins > _TOL) | (losses.T > _TOL)  # i beat j from either slot
-    n_strong, _ = component_labels(beats, "strong")
+    slot1_win = total_wins > _TOL  # u beat v from slot 1
+    slot2_win = losses.T > _TOL  # u beat v from slot 2
+    n_strong, _ = component_labels(slot1_win | slot2_win, "strong")
     mle_exists = n_strong == n_weak
     if not mle_exists:
         reasons.append(
@@ -189,18 +173,16 @@ def identify(
             "(the graph of wins is not strongly connected; Zermelo, 1929; Ford, 1957)"
         )
     elif h_identified:
-        slot1_win = total_wins > _TOL  # u beat v from slot 1
-        slot2_win = losses.T > _TOL  # u beat v from slot 2
-        sources = np.unique(labels, return_index=True)[1].tolist()
-        for sign, favoured, other in ((1, slot2_win, slot1_win), (-1, slot1_win, slot2_win)):
-            # A 2-cycle of two wins from the favoured slot settles it without a graph search.
+        for direction, winner, favoured, other in (
+            ("+inf", "slot 1", slot2_win, slot1_win),
+            ("-inf", "slot 2", slot1_win, slot2_win),
+        ):
+            # A 2-cycle of wins from the favoured slot settles it without a graph search.
             if bool(np.any(favoured & favoured.T)):
                 continue
             weights = np.where(favoured, -1.0, np.where(other, 1.0, 0.0))
-            if not _has_negative_cycle(weights, sources):
+            if not _has_negative_cycle(weights, roots):
                 mle_exists = False
-                direction = "+inf" if sign > 0 else "-inf"
-                winner = "slot 1" if sign > 0 else "slot 2"
                 reasons.append(
                     f"no finite MLE: h -> {direction} fits better and better, because no cycle "
                     f"of wins has more wins from the other slot than from {winner}"
