@@ -286,3 +286,19 @@ def test_the_switch_is_fit_position_bias_not_position_bias() -> None:
         leaderboard([("a", "b", 1.0)], position_bias=False)
     table = leaderboard([("a", "b", 1.0), ("b", "a", 0.0)], fit_position_bias=False)
     assert table.position_bias is None
+
+
+def test_when_every_fitted_model_is_sparse_none_is_both_rated_and_set_apart() -> None:
+    # a, b and c beat each other in a cycle, one prompt a game: each has a win on one prompt
+    # of three and a loss on one, too few to bound an interval. Before, they were ranked and
+    # set apart at once.
+    table = fit_leaderboard(
+        ["a", "b", "c", "d"],
+        ["b", "c", "a", "a"],
+        [1.0] * 4,
+        clusters=[0, 1, 2, 3],
+        bootstrap_rounds=0,
+    )
+    assert [row.label for row in table.rows] == ["a", "b", "c"]
+    assert [row.label for row in table.set_apart] == ["d"]
+    assert any("no two models have wins and losses on enough prompts" in n for n in table.notes)
