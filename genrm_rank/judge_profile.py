@@ -186,22 +186,19 @@ def as_profile(value: ProfileLike | None, name: str = "judge_profile") -> JudgeP
 
 @dataclass
 class _Bucket:
-    """Prompts with the same number of candidates: one entry per judged ordered pair."""
+    """Prompts with the same number of candidates, one entry per judged ordered pair: its
+    prompt, slots, sums of the verdicts' ``w``, ``w o`` and ``w o^2``, ``count`` of verdicts
+    and ``spread``, ``sum (o - mean o)^2``; ``theta[prompt, candidate]`` the strengths."""
 
     theta: NDArray[np.float64]
-    """Current strengths, ``[prompt, candidate]``."""
     prompt: NDArray[np.int64]
-    """Which prompt of the bucket the ordered pair belongs to."""
     first: NDArray[np.int64]
     second: NDArray[np.int64]
     weight: NDArray[np.float64]
-    """Sums of the verdicts' ``w``, ``w o`` and ``w o^2``."""
     wins: NDArray[np.float64]
     wins_sq: NDArray[np.float64]
     count: NDArray[np.float64]
-    """Usable verdicts (repeats of the ordered pair)."""
     spread: NDArray[np.float64]
-    """``sum (o - mean o)^2`` over the verdicts of the ordered pair (0 for one verdict)."""
 
     def pairs(self, rho: float, gamma: float) -> _Pairs:
         """The prompts as stacked Bradley-Terry problems with the slot-1 term ``gamma`` held
@@ -266,13 +263,8 @@ class _Judge:
 def _strength_modes(
     b: _Bucket, gamma: float, judge: _Judge, variance: float
 ) -> tuple[float, NDArray[np.float64]]:
-    """Each prompt's strength mode at a fixed bias and spread, and the Laplace log marginal.
-
-    The marginal likelihood of the bias and the spread, with the strengths integrated out by
-    Laplace's method (Tierney & Kadane, JASA 81, 1986): the log posterior at the mode, less half
-    the log determinant of its Hessian, per prompt. Returns its sum over the bucket's prompts
-    and the inverse Hessians (the strengths' posterior covariances).
-    """
+    """Laplace's log marginal likelihood of the bias and spread, summed over the bucket's
+    prompts, and the strengths' posterior covariances; each prompt's ``theta`` moves to its mode."""
     pairs = b.pairs(judge.rho, gamma)
     n = b.theta.shape[1]
     # The mode of l / phi - |theta|^2 / (2 s^2) is that of l - phi |theta|^2 / (2 s^2).
@@ -293,11 +285,8 @@ def _log_marginal(
     judge: _Judge,
     spread: tuple[float, float],
 ) -> float:
-    """Laplace log marginal posterior of ``x = (bias, log strength sd)``.
-
-    ``spread``: the prior's strength variance and its degrees of freedom (a scaled inverse
-    chi-square prior on the variance; 0 degrees of freedom: flat in the log variance).
-    """
+    """Log marginal posterior of ``x = (bias, log strength sd)``; ``spread``: the variance and
+    degrees of freedom of a scaled inverse chi-square prior on the strength variance."""
     gamma = float(x[0])
     variance = max(math.exp(2.0 * float(x[1])), MIN_STRENGTH_SD**2)
     total = -0.5 * (gamma - judge.bias_mean) ** 2 / judge.bias_sd**2
@@ -309,10 +298,8 @@ def _log_marginal(
 
 
 def _maximise(f: Any, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Newton's method in two dimensions with central differences and step halving.
-
-    Returns the maximiser and the Hessian there.
-    """
+    """The maximiser of ``f`` in two dimensions, and the Hessian there: Newton's method with
+    central differences and step halving."""
     h = 1e-4
     eye = np.eye(2) * h
     current = f(x)

@@ -87,14 +87,11 @@ class CandidateScore:
 
     Attributes
     ----------
-    index : int
-        Position in the input list.
-    id : str or None
-    strength, stderr : float
-        Bradley-Terry log-strength (centred over the prompt's candidates) and its posterior
-        standard error (normal approximation at the mode).
-    lower, upper : float
-        Interval of ``strength`` at the result's confidence level.
+    index, id
+        Position in the input list, and the candidate's id (``None`` without).
+    strength, stderr, lower, upper : float
+        Bradley-Terry log-strength (centred over the prompt's candidates), its posterior
+        standard error at the mode, and its interval at the ranking's confidence level.
     p_best : float
         Posterior probability that this candidate is the best.
     win_rate, mean_score : float
@@ -121,12 +118,13 @@ class Ranking:
 
     Attributes
     ----------
-    candidates : tuple of str
-        The candidate texts, in input order.
+    candidates, candidate_ids : tuple of str
+        The candidate texts, and their ids (``None`` without), in input order.
     order : tuple of int
         Candidate indices, best first; empty when no verdict was usable.
-    best : int or None
-        The pick (see the module); ``None`` when no verdict was usable: nothing is guessed.
+    best, champion : int or None
+        The pick (see the module; ``None`` when no verdict was usable: nothing is guessed), and
+        the strategy's own winner (a knockout's champion) when it has one.
     scores : tuple of CandidateScore
         Per-candidate scores, in input order.
     calls, cached, failed_calls : int
@@ -134,29 +132,23 @@ class Ranking:
         stayed failed after re-asking.
     usage : Usage
         Tokens the server reported.
-    budget : int or None
+    budget, strategy, swap
+        As the run had them.
     status : str
-        :data:`RankingStatus`; only a ``complete`` ranking's best is the strategy's decision
-        (:attr:`decided`).
-    strategy, swap : str
+        :data:`RankingStatus`; only a ``complete`` ranking's best is the strategy's decision.
     position_bias : float or None
         Fitted slot-1 advantage (log-odds) of the judge on this prompt.
     consistency : ConsistencyReport
         Agreement between the two orders of pairs judged both ways.
-    connected : bool
-        Whether the usable comparisons connect every candidate.
-    components, cycles : tuple of tuple of int
-        The comparison graph's connected components, and intransitive cycles among majority
-        preferences (a diagnostic).
+    connected, components, cycles
+        Whether the usable comparisons connect every candidate, the comparison graph's
+        connected components, and intransitive cycles among majority preferences.
     notes : tuple of str
         Decisions made without a usable verdict, and warnings.
     judgements : tuple of Judgement
         Every call made, with its verdict.
     confidence : float
-        Level of the ``lower``/``upper`` intervals.
-    candidate_ids : tuple of str or None
-    champion : int or None
-        The strategy's own winner (a knockout's champion), when it has one.
+        Level of the scores' ``lower``/``upper`` intervals.
     """
 
     candidates: tuple[str, ...]

@@ -48,18 +48,13 @@ class LeaderboardRow:
 
     Attributes
     ----------
-    rank : int
-        1 for the best system.
-    label : str
-        The system's name.
-    rating : float
-        Elo-scaled Bradley-Terry strength (the rated systems' geometric mean is at ``base``).
-    lower, upper : float or None
-        Bootstrap interval of ``rating``; ``None`` without bootstrap.
-    games : int
-        Games the system played, in either slot.
-    win_rate : float
-        Share of soft wins (ties count half).
+    rank, label : int, str
+        1 for the best system; the system's name.
+    rating, lower, upper : float
+        Elo-scaled Bradley-Terry strength (the rated systems' geometric mean is at ``base``),
+        and its bootstrap interval (``None`` without bootstrap).
+    games, win_rate : int, float
+        Games played in either slot, and the share of soft wins (ties count half).
     """
 
     rank: int
@@ -113,18 +108,13 @@ class LeaderboardTable:
     ----------
     rows : tuple of LeaderboardRow
         The rated systems, by decreasing rating.
-    position_bias : float or None
-        Fitted slot-1 advantage in log-odds; ``None`` when not fitted.
-    position_bias_interval : tuple of float or None
-        Its bootstrap interval.
+    position_bias, position_bias_interval : float, tuple of float, or None
+        Fitted slot-1 advantage in log-odds (``None`` when not fitted), and its interval.
     confidence : float
         Level of the intervals.
-    fit : BradleyTerryFit
-        The underlying fit, indexed by ``labels``: the rated systems and the set-apart ones with
-        a provisional rating (its ``params`` are centred over all of them, the ratings over the
-        rated ones).
-    labels : tuple of str
-        The label of each item index of ``fit`` (sorted).
+    fit, labels : BradleyTerryFit, tuple of str
+        The underlying fit, over the rated systems and the set-apart ones with a provisional
+        rating (its ``params`` centred over all of them), and the label of each of its items.
     resampled : {"clusters", "games", "none"}
         What the bootstrap resampled: whole prompts, single games, or nothing.
     set_apart : tuple of SetApartRow
@@ -232,10 +222,7 @@ def _largest_win_component(c: Comparisons, members: Mask) -> Mask:
 
 def _games(c: Comparisons) -> Index:
     """Games each item played, in either slot."""
-    games: Index = np.bincount(c.first, minlength=c.n_items) + np.bincount(
-        c.second, minlength=c.n_items
-    )
-    return games
+    return np.bincount(np.concatenate([c.first, c.second]), minlength=c.n_items)
 
 
 @dataclass(frozen=True)
@@ -288,17 +275,12 @@ def _outside_reason(c: Comparisons, item: int, group: Mask) -> str:
     return "its wins and losses against the rated models leave its strength unbounded"
 
 
-@dataclass(frozen=True)
-class _Selection:
-    fitted: Mask
-    """Models in the fit: the rated ones and those with a provisional rating."""
-    rated: Mask
-    reasons: dict[int, str]
-    notes: tuple[str, ...]
+_Selection = tuple[Mask, Mask, dict[int, str], tuple[str, ...]]
 
 
 def _select(c: Comparisons, unit: Index, tail: float, unit_name: str) -> _Selection:
-    """Which models are fitted, which are rated, and why the others are set apart."""
+    """The models in the fit (the rated ones and those with a provisional rating), the rated
+    ones, why the others are set apart, and notes."""
     everyone = np.ones(c.n_items, dtype=bool)
     fitted = _largest_win_component(c, everyone)
     if int(fitted.sum()) < 2:
@@ -307,7 +289,7 @@ def _select(c: Comparisons, unit: Index, tail: float, unit_name: str) -> _Select
             "(each group of models won or lost every game against the others), so the ratings "
             "rest on the penalty alpha alone"
         )
-        return _Selection(everyone, everyone, {}, (note,))
+        return everyone, everyone, {}, (note,)
     reasons = {i: _outside_reason(c, i, fitted) for i in np.flatnonzero(~fitted).tolist()}
     rated = fitted
     while True:
@@ -338,8 +320,8 @@ def _select(c: Comparisons, unit: Index, tail: float, unit_name: str) -> _Select
             "intervals, so all of them are rated, and some intervals may reach far"
         )
         reasons = {i: r for i, r in reasons.items() if not fitted[i]}
-        return _Selection(fitted, fitted, reasons, (note,))
-    return _Selection(fitted, rated, reasons, ())
+        return fitted, fitted, reasons, (note,)
+    return fitted, rated, reasons, ()
 
 
 # ------------------------------------------------------------------------------- the table
@@ -382,10 +364,8 @@ def fit_leaderboard(
     base: float = 1000.0,
     clusters: Sequence[Hashable] | None = None,
 ) -> LeaderboardTable:
-    """Fit an Elo-scaled Bradley-Terry leaderboard with bootstrap intervals.
-
-    Models whose strength the data do not identify are set apart, with the reason, and kept
-    out of the ratings' centring (see the module).
+    """Fit an Elo-scaled Bradley-Terry leaderboard with bootstrap intervals, setting apart the
+    models whose strength the data do not identify (see the module).
 
     Parameters
     ----------
@@ -398,10 +378,8 @@ def fit_leaderboard(
     fit_position_bias : bool, optional
         Whether to fit a slot-1 advantage jointly (LLM judges favour a position; Zheng et al.,
         2023).
-    bootstrap_rounds : int, optional
-        Bootstrap resamples; 0 skips the intervals.
-    seed : int or numpy.random.Generator or None, optional
-        Source of randomness for the bootstrap.
+    bootstrap_rounds, seed : int, and int or numpy.random.Generator or None, optional
+        Bootstrap resamples (0 skips the intervals), and their source of randomness.
     alpha : float, optional
         L2 penalty, as for :func:`~genrm_rank.aggregators.bradley_terry.bradley_terry`.
     confidence : float, optional
@@ -416,7 +394,6 @@ def fit_leaderboard(
     Returns
     -------
     LeaderboardTable
-        Rated rows sorted best first, and the systems set apart.
 
     Examples
     --------
@@ -443,15 +420,15 @@ def fit_leaderboard(
             )
         ids: dict[Hashable, int] = {}
         unit = np.array([ids.setdefault(c, len(ids)) for c in cluster_labels], dtype=np.int64)
-    selection = _select(
+    in_fit, rated, reasons, notes = _select(
         comparisons, unit, (1.0 - confidence) / 2.0, "games" if clusters is None else "prompts"
     )
 
     # The fit covers the fitted models only: its item i is all_labels[fitted_index[i]].
-    fitted_index = np.flatnonzero(selection.fitted)
+    fitted_index = np.flatnonzero(in_fit)
     new_index = np.full(n, -1, dtype=np.int64)
     new_index[fitted_index] = np.arange(fitted_index.shape[0])
-    keep = selection.fitted[first] & selection.fitted[second]
+    keep = in_fit[first] & in_fit[second]
     fitted = Comparisons.from_arrays(
         fitted_index.shape[0],
         new_index[first[keep]],
@@ -459,7 +436,7 @@ def fit_leaderboard(
         comparisons.outcome[keep],
         weight=comparisons.weight[keep],
     )
-    rated = selection.rated[fitted_index]
+    rated = rated[fitted_index]
     bias_interval = samples = None
     if rounds > 0:
         boot = bootstrap_bradley_terry(
@@ -513,14 +490,13 @@ def fit_leaderboard(
             games=int(games[j]),
             prompts=None if prompts is None else int(prompts[j]),
             win_rate=float(rates[j]),
-            reason=selection.reasons[j],
+            reason=reasons[j],
         )
-        for j in sorted(selection.reasons, key=lambda j: all_labels[j])
+        for j in sorted(reasons, key=lambda j: all_labels[j])
     )
-    notes = list(selection.notes)
     if dropped := int(np.count_nonzero(~keep)):
-        notes.append(
-            f"{dropped} games involving models without a finite strength were left out of the fit"
+        notes += (
+            f"{dropped} games involving models without a finite strength were left out of the fit",
         )
     return LeaderboardTable(
         rows=rows,
@@ -531,5 +507,5 @@ def fit_leaderboard(
         labels=tuple(all_labels[j] for j in fitted_index.tolist()),
         resampled="none" if rounds == 0 else "games" if clusters is None else "clusters",
         set_apart=set_apart,
-        notes=tuple(notes),
+        notes=notes,
     )
