@@ -181,9 +181,6 @@ def as_profile(value: ProfileLike | None, name: str = "judge_profile") -> JudgeP
     )
 
 
-# -- learning ---------------------------------------------------------------------------------
-
-
 @dataclass
 class _Bucket:
     """Prompts with the same number of candidates, one entry per judged ordered pair: its

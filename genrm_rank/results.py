@@ -346,10 +346,6 @@ def build_ranking(
         p_best = np.asarray(own, dtype=float)  # the posterior the strategy stopped on
     else:
         p_best = fit.p_best(n_samples=spec.p_best_draws, seed=seed)
-    has_scores = comparisons.score_first is not None and bool(
-        np.isfinite(comparisons.score_first).any()
-    )
-    means = mean_score(comparisons) if has_scores else np.full(n, np.nan)
     components = [tuple(sorted(c)) for c in connected_components(comparisons)]
     if len(components) > 1:
         notes.append(
@@ -368,7 +364,7 @@ def build_ranking(
         notes.append("no usable verdict: no candidate is chosen")
     ids = tuple(job.candidate_ids) if job.candidate_ids is not None else None
     counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
-    wins = win_rate(comparisons)
+    wins, means = win_rate(comparisons), mean_score(comparisons)  # NaN where none
     scores = tuple(
         CandidateScore(
             index=i,
@@ -404,7 +400,7 @@ def build_ranking(
         )
     return Ranking(
         candidates=tuple(job.candidates),
-        order=tuple(order),
+        order=order,
         best=best,
         scores=scores,
         calls=run.calls,

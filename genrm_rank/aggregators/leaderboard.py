@@ -186,9 +186,6 @@ class LeaderboardTable:
         return self.to_markdown()
 
 
-# ------------------------------------------------------------------ which models are rated
-
-
 def _won(c: Comparisons, members: Mask) -> tuple[Index, Index, Index]:
     """The games among members as ``(winner, loser, game)`` rows: each side that took a (soft)
     share of a game has a win."""
@@ -225,16 +222,9 @@ def _games(c: Comparisons) -> Index:
     return np.bincount(np.concatenate([c.first, c.second]), minlength=c.n_items)
 
 
-@dataclass(frozen=True)
-class _Risk:
-    risk: Array
-    win_units: Array
-    loss_units: Array
-    n_units: int
-
-
-def _separation_risk(c: Comparisons, unit: Index, members: Mask) -> _Risk:
-    """Chance that a bootstrap resample leaves each member without a win or without a loss.
+def _separation_risk(c: Comparisons, unit: Index, members: Mask) -> tuple[Array, Array, Array, int]:
+    """Chance that a bootstrap resample leaves each member without a win or without a loss, the
+    units each member has a win in and a loss in, and the number of units.
 
     A resample draws ``K`` of the ``K`` units (prompts, or games) of the games among members
     with replacement; an item with wins in ``W`` units and losses in ``L`` misses all its wins
@@ -248,7 +238,7 @@ def _separation_risk(c: Comparisons, unit: Index, members: Mask) -> _Risk:
     k = int(units.shape[0])
     if k == 0:
         zero = np.zeros(n)
-        return _Risk(np.where(members, 1.0, 0.0), zero, zero, 0)
+        return np.where(members, 1.0, 0.0), zero, zero, 0
     dense = dense.reshape(-1)
     win_keys, loss_keys = np.unique(winner * k + dense), np.unique(loser * k + dense)
 
@@ -258,7 +248,7 @@ def _separation_risk(c: Comparisons, unit: Index, members: Mask) -> _Risk:
     wins, losses = count(win_keys), count(loss_keys)
     either = count(np.union1d(win_keys, loss_keys))
     risk = (1.0 - wins / k) ** k + (1.0 - losses / k) ** k - (1.0 - either / k) ** k
-    return _Risk(np.where(members, risk, 0.0), wins, losses, k)
+    return np.where(members, risk, 0.0), wins, losses, k
 
 
 def _outside_reason(c: Comparisons, item: int, group: Mask) -> str:
@@ -293,13 +283,13 @@ def _select(c: Comparisons, unit: Index, tail: float, unit_name: str) -> _Select
     reasons = {i: _outside_reason(c, i, fitted) for i in np.flatnonzero(~fitted).tolist()}
     rated = fitted
     while True:
-        risk = _separation_risk(c, unit, rated)
-        sparse = rated & (risk.risk > tail)
+        risk, win_units, loss_units, k = _separation_risk(c, unit, rated)
+        sparse = rated & (risk > tail)
         for i in np.flatnonzero(sparse).tolist():
             reasons.setdefault(
                 i,
-                f"too few {unit_name}: wins on {int(risk.win_units[i])} and losses on "
-                f"{int(risk.loss_units[i])} of {risk.n_units}, so {risk.risk[i]:.1%} of "
+                f"too few {unit_name}: wins on {int(win_units[i])} and losses on "
+                f"{int(loss_units[i])} of {k}, so {risk[i]:.1%} of "
                 f"resamples leave it without a win or without a loss (more than the "
                 f"{tail:.1%} tail; its interval would reach infinity)",
             )
@@ -322,9 +312,6 @@ def _select(c: Comparisons, unit: Index, tail: float, unit_name: str) -> _Select
         reasons = {i: r for i, r in reasons.items() if not fitted[i]}
         return fitted, fitted, reasons, (note,)
     return fitted, rated, reasons, ()
-
-
-# ------------------------------------------------------------------------------- the table
 
 
 def _label_codes(firsts: list[str], seconds: list[str]) -> tuple[tuple[str, ...], Index, Index]:
