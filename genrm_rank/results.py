@@ -428,18 +428,6 @@ TIE_TOLERANCE = 1e-9
 """Strengths within this distance are an exact tie."""
 
 
-def _exactly_tied(params: np.ndarray[Any, np.dtype[np.float64]], best: int) -> tuple[int, ...]:
-    """Candidates whose strength equals ``best``'s, if it has the top strength (standard errors
-    do not enter: the one judged least has the widest posterior, not the better answer).
-
-    >>> _exactly_tied(np.array([1.0, 1.0, 0.0]), 1)
-    (0, 1)
-    """
-    if not np.all(np.isfinite(params)) or params[best] < params.max() - TIE_TOLERANCE:
-        return (best,)
-    return tuple(i for i in range(len(params)) if abs(params[i] - params[best]) <= TIE_TOLERANCE)
-
-
 def _pick(
     fit: BradleyTerryFit,
     champion: int | None,
@@ -456,12 +444,13 @@ def _pick(
     params = fit.params
     top = float(np.max(params))
     best = next(int(i) for i in order if float(params[i]) >= top - TIE_TOLERANCE)
-    tied = _exactly_tied(params, best)
-    if len(tied) > 1:
-        # Neither standard errors nor P(best)'s Monte Carlo noise may settle a tie silently.
+    tied = [i for i, p in enumerate(params) if abs(p - params[best]) <= TIE_TOLERANCE]
+    if len(tied) > 1 and np.all(np.isfinite(params)):
+        # Neither standard errors (the candidate judged least has the widest posterior, not the
+        # better answer) nor P(best)'s Monte Carlo noise may settle a tie silently.
         best = int(np.random.default_rng(seed).choice(tied))
         notes.append(
-            f"candidates {list(tied)} are exactly tied at the top (equal posterior "
+            f"candidates {tied} are exactly tied at the top (equal posterior "
             f"strength); candidate {best} was picked by the prompt's seeded coin"
         )
     elif champion is not None and best != champion:
