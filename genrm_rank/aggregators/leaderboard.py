@@ -240,15 +240,17 @@ def _separation_risk(c: Comparisons, unit: Index, members: Mask) -> tuple[Array,
         zero = np.zeros(n)
         return np.where(members, 1.0, 0.0), zero, zero, 0
     dense = dense.reshape(-1)
-    win_keys, loss_keys = np.unique(winner * k + dense), np.unique(loser * k + dense)
-
-    def count(keys: Index) -> Array:
-        return weighted_bincount(keys // k, np.ones(keys.shape[0]), n)
-
-    wins, losses = count(win_keys), count(loss_keys)
-    either = count(np.union1d(win_keys, loss_keys))
+    wins, losses = _units_of(winner, dense, n), _units_of(loser, dense, n)
+    either = _units_of(np.concatenate([winner, loser]), np.tile(dense, 2), n)
     risk = (1.0 - wins / k) ** k + (1.0 - losses / k) ** k - (1.0 - either / k) ** k
     return np.where(members, risk, 0.0), wins, losses, k
+
+
+def _units_of(item: Index, unit: Index, n: int) -> Array:
+    """How many distinct units each of ``n`` items appears with (``item[i]`` with ``unit[i]``)."""
+    k = int(unit.max()) + 1
+    keys = np.unique(item * k + unit)
+    return weighted_bincount(keys // k, np.ones(keys.shape[0]), n)
 
 
 def _outside_reason(c: Comparisons, item: int, group: Mask) -> str:
@@ -453,9 +455,7 @@ def fit_leaderboard(
     rates, games = win_rate(comparisons), _games(comparisons)
     prompts = None
     if clusters is not None:
-        k = int(unit.max()) + 1
-        keys = np.unique(np.concatenate([first, second]) * k + np.tile(unit, 2))
-        prompts = np.bincount(keys // k, minlength=n)
+        prompts = _units_of(np.concatenate([first, second]), np.tile(unit, 2), n)
 
     order = [int(i) for i in np.argsort(-ratings, kind="stable") if rated[i]]
     rows = tuple(
