@@ -94,16 +94,13 @@ def _check_gold(gold: Mapping[tuple[int, int], int]) -> dict[frozenset[int], int
         raise TypeError(
             f"Argument 'gold' must be a mapping of pairs to winners, not {type(gold).__name__}."
         )
-    checked: dict[frozenset[int], int] = {}
     for pair, winner in gold.items():
-        key = frozenset(pair)
-        if len(key) != 2 or winner not in key:
+        if len(frozenset(pair)) != 2 or winner not in frozenset(pair):
             raise ValueError(
                 f"Argument 'gold' must map a pair of two candidates to one of them, "
                 f"not {pair!r} -> {winner!r}."
             )
-        checked[key] = winner
-    return checked
+    return {frozenset(pair): winner for pair, winner in gold.items()}
 
 
 def consistency_report(

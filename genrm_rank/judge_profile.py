@@ -364,17 +364,13 @@ def learn_judge_profile(
     Parameters
     ----------
     prompts : iterable
-        One item a prompt: its :class:`~genrm_rank.aggregators.Comparisons` (outcome: the
-        preference of slot 1), or a :class:`~genrm_rank.results.Ranking` or
-        :class:`~genrm_rank.orchestrator.PromptRun`, whose usable judgements are mapped by
-        ``preference_mapping`` (default linear).
+        One item a prompt: its :class:`~genrm_rank.aggregators.Comparisons`, or a
+        :class:`~genrm_rank.results.Ranking` or :class:`~genrm_rank.orchestrator.PromptRun`.
     prior : JudgeProfile or None
-        What is assumed before the verdicts: the prior on ``gamma`` and on ``s^2`` (scaled
-        inverse chi-square on ``strength_df`` degrees of freedom), and ``dispersion_df`` and
-        ``repeat_pairs`` pseudo-observations in the pooled estimates (included in the learnt
-        ``*_df``). ``None``: the verdicts alone.
+        The priors on ``gamma`` and ``s^2`` (scaled inverse chi-square), its ``*_df`` and
+        ``repeat_pairs`` counted in the pooled estimates; ``None``: the verdicts alone.
     preference_mapping : callable, optional
-        Ranking (1..6) to preference.
+        Ranking (1..6) to preference, for Rankings and PromptRuns; default linear.
 
     Returns
     -------
