@@ -134,11 +134,8 @@ class LeaderboardTable:
     notes: tuple[str, ...] = ()
 
     def to_markdown(self, *, decimals: int = 1) -> str:
-        """The table as GitHub-flavoured Markdown, with ``decimals`` places for ratings.
-
-        The rated systems, then the position bias when fitted, the systems set apart with the
-        reason, what the bootstrap resampled, and the notes.
-        """
+        """The table, position bias, systems set apart, resampling and notes as GitHub-flavoured
+        Markdown, with ``decimals`` places for ratings."""
         level = f"{round(self.confidence * 100)}% CI"
 
         def interval(row: LeaderboardRow | SetApartRow) -> str:
