@@ -1,16 +1,11 @@
 """Position-swap consistency: does the judge pick the same candidate when the slots are swapped?
 
-:func:`consistency_report` is a pure function over finished judgements. It pairs every call
-``(a, b)`` with the call ``(b, a)`` of the same sample index and counts how often both orders
-name the same winner, how often each slot wins, and how strongly the judge leans to a slot.
-
-The same machinery reproduces LLMBar's published per-run statistics (``tests/llmbar.py``).
-
 References
 ----------
 Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", 2023 (arXiv:2306.05685),
 for position bias and swap consistency. Zeng et al., "Evaluating Large Language Models at
-Evaluating Instruction Following", ICLR 2024 (arXiv:2310.07641), for LLMBar.
+Evaluating Instruction Following", ICLR 2024 (arXiv:2310.07641), whose per-run statistics the
+same counts reproduce (``tests/llmbar.py``).
 """
 
 from __future__ import annotations
@@ -29,46 +24,39 @@ __all__ = ["ConsistencyReport", "consistency_report"]
 class ConsistencyReport:
     """Swap consistency and position bias of a set of judgements.
 
-    A *unit* is one unordered pair and one sample index: the call ``(a, b)`` of sample ``s`` is
-    paired with the call ``(b, a)`` of sample ``s``. The *winner* of a usable verdict is the
-    candidate in slot 1 if ``ranking < 3.5``, in slot 2 if ``ranking > 3.5``, and nobody (a tie)
-    at exactly 3.5.
+    A *unit* is one unordered pair and one sample index: the call ``(a, b)`` of sample ``s``
+    with the call ``(b, a)`` of sample ``s``. A usable verdict's *winner* is its
+    :attr:`~genrm_rank.verdict.Verdict.winner_slot`'s candidate, or nobody (a tie).
 
     Attributes
     ----------
-    judgements : int
-        Judgements read.
-    failed : int
-        Judgements whose verdict failed (``ok == False``).
-    pairs_both_orders : int
-        Units with a usable verdict in both orders.
-    agree : int
-        Of those, units where both orders name the same winner (two ties agree).
+    judgements, failed : int
+        Judgements read, and those whose verdict failed.
+    pairs_both_orders, agree : int
+        Units with a usable verdict in both orders, and of those, units whose two orders name
+        the same winner (two ties agree).
     agreement_rate : float or None
-        ``agree / pairs_both_orders``; ``None`` when there are no such units.
-    pairs_one_failed : int
-        Units judged in both orders where exactly one verdict failed.
-    pairs_both_failed : int
-        Units judged in both orders where both verdicts failed.
+        ``agree / pairs_both_orders``; ``None`` without such units.
+    pairs_one_failed, pairs_both_failed : int
+        Units judged in both orders where one verdict, or both, failed.
     unpaired : int
         Judgements with no judgement of the opposite order and same sample.
     first_slot_wins, second_slot_wins, ties : int
-        Over every usable verdict (paired or not): wins of slot 1, of slot 2, and ties.
+        Over every usable verdict, paired or not.
     first_slot_win_share : float or None
         ``first_slot_wins / (first_slot_wins + second_slot_wins)``; 0.5 means no lean.
     first_slot_log_odds : float or None
         ``log(first_slot_wins / second_slot_wins)``; ``None`` unless both are positive.
     position_bias : float or None
-        Mean over the units of ``pairs_both_orders`` of ``(p_ab + p_ba - 1) / 2``, where ``p_xy``
-        is the preference (slot 1 over slot 2) of the call ``(x, y)``: the part of a preference
-        owed to the slot, in preference units, from -0.5 (slot 2 always wins fully) through 0 (no
-        bias) to 0.5 (slot 1 always wins fully). It is exactly what ``swap="both"`` removes.
+        Mean over the units of ``pairs_both_orders`` of ``(p_ab + p_ba - 1) / 2``, ``p_xy`` the
+        preference of the call ``(x, y)``: the part of a preference owed to the slot, from -0.5
+        to 0.5, exactly what ``swap="both"`` removes.
     gold_pairs : int
-        Units judged in both orders (usable or not) whose pair has a gold winner.
+        Units judged in both orders whose pair has a gold winner.
     correct_first_order, correct_swapped_order, correct_both : int or None
-        Of the ``gold_pairs``: the verdict with the lower-indexed candidate in slot 1 (the
-        *first order*) names the gold winner; the verdict of the swapped order does; both do. A
-        failed verdict or a tie is not correct. ``None`` when no ``gold`` was given.
+        Of the ``gold_pairs``: the verdict with the lower-indexed candidate in slot 1 names the
+        gold winner; the swapped order's does; both do (a failure or a tie is not correct).
+        ``None`` without ``gold``.
     """
 
     judgements: int
@@ -98,9 +86,7 @@ _GOLD_COUNTS = ("gold_pairs", "correct_first_order", "correct_swapped_order", "c
 def _winner(judgement: Judgement) -> int | None:
     """The candidate a usable verdict favours, ``None`` for a tie."""
     slot = judgement.verdict.winner_slot
-    if slot is None:
-        return None
-    return judgement.first if slot == 1 else judgement.second
+    return None if slot is None else (judgement.first, judgement.second)[slot - 1]
 
 
 def _check_gold(gold: Mapping[tuple[int, int], int]) -> dict[frozenset[int], int]:
@@ -108,16 +94,13 @@ def _check_gold(gold: Mapping[tuple[int, int], int]) -> dict[frozenset[int], int
         raise TypeError(
             f"Argument 'gold' must be a mapping of pairs to winners, not {type(gold).__name__}."
         )
-    checked: dict[frozenset[int], int] = {}
     for pair, winner in gold.items():
-        key = frozenset(pair)
-        if len(key) != 2 or winner not in key:
+        if len(frozenset(pair)) != 2 or winner not in frozenset(pair):
             raise ValueError(
                 f"Argument 'gold' must map a pair of two candidates to one of them, "
                 f"not {pair!r} -> {winner!r}."
             )
-        checked[key] = winner
-    return checked
+    return {frozenset(pair): winner for pair, winner in gold.items()}
 
 
 def consistency_report(

@@ -1,14 +1,10 @@
 """What a judge is like, as a value: its slot-1 bias, dispersion, strength spread and repeats.
 
-Position bias, how much a graded verdict varies, how far apart a prompt's candidates usually
-are, and whether a repeat of an ordered pair copies the last verdict are properties of the
-judge (a model at a temperature, with a prompt template), not of one prompt. A
-:class:`JudgeProfile` holds them, each with its uncertainty, so that every prompt of a run, a
-resumed run, a shard, or a single ``select_best`` call ranks with the same model of the judge,
-whatever else ran and whenever it finished. It is learnt from verdicts
-(:func:`learn_judge_profile`), saved as a small JSON file, loaded, and passed to every door:
-``select_best``/``rank``/``arank_many`` (``judge_profile=``), the SDG functions, and the CLI
-(``--judge-profile FILE``; ``--save-judge-profile FILE`` writes what a run learnt).
+These belong to the judge (a model at a temperature, with a prompt template), not to one prompt:
+a :class:`JudgeProfile` holds them with their uncertainty, so that every prompt of a run, a
+resumed run, a shard or a single call ranks with the same model of the judge. It is learnt from
+verdicts (:func:`learn_judge_profile`), saved as JSON, and passed to every door
+(``judge_profile=``, the CLI's ``--judge-profile FILE``).
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ import functools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from genrm_rank import validate as check
 from genrm_rank.aggregators.bradley_terry import _Gaussian, _moments, _Pairs
 from genrm_rank.aggregators.comparisons import Comparisons, weighted_bincount
 from genrm_rank.blas_threads import one_blas_thread
@@ -67,26 +63,19 @@ class JudgeProfile:
 
     Parameters
     ----------
-    position_bias : float
-        Slot-1 advantage, log-odds (positive: the first response is favoured).
-    position_bias_stderr : float
-        Its standard error (> 0); the prior on a prompt's bias has this standard deviation.
-    dispersion : float
-        Quasi-likelihood dispersion ``phi`` of one verdict (> 0).
-    dispersion_df : float
-        Residual degrees of freedom behind ``dispersion`` (> 0).
-    strength_sd : float
-        Prior standard deviation of a prompt's strengths, log-odds (> 0).
-    strength_df : float
-        Degrees of freedom behind ``strength_sd`` (> 0).
-    repeat_correlation : float
-        Correlation of two verdicts of one ordered pair, in [0, 1].
-    repeat_pairs : float
-        Repeats behind ``repeat_correlation`` (>= 0).
-    verdicts : int
-        Usable verdicts the profile was learnt from (0 for the default).
-    prompts : int
-        Prompts the profile was learnt from.
+    position_bias, position_bias_stderr : float
+        Slot-1 advantage in log-odds (positive favours the first response), and its standard
+        error (> 0), the standard deviation of the prior on a prompt's bias.
+    dispersion, dispersion_df : float
+        Quasi-likelihood dispersion ``phi`` of one verdict (> 0), and its residual degrees of
+        freedom (> 0).
+    strength_sd, strength_df : float
+        Prior standard deviation of a prompt's strengths in log-odds (> 0), and its degrees of
+        freedom (> 0).
+    repeat_correlation, repeat_pairs : float
+        Correlation of two verdicts of one ordered pair in [0, 1], and the repeats behind it.
+    verdicts, prompts : int
+        Usable verdicts and prompts the profile was learnt from (0 for the default).
     """
 
     position_bias: float = 0.0
@@ -112,7 +101,6 @@ class JudgeProfile:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Field '{name}' must be an int >= 0, not {value!r}.")
 
-    # -- storage -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the ``format`` tag.
 
@@ -141,16 +129,10 @@ class JudgeProfile:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the profile as JSON to ``path``, atomically (a temporary file, then a rename)."""
-        target = Path(path)
-        fd, temp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=2)
-                handle.write("\n")
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        from genrm_rank.sdg.output import write_atomically  # sdg imports this module
+
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        write_atomically(Path(path), text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JudgeProfile:
@@ -199,45 +181,29 @@ def as_profile(value: ProfileLike | None, name: str = "judge_profile") -> JudgeP
     )
 
 
-# -- learning ---------------------------------------------------------------------------------
-
-
 @dataclass
 class _Bucket:
-    """Prompts with the same number of candidates: one entry per judged ordered pair."""
+    """Prompts with the same number of candidates, one entry per judged ordered pair: its
+    prompt, slots, sums of the verdicts' ``w``, ``w o`` and ``w o^2``, ``count`` of verdicts
+    and ``spread``, ``sum (o - mean o)^2``; ``theta[prompt, candidate]`` the strengths."""
 
     theta: NDArray[np.float64]
-    """Current strengths, ``[prompt, candidate]``."""
     prompt: NDArray[np.int64]
-    """Which prompt of the bucket the ordered pair belongs to."""
     first: NDArray[np.int64]
     second: NDArray[np.int64]
     weight: NDArray[np.float64]
-    """Sums of the verdicts' ``w``, ``w o`` and ``w o^2``."""
     wins: NDArray[np.float64]
     wins_sq: NDArray[np.float64]
     count: NDArray[np.float64]
-    """Usable verdicts (repeats of the ordered pair)."""
     spread: NDArray[np.float64]
-    """``sum (o - mean o)^2`` over the verdicts of the ordered pair (0 for one verdict)."""
 
     def pairs(self, rho: float, gamma: float) -> _Pairs:
         """The prompts as stacked Bradley-Terry problems with the slot-1 term ``gamma`` held
         fixed, each verdict weighing ``1 / (1 + (k - 1) rho)`` of its ordered pair (Kish)."""
         c = 1.0 / (1.0 + np.maximum(self.count - 1.0, 0.0) * rho)
         size, n = self.theta.shape
-        return _Pairs(
-            self.first,
-            self.second,
-            self.weight * c,
-            self.wins * c,
-            self.wins_sq * c,
-            n,
-            n,
-            self.prompt,
-            size,
-            gamma,
-        )
+        w, o, o2 = (a * c for a in (self.weight, self.wins, self.wins_sq))
+        return _Pairs(self.first, self.second, w, o, o2, n, n, self.prompt, size, gamma)
 
 
 def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
@@ -261,6 +227,7 @@ def _comparisons_of(item: object, preference_mapping: Any) -> Comparisons:
 
 
 def _buckets(prompts: Sequence[Comparisons]) -> list[_Bucket]:
+    """The prompts with a usable verdict, bucketed by size."""
     by_size: dict[int, list[list[NDArray[Any]]]] = {}
     for c in prompts:
         n = c.n_items
@@ -270,16 +237,8 @@ def _buckets(prompts: Sequence[Comparisons]) -> list[_Bucket]:
         count, outcomes, _ = _moments(cell, len(pairs), np.ones_like(c.outcome), c.outcome)
         spread = weighted_bincount(cell, (c.outcome - (outcomes / count)[cell]) ** 2, len(pairs))
         index = np.full(len(pairs), len(by_size.get(n, [])), dtype=np.int64)
-        by_size.setdefault(n, []).append(
-            [
-                index,
-                pairs // n,
-                pairs % n,
-                *_moments(cell, len(pairs), c.weight, c.outcome),
-                count,
-                spread,
-            ]
-        )
+        moments = _moments(cell, len(pairs), c.weight, c.outcome)
+        by_size.setdefault(n, []).append([index, pairs // n, pairs % n, *moments, count, spread])
     buckets = []
     for n in sorted(by_size):
         columns = [np.concatenate(column) for column in zip(*by_size[n], strict=True)]
@@ -301,13 +260,8 @@ class _Judge:
 def _strength_modes(
     b: _Bucket, gamma: float, judge: _Judge, variance: float
 ) -> tuple[float, NDArray[np.float64]]:
-    """Each prompt's strength mode at a fixed bias and spread, and the Laplace log marginal.
-
-    The marginal likelihood of the bias and the spread, with the strengths integrated out by
-    Laplace's method (Tierney & Kadane, JASA 81, 1986): the log posterior at the mode, less half
-    the log determinant of its Hessian, per prompt. Returns its sum over the bucket's prompts
-    and the inverse Hessians (the strengths' posterior covariances).
-    """
+    """Laplace's log marginal likelihood of the bias and spread, summed over the bucket's
+    prompts, and the strengths' posterior covariances; each prompt's ``theta`` moves to its mode."""
     pairs = b.pairs(judge.rho, gamma)
     n = b.theta.shape[1]
     # The mode of l / phi - |theta|^2 / (2 s^2) is that of l - phi |theta|^2 / (2 s^2).
@@ -328,11 +282,8 @@ def _log_marginal(
     judge: _Judge,
     spread: tuple[float, float],
 ) -> float:
-    """Laplace log marginal posterior of ``x = (bias, log strength sd)``.
-
-    ``spread``: the prior's strength variance and its degrees of freedom (a scaled inverse
-    chi-square prior on the variance; 0 degrees of freedom: flat in the log variance).
-    """
+    """Log marginal posterior of ``x = (bias, log strength sd)``; ``spread``: the variance and
+    degrees of freedom of a scaled inverse chi-square prior on the strength variance."""
     gamma = float(x[0])
     variance = max(math.exp(2.0 * float(x[1])), MIN_STRENGTH_SD**2)
     total = -0.5 * (gamma - judge.bias_mean) ** 2 / judge.bias_sd**2
@@ -344,10 +295,8 @@ def _log_marginal(
 
 
 def _maximise(f: Any, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Newton's method in two dimensions with central differences and step halving.
-
-    Returns the maximiser and the Hessian there.
-    """
+    """The maximiser of ``f`` in two dimensions, and the Hessian there: Newton's method with
+    central differences and step halving."""
     h = 1e-4
     eye = np.eye(2) * h
     current = f(x)
@@ -393,48 +342,33 @@ def learn_judge_profile(
 
     One hierarchical Bradley-Terry model of every verdict: prompt ``p``'s candidate ``i`` has a
     strength ``theta_pi ~ N(0, s^2)``, and a verdict of the ordered pair ``(i, j)`` has mean
-    ``sigmoid(theta_pi - theta_pj + gamma)`` with one slot-1 bias ``gamma`` shared by every
-    prompt (the home-advantage model; Agresti, *Categorical Data Analysis*, sec. 10.6) and
+    ``sigmoid(theta_pi - theta_pj + gamma)``, one slot-1 bias ``gamma`` shared by every prompt
+    (the home-advantage model; Agresti, *Categorical Data Analysis*, sec. 10.6), and
     quasi-likelihood variance ``phi p (1 - p)`` (Wedderburn, Biometrika 61, 1974). Rounds
     alternate until the dispersion and the repeat correlation settle:
 
     - ``position_bias`` and ``strength_sd``: the mode of the marginal posterior of ``gamma``
       and ``log s``, every prompt's strengths integrated out by Laplace's method (Tierney &
-      Kadane, JASA 81, 1986; each prompt's strength mode by Newton, the two by Newton with
-      central differences). The bias is *fitted* against the strength gaps, not the logit of
-      the slot-1 win share, which strength gaps and graded verdicts pull towards 0; and with
-      the strengths integrated out rather than maximised jointly with it (penalised
-      quasi-likelihood; Breslow & Clayton, JASA 88, 1993), it is not pulled low on prompts of
-      few verdicts. ``position_bias_stderr`` comes from the curvature there. ``strength_sd`` is
-      the empirical-Bayes (type-II maximum likelihood) spread (Casella, Am. Stat. 39, 1985):
-      the spread of the raw estimates less their estimation noise, on ``strength_df``
-      (``N - 1`` a prompt) degrees of freedom;
-    - ``dispersion``: the pooled moment estimate ``sum w (o - p)^2 / sum w p (1 - p)`` at the
-      strengths' modes, scaled by verdicts over residual degrees of freedom, ``dispersion_df``:
-      verdicts less ``2 tr(H) - tr(H^2)``, ``H`` the hat matrix of the shrunken fit (Hastie &
-      Tibshirani, *Generalized Additive Models*, 1990, sec. 3.5). It still runs a little low
-      on prompts of few hard (0/1) verdicts (``benchmarks/README.md``);
-    - ``repeat_correlation``: the intra-class correlation of the verdicts of one ordered pair,
-      ``1 - sum_pairs sum (o - mean o)^2 / (phi sum_pairs (k - 1) p (1 - p))`` over pairs
-      judged ``k >= 2`` times in the same order (``repeat_pairs`` is the sum of ``k - 1``);
-      each verdict then weighs ``1 / (1 + (k - 1) r)`` in the fit (Kish's design effect).
-
-    Nothing depends on the order of the prompts or of their verdicts beyond floating-point
-    summation, which follows the order given.
+      Kadane, JASA 81, 1986), so that prompts of few verdicts do not pull the bias low as
+      penalised quasi-likelihood does (Breslow & Clayton, JASA 88, 1993); ``strength_sd`` is
+      the empirical-Bayes spread (Casella, Am. Stat. 39, 1985), on ``N - 1`` degrees of freedom
+      a prompt; the bias's standard error comes from the curvature;
+    - ``dispersion``: the pooled moment estimate ``sum w (o - p)^2 / sum w p (1 - p)``, scaled
+      by verdicts over residual degrees of freedom (verdicts less ``2 tr(H) - tr(H^2)``, ``H``
+      the hat matrix; Hastie & Tibshirani, *Generalized Additive Models*, 1990, sec. 3.5);
+      it runs a little low on prompts of few hard verdicts (``benchmarks/README.md``);
+    - ``repeat_correlation``: the intra-class correlation of the verdicts of one ordered pair
+      judged ``k >= 2`` times (``repeat_pairs`` sums ``k - 1``); each verdict then weighs
+      ``1 / (1 + (k - 1) r)`` (Kish's design effect).
 
     Parameters
     ----------
     prompts : iterable
-        One item a prompt: its :class:`~genrm_rank.aggregators.Comparisons` (outcome: the
-        preference of slot 1), or a :class:`~genrm_rank.results.Ranking` or
-        :class:`~genrm_rank.orchestrator.PromptRun` (its usable judgements, mapped by
-        ``preference_mapping``).
+        One item a prompt: its :class:`~genrm_rank.aggregators.Comparisons`, or a
+        :class:`~genrm_rank.results.Ranking` or :class:`~genrm_rank.orchestrator.PromptRun`.
     prior : JudgeProfile or None
-        What is assumed before the verdicts: its bias and standard error are the prior on
-        ``gamma``, its strength spread a scaled inverse chi-square prior on ``s^2`` with
-        ``strength_df`` degrees of freedom, and its dispersion and repeat correlation count as
-        ``dispersion_df`` and ``repeat_pairs`` observations in the pooled estimates (the learnt
-        ``*_df`` fields include them). ``None``: the verdicts alone.
+        The priors on ``gamma`` and ``s^2`` (scaled inverse chi-square), its ``*_df`` and
+        ``repeat_pairs`` counted in the pooled estimates; ``None``: the verdicts alone.
     preference_mapping : callable, optional
         Ranking (1..6) to preference, for Rankings and PromptRuns; default linear.
 
@@ -458,21 +392,14 @@ def learn_judge_profile(
     from genrm_rank.verdict import linear_preference
 
     mapping = linear_preference if preference_mapping is None else preference_mapping
-    if prior is not None and not isinstance(prior, JudgeProfile):
-        raise TypeError(
-            f"Argument 'prior' must be a JudgeProfile or None, not {type(prior).__name__}."
-        )
+    if prior is not None:
+        check.instance("prior", prior, JudgeProfile, "a JudgeProfile or None")
     buckets = _buckets([_comparisons_of(item, mapping) for item in prompts])
     if not buckets:
         raise ValueError("Argument 'prompts' holds no usable verdict; a profile needs some.")
     base = prior or DEFAULT_PROFILE
-    judge = _Judge(
-        phi=base.dispersion,
-        strength_var=base.strength_sd**2,
-        rho=base.repeat_correlation,
-        bias_mean=base.position_bias if prior is not None else 0.0,
-        bias_sd=base.position_bias_stderr if prior is not None else UNINFORMED_BIAS_SD,
-    )
+    bias = (base.position_bias, base.position_bias_stderr) if prior else (0.0, UNINFORMED_BIAS_SD)
+    judge = _Judge(base.dispersion, base.strength_sd**2, base.repeat_correlation, *bias)
     verdicts = round(sum(float(b.count.sum()) for b in buckets))
     n_prompts = sum(int(b.theta.shape[0]) for b in buckets)
     strength_dof = float(sum(b.theta.shape[0] * (b.theta.shape[1] - 1) for b in buckets))

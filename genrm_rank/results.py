@@ -1,26 +1,15 @@
 """Results: from one prompt's judgements to a :class:`Ranking` with confidence.
 
-Usable verdicts become integer-indexed :class:`~genrm_rank.aggregators.Comparisons` (a failed
-verdict is counted and reported, never turned into a number), which the aggregators turn into:
-
-- the posterior of a Bradley-Terry model (Bradley & Terry 1952) with a slot-1 term under the
-  judge profile's prior, dispersion and repeat weights
-  (:class:`~genrm_rank.aggregators.BradleyTerryPrior`): strengths with normal-approximation (or
-  bootstrap percentile) intervals, and each candidate's probability of being the best,
-  importance-sampled from that posterior. Adaptive selection stops on this same posterior, and
-  the P(best) it stopped on is reported;
-- win rate and mean individual score;
-- graph diagnostics: a disconnected comparison graph and intransitive cycles.
+Usable verdicts become :class:`~genrm_rank.aggregators.Comparisons` (a failed verdict is counted
+and reported, never turned into a number); the ranking holds the Bradley-Terry posterior under
+the judge profile (:meth:`~genrm_rank.aggregators.BradleyTerryPrior.from_profile`), with
+intervals and P(best), win rates, mean scores and graph diagnostics.
 
 **The pick.** ``best`` is the posterior mean's leader (a bracket's champion is kept as
-``champion``, and ``notes`` says when they differ); adaptive selection keeps its own leader. The
-highest P(best) is not the pick: with equal means it is the candidate judged least. The rule was
-chosen by measurement (``benchmarks/README.md``, "Pick rule"). An exactly tied top is settled by
-the prompt's seeded coin, and ``notes`` says so.
-
-**The prior and** ``spec.alpha``. The profile's ``strength_sd`` is the strengths' prior;
-``spec.alpha`` is the L2 penalty of the bootstrap's resampled fits only. When the judged pairs
-cannot separate the slot-1 bias from the strengths, the profile's bias stands in (noted).
+``champion``, and ``notes`` says when they differ); adaptive selection keeps its own leader,
+picked on this same posterior. The highest P(best) is not the pick: with equal means it is the
+candidate judged least (``benchmarks/README.md``, "Pick rule"). An exactly tied top is settled
+by the prompt's seeded coin, and ``notes`` says so.
 """
 
 from __future__ import annotations
@@ -34,7 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genrm_rank import validate as check
 from genrm_rank.aggregators import (
+    BradleyTerryFit,
     BradleyTerryPrior,
     Comparisons,
     bootstrap_bradley_terry,
@@ -77,22 +68,16 @@ def judgements_to_comparisons(
     preference_mapping: PreferenceMapping = linear_preference,
 ) -> Comparisons:
     """Usable judgements as comparisons (outcome: preference of slot 1); failed ones dropped."""
-    usable = [j for j in judgements if j.verdict.ranking is not None]
-    nan = float("nan")
+    verdicts = [(j, j.verdict) for j in judgements if j.verdict.ranking is not None]
     return Comparisons.from_arrays(
         n_items,
-        first=np.array([j.first for j in usable], dtype=np.int64),
-        second=np.array([j.second for j in usable], dtype=np.int64),
-        outcome=np.array(
-            [j.verdict.preference_with(preference_mapping) for j in usable], dtype=float
-        ),
-        score_first=np.array(
-            [nan if j.verdict.score_1 is None else j.verdict.score_1 for j in usable], dtype=float
-        ),
-        score_second=np.array(
-            [nan if j.verdict.score_2 is None else j.verdict.score_2 for j in usable], dtype=float
-        ),
-        ranking=np.array([j.verdict.ranking for j in usable], dtype=float),
+        first=np.array([j.first for j, _ in verdicts], dtype=np.int64),
+        second=np.array([j.second for j, _ in verdicts], dtype=np.int64),
+        outcome=np.array([v.preference_with(preference_mapping) for _, v in verdicts], dtype=float),
+        # None (no score) becomes NaN
+        score_first=np.array([v.score_1 for _, v in verdicts], dtype=float),
+        score_second=np.array([v.score_2 for _, v in verdicts], dtype=float),
+        ranking=np.array([v.ranking for _, v in verdicts], dtype=float),
     )
 
 
@@ -102,19 +87,15 @@ class CandidateScore:
 
     Attributes
     ----------
-    index : int
-        Position in the input list.
-    id : str or None
-    strength, stderr : float
-        Bradley-Terry log-strength (centred over the prompt's candidates) and its posterior
-        standard error (normal approximation at the mode).
-    lower, upper : float
-        Interval of ``strength`` at the result's confidence level.
+    index, id
+        Position in the input list, and the candidate's id (``None`` without).
+    strength, stderr, lower, upper : float
+        Bradley-Terry log-strength (centred over the prompt's candidates), its posterior
+        standard error at the mode, and its interval at the ranking's confidence level.
     p_best : float
-        Probability this candidate is the best, under the posterior (see the module).
+        Posterior probability that this candidate is the best.
     win_rate, mean_score : float
-        Soft wins over usable comparisons, and the mean individual 1-5 score the judge gave it
-        (NaN with none).
+        Soft wins over usable comparisons, and the mean individual 1-5 score (NaN with none).
     comparisons : int
         Usable comparisons it took part in.
     """
@@ -137,44 +118,37 @@ class Ranking:
 
     Attributes
     ----------
-    candidates : tuple of str
-        The candidate texts, in input order.
+    candidates, candidate_ids : tuple of str
+        The candidate texts, and their ids (``None`` without), in input order.
     order : tuple of int
         Candidate indices, best first; empty when no verdict was usable.
-    best : int or None
-        The chosen candidate (``None`` when no verdict was usable: nothing is guessed).
+    best, champion : int or None
+        The pick (see the module; ``None`` when no verdict was usable: nothing is guessed), and
+        the strategy's own winner (a knockout's champion) when it has one.
     scores : tuple of CandidateScore
         Per-candidate scores, in input order.
     calls, cached, failed_calls : int
-        Judge calls (generations) paid, re-asks included; verdicts served from a cache (free);
-        verdicts that stayed failed after re-asking.
+        Judge calls paid (re-asks included); verdicts served free from a cache; verdicts that
+        stayed failed after re-asking.
     usage : Usage
         Tokens the server reported.
-    budget : int or None
+    budget, strategy, swap
+        As the run had them.
     status : str
-        :data:`RankingStatus`. Only a ``complete`` ranking's best is the strategy's decision
-        (:attr:`decided`); where a graver status than ``budget_bound`` wins, ``notes`` still
-        says the budget bound.
-    strategy, swap : str
+        :data:`RankingStatus`; only a ``complete`` ranking's best is the strategy's decision.
     position_bias : float or None
         Fitted slot-1 advantage (log-odds) of the judge on this prompt.
     consistency : ConsistencyReport
-        Agreement between the two orders of pairs judged both ways, first-slot win share.
-    connected : bool
-        Whether the usable comparisons connect every candidate.
-    components, cycles : tuple of tuple of int
-        The comparison graph's connected components, and intransitive cycles among majority
-        preferences (a diagnostic).
+        Agreement between the two orders of pairs judged both ways.
+    connected, components, cycles
+        Whether the usable comparisons connect every candidate, the comparison graph's
+        connected components, and intransitive cycles among majority preferences.
     notes : tuple of str
         Decisions made without a usable verdict, and warnings.
     judgements : tuple of Judgement
         Every call made, with its verdict.
     confidence : float
-        Level of the ``lower``/``upper`` intervals.
-    candidate_ids : tuple of str or None
-    champion : int or None
-        The strategy's own winner (a knockout's champion) when it has one; ``best``, the
-        posterior mean's leader, may differ (see the module).
+        Level of the scores' ``lower``/``upper`` intervals.
     """
 
     candidates: tuple[str, ...]
@@ -284,9 +258,7 @@ def _shorten(text: str | None, limit: int) -> str | None:
 
 def _finite(value: Any) -> float | None:
     """A float for JSON: ``None`` for NaN, infinity or ``None`` (JSON has no NaN)."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _record(obj: Any) -> dict[str, Any]:
@@ -316,22 +288,19 @@ def build_ranking(
     run : PromptRun
         What the orchestrator produced for the prompt.
     spec : RankSpec
-        The strategy and swap (recorded) and the aggregation settings: preference mapping,
-        position term, interval level, P(best) draws, bootstrap and its ``alpha``.
+        The strategy and swap (recorded) and the aggregation settings; its ``alpha`` is the
+        penalty of the bootstrap's resampled fits only (the profile is the posterior's prior).
     seed : int, optional
-        Seed of the posterior draws, the bootstrap and the coin for an exactly tied top (the
-        prompt's own, :meth:`RankSpec.prompt_seeds`).
+        The prompt's own seed (:meth:`RankSpec.prompt_seeds`), for the posterior draws, the
+        bootstrap and the coin for an exactly tied top.
     profile : JudgeProfile, optional
-        The fit's prior, dispersion and repeat weights
-        (:meth:`~genrm_rank.aggregators.BradleyTerryPrior.from_profile`); default
+        The fit's prior, dispersion and repeat weights; default
         :data:`~genrm_rank.judge_profile.DEFAULT_PROFILE`. Pass the profile the strategy used,
         so that the ranking is that strategy's posterior.
     """
-    profile = DEFAULT_PROFILE if profile is None else profile
-    if not isinstance(profile, JudgeProfile):
-        raise TypeError(
-            f"Argument 'profile' must be a JudgeProfile or None, not {type(profile).__name__}."
-        )
+    if profile is None:
+        profile = DEFAULT_PROFILE
+    check.instance("profile", profile, JudgeProfile, "a JudgeProfile or None")
     confidence, position_bias = spec.confidence, spec.fit_position_bias
     job, n = run.job, len(run.job.candidates)
     # Verdicts arrive in completion order; a fixed order makes results reproducible run to run.
@@ -349,7 +318,6 @@ def build_ranking(
     budget_bound = run.budget_bound or run.outcome.budget_bound
     if budget_bound:
         notes.append(f"the budget of {job.budget} calls bound before the strategy finished")
-    counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
     prior = BradleyTerryPrior.from_profile(profile)
     fit = bradley_terry(comparisons, fit_position_bias=position_bias, prior=prior)
     if position_bias and usable and not fit.identification.position_bias_identified:
@@ -378,50 +346,25 @@ def build_ranking(
         p_best = np.asarray(own, dtype=float)  # the posterior the strategy stopped on
     else:
         p_best = fit.p_best(n_samples=spec.p_best_draws, seed=seed)
-    wins = win_rate(comparisons)
-    has_scores = comparisons.score_first is not None and bool(
-        np.isfinite(comparisons.score_first).any()
-    )
-    means = mean_score(comparisons) if has_scores else np.full(n, np.nan)
     components = [tuple(sorted(c)) for c in connected_components(comparisons)]
-    connected = len(components) == 1
-    if not connected:
+    if len(components) > 1:
         notes.append(
             f"the usable comparisons split the candidates into {len(components)} groups "
             f"{components}; their relative order rests on the prior alone"
         )
-    cycles = [tuple(c) for c in intransitive_cycles(comparisons)] if usable else []
     champion: int | None = run.outcome.best
+    order: tuple[int, ...] = ()
+    best = None
     if usable:
-        order = run.outcome.order
-        if order is None:
-            order = tuple(int(i) for i in fit.ranking())
-        # The strategy's pick stands only where it was made on this same posterior (adaptive
-        # selection, which hands over the P(best) it stopped on); otherwise the posterior
-        # mean's leader, a bracket's champion included.
-        decided = champion if run.outcome.p_best is not None else None
-        best = _pick(fit.params, decided, order)
-        if decided is None:
-            tied = _exactly_tied(fit.params, best)
-            if len(tied) > 1:
-                # Equal strengths: neither standard errors nor P(best)'s Monte Carlo noise may
-                # settle the tie silently. The prompt's seeded coin settles it openly.
-                best = int(np.random.default_rng(seed).choice(tied))
-                notes.append(
-                    f"candidates {list(tied)} are exactly tied at the top (equal posterior "
-                    f"strength); candidate {best} was picked by the prompt's seeded coin"
-                )
-            elif champion is not None and best != champion:
-                notes.append(
-                    f"the strategy's winner was candidate {champion} (strength "
-                    f"{fit.params[champion]:.3f}); over all verdicts the posterior ranks "
-                    f"candidate {best} first (strength {fit.params[best]:.3f}), and it is chosen"
-                )
+        given = run.outcome.order
+        order = tuple(int(i) for i in fit.ranking()) if given is None else tuple(given)
+        best = _pick(fit, champion, own is not None, order, seed, notes)
         order = (best, *(i for i in order if i != best))
     else:
-        order, best = (), None
         notes.append("no usable verdict: no candidate is chosen")
     ids = tuple(job.candidate_ids) if job.candidate_ids is not None else None
+    counts = np.bincount(np.concatenate([comparisons.first, comparisons.second]), minlength=n)
+    wins, means = win_rate(comparisons), mean_score(comparisons)  # NaN where none
     scores = tuple(
         CandidateScore(
             index=i,
@@ -438,8 +381,9 @@ def build_ranking(
         for i in range(n)
     )
     failed = sum(not j.verdict.ok for j in judgements)
+    status: RankingStatus = "complete"
     if not usable:
-        status: RankingStatus = "no_verdict"
+        status = "no_verdict"
     elif run.error is not None:
         status = "judge_error"
     elif budget_bound:
@@ -454,11 +398,9 @@ def build_ranking(
             f"{failed} of {len(judgements)} verdicts failed: the best rests on the few that did "
             "not, not on the strategy's full evidence"
         )
-    else:
-        status = "complete"
     return Ranking(
         candidates=tuple(job.candidates),
-        order=tuple(order),
+        order=order,
         best=best,
         scores=scores,
         calls=run.calls,
@@ -470,9 +412,9 @@ def build_ranking(
         swap=spec.swap,
         position_bias=fit.position_bias,
         consistency=consistency_report(judgements),
-        connected=connected,
+        connected=len(components) == 1,
         components=tuple(components),
-        cycles=tuple(cycles),
+        cycles=tuple(tuple(c) for c in intransitive_cycles(comparisons)) if usable else (),
         notes=tuple(notes),
         judgements=tuple(judgements),
         confidence=confidence,
@@ -486,26 +428,35 @@ TIE_TOLERANCE = 1e-9
 """Strengths within this distance are an exact tie."""
 
 
-def _exactly_tied(params: np.ndarray[Any, np.dtype[np.float64]], best: int) -> tuple[int, ...]:
-    """Candidates whose strength equals ``best``'s, if it has the top strength (standard errors
-    do not enter: the one judged least has the widest posterior, not the better answer).
-
-    >>> _exactly_tied(np.array([1.0, 1.0, 0.0]), 1)
-    (0, 1)
-    """
-    if not np.all(np.isfinite(params)) or params[best] < params.max() - TIE_TOLERANCE:
-        return (best,)
-    return tuple(i for i in range(len(params)) if abs(params[i] - params[best]) <= TIE_TOLERANCE)
-
-
 def _pick(
-    params: np.ndarray[Any, np.dtype[np.float64]], own: int | None, order: Sequence[int]
+    fit: BradleyTerryFit,
+    champion: int | None,
+    adopt: bool,
+    order: Sequence[int],
+    seed: int | None,
+    notes: list[str],
 ) -> int:
-    """The pick: the posterior mean's leader, or ``own``, the strategy's pick on this posterior
-    (``benchmarks/README.md``, "Pick rule"). Among an exactly tied top, the first in ``order``
-    (the caller settles the tie by the prompt's coin).
-    """
-    if own is not None:
-        return own
+    """The pick (see the module): the strategy's ``champion`` if ``adopt`` (it was picked on
+    this posterior), else the posterior mean's leader, the first in ``order`` among an exactly
+    tied top, which the prompt's seeded coin settles; ``notes`` says what differs."""
+    if adopt and champion is not None:
+        return champion
+    params = fit.params
     top = float(np.max(params))
-    return next(int(i) for i in order if float(params[i]) >= top - TIE_TOLERANCE)
+    best = next(int(i) for i in order if float(params[i]) >= top - TIE_TOLERANCE)
+    tied = [i for i, p in enumerate(params) if abs(p - params[best]) <= TIE_TOLERANCE]
+    if len(tied) > 1 and np.all(np.isfinite(params)):
+        # Neither standard errors (the candidate judged least has the widest posterior, not the
+        # better answer) nor P(best)'s Monte Carlo noise may settle a tie silently.
+        best = int(np.random.default_rng(seed).choice(tied))
+        notes.append(
+            f"candidates {tied} are exactly tied at the top (equal posterior "
+            f"strength); candidate {best} was picked by the prompt's seeded coin"
+        )
+    elif champion is not None and best != champion:
+        notes.append(
+            f"the strategy's winner was candidate {champion} (strength "
+            f"{params[champion]:.3f}); over all verdicts the posterior ranks "
+            f"candidate {best} first (strength {params[best]:.3f}), and it is chosen"
+        )
+    return best

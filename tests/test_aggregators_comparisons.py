@@ -149,20 +149,6 @@ def test_swapped_mirrors_slots_outcomes_scores_and_ranking() -> None:
     np.testing.assert_array_equal(s.swapped().outcome, c.outcome)
 
 
-def test_concat_fills_missing_optional_arrays_with_nan() -> None:
-    a = _example()
-    b = Comparisons.from_arrays(3, [1], [0], [0.0])
-    both = Comparisons.concat([a, b])
-    assert len(both) == 4
-    assert both.ranking is not None
-    assert np.isnan(both.ranking[3])
-    assert Comparisons.concat([b, b]).ranking is None
-    with pytest.raises(ValueError, match=r"'parts' must hold at least one"):
-        Comparisons.concat([])
-    with pytest.raises(ValueError, match=r"'parts' must share n_items=3.*n_items=4"):
-        Comparisons.concat([a, Comparisons.from_arrays(4, [0], [1], [1.0])])
-
-
 def test_pair_totals() -> None:
     total_weight, total_wins = _example().pair_totals()
     assert total_weight[1, 2] == 2.0

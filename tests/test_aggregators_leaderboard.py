@@ -236,16 +236,18 @@ def test_separation_risk_matches_resampled_prompts() -> None:
         len(labels), [index[x] for x in first], [index[x] for x in second], outcome
     )
     unit = np.array(prompt)
-    risk = _separation_risk(c, unit, np.ones(len(labels), dtype=bool))
+    risk, win_units, loss_units, n_units = _separation_risk(
+        c, unit, np.ones(len(labels), dtype=bool)
+    )
     z = index["Z"]
     # Z won on prompts 0, 1 and 2 and lost on prompts 0 and 2.
-    assert (risk.win_units[z], risk.loss_units[z], risk.n_units) == (3, 2, 40)
+    assert (win_units[z], loss_units[z], n_units) == (3, 2, 40)
     rng = np.random.default_rng(0)
     wins_at, losses_at = {0, 1, 2}, {0, 2}
     draws = [set(rng.integers(0, 40, 40).tolist()) for _ in range(20_000)]
     empirical = np.mean([not (d & wins_at) or not (d & losses_at) for d in draws])
-    assert risk.risk[z] == pytest.approx(empirical, abs=0.01)
-    assert risk.risk[index["A"]] < 1e-6
+    assert risk[z] == pytest.approx(empirical, abs=0.01)
+    assert risk[index["A"]] < 1e-6
 
 
 def test_no_two_models_with_a_finite_strength_says_so() -> None:
@@ -286,3 +288,19 @@ def test_the_switch_is_fit_position_bias_not_position_bias() -> None:
         leaderboard([("a", "b", 1.0)], position_bias=False)
     table = leaderboard([("a", "b", 1.0), ("b", "a", 0.0)], fit_position_bias=False)
     assert table.position_bias is None
+
+
+def test_when_every_fitted_model_is_sparse_none_is_both_rated_and_set_apart() -> None:
+    # a, b and c beat each other in a cycle, one prompt a game: each has a win on one prompt
+    # of three and a loss on one, too few to bound an interval. Before, they were ranked and
+    # set apart at once.
+    table = fit_leaderboard(
+        ["a", "b", "c", "d"],
+        ["b", "c", "a", "a"],
+        [1.0] * 4,
+        clusters=[0, 1, 2, 3],
+        bootstrap_rounds=0,
+    )
+    assert [row.label for row in table.rows] == ["a", "b", "c"]
+    assert [row.label for row in table.set_apart] == ["d"]
+    assert any("no two models have wins and losses on enough prompts" in n for n in table.notes)

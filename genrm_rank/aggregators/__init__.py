@@ -1,15 +1,8 @@
 """Pure aggregators: from integer-indexed pairwise comparisons to scores, fits and rankings.
 
-Every function here takes a :class:`Comparisons` value (or, for :func:`fit_leaderboard`,
-labelled games) and does no I/O. Modules:
-
-- ``comparisons``: the :class:`Comparisons` container.
-- ``bradley_terry``: Bradley-Terry MLE with soft outcomes, position bias, Laplace covariance,
-  bootstrap, and Elo scaling.
-- ``scores``: win rate, Copeland, mean individual score, NeMo-Gym's ``simple_tiebreaker``.
-- ``identification``: existence and identifiability of the Bradley-Terry MLE.
-- ``graph``: connectivity and intransitive-cycle diagnostics, over numpy adjacency matrices.
-- ``leaderboard``: Elo leaderboards over string labels.
+Every function takes a :class:`Comparisons` value (:func:`fit_leaderboard`: labelled games) and
+does no I/O: ``bradley_terry`` (fits, bootstrap, Elo), ``scores`` (closed-form scores),
+``identification`` (does the MLE exist), ``graph`` (connectivity, cycles), ``leaderboard``.
 """
 
 from __future__ import annotations
