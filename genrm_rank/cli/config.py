@@ -1,12 +1,7 @@
 """The parser, a TOML file (``--config``) and ``GENRM_*`` variables, all from the option table
-(flag > environment > file > default; the README's "Configuration" gives the rules), and the
-library's messages in the CLI's words.
-
-One rule names them all: a key or a variable is the option's long flag, and a flag that takes no
-value is given by ``true`` (``GENRM_NO_VERIFY_TLS=1`` is ``--no-verify-tls``); the names of the
-settings such flags turn off (``GENRM_VERIFY_TLS``) are refused, since they read the other way
-round. A key or value that does not fit is a usage error naming where it came from and the
-closest valid name; an unknown ``GENRM_*`` variable is a warning.
+(flag > environment > file > default; names follow the flag: :class:`~genrm_rank.flags.Option`),
+and the library's messages in the CLI's words. A key or value that does not fit is a usage error
+naming where it came from and the closest valid name; an unknown ``GENRM_*`` variable a warning.
 """
 
 from __future__ import annotations
