@@ -31,16 +31,10 @@ from genrm_rank.cli.options import (
 from genrm_rank.cli.run import given, input_source, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
-from genrm_rank.sdg import (
-    Row,
-    RowReader,
-    SelectThresholds,
-    pair_rows,
-    rank_rows,
-    select_rows,
-)
+from genrm_rank.sdg.filters import SelectThresholds, pair_rows, rank_rows, select_rows
 from genrm_rank.sdg.merge import merge_shards
 from genrm_rank.sdg.output import Block, sidecar_path
+from genrm_rank.sdg.rows import Row, RowReader
 from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 
 # --------------------------------------------------------------------------------------------

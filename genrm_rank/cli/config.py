@@ -75,24 +75,18 @@ def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.Argument
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    actions = None
+    parsers = {"": parser.add_subparsers(dest="command", metavar="COMMAND", required=True)}
     for name, command in COMMANDS.items():
-        if name.startswith("cache "):  # the actions of ``cache``
-            if actions is None:
-                cache = commands.add_parser(
-                    "cache",
-                    help="verdict cache tools (merge the caches of several shards)",
-                    description="Tools for --cache files.",
-                )
-                actions = cache.add_subparsers(
-                    dest="cache_command", metavar="ACTION", required=True
-                )
-            sub = actions.add_parser(
-                name.split()[1], help=command.help, description=command.description
+        parent, _, action = name.rpartition(" ")  # ``cache merge``: the action of ``cache``
+        if parent not in parsers:
+            help_ = "verdict cache tools (merge the caches of several shards)"
+            tools = parsers[""].add_parser(
+                parent, help=help_, description="Tools for --cache files."
             )
-        else:
-            sub = commands.add_parser(name, help=command.help, description=command.description)
+            parsers[parent] = tools.add_subparsers(
+                dest="cache_command", metavar="ACTION", required=True
+            )
+        sub = parsers[parent].add_parser(action, help=command.help, description=command.description)
         for title, options in groups_of(name).items():
             group = sub if title is None else sub.add_argument_group(title)
             for option in options:
@@ -116,9 +110,8 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) ->
 
 
 def _command(argv: Sequence[str]) -> str | None:
-    if argv and argv[0] == "cache" and len(argv) > 1 and f"cache {argv[1]}" in COMMANDS:
-        return f"cache {argv[1]}"
-    return argv[0] if argv and argv[0] in COMMANDS else None
+    name = " ".join(argv[:2]) if argv[:1] == ["cache"] else argv[0] if argv else None
+    return name if name in COMMANDS else None
 
 
 def _configurable(command: str) -> dict[str, Option]:
@@ -195,7 +188,7 @@ def _check_keys(
     former = _former_names(options)
     for key in table:
         name = key.replace("-", "_")
-        if name in former and name not in options:
+        if name in former:
             raise _refuse_former(name, former[name], scope, env=False)
         if name not in options:
             valid = [k.replace("_", "-") for k in options]

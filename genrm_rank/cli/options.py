@@ -1,8 +1,6 @@
-"""The ``genrm-rank`` options, one declaration each (:class:`~genrm_rank.flags.Option`: the flag,
-its help, type and default, and the library arguments it sets, ``params``), from which the parser,
-the TOML keys and the ``GENRM_*`` variables all come (:mod:`genrm_rank.cli.config`); the run
-spec's defaults are the Python API's (:data:`~genrm_rank.spec.RANK_DEFAULTS`). Also the exit
-statuses.
+"""The ``genrm-rank`` options, one :class:`~genrm_rank.flags.Option` each, from which the parser,
+the TOML keys and the ``GENRM_*`` variables all come (:mod:`.config`); the spec's options are
+:class:`~genrm_rank.spec.RankSpec`'s fields, with its defaults and words. Also the exit statuses.
 """
 
 from __future__ import annotations
@@ -21,15 +19,10 @@ from genrm_rank.sdg.rows import parse_shard as _parse_shard
 from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import STRATEGIES, SWAP_MODES, strategy_name
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_CAP, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
-"""Every row ranked; some failed (see the errors file); a usage error; a ``--max-calls`` or
-``--max-tokens`` cap stopped the run; every endpoint was unavailable (``--resume`` continues)."""
-EXIT_NO_SPACE = 5
-"""The disk (or the quota) filled up: free space, then ``--resume`` continues the run."""
-EXIT_BROKEN_PIPE = 141
-"""``-o -`` and the reader of standard output went away (``| head``): 128 + SIGPIPE."""
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
-"""SIGINT and SIGTERM, after writing every row that was complete (``--resume`` continues)."""
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_CAP, EXIT_UNAVAILABLE, EXIT_NO_SPACE = range(6)
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
+"""The exit statuses, as ``genrm-rank --help`` states them (130, 141 and 143: 128 plus SIGINT,
+SIGPIPE and SIGTERM)."""
 
 PROG = "genrm-rank"
 

@@ -23,41 +23,29 @@ from genrm_rank.cli.config import cli_words
 from genrm_rank.cli.judge import JudgeSetup, make_judge
 from genrm_rank.cli.options import PLAN, PROG, UsageError, read_principle, spec_from_args
 from genrm_rank.judge_profile import JudgeProfile
-from genrm_rank.sdg import RowSpec, RunOutcome, prepare_output, process_file
+from genrm_rank.sdg import inputs, runfiles
 from genrm_rank.sdg.filters import Formatter
-from genrm_rank.sdg.inputs import (
-    DEFAULT_PROMPT_FIELDS,
-    RowSource,
-    group_messages,
-    merge_candidate_files,
-    open_input,
-)
 from genrm_rank.sdg.output import STDOUT, StreamSink, sidecar_path
+from genrm_rank.sdg.pipeline import RunOutcome, prepare_output, process_file
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.sdg.progress import Progress, format_summary, projection_bounds, summarize
-from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, first_row_layout
-from genrm_rank.sdg.runfiles import (
-    check_paths,
-    check_run_file,
-    frozen_profile,
-    record_frozen_profile,
-    run_file_path,
-)
+from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, RowSpec, first_row_layout
 from genrm_rank.spec import RankSpec
 
 T = TypeVar("T")
 _KEYS = ("candidates_field", "candidate_id_key", "candidate_text_key")
 
 
-def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    """The named options, as the keywords of the library argument each is named after."""
+def given(args: Any, *names: str) -> dict[str, Any]:
+    """The named options (attributes), as the keywords of the library argument each is named
+    after."""
     return {name: getattr(args, name) for name in names}
 
 
 def row_spec(args: argparse.Namespace) -> RowSpec:
     """Where rows keep their parts (the input layout options)."""
     return RowSpec(
-        prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
+        prompt_fields=(args.prompt_field,) if args.prompt_field else inputs.DEFAULT_PROMPT_FIELDS,
         max_chars=args.max_chars or None,
         max_candidates=args.max_candidates or None,
         allow_templated=args.allow_templated_prompt,
@@ -65,7 +53,7 @@ def row_spec(args: argparse.Namespace) -> RowSpec:
     )
 
 
-def input_source(args: argparse.Namespace) -> RowSource:
+def input_source(args: argparse.Namespace) -> inputs.RowSource:
     """The rows the input options describe: one input, merged files, or grouped messages."""
     paths: list[Path] = args.input
     merging = args.candidates_from_files
@@ -88,15 +76,15 @@ def input_source(args: argparse.Namespace) -> RowSource:
             "argument --candidates-from-files: needs two or more inputs and --candidate-field "
             f"(got {len(paths)} input(s), --candidate-field {args.candidate_field})"
         )
-    sources = [open_input(p, format=args.input_format, split=args.split) for p in paths]
+    sources = [inputs.open_input(p, format=args.input_format, split=args.split) for p in paths]
     if merging:
-        return merge_candidate_files(
+        return inputs.merge_candidate_files(
             sources,
             prompt_fields=row_spec(args).prompt_fields,
             **given(args, *_KEYS, "candidate_field", "align_by"),
         )
     if args.group_messages:
-        return group_messages(
+        return inputs.group_messages(
             sources[0],
             messages_field=args.prompt_field or "messages",
             group_by=args.group_by,
@@ -253,9 +241,9 @@ def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> 
     Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
     spec = spec_from_args(args)
     fields = {f.name for f in dataclasses.fields(CostAssumptions)}  # set by the PLAN options
-    given = {p: getattr(args, o.dest) for o in PLAN for p in o.params or (o.dest,) if p in fields}
+    given = {p: getattr(args, x.dest) for x in PLAN for p in x.params or (x.dest,) if p in fields}
     assumptions = CostAssumptions(**given)
-    check_paths({"summary_json": args.summary_json}, _read(args))
+    runfiles.check_paths({"summary_json": args.summary_json}, _read(args))
     plan = plan_file(
         input_source(args),
         spec,
@@ -268,8 +256,8 @@ def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> 
     )
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
-    inputs = " ".join(map(str, args.input))
-    print(f"{PROG} {args.command} --dry-run: {inputs} ({spec.strategy}, swap {spec.swap})")
+    read = " ".join(map(str, args.input))
+    print(f"{PROG} {args.command} --dry-run: {read} ({spec.strategy}, swap {spec.swap})")
     print(cli_words(plan.format(), args.command))
     if plan.stop is None:
         return o.EXIT_OK
@@ -327,10 +315,12 @@ def run_file_command(
     to_stderr = to_stdout and args.errors is None
     errors = args.errors or (None if to_stdout else sidecar_path(args.output or out_path, "errors"))
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
-    run_file = None if output is not None or to_stdout else run_file_path(out_path)
+    run_file = None if output is not None or to_stdout else runfiles.run_file_path(out_path)
     written = {"output": args.output, "errors": errors, "rejected": rejected, "run": run_file}
     written |= {"plot": getattr(args, "plot", None)}
-    check_paths(written | given(args, "cache", "summary_json", "save_judge_profile"), _read(args))
+    runfiles.check_paths(
+        written | given(args, "cache", "summary_json", "save_judge_profile"), _read(args)
+    )
     spec = spec_from_args(args)
     profile = given_profile = load_profile(args)
     principle = read_principle(args)
@@ -347,11 +337,11 @@ def run_file_command(
             files.sinks["errors"] = StreamSink(2)
         if run_file is not None:
             settings = run_settings(args, spec, setup, layout, given_profile, principle)
-            check_run_file(
+            runfiles.check_run_file(
                 out_path, settings, resume=args.resume, inputs=args.input, found=FOUND_KEYS
             )
             if profile is None and args.resume:
-                profile = frozen_profile(out_path)  # what the interrupted run froze
+                profile = runfiles.frozen_profile(out_path)  # what the interrupted run froze
         total = source.count()
     except BaseException:
         files.close()  # the output's lock with it
@@ -376,6 +366,7 @@ def run_file_command(
         calls_expected=expected,
     )
     progress.cached = setup.cached
+    on_profile = None if run_file is None else partial(runfiles.record_frozen_profile, out_path)
 
     async def run() -> RunOutcome:
         async with setup.opened():
@@ -389,14 +380,11 @@ def run_file_command(
                     sinks=files.sinks,
                     rows=row_spec(args),
                     principle=principle,
-                    skip_keys=files.skip_keys,
-                    skip_lines=files.skip_lines,
+                    **given(files, "skip_keys", "skip_lines"),
                     on_row=progress.on_row,
                     on_progress=progress.on_judge,
                     judge_profile=profile,
-                    on_profile=None
-                    if run_file is None
-                    else partial(record_frozen_profile, out_path),
+                    on_profile=on_profile,
                     learn_profile=args.save_judge_profile is not None,
                     **given(args, "concurrency", "max_calls", "max_tokens", "max_pending", "shard"),
                 )
