@@ -153,8 +153,6 @@ class RankSpec:
         options = check.mapping("strategy_options", self.strategy_options)
         set_(self, "strategy_options", MappingProxyType(dict(options)))
 
-    # -- derived ------------------------------------------------------------------------------
-
     @property
     def preference_mapping(self) -> PreferenceMapping:
         """The ranking-to-preference callable this spec names."""
@@ -184,8 +182,6 @@ class RankSpec:
     def replace(self, **changes: Any) -> RankSpec:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-    # -- storage ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready values (what a resume file stores).

@@ -274,11 +274,8 @@ def flag_words(command: str) -> Callable[[ArgumentError.Setting, bool], str]:
     """How ``command`` names a library argument: the flag of the option that sets it
     (``params``), ``argument --flag`` at the head of a message; a suggested value is the flag
     that gives it (``verify_tls=False`` is ``--no-verify-tls``)."""
-    by_param: dict[str, Option] = {}
-    for option in options_of(command):  # a declared parameter wins over a destination
-        by_param.update(dict.fromkeys(option.params, option))
-    for option in options_of(command):
-        by_param.setdefault(option.dest, option)
+    options = options_of(command)  # a declared parameter wins over a destination
+    by_param = {o.dest: o for o in options} | {p: o for o in options for p in o.params}
 
     def name(setting: ArgumentError.Setting, head: bool) -> str:
         option = by_param.get(setting.name) or by_param.get(setting.name.split("[")[0])

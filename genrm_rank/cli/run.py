@@ -87,8 +87,7 @@ def input_source(args: argparse.Namespace) -> inputs.RowSource:
         return inputs.group_messages(
             sources[0],
             messages_field=args.prompt_field or "messages",
-            group_by=args.group_by,
-            candidates_field=args.candidates_field,
+            **given(args, "group_by", "candidates_field"),
         )
     return sources[0]
 
