@@ -369,12 +369,14 @@ def test_a_spec_option_is_helped_by_its_rank_spec_documentation() -> None:
 
     from genrm_rank.flags import documented
     from genrm_rank.spec import RankSpec
+    from genrm_rank.strategies import STRATEGIES
 
     text = documented(RankSpec)
     assert set(text) == {f.name for f in dataclasses.fields(RankSpec)}
     assert text["alpha"] == "L2 prior of the Bradley-Terry fit"
     assert text["samples"] == "judgements per match and order"
     assert "``" not in "".join(text.values()) and "Generator" not in text["seed"]
+    assert all(name.replace("_", "-") in text["strategy"] for name in STRATEGIES)
     helps = {o.dest: o.help for c, o in every_option() if c == "select"}
     for name, words in text.items():
         assert helps[name] == ("do not " + words if name == "fit_position_bias" else words)
