@@ -1,24 +1,23 @@
 """Command-line options declared as values, for ``genrm-rank`` and ``python -m genrm_rank.server``.
 
 An :class:`Option` is one flag (or positional) with its help, type, default and the library
-arguments it sets. A command line is a table of them: :meth:`Option.add_to` puts one on an
-:mod:`argparse` parser, and its :attr:`~Option.key` and :attr:`~Option.env` name it in a TOML
-file and in the environment, always after the flag (``--no-verify-tls`` is
-``no_verify_tls`` and ``GENRM_NO_VERIFY_TLS``), so that a file or a variable means what the
-flag means. The value types raise :class:`argparse.ArgumentTypeError` saying what the value
-must be and what it was.
+arguments it sets; its :attr:`~Option.key` and :attr:`~Option.env` name it in a TOML file and in
+the environment, always after the flag (``--no-verify-tls`` is ``no_verify_tls`` and
+``GENRM_NO_VERIFY_TLS``, given by ``true``), so a file or a variable means what the flag means;
+the names of the settings such flags turn off (``GENRM_VERIFY_TLS``) are refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ENV_PREFIX", "Action", "Option", "integer", "json_object", "number"]
+__all__ = ["ENV_PREFIX", "Action", "Option", "documented", "integer", "json_object", "number"]
 
 ENV_PREFIX = "GENRM_"
 """The prefix of every option's environment variable."""
@@ -28,13 +27,8 @@ Action = Literal["store", "store_true", "store_false", "toggle", "append", "posi
 
 @dataclass(frozen=True)
 class Option:
-    """One option, declared once.
-
-    ``flag`` is the long flag (or a positional's name); its key in files and the environment
-    is the flag (:attr:`key`, :attr:`env`), so a file or a variable means what the flag means.
-    A flag that takes no value (``store_true``/``store_false``/``toggle``) is given by ``true``.
-    ``params`` are the library arguments the option sets, besides its :attr:`dest`.
-    """
+    """One option, declared once: ``flag`` is the long flag (or a positional's name);
+    ``params`` are the library arguments it sets, besides its :attr:`dest`."""
 
     flag: str
     help: str = ""
@@ -134,3 +128,23 @@ def json_object(value: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise argparse.ArgumentTypeError(f"must be a JSON object, not {type(data).__name__}")
     return data
+
+
+def documented(cls: type) -> dict[str, str]:
+    """The first paragraph of each parameter in ``cls``'s numpydoc Parameters section, as an
+    option's help: plain text, lower case (but for a name like ``L2``), no final stop."""
+    section = inspect.cleandoc(cls.__doc__ or "").split("Parameters\n----------\n")[1]
+    texts: dict[str, str] = {}
+    name, ended = "", False
+    for line in section.splitlines():
+        if line and not line.startswith(" "):
+            if " : " not in line:  # the next section
+                break
+            name, ended = line.split(" : ")[0], False
+            texts[name] = ""
+        elif not line.strip():
+            ended = True
+        elif not ended:
+            texts[name] += " " + line.strip().replace("``", "")
+    plain = {k: v.strip().removesuffix(".") for k, v in texts.items()}
+    return {k: v[:1].lower() + v[1:] if v[1:2].islower() else v for k, v in plain.items()}

@@ -1,19 +1,10 @@
 """The run spec: one frozen, validated value holding what defines a ranking run.
 
-Every door into genrm_rank (``select_best``/``rank``/``group_rewards``, the SDG pipeline in
-Python, and the ``genrm-rank`` CLI) builds a :class:`RankSpec` and hands it to the one runner
-(:mod:`genrm_rank.runner`). It is checked once, when built, and nowhere again; the CLI stores it
-in its resume file (:meth:`RankSpec.to_dict`), so a resumed run uses the same.
-
-What it holds: how candidates are compared (strategy, swap mode, samples, seed, the per-prompt
-budget, re-asks of a failed verdict) and how verdicts are aggregated (preference mapping,
-position term, prior, interval level, P(best) draws, bootstrap rounds). What it does not hold:
-the inputs (conversations, candidates, a rubric) and the run's resources (the judge, requests in
-flight, run-wide caps), which belong to a call, not to a spec.
-
-Each prompt gets its own randomness, derived from the run seed and the prompt's key with
-:class:`numpy.random.SeedSequence` (:meth:`RankSpec.prompt_seeds`): reproducible, independent of
-the order in which prompts arrive, and different from one prompt to the next.
+Every door into genrm_rank (the Python functions, the SDG pipeline and the ``genrm-rank`` CLI,
+whose spec options and their help come from :class:`RankSpec`'s fields and Parameters) builds a
+:class:`RankSpec` and hands it to the one runner (:mod:`genrm_rank.runner`). It holds how
+candidates are compared and how verdicts are aggregated; the inputs and the run's resources (the
+judge, concurrency, run-wide caps) belong to a call.
 """
 
 from __future__ import annotations
@@ -71,37 +62,45 @@ _LEAST = dict(samples=1, seed=0, budget=0, retries=0, p_best_draws=1, bootstrap_
 class RankSpec:
     """What defines a ranking run; validated once, when built.
 
+    The first paragraph of each parameter is also the help of its ``genrm-rank`` option.
+
     Parameters
     ----------
     strategy : str
-        ``"round_robin"``, ``"knockout"``, ``"circular"``, ``"swiss"`` or ``"adaptive"``
-        (``-`` or ``_``).
+        One of adaptive, baseline, circular, knockout, round-robin, swiss (``-`` or ``_``
+        accepted).
     swap : {"both", "random", "none", "auto"}
-        Position debiasing: both orders combined softly, one seeded random order, as
-        scheduled, or the reverse order only where it pays (close or deciding verdicts; the
-        adaptive strategy's own rule). Use ``"auto"`` with ``strategy="adaptive"``: ``"both"``
-        makes it judge every pair it visits in both orders.
+        Position debiasing: both orders, one seeded random order, none (as scheduled), or auto
+        (the reverse order only where it pays: close or deciding verdicts).
+
+        Use ``"auto"`` with ``strategy="adaptive"``: ``"both"`` makes it judge every pair it
+        visits in both orders.
     samples : int
         Judgements per match and order.
     seed : int or numpy.random.Generator
-        The run seed. Each prompt's randomness comes from it and the prompt's key
-        (:meth:`prompt_seeds`). A ``Generator`` is drawn from once, here, for an int seed, so
+        The run seed: each prompt's randomness comes from it and the prompt's key (its id).
+
+        See :meth:`prompt_seeds`. A ``Generator`` is drawn from once, here, for an int seed, so
         the spec stays a plain value that can be stored.
     budget : int or None
-        Most paid judge calls (generations) per prompt, re-asks included; cached verdicts are
-        free. ``None``: no limit. A ceiling, never a target.
+        Most paid judge calls per prompt, re-asks included (a ceiling, never a target; the
+        result says when it bound).
+
+        ``None``: no limit. Cached verdicts are free.
     retries : int
-        Re-asks of a failed verdict (unreadable, truncated, no answer) before it counts as
-        failed; each is a paid call within the budget. The only retry layer that pays.
+        Paid re-asks of a failed verdict (unreadable, truncated, no answer), within the budget.
     preference : str, mapping or callable
-        Ranking (1..6) to preference (0..1): ``"linear"`` (default), a table ``{1: ..., 6: ...}``
-        (see :func:`~genrm_rank.verdict.table_preference`) or a callable.
+        Ranking to preference: linear, or a JSON table of the six rankings.
+
+        A table is ``{1: ..., 6: ...}`` (:func:`~genrm_rank.verdict.table_preference`); in
+        Python a callable is accepted too.
     fit_position_bias : bool
-        Fit the judge's slot-1 advantage jointly in the Bradley-Terry aggregation (the fitted
-        value is :attr:`Ranking.position_bias <genrm_rank.results.Ranking.position_bias>`).
-        Named ``position_bias`` before 0.2.0; :meth:`from_dict` still reads that name.
+        Fit the judge's slot-1 advantage in the Bradley-Terry aggregation.
+
+        The fitted value is :attr:`~genrm_rank.results.Ranking.position_bias`. Named
+        ``position_bias`` before 0.2.0; :meth:`from_dict` still reads that name.
     alpha : float
-        L2 prior of the Bradley-Terry fit (:data:`DEFAULT_ALPHA`).
+        L2 prior of the Bradley-Terry fit.
     confidence : float
         Level of the strength intervals, in (0, 1).
     p_best_draws : int
@@ -109,7 +108,7 @@ class RankSpec:
     bootstrap_rounds : int
         Bootstrap resamples for the intervals (0: the normal approximation).
     strategy_options : mapping
-        Extra options for the strategy (e.g. ``{"seeding": [...]}`` for a knockout).
+        Extra options of the strategy, e.g. '{"seeding": [3, 0, 1, 2]}' for a knockout.
 
     Examples
     --------
@@ -154,8 +153,6 @@ class RankSpec:
         options = check.mapping("strategy_options", self.strategy_options)
         set_(self, "strategy_options", MappingProxyType(dict(options)))
 
-    # -- derived ------------------------------------------------------------------------------
-
     @property
     def preference_mapping(self) -> PreferenceMapping:
         """The ranking-to-preference callable this spec names."""
@@ -185,8 +182,6 @@ class RankSpec:
     def replace(self, **changes: Any) -> RankSpec:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-    # -- storage ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready values (what a resume file stores).

@@ -360,3 +360,23 @@ def test_a_message_value_is_worded_by_its_settings_and_other_text_is_left_alone(
     plain = "pass thinking=False; argument 'model' is wrong"  # not a Words: left as it is
     assert cli_words(plain, "select") == plain
     assert cli_words(ValueError(plain), "select") == plain
+
+
+def test_a_spec_option_is_helped_by_its_rank_spec_documentation() -> None:
+    """RankSpec's Parameters section is the one text of a spec field: the first paragraph of
+    each is its option's help, plain and in lower case."""
+    import dataclasses
+
+    from genrm_rank.flags import documented
+    from genrm_rank.spec import RankSpec
+    from genrm_rank.strategies import STRATEGIES
+
+    text = documented(RankSpec)
+    assert set(text) == {f.name for f in dataclasses.fields(RankSpec)}
+    assert text["alpha"] == "L2 prior of the Bradley-Terry fit"
+    assert text["samples"] == "judgements per match and order"
+    assert "``" not in "".join(text.values()) and "Generator" not in text["seed"]
+    assert all(name.replace("_", "-") in text["strategy"] for name in STRATEGIES)
+    helps = {o.dest: o.help for c, o in every_option() if c == "select"}
+    for name, words in text.items():
+        assert helps[name] == ("do not " + words if name == "fit_position_bias" else words)

@@ -1,16 +1,6 @@
-"""The ``genrm-rank`` command line: ``genrm-rank --help`` lists the subcommands (``rank``,
-``select``, ``pairs``, ``compare``, ``leaderboard``, ``report``, ``serve-sim``, ``merge``,
-``cache merge``, ``demo``) and the exit statuses (:data:`~genrm_rank.cli.options.EXIT_OK` and
-the others).
-
-Every option is declared once (:mod:`genrm_rank.cli.options`); the parser, the ``--config``
-file's keys and the ``GENRM_*`` variables come from that declaration (:mod:`.config`). The judge
-is ``--endpoint URL`` (repeatable: one per vLLM replica) or ``--judge simulated`` (in-process).
-
-A run writes only the files it is given (and their ``OUT.errors.jsonl``,
-``OUT.rejected.jsonl`` and ``OUT.run.json`` sidecars): every one must differ from the others
-and from the inputs and the cache, the output is locked while the run lasts (a second run on it
-is refused), and ``--overwrite`` empties files in place, never unlinking a path.
+"""The ``genrm-rank`` command line (``genrm-rank --help`` lists the subcommands and the exit
+statuses). Every option is declared once (:mod:`.options`); the parser, the ``--config`` keys and
+the ``GENRM_*`` variables come from that declaration (:mod:`.config`).
 """
 
 from __future__ import annotations

@@ -31,16 +31,10 @@ from genrm_rank.cli.options import (
 from genrm_rank.cli.run import given, input_source, row_spec, run_file_command
 from genrm_rank.messages import normalize_conversation
 from genrm_rank.results import Ranking
-from genrm_rank.sdg import (
-    Row,
-    RowReader,
-    SelectThresholds,
-    pair_rows,
-    rank_rows,
-    select_rows,
-)
+from genrm_rank.sdg.filters import SelectThresholds, pair_rows, rank_rows, select_rows
 from genrm_rank.sdg.merge import merge_shards
 from genrm_rank.sdg.output import Block, sidecar_path
+from genrm_rank.sdg.rows import Row, RowReader
 from genrm_rank.spec import RANK_DEFAULTS, RankSpec
 
 # --------------------------------------------------------------------------------------------
@@ -64,18 +58,8 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    fmt = pair_rows(
-        policy="all_pairs" if args.all_pairs else "best_vs_worst",
-        **given(
-            args,
-            "min_margin",
-            "max_pairs",
-            "candidates_field",
-            "format",
-            "margin_field",
-            "id_field",
-        ),
-    )
+    keys = ("min_margin", "max_pairs", "candidates_field", "format", "margin_field", "id_field")
+    fmt = pair_rows(policy="all_pairs" if args.all_pairs else "best_vs_worst", **given(args, *keys))
     return run_file_command(args, lambda _: fmt, grouped=True, rejected_default=True)
 
 
@@ -104,9 +88,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     spec = RankSpec(strategy="round_robin", swap=args.swap, seed=args.seed)
 
     async def go() -> Ranking:
-        async with contextlib.AsyncExitStack() as stack:
-            if hasattr(setup.judge, "__aenter__"):
-                await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
+        async with setup.opened():
             return await arank(
                 [a, b],
                 conversation,
@@ -119,20 +101,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     results = []
     for judgement in sorted(asyncio.run(go()).judgements, key=lambda j: (j.first, j.sample)):
-        v, first, second = judgement.verdict, "AB"[judgement.first], "AB"[judgement.second]
-        entry: dict[str, Any] = {
-            "slot_1": first,
-            "slot_2": second,
-            "ok": v.ok,
-            "ranking": v.ranking,
-            "score_1": v.score_1,
-            "score_2": v.score_2,
-            "failure": None if v.failure is None else str(v.failure),
-            "error": v.error,
-            "reasoning": v.reasoning,
-            "answer": v.raw,
-            "attempts": v.attempts,
-        }
+        v, first = judgement.verdict, "AB"[judgement.first]
+        entry: dict[str, Any] = {"slot_1": first, "slot_2": "AB"[judgement.second]}
+        entry |= {k: getattr(v, k) for k in ("ok", "ranking", "score_1", "score_2")}
+        entry |= {"failure": None if v.failure is None else str(v.failure), "error": v.error}
+        entry |= {"reasoning": v.reasoning, "answer": v.raw, "attempts": v.attempts}
         if v.ok:
             entry["preference_A"] = v.preference if first == "A" else 1.0 - v.preference
         results.append(entry)
@@ -240,10 +213,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     print(table.to_markdown())
     if args.output is not None:
         data = {
-            "rows": [dataclasses.asdict(r) for r in table.rows],
-            "set_apart": [dataclasses.asdict(r) for r in table.set_apart],
-            **{k: getattr(table, k) for k in ("notes", "position_bias", "position_bias_interval")},
-            "confidence": table.confidence,
+            k: [dataclasses.asdict(r) for r in getattr(table, k)] for k in ("rows", "set_apart")
+        }
+        keys = ("notes", "position_bias", "position_bias_interval", "confidence")
+        data |= {k: getattr(table, k) for k in keys} | {
             "games": len(games),
             "baseline": args.baseline,
         }
@@ -269,12 +242,10 @@ def _plot(table: Any, path: Path) -> None:
         return
     rows = list(table.rows)[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
-    ys = range(len(rows))
-    ratings = [r.rating for r in rows]
     lows = [r.rating - r.lower if r.lower is not None else 0 for r in rows]
     highs = [r.upper - r.rating if r.upper is not None else 0 for r in rows]
-    ax.errorbar(ratings, list(ys), xerr=[lows, highs], fmt="o", capsize=3)
-    ax.set_yticks(list(ys), [r.label for r in rows])
+    ax.errorbar([r.rating for r in rows], range(len(rows)), xerr=[lows, highs], fmt="o", capsize=3)
+    ax.set_yticks(range(len(rows)), [r.label for r in rows])
     ax.set_xlabel(f"rating (Elo scale, {round(table.confidence * 100)}% interval)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -371,22 +342,9 @@ def _demo(args: argparse.Namespace, data: Path, out: Path) -> int:
             f"{PROG} demo: choosing the best of 8 answers for each of 80 Vicuna questions "
             f"({args.strategy}, both orders)"
         )
-        options = {
-            "--endpoint": url,
-            "--model": config.model,
-            "--strategy": args.strategy,
-            "--concurrency": args.concurrency,
-            "--seed": 0,
-        }
-        argv = [
-            "select",
-            str(data),
-            "-o",
-            str(out),
-            *(str(x) for o in options.items() for x in o),
-            "--overwrite",
-            *(["--quiet"] if args.quiet else []),
-        ]
+        argv = ["select", str(data), "-o", str(out), "--endpoint", url, "--model", config.model]
+        argv += ["--strategy", args.strategy, "--concurrency", str(args.concurrency), "--seed", "0"]
+        argv += ["--overwrite", *(["--quiet"] if args.quiet else [])]
         print(f"{PROG} demo: running: {shlex.join([PROG, *argv])}")
         print(
             f"{PROG} demo: (your own file, without a server: {PROG} select my.jsonl -o "

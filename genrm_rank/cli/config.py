@@ -1,12 +1,7 @@
 """The parser, a TOML file (``--config``) and ``GENRM_*`` variables, all from the option table
-(flag > environment > file > default; the README's "Configuration" gives the rules), and the
-library's messages in the CLI's words.
-
-One rule names them all: a key or a variable is the option's long flag, and a flag that takes no
-value is given by ``true`` (``GENRM_NO_VERIFY_TLS=1`` is ``--no-verify-tls``); the names of the
-settings such flags turn off (``GENRM_VERIFY_TLS``) are refused, since they read the other way
-round. A key or value that does not fit is a usage error naming where it came from and the
-closest valid name; an unknown ``GENRM_*`` variable is a warning.
+(flag > environment > file > default; names follow the flag: :class:`~genrm_rank.flags.Option`),
+and the library's messages in the CLI's words. A key or value that does not fit is a usage error
+naming where it came from and the closest valid name; an unknown ``GENRM_*`` variable a warning.
 """
 
 from __future__ import annotations
@@ -80,24 +75,18 @@ def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.Argument
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    actions = None
+    parsers = {"": parser.add_subparsers(dest="command", metavar="COMMAND", required=True)}
     for name, command in COMMANDS.items():
-        if name.startswith("cache "):  # the actions of ``cache``
-            if actions is None:
-                cache = commands.add_parser(
-                    "cache",
-                    help="verdict cache tools (merge the caches of several shards)",
-                    description="Tools for --cache files.",
-                )
-                actions = cache.add_subparsers(
-                    dest="cache_command", metavar="ACTION", required=True
-                )
-            sub = actions.add_parser(
-                name.split()[1], help=command.help, description=command.description
+        parent, _, action = name.rpartition(" ")  # ``cache merge``: the action of ``cache``
+        if parent not in parsers:
+            help_ = "verdict cache tools (merge the caches of several shards)"
+            tools = parsers[""].add_parser(
+                parent, help=help_, description="Tools for --cache files."
             )
-        else:
-            sub = commands.add_parser(name, help=command.help, description=command.description)
+            parsers[parent] = tools.add_subparsers(
+                dest="cache_command", metavar="ACTION", required=True
+            )
+        sub = parsers[parent].add_parser(action, help=command.help, description=command.description)
         for title, options in groups_of(name).items():
             group = sub if title is None else sub.add_argument_group(title)
             for option in options:
@@ -121,9 +110,8 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) ->
 
 
 def _command(argv: Sequence[str]) -> str | None:
-    if argv and argv[0] == "cache" and len(argv) > 1 and f"cache {argv[1]}" in COMMANDS:
-        return f"cache {argv[1]}"
-    return argv[0] if argv and argv[0] in COMMANDS else None
+    name = " ".join(argv[:2]) if argv[:1] == ["cache"] else argv[0] if argv else None
+    return name if name in COMMANDS else None
 
 
 def _configurable(command: str) -> dict[str, Option]:
@@ -200,7 +188,7 @@ def _check_keys(
     former = _former_names(options)
     for key in table:
         name = key.replace("-", "_")
-        if name in former and name not in options:
+        if name in former:
             raise _refuse_former(name, former[name], scope, env=False)
         if name not in options:
             valid = [k.replace("_", "-") for k in options]
@@ -286,11 +274,8 @@ def flag_words(command: str) -> Callable[[ArgumentError.Setting, bool], str]:
     """How ``command`` names a library argument: the flag of the option that sets it
     (``params``), ``argument --flag`` at the head of a message; a suggested value is the flag
     that gives it (``verify_tls=False`` is ``--no-verify-tls``)."""
-    by_param: dict[str, Option] = {}
-    for option in options_of(command):  # a declared parameter wins over a destination
-        by_param.update(dict.fromkeys(option.params, option))
-    for option in options_of(command):
-        by_param.setdefault(option.dest, option)
+    options = options_of(command)  # a declared parameter wins over a destination
+    by_param = {o.dest: o for o in options} | {p: o for o in options for p in o.params}
 
     def name(setting: ArgumentError.Setting, head: bool) -> str:
         option = by_param.get(setting.name) or by_param.get(setting.name.split("[")[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +18,22 @@ from genrm_rank.judges.discovery import served_model
 
 @dataclass
 class JudgeSetup:
-    """The run's judge (``judge``, the cache's when there is one), what identifies its verdicts
-    in the cache and the run file (``namespace``), the verdict cache, and the judge inside."""
+    """The run's judge (the cache's, when there is one), the judge inside it (``inner``), what
+    identifies its verdicts in the cache and the run file (``namespace``), and the cache."""
 
     judge: Judge
-    kind: str
+    inner: Any
     namespace: dict[str, Any]
-    cached: CachedJudge | None = None
     cache: VerdictCache | None = None
-    inner: Any = None
+
+    @property
+    def cached(self) -> CachedJudge | None:
+        return self.judge if isinstance(self.judge, CachedJudge) else None
+
+    def opened(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The judge's own context (its HTTP sessions), or none."""
+        judge: Any = self.judge
+        return judge if hasattr(judge, "__aenter__") else contextlib.nullcontext()
 
 
 def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> JudgeSetup:
@@ -40,43 +48,34 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
         raise UsageError("argument --endpoint: not allowed with --judge simulated")
     if kind == "http" and not args.endpoint:
         raise UsageError("argument --endpoint: --judge http needs at least one --endpoint URL")
-    if args.endpoint:  # checked before discovery, which would quote a URL's password
-        from genrm_rank.judges.openai_http import check_endpoints
-
-        check_endpoints(args.endpoint)
     judge: Any
-    if kind == "simulated":
+    if kind == "simulated":  # serve-sim's answers with its defaults: qualities from text hashes
         from genrm_rank.judges.simulated import SimulatedJudge
 
-        # The same answers as serve-sim with its defaults: qualities from each text's hash.
-        model = args.model or "sim-genrm"
         judge = SimulatedJudge(seed=args.sim_seed)
-        namespace: dict[str, Any] = {
-            "judge": "simulated",
-            "model": model,
-            "sim_seed": args.sim_seed,
-        }
+        model = args.model or "sim-genrm"
+        namespace = {"judge": "simulated", "model": model, "sim_seed": args.sim_seed}
     else:
-        from genrm_rank.judges.openai_http import OpenAIJudge, resolve_api_key
+        from genrm_rank.judges.openai_http import OpenAIJudge, check_endpoints, resolve_api_key
         from genrm_rank.judges.settings import Health, Limits, Retries
 
-        if not getattr(args, "verify_tls", True):
+        check_endpoints(args.endpoint)  # before discovery, which would quote a URL's password
+        verify_tls = getattr(args, "verify_tls", True)
+        if not verify_tls:
             print(
                 f"{PROG}: warning: TLS certificates are not verified (--no-verify-tls): the "
                 "API key and the prompts may go to whoever answers",
                 file=sys.stderr,
             )
-        verify_tls = getattr(args, "verify_tls", True)
         key = resolve_api_key(None, args.api_key_env, getattr(args, "api_key_file", None))
         model = args.model or served_model(args.endpoint[0], key, verify_tls=verify_tls)
+        sampling = {"temperature": args.temperature, "top_p": args.top_p}
         judge = OpenAIJudge(
             args.endpoint,
             model=model,
             api_key=key,
             api_key_env=None,
             verify_tls=verify_tls,
-            temperature=args.temperature,
-            top_p=args.top_p,
             max_tokens=args.max_new_tokens,
             extra_body=args.extra_body,
             timeout=args.timeout,
@@ -84,21 +83,15 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
             health=Health(down_timeout=args.down_timeout),
             thinking=getattr(args, "thinking", None),
             limits=Limits(max_in_flight_per_endpoint=max(1, getattr(args, "concurrency", 64))),
+            **sampling,
         )
-        namespace = {
-            "judge": "openai_http",
-            "model": model,
-            "temperature": args.temperature,
-            "top_p": args.top_p,
-            "max_tokens": args.max_new_tokens,
-            "extra_body": args.extra_body or {},
-        }
-    setup = JudgeSetup(judge, kind, namespace, inner=judge)
+        namespace = {"judge": "openai_http", "model": model, **sampling}
+        namespace.update(max_tokens=args.max_new_tokens, extra_body=args.extra_body or {})
+    setup = JudgeSetup(judge, judge, namespace)
     if cache_path is not None:
         try:
-            cache = VerdictCache(cache_path)
+            setup.cache = VerdictCache(cache_path)
         except Exception as exc:
             raise UsageError(f"argument --cache: cannot open {cache_path}: {exc}") from None
-        setup.cache = cache
-        setup.cached = setup.judge = CachedJudge(judge, cache, namespace=namespace)
+        setup.judge = CachedJudge(judge, setup.cache, namespace=namespace)
     return setup

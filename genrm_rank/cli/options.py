@@ -1,8 +1,6 @@
-"""The ``genrm-rank`` options, one declaration each (:class:`~genrm_rank.flags.Option`: the flag,
-its help, type and default, and the library arguments it sets, ``params``), from which the parser,
-the TOML keys and the ``GENRM_*`` variables all come (:mod:`genrm_rank.cli.config`); the run
-spec's defaults are the Python API's (:data:`~genrm_rank.spec.RANK_DEFAULTS`). Also the exit
-statuses.
+"""The ``genrm-rank`` options, one :class:`~genrm_rank.flags.Option` each, from which the parser,
+the TOML keys and the ``GENRM_*`` variables all come (:mod:`.config`); the spec's options are
+:class:`~genrm_rank.spec.RankSpec`'s fields, with its defaults and words. Also the exit statuses.
 """
 
 from __future__ import annotations
@@ -11,8 +9,9 @@ import argparse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from genrm_rank.flags import Option, integer, json_object, number
+from genrm_rank.flags import Option, documented, integer, json_object, number
 from genrm_rank.sdg.filters import PAIR_FORMATS, RANK_FORMATS, SELECT_FORMATS
 from genrm_rank.sdg.inputs import DEFAULT_PROMPT_FIELDS, INPUT_FORMATS
 from genrm_rank.sdg.rows import MAX_CANDIDATES
@@ -20,15 +19,10 @@ from genrm_rank.sdg.rows import parse_shard as _parse_shard
 from genrm_rank.spec import RANK_DEFAULTS, SELECT_DEFAULTS, RankSpec
 from genrm_rank.strategies import STRATEGIES, SWAP_MODES, strategy_name
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_CAP, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
-"""Every row ranked; some failed (see the errors file); a usage error; a ``--max-calls`` or
-``--max-tokens`` cap stopped the run; every endpoint was unavailable (``--resume`` continues)."""
-EXIT_NO_SPACE = 5
-"""The disk (or the quota) filled up: free space, then ``--resume`` continues the run."""
-EXIT_BROKEN_PIPE = 141
-"""``-o -`` and the reader of standard output went away (``| head``): 128 + SIGPIPE."""
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
-"""SIGINT and SIGTERM, after writing every row that was complete (``--resume`` continues)."""
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_CAP, EXIT_UNAVAILABLE, EXIT_NO_SPACE = range(6)
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
+"""The exit statuses, as ``genrm-rank --help`` states them (130, 141 and 143: 128 plus SIGINT,
+SIGPIPE and SIGTERM)."""
 
 PROG = "genrm-rank"
 
@@ -117,33 +111,32 @@ JUDGE = (
 
 
 def spec_options(d: RankSpec) -> tuple[Option, ...]:
-    """The RankSpec's fields as options, with ``d``'s defaults (the Python API's)."""
+    """The RankSpec's fields as options, with ``d``'s defaults (the Python API's) and their
+    Parameters' first paragraphs as help (:func:`~genrm_rank.flags.documented`)."""
+    text = documented(RankSpec)
+
+    def field(name: str, type_: Any = None, metavar: str | None = None, **kw: Any) -> Option:
+        kw.setdefault("default", getattr(d, name))
+        return opt("--" + name.replace("_", "-"), text[name], type_, metavar=metavar, **kw)
+
     return (
-        opt("--strategy", f"{STRATEGY_NAMES} (- or _ accepted)", strategy, d.strategy, "NAME"),
-        opt("--swap", "both orders, one random order, or as scheduled", default=d.swap,
-            choices=SWAP_MODES),
-        opt("--samples", "judgements per match and order", POSITIVE, d.samples, "N"),
+        field("strategy", strategy, "NAME"),
+        field("swap", choices=SWAP_MODES),
+        field("samples", POSITIVE, "N"),
         opt("--principle", "rubric for the judge (a row's own 'principle' field wins)",
             metavar="TEXT"),
         opt("--principle-file", "read --principle from a file", Path, metavar="FILE"),
-        opt("--budget", "most paid judge calls per row, re-asks included (a ceiling; the row "
-            "says when it bound)", COUNT, d.budget, "N"),
-        opt("--seed", "run seed; each row's randomness comes from it and the row's id", COUNT,
-            d.seed, "N"),
-        opt("--retries", "paid re-asks of a failed verdict (unreadable, truncated, no answer)",
-            COUNT, d.retries, "N"),
-        opt("--preference", "ranking to preference: linear, or a JSON table of the six "
-            "rankings", preference, d.preference, "MAP"),
-        opt("--no-fit-position-bias", "do not fit the judge's slot-1 advantage in the "
-            "Bradley-Terry aggregation", action="store_false", default=d.fit_position_bias,
-            dest_="fit_position_bias"),
-        opt("--alpha", "L2 prior of the Bradley-Terry fit", number(), d.alpha, "A"),
-        opt("--confidence", "level of the strength intervals", number(0, 1), d.confidence, "C"),
-        opt("--p-best-draws", "posterior draws for P(best)", POSITIVE, d.p_best_draws, "N"),
-        opt("--bootstrap-rounds", "bootstrap resamples for the intervals (0: normal "
-            "approximation)", COUNT, d.bootstrap_rounds, "N"),
-        opt("--strategy-options", "extra options of the strategy, e.g. "
-            "'{\"seeding\": [3, 0, 1, 2]}'", json_object, dict(d.strategy_options), "JSON"),
+        field("budget", COUNT, "N"),
+        field("seed", COUNT, "N"),
+        field("retries", COUNT, "N"),
+        field("preference", preference, "MAP"),
+        opt("--no-fit-position-bias", "do not " + text["fit_position_bias"],
+            action="store_false", default=d.fit_position_bias, dest_="fit_position_bias"),
+        field("alpha", number(), "A"),
+        field("confidence", number(0, 1), "C"),
+        field("p_best_draws", POSITIVE, "N"),
+        field("bootstrap_rounds", COUNT, "N"),
+        field("strategy_options", json_object, "JSON", default=dict(d.strategy_options)),
     )
 
 

@@ -14,63 +14,38 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from genrm_rank.cli import options as o
 from genrm_rank.cli.config import cli_words
 from genrm_rank.cli.judge import JudgeSetup, make_judge
-from genrm_rank.cli.options import (
-    EXIT_BROKEN_PIPE,
-    EXIT_CAP,
-    EXIT_INTERRUPTED,
-    EXIT_NO_SPACE,
-    EXIT_OK,
-    EXIT_ROWS_FAILED,
-    EXIT_TERMINATED,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    PLAN,
-    PROG,
-    UsageError,
-    read_principle,
-    spec_from_args,
-)
+from genrm_rank.cli.options import PLAN, PROG, UsageError, read_principle, spec_from_args
 from genrm_rank.judge_profile import JudgeProfile
-from genrm_rank.sdg import RowSpec, RunOutcome, prepare_output, process_file
+from genrm_rank.sdg import inputs, runfiles
 from genrm_rank.sdg.filters import Formatter
-from genrm_rank.sdg.inputs import (
-    DEFAULT_PROMPT_FIELDS,
-    RowSource,
-    group_messages,
-    merge_candidate_files,
-    open_input,
-)
 from genrm_rank.sdg.output import STDOUT, StreamSink, sidecar_path
+from genrm_rank.sdg.pipeline import RunOutcome, prepare_output, process_file
 from genrm_rank.sdg.plan import CostAssumptions, plan_file
 from genrm_rank.sdg.progress import Progress, format_summary, projection_bounds, summarize
-from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, first_row_layout
-from genrm_rank.sdg.runfiles import (
-    check_paths,
-    check_run_file,
-    frozen_profile,
-    record_frozen_profile,
-    run_file_path,
-)
+from genrm_rank.sdg.rows import MAX_CANDIDATES, RowLayout, RowSpec, first_row_layout
 from genrm_rank.spec import RankSpec
 
 T = TypeVar("T")
 _KEYS = ("candidates_field", "candidate_id_key", "candidate_text_key")
 
 
-def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    """The named options, as the keywords of the library argument each is named after."""
+def given(args: Any, *names: str) -> dict[str, Any]:
+    """The named options (attributes), as the keywords of the library argument each is named
+    after."""
     return {name: getattr(args, name) for name in names}
 
 
 def row_spec(args: argparse.Namespace) -> RowSpec:
     """Where rows keep their parts (the input layout options)."""
     return RowSpec(
-        prompt_fields=(args.prompt_field,) if args.prompt_field else DEFAULT_PROMPT_FIELDS,
+        prompt_fields=(args.prompt_field,) if args.prompt_field else inputs.DEFAULT_PROMPT_FIELDS,
         max_chars=args.max_chars or None,
         max_candidates=args.max_candidates or None,
         allow_templated=args.allow_templated_prompt,
@@ -78,24 +53,22 @@ def row_spec(args: argparse.Namespace) -> RowSpec:
     )
 
 
-def input_source(args: argparse.Namespace) -> RowSource:
+def input_source(args: argparse.Namespace) -> inputs.RowSource:
     """The rows the input options describe: one input, merged files, or grouped messages."""
     paths: list[Path] = args.input
     merging = args.candidates_from_files
-    if not merging:
-        for flag, value in (
-            ("--candidate-field", args.candidate_field),
-            ("--align-by", args.align_by),
-        ):
-            if value is not None:
-                raise UsageError(f"argument {flag}: needs --candidates-from-files")
-        if len(paths) > 1:
-            raise UsageError(
-                f"argument IN: {len(paths)} inputs given; several files are read only with "
-                "--candidates-from-files (one sample a row, candidate i from file i)"
-            )
-    if args.group_by is not None and not args.group_messages:
-        raise UsageError("argument --group-by: needs --group-messages")
+    for flag, value, allowed, needs in (
+        ("--candidate-field", args.candidate_field, merging, "--candidates-from-files"),
+        ("--align-by", args.align_by, merging, "--candidates-from-files"),
+        ("--group-by", args.group_by, args.group_messages, "--group-messages"),
+    ):
+        if value is not None and not allowed:
+            raise UsageError(f"argument {flag}: needs {needs}")
+    if len(paths) > 1 and not merging:
+        raise UsageError(
+            f"argument IN: {len(paths)} inputs given; several files are read only with "
+            "--candidates-from-files (one sample a row, candidate i from file i)"
+        )
     if merging and args.group_messages:
         raise UsageError("argument --group-messages: not allowed with --candidates-from-files")
     if merging and (len(paths) < 2 or args.candidate_field is None):
@@ -103,56 +76,32 @@ def input_source(args: argparse.Namespace) -> RowSource:
             "argument --candidates-from-files: needs two or more inputs and --candidate-field "
             f"(got {len(paths)} input(s), --candidate-field {args.candidate_field})"
         )
-    sources = [open_input(p, format=args.input_format, split=args.split) for p in paths]
+    sources = [inputs.open_input(p, format=args.input_format, split=args.split) for p in paths]
     if merging:
-        return merge_candidate_files(
+        return inputs.merge_candidate_files(
             sources,
             prompt_fields=row_spec(args).prompt_fields,
             **given(args, *_KEYS, "candidate_field", "align_by"),
         )
     if args.group_messages:
-        return group_messages(
+        return inputs.group_messages(
             sources[0],
             messages_field=args.prompt_field or "messages",
-            group_by=args.group_by,
-            candidates_field=args.candidates_field,
+            **given(args, "group_by", "candidates_field"),
         )
     return sources[0]
 
 
-OUTPUT_KEYS = (
-    "command",
-    "id_field",
-    "prompt_field",
-    "candidates_field",
-    "candidate_id_key",
-    "candidate_text_key",
-    "principle_field",
-    "max_chars",
-    "result_field",
-    "judgements",
-    "min_score",
-    "min_margin",
-    "min_p_best",
-    "all_pairs",
-    "max_pairs",
-    "shard",
-    "format",
-    "margin_field",
+OUTPUT_KEYS = tuple(
+    "command id_field prompt_field candidates_field candidate_id_key candidate_text_key "
+    "principle_field max_chars result_field judgements min_score min_margin min_p_best "
+    "all_pairs max_pairs shard format margin_field".split()
 )
 """Options besides the spec that change what a row's output is: a resumed run must use the
 same."""
-INPUT_KEYS = (
-    "input_format",
-    "split",
-    "id_from_line",
-    "allow_templated_prompt",
-    "candidates_from_files",
-    "candidate_field",
-    "align_by",
-    "group_messages",
-    "group_by",
-    "max_candidates",
+INPUT_KEYS = tuple(
+    "input_format split id_from_line allow_templated_prompt candidates_from_files "
+    "candidate_field align_by group_messages group_by max_candidates".split()
 )
 """Input options that change which rows a run reads: recorded when not at their default (so a
 run started before they existed resumes)."""
@@ -243,17 +192,17 @@ def _write_failed(args: argparse.Namespace, exc: OSError, *, to_stdout: bool) ->
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.close(devnull)
-        return EXIT_BROKEN_PIPE
+        return o.EXIT_BROKEN_PIPE
     if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
         raise exc
     where = f" ({exc.filename})" if exc.filename else ""
     print(
         f"{PROG} {args.command}: error: no space left on the device{where}: every row written "
         "before is complete; free some space, then rerun the same command with --resume to "
-        f"continue (exit {EXIT_NO_SPACE})",
+        f"continue (exit {o.EXIT_NO_SPACE})",
         file=sys.stderr,
     )
-    return EXIT_NO_SPACE
+    return o.EXIT_NO_SPACE
 
 
 def _save_profile(path: Path, outcome: RunOutcome) -> str:
@@ -270,18 +219,20 @@ def _save_profile(path: Path, outcome: RunOutcome) -> str:
 
 
 _STATUSES = {
-    "cap": EXIT_CAP,
-    "unavailable": EXIT_UNAVAILABLE,
-    "systematic_failure": EXIT_UNAVAILABLE,
-    "misconfigured": EXIT_USAGE,
+    "cap": o.EXIT_CAP,
+    "unavailable": o.EXIT_UNAVAILABLE,
+    "systematic_failure": o.EXIT_UNAVAILABLE,
+    "misconfigured": o.EXIT_USAGE,
 }
-_RESUMABLE = (EXIT_CAP, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_TERMINATED)
+_RESUMABLE = (o.EXIT_CAP, o.EXIT_UNAVAILABLE, o.EXIT_INTERRUPTED, o.EXIT_TERMINATED)
 
 
 def _exit_status(outcome: RunOutcome, received: list[int]) -> int:
     if outcome.status == "interrupted" or received:
-        return EXIT_TERMINATED if signal.SIGTERM in received else EXIT_INTERRUPTED
-    return _STATUSES.get(outcome.status, EXIT_ROWS_FAILED if outcome.counters.failed else EXIT_OK)
+        return o.EXIT_TERMINATED if signal.SIGTERM in received else o.EXIT_INTERRUPTED
+    return _STATUSES.get(
+        outcome.status, o.EXIT_ROWS_FAILED if outcome.counters.failed else o.EXIT_OK
+    )
 
 
 def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> int:
@@ -289,9 +240,9 @@ def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> 
     Exits 2, as the run would, when the first rows would stop the run as misconfigured."""
     spec = spec_from_args(args)
     fields = {f.name for f in dataclasses.fields(CostAssumptions)}  # set by the PLAN options
-    given = {p: getattr(args, o.dest) for o in PLAN for p in o.params or (o.dest,) if p in fields}
+    given = {p: getattr(args, x.dest) for x in PLAN for p in x.params or (x.dest,) if p in fields}
     assumptions = CostAssumptions(**given)
-    check_paths({"summary_json": args.summary_json}, _read_paths(args))
+    runfiles.check_paths({"summary_json": args.summary_json}, _read(args))
     plan = plan_file(
         input_source(args),
         spec,
@@ -304,13 +255,13 @@ def print_plan(args: argparse.Namespace, formatter: Formatter | None = None) -> 
     )
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
-    inputs = " ".join(map(str, args.input))
-    print(f"{PROG} {args.command} --dry-run: {inputs} ({spec.strategy}, swap {spec.swap})")
+    read = " ".join(map(str, args.input))
+    print(f"{PROG} {args.command} --dry-run: {read} ({spec.strategy}, swap {spec.swap})")
     print(cli_words(plan.format(), args.command))
     if plan.stop is None:
-        return EXIT_OK
+        return o.EXIT_OK
     print(f"{PROG} {args.command}: error: {cli_words(plan.stop, args.command)}", file=sys.stderr)
-    return EXIT_USAGE
+    return o.EXIT_USAGE
 
 
 def _tokenizer(name: str | None) -> Callable[[str], int] | None:
@@ -327,13 +278,10 @@ def _tokenizer(name: str | None) -> Callable[[str], int] | None:
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
 
-def _read_paths(args: argparse.Namespace) -> dict[str, list[Path | None]]:
+def _read(args: argparse.Namespace) -> dict[str, list[Path | None]]:
     """The files a run reads, by argument."""
-    return {
-        "input": args.input,
-        "principle_file": [getattr(args, "principle_file", None)],
-        "judge_profile": [getattr(args, "judge_profile", None)],
-    }
+    names = ("principle_file", "judge_profile")
+    return {"input": args.input} | {n: [getattr(args, n, None)] for n in names}
 
 
 def run_file_command(
@@ -351,7 +299,6 @@ def run_file_command(
     leaderboard's): written afresh, never resumed. The summary goes to ``out_stream``, by
     default the standard error of the moment of the call.
     """
-    out_stream = out_stream or sys.stderr
     source = input_source(args)
     layout = first_row_layout(source, row_spec(args))
     if args.dry_run:
@@ -367,18 +314,12 @@ def run_file_command(
     to_stderr = to_stdout and args.errors is None
     errors = args.errors or (None if to_stdout else sidecar_path(args.output or out_path, "errors"))
     paths: dict[str, Path | None] = {"out": out_path, "errors": errors, "rejected": rejected}
-    run_file = None if output is not None or to_stdout else run_file_path(out_path)
-    written = {
-        "output": args.output,
-        "errors": errors,
-        "rejected": rejected,
-        "run": run_file,
-        "plot": getattr(args, "plot", None),
-        "cache": args.cache,
-        "summary_json": args.summary_json,
-        "save_judge_profile": args.save_judge_profile,
-    }
-    check_paths(written, _read_paths(args))
+    run_file = None if output is not None or to_stdout else runfiles.run_file_path(out_path)
+    written = {"output": args.output, "errors": errors, "rejected": rejected, "run": run_file}
+    written |= {"plot": getattr(args, "plot", None)}
+    runfiles.check_paths(
+        written | given(args, "cache", "summary_json", "save_judge_profile"), _read(args)
+    )
     spec = spec_from_args(args)
     profile = given_profile = load_profile(args)
     principle = read_principle(args)
@@ -395,11 +336,11 @@ def run_file_command(
             files.sinks["errors"] = StreamSink(2)
         if run_file is not None:
             settings = run_settings(args, spec, setup, layout, given_profile, principle)
-            check_run_file(
+            runfiles.check_run_file(
                 out_path, settings, resume=args.resume, inputs=args.input, found=FOUND_KEYS
             )
             if profile is None and args.resume:
-                profile = frozen_profile(out_path)  # what the interrupted run froze
+                profile = runfiles.frozen_profile(out_path)  # what the interrupted run froze
         total = source.count()
     except BaseException:
         files.close()  # the output's lock with it
@@ -424,32 +365,30 @@ def run_file_command(
         calls_expected=expected,
     )
     progress.cached = setup.cached
+    on_profile = None if run_file is None else partial(runfiles.record_frozen_profile, out_path)
 
     async def run() -> RunOutcome:
-        async with contextlib.AsyncExitStack() as stack:
-            if hasattr(setup.judge, "__aenter__"):
-                await stack.enter_async_context(setup.judge)  # type: ignore[arg-type]
-            stack.callback(asyncio.ensure_future(progress.tick()).cancel)
-            return await process_file(
-                source,
-                judge=setup.judge,
-                spec=spec,
-                formatter=formatter,
-                sinks=files.sinks,
-                rows=row_spec(args),
-                principle=principle,
-                skip_keys=files.skip_keys,
-                skip_lines=files.skip_lines,
-                on_row=progress.on_row,
-                on_progress=progress.on_judge,
-                judge_profile=profile,
-                on_profile=None if run_file is None else record,
-                learn_profile=args.save_judge_profile is not None,
-                **given(args, "concurrency", "max_calls", "max_tokens", "max_pending", "shard"),
-            )
-
-    def record(frozen: JudgeProfile) -> None:
-        record_frozen_profile(out_path, frozen)
+        async with setup.opened():
+            ticking = asyncio.ensure_future(progress.tick())
+            try:
+                return await process_file(
+                    source,
+                    judge=setup.judge,
+                    spec=spec,
+                    formatter=formatter,
+                    sinks=files.sinks,
+                    rows=row_spec(args),
+                    principle=principle,
+                    **given(files, "skip_keys", "skip_lines"),
+                    on_row=progress.on_row,
+                    on_progress=progress.on_judge,
+                    judge_profile=profile,
+                    on_profile=on_profile,
+                    learn_profile=args.save_judge_profile is not None,
+                    **given(args, "concurrency", "max_calls", "max_tokens", "max_pending", "shard"),
+                )
+            finally:
+                ticking.cancel()
 
     started = time.monotonic()
     try:
@@ -473,9 +412,7 @@ def run_file_command(
         # Nothing was written under these settings: a rerun with the fix and --resume is not
         # held to them.
         run_file.unlink(missing_ok=True)
-    saved = (
-        None if args.save_judge_profile is None else _save_profile(args.save_judge_profile, outcome)
-    )
+    saved = args.save_judge_profile and _save_profile(args.save_judge_profile, outcome)
     faults = getattr(setup.inner, "faults", None)
     summary = summarize(outcome, wall, shard_total, cached=setup.cached, faults=faults)
     shown = {**paths, "errors": "stderr"} if to_stderr else paths
@@ -503,11 +440,11 @@ def run_file_command(
     ]
     if outcome.counters.failed:
         lines.append(f"  {outcome.counters.failed} rows failed: see {shown['errors']}")
-    if saved is not None:
+    if saved:
         lines.append(f"  {saved}")
     if status in _RESUMABLE:
         lines.append(
             f"  stopped early; rerun the same command with --resume to continue (exit {status})"
         )
-    print("\n".join(lines), file=out_stream)
+    print("\n".join(lines), file=out_stream or sys.stderr)
     return status
