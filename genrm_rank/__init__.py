@@ -4,11 +4,8 @@ Pairwise GenRM verdicts (NVIDIA Nemotron GenRMs served by vLLM) become a best-of
 (:func:`select_best`), a full ranking with confidence (:func:`rank`), group rewards for RL
 (:func:`group_rewards`), a model leaderboard (:func:`leaderboard`), or a filtered dataset
 (:mod:`genrm_rank.sdg` in Python, the ``genrm-rank`` CLI). Every door takes a :class:`RankSpec`
-and goes through one :class:`Runner`. Judge calls are the currency: every result says how many
-it paid.
-
-The top level holds the entry points and the values users touch; the plumbing (the
-orchestrator, strategies, statistics) lives in submodules.
+and goes through one :class:`Runner`; every result says how many judge calls it paid. The top
+level holds the entry points and the values users touch; the plumbing lives in submodules.
 """
 
 from genrm_rank.aggregators import (

@@ -12,10 +12,9 @@ score for each (1-5, higher is better) and a ranking of the pair (1-6):
  6    response 2 is much better
 ====  ==================================
 
-Swapping the slots mirrors the ranking (``r -> 7 - r``) and trades the scores; that arithmetic
-lives in :meth:`Verdict.swapped` and nowhere else. A verdict that could not be read is still a
-``Verdict``, with ``ok == False``, a :class:`FailureKind` and the raw text; asking it for a
-number raises :class:`~genrm_rank.errors.VerdictError` instead of inventing one.
+Swapping the slots mirrors the ranking (``r -> 7 - r``) and trades the scores, in
+:meth:`Verdict.swapped` only. A failed verdict has ``ok == False``, a :class:`FailureKind` and the
+raw text; asking it for a number raises :class:`~genrm_rank.errors.VerdictError`.
 
 References
 ----------
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from genrm_rank import validate as check
-from genrm_rank.errors import VerdictError
+from genrm_rank.errors import ArgumentError, VerdictError
 
 __all__ = [
     "RANKING_MAX",
@@ -59,22 +58,18 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _utf8_text(text: str | None) -> str | None:
-    """``text`` with each lone surrogate replaced by U+FFFD, so that UTF-8 can hold it.
-
-    A JSON ``"\\ud800"`` escape decodes to a lone surrogate: not text, and not encodable, so
-    one from a server would crash every writer it reached (output files, the cache) and, served
-    back from a cache, crash a resumed run again.
+    """``text`` with each lone surrogate (a JSON ``"\\ud800"`` escape) made U+FFFD, so that
+    every writer (output files, the cache) can encode it.
 
     >>> _utf8_text("a\\ud800b") == "a\\ufffdb", _utf8_text("ok")
     (True, 'ok')
     """
-    if text is None or text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-    return text
+    return text if text is None or text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ArgumentError(name, f"must be in [{low:g}, {high:g}], not {value}.")
 
 
 class FailureKind(str, enum.Enum):
@@ -104,11 +99,7 @@ class FailureKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage the server reported for one call: whole numbers of tokens, never negative.
-
-    A judge that reads usage from a server checks it there, and reports a count no call can
-    have (negative, fractional, a bool) as unknown (``usage=None``), never summed.
-    """
+    """Token usage the server reported for one call: whole numbers of tokens, never negative."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -193,8 +184,7 @@ def table_preference(table: dict[int, float]) -> PreferenceMapping:
     values = [float(table[r]) for r in keys]
 
     def mapping(ranking: float) -> float:
-        if not RANKING_MIN <= ranking <= RANKING_MAX:
-            raise ValueError(f"Argument 'ranking' must be in [1, 6], not {ranking}.")
+        _within("ranking", ranking, RANKING_MIN, RANKING_MAX)
         low = min(math.floor(ranking), 5)
         frac = ranking - low
         return values[low - 1] * (1.0 - frac) + values[low] * frac
@@ -228,13 +218,11 @@ class Verdict:
     usage : Usage or None
         Tokens the server reported, summed over every attempt that produced this verdict.
     attempts : int
-        Generations this verdict paid for: 1 for an answer (or for a failure after which the
-        server may have generated, such as a timeout), 0 for a request no server started on
-        (refused, or rejected before generating). A judge makes at most one generation a call;
-        re-asks are separate calls, counted by the orchestrator.
+        Generations paid for: 1 for an answer (or a failure after which the server may have
+        generated, such as a timeout), 0 for a request no server started on.
     cached : bool
-        Served from a verdict cache: ``attempts`` and ``usage`` are what it cost when it was
-        first paid, not now. Not part of equality.
+        Served from a verdict cache (``attempts`` and ``usage`` are the first cost). Not part of
+        equality.
     """
 
     score_1: float | None = None
@@ -251,19 +239,16 @@ class Verdict:
     cached: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
-        # The texts come from servers, parsers and files: a lone surrogate in one becomes U+FFFD
-        # here, so that a verdict always holds text every writer (and the cache) can encode.
         for name in ("raw", "reasoning", "error", "finish_reason"):
             if isinstance(value := getattr(self, name), str):
                 object.__setattr__(self, name, _utf8_text(value))
         if self.failure is None:
             if self.ranking is None:
                 raise ValueError("A verdict with no failure must have a ranking, not None.")
-            if not RANKING_MIN <= self.ranking <= RANKING_MAX:
-                raise ValueError(f"Argument 'ranking' must be in [1, 6], not {self.ranking}.")
+            _within("ranking", self.ranking, RANKING_MIN, RANKING_MAX)
             for name, score in (("score_1", self.score_1), ("score_2", self.score_2)):
-                if score is not None and not SCORE_MIN <= score <= SCORE_MAX:
-                    raise ValueError(f"Argument '{name}' must be in [1, 5], not {score}.")
+                if score is not None:
+                    _within(name, score, SCORE_MIN, SCORE_MAX)
         else:
             if not isinstance(self.failure, FailureKind):
                 object.__setattr__(self, "failure", FailureKind(self.failure))
@@ -311,10 +296,7 @@ class Verdict:
 
     @property
     def preference(self) -> float:
-        """Strength in [0, 1] with which slot 1 beats slot 2, by :func:`linear_preference`.
-
-        Raises :class:`~genrm_rank.errors.VerdictError` on a failed verdict.
-        """
+        """Strength in [0, 1] with which slot 1 beats slot 2, by :func:`linear_preference`."""
         return linear_preference(self._require_ranking())
 
     def preference_with(self, mapping: PreferenceMapping) -> float:
@@ -328,11 +310,8 @@ class Verdict:
         return 1 if ranking < 3.5 else 2 if ranking > 3.5 else None
 
     def swapped(self) -> Verdict:
-        """The same verdict as seen with the two slots exchanged.
-
-        ``ranking -> 7 - ranking``; the scores and each rubric triplet trade places.
-        ``v.swapped().swapped() == v``.
-        """
+        """The same verdict seen with the slots exchanged: ``ranking -> 7 - ranking``; the scores
+        and each rubric triplet trade places."""
         return replace(
             self,
             score_1=self.score_2,
@@ -345,10 +324,6 @@ class Verdict:
     def total_tokens(self) -> int:
         """Total tokens spent on this verdict (0 when the server reported none)."""
         return 0 if self.usage is None else self.usage.total_tokens
-
-
-# --------------------------------------------------------------------------------------------
-# Verdict <-> JSON
 
 
 _STORED: dict[type, tuple[str, ...]] = {
@@ -385,11 +360,8 @@ def _known(data: object, cls: type, name: str) -> dict[str, Any]:
 
 
 def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
-    """The verdict a :func:`verdict_to_dict` dict describes.
-
-    Missing keys take the :class:`~genrm_rank.verdict.Verdict` defaults; unknown keys raise
-    ``ValueError``, as do values the verdict itself rejects.
-    """
+    """The verdict a :func:`verdict_to_dict` dict describes; missing keys take the defaults,
+    unknown keys raise ``ValueError``."""
     values = _known(data, Verdict, "data")
     values["rubrics"] = tuple(
         RubricScore(
