@@ -10,6 +10,7 @@ thread sets it and the last one out restores it.
 
 from __future__ import annotations
 
+import functools
 import threading
 from contextlib import ContextDecorator
 from typing import Any
@@ -18,18 +19,15 @@ __all__ = ["one_blas_thread"]
 
 _lock = threading.Lock()
 _depth = 0
-_libraries: list[Any] | None = None
 _saved: list[tuple[Any, int]] = []
 
 
+@functools.cache
 def _blas_libraries() -> list[Any]:
     """``threadpoolctl``'s controllers of the loaded BLAS libraries (found once)."""
-    global _libraries
-    if _libraries is None:
-        from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController
 
-        _libraries = list(ThreadpoolController().select(user_api="blas").lib_controllers)
-    return _libraries
+    return list(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 def _restore() -> None:
@@ -38,8 +36,18 @@ def _restore() -> None:
         library.set_num_threads(threads)
 
 
-class _OneBlasThread(ContextDecorator):
-    """What :func:`one_blas_thread` returns: one stateless object."""
+class one_blas_thread(ContextDecorator):  # lower case, as contextlib's own (suppress)
+    """A re-entrant context manager (or decorator) that limits every BLAS library to one thread
+    inside; a nested entry costs a lock and a counter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with one_blas_thread():
+    ...     value = float(np.ones((3, 3)) @ np.ones(3) @ np.ones(3))
+    >>> value
+    9.0
+    """
 
     def __enter__(self) -> None:
         global _depth
@@ -63,21 +71,3 @@ class _OneBlasThread(ContextDecorator):
             _depth -= 1
             if _depth == 0:
                 _restore()
-
-
-_ONE_BLAS_THREAD = _OneBlasThread()
-
-
-def one_blas_thread() -> _OneBlasThread:
-    """A re-entrant context manager (or decorator) that limits every BLAS library to one thread
-    inside; a nested entry costs a lock and a counter.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> with one_blas_thread():
-    ...     value = float(np.ones((3, 3)) @ np.ones(3) @ np.ones(3))
-    >>> value
-    9.0
-    """
-    return _ONE_BLAS_THREAD

@@ -27,7 +27,6 @@ arguments a message names its own way. Failed *verdicts* are not exceptions but
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,15 +42,6 @@ __all__ = [
     "VerdictError",
     "Words",
 ]
-
-
-class _Unset(enum.Enum):
-    """No value: an enum member, so that it stays itself through pickling."""
-
-    UNSET = enum.auto()
-
-
-_UNSET = _Unset.UNSET
 
 
 class GenRMRankError(Exception):
@@ -105,14 +95,15 @@ class ArgumentError(GenRMRankError, ValueError):
 
     @dataclass(frozen=True)
     class Setting:
-        """An argument a message names, with the value it suggests (``overwrite=True``) or none."""
+        """An argument a message names, with the value it suggests (``overwrite=True``), or
+        ``...`` (a singleton through pickling) for none."""
 
         name: str
-        value: object = _UNSET
+        value: object = ...
 
         @property
         def has_value(self) -> bool:
-            return self.value is not _UNSET
+            return self.value is not ...
 
     @staticmethod
     def python_words(setting: ArgumentError.Setting, head: bool) -> str:
@@ -140,18 +131,13 @@ Namer = Callable[[ArgumentError.Setting, bool], str]
 def _fill(message: str, settings: dict[str, object], name: Namer) -> str:
     """``message`` with its fields filled: settings and nested :class:`Words` worded by ``name``
     (a setting given as ``head`` heads the message), other values as they are."""
-    if not settings:
-        return message
-    return message.format(
-        **{
-            k: name(v, k == "head")
-            if isinstance(v, ArgumentError.Setting)
-            else v.words(name)
-            if isinstance(v, Words)
-            else v
-            for k, v in settings.items()
-        }
-    )
+
+    def word(key: str, value: object) -> object:
+        if isinstance(value, ArgumentError.Setting):
+            return name(value, key == "head")
+        return value.words(name) if isinstance(value, Words) else value
+
+    return message.format(**{k: word(k, v) for k, v in settings.items()}) if settings else message
 
 
 class Words(str):
@@ -184,11 +170,8 @@ class Words(str):
     @staticmethod
     def of(error: BaseException) -> str:
         """The :class:`Words` ``error`` was raised with, else ``str(error)``."""
-        if isinstance(error, ArgumentError) or not (
-            error.args and isinstance(error.args[0], Words)
-        ):
-            return str(error)
-        return error.args[0]
+        words = error.args[0] if error.args and not isinstance(error, ArgumentError) else None
+        return words if isinstance(words, Words) else str(error)
 
     @staticmethod
     def worded(error: BaseException | str, name: Namer) -> str:

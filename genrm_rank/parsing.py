@@ -34,7 +34,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
@@ -153,9 +153,7 @@ def _optional_number(value: Any, low: float, high: float, *, integer: bool = Fal
         number = _number(value, "value")
     except _ParseFailure:
         return None
-    if integer and not number.is_integer():
-        return None
-    return number if low <= number <= high else None
+    return number if low <= number <= high and (number.is_integer() or not integer) else None
 
 
 def _rubrics(obj: Mapping[str, Any]) -> tuple[RubricScore, ...]:
@@ -204,10 +202,10 @@ def _verdict_from_object(obj: Any) -> Verdict | None:
     return _checked(source["score_1"], source["score_2"], source["ranking"], _rubrics(obj))
 
 
-def _boxed_verdict(text: str) -> Verdict | None:
+def _boxed_verdict(text: str) -> Verdict:
     boxes = _BOXED.findall(text)
     if not boxes:
-        return None
+        raise _ParseFailure(FailureKind.UNREADABLE, "no verdict (JSON or boxed) in the answer")
     pairs = [b for b in boxes if "," in b]
     singles = [b for b in boxes if "," not in b]
     if len(pairs) != 1 or len(singles) != 1:
@@ -235,10 +233,7 @@ def _read_answer(answer: str) -> Verdict:
     if not verdicts:
         if failures:
             raise failures[0]
-        boxed = _boxed_verdict(answer)
-        if boxed is not None:
-            return boxed
-        raise _ParseFailure(FailureKind.UNREADABLE, "no verdict (JSON or boxed) in the answer")
+        return _boxed_verdict(answer)
     if failures:
         raise _ParseFailure(
             FailureKind.AMBIGUOUS,
@@ -302,9 +297,8 @@ def parse_verdict(
     <FailureKind.TRUNCATED: 'truncated'>
     """
     common: dict[str, Any] = {"raw": content, "finish_reason": finish_reason, "usage": usage}
-    has_field = reasoning is not None
     if content is None:
-        if finish_reason != "length" and has_field and _holds_verdict(cast(str, reasoning)):
+        if finish_reason != "length" and reasoning is not None and _holds_verdict(reasoning):
             return Verdict.failed(
                 FailureKind.UNREADABLE,
                 reasoning=reasoning,
@@ -324,7 +318,7 @@ def parse_verdict(
         kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.EMPTY
         return Verdict.failed(kind, reasoning=reasoning, error="the answer is empty", **common)
 
-    inline = thinking and not has_field
+    inline = thinking and reasoning is None
     if inline and finish_reason == "length":
         return Verdict.failed(
             FailureKind.TRUNCATED,

@@ -73,10 +73,7 @@ def _within(name: str, value: float, low: float, high: float) -> None:
 
 
 class FailureKind(str, enum.Enum):
-    """Why a verdict carries no usable value.
-
-    ``str``-valued, so ``verdict.failure == "truncated"`` works.
-    """
+    """Why a verdict carries no usable value (``str``-valued: ``failure == "truncated"`` works)."""
 
     UNREADABLE = "unreadable"
     """The answer holds no verdict that can be read (no JSON/boxed values, missing keys)."""
@@ -122,10 +119,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class RubricScore:
-    """One per-rubric triplet of a rubric-style answer (Nemotron-3-Ultra GenRM).
-
-    Values the model left out or wrote unreadably are ``None``, never filled in.
-    """
+    """One per-rubric triplet of a rubric-style answer (Nemotron-3-Ultra GenRM); values the
+    model left out or wrote unreadably are ``None``."""
 
     rubric_id: int | str | None
     score_1: float | None
@@ -199,20 +194,18 @@ class Verdict:
     Attributes
     ----------
     score_1, score_2 : float or None
-        Individual helpfulness scores (1..5) of the responses in slot 1 and slot 2. ``None``
-        when the judge gave none (a three-class replay record) or the verdict failed.
+        Helpfulness scores (1..5) of slots 1 and 2; ``None`` when the judge gave none (a
+        three-class replay record) or the verdict failed.
     ranking : float or None
-        The pair ranking, 1 (slot 1 much better) .. 6 (slot 2 much better). ``None`` iff failed.
+        The pair ranking (see the module's table); ``None`` iff failed.
     rubrics : tuple of RubricScore
         Per-rubric triplets of a rubric-style answer, in the order given.
-    raw : str or None
-        The answer text as received (content), kept for audit and for failed verdicts.
-    reasoning : str or None
-        The judge's reasoning, when the server or the text provided it.
+    raw, reasoning : str or None
+        The answer text (content) as received, and the judge's reasoning.
     failure : FailureKind or None
         ``None`` for a usable verdict.
     error : str or None
-        Human-readable detail of the failure (parser message, server error body).
+        Detail of the failure (parser message, server error body).
     finish_reason : str or None
         The server's ``finish_reason``.
     usage : Usage or None
