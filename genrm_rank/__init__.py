@@ -8,12 +8,7 @@ and goes through one :class:`Runner`; every result says how many judge calls it 
 level holds the entry points and the values users touch; the plumbing lives in submodules.
 """
 
-from genrm_rank.aggregators import (
-    BradleyTerryFit,
-    Comparisons,
-    LeaderboardTable,
-    bradley_terry,
-)
+from genrm_rank.aggregators import BradleyTerryFit, Comparisons, LeaderboardTable, bradley_terry
 from genrm_rank.api import (
     GroupRewards,
     agroup_rewards,

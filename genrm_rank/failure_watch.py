@@ -88,7 +88,7 @@ def systematic_hint(verdict: Verdict) -> Words:
     )
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class FailureWatch:
     """Watches a run's verdicts; raises once their failures are systematic.
 
@@ -136,13 +136,8 @@ class FailureWatch:
         return max_in_flight if self.ok_seen else min(max_in_flight, self.probe_in_flight)
 
     def add(self, verdict: Verdict) -> None:
-        """Count one verdict as it comes back (cached ones are ignored).
-
-        Raises
-        ------
-        SystematicFailureError
-            When the failures so far are systematic (see the module docstring).
-        """
+        """Count one verdict (not a cached one) as it comes back; raise
+        :class:`~genrm_rank.errors.SystematicFailureError` once the failures are systematic."""
         if verdict.cached:
             return
         if verdict.ok:

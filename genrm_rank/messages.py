@@ -122,10 +122,7 @@ def _candidate(text: object, name: str) -> str:
 
 
 def build_messages(
-    conversation: Conversation,
-    response_1: str,
-    response_2: str,
-    principle: str | None = None,
+    conversation: Conversation, response_1: str, response_2: str, principle: str | None = None
 ) -> list[Message]:
     """The chat messages for one GenRM comparison.
 

@@ -270,14 +270,11 @@ def parse_verdict(
     Parameters
     ----------
     content : str or None
-        ``message.content`` of the chat completion. ``None`` (vLLM's answer when generation
-        stopped inside the reasoning) is a truncated verdict.
+        ``message.content``; ``None`` (generation stopped inside the reasoning) is truncated.
     reasoning : str, optional
         ``message.reasoning`` or ``message.reasoning_content`` when the server split it out.
-    finish_reason : str, optional
-        The choice's ``finish_reason``; ``"length"`` with no readable verdict is truncation.
-    usage : Usage, optional
-        Token usage, kept on the verdict.
+    finish_reason, usage : optional
+        The choice's ``finish_reason`` (``"length"``: truncated) and the token usage.
     thinking : bool
         Whether the judge thinks before it answers (every GenRM does; see the module docstring).
         ``False`` reads the whole content as the answer.

@@ -166,17 +166,17 @@ def table_preference(table: dict[int, float]) -> PreferenceMapping:
     """
     keys = sorted(table)
     if keys != [1, 2, 3, 4, 5, 6]:
-        raise ValueError(f"Argument 'table' must have the keys 1..6, not {keys}.")
-    for r in keys:
-        value = float(table[r])
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"Argument 'table' must map into [0, 1], not {r} -> {value}.")
-        if not math.isclose(value + float(table[7 - r]), 1.0):
-            raise ValueError(
-                f"Argument 'table' must satisfy table[r] + table[7 - r] == 1, "
-                f"not table[{r}] = {value}, table[{7 - r}] = {table[7 - r]}."
-            )
+        raise ArgumentError("table", f"must have the keys 1..6, not {keys}.")
     values = [float(table[r]) for r in keys]
+    for r, value in enumerate(values, 1):
+        if not 0.0 <= value <= 1.0:
+            raise ArgumentError("table", f"must map into [0, 1], not {r} -> {value}.")
+        if not math.isclose(value + values[6 - r], 1.0):
+            raise ArgumentError(
+                "table",
+                f"must satisfy table[r] + table[7 - r] == 1, not table[{r}] = {value}, "
+                f"table[{7 - r}] = {table[7 - r]}.",
+            )
 
     def mapping(ranking: float) -> float:
         _within("ranking", ranking, RANKING_MIN, RANKING_MAX)
