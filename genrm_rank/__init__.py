@@ -4,19 +4,11 @@ Pairwise GenRM verdicts (NVIDIA Nemotron GenRMs served by vLLM) become a best-of
 (:func:`select_best`), a full ranking with confidence (:func:`rank`), group rewards for RL
 (:func:`group_rewards`), a model leaderboard (:func:`leaderboard`), or a filtered dataset
 (:mod:`genrm_rank.sdg` in Python, the ``genrm-rank`` CLI). Every door takes a :class:`RankSpec`
-and goes through one :class:`Runner`. Judge calls are the currency: every result says how many
-it paid.
-
-The top level holds the entry points and the values users touch; the plumbing (the
-orchestrator, strategies, statistics) lives in submodules.
+and goes through one :class:`Runner`; every result says how many judge calls it paid. The top
+level holds the entry points and the values users touch; the plumbing lives in submodules.
 """
 
-from genrm_rank.aggregators import (
-    BradleyTerryFit,
-    Comparisons,
-    LeaderboardTable,
-    bradley_terry,
-)
+from genrm_rank.aggregators import BradleyTerryFit, Comparisons, LeaderboardTable, bradley_terry
 from genrm_rank.api import (
     GroupRewards,
     agroup_rewards,

@@ -1,17 +1,10 @@
 """Duplicate candidates: identical texts are judged once and share one result.
 
-Low-temperature sampling often produces the same text twice. Judging both copies would pay for
-comparisons whose answer is known (a text against itself), and would give the copies different
-strengths, ranks and rewards by chance. Instead the runner ranks the distinct texts
-(:func:`distinct`) and then gives every input candidate the result of its text
-(:func:`expand_ranking`): the same scores, the same reward, adjacent places in the order. The
-ranking keeps every input candidate, in input order, and says which were duplicates.
-
-P(best) is the one score that is not copied. It is the chance that a candidate is the pick,
-and the pick among copies is always the first copy (``best`` names it), so the first copy
-carries its text's P(best) and the other copies 0: the P(best) of all candidates still sums to
-1, and ``Ranking.p_best`` (what ``min_p_best`` reads) is the text's. Copying it to every copy
-would count one text's chance once per copy.
+Judging two copies of a text would pay for comparisons whose answer is known and give the copies
+different results by chance. The runner ranks the distinct texts (:func:`distinct`), then gives
+every input candidate its text's result (:func:`expand_ranking`): the same scores and reward,
+adjacent places in the order. P(best) alone is not copied: the pick among copies is the first
+copy, which carries its text's P(best) while the others carry 0, so P(best) still sums to 1.
 """
 
 from __future__ import annotations
@@ -61,15 +54,11 @@ def distinct(candidates: Sequence[str]) -> DuplicateGroups:
     (0, 1, 0)
     """
     index: dict[str, int] = {}
-    of: list[int] = []
-    members: list[list[int]] = []
-    for i, text in enumerate(candidates):
-        u = index.setdefault(text, len(members))
-        if u == len(members):
-            members.append([])
+    of = tuple(index.setdefault(text, len(index)) for text in candidates)
+    members: list[list[int]] = [[] for _ in index]
+    for i, u in enumerate(of):
         members[u].append(i)
-        of.append(u)
-    return DuplicateGroups(tuple(of), tuple(tuple(m) for m in members))
+    return DuplicateGroups(of, tuple(map(tuple, members)))
 
 
 def expand_ranking(
@@ -78,13 +67,9 @@ def expand_ranking(
     candidate_ids: Sequence[str] | None,
     groups: DuplicateGroups,
 ) -> Ranking:
-    """A ranking of the distinct texts, spread back over every input candidate.
-
-    Copies of one text share its scores (each under its own index and id), except P(best),
-    which the first copy carries whole and the others as 0 (see the module docstring), and sit
-    next to each other in ``order``; ``best`` and ``champion`` name the first copy; judgements
-    name the first copy of each text; a note lists the duplicates.
-    """
+    """A ranking of the distinct texts, spread back over every input candidate (see the module
+    docstring); ``best``, ``champion`` and judgements name the first copy; a note lists the
+    duplicates."""
     if not groups.groups:
         return ranking
     members = groups.members
@@ -95,8 +80,7 @@ def expand_ranking(
     ids = None if candidate_ids is None else tuple(str(c) for c in candidate_ids)
 
     def p_best(i: int) -> float:
-        shared = ranking.scores[groups.of[i]].p_best
-        # A NaN (no usable verdict) stays NaN on every copy: there is no chance to split.
+        shared = ranking.scores[groups.of[i]].p_best  # a NaN (no usable verdict) stays on each
         return shared if members[groups.of[i]][0] == i or math.isnan(shared) else 0.0
 
     scores = tuple(

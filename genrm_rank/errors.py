@@ -19,20 +19,14 @@ Every exception the library raises on purpose derives from :class:`GenRMRankErro
                └── CertificateError    the server's TLS certificate could not be verified
 
 The last two branches live beside what raises them (:mod:`genrm_rank.judges.routing`,
-:mod:`genrm_rank.judges.transport`); a custom transport raises the transport's.
-
-Bad arguments are reported with the built-in :class:`ValueError` / :class:`TypeError`, whose
-messages name the argument and the value received; an :class:`ArgumentError` (a ``ValueError``)
-also carries the argument's name, so that a front end such as the CLI can name its own flag.
-Messages that name arguments without being errors about them (a hint, a row's reason) are
-:class:`Words` values, worded the same two ways.
-Failed *verdicts* (unreadable, truncated, rejected answers) are not exceptions: they are
+:mod:`genrm_rank.judges.transport`). Bad arguments raise ``TypeError`` or :class:`ArgumentError`,
+naming the argument and the value received; :class:`Words` lets a front end (the CLI) word the
+arguments a message names its own way. Failed *verdicts* are not exceptions but
 :class:`~genrm_rank.verdict.Verdict` values with ``ok == False``.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,15 +42,6 @@ __all__ = [
     "VerdictError",
     "Words",
 ]
-
-
-class _Unset(enum.Enum):
-    """No value: an enum member, so that it stays itself through pickling."""
-
-    UNSET = enum.auto()
-
-
-_UNSET = _Unset.UNSET
 
 
 class GenRMRankError(Exception):
@@ -76,37 +61,29 @@ class EndpointsUnavailableError(JudgeError):
 
 
 class JudgeConfigurationError(JudgeError):
-    """Every endpoint refused the run's requests (401, 403, 404): a bad key, a wrong model or a
-    wrong path. The message quotes each server and suggests the fix. Like
-    :class:`EndpointsUnavailableError` it ends the run, not one prompt: every request would fail
-    the same way."""
+    """Every endpoint refused the run's requests (401, 403, 404); the message quotes each server
+    and suggests the fix. It ends the run, not one prompt."""
 
 
 class SystematicFailureError(JudgeError):
     """The verdicts of a run fail so consistently that the cause is the judge, not the rows
-    (:class:`~genrm_rank.failure_watch.FailureWatch`): a rate limit, a proxy page, a server
-    that times out, a gateway that strips the reasoning. The message names the failure kind,
-    quotes the server's or the parser's words and suggests the fix. It ends the run, which can
-    be resumed once the cause is fixed."""
+    (:class:`~genrm_rank.failure_watch.FailureWatch`); the message quotes the cause and a fix."""
 
 
 class ReplayMissError(JudgeError, KeyError):
     """A :class:`~genrm_rank.judges.replay.ReplayJudge` was asked for a pair it has no record of."""
 
-    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+    def __str__(self) -> str:  # not quoted, as KeyError would
         return str(self.args[0]) if self.args else ""
 
 
 class ArgumentError(GenRMRankError, ValueError):
-    """A bad argument. :attr:`argument` names it as it was passed (``"timeout"``,
-    ``"paths['out']"``, ``"rows.id_field"``); ``str()`` is the message in the Python API's words:
-    ``ArgumentError("timeout", "must be > 0, not -1.")`` reads ``Argument 'timeout' must be > 0,
-    not -1.``
+    """A bad argument, named by :attr:`argument` as it was passed (``"paths['out']"``); ``str()``
+    is the message in the Python API's words.
 
-    Other arguments the message names (a fix: "pass overwrite=True") are :class:`Setting` values
-    given as keywords and written ``{name}`` in ``message``; :meth:`words` words them all, and
-    the argument, another way (the CLI names its flags). Where ``message`` has such fields, the
-    values it quotes (paths) are keywords too, so that their braces are never read as fields.
+    Other arguments the message names (a fix) are :class:`Setting` keywords written ``{name}`` in
+    ``message``, as are the values it quotes (paths), so their braces are never read as fields;
+    :meth:`words` words every argument another way (the CLI names its flags).
 
     >>> fix = ArgumentError.Setting("overwrite", True)
     >>> error = ArgumentError("paths", ": {path} exists; pass {fix}.", path="o.jsonl", fix=fix)
@@ -118,20 +95,19 @@ class ArgumentError(GenRMRankError, ValueError):
 
     @dataclass(frozen=True)
     class Setting:
-        """An argument a message names, with the value it suggests (``overwrite=True``) or
-        none."""
+        """An argument a message names, with the value it suggests (``overwrite=True``), or
+        ``...`` (a singleton through pickling) for none."""
 
         name: str
-        value: object = _UNSET
+        value: object = ...
 
         @property
         def has_value(self) -> bool:
-            return self.value is not _UNSET
+            return self.value is not ...
 
     @staticmethod
     def python_words(setting: ArgumentError.Setting, head: bool) -> str:
-        """A setting in the Python API's words: ``Argument 'x'`` (``argument 'x'`` inside a
-        sentence), or ``x=value``."""
+        """A setting in the Python API's words: ``Argument 'x'`` (as ``head``) or ``x=value``."""
         if setting.has_value:
             return f"{setting.name}={setting.value!r}"
         return f"{'Argument' if head else 'argument'} '{setting.name}'"
@@ -155,29 +131,22 @@ Namer = Callable[[ArgumentError.Setting, bool], str]
 def _fill(message: str, settings: dict[str, object], name: Namer) -> str:
     """``message`` with its fields filled: settings and nested :class:`Words` worded by ``name``
     (a setting given as ``head`` heads the message), other values as they are."""
-    if not settings:
-        return message
-    return message.format(
-        **{
-            k: name(v, k == "head")
-            if isinstance(v, ArgumentError.Setting)
-            else v.words(name)
-            if isinstance(v, Words)
-            else v
-            for k, v in settings.items()
-        }
-    )
+
+    def word(key: str, value: object) -> object:
+        if isinstance(value, ArgumentError.Setting):
+            return name(value, key == "head")
+        return value.words(name) if isinstance(value, Words) else value
+
+    return message.format(**{k: word(k, v) for k, v in settings.items()}) if settings else message
 
 
 class Words(str):
     """A message (not an error) that names library arguments: a hint, a row's reason, a stop.
 
     As a ``str`` it is the message in the Python API's words; :meth:`words` words the
-    arguments another way (the CLI names its flags), as :meth:`ArgumentError.words` does. The
-    arguments are :class:`ArgumentError.Setting` keywords written ``{name}`` in ``message`` (the
-    one given as ``head`` starts it: ``Argument 'x' must ...``); other keywords are quoted as they
-    are, and a nested :class:`Words` is worded alike. A ``TypeError`` about an argument is raised
-    with one (:meth:`of` finds it).
+    :class:`ArgumentError.Setting` keywords (the one given as ``head`` starts it) and nested
+    :class:`Words` another way, as :meth:`ArgumentError.words` does. A ``TypeError`` about an
+    argument is raised with one (:meth:`of` finds it).
 
     >>> fix = Words("pass {fix}", fix=ArgumentError.Setting("thinking", False))
     >>> fix
@@ -200,19 +169,14 @@ class Words(str):
 
     @staticmethod
     def of(error: BaseException) -> str:
-        """The message of ``error``: the :class:`Words` it was raised with (kept structured,
-        for a front end to word), else ``str(error)``."""
-        if isinstance(error, ArgumentError) or not (
-            error.args and isinstance(error.args[0], Words)
-        ):
-            return str(error)
-        return error.args[0]
+        """The :class:`Words` ``error`` was raised with, else ``str(error)``."""
+        words = error.args[0] if error.args and not isinstance(error, ArgumentError) else None
+        return words if isinstance(words, Words) else str(error)
 
     @staticmethod
     def worded(error: BaseException | str, name: Namer) -> str:
-        """An error or a message with the arguments it names worded by ``name(setting, head)``:
-        an :class:`ArgumentError`'s, or a :class:`Words` message's (an exception's, see
-        :meth:`of`); any other text as it is. The one way a front end rewords the library.
+        """An error or a message with the arguments it names (if it is or was raised with a
+        :class:`Words`) worded by ``name(setting, head)``; the one way a front end rewords.
 
         >>> Words.worded(ArgumentError("x", "must be > 0."), lambda s, head: f"field {s.name!r}")
         "field 'x' must be > 0."

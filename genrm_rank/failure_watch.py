@@ -1,36 +1,27 @@
 """Stopping a run whose verdicts fail systematically, before it pays for every row.
 
-A persistent fault (a rate limit on every request, a proxy answering an HTML page, a server that
-never answers within the timeout, a gateway that strips the reasoning, a token limit every
-answer hits) fails every verdict the same way. Re-asking each call and moving on to the next row
-would pay for the whole input and leave every row in the errors file. :class:`FailureWatch`
-sees every paid verdict of a run, in the order they come back, and stops the run
-(:class:`~genrm_rank.errors.SystematicFailureError`) once the failures are clearly systematic:
+A persistent fault (a rate limit, a proxy's HTML page, a server that never answers in time, a
+gateway that strips the reasoning, a token limit every answer hits) fails every verdict the same
+way. :class:`FailureWatch` sees every paid verdict of a run (not cached ones) in the order they
+come back, and stops the run (:class:`~genrm_rank.errors.SystematicFailureError`) once the
+failures are clearly systematic:
 
 - **at the start**: the first :attr:`~FailureWatch.start` verdicts (8) all failed. Until the
-  first usable verdict, at most :attr:`~FailureWatch.probe_in_flight` requests (8) are in flight,
-  so a misconfigured run pays for 8 to 16 calls, not a window of 64 or 512 (plus the judge's
-  own free resends: :class:`~genrm_rank.judges.openai_http.OpenAIJudge` stops resending a 429
-  after 16 before any answer);
-- **later**: at least :attr:`~FailureWatch.window_failed` (60) of the last
-  :attr:`~FailureWatch.window` (64) verdicts failed. A healthy GenRM fails a few verdicts in a
-  hundred (unreadable, truncated); 60 of 64 is a fault that started mid-run (a replica's
-  gateway, an expired key), and costs at most one window.
+  first usable verdict at most :attr:`~FailureWatch.probe_in_flight` requests (8) are in flight,
+  so a misconfigured run pays for 8 to 16 calls, not a window of 64 or 512;
+- **later**: :attr:`~FailureWatch.window_failed` (60) of the last :attr:`~FailureWatch.window`
+  (64) verdicts failed: a fault that started mid-run (a healthy GenRM fails a few in a hundred).
 
-The thresholds are what a user would pay for a misconfiguration: a few dozen requests, in
-exchange for a stop that a healthy judge practically never triggers (a judge failing 30% of its
-verdicts at random trips the first rule with probability 0.3**8, under 1 in 10,000). Verdicts
-served from a cache are not counted. The rule depends on the sequence of verdicts alone, so it
-is deterministic given the judge's answers.
-
-The stop names the most common failure kind, quotes the server's or the parser's words for it
-(status code and body, or the parse error and the start of the answer) and the likely fix.
-Rows in flight when it stops are not written: a resumed run judges them again.
+A judge failing 30% of its verdicts at random trips the first rule with probability 0.3**8,
+under 1 in 10,000. The rule depends on the sequence of verdicts alone. The stop names the most
+common failure kind, quotes the server's or the parser's words for it and the likely fix. Rows in
+flight when it stops are not written: a resumed run judges them again.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from dataclasses import dataclass, field
 
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, SystematicFailureError, Words
@@ -41,54 +32,43 @@ __all__ = ["FailureWatch", "systematic_hint"]
 
 _RAW_LIMIT = 200
 
-
 _arg = ArgumentError.Setting
 
 _UNAVAILABLE_HINTS = (
     (
         "HTTP 429",
-        Words(
-            "the server rate-limits the run: lower {a}, or ask for a higher rate limit",
-            a=_arg("concurrency"),
-        ),
+        "the server rate-limits the run: lower {a}, or ask for a higher rate limit",
+        "concurrency",
     ),
     (
         "timed out",
-        Words(
-            "no answer came within the timeout: raise {a} (a GenRM's reasoning can take "
-            "minutes), or check that the server is generating",
-            a=_arg("timeout"),
-        ),
+        "no answer came within the timeout: raise {a} (a GenRM's reasoning can take minutes), or "
+        "check that the server is generating",
+        "timeout",
     ),
     (
         "'choices' is empty",
-        Words(
-            "the server answered 200 with no choices: check the server's log and {a}",
-            a=_arg("model"),
-        ),
+        "the server answered 200 with no choices: check the server's log and {a}",
+        "model",
     ),
     (
         "malformed response",
-        Words(
-            "the endpoint does not answer like an OpenAI API (a proxy or login page?): check {a}",
-            a=_arg("endpoints"),
-        ),
+        "the endpoint does not answer like an OpenAI API (a proxy or login page?): check {a}",
+        "endpoints",
     ),
-    ("HTTP 5", Words("the server fails every request: see its log")),
+    ("HTTP 5", "the server fails every request: see its log", None),
+    ("", "check that the server is up and reachable at {a}", "endpoints"),
 )
-"""Hints for an unanswered request, by the first words of its error that match."""
+"""``(words, hint, argument)`` for an unanswered request: the first whose words its error holds."""
 
 
 def systematic_hint(verdict: Verdict) -> Words:
-    """The likely fix for a failure that every verdict of a run shares; a :class:`Words`, so
-    that a front end names the arguments its own way."""
+    """The likely fix for a failure that every verdict of a run shares."""
     error = verdict.error or ""
     kind = verdict.failure
     if kind is FailureKind.UNAVAILABLE:
-        return next(
-            (hint for words, hint in _UNAVAILABLE_HINTS if words in error),
-            Words("check that the server is up and reachable at {a}", a=_arg("endpoints")),
-        )
+        hint, name = next((h, a) for words, h, a in _UNAVAILABLE_HINTS if words in error)
+        return Words(hint) if name is None else Words(hint, a=_arg(name))
     if kind is FailureKind.UNREADABLE and NO_REASONING in error:
         return Words(
             "the answers hold no reasoning: a gateway may strip it, or the model does not think; "
@@ -108,6 +88,7 @@ def systematic_hint(verdict: Verdict) -> Words:
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class FailureWatch:
     """Watches a run's verdicts; raises once their failures are systematic.
 
@@ -130,30 +111,24 @@ class FailureWatch:
     genrm_rank.errors.SystematicFailureError: The first 2 verdicts of the run all failed ...
     """
 
-    def __init__(
-        self,
-        *,
-        start: int = 8,
-        window: int = 64,
-        window_failed: int = 60,
-        probe_in_flight: int = 8,
-    ) -> None:
-        check.count("start", start, 1)
-        check.count("window", window, 1)
-        check.count("window_failed", window_failed, 1)
-        check.count("probe_in_flight", probe_in_flight, 1)
-        if window_failed > window:
-            raise ValueError(
-                f"Argument 'window_failed' must be <= window ({window}), not {window_failed}."
+    start: int = 8
+    window: int = 64
+    window_failed: int = 60
+    probe_in_flight: int = 8
+    ok_seen: int = field(default=0, init=False)
+    failed_seen: int = field(default=0, init=False)
+    _recent: deque[Verdict | None] = field(init=False, repr=False)
+    """The last ``window`` verdicts: a failed one as itself, a usable one as ``None``."""
+
+    def __post_init__(self) -> None:
+        for name in ("start", "window", "window_failed", "probe_in_flight"):
+            check.count(name, getattr(self, name), 1)
+        if self.window_failed > self.window:
+            raise ArgumentError(
+                "window_failed",
+                f"must be <= window ({self.window}), not {self.window_failed}.",
             )
-        self.start = start
-        self.window = window
-        self.window_failed = window_failed
-        self.probe_in_flight = probe_in_flight
-        self.ok_seen = 0
-        self.failed_seen = 0
-        self._recent: deque[Verdict | None] = deque(maxlen=window)
-        """The last ``window`` verdicts: a failed one as itself, a usable one as ``None``."""
+        self._recent = deque(maxlen=self.window)
 
     def in_flight_limit(self, max_in_flight: int) -> int:
         """Requests that may be in flight now: :attr:`probe_in_flight` before any usable
@@ -161,13 +136,8 @@ class FailureWatch:
         return max_in_flight if self.ok_seen else min(max_in_flight, self.probe_in_flight)
 
     def add(self, verdict: Verdict) -> None:
-        """Count one verdict as it comes back (cached ones are ignored).
-
-        Raises
-        ------
-        SystematicFailureError
-            When the failures so far are systematic (see the module docstring).
-        """
+        """Count one verdict (not a cached one) as it comes back; raise
+        :class:`~genrm_rank.errors.SystematicFailureError` once the failures are systematic."""
         if verdict.cached:
             return
         if verdict.ok:

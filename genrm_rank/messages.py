@@ -38,9 +38,7 @@ EMPTY_CANDIDATE = "None"
 
 
 def strip_reasoning(text: str) -> str:
-    """Drop reasoning: keep the text after the last ``</think>``, leading whitespace removed.
-
-    Text without ``</think>`` is returned unchanged.
+    """The text after the last ``</think>``, leading whitespace removed (all of it without one).
 
     >>> strip_reasoning("<think>hmm</think>\\n\\nParis.")
     'Paris.'
@@ -52,11 +50,8 @@ def strip_reasoning(text: str) -> str:
 
 
 def content_text(content: object, name: str = "content") -> str:
-    """A message's content as one string: a string as it is, or a list of text parts joined.
-
-    OpenAI's list form (``[{"type": "text", "text": ...}, ...]``) is joined with newlines, as
-    vLLM joins text parts. Any other part (an image, audio, a file) is refused: the GenRM
-    reads text only.
+    """A message's content as one string: a string as it is, or OpenAI's list of text parts
+    joined with newlines, as vLLM joins them (the GenRM reads no other part).
 
     >>> content_text([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
     'a\\nb'
@@ -80,11 +75,8 @@ def content_text(content: object, name: str = "content") -> str:
 def normalize_conversation(
     conversation: Conversation, *, name: str = "conversation"
 ) -> list[Message]:
-    """Validate a conversation and return it as a list of ``{"role", "content"}`` dicts.
-
-    Reasoning is stripped from assistant turns. Raises ``TypeError``/``ValueError`` naming the
-    argument (``name``) and what it received.
-    """
+    """A conversation checked (errors name it ``name``) as ``{"role", "content"}`` dicts, with
+    reasoning stripped from assistant turns."""
     if isinstance(conversation, str):
         if not conversation.strip():
             raise ArgumentError(name, f"must be a non-empty string, not {conversation!r}.")
@@ -102,16 +94,9 @@ def normalize_conversation(
     if len(conversation) == 0:
         raise ArgumentError(name, "must hold at least one user turn, not an empty list.")
     messages: list[Message] = []
-    for i, message in enumerate(conversation):
-        where = f"{name}[{i}]"
-        if not isinstance(message, Mapping):
-            raise TypeError(
-                Words(
-                    "{head} must be a {{'role', 'content'}} mapping, not {kind}.",
-                    head=ArgumentError.Setting(where),
-                    kind=type(message).__name__,
-                )
-            )
+    for i, item in enumerate(conversation):
+        where, what = f"{name}[{i}]", "a {'role', 'content'} mapping"
+        message: Mapping[str, Any] = check.instance(where, item, Mapping, what)  # type: ignore[type-abstract]
         role = message.get("role")
         if not isinstance(role, str) or role not in CONVERSATION_ROLES:
             raise ArgumentError(
@@ -137,10 +122,7 @@ def _candidate(text: object, name: str) -> str:
 
 
 def build_messages(
-    conversation: Conversation,
-    response_1: str,
-    response_2: str,
-    principle: str | None = None,
+    conversation: Conversation, response_1: str, response_2: str, principle: str | None = None
 ) -> list[Message]:
     """The chat messages for one GenRM comparison.
 
@@ -149,11 +131,9 @@ def build_messages(
     conversation : str or list of dict
         One user turn as a string, or ``{"role", "content"}`` messages ending with a user turn.
     response_1, response_2 : str
-        The candidates for slot 1 and slot 2. Reasoning up to ``</think>`` is stripped; an empty
-        candidate becomes the literal ``"None"``.
+        The candidates for slot 1 and slot 2.
     principle : str, optional
-        A rubric for the judge (role ``principle``). Without it the GenRM applies its general
-        helpfulness principle.
+        A rubric for the judge (role ``principle``).
 
     Returns
     -------

@@ -1,41 +1,30 @@
 """Verdicts out: read a GenRM answer into a :class:`~genrm_rank.verdict.Verdict`.
 
-Three answer formats are read, as the models' cards on Hugging Face describe them and NVIDIA's
-own parser reads them (NVIDIA-NeMo/Gym, ``resources_servers/genrm_compare/utils.py``; the
-rubric format is inferred from NVIDIA's training code):
+Three answer formats, as the models' cards describe them and NVIDIA's parser reads them
+(NVIDIA-NeMo/Gym, ``resources_servers/genrm_compare/utils.py``; the rubric format is inferred
+from NVIDIA's training code):
 
-1. JSON with ``score_1``, ``score_2``, ``ranking`` (Qwen3-Nemotron-235B GenRM), fenced in
-   ```` ```json ```` or bare;
+1. JSON with ``score_1``, ``score_2``, ``ranking`` (Qwen3-Nemotron-235B GenRM), fenced or bare;
 2. rubric JSON with ``rubric_evaluations`` and ``overall`` (Nemotron-3-Ultra GenRM): ``overall``
    is the verdict and the per-rubric triplets are kept;
-3. the boxed format of the older Llama-3.3-Nemotron-Super-49B GenRM
-   (``\\boxed{x, y}`` individual scores, ``\\boxed{z}`` ranking).
+3. the boxed format of Llama-3.3-Nemotron-Super-49B GenRM (``\\boxed{x, y}`` individual
+   scores, ``\\boxed{z}`` ranking).
 
-Reasoning may arrive in the API's ``reasoning``/``reasoning_content`` field, inside the content
-as ``<think>...</think>``, or before a bare ``</think>``. Only the answer after the reasoning is
-parsed: a verdict quoted inside the reasoning never becomes the verdict. The reasoning ends at
-the last ``</think>`` that is not inside a JSON object. Three rules keep text outside the answer
-from becoming the verdict:
+Reasoning arrives in the ``reasoning``/``reasoning_content`` field, inline as
+``<think>...</think>``, or before a bare ``</think>``; it ends at the last ``</think>`` outside a
+JSON object, and only the answer after it is read, so a verdict quoted in the reasoning never
+becomes the verdict. With ``thinking=True`` (every GenRM thinks), content with no reasoning field
+and no ``</think>`` is reasoning that never ended, and an inline-reasoning generation cut at
+``max_tokens`` is truncated whatever it holds (a quoted ``</think>`` cannot be told from the real
+one). Null content whose reasoning field holds a verdict is a reasoning-parser misconfiguration
+(``unreadable``, with a hint), never read as the verdict.
 
-- a GenRM always thinks (``thinking=True``, the default): content with no reasoning field and no
-  ``</think>`` is reasoning that never ended, not an answer (a judge that does not think is read
-  with ``thinking=False``);
-- a generation cut at ``max_tokens`` (``finish_reason == "length"``) whose reasoning is inline
-  is truncated whatever it holds: once the text is cut, a ``</think>`` in it may be one quoted
-  inside the reasoning, so no split point can be trusted;
-- null content whose reasoning field holds a readable verdict is a reasoning-parser
-  misconfiguration, reported as such (``unreadable``, with a hint), never read as the verdict.
-
-Every verdict object in the answer is read: several must agree, and a readable one next
-to an unreadable one is ``ambiguous``.
-
-The parser is as strict as the protocol. A ranking is one of the integers 1..6 (the scale has no
-tie value): ``3.5`` or ``1.2`` is ``out_of_range``, and the failure names the value as written. A
-score is a number in 1..5. In a rubric answer, ``overall`` must be an object holding the three
-values; any other ``overall`` (a bare number, a list, ``null``) is ``unreadable``, never skipped in
-favour of the keys around it. Per-rubric values the protocol does not allow are kept as ``None``.
-Nothing is ever filled in: an answer that cannot be read gives a failed verdict carrying the raw
-text (unlike NVIDIA's NeMo-Gym parser, which substitutes 3.0 / 3.5 for missing values).
+Every verdict object in the answer is read: several must agree, and a readable one next to an
+unreadable one is ``ambiguous``. A ranking is one of the integers 1..6 (``3.5`` is
+``out_of_range``), a score a number in 1..5; a rubric answer's ``overall`` must be an object
+holding the three values. Per-rubric values out of the protocol are kept as ``None``. Nothing is
+filled in (NeMo-Gym's parser substitutes 3.0 / 3.5 for missing values): an answer that cannot be
+read gives a failed verdict carrying the raw text.
 """
 
 from __future__ import annotations
@@ -45,7 +34,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
@@ -64,9 +53,8 @@ from genrm_rank.verdict import (
 __all__ = ["NO_REASONING", "parse_verdict", "split_reasoning"]
 
 NO_REASONING = "no reasoning field and no </think>"
-"""How a failed verdict says its answer held no reasoning at all (read with ``thinking=True``):
-the words :class:`~genrm_rank.failure_watch.FailureWatch` recognises when every answer of a run
-lacks it (a gateway that strips the reasoning field)."""
+"""The words of a failure whose answer held no reasoning, which
+:class:`~genrm_rank.failure_watch.FailureWatch` recognises (a gateway that strips it)."""
 
 _THINK_OPEN = "<think>"
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -81,12 +69,8 @@ class _ParseFailure(Exception):
 
 
 def _json_spans(text: str) -> Iterator[tuple[Any, int, int]]:
-    """Every top-level JSON object in ``text`` with its span ``(obj, start, end)``.
-
-    Fences are not needed to find an object: a fenced block's object is found at its ``{``.
-    Scanning the raw text (rather than cutting fences out first) keeps answers readable when an
-    analysis string itself quotes a code fence.
-    """
+    """Every top-level JSON object in ``text`` as ``(obj, start, end)``, fenced or not (an
+    analysis string may itself quote a fence)."""
     decoder = json.JSONDecoder()
     pos = text.find("{")
     while pos != -1:
@@ -104,13 +88,10 @@ def _strip_think_open(reasoning: str) -> str:
 
 
 def split_reasoning(content: str) -> list[tuple[str | None, str]]:
-    """Split a content string into ``(reasoning, answer)``.
+    """Split a content string into ``[(reasoning, answer)]`` (one split, in a list).
 
-    The reasoning ends at the last ``</think>`` that is not inside a JSON object (an answer's
-    analysis string may quote the tag; a candidate quoted in the reasoning may hold one too, and
-    it comes before the real tag). Content that opens ``<think>`` and never closes it is all
-    reasoning, with an empty answer. Content without the tag is all answer. The list holds one
-    split (it is a list for compatibility).
+    The reasoning ends at the last ``</think>`` outside a JSON object. Content that opens
+    ``<think>`` and never closes it is all reasoning; content without the tag is all answer.
 
     >>> split_reasoning("<think>a</think>B")
     [('a', 'B')]
@@ -145,11 +126,13 @@ def _number(value: Any, name: str) -> float:
 
 
 def _checked(
-    score_1: float,
-    score_2: float,
+    score_1_value: Any,
+    score_2_value: Any,
     ranking_value: Any,
     rubrics: tuple[RubricScore, ...] = (),
 ) -> Verdict:
+    """The verdict the three values (as written) give, else a :class:`_ParseFailure`."""
+    score_1, score_2 = _number(score_1_value, "score_1"), _number(score_2_value, "score_2")
     ranking = _number(ranking_value, "ranking")
     ranking_text = ranking_value.strip() if isinstance(ranking_value, str) else ranking_value
     for name, score in (("score_1", score_1), ("score_2", score_2)):
@@ -158,7 +141,6 @@ def _checked(
     if not RANKING_MIN <= ranking <= RANKING_MAX:
         raise _ParseFailure(FailureKind.OUT_OF_RANGE, f"ranking = {ranking_text!r} is outside 1..6")
     if not ranking.is_integer():
-        # The protocol's ranking is one of the six integers; it has no tie or half step.
         raise _ParseFailure(
             FailureKind.OUT_OF_RANGE,
             f"ranking = {ranking_text!r} is not one of the integers 1..6",
@@ -171,9 +153,7 @@ def _optional_number(value: Any, low: float, high: float, *, integer: bool = Fal
         number = _number(value, "value")
     except _ParseFailure:
         return None
-    if integer and not number.is_integer():
-        return None
-    return number if low <= number <= high else None
+    return number if low <= number <= high and (number.is_integer() or not integer) else None
 
 
 def _rubrics(obj: Mapping[str, Any]) -> tuple[RubricScore, ...]:
@@ -206,7 +186,6 @@ def _verdict_from_object(obj: Any) -> Verdict | None:
     if "overall" in obj:
         overall = obj["overall"]
         if not isinstance(overall, Mapping):
-            # The Ultra card's only form is an object; a bare number or list is not guessed at.
             raise _ParseFailure(
                 FailureKind.UNREADABLE,
                 f"'overall' must be an object with score_1, score_2 and ranking, not {overall!r}",
@@ -220,18 +199,13 @@ def _verdict_from_object(obj: Any) -> Verdict | None:
     missing = [key for key in _VERDICT_KEYS if key not in source]
     if missing:
         raise _ParseFailure(FailureKind.UNREADABLE, f"verdict JSON lacks {', '.join(missing)}")
-    return _checked(
-        _number(source["score_1"], "score_1"),
-        _number(source["score_2"], "score_2"),
-        source["ranking"],
-        _rubrics(obj),
-    )
+    return _checked(source["score_1"], source["score_2"], source["ranking"], _rubrics(obj))
 
 
-def _boxed_verdict(text: str) -> Verdict | None:
+def _boxed_verdict(text: str) -> Verdict:
     boxes = _BOXED.findall(text)
     if not boxes:
-        return None
+        raise _ParseFailure(FailureKind.UNREADABLE, "no verdict (JSON or boxed) in the answer")
     pairs = [b for b in boxes if "," in b]
     singles = [b for b in boxes if "," not in b]
     if len(pairs) != 1 or len(singles) != 1:
@@ -242,29 +216,24 @@ def _boxed_verdict(text: str) -> Verdict | None:
     parts = [p.strip() for p in pairs[0].split(",")]
     if len(parts) != 2:
         raise _ParseFailure(FailureKind.UNREADABLE, f"individual scores box holds {pairs[0]!r}")
-    return _checked(_number(parts[0], "score_1"), _number(parts[1], "score_2"), singles[0].strip())
+    return _checked(parts[0], parts[1], singles[0].strip())
 
 
 def _read_answer(answer: str) -> Verdict:
     if not answer.strip():
         raise _ParseFailure(FailureKind.EMPTY, "no answer after the reasoning")
-    verdicts: list[Verdict] = []
+    found: list[Verdict | None] = []
     failures: list[_ParseFailure] = []
     for obj, _, _ in _json_spans(answer):
         try:
-            verdict = _verdict_from_object(obj)
+            found.append(_verdict_from_object(obj))
         except _ParseFailure as failure:
             failures.append(failure)
-            continue
-        if verdict is not None:
-            verdicts.append(verdict)
+    verdicts = [v for v in found if v is not None]
     if not verdicts:
         if failures:
             raise failures[0]
-        boxed = _boxed_verdict(answer)
-        if boxed is not None:
-            return boxed
-        raise _ParseFailure(FailureKind.UNREADABLE, "no verdict (JSON or boxed) in the answer")
+        return _boxed_verdict(answer)
     if failures:
         raise _ParseFailure(
             FailureKind.AMBIGUOUS,
@@ -301,25 +270,20 @@ def parse_verdict(
     Parameters
     ----------
     content : str or None
-        ``message.content`` of the chat completion. ``None`` (vLLM's answer when generation
-        stopped inside the reasoning) is a truncated verdict.
+        ``message.content``; ``None`` (generation stopped inside the reasoning) is truncated.
     reasoning : str, optional
         ``message.reasoning`` or ``message.reasoning_content`` when the server split it out.
-    finish_reason : str, optional
-        The choice's ``finish_reason``; ``"length"`` with no readable verdict is truncation.
-    usage : Usage, optional
-        Token usage, kept on the verdict.
+    finish_reason, usage : optional
+        The choice's ``finish_reason`` (``"length"``: truncated) and the token usage.
     thinking : bool
-        Whether the judge thinks before it answers (every GenRM does). With ``True``, content
-        without a reasoning field and without ``</think>`` holds no answer, and an inline-reasoning
-        generation cut at ``max_tokens`` is truncated. ``False`` reads the whole content as the
-        answer (a judge run with thinking off, or a non-reasoning model).
+        Whether the judge thinks before it answers (every GenRM does; see the module docstring).
+        ``False`` reads the whole content as the answer.
 
     Returns
     -------
     Verdict
         ``ok`` with the scores and ranking, or failed with a :class:`FailureKind`, the raw text
-        and a message. Never a made-up value.
+        and a message.
 
     Examples
     --------
@@ -330,9 +294,8 @@ def parse_verdict(
     <FailureKind.TRUNCATED: 'truncated'>
     """
     common: dict[str, Any] = {"raw": content, "finish_reason": finish_reason, "usage": usage}
-    has_field = reasoning is not None
     if content is None:
-        if finish_reason != "length" and has_field and _holds_verdict(cast(str, reasoning)):
+        if finish_reason != "length" and reasoning is not None and _holds_verdict(reasoning):
             return Verdict.failed(
                 FailureKind.UNREADABLE,
                 reasoning=reasoning,
@@ -352,11 +315,8 @@ def parse_verdict(
         kind = FailureKind.TRUNCATED if finish_reason == "length" else FailureKind.EMPTY
         return Verdict.failed(kind, reasoning=reasoning, error="the answer is empty", **common)
 
-    inline = thinking and not has_field
+    inline = thinking and reasoning is None
     if inline and finish_reason == "length":
-        # Thinking is always on and the reasoning is inline: a generation cut at max_tokens may
-        # have been cut inside the reasoning, where a quoted </think> looks like the real one.
-        # No split point in such text can be trusted, so any JSON in it is not the verdict.
         return Verdict.failed(
             FailureKind.TRUNCATED,
             error="generation hit max_tokens with the reasoning inline; no answer can be told "

@@ -1,9 +1,5 @@
-"""Keeping secrets out of what the library writes: URL credentials and the API key.
-
-A URL may carry ``user:password@``, and text quoted from a server (an error body, an answer) may
-echo the key the client sent. Both pass through :func:`redact` where they enter the library, so
-they reach no message, verdict, errors file or summary.
-"""
+"""Keeping secrets out of what the library writes: URL credentials and the API key (which a
+server's error body may echo), masked where text enters the library."""
 
 from __future__ import annotations
 

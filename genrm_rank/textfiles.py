@@ -1,9 +1,4 @@
-"""Open text files that may be compressed, by their name.
-
-``.gz`` files are read through :mod:`gzip` from the standard library; anything else is read as
-it is. Used wherever the library reads a record a user hands it by path (a replay record, for
-example), so a compressed copy works the same as the plain file.
-"""
+"""Open a text file a user hands the library by path (a replay record), ``.gz`` or plain."""
 
 from __future__ import annotations
 

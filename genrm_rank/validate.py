@@ -1,12 +1,10 @@
 """Argument checks shared by the package, each naming the argument and what it received.
 
-Every check takes the argument's name and value, raises ``TypeError`` for a value of the wrong
-type and :class:`~genrm_rank.errors.ArgumentError` (a ``ValueError`` that names the argument,
-which the CLI words as its flag) for one out of range, in the openskill library's wording
+Each check takes the argument's name and value, raises ``TypeError`` for a wrong type and
+:class:`~genrm_rank.errors.ArgumentError` for a value out of range, in openskill's wording
 (``"Argument 'x' must be ..., not ...."``), and returns the value normalised (a numpy integer
-becomes an ``int``, a number a ``float``), so a constructor reads
-``self.samples = check.count("samples", samples, 1)``. A bool is never a number here, though
-Python counts it as an int. ``optional=True`` lets ``None`` through and says so in the message.
+becomes an ``int``). A bool is never a number here. ``optional=True`` lets ``None`` through and
+says so in the message.
 
 >>> from genrm_rank import validate as check
 >>> check.count("retries", 3, 0)
@@ -67,10 +65,8 @@ def integer(
     *,
     spelled: Literal["at least", ">="] = "at least",
 ) -> int:
-    """An int of at least ``minimum``: ``TypeError`` for a non-int, ``ValueError`` below it.
-
-    ``spelled`` words the bound as the caller always has: ``"must be at least 2"`` or
-    ``"must be >= 2"``.
+    """An int of at least ``minimum`` (the bound ``spelled`` as the caller always has):
+    ``TypeError`` for a non-int, ``ValueError`` below it.
 
     >>> integer("n_items", 1, 2)
     Traceback (most recent call last):
@@ -89,11 +85,8 @@ def count(name: str, value: object, minimum: int, *, optional: Literal[False] = 
 @overload
 def count(name: str, value: object, minimum: int, *, optional: bool) -> int | None: ...
 def count(name: str, value: object, minimum: int, *, optional: bool = False) -> int | None:
-    """An int of at least ``minimum`` (or ``None`` when optional), else one ``ValueError``.
-
-    Unlike :func:`integer`, a value of the wrong type and one out of range get the same
-    message, ``"must be an int >= 1, not 'x'."``.
-    """
+    """An int of at least ``minimum`` (or ``None`` when optional), else one ``ValueError`` for
+    a wrong type and a value out of range alike."""
     if optional and value is None:
         return None
     if not is_int(value) or value < minimum:
@@ -129,7 +122,6 @@ def number(name: str, value: object, *, optional: bool = False) -> float | None:
 def _holds(
     name: str, value: T | None, test: Callable[[Any], bool], words: str, optional: bool
 ) -> T | None:
-    """``value`` if it passes ``test`` (or is ``None`` when optional); else ``ValueError``."""
     if optional and value is None:
         return None
     if not test(value):

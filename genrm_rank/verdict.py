@@ -12,10 +12,9 @@ score for each (1-5, higher is better) and a ranking of the pair (1-6):
  6    response 2 is much better
 ====  ==================================
 
-Swapping the slots mirrors the ranking (``r -> 7 - r``) and trades the scores; that arithmetic
-lives in :meth:`Verdict.swapped` and nowhere else. A verdict that could not be read is still a
-``Verdict``, with ``ok == False``, a :class:`FailureKind` and the raw text; asking it for a
-number raises :class:`~genrm_rank.errors.VerdictError` instead of inventing one.
+Swapping the slots mirrors the ranking (``r -> 7 - r``) and trades the scores, in
+:meth:`Verdict.swapped` only. A failed verdict has ``ok == False``, a :class:`FailureKind` and the
+raw text; asking it for a number raises :class:`~genrm_rank.errors.VerdictError`.
 
 References
 ----------
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from genrm_rank import validate as check
-from genrm_rank.errors import VerdictError
+from genrm_rank.errors import ArgumentError, VerdictError
 
 __all__ = [
     "RANKING_MAX",
@@ -59,29 +58,22 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _utf8_text(text: str | None) -> str | None:
-    """``text`` with each lone surrogate replaced by U+FFFD, so that UTF-8 can hold it.
-
-    A JSON ``"\\ud800"`` escape decodes to a lone surrogate: not text, and not encodable, so
-    one from a server would crash every writer it reached (output files, the cache) and, served
-    back from a cache, crash a resumed run again.
+    """``text`` with each lone surrogate (a JSON ``"\\ud800"`` escape) made U+FFFD, so that
+    every writer (output files, the cache) can encode it.
 
     >>> _utf8_text("a\\ud800b") == "a\\ufffdb", _utf8_text("ok")
     (True, 'ok')
     """
-    if text is None or text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-    return text
+    return text if text is None or text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ArgumentError(name, f"must be in [{low:g}, {high:g}], not {value}.")
 
 
 class FailureKind(str, enum.Enum):
-    """Why a verdict carries no usable value.
-
-    ``str``-valued, so ``verdict.failure == "truncated"`` works.
-    """
+    """Why a verdict carries no usable value (``str``-valued: ``failure == "truncated"`` works)."""
 
     UNREADABLE = "unreadable"
     """The answer holds no verdict that can be read (no JSON/boxed values, missing keys)."""
@@ -104,11 +96,7 @@ class FailureKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage the server reported for one call: whole numbers of tokens, never negative.
-
-    A judge that reads usage from a server checks it there, and reports a count no call can
-    have (negative, fractional, a bool) as unknown (``usage=None``), never summed.
-    """
+    """Token usage the server reported for one call: whole numbers of tokens, never negative."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -131,10 +119,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class RubricScore:
-    """One per-rubric triplet of a rubric-style answer (Nemotron-3-Ultra GenRM).
-
-    Values the model left out or wrote unreadably are ``None``, never filled in.
-    """
+    """One per-rubric triplet of a rubric-style answer (Nemotron-3-Ultra GenRM); values the
+    model left out or wrote unreadably are ``None``."""
 
     rubric_id: int | str | None
     score_1: float | None
@@ -180,21 +166,20 @@ def table_preference(table: dict[int, float]) -> PreferenceMapping:
     """
     keys = sorted(table)
     if keys != [1, 2, 3, 4, 5, 6]:
-        raise ValueError(f"Argument 'table' must have the keys 1..6, not {keys}.")
-    for r in keys:
-        value = float(table[r])
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"Argument 'table' must map into [0, 1], not {r} -> {value}.")
-        if not math.isclose(value + float(table[7 - r]), 1.0):
-            raise ValueError(
-                f"Argument 'table' must satisfy table[r] + table[7 - r] == 1, "
-                f"not table[{r}] = {value}, table[{7 - r}] = {table[7 - r]}."
-            )
+        raise ArgumentError("table", f"must have the keys 1..6, not {keys}.")
     values = [float(table[r]) for r in keys]
+    for r, value in enumerate(values, 1):
+        if not 0.0 <= value <= 1.0:
+            raise ArgumentError("table", f"must map into [0, 1], not {r} -> {value}.")
+        if not math.isclose(value + values[6 - r], 1.0):
+            raise ArgumentError(
+                "table",
+                f"must satisfy table[r] + table[7 - r] == 1, not table[{r}] = {value}, "
+                f"table[{7 - r}] = {table[7 - r]}.",
+            )
 
     def mapping(ranking: float) -> float:
-        if not RANKING_MIN <= ranking <= RANKING_MAX:
-            raise ValueError(f"Argument 'ranking' must be in [1, 6], not {ranking}.")
+        _within("ranking", ranking, RANKING_MIN, RANKING_MAX)
         low = min(math.floor(ranking), 5)
         frac = ranking - low
         return values[low - 1] * (1.0 - frac) + values[low] * frac
@@ -209,32 +194,28 @@ class Verdict:
     Attributes
     ----------
     score_1, score_2 : float or None
-        Individual helpfulness scores (1..5) of the responses in slot 1 and slot 2. ``None``
-        when the judge gave none (a three-class replay record) or the verdict failed.
+        Helpfulness scores (1..5) of slots 1 and 2; ``None`` when the judge gave none (a
+        three-class replay record) or the verdict failed.
     ranking : float or None
-        The pair ranking, 1 (slot 1 much better) .. 6 (slot 2 much better). ``None`` iff failed.
+        The pair ranking (see the module's table); ``None`` iff failed.
     rubrics : tuple of RubricScore
         Per-rubric triplets of a rubric-style answer, in the order given.
-    raw : str or None
-        The answer text as received (content), kept for audit and for failed verdicts.
-    reasoning : str or None
-        The judge's reasoning, when the server or the text provided it.
+    raw, reasoning : str or None
+        The answer text (content) as received, and the judge's reasoning.
     failure : FailureKind or None
         ``None`` for a usable verdict.
     error : str or None
-        Human-readable detail of the failure (parser message, server error body).
+        Detail of the failure (parser message, server error body).
     finish_reason : str or None
         The server's ``finish_reason``.
     usage : Usage or None
         Tokens the server reported, summed over every attempt that produced this verdict.
     attempts : int
-        Generations this verdict paid for: 1 for an answer (or for a failure after which the
-        server may have generated, such as a timeout), 0 for a request no server started on
-        (refused, or rejected before generating). A judge makes at most one generation a call;
-        re-asks are separate calls, counted by the orchestrator.
+        Generations paid for: 1 for an answer (or a failure after which the server may have
+        generated, such as a timeout), 0 for a request no server started on.
     cached : bool
-        Served from a verdict cache: ``attempts`` and ``usage`` are what it cost when it was
-        first paid, not now. Not part of equality.
+        Served from a verdict cache (``attempts`` and ``usage`` are the first cost). Not part of
+        equality.
     """
 
     score_1: float | None = None
@@ -251,19 +232,16 @@ class Verdict:
     cached: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
-        # The texts come from servers, parsers and files: a lone surrogate in one becomes U+FFFD
-        # here, so that a verdict always holds text every writer (and the cache) can encode.
         for name in ("raw", "reasoning", "error", "finish_reason"):
             if isinstance(value := getattr(self, name), str):
                 object.__setattr__(self, name, _utf8_text(value))
         if self.failure is None:
             if self.ranking is None:
                 raise ValueError("A verdict with no failure must have a ranking, not None.")
-            if not RANKING_MIN <= self.ranking <= RANKING_MAX:
-                raise ValueError(f"Argument 'ranking' must be in [1, 6], not {self.ranking}.")
+            _within("ranking", self.ranking, RANKING_MIN, RANKING_MAX)
             for name, score in (("score_1", self.score_1), ("score_2", self.score_2)):
-                if score is not None and not SCORE_MIN <= score <= SCORE_MAX:
-                    raise ValueError(f"Argument '{name}' must be in [1, 5], not {score}.")
+                if score is not None:
+                    _within(name, score, SCORE_MIN, SCORE_MAX)
         else:
             if not isinstance(self.failure, FailureKind):
                 object.__setattr__(self, "failure", FailureKind(self.failure))
@@ -311,10 +289,7 @@ class Verdict:
 
     @property
     def preference(self) -> float:
-        """Strength in [0, 1] with which slot 1 beats slot 2, by :func:`linear_preference`.
-
-        Raises :class:`~genrm_rank.errors.VerdictError` on a failed verdict.
-        """
+        """Strength in [0, 1] with which slot 1 beats slot 2, by :func:`linear_preference`."""
         return linear_preference(self._require_ranking())
 
     def preference_with(self, mapping: PreferenceMapping) -> float:
@@ -328,11 +303,8 @@ class Verdict:
         return 1 if ranking < 3.5 else 2 if ranking > 3.5 else None
 
     def swapped(self) -> Verdict:
-        """The same verdict as seen with the two slots exchanged.
-
-        ``ranking -> 7 - ranking``; the scores and each rubric triplet trade places.
-        ``v.swapped().swapped() == v``.
-        """
+        """The same verdict seen with the slots exchanged: ``ranking -> 7 - ranking``; the scores
+        and each rubric triplet trade places."""
         return replace(
             self,
             score_1=self.score_2,
@@ -345,10 +317,6 @@ class Verdict:
     def total_tokens(self) -> int:
         """Total tokens spent on this verdict (0 when the server reported none)."""
         return 0 if self.usage is None else self.usage.total_tokens
-
-
-# --------------------------------------------------------------------------------------------
-# Verdict <-> JSON
 
 
 _STORED: dict[type, tuple[str, ...]] = {
@@ -385,11 +353,8 @@ def _known(data: object, cls: type, name: str) -> dict[str, Any]:
 
 
 def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
-    """The verdict a :func:`verdict_to_dict` dict describes.
-
-    Missing keys take the :class:`~genrm_rank.verdict.Verdict` defaults; unknown keys raise
-    ``ValueError``, as do values the verdict itself rejects.
-    """
+    """The verdict a :func:`verdict_to_dict` dict describes; missing keys take the defaults,
+    unknown keys raise ``ValueError``."""
     values = _known(data, Verdict, "data")
     values["rubrics"] = tuple(
         RubricScore(
