@@ -27,6 +27,7 @@ arguments a message names its own way. Failed *verdicts* are not exceptions but
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,6 +116,11 @@ class ArgumentError(GenRMRankError, ValueError):
     def __init__(self, argument: str, message: str, /, **settings: object) -> None:
         self.argument, self.message, self.settings = argument, message, settings
         super().__init__(self.words(self.python_words))
+
+    def __reduce__(self) -> tuple[Callable[[], ArgumentError], tuple[()]]:
+        """Pickled as its call (``args`` alone cannot rebuild it), so that it crosses processes
+        (a Ray worker, a process pool) as itself."""
+        return functools.partial(type(self), self.argument, self.message, **self.settings), ()
 
     def words(self, name: Callable[[ArgumentError.Setting, bool], str]) -> str:
         """The message with every argument worded by ``name(setting, head)``; ``head`` is true

@@ -280,3 +280,34 @@ def test_version_is_the_installed_and_declared_one() -> None:
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
     declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
     assert genrm_rank.__version__ == declared
+
+
+def test_argument_errors_and_words_cross_processes_as_themselves() -> None:
+    """A Ray worker or a process pool pickles the errors it raises: an ArgumentError (and its
+    subclasses) comes back with its argument, its structured message and its wordings."""
+    import pickle
+
+    from genrm_rank.errors import ArgumentError, Words
+    from genrm_rank.sdg.inputs import InputError
+
+    def flag(setting: ArgumentError.Setting, head: bool) -> str:
+        return "argument -o" if head else f"--{setting.name}"
+
+    fix = ArgumentError.Setting("overwrite", True)
+    for error in (
+        ArgumentError("paths", ": {path} exists; pass {fix}.", path="o.jsonl", fix=fix),
+        InputError("sources", "cannot be read: {why}.", why="truncated"),
+    ):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error)
+        assert (str(back), back.argument, back.words(flag)) == (
+            str(error),
+            error.argument,
+            error.words(flag),
+        )
+    hint = Words("pass {fix}", fix=ArgumentError.Setting("thinking", False))
+    back_hint = pickle.loads(pickle.dumps(hint))
+    assert (back_hint, back_hint.words(lambda s, head: "--no-thinking")) == (
+        "pass thinking=False",
+        "pass --no-thinking",
+    )
