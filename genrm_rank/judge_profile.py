@@ -25,6 +25,7 @@ from genrm_rank import validate as check
 from genrm_rank.aggregators.bradley_terry import _Gaussian, _moments, _Pairs
 from genrm_rank.aggregators.comparisons import Comparisons, weighted_bincount
 from genrm_rank.blas_threads import one_blas_thread
+from genrm_rank.textfiles import write_atomically
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -129,8 +130,6 @@ class JudgeProfile:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the profile as JSON to ``path``, atomically (a temporary file, then a rename)."""
-        from genrm_rank.sdg.output import write_atomically  # sdg imports this module
-
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         write_atomically(Path(path), text.encode("utf-8"))
 

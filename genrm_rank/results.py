@@ -50,6 +50,7 @@ __all__ = [
     "Ranking",
     "RankingStatus",
     "build_ranking",
+    "finite_or_none",
     "judgements_to_comparisons",
 ]
 
@@ -204,7 +205,7 @@ class Ranking:
             "best_id": self.best_id,
             "champion": self.champion,
             "order": list(self.order),
-            "p_best": _finite(self.p_best),
+            "p_best": finite_or_none(self.p_best),
             "scores": [_record(s) for s in self.scores],
             "status": self.status,
             "calls": self.calls,
@@ -216,7 +217,7 @@ class Ranking:
             "budget_bound": self.status == "budget_bound",
             "strategy": self.strategy,
             "swap": self.swap,
-            "position_bias": _finite(self.position_bias),
+            "position_bias": finite_or_none(self.position_bias),
             "consistency": _record(self.consistency),
             "connected": self.connected,
             "cycles": [list(c) for c in self.cycles],
@@ -256,7 +257,7 @@ def _shorten(text: str | None, limit: int) -> str | None:
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
-def _finite(value: Any) -> float | None:
+def finite_or_none(value: float | np.floating[Any] | None) -> float | None:
     """A float for JSON: ``None`` for NaN, infinity or ``None`` (JSON has no NaN)."""
     return None if value is None or not math.isfinite(value) else float(value)
 
@@ -267,9 +268,9 @@ def _record(obj: Any) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """A JSON scalar: floats through :func:`_finite`, numpy integers as Python ones."""
+    """A JSON scalar: floats through :func:`finite_or_none`, numpy integers as Python ones."""
     if isinstance(value, (float, np.floating)):
-        return _finite(value)
+        return finite_or_none(value)
     return int(value) if isinstance(value, np.integer) else value
 
 

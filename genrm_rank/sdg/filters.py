@@ -8,7 +8,6 @@ Bradley-Terry strength gaps in log-odds (``scores[i].strength``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
@@ -17,7 +16,7 @@ from typing import Any, Literal
 from genrm_rank import validate
 from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import normalize_conversation
-from genrm_rank.results import Ranking
+from genrm_rank.results import Ranking, finite_or_none
 from genrm_rank.sdg.output import Block
 from genrm_rank.sdg.rows import Row, RowError
 
@@ -30,7 +29,6 @@ __all__ = [
     "SelectDecision",
     "SelectThresholds",
     "decide_selection",
-    "finite_or_none",
     "format_problem",
     "margin_of",
     "pair_rows",
@@ -52,13 +50,6 @@ SelectFormat = Literal["full", "sft"]
 SELECT_FORMATS: tuple[str, ...] = ("full", "sft")
 RankFormat = Literal["full", "nemo-rl"]
 RANK_FORMATS: tuple[str, ...] = ("full", "nemo-rl")
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """``value`` as a float, or ``None`` when it is missing or not finite (JSON has no NaN)."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def margin_of(ranking: Ranking, winner: int, loser: int) -> float:

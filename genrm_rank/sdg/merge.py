@@ -17,8 +17,9 @@ from typing import IO, Any, cast
 
 from genrm_rank.errors import ArgumentError
 from genrm_rank.sdg.inputs import open_input
-from genrm_rank.sdg.output import RunCounters, fsync_folder, open_locked
+from genrm_rank.sdg.output import RunCounters, open_locked
 from genrm_rank.sdg.rows import IdIndex, id_key
+from genrm_rank.textfiles import fsync_folder
 
 __all__ = ["merge_shards"]
 

@@ -8,7 +8,6 @@ cuts before a resumed run appends (and so ends with the bytes of an uninterrupte
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from genrm_rank.sdg.rows import IdIndex, RowError, id_key
+from genrm_rank.textfiles import write_atomically
 
 __all__ = [
     "STDOUT",
@@ -33,12 +33,10 @@ __all__ = [
     "Sink",
     "StreamSink",
     "drop_retried_errors",
-    "fsync_folder",
     "is_stream",
     "open_locked",
     "recover",
     "sidecar_path",
-    "write_atomically",
 ]
 
 Sink = Literal["out", "rejected", "errors"]
@@ -287,33 +285,6 @@ def drop_retried_errors(path: str | os.PathLike[str]) -> int:
         return 0
     write_atomically(p, b"".join(kept), mode=p.stat().st_mode & 0o7777)
     return dropped
-
-
-def write_atomically(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``data``: a temporary file beside it, ``fsync``, then a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make the renames into ``folder`` durable (where the system allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @dataclass(frozen=True)

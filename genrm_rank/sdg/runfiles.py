@@ -16,8 +16,9 @@ from typing import Any
 from genrm_rank.errors import ArgumentError
 from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg.inputs import STDIN
-from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path, write_atomically
+from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path
 from genrm_rank.spec import renamed_fields
+from genrm_rank.textfiles import write_atomically
 
 __all__ = [
     "FROZEN_PROFILE_KEY",
