@@ -117,6 +117,11 @@ class Usage:
         )
 
 
+def _mirrored(ranking: float | None) -> float | None:
+    """A ranking seen from the other slot: the one place of the ``7 - r`` arithmetic."""
+    return None if ranking is None else RANKING_MIN + RANKING_MAX - ranking
+
+
 @dataclass(frozen=True)
 class RubricScore:
     """One per-rubric triplet of a rubric-style answer (Nemotron-3-Ultra GenRM); values the
@@ -133,12 +138,7 @@ class RubricScore:
 
     def swapped(self) -> RubricScore:
         """The same triplet seen with the two responses' slots exchanged."""
-        return RubricScore(
-            self.rubric_id,
-            self.score_2,
-            self.score_1,
-            None if self.ranking is None else 7.0 - self.ranking,
-        )
+        return RubricScore(self.rubric_id, self.score_2, self.score_1, _mirrored(self.ranking))
 
 
 PreferenceMapping = Callable[[float], float]
@@ -309,7 +309,7 @@ class Verdict:
             self,
             score_1=self.score_2,
             score_2=self.score_1,
-            ranking=None if self.ranking is None else 7.0 - self.ranking,
+            ranking=_mirrored(self.ranking),
             rubrics=tuple(r.swapped() for r in self.rubrics),
         )
 
