@@ -1,4 +1,4 @@
-"""``python -m genrm_rank.server``: run simulated vLLM GenRM servers (see :mod:`.cli`)."""
+"""``python -m genrm_rank.server``: simulated vLLM GenRM servers (:mod:`~genrm_rank.server.cli`)."""
 
 from genrm_rank.server.cli import main
 
