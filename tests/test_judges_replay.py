@@ -182,3 +182,27 @@ def test_custom_field_names(tmp_path: Path) -> None:
         winner_field="label",
     )
     assert judge.lookup("p", "x", "y").ranking == 6
+
+
+@pytest.mark.parametrize("compression", ["plain", "gzip", "zstandard"])
+def test_a_record_is_read_compressed_or_not_whatever_its_name(
+    record_path: Path, tmp_path: Path, compression: str
+) -> None:
+    """Compression is told by content, as the SDG inputs tell it: the same record read plain,
+    gzip- or zstandard-compressed, under a name that says nothing (``record.jsonl``)."""
+    import gzip
+
+    import zstandard
+
+    from genrm_rank.textfiles import open_text
+
+    with open_text(record_path) as handle:
+        text = handle.read().encode("utf-8")
+    packed = {
+        "plain": lambda data: data,
+        "gzip": gzip.compress,
+        "zstandard": zstandard.ZstdCompressor().compress,
+    }[compression](text)
+    copy = tmp_path / "record.jsonl"
+    copy.write_bytes(packed)
+    assert ReplayJudge.from_jsonl(copy).records == ReplayJudge.from_jsonl(record_path).records

@@ -84,7 +84,7 @@ class ReplayJudge:
         second_field: str = "model_b",
         winner_field: str = "winner",
     ) -> ReplayJudge:
-        """Load a JSONL record, plain or ``.gz`` (defaults fit the QLoRA Vicuna GPT-4 record)."""
+        """Load a JSONL record, plain, gzip or zstandard (defaults: the QLoRA Vicuna record)."""
         records = []
         with open_text(path) as handle:
             for line_number, line in enumerate(handle, start=1):

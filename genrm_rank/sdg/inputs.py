@@ -23,6 +23,7 @@ from typing import IO, Any, Literal, get_args
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError, Words
 from genrm_rank.messages import content_text
+from genrm_rank.textfiles import decompressed, first_bytes
 
 __all__ = [
     "BATCH_ROWS",
@@ -64,8 +65,6 @@ BATCH_ROWS = 1024
 InputFormat = Literal["auto", "jsonl", "json", "parquet", "dataset"]
 INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
 
@@ -157,9 +156,10 @@ def _open_bytes(path: str) -> IO[bytes]:
         raise InputError("input", f": cannot open {path}: {exc.strerror}.") from None
 
 
-def _magic(stream: IO[bytes], size: int = 4) -> bytes:
-    peek = getattr(stream, "peek", None)
-    return bytes(peek(size)[:size]) if peek is not None else b""
+def _package_error(package: str, extra: str, what: str) -> InputError:
+    return InputError(
+        "input", f": {what} needs the {package!r} package (pip install 'genrm-rank[{extra}]')."
+    )
 
 
 def _need(module: str, extra: str, what: str) -> Any:
@@ -167,27 +167,17 @@ def _need(module: str, extra: str, what: str) -> Any:
     try:
         return __import__(module, fromlist=["_"])
     except ImportError:
-        package = module.split(".")[0]
-        raise InputError(
-            "input",
-            f": {what} needs the {package!r} package (pip install 'genrm-rank[{extra}]').",
-        ) from None
+        raise _package_error(module.split(".")[0], extra, what) from None
 
 
 def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
-    """``stream`` decompressed when it starts with the gzip or zstandard magic."""
-    magic = _magic(stream)
-    if magic.startswith(_GZIP_MAGIC):
-        return io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=_CHUNK)
-    if magic.startswith(_ZSTD_MAGIC) or (name.endswith(".zst") and not magic):
-        try:
-            zstd = _need("zstandard", "zstd", f"{name} is zstandard-compressed, and reading it")
-        except InputError:
-            stream.close()
-            raise
-        reader = zstd.ZstdDecompressor().stream_reader(stream, closefd=True)
-        return io.BufferedReader(reader, buffer_size=_CHUNK)
-    return stream
+    """:func:`~genrm_rank.textfiles.decompressed`, a missing package worded as an input error."""
+    try:
+        return decompressed(stream, name)
+    except ImportError:
+        raise _package_error(
+            "zstandard", "zstd", f"{name} is zstandard-compressed, and reading it"
+        ) from None
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
@@ -424,7 +414,7 @@ def open_input(
     array, head = format == "json", b""
     if format == "auto":
         with opened() as probe, contextlib.suppress(*_read_errors()):
-            head = _magic(probe, 4096)  # when it cannot be read, the reader says why
+            head = first_bytes(probe, 4096)  # when it cannot be read, the reader says why
             array = head.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
         if name != STDIN and head[:4] == _PARQUET_MAGIC:
             return _parquet(name)
