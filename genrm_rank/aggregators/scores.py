@@ -1,7 +1,7 @@
 """Closed-form per-item scores: win rate, Copeland, mean individual score, NeMo-Gym's tiebreaker.
 
-Each maps :class:`~genrm_rank.aggregators.comparisons.Comparisons` to one float per item (NaN
-where an item has nothing to score), equivariantly: ``f(c.relabel(p))[p] == f(c)``.
+Each function maps a :class:`~genrm_rank.aggregators.comparisons.Comparisons` value to one float
+per item and is equivariant under relabelling: ``f(c.relabel(p))[p] == f(c)``.
 """
 
 from __future__ import annotations
@@ -16,27 +16,42 @@ from .graph import majority_digraph
 
 __all__ = ["copeland", "mean_score", "simple_tiebreaker", "win_rate"]
 
-Array = NDArray[np.float64]
 
-
-def _per_item(c: Comparisons, first: Array, second: Array) -> Array:
-    """Per-item sums of ``first`` over slot-1 appearances and ``second`` over slot-2 ones."""
-    return weighted_bincount(c.first, first, c.n_items) + weighted_bincount(
-        c.second, second, c.n_items
+def _per_item(
+    comparisons: Comparisons, first: NDArray[np.float64], second: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    n = comparisons.n_items
+    return weighted_bincount(comparisons.first, first, n) + weighted_bincount(
+        comparisons.second, second, n
     )
 
 
-def _ratio(numerator: Array, denominator: Array) -> Array:
+def _ratio(numerator: NDArray[np.float64], denominator: NDArray[np.float64]) -> NDArray[np.float64]:
     out = np.full(numerator.shape, np.nan)
     np.divide(numerator, denominator, out=out, where=denominator > 0)
     return out
 
 
-def win_rate(comparisons: Comparisons) -> Array:
-    """Weighted share of soft wins per item, a tie half a win, as in the win-rate tables of
-    MT-Bench (Zheng et al., 2023) and PRD (Li et al., 2023); NaN for an item without
-    (positively weighted) comparisons.
+def win_rate(comparisons: Comparisons) -> NDArray[np.float64]:
+    """Weighted share of soft wins per item.
 
+    Item ``i`` collects ``weight * outcome`` from comparisons where it is in slot 1 and
+    ``weight * (1 - outcome)`` where it is in slot 2, divided by the total weight of its
+    comparisons; a tie is half a win, as in the win-rate tables of Zheng et al. (2023, MT-Bench)
+    and PRD (Li et al., 2023).
+
+    Parameters
+    ----------
+    comparisons : Comparisons
+        The comparisons.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_items,)
+        Win rates in ``[0, 1]``; NaN for an item without (positively weighted) comparisons.
+
+    Examples
+    --------
     >>> c = Comparisons.from_arrays(3, [0, 1], [1, 2], [1.0, 0.5])
     >>> win_rate(c).tolist()
     [1.0, 0.25, 0.5]
@@ -47,24 +62,37 @@ def win_rate(comparisons: Comparisons) -> Array:
     return _ratio(wins, games)
 
 
-def copeland(comparisons: Comparisons) -> Array:
-    """Copeland score (Copeland, 1951): opponents beaten minus opponents lost to.
+def copeland(comparisons: Comparisons) -> NDArray[np.float64]:
+    """Copeland score: opponents beaten minus opponents lost to, on pair aggregates.
 
-    ``i`` beats ``j`` when its weighted mean outcome over the pair's comparisons, in either slot
-    order, exceeds 0.5 (a tie within 1e-9, or an uncompared pair, counts 0): out-degree minus
-    in-degree in :func:`~.graph.majority_digraph`.
+    For each unordered pair ``{i, j}`` the aggregate is the weighted mean outcome for ``i``
+    over all comparisons of the pair in either slot order; ``i`` beats ``j`` when it exceeds
+    0.5, loses when it is below 0.5, and a tie (within 1e-9) or an uncompared pair counts 0
+    (Copeland, 1951): out-degree minus in-degree in :func:`~.graph.majority_digraph`.
 
+    Parameters
+    ----------
+    comparisons : Comparisons
+        The comparisons.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_items,)
+        Integer-valued scores in ``[-(n_items - 1), n_items - 1]``.
+
+    Examples
+    --------
     >>> c = Comparisons.from_arrays(3, [0, 1, 2], [1, 2, 0], [1.0, 1.0, 0.0])
     >>> copeland(c).tolist()
     [2.0, 0.0, -2.0]
     """
     beats = majority_digraph(comparisons) > 0
-    score: Array = (beats.sum(axis=1) - beats.sum(axis=0)).astype(np.float64)
+    score: NDArray[np.float64] = (beats.sum(axis=1) - beats.sum(axis=0)).astype(np.float64)
     return score
 
 
-def _require(comparisons: Comparisons, name: str) -> Array:
-    value: Array | None = getattr(comparisons, name)
+def _require(comparisons: Comparisons, name: str) -> NDArray[np.float64]:
+    value: NDArray[np.float64] | None = getattr(comparisons, name)
     if value is None:
         raise ValueError(
             f"Argument 'comparisons' must carry {name!r} for this aggregator, but it is None."
@@ -72,9 +100,22 @@ def _require(comparisons: Comparisons, name: str) -> Array:
     return value
 
 
-def mean_score(comparisons: Comparisons) -> Array:
-    """Weighted mean of the individual 1-5 scores each item received, missing ones skipped: the
-    pointwise half of a Nemotron GenRM verdict. NaN for an item with no score.
+def mean_score(comparisons: Comparisons) -> NDArray[np.float64]:
+    """Weighted mean of the individual (1-5) helpfulness scores each item received.
+
+    Uses ``score_first`` for the slot-1 item and ``score_second`` for the slot-2 item of every
+    comparison, skipping NaN (missing) scores. This is the pointwise half of a Nemotron GenRM
+    verdict, ignoring the relative ranking.
+
+    Parameters
+    ----------
+    comparisons : Comparisons
+        Comparisons with ``score_first`` and ``score_second``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_items,)
+        Mean scores; NaN for an item with no (positively weighted) score.
 
     Raises
     ------
@@ -89,22 +130,36 @@ def mean_score(comparisons: Comparisons) -> Array:
     return _ratio(total, count)
 
 
-def simple_tiebreaker(comparisons: Comparisons, *, default: float = np.nan) -> Array:
+def simple_tiebreaker(comparisons: Comparisons, *, default: float = np.nan) -> NDArray[np.float64]:
     """GRPO group reward of NeMo-Gym's ``genrm_compare`` ``simple_tiebreaker`` aggregator.
 
-    Each comparison gives each item its individual score; equal scores are broken by the 1-6
-    ranking, ``adjustment = 3.5 - ranking`` added to the slot-1 item's and taken from the
-    slot-2 item's. An item's reward is the weighted mean over its comparisons: with unit
-    weights, NeMo-Gym's ``aggregate_scores`` before its optional length and style adjustments
-    (NVIDIA NeMo-Gym, ``resources_servers/genrm_compare/utils.py``; Nemotron GenRM, Wang et
-    al., 2025). ``default`` (NeMo-Gym's ``default_score``) is the reward of an item with no
-    usable comparison.
+    Each comparison gives the slot-1 item its ``score_first`` and the slot-2 item its
+    ``score_second``. When the two scores are equal the 1-6 ranking breaks the tie: with
+    ``adjustment = 3.5 - ranking`` the slot-1 item gets ``score + adjustment`` and the slot-2
+    item ``score - adjustment``. Ranking 1 ("response 1 much better") thus adds 2.5 to the
+    first and subtracts 2.5 from the second; ranking 6 does the opposite. An item's reward is
+    the (weighted) mean over its comparisons; with unit weights this is NeMo-Gym's
+    ``aggregate_scores`` before its optional length and style adjustments (NVIDIA NeMo-Gym,
+    ``resources_servers/genrm_compare/utils.py``; Nemotron GenRM, Wang et al., 2025).
+
+    Parameters
+    ----------
+    comparisons : Comparisons
+        Comparisons with ``score_first``, ``score_second`` and ``ranking``.
+    default : float, optional
+        Reward of an item with no usable comparison (NeMo-Gym's ``default_score``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_items,)
+        Per-item rewards.
 
     Raises
     ------
     ValueError
-        If scores or ranking are absent, a comparison has one score only, or tied scores have
-        no ranking. Comparisons missing both scores are skipped (they were not parsed).
+        If scores or ranking are absent, a comparison misses exactly the scores it needs, or a
+        tie between scores has no ranking to break it. Comparisons missing both scores are
+        skipped (they were not parsed at all).
 
     Examples
     --------
