@@ -12,9 +12,10 @@ score for each (1-5, higher is better) and a ranking of the pair (1-6):
  6    response 2 is much better
 ====  ==================================
 
-Swapping the slots mirrors the ranking (``r -> 7 - r``) and trades the scores, in
-:meth:`Verdict.swapped` only. A failed verdict has ``ok == False``, a :class:`FailureKind` and the
-raw text; asking it for a number raises :class:`~genrm_rank.errors.VerdictError`.
+Swapping the slots mirrors the ranking (``r -> 7 - r``, written once: :meth:`Verdict.swapped`
+and :meth:`RubricScore.swapped` share it) and trades the scores. A failed verdict has
+``ok == False``, a :class:`FailureKind` and the raw text; asking it for a number raises
+:class:`~genrm_rank.errors.VerdictError`.
 
 References
 ----------
