@@ -669,6 +669,42 @@ async def test_request_body_sampling_extra_body_roles_and_bearer() -> None:
     assert all(s.headers["Authorization"] == "Bearer s3cret-key" for s in memory.sent)
 
 
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+async def test_a_generation_limit_in_extra_body_bounds_the_token_cap(name: str) -> None:
+    # extra_body's keys override the sampling parameters; the token bound once kept the
+    # max_tokens argument, and a run's max_tokens cap was overshot by the calls in flight.
+    def chat(request: Request) -> Any:
+        body = json.loads(request.body or b"")
+        spent = body.get("max_completion_tokens") or body["max_tokens"]
+        usage = {"prompt_tokens": 10, "completion_tokens": spent, "total_tokens": 10 + spent}
+        return completion(GOOD, usage=usage)
+
+    memory = MemoryTransport(openai_server(chat))
+    judge = memory_judge(
+        memory, max_tokens=10, extra_body={name: 1000}, template_token_allowance=0, thinking=False
+    )
+    jobs = [PromptJob(f"p{i}", ["a", "b"], RoundRobin(2, swap="none")) for i in range(40)]
+    async with judge:
+        orchestrator = Orchestrator(judge, max_in_flight=16, max_tokens=5000)
+        await _collect(orchestrator.run(jobs))
+    assert orchestrator.cap_reached == "max_tokens"
+    assert 0 < orchestrator.stats.usage.total_tokens <= 5000
+    assert judge.max_tokens == 1000
+
+
+@pytest.mark.parametrize("value", [None, 0, "1000"])
+def test_a_generation_limit_in_extra_body_is_checked(value: object) -> None:
+    with pytest.raises(ValueError, match=r"Argument 'extra_body\['max_tokens'\]'"):
+        OpenAIJudge(BASE, model=MODEL, api_key_env=None, extra_body={"max_tokens": value})
+
+
+def test_extra_body_cannot_ask_several_generations_a_call() -> None:
+    # n=4 made vLLM generate four answers a call, paid, while budgets and caps counted one.
+    with pytest.raises(ValueError, match=r"Argument 'extra_body\['n'\]' must be 1"):
+        OpenAIJudge(BASE, model=MODEL, api_key_env=None, extra_body={"n": 4})
+    assert OpenAIJudge(BASE, model=MODEL, api_key_env=None, extra_body={"n": 1})
+
+
 async def test_api_key_never_shown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -726,6 +762,18 @@ async def test_429_retry_after_is_honoured_on_a_fake_clock() -> None:
     assert verdict.ok
     assert len(clock.sleeps) == 2 and all(s >= 7 for s in clock.sleeps)
     assert stats.failures == 2 and stats.retries == 2 and stats.healthy  # 429 is not ill health
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "1e9"])
+async def test_a_retry_after_past_down_timeout_is_cut_to_it(value: str) -> None:
+    # An infinite or absurd Retry-After once made the judge sleep forever (or for years).
+    clock = FakeClock()
+    too_long = reply(429, error(429).body or b"", {"Retry-After": value})
+    memory = MemoryTransport(openai_server(answers(too_long, completion(GOOD))))
+    health = Health(down_timeout=60.0)
+    async with memory_judge(memory, clock, health=health, thinking=False) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.ok and clock.sleeps == [60.0]
 
 
 async def test_backoff_is_exponential_with_full_jitter() -> None:

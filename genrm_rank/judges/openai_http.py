@@ -356,6 +356,12 @@ class OpenAIJudge:
         self.extra_body: dict[str, Any] = dict(
             check.mapping("extra_body", extra_body, optional=True) or {}
         )
+        for name in ("max_completion_tokens", "max_tokens"):  # vLLM reads the first one given
+            if name in self.extra_body:  # the server's limit: call_token_bound must use it
+                self.max_tokens = check.count(f"extra_body[{name!r}]", self.extra_body[name], 1)
+                break
+        if self.extra_body.get("n", 1) != 1:  # n generations a call, paid, counted as one
+            raise ArgumentError("extra_body['n']", "must be 1 (one generation a call), if given.")
         check.flag("thinking", thinking, optional=True)
         self._pool = EndpointPool(
             self.endpoints, limits=limits, routing=routing, health=health, seed=seed
@@ -582,8 +588,11 @@ class OpenAIJudge:
                         attempts=0,
                     )
             exclude = frozenset({index}) | frozenset(self._refusals)
-            if attempt < max_resends:
-                await self._sleep(self.retries.delay(attempt, outcome.retry_after, self._rng))
+            if attempt < max_resends:  # a Retry-After past down_timeout (or inf) is cut to it
+                retry_after = outcome.retry_after
+                if retry_after is not None:
+                    retry_after = min(retry_after, self.down_timeout)
+                await self._sleep(self.retries.delay(attempt, retry_after, self._rng))
             attempt += 1
         return Verdict.failed(
             FailureKind.UNAVAILABLE,

@@ -91,7 +91,8 @@ class Retries:
         Free resends of one call at most.
     backoff_base, backoff_max : float
         Resend ``k`` (0-based) waits ``uniform(0, min(backoff_max, backoff_base * 2**k))``
-        seconds, "full jitter", and at least the server's ``Retry-After``.
+        seconds, "full jitter", and at least the server's ``Retry-After`` (which the judge
+        cuts to :meth:`Health.down_after`: a server asking for hours is not waited for).
 
     References
     ----------
