@@ -234,8 +234,9 @@ class Orchestrator:
         Requests per ``judge_batch`` call of a :class:`~genrm_rank.judges.base.BatchJudge`.
     max_calls, max_tokens : int, optional
         Run-wide ceilings on paid generations and tokens, every call in flight counted as paid
-        (tokens: ``judge.call_token_bound(request)``, else the largest call seen). Prompts they
-        leave unfinished are not returned; :attr:`cap_reached` names the cap.
+        (tokens: ``judge.call_token_bound(request)``, else the largest call seen; a paid call
+        that reports no usage keeps that bound). Prompts they leave unfinished are not returned;
+        :attr:`cap_reached` names the cap.
     on_progress : callable, optional
         Called as ``on_progress(stats, in_flight)`` after every verdict.
     admission : {"streaming", "eager"}
@@ -278,6 +279,8 @@ class Orchestrator:
         self.cap_reached: str | None = None
         self.in_flight = 0
         self._reserved_tokens = 0
+        self._unmetered_tokens = 0
+        """Tokens of paid calls whose usage is unknown (none reported, a timeout): their bound."""
         self._largest_call_tokens = 0
 
     def _window(self) -> int:
@@ -290,8 +293,13 @@ class Orchestrator:
             return
         if self.max_calls is not None and self.stats.calls >= self.max_calls:
             self.cap_reached = "max_calls"
-        elif self.max_tokens is not None and self.stats.usage.total_tokens >= self.max_tokens:
+        elif self.max_tokens is not None and self._spent_tokens() >= self.max_tokens:
             self.cap_reached = "max_tokens"
+
+    def _spent_tokens(self) -> int:
+        """Tokens the token cap holds as spent: the usage reported, and the bound of each paid
+        call that reported none (it may have generated up to it)."""
+        return self.stats.usage.total_tokens + self._unmetered_tokens
 
     def _token_bound(self, item: _Pending) -> int | None:
         """Most tokens one call may use: the judge's bound, else the largest call seen."""
@@ -312,7 +320,7 @@ class Orchestrator:
             if bound is None:
                 # Nothing known of a call's size yet: one call at a time until one comes back.
                 return "max_tokens" if in_flight else None
-            spent = self.stats.usage.total_tokens + self._reserved_tokens
+            spent = self._spent_tokens() + self._reserved_tokens
             if spent + bound > self.max_tokens:
                 return "max_tokens"
             item.reserved_tokens = bound
@@ -496,6 +504,8 @@ class Orchestrator:
         state = item.state
         run = state.run
         self._reserved_tokens -= item.reserved_tokens
+        if verdict.usage is None and verdict.attempts and not verdict.cached:
+            self._unmetered_tokens += item.reserved_tokens
         item.reserved_tokens = 0
         self.stats.add(verdict)
         if self.failure_watch is not None:

@@ -162,3 +162,34 @@ def test_a_token_cap_without_a_declared_bound_holds_for_equal_calls(concurrency:
     results = asyncio.run(go())
     assert judge.tokens == 1000 and runner.cap_reached == "max_tokens"
     assert len(results) == 1  # 6 calls for the first prompt, 4 of the second's 6 paid
+
+
+@pytest.mark.parametrize("failure", [None, FailureKind.UNAVAILABLE])
+def test_a_paid_call_without_reported_usage_counts_its_bound_toward_the_token_cap(
+    failure: FailureKind | None,
+) -> None:
+    """A server (or gateway) that reports no usage, or a paid timeout: each call may have used
+    its bound. Such calls once counted as nothing, and the cap never stopped the run."""
+
+    class Unmetered:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def call_token_bound(self, request: PairRequest) -> int:
+            return TOKENS_MAX
+
+        async def judge(self, request: PairRequest) -> Verdict:
+            self.calls += 1
+            if failure is not None:
+                return Verdict.failed(failure, error="timed out", attempts=1)
+            return Verdict(score_1=4, score_2=2, ranking=2)
+
+    judge = Unmetered()
+    runner = Runner(judge, RankSpec(retries=0), concurrency=8, max_tokens=1000)
+    prompts = [PromptInput(f"q{i}", ["a", "b", "c"], prompt_id=str(i)) for i in range(20)]
+
+    async def go() -> list[object]:
+        return [result async for result in runner.run(prompts)]
+
+    asyncio.run(go())
+    assert judge.calls == 1000 // TOKENS_MAX and runner.cap_reached == "max_tokens"
