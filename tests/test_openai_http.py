@@ -33,6 +33,7 @@ from memory_transport import (
 )
 from one_prompt import run_one
 
+import genrm_rank.judges.discovery as discovery
 import genrm_rank.judges.openai_http as openai_http
 import genrm_rank.judges.transport as transport
 from genrm_rank.api import rank
@@ -998,6 +999,34 @@ async def test_a_key_the_server_echoes_is_kept_out_of_verdicts_and_errors(status
     assert memory.sent[0].headers["Authorization"] == f"Bearer {ECHO_KEY}"  # the key was sent
     assert f"HTTP {status}: bad request from Bearer *** (***)" in text
     assert ECHO_KEY not in text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        error(400, "x" * 485 + f" Bearer {ECHO_KEY}"),  # the message is cut at 500 characters
+        reply(200, b"<html>" + b"x" * 100 + f"Bearer {ECHO_KEY}".encode()),  # quoted: 120 bytes
+    ],
+)
+async def test_a_key_the_quote_of_an_answer_would_cut_is_masked_whole(answer: Any) -> None:
+    # Quotes were cut before the key was masked, so the cut key's first characters showed.
+    memory = MemoryTransport(openai_server(answers(answer)))
+    async with memory_judge(memory, api_key=ECHO_KEY, retries=Retries(max_resends=0)) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.failure is not None and "Bearer ***" in str(verdict.error)
+    assert ECHO_KEY[:7] not in repr(verdict)
+
+
+def test_model_discovery_masks_an_echoed_key_before_cutting_the_quote(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refused(request: Request, verify_tls: bool) -> transport.Response:
+        return transport.Response(401, {}, ("x" * 485 + f" Bearer {ECHO_KEY}").encode())
+
+    monkeypatch.setattr(discovery, "_get", refused)
+    with pytest.raises(ValueError, match=r"Bearer \*\*\*; the API key sent was refused") as info:
+        discovery.served_model(BASE, ECHO_KEY)
+    assert ECHO_KEY[:7] not in str(info.value)
 
 
 async def test_a_key_echoed_in_an_answer_is_kept_out_of_the_verdict() -> None:

@@ -46,7 +46,7 @@ def served_model(
         raise EndpointsUnavailableError(f"{url} could not be reached: {reason}") from None
     raw = response.body or b""
     if response.status != 200:  # the server answered: in its own words
-        words = redact(raw.decode("utf-8", "replace").strip()[:500], api_key)
+        words = redact(raw.decode("utf-8", "replace"), api_key).strip()[:500]  # masked, then cut
         hint = ""
         if response.status in (401, 403):
             hint = "; no API key was sent" if not api_key else "; the API key sent was refused"

@@ -56,7 +56,7 @@ from genrm_rank.judges.transport import (
     TransportError,
 )
 from genrm_rank.parsing import parse_verdict
-from genrm_rank.redaction import redact, redact_url
+from genrm_rank.redaction import MASK, redact, redact_url
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
 __all__ = ["MAX_RESPONSE_BYTES", "OpenAIJudge", "check_endpoints", "resolve_api_key"]
@@ -633,7 +633,12 @@ class OpenAIJudge:
     ) -> Response:
         headers = _HEADERS if self._api_key is None else self._api_key.headers
         limit = self.limits.max_response_bytes
-        return await self._transport.send(Request(method, url, headers, body, timeout, limit))
+        response = await self._transport.send(Request(method, url, headers, body, timeout, limit))
+        if self._api_key is None or response.body is None:
+            return response
+        # masked before any quote of the body is cut, which would leave the key's first half
+        masked = response.body.replace(self._api_key.value.encode(), MASK.encode())
+        return dataclasses.replace(response, body=masked)
 
     async def _post(self, index: int, payload: bytes) -> _Answer | _Failure:
         try:
