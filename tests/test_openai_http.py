@@ -1058,6 +1058,16 @@ async def test_impossible_usage_is_unknown_not_summed(usage: dict[str, Any]) -> 
     assert verdict.ok and verdict.usage is None and verdict.total_tokens == 0
 
 
+@pytest.mark.parametrize("usage", [{"x": 1}, {"total_tokens": 5000}, {"prompt_tokens": None}])
+async def test_usage_without_counts_is_unknown_not_zero(usage: dict[str, Any]) -> None:
+    # Read as 0 tokens, such a call was free to the max_tokens cap.
+    memory = MemoryTransport(openai_server(answers(completion(GOOD, usage=usage))))
+    async with memory_judge(memory, thinking=False) as judge:
+        verdict = await judge.judge(req())
+        assert judge.faults == {}
+    assert verdict.ok and verdict.usage is None
+
+
 async def test_whole_float_usage_is_a_count() -> None:
     usage = {"prompt_tokens": 10.0, "completion_tokens": None}
     memory = MemoryTransport(openai_server(answers(completion(GOOD, usage=usage))))

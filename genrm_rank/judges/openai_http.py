@@ -221,6 +221,8 @@ def _read_usage(body: object) -> tuple[Usage | None, bool]:
     if not isinstance(body, dict):
         return None, False
     counts = [body.get(name) for name in ("prompt_tokens", "completion_tokens")]
+    if counts == [None, None]:  # {} or a total alone: unknown, not a call that cost nothing
+        return None, False
     whole = [
         int(c) if isinstance(c, float) and c.is_integer() and c <= _MAX_TOKENS_REPORTED else c
         for c in counts
