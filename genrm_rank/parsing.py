@@ -79,6 +79,8 @@ def _json_spans(text: str) -> Iterator[tuple[Any, int, int]]:
         except json.JSONDecodeError:
             pos = text.find("{", pos + 1)
             continue
+        except RecursionError:  # nested past the stack: no verdict (scanning on is quadratic)
+            return
         yield obj, pos, end
         pos = text.find("{", end)
 

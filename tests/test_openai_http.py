@@ -1068,6 +1068,16 @@ async def test_usage_without_counts_is_unknown_not_zero(usage: dict[str, Any]) -
     assert verdict.ok and verdict.usage is None
 
 
+@pytest.mark.parametrize("status", [200, 500])
+async def test_a_body_nested_past_the_stack_is_a_failed_call_not_a_crash(status: int) -> None:
+    # json.loads raised RecursionError, which nothing caught: the run crashed.
+    memory = MemoryTransport(openai_server(answers(reply(status, b"[" * 100_000))))
+    async with memory_judge(memory, retries=Retries(max_resends=0)) as judge:
+        verdict = await judge.judge(req())
+    assert verdict.failure is FailureKind.UNAVAILABLE and verdict.attempts == 1
+    assert ("RecursionError" if status == 200 else "HTTP 500: [[[") in str(verdict.error)
+
+
 async def test_whole_float_usage_is_a_count() -> None:
     usage = {"prompt_tokens": 10.0, "completion_tokens": None}
     memory = MemoryTransport(openai_server(answers(completion(GOOD, usage=usage))))

@@ -587,3 +587,18 @@ def test_bait_outside_the_answer_never_becomes_the_verdict(
         assert v.ok, v.error
     if finish_reason == "length" and style in ("think", "bare"):
         assert v.failure == "truncated"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ['{"score_1": ' + "[" * 100_000, '{"a": ' * 100_000],
+)
+def test_json_nested_past_the_stack_is_unreadable_not_a_crash(answer: str) -> None:
+    # json's decoder raised RecursionError out of parse_verdict.
+    verdict = parse_verdict(answer, None, "stop", thinking=False)
+    assert verdict.failure is FailureKind.UNREADABLE
+
+
+def test_a_verdict_before_json_nested_past_the_stack_is_read() -> None:
+    answer = '```json\n{"score_1": 4, "score_2": 2, "ranking": 2}\n``` ' + '{"a": ' * 100_000
+    assert parse_verdict(answer, None, "stop", thinking=False).ranking == 2

@@ -187,7 +187,7 @@ def _error_message(status: int, raw: bytes) -> str:
     text = raw.decode("utf-8", "replace")
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
         body = None
     if isinstance(body, dict):
         err = body.get("error", body)
@@ -272,7 +272,7 @@ def _answer_or_failure(raw: bytes) -> _Answer | _Failure:
         usage, refused = _read_usage(body.get("usage"))
         reasoning = _reasoning_field(message)
         return _Answer(content, reasoning, choice.get("finish_reason"), usage, refused)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
         fault = "empty_choices" if isinstance(exc, _EmptyChoicesError) else "malformed_response"
         begins = raw[:_BODY_WORDS_LIMIT].decode("utf-8", "replace")
         why = f"{type(exc).__name__}: {exc}"
@@ -679,7 +679,7 @@ class OpenAIJudge:
             return None
         try:
             body = json.loads(got.body or b"")
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             return None
