@@ -1119,3 +1119,35 @@ def test_a_mount_table_with_a_malformed_escape_is_read_not_raised(tmp_path: Path
         "nfs",
         "/mnt/a\\089",
     )
+
+
+def test_a_token_cap_reserves_the_inner_judges_bound_through_the_cache() -> None:
+    """The cache hid the inner judge's ``call_token_bound``: the cap reserved the largest call
+    seen (a small first one), and a window of bigger calls overshot it."""
+
+    class Growing:
+        def __init__(self) -> None:
+            self.tokens = 0
+
+        def call_token_bound(self, request: PairRequest) -> int:
+            return 100
+
+        async def judge(self, request: PairRequest) -> Verdict:
+            used = 10 if self.tokens == 0 else 100
+            self.tokens += used
+            await asyncio.sleep(0)
+            return Verdict(score_1=4, score_2=2, ranking=2, usage=Usage(used, 0))
+
+    inner = Growing()
+    jobs = [PromptJob(f"p{i}", ["a", "b"], RoundRobin(2, swap="none")) for i in range(40)]
+
+    async def go() -> Orchestrator:
+        with VerdictCache(":memory:") as cache:
+            judge = CachedJudge(inner, cache, namespace={})
+            assert judge.call_token_bound(PairRequest("q", "a", "b")) == 100
+            orchestrator = Orchestrator(judge, max_in_flight=16, max_tokens=1000)
+            [run async for run in orchestrator.run(jobs)]
+            return orchestrator
+
+    orchestrator = asyncio.run(go())
+    assert orchestrator.cap_reached == "max_tokens" and 0 < inner.tokens <= 1000

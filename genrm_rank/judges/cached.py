@@ -99,6 +99,12 @@ class CachedJudge:
         self.adopted += 1
         return dataclasses.replace(stored, attempts=fresh.attempts, usage=fresh.usage)
 
+    def call_token_bound(self, request: PairRequest) -> int | None:
+        """The inner judge's bound on one call's tokens, which a token cap reserves; ``None``
+        when it declares none."""
+        bound = getattr(self.inner, "call_token_bound", None)
+        return None if bound is None else int(bound(request))
+
     async def judge(self, request: PairRequest) -> Verdict:
         """The stored verdict for ``request``, or the inner judge's (then stored)."""
         (verdict,) = await self._judge_all([request], self._send_one)
