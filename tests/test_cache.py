@@ -854,6 +854,28 @@ def test_cli_cache_on_a_network_filesystem_exits_2(
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_cli_no_thinking_is_not_served_verdicts_read_with_thinking(tmp_path: Path) -> None:
+    # The server's answers carry no reasoning: read with thinking (the default) they are
+    # unreadable, and cached so. A --no-thinking run reads the same answers whole; the cache
+    # must not hand it the verdicts read the other way.
+    from genrm_rank.cli import main
+    from genrm_rank.server.app import SimServerConfig, ThreadedSimServers
+
+    rows = tmp_path / "in.jsonl"
+    row = {"prompt": "q?", "candidates": ["a", "bb", "ccc"]}
+    rows.write_text("".join(json.dumps({**row, "id": f"q{i}"}) + "\n" for i in range(3)))
+    config = SimServerConfig(latency="constant", latency_mean=0.0, reasoning_style="none")
+    argv = ["select", str(rows), "--model", "sim-genrm", "--quiet", "--cache"]
+    argv.append(str(tmp_path / "c.db"))
+    with ThreadedSimServers([config]) as servers:
+        url = ["--endpoint", servers.urls[0]]
+        assert main([*argv, *url, "-o", str(tmp_path / "thinking.jsonl")]) == 4
+        summary = tmp_path / "summary.json"
+        fresh = ["-o", str(tmp_path / "out.jsonl"), "--summary-json", str(summary)]
+        assert main([*argv, *url, "--no-thinking", *fresh]) == 0
+    assert json.loads(summary.read_text())["verdicts_failed"] == 0
+
+
 # ------------------------------------------------------------------------------------------
 # Merging caches
 
