@@ -26,7 +26,7 @@ from genrm_rank.cache import (
     VerdictCache,
     cache_key,
 )
-from genrm_rank.errors import JudgeError
+from genrm_rank.errors import JudgeConfigurationError, JudgeError
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
 from genrm_rank.judges.cached import CachedBatchJudge, CachedJudge
 from genrm_rank.judges.simulated import SimulatedJudge
@@ -1141,3 +1141,22 @@ def test_a_mount_table_with_a_malformed_escape_is_read_not_raised(tmp_path: Path
         "nfs",
         "/mnt/a\\089",
     )
+
+
+async def test_a_damaged_cache_met_mid_run_ends_it_with_a_clear_error(tmp_path: Path) -> None:
+    # the file opens (its first pages are whole); a damaged page is met only by a later get
+    requests = [dataclasses.replace(REQUEST, response_1=f"answer {i}") for i in range(2000)]
+    path = tmp_path / "c.db"
+    with VerdictCache(path) as cache:
+        keys = [CachedJudge(ScriptedJudge(), cache, namespace=NAMESPACE).key(r) for r in requests]
+        cache.put_many((key, _verdict(1 + i % 6)) for i, key in enumerate(keys))
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) // 2, len(data), 4096 * 7):
+        data[offset : offset + 40] = bytes(range(40))
+    path.write_bytes(data)
+    inner = ScriptedJudge(*[OK] * len(requests))
+    with VerdictCache(path) as cache:
+        cached = CachedJudge(inner, cache, namespace=NAMESPACE)
+        with pytest.raises(JudgeConfigurationError, match=r"verdict cache '.*c\.db' is damaged"):
+            for request in requests:
+                await cached.judge(request)
