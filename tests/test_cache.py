@@ -1160,3 +1160,18 @@ async def test_a_damaged_cache_met_mid_run_ends_it_with_a_clear_error(tmp_path: 
         with pytest.raises(JudgeConfigurationError, match=r"verdict cache '.*c\.db' is damaged"):
             for request in requests:
                 await cached.judge(request)
+
+
+async def test_a_cache_locked_past_its_timeout_ends_the_run_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.db"
+    with VerdictCache(path, timeout=0.05) as cache:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # a long write elsewhere (a merge into it, say)
+            cached = CachedJudge(ScriptedJudge(OK), cache, namespace=NAMESPACE)
+            with pytest.raises(JudgeConfigurationError, match=r"'.*c\.db' stayed locked"):
+                await cached.judge(REQUEST)
+        finally:
+            other.close()

@@ -26,11 +26,17 @@ _NOT_STORED = frozenset({FailureKind.REJECTED, FailureKind.UNAVAILABLE})
 
 @contextlib.contextmanager
 def _intact(cache: VerdictCache) -> Iterator[None]:
-    """A damaged cache file (found when a page is read) ends the run with a clear error."""
+    """A damaged cache file (found when a page is read), or one another process keeps locked
+    past the busy timeout, ends the run with a clear error."""
     try:
         yield
     except sqlite3.DatabaseError as err:
-        if isinstance(err, sqlite3.OperationalError):  # locked, I/O, full: not the file's content
+        if "locked" in str(err):
+            raise JudgeConfigurationError(
+                f"The verdict cache {cache.path!r} stayed locked by another process past its "
+                f"timeout ({err}): a 'cache merge' into it, say; run again once it is done."
+            ) from err
+        if isinstance(err, sqlite3.OperationalError):  # I/O, full: not the file's content
             raise
         raise JudgeConfigurationError(
             f"The verdict cache {cache.path!r} is damaged ({err}); move it aside and run again "
