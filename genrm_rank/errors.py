@@ -62,8 +62,9 @@ class EndpointsUnavailableError(JudgeError):
 
 
 class JudgeConfigurationError(JudgeError):
-    """Every endpoint refused the run's requests (401, 403, 404); the message quotes each server
-    and suggests the fix. It ends the run, not one prompt."""
+    """Every endpoint refused the run's requests (401, 403, 404), or the verdict cache is
+    damaged or locked; the message quotes each server (or names the file) and suggests the fix.
+    It ends the run, not one prompt."""
 
 
 class SystematicFailureError(JudgeError):

@@ -26,7 +26,7 @@ from genrm_rank.cache import (
     VerdictCache,
     cache_key,
 )
-from genrm_rank.errors import JudgeError
+from genrm_rank.errors import JudgeConfigurationError, JudgeError
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
 from genrm_rank.judges.cached import CachedBatchJudge, CachedJudge
 from genrm_rank.judges.simulated import SimulatedJudge
@@ -854,6 +854,28 @@ def test_cli_cache_on_a_network_filesystem_exits_2(
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_cli_no_thinking_is_not_served_verdicts_read_with_thinking(tmp_path: Path) -> None:
+    # The server's answers carry no reasoning: read with thinking (the default) they are
+    # unreadable, and cached so. A --no-thinking run reads the same answers whole; the cache
+    # must not hand it the verdicts read the other way.
+    from genrm_rank.cli import main
+    from genrm_rank.server.app import SimServerConfig, ThreadedSimServers
+
+    rows = tmp_path / "in.jsonl"
+    row = {"prompt": "q?", "candidates": ["a", "bb", "ccc"]}
+    rows.write_text("".join(json.dumps({**row, "id": f"q{i}"}) + "\n" for i in range(3)))
+    config = SimServerConfig(latency="constant", latency_mean=0.0, reasoning_style="none")
+    argv = ["select", str(rows), "--model", "sim-genrm", "--quiet", "--cache"]
+    argv.append(str(tmp_path / "c.db"))
+    with ThreadedSimServers([config]) as servers:
+        url = ["--endpoint", servers.urls[0]]
+        assert main([*argv, *url, "-o", str(tmp_path / "thinking.jsonl")]) == 4
+        summary = tmp_path / "summary.json"
+        fresh = ["-o", str(tmp_path / "out.jsonl"), "--summary-json", str(summary)]
+        assert main([*argv, *url, "--no-thinking", *fresh]) == 0
+    assert json.loads(summary.read_text())["verdicts_failed"] == 0
+
+
 # ------------------------------------------------------------------------------------------
 # Merging caches
 
@@ -1151,3 +1173,37 @@ def test_a_token_cap_reserves_the_inner_judges_bound_through_the_cache() -> None
 
     orchestrator = asyncio.run(go())
     assert orchestrator.cap_reached == "max_tokens" and 0 < inner.tokens <= 1000
+
+
+async def test_a_damaged_cache_met_mid_run_ends_it_with_a_clear_error(tmp_path: Path) -> None:
+    # the file opens (its first pages are whole); a damaged page is met only by a later get
+    requests = [dataclasses.replace(REQUEST, response_1=f"answer {i}") for i in range(2000)]
+    path = tmp_path / "c.db"
+    with VerdictCache(path) as cache:
+        keys = [CachedJudge(ScriptedJudge(), cache, namespace=NAMESPACE).key(r) for r in requests]
+        cache.put_many((key, _verdict(1 + i % 6)) for i, key in enumerate(keys))
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) // 2, len(data), 4096 * 7):
+        data[offset : offset + 40] = bytes(range(40))
+    path.write_bytes(data)
+    inner = ScriptedJudge(*[OK] * len(requests))
+    with VerdictCache(path) as cache:
+        cached = CachedJudge(inner, cache, namespace=NAMESPACE)
+        with pytest.raises(JudgeConfigurationError, match=r"verdict cache '.*c\.db' is damaged"):
+            for request in requests:
+                await cached.judge(request)
+
+
+async def test_a_cache_locked_past_its_timeout_ends_the_run_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.db"
+    with VerdictCache(path, timeout=0.05) as cache:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # a long write elsewhere (a merge into it, say)
+            cached = CachedJudge(ScriptedJudge(OK), cache, namespace=NAMESPACE)
+            with pytest.raises(JudgeConfigurationError, match=r"'.*c\.db' stayed locked"):
+                await cached.judge(REQUEST)
+        finally:
+            other.close()

@@ -398,3 +398,18 @@ def test_namespace_is_json_and_names_the_sampling() -> None:
     assert json.loads(json.dumps(namespace)) == namespace
     assert namespace["model"] == "tiny" and namespace["judge"] == "vllm_offline"
     assert namespace["sampling_options"] == {"structured_outputs": {"json": {"type": "object"}}}
+
+
+def test_namespace_names_thinking_given_against_the_template_kwargs() -> None:
+    # the same generations are read another way: a cache must keep the two apart
+    default = offline_judge(Oracle()).namespace()
+    off = {"enable_thinking": False}
+    assert offline_judge(Oracle(), thinking=True).namespace() == default
+    assert offline_judge(Oracle(), thinking=False).namespace() == {**default, "thinking": False}
+    by_kwargs = offline_judge(Oracle(), chat_template_kwargs=off).namespace()
+    assert "thinking" not in by_kwargs
+    assert offline_judge(Oracle(), chat_template_kwargs=off, thinking=False).namespace() == (
+        by_kwargs
+    )
+    forced = offline_judge(Oracle(), chat_template_kwargs=off, thinking=True).namespace()
+    assert forced == {**by_kwargs, "thinking": True}

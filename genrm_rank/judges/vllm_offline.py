@@ -169,6 +169,7 @@ class VLLMOfflineJudge:
         if thinking is not None and not isinstance(thinking, bool):
             raise TypeError(f"Argument 'thinking' must be a bool or None, not {thinking!r}.")
         self.thinking: bool = (not thinking_off) if thinking is None else thinking
+        self._thinking_given = self.thinking == thinking_off  # other than the kwargs say
         make = sampling_params_type or _default_sampling_params_type()
         options = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": max_tokens}
         options |= self.sampling_options
@@ -203,6 +204,8 @@ class VLLMOfflineJudge:
             "max_tokens": self.max_tokens,
             "sampling_options": self.sampling_options,
             "chat_template_kwargs": self.chat_template_kwargs or {},
+            # answers read another way (thinking given against the kwargs): keys of their own
+            **({"thinking": self.thinking} if self._thinking_given else {}),
         }
 
     def call_token_bound(self, request: PairRequest) -> int:
