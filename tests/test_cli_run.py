@@ -182,6 +182,21 @@ def test_overwrite_empties_a_linked_output_in_place_and_keeps_the_link(tmp_path:
     ]
 
 
+def test_overwrite_of_an_output_hard_linked_to_the_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two names of one file: the run emptied its own input and exited 0 with no row."""
+    write_rows(tmp_path / "in.jsonl", 3)
+    before = (tmp_path / "in.jsonl").read_bytes()
+    os.link(tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    assert (
+        run("rank", tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl", *SIMULATED, "--overwrite")
+        == 2
+    )
+    assert "is also the IN file" in capsys.readouterr().err
+    assert (tmp_path / "in.jsonl").read_bytes() == before
+
+
 def test_prepare_output_refuses_a_second_writer_until_the_first_closes(tmp_path: Path) -> None:
     from genrm_rank.sdg import prepare_output
 
@@ -341,6 +356,29 @@ def test_a_full_disk_exits_resumable_and_resume_completes(
     assert out.read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
     errors = (tmp_path / "out.errors.jsonl").read_bytes()
     assert errors == (tmp_path / "ref.errors.jsonl").read_bytes()
+
+
+def test_a_full_disk_before_the_first_row_exits_resumable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk is full when the run file is written: exit 5 (it was a traceback, exit 1,
+    which says some rows failed), and the rerun with --resume completes."""
+    from genrm_rank.sdg import runfiles
+
+    write_rows(tmp_path / "in.jsonl", 3)
+    argv = ["rank", tmp_path / "in.jsonl", *SIMULATED, "-o", tmp_path / "out.jsonl"]
+    real = runfiles.write_atomically
+
+    def full(path: Path, data: bytes, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(runfiles, "write_atomically", full)
+    assert run(*argv) == EXIT_NO_SPACE
+    err = capsys.readouterr().err
+    assert "no space left on the device (" in err and "out.run.json" in err
+    monkeypatch.setattr(runfiles, "write_atomically", real)
+    assert run(*argv, "--resume") == 0
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
 
 
 def test_a_full_cache_exits_resumable_and_resume_completes(

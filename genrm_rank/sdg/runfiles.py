@@ -50,20 +50,20 @@ def check_paths(
     Raises
     ------
     ArgumentError
-        (the written argument) A path written twice, or also read; in a folder that does not
-        exist or cannot be written.
+        (the written argument) A path (or a hard link to it) written twice, or also read; in a
+        folder that does not exist or cannot be written.
     """
 
-    sources: dict[Path, str] = {}
+    sources: dict[Path | tuple[int, int], str] = {}
     for name, paths in read.items():
         for path in paths:
             if path is not None and str(path) != STDIN and path.exists():
-                sources.setdefault(path.resolve(), name)
-    targets: dict[Path, str] = {}
+                sources.setdefault(_file_key(path), name)
+    targets: dict[Path | tuple[int, int], str] = {}
     for name, path in written.items():
         if path is None or str(path) == STDOUT or is_stream(path):
             continue
-        key = path.resolve()
+        key = _file_key(path)
         clash = sources.get(key) or targets.get(key)
         if clash is not None:
             why = (
@@ -81,6 +81,16 @@ def check_paths(
             raise ArgumentError(name, f": directory {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise ArgumentError(name, f": directory {parent} is not writable")
+
+
+def _file_key(path: Path) -> Path | tuple[int, int]:
+    """What ``path`` is: an existing file by device and inode (so that a hard link is the file
+    it links to), another by its resolved path."""
+    try:
+        found = path.stat()
+    except OSError:
+        return path.resolve()
+    return found.st_dev, found.st_ino
 
 
 def run_file_path(output: Path) -> Path:
