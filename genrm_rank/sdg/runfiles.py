@@ -23,12 +23,14 @@ from genrm_rank.textfiles import write_atomically
 __all__ = [
     "FROZEN_PROFILE_KEY",
     "IDENTITY_BYTES",
+    "changes",
     "check_paths",
     "check_run_file",
     "frozen_profile",
     "input_identity",
     "record_frozen_profile",
     "run_file_path",
+    "shard_settings",
 ]
 
 FROZEN_PROFILE_KEY = "judge_profile_frozen"
@@ -158,11 +160,7 @@ def check_run_file(
         now = {k: v for k, v in now.items() if k not in found or k in before}
         then = _flat(before)
         if then != now:
-            changed = "; ".join(
-                f"{k}: {then.get(k)!r} -> {now.get(k)!r}"
-                for k in sorted(set(then) | set(now))
-                if then.get(k) != now.get(k)
-            )
+            changed = changes(then, now)
             raise ArgumentError(
                 "resume",
                 ": {output} was written with other settings ({changed}); resume with the same "
@@ -174,6 +172,25 @@ def check_run_file(
             )
         return
     _write_json(path, {**settings, "input": input_identity(inputs)})
+
+
+def changes(then: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """The settings that differ, as ``key: old -> new``, joined by ``; ``."""
+    keys = sorted(set(then) | set(now))
+    return "; ".join(
+        f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in keys if then.get(k) != now.get(k)
+    )
+
+
+def shard_settings(output: Path) -> dict[str, Any] | None:
+    """The settings ``output``'s run file records, but its shard and input (``None``: no run
+    file, or not one): what every shard of one run shares."""
+    data = _read_json(run_file_path(output))
+    if not isinstance(data, dict):
+        return None
+    for key in ("shard", "input", FROZEN_PROFILE_KEY):
+        data.pop(key, None)
+    return _flat(data)
 
 
 def frozen_profile(output: Path) -> JudgeProfile | None:
