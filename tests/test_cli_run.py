@@ -117,6 +117,20 @@ def test_dash_names_no_path_for_the_errors(tmp_path: Path, monkeypatch: pytest.M
     assert given == [{"out": Path("-"), "errors": None, "rejected": None}]
 
 
+def test_dash_keeps_an_existing_errors_file_without_overwrite(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """-o - with --errors FILE emptied an existing FILE unasked (a file output refuses it)."""
+    write_rows(tmp_path / "in.jsonl", 2)
+    errors = tmp_path / "kept.jsonl"
+    errors.write_text('{"line": 9}\n')
+    argv = ["rank", tmp_path / "in.jsonl", "-o", "-", "--errors", errors, *SIMULATED]
+    assert run(*argv) == 2
+    assert "--overwrite" in capfd.readouterr().err and errors.read_text() == '{"line": 9}\n'
+    assert run(*argv, "--overwrite") == 0
+    assert len(capfd.readouterr().out.splitlines()) == 2 and errors.read_text() == ""
+
+
 def test_dash_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     # About 2 MB of rows, far past a pipe's buffer: the run is writing when the reader leaves.
     with open(tmp_path / "in.jsonl", "w") as handle:

@@ -341,7 +341,7 @@ def _run_file(
     files = prepare_output(
         paths,
         resume=args.resume and run_file is not None,
-        overwrite=args.overwrite or run_file is None,
+        overwrite=args.overwrite or output is not None,  # -o -: a named --errors is kept
         grouped=grouped,
         **given(args, "id_field", "fsync_interval"),
     )
