@@ -320,6 +320,20 @@ def test_report_keeps_an_existing_file_that_is_not_a_report(
     assert "genrm-rank report" in notes.read_text()
 
 
+def test_report_refuses_a_hard_link_to_the_file_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The output was written over by its own report (--overwrite: "not a report")."""
+    write_rows(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    assert run("rank", tmp_path / "in.jsonl", "-o", out, *SIMULATED) == 0
+    before = out.read_bytes()
+    os.link(out, tmp_path / "view.html")
+    assert run("report", out, "-o", tmp_path / "view.html", "--overwrite") == 2
+    assert "must not be a file the report reads ('path')" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
 # -- inputs that are not regular files -------------------------------------------------------
 
 
