@@ -220,6 +220,9 @@ def test_prepare_output_refuses_a_second_writer_until_the_first_closes(tmp_path:
         prepare_output(paths, resume=True)
     first.close()
     prepare_output(paths, resume=True).close()
+    os.link(paths["out"], tmp_path / "linked.jsonl")  # one file, two names: written twice
+    with pytest.raises(ValueError, match="names one file twice"):
+        prepare_output({"out": paths["out"], "errors": tmp_path / "linked.jsonl"})
 
 
 # -- resume from the same input only --------------------------------------------------------
@@ -318,17 +321,8 @@ def test_report_keeps_an_existing_file_that_is_not_a_report(
     assert run("report", out) == 0  # its own report is rewritten
     assert run("report", out, "-o", notes, "--overwrite") == 0
     assert "genrm-rank report" in notes.read_text()
-
-
-def test_report_refuses_a_hard_link_to_the_file_it_reads(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The output was written over by its own report (--overwrite: "not a report")."""
-    write_rows(tmp_path / "in.jsonl", 3)
-    out = tmp_path / "out.jsonl"
-    assert run("rank", tmp_path / "in.jsonl", "-o", out, *SIMULATED) == 0
     before = out.read_bytes()
-    os.link(out, tmp_path / "view.html")
+    os.link(out, tmp_path / "view.html")  # the output under another name: never written over
     assert run("report", out, "-o", tmp_path / "view.html", "--overwrite") == 2
     assert "must not be a file the report reads ('path')" in capsys.readouterr().err
     assert out.read_bytes() == before

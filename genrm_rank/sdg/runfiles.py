@@ -26,6 +26,7 @@ __all__ = [
     "changes",
     "check_paths",
     "check_run_file",
+    "file_key",
     "frozen_profile",
     "input_identity",
     "record_frozen_profile",
@@ -60,12 +61,12 @@ def check_paths(
     for name, paths in read.items():
         for path in paths:
             if path is not None and str(path) != STDIN and path.exists():
-                sources.setdefault(_file_key(path), name)
+                sources.setdefault(file_key(path), name)
     targets: dict[Path | tuple[int, int], str] = {}
     for name, path in written.items():
         if path is None or str(path) == STDOUT or is_stream(path):
             continue
-        key = _file_key(path)
+        key = file_key(path)
         clash = sources.get(key) or targets.get(key)
         if clash is not None:
             why = (
@@ -85,7 +86,7 @@ def check_paths(
             raise ArgumentError(name, f": directory {parent} is not writable")
 
 
-def _file_key(path: Path) -> Path | tuple[int, int]:
+def file_key(path: Path) -> Path | tuple[int, int]:
     """What ``path`` is: an existing file by device and inode (so that a hard link is the file
     it links to), another by its resolved path."""
     try:
