@@ -130,3 +130,17 @@ def test_a_hard_link_is_the_file_it_links_to(
     with pytest.raises(ArgumentError) as info:
         check_paths(paths, {k: [Path(v) for v in vs] for k, vs in read.items()})
     assert info.value.argument == argument and "is also the" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["garbage\n", "[]\n", ""])
+def test_a_run_file_that_is_not_one_is_refused_on_resume(
+    tmp_path: Path, inputs: list[Path], text: str
+) -> None:
+    """It let a resumed run append rows under any settings, unchecked from then on."""
+    out = tmp_path / "out.jsonl"
+    run_file_path(out).write_text(text)
+    with pytest.raises(ArgumentError, match="is not a run file") as info:
+        check_run_file(out, SETTINGS, resume=True, inputs=inputs)
+    assert info.value.argument == "resume" and run_file_path(out).read_text() == text
+    check_run_file(out, SETTINGS, resume=False, inputs=inputs)  # --overwrite starts again
+    check_run_file(out, SETTINGS, resume=True, inputs=inputs)

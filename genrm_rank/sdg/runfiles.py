@@ -148,13 +148,21 @@ def check_run_file(
     Raises
     ------
     ArgumentError
-        (``resume``) The output was written with other settings, or from another input.
+        (``resume``) The output was written with other settings, or from another input, or its
+        run file is not one.
     """
     path = run_file_path(output)
     if resume and path.exists():
         before = _read_json(path)
         if not isinstance(before, dict):
-            return
+            raise ArgumentError(
+                "resume",
+                ": {path} is not a run file (not a JSON object), so the settings {output} was "
+                "written with are unknown; pass {overwrite} to start again",
+                path=path,
+                output=output,
+                overwrite=ArgumentError.Setting("overwrite", True),
+            )
         before.pop(FROZEN_PROFILE_KEY, None)
         _check_input(output, before.pop("input", None), inputs, path)
         now = _flat(json.loads(json.dumps(settings)))
