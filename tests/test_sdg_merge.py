@@ -282,3 +282,14 @@ def test_a_shard_run_with_other_settings_is_refused(tmp_path: Path) -> None:
         r"than shard 0 \(spec.seed: 5 -> 6\)",
     ):
         merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path), overwrite=True)
+
+
+def test_an_input_named_as_the_merges_temporary_file_is_kept(tmp_path: Path) -> None:
+    """``m.jsonl.merging`` is where the merge writes ``m.jsonl``: a shard of that name was
+    emptied, then removed."""
+    shards = _shards(tmp_path)
+    shards[2]["out"] = shards[2]["out"].rename(tmp_path / "m.jsonl.merging")
+    before = shards[2]["out"].read_bytes()
+    with pytest.raises(ValueError, match=r"its temporary file .*m.jsonl.merging is an input"):
+        merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    assert shards[2]["out"].read_bytes() == before

@@ -207,6 +207,9 @@ def merge_shards(
         name: targets[name].with_name(targets[name].name + ".merging")
         for name in sorted(targets, key=lambda name: name == "out")
     }
+    for name, temp in temps.items():  # emptied, then renamed or removed: never an input
+        if temp.resolve() in sources:
+            raise ArgumentError(f"output[{name!r}]", f": its temporary file {temp} is an input.")
     handles: dict[str, IO[bytes]] = {}
     counts = RunCounters()
     seen = IdIndex()
