@@ -124,7 +124,9 @@ def write_report(
         for name, path in given.items()
     }
     for name, read in (("path", source), *sides.items()):
-        if target.resolve() == read.resolve():
+        if target.resolve() == read.resolve() or (
+            target.exists() and read.exists() and target.samefile(read)  # a hard link
+        ):
             raise ArgumentError(
                 "output", f"must not be a file the report reads ('{name}'), not {target}."
             )

@@ -117,6 +117,20 @@ def test_dash_names_no_path_for_the_errors(tmp_path: Path, monkeypatch: pytest.M
     assert given == [{"out": Path("-"), "errors": None, "rejected": None}]
 
 
+def test_dash_keeps_an_existing_errors_file_without_overwrite(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """-o - with --errors FILE emptied an existing FILE unasked (a file output refuses it)."""
+    write_rows(tmp_path / "in.jsonl", 2)
+    errors = tmp_path / "kept.jsonl"
+    errors.write_text('{"line": 9}\n')
+    argv = ["rank", tmp_path / "in.jsonl", "-o", "-", "--errors", errors, *SIMULATED]
+    assert run(*argv) == 2
+    assert "--overwrite" in capfd.readouterr().err and errors.read_text() == '{"line": 9}\n'
+    assert run(*argv, "--overwrite") == 0
+    assert len(capfd.readouterr().out.splitlines()) == 2 and errors.read_text() == ""
+
+
 def test_dash_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     # About 2 MB of rows, far past a pipe's buffer: the run is writing when the reader leaves.
     with open(tmp_path / "in.jsonl", "w") as handle:
@@ -182,6 +196,21 @@ def test_overwrite_empties_a_linked_output_in_place_and_keeps_the_link(tmp_path:
     ]
 
 
+def test_overwrite_of_an_output_hard_linked_to_the_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two names of one file: the run emptied its own input and exited 0 with no row."""
+    write_rows(tmp_path / "in.jsonl", 3)
+    before = (tmp_path / "in.jsonl").read_bytes()
+    os.link(tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    assert (
+        run("rank", tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl", *SIMULATED, "--overwrite")
+        == 2
+    )
+    assert "is also the IN file" in capsys.readouterr().err
+    assert (tmp_path / "in.jsonl").read_bytes() == before
+
+
 def test_prepare_output_refuses_a_second_writer_until_the_first_closes(tmp_path: Path) -> None:
     from genrm_rank.sdg import prepare_output
 
@@ -191,6 +220,9 @@ def test_prepare_output_refuses_a_second_writer_until_the_first_closes(tmp_path:
         prepare_output(paths, resume=True)
     first.close()
     prepare_output(paths, resume=True).close()
+    os.link(paths["out"], tmp_path / "linked.jsonl")  # one file, two names: written twice
+    with pytest.raises(ValueError, match="names one file twice"):
+        prepare_output({"out": paths["out"], "errors": tmp_path / "linked.jsonl"})
 
 
 # -- resume from the same input only --------------------------------------------------------
@@ -289,6 +321,11 @@ def test_report_keeps_an_existing_file_that_is_not_a_report(
     assert run("report", out) == 0  # its own report is rewritten
     assert run("report", out, "-o", notes, "--overwrite") == 0
     assert "genrm-rank report" in notes.read_text()
+    before = out.read_bytes()
+    os.link(out, tmp_path / "view.html")  # the output under another name: never written over
+    assert run("report", out, "-o", tmp_path / "view.html", "--overwrite") == 2
+    assert "must not be a file the report reads ('path')" in capsys.readouterr().err
+    assert out.read_bytes() == before
 
 
 # -- inputs that are not regular files -------------------------------------------------------
@@ -341,6 +378,29 @@ def test_a_full_disk_exits_resumable_and_resume_completes(
     assert out.read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
     errors = (tmp_path / "out.errors.jsonl").read_bytes()
     assert errors == (tmp_path / "ref.errors.jsonl").read_bytes()
+
+
+def test_a_full_disk_before_the_first_row_exits_resumable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk is full when the run file is written: exit 5 (it was a traceback, exit 1,
+    which says some rows failed), and the rerun with --resume completes."""
+    from genrm_rank.sdg import runfiles
+
+    write_rows(tmp_path / "in.jsonl", 3)
+    argv = ["rank", tmp_path / "in.jsonl", *SIMULATED, "-o", tmp_path / "out.jsonl"]
+    real = runfiles.write_atomically
+
+    def full(path: Path, data: bytes, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(runfiles, "write_atomically", full)
+    assert run(*argv) == EXIT_NO_SPACE
+    err = capsys.readouterr().err
+    assert "no space left on the device (" in err and "out.run.json" in err
+    monkeypatch.setattr(runfiles, "write_atomically", real)
+    assert run(*argv, "--resume") == 0
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
 
 
 def test_a_full_cache_exits_resumable_and_resume_completes(

@@ -264,3 +264,32 @@ def test_cli_reports_a_refused_merge_as_a_usage_error(
     argv = ["merge", str(tmp_path / "in.jsonl"), *(str(s["out"]) for s in shards[:2])]
     assert main([*argv, "-o", str(tmp_path / "m.jsonl")]) == 2
     assert "genrm-rank merge: error: argument SHARD.jsonl: shard 0" in capsys.readouterr().err
+
+
+def test_a_shard_run_with_other_settings_is_refused(tmp_path: Path) -> None:
+    """Shard 1 ran with another seed: its rows merged silently into a file that is no single
+    run's output. Its run file says so, and a shard without one (the library's) is not held."""
+    shards = _shards(tmp_path)
+    shards[1]["out"].with_name("shard1.run.json").unlink()
+    merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))  # no run file: not compared
+    assert _run(tmp_path, "rank", "shard1", "--shard", "1/3", "--seed", "6", "--overwrite") in (
+        0,
+        1,
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"shard 1 \(.*shard1.jsonl\) was run with other settings "
+        r"than shard 0 \(spec.seed: 5 -> 6\)",
+    ):
+        merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path), overwrite=True)
+
+
+def test_an_input_named_as_the_merges_temporary_file_is_kept(tmp_path: Path) -> None:
+    """``m.jsonl.merging`` is where the merge writes ``m.jsonl``: a shard of that name was
+    emptied, then removed."""
+    shards = _shards(tmp_path)
+    shards[2]["out"] = shards[2]["out"].rename(tmp_path / "m.jsonl.merging")
+    before = shards[2]["out"].read_bytes()
+    with pytest.raises(ValueError, match=r"its temporary file .*m.jsonl.merging is an input"):
+        merge_shards(tmp_path / "in.jsonl", shards, _out(tmp_path))
+    assert shards[2]["out"].read_bytes() == before

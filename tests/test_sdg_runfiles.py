@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,43 @@ def test_a_run_file_with_a_spec_field_renamed_since_resumes(
     off = {"format": "full", "spec": {"strategy": "knockout", "fit_position_bias": False}}
     with pytest.raises(ArgumentError, match=r"spec\.fit_position_bias: True -> False"):
         check_run_file(out, off, resume=True, inputs=inputs)
+
+
+@pytest.mark.parametrize(
+    ("written", "read", "argument"),
+    [
+        ({"output": "out.jsonl"}, {"input": ["in.jsonl"]}, "output"),
+        ({"output": "o.jsonl", "errors": "out.jsonl"}, {}, "errors"),
+    ],
+)
+def test_a_hard_link_is_the_file_it_links_to(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    written: dict[str, str],
+    read: dict[str, list[str]],
+    argument: str,
+) -> None:
+    """``out.jsonl`` and ``in.jsonl`` are one file under two names: ``overwrite`` would have
+    emptied the input."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    os.link(tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    os.link(tmp_path / "in.jsonl", tmp_path / "o.jsonl")
+    paths = {k: Path(v) for k, v in written.items()}
+    with pytest.raises(ArgumentError) as info:
+        check_paths(paths, {k: [Path(v) for v in vs] for k, vs in read.items()})
+    assert info.value.argument == argument and "is also the" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["garbage\n", "[]\n", ""])
+def test_a_run_file_that_is_not_one_is_refused_on_resume(
+    tmp_path: Path, inputs: list[Path], text: str
+) -> None:
+    """It let a resumed run append rows under any settings, unchecked from then on."""
+    out = tmp_path / "out.jsonl"
+    run_file_path(out).write_text(text)
+    with pytest.raises(ArgumentError, match="is not a run file") as info:
+        check_run_file(out, SETTINGS, resume=True, inputs=inputs)
+    assert info.value.argument == "resume" and run_file_path(out).read_text() == text
+    check_run_file(out, SETTINGS, resume=False, inputs=inputs)  # --overwrite starts again
+    check_run_file(out, SETTINGS, resume=True, inputs=inputs)

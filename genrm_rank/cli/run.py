@@ -299,6 +299,20 @@ def run_file_command(
     leaderboard's): written afresh, never resumed. The summary goes to ``out_stream``, by
     default the standard error of the moment of the call.
     """
+    try:
+        return _run_file(args, formatter_for, grouped, rejected_default, output, out_stream)
+    except OSError as exc:  # a full disk before or after the rows (the run file, the summary)
+        return _write_failed(args, exc, to_stdout=str(output or args.output) == STDOUT)
+
+
+def _run_file(
+    args: argparse.Namespace,
+    formatter_for: Callable[[bool], Formatter],
+    grouped: bool,
+    rejected_default: bool,
+    output: Path | None,
+    out_stream: TextIO | None,
+) -> int:
     source = input_source(args)
     layout = first_row_layout(source, row_spec(args))
     if args.dry_run:
@@ -327,7 +341,7 @@ def run_file_command(
     files = prepare_output(
         paths,
         resume=args.resume and run_file is not None,
-        overwrite=args.overwrite or run_file is None,
+        overwrite=args.overwrite or output is not None,  # -o -: a named --errors is kept
         grouped=grouped,
         **given(args, "id_field", "fsync_interval"),
     )

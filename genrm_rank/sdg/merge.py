@@ -19,6 +19,7 @@ from genrm_rank.errors import ArgumentError
 from genrm_rank.sdg.inputs import open_input
 from genrm_rank.sdg.output import RunCounters, open_locked
 from genrm_rank.sdg.rows import IdIndex, id_key
+from genrm_rank.sdg.runfiles import changes, shard_settings
 from genrm_rank.textfiles import fsync_folder
 
 __all__ = ["merge_shards"]
@@ -114,6 +115,25 @@ def _shard_paths(
     return out
 
 
+def _check_settings(shards: Sequence[Mapping[str, Path | None]]) -> None:
+    """Refuse a shard whose run file records other settings than the first shard's that has one
+    (a shard without a run file, as the library writes it, is not checked)."""
+    first: tuple[int, dict[str, Any]] | None = None
+    for i, paths in enumerate(shards):
+        out = paths["out"]
+        settings = None if out is None else shard_settings(out)
+        if settings is None:
+            continue
+        if first is None:
+            first = i, settings
+        elif settings != first[1]:
+            raise ArgumentError(
+                "shards",
+                f": shard {i} ({out}) was run with other settings than shard {first[0]} "
+                f"({changes(first[1], settings)}); the merge would not be one run's output.",
+            )
+
+
 def merge_shards(
     input_path: str | os.PathLike[str],
     shards: Sequence[Mapping[str, str | os.PathLike[str] | None]],
@@ -150,10 +170,12 @@ def merge_shards(
     Raises
     ------
     ValueError
-        A shard that is incomplete, torn, from another input or another ``n``; a row id in two
-        shards; output files that exist without ``overwrite`` or that are also inputs.
+        A shard that is incomplete, torn, from another input or another ``n``, or run with other
+        settings (its ``OUT.run.json``); a row id in two shards; output files that exist
+        without ``overwrite`` or that are also inputs.
     """
     shard_paths = _shard_paths(shards)
+    _check_settings(shard_paths)
     n = len(shard_paths)
     if not isinstance(output, Mapping) or output.get("out") is None or output.get("errors") is None:
         raise TypeError(
@@ -185,6 +207,9 @@ def merge_shards(
         name: targets[name].with_name(targets[name].name + ".merging")
         for name in sorted(targets, key=lambda name: name == "out")
     }
+    for name, temp in temps.items():  # emptied, then renamed or removed: never an input
+        if temp.resolve() in sources:
+            raise ArgumentError(f"output[{name!r}]", f": its temporary file {temp} is an input.")
     handles: dict[str, IO[bytes]] = {}
     counts = RunCounters()
     seen = IdIndex()

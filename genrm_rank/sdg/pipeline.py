@@ -57,6 +57,7 @@ from genrm_rank.sdg.output import (
     recover,
 )
 from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec
+from genrm_rank.sdg.runfiles import file_key
 from genrm_rank.spec import RankSpec
 
 __all__ = [
@@ -184,7 +185,7 @@ def prepare_output(
             f"{' with resume' if resume else ''}.",
         )
     real = {name: Path(p) for name, p in paths.items() if p is not None and name not in streams}
-    if len({p.resolve() for p in real.values()}) != len(real):
+    if len({file_key(p) for p in real.values()}) != len(real):  # a hard link included
         raise ArgumentError("paths", "names one file twice; each output must differ.")
     for name, p in real.items():
         if not p.parent.is_dir():

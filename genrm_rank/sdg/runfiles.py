@@ -23,12 +23,15 @@ from genrm_rank.textfiles import write_atomically
 __all__ = [
     "FROZEN_PROFILE_KEY",
     "IDENTITY_BYTES",
+    "changes",
     "check_paths",
     "check_run_file",
+    "file_key",
     "frozen_profile",
     "input_identity",
     "record_frozen_profile",
     "run_file_path",
+    "shard_settings",
 ]
 
 FROZEN_PROFILE_KEY = "judge_profile_frozen"
@@ -50,20 +53,20 @@ def check_paths(
     Raises
     ------
     ArgumentError
-        (the written argument) A path written twice, or also read; in a folder that does not
-        exist or cannot be written.
+        (the written argument) A path (or a hard link to it) written twice, or also read; in a
+        folder that does not exist or cannot be written.
     """
 
-    sources: dict[Path, str] = {}
+    sources: dict[Path | tuple[int, int], str] = {}
     for name, paths in read.items():
         for path in paths:
             if path is not None and str(path) != STDIN and path.exists():
-                sources.setdefault(path.resolve(), name)
-    targets: dict[Path, str] = {}
+                sources.setdefault(file_key(path), name)
+    targets: dict[Path | tuple[int, int], str] = {}
     for name, path in written.items():
         if path is None or str(path) == STDOUT or is_stream(path):
             continue
-        key = path.resolve()
+        key = file_key(path)
         clash = sources.get(key) or targets.get(key)
         if clash is not None:
             why = (
@@ -81,6 +84,16 @@ def check_paths(
             raise ArgumentError(name, f": directory {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise ArgumentError(name, f": directory {parent} is not writable")
+
+
+def file_key(path: Path) -> Path | tuple[int, int]:
+    """What ``path`` is: an existing file by device and inode (so that a hard link is the file
+    it links to), another by its resolved path."""
+    try:
+        found = path.stat()
+    except OSError:
+        return path.resolve()
+    return found.st_dev, found.st_ino
 
 
 def run_file_path(output: Path) -> Path:
@@ -135,24 +148,28 @@ def check_run_file(
     Raises
     ------
     ArgumentError
-        (``resume``) The output was written with other settings, or from another input.
+        (``resume``) The output was written with other settings, or from another input, or its
+        run file is not one.
     """
     path = run_file_path(output)
     if resume and path.exists():
         before = _read_json(path)
         if not isinstance(before, dict):
-            return
+            raise ArgumentError(
+                "resume",
+                ": {path} is not a run file (not a JSON object), so the settings {output} was "
+                "written with are unknown; pass {overwrite} to start again",
+                path=path,
+                output=output,
+                overwrite=ArgumentError.Setting("overwrite", True),
+            )
         before.pop(FROZEN_PROFILE_KEY, None)
         _check_input(output, before.pop("input", None), inputs, path)
         now = _flat(json.loads(json.dumps(settings)))
         now = {k: v for k, v in now.items() if k not in found or k in before}
         then = _flat(before)
         if then != now:
-            changed = "; ".join(
-                f"{k}: {then.get(k)!r} -> {now.get(k)!r}"
-                for k in sorted(set(then) | set(now))
-                if then.get(k) != now.get(k)
-            )
+            changed = changes(then, now)
             raise ArgumentError(
                 "resume",
                 ": {output} was written with other settings ({changed}); resume with the same "
@@ -164,6 +181,25 @@ def check_run_file(
             )
         return
     _write_json(path, {**settings, "input": input_identity(inputs)})
+
+
+def changes(then: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """The settings that differ, as ``key: old -> new``, joined by ``; ``."""
+    keys = sorted(set(then) | set(now))
+    return "; ".join(
+        f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in keys if then.get(k) != now.get(k)
+    )
+
+
+def shard_settings(output: Path) -> dict[str, Any] | None:
+    """The settings ``output``'s run file records, but its shard and input (``None``: no run
+    file, or not one): what every shard of one run shares."""
+    data = _read_json(run_file_path(output))
+    if not isinstance(data, dict):
+        return None
+    for key in ("shard", "input", FROZEN_PROFILE_KEY):
+        data.pop(key, None)
+    return _flat(data)
 
 
 def frozen_profile(output: Path) -> JudgeProfile | None:
