@@ -71,15 +71,6 @@ def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
 
     @functools.wraps(afunc)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # no loop running: the one place a fresh loop may start
-            pass
-        else:
-            raise RuntimeError(
-                f"{name}() cannot run inside a running event loop; use "
-                f"'await {afunc.__name__}(...)' instead."
-            )
         judge = kwargs.get("judge")
 
         async def main() -> T:
@@ -90,7 +81,14 @@ def _sync_twin(afunc: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
                 if release is not None:
                     await release()
 
-        return asyncio.run(main())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop running: the one place a fresh loop may start
+            return asyncio.run(main())
+        raise RuntimeError(
+            f"{name}() cannot run inside a running event loop; use "
+            f"'await {afunc.__name__}(...)' instead."
+        )
 
     run.__name__ = run.__qualname__ = name
     signature = inspect.signature(afunc)
