@@ -50,7 +50,7 @@ from genrm_rank.verdict import (
     Verdict,
 )
 
-__all__ = ["NO_REASONING", "parse_verdict", "split_reasoning"]
+__all__ = ["NO_REASONING", "parse_verdict", "resolve_thinking", "split_reasoning"]
 
 NO_REASONING = "no reasoning field and no </think>"
 """The words of a failure whose answer held no reasoning, which
@@ -87,6 +87,22 @@ def _json_spans(text: str) -> Iterator[tuple[Any, int, int]]:
 
 def _strip_think_open(reasoning: str) -> str:
     return reasoning.strip().removeprefix(_THINK_OPEN).strip()
+
+
+def resolve_thinking(thinking: bool | None, chat_template_kwargs: object) -> tuple[bool, bool]:
+    """Whether a judge thinks, and whether that goes against its chat template's kwargs.
+
+    ``thinking`` when given, else what the kwargs say (``enable_thinking`` or ``thinking``
+    ``False`` turn it off). The second value is true when ``thinking`` was given against the
+    kwargs: the same answers are then read another way, so a cache keys them apart.
+
+    >>> resolve_thinking(None, {"enable_thinking": False}), resolve_thinking(False, None)
+    ((False, False), (False, True))
+    """
+    kwargs = chat_template_kwargs if isinstance(chat_template_kwargs, Mapping) else {}
+    off = kwargs.get("enable_thinking") is False or kwargs.get("thinking") is False
+    resolved = (not off) if thinking is None else thinking
+    return resolved, resolved == off
 
 
 def split_reasoning(content: str) -> list[tuple[str | None, str]]:

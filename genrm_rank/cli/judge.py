@@ -89,11 +89,7 @@ def make_judge(args: argparse.Namespace, *, cache_path: Path | None = None) -> J
         namespace.update(max_tokens=args.max_new_tokens, extra_body=args.extra_body or {})
     setup = JudgeSetup(judge, judge, namespace)
     if cache_path is not None:
-        kwargs = (args.extra_body or {}).get("chat_template_kwargs")
-        body_off = isinstance(kwargs, dict) and any(
-            kwargs.get(name) is False for name in ("enable_thinking", "thinking")
-        )
-        if kind != "simulated" and judge.thinking == body_off:
+        if getattr(judge, "thinking_given", False):
             # --no-thinking reads the same answers another way: its verdicts get keys of their
             # own (left out otherwise, so that the caches written before still answer)
             namespace = {**namespace, "thinking": judge.thinking}

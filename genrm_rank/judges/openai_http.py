@@ -55,7 +55,7 @@ from genrm_rank.judges.transport import (
     Transport,
     TransportError,
 )
-from genrm_rank.parsing import parse_verdict
+from genrm_rank.parsing import parse_verdict, resolve_thinking
 from genrm_rank.redaction import MASK, redact, redact_url
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
@@ -298,7 +298,8 @@ class OpenAIJudge:
         ...); its keys override the sampling parameters.
     thinking : bool, optional
         Whether the model thinks before it answers (:func:`~genrm_rank.parsing.parse_verdict`).
-        Default: ``True``, unless ``extra_body``'s ``chat_template_kwargs`` turn thinking off.
+        Default: ``True``, unless ``extra_body``'s ``chat_template_kwargs`` turn thinking off. As
+        :func:`~genrm_rank.parsing.resolve_thinking` (``thinking_given``: set against them).
     template_token_allowance : int
         Tokens allowed for the chat template's own text in :meth:`call_token_bound`.
     timeout : float
@@ -376,11 +377,9 @@ class OpenAIJudge:
             raise ArgumentError("verify_tls", "applies to the default transport only.")
         self.temperature = float(temperature)
         self.top_p = float(top_p)
-        kwargs = self.extra_body.get("chat_template_kwargs")
-        thinking_off = isinstance(kwargs, Mapping) and (
-            kwargs.get("enable_thinking") is False or kwargs.get("thinking") is False
+        self.thinking, self.thinking_given = resolve_thinking(
+            thinking, self.extra_body.get("chat_template_kwargs")
         )
-        self.thinking: bool = (not thinking_off) if thinking is None else thinking
         self.verify_tls = verify_tls
         self.down_timeout = self.health.down_after(self.retries)
         self._transport: Transport = transport

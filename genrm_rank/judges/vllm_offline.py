@@ -25,7 +25,7 @@ from typing import Any
 
 from genrm_rank import validate as check
 from genrm_rank.judges.base import PairRequest
-from genrm_rank.parsing import parse_verdict
+from genrm_rank.parsing import parse_verdict, resolve_thinking
 from genrm_rank.verdict import FailureKind, Usage, Verdict
 
 __all__ = ["VLLMOfflineJudge"]
@@ -164,12 +164,9 @@ class VLLMOfflineJudge:
             dict(chat_template_kwargs) if chat_template_kwargs is not None else None
         )
         self.template_token_allowance = template_token_allowance
-        kwargs = self.chat_template_kwargs or {}
-        thinking_off = kwargs.get("enable_thinking") is False or kwargs.get("thinking") is False
         if thinking is not None and not isinstance(thinking, bool):
             raise TypeError(f"Argument 'thinking' must be a bool or None, not {thinking!r}.")
-        self.thinking: bool = (not thinking_off) if thinking is None else thinking
-        self._thinking_given = self.thinking == thinking_off  # other than the kwargs say
+        self.thinking, self.thinking_given = resolve_thinking(thinking, self.chat_template_kwargs)
         make = sampling_params_type or _default_sampling_params_type()
         options = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": max_tokens}
         options |= self.sampling_options
@@ -205,7 +202,7 @@ class VLLMOfflineJudge:
             "sampling_options": self.sampling_options,
             "chat_template_kwargs": self.chat_template_kwargs or {},
             # answers read another way (thinking given against the kwargs): keys of their own
-            **({"thinking": self.thinking} if self._thinking_given else {}),
+            **({"thinking": self.thinking} if self.thinking_given else {}),
         }
 
     def call_token_bound(self, request: PairRequest) -> int:
