@@ -28,11 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from genrm_rank import validate as check
-from genrm_rank.errors import ArgumentError
+from genrm_rank.errors import ArgumentError, JudgeConfigurationError
 from genrm_rank.judges.base import PairRequest
 from genrm_rank.verdict import Verdict, verdict_from_dict, verdict_to_dict
 
-_SQLITE_FULL = 13
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+
+
+def _is_locked(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock (busy or locked)."""
+    return (getattr(err, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
 
 __all__ = [
     "NETWORK_FILESYSTEMS",
@@ -294,7 +300,7 @@ class VerdictCache:
                     conn.execute(set_meta, ("protocol_version", str(PROTOCOL_VERSION)))
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as err:
-            if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+            if _is_locked(err):
                 raise
             raise ArgumentError(
                 "path", f"must be a verdict cache or a new file, not {self.path!r} ({err})."
@@ -316,6 +322,26 @@ class VerdictCache:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._conn is None
+
+    @contextlib.contextmanager
+    def intact(self) -> Iterator[None]:
+        """Reads and writes of a run: a damaged file (found when a page is read), or one another
+        process keeps locked past the busy timeout, ends the run with a clear
+        :class:`~genrm_rank.errors.JudgeConfigurationError` naming it."""
+        try:
+            yield
+        except sqlite3.DatabaseError as err:
+            if _is_locked(err):
+                raise JudgeConfigurationError(
+                    f"The verdict cache {self.path!r} stayed locked by another process past its "
+                    f"timeout ({err}): a 'cache merge' into it, say; run again once it is done."
+                ) from err
+            if isinstance(err, sqlite3.OperationalError):  # I/O, full: not the file's content
+                raise
+            raise JudgeConfigurationError(
+                f"The verdict cache {self.path!r} is damaged ({err}); move it aside and run "
+                "again with a new cache, which pays for its verdicts anew."
+            ) from err
 
     def get(self, key: str) -> Verdict | None:
         """The verdict stored under ``key``, or ``None``; counts a hit or a miss."""

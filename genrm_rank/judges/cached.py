@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import json
-import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
 from genrm_rank import validate as check
 from genrm_rank.cache import VerdictCache, _canonical_namespace, _key_from_canonical
-from genrm_rank.errors import JudgeConfigurationError
 from genrm_rank.judges.base import BatchJudge, Judge, PairRequest, judge_many
 from genrm_rank.verdict import FailureKind, Verdict
 
@@ -22,26 +19,6 @@ __all__ = ["CachedBatchJudge", "CachedJudge"]
 
 _NOT_STORED = frozenset({FailureKind.REJECTED, FailureKind.UNAVAILABLE})
 """Failures that are a server's refusal or silence, not the model's answer: never stored."""
-
-
-@contextlib.contextmanager
-def _intact(cache: VerdictCache) -> Iterator[None]:
-    """A damaged cache file (found when a page is read), or one another process keeps locked
-    past the busy timeout, ends the run with a clear error."""
-    try:
-        yield
-    except sqlite3.DatabaseError as err:
-        if "locked" in str(err):
-            raise JudgeConfigurationError(
-                f"The verdict cache {cache.path!r} stayed locked by another process past its "
-                f"timeout ({err}): a 'cache merge' into it, say; run again once it is done."
-            ) from err
-        if isinstance(err, sqlite3.OperationalError):  # I/O, full: not the file's content
-            raise
-        raise JudgeConfigurationError(
-            f"The verdict cache {cache.path!r} is damaged ({err}); move it aside and run again "
-            "with a new cache, which pays for its verdicts anew."
-        ) from err
 
 
 class CachedJudge:
@@ -155,7 +132,7 @@ class CachedJudge:
             if pending is not None:
                 waiting.append((i, pending))
                 continue
-            with _intact(self.cache):
+            with self.cache.intact():
                 stored = self.cache.get(key)
             if stored is not None:
                 results[i] = self._hit(stored)
@@ -169,7 +146,7 @@ class CachedJudge:
                 fresh = list(await send([requests[indices[0]] for indices in owned.values()]))
                 storable = [n for n, v in enumerate(fresh) if v.failure not in _NOT_STORED]
                 keys_owned = list(owned)
-                with _intact(self.cache):
+                with self.cache.intact():
                     held = self.cache._put_first((keys_owned[n], fresh[n]) for n in storable)
                 for n, stored in zip(storable, held, strict=True):
                     fresh[n] = self._adopt(fresh[n], stored)
