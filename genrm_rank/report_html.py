@@ -30,6 +30,7 @@ from typing import Any
 from genrm_rank import validate as check
 from genrm_rank.errors import ArgumentError
 from genrm_rank.sdg.output import sidecar_path
+from genrm_rank.textfiles import file_key
 
 __all__ = ["read_rows", "render_report", "write_report"]
 
@@ -124,9 +125,7 @@ def write_report(
         for name, path in given.items()
     }
     for name, read in (("path", source), *sides.items()):
-        if target.resolve() == read.resolve() or (
-            target.exists() and read.exists() and target.samefile(read)  # a hard link
-        ):
+        if file_key(target) == file_key(read):  # a link or hard link included
             raise ArgumentError(
                 "output", f"must not be a file the report reads ('{name}'), not {target}."
             )

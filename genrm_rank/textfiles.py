@@ -12,6 +12,7 @@ from typing import IO, TextIO
 
 __all__ = [
     "decompressed",
+    "file_key",
     "first_bytes",
     "fsync_folder",
     "open_text",
@@ -91,3 +92,13 @@ def fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def file_key(path: Path) -> Path | tuple[int, int]:
+    """What ``path`` is: an existing file by device and inode (so that a hard link is the file
+    it links to), another by its resolved path."""
+    try:
+        found = path.stat()
+    except OSError:
+        return path.resolve()
+    return found.st_dev, found.st_ino

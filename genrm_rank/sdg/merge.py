@@ -20,7 +20,7 @@ from genrm_rank.sdg.inputs import open_input
 from genrm_rank.sdg.output import RunCounters, open_locked
 from genrm_rank.sdg.rows import IdIndex, id_key
 from genrm_rank.sdg.runfiles import changes, shard_settings
-from genrm_rank.textfiles import fsync_folder
+from genrm_rank.textfiles import file_key, fsync_folder
 
 __all__ = ["merge_shards"]
 
@@ -184,13 +184,13 @@ def merge_shards(
     targets = {k: Path(v) for k, v in output.items() if v is not None}
     if unknown := set(targets) - set(_SINKS):
         raise ArgumentError("output", f"has unknown keys {sorted(unknown)}.")
-    sources = {Path(input_path).resolve()} | {
-        p.resolve() for paths in shard_paths for p in paths.values() if p is not None
+    sources = {file_key(Path(input_path))} | {
+        file_key(p) for paths in shard_paths for p in paths.values() if p is not None
     }
     for name, path in targets.items():
-        if path.resolve() in sources:
+        if file_key(path) in sources:
             raise ArgumentError(f"output[{name!r}]", f"is also an input: {path}.")
-    if len({p.resolve() for p in targets.values()}) != len(targets):
+    if len({file_key(p) for p in targets.values()}) != len(targets):
         raise ArgumentError("output", "names one file twice; each output must differ.")
 
     files = [
@@ -208,7 +208,7 @@ def merge_shards(
         for name in sorted(targets, key=lambda name: name == "out")
     }
     for name, temp in temps.items():  # emptied, then renamed or removed: never an input
-        if temp.resolve() in sources:
+        if file_key(temp) in sources:
             raise ArgumentError(f"output[{name!r}]", f": its temporary file {temp} is an input.")
     handles: dict[str, IO[bytes]] = {}
     counts = RunCounters()

@@ -57,8 +57,8 @@ from genrm_rank.sdg.output import (
     recover,
 )
 from genrm_rank.sdg.rows import IdIndex, Row, RowError, RowReader, RowSpec
-from genrm_rank.sdg.runfiles import file_key
 from genrm_rank.spec import RankSpec
+from genrm_rank.textfiles import file_key
 
 __all__ = [
     "FIELD_CHECK_ROWS",

@@ -18,7 +18,7 @@ from genrm_rank.judge_profile import JudgeProfile
 from genrm_rank.sdg.inputs import STDIN
 from genrm_rank.sdg.output import STDOUT, is_stream, sidecar_path
 from genrm_rank.spec import renamed_fields
-from genrm_rank.textfiles import write_atomically
+from genrm_rank.textfiles import file_key, write_atomically
 
 __all__ = [
     "FROZEN_PROFILE_KEY",
@@ -26,7 +26,6 @@ __all__ = [
     "changes",
     "check_paths",
     "check_run_file",
-    "file_key",
     "frozen_profile",
     "input_identity",
     "record_frozen_profile",
@@ -84,16 +83,6 @@ def check_paths(
             raise ArgumentError(name, f": directory {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise ArgumentError(name, f": directory {parent} is not writable")
-
-
-def file_key(path: Path) -> Path | tuple[int, int]:
-    """What ``path`` is: an existing file by device and inode (so that a hard link is the file
-    it links to), another by its resolved path."""
-    try:
-        found = path.stat()
-    except OSError:
-        return path.resolve()
-    return found.st_dev, found.st_ino
 
 
 def run_file_path(output: Path) -> Path:
